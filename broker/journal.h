@@ -1,0 +1,130 @@
+/* The broker's journal: append-only segments plus snapshots, group commit.
+ *
+ * Every state change of the broker is a record body (proto/record.h) that
+ * the core appends here while it holds its lock, so the order of records is
+ * the order of changes. A reply that reports a change is released only once
+ * the record is durable under the fsync policy (journal_when_durable).
+ *
+ * On disk, in the data directory:
+ *   journal-<seq>.log     segments, <seq> a 16-digit zero-padded number
+ *   snapshot-<seq>.snap   the whole live state as of the start of segment
+ *                         <seq>, written by compaction; replay starts at the
+ *                         newest complete snapshot and then reads segments
+ *                         >= <seq> in order.
+ * The byte layout of files and records is described at the top of
+ * journal.c. */
+#ifndef JM_BROKER_JOURNAL_H
+#define JM_BROKER_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "err.h"
+
+enum journal_fsync {
+	JOURNAL_FSYNC_ALWAYS,   /* each record written and synced on its own */
+	JOURNAL_FSYNC_BATCH,    /* group commit: one fdatasync covers all records
+				   appended while the previous one ran */
+	JOURNAL_FSYNC_EVERYSEC, /* replies after write(2); fdatasync once a second */
+	JOURNAL_FSYNC_OFF,      /* replies after write(2); the OS syncs */
+};
+
+/* "always", "batch", "everysec", "off"; 0 or JM_EINVAL. */
+int journal_fsync_parse(const char *text, enum journal_fsync *out);
+const char *journal_fsync_name(enum journal_fsync policy);
+
+/* Fault-injection seams for tests: default write(2) and fdatasync(2). */
+struct journal_io {
+	ssize_t (*write)(int fd, const void *buf, size_t len);
+	int (*sync)(int fd);
+};
+
+struct journal_options {
+	const char *dir;          /* created if missing */
+	enum journal_fsync fsync;
+	bool repair;              /* truncate at mid-journal damage instead of
+				     refusing to start */
+	bool read_only;           /* for --check-journal: never write or truncate */
+	const struct journal_io *io; /* NULL: the real calls */
+};
+
+struct journal;
+
+int journal_open(struct journal **out, const struct journal_options *opts, struct jm_err *err);
+/* Stops the writer after making everything appended durable (bounded: a
+ * write that keeps failing is given up after a few seconds, and its pending
+ * callbacks get JM_ECLOSED). Accepts NULL. */
+void journal_close(struct journal *j);
+
+struct journal_replay_stats {
+	uint64_t records;
+	uint64_t bytes;
+	uint64_t torn_tail_offset; /* where a torn tail was cut, or 0 */
+	uint64_t torn_tail_bytes;  /* how many bytes were cut */
+	char torn_tail_file[64];
+};
+
+/* Called per record in order. offset is the record's byte offset in file.
+ * A nonzero return stops the replay and is returned by journal_replay. */
+typedef int (*journal_apply_fn)(void *arg, const uint8_t *body, size_t len, const char *file,
+				uint64_t offset, struct jm_err *err);
+
+/* Reads the newest snapshot and every later segment, calling apply per
+ * record. A torn last record of the last segment is truncated (unless
+ * read_only) and reported in stats and in the log with file and offset.
+ * Damage anywhere else is JM_ECORRUPT with err naming file and offset,
+ * unless opts.repair, which truncates there and reports what was dropped.
+ * Call once, before journal_start. */
+int journal_replay(struct journal *j, journal_apply_fn apply, void *arg,
+		   struct journal_replay_stats *stats, struct jm_err *err);
+
+/* Starts the writer thread; appends are accepted only after this. */
+int journal_start(struct journal *j, struct jm_err *err);
+
+/* Copies body into the journal's buffer and assigns it the next sequence
+ * number (lsn), returned in *lsn. Thread-safe, never blocks on the disk.
+ * JM_ENOSPC (with err saying why) while writes are failing: the caller must
+ * then refuse the request and change nothing. */
+int journal_append(struct journal *j, const void *body, size_t len, uint64_t *lsn,
+		   struct jm_err *err);
+
+/* False while the last write failed and has not yet been retried
+ * successfully (disk full, I/O error); err says why. */
+bool journal_is_writable(struct journal *j, struct jm_err *err);
+
+/* status: 0 once durable, JM_ECLOSED if the journal closed first. */
+typedef void (*journal_durable_cb)(void *arg, int status);
+
+/* Calls cb(arg, 0) once every record up to lsn is durable under the policy
+ * (ALWAYS, BATCH: synced; EVERYSEC, OFF: written to the OS). It runs on the
+ * writer thread, or at once on the caller's thread if lsn is already
+ * durable, so cb must not take locks the appender holds. */
+void journal_when_durable(struct journal *j, uint64_t lsn, journal_durable_cb cb, void *arg);
+
+/* The lsn of the last durable record. */
+uint64_t journal_durable_lsn(struct journal *j);
+
+/* Bytes in segments written since the last snapshot, and the size of that
+ * snapshot: compaction is due when the first grows well past the second. */
+uint64_t journal_log_bytes(struct journal *j);
+uint64_t journal_snapshot_bytes(struct journal *j);
+
+/* Compaction, in three steps, without stopping service:
+ * 1. journal_rotate, called under the core lock: later appends go to a new
+ *    segment; returns the snapshot handle for that boundary.
+ * 2. journal_snapshot_append of the live state, in chunks, each chunk under
+ *    the core lock (records for jobs that changed after the rotation are
+ *    also in the new segment; replay applies them on top, which the core's
+ *    apply must tolerate: see broker/state.c).
+ * 3. journal_snapshot_commit: syncs, renames into place, and deletes the
+ *    segments and snapshots it replaces. Or journal_snapshot_abort. */
+struct journal_snapshot;
+int journal_rotate(struct journal *j, struct journal_snapshot **out, struct jm_err *err);
+int journal_snapshot_append(struct journal_snapshot *snap, const void *body, size_t len,
+			    struct jm_err *err);
+int journal_snapshot_commit(struct journal_snapshot *snap, struct jm_err *err);
+void journal_snapshot_abort(struct journal_snapshot *snap);
+
+#endif

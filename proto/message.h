@@ -1,0 +1,285 @@
+/* Wire messages between clients, workers and the broker.
+ *
+ * Every message is a msgpack array: [version, type, body], where body is an
+ * array whose fields are listed below in order, once. Decoders accept extra
+ * trailing fields (a newer peer may append) but never fewer.
+ *
+ * A decoded message borrows: strings and byte fields point into the buffer
+ * passed to proto_decode() or into the message's own zone, so the buffer
+ * must outlive the decoded message. proto_msg_fini() frees what the decode
+ * allocated. Names (queue, type, worker id) are copied into fixed arrays and
+ * NUL-terminated, already checked against PROTO_NAME_RULE.
+ *
+ * Nothing outside proto/ includes msgpack.h. */
+#ifndef JM_PROTO_MESSAGE_H
+#define JM_PROTO_MESSAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "err.h"
+#include "limits.h"
+
+enum proto_type {
+	PROTO_ERROR = 1,     /* reply: something was wrong with the request */
+	PROTO_SUBMIT = 2,    /* client: enqueue one or more jobs */
+	PROTO_SUBMITTED = 3, /* reply to SUBMIT: the new ids */
+	PROTO_FETCH = 4,     /* worker: lease up to max_jobs, wait up to wait_ms */
+	PROTO_JOBS = 5,      /* reply to FETCH: deliveries (maybe none) */
+	PROTO_ACK = 6,       /* worker: these leases completed with results */
+	PROTO_FAIL = 7,      /* worker: these leases failed */
+	PROTO_SETTLED = 8,   /* reply to ACK and FAIL: one code per item */
+	PROTO_STATUS = 9,    /* client: a job's state, no result */
+	PROTO_RESULT = 10,   /* client: a job's state with its result */
+	PROTO_WAIT = 11,     /* client: reply when the job is finished or timeout */
+	PROTO_JOB = 12,      /* reply to STATUS, RESULT, WAIT */
+	PROTO_STATS = 13,    /* client: per-queue counters */
+	PROTO_STATS_REPLY = 14,
+	PROTO_HEARTBEAT = 15,       /* worker: alive, holding these leases */
+	PROTO_HEARTBEAT_REPLY = 16, /* which of those leases to abandon */
+	PROTO_TYPE_MAX_ = 16,
+};
+
+enum proto_job_state {
+	PROTO_STATE_PENDING = 1,
+	PROTO_STATE_DELAYED = 2,
+	PROTO_STATE_ACTIVE = 3,
+	PROTO_STATE_COMPLETED = 4,
+	PROTO_STATE_FAILED = 5, /* dead-lettered */
+	PROTO_STATE_CANCELLED = 6,
+};
+
+/* "pending", "delayed", ...; "unknown" for anything else. */
+const char *proto_state_name(int state);
+
+struct proto_bytes {
+	const uint8_t *ptr; /* borrowed; NULL when len == 0 */
+	uint32_t len;
+};
+
+typedef char proto_name[PROTO_NAME_MAX + 1];
+
+/* ERROR: [code, message] */
+struct proto_error {
+	int32_t code; /* a JM_E... value */
+	struct proto_bytes message; /* UTF-8 text, not NUL-terminated */
+};
+
+/* One job of a SUBMIT: [queue, type, payload, priority, max_attempts,
+ * delay_ms, timeout_ms] */
+struct proto_job_spec {
+	proto_name queue;
+	proto_name type;
+	struct proto_bytes payload;
+	int32_t priority;      /* PROTO_PRIORITY_MIN..MAX, higher runs first */
+	uint32_t max_attempts; /* 0: the queue's default; else 1..PROTO_ATTEMPTS_MAX */
+	uint64_t delay_ms;     /* 0: ready now */
+	uint64_t timeout_ms;   /* run timeout per attempt; 0: the queue's default */
+};
+
+/* SUBMIT: [as_batch, [job_spec...]] (1..PROTO_JOBS_PER_MESSAGE_MAX jobs) */
+struct proto_submit {
+	bool as_batch;
+	uint32_t jobs_count;
+	struct proto_job_spec *jobs;
+};
+
+/* SUBMITTED: [batch_id, [job_id...]]; batch_id 0 when not a batch */
+struct proto_submitted {
+	uint64_t batch_id;
+	uint32_t ids_count;
+	uint64_t *ids;
+};
+
+/* FETCH: [worker_id, slot, [queue...], max_jobs, wait_ms]
+ * slot names one of the worker's concurrent fetchers: the broker keeps one
+ * parked fetch per (worker_id, slot), so a resent request replaces the
+ * stale copy instead of parking twice. */
+struct proto_fetch {
+	proto_name worker_id;
+	uint32_t slot;
+	uint32_t queues_count; /* 1..PROTO_QUEUES_PER_FETCH_MAX */
+	proto_name *queues;
+	uint32_t max_jobs;     /* 1..PROTO_JOBS_PER_MESSAGE_MAX */
+	uint32_t wait_ms;      /* 0: answer at once */
+};
+
+/* One delivery of JOBS: [job_id, lease, attempt, queue, type, payload,
+ * timeout_ms] */
+struct proto_delivery {
+	uint64_t job_id;
+	uint64_t lease;    /* grows with every delivery of this job */
+	uint32_t attempt;  /* 1 for the first attempt */
+	proto_name queue;
+	proto_name type;
+	struct proto_bytes payload;
+	uint64_t timeout_ms; /* the worker abandons the attempt past this */
+};
+
+/* JOBS: [[delivery...]] */
+struct proto_jobs {
+	uint32_t jobs_count;
+	struct proto_delivery *jobs;
+};
+
+/* One item of ACK: [job_id, lease, result] */
+struct proto_ack_item {
+	uint64_t job_id;
+	uint64_t lease;
+	struct proto_bytes result; /* at most PROTO_RESULT_MAX */
+};
+
+/* ACK: [worker_id, [ack_item...]] */
+struct proto_ack {
+	proto_name worker_id;
+	uint32_t items_count;
+	struct proto_ack_item *items;
+};
+
+/* One item of FAIL: [job_id, lease, error, permanent] */
+struct proto_fail_item {
+	uint64_t job_id;
+	uint64_t lease;
+	struct proto_bytes error; /* text, at most PROTO_ERROR_TEXT_MAX */
+	bool permanent;           /* true: no retry, straight to dead-letter */
+};
+
+/* FAIL: [worker_id, [fail_item...]] */
+struct proto_fail {
+	proto_name worker_id;
+	uint32_t items_count;
+	struct proto_fail_item *items;
+};
+
+/* SETTLED: [[code...]]: 0 or a JM_E... per item, in request order */
+struct proto_settled {
+	uint32_t codes_count;
+	int32_t *codes;
+};
+
+/* STATUS and RESULT: [job_id] */
+struct proto_job_ref {
+	uint64_t job_id;
+};
+
+/* WAIT: [job_id, timeout_ms] */
+struct proto_wait {
+	uint64_t job_id;
+	uint32_t timeout_ms;
+};
+
+/* JOB: [job_id, queue, type, state, priority, attempt, max_attempts,
+ *       created_us, updated_us, run_at_us, last_error, has_result, result]
+ * Times are wall-clock microseconds since the epoch. run_at_us is when a
+ * delayed job becomes ready (0 otherwise). result is empty unless the
+ * request was RESULT or WAIT and the job completed. */
+struct proto_job_info {
+	uint64_t job_id;
+	proto_name queue;
+	proto_name type;
+	uint32_t state; /* enum proto_job_state */
+	int32_t priority;
+	uint32_t attempt;
+	uint32_t max_attempts;
+	uint64_t created_us;
+	uint64_t updated_us;
+	uint64_t run_at_us;
+	struct proto_bytes last_error;
+	bool has_result;
+	struct proto_bytes result;
+};
+
+/* STATS: [] */
+
+/* One queue in STATS_REPLY: [name, pending, delayed, active, completed,
+ * failed] */
+struct proto_queue_stats {
+	proto_name name;
+	uint64_t pending;
+	uint64_t delayed;
+	uint64_t active;
+	uint64_t completed;
+	uint64_t failed;
+};
+
+/* STATS_REPLY: [[queue_stats...]] */
+struct proto_stats_reply {
+	uint32_t queues_count;
+	struct proto_queue_stats *queues;
+};
+
+/* HEARTBEAT: [worker_id, host, pid, concurrency, [queue...], [[job_id, lease]...]] */
+struct proto_lease_ref {
+	uint64_t job_id;
+	uint64_t lease;
+};
+
+struct proto_heartbeat {
+	proto_name worker_id;
+	struct proto_bytes host;
+	uint32_t pid;
+	uint32_t concurrency;
+	uint32_t queues_count;
+	proto_name *queues;
+	uint32_t leases_count;
+	struct proto_lease_ref *leases;
+};
+
+/* HEARTBEAT_REPLY: [[[job_id, lease]...]]: leases the worker must abandon
+ * (timed out, cancelled or superseded) */
+struct proto_heartbeat_reply {
+	uint32_t abandon_count;
+	struct proto_lease_ref *abandon;
+};
+
+struct proto_msg {
+	uint32_t version;
+	enum proto_type type;
+	union {
+		struct proto_error error;
+		struct proto_submit submit;
+		struct proto_submitted submitted;
+		struct proto_fetch fetch;
+		struct proto_jobs jobs;
+		struct proto_ack ack;
+		struct proto_fail fail;
+		struct proto_settled settled;
+		struct proto_job_ref job_ref; /* STATUS, RESULT */
+		struct proto_wait wait;
+		struct proto_job_info job;
+		struct proto_stats_reply stats_reply;
+		struct proto_heartbeat heartbeat;
+		struct proto_heartbeat_reply heartbeat_reply;
+	} u;
+	void *zone_; /* owned allocations of the decode; proto_msg_fini frees */
+};
+
+/* Decodes len bytes at buf into out. Validates the envelope, every field's
+ * type and range, names and sizes; never reads past buf + len, and checks
+ * every declared array/map/string length against the bytes left before
+ * anything is reserved. On error returns JM_EPROTO, JM_EVERSION, JM_ETOOBIG,
+ * JM_EBADNAME or JM_EINVAL with a message in err naming the field and what is
+ * allowed, and out needs no fini. On success call proto_msg_fini(out). */
+int proto_decode(const void *buf, size_t len, struct proto_msg *out, struct jm_err *err);
+
+/* Frees what proto_decode allocated; accepts a zeroed or NULL msg. */
+void proto_msg_fini(struct proto_msg *msg);
+
+/* Appends the encoding of msg (msg->type selects the union member; version
+ * is always PROTO_VERSION) to out. Returns 0, JM_ENOMEM, or JM_EINVAL for a
+ * message that would not pass proto_decode. */
+int proto_encode(const struct proto_msg *msg, struct jm_buf *out);
+
+/* Convenience: encodes an ERROR with a printf-style message. */
+int proto_encode_error(struct jm_buf *out, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* True when name matches PROTO_NAME_RULE. len excludes any NUL. */
+bool proto_name_is_valid(const char *name, size_t len);
+
+/* The protocol name of a message type ("submit", "fetch", ...). */
+const char *proto_type_name(int type);
+
+#endif

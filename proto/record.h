@@ -1,0 +1,131 @@
+/* Journal record bodies.
+ *
+ * The journal (broker/journal.c) frames each body with a length and a
+ * checksum; this file defines what is inside: a msgpack array
+ * [record_version, record_type, fields...]. Each record is one state change
+ * of the broker, and the broker applies the very same decoded record live
+ * and at replay, so the two can never disagree.
+ *
+ * A format change bumps PROTO_RECORD_VERSION and keeps the reader of the
+ * old version. Decoding has the same guarantees as proto_decode(). */
+#ifndef JM_PROTO_RECORD_H
+#define JM_PROTO_RECORD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "message.h"
+
+#define PROTO_RECORD_VERSION 1
+
+enum proto_record_type {
+	/* Whole job, as admitted or as a compaction snapshot: upsert. */
+	PROTO_REC_JOB = 1,
+	/* The job was delivered under a new lease. */
+	PROTO_REC_LEASE = 2,
+	/* An attempt ended (see enum proto_outcome). */
+	PROTO_REC_SETTLE = 3,
+	/* The job was cancelled before it finished. */
+	PROTO_REC_CANCEL = 4,
+	/* The job left retention: forget it. */
+	PROTO_REC_DROP = 5,
+	/* A dead-lettered job was put back to pending with fresh attempts. */
+	PROTO_REC_REVIVE = 6,
+	/* Id counters, written first by compaction so ids are never reused. */
+	PROTO_REC_META = 7,
+	PROTO_REC_TYPE_MAX_ = 7,
+};
+
+enum proto_outcome {
+	PROTO_OUTCOME_COMPLETED = 1, /* data is the result */
+	PROTO_OUTCOME_RETRY = 2,     /* data is the error; ready again at run_at_us */
+	PROTO_OUTCOME_DEAD = 3,      /* data is the error; dead-lettered */
+	PROTO_OUTCOME_RELEASED = 4,  /* handed back: requeued, attempt not counted */
+};
+
+/* JOB: [job_id, batch_id, queue, type, payload, priority, max_attempts,
+ *       timeout_ms, state, attempt, lease, created_us, updated_us,
+ *       run_at_us, worker_id, last_error, result] */
+struct proto_rec_job {
+	uint64_t job_id;
+	uint64_t batch_id; /* 0: not in a batch */
+	proto_name queue;
+	proto_name type;
+	struct proto_bytes payload;
+	int32_t priority;
+	uint32_t max_attempts;
+	uint64_t timeout_ms;
+	uint32_t state; /* enum proto_job_state */
+	uint32_t attempt;
+	uint64_t lease;
+	uint64_t created_us;
+	uint64_t updated_us;
+	uint64_t run_at_us;
+	proto_name worker_id; /* the lease holder while active, else "" */
+	struct proto_bytes last_error;
+	struct proto_bytes result;
+};
+
+/* LEASE: [job_id, lease, attempt, worker_id, at_us] */
+struct proto_rec_lease {
+	uint64_t job_id;
+	uint64_t lease;
+	uint32_t attempt;
+	proto_name worker_id;
+	uint64_t at_us;
+};
+
+/* SETTLE: [job_id, lease, outcome, at_us, run_at_us, data] */
+struct proto_rec_settle {
+	uint64_t job_id;
+	uint64_t lease;
+	uint32_t outcome; /* enum proto_outcome */
+	uint64_t at_us;
+	uint64_t run_at_us; /* RETRY and RELEASED: when the job is ready again */
+	struct proto_bytes data;
+};
+
+/* CANCEL, DROP: [job_id, at_us] */
+struct proto_rec_job_event {
+	uint64_t job_id;
+	uint64_t at_us;
+};
+
+/* REVIVE: [job_id, at_us, max_attempts] */
+struct proto_rec_revive {
+	uint64_t job_id;
+	uint64_t at_us;
+	uint32_t max_attempts;
+};
+
+/* META: [next_job_id, next_batch_id] */
+struct proto_rec_meta {
+	uint64_t next_job_id;
+	uint64_t next_batch_id;
+};
+
+struct proto_record {
+	uint32_t version;
+	enum proto_record_type type;
+	union {
+		struct proto_rec_job job;
+		struct proto_rec_lease lease;
+		struct proto_rec_settle settle;
+		struct proto_rec_job_event cancel;
+		struct proto_rec_job_event drop;
+		struct proto_rec_revive revive;
+		struct proto_rec_meta meta;
+	} u;
+	void *zone_;
+};
+
+/* Same contract as proto_decode / proto_msg_fini / proto_encode. */
+int proto_record_decode(const void *buf, size_t len, struct proto_record *out,
+			struct jm_err *err);
+void proto_record_fini(struct proto_record *rec);
+int proto_record_encode(const struct proto_record *rec, struct jm_buf *out);
+
+/* "job", "lease", ... for --check-journal output. */
+const char *proto_record_type_name(int type);
+
+#endif

@@ -1,0 +1,42 @@
+/* One request, one reply: the client side of the wire, shared by the client
+ * and worker SDKs.
+ *
+ * An rpc owns an NNG REQ socket dialled to the broker with reconnect
+ * backoff. NNG_OPT_REQ_RESENDTIME is disabled (a REQ that resends by itself
+ * after 60 s would park a fetch twice and lose the jobs handed to the stale
+ * copy); NNG_OPT_RECVMAXSZ is set to PROTO_MESSAGE_MAX. Every call opens its
+ * own nng_ctx, so calls from many threads run concurrently. */
+#ifndef JM_PROTO_RPC_H
+#define JM_PROTO_RPC_H
+
+#include <stdint.h>
+
+#include "err.h"
+#include "message.h"
+
+struct rpc;
+
+/* Dials url in the background (non-blocking). */
+int rpc_open(struct rpc **out, const char *url, struct jm_err *err);
+void rpc_close(struct rpc *rpc); /* accepts NULL */
+
+/* A reply: the decoded message borrows from the received NNG message that
+ * it keeps; rpc_reply_fini releases both. */
+struct rpc_reply {
+	struct proto_msg msg;
+	void *nng_msg_; /* nng_msg * */
+};
+void rpc_reply_fini(struct rpc_reply *reply); /* accepts zeroed */
+
+/* Sends req and waits up to timeout_ms for its reply. Returns 0 with *reply
+ * decoded, or: JM_ETIMEDOUT, JM_ETRANSPORT, a decode error; and if the broker
+ * answered with an ERROR message, that message's code, with its text in err
+ * (reply then needs no fini). */
+int rpc_call(struct rpc *rpc, const struct proto_msg *req, uint32_t timeout_ms,
+	     struct rpc_reply *reply, struct jm_err *err);
+
+/* Resolves the broker URL: explicit if non-NULL and non-empty, else
+ * $JOBMESH_BROKER, else "tcp://127.0.0.1:7400". */
+const char *rpc_broker_url(const char *explicit_url);
+
+#endif

@@ -1,0 +1,74 @@
+/* The jobmesh worker SDK: register a C handler per job type and run.
+ *
+ * jm_worker_run() starts `concurrency` fetch loops on one connection; each
+ * leases a job, runs its handler on that thread, and acknowledges the
+ * outcome under the job's lease. A heartbeat thread tells the broker the
+ * worker is alive and which leases it holds, and learns which ones to
+ * abandon (run timeout passed). */
+#ifndef JOBMESH_WORKER_H
+#define JOBMESH_WORKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jobmesh/error.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct jm_worker jm_worker;
+typedef struct jm_job jm_job; /* valid only during the handler call */
+
+/* What a handler returns. */
+enum jm_handler_outcome {
+	JM_HANDLER_OK = 0,        /* completed; the result is what was set */
+	JM_HANDLER_RETRY = 1,     /* failed; retry with backoff if attempts remain */
+	JM_HANDLER_PERMANENT = 2, /* failed; never retry, dead-letter now */
+};
+
+typedef int (*jm_handler_fn)(jm_job *job, void *arg);
+
+typedef struct jm_worker_options {
+	const char *broker_url;      /* NULL: $JOBMESH_BROKER or the default */
+	const char *worker_id;       /* NULL: "<host>-<pid>" */
+	const char *const *queues;   /* queues to fetch from, in priority order */
+	size_t queues_count;
+	unsigned concurrency;        /* jobs run at once; 0 means 1 */
+	uint32_t heartbeat_ms;       /* 0: 1000 */
+	uint32_t drain_timeout_ms;   /* 0: 30000 */
+} jm_worker_options;
+
+int jm_worker_new(jm_worker **out, const jm_worker_options *opts);
+/* Registers fn for jobs of type; a job of an unregistered type fails
+ * permanently with a message saying so. Call before jm_worker_run. */
+int jm_worker_register(jm_worker *worker, const char *type, jm_handler_fn fn, void *arg);
+/* Runs until jm_worker_stop; returns 0 after a clean drain. */
+int jm_worker_run(jm_worker *worker);
+/* Asks run to return. drain: stop fetching and let running handlers finish
+ * (up to drain_timeout_ms); otherwise hand leases back at once. Safe to call
+ * from any thread; a signal handler should only set a flag or write to a
+ * pipe and call this from a thread. */
+void jm_worker_stop(jm_worker *worker, bool drain);
+void jm_worker_free(jm_worker *worker); /* accepts NULL */
+
+/* The job being handled. Pointers stay valid until the handler returns. */
+uint64_t jm_job_id(const jm_job *job);
+const char *jm_job_queue(const jm_job *job);
+const char *jm_job_type(const jm_job *job);
+unsigned jm_job_attempt(const jm_job *job);
+uint64_t jm_job_timeout_ms(const jm_job *job);
+const void *jm_job_payload(const jm_job *job, size_t *len);
+/* Sets the result sent with the ack (copied; at most 1 MiB). */
+int jm_job_set_result(jm_job *job, const void *data, size_t len);
+/* Sets the error text sent with a failure (copied, truncated to 1 KiB). */
+int jm_job_set_error(jm_job *job, const char *message);
+/* True once the broker asked to abandon this attempt (its run timeout
+ * passed or it was cancelled): the handler should stop soon. */
+bool jm_job_should_abandon(const jm_job *job);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
