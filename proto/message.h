@@ -138,12 +138,15 @@ struct proto_ack {
 	struct proto_ack_item *items;
 };
 
-/* One item of FAIL: [job_id, lease, error, permanent] */
+/* One item of FAIL: [job_id, lease, error, permanent, released] */
 struct proto_fail_item {
 	uint64_t job_id;
 	uint64_t lease;
 	struct proto_bytes error; /* text, at most PROTO_ERROR_TEXT_MAX */
 	bool permanent;           /* true: no retry, straight to dead-letter */
+	bool released;            /* true: handed back unfinished (worker
+				     draining): requeued at once, the attempt
+				     is not counted; permanent is ignored */
 };
 
 /* FAIL: [worker_id, [fail_item...]] */
@@ -210,7 +213,13 @@ struct proto_stats_reply {
 	struct proto_queue_stats *queues;
 };
 
-/* HEARTBEAT: [worker_id, host, pid, concurrency, [queue...], [[job_id, lease]...]] */
+/* HEARTBEAT: [worker_id, host, pid, concurrency, [queue...],
+ *             [[job_id, lease]...], draining]
+ * leases lists every delivery the worker has received and not yet seen
+ * settled: a lease the broker granted that stays missing from the worker's
+ * heartbeats never reached it (a reply to a vanished pipe) and is requeued.
+ * draining: the worker fetches no more; its parked fetches are answered
+ * empty at once. */
 struct proto_lease_ref {
 	uint64_t job_id;
 	uint64_t lease;
@@ -225,6 +234,7 @@ struct proto_heartbeat {
 	proto_name *queues;
 	uint32_t leases_count;
 	struct proto_lease_ref *leases;
+	bool draining;
 };
 
 /* HEARTBEAT_REPLY: [[[job_id, lease]...]]: leases the worker must abandon

@@ -1,0 +1,2 @@
+/* placeholder until the SDK lands */
+int jm_client_placeholder_;

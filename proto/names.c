@@ -1,0 +1,54 @@
+/* Names: the naming rule for queues, types and workers, and the printable
+ * names of states, message types. */
+#include "message.h"
+
+bool proto_name_is_valid(const char *name, size_t len)
+{
+	if (len == 0 || len > PROTO_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = name[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			  (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+const char *proto_state_name(int state)
+{
+	switch (state) {
+	case PROTO_STATE_PENDING:
+		return "pending";
+	case PROTO_STATE_DELAYED:
+		return "delayed";
+	case PROTO_STATE_ACTIVE:
+		return "active";
+	case PROTO_STATE_COMPLETED:
+		return "completed";
+	case PROTO_STATE_FAILED:
+		return "failed";
+	case PROTO_STATE_CANCELLED:
+		return "cancelled";
+	default:
+		return "unknown";
+	}
+}
+
+const char *proto_type_name(int type)
+{
+	static const char *const names[] = {
+		[PROTO_ERROR] = "error",         [PROTO_SUBMIT] = "submit",
+		[PROTO_SUBMITTED] = "submitted", [PROTO_FETCH] = "fetch",
+		[PROTO_JOBS] = "jobs",           [PROTO_ACK] = "ack",
+		[PROTO_FAIL] = "fail",           [PROTO_SETTLED] = "settled",
+		[PROTO_STATUS] = "status",       [PROTO_RESULT] = "result",
+		[PROTO_WAIT] = "wait",           [PROTO_JOB] = "job",
+		[PROTO_STATS] = "stats",         [PROTO_STATS_REPLY] = "stats-reply",
+		[PROTO_HEARTBEAT] = "heartbeat", [PROTO_HEARTBEAT_REPLY] = "heartbeat-reply",
+	};
+	if (type <= 0 || type > PROTO_TYPE_MAX_ || names[type] == NULL)
+		return "unknown";
+	return names[type];
+}
