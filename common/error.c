@@ -61,7 +61,17 @@ int jm_err_prefix(struct jm_err *err, const char *fmt, ...)
 	char old[JM_ERR_MSG_MAX];
 	memcpy(old, jm_err_text(err), sizeof old);
 	old[sizeof old - 1] = '\0';
-	snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+	size_t used = strlen(prefix);
+	if (used > sizeof err->msg - 3)
+		used = sizeof err->msg - 3;
+	memcpy(err->msg, prefix, used);
+	memcpy(err->msg + used, ": ", 2);
+	used += 2;
+	size_t rest = strlen(old);
+	if (rest > sizeof err->msg - 1 - used)
+		rest = sizeof err->msg - 1 - used;
+	memcpy(err->msg + used, old, rest);
+	err->msg[used + rest] = '\0';
 	return err->code;
 }
 
