@@ -1,5 +1,13 @@
 /* Limits every side of the wire agrees on. A message over a limit is refused
  * with JM_ETOOBIG or JM_EINVAL and a text naming the limit. */
+
+/* proto/ is on the include path of everything that links jm_proto, so a
+ * `#include <limits.h>` anywhere (msgpack.h has one) finds this file
+ * instead of the system's. Pass such includes on, so INT_MAX and CHAR_MIN
+ * still exist; outside the guard, because the first inclusion is usually
+ * "limits.h" from message.h, found beside it rather than on the path. */
+#include_next <limits.h>
+
 #ifndef JM_PROTO_LIMITS_H
 #define JM_PROTO_LIMITS_H
 
