@@ -1,4 +1,361 @@
-int main(void)
+/* jobmesh-broker: parses flags and config, wires journal, core and server,
+ * and shuts them down in the order that keeps every acknowledged change:
+ * stop accepting, answer parked requests, make the journal durable, then
+ * close the socket (under a watchdog: NNG 1.5.2's nng_close can hang). */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "config.h"
+#include "core.h"
+#include "flags.h"
+#include "journal.h"
+#include "log.h"
+#include "record.h"
+#include "server.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+#define CLOSE_WATCHDOG_MS 5000
+
+struct broker_options {
+	const char *listen_url;
+	const char *data_dir;
+	const char *check_dir;
+	enum journal_fsync fsync;
+	bool repair;
+	bool help;
+	enum jm_log_level log_level;
+	struct core_config core;
+};
+
+static void usage(FILE *out);
+
+static int set_listen(void *ctx, const char *v, struct jm_err *err)
 {
+	((struct broker_options *)ctx)->listen_url = v;
+	return 0;
+}
+
+static int set_data(void *ctx, const char *v, struct jm_err *err)
+{
+	((struct broker_options *)ctx)->data_dir = v;
+	return 0;
+}
+
+static int set_config(void *ctx, const char *v, struct jm_err *err)
+{
+	return 0; /* loaded before the other flags, see main() */
+}
+
+static int set_fsync(void *ctx, const char *v, struct jm_err *err)
+{
+	if (journal_fsync_parse(v, &((struct broker_options *)ctx)->fsync) != 0)
+		return jm_err_set(err, JM_EINVAL,
+				  "--fsync \"%s\" is not a policy: use always, batch, everysec or off",
+				  v);
+	return 0;
+}
+
+static int set_repair(void *ctx, const char *v, struct jm_err *err)
+{
+	((struct broker_options *)ctx)->repair = true;
+	return 0;
+}
+
+static int set_check(void *ctx, const char *v, struct jm_err *err)
+{
+	((struct broker_options *)ctx)->check_dir = v;
+	return 0;
+}
+
+static int set_help(void *ctx, const char *v, struct jm_err *err)
+{
+	((struct broker_options *)ctx)->help = true;
+	return 0;
+}
+
+static int set_log_level(void *ctx, const char *v, struct jm_err *err)
+{
+	if (jm_log_parse_level(v, &((struct broker_options *)ctx)->log_level) != 0)
+		return jm_err_set(err, JM_EINVAL,
+				  "--log-level \"%s\" is unknown: use debug, info, warn or error", v);
+	return 0;
+}
+
+/* Numeric flags: one setter per field, through a table of ranges. */
+#define NUMERIC_SETTER(fn, flag, field, min, max)                                          \
+	static int fn(void *ctx, const char *v, struct jm_err *err)                         \
+	{                                                                                   \
+		unsigned long long value;                                                   \
+		int rc = jm_parse_u64(flag, v, min, max, &value, err);                      \
+		if (rc == 0)                                                                \
+			((struct broker_options *)ctx)->core.field = value;                 \
+		return rc;                                                                  \
+	}
+
+NUMERIC_SETTER(set_max_attempts, "--max-attempts", state.queue_defaults.max_attempts, 1,
+	       PROTO_ATTEMPTS_MAX)
+NUMERIC_SETTER(set_timeout, "--timeout-ms", state.queue_defaults.timeout_ms, 1,
+	       7ull * 24 * 3600 * 1000)
+NUMERIC_SETTER(set_backoff_base, "--backoff-base-ms", state.queue_defaults.backoff.base_ms, 1,
+	       24ull * 3600 * 1000)
+NUMERIC_SETTER(set_backoff_cap, "--backoff-cap-ms", state.queue_defaults.backoff.cap_ms, 1,
+	       7ull * 24 * 3600 * 1000)
+NUMERIC_SETTER(set_keep_finished, "--keep-finished", state.queue_defaults.keep_finished, 0,
+	       1000000000ull)
+NUMERIC_SETTER(set_keep_age, "--keep-finished-age-ms", state.queue_defaults.keep_finished_age_ms,
+	       0, 365ull * 24 * 3600 * 1000)
+NUMERIC_SETTER(set_dead_after, "--dead-after-ms", state.dead_after_ms, 100, 3600ull * 1000)
+NUMERIC_SETTER(set_lease_grace, "--lease-grace-ms", state.lease_grace_ms, 0, 3600ull * 1000)
+NUMERIC_SETTER(set_max_queues, "--max-queues", state.max_queues, 1, 1000000)
+NUMERIC_SETTER(set_max_workers, "--max-workers", state.max_workers, 1, 1000000)
+NUMERIC_SETTER(set_wait_max, "--wait-max-ms", wait_max_ms, 100, 55000)
+
+static const struct jm_flag broker_flags[] = {
+	{"listen", "URL", "address clients and workers use (default tcp://127.0.0.1:7400)",
+	 set_listen},
+	{"data", "DIR", "journal directory (default ./jobmesh-data)", set_data},
+	{"config", "FILE", "YAML file of these settings; flags override it", set_config},
+	{"fsync", "POLICY", "always | batch (default) | everysec | off", set_fsync},
+	{"max-attempts", "N", "attempts per job unless it sets its own (default 3)",
+	 set_max_attempts},
+	{"timeout-ms", "MS", "run timeout per attempt unless the job sets one (default 300000)",
+	 set_timeout},
+	{"backoff-base-ms", "MS", "first retry delay, doubling per retry (default 1000)",
+	 set_backoff_base},
+	{"backoff-cap-ms", "MS", "longest retry delay (default 300000)", set_backoff_cap},
+	{"keep-finished", "N", "finished jobs kept per queue (default 100000)", set_keep_finished},
+	{"keep-finished-age-ms", "MS", "and for at most this long; 0 = no age limit (default 7 days)",
+	 set_keep_age},
+	{"dead-after-ms", "MS", "a worker silent this long is lost (default 5000)",
+	 set_dead_after},
+	{"lease-grace-ms", "MS", "past a run timeout before the broker fails it (default 10000)",
+	 set_lease_grace},
+	{"max-queues", "N", "most queues that may exist (default 10000)", set_max_queues},
+	{"max-workers", "N", "most workers tracked (default 10000)", set_max_workers},
+	{"wait-max-ms", "MS", "longest a fetch or wait may park (default 30000)", set_wait_max},
+	{"repair", NULL, "truncate the journal at mid-file damage instead of refusing to start",
+	 set_repair},
+	{"check-journal", "DIR", "verify the journal in DIR, print what it holds, and exit",
+	 set_check},
+	{"log-level", "LEVEL", "debug | info (default) | warn | error", set_log_level},
+	{"help", NULL, "print this help", set_help},
+	{NULL, NULL, NULL, NULL},
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: jobmesh-broker [--listen URL] [--data DIR] [--config FILE] [flags]\n"
+		     "       jobmesh-broker --check-journal DIR\n\n"
+		     "The jobmesh broker: queues, leases, retries and a journal on disk.\n"
+		     "It prints \"listening <url>\" on stdout once it serves.\n\nflags:\n");
+	jm_flags_print(out, broker_flags);
+	fprintf(out, "\nexit codes:\n"
+		     "  0  stopped cleanly (SIGTERM or SIGINT), journal durable;\n"
+		     "     --check-journal: the journal is sound\n"
+		     "  1  runtime error: cannot listen, journal damaged or not writable\n"
+		     "  2  usage error: unknown flag, bad value, bad config file\n");
+}
+
+static void defaults(struct broker_options *o)
+{
+	memset(o, 0, sizeof *o);
+	o->listen_url = "tcp://127.0.0.1:7400";
+	o->data_dir = "./jobmesh-data";
+	o->fsync = JOURNAL_FSYNC_BATCH;
+	o->log_level = JM_LOG_INFO;
+	struct state_config *s = &o->core.state;
+	s->queue_defaults.max_attempts = 3;
+	s->queue_defaults.timeout_ms = 300000;
+	s->queue_defaults.backoff.base_ms = 1000;
+	s->queue_defaults.backoff.cap_ms = 300000;
+	s->queue_defaults.keep_finished = 100000;
+	s->queue_defaults.keep_finished_age_ms = 7ull * 24 * 3600 * 1000;
+	s->max_queues = 10000;
+	s->max_workers = 10000;
+	s->dead_after_ms = 5000;
+	s->lease_grace_ms = 10000;
+	o->core.wait_max_ms = 30000;
+}
+
+static int parse_options(struct broker_options *o, int argc, char **argv, struct jm_err *err)
+{
+	const char *config_path = jm_flags_find(argc, argv, "config");
+	if (config_path) {
+		struct jm_config cfg;
+		int rc = jm_config_load(&cfg, config_path, err);
+		if (rc == 0) {
+			rc = jm_flags_apply_config(broker_flags, o, &cfg, err);
+			jm_config_fini(&cfg);
+		}
+		if (rc != 0)
+			return rc;
+	}
+	int rest;
+	int rc = jm_flags_parse(broker_flags, o, argc, argv, 1, &rest, err);
+	if (rc == 0 && rest < argc)
+		rc = jm_err_set(err, JM_EINVAL, "unexpected argument \"%s\": see --help",
+				argv[rest]);
+	return rc;
+}
+
+/* --check-journal: replay into a scratch state and report. */
+struct check_counts {
+	struct state state;
+	uint64_t by_type[PROTO_REC_TYPE_MAX_ + 1];
+};
+
+static int check_apply_cb(void *arg, const uint8_t *body, size_t len, const char *file,
+			  uint64_t offset, struct jm_err *err)
+{
+	struct check_counts *counts = arg;
+	struct proto_record rec;
+	int rc = proto_record_decode(body, len, &rec, err);
+	if (rc == 0) {
+		counts->by_type[rec.type]++;
+		rc = state_apply(&counts->state, &rec, jm_wall_us(), err);
+		proto_record_fini(&rec);
+	}
+	if (rc != 0)
+		jm_err_prefix(err, "%s: record at byte %llu", file, (unsigned long long)offset);
+	return rc;
+}
+
+static void print_queue_cb(struct queue *q, void *arg)
+{
+	printf("  queue %-24s pending %llu delayed %llu active %llu completed %llu failed %llu "
+	       "cancelled %llu\n",
+	       q->name, (unsigned long long)q->ready_count, (unsigned long long)q->delayed,
+	       (unsigned long long)q->active, (unsigned long long)q->completed,
+	       (unsigned long long)q->failed, (unsigned long long)q->cancelled);
+}
+
+static int check_journal(const struct broker_options *o)
+{
+	struct journal_options jo = {.dir = o->check_dir, .fsync = JOURNAL_FSYNC_OFF,
+				     .read_only = true};
+	struct jm_err err = {0};
+	struct journal *journal;
+	if (journal_open(&journal, &jo, &err) != 0) {
+		fprintf(stderr, "jobmesh-broker: %s\n", jm_err_text(&err));
+		return EXIT_RUNTIME;
+	}
+	struct check_counts *counts = calloc(1, sizeof *counts);
+	struct journal_replay_stats stats = {0};
+	int rc = counts ? state_init(&counts->state, &o->core.state) : JM_ENOMEM;
+	if (rc == 0) {
+		counts->state.replaying = true;
+		rc = journal_replay(journal, check_apply_cb, counts, &stats, &err);
+	}
+	journal_close(journal);
+	if (rc != 0) {
+		fprintf(stderr, "jobmesh-broker: journal %s: %s\n", o->check_dir,
+			rc == JM_ENOMEM ? "out of memory" : jm_err_text(&err));
+	} else {
+		printf("journal %s: sound: %llu records, %llu bytes\n", o->check_dir,
+		       (unsigned long long)stats.records, (unsigned long long)stats.bytes);
+		if (stats.torn_tail_bytes)
+			printf("  torn tail: %llu bytes at byte %llu of %s (cut at the next start)\n",
+			       (unsigned long long)stats.torn_tail_bytes,
+			       (unsigned long long)stats.torn_tail_offset, stats.torn_tail_file);
+		for (int t = 1; t <= PROTO_REC_TYPE_MAX_; t++)
+			printf("  %-8s records %llu\n", proto_record_type_name(t),
+			       (unsigned long long)counts->by_type[t]);
+		printf("  jobs %llu, next job id %llu\n",
+		       (unsigned long long)counts->state.jobs.count,
+		       (unsigned long long)counts->state.next_job_id);
+		queue_each(&counts->state.queues, print_queue_cb, NULL);
+	}
+	if (counts) {
+		state_fini(&counts->state);
+		free(counts);
+	}
+	return rc == 0 ? 0 : EXIT_RUNTIME;
+}
+
+static void *close_watchdog_main(void *arg)
+{
+	usleep(CLOSE_WATCHDOG_MS * 1000);
+	jm_warn("closing the socket took over %d ms; the journal is durable, exiting now",
+		CLOSE_WATCHDOG_MS);
+	_exit(0);
+}
+
+int main(int argc, char **argv)
+{
+	struct broker_options o;
+	defaults(&o);
+	struct jm_err err = {0};
+	if (parse_options(&o, argc, argv, &err) != 0) {
+		fprintf(stderr, "jobmesh-broker: %s\n", jm_err_text(&err));
+		return EXIT_USAGE;
+	}
+	if (o.help) {
+		usage(stdout);
+		return 0;
+	}
+	jm_log_init("jobmesh-broker", o.log_level);
+	if (o.check_dir)
+		return check_journal(&o);
+
+	/* Signals go to one thread, which waits for them in sigwait; a write
+	 * past RLIMIT_FSIZE must fail with EFBIG, not kill the broker. */
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN);
+	sigset_t stop_signals;
+	sigemptyset(&stop_signals);
+	sigaddset(&stop_signals, SIGTERM);
+	sigaddset(&stop_signals, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+
+	struct journal_options jo = {.dir = o.data_dir, .fsync = o.fsync, .repair = o.repair};
+	struct journal *journal;
+	if (journal_open(&journal, &jo, &err) != 0) {
+		jm_error("%s", jm_err_text(&err));
+		return EXIT_RUNTIME;
+	}
+	uint64_t replay_start_us = jm_mono_us();
+	struct journal_replay_stats stats = {0};
+	struct core *core;
+	if (core_open(&core, &o.core, journal, &stats, &err) != 0) {
+		jm_error("%s", jm_err_text(&err));
+		journal_close(journal);
+		return EXIT_RUNTIME;
+	}
+	jm_info("journal %s: replayed %llu records (%llu bytes) in %llu ms; fsync %s", o.data_dir,
+		(unsigned long long)stats.records, (unsigned long long)stats.bytes,
+		(unsigned long long)(jm_mono_us() - replay_start_us) / 1000,
+		journal_fsync_name(o.fsync));
+	struct server *srv;
+	if (server_open(&srv, o.listen_url, core, &err) != 0) {
+		jm_error("%s", jm_err_text(&err));
+		core_stop(core);
+		journal_close(journal);
+		core_free(core);
+		return EXIT_RUNTIME;
+	}
+	jm_info("listening on %s", server_url(srv));
+	printf("listening %s\n", server_url(srv));
+	fflush(stdout);
+
+	int signo = 0;
+	sigwait(&stop_signals, &signo);
+	jm_info("%s: stopping", strsignal(signo));
+	server_stop_listening(srv);
+	core_stop(core);
+	journal_close(journal);
+	jm_info("journal durable");
+	pthread_t watchdog;
+	if (pthread_create(&watchdog, NULL, close_watchdog_main, NULL) == 0)
+		pthread_detach(watchdog);
+	server_close(srv);
+	core_free(core);
+	jm_info("stopped");
 	return 0;
 }

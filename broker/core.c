@@ -1,0 +1,1038 @@
+/* The broker core (see core.h).
+ *
+ * Locking: one mutex, core->lock, guards the state, the parked requests and
+ * the deadline heap. Every entry point takes it, does its work without
+ * blocking (journal_append only copies), collects finished requests in an
+ * outbox, drops the lock, and only then releases the outbox to the journal
+ * (journal_when_durable), whose callback sends. So no callback into nng or
+ * the journal ever runs under the core lock. */
+#include "core.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "dispatch.h"
+#include "log.h"
+#include "record.h"
+
+struct waiter {
+	struct request *req;
+	struct job *job;
+	struct deadline timer; /* DEADLINE_WAIT */
+	TAILQ_ENTRY(waiter) link;
+};
+
+struct core {
+	pthread_mutex_t lock;
+	pthread_cond_t timer_wake;
+	pthread_t timer_thread;
+	bool timer_running;
+	bool stopping;
+
+	struct core_config config;
+	struct state state;
+	struct dispatch dispatch;
+	struct journal *journal;
+	struct jm_buf scratch; /* record encoding */
+	uint64_t last_lsn;     /* last record appended */
+	uint64_t random_state;
+	struct deadline retention_timer;
+};
+
+#define RETENTION_SWEEP_MS 1000
+
+/* ---- outbox ------------------------------------------------------------ */
+
+static void outbox_init(struct outbox *out)
+{
+	out->head = NULL;
+	out->tail = &out->head;
+}
+
+static void outbox_push(struct outbox *out, struct request *req)
+{
+	req->outbox_next = NULL;
+	*out->tail = req;
+	out->tail = &req->outbox_next;
+}
+
+static void request_durable_cb(void *arg, int status)
+{
+	struct request *req = arg;
+	req->on_reply(req, status);
+}
+
+/* Releases each reply to the journal; call without the core lock. */
+static void outbox_flush(struct core *core, struct outbox *out)
+{
+	struct request *req = out->head;
+	while (req) {
+		struct request *next = req->outbox_next;
+		journal_when_durable(core->journal, req->reply_lsn, request_durable_cb, req);
+		req = next;
+	}
+	outbox_init(out);
+}
+
+/* ---- replies ----------------------------------------------------------- */
+
+static void reply_encode(struct core *core, struct request *req, const struct proto_msg *msg,
+			 struct outbox *out)
+{
+	jm_buf_reset(&req->reply);
+	int rc = proto_encode(msg, &req->reply);
+	if (rc != 0) {
+		jm_buf_reset(&req->reply);
+		jm_error("encoding a %s reply failed: %s", proto_type_name(msg->type),
+			 jm_strerror(rc));
+		proto_encode_error(&req->reply, rc, "the broker failed to encode its reply");
+	}
+	req->reply_lsn = core->last_lsn;
+	outbox_push(out, req);
+}
+
+static void reply_error(struct core *core, struct request *req, struct outbox *out, int code,
+			const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void reply_error(struct core *core, struct request *req, struct outbox *out, int code,
+			const char *fmt, ...)
+{
+	char text[JM_ERR_MSG_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	jm_buf_reset(&req->reply);
+	proto_encode_error(&req->reply, code, "%s", text);
+	req->reply_lsn = 0; /* an error changed nothing */
+	outbox_push(out, req);
+}
+
+void core_reply_error(struct request *req, int code, const char *text)
+{
+	jm_buf_reset(&req->reply);
+	proto_encode_error(&req->reply, code, "%s", text);
+	req->reply_lsn = 0;
+	req->on_reply(req, 0);
+}
+
+static void fill_job_info(const struct job *job, bool with_result, struct proto_job_info *info)
+{
+	memset(info, 0, sizeof *info);
+	info->job_id = job->id;
+	memcpy(info->queue, job->queue->name, sizeof info->queue);
+	memcpy(info->type, job->type, sizeof info->type);
+	info->state = job->state;
+	info->priority = job->priority;
+	info->attempt = job->attempt;
+	info->max_attempts = job->max_attempts;
+	info->created_us = job->created_us;
+	info->updated_us = job->updated_us;
+	info->run_at_us = job->state == PROTO_STATE_DELAYED ? job->run_at_us : 0;
+	if (job->last_error)
+		info->last_error = (struct proto_bytes){(const uint8_t *)job->last_error,
+							(uint32_t)strlen(job->last_error)};
+	if (with_result && job->state == PROTO_STATE_COMPLETED) {
+		info->has_result = true;
+		info->result = (struct proto_bytes){job->result, job->result_len};
+	}
+}
+
+static void reply_job(struct core *core, struct request *req, const struct job *job,
+		      bool with_result, struct outbox *out)
+{
+	struct proto_msg msg = {.type = PROTO_JOB};
+	fill_job_info(job, with_result, &msg.u.job);
+	reply_encode(core, req, &msg, out);
+}
+
+/* ---- committing changes ------------------------------------------------ */
+
+/* Appends rec to the journal and applies it. The one way state changes. */
+static int commit(struct core *core, const struct proto_record *rec, struct jm_err *err)
+{
+	jm_buf_reset(&core->scratch);
+	int rc = proto_record_encode(rec, &core->scratch);
+	if (rc != 0)
+		return jm_err_set(err, rc, "encoding a %s record failed",
+				  proto_record_type_name(rec->type));
+	uint64_t lsn;
+	rc = journal_append(core->journal, core->scratch.data, core->scratch.len, &lsn, err);
+	if (rc != 0)
+		return rc;
+	core->last_lsn = lsn;
+	rc = state_apply(&core->state, rec, jm_wall_us(), err);
+	if (rc != 0)
+		jm_error("applying a %s record after journaling it failed: %s",
+			 proto_record_type_name(rec->type), jm_err_text(err));
+	return rc;
+}
+
+static uint64_t next_random(struct core *core)
+{
+	/* xorshift64*: jitter needs spread, not secrecy. */
+	uint64_t x = core->random_state;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	core->random_state = x;
+	return x * 0x2545F4914F6CDD1Dull;
+}
+
+/* Answers every waiter of a job that has just finished. */
+static void release_waiters(struct core *core, struct job *job, struct outbox *out)
+{
+	struct waiter *w;
+	while ((w = TAILQ_FIRST(&job->waiters)) != NULL) {
+		TAILQ_REMOVE(&job->waiters, w, link);
+		deadline_heap_remove(&core->state.deadlines, &w->timer);
+		reply_job(core, w->req, job, true, out);
+		free(w);
+	}
+}
+
+/* Ends the current attempt of an active job that did not complete: retry
+ * with backoff while attempts remain (unless permanent), else dead-letter. */
+static int settle_failure(struct core *core, struct job *job, const char *error, size_t error_len,
+			  bool permanent, struct outbox *out, struct jm_err *err)
+{
+	uint64_t now = jm_wall_us();
+	struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_SETTLE};
+	struct proto_rec_settle *s = &rec.u.settle;
+	s->job_id = job->id;
+	s->lease = job->lease;
+	s->at_us = now;
+	if (error_len > PROTO_ERROR_TEXT_MAX)
+		error_len = PROTO_ERROR_TEXT_MAX;
+	s->data = (struct proto_bytes){(const uint8_t *)error, (uint32_t)error_len};
+	if (permanent || job->attempt >= job->max_attempts) {
+		s->outcome = PROTO_OUTCOME_DEAD;
+	} else {
+		s->outcome = PROTO_OUTCOME_RETRY;
+		uint64_t delay_ms = backoff_delay_ms(&job->queue->policy.backoff, job->attempt,
+						     next_random(core));
+		s->run_at_us = now + delay_ms * 1000;
+	}
+	int rc = commit(core, &rec, err);
+	if (rc == 0 && state_job_is_finished(job))
+		release_waiters(core, job, out);
+	return rc;
+}
+
+static int settle_released(struct core *core, struct job *job, struct jm_err *err)
+{
+	struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_SETTLE};
+	rec.u.settle.job_id = job->id;
+	rec.u.settle.lease = job->lease;
+	rec.u.settle.outcome = PROTO_OUTCOME_RELEASED;
+	rec.u.settle.at_us = jm_wall_us();
+	return commit(core, &rec, err);
+}
+
+/* Leases job to worker w: one LEASE record. */
+static int lease_job(struct core *core, struct job *job, struct worker *w, struct jm_err *err)
+{
+	struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_LEASE};
+	rec.u.lease.job_id = job->id;
+	rec.u.lease.lease = job->lease + 1;
+	rec.u.lease.attempt = job->attempt + 1;
+	memcpy(rec.u.lease.worker_id, w->id, sizeof rec.u.lease.worker_id);
+	rec.u.lease.at_us = jm_wall_us();
+	return commit(core, &rec, err);
+}
+
+/* ---- fetch and dispatch -------------------------------------------------- */
+
+/* Takes up to max_jobs ready jobs from queues (in the order given), leases
+ * them to w and encodes the JOBS reply. Returns how many were leased. */
+static uint32_t take_jobs(struct core *core, struct request *req, struct worker *w,
+			  const struct proto_fetch *fetch, struct outbox *out, bool reply_if_none)
+{
+	uint32_t max_jobs = fetch->max_jobs;
+	struct proto_delivery *deliveries = NULL;
+	uint32_t taken = 0;
+	if (core->state.ready_jobs > 0) {
+		deliveries = calloc(max_jobs, sizeof *deliveries);
+		if (deliveries == NULL) {
+			reply_error(core, req, out, JM_ENOMEM, "fetch: broker out of memory");
+			return 0;
+		}
+	}
+	bool journal_refuses = false;
+	for (uint32_t qi = 0; deliveries && qi < fetch->queues_count && taken < max_jobs &&
+			      !journal_refuses;
+	     qi++) {
+		struct queue *q = queue_find(&core->state.queues, fetch->queues[qi]);
+		struct job *job;
+		while (q && taken < max_jobs && (job = queue_ready_peek(q)) != NULL) {
+			struct jm_err err = {0};
+			if (lease_job(core, job, w, &err) != 0) {
+				jm_warn("fetch: leasing job %llu failed: %s",
+					(unsigned long long)job->id, jm_err_text(&err));
+				journal_refuses = true;
+				break;
+			}
+			struct proto_delivery *d = &deliveries[taken++];
+			d->job_id = job->id;
+			d->lease = job->lease;
+			d->attempt = job->attempt;
+			memcpy(d->queue, q->name, sizeof d->queue);
+			memcpy(d->type, job->type, sizeof d->type);
+			d->payload = (struct proto_bytes){job->payload, job->payload_len};
+			d->timeout_ms = job->timeout_ms;
+		}
+	}
+	if (taken > 0 || reply_if_none) {
+		struct proto_msg msg = {.type = PROTO_JOBS};
+		msg.u.jobs.jobs_count = taken;
+		msg.u.jobs.jobs = deliveries;
+		reply_encode(core, req, &msg, out);
+	}
+	free(deliveries);
+	return taken;
+}
+
+static void reply_no_jobs(struct core *core, struct request *req, struct outbox *out)
+{
+	struct proto_msg msg = {.type = PROTO_JOBS};
+	reply_encode(core, req, &msg, out);
+}
+
+static void unpark_fetch(struct core *core, struct parked_fetch *pf, struct outbox *out,
+			 bool answer_empty)
+{
+	dispatch_remove(&core->dispatch, pf);
+	deadline_heap_remove(&core->state.deadlines, &pf->timer);
+	pf->worker->parked_fetches--;
+	if (answer_empty)
+		reply_no_jobs(core, pf->req, out);
+	free(pf);
+}
+
+/* Hands ready jobs to parked fetches, oldest fetch first. */
+static void pump(struct core *core, struct outbox *out)
+{
+	struct parked_fetch *pf = dispatch_first(&core->dispatch);
+	while (pf && core->state.ready_jobs > 0) {
+		struct parked_fetch *next = dispatch_next(pf);
+		if (take_jobs(core, pf->req, pf->worker, &pf->req->msg.u.fetch, out, false) > 0)
+			unpark_fetch(core, pf, out, false);
+		pf = next;
+	}
+}
+
+static void handle_fetch(struct core *core, struct request *req, struct outbox *out)
+{
+	const struct proto_fetch *fetch = &req->msg.u.fetch;
+	struct worker *w;
+	uint64_t now = jm_wall_us();
+	int rc = state_worker_seen(&core->state, fetch->worker_id, now, &w);
+	if (rc != 0) {
+		reply_error(core, req, out, rc, "fetch: worker %s: %s", fetch->worker_id,
+			    rc == JM_ELIMIT ? "too many workers" : jm_strerror(rc));
+		return;
+	}
+	/* One parked fetch per (worker, slot): a newer request from the same
+	 * slot means the older one was given up on (or resent by NNG). */
+	struct parked_fetch *old = dispatch_find_slot(&core->dispatch, w, fetch->slot);
+	if (old)
+		unpark_fetch(core, old, out, true);
+	if (w->draining) {
+		reply_no_jobs(core, req, out);
+		return;
+	}
+	struct jm_err err = {0};
+	if (!journal_is_writable(core->journal, &err)) {
+		reply_error(core, req, out, JM_ENOSPC, "fetch: %s", jm_err_text(&err));
+		return;
+	}
+	if (take_jobs(core, req, w, fetch, out, fetch->wait_ms == 0) > 0 || fetch->wait_ms == 0)
+		return;
+	struct parked_fetch *pf = calloc(1, sizeof *pf);
+	if (pf == NULL) {
+		reply_error(core, req, out, JM_ENOMEM, "fetch: broker out of memory");
+		return;
+	}
+	pf->req = req;
+	pf->worker = w;
+	pf->slot = fetch->slot;
+	pf->pipe_id = req->pipe_id;
+	deadline_init(&pf->timer, DEADLINE_FETCH);
+	uint32_t wait_ms = fetch->wait_ms < core->config.wait_max_ms ? fetch->wait_ms
+								     : core->config.wait_max_ms;
+	if (deadline_heap_set(&core->state.deadlines, &pf->timer, now + (uint64_t)wait_ms * 1000)) {
+		free(pf);
+		reply_error(core, req, out, JM_ENOMEM, "fetch: broker out of memory");
+		return;
+	}
+	dispatch_add(&core->dispatch, pf);
+	w->parked_fetches++;
+}
+
+/* ---- submit, ack, fail --------------------------------------------------- */
+
+static void handle_submit(struct core *core, struct request *req, struct outbox *out)
+{
+	const struct proto_submit *submit = &req->msg.u.submit;
+	struct jm_err err = {0};
+	if (!journal_is_writable(core->journal, &err)) {
+		reply_error(core, req, out, JM_ENOSPC, "submit: %s", jm_err_text(&err));
+		return;
+	}
+	/* Resolve every queue first, so a submit is admitted whole or not. */
+	for (uint32_t i = 0; i < submit->jobs_count; i++) {
+		struct queue *q;
+		int rc = queue_get(&core->state.queues, submit->jobs[i].queue, &q);
+		if (rc != 0) {
+			reply_error(core, req, out, rc,
+				    "submit: job %u: queue %s cannot be created: %s (at most %u "
+				    "queues)",
+				    i, submit->jobs[i].queue, jm_strerror(rc),
+				    core->state.queues.max_queues);
+			return;
+		}
+	}
+	uint64_t *ids = malloc(submit->jobs_count * sizeof *ids);
+	if (ids == NULL) {
+		reply_error(core, req, out, JM_ENOMEM, "submit: broker out of memory");
+		return;
+	}
+	uint64_t batch_id = submit->as_batch ? core->state.next_batch_id++ : 0;
+	uint64_t now = jm_wall_us();
+	for (uint32_t i = 0; i < submit->jobs_count; i++) {
+		const struct proto_job_spec *spec = &submit->jobs[i];
+		const struct queue_policy *policy =
+			&queue_find(&core->state.queues, spec->queue)->policy;
+		struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_JOB};
+		struct proto_rec_job *r = &rec.u.job;
+		r->job_id = core->state.next_job_id;
+		r->batch_id = batch_id;
+		memcpy(r->queue, spec->queue, sizeof r->queue);
+		memcpy(r->type, spec->type, sizeof r->type);
+		r->payload = spec->payload;
+		r->priority = spec->priority;
+		r->max_attempts = spec->max_attempts ? spec->max_attempts : policy->max_attempts;
+		r->timeout_ms = spec->timeout_ms ? spec->timeout_ms : policy->timeout_ms;
+		r->state = spec->delay_ms ? PROTO_STATE_DELAYED : PROTO_STATE_PENDING;
+		r->created_us = now;
+		r->updated_us = now;
+		r->run_at_us = spec->delay_ms ? now + spec->delay_ms * 1000 : 0;
+		int rc = commit(core, &rec, &err);
+		if (rc != 0) {
+			/* Only a journal that started failing mid-request gets
+			 * here; what was appended stays and will be written. */
+			free(ids);
+			reply_error(core, req, out, rc, "submit: job %u of %u: %s", i,
+				    submit->jobs_count, jm_err_text(&err));
+			return;
+		}
+		ids[i] = r->job_id;
+	}
+	struct proto_msg msg = {.type = PROTO_SUBMITTED};
+	msg.u.submitted.batch_id = batch_id;
+	msg.u.submitted.ids_count = submit->jobs_count;
+	msg.u.submitted.ids = ids;
+	reply_encode(core, req, &msg, out);
+	free(ids);
+	pump(core, out);
+}
+
+/* The job a worker names by (job_id, lease), or a code saying why not. */
+static int find_lease(struct core *core, uint64_t job_id, uint64_t lease, struct job **out)
+{
+	struct job *job = jobtable_find(&core->state.jobs, job_id);
+	if (job == NULL)
+		return JM_ENOTFOUND;
+	if (job->state != PROTO_STATE_ACTIVE || job->lease != lease)
+		return JM_ESTALE;
+	*out = job;
+	return 0;
+}
+
+static void reply_settled(struct core *core, struct request *req, int32_t *codes, uint32_t count,
+			  struct outbox *out)
+{
+	struct proto_msg msg = {.type = PROTO_SETTLED};
+	msg.u.settled.codes_count = count;
+	msg.u.settled.codes = codes;
+	reply_encode(core, req, &msg, out);
+}
+
+static void handle_ack(struct core *core, struct request *req, struct outbox *out)
+{
+	const struct proto_ack *ack = &req->msg.u.ack;
+	struct worker *w;
+	struct jm_err err = {0};
+	int rc = state_worker_seen(&core->state, ack->worker_id, jm_wall_us(), &w);
+	if (rc == 0 && !journal_is_writable(core->journal, &err))
+		rc = JM_ENOSPC;
+	if (rc != 0) {
+		reply_error(core, req, out, rc, "ack: %s",
+			    rc == JM_ENOSPC ? jm_err_text(&err) : jm_strerror(rc));
+		return;
+	}
+	int32_t *codes = calloc(ack->items_count, sizeof *codes);
+	if (codes == NULL) {
+		reply_error(core, req, out, JM_ENOMEM, "ack: broker out of memory");
+		return;
+	}
+	for (uint32_t i = 0; i < ack->items_count; i++) {
+		const struct proto_ack_item *item = &ack->items[i];
+		struct job *job;
+		codes[i] = find_lease(core, item->job_id, item->lease, &job);
+		if (codes[i] != 0)
+			continue;
+		struct proto_record rec = {.version = PROTO_RECORD_VERSION,
+					   .type = PROTO_REC_SETTLE};
+		rec.u.settle.job_id = job->id;
+		rec.u.settle.lease = job->lease;
+		rec.u.settle.outcome = PROTO_OUTCOME_COMPLETED;
+		rec.u.settle.at_us = jm_wall_us();
+		rec.u.settle.data = item->result;
+		codes[i] = commit(core, &rec, &err);
+		if (codes[i] == 0)
+			release_waiters(core, job, out);
+	}
+	reply_settled(core, req, codes, ack->items_count, out);
+	free(codes);
+}
+
+static void handle_fail(struct core *core, struct request *req, struct outbox *out)
+{
+	const struct proto_fail *fail = &req->msg.u.fail;
+	struct worker *w;
+	struct jm_err err = {0};
+	int rc = state_worker_seen(&core->state, fail->worker_id, jm_wall_us(), &w);
+	if (rc == 0 && !journal_is_writable(core->journal, &err))
+		rc = JM_ENOSPC;
+	if (rc != 0) {
+		reply_error(core, req, out, rc, "fail: %s",
+			    rc == JM_ENOSPC ? jm_err_text(&err) : jm_strerror(rc));
+		return;
+	}
+	int32_t *codes = calloc(fail->items_count, sizeof *codes);
+	if (codes == NULL) {
+		reply_error(core, req, out, JM_ENOMEM, "fail: broker out of memory");
+		return;
+	}
+	for (uint32_t i = 0; i < fail->items_count; i++) {
+		const struct proto_fail_item *item = &fail->items[i];
+		struct job *job;
+		codes[i] = find_lease(core, item->job_id, item->lease, &job);
+		if (codes[i] != 0)
+			continue;
+		if (item->released)
+			codes[i] = settle_released(core, job, &err);
+		else
+			codes[i] = settle_failure(core, job, (const char *)item->error.ptr,
+						  item->error.len, item->permanent, out, &err);
+	}
+	reply_settled(core, req, codes, fail->items_count, out);
+	free(codes);
+	pump(core, out);
+}
+
+/* ---- reads and waits ------------------------------------------------------ */
+
+static void reply_not_found(struct core *core, struct request *req, const char *what,
+			    uint64_t job_id, struct outbox *out)
+{
+	reply_error(core, req, out, JM_ENOTFOUND,
+		    "%s: job %llu not found: no such id, or its retention ran out", what,
+		    (unsigned long long)job_id);
+}
+
+static void handle_status(struct core *core, struct request *req, bool with_result,
+			  struct outbox *out)
+{
+	uint64_t job_id = req->msg.u.job_ref.job_id;
+	struct job *job = jobtable_find(&core->state.jobs, job_id);
+	if (job == NULL)
+		reply_not_found(core, req, with_result ? "result" : "status", job_id, out);
+	else
+		reply_job(core, req, job, with_result, out);
+}
+
+static void handle_wait(struct core *core, struct request *req, struct outbox *out)
+{
+	const struct proto_wait *wait = &req->msg.u.wait;
+	struct job *job = jobtable_find(&core->state.jobs, wait->job_id);
+	if (job == NULL) {
+		reply_not_found(core, req, "wait", wait->job_id, out);
+		return;
+	}
+	if (state_job_is_finished(job) || wait->timeout_ms == 0) {
+		reply_job(core, req, job, true, out);
+		return;
+	}
+	uint32_t timeout_ms = wait->timeout_ms < core->config.wait_max_ms
+				      ? wait->timeout_ms
+				      : core->config.wait_max_ms;
+	struct waiter *w = calloc(1, sizeof *w);
+	if (w != NULL) {
+		deadline_init(&w->timer, DEADLINE_WAIT);
+		if (deadline_heap_set(&core->state.deadlines, &w->timer,
+				      jm_wall_us() + (uint64_t)timeout_ms * 1000) != 0) {
+			free(w);
+			w = NULL;
+		}
+	}
+	if (w == NULL) {
+		reply_error(core, req, out, JM_ENOMEM, "wait: broker out of memory");
+		return;
+	}
+	w->req = req;
+	w->job = job;
+	TAILQ_INSERT_TAIL(&job->waiters, w, link);
+}
+
+struct stats_fill {
+	struct proto_queue_stats *queues;
+	uint32_t count;
+};
+
+static void stats_fill_cb(struct queue *q, void *arg)
+{
+	struct stats_fill *fill = arg;
+	struct proto_queue_stats *qs = &fill->queues[fill->count++];
+	memcpy(qs->name, q->name, sizeof qs->name);
+	qs->pending = q->ready_count;
+	qs->delayed = q->delayed;
+	qs->active = q->active;
+	qs->completed = q->completed;
+	qs->failed = q->failed;
+}
+
+static int compare_queue_stats(const void *a, const void *b)
+{
+	return strcmp(((const struct proto_queue_stats *)a)->name,
+		      ((const struct proto_queue_stats *)b)->name);
+}
+
+static void handle_stats(struct core *core, struct request *req, struct outbox *out)
+{
+	uint32_t count = core->state.queues.queues.count;
+	struct stats_fill fill = {calloc(count ? count : 1, sizeof *fill.queues), 0};
+	if (fill.queues == NULL) {
+		reply_error(core, req, out, JM_ENOMEM, "stats: broker out of memory");
+		return;
+	}
+	queue_each(&core->state.queues, stats_fill_cb, &fill);
+	qsort(fill.queues, fill.count, sizeof *fill.queues, compare_queue_stats);
+	struct proto_msg msg = {.type = PROTO_STATS_REPLY};
+	msg.u.stats_reply.queues_count = fill.count;
+	msg.u.stats_reply.queues = fill.queues;
+	reply_encode(core, req, &msg, out);
+	free(fill.queues);
+}
+
+/* ---- heartbeats and lost workers ----------------------------------------- */
+
+static bool heartbeat_lists(const struct proto_heartbeat *hb, const struct job *job)
+{
+	for (uint32_t i = 0; i < hb->leases_count; i++)
+		if (hb->leases[i].job_id == job->id && hb->leases[i].lease == job->lease)
+			return true;
+	return false;
+}
+
+static void answer_parked_fetches_of(struct core *core, struct worker *w, struct outbox *out)
+{
+	struct parked_fetch *pf = dispatch_first(&core->dispatch);
+	while (pf && w->parked_fetches > 0) {
+		struct parked_fetch *next = dispatch_next(pf);
+		if (pf->worker == w)
+			unpark_fetch(core, pf, out, true);
+		pf = next;
+	}
+}
+
+static void handle_heartbeat(struct core *core, struct request *req, struct outbox *out)
+{
+	const struct proto_heartbeat *hb = &req->msg.u.heartbeat;
+	struct worker *w;
+	int rc = state_worker_seen(&core->state, hb->worker_id, jm_wall_us(), &w);
+	if (rc != 0) {
+		reply_error(core, req, out, rc, "heartbeat: worker %s: %s", hb->worker_id,
+			    rc == JM_ELIMIT ? "too many workers" : jm_strerror(rc));
+		return;
+	}
+	w->heartbeats++;
+	size_t host_len = hb->host.len < PROTO_NAME_MAX ? hb->host.len : PROTO_NAME_MAX;
+	memcpy(w->host, hb->host.ptr ? (const char *)hb->host.ptr : "", host_len);
+	w->host[host_len] = '\0';
+	w->pid = hb->pid;
+	w->concurrency = hb->concurrency;
+	if (hb->draining && !w->draining)
+		jm_info("worker %s is draining", w->id);
+	w->draining = hb->draining;
+	if (w->draining)
+		answer_parked_fetches_of(core, w, out);
+
+	/* Leases granted a while ago that the worker still does not report
+	 * never reached it: hand them back without counting an attempt. */
+	struct job *job = TAILQ_FIRST(&w->held);
+	while (job) {
+		struct job *next = TAILQ_NEXT(job, holder_link);
+		if (w->heartbeats >= job->holder_heartbeat_mark + WORKER_UNREPORTED_BEATS &&
+		    !heartbeat_lists(hb, job)) {
+			struct jm_err err = {0};
+			jm_warn("job %llu: lease %llu never reached worker %s: requeued",
+				(unsigned long long)job->id, (unsigned long long)job->lease, w->id);
+			if (settle_released(core, job, &err) != 0)
+				jm_warn("job %llu: requeue failed: %s", (unsigned long long)job->id,
+					jm_err_text(&err));
+		}
+		job = next;
+	}
+
+	/* Leases the worker reports but no longer holds must be abandoned. */
+	struct proto_lease_ref *abandon = calloc(hb->leases_count ? hb->leases_count : 1,
+						 sizeof *abandon);
+	if (abandon == NULL) {
+		reply_error(core, req, out, JM_ENOMEM, "heartbeat: broker out of memory");
+		return;
+	}
+	uint32_t abandon_count = 0;
+	for (uint32_t i = 0; i < hb->leases_count; i++) {
+		struct job *held = jobtable_find(&core->state.jobs, hb->leases[i].job_id);
+		if (held == NULL || held->holder != w || held->lease != hb->leases[i].lease)
+			abandon[abandon_count++] = hb->leases[i];
+	}
+	struct proto_msg msg = {.type = PROTO_HEARTBEAT_REPLY};
+	msg.u.heartbeat_reply.abandon_count = abandon_count;
+	msg.u.heartbeat_reply.abandon = abandon;
+	reply_encode(core, req, &msg, out);
+	free(abandon);
+	pump(core, out);
+}
+
+static void worker_lost(struct core *core, struct worker *w, struct outbox *out)
+{
+	uint64_t silent_ms = (jm_wall_us() - w->last_seen_us) / 1000;
+	jm_warn("worker %s lost: no sign of life for %llu ms; requeueing its %u job(s)", w->id,
+		(unsigned long long)silent_ms, w->held_count);
+	char error[256];
+	int len = snprintf(error, sizeof error, "worker %s lost: no sign of life for %llu ms",
+			   w->id, (unsigned long long)silent_ms);
+	struct job *job;
+	while ((job = TAILQ_FIRST(&w->held)) != NULL) {
+		struct jm_err err = {0};
+		if (settle_failure(core, job, error, (size_t)len, false, out, &err) != 0) {
+			/* The journal refuses: try again after another window. */
+			jm_warn("worker %s: requeue of job %llu failed: %s", w->id,
+				(unsigned long long)job->id, jm_err_text(&err));
+			deadline_heap_set(&core->state.deadlines, &w->lost_timer,
+					  jm_wall_us() + core->state.config.dead_after_ms * 1000);
+			return;
+		}
+	}
+	answer_parked_fetches_of(core, w, out);
+	worker_remove(&core->state.workers, w);
+}
+
+/* ---- the timer ----------------------------------------------------------- */
+
+static void retention_sweep(struct core *core, struct outbox *out);
+
+static void deadline_fired(struct core *core, struct deadline *d, struct outbox *out)
+{
+	deadline_heap_remove(&core->state.deadlines, d);
+	switch (d->kind) {
+	case DEADLINE_JOB_READY:
+		state_job_due(&core->state, container_of(d, struct job, timer));
+		break;
+	case DEADLINE_LEASE: {
+		struct job *job = container_of(d, struct job, timer);
+		char error[128];
+		int len = snprintf(error, sizeof error, "timed out after %llu ms",
+				   (unsigned long long)job->timeout_ms);
+		struct jm_err err = {0};
+		if (settle_failure(core, job, error, (size_t)len, false, out, &err) != 0) {
+			jm_warn("job %llu: timing out failed: %s", (unsigned long long)job->id,
+				jm_err_text(&err));
+			deadline_heap_set(&core->state.deadlines, d, jm_wall_us() + 1000000);
+		}
+		break;
+	}
+	case DEADLINE_FETCH:
+		unpark_fetch(core, container_of(d, struct parked_fetch, timer), out, true);
+		break;
+	case DEADLINE_WAIT: {
+		struct waiter *w = container_of(d, struct waiter, timer);
+		TAILQ_REMOVE(&w->job->waiters, w, link);
+		reply_job(core, w->req, w->job, true, out);
+		free(w);
+		break;
+	}
+	case DEADLINE_WORKER_LOST:
+		worker_lost(core, container_of(d, struct worker, lost_timer), out);
+		break;
+	case DEADLINE_RETENTION:
+		retention_sweep(core, out);
+		break;
+	}
+}
+
+static void *timer_main(void *arg)
+{
+	struct core *core = arg;
+	pthread_mutex_lock(&core->lock);
+	while (!core->stopping) {
+		struct outbox out;
+		outbox_init(&out);
+		uint64_t now = jm_wall_us();
+		struct deadline *d;
+		while ((d = deadline_heap_peek(&core->state.deadlines)) != NULL && d->at_us <= now)
+			deadline_fired(core, d, &out);
+		pump(core, &out);
+		if (out.head) {
+			pthread_mutex_unlock(&core->lock);
+			outbox_flush(core, &out);
+			pthread_mutex_lock(&core->lock);
+			continue;
+		}
+		d = deadline_heap_peek(&core->state.deadlines);
+		if (d == NULL) {
+			pthread_cond_wait(&core->timer_wake, &core->lock);
+		} else {
+			struct timespec until = {(time_t)(d->at_us / 1000000),
+						 (long)(d->at_us % 1000000) * 1000};
+			pthread_cond_timedwait(&core->timer_wake, &core->lock, &until);
+		}
+	}
+	pthread_mutex_unlock(&core->lock);
+	return NULL;
+}
+
+/* ---- retention ------------------------------------------------------------- */
+
+struct retention_pass {
+	struct core *core;
+	struct outbox *out;
+	uint64_t now_us;
+};
+
+static void retention_queue_cb(struct queue *q, void *arg)
+{
+	struct retention_pass *pass = arg;
+	uint64_t max_age_us = q->policy.keep_finished_age_ms * 1000;
+	struct job *job;
+	while ((job = TAILQ_FIRST(&q->finished)) != NULL) {
+		bool too_many = q->finished_count > q->policy.keep_finished;
+		bool too_old = max_age_us && job->updated_us + max_age_us < pass->now_us;
+		if (!too_many && !too_old)
+			break;
+		struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_DROP};
+		rec.u.drop.job_id = job->id;
+		rec.u.drop.at_us = pass->now_us;
+		struct jm_err err = {0};
+		if (commit(pass->core, &rec, &err) != 0)
+			break; /* journal refuses: keep everything */
+	}
+}
+
+static void retention_sweep(struct core *core, struct outbox *out)
+{
+	struct retention_pass pass = {core, out, jm_wall_us()};
+	if (journal_is_writable(core->journal, NULL))
+		queue_each(&core->state.queues, retention_queue_cb, &pass);
+	deadline_heap_set(&core->state.deadlines, &core->retention_timer,
+			  pass.now_us + RETENTION_SWEEP_MS * 1000);
+}
+
+/* ---- entry points ------------------------------------------------------------ */
+
+void core_handle(struct core *core, struct request *req)
+{
+	struct outbox out;
+	outbox_init(&out);
+	pthread_mutex_lock(&core->lock);
+	struct deadline *earliest = deadline_heap_peek(&core->state.deadlines);
+	uint64_t earliest_us = earliest ? earliest->at_us : UINT64_MAX;
+	if (core->stopping) {
+		reply_error(core, req, &out, JM_ECLOSED, "the broker is shutting down");
+	} else {
+		switch (req->msg.type) {
+		case PROTO_SUBMIT:
+			handle_submit(core, req, &out);
+			break;
+		case PROTO_FETCH:
+			handle_fetch(core, req, &out);
+			break;
+		case PROTO_ACK:
+			handle_ack(core, req, &out);
+			break;
+		case PROTO_FAIL:
+			handle_fail(core, req, &out);
+			break;
+		case PROTO_STATUS:
+			handle_status(core, req, false, &out);
+			break;
+		case PROTO_RESULT:
+			handle_status(core, req, true, &out);
+			break;
+		case PROTO_WAIT:
+			handle_wait(core, req, &out);
+			break;
+		case PROTO_STATS:
+			handle_stats(core, req, &out);
+			break;
+		case PROTO_HEARTBEAT:
+			handle_heartbeat(core, req, &out);
+			break;
+		default:
+			reply_error(core, req, &out, JM_EUNSUPPORTED,
+				    "%s is a reply, not a request: send submit, fetch, ack, fail, "
+				    "status, result, wait, stats or heartbeat",
+				    proto_type_name(req->msg.type));
+			break;
+		}
+	}
+	/* Wake the timer if this request scheduled something earlier. */
+	earliest = deadline_heap_peek(&core->state.deadlines);
+	if (earliest && earliest->at_us < earliest_us)
+		pthread_cond_signal(&core->timer_wake);
+	pthread_mutex_unlock(&core->lock);
+	outbox_flush(core, &out);
+}
+
+void core_pipe_gone(struct core *core, uint32_t pipe_id)
+{
+	struct outbox out;
+	outbox_init(&out);
+	pthread_mutex_lock(&core->lock);
+	struct parked_fetch *pf = dispatch_first(&core->dispatch);
+	while (pf) {
+		struct parked_fetch *next = dispatch_next(pf);
+		if (pf->pipe_id == pipe_id)
+			unpark_fetch(core, pf, &out, true);
+		pf = next;
+	}
+	pthread_mutex_unlock(&core->lock);
+	outbox_flush(core, &out);
+}
+
+struct replay_ctx {
+	struct core *core;
+	uint64_t now_us;
+};
+
+static int replay_apply_cb(void *arg, const uint8_t *body, size_t len, const char *file,
+			   uint64_t offset, struct jm_err *err)
+{
+	struct replay_ctx *ctx = arg;
+	struct proto_record rec;
+	int rc = proto_record_decode(body, len, &rec, err);
+	if (rc == 0) {
+		rc = state_apply(&ctx->core->state, &rec, ctx->now_us, err);
+		proto_record_fini(&rec);
+	}
+	if (rc != 0)
+		jm_err_prefix(err, "journal %s: record at byte %llu", file,
+			      (unsigned long long)offset);
+	return rc;
+}
+
+int core_open(struct core **out, const struct core_config *config, struct journal *journal,
+	      struct journal_replay_stats *replay_stats, struct jm_err *err)
+{
+	struct core *core = calloc(1, sizeof *core);
+	if (core == NULL)
+		return jm_err_set(err, JM_ENOMEM, "out of memory");
+	core->config = *config;
+	core->journal = journal;
+	core->random_state = jm_wall_us() | 1;
+	jm_buf_init(&core->scratch);
+	dispatch_init(&core->dispatch);
+	deadline_init(&core->retention_timer, DEADLINE_RETENTION);
+	pthread_mutex_init(&core->lock, NULL);
+	pthread_cond_init(&core->timer_wake, NULL);
+	int rc = state_init(&core->state, &config->state);
+	if (rc != 0) {
+		core_free(core);
+		return jm_err_set(err, rc, "initialising state: %s", jm_strerror(rc));
+	}
+	struct replay_ctx ctx = {core, jm_wall_us()};
+	core->state.replaying = true;
+	rc = journal_replay(journal, replay_apply_cb, &ctx, replay_stats, err);
+	core->state.replaying = false;
+	if (rc == 0)
+		rc = journal_start(journal, err);
+	if (rc != 0) {
+		core_free(core);
+		return rc;
+	}
+	if (core->state.replay_skipped)
+		jm_info("replay skipped %llu record(s) already contained in the snapshot",
+			(unsigned long long)core->state.replay_skipped);
+	deadline_heap_set(&core->state.deadlines, &core->retention_timer,
+			  jm_wall_us() + RETENTION_SWEEP_MS * 1000);
+	if (pthread_create(&core->timer_thread, NULL, timer_main, core) != 0) {
+		core_free(core);
+		return jm_err_set(err, JM_ENOMEM, "cannot start the timer thread");
+	}
+	core->timer_running = true;
+	*out = core;
+	return 0;
+}
+
+void core_stop(struct core *core)
+{
+	struct outbox out;
+	outbox_init(&out);
+	pthread_mutex_lock(&core->lock);
+	core->stopping = true;
+	struct parked_fetch *pf;
+	while ((pf = dispatch_first(&core->dispatch)) != NULL)
+		unpark_fetch(core, pf, &out, true);
+	/* Waiters hang off jobs; answer each with the job's current state. */
+	struct deadline_heap *heap = &core->state.deadlines;
+	for (uint32_t i = 0; i < heap->count;) {
+		struct deadline *d = heap->items[i];
+		if (d->kind == DEADLINE_WAIT)
+			deadline_fired(core, d, &out);
+		else
+			i++;
+	}
+	pthread_cond_signal(&core->timer_wake);
+	pthread_mutex_unlock(&core->lock);
+	outbox_flush(core, &out);
+	if (core->timer_running) {
+		pthread_join(core->timer_thread, NULL);
+		core->timer_running = false;
+	}
+}
+
+void core_free(struct core *core)
+{
+	if (core == NULL)
+		return;
+	if (core->timer_running)
+		core_stop(core);
+	state_fini(&core->state);
+	jm_buf_fini(&core->scratch);
+	pthread_cond_destroy(&core->timer_wake);
+	pthread_mutex_destroy(&core->lock);
+	free(core);
+}
+
+void core_lock(struct core *core)
+{
+	pthread_mutex_lock(&core->lock);
+}
+
+void core_unlock(struct core *core)
+{
+	pthread_mutex_unlock(&core->lock);
+}
+
+struct state *core_state(struct core *core)
+{
+	return &core->state;
+}

@@ -1,0 +1,66 @@
+/* A job as the broker holds it in memory.
+ *
+ * Invariants (checked by state.c): a job is in exactly one place that
+ * matches its state —
+ *   pending    in its queue's ready heap (ready_index set)
+ *   delayed    timer set to run_at_us (DEADLINE_JOB_READY)
+ *   active     held by a worker (holder, holder_link), timer = lease deadline
+ *   completed, failed, cancelled
+ *              in its queue's finished list, kept until retention drops it
+ */
+#ifndef JM_BROKER_JOB_H
+#define JM_BROKER_JOB_H
+
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "deadline.h"
+#include "limits.h"
+
+struct queue;
+struct worker;
+struct waiter;
+
+struct job {
+	uint64_t id;
+	uint64_t batch_id;
+	struct queue *queue;
+	char type[PROTO_NAME_MAX + 1];
+	uint8_t *payload;
+	uint32_t payload_len;
+	int32_t priority;
+	uint32_t max_attempts;
+	uint64_t timeout_ms;
+
+	uint32_t state; /* enum proto_job_state */
+	uint32_t attempt;
+	uint64_t lease;
+	uint64_t created_us;
+	uint64_t updated_us;
+	uint64_t run_at_us;
+
+	char *last_error; /* NUL-terminated or NULL */
+	uint8_t *result;
+	uint32_t result_len;
+
+	/* pending: position in the queue's ready heap; FIFO order within a
+	 * priority comes from ready_seq, given when the job became ready. */
+	uint32_t ready_index;
+	uint64_t ready_seq;
+
+	struct deadline timer; /* JOB_READY while delayed, LEASE while active */
+
+	/* active: the worker holding the lease, and the number of heartbeats
+	 * that worker had sent when the lease was granted (see workers.c). */
+	struct worker *holder;
+	uint64_t holder_heartbeat_mark;
+	TAILQ_ENTRY(job) holder_link;
+
+	TAILQ_ENTRY(job) finished_link; /* in queue->finished */
+	TAILQ_HEAD(, waiter) waiters;   /* parked WAIT requests */
+	struct job *table_next;         /* jobtable.c chain */
+};
+
+TAILQ_HEAD(job_list, job);
+
+#endif

@@ -1,0 +1,160 @@
+/* Queues (see queue.h). The ready heap orders by (priority desc, ready_seq
+ * asc): ready_seq grows each time any job becomes ready, so equal
+ * priorities come out in the order they became ready. */
+#include "queue.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <jobmesh/error.h>
+
+int queue_registry_init(struct queue_registry *reg, const struct queue_policy *defaults,
+			uint32_t max_queues)
+{
+	reg->max_queues = max_queues;
+	reg->default_policy = *defaults;
+	return namemap_init(&reg->queues);
+}
+
+static void free_queue_cb(struct namemap_entry *e, void *arg)
+{
+	struct queue *q = container_of(e, struct queue, by_name);
+	free(q->ready);
+	free(q);
+}
+
+void queue_registry_fini(struct queue_registry *reg)
+{
+	if (reg->queues.buckets == NULL)
+		return;
+	namemap_each(&reg->queues, free_queue_cb, NULL);
+	namemap_fini(&reg->queues);
+}
+
+struct queue *queue_find(const struct queue_registry *reg, const char *name)
+{
+	struct namemap_entry *e = namemap_find(&reg->queues, name);
+	return e ? container_of(e, struct queue, by_name) : NULL;
+}
+
+int queue_get(struct queue_registry *reg, const char *name, struct queue **out)
+{
+	struct queue *q = queue_find(reg, name);
+	if (q != NULL) {
+		*out = q;
+		return 0;
+	}
+	if (reg->queues.count >= reg->max_queues)
+		return JM_ELIMIT;
+	q = calloc(1, sizeof *q);
+	if (q == NULL)
+		return JM_ENOMEM;
+	strncpy(q->name, name, PROTO_NAME_MAX);
+	q->policy = reg->default_policy;
+	TAILQ_INIT(&q->finished);
+	q->by_name.name = q->name;
+	if (namemap_insert(&reg->queues, &q->by_name) != 0) {
+		free(q);
+		return JM_ENOMEM;
+	}
+	*out = q;
+	return 0;
+}
+
+struct each_queue {
+	void (*fn)(struct queue *q, void *arg);
+	void *arg;
+};
+
+static void each_queue_cb(struct namemap_entry *e, void *arg)
+{
+	struct each_queue *each = arg;
+	each->fn(container_of(e, struct queue, by_name), each->arg);
+}
+
+void queue_each(const struct queue_registry *reg, void (*fn)(struct queue *q, void *arg),
+		void *arg)
+{
+	struct each_queue each = {fn, arg};
+	namemap_each(&reg->queues, each_queue_cb, &each);
+}
+
+/* True when a must come out of the heap before b. */
+static bool runs_before(const struct job *a, const struct job *b)
+{
+	if (a->priority != b->priority)
+		return a->priority > b->priority;
+	return a->ready_seq < b->ready_seq;
+}
+
+static void place(struct queue *q, uint32_t index, struct job *job)
+{
+	q->ready[index] = job;
+	job->ready_index = index;
+}
+
+static void sift_up(struct queue *q, uint32_t index)
+{
+	struct job *job = q->ready[index];
+	while (index > 0) {
+		uint32_t parent = (index - 1) / 2;
+		if (!runs_before(job, q->ready[parent]))
+			break;
+		place(q, index, q->ready[parent]);
+		index = parent;
+	}
+	place(q, index, job);
+}
+
+static void sift_down(struct queue *q, uint32_t index)
+{
+	struct job *job = q->ready[index];
+	for (;;) {
+		uint32_t child = 2 * index + 1;
+		if (child >= q->ready_count)
+			break;
+		if (child + 1 < q->ready_count && runs_before(q->ready[child + 1], q->ready[child]))
+			child++;
+		if (!runs_before(q->ready[child], job))
+			break;
+		place(q, index, q->ready[child]);
+		index = child;
+	}
+	place(q, index, job);
+}
+
+int queue_ready_push(struct queue *q, struct job *job)
+{
+	if (q->ready_count == q->ready_cap) {
+		uint32_t cap = q->ready_cap ? q->ready_cap * 2 : 64;
+		struct job **ready = realloc(q->ready, cap * sizeof *ready);
+		if (ready == NULL)
+			return JM_ENOMEM;
+		q->ready = ready;
+		q->ready_cap = cap;
+	}
+	place(q, q->ready_count++, job);
+	sift_up(q, job->ready_index);
+	return 0;
+}
+
+struct job *queue_ready_peek(const struct queue *q)
+{
+	return q->ready_count ? q->ready[0] : NULL;
+}
+
+void queue_ready_remove(struct queue *q, struct job *job)
+{
+	uint32_t index = job->ready_index;
+	if (index == UINT32_MAX)
+		return;
+	job->ready_index = UINT32_MAX;
+	struct job *last = q->ready[--q->ready_count];
+	if (index == q->ready_count)
+		return;
+	place(q, index, last);
+	if (index > 0 && runs_before(last, q->ready[(index - 1) / 2]))
+		sift_up(q, index);
+	else
+		sift_down(q, index);
+}

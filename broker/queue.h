@@ -1,0 +1,61 @@
+/* Named queues: each orders its ready jobs (higher priority first, FIFO
+ * within a priority) and counts its jobs by state. Queues are created on
+ * first use and live as long as the broker. Not thread-safe (core lock). */
+#ifndef JM_BROKER_QUEUE_H
+#define JM_BROKER_QUEUE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backoff.h"
+#include "job.h"
+#include "namemap.h"
+
+/* Per-queue behaviour; every queue gets the broker-wide defaults. */
+struct queue_policy {
+	uint32_t max_attempts;        /* for jobs that don't set their own */
+	uint64_t timeout_ms;          /* run timeout for jobs that don't set one */
+	struct backoff_policy backoff;
+	uint64_t keep_finished;       /* completed+failed+cancelled jobs kept */
+	uint64_t keep_finished_age_ms;/* and for at most this long */
+};
+
+struct queue {
+	char name[PROTO_NAME_MAX + 1];
+	struct queue_policy policy;
+
+	struct job **ready; /* binary heap, see queue_ready_* */
+	uint32_t ready_count;
+	uint32_t ready_cap;
+
+	uint64_t delayed, active, completed, failed, cancelled;
+	struct job_list finished; /* oldest first, for retention */
+	uint64_t finished_count;
+
+	struct namemap_entry by_name;
+};
+
+struct queue_registry {
+	struct namemap queues;
+	uint32_t max_queues;
+	struct queue_policy default_policy;
+};
+
+int queue_registry_init(struct queue_registry *reg, const struct queue_policy *defaults,
+			uint32_t max_queues);
+/* Frees every queue (not their jobs). */
+void queue_registry_fini(struct queue_registry *reg);
+struct queue *queue_find(const struct queue_registry *reg, const char *name);
+/* Finds name or creates it with the default policy. JM_ELIMIT past
+ * max_queues, JM_ENOMEM. The name must already be valid. */
+int queue_get(struct queue_registry *reg, const char *name, struct queue **out);
+/* Calls fn for each queue, in no particular order. */
+void queue_each(const struct queue_registry *reg, void (*fn)(struct queue *q, void *arg),
+		void *arg);
+
+/* Ready heap. push sets job->ready_index; JM_ENOMEM on failure. */
+int queue_ready_push(struct queue *q, struct job *job);
+struct job *queue_ready_peek(const struct queue *q);
+void queue_ready_remove(struct queue *q, struct job *job);
+
+#endif

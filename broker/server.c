@@ -1,0 +1,277 @@
+/* The REP socket and its context pool (see server.h).
+ *
+ * Ownership: a conn owns its received nng_msg (the decoded request borrows
+ * from it) from RECV completion until its SEND completes; the reply nng_msg
+ * belongs to nng once nng_ctx_send accepts it, and to us again if the send
+ * fails. Exactly one party acts on a conn at a time: the aio callback, then
+ * the core (while parked or waiting for the journal), then the callback. */
+#include "server.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/transport/tcp/tcp.h>
+
+#include "limits.h"
+#include "log.h"
+
+#define SERVER_CONNS_INITIAL 64
+#define SERVER_CONNS_MIN_IDLE 16
+#define SERVER_CONNS_GROW 32
+#define SERVER_CONNS_MAX 100000
+
+enum conn_state { CONN_RECV, CONN_BUSY, CONN_SEND };
+
+struct conn {
+	struct server *srv;
+	nng_ctx ctx;
+	nng_aio *aio;
+	nng_msg *request_msg;
+	struct request req;
+	enum conn_state state;
+	struct conn *next;
+};
+
+struct server {
+	nng_socket sock;
+	nng_listener listener;
+	struct core *core;
+	char url[512];
+
+	pthread_mutex_t lock; /* guards conns and the counters */
+	struct conn *conns;
+	uint32_t conns_count;
+	uint32_t conns_idle;
+	bool closing;
+};
+
+static void conn_cb(void *arg);
+static void conn_sent(struct conn *c);
+
+static void conn_reply_cb(struct request *req, int status)
+{
+	struct conn *c = (struct conn *)((char *)req - offsetof(struct conn, req));
+	if (status != 0) {
+		/* The journal closed before this reply's record was durable:
+		 * never report a change that may not survive. */
+		jm_buf_reset(&req->reply);
+		proto_encode_error(&req->reply, JM_ECLOSED,
+				   "the broker stopped before this request was made durable; "
+				   "retry against the restarted broker");
+	}
+	nng_msg *reply = NULL;
+	if (nng_msg_alloc(&reply, 0) != 0 ||
+	    nng_msg_append(reply, req->reply.data, req->reply.len) != 0) {
+		/* Out of memory: no reply; the client times out and retries. */
+		jm_error("out of memory for a %zu-byte reply", req->reply.len);
+		if (reply)
+			nng_msg_free(reply);
+		conn_sent(c);
+		return;
+	}
+	c->state = CONN_SEND;
+	nng_aio_set_msg(c->aio, reply);
+	nng_ctx_send(c->ctx, c->aio);
+}
+
+static int conn_add(struct server *srv)
+{
+	struct conn *c = calloc(1, sizeof *c);
+	if (c == NULL)
+		return NNG_ENOMEM;
+	c->srv = srv;
+	c->req.on_reply = conn_reply_cb;
+	jm_buf_init(&c->req.reply);
+	int rv = nng_aio_alloc(&c->aio, conn_cb, c);
+	if (rv == 0) {
+		rv = nng_ctx_open(&c->ctx, srv->sock);
+		if (rv != 0)
+			nng_aio_free(c->aio);
+	}
+	if (rv != 0) {
+		free(c);
+		return rv;
+	}
+	c->state = CONN_RECV;
+	c->next = srv->conns;
+	srv->conns = c;
+	srv->conns_count++;
+	srv->conns_idle++;
+	nng_ctx_recv(c->ctx, c->aio);
+	return 0;
+}
+
+/* Keeps some contexts receiving: parked requests hold theirs. */
+static void conn_went_busy(struct server *srv)
+{
+	pthread_mutex_lock(&srv->lock);
+	srv->conns_idle--;
+	if (!srv->closing && srv->conns_idle < SERVER_CONNS_MIN_IDLE) {
+		for (int i = 0; i < SERVER_CONNS_GROW && srv->conns_count < SERVER_CONNS_MAX; i++)
+			if (conn_add(srv) != 0)
+				break;
+	}
+	pthread_mutex_unlock(&srv->lock);
+}
+
+static void conn_went_idle(struct server *srv)
+{
+	pthread_mutex_lock(&srv->lock);
+	srv->conns_idle++;
+	pthread_mutex_unlock(&srv->lock);
+}
+
+static void conn_received(struct conn *c)
+{
+	nng_msg *msg = nng_aio_get_msg(c->aio);
+	c->request_msg = msg;
+	c->req.pipe_id = (uint32_t)nng_pipe_id(nng_msg_get_pipe(msg));
+	conn_went_busy(c->srv);
+	c->state = CONN_BUSY;
+	struct jm_err err = {0};
+	int rc = proto_decode(nng_msg_body(msg), nng_msg_len(msg), &c->req.msg, &err);
+	if (rc != 0) {
+		jm_debug("refused a malformed request: %s", jm_err_text(&err));
+		core_reply_error(&c->req, rc, jm_err_text(&err));
+		return;
+	}
+	core_handle(c->srv->core, &c->req);
+}
+
+static void conn_sent(struct conn *c)
+{
+	if (nng_aio_result(c->aio) != 0) {
+		nng_msg *unsent = nng_aio_get_msg(c->aio);
+		if (unsent)
+			nng_msg_free(unsent);
+	}
+	proto_msg_fini(&c->req.msg);
+	memset(&c->req.msg, 0, sizeof c->req.msg);
+	nng_msg_free(c->request_msg);
+	c->request_msg = NULL;
+	c->state = CONN_RECV;
+	conn_went_idle(c->srv);
+	nng_ctx_recv(c->ctx, c->aio);
+}
+
+static void conn_cb(void *arg)
+{
+	struct conn *c = arg;
+	int rv = nng_aio_result(c->aio);
+	switch (c->state) {
+	case CONN_RECV:
+		if (rv == NNG_ECLOSED)
+			return;
+		if (rv != 0) {
+			/* NNG_ECANCELED, a dropped over-size message: keep serving. */
+			nng_ctx_recv(c->ctx, c->aio);
+			return;
+		}
+		conn_received(c);
+		return;
+	case CONN_SEND:
+		if (rv == NNG_ECLOSED) {
+			nng_msg *unsent = nng_aio_get_msg(c->aio);
+			if (unsent)
+				nng_msg_free(unsent);
+			return;
+		}
+		conn_sent(c);
+		return;
+	case CONN_BUSY:
+		return;
+	}
+}
+
+static void pipe_removed_cb(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+	struct server *srv = arg;
+	core_pipe_gone(srv->core, (uint32_t)nng_pipe_id(pipe));
+}
+
+/* For tcp://host:0, the URL with the port the system chose. */
+static void bound_url(struct server *srv, const char *url)
+{
+	snprintf(srv->url, sizeof srv->url, "%s", url);
+	int port;
+	if (strncmp(url, "tcp://", 6) != 0 ||
+	    nng_listener_get_int(srv->listener, NNG_OPT_TCP_BOUND_PORT, &port) != 0)
+		return;
+	const char *colon = strrchr(url, ':');
+	if (colon && colon > url + 5)
+		snprintf(srv->url, sizeof srv->url, "%.*s:%d", (int)(colon - url), url, port);
+}
+
+int server_open(struct server **out, const char *url, struct core *core, struct jm_err *err)
+{
+	struct server *srv = calloc(1, sizeof *srv);
+	if (srv == NULL)
+		return jm_err_set(err, JM_ENOMEM, "out of memory");
+	srv->core = core;
+	pthread_mutex_init(&srv->lock, NULL);
+	int rv = nng_rep0_open(&srv->sock);
+	if (rv != 0) {
+		free(srv);
+		return jm_err_set(err, JM_ETRANSPORT, "opening the REP socket: %s",
+				  nng_strerror(rv));
+	}
+	nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ, PROTO_MESSAGE_MAX);
+	nng_pipe_notify(srv->sock, NNG_PIPE_EV_REM_POST, pipe_removed_cb, srv);
+	pthread_mutex_lock(&srv->lock);
+	for (int i = 0; i < SERVER_CONNS_INITIAL && rv == 0; i++)
+		rv = conn_add(srv);
+	pthread_mutex_unlock(&srv->lock);
+	if (rv == 0)
+		rv = nng_listen(srv->sock, url, &srv->listener, 0);
+	if (rv != 0) {
+		jm_err_set(err, JM_ETRANSPORT, "listening on %s: %s", url, nng_strerror(rv));
+		server_close(srv);
+		return JM_ETRANSPORT;
+	}
+	bound_url(srv, url);
+	*out = srv;
+	return 0;
+}
+
+const char *server_url(const struct server *srv)
+{
+	return srv->url;
+}
+
+void server_stop_listening(struct server *srv)
+{
+	pthread_mutex_lock(&srv->lock);
+	srv->closing = true;
+	pthread_mutex_unlock(&srv->lock);
+	nng_listener_close(srv->listener);
+}
+
+void server_close(struct server *srv)
+{
+	if (srv == NULL)
+		return;
+	pthread_mutex_lock(&srv->lock);
+	srv->closing = true;
+	pthread_mutex_unlock(&srv->lock);
+	nng_close(srv->sock);
+	for (struct conn *c = srv->conns; c; c = c->next)
+		nng_aio_stop(c->aio);
+	struct conn *c = srv->conns;
+	while (c) {
+		struct conn *next = c->next;
+		nng_ctx_close(c->ctx);
+		nng_aio_free(c->aio);
+		proto_msg_fini(&c->req.msg);
+		if (c->request_msg)
+			nng_msg_free(c->request_msg);
+		jm_buf_fini(&c->req.reply);
+		free(c);
+		c = next;
+	}
+	pthread_mutex_destroy(&srv->lock);
+	free(srv);
+}

@@ -1,0 +1,23 @@
+/* The broker's socket: one NNG REP socket served through a pool of
+ * contexts, each a small state machine RECV -> handle -> SEND -> RECV (as
+ * nng's demo/async/server.c). A context whose request is parked or waiting
+ * for the journal simply has not sent yet; the pool grows so that some
+ * contexts are always receiving. */
+#ifndef JM_BROKER_SERVER_H
+#define JM_BROKER_SERVER_H
+
+#include "core.h"
+#include "err.h"
+
+struct server;
+
+/* Listens on url and starts serving into core. The bound URL (with the
+ * real port when url asked for port 0) is available from server_url(). */
+int server_open(struct server **out, const char *url, struct core *core, struct jm_err *err);
+const char *server_url(const struct server *srv);
+/* Stops accepting connections and closes the ones open. */
+void server_stop_listening(struct server *srv);
+/* Closes the socket, stops every context and frees. Accepts NULL. */
+void server_close(struct server *srv);
+
+#endif

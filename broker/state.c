@@ -1,0 +1,412 @@
+/* Applying records to the in-memory state (see state.h).
+ *
+ * Each transition is: unplace the job from where its old state keeps it,
+ * change its fields, place it where its new state keeps it (job.h lists the
+ * places). Counters per queue follow place/unplace, so they cannot drift. */
+#include "state.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <jobmesh/error.h>
+
+#include "log.h"
+#include "message.h"
+
+int state_init(struct state *s, const struct state_config *config)
+{
+	memset(s, 0, sizeof *s);
+	s->config = *config;
+	s->next_job_id = 1;
+	s->next_batch_id = 1;
+	deadline_heap_init(&s->deadlines);
+	int rc = jobtable_init(&s->jobs);
+	if (rc == 0)
+		rc = queue_registry_init(&s->queues, &config->queue_defaults, config->max_queues);
+	if (rc == 0)
+		rc = worker_registry_init(&s->workers, config->max_workers);
+	if (rc != 0)
+		state_fini(s);
+	return rc;
+}
+
+static void job_free(struct job *job)
+{
+	free(job->payload);
+	free(job->last_error);
+	free(job->result);
+	free(job);
+}
+
+static void free_job_cb(struct job *job, void *arg)
+{
+	job_free(job);
+}
+
+void state_fini(struct state *s)
+{
+	if (s->jobs.buckets)
+		jobtable_each(&s->jobs, free_job_cb, NULL);
+	jobtable_fini(&s->jobs);
+	queue_registry_fini(&s->queues);
+	worker_registry_fini(&s->workers);
+	deadline_heap_fini(&s->deadlines);
+}
+
+bool state_job_is_finished(const struct job *job)
+{
+	return job->state == PROTO_STATE_COMPLETED || job->state == PROTO_STATE_FAILED ||
+	       job->state == PROTO_STATE_CANCELLED;
+}
+
+int state_worker_seen(struct state *s, const char *id, uint64_t now_us, struct worker **out)
+{
+	struct worker *w;
+	int rc = worker_get(&s->workers, id, now_us, &w);
+	if (rc != 0)
+		return rc;
+	w->last_seen_us = now_us;
+	rc = deadline_heap_set(&s->deadlines, &w->lost_timer,
+			       now_us + s->config.dead_after_ms * 1000);
+	if (rc != 0)
+		return rc;
+	*out = w;
+	return 0;
+}
+
+/* Removes job from the place its current state keeps it in. */
+static void unplace(struct state *s, struct job *job)
+{
+	struct queue *q = job->queue;
+	switch (job->state) {
+	case PROTO_STATE_PENDING:
+		queue_ready_remove(q, job);
+		s->ready_jobs--;
+		break;
+	case PROTO_STATE_DELAYED:
+		deadline_heap_remove(&s->deadlines, &job->timer);
+		q->delayed--;
+		break;
+	case PROTO_STATE_ACTIVE:
+		deadline_heap_remove(&s->deadlines, &job->timer);
+		TAILQ_REMOVE(&job->holder->held, job, holder_link);
+		job->holder->held_count--;
+		job->holder = NULL;
+		q->active--;
+		break;
+	case PROTO_STATE_COMPLETED:
+	case PROTO_STATE_FAILED:
+	case PROTO_STATE_CANCELLED:
+		TAILQ_REMOVE(&q->finished, job, finished_link);
+		q->finished_count--;
+		if (job->state == PROTO_STATE_COMPLETED)
+			q->completed--;
+		else if (job->state == PROTO_STATE_FAILED)
+			q->failed--;
+		else
+			q->cancelled--;
+		break;
+	default:
+		break; /* a new job is nowhere yet */
+	}
+	job->state = 0;
+}
+
+/* Puts job where state keeps it. An ACTIVE job must have job->holder set,
+ * and its lease deadline is lease_at_us + timeout + grace. */
+static int place(struct state *s, struct job *job, uint32_t state, uint64_t now_us,
+		 uint64_t lease_at_us)
+{
+	struct queue *q = job->queue;
+	if (state == PROTO_STATE_DELAYED && job->run_at_us <= now_us)
+		state = PROTO_STATE_PENDING;
+	job->state = state;
+	switch (state) {
+	case PROTO_STATE_PENDING:
+		job->ready_seq = ++s->ready_seq;
+		s->ready_jobs++;
+		return queue_ready_push(q, job);
+	case PROTO_STATE_DELAYED:
+		q->delayed++;
+		job->timer.kind = DEADLINE_JOB_READY;
+		return deadline_heap_set(&s->deadlines, &job->timer, job->run_at_us);
+	case PROTO_STATE_ACTIVE: {
+		struct worker *w = job->holder;
+		TAILQ_INSERT_TAIL(&w->held, job, holder_link);
+		w->held_count++;
+		job->holder_heartbeat_mark = w->heartbeats;
+		q->active++;
+		job->timer.kind = DEADLINE_LEASE;
+		uint64_t deadline =
+			lease_at_us + (job->timeout_ms + s->config.lease_grace_ms) * 1000;
+		return deadline_heap_set(&s->deadlines, &job->timer, deadline);
+	}
+	case PROTO_STATE_COMPLETED:
+	case PROTO_STATE_FAILED:
+	case PROTO_STATE_CANCELLED:
+		TAILQ_INSERT_TAIL(&q->finished, job, finished_link);
+		q->finished_count++;
+		if (state == PROTO_STATE_COMPLETED)
+			q->completed++;
+		else if (state == PROTO_STATE_FAILED)
+			q->failed++;
+		else
+			q->cancelled++;
+		return 0;
+	default:
+		return JM_EINVAL;
+	}
+}
+
+void state_job_due(struct state *s, struct job *job)
+{
+	if (job->state != PROTO_STATE_DELAYED)
+		return;
+	unplace(s, job);
+	job->run_at_us = 0;
+	place(s, job, PROTO_STATE_PENDING, 0, 0);
+}
+
+/* Replaces *dst with a NUL-terminated copy of bytes (NULL when empty). */
+static int copy_bytes(uint8_t **dst, uint32_t *dst_len, const struct proto_bytes *src)
+{
+	uint8_t *copy = NULL;
+	if (src->len > 0) {
+		copy = malloc((size_t)src->len + 1);
+		if (copy == NULL)
+			return JM_ENOMEM;
+		memcpy(copy, src->ptr, src->len);
+		copy[src->len] = '\0';
+	}
+	free(*dst);
+	*dst = copy;
+	if (dst_len)
+		*dst_len = src->len;
+	return 0;
+}
+
+static int copy_text(char **dst, const struct proto_bytes *src)
+{
+	return copy_bytes((uint8_t **)dst, NULL, src);
+}
+
+static int skip_or_fail(struct state *s, struct jm_err *err, const char *what, uint64_t job_id)
+{
+	if (s->replaying) {
+		s->replay_skipped++;
+		return 0;
+	}
+	return jm_err_set(err, JM_ESTATE, "%s for job %llu does not fit its state", what,
+			  (unsigned long long)job_id);
+}
+
+static int apply_job(struct state *s, const struct proto_rec_job *r, uint64_t now_us,
+		     struct jm_err *err)
+{
+	struct queue *q;
+	int rc = queue_get(&s->queues, r->queue, &q);
+	if (rc != 0)
+		return jm_err_set(err, rc, "queue %s: %s", r->queue,
+				  rc == JM_ELIMIT ? "too many queues" : jm_strerror(rc));
+	struct job *job = jobtable_find(&s->jobs, r->job_id);
+	bool is_new = job == NULL;
+	if (is_new) {
+		job = calloc(1, sizeof *job);
+		if (job == NULL)
+			return jm_err_set(err, JM_ENOMEM, "job %llu: out of memory",
+					  (unsigned long long)r->job_id);
+		job->ready_index = UINT32_MAX;
+		deadline_init(&job->timer, DEADLINE_JOB_READY);
+		TAILQ_INIT(&job->waiters);
+		job->id = r->job_id;
+	} else {
+		unplace(s, job);
+	}
+	job->queue = q;
+	job->batch_id = r->batch_id;
+	memcpy(job->type, r->type, sizeof job->type);
+	job->priority = r->priority;
+	job->max_attempts = r->max_attempts;
+	job->timeout_ms = r->timeout_ms;
+	job->attempt = r->attempt;
+	job->lease = r->lease;
+	job->created_us = r->created_us;
+	job->updated_us = r->updated_us;
+	job->run_at_us = r->run_at_us;
+	rc = copy_bytes(&job->payload, &job->payload_len, &r->payload);
+	if (rc == 0)
+		rc = copy_text(&job->last_error, &r->last_error);
+	if (rc == 0)
+		rc = copy_bytes(&job->result, &job->result_len, &r->result);
+	if (rc == 0 && r->state == PROTO_STATE_ACTIVE) {
+		struct worker *w;
+		rc = state_worker_seen(s, r->worker_id, now_us, &w);
+		job->holder = w;
+	}
+	if (rc == 0 && is_new)
+		rc = jobtable_insert(&s->jobs, job);
+	if (rc != 0) {
+		if (is_new)
+			job_free(job);
+		return jm_err_set(err, rc, "job %llu: %s", (unsigned long long)r->job_id,
+				  jm_strerror(rc));
+	}
+	if (r->job_id >= s->next_job_id)
+		s->next_job_id = r->job_id + 1;
+	if (r->batch_id >= s->next_batch_id)
+		s->next_batch_id = r->batch_id + 1;
+	rc = place(s, job, r->state, now_us, r->updated_us);
+	if (rc != 0)
+		return jm_err_set(err, rc, "job %llu: cannot place in state %u",
+				  (unsigned long long)r->job_id, r->state);
+	return 0;
+}
+
+static int apply_lease(struct state *s, const struct proto_rec_lease *r, uint64_t now_us,
+		       struct jm_err *err)
+{
+	struct job *job = jobtable_find(&s->jobs, r->job_id);
+	if (job == NULL || r->lease <= job->lease ||
+	    (job->state != PROTO_STATE_PENDING && job->state != PROTO_STATE_DELAYED))
+		return skip_or_fail(s, err, "lease", r->job_id);
+	struct worker *w;
+	int rc = state_worker_seen(s, r->worker_id, now_us, &w);
+	if (rc != 0)
+		return jm_err_set(err, rc, "worker %s: %s", r->worker_id,
+				  rc == JM_ELIMIT ? "too many workers" : jm_strerror(rc));
+	unplace(s, job);
+	job->attempt = r->attempt;
+	job->lease = r->lease;
+	job->updated_us = r->at_us;
+	job->run_at_us = 0;
+	job->holder = w;
+	return place(s, job, PROTO_STATE_ACTIVE, now_us, r->at_us);
+}
+
+static int apply_settle(struct state *s, const struct proto_rec_settle *r, uint64_t now_us,
+			struct jm_err *err)
+{
+	struct job *job = jobtable_find(&s->jobs, r->job_id);
+	if (job == NULL || job->state != PROTO_STATE_ACTIVE || job->lease != r->lease)
+		return skip_or_fail(s, err, "settle", r->job_id);
+	unplace(s, job);
+	job->updated_us = r->at_us;
+	uint32_t next_state;
+	int rc = 0;
+	switch (r->outcome) {
+	case PROTO_OUTCOME_COMPLETED:
+		rc = copy_bytes(&job->result, &job->result_len, &r->data);
+		next_state = PROTO_STATE_COMPLETED;
+		break;
+	case PROTO_OUTCOME_RETRY:
+		rc = copy_text(&job->last_error, &r->data);
+		job->run_at_us = r->run_at_us;
+		next_state = PROTO_STATE_DELAYED;
+		break;
+	case PROTO_OUTCOME_DEAD:
+		rc = copy_text(&job->last_error, &r->data);
+		next_state = PROTO_STATE_FAILED;
+		break;
+	case PROTO_OUTCOME_RELEASED:
+	default:
+		if (job->attempt > 0)
+			job->attempt--;
+		job->run_at_us = r->run_at_us;
+		next_state = PROTO_STATE_DELAYED;
+		break;
+	}
+	int placed = place(s, job, next_state, now_us, 0);
+	return rc != 0 ? jm_err_set(err, rc, "job %llu: out of memory",
+				    (unsigned long long)r->job_id)
+		       : placed;
+}
+
+static int apply_cancel(struct state *s, const struct proto_rec_job_event *r, uint64_t now_us,
+			struct jm_err *err)
+{
+	struct job *job = jobtable_find(&s->jobs, r->job_id);
+	if (job == NULL || state_job_is_finished(job))
+		return skip_or_fail(s, err, "cancel", r->job_id);
+	unplace(s, job);
+	job->updated_us = r->at_us;
+	return place(s, job, PROTO_STATE_CANCELLED, now_us, 0);
+}
+
+static int apply_drop(struct state *s, const struct proto_rec_job_event *r, struct jm_err *err)
+{
+	struct job *job = jobtable_find(&s->jobs, r->job_id);
+	if (job == NULL || !state_job_is_finished(job) || !TAILQ_EMPTY(&job->waiters))
+		return skip_or_fail(s, err, "drop", r->job_id);
+	unplace(s, job);
+	jobtable_remove(&s->jobs, job);
+	job_free(job);
+	return 0;
+}
+
+static int apply_revive(struct state *s, const struct proto_rec_revive *r, uint64_t now_us,
+			struct jm_err *err)
+{
+	struct job *job = jobtable_find(&s->jobs, r->job_id);
+	if (job == NULL || job->state != PROTO_STATE_FAILED)
+		return skip_or_fail(s, err, "revive", r->job_id);
+	unplace(s, job);
+	job->attempt = 0;
+	if (r->max_attempts)
+		job->max_attempts = r->max_attempts;
+	job->updated_us = r->at_us;
+	job->run_at_us = 0;
+	return place(s, job, PROTO_STATE_PENDING, now_us, 0);
+}
+
+int state_apply(struct state *s, const struct proto_record *rec, uint64_t now_us,
+		struct jm_err *err)
+{
+	switch (rec->type) {
+	case PROTO_REC_JOB:
+		return apply_job(s, &rec->u.job, now_us, err);
+	case PROTO_REC_LEASE:
+		return apply_lease(s, &rec->u.lease, now_us, err);
+	case PROTO_REC_SETTLE:
+		return apply_settle(s, &rec->u.settle, now_us, err);
+	case PROTO_REC_CANCEL:
+		return apply_cancel(s, &rec->u.cancel, now_us, err);
+	case PROTO_REC_DROP:
+		return apply_drop(s, &rec->u.drop, err);
+	case PROTO_REC_REVIVE:
+		return apply_revive(s, &rec->u.revive, now_us, err);
+	case PROTO_REC_META:
+		if (rec->u.meta.next_job_id > s->next_job_id)
+			s->next_job_id = rec->u.meta.next_job_id;
+		if (rec->u.meta.next_batch_id > s->next_batch_id)
+			s->next_batch_id = rec->u.meta.next_batch_id;
+		return 0;
+	}
+	return jm_err_set(err, JM_EINVAL, "record type %d is unknown", (int)rec->type);
+}
+
+void state_job_snapshot(const struct job *job, struct proto_record *rec)
+{
+	memset(rec, 0, sizeof *rec);
+	rec->version = PROTO_RECORD_VERSION;
+	rec->type = PROTO_REC_JOB;
+	struct proto_rec_job *r = &rec->u.job;
+	r->job_id = job->id;
+	r->batch_id = job->batch_id;
+	memcpy(r->queue, job->queue->name, sizeof r->queue);
+	memcpy(r->type, job->type, sizeof r->type);
+	r->payload = (struct proto_bytes){job->payload, job->payload_len};
+	r->priority = job->priority;
+	r->max_attempts = job->max_attempts;
+	r->timeout_ms = job->timeout_ms;
+	r->state = job->state;
+	r->attempt = job->attempt;
+	r->lease = job->lease;
+	r->created_us = job->created_us;
+	r->updated_us = job->updated_us;
+	r->run_at_us = job->run_at_us;
+	if (job->holder)
+		memcpy(r->worker_id, job->holder->id, sizeof r->worker_id);
+	r->last_error = (struct proto_bytes){(const uint8_t *)job->last_error,
+					     job->last_error ? (uint32_t)strlen(job->last_error) : 0};
+	r->result = (struct proto_bytes){job->result, job->result_len};
+}

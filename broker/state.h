@@ -1,0 +1,74 @@
+/* The broker's in-memory state, changed only by applying journal records.
+ *
+ * Every change — live or during replay — goes through state_apply() with a
+ * decoded proto_record, so what the broker did and what it rebuilds after a
+ * crash cannot differ. The live path (core.c) appends a record to the
+ * journal and applies it under the core lock; replay applies the same
+ * records in journal order.
+ *
+ * Replay is tolerant in one way: compaction writes a snapshot while service
+ * goes on, so a record after the snapshot may describe a change the
+ * snapshot already holds. Such a record (a lease or settle older than the
+ * job's lease, an event for a job already dropped) is skipped and counted.
+ *
+ * Delayed jobs that come due need no record: being due is a function of
+ * run_at_us and the clock. */
+#ifndef JM_BROKER_STATE_H
+#define JM_BROKER_STATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "deadline.h"
+#include "err.h"
+#include "jobtable.h"
+#include "queue.h"
+#include "record.h"
+#include "workers.h"
+
+struct state_config {
+	struct queue_policy queue_defaults;
+	uint32_t max_queues;
+	uint32_t max_workers;
+	uint64_t dead_after_ms;  /* a worker silent this long is lost */
+	uint64_t lease_grace_ms; /* past a job's run timeout before the broker
+				    fails the attempt itself */
+};
+
+struct state {
+	struct state_config config;
+	struct jobtable jobs;
+	struct queue_registry queues;
+	struct worker_registry workers;
+	struct deadline_heap deadlines;
+	uint64_t next_job_id;
+	uint64_t next_batch_id;
+	uint64_t ready_seq;
+	uint64_t ready_jobs; /* pending jobs in all queues */
+	bool replaying;
+	uint64_t replay_skipped;
+};
+
+int state_init(struct state *s, const struct state_config *config);
+/* Frees every job, queue and worker. */
+void state_fini(struct state *s);
+
+/* Applies rec at time now_us. Live, a record that does not fit the state is
+ * a bug in the caller and returns JM_ESTATE; while replaying it is skipped
+ * (see above). */
+int state_apply(struct state *s, const struct proto_record *rec, uint64_t now_us,
+		struct jm_err *err);
+
+/* A delayed job's time has come: it becomes pending. */
+void state_job_due(struct state *s, struct job *job);
+
+/* Records a sign of life from worker id: creates it if new and moves its
+ * lost deadline to now + dead_after. */
+int state_worker_seen(struct state *s, const char *id, uint64_t now_us, struct worker **out);
+
+bool state_job_is_finished(const struct job *job);
+
+/* Fills rec (type JOB) with a snapshot of job, borrowing its buffers. */
+void state_job_snapshot(const struct job *job, struct proto_record *rec);
+
+#endif
