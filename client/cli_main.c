@@ -1,4 +1,225 @@
-int main(void)
+/* jobmesh: the command-line tool. Global flags, the config file, and the
+ * table of commands.
+ *
+ *   jobmesh [--broker URL] [--config FILE] [--timeout SEC] COMMAND ...
+ *
+ * Global flags come before the command; each command parses its own flags
+ * after its name. A new command is one line in cli_commands plus its run
+ * function. Settings from --config are applied first and flags after, so
+ * flags win; the file's keys are the global flag names (broker, timeout). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_common.h"
+#include "config.h"
+#include "log.h"
+
+#define CLI_TIMEOUT_SEC_MAX 86400
+
+struct cli_globals {
+	struct cli cli;
+	const char *config_path;
+	bool help;
+	bool applying_config;
+};
+
+static int main_set_broker(void *ctx, const char *value, struct jm_err *err)
 {
+	if (value[0] == '\0')
+		return jm_err_set(err, JM_EINVAL,
+		                  "--broker is empty: give a URL such as tcp://127.0.0.1:7400 or "
+		                  "ipc:///path/broker.ipc");
+	((struct cli_globals *)ctx)->cli.broker = value;
 	return 0;
+}
+
+static int main_set_config(void *ctx, const char *value, struct jm_err *err)
+{
+	struct cli_globals *globals = ctx;
+	if (globals->applying_config)
+		return jm_err_set(err, JM_EINVAL,
+		                  "config: a config file cannot name another one; give --config "
+		                  "on the command line");
+	globals->config_path = value;
+	return 0;
+}
+
+static int main_set_timeout(void *ctx, const char *value, struct jm_err *err)
+{
+	unsigned long long seconds;
+	int rc = jm_parse_u64("timeout", value, 1, CLI_TIMEOUT_SEC_MAX, &seconds, err);
+	if (rc == 0)
+		((struct cli_globals *)ctx)->cli.timeout_ms = (uint32_t)(seconds * 1000);
+	return rc;
+}
+
+static int main_set_help(void *ctx, const char *value, struct jm_err *err)
+{
+	((struct cli_globals *)ctx)->help = true;
+	return 0;
+}
+
+static const struct jm_flag main_flags[] = {
+    {"broker", "URL", "broker address (default: $JOBMESH_BROKER, else " JM_DEFAULT_BROKER_URL ")",
+     main_set_broker},
+    {"config", "FILE", "YAML file of global settings (broker, timeout); flags win",
+     main_set_config},
+    {"timeout", "SEC", "give up on a request after SEC seconds (default 10)", main_set_timeout},
+    {"help", NULL, "show this help", main_set_help},
+    {NULL, NULL, NULL, NULL},
+};
+
+static int main_help_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
+                         int first);
+
+/* Later commands (batch, watch, cancel, workers, dead-letter) are one line
+ * here each. */
+static const struct cli_command main_commands[] = {
+    {"submit", cli_submit_run,
+     "--queue Q --type T [--payload S | --payload-file F | -] [--priority N] "
+     "[--max-attempts N] [--delay-ms N] [--timeout-ms N] [--json]",
+     "Enqueue one job and print its id (--json: {\"id\": N}).",
+     "The payload is given inline (--payload), read from a file (--payload-file F),\n"
+     "or read from stdin (\"-\" or --payload-file -), up to 1 MiB.\n",
+     cli_submit_flags},
+    {"status", cli_status_run, "ID [--json]", "Show a job's state.",
+     "Exits 0 whenever the job was found, whatever its state.\n", cli_status_flags},
+    {"result", cli_result_run, "ID [--json]",
+     "Print a completed job's result, raw, exactly as stored.",
+     "--json prints the whole job, with the result in \"result\" when it is UTF-8\n"
+     "text, else base64 in \"result_base64\". A job that did not complete exits\n"
+     "with the code for its state.\n",
+     cli_result_flags},
+    {"wait", cli_wait_run, "ID [--timeout SEC] [--json]",
+     "Wait until a job finishes (the broker answers when it does; no polling).",
+     "Prints the final state line (--json: the job with its result); exits by the\n"
+     "job's state, or 12 when --timeout passed first.\n",
+     cli_wait_flags},
+    {"stats", cli_stats_run, "[--json]",
+     "Per-queue counts: pending, delayed, active, completed, failed.", NULL, cli_stats_flags},
+    {"help", main_help_run, "[COMMAND]", "Show help for jobmesh or for one command.", NULL, NULL},
+};
+
+#define MAIN_COMMANDS_COUNT (sizeof main_commands / sizeof main_commands[0])
+
+static const struct cli_command *main_find_command(const char *name)
+{
+	for (size_t i = 0; i < MAIN_COMMANDS_COUNT; i++) {
+		if (strcmp(main_commands[i].name, name) == 0)
+			return &main_commands[i];
+	}
+	return NULL;
+}
+
+static void main_help(FILE *out)
+{
+	fprintf(out, "usage: jobmesh [--broker URL] [--config FILE] [--timeout SEC] COMMAND ...\n"
+	             "\n"
+	             "Submit jobs to a jobmesh broker and follow them.\n"
+	             "\n"
+	             "Commands:\n");
+	for (size_t i = 0; i < MAIN_COMMANDS_COUNT; i++)
+		fprintf(out, "  %-8s %s\n", main_commands[i].name, main_commands[i].summary);
+	fprintf(out, "\nGlobal flags (before the command):\n");
+	jm_flags_print(out, main_flags);
+	fprintf(out,
+	        "\nRun \"jobmesh COMMAND --help\" for a command's flags.\n"
+	        "Errors are one line on stderr: \"jobmesh: <what>: <detail>\".\n\n%s",
+	        cli_exit_codes_help);
+}
+
+static int main_help_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
+                         int first)
+{
+	if (first >= argc) {
+		main_help(stdout);
+		return CLI_EXIT_OK;
+	}
+	if (first + 1 < argc)
+		return cli_fail(CLI_EXIT_USAGE, "help", "name one command; usage: jobmesh help %s",
+		                self->args);
+	const struct cli_command *cmd = main_find_command(argv[first]);
+	if (cmd == NULL)
+		return cli_fail(CLI_EXIT_USAGE, "help",
+		                "unknown command \"%s\"; run \"jobmesh help\" for the list",
+		                argv[first]);
+	if (cmd == self)
+		main_help(stdout);
+	else
+		cli_command_help(stdout, cmd);
+	return CLI_EXIT_OK;
+}
+
+/* Applies the config file and the global flags into *globals; *command_at
+ * is the index of the command word. Returns an exit code; *done after
+ * printing help. */
+static int main_globals(struct cli_globals *globals, struct jm_config *config, int argc,
+                        char **argv, int *command_at, bool *done)
+{
+	struct jm_err err;
+	jm_err_clear(&err);
+	*done = false;
+
+	/* The first pass finds --config; the second applies the file, then the
+	 * flags again on top, so a flag always wins over the file. */
+	struct cli_globals first_pass = {0};
+	if (jm_flags_parse(main_flags, &first_pass, argc, argv, 1, command_at, &err) != 0)
+		return cli_fail(CLI_EXIT_USAGE, NULL, "%s", jm_err_text(&err));
+	if (first_pass.help) {
+		main_help(stdout);
+		*done = true;
+		return CLI_EXIT_OK;
+	}
+	*globals = first_pass;
+	if (first_pass.config_path == NULL)
+		return CLI_EXIT_OK;
+
+	memset(globals, 0, sizeof *globals);
+	if (jm_config_load(config, first_pass.config_path, &err) != 0)
+		return cli_fail(CLI_EXIT_USAGE, NULL, "%s", jm_err_text(&err));
+	globals->applying_config = true;
+	if (jm_flags_apply_config(main_flags, globals, config, &err) != 0)
+		return cli_fail(CLI_EXIT_USAGE, NULL, "%s", jm_err_text(&err));
+	globals->applying_config = false;
+	if (jm_flags_parse(main_flags, globals, argc, argv, 1, command_at, &err) != 0)
+		return cli_fail(CLI_EXIT_USAGE, NULL, "%s", jm_err_text(&err));
+	return CLI_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	jm_log_init("jobmesh", JM_LOG_WARN);
+	struct cli_globals globals = {0};
+	struct jm_config config = {0};
+	int command_at = argc;
+	bool done = false;
+	int code = main_globals(&globals, &config, argc, argv, &command_at, &done);
+	if (code != CLI_EXIT_OK || done)
+		goto done_free_config;
+
+	if (command_at >= argc) {
+		code = cli_fail(CLI_EXIT_USAGE, NULL,
+				"no command given; run \"jobmesh help\" for the list");
+		goto done_free_config;
+	}
+	const struct cli_command *cmd = main_find_command(argv[command_at]);
+	if (cmd == NULL) {
+		code = cli_fail(CLI_EXIT_USAGE, NULL,
+		                "unknown command \"%s\"; run \"jobmesh help\" for the list",
+		                argv[command_at]);
+		goto done_free_config;
+	}
+	code = cmd->run(&globals.cli, cmd, argc, argv, command_at + 1);
+
+	/* Output that never reached its file (a full disk, a closed pipe) is a
+	 * failure, not a success. */
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		if (code == CLI_EXIT_OK)
+			code = CLI_EXIT_ERROR;
+		fprintf(stderr, "jobmesh: %s: writing to stdout failed\n", cmd->name);
+	}
+	jm_client_close(globals.cli.client);
+done_free_config:
+	jm_config_fini(&config);
+	return code;
 }

@@ -1,0 +1,164 @@
+/* What the jobmesh commands share: error lines, exit codes, argument
+ * parsing with operands between flags, and the lazily opened client.
+ *
+ * Exit codes come from one table of meanings (enum cli_exit); SDK error
+ * codes and job states map onto them only here. */
+#include "cli_common.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+const char cli_exit_codes_help[] =
+    "Exit codes:\n"
+    "  0   success; for result and wait: the job completed\n"
+    "  1   error: the request was refused or failed (message on stderr)\n"
+    "  2   usage error: bad command, flag or argument\n"
+    "  3   broker unreachable, or no reply in time\n"
+    "  4   job not found\n"
+    "  10  the job failed (dead-lettered)\n"
+    "  11  the job was cancelled\n"
+    "  12  the job has not finished (wait timed out; result of a job still\n"
+    "      pending, delayed or active)\n";
+
+int cli_set_help(void *ctx, const char *value, struct jm_err *err)
+{
+	((struct cli_opts *)ctx)->help = true;
+	return 0;
+}
+
+int cli_set_json(void *ctx, const char *value, struct jm_err *err)
+{
+	((struct cli_opts *)ctx)->json = true;
+	return 0;
+}
+
+int cli_fail(int exit_code, const char *what, const char *fmt, ...)
+{
+	char detail[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof detail, fmt, ap);
+	va_end(ap);
+	/* Flush results already printed so the two streams stay in order on a
+	 * shared terminal. */
+	fflush(stdout);
+	if (what != NULL)
+		fprintf(stderr, "jobmesh: %s: %s\n", what, detail);
+	else
+		fprintf(stderr, "jobmesh: %s\n", detail);
+	return exit_code;
+}
+
+int cli_exit_for_error(int rc)
+{
+	switch (rc) {
+	case 0:
+		return CLI_EXIT_OK;
+	case JM_ETRANSPORT:
+	case JM_ETIMEDOUT:
+	case JM_ECLOSED:
+		return CLI_EXIT_UNREACHABLE;
+	case JM_ENOTFOUND:
+		return CLI_EXIT_NOT_FOUND;
+	default:
+		return CLI_EXIT_ERROR;
+	}
+}
+
+int cli_fail_sdk(int rc)
+{
+	const char *text = jm_client_last_error();
+	int code = cli_exit_for_error(rc);
+	fflush(stdout);
+	fprintf(stderr, "jobmesh: %s%s\n", text[0] != '\0' ? text : jm_strerror(rc),
+	        code == CLI_EXIT_UNREACHABLE
+	            ? "; is jobmesh-broker running there? (set --broker URL or JOBMESH_BROKER)"
+	            : "");
+	return code;
+}
+
+int cli_exit_for_state(int state)
+{
+	switch (state) {
+	case JM_STATE_COMPLETED:
+		return CLI_EXIT_OK;
+	case JM_STATE_FAILED:
+		return CLI_EXIT_JOB_FAILED;
+	case JM_STATE_CANCELLED:
+		return CLI_EXIT_JOB_CANCELLED;
+	default:
+		return CLI_EXIT_NOT_FINISHED;
+	}
+}
+
+void cli_command_help(FILE *out, const struct cli_command *cmd)
+{
+	fprintf(out, "usage: jobmesh [global flags] %s %s\n\n%s\n", cmd->name, cmd->args,
+	        cmd->summary);
+	if (cmd->details != NULL)
+		fprintf(out, "\n%s", cmd->details);
+	if (cmd->flags != NULL) {
+		fprintf(out, "\nFlags:\n");
+		jm_flags_print(out, cmd->flags);
+	}
+	fprintf(out, "\n%s", cli_exit_codes_help);
+}
+
+int cli_command_args(const struct cli_command *cmd, void *opts, int argc, char **argv, int first,
+                     const char **positionals, int positionals_max, int *positionals_count,
+                     bool *done)
+{
+	struct cli_opts *common = opts;
+	struct jm_err err;
+	jm_err_clear(&err);
+	*positionals_count = 0;
+	*done = false;
+	int i = first;
+	bool flags_ended = false;
+	while (i < argc) {
+		if (!flags_ended) {
+			int rest = argc;
+			if (jm_flags_parse(cmd->flags, opts, argc, argv, i, &rest, &err) != 0)
+				return cli_fail(CLI_EXIT_USAGE, cmd->name, "%s", jm_err_text(&err));
+			/* jm_flags_parse consumes a "--" and stops after it. */
+			flags_ended = rest > i && strcmp(argv[rest - 1], "--") == 0;
+			i = rest;
+			if (i >= argc)
+				break;
+		}
+		if (*positionals_count == positionals_max) {
+			if (common->help)
+				break;
+			return cli_fail(CLI_EXIT_USAGE, cmd->name,
+			                "unexpected argument \"%s\"; usage: jobmesh %s %s", argv[i],
+			                cmd->name, cmd->args);
+		}
+		positionals[(*positionals_count)++] = argv[i++];
+	}
+	if (common->help) {
+		cli_command_help(stdout, cmd);
+		*done = true;
+	}
+	return CLI_EXIT_OK;
+}
+
+jm_client *cli_client(struct cli *cli, const char *what, int *exit_code)
+{
+	if (cli->client != NULL)
+		return cli->client;
+	int rc = jm_client_open(&cli->client, cli->broker);
+	if (rc != 0) {
+		/* The URL itself was refused (bad scheme or address): a usage
+		 * error; anything else is the transport's. */
+		*exit_code =
+		    cli_fail(rc == JM_EINVAL || rc == JM_EUNSUPPORTED ? CLI_EXIT_USAGE
+		                                                      : CLI_EXIT_UNREACHABLE,
+		             what, "%s", jm_client_last_error());
+		cli->client = NULL;
+		return NULL;
+	}
+	if (cli->timeout_ms != 0)
+		jm_client_set_timeout_ms(cli->client, cli->timeout_ms);
+	return cli->client;
+}

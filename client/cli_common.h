@@ -1,0 +1,114 @@
+/* The jobmesh command-line tool: what its commands share.
+ *
+ * Exit codes are defined here once; --help prints them from
+ * cli_exit_codes_help. Every error is one line on stderr,
+ * "jobmesh: <what>: <detail>", printed through cli_fail() or
+ * cli_fail_sdk(); stdout carries only results, so scripts can use it. */
+#ifndef JM_CLIENT_CLI_COMMON_H
+#define JM_CLIENT_CLI_COMMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jobmesh/client.h>
+
+#include "flags.h"
+
+enum cli_exit {
+	CLI_EXIT_OK = 0,             /* success; the job completed */
+	CLI_EXIT_ERROR = 1,          /* the request was refused or failed */
+	CLI_EXIT_USAGE = 2,          /* bad command line */
+	CLI_EXIT_UNREACHABLE = 3,    /* broker unreachable or no reply in time */
+	CLI_EXIT_NOT_FOUND = 4,      /* no such job */
+	CLI_EXIT_JOB_FAILED = 10,    /* the job failed (dead-lettered) */
+	CLI_EXIT_JOB_CANCELLED = 11, /* the job was cancelled */
+	CLI_EXIT_NOT_FINISHED = 12,  /* the job has not finished: wait timed out,
+	                                or result asked too early */
+};
+
+/* The EXIT CODES section of --help, matching enum cli_exit. */
+extern const char cli_exit_codes_help[];
+
+/* Global options, set from the config file and then from flags. */
+struct cli {
+	const char *broker;  /* --broker; NULL: $JOBMESH_BROKER, else default */
+	uint32_t timeout_ms; /* --timeout; 0: the SDK's default */
+	jm_client *client;   /* opened by cli_client() on first use */
+};
+
+/* Options every command takes; each command's option struct starts with
+ * one, so the shared setters below work on any of them. */
+struct cli_opts {
+	bool help;
+	bool json;
+};
+
+int cli_set_help(void *ctx, const char *value, struct jm_err *err);
+int cli_set_json(void *ctx, const char *value, struct jm_err *err);
+
+#define CLI_FLAG_HELP                                                                              \
+	{                                                                                          \
+		"help", NULL, "show this help", cli_set_help                                       \
+	}
+#define CLI_FLAG_JSON                                                                              \
+	{                                                                                          \
+		"json", NULL, "print JSON instead of text", cli_set_json                           \
+	}
+
+struct cli_command {
+	const char *name;
+	/* Runs the command with its arguments at argv[first..argc); returns an
+	 * exit code. */
+	int (*run)(struct cli *cli, const struct cli_command *self, int argc, char **argv,
+	           int first);
+	const char *args;    /* synopsis after the name: "ID [--json]" */
+	const char *summary; /* one line for the command list */
+	const char *details; /* more lines for "jobmesh help NAME", or NULL */
+	const struct jm_flag *flags;
+};
+
+/* Prints "usage: jobmesh NAME ARGS", the summary, details and flags. */
+void cli_command_help(FILE *out, const struct cli_command *cmd);
+
+/* Parses a command's arguments: flags of table anywhere, at most
+ * positionals_max other arguments into positionals. Prints a usage error
+ * and returns CLI_EXIT_USAGE, or prints the help and returns CLI_EXIT_OK
+ * with *done set, or returns CLI_EXIT_OK to go on. */
+int cli_command_args(const struct cli_command *cmd, void *opts, int argc, char **argv, int first,
+                     const char **positionals, int positionals_max, int *positionals_count,
+                     bool *done);
+
+/* The connected client, opened on first use; NULL after printing why. */
+jm_client *cli_client(struct cli *cli, const char *what, int *exit_code);
+
+/* Prints "jobmesh: <what>: <detail>" on stderr ("jobmesh: <detail>" when
+ * what is NULL) and returns exit_code. */
+int cli_fail(int exit_code, const char *what, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Prints the SDK's last error (it names the operation already) and
+ * returns the exit code for rc. */
+int cli_fail_sdk(int rc);
+
+/* The exit code for an SDK error code and for a job's state. */
+int cli_exit_for_error(int rc);
+int cli_exit_for_state(int state);
+
+/* Commands; the table in cli_main.c points at these. */
+int cli_submit_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
+                   int first);
+int cli_status_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
+                   int first);
+int cli_result_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
+                   int first);
+int cli_wait_run(struct cli *cli, const struct cli_command *self, int argc, char **argv, int first);
+int cli_stats_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
+                  int first);
+
+extern const struct jm_flag cli_submit_flags[];
+extern const struct jm_flag cli_status_flags[];
+extern const struct jm_flag cli_result_flags[];
+extern const struct jm_flag cli_wait_flags[];
+extern const struct jm_flag cli_stats_flags[];
+
+#endif

@@ -1,0 +1,61 @@
+/* How the jobmesh tool prints jobs and stats: aligned text for people,
+ * JSON (built with jansson, never by hand) for programs.
+ *
+ * The builders are pure: they take SDK structs and return text or a
+ * json_t, so tests/unit/test_cli_json.c checks them without a broker. */
+#ifndef JM_CLIENT_CLI_OUTPUT_H
+#define JM_CLIENT_CLI_OUTPUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+#include <jobmesh/client.h>
+
+/* Big enough for "2024-05-01T12:34:56.789Z" and for "-". */
+#define CLI_TIME_TEXT_MAX 32
+
+/* Writes wall_us (microseconds since the epoch) as ISO-8601 UTC with
+ * milliseconds, "-" for 0 (never set). */
+void cli_format_time(char *out, size_t out_size, uint64_t wall_us);
+
+/* Base64 (RFC 4648, with padding) of len bytes; malloc'd, NUL-terminated;
+ * NULL when out of memory. */
+char *cli_base64(const void *data, size_t len);
+
+/* A JSON integer for a uint64 when it fits json_int_t, else a decimal
+ * string, so no id is ever printed wrong. New reference or NULL. */
+json_t *cli_json_u64(uint64_t value);
+
+/* The job as an object: id, queue, type, state, priority, attempt,
+ * max_attempts, created/updated/run_at (ISO-8601 or null) and their _us
+ * numbers, last_error (null when none), and with with_result and a result
+ * present, "result" (when valid UTF-8) or else "result_base64". Text that is
+ * not valid UTF-8 anywhere goes to a "<key>_base64" field instead. New
+ * reference, or NULL when out of memory. */
+json_t *cli_json_job(const jm_job_info *job, bool with_result);
+
+/* {"queues": [{"name", "pending", "delayed", "active", "completed",
+ * "failed"}...]}. New reference or NULL. */
+json_t *cli_json_stats(const jm_queue_stats *queues, size_t count);
+
+/* Prints value on one line and drops the reference; 0 or -1 when out of
+ * memory or the write failed. Accepts NULL (out of memory: returns -1). */
+int cli_print_json(FILE *out, json_t *value);
+
+/* "id  42\nqueue  emails\n..." aligned, one field per line. */
+void cli_print_job(FILE *out, const jm_job_info *job);
+
+/* "job 42 completed (attempt 1/3)", with ": <last error>" when failed. */
+void cli_print_job_state_line(FILE *out, const jm_job_info *job);
+
+/* QUEUE PENDING DELAYED ACTIVE COMPLETED FAILED, columns sized to fit. */
+void cli_print_stats(FILE *out, const jm_queue_stats *queues, size_t count);
+
+/* Writes text for a terminal: control characters as \n, \t, \xNN, so one
+ * field stays on one line whatever a worker put in it. */
+void cli_print_text(FILE *out, const char *text);
+
+#endif

@@ -1,0 +1,206 @@
+/* jobmesh submit: one job from flags, its payload from a flag, a file or
+ * stdin; prints the new id.
+ *
+ * Names and numbers are checked twice on purpose: the flag setters refuse
+ * what is not a number at all (a usage error, exit 2), and the SDK refuses
+ * what breaks the wire rules with the same words the broker would use (a
+ * refused request, exit 1). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_common.h"
+#include "cli_input.h"
+#include "cli_output.h"
+
+/* No delay or run timeout may overflow when the broker turns it into
+ * microseconds. */
+#define SUBMIT_MS_MAX (UINT64_MAX / 1000)
+
+struct submit_opts {
+	struct cli_opts common; /* first: the shared setters cast to it */
+	jm_job_spec spec;
+	const char *payload_text;
+	const char *payload_file;
+	int payload_sources;
+};
+
+static int submit_set_queue(void *ctx, const char *value, struct jm_err *err)
+{
+	((struct submit_opts *)ctx)->spec.queue = value;
+	return 0;
+}
+
+static int submit_set_type(void *ctx, const char *value, struct jm_err *err)
+{
+	((struct submit_opts *)ctx)->spec.type = value;
+	return 0;
+}
+
+static int submit_set_payload(void *ctx, const char *value, struct jm_err *err)
+{
+	struct submit_opts *opts = ctx;
+	opts->payload_text = value;
+	opts->payload_file = NULL;
+	opts->payload_sources++;
+	return 0;
+}
+
+static int submit_set_payload_file(void *ctx, const char *value, struct jm_err *err)
+{
+	struct submit_opts *opts = ctx;
+	opts->payload_file = value;
+	opts->payload_text = NULL;
+	opts->payload_sources++;
+	return 0;
+}
+
+static int submit_set_priority(void *ctx, const char *value, struct jm_err *err)
+{
+	long long priority;
+	int rc = jm_parse_i64("priority", value, -1000, 1000, &priority, err);
+	if (rc == 0)
+		((struct submit_opts *)ctx)->spec.priority = (int)priority;
+	return rc;
+}
+
+static int submit_set_max_attempts(void *ctx, const char *value, struct jm_err *err)
+{
+	unsigned long long attempts;
+	int rc = jm_parse_u64("max-attempts", value, 1, 1000, &attempts, err);
+	if (rc == 0)
+		((struct submit_opts *)ctx)->spec.max_attempts = (unsigned)attempts;
+	return rc;
+}
+
+static int submit_set_delay_ms(void *ctx, const char *value, struct jm_err *err)
+{
+	unsigned long long delay_ms;
+	int rc = jm_parse_u64("delay-ms", value, 0, SUBMIT_MS_MAX, &delay_ms, err);
+	if (rc == 0)
+		((struct submit_opts *)ctx)->spec.delay_ms = delay_ms;
+	return rc;
+}
+
+static int submit_set_timeout_ms(void *ctx, const char *value, struct jm_err *err)
+{
+	unsigned long long timeout_ms;
+	int rc = jm_parse_u64("timeout-ms", value, 0, SUBMIT_MS_MAX, &timeout_ms, err);
+	if (rc == 0)
+		((struct submit_opts *)ctx)->spec.timeout_ms = timeout_ms;
+	return rc;
+}
+
+const struct jm_flag cli_submit_flags[] = {
+    {"queue", "Q", "queue to put the job on (required)", submit_set_queue},
+    {"type", "T", "job type, which selects the worker's handler (required)", submit_set_type},
+    {"payload", "S", "payload bytes given inline", submit_set_payload},
+    {"payload-file", "F", "payload read from file F (\"-\": stdin)", submit_set_payload_file},
+    {"priority", "N", "-1000..1000, higher runs first (default 0)", submit_set_priority},
+    {"max-attempts", "N", "1..1000 attempts before dead-letter (default: the queue's, 3)",
+     submit_set_max_attempts},
+    {"delay-ms", "N", "run no sooner than N ms from now (default 0)", submit_set_delay_ms},
+    {"timeout-ms", "N", "run timeout per attempt (default: the queue's)", submit_set_timeout_ms},
+    CLI_FLAG_JSON,
+    CLI_FLAG_HELP,
+    {NULL, NULL, NULL, NULL},
+};
+
+/* Loads the payload named by the options into *data (malloc'd, or NULL for
+ * inline text and no payload); returns an exit code. */
+static int submit_load_payload(struct submit_opts *opts, char **data, size_t *len)
+{
+	*data = NULL;
+	*len = 0;
+	if (opts->payload_text != NULL) {
+		opts->spec.payload = opts->payload_text;
+		opts->spec.payload_len = strlen(opts->payload_text);
+		return CLI_EXIT_OK;
+	}
+	if (opts->payload_file == NULL)
+		return CLI_EXIT_OK;
+
+	struct jm_err err;
+	jm_err_clear(&err);
+	bool from_stdin = strcmp(opts->payload_file, "-") == 0;
+	char source[512];
+	if (from_stdin) {
+		snprintf(source, sizeof source, "payload from stdin");
+	} else {
+		snprintf(source, sizeof source, "payload file \"%s\"", opts->payload_file);
+	}
+	FILE *in = from_stdin ? stdin : fopen(opts->payload_file, "rb");
+	if (in == NULL)
+		return cli_fail(CLI_EXIT_ERROR, "submit", "%s: %s", source, strerror(errno));
+	int rc = cli_read_bounded(in, source, JM_PAYLOAD_MAX_BYTES, data, len, &err);
+	if (!from_stdin)
+		fclose(in);
+	if (rc != 0)
+		return cli_fail(CLI_EXIT_ERROR, "submit", "%s", jm_err_text(&err));
+	opts->spec.payload = *data;
+	opts->spec.payload_len = *len;
+	return CLI_EXIT_OK;
+}
+
+int cli_submit_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
+                   int first)
+{
+	struct submit_opts opts = {0};
+	const char *operands[1];
+	int operands_count = 0;
+	bool done = false;
+	int code =
+	    cli_command_args(self, &opts, argc, argv, first, operands, 1, &operands_count, &done);
+	if (code != CLI_EXIT_OK || done)
+		return code;
+	if (operands_count == 1) {
+		if (strcmp(operands[0], "-") != 0)
+			return cli_fail(CLI_EXIT_USAGE, "submit",
+			                "unexpected argument \"%s\": the payload comes from "
+			                "--payload S, --payload-file F or \"-\" for stdin",
+			                operands[0]);
+		opts.payload_file = "-";
+		opts.payload_text = NULL;
+		opts.payload_sources++;
+	}
+	if (opts.payload_sources > 1)
+		return cli_fail(CLI_EXIT_USAGE, "submit",
+		                "give the payload once: --payload S, --payload-file F or \"-\"");
+	if (opts.spec.queue == NULL)
+		return cli_fail(CLI_EXIT_USAGE, "submit", "--queue Q is required");
+	if (opts.spec.type == NULL)
+		return cli_fail(CLI_EXIT_USAGE, "submit", "--type T is required");
+
+	char *payload = NULL;
+	size_t payload_len = 0;
+	code = submit_load_payload(&opts, &payload, &payload_len);
+	if (code != CLI_EXIT_OK)
+		return code;
+
+	jm_client *client = cli_client(cli, "submit", &code);
+	if (client == NULL)
+		goto done_free_payload;
+	uint64_t job_id = 0;
+	int rc = jm_client_submit(client, &opts.spec, &job_id);
+	if (rc != 0) {
+		code = cli_fail_sdk(rc);
+		goto done_free_payload;
+	}
+	if (opts.common.json) {
+		json_t *obj = json_object();
+		if (obj != NULL && json_object_set_new(obj, "id", cli_json_u64(job_id)) != 0) {
+			json_decref(obj);
+			obj = NULL;
+		}
+		if (cli_print_json(stdout, obj) != 0)
+			code =
+			    cli_fail(CLI_EXIT_ERROR, "submit",
+			             "job %" PRIu64 " submitted, but printing it failed", job_id);
+	} else {
+		printf("%" PRIu64 "\n", job_id);
+	}
+done_free_payload:
+	free(payload);
+	return code;
+}
