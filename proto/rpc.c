@@ -1,0 +1,280 @@
+/* The client side of one request, one reply (see rpc.h).
+ *
+ * One REQ socket per rpc, shared by every thread: each call opens its own
+ * nng_ctx and nng_aio, so calls never wait on each other, and closes both
+ * before returning, so nothing of a call outlives it except the reply message
+ * handed to the caller.
+ *
+ * Resending is disabled with NNG_DURATION_INFINITE: in NNG 1.5.2 req0 only
+ * schedules a resend when the context's resend time is > 0, so -1 means
+ * "never" (checked against nng's src/sp/protocol/reqrep0/req.c and by a
+ * throwaway run in which an unanswered request reached the server once in
+ * 3 s with a 1 s resend tick). The cost: if the connection drops while a
+ * request is out, its call fails with JM_ETRANSPORT (NNG_ECONNRESET) instead
+ * of being replayed on the new connection; the caller decides whether the
+ * request is safe to repeat.
+ *
+ * Each call has one deadline for send and receive together: the send waits
+ * for a connection (the dialer retries every 100 ms to 2 s), the receive
+ * gets what is left. */
+#include "rpc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "buf.h"
+#include "clock.h"
+
+#define RPC_DEFAULT_URL "tcp://127.0.0.1:7400"
+#define RPC_RECONNECT_MIN_MS 100
+#define RPC_RECONNECT_MAX_MS 2000
+
+struct rpc {
+	nng_socket sock;
+	char *url;
+};
+
+/* Maps an nng failure of a call to our code and text naming the broker. */
+static int rpc_fail(const struct rpc *rpc, int nng_rc, uint32_t timeout_ms, struct jm_err *err)
+{
+	switch (nng_rc) {
+	case NNG_ETIMEDOUT:
+		return jm_err_set(err, JM_ETIMEDOUT, "no reply from broker at %s within %u ms",
+		                  rpc->url, timeout_ms);
+	case NNG_ENOMEM:
+		return jm_err_set(err, JM_ENOMEM, "request to broker at %s: out of memory",
+		                  rpc->url);
+	default:
+		return jm_err_set(err, JM_ETRANSPORT, "broker at %s: %s", rpc->url,
+		                  nng_strerror(nng_rc));
+	}
+}
+
+int rpc_open(struct rpc **out, const char *url, struct jm_err *err)
+{
+	*out = NULL;
+	struct rpc *rpc = calloc(1, sizeof *rpc);
+	if (rpc == NULL)
+		return jm_err_set(err, JM_ENOMEM, "broker at %s: out of memory", url);
+	rpc->url = strdup(url);
+	if (rpc->url == NULL) {
+		free(rpc);
+		return jm_err_set(err, JM_ENOMEM, "broker at %s: out of memory", url);
+	}
+	int nng_rc = nng_req0_open(&rpc->sock);
+	if (nng_rc != 0) {
+		int rc =
+		    jm_err_set(err, nng_rc == NNG_ENOMEM ? JM_ENOMEM : JM_ETRANSPORT,
+		               "broker at %s: opening a REQ socket: %s", url, nng_strerror(nng_rc));
+		free(rpc->url);
+		free(rpc);
+		return rc;
+	}
+	/* Options go on the socket before the dial and before any context is
+	 * opened: contexts copy the resend time when they are created. */
+	const char *option = NNG_OPT_REQ_RESENDTIME;
+	nng_rc = nng_socket_set_ms(rpc->sock, option, NNG_DURATION_INFINITE);
+	if (nng_rc == 0) {
+		option = NNG_OPT_RECVMAXSZ;
+		nng_rc = nng_socket_set_size(rpc->sock, option, PROTO_MESSAGE_MAX);
+	}
+	if (nng_rc == 0) {
+		option = NNG_OPT_RECONNMINT;
+		nng_rc = nng_socket_set_ms(rpc->sock, option, RPC_RECONNECT_MIN_MS);
+	}
+	if (nng_rc == 0) {
+		option = NNG_OPT_RECONNMAXT;
+		nng_rc = nng_socket_set_ms(rpc->sock, option, RPC_RECONNECT_MAX_MS);
+	}
+	int rc = 0;
+	if (nng_rc != 0) {
+		rc = jm_err_set(err, JM_ETRANSPORT, "broker at %s: setting %s: %s", url, option,
+		                nng_strerror(nng_rc));
+		goto fail_close;
+	}
+	/* Non-blocking: the broker may start after us; the dialer keeps
+	 * retrying in the background and calls wait for it within their
+	 * deadline. */
+	nng_rc = nng_dial(rpc->sock, url, NULL, NNG_FLAG_NONBLOCK);
+	if (nng_rc != 0) {
+		bool bad_url =
+		    nng_rc == NNG_EADDRINVAL || nng_rc == NNG_EINVAL || nng_rc == NNG_ENOTSUP;
+		rc = jm_err_set(err, bad_url ? JM_EINVAL : JM_ETRANSPORT, "broker at %s: %s%s", url,
+		                nng_strerror(nng_rc),
+		                bad_url ? "; use tcp://HOST:PORT or ipc:///PATH" : "");
+		goto fail_close;
+	}
+	*out = rpc;
+	return 0;
+
+fail_close:
+	nng_close(rpc->sock);
+	free(rpc->url);
+	free(rpc);
+	return rc;
+}
+
+void rpc_close(struct rpc *rpc)
+{
+	if (rpc == NULL)
+		return;
+	nng_close(rpc->sock);
+	free(rpc->url);
+	free(rpc);
+}
+
+void rpc_reply_fini(struct rpc_reply *reply)
+{
+	if (reply == NULL)
+		return;
+	proto_msg_fini(&reply->msg);
+	if (reply->nng_msg_ != NULL)
+		nng_msg_free(reply->nng_msg_);
+	memset(reply, 0, sizeof *reply);
+}
+
+/* Milliseconds left until deadline_us, clamped to nng's duration range;
+ * 0 once it has passed. */
+static nng_duration rpc_remaining_ms(uint64_t deadline_us)
+{
+	uint64_t now_us = jm_mono_us();
+	if (now_us >= deadline_us)
+		return 0;
+	uint64_t left_ms = (deadline_us - now_us + 999) / 1000;
+	return left_ms > INT32_MAX ? INT32_MAX : (nng_duration)left_ms;
+}
+
+/* Sends msg on ctx and receives the reply. On success *reply_msg is the
+ * caller's; msg is given away whether or not the send succeeds. Returns 0 or
+ * an nng error code. */
+static int rpc_exchange(nng_ctx ctx, nng_aio *aio, nng_msg *msg, uint64_t deadline_us,
+                        nng_msg **reply_msg)
+{
+	nng_aio_set_msg(aio, msg);
+	nng_aio_set_timeout(aio, rpc_remaining_ms(deadline_us));
+	nng_ctx_send(ctx, aio);
+	nng_aio_wait(aio);
+	int nng_rc = nng_aio_result(aio);
+	if (nng_rc != 0) {
+		/* A failed send leaves the message with us. */
+		nng_msg_free(nng_aio_get_msg(aio));
+		nng_aio_set_msg(aio, NULL);
+		return nng_rc;
+	}
+	nng_aio_set_msg(aio, NULL);
+
+	nng_duration left_ms = rpc_remaining_ms(deadline_us);
+	if (left_ms == 0)
+		return NNG_ETIMEDOUT;
+	nng_aio_set_timeout(aio, left_ms);
+	nng_ctx_recv(ctx, aio);
+	nng_aio_wait(aio);
+	nng_rc = nng_aio_result(aio);
+	if (nng_rc != 0)
+		return nng_rc;
+	*reply_msg = nng_aio_get_msg(aio);
+	nng_aio_set_msg(aio, NULL);
+	return 0;
+}
+
+/* Encodes req into a new nng message; 0 or a JM_E code with err set. */
+static int rpc_build_request(const struct rpc *rpc, const struct proto_msg *req, nng_msg **out,
+                             struct jm_err *err)
+{
+	struct jm_buf buf;
+	jm_buf_init(&buf);
+	int rc = proto_encode(req, &buf);
+	if (rc != 0) {
+		jm_buf_fini(&buf);
+		return jm_err_set(err, rc, "request %s to broker at %s: encoding: %s",
+		                  proto_type_name(req->type), rpc->url, jm_strerror(rc));
+	}
+	nng_msg *msg = NULL;
+	int nng_rc = nng_msg_alloc(&msg, 0);
+	if (nng_rc == 0) {
+		nng_rc = nng_msg_append(msg, buf.data, buf.len);
+		if (nng_rc != 0)
+			nng_msg_free(msg);
+	}
+	jm_buf_fini(&buf);
+	if (nng_rc != 0)
+		return jm_err_set(err, JM_ENOMEM, "request %s to broker at %s: out of memory",
+		                  proto_type_name(req->type), rpc->url);
+	*out = msg;
+	return 0;
+}
+
+int rpc_call(struct rpc *rpc, const struct proto_msg *req, uint32_t timeout_ms,
+             struct rpc_reply *reply, struct jm_err *err)
+{
+	memset(reply, 0, sizeof *reply);
+	uint64_t deadline_us = jm_mono_us() + (uint64_t)timeout_ms * 1000;
+
+	nng_msg *msg = NULL;
+	int rc = rpc_build_request(rpc, req, &msg, err);
+	if (rc != 0)
+		return rc;
+
+	nng_aio *aio = NULL;
+	int nng_rc = nng_aio_alloc(&aio, NULL, NULL);
+	if (nng_rc != 0) {
+		rc = rpc_fail(rpc, nng_rc, timeout_ms, err);
+		goto fail_free_msg;
+	}
+	nng_ctx ctx;
+	nng_rc = nng_ctx_open(&ctx, rpc->sock);
+	if (nng_rc != 0) {
+		rc = rpc_fail(rpc, nng_rc, timeout_ms, err);
+		goto fail_free_aio;
+	}
+
+	nng_msg *reply_msg = NULL;
+	nng_rc = rpc_exchange(ctx, aio, msg, deadline_us, &reply_msg);
+	nng_ctx_close(ctx);
+	nng_aio_free(aio);
+	if (nng_rc != 0)
+		return rpc_fail(rpc, nng_rc, timeout_ms, err);
+
+	/* The decoded message borrows from reply_msg's body, so the reply keeps
+	 * reply_msg until rpc_reply_fini. */
+	rc = proto_decode(nng_msg_body(reply_msg), nng_msg_len(reply_msg), &reply->msg, err);
+	if (rc != 0) {
+		nng_msg_free(reply_msg);
+		memset(reply, 0, sizeof *reply);
+		jm_err_prefix(err, "reply from broker at %s", rpc->url);
+		return rc;
+	}
+	reply->nng_msg_ = reply_msg;
+	if (reply->msg.type != PROTO_ERROR)
+		return 0;
+
+	const struct proto_error *error = &reply->msg.u.error;
+	if (error->code < 0)
+		rc = jm_err_set(err, error->code, "%.*s", (int)error->message.len,
+		                error->message.ptr ? (const char *)error->message.ptr : "");
+	else
+		rc = jm_err_set(err, JM_EPROTO,
+		                "reply from broker at %s: ERROR with code %d; codes are negative",
+		                rpc->url, (int)error->code);
+	rpc_reply_fini(reply);
+	return rc;
+
+fail_free_aio:
+	nng_aio_free(aio);
+fail_free_msg:
+	nng_msg_free(msg);
+	return rc;
+}
+
+const char *rpc_broker_url(const char *explicit_url)
+{
+	if (explicit_url != NULL && explicit_url[0] != '\0')
+		return explicit_url;
+	const char *env = getenv("JOBMESH_BROKER");
+	if (env != NULL && env[0] != '\0')
+		return env;
+	return RPC_DEFAULT_URL;
+}
