@@ -1,2 +1,949 @@
-/* placeholder until the SDK lands */
-int jm_worker_placeholder_;
+/* The worker SDK (jobmesh/worker.h): fetch loops, handlers, settling,
+ * heartbeats and the graceful stop.
+ *
+ * Threads: jm_worker_run's caller becomes the coordinator (it waits for a
+ * stop and carries it out); `concurrency` slot threads each loop FETCH ->
+ * run handler -> ACK/FAIL; one heartbeat thread. All share one rpc (REQ
+ * socket, a context per call).
+ *
+ * Slot i always fetches as slot i, so the broker keeps at most one parked
+ * fetch per (worker id, slot): a fetch we gave up on (our call timed out
+ * while the broker still held it) is replaced by the next one rather than
+ * parked twice. The park time (FETCH_WAIT_MS) stays far below NNG's 60 s REQ
+ * resend, and our call waits FETCH_CALL_MARGIN_MS longer than the park, so
+ * the broker's empty answer normally arrives first.
+ *
+ * Invariants:
+ *  - a delivery enters the held set before its handler runs and leaves it
+ *    only after its ACK or FAIL was answered (or given up on), so every
+ *    heartbeat lists every lease we may still act on;
+ *  - exactly one party settles a lease (held_claim): its slot, or the stop
+ *    path handing it back;
+ *  - no handler starts once a stop was requested (worker_begin_handler);
+ *    deliveries that arrive after it are handed back unrun (released);
+ *  - every wait is bounded: fetch and settle retries back off from 100 ms to
+ *    2 s and are cut short by a stop; nothing spins. */
+#define _GNU_SOURCE
+#include <jobmesh/worker.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "err.h"
+#include "held.h"
+#include "log.h"
+#include "message.h"
+#include "rpc.h"
+
+#define FETCH_WAIT_MS 10000       /* park time asked of the broker */
+#define FETCH_CALL_MARGIN_MS 2000 /* our wait beyond the park time */
+#define SETTLE_CALL_TIMEOUT_MS 5000
+#define SETTLE_BUDGET_MIN_MS 5000 /* even a short job gets this long to settle */
+#define SETTLE_BUDGET_MAX_MS 60000
+#define HANDBACK_BUDGET_MS 10000 /* release at stop; silence requeues anyway */
+#define HEARTBEAT_CALL_TIMEOUT_MS 3000
+#define BACKOFF_FIRST_MS 100
+#define BACKOFF_MAX_MS 2000
+#define HEARTBEAT_MS_DEFAULT 1000
+#define DRAIN_TIMEOUT_MS_DEFAULT 30000
+#define CONCURRENCY_MAX 1024
+
+struct worker_handler {
+	proto_name type;
+	jm_handler_fn fn;
+	void *arg;
+};
+
+struct worker_slot {
+	struct jm_worker *worker;
+	uint32_t index;
+	pthread_t thread;
+	bool started;
+};
+
+struct jm_worker {
+	char *broker_url;
+	proto_name worker_id;
+	proto_name *queues;
+	uint32_t queues_count;
+	uint32_t concurrency;
+	uint32_t heartbeat_ms;
+	uint32_t drain_timeout_ms;
+	char host[256];
+	struct worker_handler *handlers;
+	size_t handlers_count;
+
+	struct rpc *rpc;
+	struct held_set held;
+	struct worker_slot *slots;
+	pthread_t heartbeat_thread;
+	bool heartbeat_started;
+	atomic_bool broker_down; /* logs an outage once, not once per thread */
+
+	pthread_mutex_t lock; /* guards the fields below */
+	pthread_cond_t cond;  /* CLOCK_MONOTONIC; any change below broadcasts */
+	bool ran;             /* run was called: it may be called once */
+	bool stop_requested;
+	bool hard_stop; /* hand leases back now, without draining */
+	bool heartbeat_exit;
+	uint32_t handlers_running;
+};
+
+struct jm_job {
+	struct jm_worker *worker;
+	const struct proto_delivery *delivery;
+	struct held_lease *held;
+	uint8_t *result;
+	size_t result_len;
+	char error[PROTO_ERROR_TEXT_MAX + 1];
+	bool has_error;
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static uint64_t now_ms(void)
+{
+	return jm_mono_us() / 1000u;
+}
+
+static uint32_t backoff_next_ms(uint32_t current_ms)
+{
+	if (current_ms == 0)
+		return BACKOFF_FIRST_MS;
+	return current_ms >= BACKOFF_MAX_MS / 2 ? BACKOFF_MAX_MS : current_ms * 2;
+}
+
+static struct timespec deadline_ts(uint64_t wait_ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)(wait_ms / 1000u);
+	ts.tv_nsec += (long)(wait_ms % 1000u) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
+static bool worker_stopping(struct jm_worker *w)
+{
+	pthread_mutex_lock(&w->lock);
+	bool stopping = w->stop_requested;
+	pthread_mutex_unlock(&w->lock);
+	return stopping;
+}
+
+/* Sleeps wait_ms unless a stop is (or gets) requested; true if stopping. */
+static bool worker_sleep_unless_stopping(struct jm_worker *w, uint32_t wait_ms)
+{
+	struct timespec until = deadline_ts(wait_ms);
+	pthread_mutex_lock(&w->lock);
+	while (!w->stop_requested) {
+		if (pthread_cond_timedwait(&w->cond, &w->lock, &until) == ETIMEDOUT)
+			break;
+	}
+	bool stopping = w->stop_requested;
+	pthread_mutex_unlock(&w->lock);
+	return stopping;
+}
+
+/* Sleeps wait_ms whatever happens: a settle keeps retrying through a stop
+ * (the stop waits for it), and must not turn into a tight loop then. */
+static void sleep_ms(uint32_t wait_ms)
+{
+	struct timespec left = {.tv_sec = wait_ms / 1000u,
+	                        .tv_nsec = (long)(wait_ms % 1000u) * 1000000L};
+	while (nanosleep(&left, &left) != 0 && errno == EINTR)
+		;
+}
+
+/* Counts a handler in, unless a stop was requested: then no handler may
+ * start (the coordinator may already be waiting for the count to drop). */
+static bool worker_begin_handler(struct jm_worker *w)
+{
+	pthread_mutex_lock(&w->lock);
+	bool allowed = !w->stop_requested;
+	if (allowed)
+		w->handlers_running++;
+	pthread_mutex_unlock(&w->lock);
+	return allowed;
+}
+
+static void worker_end_handler(struct jm_worker *w)
+{
+	pthread_mutex_lock(&w->lock);
+	w->handlers_running--;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+static bool code_is_transient(int code)
+{
+	return code == JM_ETRANSPORT || code == JM_ETIMEDOUT || code == JM_ENOSPC ||
+	       code == JM_ECLOSED;
+}
+
+static void broker_note_failure(struct jm_worker *w, const char *what, struct jm_err *err)
+{
+	if (!atomic_exchange(&w->broker_down, true))
+		jm_warn("broker %s: %s failed: %s; retrying with backoff up to %d ms",
+		        w->broker_url, what, jm_err_text(err), BACKOFF_MAX_MS);
+}
+
+static void broker_note_success(struct jm_worker *w)
+{
+	if (atomic_exchange(&w->broker_down, false))
+		jm_info("broker %s reachable again", w->broker_url);
+}
+
+/* Copies text into a proto_name; false if it breaks the naming rule. */
+static bool name_copy(proto_name dst, const char *text)
+{
+	size_t len = text != NULL ? strlen(text) : 0;
+	if (!proto_name_is_valid(text, len))
+		return false;
+	memcpy(dst, text, len + 1);
+	return true;
+}
+
+/* "<host>-<pid>" with every character outside the name rule replaced by
+ * '-' and the host cut so that the whole fits PROTO_NAME_MAX. */
+static void default_worker_id(proto_name out, const char *host)
+{
+	char pid_part[24];
+	int pid_len = snprintf(pid_part, sizeof pid_part, "-%d", (int)getpid());
+	size_t host_max = PROTO_NAME_MAX - (size_t)pid_len;
+	size_t used = 0;
+	for (const char *c = host; *c != '\0' && used < host_max; c++) {
+		bool ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		          (*c >= '0' && *c <= '9') || *c == '.' || *c == '_' || *c == '-';
+		out[used++] = ok ? *c : '-';
+	}
+	if (used == 0) {
+		memcpy(out, "worker", 6);
+		used = 6;
+	}
+	memcpy(out + used, pid_part, (size_t)pid_len + 1);
+}
+
+static const struct worker_handler *handler_find(const struct jm_worker *w, const char *type)
+{
+	for (size_t i = 0; i < w->handlers_count; i++) {
+		if (strcmp(w->handlers[i].type, type) == 0)
+			return &w->handlers[i];
+	}
+	return NULL;
+}
+
+/* ---- settling: ACK and FAIL with retries ------------------------------- */
+
+static uint64_t settle_budget_ms(uint64_t job_timeout_ms)
+{
+	if (job_timeout_ms == 0 || job_timeout_ms > SETTLE_BUDGET_MAX_MS)
+		return SETTLE_BUDGET_MAX_MS;
+	return job_timeout_ms < SETTLE_BUDGET_MIN_MS ? SETTLE_BUDGET_MIN_MS : job_timeout_ms;
+}
+
+/* Logs the broker's verdict on one item; true if it should be sent again. */
+static bool settle_item_verdict(struct jm_worker *w, const char *what, uint64_t job_id,
+                                uint64_t lease, int code)
+{
+	if (code == 0)
+		return false;
+	if (code == JM_ENOSPC)
+		return true;
+	if (code == JM_ESTALE)
+		jm_warn("job %" PRIu64 " lease %" PRIu64 ": %s refused: the broker gave the job to "
+		        "another worker meanwhile; dropping our outcome",
+		        job_id, lease, what);
+	else
+		jm_error("job %" PRIu64 " lease %" PRIu64 ": %s refused by the broker: %s", job_id,
+		         lease, what, jm_strerror(code));
+	return false;
+}
+
+/* Sends an ACK or FAIL (msg's items are ours to reorder) until every item
+ * is answered, retrying transport errors, timeouts and a full journal with
+ * backoff for up to budget_ms. Items still unanswered then are given up on
+ * (logged): the broker's lease deadline requeues them. */
+static void settle_send(struct jm_worker *w, struct proto_msg *msg, uint64_t budget_ms)
+{
+	bool is_ack = msg->type == PROTO_ACK;
+	const char *what = is_ack ? "ack" : "fail";
+	uint32_t *count = is_ack ? &msg->u.ack.items_count : &msg->u.fail.items_count;
+	uint64_t deadline_ms = now_ms() + budget_ms;
+	uint32_t backoff_ms = 0;
+	struct jm_err err;
+
+	while (*count > 0) {
+		struct rpc_reply reply;
+		memset(&reply, 0, sizeof reply);
+		jm_err_clear(&err);
+		int rc = rpc_call(w->rpc, msg, SETTLE_CALL_TIMEOUT_MS, &reply, &err);
+		if (rc == 0 && (reply.msg.type != PROTO_SETTLED ||
+		                reply.msg.u.settled.codes_count != *count)) {
+			rc = jm_err_set(&err, JM_EPROTO,
+			                "the broker answered our %s of %" PRIu32
+			                " job(s) with %s, not settled with one code each",
+			                what, *count, proto_type_name(reply.msg.type));
+			rpc_reply_fini(&reply);
+		}
+		if (rc == 0) {
+			broker_note_success(w);
+			uint32_t kept = 0;
+			for (uint32_t i = 0; i < *count; i++) {
+				uint64_t job_id = is_ack ? msg->u.ack.items[i].job_id
+				                         : msg->u.fail.items[i].job_id;
+				uint64_t lease =
+				    is_ack ? msg->u.ack.items[i].lease : msg->u.fail.items[i].lease;
+				if (!settle_item_verdict(w, what, job_id, lease,
+				                         reply.msg.u.settled.codes[i]))
+					continue;
+				if (is_ack)
+					msg->u.ack.items[kept++] = msg->u.ack.items[i];
+				else
+					msg->u.fail.items[kept++] = msg->u.fail.items[i];
+			}
+			rpc_reply_fini(&reply);
+			*count = kept;
+			if (kept == 0)
+				return;
+			jm_err_set(&err, JM_ENOSPC, "%s", jm_strerror(JM_ENOSPC));
+		} else if (!code_is_transient(rc)) {
+			jm_error("%s of %" PRIu32 " job(s) refused by the broker: %s", what, *count,
+			         jm_err_text(&err));
+			return;
+		} else {
+			broker_note_failure(w, what, &err);
+		}
+		backoff_ms = backoff_next_ms(backoff_ms);
+		if (now_ms() + backoff_ms > deadline_ms) {
+			uint64_t first_job =
+			    is_ack ? msg->u.ack.items[0].job_id : msg->u.fail.items[0].job_id;
+			jm_error("giving up the %s of %" PRIu32 " job(s) (first: job %" PRIu64
+			         ") after %" PRIu64 " ms: %s; the broker will requeue them when "
+			         "their leases expire",
+			         what, *count, first_job, budget_ms, jm_err_text(&err));
+			return;
+		}
+		sleep_ms(backoff_ms);
+	}
+}
+
+static void settle_ack(struct jm_worker *w, const struct proto_delivery *d, const void *result,
+                       size_t result_len)
+{
+	struct proto_ack_item item = {
+	    .job_id = d->job_id,
+	    .lease = d->lease,
+	    .result = {.ptr = result_len ? result : NULL, .len = (uint32_t)result_len},
+	};
+	struct proto_msg msg = {.version = PROTO_VERSION, .type = PROTO_ACK};
+	memcpy(msg.u.ack.worker_id, w->worker_id, sizeof w->worker_id);
+	msg.u.ack.items_count = 1;
+	msg.u.ack.items = &item;
+	settle_send(w, &msg, settle_budget_ms(d->timeout_ms));
+}
+
+static void settle_fail(struct jm_worker *w, const struct proto_delivery *d, const char *error,
+                        bool permanent, bool released)
+{
+	struct proto_fail_item item = {
+	    .job_id = d->job_id,
+	    .lease = d->lease,
+	    .error = {.ptr = (const uint8_t *)error, .len = (uint32_t)strlen(error)},
+	    .permanent = permanent,
+	    .released = released,
+	};
+	struct proto_msg msg = {.version = PROTO_VERSION, .type = PROTO_FAIL};
+	memcpy(msg.u.fail.worker_id, w->worker_id, sizeof w->worker_id);
+	msg.u.fail.items_count = 1;
+	msg.u.fail.items = &item;
+	settle_send(w, &msg, released ? HANDBACK_BUDGET_MS : settle_budget_ms(d->timeout_ms));
+}
+
+/* Hands back (FAIL released) every held lease nobody is settling yet and
+ * tells their handlers to abandon. Used when the drain timed out or a stop
+ * without drain was asked for. */
+static void worker_hand_back_all(struct jm_worker *w)
+{
+	struct proto_lease_ref *refs = NULL;
+	size_t count = held_abandon_and_claim_all(&w->held, &refs);
+	if (count == 0)
+		return;
+	struct proto_fail_item *items = calloc(count, sizeof *items);
+	if (items == NULL) {
+		jm_error("out of memory handing back %zu job(s); the broker will requeue them "
+		         "when this worker's heartbeats stop",
+		         count);
+		free(refs);
+		return;
+	}
+	char error[128];
+	snprintf(error, sizeof error, "worker %s stopped: handed back unfinished", w->worker_id);
+	for (size_t i = 0; i < count; i++) {
+		items[i].job_id = refs[i].job_id;
+		items[i].lease = refs[i].lease;
+		items[i].error.ptr = (const uint8_t *)error;
+		items[i].error.len = (uint32_t)strlen(error);
+		items[i].released = true;
+		jm_info("handing back job %" PRIu64 " lease %" PRIu64, refs[i].job_id,
+		        refs[i].lease);
+	}
+	struct proto_msg msg = {.version = PROTO_VERSION, .type = PROTO_FAIL};
+	memcpy(msg.u.fail.worker_id, w->worker_id, sizeof w->worker_id);
+	msg.u.fail.items_count = (uint32_t)count;
+	msg.u.fail.items = items;
+	settle_send(w, &msg, HANDBACK_BUDGET_MS);
+	for (size_t i = 0; i < count; i++)
+		held_set_settled_ref(&w->held, refs[i].job_id, refs[i].lease);
+	free(items);
+	free(refs);
+}
+
+/* ---- slots: fetch, run, settle ----------------------------------------- */
+
+/* Runs d's handler and settles its outcome, unless the stop path claimed
+ * the lease meanwhile (then the outcome is dropped: it was handed back). */
+static void slot_run_delivery(struct worker_slot *slot, const struct proto_delivery *d,
+                              struct held_lease *held)
+{
+	struct jm_worker *w = slot->worker;
+	struct jm_job job = {.worker = w, .delivery = d, .held = held};
+	int outcome;
+	const struct worker_handler *handler = handler_find(w, d->type);
+	if (handler == NULL) {
+		snprintf(job.error, sizeof job.error, "no handler for type %s on worker %s",
+		         d->type, w->worker_id);
+		job.has_error = true;
+		outcome = JM_HANDLER_PERMANENT;
+	} else {
+		jm_debug("job %" PRIu64 " (%s, queue %s, attempt %" PRIu32
+		         ") started on slot %" PRIu32,
+		         d->job_id, d->type, d->queue, d->attempt, slot->index);
+		outcome = handler->fn(&job, handler->arg);
+		if (outcome != JM_HANDLER_OK && outcome != JM_HANDLER_RETRY &&
+		    outcome != JM_HANDLER_PERMANENT) {
+			snprintf(
+			    job.error, sizeof job.error,
+			    "handler for type %s returned %d, which is not a jm_handler_outcome",
+			    d->type, outcome);
+			job.has_error = true;
+			outcome = JM_HANDLER_RETRY;
+		}
+	}
+	worker_end_handler(w);
+
+	if (!held_claim(&w->held, held)) {
+		jm_debug("job %" PRIu64 " lease %" PRIu64 " was handed back during the stop; "
+		         "dropping its outcome",
+		         d->job_id, d->lease);
+	} else if (outcome == JM_HANDLER_OK) {
+		settle_ack(w, d, job.result, job.result_len);
+	} else {
+		if (!job.has_error)
+			snprintf(job.error, sizeof job.error, "handler for type %s failed",
+			         d->type);
+		bool permanent = outcome == JM_HANDLER_PERMANENT;
+		jm_info("job %" PRIu64 " (%s) attempt %" PRIu32 " failed%s: %s", d->job_id, d->type,
+		        d->attempt, permanent ? " permanently" : "", job.error);
+		settle_fail(w, d, job.error, permanent, false);
+	}
+	held_set_settled(&w->held, held);
+	free(job.result);
+}
+
+static void slot_handle_jobs(struct worker_slot *slot, const struct proto_jobs *jobs)
+{
+	struct jm_worker *w = slot->worker;
+	struct held_lease *stack_held[8];
+	struct held_lease **held = stack_held;
+	if (jobs->jobs_count > 8) {
+		held = calloc(jobs->jobs_count, sizeof *held);
+		if (held == NULL) {
+			/* Untracked leases: never acted on, the broker requeues them
+			 * because our heartbeats never list them. */
+			jm_error("out of memory for %" PRIu32 " deliveries; leaving them to the "
+			         "broker's requeue",
+			         jobs->jobs_count);
+			return;
+		}
+	}
+	/* All of them are ours from this moment on: hold them all before the
+	 * first handler runs, so the next heartbeat lists every one. */
+	for (uint32_t i = 0; i < jobs->jobs_count; i++) {
+		held[i] = held_add(&w->held, jobs->jobs[i].job_id, jobs->jobs[i].lease);
+		if (held[i] == NULL)
+			jm_warn("job %" PRIu64 ": out of memory tracking its lease",
+			        jobs->jobs[i].job_id);
+	}
+	for (uint32_t i = 0; i < jobs->jobs_count; i++) {
+		const struct proto_delivery *d = &jobs->jobs[i];
+		if (worker_begin_handler(w)) {
+			slot_run_delivery(slot, d, held[i]);
+		} else if (held_claim(&w->held, held[i])) {
+			char error[128];
+			snprintf(error, sizeof error, "worker %s stopping: handed back unrun",
+			         w->worker_id);
+			jm_info("job %" PRIu64 " arrived while stopping: handing it back",
+			        d->job_id);
+			settle_fail(w, d, error, false, true);
+			held_set_settled(&w->held, held[i]);
+		}
+		held_remove(&w->held, held[i]);
+	}
+	if (held != stack_held)
+		free(held);
+}
+
+static void *slot_main(void *arg)
+{
+	struct worker_slot *slot = arg;
+	struct jm_worker *w = slot->worker;
+	uint32_t backoff_ms = 0;
+	struct proto_msg req = {.version = PROTO_VERSION, .type = PROTO_FETCH};
+	memcpy(req.u.fetch.worker_id, w->worker_id, sizeof w->worker_id);
+	req.u.fetch.slot = slot->index;
+	req.u.fetch.queues_count = w->queues_count;
+	req.u.fetch.queues = w->queues;
+	req.u.fetch.max_jobs = 1;
+	req.u.fetch.wait_ms = FETCH_WAIT_MS;
+
+	while (!worker_stopping(w)) {
+		struct rpc_reply reply;
+		memset(&reply, 0, sizeof reply);
+		struct jm_err err;
+		jm_err_clear(&err);
+		uint64_t asked_ms = now_ms();
+		int rc = rpc_call(w->rpc, &req, FETCH_WAIT_MS + FETCH_CALL_MARGIN_MS, &reply, &err);
+		if (rc == 0 && reply.msg.type != PROTO_JOBS) {
+			rc = jm_err_set(&err, JM_EPROTO, "the broker answered fetch with %s",
+			                proto_type_name(reply.msg.type));
+			rpc_reply_fini(&reply);
+		}
+		if (rc != 0) {
+			if (code_is_transient(rc))
+				broker_note_failure(w, "fetch", &err);
+			else
+				jm_error("fetch on slot %" PRIu32 " refused: %s", slot->index,
+				         jm_err_text(&err));
+			backoff_ms = backoff_next_ms(backoff_ms);
+			worker_sleep_unless_stopping(w, backoff_ms);
+			continue;
+		}
+		broker_note_success(w);
+		bool empty = reply.msg.u.jobs.jobs_count == 0;
+		slot_handle_jobs(slot, &reply.msg.u.jobs);
+		rpc_reply_fini(&reply);
+		/* An empty answer well before the park time is over (a broker
+		 * shutting down, or one that does not park) must not make us
+		 * ask again at once, over and over. */
+		if (empty && now_ms() - asked_ms < FETCH_WAIT_MS / 2) {
+			backoff_ms = backoff_next_ms(backoff_ms);
+			worker_sleep_unless_stopping(w, backoff_ms);
+		} else {
+			backoff_ms = 0;
+		}
+	}
+	return NULL;
+}
+
+/* ---- heartbeats --------------------------------------------------------- */
+
+static void heartbeat_send(struct jm_worker *w)
+{
+	struct proto_lease_ref *leases = NULL;
+	size_t leases_count = held_snapshot(&w->held, &leases);
+	struct proto_msg msg = {.version = PROTO_VERSION, .type = PROTO_HEARTBEAT};
+	struct proto_heartbeat *hb = &msg.u.heartbeat;
+	memcpy(hb->worker_id, w->worker_id, sizeof w->worker_id);
+	hb->host.ptr = (const uint8_t *)w->host;
+	hb->host.len = (uint32_t)strlen(w->host);
+	hb->pid = (uint32_t)getpid();
+	hb->concurrency = w->concurrency;
+	hb->queues_count = w->queues_count;
+	hb->queues = w->queues;
+	hb->leases_count = (uint32_t)leases_count;
+	hb->leases = leases;
+	hb->draining = worker_stopping(w);
+
+	struct rpc_reply reply;
+	memset(&reply, 0, sizeof reply);
+	struct jm_err err;
+	jm_err_clear(&err);
+	int rc = rpc_call(w->rpc, &msg, HEARTBEAT_CALL_TIMEOUT_MS, &reply, &err);
+	free(leases);
+	if (rc != 0) {
+		if (code_is_transient(rc))
+			broker_note_failure(w, "heartbeat", &err);
+		else
+			jm_error("heartbeat refused: %s", jm_err_text(&err));
+		return;
+	}
+	if (reply.msg.type != PROTO_HEARTBEAT_REPLY) {
+		jm_error("the broker answered heartbeat with %s", proto_type_name(reply.msg.type));
+		rpc_reply_fini(&reply);
+		return;
+	}
+	broker_note_success(w);
+	const struct proto_heartbeat_reply *hr = &reply.msg.u.heartbeat_reply;
+	for (uint32_t i = 0; i < hr->abandon_count; i++) {
+		const struct proto_lease_ref *ref = &hr->abandon[i];
+		if (held_mark_abandon(&w->held, ref->job_id, ref->lease))
+			jm_info("job %" PRIu64 " lease %" PRIu64
+			        ": the broker asked us to abandon it",
+			        ref->job_id, ref->lease);
+	}
+	rpc_reply_fini(&reply);
+}
+
+static void *heartbeat_main(void *arg)
+{
+	struct jm_worker *w = arg;
+	for (;;) {
+		heartbeat_send(w);
+		struct timespec until = deadline_ts(w->heartbeat_ms);
+		pthread_mutex_lock(&w->lock);
+		while (!w->heartbeat_exit) {
+			if (pthread_cond_timedwait(&w->cond, &w->lock, &until) == ETIMEDOUT)
+				break;
+		}
+		bool exit_now = w->heartbeat_exit;
+		pthread_mutex_unlock(&w->lock);
+		if (exit_now)
+			return NULL;
+	}
+}
+
+/* ---- the public API ------------------------------------------------------ */
+
+int jm_worker_new(jm_worker **out, const jm_worker_options *opts)
+{
+	*out = NULL;
+	if (opts == NULL || opts->queues == NULL || opts->queues_count == 0 ||
+	    opts->queues_count > PROTO_QUEUES_PER_FETCH_MAX) {
+		jm_error("worker: give 1 to %d queues to fetch from", PROTO_QUEUES_PER_FETCH_MAX);
+		return JM_EINVAL;
+	}
+	if (opts->concurrency > CONCURRENCY_MAX) {
+		jm_error("worker: concurrency %u is over the limit of %d", opts->concurrency,
+		         CONCURRENCY_MAX);
+		return JM_EINVAL;
+	}
+	struct jm_worker *w = calloc(1, sizeof *w);
+	if (w == NULL)
+		return JM_ENOMEM;
+	int rc = JM_ENOMEM;
+	w->queues = calloc(opts->queues_count, sizeof *w->queues);
+	w->broker_url = strdup(rpc_broker_url(opts->broker_url));
+	if (w->queues == NULL || w->broker_url == NULL)
+		goto fail_free_worker;
+	for (size_t i = 0; i < opts->queues_count; i++) {
+		if (!name_copy(w->queues[i], opts->queues[i])) {
+			jm_error("worker: queue name \"%s\" is invalid: %s",
+			         opts->queues[i] ? opts->queues[i] : "", PROTO_NAME_RULE);
+			rc = JM_EBADNAME;
+			goto fail_free_worker;
+		}
+	}
+	w->queues_count = (uint32_t)opts->queues_count;
+	if (gethostname(w->host, sizeof w->host - 1) != 0)
+		snprintf(w->host, sizeof w->host, "unknown");
+	if (opts->worker_id != NULL) {
+		if (!name_copy(w->worker_id, opts->worker_id)) {
+			jm_error("worker: worker id \"%s\" is invalid: %s", opts->worker_id,
+			         PROTO_NAME_RULE);
+			rc = JM_EBADNAME;
+			goto fail_free_worker;
+		}
+	} else {
+		default_worker_id(w->worker_id, w->host);
+	}
+	w->concurrency = opts->concurrency ? opts->concurrency : 1;
+	w->heartbeat_ms = opts->heartbeat_ms ? opts->heartbeat_ms : HEARTBEAT_MS_DEFAULT;
+	w->drain_timeout_ms =
+	    opts->drain_timeout_ms ? opts->drain_timeout_ms : DRAIN_TIMEOUT_MS_DEFAULT;
+	held_init(&w->held);
+	atomic_init(&w->broker_down, false);
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&w->cond, &attr);
+	pthread_condattr_destroy(&attr);
+	*out = w;
+	return 0;
+
+fail_free_worker:
+	free(w->queues);
+	free(w->broker_url);
+	free(w);
+	return rc;
+}
+
+int jm_worker_register(jm_worker *w, const char *type, jm_handler_fn fn, void *arg)
+{
+	if (w == NULL || fn == NULL)
+		return JM_EINVAL;
+	proto_name name;
+	if (!name_copy(name, type)) {
+		jm_error("worker: job type \"%s\" is invalid: %s", type ? type : "",
+		         PROTO_NAME_RULE);
+		return JM_EBADNAME;
+	}
+	pthread_mutex_lock(&w->lock);
+	bool ran = w->ran;
+	pthread_mutex_unlock(&w->lock);
+	if (ran)
+		return JM_ESTATE;
+	for (size_t i = 0; i < w->handlers_count; i++) {
+		if (strcmp(w->handlers[i].type, name) == 0) {
+			w->handlers[i].fn = fn; /* the later registration wins */
+			w->handlers[i].arg = arg;
+			return 0;
+		}
+	}
+	struct worker_handler *grown =
+	    realloc(w->handlers, (w->handlers_count + 1) * sizeof *grown);
+	if (grown == NULL)
+		return JM_ENOMEM;
+	w->handlers = grown;
+	memcpy(grown[w->handlers_count].type, name, sizeof name);
+	grown[w->handlers_count].fn = fn;
+	grown[w->handlers_count].arg = arg;
+	w->handlers_count++;
+	return 0;
+}
+
+static void worker_log_start(const struct jm_worker *w)
+{
+	char queues[PROTO_QUEUES_PER_FETCH_MAX * (PROTO_NAME_MAX + 2) + 1];
+	size_t used = 0;
+	for (uint32_t i = 0; i < w->queues_count; i++)
+		used += (size_t)snprintf(queues + used, sizeof queues - used, "%s%s", i ? ", " : "",
+		                         w->queues[i]);
+	jm_info("worker %s serving queues [%s] concurrency %" PRIu32 " broker %s", w->worker_id,
+	        queues, w->concurrency, w->broker_url);
+}
+
+/* Ends the heartbeat thread and joins every thread that was started. */
+static void worker_join_all(struct jm_worker *w)
+{
+	for (uint32_t i = 0; i < w->concurrency; i++) {
+		if (w->slots[i].started)
+			pthread_join(w->slots[i].thread, NULL);
+		w->slots[i].started = false;
+	}
+	pthread_mutex_lock(&w->lock);
+	w->heartbeat_exit = true;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	if (w->heartbeat_started)
+		pthread_join(w->heartbeat_thread, NULL);
+	w->heartbeat_started = false;
+}
+
+/* Waits for running handlers to finish, up to the drain timeout (none for
+ * a hard stop, or once one is asked for meanwhile); true if some still run. */
+static bool worker_drain(struct jm_worker *w)
+{
+	uint64_t deadline = now_ms() + w->drain_timeout_ms;
+	pthread_mutex_lock(&w->lock);
+	if (w->handlers_running > 0 && !w->hard_stop)
+		jm_info("draining: waiting up to %" PRIu32 " ms for %" PRIu32 " running job(s)",
+		        w->drain_timeout_ms, w->handlers_running);
+	while (w->handlers_running > 0 && !w->hard_stop) {
+		uint64_t now = now_ms();
+		if (now >= deadline)
+			break;
+		struct timespec until = deadline_ts(deadline - now);
+		pthread_cond_timedwait(&w->cond, &w->lock, &until);
+	}
+	uint32_t still_running = w->handlers_running;
+	bool hard = w->hard_stop;
+	pthread_mutex_unlock(&w->lock);
+	if (still_running > 0)
+		jm_warn("%s with %" PRIu32 " job(s) still running: abandoning them and handing "
+		        "them back",
+		        hard ? "stopping at once" : "drain timeout passed", still_running);
+	return still_running > 0;
+}
+
+int jm_worker_run(jm_worker *w)
+{
+	if (w == NULL)
+		return JM_EINVAL;
+	pthread_mutex_lock(&w->lock);
+	bool ran = w->ran;
+	w->ran = true;
+	pthread_mutex_unlock(&w->lock);
+	if (ran)
+		return JM_ESTATE;
+
+	struct jm_err err;
+	jm_err_clear(&err);
+	int rc = rpc_open(&w->rpc, w->broker_url, &err);
+	if (rc != 0) {
+		jm_error("worker: cannot open a connection to %s: %s", w->broker_url,
+		         jm_err_text(&err));
+		return rc;
+	}
+	w->slots = calloc(w->concurrency, sizeof *w->slots);
+	if (w->slots == NULL)
+		return JM_ENOMEM;
+	worker_log_start(w);
+
+	rc = pthread_create(&w->heartbeat_thread, NULL, heartbeat_main, w);
+	if (rc != 0)
+		goto fail_stop_threads;
+	w->heartbeat_started = true;
+	for (uint32_t i = 0; i < w->concurrency; i++) {
+		w->slots[i].worker = w;
+		w->slots[i].index = i;
+		rc = pthread_create(&w->slots[i].thread, NULL, slot_main, &w->slots[i]);
+		if (rc != 0)
+			goto fail_stop_threads;
+		w->slots[i].started = true;
+	}
+
+	pthread_mutex_lock(&w->lock);
+	while (!w->stop_requested)
+		pthread_cond_wait(&w->cond, &w->lock);
+	bool hard = w->hard_stop;
+	pthread_mutex_unlock(&w->lock);
+	jm_info("worker %s stopping: %s", w->worker_id,
+	        hard ? "handing leases back now" : "draining");
+	/* Draining at once: the broker answers our parked fetches empty, so the
+	 * slot threads come back without waiting out their park. */
+	heartbeat_send(w);
+	if (worker_drain(w))
+		worker_hand_back_all(w);
+	worker_join_all(w);
+	/* A lease left here was never claimed by anyone: impossible unless a
+	 * slot ran out of memory; hand it back rather than let it time out. */
+	worker_hand_back_all(w);
+	jm_info("worker %s stopped", w->worker_id);
+	return 0;
+
+fail_stop_threads:
+	jm_error("worker: cannot start threads: %s", strerror(rc));
+	jm_worker_stop(w, false);
+	worker_join_all(w);
+	return JM_ENOMEM;
+}
+
+void jm_worker_stop(jm_worker *w, bool drain)
+{
+	if (w == NULL)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->stop_requested = true;
+	if (!drain)
+		w->hard_stop = true;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+void jm_worker_free(jm_worker *w)
+{
+	if (w == NULL)
+		return;
+	rpc_close(w->rpc);
+	held_fini(&w->held);
+	pthread_cond_destroy(&w->cond);
+	pthread_mutex_destroy(&w->lock);
+	free(w->slots);
+	free(w->handlers);
+	free(w->queues);
+	free(w->broker_url);
+	free(w);
+}
+
+/* ---- the job being handled ----------------------------------------------- */
+
+uint64_t jm_job_id(const jm_job *job)
+{
+	return job->delivery->job_id;
+}
+
+const char *jm_job_queue(const jm_job *job)
+{
+	return job->delivery->queue;
+}
+
+const char *jm_job_type(const jm_job *job)
+{
+	return job->delivery->type;
+}
+
+unsigned jm_job_attempt(const jm_job *job)
+{
+	return job->delivery->attempt;
+}
+
+uint64_t jm_job_timeout_ms(const jm_job *job)
+{
+	return job->delivery->timeout_ms;
+}
+
+const void *jm_job_payload(const jm_job *job, size_t *len)
+{
+	if (len != NULL)
+		*len = job->delivery->payload.len;
+	return job->delivery->payload.ptr;
+}
+
+int jm_job_set_result(jm_job *job, const void *data, size_t len)
+{
+	if (len > PROTO_RESULT_MAX)
+		return JM_ETOOBIG;
+	if (len > 0 && data == NULL)
+		return JM_EINVAL;
+	uint8_t *copy = NULL;
+	if (len > 0) {
+		copy = malloc(len);
+		if (copy == NULL)
+			return JM_ENOMEM;
+		memcpy(copy, data, len);
+	}
+	free(job->result);
+	job->result = copy;
+	job->result_len = len;
+	return 0;
+}
+
+int jm_job_set_error(jm_job *job, const char *message)
+{
+	if (message == NULL)
+		return JM_EINVAL;
+	size_t len = strlen(message);
+	if (len > PROTO_ERROR_TEXT_MAX) {
+		len = PROTO_ERROR_TEXT_MAX;
+		/* Never cut a UTF-8 sequence in half. */
+		while (len > 0 && ((unsigned char)message[len] & 0xC0) == 0x80)
+			len--;
+	}
+	memcpy(job->error, message, len);
+	job->error[len] = '\0';
+	job->has_error = true;
+	return 0;
+}
+
+bool jm_job_should_abandon(const jm_job *job)
+{
+	return job->held != NULL && atomic_load(&job->held->abandon);
+}
+
+int jm_job_abandon_fd(const jm_job *job)
+{
+	return job->held != NULL ? job->held->abandon_fd : -1;
+}

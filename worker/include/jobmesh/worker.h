@@ -67,6 +67,10 @@ int jm_job_set_error(jm_job *job, const char *message);
 /* True once the broker asked to abandon this attempt (its run timeout
  * passed or it was cancelled): the handler should stop soon. */
 bool jm_job_should_abandon(const jm_job *job);
+/* A descriptor that becomes readable once jm_job_should_abandon() turns
+ * true, for handlers that wait in poll() (the exec handler does); -1 when
+ * none could be made. Owned by the worker: poll it, never read or close it. */
+int jm_job_abandon_fd(const jm_job *job);
 
 #ifdef __cplusplus
 }

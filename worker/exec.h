@@ -1,0 +1,89 @@
+/* The exec handler: runs one job as a shell command.
+ *
+ * The contract a command sees (jobmesh-worker --help repeats it):
+ *   - it runs as `/bin/sh -c COMMAND` in its own process group, with every
+ *     file descriptor but 0, 1 and 2 closed and default signal dispositions;
+ *   - stdin carries the job's payload, then EOF;
+ *   - the environment is the worker's plus JOBMESH_JOB_ID, JOBMESH_JOB_TYPE,
+ *     JOBMESH_QUEUE, JOBMESH_ATTEMPT and JOBMESH_TIMEOUT_MS;
+ *   - stdout is the result (at most EXEC_RESULT_MAX_DEFAULT bytes);
+ *   - exit 0 is success, exit EXEC_EXIT_PERMANENT (100) a failure that must
+ *     not be retried, any other exit or death by a signal a failure that may
+ *     be retried; the error text carries the tail of stderr.
+ *   - past the run timeout, or when the job is abandoned, the whole process
+ *     group gets SIGTERM, then SIGKILL after the kill grace.
+ *
+ * Invariants: exec_run never leaves a zombie (it always reaps the child it
+ * started), never blocks on a pipe (stdin, stdout and stderr are served by one
+ * poll loop, so a child that writes before it reads cannot deadlock), and
+ * never sleeps on a timer that no event bounds. */
+#ifndef JM_WORKER_EXEC_H
+#define JM_WORKER_EXEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Exit code with which a command says "failed, do not retry". */
+#define EXEC_EXIT_PERMANENT 100
+/* Largest result (stdout) a command may produce. */
+#define EXEC_RESULT_MAX_DEFAULT (1u << 20)
+/* Time between SIGTERM and SIGKILL when a command is stopped. */
+#define EXEC_KILL_GRACE_MS_DEFAULT 5000
+/* Bytes of stderr kept for the error text (its tail). */
+#define EXEC_STDERR_TAIL_MAX 960
+/* Room for the whole error text: a prefix plus the stderr tail. */
+#define EXEC_ERROR_MAX 1024
+
+/* What the command is told about its job (exported as JOBMESH_* variables). */
+struct exec_job {
+	uint64_t job_id;
+	const char *type;
+	const char *queue;
+	uint32_t attempt;
+	uint64_t timeout_ms;
+};
+
+struct exec_spec {
+	const char *command; /* run by /bin/sh -c */
+	struct exec_job job;
+	uint64_t timeout_ms;     /* run timeout; 0: none */
+	uint32_t kill_grace_ms;  /* SIGTERM to SIGKILL; 0: EXEC_KILL_GRACE_MS_DEFAULT */
+	size_t result_max_bytes; /* 0: EXEC_RESULT_MAX_DEFAULT */
+	/* Readable once the job must be abandoned (an eventfd or a pipe; it is
+	 * polled, never read); -1: never. */
+	int abandon_fd;
+};
+
+enum exec_outcome {
+	EXEC_OK = 0,        /* exit 0, result in output */
+	EXEC_RETRY = 1,     /* failed; error says why */
+	EXEC_PERMANENT = 2, /* exited with EXEC_EXIT_PERMANENT */
+};
+
+struct exec_result {
+	enum exec_outcome outcome;
+	uint8_t *output; /* stdout (owned; exec_result_fini frees); NULL if empty */
+	size_t output_len;
+	char error[EXEC_ERROR_MAX]; /* "" on success */
+	int exit_code;              /* -1 when the command did not exit by itself */
+	int term_signal;            /* the signal that ended it, or 0 */
+	bool timed_out;             /* stopped at the run timeout */
+	bool abandoned;             /* stopped because abandon_fd became readable */
+	uint64_t elapsed_ms;
+};
+
+/* Runs spec->command with len bytes of payload on its stdin and waits for it
+ * (and its stdout and stderr) to finish. Returns 0 when the command was run,
+ * whatever its outcome (then *out says it; call exec_result_fini), or
+ * JM_EINVAL / JM_ENOMEM / JM_EIO when it could not be started (out->error
+ * says why; out needs no fini then, but accepts one). The calling thread's
+ * SIGPIPE is blocked while it runs, so a child that closes stdin early costs
+ * nothing. */
+int exec_run(const struct exec_spec *spec, const void *payload, size_t len,
+             struct exec_result *out);
+
+/* Frees the output; accepts a zeroed result. */
+void exec_result_fini(struct exec_result *result);
+
+#endif

@@ -1,0 +1,185 @@
+/* The set of leases a worker holds (see held.h). A short doubly linked list
+ * under one mutex: it holds at most a few entries per slot, and entries must
+ * not move, because a running handler reads its abandon flag through a
+ * pointer without taking the lock. */
+#define _GNU_SOURCE
+#include "held.h"
+
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+void held_init(struct held_set *set)
+{
+	pthread_mutex_init(&set->lock, NULL);
+	set->head = NULL;
+	set->count = 0;
+}
+
+static void held_free_entry(struct held_lease *entry)
+{
+	if (entry->abandon_fd >= 0)
+		close(entry->abandon_fd);
+	free(entry);
+}
+
+void held_fini(struct held_set *set)
+{
+	struct held_lease *entry = set->head;
+	while (entry != NULL) {
+		struct held_lease *next = entry->next;
+		held_free_entry(entry);
+		entry = next;
+	}
+	set->head = NULL;
+	set->count = 0;
+	pthread_mutex_destroy(&set->lock);
+}
+
+struct held_lease *held_add(struct held_set *set, uint64_t job_id, uint64_t lease)
+{
+	struct held_lease *entry = calloc(1, sizeof *entry);
+	if (entry == NULL)
+		return NULL;
+	entry->job_id = job_id;
+	entry->lease = lease;
+	atomic_init(&entry->abandon, false);
+	/* Without an eventfd the job still runs; only a handler waiting in
+	 * poll() would see the abandon late (at its own timeout). */
+	entry->abandon_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	pthread_mutex_lock(&set->lock);
+	entry->next = set->head;
+	if (set->head != NULL)
+		set->head->prev = entry;
+	set->head = entry;
+	set->count++;
+	pthread_mutex_unlock(&set->lock);
+	return entry;
+}
+
+void held_remove(struct held_set *set, struct held_lease *entry)
+{
+	if (entry == NULL)
+		return;
+	pthread_mutex_lock(&set->lock);
+	if (entry->prev != NULL)
+		entry->prev->next = entry->next;
+	else
+		set->head = entry->next;
+	if (entry->next != NULL)
+		entry->next->prev = entry->prev;
+	set->count--;
+	pthread_mutex_unlock(&set->lock);
+	held_free_entry(entry);
+}
+
+bool held_claim(struct held_set *set, struct held_lease *entry)
+{
+	if (entry == NULL)
+		return true;
+	pthread_mutex_lock(&set->lock);
+	bool first = !entry->claimed;
+	entry->claimed = true;
+	pthread_mutex_unlock(&set->lock);
+	return first;
+}
+
+void held_set_settled(struct held_set *set, struct held_lease *entry)
+{
+	if (entry == NULL)
+		return;
+	pthread_mutex_lock(&set->lock);
+	entry->settled = true;
+	pthread_mutex_unlock(&set->lock);
+}
+
+static struct held_lease *held_find_locked(struct held_set *set, uint64_t job_id, uint64_t lease)
+{
+	for (struct held_lease *entry = set->head; entry != NULL; entry = entry->next) {
+		if (entry->job_id == job_id && entry->lease == lease)
+			return entry;
+	}
+	return NULL;
+}
+
+void held_set_settled_ref(struct held_set *set, uint64_t job_id, uint64_t lease)
+{
+	pthread_mutex_lock(&set->lock);
+	struct held_lease *entry = held_find_locked(set, job_id, lease);
+	if (entry != NULL)
+		entry->settled = true;
+	pthread_mutex_unlock(&set->lock);
+}
+
+/* Caller holds the lock. The eventfd is written once, when the flag turns. */
+static void held_abandon_locked(struct held_lease *entry)
+{
+	if (atomic_exchange(&entry->abandon, true))
+		return;
+	if (entry->abandon_fd >= 0) {
+		uint64_t one = 1;
+		ssize_t put = write(entry->abandon_fd, &one, sizeof one);
+		(void)put; /* an eventfd write of 1 cannot fail short of overflow */
+	}
+}
+
+bool held_mark_abandon(struct held_set *set, uint64_t job_id, uint64_t lease)
+{
+	pthread_mutex_lock(&set->lock);
+	struct held_lease *entry = held_find_locked(set, job_id, lease);
+	if (entry != NULL)
+		held_abandon_locked(entry);
+	pthread_mutex_unlock(&set->lock);
+	return entry != NULL;
+}
+
+size_t held_abandon_and_claim_all(struct held_set *set, struct proto_lease_ref **out)
+{
+	*out = NULL;
+	pthread_mutex_lock(&set->lock);
+	struct proto_lease_ref *refs = NULL;
+	if (set->count > 0)
+		refs = calloc(set->count, sizeof *refs);
+	size_t claimed = 0;
+	for (struct held_lease *entry = set->head; entry != NULL; entry = entry->next) {
+		held_abandon_locked(entry);
+		if (refs == NULL || entry->claimed)
+			continue;
+		entry->claimed = true;
+		refs[claimed].job_id = entry->job_id;
+		refs[claimed].lease = entry->lease;
+		claimed++;
+	}
+	pthread_mutex_unlock(&set->lock);
+	if (claimed == 0) {
+		free(refs);
+		return 0;
+	}
+	*out = refs;
+	return claimed;
+}
+
+size_t held_snapshot(struct held_set *set, struct proto_lease_ref **out)
+{
+	*out = NULL;
+	pthread_mutex_lock(&set->lock);
+	struct proto_lease_ref *refs = NULL;
+	size_t used = 0;
+	if (set->count > 0)
+		refs = calloc(set->count, sizeof *refs);
+	for (struct held_lease *entry = set->head; refs != NULL && entry != NULL;
+	     entry = entry->next) {
+		if (entry->settled)
+			continue;
+		refs[used].job_id = entry->job_id;
+		refs[used].lease = entry->lease;
+		used++;
+	}
+	pthread_mutex_unlock(&set->lock);
+	if (used == 0) {
+		free(refs);
+		return 0;
+	}
+	*out = refs;
+	return used;
+}

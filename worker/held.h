@@ -1,0 +1,71 @@
+/* The worker's held leases: every delivery it received and has not yet seen
+ * settled. The heartbeat reports this set (a lease the broker granted that
+ * never shows up here never reached us and is requeued), and the broker's
+ * abandon list is applied to it.
+ *
+ * Invariants: an entry is added before its handler runs and removed only by
+ * the slot thread that owns it, after its outcome was settled or dropped.
+ * Exactly one party settles an entry: whoever wins held_claim() (the slot
+ * with its handler's outcome, or the stop path handing leases back); the
+ * other drops what it had. An entry whose settle finished is no longer
+ * reported, even while its slot has not removed it yet. */
+#ifndef JM_WORKER_HELD_H
+#define JM_WORKER_HELD_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "message.h"
+
+struct held_lease {
+	uint64_t job_id;
+	uint64_t lease;
+	atomic_bool abandon; /* read by handlers without the lock */
+	int abandon_fd;      /* eventfd, readable once abandon is set; -1 if none */
+	bool claimed;        /* someone is settling it */
+	bool settled;        /* its settle finished: left out of heartbeats */
+	struct held_lease *prev;
+	struct held_lease *next;
+};
+
+struct held_set {
+	pthread_mutex_t lock;
+	struct held_lease *head;
+	size_t count;
+};
+
+void held_init(struct held_set *set);
+void held_fini(struct held_set *set); /* frees what is left */
+
+/* Adds a delivery. Returns the entry (owned by the set, removed by the
+ * caller with held_remove) or NULL when out of memory. */
+struct held_lease *held_add(struct held_set *set, uint64_t job_id, uint64_t lease);
+/* Unlinks and frees entry; accepts NULL. */
+void held_remove(struct held_set *set, struct held_lease *entry);
+
+/* True if the caller is the first to claim entry, and so must settle it.
+ * A NULL entry (could not be tracked) is always the caller's. */
+bool held_claim(struct held_set *set, struct held_lease *entry);
+/* Marks entry settled (after its ACK or FAIL got an answer or was given up). */
+void held_set_settled(struct held_set *set, struct held_lease *entry);
+/* Same, by key, for entries the caller holds no pointer to. */
+void held_set_settled_ref(struct held_set *set, uint64_t job_id, uint64_t lease);
+
+/* Sets the abandon flag of the entry with this job and lease; false if the
+ * worker holds no such lease (already settled or never received). */
+bool held_mark_abandon(struct held_set *set, uint64_t job_id, uint64_t lease);
+
+/* Marks every entry abandoned and claims those nobody claimed yet; their
+ * keys go to *out (malloc'd, caller frees) and their number is returned.
+ * Returns 0 with *out NULL when there are none, or when out of memory
+ * (then nothing was claimed). */
+size_t held_abandon_and_claim_all(struct held_set *set, struct proto_lease_ref **out);
+
+/* Copies the keys of unsettled entries into *out (malloc'd, caller frees);
+ * returns their number (0 with *out NULL when none or out of memory). */
+size_t held_snapshot(struct held_set *set, struct proto_lease_ref **out);
+
+#endif
