@@ -195,8 +195,8 @@ static bool code_is_transient(int code)
 static void broker_note_failure(struct jm_worker *w, const char *what, struct jm_err *err)
 {
 	if (!atomic_exchange(&w->broker_down, true))
-		jm_warn("broker %s: %s failed: %s; retrying with backoff up to %d ms",
-		        w->broker_url, what, jm_err_text(err), BACKOFF_MAX_MS);
+		jm_warn("broker %s: %s failed: %s; retrying until it answers", w->broker_url, what,
+		        jm_err_text(err));
 }
 
 static void broker_note_success(struct jm_worker *w)
