@@ -6,7 +6,17 @@
  * instead of the system's. Pass such includes on, so INT_MAX and CHAR_MIN
  * still exist; outside the guard, because the first inclusion is usually
  * "limits.h" from message.h, found beside it rather than on the path. */
+#if defined(__clang__)
+#pragma clang diagnostic push
+/* Found beside message.h, clang searches from the start of the path:
+ * that finds this file once more, whose own #include_next then reaches
+ * the system header, which is what we want. */
+#pragma clang diagnostic ignored "-Winclude-next-absolute-path"
+#endif
 #include_next <limits.h>
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
 
 #ifndef JM_PROTO_LIMITS_H
 #define JM_PROTO_LIMITS_H
