@@ -13,7 +13,8 @@
  * and what we accept obey the same rules.
  *
  * Errors name the field and what is allowed; callers prefix where they are
- * ("submit: job 3: ").
+ * ("submit: job 3: "). Unlike the public API, every err here must be
+ * non-NULL: callers chain getters with || and return err->code.
  *
  * Encoding goes through a codec_writer whose errors are sticky: the encoders
  * write field after field and look at the result once, in

@@ -269,9 +269,11 @@ struct proto_msg {
 /* Decodes len bytes at buf into out. Validates the envelope, every field's
  * type and range, names and sizes; never reads past buf + len, and checks
  * every declared array/map/string length against the bytes left before
- * anything is reserved. On error returns JM_EPROTO, JM_EVERSION, JM_ETOOBIG,
- * JM_EBADNAME or JM_EINVAL with a message in err naming the field and what is
- * allowed, and out needs no fini. On success call proto_msg_fini(out). */
+ * anything is reserved. On error returns JM_EPROTO, JM_EVERSION,
+ * JM_EUNSUPPORTED (unknown message type), JM_ETOOBIG, JM_EBADNAME, JM_EINVAL
+ * or JM_ENOMEM with a message in err (which may be NULL) naming the field and
+ * what is allowed, and out is left zeroed and needs no fini. On success call
+ * proto_msg_fini(out). */
 int proto_decode(const void *buf, size_t len, struct proto_msg *out, struct jm_err *err);
 
 /* Frees what proto_decode allocated; accepts a zeroed or NULL msg. */
