@@ -1,0 +1,234 @@
+/* bench_broker: throughput and latency of a real jobmesh-broker on
+ * loopback, driven by the client and worker SDKs in this process.
+ *
+ *   W1  enqueue 100,000 no-op jobs (~100-byte payload): one job per submit
+ *       (sequential, and from many threads at once), and in batches of 100
+ *   W2  drain 100,000 queued jobs with total worker concurrency 4
+ *   W3  round trip: submit one job and wait until it is completed, 2,000
+ *       times in sequence (p50 / p99)
+ *
+ * usage: bench_broker [--fsync POLICY] [--url tcp|ipc] [--jobs N]
+ * Prints one line per figure. A benchmark, not a test: nothing is asserted
+ * beyond the counts adding up. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jobmesh/client.h>
+#include <jobmesh/worker.h>
+
+#include "clock.h"
+#include "harness.h"
+
+#define PAYLOAD_BYTES 100
+#define PRODUCER_THREADS 32
+#define BATCH 100
+
+static char payload[PAYLOAD_BYTES + 1];
+static const char *broker_url;
+
+static void die(const char *what, int rc)
+{
+	fprintf(stderr, "bench_broker: %s: %s (%s)\n", what, jm_strerror(rc),
+		jm_client_last_error());
+	exit(1);
+}
+
+static jm_job_spec spec_for(const char *queue)
+{
+	return (jm_job_spec){.queue = queue, .type = "noop", .payload = payload,
+			     .payload_len = PAYLOAD_BYTES};
+}
+
+struct producer {
+	jm_client *client;
+	const char *queue;
+	int jobs;
+	int per_call;
+};
+
+static void *producer_main(void *arg)
+{
+	struct producer *p = arg;
+	jm_job_spec specs[BATCH];
+	uint64_t ids[BATCH];
+	for (int i = 0; i < BATCH; i++)
+		specs[i] = spec_for(p->queue);
+	for (int done = 0; done < p->jobs; done += p->per_call) {
+		int rc = p->per_call == 1
+				 ? jm_client_submit(p->client, &specs[0], &ids[0])
+				 : jm_client_submit_many(p->client, specs, (size_t)p->per_call, false,
+							 ids, NULL);
+		if (rc != 0)
+			die("submit", rc);
+	}
+	return NULL;
+}
+
+/* Submits jobs jobs into queue from threads threads, per_call per request;
+ * returns jobs/s. */
+static double enqueue(jm_client *client, const char *queue, int jobs, int threads, int per_call)
+{
+	pthread_t tids[PRODUCER_THREADS];
+	struct producer producers[PRODUCER_THREADS];
+	uint64_t start = jm_mono_us();
+	for (int t = 0; t < threads; t++) {
+		producers[t] = (struct producer){client, queue, jobs / threads, per_call};
+		pthread_create(&tids[t], NULL, producer_main, &producers[t]);
+	}
+	for (int t = 0; t < threads; t++)
+		pthread_join(tids[t], NULL);
+	return jobs / ((jm_mono_us() - start) / 1e6);
+}
+
+static uint64_t completed_in(jm_client *client, const char *queue)
+{
+	jm_queue_stats *queues;
+	size_t count;
+	int rc = jm_client_stats(client, &queues, &count);
+	if (rc != 0)
+		die("stats", rc);
+	uint64_t completed = 0;
+	for (size_t i = 0; i < count; i++)
+		if (strcmp(queues[i].name, queue) == 0)
+			completed = queues[i].completed;
+	free(queues);
+	return completed;
+}
+
+static int noop_handler(jm_job *job, void *arg)
+{
+	return JM_HANDLER_OK;
+}
+
+struct running_worker {
+	jm_worker *worker;
+	pthread_t thread;
+};
+
+static void *worker_main(void *arg)
+{
+	jm_worker_run(((struct running_worker *)arg)->worker);
+	return NULL;
+}
+
+static void worker_start(struct running_worker *rw, const char *queue, unsigned concurrency,
+			 const char *id)
+{
+	const char *queues[] = {queue};
+	jm_worker_options opts = {.broker_url = broker_url, .worker_id = id, .queues = queues,
+				  .queues_count = 1, .concurrency = concurrency};
+	int rc = jm_worker_new(&rw->worker, &opts);
+	if (rc == 0)
+		rc = jm_worker_register(rw->worker, "noop", noop_handler, NULL);
+	if (rc != 0)
+		die("worker", rc);
+	pthread_create(&rw->thread, NULL, worker_main, rw);
+}
+
+static void worker_stop(struct running_worker *rw)
+{
+	jm_worker_stop(rw->worker, true);
+	pthread_join(rw->thread, NULL);
+	jm_worker_free(rw->worker);
+}
+
+static int compare_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+	const char *fsync = "batch";
+	const char *transport = "tcp";
+	int jobs = 100000;
+	for (int i = 1; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "--fsync") == 0)
+			fsync = argv[i + 1];
+		else if (strcmp(argv[i], "--url") == 0)
+			transport = argv[i + 1];
+		else if (strcmp(argv[i], "--jobs") == 0)
+			jobs = atoi(argv[i + 1]);
+	}
+	jobs = jobs / (PRODUCER_THREADS * BATCH) * (PRODUCER_THREADS * BATCH);
+	if (jobs <= 0)
+		jobs = PRODUCER_THREADS * BATCH;
+	memset(payload, 'x', PAYLOAD_BYTES);
+
+	struct harness h;
+	if (harness_init(&h, "bench") != 0)
+		return 1;
+	const char *args[] = {"--fsync", fsync, "--listen",
+			      strcmp(transport, "tcp") == 0 ? "tcp://127.0.0.1:0" : NULL, NULL};
+	if (args[3] == NULL)
+		args[2] = NULL;
+	struct harness_proc broker;
+	if (harness_broker_start(&h, args, &broker) != 0)
+		return 1;
+	broker_url = h.broker_url;
+	jm_client *client;
+	if (jm_client_open(&client, broker_url) != 0)
+		return 1;
+	printf("jobmesh bench: broker %s, fsync %s, data on %s, %d jobs of %d bytes\n", broker_url,
+	       fsync, h.dir, jobs, PAYLOAD_BYTES);
+
+	int sequential = jobs / 10;
+	printf("W1 enqueue, one job per submit, 1 thread:        %9.0f jobs/s (%d jobs)\n",
+	       enqueue(client, "w1-seq", sequential, 1, 1), sequential);
+	printf("W1 enqueue, one job per submit, %d threads:      %9.0f jobs/s (%d jobs)\n",
+	       PRODUCER_THREADS, enqueue(client, "w1-par", jobs, PRODUCER_THREADS, 1), jobs);
+	printf("W1 enqueue, batches of %d, 1 thread:            %9.0f jobs/s (%d jobs)\n", BATCH,
+	       enqueue(client, "w1-batch", jobs, 1, BATCH), jobs);
+	printf("W1 enqueue, batches of %d, 4 threads:           %9.0f jobs/s (%d jobs)\n", BATCH,
+	       enqueue(client, "w2", jobs, 4, BATCH), jobs);
+
+	/* W2: the jobs just queued in w2, drained by concurrency 4. */
+	struct running_worker drain;
+	uint64_t start = jm_mono_us();
+	worker_start(&drain, "w2", 4, "bench-drain");
+	uint64_t deadline = start + 600ull * 1000000;
+	while (completed_in(client, "w2") < (uint64_t)jobs && jm_mono_us() < deadline) {
+		struct timespec step = {0, 20 * 1000 * 1000};
+		nanosleep(&step, NULL);
+	}
+	double drain_s = (jm_mono_us() - start) / 1e6;
+	uint64_t drained = completed_in(client, "w2");
+	printf("W2 drain, worker concurrency 4:                  %9.0f jobs/s (%llu jobs in %.2f s)\n",
+	       drained / drain_s, (unsigned long long)drained, drain_s);
+	worker_stop(&drain);
+
+	/* W3: one job at a time, submit then wait for completion. */
+	enum { ROUND_TRIPS = 2000 };
+	static uint64_t rtt_us[ROUND_TRIPS];
+	struct running_worker rt;
+	worker_start(&rt, "w3", 1, "bench-rtt");
+	jm_job_spec spec = spec_for("w3");
+	for (int i = 0; i < ROUND_TRIPS; i++) {
+		uint64_t t0 = jm_mono_us();
+		uint64_t id;
+		jm_job_info info = {0};
+		int rc = jm_client_submit(client, &spec, &id);
+		if (rc == 0)
+			rc = jm_client_wait(client, id, 10000, &info);
+		if (rc != 0 || info.state != JM_STATE_COMPLETED)
+			die("round trip", rc);
+		jm_job_info_fini(&info);
+		rtt_us[i] = jm_mono_us() - t0;
+	}
+	qsort(rtt_us, ROUND_TRIPS, sizeof rtt_us[0], compare_u64);
+	printf("W3 submit+wait round trip, %d in sequence:     p50 %llu us, p99 %llu us\n",
+	       ROUND_TRIPS, (unsigned long long)rtt_us[ROUND_TRIPS / 2],
+	       (unsigned long long)rtt_us[ROUND_TRIPS * 99 / 100]);
+	worker_stop(&rt);
+
+	jm_client_close(client);
+	harness_stop(&broker, SIGTERM, 10000, NULL);
+	harness_fini(&h);
+	return 0;
+}

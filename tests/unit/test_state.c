@@ -1,0 +1,306 @@
+/* The broker's state machine, driven by records as the core and replay
+ * drive it: ordering, leases, retries, dead-letter, replay tolerance. */
+#include "jm_test.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "backoff.h"
+#include "deadline.h"
+#include "message.h"
+#include "record.h"
+#include "state.h"
+
+#define NOW_US 1000000000000ull
+
+static void config_defaults(struct state_config *c)
+{
+	memset(c, 0, sizeof *c);
+	c->queue_defaults.max_attempts = 3;
+	c->queue_defaults.timeout_ms = 1000;
+	c->queue_defaults.backoff = (struct backoff_policy){100, 1000};
+	c->queue_defaults.keep_finished = 100;
+	c->max_queues = 4;
+	c->max_workers = 4;
+	c->dead_after_ms = 5000;
+	c->lease_grace_ms = 100;
+}
+
+static int setup(void **ctx)
+{
+	struct state *s = malloc(sizeof *s);
+	struct state_config c;
+	config_defaults(&c);
+	assert_jm_ok(state_init(s, &c));
+	*ctx = s;
+	return 0;
+}
+
+static int teardown(void **ctx)
+{
+	state_fini(*ctx);
+	free(*ctx);
+	return 0;
+}
+
+static void submit(struct state *s, uint64_t id, const char *queue, int32_t priority,
+		   uint64_t run_at_us)
+{
+	struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_JOB};
+	rec.u.job.job_id = id;
+	strcpy(rec.u.job.queue, queue);
+	strcpy(rec.u.job.type, "t");
+	rec.u.job.priority = priority;
+	rec.u.job.max_attempts = 3;
+	rec.u.job.timeout_ms = 1000;
+	rec.u.job.state = run_at_us ? PROTO_STATE_DELAYED : PROTO_STATE_PENDING;
+	rec.u.job.run_at_us = run_at_us;
+	rec.u.job.created_us = NOW_US;
+	struct jm_err err = {0};
+	assert_jm_ok_err(state_apply(s, &rec, NOW_US, &err), &err);
+}
+
+static int lease(struct state *s, uint64_t id, uint64_t lease_no, uint32_t attempt)
+{
+	struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_LEASE};
+	rec.u.lease.job_id = id;
+	rec.u.lease.lease = lease_no;
+	rec.u.lease.attempt = attempt;
+	strcpy(rec.u.lease.worker_id, "w1");
+	rec.u.lease.at_us = NOW_US;
+	struct jm_err err = {0};
+	return state_apply(s, &rec, NOW_US, &err);
+}
+
+static int settle(struct state *s, uint64_t id, uint64_t lease_no, uint32_t outcome,
+		  uint64_t run_at_us)
+{
+	struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_SETTLE};
+	rec.u.settle.job_id = id;
+	rec.u.settle.lease = lease_no;
+	rec.u.settle.outcome = outcome;
+	rec.u.settle.at_us = NOW_US;
+	rec.u.settle.run_at_us = run_at_us;
+	rec.u.settle.data = (struct proto_bytes){(const uint8_t *)"out", 3};
+	struct jm_err err = {0};
+	return state_apply(s, &rec, NOW_US, &err);
+}
+
+static uint64_t pop_ready(struct state *s, const char *queue)
+{
+	struct queue *q = queue_find(&s->queues, queue);
+	struct job *job = q ? queue_ready_peek(q) : NULL;
+	if (job == NULL)
+		return 0;
+	assert_jm_ok(lease(s, job->id, job->lease + 1, job->attempt + 1));
+	return job->id;
+}
+
+static void test_higher_priority_runs_first_and_fifo_within_priority(void **ctx)
+{
+	struct state *s = *ctx;
+	submit(s, 1, "q", 0, 0);
+	submit(s, 2, "q", 5, 0);
+	submit(s, 3, "q", 0, 0);
+	submit(s, 4, "q", 5, 0);
+	uint64_t expected[] = {2, 4, 1, 3};
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pop_ready(s, "q"), expected[i]);
+	assert_int_equal(pop_ready(s, "q"), 0);
+}
+
+static void test_lease_makes_job_active_and_counts_it(void **ctx)
+{
+	struct state *s = *ctx;
+	submit(s, 1, "q", 0, 0);
+	assert_int_equal(pop_ready(s, "q"), 1);
+	struct job *job = jobtable_find(&s->jobs, 1);
+	assert_int_equal(job->state, PROTO_STATE_ACTIVE);
+	assert_int_equal(job->attempt, 1);
+	assert_int_equal(job->queue->active, 1);
+	assert_int_equal(s->ready_jobs, 0);
+	assert_non_null(worker_find(&s->workers, "w1"));
+	assert_int_equal(worker_find(&s->workers, "w1")->held_count, 1);
+}
+
+static void test_settle_with_an_old_lease_is_refused(void **ctx)
+{
+	struct state *s = *ctx;
+	submit(s, 1, "q", 0, 0);
+	pop_ready(s, "q");
+	assert_int_equal(settle(s, 1, 7, PROTO_OUTCOME_COMPLETED, 0), JM_ESTATE);
+	assert_int_equal(jobtable_find(&s->jobs, 1)->state, PROTO_STATE_ACTIVE);
+}
+
+static void test_completed_job_keeps_its_result(void **ctx)
+{
+	struct state *s = *ctx;
+	submit(s, 1, "q", 0, 0);
+	pop_ready(s, "q");
+	assert_jm_ok(settle(s, 1, 1, PROTO_OUTCOME_COMPLETED, 0));
+	struct job *job = jobtable_find(&s->jobs, 1);
+	assert_int_equal(job->state, PROTO_STATE_COMPLETED);
+	assert_int_equal(job->result_len, 3);
+	assert_memory_equal(job->result, "out", 3);
+	assert_int_equal(job->queue->completed, 1);
+	assert_int_equal(job->queue->active, 0);
+	assert_int_equal(worker_find(&s->workers, "w1")->held_count, 0);
+}
+
+static void test_retry_delays_the_job_until_its_run_at(void **ctx)
+{
+	struct state *s = *ctx;
+	submit(s, 1, "q", 0, 0);
+	pop_ready(s, "q");
+	assert_jm_ok(settle(s, 1, 1, PROTO_OUTCOME_RETRY, NOW_US + 5000000));
+	struct job *job = jobtable_find(&s->jobs, 1);
+	assert_int_equal(job->state, PROTO_STATE_DELAYED);
+	assert_string_equal(job->last_error, "out");
+	assert_int_equal(job->timer.kind, DEADLINE_JOB_READY);
+	assert_int_equal(deadline_heap_peek(&s->deadlines)->at_us <= NOW_US + 5000000, 1);
+	state_job_due(s, job);
+	assert_int_equal(job->state, PROTO_STATE_PENDING);
+	assert_int_equal(pop_ready(s, "q"), 1);
+	assert_int_equal(job->attempt, 2);
+}
+
+static void test_released_lease_does_not_count_an_attempt(void **ctx)
+{
+	struct state *s = *ctx;
+	submit(s, 1, "q", 0, 0);
+	pop_ready(s, "q");
+	assert_jm_ok(settle(s, 1, 1, PROTO_OUTCOME_RELEASED, 0));
+	struct job *job = jobtable_find(&s->jobs, 1);
+	assert_int_equal(job->state, PROTO_STATE_PENDING);
+	assert_int_equal(job->attempt, 0);
+}
+
+static void test_dead_outcome_dead_letters_the_job(void **ctx)
+{
+	struct state *s = *ctx;
+	submit(s, 1, "q", 0, 0);
+	pop_ready(s, "q");
+	assert_jm_ok(settle(s, 1, 1, PROTO_OUTCOME_DEAD, 0));
+	struct job *job = jobtable_find(&s->jobs, 1);
+	assert_int_equal(job->state, PROTO_STATE_FAILED);
+	assert_int_equal(job->queue->failed, 1);
+}
+
+static void test_delayed_submit_waits_and_due_one_is_pending_at_once(void **ctx)
+{
+	struct state *s = *ctx;
+	submit(s, 1, "q", 0, NOW_US + 1000000);
+	submit(s, 2, "q", 0, NOW_US - 1);
+	assert_int_equal(jobtable_find(&s->jobs, 1)->state, PROTO_STATE_DELAYED);
+	assert_int_equal(jobtable_find(&s->jobs, 2)->state, PROTO_STATE_PENDING);
+	assert_int_equal(queue_find(&s->queues, "q")->delayed, 1);
+}
+
+static void test_replay_skips_records_a_snapshot_already_holds(void **ctx)
+{
+	struct state *s = *ctx;
+	submit(s, 1, "q", 0, 0);
+	pop_ready(s, "q");
+	assert_jm_ok(settle(s, 1, 1, PROTO_OUTCOME_COMPLETED, 0));
+	s->replaying = true;
+	/* An older lease and settle after the snapshot changed nothing. */
+	assert_jm_ok(lease(s, 1, 1, 1));
+	assert_jm_ok(settle(s, 1, 1, PROTO_OUTCOME_COMPLETED, 0));
+	assert_int_equal(s->replay_skipped, 2);
+	assert_int_equal(jobtable_find(&s->jobs, 1)->state, PROTO_STATE_COMPLETED);
+}
+
+static void test_job_record_over_an_existing_job_replaces_it(void **ctx)
+{
+	struct state *s = *ctx;
+	submit(s, 1, "q", 0, 0);
+	pop_ready(s, "q");
+	struct job *job = jobtable_find(&s->jobs, 1);
+	struct proto_record rec;
+	state_job_snapshot(job, &rec);
+	struct jm_err err = {0};
+	assert_jm_ok_err(state_apply(s, &rec, NOW_US, &err), &err);
+	assert_int_equal(s->jobs.count, 1);
+	assert_int_equal(job->state, PROTO_STATE_ACTIVE);
+	assert_int_equal(job->queue->active, 1);
+	assert_int_equal(worker_find(&s->workers, "w1")->held_count, 1);
+	assert_int_equal(s->next_job_id, 2);
+}
+
+static void test_queue_limit_is_enforced(void **ctx)
+{
+	struct state *s = *ctx;
+	struct queue *q;
+	const char *names[] = {"a", "b", "c", "d"};
+	for (int i = 0; i < 4; i++)
+		assert_jm_ok(queue_get(&s->queues, names[i], &q));
+	assert_int_equal(queue_get(&s->queues, "e", &q), JM_ELIMIT);
+}
+
+static void test_backoff_doubles_and_stays_within_cap(void **ctx)
+{
+	struct backoff_policy p = {100, 1000};
+	assert_int_equal(backoff_delay_ms(&p, 1, 0), 50);
+	assert_int_equal(backoff_delay_ms(&p, 1, 50), 100);
+	assert_int_equal(backoff_delay_ms(&p, 2, 0), 100);
+	assert_int_equal(backoff_delay_ms(&p, 3, 0), 200);
+	for (uint64_t r = 0; r < 1000; r++) {
+		uint64_t d = backoff_delay_ms(&p, 30, r * 7919);
+		assert_true(d >= 500 && d <= 1000);
+	}
+}
+
+static void test_deadline_heap_pops_in_time_order(void **ctx)
+{
+	struct deadline_heap heap;
+	deadline_heap_init(&heap);
+	struct deadline d[64];
+	for (int i = 0; i < 64; i++) {
+		deadline_init(&d[i], DEADLINE_WAIT);
+		assert_jm_ok(deadline_heap_set(&heap, &d[i], (uint64_t)((i * 37) % 64)));
+	}
+	deadline_heap_remove(&heap, &d[5]);
+	assert_jm_ok(deadline_heap_set(&heap, &d[6], 1000));
+	uint64_t last = 0;
+	int popped = 0;
+	struct deadline *top;
+	while ((top = deadline_heap_peek(&heap)) != NULL) {
+		assert_true(top->at_us >= last);
+		last = top->at_us;
+		deadline_heap_remove(&heap, top);
+		popped++;
+	}
+	assert_int_equal(popped, 63);
+	assert_int_equal(last, 1000);
+	deadline_heap_fini(&heap);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_higher_priority_runs_first_and_fifo_within_priority,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lease_makes_job_active_and_counts_it, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_settle_with_an_old_lease_is_refused, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_completed_job_keeps_its_result, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_retry_delays_the_job_until_its_run_at, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_released_lease_does_not_count_an_attempt,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dead_outcome_dead_letters_the_job, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_delayed_submit_waits_and_due_one_is_pending_at_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replay_skips_records_a_snapshot_already_holds,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_job_record_over_an_existing_job_replaces_it,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_queue_limit_is_enforced, setup, teardown),
+		cmocka_unit_test(test_backoff_doubles_and_stays_within_cap),
+		cmocka_unit_test(test_deadline_heap_pops_in_time_order),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
