@@ -199,7 +199,7 @@ static int prescan_value(struct prescan *s, struct jm_err *err)
 	}
 	uint64_t body = t.skip;
 	if (t.len_bytes > 0) {
-		uint64_t declared;
+		uint64_t declared = 0;
 		int rc = prescan_length(s, t.len_bytes, &declared, err);
 		if (rc != 0)
 			return rc;
