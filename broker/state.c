@@ -239,7 +239,7 @@ static int apply_job(struct state *s, const struct proto_rec_job *r, uint64_t no
 	if (rc == 0)
 		rc = copy_bytes(&job->result, &job->result_len, &r->result);
 	if (rc == 0 && r->state == PROTO_STATE_ACTIVE) {
-		struct worker *w;
+		struct worker *w = NULL;
 		rc = state_worker_seen(s, r->worker_id, now_us, &w);
 		job->holder = w;
 	}

@@ -115,8 +115,8 @@ static void test_thousand_jobs_complete_exactly_once_with_results(void **state)
 		wait_finished(f, ids[i], &info);
 		assert_int_equal(info.state, JM_STATE_COMPLETED);
 		assert_int_equal(info.attempt, 1);
-		char expected[40];
-		snprintf(expected, sizeof expected, "r-%s", payloads[i]);
+		char expected[64];
+		snprintf(expected, sizeof expected, "r-%.31s", payloads[i]);
 		assert_int_equal(info.result_len, strlen(expected));
 		assert_memory_equal(info.result, expected, info.result_len);
 		jm_job_info_fini(&info);
