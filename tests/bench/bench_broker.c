@@ -76,8 +76,10 @@ static double enqueue(jm_client *client, const char *queue, int jobs, int thread
 	pthread_t tids[PRODUCER_THREADS];
 	struct producer producers[PRODUCER_THREADS];
 	uint64_t start = jm_mono_us();
+	int calls = jobs / per_call;
 	for (int t = 0; t < threads; t++) {
-		producers[t] = (struct producer){client, queue, jobs / threads, per_call};
+		int thread_calls = calls / threads + (t < calls % threads);
+		producers[t] = (struct producer){client, queue, thread_calls * per_call, per_call};
 		pthread_create(&tids[t], NULL, producer_main, &producers[t]);
 	}
 	for (int t = 0; t < threads; t++)
@@ -156,9 +158,9 @@ int main(int argc, char **argv)
 		else if (strcmp(argv[i], "--jobs") == 0)
 			jobs = atoi(argv[i + 1]);
 	}
-	jobs = jobs / (PRODUCER_THREADS * BATCH) * (PRODUCER_THREADS * BATCH);
+	jobs = jobs / BATCH * BATCH;
 	if (jobs <= 0)
-		jobs = PRODUCER_THREADS * BATCH;
+		jobs = BATCH;
 	memset(payload, 'x', PAYLOAD_BYTES);
 
 	struct harness h;
