@@ -39,7 +39,22 @@ enum proto_type {
 	PROTO_STATS_REPLY = 14,
 	PROTO_HEARTBEAT = 15,       /* worker: alive, holding these leases */
 	PROTO_HEARTBEAT_REPLY = 16, /* which of those leases to abandon */
-	PROTO_TYPE_MAX_ = 16,
+	PROTO_CANCEL = 17,          /* client: cancel a job; reply JOB */
+	PROTO_WORKERS = 18,         /* client: the workers the broker knows */
+	PROTO_WORKERS_REPLY = 19,
+	PROTO_PROGRESS = 20,        /* worker: progress of a leased job; reply SETTLED */
+	PROTO_BATCH_STATUS = 21,    /* client: one batch; reply BATCH */
+	PROTO_BATCH = 22,
+	PROTO_BATCHES = 23,         /* client: every unfinished batch */
+	PROTO_BATCHES_REPLY = 24,
+	PROTO_HELLO = 25,           /* anyone: broker version and events address */
+	PROTO_HELLO_REPLY = 26,
+	PROTO_DEAD_LIST = 27,       /* client: dead-lettered jobs of a queue */
+	PROTO_JOB_LIST = 28,
+	PROTO_REVIVE = 29,          /* client: dead-lettered jobs back to pending */
+	PROTO_REVIVED = 30,
+	PROTO_EVENT = 31,           /* PUB body, never a request or reply */
+	PROTO_TYPE_MAX_ = 31,
 };
 
 enum proto_job_state {
@@ -174,7 +189,8 @@ struct proto_wait {
 };
 
 /* JOB: [job_id, queue, type, state, priority, attempt, max_attempts,
- *       created_us, updated_us, run_at_us, last_error, has_result, result]
+ *       created_us, updated_us, run_at_us, last_error, has_result, result,
+ *       batch_id, progress_done, progress_total, progress_message]
  * Times are wall-clock microseconds since the epoch. run_at_us is when a
  * delayed job becomes ready (0 otherwise). result is empty unless the
  * request was RESULT or WAIT and the job completed. */
@@ -192,6 +208,10 @@ struct proto_job_info {
 	struct proto_bytes last_error;
 	bool has_result;
 	struct proto_bytes result;
+	uint64_t batch_id;        /* 0: not in a batch */
+	uint64_t progress_done;   /* last progress the handler reported: */
+	uint64_t progress_total;  /* done of total (0 of 0: none yet) */
+	struct proto_bytes progress_message; /* what it is doing now */
 };
 
 /* STATS: [] */
@@ -244,6 +264,157 @@ struct proto_heartbeat_reply {
 	struct proto_lease_ref *abandon;
 };
 
+/* CANCEL: [job_id] (struct proto_job_ref). Reply JOB with the new state;
+ * ERROR JM_ESTATE for a job already finished. An active job's worker is
+ * told to abandon it through its next heartbeat reply. */
+
+/* WORKERS: []. One worker in WORKERS_REPLY:
+ * [worker_id, host, pid, concurrency, [queue...], active_jobs,
+ *  first_seen_us, last_seen_us, draining, [job_id...]] */
+struct proto_worker_info {
+	proto_name worker_id;
+	struct proto_bytes host;
+	uint32_t pid;
+	uint32_t concurrency;
+	uint32_t queues_count;
+	proto_name *queues;
+	uint32_t active_jobs;
+	uint64_t first_seen_us;
+	uint64_t last_seen_us;
+	bool draining;
+	uint32_t job_ids_count;
+	uint64_t *job_ids;
+};
+
+/* WORKERS_REPLY: [[worker_info...]] */
+struct proto_workers_reply {
+	uint32_t workers_count;
+	struct proto_worker_info *workers;
+};
+
+/* PROGRESS: [worker_id, job_id, lease, done, total, message]
+ * done of total (total >= 1, done <= total); message at most
+ * PROTO_ERROR_TEXT_MAX bytes ("writing section about/team"). Reply SETTLED
+ * with one code: 0, or JM_ESTALE when the lease is no longer the worker's
+ * (it should abandon the job). */
+struct proto_progress {
+	proto_name worker_id;
+	uint64_t job_id;
+	uint64_t lease;
+	uint64_t done;
+	uint64_t total;
+	struct proto_bytes message;
+};
+
+enum proto_batch_state {
+	PROTO_BATCH_RUNNING = 1,   /* some jobs not finished yet */
+	PROTO_BATCH_COMPLETED = 2, /* every job completed */
+	PROTO_BATCH_FAILED = 3,    /* every job finished, some failed or cancelled */
+};
+
+/* One error in a BATCH: [job_id, text] */
+struct proto_batch_error {
+	uint64_t job_id;
+	struct proto_bytes text;
+};
+
+#define PROTO_BATCH_ERRORS_MAX 20
+
+/* BATCH_STATUS: [batch_id] (struct proto_job_ref's job_id holds the batch
+ * id). BATCH: [batch_id, state, total, completed, failed, cancelled,
+ *   active, current_operation, [batch_error...], created_us, finished_us]
+ * current_operation: the progress message (or type) of the most recently
+ * active job; errors: the latest PROTO_BATCH_ERRORS_MAX failures. */
+struct proto_batch_info {
+	uint64_t batch_id;
+	uint32_t state; /* enum proto_batch_state */
+	uint64_t total;
+	uint64_t completed;
+	uint64_t failed;
+	uint64_t cancelled;
+	uint64_t active;
+	struct proto_bytes current_operation;
+	uint32_t errors_count; /* 0..PROTO_BATCH_ERRORS_MAX */
+	struct proto_batch_error *errors;
+	uint64_t created_us;
+	uint64_t finished_us; /* 0 while running */
+};
+
+/* BATCHES: []. BATCHES_REPLY: [[batch_info...]]: every running batch. */
+struct proto_batches_reply {
+	uint32_t batches_count;
+	struct proto_batch_info *batches;
+};
+
+/* HELLO: []. HELLO_REPLY: [broker_version, events_url]: the PUB address
+ * subscribers dial, so clients only ever configure the broker's address. */
+struct proto_hello_reply {
+	struct proto_bytes broker_version;
+	struct proto_bytes events_url;
+};
+
+/* DEAD_LIST: [queue, limit]: up to limit (1..PROTO_JOBS_PER_MESSAGE_MAX)
+ * dead-lettered jobs of queue, oldest first. JOB_LIST: [[job_info...]]
+ * (results left out). */
+struct proto_dead_list {
+	proto_name queue;
+	uint32_t limit;
+};
+
+struct proto_job_list {
+	uint32_t jobs_count;
+	struct proto_job_info *jobs;
+};
+
+/* REVIVE: [queue, job_id]: job_id 0 revives every dead-lettered job of the
+ * queue, else just that one (which must be in queue). Revived jobs get
+ * fresh attempts. REVIVED: [[job_id...]] */
+struct proto_revive {
+	proto_name queue;
+	uint64_t job_id;
+};
+
+struct proto_revived {
+	uint32_t ids_count;
+	uint64_t *ids;
+};
+
+enum proto_event_kind {
+	PROTO_EVENT_JOB_STATE = 1,     /* job_id, queue, type, state, attempt,
+					  batch_id, worker_id, message = error */
+	PROTO_EVENT_JOB_PROGRESS = 2,  /* job_id, batch_id, done, total, message */
+	PROTO_EVENT_BATCH = 3,         /* batch_id, state, done = completed,
+					  failed, total, message = current op */
+	PROTO_EVENT_WORKER_JOINED = 4, /* worker_id */
+	PROTO_EVENT_WORKER_LOST = 5,   /* worker_id, message = why */
+};
+
+/* EVENT: [kind, at_us, job_id, batch_id, queue, type, state, attempt, done,
+ *         total, failed, message, worker_id]
+ * Fields a kind does not use are 0 or "" (queue, type and worker_id may be
+ * empty here, unlike anywhere else).
+ *
+ * On the PUB socket each event is sent as its topic, one NUL byte, then
+ * the encoded EVENT. A job's events go out under "job/<id>", and also under
+ * "batch/<id>" when it is in one and "queue/<name>"; worker events under
+ * "worker/<id>". Subscribing to "job/42" plus the NUL matches job 42 only;
+ * "job/" matches every job. */
+struct proto_event {
+	uint32_t kind; /* enum proto_event_kind */
+	uint64_t at_us;
+	uint64_t job_id;
+	uint64_t batch_id;
+	proto_name queue;
+	proto_name type;
+	uint32_t state; /* job: enum proto_job_state; batch: enum proto_batch_state */
+	uint32_t attempt;
+	uint64_t done;
+	uint64_t total;
+	uint64_t failed;
+	struct proto_bytes message;
+	proto_name worker_id;
+};
+
 struct proto_msg {
 	uint32_t version;
 	enum proto_type type;
@@ -262,6 +433,16 @@ struct proto_msg {
 		struct proto_stats_reply stats_reply;
 		struct proto_heartbeat heartbeat;
 		struct proto_heartbeat_reply heartbeat_reply;
+		struct proto_workers_reply workers_reply;
+		struct proto_progress progress;
+		struct proto_batch_info batch;
+		struct proto_batches_reply batches_reply;
+		struct proto_hello_reply hello_reply;
+		struct proto_dead_list dead_list;
+		struct proto_job_list job_list;
+		struct proto_revive revive;
+		struct proto_revived revived;
+		struct proto_event event;
 	} u;
 	void *zone_; /* owned allocations of the decode; proto_msg_fini frees */
 };
