@@ -27,8 +27,7 @@ void deadline_heap_init(struct deadline_heap *heap)
 
 void deadline_heap_fini(struct deadline_heap *heap)
 {
-	for (uint32_t i = 0; i < heap->count; i++)
-		heap->items[i]->heap_index = DEADLINE_UNSET;
+	/* The owners may already be freed (teardown): don't touch them. */
 	free(heap->items);
 	deadline_heap_init(heap);
 }

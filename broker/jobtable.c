@@ -89,7 +89,12 @@ void jobtable_remove(struct jobtable *t, struct job *job)
 
 void jobtable_each(const struct jobtable *t, void (*fn)(struct job *job, void *arg), void *arg)
 {
-	for (uint64_t i = 0; i <= t->mask; i++)
-		for (struct job *job = t->buckets[i]; job; job = job->table_next)
+	for (uint64_t i = 0; i <= t->mask; i++) {
+		struct job *job = t->buckets[i];
+		while (job) {
+			struct job *next = job->table_next; /* fn may free job */
 			fn(job, arg);
+			job = next;
+		}
+	}
 }

@@ -21,7 +21,8 @@ struct job *jobtable_find(const struct jobtable *t, uint64_t id);
 int jobtable_insert(struct jobtable *t, struct job *job);
 void jobtable_remove(struct jobtable *t, struct job *job);
 
-/* Calls fn for each job; fn must not insert or remove. */
+/* Calls fn for each job; fn may free the job it is given (at teardown)
+ * but must not insert or remove others. */
 void jobtable_each(const struct jobtable *t, void (*fn)(struct job *job, void *arg), void *arg);
 
 #endif
