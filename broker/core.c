@@ -17,6 +17,7 @@
 
 #include "clock.h"
 #include "dispatch.h"
+#include "events.h"
 #include "log.h"
 #include "record.h"
 
@@ -42,7 +43,18 @@ struct core {
 	uint64_t last_lsn;     /* last record appended */
 	uint64_t random_state;
 	struct deadline retention_timer;
+	struct events *events; /* NULL until attached (and during replay) */
+
+	/* Compaction runs on its own thread; the timer thread asks for it. */
+	pthread_t compactor_thread;
+	bool compactor_running;
+	bool compaction_wanted;
+	bool compacting;
+	pthread_cond_t compactor_wake;
 };
+
+#define BROKER_VERSION "0.1.0"
+#define COMPACT_CHUNK_JOBS 1000
 
 #define RETENTION_SWEEP_MS 1000
 
@@ -141,6 +153,13 @@ static void fill_job_info(const struct job *job, bool with_result, struct proto_
 		info->has_result = true;
 		info->result = (struct proto_bytes){job->result, job->result_len};
 	}
+	info->batch_id = job->batch_id;
+	info->progress_done = job->progress_done;
+	info->progress_total = job->progress_total;
+	if (job->progress_message)
+		info->progress_message = (struct proto_bytes){
+			(const uint8_t *)job->progress_message,
+			(uint32_t)strlen(job->progress_message)};
 }
 
 static void reply_job(struct core *core, struct request *req, const struct job *job,
@@ -151,7 +170,127 @@ static void reply_job(struct core *core, struct request *req, const struct job *
 	reply_encode(core, req, &msg, out);
 }
 
+/* ---- events --------------------------------------------------------------- */
+
+/* Publishes ev under each topic of a job: job/<id>, queue/<name> and, in a
+ * batch, batch/<id>. */
+static void publish_for_job(struct core *core, const struct job *job,
+			    const struct proto_event *ev, uint64_t lsn)
+{
+	char topic[PROTO_NAME_MAX + 32];
+	snprintf(topic, sizeof topic, "job/%llu", (unsigned long long)job->id);
+	events_push(core->events, topic, ev, lsn);
+	snprintf(topic, sizeof topic, "queue/%s", job->queue->name);
+	events_push(core->events, topic, ev, lsn);
+	if (job->batch_id) {
+		snprintf(topic, sizeof topic, "batch/%llu", (unsigned long long)job->batch_id);
+		events_push(core->events, topic, ev, lsn);
+	}
+}
+
+static void publish_batch(struct core *core, struct batch *b)
+{
+	struct proto_event ev = {.kind = PROTO_EVENT_BATCH, .at_us = jm_wall_us()};
+	ev.batch_id = b->id;
+	ev.state = batch_state(b);
+	ev.done = b->completed;
+	ev.failed = b->failed + b->cancelled;
+	ev.total = b->total;
+	if (b->current_operation)
+		ev.message = (struct proto_bytes){(const uint8_t *)b->current_operation,
+						  (uint32_t)strlen(b->current_operation)};
+	char topic[48];
+	snprintf(topic, sizeof topic, "batch/%llu", (unsigned long long)b->id);
+	events_push(core->events, topic, &ev, core->last_lsn);
+	b->last_event_us = ev.at_us;
+	b->event_due = false;
+	deadline_heap_remove(&core->state.deadlines, &b->event_timer);
+}
+
+/* A batch changed. Its event is coalesced to one per
+ * BATCH_EVENT_INTERVAL_MS, but a finished batch's goes out at once. */
+static void batch_touched(struct core *core, struct batch *b)
+{
+	if (core->events == NULL)
+		return;
+	uint64_t now = jm_wall_us();
+	uint64_t next_us = b->last_event_us + BATCH_EVENT_INTERVAL_MS * 1000;
+	if (batch_is_finished(b) || now >= next_us) {
+		publish_batch(core, b);
+	} else if (!b->event_due) {
+		b->event_due = true;
+		deadline_heap_set(&core->state.deadlines, &b->event_timer, next_us);
+	}
+}
+
+static void publish_job_state(struct core *core, const struct job *job)
+{
+	if (core->events == NULL)
+		return;
+	struct proto_event ev = {.kind = PROTO_EVENT_JOB_STATE, .at_us = job->updated_us};
+	ev.job_id = job->id;
+	ev.batch_id = job->batch_id;
+	memcpy(ev.queue, job->queue->name, sizeof ev.queue);
+	memcpy(ev.type, job->type, sizeof ev.type);
+	ev.state = job->state;
+	ev.attempt = job->attempt;
+	if (job->holder)
+		memcpy(ev.worker_id, job->holder->id, sizeof ev.worker_id);
+	if (job->last_error && (job->state == PROTO_STATE_FAILED ||
+				job->state == PROTO_STATE_DELAYED))
+		ev.message = (struct proto_bytes){(const uint8_t *)job->last_error,
+						  (uint32_t)strlen(job->last_error)};
+	publish_for_job(core, job, &ev, core->last_lsn);
+}
+
+static void publish_worker(struct core *core, const struct worker *w, uint32_t kind,
+			   const char *why)
+{
+	if (core->events == NULL)
+		return;
+	struct proto_event ev = {.kind = kind, .at_us = jm_wall_us()};
+	memcpy(ev.worker_id, w->id, sizeof ev.worker_id);
+	if (why)
+		ev.message = (struct proto_bytes){(const uint8_t *)why, (uint32_t)strlen(why)};
+	char topic[PROTO_NAME_MAX + 16];
+	snprintf(topic, sizeof topic, "worker/%s", w->id);
+	events_push(core->events, topic, &ev, core->last_lsn);
+}
+
+/* A request from worker id: a sign of life, and its joined event the first
+ * time. */
+static int worker_seen(struct core *core, const char *id, struct worker **out)
+{
+	int rc = state_worker_seen(&core->state, id, jm_wall_us(), out);
+	if (rc == 0 && !(*out)->announced) {
+		(*out)->announced = true;
+		publish_worker(core, *out, PROTO_EVENT_WORKER_JOINED, NULL);
+	}
+	return rc;
+}
+
 /* ---- committing changes ------------------------------------------------ */
+
+/* The job a record changes, or 0. */
+static uint64_t record_job_id(const struct proto_record *rec)
+{
+	switch (rec->type) {
+	case PROTO_REC_JOB:
+		return rec->u.job.job_id;
+	case PROTO_REC_LEASE:
+		return rec->u.lease.job_id;
+	case PROTO_REC_SETTLE:
+		return rec->u.settle.job_id;
+	case PROTO_REC_CANCEL:
+		return rec->u.cancel.job_id;
+	case PROTO_REC_DROP:
+		return rec->u.drop.job_id;
+	case PROTO_REC_REVIVE:
+		return rec->u.revive.job_id;
+	default:
+		return 0;
+	}
+}
 
 /* Appends rec to the journal and applies it. The one way state changes. */
 static int commit(struct core *core, const struct proto_record *rec, struct jm_err *err)
@@ -167,10 +306,21 @@ static int commit(struct core *core, const struct proto_record *rec, struct jm_e
 		return rc;
 	core->last_lsn = lsn;
 	rc = state_apply(&core->state, rec, jm_wall_us(), err);
-	if (rc != 0)
+	if (rc != 0) {
 		jm_error("applying a %s record after journaling it failed: %s",
 			 proto_record_type_name(rec->type), jm_err_text(err));
-	return rc;
+		return rc;
+	}
+	uint64_t job_id = record_job_id(rec);
+	if (job_id && rec->type != PROTO_REC_DROP) {
+		struct job *job = jobtable_find(&core->state.jobs, job_id);
+		if (job) {
+			publish_job_state(core, job);
+			if (job->batch)
+				batch_touched(core, job->batch);
+		}
+	}
+	return 0;
 }
 
 static uint64_t next_random(struct core *core)
@@ -269,7 +419,8 @@ static uint32_t take_jobs(struct core *core, struct request *req, struct worker 
 	     qi++) {
 		struct queue *q = queue_find(&core->state.queues, fetch->queues[qi]);
 		struct job *job;
-		while (q && taken < max_jobs && (job = queue_ready_peek(q)) != NULL) {
+		while (q && taken < max_jobs && queue_has_capacity(q) &&
+		       (job = queue_ready_peek(q)) != NULL) {
 			struct jm_err err = {0};
 			if (lease_job(core, job, w, &err) != 0) {
 				jm_warn("fetch: leasing job %llu failed: %s",
@@ -277,6 +428,8 @@ static uint32_t take_jobs(struct core *core, struct request *req, struct worker 
 				journal_refuses = true;
 				break;
 			}
+			if (job->batch)
+				batch_set_operation(job->batch, job->type, strlen(job->type));
 			struct proto_delivery *d = &deliveries[taken++];
 			d->job_id = job->id;
 			d->lease = job->lease;
@@ -337,7 +490,7 @@ static void handle_fetch(struct core *core, struct request *req, struct outbox *
 	const struct proto_fetch *fetch = &req->msg.u.fetch;
 	struct worker *w;
 	uint64_t now = jm_wall_us();
-	int rc = state_worker_seen(&core->state, fetch->worker_id, now, &w);
+	int rc = worker_seen(core, fetch->worker_id, &w);
 	if (rc != 0) {
 		reply_error(core, req, out, rc, "fetch: worker %s: %s", fetch->worker_id,
 			    rc == JM_ELIMIT ? "too many workers" : jm_strerror(rc));
@@ -408,7 +561,8 @@ static void handle_submit(struct core *core, struct request *req, struct outbox 
 		reply_error(core, req, out, JM_ENOMEM, "submit: broker out of memory");
 		return;
 	}
-	uint64_t batch_id = submit->as_batch ? core->state.next_batch_id++ : 0;
+	/* Batches share the job id counter: an id names one or the other. */
+	uint64_t batch_id = submit->as_batch ? core->state.next_job_id++ : 0;
 	uint64_t now = jm_wall_us();
 	for (uint32_t i = 0; i < submit->jobs_count; i++) {
 		const struct proto_job_spec *spec = &submit->jobs[i];
@@ -474,7 +628,7 @@ static void handle_ack(struct core *core, struct request *req, struct outbox *ou
 	const struct proto_ack *ack = &req->msg.u.ack;
 	struct worker *w;
 	struct jm_err err = {0};
-	int rc = state_worker_seen(&core->state, ack->worker_id, jm_wall_us(), &w);
+	int rc = worker_seen(core, ack->worker_id, &w);
 	if (rc == 0 && !journal_is_writable(core->journal, &err))
 		rc = JM_ENOSPC;
 	if (rc != 0) {
@@ -506,6 +660,7 @@ static void handle_ack(struct core *core, struct request *req, struct outbox *ou
 	}
 	reply_settled(core, req, codes, ack->items_count, out);
 	free(codes);
+	pump(core, out); /* a queue under max_active may have room now */
 }
 
 static void handle_fail(struct core *core, struct request *req, struct outbox *out)
@@ -513,7 +668,7 @@ static void handle_fail(struct core *core, struct request *req, struct outbox *o
 	const struct proto_fail *fail = &req->msg.u.fail;
 	struct worker *w;
 	struct jm_err err = {0};
-	int rc = state_worker_seen(&core->state, fail->worker_id, jm_wall_us(), &w);
+	int rc = worker_seen(core, fail->worker_id, &w);
 	if (rc == 0 && !journal_is_writable(core->journal, &err))
 		rc = JM_ENOSPC;
 	if (rc != 0) {
@@ -662,7 +817,7 @@ static void handle_heartbeat(struct core *core, struct request *req, struct outb
 {
 	const struct proto_heartbeat *hb = &req->msg.u.heartbeat;
 	struct worker *w;
-	int rc = state_worker_seen(&core->state, hb->worker_id, jm_wall_us(), &w);
+	int rc = worker_seen(core, hb->worker_id, &w);
 	if (rc != 0) {
 		reply_error(core, req, out, rc, "heartbeat: worker %s: %s", hb->worker_id,
 			    rc == JM_ELIMIT ? "too many workers" : jm_strerror(rc));
@@ -674,6 +829,9 @@ static void handle_heartbeat(struct core *core, struct request *req, struct outb
 	w->host[host_len] = '\0';
 	w->pid = hb->pid;
 	w->concurrency = hb->concurrency;
+	w->queues_count = hb->queues_count < PROTO_QUEUES_PER_FETCH_MAX ? hb->queues_count
+									 : PROTO_QUEUES_PER_FETCH_MAX;
+	memcpy(w->queues, hb->queues, w->queues_count * sizeof w->queues[0]);
 	if (hb->draining && !w->draining)
 		jm_info("worker %s is draining", w->id);
 	w->draining = hb->draining;
@@ -739,6 +897,7 @@ static void worker_lost(struct core *core, struct worker *w, struct outbox *out)
 		}
 	}
 	answer_parked_fetches_of(core, w, out);
+	publish_worker(core, w, PROTO_EVENT_WORKER_LOST, error);
 	worker_remove(&core->state.workers, w);
 }
 
@@ -781,6 +940,9 @@ static void deadline_fired(struct core *core, struct deadline *d, struct outbox 
 		break;
 	case DEADLINE_RETENTION:
 		retention_sweep(core, out);
+		break;
+	case DEADLINE_BATCH_EVENT:
+		publish_batch(core, container_of(d, struct batch, event_timer));
 		break;
 	}
 }
@@ -850,6 +1012,485 @@ static void retention_sweep(struct core *core, struct outbox *out)
 		queue_each(&core->state.queues, retention_queue_cb, &pass);
 	deadline_heap_set(&core->state.deadlines, &core->retention_timer,
 			  pass.now_us + RETENTION_SWEEP_MS * 1000);
+	uint64_t log_bytes = journal_log_bytes(core->journal);
+	if (core->config.compact_min_bytes && !core->compacting &&
+	    log_bytes >= core->config.compact_min_bytes &&
+	    log_bytes >= journal_snapshot_bytes(core->journal)) {
+		core->compaction_wanted = true;
+		pthread_cond_signal(&core->compactor_wake);
+	}
+}
+
+/* ---- cancel, progress, batches, workers, dead-letter -------------------- */
+
+static void handle_cancel(struct core *core, struct request *req, struct outbox *out)
+{
+	uint64_t job_id = req->msg.u.job_ref.job_id;
+	struct job *job = jobtable_find(&core->state.jobs, job_id);
+	if (job == NULL) {
+		reply_not_found(core, req, "cancel", job_id, out);
+		return;
+	}
+	if (state_job_is_finished(job)) {
+		reply_error(core, req, out, JM_ESTATE,
+			    "cancel: job %llu is already %s: only pending, delayed or active jobs "
+			    "can be cancelled",
+			    (unsigned long long)job_id, proto_state_name(job->state));
+		return;
+	}
+	struct jm_err err = {0};
+	struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_CANCEL};
+	rec.u.cancel.job_id = job_id;
+	rec.u.cancel.at_us = jm_wall_us();
+	if (!journal_is_writable(core->journal, &err) || commit(core, &rec, &err) != 0) {
+		reply_error(core, req, out, err.code ? err.code : JM_ENOSPC, "cancel: %s",
+			    jm_err_text(&err));
+		return;
+	}
+	/* An active job's worker learns it from its next heartbeat reply. */
+	release_waiters(core, job, out);
+	reply_job(core, req, job, false, out);
+}
+
+static void handle_progress(struct core *core, struct request *req, struct outbox *out)
+{
+	const struct proto_progress *p = &req->msg.u.progress;
+	struct worker *w;
+	int32_t code = worker_seen(core, p->worker_id, &w);
+	struct job *job = NULL;
+	if (code == 0)
+		code = find_lease(core, p->job_id, p->lease, &job);
+	if (code == 0 && job->holder != w)
+		code = JM_ESTALE;
+	if (code == 0) {
+		job->progress_done = p->done;
+		job->progress_total = p->total;
+		free(job->progress_message);
+		job->progress_message = NULL;
+		if (p->message.len) {
+			job->progress_message = malloc(p->message.len + 1);
+			if (job->progress_message) {
+				memcpy(job->progress_message, p->message.ptr, p->message.len);
+				job->progress_message[p->message.len] = '\0';
+			}
+		}
+		if (core->events) {
+			struct proto_event ev = {.kind = PROTO_EVENT_JOB_PROGRESS,
+						 .at_us = jm_wall_us()};
+			ev.job_id = job->id;
+			ev.batch_id = job->batch_id;
+			memcpy(ev.queue, job->queue->name, sizeof ev.queue);
+			memcpy(ev.type, job->type, sizeof ev.type);
+			ev.state = job->state;
+			ev.attempt = job->attempt;
+			ev.done = p->done;
+			ev.total = p->total;
+			ev.message = p->message;
+			memcpy(ev.worker_id, w->id, sizeof ev.worker_id);
+			publish_for_job(core, job, &ev, 0);
+		}
+		if (job->batch) {
+			if (p->message.len)
+				batch_set_operation(job->batch, (const char *)p->message.ptr,
+						    p->message.len);
+			batch_touched(core, job->batch);
+		}
+	}
+	reply_settled(core, req, &code, 1, out);
+}
+
+static void reply_batch(struct core *core, struct request *req, const struct batch *b,
+			struct outbox *out)
+{
+	struct proto_batch_error errors[PROTO_BATCH_ERRORS_MAX];
+	struct proto_msg msg = {.type = PROTO_BATCH};
+	batch_info(b, &msg.u.batch, errors);
+	reply_encode(core, req, &msg, out);
+}
+
+static void handle_batch_status(struct core *core, struct request *req, struct outbox *out)
+{
+	uint64_t batch_id = req->msg.u.job_ref.job_id;
+	struct batch *b = batch_find(&core->state.batches, batch_id);
+	if (b == NULL)
+		reply_error(core, req, out, JM_ENOTFOUND,
+			    "batch-status: batch %llu not found: no such id, or all its jobs "
+			    "left retention",
+			    (unsigned long long)batch_id);
+	else
+		reply_batch(core, req, b, out);
+}
+
+struct batches_fill {
+	struct proto_batch_info *infos;
+	struct proto_batch_error *errors;
+	uint32_t count;
+	uint32_t cap;
+};
+
+static void batches_fill_cb(struct batch *b, void *arg)
+{
+	struct batches_fill *fill = arg;
+	if (batch_is_finished(b) || fill->count == fill->cap)
+		return;
+	batch_info(b, &fill->infos[fill->count],
+		   &fill->errors[(size_t)fill->count * PROTO_BATCH_ERRORS_MAX]);
+	fill->count++;
+}
+
+static int compare_batch_ids(const void *a, const void *b)
+{
+	uint64_t x = ((const struct proto_batch_info *)a)->batch_id;
+	uint64_t y = ((const struct proto_batch_info *)b)->batch_id;
+	return x < y ? -1 : x > y;
+}
+
+static void handle_batches(struct core *core, struct request *req, struct outbox *out)
+{
+	uint32_t cap = core->state.batches.count < PROTO_JOBS_PER_MESSAGE_MAX
+			       ? (uint32_t)core->state.batches.count
+			       : PROTO_JOBS_PER_MESSAGE_MAX;
+	struct batches_fill fill = {calloc(cap + 1, sizeof *fill.infos),
+				    calloc((size_t)(cap + 1) * PROTO_BATCH_ERRORS_MAX,
+					   sizeof *fill.errors),
+				    0, cap};
+	if (fill.infos == NULL || fill.errors == NULL) {
+		free(fill.infos);
+		free(fill.errors);
+		reply_error(core, req, out, JM_ENOMEM, "batches: broker out of memory");
+		return;
+	}
+	batch_each(&core->state.batches, batches_fill_cb, &fill);
+	qsort(fill.infos, fill.count, sizeof *fill.infos, compare_batch_ids);
+	struct proto_msg msg = {.type = PROTO_BATCHES_REPLY};
+	msg.u.batches_reply.batches_count = fill.count;
+	msg.u.batches_reply.batches = fill.infos;
+	reply_encode(core, req, &msg, out);
+	free(fill.infos);
+	free(fill.errors);
+}
+
+struct workers_fill {
+	struct proto_worker_info *infos;
+	uint64_t *job_ids;
+	uint32_t count;
+	uint32_t ids_used;
+	uint32_t cap;
+};
+
+static void workers_fill_cb(struct worker *w, void *arg)
+{
+	struct workers_fill *fill = arg;
+	if (fill->count == fill->cap)
+		return;
+	struct proto_worker_info *info = &fill->infos[fill->count++];
+	memcpy(info->worker_id, w->id, sizeof info->worker_id);
+	info->host = (struct proto_bytes){(const uint8_t *)w->host, (uint32_t)strlen(w->host)};
+	info->pid = w->pid;
+	info->concurrency = w->concurrency;
+	info->queues_count = w->queues_count;
+	info->queues = w->queues;
+	info->active_jobs = w->held_count;
+	info->first_seen_us = w->first_seen_us;
+	info->last_seen_us = w->last_seen_us;
+	info->draining = w->draining;
+	info->job_ids = &fill->job_ids[fill->ids_used];
+	struct job *job;
+	TAILQ_FOREACH(job, &w->held, holder_link)
+	{
+		if (info->job_ids_count == PROTO_JOBS_PER_MESSAGE_MAX)
+			break;
+		info->job_ids[info->job_ids_count++] = job->id;
+	}
+	fill->ids_used += info->job_ids_count;
+}
+
+static void count_held_cb(struct worker *w, void *arg)
+{
+	*(uint64_t *)arg += w->held_count;
+}
+
+static int compare_worker_ids(const void *a, const void *b)
+{
+	return strcmp(((const struct proto_worker_info *)a)->worker_id,
+		      ((const struct proto_worker_info *)b)->worker_id);
+}
+
+static void handle_workers(struct core *core, struct request *req, struct outbox *out)
+{
+	uint32_t cap = core->state.workers.workers.count;
+	uint64_t held = 0;
+	worker_each(&core->state.workers, count_held_cb, &held);
+	struct workers_fill fill = {calloc(cap + 1, sizeof *fill.infos),
+				    calloc(held + 1, sizeof *fill.job_ids), 0, 0, cap};
+	if (fill.infos == NULL || fill.job_ids == NULL) {
+		free(fill.infos);
+		free(fill.job_ids);
+		reply_error(core, req, out, JM_ENOMEM, "workers: broker out of memory");
+		return;
+	}
+	worker_each(&core->state.workers, workers_fill_cb, &fill);
+	qsort(fill.infos, fill.count, sizeof *fill.infos, compare_worker_ids);
+	struct proto_msg msg = {.type = PROTO_WORKERS_REPLY};
+	msg.u.workers_reply.workers_count = fill.count;
+	msg.u.workers_reply.workers = fill.infos;
+	reply_encode(core, req, &msg, out);
+	free(fill.infos);
+	free(fill.job_ids);
+}
+
+static void handle_hello(struct core *core, struct request *req, struct outbox *out)
+{
+	struct proto_msg msg = {.type = PROTO_HELLO_REPLY};
+	msg.u.hello_reply.broker_version =
+		(struct proto_bytes){(const uint8_t *)BROKER_VERSION, sizeof BROKER_VERSION - 1};
+	const char *url = core->events ? events_url(core->events) : "";
+	msg.u.hello_reply.events_url = (struct proto_bytes){(const uint8_t *)url,
+							    (uint32_t)strlen(url)};
+	reply_encode(core, req, &msg, out);
+}
+
+static void handle_dead_list(struct core *core, struct request *req, struct outbox *out)
+{
+	const struct proto_dead_list *list = &req->msg.u.dead_list;
+	struct queue *q = queue_find(&core->state.queues, list->queue);
+	uint32_t cap = q ? (q->failed < list->limit ? (uint32_t)q->failed : list->limit) : 0;
+	struct proto_job_info *infos = calloc(cap + 1, sizeof *infos);
+	if (infos == NULL) {
+		reply_error(core, req, out, JM_ENOMEM, "dead-list: broker out of memory");
+		return;
+	}
+	uint32_t count = 0;
+	struct job *job;
+	if (q)
+		TAILQ_FOREACH(job, &q->finished, finished_link)
+		{
+			if (count == cap)
+				break;
+			if (job->state == PROTO_STATE_FAILED)
+				fill_job_info(job, false, &infos[count++]);
+		}
+	struct proto_msg msg = {.type = PROTO_JOB_LIST};
+	msg.u.job_list.jobs_count = count;
+	msg.u.job_list.jobs = infos;
+	reply_encode(core, req, &msg, out);
+	free(infos);
+}
+
+static int revive_job(struct core *core, struct job *job, struct jm_err *err)
+{
+	struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_REVIVE};
+	rec.u.revive.job_id = job->id;
+	rec.u.revive.at_us = jm_wall_us();
+	return commit(core, &rec, err);
+}
+
+static void handle_revive(struct core *core, struct request *req, struct outbox *out)
+{
+	const struct proto_revive *revive = &req->msg.u.revive;
+	struct jm_err err = {0};
+	if (!journal_is_writable(core->journal, &err)) {
+		reply_error(core, req, out, JM_ENOSPC, "revive: %s", jm_err_text(&err));
+		return;
+	}
+	struct queue *q = queue_find(&core->state.queues, revive->queue);
+	if (revive->job_id) {
+		struct job *job = jobtable_find(&core->state.jobs, revive->job_id);
+		if (job == NULL || job->queue != q) {
+			reply_error(core, req, out, JM_ENOTFOUND,
+				    "revive: job %llu not found in queue %s",
+				    (unsigned long long)revive->job_id, revive->queue);
+			return;
+		}
+		if (job->state != PROTO_STATE_FAILED) {
+			reply_error(core, req, out, JM_ESTATE,
+				    "revive: job %llu is %s: only dead-lettered (failed) jobs can "
+				    "be retried",
+				    (unsigned long long)job->id, proto_state_name(job->state));
+			return;
+		}
+	}
+	uint32_t cap = q ? (uint32_t)(q->failed < PROTO_JOBS_PER_MESSAGE_MAX
+					      ? q->failed
+					      : PROTO_JOBS_PER_MESSAGE_MAX)
+			 : 0;
+	uint64_t *ids = calloc(cap + 1, sizeof *ids);
+	if (ids == NULL) {
+		reply_error(core, req, out, JM_ENOMEM, "revive: broker out of memory");
+		return;
+	}
+	uint32_t count = 0;
+	struct job *job = q ? TAILQ_FIRST(&q->finished) : NULL;
+	while (job && count < cap) {
+		/* Revived jobs leave the finished list: take next first. */
+		struct job *next = TAILQ_NEXT(job, finished_link);
+		if (job->state == PROTO_STATE_FAILED &&
+		    (revive->job_id == 0 || revive->job_id == job->id)) {
+			if (revive_job(core, job, &err) != 0)
+				break;
+			ids[count++] = job->id;
+		}
+		job = next;
+	}
+	struct proto_msg msg = {.type = PROTO_REVIVED};
+	msg.u.revived.ids_count = count;
+	msg.u.revived.ids = ids;
+	reply_encode(core, req, &msg, out);
+	free(ids);
+	pump(core, out);
+}
+
+/* ---- compaction -------------------------------------------------------------- */
+
+static void collect_id_cb(struct job *job, void *arg)
+{
+	struct jm_buf *ids = arg;
+	jm_buf_append(ids, &job->id, sizeof job->id);
+}
+
+/* Encodes the snapshot record of each id that still exists into chunk,
+ * framed as [u32 length][body]. Runs under the core lock. */
+static int encode_chunk(struct core *core, const uint64_t *ids, size_t count, struct jm_buf *chunk)
+{
+	struct jm_buf body;
+	jm_buf_init(&body);
+	int rc = 0;
+	for (size_t i = 0; i < count && rc == 0; i++) {
+		struct job *job = jobtable_find(&core->state.jobs, ids[i]);
+		if (job == NULL)
+			continue;
+		struct proto_record rec;
+		state_job_snapshot(job, &rec);
+		jm_buf_reset(&body);
+		rc = proto_record_encode(&rec, &body);
+		uint32_t len = (uint32_t)body.len;
+		if (rc == 0)
+			rc = jm_buf_append(chunk, &len, sizeof len);
+		if (rc == 0)
+			rc = jm_buf_append(chunk, body.data, body.len);
+	}
+	jm_buf_fini(&body);
+	return rc;
+}
+
+/* Writes a snapshot of the live state while service goes on: the rotation
+ * and each chunk of COMPACT_CHUNK_JOBS jobs hold the core lock briefly.
+ * Called and returns without the lock. */
+static int compact(struct core *core, uint64_t *longest_pause_us, struct jm_err *err)
+{
+	uint64_t started_us = jm_mono_us();
+	uint64_t log_bytes_before = journal_log_bytes(core->journal);
+	struct jm_buf ids, chunk;
+	jm_buf_init(&ids);
+	jm_buf_init(&chunk);
+	struct journal_snapshot *snap = NULL;
+	uint64_t pause_max = 0;
+
+	pthread_mutex_lock(&core->lock);
+	uint64_t t0 = jm_mono_us();
+	int rc = journal_rotate(core->journal, &snap, err);
+	struct proto_record meta = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_META};
+	meta.u.meta.next_job_id = core->state.next_job_id;
+	meta.u.meta.next_batch_id = core->state.next_batch_id;
+	if (rc == 0) {
+		rc = jm_buf_reserve(&ids, core->state.jobs.count * sizeof(uint64_t));
+		if (rc == 0)
+			jobtable_each(&core->state.jobs, collect_id_cb, &ids);
+	}
+	pause_max = jm_mono_us() - t0;
+	pthread_mutex_unlock(&core->lock);
+
+	if (rc == 0) {
+		jm_buf_reset(&chunk);
+		rc = proto_record_encode(&meta, &chunk);
+		if (rc == 0)
+			rc = journal_snapshot_append(snap, chunk.data, chunk.len, err);
+	}
+	const uint64_t *all = (const uint64_t *)ids.data;
+	size_t total = ids.len / sizeof(uint64_t);
+	for (size_t at = 0; rc == 0 && at < total; at += COMPACT_CHUNK_JOBS) {
+		size_t count = total - at < COMPACT_CHUNK_JOBS ? total - at : COMPACT_CHUNK_JOBS;
+		jm_buf_reset(&chunk);
+		pthread_mutex_lock(&core->lock);
+		t0 = jm_mono_us();
+		rc = encode_chunk(core, all + at, count, &chunk);
+		uint64_t pause = jm_mono_us() - t0;
+		pthread_mutex_unlock(&core->lock);
+		if (pause > pause_max)
+			pause_max = pause;
+		for (size_t off = 0; rc == 0 && off < chunk.len;) {
+			uint32_t len;
+			memcpy(&len, chunk.data + off, sizeof len);
+			rc = journal_snapshot_append(snap, chunk.data + off + sizeof len, len, err);
+			off += sizeof len + len;
+		}
+	}
+	if (rc == 0)
+		rc = journal_snapshot_commit(snap, err);
+	else if (snap)
+		journal_snapshot_abort(snap);
+	jm_buf_fini(&ids);
+	jm_buf_fini(&chunk);
+	if (rc != 0) {
+		if (err->code == 0)
+			jm_err_set(err, rc, "%s", jm_strerror(rc));
+		jm_err_prefix(err, "compaction");
+		jm_warn("%s", jm_err_text(err));
+		return rc;
+	}
+	jm_info("compaction: %zu jobs; journal since last snapshot %llu bytes, snapshot %llu "
+		"bytes; took %llu ms, longest pause %llu us",
+		total, (unsigned long long)log_bytes_before,
+		(unsigned long long)journal_snapshot_bytes(core->journal),
+		(unsigned long long)(jm_mono_us() - started_us) / 1000,
+		(unsigned long long)pause_max);
+	if (longest_pause_us)
+		*longest_pause_us = pause_max;
+	return 0;
+}
+
+static void *compactor_main(void *arg)
+{
+	struct core *core = arg;
+	pthread_mutex_lock(&core->lock);
+	for (;;) {
+		while (!core->compaction_wanted && !core->stopping)
+			pthread_cond_wait(&core->compactor_wake, &core->lock);
+		if (core->stopping)
+			break;
+		core->compaction_wanted = false;
+		core->compacting = true;
+		pthread_mutex_unlock(&core->lock);
+		struct jm_err err = {0};
+		compact(core, NULL, &err);
+		pthread_mutex_lock(&core->lock);
+		core->compacting = false;
+		pthread_cond_broadcast(&core->compactor_wake);
+	}
+	pthread_mutex_unlock(&core->lock);
+	return NULL;
+}
+
+int core_compact(struct core *core, uint64_t *longest_pause_us, struct jm_err *err)
+{
+	pthread_mutex_lock(&core->lock);
+	while (core->compacting)
+		pthread_cond_wait(&core->compactor_wake, &core->lock);
+	core->compacting = true;
+	pthread_mutex_unlock(&core->lock);
+	int rc = compact(core, longest_pause_us, err);
+	pthread_mutex_lock(&core->lock);
+	core->compacting = false;
+	pthread_cond_broadcast(&core->compactor_wake);
+	pthread_mutex_unlock(&core->lock);
+	return rc;
+}
+
+void core_attach_events(struct core *core, struct events *ev)
+{
+	pthread_mutex_lock(&core->lock);
+	core->events = ev;
+	pthread_mutex_unlock(&core->lock);
 }
 
 /* ---- entry points ------------------------------------------------------------ */
@@ -892,10 +1533,36 @@ void core_handle(struct core *core, struct request *req)
 		case PROTO_HEARTBEAT:
 			handle_heartbeat(core, req, &out);
 			break;
+		case PROTO_CANCEL:
+			handle_cancel(core, req, &out);
+			break;
+		case PROTO_PROGRESS:
+			handle_progress(core, req, &out);
+			break;
+		case PROTO_BATCH_STATUS:
+			handle_batch_status(core, req, &out);
+			break;
+		case PROTO_BATCHES:
+			handle_batches(core, req, &out);
+			break;
+		case PROTO_WORKERS:
+			handle_workers(core, req, &out);
+			break;
+		case PROTO_HELLO:
+			handle_hello(core, req, &out);
+			break;
+		case PROTO_DEAD_LIST:
+			handle_dead_list(core, req, &out);
+			break;
+		case PROTO_REVIVE:
+			handle_revive(core, req, &out);
+			break;
 		default:
 			reply_error(core, req, &out, JM_EUNSUPPORTED,
-				    "%s is a reply, not a request: send submit, fetch, ack, fail, "
-				    "status, result, wait, stats or heartbeat",
+				    "%s is not a request the broker answers: send submit, fetch, "
+				    "ack, fail, status, result, wait, stats, heartbeat, cancel, "
+				    "progress, batch-status, batches, workers, hello, dead-list or "
+				    "revive",
 				    proto_type_name(req->msg.type));
 			break;
 		}
@@ -959,6 +1626,7 @@ int core_open(struct core **out, const struct core_config *config, struct journa
 	deadline_init(&core->retention_timer, DEADLINE_RETENTION);
 	pthread_mutex_init(&core->lock, NULL);
 	pthread_cond_init(&core->timer_wake, NULL);
+	pthread_cond_init(&core->compactor_wake, NULL);
 	int rc = state_init(&core->state, &config->state);
 	if (rc != 0) {
 		core_free(core);
@@ -984,6 +1652,10 @@ int core_open(struct core **out, const struct core_config *config, struct journa
 		return jm_err_set(err, JM_ENOMEM, "cannot start the timer thread");
 	}
 	core->timer_running = true;
+	if (pthread_create(&core->compactor_thread, NULL, compactor_main, core) == 0)
+		core->compactor_running = true;
+	else
+		jm_warn("cannot start the compaction thread: the journal will not be compacted");
 	*out = core;
 	return 0;
 }
@@ -1007,11 +1679,16 @@ void core_stop(struct core *core)
 			i++;
 	}
 	pthread_cond_signal(&core->timer_wake);
+	pthread_cond_broadcast(&core->compactor_wake);
 	pthread_mutex_unlock(&core->lock);
 	outbox_flush(core, &out);
 	if (core->timer_running) {
 		pthread_join(core->timer_thread, NULL);
 		core->timer_running = false;
+	}
+	if (core->compactor_running) {
+		pthread_join(core->compactor_thread, NULL);
+		core->compactor_running = false;
 	}
 }
 
@@ -1024,6 +1701,7 @@ void core_free(struct core *core)
 	state_fini(&core->state);
 	jm_buf_fini(&core->scratch);
 	pthread_cond_destroy(&core->timer_wake);
+	pthread_cond_destroy(&core->compactor_wake);
 	pthread_mutex_destroy(&core->lock);
 	free(core);
 }

@@ -50,7 +50,12 @@ struct outbox {
 struct core_config {
 	struct state_config state;
 	uint32_t wait_max_ms;  /* longest a WAIT or FETCH may park */
+	/* Compaction starts when the journal written since the last snapshot
+	 * is at least this big and at least as big as that snapshot; 0 never. */
+	uint64_t compact_min_bytes;
 };
+
+struct events;
 
 struct core;
 
@@ -58,6 +63,10 @@ struct core;
  * journal writer and the timer thread. err says what failed. */
 int core_open(struct core **out, const struct core_config *config, struct journal *journal,
 	      struct journal_replay_stats *replay_stats, struct jm_err *err);
+/* From now on, state changes are published on ev (owned by the caller,
+ * who closes it after core_stop), and HELLO announces its URL. */
+void core_attach_events(struct core *core, struct events *ev);
+
 /* Answers every parked request (empty or current state) and stops the
  * timer thread. The journal stays open: the caller closes it. */
 void core_stop(struct core *core);
@@ -80,5 +89,10 @@ void core_pipe_gone(struct core *core, uint32_t pipe_id);
 void core_lock(struct core *core);
 void core_unlock(struct core *core);
 struct state *core_state(struct core *core);
+
+/* Compacts the journal now (for tests and benchmarks), waiting for the
+ * snapshot to commit. longest_pause_us (may be NULL) gets the longest time
+ * the core lock was held for it. */
+int core_compact(struct core *core, uint64_t *longest_pause_us, struct jm_err *err);
 
 #endif

@@ -18,6 +18,7 @@ enum deadline_kind {
 	DEADLINE_WAIT,        /* a parked wait's timeout */
 	DEADLINE_WORKER_LOST, /* a worker's last sign of life + dead-after */
 	DEADLINE_RETENTION,   /* the periodic sweep of old finished jobs */
+	DEADLINE_BATCH_EVENT, /* a coalesced batch progress event is due */
 };
 
 struct deadline {

@@ -17,6 +17,7 @@
 #include "deadline.h"
 #include "limits.h"
 
+struct batch;
 struct queue;
 struct worker;
 struct waiter;
@@ -24,6 +25,7 @@ struct waiter;
 struct job {
 	uint64_t id;
 	uint64_t batch_id;
+	struct batch *batch; /* NULL when not in a batch, or once dropped */
 	struct queue *queue;
 	char type[PROTO_NAME_MAX + 1];
 	uint8_t *payload;
@@ -40,6 +42,11 @@ struct job {
 	uint64_t run_at_us;
 
 	char *last_error; /* NUL-terminated or NULL */
+
+	/* The handler's latest progress in this attempt; memory only. */
+	uint64_t progress_done;
+	uint64_t progress_total;
+	char *progress_message;
 	uint8_t *result;
 	uint32_t result_len;
 

@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "config.h"
 #include "core.h"
+#include "events.h"
 #include "flags.h"
 #include "journal.h"
 #include "log.h"
@@ -23,8 +24,13 @@
 #define EXIT_USAGE 2
 #define CLOSE_WATCHDOG_MS 5000
 
+#define QUEUE_LIMITS_MAX 256
+
 struct broker_options {
 	const char *listen_url;
+	const char *events_url;
+	struct queue_override queue_limits[QUEUE_LIMITS_MAX];
+	uint32_t queue_limits_count;
 	const char *data_dir;
 	const char *check_dir;
 	enum journal_fsync fsync;
@@ -39,6 +45,42 @@ static void usage(FILE *out);
 static int set_listen(void *ctx, const char *v, struct jm_err *err)
 {
 	((struct broker_options *)ctx)->listen_url = v;
+	return 0;
+}
+
+static int set_events(void *ctx, const char *v, struct jm_err *err)
+{
+	((struct broker_options *)ctx)->events_url = v;
+	return 0;
+}
+
+/* --queue-limit NAME=N: at most N jobs of queue NAME active at once. */
+static int set_queue_limit(void *ctx, const char *v, struct jm_err *err)
+{
+	struct broker_options *o = ctx;
+	const char *eq = strchr(v, '=');
+	if (eq == NULL || !proto_name_is_valid(v, (size_t)(eq - v)))
+		return jm_err_set(err, JM_EINVAL,
+				  "--queue-limit \"%s\": write NAME=N with NAME 1-64 of A-Z a-z 0-9 . _ -",
+				  v);
+	unsigned long long limit;
+	int rc = jm_parse_u64("--queue-limit", eq + 1, 1, 1000000, &limit, err);
+	if (rc != 0)
+		return rc;
+	struct queue_override *slot = NULL;
+	for (uint32_t i = 0; i < o->queue_limits_count; i++)
+		if (strncmp(o->queue_limits[i].name, v, (size_t)(eq - v)) == 0 &&
+		    o->queue_limits[i].name[eq - v] == '\0')
+			slot = &o->queue_limits[i];
+	if (slot == NULL) {
+		if (o->queue_limits_count == QUEUE_LIMITS_MAX)
+			return jm_err_set(err, JM_ELIMIT, "--queue-limit: at most %d queues",
+					  QUEUE_LIMITS_MAX);
+		slot = &o->queue_limits[o->queue_limits_count++];
+		memcpy(slot->name, v, (size_t)(eq - v));
+		slot->name[eq - v] = '\0';
+	}
+	slot->max_active = (uint32_t)limit;
 	return 0;
 }
 
@@ -116,11 +158,14 @@ NUMERIC_SETTER(set_lease_grace, "--lease-grace-ms", state.lease_grace_ms, 0, 360
 NUMERIC_SETTER(set_max_queues, "--max-queues", state.max_queues, 1, 1000000)
 NUMERIC_SETTER(set_max_workers, "--max-workers", state.max_workers, 1, 1000000)
 NUMERIC_SETTER(set_wait_max, "--wait-max-ms", wait_max_ms, 100, 55000)
+NUMERIC_SETTER(set_compact_min, "--compact-min-bytes", compact_min_bytes, 0, 1ull << 40)
 
 static const struct jm_flag broker_flags[] = {
 	{"listen", "URL", "address clients and workers use (default tcp://127.0.0.1:7400)",
 	 set_listen},
 	{"data", "DIR", "journal directory (default ./jobmesh-data)", set_data},
+	{"events", "URL", "PUB address for events (default: listen port + 1, or IPC path + .events)",
+	 set_events},
 	{"config", "FILE", "YAML file of these settings; flags override it", set_config},
 	{"fsync", "POLICY", "always | batch (default) | everysec | off", set_fsync},
 	{"max-attempts", "N", "attempts per job unless it sets its own (default 3)",
@@ -140,6 +185,13 @@ static const struct jm_flag broker_flags[] = {
 	{"max-queues", "N", "most queues that may exist (default 10000)", set_max_queues},
 	{"max-workers", "N", "most workers tracked (default 10000)", set_max_workers},
 	{"wait-max-ms", "MS", "longest a fetch or wait may park (default 30000)", set_wait_max},
+	{"queue-limit", "NAME=N", "at most N jobs of queue NAME active across all workers "
+				  "(repeatable)",
+	 set_queue_limit},
+	{"compact-min-bytes", "N",
+	 "compact once the journal since the last snapshot reaches N bytes and the snapshot's "
+	 "size; 0 never (default 67108864)",
+	 set_compact_min},
 	{"repair", NULL, "truncate the journal at mid-file damage instead of refusing to start",
 	 set_repair},
 	{"check-journal", "DIR", "verify the journal in DIR, print what it holds, and exit",
@@ -182,6 +234,7 @@ static void defaults(struct broker_options *o)
 	s->dead_after_ms = 5000;
 	s->lease_grace_ms = 10000;
 	o->core.wait_max_ms = 30000;
+	o->core.compact_min_bytes = 64ull << 20;
 }
 
 static int parse_options(struct broker_options *o, int argc, char **argv, struct jm_err *err)
@@ -314,6 +367,8 @@ int main(int argc, char **argv)
 	sigaddset(&stop_signals, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 
+	o.core.state.queue_overrides = o.queue_limits;
+	o.core.state.queue_overrides_count = o.queue_limits_count;
 	struct journal_options jo = {.dir = o.data_dir, .fsync = o.fsync, .repair = o.repair};
 	struct journal *journal;
 	if (journal_open(&journal, &jo, &err) != 0) {
@@ -332,15 +387,21 @@ int main(int argc, char **argv)
 		(unsigned long long)stats.records, (unsigned long long)stats.bytes,
 		(unsigned long long)(jm_mono_us() - replay_start_us) / 1000,
 		journal_fsync_name(o.fsync));
-	struct server *srv;
-	if (server_open(&srv, o.listen_url, core, &err) != 0) {
+	char default_events_url[600];
+	events_default_url(o.listen_url, default_events_url, sizeof default_events_url);
+	struct events *events = NULL;
+	struct server *srv = NULL;
+	if (events_open(&events, o.events_url ? o.events_url : default_events_url, journal,
+			&err) != 0 ||
+	    (core_attach_events(core, events), server_open(&srv, o.listen_url, core, &err)) != 0) {
 		jm_error("%s", jm_err_text(&err));
 		core_stop(core);
+		events_close(events);
 		journal_close(journal);
 		core_free(core);
 		return EXIT_RUNTIME;
 	}
-	jm_info("listening on %s", server_url(srv));
+	jm_info("listening on %s; events on %s", server_url(srv), events_url(events));
 	printf("listening %s\n", server_url(srv));
 	fflush(stdout);
 
@@ -349,6 +410,7 @@ int main(int argc, char **argv)
 	jm_info("%s: stopping", strsignal(signo));
 	server_stop_listening(srv);
 	core_stop(core);
+	events_close(events);
 	journal_close(journal);
 	jm_info("journal durable");
 	pthread_t watchdog;

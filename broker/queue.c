@@ -51,6 +51,9 @@ int queue_get(struct queue_registry *reg, const char *name, struct queue **out)
 		return JM_ENOMEM;
 	strncpy(q->name, name, PROTO_NAME_MAX);
 	q->policy = reg->default_policy;
+	for (uint32_t i = 0; i < reg->overrides_count; i++)
+		if (strcmp(reg->overrides[i].name, name) == 0)
+			q->policy.max_active = reg->overrides[i].max_active;
 	TAILQ_INIT(&q->finished);
 	q->by_name.name = q->name;
 	if (namemap_insert(&reg->queues, &q->by_name) != 0) {
@@ -77,6 +80,11 @@ void queue_each(const struct queue_registry *reg, void (*fn)(struct queue *q, vo
 {
 	struct each_queue each = {fn, arg};
 	namemap_each(&reg->queues, each_queue_cb, &each);
+}
+
+bool queue_has_capacity(const struct queue *q)
+{
+	return q->policy.max_active == 0 || q->active < q->policy.max_active;
 }
 
 /* True when a must come out of the heap before b. */

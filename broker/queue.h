@@ -18,6 +18,13 @@ struct queue_policy {
 	struct backoff_policy backoff;
 	uint64_t keep_finished;       /* completed+failed+cancelled jobs kept */
 	uint64_t keep_finished_age_ms;/* and for at most this long */
+	uint32_t max_active;          /* active jobs across all workers; 0: no limit */
+};
+
+/* A per-queue setting given before the queue exists (--queue-limit). */
+struct queue_override {
+	char name[PROTO_NAME_MAX + 1];
+	uint32_t max_active;
 };
 
 struct queue {
@@ -39,6 +46,8 @@ struct queue_registry {
 	struct namemap queues;
 	uint32_t max_queues;
 	struct queue_policy default_policy;
+	const struct queue_override *overrides; /* borrowed, lives as long */
+	uint32_t overrides_count;
 };
 
 int queue_registry_init(struct queue_registry *reg, const struct queue_policy *defaults,
@@ -52,6 +61,9 @@ int queue_get(struct queue_registry *reg, const char *name, struct queue **out);
 /* Calls fn for each queue, in no particular order. */
 void queue_each(const struct queue_registry *reg, void (*fn)(struct queue *q, void *arg),
 		void *arg);
+
+/* True when q may hand out another job under its max_active. */
+bool queue_has_capacity(const struct queue *q);
 
 /* Ready heap. push sets job->ready_index; JM_ENOMEM on failure. */
 int queue_ready_push(struct queue *q, struct job *job);

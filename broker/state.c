@@ -23,8 +23,12 @@ int state_init(struct state *s, const struct state_config *config)
 	int rc = jobtable_init(&s->jobs);
 	if (rc == 0)
 		rc = queue_registry_init(&s->queues, &config->queue_defaults, config->max_queues);
+	s->queues.overrides = config->queue_overrides;
+	s->queues.overrides_count = config->queue_overrides_count;
 	if (rc == 0)
 		rc = worker_registry_init(&s->workers, config->max_workers);
+	if (rc == 0)
+		rc = batch_registry_init(&s->batches);
 	if (rc != 0)
 		state_fini(s);
 	return rc;
@@ -32,6 +36,7 @@ int state_init(struct state *s, const struct state_config *config)
 
 static void job_free(struct job *job)
 {
+	free(job->progress_message);
 	free(job->payload);
 	free(job->last_error);
 	free(job->result);
@@ -50,6 +55,8 @@ void state_fini(struct state *s)
 	jobtable_fini(&s->jobs);
 	queue_registry_fini(&s->queues);
 	worker_registry_fini(&s->workers);
+	if (s->batches.buckets)
+		batch_registry_fini(&s->batches);
 	deadline_heap_fini(&s->deadlines);
 }
 
@@ -74,10 +81,33 @@ int state_worker_seen(struct state *s, const char *id, uint64_t now_us, struct w
 	return 0;
 }
 
+/* The batch counter that holds jobs in state, or NULL. */
+static uint64_t *batch_counter(struct batch *b, uint32_t state)
+{
+	switch (state) {
+	case PROTO_STATE_PENDING:
+	case PROTO_STATE_DELAYED:
+		return &b->pending;
+	case PROTO_STATE_ACTIVE:
+		return &b->active;
+	case PROTO_STATE_COMPLETED:
+		return &b->completed;
+	case PROTO_STATE_FAILED:
+		return &b->failed;
+	case PROTO_STATE_CANCELLED:
+		return &b->cancelled;
+	default:
+		return NULL;
+	}
+}
+
 /* Removes job from the place its current state keeps it in. */
 static void unplace(struct state *s, struct job *job)
 {
 	struct queue *q = job->queue;
+	uint64_t *counter = job->batch ? batch_counter(job->batch, job->state) : NULL;
+	if (counter)
+		(*counter)--;
 	switch (job->state) {
 	case PROTO_STATE_PENDING:
 		queue_ready_remove(q, job);
@@ -121,6 +151,14 @@ static int place(struct state *s, struct job *job, uint32_t state, uint64_t now_
 	if (state == PROTO_STATE_DELAYED && job->run_at_us <= now_us)
 		state = PROTO_STATE_PENDING;
 	job->state = state;
+	struct batch *b = job->batch;
+	if (b) {
+		(*batch_counter(b, state))++;
+		if (state == PROTO_STATE_FAILED)
+			batch_add_error(b, job->id, job->last_error);
+		if (batch_is_finished(b))
+			b->finished_us = job->updated_us;
+	}
 	switch (state) {
 	case PROTO_STATE_PENDING:
 		job->ready_seq = ++s->ready_seq;
@@ -253,8 +291,20 @@ static int apply_job(struct state *s, const struct proto_rec_job *r, uint64_t no
 	}
 	if (r->job_id >= s->next_job_id)
 		s->next_job_id = r->job_id + 1;
-	if (r->batch_id >= s->next_batch_id)
-		s->next_batch_id = r->batch_id + 1;
+	if (r->batch_id >= s->next_job_id)
+		s->next_job_id = r->batch_id + 1;
+	if (is_new && r->batch_id) {
+		struct batch *b;
+		if (batch_get(&s->batches, r->batch_id, r->created_us, &b) != 0) {
+			jobtable_remove(&s->jobs, job);
+			job_free(job);
+			return jm_err_set(err, JM_ENOMEM, "batch %llu: out of memory",
+					  (unsigned long long)r->batch_id);
+		}
+		b->total++;
+		b->jobs_present++;
+		job->batch = b;
+	}
 	rc = place(s, job, r->state, now_us, r->updated_us);
 	if (rc != 0)
 		return jm_err_set(err, rc, "job %llu: cannot place in state %u",
@@ -277,6 +327,9 @@ static int apply_lease(struct state *s, const struct proto_rec_lease *r, uint64_
 	unplace(s, job);
 	job->attempt = r->attempt;
 	job->lease = r->lease;
+	job->progress_done = job->progress_total = 0;
+	free(job->progress_message);
+	job->progress_message = NULL;
 	job->updated_us = r->at_us;
 	job->run_at_us = 0;
 	job->holder = w;
@@ -337,9 +390,16 @@ static int apply_drop(struct state *s, const struct proto_rec_job_event *r, stru
 	struct job *job = jobtable_find(&s->jobs, r->job_id);
 	if (job == NULL || !state_job_is_finished(job) || !TAILQ_EMPTY(&job->waiters))
 		return skip_or_fail(s, err, "drop", r->job_id);
+	/* A dropped job still counts in its batch's finished totals. */
+	struct batch *b = job->batch;
+	job->batch = NULL;
 	unplace(s, job);
 	jobtable_remove(&s->jobs, job);
 	job_free(job);
+	if (b && --b->jobs_present == 0) {
+		deadline_heap_remove(&s->deadlines, &b->event_timer);
+		batch_remove(&s->batches, b);
+	}
 	return 0;
 }
 

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "batches.h"
 #include "deadline.h"
 #include "err.h"
 #include "jobtable.h"
@@ -28,6 +29,8 @@
 
 struct state_config {
 	struct queue_policy queue_defaults;
+	const struct queue_override *queue_overrides; /* borrowed */
+	uint32_t queue_overrides_count;
 	uint32_t max_queues;
 	uint32_t max_workers;
 	uint64_t dead_after_ms;  /* a worker silent this long is lost */
@@ -40,9 +43,11 @@ struct state {
 	struct jobtable jobs;
 	struct queue_registry queues;
 	struct worker_registry workers;
+	struct batch_registry batches;
 	struct deadline_heap deadlines;
-	uint64_t next_job_id;
-	uint64_t next_batch_id;
+	uint64_t next_job_id; /* batches take their ids from it too, so an id
+				 names a job or a batch, never both */
+	uint64_t next_batch_id; /* unused since ids are shared; kept in META */
 	uint64_t ready_seq;
 	uint64_t ready_jobs; /* pending jobs in all queues */
 	bool replaying;

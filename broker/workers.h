@@ -18,6 +18,7 @@
 
 #include "deadline.h"
 #include "job.h"
+#include "message.h"
 #include "namemap.h"
 
 /* Heartbeats a lease may go unreported after it was granted before it is
@@ -30,6 +31,9 @@ struct worker {
 	char host[PROTO_NAME_MAX + 1];
 	uint32_t pid;
 	uint32_t concurrency;
+	uint32_t queues_count;
+	proto_name queues[PROTO_QUEUES_PER_FETCH_MAX];
+	bool announced; /* its joined event went out */
 	uint64_t first_seen_us;
 	uint64_t last_seen_us;
 	uint64_t heartbeats;

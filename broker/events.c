@@ -1,0 +1,226 @@
+/* Event publishing (see events.h).
+ *
+ * The queue is a singly linked FIFO under ev->lock. The publisher thread
+ * takes the head while its lsn is durable; when it is not, it asks the
+ * journal to call events_durable_cb at that lsn and sleeps on the condition
+ * variable until then. No polling: the journal's callback wakes it. */
+#include "events.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/pub.h>
+#include <nng/transport/tcp/tcp.h>
+
+#include "log.h"
+
+#define EVENTS_SEND_BUFFER 1024
+#define EVENTS_CLOSE_DRAIN_S 3
+
+struct event_node {
+	struct event_node *next;
+	uint64_t lsn;
+	size_t len;
+	uint8_t bytes[]; /* topic, NUL, encoded EVENT */
+};
+
+struct events {
+	nng_socket sock;
+	nng_listener listener;
+	struct journal *journal;
+	char url[512];
+
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	pthread_cond_t drained; /* signalled when the queue empties */
+	pthread_t thread;
+	bool thread_running;
+	bool stopping;
+	struct event_node *head;
+	struct event_node **tail;
+	uint64_t waiting_for_lsn; /* a durable callback is registered for it */
+	uint64_t dropped;
+};
+
+static void events_durable_cb(void *arg, int status)
+{
+	struct events *ev = arg;
+	pthread_mutex_lock(&ev->lock);
+	ev->waiting_for_lsn = 0;
+	pthread_cond_signal(&ev->wake);
+	pthread_mutex_unlock(&ev->lock);
+}
+
+static void publish(struct events *ev, struct event_node *node)
+{
+	nng_msg *msg;
+	if (nng_msg_alloc(&msg, 0) == 0 && nng_msg_append(msg, node->bytes, node->len) == 0) {
+		if (nng_sendmsg(ev->sock, msg, NNG_FLAG_NONBLOCK) != 0)
+			nng_msg_free(msg);
+	} else if (msg) {
+		nng_msg_free(msg);
+	}
+	free(node);
+}
+
+static void *publisher_main(void *arg)
+{
+	struct events *ev = arg;
+	pthread_mutex_lock(&ev->lock);
+	for (;;) {
+		struct event_node *node = ev->head;
+		if (node == NULL) {
+			pthread_cond_broadcast(&ev->drained);
+			if (ev->stopping)
+				break;
+			pthread_cond_wait(&ev->wake, &ev->lock);
+			continue;
+		}
+		if (node->lsn > journal_durable_lsn(ev->journal) && !ev->stopping) {
+			if (ev->waiting_for_lsn != node->lsn) {
+				ev->waiting_for_lsn = node->lsn;
+				pthread_mutex_unlock(&ev->lock);
+				/* May call back at once, on this thread. */
+				journal_when_durable(ev->journal, node->lsn, events_durable_cb, ev);
+				pthread_mutex_lock(&ev->lock);
+				continue;
+			}
+			pthread_cond_wait(&ev->wake, &ev->lock);
+			continue;
+		}
+		if (node->lsn > journal_durable_lsn(ev->journal)) {
+			/* Stopping and never made durable: not published. */
+			ev->head = node->next;
+			if (ev->head == NULL)
+				ev->tail = &ev->head;
+			free(node);
+			continue;
+		}
+		ev->head = node->next;
+		if (ev->head == NULL)
+			ev->tail = &ev->head;
+		pthread_mutex_unlock(&ev->lock);
+		publish(ev, node);
+		pthread_mutex_lock(&ev->lock);
+	}
+	pthread_mutex_unlock(&ev->lock);
+	return NULL;
+}
+
+void events_default_url(const char *url, char *out, size_t out_size)
+{
+	if (strncmp(url, "tcp://", 6) == 0) {
+		const char *colon = strrchr(url, ':');
+		if (colon && colon > url + 5) {
+			long port = strtol(colon + 1, NULL, 10);
+			snprintf(out, out_size, "%.*s:%ld", (int)(colon - url), url,
+				 port ? port + 1 : 0);
+			return;
+		}
+	}
+	snprintf(out, out_size, "%s.events", url);
+}
+
+int events_open(struct events **out, const char *url, struct journal *journal,
+		struct jm_err *err)
+{
+	struct events *ev = calloc(1, sizeof *ev);
+	if (ev == NULL)
+		return jm_err_set(err, JM_ENOMEM, "out of memory");
+	ev->journal = journal;
+	ev->tail = &ev->head;
+	pthread_mutex_init(&ev->lock, NULL);
+	pthread_cond_init(&ev->wake, NULL);
+	pthread_cond_init(&ev->drained, NULL);
+	int rv = nng_pub0_open(&ev->sock);
+	if (rv == 0) {
+		nng_socket_set_int(ev->sock, NNG_OPT_SENDBUF, EVENTS_SEND_BUFFER);
+		rv = nng_listen(ev->sock, url, &ev->listener, 0);
+		if (rv != 0)
+			nng_close(ev->sock);
+	}
+	if (rv != 0) {
+		pthread_cond_destroy(&ev->wake);
+		pthread_mutex_destroy(&ev->lock);
+		free(ev);
+		return jm_err_set(err, JM_ETRANSPORT, "events: listening on %s: %s", url,
+				  nng_strerror(rv));
+	}
+	snprintf(ev->url, sizeof ev->url, "%s", url);
+	int port;
+	const char *colon = strrchr(url, ':');
+	if (strncmp(url, "tcp://", 6) == 0 && colon &&
+	    nng_listener_get_int(ev->listener, NNG_OPT_TCP_BOUND_PORT, &port) == 0)
+		snprintf(ev->url, sizeof ev->url, "%.*s:%d", (int)(colon - url), url, port);
+	if (pthread_create(&ev->thread, NULL, publisher_main, ev) != 0) {
+		nng_close(ev->sock);
+		free(ev);
+		return jm_err_set(err, JM_ENOMEM, "events: cannot start the publisher thread");
+	}
+	ev->thread_running = true;
+	*out = ev;
+	return 0;
+}
+
+const char *events_url(const struct events *ev)
+{
+	return ev->url;
+}
+
+void events_push(struct events *ev, const char *topic, const struct proto_event *event,
+		 uint64_t lsn)
+{
+	if (ev == NULL)
+		return;
+	struct jm_buf buf;
+	jm_buf_init(&buf);
+	int rc = proto_event_encode_topic(event, topic, &buf);
+	struct event_node *node = rc == 0 ? malloc(sizeof *node + buf.len) : NULL;
+	if (node == NULL) {
+		jm_buf_fini(&buf);
+		if (ev->dropped++ % 1000 == 0)
+			jm_warn("events: dropped an event for %s: %s", topic,
+				rc ? jm_strerror(rc) : "out of memory");
+		return;
+	}
+	node->next = NULL;
+	node->lsn = lsn;
+	node->len = buf.len;
+	memcpy(node->bytes, buf.data, buf.len);
+	jm_buf_fini(&buf);
+	pthread_mutex_lock(&ev->lock);
+	*ev->tail = node;
+	ev->tail = &node->next;
+	pthread_cond_signal(&ev->wake);
+	pthread_mutex_unlock(&ev->lock);
+}
+
+void events_close(struct events *ev)
+{
+	if (ev == NULL)
+		return;
+	/* Publish what the journal makes durable, for a bounded time. */
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += EVENTS_CLOSE_DRAIN_S;
+	pthread_mutex_lock(&ev->lock);
+	while (ev->head != NULL) {
+		if (pthread_cond_timedwait(&ev->drained, &ev->lock, &until) != 0)
+			break;
+	}
+	ev->stopping = true;
+	pthread_cond_signal(&ev->wake);
+	pthread_mutex_unlock(&ev->lock);
+	if (ev->thread_running)
+		pthread_join(ev->thread, NULL);
+	nng_close(ev->sock);
+	pthread_cond_destroy(&ev->drained);
+	pthread_cond_destroy(&ev->wake);
+	pthread_mutex_destroy(&ev->lock);
+	free(ev);
+}

@@ -1,0 +1,41 @@
+/* The broker's event stream: an NNG PUB socket that subscribers (SDK
+ * subscriptions, `jobmesh watch`, dashboards) dial.
+ *
+ * Events are queued in the order the core made its changes (it pushes them
+ * under its lock) and published in that order by one thread, each only
+ * once the journal record it reports is durable — a subscriber never hears
+ * of a change a crash could take back, and a job's events arrive in the
+ * order they happened. Publishing never blocks the core: PUB drops for a
+ * subscriber that does not keep up (each gets a 1024-message queue), which
+ * is why waiters re-check state instead of trusting one event to arrive. */
+#ifndef JM_BROKER_EVENTS_H
+#define JM_BROKER_EVENTS_H
+
+#include <stdint.h>
+
+#include "err.h"
+#include "journal.h"
+#include "message.h"
+
+struct events;
+
+/* Listens on url (tcp port 0 picks a port; see events_url). */
+int events_open(struct events **out, const char *url, struct journal *journal,
+		struct jm_err *err);
+/* The bound URL subscribers dial. */
+const char *events_url(const struct events *ev);
+/* Queues event under topic, to go out once the journal is durable up to
+ * lsn (0: at once, in order). Thread-safe and cheap: it encodes and
+ * appends; a failure to allocate drops the event (logged). */
+void events_push(struct events *ev, const char *topic, const struct proto_event *event,
+		 uint64_t lsn);
+/* Publishes what the journal makes durable within a few seconds, stops
+ * the thread and closes the socket. Call before the journal is closed (it
+ * still reads the journal's durable position). Accepts NULL. */
+void events_close(struct events *ev);
+
+/* The default events URL for a broker listening on url: tcp port + 1
+ * (port 0 stays 0), ipc path + ".events". Writes into out. */
+void events_default_url(const char *url, char *out, size_t out_size);
+
+#endif
