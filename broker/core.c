@@ -51,6 +51,11 @@ struct core {
 	bool compaction_wanted;
 	bool compacting;
 	pthread_cond_t compactor_wake;
+
+	/* Outboxes being released after the lock was dropped: core_stop waits
+	 * for them, so none reaches the journal after it closes. */
+	uint32_t flushes_running;
+	pthread_cond_t flushes_done;
 };
 
 #define BROKER_VERSION "0.1.0"
@@ -85,10 +90,31 @@ static void outbox_flush(struct core *core, struct outbox *out)
 	struct request *req = out->head;
 	while (req) {
 		struct request *next = req->outbox_next;
-		journal_when_durable(core->journal, req->reply_lsn, request_durable_cb, req);
+		if (req->reply_lsn == 0)
+			req->on_reply(req, 0); /* depends on nothing unwritten */
+		else
+			journal_when_durable(core->journal, req->reply_lsn, request_durable_cb,
+					     req);
 		req = next;
 	}
 	outbox_init(out);
+}
+
+/* Drops the core lock and releases out, counted so that core_stop can wait
+ * for every release to finish. */
+static void unlock_and_flush(struct core *core, struct outbox *out)
+{
+	if (out->head == NULL) {
+		pthread_mutex_unlock(&core->lock);
+		return;
+	}
+	core->flushes_running++;
+	pthread_mutex_unlock(&core->lock);
+	outbox_flush(core, out);
+	pthread_mutex_lock(&core->lock);
+	if (--core->flushes_running == 0)
+		pthread_cond_broadcast(&core->flushes_done);
+	pthread_mutex_unlock(&core->lock);
 }
 
 /* ---- replies ----------------------------------------------------------- */
@@ -960,8 +986,7 @@ static void *timer_main(void *arg)
 			deadline_fired(core, d, &out);
 		pump(core, &out);
 		if (out.head) {
-			pthread_mutex_unlock(&core->lock);
-			outbox_flush(core, &out);
+			unlock_and_flush(core, &out);
 			pthread_mutex_lock(&core->lock);
 			continue;
 		}
@@ -1571,8 +1596,7 @@ void core_handle(struct core *core, struct request *req)
 	earliest = deadline_heap_peek(&core->state.deadlines);
 	if (earliest && earliest->at_us < earliest_us)
 		pthread_cond_signal(&core->timer_wake);
-	pthread_mutex_unlock(&core->lock);
-	outbox_flush(core, &out);
+	unlock_and_flush(core, &out);
 }
 
 void core_pipe_gone(struct core *core, uint32_t pipe_id)
@@ -1587,8 +1611,7 @@ void core_pipe_gone(struct core *core, uint32_t pipe_id)
 			unpark_fetch(core, pf, &out, true);
 		pf = next;
 	}
-	pthread_mutex_unlock(&core->lock);
-	outbox_flush(core, &out);
+	unlock_and_flush(core, &out);
 }
 
 struct replay_ctx {
@@ -1627,6 +1650,7 @@ int core_open(struct core **out, const struct core_config *config, struct journa
 	pthread_mutex_init(&core->lock, NULL);
 	pthread_cond_init(&core->timer_wake, NULL);
 	pthread_cond_init(&core->compactor_wake, NULL);
+	pthread_cond_init(&core->flushes_done, NULL);
 	int rc = state_init(&core->state, &config->state);
 	if (rc != 0) {
 		core_free(core);
@@ -1680,8 +1704,11 @@ void core_stop(struct core *core)
 	}
 	pthread_cond_signal(&core->timer_wake);
 	pthread_cond_broadcast(&core->compactor_wake);
+	unlock_and_flush(core, &out);
+	pthread_mutex_lock(&core->lock);
+	while (core->flushes_running > 0)
+		pthread_cond_wait(&core->flushes_done, &core->lock);
 	pthread_mutex_unlock(&core->lock);
-	outbox_flush(core, &out);
 	if (core->timer_running) {
 		pthread_join(core->timer_thread, NULL);
 		core->timer_running = false;
@@ -1702,6 +1729,7 @@ void core_free(struct core *core)
 	jm_buf_fini(&core->scratch);
 	pthread_cond_destroy(&core->timer_wake);
 	pthread_cond_destroy(&core->compactor_wake);
+	pthread_cond_destroy(&core->flushes_done);
 	pthread_mutex_destroy(&core->lock);
 	free(core);
 }
