@@ -23,30 +23,30 @@ bool cli_parse_job_id(const char *text, uint64_t *out)
 	return true;
 }
 
+/* The one wording of "too much input", wherever it is noticed. */
+static int cli_too_big(struct jm_err *err, const char *source, size_t max_bytes)
+{
+	return jm_err_set(err, JM_ETOOBIG, "%s is over the limit of %zu bytes per job", source,
+	                  max_bytes);
+}
+
 int cli_read_bounded(FILE *in, const char *source, size_t max_bytes, char **out, size_t *out_len,
                      struct jm_err *err)
 {
 	*out = NULL;
 	*out_len = 0;
-	size_t cap = 4096;
+	/* The buffer grows to at most max_bytes + 2: one byte past the limit
+	 * tells "exactly at" from "over" without reading the rest of a huge
+	 * input, and one more holds the NUL. */
+	size_t cap_max = max_bytes + 2;
+	size_t cap = cap_max < 4096 ? cap_max : 4096;
 	size_t len = 0;
 	char *data = malloc(cap);
 	if (data == NULL)
 		return jm_err_set(err, JM_ENOMEM, "%s: out of memory", source);
 	for (;;) {
-		/* Room for one byte past the limit tells "exactly at" from "over"
-		 * without reading the rest of a huge input. */
 		if (len == cap - 1) {
-			size_t want = cap * 2;
-			if (want > max_bytes + 2)
-				want = max_bytes + 2;
-			if (want <= cap) {
-				free(data);
-				return jm_err_set(err, JM_ETOOBIG,
-				                  "%s is over %zu bytes: the payload limit is %zu "
-				                  "bytes per job",
-				                  source, max_bytes, max_bytes);
-			}
+			size_t want = cap * 2 < cap_max ? cap * 2 : cap_max;
 			char *grown = realloc(data, want);
 			if (grown == NULL) {
 				free(data);
@@ -59,10 +59,7 @@ int cli_read_bounded(FILE *in, const char *source, size_t max_bytes, char **out,
 		len += got;
 		if (len > max_bytes) {
 			free(data);
-			return jm_err_set(err, JM_ETOOBIG,
-			                  "%s is over %zu bytes: the payload limit is %zu bytes "
-			                  "per job",
-			                  source, max_bytes, max_bytes);
+			return cli_too_big(err, source, max_bytes);
 		}
 		if (got == 0) {
 			if (ferror(in)) {

@@ -299,8 +299,7 @@ static void test_read_bounded_refuses_one_byte_over(void **state)
 	size_t len = 0;
 	assert_int_equal(read_text("hello!", 5, &data, &len, &err), JM_ETOOBIG);
 	assert_null(data);
-	assert_string_equal(err.msg, "payload from stdin is over 5 bytes: the payload limit is 5 "
-	                             "bytes per job");
+	assert_string_equal(err.msg, "payload from stdin is over the limit of 5 bytes per job");
 }
 
 static void test_read_bounded_grows_past_its_first_buffer(void **state)
