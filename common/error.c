@@ -59,8 +59,7 @@ int jm_err_prefix(struct jm_err *err, const char *fmt, ...)
 	vsnprintf(prefix, sizeof prefix, fmt, ap);
 	va_end(ap);
 	char old[JM_ERR_MSG_MAX];
-	memcpy(old, jm_err_text(err), sizeof old);
-	old[sizeof old - 1] = '\0';
+	snprintf(old, sizeof old, "%s", jm_err_text(err));
 	size_t used = strlen(prefix);
 	if (used > sizeof err->msg - 3)
 		used = sizeof err->msg - 3;

@@ -45,13 +45,14 @@ static int fixture_stop(void **state)
 	int status = -1;
 	/* A clean SIGTERM stop is part of every test. */
 	int rc = harness_stop(&f->broker, SIGTERM, 10000, &status);
-	if (rc != 0 || status != 0) {
+	if (rc != 0 || status != 0)
 		harness_print_logs(&f->h, 30);
-		fail_msg("broker did not stop cleanly: rc %d status %d", rc, status);
-	}
+	/* Stop everything before failing, so no worker outlives the test. */
 	harness_fini(&f->h);
 	free(f);
 	*state = NULL;
+	if (rc != 0 || status != 0)
+		fail_msg("broker did not stop cleanly: rc %d status %d", rc, status);
 	return 0;
 }
 

@@ -43,11 +43,12 @@ static int teardown(void **ctx)
 	return 0;
 }
 
-static void submit(struct state *s, uint64_t id, const char *queue, int32_t priority,
-		   uint64_t run_at_us)
+static void submit_in_batch(struct state *s, uint64_t id, uint64_t batch_id, const char *queue,
+			    int32_t priority, uint64_t run_at_us)
 {
 	struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_JOB};
 	rec.u.job.job_id = id;
+	rec.u.job.batch_id = batch_id;
 	strcpy(rec.u.job.queue, queue);
 	strcpy(rec.u.job.type, "t");
 	rec.u.job.priority = priority;
@@ -58,6 +59,12 @@ static void submit(struct state *s, uint64_t id, const char *queue, int32_t prio
 	rec.u.job.created_us = NOW_US;
 	struct jm_err err = {0};
 	assert_jm_ok_err(state_apply(s, &rec, NOW_US, &err), &err);
+}
+
+static void submit(struct state *s, uint64_t id, const char *queue, int32_t priority,
+		   uint64_t run_at_us)
+{
+	submit_in_batch(s, id, 0, queue, priority, run_at_us);
 }
 
 static int lease(struct state *s, uint64_t id, uint64_t lease_no, uint32_t attempt)
@@ -227,6 +234,53 @@ static void test_job_record_over_an_existing_job_replaces_it(void **ctx)
 	assert_int_equal(s->next_job_id, 2);
 }
 
+static void test_batch_counts_follow_its_jobs(void **ctx)
+{
+	struct state *s = *ctx;
+	submit_in_batch(s, 2, 1, "q", 0, 0);
+	submit_in_batch(s, 3, 1, "q", 0, 0);
+	submit_in_batch(s, 4, 1, "q", 0, 0);
+	struct batch *b = batch_find(&s->batches, 1);
+	assert_non_null(b);
+	assert_int_equal(b->total, 3);
+	assert_int_equal(b->pending, 3);
+	assert_int_equal(s->next_job_id, 5);
+	pop_ready(s, "q");
+	pop_ready(s, "q");
+	assert_int_equal(b->active, 2);
+	assert_jm_ok(settle(s, 2, 1, PROTO_OUTCOME_COMPLETED, 0));
+	assert_jm_ok(settle(s, 3, 1, PROTO_OUTCOME_DEAD, 0));
+	assert_int_equal(b->completed, 1);
+	assert_int_equal(b->failed, 1);
+	assert_int_equal(b->errors_count, 1);
+	assert_int_equal(batch_state(b), PROTO_BATCH_RUNNING);
+	pop_ready(s, "q");
+	assert_jm_ok(settle(s, 4, 1, PROTO_OUTCOME_COMPLETED, 0));
+	assert_int_equal(batch_state(b), PROTO_BATCH_FAILED);
+	assert_int_equal(b->finished_us, NOW_US);
+}
+
+static void test_dropped_jobs_still_count_in_their_batch(void **ctx)
+{
+	struct state *s = *ctx;
+	submit_in_batch(s, 2, 1, "q", 0, 0);
+	submit_in_batch(s, 3, 1, "q", 0, 0);
+	for (uint64_t id = 2; id <= 3; id++) {
+		pop_ready(s, "q");
+		assert_jm_ok(settle(s, id, 1, PROTO_OUTCOME_COMPLETED, 0));
+	}
+	struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_DROP};
+	rec.u.drop.job_id = 2;
+	struct jm_err err = {0};
+	assert_jm_ok_err(state_apply(s, &rec, NOW_US, &err), &err);
+	struct batch *b = batch_find(&s->batches, 1);
+	assert_int_equal(b->completed, 2);
+	assert_int_equal(batch_state(b), PROTO_BATCH_COMPLETED);
+	rec.u.drop.job_id = 3;
+	assert_jm_ok_err(state_apply(s, &rec, NOW_US, &err), &err);
+	assert_null(batch_find(&s->batches, 1));
+}
+
 static void test_queue_limit_is_enforced(void **ctx)
 {
 	struct state *s = *ctx;
@@ -299,6 +353,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_job_record_over_an_existing_job_replaces_it,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_limit_is_enforced, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_counts_follow_its_jobs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dropped_jobs_still_count_in_their_batch, setup,
+						teardown),
 		cmocka_unit_test(test_backoff_doubles_and_stays_within_cap),
 		cmocka_unit_test(test_deadline_heap_pops_in_time_order),
 	};
