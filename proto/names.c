@@ -47,6 +47,15 @@ const char *proto_type_name(int type)
 		[PROTO_WAIT] = "wait",           [PROTO_JOB] = "job",
 		[PROTO_STATS] = "stats",         [PROTO_STATS_REPLY] = "stats-reply",
 		[PROTO_HEARTBEAT] = "heartbeat", [PROTO_HEARTBEAT_REPLY] = "heartbeat-reply",
+		[PROTO_CANCEL] = "cancel",       [PROTO_WORKERS] = "workers",
+		[PROTO_WORKERS_REPLY] = "workers-reply",
+		[PROTO_PROGRESS] = "progress",   [PROTO_BATCH_STATUS] = "batch-status",
+		[PROTO_BATCH] = "batch",         [PROTO_BATCHES] = "batches",
+		[PROTO_BATCHES_REPLY] = "batches-reply",
+		[PROTO_HELLO] = "hello",         [PROTO_HELLO_REPLY] = "hello-reply",
+		[PROTO_DEAD_LIST] = "dead-list", [PROTO_JOB_LIST] = "job-list",
+		[PROTO_REVIVE] = "revive",       [PROTO_REVIVED] = "revived",
+		[PROTO_EVENT] = "event",
 	};
 	if (type <= 0 || type > PROTO_TYPE_MAX_ || names[type] == NULL)
 		return "unknown";

@@ -189,6 +189,76 @@ static void mp_job(struct jm_buf *b, const struct raw_job *j)
 	}
 }
 
+/* A JOB body (and JOB_LIST item) written by hand: 17 fields, or the first
+ * fields_count of them. */
+struct raw_job_info {
+	const char *queue;
+	uint64_t state;
+	const char *result; /* written as bin, with has_result false */
+	uint64_t progress_done;
+	uint64_t progress_total;
+	size_t progress_message_len; /* that many 'p' bytes */
+	uint32_t fields_count;
+};
+
+static struct raw_job_info raw_job_info_default(void)
+{
+	return (struct raw_job_info){.queue = "q",
+	                             .state = PROTO_STATE_ACTIVE,
+	                             .result = "",
+	                             .progress_done = 1,
+	                             .progress_total = 2,
+	                             .progress_message_len = 3,
+	                             .fields_count = 17};
+}
+
+static void mp_job_info(struct jm_buf *b, const struct raw_job_info *j)
+{
+	mp_array(b, j->fields_count);
+	for (uint32_t field = 0; field < j->fields_count; field++) {
+		switch (field) {
+		case 1:
+			mp_str(b, j->queue);
+			break;
+		case 2:
+			mp_str(b, "t");
+			break;
+		case 3:
+			mp_uint(b, j->state);
+			break;
+		case 4:
+			mp_int(b, -1);
+			break;
+		case 10:
+			mp_str(b, "");
+			break;
+		case 11:
+			mp_bool(b, false);
+			break;
+		case 12:
+			mp_bin(b, j->result, strlen(j->result));
+			break;
+		case 14:
+			mp_uint(b, j->progress_done);
+			break;
+		case 15:
+			mp_uint(b, j->progress_total);
+			break;
+		case 16: {
+			char *msg = malloc(j->progress_message_len + 1);
+			assert_non_null(msg);
+			memset(msg, 'p', j->progress_message_len);
+			mp_strn(b, msg, j->progress_message_len);
+			free(msg);
+			break;
+		}
+		default:
+			mp_uint(b, 10 + field);
+			break;
+		}
+	}
+}
+
 /* Decodes from an exact-size heap copy, so a read past len is an ASan
  * error rather than a silent read of the caller's next bytes. */
 static int decode_copy(const void *data, size_t len, struct proto_msg *out, struct jm_err *err)
@@ -207,6 +277,21 @@ static int decode_copy(const void *data, size_t len, struct proto_msg *out, stru
 		jm_buf_fini(&again);
 		proto_msg_fini(out);
 	}
+	free(copy);
+	return rc;
+}
+
+/* proto_event_decode_topic on an exact-size heap copy, as decode_copy. */
+static int decode_topic_copy(const void *data, size_t len, const char **topic, size_t *topic_len,
+                             struct proto_msg *out, struct jm_err *err)
+{
+	void *copy = malloc(len > 0 ? len : 1);
+	assert_non_null(copy);
+	if (len > 0)
+		memcpy(copy, data, len);
+	int rc = proto_event_decode_topic(copy, len, topic, topic_len, out, err);
+	if (rc == 0)
+		proto_msg_fini(out);
 	free(copy);
 	return rc;
 }
@@ -498,6 +583,10 @@ static void test_job_round_trips(void **state)
 	j->last_error = text("first try timed out");
 	j->has_result = true;
 	j->result = (struct proto_bytes){binary_payload, sizeof binary_payload};
+	j->batch_id = 0xb0b0b0b0b0ull;
+	j->progress_done = 7;
+	j->progress_total = UINT64_MAX;
+	j->progress_message = text("writing section about/team");
 	struct jm_buf wire;
 	struct proto_msg out;
 	round_trip(&in, &wire, &out);
@@ -514,6 +603,9 @@ static void test_job_round_trips(void **state)
 	assert_bytes_equal(j->last_error, o->last_error);
 	assert_true(o->has_result);
 	assert_bytes_equal(j->result, o->result);
+	assert_true(o->batch_id == j->batch_id);
+	assert_true(o->progress_done == 7 && o->progress_total == UINT64_MAX);
+	assert_bytes_equal(j->progress_message, o->progress_message);
 	finish(&out, &wire);
 }
 
@@ -632,6 +724,535 @@ static void test_decoded_bytes_borrow_from_the_input_buffer(void **state)
 	const uint8_t *p = out.u.ack.items[0].result.ptr;
 	assert_true(p >= wire.data && p + 4 <= wire.data + wire.len);
 	finish(&out, &wire);
+}
+
+static void test_cancel_and_batch_status_round_trip(void **state)
+{
+	int types[2] = {PROTO_CANCEL, PROTO_BATCH_STATUS};
+	for (int i = 0; i < 2; i++) {
+		struct proto_msg in = {.type = types[i]};
+		in.u.job_ref.job_id = UINT64_MAX - 1;
+		struct jm_buf wire;
+		struct proto_msg out;
+		round_trip(&in, &wire, &out);
+		assert_true(out.u.job_ref.job_id == UINT64_MAX - 1);
+		finish(&out, &wire);
+	}
+}
+
+static void test_workers_batches_and_hello_round_trip_with_an_empty_body(void **state)
+{
+	int types[3] = {PROTO_WORKERS, PROTO_BATCHES, PROTO_HELLO};
+	for (int i = 0; i < 3; i++) {
+		struct proto_msg in = {.type = types[i]};
+		struct jm_buf wire;
+		struct proto_msg out;
+		round_trip(&in, &wire, &out);
+		const uint8_t expected[] = {0x93, 0x01, (uint8_t)types[i], 0x90};
+		assert_int_equal(wire.len, sizeof expected);
+		assert_memory_equal(wire.data, expected, sizeof expected);
+		finish(&out, &wire);
+	}
+}
+
+static void test_workers_reply_round_trips(void **state)
+{
+	proto_name queues[2] = {"emails", "ocr.high"};
+	uint64_t job_ids[3] = {1, 42, UINT64_MAX};
+	struct proto_worker_info workers[2] = {
+	    {.worker_id = "worker-1",
+	     .host = text("pod-7c9f.cluster.local"),
+	     .pid = 4242,
+	     .concurrency = 8,
+	     .queues_count = 2,
+	     .queues = queues,
+	     .active_jobs = 3,
+	     .first_seen_us = 1700000000000000ull,
+	     .last_seen_us = 1700000000000001ull,
+	     .draining = true,
+	     .job_ids_count = 3,
+	     .job_ids = job_ids},
+	    {.worker_id = "w2",
+	     .host = text("h"),
+	     .pid = UINT32_MAX,
+	     .concurrency = 1,
+	     .queues_count = 1,
+	     .queues = queues,
+	     .active_jobs = 1,
+	     .first_seen_us = 5,
+	     .last_seen_us = 6,
+	     .job_ids_count = 1,
+	     .job_ids = job_ids},
+	};
+	struct proto_msg in = {.type = PROTO_WORKERS_REPLY};
+	in.u.workers_reply.workers_count = 2;
+	in.u.workers_reply.workers = workers;
+	struct jm_buf wire;
+	struct proto_msg out;
+	round_trip(&in, &wire, &out);
+	assert_int_equal(out.u.workers_reply.workers_count, 2);
+	for (int i = 0; i < 2; i++) {
+		const struct proto_worker_info *a = &workers[i],
+		                               *o = &out.u.workers_reply.workers[i];
+		assert_string_equal(a->worker_id, o->worker_id);
+		assert_bytes_equal(a->host, o->host);
+		assert_int_equal(a->pid, o->pid);
+		assert_int_equal(a->concurrency, o->concurrency);
+		assert_int_equal(a->queues_count, o->queues_count);
+		for (uint32_t q = 0; q < a->queues_count; q++)
+			assert_string_equal(a->queues[q], o->queues[q]);
+		assert_int_equal(a->active_jobs, o->active_jobs);
+		assert_true(a->first_seen_us == o->first_seen_us &&
+		            a->last_seen_us == o->last_seen_us);
+		assert_int_equal(a->draining, o->draining);
+		assert_int_equal(a->job_ids_count, o->job_ids_count);
+		assert_memory_equal(a->job_ids, o->job_ids,
+		                    a->job_ids_count * sizeof a->job_ids[0]);
+	}
+	finish(&out, &wire);
+}
+
+static void test_progress_round_trips(void **state)
+{
+	struct proto_msg in = {.type = PROTO_PROGRESS};
+	struct proto_progress *p = &in.u.progress;
+	strcpy(p->worker_id, "worker-9");
+	p->job_id = 42;
+	p->lease = 0x1234567890ull;
+	p->done = UINT64_MAX;
+	p->total = UINT64_MAX;
+	p->message = text("writing section about/team");
+	struct jm_buf wire;
+	struct proto_msg out;
+	round_trip(&in, &wire, &out);
+	const struct proto_progress *o = &out.u.progress;
+	assert_string_equal(o->worker_id, "worker-9");
+	assert_true(o->job_id == 42 && o->lease == p->lease);
+	assert_true(o->done == UINT64_MAX && o->total == UINT64_MAX);
+	assert_bytes_equal(p->message, o->message);
+	finish(&out, &wire);
+}
+
+static void assert_batch_info_equal(const struct proto_batch_info *a,
+                                    const struct proto_batch_info *o)
+{
+	assert_true(a->batch_id == o->batch_id);
+	assert_int_equal(a->state, o->state);
+	assert_true(a->total == o->total && a->completed == o->completed &&
+	            a->failed == o->failed && a->cancelled == o->cancelled &&
+	            a->active == o->active);
+	assert_bytes_equal(a->current_operation, o->current_operation);
+	assert_int_equal(a->errors_count, o->errors_count);
+	for (uint32_t i = 0; i < a->errors_count; i++) {
+		assert_true(a->errors[i].job_id == o->errors[i].job_id);
+		assert_bytes_equal(a->errors[i].text, o->errors[i].text);
+	}
+	if (a->errors_count == 0)
+		assert_null(o->errors);
+	assert_true(a->created_us == o->created_us && a->finished_us == o->finished_us);
+}
+
+static void test_batch_round_trips_with_the_most_errors_allowed(void **state)
+{
+	struct proto_batch_error errors[PROTO_BATCH_ERRORS_MAX];
+	for (int i = 0; i < PROTO_BATCH_ERRORS_MAX; i++)
+		errors[i] = (struct proto_batch_error){.job_id = 100 + (uint64_t)i,
+		                                       .text = text("card declined")};
+	struct proto_msg in = {.type = PROTO_BATCH};
+	struct proto_batch_info *b = &in.u.batch;
+	b->batch_id = 77;
+	b->state = PROTO_BATCH_FAILED;
+	b->total = 100;
+	b->completed = 70;
+	b->failed = 20;
+	b->cancelled = 10;
+	b->active = 1;
+	b->current_operation = text("charging card 99");
+	b->errors_count = PROTO_BATCH_ERRORS_MAX;
+	b->errors = errors;
+	b->created_us = 1700000000000000ull;
+	b->finished_us = 1700000000000009ull;
+	struct jm_buf wire;
+	struct proto_msg out;
+	round_trip(&in, &wire, &out);
+	assert_batch_info_equal(b, &out.u.batch);
+	finish(&out, &wire);
+}
+
+static void test_batches_reply_round_trips(void **state)
+{
+	struct proto_batch_error errors[1] = {{.job_id = 5, .text = text("timeout")}};
+	struct proto_batch_info batches[2] = {
+	    {.batch_id = 1,
+	     .state = PROTO_BATCH_RUNNING,
+	     .total = 3,
+	     .completed = 1,
+	     .failed = 1,
+	     .cancelled = 0,
+	     .active = 1,
+	     .current_operation = text("step 2"),
+	     .errors_count = 1,
+	     .errors = errors,
+	     .created_us = 10,
+	     .finished_us = 0},
+	    {.batch_id = UINT64_MAX,
+	     .state = PROTO_BATCH_COMPLETED,
+	     .total = 1,
+	     .completed = 1,
+	     .created_us = 11,
+	     .finished_us = 12},
+	};
+	struct proto_msg in = {.type = PROTO_BATCHES_REPLY};
+	in.u.batches_reply.batches_count = 2;
+	in.u.batches_reply.batches = batches;
+	struct jm_buf wire;
+	struct proto_msg out;
+	round_trip(&in, &wire, &out);
+	assert_int_equal(out.u.batches_reply.batches_count, 2);
+	for (int i = 0; i < 2; i++)
+		assert_batch_info_equal(&batches[i], &out.u.batches_reply.batches[i]);
+	finish(&out, &wire);
+}
+
+static void test_hello_reply_round_trips(void **state)
+{
+	struct proto_msg in = {.type = PROTO_HELLO_REPLY};
+	in.u.hello_reply.broker_version = text("jobmesh 0.3.1");
+	in.u.hello_reply.events_url = text("ipc:///tmp/jobmesh-events.sock");
+	struct jm_buf wire;
+	struct proto_msg out;
+	round_trip(&in, &wire, &out);
+	assert_bytes_equal(in.u.hello_reply.broker_version, out.u.hello_reply.broker_version);
+	assert_bytes_equal(in.u.hello_reply.events_url, out.u.hello_reply.events_url);
+	finish(&out, &wire);
+}
+
+static void test_dead_list_round_trips(void **state)
+{
+	struct proto_msg in = {.type = PROTO_DEAD_LIST};
+	strcpy(in.u.dead_list.queue, "payments.eu");
+	in.u.dead_list.limit = PROTO_JOBS_PER_MESSAGE_MAX;
+	struct jm_buf wire;
+	struct proto_msg out;
+	round_trip(&in, &wire, &out);
+	assert_string_equal(out.u.dead_list.queue, "payments.eu");
+	assert_int_equal(out.u.dead_list.limit, PROTO_JOBS_PER_MESSAGE_MAX);
+	finish(&out, &wire);
+}
+
+static void assert_job_info_equal(const struct proto_job_info *a, const struct proto_job_info *o)
+{
+	assert_true(a->job_id == o->job_id);
+	assert_string_equal(a->queue, o->queue);
+	assert_string_equal(a->type, o->type);
+	assert_int_equal(a->state, o->state);
+	assert_int_equal(a->priority, o->priority);
+	assert_int_equal(a->attempt, o->attempt);
+	assert_int_equal(a->max_attempts, o->max_attempts);
+	assert_true(a->created_us == o->created_us && a->updated_us == o->updated_us &&
+	            a->run_at_us == o->run_at_us);
+	assert_bytes_equal(a->last_error, o->last_error);
+	assert_int_equal(a->has_result, o->has_result);
+	assert_bytes_equal(a->result, o->result);
+	assert_true(a->batch_id == o->batch_id);
+	assert_true(a->progress_done == o->progress_done && a->progress_total == o->progress_total);
+	assert_bytes_equal(a->progress_message, o->progress_message);
+}
+
+static void test_job_list_round_trips(void **state)
+{
+	struct proto_job_info jobs[2] = {
+	    {.job_id = 42,
+	     .queue = "emails",
+	     .type = "send",
+	     .state = PROTO_STATE_FAILED,
+	     .priority = 1000,
+	     .attempt = 3,
+	     .max_attempts = 3,
+	     .created_us = 1,
+	     .updated_us = 2,
+	     .run_at_us = 3,
+	     .last_error = text("smtp 550: mailbox unavailable"),
+	     .batch_id = 9,
+	     .progress_done = 2,
+	     .progress_total = 5,
+	     .progress_message = text("rendering")},
+	    {.job_id = 43,
+	     .queue = "emails",
+	     .type = "send",
+	     .state = PROTO_STATE_FAILED,
+	     .priority = -1000,
+	     .attempt = 1,
+	     .max_attempts = 1,
+	     .created_us = 4,
+	     .updated_us = 5,
+	     .last_error = text("bad address"),
+	     .progress_done = 0,
+	     .progress_total = 0},
+	};
+	struct proto_msg in = {.type = PROTO_JOB_LIST};
+	in.u.job_list.jobs_count = 2;
+	in.u.job_list.jobs = jobs;
+	struct jm_buf wire;
+	struct proto_msg out;
+	round_trip(&in, &wire, &out);
+	assert_int_equal(out.u.job_list.jobs_count, 2);
+	for (int i = 0; i < 2; i++)
+		assert_job_info_equal(&jobs[i], &out.u.job_list.jobs[i]);
+	finish(&out, &wire);
+}
+
+static void test_job_list_items_are_encoded_as_job_bodies(void **state)
+{
+	struct proto_msg job = {.type = PROTO_JOB};
+	job.u.job = (struct proto_job_info){.job_id = 42,
+	                                    .queue = "emails",
+	                                    .type = "send",
+	                                    .state = PROTO_STATE_ACTIVE,
+	                                    .priority = -3,
+	                                    .attempt = 1,
+	                                    .last_error = text("first try"),
+	                                    .batch_id = 7,
+	                                    .progress_done = 1,
+	                                    .progress_total = 4,
+	                                    .progress_message = text("connecting")};
+	struct proto_msg list = {.type = PROTO_JOB_LIST};
+	list.u.job_list.jobs_count = 1;
+	list.u.job_list.jobs = &job.u.job;
+	struct jm_buf job_wire, list_wire;
+	jm_buf_init(&job_wire);
+	jm_buf_init(&list_wire);
+	assert_jm_ok(proto_encode(&job, &job_wire));
+	assert_jm_ok(proto_encode(&list, &list_wire));
+	/* [1, 12, body] and [1, 28, [[body]]]: the bodies are the same bytes. */
+	assert_int_equal(job_wire.len + 2, list_wire.len);
+	assert_memory_equal(job_wire.data + 3, list_wire.data + 5, job_wire.len - 3);
+	jm_buf_fini(&job_wire);
+	jm_buf_fini(&list_wire);
+}
+
+static void test_revive_and_revived_round_trip(void **state)
+{
+	uint64_t revive_ids[2] = {0, 0xfeedfacecafeull};
+	for (int i = 0; i < 2; i++) {
+		struct proto_msg in = {.type = PROTO_REVIVE};
+		strcpy(in.u.revive.queue, "emails");
+		in.u.revive.job_id = revive_ids[i];
+		struct jm_buf wire;
+		struct proto_msg out;
+		round_trip(&in, &wire, &out);
+		assert_string_equal(out.u.revive.queue, "emails");
+		assert_true(out.u.revive.job_id == revive_ids[i]);
+		finish(&out, &wire);
+	}
+	uint64_t ids[3] = {1, 2, UINT64_MAX};
+	struct proto_msg in = {.type = PROTO_REVIVED};
+	in.u.revived.ids_count = 3;
+	in.u.revived.ids = ids;
+	struct jm_buf wire;
+	struct proto_msg out;
+	round_trip(&in, &wire, &out);
+	assert_int_equal(out.u.revived.ids_count, 3);
+	assert_memory_equal(out.u.revived.ids, ids, sizeof ids);
+	finish(&out, &wire);
+}
+
+static void assert_event_equal(const struct proto_event *a, const struct proto_event *o)
+{
+	assert_int_equal(a->kind, o->kind);
+	assert_true(a->at_us == o->at_us && a->job_id == o->job_id && a->batch_id == o->batch_id);
+	assert_string_equal(a->queue, o->queue);
+	assert_string_equal(a->type, o->type);
+	assert_int_equal(a->state, o->state);
+	assert_int_equal(a->attempt, o->attempt);
+	assert_true(a->done == o->done && a->total == o->total && a->failed == o->failed);
+	assert_bytes_equal(a->message, o->message);
+	assert_string_equal(a->worker_id, o->worker_id);
+}
+
+static void test_event_round_trips_with_every_field_set(void **state)
+{
+	struct proto_msg in = {.type = PROTO_EVENT};
+	struct proto_event *ev = &in.u.event;
+	ev->kind = PROTO_EVENT_JOB_STATE;
+	ev->at_us = 1700000000000000ull;
+	ev->job_id = 42;
+	ev->batch_id = 7;
+	strcpy(ev->queue, "emails");
+	strcpy(ev->type, "send");
+	ev->state = PROTO_STATE_DELAYED;
+	ev->attempt = 2;
+	ev->done = 3;
+	ev->total = 4;
+	ev->failed = 5;
+	ev->message = text("retrying: smtp 421");
+	strcpy(ev->worker_id, "worker-1");
+	struct jm_buf wire;
+	struct proto_msg out;
+	round_trip(&in, &wire, &out);
+	assert_event_equal(ev, &out.u.event);
+	finish(&out, &wire);
+}
+
+static void test_event_round_trips_with_empty_names(void **state)
+{
+	/* A batch event leaves queue, type and worker id empty. */
+	struct proto_msg in = {.type = PROTO_EVENT};
+	struct proto_event *ev = &in.u.event;
+	ev->kind = PROTO_EVENT_BATCH;
+	ev->at_us = 1;
+	ev->batch_id = 7;
+	ev->state = PROTO_BATCH_RUNNING;
+	ev->done = 5;
+	ev->failed = 1;
+	ev->total = 10;
+	ev->message = text("charging card 6");
+	struct jm_buf wire;
+	struct proto_msg out;
+	round_trip(&in, &wire, &out);
+	assert_event_equal(ev, &out.u.event);
+	assert_string_equal(out.u.event.queue, "");
+	assert_string_equal(out.u.event.worker_id, "");
+	finish(&out, &wire);
+}
+
+/* Event topics */
+
+static struct proto_event sample_event(void)
+{
+	struct proto_event ev = {.kind = PROTO_EVENT_JOB_PROGRESS,
+	                         .at_us = 1700000000000000ull,
+	                         .job_id = 42,
+	                         .batch_id = 7,
+	                         .queue = "ocr",
+	                         .type = "scan",
+	                         .state = PROTO_STATE_ACTIVE,
+	                         .attempt = 1,
+	                         .done = 3,
+	                         .total = 10,
+	                         .message = text("page 3"),
+	                         .worker_id = "worker-1"};
+	return ev;
+}
+
+static void test_event_topic_round_trips(void **state)
+{
+	struct proto_event ev = sample_event();
+	struct jm_buf wire;
+	jm_buf_init(&wire);
+	assert_jm_ok(proto_event_encode_topic(&ev, "job/42", &wire));
+	/* The layout subscribers filter on: topic, NUL, then a whole message. */
+	assert_memory_equal(wire.data, "job/42\0", 7);
+	struct proto_msg plain;
+	assert_jm_ok(proto_decode(wire.data + 7, wire.len - 7, &plain, NULL));
+	assert_int_equal(plain.type, PROTO_EVENT);
+	proto_msg_fini(&plain);
+
+	const char *topic;
+	size_t topic_len;
+	struct proto_msg out;
+	struct jm_err err = {0};
+	assert_jm_ok_err(
+	    proto_event_decode_topic(wire.data, wire.len, &topic, &topic_len, &out, &err), &err);
+	assert_int_equal(topic_len, 6);
+	assert_string_equal(topic, "job/42");
+	assert_ptr_equal(topic, wire.data);
+	assert_int_equal(out.type, PROTO_EVENT);
+	assert_event_equal(&ev, &out.u.event);
+	finish(&out, &wire);
+}
+
+static void test_event_topic_of_255_bytes_round_trips_and_256_is_refused(void **state)
+{
+	struct proto_event ev = sample_event();
+	char topic[258];
+	memset(topic, 't', sizeof topic);
+	topic[255] = '\0';
+	struct jm_buf wire;
+	jm_buf_init(&wire);
+	assert_jm_ok(proto_event_encode_topic(&ev, topic, &wire));
+	const char *got;
+	size_t got_len;
+	struct proto_msg out;
+	assert_jm_ok(proto_event_decode_topic(wire.data, wire.len, &got, &got_len, &out, NULL));
+	assert_int_equal(got_len, 255);
+	proto_msg_fini(&out);
+	size_t len = wire.len;
+
+	topic[255] = 't';
+	topic[256] = '\0';
+	assert_jm_code(proto_event_encode_topic(&ev, topic, &wire), JM_EINVAL);
+	assert_int_equal(wire.len, len);
+	jm_buf_fini(&wire);
+}
+
+static void
+test_event_topic_encode_refuses_an_invalid_event_and_leaves_the_buffer_alone(void **state)
+{
+	struct proto_event ev = sample_event();
+	ev.kind = 0;
+	struct jm_buf wire;
+	jm_buf_init(&wire);
+	assert_jm_ok(jm_buf_append(&wire, "X", 1));
+	assert_jm_code(proto_event_encode_topic(&ev, "job/42", &wire), JM_EINVAL);
+	assert_int_equal(wire.len, 1);
+	jm_buf_fini(&wire);
+}
+
+static void test_event_topic_decode_rejects_a_missing_nul(void **state)
+{
+	struct proto_event ev = sample_event();
+	struct jm_buf wire;
+	jm_buf_init(&wire);
+	assert_jm_ok(proto_event_encode_topic(&ev, "job/42", &wire));
+	const char *topic = "untouched";
+	size_t topic_len = 99;
+	struct proto_msg out;
+	struct jm_err err = {0};
+
+	/* Cut before the NUL. */
+	assert_jm_code(decode_topic_copy(wire.data, 6, &topic, &topic_len, &out, &err), JM_EPROTO);
+	assert_non_null(strstr(err.msg, "no NUL byte ends the topic"));
+	assert_null(topic);
+	assert_int_equal(topic_len, 0);
+	assert_true(is_zeroed(&out, sizeof out));
+
+	/* Nothing at all. */
+	assert_jm_code(proto_event_decode_topic(NULL, 0, &topic, &topic_len, &out, &err),
+	               JM_EPROTO);
+
+	/* The NUL only at byte 256: too late. */
+	uint8_t far[300];
+	memset(far, 'a', sizeof far);
+	far[256] = '\0';
+	assert_jm_code(decode_topic_copy(far, sizeof far, &topic, &topic_len, &out, &err),
+	               JM_EPROTO);
+	assert_non_null(strstr(err.msg, "first 256 bytes"));
+
+	/* A NUL and nothing after it. */
+	assert_jm_code(decode_topic_copy(wire.data, 7, &topic, &topic_len, &out, NULL), JM_EPROTO);
+	jm_buf_fini(&wire);
+}
+
+static void test_event_topic_decode_rejects_a_message_that_is_not_an_event(void **state)
+{
+	struct jm_buf wire;
+	jm_buf_init(&wire);
+	assert_jm_ok(jm_buf_append(&wire, "job/42", 7));
+	struct proto_msg stats = {.type = PROTO_STATS};
+	assert_jm_ok(proto_encode(&stats, &wire));
+	const char *topic;
+	size_t topic_len;
+	struct proto_msg out;
+	struct jm_err err = {0};
+	assert_jm_code(decode_topic_copy(wire.data, wire.len, &topic, &topic_len, &out, &err),
+	               JM_EPROTO);
+	assert_string_equal(err.msg,
+	                    "event: got a stats message (type 13) after the topic: expected event "
+	                    "(type 31)");
+	assert_null(topic);
+	assert_true(is_zeroed(&out, sizeof out));
+	jm_buf_fini(&wire);
 }
 
 /* ERROR helper */
@@ -803,6 +1424,71 @@ static void test_encode_refuses_a_message_over_the_size_limit(void **state)
 
 /* Malformed input */
 
+static struct proto_job_info sample_job_infos[2] = {
+    {.job_id = 42,
+     .queue = "emails",
+     .type = "send",
+     .state = PROTO_STATE_FAILED,
+     .priority = 2,
+     .attempt = 3,
+     .max_attempts = 3,
+     .created_us = 1000,
+     .updated_us = 2000,
+     .last_error = {(const uint8_t *)"smtp 550", 8},
+     .batch_id = 7,
+     .progress_done = 1,
+     .progress_total = 4,
+     .progress_message = {(const uint8_t *)"connecting", 10}},
+    {.job_id = 43, .queue = "ocr", .type = "scan", .state = PROTO_STATE_PENDING},
+};
+
+static proto_name sample_worker_queues[2] = {"emails", "ocr"};
+static uint64_t sample_ids[3] = {42, 43, 44};
+
+static struct proto_worker_info sample_workers[2] = {
+    {.worker_id = "worker-1",
+     .host = {(const uint8_t *)"host-a", 6},
+     .pid = 99,
+     .concurrency = 4,
+     .queues_count = 2,
+     .queues = sample_worker_queues,
+     .active_jobs = 2,
+     .first_seen_us = 1000,
+     .last_seen_us = 2000,
+     .draining = true,
+     .job_ids_count = 2,
+     .job_ids = sample_ids},
+    {.worker_id = "worker-2"},
+};
+
+static struct proto_batch_error sample_batch_errors[2] = {
+    {.job_id = 42, .text = {(const uint8_t *)"smtp 550", 8}},
+    {.job_id = 44, .text = {NULL, 0}},
+};
+
+static struct proto_batch_info sample_batches[2] = {
+    {.batch_id = 7,
+     .state = PROTO_BATCH_RUNNING,
+     .total = 10,
+     .completed = 5,
+     .failed = 2,
+     .cancelled = 1,
+     .active = 2,
+     .current_operation = {(const uint8_t *)"ocr page 3", 10},
+     .errors_count = 2,
+     .errors = sample_batch_errors,
+     .created_us = 1000},
+    {.batch_id = 8, .state = PROTO_BATCH_COMPLETED, .total = 1, .completed = 1},
+};
+
+/* Every type encode_sample knows: the mutation and truncation loops. */
+static const int sample_types[] = {
+    PROTO_SUBMIT,   PROTO_FETCH,         PROTO_HEARTBEAT,     PROTO_JOB,
+    PROTO_CANCEL,   PROTO_BATCH_STATUS,  PROTO_WORKERS_REPLY, PROTO_PROGRESS,
+    PROTO_BATCH,    PROTO_BATCHES_REPLY, PROTO_HELLO_REPLY,   PROTO_DEAD_LIST,
+    PROTO_JOB_LIST, PROTO_REVIVE,        PROTO_REVIVED,       PROTO_EVENT,
+};
+
 static void encode_sample(struct jm_buf *wire, int type)
 {
 	static struct proto_job_spec jobs[3] = {
@@ -842,6 +1528,66 @@ static void encode_sample(struct jm_buf *wire, int type)
 		in.u.heartbeat.queues = queues;
 		in.u.heartbeat.leases_count = 2;
 		in.u.heartbeat.leases = leases;
+		break;
+	case PROTO_JOB:
+		in.u.job = sample_job_infos[0];
+		break;
+	case PROTO_CANCEL:
+	case PROTO_BATCH_STATUS:
+		in.u.job_ref.job_id = 4242;
+		break;
+	case PROTO_WORKERS_REPLY:
+		in.u.workers_reply.workers_count = 2;
+		in.u.workers_reply.workers = sample_workers;
+		break;
+	case PROTO_PROGRESS:
+		strcpy(in.u.progress.worker_id, "worker-1");
+		in.u.progress.job_id = 42;
+		in.u.progress.lease = 9;
+		in.u.progress.done = 3;
+		in.u.progress.total = 10;
+		in.u.progress.message = text("ocr page 3");
+		break;
+	case PROTO_BATCH:
+		in.u.batch = sample_batches[0];
+		break;
+	case PROTO_BATCHES_REPLY:
+		in.u.batches_reply.batches_count = 2;
+		in.u.batches_reply.batches = sample_batches;
+		break;
+	case PROTO_HELLO_REPLY:
+		in.u.hello_reply.broker_version = text("0.3.1");
+		in.u.hello_reply.events_url = text("tcp://127.0.0.1:7601");
+		break;
+	case PROTO_DEAD_LIST:
+		strcpy(in.u.dead_list.queue, "emails");
+		in.u.dead_list.limit = 100;
+		break;
+	case PROTO_JOB_LIST:
+		in.u.job_list.jobs_count = 2;
+		in.u.job_list.jobs = sample_job_infos;
+		break;
+	case PROTO_REVIVE:
+		strcpy(in.u.revive.queue, "emails");
+		in.u.revive.job_id = 42;
+		break;
+	case PROTO_REVIVED:
+		in.u.revived.ids_count = 3;
+		in.u.revived.ids = sample_ids;
+		break;
+	case PROTO_EVENT:
+		in.u.event.kind = PROTO_EVENT_JOB_PROGRESS;
+		in.u.event.at_us = 1700000000000000ull;
+		in.u.event.job_id = 42;
+		in.u.event.batch_id = 7;
+		strcpy(in.u.event.queue, "ocr");
+		strcpy(in.u.event.type, "scan");
+		in.u.event.state = PROTO_STATE_ACTIVE;
+		in.u.event.attempt = 1;
+		in.u.event.done = 3;
+		in.u.event.total = 10;
+		in.u.event.message = text("page 3");
+		strcpy(in.u.event.worker_id, "worker-1");
 		break;
 	default:
 		fail_msg("no sample for type %d", type);
@@ -886,6 +1632,12 @@ static void test_decode_rejects_truncated_fetch(void **state)
 static void test_decode_rejects_truncated_heartbeat(void **state)
 {
 	assert_every_prefix_fails(PROTO_HEARTBEAT);
+}
+
+static void test_decode_rejects_every_truncated_sample(void **state)
+{
+	for (size_t t = 0; t < sizeof sample_types / sizeof sample_types[0]; t++)
+		assert_every_prefix_fails(sample_types[t]);
 }
 
 static void test_decode_rejects_a_wrong_type_in_each_submit_field(void **state)
@@ -1389,25 +2141,638 @@ static void test_decode_rejects_a_result_without_has_result(void **state)
 	struct jm_buf b;
 	jm_buf_init(&b);
 	mp_envelope(&b, PROTO_VERSION, PROTO_JOB);
-	mp_array(&b, 13);
-	mp_uint(&b, 1);
-	mp_str(&b, "q");
-	mp_str(&b, "t");
-	mp_uint(&b, PROTO_STATE_ACTIVE);
-	mp_int(&b, 0);
-	mp_uint(&b, 1);
-	mp_uint(&b, 3);
-	mp_uint(&b, 10);
-	mp_uint(&b, 11);
-	mp_uint(&b, 0);
-	mp_str(&b, "");
-	mp_bool(&b, false);
-	mp_bin(&b, "x", 1);
+	struct raw_job_info j = raw_job_info_default();
+	j.result = "x";
+	mp_job_info(&b, &j);
 	struct proto_msg out;
 	struct jm_err err = {0};
 	assert_jm_code(decode_copy(b.data, b.len, &out, &err), JM_EINVAL);
 	assert_non_null(strstr(err.msg, "has_result is false"));
 	jm_buf_fini(&b);
+}
+
+/* The new messages' bounds */
+
+/* Decodes b (exact-size copy); expects code and, when want_msg is not NULL,
+ * exactly that error text. */
+static void assert_decode_fails(struct jm_buf *b, int code, const char *want_msg)
+{
+	struct proto_msg out;
+	struct jm_err err = {0};
+	assert_jm_code(decode_copy(b->data, b->len, &out, &err), code);
+	assert_int_equal(err.code, code);
+	if (want_msg != NULL)
+		assert_string_equal(err.msg, want_msg);
+	jm_buf_fini(b);
+}
+
+static void mp_progress(struct jm_buf *b, const char *worker_id, uint64_t done, uint64_t total,
+                        size_t message_len)
+{
+	mp_envelope(b, PROTO_VERSION, PROTO_PROGRESS);
+	mp_array(b, 6);
+	mp_str(b, worker_id);
+	mp_uint(b, 42);
+	mp_uint(b, 9);
+	mp_uint(b, done);
+	mp_uint(b, total);
+	char *msg = calloc(1, message_len + 1);
+	assert_non_null(msg);
+	memset(msg, 'm', message_len);
+	mp_strn(b, msg, message_len);
+	free(msg);
+}
+
+static void test_decode_accepts_progress_at_its_bounds(void **state)
+{
+	struct jm_buf b;
+	jm_buf_init(&b);
+	mp_progress(&b, "w", 10, 10, PROTO_ERROR_TEXT_MAX);
+	struct proto_msg out;
+	assert_jm_ok(decode_copy(b.data, b.len, &out, NULL));
+	jm_buf_reset(&b);
+	mp_progress(&b, "w", 0, 1, 0);
+	assert_jm_ok(decode_copy(b.data, b.len, &out, NULL));
+	jm_buf_fini(&b);
+}
+
+static void test_decode_rejects_progress_done_over_total(void **state)
+{
+	struct jm_buf b;
+	jm_buf_init(&b);
+	mp_progress(&b, "w", 11, 10, 0);
+	assert_decode_fails(&b, JM_EINVAL, "progress: done 11 is out of range: use 0..10");
+}
+
+static void test_decode_rejects_progress_with_a_total_of_zero(void **state)
+{
+	struct jm_buf b;
+	jm_buf_init(&b);
+	mp_progress(&b, "w", 0, 0, 0);
+	assert_decode_fails(&b, JM_EINVAL,
+	                    "progress: total 0 is out of range: use 1..18446744073709551615");
+}
+
+static void test_decode_rejects_a_progress_message_over_the_limit(void **state)
+{
+	struct jm_buf b;
+	jm_buf_init(&b);
+	mp_progress(&b, "w", 1, 2, PROTO_ERROR_TEXT_MAX + 1);
+	assert_decode_fails(&b, JM_ETOOBIG,
+	                    "progress: message is 1025 bytes: at most 1024 allowed");
+}
+
+static void test_decode_rejects_progress_without_a_worker_id(void **state)
+{
+	struct jm_buf b;
+	jm_buf_init(&b);
+	mp_progress(&b, "", 1, 2, 0);
+	assert_decode_fails(&b, JM_EBADNAME,
+	                    "progress: worker id \"\" is invalid: use 1-64 of A-Z a-z 0-9 . _ -");
+}
+
+static void test_decode_rejects_a_job_whose_progress_exceeds_its_total(void **state)
+{
+	struct {
+		uint64_t done, total;
+		const char *msg;
+	} cases[2] = {
+	    {1, 0, "job: progress_done 1 is out of range: use 0..0"},
+	    {5, 4, "job: progress_done 5 is out of range: use 0..4"},
+	};
+	for (int i = 0; i < 2; i++) {
+		struct jm_buf b;
+		jm_buf_init(&b);
+		mp_envelope(&b, PROTO_VERSION, PROTO_JOB);
+		struct raw_job_info j = raw_job_info_default();
+		j.progress_done = cases[i].done;
+		j.progress_total = cases[i].total;
+		mp_job_info(&b, &j);
+		assert_decode_fails(&b, JM_EINVAL, cases[i].msg);
+	}
+}
+
+static void test_decode_accepts_a_job_without_progress(void **state)
+{
+	struct jm_buf b;
+	jm_buf_init(&b);
+	mp_envelope(&b, PROTO_VERSION, PROTO_JOB);
+	struct raw_job_info j = raw_job_info_default();
+	j.progress_done = 0;
+	j.progress_total = 0;
+	j.progress_message_len = 0;
+	mp_job_info(&b, &j);
+	struct proto_msg out;
+	assert_jm_ok(proto_decode(b.data, b.len, &out, NULL));
+	assert_true(out.u.job.progress_done == 0 && out.u.job.progress_total == 0);
+	assert_null(out.u.job.progress_message.ptr);
+	proto_msg_fini(&out);
+	jm_buf_fini(&b);
+}
+
+static void test_decode_rejects_a_job_progress_message_over_the_limit(void **state)
+{
+	struct jm_buf b;
+	jm_buf_init(&b);
+	mp_envelope(&b, PROTO_VERSION, PROTO_JOB);
+	struct raw_job_info j = raw_job_info_default();
+	j.progress_message_len = PROTO_ERROR_TEXT_MAX + 1;
+	mp_job_info(&b, &j);
+	assert_decode_fails(&b, JM_ETOOBIG,
+	                    "job: progress_message is 1025 bytes: at most 1024 allowed");
+}
+
+static void test_decode_rejects_a_job_without_the_progress_fields(void **state)
+{
+	/* JOB before batch and progress were appended: 13 fields. */
+	struct jm_buf b;
+	jm_buf_init(&b);
+	mp_envelope(&b, PROTO_VERSION, PROTO_JOB);
+	struct raw_job_info j = raw_job_info_default();
+	j.fields_count = 13;
+	mp_job_info(&b, &j);
+	assert_decode_fails(&b, JM_EPROTO,
+	                    "job: has 13 fields: expected [job_id, queue, type, state, priority, "
+	                    "attempt, max_attempts, created_us, updated_us, run_at_us, last_error, "
+	                    "has_result, result, batch_id, progress_done, progress_total, "
+	                    "progress_message]");
+}
+
+static void test_decode_rejects_a_bad_item_in_a_job_list(void **state)
+{
+	struct jm_buf b;
+	jm_buf_init(&b);
+	mp_envelope(&b, PROTO_VERSION, PROTO_JOB_LIST);
+	mp_array(&b, 1);
+	mp_array(&b, 3);
+	for (int i = 0; i < 3; i++) {
+		struct raw_job_info j = raw_job_info_default();
+		if (i == 2)
+			j.queue = "";
+		mp_job_info(&b, &j);
+	}
+	assert_decode_fails(&b, JM_EBADNAME,
+	                    "job-list: job 2: queue name \"\" is invalid: use 1-64 of A-Z a-z "
+	                    "0-9 . _ -");
+	jm_buf_init(&b);
+	mp_envelope(&b, PROTO_VERSION, PROTO_JOB_LIST);
+	mp_array(&b, 1);
+	mp_array(&b, 1);
+	struct raw_job_info j = raw_job_info_default();
+	j.state = PROTO_STATE_CANCELLED + 1;
+	mp_job_info(&b, &j);
+	assert_decode_fails(&b, JM_EINVAL, "job-list: job 0: state 7 is out of range: use 1..6");
+}
+
+/* A BATCH body: errors_count errors of text_len bytes each. */
+static void mp_batch(struct jm_buf *b, uint64_t state, uint32_t errors_count, size_t text_len,
+                     size_t operation_len)
+{
+	char *text_bytes = calloc(1, (text_len > operation_len ? text_len : operation_len) + 1);
+	assert_non_null(text_bytes);
+	memset(text_bytes, 'e', text_len > operation_len ? text_len : operation_len);
+	mp_array(b, 11);
+	mp_uint(b, 7);
+	mp_uint(b, state);
+	for (int i = 0; i < 5; i++)
+		mp_uint(b, 100 + (uint64_t)i);
+	mp_strn(b, text_bytes, operation_len);
+	mp_array(b, errors_count);
+	for (uint32_t i = 0; i < errors_count; i++) {
+		mp_array(b, 2);
+		mp_uint(b, i);
+		mp_strn(b, text_bytes, text_len);
+	}
+	mp_uint(b, 1000);
+	mp_uint(b, 0);
+	free(text_bytes);
+}
+
+static void test_decode_rejects_too_many_batch_errors(void **state)
+{
+	struct jm_buf b;
+	jm_buf_init(&b);
+	mp_envelope(&b, PROTO_VERSION, PROTO_BATCH);
+	mp_batch(&b, PROTO_BATCH_RUNNING, PROTO_BATCH_ERRORS_MAX, 4, 4);
+	struct proto_msg out;
+	assert_jm_ok(decode_copy(b.data, b.len, &out, NULL));
+	jm_buf_reset(&b);
+	mp_envelope(&b, PROTO_VERSION, PROTO_BATCH);
+	mp_batch(&b, PROTO_BATCH_RUNNING, PROTO_BATCH_ERRORS_MAX + 1, 4, 4);
+	assert_decode_fails(&b, JM_EINVAL, "batch: 21 errors given: use 0..20");
+}
+
+static void test_decode_rejects_a_batch_state_out_of_range(void **state)
+{
+	uint64_t bad[2] = {0, PROTO_BATCH_FAILED + 1};
+	for (int i = 0; i < 2; i++) {
+		struct jm_buf b;
+		jm_buf_init(&b);
+		mp_envelope(&b, PROTO_VERSION, PROTO_BATCH);
+		mp_batch(&b, bad[i], 0, 0, 0);
+		char want[64];
+		snprintf(want, sizeof want, "batch: state %d is out of range: use 1..3",
+		         (int)bad[i]);
+		assert_decode_fails(&b, JM_EINVAL, want);
+	}
+}
+
+static void test_decode_rejects_batch_texts_over_the_limit(void **state)
+{
+	struct jm_buf b;
+	jm_buf_init(&b);
+	mp_envelope(&b, PROTO_VERSION, PROTO_BATCH);
+	mp_batch(&b, PROTO_BATCH_RUNNING, 0, 0, PROTO_ERROR_TEXT_MAX + 1);
+	assert_decode_fails(&b, JM_ETOOBIG,
+	                    "batch: current_operation is 1025 bytes: at most 1024 allowed");
+	jm_buf_init(&b);
+	mp_envelope(&b, PROTO_VERSION, PROTO_BATCHES_REPLY);
+	mp_array(&b, 1);
+	mp_array(&b, 2);
+	mp_batch(&b, PROTO_BATCH_RUNNING, 0, 0, 0);
+	mp_batch(&b, PROTO_BATCH_RUNNING, 3, PROTO_ERROR_TEXT_MAX + 1, 0);
+	assert_decode_fails(&b, JM_ETOOBIG,
+	                    "batches-reply: batch 1: error 0: text is 1025 bytes: at most 1024 "
+	                    "allowed");
+}
+
+/* An EVENT body; names may be "" and bad_field (0..12) is nil, -1 none. */
+struct raw_event {
+	uint64_t kind;
+	const char *queue;
+	const char *type;
+	uint64_t state;
+	uint64_t done;
+	uint64_t total;
+	size_t message_len;
+	const char *worker_id;
+	int nil_field;
+};
+
+static struct raw_event raw_event_default(void)
+{
+	return (struct raw_event){.kind = PROTO_EVENT_JOB_STATE,
+	                          .queue = "q",
+	                          .type = "t",
+	                          .state = PROTO_STATE_ACTIVE,
+	                          .worker_id = "w",
+	                          .nil_field = -1};
+}
+
+static void mp_event(struct jm_buf *b, const struct raw_event *ev)
+{
+	mp_envelope(b, PROTO_VERSION, PROTO_EVENT);
+	mp_array(b, 13);
+	for (int field = 0; field < 13; field++) {
+		if (field == ev->nil_field) {
+			mp_nil(b);
+			continue;
+		}
+		switch (field) {
+		case 0:
+			mp_uint(b, ev->kind);
+			break;
+		case 4:
+			mp_str(b, ev->queue);
+			break;
+		case 5:
+			mp_str(b, ev->type);
+			break;
+		case 6:
+			mp_uint(b, ev->state);
+			break;
+		case 8:
+			mp_uint(b, ev->done);
+			break;
+		case 9:
+			mp_uint(b, ev->total);
+			break;
+		case 11: {
+			char *msg = calloc(1, ev->message_len + 1);
+			assert_non_null(msg);
+			memset(msg, 'm', ev->message_len);
+			mp_strn(b, msg, ev->message_len);
+			free(msg);
+			break;
+		}
+		case 12:
+			mp_str(b, ev->worker_id);
+			break;
+		default:
+			mp_uint(b, 1000 + (uint64_t)field);
+			break;
+		}
+	}
+}
+
+static void test_decode_rejects_an_event_kind_out_of_range(void **state)
+{
+	uint64_t bad[2] = {0, PROTO_EVENT_WORKER_LOST + 1};
+	for (int i = 0; i < 2; i++) {
+		struct jm_buf b;
+		jm_buf_init(&b);
+		struct raw_event ev = raw_event_default();
+		ev.kind = bad[i];
+		mp_event(&b, &ev);
+		char want[64];
+		snprintf(want, sizeof want, "event: kind %d is out of range: use 1..5",
+		         (int)bad[i]);
+		assert_decode_fails(&b, JM_EINVAL, want);
+	}
+}
+
+static void test_decode_accepts_empty_names_in_an_event_only(void **state)
+{
+	struct jm_buf b;
+	jm_buf_init(&b);
+	struct raw_event ev = raw_event_default();
+	ev.kind = PROTO_EVENT_WORKER_LOST;
+	ev.state = 0;
+	ev.queue = "";
+	ev.type = "";
+	ev.worker_id = "";
+	mp_event(&b, &ev);
+	struct proto_msg out;
+	struct jm_err err = {0};
+	assert_jm_ok_err(proto_decode(b.data, b.len, &out, &err), &err);
+	assert_string_equal(out.u.event.queue, "");
+	assert_string_equal(out.u.event.type, "");
+	assert_string_equal(out.u.event.worker_id, "");
+	proto_msg_fini(&out);
+	jm_buf_fini(&b);
+
+	/* Everywhere else an empty name is refused. */
+	jm_buf_init(&b);
+	mp_envelope(&b, PROTO_VERSION, PROTO_DEAD_LIST);
+	mp_array(&b, 2);
+	mp_str(&b, "");
+	mp_uint(&b, 10);
+	assert_decode_fails(&b, JM_EBADNAME, NULL);
+	jm_buf_init(&b);
+	mp_envelope(&b, PROTO_VERSION, PROTO_REVIVE);
+	mp_array(&b, 2);
+	mp_str(&b, "");
+	mp_uint(&b, 0);
+	assert_decode_fails(&b, JM_EBADNAME, NULL);
+	jm_buf_init(&b);
+	mp_envelope(&b, PROTO_VERSION, PROTO_WORKERS_REPLY);
+	mp_array(&b, 1);
+	mp_array(&b, 1);
+	mp_array(&b, 10);
+	mp_str(&b, "");
+	mp_str(&b, "host");
+	for (int i = 0; i < 2; i++)
+		mp_uint(&b, 1);
+	mp_array(&b, 0);
+	for (int i = 0; i < 3; i++)
+		mp_uint(&b, 1);
+	mp_bool(&b, false);
+	mp_array(&b, 0);
+	assert_decode_fails(&b, JM_EBADNAME,
+	                    "workers-reply: worker 0: worker id \"\" is invalid: use 1-64 of A-Z "
+	                    "a-z 0-9 . _ -");
+}
+
+static void test_decode_rejects_an_invalid_name_in_an_event(void **state)
+{
+	const char *fields[3] = {"queue name", "type name", "worker id"};
+	for (int i = 0; i < 3; i++) {
+		struct jm_buf b;
+		jm_buf_init(&b);
+		struct raw_event ev = raw_event_default();
+		if (i == 0)
+			ev.queue = "a b";
+		else if (i == 1)
+			ev.type = "a/b";
+		else
+			ev.worker_id = "w\n";
+		mp_event(&b, &ev);
+		struct proto_msg out;
+		struct jm_err err = {0};
+		assert_jm_code(decode_copy(b.data, b.len, &out, &err), JM_EBADNAME);
+		assert_non_null(strstr(err.msg, fields[i]));
+		jm_buf_fini(&b);
+	}
+}
+
+static void test_decode_rejects_an_event_state_wrong_for_its_kind(void **state)
+{
+	struct {
+		uint64_t kind, state;
+		const char *msg;
+	} cases[4] = {
+	    {PROTO_EVENT_JOB_STATE, 0, "event: job state 0 is out of range: use 1..6"},
+	    {PROTO_EVENT_JOB_STATE, 7, "event: job state 7 is out of range: use 1..6"},
+	    {PROTO_EVENT_BATCH, 4, "event: batch state 4 is out of range: use 1..3"},
+	    {PROTO_EVENT_WORKER_JOINED, 7, "event: state 7 is out of range: use 0..6"},
+	};
+	for (int i = 0; i < 4; i++) {
+		struct jm_buf b;
+		jm_buf_init(&b);
+		struct raw_event ev = raw_event_default();
+		ev.kind = cases[i].kind;
+		ev.state = cases[i].state;
+		mp_event(&b, &ev);
+		assert_decode_fails(&b, JM_EINVAL, cases[i].msg);
+	}
+}
+
+static void test_decode_rejects_a_progress_event_done_over_total(void **state)
+{
+	struct jm_buf b;
+	jm_buf_init(&b);
+	struct raw_event ev = raw_event_default();
+	ev.kind = PROTO_EVENT_JOB_PROGRESS;
+	ev.done = 3;
+	ev.total = 2;
+	mp_event(&b, &ev);
+	assert_decode_fails(&b, JM_EINVAL, "event: done 3 is out of range: use 0..2");
+}
+
+static void test_decode_rejects_an_event_message_over_the_limit(void **state)
+{
+	struct jm_buf b;
+	jm_buf_init(&b);
+	struct raw_event ev = raw_event_default();
+	ev.message_len = PROTO_ERROR_TEXT_MAX + 1;
+	mp_event(&b, &ev);
+	assert_decode_fails(&b, JM_ETOOBIG, "event: message is 1025 bytes: at most 1024 allowed");
+}
+
+static void test_decode_rejects_a_wrong_type_in_each_event_field(void **state)
+{
+	for (int field = 0; field < 13; field++) {
+		struct jm_buf b;
+		jm_buf_init(&b);
+		struct raw_event ev = raw_event_default();
+		ev.nil_field = field;
+		mp_event(&b, &ev);
+		struct proto_msg out;
+		struct jm_err err = {0};
+		assert_jm_code(decode_copy(b.data, b.len, &out, &err), JM_EPROTO);
+		assert_non_null(strstr(err.msg, "event: "));
+		assert_non_null(strstr(err.msg, "got nil"));
+		jm_buf_fini(&b);
+	}
+}
+
+static void test_decode_rejects_a_dead_list_limit_out_of_range(void **state)
+{
+	uint64_t bad[2] = {0, PROTO_JOBS_PER_MESSAGE_MAX + 1};
+	for (int i = 0; i < 2; i++) {
+		struct jm_buf b;
+		jm_buf_init(&b);
+		mp_envelope(&b, PROTO_VERSION, PROTO_DEAD_LIST);
+		mp_array(&b, 2);
+		mp_str(&b, "emails");
+		mp_uint(&b, bad[i]);
+		char want[64];
+		snprintf(want, sizeof want, "dead-list: limit %d is out of range: use 1..10000",
+		         (int)bad[i]);
+		assert_decode_fails(&b, JM_EINVAL, want);
+	}
+}
+
+static void test_decode_rejects_too_many_revived_ids(void **state)
+{
+	struct jm_buf b;
+	jm_buf_init(&b);
+	mp_envelope(&b, PROTO_VERSION, PROTO_REVIVED);
+	mp_array(&b, 1);
+	mp_array(&b, PROTO_JOBS_PER_MESSAGE_MAX + 1);
+	for (int i = 0; i <= PROTO_JOBS_PER_MESSAGE_MAX; i++)
+		mp_uint(&b, 1);
+	assert_decode_fails(&b, JM_EINVAL, "revived: 10001 job ids given: use 0..10000");
+}
+
+/* A WORKERS_REPLY with one worker: host_len bytes of host, queues_count
+ * queues, job_ids_count job ids. */
+static void mp_workers_reply(struct jm_buf *b, size_t host_len, uint32_t queues_count,
+                             uint32_t job_ids_count)
+{
+	char *host = calloc(1, host_len + 1);
+	assert_non_null(host);
+	memset(host, 'h', host_len);
+	mp_envelope(b, PROTO_VERSION, PROTO_WORKERS_REPLY);
+	mp_array(b, 1);
+	mp_array(b, 1);
+	mp_array(b, 10);
+	mp_str(b, "w");
+	mp_strn(b, host, host_len);
+	mp_uint(b, 1);
+	mp_uint(b, 1);
+	mp_array(b, queues_count);
+	for (uint32_t i = 0; i < queues_count; i++)
+		mp_str(b, "q");
+	mp_uint(b, 1);
+	mp_uint(b, 1);
+	mp_uint(b, 1);
+	mp_bool(b, false);
+	mp_array(b, job_ids_count);
+	for (uint32_t i = 0; i < job_ids_count; i++)
+		mp_uint(b, i);
+	free(host);
+}
+
+static void test_decode_rejects_worker_info_over_its_limits(void **state)
+{
+	struct jm_buf b;
+	jm_buf_init(&b);
+	mp_workers_reply(&b, 255, PROTO_QUEUES_PER_FETCH_MAX, PROTO_JOBS_PER_MESSAGE_MAX);
+	struct proto_msg out;
+	assert_jm_ok(decode_copy(b.data, b.len, &out, NULL));
+	jm_buf_reset(&b);
+	mp_workers_reply(&b, 256, 0, 0);
+	assert_decode_fails(&b, JM_ETOOBIG,
+	                    "workers-reply: worker 0: host is 256 bytes: at most 255 allowed");
+	jm_buf_init(&b);
+	mp_workers_reply(&b, 1, PROTO_QUEUES_PER_FETCH_MAX + 1, 0);
+	assert_decode_fails(&b, JM_EINVAL, "workers-reply: worker 0: 33 queues given: use 0..32");
+	jm_buf_init(&b);
+	mp_workers_reply(&b, 1, 0, PROTO_JOBS_PER_MESSAGE_MAX + 1);
+	assert_decode_fails(&b, JM_EINVAL,
+	                    "workers-reply: worker 0: 10001 job ids given: use 0..10000");
+}
+
+static void test_decode_names_the_batch_id_of_a_batch_status(void **state)
+{
+	struct jm_buf b;
+	jm_buf_init(&b);
+	mp_envelope(&b, PROTO_VERSION, PROTO_BATCH_STATUS);
+	mp_array(&b, 1);
+	mp_str(&b, "7");
+	assert_decode_fails(&b, JM_EPROTO,
+	                    "batch-status: batch_id must be an integer, got a string");
+}
+
+static void test_encode_refuses_out_of_range_fields_of_the_new_messages(void **state)
+{
+	struct jm_buf wire;
+	jm_buf_init(&wire);
+
+	struct proto_msg in = {.type = PROTO_PROGRESS};
+	strcpy(in.u.progress.worker_id, "w");
+	in.u.progress.done = 2;
+	in.u.progress.total = 1;
+	assert_jm_code(proto_encode(&in, &wire), JM_EINVAL);
+	in.u.progress.total = 0;
+	in.u.progress.done = 0;
+	assert_jm_code(proto_encode(&in, &wire), JM_EINVAL);
+
+	struct proto_batch_error errors[PROTO_BATCH_ERRORS_MAX + 1] = {{0}};
+	in = (struct proto_msg){.type = PROTO_BATCH};
+	in.u.batch.state = PROTO_BATCH_RUNNING;
+	in.u.batch.errors_count = PROTO_BATCH_ERRORS_MAX + 1;
+	in.u.batch.errors = errors;
+	assert_jm_code(proto_encode(&in, &wire), JM_EINVAL);
+
+	in = (struct proto_msg){.type = PROTO_EVENT};
+	in.u.event.kind = PROTO_EVENT_WORKER_LOST + 1;
+	assert_jm_code(proto_encode(&in, &wire), JM_EINVAL);
+
+	in = (struct proto_msg){.type = PROTO_JOB};
+	strcpy(in.u.job.queue, "q");
+	strcpy(in.u.job.type, "t");
+	in.u.job.state = PROTO_STATE_PENDING;
+	in.u.job.progress_done = 1;
+	assert_jm_code(proto_encode(&in, &wire), JM_EINVAL);
+
+	in = (struct proto_msg){.type = PROTO_DEAD_LIST};
+	strcpy(in.u.dead_list.queue, "q");
+	assert_jm_code(proto_encode(&in, &wire), JM_EINVAL);
+
+	in = (struct proto_msg){.type = PROTO_HELLO_REPLY};
+	in.u.hello_reply.events_url.len = 3; /* no pointer */
+	assert_jm_code(proto_encode(&in, &wire), JM_EINVAL);
+	assert_int_equal(wire.len, 0);
+	jm_buf_fini(&wire);
+}
+
+static void test_type_names_cover_every_type(void **state)
+{
+	static const char *const want[PROTO_TYPE_MAX_ + 1] = {
+	    [PROTO_CANCEL] = "cancel",
+	    [PROTO_WORKERS] = "workers",
+	    [PROTO_WORKERS_REPLY] = "workers-reply",
+	    [PROTO_PROGRESS] = "progress",
+	    [PROTO_BATCH_STATUS] = "batch-status",
+	    [PROTO_BATCH] = "batch",
+	    [PROTO_BATCHES] = "batches",
+	    [PROTO_BATCHES_REPLY] = "batches-reply",
+	    [PROTO_HELLO] = "hello",
+	    [PROTO_HELLO_REPLY] = "hello-reply",
+	    [PROTO_DEAD_LIST] = "dead-list",
+	    [PROTO_JOB_LIST] = "job-list",
+	    [PROTO_REVIVE] = "revive",
+	    [PROTO_REVIVED] = "revived",
+	    [PROTO_EVENT] = "event",
+	};
+	for (int type = 1; type <= PROTO_TYPE_MAX_; type++) {
+		assert_string_not_equal(proto_type_name(type), "unknown");
+		if (want[type] != NULL)
+			assert_string_equal(proto_type_name(type), want[type]);
+	}
+	assert_string_equal(proto_type_name(PROTO_TYPE_MAX_ + 1), "unknown");
 }
 
 static void test_fini_accepts_null_and_zeroed_messages(void **state)
@@ -1452,11 +2817,10 @@ static void test_decode_survives_random_bytes(void **state)
 static void test_decode_survives_mutated_valid_messages(void **state)
 {
 	uint64_t seed = 42;
-	int types[3] = {PROTO_SUBMIT, PROTO_FETCH, PROTO_HEARTBEAT};
 	int accepted = 0;
-	for (int t = 0; t < 3; t++) {
+	for (size_t t = 0; t < sizeof sample_types / sizeof sample_types[0]; t++) {
 		struct jm_buf wire;
-		encode_sample(&wire, types[t]);
+		encode_sample(&wire, sample_types[t]);
 		uint8_t *copy = malloc(wire.len);
 		assert_non_null(copy);
 		for (int round = 0; round < 5000; round++) {
@@ -1496,6 +2860,25 @@ int main(void)
 	    cmocka_unit_test(test_heartbeat_reply_round_trips),
 	    cmocka_unit_test(test_empty_lists_decode_as_null_arrays),
 	    cmocka_unit_test(test_decoded_bytes_borrow_from_the_input_buffer),
+	    cmocka_unit_test(test_cancel_and_batch_status_round_trip),
+	    cmocka_unit_test(test_workers_batches_and_hello_round_trip_with_an_empty_body),
+	    cmocka_unit_test(test_workers_reply_round_trips),
+	    cmocka_unit_test(test_progress_round_trips),
+	    cmocka_unit_test(test_batch_round_trips_with_the_most_errors_allowed),
+	    cmocka_unit_test(test_batches_reply_round_trips),
+	    cmocka_unit_test(test_hello_reply_round_trips),
+	    cmocka_unit_test(test_dead_list_round_trips),
+	    cmocka_unit_test(test_job_list_round_trips),
+	    cmocka_unit_test(test_job_list_items_are_encoded_as_job_bodies),
+	    cmocka_unit_test(test_revive_and_revived_round_trip),
+	    cmocka_unit_test(test_event_round_trips_with_every_field_set),
+	    cmocka_unit_test(test_event_round_trips_with_empty_names),
+	    cmocka_unit_test(test_event_topic_round_trips),
+	    cmocka_unit_test(test_event_topic_of_255_bytes_round_trips_and_256_is_refused),
+	    cmocka_unit_test(
+	        test_event_topic_encode_refuses_an_invalid_event_and_leaves_the_buffer_alone),
+	    cmocka_unit_test(test_event_topic_decode_rejects_a_missing_nul),
+	    cmocka_unit_test(test_event_topic_decode_rejects_a_message_that_is_not_an_event),
 	    cmocka_unit_test(test_encode_error_formats_code_and_text),
 	    cmocka_unit_test(test_encode_error_truncates_long_text_on_a_utf8_boundary),
 	    cmocka_unit_test(test_encode_error_refuses_a_non_negative_code),
@@ -1510,6 +2893,7 @@ int main(void)
 	    cmocka_unit_test(test_decode_rejects_truncated_submit),
 	    cmocka_unit_test(test_decode_rejects_truncated_fetch),
 	    cmocka_unit_test(test_decode_rejects_truncated_heartbeat),
+	    cmocka_unit_test(test_decode_rejects_every_truncated_sample),
 	    cmocka_unit_test(test_decode_rejects_a_wrong_type_in_each_submit_field),
 	    cmocka_unit_test(test_decode_rejects_a_wrong_type_in_each_fail_item_field),
 	    cmocka_unit_test(test_decode_rejects_a_float_where_an_integer_belongs),
@@ -1538,6 +2922,32 @@ int main(void)
 	    cmocka_unit_test(test_decode_rejects_a_top_level_that_is_not_an_array),
 	    cmocka_unit_test(test_decode_works_without_an_error_struct),
 	    cmocka_unit_test(test_decode_rejects_a_result_without_has_result),
+	    cmocka_unit_test(test_decode_accepts_progress_at_its_bounds),
+	    cmocka_unit_test(test_decode_rejects_progress_done_over_total),
+	    cmocka_unit_test(test_decode_rejects_progress_with_a_total_of_zero),
+	    cmocka_unit_test(test_decode_rejects_a_progress_message_over_the_limit),
+	    cmocka_unit_test(test_decode_rejects_progress_without_a_worker_id),
+	    cmocka_unit_test(test_decode_rejects_a_job_whose_progress_exceeds_its_total),
+	    cmocka_unit_test(test_decode_accepts_a_job_without_progress),
+	    cmocka_unit_test(test_decode_rejects_a_job_progress_message_over_the_limit),
+	    cmocka_unit_test(test_decode_rejects_a_job_without_the_progress_fields),
+	    cmocka_unit_test(test_decode_rejects_a_bad_item_in_a_job_list),
+	    cmocka_unit_test(test_decode_rejects_too_many_batch_errors),
+	    cmocka_unit_test(test_decode_rejects_a_batch_state_out_of_range),
+	    cmocka_unit_test(test_decode_rejects_batch_texts_over_the_limit),
+	    cmocka_unit_test(test_decode_rejects_an_event_kind_out_of_range),
+	    cmocka_unit_test(test_decode_accepts_empty_names_in_an_event_only),
+	    cmocka_unit_test(test_decode_rejects_an_invalid_name_in_an_event),
+	    cmocka_unit_test(test_decode_rejects_an_event_state_wrong_for_its_kind),
+	    cmocka_unit_test(test_decode_rejects_a_progress_event_done_over_total),
+	    cmocka_unit_test(test_decode_rejects_an_event_message_over_the_limit),
+	    cmocka_unit_test(test_decode_rejects_a_wrong_type_in_each_event_field),
+	    cmocka_unit_test(test_decode_rejects_a_dead_list_limit_out_of_range),
+	    cmocka_unit_test(test_decode_rejects_too_many_revived_ids),
+	    cmocka_unit_test(test_decode_rejects_worker_info_over_its_limits),
+	    cmocka_unit_test(test_decode_names_the_batch_id_of_a_batch_status),
+	    cmocka_unit_test(test_encode_refuses_out_of_range_fields_of_the_new_messages),
+	    cmocka_unit_test(test_type_names_cover_every_type),
 	    cmocka_unit_test(test_fini_accepts_null_and_zeroed_messages),
 	    cmocka_unit_test(test_decode_survives_random_bytes),
 	    cmocka_unit_test(test_decode_survives_mutated_valid_messages),
