@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client_internal.h"
 #include "clock.h"
 #include "err.h"
 #include "message.h"
@@ -45,16 +46,9 @@ _Static_assert((int)JM_STATE_CANCELLED == (int)PROTO_STATE_CANCELLED, "state num
 #define CLIENT_JOB_OVERHEAD_BYTES 256u
 #define CLIENT_MESSAGE_OVERHEAD_BYTES 1024u
 
-struct jm_client {
-	struct rpc *rpc;
-	char *url; /* resolved, for messages */
-	_Atomic uint32_t timeout_ms;
-};
-
 static _Thread_local char client_last_error[JM_ERR_MSG_MAX];
 
-/* Records the thread's last error and returns code. */
-__attribute__((format(printf, 2, 3))) static int client_fail(int code, const char *fmt, ...)
+int client_fail(int code, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -64,6 +58,11 @@ __attribute__((format(printf, 2, 3))) static int client_fail(int code, const cha
 }
 
 const char *jm_client_last_error(void)
+{
+	return client_last_error;
+}
+
+const char *client_last_error_text(void)
 {
 	return client_last_error;
 }
@@ -118,6 +117,7 @@ int jm_client_open(jm_client **out, const char *url)
 		return client_fail(JM_ENOMEM, "open: out of memory");
 	}
 	atomic_init(&client->timeout_ms, CLIENT_DEFAULT_TIMEOUT_MS);
+	pthread_mutex_init(&client->hello_lock, NULL);
 	struct jm_err err;
 	jm_err_clear(&err);
 	int rc = rpc_open(&client->rpc, client->url, &err);
@@ -125,6 +125,7 @@ int jm_client_open(jm_client **out, const char *url)
 		err.code = rc;
 		/* rpc's text names the URL and what is allowed. */
 		client_fail(rc, "%s", jm_err_text(&err));
+		pthread_mutex_destroy(&client->hello_lock);
 		free(client->url);
 		free(client);
 		return rc;
@@ -138,6 +139,8 @@ void jm_client_close(jm_client *client)
 	if (client == NULL)
 		return;
 	rpc_close(client->rpc);
+	pthread_mutex_destroy(&client->hello_lock);
+	free(client->events_url);
 	free(client->url);
 	free(client);
 }
@@ -150,9 +153,7 @@ void jm_client_set_timeout_ms(jm_client *client, uint32_t timeout_ms)
 	atomic_store(&client->timeout_ms, timeout_ms ? timeout_ms : CLIENT_DEFAULT_TIMEOUT_MS);
 }
 
-/* Sends req and checks the reply's type. On failure the thread's last error
- * reads "<op>: <why>" and reply needs no fini. */
-static int client_call(struct jm_client *client, const char *op, const struct proto_msg *req,
+int client_call(struct jm_client *client, const char *op, const struct proto_msg *req,
                        enum proto_type want, uint32_t timeout_ms, struct rpc_reply *reply)
 {
 	struct jm_err err;
@@ -184,7 +185,7 @@ static int client_call(struct jm_client *client, const char *op, const struct pr
 	return 0;
 }
 
-static uint32_t client_timeout(struct jm_client *client)
+uint32_t client_timeout(struct jm_client *client)
 {
 	return atomic_load(&client->timeout_ms);
 }
@@ -361,14 +362,15 @@ void jm_job_info_fini(jm_job_info *info)
 		return;
 	free(info->last_error);
 	free(info->result);
+	free(info->progress_message);
 	info->last_error = NULL;
 	info->result = NULL;
+	info->progress_message = NULL;
 	info->result_len = 0;
 	info->has_result = false;
 }
 
-/* Copies bytes into a fresh NUL-terminated buffer. */
-static char *client_dup_bytes(const struct proto_bytes *bytes)
+char *client_dup_bytes(const struct proto_bytes *bytes)
 {
 	char *copy = malloc((size_t)bytes->len + 1);
 	if (copy == NULL)
@@ -379,7 +381,7 @@ static char *client_dup_bytes(const struct proto_bytes *bytes)
 	return copy;
 }
 
-static int client_job_from_proto(const struct proto_job_info *job, jm_job_info *out)
+int client_job_from_proto(const struct proto_job_info *job, jm_job_info *out)
 {
 	out->id = job->job_id;
 	snprintf(out->queue, sizeof out->queue, "%s", job->queue);
@@ -391,8 +393,12 @@ static int client_job_from_proto(const struct proto_job_info *job, jm_job_info *
 	out->created_us = job->created_us;
 	out->updated_us = job->updated_us;
 	out->run_at_us = job->run_at_us;
+	out->batch_id = job->batch_id;
+	out->progress_done = job->progress_done;
+	out->progress_total = job->progress_total;
 	out->last_error = client_dup_bytes(&job->last_error);
-	if (out->last_error == NULL)
+	out->progress_message = client_dup_bytes(&job->progress_message);
+	if (out->last_error == NULL || out->progress_message == NULL)
 		return JM_ENOMEM;
 	if (job->has_result) {
 		out->result = client_dup_bytes(&job->result);
@@ -452,6 +458,33 @@ int jm_client_status(jm_client *client, uint64_t job_id, jm_job_info *out)
 int jm_client_result(jm_client *client, uint64_t job_id, jm_job_info *out)
 {
 	return client_job_ref(client, PROTO_RESULT, "result", job_id, out);
+}
+
+int jm_client_cancel(jm_client *client, uint64_t job_id, jm_job_info *out)
+{
+	return client_job_ref(client, PROTO_CANCEL, "cancel", job_id, out);
+}
+
+void jm_job_infos_free(jm_job_info *jobs, size_t count)
+{
+	if (jobs == NULL)
+		return;
+	for (size_t i = 0; i < count; i++)
+		jm_job_info_fini(&jobs[i]);
+	free(jobs);
+}
+
+int client_check_queue(const char *op, const char *queue)
+{
+	if (queue == NULL)
+		return client_fail(JM_EINVAL, "%s: queue is missing: %s", op, PROTO_NAME_RULE);
+	if (!proto_name_is_valid(queue, strlen(queue))) {
+		char quoted[PROTO_NAME_MAX * 4 + 8];
+		client_quote(quoted, sizeof quoted, queue);
+		return client_fail(JM_EBADNAME, "%s: queue name %s is invalid: %s", op, quoted,
+		                   PROTO_NAME_RULE);
+	}
+	return 0;
 }
 
 static bool client_state_is_final(int state)

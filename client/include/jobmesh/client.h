@@ -87,6 +87,10 @@ typedef struct jm_job_info {
 	bool has_result;
 	void *result;        /* owned; NUL-terminated for convenience */
 	size_t result_len;
+	uint64_t batch_id;       /* 0: not in a batch */
+	uint64_t progress_done;  /* the handler's last progress report: done of */
+	uint64_t progress_total; /* total (0 of 0: none reported yet) */
+	char *progress_message;  /* what it is doing now; "" if none; owned */
 } jm_job_info;
 
 void jm_job_info_fini(jm_job_info *info); /* frees owned fields; accepts NULL */
@@ -107,6 +111,166 @@ typedef struct jm_queue_stats {
 
 /* Per-queue counters; *queues is malloc'd (free with free()). */
 int jm_client_stats(jm_client *client, jm_queue_stats **queues, size_t *count);
+
+/* Cancels a job that has not finished: pending and delayed jobs are
+ * cancelled at once, an active job's worker is told to abandon it. *out
+ * holds the new state. JM_ESTATE for a job already finished, JM_ENOTFOUND
+ * for an unknown id. */
+int jm_client_cancel(jm_client *client, uint64_t job_id, jm_job_info *out);
+
+/* Frees count jobs and the array (as returned by jm_client_dead_list);
+ * accepts NULL. */
+void jm_job_infos_free(jm_job_info *jobs, size_t count);
+
+/* ---- workers ---------------------------------------------------------- */
+
+typedef struct jm_worker_info {
+	char id[65];
+	char *host;           /* owned, "" if unknown */
+	unsigned pid;
+	unsigned concurrency;
+	char **queues;        /* owned: queues_count NUL-terminated names */
+	size_t queues_count;
+	unsigned active_jobs;
+	uint64_t first_seen_us; /* wall clock, microseconds since the epoch */
+	uint64_t last_seen_us;
+	bool draining;
+	uint64_t *job_ids;    /* owned: the jobs it holds */
+	size_t job_ids_count;
+} jm_worker_info;
+
+/* Every worker the broker knows; free with jm_workers_free(). */
+int jm_client_workers(jm_client *client, jm_worker_info **workers, size_t *count);
+void jm_workers_free(jm_worker_info *workers, size_t count); /* accepts NULL */
+
+/* ---- batches ---------------------------------------------------------- */
+
+enum jm_batch_state {
+	JM_BATCH_RUNNING = 1,   /* some jobs not finished yet */
+	JM_BATCH_COMPLETED = 2, /* every job completed */
+	JM_BATCH_FAILED = 3,    /* every job finished, some failed or cancelled */
+};
+
+/* "running", "completed", "failed"; "unknown" for anything else. */
+const char *jm_batch_state_name(int state);
+
+#define JM_BATCH_ERRORS_MAX 20 /* errors a jm_batch_info carries at most */
+
+typedef struct jm_batch_error {
+	uint64_t job_id;
+	char *text; /* owned, NUL-terminated */
+} jm_batch_error;
+
+typedef struct jm_batch_info {
+	uint64_t id;
+	int state; /* enum jm_batch_state */
+	uint64_t total;
+	uint64_t completed;
+	uint64_t failed;
+	uint64_t cancelled;
+	uint64_t active;
+	char *current_operation; /* progress message or type of the most recently
+	                            active job; "" if none; owned */
+	jm_batch_error *errors;  /* the latest failures, at most
+	                            JM_BATCH_ERRORS_MAX; owned */
+	size_t errors_count;
+	uint64_t created_us; /* wall clock, microseconds since the epoch */
+	uint64_t finished_us; /* 0 while running */
+} jm_batch_info;
+
+void jm_batch_info_fini(jm_batch_info *info); /* frees owned fields; accepts NULL */
+/* Frees count batches and the array (as returned by jm_client_batches). */
+void jm_batch_infos_free(jm_batch_info *batches, size_t count);
+
+/* One batch's counts. JM_ENOTFOUND for an id that is not a batch (it may be
+ * a job: job and batch ids come from one counter, so they never clash). */
+int jm_client_batch_status(jm_client *client, uint64_t batch_id, jm_batch_info *out);
+
+/* Every running batch; free with jm_batch_infos_free(). */
+int jm_client_batches(jm_client *client, jm_batch_info **batches, size_t *count);
+
+/* Waits until the batch is no longer running, up to timeout_ms, driven by
+ * the broker's events: it subscribes to the batch's topic first, then reads
+ * its status (so a batch that finished before the call returns at once),
+ * then re-reads the status on each event and at least once a second (an
+ * event may be dropped). On timeout returns JM_ETIMEDOUT with *out holding
+ * the latest status. */
+int jm_client_wait_batch(jm_client *client, uint64_t batch_id, uint32_t timeout_ms,
+                         jm_batch_info *out);
+
+/* ---- dead-letter -------------------------------------------------------- */
+
+/* Up to limit (1..JM_BATCH_JOBS_MAX) dead-lettered jobs of queue, oldest
+ * first, without results; free with jm_job_infos_free(). */
+int jm_client_dead_list(jm_client *client, const char *queue, unsigned limit, jm_job_info **jobs,
+                        size_t *count);
+
+/* Puts dead-lettered jobs of queue back to pending with fresh attempts:
+ * job_id 0 revives all of them, else just that one (which must be a
+ * dead-lettered job of queue). *ids (malloc'd, free with free(); NULL when
+ * none) lists the revived ids. */
+int jm_client_revive(jm_client *client, const char *queue, uint64_t job_id, uint64_t **ids,
+                     size_t *count);
+
+/* ---- events ------------------------------------------------------------- */
+
+enum jm_event_kind {
+	JM_EVENT_JOB_STATE = 1,     /* job_id, queue, type, state, attempt,
+	                               batch_id, worker_id; message: the error */
+	JM_EVENT_JOB_PROGRESS = 2,  /* job_id, batch_id, done, total, message */
+	JM_EVENT_BATCH = 3,         /* batch_id, state (enum jm_batch_state),
+	                               done (completed), failed (failed +
+	                               cancelled), total; message: current op */
+	JM_EVENT_WORKER_JOINED = 4, /* worker_id */
+	JM_EVENT_WORKER_LOST = 5,   /* worker_id; message: why */
+};
+
+/* One event as published by the broker. Fields a kind does not use are 0
+ * or "". Every pointer is valid only during the callback. */
+typedef struct jm_event {
+	int kind; /* enum jm_event_kind */
+	const char *topic; /* "job/42", "batch/7", "queue/emails", "worker/w1" */
+	uint64_t job_id;
+	uint64_t batch_id;
+	const char *queue;
+	const char *type;
+	int state; /* job events: enum jm_job_state; batch: enum jm_batch_state */
+	unsigned attempt;
+	uint64_t done;
+	uint64_t total;
+	uint64_t failed;
+	const char *message;   /* NUL-terminated */
+	const char *worker_id;
+	uint64_t at_us; /* wall clock, microseconds since the epoch */
+} jm_event;
+
+typedef void (*jm_event_fn)(const jm_event *ev, void *arg);
+
+typedef struct jm_subscription jm_subscription;
+
+/* Subscribes to the broker's events whose topic starts with topic (exact:
+ * equals it): "job/42" exact for one job, "batch/" for every batch, "" for
+ * everything. The first subscription of a client asks the broker (HELLO)
+ * for its events address. Each subscription has its own SUB socket and one
+ * receive thread, which calls cb(ev, arg) for each event, in the order the
+ * broker published them; cb must return quickly and must not call
+ * jm_subscription_close on its own subscription.
+ *
+ * Events are best effort: the broker drops them for a subscriber that falls
+ * behind (the receive queue holds 1024), and events published before the
+ * subscription was connected are never seen. A waiter must therefore read
+ * the state after subscribing and re-read it on a bounded timer. */
+int jm_client_subscribe(jm_client *client, const char *topic, bool exact, jm_event_fn cb,
+                        void *arg, jm_subscription **out);
+
+/* Stops the receive thread (cb is not called once this returns) and
+ * closes the socket. Accepts NULL. */
+void jm_subscription_close(jm_subscription *sub);
+
+/* The broker's events address (from HELLO, asked once per client and
+ * cached); *url stays valid until jm_client_close. JM_EUNSUPPORTED when the
+ * broker publishes no events. */
+int jm_client_events_url(jm_client *client, const char **url);
 
 #ifdef __cplusplus
 }

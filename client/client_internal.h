@@ -1,0 +1,49 @@
+/* What the SDK's files share (client.c, batch.c, workers.c, dead.c,
+ * subscribe.c); not part of the public API.
+ *
+ * struct jm_client is defined here so each concept's file can reach the rpc
+ * and the cached events address; only client.c creates and frees one. */
+#ifndef JM_CLIENT_INTERNAL_H
+#define JM_CLIENT_INTERNAL_H
+
+#include <jobmesh/client.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "message.h"
+#include "rpc.h"
+
+struct jm_client {
+	struct rpc *rpc;
+	char *url; /* resolved, for messages */
+	_Atomic uint32_t timeout_ms;
+	pthread_mutex_t hello_lock; /* guards events_url */
+	char *events_url;           /* from HELLO, asked once; NULL until then */
+};
+
+/* Records the thread's last error ("<op>: <why>") and returns code. */
+int client_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The thread's last error text, for wrapping it in more context. */
+const char *client_last_error_text(void);
+
+/* Sends req and checks the reply's type is want. On failure the thread's
+ * last error reads "<op>: <why>" and reply needs no fini. */
+int client_call(struct jm_client *client, const char *op, const struct proto_msg *req,
+                enum proto_type want, uint32_t timeout_ms, struct rpc_reply *reply);
+
+/* The timeout for ordinary calls. */
+uint32_t client_timeout(struct jm_client *client);
+
+/* A fresh NUL-terminated copy of bytes (malloc'd), or NULL. */
+char *client_dup_bytes(const struct proto_bytes *bytes);
+
+/* Fills *out (zeroed) from job; JM_ENOMEM leaves owned fields for
+ * jm_job_info_fini. */
+int client_job_from_proto(const struct proto_job_info *job, jm_job_info *out);
+
+/* Checks a queue name for op ("dead-list: queue name ... is invalid"). */
+int client_check_queue(const char *op, const char *queue);
+
+#endif

@@ -1,0 +1,215 @@
+/* Event subscriptions (jm_client_subscribe) and the broker's events address
+ * (HELLO).
+ *
+ * Each subscription owns one NNG SUB socket dialled to the address HELLO
+ * gave, and one receive thread that decodes each message
+ * (proto_event_decode_topic) and calls the user's callback, so callbacks of
+ * one subscription never run concurrently and see events in the order the
+ * broker published them. The thread receives with a short timeout and
+ * checks a stop flag between receives, so closing never races a blocked
+ * receive against nng_close.
+ *
+ * PUB drops, never blocks: the receive buffer is raised to
+ * SUBSCRIBE_RECV_BUFFER messages, and still nothing here promises that an
+ * event arrives. Callers that wait re-check state (jm_client_wait_batch). */
+#include <jobmesh/client.h>
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/sub.h>
+
+#include "client_internal.h"
+
+#define SUBSCRIBE_RECV_BUFFER 1024
+#define SUBSCRIBE_RECV_POLL_MS 100 /* how soon the thread sees a close */
+/* An event is a few names plus a text of at most PROTO_ERROR_TEXT_MAX. */
+#define SUBSCRIBE_RECV_MAX_BYTES (64u * 1024)
+#define SUBSCRIBE_TOPIC_MAX 255
+
+struct jm_subscription {
+	nng_socket sock;
+	pthread_t thread;
+	atomic_bool stopping;
+	jm_event_fn cb;
+	void *arg;
+};
+
+int jm_client_events_url(jm_client *client, const char **url)
+{
+	if (url != NULL)
+		*url = NULL;
+	if (client == NULL || url == NULL)
+		return client_fail(JM_EINVAL, "hello: client and url must not be NULL");
+	int rc = 0;
+	pthread_mutex_lock(&client->hello_lock);
+	if (client->events_url == NULL) {
+		struct proto_msg req = {.type = PROTO_HELLO};
+		struct rpc_reply reply;
+		rc = client_call(client, "hello", &req, PROTO_HELLO_REPLY, client_timeout(client),
+		                 &reply);
+		if (rc == 0) {
+			client->events_url = client_dup_bytes(&reply.msg.u.hello_reply.events_url);
+			if (client->events_url == NULL)
+				rc = client_fail(JM_ENOMEM, "hello: out of memory");
+			rpc_reply_fini(&reply);
+		}
+	}
+	if (rc == 0 && client->events_url[0] == '\0')
+		rc = client_fail(JM_EUNSUPPORTED, "hello: broker %s publishes no events",
+		                 client->url);
+	if (rc == 0)
+		*url = client->events_url;
+	pthread_mutex_unlock(&client->hello_lock);
+	return rc;
+}
+
+/* Hands one received message to the callback; a message that does not
+ * decode is dropped (a broker of another version, or damage). */
+static void subscribe_deliver(struct jm_subscription *sub, nng_msg *msg)
+{
+	const char *topic = NULL;
+	size_t topic_len = 0;
+	struct proto_msg decoded;
+	if (proto_event_decode_topic(nng_msg_body(msg), nng_msg_len(msg), &topic, &topic_len,
+	                             &decoded, NULL) != 0)
+		return;
+	const struct proto_event *pe = &decoded.u.event;
+	char message[PROTO_ERROR_TEXT_MAX + 1];
+	size_t message_len = pe->message.len < PROTO_ERROR_TEXT_MAX ? pe->message.len
+	                                                             : PROTO_ERROR_TEXT_MAX;
+	if (message_len != 0)
+		memcpy(message, pe->message.ptr, message_len);
+	message[message_len] = '\0';
+	jm_event ev = {
+	    .kind = (int)pe->kind,
+	    .topic = topic,
+	    .job_id = pe->job_id,
+	    .batch_id = pe->batch_id,
+	    .queue = pe->queue,
+	    .type = pe->type,
+	    .state = (int)pe->state,
+	    .attempt = pe->attempt,
+	    .done = pe->done,
+	    .total = pe->total,
+	    .failed = pe->failed,
+	    .message = message,
+	    .worker_id = pe->worker_id,
+	    .at_us = pe->at_us,
+	};
+	sub->cb(&ev, sub->arg);
+	proto_msg_fini(&decoded);
+}
+
+static void *subscribe_thread(void *arg)
+{
+	struct jm_subscription *sub = arg;
+	while (!atomic_load(&sub->stopping)) {
+		nng_msg *msg = NULL;
+		int rv = nng_recvmsg(sub->sock, &msg, 0);
+		if (rv == NNG_ETIMEDOUT)
+			continue;
+		if (rv == NNG_ECLOSED)
+			break;
+		if (rv != 0)
+			continue;
+		if (!atomic_load(&sub->stopping))
+			subscribe_deliver(sub, msg);
+		nng_msg_free(msg);
+	}
+	return NULL;
+}
+
+/* Opens sub->sock subscribed to topic and dials url. The first dial waits
+ * for the connection, so events published after this returns reach the
+ * subscriber; if it fails, the dial goes on in the background. */
+static int subscribe_open_socket(struct jm_subscription *sub, const char *url, const char *topic,
+                                 bool exact)
+{
+	int rv = nng_sub0_open(&sub->sock);
+	if (rv != 0)
+		return client_fail(rv == NNG_ENOMEM ? JM_ENOMEM : JM_ETRANSPORT,
+		                   "subscribe: opening a SUB socket: %s", nng_strerror(rv));
+	const char *step = "setting options";
+	rv = nng_socket_set_int(sub->sock, NNG_OPT_RECVBUF, SUBSCRIBE_RECV_BUFFER);
+	if (rv == 0)
+		rv = nng_socket_set_size(sub->sock, NNG_OPT_RECVMAXSZ, SUBSCRIBE_RECV_MAX_BYTES);
+	if (rv == 0)
+		rv = nng_socket_set_ms(sub->sock, NNG_OPT_RECVTIMEO, SUBSCRIBE_RECV_POLL_MS);
+	if (rv == 0)
+		rv = nng_socket_set_ms(sub->sock, NNG_OPT_RECONNMINT, 100);
+	if (rv == 0)
+		rv = nng_socket_set_ms(sub->sock, NNG_OPT_RECONNMAXT, 2000);
+	if (rv == 0) {
+		step = "subscribing";
+		/* An exact topic includes the NUL that ends it on the wire. */
+		rv = nng_socket_set(sub->sock, NNG_OPT_SUB_SUBSCRIBE, topic,
+		                    strlen(topic) + (exact ? 1 : 0));
+	}
+	if (rv == 0) {
+		step = "dialling";
+		rv = nng_dial(sub->sock, url, NULL, 0);
+		if (rv == NNG_ECONNREFUSED || rv == NNG_ETIMEDOUT || rv == NNG_ENOENT ||
+		    rv == NNG_ECONNRESET || rv == NNG_EUNREACHABLE)
+			rv = nng_dial(sub->sock, url, NULL, NNG_FLAG_NONBLOCK);
+	}
+	if (rv != 0) {
+		nng_close(sub->sock);
+		return client_fail(rv == NNG_ENOMEM ? JM_ENOMEM : JM_ETRANSPORT,
+		                   "subscribe: events address %s: %s: %s", url, step,
+		                   nng_strerror(rv));
+	}
+	return 0;
+}
+
+int jm_client_subscribe(jm_client *client, const char *topic, bool exact, jm_event_fn cb,
+                        void *arg, jm_subscription **out)
+{
+	if (out != NULL)
+		*out = NULL;
+	if (client == NULL || topic == NULL || cb == NULL || out == NULL)
+		return client_fail(JM_EINVAL,
+		                   "subscribe: client, topic, cb and out must not be NULL");
+	if (strlen(topic) > SUBSCRIBE_TOPIC_MAX)
+		return client_fail(JM_EINVAL, "subscribe: topic is %zu bytes: at most %d",
+		                   strlen(topic), SUBSCRIBE_TOPIC_MAX);
+	const char *url = NULL;
+	int rc = jm_client_events_url(client, &url);
+	if (rc != 0)
+		return rc;
+	struct jm_subscription *sub = calloc(1, sizeof *sub);
+	if (sub == NULL)
+		return client_fail(JM_ENOMEM, "subscribe: out of memory");
+	sub->cb = cb;
+	sub->arg = arg;
+	atomic_init(&sub->stopping, false);
+	rc = subscribe_open_socket(sub, url, topic, exact);
+	if (rc != 0)
+		goto fail_free_sub;
+	if (pthread_create(&sub->thread, NULL, subscribe_thread, sub) != 0) {
+		rc = client_fail(JM_ENOMEM, "subscribe: cannot start the receive thread");
+		goto fail_close_sock;
+	}
+	*out = sub;
+	return 0;
+
+fail_close_sock:
+	nng_close(sub->sock);
+fail_free_sub:
+	free(sub);
+	return rc;
+}
+
+void jm_subscription_close(jm_subscription *sub)
+{
+	if (sub == NULL)
+		return;
+	atomic_store(&sub->stopping, true);
+	pthread_join(sub->thread, NULL);
+	nng_close(sub->sock);
+	free(sub);
+}
