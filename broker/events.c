@@ -45,7 +45,21 @@ struct events {
 	struct event_node **tail;
 	uint64_t waiting_for_lsn; /* a durable callback is registered for it */
 	uint64_t dropped;
+	/* Connected subscribers. With none, events are not even encoded: a
+	 * subscriber that connects later reads state before trusting events. */
+	uint32_t subscribers;
 };
+
+static void subscriber_cb(nng_pipe pipe, nng_pipe_ev ev_type, void *arg)
+{
+	struct events *ev = arg;
+	pthread_mutex_lock(&ev->lock);
+	if (ev_type == NNG_PIPE_EV_ADD_POST)
+		ev->subscribers++;
+	else if (ev->subscribers > 0)
+		ev->subscribers--;
+	pthread_mutex_unlock(&ev->lock);
+}
 
 static void events_durable_cb(void *arg, int status)
 {
@@ -140,6 +154,8 @@ int events_open(struct events **out, const char *url, struct journal *journal,
 	int rv = nng_pub0_open(&ev->sock);
 	if (rv == 0) {
 		nng_socket_set_int(ev->sock, NNG_OPT_SENDBUF, EVENTS_SEND_BUFFER);
+		nng_pipe_notify(ev->sock, NNG_PIPE_EV_ADD_POST, subscriber_cb, ev);
+		nng_pipe_notify(ev->sock, NNG_PIPE_EV_REM_POST, subscriber_cb, ev);
 		rv = nng_listen(ev->sock, url, &ev->listener, 0);
 		if (rv != 0)
 			nng_close(ev->sock);
@@ -176,6 +192,11 @@ void events_push(struct events *ev, const char *topic, const struct proto_event 
 		 uint64_t lsn)
 {
 	if (ev == NULL)
+		return;
+	pthread_mutex_lock(&ev->lock);
+	bool listened_to = ev->subscribers > 0;
+	pthread_mutex_unlock(&ev->lock);
+	if (!listened_to)
 		return;
 	struct jm_buf buf;
 	jm_buf_init(&buf);
