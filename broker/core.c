@@ -1307,6 +1307,7 @@ static int revive_job(struct core *core, struct job *job, struct jm_err *err)
 	struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_REVIVE};
 	rec.u.revive.job_id = job->id;
 	rec.u.revive.at_us = jm_wall_us();
+	rec.u.revive.lease = job->lease;
 	return commit(core, &rec, err);
 }
 

@@ -407,7 +407,7 @@ static int apply_revive(struct state *s, const struct proto_rec_revive *r, uint6
 			struct jm_err *err)
 {
 	struct job *job = jobtable_find(&s->jobs, r->job_id);
-	if (job == NULL || job->state != PROTO_STATE_FAILED)
+	if (job == NULL || job->state != PROTO_STATE_FAILED || job->lease != r->lease)
 		return skip_or_fail(s, err, "revive", r->job_id);
 	unplace(s, job);
 	job->attempt = 0;

@@ -191,7 +191,7 @@ static int rec_job_event_decode(const msgpack_object *f, struct proto_record *r,
 }
 
 /* REVIVE: [job_id, at_us, max_attempts] (0: the queue's default) */
-#define REC_REVIVE_FIELDS 3
+#define REC_REVIVE_FIELDS 4
 
 static int rec_revive_check(const struct proto_record *r, struct jm_err *err)
 {
@@ -204,13 +204,15 @@ static void rec_revive_encode(struct codec_writer *w, const struct proto_record 
 	codec_put_uint(w, r->u.revive.job_id);
 	codec_put_uint(w, r->u.revive.at_us);
 	codec_put_uint(w, r->u.revive.max_attempts);
+	codec_put_uint(w, r->u.revive.lease);
 }
 
 static int rec_revive_decode(const msgpack_object *f, struct proto_record *r, struct jm_err *err)
 {
 	if (codec_u64(&f[0], "job_id", &r->u.revive.job_id, err) ||
 	    codec_u64(&f[1], "at_us", &r->u.revive.at_us, err) ||
-	    codec_u32(&f[2], "max_attempts", &r->u.revive.max_attempts, err))
+	    codec_u32(&f[2], "max_attempts", &r->u.revive.max_attempts, err) ||
+	    codec_u64(&f[3], "lease", &r->u.revive.lease, err))
 		return err->code;
 	return 0;
 }

@@ -91,11 +91,15 @@ struct proto_rec_job_event {
 	uint64_t at_us;
 };
 
-/* REVIVE: [job_id, at_us, max_attempts] */
+/* REVIVE: [job_id, at_us, max_attempts, lease]
+ * lease is the job's lease number when it was revived: replay applies the
+ * record only to a job still at that lease, so a snapshot taken after the
+ * revived job ran and failed again is not revived a second time. */
 struct proto_rec_revive {
 	uint64_t job_id;
 	uint64_t at_us;
 	uint32_t max_attempts;
+	uint64_t lease;
 };
 
 /* META: [next_job_id, next_batch_id] */
