@@ -649,24 +649,35 @@ static void reply_settled(struct core *core, struct request *req, int32_t *codes
 	reply_encode(core, req, &msg, out);
 }
 
-static void handle_ack(struct core *core, struct request *req, struct outbox *out)
+/* The common start of ACK and FAIL: a sign of life from the worker, a
+ * journal that takes writes, and an array for one code per item. Returns
+ * NULL after replying with the error. */
+static int32_t *settle_begin(struct core *core, struct request *req, const char *what,
+			     const char *worker_id, uint32_t items_count, struct outbox *out)
 {
-	const struct proto_ack *ack = &req->msg.u.ack;
 	struct worker *w;
 	struct jm_err err = {0};
-	int rc = worker_seen(core, ack->worker_id, &w);
+	int rc = worker_seen(core, worker_id, &w);
 	if (rc == 0 && !journal_is_writable(core->journal, &err))
 		rc = JM_ENOSPC;
 	if (rc != 0) {
-		reply_error(core, req, out, rc, "ack: %s",
+		reply_error(core, req, out, rc, "%s: %s", what,
 			    rc == JM_ENOSPC ? jm_err_text(&err) : jm_strerror(rc));
-		return;
+		return NULL;
 	}
-	int32_t *codes = calloc(ack->items_count, sizeof *codes);
-	if (codes == NULL) {
-		reply_error(core, req, out, JM_ENOMEM, "ack: broker out of memory");
+	int32_t *codes = calloc(items_count, sizeof *codes);
+	if (codes == NULL)
+		reply_error(core, req, out, JM_ENOMEM, "%s: broker out of memory", what);
+	return codes;
+}
+
+static void handle_ack(struct core *core, struct request *req, struct outbox *out)
+{
+	const struct proto_ack *ack = &req->msg.u.ack;
+	struct jm_err err = {0};
+	int32_t *codes = settle_begin(core, req, "ack", ack->worker_id, ack->items_count, out);
+	if (codes == NULL)
 		return;
-	}
 	for (uint32_t i = 0; i < ack->items_count; i++) {
 		const struct proto_ack_item *item = &ack->items[i];
 		struct job *job;
@@ -692,21 +703,10 @@ static void handle_ack(struct core *core, struct request *req, struct outbox *ou
 static void handle_fail(struct core *core, struct request *req, struct outbox *out)
 {
 	const struct proto_fail *fail = &req->msg.u.fail;
-	struct worker *w;
 	struct jm_err err = {0};
-	int rc = worker_seen(core, fail->worker_id, &w);
-	if (rc == 0 && !journal_is_writable(core->journal, &err))
-		rc = JM_ENOSPC;
-	if (rc != 0) {
-		reply_error(core, req, out, rc, "fail: %s",
-			    rc == JM_ENOSPC ? jm_err_text(&err) : jm_strerror(rc));
+	int32_t *codes = settle_begin(core, req, "fail", fail->worker_id, fail->items_count, out);
+	if (codes == NULL)
 		return;
-	}
-	int32_t *codes = calloc(fail->items_count, sizeof *codes);
-	if (codes == NULL) {
-		reply_error(core, req, out, JM_ENOMEM, "fail: broker out of memory");
-		return;
-	}
 	for (uint32_t i = 0; i < fail->items_count; i++) {
 		const struct proto_fail_item *item = &fail->items[i];
 		struct job *job;
