@@ -11,15 +11,15 @@
 
 const char cli_exit_codes_help[] =
     "Exit codes:\n"
-    "  0   success; for result and wait: the job completed\n"
+    "  0   success; for result, wait and watch: the job or batch completed\n"
     "  1   error: the request was refused or failed (message on stderr)\n"
     "  2   usage error: bad command, flag or argument\n"
     "  3   broker unreachable, or no reply in time\n"
-    "  4   job not found\n"
-    "  10  the job failed (dead-lettered)\n"
-    "  11  the job was cancelled\n"
-    "  12  the job has not finished (wait timed out; result of a job still\n"
-    "      pending, delayed or active)\n";
+    "  4   job or batch not found\n"
+    "  10  the job failed (dead-lettered); the batch finished with failures\n"
+    "  11  the job was cancelled; the batch finished with cancelled jobs\n"
+    "  12  not finished: wait or watch timed out, or result of a job still\n"
+    "      pending, delayed or active\n";
 
 int cli_set_help(void *ctx, const char *value, struct jm_err *err)
 {
@@ -87,6 +87,19 @@ int cli_exit_for_state(int state)
 		return CLI_EXIT_JOB_FAILED;
 	case JM_STATE_CANCELLED:
 		return CLI_EXIT_JOB_CANCELLED;
+	default:
+		return CLI_EXIT_NOT_FINISHED;
+	}
+}
+
+int cli_exit_for_batch(const jm_batch_info *batch)
+{
+	switch (batch->state) {
+	case JM_BATCH_COMPLETED:
+		return CLI_EXIT_OK;
+	case JM_BATCH_FAILED:
+		return batch->failed == 0 && batch->cancelled > 0 ? CLI_EXIT_JOB_CANCELLED
+		                                                  : CLI_EXIT_JOB_FAILED;
 	default:
 		return CLI_EXIT_NOT_FINISHED;
 	}

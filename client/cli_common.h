@@ -19,11 +19,14 @@ enum cli_exit {
 	CLI_EXIT_ERROR = 1,          /* the request was refused or failed */
 	CLI_EXIT_USAGE = 2,          /* bad command line */
 	CLI_EXIT_UNREACHABLE = 3,    /* broker unreachable or no reply in time */
-	CLI_EXIT_NOT_FOUND = 4,      /* no such job */
-	CLI_EXIT_JOB_FAILED = 10,    /* the job failed (dead-lettered) */
-	CLI_EXIT_JOB_CANCELLED = 11, /* the job was cancelled */
-	CLI_EXIT_NOT_FINISHED = 12,  /* the job has not finished: wait timed out,
-	                                or result asked too early */
+	CLI_EXIT_NOT_FOUND = 4,      /* no such job or batch */
+	CLI_EXIT_JOB_FAILED = 10,    /* the job failed (dead-lettered); a batch
+	                                finished with failures */
+	CLI_EXIT_JOB_CANCELLED = 11, /* the job was cancelled; a batch finished
+	                                with cancelled jobs and no failures */
+	CLI_EXIT_NOT_FINISHED = 12,  /* the job or batch has not finished: wait
+	                                or watch timed out, or result asked too
+	                                early */
 };
 
 /* The EXIT CODES section of --help, matching enum cli_exit. */
@@ -93,6 +96,9 @@ int cli_fail_sdk(int rc);
 /* The exit code for an SDK error code and for a job's state. */
 int cli_exit_for_error(int rc);
 int cli_exit_for_state(int state);
+/* The exit code for a batch: 0 completed, 10 with failures, 11 with only
+ * cancellations, 12 still running. */
+int cli_exit_for_batch(const jm_batch_info *batch);
 
 /* Commands; the table in cli_main.c points at these. */
 int cli_submit_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
@@ -105,6 +111,32 @@ int cli_wait_run(struct cli *cli, const struct cli_command *self, int argc, char
 int cli_stats_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
                   int first);
 
+int cli_cancel_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
+                   int first);
+int cli_batch_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
+                  int first);
+int cli_watch_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
+                  int first);
+int cli_workers_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
+                    int first);
+int cli_dead_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
+                 int first);
+
+/* Help of the commands with subcommands (batch, dead-letter). */
+void cli_batch_help(FILE *out);
+void cli_dead_help(FILE *out);
+
+/* Prints one batch (text or JSON) as "batch status" does; exit code. */
+int cli_batch_show(jm_client *client, const char *what, uint64_t batch_id, bool json);
+/* Prints every running batch ("3 operations in progress" and a line each,
+ * or JSON); exit code. */
+int cli_batch_list_running(jm_client *client, bool json);
+
+extern const struct jm_flag cli_cancel_flags[];
+extern const struct jm_flag cli_batch_flags[];
+extern const struct jm_flag cli_watch_flags[];
+extern const struct jm_flag cli_workers_flags[];
+extern const struct jm_flag cli_dead_flags[];
 extern const struct jm_flag cli_submit_flags[];
 extern const struct jm_flag cli_status_flags[];
 extern const struct jm_flag cli_result_flags[];

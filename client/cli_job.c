@@ -46,6 +46,12 @@ const struct jm_flag cli_result_flags[] = {
     {NULL, NULL, NULL, NULL},
 };
 
+const struct jm_flag cli_cancel_flags[] = {
+    CLI_FLAG_JSON,
+    CLI_FLAG_HELP,
+    {NULL, NULL, NULL, NULL},
+};
+
 const struct jm_flag cli_wait_flags[] = {
     {"timeout", "SEC", "give up after SEC seconds, exit 12 (default: wait as long as it takes)",
      job_set_timeout},
@@ -86,20 +92,46 @@ static int job_print_json(const char *what, const jm_job_info *job, bool with_re
 	return CLI_EXIT_OK;
 }
 
+/* Without an id: every running batch. With one: the job, or, since job
+ * and batch ids come from one counter, the batch of that id. */
 int cli_status_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
                    int first)
 {
 	struct job_opts opts = {0};
-	uint64_t job_id = 0;
+	const char *operands[1];
+	int operands_count = 0;
 	bool done = false;
-	int code = job_args(self, &opts, argc, argv, first, &job_id, &done);
+	int code =
+	    cli_command_args(self, &opts, argc, argv, first, operands, 1, &operands_count, &done);
 	if (code != CLI_EXIT_OK || done)
 		return code;
+	uint64_t job_id = 0;
+	if (operands_count == 1 && !cli_parse_job_id(operands[0], &job_id))
+		return cli_fail(CLI_EXIT_USAGE, self->name,
+		                "id \"%s\" is invalid: use the decimal number printed by submit "
+		                "or batch submit",
+		                operands[0]);
 	jm_client *client = cli_client(cli, "status", &code);
 	if (client == NULL)
 		return code;
+	if (operands_count == 0)
+		return cli_batch_list_running(client, opts.common.json);
 	jm_job_info job;
 	int rc = jm_client_status(client, job_id, &job);
+	if (rc == JM_ENOTFOUND) {
+		jm_job_info_fini(&job);
+		jm_batch_info batch;
+		rc = jm_client_batch_status(client, job_id, &batch);
+		jm_batch_info_fini(&batch);
+		if (rc == JM_ENOTFOUND)
+			return cli_fail(CLI_EXIT_NOT_FOUND, "status",
+			                "no job or batch %" PRIu64 " (unknown id, or it left "
+			                "retention)",
+			                job_id);
+		if (rc != 0)
+			return cli_fail_sdk(rc);
+		return cli_batch_show(client, "status", job_id, opts.common.json);
+	}
 	if (rc != 0) {
 		jm_job_info_fini(&job);
 		return cli_fail_sdk(rc);
@@ -108,6 +140,32 @@ int cli_status_run(struct cli *cli, const struct cli_command *self, int argc, ch
 		code = job_print_json("status", &job, false);
 	else
 		cli_print_job(stdout, &job);
+	jm_job_info_fini(&job);
+	return code;
+}
+
+int cli_cancel_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
+                   int first)
+{
+	struct job_opts opts = {0};
+	uint64_t job_id = 0;
+	bool done = false;
+	int code = job_args(self, &opts, argc, argv, first, &job_id, &done);
+	if (code != CLI_EXIT_OK || done)
+		return code;
+	jm_client *client = cli_client(cli, "cancel", &code);
+	if (client == NULL)
+		return code;
+	jm_job_info job;
+	int rc = jm_client_cancel(client, job_id, &job);
+	if (rc != 0) {
+		jm_job_info_fini(&job);
+		return cli_fail_sdk(rc);
+	}
+	if (opts.common.json)
+		code = job_print_json("cancel", &job, false);
+	else
+		cli_print_job_state_line(stdout, &job);
 	jm_job_info_fini(&job);
 	return code;
 }

@@ -72,8 +72,6 @@ static const struct jm_flag main_flags[] = {
 static int main_help_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
                          int first);
 
-/* Later commands (batch, watch, cancel, workers, dead-letter) are one line
- * here each. */
 static const struct cli_command main_commands[] = {
     {"submit", cli_submit_run,
      "--queue Q --type T [--payload S | --payload-file F | -] [--priority N] "
@@ -82,8 +80,17 @@ static const struct cli_command main_commands[] = {
      "The payload is given inline (--payload), read from a file (--payload-file F),\n"
      "or read from stdin (\"-\" or --payload-file -), up to 1 MiB.\n",
      cli_submit_flags},
-    {"status", cli_status_run, "ID [--json]", "Show a job's state.",
-     "Exits 0 whenever the job was found, whatever its state.\n", cli_status_flags},
+    {"batch", cli_batch_run, "submit FILE|- [--json] | status ID [--json]",
+     "Submit a JSON Lines file of jobs as one batch; show a batch.",
+     "\"jobmesh batch submit --help\" and \"jobmesh batch status --help\" say more.\n",
+     cli_batch_flags},
+    {"status", cli_status_run, "[ID] [--json]",
+     "Show a job's or a batch's state; without ID, every running batch.",
+     "An id that is not a job is looked up as a batch (ids never name both).\n"
+     "Without an id: \"N operations in progress\", then one line per running batch\n"
+     "with its percent done and current operation. Exits 0 whenever something was\n"
+     "found, whatever its state.\n",
+     cli_status_flags},
     {"result", cli_result_run, "ID [--json]",
      "Print a completed job's result, raw, exactly as stored.",
      "--json prints the whole job, with the result in \"result\" when it is UTF-8\n"
@@ -95,8 +102,32 @@ static const struct cli_command main_commands[] = {
      "Prints the final state line (--json: the job with its result); exits by the\n"
      "job's state, or 12 when --timeout passed first.\n",
      cli_wait_flags},
+    {"watch", cli_watch_run, "ID [--timeout SEC]",
+     "Follow a job or a batch live until it finishes.",
+     "On a terminal: one line redrawn in place with a bar, counts, rate, ETA and\n"
+     "the current operation. Otherwise one plain line per change:\n"
+     "  batch 57: 12/47 done, 1 failed, running: writing about/team\n"
+     "  job 42: active, attempt 1/3, 12/47: writing about/team\n"
+     "(\"done\" counts finished jobs, \"failed\" failed and cancelled ones). The\n"
+     "last line is always the final state; exits by it (0, 10, 11), or 12 when\n"
+     "--timeout passed first. Driven by the broker's events, re-checked each second.\n",
+     cli_watch_flags},
+    {"cancel", cli_cancel_run, "ID [--json]", "Cancel a job that has not finished.",
+     "Pending and delayed jobs are cancelled at once; an active job's worker is told\n"
+     "to abandon it. Prints the job's new state line (--json: the job). A job that\n"
+     "already finished is refused (exit 1).\n",
+     cli_cancel_flags},
     {"stats", cli_stats_run, "[--json]",
      "Per-queue counts: pending, delayed, active, completed, failed.", NULL, cli_stats_flags},
+    {"workers", cli_workers_run, "[--json]",
+     "The workers the broker knows: WORKER HOST PID QUEUES CONCURRENCY ACTIVE\n"
+     "LAST-SEEN STATE.",
+     NULL, cli_workers_flags},
+    {"dead-letter", cli_dead_run, "list QUEUE [--limit N] [--json] | retry QUEUE [ID] [--json]",
+     "List a queue's dead-lettered jobs; put them back to pending.",
+     "\"jobmesh dead-letter list --help\" and \"jobmesh dead-letter retry --help\" say\n"
+     "more.\n",
+     cli_dead_flags},
     {"help", main_help_run, "[COMMAND]", "Show help for jobmesh or for one command.", NULL, NULL},
 };
 
@@ -119,7 +150,7 @@ static void main_help(FILE *out)
 	             "\n"
 	             "Commands:\n");
 	for (size_t i = 0; i < MAIN_COMMANDS_COUNT; i++)
-		fprintf(out, "  %-8s %s\n", main_commands[i].name, main_commands[i].summary);
+		fprintf(out, "  %-11s %s\n", main_commands[i].name, main_commands[i].summary);
 	fprintf(out, "\nGlobal flags (before the command):\n");
 	jm_flags_print(out, main_flags);
 	fprintf(out,
@@ -145,6 +176,10 @@ static int main_help_run(struct cli *cli, const struct cli_command *self, int ar
 		                argv[first]);
 	if (cmd == self)
 		main_help(stdout);
+	else if (cmd->run == cli_batch_run)
+		cli_batch_help(stdout);
+	else if (cmd->run == cli_dead_run)
+		cli_dead_help(stdout);
 	else
 		cli_command_help(stdout, cmd);
 	return CLI_EXIT_OK;

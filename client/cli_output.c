@@ -122,6 +122,24 @@ json_t *cli_json_job(const jm_job_info *job, bool with_result)
 	else
 		failed |=
 		    cli_json_set_bytes(obj, "last_error", job->last_error, strlen(job->last_error));
+	if (job->batch_id == 0)
+		failed |= json_object_set_new(obj, "batch_id", json_null());
+	else
+		failed |= json_object_set_new(obj, "batch_id", cli_json_u64(job->batch_id));
+	if (job->progress_total == 0) {
+		failed |= json_object_set_new(obj, "progress", json_null());
+	} else {
+		json_t *progress = json_object();
+		failed |= json_object_set_new(obj, "progress", progress);
+		if (progress != NULL) {
+			const char *message = job->progress_message ? job->progress_message : "";
+			failed |= json_object_set_new(progress, "done",
+			                              cli_json_u64(job->progress_done));
+			failed |= json_object_set_new(progress, "total",
+			                              cli_json_u64(job->progress_total));
+			failed |= cli_json_set_bytes(progress, "message", message, strlen(message));
+		}
+	}
 	if (with_result && job->has_result)
 		failed |= cli_json_set_bytes(obj, "result", job->result, job->result_len);
 	if (failed) {
@@ -209,6 +227,13 @@ void cli_print_job(FILE *out, const jm_job_info *job)
 	else
 		cli_print_text(out, job->last_error);
 	fputc('\n', out);
+	if (job->batch_id != 0)
+		fprintf(out, "batch       %" PRIu64 "\n", job->batch_id);
+	else
+		fprintf(out, "batch       -\n");
+	char progress[512];
+	cli_format_job_progress(progress, sizeof progress, job);
+	fprintf(out, "progress    %s\n", progress);
 }
 
 void cli_print_job_state_line(FILE *out, const jm_job_info *job)
@@ -258,5 +283,344 @@ void cli_print_stats(FILE *out, const jm_queue_stats *queues, size_t count)
 		for (int c = 0; c < COLUMNS; c++)
 			fprintf(out, "  %*" PRIu64, widths[c], values[c]);
 		fputc('\n', out);
+	}
+}
+
+void cli_format_text(char *out, size_t out_size, const char *text)
+{
+	size_t used = 0;
+	out[0] = '\0';
+	for (const unsigned char *p = (const unsigned char *)text; *p != '\0'; p++) {
+		char piece[8];
+		if (*p == '\n')
+			snprintf(piece, sizeof piece, "\\n");
+		else if (*p == '\t')
+			snprintf(piece, sizeof piece, "\\t");
+		else if (*p < 0x20 || *p == 0x7f)
+			snprintf(piece, sizeof piece, "\\x%02x", *p);
+		else
+			snprintf(piece, sizeof piece, "%c", *p);
+		size_t len = strlen(piece);
+		if (used + len + 1 > out_size)
+			break;
+		memcpy(out + used, piece, len + 1);
+		used += len;
+	}
+}
+
+void cli_format_job_progress(char *out, size_t out_size, const jm_job_info *job)
+{
+	if (job->progress_total == 0) {
+		snprintf(out, out_size, "-");
+		return;
+	}
+	int used = snprintf(out, out_size, "%" PRIu64 "/%" PRIu64, job->progress_done,
+	                    job->progress_total);
+	if (used < 0 || (size_t)used + 3 >= out_size || job->progress_message == NULL ||
+	    job->progress_message[0] == '\0')
+		return;
+	memcpy(out + used, " ", 2);
+	cli_format_text(out + used + 1, out_size - (size_t)used - 1, job->progress_message);
+}
+
+uint64_t cli_batch_finished(const jm_batch_info *batch)
+{
+	return batch->completed + batch->failed + batch->cancelled;
+}
+
+unsigned cli_batch_percent(const jm_batch_info *batch)
+{
+	if (batch->total == 0)
+		return 100;
+	uint64_t finished = cli_batch_finished(batch);
+	if (finished >= batch->total)
+		return 100;
+	/* finished < total, so the product fits unless total is astronomical. */
+	if (finished > UINT64_MAX / 100)
+		return (unsigned)(finished / (batch->total / 100));
+	return (unsigned)(finished * 100 / batch->total);
+}
+
+void cli_format_ago(char *out, size_t out_size, uint64_t then_us, uint64_t now_us)
+{
+	if (then_us == 0) {
+		snprintf(out, out_size, "-");
+		return;
+	}
+	uint64_t seconds = now_us > then_us ? (now_us - then_us) / 1000000 : 0;
+	if (seconds < 120)
+		snprintf(out, out_size, "%" PRIu64 "s ago", seconds);
+	else if (seconds < 7200)
+		snprintf(out, out_size, "%" PRIu64 "m ago", seconds / 60);
+	else if (seconds < 172800)
+		snprintf(out, out_size, "%" PRIu64 "h ago", seconds / 3600);
+	else
+		snprintf(out, out_size, "%" PRIu64 "d ago", seconds / 86400);
+}
+
+void cli_format_bar(char *out, size_t out_size, uint64_t done, uint64_t total, unsigned width)
+{
+	if (out_size < (size_t)width + 3) {
+		if (out_size > 0)
+			out[0] = '\0';
+		return;
+	}
+	unsigned filled = 0;
+	if (total != 0) {
+		if (done >= total)
+			filled = width;
+		else
+			filled = (unsigned)((long double)done * width / total);
+	}
+	out[0] = '[';
+	for (unsigned i = 0; i < width; i++)
+		out[1 + i] = i < filled ? '#' : '.';
+	out[width + 1] = ']';
+	out[width + 2] = '\0';
+}
+
+json_t *cli_json_batch(const jm_batch_info *batch)
+{
+	json_t *obj = json_object();
+	json_t *errors = json_array();
+	if (obj == NULL || errors == NULL) {
+		json_decref(obj);
+		json_decref(errors);
+		return NULL;
+	}
+	const char *operation = batch->current_operation ? batch->current_operation : "";
+	int failed = 0;
+	failed |= json_object_set_new(obj, "id", cli_json_u64(batch->id));
+	failed |= json_object_set_new(obj, "state", json_string(jm_batch_state_name(batch->state)));
+	failed |= json_object_set_new(obj, "total", cli_json_u64(batch->total));
+	failed |= json_object_set_new(obj, "completed", cli_json_u64(batch->completed));
+	failed |= json_object_set_new(obj, "failed", cli_json_u64(batch->failed));
+	failed |= json_object_set_new(obj, "cancelled", cli_json_u64(batch->cancelled));
+	failed |= json_object_set_new(obj, "active", cli_json_u64(batch->active));
+	failed |= json_object_set_new(obj, "finished", cli_json_u64(cli_batch_finished(batch)));
+	failed |= json_object_set_new(obj, "percent", json_integer(cli_batch_percent(batch)));
+	failed |= cli_json_set_bytes(obj, "current_operation", operation, strlen(operation));
+	failed |= json_object_set_new(obj, "errors", errors);
+	for (size_t i = 0; i < batch->errors_count && !failed; i++) {
+		const jm_batch_error *e = &batch->errors[i];
+		json_t *row = json_object();
+		if (row == NULL || json_array_append_new(errors, row) != 0) {
+			failed = 1;
+			break;
+		}
+		const char *text = e->text ? e->text : "";
+		failed |= json_object_set_new(row, "job_id", cli_json_u64(e->job_id));
+		failed |= cli_json_set_bytes(row, "error", text, strlen(text));
+	}
+	failed |= json_object_set_new(obj, "started", cli_json_time(batch->created_us));
+	failed |= json_object_set_new(obj, "finished_at", cli_json_time(batch->finished_us));
+	failed |= json_object_set_new(obj, "started_us", cli_json_u64(batch->created_us));
+	failed |= json_object_set_new(obj, "finished_us", cli_json_u64(batch->finished_us));
+	if (failed) {
+		json_decref(obj);
+		return NULL;
+	}
+	return obj;
+}
+
+json_t *cli_json_batches(const jm_batch_info *batches, size_t count)
+{
+	json_t *list = json_array();
+	json_t *obj = json_object();
+	if (list == NULL || obj == NULL || json_object_set(obj, "batches", list) != 0)
+		goto fail_free;
+	for (size_t i = 0; i < count; i++) {
+		json_t *row = cli_json_batch(&batches[i]);
+		if (row == NULL || json_array_append_new(list, row) != 0)
+			goto fail_free;
+	}
+	json_decref(list);
+	return obj;
+
+fail_free:
+	json_decref(list);
+	json_decref(obj);
+	return NULL;
+}
+
+const char *cli_worker_state(const jm_worker_info *worker)
+{
+	if (worker->draining)
+		return "draining";
+	return worker->active_jobs > 0 ? "busy" : "idle";
+}
+
+/* One worker as an object; NULL when out of memory. */
+static json_t *cli_json_worker(const jm_worker_info *w, uint64_t now_us)
+{
+	json_t *obj = json_object();
+	json_t *queues = json_array();
+	json_t *job_ids = json_array();
+	if (obj == NULL || queues == NULL || job_ids == NULL) {
+		json_decref(obj);
+		json_decref(queues);
+		json_decref(job_ids);
+		return NULL;
+	}
+	const char *host = w->host ? w->host : "";
+	int failed = 0;
+	failed |= json_object_set_new(obj, "id", json_string(w->id));
+	failed |= cli_json_set_bytes(obj, "host", host, strlen(host));
+	failed |= json_object_set_new(obj, "pid", json_integer(w->pid));
+	failed |= json_object_set_new(obj, "queues", queues);
+	for (size_t i = 0; i < w->queues_count; i++)
+		failed |= json_array_append_new(queues, json_string(w->queues[i]));
+	failed |= json_object_set_new(obj, "concurrency", json_integer(w->concurrency));
+	failed |= json_object_set_new(obj, "active", json_integer(w->active_jobs));
+	failed |= json_object_set_new(obj, "job_ids", job_ids);
+	for (size_t i = 0; i < w->job_ids_count; i++)
+		failed |= json_array_append_new(job_ids, cli_json_u64(w->job_ids[i]));
+	failed |= json_object_set_new(obj, "first_seen", cli_json_time(w->first_seen_us));
+	failed |= json_object_set_new(obj, "last_seen", cli_json_time(w->last_seen_us));
+	failed |= json_object_set_new(obj, "first_seen_us", cli_json_u64(w->first_seen_us));
+	failed |= json_object_set_new(obj, "last_seen_us", cli_json_u64(w->last_seen_us));
+	uint64_t ago_ms = now_us > w->last_seen_us ? (now_us - w->last_seen_us) / 1000 : 0;
+	failed |= json_object_set_new(obj, "last_seen_ago_ms", cli_json_u64(ago_ms));
+	failed |= json_object_set_new(obj, "draining", json_boolean(w->draining));
+	failed |= json_object_set_new(obj, "state", json_string(cli_worker_state(w)));
+	if (failed) {
+		json_decref(obj);
+		return NULL;
+	}
+	return obj;
+}
+
+json_t *cli_json_workers(const jm_worker_info *workers, size_t count, uint64_t now_us)
+{
+	json_t *list = json_array();
+	json_t *obj = json_object();
+	if (list == NULL || obj == NULL || json_object_set(obj, "workers", list) != 0)
+		goto fail_free;
+	for (size_t i = 0; i < count; i++) {
+		json_t *row = cli_json_worker(&workers[i], now_us);
+		if (row == NULL || json_array_append_new(list, row) != 0)
+			goto fail_free;
+	}
+	json_decref(list);
+	return obj;
+
+fail_free:
+	json_decref(list);
+	json_decref(obj);
+	return NULL;
+}
+
+void cli_print_batch(FILE *out, const jm_batch_info *batch)
+{
+	char started[CLI_TIME_TEXT_MAX];
+	char finished[CLI_TIME_TEXT_MAX];
+	cli_format_time(started, sizeof started, batch->created_us);
+	cli_format_time(finished, sizeof finished, batch->finished_us);
+	fprintf(out, "batch       %" PRIu64 "\n", batch->id);
+	fprintf(out, "state       %s\n", jm_batch_state_name(batch->state));
+	fprintf(out, "progress    %" PRIu64 "/%" PRIu64 " finished (%u%%)\n",
+	        cli_batch_finished(batch), batch->total, cli_batch_percent(batch));
+	fprintf(out, "total       %" PRIu64 "\n", batch->total);
+	fprintf(out, "completed   %" PRIu64 "\n", batch->completed);
+	fprintf(out, "failed      %" PRIu64 "\n", batch->failed);
+	fprintf(out, "cancelled   %" PRIu64 "\n", batch->cancelled);
+	fprintf(out, "active      %" PRIu64 "\n", batch->active);
+	fputs("current     ", out);
+	if (batch->current_operation == NULL || batch->current_operation[0] == '\0')
+		fputs("-", out);
+	else
+		cli_print_text(out, batch->current_operation);
+	fputc('\n', out);
+	fprintf(out, "started     %s\n", started);
+	fprintf(out, "finished    %s\n", finished);
+	fprintf(out, "errors      %zu\n", batch->errors_count);
+	for (size_t i = 0; i < batch->errors_count; i++) {
+		fprintf(out, "  job %" PRIu64 ": ", batch->errors[i].job_id);
+		cli_print_text(out, batch->errors[i].text ? batch->errors[i].text : "");
+		fputc('\n', out);
+	}
+}
+
+void cli_format_batch_line(char *out, size_t out_size, const jm_batch_info *batch)
+{
+	int used = snprintf(out, out_size,
+	                    "batch %" PRIu64 ": %" PRIu64 "/%" PRIu64 " done, %" PRIu64
+	                    " failed, %s",
+	                    batch->id, cli_batch_finished(batch), batch->total,
+	                    batch->failed + batch->cancelled, jm_batch_state_name(batch->state));
+	if (used < 0 || (size_t)used + 3 >= out_size || batch->state != JM_BATCH_RUNNING ||
+	    batch->current_operation == NULL || batch->current_operation[0] == '\0')
+		return;
+	memcpy(out + used, ": ", 3);
+	cli_format_text(out + used + 2, out_size - (size_t)used - 2, batch->current_operation);
+}
+
+void cli_format_job_line(char *out, size_t out_size, const jm_job_info *job)
+{
+	int used = snprintf(out, out_size, "job %" PRIu64 ": %s, attempt %u/%u", job->id,
+	                    jm_job_state_name(job->state), job->attempt, job->max_attempts);
+	if (used < 0 || (size_t)used >= out_size)
+		return;
+	const char *message = NULL;
+	if (job->state == JM_STATE_FAILED || job->state == JM_STATE_DELAYED) {
+		message = job->last_error;
+	} else if (job->progress_total != 0) {
+		int more = snprintf(out + used, out_size - (size_t)used, ", %" PRIu64 "/%" PRIu64,
+		                    job->progress_done, job->progress_total);
+		if (more < 0 || (size_t)(used + more) >= out_size)
+			return;
+		used += more;
+		if (job->state == JM_STATE_ACTIVE)
+			message = job->progress_message;
+	}
+	if (message == NULL || message[0] == '\0' || (size_t)used + 3 >= out_size)
+		return;
+	memcpy(out + used, ": ", 3);
+	cli_format_text(out + used + 2, out_size - (size_t)used - 2, message);
+}
+
+void cli_print_workers(FILE *out, const jm_worker_info *workers, size_t count, uint64_t now_us)
+{
+	enum { COLUMNS = 8 };
+	static const char *const headers[COLUMNS] = {"WORKER", "HOST",   "PID",       "QUEUES",
+	                                             "CONCURRENCY", "ACTIVE", "LAST-SEEN", "STATE"};
+	int widths[COLUMNS];
+	for (int c = 0; c < COLUMNS; c++)
+		widths[c] = (int)strlen(headers[c]);
+	/* Two passes over the same cells: sizes, then printing. */
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass == 1) {
+			for (int c = 0; c < COLUMNS; c++)
+				fprintf(out, "%-*s%s", c + 1 < COLUMNS ? widths[c] : 0, headers[c],
+				        c + 1 < COLUMNS ? "  " : "\n");
+		}
+		for (size_t i = 0; i < count; i++) {
+			const jm_worker_info *w = &workers[i];
+			char cells[COLUMNS][256];
+			snprintf(cells[0], sizeof cells[0], "%s", w->id);
+			cli_format_text(cells[1], sizeof cells[1], w->host ? w->host : "");
+			snprintf(cells[2], sizeof cells[2], "%u", w->pid);
+			cells[3][0] = '\0';
+			size_t used = 0;
+			for (size_t q = 0; q < w->queues_count; q++) {
+				int len = snprintf(cells[3] + used, sizeof cells[3] - used, "%s%s",
+				                   q ? "," : "", w->queues[q]);
+				if (len < 0 || used + (size_t)len >= sizeof cells[3])
+					break;
+				used += (size_t)len;
+			}
+			snprintf(cells[4], sizeof cells[4], "%u", w->concurrency);
+			snprintf(cells[5], sizeof cells[5], "%u", w->active_jobs);
+			cli_format_ago(cells[6], sizeof cells[6], w->last_seen_us, now_us);
+			snprintf(cells[7], sizeof cells[7], "%s", cli_worker_state(w));
+			for (int c = 0; c < COLUMNS; c++) {
+				int len = (int)strlen(cells[c]);
+				if (pass == 0 && len > widths[c])
+					widths[c] = len;
+				if (pass == 1)
+					fprintf(out, "%-*s%s", c + 1 < COLUMNS ? widths[c] : 0,
+					        cells[c], c + 1 < COLUMNS ? "  " : "\n");
+			}
+		}
 	}
 }

@@ -58,4 +58,60 @@ void cli_print_stats(FILE *out, const jm_queue_stats *queues, size_t count);
  * field stays on one line whatever a worker put in it. */
 void cli_print_text(FILE *out, const char *text);
 
+/* Writes text as cli_print_text does into out (always NUL-terminated),
+ * cut to fit out_size. */
+void cli_format_text(char *out, size_t out_size, const char *text);
+
+/* "12/47" followed by ": <message>" when a message was reported, or "-"
+ * when the job reported no progress. */
+void cli_format_job_progress(char *out, size_t out_size, const jm_job_info *job);
+
+/* Jobs of a batch that finished (completed, failed or cancelled), and that
+ * as a whole percent of total (100 for an empty batch). */
+uint64_t cli_batch_finished(const jm_batch_info *batch);
+unsigned cli_batch_percent(const jm_batch_info *batch);
+
+/* "3s ago", "2m ago", "1h ago", "4d ago" for now_us - then_us; "-" for 0. */
+void cli_format_ago(char *out, size_t out_size, uint64_t then_us, uint64_t now_us);
+
+/* A bar of width characters ("#" done, "." to go) in brackets, for done of
+ * total; all dots for a total of 0. out holds at least width + 3 bytes. */
+void cli_format_bar(char *out, size_t out_size, uint64_t done, uint64_t total, unsigned width);
+
+/* The batch as an object: id, state, total, completed, failed, cancelled,
+ * active, finished, percent, current_operation, errors [{job_id, error}],
+ * started/finished (ISO-8601 or null) and their _us numbers. New reference
+ * or NULL. */
+json_t *cli_json_batch(const jm_batch_info *batch);
+
+/* {"batches": [batch...]}. New reference or NULL. */
+json_t *cli_json_batches(const jm_batch_info *batches, size_t count);
+
+/* {"workers": [{id, host, pid, queues, concurrency, active, job_ids,
+ * first_seen, last_seen, first_seen_us, last_seen_us, last_seen_ago_ms,
+ * draining, state}...]}; now_us is the wall clock for the "ago". New
+ * reference or NULL. */
+json_t *cli_json_workers(const jm_worker_info *workers, size_t count, uint64_t now_us);
+
+/* "idle", "busy" or "draining". */
+const char *cli_worker_state(const jm_worker_info *worker);
+
+/* "batch  57\nstate  running\n..." aligned, one field per line, then the
+ * errors one per line. */
+void cli_print_batch(FILE *out, const jm_batch_info *batch);
+
+/* "batch 57: 12/47 done, 1 failed, running: writing about/team": done
+ * counts finished jobs (completed, failed, cancelled), failed counts failed
+ * and cancelled ones; the current operation only while running. No
+ * newline. */
+void cli_format_batch_line(char *out, size_t out_size, const jm_batch_info *batch);
+
+/* "job 42: active, attempt 1/3, 12/47: writing about/team" or, once
+ * failed, "job 42: failed, attempt 3/3: <last error>". No newline. */
+void cli_format_job_line(char *out, size_t out_size, const jm_job_info *job);
+
+/* WORKER HOST PID QUEUES CONCURRENCY ACTIVE LAST-SEEN STATE, columns
+ * sized to fit. */
+void cli_print_workers(FILE *out, const jm_worker_info *workers, size_t count, uint64_t now_us);
+
 #endif

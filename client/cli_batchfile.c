@@ -1,0 +1,238 @@
+/* Batch files (see cli_batchfile.h). */
+#include "cli_batchfile.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "message.h"
+
+/* A line longer than a payload at its limit plus room for escaping and
+ * the other fields is refused before it is parsed. */
+#define BATCHFILE_LINE_MAX ((size_t)JM_PAYLOAD_MAX_BYTES * 2 + 4096)
+
+static const char batchfile_keys[] =
+    "queue, type, payload, priority, max_attempts, delay_ms, timeout_ms";
+
+bool cli_batch_line_is_blank(const char *line, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (line[i] != ' ' && line[i] != '\t' && line[i] != '\r')
+			return false;
+	}
+	return true;
+}
+
+/* Copies the string at key into name (65 bytes), checked by the name rule. */
+static int batchfile_name(json_t *obj, const char *key, char *name, struct jm_err *err)
+{
+	json_t *value = json_object_get(obj, key);
+	if (value == NULL)
+		return jm_err_set(err, JM_EINVAL, "\"%s\" is missing: every job needs a queue and a type",
+		                  key);
+	if (!json_is_string(value))
+		return jm_err_set(err, JM_EINVAL, "\"%s\" must be a string", key);
+	const char *text = json_string_value(value);
+	size_t len = json_string_length(value);
+	if (!proto_name_is_valid(text, len) || strlen(text) != len)
+		return jm_err_set(err, JM_EBADNAME, "%s name \"%.64s\" is invalid: %s", key, text,
+		                  PROTO_NAME_RULE);
+	memcpy(name, text, len + 1);
+	return 0;
+}
+
+/* Reads an optional integer at key into *out, within [min, max]. */
+static int batchfile_int(json_t *obj, const char *key, long long min, long long max,
+                         long long *out, struct jm_err *err)
+{
+	json_t *value = json_object_get(obj, key);
+	if (value == NULL)
+		return 0;
+	if (!json_is_integer(value) || json_integer_value(value) < min ||
+	    json_integer_value(value) > max)
+		return jm_err_set(err, JM_EINVAL, "\"%s\" must be an integer in %lld..%lld", key,
+		                  min, max);
+	*out = json_integer_value(value);
+	return 0;
+}
+
+int cli_batch_parse_line(const char *line, size_t len, struct cli_batch_job *job,
+                         struct jm_err *err)
+{
+	memset(job, 0, sizeof *job);
+	json_error_t jerr;
+	json_t *obj = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (obj == NULL)
+		return jm_err_set(err, JM_EINVAL, "not JSON: %s at column %d", jerr.text,
+		                  jerr.column);
+	int rc = 0;
+	if (!json_is_object(obj)) {
+		rc = jm_err_set(err, JM_EINVAL,
+		                "a job is a JSON object {\"queue\": ..., \"type\": ..., "
+		                "\"payload\": ...}");
+		goto done_free_obj;
+	}
+	const char *key;
+	json_t *value;
+	json_object_foreach(obj, key, value)
+	{
+		static const char *const known[] = {"queue",    "type",         "payload",
+		                                    "priority", "max_attempts", "delay_ms",
+		                                    "timeout_ms"};
+		bool found = false;
+		for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+			found = found || strcmp(key, known[i]) == 0;
+		if (!found) {
+			rc = jm_err_set(err, JM_EINVAL, "unknown key \"%.64s\": use %s", key,
+			                batchfile_keys);
+			goto done_free_obj;
+		}
+	}
+	rc = batchfile_name(obj, "queue", job->queue, err);
+	if (rc == 0)
+		rc = batchfile_name(obj, "type", job->type, err);
+	long long priority = 0, max_attempts = 0, delay_ms = 0, timeout_ms = 0;
+	if (rc == 0)
+		rc = batchfile_int(obj, "priority", -1000, 1000, &priority, err);
+	if (rc == 0)
+		rc = batchfile_int(obj, "max_attempts", 0, 1000, &max_attempts, err);
+	if (rc == 0)
+		rc = batchfile_int(obj, "delay_ms", 0, INT64_MAX / 1000, &delay_ms, err);
+	if (rc == 0)
+		rc = batchfile_int(obj, "timeout_ms", 0, INT64_MAX / 1000, &timeout_ms, err);
+	if (rc != 0)
+		goto done_free_obj;
+
+	json_t *payload = json_object_get(obj, "payload");
+	size_t payload_len = 0;
+	if (payload != NULL && json_is_string(payload)) {
+		payload_len = json_string_length(payload);
+		job->payload = malloc(payload_len + 1);
+		if (job->payload != NULL)
+			memcpy(job->payload, json_string_value(payload), payload_len + 1);
+	} else if (payload != NULL) {
+		job->payload = json_dumps(payload, JSON_COMPACT | JSON_ENCODE_ANY |
+		                                       JSON_PRESERVE_ORDER);
+		if (job->payload != NULL)
+			payload_len = strlen(job->payload);
+	}
+	if (payload != NULL && job->payload == NULL) {
+		rc = jm_err_set(err, JM_ENOMEM, "out of memory for the payload");
+		goto done_free_obj;
+	}
+	if (payload_len > JM_PAYLOAD_MAX_BYTES) {
+		free(job->payload);
+		job->payload = NULL;
+		rc = jm_err_set(err, JM_ETOOBIG,
+		                "payload is %zu bytes: the limit is %u bytes (1 MiB) per job",
+		                payload_len, JM_PAYLOAD_MAX_BYTES);
+		goto done_free_obj;
+	}
+	job->spec.queue = job->queue;
+	job->spec.type = job->type;
+	job->spec.payload = job->payload;
+	job->spec.payload_len = payload_len;
+	job->spec.priority = (int)priority;
+	job->spec.max_attempts = (unsigned)max_attempts;
+	job->spec.delay_ms = (uint64_t)delay_ms;
+	job->spec.timeout_ms = (uint64_t)timeout_ms;
+done_free_obj:
+	json_decref(obj);
+	return rc;
+}
+
+void cli_batch_file_fini(struct cli_batch_file *file)
+{
+	if (file == NULL)
+		return;
+	for (size_t i = 0; i < file->jobs_count; i++)
+		free(file->jobs[i].payload);
+	free(file->jobs);
+	free(file->specs);
+	memset(file, 0, sizeof *file);
+}
+
+int cli_batch_read(FILE *in, const char *source, size_t max_jobs, struct cli_batch_file *file,
+                   struct jm_err *err)
+{
+	memset(file, 0, sizeof *file);
+	size_t cap = 0;
+	char *line = NULL;
+	size_t line_cap = 0;
+	size_t line_no = 0;
+	int rc = 0;
+	for (;;) {
+		errno = 0;
+		ssize_t got = getline(&line, &line_cap, in);
+		if (got < 0) {
+			if (ferror(in))
+				rc = jm_err_set(err, JM_EIO, "%s: line %zu: read failed: %s", source,
+				                line_no + 1, strerror(errno));
+			break;
+		}
+		line_no++;
+		size_t len = (size_t)got;
+		if (len > 0 && line[len - 1] == '\n')
+			len--;
+		if (cli_batch_line_is_blank(line, len))
+			continue;
+		if (len > BATCHFILE_LINE_MAX) {
+			rc = jm_err_set(err, JM_ETOOBIG,
+			                "%s: line %zu: %zu bytes: a line holds at most %zu", source,
+			                line_no, len, BATCHFILE_LINE_MAX);
+			break;
+		}
+		if (file->jobs_count == max_jobs) {
+			rc = jm_err_set(err, JM_ELIMIT,
+			                "%s: line %zu: more than %zu jobs: a batch holds at most "
+			                "%zu; split the file",
+			                source, line_no, max_jobs, max_jobs);
+			break;
+		}
+		if (file->jobs_count == cap) {
+			size_t want = cap ? cap * 2 : 64;
+			if (want > max_jobs)
+				want = max_jobs;
+			struct cli_batch_job *grown = realloc(file->jobs, want * sizeof *grown);
+			if (grown == NULL) {
+				rc = jm_err_set(err, JM_ENOMEM, "%s: line %zu: out of memory",
+				                source, line_no);
+				break;
+			}
+			file->jobs = grown;
+			cap = want;
+		}
+		struct jm_err line_err;
+		jm_err_clear(&line_err);
+		rc = cli_batch_parse_line(line, len, &file->jobs[file->jobs_count], &line_err);
+		if (rc != 0) {
+			jm_err_set(err, rc, "%s: line %zu: %s", source, line_no,
+			           jm_err_text(&line_err));
+			break;
+		}
+		file->jobs_count++;
+	}
+	free(line);
+	if (rc == 0 && file->jobs_count == 0)
+		rc = jm_err_set(err, JM_ELIMIT, "%s: no jobs: give one JSON object per line",
+		                source);
+	if (rc == 0) {
+		file->specs = calloc(file->jobs_count, sizeof *file->specs);
+		if (file->specs == NULL)
+			rc = jm_err_set(err, JM_ENOMEM, "%s: out of memory", source);
+	}
+	if (rc != 0) {
+		cli_batch_file_fini(file);
+		return rc;
+	}
+	/* The specs point into jobs, which no longer move. */
+	for (size_t i = 0; i < file->jobs_count; i++) {
+		file->specs[i] = file->jobs[i].spec;
+		file->specs[i].queue = file->jobs[i].queue;
+		file->specs[i].type = file->jobs[i].type;
+	}
+	return 0;
+}

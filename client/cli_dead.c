@@ -1,0 +1,213 @@
+/* jobmesh dead-letter list|retry: the jobs a queue gave up on, and putting
+ * them back. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_common.h"
+#include "cli_input.h"
+#include "cli_output.h"
+
+#define DEAD_LIMIT_DEFAULT 100
+
+struct dead_opts {
+	struct cli_opts common; /* first: the shared setters cast to it */
+	unsigned limit;
+};
+
+static int dead_set_limit(void *ctx, const char *value, struct jm_err *err)
+{
+	unsigned long long limit;
+	int rc = jm_parse_u64("limit", value, 1, JM_BATCH_JOBS_MAX, &limit, err);
+	if (rc == 0)
+		((struct dead_opts *)ctx)->limit = (unsigned)limit;
+	return rc;
+}
+
+static const struct jm_flag dead_list_flags[] = {
+    {"limit", "N", "show at most N jobs, oldest first (1..10000, default 100)", dead_set_limit},
+    CLI_FLAG_JSON,
+    CLI_FLAG_HELP,
+    {NULL, NULL, NULL, NULL},
+};
+
+static const struct jm_flag dead_retry_flags[] = {
+    CLI_FLAG_JSON,
+    CLI_FLAG_HELP,
+    {NULL, NULL, NULL, NULL},
+};
+
+const struct jm_flag cli_dead_flags[] = {
+    CLI_FLAG_HELP,
+    {NULL, NULL, NULL, NULL},
+};
+
+static int dead_list_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
+                         int first);
+static int dead_retry_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
+                          int first);
+
+static const struct cli_command dead_commands[] = {
+    {"dead-letter list", dead_list_run, "QUEUE [--limit N] [--json]",
+     "List the dead-lettered (failed) jobs of a queue, oldest first.",
+     "Prints ID TYPE ATTEMPTS FAILED-AT ERROR; --json prints {\"queue\", \"jobs\": [job...]}.\n",
+     dead_list_flags},
+    {"dead-letter retry", dead_retry_run, "QUEUE [ID] [--json]",
+     "Put dead-lettered jobs of a queue back to pending with fresh attempts: all of\n"
+     "them, or only job ID.",
+     "Prints how many jobs were revived and their ids; --json prints\n"
+     "{\"queue\", \"revived\": [id...]}.\n",
+     dead_retry_flags},
+};
+
+#define DEAD_COMMANDS_COUNT (sizeof dead_commands / sizeof dead_commands[0])
+
+void cli_dead_help(FILE *out)
+{
+	fprintf(out, "usage: jobmesh [global flags] dead-letter list|retry ...\n\n");
+	for (size_t i = 0; i < DEAD_COMMANDS_COUNT; i++)
+		fprintf(out, "  jobmesh %s %s\n      %s\n", dead_commands[i].name,
+		        dead_commands[i].args, dead_commands[i].summary);
+	fprintf(out,
+	        "\nRun \"jobmesh dead-letter list --help\" for a subcommand's details.\n\n%s",
+	        cli_exit_codes_help);
+}
+
+int cli_dead_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
+                 int first)
+{
+	if (first >= argc)
+		return cli_fail(CLI_EXIT_USAGE, "dead-letter",
+		                "name a subcommand: jobmesh dead-letter list QUEUE, or jobmesh "
+		                "dead-letter retry QUEUE [ID]");
+	if (strcmp(argv[first], "--help") == 0 || strcmp(argv[first], "help") == 0) {
+		cli_dead_help(stdout);
+		return CLI_EXIT_OK;
+	}
+	for (size_t i = 0; i < DEAD_COMMANDS_COUNT; i++) {
+		if (strcmp(dead_commands[i].name + strlen("dead-letter "), argv[first]) == 0)
+			return dead_commands[i].run(cli, &dead_commands[i], argc, argv, first + 1);
+	}
+	return cli_fail(CLI_EXIT_USAGE, "dead-letter",
+	                "unknown subcommand \"%s\": use list or retry", argv[first]);
+}
+
+static void dead_print_jobs(FILE *out, const jm_job_info *jobs, size_t count)
+{
+	fprintf(out, "%-20s  %-24s  %-8s  %-24s  %s\n", "ID", "TYPE", "ATTEMPTS", "FAILED-AT",
+	        "ERROR");
+	for (size_t i = 0; i < count; i++) {
+		const jm_job_info *j = &jobs[i];
+		char attempts[32];
+		char failed_at[CLI_TIME_TEXT_MAX];
+		char error[512];
+		snprintf(attempts, sizeof attempts, "%u/%u", j->attempt, j->max_attempts);
+		cli_format_time(failed_at, sizeof failed_at, j->updated_us);
+		cli_format_text(error, sizeof error, j->last_error ? j->last_error : "");
+		fprintf(out, "%-20" PRIu64 "  %-24s  %-8s  %-24s  %s\n", j->id, j->type, attempts,
+		        failed_at, error[0] ? error : "-");
+	}
+}
+
+static int dead_list_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
+                         int first)
+{
+	struct dead_opts opts = {.limit = DEAD_LIMIT_DEFAULT};
+	const char *operands[1];
+	int operands_count = 0;
+	bool done = false;
+	int code =
+	    cli_command_args(self, &opts, argc, argv, first, operands, 1, &operands_count, &done);
+	if (code != CLI_EXIT_OK || done)
+		return code;
+	if (operands_count == 0)
+		return cli_fail(CLI_EXIT_USAGE, self->name,
+		                "a queue is required; usage: jobmesh %s %s", self->name, self->args);
+	jm_client *client = cli_client(cli, self->name, &code);
+	if (client == NULL)
+		return code;
+	jm_job_info *jobs = NULL;
+	size_t jobs_count = 0;
+	int rc = jm_client_dead_list(client, operands[0], opts.limit, &jobs, &jobs_count);
+	if (rc != 0)
+		return cli_fail_sdk(rc);
+	if (opts.common.json) {
+		json_t *obj = json_object();
+		json_t *list = json_array();
+		int failed = obj == NULL || list == NULL;
+		if (!failed) {
+			failed |= json_object_set_new(obj, "queue", json_string(operands[0]));
+			failed |= json_object_set(obj, "jobs", list);
+		}
+		for (size_t i = 0; i < jobs_count && !failed; i++)
+			failed |= json_array_append_new(list, cli_json_job(&jobs[i], false));
+		json_decref(list);
+		if (failed) {
+			json_decref(obj);
+			obj = NULL;
+		}
+		if (cli_print_json(stdout, obj) != 0)
+			code = cli_fail(CLI_EXIT_ERROR, self->name,
+			                "printing the jobs as JSON failed");
+	} else {
+		dead_print_jobs(stdout, jobs, jobs_count);
+	}
+	jm_job_infos_free(jobs, jobs_count);
+	return code;
+}
+
+static int dead_retry_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
+                          int first)
+{
+	struct dead_opts opts = {0};
+	const char *operands[2];
+	int operands_count = 0;
+	bool done = false;
+	int code =
+	    cli_command_args(self, &opts, argc, argv, first, operands, 2, &operands_count, &done);
+	if (code != CLI_EXIT_OK || done)
+		return code;
+	if (operands_count == 0)
+		return cli_fail(CLI_EXIT_USAGE, self->name,
+		                "a queue is required; usage: jobmesh %s %s", self->name, self->args);
+	uint64_t job_id = 0;
+	if (operands_count == 2 && (!cli_parse_job_id(operands[1], &job_id) || job_id == 0))
+		return cli_fail(CLI_EXIT_USAGE, self->name,
+		                "job id \"%s\" is invalid: use the decimal number printed by "
+		                "submit",
+		                operands[1]);
+	jm_client *client = cli_client(cli, self->name, &code);
+	if (client == NULL)
+		return code;
+	uint64_t *ids = NULL;
+	size_t ids_count = 0;
+	int rc = jm_client_revive(client, operands[0], job_id, &ids, &ids_count);
+	if (rc != 0)
+		return cli_fail_sdk(rc);
+	if (opts.common.json) {
+		json_t *obj = json_object();
+		json_t *list = json_array();
+		int failed = obj == NULL || list == NULL;
+		if (!failed) {
+			failed |= json_object_set_new(obj, "queue", json_string(operands[0]));
+			failed |= json_object_set(obj, "revived", list);
+		}
+		for (size_t i = 0; i < ids_count && !failed; i++)
+			failed |= json_array_append_new(list, cli_json_u64(ids[i]));
+		json_decref(list);
+		if (failed) {
+			json_decref(obj);
+			obj = NULL;
+		}
+		if (cli_print_json(stdout, obj) != 0)
+			code = cli_fail(CLI_EXIT_ERROR, self->name,
+			                "printing the revived ids as JSON failed");
+	} else {
+		printf("revived %zu job%s", ids_count, ids_count == 1 ? "" : "s");
+		for (size_t i = 0; i < ids_count; i++)
+			printf("%s%" PRIu64, i == 0 ? ": " : " ", ids[i]);
+		printf("\n");
+	}
+	free(ids);
+	return code;
+}
