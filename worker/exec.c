@@ -4,11 +4,15 @@
  * The child is started with posix_spawn in its own process group, with an
  * empty signal mask and default dispositions (the worker blocks SIGTERM for
  * its sigwait thread and ignores SIGPIPE; a child must inherit neither) and
- * every descriptor above 2 closed. The parent then serves the child in one
- * poll loop: it writes the payload to stdin, reads stdout (bounded) and
- * stderr (only the tail is kept), and watches a pidfd for the exit, the
- * abandon fd, and two timers (run deadline, kill grace). Every wait in the
- * loop is bounded by one of those events, so nothing spins.
+ * the progress pipe's write end on 3 and every descriptor above 3 closed.
+ * The parent then serves the child in one poll loop: it writes the payload
+ * to stdin, reads stdout (bounded), stderr (only the tail is kept) and the
+ * progress pipe (parsed line by line, each line handed to the spec's
+ * callback), and watches a pidfd for the exit, the abandon fd, and two
+ * timers (run deadline, kill grace). Every wait in the loop is bounded by
+ * one of those events, so nothing spins. The progress pipe never keeps the
+ * loop alive: the loop ends on the exit and stdout/stderr, then whatever
+ * the pipe already holds is read and it is closed.
  *
  * Process-group kills are sent only while the child is unreaped (a zombie
  * still holds its pid, so the group id cannot have been reused), and the
@@ -34,6 +38,7 @@
 #include <jobmesh/error.h>
 
 #include "clock.h"
+#include "log.h"
 
 extern char **environ;
 
@@ -43,7 +48,12 @@ extern char **environ;
 /* Poll tick when no pidfd is available and the exit must be checked by hand. */
 #define EXEC_EXIT_TICK_MS 50
 #define EXEC_READ_CHUNK 65536
-#define EXEC_ENV_OWN 5
+/* Bytes read from the progress pipe per poll turn, and at most after exit. */
+#define EXEC_PROGRESS_CHUNK 16384
+#define EXEC_PROGRESS_DRAIN_MAX (1u << 20)
+/* How much of a malformed progress line its warning quotes. */
+#define EXEC_PROGRESS_QUOTE_MAX 80
+#define EXEC_ENV_OWN 6
 #define EXEC_ENV_ENTRY_MAX 128
 
 enum exec_phase {
@@ -66,12 +76,21 @@ struct exec_tail {
 	bool truncated;
 };
 
+/* The progress pipe's reader: the line being assembled. */
+struct exec_lines {
+	char line[EXEC_PROGRESS_LINE_MAX + 1];
+	size_t len;
+	bool overlong; /* the current line passed the bound: skip to its end */
+	bool warned;   /* one warning per job */
+};
+
 struct exec_child {
 	pid_t pid;
 	int pidfd; /* -1: exit found with waitid(WNOWAIT) on a tick */
 	int stdin_fd;
 	int stdout_fd;
 	int stderr_fd;
+	int progress_fd;
 	bool exited; /* exited or killed, not yet reaped */
 	enum exec_phase phase;
 	uint64_t kill_at_ms;
@@ -79,7 +98,8 @@ struct exec_child {
 };
 
 static const char *const exec_env_names[EXEC_ENV_OWN] = {
-    "JOBMESH_JOB_ID", "JOBMESH_JOB_TYPE", "JOBMESH_QUEUE", "JOBMESH_ATTEMPT", "JOBMESH_TIMEOUT_MS",
+    "JOBMESH_JOB_ID",  "JOBMESH_JOB_TYPE",   "JOBMESH_QUEUE",
+    "JOBMESH_ATTEMPT", "JOBMESH_TIMEOUT_MS", "JOBMESH_PROGRESS_FD",
 };
 
 static uint64_t now_ms(void)
@@ -125,6 +145,7 @@ static int env_build(struct exec_env *env, const struct exec_job *job)
 	         job->queue != NULL ? job->queue : "");
 	snprintf(env->own[3], EXEC_ENV_ENTRY_MAX, "JOBMESH_ATTEMPT=%" PRIu32, job->attempt);
 	snprintf(env->own[4], EXEC_ENV_ENTRY_MAX, "JOBMESH_TIMEOUT_MS=%" PRIu64, job->timeout_ms);
+	snprintf(env->own[5], EXEC_ENV_ENTRY_MAX, "JOBMESH_PROGRESS_FD=%d", EXEC_PROGRESS_FD);
 	for (size_t i = 0; i < EXEC_ENV_OWN; i++)
 		env->envp[used++] = env->own[i];
 	env->envp[used] = NULL;
@@ -178,15 +199,17 @@ static void tail_text(const struct exec_tail *tail, char *out, size_t out_size)
 	out[used] = '\0';
 }
 
-/* Starts /bin/sh -c command with pipes on 0, 1 and 2. */
+/* Starts /bin/sh -c command with pipes on 0, 1, 2 and 3. */
 static int child_spawn(struct exec_child *child, const struct exec_spec *spec, char **envp,
                        struct exec_result *out)
 {
 	/* [0] stdin read, [1] stdin write, [2] stdout read, [3] stdout write,
-	 * [4] stderr read, [5] stderr write */
-	int pipes[6] = {-1, -1, -1, -1, -1, -1};
+	 * [4] stderr read, [5] stderr write, [6] progress read, [7] progress
+	 * write. All O_CLOEXEC: a command another job's thread starts at the
+	 * same moment inherits none of them. */
+	int pipes[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
 	int rc = 0;
-	for (int i = 0; i < 6; i += 2) {
+	for (int i = 0; i < 8; i += 2) {
 		if (pipe2(&pipes[i], O_CLOEXEC) != 0) {
 			rc = errno;
 			goto fail_close_pipes;
@@ -204,12 +227,16 @@ static int child_spawn(struct exec_child *child, const struct exec_spec *spec, c
 	rc = posix_spawnattr_init(&attr);
 	if (rc != 0)
 		goto fail_destroy_actions;
-	/* dup2 clears O_CLOEXEC on 0, 1, 2; closefrom drops everything else the
-	 * worker has open (the broker socket, other jobs' pipes). */
+	/* dup2 clears O_CLOEXEC on 0-3 (also when source and target are the
+	 * same descriptor: glibc does so as POSIX asks); 3 comes last, after
+	 * every source that might have been 3 was copied. closefrom drops
+	 * everything else the worker has open (the broker socket, other jobs'
+	 * pipes). */
 	if ((rc = posix_spawn_file_actions_adddup2(&actions, pipes[0], 0)) != 0 ||
 	    (rc = posix_spawn_file_actions_adddup2(&actions, pipes[3], 1)) != 0 ||
 	    (rc = posix_spawn_file_actions_adddup2(&actions, pipes[5], 2)) != 0 ||
-	    (rc = posix_spawn_file_actions_addclosefrom_np(&actions, 3)) != 0 ||
+	    (rc = posix_spawn_file_actions_adddup2(&actions, pipes[7], EXEC_PROGRESS_FD)) != 0 ||
+	    (rc = posix_spawn_file_actions_addclosefrom_np(&actions, EXEC_PROGRESS_FD + 1)) != 0 ||
 	    (rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
 	                                              POSIX_SPAWN_SETSIGDEF)) != 0 ||
 	    (rc = posix_spawnattr_setpgroup(&attr, 0)) != 0 ||
@@ -227,12 +254,15 @@ static int child_spawn(struct exec_child *child, const struct exec_spec *spec, c
 	close(pipes[0]);
 	close(pipes[3]);
 	close(pipes[5]);
+	close(pipes[7]);
 	child->stdin_fd = pipes[1];
 	child->stdout_fd = pipes[2];
 	child->stderr_fd = pipes[4];
+	child->progress_fd = pipes[6];
 	fcntl(child->stdin_fd, F_SETFL, O_NONBLOCK);
 	fcntl(child->stdout_fd, F_SETFL, O_NONBLOCK);
 	fcntl(child->stderr_fd, F_SETFL, O_NONBLOCK);
+	fcntl(child->progress_fd, F_SETFL, O_NONBLOCK);
 #ifdef SYS_pidfd_open
 	child->pidfd = (int)syscall(SYS_pidfd_open, child->pid, 0);
 #else
@@ -245,7 +275,7 @@ fail_destroy_attr:
 fail_destroy_actions:
 	posix_spawn_file_actions_destroy(&actions);
 fail_close_pipes:
-	for (int i = 0; i < 6; i++)
+	for (int i = 0; i < 8; i++)
 		close_fd(&pipes[i]);
 	snprintf(out->error, sizeof out->error, "cannot start /bin/sh -c: %s", strerror(rc));
 	return JM_EIO;
@@ -337,6 +367,245 @@ static void read_stderr(struct exec_child *child, struct exec_tail *tail)
 	tail_append(tail, chunk, (size_t)got);
 }
 
+/* ---- the progress side channel ---- */
+
+static bool is_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* A whole number of len digits that fits 64 bits. */
+static bool parse_whole(const char *text, size_t len, uint64_t *out)
+{
+	if (len == 0)
+		return false;
+	uint64_t value = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (!is_digit(text[i]))
+			return false;
+		uint64_t digit = (uint64_t)(text[i] - '0');
+		if (value > (UINT64_MAX - digit) / 10u)
+			return false;
+		value = value * 10u + digit;
+	}
+	*out = value;
+	return true;
+}
+
+/* A decimal 0..1 ("0", "1", "0.25", ".5", "1.000"), rounded to a whole
+ * number of EXEC_PROGRESS_FRACTION_TOTAL (four decimals, no locale, no
+ * exponent, no sign). */
+static bool parse_fraction(const char *text, size_t len, uint64_t *out)
+{
+	size_t i = 0;
+	uint64_t whole = 0;
+	bool digits = false;
+	for (; i < len && is_digit(text[i]); i++) {
+		digits = true;
+		if (whole == 1 || (text[i] != '0' && text[i] != '1'))
+			return false; /* above 1 */
+		whole = text[i] == '1';
+	}
+	uint64_t scaled = whole * EXEC_PROGRESS_FRACTION_TOTAL;
+	if (i < len && text[i] == '.') {
+		uint64_t place = EXEC_PROGRESS_FRACTION_TOTAL / 10u;
+		bool round_up = false;
+		size_t decimals = 0;
+		for (i++; i < len && is_digit(text[i]); i++, decimals++) {
+			digits = true;
+			uint64_t digit = (uint64_t)(text[i] - '0');
+			if (whole == 1 && digit != 0)
+				return false; /* above 1 */
+			if (place > 0)
+				scaled += digit * place;
+			else if (decimals == 4)
+				round_up = digit >= 5;
+			place /= 10u;
+		}
+		if (round_up)
+			scaled++;
+	}
+	if (i != len || !digits)
+		return false;
+	*out = scaled;
+	return true;
+}
+
+/* The next field of line at *pos (after blanks): its start and length. */
+static bool next_field(const char *line, size_t len, size_t *pos, const char **start,
+                       size_t *field_len)
+{
+	size_t i = *pos;
+	while (i < len && is_blank(line[i]))
+		i++;
+	size_t begin = i;
+	while (i < len && !is_blank(line[i]))
+		i++;
+	*pos = i;
+	*start = line + begin;
+	*field_len = i - begin;
+	return i > begin;
+}
+
+bool exec_progress_parse(const char *line, size_t len, struct exec_progress *out)
+{
+	if (len > EXEC_PROGRESS_LINE_MAX)
+		return false;
+	size_t pos = 0, field_len = 0;
+	const char *field = NULL;
+	if (!next_field(line, len, &pos, &field, &field_len) || field_len != 8 ||
+	    memcmp(field, "progress", 8) != 0)
+		return false;
+	const char *first = NULL, *second = NULL;
+	size_t first_len = 0, second_len = 0;
+	if (!next_field(line, len, &pos, &first, &first_len))
+		return false;
+	size_t after_first = pos;
+	uint64_t done = 0, total = 0;
+	if (next_field(line, len, &pos, &second, &second_len) &&
+	    parse_whole(first, first_len, &done) && parse_whole(second, second_len, &total)) {
+		if (total == 0 || done > total)
+			return false;
+	} else {
+		pos = after_first;
+		if (!parse_fraction(first, first_len, &done))
+			return false;
+		total = EXEC_PROGRESS_FRACTION_TOTAL;
+	}
+	while (pos < len && is_blank(line[pos]))
+		pos++;
+	size_t end = len;
+	while (end > pos && (is_blank(line[end - 1]) || line[end - 1] == '\r'))
+		end--;
+	out->done = done;
+	out->total = total;
+	out->message_len = end - pos;
+	memcpy(out->message, line + pos, out->message_len);
+	out->message[out->message_len] = '\0';
+	return true;
+}
+
+static bool line_is_blank(const char *line, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (!is_blank(line[i]) && line[i] != '\r')
+			return false;
+	}
+	return true;
+}
+
+static void progress_warn(const struct exec_spec *spec, struct exec_lines *lines, const char *line,
+                          size_t len, bool overlong)
+{
+	if (lines->warned)
+		return;
+	lines->warned = true;
+	char quote[EXEC_PROGRESS_QUOTE_MAX + 1];
+	size_t quoted = len < EXEC_PROGRESS_QUOTE_MAX ? len : EXEC_PROGRESS_QUOTE_MAX;
+	for (size_t i = 0; i < quoted; i++) {
+		unsigned char c = (unsigned char)line[i];
+		quote[i] = c < 0x20 || c == 0x7F ? '?' : (char)c;
+	}
+	quote[quoted] = '\0';
+	jm_warn("job %" PRIu64 ": ignoring %sprogress line \"%s%s\": write \"progress DONE TOTAL "
+	        "[MESSAGE]\" (whole numbers, TOTAL >= 1, DONE <= TOTAL) or \"progress FRACTION "
+	        "[MESSAGE]\" (0 to 1), at most %d bytes a line, on fd %d; further bad lines of "
+	        "this job are ignored silently",
+	        spec->job.job_id, overlong ? "overlong " : "", quote, len > quoted ? "..." : "",
+	        EXEC_PROGRESS_LINE_MAX, EXEC_PROGRESS_FD);
+}
+
+/* Handles one complete line (without its newline). */
+static void progress_line(const struct exec_spec *spec, struct exec_lines *lines,
+                          struct exec_result *out)
+{
+	struct exec_progress progress;
+	if (lines->overlong) {
+		out->progress_malformed++;
+		progress_warn(spec, lines, lines->line, lines->len, true);
+	} else if (exec_progress_parse(lines->line, lines->len, &progress)) {
+		out->progress_lines++;
+		if (spec->progress_cb != NULL)
+			spec->progress_cb(&progress, spec->progress_arg);
+	} else if (!line_is_blank(lines->line, lines->len)) {
+		out->progress_malformed++;
+		progress_warn(spec, lines, lines->line, lines->len, false);
+	}
+	lines->len = 0;
+	lines->overlong = false;
+}
+
+static void progress_feed(const struct exec_spec *spec, struct exec_lines *lines, const char *data,
+                          size_t len, struct exec_result *out)
+{
+	while (len > 0) {
+		const char *newline = memchr(data, '\n', len);
+		size_t part = newline != NULL ? (size_t)(newline - data) : len;
+		if (!lines->overlong) {
+			if (lines->len + part > EXEC_PROGRESS_LINE_MAX) {
+				/* Keep the head for the warning; drop the rest. */
+				size_t room = EXEC_PROGRESS_LINE_MAX - lines->len;
+				memcpy(lines->line + lines->len, data, room);
+				lines->len += room;
+				lines->overlong = true;
+			} else {
+				memcpy(lines->line + lines->len, data, part);
+				lines->len += part;
+			}
+		}
+		if (newline == NULL)
+			return;
+		progress_line(spec, lines, out);
+		data += part + 1;
+		len -= part + 1;
+	}
+}
+
+/* Reads one chunk from the progress pipe; false once it is closed. */
+static bool read_progress(struct exec_child *child, const struct exec_spec *spec,
+                          struct exec_lines *lines, struct exec_result *out)
+{
+	char chunk[EXEC_PROGRESS_CHUNK];
+	ssize_t got = read(child->progress_fd, chunk, sizeof chunk);
+	if (got < 0) {
+		if (errno == EAGAIN || errno == EINTR)
+			return true;
+		close_fd(&child->progress_fd);
+		return false;
+	}
+	if (got == 0) {
+		close_fd(&child->progress_fd);
+		return false;
+	}
+	progress_feed(spec, lines, chunk, (size_t)got, out);
+	return true;
+}
+
+/* After the loop: reads what the pipe already holds (bounded, never
+ * waiting for a writer that outlived the command), takes a last line
+ * without a newline, and closes the pipe. */
+static void progress_drain(struct exec_child *child, const struct exec_spec *spec,
+                           struct exec_lines *lines, struct exec_result *out)
+{
+	size_t drained = 0;
+	while (child->progress_fd >= 0 && drained < EXEC_PROGRESS_DRAIN_MAX) {
+		struct pollfd pfd = {.fd = child->progress_fd, .events = POLLIN};
+		if (poll(&pfd, 1, 0) <= 0)
+			break;
+		if (!read_progress(child, spec, lines, out))
+			break;
+		drained += EXEC_PROGRESS_CHUNK;
+	}
+	close_fd(&child->progress_fd);
+	if (lines->len > 0 || lines->overlong)
+		progress_line(spec, lines, out);
+}
+
 static void write_stdin(struct exec_child *child, const uint8_t *payload, size_t len,
                         size_t *written)
 {
@@ -375,7 +644,7 @@ static int poll_timeout_ms(const struct exec_child *child, uint64_t deadline_ms,
 /* The poll loop: runs until the child exited and its pipes are closed. */
 static void child_serve(struct exec_child *child, const struct exec_spec *spec,
                         const uint8_t *payload, size_t len, struct exec_result *out,
-                        struct exec_tail *tail, bool *overflow)
+                        struct exec_tail *tail, struct exec_lines *lines, bool *overflow)
 {
 	uint32_t grace_ms = spec->kill_grace_ms ? spec->kill_grace_ms : EXEC_KILL_GRACE_MS_DEFAULT;
 	size_t max_bytes =
@@ -402,8 +671,9 @@ static void child_serve(struct exec_child *child, const struct exec_spec *spec,
 			break;
 		}
 
-		struct pollfd fds[5];
-		int idx_in = -1, idx_out = -1, idx_err = -1, idx_pid = -1, idx_abandon = -1;
+		struct pollfd fds[6];
+		int idx_in = -1, idx_out = -1, idx_err = -1, idx_prog = -1, idx_pid = -1,
+		    idx_abandon = -1;
 		nfds_t count = 0;
 		if (child->stdin_fd >= 0) {
 			idx_in = (int)count;
@@ -416,6 +686,10 @@ static void child_serve(struct exec_child *child, const struct exec_spec *spec,
 		if (child->stderr_fd >= 0) {
 			idx_err = (int)count;
 			fds[count++] = (struct pollfd){.fd = child->stderr_fd, .events = POLLIN};
+		}
+		if (child->progress_fd >= 0) {
+			idx_prog = (int)count;
+			fds[count++] = (struct pollfd){.fd = child->progress_fd, .events = POLLIN};
 		}
 		if (child->pidfd >= 0 && !child->exited) {
 			idx_pid = (int)count;
@@ -441,6 +715,8 @@ static void child_serve(struct exec_child *child, const struct exec_spec *spec,
 			}
 			if (idx_err >= 0 && fds[idx_err].revents != 0)
 				read_stderr(child, tail);
+			if (idx_prog >= 0 && fds[idx_prog].revents != 0)
+				read_progress(child, spec, lines, out);
 			if (idx_pid >= 0 && fds[idx_pid].revents != 0)
 				child->exited = true;
 			if (idx_abandon >= 0 && fds[idx_abandon].revents != 0) {
@@ -534,14 +810,17 @@ int exec_run(const struct exec_spec *spec, const void *payload, size_t len, stru
 		snprintf(out->error, sizeof out->error, "exec: out of memory for the environment");
 		goto out_restore_mask;
 	}
-	struct exec_child child = {.pidfd = -1, .stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1};
+	struct exec_child child = {
+	    .pidfd = -1, .stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1, .progress_fd = -1};
 	rc = child_spawn(&child, spec, env.envp, out);
 	if (rc != 0)
 		goto out_free_env;
 
 	struct exec_tail tail = {.len = 0};
+	struct exec_lines lines = {.len = 0};
 	bool overflow = false;
-	child_serve(&child, spec, payload, len, out, &tail, &overflow);
+	child_serve(&child, spec, payload, len, out, &tail, &lines, &overflow);
+	progress_drain(&child, spec, &lines, out);
 	close_fd(&child.stdin_fd);
 	close_fd(&child.stdout_fd);
 	close_fd(&child.stderr_fd);

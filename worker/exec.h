@@ -2,16 +2,45 @@
  *
  * The contract a command sees (jobmesh-worker --help repeats it):
  *   - it runs as `/bin/sh -c COMMAND` in its own process group, with every
- *     file descriptor but 0, 1 and 2 closed and default signal dispositions;
+ *     file descriptor but 0, 1, 2 and 3 closed and default signal
+ *     dispositions;
  *   - stdin carries the job's payload, then EOF;
  *   - the environment is the worker's plus JOBMESH_JOB_ID, JOBMESH_JOB_TYPE,
- *     JOBMESH_QUEUE, JOBMESH_ATTEMPT and JOBMESH_TIMEOUT_MS;
+ *     JOBMESH_QUEUE, JOBMESH_ATTEMPT, JOBMESH_TIMEOUT_MS and
+ *     JOBMESH_PROGRESS_FD=3;
+ *   - file descriptor 3 is the write end of a pipe for progress lines (the
+ *     side channel; format below). Using it is optional: the command may
+ *     never write to it or close it at any time;
  *   - stdout is the result (at most EXEC_RESULT_MAX_DEFAULT bytes);
  *   - exit 0 is success, exit EXEC_EXIT_PERMANENT (100) a failure that must
  *     not be retried, any other exit or death by a signal a failure that may
  *     be retried; the error text carries the tail of stderr.
  *   - past the run timeout, or when the job is abandoned, the whole process
  *     group gets SIGTERM, then SIGKILL after the kill grace.
+ *
+ * Progress lines on descriptor 3, one per line, each at most
+ * EXEC_PROGRESS_LINE_MAX (1024) bytes before its newline:
+ *
+ *     progress DONE TOTAL [MESSAGE]   whole numbers, TOTAL >= 1, DONE <= TOTAL
+ *                                     e.g. "progress 12 47 writing about/team"
+ *     progress FRACTION [MESSAGE]     a decimal 0..1, e.g. "progress 0.25 fetching";
+ *                                     reported as DONE of 10000 (2500 of 10000)
+ *
+ * Fields are separated by spaces or tabs; MESSAGE is the rest of the line
+ * (trailing whitespace dropped). When the first two fields are both whole
+ * numbers the line is DONE TOTAL, otherwise the first field is a FRACTION
+ * ("progress 1 3 parts" is 1 of 3; "progress 1" is all done). Blank lines
+ * are skipped. A malformed line (another first word, a number out of range,
+ * an overlong line) is ignored with one warning per job; it never fails the
+ * job. A last line without a newline counts when the command exits.
+ *
+ * Descriptor 3 is inherited by what the command starts (it must be: the
+ * real handler usually runs under the shell), but never by anything else
+ * the worker starts, and it does not hold up the job: once the command has
+ * exited, what is already in the pipe is read and the pipe is closed, even
+ * if a background process still has it open (a later write there gets
+ * EPIPE). A command that floods the pipe cannot block: it is read in the
+ * same poll loop as stdout and stderr.
  *
  * Invariants: exec_run never leaves a zombie (it always reaps the child it
  * started), never blocks on a pipe (stdin, stdout and stderr are served by one
@@ -34,6 +63,28 @@
 #define EXEC_STDERR_TAIL_MAX 960
 /* Room for the whole error text: a prefix plus the stderr tail. */
 #define EXEC_ERROR_MAX 1024
+/* The descriptor the command writes progress lines to, and the longest line. */
+#define EXEC_PROGRESS_FD 3
+#define EXEC_PROGRESS_LINE_MAX 1024
+/* What a FRACTION line is reported against: 0.25 is 2500 of 10000. */
+#define EXEC_PROGRESS_FRACTION_TOTAL 10000
+
+/* One parsed progress line. */
+struct exec_progress {
+	uint64_t done;
+	uint64_t total; /* >= 1, >= done */
+	size_t message_len;
+	char message[EXEC_PROGRESS_LINE_MAX + 1]; /* NUL-terminated; "" if none */
+};
+
+/* Called on exec_run's thread for each well-formed progress line, in the
+ * order written. It must not block for long (the poll loop waits for it);
+ * progress points to exec_run's storage, valid during the call. */
+typedef void (*exec_progress_cb)(const struct exec_progress *progress, void *arg);
+
+/* Parses one line (len bytes, without its newline) as described above.
+ * True with *out filled for a progress line; false for a malformed one. */
+bool exec_progress_parse(const char *line, size_t len, struct exec_progress *out);
 
 /* What the command is told about its job (exported as JOBMESH_* variables). */
 struct exec_job {
@@ -53,6 +104,10 @@ struct exec_spec {
 	/* Readable once the job must be abandoned (an eventfd or a pipe; it is
 	 * polled, never read); -1: never. */
 	int abandon_fd;
+	/* Receives the command's progress lines; NULL: they are read and
+	 * dropped (descriptor 3 is given either way). */
+	exec_progress_cb progress_cb;
+	void *progress_arg;
 };
 
 enum exec_outcome {
@@ -71,6 +126,8 @@ struct exec_result {
 	bool timed_out;             /* stopped at the run timeout */
 	bool abandoned;             /* stopped because abandon_fd became readable */
 	uint64_t elapsed_ms;
+	uint32_t progress_lines;     /* well-formed progress lines (each sent to the cb) */
+	uint32_t progress_malformed; /* lines ignored as malformed */
 };
 
 /* Runs spec->command with len bytes of payload on its stdin and waits for it

@@ -288,8 +288,20 @@ static void print_usage(FILE *out)
 	        "  runs as /bin/sh -c COMMAND in its own process group\n"
 	        "  stdin   the job's payload, then end of file\n"
 	        "  env     the worker's environment plus JOBMESH_JOB_ID, JOBMESH_JOB_TYPE,\n"
-	        "          JOBMESH_QUEUE, JOBMESH_ATTEMPT, JOBMESH_TIMEOUT_MS\n"
+	        "          JOBMESH_QUEUE, JOBMESH_ATTEMPT, JOBMESH_TIMEOUT_MS,\n"
+	        "          JOBMESH_PROGRESS_FD=3\n"
 	        "  stdout  the job's result (at most 1 MiB; more fails the attempt)\n"
+	        "  fd 3    progress, optional: one line each, at most 1024 bytes,\n"
+	        "            progress DONE TOTAL [MESSAGE]\n"
+	        "              e.g. progress 12 47 writing about/team\n"
+	        "            progress FRACTION [MESSAGE]\n"
+	        "              e.g. progress 0.25 fetching\n"
+	        "          DONE and TOTAL whole numbers, TOTAL >= 1, DONE <= TOTAL; FRACTION\n"
+	        "          0 to 1; when the first two fields are whole numbers the line is\n"
+	        "          DONE TOTAL. The broker gets the latest value, about 10 a second at\n"
+	        "          most. A malformed line is ignored with one warning per job; the\n"
+	        "          command may also close fd 3 or never use it. In a shell:\n"
+	        "            echo \"progress $i $n step $i\" >&3\n"
 	        "  exit 0  success; exit %d: failed, never retry (dead-letter now);\n"
 	        "          any other exit or a signal: failed, retried if attempts remain;\n"
 	        "          the error text is the exit code and the end of stderr\n"
@@ -372,6 +384,15 @@ static int opts_load(struct worker_opts *o, int argc, char **argv)
 
 /* ---- the exec handler on the SDK ----------------------------------------- */
 
+/* The exec handler's side channel (fd 3) feeds the SDK's progress. A
+ * refusal needs no action here: JM_ESTALE makes the abandon fd readable,
+ * which stops the command; a bad range cannot come out of the parser. */
+static void exec_progress_to_job_cb(const struct exec_progress *progress, void *arg)
+{
+	jm_job *job = arg;
+	jm_job_progress(job, progress->done, progress->total, progress->message);
+}
+
 static int exec_handler(jm_job *job, void *arg)
 {
 	const struct handler_conf *h = arg;
@@ -390,6 +411,8 @@ static int exec_handler(jm_job *job, void *arg)
 	    .timeout_ms = jm_job_timeout_ms(job),
 	    .kill_grace_ms = h->kill_grace_ms,
 	    .abandon_fd = jm_job_abandon_fd(job),
+	    .progress_cb = exec_progress_to_job_cb,
+	    .progress_arg = job,
 	};
 	struct exec_result result;
 	int rc = exec_run(&spec, payload, payload_len, &result);

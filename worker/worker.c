@@ -3,7 +3,10 @@
  *
  * Threads: jm_worker_run's caller becomes the coordinator (it waits for a
  * stop and carries it out); `concurrency` slot threads each loop FETCH ->
- * run handler -> ACK/FAIL; one heartbeat thread. All share one rpc (REQ
+ * run handler -> ACK/FAIL; one heartbeat thread; one progress thread that
+ * sends what handlers reported (progress.h: a report only stores the
+ * latest value, so a handler never waits for the broker; at most one
+ * PROGRESS per job per PROGRESS_INTERVAL_MS). All share one rpc (REQ
  * socket, a context per call).
  *
  * Slot i always fetches as slot i, so the broker keeps at most one parked
@@ -19,6 +22,9 @@
  *    heartbeat lists every lease we may still act on;
  *  - exactly one party settles a lease (held_claim): its slot, or the stop
  *    path handing it back;
+ *  - a progress value reported and not yet sent when the handler returns
+ *    is sent by its slot before the ACK or FAIL, so the broker holds the
+ *    handler's last word on progress before the job settles;
  *  - no handler starts once a stop was requested (worker_begin_handler);
  *    deliveries that arrive after it are handed back unrun (released);
  *  - every wait is bounded: fetch and settle retries back off from 100 ms to
@@ -41,6 +47,7 @@
 #include "held.h"
 #include "log.h"
 #include "message.h"
+#include "progress.h"
 #include "rpc.h"
 
 #define FETCH_WAIT_MS 10000       /* park time asked of the broker */
@@ -50,6 +57,7 @@
 #define SETTLE_BUDGET_MAX_MS 60000
 #define HANDBACK_BUDGET_MS 10000 /* release at stop; silence requeues anyway */
 #define HEARTBEAT_CALL_TIMEOUT_MS 3000
+#define PROGRESS_CALL_TIMEOUT_MS 2000
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 2000
 #define HEARTBEAT_MS_DEFAULT 1000
@@ -86,6 +94,9 @@ struct jm_worker {
 	struct worker_slot *slots;
 	pthread_t heartbeat_thread;
 	bool heartbeat_started;
+	struct progress_board progress;
+	pthread_t progress_thread;
+	bool progress_started;
 	atomic_bool broker_down; /* logs an outage once, not once per thread */
 
 	pthread_mutex_t lock; /* guards the fields below */
@@ -105,6 +116,7 @@ struct jm_job {
 	size_t result_len;
 	char error[PROTO_ERROR_TEXT_MAX + 1];
 	bool has_error;
+	struct progress_entry progress; /* on the board from the first report */
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -410,6 +422,101 @@ static void worker_hand_back_all(struct jm_worker *w)
 	free(refs);
 }
 
+/* ---- progress ------------------------------------------------------------ */
+
+/* Sends one PROGRESS and says how the broker took it; a refusal's text goes
+ * to err. */
+static enum progress_send_result
+progress_send(struct jm_worker *w, const struct progress_value *value, struct jm_err *err)
+{
+	struct proto_msg msg = {.version = PROTO_VERSION, .type = PROTO_PROGRESS};
+	struct proto_progress *p = &msg.u.progress;
+	memcpy(p->worker_id, w->worker_id, sizeof w->worker_id);
+	p->job_id = value->job_id;
+	p->lease = value->lease;
+	p->done = value->done;
+	p->total = value->total;
+	p->message.ptr = value->message_len ? (const uint8_t *)value->message : NULL;
+	p->message.len = value->message_len;
+
+	struct rpc_reply reply;
+	memset(&reply, 0, sizeof reply);
+	jm_err_clear(err);
+	int rc = rpc_call(w->rpc, &msg, PROGRESS_CALL_TIMEOUT_MS, &reply, err);
+	if (rc == 0) {
+		bool settled =
+		    reply.msg.type == PROTO_SETTLED && reply.msg.u.settled.codes_count == 1;
+		int code = settled ? reply.msg.u.settled.codes[0] : JM_EPROTO;
+		if (!settled)
+			jm_err_set(
+			    err, JM_EPROTO,
+			    "the broker answered progress with %s, not settled with one code",
+			    proto_type_name(reply.msg.type));
+		else if (code != 0)
+			jm_err_set(err, code, "%s", jm_strerror(code));
+		rpc_reply_fini(&reply);
+		broker_note_success(w);
+		if (code == 0)
+			return PROGRESS_SENT;
+		if (code == JM_ESTALE)
+			return PROGRESS_STALE;
+		return code_is_transient(code) ? PROGRESS_RETRY : PROGRESS_REFUSED;
+	}
+	if (rc == JM_ESTALE)
+		return PROGRESS_STALE;
+	if (code_is_transient(rc)) {
+		broker_note_failure(w, "progress", err);
+		return PROGRESS_RETRY;
+	}
+	return PROGRESS_REFUSED;
+}
+
+/* Logs how the broker refused a job's progress (once per job). */
+static void progress_log_refusal(struct jm_worker *w, const struct progress_value *value,
+                                 enum progress_send_result result, struct jm_err *err)
+{
+	if (result == PROGRESS_STALE)
+		jm_info("job %" PRIu64 " lease %" PRIu64 ": the broker refused its progress: the "
+		        "lease is no longer ours; abandoning it",
+		        value->job_id, value->lease);
+	else
+		jm_warn("job %" PRIu64 " lease %" PRIu64 ": the broker refused its progress "
+		        "(%" PRIu64 " of %" PRIu64 "): %s; dropping it",
+		        value->job_id, value->lease, value->done, value->total, jm_err_text(err));
+}
+
+/* The sender: one PROGRESS at a time, whichever job's value is due first. */
+static void *progress_main(void *arg)
+{
+	struct jm_worker *w = arg;
+	struct progress_value value;
+	struct progress_entry *entry = NULL;
+	while (progress_take_wait(&w->progress, &value, &entry)) {
+		struct jm_err err;
+		enum progress_send_result result = progress_send(w, &value, &err);
+		/* Abandon before the entry is released: the handler may return
+		 * as soon as progress_sent lets its slot go on. */
+		if (result == PROGRESS_STALE)
+			held_mark_abandon(&w->held, value.job_id, value.lease);
+		if (progress_sent(&w->progress, entry, result, now_ms()))
+			progress_log_refusal(w, &value, result, &err);
+	}
+	return NULL;
+}
+
+/* Sends the value a handler left unsent, once, before its job settles. No
+ * retry: the settle that follows has its own, and progress is advisory. */
+static void progress_send_last(struct jm_worker *w, const struct progress_value *value)
+{
+	struct jm_err err;
+	enum progress_send_result result = progress_send(w, value, &err);
+	if (result == PROGRESS_REFUSED)
+		progress_log_refusal(w, value, result, &err);
+	else if (result == PROGRESS_RETRY)
+		jm_debug("job %" PRIu64 ": its last progress could not be sent: %s", value->job_id,
+		         jm_err_text(&err));
+}
+
 /* ---- slots: fetch, run, settle ----------------------------------------- */
 
 /* Runs d's handler and settles its outcome, unless the stop path claimed
@@ -419,6 +526,7 @@ static void slot_run_delivery(struct worker_slot *slot, const struct proto_deliv
 {
 	struct jm_worker *w = slot->worker;
 	struct jm_job job = {.worker = w, .delivery = d, .held = held};
+	progress_entry_init(&job.progress, d->job_id, d->lease);
 	int outcome;
 	const struct worker_handler *handler = handler_find(w, d->type);
 	if (handler == NULL) {
@@ -443,7 +551,12 @@ static void slot_run_delivery(struct worker_slot *slot, const struct proto_deliv
 	}
 	worker_end_handler(w);
 
-	if (!held_claim(&w->held, held)) {
+	bool ours = held_claim(&w->held, held);
+	struct progress_value last_progress;
+	bool progress_unsent = progress_finish(&w->progress, &job.progress, &last_progress);
+	if (ours && progress_unsent && !jm_job_should_abandon(&job))
+		progress_send_last(w, &last_progress);
+	if (!ours) {
 		jm_debug("job %" PRIu64 " lease %" PRIu64 " was handed back during the stop; "
 		         "dropping its outcome",
 		         d->job_id, d->lease);
@@ -673,6 +786,7 @@ int jm_worker_new(jm_worker **out, const jm_worker_options *opts)
 	w->drain_timeout_ms =
 	    opts->drain_timeout_ms ? opts->drain_timeout_ms : DRAIN_TIMEOUT_MS_DEFAULT;
 	held_init(&w->held);
+	progress_board_init(&w->progress);
 	atomic_init(&w->broker_down, false);
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_condattr_t attr;
@@ -750,6 +864,11 @@ static void worker_join_all(struct jm_worker *w)
 	if (w->heartbeat_started)
 		pthread_join(w->heartbeat_thread, NULL);
 	w->heartbeat_started = false;
+	/* Every slot sent its own last value: nothing is left to send. */
+	progress_close(&w->progress);
+	if (w->progress_started)
+		pthread_join(w->progress_thread, NULL);
+	w->progress_started = false;
 }
 
 /* Waits for running handlers to finish, up to the drain timeout (none for
@@ -806,6 +925,10 @@ int jm_worker_run(jm_worker *w)
 	if (rc != 0)
 		goto fail_stop_threads;
 	w->heartbeat_started = true;
+	rc = pthread_create(&w->progress_thread, NULL, progress_main, w);
+	if (rc != 0)
+		goto fail_stop_threads;
+	w->progress_started = true;
 	for (uint32_t i = 0; i < w->concurrency; i++) {
 		w->slots[i].worker = w;
 		w->slots[i].index = i;
@@ -859,6 +982,7 @@ void jm_worker_free(jm_worker *w)
 		return;
 	rpc_close(w->rpc);
 	held_fini(&w->held);
+	progress_board_fini(&w->progress);
 	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->lock);
 	free(w->slots);
@@ -946,4 +1070,22 @@ bool jm_job_should_abandon(const jm_job *job)
 int jm_job_abandon_fd(const jm_job *job)
 {
 	return job->held != NULL ? job->held->abandon_fd : -1;
+}
+
+int jm_job_progress(jm_job *job, uint64_t done, uint64_t total, const char *message)
+{
+	if (job == NULL)
+		return JM_EINVAL;
+	return progress_report(&job->worker->progress, &job->progress, done, total, message,
+	                       message != NULL ? strlen(message) : 0);
+}
+
+int jm_job_progress_fraction(jm_job *job, double fraction, const char *message)
+{
+	if (!(fraction >= 0.0 && fraction <= 1.0)) /* also refuses NaN */
+		return JM_EINVAL;
+	uint64_t done = (uint64_t)(fraction * PROGRESS_FRACTION_TOTAL + 0.5);
+	if (done > PROGRESS_FRACTION_TOTAL)
+		done = PROGRESS_FRACTION_TOTAL;
+	return jm_job_progress(job, done, PROGRESS_FRACTION_TOTAL, message);
 }

@@ -4,7 +4,8 @@
  * leases a job, runs its handler on that thread, and acknowledges the
  * outcome under the job's lease. A heartbeat thread tells the broker the
  * worker is alive and which leases it holds, and learns which ones to
- * abandon (run timeout passed). */
+ * abandon (run timeout passed). A progress thread sends what handlers
+ * report with jm_job_progress. */
 #ifndef JOBMESH_WORKER_H
 #define JOBMESH_WORKER_H
 
@@ -71,6 +72,21 @@ bool jm_job_should_abandon(const jm_job *job);
  * true, for handlers that wait in poll() (the exec handler does); -1 when
  * none could be made. Owned by the worker: poll it, never read or close it. */
 int jm_job_abandon_fd(const jm_job *job);
+
+/* Reports that the job has done `done` of `total` steps (total >= 1,
+ * done <= total), with an optional message saying what it is doing now
+ * (copied; NULL for none; cut to 1 KiB at a UTF-8 boundary; control
+ * characters become spaces, bytes that are not UTF-8 '?'). Returns at
+ * once: the value is stored and a worker thread sends it, at most about 10
+ * per second per job, the latest value winning; a value still unsent when
+ * the handler returns is sent before the job's outcome. Safe from any
+ * thread while the handler runs. Returns 0; JM_EINVAL for a bad range
+ * (nothing stored); JM_ESTALE once the broker refused the job's lease (the
+ * job is then abandoned: jm_job_should_abandon() is true, stop). */
+int jm_job_progress(jm_job *job, uint64_t done, uint64_t total, const char *message);
+/* jm_job_progress for a fraction 0..1, sent as a whole number of 10000
+ * (0.25: 2500 of 10000). JM_EINVAL outside 0..1 or for NaN. */
+int jm_job_progress_fraction(jm_job *job, double fraction, const char *message);
 
 #ifdef __cplusplus
 }
