@@ -188,6 +188,11 @@ const char *events_url(const struct events *ev)
 	return ev->url;
 }
 
+void events_advertise(struct events *ev, const char *url)
+{
+	snprintf(ev->url, sizeof ev->url, "%s", url);
+}
+
 void events_push(struct events *ev, const char *topic, const struct proto_event *event,
 		 uint64_t lsn)
 {

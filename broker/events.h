@@ -22,8 +22,10 @@ struct events;
 /* Listens on url (tcp port 0 picks a port; see events_url). */
 int events_open(struct events **out, const char *url, struct journal *journal,
 		struct jm_err *err);
-/* The bound URL subscribers dial. */
+/* The URL subscribers are told to dial: the bound one, unless
+ * events_advertise gave another (a container listening on 0.0.0.0). */
 const char *events_url(const struct events *ev);
+void events_advertise(struct events *ev, const char *url);
 /* Queues event under topic, to go out once the journal is durable up to
  * lsn (0: at once, in order). Thread-safe and cheap: it encodes and
  * appends; a failure to allocate drops the event (logged). */

@@ -27,8 +27,10 @@
 #define QUEUE_LIMITS_MAX 256
 
 struct broker_options {
+	struct jm_config config; /* kept loaded: options point into it */
 	const char *listen_url;
 	const char *events_url;
+	const char *events_advertise;
 	struct queue_override queue_limits[QUEUE_LIMITS_MAX];
 	uint32_t queue_limits_count;
 	const char *data_dir;
@@ -51,6 +53,12 @@ static int set_listen(void *ctx, const char *v, struct jm_err *err)
 static int set_events(void *ctx, const char *v, struct jm_err *err)
 {
 	((struct broker_options *)ctx)->events_url = v;
+	return 0;
+}
+
+static int set_events_advertise(void *ctx, const char *v, struct jm_err *err)
+{
+	((struct broker_options *)ctx)->events_advertise = v;
 	return 0;
 }
 
@@ -166,6 +174,10 @@ static const struct jm_flag broker_flags[] = {
 	{"data", "DIR", "journal directory (default ./jobmesh-data)", set_data},
 	{"events", "URL", "PUB address for events (default: listen port + 1, or IPC path + .events)",
 	 set_events},
+	{"events-advertise", "URL",
+	 "events address clients are told to dial, when it differs from --events (e.g. the "
+	 "broker listens on 0.0.0.0 in a container)",
+	 set_events_advertise},
 	{"config", "FILE", "YAML file of these settings; flags override it", set_config},
 	{"fsync", "POLICY", "always | batch (default) | everysec | off", set_fsync},
 	{"max-attempts", "N", "attempts per job unless it sets its own (default 3)",
@@ -241,12 +253,10 @@ static int parse_options(struct broker_options *o, int argc, char **argv, struct
 {
 	const char *config_path = jm_flags_find(argc, argv, "config");
 	if (config_path) {
-		struct jm_config cfg;
-		int rc = jm_config_load(&cfg, config_path, err);
-		if (rc == 0) {
-			rc = jm_flags_apply_config(broker_flags, o, &cfg, err);
-			jm_config_fini(&cfg);
-		}
+		/* Settings point into the loaded file, so it stays loaded. */
+		int rc = jm_config_load(&o->config, config_path, err);
+		if (rc == 0)
+			rc = jm_flags_apply_config(broker_flags, o, &o->config, err);
 		if (rc != 0)
 			return rc;
 	}
@@ -340,12 +350,24 @@ static void *close_watchdog_main(void *arg)
 	_exit(0);
 }
 
+static int broker_main(struct broker_options *opts, int argc, char **argv);
+
 int main(int argc, char **argv)
 {
 	struct broker_options o;
 	defaults(&o);
+	int status = broker_main(&o, argc, argv);
+	jm_config_fini(&o.config);
+	return status;
+}
+
+static int broker_main(struct broker_options *opts, int argc, char **argv)
+{
+	struct broker_options o = *opts;
 	struct jm_err err = {0};
-	if (parse_options(&o, argc, argv, &err) != 0) {
+	int parsed = parse_options(&o, argc, argv, &err);
+	opts->config = o.config; /* main frees it */
+	if (parsed != 0) {
 		fprintf(stderr, "jobmesh-broker: %s\n", jm_err_text(&err));
 		return EXIT_USAGE;
 	}
@@ -401,6 +423,8 @@ int main(int argc, char **argv)
 		core_free(core);
 		return EXIT_RUNTIME;
 	}
+	if (o.events_advertise)
+		events_advertise(events, o.events_advertise);
 	jm_info("listening on %s; events on %s", server_url(srv), events_url(events));
 	printf("listening %s\n", server_url(srv));
 	fflush(stdout);
