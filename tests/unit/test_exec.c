@@ -1,6 +1,7 @@
 /* The exec handler (worker/exec.c): the contract a command sees (stdin,
- * environment, stdout, exit codes), and that a stuck, noisy or hostile
- * command can neither hang the worker nor outlive its timeout. */
+ * environment, stdout, exit codes, progress lines on fd 3), and that a
+ * stuck, noisy or hostile command can neither hang the worker nor outlive
+ * its timeout. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
@@ -359,6 +360,262 @@ static void test_exec_child_gets_default_signal_state(void **state)
 	assert_int_equal(ignored & 0x7FFFFFFFull, 0); /* bit n-1 is signal n */
 }
 
+/* ---- the progress side channel (fd 3) ---- */
+
+#define SEEN_KEEP 8
+
+/* What the progress callback saw: every line counted and checked for order,
+ * the first few kept whole. */
+struct progress_seen {
+	uint32_t count;
+	struct exec_progress first[SEEN_KEEP];
+	struct exec_progress last;
+	bool out_of_order; /* for the burst: line i must say i of N */
+};
+
+static void progress_seen_cb(const struct exec_progress *progress, void *arg)
+{
+	struct progress_seen *seen = arg;
+	if (seen->count < SEEN_KEEP)
+		seen->first[seen->count] = *progress;
+	if (progress->done != seen->count)
+		seen->out_of_order = true;
+	seen->last = *progress;
+	seen->count++;
+}
+
+static void assert_progress(const struct exec_progress *got, uint64_t done, uint64_t total,
+                            const char *message)
+{
+	assert_int_equal(got->done, done);
+	assert_int_equal(got->total, total);
+	assert_string_equal(got->message, message);
+	assert_int_equal(got->message_len, strlen(message));
+}
+
+static void test_exec_progress_parse_accepts_both_forms(void **state)
+{
+	struct exec_progress p;
+	const char *line = "progress 12 47 writing about/team";
+	assert_true(exec_progress_parse(line, strlen(line), &p));
+	assert_progress(&p, 12, 47, "writing about/team");
+	line = "progress 0.25 fetching";
+	assert_true(exec_progress_parse(line, strlen(line), &p));
+	assert_progress(&p, 2500, EXEC_PROGRESS_FRACTION_TOTAL, "fetching");
+	line = "progress\t3\t3  \t";
+	assert_true(exec_progress_parse(line, strlen(line), &p));
+	assert_progress(&p, 3, 3, "");
+	line = "progress 1";
+	assert_true(exec_progress_parse(line, strlen(line), &p));
+	assert_progress(&p, 10000, 10000, "");
+	line = "progress 0";
+	assert_true(exec_progress_parse(line, strlen(line), &p));
+	assert_progress(&p, 0, 10000, "");
+	line = "progress .5 half way there\r";
+	assert_true(exec_progress_parse(line, strlen(line), &p));
+	assert_progress(&p, 5000, 10000, "half way there");
+	line = "progress 0.33335 third";
+	assert_true(exec_progress_parse(line, strlen(line), &p));
+	assert_progress(&p, 3334, 10000, "third"); /* rounded to 4 decimals */
+	line = "progress 1.000";
+	assert_true(exec_progress_parse(line, strlen(line), &p));
+	assert_progress(&p, 10000, 10000, "");
+	/* Two whole numbers first: DONE TOTAL; otherwise a fraction. */
+	line = "progress 1 3 parts";
+	assert_true(exec_progress_parse(line, strlen(line), &p));
+	assert_progress(&p, 1, 3, "parts");
+	line = "progress 0.5 3 parts left";
+	assert_true(exec_progress_parse(line, strlen(line), &p));
+	assert_progress(&p, 5000, 10000, "3 parts left");
+	line = "progress 18446744073709551615 18446744073709551615 max";
+	assert_true(exec_progress_parse(line, strlen(line), &p));
+	assert_progress(&p, UINT64_MAX, UINT64_MAX, "max");
+}
+
+static void test_exec_progress_parse_refuses_malformed_lines(void **state)
+{
+	static const char *const bad[] = {
+	    "",
+	    "progress",
+	    "progress ",
+	    "progres 1 2",
+	    "Progress 1 2",
+	    "progress1 2",
+	    "xprogress 1 2",
+	    "progress 5 3 done above total",
+	    "progress 0 0 total zero",
+	    "progress 1.5",
+	    "progress 2",
+	    "progress 10",
+	    "progress -0.5",
+	    "progress +1 2",
+	    "progress 1e-1",
+	    "progress 0,5",
+	    "progress .",
+	    "progress 0.5fetching",
+	    "progress abc",
+	    "progress 1.01",
+	    "progress 18446744073709551616 18446744073709551617 overflow",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		struct exec_progress p;
+		if (exec_progress_parse(bad[i], strlen(bad[i]), &p))
+			fail_msg("\"%s\" parsed as %llu of %llu", bad[i],
+			         (unsigned long long)p.done, (unsigned long long)p.total);
+	}
+	char *overlong = malloc(EXEC_PROGRESS_LINE_MAX + 2);
+	assert_non_null(overlong);
+	memset(overlong, 'm', EXEC_PROGRESS_LINE_MAX + 1);
+	memcpy(overlong, "progress 1 2 ", 13);
+	struct exec_progress p;
+	assert_false(exec_progress_parse(overlong, EXEC_PROGRESS_LINE_MAX + 1, &p));
+	assert_true(exec_progress_parse(overlong, EXEC_PROGRESS_LINE_MAX, &p));
+	assert_int_equal(p.message_len, EXEC_PROGRESS_LINE_MAX - 13);
+	free(overlong);
+}
+
+static void test_exec_progress_lines_on_fd_3_reach_the_callback_in_order(void **state)
+{
+	struct progress_seen seen = {0};
+	struct exec_spec spec = spec_for("[ \"$JOBMESH_PROGRESS_FD\" = 3 ] || exit 9; "
+	                                 "echo 'progress 0 47 starting' >&3; "
+	                                 "echo 'progress 0.25 fetching' >&3; "
+	                                 "echo 'progress 12 47 writing about/team' >&3; "
+	                                 "printf 'progress 47 47' >&3; echo result");
+	spec.progress_cb = progress_seen_cb;
+	spec.progress_arg = &seen;
+	struct exec_result result;
+	assert_int_equal(exec_run(&spec, NULL, 0, &result), 0);
+	assert_int_equal(result.outcome, EXEC_OK);
+	assert_int_equal(result.progress_lines, 4);
+	assert_int_equal(result.progress_malformed, 0);
+	assert_int_equal(seen.count, 4);
+	assert_progress(&seen.first[0], 0, 47, "starting");
+	assert_progress(&seen.first[1], 2500, 10000, "fetching");
+	assert_progress(&seen.first[2], 12, 47, "writing about/team");
+	/* The last line had no newline: it still counts at exit. */
+	assert_progress(&seen.first[3], 47, 47, "");
+	assert_int_equal(result.output_len, 7);
+	exec_result_fini(&result);
+}
+
+static void test_exec_malformed_progress_lines_are_ignored_and_never_fail_the_job(void **state)
+{
+	struct progress_seen seen = {0};
+	/* Good lines say 0, 1, 2 of 3 (the callback checks the order), bad
+	 * ones sit between them, one of them 3000 bytes long. */
+	struct exec_spec spec =
+	    spec_for("exec >&3; echo 'progress 0 3 a'; echo 'progres 1 3'; "
+	             "echo 'progress 5 3 x'; echo; echo 'progress 1.5'; "
+	             "echo 'progress 1 3 b'; "
+	             "printf 'progress 1 2 '; head -c 3000 /dev/zero | tr '\\0' m; "
+	             "echo; echo 'progress 0 0'; echo 'progress 2 3 c'; "
+	             "echo 'garbage' ; exit 0");
+	spec.progress_cb = progress_seen_cb;
+	spec.progress_arg = &seen;
+	struct exec_result result;
+	assert_int_equal(exec_run(&spec, NULL, 0, &result), 0);
+	assert_int_equal(result.outcome, EXEC_OK);
+	assert_int_equal(result.progress_lines, 3);
+	/* Blank lines are skipped without counting as malformed. */
+	assert_int_equal(result.progress_malformed, 6);
+	assert_int_equal(seen.count, 3);
+	assert_false(seen.out_of_order);
+	assert_progress(&seen.first[0], 0, 3, "a");
+	assert_progress(&seen.first[1], 1, 3, "b");
+	assert_progress(&seen.first[2], 2, 3, "c");
+	exec_result_fini(&result);
+}
+
+static void test_exec_command_that_closes_fd_3_early_succeeds(void **state)
+{
+	struct progress_seen seen = {0};
+	struct exec_spec spec =
+	    spec_for("echo 'progress 0 1' >&3; exec 3>&-; sleep 0.2; cat; echo ' done'");
+	spec.progress_cb = progress_seen_cb;
+	spec.progress_arg = &seen;
+	struct exec_result result;
+	assert_int_equal(exec_run(&spec, "payload", 7, &result), 0);
+	assert_int_equal(result.outcome, EXEC_OK);
+	assert_int_equal(seen.count, 1);
+	assert_int_equal(result.output_len, 13);
+	assert_memory_equal(result.output, "payload done\n", 13);
+	exec_result_fini(&result);
+}
+
+static void test_exec_command_that_never_uses_fd_3_succeeds_without_a_callback(void **state)
+{
+	/* fd 3 is there (a pipe) even when nobody listens; lines are dropped. */
+	struct exec_spec spec =
+	    spec_for("case $(readlink /proc/self/fd/3) in pipe:*) ;; *) exit 9;; "
+	             "esac; echo 'progress 1 2' >&3; echo ok");
+	struct exec_result result;
+	assert_int_equal(exec_run(&spec, NULL, 0, &result), 0);
+	assert_int_equal(result.outcome, EXEC_OK);
+	assert_int_equal(result.progress_lines, 1);
+	exec_result_fini(&result);
+}
+
+static void test_exec_progress_burst_of_10000_lines_does_not_deadlock(void **state)
+{
+	/* ~240 KB of progress, far past a pipe buffer, written while stdout
+	 * and stderr are busy too: only one loop serving every pipe ends. */
+	struct progress_seen seen = {0};
+	struct exec_spec spec = spec_for("i=0; while [ $i -lt 10000 ]; do "
+	                                 "echo \"progress $i 10000 step $i\" >&3; "
+	                                 "[ $((i % 1000)) -eq 0 ] && echo out && echo err >&2; "
+	                                 "i=$((i + 1)); done; head -c 200000 /dev/zero; exit 0");
+	spec.timeout_ms = 60000;
+	spec.progress_cb = progress_seen_cb;
+	spec.progress_arg = &seen;
+	struct exec_result result;
+	uint64_t start_us = jm_mono_us();
+	assert_int_equal(exec_run(&spec, NULL, 0, &result), 0);
+	assert_true(elapsed_ms_since(start_us) < 30000);
+	assert_int_equal(result.outcome, EXEC_OK);
+	assert_false(result.timed_out);
+	assert_int_equal(result.progress_lines, 10000);
+	assert_int_equal(result.progress_malformed, 0);
+	assert_int_equal(seen.count, 10000);
+	assert_false(seen.out_of_order);
+	assert_progress(&seen.last, 9999, 10000, "step 9999");
+	assert_int_equal(result.output_len, 10 * 4 + 200000);
+	exec_result_fini(&result);
+}
+
+static void test_exec_background_holder_of_fd_3_does_not_hold_up_the_job(void **state)
+{
+	/* The background sleep keeps only fd 3 (and prints its pid). */
+	struct exec_spec spec = spec_for("sleep 30 </dev/null >/dev/null 2>&1 & echo $!");
+	struct exec_result result;
+	uint64_t start_us = jm_mono_us();
+	assert_int_equal(exec_run(&spec, NULL, 0, &result), 0);
+	uint64_t took_ms = elapsed_ms_since(start_us);
+	int holder = result.output != NULL ? atoi((const char *)result.output) : 0;
+	if (holder > 0)
+		kill(holder, SIGKILL);
+	assert_int_equal(result.outcome, EXEC_OK);
+	assert_true(holder > 0);
+	assert_true(took_ms < 2000);
+	exec_result_fini(&result);
+}
+
+static void test_exec_progress_pipe_is_not_given_past_fd_3(void **state)
+{
+	/* Only 0-3 are open in the command (the shell's own descriptors aside:
+	 * ls runs in a child, so it lists its own table). */
+	struct exec_spec spec = spec_for("ls /proc/self/fd | sort -n | tr '\\n' ' '");
+	struct exec_result result;
+	assert_int_equal(exec_run(&spec, NULL, 0, &result), 0);
+	assert_int_equal(result.outcome, EXEC_OK);
+	assert_non_null(result.output);
+	/* ls opens one descriptor of its own for the directory it lists. */
+	const char *got = (const char *)result.output;
+	if (strncmp(got, "0 1 2 3 4 ", 10) != 0 || result.output_len != 10)
+		fail_msg("descriptors open in the command: %.*s", (int)result.output_len, got);
+	exec_result_fini(&result);
+}
+
 static void test_exec_refuses_missing_command(void **state)
 {
 	struct exec_spec spec = spec_for(NULL);
@@ -388,6 +645,15 @@ int main(void)
 	    cmocka_unit_test(test_exec_command_that_closes_stdin_early_succeeds),
 	    cmocka_unit_test(test_exec_closes_inherited_descriptors),
 	    cmocka_unit_test(test_exec_child_gets_default_signal_state),
+	    cmocka_unit_test(test_exec_progress_parse_accepts_both_forms),
+	    cmocka_unit_test(test_exec_progress_parse_refuses_malformed_lines),
+	    cmocka_unit_test(test_exec_progress_lines_on_fd_3_reach_the_callback_in_order),
+	    cmocka_unit_test(test_exec_malformed_progress_lines_are_ignored_and_never_fail_the_job),
+	    cmocka_unit_test(test_exec_command_that_closes_fd_3_early_succeeds),
+	    cmocka_unit_test(test_exec_command_that_never_uses_fd_3_succeeds_without_a_callback),
+	    cmocka_unit_test(test_exec_progress_burst_of_10000_lines_does_not_deadlock),
+	    cmocka_unit_test(test_exec_background_holder_of_fd_3_does_not_hold_up_the_job),
+	    cmocka_unit_test(test_exec_progress_pipe_is_not_given_past_fd_3),
 	    cmocka_unit_test(test_exec_refuses_missing_command),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
