@@ -102,8 +102,8 @@ int jm_client_batch_status(jm_client *client, uint64_t batch_id, jm_batch_info *
 	struct proto_msg req = {.type = PROTO_BATCH_STATUS};
 	req.u.job_ref.job_id = batch_id;
 	struct rpc_reply reply;
-	int rc = client_call(client, "batch-status", &req, PROTO_BATCH, client_timeout(client),
-	                     &reply);
+	int rc =
+	    client_call(client, "batch-status", &req, PROTO_BATCH, client_timeout(client), &reply);
 	if (rc == JM_ENOTFOUND)
 		return client_fail(rc, "batch-status: batch %" PRIu64 " not found", batch_id);
 	if (rc != 0)
@@ -132,7 +132,8 @@ int jm_client_batches(jm_client *client, jm_batch_info **batches, size_t *count)
 	if (count != NULL)
 		*count = 0;
 	if (client == NULL || batches == NULL || count == NULL)
-		return client_fail(JM_EINVAL, "batches: client, batches and count must not be NULL");
+		return client_fail(JM_EINVAL,
+		                   "batches: client, batches and count must not be NULL");
 	struct proto_msg req = {.type = PROTO_BATCHES};
 	struct rpc_reply reply;
 	int rc = client_call(client, "batches", &req, PROTO_BATCHES_REPLY, client_timeout(client),
@@ -144,8 +145,9 @@ int jm_client_batches(jm_client *client, jm_batch_info **batches, size_t *count)
 	if (list->batches_count > 0) {
 		copy = calloc(list->batches_count, sizeof *copy);
 		if (copy == NULL) {
-			rc = client_fail(JM_ENOMEM, "batches: out of memory for %" PRIu32 " batches",
-			                 list->batches_count);
+			rc =
+			    client_fail(JM_ENOMEM, "batches: out of memory for %" PRIu32 " batches",
+			                list->batches_count);
 			goto done_free_reply;
 		}
 	}
@@ -234,8 +236,9 @@ int jm_client_wait_batch(jm_client *client, uint64_t batch_id, uint32_t timeout_
 		uint64_t now_us = jm_mono_us();
 		if (now_us >= deadline_us) {
 			rc = client_fail(JM_ETIMEDOUT,
-			                 "wait-batch: batch %" PRIu64 " is still running after %" PRIu32
-			                 " ms (%" PRIu64 "/%" PRIu64 " finished)",
+			                 "wait-batch: batch %" PRIu64
+			                 " is still running after %" PRIu32 " ms (%" PRIu64
+			                 "/%" PRIu64 " finished)",
 			                 batch_id, timeout_ms,
 			                 out->completed + out->failed + out->cancelled, out->total);
 			break;

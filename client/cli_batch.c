@@ -30,10 +30,10 @@ const struct jm_flag cli_batch_flags[] = {
     {NULL, NULL, NULL, NULL},
 };
 
-static int batch_submit_run(struct cli *cli, const struct cli_command *self, int argc,
-                            char **argv, int first);
-static int batch_status_run(struct cli *cli, const struct cli_command *self, int argc,
-                            char **argv, int first);
+static int batch_submit_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
+                            int first);
+static int batch_status_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
+                            int first);
 
 static const struct cli_command batch_commands[] = {
     {"batch submit", batch_submit_run, "FILE|- [--json]",
@@ -62,8 +62,7 @@ static void batch_help(FILE *out)
 	        cli_exit_codes_help);
 }
 
-int cli_batch_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
-                  int first)
+int cli_batch_run(struct cli *cli, const struct cli_command *self, int argc, char **argv, int first)
 {
 	if (first >= argc)
 		return cli_fail(CLI_EXIT_USAGE, "batch",
@@ -78,8 +77,8 @@ int cli_batch_run(struct cli *cli, const struct cli_command *self, int argc, cha
 			return batch_commands[i].run(cli, &batch_commands[i], argc, argv,
 			                             first + 1);
 	}
-	return cli_fail(CLI_EXIT_USAGE, "batch",
-	                "unknown subcommand \"%s\": use submit or status", argv[first]);
+	return cli_fail(CLI_EXIT_USAGE, "batch", "unknown subcommand \"%s\": use submit or status",
+	                argv[first]);
 }
 
 void cli_batch_help(FILE *out)
@@ -87,8 +86,8 @@ void cli_batch_help(FILE *out)
 	batch_help(out);
 }
 
-static int batch_submit_run(struct cli *cli, const struct cli_command *self, int argc,
-                            char **argv, int first)
+static int batch_submit_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
+                            int first)
 {
 	struct cli_opts opts = {0};
 	const char *operands[1];
@@ -173,8 +172,8 @@ int cli_batch_show(jm_client *client, const char *what, uint64_t batch_id, bool 
 	return code;
 }
 
-static int batch_status_run(struct cli *cli, const struct cli_command *self, int argc,
-                            char **argv, int first)
+static int batch_status_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
+                            int first)
 {
 	struct cli_opts opts = {0};
 	const char *operands[1];

@@ -31,8 +31,8 @@ static int batchfile_name(json_t *obj, const char *key, char *name, struct jm_er
 {
 	json_t *value = json_object_get(obj, key);
 	if (value == NULL)
-		return jm_err_set(err, JM_EINVAL, "\"%s\" is missing: every job needs a queue and a type",
-		                  key);
+		return jm_err_set(err, JM_EINVAL,
+		                  "\"%s\" is missing: every job needs a queue and a type", key);
 	if (!json_is_string(value))
 		return jm_err_set(err, JM_EINVAL, "\"%s\" must be a string", key);
 	const char *text = json_string_value(value);
@@ -45,8 +45,8 @@ static int batchfile_name(json_t *obj, const char *key, char *name, struct jm_er
 }
 
 /* Reads an optional integer at key into *out, within [min, max]. */
-static int batchfile_int(json_t *obj, const char *key, long long min, long long max,
-                         long long *out, struct jm_err *err)
+static int batchfile_int(json_t *obj, const char *key, long long min, long long max, long long *out,
+                         struct jm_err *err)
 {
 	json_t *value = json_object_get(obj, key);
 	if (value == NULL)
@@ -79,8 +79,8 @@ int cli_batch_parse_line(const char *line, size_t len, struct cli_batch_job *job
 	json_t *value;
 	json_object_foreach(obj, key, value)
 	{
-		static const char *const known[] = {"queue",    "type",         "payload",
-		                                    "priority", "max_attempts", "delay_ms",
+		static const char *const known[] = {"queue",     "type",         "payload",
+		                                    "priority",  "max_attempts", "delay_ms",
 		                                    "timeout_ms"};
 		bool found = false;
 		for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
@@ -114,10 +114,27 @@ int cli_batch_parse_line(const char *line, size_t len, struct cli_batch_job *job
 		if (job->payload != NULL)
 			memcpy(job->payload, json_string_value(payload), payload_len + 1);
 	} else if (payload != NULL) {
-		job->payload = json_dumps(payload, JSON_COMPACT | JSON_ENCODE_ANY |
-		                                       JSON_PRESERVE_ORDER);
-		if (job->payload != NULL)
-			payload_len = strlen(job->payload);
+		/* json_dumpb into our own buffer: everything this file allocates
+		 * goes through one malloc (the unit test swaps it). */
+		size_t flags = JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER;
+		size_t need = json_dumpb(payload, NULL, 0, flags);
+		if (need > JM_PAYLOAD_MAX_BYTES) {
+			payload_len = need;
+		} else if (need > 0) {
+			job->payload = malloc(need + 1);
+			if (job->payload != NULL) {
+				payload_len = json_dumpb(payload, job->payload, need, flags);
+				job->payload[payload_len] = '\0';
+			}
+		}
+		if (need > JM_PAYLOAD_MAX_BYTES || need == 0) {
+			rc = need == 0 ? jm_err_set(err, JM_EINVAL, "payload cannot be serialised")
+			               : jm_err_set(err, JM_ETOOBIG,
+			                            "payload is %zu bytes: the limit is %u bytes "
+			                            "(1 MiB) per job",
+			                            need, JM_PAYLOAD_MAX_BYTES);
+			goto done_free_obj;
+		}
 	}
 	if (payload != NULL && job->payload == NULL) {
 		rc = jm_err_set(err, JM_ENOMEM, "out of memory for the payload");
@@ -155,6 +172,41 @@ void cli_batch_file_fini(struct cli_batch_file *file)
 	memset(file, 0, sizeof *file);
 }
 
+/* Reads one line without its newline into *line (grown as needed, up to
+ * BATCHFILE_LINE_MAX + 1 bytes of text, then the rest of the line is
+ * skipped and *len says BATCHFILE_LINE_MAX + 1). Returns 1 for a line, 0
+ * at the end of input, -1 on a read error or out of memory. */
+static int batchfile_getline(FILE *in, char **line, size_t *cap, size_t *len)
+{
+	*len = 0;
+	int c = getc(in);
+	if (c == EOF)
+		return ferror(in) ? -1 : 0;
+	for (; c != EOF && c != '\n'; c = getc(in)) {
+		if (*len > BATCHFILE_LINE_MAX)
+			continue;
+		if (*len + 2 > *cap) {
+			size_t want = *cap ? *cap * 2 : 256;
+			char *grown = realloc(*line, want);
+			if (grown == NULL)
+				return -1;
+			*line = grown;
+			*cap = want;
+		}
+		(*line)[(*len)++] = (char)c;
+	}
+	if (c == EOF && ferror(in))
+		return -1;
+	if (*cap == 0) {
+		*line = malloc(1);
+		if (*line == NULL)
+			return -1;
+		*cap = 1;
+	}
+	(*line)[*len] = '\0';
+	return 1;
+}
+
 int cli_batch_read(FILE *in, const char *source, size_t max_jobs, struct cli_batch_file *file,
                    struct jm_err *err)
 {
@@ -165,24 +217,23 @@ int cli_batch_read(FILE *in, const char *source, size_t max_jobs, struct cli_bat
 	size_t line_no = 0;
 	int rc = 0;
 	for (;;) {
+		size_t len = 0;
 		errno = 0;
-		ssize_t got = getline(&line, &line_cap, in);
+		int got = batchfile_getline(in, &line, &line_cap, &len);
 		if (got < 0) {
-			if (ferror(in))
-				rc = jm_err_set(err, JM_EIO, "%s: line %zu: read failed: %s", source,
-				                line_no + 1, strerror(errno));
+			rc = jm_err_set(err, JM_EIO, "%s: line %zu: read failed: %s", source,
+			                line_no + 1, errno ? strerror(errno) : "out of memory");
 			break;
 		}
+		if (got == 0)
+			break;
 		line_no++;
-		size_t len = (size_t)got;
-		if (len > 0 && line[len - 1] == '\n')
-			len--;
 		if (cli_batch_line_is_blank(line, len))
 			continue;
 		if (len > BATCHFILE_LINE_MAX) {
 			rc = jm_err_set(err, JM_ETOOBIG,
-			                "%s: line %zu: %zu bytes: a line holds at most %zu", source,
-			                line_no, len, BATCHFILE_LINE_MAX);
+			                "%s: line %zu: over %zu bytes: a line holds at most that",
+			                source, line_no, BATCHFILE_LINE_MAX);
 			break;
 		}
 		if (file->jobs_count == max_jobs) {

@@ -68,13 +68,11 @@ void cli_dead_help(FILE *out)
 	for (size_t i = 0; i < DEAD_COMMANDS_COUNT; i++)
 		fprintf(out, "  jobmesh %s %s\n      %s\n", dead_commands[i].name,
 		        dead_commands[i].args, dead_commands[i].summary);
-	fprintf(out,
-	        "\nRun \"jobmesh dead-letter list --help\" for a subcommand's details.\n\n%s",
+	fprintf(out, "\nRun \"jobmesh dead-letter list --help\" for a subcommand's details.\n\n%s",
 	        cli_exit_codes_help);
 }
 
-int cli_dead_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
-                 int first)
+int cli_dead_run(struct cli *cli, const struct cli_command *self, int argc, char **argv, int first)
 {
 	if (first >= argc)
 		return cli_fail(CLI_EXIT_USAGE, "dead-letter",
@@ -122,7 +120,8 @@ static int dead_list_run(struct cli *cli, const struct cli_command *self, int ar
 		return code;
 	if (operands_count == 0)
 		return cli_fail(CLI_EXIT_USAGE, self->name,
-		                "a queue is required; usage: jobmesh %s %s", self->name, self->args);
+		                "a queue is required; usage: jobmesh %s %s", self->name,
+		                self->args);
 	jm_client *client = cli_client(cli, self->name, &code);
 	if (client == NULL)
 		return code;
@@ -169,7 +168,8 @@ static int dead_retry_run(struct cli *cli, const struct cli_command *self, int a
 		return code;
 	if (operands_count == 0)
 		return cli_fail(CLI_EXIT_USAGE, self->name,
-		                "a queue is required; usage: jobmesh %s %s", self->name, self->args);
+		                "a queue is required; usage: jobmesh %s %s", self->name,
+		                self->args);
 	uint64_t job_id = 0;
 	if (operands_count == 2 && (!cli_parse_job_id(operands[1], &job_id) || job_id == 0))
 		return cli_fail(CLI_EXIT_USAGE, self->name,

@@ -234,7 +234,7 @@ int main(int argc, char **argv)
 
 	if (command_at >= argc) {
 		code = cli_fail(CLI_EXIT_USAGE, NULL,
-				"no command given; run \"jobmesh help\" for the list");
+		                "no command given; run \"jobmesh help\" for the list");
 		goto done_free_config;
 	}
 	const struct cli_command *cmd = main_find_command(argv[command_at]);

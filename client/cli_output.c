@@ -133,8 +133,8 @@ json_t *cli_json_job(const jm_job_info *job, bool with_result)
 		failed |= json_object_set_new(obj, "progress", progress);
 		if (progress != NULL) {
 			const char *message = job->progress_message ? job->progress_message : "";
-			failed |= json_object_set_new(progress, "done",
-			                              cli_json_u64(job->progress_done));
+			failed |=
+			    json_object_set_new(progress, "done", cli_json_u64(job->progress_done));
 			failed |= json_object_set_new(progress, "total",
 			                              cli_json_u64(job->progress_total));
 			failed |= cli_json_set_bytes(progress, "message", message, strlen(message));
@@ -543,11 +543,11 @@ void cli_print_batch(FILE *out, const jm_batch_info *batch)
 
 void cli_format_batch_line(char *out, size_t out_size, const jm_batch_info *batch)
 {
-	int used = snprintf(out, out_size,
-	                    "batch %" PRIu64 ": %" PRIu64 "/%" PRIu64 " done, %" PRIu64
-	                    " failed, %s",
-	                    batch->id, cli_batch_finished(batch), batch->total,
-	                    batch->failed + batch->cancelled, jm_batch_state_name(batch->state));
+	int used =
+	    snprintf(out, out_size,
+	             "batch %" PRIu64 ": %" PRIu64 "/%" PRIu64 " done, %" PRIu64 " failed, %s",
+	             batch->id, cli_batch_finished(batch), batch->total,
+	             batch->failed + batch->cancelled, jm_batch_state_name(batch->state));
 	if (used < 0 || (size_t)used + 3 >= out_size || batch->state != JM_BATCH_RUNNING ||
 	    batch->current_operation == NULL || batch->current_operation[0] == '\0')
 		return;
@@ -582,7 +582,7 @@ void cli_format_job_line(char *out, size_t out_size, const jm_job_info *job)
 void cli_print_workers(FILE *out, const jm_worker_info *workers, size_t count, uint64_t now_us)
 {
 	enum { COLUMNS = 8 };
-	static const char *const headers[COLUMNS] = {"WORKER", "HOST",   "PID",       "QUEUES",
+	static const char *const headers[COLUMNS] = {"WORKER",      "HOST",   "PID",       "QUEUES",
 	                                             "CONCURRENCY", "ACTIVE", "LAST-SEEN", "STATE"};
 	int widths[COLUMNS];
 	for (int c = 0; c < COLUMNS; c++)

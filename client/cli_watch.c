@@ -157,8 +157,8 @@ static void watch_cut(char *text, size_t max_bytes)
 
 /* Appends " <rate>/s  ETA <time>" to out from the progress since the
  * first observation. */
-static void watch_rate(struct watch *w, uint64_t done, uint64_t total, const char *unit,
-                       char *out, size_t out_size)
+static void watch_rate(struct watch *w, uint64_t done, uint64_t total, const char *unit, char *out,
+                       size_t out_size)
 {
 	uint64_t now_us = jm_mono_us();
 	out[0] = '\0';
@@ -197,10 +197,10 @@ static void watch_draw(struct watch *w)
 		watch_rate(w, finished, b->total, "jobs", rate, sizeof rate);
 		cli_format_text(operation, sizeof operation,
 		                b->current_operation ? b->current_operation : "");
-		snprintf(line, sizeof line, "%s %" PRIu64 "/%" PRIu64 " %3u%%, failed %" PRIu64
-		         "%s  %s%s%s",
-		         bar, finished, b->total, cli_batch_percent(b), b->failed + b->cancelled,
-		         rate, jm_batch_state_name(b->state), operation[0] ? ": " : "", operation);
+		snprintf(line, sizeof line,
+		         "%s %" PRIu64 "/%" PRIu64 " %3u%%, failed %" PRIu64 "%s  %s%s%s", bar,
+		         finished, b->total, cli_batch_percent(b), b->failed + b->cancelled, rate,
+		         jm_batch_state_name(b->state), operation[0] ? ": " : "", operation);
 	} else {
 		const jm_job_info *j = &w->job;
 		cli_format_bar(bar, sizeof bar, j->progress_done, j->progress_total,
@@ -314,8 +314,7 @@ static int watch_follow(struct watch *w, jm_client *client, struct watch_waiter 
 	}
 }
 
-int cli_watch_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
-                  int first)
+int cli_watch_run(struct cli *cli, const struct cli_command *self, int argc, char **argv, int first)
 {
 	struct watch_opts opts = {0};
 	const char *operands[1];

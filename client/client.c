@@ -154,7 +154,7 @@ void jm_client_set_timeout_ms(jm_client *client, uint32_t timeout_ms)
 }
 
 int client_call(struct jm_client *client, const char *op, const struct proto_msg *req,
-                       enum proto_type want, uint32_t timeout_ms, struct rpc_reply *reply)
+                enum proto_type want, uint32_t timeout_ms, struct rpc_reply *reply)
 {
 	struct jm_err err;
 	jm_err_clear(&err);

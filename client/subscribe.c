@@ -80,8 +80,8 @@ static void subscribe_deliver(struct jm_subscription *sub, nng_msg *msg)
 		return;
 	const struct proto_event *pe = &decoded.u.event;
 	char message[PROTO_ERROR_TEXT_MAX + 1];
-	size_t message_len = pe->message.len < PROTO_ERROR_TEXT_MAX ? pe->message.len
-	                                                             : PROTO_ERROR_TEXT_MAX;
+	size_t message_len =
+	    pe->message.len < PROTO_ERROR_TEXT_MAX ? pe->message.len : PROTO_ERROR_TEXT_MAX;
 	if (message_len != 0)
 		memcpy(message, pe->message.ptr, message_len);
 	message[message_len] = '\0';
@@ -166,8 +166,8 @@ static int subscribe_open_socket(struct jm_subscription *sub, const char *url, c
 	return 0;
 }
 
-int jm_client_subscribe(jm_client *client, const char *topic, bool exact, jm_event_fn cb,
-                        void *arg, jm_subscription **out)
+int jm_client_subscribe(jm_client *client, const char *topic, bool exact, jm_event_fn cb, void *arg,
+                        jm_subscription **out)
 {
 	if (out != NULL)
 		*out = NULL;

@@ -68,7 +68,8 @@ int jm_client_workers(jm_client *client, jm_worker_info **workers, size_t *count
 	if (count != NULL)
 		*count = 0;
 	if (client == NULL || workers == NULL || count == NULL)
-		return client_fail(JM_EINVAL, "workers: client, workers and count must not be NULL");
+		return client_fail(JM_EINVAL,
+		                   "workers: client, workers and count must not be NULL");
 	struct proto_msg req = {.type = PROTO_WORKERS};
 	struct rpc_reply reply;
 	int rc = client_call(client, "workers", &req, PROTO_WORKERS_REPLY, client_timeout(client),
@@ -80,8 +81,9 @@ int jm_client_workers(jm_client *client, jm_worker_info **workers, size_t *count
 	if (list->workers_count > 0) {
 		copy = calloc(list->workers_count, sizeof *copy);
 		if (copy == NULL) {
-			rc = client_fail(JM_ENOMEM, "workers: out of memory for %" PRIu32 " workers",
-			                 list->workers_count);
+			rc =
+			    client_fail(JM_ENOMEM, "workers: out of memory for %" PRIu32 " workers",
+			                list->workers_count);
 			goto done_free_reply;
 		}
 	}

@@ -55,8 +55,9 @@ static void start_worker(struct fixture *f, const char *name, const char *queue,
                          const char *concurrency, const char *handler)
 {
 	struct harness_proc worker;
-	const char *args[] = {"--queue",   queue, "--concurrency", concurrency, "--handler",
-	                      handler,     "--worker-id", name, NULL};
+	const char *args[] = {"--queue",     queue,       "--concurrency",
+	                      concurrency,   "--handler", handler,
+	                      "--worker-id", name,        NULL};
 	assert_jm_ok(harness_worker_start(&f->h, name, args, &worker));
 }
 
@@ -300,15 +301,17 @@ static const char *write_jobs(struct fixture *f, const char *name, const char *q
 	size_t used = 0;
 	for (int i = 0; i < jobs_count; i++) {
 		if (i % 3 == 0)
-			used += (size_t)snprintf(text + used, cap - used,
-			                         "{\"queue\": \"%s\", \"type\": \"%s\", \"payload\": "
-			                         "{\"n\": %d}}\n",
-			                         queue, type, i);
+			used +=
+			    (size_t)snprintf(text + used, cap - used,
+			                     "{\"queue\": \"%s\", \"type\": \"%s\", \"payload\": "
+			                     "{\"n\": %d}}\n",
+			                     queue, type, i);
 		else
-			used += (size_t)snprintf(text + used, cap - used,
-			                         "{\"queue\": \"%s\", \"type\": \"%s\", \"payload\": "
-			                         "\"p%d\", \"priority\": 1}\n\n",
-			                         queue, type, i);
+			used +=
+			    (size_t)snprintf(text + used, cap - used,
+			                     "{\"queue\": \"%s\", \"type\": \"%s\", \"payload\": "
+			                     "\"p%d\", \"priority\": 1}\n\n",
+			                     queue, type, i);
 	}
 	const char *path = harness_write_file(&f->h, name, text, 0644);
 	free(text);
@@ -371,12 +374,12 @@ static void test_batch_submit_names_the_bad_line(void **state)
 {
 	struct fixture *f = fixture_start("cli-batch-bad");
 	*state = f;
-	const char *path = harness_write_file(
-	    &f->h, "bad.jsonl",
-	    "{\"queue\": \"q\", \"type\": \"t\", \"payload\": \"x\"}\n"
-	    "\n"
-	    "{\"queue\": \"q\", \"payload\": \"x\"}\n",
-	    0644);
+	const char *path =
+	    harness_write_file(&f->h, "bad.jsonl",
+	                       "{\"queue\": \"q\", \"type\": \"t\", \"payload\": \"x\"}\n"
+	                       "\n"
+	                       "{\"queue\": \"q\", \"payload\": \"x\"}\n",
+	                       0644);
 	struct run r = cli(f, "batch", "submit", path);
 	expect_code(f, &r, 1, "batch submit of a bad file");
 	assert_string_equal(r.out, "");
@@ -413,7 +416,8 @@ static void test_watch_prints_one_plain_line_per_change_ending_in_the_final_stat
 	assert_null(strchr(r.out, '\r'));
 	assert_null(strchr(r.out, '\033'));
 	char final[128];
-	snprintf(final, sizeof final, "batch %" PRIu64 ": 10/10 done, 0 failed, completed", batch_id);
+	snprintf(final, sizeof final, "batch %" PRIu64 ": 10/10 done, 0 failed, completed",
+	         batch_id);
 	char *last = NULL;
 	int lines = 0;
 	char *save = NULL;
@@ -421,7 +425,8 @@ static void test_watch_prints_one_plain_line_per_change_ending_in_the_final_stat
 		if (!matches("^batch [0-9]+: [0-9]+/10 done, [0-9]+ failed, "
 		             "(running(: .+)?|completed|failed)$",
 		             line))
-			fail_msg("watch line %d does not match the format: \"%s\"", lines + 1, line);
+			fail_msg("watch line %d does not match the format: \"%s\"", lines + 1,
+			         line);
 		last = line;
 		lines++;
 	}
@@ -436,7 +441,8 @@ static void test_watch_prints_one_plain_line_per_change_ending_in_the_final_stat
 	expect_code(f, &r, 10, "watch a failing job");
 	char *save2 = NULL;
 	last = NULL;
-	for (char *line = strtok_r(r.out, "\n", &save2); line; line = strtok_r(NULL, "\n", &save2)) {
+	for (char *line = strtok_r(r.out, "\n", &save2); line;
+	     line = strtok_r(NULL, "\n", &save2)) {
 		if (!matches("^job [0-9]+: (pending|delayed|active|completed|failed|cancelled), "
 		             "attempt [0-9]+/[0-9]+",
 		             line))
@@ -546,8 +552,8 @@ static void test_help_lists_every_command_and_the_exit_codes(void **state)
 	*state = f;
 	struct run r = cli(f, "--help");
 	expect_code(f, &r, 0, "--help");
-	static const char *const commands[] = {"submit", "batch",  "status",  "result",
-	                                       "wait",   "watch",  "cancel",  "stats",
+	static const char *const commands[] = {"submit",  "batch",      "status", "result",
+	                                       "wait",    "watch",      "cancel", "stats",
 	                                       "workers", "dead-letter"};
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
 		char pattern[64];
@@ -557,13 +563,11 @@ static void test_help_lists_every_command_and_the_exit_codes(void **state)
 	}
 	assert_non_null(strstr(r.out, "  12  "));
 	run_fini(&r);
-	static const char *const helps[][3] = {{"batch", "submit", "--help"},
-	                                       {"batch", "status", "--help"},
-	                                       {"watch", "--help", NULL},
-	                                       {"workers", "--help", NULL},
-	                                       {"cancel", "--help", NULL},
-	                                       {"dead-letter", "list", "--help"},
-	                                       {"dead-letter", "retry", "--help"}};
+	static const char *const helps[][3] = {
+	    {"batch", "submit", "--help"},     {"batch", "status", "--help"},
+	    {"watch", "--help", NULL},         {"workers", "--help", NULL},
+	    {"cancel", "--help", NULL},        {"dead-letter", "list", "--help"},
+	    {"dead-letter", "retry", "--help"}};
 	for (size_t i = 0; i < sizeof helps / sizeof helps[0]; i++) {
 		r = cli(f, helps[i][0], helps[i][1], helps[i][2]);
 		expect_code(f, &r, 0, helps[i][0]);

@@ -57,8 +57,9 @@ static void start_worker(struct fixture *f, const char *name, const char *queue,
                          const char *concurrency, const char *handler)
 {
 	struct harness_proc worker;
-	const char *args[] = {"--queue",   queue, "--concurrency", concurrency, "--handler",
-	                      handler,     "--worker-id", name, NULL};
+	const char *args[] = {"--queue",     queue,       "--concurrency",
+	                      concurrency,   "--handler", handler,
+	                      "--worker-id", name,        NULL};
 	assert_jm_ok(harness_worker_start(&f->h, name, args, &worker));
 }
 
@@ -77,8 +78,8 @@ static uint64_t submit_batch(struct fixture *f, const char *queue, const char *t
 	jm_job_spec *specs = calloc(jobs_count, sizeof *specs);
 	assert_non_null(specs);
 	for (size_t i = 0; i < jobs_count; i++)
-		specs[i] = (jm_job_spec){.queue = queue, .type = type, .payload = "x",
-		                         .payload_len = 1};
+		specs[i] =
+		    (jm_job_spec){.queue = queue, .type = type, .payload = "x", .payload_len = 1};
 	uint64_t batch_id = 0;
 	int rc = jm_client_submit_many(f->client, specs, jobs_count, true, ids, &batch_id);
 	free(specs);
@@ -105,10 +106,10 @@ struct recorder {
 	uint64_t batch_id;
 	const uint64_t *ids; /* BIG_BATCH ids, ascending (as the broker gave them) */
 	struct job_trace jobs[BIG_BATCH];
-	unsigned unknown_jobs;  /* job events for ids not in the batch */
+	unsigned unknown_jobs; /* job events for ids not in the batch */
 	unsigned batch_events;
-	jm_event last_batch;    /* the latest batch event (pointers cleared) */
-	bool batch_finished;    /* a batch event said it is no longer running */
+	jm_event last_batch; /* the latest batch event (pointers cleared) */
+	bool batch_finished; /* a batch event said it is no longer running */
 };
 
 static int find_id(const uint64_t *ids, size_t count, uint64_t id)
@@ -164,8 +165,7 @@ static bool recorder_saw_final_batch_event(void *arg)
 	return seen;
 }
 
-static void test_subscriber_sees_every_state_change_of_a_thousand_job_batch_in_order(
-    void **state)
+static void test_subscriber_sees_every_state_change_of_a_thousand_job_batch_in_order(void **state)
 {
 	struct fixture *f = fixture_start("events-batch");
 	*state = f;
@@ -197,8 +197,8 @@ static void test_subscriber_sees_every_state_change_of_a_thousand_job_batch_in_o
 	assert_int_equal(batch.completed, BIG_BATCH);
 	jm_batch_info_fini(&batch);
 	/* The final event may trail the status a little. */
-	assert_true(harness_wait_for(10000, recorder_saw_final_batch_event, r,
-	                             "the batch's final event"));
+	assert_true(
+	    harness_wait_for(10000, recorder_saw_final_batch_event, r, "the batch's final event"));
 	jm_subscription_close(sub);
 
 	assert_int_equal(r->unknown_jobs, 0);
