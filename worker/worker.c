@@ -458,11 +458,13 @@ progress_send(struct jm_worker *w, const struct progress_value *value, struct jm
 		broker_note_success(w);
 		if (code == 0)
 			return PROGRESS_SENT;
-		if (code == JM_ESTALE)
+		/* A job the broker no longer knows (retention dropped it) is no
+		 * more ours than one it gave to someone else. */
+		if (code == JM_ESTALE || code == JM_ENOTFOUND)
 			return PROGRESS_STALE;
 		return code_is_transient(code) ? PROGRESS_RETRY : PROGRESS_REFUSED;
 	}
-	if (rc == JM_ESTALE)
+	if (rc == JM_ESTALE || rc == JM_ENOTFOUND)
 		return PROGRESS_STALE;
 	if (code_is_transient(rc)) {
 		broker_note_failure(w, "progress", err);
