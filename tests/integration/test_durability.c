@@ -61,7 +61,7 @@ struct crash_loop {
 	uint64_t submits_ok;
 	uint64_t submits_failed;
 	uint64_t submits_ok_mark; /* submits_ok when the main thread last looked */
-	struct acked_job *done; /* completions the observer saw */
+	struct acked_job *done;   /* completions the observer saw */
 	size_t done_len;
 	size_t done_cap;
 	size_t observe_next; /* index into acked */
@@ -146,12 +146,14 @@ static void *producer_main(void *arg)
 
 		for (size_t i = 0; i < count; i++) {
 			int len = snprintf(payloads[i], sizeof payloads[i], "p%u", seqs[i]);
-			specs[i] = (jm_job_spec){.queue = QUEUE, .type = "t", .payload = payloads[i],
-						 .payload_len = (size_t)len};
+			specs[i] = (jm_job_spec){.queue = QUEUE,
+			                         .type = "t",
+			                         .payload = payloads[i],
+			                         .payload_len = (size_t)len};
 		}
-		int rc = count == 1 ? jm_client_submit(client, &specs[0], &ids[0])
-				    : jm_client_submit_many(client, specs, count, as_batch, ids,
-							    NULL);
+		int rc = count == 1
+		             ? jm_client_submit(client, &specs[0], &ids[0])
+		             : jm_client_submit_many(client, specs, count, as_batch, ids, NULL);
 		pthread_mutex_lock(&cl->mu);
 		if (rc == 0) {
 			grow(&cl->acked, &cl->acked_cap, cl->acked_len + count);
@@ -207,20 +209,22 @@ static void *observer_main(void *arg)
 		int rc = jm_client_wait(client, job.id, 200, &info);
 		if (rc == 0 && info.state == JM_STATE_COMPLETED) {
 			if (!result_is(&info, job.seq))
-				thread_fail(cl, "observer: job %llu completed with \"%.*s\", not r-p%u",
-					    (unsigned long long)job.id, (int)info.result_len,
-					    (char *)info.result, job.seq);
+				thread_fail(cl,
+				            "observer: job %llu completed with \"%.*s\", not r-p%u",
+				            (unsigned long long)job.id, (int)info.result_len,
+				            (char *)info.result, job.seq);
 			pthread_mutex_lock(&cl->mu);
 			grow(&cl->done, &cl->done_cap, cl->done_len + 1);
 			cl->done[cl->done_len++] = job;
 			cl->observe_next++;
 			pthread_mutex_unlock(&cl->mu);
 		} else if (rc == 0) {
-			thread_fail(cl, "observer: job %llu ended %s: %s", (unsigned long long)job.id,
-				    jm_job_state_name(info.state), info.last_error);
+			thread_fail(cl, "observer: job %llu ended %s: %s",
+			            (unsigned long long)job.id, jm_job_state_name(info.state),
+			            info.last_error);
 		} else if (rc == JM_ENOTFOUND) {
 			thread_fail(cl, "observer: acknowledged job %llu not found: %s",
-				    (unsigned long long)job.id, jm_client_last_error());
+			            (unsigned long long)job.id, jm_client_last_error());
 		} else if (rc != JM_ETIMEDOUT) {
 			sleep_ms(10); /* the broker is down */
 		}
@@ -293,7 +297,7 @@ static struct fixture *fixture_new(const char *name)
 static void broker_start(struct fixture *f, const char *fsync)
 {
 	const char *args[] = {"--fsync", fsync, "--backoff-base-ms", "10", "--backoff-cap-ms",
-			      "20", NULL};
+	                      "20",      NULL};
 	int rc = harness_broker_start(&f->h, args, &f->broker);
 	if (rc != 0) {
 		harness_print_logs(&f->h, 30);
@@ -348,10 +352,10 @@ static void producer_progress_wait(struct fixture *f)
 	f->cl.submits_ok_mark = f->cl.submits_ok;
 	pthread_mutex_unlock(&f->cl.mu);
 	if (!harness_wait_for(10000, producer_progressed_cb, f,
-			      "a submit to succeed after the restart")) {
+	                      "a submit to succeed after the restart")) {
 		harness_print_logs(&f->h, 20);
 		fail_msg("the producer made no progress after the restart: %s",
-			 jm_client_last_error());
+		         jm_client_last_error());
 	}
 }
 
@@ -364,23 +368,23 @@ static int id_compare(const void *a, const void *b)
 /* Checks one acknowledged job: it exists on its queue, and if completed,
  * with the result of its own payload. */
 static void check_acked_job(struct fixture *f, jm_client *client, struct acked_job job,
-			    unsigned round, const char *why)
+                            unsigned round, const char *why)
 {
 	jm_job_info info = {0};
 	int rc = jm_client_result(client, job.id, &info);
 	if (rc != 0) {
 		harness_print_logs(&f->h, 20);
 		fail_msg("round %u: %s job %llu (payload p%u): %d %s", round, why,
-			 (unsigned long long)job.id, job.seq, rc, jm_client_last_error());
+		         (unsigned long long)job.id, job.seq, rc, jm_client_last_error());
 	}
 	assert_string_equal(info.queue, QUEUE);
 	if (info.state == JM_STATE_COMPLETED && !result_is(&info, job.seq))
 		fail_msg("round %u: job %llu completed with \"%.*s\", expected r-p%u", round,
-			 (unsigned long long)job.id, (int)info.result_len, (char *)info.result,
-			 job.seq);
+		         (unsigned long long)job.id, (int)info.result_len, (char *)info.result,
+		         job.seq);
 	if (info.state == JM_STATE_FAILED || info.state == JM_STATE_CANCELLED)
 		fail_msg("round %u: job %llu is %s: %s", round, (unsigned long long)job.id,
-			 jm_job_state_name(info.state), info.last_error);
+		         jm_job_state_name(info.state), info.last_error);
 	jm_job_info_fini(&info);
 }
 
@@ -391,7 +395,7 @@ struct check_marks {
 
 /* The checks after a restart, with both threads paused. */
 static void check_after_restart(struct fixture *f, unsigned round, struct check_marks *marks,
-				unsigned *sample_seed)
+                                unsigned *sample_seed)
 {
 	struct crash_loop *cl = &f->cl;
 	if (cl->thread_error[0] != '\0')
@@ -409,7 +413,7 @@ static void check_after_restart(struct fixture *f, unsigned round, struct check_
 	for (size_t i = 1; i < cl->acked_len; i++)
 		if (ids[i] == ids[i - 1])
 			fail_msg("round %u: id %llu was acknowledged for two submits", round,
-				 (unsigned long long)ids[i]);
+			         (unsigned long long)ids[i]);
 	free(ids);
 
 	/* The broker holds every acknowledged job, and of the submits that
@@ -420,7 +424,7 @@ static void check_after_restart(struct fixture *f, unsigned round, struct check_
 	uint64_t total = 0;
 	for (size_t i = 0; i < count; i++)
 		total += queues[i].pending + queues[i].delayed + queues[i].active +
-			 queues[i].completed + queues[i].failed;
+		         queues[i].completed + queues[i].failed;
 	free(queues);
 	printf("round %u: %zu acknowledged, %llu in failed submits, broker holds %llu, "
 	       "%zu completions observed\n",
@@ -428,10 +432,10 @@ static void check_after_restart(struct fixture *f, unsigned round, struct check_
 	       (unsigned long long)total, cl->done_len);
 	if (total < cl->acked_len || total > cl->acked_len + cl->unacked_jobs)
 		fail_msg("round %u: broker holds %llu jobs; acknowledged %zu, failed in flight "
-			 "%llu: expected between %zu and %llu",
-			 round, (unsigned long long)total, cl->acked_len,
-			 (unsigned long long)cl->unacked_jobs, cl->acked_len,
-			 (unsigned long long)(cl->acked_len + cl->unacked_jobs));
+		         "%llu: expected between %zu and %llu",
+		         round, (unsigned long long)total, cl->acked_len,
+		         (unsigned long long)cl->unacked_jobs, cl->acked_len,
+		         (unsigned long long)(cl->acked_len + cl->unacked_jobs));
 
 	/* Every job acknowledged since the last round, and a sample of older
 	 * ones, exists with its own payload's result. */
@@ -439,8 +443,8 @@ static void check_after_restart(struct fixture *f, unsigned round, struct check_
 		check_acked_job(f, client, cl->acked[i], round, "acknowledged");
 	for (int i = 0; i < SAMPLE_OLD && marks->acked_checked > 0; i++)
 		check_acked_job(f, client,
-				cl->acked[(size_t)rand_r(sample_seed) % marks->acked_checked],
-				round, "acknowledged (earlier round)");
+		                cl->acked[(size_t)rand_r(sample_seed) % marks->acked_checked],
+		                round, "acknowledged (earlier round)");
 	marks->acked_checked = cl->acked_len;
 
 	/* Every completion seen before the kill is still a completion with the
@@ -451,13 +455,13 @@ static void check_after_restart(struct fixture *f, unsigned round, struct check_
 		int rc = jm_client_result(client, job.id, &info);
 		if (rc != 0)
 			fail_msg("round %u: completed job %llu: %s", round,
-				 (unsigned long long)job.id, jm_client_last_error());
+			         (unsigned long long)job.id, jm_client_last_error());
 		if (info.state != JM_STATE_COMPLETED || !result_is(&info, job.seq))
 			fail_msg("round %u: job %llu was completed with r-p%u before the kill; now "
-				 "%s with \"%.*s\"",
-				 round, (unsigned long long)job.id, job.seq,
-				 jm_job_state_name(info.state), (int)info.result_len,
-				 info.result ? (char *)info.result : "");
+			         "%s with \"%.*s\"",
+			         round, (unsigned long long)job.id, job.seq,
+			         jm_job_state_name(info.state), (int)info.result_len,
+			         info.result ? (char *)info.result : "");
 		jm_job_info_fini(&info);
 	}
 	marks->done_checked = cl->done_len;
@@ -488,10 +492,11 @@ static void test_crash_loop_loses_and_duplicates_nothing_acknowledged(void **sta
 	f->cl.url = f->h.broker_url;
 	char handler[512];
 	snprintf(handler, sizeof handler,
-		 "t=echo \"$JOBMESH_JOB_ID\" >> %s/runs.log; printf r-; cat", f->h.dir);
-	const char *wargs[] = {"--queue", QUEUE, "--concurrency", "4", "--handler", handler,
-			       "--worker-id", "crash-worker", "--heartbeat-ms", "200",
-			       "--drain-timeout", "1", NULL};
+	         "t=echo \"$JOBMESH_JOB_ID\" >> %s/runs.log; printf r-; cat", f->h.dir);
+	const char *wargs[] = {
+	    "--queue",     QUEUE,          "--concurrency",  "4",   "--handler",       handler,
+	    "--worker-id", "crash-worker", "--heartbeat-ms", "200", "--drain-timeout", "1",
+	    NULL};
 	assert_jm_ok(harness_worker_start(&f->h, "worker", wargs, &f->worker));
 	f->worker_running = true;
 
@@ -509,7 +514,7 @@ static void test_crash_loop_loses_and_duplicates_nothing_acknowledged(void **sta
 		 * a producer that is submitting, so wait for its next success. */
 		producer_progress_wait(f);
 		int delay_ms = KILL_DELAY_MIN_MS +
-			       rand_r(&main_seed) % (KILL_DELAY_MAX_MS - KILL_DELAY_MIN_MS + 1);
+		               rand_r(&main_seed) % (KILL_DELAY_MAX_MS - KILL_DELAY_MIN_MS + 1);
 		/* The moment of the crash is the random part of the test. */
 		sleep_ms(delay_ms);
 		broker_kill(f);
@@ -581,7 +586,7 @@ static struct proto_delivery rpc_fetch(struct rpc *rpc, const char *worker)
 }
 
 static int32_t rpc_ack(struct rpc *rpc, const char *worker, uint64_t job_id, uint64_t lease,
-		       const char *result)
+                       const char *result)
 {
 	struct proto_ack_item item = {job_id, lease, {(const uint8_t *)result, strlen(result)}};
 	struct proto_msg req = {.type = PROTO_ACK};
@@ -602,8 +607,13 @@ static void lease_broker_start(struct fixture *f)
 {
 	char dead_after[32];
 	snprintf(dead_after, sizeof dead_after, "%d", DEAD_AFTER_MS);
-	const char *args[] = {"--dead-after-ms", dead_after, "--backoff-base-ms", "10",
-			      "--backoff-cap-ms", "20", NULL};
+	const char *args[] = {"--dead-after-ms",
+	                      dead_after,
+	                      "--backoff-base-ms",
+	                      "10",
+	                      "--backoff-cap-ms",
+	                      "20",
+	                      NULL};
 	assert_jm_ok(harness_broker_start(&f->h, args, &f->broker));
 	f->broker_running = true;
 }
@@ -684,10 +694,10 @@ static void test_lease_survives_a_crash_and_expires_after_the_dead_after_window(
 	assert_jm_ok(jm_client_status(w.client, orphan, &w.info));
 	assert_int_equal(w.info.state, JM_STATE_ACTIVE);
 	if (!harness_wait_for(DEAD_AFTER_MS + 5000, job_left_active_cb, &w,
-			      "the orphaned lease to be requeued")) {
+	                      "the orphaned lease to be requeued")) {
 		harness_print_logs(&f->h, 20);
 		fail_msg("job %llu still %s", (unsigned long long)orphan,
-			 jm_job_state_name(w.info.state));
+		         jm_job_state_name(w.info.state));
 	}
 	uint64_t requeued_after_ms = (jm_mono_us() - restarted_us) / 1000;
 	printf("orphaned lease requeued %llu ms after the restart (dead-after %d ms)\n",
@@ -792,11 +802,11 @@ static void test_lease_forgotten_by_a_crash_cannot_complete_the_next_delivery(vo
 		if (zombie == 0) {
 			info = job_status(f, id);
 			fail_msg("job %llu: the zombie's ack with the forgotten lease %llu was "
-				 "accepted while worker \"healthy\" holds lease %llu; the job is "
-				 "now %s with \"%s\"",
-				 (unsigned long long)id, (unsigned long long)first.lease,
-				 (unsigned long long)second.lease, jm_job_state_name(info.state),
-				 info.result ? (char *)info.result : "");
+			         "accepted while worker \"healthy\" holds lease %llu; the job is "
+			         "now %s with \"%s\"",
+			         (unsigned long long)id, (unsigned long long)first.lease,
+			         (unsigned long long)second.lease, jm_job_state_name(info.state),
+			         info.result ? (char *)info.result : "");
 		}
 		assert_int_equal(zombie, JM_ESTALE);
 		assert_int_equal(rpc_ack(rpc, "healthy", id, second.lease, "healthy-result"), 0);
@@ -815,14 +825,14 @@ static void test_lease_forgotten_by_a_crash_cannot_complete_the_next_delivery(vo
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_crash_loop_loses_and_duplicates_nothing_acknowledged,
-					  fixture_teardown),
-		cmocka_unit_test_teardown(
-		    test_lease_survives_a_crash_and_expires_after_the_dead_after_window,
-		    fixture_teardown),
-		cmocka_unit_test_teardown(
-		    test_lease_forgotten_by_a_crash_cannot_complete_the_next_delivery,
-		    fixture_teardown),
+	    cmocka_unit_test_teardown(test_crash_loop_loses_and_duplicates_nothing_acknowledged,
+	                              fixture_teardown),
+	    cmocka_unit_test_teardown(
+	        test_lease_survives_a_crash_and_expires_after_the_dead_after_window,
+	        fixture_teardown),
+	    cmocka_unit_test_teardown(
+	        test_lease_forgotten_by_a_crash_cannot_complete_the_next_delivery,
+	        fixture_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

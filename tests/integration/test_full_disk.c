@@ -80,8 +80,8 @@ static void remember(struct fixture *f, uint64_t id)
 
 static int submit_one(jm_client *client, const char *tag, uint64_t *id)
 {
-	jm_job_spec spec = {.queue = "disk", .type = "t", .payload = tag,
-			    .payload_len = strlen(tag)};
+	jm_job_spec spec = {
+	    .queue = "disk", .type = "t", .payload = tag, .payload_len = strlen(tag)};
 	return jm_client_submit(client, &spec, id);
 }
 
@@ -111,8 +111,8 @@ static void complete_one(struct fixture *f, struct rpc *rpc)
 			job = &f->jobs[i];
 	assert_non_null(job);
 	snprintf(job->result, sizeof job->result, "res-%llu", (unsigned long long)id);
-	struct proto_ack_item item = {id, lease,
-				      {(const uint8_t *)job->result, strlen(job->result)}};
+	struct proto_ack_item item = {
+	    id, lease, {(const uint8_t *)job->result, strlen(job->result)}};
 	req = (struct proto_msg){.type = PROTO_ACK};
 	strcpy(req.u.ack.worker_id, "w");
 	req.u.ack.items_count = 1;
@@ -132,7 +132,7 @@ static void check_known_jobs(struct fixture *f, jm_client *client, const char *w
 		int rc = jm_client_result(client, f->jobs[i].id, &info);
 		if (rc != 0)
 			fail_msg("%s: job %llu: %s", when, (unsigned long long)f->jobs[i].id,
-				 jm_client_last_error());
+			         jm_client_last_error());
 		if (f->jobs[i].completed) {
 			assert_int_equal(info.state, JM_STATE_COMPLETED);
 			assert_string_equal((char *)info.result, f->jobs[i].result);
@@ -151,7 +151,7 @@ static uint64_t jobs_total(jm_client *client)
 	uint64_t total = 0;
 	for (size_t i = 0; i < count; i++)
 		total += queues[i].pending + queues[i].delayed + queues[i].active +
-			 queues[i].completed + queues[i].failed;
+		         queues[i].completed + queues[i].failed;
 	free(queues);
 	return total;
 }
@@ -161,7 +161,7 @@ static void assert_total_in_range(struct fixture *f, jm_client *client, const ch
 	uint64_t total = jobs_total(client);
 	if (total < f->jobs_len || total > f->jobs_len + f->unsure)
 		fail_msg("%s: the broker holds %llu jobs; %zu acknowledged, %llu unanswered", when,
-			 (unsigned long long)total, f->jobs_len, (unsigned long long)f->unsure);
+		         (unsigned long long)total, f->jobs_len, (unsigned long long)f->unsure);
 }
 
 static size_t journal_bytes(const char *dir)
@@ -209,8 +209,9 @@ static void broker_start_limited(struct fixture *f, size_t limit)
 	snprintf(fsize, sizeof fsize, "--fsize=%zu:unlimited", limit);
 	snprintf(listen, sizeof listen, "ipc://%s/broker.ipc", f->h.dir);
 	snprintf(data, sizeof data, "%s/data", f->h.dir);
-	char *argv[] = {"prlimit", fsize, "--", (char *)harness_bin("jobmesh-broker"),
-			"--listen", listen, "--data", data, "--fsync", "batch", NULL};
+	char *argv[] = {"prlimit",  fsize,   "--",     (char *)harness_bin("jobmesh-broker"),
+	                "--listen", listen,  "--data", data,
+	                "--fsync",  "batch", NULL};
 	const char *out_path = harness_path(&f->h, "broker.out");
 	size_t from = 0;
 	free(harness_read_file(out_path, &from));
@@ -318,7 +319,7 @@ static void test_journal_write_limit_refuses_submits_then_recovers_losing_nothin
 	if (rc != JM_ENOSPC) {
 		harness_print_logs(&f->h, 20);
 		fail_msg("no submit was refused with JM_ENOSPC in %d tries (last: %d %s)",
-			 SUBMITS_MAX, rc, jm_client_last_error());
+		         SUBMITS_MAX, rc, jm_client_last_error());
 	}
 	const char *why = jm_client_last_error();
 	printf("%u submits accepted under the limit, %llu unanswered; refused with: %s\n",
@@ -351,16 +352,17 @@ static void test_journal_write_limit_refuses_submits_then_recovers_losing_nothin
 		int stats_rc = jm_client_stats(client, &queues, &count);
 		uint64_t stats_ms = (jm_mono_us() - t0) / 1000;
 		free(queues);
-		printf("while refused: status %d (%llu ms), result %d (%llu ms), stats %d (%llu ms)\n",
-		       status_rc, (unsigned long long)status_ms, result_rc,
-		       (unsigned long long)result_ms, stats_rc, (unsigned long long)stats_ms);
+		printf(
+		    "while refused: status %d (%llu ms), result %d (%llu ms), stats %d (%llu ms)\n",
+		    status_rc, (unsigned long long)status_ms, result_rc,
+		    (unsigned long long)result_ms, stats_rc, (unsigned long long)stats_ms);
 		/* Asserted at the end, so the recovery is tested as well. */
 		if (status_rc != 0 || result_rc != 0 || stats_rc != 0)
 			snprintf(reads_failed, sizeof reads_failed,
-				 "reads must keep working while the journal refuses writes: "
-				 "status %s, result %s, stats %s",
-				 jm_strerror(status_rc), jm_strerror(result_rc),
-				 jm_strerror(stats_rc));
+			         "reads must keep working while the journal refuses writes: "
+			         "status %s, result %s, stats %s",
+			         jm_strerror(status_rc), jm_strerror(result_rc),
+			         jm_strerror(stats_rc));
 	}
 	uint64_t total_refused = 0;
 	if (reads_failed[0] == '\0') {
@@ -378,8 +380,8 @@ static void test_journal_write_limit_refuses_submits_then_recovers_losing_nothin
 	}
 	jm_job_spec specs[4];
 	for (int i = 0; i < 4; i++)
-		specs[i] = (jm_job_spec){.queue = "disk", .type = "t", .payload = "batch",
-					 .payload_len = 5};
+		specs[i] = (jm_job_spec){
+		    .queue = "disk", .type = "t", .payload = "batch", .payload_len = 5};
 	uint64_t ids[4];
 	assert_jm_code(jm_client_submit_many(client, specs, 4, true, ids, NULL), JM_ENOSPC);
 	if (reads_failed[0] == '\0')
@@ -396,10 +398,10 @@ static void test_journal_write_limit_refuses_submits_then_recovers_losing_nothin
 	uint64_t lifted_us = jm_mono_us();
 	struct recovery r = {.f = f, .client = client};
 	if (!harness_wait_for(RECOVER_MS, submit_accepted_cb, &r,
-			      "a submit to be accepted after the limit was lifted")) {
+	                      "a submit to be accepted after the limit was lifted")) {
 		harness_print_logs(&f->h, 20);
 		fail_msg("still refused after %d ms: %d %s", RECOVER_MS, r.last_rc,
-			 jm_client_last_error());
+		         jm_client_last_error());
 	}
 	printf("accepting again %llu ms after the limit was lifted\n",
 	       (unsigned long long)((jm_mono_us() - lifted_us) / 1000));
@@ -430,7 +432,7 @@ static void test_journal_write_limit_refuses_submits_then_recovers_losing_nothin
 	f->broker_running = false;
 	assert_int_equal(status, 0);
 	char *check[] = {(char *)harness_bin("jobmesh-broker"), "--check-journal",
-			 (char *)harness_path(&f->h, "data"), NULL};
+	                 (char *)harness_path(&f->h, "data"), NULL};
 	char *out = NULL;
 	assert_jm_ok(harness_run(&f->h, check, 10000, &out, &code));
 	if (code != 0)
@@ -451,9 +453,9 @@ static void test_journal_write_limit_refuses_submits_then_recovers_losing_nothin
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(
-		    test_journal_write_limit_refuses_submits_then_recovers_losing_nothing,
-		    fixture_teardown),
+	    cmocka_unit_test_teardown(
+	        test_journal_write_limit_refuses_submits_then_recovers_losing_nothing,
+	        fixture_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -80,9 +80,9 @@ static struct fixture *fixture_with_killed_broker(const char *name)
 	for (int i = 0; i < JOBS; i++) {
 		char payload[96];
 		int len = snprintf(payload, sizeof payload, "payload-%03d-%.*s", i, (i * 7) % 41,
-				   "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
-		jm_job_spec spec = {.queue = "damage", .type = "t", .payload = payload,
-				    .payload_len = (size_t)len};
+		                   "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+		jm_job_spec spec = {
+		    .queue = "damage", .type = "t", .payload = payload, .payload_len = (size_t)len};
 		int rc = jm_client_submit(client, &spec, &f->ids[i]);
 		if (rc != 0)
 			fail_msg("submit %d: %s", i, jm_client_last_error());
@@ -134,7 +134,7 @@ static void segment_read_last(const char *dir, struct segment *seg)
 	}
 	if (off != seg->size)
 		fail_msg("%s: %zu bytes of a partial record at byte %zu after a clean run", path,
-			 seg->size - off, off);
+		         seg->size - off, off);
 }
 
 static void segment_fini(struct segment *seg)
@@ -224,7 +224,7 @@ static void assert_contains(const char *text, const char *needle, const char *wh
 static int check_journal(struct fixture *f, const char *dir, char **out, char **err_text)
 {
 	char *argv[] = {(char *)harness_bin("jobmesh-broker"), "--check-journal", (char *)dir,
-			NULL};
+	                NULL};
 	int code = -1;
 	assert_jm_ok(harness_run_capture(&f->h, argv, RUN_TIMEOUT_MS, out, err_text, &code));
 	return code;
@@ -235,7 +235,7 @@ static int check_journal(struct fixture *f, const char *dir, char **out, char **
  * reported with the byte it starts at and the bytes it holds, and every
  * record before the cut kept. */
 static void check_every_cut(struct fixture *f, const char *data, const char *copy,
-			    const struct segment *seg)
+                            const struct segment *seg)
 {
 	size_t first = seg->starts[seg->records - 2];
 	for (size_t cut = first; cut <= seg->size; cut++) {
@@ -256,14 +256,14 @@ static void check_every_cut(struct fixture *f, const char *data, const char *cop
 		assert_contains(out, expect, what);
 		if (cut == end) {
 			if (strstr(out, "torn tail") != NULL)
-				fail_msg("%s: a cut at a record boundary is no torn tail:\n%s", what,
-					 out);
+				fail_msg("%s: a cut at a record boundary is no torn tail:\n%s",
+				         what, out);
 		} else {
 			snprintf(expect, sizeof expect, "torn tail: %zu bytes at byte %zu of %s",
-				 cut - end, end, seg->name);
+			         cut - end, end, seg->name);
 			assert_contains(out, expect, what);
 			snprintf(expect, sizeof expect, "torn tail in %s at byte %zu", seg->name,
-				 end);
+			         end);
 			assert_contains(err_text, expect, what);
 		}
 		free(out);
@@ -277,7 +277,7 @@ static void check_every_cut(struct fixture *f, const char *data, const char *cop
  * tail with file and offset, cuts the file there, serves every job before
  * the cut with its state, and knows none after it. */
 static void start_on_cut(struct fixture *f, const char *data, const char *copy,
-			 const struct segment *seg, size_t cut)
+                         const struct segment *seg, size_t cut)
 {
 	copy_data_dir(data, copy);
 	truncate_file(copy, seg->name, cut);
@@ -316,8 +316,9 @@ static void start_on_cut(struct fixture *f, const char *data, const char *copy,
 		int rc = jm_client_status(client, f->ids[i], &info);
 		if (i < kept) {
 			if (rc != 0)
-				fail_msg("cut at %zu: job %llu (record %zu, before the cut): %s", cut,
-					 (unsigned long long)f->ids[i], i, jm_client_last_error());
+				fail_msg("cut at %zu: job %llu (record %zu, before the cut): %s",
+				         cut, (unsigned long long)f->ids[i], i,
+				         jm_client_last_error());
 			assert_int_equal(info.state, JM_STATE_PENDING);
 			assert_string_equal(info.queue, "damage");
 		} else {
@@ -339,8 +340,7 @@ static void start_on_cut(struct fixture *f, const char *data, const char *copy,
 	free(err_text);
 }
 
-static void test_torn_tail_at_every_byte_of_the_last_two_records_is_cut_and_reported(
-    void **state)
+static void test_torn_tail_at_every_byte_of_the_last_two_records_is_cut_and_reported(void **state)
 {
 	struct fixture *f = fixture_with_killed_broker("torn");
 	*state = f;
@@ -355,8 +355,8 @@ static void test_torn_tail_at_every_byte_of_the_last_two_records_is_cut_and_repo
 	/* Real starts on a sample: inside the frame, at a frame without its
 	 * body, at a boundary, inside the body, one byte short of the end. */
 	size_t a = seg.starts[JOBS - 2], b = seg.starts[JOBS - 1];
-	size_t samples[] = {a + 1, a + FRAME_BYTES, b - 1, b, b + 3, b + FRAME_BYTES + 5,
-			    seg.size - 1};
+	size_t samples[] = {a + 1, a + FRAME_BYTES,     b - 1,       b,
+	                    b + 3, b + FRAME_BYTES + 5, seg.size - 1};
 	for (size_t i = 0; i < sizeof samples / sizeof samples[0]; i++)
 		start_on_cut(f, data, copy, &seg, samples[i]);
 	segment_fini(&seg);
@@ -390,14 +390,18 @@ static void test_flipped_byte_mid_journal_is_refused_reported_and_repaired(void 
 	/* A plain start refuses, naming the file, the offset and --repair. */
 	char listen[300];
 	snprintf(listen, sizeof listen, "ipc://%s/broker.ipc", f->h.dir);
-	char *argv[] = {(char *)harness_bin("jobmesh-broker"), "--listen", listen, "--data",
-			(char *)data, NULL};
+	char *argv[] = {(char *)harness_bin("jobmesh-broker"),
+	                "--listen",
+	                listen,
+	                "--data",
+	                (char *)data,
+	                NULL};
 	char *out = NULL, *err_text = NULL;
 	int code = -1;
 	assert_jm_ok(harness_run_capture(&f->h, argv, RUN_TIMEOUT_MS, &out, &err_text, &code));
 	if (code != 1)
 		fail_msg("broker on a damaged journal: exit %d, expected 1; stderr:\n%s", code,
-			 err_text);
+		         err_text);
 	assert_null(strstr(out, "listening"));
 	assert_contains(err_text, seg.name, "refusal");
 	assert_contains(err_text, offset_text, "refusal");
@@ -438,7 +442,7 @@ static void test_flipped_byte_mid_journal_is_refused_reported_and_repaired(void 
 		if (i < damaged) {
 			if (rc != 0)
 				fail_msg("job %llu before the damage: %s",
-					 (unsigned long long)f->ids[i], jm_client_last_error());
+				         (unsigned long long)f->ids[i], jm_client_last_error());
 			assert_int_equal(info.state, JM_STATE_PENDING);
 		} else {
 			assert_jm_code(rc, JM_ENOTFOUND);
@@ -464,12 +468,11 @@ static void test_flipped_byte_mid_journal_is_refused_reported_and_repaired(void 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(
-		    test_torn_tail_at_every_byte_of_the_last_two_records_is_cut_and_reported,
-		    fixture_teardown),
-		cmocka_unit_test_teardown(
-		    test_flipped_byte_mid_journal_is_refused_reported_and_repaired,
-		    fixture_teardown),
+	    cmocka_unit_test_teardown(
+	        test_torn_tail_at_every_byte_of_the_last_two_records_is_cut_and_reported,
+	        fixture_teardown),
+	    cmocka_unit_test_teardown(
+	        test_flipped_byte_mid_journal_is_refused_reported_and_repaired, fixture_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
