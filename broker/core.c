@@ -194,6 +194,19 @@ static void reply_job(struct core *core, struct request *req, const struct job *
 	struct proto_msg msg = {.type = PROTO_JOB};
 	fill_job_info(job, with_result, &msg.u.job);
 	reply_encode(core, req, &msg, out);
+	/* Wait for this job's latest change only: while the journal refuses
+	 * writes, reads of everything already durable still answer. */
+	req->reply_lsn = job->last_lsn;
+}
+
+/* A reply about many things at once (counters, lists) is an in-memory
+ * view and waits for nothing: it may include a change whose record is
+ * still being synced, never one that was refused. */
+static void reply_view(struct core *core, struct request *req, const struct proto_msg *msg,
+		       struct outbox *out)
+{
+	reply_encode(core, req, msg, out);
+	req->reply_lsn = 0;
 }
 
 /* ---- events --------------------------------------------------------------- */
@@ -341,6 +354,7 @@ static int commit(struct core *core, const struct proto_record *rec, struct jm_e
 	if (job_id && rec->type != PROTO_REC_DROP) {
 		struct job *job = jobtable_find(&core->state.jobs, job_id);
 		if (job) {
+			job->last_lsn = lsn;
 			publish_job_state(core, job);
 			if (job->batch)
 				batch_touched(core, job->batch);
@@ -415,7 +429,10 @@ static int lease_job(struct core *core, struct job *job, struct worker *w, struc
 {
 	struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_LEASE};
 	rec.u.lease.job_id = job->id;
-	rec.u.lease.lease = job->lease + 1;
+	/* The first lease of a job in this boot starts at boot_epoch << 32:
+	 * one a crash made us forget can never be granted again. */
+	uint64_t boot_floor = core->state.boot_epoch << 32;
+	rec.u.lease.lease = job->lease + 1 > boot_floor ? job->lease + 1 : boot_floor;
 	rec.u.lease.attempt = job->attempt + 1;
 	memcpy(rec.u.lease.worker_id, w->id, sizeof rec.u.lease.worker_id);
 	rec.u.lease.at_us = jm_wall_us();
@@ -814,7 +831,7 @@ static void handle_stats(struct core *core, struct request *req, struct outbox *
 	struct proto_msg msg = {.type = PROTO_STATS_REPLY};
 	msg.u.stats_reply.queues_count = fill.count;
 	msg.u.stats_reply.queues = fill.queues;
-	reply_encode(core, req, &msg, out);
+	reply_view(core, req, &msg, out);
 	free(fill.queues);
 }
 
@@ -864,20 +881,31 @@ static void handle_heartbeat(struct core *core, struct request *req, struct outb
 	if (w->draining)
 		answer_parked_fetches_of(core, w, out);
 
-	/* Leases granted a while ago that the worker still does not report
-	 * never reached it: hand them back without counting an attempt. */
+	/* A lease the worker reported before and reports no more was lost
+	 * with the worker (it restarted under the same id): that counts as an
+	 * attempt. One granted a while ago and never reported never reached
+	 * it: hand it back without counting. */
 	struct job *job = TAILQ_FIRST(&w->held);
 	while (job) {
 		struct job *next = TAILQ_NEXT(job, holder_link);
-		if (w->heartbeats >= job->holder_heartbeat_mark + WORKER_UNREPORTED_BEATS &&
-		    !heartbeat_lists(hb, job)) {
-			struct jm_err err = {0};
+		struct jm_err err = {0};
+		int settled = 0;
+		if (heartbeat_lists(hb, job)) {
+			job->lease_reported = true;
+		} else if (job->lease_reported) {
+			char error[160];
+			int len = snprintf(error, sizeof error,
+					   "worker %s no longer holds the job: it restarted", w->id);
+			jm_warn("job %llu: %s", (unsigned long long)job->id, error);
+			settled = settle_failure(core, job, error, (size_t)len, false, out, &err);
+		} else if (w->heartbeats >= job->holder_heartbeat_mark + WORKER_UNREPORTED_BEATS) {
 			jm_warn("job %llu: lease %llu never reached worker %s: requeued",
 				(unsigned long long)job->id, (unsigned long long)job->lease, w->id);
-			if (settle_released(core, job, &err) != 0)
-				jm_warn("job %llu: requeue failed: %s", (unsigned long long)job->id,
-					jm_err_text(&err));
+			settled = settle_released(core, job, &err);
 		}
+		if (settled != 0)
+			jm_warn("job %llu: requeue failed: %s", (unsigned long long)job->id,
+				jm_err_text(&err));
 		job = next;
 	}
 
@@ -1130,7 +1158,7 @@ static void reply_batch(struct core *core, struct request *req, const struct bat
 	struct proto_batch_error errors[PROTO_BATCH_ERRORS_MAX];
 	struct proto_msg msg = {.type = PROTO_BATCH};
 	batch_info(b, &msg.u.batch, errors);
-	reply_encode(core, req, &msg, out);
+	reply_view(core, req, &msg, out);
 }
 
 static void handle_batch_status(struct core *core, struct request *req, struct outbox *out)
@@ -1190,7 +1218,7 @@ static void handle_batches(struct core *core, struct request *req, struct outbox
 	struct proto_msg msg = {.type = PROTO_BATCHES_REPLY};
 	msg.u.batches_reply.batches_count = fill.count;
 	msg.u.batches_reply.batches = fill.infos;
-	reply_encode(core, req, &msg, out);
+	reply_view(core, req, &msg, out);
 	free(fill.infos);
 	free(fill.errors);
 }
@@ -1259,7 +1287,7 @@ static void handle_workers(struct core *core, struct request *req, struct outbox
 	struct proto_msg msg = {.type = PROTO_WORKERS_REPLY};
 	msg.u.workers_reply.workers_count = fill.count;
 	msg.u.workers_reply.workers = fill.infos;
-	reply_encode(core, req, &msg, out);
+	reply_view(core, req, &msg, out);
 	free(fill.infos);
 	free(fill.job_ids);
 }
@@ -1272,7 +1300,7 @@ static void handle_hello(struct core *core, struct request *req, struct outbox *
 	const char *url = core->events ? events_url(core->events) : "";
 	msg.u.hello_reply.events_url = (struct proto_bytes){(const uint8_t *)url,
 							    (uint32_t)strlen(url)};
-	reply_encode(core, req, &msg, out);
+	reply_view(core, req, &msg, out);
 }
 
 static void handle_dead_list(struct core *core, struct request *req, struct outbox *out)
@@ -1298,7 +1326,7 @@ static void handle_dead_list(struct core *core, struct request *req, struct outb
 	struct proto_msg msg = {.type = PROTO_JOB_LIST};
 	msg.u.job_list.jobs_count = count;
 	msg.u.job_list.jobs = infos;
-	reply_encode(core, req, &msg, out);
+	reply_view(core, req, &msg, out);
 	free(infos);
 }
 
@@ -1417,7 +1445,7 @@ static int compact(struct core *core, uint64_t *longest_pause_us, struct jm_err 
 	int rc = journal_rotate(core->journal, &snap, err);
 	struct proto_record meta = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_META};
 	meta.u.meta.next_job_id = core->state.next_job_id;
-	meta.u.meta.next_batch_id = core->state.next_batch_id;
+	meta.u.meta.boot_epoch = core->state.boot_epoch;
 	if (rc == 0) {
 		rc = jm_buf_reserve(&ids, core->state.jobs.count * sizeof(uint64_t));
 		if (rc == 0)
@@ -1636,6 +1664,50 @@ static int replay_apply_cb(void *arg, const uint8_t *body, size_t len, const cha
 	return rc;
 }
 
+struct durable_wait {
+	pthread_mutex_t lock;
+	pthread_cond_t done_cond;
+	bool done;
+	int status;
+};
+
+static void durable_wait_cb(void *arg, int status)
+{
+	struct durable_wait *wait = arg;
+	pthread_mutex_lock(&wait->lock);
+	wait->done = true;
+	wait->status = status;
+	pthread_cond_signal(&wait->done_cond);
+	pthread_mutex_unlock(&wait->lock);
+}
+
+/* Starts a new boot epoch: a META record with the epoch after the highest
+ * replayed, made durable before anything is served (see proto/record.h). */
+static int begin_boot_epoch(struct core *core, struct jm_err *err)
+{
+	struct proto_record meta = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_META};
+	meta.u.meta.next_job_id = core->state.next_job_id;
+	meta.u.meta.boot_epoch = core->state.boot_epoch + 1;
+	int rc = commit(core, &meta, err);
+	if (rc != 0)
+		return jm_err_prefix(err, "starting boot epoch %llu",
+				     (unsigned long long)meta.u.meta.boot_epoch);
+	struct durable_wait wait = {.done = false};
+	pthread_mutex_init(&wait.lock, NULL);
+	pthread_cond_init(&wait.done_cond, NULL);
+	journal_when_durable(core->journal, core->last_lsn, durable_wait_cb, &wait);
+	pthread_mutex_lock(&wait.lock);
+	while (!wait.done)
+		pthread_cond_wait(&wait.done_cond, &wait.lock);
+	pthread_mutex_unlock(&wait.lock);
+	pthread_cond_destroy(&wait.done_cond);
+	pthread_mutex_destroy(&wait.lock);
+	if (wait.status != 0)
+		return jm_err_set(err, wait.status, "the journal closed before boot epoch %llu "
+				  "was durable", (unsigned long long)meta.u.meta.boot_epoch);
+	return 0;
+}
+
 int core_open(struct core **out, const struct core_config *config, struct journal *journal,
 	      struct journal_replay_stats *replay_stats, struct jm_err *err)
 {
@@ -1663,6 +1735,8 @@ int core_open(struct core **out, const struct core_config *config, struct journa
 	core->state.replaying = false;
 	if (rc == 0)
 		rc = journal_start(journal, err);
+	if (rc == 0)
+		rc = begin_boot_epoch(core, err);
 	if (rc != 0) {
 		core_free(core);
 		return rc;

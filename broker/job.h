@@ -11,6 +11,7 @@
 #ifndef JM_BROKER_JOB_H
 #define JM_BROKER_JOB_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/queue.h>
 
@@ -40,6 +41,7 @@ struct job {
 	uint64_t created_us;
 	uint64_t updated_us;
 	uint64_t run_at_us;
+	uint64_t last_lsn; /* journal position of its latest change (this boot) */
 
 	char *last_error; /* NUL-terminated or NULL */
 
@@ -61,6 +63,7 @@ struct job {
 	 * that worker had sent when the lease was granted (see workers.c). */
 	struct worker *holder;
 	uint64_t holder_heartbeat_mark;
+	bool lease_reported; /* a heartbeat of the holder has listed this lease */
 	TAILQ_ENTRY(job) holder_link;
 
 	TAILQ_ENTRY(job) finished_link; /* in queue->finished */

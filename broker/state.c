@@ -18,7 +18,7 @@ int state_init(struct state *s, const struct state_config *config)
 	memset(s, 0, sizeof *s);
 	s->config = *config;
 	s->next_job_id = 1;
-	s->next_batch_id = 1;
+	s->boot_epoch = 0;
 	deadline_heap_init(&s->deadlines);
 	int rc = jobtable_init(&s->jobs);
 	if (rc == 0)
@@ -173,6 +173,7 @@ static int place(struct state *s, struct job *job, uint32_t state, uint64_t now_
 		TAILQ_INSERT_TAIL(&w->held, job, holder_link);
 		w->held_count++;
 		job->holder_heartbeat_mark = w->heartbeats;
+		job->lease_reported = false;
 		q->active++;
 		job->timer.kind = DEADLINE_LEASE;
 		uint64_t deadline =
@@ -437,8 +438,8 @@ int state_apply(struct state *s, const struct proto_record *rec, uint64_t now_us
 	case PROTO_REC_META:
 		if (rec->u.meta.next_job_id > s->next_job_id)
 			s->next_job_id = rec->u.meta.next_job_id;
-		if (rec->u.meta.next_batch_id > s->next_batch_id)
-			s->next_batch_id = rec->u.meta.next_batch_id;
+		if (rec->u.meta.boot_epoch > s->boot_epoch)
+			s->boot_epoch = rec->u.meta.boot_epoch;
 		return 0;
 	}
 	return jm_err_set(err, JM_EINVAL, "record type %d is unknown", (int)rec->type);

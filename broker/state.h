@@ -47,7 +47,7 @@ struct state {
 	struct deadline_heap deadlines;
 	uint64_t next_job_id; /* batches take their ids from it too, so an id
 				 names a job or a batch, never both */
-	uint64_t next_batch_id; /* unused since ids are shared; kept in META */
+	uint64_t boot_epoch;    /* this boot's, once core_open wrote its META */
 	uint64_t ready_seq;
 	uint64_t ready_jobs; /* pending jobs in all queues */
 	bool replaying;

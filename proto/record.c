@@ -217,7 +217,7 @@ static int rec_revive_decode(const msgpack_object *f, struct proto_record *r, st
 	return 0;
 }
 
-/* META: [next_job_id, next_batch_id] */
+/* META: [next_job_id, boot_epoch] */
 #define REC_META_FIELDS 2
 
 static int rec_meta_check(const struct proto_record *r, struct jm_err *err)
@@ -230,13 +230,13 @@ static int rec_meta_check(const struct proto_record *r, struct jm_err *err)
 static void rec_meta_encode(struct codec_writer *w, const struct proto_record *r)
 {
 	codec_put_uint(w, r->u.meta.next_job_id);
-	codec_put_uint(w, r->u.meta.next_batch_id);
+	codec_put_uint(w, r->u.meta.boot_epoch);
 }
 
 static int rec_meta_decode(const msgpack_object *f, struct proto_record *r, struct jm_err *err)
 {
 	if (codec_u64(&f[0], "next_job_id", &r->u.meta.next_job_id, err) ||
-	    codec_u64(&f[1], "next_batch_id", &r->u.meta.next_batch_id, err))
+	    codec_u64(&f[1], "boot_epoch", &r->u.meta.boot_epoch, err))
 		return err->code;
 	return 0;
 }

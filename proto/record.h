@@ -31,7 +31,7 @@ enum proto_record_type {
 	PROTO_REC_DROP = 5,
 	/* A dead-lettered job was put back to pending with fresh attempts. */
 	PROTO_REC_REVIVE = 6,
-	/* Id counters, written first by compaction so ids are never reused. */
+	/* Id counter and boot epoch: at each start, and first in snapshots. */
 	PROTO_REC_META = 7,
 	PROTO_REC_TYPE_MAX_ = 7,
 };
@@ -102,10 +102,14 @@ struct proto_rec_revive {
 	uint64_t lease;
 };
 
-/* META: [next_job_id, next_batch_id] */
+/* META: [next_job_id, boot_epoch]
+ * Written at every start (boot_epoch one higher than any replayed) and at
+ * the head of every snapshot. Lease numbers granted during a boot are at
+ * least boot_epoch << 32, so a lease a crash made the journal forget is
+ * never granted again to someone else. */
 struct proto_rec_meta {
 	uint64_t next_job_id;
-	uint64_t next_batch_id;
+	uint64_t boot_epoch;
 };
 
 struct proto_record {

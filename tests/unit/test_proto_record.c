@@ -238,18 +238,18 @@ static void test_revive_record_round_trips(void **state)
 static void test_meta_record_round_trips(void **state)
 {
 	struct proto_record in = {.type = PROTO_REC_META};
-	in.u.meta = (struct proto_rec_meta){.next_job_id = UINT64_MAX, .next_batch_id = 3};
+	in.u.meta = (struct proto_rec_meta){.next_job_id = UINT64_MAX, .boot_epoch = 3};
 	struct jm_buf wire;
 	struct proto_record out;
 	round_trip(&in, &wire, &out);
-	assert_true(out.u.meta.next_job_id == UINT64_MAX && out.u.meta.next_batch_id == 3);
+	assert_true(out.u.meta.next_job_id == UINT64_MAX && out.u.meta.boot_epoch == 3);
 	finish(&out, &wire);
 }
 
 static void test_record_fields_follow_the_type_directly(void **state)
 {
 	struct proto_record in = {.type = PROTO_REC_META};
-	in.u.meta = (struct proto_rec_meta){.next_job_id = 5, .next_batch_id = 6};
+	in.u.meta = (struct proto_rec_meta){.next_job_id = 5, .boot_epoch = 6};
 	struct jm_buf wire;
 	jm_buf_init(&wire);
 	assert_jm_ok(proto_record_encode(&in, &wire));
@@ -314,7 +314,7 @@ static void test_record_decode_accepts_extra_trailing_fields(void **state)
 	struct proto_record out;
 	struct jm_err err = {0};
 	assert_jm_ok_err(proto_record_decode(longer, sizeof longer, &out, &err), &err);
-	assert_true(out.u.meta.next_job_id == 1 && out.u.meta.next_batch_id == 2);
+	assert_true(out.u.meta.next_job_id == 1 && out.u.meta.boot_epoch == 2);
 	proto_record_fini(&out);
 }
 
