@@ -296,16 +296,29 @@ static void publish_worker(struct core *core, const struct worker *w, uint32_t k
 	events_push(core->events, topic, &ev, core->last_lsn);
 }
 
+static void worker_restarted(struct core *core, struct worker *w, uint64_t instance,
+			     struct outbox *out);
+
 /* A request from worker id: a sign of life, and its joined event the first
- * time. */
-static int worker_seen(struct core *core, const char *id, struct worker **out)
+ * time. instance is the process behind the id (0: the request does not
+ * say); a new one means the previous process is gone with its leases. */
+static int worker_seen(struct core *core, const char *id, uint64_t instance,
+		       struct outbox *out, struct worker **wp)
 {
-	int rc = state_worker_seen(&core->state, id, jm_wall_us(), out);
-	if (rc == 0 && !(*out)->announced) {
-		(*out)->announced = true;
-		publish_worker(core, *out, PROTO_EVENT_WORKER_JOINED, NULL);
+	int rc = state_worker_seen(&core->state, id, jm_wall_us(), wp);
+	if (rc != 0)
+		return rc;
+	struct worker *w = *wp;
+	if (instance != 0 && w->instance != instance) {
+		if (w->instance != 0)
+			worker_restarted(core, w, instance, out);
+		w->instance = instance;
 	}
-	return rc;
+	if (!w->announced) {
+		w->announced = true;
+		publish_worker(core, w, PROTO_EVENT_WORKER_JOINED, NULL);
+	}
+	return 0;
 }
 
 /* ---- committing changes ------------------------------------------------ */
@@ -533,7 +546,7 @@ static void handle_fetch(struct core *core, struct request *req, struct outbox *
 	const struct proto_fetch *fetch = &req->msg.u.fetch;
 	struct worker *w;
 	uint64_t now = jm_wall_us();
-	int rc = worker_seen(core, fetch->worker_id, &w);
+	int rc = worker_seen(core, fetch->worker_id, fetch->instance, out, &w);
 	if (rc != 0) {
 		reply_error(core, req, out, rc, "fetch: worker %s: %s", fetch->worker_id,
 			    rc == JM_ELIMIT ? "too many workers" : jm_strerror(rc));
@@ -674,7 +687,7 @@ static int32_t *settle_begin(struct core *core, struct request *req, const char 
 {
 	struct worker *w;
 	struct jm_err err = {0};
-	int rc = worker_seen(core, worker_id, &w);
+	int rc = worker_seen(core, worker_id, 0, out, &w);
 	if (rc == 0 && !journal_is_writable(core->journal, &err))
 		rc = JM_ENOSPC;
 	if (rc != 0) {
@@ -860,7 +873,7 @@ static void handle_heartbeat(struct core *core, struct request *req, struct outb
 {
 	const struct proto_heartbeat *hb = &req->msg.u.heartbeat;
 	struct worker *w;
-	int rc = worker_seen(core, hb->worker_id, &w);
+	int rc = worker_seen(core, hb->worker_id, hb->instance, out, &w);
 	if (rc != 0) {
 		reply_error(core, req, out, rc, "heartbeat: worker %s: %s", hb->worker_id,
 			    rc == JM_ELIMIT ? "too many workers" : jm_strerror(rc));
@@ -881,10 +894,11 @@ static void handle_heartbeat(struct core *core, struct request *req, struct outb
 	if (w->draining)
 		answer_parked_fetches_of(core, w, out);
 
-	/* A lease the worker reported before and reports no more was lost
-	 * with the worker (it restarted under the same id): that counts as an
-	 * attempt. One granted a while ago and never reported never reached
-	 * it: hand it back without counting. */
+	/* A lease this process reported before and reports no more was dropped
+	 * without a settle reaching us (a process that restarted under the same
+	 * id was handled by worker_seen): that counts as an attempt. One
+	 * granted a while ago and never reported never reached it: hand it
+	 * back without counting. */
 	struct job *job = TAILQ_FIRST(&w->held);
 	while (job) {
 		struct job *next = TAILQ_NEXT(job, holder_link);
@@ -895,7 +909,7 @@ static void handle_heartbeat(struct core *core, struct request *req, struct outb
 		} else if (job->lease_reported) {
 			char error[160];
 			int len = snprintf(error, sizeof error,
-					   "worker %s no longer holds the job: it restarted", w->id);
+					   "worker %s dropped the job without settling it", w->id);
 			jm_warn("job %llu: %s", (unsigned long long)job->id, error);
 			settled = settle_failure(core, job, error, (size_t)len, false, out, &err);
 		} else if (w->heartbeats >= job->holder_heartbeat_mark + WORKER_UNREPORTED_BEATS) {
@@ -930,6 +944,23 @@ static void handle_heartbeat(struct core *core, struct request *req, struct outb
 	pump(core, out);
 }
 
+/* Requeues every lease w holds as a failed attempt with error. false when
+ * the journal refused one (the rest stay held). */
+static bool worker_leases_lost(struct core *core, struct worker *w, const char *error,
+			       size_t error_len, struct outbox *out)
+{
+	struct job *job;
+	while ((job = TAILQ_FIRST(&w->held)) != NULL) {
+		struct jm_err err = {0};
+		if (settle_failure(core, job, error, error_len, false, out, &err) != 0) {
+			jm_warn("worker %s: requeue of job %llu failed: %s", w->id,
+				(unsigned long long)job->id, jm_err_text(&err));
+			return false;
+		}
+	}
+	return true;
+}
+
 static void worker_lost(struct core *core, struct worker *w, struct outbox *out)
 {
 	uint64_t silent_ms = (jm_wall_us() - w->last_seen_us) / 1000;
@@ -938,21 +969,34 @@ static void worker_lost(struct core *core, struct worker *w, struct outbox *out)
 	char error[256];
 	int len = snprintf(error, sizeof error, "worker %s lost: no sign of life for %llu ms",
 			   w->id, (unsigned long long)silent_ms);
-	struct job *job;
-	while ((job = TAILQ_FIRST(&w->held)) != NULL) {
-		struct jm_err err = {0};
-		if (settle_failure(core, job, error, (size_t)len, false, out, &err) != 0) {
-			/* The journal refuses: try again after another window. */
-			jm_warn("worker %s: requeue of job %llu failed: %s", w->id,
-				(unsigned long long)job->id, jm_err_text(&err));
-			deadline_heap_set(&core->state.deadlines, &w->lost_timer,
-					  jm_wall_us() + core->state.config.dead_after_ms * 1000);
-			return;
-		}
+	if (!worker_leases_lost(core, w, error, (size_t)len, out)) {
+		/* The journal refuses: try again after another window. */
+		deadline_heap_set(&core->state.deadlines, &w->lost_timer,
+				  jm_wall_us() + core->state.config.dead_after_ms * 1000);
+		return;
 	}
 	answer_parked_fetches_of(core, w, out);
 	publish_worker(core, w, PROTO_EVENT_WORKER_LOST, error);
 	worker_remove(&core->state.workers, w);
+}
+
+/* A new process took over w's id (a supervisor restarted a crashed worker
+ * under the same name): the old one is gone, and its leases with it. They
+ * count as an attempt exactly as a lost worker's do, or a job that kills
+ * its worker would run forever. Fetches the old process left parked are
+ * answered (to nobody) so no delivery goes to a dead pipe in w's name. */
+static void worker_restarted(struct core *core, struct worker *w, uint64_t instance,
+			     struct outbox *out)
+{
+	char error[256];
+	int len = snprintf(error, sizeof error,
+			   "worker %s lost: it restarted (process %016llx replaced by %016llx)",
+			   w->id, (unsigned long long)w->instance, (unsigned long long)instance);
+	jm_warn("%s; requeueing its %u job(s)", error, w->held_count);
+	worker_leases_lost(core, w, error, (size_t)len, out);
+	answer_parked_fetches_of(core, w, out);
+	publish_worker(core, w, PROTO_EVENT_WORKER_LOST, error);
+	w->announced = false; /* the new process gets its joined event */
 }
 
 /* ---- the timer ----------------------------------------------------------- */
@@ -1109,7 +1153,7 @@ static void handle_progress(struct core *core, struct request *req, struct outbo
 {
 	const struct proto_progress *p = &req->msg.u.progress;
 	struct worker *w;
-	int32_t code = worker_seen(core, p->worker_id, &w);
+	int32_t code = worker_seen(core, p->worker_id, 0, out, &w);
 	struct job *job = NULL;
 	if (code == 0)
 		code = find_lease(core, p->job_id, p->lease, &job);

@@ -238,8 +238,8 @@ static int submitted_decode(const msgpack_object *body, msgpack_zone *zone, stru
 	return 0;
 }
 
-/* FETCH: [worker_id, slot, [queue...], max_jobs, wait_ms] */
-#define FETCH_FIELDS "worker_id, slot, queues, max_jobs, wait_ms"
+/* FETCH: [worker_id, instance, slot, [queue...], max_jobs, wait_ms] */
+#define FETCH_FIELDS "worker_id, instance, slot, queues, max_jobs, wait_ms"
 
 static int fetch_check(const struct proto_msg *m, struct jm_err *err)
 {
@@ -255,8 +255,9 @@ static int fetch_check(const struct proto_msg *m, struct jm_err *err)
 static void fetch_encode(struct codec_writer *w, const struct proto_msg *m)
 {
 	const struct proto_fetch *f = &m->u.fetch;
-	codec_put_array(w, 5);
+	codec_put_array(w, 6);
 	codec_put_name(w, f->worker_id);
+	codec_put_uint(w, f->instance);
 	codec_put_uint(w, f->slot);
 	names_encode(w, f->queues, f->queues_count);
 	codec_put_uint(w, f->max_jobs);
@@ -269,15 +270,16 @@ static int fetch_decode(const msgpack_object *body, msgpack_zone *zone, struct p
 	struct proto_fetch *fe = &m->u.fetch;
 	const msgpack_object *f;
 	void *queues;
-	if (codec_fields(body, 5, FETCH_FIELDS, &f, err) ||
+	if (codec_fields(body, 6, FETCH_FIELDS, &f, err) ||
 	    codec_name(&f[0], "worker id", false, fe->worker_id, err) ||
-	    codec_u32(&f[1], "slot", &fe->slot, err) ||
-	    codec_list(&f[2], "queues", "queue", 1, PROTO_QUEUES_PER_FETCH_MAX, zone,
+	    codec_u64(&f[1], "instance", &fe->instance, err) ||
+	    codec_u32(&f[2], "slot", &fe->slot, err) ||
+	    codec_list(&f[3], "queues", "queue", 1, PROTO_QUEUES_PER_FETCH_MAX, zone,
 	               sizeof fe->queues[0], queue_name_decode, &queues, &fe->queues_count, err))
 		return err->code;
 	fe->queues = queues;
-	if (codec_u32(&f[3], "max_jobs", &fe->max_jobs, err) ||
-	    codec_u32(&f[4], "wait_ms", &fe->wait_ms, err))
+	if (codec_u32(&f[4], "max_jobs", &fe->max_jobs, err) ||
+	    codec_u32(&f[5], "wait_ms", &fe->wait_ms, err))
 		return err->code;
 	return 0;
 }
@@ -774,12 +776,13 @@ static int stats_reply_decode(const msgpack_object *body, msgpack_zone *zone, st
 	return 0;
 }
 
-/* HEARTBEAT: [worker_id, host, pid, concurrency, [queue...],
+/* HEARTBEAT: [worker_id, instance, host, pid, concurrency, [queue...],
  *             [[job_id, lease]...], draining]
  * A worker serves at most PROTO_QUEUES_PER_FETCH_MAX queues (it could not
  * fetch from more) and reports at most PROTO_JOBS_PER_MESSAGE_MAX leases;
  * host is at most HOST_MAX bytes. */
-#define HEARTBEAT_FIELDS "worker_id, host, pid, concurrency, queues, leases, draining"
+#define HEARTBEAT_FIELDS \
+	"worker_id, instance, host, pid, concurrency, queues, leases, draining"
 
 static int heartbeat_check(const struct proto_msg *m, struct jm_err *err)
 {
@@ -797,8 +800,9 @@ static int heartbeat_check(const struct proto_msg *m, struct jm_err *err)
 static void heartbeat_encode(struct codec_writer *w, const struct proto_msg *m)
 {
 	const struct proto_heartbeat *h = &m->u.heartbeat;
-	codec_put_array(w, 7);
+	codec_put_array(w, 8);
 	codec_put_name(w, h->worker_id);
+	codec_put_uint(w, h->instance);
 	codec_put_text(w, &h->host);
 	codec_put_uint(w, h->pid);
 	codec_put_uint(w, h->concurrency);
@@ -814,17 +818,18 @@ static int heartbeat_decode(const msgpack_object *body, msgpack_zone *zone, stru
 	const msgpack_object *f;
 	void *queues;
 	void *leases;
-	if (codec_fields(body, 7, HEARTBEAT_FIELDS, &f, err) ||
+	if (codec_fields(body, 8, HEARTBEAT_FIELDS, &f, err) ||
 	    codec_name(&f[0], "worker id", false, h->worker_id, err) ||
-	    codec_bytes(&f[1], "host", &h->host, err) || codec_u32(&f[2], "pid", &h->pid, err) ||
-	    codec_u32(&f[3], "concurrency", &h->concurrency, err) ||
-	    codec_list(&f[4], "queues", "queue", 0, PROTO_QUEUES_PER_FETCH_MAX, zone,
+	    codec_u64(&f[1], "instance", &h->instance, err) ||
+	    codec_bytes(&f[2], "host", &h->host, err) || codec_u32(&f[3], "pid", &h->pid, err) ||
+	    codec_u32(&f[4], "concurrency", &h->concurrency, err) ||
+	    codec_list(&f[5], "queues", "queue", 0, PROTO_QUEUES_PER_FETCH_MAX, zone,
 	               sizeof h->queues[0], queue_name_decode, &queues, &h->queues_count, err))
 		return err->code;
 	h->queues = queues;
-	if (codec_list(&f[5], "leases", "lease", 0, PROTO_JOBS_PER_MESSAGE_MAX, zone,
+	if (codec_list(&f[6], "leases", "lease", 0, PROTO_JOBS_PER_MESSAGE_MAX, zone,
 	               sizeof h->leases[0], lease_ref_decode, &leases, &h->leases_count, err) ||
-	    codec_bool(&f[6], "draining", &h->draining, err))
+	    codec_bool(&f[7], "draining", &h->draining, err))
 		return err->code;
 	h->leases = leases;
 	return 0;

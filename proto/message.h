@@ -108,12 +108,13 @@ struct proto_submitted {
 	uint64_t *ids;
 };
 
-/* FETCH: [worker_id, slot, [queue...], max_jobs, wait_ms]
+/* FETCH: [worker_id, instance, slot, [queue...], max_jobs, wait_ms]
  * slot names one of the worker's concurrent fetchers: the broker keeps one
  * parked fetch per (worker_id, slot), so a resent request replaces the
- * stale copy instead of parking twice. */
+ * stale copy instead of parking twice. instance: see HEARTBEAT. */
 struct proto_fetch {
 	proto_name worker_id;
+	uint64_t instance;
 	uint32_t slot;
 	uint32_t queues_count; /* 1..PROTO_QUEUES_PER_FETCH_MAX */
 	proto_name *queues;
@@ -233,8 +234,13 @@ struct proto_stats_reply {
 	struct proto_queue_stats *queues;
 };
 
-/* HEARTBEAT: [worker_id, host, pid, concurrency, [queue...],
+/* HEARTBEAT: [worker_id, instance, host, pid, concurrency, [queue...],
  *             [[job_id, lease]...], draining]
+ * instance is a random number a worker process draws when it starts (never
+ * 0): a request under a known worker id with another instance means the
+ * process holding that id's leases is gone (a supervisor restarted it under
+ * the same id), so those leases are lost and count as an attempt. 0 means
+ * "not known" and is never compared.
  * leases lists every delivery the worker has received and not yet seen
  * settled: a lease the broker granted that stays missing from the worker's
  * heartbeats never reached it (a reply to a vanished pipe) and is requeued.
@@ -247,6 +253,7 @@ struct proto_lease_ref {
 
 struct proto_heartbeat {
 	proto_name worker_id;
+	uint64_t instance;
 	struct proto_bytes host;
 	uint32_t pid;
 	uint32_t concurrency;

@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -80,6 +81,7 @@ struct worker_slot {
 struct jm_worker {
 	char *broker_url;
 	proto_name worker_id;
+	uint64_t instance; /* this process, as told to the broker (proto HEARTBEAT) */
 	proto_name *queues;
 	uint32_t queues_count;
 	uint32_t concurrency;
@@ -245,6 +247,16 @@ static void default_worker_id(proto_name out, const char *host)
 		used = 6;
 	}
 	memcpy(out + used, pid_part, (size_t)pid_len + 1);
+}
+
+/* A random number naming this process to the broker, never 0: a process
+ * restarted under the same worker id must not be taken for the old one. */
+static uint64_t draw_instance(void)
+{
+	uint64_t instance = 0;
+	if (getrandom(&instance, sizeof instance, 0) != (ssize_t)sizeof instance)
+		instance = jm_wall_us() ^ ((uint64_t)getpid() << 40);
+	return instance != 0 ? instance : 1;
 }
 
 static const struct worker_handler *handler_find(const struct jm_worker *w, const char *type)
@@ -627,6 +639,7 @@ static void *slot_main(void *arg)
 	uint32_t backoff_ms = 0;
 	struct proto_msg req = {.version = PROTO_VERSION, .type = PROTO_FETCH};
 	memcpy(req.u.fetch.worker_id, w->worker_id, sizeof w->worker_id);
+	req.u.fetch.instance = w->instance;
 	req.u.fetch.slot = slot->index;
 	req.u.fetch.queues_count = w->queues_count;
 	req.u.fetch.queues = w->queues;
@@ -681,6 +694,7 @@ static void heartbeat_send(struct jm_worker *w)
 	struct proto_msg msg = {.version = PROTO_VERSION, .type = PROTO_HEARTBEAT};
 	struct proto_heartbeat *hb = &msg.u.heartbeat;
 	memcpy(hb->worker_id, w->worker_id, sizeof w->worker_id);
+	hb->instance = w->instance;
 	hb->host.ptr = (const uint8_t *)w->host;
 	hb->host.len = (uint32_t)strlen(w->host);
 	hb->pid = (uint32_t)getpid();
@@ -783,6 +797,7 @@ int jm_worker_new(jm_worker **out, const jm_worker_options *opts)
 	} else {
 		default_worker_id(w->worker_id, w->host);
 	}
+	w->instance = draw_instance();
 	w->concurrency = opts->concurrency ? opts->concurrency : 1;
 	w->heartbeat_ms = opts->heartbeat_ms ? opts->heartbeat_ms : HEARTBEAT_MS_DEFAULT;
 	w->drain_timeout_ms =

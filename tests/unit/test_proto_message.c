@@ -418,6 +418,7 @@ static void test_fetch_round_trips(void **state)
 	proto_name queues[3] = {"emails", "reports", "ocr.high"};
 	struct proto_msg in = {.type = PROTO_FETCH};
 	strcpy(in.u.fetch.worker_id, "worker-7f3a");
+	in.u.fetch.instance = UINT64_MAX - 5;
 	in.u.fetch.slot = 3;
 	in.u.fetch.queues_count = 3;
 	in.u.fetch.queues = queues;
@@ -427,6 +428,7 @@ static void test_fetch_round_trips(void **state)
 	struct proto_msg out;
 	round_trip(&in, &wire, &out);
 	assert_string_equal(out.u.fetch.worker_id, "worker-7f3a");
+	assert_true(out.u.fetch.instance == UINT64_MAX - 5);
 	assert_int_equal(out.u.fetch.slot, 3);
 	assert_int_equal(out.u.fetch.queues_count, 3);
 	for (int i = 0; i < 3; i++)
@@ -661,6 +663,7 @@ static void test_heartbeat_round_trips(void **state)
 	struct proto_msg in = {.type = PROTO_HEARTBEAT};
 	struct proto_heartbeat *h = &in.u.heartbeat;
 	strcpy(h->worker_id, "worker-1");
+	h->instance = 0x9e3779b97f4a7c15ull;
 	h->host = text("pod-7c9f.cluster.local");
 	h->pid = 4242;
 	h->concurrency = 8;
@@ -674,6 +677,7 @@ static void test_heartbeat_round_trips(void **state)
 	round_trip(&in, &wire, &out);
 	const struct proto_heartbeat *o = &out.u.heartbeat;
 	assert_string_equal(o->worker_id, "worker-1");
+	assert_true(o->instance == 0x9e3779b97f4a7c15ull);
 	assert_bytes_equal(h->host, o->host);
 	assert_int_equal(o->pid, 4242);
 	assert_int_equal(o->concurrency, 8);
@@ -1940,8 +1944,9 @@ static void test_decode_rejects_too_many_queues_in_a_fetch(void **state)
 	struct jm_buf b;
 	jm_buf_init(&b);
 	mp_envelope(&b, PROTO_VERSION, PROTO_FETCH);
-	mp_array(&b, 5);
+	mp_array(&b, 6);
 	mp_str(&b, "w");
+	mp_uint(&b, 0);
 	mp_uint(&b, 0);
 	mp_array(&b, PROTO_QUEUES_PER_FETCH_MAX + 1);
 	for (int i = 0; i <= PROTO_QUEUES_PER_FETCH_MAX; i++)
