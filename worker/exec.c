@@ -14,6 +14,9 @@
  * loop alive: the loop ends on the exit and stdout/stderr, then whatever
  * the pipe already holds is read and it is closed.
  *
+ * The guardian (guardian.h) lists the group while it runs, so the group
+ * dies with the worker even when the worker is killed with SIGKILL.
+ *
  * Process-group kills are sent only while the child is unreaped (a zombie
  * still holds its pid, so the group id cannot have been reused), and the
  * child is always reaped before exec_run returns. */
@@ -38,6 +41,7 @@
 #include <jobmesh/error.h>
 
 #include "clock.h"
+#include "guardian.h"
 #include "log.h"
 
 extern char **environ;
@@ -815,6 +819,8 @@ int exec_run(const struct exec_spec *spec, const void *payload, size_t len, stru
 	rc = child_spawn(&child, spec, env.envp, out);
 	if (rc != 0)
 		goto out_free_env;
+	guardian_watch(child.pid,
+	               spec->kill_grace_ms ? spec->kill_grace_ms : EXEC_KILL_GRACE_MS_DEFAULT);
 
 	struct exec_tail tail = {.len = 0};
 	struct exec_lines lines = {.len = 0};
@@ -824,6 +830,7 @@ int exec_run(const struct exec_spec *spec, const void *payload, size_t len, stru
 	close_fd(&child.stdin_fd);
 	close_fd(&child.stdout_fd);
 	close_fd(&child.stderr_fd);
+	guardian_forget(child.pid); /* while the zombie leader pins the group id */
 	child_reap(&child, out);
 	close_fd(&child.pidfd);
 	result_describe(out, spec, &tail, overflow);

@@ -15,8 +15,9 @@
  *   - exit 0 is success, exit EXEC_EXIT_PERMANENT (100) a failure that must
  *     not be retried, any other exit or death by a signal a failure that may
  *     be retried; the error text carries the tail of stderr.
- *   - past the run timeout, or when the job is abandoned, the whole process
- *     group gets SIGTERM, then SIGKILL after the kill grace.
+ *   - past the run timeout, when the job is abandoned, or when the worker
+ *     dies (even by SIGKILL: guardian.h), the whole process group gets
+ *     SIGTERM, then SIGKILL after the kill grace.
  *
  * Progress lines on descriptor 3, one per line, each at most
  * EXEC_PROGRESS_LINE_MAX (1024) bytes before its newline:

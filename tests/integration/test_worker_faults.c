@@ -18,14 +18,13 @@
  * Slow parts (each a few seconds) are marked SLOW below; the whole file runs
  * in about 35 s. Every wait is bounded.
  *
- * Two tests assert behaviour the code does not have yet and fail until it
- * is fixed (their failure messages start with "BUG"):
- *  - test_handler_of_killed_worker_does_not_outlive_it (worker/): a
- *    SIGKILLed worker's handler keeps running as an orphan;
- *  - test_job_killing_its_worker_restarted_under_same_id_is_dead_lettered
- *    (broker/): a worker restarted under the same id makes the broker take
- *    the dead worker's lease for one "lost in transit", requeue it without
- *    counting an attempt, and the job kills workers forever. */
+ * Two tests guard fixes that need more than the broker's lease table:
+ *  - test_handler_of_killed_worker_does_not_outlive_it: a SIGKILLed
+ *    worker's handler is stopped by its guardian (worker/guardian.h);
+ *  - test_job_killing_its_worker_restarted_under_same_id_is_dead_lettered:
+ *    a worker restarted under the same id is told apart from the dead one
+ *    by its instance (proto HEARTBEAT), so the dead one's lease counts an
+ *    attempt instead of passing for one lost in transit. */
 #define _GNU_SOURCE
 #include "jm_test.h"
 
@@ -509,7 +508,7 @@ static void test_handler_of_killed_worker_does_not_outlive_it(void **state)
 	/* Kill grace (300 ms) plus slack. */
 	if (!harness_wait_for(3000, group_gone_cb, &group, "the killed worker's handler to end"))
 		fail_with_logs(f,
-		               "BUG (worker): handler process group %d of job %" PRIu64
+		               "handler process group %d of job %" PRIu64
 		               " still runs 3 s after its worker was SIGKILLed",
 		               (int)group, id);
 }
@@ -812,7 +811,7 @@ static void run_poison_job(struct fixture *f, bool restart_same_id)
 		               "%sjob %" PRIu64 " that kills its worker: %s at attempt %u after %d "
 		               "runs and %d worker deaths (error \"%s\"); expected dead-lettered "
 		               "at attempt 3 after 3 runs",
-		               restart_same_id ? "BUG (broker): " : "", id,
+		               restart_same_id ? "(same worker id) " : "", id,
 		               jm_job_state_name(info.state), info.attempt, runs, deaths,
 		               info.last_error);
 	jm_job_info_fini(&info);
