@@ -127,10 +127,11 @@ bool held_mark_abandon(struct held_set *set, uint64_t job_id, uint64_t lease)
 {
 	pthread_mutex_lock(&set->lock);
 	struct held_lease *entry = held_find_locked(set, job_id, lease);
+	bool running = entry != NULL && !entry->claimed;
 	if (entry != NULL)
 		held_abandon_locked(entry);
 	pthread_mutex_unlock(&set->lock);
-	return entry != NULL;
+	return running;
 }
 
 size_t held_abandon_and_claim_all(struct held_set *set, struct proto_lease_ref **out)

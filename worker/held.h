@@ -54,8 +54,11 @@ void held_set_settled(struct held_set *set, struct held_lease *entry);
 /* Same, by key, for entries the caller holds no pointer to. */
 void held_set_settled_ref(struct held_set *set, uint64_t job_id, uint64_t lease);
 
-/* Sets the abandon flag of the entry with this job and lease; false if the
- * worker holds no such lease (already settled or never received). */
+/* Sets the abandon flag of the entry with this job and lease. True if that
+ * stops a handler still running; false if the worker holds no such lease
+ * (settled or never received) or its outcome is already being settled (a
+ * heartbeat that crossed our ACK on the wire: the broker settled the lease
+ * and lists it because we still did). */
 bool held_mark_abandon(struct held_set *set, uint64_t job_id, uint64_t lease);
 
 /* Marks every entry abandoned and claims those nobody claimed yet; their
