@@ -143,9 +143,10 @@ static void worker_stop(struct running_worker *rw)
 	jm_worker_free(rw->worker);
 }
 
-/* A subscriber to every event that never reads: PUB must drop for it
- * rather than slow the broker down. Returns the open socket. */
-static nng_socket stalled_subscriber(void)
+/* A subscriber to every event. PUB must drop for one that never reads
+ * rather than slow the broker down; one that reads shows what publishing
+ * itself costs. Returns the open socket. */
+static nng_socket event_subscriber(void)
 {
 	struct rpc *rpc;
 	struct jm_err err = {0};
@@ -167,6 +168,26 @@ static nng_socket stalled_subscriber(void)
 		exit(1);
 	}
 	return sub;
+}
+
+struct event_reader {
+	nng_socket sub;
+	pthread_t thread;
+	uint64_t events;
+};
+
+/* Reads and counts events until the socket is closed. */
+static void *event_reader_main(void *arg)
+{
+	struct event_reader *r = arg;
+	for (;;) {
+		nng_msg *msg;
+		if (nng_recvmsg(r->sub, &msg, 0) != 0)
+			break;
+		r->events++;
+		nng_msg_free(msg);
+	}
+	return NULL;
 }
 
 /* Drains jobs queued in queue with one worker of concurrency 4; jobs/s. */
@@ -238,13 +259,24 @@ int main(int argc, char **argv)
 	       enqueue(client, "w2", jobs, 4, BATCH), jobs);
 
 	/* W2: the jobs just queued in w2, drained by concurrency 4; then the
-	 * same again with a subscriber to every event that never reads. */
+	 * same with a subscriber to every event that reads them all, and with
+	 * one that never reads. */
 	printf("W2 drain, worker concurrency 4:                  %9.0f jobs/s (%d jobs)\n",
 	       drain(client, "w2", jobs, "bench-drain"), jobs);
-	nng_socket stalled = stalled_subscriber();
-	enqueue(client, "w2-sub", jobs, 4, BATCH);
-	printf("W2 drain, same, with a subscriber never reading:  %9.0f jobs/s (%d jobs)\n",
-	       drain(client, "w2-sub", jobs, "bench-drain-sub"), jobs);
+	struct event_reader reader = {.sub = event_subscriber()};
+	if (pthread_create(&reader.thread, NULL, event_reader_main, &reader) != 0)
+		return 1;
+	enqueue(client, "w2-read", jobs, 4, BATCH);
+	double reading = drain(client, "w2-read", jobs, "bench-drain-read");
+	nng_close(reader.sub);
+	pthread_join(reader.thread, NULL);
+	printf("W2 drain, same, with a subscriber reading all:   %9.0f jobs/s (%d jobs, %llu "
+	       "events read)\n",
+	       reading, jobs, (unsigned long long)reader.events);
+	nng_socket stalled = event_subscriber();
+	enqueue(client, "w2-stalled", jobs, 4, BATCH);
+	printf("W2 drain, same, with a subscriber never reading: %9.0f jobs/s (%d jobs)\n",
+	       drain(client, "w2-stalled", jobs, "bench-drain-stalled"), jobs);
 	nng_close(stalled);
 
 	/* W3: one job at a time, submit then wait for completion. */
