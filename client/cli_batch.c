@@ -13,23 +13,6 @@
 #include "cli_input.h"
 #include "cli_output.h"
 
-static const struct jm_flag batch_submit_flags[] = {
-    CLI_FLAG_JSON,
-    CLI_FLAG_HELP,
-    {NULL, NULL, NULL, NULL},
-};
-
-static const struct jm_flag batch_status_flags[] = {
-    CLI_FLAG_JSON,
-    CLI_FLAG_HELP,
-    {NULL, NULL, NULL, NULL},
-};
-
-const struct jm_flag cli_batch_flags[] = {
-    CLI_FLAG_HELP,
-    {NULL, NULL, NULL, NULL},
-};
-
 static int batch_submit_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
                             int first);
 static int batch_status_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
@@ -43,11 +26,11 @@ static const struct cli_command batch_commands[] = {
      "used as-is; any other JSON value is sent compactly serialised. Blank lines\n"
      "are skipped. At most 10000 jobs, sent in one request: all or none.\n"
      "--json prints {\"batch_id\": N, \"jobs\": COUNT}.\n",
-     batch_submit_flags},
+     cli_json_flags},
     {"batch status", batch_status_run, "ID [--json]",
      "Show a batch: total, completed, failed, cancelled, active, percent, state,\n"
      "current operation, latest errors, started and finished times.",
-     "Exits 0 whenever the batch was found, whatever its state.\n", batch_status_flags},
+     "Exits 0 whenever the batch was found, whatever its state.\n", cli_json_flags},
 };
 
 #define BATCH_COMMANDS_COUNT (sizeof batch_commands / sizeof batch_commands[0])

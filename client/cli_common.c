@@ -33,6 +33,17 @@ int cli_set_json(void *ctx, const char *value, struct jm_err *err)
 	return 0;
 }
 
+const struct jm_flag cli_json_flags[] = {
+    CLI_FLAG_JSON,
+    CLI_FLAG_HELP,
+    {NULL, NULL, NULL, NULL},
+};
+
+const struct jm_flag cli_help_flags[] = {
+    CLI_FLAG_HELP,
+    {NULL, NULL, NULL, NULL},
+};
+
 int cli_fail(int exit_code, const char *what, const char *fmt, ...)
 {
 	char detail[1024];

@@ -58,6 +58,11 @@ int cli_set_json(void *ctx, const char *value, struct jm_err *err);
 		"json", NULL, "print JSON instead of text", cli_set_json                           \
 	}
 
+/* The flags of a command that takes only --json and --help, and of one
+ * that takes only --help (the parents of subcommands). */
+extern const struct jm_flag cli_json_flags[];
+extern const struct jm_flag cli_help_flags[];
+
 struct cli_command {
 	const char *name;
 	/* Runs the command with its arguments at argv[first..argc); returns an
@@ -132,15 +137,8 @@ int cli_batch_show(jm_client *client, const char *what, uint64_t batch_id, bool 
  * or JSON); exit code. */
 int cli_batch_list_running(jm_client *client, bool json);
 
-extern const struct jm_flag cli_cancel_flags[];
-extern const struct jm_flag cli_batch_flags[];
 extern const struct jm_flag cli_watch_flags[];
-extern const struct jm_flag cli_workers_flags[];
-extern const struct jm_flag cli_dead_flags[];
 extern const struct jm_flag cli_submit_flags[];
-extern const struct jm_flag cli_status_flags[];
-extern const struct jm_flag cli_result_flags[];
 extern const struct jm_flag cli_wait_flags[];
-extern const struct jm_flag cli_stats_flags[];
 
 #endif

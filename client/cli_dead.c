@@ -31,17 +31,6 @@ static const struct jm_flag dead_list_flags[] = {
     {NULL, NULL, NULL, NULL},
 };
 
-static const struct jm_flag dead_retry_flags[] = {
-    CLI_FLAG_JSON,
-    CLI_FLAG_HELP,
-    {NULL, NULL, NULL, NULL},
-};
-
-const struct jm_flag cli_dead_flags[] = {
-    CLI_FLAG_HELP,
-    {NULL, NULL, NULL, NULL},
-};
-
 static int dead_list_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
                          int first);
 static int dead_retry_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
@@ -57,7 +46,7 @@ static const struct cli_command dead_commands[] = {
      "them, or only job ID.",
      "Prints how many jobs were revived and their ids; --json prints\n"
      "{\"queue\", \"revived\": [id...]}.\n",
-     dead_retry_flags},
+     cli_json_flags},
 };
 
 #define DEAD_COMMANDS_COUNT (sizeof dead_commands / sizeof dead_commands[0])

@@ -34,24 +34,6 @@ static int job_set_timeout(void *ctx, const char *value, struct jm_err *err)
 	return rc;
 }
 
-const struct jm_flag cli_status_flags[] = {
-    CLI_FLAG_JSON,
-    CLI_FLAG_HELP,
-    {NULL, NULL, NULL, NULL},
-};
-
-const struct jm_flag cli_result_flags[] = {
-    CLI_FLAG_JSON,
-    CLI_FLAG_HELP,
-    {NULL, NULL, NULL, NULL},
-};
-
-const struct jm_flag cli_cancel_flags[] = {
-    CLI_FLAG_JSON,
-    CLI_FLAG_HELP,
-    {NULL, NULL, NULL, NULL},
-};
-
 const struct jm_flag cli_wait_flags[] = {
     {"timeout", "SEC", "give up after SEC seconds, exit 12 (default: wait as long as it takes)",
      job_set_timeout},

@@ -83,20 +83,20 @@ static const struct cli_command main_commands[] = {
     {"batch", cli_batch_run, "submit FILE|- [--json] | status ID [--json]",
      "Submit a JSON Lines file of jobs as one batch; show a batch.",
      "\"jobmesh batch submit --help\" and \"jobmesh batch status --help\" say more.\n",
-     cli_batch_flags},
+     cli_help_flags},
     {"status", cli_status_run, "[ID] [--json]",
      "Show a job's or a batch's state; without ID, every running batch.",
      "An id that is not a job is looked up as a batch (ids never name both).\n"
      "Without an id: \"N operations in progress\", then one line per running batch\n"
      "with its percent done and current operation. Exits 0 whenever something was\n"
      "found, whatever its state.\n",
-     cli_status_flags},
+     cli_json_flags},
     {"result", cli_result_run, "ID [--json]",
      "Print a completed job's result, raw, exactly as stored.",
      "--json prints the whole job, with the result in \"result\" when it is UTF-8\n"
      "text, else base64 in \"result_base64\". A job that did not complete exits\n"
      "with the code for its state.\n",
-     cli_result_flags},
+     cli_json_flags},
     {"wait", cli_wait_run, "ID [--timeout SEC] [--json]",
      "Wait until a job finishes (the broker answers when it does; no polling).",
      "Prints the final state line (--json: the job with its result); exits by the\n"
@@ -116,18 +116,18 @@ static const struct cli_command main_commands[] = {
      "Pending and delayed jobs are cancelled at once; an active job's worker is told\n"
      "to abandon it. Prints the job's new state line (--json: the job). A job that\n"
      "already finished is refused (exit 1).\n",
-     cli_cancel_flags},
+     cli_json_flags},
     {"stats", cli_stats_run, "[--json]",
-     "Per-queue counts: pending, delayed, active, completed, failed.", NULL, cli_stats_flags},
+     "Per-queue counts: pending, delayed, active, completed, failed.", NULL, cli_json_flags},
     {"workers", cli_workers_run, "[--json]",
      "The workers the broker knows: WORKER HOST PID QUEUES CONCURRENCY ACTIVE\n"
      "LAST-SEEN STATE.",
-     NULL, cli_workers_flags},
+     NULL, cli_json_flags},
     {"dead-letter", cli_dead_run, "list QUEUE [--limit N] [--json] | retry QUEUE [ID] [--json]",
      "List a queue's dead-lettered jobs; put them back to pending.",
      "\"jobmesh dead-letter list --help\" and \"jobmesh dead-letter retry --help\" say\n"
      "more.\n",
-     cli_dead_flags},
+     cli_help_flags},
     {"help", main_help_run, "[COMMAND]", "Show help for jobmesh or for one command.", NULL, NULL},
 };
 

@@ -4,12 +4,6 @@
 #include "cli_common.h"
 #include "cli_output.h"
 
-const struct jm_flag cli_stats_flags[] = {
-    CLI_FLAG_JSON,
-    CLI_FLAG_HELP,
-    {NULL, NULL, NULL, NULL},
-};
-
 int cli_stats_run(struct cli *cli, const struct cli_command *self, int argc, char **argv, int first)
 {
 	struct cli_opts opts = {0};

@@ -5,12 +5,6 @@
 #include "cli_output.h"
 #include "clock.h"
 
-const struct jm_flag cli_workers_flags[] = {
-    CLI_FLAG_JSON,
-    CLI_FLAG_HELP,
-    {NULL, NULL, NULL, NULL},
-};
-
 int cli_workers_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
                     int first)
 {
