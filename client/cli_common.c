@@ -33,6 +33,18 @@ int cli_set_json(void *ctx, const char *value, struct jm_err *err)
 	return 0;
 }
 
+int cli_set_timeout(void *ctx, const char *value, struct jm_err *err)
+{
+	struct cli_timeout_opts *opts = ctx;
+	unsigned long long seconds;
+	int rc = jm_parse_u64("timeout", value, 0, CLI_WAIT_SEC_MAX, &seconds, err);
+	if (rc == 0) {
+		opts->has_timeout = true;
+		opts->timeout_ms = seconds * 1000;
+	}
+	return rc;
+}
+
 const struct jm_flag cli_json_flags[] = {
     CLI_FLAG_JSON,
     CLI_FLAG_HELP,

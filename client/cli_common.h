@@ -49,6 +49,16 @@ struct cli_opts {
 int cli_set_help(void *ctx, const char *value, struct jm_err *err);
 int cli_set_json(void *ctx, const char *value, struct jm_err *err);
 
+/* The options of the commands that wait (wait, watch): --timeout SEC, at
+ * most CLI_WAIT_SEC_MAX so that it fits a 32-bit millisecond count. */
+#define CLI_WAIT_SEC_MAX (UINT32_MAX / 1000)
+struct cli_timeout_opts {
+	struct cli_opts common; /* first: the shared setters cast to it */
+	bool has_timeout;
+	uint64_t timeout_ms;
+};
+int cli_set_timeout(void *ctx, const char *value, struct jm_err *err);
+
 #define CLI_FLAG_HELP                                                                              \
 	{                                                                                          \
 		"help", NULL, "show this help", cli_set_help                                       \

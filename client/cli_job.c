@@ -14,29 +14,9 @@
 /* jm_client_wait takes a uint32 of milliseconds; longer waits, and waits
  * without a limit, are made of several. */
 #define JOB_WAIT_CALL_MAX_MS (24u * 3600 * 1000)
-#define JOB_WAIT_SEC_MAX (UINT32_MAX / 1000)
-
-struct job_opts {
-	struct cli_opts common; /* first: the shared setters cast to it */
-	bool has_timeout;
-	uint64_t timeout_ms;
-};
-
-static int job_set_timeout(void *ctx, const char *value, struct jm_err *err)
-{
-	struct job_opts *opts = ctx;
-	unsigned long long seconds;
-	int rc = jm_parse_u64("timeout", value, 0, JOB_WAIT_SEC_MAX, &seconds, err);
-	if (rc == 0) {
-		opts->has_timeout = true;
-		opts->timeout_ms = seconds * 1000;
-	}
-	return rc;
-}
-
 const struct jm_flag cli_wait_flags[] = {
     {"timeout", "SEC", "give up after SEC seconds, exit 12 (default: wait as long as it takes)",
-     job_set_timeout},
+     cli_set_timeout},
     CLI_FLAG_JSON,
     CLI_FLAG_HELP,
     {NULL, NULL, NULL, NULL},
@@ -44,7 +24,7 @@ const struct jm_flag cli_wait_flags[] = {
 
 /* Parses the command line of a one-job command into opts and *job_id.
  * Returns an exit code; *done when there is nothing more to do (help). */
-static int job_args(const struct cli_command *self, struct job_opts *opts, int argc, char **argv,
+static int job_args(const struct cli_command *self, struct cli_timeout_opts *opts, int argc, char **argv,
                     int first, uint64_t *job_id, bool *done)
 {
 	const char *operands[1];
@@ -79,7 +59,7 @@ static int job_print_json(const char *what, const jm_job_info *job, bool with_re
 int cli_status_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
                    int first)
 {
-	struct job_opts opts = {0};
+	struct cli_timeout_opts opts = {0};
 	const char *operands[1];
 	int operands_count = 0;
 	bool done = false;
@@ -129,7 +109,7 @@ int cli_status_run(struct cli *cli, const struct cli_command *self, int argc, ch
 int cli_cancel_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
                    int first)
 {
-	struct job_opts opts = {0};
+	struct cli_timeout_opts opts = {0};
 	uint64_t job_id = 0;
 	bool done = false;
 	int code = job_args(self, &opts, argc, argv, first, &job_id, &done);
@@ -182,7 +162,7 @@ static int job_no_result(const char *what, const jm_job_info *job)
 int cli_result_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
                    int first)
 {
-	struct job_opts opts = {0};
+	struct cli_timeout_opts opts = {0};
 	uint64_t job_id = 0;
 	bool done = false;
 	int code = job_args(self, &opts, argc, argv, first, &job_id, &done);
@@ -214,7 +194,7 @@ int cli_result_run(struct cli *cli, const struct cli_command *self, int argc, ch
 
 int cli_wait_run(struct cli *cli, const struct cli_command *self, int argc, char **argv, int first)
 {
-	struct job_opts opts = {0};
+	struct cli_timeout_opts opts = {0};
 	uint64_t job_id = 0;
 	bool done = false;
 	int code = job_args(self, &opts, argc, argv, first, &job_id, &done);

@@ -27,31 +27,12 @@
 
 #define WATCH_RECHECK_MS 1000u
 #define WATCH_MIN_INTERVAL_MS 100u
-#define WATCH_SEC_MAX (UINT32_MAX / 1000)
 #define WATCH_BAR_WIDTH 24
 #define WATCH_LINE_MAX 1024
 
-struct watch_opts {
-	struct cli_opts common; /* first: the shared setters cast to it */
-	bool has_timeout;
-	uint64_t timeout_ms;
-};
-
-static int watch_set_timeout(void *ctx, const char *value, struct jm_err *err)
-{
-	struct watch_opts *opts = ctx;
-	unsigned long long seconds;
-	int rc = jm_parse_u64("timeout", value, 0, WATCH_SEC_MAX, &seconds, err);
-	if (rc == 0) {
-		opts->has_timeout = true;
-		opts->timeout_ms = seconds * 1000;
-	}
-	return rc;
-}
-
 const struct jm_flag cli_watch_flags[] = {
     {"timeout", "SEC", "give up after SEC seconds, exit 12 (default: until it finishes)",
-     watch_set_timeout},
+     cli_set_timeout},
     CLI_FLAG_HELP,
     {NULL, NULL, NULL, NULL},
 };
@@ -316,7 +297,7 @@ static int watch_follow(struct watch *w, jm_client *client, struct watch_waiter 
 
 int cli_watch_run(struct cli *cli, const struct cli_command *self, int argc, char **argv, int first)
 {
-	struct watch_opts opts = {0};
+	struct cli_timeout_opts opts = {0};
 	const char *operands[1];
 	int operands_count = 0;
 	bool done = false;
