@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "fixture.h"
 #include "harness.h"
 
 #define RUN_MS 60000
@@ -28,37 +29,16 @@ static struct fixture *fixture_start(const char *name)
 {
 	struct fixture *f = calloc(1, sizeof *f);
 	assert_non_null(f);
-	assert_jm_ok(harness_init(&f->h, name));
-	const char *args[] = {"--backoff-base-ms", "20", "--backoff-cap-ms", "100", NULL};
-	assert_jm_ok(harness_broker_start(&f->h, args, &f->broker));
+	fixture_broker_up(&f->h, name, fixture_fast_retries, NULL, &f->broker);
 	return f;
 }
 
 static int fixture_stop(void **state)
 {
 	struct fixture *f = *state;
-	if (f == NULL)
-		return 0;
-	int status = -1;
-	int rc = harness_stop(&f->broker, SIGTERM, 10000, &status);
-	if (rc != 0 || status != 0)
-		harness_print_logs(&f->h, 30);
-	harness_fini(&f->h);
-	free(f);
-	*state = NULL;
-	if (rc != 0 || status != 0)
-		fail_msg("broker did not stop cleanly: rc %d status %d", rc, status);
+	if (f != NULL)
+		fixture_end(state, &f->h, &f->broker);
 	return 0;
-}
-
-static void start_worker(struct fixture *f, const char *name, const char *queue,
-                         const char *concurrency, const char *handler)
-{
-	struct harness_proc worker;
-	const char *args[] = {"--queue",     queue,       "--concurrency",
-	                      concurrency,   "--handler", handler,
-	                      "--worker-id", name,        NULL};
-	assert_jm_ok(harness_worker_start(&f->h, name, args, &worker));
 }
 
 /* What one run of jobmesh left. */
@@ -159,7 +139,7 @@ static void test_submit_prints_an_id_and_status_and_result_describe_the_job(void
 {
 	struct fixture *f = fixture_start("cli-submit");
 	*state = f;
-	start_worker(f, "w-echo", "mail", "2", "echo=printf 'sent:'; cat");
+	fixture_worker_start(&f->h, "w-echo", "mail", "2", "echo=printf 'sent:'; cat");
 	uint64_t id = submit_job(f, "mail", "echo", "hello");
 	char idbuf[24];
 	id_text(idbuf, sizeof idbuf, id);
@@ -207,7 +187,8 @@ static void test_wait_exits_10_for_a_failed_job_and_12_on_timeout(void **state)
 {
 	struct fixture *f = fixture_start("cli-wait-codes");
 	*state = f;
-	start_worker(f, "w-bad", "cards", "1", "charge=echo 'card declined' >&2; exit 100");
+	fixture_worker_start(&f->h, "w-bad", "cards", "1",
+	                     "charge=echo 'card declined' >&2; exit 100");
 	uint64_t failing = submit_job(f, "cards", "charge", "x");
 	char idbuf[24];
 	struct run r = cli(f, "wait", id_text(idbuf, sizeof idbuf, failing), "--timeout", "60");
@@ -323,7 +304,7 @@ static void test_batch_submit_of_jsonl_prints_the_batch_id_and_status_counts(voi
 {
 	struct fixture *f = fixture_start("cli-batch");
 	*state = f;
-	start_worker(f, "w-batch", "bq", "4", "echo=cat");
+	fixture_worker_start(&f->h, "w-batch", "bq", "4", "echo=cat");
 	const char *path = write_jobs(f, "jobs.jsonl", "bq", "echo", 12);
 	struct run r = cli(f, "batch", "submit", path);
 	expect_code(f, &r, 0, "batch submit");
@@ -409,7 +390,7 @@ static void test_watch_prints_one_plain_line_per_change_ending_in_the_final_stat
 	expect_code(f, &r, 0, "batch submit");
 	uint64_t batch_id = parse_id(r.out);
 	run_fini(&r);
-	start_worker(f, "w-watch", "wq", "2", "slow=sleep 0.1; cat");
+	fixture_worker_start(&f->h, "w-watch", "wq", "2", "slow=sleep 0.1; cat");
 	char idbuf[24];
 	r = cli(f, "watch", id_text(idbuf, sizeof idbuf, batch_id), "--timeout", "60");
 	expect_code(f, &r, 0, "watch a batch");
@@ -435,7 +416,7 @@ static void test_watch_prints_one_plain_line_per_change_ending_in_the_final_stat
 	run_fini(&r);
 
 	/* A job: its final line, and the exit code of its state. */
-	start_worker(f, "w-watch-bad", "wbad", "1", "boom=echo kaput >&2; exit 100");
+	fixture_worker_start(&f->h, "w-watch-bad", "wbad", "1", "boom=echo kaput >&2; exit 100");
 	uint64_t id = submit_job(f, "wbad", "boom", "x");
 	r = cli(f, "watch", id_text(idbuf, sizeof idbuf, id), "--timeout", "60");
 	expect_code(f, &r, 10, "watch a failing job");
@@ -500,7 +481,7 @@ static void test_workers_and_dead_letter_list_and_retry(void **state)
 {
 	struct fixture *f = fixture_start("cli-dead");
 	*state = f;
-	start_worker(f, "w-dead", "dq", "1", "bad=exit 100");
+	fixture_worker_start(&f->h, "w-dead", "dq", "1", "bad=exit 100");
 	uint64_t id = submit_job(f, "dq", "bad", "x");
 	char idbuf[24];
 	id_text(idbuf, sizeof idbuf, id);

@@ -28,6 +28,7 @@
 #include <jobmesh/client.h>
 
 #include "clock.h"
+#include "fixture.h"
 #include "harness.h"
 #include "message.h"
 #include "rpc.h"
@@ -264,23 +265,14 @@ static int fixture_teardown(void **state)
 	if (f == NULL)
 		return 0;
 	threads_stop(f);
-	int rc = 0, status = 0;
-	/* The worker first, while it can still hand its jobs back. */
-	if (f->worker_running)
-		harness_stop(&f->worker, SIGTERM, 5000, NULL);
-	if (f->broker_running)
-		rc = harness_stop(&f->broker, SIGTERM, 10000, &status);
-	if (rc != 0 || status != 0)
-		harness_print_logs(&f->h, 30);
-	harness_fini(&f->h);
 	free(f->cl.acked);
 	free(f->cl.done);
 	pthread_mutex_destroy(&f->cl.mu);
 	pthread_cond_destroy(&f->cl.cv);
-	free(f);
-	*state = NULL;
-	if (rc != 0 || status != 0)
-		fail_msg("broker did not stop cleanly: rc %d status %d", rc, status);
+	/* The worker first, while it can still hand its jobs back. */
+	if (f->worker_running)
+		harness_stop(&f->worker, SIGTERM, 5000, NULL);
+	fixture_end(state, &f->h, f->broker_running ? &f->broker : NULL);
 	return 0;
 }
 
@@ -541,68 +533,16 @@ static void test_crash_loop_loses_and_duplicates_nothing_acknowledged(void **sta
 
 #define DEAD_AFTER_MS 3000
 
+/* A raw REQ connection that plays the workers of these tests on queue
+ * "leases". */
 static struct rpc *rpc_connect(struct fixture *f)
 {
-	struct rpc *rpc;
-	struct jm_err err = {0};
-	assert_jm_ok_err(rpc_open(&rpc, f->h.broker_url, &err), &err);
-	return rpc;
-}
-
-static uint64_t rpc_submit(struct rpc *rpc, const char *queue, const char *payload)
-{
-	struct proto_job_spec spec = {.payload = {(const uint8_t *)payload, strlen(payload)}};
-	strcpy(spec.queue, queue);
-	strcpy(spec.type, "t");
-	struct proto_msg req = {.type = PROTO_SUBMIT};
-	req.u.submit.jobs_count = 1;
-	req.u.submit.jobs = &spec;
-	struct rpc_reply reply = {0};
-	struct jm_err err = {0};
-	assert_jm_ok_err(rpc_call(rpc, &req, 5000, &reply, &err), &err);
-	assert_int_equal(reply.msg.type, PROTO_SUBMITTED);
-	uint64_t id = reply.msg.u.submitted.ids[0];
-	rpc_reply_fini(&reply);
-	return id;
+	return fixture_rpc_open(f->h.broker_url);
 }
 
 static struct proto_delivery rpc_fetch(struct rpc *rpc, const char *worker)
 {
-	proto_name queues[1];
-	strcpy(queues[0], "leases");
-	struct proto_msg req = {.type = PROTO_FETCH};
-	strcpy(req.u.fetch.worker_id, worker);
-	req.u.fetch.queues_count = 1;
-	req.u.fetch.queues = queues;
-	req.u.fetch.max_jobs = 1;
-	req.u.fetch.wait_ms = 5000;
-	struct rpc_reply reply = {0};
-	struct jm_err err = {0};
-	assert_jm_ok_err(rpc_call(rpc, &req, 10000, &reply, &err), &err);
-	assert_int_equal(reply.msg.type, PROTO_JOBS);
-	assert_int_equal(reply.msg.u.jobs.jobs_count, 1);
-	struct proto_delivery d = reply.msg.u.jobs.jobs[0];
-	d.payload = (struct proto_bytes){0};
-	rpc_reply_fini(&reply);
-	return d;
-}
-
-static int32_t rpc_ack(struct rpc *rpc, const char *worker, uint64_t job_id, uint64_t lease,
-                       const char *result)
-{
-	struct proto_ack_item item = {job_id, lease, {(const uint8_t *)result, strlen(result)}};
-	struct proto_msg req = {.type = PROTO_ACK};
-	strcpy(req.u.ack.worker_id, worker);
-	req.u.ack.items_count = 1;
-	req.u.ack.items = &item;
-	struct rpc_reply reply = {0};
-	struct jm_err err = {0};
-	assert_jm_ok_err(rpc_call(rpc, &req, 5000, &reply, &err), &err);
-	assert_int_equal(reply.msg.type, PROTO_SETTLED);
-	assert_int_equal(reply.msg.u.settled.codes_count, 1);
-	int32_t code = reply.msg.u.settled.codes[0];
-	rpc_reply_fini(&reply);
-	return code;
+	return fixture_rpc_fetch(rpc, worker, "leases", 5000, 10000);
 }
 
 static void lease_broker_start(struct fixture *f)
@@ -657,13 +597,13 @@ static void test_lease_survives_a_crash_and_expires_after_the_dead_after_window(
 	/* A worker holding a lease at the crash acks with it after the
 	 * restart. */
 	struct rpc *rpc = rpc_connect(f);
-	uint64_t kept = rpc_submit(rpc, "leases", "kept");
+	uint64_t kept = fixture_rpc_submit(rpc, "leases", "kept", 0);
 	struct proto_delivery d = rpc_fetch(rpc, "w");
 	assert_int_equal(d.job_id, kept);
 	assert_int_equal(d.attempt, 1);
 	/* A delivery does not wait for its LEASE record to sync; a later
 	 * acknowledged record proves it durable (the journal keeps order). */
-	rpc_submit(rpc, "barrier", "b");
+	fixture_rpc_submit(rpc, "barrier", "b", 0);
 	broker_kill(f);
 	rpc_close(rpc);
 	lease_broker_start(f);
@@ -672,7 +612,7 @@ static void test_lease_survives_a_crash_and_expires_after_the_dead_after_window(
 	jm_job_info info = job_status(f, kept);
 	assert_int_equal(info.state, JM_STATE_ACTIVE);
 	jm_job_info_fini(&info);
-	assert_int_equal(rpc_ack(rpc, "w", kept, d.lease, "done-after-crash"), 0);
+	assert_int_equal(fixture_rpc_ack(rpc, "w", kept, d.lease, "done-after-crash"), 0);
 	uint64_t acked_after_ms = (jm_mono_us() - restarted_us) / 1000;
 	assert_true(acked_after_ms < DEAD_AFTER_MS);
 	info = job_status(f, kept);
@@ -683,10 +623,10 @@ static void test_lease_survives_a_crash_and_expires_after_the_dead_after_window(
 
 	/* A lease nobody acks after the crash expires with the dead-after
 	 * window: the job is requeued and the attempt counts. */
-	uint64_t orphan = rpc_submit(rpc, "leases", "orphan");
+	uint64_t orphan = fixture_rpc_submit(rpc, "leases", "orphan", 0);
 	struct proto_delivery lost = rpc_fetch(rpc, "w2");
 	assert_int_equal(lost.job_id, orphan);
-	rpc_submit(rpc, "barrier", "b");
+	fixture_rpc_submit(rpc, "barrier", "b", 0);
 	broker_kill(f);
 	rpc_close(rpc);
 	lease_broker_start(f);
@@ -718,8 +658,8 @@ static void test_lease_survives_a_crash_and_expires_after_the_dead_after_window(
 	assert_int_equal(again.job_id, orphan);
 	assert_int_equal(again.attempt, 2);
 	assert_true(again.lease > lost.lease);
-	assert_int_equal(rpc_ack(rpc, "w2", orphan, lost.lease, "zombie"), JM_ESTALE);
-	assert_int_equal(rpc_ack(rpc, "w3", orphan, again.lease, "second-try"), 0);
+	assert_int_equal(fixture_rpc_ack(rpc, "w2", orphan, lost.lease, "zombie"), JM_ESTALE);
+	assert_int_equal(fixture_rpc_ack(rpc, "w3", orphan, again.lease, "second-try"), 0);
 	rpc_close(rpc);
 	info = job_status(f, orphan);
 	assert_int_equal(info.state, JM_STATE_COMPLETED);
@@ -769,7 +709,7 @@ static void test_lease_forgotten_by_a_crash_cannot_complete_the_next_delivery(vo
 	int hits = 0;
 	for (int attempt = 0; attempt < TRIES && hits == 0; attempt++) {
 		struct rpc *rpc = rpc_connect(f);
-		uint64_t id = rpc_submit(rpc, "leases", "contested");
+		uint64_t id = fixture_rpc_submit(rpc, "leases", "contested", 0);
 		struct flood fl = {.url = f->h.broker_url};
 		pthread_t flooder;
 		assert_int_equal(pthread_create(&flooder, NULL, flood_main, &fl), 0);
@@ -788,7 +728,8 @@ static void test_lease_forgotten_by_a_crash_cannot_complete_the_next_delivery(vo
 		rpc = rpc_connect(f);
 		if (job_state == JM_STATE_ACTIVE) {
 			/* The lease made it to disk: nothing to see this time. */
-			assert_int_equal(rpc_ack(rpc, "zombie", id, first.lease, "zombie"), 0);
+			assert_int_equal(fixture_rpc_ack(rpc, "zombie", id, first.lease, "zombie"),
+			                 0);
 			rpc_close(rpc);
 			continue;
 		}
@@ -800,7 +741,7 @@ static void test_lease_forgotten_by_a_crash_cannot_complete_the_next_delivery(vo
 		       "%llu, attempt %u\n",
 		       attempt, (unsigned long long)first.lease, (unsigned long long)id,
 		       (unsigned long long)second.lease, second.attempt);
-		int32_t zombie = rpc_ack(rpc, "zombie", id, first.lease, "zombie-result");
+		int32_t zombie = fixture_rpc_ack(rpc, "zombie", id, first.lease, "zombie-result");
 		if (zombie == 0) {
 			info = job_status(f, id);
 			fail_msg("job %llu: the zombie's ack with the forgotten lease %llu was "
@@ -811,7 +752,8 @@ static void test_lease_forgotten_by_a_crash_cannot_complete_the_next_delivery(vo
 			         info.result ? (char *)info.result : "");
 		}
 		assert_int_equal(zombie, JM_ESTALE);
-		assert_int_equal(rpc_ack(rpc, "healthy", id, second.lease, "healthy-result"), 0);
+		assert_int_equal(
+		    fixture_rpc_ack(rpc, "healthy", id, second.lease, "healthy-result"), 0);
 		rpc_close(rpc);
 		info = job_status(f, id);
 		assert_int_equal(info.state, JM_STATE_COMPLETED);

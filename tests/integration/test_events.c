@@ -14,6 +14,7 @@
 
 #include <jobmesh/client.h>
 
+#include "fixture.h"
 #include "harness.h"
 
 #define WAIT_MS 60000
@@ -28,9 +29,7 @@ static struct fixture *fixture_start(const char *name)
 {
 	struct fixture *f = calloc(1, sizeof *f);
 	assert_non_null(f);
-	assert_jm_ok(harness_init(&f->h, name));
-	const char *args[] = {"--backoff-base-ms", "20", "--backoff-cap-ms", "100", NULL};
-	assert_jm_ok(harness_broker_start(&f->h, args, &f->broker));
+	fixture_broker_up(&f->h, name, fixture_fast_retries, NULL, &f->broker);
 	assert_jm_ok(jm_client_open(&f->client, f->h.broker_url));
 	return f;
 }
@@ -41,26 +40,8 @@ static int fixture_stop(void **state)
 	if (f == NULL)
 		return 0;
 	jm_client_close(f->client);
-	int status = -1;
-	int rc = harness_stop(&f->broker, SIGTERM, 10000, &status);
-	if (rc != 0 || status != 0)
-		harness_print_logs(&f->h, 30);
-	harness_fini(&f->h);
-	free(f);
-	*state = NULL;
-	if (rc != 0 || status != 0)
-		fail_msg("broker did not stop cleanly: rc %d status %d", rc, status);
+	fixture_end(state, &f->h, &f->broker);
 	return 0;
-}
-
-static void start_worker(struct fixture *f, const char *name, const char *queue,
-                         const char *concurrency, const char *handler)
-{
-	struct harness_proc worker;
-	const char *args[] = {"--queue",     queue,       "--concurrency",
-	                      concurrency,   "--handler", handler,
-	                      "--worker-id", name,        NULL};
-	assert_jm_ok(harness_worker_start(&f->h, name, args, &worker));
 }
 
 static uint64_t elapsed_ms(const struct timespec *start)
@@ -186,7 +167,7 @@ static void test_subscriber_sees_every_state_change_of_a_thousand_job_batch_in_o
 
 	/* The jobs wait for a worker, so every active and completed event is
 	 * published after the subscription is connected. */
-	start_worker(f, "w-events", "ev", "8", "echo=cat");
+	fixture_worker_start(&f->h, "w-events", "ev", "8", "echo=cat");
 	jm_batch_info batch;
 	int rc = jm_client_wait_batch(f->client, batch_id, WAIT_MS, &batch);
 	if (rc != 0) {
@@ -237,7 +218,7 @@ static void test_wait_on_an_already_finished_job_returns_at_once(void **state)
 {
 	struct fixture *f = fixture_start("events-wait-done");
 	*state = f;
-	start_worker(f, "w-done", "done", "1", "echo=cat");
+	fixture_worker_start(&f->h, "w-done", "done", "1", "echo=cat");
 	jm_job_spec spec = {.queue = "done", .type = "echo", .payload = "hi", .payload_len = 2};
 	uint64_t id = 0;
 	assert_jm_ok(jm_client_submit(f->client, &spec, &id));
@@ -271,7 +252,7 @@ static void test_wait_batch_returns_when_the_batch_finishes(void **state)
 	assert_int_equal(batch.total, JOBS);
 	jm_batch_info_fini(&batch);
 
-	start_worker(f, "w-batch", "wb", "4", "slow=sleep 0.1; cat");
+	fixture_worker_start(&f->h, "w-batch", "wb", "4", "slow=sleep 0.1; cat");
 	struct timespec start;
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	assert_jm_ok(jm_client_wait_batch(f->client, batch_id, WAIT_MS, &batch));

@@ -20,6 +20,7 @@
 #include <jobmesh/client.h>
 
 #include "clock.h"
+#include "fixture.h"
 #include "harness.h"
 #include "message.h"
 #include "rpc.h"
@@ -51,18 +52,8 @@ struct fixture {
 static int fixture_teardown(void **state)
 {
 	struct fixture *f = *state;
-	if (f == NULL)
-		return 0;
-	int rc = 0, status = 0;
-	if (f->broker_running)
-		rc = harness_stop(&f->broker, SIGTERM, 10000, &status);
-	if (rc != 0 || status != 0)
-		harness_print_logs(&f->h, 30);
-	harness_fini(&f->h);
-	free(f);
-	*state = NULL;
-	if (rc != 0 || status != 0)
-		fail_msg("broker did not stop cleanly: rc %d status %d", rc, status);
+	if (f != NULL)
+		fixture_end(state, &f->h, f->broker_running ? &f->broker : NULL);
 	return 0;
 }
 
@@ -88,22 +79,8 @@ static int submit_one(jm_client *client, const char *tag, uint64_t *id)
 /* Fetches one job as worker w and acks it with "res-<id>". */
 static void complete_one(struct fixture *f, struct rpc *rpc)
 {
-	proto_name queues[1];
-	strcpy(queues[0], "disk");
-	struct proto_msg req = {.type = PROTO_FETCH};
-	strcpy(req.u.fetch.worker_id, "w");
-	req.u.fetch.queues_count = 1;
-	req.u.fetch.queues = queues;
-	req.u.fetch.max_jobs = 1;
-	req.u.fetch.wait_ms = 2000;
-	struct rpc_reply reply = {0};
-	struct jm_err err = {0};
-	assert_jm_ok_err(rpc_call(rpc, &req, 5000, &reply, &err), &err);
-	assert_int_equal(reply.msg.type, PROTO_JOBS);
-	assert_int_equal(reply.msg.u.jobs.jobs_count, 1);
-	uint64_t id = reply.msg.u.jobs.jobs[0].job_id;
-	uint64_t lease = reply.msg.u.jobs.jobs[0].lease;
-	rpc_reply_fini(&reply);
+	struct proto_delivery d = fixture_rpc_fetch(rpc, "w", "disk", 2000, 5000);
+	uint64_t id = d.job_id;
 
 	struct known_job *job = NULL;
 	for (size_t i = 0; i < f->jobs_len; i++)
@@ -111,16 +88,7 @@ static void complete_one(struct fixture *f, struct rpc *rpc)
 			job = &f->jobs[i];
 	assert_non_null(job);
 	snprintf(job->result, sizeof job->result, "res-%llu", (unsigned long long)id);
-	struct proto_ack_item item = {
-	    id, lease, {(const uint8_t *)job->result, strlen(job->result)}};
-	req = (struct proto_msg){.type = PROTO_ACK};
-	strcpy(req.u.ack.worker_id, "w");
-	req.u.ack.items_count = 1;
-	req.u.ack.items = &item;
-	assert_jm_ok_err(rpc_call(rpc, &req, 5000, &reply, &err), &err);
-	assert_int_equal(reply.msg.type, PROTO_SETTLED);
-	assert_int_equal(reply.msg.u.settled.codes[0], 0);
-	rpc_reply_fini(&reply);
+	assert_int_equal(fixture_rpc_ack(rpc, "w", id, d.lease, job->result), 0);
 	job->completed = true;
 }
 
@@ -278,9 +246,7 @@ static void test_journal_write_limit_refuses_submits_then_recovers_losing_nothin
 		assert_jm_ok(submit_one(client, tag, &id));
 		remember(f, id);
 	}
-	struct rpc *rpc;
-	struct jm_err err = {0};
-	assert_jm_ok_err(rpc_open(&rpc, f->h.broker_url, &err), &err);
+	struct rpc *rpc = fixture_rpc_open(f->h.broker_url);
 	for (int i = 0; i < FIRST_COMPLETED; i++)
 		complete_one(f, rpc);
 	rpc_close(rpc);

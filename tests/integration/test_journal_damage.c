@@ -23,6 +23,7 @@
 
 #include <jobmesh/client.h>
 
+#include "fixture.h"
 #include "harness.h"
 
 #define JOBS 40
@@ -53,18 +54,8 @@ struct segment {
 static int fixture_teardown(void **state)
 {
 	struct fixture *f = *state;
-	if (f == NULL)
-		return 0;
-	int rc = 0, status = 0;
-	if (f->broker_running)
-		rc = harness_stop(&f->broker, SIGTERM, 10000, &status);
-	if (rc != 0 || status != 0)
-		harness_print_logs(&f->h, 30);
-	harness_fini(&f->h);
-	free(f);
-	*state = NULL;
-	if (rc != 0 || status != 0)
-		fail_msg("broker did not stop cleanly: rc %d status %d", rc, status);
+	if (f != NULL)
+		fixture_end(state, &f->h, f->broker_running ? &f->broker : NULL);
 	return 0;
 }
 
@@ -75,8 +66,7 @@ static struct fixture *fixture_with_killed_broker(const char *name)
 {
 	struct fixture *f = calloc(1, sizeof *f);
 	assert_non_null(f);
-	assert_jm_ok(harness_init(&f->h, name));
-	assert_jm_ok(harness_broker_start(&f->h, NULL, &f->broker));
+	fixture_broker_up(&f->h, name, NULL, NULL, &f->broker);
 	f->broker_running = true;
 	jm_client *client;
 	assert_jm_ok(jm_client_open(&client, f->h.broker_url));

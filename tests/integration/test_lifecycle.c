@@ -10,6 +10,7 @@
 
 #include <jobmesh/client.h>
 
+#include "fixture.h"
 #include "harness.h"
 
 #define WAIT_MS 60000
@@ -25,13 +26,7 @@ static struct fixture *fixture_start(const char *name, const char *const *extra)
 {
 	struct fixture *f = calloc(1, sizeof *f);
 	assert_non_null(f);
-	assert_jm_ok(harness_init(&f->h, name));
-	const char *args[32] = {"--backoff-base-ms", "20", "--backoff-cap-ms", "100", NULL};
-	size_t n = 4;
-	for (size_t i = 0; extra && extra[i] && n < 31; i++)
-		args[n++] = extra[i];
-	args[n] = NULL;
-	assert_jm_ok(harness_broker_start(&f->h, args, &f->broker));
+	fixture_broker_up(&f->h, name, fixture_fast_retries, extra, &f->broker);
 	assert_jm_ok(jm_client_open(&f->client, f->h.broker_url));
 	return f;
 }
@@ -42,27 +37,8 @@ static int fixture_stop(void **state)
 	if (f == NULL)
 		return 0;
 	jm_client_close(f->client);
-	int status = -1;
-	/* A clean SIGTERM stop is part of every test. */
-	int rc = harness_stop(&f->broker, SIGTERM, 10000, &status);
-	if (rc != 0 || status != 0)
-		harness_print_logs(&f->h, 30);
-	/* Stop everything before failing, so no worker outlives the test. */
-	harness_fini(&f->h);
-	free(f);
-	*state = NULL;
-	if (rc != 0 || status != 0)
-		fail_msg("broker did not stop cleanly: rc %d status %d", rc, status);
+	fixture_end(state, &f->h, &f->broker);
 	return 0;
-}
-
-static void start_worker(struct fixture *f, const char *name, const char *queue,
-			 const char *concurrency, const char *handler)
-{
-	struct harness_proc worker;
-	const char *args[] = {"--queue", queue, "--concurrency", concurrency, "--handler", handler,
-			      "--worker-id", name, NULL};
-	assert_jm_ok(harness_worker_start(&f->h, name, args, &worker));
 }
 
 static uint64_t submit(struct fixture *f, const char *queue, const char *type, const char *payload,
@@ -77,16 +53,6 @@ static uint64_t submit(struct fixture *f, const char *queue, const char *type, c
 	return id;
 }
 
-static void wait_finished(struct fixture *f, uint64_t id, jm_job_info *info)
-{
-	int rc = jm_client_wait(f->client, id, WAIT_MS, info);
-	if (rc != 0) {
-		harness_print_logs(&f->h, 30);
-		fail_msg("wait for job %llu: %d %s", (unsigned long long)id, rc,
-			 jm_client_last_error());
-	}
-}
-
 /* 1,000 jobs through one worker with concurrency 4: each runs once and
  * completes with its own result. */
 static void test_thousand_jobs_complete_exactly_once_with_results(void **state)
@@ -96,7 +62,7 @@ static void test_thousand_jobs_complete_exactly_once_with_results(void **state)
 	char handler[512];
 	snprintf(handler, sizeof handler,
 		 "echo=echo \"$JOBMESH_JOB_ID\" >> %s/runs.log; printf 'r-'; cat", f->h.dir);
-	start_worker(f, "w-thousand", "bulk", "4", handler);
+	fixture_worker_start(&f->h, "w-thousand", "bulk", "4", handler);
 
 	enum { JOBS = 1000, PER_CALL = 100 };
 	static uint64_t ids[JOBS];
@@ -113,7 +79,7 @@ static void test_thousand_jobs_complete_exactly_once_with_results(void **state)
 	}
 	for (int i = 0; i < JOBS; i++) {
 		jm_job_info info = {0};
-		wait_finished(f, ids[i], &info);
+		fixture_wait_finished(&f->h, f->client, ids[i], WAIT_MS, &info);
 		assert_int_equal(info.state, JM_STATE_COMPLETED);
 		assert_int_equal(info.attempt, 1);
 		char expected[64];
@@ -153,12 +119,13 @@ static void test_handler_failing_twice_completes_at_attempt_three(void **state)
 {
 	struct fixture *f = fixture_start("flaky", NULL);
 	*state = f;
-	start_worker(f, "w-flaky", "flaky", "2",
-		     "flaky=if [ \"$JOBMESH_ATTEMPT\" -lt 3 ]; then echo \"boom $JOBMESH_ATTEMPT\" >&2;"
-		     " exit 1; fi; printf done");
+	fixture_worker_start(
+	    &f->h, "w-flaky", "flaky", "2",
+	    "flaky=if [ \"$JOBMESH_ATTEMPT\" -lt 3 ]; then echo \"boom $JOBMESH_ATTEMPT\" >&2;"
+	    " exit 1; fi; printf done");
 	uint64_t id = submit(f, "flaky", "flaky", "x", 0);
 	jm_job_info info = {0};
-	wait_finished(f, id, &info);
+	fixture_wait_finished(&f->h, f->client, id, WAIT_MS, &info);
 	assert_int_equal(info.state, JM_STATE_COMPLETED);
 	assert_int_equal(info.attempt, 3);
 	assert_int_equal(info.max_attempts, 3);
@@ -170,10 +137,11 @@ static void test_always_failing_job_is_dead_lettered_after_max_attempts(void **s
 {
 	struct fixture *f = fixture_start("doomed", NULL);
 	*state = f;
-	start_worker(f, "w-doomed", "doomed", "1", "doomed=echo 'payment API said no' >&2; exit 7");
+	fixture_worker_start(&f->h, "w-doomed", "doomed", "1",
+	                     "doomed=echo 'payment API said no' >&2; exit 7");
 	uint64_t id = submit(f, "doomed", "doomed", "x", 4);
 	jm_job_info info = {0};
-	wait_finished(f, id, &info);
+	fixture_wait_finished(&f->h, f->client, id, WAIT_MS, &info);
 	assert_int_equal(info.state, JM_STATE_FAILED);
 	assert_int_equal(info.attempt, 4);
 	assert_non_null(strstr(info.last_error, "payment API said no"));
@@ -193,10 +161,10 @@ static void test_permanent_failure_is_not_retried(void **state)
 	char handler[512];
 	snprintf(handler, sizeof handler,
 		 "bad=echo run >> %s/permanent.log; echo 'invalid card' >&2; exit 100", f->h.dir);
-	start_worker(f, "w-permanent", "cards", "1", handler);
+	fixture_worker_start(&f->h, "w-permanent", "cards", "1", handler);
 	uint64_t id = submit(f, "cards", "bad", "x", 5);
 	jm_job_info info = {0};
-	wait_finished(f, id, &info);
+	fixture_wait_finished(&f->h, f->client, id, WAIT_MS, &info);
 	assert_int_equal(info.state, JM_STATE_FAILED);
 	assert_int_equal(info.attempt, 1);
 	assert_non_null(strstr(info.last_error, "invalid card"));

@@ -34,7 +34,9 @@
 #include <jansson.h>
 
 #include "clock.h"
+#include "fixture.h"
 #include "harness.h"
+#include "runlog.h"
 
 #define DEAD_AFTER_ARG "1500"
 #define HEARTBEAT_ARG "200"
@@ -180,22 +182,8 @@ static int fixture_teardown(void **state)
 	for (int i = 0; i < 2; i++)
 		if (f->workers_started[i])
 			harness_kill(&f->workers[i]);
-	if (f->log_path != NULL) {
-		char *text = harness_read_file(f->log_path, NULL);
-		char *save = NULL;
-		for (char *line = text ? strtok_r(text, "\n", &save) : NULL; line;
-		     line = strtok_r(NULL, "\n", &save)) {
-			unsigned long long id;
-			unsigned attempt;
-			char name[32];
-			int pgid;
-			if (sscanf(line, "start %llu %u %31s %d", &id, &attempt, name, &pgid) ==
-			        4 &&
-			    pgid > 1)
-				kill(-pgid, SIGKILL);
-		}
-		free(text);
-	}
+	if (f->log_path != NULL)
+		runlog_kill_groups(f->log_path, NULL);
 	int status = 0;
 	int rc = 0;
 	if (f->broker.pid > 0) {
@@ -223,23 +211,8 @@ static bool can_run(struct fixture *f)
 	return run_words(f, NULL, "ip", "netns", "list", NULL) == 0;
 }
 
-static void fail_with_logs(struct fixture *f, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3), noreturn));
-
-static void fail_with_logs(struct fixture *f, const char *fmt, ...)
-{
-	harness_print_logs(&f->h, 40);
-	char *log = harness_read_file(f->log_path, NULL);
-	fprintf(stderr, "runs.log:\n%s\n", log ? log : "(none)");
-	free(log);
-	char text[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof text, fmt, ap);
-	va_end(ap);
-	fail_msg("%s", text);
-	abort(); /* fail_msg does not return */
-}
+/* Fails the test after printing every process's logs and runs.log. */
+#define fail_with_logs(f, ...) fixture_fail_with_logs(&(f)->h, (f)->log_path, __VA_ARGS__)
 
 /* Starts the broker inside its namespace and waits for "listening". */
 static void broker_start(struct fixture *f)
@@ -316,24 +289,10 @@ static int cli(struct fixture *f, char **out, const char *a1, const char *a2, co
 	                 "--broker", f->url, a1, a2, a3, a4, a5, a6, a7, a8, a9, NULL);
 }
 
+/* Lines of runs.log of kind for job id (0: any) by worker (NULL: any). */
 static int log_count(struct fixture *f, const char *kind, uint64_t id, const char *worker)
 {
-	char *text = harness_read_file(f->log_path, NULL);
-	if (text == NULL)
-		return -1;
-	int count = 0;
-	char *save = NULL;
-	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char line_kind[16], name[32];
-		unsigned long long line_id;
-		unsigned attempt;
-		if (sscanf(line, "%15s %llu %u %31s", line_kind, &line_id, &attempt, name) == 4 &&
-		    strcmp(line_kind, kind) == 0 && (id == 0 || line_id == id) &&
-		    (worker == NULL || strcmp(name, worker) == 0))
-			count++;
-	}
-	free(text);
-	return count;
+	return runlog_count(f->log_path, kind, id, 0, worker);
 }
 
 struct count_wait {
@@ -358,34 +317,17 @@ struct text_wait {
 static bool text_count_reached_cb(void *arg)
 {
 	struct text_wait *w = arg;
-	char *text = harness_read_file(w->path, NULL);
-	int count = 0;
-	for (const char *at = text; at && (at = strstr(at, w->needle)) != NULL; at++)
-		count++;
-	free(text);
-	return count >= w->want;
+	return fixture_count_in_file(w->path, w->needle) >= (size_t)w->want;
 }
 
 static bool groups_gone_cb(void *arg)
 {
 	const pid_t *groups = arg;
-	for (size_t i = 0; groups[i] != 0; i++) {
-		/* kill() to a group of zombies still succeeds: look at the
-		 * members' states. */
-		char path[64];
-		snprintf(path, sizeof path, "/proc/%d/stat", (int)groups[i]);
-		FILE *fp = fopen(path, "r");
-		if (fp == NULL)
-			continue;
-		char buf[512];
-		size_t got = fread(buf, 1, sizeof buf - 1, fp);
-		fclose(fp);
-		buf[got] = '\0';
-		char *paren = strrchr(buf, ')');
-		char st = 0;
-		if (paren && sscanf(paren + 1, " %c", &st) == 1 && st != 'Z')
+	/* kill() to a group of zombies still succeeds: look at the leaders'
+	 * states. */
+	for (size_t i = 0; groups[i] != 0; i++)
+		if (!fixture_pid_is_gone(groups[i]))
 			return false;
-	}
 	return true;
 }
 
@@ -482,19 +424,7 @@ static void test_partitioned_worker_jobs_complete_once_on_the_other_host(void **
 	fprintf(stderr, "multihost: w1 back and abandoning %llu ms after the link came up\n",
 	        (unsigned long long)((jm_mono_us() - healed_us) / 1000));
 	pid_t groups[3] = {0};
-	char *text = harness_read_file(f->log_path, NULL);
-	assert_non_null(text);
-	size_t groups_count = 0;
-	char *save = NULL;
-	for (char *line = strtok_r(text, "\n", &save); line && groups_count < 2;
-	     line = strtok_r(NULL, "\n", &save)) {
-		unsigned long long id;
-		unsigned attempt;
-		int pgid;
-		if (sscanf(line, "start %llu %u w1 %d", &id, &attempt, &pgid) == 3)
-			groups[groups_count++] = pgid;
-	}
-	free(text);
+	size_t groups_count = runlog_groups(f->log_path, "w1", groups, 2);
 	assert_int_equal(groups_count, 2);
 	if (!harness_wait_for(5000, groups_gone_cb, groups, "w1's abandoned handlers to end"))
 		fail_with_logs(f, "w1's abandoned handlers still run");

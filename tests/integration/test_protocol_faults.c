@@ -13,6 +13,7 @@
 
 #include <jobmesh/client.h>
 
+#include "fixture.h"
 #include "harness.h"
 #include "message.h"
 #include "rpc.h"
@@ -26,13 +27,11 @@ struct fixture {
 static int fixture_setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof *f);
-	assert_jm_ok(harness_init(&f->h, "faults"));
 	/* Run timeouts expire at once past the job's own timeout. */
 	const char *args[] = {"--lease-grace-ms", "0", "--backoff-base-ms", "10",
 			      "--backoff-cap-ms", "20", NULL};
-	assert_jm_ok(harness_broker_start(&f->h, args, &f->broker));
-	struct jm_err err = {0};
-	assert_jm_ok_err(rpc_open(&f->rpc, f->h.broker_url, &err), &err);
+	fixture_broker_up(&f->h, "faults", args, NULL, &f->broker);
+	f->rpc = fixture_rpc_open(f->h.broker_url);
 	*state = f;
 	return 0;
 }
@@ -41,73 +40,24 @@ static int fixture_teardown(void **state)
 {
 	struct fixture *f = *state;
 	rpc_close(f->rpc);
-	int status = -1;
-	int rc = harness_stop(&f->broker, SIGTERM, 10000, &status);
-	if (rc != 0 || status != 0)
-		harness_print_logs(&f->h, 30);
-	/* Stop everything before failing, so no worker outlives the test. */
-	harness_fini(&f->h);
-	free(f);
-	if (rc != 0 || status != 0)
-		fail_msg("broker did not stop cleanly: rc %d status %d", rc, status);
+	fixture_end(state, &f->h, &f->broker);
 	return 0;
 }
 
 static uint64_t submit_one(struct fixture *f, const char *queue, uint64_t timeout_ms)
 {
-	struct proto_job_spec spec = {.payload = {(const uint8_t *)"p", 1},
-				      .timeout_ms = timeout_ms};
-	strcpy(spec.queue, queue);
-	strcpy(spec.type, "t");
-	struct proto_msg req = {.type = PROTO_SUBMIT};
-	req.u.submit.jobs_count = 1;
-	req.u.submit.jobs = &spec;
-	struct rpc_reply reply = {0};
-	struct jm_err err = {0};
-	assert_jm_ok_err(rpc_call(f->rpc, &req, 5000, &reply, &err), &err);
-	assert_int_equal(reply.msg.type, PROTO_SUBMITTED);
-	uint64_t id = reply.msg.u.submitted.ids[0];
-	rpc_reply_fini(&reply);
-	return id;
+	return fixture_rpc_submit(f->rpc, queue, "p", timeout_ms);
 }
 
 static struct proto_delivery fetch_one(struct fixture *f, const char *worker, const char *queue)
 {
-	proto_name queues[1];
-	strcpy(queues[0], queue);
-	struct proto_msg req = {.type = PROTO_FETCH};
-	strcpy(req.u.fetch.worker_id, worker);
-	req.u.fetch.queues_count = 1;
-	req.u.fetch.queues = queues;
-	req.u.fetch.max_jobs = 1;
-	req.u.fetch.wait_ms = 5000;
-	struct rpc_reply reply = {0};
-	struct jm_err err = {0};
-	assert_jm_ok_err(rpc_call(f->rpc, &req, 10000, &reply, &err), &err);
-	assert_int_equal(reply.msg.type, PROTO_JOBS);
-	assert_int_equal(reply.msg.u.jobs.jobs_count, 1);
-	struct proto_delivery d = reply.msg.u.jobs.jobs[0];
-	d.payload = (struct proto_bytes){0};
-	rpc_reply_fini(&reply);
-	return d;
+	return fixture_rpc_fetch(f->rpc, worker, queue, 5000, 10000);
 }
 
 static int32_t ack(struct fixture *f, const char *worker, uint64_t job_id, uint64_t lease,
 		   const char *result)
 {
-	struct proto_ack_item item = {job_id, lease, {(const uint8_t *)result, strlen(result)}};
-	struct proto_msg req = {.type = PROTO_ACK};
-	strcpy(req.u.ack.worker_id, worker);
-	req.u.ack.items_count = 1;
-	req.u.ack.items = &item;
-	struct rpc_reply reply = {0};
-	struct jm_err err = {0};
-	assert_jm_ok_err(rpc_call(f->rpc, &req, 5000, &reply, &err), &err);
-	assert_int_equal(reply.msg.type, PROTO_SETTLED);
-	assert_int_equal(reply.msg.u.settled.codes_count, 1);
-	int32_t code = reply.msg.u.settled.codes[0];
-	rpc_reply_fini(&reply);
-	return code;
+	return fixture_rpc_ack(f->rpc, worker, job_id, lease, result);
 }
 
 static struct proto_job_info job_info(struct fixture *f, uint64_t id, char *result,

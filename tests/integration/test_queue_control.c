@@ -13,6 +13,7 @@
 
 #include <jobmesh/client.h>
 
+#include "fixture.h"
 #include "harness.h"
 #include "message.h"
 #include "rpc.h"
@@ -29,11 +30,9 @@ static struct fixture *fixture_start(void **state, const char *name, const char 
 	struct fixture *f = calloc(1, sizeof *f);
 	assert_non_null(f);
 	*state = f;
-	assert_jm_ok(harness_init(&f->h, name));
-	assert_jm_ok(harness_broker_start(&f->h, extra, &f->broker));
+	fixture_broker_up(&f->h, name, extra, NULL, &f->broker);
 	assert_jm_ok(jm_client_open(&f->client, f->h.broker_url));
-	struct jm_err err = {0};
-	assert_jm_ok_err(rpc_open(&f->rpc, f->h.broker_url, &err), &err);
+	f->rpc = fixture_rpc_open(f->h.broker_url);
 	return f;
 }
 
@@ -44,15 +43,7 @@ static int fixture_stop(void **state)
 		return 0;
 	jm_client_close(f->client);
 	rpc_close(f->rpc);
-	int status = -1;
-	int rc = harness_stop(&f->broker, SIGTERM, 10000, &status);
-	if (rc != 0 || status != 0)
-		harness_print_logs(&f->h, 30);
-	harness_fini(&f->h);
-	free(f);
-	*state = NULL;
-	if (rc != 0 || status != 0)
-		fail_msg("broker did not stop cleanly: rc %d status %d", rc, status);
+	fixture_end(state, &f->h, &f->broker);
 	return 0;
 }
 
@@ -84,26 +75,9 @@ static int job_state(struct fixture *f, uint64_t id)
 	return state;
 }
 
-struct state_wait {
-	struct fixture *f;
-	uint64_t id;
-	int state;
-};
-
-static bool job_in_state(void *arg)
-{
-	struct state_wait *w = arg;
-	return job_state(w->f, w->id) == w->state;
-}
-
 static void await_state(struct fixture *f, uint64_t id, int state)
 {
-	struct state_wait w = {f, id, state};
-	if (!harness_wait_for(20000, job_in_state, &w, jm_job_state_name(state))) {
-		harness_print_logs(&f->h, 20);
-		fail_msg("job %llu never reached %s", (unsigned long long)id,
-			 jm_job_state_name(state));
-	}
+	fixture_await_state(&f->h, f->client, id, state, 20000);
 }
 
 static void test_cancel_pending_and_active_jobs(void **state)

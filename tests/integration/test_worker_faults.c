@@ -43,7 +43,9 @@
 #include <jobmesh/client.h>
 
 #include "clock.h"
+#include "fixture.h"
 #include "harness.h"
+#include "runlog.h"
 
 #define DEAD_AFTER_MS 1500
 #define DEAD_AFTER_ARG "1500"
@@ -104,17 +106,11 @@ static struct fixture *fixture_start(const char *name, const char *const *extra)
 	struct fixture *f = calloc(1, sizeof *f);
 	assert_non_null(f);
 	f->started_us = jm_mono_us();
-	assert_jm_ok(harness_init(&f->h, name));
 	static const char *const base[] = {
 	    "--backoff-base-ms", "20", "--backoff-cap-ms", "100", "--dead-after-ms",
 	    DEAD_AFTER_ARG,      NULL};
-	size_t n = 0;
-	for (size_t i = 0; base[i]; i++)
-		f->broker_args[n++] = base[i];
-	for (size_t i = 0; extra && extra[i] && n < 31; i++)
-		f->broker_args[n++] = extra[i];
-	f->broker_args[n] = NULL;
-	assert_jm_ok(harness_broker_start(&f->h, f->broker_args, &f->broker));
+	fixture_args_join(f->broker_args, 32, base, extra);
+	fixture_broker_up(&f->h, name, f->broker_args, NULL, &f->broker);
 	assert_jm_ok(jm_client_open(&f->client, f->h.broker_url));
 	f->log_path = harness_write_file(&f->h, "runs.log", "", 0644);
 	f->script = harness_write_file(&f->h, "job.sh", job_script, 0755);
@@ -123,28 +119,6 @@ static struct fixture *fixture_start(const char *name, const char *const *extra)
 	/* Workers pass their environment on to handlers. */
 	assert_int_equal(setenv("JM_TEST_LOG", f->log_path, 1), 0);
 	return f;
-}
-
-/* The process groups of every handler that logged a start (for cleanup). */
-static size_t handler_groups(struct fixture *f, const char *worker, pid_t *groups, size_t max)
-{
-	char *text = harness_read_file(f->log_path, NULL);
-	if (text == NULL)
-		return 0;
-	size_t count = 0;
-	char *save = NULL;
-	for (char *line = strtok_r(text, "\n", &save); line && count < max;
-	     line = strtok_r(NULL, "\n", &save)) {
-		unsigned long long id;
-		unsigned attempt;
-		char name[64];
-		int pgid;
-		if (sscanf(line, "start %llu %u %63s %d", &id, &attempt, name, &pgid) == 4 &&
-		    pgid > 1 && (worker == NULL || strcmp(worker, name) == 0))
-			groups[count++] = pgid;
-	}
-	free(text);
-	return count;
 }
 
 /* True while some process of group pgid is alive (not a zombie: PID 1 on
@@ -180,31 +154,10 @@ static bool group_alive(pid_t pgid)
 	return alive;
 }
 
-/* True once pid is dead: gone, or a zombie nobody will reap. */
-static bool pid_gone(pid_t pid)
-{
-	if (kill(pid, 0) != 0)
-		return errno == ESRCH;
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	FILE *fp = fopen(path, "r");
-	if (fp == NULL)
-		return true;
-	char buf[512];
-	size_t got = fread(buf, 1, sizeof buf - 1, fp);
-	fclose(fp);
-	buf[got] = '\0';
-	char *close_paren = strrchr(buf, ')');
-	char state = 0;
-	return close_paren && sscanf(close_paren + 1, " %c", &state) == 1 && state == 'Z';
-}
-
+/* SIGKILL to the handler groups worker (NULL: any) started, from runs.log. */
 static void kill_handler_groups(struct fixture *f, const char *worker)
 {
-	pid_t groups[256];
-	size_t count = handler_groups(f, worker, groups, 256);
-	for (size_t i = 0; i < count; i++)
-		kill(-groups[i], SIGKILL);
+	runlog_kill_groups(f->log_path, worker);
 }
 
 static int fixture_stop(void **state)
@@ -218,28 +171,13 @@ static int fixture_stop(void **state)
 		harness_kill(&f->workers[i]);
 	kill_handler_groups(f, NULL);
 	jm_client_close(f->client);
-	int status = -1;
-	int rc = harness_stop(&f->broker, SIGTERM, 10000, &status);
-	if (rc != 0 || status != 0)
-		harness_print_logs(&f->h, 30);
 	say("%s took %llu ms", f->h.test_name, (unsigned long long)elapsed_ms(f->started_us));
-	harness_fini(&f->h);
-	free(f);
-	*state = NULL;
-	if (rc != 0 || status != 0)
-		fail_msg("broker did not stop cleanly: rc %d status %d", rc, status);
+	fixture_end(state, &f->h, &f->broker);
 	return 0;
 }
 
-/* Fails the test after printing every process's logs. */
-#define fail_with_logs(f, ...)                                                                     \
-	do {                                                                                       \
-		harness_print_logs(&(f)->h, 40);                                                   \
-		char *log_ = harness_read_file((f)->log_path, NULL);                               \
-		fprintf(stderr, "runs.log:\n%s\n", log_ ? log_ : "(none)");                        \
-		free(log_);                                                                        \
-		fail_msg(__VA_ARGS__);                                                             \
-	} while (0)
+/* Fails the test after printing every process's logs and runs.log. */
+#define fail_with_logs(f, ...) fixture_fail_with_logs(&(f)->h, (f)->log_path, __VA_ARGS__)
 
 /* Starts worker `name` on queue "q" running job.sh for type "job", with
  * the fast heartbeat and kill grace, plus extra args. sleep_s, if not NULL,
@@ -250,17 +188,23 @@ static size_t start_worker_sleeping(struct fixture *f, const char *name, const c
 	assert_true(f->workers_count < WORKERS_MAX);
 	char handler[512];
 	snprintf(handler, sizeof handler, "job=%s %s %s", f->script, name, sleep_s ? sleep_s : "");
-	const char *args[32] = {"--queue",         "q",
-	                        "--concurrency",   concurrency,
-	                        "--handler",       handler,
-	                        "--worker-id",     name,
-	                        "--heartbeat-ms",  HEARTBEAT_ARG,
-	                        "--kill-grace-ms", KILL_GRACE_ARG,
-	                        "--drain-timeout", "2"};
-	size_t n = 14;
-	for (size_t i = 0; extra && extra[i] && n < 31; i++)
-		args[n++] = extra[i];
-	args[n] = NULL;
+	const char *const base[] = {"--queue",
+	                            "q",
+	                            "--concurrency",
+	                            concurrency,
+	                            "--handler",
+	                            handler,
+	                            "--worker-id",
+	                            name,
+	                            "--heartbeat-ms",
+	                            HEARTBEAT_ARG,
+	                            "--kill-grace-ms",
+	                            KILL_GRACE_ARG,
+	                            "--drain-timeout",
+	                            "2",
+	                            NULL};
+	const char *args[32];
+	fixture_args_join(args, 32, base, extra);
 	size_t index = f->workers_count;
 	assert_jm_ok(harness_worker_start(&f->h, name, args, &f->workers[index]));
 	snprintf(f->worker_names[index], sizeof f->worker_names[index], "%s", name);
@@ -361,25 +305,7 @@ static void expect_completed_by(struct fixture *f, uint64_t id, unsigned attempt
 static int log_count(struct fixture *f, const char *kind, uint64_t id, unsigned attempt,
                      const char *worker)
 {
-	char *text = harness_read_file(f->log_path, NULL);
-	if (text == NULL)
-		return -1;
-	int count = 0;
-	char *save = NULL;
-	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char line_kind[16], name[64];
-		unsigned long long line_id;
-		unsigned line_attempt;
-		if (sscanf(line, "%15s %llu %u %63s", line_kind, &line_id, &line_attempt, name) !=
-		    4)
-			continue;
-		if (strcmp(line_kind, kind) == 0 && line_id == id &&
-		    (attempt == 0 || attempt == line_attempt) &&
-		    (worker == NULL || strcmp(worker, name) == 0))
-			count++;
-	}
-	free(text);
-	return count;
+	return runlog_count(f->log_path, kind, id, attempt, worker);
 }
 
 struct log_wait {
@@ -461,7 +387,7 @@ static bool pids_gone_cb(void *arg)
 {
 	const pid_t *pids = arg;
 	for (size_t i = 0; pids[i] != 0; i++)
-		if (!pid_gone(pids[i]))
+		if (!fixture_pid_is_gone(pids[i]))
 			return false;
 	return true;
 }

@@ -19,6 +19,7 @@
 #include <jobmesh/client.h>
 
 #include "clock.h"
+#include "fixture.h"
 #include "harness.h"
 
 #define WAIT_MS 20000
@@ -63,8 +64,7 @@ static struct fixture *fixture_start(void **state, const char *name, const char 
 	struct fixture *f = calloc(1, sizeof *f);
 	assert_non_null(f);
 	*state = f;
-	assert_jm_ok(harness_init(&f->h, name));
-	assert_jm_ok(harness_broker_start(&f->h, broker_args, &f->broker));
+	fixture_broker_up(&f->h, name, broker_args, NULL, &f->broker);
 	assert_jm_ok(jm_client_open(&f->client, f->h.broker_url));
 	return f;
 }
@@ -75,20 +75,11 @@ static int fixture_stop(void **state)
 	if (f == NULL)
 		return 0;
 	jm_client_close(f->client);
-	int status = -1;
 	/* The worker first, while the broker still answers its parked fetch
 	 * (a worker whose broker is gone waits out its fetch call). */
 	if (f->worker.h != NULL)
 		harness_stop(&f->worker, SIGTERM, 10000, NULL);
-	int rc = harness_stop(&f->broker, SIGTERM, 10000, &status);
-	if (rc != 0 || status != 0)
-		harness_print_logs(&f->h, 30);
-	/* Stop everything before failing, so no worker outlives the test. */
-	harness_fini(&f->h);
-	free(f);
-	*state = NULL;
-	if (rc != 0 || status != 0)
-		fail_msg("broker did not stop cleanly: rc %d status %d", rc, status);
+	fixture_end(state, &f->h, &f->broker);
 	return 0;
 }
 
@@ -101,12 +92,10 @@ static void start_worker(struct fixture *f, const char *file, const char *script
 	assert_non_null(path);
 	char handler[HARNESS_DIR_MAX * 2 + 64];
 	snprintf(handler, sizeof handler, "%s=%s %s", type, path, f->h.dir);
-	const char *args[16] = {"--queue",     "progress", "--handler", handler,
-	                        "--worker-id", "w",        NULL};
-	size_t n = 6;
-	for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 15; i++)
-		args[n++] = extra[i];
-	args[n] = NULL;
+	const char *const base[] = {"--queue",     "progress", "--handler", handler,
+	                            "--worker-id", "w",        NULL};
+	const char *args[16];
+	fixture_args_join(args, 16, base, extra);
 	assert_jm_ok(harness_worker_start(&f->h, "w", args, &f->worker));
 }
 
@@ -179,29 +168,6 @@ static int await_progress(struct fixture *f, uint64_t id, uint64_t done, uint64_
 	return w.state;
 }
 
-static void wait_finished(struct fixture *f, uint64_t id, jm_job_info *info)
-{
-	int rc = jm_client_wait(f->client, id, WAIT_MS, info);
-	if (rc != 0) {
-		harness_print_logs(&f->h, 30);
-		fail_msg("wait for job %llu: %d %s", (unsigned long long)id, rc,
-		         jm_client_last_error());
-	}
-}
-
-/* How many times text occurs in the file at path. */
-static size_t count_in_file(const char *path, const char *text)
-{
-	char *content = harness_read_file(path, NULL);
-	if (content == NULL)
-		return 0;
-	size_t count = 0;
-	for (const char *at = strstr(content, text); at != NULL; at = strstr(at + 1, text))
-		count++;
-	free(content);
-	return count;
-}
-
 static void test_progress_lines_show_in_status_while_the_job_runs_and_after(void **state)
 {
 	struct fixture *f = fixture_start(state, "progress-steps", NULL);
@@ -216,7 +182,7 @@ static void test_progress_lines_show_in_status_while_the_job_runs_and_after(void
 	open_gate(f, "go-4");
 
 	jm_job_info info = {0};
-	wait_finished(f, id, &info);
+	fixture_wait_finished(&f->h, f->client, id, WAIT_MS, &info);
 	assert_int_equal(info.state, JM_STATE_COMPLETED);
 	jm_job_info_fini(&info);
 	/* Written just before the handler exited: sent before the ACK. */
@@ -269,7 +235,7 @@ static void test_progress_burst_is_coalesced_and_a_fraction_reads_as_of_10000(vo
 
 	open_gate(f, "go-burst");
 	jm_job_info info = {0};
-	wait_finished(f, id, &info);
+	fixture_wait_finished(&f->h, f->client, id, WAIT_MS, &info);
 	assert_int_equal(info.state, JM_STATE_COMPLETED);
 	assert_int_equal(info.progress_done, 10000);
 	assert_int_equal(info.progress_total, 10000);
@@ -292,7 +258,7 @@ static void test_malformed_progress_lines_never_fail_the_job_and_warn_once(void 
 	start_worker(f, "malformed.sh", script, "malformed", NULL);
 	uint64_t id = submit(f, "malformed", "");
 	jm_job_info info = {0};
-	wait_finished(f, id, &info);
+	fixture_wait_finished(&f->h, f->client, id, WAIT_MS, &info);
 	assert_int_equal(info.state, JM_STATE_COMPLETED);
 	jm_job_info_fini(&info);
 	assert_jm_ok(jm_client_result(f->client, id, &info));
@@ -303,27 +269,11 @@ static void test_malformed_progress_lines_never_fail_the_job_and_warn_once(void 
 	jm_job_info_fini(&info);
 	const char *log = harness_path(&f->h, "w.err");
 	assert_non_null(log);
-	size_t warnings = count_in_file(log, "ignoring progress line");
+	size_t warnings = fixture_count_in_file(log, "ignoring progress line");
 	if (warnings != 1) {
 		harness_print_logs(&f->h, 20);
 		fail_msg("%zu warnings about bad progress lines for one job, expected 1", warnings);
 	}
-}
-
-static bool process_is_gone(pid_t pid)
-{
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	FILE *file = fopen(path, "r");
-	if (file == NULL)
-		return true;
-	char line[512] = "";
-	char *got = fgets(line, sizeof line, file);
-	fclose(file);
-	if (got == NULL)
-		return true;
-	char *close_paren = strrchr(line, ')');
-	return close_paren != NULL && close_paren[1] == ' ' && close_paren[2] == 'Z';
 }
 
 struct gone_wait {
@@ -332,7 +282,7 @@ struct gone_wait {
 
 static bool handler_is_gone(void *arg)
 {
-	return process_is_gone(((struct gone_wait *)arg)->pid);
+	return fixture_pid_is_gone(((struct gone_wait *)arg)->pid);
 }
 
 /* Any tick will do: true once one arrived. */
@@ -376,7 +326,8 @@ static void test_progress_refused_as_stale_abandons_the_job(void **state)
 	}
 	const char *log = harness_path(&f->h, "w.err");
 	assert_non_null(log);
-	assert_int_equal(count_in_file(log, "the lease is no longer ours; abandoning it"), 1);
+	assert_int_equal(fixture_count_in_file(log, "the lease is no longer ours; abandoning it"),
+	                 1);
 }
 
 #define PROGRESS_TEST(fn) cmocka_unit_test_teardown(fn, fixture_stop)
