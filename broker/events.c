@@ -226,9 +226,9 @@ void events_push(struct events *ev, const char *topic, const struct proto_event 
 	pthread_mutex_unlock(&ev->lock);
 }
 
-void events_close(struct events *ev)
+void events_stop(struct events *ev)
 {
-	if (ev == NULL)
+	if (ev == NULL || !ev->thread_running)
 		return;
 	/* Publish what the journal makes durable, for a bounded time. */
 	struct timespec until;
@@ -242,8 +242,15 @@ void events_close(struct events *ev)
 	ev->stopping = true;
 	pthread_cond_signal(&ev->wake);
 	pthread_mutex_unlock(&ev->lock);
-	if (ev->thread_running)
-		pthread_join(ev->thread, NULL);
+	pthread_join(ev->thread, NULL);
+	ev->thread_running = false;
+}
+
+void events_close(struct events *ev)
+{
+	if (ev == NULL)
+		return;
+	events_stop(ev);
 	nng_close(ev->sock);
 	pthread_cond_destroy(&ev->drained);
 	pthread_cond_destroy(&ev->wake);

@@ -31,9 +31,14 @@ void events_advertise(struct events *ev, const char *url);
  * appends; a failure to allocate drops the event (logged). */
 void events_push(struct events *ev, const char *topic, const struct proto_event *event,
 		 uint64_t lsn);
-/* Publishes what the journal makes durable within a few seconds, stops
- * the thread and closes the socket. Call before the journal is closed (it
- * still reads the journal's durable position). Accepts NULL. */
+/* Publishes what the journal makes durable within a few seconds and stops
+ * the publisher thread. Call before the journal is closed (it still reads
+ * the journal's durable position). Accepts NULL; idempotent. */
+void events_stop(struct events *ev);
+/* events_stop, then closes the socket and frees ev. NNG 1.5.2's nng_close
+ * of a PUB socket can hang on a pipe that went away mid-handshake, so the
+ * broker calls this only once the journal is closed, under its close
+ * watchdog. Accepts NULL. */
 void events_close(struct events *ev);
 
 /* The default events URL for a broker listening on url: tcp port + 1

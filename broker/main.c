@@ -22,7 +22,7 @@
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
-#define CLOSE_WATCHDOG_MS 5000
+#define CLOSE_WATCHDOG_MS 2000
 
 #define QUEUE_LIMITS_MAX 256
 
@@ -434,12 +434,15 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 	jm_info("%s: stopping", strsignal(signo));
 	server_stop_listening(srv);
 	core_stop(core);
-	events_close(events);
+	events_stop(events);
 	journal_close(journal);
 	jm_info("journal durable");
+	/* Closing NNG sockets can hang in NNG 1.5.2 (a pipe that went away
+	 * mid-handshake); nothing is left to lose, so the watchdog bounds it. */
 	pthread_t watchdog;
 	if (pthread_create(&watchdog, NULL, close_watchdog_main, NULL) == 0)
 		pthread_detach(watchdog);
+	events_close(events);
 	server_close(srv);
 	core_free(core);
 	jm_info("stopped");
