@@ -42,7 +42,7 @@ void fixture_broker_up(struct harness *h, const char *test_name, const char *con
 void fixture_end(void **state, struct harness *h, struct harness_proc *broker)
 {
 	int rc = 0, status = 0;
-	if (broker != NULL) {
+	if (broker != NULL && broker->h != NULL) {
 		status = -1;
 		rc = harness_stop(broker, SIGTERM, 10000, &status);
 	}

@@ -38,12 +38,12 @@ void fixture_broker_up(struct harness *h, const char *test_name, const char *con
                        const char *const *more, struct harness_proc *broker);
 
 /* Ends a test whose fixture *state is the calloc'd struct holding h. A
- * clean SIGTERM stop of broker (NULL: none is running) within 10 s is part
- * of every test: if it does not exit 0, the logs are printed. Then every
- * process left is stopped and the temp dir removed (harness_fini), the
- * fixture freed and *state cleared, and only then does the test fail over
- * the broker's exit, so no worker outlives a failed test. Close the test's
- * clients first. */
+ * clean SIGTERM stop of broker (NULL, or never started: none is running)
+ * within 10 s is part of every test: if it does not exit 0, the logs are
+ * printed. Then every process left is stopped and the temp dir removed
+ * (harness_fini), the fixture freed and *state cleared, and only then does
+ * the test fail over the broker's exit, so no worker outlives a failed
+ * test. Close the test's clients first. */
 void fixture_end(void **state, struct harness *h, struct harness_proc *broker);
 
 /* Starts jobmesh-worker --worker-id name on queue with concurrency and one

@@ -16,29 +16,15 @@
 
 #include "fixture.h"
 #include "harness.h"
+#include "stack.h"
 
 #define RUN_MS 60000
 #define ARGS_MAX 32
 
-struct fixture {
-	struct harness h;
-	struct harness_proc broker;
-};
-
-static struct fixture *fixture_start(const char *name)
+/* A broker with fast retries (the tests wait on them). */
+static struct stack *fixture_start(void **state, const char *name)
 {
-	struct fixture *f = calloc(1, sizeof *f);
-	assert_non_null(f);
-	fixture_broker_up(&f->h, name, fixture_fast_retries, NULL, &f->broker);
-	return f;
-}
-
-static int fixture_stop(void **state)
-{
-	struct fixture *f = *state;
-	if (f != NULL)
-		fixture_end(state, &f->h, &f->broker);
-	return 0;
+	return stack_open(state, name, fixture_fast_retries, NULL, 0);
 }
 
 /* What one run of jobmesh left. */
@@ -56,7 +42,7 @@ static void run_fini(struct run *r)
 }
 
 /* Runs "jobmesh --broker URL args..." (NULL-terminated) to completion. */
-static struct run cli_at(struct fixture *f, const char *url, const char *arg, ...)
+static struct run cli_at(struct stack *f, const char *url, const char *arg, ...)
 {
 	char *argv[ARGS_MAX];
 	int n = 0;
@@ -81,7 +67,7 @@ static struct run cli_at(struct fixture *f, const char *url, const char *arg, ..
 #define cli(f, ...) cli_at((f), (f)->h.broker_url, __VA_ARGS__, (const char *)NULL)
 
 /* Fails with the run's output unless it exited with code. */
-static void expect_code(struct fixture *f, const struct run *r, int code, const char *what)
+static void expect_code(struct stack *f, const struct run *r, int code, const char *what)
 {
 	if (r->code != code) {
 		harness_print_logs(&f->h, 20);
@@ -117,7 +103,7 @@ static bool matches(const char *pattern, const char *text)
 	return ok;
 }
 
-static uint64_t submit_job(struct fixture *f, const char *queue, const char *type,
+static uint64_t submit_job(struct stack *f, const char *queue, const char *type,
                            const char *payload)
 {
 	struct run r = cli(f, "submit", "--queue", queue, "--type", type, "--payload", payload);
@@ -137,8 +123,7 @@ static char *id_text(char *buf, size_t size, uint64_t id)
 
 static void test_submit_prints_an_id_and_status_and_result_describe_the_job(void **state)
 {
-	struct fixture *f = fixture_start("cli-submit");
-	*state = f;
+	struct stack *f = fixture_start(state, "cli-submit");
 	fixture_worker_start(&f->h, "w-echo", "mail", "2", "echo=printf 'sent:'; cat");
 	uint64_t id = submit_job(f, "mail", "echo", "hello");
 	char idbuf[24];
@@ -185,8 +170,7 @@ static void test_submit_prints_an_id_and_status_and_result_describe_the_job(void
 
 static void test_wait_exits_10_for_a_failed_job_and_12_on_timeout(void **state)
 {
-	struct fixture *f = fixture_start("cli-wait-codes");
-	*state = f;
+	struct stack *f = fixture_start(state, "cli-wait-codes");
 	fixture_worker_start(&f->h, "w-bad", "cards", "1",
 	                     "charge=echo 'card declined' >&2; exit 100");
 	uint64_t failing = submit_job(f, "cards", "charge", "x");
@@ -207,8 +191,7 @@ static void test_wait_exits_10_for_a_failed_job_and_12_on_timeout(void **state)
 
 static void test_bad_queue_name_exits_1_with_the_rule(void **state)
 {
-	struct fixture *f = fixture_start("cli-bad-queue");
-	*state = f;
+	struct stack *f = fixture_start(state, "cli-bad-queue");
 	struct run r = cli(f, "submit", "--queue", "a b", "--type", "t", "--payload", "x");
 	expect_code(f, &r, 1, "submit to a bad queue name");
 	assert_string_equal(r.out, "");
@@ -219,8 +202,7 @@ static void test_bad_queue_name_exits_1_with_the_rule(void **state)
 
 static void test_unknown_id_exits_4(void **state)
 {
-	struct fixture *f = fixture_start("cli-unknown");
-	*state = f;
+	struct stack *f = fixture_start(state, "cli-unknown");
 	struct run r = cli(f, "status", "987654");
 	expect_code(f, &r, 4, "status of an unknown id");
 	assert_non_null(strstr(r.err, "987654"));
@@ -238,8 +220,7 @@ static void test_unknown_id_exits_4(void **state)
 
 static void test_unreachable_broker_exits_3(void **state)
 {
-	struct fixture *f = fixture_start("cli-unreachable");
-	*state = f;
+	struct stack *f = fixture_start(state, "cli-unreachable");
 	char url[HARNESS_URL_MAX];
 	snprintf(url, sizeof url, "ipc://%s/nobody.ipc", f->h.dir);
 	struct run r = cli_at(f, url, "--timeout", "1", "status", "1", (const char *)NULL);
@@ -250,8 +231,7 @@ static void test_unreachable_broker_exits_3(void **state)
 
 static void test_cancel_prints_the_cancelled_state(void **state)
 {
-	struct fixture *f = fixture_start("cli-cancel");
-	*state = f;
+	struct stack *f = fixture_start(state, "cli-cancel");
 	uint64_t id = submit_job(f, "idle", "t", "x");
 	char idbuf[24];
 	id_text(idbuf, sizeof idbuf, id);
@@ -273,7 +253,7 @@ static void test_cancel_prints_the_cancelled_state(void **state)
 
 /* Writes a JSONL file of jobs_count jobs of queue/type; every third
  * payload is an object, to check it is serialised. */
-static const char *write_jobs(struct fixture *f, const char *name, const char *queue,
+static const char *write_jobs(struct stack *f, const char *name, const char *queue,
                               const char *type, int jobs_count)
 {
 	size_t cap = (size_t)jobs_count * 128 + 64;
@@ -302,8 +282,7 @@ static const char *write_jobs(struct fixture *f, const char *name, const char *q
 
 static void test_batch_submit_of_jsonl_prints_the_batch_id_and_status_counts(void **state)
 {
-	struct fixture *f = fixture_start("cli-batch");
-	*state = f;
+	struct stack *f = fixture_start(state, "cli-batch");
 	fixture_worker_start(&f->h, "w-batch", "bq", "4", "echo=cat");
 	const char *path = write_jobs(f, "jobs.jsonl", "bq", "echo", 12);
 	struct run r = cli(f, "batch", "submit", path);
@@ -353,8 +332,7 @@ static void test_batch_submit_of_jsonl_prints_the_batch_id_and_status_counts(voi
 
 static void test_batch_submit_names_the_bad_line(void **state)
 {
-	struct fixture *f = fixture_start("cli-batch-bad");
-	*state = f;
+	struct stack *f = fixture_start(state, "cli-batch-bad");
 	const char *path =
 	    harness_write_file(&f->h, "bad.jsonl",
 	                       "{\"queue\": \"q\", \"type\": \"t\", \"payload\": \"x\"}\n"
@@ -383,8 +361,7 @@ static void test_batch_submit_names_the_bad_line(void **state)
 
 static void test_watch_prints_one_plain_line_per_change_ending_in_the_final_state(void **state)
 {
-	struct fixture *f = fixture_start("cli-watch");
-	*state = f;
+	struct stack *f = fixture_start(state, "cli-watch");
 	const char *path = write_jobs(f, "watch.jsonl", "wq", "slow", 10);
 	struct run r = cli(f, "batch", "submit", path);
 	expect_code(f, &r, 0, "batch submit");
@@ -437,8 +414,7 @@ static void test_watch_prints_one_plain_line_per_change_ending_in_the_final_stat
 
 static void test_status_without_id_lists_a_running_batch(void **state)
 {
-	struct fixture *f = fixture_start("cli-status-list");
-	*state = f;
+	struct stack *f = fixture_start(state, "cli-status-list");
 	const char *path = write_jobs(f, "idle.jsonl", "noworker", "t", 5);
 	struct run r = cli(f, "batch", "submit", path);
 	expect_code(f, &r, 0, "batch submit");
@@ -479,8 +455,7 @@ static void test_status_without_id_lists_a_running_batch(void **state)
 
 static void test_workers_and_dead_letter_list_and_retry(void **state)
 {
-	struct fixture *f = fixture_start("cli-dead");
-	*state = f;
+	struct stack *f = fixture_start(state, "cli-dead");
 	fixture_worker_start(&f->h, "w-dead", "dq", "1", "bad=exit 100");
 	uint64_t id = submit_job(f, "dq", "bad", "x");
 	char idbuf[24];
@@ -529,8 +504,7 @@ static void test_workers_and_dead_letter_list_and_retry(void **state)
 
 static void test_help_lists_every_command_and_the_exit_codes(void **state)
 {
-	struct fixture *f = fixture_start("cli-help");
-	*state = f;
+	struct stack *f = fixture_start(state, "cli-help");
 	struct run r = cli(f, "--help");
 	expect_code(f, &r, 0, "--help");
 	static const char *const commands[] = {"submit",  "batch",      "status", "result",
@@ -562,23 +536,22 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(
-	        test_submit_prints_an_id_and_status_and_result_describe_the_job, fixture_stop),
+	        test_submit_prints_an_id_and_status_and_result_describe_the_job, stack_close),
 	    cmocka_unit_test_teardown(test_wait_exits_10_for_a_failed_job_and_12_on_timeout,
-	                              fixture_stop),
-	    cmocka_unit_test_teardown(test_bad_queue_name_exits_1_with_the_rule, fixture_stop),
-	    cmocka_unit_test_teardown(test_unknown_id_exits_4, fixture_stop),
-	    cmocka_unit_test_teardown(test_unreachable_broker_exits_3, fixture_stop),
-	    cmocka_unit_test_teardown(test_cancel_prints_the_cancelled_state, fixture_stop),
+	                              stack_close),
+	    cmocka_unit_test_teardown(test_bad_queue_name_exits_1_with_the_rule, stack_close),
+	    cmocka_unit_test_teardown(test_unknown_id_exits_4, stack_close),
+	    cmocka_unit_test_teardown(test_unreachable_broker_exits_3, stack_close),
+	    cmocka_unit_test_teardown(test_cancel_prints_the_cancelled_state, stack_close),
 	    cmocka_unit_test_teardown(
-	        test_batch_submit_of_jsonl_prints_the_batch_id_and_status_counts, fixture_stop),
-	    cmocka_unit_test_teardown(test_batch_submit_names_the_bad_line, fixture_stop),
+	        test_batch_submit_of_jsonl_prints_the_batch_id_and_status_counts, stack_close),
+	    cmocka_unit_test_teardown(test_batch_submit_names_the_bad_line, stack_close),
 	    cmocka_unit_test_teardown(
-	        test_watch_prints_one_plain_line_per_change_ending_in_the_final_state,
-	        fixture_stop),
-	    cmocka_unit_test_teardown(test_status_without_id_lists_a_running_batch, fixture_stop),
-	    cmocka_unit_test_teardown(test_workers_and_dead_letter_list_and_retry, fixture_stop),
+	        test_watch_prints_one_plain_line_per_change_ending_in_the_final_state, stack_close),
+	    cmocka_unit_test_teardown(test_status_without_id_lists_a_running_batch, stack_close),
+	    cmocka_unit_test_teardown(test_workers_and_dead_letter_list_and_retry, stack_close),
 	    cmocka_unit_test_teardown(test_help_lists_every_command_and_the_exit_codes,
-	                              fixture_stop),
+	                              stack_close),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

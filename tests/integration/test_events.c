@@ -16,32 +16,14 @@
 
 #include "fixture.h"
 #include "harness.h"
+#include "stack.h"
 
 #define WAIT_MS 60000
 
-struct fixture {
-	struct harness h;
-	struct harness_proc broker;
-	jm_client *client;
-};
-
-static struct fixture *fixture_start(const char *name)
+/* A broker with fast retries (the tests wait on them) and a client. */
+static struct stack *fixture_start(void **state, const char *name)
 {
-	struct fixture *f = calloc(1, sizeof *f);
-	assert_non_null(f);
-	fixture_broker_up(&f->h, name, fixture_fast_retries, NULL, &f->broker);
-	assert_jm_ok(jm_client_open(&f->client, f->h.broker_url));
-	return f;
-}
-
-static int fixture_stop(void **state)
-{
-	struct fixture *f = *state;
-	if (f == NULL)
-		return 0;
-	jm_client_close(f->client);
-	fixture_end(state, &f->h, &f->broker);
-	return 0;
+	return stack_open(state, name, fixture_fast_retries, NULL, STACK_CLIENT);
 }
 
 static uint64_t elapsed_ms(const struct timespec *start)
@@ -53,7 +35,7 @@ static uint64_t elapsed_ms(const struct timespec *start)
 }
 
 /* Submits jobs_count jobs of queue/type as one batch; ids get the job ids. */
-static uint64_t submit_batch(struct fixture *f, const char *queue, const char *type,
+static uint64_t submit_batch(struct stack *f, const char *queue, const char *type,
                              size_t jobs_count, uint64_t *ids)
 {
 	jm_job_spec *specs = calloc(jobs_count, sizeof *specs);
@@ -148,8 +130,7 @@ static bool recorder_saw_final_batch_event(void *arg)
 
 static void test_subscriber_sees_every_state_change_of_a_thousand_job_batch_in_order(void **state)
 {
-	struct fixture *f = fixture_start("events-batch");
-	*state = f;
+	struct stack *f = fixture_start(state, "events-batch");
 	static uint64_t ids[BIG_BATCH];
 	uint64_t batch_id = submit_batch(f, "ev", "echo", BIG_BATCH, ids);
 	for (size_t i = 1; i < BIG_BATCH; i++)
@@ -216,8 +197,7 @@ static void test_subscriber_sees_every_state_change_of_a_thousand_job_batch_in_o
 
 static void test_wait_on_an_already_finished_job_returns_at_once(void **state)
 {
-	struct fixture *f = fixture_start("events-wait-done");
-	*state = f;
+	struct stack *f = fixture_start(state, "events-wait-done");
 	fixture_worker_start(&f->h, "w-done", "done", "1", "echo=cat");
 	jm_job_spec spec = {.queue = "done", .type = "echo", .payload = "hi", .payload_len = 2};
 	uint64_t id = 0;
@@ -240,8 +220,7 @@ static void test_wait_on_an_already_finished_job_returns_at_once(void **state)
 
 static void test_wait_batch_returns_when_the_batch_finishes(void **state)
 {
-	struct fixture *f = fixture_start("events-wait-batch");
-	*state = f;
+	struct stack *f = fixture_start(state, "events-wait-batch");
 	enum { JOBS = 20 };
 	uint64_t ids[JOBS];
 	uint64_t batch_id = submit_batch(f, "wb", "slow", JOBS, ids);
@@ -281,8 +260,7 @@ static void test_wait_batch_returns_when_the_batch_finishes(void **state)
 
 static void test_batch_status_of_a_job_id_is_not_found(void **state)
 {
-	struct fixture *f = fixture_start("events-batch-ids");
-	*state = f;
+	struct stack *f = fixture_start(state, "events-batch-ids");
 	uint64_t ids[2];
 	uint64_t batch_id = submit_batch(f, "ids", "t", 2, ids);
 	jm_batch_info batch;
@@ -304,12 +282,11 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(
 	        test_subscriber_sees_every_state_change_of_a_thousand_job_batch_in_order,
-	        fixture_stop),
+	        stack_close),
 	    cmocka_unit_test_teardown(test_wait_on_an_already_finished_job_returns_at_once,
-	                              fixture_stop),
-	    cmocka_unit_test_teardown(test_wait_batch_returns_when_the_batch_finishes,
-	                              fixture_stop),
-	    cmocka_unit_test_teardown(test_batch_status_of_a_job_id_is_not_found, fixture_stop),
+	                              stack_close),
+	    cmocka_unit_test_teardown(test_wait_batch_returns_when_the_batch_finishes, stack_close),
+	    cmocka_unit_test_teardown(test_batch_status_of_a_job_id_is_not_found, stack_close),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,37 +12,19 @@
 
 #include "fixture.h"
 #include "harness.h"
+#include "stack.h"
 
 #define WAIT_MS 60000
 
-struct fixture {
-	struct harness h;
-	struct harness_proc broker;
-	jm_client *client;
-};
-
-/* Starts a broker with fast retries (the tests wait on them) plus extra. */
-static struct fixture *fixture_start(const char *name, const char *const *extra)
+/* A broker with fast retries (the tests wait on them) plus extra, and a
+ * client. */
+static struct stack *fixture_start(void **state, const char *name, const char *const *extra)
 {
-	struct fixture *f = calloc(1, sizeof *f);
-	assert_non_null(f);
-	fixture_broker_up(&f->h, name, fixture_fast_retries, extra, &f->broker);
-	assert_jm_ok(jm_client_open(&f->client, f->h.broker_url));
-	return f;
+	return stack_open(state, name, fixture_fast_retries, extra, STACK_CLIENT);
 }
 
-static int fixture_stop(void **state)
-{
-	struct fixture *f = *state;
-	if (f == NULL)
-		return 0;
-	jm_client_close(f->client);
-	fixture_end(state, &f->h, &f->broker);
-	return 0;
-}
-
-static uint64_t submit(struct fixture *f, const char *queue, const char *type, const char *payload,
-		       unsigned max_attempts)
+static uint64_t submit(struct stack *f, const char *queue, const char *type, const char *payload,
+                       unsigned max_attempts)
 {
 	jm_job_spec spec = {.queue = queue, .type = type, .payload = payload,
 			    .payload_len = strlen(payload), .max_attempts = max_attempts};
@@ -57,8 +39,7 @@ static uint64_t submit(struct fixture *f, const char *queue, const char *type, c
  * completes with its own result. */
 static void test_thousand_jobs_complete_exactly_once_with_results(void **state)
 {
-	struct fixture *f = fixture_start("thousand", NULL);
-	*state = f;
+	struct stack *f = fixture_start(state, "thousand", NULL);
 	char handler[512];
 	snprintf(handler, sizeof handler,
 		 "echo=echo \"$JOBMESH_JOB_ID\" >> %s/runs.log; printf 'r-'; cat", f->h.dir);
@@ -117,8 +98,7 @@ static void test_thousand_jobs_complete_exactly_once_with_results(void **state)
 
 static void test_handler_failing_twice_completes_at_attempt_three(void **state)
 {
-	struct fixture *f = fixture_start("flaky", NULL);
-	*state = f;
+	struct stack *f = fixture_start(state, "flaky", NULL);
 	fixture_worker_start(
 	    &f->h, "w-flaky", "flaky", "2",
 	    "flaky=if [ \"$JOBMESH_ATTEMPT\" -lt 3 ]; then echo \"boom $JOBMESH_ATTEMPT\" >&2;"
@@ -135,8 +115,7 @@ static void test_handler_failing_twice_completes_at_attempt_three(void **state)
 
 static void test_always_failing_job_is_dead_lettered_after_max_attempts(void **state)
 {
-	struct fixture *f = fixture_start("doomed", NULL);
-	*state = f;
+	struct stack *f = fixture_start(state, "doomed", NULL);
 	fixture_worker_start(&f->h, "w-doomed", "doomed", "1",
 	                     "doomed=echo 'payment API said no' >&2; exit 7");
 	uint64_t id = submit(f, "doomed", "doomed", "x", 4);
@@ -156,8 +135,7 @@ static void test_always_failing_job_is_dead_lettered_after_max_attempts(void **s
 
 static void test_permanent_failure_is_not_retried(void **state)
 {
-	struct fixture *f = fixture_start("permanent", NULL);
-	*state = f;
+	struct stack *f = fixture_start(state, "permanent", NULL);
 	char handler[512];
 	snprintf(handler, sizeof handler,
 		 "bad=echo run >> %s/permanent.log; echo 'invalid card' >&2; exit 100", f->h.dir);
@@ -179,13 +157,13 @@ static void test_permanent_failure_is_not_retried(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_thousand_jobs_complete_exactly_once_with_results,
-					  fixture_stop),
-		cmocka_unit_test_teardown(test_handler_failing_twice_completes_at_attempt_three,
-					  fixture_stop),
-		cmocka_unit_test_teardown(test_always_failing_job_is_dead_lettered_after_max_attempts,
-					  fixture_stop),
-		cmocka_unit_test_teardown(test_permanent_failure_is_not_retried, fixture_stop),
+	    cmocka_unit_test_teardown(test_thousand_jobs_complete_exactly_once_with_results,
+	                              stack_close),
+	    cmocka_unit_test_teardown(test_handler_failing_twice_completes_at_attempt_three,
+	                              stack_close),
+	    cmocka_unit_test_teardown(test_always_failing_job_is_dead_lettered_after_max_attempts,
+	                              stack_close),
+	    cmocka_unit_test_teardown(test_permanent_failure_is_not_retried, stack_close),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,51 +17,35 @@
 #include "harness.h"
 #include "message.h"
 #include "rpc.h"
-
-struct fixture {
-	struct harness h;
-	struct harness_proc broker;
-	struct rpc *rpc;
-};
+#include "stack.h"
 
 static int fixture_setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof *f);
 	/* Run timeouts expire at once past the job's own timeout. */
 	const char *args[] = {"--lease-grace-ms", "0", "--backoff-base-ms", "10",
 			      "--backoff-cap-ms", "20", NULL};
-	fixture_broker_up(&f->h, "faults", args, NULL, &f->broker);
-	f->rpc = fixture_rpc_open(f->h.broker_url);
-	*state = f;
+	stack_open(state, "faults", args, NULL, STACK_RPC);
 	return 0;
 }
 
-static int fixture_teardown(void **state)
-{
-	struct fixture *f = *state;
-	rpc_close(f->rpc);
-	fixture_end(state, &f->h, &f->broker);
-	return 0;
-}
-
-static uint64_t submit_one(struct fixture *f, const char *queue, uint64_t timeout_ms)
+static uint64_t submit_one(struct stack *f, const char *queue, uint64_t timeout_ms)
 {
 	return fixture_rpc_submit(f->rpc, queue, "p", timeout_ms);
 }
 
-static struct proto_delivery fetch_one(struct fixture *f, const char *worker, const char *queue)
+static struct proto_delivery fetch_one(struct stack *f, const char *worker, const char *queue)
 {
 	return fixture_rpc_fetch(f->rpc, worker, queue, 5000, 10000);
 }
 
-static int32_t ack(struct fixture *f, const char *worker, uint64_t job_id, uint64_t lease,
-		   const char *result)
+static int32_t ack(struct stack *f, const char *worker, uint64_t job_id, uint64_t lease,
+                   const char *result)
 {
 	return fixture_rpc_ack(f->rpc, worker, job_id, lease, result);
 }
 
-static struct proto_job_info job_info(struct fixture *f, uint64_t id, char *result,
-				      size_t result_size)
+static struct proto_job_info job_info(struct stack *f, uint64_t id, char *result,
+                                      size_t result_size)
 {
 	struct proto_msg req = {.type = PROTO_RESULT};
 	req.u.job_ref.job_id = id;
@@ -84,7 +68,7 @@ static struct proto_job_info job_info(struct fixture *f, uint64_t id, char *resu
  * another worker now holds; the holder can. */
 static void test_stale_lease_ack_is_refused(void **state)
 {
-	struct fixture *f = *state;
+	struct stack *f = *state;
 	uint64_t id = submit_one(f, "stale", 200);
 	struct proto_delivery first = fetch_one(f, "zombie", "stale");
 	assert_int_equal(first.job_id, id);
@@ -106,7 +90,7 @@ static void test_stale_lease_ack_is_refused(void **state)
 
 /* Sends raw bytes on a fresh REQ socket; returns the decoded ERROR code
  * and copies its text. */
-static int raw_call(struct fixture *f, const void *bytes, size_t len, char *text, size_t text_size)
+static int raw_call(struct stack *f, const void *bytes, size_t len, char *text, size_t text_size)
 {
 	nng_socket sock;
 	assert_int_equal(nng_req0_open(&sock), 0);
@@ -135,7 +119,7 @@ static int raw_call(struct fixture *f, const void *bytes, size_t len, char *text
 	return code;
 }
 
-static void assert_still_serving(struct fixture *f, uint64_t known_id)
+static void assert_still_serving(struct stack *f, uint64_t known_id)
 {
 	struct proto_job_info info = job_info(f, known_id, NULL, 0);
 	assert_int_equal(info.job_id, known_id);
@@ -144,7 +128,7 @@ static void assert_still_serving(struct fixture *f, uint64_t known_id)
 
 static void test_malformed_messages_get_errors_and_broker_keeps_serving(void **state)
 {
-	struct fixture *f = *state;
+	struct stack *f = *state;
 	uint64_t id = submit_one(f, "keep", 0);
 	char text[512];
 
@@ -186,7 +170,7 @@ static void test_malformed_messages_get_errors_and_broker_keeps_serving(void **s
 
 static void test_oversized_payload_is_refused_with_the_limit(void **state)
 {
-	struct fixture *f = *state;
+	struct stack *f = *state;
 	uint64_t id = submit_one(f, "keep", 0);
 	/* [1, SUBMIT, [false, [["big", "t", bin32(2 MiB), 0, 0, 0, 0]]]] */
 	size_t payload_len = 2u << 20;
@@ -220,7 +204,7 @@ static void test_oversized_payload_is_refused_with_the_limit(void **state)
  * is never read); the connection is dropped, nothing else changes. */
 static void test_message_over_the_wire_limit_is_dropped_and_service_continues(void **state)
 {
-	struct fixture *f = *state;
+	struct stack *f = *state;
 	uint64_t id = submit_one(f, "keep", 0);
 	size_t len = PROTO_MESSAGE_MAX + 1024;
 	unsigned char *msg = calloc(1, len);
@@ -235,16 +219,16 @@ static void test_message_over_the_wire_limit_is_dropped_and_service_continues(vo
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_stale_lease_ack_is_refused, fixture_setup,
-						fixture_teardown),
-		cmocka_unit_test_setup_teardown(
-			test_malformed_messages_get_errors_and_broker_keeps_serving, fixture_setup,
-			fixture_teardown),
-		cmocka_unit_test_setup_teardown(test_oversized_payload_is_refused_with_the_limit,
-						fixture_setup, fixture_teardown),
-		cmocka_unit_test_setup_teardown(
-			test_message_over_the_wire_limit_is_dropped_and_service_continues,
-			fixture_setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_stale_lease_ack_is_refused, fixture_setup,
+	                                    stack_close),
+	    cmocka_unit_test_setup_teardown(
+	        test_malformed_messages_get_errors_and_broker_keeps_serving, fixture_setup,
+	        stack_close),
+	    cmocka_unit_test_setup_teardown(test_oversized_payload_is_refused_with_the_limit,
+	                                    fixture_setup, stack_close),
+	    cmocka_unit_test_setup_teardown(
+	        test_message_over_the_wire_limit_is_dropped_and_service_continues, fixture_setup,
+	        stack_close),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,37 +17,15 @@
 #include "harness.h"
 #include "message.h"
 #include "rpc.h"
+#include "stack.h"
 
-struct fixture {
-	struct harness h;
-	struct harness_proc broker;
-	jm_client *client;
-	struct rpc *rpc;
-};
-
-static struct fixture *fixture_start(void **state, const char *name, const char *const *extra)
+/* A broker with extra flags, a client and a raw REQ connection. */
+static struct stack *fixture_start(void **state, const char *name, const char *const *extra)
 {
-	struct fixture *f = calloc(1, sizeof *f);
-	assert_non_null(f);
-	*state = f;
-	fixture_broker_up(&f->h, name, extra, NULL, &f->broker);
-	assert_jm_ok(jm_client_open(&f->client, f->h.broker_url));
-	f->rpc = fixture_rpc_open(f->h.broker_url);
-	return f;
+	return stack_open(state, name, extra, NULL, STACK_CLIENT | STACK_RPC);
 }
 
-static int fixture_stop(void **state)
-{
-	struct fixture *f = *state;
-	if (f == NULL)
-		return 0;
-	jm_client_close(f->client);
-	rpc_close(f->rpc);
-	fixture_end(state, &f->h, &f->broker);
-	return 0;
-}
-
-static uint64_t submit(struct fixture *f, const char *queue, const char *type, unsigned attempts)
+static uint64_t submit(struct stack *f, const char *queue, const char *type, unsigned attempts)
 {
 	jm_job_spec spec = {.queue = queue, .type = type, .payload = "p", .payload_len = 1,
 			    .max_attempts = attempts};
@@ -57,7 +35,7 @@ static uint64_t submit(struct fixture *f, const char *queue, const char *type, u
 	return id;
 }
 
-static int call(struct fixture *f, struct proto_msg *req, struct rpc_reply *reply)
+static int call(struct stack *f, struct proto_msg *req, struct rpc_reply *reply)
 {
 	struct jm_err err = {0};
 	int rc = rpc_call(f->rpc, req, 10000, reply, &err);
@@ -66,7 +44,7 @@ static int call(struct fixture *f, struct proto_msg *req, struct rpc_reply *repl
 	return rc;
 }
 
-static int job_state(struct fixture *f, uint64_t id)
+static int job_state(struct stack *f, uint64_t id)
 {
 	jm_job_info info = {0};
 	assert_jm_ok(jm_client_status(f->client, id, &info));
@@ -75,14 +53,14 @@ static int job_state(struct fixture *f, uint64_t id)
 	return state;
 }
 
-static void await_state(struct fixture *f, uint64_t id, int state)
+static void await_state(struct stack *f, uint64_t id, int state)
 {
 	fixture_await_state(&f->h, f->client, id, state, 20000);
 }
 
 static void test_cancel_pending_and_active_jobs(void **state)
 {
-	struct fixture *f = fixture_start(state, "cancel", NULL);
+	struct stack *f = fixture_start(state, "cancel", NULL);
 	uint64_t pending = submit(f, "idle", "t", 0);
 	struct proto_msg req = {.type = PROTO_CANCEL};
 	req.u.job_ref.job_id = pending;
@@ -119,7 +97,7 @@ static void test_cancel_pending_and_active_jobs(void **state)
 }
 
 struct limit_watch {
-	struct fixture *f;
+	struct stack *f;
 	uint64_t max_active;
 	uint64_t completed;
 	const char *queue;
@@ -149,7 +127,7 @@ static bool completed_count_is(void *arg)
 static void test_queue_limit_caps_active_jobs_across_workers(void **state)
 {
 	const char *extra[] = {"--queue-limit", "docs=2", NULL};
-	struct fixture *f = fixture_start(state, "limit", extra);
+	struct stack *f = fixture_start(state, "limit", extra);
 	const char *args[] = {"--queue", "docs", "--concurrency", "4", "--handler",
 			      "ocr=sleep 0.3", NULL};
 	struct harness_proc w1, w2;
@@ -164,7 +142,7 @@ static void test_queue_limit_caps_active_jobs_across_workers(void **state)
 
 static void test_dead_letter_list_and_retry(void **state)
 {
-	struct fixture *f = fixture_start(state, "dead", NULL);
+	struct stack *f = fixture_start(state, "dead", NULL);
 	char handler[512];
 	/* Fails until a fix flag file exists. */
 	snprintf(handler, sizeof handler, "pay=test -e %s/fixed || exit 100; printf paid",
@@ -207,7 +185,7 @@ static void test_dead_letter_list_and_retry(void **state)
 
 static void test_workers_list_shows_queues_and_active_jobs(void **state)
 {
-	struct fixture *f = fixture_start(state, "workers", NULL);
+	struct stack *f = fixture_start(state, "workers", NULL);
 	const char *args[] = {"--queue", "alpha,beta", "--concurrency", "3", "--handler",
 			      "nap=sleep 30", "--worker-id", "listed-worker", "--drain-timeout", "1",
 			      NULL};
@@ -274,7 +252,7 @@ static bool journal_small(void *arg)
 static void test_compaction_shrinks_the_journal_and_keeps_the_state(void **state)
 {
 	const char *extra[] = {"--compact-min-bytes", "200000", "--keep-finished", "50", NULL};
-	struct fixture *f = fixture_start(state, "compact", extra);
+	struct stack *f = fixture_start(state, "compact", extra);
 	const char *args[] = {"--queue", "c", "--concurrency", "4", "--handler", "t=cat", NULL};
 	struct harness_proc worker;
 	assert_jm_ok(harness_worker_start(&f->h, "w-compact", args, &worker));
@@ -320,14 +298,13 @@ static void test_compaction_shrinks_the_journal_and_keeps_the_state(void **state
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_cancel_pending_and_active_jobs, fixture_stop),
-		cmocka_unit_test_teardown(test_queue_limit_caps_active_jobs_across_workers,
-					  fixture_stop),
-		cmocka_unit_test_teardown(test_dead_letter_list_and_retry, fixture_stop),
-		cmocka_unit_test_teardown(test_workers_list_shows_queues_and_active_jobs,
-					  fixture_stop),
-		cmocka_unit_test_teardown(test_compaction_shrinks_the_journal_and_keeps_the_state,
-					  fixture_stop),
+	    cmocka_unit_test_teardown(test_cancel_pending_and_active_jobs, stack_close),
+	    cmocka_unit_test_teardown(test_queue_limit_caps_active_jobs_across_workers,
+	                              stack_close),
+	    cmocka_unit_test_teardown(test_dead_letter_list_and_retry, stack_close),
+	    cmocka_unit_test_teardown(test_workers_list_shows_queues_and_active_jobs, stack_close),
+	    cmocka_unit_test_teardown(test_compaction_shrinks_the_journal_and_keeps_the_state,
+	                              stack_close),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,6 +21,7 @@
 #include "clock.h"
 #include "fixture.h"
 #include "harness.h"
+#include "stack.h"
 
 #define WAIT_MS 20000
 
@@ -52,40 +53,15 @@ static const char tick_script[] = "#!/bin/sh\n"
                                   "  echo \"progress $i 1500 tick\" >&3; i=$((i + 1)); sleep 0.02\n"
                                   "done\n";
 
-struct fixture {
-	struct harness h;
-	struct harness_proc broker;
-	struct harness_proc worker;
-	jm_client *client;
-};
-
-static struct fixture *fixture_start(void **state, const char *name, const char *const *broker_args)
+/* A broker with broker_args and a client; start_worker starts the worker. */
+static struct stack *fixture_start(void **state, const char *name, const char *const *broker_args)
 {
-	struct fixture *f = calloc(1, sizeof *f);
-	assert_non_null(f);
-	*state = f;
-	fixture_broker_up(&f->h, name, broker_args, NULL, &f->broker);
-	assert_jm_ok(jm_client_open(&f->client, f->h.broker_url));
-	return f;
-}
-
-static int fixture_stop(void **state)
-{
-	struct fixture *f = *state;
-	if (f == NULL)
-		return 0;
-	jm_client_close(f->client);
-	/* The worker first, while the broker still answers its parked fetch
-	 * (a worker whose broker is gone waits out its fetch call). */
-	if (f->worker.h != NULL)
-		harness_stop(&f->worker, SIGTERM, 10000, NULL);
-	fixture_end(state, &f->h, &f->broker);
-	return 0;
+	return stack_open(state, name, broker_args, NULL, STACK_CLIENT);
 }
 
 /* Writes script as <dir>/<file> and starts worker "w" running it for jobs
  * of type on queue "progress", plus extra worker flags. */
-static void start_worker(struct fixture *f, const char *file, const char *script, const char *type,
+static void start_worker(struct stack *f, const char *file, const char *script, const char *type,
                          const char *const *extra)
 {
 	const char *path = harness_write_file(&f->h, file, script, 0755);
@@ -99,7 +75,7 @@ static void start_worker(struct fixture *f, const char *file, const char *script
 	assert_jm_ok(harness_worker_start(&f->h, "w", args, &f->worker));
 }
 
-static uint64_t submit(struct fixture *f, const char *type, const char *payload)
+static uint64_t submit(struct stack *f, const char *type, const char *payload)
 {
 	jm_job_spec spec = {.queue = "progress",
 	                    .type = type,
@@ -112,13 +88,13 @@ static uint64_t submit(struct fixture *f, const char *type, const char *payload)
 	return id;
 }
 
-static void open_gate(struct fixture *f, const char *name)
+static void open_gate(struct stack *f, const char *name)
 {
 	assert_non_null(harness_write_file(&f->h, name, "", 0644));
 }
 
 struct progress_wait {
-	struct fixture *f;
+	struct stack *f;
 	uint64_t id;
 	uint64_t done;
 	uint64_t total;
@@ -150,7 +126,7 @@ static bool job_shows_progress(void *arg)
 
 /* Waits until the job's status shows done of total with message; returns
  * the state it had then. */
-static int await_progress(struct fixture *f, uint64_t id, uint64_t done, uint64_t total,
+static int await_progress(struct stack *f, uint64_t id, uint64_t done, uint64_t total,
                           const char *message)
 {
 	struct progress_wait w = {
@@ -170,7 +146,7 @@ static int await_progress(struct fixture *f, uint64_t id, uint64_t done, uint64_
 
 static void test_progress_lines_show_in_status_while_the_job_runs_and_after(void **state)
 {
-	struct fixture *f = fixture_start(state, "progress-steps", NULL);
+	struct stack *f = fixture_start(state, "progress-steps", NULL);
 	start_worker(f, "steps.sh", steps_script, "steps", NULL);
 	uint64_t id = submit(f, "steps", "the result");
 
@@ -209,7 +185,7 @@ static void count_progress_cb(const jm_event *ev, void *arg)
 
 static void test_progress_burst_is_coalesced_and_a_fraction_reads_as_of_10000(void **state)
 {
-	struct fixture *f = fixture_start(state, "progress-burst", NULL);
+	struct stack *f = fixture_start(state, "progress-burst", NULL);
 	/* Every PROGRESS the broker takes publishes one event: count them. */
 	struct event_count count = {0};
 	atomic_init(&count.progress_events, 0);
@@ -246,7 +222,7 @@ static void test_progress_burst_is_coalesced_and_a_fraction_reads_as_of_10000(vo
 
 static void test_malformed_progress_lines_never_fail_the_job_and_warn_once(void **state)
 {
-	struct fixture *f = fixture_start(state, "progress-malformed", NULL);
+	struct stack *f = fixture_start(state, "progress-malformed", NULL);
 	static const char script[] = "#!/bin/sh\n"
 	                             "echo 'progress 1 3 good' >&3\n"
 	                             "echo 'progress nonsense' >&3\n"
@@ -298,7 +274,7 @@ static void test_progress_refused_as_stale_abandons_the_job(void **state)
 	/* Heartbeats every 60 s: only the refused PROGRESS can tell the
 	 * worker that its lease is gone within the seconds this test waits. */
 	const char *broker_args[] = {"--dead-after-ms", "120000", NULL};
-	struct fixture *f = fixture_start(state, "progress-stale", broker_args);
+	struct stack *f = fixture_start(state, "progress-stale", broker_args);
 	const char *worker_args[] = {"--heartbeat-ms", "60000", "--kill-grace-ms", "200", NULL};
 	start_worker(f, "tick.sh", tick_script, "tick", worker_args);
 	uint64_t id = submit(f, "tick", "");
@@ -330,7 +306,7 @@ static void test_progress_refused_as_stale_abandons_the_job(void **state)
 	                 1);
 }
 
-#define PROGRESS_TEST(fn) cmocka_unit_test_teardown(fn, fixture_stop)
+#define PROGRESS_TEST(fn) cmocka_unit_test_teardown(fn, stack_close)
 
 int main(void)
 {
