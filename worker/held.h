@@ -4,7 +4,9 @@
  * abandon list is applied to it.
  *
  * Invariants: an entry is added before its handler runs and removed only by
- * the slot thread that owns it, after its outcome was settled or dropped.
+ * the slot thread that owns it, or by the settler once the slot queued the
+ * entry's outcome there (settler.h), after its outcome was settled or
+ * dropped.
  * Exactly one party settles an entry: whoever wins held_claim() (the slot
  * with its handler's outcome, or the stop path handing leases back); the
  * other drops what it had. An entry whose settle finished is no longer

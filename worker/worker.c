@@ -3,11 +3,15 @@
  *
  * Threads: jm_worker_run's caller becomes the coordinator (it waits for a
  * stop and carries it out); `concurrency` slot threads each loop FETCH ->
- * run handler -> ACK/FAIL; one heartbeat thread; one progress thread that
- * sends what handlers reported (progress.h: a report only stores the
- * latest value, so a handler never waits for the broker; at most one
- * PROGRESS per job per PROGRESS_INTERVAL_MS). All share one rpc (REQ
- * socket, a context per call).
+ * run handler -> queue the outcome; one settler thread that sends the
+ * queued outcomes as batched ACK and FAIL messages (settler.h: a slot goes
+ * back to fetching without waiting for the broker's synced answer, and
+ * waits only while 2 x concurrency outcomes are unanswered); one heartbeat
+ * thread; one progress thread that sends what handlers reported
+ * (progress.h: a report only stores the latest value, so a handler never
+ * waits for the broker; at most one PROGRESS per job per
+ * PROGRESS_INTERVAL_MS). All share one rpc (REQ socket, a context per
+ * call).
  *
  * Slot i always fetches as slot i, so the broker keeps at most one parked
  * fetch per (worker id, slot): a fetch we gave up on (our call timed out
@@ -19,16 +23,21 @@
  * Invariants:
  *  - a delivery enters the held set before its handler runs and leaves it
  *    only after its ACK or FAIL was answered (or given up on), so every
- *    heartbeat lists every lease we may still act on;
- *  - exactly one party settles a lease (held_claim): its slot, or the stop
- *    path handing it back;
+ *    heartbeat lists every lease we may still act on; a slot that queued
+ *    an outcome hands the entry to the settler, which removes it then;
+ *  - exactly one party settles a lease (held_claim): its slot (through the
+ *    settler), or the stop path handing it back;
  *  - a progress value reported and not yet sent when the handler returns
- *    is sent by its slot before the ACK or FAIL, so the broker holds the
- *    handler's last word on progress before the job settles;
+ *    is sent by its slot before it queues the ACK or FAIL, so the broker
+ *    holds the handler's last word on progress before the job settles;
+ *  - a stop joins the slots, then flushes the settler (every queued outcome
+ *    is sent within its settle budget), and only then ends heartbeats;
  *  - no handler starts once a stop was requested (worker_begin_handler);
  *    deliveries that arrive after it are handed back unrun (released);
  *  - every wait is bounded: fetch and settle retries back off from 100 ms to
- *    2 s and are cut short by a stop; nothing spins. */
+ *    2 s and are cut short by a stop (fetches) or by each outcome's settle
+ *    budget (settles); a slot waiting for room in the settle queue waits
+ *    for a batch, which those budgets bound; nothing spins. */
 #define _GNU_SOURCE
 #include <jobmesh/worker.h>
 
@@ -50,6 +59,7 @@
 #include "message.h"
 #include "progress.h"
 #include "rpc.h"
+#include "settler.h"
 
 #define FETCH_WAIT_MS 10000       /* park time asked of the broker */
 #define FETCH_CALL_MARGIN_MS 2000 /* our wait beyond the park time */
@@ -99,6 +109,12 @@ struct jm_worker {
 	struct progress_board progress;
 	pthread_t progress_thread;
 	bool progress_started;
+	struct settler settler;
+	/* The settler thread's message items, SETTLE_BATCH_ITEMS_MAX each. */
+	struct proto_ack_item *settle_acks;
+	struct proto_fail_item *settle_fails;
+	uint64_t *settle_ack_deadlines_ms;
+	uint64_t *settle_fail_deadlines_ms;
 	atomic_bool broker_down; /* logs an outage once, not once per thread */
 
 	pthread_mutex_t lock; /* guards the fields below */
@@ -295,16 +311,50 @@ static bool settle_item_verdict(struct jm_worker *w, const char *what, uint64_t 
 	return false;
 }
 
-/* Sends an ACK or FAIL (msg's items are ours to reorder) until every item
- * is answered, retrying transport errors, timeouts and a full journal with
- * backoff for up to budget_ms. Items still unanswered then are given up on
- * (logged): the broker's lease deadline requeues them. */
-static void settle_send(struct jm_worker *w, struct proto_msg *msg, uint64_t budget_ms)
+/* Gives up the items of msg whose deadline comes before retry_at_ms (they
+ * get no answer: the broker's lease deadline requeues them), keeping the
+ * others and their deadlines in order. Returns how many are kept. */
+static uint32_t settle_give_up_due(struct proto_msg *msg, uint64_t *deadlines_ms,
+                                   uint64_t retry_at_ms, const struct jm_err *err)
 {
 	bool is_ack = msg->type == PROTO_ACK;
 	const char *what = is_ack ? "ack" : "fail";
 	uint32_t *count = is_ack ? &msg->u.ack.items_count : &msg->u.fail.items_count;
-	uint64_t deadline_ms = now_ms() + budget_ms;
+	uint32_t kept = 0;
+	uint32_t given_up = 0;
+	uint64_t first_job = 0;
+	for (uint32_t i = 0; i < *count; i++) {
+		if (deadlines_ms[i] < retry_at_ms) {
+			if (given_up++ == 0)
+				first_job = is_ack ? msg->u.ack.items[i].job_id
+				                   : msg->u.fail.items[i].job_id;
+			continue;
+		}
+		if (is_ack)
+			msg->u.ack.items[kept] = msg->u.ack.items[i];
+		else
+			msg->u.fail.items[kept] = msg->u.fail.items[i];
+		deadlines_ms[kept++] = deadlines_ms[i];
+	}
+	if (given_up > 0)
+		jm_error("giving up the %s of %" PRIu32 " job(s) (first: job %" PRIu64
+		         ") at the end of their settle budget: %s; the broker will requeue them "
+		         "when their leases expire",
+		         what, given_up, first_job, jm_err_text(err));
+	*count = kept;
+	return kept;
+}
+
+/* Sends an ACK or FAIL (msg's items are ours to reorder, deadlines_ms[i]
+ * along with item i) until every item is answered, retrying transport
+ * errors, timeouts and a full journal with backoff. An item still
+ * unanswered when its deadline (monotonic ms) comes is given up on (logged):
+ * the broker's lease deadline requeues it. */
+static void settle_send(struct jm_worker *w, struct proto_msg *msg, uint64_t *deadlines_ms)
+{
+	bool is_ack = msg->type == PROTO_ACK;
+	const char *what = is_ack ? "ack" : "fail";
+	uint32_t *count = is_ack ? &msg->u.ack.items_count : &msg->u.fail.items_count;
 	uint32_t backoff_ms = 0;
 	struct jm_err err;
 
@@ -333,9 +383,10 @@ static void settle_send(struct jm_worker *w, struct proto_msg *msg, uint64_t bud
 				                         reply.msg.u.settled.codes[i]))
 					continue;
 				if (is_ack)
-					msg->u.ack.items[kept++] = msg->u.ack.items[i];
+					msg->u.ack.items[kept] = msg->u.ack.items[i];
 				else
-					msg->u.fail.items[kept++] = msg->u.fail.items[i];
+					msg->u.fail.items[kept] = msg->u.fail.items[i];
+				deadlines_ms[kept++] = deadlines_ms[i];
 			}
 			rpc_reply_fini(&reply);
 			*count = kept;
@@ -350,19 +401,15 @@ static void settle_send(struct jm_worker *w, struct proto_msg *msg, uint64_t bud
 			broker_note_failure(w, what, &err);
 		}
 		backoff_ms = backoff_next_ms(backoff_ms);
-		if (now_ms() + backoff_ms > deadline_ms) {
-			uint64_t first_job =
-			    is_ack ? msg->u.ack.items[0].job_id : msg->u.fail.items[0].job_id;
-			jm_error("giving up the %s of %" PRIu32 " job(s) (first: job %" PRIu64
-			         ") after %" PRIu64 " ms: %s; the broker will requeue them when "
-			         "their leases expire",
-			         what, *count, first_job, budget_ms, jm_err_text(&err));
+		if (settle_give_up_due(msg, deadlines_ms, now_ms() + backoff_ms, &err) == 0)
 			return;
-		}
 		sleep_ms(backoff_ms);
 	}
 }
 
+/* Settles one outcome from the calling thread: for what cannot go through
+ * the settler (a delivery handed back unrun, an outcome we had no memory
+ * to queue). */
 static void settle_ack(struct jm_worker *w, const struct proto_delivery *d, const void *result,
                        size_t result_len)
 {
@@ -375,7 +422,8 @@ static void settle_ack(struct jm_worker *w, const struct proto_delivery *d, cons
 	memcpy(msg.u.ack.worker_id, w->worker_id, sizeof w->worker_id);
 	msg.u.ack.items_count = 1;
 	msg.u.ack.items = &item;
-	settle_send(w, &msg, settle_budget_ms(d->timeout_ms));
+	uint64_t deadline_ms = now_ms() + settle_budget_ms(d->timeout_ms);
+	settle_send(w, &msg, &deadline_ms);
 }
 
 static void settle_fail(struct jm_worker *w, const struct proto_delivery *d, const char *error,
@@ -392,7 +440,51 @@ static void settle_fail(struct jm_worker *w, const struct proto_delivery *d, con
 	memcpy(msg.u.fail.worker_id, w->worker_id, sizeof w->worker_id);
 	msg.u.fail.items_count = 1;
 	msg.u.fail.items = &item;
-	settle_send(w, &msg, released ? HANDBACK_BUDGET_MS : settle_budget_ms(d->timeout_ms));
+	uint64_t deadline_ms =
+	    now_ms() + (released ? HANDBACK_BUDGET_MS : settle_budget_ms(d->timeout_ms));
+	settle_send(w, &msg, &deadline_ms);
+}
+
+/* The settler's send callback (settler.h): one ACK with every ack of the
+ * batch, then one FAIL with every failure, each item with its own budget.
+ * Only then are the batch's leases retired from the held set, so heartbeats
+ * list a lease until its settle was answered or given up on. */
+static void settle_batch_cb(void *arg, struct settle_outcome *const *batch, size_t count)
+{
+	struct jm_worker *w = arg;
+	struct proto_msg ack = {.version = PROTO_VERSION, .type = PROTO_ACK};
+	memcpy(ack.u.ack.worker_id, w->worker_id, sizeof w->worker_id);
+	ack.u.ack.items = w->settle_acks;
+	struct proto_msg fail = {.version = PROTO_VERSION, .type = PROTO_FAIL};
+	memcpy(fail.u.fail.worker_id, w->worker_id, sizeof w->worker_id);
+	fail.u.fail.items = w->settle_fails;
+	for (size_t i = 0; i < count; i++) {
+		const struct settle_outcome *o = batch[i];
+		if (o->is_ack) {
+			uint32_t at = ack.u.ack.items_count++;
+			ack.u.ack.items[at] = (struct proto_ack_item){
+			    .job_id = o->job_id,
+			    .lease = o->lease,
+			    .result = {.ptr = o->data_len ? o->data : NULL, .len = o->data_len},
+			};
+			w->settle_ack_deadlines_ms[at] = o->deadline_ms;
+		} else {
+			uint32_t at = fail.u.fail.items_count++;
+			fail.u.fail.items[at] = (struct proto_fail_item){
+			    .job_id = o->job_id,
+			    .lease = o->lease,
+			    .error = {.ptr = o->data, .len = o->data_len},
+			    .permanent = o->permanent,
+			};
+			w->settle_fail_deadlines_ms[at] = o->deadline_ms;
+		}
+	}
+	if (ack.u.ack.items_count > 0)
+		settle_send(w, &ack, w->settle_ack_deadlines_ms);
+	if (fail.u.fail.items_count > 0)
+		settle_send(w, &fail, w->settle_fail_deadlines_ms);
+	for (size_t i = 0; i < count; i++)
+		held_remove(&w->held, batch[i]->held);
 }
 
 /* Hands back (FAIL released) every held lease nobody is settling yet and
@@ -405,13 +497,17 @@ static void worker_hand_back_all(struct jm_worker *w)
 	if (count == 0)
 		return;
 	struct proto_fail_item *items = calloc(count, sizeof *items);
-	if (items == NULL) {
+	uint64_t *deadlines_ms = calloc(count, sizeof *deadlines_ms);
+	if (items == NULL || deadlines_ms == NULL) {
 		jm_error("out of memory handing back %zu job(s); the broker will requeue them "
 		         "when this worker's heartbeats stop",
 		         count);
+		free(deadlines_ms);
+		free(items);
 		free(refs);
 		return;
 	}
+	uint64_t deadline_ms = now_ms() + HANDBACK_BUDGET_MS;
 	char error[128];
 	snprintf(error, sizeof error, "worker %s stopped: handed back unfinished", w->worker_id);
 	for (size_t i = 0; i < count; i++) {
@@ -420,6 +516,7 @@ static void worker_hand_back_all(struct jm_worker *w)
 		items[i].error.ptr = (const uint8_t *)error;
 		items[i].error.len = (uint32_t)strlen(error);
 		items[i].released = true;
+		deadlines_ms[i] = deadline_ms;
 		jm_info("handing back job %" PRIu64 " lease %" PRIu64, refs[i].job_id,
 		        refs[i].lease);
 	}
@@ -427,9 +524,10 @@ static void worker_hand_back_all(struct jm_worker *w)
 	memcpy(msg.u.fail.worker_id, w->worker_id, sizeof w->worker_id);
 	msg.u.fail.items_count = (uint32_t)count;
 	msg.u.fail.items = items;
-	settle_send(w, &msg, HANDBACK_BUDGET_MS);
+	settle_send(w, &msg, deadlines_ms);
 	for (size_t i = 0; i < count; i++)
 		held_set_settled_ref(&w->held, refs[i].job_id, refs[i].lease);
+	free(deadlines_ms);
 	free(items);
 	free(refs);
 }
@@ -533,9 +631,31 @@ static void progress_send_last(struct jm_worker *w, const struct progress_value 
 
 /* ---- slots: fetch, run, settle ----------------------------------------- */
 
-/* Runs d's handler and settles its outcome, unless the stop path claimed
- * the lease meanwhile (then the outcome is dropped: it was handed back). */
-static void slot_run_delivery(struct worker_slot *slot, const struct proto_delivery *d,
+/* Queues an outcome with the settler, which from then on owns held (it
+ * retires the lease once the broker answered). Returns false, still owning
+ * held, when out of memory: the caller then settles it itself. */
+static bool slot_queue_outcome(struct jm_worker *w, const struct proto_delivery *d,
+                               struct held_lease *held, bool is_ack, const void *data, size_t len,
+                               bool permanent)
+{
+	uint64_t deadline_ms = now_ms() + settle_budget_ms(d->timeout_ms);
+	struct settle_outcome *outcome =
+	    settle_outcome_new(is_ack, d->job_id, d->lease, deadline_ms, held, data, len);
+	if (outcome == NULL) {
+		jm_warn("job %" PRIu64 ": out of memory queueing its %s; settling it from its slot",
+		        d->job_id, is_ack ? "ack" : "fail");
+		return false;
+	}
+	outcome->permanent = permanent;
+	settler_put(&w->settler, outcome);
+	return true;
+}
+
+/* Runs d's handler and hands its outcome to the settler, unless the stop
+ * path claimed the lease meanwhile (then the outcome is dropped: it was
+ * handed back). Returns true if the settler took held over (it removes the
+ * entry); otherwise the caller still owns held. */
+static bool slot_run_delivery(struct worker_slot *slot, const struct proto_delivery *d,
                               struct held_lease *held)
 {
 	struct jm_worker *w = slot->worker;
@@ -570,12 +690,15 @@ static void slot_run_delivery(struct worker_slot *slot, const struct proto_deliv
 	bool progress_unsent = progress_finish(&w->progress, &job.progress, &last_progress);
 	if (ours && progress_unsent && !jm_job_should_abandon(&job))
 		progress_send_last(w, &last_progress);
+	bool queued = false;
 	if (!ours) {
 		jm_debug("job %" PRIu64 " lease %" PRIu64 " was handed back during the stop; "
 		         "dropping its outcome",
 		         d->job_id, d->lease);
 	} else if (outcome == JM_HANDLER_OK) {
-		settle_ack(w, d, job.result, job.result_len);
+		queued = slot_queue_outcome(w, d, held, true, job.result, job.result_len, false);
+		if (!queued)
+			settle_ack(w, d, job.result, job.result_len);
 	} else {
 		if (!job.has_error)
 			snprintf(job.error, sizeof job.error, "handler for type %s failed",
@@ -583,10 +706,15 @@ static void slot_run_delivery(struct worker_slot *slot, const struct proto_deliv
 		bool permanent = outcome == JM_HANDLER_PERMANENT;
 		jm_info("job %" PRIu64 " (%s) attempt %" PRIu32 " failed%s: %s", d->job_id, d->type,
 		        d->attempt, permanent ? " permanently" : "", job.error);
-		settle_fail(w, d, job.error, permanent, false);
+		queued =
+		    slot_queue_outcome(w, d, held, false, job.error, strlen(job.error), permanent);
+		if (!queued)
+			settle_fail(w, d, job.error, permanent, false);
 	}
-	held_set_settled(&w->held, held);
+	if (!queued)
+		held_set_settled(&w->held, held);
 	free(job.result);
+	return queued;
 }
 
 static void slot_handle_jobs(struct worker_slot *slot, const struct proto_jobs *jobs)
@@ -616,7 +744,8 @@ static void slot_handle_jobs(struct worker_slot *slot, const struct proto_jobs *
 	for (uint32_t i = 0; i < jobs->jobs_count; i++) {
 		const struct proto_delivery *d = &jobs->jobs[i];
 		if (worker_begin_handler(w)) {
-			slot_run_delivery(slot, d, held[i]);
+			if (slot_run_delivery(slot, d, held[i]))
+				continue; /* the settler removes it */
 		} else if (held_claim(&w->held, held[i])) {
 			char error[128];
 			snprintf(error, sizeof error, "worker %s stopping: handed back unrun",
@@ -802,6 +931,10 @@ int jm_worker_new(jm_worker **out, const jm_worker_options *opts)
 	w->heartbeat_ms = opts->heartbeat_ms ? opts->heartbeat_ms : HEARTBEAT_MS_DEFAULT;
 	w->drain_timeout_ms =
 	    opts->drain_timeout_ms ? opts->drain_timeout_ms : DRAIN_TIMEOUT_MS_DEFAULT;
+	/* A slot runs at most about `concurrency` unanswered outcomes ahead. */
+	rc = settler_init(&w->settler, (size_t)w->concurrency * 2, settle_batch_cb, w);
+	if (rc != 0)
+		goto fail_free_worker;
 	held_init(&w->held);
 	progress_board_init(&w->progress);
 	atomic_init(&w->broker_down, false);
@@ -866,7 +999,8 @@ static void worker_log_start(const struct jm_worker *w)
 	        queues, w->concurrency, w->broker_url);
 }
 
-/* Ends the heartbeat thread and joins every thread that was started. */
+/* Joins the slots, flushes the settler, ends the heartbeat and progress
+ * threads and joins every thread that was started. */
 static void worker_join_all(struct jm_worker *w)
 {
 	for (uint32_t i = 0; i < w->concurrency; i++) {
@@ -874,6 +1008,9 @@ static void worker_join_all(struct jm_worker *w)
 			pthread_join(w->slots[i].thread, NULL);
 		w->slots[i].started = false;
 	}
+	/* Every outcome a slot queued is sent (each within its settle budget)
+	 * while heartbeats still list its lease. */
+	settler_close(&w->settler);
 	pthread_mutex_lock(&w->lock);
 	w->heartbeat_exit = true;
 	pthread_cond_broadcast(&w->cond);
@@ -934,8 +1071,13 @@ int jm_worker_run(jm_worker *w)
 		return rc;
 	}
 	w->slots = calloc(w->concurrency, sizeof *w->slots);
-	if (w->slots == NULL)
-		return JM_ENOMEM;
+	w->settle_acks = calloc(SETTLE_BATCH_ITEMS_MAX, sizeof *w->settle_acks);
+	w->settle_fails = calloc(SETTLE_BATCH_ITEMS_MAX, sizeof *w->settle_fails);
+	w->settle_ack_deadlines_ms = calloc(SETTLE_BATCH_ITEMS_MAX, sizeof(uint64_t));
+	w->settle_fail_deadlines_ms = calloc(SETTLE_BATCH_ITEMS_MAX, sizeof(uint64_t));
+	if (w->slots == NULL || w->settle_acks == NULL || w->settle_fails == NULL ||
+	    w->settle_ack_deadlines_ms == NULL || w->settle_fail_deadlines_ms == NULL)
+		return JM_ENOMEM; /* jm_worker_free frees what was allocated */
 	worker_log_start(w);
 
 	rc = pthread_create(&w->heartbeat_thread, NULL, heartbeat_main, w);
@@ -946,6 +1088,9 @@ int jm_worker_run(jm_worker *w)
 	if (rc != 0)
 		goto fail_stop_threads;
 	w->progress_started = true;
+	rc = settler_start(&w->settler);
+	if (rc != 0)
+		goto fail_stop_threads;
 	for (uint32_t i = 0; i < w->concurrency; i++) {
 		w->slots[i].worker = w;
 		w->slots[i].index = i;
@@ -998,11 +1143,16 @@ void jm_worker_free(jm_worker *w)
 	if (w == NULL)
 		return;
 	rpc_close(w->rpc);
+	settler_fini(&w->settler);
 	held_fini(&w->held);
 	progress_board_fini(&w->progress);
 	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->lock);
 	free(w->slots);
+	free(w->settle_acks);
+	free(w->settle_fails);
+	free(w->settle_ack_deadlines_ms);
+	free(w->settle_fail_deadlines_ms);
 	free(w->handlers);
 	free(w->queues);
 	free(w->broker_url);
