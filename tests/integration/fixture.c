@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "fixture.h"
 
@@ -53,6 +54,36 @@ void fixture_end(void **state, struct harness *h, struct harness_proc *broker)
 	*state = NULL;
 	if (rc != 0 || status != 0)
 		fail_msg("broker did not stop cleanly: rc %d status %d", rc, status);
+}
+
+struct listening {
+	const char *out_path;
+	size_t from; /* bytes of broker.out before the spawn */
+	struct harness_proc *broker;
+};
+
+/* True once a new "listening " line is there, or the broker exited. */
+static bool listening_or_exited_cb(void *arg)
+{
+	struct listening *l = arg;
+	size_t len = 0;
+	char *text = harness_read_file(l->out_path, &len);
+	bool ready = text != NULL && len > l->from && strstr(text + l->from, "listening ") != NULL;
+	free(text);
+	return ready || !harness_is_running(l->broker);
+}
+
+bool fixture_spawn_broker(struct harness *h, char *const argv[], int timeout_ms,
+                          struct harness_proc *broker)
+{
+	const char *out_path = harness_path(h, "broker.out");
+	assert_non_null(out_path);
+	struct stat st;
+	size_t from = stat(out_path, &st) == 0 ? (size_t)st.st_size : 0;
+	assert_jm_ok(harness_spawn(h, "broker", argv, broker));
+	struct listening l = {out_path, from, broker};
+	return harness_wait_for(timeout_ms, listening_or_exited_cb, &l, "the broker to listen") &&
+	       harness_is_running(broker);
 }
 
 void fixture_worker_start(struct harness *h, const char *name, const char *queue,

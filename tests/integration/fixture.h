@@ -46,6 +46,16 @@ void fixture_broker_up(struct harness *h, const char *test_name, const char *con
  * test. Close the test's clients first. */
 void fixture_end(void **state, struct harness *h, struct harness_proc *broker);
 
+/* Spawns argv as process "broker": a broker behind a wrapper that execs
+ * it (prlimit, ip netns exec), logging to broker.out/.err. Waits up to
+ * timeout_ms for a "listening " line written to broker.out after this
+ * spawn. True once it is listening; false if it exited first or the
+ * deadline passed (harness_is_running tells which). Fails the test if it
+ * cannot be spawned. Unlike harness_broker_start, h->broker_url is left as
+ * it was: the caller knows the address it gave. */
+bool fixture_spawn_broker(struct harness *h, char *const argv[], int timeout_ms,
+                          struct harness_proc *broker);
+
 /* Starts jobmesh-worker --worker-id name on queue with concurrency and one
  * --handler (TYPE=COMMAND), logging to <name>.out/.err; fails the test if
  * it cannot start. */

@@ -113,6 +113,36 @@ static uint64_t submit_job(struct stack *f, const char *queue, const char *type,
 	return id;
 }
 
+/* "jobmesh batch submit path" must exit 0 and print the batch id. */
+static uint64_t submit_batch_file(struct stack *f, const char *path)
+{
+	struct run r = cli(f, "batch", "submit", path);
+	expect_code(f, &r, 0, "batch submit");
+	uint64_t batch_id = parse_id(r.out);
+	run_fini(&r);
+	return batch_id;
+}
+
+/* Fails unless every line of text (split in place) matches the extended
+ * regex pattern; returns the last line (NULL: none) and counts them into
+ * *lines_count if not NULL. */
+static char *each_line_matches(char *text, const char *pattern, int *lines_count)
+{
+	char *last = NULL;
+	int lines = 0;
+	char *save = NULL;
+	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (!matches(pattern, line))
+			fail_msg("watch line %d does not match the format: \"%s\"", lines + 1,
+			         line);
+		last = line;
+		lines++;
+	}
+	if (lines_count != NULL)
+		*lines_count = lines;
+	return last;
+}
+
 static char *id_text(char *buf, size_t size, uint64_t id)
 {
 	snprintf(buf, size, "%" PRIu64, id);
@@ -285,14 +315,11 @@ static void test_batch_submit_of_jsonl_prints_the_batch_id_and_status_counts(voi
 	struct stack *f = fixture_start(state, "cli-batch");
 	fixture_worker_start(&f->h, "w-batch", "bq", "4", "echo=cat");
 	const char *path = write_jobs(f, "jobs.jsonl", "bq", "echo", 12);
-	struct run r = cli(f, "batch", "submit", path);
-	expect_code(f, &r, 0, "batch submit");
-	uint64_t batch_id = parse_id(r.out);
-	run_fini(&r);
+	uint64_t batch_id = submit_batch_file(f, path);
 	char idbuf[24];
 	id_text(idbuf, sizeof idbuf, batch_id);
 
-	r = cli(f, "watch", idbuf, "--timeout", "60");
+	struct run r = cli(f, "watch", idbuf, "--timeout", "60");
 	expect_code(f, &r, 0, "watch the batch");
 	run_fini(&r);
 
@@ -363,31 +390,21 @@ static void test_watch_prints_one_plain_line_per_change_ending_in_the_final_stat
 {
 	struct stack *f = fixture_start(state, "cli-watch");
 	const char *path = write_jobs(f, "watch.jsonl", "wq", "slow", 10);
-	struct run r = cli(f, "batch", "submit", path);
-	expect_code(f, &r, 0, "batch submit");
-	uint64_t batch_id = parse_id(r.out);
-	run_fini(&r);
+	uint64_t batch_id = submit_batch_file(f, path);
 	fixture_worker_start(&f->h, "w-watch", "wq", "2", "slow=sleep 0.1; cat");
 	char idbuf[24];
-	r = cli(f, "watch", id_text(idbuf, sizeof idbuf, batch_id), "--timeout", "60");
+	struct run r = cli(f, "watch", id_text(idbuf, sizeof idbuf, batch_id), "--timeout", "60");
 	expect_code(f, &r, 0, "watch a batch");
 	assert_null(strchr(r.out, '\r'));
 	assert_null(strchr(r.out, '\033'));
 	char final[128];
 	snprintf(final, sizeof final, "batch %" PRIu64 ": 10/10 done, 0 failed, completed",
 	         batch_id);
-	char *last = NULL;
 	int lines = 0;
-	char *save = NULL;
-	for (char *line = strtok_r(r.out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		if (!matches("^batch [0-9]+: [0-9]+/10 done, [0-9]+ failed, "
-		             "(running(: .+)?|completed|failed)$",
-		             line))
-			fail_msg("watch line %d does not match the format: \"%s\"", lines + 1,
-			         line);
-		last = line;
-		lines++;
-	}
+	char *last = each_line_matches(r.out,
+	                               "^batch [0-9]+: [0-9]+/10 done, [0-9]+ failed, "
+	                               "(running(: .+)?|completed|failed)$",
+	                               &lines);
 	assert_true(lines >= 1);
 	assert_string_equal(last, final);
 	run_fini(&r);
@@ -397,16 +414,11 @@ static void test_watch_prints_one_plain_line_per_change_ending_in_the_final_stat
 	uint64_t id = submit_job(f, "wbad", "boom", "x");
 	r = cli(f, "watch", id_text(idbuf, sizeof idbuf, id), "--timeout", "60");
 	expect_code(f, &r, 10, "watch a failing job");
-	char *save2 = NULL;
-	last = NULL;
-	for (char *line = strtok_r(r.out, "\n", &save2); line;
-	     line = strtok_r(NULL, "\n", &save2)) {
-		if (!matches("^job [0-9]+: (pending|delayed|active|completed|failed|cancelled), "
-		             "attempt [0-9]+/[0-9]+",
-		             line))
-			fail_msg("watch line does not match the format: \"%s\"", line);
-		last = line;
-	}
+	last =
+	    each_line_matches(r.out,
+	                      "^job [0-9]+: (pending|delayed|active|completed|failed|cancelled), "
+	                      "attempt [0-9]+/[0-9]+",
+	                      NULL);
 	assert_non_null(last);
 	assert_true(matches("^job [0-9]+: failed, attempt 1/3: .*kaput", last));
 	run_fini(&r);
@@ -416,12 +428,9 @@ static void test_status_without_id_lists_a_running_batch(void **state)
 {
 	struct stack *f = fixture_start(state, "cli-status-list");
 	const char *path = write_jobs(f, "idle.jsonl", "noworker", "t", 5);
-	struct run r = cli(f, "batch", "submit", path);
-	expect_code(f, &r, 0, "batch submit");
-	uint64_t batch_id = parse_id(r.out);
-	run_fini(&r);
+	uint64_t batch_id = submit_batch_file(f, path);
 
-	r = cli(f, "status");
+	struct run r = cli(f, "status");
 	expect_code(f, &r, 0, "status without an id");
 	char pattern[160];
 	snprintf(pattern, sizeof pattern,

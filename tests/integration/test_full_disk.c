@@ -152,22 +152,6 @@ static size_t journal_bytes(const char *dir)
 	return largest;
 }
 
-struct listening {
-	const char *out_path;
-	size_t from;
-	struct harness_proc *proc;
-};
-
-static bool listening_cb(void *arg)
-{
-	struct listening *l = arg;
-	size_t len = 0;
-	char *text = harness_read_file(l->out_path, &len);
-	bool ready = text != NULL && len > l->from && strstr(text + l->from, "listening ") != NULL;
-	free(text);
-	return ready || !harness_is_running(l->proc);
-}
-
 /* The broker under prlimit --fsize=limit, on the harness's data dir and
  * ipc path (prlimit execs the broker: the PID is the broker's). */
 static void broker_start_limited(struct fixture *f, size_t limit)
@@ -180,14 +164,9 @@ static void broker_start_limited(struct fixture *f, size_t limit)
 	char *argv[] = {"prlimit",  fsize,   "--",     (char *)harness_bin("jobmesh-broker"),
 	                "--listen", listen,  "--data", data,
 	                "--fsync",  "batch", NULL};
-	const char *out_path = harness_path(&f->h, "broker.out");
-	size_t from = 0;
-	free(harness_read_file(out_path, &from));
-	assert_jm_ok(harness_spawn(&f->h, "broker", argv, &f->broker));
+	bool listening = fixture_spawn_broker(&f->h, argv, 10000, &f->broker);
 	f->broker_running = true;
-	struct listening l = {out_path, from, &f->broker};
-	if (!harness_wait_for(10000, listening_cb, &l, "the limited broker to listen") ||
-	    !harness_is_running(&f->broker)) {
+	if (!listening) {
 		harness_print_logs(&f->h, 20);
 		fail_msg("the broker under prlimit did not start");
 	}

@@ -234,22 +234,11 @@ static void broker_start(struct fixture *f)
 	                "--backoff-cap-ms",
 	                "100",
 	                NULL};
-	assert_jm_ok(harness_spawn(&f->h, "broker", argv, &f->broker));
-	const char *out = harness_path(&f->h, "broker.out");
-	uint64_t deadline_us = jm_mono_us() + 10000 * 1000ull;
-	for (;;) {
-		char *text = harness_read_file(out, NULL);
-		bool ready = text != NULL && strstr(text, "listening ") != NULL;
-		free(text);
-		if (ready)
-			return;
-		if (!harness_is_running(&f->broker))
-			fail_with_logs(f, "broker exited before it was listening on %s", f->url);
-		if (jm_mono_us() >= deadline_us)
-			fail_with_logs(f, "broker printed no \"listening\" line in 10 s");
-		struct timespec step = {0, 10 * 1000000L};
-		nanosleep(&step, NULL); /* the bounded poll's step */
-	}
+	if (fixture_spawn_broker(&f->h, argv, 10000, &f->broker))
+		return;
+	if (!harness_is_running(&f->broker))
+		fail_with_logs(f, "broker exited before it was listening on %s", f->url);
+	fail_with_logs(f, "broker printed no \"listening\" line in 10 s");
 }
 
 static void worker_start(struct fixture *f, int index, const char *name, const char *sleep_s)
