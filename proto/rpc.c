@@ -30,7 +30,7 @@
 
 #define RPC_DEFAULT_URL "tcp://127.0.0.1:7400"
 #define RPC_RECONNECT_MIN_MS 100
-#define RPC_RECONNECT_MAX_MS 2000
+#define RPC_RECONNECT_MAX_MS 1000
 
 struct rpc {
 	nng_socket sock;
@@ -47,6 +47,8 @@ static int rpc_fail(const struct rpc *rpc, int nng_rc, uint32_t timeout_ms, stru
 	case NNG_ENOMEM:
 		return jm_err_set(err, JM_ENOMEM, "request to broker at %s: out of memory",
 		                  rpc->url);
+	case NNG_ECANCELED:
+		return jm_err_set(err, JM_ECLOSED, "request to broker at %s: cancelled", rpc->url);
 	default:
 		return jm_err_set(err, JM_ETRANSPORT, "broker at %s: %s", rpc->url,
 		                  nng_strerror(nng_rc));
@@ -147,19 +149,65 @@ static nng_duration rpc_remaining_ms(uint64_t deadline_us)
 	return left_ms > INT32_MAX ? INT32_MAX : (nng_duration)left_ms;
 }
 
+void rpc_cancel_init(struct rpc_cancel *cancel)
+{
+	pthread_mutex_init(&cancel->lock, NULL);
+	cancel->fired = false;
+	cancel->aio_ = NULL;
+}
+
+void rpc_cancel_fini(struct rpc_cancel *cancel)
+{
+	pthread_mutex_destroy(&cancel->lock);
+}
+
+void rpc_cancel_fire(struct rpc_cancel *cancel)
+{
+	pthread_mutex_lock(&cancel->lock);
+	cancel->fired = true;
+	if (cancel->aio_ != NULL)
+		nng_aio_abort(cancel->aio_, NNG_ECANCELED);
+	pthread_mutex_unlock(&cancel->lock);
+}
+
+/* Starts one operation of aio under cancel's lock, so that a fire either
+ * comes first (the operation is not started: NNG_ECANCELED) or aborts it. */
+static int rpc_start(struct rpc_cancel *cancel, nng_aio *aio, nng_ctx ctx, bool send)
+{
+	if (cancel != NULL) {
+		pthread_mutex_lock(&cancel->lock);
+		if (cancel->fired) {
+			pthread_mutex_unlock(&cancel->lock);
+			return NNG_ECANCELED;
+		}
+		cancel->aio_ = aio;
+	}
+	if (send)
+		nng_ctx_send(ctx, aio);
+	else
+		nng_ctx_recv(ctx, aio);
+	if (cancel != NULL)
+		pthread_mutex_unlock(&cancel->lock);
+	nng_aio_wait(aio);
+	if (cancel != NULL) {
+		pthread_mutex_lock(&cancel->lock);
+		cancel->aio_ = NULL;
+		pthread_mutex_unlock(&cancel->lock);
+	}
+	return nng_aio_result(aio);
+}
+
 /* Sends msg on ctx and receives the reply. On success *reply_msg is the
  * caller's; msg is given away whether or not the send succeeds. Returns 0 or
  * an nng error code. */
 static int rpc_exchange(nng_ctx ctx, nng_aio *aio, nng_msg *msg, uint64_t deadline_us,
-                        nng_msg **reply_msg)
+                        struct rpc_cancel *cancel, nng_msg **reply_msg)
 {
 	nng_aio_set_msg(aio, msg);
 	nng_aio_set_timeout(aio, rpc_remaining_ms(deadline_us));
-	nng_ctx_send(ctx, aio);
-	nng_aio_wait(aio);
-	int nng_rc = nng_aio_result(aio);
+	int nng_rc = rpc_start(cancel, aio, ctx, true);
 	if (nng_rc != 0) {
-		/* A failed send leaves the message with us. */
+		/* A failed (or never started) send leaves the message with us. */
 		nng_msg_free(nng_aio_get_msg(aio));
 		nng_aio_set_msg(aio, NULL);
 		return nng_rc;
@@ -170,9 +218,7 @@ static int rpc_exchange(nng_ctx ctx, nng_aio *aio, nng_msg *msg, uint64_t deadli
 	if (left_ms == 0)
 		return NNG_ETIMEDOUT;
 	nng_aio_set_timeout(aio, left_ms);
-	nng_ctx_recv(ctx, aio);
-	nng_aio_wait(aio);
-	nng_rc = nng_aio_result(aio);
+	nng_rc = rpc_start(cancel, aio, ctx, false);
 	if (nng_rc != 0)
 		return nng_rc;
 	*reply_msg = nng_aio_get_msg(aio);
@@ -210,6 +256,12 @@ static int rpc_build_request(const struct rpc *rpc, const struct proto_msg *req,
 int rpc_call(struct rpc *rpc, const struct proto_msg *req, uint32_t timeout_ms,
              struct rpc_reply *reply, struct jm_err *err)
 {
+	return rpc_call_cancellable(rpc, req, timeout_ms, NULL, reply, err);
+}
+
+int rpc_call_cancellable(struct rpc *rpc, const struct proto_msg *req, uint32_t timeout_ms,
+                         struct rpc_cancel *cancel, struct rpc_reply *reply, struct jm_err *err)
+{
 	memset(reply, 0, sizeof *reply);
 	uint64_t deadline_us = jm_mono_us() + (uint64_t)timeout_ms * 1000;
 
@@ -232,7 +284,7 @@ int rpc_call(struct rpc *rpc, const struct proto_msg *req, uint32_t timeout_ms,
 	}
 
 	nng_msg *reply_msg = NULL;
-	nng_rc = rpc_exchange(ctx, aio, msg, deadline_us, &reply_msg);
+	nng_rc = rpc_exchange(ctx, aio, msg, deadline_us, cancel, &reply_msg);
 	nng_ctx_close(ctx);
 	nng_aio_free(aio);
 	if (nng_rc != 0)

@@ -9,6 +9,8 @@
 #ifndef JM_PROTO_RPC_H
 #define JM_PROTO_RPC_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -34,6 +36,23 @@ void rpc_reply_fini(struct rpc_reply *reply); /* accepts zeroed */
  * (reply then needs no fini). */
 int rpc_call(struct rpc *rpc, const struct proto_msg *req, uint32_t timeout_ms,
 	     struct rpc_reply *reply, struct jm_err *err);
+
+/* A token that lets another thread cut calls short: once rpc_cancel_fire()
+ * ran, the call in progress with it returns JM_ECLOSED at once, and so does
+ * every later call with it, without sending. For a worker that stops while
+ * its broker is unreachable: its fetches must not wait out their timeout. */
+struct rpc_cancel {
+	pthread_mutex_t lock;
+	bool fired;
+	void *aio_; /* nng_aio * of the call in progress, or NULL */
+};
+void rpc_cancel_init(struct rpc_cancel *cancel);
+void rpc_cancel_fini(struct rpc_cancel *cancel);
+void rpc_cancel_fire(struct rpc_cancel *cancel);
+
+/* rpc_call that cancel (may be NULL) can cut short. */
+int rpc_call_cancellable(struct rpc *rpc, const struct proto_msg *req, uint32_t timeout_ms,
+			 struct rpc_cancel *cancel, struct rpc_reply *reply, struct jm_err *err);
 
 /* Resolves the broker URL: explicit if non-NULL and non-empty, else
  * $JOBMESH_BROKER, else "tcp://127.0.0.1:7400". */

@@ -68,6 +68,13 @@
 #define SETTLE_BUDGET_MAX_MS 60000
 #define HANDBACK_BUDGET_MS 10000 /* release at stop; silence requeues anyway */
 #define HEARTBEAT_CALL_TIMEOUT_MS 3000
+/* How long settles may still be retried once a stop no longer waits for
+ * handlers (drain timeout passed, second signal): a broker that is down
+ * must not hold the exit for a whole settle budget. */
+#define STOP_SETTLE_GRACE_MS 3000
+/* The draining heartbeat at a stop: a broker that does not answer within
+ * it is taken as unreachable and our fetches are cut short. */
+#define STOP_HEARTBEAT_CALL_TIMEOUT_MS 1000
 #define PROGRESS_CALL_TIMEOUT_MS 2000
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 2000
@@ -84,6 +91,7 @@ struct worker_handler {
 struct worker_slot {
 	struct jm_worker *worker;
 	uint32_t index;
+	struct rpc_cancel fetch_cancel; /* fired when we stop with the broker unreachable */
 	pthread_t thread;
 	bool started;
 };
@@ -122,6 +130,11 @@ struct jm_worker {
 	bool ran;             /* run was called: it may be called once */
 	bool stop_requested;
 	bool hard_stop; /* hand leases back now, without draining */
+	/* Monotonic ms after which settles are no longer retried; 0 while the
+	 * worker runs. Set when it stops (stop_settle_cutoff). */
+	_Atomic uint64_t settle_cutoff_ms;
+	/* Fired with the slots' fetch_cancel: the heartbeat thread's calls. */
+	struct rpc_cancel heartbeat_cancel;
 	bool heartbeat_exit;
 	uint32_t handlers_running;
 };
@@ -359,10 +372,23 @@ static void settle_send(struct jm_worker *w, struct proto_msg *msg, uint64_t *de
 	struct jm_err err;
 
 	while (*count > 0) {
+		/* A stopping worker shortens every budget to its cutoff. */
+		uint32_t call_ms = SETTLE_CALL_TIMEOUT_MS;
+		uint64_t cutoff = atomic_load(&w->settle_cutoff_ms);
+		if (cutoff != 0) {
+			for (uint32_t i = 0; i < *count; i++)
+				if (deadlines_ms[i] > cutoff)
+					deadlines_ms[i] = cutoff;
+			uint64_t now = now_ms();
+			uint64_t left = cutoff > now ? cutoff - now : 0;
+			call_ms = left < BACKOFF_FIRST_MS ? BACKOFF_FIRST_MS
+			          : left < call_ms        ? (uint32_t)left
+			                                  : call_ms;
+		}
 		struct rpc_reply reply;
 		memset(&reply, 0, sizeof reply);
 		jm_err_clear(&err);
-		int rc = rpc_call(w->rpc, msg, SETTLE_CALL_TIMEOUT_MS, &reply, &err);
+		int rc = rpc_call(w->rpc, msg, call_ms, &reply, &err);
 		if (rc == 0 && (reply.msg.type != PROTO_SETTLED ||
 		                reply.msg.u.settled.codes_count != *count)) {
 			rc = jm_err_set(&err, JM_EPROTO,
@@ -781,7 +807,10 @@ static void *slot_main(void *arg)
 		struct jm_err err;
 		jm_err_clear(&err);
 		uint64_t asked_ms = now_ms();
-		int rc = rpc_call(w->rpc, &req, FETCH_WAIT_MS + FETCH_CALL_MARGIN_MS, &reply, &err);
+		int rc = rpc_call_cancellable(w->rpc, &req, FETCH_WAIT_MS + FETCH_CALL_MARGIN_MS,
+		                              &slot->fetch_cancel, &reply, &err);
+		if (rc == JM_ECLOSED)
+			break; /* the stop cancelled our fetch */
 		if (rc == 0 && reply.msg.type != PROTO_JOBS) {
 			rc = jm_err_set(&err, JM_EPROTO, "the broker answered fetch with %s",
 			                proto_type_name(reply.msg.type));
@@ -816,7 +845,9 @@ static void *slot_main(void *arg)
 
 /* ---- heartbeats --------------------------------------------------------- */
 
-static void heartbeat_send(struct jm_worker *w)
+/* One heartbeat, waiting up to timeout_ms unless cancel (may be NULL) is
+ * fired; true if the broker answered. */
+static bool heartbeat_send(struct jm_worker *w, uint32_t timeout_ms, struct rpc_cancel *cancel)
 {
 	struct proto_lease_ref *leases = NULL;
 	size_t leases_count = held_snapshot(&w->held, &leases);
@@ -838,19 +869,21 @@ static void heartbeat_send(struct jm_worker *w)
 	memset(&reply, 0, sizeof reply);
 	struct jm_err err;
 	jm_err_clear(&err);
-	int rc = rpc_call(w->rpc, &msg, HEARTBEAT_CALL_TIMEOUT_MS, &reply, &err);
+	int rc = rpc_call_cancellable(w->rpc, &msg, timeout_ms, cancel, &reply, &err);
 	free(leases);
+	if (rc == JM_ECLOSED)
+		return false; /* the stop cut us short */
 	if (rc != 0) {
 		if (code_is_transient(rc))
 			broker_note_failure(w, "heartbeat", &err);
 		else
 			jm_error("heartbeat refused: %s", jm_err_text(&err));
-		return;
+		return code_is_transient(rc) ? false : true;
 	}
 	if (reply.msg.type != PROTO_HEARTBEAT_REPLY) {
 		jm_error("the broker answered heartbeat with %s", proto_type_name(reply.msg.type));
 		rpc_reply_fini(&reply);
-		return;
+		return true;
 	}
 	broker_note_success(w);
 	const struct proto_heartbeat_reply *hr = &reply.msg.u.heartbeat_reply;
@@ -862,13 +895,14 @@ static void heartbeat_send(struct jm_worker *w)
 			        ref->job_id, ref->lease);
 	}
 	rpc_reply_fini(&reply);
+	return true;
 }
 
 static void *heartbeat_main(void *arg)
 {
 	struct jm_worker *w = arg;
 	for (;;) {
-		heartbeat_send(w);
+		heartbeat_send(w, HEARTBEAT_CALL_TIMEOUT_MS, &w->heartbeat_cancel);
 		struct timespec until = deadline_ts(w->heartbeat_ms);
 		pthread_mutex_lock(&w->lock);
 		while (!w->heartbeat_exit) {
@@ -937,7 +971,9 @@ int jm_worker_new(jm_worker **out, const jm_worker_options *opts)
 		goto fail_free_worker;
 	held_init(&w->held);
 	progress_board_init(&w->progress);
+	rpc_cancel_init(&w->heartbeat_cancel);
 	atomic_init(&w->broker_down, false);
+	atomic_init(&w->settle_cutoff_ms, 0);
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_condattr_t attr;
 	pthread_condattr_init(&attr);
@@ -1071,6 +1107,8 @@ int jm_worker_run(jm_worker *w)
 		return rc;
 	}
 	w->slots = calloc(w->concurrency, sizeof *w->slots);
+	for (uint32_t i = 0; w->slots != NULL && i < w->concurrency; i++)
+		rpc_cancel_init(&w->slots[i].fetch_cancel);
 	w->settle_acks = calloc(SETTLE_BATCH_ITEMS_MAX, sizeof *w->settle_acks);
 	w->settle_fails = calloc(SETTLE_BATCH_ITEMS_MAX, sizeof *w->settle_fails);
 	w->settle_ack_deadlines_ms = calloc(SETTLE_BATCH_ITEMS_MAX, sizeof(uint64_t));
@@ -1108,10 +1146,19 @@ int jm_worker_run(jm_worker *w)
 	jm_info("worker %s stopping: %s", w->worker_id,
 	        hard ? "handing leases back now" : "draining");
 	/* Draining at once: the broker answers our parked fetches empty, so the
-	 * slot threads come back without waiting out their park. */
-	heartbeat_send(w);
-	if (worker_drain(w))
+	 * slot threads come back without waiting out their park. A broker we
+	 * cannot reach answers nothing: cut the fetches short ourselves. */
+	atomic_store(&w->settle_cutoff_ms,
+	             now_ms() + (hard ? STOP_SETTLE_GRACE_MS : w->drain_timeout_ms));
+	if (!heartbeat_send(w, STOP_HEARTBEAT_CALL_TIMEOUT_MS, NULL)) {
+		for (uint32_t i = 0; i < w->concurrency; i++)
+			rpc_cancel_fire(&w->slots[i].fetch_cancel);
+		rpc_cancel_fire(&w->heartbeat_cancel);
+	}
+	if (worker_drain(w)) {
+		atomic_store(&w->settle_cutoff_ms, now_ms() + STOP_SETTLE_GRACE_MS);
 		worker_hand_back_all(w);
+	}
 	worker_join_all(w);
 	/* A lease left here was never claimed by anyone: impossible unless a
 	 * slot ran out of memory; hand it back rather than let it time out. */
@@ -1145,9 +1192,12 @@ void jm_worker_free(jm_worker *w)
 	rpc_close(w->rpc);
 	settler_fini(&w->settler);
 	held_fini(&w->held);
+	rpc_cancel_fini(&w->heartbeat_cancel);
 	progress_board_fini(&w->progress);
 	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->lock);
+	for (uint32_t i = 0; w->slots != NULL && i < w->concurrency; i++)
+		rpc_cancel_fini(&w->slots[i].fetch_cancel);
 	free(w->slots);
 	free(w->settle_acks);
 	free(w->settle_fails);

@@ -240,6 +240,54 @@ static void test_call_without_server_times_out_within_bound(void **state)
 	rpc_close(rpc);
 }
 
+struct cancel_later {
+	struct rpc_cancel *cancel;
+	uint32_t after_ms;
+};
+
+static void *cancel_later_main(void *arg)
+{
+	struct cancel_later *c = arg;
+	struct timespec wait = {0, (long)c->after_ms * 1000000L};
+	nanosleep(&wait, NULL);
+	rpc_cancel_fire(c->cancel);
+	return NULL;
+}
+
+/* No broker answers: a fire from another thread ends the call at once with
+ * JM_ECLOSED instead of its 10 s timeout, and a later call with the fired
+ * token fails the same way without waiting. */
+static void test_cancel_cuts_a_call_short_and_every_later_one(void **state)
+{
+	struct fixture *f = *state;
+	struct rpc *rpc = NULL;
+	struct jm_err err = {0};
+	assert_jm_ok(rpc_open(&rpc, f->url, &err), &err);
+	struct rpc_cancel cancel;
+	rpc_cancel_init(&cancel);
+	struct cancel_later later = {&cancel, 200};
+	pthread_t thread;
+	assert_int_equal(pthread_create(&thread, NULL, cancel_later_main, &later), 0);
+	struct proto_msg req = status_request(1);
+	struct rpc_reply reply;
+	uint64_t start_us = jm_mono_us();
+	assert_int_equal(rpc_call_cancellable(rpc, &req, 10000, &cancel, &reply, &err),
+	                 JM_ECLOSED);
+	uint64_t elapsed_ms = (jm_mono_us() - start_us) / 1000;
+	pthread_join(thread, NULL);
+	assert_true(elapsed_ms >= 190);
+	assert_true(elapsed_ms < 2000);
+	assert_non_null(strstr(jm_err_text(&err), "cancelled"));
+	assert_null(reply.nng_msg_);
+
+	start_us = jm_mono_us();
+	assert_int_equal(rpc_call_cancellable(rpc, &req, 10000, &cancel, &reply, &err),
+	                 JM_ECLOSED);
+	assert_true((jm_mono_us() - start_us) / 1000 < 500);
+	rpc_cancel_fini(&cancel);
+	rpc_close(rpc);
+}
+
 static void test_call_waits_for_a_broker_that_starts_late(void **state)
 {
 	struct fixture *f = *state;
@@ -339,6 +387,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_error_reply_becomes_its_code_and_text,
 	                                    setup_with_server, teardown),
 	    cmocka_unit_test_setup_teardown(test_call_without_server_times_out_within_bound, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_cancel_cuts_a_call_short_and_every_later_one, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_call_waits_for_a_broker_that_starts_late, setup,
 	                                    teardown),
