@@ -18,6 +18,7 @@
 #include <nng/transport/tcp/tcp.h>
 
 #include "log.h"
+#include "sock_close.h"
 
 #define EVENTS_SEND_BUFFER 1024
 #define EVENTS_CLOSE_DRAIN_S 3
@@ -251,7 +252,7 @@ void events_close(struct events *ev)
 	if (ev == NULL)
 		return;
 	events_stop(ev);
-	nng_close(ev->sock);
+	sock_close(ev->sock);
 	pthread_cond_destroy(&ev->drained);
 	pthread_cond_destroy(&ev->wake);
 	pthread_mutex_destroy(&ev->lock);

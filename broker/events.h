@@ -35,10 +35,10 @@ void events_push(struct events *ev, const char *topic, const struct proto_event 
  * the publisher thread. Call before the journal is closed (it still reads
  * the journal's durable position). Accepts NULL; idempotent. */
 void events_stop(struct events *ev);
-/* events_stop, then closes the socket and frees ev. NNG 1.5.2's nng_close
+/* events_stop, then closes the socket (sock_close: NNG 1.5.2's nng_close
  * of a PUB socket can hang on a pipe that went away mid-handshake, so the
- * broker calls this only once the journal is closed, under its close
- * watchdog. Accepts NULL. */
+ * wait is bounded; the broker calls this only once its journal is closed)
+ * and frees ev. Accepts NULL. */
 void events_close(struct events *ev);
 
 /* The default events URL for a broker listening on url: tcp port + 1

@@ -24,6 +24,7 @@
 #include <nng/protocol/pubsub0/sub.h>
 
 #include "client_internal.h"
+#include "sock_close.h"
 
 #define SUBSCRIBE_RECV_BUFFER 1024
 #define SUBSCRIBE_RECV_POLL_MS 100 /* how soon the thread sees a close */
@@ -210,6 +211,6 @@ void jm_subscription_close(jm_subscription *sub)
 		return;
 	atomic_store(&sub->stopping, true);
 	pthread_join(sub->thread, NULL);
-	nng_close(sub->sock);
+	sock_close(sub->sock);
 	free(sub);
 }

@@ -27,6 +27,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "sock_close.h"
 
 #define RPC_DEFAULT_URL "tcp://127.0.0.1:7400"
 #define RPC_RECONNECT_MIN_MS 100
@@ -123,7 +124,7 @@ void rpc_close(struct rpc *rpc)
 {
 	if (rpc == NULL)
 		return;
-	nng_close(rpc->sock);
+	sock_close(rpc->sock);
 	free(rpc->url);
 	free(rpc);
 }

@@ -27,6 +27,7 @@
 #include "clock.h"
 #include "harness.h"
 #include "rpc.h"
+#include "sock_close.h"
 
 #define PAYLOAD_BYTES 100
 #define PRODUCER_THREADS 32
@@ -268,7 +269,7 @@ int main(int argc, char **argv)
 		return 1;
 	enqueue(client, "w2-read", jobs, 4, BATCH);
 	double reading = drain(client, "w2-read", jobs, "bench-drain-read");
-	nng_close(reader.sub);
+	sock_close(reader.sub);
 	pthread_join(reader.thread, NULL);
 	printf("W2 drain, same, with a subscriber reading all:   %9.0f jobs/s (%d jobs, %llu "
 	       "events read)\n",
@@ -277,7 +278,7 @@ int main(int argc, char **argv)
 	enqueue(client, "w2-stalled", jobs, 4, BATCH);
 	printf("W2 drain, same, with a subscriber never reading: %9.0f jobs/s (%d jobs)\n",
 	       drain(client, "w2-stalled", jobs, "bench-drain-stalled"), jobs);
-	nng_close(stalled);
+	sock_close(stalled);
 
 	/* W3: one job at a time, submit then wait for completion. */
 	enum { ROUND_TRIPS = 2000 };

@@ -17,6 +17,7 @@
 #include "harness.h"
 #include "message.h"
 #include "rpc.h"
+#include "sock_close.h"
 #include "stack.h"
 
 static int fixture_setup(void **state)
@@ -101,7 +102,7 @@ static int raw_call(struct stack *f, const void *bytes, size_t len, char *text, 
 	size_t reply_len;
 	int rv = nng_recv(sock, &reply, &reply_len, NNG_FLAG_ALLOC);
 	if (rv != 0) {
-		nng_close(sock);
+		sock_close(sock);
 		return -1000 - rv;
 	}
 	struct proto_msg msg;
@@ -115,7 +116,7 @@ static int raw_call(struct stack *f, const void *bytes, size_t len, char *text, 
 	text[n] = '\0';
 	proto_msg_fini(&msg);
 	nng_free(reply, reply_len);
-	nng_close(sock);
+	sock_close(sock);
 	return code;
 }
 
