@@ -674,6 +674,45 @@ static void test_second_sigterm_hands_back_at_once(void **state)
 	assert_int_equal(log_count(f, "done", id, 0, NULL), 1);
 }
 
+/* SIGTERM while the broker is gone (killed): the worker waits out neither
+ * its fetch and heartbeat timeouts nor a whole settle budget. Its running
+ * job finishes during the drain but cannot be acked; the worker gives the
+ * ack up at the drain timeout (2 s here) and exits 0. Back up, the broker
+ * requeues the unsettled job once w1's lease lapses (a lost attempt), and
+ * w2 completes it. */
+static void test_sigterm_with_the_broker_gone_exits_by_the_drain_timeout(void **state)
+{
+	struct fixture *f = fixture_start("broker-gone", NULL);
+	*state = f;
+	const char *drain[] = {"--drain-timeout", "2", NULL};
+	size_t w1 = start_worker(f, "w1", "2", drain);
+	uint64_t id = submit(f, "1 1", 3, 0);
+	wait_log(f, "start", id, 1, "w1");
+	assert_jm_ok(harness_kill(&f->broker));
+	uint64_t term_us = jm_mono_us();
+	signal_worker(f, w1, SIGTERM);
+	int status = -1;
+	assert_jm_ok(harness_stop(&f->workers[w1], 0, 15000, &status));
+	uint64_t took_ms = elapsed_ms(term_us);
+	say("w1 exited %llu ms after SIGTERM with its broker gone (drain timeout 2 s)",
+	    (unsigned long long)took_ms);
+	if (status != 0)
+		fail_with_logs(f, "w1 exited with status %d; expected 0", status);
+	/* 2 s of drain plus the slack of a loaded 2-core machine; before the
+	 * stop was bounded this took the whole 60 s settle budget. */
+	if (took_ms > 6000)
+		fail_with_logs(f,
+		               "w1 took %llu ms to exit after SIGTERM with its broker gone; "
+		               "expected about its 2 s drain timeout",
+		               (unsigned long long)took_ms);
+	assert_int_equal(log_count(f, "done", id, 1, "w1"), 1);
+
+	assert_jm_ok(harness_broker_start(&f->h, f->broker_args, &f->broker));
+	start_worker(f, "w2", "1", NULL);
+	expect_completed_by(f, id, 2, "w2");
+	assert_int_equal(log_count(f, "done", id, 0, NULL), 2);
+}
+
 /* ---- a job that kills its worker ------------------------------------------ */
 
 /* The handler kills its own worker (kill -9 $PPID: the worker runs
@@ -952,6 +991,8 @@ int main(void)
 	    cmocka_unit_test_teardown(test_drain_timeout_hands_back_running_job_uncounted,
 	                              fixture_stop),
 	    cmocka_unit_test_teardown(test_second_sigterm_hands_back_at_once, fixture_stop),
+	    cmocka_unit_test_teardown(test_sigterm_with_the_broker_gone_exits_by_the_drain_timeout,
+	                              fixture_stop),
 	    cmocka_unit_test_teardown(test_job_killing_its_workers_is_dead_lettered, fixture_stop),
 	    cmocka_unit_test_teardown(
 	        test_job_killing_its_worker_restarted_under_same_id_is_dead_lettered, fixture_stop),
