@@ -324,6 +324,17 @@ static bool settle_item_verdict(struct jm_worker *w, const char *what, uint64_t 
 	return false;
 }
 
+/* Moves item `from` of an ACK or FAIL, with its deadline, to slot `to`
+ * (to <= from): how the retry loops compact what is still to be sent. */
+static void settle_keep(struct proto_msg *msg, uint64_t *deadlines_ms, uint32_t to, uint32_t from)
+{
+	if (msg->type == PROTO_ACK)
+		msg->u.ack.items[to] = msg->u.ack.items[from];
+	else
+		msg->u.fail.items[to] = msg->u.fail.items[from];
+	deadlines_ms[to] = deadlines_ms[from];
+}
+
 /* Gives up the items of msg whose deadline comes before retry_at_ms (they
  * get no answer: the broker's lease deadline requeues them), keeping the
  * others and their deadlines in order. Returns how many are kept. */
@@ -343,11 +354,7 @@ static uint32_t settle_give_up_due(struct proto_msg *msg, uint64_t *deadlines_ms
 				                   : msg->u.fail.items[i].job_id;
 			continue;
 		}
-		if (is_ack)
-			msg->u.ack.items[kept] = msg->u.ack.items[i];
-		else
-			msg->u.fail.items[kept] = msg->u.fail.items[i];
-		deadlines_ms[kept++] = deadlines_ms[i];
+		settle_keep(msg, deadlines_ms, kept++, i);
 	}
 	if (given_up > 0)
 		jm_error("giving up the %s of %" PRIu32 " job(s) (first: job %" PRIu64
@@ -408,11 +415,7 @@ static void settle_send(struct jm_worker *w, struct proto_msg *msg, uint64_t *de
 				if (!settle_item_verdict(w, what, job_id, lease,
 				                         reply.msg.u.settled.codes[i]))
 					continue;
-				if (is_ack)
-					msg->u.ack.items[kept] = msg->u.ack.items[i];
-				else
-					msg->u.fail.items[kept] = msg->u.fail.items[i];
-				deadlines_ms[kept++] = deadlines_ms[i];
+				settle_keep(msg, deadlines_ms, kept++, i);
 			}
 			rpc_reply_fini(&reply);
 			*count = kept;

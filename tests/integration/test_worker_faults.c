@@ -179,15 +179,13 @@ static int fixture_stop(void **state)
 /* Fails the test after printing every process's logs and runs.log. */
 #define fail_with_logs(f, ...) fixture_fail_with_logs(&(f)->h, (f)->log_path, __VA_ARGS__)
 
-/* Starts worker `name` on queue "q" running job.sh for type "job", with
- * the fast heartbeat and kill grace, plus extra args. sleep_s, if not NULL,
- * replaces the payload's sleep. Returns its index in f->workers. */
-static size_t start_worker_sleeping(struct fixture *f, const char *name, const char *concurrency,
-                                    const char *sleep_s, const char *const *extra)
+/* Starts worker `name` on queue "q" with handler (TYPE=COMMAND), the fast
+ * heartbeat and kill grace and a 2 s drain, plus extra args. Returns its
+ * index in f->workers. */
+static size_t start_worker_with(struct fixture *f, const char *name, const char *concurrency,
+                                const char *handler, const char *const *extra)
 {
 	assert_true(f->workers_count < WORKERS_MAX);
-	char handler[512];
-	snprintf(handler, sizeof handler, "job=%s %s %s", f->script, name, sleep_s ? sleep_s : "");
 	const char *const base[] = {"--queue",
 	                            "q",
 	                            "--concurrency",
@@ -212,6 +210,16 @@ static size_t start_worker_sleeping(struct fixture *f, const char *name, const c
 	return index;
 }
 
+/* A worker running job.sh for type "job"; sleep_s, if not NULL, replaces
+ * the payload's sleep. */
+static size_t start_worker_sleeping(struct fixture *f, const char *name, const char *concurrency,
+                                    const char *sleep_s, const char *const *extra)
+{
+	char handler[512];
+	snprintf(handler, sizeof handler, "job=%s %s %s", f->script, name, sleep_s ? sleep_s : "");
+	return start_worker_with(f, name, concurrency, handler, extra);
+}
+
 static size_t start_worker(struct fixture *f, const char *name, const char *concurrency,
                            const char *const *extra)
 {
@@ -221,27 +229,7 @@ static size_t start_worker(struct fixture *f, const char *name, const char *conc
 /* Starts a worker with a handler of its own for type "job". */
 static size_t start_worker_cmd(struct fixture *f, const char *name, const char *handler)
 {
-	assert_true(f->workers_count < WORKERS_MAX);
-	const char *args[] = {"--queue",
-	                      "q",
-	                      "--concurrency",
-	                      "1",
-	                      "--handler",
-	                      handler,
-	                      "--worker-id",
-	                      name,
-	                      "--heartbeat-ms",
-	                      HEARTBEAT_ARG,
-	                      "--kill-grace-ms",
-	                      KILL_GRACE_ARG,
-	                      "--drain-timeout",
-	                      "2",
-	                      NULL};
-	size_t index = f->workers_count;
-	assert_jm_ok(harness_worker_start(&f->h, name, args, &f->workers[index]));
-	snprintf(f->worker_names[index], sizeof f->worker_names[index], "%s", name);
-	f->workers_count++;
-	return index;
+	return start_worker_with(f, name, "1", handler, NULL);
 }
 
 /* SIGKILL to a worker and to its handlers, as when its container dies. */
