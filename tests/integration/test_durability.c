@@ -502,7 +502,7 @@ static void test_crash_loop_loses_and_duplicates_nothing_acknowledged(void **sta
 	struct check_marks marks = {0};
 	for (unsigned round = 1; round <= CRASH_ROUNDS; round++) {
 		const char *fsync = round <= CRASH_ROUNDS_BATCH ? "batch" : "always";
-		/* The clients redial with backoff (up to 2 s): the crash must hit
+		/* The clients redial with backoff (up to 1 s): the crash must hit
 		 * a producer that is submitting, so wait for its next success. */
 		producer_progress_wait(f);
 		int delay_ms = KILL_DELAY_MIN_MS +
