@@ -880,7 +880,7 @@ static void handle_heartbeat(struct core *core, struct request *req, struct outb
 		return;
 	}
 	w->heartbeats++;
-	size_t host_len = hb->host.len < PROTO_NAME_MAX ? hb->host.len : PROTO_NAME_MAX;
+	size_t host_len = hb->host.len < PROTO_HOST_MAX ? hb->host.len : PROTO_HOST_MAX;
 	memcpy(w->host, hb->host.ptr ? (const char *)hb->host.ptr : "", host_len);
 	w->host[host_len] = '\0';
 	w->pid = hb->pid;

@@ -28,7 +28,7 @@
 
 struct worker {
 	char id[PROTO_NAME_MAX + 1];
-	char host[PROTO_NAME_MAX + 1];
+	char host[PROTO_HOST_MAX + 1];
 	uint32_t pid;
 	uint64_t instance; /* the process behind the id; 0 until it says */
 	uint32_t concurrency;

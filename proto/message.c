@@ -24,7 +24,6 @@
 #include "codec.h"
 
 /* A host name in a HEARTBEAT: POSIX HOST_NAME_MAX. */
-#define HOST_MAX 255
 
 struct msg_codec {
 	int (*check)(const struct proto_msg *m, struct jm_err *err);
@@ -780,7 +779,7 @@ static int stats_reply_decode(const msgpack_object *body, msgpack_zone *zone, st
  *             [[job_id, lease]...], draining]
  * A worker serves at most PROTO_QUEUES_PER_FETCH_MAX queues (it could not
  * fetch from more) and reports at most PROTO_JOBS_PER_MESSAGE_MAX leases;
- * host is at most HOST_MAX bytes. */
+ * host is at most PROTO_HOST_MAX bytes. */
 #define HEARTBEAT_FIELDS \
 	"worker_id, instance, host, pid, concurrency, queues, leases, draining"
 
@@ -788,7 +787,7 @@ static int heartbeat_check(const struct proto_msg *m, struct jm_err *err)
 {
 	const struct proto_heartbeat *h = &m->u.heartbeat;
 	if (codec_check_name(h->worker_id, "worker id", false, err) ||
-	    codec_check_size(&h->host, "host", HOST_MAX, err) ||
+	    codec_check_size(&h->host, "host", PROTO_HOST_MAX, err) ||
 	    codec_check_list(h->queues, h->queues_count, sizeof h->queues[0], "queues", "queue", 0,
 	                     PROTO_QUEUES_PER_FETCH_MAX, queue_name_check, err) ||
 	    codec_check_list(h->leases, h->leases_count, sizeof h->leases[0], "leases", "lease", 0,
@@ -941,7 +940,7 @@ static int worker_info_check(const void *item, struct jm_err *err)
 {
 	const struct proto_worker_info *wi = item;
 	if (codec_check_name(wi->worker_id, "worker id", false, err) ||
-	    codec_check_size(&wi->host, "host", HOST_MAX, err) ||
+	    codec_check_size(&wi->host, "host", PROTO_HOST_MAX, err) ||
 	    codec_check_list(wi->queues, wi->queues_count, sizeof wi->queues[0], "queues", "queue",
 	                     0, PROTO_QUEUES_PER_FETCH_MAX, queue_name_check, err) ||
 	    codec_check_list(wi->job_ids, wi->job_ids_count, sizeof wi->job_ids[0], "job ids",

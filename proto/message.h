@@ -251,6 +251,9 @@ struct proto_lease_ref {
 	uint64_t lease;
 };
 
+/* Longest host name a HEARTBEAT or WORKERS_REPLY carries (a DNS name). */
+#define PROTO_HOST_MAX 255
+
 struct proto_heartbeat {
 	proto_name worker_id;
 	uint64_t instance;
