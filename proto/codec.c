@@ -277,6 +277,29 @@ int codec_unpack(const void *buf, size_t len, msgpack_zone **zone, msgpack_objec
 	return 0;
 }
 
+int codec_decode(const void *buf, size_t len, codec_root_fn decode, void *out, size_t out_size,
+                 void **zone_out, struct jm_err *err)
+{
+	struct jm_err scratch;
+	if (err == NULL)
+		err = &scratch;
+	jm_err_clear(err);
+	memset(out, 0, out_size);
+	msgpack_zone *zone;
+	msgpack_object root;
+	int rc = codec_unpack(buf, len, &zone, &root, err);
+	if (rc != 0)
+		return rc;
+	rc = decode(&root, zone, out, err);
+	if (rc != 0) {
+		msgpack_zone_free(zone);
+		memset(out, 0, out_size);
+		return rc;
+	}
+	*zone_out = zone;
+	return 0;
+}
+
 const char *codec_kind(const msgpack_object *o)
 {
 	switch (o->type) {

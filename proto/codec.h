@@ -54,6 +54,17 @@ int codec_prescan(const uint8_t *buf, size_t len, struct jm_err *err);
 int codec_unpack(const void *buf, size_t len, msgpack_zone **zone, msgpack_object *root,
                  struct jm_err *err);
 
+/* Decodes one whole object of buf into out (out_size bytes): clears err
+ * (which may be NULL) and out, unpacks, then hands the root to decode. On
+ * success *zone_out (out's zone_ field) owns every allocation out points
+ * into; on failure the zone is freed and out is zeroed, so a caller never
+ * holds half a result. The one ownership rule behind proto_decode and
+ * proto_record_decode. */
+typedef int (*codec_root_fn)(const msgpack_object *root, msgpack_zone *zone, void *out,
+                             struct jm_err *err);
+int codec_decode(const void *buf, size_t len, codec_root_fn decode, void *out, size_t out_size,
+                 void **zone_out, struct jm_err *err);
+
 /* "an integer", "a string", ... for error messages. */
 const char *codec_kind(const msgpack_object *o);
 

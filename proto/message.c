@@ -1479,9 +1479,10 @@ static const struct msg_codec *msg_codec_of(uint64_t type)
  * is the problem. */
 #define ENVELOPE_FIELDS "version, type, body"
 
-static int envelope_decode(const msgpack_object *root, msgpack_zone *zone, struct proto_msg *out,
+static int envelope_decode(const msgpack_object *root, msgpack_zone *zone, void *msg,
                            struct jm_err *err)
 {
+	struct proto_msg *out = msg;
 	if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size == 0)
 		return jm_err_set(
 		    err, JM_EPROTO, "message must be an array [%s], got %s", ENVELOPE_FIELDS,
@@ -1513,24 +1514,7 @@ static int envelope_decode(const msgpack_object *root, msgpack_zone *zone, struc
 
 int proto_decode(const void *buf, size_t len, struct proto_msg *out, struct jm_err *err)
 {
-	struct jm_err scratch;
-	if (err == NULL)
-		err = &scratch;
-	jm_err_clear(err);
-	memset(out, 0, sizeof *out);
-	msgpack_zone *zone;
-	msgpack_object root;
-	int rc = codec_unpack(buf, len, &zone, &root, err);
-	if (rc != 0)
-		return rc;
-	rc = envelope_decode(&root, zone, out, err);
-	if (rc != 0) {
-		msgpack_zone_free(zone);
-		memset(out, 0, sizeof *out);
-		return rc;
-	}
-	out->zone_ = zone;
-	return 0;
+	return codec_decode(buf, len, envelope_decode, out, sizeof *out, &out->zone_, err);
 }
 
 void proto_msg_fini(struct proto_msg *msg)

@@ -278,9 +278,11 @@ const char *proto_record_type_name(int type)
 
 /* [record_version, record_type, fields...]; the version is read first so
  * a journal from a newer broker is reported as such. */
-static int record_body_decode(const msgpack_object *root, struct proto_record *out,
+static int record_body_decode(const msgpack_object *root, msgpack_zone *zone, void *rec,
                               struct jm_err *err)
 {
+	(void)zone; /* record fields borrow from the buffer; none allocates */
+	struct proto_record *out = rec;
 	if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size == 0)
 		return jm_err_set(err, JM_EPROTO,
 		                  "record must be an array [record_version, record_type, ...], "
@@ -321,24 +323,7 @@ static int record_body_decode(const msgpack_object *root, struct proto_record *o
 
 int proto_record_decode(const void *buf, size_t len, struct proto_record *out, struct jm_err *err)
 {
-	struct jm_err scratch;
-	if (err == NULL)
-		err = &scratch;
-	jm_err_clear(err);
-	memset(out, 0, sizeof *out);
-	msgpack_zone *zone;
-	msgpack_object root;
-	int rc = codec_unpack(buf, len, &zone, &root, err);
-	if (rc != 0)
-		return rc;
-	rc = record_body_decode(&root, out, err);
-	if (rc != 0) {
-		msgpack_zone_free(zone);
-		memset(out, 0, sizeof *out);
-		return rc;
-	}
-	out->zone_ = zone;
-	return 0;
+	return codec_decode(buf, len, record_body_decode, out, sizeof *out, &out->zone_, err);
 }
 
 void proto_record_fini(struct proto_record *rec)
