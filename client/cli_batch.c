@@ -33,40 +33,19 @@ static const struct cli_command batch_commands[] = {
      "Exits 0 whenever the batch was found, whatever its state.\n", cli_json_flags},
 };
 
-#define BATCH_COMMANDS_COUNT (sizeof batch_commands / sizeof batch_commands[0])
-
-static void batch_help(FILE *out)
-{
-	fprintf(out, "usage: jobmesh [global flags] batch submit|status ...\n\n");
-	for (size_t i = 0; i < BATCH_COMMANDS_COUNT; i++)
-		fprintf(out, "  jobmesh %s %s\n      %s\n", batch_commands[i].name,
-		        batch_commands[i].args, batch_commands[i].summary);
-	fprintf(out, "\nRun \"jobmesh batch submit --help\" for a subcommand's details.\n\n%s",
-	        cli_exit_codes_help);
-}
+static const struct cli_group batch_group = {
+    "batch", batch_commands, sizeof batch_commands / sizeof batch_commands[0],
+    "jobmesh batch submit FILE, or jobmesh batch status ID"};
 
 int cli_batch_run(struct cli *cli, const struct cli_command *self, int argc, char **argv, int first)
 {
-	if (first >= argc)
-		return cli_fail(CLI_EXIT_USAGE, "batch",
-		                "name a subcommand: jobmesh batch submit FILE, or jobmesh batch "
-		                "status ID");
-	if (strcmp(argv[first], "--help") == 0 || strcmp(argv[first], "help") == 0) {
-		batch_help(stdout);
-		return CLI_EXIT_OK;
-	}
-	for (size_t i = 0; i < BATCH_COMMANDS_COUNT; i++) {
-		if (strcmp(batch_commands[i].name + strlen("batch "), argv[first]) == 0)
-			return batch_commands[i].run(cli, &batch_commands[i], argc, argv,
-			                             first + 1);
-	}
-	return cli_fail(CLI_EXIT_USAGE, "batch", "unknown subcommand \"%s\": use submit or status",
-	                argv[first]);
+	(void)self;
+	return cli_group_run(cli, &batch_group, argc, argv, first);
 }
 
 void cli_batch_help(FILE *out)
 {
-	batch_help(out);
+	cli_group_help(out, &batch_group);
 }
 
 static int batch_submit_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,

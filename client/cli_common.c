@@ -45,6 +45,59 @@ int cli_set_timeout(void *ctx, const char *value, struct jm_err *err)
 	return rc;
 }
 
+/* "submit", "status": a subcommand's name without its group's. */
+static const char *group_word(const struct cli_group *group, const struct cli_command *cmd)
+{
+	return cmd->name + strlen(group->name) + 1;
+}
+
+/* The subcommand words joined by sep, last_sep before the last one. */
+static void group_words(const struct cli_group *group, const char *sep, const char *last_sep,
+                        char *buf, size_t size)
+{
+	size_t used = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < group->count && used < size; i++) {
+		int n = snprintf(buf + used, size - used, "%s%s",
+		                 i == 0 ? "" : i + 1 == group->count ? last_sep : sep,
+		                 group_word(group, &group->commands[i]));
+		used += n > 0 ? (size_t)n : 0;
+	}
+}
+
+void cli_group_help(FILE *out, const struct cli_group *group)
+{
+	char words[256];
+	group_words(group, "|", "|", words, sizeof words);
+	fprintf(out, "usage: jobmesh [global flags] %s %s ...\n\n", group->name, words);
+	for (size_t i = 0; i < group->count; i++)
+		fprintf(out, "  jobmesh %s %s\n      %s\n", group->commands[i].name,
+		        group->commands[i].args, group->commands[i].summary);
+	fprintf(out, "\nRun \"jobmesh %s --help\" for a subcommand's details.\n\n%s",
+	        group->commands[0].name, cli_exit_codes_help);
+}
+
+int cli_group_run(struct cli *cli, const struct cli_group *group, int argc, char **argv,
+                  int first)
+{
+	if (first >= argc)
+		return cli_fail(CLI_EXIT_USAGE, group->name, "name a subcommand: %s",
+		                group->missing_hint);
+	if (strcmp(argv[first], "--help") == 0 || strcmp(argv[first], "help") == 0) {
+		cli_group_help(stdout, group);
+		return CLI_EXIT_OK;
+	}
+	for (size_t i = 0; i < group->count; i++) {
+		const struct cli_command *cmd = &group->commands[i];
+		if (strcmp(group_word(group, cmd), argv[first]) == 0)
+			return cmd->run(cli, cmd, argc, argv, first + 1);
+	}
+	char choices[256];
+	group_words(group, ", ", " or ", choices, sizeof choices);
+	return cli_fail(CLI_EXIT_USAGE, group->name, "unknown subcommand \"%s\": use %s",
+	                argv[first], choices);
+}
+
 const struct jm_flag cli_json_flags[] = {
     CLI_FLAG_JSON,
     CLI_FLAG_HELP,

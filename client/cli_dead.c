@@ -49,34 +49,19 @@ static const struct cli_command dead_commands[] = {
      cli_json_flags},
 };
 
-#define DEAD_COMMANDS_COUNT (sizeof dead_commands / sizeof dead_commands[0])
+static const struct cli_group dead_group = {
+    "dead-letter", dead_commands, sizeof dead_commands / sizeof dead_commands[0],
+    "jobmesh dead-letter list QUEUE, or jobmesh dead-letter retry QUEUE [ID]"};
 
 void cli_dead_help(FILE *out)
 {
-	fprintf(out, "usage: jobmesh [global flags] dead-letter list|retry ...\n\n");
-	for (size_t i = 0; i < DEAD_COMMANDS_COUNT; i++)
-		fprintf(out, "  jobmesh %s %s\n      %s\n", dead_commands[i].name,
-		        dead_commands[i].args, dead_commands[i].summary);
-	fprintf(out, "\nRun \"jobmesh dead-letter list --help\" for a subcommand's details.\n\n%s",
-	        cli_exit_codes_help);
+	cli_group_help(out, &dead_group);
 }
 
 int cli_dead_run(struct cli *cli, const struct cli_command *self, int argc, char **argv, int first)
 {
-	if (first >= argc)
-		return cli_fail(CLI_EXIT_USAGE, "dead-letter",
-		                "name a subcommand: jobmesh dead-letter list QUEUE, or jobmesh "
-		                "dead-letter retry QUEUE [ID]");
-	if (strcmp(argv[first], "--help") == 0 || strcmp(argv[first], "help") == 0) {
-		cli_dead_help(stdout);
-		return CLI_EXIT_OK;
-	}
-	for (size_t i = 0; i < DEAD_COMMANDS_COUNT; i++) {
-		if (strcmp(dead_commands[i].name + strlen("dead-letter "), argv[first]) == 0)
-			return dead_commands[i].run(cli, &dead_commands[i], argc, argv, first + 1);
-	}
-	return cli_fail(CLI_EXIT_USAGE, "dead-letter",
-	                "unknown subcommand \"%s\": use list or retry", argv[first]);
+	(void)self;
+	return cli_group_run(cli, &dead_group, argc, argv, first);
 }
 
 static void dead_print_jobs(FILE *out, const jm_job_info *jobs, size_t count)
