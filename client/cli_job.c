@@ -24,8 +24,8 @@ const struct jm_flag cli_wait_flags[] = {
 
 /* Parses the command line of a one-job command into opts and *job_id.
  * Returns an exit code; *done when there is nothing more to do (help). */
-static int job_args(const struct cli_command *self, struct cli_timeout_opts *opts, int argc, char **argv,
-                    int first, uint64_t *job_id, bool *done)
+static int job_args(const struct cli_command *self, void *opts, int argc, char **argv, int first,
+                    uint64_t *job_id, bool *done)
 {
 	const char *operands[1];
 	int operands_count = 0;
@@ -59,7 +59,7 @@ static int job_print_json(const char *what, const jm_job_info *job, bool with_re
 int cli_status_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
                    int first)
 {
-	struct cli_timeout_opts opts = {0};
+	struct cli_opts opts = {0};
 	const char *operands[1];
 	int operands_count = 0;
 	bool done = false;
@@ -77,7 +77,7 @@ int cli_status_run(struct cli *cli, const struct cli_command *self, int argc, ch
 	if (client == NULL)
 		return code;
 	if (operands_count == 0)
-		return cli_batch_list_running(client, opts.common.json);
+		return cli_batch_list_running(client, opts.json);
 	jm_job_info job;
 	int rc = jm_client_status(client, job_id, &job);
 	if (rc == JM_ENOTFOUND) {
@@ -92,13 +92,13 @@ int cli_status_run(struct cli *cli, const struct cli_command *self, int argc, ch
 			                job_id);
 		if (rc != 0)
 			return cli_fail_sdk(rc);
-		return cli_batch_show(client, "status", job_id, opts.common.json);
+		return cli_batch_show(client, "status", job_id, opts.json);
 	}
 	if (rc != 0) {
 		jm_job_info_fini(&job);
 		return cli_fail_sdk(rc);
 	}
-	if (opts.common.json)
+	if (opts.json)
 		code = job_print_json("status", &job, false);
 	else
 		cli_print_job(stdout, &job);
@@ -106,25 +106,39 @@ int cli_status_run(struct cli *cli, const struct cli_command *self, int argc, ch
 	return code;
 }
 
+/* Runs fetch (jm_client_cancel, jm_client_result) on the job the command's
+ * ID operand names. CLI_EXIT_OK with *job to fini, or the exit code to
+ * return (*done: help was printed). */
+static int job_fetch(struct cli *cli, const struct cli_command *self, struct cli_opts *opts,
+                     int argc, char **argv, int first,
+                     int (*fetch)(jm_client *, uint64_t, jm_job_info *), jm_job_info *job,
+                     bool *done)
+{
+	uint64_t job_id = 0;
+	int code = job_args(self, opts, argc, argv, first, &job_id, done);
+	if (code != CLI_EXIT_OK || *done)
+		return code;
+	jm_client *client = cli_client(cli, self->name, &code);
+	if (client == NULL)
+		return code;
+	int rc = fetch(client, job_id, job);
+	if (rc != 0) {
+		jm_job_info_fini(job);
+		return cli_fail_sdk(rc);
+	}
+	return CLI_EXIT_OK;
+}
+
 int cli_cancel_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
                    int first)
 {
-	struct cli_timeout_opts opts = {0};
-	uint64_t job_id = 0;
+	struct cli_opts opts = {0};
+	jm_job_info job;
 	bool done = false;
-	int code = job_args(self, &opts, argc, argv, first, &job_id, &done);
+	int code = job_fetch(cli, self, &opts, argc, argv, first, jm_client_cancel, &job, &done);
 	if (code != CLI_EXIT_OK || done)
 		return code;
-	jm_client *client = cli_client(cli, "cancel", &code);
-	if (client == NULL)
-		return code;
-	jm_job_info job;
-	int rc = jm_client_cancel(client, job_id, &job);
-	if (rc != 0) {
-		jm_job_info_fini(&job);
-		return cli_fail_sdk(rc);
-	}
-	if (opts.common.json)
+	if (opts.json)
 		code = job_print_json("cancel", &job, false);
 	else
 		cli_print_job_state_line(stdout, &job);
@@ -162,23 +176,14 @@ static int job_no_result(const char *what, const jm_job_info *job)
 int cli_result_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
                    int first)
 {
-	struct cli_timeout_opts opts = {0};
-	uint64_t job_id = 0;
+	struct cli_opts opts = {0};
+	jm_job_info job;
 	bool done = false;
-	int code = job_args(self, &opts, argc, argv, first, &job_id, &done);
+	int code = job_fetch(cli, self, &opts, argc, argv, first, jm_client_result, &job, &done);
 	if (code != CLI_EXIT_OK || done)
 		return code;
-	jm_client *client = cli_client(cli, "result", &code);
-	if (client == NULL)
-		return code;
-	jm_job_info job;
-	int rc = jm_client_result(client, job_id, &job);
-	if (rc != 0) {
-		jm_job_info_fini(&job);
-		return cli_fail_sdk(rc);
-	}
 	bool completed = job.state == JM_STATE_COMPLETED && job.has_result;
-	if (opts.common.json) {
+	if (opts.json) {
 		code = job_print_json("result", &job, true);
 		if (code == CLI_EXIT_OK && !completed)
 			code = job_no_result("result", &job);
