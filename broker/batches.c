@@ -162,7 +162,7 @@ void batch_set_operation(struct batch *b, const char *text, size_t len)
 }
 
 void batch_info(const struct batch *b, struct proto_batch_info *info,
-		struct proto_batch_error *errors)
+                struct proto_batch_error *errors)
 {
 	memset(info, 0, sizeof *info);
 	info->batch_id = b->id;
@@ -174,14 +174,13 @@ void batch_info(const struct batch *b, struct proto_batch_info *info,
 	info->active = b->active;
 	if (b->current_operation)
 		info->current_operation = (struct proto_bytes){
-			(const uint8_t *)b->current_operation,
-			(uint32_t)strlen(b->current_operation)};
+		    (const uint8_t *)b->current_operation, (uint32_t)strlen(b->current_operation)};
 	uint32_t first = b->errors_count == PROTO_BATCH_ERRORS_MAX ? b->errors_next : 0;
 	for (uint32_t i = 0; i < b->errors_count; i++) {
 		const struct batch_error *e = &b->errors[(first + i) % PROTO_BATCH_ERRORS_MAX];
 		errors[i].job_id = e->job_id;
 		errors[i].text = (struct proto_bytes){(const uint8_t *)(e->text ? e->text : ""),
-						      e->text ? (uint32_t)strlen(e->text) : 0};
+		                                      e->text ? (uint32_t)strlen(e->text) : 0};
 	}
 	info->errors_count = b->errors_count;
 	info->errors = errors;

@@ -60,7 +60,7 @@ int batch_get(struct batch_registry *reg, uint64_t id, uint64_t created_us, stru
 /* Frees b once it holds no job. */
 void batch_remove(struct batch_registry *reg, struct batch *b);
 void batch_each(const struct batch_registry *reg, void (*fn)(struct batch *b, void *arg),
-		void *arg);
+                void *arg);
 
 bool batch_is_finished(const struct batch *b);
 /* enum proto_batch_state of b. */
@@ -71,6 +71,6 @@ void batch_set_operation(struct batch *b, const char *text, size_t len);
 /* Fills info, borrowing b's strings; errors (PROTO_BATCH_ERRORS_MAX
  * entries) is the caller's array, newest last. */
 void batch_info(const struct batch *b, struct proto_batch_info *info,
-		struct proto_batch_error *errors);
+                struct proto_batch_error *errors);
 
 #endif

@@ -94,7 +94,7 @@ static void outbox_flush(struct core *core, struct outbox *out)
 			req->on_reply(req, 0); /* depends on nothing unwritten */
 		else
 			journal_when_durable(core->journal, req->reply_lsn, request_durable_cb,
-					     req);
+			                     req);
 		req = next;
 	}
 	outbox_init(out);
@@ -120,14 +120,14 @@ static void unlock_and_flush(struct core *core, struct outbox *out)
 /* ---- replies ----------------------------------------------------------- */
 
 static void reply_encode(struct core *core, struct request *req, const struct proto_msg *msg,
-			 struct outbox *out)
+                         struct outbox *out)
 {
 	jm_buf_reset(&req->reply);
 	int rc = proto_encode(msg, &req->reply);
 	if (rc != 0) {
 		jm_buf_reset(&req->reply);
 		jm_error("encoding a %s reply failed: %s", proto_type_name(msg->type),
-			 jm_strerror(rc));
+		         jm_strerror(rc));
 		proto_encode_error(&req->reply, rc, "the broker failed to encode its reply");
 	}
 	req->reply_lsn = core->last_lsn;
@@ -135,10 +135,10 @@ static void reply_encode(struct core *core, struct request *req, const struct pr
 }
 
 static void reply_error(struct core *core, struct request *req, struct outbox *out, int code,
-			const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 static void reply_error(struct core *core, struct request *req, struct outbox *out, int code,
-			const char *fmt, ...)
+                        const char *fmt, ...)
 {
 	char text[JM_ERR_MSG_MAX];
 	va_list ap;
@@ -174,7 +174,7 @@ static void fill_job_info(const struct job *job, bool with_result, struct proto_
 	info->run_at_us = job->state == PROTO_STATE_DELAYED ? job->run_at_us : 0;
 	if (job->last_error)
 		info->last_error = (struct proto_bytes){(const uint8_t *)job->last_error,
-							(uint32_t)strlen(job->last_error)};
+		                                        (uint32_t)strlen(job->last_error)};
 	if (with_result && job->state == PROTO_STATE_COMPLETED) {
 		info->has_result = true;
 		info->result = (struct proto_bytes){job->result, job->result_len};
@@ -183,13 +183,13 @@ static void fill_job_info(const struct job *job, bool with_result, struct proto_
 	info->progress_done = job->progress_done;
 	info->progress_total = job->progress_total;
 	if (job->progress_message)
-		info->progress_message = (struct proto_bytes){
-			(const uint8_t *)job->progress_message,
-			(uint32_t)strlen(job->progress_message)};
+		info->progress_message =
+		    (struct proto_bytes){(const uint8_t *)job->progress_message,
+		                         (uint32_t)strlen(job->progress_message)};
 }
 
 static void reply_job(struct core *core, struct request *req, const struct job *job,
-		      bool with_result, struct outbox *out)
+                      bool with_result, struct outbox *out)
 {
 	struct proto_msg msg = {.type = PROTO_JOB};
 	fill_job_info(job, with_result, &msg.u.job);
@@ -203,7 +203,7 @@ static void reply_job(struct core *core, struct request *req, const struct job *
  * view and waits for nothing: it may include a change whose record is
  * still being synced, never one that was refused. */
 static void reply_view(struct core *core, struct request *req, const struct proto_msg *msg,
-		       struct outbox *out)
+                       struct outbox *out)
 {
 	reply_encode(core, req, msg, out);
 	req->reply_lsn = 0;
@@ -213,8 +213,8 @@ static void reply_view(struct core *core, struct request *req, const struct prot
 
 /* Publishes ev under each topic of a job: job/<id>, queue/<name> and, in a
  * batch, batch/<id>. */
-static void publish_for_job(struct core *core, const struct job *job,
-			    const struct proto_event *ev, uint64_t lsn)
+static void publish_for_job(struct core *core, const struct job *job, const struct proto_event *ev,
+                            uint64_t lsn)
 {
 	char topic[PROTO_NAME_MAX + 32];
 	snprintf(topic, sizeof topic, "job/%llu", (unsigned long long)job->id);
@@ -237,7 +237,7 @@ static void publish_batch(struct core *core, struct batch *b)
 	ev.total = b->total;
 	if (b->current_operation)
 		ev.message = (struct proto_bytes){(const uint8_t *)b->current_operation,
-						  (uint32_t)strlen(b->current_operation)};
+		                                  (uint32_t)strlen(b->current_operation)};
 	char topic[48];
 	snprintf(topic, sizeof topic, "batch/%llu", (unsigned long long)b->id);
 	events_push(core->events, topic, &ev, core->last_lsn);
@@ -275,15 +275,15 @@ static void publish_job_state(struct core *core, const struct job *job)
 	ev.attempt = job->attempt;
 	if (job->holder)
 		memcpy(ev.worker_id, job->holder->id, sizeof ev.worker_id);
-	if (job->last_error && (job->state == PROTO_STATE_FAILED ||
-				job->state == PROTO_STATE_DELAYED))
+	if (job->last_error &&
+	    (job->state == PROTO_STATE_FAILED || job->state == PROTO_STATE_DELAYED))
 		ev.message = (struct proto_bytes){(const uint8_t *)job->last_error,
-						  (uint32_t)strlen(job->last_error)};
+		                                  (uint32_t)strlen(job->last_error)};
 	publish_for_job(core, job, &ev, core->last_lsn);
 }
 
 static void publish_worker(struct core *core, const struct worker *w, uint32_t kind,
-			   const char *why)
+                           const char *why)
 {
 	if (core->events == NULL)
 		return;
@@ -297,13 +297,13 @@ static void publish_worker(struct core *core, const struct worker *w, uint32_t k
 }
 
 static void worker_restarted(struct core *core, struct worker *w, uint64_t instance,
-			     struct outbox *out);
+                             struct outbox *out);
 
 /* A request from worker id: a sign of life, and its joined event the first
  * time. instance is the process behind the id (0: the request does not
  * say); a new one means the previous process is gone with its leases. */
-static int worker_seen(struct core *core, const char *id, uint64_t instance,
-		       struct outbox *out, struct worker **wp)
+static int worker_seen(struct core *core, const char *id, uint64_t instance, struct outbox *out,
+                       struct worker **wp)
 {
 	int rc = state_worker_seen(&core->state, id, jm_wall_us(), wp);
 	if (rc != 0)
@@ -351,7 +351,7 @@ static int commit(struct core *core, const struct proto_record *rec, struct jm_e
 	int rc = proto_record_encode(rec, &core->scratch);
 	if (rc != 0)
 		return jm_err_set(err, rc, "encoding a %s record failed",
-				  proto_record_type_name(rec->type));
+		                  proto_record_type_name(rec->type));
 	uint64_t lsn;
 	rc = journal_append(core->journal, core->scratch.data, core->scratch.len, &lsn, err);
 	if (rc != 0)
@@ -360,7 +360,7 @@ static int commit(struct core *core, const struct proto_record *rec, struct jm_e
 	rc = state_apply(&core->state, rec, jm_wall_us(), err);
 	if (rc != 0) {
 		jm_error("applying a %s record after journaling it failed: %s",
-			 proto_record_type_name(rec->type), jm_err_text(err));
+		         proto_record_type_name(rec->type), jm_err_text(err));
 		return rc;
 	}
 	uint64_t job_id = record_job_id(rec);
@@ -402,7 +402,7 @@ static void release_waiters(struct core *core, struct job *job, struct outbox *o
 /* Ends the current attempt of an active job that did not complete: retry
  * with backoff while attempts remain (unless permanent), else dead-letter. */
 static int settle_failure(struct core *core, struct job *job, const char *error, size_t error_len,
-			  bool permanent, struct outbox *out, struct jm_err *err)
+                          bool permanent, struct outbox *out, struct jm_err *err)
 {
 	uint64_t now = jm_wall_us();
 	struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_SETTLE};
@@ -417,8 +417,8 @@ static int settle_failure(struct core *core, struct job *job, const char *error,
 		s->outcome = PROTO_OUTCOME_DEAD;
 	} else {
 		s->outcome = PROTO_OUTCOME_RETRY;
-		uint64_t delay_ms = backoff_delay_ms(&job->queue->policy.backoff, job->attempt,
-						     next_random(core));
+		uint64_t delay_ms =
+		    backoff_delay_ms(&job->queue->policy.backoff, job->attempt, next_random(core));
 		s->run_at_us = now + delay_ms * 1000;
 	}
 	int rc = commit(core, &rec, err);
@@ -457,7 +457,7 @@ static int lease_job(struct core *core, struct job *job, struct worker *w, struc
 /* Takes up to max_jobs ready jobs from queues (in the order given), leases
  * them to w and encodes the JOBS reply. Returns how many were leased. */
 static uint32_t take_jobs(struct core *core, struct request *req, struct worker *w,
-			  const struct proto_fetch *fetch, struct outbox *out, bool reply_if_none)
+                          const struct proto_fetch *fetch, struct outbox *out, bool reply_if_none)
 {
 	uint32_t max_jobs = fetch->max_jobs;
 	struct proto_delivery *deliveries = NULL;
@@ -470,9 +470,8 @@ static uint32_t take_jobs(struct core *core, struct request *req, struct worker 
 		}
 	}
 	bool journal_refuses = false;
-	for (uint32_t qi = 0; deliveries && qi < fetch->queues_count && taken < max_jobs &&
-			      !journal_refuses;
-	     qi++) {
+	for (uint32_t qi = 0;
+	     deliveries && qi < fetch->queues_count && taken < max_jobs && !journal_refuses; qi++) {
 		struct queue *q = queue_find(&core->state.queues, fetch->queues[qi]);
 		struct job *job;
 		while (q && taken < max_jobs && queue_has_capacity(q) &&
@@ -480,7 +479,7 @@ static uint32_t take_jobs(struct core *core, struct request *req, struct worker 
 			struct jm_err err = {0};
 			if (lease_job(core, job, w, &err) != 0) {
 				jm_warn("fetch: leasing job %llu failed: %s",
-					(unsigned long long)job->id, jm_err_text(&err));
+				        (unsigned long long)job->id, jm_err_text(&err));
 				journal_refuses = true;
 				break;
 			}
@@ -519,7 +518,7 @@ static void reply_no_jobs(struct core *core, struct request *req, struct outbox 
 }
 
 static void unpark_fetch(struct core *core, struct parked_fetch *pf, struct outbox *out,
-			 bool answer_empty)
+                         bool answer_empty)
 {
 	dispatch_remove(&core->dispatch, pf);
 	deadline_heap_remove(&core->state.deadlines, &pf->timer);
@@ -549,7 +548,7 @@ static void handle_fetch(struct core *core, struct request *req, struct outbox *
 	int rc = worker_seen(core, fetch->worker_id, fetch->instance, out, &w);
 	if (rc != 0) {
 		reply_error(core, req, out, rc, "fetch: worker %s: %s", fetch->worker_id,
-			    rc == JM_ELIMIT ? "too many workers" : jm_strerror(rc));
+		            rc == JM_ELIMIT ? "too many workers" : jm_strerror(rc));
 		return;
 	}
 	/* One parked fetch per (worker, slot): a newer request from the same
@@ -578,8 +577,8 @@ static void handle_fetch(struct core *core, struct request *req, struct outbox *
 	pf->slot = fetch->slot;
 	pf->pipe_id = req->pipe_id;
 	deadline_init(&pf->timer, DEADLINE_FETCH);
-	uint32_t wait_ms = fetch->wait_ms < core->config.wait_max_ms ? fetch->wait_ms
-								     : core->config.wait_max_ms;
+	uint32_t wait_ms =
+	    fetch->wait_ms < core->config.wait_max_ms ? fetch->wait_ms : core->config.wait_max_ms;
 	if (deadline_heap_set(&core->state.deadlines, &pf->timer, now + (uint64_t)wait_ms * 1000)) {
 		free(pf);
 		reply_error(core, req, out, JM_ENOMEM, "fetch: broker out of memory");
@@ -605,10 +604,10 @@ static void handle_submit(struct core *core, struct request *req, struct outbox 
 		int rc = queue_get(&core->state.queues, submit->jobs[i].queue, &q);
 		if (rc != 0) {
 			reply_error(core, req, out, rc,
-				    "submit: job %u: queue %s cannot be created: %s (at most %u "
-				    "queues)",
-				    i, submit->jobs[i].queue, jm_strerror(rc),
-				    core->state.queues.max_queues);
+			            "submit: job %u: queue %s cannot be created: %s (at most %u "
+			            "queues)",
+			            i, submit->jobs[i].queue, jm_strerror(rc),
+			            core->state.queues.max_queues);
 			return;
 		}
 	}
@@ -623,7 +622,7 @@ static void handle_submit(struct core *core, struct request *req, struct outbox 
 	for (uint32_t i = 0; i < submit->jobs_count; i++) {
 		const struct proto_job_spec *spec = &submit->jobs[i];
 		const struct queue_policy *policy =
-			&queue_find(&core->state.queues, spec->queue)->policy;
+		    &queue_find(&core->state.queues, spec->queue)->policy;
 		struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_JOB};
 		struct proto_rec_job *r = &rec.u.job;
 		r->job_id = core->state.next_job_id;
@@ -644,7 +643,7 @@ static void handle_submit(struct core *core, struct request *req, struct outbox 
 			 * here; what was appended stays and will be written. */
 			free(ids);
 			reply_error(core, req, out, rc, "submit: job %u of %u: %s", i,
-				    submit->jobs_count, jm_err_text(&err));
+			            submit->jobs_count, jm_err_text(&err));
 			return;
 		}
 		ids[i] = r->job_id;
@@ -671,7 +670,7 @@ static int find_lease(struct core *core, uint64_t job_id, uint64_t lease, struct
 }
 
 static void reply_settled(struct core *core, struct request *req, int32_t *codes, uint32_t count,
-			  struct outbox *out)
+                          struct outbox *out)
 {
 	struct proto_msg msg = {.type = PROTO_SETTLED};
 	msg.u.settled.codes_count = count;
@@ -683,7 +682,7 @@ static void reply_settled(struct core *core, struct request *req, int32_t *codes
  * journal that takes writes, and an array for one code per item. Returns
  * NULL after replying with the error. */
 static int32_t *settle_begin(struct core *core, struct request *req, const char *what,
-			     const char *worker_id, uint32_t items_count, struct outbox *out)
+                             const char *worker_id, uint32_t items_count, struct outbox *out)
 {
 	struct worker *w;
 	struct jm_err err = {0};
@@ -692,7 +691,7 @@ static int32_t *settle_begin(struct core *core, struct request *req, const char 
 		rc = JM_ENOSPC;
 	if (rc != 0) {
 		reply_error(core, req, out, rc, "%s: %s", what,
-			    rc == JM_ENOSPC ? jm_err_text(&err) : jm_strerror(rc));
+		            rc == JM_ENOSPC ? jm_err_text(&err) : jm_strerror(rc));
 		return NULL;
 	}
 	int32_t *codes = calloc(items_count, sizeof *codes);
@@ -715,7 +714,7 @@ static void handle_ack(struct core *core, struct request *req, struct outbox *ou
 		if (codes[i] != 0)
 			continue;
 		struct proto_record rec = {.version = PROTO_RECORD_VERSION,
-					   .type = PROTO_REC_SETTLE};
+		                           .type = PROTO_REC_SETTLE};
 		rec.u.settle.job_id = job->id;
 		rec.u.settle.lease = job->lease;
 		rec.u.settle.outcome = PROTO_OUTCOME_COMPLETED;
@@ -747,7 +746,7 @@ static void handle_fail(struct core *core, struct request *req, struct outbox *o
 			codes[i] = settle_released(core, job, &err);
 		else
 			codes[i] = settle_failure(core, job, (const char *)item->error.ptr,
-						  item->error.len, item->permanent, out, &err);
+			                          item->error.len, item->permanent, out, &err);
 	}
 	reply_settled(core, req, codes, fail->items_count, out);
 	free(codes);
@@ -757,15 +756,15 @@ static void handle_fail(struct core *core, struct request *req, struct outbox *o
 /* ---- reads and waits ------------------------------------------------------ */
 
 static void reply_not_found(struct core *core, struct request *req, const char *what,
-			    uint64_t job_id, struct outbox *out)
+                            uint64_t job_id, struct outbox *out)
 {
 	reply_error(core, req, out, JM_ENOTFOUND,
-		    "%s: job %llu not found: no such id, or its retention ran out", what,
-		    (unsigned long long)job_id);
+	            "%s: job %llu not found: no such id, or its retention ran out", what,
+	            (unsigned long long)job_id);
 }
 
 static void handle_status(struct core *core, struct request *req, bool with_result,
-			  struct outbox *out)
+                          struct outbox *out)
 {
 	uint64_t job_id = req->msg.u.job_ref.job_id;
 	struct job *job = jobtable_find(&core->state.jobs, job_id);
@@ -788,13 +787,13 @@ static void handle_wait(struct core *core, struct request *req, struct outbox *o
 		return;
 	}
 	uint32_t timeout_ms = wait->timeout_ms < core->config.wait_max_ms
-				      ? wait->timeout_ms
-				      : core->config.wait_max_ms;
+	                          ? wait->timeout_ms
+	                          : core->config.wait_max_ms;
 	struct waiter *w = calloc(1, sizeof *w);
 	if (w != NULL) {
 		deadline_init(&w->timer, DEADLINE_WAIT);
 		if (deadline_heap_set(&core->state.deadlines, &w->timer,
-				      jm_wall_us() + (uint64_t)timeout_ms * 1000) != 0) {
+		                      jm_wall_us() + (uint64_t)timeout_ms * 1000) != 0) {
 			free(w);
 			w = NULL;
 		}
@@ -828,7 +827,7 @@ static void stats_fill_cb(struct queue *q, void *arg)
 static int compare_queue_stats(const void *a, const void *b)
 {
 	return strcmp(((const struct proto_queue_stats *)a)->name,
-		      ((const struct proto_queue_stats *)b)->name);
+	              ((const struct proto_queue_stats *)b)->name);
 }
 
 static void handle_stats(struct core *core, struct request *req, struct outbox *out)
@@ -876,7 +875,7 @@ static void handle_heartbeat(struct core *core, struct request *req, struct outb
 	int rc = worker_seen(core, hb->worker_id, hb->instance, out, &w);
 	if (rc != 0) {
 		reply_error(core, req, out, rc, "heartbeat: worker %s: %s", hb->worker_id,
-			    rc == JM_ELIMIT ? "too many workers" : jm_strerror(rc));
+		            rc == JM_ELIMIT ? "too many workers" : jm_strerror(rc));
 		return;
 	}
 	w->heartbeats++;
@@ -885,8 +884,9 @@ static void handle_heartbeat(struct core *core, struct request *req, struct outb
 	w->host[host_len] = '\0';
 	w->pid = hb->pid;
 	w->concurrency = hb->concurrency;
-	w->queues_count = hb->queues_count < PROTO_QUEUES_PER_FETCH_MAX ? hb->queues_count
-									 : PROTO_QUEUES_PER_FETCH_MAX;
+	w->queues_count = hb->queues_count < PROTO_QUEUES_PER_FETCH_MAX
+	                      ? hb->queues_count
+	                      : PROTO_QUEUES_PER_FETCH_MAX;
 	memcpy(w->queues, hb->queues, w->queues_count * sizeof w->queues[0]);
 	if (hb->draining && !w->draining)
 		jm_info("worker %s is draining", w->id);
@@ -909,23 +909,23 @@ static void handle_heartbeat(struct core *core, struct request *req, struct outb
 		} else if (job->lease_reported) {
 			char error[160];
 			int len = snprintf(error, sizeof error,
-					   "worker %s dropped the job without settling it", w->id);
+			                   "worker %s dropped the job without settling it", w->id);
 			jm_warn("job %llu: %s", (unsigned long long)job->id, error);
 			settled = settle_failure(core, job, error, (size_t)len, false, out, &err);
 		} else if (w->heartbeats >= job->holder_heartbeat_mark + WORKER_UNREPORTED_BEATS) {
 			jm_warn("job %llu: lease %llu never reached worker %s: requeued",
-				(unsigned long long)job->id, (unsigned long long)job->lease, w->id);
+			        (unsigned long long)job->id, (unsigned long long)job->lease, w->id);
 			settled = settle_released(core, job, &err);
 		}
 		if (settled != 0)
 			jm_warn("job %llu: requeue failed: %s", (unsigned long long)job->id,
-				jm_err_text(&err));
+			        jm_err_text(&err));
 		job = next;
 	}
 
 	/* Leases the worker reports but no longer holds must be abandoned. */
-	struct proto_lease_ref *abandon = calloc(hb->leases_count ? hb->leases_count : 1,
-						 sizeof *abandon);
+	struct proto_lease_ref *abandon =
+	    calloc(hb->leases_count ? hb->leases_count : 1, sizeof *abandon);
 	if (abandon == NULL) {
 		reply_error(core, req, out, JM_ENOMEM, "heartbeat: broker out of memory");
 		return;
@@ -947,14 +947,14 @@ static void handle_heartbeat(struct core *core, struct request *req, struct outb
 /* Requeues every lease w holds as a failed attempt with error. false when
  * the journal refused one (the rest stay held). */
 static bool worker_leases_lost(struct core *core, struct worker *w, const char *error,
-			       size_t error_len, struct outbox *out)
+                               size_t error_len, struct outbox *out)
 {
 	struct job *job;
 	while ((job = TAILQ_FIRST(&w->held)) != NULL) {
 		struct jm_err err = {0};
 		if (settle_failure(core, job, error, error_len, false, out, &err) != 0) {
 			jm_warn("worker %s: requeue of job %llu failed: %s", w->id,
-				(unsigned long long)job->id, jm_err_text(&err));
+			        (unsigned long long)job->id, jm_err_text(&err));
 			return false;
 		}
 	}
@@ -965,14 +965,14 @@ static void worker_lost(struct core *core, struct worker *w, struct outbox *out)
 {
 	uint64_t silent_ms = (jm_wall_us() - w->last_seen_us) / 1000;
 	jm_warn("worker %s lost: no sign of life for %llu ms; requeueing its %u job(s)", w->id,
-		(unsigned long long)silent_ms, w->held_count);
+	        (unsigned long long)silent_ms, w->held_count);
 	char error[256];
 	int len = snprintf(error, sizeof error, "worker %s lost: no sign of life for %llu ms",
-			   w->id, (unsigned long long)silent_ms);
+	                   w->id, (unsigned long long)silent_ms);
 	if (!worker_leases_lost(core, w, error, (size_t)len, out)) {
 		/* The journal refuses: try again after another window. */
 		deadline_heap_set(&core->state.deadlines, &w->lost_timer,
-				  jm_wall_us() + core->state.config.dead_after_ms * 1000);
+		                  jm_wall_us() + core->state.config.dead_after_ms * 1000);
 		return;
 	}
 	answer_parked_fetches_of(core, w, out);
@@ -986,12 +986,12 @@ static void worker_lost(struct core *core, struct worker *w, struct outbox *out)
  * its worker would run forever. Fetches the old process left parked are
  * answered (to nobody) so no delivery goes to a dead pipe in w's name. */
 static void worker_restarted(struct core *core, struct worker *w, uint64_t instance,
-			     struct outbox *out)
+                             struct outbox *out)
 {
 	char error[256];
 	int len = snprintf(error, sizeof error,
-			   "worker %s lost: it restarted (process %016llx replaced by %016llx)",
-			   w->id, (unsigned long long)w->instance, (unsigned long long)instance);
+	                   "worker %s lost: it restarted (process %016llx replaced by %016llx)",
+	                   w->id, (unsigned long long)w->instance, (unsigned long long)instance);
 	jm_warn("%s; requeueing its %u job(s)", error, w->held_count);
 	worker_leases_lost(core, w, error, (size_t)len, out);
 	answer_parked_fetches_of(core, w, out);
@@ -1014,11 +1014,11 @@ static void deadline_fired(struct core *core, struct deadline *d, struct outbox 
 		struct job *job = container_of(d, struct job, timer);
 		char error[128];
 		int len = snprintf(error, sizeof error, "timed out after %llu ms",
-				   (unsigned long long)job->timeout_ms);
+		                   (unsigned long long)job->timeout_ms);
 		struct jm_err err = {0};
 		if (settle_failure(core, job, error, (size_t)len, false, out, &err) != 0) {
 			jm_warn("job %llu: timing out failed: %s", (unsigned long long)job->id,
-				jm_err_text(&err));
+			        jm_err_text(&err));
 			deadline_heap_set(&core->state.deadlines, d, jm_wall_us() + 1000000);
 		}
 		break;
@@ -1067,7 +1067,7 @@ static void *timer_main(void *arg)
 			pthread_cond_wait(&core->timer_wake, &core->lock);
 		} else {
 			struct timespec until = {(time_t)(d->at_us / 1000000),
-						 (long)(d->at_us % 1000000) * 1000};
+			                         (long)(d->at_us % 1000000) * 1000};
 			pthread_cond_timedwait(&core->timer_wake, &core->lock, &until);
 		}
 	}
@@ -1108,7 +1108,7 @@ static void retention_sweep(struct core *core, struct outbox *out)
 	if (journal_is_writable(core->journal, NULL))
 		queue_each(&core->state.queues, retention_queue_cb, &pass);
 	deadline_heap_set(&core->state.deadlines, &core->retention_timer,
-			  pass.now_us + RETENTION_SWEEP_MS * 1000);
+	                  pass.now_us + RETENTION_SWEEP_MS * 1000);
 	uint64_t log_bytes = journal_log_bytes(core->journal);
 	if (core->config.compact_min_bytes && !core->compacting &&
 	    log_bytes >= core->config.compact_min_bytes &&
@@ -1130,9 +1130,9 @@ static void handle_cancel(struct core *core, struct request *req, struct outbox 
 	}
 	if (state_job_is_finished(job)) {
 		reply_error(core, req, out, JM_ESTATE,
-			    "cancel: job %llu is already %s: only pending, delayed or active jobs "
-			    "can be cancelled",
-			    (unsigned long long)job_id, proto_state_name(job->state));
+		            "cancel: job %llu is already %s: only pending, delayed or active jobs "
+		            "can be cancelled",
+		            (unsigned long long)job_id, proto_state_name(job->state));
 		return;
 	}
 	struct jm_err err = {0};
@@ -1141,7 +1141,7 @@ static void handle_cancel(struct core *core, struct request *req, struct outbox 
 	rec.u.cancel.at_us = jm_wall_us();
 	if (!journal_is_writable(core->journal, &err) || commit(core, &rec, &err) != 0) {
 		reply_error(core, req, out, err.code ? err.code : JM_ENOSPC, "cancel: %s",
-			    jm_err_text(&err));
+		            jm_err_text(&err));
 		return;
 	}
 	/* An active job's worker learns it from its next heartbeat reply. */
@@ -1173,7 +1173,7 @@ static void handle_progress(struct core *core, struct request *req, struct outbo
 		}
 		if (core->events) {
 			struct proto_event ev = {.kind = PROTO_EVENT_JOB_PROGRESS,
-						 .at_us = jm_wall_us()};
+			                         .at_us = jm_wall_us()};
 			ev.job_id = job->id;
 			ev.batch_id = job->batch_id;
 			memcpy(ev.queue, job->queue->name, sizeof ev.queue);
@@ -1189,7 +1189,7 @@ static void handle_progress(struct core *core, struct request *req, struct outbo
 		if (job->batch) {
 			if (p->message.len)
 				batch_set_operation(job->batch, (const char *)p->message.ptr,
-						    p->message.len);
+				                    p->message.len);
 			batch_touched(core, job->batch);
 		}
 	}
@@ -1197,7 +1197,7 @@ static void handle_progress(struct core *core, struct request *req, struct outbo
 }
 
 static void reply_batch(struct core *core, struct request *req, const struct batch *b,
-			struct outbox *out)
+                        struct outbox *out)
 {
 	struct proto_batch_error errors[PROTO_BATCH_ERRORS_MAX];
 	struct proto_msg msg = {.type = PROTO_BATCH};
@@ -1211,9 +1211,9 @@ static void handle_batch_status(struct core *core, struct request *req, struct o
 	struct batch *b = batch_find(&core->state.batches, batch_id);
 	if (b == NULL)
 		reply_error(core, req, out, JM_ENOTFOUND,
-			    "batch-status: batch %llu not found: no such id, or all its jobs "
-			    "left retention",
-			    (unsigned long long)batch_id);
+		            "batch-status: batch %llu not found: no such id, or all its jobs "
+		            "left retention",
+		            (unsigned long long)batch_id);
 	else
 		reply_batch(core, req, b, out);
 }
@@ -1231,7 +1231,7 @@ static void batches_fill_cb(struct batch *b, void *arg)
 	if (batch_is_finished(b) || fill->count == fill->cap)
 		return;
 	batch_info(b, &fill->infos[fill->count],
-		   &fill->errors[(size_t)fill->count * PROTO_BATCH_ERRORS_MAX]);
+	           &fill->errors[(size_t)fill->count * PROTO_BATCH_ERRORS_MAX]);
 	fill->count++;
 }
 
@@ -1245,12 +1245,11 @@ static int compare_batch_ids(const void *a, const void *b)
 static void handle_batches(struct core *core, struct request *req, struct outbox *out)
 {
 	uint32_t cap = core->state.batches.count < PROTO_JOBS_PER_MESSAGE_MAX
-			       ? (uint32_t)core->state.batches.count
-			       : PROTO_JOBS_PER_MESSAGE_MAX;
-	struct batches_fill fill = {calloc(cap + 1, sizeof *fill.infos),
-				    calloc((size_t)(cap + 1) * PROTO_BATCH_ERRORS_MAX,
-					   sizeof *fill.errors),
-				    0, cap};
+	                   ? (uint32_t)core->state.batches.count
+	                   : PROTO_JOBS_PER_MESSAGE_MAX;
+	struct batches_fill fill = {
+	    calloc(cap + 1, sizeof *fill.infos),
+	    calloc((size_t)(cap + 1) * PROTO_BATCH_ERRORS_MAX, sizeof *fill.errors), 0, cap};
 	if (fill.infos == NULL || fill.errors == NULL) {
 		free(fill.infos);
 		free(fill.errors);
@@ -1310,7 +1309,7 @@ static void count_held_cb(struct worker *w, void *arg)
 static int compare_worker_ids(const void *a, const void *b)
 {
 	return strcmp(((const struct proto_worker_info *)a)->worker_id,
-		      ((const struct proto_worker_info *)b)->worker_id);
+	              ((const struct proto_worker_info *)b)->worker_id);
 }
 
 static void handle_workers(struct core *core, struct request *req, struct outbox *out)
@@ -1319,7 +1318,7 @@ static void handle_workers(struct core *core, struct request *req, struct outbox
 	uint64_t held = 0;
 	worker_each(&core->state.workers, count_held_cb, &held);
 	struct workers_fill fill = {calloc(cap + 1, sizeof *fill.infos),
-				    calloc(held + 1, sizeof *fill.job_ids), 0, 0, cap};
+	                            calloc(held + 1, sizeof *fill.job_ids), 0, 0, cap};
 	if (fill.infos == NULL || fill.job_ids == NULL) {
 		free(fill.infos);
 		free(fill.job_ids);
@@ -1340,10 +1339,10 @@ static void handle_hello(struct core *core, struct request *req, struct outbox *
 {
 	struct proto_msg msg = {.type = PROTO_HELLO_REPLY};
 	msg.u.hello_reply.broker_version =
-		(struct proto_bytes){(const uint8_t *)BROKER_VERSION, sizeof BROKER_VERSION - 1};
+	    (struct proto_bytes){(const uint8_t *)BROKER_VERSION, sizeof BROKER_VERSION - 1};
 	const char *url = core->events ? events_url(core->events) : "";
-	msg.u.hello_reply.events_url = (struct proto_bytes){(const uint8_t *)url,
-							    (uint32_t)strlen(url)};
+	msg.u.hello_reply.events_url =
+	    (struct proto_bytes){(const uint8_t *)url, (uint32_t)strlen(url)};
 	reply_view(core, req, &msg, out);
 }
 
@@ -1396,22 +1395,22 @@ static void handle_revive(struct core *core, struct request *req, struct outbox 
 		struct job *job = jobtable_find(&core->state.jobs, revive->job_id);
 		if (job == NULL || job->queue != q) {
 			reply_error(core, req, out, JM_ENOTFOUND,
-				    "revive: job %llu not found in queue %s",
-				    (unsigned long long)revive->job_id, revive->queue);
+			            "revive: job %llu not found in queue %s",
+			            (unsigned long long)revive->job_id, revive->queue);
 			return;
 		}
 		if (job->state != PROTO_STATE_FAILED) {
 			reply_error(core, req, out, JM_ESTATE,
-				    "revive: job %llu is %s: only dead-lettered (failed) jobs can "
-				    "be retried",
-				    (unsigned long long)job->id, proto_state_name(job->state));
+			            "revive: job %llu is %s: only dead-lettered (failed) jobs can "
+			            "be retried",
+			            (unsigned long long)job->id, proto_state_name(job->state));
 			return;
 		}
 	}
-	uint32_t cap = q ? (uint32_t)(q->failed < PROTO_JOBS_PER_MESSAGE_MAX
-					      ? q->failed
-					      : PROTO_JOBS_PER_MESSAGE_MAX)
-			 : 0;
+	uint32_t cap =
+	    q ? (uint32_t)(q->failed < PROTO_JOBS_PER_MESSAGE_MAX ? q->failed
+	                                                          : PROTO_JOBS_PER_MESSAGE_MAX)
+	      : 0;
 	uint64_t *ids = calloc(cap + 1, sizeof *ids);
 	if (ids == NULL) {
 		reply_error(core, req, out, JM_ENOMEM, "revive: broker out of memory");
@@ -1537,11 +1536,11 @@ static int compact(struct core *core, uint64_t *longest_pause_us, struct jm_err 
 		return rc;
 	}
 	jm_info("compaction: %zu jobs; journal since last snapshot %llu bytes, snapshot %llu "
-		"bytes; took %llu ms, longest pause %llu us",
-		total, (unsigned long long)log_bytes_before,
-		(unsigned long long)journal_snapshot_bytes(core->journal),
-		(unsigned long long)(jm_mono_us() - started_us) / 1000,
-		(unsigned long long)pause_max);
+	        "bytes; took %llu ms, longest pause %llu us",
+	        total, (unsigned long long)log_bytes_before,
+	        (unsigned long long)journal_snapshot_bytes(core->journal),
+	        (unsigned long long)(jm_mono_us() - started_us) / 1000,
+	        (unsigned long long)pause_max);
 	if (longest_pause_us)
 		*longest_pause_us = pause_max;
 	return 0;
@@ -1657,11 +1656,11 @@ void core_handle(struct core *core, struct request *req)
 			break;
 		default:
 			reply_error(core, req, &out, JM_EUNSUPPORTED,
-				    "%s is not a request the broker answers: send submit, fetch, "
-				    "ack, fail, status, result, wait, stats, heartbeat, cancel, "
-				    "progress, batch-status, batches, workers, hello, dead-list or "
-				    "revive",
-				    proto_type_name(req->msg.type));
+			            "%s is not a request the broker answers: send submit, fetch, "
+			            "ack, fail, status, result, wait, stats, heartbeat, cancel, "
+			            "progress, batch-status, batches, workers, hello, dead-list or "
+			            "revive",
+			            proto_type_name(req->msg.type));
 			break;
 		}
 	}
@@ -1693,7 +1692,7 @@ struct replay_ctx {
 };
 
 static int replay_apply_cb(void *arg, const uint8_t *body, size_t len, const char *file,
-			   uint64_t offset, struct jm_err *err)
+                           uint64_t offset, struct jm_err *err)
 {
 	struct replay_ctx *ctx = arg;
 	struct proto_record rec;
@@ -1704,7 +1703,7 @@ static int replay_apply_cb(void *arg, const uint8_t *body, size_t len, const cha
 	}
 	if (rc != 0)
 		jm_err_prefix(err, "journal %s: record at byte %llu", file,
-			      (unsigned long long)offset);
+		              (unsigned long long)offset);
 	return rc;
 }
 
@@ -1735,7 +1734,7 @@ static int begin_boot_epoch(struct core *core, struct jm_err *err)
 	int rc = commit(core, &meta, err);
 	if (rc != 0)
 		return jm_err_prefix(err, "starting boot epoch %llu",
-				     (unsigned long long)meta.u.meta.boot_epoch);
+		                     (unsigned long long)meta.u.meta.boot_epoch);
 	struct durable_wait wait = {.done = false};
 	pthread_mutex_init(&wait.lock, NULL);
 	pthread_cond_init(&wait.done_cond, NULL);
@@ -1747,13 +1746,15 @@ static int begin_boot_epoch(struct core *core, struct jm_err *err)
 	pthread_cond_destroy(&wait.done_cond);
 	pthread_mutex_destroy(&wait.lock);
 	if (wait.status != 0)
-		return jm_err_set(err, wait.status, "the journal closed before boot epoch %llu "
-				  "was durable", (unsigned long long)meta.u.meta.boot_epoch);
+		return jm_err_set(err, wait.status,
+		                  "the journal closed before boot epoch %llu "
+		                  "was durable",
+		                  (unsigned long long)meta.u.meta.boot_epoch);
 	return 0;
 }
 
 int core_open(struct core **out, const struct core_config *config, struct journal *journal,
-	      struct journal_replay_stats *replay_stats, struct jm_err *err)
+              struct journal_replay_stats *replay_stats, struct jm_err *err)
 {
 	struct core *core = calloc(1, sizeof *core);
 	if (core == NULL)
@@ -1787,9 +1788,9 @@ int core_open(struct core **out, const struct core_config *config, struct journa
 	}
 	if (core->state.replay_skipped)
 		jm_info("replay skipped %llu record(s) already contained in the snapshot",
-			(unsigned long long)core->state.replay_skipped);
+		        (unsigned long long)core->state.replay_skipped);
 	deadline_heap_set(&core->state.deadlines, &core->retention_timer,
-			  jm_wall_us() + RETENTION_SWEEP_MS * 1000);
+	                  jm_wall_us() + RETENTION_SWEEP_MS * 1000);
 	if (pthread_create(&core->timer_thread, NULL, timer_main, core) != 0) {
 		core_free(core);
 		return jm_err_set(err, JM_ENOMEM, "cannot start the timer thread");

@@ -36,8 +36,8 @@ struct request {
 	struct proto_msg msg; /* decoded; borrows from the server's message */
 	uint32_t pipe_id;     /* the connection it came on */
 	request_reply_fn on_reply;
-	struct jm_buf reply;  /* encoded reply */
-	uint64_t reply_lsn;   /* journal position the reply depends on */
+	struct jm_buf reply; /* encoded reply */
+	uint64_t reply_lsn;  /* journal position the reply depends on */
 	struct request *outbox_next;
 };
 
@@ -49,7 +49,7 @@ struct outbox {
 
 struct core_config {
 	struct state_config state;
-	uint32_t wait_max_ms;  /* longest a WAIT or FETCH may park */
+	uint32_t wait_max_ms; /* longest a WAIT or FETCH may park */
 	/* Compaction starts when the journal written since the last snapshot
 	 * is at least this big and at least as big as that snapshot; 0 never. */
 	uint64_t compact_min_bytes;
@@ -62,7 +62,7 @@ struct core;
 /* Builds the core over an opened journal: replays it, then starts the
  * journal writer and the timer thread. err says what failed. */
 int core_open(struct core **out, const struct core_config *config, struct journal *journal,
-	      struct journal_replay_stats *replay_stats, struct jm_err *err);
+              struct journal_replay_stats *replay_stats, struct jm_err *err);
 /* From now on, state changes are published on ev (owned by the caller,
  * who closes it after core_stop), and HELLO announces its URL. */
 void core_attach_events(struct core *core, struct events *ev);

@@ -22,8 +22,8 @@ enum deadline_kind {
 };
 
 struct deadline {
-	uint64_t at_us;        /* wall clock */
-	uint32_t heap_index;   /* DEADLINE_UNSET when not scheduled */
+	uint64_t at_us;      /* wall clock */
+	uint32_t heap_index; /* DEADLINE_UNSET when not scheduled */
 	enum deadline_kind kind;
 };
 

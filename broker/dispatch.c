@@ -29,13 +29,13 @@ struct parked_fetch *dispatch_next(const struct parked_fetch *pf)
 }
 
 struct parked_fetch *dispatch_find_slot(const struct dispatch *d, const struct worker *w,
-					uint32_t slot)
+                                        uint32_t slot)
 {
 	if (w->parked_fetches == 0)
 		return NULL;
 	struct parked_fetch *pf;
 	TAILQ_FOREACH(pf, &d->parked, link)
-		if (pf->worker == w && pf->slot == slot)
-			return pf;
+	if (pf->worker == w && pf->slot == slot)
+		return pf;
 	return NULL;
 }

@@ -37,6 +37,6 @@ struct parked_fetch *dispatch_first(const struct dispatch *d);
 struct parked_fetch *dispatch_next(const struct parked_fetch *pf);
 /* The fetch parked for (w, slot), or NULL. */
 struct parked_fetch *dispatch_find_slot(const struct dispatch *d, const struct worker *w,
-					uint32_t slot);
+                                        uint32_t slot);
 
 #endif

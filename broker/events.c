@@ -134,15 +134,14 @@ void events_default_url(const char *url, char *out, size_t out_size)
 		if (colon && colon > url + 5) {
 			long port = strtol(colon + 1, NULL, 10);
 			snprintf(out, out_size, "%.*s:%ld", (int)(colon - url), url,
-				 port ? port + 1 : 0);
+			         port ? port + 1 : 0);
 			return;
 		}
 	}
 	snprintf(out, out_size, "%s.events", url);
 }
 
-int events_open(struct events **out, const char *url, struct journal *journal,
-		struct jm_err *err)
+int events_open(struct events **out, const char *url, struct journal *journal, struct jm_err *err)
 {
 	struct events *ev = calloc(1, sizeof *ev);
 	if (ev == NULL)
@@ -166,7 +165,7 @@ int events_open(struct events **out, const char *url, struct journal *journal,
 		pthread_mutex_destroy(&ev->lock);
 		free(ev);
 		return jm_err_set(err, JM_ETRANSPORT, "events: listening on %s: %s", url,
-				  nng_strerror(rv));
+		                  nng_strerror(rv));
 	}
 	snprintf(ev->url, sizeof ev->url, "%s", url);
 	int port;
@@ -195,7 +194,7 @@ void events_advertise(struct events *ev, const char *url)
 }
 
 void events_push(struct events *ev, const char *topic, const struct proto_event *event,
-		 uint64_t lsn)
+                 uint64_t lsn)
 {
 	if (ev == NULL)
 		return;
@@ -212,7 +211,7 @@ void events_push(struct events *ev, const char *topic, const struct proto_event 
 		jm_buf_fini(&buf);
 		if (ev->dropped++ % 1000 == 0)
 			jm_warn("events: dropped an event for %s: %s", topic,
-				rc ? jm_strerror(rc) : "out of memory");
+			        rc ? jm_strerror(rc) : "out of memory");
 		return;
 	}
 	node->next = NULL;

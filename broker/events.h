@@ -20,8 +20,7 @@
 struct events;
 
 /* Listens on url (tcp port 0 picks a port; see events_url). */
-int events_open(struct events **out, const char *url, struct journal *journal,
-		struct jm_err *err);
+int events_open(struct events **out, const char *url, struct journal *journal, struct jm_err *err);
 /* The URL subscribers are told to dial: the bound one, unless
  * events_advertise gave another (a container listening on 0.0.0.0). */
 const char *events_url(const struct events *ev);
@@ -30,7 +29,7 @@ void events_advertise(struct events *ev, const char *url);
  * lsn (0: at once, in order). Thread-safe and cheap: it encodes and
  * appends; a failure to allocate drops the event (logged). */
 void events_push(struct events *ev, const char *topic, const struct proto_event *event,
-		 uint64_t lsn);
+                 uint64_t lsn);
 /* Publishes what the journal makes durable within a few seconds and stops
  * the publisher thread. Call before the journal is closed (it still reads
  * the journal's durable position). Accepts NULL; idempotent. */

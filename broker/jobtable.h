@@ -9,7 +9,7 @@
 
 struct jobtable {
 	struct job **buckets;
-	uint64_t mask;   /* buckets - 1; buckets is a power of two */
+	uint64_t mask; /* buckets - 1; buckets is a power of two */
 	uint64_t count;
 };
 

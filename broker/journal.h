@@ -26,7 +26,7 @@
 enum journal_fsync {
 	JOURNAL_FSYNC_ALWAYS,   /* each record written and synced on its own */
 	JOURNAL_FSYNC_BATCH,    /* group commit: one fdatasync covers all records
-				   appended while the previous one ran */
+	                           appended while the previous one ran */
 	JOURNAL_FSYNC_EVERYSEC, /* replies after write(2); fdatasync once a second */
 	JOURNAL_FSYNC_OFF,      /* replies after write(2); the OS syncs */
 };
@@ -42,11 +42,11 @@ struct journal_io {
 };
 
 struct journal_options {
-	const char *dir;          /* created if missing */
+	const char *dir; /* created if missing */
 	enum journal_fsync fsync;
-	bool repair;              /* truncate at mid-journal damage instead of
-				     refusing to start */
-	bool read_only;           /* for --check-journal: never write or truncate */
+	bool repair;                 /* truncate at mid-journal damage instead of
+	                                refusing to start */
+	bool read_only;              /* for --check-journal: never write or truncate */
 	const struct journal_io *io; /* NULL: the real calls */
 };
 
@@ -69,7 +69,7 @@ struct journal_replay_stats {
 /* Called per record in order. offset is the record's byte offset in file.
  * A nonzero return stops the replay and is returned by journal_replay. */
 typedef int (*journal_apply_fn)(void *arg, const uint8_t *body, size_t len, const char *file,
-				uint64_t offset, struct jm_err *err);
+                                uint64_t offset, struct jm_err *err);
 
 /* Reads the newest snapshot and every later segment, calling apply per
  * record. A torn last record of the last segment is truncated (unless
@@ -78,7 +78,7 @@ typedef int (*journal_apply_fn)(void *arg, const uint8_t *body, size_t len, cons
  * unless opts.repair, which truncates there and reports what was dropped.
  * Call once, before journal_start. */
 int journal_replay(struct journal *j, journal_apply_fn apply, void *arg,
-		   struct journal_replay_stats *stats, struct jm_err *err);
+                   struct journal_replay_stats *stats, struct jm_err *err);
 
 /* Starts the writer thread; appends are accepted only after this. */
 int journal_start(struct journal *j, struct jm_err *err);
@@ -88,7 +88,7 @@ int journal_start(struct journal *j, struct jm_err *err);
  * JM_ENOSPC (with err saying why) while writes are failing: the caller must
  * then refuse the request and change nothing. */
 int journal_append(struct journal *j, const void *body, size_t len, uint64_t *lsn,
-		   struct jm_err *err);
+                   struct jm_err *err);
 
 /* False while the last write failed and has not yet been retried
  * successfully (disk full, I/O error); err says why. */
@@ -123,7 +123,7 @@ uint64_t journal_snapshot_bytes(struct journal *j);
 struct journal_snapshot;
 int journal_rotate(struct journal *j, struct journal_snapshot **out, struct jm_err *err);
 int journal_snapshot_append(struct journal_snapshot *snap, const void *body, size_t len,
-			    struct jm_err *err);
+                            struct jm_err *err);
 int journal_snapshot_commit(struct journal_snapshot *snap, struct jm_err *err);
 void journal_snapshot_abort(struct journal_snapshot *snap);
 

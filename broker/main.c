@@ -68,9 +68,9 @@ static int set_queue_limit(void *ctx, const char *v, struct jm_err *err)
 	struct broker_options *o = ctx;
 	const char *eq = strchr(v, '=');
 	if (eq == NULL || !proto_name_is_valid(v, (size_t)(eq - v)))
-		return jm_err_set(err, JM_EINVAL,
-				  "--queue-limit \"%s\": write NAME=N with NAME 1-64 of A-Z a-z 0-9 . _ -",
-				  v);
+		return jm_err_set(
+		    err, JM_EINVAL,
+		    "--queue-limit \"%s\": write NAME=N with NAME 1-64 of A-Z a-z 0-9 . _ -", v);
 	unsigned long long limit;
 	int rc = jm_parse_u64("--queue-limit", eq + 1, 1, 1000000, &limit, err);
 	if (rc != 0)
@@ -83,7 +83,7 @@ static int set_queue_limit(void *ctx, const char *v, struct jm_err *err)
 	if (slot == NULL) {
 		if (o->queue_limits_count == QUEUE_LIMITS_MAX)
 			return jm_err_set(err, JM_ELIMIT, "--queue-limit: at most %d queues",
-					  QUEUE_LIMITS_MAX);
+			                  QUEUE_LIMITS_MAX);
 		slot = &o->queue_limits[o->queue_limits_count++];
 		memcpy(slot->name, v, (size_t)(eq - v));
 		slot->name[eq - v] = '\0';
@@ -106,9 +106,9 @@ static int set_config(void *ctx, const char *v, struct jm_err *err)
 static int set_fsync(void *ctx, const char *v, struct jm_err *err)
 {
 	if (journal_fsync_parse(v, &((struct broker_options *)ctx)->fsync) != 0)
-		return jm_err_set(err, JM_EINVAL,
-				  "--fsync \"%s\" is not a policy: use always, batch, everysec or off",
-				  v);
+		return jm_err_set(
+		    err, JM_EINVAL,
+		    "--fsync \"%s\" is not a policy: use always, batch, everysec or off", v);
 	return 0;
 }
 
@@ -134,33 +134,34 @@ static int set_log_level(void *ctx, const char *v, struct jm_err *err)
 {
 	if (jm_log_parse_level(v, &((struct broker_options *)ctx)->log_level) != 0)
 		return jm_err_set(err, JM_EINVAL,
-				  "--log-level \"%s\" is unknown: use debug, info, warn or error", v);
+		                  "--log-level \"%s\" is unknown: use debug, info, warn or error",
+		                  v);
 	return 0;
 }
 
 /* Numeric flags: one setter per field, through a table of ranges. */
-#define NUMERIC_SETTER(fn, flag, field, min, max)                                          \
-	static int fn(void *ctx, const char *v, struct jm_err *err)                         \
-	{                                                                                   \
-		unsigned long long value;                                                   \
-		int rc = jm_parse_u64(flag, v, min, max, &value, err);                      \
-		if (rc == 0)                                                                \
-			((struct broker_options *)ctx)->core.field = value;                 \
-		return rc;                                                                  \
+#define NUMERIC_SETTER(fn, flag, field, min, max)                                                  \
+	static int fn(void *ctx, const char *v, struct jm_err *err)                                \
+	{                                                                                          \
+		unsigned long long value;                                                          \
+		int rc = jm_parse_u64(flag, v, min, max, &value, err);                             \
+		if (rc == 0)                                                                       \
+			((struct broker_options *)ctx)->core.field = value;                        \
+		return rc;                                                                         \
 	}
 
 NUMERIC_SETTER(set_max_attempts, "--max-attempts", state.queue_defaults.max_attempts, 1,
-	       PROTO_ATTEMPTS_MAX)
+               PROTO_ATTEMPTS_MAX)
 NUMERIC_SETTER(set_timeout, "--timeout-ms", state.queue_defaults.timeout_ms, 1,
-	       7ull * 24 * 3600 * 1000)
+               7ull * 24 * 3600 * 1000)
 NUMERIC_SETTER(set_backoff_base, "--backoff-base-ms", state.queue_defaults.backoff.base_ms, 1,
-	       24ull * 3600 * 1000)
+               24ull * 3600 * 1000)
 NUMERIC_SETTER(set_backoff_cap, "--backoff-cap-ms", state.queue_defaults.backoff.cap_ms, 1,
-	       7ull * 24 * 3600 * 1000)
+               7ull * 24 * 3600 * 1000)
 NUMERIC_SETTER(set_keep_finished, "--keep-finished", state.queue_defaults.keep_finished, 0,
-	       1000000000ull)
-NUMERIC_SETTER(set_keep_age, "--keep-finished-age-ms", state.queue_defaults.keep_finished_age_ms,
-	       0, 365ull * 24 * 3600 * 1000)
+               1000000000ull)
+NUMERIC_SETTER(set_keep_age, "--keep-finished-age-ms", state.queue_defaults.keep_finished_age_ms, 0,
+               365ull * 24 * 3600 * 1000)
 NUMERIC_SETTER(set_dead_after, "--dead-after-ms", state.dead_after_ms, 100, 3600ull * 1000)
 NUMERIC_SETTER(set_lease_grace, "--lease-grace-ms", state.lease_grace_ms, 0, 3600ull * 1000)
 NUMERIC_SETTER(set_max_queues, "--max-queues", state.max_queues, 1, 1000000)
@@ -169,62 +170,59 @@ NUMERIC_SETTER(set_wait_max, "--wait-max-ms", wait_max_ms, 100, 55000)
 NUMERIC_SETTER(set_compact_min, "--compact-min-bytes", compact_min_bytes, 0, 1ull << 40)
 
 static const struct jm_flag broker_flags[] = {
-	{"listen", "URL", "address clients and workers use (default tcp://127.0.0.1:7400)",
-	 set_listen},
-	{"data", "DIR", "journal directory (default ./jobmesh-data)", set_data},
-	{"events", "URL", "PUB address for events (default: listen port + 1, or IPC path + .events)",
-	 set_events},
-	{"events-advertise", "URL",
-	 "events address clients are told to dial, when it differs from --events (e.g. the "
-	 "broker listens on 0.0.0.0 in a container)",
-	 set_events_advertise},
-	{"config", "FILE", "YAML file of these settings; flags override it", set_config},
-	{"fsync", "POLICY", "always | batch (default) | everysec | off", set_fsync},
-	{"max-attempts", "N", "attempts per job unless it sets its own (default 3)",
-	 set_max_attempts},
-	{"timeout-ms", "MS", "run timeout per attempt unless the job sets one (default 300000)",
-	 set_timeout},
-	{"backoff-base-ms", "MS", "first retry delay, doubling per retry (default 1000)",
-	 set_backoff_base},
-	{"backoff-cap-ms", "MS", "longest retry delay (default 300000)", set_backoff_cap},
-	{"keep-finished", "N", "finished jobs kept per queue (default 100000)", set_keep_finished},
-	{"keep-finished-age-ms", "MS", "and for at most this long; 0 = no age limit (default 7 days)",
-	 set_keep_age},
-	{"dead-after-ms", "MS", "a worker silent this long is lost (default 5000)",
-	 set_dead_after},
-	{"lease-grace-ms", "MS", "past a run timeout before the broker fails it (default 10000)",
-	 set_lease_grace},
-	{"max-queues", "N", "most queues that may exist (default 10000)", set_max_queues},
-	{"max-workers", "N", "most workers tracked (default 10000)", set_max_workers},
-	{"wait-max-ms", "MS", "longest a fetch or wait may park (default 30000)", set_wait_max},
-	{"queue-limit", "NAME=N", "at most N jobs of queue NAME active across all workers "
-				  "(repeatable)",
-	 set_queue_limit},
-	{"compact-min-bytes", "N",
-	 "compact once the journal since the last snapshot reaches N bytes and the snapshot's "
-	 "size; 0 never (default 67108864)",
-	 set_compact_min},
-	{"repair", NULL, "truncate the journal at mid-file damage instead of refusing to start",
-	 set_repair},
-	{"check-journal", "DIR", "verify the journal in DIR, print what it holds, and exit",
-	 set_check},
-	{"log-level", "LEVEL", "debug | info (default) | warn | error", set_log_level},
-	{"help", NULL, "print this help", set_help},
-	{NULL, NULL, NULL, NULL},
+    {"listen", "URL", "address clients and workers use (default tcp://127.0.0.1:7400)", set_listen},
+    {"data", "DIR", "journal directory (default ./jobmesh-data)", set_data},
+    {"events", "URL", "PUB address for events (default: listen port + 1, or IPC path + .events)",
+     set_events},
+    {"events-advertise", "URL",
+     "events address clients are told to dial, when it differs from --events (e.g. the "
+     "broker listens on 0.0.0.0 in a container)",
+     set_events_advertise},
+    {"config", "FILE", "YAML file of these settings; flags override it", set_config},
+    {"fsync", "POLICY", "always | batch (default) | everysec | off", set_fsync},
+    {"max-attempts", "N", "attempts per job unless it sets its own (default 3)", set_max_attempts},
+    {"timeout-ms", "MS", "run timeout per attempt unless the job sets one (default 300000)",
+     set_timeout},
+    {"backoff-base-ms", "MS", "first retry delay, doubling per retry (default 1000)",
+     set_backoff_base},
+    {"backoff-cap-ms", "MS", "longest retry delay (default 300000)", set_backoff_cap},
+    {"keep-finished", "N", "finished jobs kept per queue (default 100000)", set_keep_finished},
+    {"keep-finished-age-ms", "MS", "and for at most this long; 0 = no age limit (default 7 days)",
+     set_keep_age},
+    {"dead-after-ms", "MS", "a worker silent this long is lost (default 5000)", set_dead_after},
+    {"lease-grace-ms", "MS", "past a run timeout before the broker fails it (default 10000)",
+     set_lease_grace},
+    {"max-queues", "N", "most queues that may exist (default 10000)", set_max_queues},
+    {"max-workers", "N", "most workers tracked (default 10000)", set_max_workers},
+    {"wait-max-ms", "MS", "longest a fetch or wait may park (default 30000)", set_wait_max},
+    {"queue-limit", "NAME=N",
+     "at most N jobs of queue NAME active across all workers "
+     "(repeatable)",
+     set_queue_limit},
+    {"compact-min-bytes", "N",
+     "compact once the journal since the last snapshot reaches N bytes and the snapshot's "
+     "size; 0 never (default 67108864)",
+     set_compact_min},
+    {"repair", NULL, "truncate the journal at mid-file damage instead of refusing to start",
+     set_repair},
+    {"check-journal", "DIR", "verify the journal in DIR, print what it holds, and exit", set_check},
+    {"log-level", "LEVEL", "debug | info (default) | warn | error", set_log_level},
+    {"help", NULL, "print this help", set_help},
+    {NULL, NULL, NULL, NULL},
 };
 
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: jobmesh-broker [--listen URL] [--data DIR] [--config FILE] [flags]\n"
-		     "       jobmesh-broker --check-journal DIR\n\n"
-		     "The jobmesh broker: queues, leases, retries and a journal on disk.\n"
-		     "It prints \"listening <url>\" on stdout once it serves.\n\nflags:\n");
+	             "       jobmesh-broker --check-journal DIR\n\n"
+	             "The jobmesh broker: queues, leases, retries and a journal on disk.\n"
+	             "It prints \"listening <url>\" on stdout once it serves.\n\nflags:\n");
 	jm_flags_print(out, broker_flags);
 	fprintf(out, "\nexit codes:\n"
-		     "  0  stopped cleanly (SIGTERM or SIGINT), journal durable;\n"
-		     "     --check-journal: the journal is sound\n"
-		     "  1  runtime error: cannot listen, journal damaged or not writable\n"
-		     "  2  usage error: unknown flag, bad value, bad config file\n");
+	             "  0  stopped cleanly (SIGTERM or SIGINT), journal durable;\n"
+	             "     --check-journal: the journal is sound\n"
+	             "  1  runtime error: cannot listen, journal damaged or not writable\n"
+	             "  2  usage error: unknown flag, bad value, bad config file\n");
 }
 
 static void defaults(struct broker_options *o)
@@ -264,7 +262,7 @@ static int parse_options(struct broker_options *o, int argc, char **argv, struct
 	int rc = jm_flags_parse(broker_flags, o, argc, argv, 1, &rest, err);
 	if (rc == 0 && rest < argc)
 		rc = jm_err_set(err, JM_EINVAL, "unexpected argument \"%s\": see --help",
-				argv[rest]);
+		                argv[rest]);
 	return rc;
 }
 
@@ -275,7 +273,7 @@ struct check_counts {
 };
 
 static int check_apply_cb(void *arg, const uint8_t *body, size_t len, const char *file,
-			  uint64_t offset, struct jm_err *err)
+                          uint64_t offset, struct jm_err *err)
 {
 	struct check_counts *counts = arg;
 	struct proto_record rec;
@@ -301,8 +299,8 @@ static void print_queue_cb(struct queue *q, void *arg)
 
 static int check_journal(const struct broker_options *o)
 {
-	struct journal_options jo = {.dir = o->check_dir, .fsync = JOURNAL_FSYNC_OFF,
-				     .read_only = true};
+	struct journal_options jo = {
+	    .dir = o->check_dir, .fsync = JOURNAL_FSYNC_OFF, .read_only = true};
 	struct jm_err err = {0};
 	struct journal *journal;
 	if (journal_open(&journal, &jo, &err) != 0) {
@@ -319,14 +317,15 @@ static int check_journal(const struct broker_options *o)
 	journal_close(journal);
 	if (rc != 0) {
 		fprintf(stderr, "jobmesh-broker: journal %s: %s\n", o->check_dir,
-			rc == JM_ENOMEM ? "out of memory" : jm_err_text(&err));
+		        rc == JM_ENOMEM ? "out of memory" : jm_err_text(&err));
 	} else {
 		printf("journal %s: sound: %llu records, %llu bytes\n", o->check_dir,
 		       (unsigned long long)stats.records, (unsigned long long)stats.bytes);
 		if (stats.torn_tail_bytes)
-			printf("  torn tail: %llu bytes at byte %llu of %s (cut at the next start)\n",
-			       (unsigned long long)stats.torn_tail_bytes,
-			       (unsigned long long)stats.torn_tail_offset, stats.torn_tail_file);
+			printf(
+			    "  torn tail: %llu bytes at byte %llu of %s (cut at the next start)\n",
+			    (unsigned long long)stats.torn_tail_bytes,
+			    (unsigned long long)stats.torn_tail_offset, stats.torn_tail_file);
 		for (int t = 1; t <= PROTO_REC_TYPE_MAX_; t++)
 			printf("  %-8s records %llu\n", proto_record_type_name(t),
 			       (unsigned long long)counts->by_type[t]);
@@ -346,7 +345,7 @@ static void *close_watchdog_main(void *arg)
 {
 	usleep(CLOSE_WATCHDOG_MS * 1000);
 	jm_warn("closing the socket took over %d ms; the journal is durable, exiting now",
-		CLOSE_WATCHDOG_MS);
+	        CLOSE_WATCHDOG_MS);
 	_exit(0);
 }
 
@@ -406,15 +405,15 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 		return EXIT_RUNTIME;
 	}
 	jm_info("journal %s: replayed %llu records (%llu bytes) in %llu ms; fsync %s", o.data_dir,
-		(unsigned long long)stats.records, (unsigned long long)stats.bytes,
-		(unsigned long long)(jm_mono_us() - replay_start_us) / 1000,
-		journal_fsync_name(o.fsync));
+	        (unsigned long long)stats.records, (unsigned long long)stats.bytes,
+	        (unsigned long long)(jm_mono_us() - replay_start_us) / 1000,
+	        journal_fsync_name(o.fsync));
 	char default_events_url[600];
 	events_default_url(o.listen_url, default_events_url, sizeof default_events_url);
 	struct events *events = NULL;
 	struct server *srv = NULL;
-	if (events_open(&events, o.events_url ? o.events_url : default_events_url, journal,
-			&err) != 0 ||
+	if (events_open(&events, o.events_url ? o.events_url : default_events_url, journal, &err) !=
+	        0 ||
 	    (core_attach_events(core, events), server_open(&srv, o.listen_url, core, &err)) != 0) {
 		jm_error("%s", jm_err_text(&err));
 		core_stop(core);

@@ -77,7 +77,8 @@ int namemap_insert(struct namemap *map, struct namemap_entry *entry)
 
 void namemap_remove(struct namemap *map, struct namemap_entry *entry)
 {
-	struct namemap_entry **link = &map->buckets[name_hash(entry->name) & (map->buckets_count - 1)];
+	struct namemap_entry **link =
+	    &map->buckets[name_hash(entry->name) & (map->buckets_count - 1)];
 	while (*link && *link != entry)
 		link = &(*link)->next;
 	if (*link == entry) {
@@ -87,7 +88,7 @@ void namemap_remove(struct namemap *map, struct namemap_entry *entry)
 }
 
 void namemap_each(const struct namemap *map, void (*fn)(struct namemap_entry *e, void *arg),
-		  void *arg)
+                  void *arg)
 {
 	for (uint32_t i = 0; i < map->buckets_count; i++) {
 		struct namemap_entry *e = map->buckets[i];

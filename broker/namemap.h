@@ -28,6 +28,6 @@ int namemap_insert(struct namemap *map, struct namemap_entry *entry);
 void namemap_remove(struct namemap *map, struct namemap_entry *entry);
 /* Calls fn for each entry; fn may remove the entry it is given. */
 void namemap_each(const struct namemap *map, void (*fn)(struct namemap_entry *e, void *arg),
-		  void *arg);
+                  void *arg);
 
 #endif

@@ -9,7 +9,7 @@
 #include <jobmesh/error.h>
 
 int queue_registry_init(struct queue_registry *reg, const struct queue_policy *defaults,
-			uint32_t max_queues)
+                        uint32_t max_queues)
 {
 	reg->max_queues = max_queues;
 	reg->default_policy = *defaults;
@@ -75,8 +75,7 @@ static void each_queue_cb(struct namemap_entry *e, void *arg)
 	each->fn(container_of(e, struct queue, by_name), each->arg);
 }
 
-void queue_each(const struct queue_registry *reg, void (*fn)(struct queue *q, void *arg),
-		void *arg)
+void queue_each(const struct queue_registry *reg, void (*fn)(struct queue *q, void *arg), void *arg)
 {
 	struct each_queue each = {fn, arg};
 	namemap_each(&reg->queues, each_queue_cb, &each);

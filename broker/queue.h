@@ -13,12 +13,12 @@
 
 /* Per-queue behaviour; every queue gets the broker-wide defaults. */
 struct queue_policy {
-	uint32_t max_attempts;        /* for jobs that don't set their own */
-	uint64_t timeout_ms;          /* run timeout for jobs that don't set one */
+	uint32_t max_attempts; /* for jobs that don't set their own */
+	uint64_t timeout_ms;   /* run timeout for jobs that don't set one */
 	struct backoff_policy backoff;
-	uint64_t keep_finished;       /* completed+failed+cancelled jobs kept */
-	uint64_t keep_finished_age_ms;/* and for at most this long */
-	uint32_t max_active;          /* active jobs across all workers; 0: no limit */
+	uint64_t keep_finished;        /* completed+failed+cancelled jobs kept */
+	uint64_t keep_finished_age_ms; /* and for at most this long */
+	uint32_t max_active;           /* active jobs across all workers; 0: no limit */
 };
 
 /* A per-queue setting given before the queue exists (--queue-limit). */
@@ -51,7 +51,7 @@ struct queue_registry {
 };
 
 int queue_registry_init(struct queue_registry *reg, const struct queue_policy *defaults,
-			uint32_t max_queues);
+                        uint32_t max_queues);
 /* Frees every queue (not their jobs). */
 void queue_registry_fini(struct queue_registry *reg);
 struct queue *queue_find(const struct queue_registry *reg, const char *name);
@@ -60,7 +60,7 @@ struct queue *queue_find(const struct queue_registry *reg, const char *name);
 int queue_get(struct queue_registry *reg, const char *name, struct queue **out);
 /* Calls fn for each queue, in no particular order. */
 void queue_each(const struct queue_registry *reg, void (*fn)(struct queue *q, void *arg),
-		void *arg);
+                void *arg);
 
 /* True when q may hand out another job under its max_active. */
 bool queue_has_capacity(const struct queue *q);

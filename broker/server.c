@@ -60,8 +60,8 @@ static void conn_reply_cb(struct request *req, int status)
 		 * never report a change that may not survive. */
 		jm_buf_reset(&req->reply);
 		proto_encode_error(&req->reply, JM_ECLOSED,
-				   "the broker stopped before this request was made durable; "
-				   "retry against the restarted broker");
+		                   "the broker stopped before this request was made durable; "
+		                   "retry against the restarted broker");
 	}
 	nng_msg *reply = NULL;
 	if (nng_msg_alloc(&reply, 0) != 0 ||
@@ -217,7 +217,7 @@ int server_open(struct server **out, const char *url, struct core *core, struct 
 	if (rv != 0) {
 		free(srv);
 		return jm_err_set(err, JM_ETRANSPORT, "opening the REP socket: %s",
-				  nng_strerror(rv));
+		                  nng_strerror(rv));
 	}
 	nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ, PROTO_MESSAGE_MAX);
 	nng_pipe_notify(srv->sock, NNG_PIPE_EV_REM_POST, pipe_removed_cb, srv);

@@ -74,7 +74,7 @@ int state_worker_seen(struct state *s, const char *id, uint64_t now_us, struct w
 		return rc;
 	w->last_seen_us = now_us;
 	rc = deadline_heap_set(&s->deadlines, &w->lost_timer,
-			       now_us + s->config.dead_after_ms * 1000);
+	                       now_us + s->config.dead_after_ms * 1000);
 	if (rc != 0)
 		return rc;
 	*out = w;
@@ -145,7 +145,7 @@ static void unplace(struct state *s, struct job *job)
 /* Puts job where state keeps it. An ACTIVE job must have job->holder set,
  * and its lease deadline is lease_at_us + timeout + grace. */
 static int place(struct state *s, struct job *job, uint32_t state, uint64_t now_us,
-		 uint64_t lease_at_us)
+                 uint64_t lease_at_us)
 {
 	struct queue *q = job->queue;
 	if (state == PROTO_STATE_DELAYED && job->run_at_us <= now_us)
@@ -177,7 +177,7 @@ static int place(struct state *s, struct job *job, uint32_t state, uint64_t now_
 		q->active++;
 		job->timer.kind = DEADLINE_LEASE;
 		uint64_t deadline =
-			lease_at_us + (job->timeout_ms + s->config.lease_grace_ms) * 1000;
+		    lease_at_us + (job->timeout_ms + s->config.lease_grace_ms) * 1000;
 		return deadline_heap_set(&s->deadlines, &job->timer, deadline);
 	}
 	case PROTO_STATE_COMPLETED:
@@ -236,24 +236,24 @@ static int skip_or_fail(struct state *s, struct jm_err *err, const char *what, u
 		return 0;
 	}
 	return jm_err_set(err, JM_ESTATE, "%s for job %llu does not fit its state", what,
-			  (unsigned long long)job_id);
+	                  (unsigned long long)job_id);
 }
 
 static int apply_job(struct state *s, const struct proto_rec_job *r, uint64_t now_us,
-		     struct jm_err *err)
+                     struct jm_err *err)
 {
 	struct queue *q;
 	int rc = queue_get(&s->queues, r->queue, &q);
 	if (rc != 0)
 		return jm_err_set(err, rc, "queue %s: %s", r->queue,
-				  rc == JM_ELIMIT ? "too many queues" : jm_strerror(rc));
+		                  rc == JM_ELIMIT ? "too many queues" : jm_strerror(rc));
 	struct job *job = jobtable_find(&s->jobs, r->job_id);
 	bool is_new = job == NULL;
 	if (is_new) {
 		job = calloc(1, sizeof *job);
 		if (job == NULL)
 			return jm_err_set(err, JM_ENOMEM, "job %llu: out of memory",
-					  (unsigned long long)r->job_id);
+			                  (unsigned long long)r->job_id);
 		job->ready_index = UINT32_MAX;
 		deadline_init(&job->timer, DEADLINE_JOB_READY);
 		TAILQ_INIT(&job->waiters);
@@ -288,7 +288,7 @@ static int apply_job(struct state *s, const struct proto_rec_job *r, uint64_t no
 		if (is_new)
 			job_free(job);
 		return jm_err_set(err, rc, "job %llu: %s", (unsigned long long)r->job_id,
-				  jm_strerror(rc));
+		                  jm_strerror(rc));
 	}
 	if (r->job_id >= s->next_job_id)
 		s->next_job_id = r->job_id + 1;
@@ -300,7 +300,7 @@ static int apply_job(struct state *s, const struct proto_rec_job *r, uint64_t no
 			jobtable_remove(&s->jobs, job);
 			job_free(job);
 			return jm_err_set(err, JM_ENOMEM, "batch %llu: out of memory",
-					  (unsigned long long)r->batch_id);
+			                  (unsigned long long)r->batch_id);
 		}
 		b->total++;
 		b->jobs_present++;
@@ -309,12 +309,12 @@ static int apply_job(struct state *s, const struct proto_rec_job *r, uint64_t no
 	rc = place(s, job, r->state, now_us, r->updated_us);
 	if (rc != 0)
 		return jm_err_set(err, rc, "job %llu: cannot place in state %u",
-				  (unsigned long long)r->job_id, r->state);
+		                  (unsigned long long)r->job_id, r->state);
 	return 0;
 }
 
 static int apply_lease(struct state *s, const struct proto_rec_lease *r, uint64_t now_us,
-		       struct jm_err *err)
+                       struct jm_err *err)
 {
 	struct job *job = jobtable_find(&s->jobs, r->job_id);
 	if (job == NULL || r->lease <= job->lease ||
@@ -324,7 +324,7 @@ static int apply_lease(struct state *s, const struct proto_rec_lease *r, uint64_
 	int rc = state_worker_seen(s, r->worker_id, now_us, &w);
 	if (rc != 0)
 		return jm_err_set(err, rc, "worker %s: %s", r->worker_id,
-				  rc == JM_ELIMIT ? "too many workers" : jm_strerror(rc));
+		                  rc == JM_ELIMIT ? "too many workers" : jm_strerror(rc));
 	unplace(s, job);
 	job->attempt = r->attempt;
 	job->lease = r->lease;
@@ -338,7 +338,7 @@ static int apply_lease(struct state *s, const struct proto_rec_lease *r, uint64_
 }
 
 static int apply_settle(struct state *s, const struct proto_rec_settle *r, uint64_t now_us,
-			struct jm_err *err)
+                        struct jm_err *err)
 {
 	struct job *job = jobtable_find(&s->jobs, r->job_id);
 	if (job == NULL || job->state != PROTO_STATE_ACTIVE || job->lease != r->lease)
@@ -370,13 +370,13 @@ static int apply_settle(struct state *s, const struct proto_rec_settle *r, uint6
 		break;
 	}
 	int placed = place(s, job, next_state, now_us, 0);
-	return rc != 0 ? jm_err_set(err, rc, "job %llu: out of memory",
-				    (unsigned long long)r->job_id)
-		       : placed;
+	return rc != 0
+	           ? jm_err_set(err, rc, "job %llu: out of memory", (unsigned long long)r->job_id)
+	           : placed;
 }
 
 static int apply_cancel(struct state *s, const struct proto_rec_job_event *r, uint64_t now_us,
-			struct jm_err *err)
+                        struct jm_err *err)
 {
 	struct job *job = jobtable_find(&s->jobs, r->job_id);
 	if (job == NULL || state_job_is_finished(job))
@@ -405,7 +405,7 @@ static int apply_drop(struct state *s, const struct proto_rec_job_event *r, stru
 }
 
 static int apply_revive(struct state *s, const struct proto_rec_revive *r, uint64_t now_us,
-			struct jm_err *err)
+                        struct jm_err *err)
 {
 	struct job *job = jobtable_find(&s->jobs, r->job_id);
 	if (job == NULL || job->state != PROTO_STATE_FAILED || job->lease != r->lease)
@@ -420,7 +420,7 @@ static int apply_revive(struct state *s, const struct proto_rec_revive *r, uint6
 }
 
 int state_apply(struct state *s, const struct proto_record *rec, uint64_t now_us,
-		struct jm_err *err)
+                struct jm_err *err)
 {
 	switch (rec->type) {
 	case PROTO_REC_JOB:
@@ -467,7 +467,8 @@ void state_job_snapshot(const struct job *job, struct proto_record *rec)
 	r->run_at_us = job->run_at_us;
 	if (job->holder)
 		memcpy(r->worker_id, job->holder->id, sizeof r->worker_id);
-	r->last_error = (struct proto_bytes){(const uint8_t *)job->last_error,
-					     job->last_error ? (uint32_t)strlen(job->last_error) : 0};
+	r->last_error =
+	    (struct proto_bytes){(const uint8_t *)job->last_error,
+	                         job->last_error ? (uint32_t)strlen(job->last_error) : 0};
 	r->result = (struct proto_bytes){job->result, job->result_len};
 }

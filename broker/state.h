@@ -35,7 +35,7 @@ struct state_config {
 	uint32_t max_workers;
 	uint64_t dead_after_ms;  /* a worker silent this long is lost */
 	uint64_t lease_grace_ms; /* past a job's run timeout before the broker
-				    fails the attempt itself */
+	                            fails the attempt itself */
 };
 
 struct state {
@@ -46,8 +46,8 @@ struct state {
 	struct batch_registry batches;
 	struct deadline_heap deadlines;
 	uint64_t next_job_id; /* batches take their ids from it too, so an id
-				 names a job or a batch, never both */
-	uint64_t boot_epoch;    /* this boot's, once core_open wrote its META */
+	                         names a job or a batch, never both */
+	uint64_t boot_epoch;  /* this boot's, once core_open wrote its META */
 	uint64_t ready_seq;
 	uint64_t ready_jobs; /* pending jobs in all queues */
 	bool replaying;
@@ -62,7 +62,7 @@ void state_fini(struct state *s);
  * a bug in the caller and returns JM_ESTATE; while replaying it is skipped
  * (see above). */
 int state_apply(struct state *s, const struct proto_record *rec, uint64_t now_us,
-		struct jm_err *err);
+                struct jm_err *err);
 
 /* A delayed job's time has come: it becomes pending. */
 void state_job_due(struct state *s, struct job *job);

@@ -77,7 +77,7 @@ static void each_worker_cb(struct namemap_entry *e, void *arg)
 }
 
 void worker_each(const struct worker_registry *reg, void (*fn)(struct worker *w, void *arg),
-		 void *arg)
+                 void *arg)
 {
 	struct each_worker each = {fn, arg};
 	namemap_each(&reg->workers, each_worker_cb, &each);

@@ -62,6 +62,6 @@ int worker_get(struct worker_registry *reg, const char *id, uint64_t now_us, str
 /* Removes and frees w, which must hold no leases. */
 void worker_remove(struct worker_registry *reg, struct worker *w);
 void worker_each(const struct worker_registry *reg, void (*fn)(struct worker *w, void *arg),
-		 void *arg);
+                 void *arg);
 
 #endif

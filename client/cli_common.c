@@ -59,7 +59,9 @@ static void group_words(const struct cli_group *group, const char *sep, const ch
 	buf[0] = '\0';
 	for (size_t i = 0; i < group->count && used < size; i++) {
 		int n = snprintf(buf + used, size - used, "%s%s",
-		                 i == 0 ? "" : i + 1 == group->count ? last_sep : sep,
+		                 i == 0                  ? ""
+		                 : i + 1 == group->count ? last_sep
+		                                         : sep,
 		                 group_word(group, &group->commands[i]));
 		used += n > 0 ? (size_t)n : 0;
 	}
@@ -77,8 +79,7 @@ void cli_group_help(FILE *out, const struct cli_group *group)
 	        group->commands[0].name, cli_exit_codes_help);
 }
 
-int cli_group_run(struct cli *cli, const struct cli_group *group, int argc, char **argv,
-                  int first)
+int cli_group_run(struct cli *cli, const struct cli_group *group, int argc, char **argv, int first)
 {
 	if (first >= argc)
 		return cli_fail(CLI_EXIT_USAGE, group->name, "name a subcommand: %s",

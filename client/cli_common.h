@@ -134,23 +134,21 @@ int cli_watch_run(struct cli *cli, const struct cli_command *self, int argc, cha
                   int first);
 int cli_workers_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
                     int first);
-int cli_dead_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
-                 int first);
+int cli_dead_run(struct cli *cli, const struct cli_command *self, int argc, char **argv, int first);
 
 /* A command made of subcommands ("batch submit", "batch status"): the
  * subcommands' names start with the group's name and a space. */
 struct cli_group {
-	const char *name;                 /* "batch" */
+	const char *name; /* "batch" */
 	const struct cli_command *commands;
 	size_t count;
-	const char *missing_hint;         /* shown when no subcommand is named */
+	const char *missing_hint; /* shown when no subcommand is named */
 };
 /* The group's usage, one entry per subcommand, and the exit codes. */
 void cli_group_help(FILE *out, const struct cli_group *group);
 /* Runs the subcommand named at argv[first] (or prints the group's help);
  * returns an exit code. */
-int cli_group_run(struct cli *cli, const struct cli_group *group, int argc, char **argv,
-                  int first);
+int cli_group_run(struct cli *cli, const struct cli_group *group, int argc, char **argv, int first);
 
 /* Help of the commands with subcommands (batch, dead-letter). */
 void cli_batch_help(FILE *out);

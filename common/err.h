@@ -17,11 +17,10 @@ struct jm_err {
 /* Records code and a formatted message in err (err may be NULL) and returns
  * code, so callers write `return jm_err_set(err, JM_EINVAL, "...")`. */
 int jm_err_set(struct jm_err *err, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Puts "<prefix>: " in front of err's message; returns err->code. */
-int jm_err_prefix(struct jm_err *err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+int jm_err_prefix(struct jm_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The message, or jm_strerror(code) when none was set. */
 const char *jm_err_text(const struct jm_err *err);

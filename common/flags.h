@@ -27,12 +27,12 @@ struct jm_flag {
  * in *rest (argc when none). An unknown flag or a missing value is an error
  * naming the flag. */
 int jm_flags_parse(const struct jm_flag *table, void *ctx, int argc, char **argv, int first,
-		   int *rest, struct jm_err *err);
+                   int *rest, struct jm_err *err);
 
 /* Applies each config entry as if it were the flag of the same name.
  * An unknown key is an error naming the key and line. */
 int jm_flags_apply_config(const struct jm_flag *table, void *ctx, const struct jm_config *cfg,
-			  struct jm_err *err);
+                          struct jm_err *err);
 
 /* Value of --name in argv (either form), or NULL: used to find --config
  * before the other flags are applied. */
@@ -44,8 +44,8 @@ void jm_flags_print(FILE *out, const struct jm_flag *table);
 /* Parsers for setters: whole decimal numbers in [min, max]; with a text
  * error naming flag_name and the range. */
 int jm_parse_u64(const char *flag_name, const char *text, unsigned long long min,
-		 unsigned long long max, unsigned long long *out, struct jm_err *err);
+                 unsigned long long max, unsigned long long *out, struct jm_err *err);
 int jm_parse_i64(const char *flag_name, const char *text, long long min, long long max,
-		 long long *out, struct jm_err *err);
+                 long long *out, struct jm_err *err);
 
 #endif

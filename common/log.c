@@ -38,10 +38,10 @@ void jm_log(enum jm_log_level level, const char *fmt, ...)
 	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	int used = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s[%d]: ",
-			    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-			    tm.tm_sec, ts.tv_nsec / 1000000, level_names[level], log_program,
-			    (int)getpid());
+	int used = snprintf(line, sizeof line,
+	                    "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s[%d]: ", tm.tm_year + 1900,
+	                    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+	                    ts.tv_nsec / 1000000, level_names[level], log_program, (int)getpid());
 	va_list ap;
 	va_start(ap, fmt);
 	int more = vsnprintf(line + used, sizeof line - (size_t)used - 1, fmt, ap);

@@ -10,8 +10,7 @@ void jm_log_init(const char *program, enum jm_log_level min_level);
 /* Parses "debug", "info", "warn" or "error"; returns 0 or JM_EINVAL. */
 int jm_log_parse_level(const char *text, enum jm_log_level *out);
 
-void jm_log(enum jm_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void jm_log(enum jm_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define jm_debug(...) jm_log(JM_LOG_DEBUG, __VA_ARGS__)
 #define jm_info(...) jm_log(JM_LOG_INFO, __VA_ARGS__)

@@ -27,15 +27,15 @@
 #define PROTO_NAME_MAX 64
 #define PROTO_NAME_RULE "use 1-64 of A-Z a-z 0-9 . _ -"
 
-#define PROTO_PAYLOAD_MAX_DEFAULT (1u << 20)   /* 1 MiB per job payload */
-#define PROTO_RESULT_MAX (1u << 20)            /* 1 MiB per job result */
-#define PROTO_ERROR_TEXT_MAX 1024              /* per failure message */
-#define PROTO_MESSAGE_MAX (64u << 20)          /* whole message on the wire */
-#define PROTO_JOBS_PER_MESSAGE_MAX 10000       /* submit, fetch, ack */
+#define PROTO_PAYLOAD_MAX_DEFAULT (1u << 20) /* 1 MiB per job payload */
+#define PROTO_RESULT_MAX (1u << 20)          /* 1 MiB per job result */
+#define PROTO_ERROR_TEXT_MAX 1024            /* per failure message */
+#define PROTO_MESSAGE_MAX (64u << 20)        /* whole message on the wire */
+#define PROTO_JOBS_PER_MESSAGE_MAX 10000     /* submit, fetch, ack */
 #define PROTO_QUEUES_PER_FETCH_MAX 32
 #define PROTO_PRIORITY_MIN (-1000)
 #define PROTO_PRIORITY_MAX 1000
 #define PROTO_ATTEMPTS_MAX 1000
-#define PROTO_DEPTH_MAX 8                      /* msgpack nesting */
+#define PROTO_DEPTH_MAX 8 /* msgpack nesting */
 
 #endif

@@ -780,8 +780,7 @@ static int stats_reply_decode(const msgpack_object *body, msgpack_zone *zone, st
  * A worker serves at most PROTO_QUEUES_PER_FETCH_MAX queues (it could not
  * fetch from more) and reports at most PROTO_JOBS_PER_MESSAGE_MAX leases;
  * host is at most PROTO_HOST_MAX bytes. */
-#define HEARTBEAT_FIELDS \
-	"worker_id, instance, host, pid, concurrency, queues, leases, draining"
+#define HEARTBEAT_FIELDS "worker_id, instance, host, pid, concurrency, queues, leases, draining"
 
 static int heartbeat_check(const struct proto_msg *m, struct jm_err *err)
 {

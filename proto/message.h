@@ -42,18 +42,18 @@ enum proto_type {
 	PROTO_CANCEL = 17,          /* client: cancel a job; reply JOB */
 	PROTO_WORKERS = 18,         /* client: the workers the broker knows */
 	PROTO_WORKERS_REPLY = 19,
-	PROTO_PROGRESS = 20,        /* worker: progress of a leased job; reply SETTLED */
-	PROTO_BATCH_STATUS = 21,    /* client: one batch; reply BATCH */
+	PROTO_PROGRESS = 20,     /* worker: progress of a leased job; reply SETTLED */
+	PROTO_BATCH_STATUS = 21, /* client: one batch; reply BATCH */
 	PROTO_BATCH = 22,
-	PROTO_BATCHES = 23,         /* client: every unfinished batch */
+	PROTO_BATCHES = 23, /* client: every unfinished batch */
 	PROTO_BATCHES_REPLY = 24,
-	PROTO_HELLO = 25,           /* anyone: broker version and events address */
+	PROTO_HELLO = 25, /* anyone: broker version and events address */
 	PROTO_HELLO_REPLY = 26,
-	PROTO_DEAD_LIST = 27,       /* client: dead-lettered jobs of a queue */
+	PROTO_DEAD_LIST = 27, /* client: dead-lettered jobs of a queue */
 	PROTO_JOB_LIST = 28,
-	PROTO_REVIVE = 29,          /* client: dead-lettered jobs back to pending */
+	PROTO_REVIVE = 29, /* client: dead-lettered jobs back to pending */
 	PROTO_REVIVED = 30,
-	PROTO_EVENT = 31,           /* PUB body, never a request or reply */
+	PROTO_EVENT = 31, /* PUB body, never a request or reply */
 	PROTO_TYPE_MAX_ = 31,
 };
 
@@ -78,7 +78,7 @@ typedef char proto_name[PROTO_NAME_MAX + 1];
 
 /* ERROR: [code, message] */
 struct proto_error {
-	int32_t code; /* a JM_E... value */
+	int32_t code;               /* a JM_E... value */
 	struct proto_bytes message; /* UTF-8 text, not NUL-terminated */
 };
 
@@ -118,16 +118,16 @@ struct proto_fetch {
 	uint32_t slot;
 	uint32_t queues_count; /* 1..PROTO_QUEUES_PER_FETCH_MAX */
 	proto_name *queues;
-	uint32_t max_jobs;     /* 1..PROTO_JOBS_PER_MESSAGE_MAX */
-	uint32_t wait_ms;      /* 0: answer at once */
+	uint32_t max_jobs; /* 1..PROTO_JOBS_PER_MESSAGE_MAX */
+	uint32_t wait_ms;  /* 0: answer at once */
 };
 
 /* One delivery of JOBS: [job_id, lease, attempt, queue, type, payload,
  * timeout_ms] */
 struct proto_delivery {
 	uint64_t job_id;
-	uint64_t lease;    /* grows with every delivery of this job */
-	uint32_t attempt;  /* 1 for the first attempt */
+	uint64_t lease;   /* grows with every delivery of this job */
+	uint32_t attempt; /* 1 for the first attempt */
 	proto_name queue;
 	proto_name type;
 	struct proto_bytes payload;
@@ -161,8 +161,8 @@ struct proto_fail_item {
 	struct proto_bytes error; /* text, at most PROTO_ERROR_TEXT_MAX */
 	bool permanent;           /* true: no retry, straight to dead-letter */
 	bool released;            /* true: handed back unfinished (worker
-				     draining): requeued at once, the attempt
-				     is not counted; permanent is ignored */
+	                             draining): requeued at once, the attempt
+	                             is not counted; permanent is ignored */
 };
 
 /* FAIL: [worker_id, [fail_item...]] */
@@ -209,9 +209,9 @@ struct proto_job_info {
 	struct proto_bytes last_error;
 	bool has_result;
 	struct proto_bytes result;
-	uint64_t batch_id;        /* 0: not in a batch */
-	uint64_t progress_done;   /* last progress the handler reported: */
-	uint64_t progress_total;  /* done of total (0 of 0: none yet) */
+	uint64_t batch_id;                   /* 0: not in a batch */
+	uint64_t progress_done;              /* last progress the handler reported: */
+	uint64_t progress_total;             /* done of total (0 of 0: none yet) */
 	struct proto_bytes progress_message; /* what it is doing now */
 };
 
@@ -391,10 +391,10 @@ struct proto_revived {
 
 enum proto_event_kind {
 	PROTO_EVENT_JOB_STATE = 1,     /* job_id, queue, type, state, attempt,
-					  batch_id, worker_id, message = error */
+	                                  batch_id, worker_id, message = error */
 	PROTO_EVENT_JOB_PROGRESS = 2,  /* job_id, batch_id, done, total, message */
 	PROTO_EVENT_BATCH = 3,         /* batch_id, state, done = completed,
-					  failed, total, message = current op */
+	                                  failed, total, message = current op */
 	PROTO_EVENT_WORKER_JOINED = 4, /* worker_id */
 	PROTO_EVENT_WORKER_LOST = 5,   /* worker_id, message = why */
 };
@@ -477,7 +477,7 @@ int proto_encode(const struct proto_msg *msg, struct jm_buf *out);
 
 /* Convenience: encodes an ERROR with a printf-style message. */
 int proto_encode_error(struct jm_buf *out, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Appends an event as published on the PUB socket: the topic's bytes,
  * one NUL byte, then the encoded EVENT message ([version, type, body]).

@@ -9,7 +9,7 @@ bool proto_name_is_valid(const char *name, size_t len)
 	for (size_t i = 0; i < len; i++) {
 		char c = name[i];
 		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			  (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+		          (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
 		if (!ok)
 			return false;
 	}
@@ -39,23 +39,37 @@ const char *proto_state_name(int state)
 const char *proto_type_name(int type)
 {
 	static const char *const names[] = {
-		[PROTO_ERROR] = "error",         [PROTO_SUBMIT] = "submit",
-		[PROTO_SUBMITTED] = "submitted", [PROTO_FETCH] = "fetch",
-		[PROTO_JOBS] = "jobs",           [PROTO_ACK] = "ack",
-		[PROTO_FAIL] = "fail",           [PROTO_SETTLED] = "settled",
-		[PROTO_STATUS] = "status",       [PROTO_RESULT] = "result",
-		[PROTO_WAIT] = "wait",           [PROTO_JOB] = "job",
-		[PROTO_STATS] = "stats",         [PROTO_STATS_REPLY] = "stats-reply",
-		[PROTO_HEARTBEAT] = "heartbeat", [PROTO_HEARTBEAT_REPLY] = "heartbeat-reply",
-		[PROTO_CANCEL] = "cancel",       [PROTO_WORKERS] = "workers",
-		[PROTO_WORKERS_REPLY] = "workers-reply",
-		[PROTO_PROGRESS] = "progress",   [PROTO_BATCH_STATUS] = "batch-status",
-		[PROTO_BATCH] = "batch",         [PROTO_BATCHES] = "batches",
-		[PROTO_BATCHES_REPLY] = "batches-reply",
-		[PROTO_HELLO] = "hello",         [PROTO_HELLO_REPLY] = "hello-reply",
-		[PROTO_DEAD_LIST] = "dead-list", [PROTO_JOB_LIST] = "job-list",
-		[PROTO_REVIVE] = "revive",       [PROTO_REVIVED] = "revived",
-		[PROTO_EVENT] = "event",
+	    [PROTO_ERROR] = "error",
+	    [PROTO_SUBMIT] = "submit",
+	    [PROTO_SUBMITTED] = "submitted",
+	    [PROTO_FETCH] = "fetch",
+	    [PROTO_JOBS] = "jobs",
+	    [PROTO_ACK] = "ack",
+	    [PROTO_FAIL] = "fail",
+	    [PROTO_SETTLED] = "settled",
+	    [PROTO_STATUS] = "status",
+	    [PROTO_RESULT] = "result",
+	    [PROTO_WAIT] = "wait",
+	    [PROTO_JOB] = "job",
+	    [PROTO_STATS] = "stats",
+	    [PROTO_STATS_REPLY] = "stats-reply",
+	    [PROTO_HEARTBEAT] = "heartbeat",
+	    [PROTO_HEARTBEAT_REPLY] = "heartbeat-reply",
+	    [PROTO_CANCEL] = "cancel",
+	    [PROTO_WORKERS] = "workers",
+	    [PROTO_WORKERS_REPLY] = "workers-reply",
+	    [PROTO_PROGRESS] = "progress",
+	    [PROTO_BATCH_STATUS] = "batch-status",
+	    [PROTO_BATCH] = "batch",
+	    [PROTO_BATCHES] = "batches",
+	    [PROTO_BATCHES_REPLY] = "batches-reply",
+	    [PROTO_HELLO] = "hello",
+	    [PROTO_HELLO_REPLY] = "hello-reply",
+	    [PROTO_DEAD_LIST] = "dead-list",
+	    [PROTO_JOB_LIST] = "job-list",
+	    [PROTO_REVIVE] = "revive",
+	    [PROTO_REVIVED] = "revived",
+	    [PROTO_EVENT] = "event",
 	};
 	if (type <= 0 || type > PROTO_TYPE_MAX_ || names[type] == NULL)
 		return "unknown";

@@ -128,8 +128,7 @@ struct proto_record {
 };
 
 /* Same contract as proto_decode / proto_msg_fini / proto_encode. */
-int proto_record_decode(const void *buf, size_t len, struct proto_record *out,
-			struct jm_err *err);
+int proto_record_decode(const void *buf, size_t len, struct proto_record *out, struct jm_err *err);
 void proto_record_fini(struct proto_record *rec);
 int proto_record_encode(const struct proto_record *rec, struct jm_buf *out);
 

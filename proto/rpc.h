@@ -35,7 +35,7 @@ void rpc_reply_fini(struct rpc_reply *reply); /* accepts zeroed */
  * answered with an ERROR message, that message's code, with its text in err
  * (reply then needs no fini). */
 int rpc_call(struct rpc *rpc, const struct proto_msg *req, uint32_t timeout_ms,
-	     struct rpc_reply *reply, struct jm_err *err);
+             struct rpc_reply *reply, struct jm_err *err);
 
 /* A token that lets another thread cut calls short: once rpc_cancel_fire()
  * ran, the call in progress with it returns JM_ECLOSED at once, and so does
@@ -52,7 +52,7 @@ void rpc_cancel_fire(struct rpc_cancel *cancel);
 
 /* rpc_call that cancel (may be NULL) can cut short. */
 int rpc_call_cancellable(struct rpc *rpc, const struct proto_msg *req, uint32_t timeout_ms,
-			 struct rpc_cancel *cancel, struct rpc_reply *reply, struct jm_err *err);
+                         struct rpc_cancel *cancel, struct rpc_reply *reply, struct jm_err *err);
 
 /* Resolves the broker URL: explicit if non-NULL and non-empty, else
  * $JOBMESH_BROKER, else "tcp://127.0.0.1:7400". */

@@ -39,14 +39,14 @@ static const char *broker_url;
 static void die(const char *what, int rc)
 {
 	fprintf(stderr, "bench_broker: %s: %s (%s)\n", what, jm_strerror(rc),
-		jm_client_last_error());
+	        jm_client_last_error());
 	exit(1);
 }
 
 static jm_job_spec spec_for(const char *queue)
 {
-	return (jm_job_spec){.queue = queue, .type = "noop", .payload = payload,
-			     .payload_len = PAYLOAD_BYTES};
+	return (jm_job_spec){
+	    .queue = queue, .type = "noop", .payload = payload, .payload_len = PAYLOAD_BYTES};
 }
 
 struct producer {
@@ -65,9 +65,9 @@ static void *producer_main(void *arg)
 		specs[i] = spec_for(p->queue);
 	for (int done = 0; done < p->jobs; done += p->per_call) {
 		int rc = p->per_call == 1
-				 ? jm_client_submit(p->client, &specs[0], &ids[0])
-				 : jm_client_submit_many(p->client, specs, (size_t)p->per_call, false,
-							 ids, NULL);
+		             ? jm_client_submit(p->client, &specs[0], &ids[0])
+		             : jm_client_submit_many(p->client, specs, (size_t)p->per_call, false,
+		                                     ids, NULL);
 		if (rc != 0)
 			die("submit", rc);
 	}
@@ -124,11 +124,14 @@ static void *worker_main(void *arg)
 }
 
 static void worker_start(struct running_worker *rw, const char *queue, unsigned concurrency,
-			 const char *id)
+                         const char *id)
 {
 	const char *queues[] = {queue};
-	jm_worker_options opts = {.broker_url = broker_url, .worker_id = id, .queues = queues,
-				  .queues_count = 1, .concurrency = concurrency};
+	jm_worker_options opts = {.broker_url = broker_url,
+	                          .worker_id = id,
+	                          .queues = queues,
+	                          .queues_count = 1,
+	                          .concurrency = concurrency};
 	int rc = jm_worker_new(&rw->worker, &opts);
 	if (rc == 0)
 		rc = jm_worker_register(rw->worker, "noop", noop_handler, NULL);
@@ -153,13 +156,14 @@ static nng_socket event_subscriber(void)
 	struct jm_err err = {0};
 	struct proto_msg hello = {.type = PROTO_HELLO};
 	struct rpc_reply reply = {0};
-	if (rpc_open(&rpc, broker_url, &err) != 0 || rpc_call(rpc, &hello, 5000, &reply, &err) != 0) {
+	if (rpc_open(&rpc, broker_url, &err) != 0 ||
+	    rpc_call(rpc, &hello, 5000, &reply, &err) != 0) {
 		fprintf(stderr, "bench_broker: hello: %s\n", jm_err_text(&err));
 		exit(1);
 	}
 	char url[512];
 	snprintf(url, sizeof url, "%.*s", (int)reply.msg.u.hello_reply.events_url.len,
-		 (const char *)reply.msg.u.hello_reply.events_url.ptr);
+	         (const char *)reply.msg.u.hello_reply.events_url.ptr);
 	rpc_reply_fini(&reply);
 	rpc_close(rpc);
 	nng_socket sub;
@@ -236,7 +240,7 @@ int main(int argc, char **argv)
 	if (harness_init(&h, "bench") != 0)
 		return 1;
 	const char *args[] = {"--fsync", fsync, "--listen",
-			      strcmp(transport, "tcp") == 0 ? "tcp://127.0.0.1:0" : NULL, NULL};
+	                      strcmp(transport, "tcp") == 0 ? "tcp://127.0.0.1:0" : NULL, NULL};
 	if (args[3] == NULL)
 		args[2] = NULL;
 	struct harness_proc broker;

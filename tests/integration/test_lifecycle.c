@@ -26,8 +26,11 @@ static struct stack *fixture_start(void **state, const char *name, const char *c
 static uint64_t submit(struct stack *f, const char *queue, const char *type, const char *payload,
                        unsigned max_attempts)
 {
-	jm_job_spec spec = {.queue = queue, .type = type, .payload = payload,
-			    .payload_len = strlen(payload), .max_attempts = max_attempts};
+	jm_job_spec spec = {.queue = queue,
+	                    .type = type,
+	                    .payload = payload,
+	                    .payload_len = strlen(payload),
+	                    .max_attempts = max_attempts};
 	uint64_t id = 0;
 	int rc = jm_client_submit(f->client, &spec, &id);
 	if (rc != 0)
@@ -42,7 +45,7 @@ static void test_thousand_jobs_complete_exactly_once_with_results(void **state)
 	struct stack *f = fixture_start(state, "thousand", NULL);
 	char handler[512];
 	snprintf(handler, sizeof handler,
-		 "echo=echo \"$JOBMESH_JOB_ID\" >> %s/runs.log; printf 'r-'; cat", f->h.dir);
+	         "echo=echo \"$JOBMESH_JOB_ID\" >> %s/runs.log; printf 'r-'; cat", f->h.dir);
 	fixture_worker_start(&f->h, "w-thousand", "bulk", "4", handler);
 
 	enum { JOBS = 1000, PER_CALL = 100 };
@@ -52,11 +55,13 @@ static void test_thousand_jobs_complete_exactly_once_with_results(void **state)
 	for (int i = 0; i < JOBS; i += PER_CALL) {
 		for (int k = 0; k < PER_CALL; k++) {
 			snprintf(payloads[i + k], sizeof payloads[i + k], "payload-%d", i + k);
-			specs[k] = (jm_job_spec){.queue = "bulk", .type = "echo",
-						 .payload = payloads[i + k],
-						 .payload_len = strlen(payloads[i + k])};
+			specs[k] = (jm_job_spec){.queue = "bulk",
+			                         .type = "echo",
+			                         .payload = payloads[i + k],
+			                         .payload_len = strlen(payloads[i + k])};
 		}
-		assert_jm_ok(jm_client_submit_many(f->client, specs, PER_CALL, false, &ids[i], NULL));
+		assert_jm_ok(
+		    jm_client_submit_many(f->client, specs, PER_CALL, false, &ids[i], NULL));
 	}
 	for (int i = 0; i < JOBS; i++) {
 		jm_job_info info = {0};
@@ -138,7 +143,7 @@ static void test_permanent_failure_is_not_retried(void **state)
 	struct stack *f = fixture_start(state, "permanent", NULL);
 	char handler[512];
 	snprintf(handler, sizeof handler,
-		 "bad=echo run >> %s/permanent.log; echo 'invalid card' >&2; exit 100", f->h.dir);
+	         "bad=echo run >> %s/permanent.log; echo 'invalid card' >&2; exit 100", f->h.dir);
 	fixture_worker_start(&f->h, "w-permanent", "cards", "1", handler);
 	uint64_t id = submit(f, "cards", "bad", "x", 5);
 	jm_job_info info = {0};

@@ -23,8 +23,8 @@
 static int fixture_setup(void **state)
 {
 	/* Run timeouts expire at once past the job's own timeout. */
-	const char *args[] = {"--lease-grace-ms", "0", "--backoff-base-ms", "10",
-			      "--backoff-cap-ms", "20", NULL};
+	const char *args[] = {
+	    "--lease-grace-ms", "0", "--backoff-base-ms", "10", "--backoff-cap-ms", "20", NULL};
 	stack_open(state, "faults", args, NULL, STACK_RPC);
 	return 0;
 }
@@ -110,8 +110,8 @@ static int raw_call(struct stack *f, const void *bytes, size_t len, char *text, 
 	assert_jm_ok_err(proto_decode(reply, reply_len, &msg, &err), &err);
 	assert_int_equal(msg.type, PROTO_ERROR);
 	int code = msg.u.error.code;
-	size_t n = msg.u.error.message.len < text_size - 1 ? msg.u.error.message.len
-							     : text_size - 1;
+	size_t n =
+	    msg.u.error.message.len < text_size - 1 ? msg.u.error.message.len : text_size - 1;
 	memcpy(text, msg.u.error.message.ptr, n);
 	text[n] = '\0';
 	proto_msg_fini(&msg);
@@ -157,12 +157,11 @@ static void test_malformed_messages_get_errors_and_broker_keeps_serving(void **s
 	/* A reply type sent as a request. */
 	const unsigned char reply_type[] = {0x93, 0x01, 0x03, 0x92, 0x00, 0x90};
 	assert_int_equal(raw_call(f, reply_type, sizeof reply_type, text, sizeof text),
-			 JM_EUNSUPPORTED);
+	                 JM_EUNSUPPORTED);
 
 	/* A queue name breaking the rule: the error says what is allowed. */
-	const unsigned char bad_name[] = {0x93, 0x01, 0x02, 0x92, 0xc2, 0x91, 0x97, 0xa3, 'a',
-					  ' ',  'b',  0xa1, 't',  0xa1, 'p',  0x00, 0x00, 0x00,
-					  0x00};
+	const unsigned char bad_name[] = {0x93, 0x01, 0x02, 0x92, 0xc2, 0x91, 0x97, 0xa3, 'a', ' ',
+	                                  'b',  0xa1, 't',  0xa1, 'p',  0x00, 0x00, 0x00, 0x00};
 	assert_int_equal(raw_call(f, bad_name, sizeof bad_name, text, sizeof text), JM_EBADNAME);
 	assert_non_null(strstr(text, "A-Z a-z 0-9 . _ -"));
 
@@ -175,10 +174,24 @@ static void test_oversized_payload_is_refused_with_the_limit(void **state)
 	uint64_t id = submit_one(f, "keep", 0);
 	/* [1, SUBMIT, [false, [["big", "t", bin32(2 MiB), 0, 0, 0, 0]]]] */
 	size_t payload_len = 2u << 20;
-	unsigned char head[] = {0x93, 0x01, 0x02, 0x92, 0xc2, 0x91, 0x97, 0xa3, 'b', 'i',
-				'g',  0xa1, 't',  0xc6, (unsigned char)(payload_len >> 24),
-				(unsigned char)(payload_len >> 16), (unsigned char)(payload_len >> 8),
-				(unsigned char)payload_len};
+	unsigned char head[] = {0x93,
+	                        0x01,
+	                        0x02,
+	                        0x92,
+	                        0xc2,
+	                        0x91,
+	                        0x97,
+	                        0xa3,
+	                        'b',
+	                        'i',
+	                        'g',
+	                        0xa1,
+	                        't',
+	                        0xc6,
+	                        (unsigned char)(payload_len >> 24),
+	                        (unsigned char)(payload_len >> 16),
+	                        (unsigned char)(payload_len >> 8),
+	                        (unsigned char)payload_len};
 	const unsigned char tail[] = {0x00, 0x00, 0x00, 0x00};
 	size_t len = sizeof head + payload_len + sizeof tail;
 	unsigned char *msg = calloc(1, len);

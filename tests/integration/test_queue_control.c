@@ -27,8 +27,11 @@ static struct stack *fixture_start(void **state, const char *name, const char *c
 
 static uint64_t submit(struct stack *f, const char *queue, const char *type, unsigned attempts)
 {
-	jm_job_spec spec = {.queue = queue, .type = type, .payload = "p", .payload_len = 1,
-			    .max_attempts = attempts};
+	jm_job_spec spec = {.queue = queue,
+	                    .type = type,
+	                    .payload = "p",
+	                    .payload_len = 1,
+	                    .max_attempts = attempts};
 	uint64_t id;
 	if (jm_client_submit(f->client, &spec, &id) != 0)
 		fail_msg("submit: %s", jm_client_last_error());
@@ -77,8 +80,17 @@ static void test_cancel_pending_and_active_jobs(void **state)
 	 * handler; the job stays cancelled. */
 	char handler[512];
 	snprintf(handler, sizeof handler, "slow=echo $$ > %s/slow.pid; exec sleep 30", f->h.dir);
-	const char *args[] = {"--queue", "busy", "--handler", handler, "--heartbeat-ms", "100",
-			      "--kill-grace-ms", "200", "--drain-timeout", "1", NULL};
+	const char *args[] = {"--queue",
+	                      "busy",
+	                      "--handler",
+	                      handler,
+	                      "--heartbeat-ms",
+	                      "100",
+	                      "--kill-grace-ms",
+	                      "200",
+	                      "--drain-timeout",
+	                      "1",
+	                      NULL};
 	struct harness_proc worker;
 	assert_jm_ok(harness_worker_start(&f->h, "w-cancel", args, &worker));
 	uint64_t active = submit(f, "busy", "slow", 0);
@@ -128,8 +140,8 @@ static void test_queue_limit_caps_active_jobs_across_workers(void **state)
 {
 	const char *extra[] = {"--queue-limit", "docs=2", NULL};
 	struct stack *f = fixture_start(state, "limit", extra);
-	const char *args[] = {"--queue", "docs", "--concurrency", "4", "--handler",
-			      "ocr=sleep 0.3", NULL};
+	const char *args[] = {"--queue",       "docs", "--concurrency", "4", "--handler",
+	                      "ocr=sleep 0.3", NULL};
 	struct harness_proc w1, w2;
 	assert_jm_ok(harness_worker_start(&f->h, "w-limit-1", args, &w1));
 	assert_jm_ok(harness_worker_start(&f->h, "w-limit-2", args, &w2));
@@ -146,7 +158,7 @@ static void test_dead_letter_list_and_retry(void **state)
 	char handler[512];
 	/* Fails until a fix flag file exists. */
 	snprintf(handler, sizeof handler, "pay=test -e %s/fixed || exit 100; printf paid",
-		 f->h.dir);
+	         f->h.dir);
 	const char *args[] = {"--queue", "pay", "--handler", handler, NULL};
 	struct harness_proc worker;
 	assert_jm_ok(harness_worker_start(&f->h, "w-dead", args, &worker));
@@ -186,9 +198,9 @@ static void test_dead_letter_list_and_retry(void **state)
 static void test_workers_list_shows_queues_and_active_jobs(void **state)
 {
 	struct stack *f = fixture_start(state, "workers", NULL);
-	const char *args[] = {"--queue", "alpha,beta", "--concurrency", "3", "--handler",
-			      "nap=sleep 30", "--worker-id", "listed-worker", "--drain-timeout", "1",
-			      NULL};
+	const char *args[] = {
+	    "--queue",     "alpha,beta",    "--concurrency",   "3", "--handler", "nap=sleep 30",
+	    "--worker-id", "listed-worker", "--drain-timeout", "1", NULL};
 	struct harness_proc worker;
 	assert_jm_ok(harness_worker_start(&f->h, "listed-worker", args, &worker));
 	uint64_t id = submit(f, "beta", "nap", 0);
@@ -262,11 +274,13 @@ static void test_compaction_shrinks_the_journal_and_keeps_the_state(void **state
 	jm_job_spec specs[PER_CALL];
 	static uint64_t ids[JOBS];
 	for (int i = 0; i < PER_CALL; i++)
-		specs[i] = (jm_job_spec){.queue = "c", .type = "t", .payload = payload,
-					 .payload_len = sizeof payload - 1};
+		specs[i] = (jm_job_spec){.queue = "c",
+		                         .type = "t",
+		                         .payload = payload,
+		                         .payload_len = sizeof payload - 1};
 	for (int i = 0; i < JOBS; i += PER_CALL)
-		assert_jm_ok(jm_client_submit_many(f->client, specs, PER_CALL, false, &ids[i],
-						   NULL));
+		assert_jm_ok(
+		    jm_client_submit_many(f->client, specs, PER_CALL, false, &ids[i], NULL));
 	jm_job_info info = {0};
 	assert_jm_ok(jm_client_wait(f->client, ids[JOBS - 1], 60000, &info));
 	jm_job_info_fini(&info);

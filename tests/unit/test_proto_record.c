@@ -224,8 +224,8 @@ static void test_cancel_and_drop_records_round_trip(void **state)
 static void test_revive_record_round_trips(void **state)
 {
 	struct proto_record in = {.type = PROTO_REC_REVIVE};
-	in.u.revive = (struct proto_rec_revive){.job_id = 5, .at_us = 6, .max_attempts = 1000,
-						.lease = 9};
+	in.u.revive =
+	    (struct proto_rec_revive){.job_id = 5, .at_us = 6, .max_attempts = 1000, .lease = 9};
 	struct jm_buf wire;
 	struct proto_record out;
 	round_trip(&in, &wire, &out);

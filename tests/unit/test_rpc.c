@@ -271,8 +271,7 @@ static void test_cancel_cuts_a_call_short_and_every_later_one(void **state)
 	struct proto_msg req = status_request(1);
 	struct rpc_reply reply;
 	uint64_t start_us = jm_mono_us();
-	assert_int_equal(rpc_call_cancellable(rpc, &req, 10000, &cancel, &reply, &err),
-	                 JM_ECLOSED);
+	assert_int_equal(rpc_call_cancellable(rpc, &req, 10000, &cancel, &reply, &err), JM_ECLOSED);
 	uint64_t elapsed_ms = (jm_mono_us() - start_us) / 1000;
 	pthread_join(thread, NULL);
 	assert_true(elapsed_ms >= 190);
@@ -281,8 +280,7 @@ static void test_cancel_cuts_a_call_short_and_every_later_one(void **state)
 	assert_null(reply.nng_msg_);
 
 	start_us = jm_mono_us();
-	assert_int_equal(rpc_call_cancellable(rpc, &req, 10000, &cancel, &reply, &err),
-	                 JM_ECLOSED);
+	assert_int_equal(rpc_call_cancellable(rpc, &req, 10000, &cancel, &reply, &err), JM_ECLOSED);
 	assert_true((jm_mono_us() - start_us) / 1000 < 500);
 	rpc_cancel_fini(&cancel);
 	rpc_close(rpc);
@@ -388,8 +386,8 @@ int main(void)
 	                                    setup_with_server, teardown),
 	    cmocka_unit_test_setup_teardown(test_call_without_server_times_out_within_bound, setup,
 	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_cancel_cuts_a_call_short_and_every_later_one, setup,
-	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_cancel_cuts_a_call_short_and_every_later_one,
+	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_call_waits_for_a_broker_that_starts_late, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_concurrent_calls_get_their_own_replies,

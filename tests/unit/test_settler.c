@@ -228,7 +228,7 @@ static void test_put_waits_while_limit_outcomes_are_unanswered(void **state)
 
 static void test_batch_keeps_to_its_byte_cap(void **state)
 {
-	struct recorder *r = *state; /* limit 8 */
+	struct recorder *r = *state;                        /* limit 8 */
 	size_t result_len = SETTLE_BATCH_BYTES_MAX / 3 + 1; /* three do not fit */
 	put_ack(r, 1, 0);
 	wait_for_batches(r, 1);

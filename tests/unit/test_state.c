@@ -44,7 +44,7 @@ static int teardown(void **ctx)
 }
 
 static void submit_in_batch(struct state *s, uint64_t id, uint64_t batch_id, const char *queue,
-			    int32_t priority, uint64_t run_at_us)
+                            int32_t priority, uint64_t run_at_us)
 {
 	struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_JOB};
 	rec.u.job.job_id = id;
@@ -62,7 +62,7 @@ static void submit_in_batch(struct state *s, uint64_t id, uint64_t batch_id, con
 }
 
 static void submit(struct state *s, uint64_t id, const char *queue, int32_t priority,
-		   uint64_t run_at_us)
+                   uint64_t run_at_us)
 {
 	submit_in_batch(s, id, 0, queue, priority, run_at_us);
 }
@@ -80,7 +80,7 @@ static int lease(struct state *s, uint64_t id, uint64_t lease_no, uint32_t attem
 }
 
 static int settle(struct state *s, uint64_t id, uint64_t lease_no, uint32_t outcome,
-		  uint64_t run_at_us)
+                  uint64_t run_at_us)
 {
 	struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_SETTLE};
 	rec.u.settle.job_id = id;
@@ -332,32 +332,31 @@ static void test_deadline_heap_pops_in_time_order(void **ctx)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_higher_priority_runs_first_and_fifo_within_priority,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_lease_makes_job_active_and_counts_it, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_settle_with_an_old_lease_is_refused, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_completed_job_keeps_its_result, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_retry_delays_the_job_until_its_run_at, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_released_lease_does_not_count_an_attempt,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dead_outcome_dead_letters_the_job, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(
-			test_delayed_submit_waits_and_due_one_is_pending_at_once, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_replay_skips_records_a_snapshot_already_holds,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_job_record_over_an_existing_job_replaces_it,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_queue_limit_is_enforced, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_batch_counts_follow_its_jobs, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dropped_jobs_still_count_in_their_batch, setup,
-						teardown),
-		cmocka_unit_test(test_backoff_doubles_and_stays_within_cap),
-		cmocka_unit_test(test_deadline_heap_pops_in_time_order),
+	    cmocka_unit_test_setup_teardown(
+	        test_higher_priority_runs_first_and_fifo_within_priority, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lease_makes_job_active_and_counts_it, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_settle_with_an_old_lease_is_refused, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_completed_job_keeps_its_result, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_retry_delays_the_job_until_its_run_at, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_released_lease_does_not_count_an_attempt, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_dead_outcome_dead_letters_the_job, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_delayed_submit_waits_and_due_one_is_pending_at_once, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_replay_skips_records_a_snapshot_already_holds,
+	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_job_record_over_an_existing_job_replaces_it, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_queue_limit_is_enforced, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_batch_counts_follow_its_jobs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dropped_jobs_still_count_in_their_batch, setup,
+	                                    teardown),
+	    cmocka_unit_test(test_backoff_doubles_and_stays_within_cap),
+	    cmocka_unit_test(test_deadline_heap_pops_in_time_order),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

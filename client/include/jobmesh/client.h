@@ -42,14 +42,14 @@ void jm_client_set_timeout_ms(jm_client *client, uint32_t timeout_ms);
 const char *jm_client_last_error(void);
 
 typedef struct jm_job_spec {
-	const char *queue;    /* 1-64 of A-Z a-z 0-9 . _ - */
-	const char *type;     /* same rule */
-	const void *payload;  /* may be NULL when payload_len is 0 */
+	const char *queue;   /* 1-64 of A-Z a-z 0-9 . _ - */
+	const char *type;    /* same rule */
+	const void *payload; /* may be NULL when payload_len is 0 */
 	size_t payload_len;
-	int priority;         /* -1000..1000, higher first; 0 default */
-	unsigned max_attempts;/* 0: queue default (3) */
-	uint64_t delay_ms;    /* 0: ready now */
-	uint64_t timeout_ms;  /* run timeout per attempt; 0: default */
+	int priority;          /* -1000..1000, higher first; 0 default */
+	unsigned max_attempts; /* 0: queue default (3) */
+	uint64_t delay_ms;     /* 0: ready now */
+	uint64_t timeout_ms;   /* run timeout per attempt; 0: default */
 } jm_job_spec;
 
 /* Enqueues one job; on success *job_id is its id. */
@@ -58,8 +58,8 @@ int jm_client_submit(jm_client *client, const jm_job_spec *job, uint64_t *job_id
 /* Enqueues count jobs in one round trip, all or none. job_ids (count
  * entries) receives the ids in order. With as_batch the jobs form a batch
  * whose id goes to *batch_id (may be NULL otherwise). */
-int jm_client_submit_many(jm_client *client, const jm_job_spec *jobs, size_t count,
-			  bool as_batch, uint64_t *job_ids, uint64_t *batch_id);
+int jm_client_submit_many(jm_client *client, const jm_job_spec *jobs, size_t count, bool as_batch,
+                          uint64_t *job_ids, uint64_t *batch_id);
 
 enum jm_job_state {
 	JM_STATE_PENDING = 1,
@@ -82,10 +82,10 @@ typedef struct jm_job_info {
 	unsigned max_attempts;
 	uint64_t created_us; /* wall clock, microseconds since the epoch */
 	uint64_t updated_us;
-	uint64_t run_at_us;  /* when a delayed job becomes ready, else 0 */
-	char *last_error;    /* NUL-terminated, "" if none; owned */
+	uint64_t run_at_us; /* when a delayed job becomes ready, else 0 */
+	char *last_error;   /* NUL-terminated, "" if none; owned */
 	bool has_result;
-	void *result;        /* owned; NUL-terminated for convenience */
+	void *result; /* owned; NUL-terminated for convenience */
 	size_t result_len;
 	uint64_t batch_id;       /* 0: not in a batch */
 	uint64_t progress_done;  /* the handler's last progress report: done of */
@@ -126,16 +126,16 @@ void jm_job_infos_free(jm_job_info *jobs, size_t count);
 
 typedef struct jm_worker_info {
 	char id[65];
-	char *host;           /* owned, "" if unknown */
+	char *host; /* owned, "" if unknown */
 	unsigned pid;
 	unsigned concurrency;
-	char **queues;        /* owned: queues_count NUL-terminated names */
+	char **queues; /* owned: queues_count NUL-terminated names */
 	size_t queues_count;
 	unsigned active_jobs;
 	uint64_t first_seen_us; /* wall clock, microseconds since the epoch */
 	uint64_t last_seen_us;
 	bool draining;
-	uint64_t *job_ids;    /* owned: the jobs it holds */
+	uint64_t *job_ids; /* owned: the jobs it holds */
 	size_t job_ids_count;
 } jm_worker_info;
 
@@ -174,7 +174,7 @@ typedef struct jm_batch_info {
 	jm_batch_error *errors;  /* the latest failures, at most
 	                            JM_BATCH_ERRORS_MAX; owned */
 	size_t errors_count;
-	uint64_t created_us; /* wall clock, microseconds since the epoch */
+	uint64_t created_us;  /* wall clock, microseconds since the epoch */
 	uint64_t finished_us; /* 0 while running */
 } jm_batch_info;
 
@@ -228,7 +228,7 @@ enum jm_event_kind {
 /* One event as published by the broker. Fields a kind does not use are 0
  * or "". Every pointer is valid only during the callback. */
 typedef struct jm_event {
-	int kind; /* enum jm_event_kind */
+	int kind;          /* enum jm_event_kind */
 	const char *topic; /* "job/42", "batch/7", "queue/emails", "worker/w1" */
 	uint64_t job_id;
 	uint64_t batch_id;
@@ -239,7 +239,7 @@ typedef struct jm_event {
 	uint64_t done;
 	uint64_t total;
 	uint64_t failed;
-	const char *message;   /* NUL-terminated */
+	const char *message; /* NUL-terminated */
 	const char *worker_id;
 	uint64_t at_us; /* wall clock, microseconds since the epoch */
 } jm_event;
@@ -260,8 +260,8 @@ typedef struct jm_subscription jm_subscription;
  * behind (the receive queue holds 1024), and events published before the
  * subscription was connected are never seen. A waiter must therefore read
  * the state after subscribing and re-read it on a bounded timer. */
-int jm_client_subscribe(jm_client *client, const char *topic, bool exact, jm_event_fn cb,
-                        void *arg, jm_subscription **out);
+int jm_client_subscribe(jm_client *client, const char *topic, bool exact, jm_event_fn cb, void *arg,
+                        jm_subscription **out);
 
 /* Stops the receive thread (cb is not called once this returns) and
  * closes the socket. Accepts NULL. */

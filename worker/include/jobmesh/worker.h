@@ -32,13 +32,13 @@ enum jm_handler_outcome {
 typedef int (*jm_handler_fn)(jm_job *job, void *arg);
 
 typedef struct jm_worker_options {
-	const char *broker_url;      /* NULL: $JOBMESH_BROKER or the default */
-	const char *worker_id;       /* NULL: "<host>-<pid>" */
-	const char *const *queues;   /* queues to fetch from, in priority order */
+	const char *broker_url;    /* NULL: $JOBMESH_BROKER or the default */
+	const char *worker_id;     /* NULL: "<host>-<pid>" */
+	const char *const *queues; /* queues to fetch from, in priority order */
 	size_t queues_count;
-	unsigned concurrency;        /* jobs run at once; 0 means 1 */
-	uint32_t heartbeat_ms;       /* 0: 1000 */
-	uint32_t drain_timeout_ms;   /* 0: 30000 */
+	unsigned concurrency;      /* jobs run at once; 0 means 1 */
+	uint32_t heartbeat_ms;     /* 0: 1000 */
+	uint32_t drain_timeout_ms; /* 0: 30000 */
 } jm_worker_options;
 
 int jm_worker_new(jm_worker **out, const jm_worker_options *opts);
