@@ -12,7 +12,7 @@
  *                         newest complete snapshot and then reads segments
  *                         >= <seq> in order.
  * The byte layout of files and records is described at the top of
- * journal.c. */
+ * journal_segment.c; journal.c says which file holds which part. */
 #ifndef JM_BROKER_JOURNAL_H
 #define JM_BROKER_JOURNAL_H
 
