@@ -17,6 +17,7 @@
 
 #include "deadline.h"
 #include "limits.h"
+#include "u64map.h"
 
 struct batch;
 struct queue;
@@ -68,7 +69,7 @@ struct job {
 
 	TAILQ_ENTRY(job) finished_link; /* in queue->finished */
 	TAILQ_HEAD(, waiter) waiters;   /* parked WAIT requests */
-	struct job *table_next;         /* jobtable.c chain */
+	struct u64map_node table_node;  /* jobtable.c: key is id */
 };
 
 TAILQ_HEAD(job_list, job);
