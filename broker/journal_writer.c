@@ -33,14 +33,6 @@
 #include "clock.h"
 #include "log.h"
 
-static void timespec_after_us(struct timespec *ts, uint64_t delay_us)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	uint64_t nsec = (uint64_t)ts->tv_nsec + (delay_us % 1000000u) * 1000u;
-	ts->tv_sec += (time_t)(delay_us / 1000000u + nsec / 1000000000u);
-	ts->tv_nsec = (long)(nsec % 1000000000u);
-}
-
 /* Under mu. 0 or JM_ENOMEM. Keeps the array sorted by lsn, stable. */
 static int waiters_insert(struct journal *j, uint64_t lsn, journal_durable_cb cb, void *arg)
 {
@@ -315,8 +307,10 @@ static void *writer_main(void *arg)
 					writer_background_sync(j);
 					pthread_mutex_lock(&j->mu);
 				} else {
-					struct timespec ts;
-					timespec_after_us(&ts, due - now);
+					/* writer_cv measures CLOCK_MONOTONIC
+					 * (journal_open). */
+					struct timespec ts =
+					    jm_timespec_after_us(CLOCK_MONOTONIC, due - now);
 					pthread_cond_timedwait(&j->writer_cv, &j->mu, &ts);
 				}
 				continue;
@@ -350,8 +344,7 @@ static void *writer_main(void *arg)
 		backoff_ms = backoff_ms ? backoff_ms * 2 : JOURNAL_BACKOFF_MIN_MS;
 		if (backoff_ms > JOURNAL_BACKOFF_MAX_MS)
 			backoff_ms = JOURNAL_BACKOFF_MAX_MS;
-		struct timespec ts;
-		timespec_after_us(&ts, backoff_ms * 1000u);
+		struct timespec ts = jm_timespec_after_ms(CLOCK_MONOTONIC, backoff_ms);
 		/* Closing wakes this early once; the deadline above bounds it. */
 		pthread_cond_timedwait(&j->writer_cv, &j->mu, &ts);
 	}
