@@ -9,6 +9,8 @@
  *   journal_replay.c    reading at start: a torn tail against damage
  *   journal_snapshot.c  compaction and its crash-safe order of steps
  *   journal_writer.c    group commit and its invariants
+ *   journal_clean.c     the clean-stop marker, which tells a crash from
+ *                       damage in the tail
  *
  * Invariant: a journal is opened by one process at a time (LOCK_EX on LOCK;
  * --check-journal takes LOCK_SH and never writes).
@@ -18,6 +20,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,17 +224,52 @@ fail_free_journal:
 	return rc;
 }
 
+/* Stops the writer once it has written what was appended (or given up). */
+static void writer_stop(struct journal *j)
+{
+	pthread_mutex_lock(&j->mu);
+	assert(!j->snapshot_active && "commit or abort the snapshot before closing");
+	j->closing = true;
+	pthread_cond_broadcast(&j->writer_cv);
+	pthread_mutex_unlock(&j->mu);
+	if (j->thread_started) {
+		pthread_join(j->thread, NULL);
+		j->thread_started = false;
+	}
+}
+
+int journal_stop(struct journal *j, struct jm_err *err)
+{
+	if (!j->started || j->stopped)
+		return jm_err_set(err, JM_EINVAL, "journal %s: %s", j->dir,
+		                  j->stopped ? "already stopped" : "never started");
+	writer_stop(j);
+	j->stopped = true;
+	pthread_mutex_lock(&j->mu);
+	uint64_t lost = j->last_lsn - j->durable_lsn;
+	char why[JM_ERR_MSG_MAX];
+	memcpy(why, j->write_err, sizeof why);
+	pthread_mutex_unlock(&j->mu);
+	if (lost > 0)
+		return jm_err_set(err, JM_EIO,
+		                  "journal %s: stopped without writing the last %" PRIu64
+		                  " records: %s",
+		                  j->dir, lost, why[0] ? why : "the writer gave up");
+	if (j->unsynced || j->seg_tail_dirty)
+		return jm_err_set(
+		    err, JM_EIO,
+		    "journal %s: the last fdatasync (or cutting a failed write) failed, "
+		    "so records written since the one before may be lost if the "
+		    "machine fails now; no clean-stop marker written",
+		    j->dir);
+	return journal_clean_write(j, err);
+}
+
 void journal_close(struct journal *j)
 {
 	if (j == NULL)
 		return;
-	pthread_mutex_lock(&j->mu);
-	assert(!j->snapshot_active && "commit or abort the snapshot before journal_close");
-	j->closing = true;
-	pthread_cond_broadcast(&j->writer_cv);
-	pthread_mutex_unlock(&j->mu);
-	if (j->thread_started)
-		pthread_join(j->thread, NULL);
+	writer_stop(j);
 	/* Only callbacks for lsns never appended can be left here. */
 	journal_waiters_fire_all(j, JM_ECLOSED);
 	if (j->seg_fd >= 0)

@@ -10,6 +10,7 @@
  *   journal_snapshot.c  compaction: writing a snapshot, and loading one
  *   journal_writer.c    appends, the group-commit thread, the durable
  *                       position and its callbacks
+ *   journal_clean.c     the clean-stop marker
  * The byte layout is described at the top of journal_segment.c. */
 #ifndef JM_BROKER_JOURNAL_INTERNAL_H
 #define JM_BROKER_JOURNAL_INTERNAL_H
@@ -64,6 +65,14 @@ struct journal {
 	int dir_fd;
 	int lock_fd;
 	bool replayed;
+	bool stopped; /* journal_stop ran */
+
+	/* Replay: the clean-stop marker read at its start (journal_clean.c),
+	 * and whether --repair changed anything. */
+	bool clean_found;
+	uint64_t clean_seq; /* the last segment at the clean stop */
+	uint64_t clean_end; /* and its size then */
+	bool repaired;
 
 	/* Set by replay, then owned by the writer once started. */
 	int seg_fd;
@@ -221,6 +230,17 @@ int journal_segment_open(struct journal *j, uint64_t seq, bool create, uint64_t 
 int journal_snapshot_load(struct journal *j, const struct journal_dir_list *list,
                           journal_apply_fn apply, void *arg, struct journal_replay_stats *stats,
                           uint64_t *chosen, struct jm_err *err);
+
+/* --- journal_clean.c ---------------------------------------------------- */
+
+/* Reads the clean-stop marker into clean_found, clean_seq, clean_end: 0
+ * (also when there is none), or JM_ECORRUPT when it is damaged (unless
+ * opts.repair, which ignores it), JM_EIO when it cannot be read. */
+int journal_clean_read(struct journal *j, struct jm_err *err);
+/* Writes the marker for the writer's final position (seg_seq, seg_off). */
+int journal_clean_write(struct journal *j, struct jm_err *err);
+/* Deletes the marker (absent is fine) and syncs the directory. */
+int journal_clean_remove(struct journal *j, struct jm_err *err);
 
 /* --- journal_writer.c ---------------------------------------------------- */
 

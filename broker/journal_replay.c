@@ -49,6 +49,52 @@ static int damage_error(struct journal *j, struct jm_err *err, int code, const c
 	                  name, off, why, j->dir, bytes_after);
 }
 
+/* why, with a note when a clean stop says the damaged segment seq was
+ * whole: then a bad record is no torn tail. Returns why or buf. */
+static const char *clean_note(struct journal *j, uint64_t seq, const char *why, char *buf,
+                              size_t size)
+{
+	if (!j->clean_found)
+		return why;
+	char name[JOURNAL_NAME_BYTES];
+	journal_segment_name(name, j->clean_seq);
+	snprintf(buf, size,
+	         "%s, after a clean stop that left %s ending at byte %" PRIu64
+	         "%s: damage, not a torn tail",
+	         why, name, j->clean_end, seq == j->clean_seq ? "" : " (a later segment)");
+	return buf;
+}
+
+/* After a clean stop the journal must end exactly where the marker says:
+ * 0, or JM_ECORRUPT naming where it ends instead (unless opts.repair, which
+ * starts from what is there). */
+static int clean_end_check(struct journal *j, struct jm_err *err)
+{
+	if (!j->clean_found || j->repaired)
+		return 0;
+	if (j->seg_exists && j->seg_seq == j->clean_seq && j->seg_off == j->clean_end)
+		return 0;
+	char want[JOURNAL_NAME_BYTES];
+	char have[JOURNAL_NAME_BYTES] = "no segment";
+	journal_segment_name(want, j->clean_seq);
+	if (j->seg_exists)
+		journal_segment_name(have, j->seg_seq);
+	if (j->opts.repair) {
+		jm_warn("journal %s: repair: the broker stopped cleanly with %s ending at byte "
+		        "%" PRIu64 ", but the journal ends at byte %" PRIu64
+		        " of %s; starting from what is there",
+		        j->dir, want, j->clean_end, j->seg_exists ? j->seg_off : 0, have);
+		j->repaired = true;
+		return 0;
+	}
+	return jm_err_set(err, JM_ECORRUPT,
+	                  "journal %s: %s ends at byte %" PRIu64
+	                  ", but the broker stopped cleanly with %s ending at byte %" PRIu64
+	                  ": records are missing (damage, not a torn tail). Run `jobmesh-broker "
+	                  "--check-journal %s`; `--repair` starts from what is there",
+	                  j->dir, have, j->seg_exists ? j->seg_off : 0, want, j->clean_end, j->dir);
+}
+
 /* Deletes segments with seq > after, logging each; for repair. */
 static void drop_segments_after(struct journal *j, const struct journal_dir_list *list,
                                 uint64_t after)
@@ -86,7 +132,6 @@ static int truncate_at(struct journal *j, const char *name, uint64_t off, struct
 }
 
 /* What replay_segment found. */
-
 enum segment_end { SEGMENT_END_CLEAN, SEGMENT_END_STOP };
 
 /* Replays one segment. *end says whether later segments are to be read
@@ -107,14 +152,18 @@ static int replay_segment(struct journal *j, const struct journal_dir_list *list
 	j->seg_seq = seq;
 	j->seg_exists = true;
 
+	/* After a clean stop nothing in the last segment can be torn: every
+	 * byte was written and synced before the marker (journal_clean.c). */
+	bool may_be_torn = last && !j->clean_found;
 	const char *why = NULL;
+	char why_clean[JM_ERR_MSG_MAX / 2];
 	rc = journal_header_check(&f, JOURNAL_SEGMENT_MAGIC, seq, &why);
 	if (rc == JM_EVERSION) {
 		rc = jm_err_set(err, rc, "journal %s/%s: %s", j->dir, name, why);
 		goto done_unmap;
 	}
 	if (rc != 0) {
-		if (last && f.size <= JOURNAL_HEADER_BYTES) {
+		if (may_be_torn && f.size <= JOURNAL_HEADER_BYTES) {
 			/* Created but its header never reached the disk: a torn
 			 * creation. The segment is made again at start. */
 			jm_warn("journal %s: torn tail: %s has an incomplete header (%" PRIu64
@@ -131,9 +180,11 @@ static int replay_segment(struct journal *j, const struct journal_dir_list *list
 			rc = 0;
 			goto done_unmap;
 		}
+		why = clean_note(j, seq, why, why_clean, sizeof why_clean);
 		if (j->opts.repair) {
 			jm_warn("journal %s: repair: %s: %s; dropping it and all later segments",
 			        j->dir, name, why);
+			j->repaired = true;
 			drop_segments_after(j, list, seq - 1);
 			j->seg_exists = false;
 			*end = SEGMENT_END_STOP;
@@ -168,7 +219,7 @@ static int replay_segment(struct journal *j, const struct journal_dir_list *list
 		goto done_unmap;
 
 	uint64_t cut = f.size - off;
-	if (last && !valid_record_follows(&f, off + 1)) {
+	if (may_be_torn && !valid_record_follows(&f, off + 1)) {
 		jm_warn("journal %s: torn tail in %s at byte %" PRIu64 " (%s): %s %" PRIu64
 		        " bytes",
 		        j->dir, name, off, why, j->opts.read_only ? "would cut" : "cutting", cut);
@@ -178,10 +229,12 @@ static int replay_segment(struct journal *j, const struct journal_dir_list *list
 		rc = j->opts.read_only ? 0 : truncate_at(j, name, off, err);
 		goto done_unmap;
 	}
+	why = clean_note(j, seq, why, why_clean, sizeof why_clean);
 	if (j->opts.repair) {
 		jm_warn("journal %s: repair: %s: byte %" PRIu64 ": %s; cutting the %" PRIu64
 		        " bytes from there and dropping later segments",
 		        j->dir, name, off, why, cut);
+		j->repaired = true;
 		rc = truncate_at(j, name, off, err);
 		if (rc == 0)
 			drop_segments_after(j, list, seq);
@@ -205,8 +258,11 @@ int journal_replay(struct journal *j, journal_apply_fn apply, void *arg,
 	if (j->replayed || j->started)
 		return jm_err_set(err, JM_EINVAL, "journal %s: replay runs once, before start",
 		                  j->dir);
+	int rc = journal_clean_read(j, err);
+	if (rc != 0)
+		return rc;
 	struct journal_dir_list list;
-	int rc = journal_list_dir(j, &list, err);
+	rc = journal_list_dir(j, &list, err);
 	if (rc != 0)
 		return rc;
 	uint64_t snap_seq = 0;
@@ -265,6 +321,9 @@ int journal_replay(struct journal *j, journal_apply_fn apply, void *arg,
 	}
 	if (!j->seg_exists)
 		j->seg_off = JOURNAL_HEADER_BYTES;
+	rc = clean_end_check(j, err);
+	if (rc != 0)
+		goto done_free_list;
 	j->seg_commit_off = j->seg_off;
 	j->snap_seq = snap_seq;
 	j->appended_bytes = stats->bytes - snapshot_record_bytes;

@@ -13,6 +13,9 @@
  *   snapshot-<seq>.snap         complete snapshots
  *   snapshot-<seq>.tmp          a snapshot being written (never read; deleted
  *                               at the next open)
+ *   CLEAN                       the clean-stop marker: where the journal ended
+ *                               when the broker last stopped cleanly
+ *                               (journal_clean.c); absent while it runs
  * A snapshot with sequence S holds the live state as of the first byte of
  * segment S. Replay reads the newest complete snapshot S (if any), then
  * segments S, S+1, ... in order; without one, segments 1, 2, ... The

@@ -374,6 +374,11 @@ int journal_start(struct journal *j, struct jm_err *err)
 		if (rc != 0)
 			return rc;
 	}
+	/* From the first byte written on, the marker no longer describes the
+	 * journal (journal_clean.c). */
+	int rc = journal_clean_remove(j, err);
+	if (rc != 0)
+		return rc;
 	char name[JOURNAL_NAME_BYTES];
 	journal_segment_name(name, j->seg_seq);
 	int sys = journal_segment_open(j, j->seg_seq, !j->seg_exists, j->seg_off, &j->seg_fd);
@@ -387,7 +392,7 @@ int journal_start(struct journal *j, struct jm_err *err)
 	j->newest_seq = j->rotated_seq = j->seg_seq;
 	j->started = true;
 	pthread_mutex_unlock(&j->mu);
-	int rc = pthread_create(&j->thread, NULL, writer_main, j);
+	rc = pthread_create(&j->thread, NULL, writer_main, j);
 	if (rc != 0) {
 		pthread_mutex_lock(&j->mu);
 		j->started = false;
