@@ -23,7 +23,8 @@
  *    first byte is written, so a marker never describes a journal that has
  *    grown since; if it cannot be deleted, the journal does not start.
  * A marker that is damaged itself is refused like damage (--repair ignores
- * it), since it cannot say where the journal ended.
+ * it), since it cannot say where the journal ended. A marker that valid
+ * records follow is stale (journal_replay.c) and ignored.
  *
  * Why a file and not a record at the end of the segment: damage to the
  * tail (a zeroed last page) would erase such a record along with what it

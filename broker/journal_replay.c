@@ -13,6 +13,17 @@
  * segment, a bad file header, a gap in segment numbers) is damage:
  * JM_ECORRUPT naming file and offset, unless opts.repair, which truncates
  * at the damage and deletes the later segments, logging what was dropped.
+ *
+ * A torn tail is only possible after a crash. When the last stop was clean
+ * (the CLEAN marker, journal_clean.c), every byte was written and synced
+ * before the broker exited, so a bad record in the last segment is damage
+ * too, named with the marker's end, and the journal must end exactly where
+ * the marker says: shorter means records are missing, longer with bytes
+ * that are no record means damage appended. --repair cuts or accepts as it
+ * does for mid-journal damage and says what it cut. A marker that valid
+ * records follow (a later segment, or a record at its end) was left by a
+ * writer that did not know it, such as an older jobmesh: it is ignored with
+ * a warning, and the crash rules apply.
  */
 #include "journal_internal.h"
 
@@ -93,6 +104,31 @@ static int clean_end_check(struct journal *j, struct jm_err *err)
 	                  ": records are missing (damage, not a torn tail). Run `jobmesh-broker "
 	                  "--check-journal %s`; `--repair` starts from what is there",
 	                  j->dir, have, j->seg_exists ? j->seg_off : 0, want, j->clean_end, j->dir);
+}
+
+/* True when the marker is older than the journal: a segment after its
+ * segment exists, or a valid record starts at its end. Only a writer that
+ * did not know the marker (an older jobmesh, which ignores CLEAN) can have
+ * written past it: damage does not make records with valid checksums. */
+static bool clean_is_stale(struct journal *j, const struct journal_dir_list *list)
+{
+	if (list->segments_len == 0)
+		return false;
+	uint64_t last = list->segments[list->segments_len - 1];
+	if (last != j->clean_seq)
+		return last > j->clean_seq;
+	char name[JOURNAL_NAME_BYTES];
+	journal_segment_name(name, last);
+	struct journal_file f;
+	struct jm_err ignored;
+	if (journal_file_map(j, name, &f, &ignored) != 0)
+		return false; /* replay reports it */
+	struct journal_record rec;
+	const char *why;
+	bool stale = f.size > j->clean_end && j->clean_end >= JOURNAL_HEADER_BYTES &&
+	             journal_record_check(&f, j->clean_end, &rec, &why) == 0 && !rec.meta;
+	journal_file_unmap(&f);
+	return stale;
 }
 
 /* Deletes segments with seq > after, logging each; for repair. */
@@ -265,6 +301,13 @@ int journal_replay(struct journal *j, journal_apply_fn apply, void *arg,
 	rc = journal_list_dir(j, &list, err);
 	if (rc != 0)
 		return rc;
+	if (j->clean_found && clean_is_stale(j, &list)) {
+		jm_warn("journal %s: the clean-stop marker is older than the journal (records "
+		        "were written after it without deleting it, e.g. by an older jobmesh); "
+		        "ignoring it",
+		        j->dir);
+		j->clean_found = false;
+	}
 	uint64_t snap_seq = 0;
 	rc = journal_snapshot_load(j, &list, apply, arg, stats, &snap_seq, err);
 	if (rc != 0)

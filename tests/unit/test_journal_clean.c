@@ -334,6 +334,45 @@ static void test_stop_that_cannot_write_its_records_says_how_many_and_leaves_no_
 	assert_int_equal(r.records, 3);
 }
 
+static void test_a_marker_that_valid_records_follow_is_stale_and_ignored(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t third = stopped_cleanly(f->dir);
+	/* An older jobmesh ignores CLEAN: it appends without deleting it. */
+	FILE *saved = fopen(path_in(f->dir, CLEAN), "rb");
+	assert_non_null(saved);
+	uint8_t marker[32];
+	assert_int_equal(fread(marker, 1, sizeof marker, saved), sizeof marker);
+	fclose(saved);
+	struct jm_err err = {0};
+	struct journal *j;
+	struct replayed r;
+	assert_jm_ok_err(load(f->dir, false, false, &r, NULL, &j, &err), &err);
+	assert_jm_ok_err(journal_start(j, &err), &err);
+	uint64_t lsn;
+	assert_jm_ok_err(journal_append(j, "appended later", 14, &lsn, &err), &err);
+	assert_jm_ok_err(journal_append(j, "and one more", 12, &lsn, &err), &err);
+	journal_close(j);
+	FILE *back = fopen(path_in(f->dir, CLEAN), "wb");
+	assert_non_null(back);
+	assert_int_equal(fwrite(marker, 1, sizeof marker, back), sizeof marker);
+	assert_int_equal(fclose(back), 0);
+	assert_jm_ok_err(load(f->dir, false, true, &r, NULL, &j, &err), &err);
+	journal_close(j);
+	assert_int_equal(r.records, 5);
+	/* ... and a torn end of that later write is cut as after a crash. (Had
+	 * the first record past the marker been torn, nothing would tell that
+	 * from damage: it would be refused, and --repair would cut it.) */
+	long size = file_size(f->dir, SEG1);
+	assert_int_equal(truncate(path_in(f->dir, SEG1), (off_t)(size - 2)), 0);
+	struct journal_replay_stats stats;
+	assert_jm_ok_err(load(f->dir, false, false, &r, &stats, &j, &err), &err);
+	journal_close(j);
+	assert_int_equal(r.records, 4);
+	assert_true(stats.torn_tail_offset > third);
+	assert_int_equal(stats.torn_tail_bytes, size - 2 - (long)stats.torn_tail_offset);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -345,6 +384,7 @@ int main(void)
 	    T(test_a_journal_shorter_than_the_marker_says_is_corrupt),
 	    T(test_a_damaged_marker_is_refused_and_ignored_by_repair),
 	    T(test_stop_that_cannot_write_its_records_says_how_many_and_leaves_no_marker),
+	    T(test_a_marker_that_valid_records_follow_is_stale_and_ignored),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
