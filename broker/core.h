@@ -84,15 +84,4 @@ void core_reply_error(struct request *req, int code, const char *text);
  * the void) so their contexts can be reused. Thread-safe. */
 void core_pipe_gone(struct core *core, uint32_t pipe_id);
 
-/* For tests and `--check-journal`: the state, valid while the caller holds
- * the core lock through core_lock/core_unlock. */
-void core_lock(struct core *core);
-void core_unlock(struct core *core);
-struct state *core_state(struct core *core);
-
-/* Compacts the journal now (for tests and benchmarks), waiting for the
- * snapshot to commit. longest_pause_us (may be NULL) gets the longest time
- * the core lock was held for it. */
-int core_compact(struct core *core, uint64_t *longest_pause_us, struct jm_err *err);
-
 #endif
