@@ -1,7 +1,18 @@
 /* The compactor: a thread that writes a snapshot of the live state so the
  * journal stays proportional to it (journal.h gives the crash-safe steps).
  * Service goes on meanwhile: the rotation and each chunk of
- * COMPACT_CHUNK_JOBS jobs hold the core lock briefly. */
+ * COMPACT_CHUNK_JOBS jobs hold the core lock briefly.
+ *
+ * The policy (compactor_is_due): the journal on disk, the last snapshot
+ * plus the segments written since, is compacted once it reaches both
+ * --compact-min-bytes and twice the live state (state->live_bytes, an upper
+ * bound of what the live jobs take in a snapshot). So the journal stays
+ * under about twice the live state plus the minimum, whatever the traffic
+ * did before. It is checked after every entry point that committed a record
+ * (compactor_consider from core_unlock_and_flush), by the retention sweep,
+ * and once more when a compaction ends: a snapshot taken in the middle of
+ * a burst is replaced as soon as the burst's jobs are dropped, without
+ * waiting for new traffic. */
 #include "core_internal.h"
 
 #include <stdlib.h>
@@ -11,6 +22,7 @@
 #include "log.h"
 
 #define COMPACT_CHUNK_JOBS 1000
+#define COMPACT_RETRY_MS 1000
 
 static void collect_id_cb(struct job *job, void *arg)
 {
@@ -117,6 +129,25 @@ static int compact(struct core *core, struct jm_err *err)
 	return 0;
 }
 
+bool compactor_is_due(uint64_t journal_bytes, uint64_t live_bytes, uint64_t min_bytes)
+{
+	return min_bytes != 0 && journal_bytes >= min_bytes && journal_bytes / 2 >= live_bytes;
+}
+
+void compactor_consider(struct core *core)
+{
+	if (core->compacting || core->compaction_wanted || !core->compactor_running ||
+	    jm_mono_us() < core->compaction_retry_mono_us)
+		return;
+	uint64_t journal_bytes =
+	    journal_snapshot_bytes(core->journal) + journal_log_bytes(core->journal);
+	if (compactor_is_due(journal_bytes, core->state.live_bytes,
+	                     core->config.compact_min_bytes)) {
+		core->compaction_wanted = true;
+		pthread_cond_signal(&core->compactor_wake);
+	}
+}
+
 void *compactor_main(void *arg)
 {
 	struct core *core = arg;
@@ -130,10 +161,17 @@ void *compactor_main(void *arg)
 		core->compacting = true;
 		pthread_mutex_unlock(&core->lock);
 		struct jm_err err = {0};
-		compact(core, &err);
+		int rc = compact(core, &err);
 		pthread_mutex_lock(&core->lock);
 		core->compacting = false;
 		pthread_cond_broadcast(&core->compactor_wake);
+		/* Jobs dropped while the snapshot was written may leave the new
+		 * journal due already. A failed compaction is not retried for a
+		 * while: every write would otherwise start one more. */
+		if (rc != 0)
+			core->compaction_retry_mono_us = jm_mono_us() + COMPACT_RETRY_MS * 1000;
+		else if (!core->stopping)
+			compactor_consider(core);
 	}
 	pthread_mutex_unlock(&core->lock);
 	return NULL;

@@ -54,6 +54,10 @@ static void outbox_flush(struct core *core, struct outbox *out)
  * for every release to finish. */
 void core_unlock_and_flush(struct core *core, struct outbox *out)
 {
+	if (core->committed) {
+		core->committed = false;
+		compactor_consider(core);
+	}
 	if (out->head == NULL) {
 		pthread_mutex_unlock(&core->lock);
 		return;
@@ -188,6 +192,7 @@ int core_commit(struct core *core, const struct proto_record *rec, struct jm_err
 	if (rc != 0)
 		return rc;
 	core->last_lsn = lsn;
+	core->committed = true;
 	rc = state_apply(&core->state, rec, jm_wall_us(), err);
 	if (rc != 0) {
 		jm_error("applying a %s record after journaling it failed: %s",

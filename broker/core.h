@@ -50,8 +50,9 @@ struct outbox {
 struct core_config {
 	struct state_config state;
 	uint32_t wait_max_ms; /* longest a WAIT or FETCH may park */
-	/* Compaction starts when the journal written since the last snapshot
-	 * is at least this big and at least as big as that snapshot; 0 never. */
+	/* Compaction starts when the journal (the last snapshot and what was
+	 * written since) is at least this big and at least twice the live
+	 * state (compactor.c); 0 never. */
 	uint64_t compact_min_bytes;
 };
 

@@ -48,15 +48,18 @@ struct core {
 	struct journal *journal;
 	struct jm_buf scratch; /* record encoding */
 	uint64_t last_lsn;     /* last record appended */
+	bool committed;        /* a record was appended since the last
+	                          compactor_consider */
 	uint64_t random_state;
 	struct deadline retention_timer;
 	struct events *events; /* NULL until attached (and during replay) */
 
-	/* Compaction runs on its own thread; the timer thread asks for it. */
+	/* Compaction runs on its own thread; compactor_consider asks for it. */
 	pthread_t compactor_thread;
 	bool compactor_running;
 	bool compaction_wanted;
 	bool compacting;
+	uint64_t compaction_retry_mono_us; /* after a failure, none before */
 	pthread_cond_t compactor_wake;
 
 	/* Outboxes being released after the lock was dropped: core_stop waits
@@ -158,5 +161,11 @@ void *core_timer_main(void *arg);
 /* The compaction thread: writes a snapshot whenever compaction_wanted is
  * set. Takes the lock. */
 void *compactor_main(void *arg);
+/* Asks the compaction thread for a snapshot if compactor_is_due says so
+ * and none is running or wanted. */
+void compactor_consider(struct core *core);
+/* The policy: a journal of journal_bytes (snapshot and segments since) is
+ * due when it is at least min_bytes (0: never) and twice live_bytes. */
+bool compactor_is_due(uint64_t journal_bytes, uint64_t live_bytes, uint64_t min_bytes);
 
 #endif

@@ -73,6 +73,10 @@ void *core_timer_main(void *arg)
 			pthread_mutex_lock(&core->lock);
 			continue;
 		}
+		if (core->committed) {
+			core->committed = false;
+			compactor_consider(core);
+		}
 		d = deadline_heap_peek(&core->state.deadlines);
 		if (d == NULL) {
 			pthread_cond_wait(&core->timer_wake, &core->lock);
@@ -118,11 +122,5 @@ static void retention_sweep(struct core *core, struct outbox *out)
 		queue_each(&core->state.queues, retention_queue_cb, &pass);
 	deadline_heap_set(&core->state.deadlines, &core->retention_timer,
 	                  pass.now_us + RETENTION_SWEEP_MS * 1000);
-	uint64_t log_bytes = journal_log_bytes(core->journal);
-	if (core->config.compact_min_bytes && !core->compacting &&
-	    log_bytes >= core->config.compact_min_bytes &&
-	    log_bytes >= journal_snapshot_bytes(core->journal)) {
-		core->compaction_wanted = true;
-		pthread_cond_signal(&core->compactor_wake);
-	}
+	compactor_consider(core);
 }

@@ -358,7 +358,8 @@ void handle_heartbeat(struct core *core, struct request *req, struct outbox *out
 	w->queues_count = hb->queues_count < PROTO_QUEUES_PER_FETCH_MAX
 	                      ? hb->queues_count
 	                      : PROTO_QUEUES_PER_FETCH_MAX;
-	memcpy(w->queues, hb->queues, w->queues_count * sizeof w->queues[0]);
+	if (w->queues_count > 0) /* an empty list decodes as NULL */
+		memcpy(w->queues, hb->queues, w->queues_count * sizeof w->queues[0]);
 	if (hb->draining && !w->draining)
 		jm_info("worker %s is draining", w->id);
 	w->draining = hb->draining;

@@ -101,10 +101,39 @@ static uint64_t *batch_counter(struct batch *b, uint32_t state)
 	}
 }
 
+/* The journal frames each snapshot record with a length and a checksum
+ * (journal.c, JOURNAL_FRAME_BYTES). */
+#define SNAPSHOT_FRAME_BYTES 8u
+/* msgpack's largest header for the JOB record's array of 19 values (array
+ * 16), for any integer (uint 64) and for a string or binary (32-bit
+ * length). */
+#define MSGPACK_ARRAY_HEADER_MAX 3u
+#define MSGPACK_INT_MAX 9u
+#define MSGPACK_BYTES_HEADER_MAX 5u
+/* A JOB record (proto/record.c): version, type and 11 other integers;
+ * queue, type, payload, worker id, last error and result. */
+#define JOB_RECORD_INTS 13u
+#define JOB_RECORD_STRINGS 6u
+
+/* The bound is the worst case of every header plus the variable bytes: it
+ * exceeds the exact encoding by at most ~100 bytes a job (small integers
+ * take one byte, not nine). It must not fall short, or a snapshot written
+ * just now could look more than twice the live state and compaction would
+ * repeat itself. test_state checks it against proto_record_encode. */
+uint64_t state_job_snapshot_bound(const struct job *job)
+{
+	return SNAPSHOT_FRAME_BYTES + MSGPACK_ARRAY_HEADER_MAX + JOB_RECORD_INTS * MSGPACK_INT_MAX +
+	       JOB_RECORD_STRINGS * MSGPACK_BYTES_HEADER_MAX + strlen(job->queue->name) +
+	       strlen(job->type) + job->payload_len + (job->holder ? strlen(job->holder->id) : 0) +
+	       (job->last_error ? strlen(job->last_error) : 0) + job->result_len;
+}
+
 /* Removes job from the place its current state keeps it in. */
 static void unplace(struct state *s, struct job *job)
 {
 	struct queue *q = job->queue;
+	s->live_bytes -= job->snapshot_bytes;
+	job->snapshot_bytes = 0;
 	uint64_t *counter = job->batch ? batch_counter(job->batch, job->state) : NULL;
 	if (counter)
 		(*counter)--;
@@ -151,6 +180,8 @@ static int place(struct state *s, struct job *job, uint32_t state, uint64_t now_
 	if (state == PROTO_STATE_DELAYED && job->run_at_us <= now_us)
 		state = PROTO_STATE_PENDING;
 	job->state = state;
+	job->snapshot_bytes = state_job_snapshot_bound(job);
+	s->live_bytes += job->snapshot_bytes;
 	struct batch *b = job->batch;
 	if (b) {
 		(*batch_counter(b, state))++;
