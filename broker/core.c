@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 #include "events.h"
@@ -397,7 +398,12 @@ int core_open(struct core **out, const struct core_config *config, struct journa
 	dispatch_init(&core->dispatch);
 	deadline_init(&core->retention_timer, DEADLINE_RETENTION);
 	pthread_mutex_init(&core->lock, NULL);
-	pthread_cond_init(&core->timer_wake, NULL);
+	/* The timer sleeps until a monotonic deadline (deadline.h). */
+	pthread_condattr_t timer_attr;
+	pthread_condattr_init(&timer_attr);
+	pthread_condattr_setclock(&timer_attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&core->timer_wake, &timer_attr);
+	pthread_condattr_destroy(&timer_attr);
 	pthread_cond_init(&core->compactor_wake, NULL);
 	pthread_cond_init(&core->flushes_done, NULL);
 	int rc = state_init(&core->state, &config->state);
@@ -421,7 +427,7 @@ int core_open(struct core **out, const struct core_config *config, struct journa
 		jm_info("replay skipped %llu record(s) already contained in the snapshot",
 		        (unsigned long long)core->state.replay_skipped);
 	deadline_heap_set(&core->state.deadlines, &core->retention_timer,
-	                  jm_wall_us() + RETENTION_SWEEP_MS * 1000);
+	                  jm_mono_us() + RETENTION_SWEEP_MS * 1000);
 	if (pthread_create(&core->timer_thread, NULL, core_timer_main, core) != 0) {
 		core_free(core);
 		return jm_err_set(err, JM_ENOMEM, "cannot start the timer thread");

@@ -40,7 +40,7 @@ void core_publish_batch(struct core *core, struct batch *b)
 	char topic[48];
 	snprintf(topic, sizeof topic, "batch/%llu", (unsigned long long)b->id);
 	events_push(core->events, topic, &ev, core->last_lsn);
-	b->last_event_us = ev.at_us;
+	b->last_event_us = jm_mono_us();
 	b->event_due = false;
 	deadline_heap_remove(&core->state.deadlines, &b->event_timer);
 }
@@ -51,7 +51,7 @@ void core_batch_touched(struct core *core, struct batch *b)
 {
 	if (core->events == NULL)
 		return;
-	uint64_t now = jm_wall_us();
+	uint64_t now = jm_mono_us();
 	uint64_t next_us = b->last_event_us + BATCH_EVENT_INTERVAL_MS * 1000;
 	if (batch_is_finished(b) || now >= next_us) {
 		core_publish_batch(core, b);

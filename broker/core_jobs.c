@@ -136,7 +136,7 @@ void handle_wait(struct core *core, struct request *req, struct outbox *out)
 	if (w != NULL) {
 		deadline_init(&w->timer, DEADLINE_WAIT);
 		if (deadline_heap_set(&core->state.deadlines, &w->timer,
-		                      jm_wall_us() + (uint64_t)timeout_ms * 1000) != 0) {
+		                      jm_mono_us() + (uint64_t)timeout_ms * 1000) != 0) {
 			free(w);
 			w = NULL;
 		}

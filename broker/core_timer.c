@@ -30,7 +30,7 @@ void core_deadline_fired(struct core *core, struct deadline *d, struct outbox *o
 		if (core_settle_failure(core, job, error, (size_t)len, false, out, &err) != 0) {
 			jm_warn("job %llu: timing out failed: %s", (unsigned long long)job->id,
 			        jm_err_text(&err));
-			deadline_heap_set(&core->state.deadlines, d, jm_wall_us() + 1000000);
+			deadline_heap_set(&core->state.deadlines, d, jm_mono_us() + 1000000);
 		}
 		break;
 	}
@@ -63,7 +63,7 @@ void *core_timer_main(void *arg)
 	while (!core->stopping) {
 		struct outbox out;
 		core_outbox_init(&out);
-		uint64_t now = jm_wall_us();
+		uint64_t now = jm_mono_us();
 		struct deadline *d;
 		while ((d = deadline_heap_peek(&core->state.deadlines)) != NULL && d->at_us <= now)
 			core_deadline_fired(core, d, &out);
@@ -121,6 +121,6 @@ static void retention_sweep(struct core *core, struct outbox *out)
 	if (journal_is_writable(core->journal, NULL))
 		queue_each(&core->state.queues, retention_queue_cb, &pass);
 	deadline_heap_set(&core->state.deadlines, &core->retention_timer,
-	                  pass.now_us + RETENTION_SWEEP_MS * 1000);
+	                  jm_mono_us() + RETENTION_SWEEP_MS * 1000);
 	compactor_consider(core);
 }

@@ -180,7 +180,7 @@ void handle_fetch(struct core *core, struct request *req, struct outbox *out)
 {
 	const struct proto_fetch *fetch = &req->msg.u.fetch;
 	struct worker *w;
-	uint64_t now = jm_wall_us();
+	uint64_t now = jm_mono_us();
 	int rc = worker_seen(core, fetch->worker_id, fetch->instance, out, &w);
 	if (rc != 0) {
 		core_reply_errorf(core, req, out, rc, "fetch: worker %s: %s", fetch->worker_id,
@@ -436,7 +436,7 @@ static bool worker_leases_lost(struct core *core, struct worker *w, const char *
 
 void core_worker_lost(struct core *core, struct worker *w, struct outbox *out)
 {
-	uint64_t silent_ms = (jm_wall_us() - w->last_seen_us) / 1000;
+	uint64_t silent_ms = (jm_mono_us() - w->last_seen_mono_us) / 1000;
 	jm_warn("worker %s lost: no sign of life for %llu ms; requeueing its %u job(s)", w->id,
 	        (unsigned long long)silent_ms, w->held_count);
 	char error[256];
@@ -445,7 +445,7 @@ void core_worker_lost(struct core *core, struct worker *w, struct outbox *out)
 	if (!worker_leases_lost(core, w, error, (size_t)len, out)) {
 		/* The journal refuses: try again after another window. */
 		deadline_heap_set(&core->state.deadlines, &w->lost_timer,
-		                  jm_wall_us() + core->state.config.dead_after_ms * 1000);
+		                  jm_mono_us() + core->state.config.dead_after_ms * 1000);
 		return;
 	}
 	answer_parked_fetches_of(core, w, out);

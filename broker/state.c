@@ -10,6 +10,7 @@
 
 #include <jobmesh/error.h>
 
+#include "clock.h"
 #include "log.h"
 #include "message.h"
 
@@ -66,6 +67,15 @@ bool state_job_is_finished(const struct job *job)
 	       job->state == PROTO_STATE_CANCELLED;
 }
 
+/* The monotonic deadline for wall time at_us, now being now_us: a delayed
+ * job's run_at and a lease's start are wall times from the journal; once
+ * scheduled, a later step of the wall clock must not move them. */
+static uint64_t mono_deadline(uint64_t at_us, uint64_t now_us)
+{
+	uint64_t mono_us = jm_mono_us();
+	return at_us > now_us ? mono_us + (at_us - now_us) : mono_us;
+}
+
 int state_worker_seen(struct state *s, const char *id, uint64_t now_us, struct worker **out)
 {
 	struct worker *w;
@@ -73,8 +83,9 @@ int state_worker_seen(struct state *s, const char *id, uint64_t now_us, struct w
 	if (rc != 0)
 		return rc;
 	w->last_seen_us = now_us;
+	w->last_seen_mono_us = jm_mono_us();
 	rc = deadline_heap_set(&s->deadlines, &w->lost_timer,
-	                       now_us + s->config.dead_after_ms * 1000);
+	                       w->last_seen_mono_us + s->config.dead_after_ms * 1000);
 	if (rc != 0)
 		return rc;
 	*out = w;
@@ -198,7 +209,8 @@ static int place(struct state *s, struct job *job, uint32_t state, uint64_t now_
 	case PROTO_STATE_DELAYED:
 		q->delayed++;
 		job->timer.kind = DEADLINE_JOB_READY;
-		return deadline_heap_set(&s->deadlines, &job->timer, job->run_at_us);
+		return deadline_heap_set(&s->deadlines, &job->timer,
+		                         mono_deadline(job->run_at_us, now_us));
 	case PROTO_STATE_ACTIVE: {
 		struct worker *w = job->holder;
 		TAILQ_INSERT_TAIL(&w->held, job, holder_link);
@@ -209,7 +221,8 @@ static int place(struct state *s, struct job *job, uint32_t state, uint64_t now_
 		job->timer.kind = DEADLINE_LEASE;
 		uint64_t deadline =
 		    lease_at_us + (job->timeout_ms + s->config.lease_grace_ms) * 1000;
-		return deadline_heap_set(&s->deadlines, &job->timer, deadline);
+		return deadline_heap_set(&s->deadlines, &job->timer,
+		                         mono_deadline(deadline, now_us));
 	}
 	case PROTO_STATE_COMPLETED:
 	case PROTO_STATE_FAILED:

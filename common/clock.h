@@ -9,4 +9,9 @@
 uint64_t jm_mono_us(void);
 uint64_t jm_wall_us(void);
 
+/* A seam for tests: from now on jm_wall_us() reads step_us (may be
+ * negative) away from the system's wall clock, as after an operator or NTP
+ * stepped it. 0 restores it. jm_mono_us() is never affected. */
+void jm_clock_step_wall_us(int64_t step_us);
+
 #endif

@@ -1,7 +1,7 @@
 /* The broker core driven through core_handle over a real journal in a temp
  * directory, as the server drives it: heartbeat reconciliation, the pump
- * that serves parked fetches, the retention sweep and the compaction
- * trigger.
+ * that serves parked fetches, the retention sweep, the compaction trigger,
+ * and deadlines that a step of the wall clock does not move.
  *
  * Requests are decoded messages; replies come back through on_reply (on the
  * journal's thread once durable) and are decoded again. The state is read
@@ -130,6 +130,7 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	core_finish(f);
+	jm_clock_step_wall_us(0);
 	dir_remove(f->dir);
 	free(f);
 	return 0;
@@ -481,6 +482,56 @@ static void test_snapshot_of_a_burst_is_replaced_once_the_burst_is_dropped(void 
 	assert_true(job_is_gone(f, ids[0]));
 }
 
+/* ---- monotonic deadlines --------------------------------------------------- */
+
+static uint64_t retention_sweeps_at(struct fixture *f)
+{
+	pthread_mutex_lock(&f->core->lock);
+	uint64_t at = f->core->retention_timer.at_us;
+	pthread_mutex_unlock(&f->core->lock);
+	return at;
+}
+
+/* A wall clock stepped an hour ahead fires nothing: the lease, the parked
+ * fetch and the lost-worker timer all run on the monotonic clock. The
+ * timer is seen to have run after the step (the retention sweep re-arms
+ * itself) before the state is checked. */
+static void test_wall_clock_step_fires_no_lease_fetch_or_lost_worker(void **state)
+{
+	struct fixture *f = *state;
+	f->config.state.dead_after_ms = 60000;
+	core_start(f);
+	uint64_t id = submit(f, "q", 10);
+	fetch_one(f, "w1", id);
+	struct call *parked = fetch(f, "w2", 0, 30000);
+	jm_clock_step_wall_us(3600ull * 1000000);
+	uint64_t sweep = retention_sweeps_at(f);
+	wait_for(retention_sweeps_at(f) != sweep, "the timer to run a sweep after the step");
+	assert_int_equal(job_view(f, id).state, PROTO_STATE_ACTIVE);
+	assert_int_equal(job_view(f, id).attempt, 1);
+	assert_false(call_is_done(parked));
+	pthread_mutex_lock(&f->core->lock);
+	assert_non_null(worker_find(&f->core->state.workers, "w1"));
+	assert_non_null(worker_find(&f->core->state.workers, "w2"));
+	pthread_mutex_unlock(&f->core->lock);
+}
+
+/* A wall clock stepped back an hour delays nothing: a short parked fetch
+ * still comes back empty on time. */
+static void test_wall_clock_step_back_delays_no_parked_fetch(void **state)
+{
+	struct fixture *f = *state;
+	core_start(f);
+	uint64_t started = jm_mono_us();
+	struct call *parked = fetch(f, "w1", 0, 200);
+	jm_clock_step_wall_us(-3600ll * 1000000);
+	struct proto_msg reply;
+	reply_of(parked, PROTO_JOBS, &reply);
+	assert_int_equal(reply.u.jobs.jobs_count, 0);
+	proto_msg_fini(&reply);
+	assert_true(jm_mono_us() - started < WAIT_MS * 1000u);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -505,6 +556,10 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_snapshot_of_a_burst_is_replaced_once_the_burst_is_dropped, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_wall_clock_step_fires_no_lease_fetch_or_lost_worker, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_wall_clock_step_back_delays_no_parked_fetch, setup,
+	                                    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
