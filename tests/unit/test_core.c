@@ -441,6 +441,24 @@ static void test_journal_of_live_jobs_is_not_compacted(void **state)
 	assert_int_equal(journal_snapshot_bytes(f->journal), 0);
 }
 
+/* With a minimum of 1 byte, a journal whose jobs were all dropped is not
+ * compacted: a fresh snapshot of nothing would be due again at once. */
+static void test_empty_state_is_not_compacted_over_and_over(void **state)
+{
+	struct fixture *f = *state;
+	f->config.compact_min_bytes = 1;
+	f->config.state.queue_defaults.keep_finished = 0;
+	core_start(f);
+	uint64_t id = submit(f, "q", 10);
+	ack(f, id, fetch_one(f, "w1", id));
+	/* The sweep drops the job and considers compaction under one hold of
+	 * the lock, so once the job is gone the decision has been made. */
+	wait_for(job_is_gone(f, id), "the sweep to drop the job");
+	assert_int_equal(live_bytes(f), 0);
+	assert_false(compaction_is_asked_or_running(f));
+	assert_int_equal(journal_snapshot_bytes(f->journal), 0);
+}
+
 /* The case the old rule (segments since the snapshot at least as big as
  * the snapshot) missed: a snapshot lands while many jobs are live, then
  * they finish and retention drops them. The drops are writes, so the
@@ -553,6 +571,8 @@ int main(void)
 	                                    setup, teardown),
 	    cmocka_unit_test(test_compaction_is_due_past_the_minimum_and_twice_the_live_state),
 	    cmocka_unit_test_setup_teardown(test_journal_of_live_jobs_is_not_compacted, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_empty_state_is_not_compacted_over_and_over, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_snapshot_of_a_burst_is_replaced_once_the_burst_is_dropped, setup, teardown),
