@@ -38,7 +38,7 @@ struct batch {
 	uint32_t errors_next;
 
 	/* Coalesced events: at most one per BATCH_EVENT_INTERVAL_MS. */
-	uint64_t last_event_us;
+	uint64_t last_event_us; /* monotonic clock */
 	bool event_due;
 	struct deadline event_timer; /* DEADLINE_BATCH_EVENT */
 

@@ -42,7 +42,8 @@ struct job {
 	uint64_t created_us;
 	uint64_t updated_us;
 	uint64_t run_at_us;
-	uint64_t last_lsn; /* journal position of its latest change (this boot) */
+	uint64_t last_lsn;       /* journal position of its latest change (this boot) */
+	uint64_t snapshot_bytes; /* its share of state->live_bytes while placed */
 
 	char *last_error; /* NUL-terminated or NULL */
 

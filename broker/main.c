@@ -201,8 +201,8 @@ static const struct jm_flag broker_flags[] = {
      "(repeatable)",
      set_queue_limit},
     {"compact-min-bytes", "N",
-     "compact once the journal since the last snapshot reaches N bytes and the snapshot's "
-     "size; 0 never (default 67108864)",
+     "compact once the journal (the last snapshot and what was written since) reaches N bytes "
+     "and twice the live state; 0 never (default 67108864)",
      set_compact_min},
     {"repair", NULL,
      "truncate the journal at damage (mid-file, or in the tail after a clean stop) "

@@ -27,4 +27,9 @@ struct timespec jm_timespec_after_us(clockid_t clock, uint64_t us);
  * jm_wall_us() read it, or a duration for nanosleep. */
 struct timespec jm_timespec_of_us(uint64_t us);
 
+/* A seam for tests: from now on jm_wall_us() reads step_us (may be
+ * negative) away from the system's wall clock, as after an operator or NTP
+ * stepped it. 0 restores it. jm_mono_us() is never affected. */
+void jm_clock_step_wall_us(int64_t step_us);
+
 #endif
