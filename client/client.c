@@ -4,7 +4,7 @@
  * timeout for ordinary calls, so it is shared by threads without a lock.
  *
  * Every call checks its arguments against the same rules the broker
- * applies (proto/limits.h) before anything is sent, and every failure
+ * applies (proto/proto_limits.h) before anything is sent, and every failure
  * leaves a one-line text in a thread-local buffer that starts with the
  * operation ("submit: job 3: queue name ...") so a CLI can print it after
  * its own prefix. The buffer is only written on failure, like errno.
@@ -26,8 +26,10 @@
 #include "message.h"
 #include "rpc.h"
 
-_Static_assert(JM_PAYLOAD_MAX_BYTES == PROTO_PAYLOAD_MAX_DEFAULT, "client.h and limits.h disagree");
-_Static_assert(JM_BATCH_JOBS_MAX == PROTO_JOBS_PER_MESSAGE_MAX, "client.h and limits.h disagree");
+_Static_assert(JM_PAYLOAD_MAX_BYTES == PROTO_PAYLOAD_MAX_DEFAULT,
+               "client.h and proto_limits.h disagree");
+_Static_assert(JM_BATCH_JOBS_MAX == PROTO_JOBS_PER_MESSAGE_MAX,
+               "client.h and proto_limits.h disagree");
 _Static_assert((int)JM_STATE_CANCELLED == (int)PROTO_STATE_CANCELLED, "state numbers disagree");
 
 #define CLIENT_DEFAULT_TIMEOUT_MS 10000u

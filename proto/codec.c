@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "limits.h"
+#include "proto_limits.h"
 
 /* Values to walk at each open container level; level 0 is the top object. */
 struct prescan {
