@@ -584,6 +584,13 @@ int codec_check_name(const char *name, const char *field, bool allow_empty, stru
 	return 0;
 }
 
+int codec_check_name_len(const char *name, size_t len, const char *field, struct jm_err *err)
+{
+	if (!proto_name_is_valid(name, len))
+		return bad_name(field, name, len, err);
+	return 0;
+}
+
 /* msgpack_packer's sink: appends to the writer's jm_buf. A non-zero return
  * makes msgpack-c stop the current value; the writer remembers why. */
 static int writer_append_cb(void *data, const char *buf, size_t len)

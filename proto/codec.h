@@ -142,6 +142,10 @@ int codec_check_size(const struct proto_bytes *b, const char *field, uint32_t ma
  * proto_name_is_valid (or is empty when allow_empty). */
 int codec_check_name(const char *name, const char *field, bool allow_empty, struct jm_err *err);
 
+/* The same for len bytes at name, which need not be NUL-terminated nor fit
+ * a proto_name (an SDK caller's string): never empty. */
+int codec_check_name_len(const char *name, size_t len, const char *field, struct jm_err *err);
+
 /* Encoding. */
 
 struct codec_writer {

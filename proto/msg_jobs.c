@@ -3,7 +3,9 @@
  * BATCH_STATUS, WAIT, JOB, DEAD_LIST, JOB_LIST, REVIVE, REVIVED, and the
  * empty requests. Each field is written down once, here. */
 #include <inttypes.h>
+#include <string.h>
 
+#include "job_spec.h"
 #include "msg_fields.h"
 
 const struct field msg_queue_name_elem = {.label = "queue name", .kind = FIELD_NAME};
@@ -30,17 +32,24 @@ const struct fields msg_empty_fields = {.field = NULL, .count = 0, .required = 0
 
 /* SUBMIT: [as_batch, [job_spec...]]
  * job_spec: [queue, type, payload, priority, max_attempts, delay_ms,
- *            timeout_ms] */
+ *            timeout_ms]; its rules are proto_job_spec_check's. */
+static int job_spec_rules_check(const void *base, struct jm_err *err)
+{
+	const struct proto_job_spec *j = base;
+	return proto_job_spec_check(j->queue, strlen(j->queue), j->type, strlen(j->type),
+	                            j->payload.len, j->priority, j->max_attempts, err);
+}
+
 static const struct field job_spec_field[] = {
     F_NAME(struct proto_job_spec, queue, "queue name"),
     F_NAME(struct proto_job_spec, type, "type name"),
-    F_BIN(struct proto_job_spec, payload, PROTO_PAYLOAD_MAX_DEFAULT),
-    F_I32_IN(struct proto_job_spec, priority, PROTO_PRIORITY_MIN, PROTO_PRIORITY_MAX),
-    F_U32_IN(struct proto_job_spec, max_attempts, 0, PROTO_ATTEMPTS_MAX),
+    F_BIN(struct proto_job_spec, payload, UINT32_MAX), /* size: by the rules */
+    F_I32(struct proto_job_spec, priority),
+    F_U32(struct proto_job_spec, max_attempts),
     F_U64(struct proto_job_spec, delay_ms),
     F_U64(struct proto_job_spec, timeout_ms),
 };
-static const struct fields job_spec_fields = FIELDS_OF(job_spec_field, NULL);
+static const struct fields job_spec_fields = FIELDS_OF(job_spec_field, job_spec_rules_check);
 static const struct field job_spec_elem = F_ELEM_STRUCT(&job_spec_fields);
 
 static const struct field submit_field[] = {

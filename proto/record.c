@@ -16,18 +16,32 @@
 
 #include "codec.h"
 #include "fields.h"
+#include "job_spec.h"
 
 /* JOB: [job_id, batch_id, queue, type, payload, priority, max_attempts,
  *       timeout_ms, state, attempt, lease, created_us, updated_us,
- *       run_at_us, worker_id, last_error, result] */
+ *       run_at_us, worker_id, last_error, result]
+ * The spec's fields obey proto_job_spec_check, judged at max_attempts so
+ * the order of checks is the order of fields. */
+static int rec_job_spec_check(const void *base, struct jm_err *err)
+{
+	const struct proto_rec_job *j = base;
+	return proto_job_spec_check(j->queue, strlen(j->queue), j->type, strlen(j->type),
+	                            j->payload.len, j->priority, j->max_attempts, err);
+}
+
 static const struct field rec_job_field[] = {
     F_U64(struct proto_rec_job, job_id),
     F_U64(struct proto_rec_job, batch_id),
     F_NAME(struct proto_rec_job, queue, "queue name"),
     F_NAME(struct proto_rec_job, type, "type name"),
-    F_BIN(struct proto_rec_job, payload, PROTO_PAYLOAD_MAX_DEFAULT),
-    F_I32_IN(struct proto_rec_job, priority, PROTO_PRIORITY_MIN, PROTO_PRIORITY_MAX),
-    F_U32_IN(struct proto_rec_job, max_attempts, 0, PROTO_ATTEMPTS_MAX),
+    F_BIN(struct proto_rec_job, payload, UINT32_MAX), /* size: by the spec rules */
+    F_I32(struct proto_rec_job, priority),
+    {.wire = "max_attempts",
+     .label = "max_attempts",
+     .kind = FIELD_U32,
+     .offset = offsetof(struct proto_rec_job, max_attempts),
+     .check = rec_job_spec_check},
     F_U64(struct proto_rec_job, timeout_ms),
     F_U32_IN(struct proto_rec_job, state, PROTO_STATE_PENDING, PROTO_STATE_CANCELLED),
     F_U32(struct proto_rec_job, attempt),
