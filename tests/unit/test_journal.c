@@ -428,8 +428,10 @@ static struct collected *replay_ok(const char *dir, struct journal_replay_stats 
 
 static const char *const five[] = {
     "abc", "the second record, forty bytes long.....", "seventeen bytes!!",
-    "a hundred bytes: ................................................"
-    "..................................",
+    /* one string in two pieces (parenthesised, so clang's
+     * -Wstring-concatenation knows it is meant) */
+    ("a hundred bytes: ................................................"
+     ".................................."),
     "nine byte"};
 
 /* --- tests: appending and replay ---------------------------------------- */
