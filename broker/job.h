@@ -16,7 +16,7 @@
 #include <sys/queue.h>
 
 #include "deadline.h"
-#include "limits.h"
+#include "proto_limits.h"
 #include "u64map.h"
 
 struct batch;

@@ -16,7 +16,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/transport/tcp/tcp.h>
 
-#include "limits.h"
+#include "proto_limits.h"
 #include "log.h"
 
 #define SERVER_CONNS_INITIAL 64

@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "job_spec.h"
 #include "message.h"
 
 /* A line longer than a payload at its limit plus room for escaping and
@@ -26,8 +27,10 @@ bool cli_batch_line_is_blank(const char *line, size_t len)
 	return true;
 }
 
-/* Copies the string at key into name (65 bytes), checked by the name rule. */
-static int batchfile_name(json_t *obj, const char *key, char *name, struct jm_err *err)
+/* Points *text at the string at key (len bytes, owned by obj); the name
+ * rule is proto_job_spec_check's. */
+static int batchfile_string(json_t *obj, const char *key, const char **text, size_t *len,
+                            struct jm_err *err)
 {
 	json_t *value = json_object_get(obj, key);
 	if (value == NULL)
@@ -35,12 +38,8 @@ static int batchfile_name(json_t *obj, const char *key, char *name, struct jm_er
 		                  "\"%s\" is missing: every job needs a queue and a type", key);
 	if (!json_is_string(value))
 		return jm_err_set(err, JM_EINVAL, "\"%s\" must be a string", key);
-	const char *text = json_string_value(value);
-	size_t len = json_string_length(value);
-	if (!proto_name_is_valid(text, len) || strlen(text) != len)
-		return jm_err_set(err, JM_EBADNAME, "%s name \"%.64s\" is invalid: %s", key, text,
-		                  PROTO_NAME_RULE);
-	memcpy(name, text, len + 1);
+	*text = json_string_value(value);
+	*len = json_string_length(value);
 	return 0;
 }
 
@@ -91,14 +90,18 @@ int cli_batch_parse_line(const char *line, size_t len, struct cli_batch_job *job
 			goto done_free_obj;
 		}
 	}
-	rc = batchfile_name(obj, "queue", job->queue, err);
+	const char *queue = NULL, *type = NULL;
+	size_t queue_len = 0, type_len = 0;
+	rc = batchfile_string(obj, "queue", &queue, &queue_len, err);
 	if (rc == 0)
-		rc = batchfile_name(obj, "type", job->type, err);
+		rc = batchfile_string(obj, "type", &type, &type_len, err);
+	/* Integers only have to fit their C types here: their ranges are
+	 * proto_job_spec_check's, below. */
 	long long priority = 0, max_attempts = 0, delay_ms = 0, timeout_ms = 0;
 	if (rc == 0)
-		rc = batchfile_int(obj, "priority", -1000, 1000, &priority, err);
+		rc = batchfile_int(obj, "priority", INT32_MIN, INT32_MAX, &priority, err);
 	if (rc == 0)
-		rc = batchfile_int(obj, "max_attempts", 0, 1000, &max_attempts, err);
+		rc = batchfile_int(obj, "max_attempts", 0, UINT32_MAX, &max_attempts, err);
 	if (rc == 0)
 		rc = batchfile_int(obj, "delay_ms", 0, INT64_MAX / 1000, &delay_ms, err);
 	if (rc == 0)
@@ -127,27 +130,23 @@ int cli_batch_parse_line(const char *line, size_t len, struct cli_batch_job *job
 				job->payload[payload_len] = '\0';
 			}
 		}
-		if (need > JM_PAYLOAD_MAX_BYTES || need == 0) {
-			rc = need == 0 ? jm_err_set(err, JM_EINVAL, "payload cannot be serialised")
-			               : jm_err_set(err, JM_ETOOBIG,
-			                            "payload is %zu bytes: the limit is %u bytes "
-			                            "(1 MiB) per job",
-			                            need, JM_PAYLOAD_MAX_BYTES);
+		if (need == 0) {
+			rc = jm_err_set(err, JM_EINVAL, "payload cannot be serialised");
 			goto done_free_obj;
 		}
 	}
-	if (payload != NULL && job->payload == NULL) {
+	rc = proto_job_spec_check(queue, queue_len, type, type_len, payload_len, priority,
+	                          (uint64_t)max_attempts, err);
+	if (rc == 0 && payload != NULL && job->payload == NULL)
 		rc = jm_err_set(err, JM_ENOMEM, "out of memory for the payload");
-		goto done_free_obj;
-	}
-	if (payload_len > JM_PAYLOAD_MAX_BYTES) {
+	if (rc != 0) {
 		free(job->payload);
 		job->payload = NULL;
-		rc = jm_err_set(err, JM_ETOOBIG,
-		                "payload is %zu bytes: the limit is %u bytes (1 MiB) per job",
-		                payload_len, JM_PAYLOAD_MAX_BYTES);
 		goto done_free_obj;
 	}
+	/* Both names passed the name rule: at most PROTO_NAME_MAX bytes. */
+	memcpy(job->queue, queue, queue_len + 1);
+	memcpy(job->type, type, type_len + 1);
 	job->spec.queue = job->queue;
 	job->spec.type = job->type;
 	job->spec.payload = job->payload;

@@ -13,6 +13,7 @@
 #include "cli_common.h"
 #include "cli_input.h"
 #include "cli_output.h"
+#include "proto_limits.h"
 
 /* No delay or run timeout may overflow when the broker turns it into
  * microseconds. */
@@ -59,7 +60,8 @@ static int submit_set_payload_file(void *ctx, const char *value, struct jm_err *
 static int submit_set_priority(void *ctx, const char *value, struct jm_err *err)
 {
 	long long priority;
-	int rc = jm_parse_i64("priority", value, -1000, 1000, &priority, err);
+	int rc =
+	    jm_parse_i64("priority", value, PROTO_PRIORITY_MIN, PROTO_PRIORITY_MAX, &priority, err);
 	if (rc == 0)
 		((struct submit_opts *)ctx)->spec.priority = (int)priority;
 	return rc;
@@ -68,7 +70,7 @@ static int submit_set_priority(void *ctx, const char *value, struct jm_err *err)
 static int submit_set_max_attempts(void *ctx, const char *value, struct jm_err *err)
 {
 	unsigned long long attempts;
-	int rc = jm_parse_u64("max-attempts", value, 1, 1000, &attempts, err);
+	int rc = jm_parse_u64("max-attempts", value, 1, PROTO_ATTEMPTS_MAX, &attempts, err);
 	if (rc == 0)
 		((struct submit_opts *)ctx)->spec.max_attempts = (unsigned)attempts;
 	return rc;

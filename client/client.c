@@ -4,7 +4,7 @@
  * timeout for ordinary calls, so it is shared by threads without a lock.
  *
  * Every call checks its arguments against the same rules the broker
- * applies (proto/limits.h) before anything is sent, and every failure
+ * applies (proto/proto_limits.h) before anything is sent, and every failure
  * leaves a one-line text in a thread-local buffer that starts with the
  * operation ("submit: job 3: queue name ...") so a CLI can print it after
  * its own prefix. The buffer is only written on failure, like errno.
@@ -23,11 +23,14 @@
 #include "client_internal.h"
 #include "clock.h"
 #include "err.h"
+#include "job_spec.h"
 #include "message.h"
 #include "rpc.h"
 
-_Static_assert(JM_PAYLOAD_MAX_BYTES == PROTO_PAYLOAD_MAX_DEFAULT, "client.h and limits.h disagree");
-_Static_assert(JM_BATCH_JOBS_MAX == PROTO_JOBS_PER_MESSAGE_MAX, "client.h and limits.h disagree");
+_Static_assert(JM_PAYLOAD_MAX_BYTES == PROTO_PAYLOAD_MAX_DEFAULT,
+               "client.h and proto_limits.h disagree");
+_Static_assert(JM_BATCH_JOBS_MAX == PROTO_JOBS_PER_MESSAGE_MAX,
+               "client.h and proto_limits.h disagree");
 _Static_assert((int)JM_STATE_CANCELLED == (int)PROTO_STATE_CANCELLED, "state numbers disagree");
 
 #define CLIENT_DEFAULT_TIMEOUT_MS 10000u
@@ -190,42 +193,25 @@ uint32_t client_timeout(struct jm_client *client)
 	return atomic_load(&client->timeout_ms);
 }
 
-/* Checks one job spec against the wire rules. where is "" for a single
- * submit, else "job N: ", so the message points at the offending entry. */
+/* Checks one job spec against the wire rules (proto_job_spec_check, as
+ * the broker will). where is "" for a single submit, else "job N: ", so the
+ * message points at the offending entry. */
 static int client_check_spec(const jm_job_spec *job, const char *where)
 {
-	char quoted[PROTO_NAME_MAX * 4 + 8];
 	if (job->queue == NULL)
 		return client_fail(JM_EINVAL, "submit: %squeue is missing: %s", where,
 		                   PROTO_NAME_RULE);
-	if (!proto_name_is_valid(job->queue, strlen(job->queue))) {
-		client_quote(quoted, sizeof quoted, job->queue);
-		return client_fail(JM_EBADNAME, "submit: %squeue name %s is invalid: %s", where,
-		                   quoted, PROTO_NAME_RULE);
-	}
 	if (job->type == NULL)
 		return client_fail(JM_EINVAL, "submit: %stype is missing: %s", where,
 		                   PROTO_NAME_RULE);
-	if (!proto_name_is_valid(job->type, strlen(job->type))) {
-		client_quote(quoted, sizeof quoted, job->type);
-		return client_fail(JM_EBADNAME, "submit: %sjob type %s is invalid: %s", where,
-		                   quoted, PROTO_NAME_RULE);
-	}
 	if (job->payload == NULL && job->payload_len != 0)
 		return client_fail(JM_EINVAL, "submit: %spayload is NULL but payload_len is %zu",
 		                   where, job->payload_len);
-	if (job->payload_len > PROTO_PAYLOAD_MAX_DEFAULT)
-		return client_fail(JM_ETOOBIG,
-		                   "submit: %spayload is %zu bytes: the limit is %u bytes (1 MiB)",
-		                   where, job->payload_len, PROTO_PAYLOAD_MAX_DEFAULT);
-	if (job->priority < PROTO_PRIORITY_MIN || job->priority > PROTO_PRIORITY_MAX)
-		return client_fail(JM_EINVAL, "submit: %spriority %d is out of range: use %d..%d",
-		                   where, job->priority, PROTO_PRIORITY_MIN, PROTO_PRIORITY_MAX);
-	if (job->max_attempts > PROTO_ATTEMPTS_MAX)
-		return client_fail(JM_EINVAL,
-		                   "submit: %smax attempts %u is out of range: use 1..%d, or 0 for "
-		                   "the queue's default",
-		                   where, job->max_attempts, PROTO_ATTEMPTS_MAX);
+	struct jm_err err;
+	int rc = proto_job_spec_check(job->queue, strlen(job->queue), job->type, strlen(job->type),
+	                              job->payload_len, job->priority, job->max_attempts, &err);
+	if (rc != 0)
+		return client_fail(rc, "submit: %s%s", where, jm_err_text(&err));
 	return 0;
 }
 

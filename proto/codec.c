@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "limits.h"
+#include "proto_limits.h"
 
 /* Values to walk at each open container level; level 0 is the top object. */
 struct prescan {
@@ -489,45 +489,6 @@ void *codec_alloc(msgpack_zone *zone, uint32_t count, size_t size, struct jm_err
 	return p;
 }
 
-int codec_list(const msgpack_object *o, const char *field, const char *item_label, uint32_t min,
-               uint32_t max, msgpack_zone *zone, size_t item_size, codec_item_decode_fn decode,
-               void **items, uint32_t *count, struct jm_err *err)
-{
-	const msgpack_object *elems;
-	uint32_t elems_count;
-	*items = NULL;
-	*count = 0;
-	int rc = codec_array(o, field, min, max, &elems, &elems_count, err);
-	if (rc != 0)
-		return rc;
-	uint8_t *list = codec_alloc(zone, elems_count, item_size, err);
-	if (list == NULL && elems_count > 0)
-		return err->code;
-	for (uint32_t i = 0; i < elems_count; i++) {
-		rc = decode(&elems[i], list + (size_t)i * item_size, err);
-		if (rc != 0)
-			return jm_err_prefix(err, "%s %" PRIu32, item_label, i);
-	}
-	*items = list;
-	*count = elems_count;
-	return 0;
-}
-
-int codec_check_list(const void *items, uint32_t count, size_t item_size, const char *field,
-                     const char *item_label, uint32_t min, uint32_t max, codec_item_check_fn check,
-                     struct jm_err *err)
-{
-	int rc = codec_check_count(count, items, field, min, max, err);
-	if (rc != 0)
-		return rc;
-	for (uint32_t i = 0; i < count; i++) {
-		rc = check((const uint8_t *)items + (size_t)i * item_size, err);
-		if (rc != 0)
-			return jm_err_prefix(err, "%s %" PRIu32, item_label, i);
-	}
-	return 0;
-}
-
 int codec_check_u32(uint64_t value, const char *field, uint64_t min, uint64_t max,
                     struct jm_err *err)
 {
@@ -579,6 +540,13 @@ int codec_check_name(const char *name, const char *field, bool allow_empty, stru
 		return bad_name(field, name, len, err);
 	if (len == 0 && allow_empty)
 		return 0;
+	if (!proto_name_is_valid(name, len))
+		return bad_name(field, name, len, err);
+	return 0;
+}
+
+int codec_check_name_len(const char *name, size_t len, const char *field, struct jm_err *err)
+{
 	if (!proto_name_is_valid(name, len))
 		return bad_name(field, name, len, err);
 	return 0;

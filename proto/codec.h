@@ -1,6 +1,7 @@
-/* The msgpack layer under message.c and record.c: proto/'s internal header,
- * never included outside proto/ (and proto's own tests), because it is the
- * one place that exposes msgpack.h.
+/* The msgpack layer under fields.c (the walkers over every message's and
+ * record's field descriptors): proto/'s internal header, never included
+ * outside proto/ (and proto's own tests), because it is the one place that
+ * exposes msgpack.h.
  *
  * Decoding is two passes. codec_prescan() walks the raw bytes and proves
  * that every declared length and count fits in what is left, that nesting
@@ -98,18 +99,6 @@ int codec_bytes(const msgpack_object *o, const char *field, struct proto_bytes *
 int codec_name(const msgpack_object *o, const char *field, bool allow_empty, proto_name out,
                struct jm_err *err);
 
-/* Decodes one list element into item (zeroed, item_size bytes). */
-typedef int (*codec_item_decode_fn)(const msgpack_object *o, void *item, struct jm_err *err);
-/* Checks one list element (see the codec_check_* functions). */
-typedef int (*codec_item_check_fn)(const void *item, struct jm_err *err);
-
-/* Decodes an array of min..max elements into an array allocated from
- * zone: *items (NULL when empty) and *count. An element's error is
- * prefixed with "<item_label> <index>". */
-int codec_list(const msgpack_object *o, const char *field, const char *item_label, uint32_t min,
-               uint32_t max, msgpack_zone *zone, size_t item_size, codec_item_decode_fn decode,
-               void **items, uint32_t *count, struct jm_err *err);
-
 /* count elements of size bytes from zone; NULL (and no error) when count
  * is 0, NULL with JM_ENOMEM in err when the zone is exhausted. */
 void *codec_alloc(msgpack_zone *zone, uint32_t count, size_t size, struct jm_err *err);
@@ -127,12 +116,6 @@ int codec_check_i32(int64_t value, const char *field, int64_t min, int64_t max, 
 int codec_check_count(uint32_t count, const void *items, const char *field, uint32_t min,
                       uint32_t max, struct jm_err *err);
 
-/* codec_check_count, then check on every element, prefixing an element's
- * error with "<item_label> <index>". */
-int codec_check_list(const void *items, uint32_t count, size_t item_size, const char *field,
-                     const char *item_label, uint32_t min, uint32_t max, codec_item_check_fn check,
-                     struct jm_err *err);
-
 /* JM_ETOOBIG when b->len > max ("payload is 2097152 bytes: at most 1048576
  * allowed"); JM_EINVAL when b->len > 0 and b->ptr is NULL. */
 int codec_check_size(const struct proto_bytes *b, const char *field, uint32_t max,
@@ -141,6 +124,10 @@ int codec_check_size(const struct proto_bytes *b, const char *field, uint32_t ma
 /* JM_EBADNAME unless name is NUL-terminated within a proto_name and passes
  * proto_name_is_valid (or is empty when allow_empty). */
 int codec_check_name(const char *name, const char *field, bool allow_empty, struct jm_err *err);
+
+/* The same for len bytes at name, which need not be NUL-terminated nor fit
+ * a proto_name (an SDK caller's string): never empty. */
+int codec_check_name_len(const char *name, size_t len, const char *field, struct jm_err *err);
 
 /* Encoding. */
 

@@ -20,7 +20,7 @@
 
 #include "buf.h"
 #include "err.h"
-#include "limits.h"
+#include "proto_limits.h"
 
 enum proto_type {
 	PROTO_ERROR = 1,     /* reply: something was wrong with the request */

@@ -1,4 +1,5 @@
-/* Shared helpers for cmocka unit tests (nng's NUTS_PASS in spirit): an
+/* Shared helpers for every cmocka test, unit and integration (the one home
+ * of assert_jm_ok: no test defines its own) (nng's NUTS_PASS in spirit): an
  * assertion on a jobmesh return code prints the expression and what the code
  * means, so a failing run says why without a debugger.
  *
@@ -31,9 +32,11 @@
 			         jm_strerror(jm_test_rc_));                                        \
 	} while (0)
 
-/* Like assert_jm_ok, but prints the message a struct jm_err collected. */
+/* Like assert_jm_ok, but prints the message a struct jm_err collected; err
+ * (which may be NULL) is cleared first so a stale message never shows. */
 #define assert_jm_ok_err(expr, err)                                                                \
 	do {                                                                                       \
+		jm_err_clear(err);                                                                 \
 		int jm_test_rc_ = (expr);                                                          \
 		if (jm_test_rc_ != 0)                                                              \
 			fail_msg("%s returned %d (%s): %s", #expr, jm_test_rc_,                    \

@@ -1,18 +1,13 @@
 /* The jobmesh tool's batch files and the lines watch and status print:
  * pure functions, compiled in directly (after cmocka.h, so allocations go
  * through its leak-checking allocator). */
+#include "jm_test.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
-
-/* cmocka.h needs these first. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
 
 #include "../../client/cli_batchfile.c"
 #include "../../client/cli_input.c"
@@ -104,7 +99,7 @@ static void test_batch_read_skips_blank_lines_and_numbers_errors_by_line(void **
 	struct cli_batch_file file;
 	struct jm_err err;
 	jm_err_clear(&err);
-	assert_int_equal(cli_batch_read(in, "f", 100, &file, &err), 0);
+	assert_jm_ok_err(cli_batch_read(in, "f", 100, &file, &err), &err);
 	fclose(in);
 	assert_int_equal(file.jobs_count, 2);
 	assert_string_equal(file.specs[0].type, "a");

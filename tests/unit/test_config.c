@@ -1,16 +1,11 @@
 /* Config files: the accepted YAML shapes flatten to flag entries, and every
  * other shape is refused with the file, the line and what is allowed. */
+#include "jm_test.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* cmocka.h needs these first. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
 
 #include "config.h"
 
@@ -99,7 +94,7 @@ static void test_scalar_list_and_mapping_flatten_to_entries(void **state)
 	                                     "  - '4'\n");
 	struct jm_config cfg;
 	struct jm_err err = {0};
-	assert_int_equal(jm_config_load(&cfg, path, &err), 0);
+	assert_jm_ok_err(jm_config_load(&cfg, path, &err), &err);
 	assert_string_equal(cfg.path, path);
 	assert_int_equal(cfg.entries_count, 7);
 	assert_entry(&cfg, 0, "listen", "tcp://127.0.0.1:7400", 2);
@@ -120,7 +115,7 @@ static void test_empty_file_is_an_empty_config(void **state)
 		const char *path = write_yaml(state, empties[i]);
 		struct jm_config cfg;
 		struct jm_err err = {0};
-		assert_int_equal(jm_config_load(&cfg, path, &err), 0);
+		assert_jm_ok_err(jm_config_load(&cfg, path, &err), &err);
 		assert_int_equal(cfg.entries_count, 0);
 		jm_config_fini(&cfg);
 	}
@@ -131,7 +126,7 @@ static void test_empty_list_and_mapping_give_no_entries(void **state)
 	const char *path = write_yaml(state, "queue: []\nhandler: {}\nlisten: ''\n");
 	struct jm_config cfg;
 	struct jm_err err = {0};
-	assert_int_equal(jm_config_load(&cfg, path, &err), 0);
+	assert_jm_ok_err(jm_config_load(&cfg, path, &err), &err);
 	assert_int_equal(cfg.entries_count, 1);
 	assert_entry(&cfg, 0, "listen", "", 3);
 	jm_config_fini(&cfg);

@@ -1,17 +1,12 @@
 /* Flags: argv and config files apply through one table, with errors that
  * name the flag and what is allowed. */
+#include "jm_test.h"
+
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* cmocka.h needs these first. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
 
 #include "flags.h"
 
@@ -86,7 +81,7 @@ static void test_both_value_forms_are_accepted(void **state)
 	struct opts o = {0};
 	struct jm_err err = {0};
 	int rest = -1;
-	assert_int_equal(jm_flags_parse(table, &o, ARGC(argv), argv, 1, &rest, &err), 0);
+	assert_jm_ok_err(jm_flags_parse(table, &o, ARGC(argv), argv, 1, &rest, &err), &err);
 	assert_int_equal(rest, ARGC(argv));
 	assert_string_equal(o.listen, "ipc:///tmp/x");
 	assert_int_equal(o.queues_count, 2);
@@ -102,11 +97,11 @@ static void test_parse_stops_at_first_operand(void **state)
 	struct opts o = {0};
 	struct jm_err err = {0};
 	int rest = -1;
-	assert_int_equal(jm_flags_parse(table, &o, ARGC(argv), argv, 1, &rest, &err), 0);
+	assert_jm_ok_err(jm_flags_parse(table, &o, ARGC(argv), argv, 1, &rest, &err), &err);
 	assert_int_equal(rest, 2);
 	assert_int_equal(o.queues_count, 0);
 
-	assert_int_equal(jm_flags_parse(table, &o, ARGC(argv), argv, 3, &rest, &err), 0);
+	assert_jm_ok_err(jm_flags_parse(table, &o, ARGC(argv), argv, 3, &rest, &err), &err);
 	assert_int_equal(rest, 5);
 	assert_string_equal(o.queues[0], "q");
 }
@@ -117,7 +112,7 @@ static void test_double_dash_ends_flags(void **state)
 	struct opts o = {0};
 	struct jm_err err = {0};
 	int rest = -1;
-	assert_int_equal(jm_flags_parse(table, &o, ARGC(argv), argv, 1, &rest, &err), 0);
+	assert_jm_ok_err(jm_flags_parse(table, &o, ARGC(argv), argv, 1, &rest, &err), &err);
 	assert_int_equal(rest, 3);
 	assert_int_equal(o.queues_count, 0);
 }
@@ -129,9 +124,9 @@ static void test_dash_and_negative_number_are_operands(void **state)
 	struct opts o = {0};
 	struct jm_err err = {0};
 	int rest = -1;
-	assert_int_equal(jm_flags_parse(table, &o, ARGC(argv1), argv1, 1, &rest, &err), 0);
+	assert_jm_ok_err(jm_flags_parse(table, &o, ARGC(argv1), argv1, 1, &rest, &err), &err);
 	assert_int_equal(rest, 1);
-	assert_int_equal(jm_flags_parse(table, &o, ARGC(argv2), argv2, 1, &rest, &err), 0);
+	assert_jm_ok_err(jm_flags_parse(table, &o, ARGC(argv2), argv2, 1, &rest, &err), &err);
 	assert_int_equal(rest, 1);
 }
 
@@ -140,7 +135,7 @@ static void test_value_may_start_with_a_dash(void **state)
 	char *argv[] = {"prog", "--listen", "-weird"};
 	struct opts o = {0};
 	struct jm_err err = {0};
-	assert_int_equal(jm_flags_parse(table, &o, ARGC(argv), argv, 1, NULL, &err), 0);
+	assert_jm_ok_err(jm_flags_parse(table, &o, ARGC(argv), argv, 1, NULL, &err), &err);
 	assert_string_equal(o.listen, "-weird");
 }
 
@@ -197,10 +192,10 @@ static void test_help_entry_answers_h_and_help(void **state)
 	char *argv2[] = {"prog", "--help"};
 	struct opts o = {0};
 	struct jm_err err = {0};
-	assert_int_equal(jm_flags_parse(table, &o, ARGC(argv1), argv1, 1, NULL, &err), 0);
+	assert_jm_ok_err(jm_flags_parse(table, &o, ARGC(argv1), argv1, 1, NULL, &err), &err);
 	assert_true(o.help);
 	o.help = false;
-	assert_int_equal(jm_flags_parse(table, &o, ARGC(argv2), argv2, 1, NULL, &err), 0);
+	assert_jm_ok_err(jm_flags_parse(table, &o, ARGC(argv2), argv2, 1, NULL, &err), &err);
 	assert_true(o.help);
 
 	assert_int_equal(jm_flags_parse(table_without_help, &o, ARGC(argv1), argv1, 1, NULL, &err),
@@ -227,7 +222,7 @@ static void test_config_applies_through_the_same_setters(void **state)
 	struct jm_config cfg = {"x.yaml", entries, 5};
 	struct opts o = {0};
 	struct jm_err err = {0};
-	assert_int_equal(jm_flags_apply_config(table, &o, &cfg, &err), 0);
+	assert_jm_ok_err(jm_flags_apply_config(table, &o, &cfg, &err), &err);
 	assert_string_equal(o.listen, "tcp://1.2.3.4:1");
 	assert_int_equal(o.queues_count, 2);
 	assert_int_equal(o.concurrency, 16);
@@ -240,7 +235,7 @@ static void test_config_switch_false_is_not_applied(void **state)
 	struct jm_config cfg = {"x.yaml", entries, 1};
 	struct opts o = {0};
 	struct jm_err err = {0};
-	assert_int_equal(jm_flags_apply_config(table, &o, &cfg, &err), 0);
+	assert_jm_ok_err(jm_flags_apply_config(table, &o, &cfg, &err), &err);
 	assert_int_equal(o.verbose_count, 0);
 
 	entries[0] = entry("verbose", "maybe", 7);
@@ -299,11 +294,12 @@ static void test_parse_u64_accepts_whole_numbers_in_range(void **state)
 {
 	unsigned long long value = 0;
 	struct jm_err err = {0};
-	assert_int_equal(jm_parse_u64("n", "0", 0, 10, &value, &err), 0);
+	assert_jm_ok_err(jm_parse_u64("n", "0", 0, 10, &value, &err), &err);
 	assert_int_equal(value, 0);
-	assert_int_equal(jm_parse_u64("n", "010", 0, 10, &value, &err), 0);
+	assert_jm_ok_err(jm_parse_u64("n", "010", 0, 10, &value, &err), &err);
 	assert_int_equal(value, 10);
-	assert_int_equal(jm_parse_u64("n", "18446744073709551615", 0, ULLONG_MAX, &value, &err), 0);
+	assert_jm_ok_err(jm_parse_u64("n", "18446744073709551615", 0, ULLONG_MAX, &value, &err),
+	                 &err);
 	assert_true(value == ULLONG_MAX);
 }
 
@@ -330,9 +326,9 @@ static void test_parse_i64_takes_a_minus_and_checks_range(void **state)
 {
 	long long value = 0;
 	struct jm_err err = {0};
-	assert_int_equal(jm_parse_i64("priority", "-1000", -1000, 1000, &value, &err), 0);
+	assert_jm_ok_err(jm_parse_i64("priority", "-1000", -1000, 1000, &value, &err), &err);
 	assert_int_equal(value, -1000);
-	assert_int_equal(jm_parse_i64("priority", "1000", -1000, 1000, &value, &err), 0);
+	assert_jm_ok_err(jm_parse_i64("priority", "1000", -1000, 1000, &value, &err), &err);
 	assert_int_equal(jm_parse_i64("priority", "-1001", -1000, 1000, &value, &err), JM_EINVAL);
 	assert_string_equal(jm_err_text(&err),
 	                    "--priority \"-1001\": must be a whole number from -1000 to 1000");

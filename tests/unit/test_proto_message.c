@@ -18,7 +18,7 @@
 
 static void mp_raw(struct jm_buf *b, const void *p, size_t n)
 {
-	assert_int_equal(jm_buf_append(b, p, n), 0);
+	assert_jm_ok(jm_buf_append(b, p, n));
 }
 
 static void mp_byte(struct jm_buf *b, uint8_t v)

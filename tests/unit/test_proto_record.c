@@ -12,7 +12,7 @@
 
 static void mp_byte(struct jm_buf *b, uint8_t v)
 {
-	assert_int_equal(jm_buf_append(b, &v, 1), 0);
+	assert_jm_ok(jm_buf_append(b, &v, 1));
 }
 
 static void mp_be(struct jm_buf *b, uint64_t v, int bytes)
@@ -32,7 +32,7 @@ static void mp_str(struct jm_buf *b, const char *s)
 	size_t n = strlen(s);
 	mp_byte(b, 0xd9);
 	mp_be(b, n, 1);
-	assert_int_equal(jm_buf_append(b, s, n), 0);
+	assert_jm_ok(jm_buf_append(b, s, n));
 }
 
 static void mp_nil(struct jm_buf *b)

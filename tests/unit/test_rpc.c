@@ -6,6 +6,8 @@
  * cmocka's assertions longjmp and its test_malloc is not thread-safe, so the
  * threads here only count failures and never allocate through cmocka; the
  * main thread asserts on the counts. */
+#include "jm_test.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,13 +16,6 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
-
-/* cmocka.h needs these first. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
 
 #include "clock.h"
 #include "rpc.h"
@@ -178,22 +173,15 @@ static struct proto_msg status_request(uint64_t job_id)
 	return req;
 }
 
-#define assert_jm_ok(expr, err)                                                                    \
-	do {                                                                                       \
-		int assert_rc_ = (expr);                                                           \
-		if (assert_rc_ != 0)                                                               \
-			fail_msg("%s: %d (%s)", #expr, assert_rc_, jm_err_text(err));              \
-	} while (0)
-
 static void test_call_gets_its_decoded_reply(void **state)
 {
 	struct fixture *f = *state;
 	struct rpc *rpc = NULL;
 	struct jm_err err = {0};
-	assert_jm_ok(rpc_open(&rpc, f->url, &err), &err);
+	assert_jm_ok_err(rpc_open(&rpc, f->url, &err), &err);
 	struct proto_msg req = status_request(42);
 	struct rpc_reply reply;
-	assert_jm_ok(rpc_call(rpc, &req, RPC_TEST_CALL_TIMEOUT_MS, &reply, &err), &err);
+	assert_jm_ok_err(rpc_call(rpc, &req, RPC_TEST_CALL_TIMEOUT_MS, &reply, &err), &err);
 	assert_int_equal(reply.msg.type, PROTO_JOB);
 	assert_int_equal(reply.msg.u.job.job_id, 42);
 	assert_string_equal(reply.msg.u.job.queue, "q");
@@ -209,7 +197,7 @@ static void test_error_reply_becomes_its_code_and_text(void **state)
 	struct fixture *f = *state;
 	struct rpc *rpc = NULL;
 	struct jm_err err = {0};
-	assert_jm_ok(rpc_open(&rpc, f->url, &err), &err);
+	assert_jm_ok_err(rpc_open(&rpc, f->url, &err), &err);
 	struct proto_msg req = status_request(RPC_TEST_MISSING_JOB);
 	struct rpc_reply reply;
 	assert_int_equal(rpc_call(rpc, &req, RPC_TEST_CALL_TIMEOUT_MS, &reply, &err), JM_ENOTFOUND);
@@ -225,7 +213,7 @@ static void test_call_without_server_times_out_within_bound(void **state)
 	struct fixture *f = *state;
 	struct rpc *rpc = NULL;
 	struct jm_err err = {0};
-	assert_jm_ok(rpc_open(&rpc, f->url, &err), &err);
+	assert_jm_ok_err(rpc_open(&rpc, f->url, &err), &err);
 	struct proto_msg req = status_request(1);
 	struct rpc_reply reply;
 	uint64_t start_us = jm_mono_us();
@@ -262,7 +250,7 @@ static void test_cancel_cuts_a_call_short_and_every_later_one(void **state)
 	struct fixture *f = *state;
 	struct rpc *rpc = NULL;
 	struct jm_err err = {0};
-	assert_jm_ok(rpc_open(&rpc, f->url, &err), &err);
+	assert_jm_ok_err(rpc_open(&rpc, f->url, &err), &err);
 	struct rpc_cancel cancel;
 	rpc_cancel_init(&cancel);
 	struct cancel_later later = {&cancel, 200};
@@ -291,11 +279,11 @@ static void test_call_waits_for_a_broker_that_starts_late(void **state)
 	struct fixture *f = *state;
 	struct rpc *rpc = NULL;
 	struct jm_err err = {0};
-	assert_jm_ok(rpc_open(&rpc, f->url, &err), &err);
+	assert_jm_ok_err(rpc_open(&rpc, f->url, &err), &err);
 	server_start(f);
 	struct proto_msg req = status_request(7);
 	struct rpc_reply reply;
-	assert_jm_ok(rpc_call(rpc, &req, RPC_TEST_CALL_TIMEOUT_MS, &reply, &err), &err);
+	assert_jm_ok_err(rpc_call(rpc, &req, RPC_TEST_CALL_TIMEOUT_MS, &reply, &err), &err);
 	assert_int_equal(reply.msg.u.job.job_id, 7);
 	rpc_reply_fini(&reply);
 	rpc_close(rpc);
@@ -335,7 +323,7 @@ static void test_concurrent_calls_get_their_own_replies(void **state)
 	struct fixture *f = *state;
 	struct rpc *rpc = NULL;
 	struct jm_err err = {0};
-	assert_jm_ok(rpc_open(&rpc, f->url, &err), &err);
+	assert_jm_ok_err(rpc_open(&rpc, f->url, &err), &err);
 	struct caller callers[RPC_TEST_CLIENT_THREADS];
 	pthread_t threads[RPC_TEST_CLIENT_THREADS];
 	for (int i = 0; i < RPC_TEST_CLIENT_THREADS; i++) {

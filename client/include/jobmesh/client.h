@@ -22,7 +22,7 @@ extern "C" {
 #define JM_DEFAULT_BROKER_URL "tcp://127.0.0.1:7400"
 
 /* Limits the SDK checks before sending (the broker's defaults; the same
- * numbers as proto/limits.h): bytes of one job's payload, and jobs in one
+ * numbers as proto/proto_limits.h): bytes of one job's payload, and jobs in one
  * batch (jm_client_submit_many with as_batch). */
 #define JM_PAYLOAD_MAX_BYTES (1u << 20)
 #define JM_BATCH_JOBS_MAX 10000u

@@ -1,23 +1,9 @@
 /* Limits every side of the wire agrees on. A message over a limit is refused
- * with JM_ETOOBIG or JM_EINVAL and a text naming the limit. */
-
-/* proto/ is on the include path of everything that links jm_proto, so a
- * `#include <limits.h>` anywhere (msgpack.h has one) finds this file
- * instead of the system's. Pass such includes on, so INT_MAX and CHAR_MIN
- * still exist; outside the guard, because the first inclusion is usually
- * "limits.h" from message.h, found beside it rather than on the path. */
-#if defined(__clang__)
-#pragma clang diagnostic push
-/* Found beside message.h, clang searches from the start of the path:
- * that finds this file once more, whose own #include_next then reaches
- * the system header, which is what we want. */
-#pragma clang diagnostic ignored "-Winclude-next-absolute-path"
-#endif
-#include_next <limits.h>
-#if defined(__clang__)
-#pragma clang diagnostic pop
-#endif
-
+ * with JM_ETOOBIG or JM_EINVAL and a text naming the limit.
+ *
+ * Named proto_limits.h, not limits.h: proto/ is on the include path of
+ * everything that links jm_proto, where a limits.h would shadow the
+ * system header. */
 #ifndef JM_PROTO_LIMITS_H
 #define JM_PROTO_LIMITS_H
 

@@ -1,0 +1,25 @@
+/* The one check of a job's spec (see job_spec.h). The texts are the ones
+ * the broker has always sent back for a bad SUBMIT; codec.c words them. */
+#include "job_spec.h"
+
+#include <inttypes.h>
+
+#include "codec.h"
+#include "proto_limits.h"
+
+int proto_job_spec_check(const char *queue, size_t queue_len, const char *type, size_t type_len,
+                         uint64_t payload_len, int64_t priority, uint64_t max_attempts,
+                         struct jm_err *err)
+{
+	if (codec_check_name_len(queue, queue_len, "queue name", err) ||
+	    codec_check_name_len(type, type_len, "type name", err))
+		return err->code;
+	if (payload_len > PROTO_PAYLOAD_MAX_DEFAULT)
+		return jm_err_set(err, JM_ETOOBIG,
+		                  "payload is %" PRIu64 " bytes: at most %u allowed", payload_len,
+		                  PROTO_PAYLOAD_MAX_DEFAULT);
+	if (codec_check_i32(priority, "priority", PROTO_PRIORITY_MIN, PROTO_PRIORITY_MAX, err) ||
+	    codec_check_u32(max_attempts, "max_attempts", 0, PROTO_ATTEMPTS_MAX, err))
+		return err->code;
+	return 0;
+}

@@ -1,0 +1,865 @@
+/* Golden bytes: every wire message type and every journal record type is
+ * encoded from one fixed value and compared with a committed hex fixture in
+ * tests/unit/golden/<kind>.hex, and each fixture decodes back to that value
+ * field by field. The fixtures pin the format: a change to proto/ that moves
+ * one byte fails here, whatever the round-trip tests say.
+ *
+ * To change the format deliberately, run this test once with
+ * JM_GOLDEN_WRITE=1 in the environment: it rewrites the fixtures (and
+ * still fails that run, so a stray variable cannot hide a drift); review
+ * and commit the diff. */
+#include "jm_test.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+
+#include "buf.h"
+#include "message.h"
+#include "record.h"
+
+#define GOLDEN_DIR JOBMESH_SOURCE_DIR "/tests/unit/golden"
+#define HEX_PER_LINE 32 /* bytes per fixture line */
+
+static bool golden_writing(void)
+{
+	const char *v = getenv("JM_GOLDEN_WRITE");
+	return v != NULL && strcmp(v, "1") == 0;
+}
+
+/* Reads a fixture into out (bytes); whitespace between hex pairs is
+ * ignored. */
+static void golden_read(const char *kind, struct jm_buf *out)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/%s.hex", GOLDEN_DIR, kind);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		fail_msg("%s: %s (run with JM_GOLDEN_WRITE=1 to create it)", path, strerror(errno));
+	int hi = -1;
+	int c;
+	while ((c = fgetc(f)) != EOF) {
+		int v = 0;
+		if (c >= '0' && c <= '9')
+			v = c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v = c - 'a' + 10;
+		else if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
+			continue;
+		else
+			fail_msg("%s: unexpected character 0x%02x", path, c);
+		if (hi < 0) {
+			hi = v;
+		} else {
+			uint8_t byte = (uint8_t)(hi << 4 | v);
+			assert_jm_ok(jm_buf_append(out, &byte, 1));
+			hi = -1;
+		}
+	}
+	fclose(f);
+	if (hi >= 0)
+		fail_msg("%s: odd number of hex digits", path);
+}
+
+static void golden_write(const char *kind, const struct jm_buf *bytes)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/%s.hex", GOLDEN_DIR, kind);
+	FILE *f = fopen(path, "w");
+	if (f == NULL)
+		fail_msg("%s: %s", path, strerror(errno));
+	const uint8_t *p = bytes->data;
+	for (size_t i = 0; i < bytes->len; i++)
+		fprintf(f, "%02x%s", p[i],
+		        (i + 1) % HEX_PER_LINE == 0 || i + 1 == bytes->len ? "\n" : "");
+	fclose(f);
+}
+
+/* Compares encoded with the fixture, naming the first differing byte. */
+static void golden_compare(const char *kind, const struct jm_buf *encoded, struct jm_buf *fixture)
+{
+	if (golden_writing())
+		golden_write(kind, encoded);
+	golden_read(kind, fixture);
+	const uint8_t *a = encoded->data;
+	const uint8_t *b = fixture->data;
+	size_t common = encoded->len < fixture->len ? encoded->len : fixture->len;
+	for (size_t i = 0; i < common; i++)
+		if (a[i] != b[i])
+			fail_msg("%s: byte %zu is 0x%02x, the fixture has 0x%02x", kind, i, a[i],
+			         b[i]);
+	if (encoded->len != fixture->len)
+		fail_msg("%s: encoded %zu bytes, the fixture has %zu", kind, encoded->len,
+		         fixture->len);
+}
+
+/* Field-by-field comparison helpers. */
+
+#define EQ(field) assert_true((a)->field == (b)->field)
+#define EQ_NAME(field) assert_string_equal((a)->field, (b)->field)
+#define EQ_BYTES(field) bytes_equal(&(a)->field, &(b)->field)
+
+static void bytes_equal(const struct proto_bytes *a, const struct proto_bytes *b)
+{
+	assert_int_equal(a->len, b->len);
+	if (a->len > 0)
+		assert_memory_equal(a->ptr, b->ptr, a->len);
+}
+
+static void names_equal(const proto_name *a, const proto_name *b, uint32_t count)
+{
+	for (uint32_t i = 0; i < count; i++)
+		assert_string_equal(a[i], b[i]);
+}
+
+static void ids_equal(const uint64_t *a, const uint64_t *b, uint32_t count)
+{
+	for (uint32_t i = 0; i < count; i++)
+		assert_true(a[i] == b[i]);
+}
+
+static void leases_equal(const struct proto_lease_ref *a, const struct proto_lease_ref *b,
+                         uint32_t count)
+{
+	for (uint32_t i = 0; i < count; i++) {
+		EQ(job_id);
+		EQ(lease);
+		a++;
+		b++;
+	}
+}
+
+/* Fixed values: ids past 2^32, negative numbers, names longer than a fixstr,
+ * binary with NUL and 0xff, empty and non-empty optional parts. */
+
+static const uint8_t PAYLOAD[] = {0x00, 0x01, 0x7f, 0x80, 0xff, '{', '}', 0x00};
+static const char TEXT[] = "disk full: /var/lib/jobmesh (errno 28) \xe2\x9c\x97";
+
+static struct proto_bytes bytes_of(const void *p, size_t n)
+{
+	return (struct proto_bytes){.ptr = n > 0 ? p : NULL, .len = (uint32_t)n};
+}
+
+#define TEXT_BYTES bytes_of(TEXT, sizeof TEXT - 1)
+#define PAYLOAD_BYTES bytes_of(PAYLOAD, sizeof PAYLOAD)
+
+static proto_name QUEUES[3] = {"emails", "reports.monthly_long-queue_name_over_32", "q"};
+static struct proto_lease_ref LEASES[2] = {{42, 0x100000003ull}, {0x123456789abull, 7}};
+static uint64_t IDS[3] = {1, 0xfffffffffull, UINT64_MAX};
+
+static struct proto_job_spec SPECS[2] = {
+    {.queue = "emails",
+     .type = "send.welcome",
+     .priority = -1000,
+     .max_attempts = 5,
+     .delay_ms = 60000,
+     .timeout_ms = 0x1ffffffffull},
+    {.queue = "reports.monthly_long-queue_name_over_32",
+     .type = "t",
+     .priority = 1000,
+     .max_attempts = 0,
+     .delay_ms = 0,
+     .timeout_ms = 300},
+};
+
+static struct proto_delivery DELIVERIES[2] = {
+    {.job_id = 0x100000001ull,
+     .lease = 0x200000005ull,
+     .attempt = 3,
+     .queue = "emails",
+     .type = "send.welcome",
+     .timeout_ms = 30000},
+    {.job_id = 9, .lease = 1, .attempt = 1, .queue = "q", .type = "t", .timeout_ms = 0},
+};
+
+static struct proto_ack_item ACK_ITEMS[2] = {{.job_id = 5, .lease = 0x300000001ull},
+                                             {.job_id = 6, .lease = 2}};
+static struct proto_fail_item FAIL_ITEMS[3] = {{.job_id = 5, .lease = 1, .permanent = true},
+                                               {.job_id = 6, .lease = 2, .released = true},
+                                               {.job_id = 0x7fffffffffull, .lease = 3}};
+static int32_t CODES[3] = {0, JM_ESTALE, INT32_MIN};
+static struct proto_queue_stats QSTATS[2] = {
+    {.name = "emails", .pending = 1, .delayed = 2, .active = 300, .completed = 70000, .failed = 5},
+    {.name = "q", .pending = 0x100000000ull}};
+static struct proto_batch_error BATCH_ERRORS[2] = {{.job_id = 11}, {.job_id = 0x100000000ull}};
+
+static void job_info_fill(struct proto_job_info *j, bool with_result)
+{
+	*j = (struct proto_job_info){.job_id = 0x1234567890ull,
+	                             .queue = "emails",
+	                             .type = "send.welcome",
+	                             .state = PROTO_STATE_COMPLETED,
+	                             .priority = -7,
+	                             .attempt = 2,
+	                             .max_attempts = 5,
+	                             .created_us = 1764460800123456ull,
+	                             .updated_us = 1764460801000000ull,
+	                             .run_at_us = 0,
+	                             .last_error = TEXT_BYTES,
+	                             .has_result = with_result,
+	                             .batch_id = 77,
+	                             .progress_done = 3,
+	                             .progress_total = 4,
+	                             .progress_message = bytes_of("writing", 7)};
+	if (with_result)
+		j->result = PAYLOAD_BYTES;
+}
+
+static void batch_info_fill(struct proto_batch_info *b, uint32_t errors)
+{
+	*b = (struct proto_batch_info){.batch_id = 0x500000001ull,
+	                               .state = PROTO_BATCH_FAILED,
+	                               .total = 10,
+	                               .completed = 7,
+	                               .failed = 2,
+	                               .cancelled = 1,
+	                               .active = 0,
+	                               .current_operation = bytes_of("send.welcome", 12),
+	                               .errors_count = errors,
+	                               .errors = errors > 0 ? BATCH_ERRORS : NULL,
+	                               .created_us = 1764460800000000ull,
+	                               .finished_us = 1764460860000000ull};
+}
+
+static struct proto_job_info JOB_INFOS[2];
+static struct proto_worker_info WORKER_INFOS[2];
+static struct proto_batch_info BATCH_INFOS[2];
+
+/* Fills msg with the fixed value of its type. */
+static void msg_fill(struct proto_msg *m, enum proto_type type)
+{
+	memset(m, 0, sizeof *m);
+	m->type = type;
+	for (int i = 0; i < 2; i++) {
+		SPECS[i].payload = i == 0 ? PAYLOAD_BYTES : bytes_of(NULL, 0);
+		DELIVERIES[i].payload = i == 0 ? PAYLOAD_BYTES : bytes_of(NULL, 0);
+		ACK_ITEMS[i].result = i == 0 ? PAYLOAD_BYTES : bytes_of(NULL, 0);
+		BATCH_ERRORS[i].text = i == 0 ? TEXT_BYTES : bytes_of("x", 1);
+	}
+	FAIL_ITEMS[0].error = TEXT_BYTES;
+	FAIL_ITEMS[1].error = bytes_of("draining", 8);
+	job_info_fill(&JOB_INFOS[0], false);
+	job_info_fill(&JOB_INFOS[1], false);
+	JOB_INFOS[1].job_id = 3;
+	JOB_INFOS[1].state = PROTO_STATE_FAILED;
+	JOB_INFOS[1].progress_done = JOB_INFOS[1].progress_total = 0;
+	JOB_INFOS[1].progress_message = bytes_of(NULL, 0);
+	WORKER_INFOS[0] = (struct proto_worker_info){.worker_id = "w-1.host",
+	                                             .host = bytes_of("build-07.example.org", 20),
+	                                             .pid = 123456,
+	                                             .concurrency = 8,
+	                                             .queues_count = 3,
+	                                             .queues = QUEUES,
+	                                             .active_jobs = 2,
+	                                             .first_seen_us = 1764460800000000ull,
+	                                             .last_seen_us = 1764460899000000ull,
+	                                             .draining = true,
+	                                             .job_ids_count = 3,
+	                                             .job_ids = IDS};
+	WORKER_INFOS[1] = (struct proto_worker_info){.worker_id = "w2", .pid = 1};
+	batch_info_fill(&BATCH_INFOS[0], 2);
+	batch_info_fill(&BATCH_INFOS[1], 0);
+	BATCH_INFOS[1].state = PROTO_BATCH_RUNNING;
+	BATCH_INFOS[1].finished_us = 0;
+
+	switch (type) {
+	case PROTO_ERROR:
+		m->u.error = (struct proto_error){.code = JM_ENOTFOUND, .message = TEXT_BYTES};
+		break;
+	case PROTO_SUBMIT:
+		m->u.submit =
+		    (struct proto_submit){.as_batch = true, .jobs_count = 2, .jobs = SPECS};
+		break;
+	case PROTO_SUBMITTED:
+		m->u.submitted = (struct proto_submitted){
+		    .batch_id = 0x500000001ull, .ids_count = 3, .ids = IDS};
+		break;
+	case PROTO_FETCH:
+		m->u.fetch = (struct proto_fetch){.worker_id = "w-1.host",
+		                                  .instance = 0xdeadbeefcafeull,
+		                                  .slot = 3,
+		                                  .queues_count = 3,
+		                                  .queues = QUEUES,
+		                                  .max_jobs = 16,
+		                                  .wait_ms = 25000};
+		break;
+	case PROTO_JOBS:
+		m->u.jobs = (struct proto_jobs){.jobs_count = 2, .jobs = DELIVERIES};
+		break;
+	case PROTO_ACK:
+		m->u.ack = (struct proto_ack){
+		    .worker_id = "w-1.host", .items_count = 2, .items = ACK_ITEMS};
+		break;
+	case PROTO_FAIL:
+		m->u.fail = (struct proto_fail){
+		    .worker_id = "w-1.host", .items_count = 3, .items = FAIL_ITEMS};
+		break;
+	case PROTO_SETTLED:
+	case PROTO_STATUS:
+	case PROTO_RESULT:
+	case PROTO_CANCEL:
+	case PROTO_BATCH_STATUS:
+		if (type == PROTO_SETTLED)
+			m->u.settled = (struct proto_settled){.codes_count = 3, .codes = CODES};
+		else
+			m->u.job_ref.job_id = 0xabcdef012345ull;
+		break;
+	case PROTO_WAIT:
+		m->u.wait = (struct proto_wait){.job_id = 0x100000000ull, .timeout_ms = 30000};
+		break;
+	case PROTO_JOB:
+		job_info_fill(&m->u.job, true);
+		break;
+	case PROTO_STATS:
+	case PROTO_WORKERS:
+	case PROTO_BATCHES:
+	case PROTO_HELLO:
+		break;
+	case PROTO_STATS_REPLY:
+		m->u.stats_reply = (struct proto_stats_reply){.queues_count = 2, .queues = QSTATS};
+		break;
+	case PROTO_HEARTBEAT:
+		m->u.heartbeat = (struct proto_heartbeat){.worker_id = "w-1.host",
+		                                          .instance = 0xfeedface12ull,
+		                                          .host = bytes_of("build-07", 8),
+		                                          .pid = 4242,
+		                                          .concurrency = 4,
+		                                          .queues_count = 2,
+		                                          .queues = QUEUES,
+		                                          .leases_count = 2,
+		                                          .leases = LEASES,
+		                                          .draining = true};
+		break;
+	case PROTO_HEARTBEAT_REPLY:
+		m->u.heartbeat_reply =
+		    (struct proto_heartbeat_reply){.abandon_count = 2, .abandon = LEASES};
+		break;
+	case PROTO_WORKERS_REPLY:
+		m->u.workers_reply =
+		    (struct proto_workers_reply){.workers_count = 2, .workers = WORKER_INFOS};
+		break;
+	case PROTO_PROGRESS:
+		m->u.progress = (struct proto_progress){.worker_id = "w-1.host",
+		                                        .job_id = 0x100000009ull,
+		                                        .lease = 0x200000001ull,
+		                                        .done = 700,
+		                                        .total = 0x100000000ull,
+		                                        .message = bytes_of("section 3/7", 11)};
+		break;
+	case PROTO_BATCH:
+		batch_info_fill(&m->u.batch, 2);
+		break;
+	case PROTO_BATCHES_REPLY:
+		m->u.batches_reply =
+		    (struct proto_batches_reply){.batches_count = 2, .batches = BATCH_INFOS};
+		break;
+	case PROTO_HELLO_REPLY:
+		m->u.hello_reply =
+		    (struct proto_hello_reply){.broker_version = bytes_of("0.9.1", 5),
+		                               .events_url = bytes_of("tcp://127.0.0.1:7701", 20)};
+		break;
+	case PROTO_DEAD_LIST:
+		m->u.dead_list = (struct proto_dead_list){.queue = "emails", .limit = 500};
+		break;
+	case PROTO_JOB_LIST:
+		m->u.job_list = (struct proto_job_list){.jobs_count = 2, .jobs = JOB_INFOS};
+		break;
+	case PROTO_REVIVE:
+		m->u.revive = (struct proto_revive){.queue = "emails", .job_id = 0x100000002ull};
+		break;
+	case PROTO_REVIVED:
+		m->u.revived = (struct proto_revived){.ids_count = 3, .ids = IDS};
+		break;
+	case PROTO_EVENT:
+		m->u.event = (struct proto_event){.kind = PROTO_EVENT_JOB_PROGRESS,
+		                                  .at_us = 1764460800654321ull,
+		                                  .job_id = 0x100000009ull,
+		                                  .batch_id = 77,
+		                                  .queue = "emails",
+		                                  .type = "",
+		                                  .state = PROTO_STATE_ACTIVE,
+		                                  .attempt = 2,
+		                                  .done = 3,
+		                                  .total = 9,
+		                                  .failed = 0,
+		                                  .message = bytes_of("section 3/7", 11),
+		                                  .worker_id = "w-1.host"};
+		break;
+	}
+}
+
+static void job_info_equal(const struct proto_job_info *a, const struct proto_job_info *b)
+{
+	EQ(job_id);
+	EQ_NAME(queue);
+	EQ_NAME(type);
+	EQ(state);
+	EQ(priority);
+	EQ(attempt);
+	EQ(max_attempts);
+	EQ(created_us);
+	EQ(updated_us);
+	EQ(run_at_us);
+	EQ_BYTES(last_error);
+	EQ(has_result);
+	EQ_BYTES(result);
+	EQ(batch_id);
+	EQ(progress_done);
+	EQ(progress_total);
+	EQ_BYTES(progress_message);
+}
+
+static void batch_info_equal(const struct proto_batch_info *a, const struct proto_batch_info *b)
+{
+	EQ(batch_id);
+	EQ(state);
+	EQ(total);
+	EQ(completed);
+	EQ(failed);
+	EQ(cancelled);
+	EQ(active);
+	EQ_BYTES(current_operation);
+	EQ(errors_count);
+	for (uint32_t i = 0; i < a->errors_count; i++) {
+		assert_true(a->errors[i].job_id == b->errors[i].job_id);
+		bytes_equal(&a->errors[i].text, &b->errors[i].text);
+	}
+	EQ(created_us);
+	EQ(finished_us);
+}
+
+static void worker_info_equal(const struct proto_worker_info *a, const struct proto_worker_info *b)
+{
+	EQ_NAME(worker_id);
+	EQ_BYTES(host);
+	EQ(pid);
+	EQ(concurrency);
+	EQ(queues_count);
+	names_equal(a->queues, b->queues, a->queues_count);
+	EQ(active_jobs);
+	EQ(first_seen_us);
+	EQ(last_seen_us);
+	EQ(draining);
+	EQ(job_ids_count);
+	ids_equal(a->job_ids, b->job_ids, a->job_ids_count);
+}
+
+/* Compares every field of the decoded message got with the fixed want. */
+static void msg_equal(const struct proto_msg *want, const struct proto_msg *got)
+{
+	assert_int_equal(got->version, PROTO_VERSION);
+	assert_int_equal(got->type, want->type);
+	switch (want->type) {
+	case PROTO_ERROR: {
+		const struct proto_error *a = &want->u.error, *b = &got->u.error;
+		EQ(code);
+		EQ_BYTES(message);
+		break;
+	}
+	case PROTO_SUBMIT: {
+		const struct proto_submit *s = &want->u.submit, *t = &got->u.submit;
+		assert_true(s->as_batch == t->as_batch);
+		assert_int_equal(s->jobs_count, t->jobs_count);
+		for (uint32_t i = 0; i < s->jobs_count; i++) {
+			const struct proto_job_spec *a = &s->jobs[i], *b = &t->jobs[i];
+			EQ_NAME(queue);
+			EQ_NAME(type);
+			EQ_BYTES(payload);
+			EQ(priority);
+			EQ(max_attempts);
+			EQ(delay_ms);
+			EQ(timeout_ms);
+		}
+		break;
+	}
+	case PROTO_SUBMITTED: {
+		const struct proto_submitted *a = &want->u.submitted, *b = &got->u.submitted;
+		EQ(batch_id);
+		EQ(ids_count);
+		ids_equal(a->ids, b->ids, a->ids_count);
+		break;
+	}
+	case PROTO_FETCH: {
+		const struct proto_fetch *a = &want->u.fetch, *b = &got->u.fetch;
+		EQ_NAME(worker_id);
+		EQ(instance);
+		EQ(slot);
+		EQ(queues_count);
+		names_equal(a->queues, b->queues, a->queues_count);
+		EQ(max_jobs);
+		EQ(wait_ms);
+		break;
+	}
+	case PROTO_JOBS: {
+		const struct proto_jobs *s = &want->u.jobs, *t = &got->u.jobs;
+		assert_int_equal(s->jobs_count, t->jobs_count);
+		for (uint32_t i = 0; i < s->jobs_count; i++) {
+			const struct proto_delivery *a = &s->jobs[i], *b = &t->jobs[i];
+			EQ(job_id);
+			EQ(lease);
+			EQ(attempt);
+			EQ_NAME(queue);
+			EQ_NAME(type);
+			EQ_BYTES(payload);
+			EQ(timeout_ms);
+		}
+		break;
+	}
+	case PROTO_ACK: {
+		const struct proto_ack *s = &want->u.ack, *t = &got->u.ack;
+		assert_string_equal(s->worker_id, t->worker_id);
+		assert_int_equal(s->items_count, t->items_count);
+		for (uint32_t i = 0; i < s->items_count; i++) {
+			const struct proto_ack_item *a = &s->items[i], *b = &t->items[i];
+			EQ(job_id);
+			EQ(lease);
+			EQ_BYTES(result);
+		}
+		break;
+	}
+	case PROTO_FAIL: {
+		const struct proto_fail *s = &want->u.fail, *t = &got->u.fail;
+		assert_string_equal(s->worker_id, t->worker_id);
+		assert_int_equal(s->items_count, t->items_count);
+		for (uint32_t i = 0; i < s->items_count; i++) {
+			const struct proto_fail_item *a = &s->items[i], *b = &t->items[i];
+			EQ(job_id);
+			EQ(lease);
+			EQ_BYTES(error);
+			EQ(permanent);
+			EQ(released);
+		}
+		break;
+	}
+	case PROTO_SETTLED: {
+		const struct proto_settled *a = &want->u.settled, *b = &got->u.settled;
+		EQ(codes_count);
+		for (uint32_t i = 0; i < a->codes_count; i++)
+			assert_int_equal(a->codes[i], b->codes[i]);
+		break;
+	}
+	case PROTO_STATUS:
+	case PROTO_RESULT:
+	case PROTO_CANCEL:
+	case PROTO_BATCH_STATUS: {
+		const struct proto_job_ref *a = &want->u.job_ref, *b = &got->u.job_ref;
+		EQ(job_id);
+		break;
+	}
+	case PROTO_WAIT: {
+		const struct proto_wait *a = &want->u.wait, *b = &got->u.wait;
+		EQ(job_id);
+		EQ(timeout_ms);
+		break;
+	}
+	case PROTO_JOB:
+		job_info_equal(&want->u.job, &got->u.job);
+		break;
+	case PROTO_STATS:
+	case PROTO_WORKERS:
+	case PROTO_BATCHES:
+	case PROTO_HELLO:
+		break;
+	case PROTO_STATS_REPLY: {
+		const struct proto_stats_reply *s = &want->u.stats_reply, *t = &got->u.stats_reply;
+		assert_int_equal(s->queues_count, t->queues_count);
+		for (uint32_t i = 0; i < s->queues_count; i++) {
+			const struct proto_queue_stats *a = &s->queues[i], *b = &t->queues[i];
+			EQ_NAME(name);
+			EQ(pending);
+			EQ(delayed);
+			EQ(active);
+			EQ(completed);
+			EQ(failed);
+		}
+		break;
+	}
+	case PROTO_HEARTBEAT: {
+		const struct proto_heartbeat *a = &want->u.heartbeat, *b = &got->u.heartbeat;
+		EQ_NAME(worker_id);
+		EQ(instance);
+		EQ_BYTES(host);
+		EQ(pid);
+		EQ(concurrency);
+		EQ(queues_count);
+		names_equal(a->queues, b->queues, a->queues_count);
+		EQ(leases_count);
+		leases_equal(a->leases, b->leases, a->leases_count);
+		EQ(draining);
+		break;
+	}
+	case PROTO_HEARTBEAT_REPLY: {
+		const struct proto_heartbeat_reply *a = &want->u.heartbeat_reply,
+		                                   *b = &got->u.heartbeat_reply;
+		EQ(abandon_count);
+		leases_equal(a->abandon, b->abandon, a->abandon_count);
+		break;
+	}
+	case PROTO_WORKERS_REPLY: {
+		const struct proto_workers_reply *s = &want->u.workers_reply,
+		                                 *t = &got->u.workers_reply;
+		assert_int_equal(s->workers_count, t->workers_count);
+		for (uint32_t i = 0; i < s->workers_count; i++)
+			worker_info_equal(&s->workers[i], &t->workers[i]);
+		break;
+	}
+	case PROTO_PROGRESS: {
+		const struct proto_progress *a = &want->u.progress, *b = &got->u.progress;
+		EQ_NAME(worker_id);
+		EQ(job_id);
+		EQ(lease);
+		EQ(done);
+		EQ(total);
+		EQ_BYTES(message);
+		break;
+	}
+	case PROTO_BATCH:
+		batch_info_equal(&want->u.batch, &got->u.batch);
+		break;
+	case PROTO_BATCHES_REPLY: {
+		const struct proto_batches_reply *s = &want->u.batches_reply,
+		                                 *t = &got->u.batches_reply;
+		assert_int_equal(s->batches_count, t->batches_count);
+		for (uint32_t i = 0; i < s->batches_count; i++)
+			batch_info_equal(&s->batches[i], &t->batches[i]);
+		break;
+	}
+	case PROTO_HELLO_REPLY: {
+		const struct proto_hello_reply *a = &want->u.hello_reply, *b = &got->u.hello_reply;
+		EQ_BYTES(broker_version);
+		EQ_BYTES(events_url);
+		break;
+	}
+	case PROTO_DEAD_LIST: {
+		const struct proto_dead_list *a = &want->u.dead_list, *b = &got->u.dead_list;
+		EQ_NAME(queue);
+		EQ(limit);
+		break;
+	}
+	case PROTO_JOB_LIST: {
+		const struct proto_job_list *s = &want->u.job_list, *t = &got->u.job_list;
+		assert_int_equal(s->jobs_count, t->jobs_count);
+		for (uint32_t i = 0; i < s->jobs_count; i++)
+			job_info_equal(&s->jobs[i], &t->jobs[i]);
+		break;
+	}
+	case PROTO_REVIVE: {
+		const struct proto_revive *a = &want->u.revive, *b = &got->u.revive;
+		EQ_NAME(queue);
+		EQ(job_id);
+		break;
+	}
+	case PROTO_REVIVED: {
+		const struct proto_revived *a = &want->u.revived, *b = &got->u.revived;
+		EQ(ids_count);
+		ids_equal(a->ids, b->ids, a->ids_count);
+		break;
+	}
+	case PROTO_EVENT: {
+		const struct proto_event *a = &want->u.event, *b = &got->u.event;
+		EQ(kind);
+		EQ(at_us);
+		EQ(job_id);
+		EQ(batch_id);
+		EQ_NAME(queue);
+		EQ_NAME(type);
+		EQ(state);
+		EQ(attempt);
+		EQ(done);
+		EQ(total);
+		EQ(failed);
+		EQ_BYTES(message);
+		EQ_NAME(worker_id);
+		break;
+	}
+	}
+}
+
+static void test_every_message_type_encodes_to_its_golden_bytes_and_back(void **state)
+{
+	(void)state;
+	for (int type = 1; type <= PROTO_TYPE_MAX_; type++) {
+		struct proto_msg want;
+		msg_fill(&want, (enum proto_type)type);
+		char kind[64];
+		snprintf(kind, sizeof kind, "msg_%s", proto_type_name(type));
+		struct jm_buf encoded = {0};
+		struct jm_buf fixture = {0};
+		assert_jm_ok(proto_encode(&want, &encoded));
+		golden_compare(kind, &encoded, &fixture);
+
+		struct proto_msg got;
+		struct jm_err err;
+		assert_jm_ok_err(proto_decode(fixture.data, fixture.len, &got, &err), &err);
+		msg_equal(&want, &got);
+		proto_msg_fini(&got);
+		jm_buf_fini(&encoded);
+		jm_buf_fini(&fixture);
+	}
+	if (golden_writing())
+		fail_msg("fixtures rewritten (JM_GOLDEN_WRITE=1): review and commit them");
+}
+
+/* Records. */
+
+static void rec_fill(struct proto_record *r, enum proto_record_type type)
+{
+	memset(r, 0, sizeof *r);
+	r->type = type;
+	switch (type) {
+	case PROTO_REC_JOB:
+		r->u.job =
+		    (struct proto_rec_job){.job_id = 0x1234567890ull,
+		                           .batch_id = 77,
+		                           .queue = "reports.monthly_long-queue_name_over_32",
+		                           .type = "send.welcome",
+		                           .payload = PAYLOAD_BYTES,
+		                           .priority = -1000,
+		                           .max_attempts = 1000,
+		                           .timeout_ms = 0x1ffffffffull,
+		                           .state = PROTO_STATE_ACTIVE,
+		                           .attempt = 2,
+		                           .lease = 0x300000004ull,
+		                           .created_us = 1764460800123456ull,
+		                           .updated_us = 1764460801000000ull,
+		                           .run_at_us = 1764460860000000ull,
+		                           .worker_id = "w-1.host",
+		                           .last_error = TEXT_BYTES,
+		                           .result = bytes_of("ok", 2)};
+		break;
+	case PROTO_REC_LEASE:
+		r->u.lease = (struct proto_rec_lease){.job_id = 0x100000001ull,
+		                                      .lease = 0x300000004ull,
+		                                      .attempt = 3,
+		                                      .worker_id = "w-1.host",
+		                                      .at_us = 1764460800000001ull};
+		break;
+	case PROTO_REC_SETTLE:
+		r->u.settle = (struct proto_rec_settle){.job_id = 0x100000001ull,
+		                                        .lease = 0x300000004ull,
+		                                        .outcome = PROTO_OUTCOME_RETRY,
+		                                        .at_us = 1764460800000001ull,
+		                                        .run_at_us = 1764460830000001ull,
+		                                        .data = TEXT_BYTES};
+		break;
+	case PROTO_REC_CANCEL:
+		r->u.cancel = (struct proto_rec_job_event){.job_id = 0x100000001ull,
+		                                           .at_us = 1764460800000002ull};
+		break;
+	case PROTO_REC_DROP:
+		r->u.drop = (struct proto_rec_job_event){.job_id = 5, .at_us = 1764460800000003ull};
+		break;
+	case PROTO_REC_REVIVE:
+		r->u.revive = (struct proto_rec_revive){.job_id = 0x100000001ull,
+		                                        .at_us = 1764460800000004ull,
+		                                        .max_attempts = 7,
+		                                        .lease = 0x300000004ull};
+		break;
+	case PROTO_REC_META:
+		r->u.meta = (struct proto_rec_meta){.next_job_id = 0x100000010ull, .boot_epoch = 3};
+		break;
+	}
+}
+
+static void rec_equal(const struct proto_record *want, const struct proto_record *got)
+{
+	assert_int_equal(got->version, PROTO_RECORD_VERSION);
+	assert_int_equal(got->type, want->type);
+	switch (want->type) {
+	case PROTO_REC_JOB: {
+		const struct proto_rec_job *a = &want->u.job, *b = &got->u.job;
+		EQ(job_id);
+		EQ(batch_id);
+		EQ_NAME(queue);
+		EQ_NAME(type);
+		EQ_BYTES(payload);
+		EQ(priority);
+		EQ(max_attempts);
+		EQ(timeout_ms);
+		EQ(state);
+		EQ(attempt);
+		EQ(lease);
+		EQ(created_us);
+		EQ(updated_us);
+		EQ(run_at_us);
+		EQ_NAME(worker_id);
+		EQ_BYTES(last_error);
+		EQ_BYTES(result);
+		break;
+	}
+	case PROTO_REC_LEASE: {
+		const struct proto_rec_lease *a = &want->u.lease, *b = &got->u.lease;
+		EQ(job_id);
+		EQ(lease);
+		EQ(attempt);
+		EQ_NAME(worker_id);
+		EQ(at_us);
+		break;
+	}
+	case PROTO_REC_SETTLE: {
+		const struct proto_rec_settle *a = &want->u.settle, *b = &got->u.settle;
+		EQ(job_id);
+		EQ(lease);
+		EQ(outcome);
+		EQ(at_us);
+		EQ(run_at_us);
+		EQ_BYTES(data);
+		break;
+	}
+	case PROTO_REC_CANCEL:
+	case PROTO_REC_DROP: {
+		const struct proto_rec_job_event *a = &want->u.cancel, *b = &got->u.cancel;
+		EQ(job_id);
+		EQ(at_us);
+		break;
+	}
+	case PROTO_REC_REVIVE: {
+		const struct proto_rec_revive *a = &want->u.revive, *b = &got->u.revive;
+		EQ(job_id);
+		EQ(at_us);
+		EQ(max_attempts);
+		EQ(lease);
+		break;
+	}
+	case PROTO_REC_META: {
+		const struct proto_rec_meta *a = &want->u.meta, *b = &got->u.meta;
+		EQ(next_job_id);
+		EQ(boot_epoch);
+		break;
+	}
+	}
+}
+
+static void test_every_record_type_encodes_to_its_golden_bytes_and_back(void **state)
+{
+	(void)state;
+	for (int type = 1; type <= PROTO_REC_TYPE_MAX_; type++) {
+		struct proto_record want;
+		rec_fill(&want, (enum proto_record_type)type);
+		char kind[64];
+		snprintf(kind, sizeof kind, "rec_%s", proto_record_type_name(type));
+		struct jm_buf encoded = {0};
+		struct jm_buf fixture = {0};
+		assert_jm_ok(proto_record_encode(&want, &encoded));
+		golden_compare(kind, &encoded, &fixture);
+
+		struct proto_record got;
+		struct jm_err err;
+		assert_jm_ok_err(proto_record_decode(fixture.data, fixture.len, &got, &err), &err);
+		rec_equal(&want, &got);
+		proto_record_fini(&got);
+		jm_buf_fini(&encoded);
+		jm_buf_fini(&fixture);
+	}
+	if (golden_writing())
+		fail_msg("fixtures rewritten (JM_GOLDEN_WRITE=1): review and commit them");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_every_message_type_encodes_to_its_golden_bytes_and_back),
+	    cmocka_unit_test(test_every_record_type_encodes_to_its_golden_bytes_and_back),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
