@@ -402,7 +402,7 @@ void http_api_events(struct http_call *call)
 			    topic, HTTP_SSE_TOPICS_MAX);
 			return;
 		}
-		snprintf(c->topics[c->topics_count++], TOPIC_MAX, "%s", topic);
+		memcpy(c->topics[c->topics_count++], topic, strlen(topic) + 1); /* < TOPIC_MAX */
 	}
 	/* A browser's EventSource resends the header; the query parameter is
 	 * for clients that cannot set headers on the first connect. */
