@@ -424,7 +424,11 @@ void http_api_events(struct http_call *call)
 		                 HTTP_SSE_CLIENTS_MAX);
 		return;
 	}
+	/* From here the connection and its request are ours (NNG's server
+	 * forgets both): the request is freed now, the connection on close. */
 	nng_http_hijack(call->conn);
+	nng_http_req_free(call->http_req);
+	call->http_req = NULL;
 	c->conn = call->conn;
 	jm_buf_append(&c->pending, stream_head, sizeof stream_head - 1);
 	if (last_text != NULL) {
