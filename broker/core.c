@@ -14,6 +14,7 @@
 #include "clock.h"
 #include "events.h"
 #include "log.h"
+#include "metrics.h"
 #include "record.h"
 
 void core_outbox_init(struct outbox *out)
@@ -194,12 +195,15 @@ int core_commit(struct core *core, const struct proto_record *rec, struct jm_err
 		return rc;
 	core->last_lsn = lsn;
 	core->committed = true;
+	const struct job *prior = jobtable_find(&core->state.jobs, record_job_id(rec));
+	uint64_t prior_since_us = prior ? prior->updated_us : 0;
 	rc = state_apply(&core->state, rec, jm_wall_us(), err);
 	if (rc != 0) {
 		jm_error("applying a %s record after journaling it failed: %s",
 		         proto_record_type_name(rec->type), jm_err_text(err));
 		return rc;
 	}
+	metrics_committed(rec, prior_since_us);
 	uint64_t job_id = record_job_id(rec);
 	if (job_id && rec->type != PROTO_REC_DROP) {
 		struct job *job = jobtable_find(&core->state.jobs, job_id);
@@ -255,6 +259,7 @@ static const struct {
     {PROTO_HELLO, "hello", handle_hello},
     {PROTO_DEAD_LIST, "dead-list", handle_dead_list},
     {PROTO_REVIVE, "revive", handle_revive},
+    {PROTO_JOB_QUERY, "job-query", handle_job_query},
 };
 
 #define REQUESTS_COUNT (sizeof requests / sizeof requests[0])

@@ -148,6 +148,8 @@ void handle_batch_status(struct core *core, struct request *req, struct outbox *
 void handle_workers(struct core *core, struct request *req, struct outbox *out);
 void handle_dead_list(struct core *core, struct request *req, struct outbox *out);
 void handle_hello(struct core *core, struct request *req, struct outbox *out);
+void handle_job_query(struct core *core, struct request *req,
+                      struct outbox *out); /* core_query.c */
 
 /* ---- core_timer.c ------------------------------------------------------- */
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core_query.h"
 #include "events.h"
 
 struct stats_fill {
@@ -22,6 +23,7 @@ static void stats_fill_cb(struct queue *q, void *arg)
 	qs->active = q->active;
 	qs->completed = q->completed;
 	qs->failed = q->failed;
+	core_query_queue_extras(q, qs);
 }
 
 static int compare_queue_stats(const void *a, const void *b)

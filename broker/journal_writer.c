@@ -32,6 +32,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 
 /* Under mu. 0 or JM_ENOMEM. Keeps the array sorted by lsn, stable. */
 static int waiters_insert(struct journal *j, uint64_t lsn, journal_durable_cb cb, void *arg)
@@ -192,7 +193,9 @@ static int writer_chunk(struct journal *j, size_t end)
 		if (sys != 0)
 			return writer_fail(j, "write", j->seg_seq, at, sys);
 		j->seg_off += len;
-		if (policy == JOURNAL_FSYNC_ALWAYS || policy == JOURNAL_FSYNC_BATCH) {
+		bool synced = policy == JOURNAL_FSYNC_ALWAYS || policy == JOURNAL_FSYNC_BATCH;
+		uint64_t sync_start_us = jm_mono_us();
+		if (synced) {
 			sys = journal_sync_fd(&j->io, j->seg_fd);
 			if (sys != 0)
 				return writer_fail(j, "sync", j->seg_seq, at, sys);
@@ -201,6 +204,8 @@ static int writer_chunk(struct journal *j, size_t end)
 			j->unsynced = true;
 		}
 		size_t records = records_in(data + j->commit_pos, len);
+		if (synced)
+			metrics_journal_synced(j->last_sync_us - sync_start_us, records);
 		j->commit_pos += len;
 		j->seg_commit_off = j->seg_off;
 		uint64_t durable;

@@ -59,6 +59,7 @@ static const struct fields *const msg_bodies[PROTO_TYPE_MAX_ + 1] = {
     [PROTO_REVIVE] = &msg_revive_fields,
     [PROTO_REVIVED] = &msg_revived_fields,
     [PROTO_EVENT] = &msg_event_fields,
+    [PROTO_JOB_QUERY] = &msg_job_query_fields,
 };
 
 static const struct fields *msg_body_of(uint64_t type)
@@ -128,6 +129,14 @@ static int msg_check(const struct proto_msg *msg, const struct fields **body, st
 		return jm_err_set(err, JM_EINVAL, "message type %d is not supported",
 		                  (int)msg->type);
 	return fields_check(*body, &msg->u, err);
+}
+
+int proto_check(const struct proto_msg *msg, struct jm_err *err)
+{
+	const struct fields *body;
+	if (msg_check(msg, &body, err) != 0)
+		return body ? jm_err_prefix(err, "%s", proto_type_name((int)msg->type)) : err->code;
+	return 0;
 }
 
 int proto_encode(const struct proto_msg *msg, struct jm_buf *out)

@@ -26,6 +26,7 @@ extern const struct fields msg_job_ref_fields;
 extern const struct fields msg_batch_ref_fields;
 extern const struct fields msg_wait_fields;
 extern const struct fields msg_dead_list_fields;
+extern const struct fields msg_job_query_fields;
 extern const struct fields msg_job_list_fields;
 extern const struct fields msg_revive_fields;
 extern const struct fields msg_revived_fields;

@@ -141,6 +141,29 @@ static const struct field dead_list_field[] = {
 };
 const struct fields msg_dead_list_fields = FIELDS_OF(dead_list_field, NULL);
 
+/* JOB_QUERY: [queue, state, batch_id, limit, cursor]; queue "" is every
+ * queue, state 0 every state. */
+static int job_query_state_check(const void *base, struct jm_err *err)
+{
+	const struct proto_job_query *q = base;
+	if (q->state == 0)
+		return 0;
+	return codec_check_u32(q->state, "state", PROTO_STATE_PENDING, PROTO_STATE_CANCELLED, err);
+}
+
+static const struct field job_query_field[] = {
+    F_NAME_OR_EMPTY(struct proto_job_query, queue, "queue name"),
+    {.wire = "state",
+     .label = "state",
+     .kind = FIELD_U32,
+     .offset = offsetof(struct proto_job_query, state),
+     .check = job_query_state_check},
+    F_U64(struct proto_job_query, batch_id),
+    F_U32_IN(struct proto_job_query, limit, 1, PROTO_JOBS_PER_MESSAGE_MAX),
+    F_U64(struct proto_job_query, cursor),
+};
+const struct fields msg_job_query_fields = FIELDS_OF(job_query_field, NULL);
+
 /* JOB_LIST: [[job_info...]] */
 static const struct field job_list_field[] = {
     F_LIST(struct proto_job_list, jobs, jobs_count, "jobs", "jobs", "job", 0,

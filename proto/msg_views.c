@@ -6,7 +6,10 @@
 #include "msg_fields.h"
 
 /* STATS_REPLY: [[queue_stats...]]
- * queue_stats: [name, pending, delayed, active, completed, failed] */
+ * queue_stats: [name, pending, delayed, active, completed, failed,
+ *               cancelled, oldest_pending_us, max_active] (the last three
+ *               appended: an older broker leaves them out, and they decode
+ *               as 0) */
 static const struct field queue_stats_field[] = {
     F_NAME(struct proto_queue_stats, name, "queue name"),
     F_U64(struct proto_queue_stats, pending),
@@ -14,8 +17,12 @@ static const struct field queue_stats_field[] = {
     F_U64(struct proto_queue_stats, active),
     F_U64(struct proto_queue_stats, completed),
     F_U64(struct proto_queue_stats, failed),
+    F_U64(struct proto_queue_stats, cancelled),
+    F_U64(struct proto_queue_stats, oldest_pending_us),
+    F_U32(struct proto_queue_stats, max_active),
 };
-static const struct fields queue_stats_fields = FIELDS_OF(queue_stats_field, NULL);
+static const struct fields queue_stats_fields = {
+    .field = queue_stats_field, .count = 9, .required = 6};
 static const struct field queue_stats_elem = F_ELEM_STRUCT(&queue_stats_fields);
 
 static const struct field stats_reply_field[] = {

@@ -438,6 +438,8 @@ static void test_flipped_byte_mid_journal_is_refused_reported_and_repaired(void 
 	char listen[300];
 	snprintf(listen, sizeof listen, "ipc://%s/broker.ipc", f->h.dir);
 	char *argv[] = {(char *)harness_bin("jobmesh-broker"),
+	                "--http",
+	                "127.0.0.1:0",
 	                "--listen",
 	                listen,
 	                "--data",
@@ -536,6 +538,8 @@ static int broker_run(struct fixture *f, const char *data, const char *extra, ch
 	char listen[300];
 	snprintf(listen, sizeof listen, "ipc://%s/refused.ipc", f->h.dir);
 	char *argv[] = {(char *)harness_bin("jobmesh-broker"),
+	                "--http",
+	                "127.0.0.1:0",
 	                "--listen",
 	                listen,
 	                "--data",
