@@ -33,19 +33,19 @@ static const struct cli_command batch_commands[] = {
      "Exits 0 whenever the batch was found, whatever its state.\n", cli_json_flags},
 };
 
-static const struct cli_group batch_group = {
-    "batch", batch_commands, sizeof batch_commands / sizeof batch_commands[0],
-    "jobmesh batch submit FILE, or jobmesh batch status ID"};
+const struct cli_group cli_batch_group = {"batch", batch_commands,
+                                          sizeof batch_commands / sizeof batch_commands[0],
+                                          "jobmesh batch submit FILE, or jobmesh batch status ID"};
 
 int cli_batch_run(struct cli *cli, const struct cli_command *self, int argc, char **argv, int first)
 {
 	(void)self;
-	return cli_group_run(cli, &batch_group, argc, argv, first);
+	return cli_group_run(cli, &cli_batch_group, argc, argv, first);
 }
 
 void cli_batch_help(FILE *out)
 {
-	cli_group_help(out, &batch_group);
+	cli_group_help(out, &cli_batch_group);
 }
 
 static int batch_submit_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
@@ -114,13 +114,29 @@ done_free_file:
 	return code;
 }
 
+/* No batch has that id. Ids come from one counter, so it may name a job:
+ * then say so and point at the command that shows it. Exit 4 either way. */
+static int batch_not_found(jm_client *client, const char *what, uint64_t id)
+{
+	jm_job_info job;
+	int rc = jm_client_status(client, id, &job);
+	jm_job_info_fini(&job);
+	if (rc == 0)
+		return cli_fail(CLI_EXIT_NOT_FOUND, what,
+		                "%" PRIu64 " is a job, not a batch: see it with \"jobmesh status "
+		                "%" PRIu64 "\"",
+		                id, id);
+	return cli_fail_not_found(what, "batch", id);
+}
+
 int cli_batch_show(jm_client *client, const char *what, uint64_t batch_id, bool json)
 {
 	jm_batch_info batch;
 	int rc = jm_client_batch_status(client, batch_id, &batch);
 	if (rc != 0) {
 		jm_batch_info_fini(&batch);
-		return cli_fail_sdk(rc);
+		return rc == JM_ENOTFOUND ? batch_not_found(client, what, batch_id)
+		                          : cli_fail_sdk(rc);
 	}
 	int code = CLI_EXIT_OK;
 	if (json) {

@@ -5,6 +5,7 @@
  * codes and job states map onto them only here. */
 #include "cli_common.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -79,6 +80,15 @@ void cli_group_help(FILE *out, const struct cli_group *group)
 	        group->commands[0].name, cli_exit_codes_help);
 }
 
+const struct cli_command *cli_group_find(const struct cli_group *group, const char *word)
+{
+	for (size_t i = 0; i < group->count; i++) {
+		if (strcmp(group_word(group, &group->commands[i]), word) == 0)
+			return &group->commands[i];
+	}
+	return NULL;
+}
+
 int cli_group_run(struct cli *cli, const struct cli_group *group, int argc, char **argv, int first)
 {
 	if (first >= argc)
@@ -88,11 +98,9 @@ int cli_group_run(struct cli *cli, const struct cli_group *group, int argc, char
 		cli_group_help(stdout, group);
 		return CLI_EXIT_OK;
 	}
-	for (size_t i = 0; i < group->count; i++) {
-		const struct cli_command *cmd = &group->commands[i];
-		if (strcmp(group_word(group, cmd), argv[first]) == 0)
-			return cmd->run(cli, cmd, argc, argv, first + 1);
-	}
+	const struct cli_command *cmd = cli_group_find(group, argv[first]);
+	if (cmd != NULL)
+		return cmd->run(cli, cmd, argc, argv, first + 1);
 	char choices[256];
 	group_words(group, ", ", " or ", choices, sizeof choices);
 	return cli_fail(CLI_EXIT_USAGE, group->name, "unknown subcommand \"%s\": use %s",
@@ -125,6 +133,12 @@ int cli_fail(int exit_code, const char *what, const char *fmt, ...)
 	else
 		fprintf(stderr, "jobmesh: %s\n", detail);
 	return exit_code;
+}
+
+int cli_fail_not_found(const char *what, const char *kind, uint64_t id)
+{
+	return cli_fail(CLI_EXIT_NOT_FOUND, what,
+	                "%s %" PRIu64 " not found: no such id, or its retention ran out", kind, id);
 }
 
 int cli_exit_for_error(int rc)

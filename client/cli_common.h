@@ -104,6 +104,11 @@ jm_client *cli_client(struct cli *cli, const char *what, int *exit_code);
 int cli_fail(int exit_code, const char *what, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The one "not found" line of every command, and exit 4:
+ * "jobmesh: <what>: <kind> <id> not found: no such id, or its retention ran
+ * out". kind is "job", "batch" or "job or batch". */
+int cli_fail_not_found(const char *what, const char *kind, uint64_t id);
+
 /* Prints the SDK's last error (it names the operation already) and
  * returns the exit code for rc. */
 int cli_fail_sdk(int rc);
@@ -149,6 +154,13 @@ void cli_group_help(FILE *out, const struct cli_group *group);
 /* Runs the subcommand named at argv[first] (or prints the group's help);
  * returns an exit code. */
 int cli_group_run(struct cli *cli, const struct cli_group *group, int argc, char **argv, int first);
+
+/* The subcommand of group named word ("submit"), or NULL. */
+const struct cli_command *cli_group_find(const struct cli_group *group, const char *word);
+
+/* The groups of the commands with subcommands (batch, dead-letter). */
+extern const struct cli_group cli_batch_group;
+extern const struct cli_group cli_dead_group;
 
 /* Help of the commands with subcommands (batch, dead-letter). */
 void cli_batch_help(FILE *out);

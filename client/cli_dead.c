@@ -49,19 +49,19 @@ static const struct cli_command dead_commands[] = {
      cli_json_flags},
 };
 
-static const struct cli_group dead_group = {
+const struct cli_group cli_dead_group = {
     "dead-letter", dead_commands, sizeof dead_commands / sizeof dead_commands[0],
     "jobmesh dead-letter list QUEUE, or jobmesh dead-letter retry QUEUE [ID]"};
 
 void cli_dead_help(FILE *out)
 {
-	cli_group_help(out, &dead_group);
+	cli_group_help(out, &cli_dead_group);
 }
 
 int cli_dead_run(struct cli *cli, const struct cli_command *self, int argc, char **argv, int first)
 {
 	(void)self;
-	return cli_group_run(cli, &dead_group, argc, argv, first);
+	return cli_group_run(cli, &cli_dead_group, argc, argv, first);
 }
 
 static void dead_print_jobs(FILE *out, const jm_job_info *jobs, size_t count)

@@ -86,10 +86,7 @@ int cli_status_run(struct cli *cli, const struct cli_command *self, int argc, ch
 		rc = jm_client_batch_status(client, job_id, &batch);
 		jm_batch_info_fini(&batch);
 		if (rc == JM_ENOTFOUND)
-			return cli_fail(CLI_EXIT_NOT_FOUND, "status",
-			                "no job or batch %" PRIu64 " (unknown id, or it left "
-			                "retention)",
-			                job_id);
+			return cli_fail_not_found("status", "job or batch", job_id);
 		if (rc != 0)
 			return cli_fail_sdk(rc);
 		return cli_batch_show(client, "status", job_id, opts.json);
@@ -124,7 +121,8 @@ static int job_fetch(struct cli *cli, const struct cli_command *self, struct cli
 	int rc = fetch(client, job_id, job);
 	if (rc != 0) {
 		jm_job_info_fini(job);
-		return cli_fail_sdk(rc);
+		return rc == JM_ENOTFOUND ? cli_fail_not_found(self->name, "job", job_id)
+		                          : cli_fail_sdk(rc);
 	}
 	return CLI_EXIT_OK;
 }
@@ -231,7 +229,8 @@ int cli_wait_run(struct cli *cli, const struct cli_command *self, int argc, char
 	}
 	if (rc != 0 && rc != JM_ETIMEDOUT) {
 		jm_job_info_fini(&job);
-		return cli_fail_sdk(rc);
+		return rc == JM_ENOTFOUND ? cli_fail_not_found("wait", "job", job_id)
+		                          : cli_fail_sdk(rc);
 	}
 	if (opts.common.json)
 		code = job_print_json("wait", &job, true);

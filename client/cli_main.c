@@ -3,8 +3,11 @@
  *
  *   jobmesh [--broker URL] [--config FILE] [--timeout SEC] COMMAND ...
  *
- * Global flags come before the command; each command parses its own flags
- * after its name. A new command is one line in cli_commands plus its run
+ * Global flags may also follow the command ("jobmesh stats --broker URL"):
+ * main_lift_globals moves them in front of it before anything is parsed,
+ * unless the command has a flag of the same name (wait --timeout is the
+ * wait's own). Each command parses its own flags after its name. A new
+ * command is one line in cli_commands plus its run
  * function. Settings from --config are applied first and flags after, so
  * flags win; the file's keys are the global flag names (broker, timeout). */
 #include <stdlib.h>
@@ -122,7 +125,11 @@ static const struct cli_command main_commands[] = {
     {"workers", cli_workers_run, "[--json]",
      "The workers the broker knows: WORKER HOST PID QUEUES CONCURRENCY ACTIVE\n"
      "LAST-SEEN STATE.",
-     NULL, cli_json_flags},
+     "STATE is idle, busy, draining, or unseen: a worker the broker knows only\n"
+     "from the jobs it held before the broker restarted, not heard from since\n"
+     "(\"-\" where nothing is known). If it does not come back within the broker's\n"
+     "--dead-after-ms, its jobs are requeued and it leaves the list.\n",
+     cli_json_flags},
     {"dead-letter", cli_dead_run, "list QUEUE [--limit N] [--json] | retry QUEUE [ID] [--json]",
      "List a queue's dead-lettered jobs; put them back to pending.",
      "\"jobmesh dead-letter list --help\" and \"jobmesh dead-letter retry --help\" say\n"
@@ -151,7 +158,8 @@ static void main_help(FILE *out)
 	             "Commands:\n");
 	for (size_t i = 0; i < MAIN_COMMANDS_COUNT; i++)
 		fprintf(out, "  %-11s %s\n", main_commands[i].name, main_commands[i].summary);
-	fprintf(out, "\nGlobal flags (before the command):\n");
+	fprintf(out, "\nGlobal flags (before or after the command; after it, a flag the command\n"
+	             "has itself is the command's, as wait --timeout):\n");
 	jm_flags_print(out, main_flags);
 	fprintf(out,
 	        "\nRun \"jobmesh COMMAND --help\" for a command's flags.\n"
@@ -185,6 +193,116 @@ static int main_help_run(struct cli *cli, const struct cli_command *self, int ar
 	return CLI_EXIT_OK;
 }
 
+/* The flag of table that word spells ("--name" or "--name=value"), or
+ * NULL. */
+static const struct jm_flag *main_flag_named(const struct jm_flag *table, const char *word)
+{
+	if (table == NULL || strncmp(word, "--", 2) != 0)
+		return NULL;
+	const char *name = word + 2;
+	const char *equals = strchr(name, '=');
+	size_t name_len = equals ? (size_t)(equals - name) : strlen(name);
+	for (const struct jm_flag *flag = table; flag->name != NULL; flag++) {
+		if (strlen(flag->name) == name_len && memcmp(flag->name, name, name_len) == 0)
+			return flag;
+	}
+	return NULL;
+}
+
+/* Index of the command word: the first word that is neither a global flag
+ * nor a global flag's value (argc when there is none). */
+static int main_command_index(int argc, char **argv)
+{
+	int i = 1;
+	while (i < argc && argv[i][0] == '-' && argv[i][1] != '\0') {
+		if (strcmp(argv[i], "--") == 0)
+			return i + 1;
+		const struct jm_flag *flag = main_flag_named(main_flags, argv[i]);
+		bool takes_next = flag != NULL && flag->arg_name != NULL && !strchr(argv[i], '=');
+		i += takes_next ? 2 : 1;
+	}
+	return i < argc ? i : argc;
+}
+
+/* The group a command dispatches to, or NULL for a plain command. */
+static const struct cli_group *main_group_of(const struct cli_command *cmd)
+{
+	if (cmd->run == cli_batch_run)
+		return &cli_batch_group;
+	if (cmd->run == cli_dead_run)
+		return &cli_dead_group;
+	return NULL;
+}
+
+/* Moves the global flags (and their values) found after the command word
+ * at command_at to just before it, keeping every other word in order, so
+ * "jobmesh stats --broker URL" parses as "jobmesh --broker URL stats".
+ * A word is left where it is when the command (or the subcommand it names)
+ * has a flag of that name, when it is the value of one of the command's
+ * flags ("--payload --broker" is a payload), and after "--". --help stays:
+ * it asks for the command's help. Returns 0, or JM_EINVAL with err set
+ * when a flag's value is missing (moved before the command, the flag would
+ * take the command word for its value). */
+static int main_lift_globals(int argc, char **argv, int command_at, struct jm_err *err)
+{
+	const struct cli_command *cmd =
+	    command_at < argc ? main_find_command(argv[command_at]) : NULL;
+	if (cmd == NULL)
+		return 0;
+	int first = command_at + 1;
+	const struct jm_flag *own = cmd->flags;
+	const struct cli_group *group = main_group_of(cmd);
+	if (group != NULL && first < argc) {
+		const struct cli_command *sub = cli_group_find(group, argv[first]);
+		if (sub != NULL) {
+			own = sub->flags;
+			first++;
+		}
+	}
+	size_t tail_count = (size_t)(argc - command_at);
+	char **lifted = malloc(tail_count * sizeof *lifted);
+	char **kept = malloc(tail_count * sizeof *kept);
+	if (lifted == NULL || kept == NULL) {
+		free(lifted);
+		free(kept);
+		return 0; /* parsed as written: an unknown-flag error at worst */
+	}
+	size_t lifted_count = 0;
+	size_t kept_count = 0;
+	for (int i = command_at; i < first; i++)
+		kept[kept_count++] = argv[i];
+	for (int i = first; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0) {
+			while (i < argc)
+				kept[kept_count++] = argv[i++];
+			break;
+		}
+		const struct jm_flag *mine = main_flag_named(own, argv[i]);
+		const struct jm_flag *global = mine ? NULL : main_flag_named(main_flags, argv[i]);
+		if (global != NULL && strcmp(global->name, "help") == 0)
+			global = NULL;
+		const struct jm_flag *flag = mine ? mine : global;
+		bool takes_next = flag != NULL && flag->arg_name != NULL && !strchr(argv[i], '=');
+		if (takes_next && i + 1 >= argc && global != NULL) {
+			free(lifted);
+			free(kept);
+			return jm_err_set(err, JM_EINVAL, "--%s needs a value: --%s %s", flag->name,
+			                  flag->name, flag->arg_name);
+		}
+		takes_next = takes_next && i + 1 < argc; /* else the command says so */
+		char **to = global != NULL ? lifted : kept;
+		size_t *to_count = global != NULL ? &lifted_count : &kept_count;
+		to[(*to_count)++] = argv[i];
+		if (takes_next)
+			to[(*to_count)++] = argv[++i];
+	}
+	memcpy(argv + command_at, lifted, lifted_count * sizeof *lifted);
+	memcpy(argv + command_at + lifted_count, kept, kept_count * sizeof *kept);
+	free(lifted);
+	free(kept);
+	return 0;
+}
+
 /* Applies the config file and the global flags into *globals; *command_at
  * is the index of the command word. Returns an exit code; *done after
  * printing help. */
@@ -197,6 +315,8 @@ static int main_globals(struct cli_globals *globals, struct jm_config *config, i
 
 	/* The first pass finds --config; the second applies the file, then the
 	 * flags again on top, so a flag always wins over the file. */
+	if (main_lift_globals(argc, argv, main_command_index(argc, argv), &err) != 0)
+		return cli_fail(CLI_EXIT_USAGE, NULL, "%s", jm_err_text(&err));
 	struct cli_globals first_pass = {0};
 	if (jm_flags_parse(main_flags, &first_pass, argc, argv, 1, command_at, &err) != 0)
 		return cli_fail(CLI_EXIT_USAGE, NULL, "%s", jm_err_text(&err));

@@ -443,8 +443,16 @@ fail_free:
 	return NULL;
 }
 
+bool cli_worker_is_unseen(const jm_worker_info *worker)
+{
+	return worker->pid == 0 && (worker->host == NULL || worker->host[0] == '\0') &&
+	       worker->queues_count == 0;
+}
+
 const char *cli_worker_state(const jm_worker_info *worker)
 {
+	if (cli_worker_is_unseen(worker))
+		return "unseen";
 	if (worker->draining)
 		return "draining";
 	return worker->active_jobs > 0 ? "busy" : "idle";
@@ -464,23 +472,35 @@ static json_t *cli_json_worker(const jm_worker_info *w, uint64_t now_us)
 	}
 	const char *host = w->host ? w->host : "";
 	int failed = 0;
+	bool unseen = cli_worker_is_unseen(w);
 	failed |= json_object_set_new(obj, "id", json_string(w->id));
-	failed |= cli_json_set_bytes(obj, "host", host, strlen(host));
-	failed |= json_object_set_new(obj, "pid", json_integer(w->pid));
+	if (unseen)
+		failed |= json_object_set_new(obj, "host", json_null());
+	else
+		failed |= cli_json_set_bytes(obj, "host", host, strlen(host));
+	failed |= json_object_set_new(obj, "pid", unseen ? json_null() : json_integer(w->pid));
 	failed |= json_object_set_new(obj, "queues", queues);
 	for (size_t i = 0; i < w->queues_count; i++)
 		failed |= json_array_append_new(queues, json_string(w->queues[i]));
-	failed |= json_object_set_new(obj, "concurrency", json_integer(w->concurrency));
+	failed |= json_object_set_new(obj, "concurrency",
+	                              unseen ? json_null() : json_integer(w->concurrency));
 	failed |= json_object_set_new(obj, "active", json_integer(w->active_jobs));
 	failed |= json_object_set_new(obj, "job_ids", job_ids);
 	for (size_t i = 0; i < w->job_ids_count; i++)
 		failed |= json_array_append_new(job_ids, cli_json_u64(w->job_ids[i]));
-	failed |= json_object_set_new(obj, "first_seen", cli_json_time(w->first_seen_us));
-	failed |= json_object_set_new(obj, "last_seen", cli_json_time(w->last_seen_us));
-	failed |= json_object_set_new(obj, "first_seen_us", cli_json_u64(w->first_seen_us));
-	failed |= json_object_set_new(obj, "last_seen_us", cli_json_u64(w->last_seen_us));
-	uint64_t ago_ms = now_us > w->last_seen_us ? (now_us - w->last_seen_us) / 1000 : 0;
-	failed |= json_object_set_new(obj, "last_seen_ago_ms", cli_json_u64(ago_ms));
+	/* An unseen worker's times are the broker's start-up, not the
+	 * worker's: unknown. */
+	uint64_t first_us = unseen ? 0 : w->first_seen_us;
+	uint64_t last_us = unseen ? 0 : w->last_seen_us;
+	uint64_t ago_ms = now_us > last_us ? (now_us - last_us) / 1000 : 0;
+	failed |= json_object_set_new(obj, "first_seen", cli_json_time(first_us));
+	failed |= json_object_set_new(obj, "last_seen", cli_json_time(last_us));
+	failed |= json_object_set_new(obj, "first_seen_us",
+	                              unseen ? json_null() : cli_json_u64(first_us));
+	failed |=
+	    json_object_set_new(obj, "last_seen_us", unseen ? json_null() : cli_json_u64(last_us));
+	failed |= json_object_set_new(obj, "last_seen_ago_ms",
+	                              unseen ? json_null() : cli_json_u64(ago_ms));
 	failed |= json_object_set_new(obj, "draining", json_boolean(w->draining));
 	failed |= json_object_set_new(obj, "state", json_string(cli_worker_state(w)));
 	if (failed) {
@@ -597,6 +617,7 @@ void cli_print_workers(FILE *out, const jm_worker_info *workers, size_t count, u
 		for (size_t i = 0; i < count; i++) {
 			const jm_worker_info *w = &workers[i];
 			char cells[COLUMNS][256];
+			bool unseen = cli_worker_is_unseen(w);
 			snprintf(cells[0], sizeof cells[0], "%s", w->id);
 			cli_format_text(cells[1], sizeof cells[1], w->host ? w->host : "");
 			snprintf(cells[2], sizeof cells[2], "%u", w->pid);
@@ -613,6 +634,11 @@ void cli_print_workers(FILE *out, const jm_worker_info *workers, size_t count, u
 			snprintf(cells[5], sizeof cells[5], "%u", w->active_jobs);
 			cli_format_ago(cells[6], sizeof cells[6], w->last_seen_us, now_us);
 			snprintf(cells[7], sizeof cells[7], "%s", cli_worker_state(w));
+			if (unseen) { /* only what the broker knows: id, jobs, state */
+				static const int unknown[] = {1, 2, 3, 4, 6};
+				for (size_t k = 0; k < sizeof unknown / sizeof unknown[0]; k++)
+					snprintf(cells[unknown[k]], sizeof cells[unknown[k]], "-");
+			}
 			for (int c = 0; c < COLUMNS; c++) {
 				int len = (int)strlen(cells[c]);
 				if (pass == 0 && len > widths[c])

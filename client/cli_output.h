@@ -89,11 +89,19 @@ json_t *cli_json_batches(const jm_batch_info *batches, size_t count);
 
 /* {"workers": [{id, host, pid, queues, concurrency, active, job_ids,
  * first_seen, last_seen, first_seen_us, last_seen_us, last_seen_ago_ms,
- * draining, state}...]}; now_us is the wall clock for the "ago". New
+ * draining, state}...]}; now_us is the wall clock for the "ago". An
+ * unseen worker (cli_worker_is_unseen) has host, pid, concurrency and the
+ * first/last seen fields null: the broker does not know them. New
  * reference or NULL. */
 json_t *cli_json_workers(const jm_worker_info *workers, size_t count, uint64_t now_us);
 
-/* "idle", "busy" or "draining". */
+/* True for a worker the broker knows only from the leases its journal
+ * replayed at start-up: the process has not been heard from since (no
+ * host, pid or queues yet). If it does not come back within the broker's
+ * dead-after window, its jobs are requeued and it leaves the list. */
+bool cli_worker_is_unseen(const jm_worker_info *worker);
+
+/* "unseen", "draining", "busy" or "idle". */
 const char *cli_worker_state(const jm_worker_info *worker);
 
 /* "batch  57\nstate  running\n..." aligned, one field per line, then the

@@ -248,9 +248,7 @@ static int watch_identify(struct watch *w, jm_client *client)
 	}
 	jm_batch_info_fini(&w->batch);
 	if (rc == JM_ENOTFOUND)
-		return cli_fail(CLI_EXIT_NOT_FOUND, "watch",
-		                "no job or batch %" PRIu64 " (unknown id, or it left retention)",
-		                w->id);
+		return cli_fail_not_found("watch", "job or batch", w->id);
 	return cli_fail_sdk(rc);
 }
 

@@ -13,6 +13,13 @@ function(jobmesh_add_test name)
     JOBMESH_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES TIMEOUT ${T_TIMEOUT})
+  if(CMAKE_VERSION VERSION_GREATER_EQUAL 3.27)
+    # A timed-out test gets SIGTERM first, so the harness's guard kills what
+    # it started (tests/integration/harness_guard.h); older ctest SIGKILLs
+    # the whole process tree at once.
+    set_tests_properties(${name} PROPERTIES TIMEOUT_SIGNAL_NAME SIGTERM
+                                            TIMEOUT_SIGNAL_GRACE_PERIOD 5)
+  endif()
   if(T_LABELS)
     set_tests_properties(${name} PROPERTIES LABELS "${T_LABELS}")
   endif()

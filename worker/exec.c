@@ -1,5 +1,6 @@
-/* The exec handler: one job, one `/bin/sh -c COMMAND` child (see exec.h for
- * the contract the command sees).
+/* The exec handler: one job, one child running the command, exec'd directly
+ * or as `/bin/sh -c COMMAND` (command.h; exec.h has the contract the
+ * command sees).
  *
  * The child is started with posix_spawn in its own process group, with an
  * empty signal mask and default dispositions (the worker blocks SIGTERM for
@@ -41,6 +42,7 @@
 #include <jobmesh/error.h>
 
 #include "clock.h"
+#include "command.h"
 #include "guardian.h"
 #include "log.h"
 
@@ -203,7 +205,8 @@ static void tail_text(const struct exec_tail *tail, char *out, size_t out_size)
 	out[used] = '\0';
 }
 
-/* Starts /bin/sh -c command with pipes on 0, 1, 2 and 3. */
+/* Starts the command (directly, or as /bin/sh -c command: command.h)
+ * with pipes on 0, 1, 2 and 3. */
 static int child_spawn(struct exec_child *child, const struct exec_spec *spec, char **envp,
                        struct exec_result *out)
 {
@@ -248,8 +251,8 @@ static int child_spawn(struct exec_child *child, const struct exec_spec *spec, c
 	    (rc = posix_spawnattr_setsigdefault(&attr, &default_signals)) != 0)
 		goto fail_destroy_attr;
 
-	char *argv[] = {"sh", "-c", (char *)spec->command, NULL};
-	rc = posix_spawn(&child->pid, "/bin/sh", &actions, &attr, argv, envp);
+	rc = command_spawn(spec->command, &actions, &attr, envp, &child->pid, out->error,
+	                   sizeof out->error);
 	if (rc != 0)
 		goto fail_destroy_attr;
 	posix_spawnattr_destroy(&attr);
@@ -281,7 +284,9 @@ fail_destroy_actions:
 fail_close_pipes:
 	for (int i = 0; i < 8; i++)
 		close_fd(&pipes[i]);
-	snprintf(out->error, sizeof out->error, "cannot start /bin/sh -c: %s", strerror(rc));
+	if (out->error[0] == '\0')
+		snprintf(out->error, sizeof out->error, "cannot start %s: %s", spec->command,
+		         strerror(rc));
 	return JM_EIO;
 }
 

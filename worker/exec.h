@@ -1,9 +1,9 @@
 /* The exec handler: runs one job as a shell command.
  *
  * The contract a command sees (jobmesh-worker --help repeats it):
- *   - it runs as `/bin/sh -c COMMAND` in its own process group, with every
- *     file descriptor but 0, 1, 2 and 3 closed and default signal
- *     dispositions;
+ *   - it runs in its own process group, with every file descriptor but 0,
+ *     1, 2 and 3 closed and default signal dispositions: exec'd directly
+ *     when it is plain words, else as `/bin/sh -c COMMAND` (command.h);
  *   - stdin carries the job's payload, then EOF;
  *   - the environment is the worker's plus JOBMESH_JOB_ID, JOBMESH_JOB_TYPE,
  *     JOBMESH_QUEUE, JOBMESH_ATTEMPT, JOBMESH_TIMEOUT_MS and
@@ -97,7 +97,7 @@ struct exec_job {
 };
 
 struct exec_spec {
-	const char *command; /* run by /bin/sh -c */
+	const char *command; /* exec'd, or run by /bin/sh -c: command.h */
 	struct exec_job job;
 	uint64_t timeout_ms;     /* run timeout; 0: none */
 	uint32_t kill_grace_ms;  /* SIGTERM to SIGKILL; 0: EXEC_KILL_GRACE_MS_DEFAULT */

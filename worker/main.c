@@ -1,4 +1,4 @@
-/* jobmesh-worker: runs a shell command per job type (see exec.h for the
+/* jobmesh-worker: runs a command per job type (exec.h has the
  * command's contract) on the worker SDK.
  *
  * This file only parses flags (the same table applies the YAML config file
@@ -255,7 +255,8 @@ static const struct jm_flag worker_flags[] = {
      set_queue},
     {"concurrency", "N", "jobs run at once, 1-1024 (default 1)", set_concurrency},
     {"handler", "TYPE=COMMAND",
-     "run COMMAND (via /bin/sh -c) for jobs of TYPE; repeatable "
+     "run COMMAND for jobs of TYPE (plain words exec'd, else /bin/sh -c); "
+     "repeatable "
      "(at least one)",
      set_handler},
     {"worker-id", "ID", "this worker's name (default <hostname>-<pid>)", set_worker_id},
@@ -285,7 +286,10 @@ static void print_usage(FILE *out)
 	fprintf(out,
 	        "\n"
 	        "the handler command:\n"
-	        "  runs as /bin/sh -c COMMAND in its own process group\n"
+	        "  runs in its own process group: exec'd directly when it is plain words\n"
+	        "          (\"/srv/resize.sh --fast\", \"python3 ocr.py\"), so the handler\n"
+	        "          itself gets SIGTERM; as /bin/sh -c COMMAND when it has shell\n"
+	        "          syntax (quotes, $, globs, redirections, pipes, ;, &&, VAR=x)\n"
 	        "  stdin   the job's payload, then end of file\n"
 	        "  env     the worker's environment plus JOBMESH_JOB_ID, JOBMESH_JOB_TYPE,\n"
 	        "          JOBMESH_QUEUE, JOBMESH_ATTEMPT, JOBMESH_TIMEOUT_MS,\n"
@@ -306,7 +310,9 @@ static void print_usage(FILE *out)
 	        "          any other exit or a signal: failed, retried if attempts remain;\n"
 	        "          the error text is the exit code and the end of stderr\n"
 	        "  past the job's timeout, or when the broker asks to abandon the job, the\n"
-	        "  process group gets SIGTERM, then SIGKILL after --kill-grace-ms\n"
+	        "  process group gets SIGTERM, then SIGKILL after --kill-grace-ms; under\n"
+	        "  /bin/sh -c, the shell dies of the SIGTERM and ends the grace: write\n"
+	        "  \"exec CMD\" or a plain path for a handler that traps TERM\n"
 	        "\n"
 	        "signals: SIGTERM or SIGINT drains (no new jobs; running ones finish, up to\n"
 	        "--drain-timeout, then are handed back); a second one hands back at once.\n"

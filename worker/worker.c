@@ -76,6 +76,7 @@
  * it is taken as unreachable and our fetches are cut short. */
 #define STOP_HEARTBEAT_CALL_TIMEOUT_MS 1000
 #define PROGRESS_CALL_TIMEOUT_MS 2000
+#define STALE_STATUS_CALL_TIMEOUT_MS 2000 /* why an outcome was refused */
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 2000
 #define HEARTBEAT_MS_DEFAULT 1000
@@ -292,6 +293,27 @@ static uint64_t settle_budget_ms(uint64_t job_timeout_ms)
 	return job_timeout_ms < SETTLE_BUDGET_MIN_MS ? SETTLE_BUDGET_MIN_MS : job_timeout_ms;
 }
 
+/* True when the broker says job_id was cancelled. The broker refuses an
+ * outcome for a cancelled job with the same JM_ESTALE as for a job it
+ * requeued, and a heartbeat's abandon list does not say why either: only
+ * the job's state tells a user's cancel (routine) from a lost lease. One
+ * STATUS call, on this rare path only. */
+static bool settle_job_was_cancelled(struct jm_worker *w, uint64_t job_id)
+{
+	struct proto_msg req = {.type = PROTO_STATUS};
+	req.u.job_ref.job_id = job_id;
+	struct rpc_reply reply;
+	memset(&reply, 0, sizeof reply);
+	struct jm_err err;
+	jm_err_clear(&err);
+	if (rpc_call(w->rpc, &req, STALE_STATUS_CALL_TIMEOUT_MS, &reply, &err) != 0)
+		return false;
+	bool cancelled =
+	    reply.msg.type == PROTO_JOB && reply.msg.u.job.state == PROTO_STATE_CANCELLED;
+	rpc_reply_fini(&reply);
+	return cancelled;
+}
+
 /* Logs the broker's verdict on one item; true if it should be sent again. */
 static bool settle_item_verdict(struct jm_worker *w, const char *what, uint64_t job_id,
                                 uint64_t lease, int code)
@@ -300,7 +322,10 @@ static bool settle_item_verdict(struct jm_worker *w, const char *what, uint64_t 
 		return false;
 	if (code == JM_ENOSPC)
 		return true;
-	if (code == JM_ESTALE)
+	if (code == JM_ESTALE && settle_job_was_cancelled(w, job_id))
+		jm_info("job %" PRIu64 " lease %" PRIu64 ": the job was cancelled; dropping our %s",
+		        job_id, lease, what);
+	else if (code == JM_ESTALE)
 		jm_warn("job %" PRIu64 " lease %" PRIu64 ": %s refused: the broker gave the job to "
 		        "another worker meanwhile; dropping our outcome",
 		        job_id, lease, what);

@@ -1,10 +1,9 @@
 /* The process test harness (see harness.h).
  *
- * Processes are started with posix_spawn rather than fork+exec: the tests
- * that use the harness also run nng's threads, and after fork in a threaded
- * program only async-signal-safe calls are allowed; glibc's posix_spawn does
- * the fd and process-group setup safely and reports a failed exec as an
- * error instead of a child that exits 127.
+ * Processes are started by harness_guard.c, which also makes sure none
+ * outlives the test process (at exit, on a fatal signal, and through
+ * PR_SET_PDEATHSIG), and reports a failed exec as an error instead of a
+ * child that exits 127.
  *
  * Every process lives in a slot of h->procs until harness_fini. A slot
  * records whether its PID was reaped: a reaped PID may already belong to
@@ -12,7 +11,7 @@
  * unreaped (even a zombie), its PID and its process group cannot be reused,
  * which is what makes signalling the group safe in harness_kill and
  * harness_fini. */
-/* For nftw and posix_spawn's closefrom/chdir file actions (glibc >= 2.34). */
+/* For nftw. */
 #define _GNU_SOURCE
 
 #include "harness.h"
@@ -23,7 +22,6 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,12 +34,11 @@
 #include <jobmesh/error.h>
 
 #include "clock.h"
+#include "harness_guard.h"
 
 #ifndef JOBMESH_BIN_DIR
 #define JOBMESH_BIN_DIR "bin"
 #endif
-
-extern char **environ;
 
 #define HARNESS_STOP_GRACE_MS 5000
 #define HARNESS_BROKER_READY_MS 10000
@@ -112,6 +109,7 @@ static bool harness_slot_poll(struct harness_slot *slot, bool kill_group)
 	memset(&info, 0, sizeof info);
 	if (waitid(P_PID, (id_t)slot->pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
 		harness_say("waitid %s (pid %d): %s", slot->name, (int)slot->pid, strerror(errno));
+		harness_guard_forget(slot->pid);
 		slot->reaped = true;
 		slot->exit_status = -1;
 		return false;
@@ -120,6 +118,7 @@ static bool harness_slot_poll(struct harness_slot *slot, bool kill_group)
 		return true;
 	if (kill_group)
 		kill(-slot->pid, SIGKILL);
+	harness_guard_forget(slot->pid);
 	int wait_status = 0;
 	pid_t got;
 	do {
@@ -368,49 +367,6 @@ const char *harness_path(struct harness *h, const char *name)
 	return harness_keep(h, path);
 }
 
-/* Sets up the child's fds, cwd, group and signals for posix_spawn. */
-static int harness_spawn_setup(struct harness *h, const char *out_path, const char *err_path,
-                               posix_spawn_file_actions_t *actions, posix_spawnattr_t *attr)
-{
-	int rc = posix_spawn_file_actions_init(actions);
-	if (rc != 0)
-		return rc;
-	const int log_flags = O_WRONLY | O_CREAT | O_APPEND;
-	if ((rc = posix_spawn_file_actions_addopen(actions, 0, "/dev/null", O_RDONLY, 0)) != 0 ||
-	    (rc = posix_spawn_file_actions_addopen(actions, 1, out_path, log_flags, 0644)) != 0 ||
-	    (rc = posix_spawn_file_actions_addopen(actions, 2, err_path, log_flags, 0644)) != 0 ||
-	    (rc = posix_spawn_file_actions_addclosefrom_np(actions, 3)) != 0 ||
-	    (rc = posix_spawn_file_actions_addchdir_np(actions, h->dir)) != 0) {
-		posix_spawn_file_actions_destroy(actions);
-		return rc;
-	}
-	rc = posix_spawnattr_init(attr);
-	if (rc != 0) {
-		posix_spawn_file_actions_destroy(actions);
-		return rc;
-	}
-	/* A test that ignores SIGPIPE or blocks signals must not hand that to
-	 * the broker: ignored signals survive exec. */
-	sigset_t none;
-	sigset_t defaults;
-	sigemptyset(&none);
-	sigemptyset(&defaults);
-	static const int reset[] = {SIGPIPE, SIGTERM, SIGINT,  SIGHUP, SIGQUIT,
-	                            SIGCHLD, SIGUSR1, SIGUSR2, SIGALRM};
-	for (size_t i = 0; i < sizeof reset / sizeof reset[0]; i++)
-		sigaddset(&defaults, reset[i]);
-	if ((rc = posix_spawnattr_setflags(attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-	                                             POSIX_SPAWN_SETSIGDEF)) != 0 ||
-	    (rc = posix_spawnattr_setpgroup(attr, 0)) != 0 ||
-	    (rc = posix_spawnattr_setsigmask(attr, &none)) != 0 ||
-	    (rc = posix_spawnattr_setsigdefault(attr, &defaults)) != 0) {
-		posix_spawnattr_destroy(attr);
-		posix_spawn_file_actions_destroy(actions);
-		return rc;
-	}
-	return 0;
-}
-
 int harness_spawn(struct harness *h, const char *name, char *const argv[], struct harness_proc *out)
 {
 	memset(out, 0, sizeof *out);
@@ -431,15 +387,9 @@ int harness_spawn(struct harness *h, const char *name, char *const argv[], struc
 	char err_path[HARNESS_DIR_MAX + HARNESS_NAME_MAX + 8];
 	snprintf(out_path, sizeof out_path, "%s/%s.out", h->dir, name);
 	snprintf(err_path, sizeof err_path, "%s/%s.err", h->dir, name);
-	posix_spawn_file_actions_t actions;
-	posix_spawnattr_t attr;
-	int rc = harness_spawn_setup(h, out_path, err_path, &actions, &attr);
+	struct harness_guard_child child = {h->dir, out_path, err_path};
 	pid_t pid = 0;
-	if (rc == 0) {
-		rc = posix_spawnp(&pid, argv[0], &actions, &attr, argv, environ);
-		posix_spawnattr_destroy(&attr);
-		posix_spawn_file_actions_destroy(&actions);
-	}
+	int rc = harness_guard_spawn(&child, argv, &pid);
 	if (rc != 0) {
 		harness_say("%s: cannot start %s: %s", name, argv[0], strerror(rc));
 		return rc == ENOMEM ? JM_ENOMEM : JM_EIO;

@@ -18,6 +18,11 @@
  * <dir>/<name>.err, in its own process group, with default signal
  * dispositions and no file descriptors but 0-2 inherited.
  *
+ * No process the harness started outlives the test process: a failed
+ * assertion with no teardown, exit(), abort(), a crash, SIGTERM from a
+ * timeout and a sanitizer's abort all kill and reap them first, and a
+ * SIGKILLed test takes them along (PR_SET_PDEATHSIG): harness_guard.h.
+ *
  * Environment knobs: JOBMESH_BIN_DIR overrides where the programs are
  * looked for; JOBMESH_KEEP_TMP=1 makes harness_fini keep the temp dir (and
  * say where it is) for a post-mortem. */

@@ -41,14 +41,17 @@ static void run_fini(struct run *r)
 	memset(r, 0, sizeof *r);
 }
 
-/* Runs "jobmesh --broker URL args..." (NULL-terminated) to completion. */
+/* Runs "jobmesh --broker URL args..." (NULL-terminated) to completion;
+ * url NULL: "jobmesh args...", the test places --broker itself. */
 static struct run cli_at(struct stack *f, const char *url, const char *arg, ...)
 {
 	char *argv[ARGS_MAX];
 	int n = 0;
 	argv[n++] = (char *)harness_bin("jobmesh");
-	argv[n++] = "--broker";
-	argv[n++] = (char *)url;
+	if (url != NULL) {
+		argv[n++] = "--broker";
+		argv[n++] = (char *)url;
+	}
 	va_list ap;
 	va_start(ap, arg);
 	for (const char *a = arg; a != NULL && n < ARGS_MAX - 1; a = va_arg(ap, const char *))
@@ -65,6 +68,18 @@ static struct run cli_at(struct stack *f, const char *url, const char *arg, ...)
 }
 
 #define cli(f, ...) cli_at((f), (f)->h.broker_url, __VA_ARGS__, (const char *)NULL)
+#define cli_bare(f, ...) cli_at((f), NULL, __VA_ARGS__, (const char *)NULL)
+
+/* Fails unless the run's stderr matches the extended regex pattern. */
+static void expect_err_matches(const struct run *r, const char *pattern, const char *what)
+{
+	regex_t re;
+	assert_int_equal(regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB), 0);
+	bool ok = regexec(&re, r->err, 0, NULL, 0) == 0;
+	regfree(&re);
+	if (!ok)
+		fail_msg("%s: stderr does not match /%s/: %s", what, pattern, r->err);
+}
 
 /* Fails with the run's output unless it exited with code. */
 static void expect_code(struct stack *f, const struct run *r, int code, const char *what)
@@ -230,21 +245,107 @@ static void test_bad_queue_name_exits_1_with_the_rule(void **state)
 	run_fini(&r);
 }
 
-static void test_unknown_id_exits_4(void **state)
+/* Every command words an unknown id the same way, and exits 4. */
+static void test_unknown_id_exits_4_with_one_wording(void **state)
 {
 	struct stack *f = fixture_start(state, "cli-unknown");
-	struct run r = cli(f, "status", "987654");
-	expect_code(f, &r, 4, "status of an unknown id");
-	assert_non_null(strstr(r.err, "987654"));
+	static const struct {
+		const char *args[4];
+		const char *kind;
+	} cases[] = {
+	    {{"status", "987654", NULL}, "job or batch"},
+	    {{"result", "987654", NULL}, "job"},
+	    {{"cancel", "987654", NULL}, "job"},
+	    {{"wait", "987654", "--timeout", "1"}, "job"},
+	    {{"watch", "987654", "--timeout", "1"}, "job or batch"},
+	    {{"batch", "status", "987654", NULL}, "batch"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *const *a = cases[i].args;
+		struct run r = cli(f, a[0], a[1], a[2], a[3]);
+		expect_code(f, &r, 4, a[0]);
+		char pattern[256];
+		snprintf(pattern, sizeof pattern,
+		         "^jobmesh: %s%s%s: %s 987654 not found: no such id, or its retention "
+		         "ran out\n$",
+		         a[0], strcmp(a[0], "batch") == 0 ? " " : "",
+		         strcmp(a[0], "batch") == 0 ? a[1] : "", cases[i].kind);
+		expect_err_matches(&r, pattern, a[0]);
+		run_fini(&r);
+	}
+}
+
+/* Ids name a job or a batch, never both: batch status on a job's id says
+ * which it is and how to see it. */
+static void test_batch_status_of_a_job_id_says_it_is_a_job(void **state)
+{
+	struct stack *f = fixture_start(state, "cli-batch-job");
+	uint64_t id = submit_job(f, "idle", "t", "x");
+	char idbuf[24];
+	id_text(idbuf, sizeof idbuf, id);
+	struct run r = cli(f, "batch", "status", idbuf);
+	expect_code(f, &r, 4, "batch status of a job id");
+	char expected[160];
+	snprintf(expected, sizeof expected,
+	         "jobmesh: batch status: %s is a job, not a batch: see it with \"jobmesh "
+	         "status %s\"\n",
+	         idbuf, idbuf);
+	assert_string_equal(r.err, expected);
 	run_fini(&r);
-	r = cli(f, "wait", "987654", "--timeout", "1");
-	expect_code(f, &r, 4, "wait for an unknown id");
+}
+
+/* --broker, --config and --timeout work after the command too; a flag the
+ * command has itself (wait --timeout) stays the command's, and a flag's
+ * value is never taken for a global flag. */
+static void test_global_flags_work_after_the_command(void **state)
+{
+	struct stack *f = fixture_start(state, "cli-global-flags");
+	const char *url = f->h.broker_url;
+	struct run r = cli_bare(f, "stats", "--broker", url);
+	expect_code(f, &r, 0, "stats --broker URL");
+	assert_non_null(strstr(r.out, "QUEUE"));
 	run_fini(&r);
-	r = cli(f, "watch", "987654", "--timeout", "1");
-	expect_code(f, &r, 4, "watch an unknown id");
+
+	/* The payload is "--broker": a value, not the global flag. cat hands
+	 * it back as the result. */
+	fixture_worker_start(&f->h, "w-echo", "echo", "1", "t=cat");
+	r = cli_bare(f, "submit", "--queue", "echo", "--type", "t", "--payload", "--broker",
+	             "--broker", url);
+	expect_code(f, &r, 0, "submit ... --payload --broker --broker URL");
+	uint64_t id = parse_id(r.out);
 	run_fini(&r);
-	r = cli(f, "batch", "status", "987654");
-	expect_code(f, &r, 4, "batch status of an unknown id");
+	char idbuf[24];
+	id_text(idbuf, sizeof idbuf, id);
+	r = cli_bare(f, "wait", idbuf, "--timeout", "60", "--broker", url, "--json");
+	expect_code(f, &r, 0, "wait ID --timeout 60 --broker URL --json");
+	json_t *job = parse_json(r.out);
+	assert_string_equal(json_string_value(json_object_get(job, "result")), "--broker");
+	json_decref(job);
+	run_fini(&r);
+
+	/* A global --timeout after a command that has none of its own, and
+	 * the --name=value form. */
+	char broker_flag[HARNESS_URL_MAX + 16];
+	snprintf(broker_flag, sizeof broker_flag, "--broker=%s", url);
+	r = cli_bare(f, "status", idbuf, "--timeout", "5", broker_flag);
+	expect_code(f, &r, 0, "status ID --timeout 5 --broker=URL");
+	assert_true(matches("state +completed", r.out));
+	run_fini(&r);
+
+	/* A subcommand's flags, and --config after the command. */
+	char config[HARNESS_URL_MAX + 16];
+	snprintf(config, sizeof config, "broker: %s\n", url);
+	const char *config_path = harness_write_file(&f->h, "cli.yaml", config, 0644);
+	assert_non_null(config_path);
+	r = cli_bare(f, "batch", "status", idbuf, "--json", "--config", config_path);
+	expect_code(f, &r, 4, "batch status ID --json --config FILE");
+	assert_non_null(strstr(r.err, "is a job, not a batch"));
+	run_fini(&r);
+
+	/* A global flag's own errors still name it. */
+	r = cli_bare(f, "stats", "--broker");
+	expect_code(f, &r, 2, "stats --broker (no value)");
+	assert_non_null(strstr(r.err, "--broker needs a value"));
 	run_fini(&r);
 }
 
@@ -511,6 +612,59 @@ static void test_workers_and_dead_letter_list_and_retry(void **state)
 	run_fini(&r);
 }
 
+/* After a broker restart, a worker known only from the leases the journal
+ * replayed is listed as unseen, with "-" (null in JSON) for what the
+ * broker does not know, not an empty host and pid 0. */
+static void test_workers_after_a_restart_show_only_what_is_known(void **state)
+{
+	/* A long dead-after window: the unseen worker must not be lost (and
+	 * its job requeued) before the test looks. */
+	static const char *const more[] = {"--dead-after-ms", "600000", NULL};
+	struct stack *f =
+	    stack_open(state, "cli-workers-restart", fixture_fast_retries, more, STACK_CLIENT);
+	const char *wargs[] = {"--queue",     "slow",   "--handler", "t=sleep 60",
+	                       "--worker-id", "w-gone", NULL};
+	struct harness_proc worker;
+	assert_jm_ok(harness_worker_start(&f->h, "w-gone", wargs, &worker));
+	uint64_t id = submit_job(f, "slow", "t", "x");
+	fixture_await_state(&f->h, f->client, id, JM_STATE_ACTIVE, 30000);
+
+	/* The broker stops while the worker holds the job; the worker dies
+	 * while it is down and never comes back. */
+	int status = -1;
+	assert_jm_ok(harness_stop(&f->broker, SIGTERM, 10000, &status));
+	assert_int_equal(status, 0);
+	assert_jm_ok(harness_kill(&worker));
+	const char *args[8];
+	fixture_args_join(args, 8, fixture_fast_retries, more);
+	assert_jm_ok(harness_broker_start(&f->h, args, &f->broker));
+
+	struct run r = cli(f, "workers");
+	expect_code(f, &r, 0, "workers after a restart");
+	if (!matches("^WORKER +HOST +PID +QUEUES +CONCURRENCY +ACTIVE +LAST-SEEN +STATE\n"
+	             "w-gone +- +- +- +- +1 +- +unseen\n$",
+	             r.out))
+		fail_msg("workers after a restart:\n%s", r.out);
+	run_fini(&r);
+
+	r = cli(f, "workers", "--json");
+	expect_code(f, &r, 0, "workers --json after a restart");
+	json_t *obj = parse_json(r.out);
+	json_t *workers = json_object_get(obj, "workers");
+	assert_int_equal(json_array_size(workers), 1);
+	json_t *w = json_array_get(workers, 0);
+	assert_string_equal(json_string_value(json_object_get(w, "id")), "w-gone");
+	assert_string_equal(json_string_value(json_object_get(w, "state")), "unseen");
+	assert_true(json_is_null(json_object_get(w, "host")));
+	assert_true(json_is_null(json_object_get(w, "pid")));
+	assert_true(json_is_null(json_object_get(w, "last_seen")));
+	assert_int_equal(json_integer_value(json_object_get(w, "active")), 1);
+	assert_int_equal(json_integer_value(json_array_get(json_object_get(w, "job_ids"), 0)),
+	                 (json_int_t)id);
+	json_decref(obj);
+	run_fini(&r);
+}
+
 static void test_help_lists_every_command_and_the_exit_codes(void **state)
 {
 	struct stack *f = fixture_start(state, "cli-help");
@@ -549,7 +703,9 @@ int main(void)
 	    cmocka_unit_test_teardown(test_wait_exits_10_for_a_failed_job_and_12_on_timeout,
 	                              stack_close),
 	    cmocka_unit_test_teardown(test_bad_queue_name_exits_1_with_the_rule, stack_close),
-	    cmocka_unit_test_teardown(test_unknown_id_exits_4, stack_close),
+	    cmocka_unit_test_teardown(test_unknown_id_exits_4_with_one_wording, stack_close),
+	    cmocka_unit_test_teardown(test_batch_status_of_a_job_id_says_it_is_a_job, stack_close),
+	    cmocka_unit_test_teardown(test_global_flags_work_after_the_command, stack_close),
 	    cmocka_unit_test_teardown(test_unreachable_broker_exits_3, stack_close),
 	    cmocka_unit_test_teardown(test_cancel_prints_the_cancelled_state, stack_close),
 	    cmocka_unit_test_teardown(
@@ -559,6 +715,8 @@ int main(void)
 	        test_watch_prints_one_plain_line_per_change_ending_in_the_final_state, stack_close),
 	    cmocka_unit_test_teardown(test_status_without_id_lists_a_running_batch, stack_close),
 	    cmocka_unit_test_teardown(test_workers_and_dead_letter_list_and_retry, stack_close),
+	    cmocka_unit_test_teardown(test_workers_after_a_restart_show_only_what_is_known,
+	                              stack_close),
 	    cmocka_unit_test_teardown(test_help_lists_every_command_and_the_exit_codes,
 	                              stack_close),
 	};

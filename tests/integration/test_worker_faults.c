@@ -676,6 +676,14 @@ static void test_sigterm_with_the_broker_gone_exits_by_the_drain_timeout(void **
 	size_t w1 = start_worker(f, "w1", "2", drain);
 	uint64_t id = submit(f, "1 1", 3, 0);
 	wait_log(f, "start", id, 1, "w1");
+	/* A delivery does not wait for its LEASE record's sync (take_jobs in
+	 * the broker), and a handler exec'd directly starts within that
+	 * window: an acknowledged submit behind it is the barrier that makes
+	 * the lease, and attempt 1, durable before the kill. */
+	jm_job_spec barrier = {.queue = "barrier", .type = "job", .payload = "b", .payload_len = 1};
+	uint64_t barrier_id = 0;
+	if (jm_client_submit(f->client, &barrier, &barrier_id) != 0)
+		fail_with_logs(f, "barrier submit: %s", jm_client_last_error());
 	assert_jm_ok(harness_kill(&f->broker));
 	uint64_t term_us = jm_mono_us();
 	signal_worker(f, w1, SIGTERM);
@@ -867,12 +875,14 @@ static void run_broker_restart(struct fixture *f, int sig)
 
 	struct producer_wait before = {p, 25};
 	bool ok = harness_wait_for(WAIT_MS, producer_reached_cb, &before, "25 submits");
-	/* Four 1 s jobs fill every slot, so the broker goes down with jobs
-	 * running: their acks have to wait for the restart. */
+	/* Four 3 s jobs fill every slot, so the broker goes down with jobs
+	 * running: their acks have to wait for the restart. 3 s, not 1: a
+	 * SIGTERM stop of a sanitizer build on a loaded machine took over 1 s,
+	 * and every job had finished before the broker was down. */
 	enum { LONG_JOBS = 4 };
 	uint64_t long_ids[LONG_JOBS];
 	for (int i = 0; ok && i < LONG_JOBS; i++)
-		long_ids[i] = submit(f, "1 1", 3, 0);
+		long_ids[i] = submit(f, "3 1", 3, 0);
 	for (int i = 0; ok && i < LONG_JOBS; i++) {
 		struct log_wait running = {f, "start", long_ids[i], 0, NULL, 1};
 		ok = harness_wait_for(WAIT_MS, log_reached_cb, &running, "a long job to start");
