@@ -154,7 +154,7 @@ function detailView(root, id) {
       shownPayload = j.payload;
       fill(payload, payloadBlock(j.payload));
     } else if (j.payload === undefined && shownPayload === null) {
-      fill(payload, h('p', { class: 'muted' }, 'The broker did not send this job\'s payload.'));
+      fill(payload, h('p', { class: 'muted' }, 'The broker\'s API does not return job payloads (GET /v1/jobs/{id} has no payload field).'));
     }
     if (j.state === 'completed' && resultFor !== id) {
       resultFor = id;
