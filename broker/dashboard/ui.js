@@ -26,6 +26,22 @@ function append(el, children) {
   }
 }
 
+// fn at most once per ms, and always once more after the last call, so the
+// final state is always drawn. For re-reads a busy event stream triggers.
+export function throttled(fn, ms) {
+  let last = 0;
+  let timer = null;
+  return () => {
+    if (timer !== null) return;
+    const wait = Math.max(0, last + ms - Date.now());
+    timer = setTimeout(() => {
+      timer = null;
+      last = Date.now();
+      fn();
+    }, wait);
+  };
+}
+
 // Replaces el's children.
 export function fill(el, ...children) {
   el.replaceChildren();

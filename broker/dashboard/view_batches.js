@@ -4,7 +4,7 @@
 
 import { get, listOf, normBatch, normJob } from './api.js';
 import { store, batchRate, reread, markDirty } from './live.js';
-import { h, fill, setText, syncRows, table, section, progressBar, fmtAge, fmtRate, fmtTime, fmtCount, stateBadge, link, jobLink } from './ui.js';
+import { h, fill, setText, syncRows, table, section, progressBar, fmtAge, fmtRate, fmtTime, fmtCount, stateBadge, link, jobLink, throttled } from './ui.js';
 
 function rateText(b) {
   const { rate, eta } = batchRate(b);
@@ -77,11 +77,12 @@ function detailView(root, id) {
   const facts = h('dl', { class: 'facts' });
   const op = h('p', { class: 'op-big' });
   const errors = table(['job', 'error'], 'errors');
+  const noErrors = h('p', { class: 'muted' }, 'No errors.');
   const jobs = table(['job', 'queue', 'type', 'state', 'attempt', 'progress'], 'jobs');
   const status = h('p', { class: 'muted', role: 'status' }, 'Loading…');
   fill(root, h('h1', {}, `Batch #${id}`), status,
     h('div', { class: 'batch-detail' }, bar, op, facts),
-    section('Errors', errors.el),
+    section('Errors', noErrors, errors.el),
     section('Jobs (newest first, first 100)', jobs.el));
 
   async function load() {
@@ -123,20 +124,19 @@ function detailView(root, id) {
       h('div', {}, h('dt', {}, 'ETA'), h('dd', {}, r.eta)),
       h('div', {}, h('dt', {}, 'started'), h('dd', {}, fmtTime(b.createdAt))),
       h('div', {}, h('dt', {}, 'finished'), h('dd', {}, fmtTime(b.finishedAt))));
+    noErrors.hidden = b.errors.length > 0;
+    errors.el.hidden = b.errors.length === 0;
     syncRows(errors.tbody, b.errors.slice().reverse(), (e) => `${e.jobId}:${e.message}`, () => h('tr'),
       (row, e) => fill(row, h('td', {}, e.jobId ? jobLink(e.jobId) : '—'), h('td', { class: 'error-text' }, e.message)));
   }
   load();
-  let lastJobs = 0;
+  const reloadJobs = throttled(loadJobs, 1000);
   return {
     changed(what) {
       if (what.has(`batch:${id}`) || what.has('tick') || what.has('all')) update();
       if (what.has('all')) load();
       // The job list follows along, at most once a second.
-      if ((what.has(`batch:${id}`) || what.has('jobs')) && Date.now() - lastJobs > 1000) {
-        lastJobs = Date.now();
-        loadJobs();
-      }
+      if (what.has(`batch:${id}`) || what.has('jobs')) reloadJobs();
     },
   };
 }

@@ -3,7 +3,7 @@
 
 import { get, post, listOf, normJob, canAct } from './api.js';
 import { store, reread } from './live.js';
-import { h, fill, setText, syncRows, table, payloadBlock, fmtCount, fmtTime, jobLink, link } from './ui.js';
+import { h, fill, setText, syncRows, table, payloadBlock, fmtCount, fmtTime, jobLink, link, throttled } from './ui.js';
 
 function pickQueue(root) {
   const list = h('ul', { class: 'plain-list' });
@@ -103,12 +103,15 @@ export function deadView(root, params) {
   function render() {
     syncRows(list.tbody, jobs, (j) => j.id, rowFor, (r, j) => r.update(j));
     list.el.parentElement.hidden = jobs.length === 0;
+    // The payload column only when the broker sends payloads.
+    list.el.classList.toggle('no-payload', !jobs.some((j) => j.payload !== undefined));
     retryAll.hidden = jobs.length === 0 || !canAct();
   }
   load();
+  const reload = throttled(load, 1000);
   return {
     changed(what) {
-      if (what.has(`dead:${queue}`) || what.has('all') || what.has('auth')) load();
+      if (what.has(`dead:${queue}`) || what.has('all') || what.has('auth')) reload();
     },
   };
 }

@@ -5,7 +5,7 @@
 
 import { get, post, listOf, normJob, STATES, canAct, ApiError } from './api.js';
 import { store, jobEntry, loadJob } from './live.js';
-import { h, fill, setText, syncRows, table, section, progressBar, payloadBlock, fmtTime, fmtAge, stateBadge, jobLink, link } from './ui.js';
+import { h, fill, setText, syncRows, table, section, progressBar, payloadBlock, fmtTime, fmtAge, stateBadge, jobLink, link, throttled } from './ui.js';
 
 const PAGE = 50;
 
@@ -97,15 +97,12 @@ function listView(root, params) {
     load();
   });
   load();
-  let last = Date.now();
+  const reload = throttled(() => { if (page === 0) load(); }, 2000);
   return {
     changed(what) {
       // The first page follows along (at most every 2 s); later pages
       // stay still so paging is not shifted under the reader.
-      if (page === 0 && what.has('jobs') && Date.now() - last > 2000) {
-        last = Date.now();
-        load();
-      }
+      if (page === 0 && (what.has('jobs') || what.has('all'))) reload();
     },
   };
 }
@@ -149,7 +146,8 @@ function detailView(root, id) {
       p.total ? `${p.done}/${p.total}` : j.state === 'completed' ? 'done' : 'no progress reported');
     if (!p.total && j.state === 'completed') bar.set(1, 0, 1, 'done');
     setText(progressMsg, p.message || '');
-    setText(errorBox, j.lastError || '(none)');
+    setText(errorBox, j.lastError || 'none');
+    errorBox.classList.toggle('muted', !j.lastError);
     if (j.payload !== undefined && shownPayload !== j.payload) {
       shownPayload = j.payload;
       fill(payload, payloadBlock(j.payload));
@@ -211,19 +209,16 @@ function detailView(root, id) {
   }
   jobEntry(id);
   load();
-  let reloadAt = 0;
+  const reload = throttled(load, 1000);
   return {
     changed(what) {
       if (what.has(`job:${id}`)) {
         update();
-        // A state change event does not carry every field (times, result):
-        // read the job again, at most once a second.
-        if (Date.now() - reloadAt > 1000) {
-          reloadAt = Date.now();
-          load();
-        }
+        // An event does not carry every field (times, result): read the
+        // job again, at most once a second and once after the last event.
+        reload();
       }
-      if (what.has('all')) load();
+      if (what.has('all')) reload();
     },
   };
 }

@@ -14,7 +14,7 @@ function workersFor(queue) {
     if (!w.queues.includes(queue)) continue;
     online += 1;
     slots += w.concurrency;
-    busy += w.busy;
+    busy += Math.min(w.busy, w.concurrency);
   }
   return { online, slots, busy };
 }
@@ -56,7 +56,8 @@ function queueCard(q) {
       width: 240, height: 40,
       label: `${item.name}: jobs completed per ${tp.bucketMs / 1000} s over the last ${minutes} minutes ` +
         `(${tp.completed.reduce((a, b) => a + b, 0)} in all)`,
-    }), h('span', { class: 'chart-caption' }, `completed per ${tp.bucketMs / 1000} s, last ${minutes} min`));
+    }), h('span', { class: 'chart-caption' }, `completed per ${tp.bucketMs / 1000} s, last ${minutes} min`,
+      h('br'), `peak ${fmtCount(Math.max(...tp.completed))}, failed ${fmtCount(tp.failed.reduce((a, b) => a + b, 0))}`));
   };
   return el;
 }

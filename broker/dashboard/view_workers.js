@@ -25,8 +25,12 @@ export function workersView(root) {
       setText(cells[1], w.host);
       setText(cells[2], w.pid);
       fill(cells[3], w.queues.map((q, i) => [i ? ', ' : '', link(`#/queues/${encodeURIComponent(q)}`, q)]));
-      setText(cells[4], `${w.busy} / ${w.concurrency}`);
-      fill(cells[5], w.jobIds.length ? w.jobIds.map((id, i) => [i ? ' ' : '', jobLink(id)]) : h('span', { class: 'muted' }, 'idle'));
+      // A slot fetches its next job while the last one's outcome is still
+      // being acknowledged, so a worker can hold more leases than slots.
+      const settling = Math.max(0, w.busy - w.concurrency);
+      setText(cells[4], `${Math.min(w.busy, w.concurrency)} / ${w.concurrency}`);
+      fill(cells[5], w.jobIds.length ? w.jobIds.map((id, i) => [i ? ' ' : '', jobLink(id)]) : h('span', { class: 'muted' }, 'idle'),
+        settling ? h('span', { class: 'muted', title: 'finished, outcome not yet acknowledged by the broker' }, ` (${settling} settling)`) : null);
       setText(cells[6], w.lastSeen ? `${fmtAge(Date.now() - w.lastSeen)} ago` : '—');
       fill(cells[7], w.draining ? h('span', { class: 'badge state-delayed' }, 'draining') : h('span', { class: 'badge state-completed' }, 'online'));
     };
