@@ -113,6 +113,16 @@ document.getElementById('forget-token').addEventListener('click', () => {
 });
 document.getElementById('forget-token').hidden = !token();
 
+// What the page holds, for the browser tests and the curious (console).
+window.jobmeshStats = () => ({
+  events: store.eventsSeen,
+  jobsCached: store.jobs.size,
+  batches: store.batches.size,
+  queues: store.queues.size,
+  workers: store.workers.size,
+  domNodes: document.getElementsByTagName('*').length,
+});
+
 // Ages and throughput buckets move with the clock, not with events.
 setInterval(() => markDirty('tick'), 1000);
 

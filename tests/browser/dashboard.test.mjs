@@ -63,6 +63,7 @@ before(async () => {
   await stack.startWorker({ id: 'w-mail', queues: ['mail'], handlers: { 'mail.send': handlers.ok } });
   await stack.startWorker({ id: 'w-render', queues: ['render'], handlers: { render: handlers.gated }, concurrency: 3 });
   await stack.startWorker({ id: 'w-billing', queues: ['billing'], handlers: { charge: handlers.flaky } });
+  await stack.startWorker({ id: 'w-bulk', queues: ['bulk'], handlers: { noop: stack.handler('noop.sh', 'cat >/dev/null') }, concurrency: 4 });
   browser = await openBrowser();
   page = await browser.newPage();
 });
@@ -216,6 +217,43 @@ test('the job search finds a job by id, and says so when there is none', async (
   await page.locator('#job-id').fill('987654321');
   await page.locator('#job-id').press('Enter');
   await page.locator('[role="status"]', { hasText: 'No job #987654321' }).waitFor({ timeout: UI_MS });
+  assert.deepEqual(pageErrors(), []);
+});
+
+test('a busy event stream is aggregated: the page does not grow with the events it sees', async (t) => {
+  await submit('bulk', 'noop', { payload: 'warm-up' });
+  await page.goto(`${stack.httpUrl}/`);
+  await waitFor(async () => (await cardCounts('bulk'))?.completed === 1, 'the bulk card to show its first job', { timeoutMs: UI_MS });
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Performance.enable');
+  const heap = async () => {
+    await cdp.send('HeapProfiler.collectGarbage');
+    const { metrics } = await cdp.send('Performance.getMetrics');
+    return metrics.find((m) => m.name === 'JSHeapUsedSize').value;
+  };
+  const before = await page.evaluate(() => window.jobmeshStats());
+  const heapBefore = await heap();
+
+  const JOBS = 2000;
+  for (let i = 0; i < JOBS; i += 500) {
+    await stack.api('POST', '/v1/queues/bulk/jobs', Array.from({ length: 500 }, (_, k) => ({ type: 'noop', payload: `job ${i + k}` })));
+  }
+  await waitFor(async () => (await cardCounts('bulk'))?.completed === JOBS + 1,
+    `the bulk card to show ${JOBS + 1} completed`, { timeoutMs: 180000, intervalMs: 200 });
+  const afterStats = await page.evaluate(() => window.jobmeshStats());
+  const heapAfter = await heap();
+  await cdp.detach();
+  t.diagnostic(`${afterStats.events - before.events} events; DOM nodes ${before.domNodes} -> ${afterStats.domNodes}; ` +
+    `JS heap ${Math.round(heapBefore / 1024)} -> ${Math.round(heapAfter / 1024)} KiB`);
+
+  // Each job is at least pending -> active -> completed on the stream.
+  assert.ok(afterStats.events - before.events >= 3 * JOBS, `events seen: ${afterStats.events - before.events}`);
+  assert.ok(Math.abs(afterStats.domNodes - before.domNodes) <= 10,
+    `DOM nodes went from ${before.domNodes} to ${afterStats.domNodes}`);
+  assert.ok(afterStats.jobsCached <= 300, `jobs cached: ${afterStats.jobsCached}`);
+  assert.ok(heapAfter - heapBefore < 4 * 1024 * 1024,
+    `JS heap grew by ${Math.round((heapAfter - heapBefore) / 1024)} KiB over ${JOBS} jobs`);
+  await assertCardsMatchBroker();
   assert.deepEqual(pageErrors(), []);
 });
 

@@ -17,12 +17,15 @@ const here = path.dirname(new URL(import.meta.url).pathname);
 export const sourceDir = path.resolve(here, '../../..');
 export const binDir = process.env.JOBMESH_BIN_DIR || path.join(sourceDir, 'build/test/bin');
 
+const API_TIMEOUT_MS = 30000;
 const live = new Set(); // every child still running, across stacks
+const tempDirs = new Set(); // every stack's temp dir not yet removed
 
 function killAllNow() {
   for (const child of live) {
     try { process.kill(child.pid, 'SIGKILL'); } catch { /* already gone */ }
   }
+  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
 }
 process.on('exit', killAllNow);
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
@@ -102,6 +105,7 @@ class Proc {
 export class Stack {
   constructor(label = 'jm-browser') {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), `${label}-`));
+    tempDirs.add(this.dir);
     this.dataDir = path.join(this.dir, 'data');
     this.listenUrl = `ipc://${path.join(this.dir, 'broker.ipc')}`;
     this.broker = null;
@@ -126,7 +130,8 @@ export class Stack {
       this.httpUrl = m[1];
       this.httpPort = Number(m[2]);
     });
-    await waitFor(async () => (await fetch(`${this.httpUrl}/healthz`)).ok, 'GET /healthz to answer 200');
+    await waitFor(async () => (await fetch(`${this.httpUrl}/healthz`, { signal: AbortSignal.timeout(API_TIMEOUT_MS) })).ok,
+      'GET /healthz to answer 200');
     return b;
   }
 
@@ -158,12 +163,16 @@ export class Stack {
     return w;
   }
 
-  // One API call; resolves with the parsed body, throws on a non-2xx.
+  // One API call; resolves with the parsed body, throws on a non-2xx or
+  // when no answer came within API_TIMEOUT_MS.
   async api(method, p, body) {
     const res = await fetch(`${this.httpUrl}${p}`, {
       method,
       headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(API_TIMEOUT_MS),
+    }).catch((e) => {
+      throw new Error(`${method} ${p}: no answer: ${e.message}`);
     });
     const text = await res.text();
     const json = text ? JSON.parse(text) : null;
@@ -186,5 +195,6 @@ export class Stack {
     await Promise.all(this.workers.map((w) => w.stop('SIGTERM', 10000)));
     if (this.broker) await this.broker.stop('SIGTERM', 10000);
     fs.rmSync(this.dir, { recursive: true, force: true });
+    tempDirs.delete(this.dir);
   }
 }
