@@ -71,10 +71,12 @@ window.addEventListener('hashchange', () => {
 });
 
 const banner = document.getElementById('banner');
+const openedAt = Date.now();
 const conn = document.getElementById('conn');
 onChange((what) => {
   if (what.has('connection') || what.has('tick')) {
-    const down = !store.connected;
+    // A page that is still opening its stream shows no alarm for a second.
+    const down = !store.connected && (store.everConnected || Date.now() - openedAt > 1500);
     banner.hidden = !down;
     setText(conn, store.connected ? 'live' : 'offline');
     conn.className = store.connected ? 'conn on' : 'conn off';
