@@ -1,5 +1,7 @@
 // Dead letters (#/dead and #/dead/QUEUE): the jobs of a queue that used up
-// their attempts, with their last error; retry one, retry all, cancel.
+// their attempts, with their last error; retry one or all. No cancel here:
+// a dead-lettered job is already final, and the broker refuses to cancel
+// it (409: only pending, delayed or active jobs can be cancelled).
 
 import { get, post, listOf, normJob, canAct } from './api.js';
 import { store, reread } from './live.js';
@@ -78,9 +80,8 @@ export function deadView(root, params) {
 
   function rowFor() {
     const retry = h('button', { type: 'button' }, 'Retry');
-    const cancel = h('button', { type: 'button', class: 'danger' }, 'Cancel');
     const cells = [h('td'), h('td'), h('td', { class: 'num' }), h('td'), h('td', { class: 'error-text' }), h('td', { class: 'payload-cell' }),
-      h('td', { class: 'row-actions' }, retry, ' ', cancel)];
+      h('td', { class: 'row-actions' }, retry)];
     const row = h('tr', {}, cells);
     row.update = (j) => {
       fill(cells[0], jobLink(j.id));
@@ -93,10 +94,8 @@ export function deadView(root, params) {
         fill(cells[5], j.payload !== undefined ? payloadBlock(j.payload, 160, false) : '—');
       }
       retry.onclick = () => act(`Retry #${j.id}`, () => post(`/v1/jobs/${j.id}/retry`).then(() => `Job #${j.id} is pending again.`));
-      cancel.onclick = () => act(`Cancel #${j.id}`, () => post(`/v1/jobs/${j.id}/cancel`).then(() => `Job #${j.id} cancelled.`));
       retry.setAttribute('aria-label', `Retry job ${j.id}`);
-      cancel.setAttribute('aria-label', `Cancel job ${j.id}`);
-      retry.hidden = cancel.hidden = !canAct();
+      retry.hidden = !canAct();
     };
     return row;
   }

@@ -162,7 +162,7 @@ function detailView(root, id) {
     }
     const act = [];
     if (canAct() && j.state === 'failed') act.push(button('Retry', () => post(`/v1/jobs/${id}/retry`)));
-    if (canAct() && ['pending', 'delayed', 'active', 'failed'].includes(j.state)) {
+    if (canAct() && ['pending', 'delayed', 'active'].includes(j.state)) {
       act.push(button('Cancel', () => post(`/v1/jobs/${id}/cancel`)));
     }
     syncRows(actions, act, (b) => b.textContent, (b) => b, () => {});

@@ -189,7 +189,7 @@ test('a dead-lettered job is retried from the page and completes', async () => {
   assert.deepEqual(pageErrors(), []);
 });
 
-test('the job search finds a job by id, and says so when there is none', async () => {
+test('the job search finds a job by id, a job is cancelled from its page, and a missing id is said so', async () => {
   const { id } = await submit('mail', 'mail.send', { data: { to: 'search@example.com' } });
   await waitFor(async () => (await jobState(id)) === 'completed', `job ${id} to complete`);
   await page.goto(`${stack.httpUrl}/#/jobs`);
@@ -212,6 +212,15 @@ test('the job search finds a job by id, and says so when there is none', async (
   assert.equal(await page.locator('pre.payload', { hasText: 'END-OF-RESULT' }).count(), 0);
   await showAll.press('Enter');
   await page.locator('pre.payload', { hasText: 'END-OF-RESULT' }).waitFor({ timeout: UI_MS });
+
+  // A job no worker takes is cancelled from its page.
+  const held = (await submit('hold', 'wait', { payload: 'never run' })).id;
+  await page.goto(`${stack.httpUrl}/#/jobs/${held}`);
+  await page.locator('.job-state .badge', { hasText: 'pending' }).waitFor({ timeout: UI_MS });
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  await page.locator('.job-state .badge', { hasText: 'cancelled' }).waitFor({ timeout: UI_MS });
+  assert.equal(await jobState(held), 'cancelled');
+  assert.equal(await page.getByRole('button', { name: 'Cancel' }).count(), 0);
 
   await page.goto(`${stack.httpUrl}/#/jobs`);
   await page.locator('#job-id').fill('987654321');
@@ -254,6 +263,19 @@ test('a busy event stream is aggregated: the page does not grow with the events 
   assert.ok(heapAfter - heapBefore < 4 * 1024 * 1024,
     `JS heap grew by ${Math.round((heapAfter - heapBefore) / 1024)} KiB over ${JOBS} jobs`);
   await assertCardsMatchBroker();
+
+  // The job list filters by queue, newest first, and pages on.
+  await page.goto(`${stack.httpUrl}/#/jobs?queue=bulk&state=completed`);
+  await page.locator('[role="status"]', { hasText: 'Page 1: 50 jobs, newest first.' }).waitFor({ timeout: UI_MS });
+  const ids = async () => (await page.locator('table.jobs tbody tr td:first-child').allInnerTexts()).map((x) => Number(x.slice(1)));
+  const first = await ids();
+  assert.equal(first.length, 50);
+  assert.deepEqual(first, [...first].sort((a, b) => b - a));
+  assert.equal(await page.locator('#f-queue').inputValue(), 'bulk');
+  await page.getByRole('button', { name: 'Next page' }).click();
+  await page.locator('[role="status"]', { hasText: 'Page 2: 50 jobs, newest first.' }).waitFor({ timeout: UI_MS });
+  const second = await ids();
+  assert.ok(second[0] < first[49], `page 2 starts at ${second[0]}, page 1 ended at ${first[49]}`);
   assert.deepEqual(pageErrors(), []);
 });
 
