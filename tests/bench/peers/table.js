@@ -76,7 +76,7 @@ const rows = [
 const lines = [];
 lines.push(`jobmesh ${meta.jobmesh} against ${meta.beanstalkd} and BullMQ ${meta.bullmq} on ${meta.redis}, ` +
   `${meta.date}, ${meta.cores} cores; ${num(Number(meta.jobs))} no-op jobs of 100 bytes per workload ` +
-  `(W3: ${num(Number(meta.rounds))} round trips); load before the run: ${meta.uptime.replace(/.*load average: /, '')}`);
+  `(W3: ${num(Number(meta.rounds))} round trips); load average (1, 5, 15 min) before the run: ${meta.uptime.replace(/.*load average: /, '')}, after: ${(meta.uptime_end || '').replace(/.*load average: /, '')}`);
 lines.push('');
 lines.push(`| workload | ${configs.map((c) => c[1]).join(' | ')} | jobmesh/beanstalkd | jobmesh/BullMQ | issue 12 target (jobmesh batch) |`);
 lines.push(`|---|${configs.map(() => '---:').join('|')}|---:|---:|---|`);
