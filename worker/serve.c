@@ -54,8 +54,13 @@ struct serve_proc {
 	uint64_t jobs_done;      /* by this process */
 };
 
+/* Types given the same COMMAND share one pool: one process per slot serves
+ * all of them, so `--serve a=CMD --serve b=CMD` starts CMD --concurrency
+ * times, not twice that. */
 struct serve_pool {
-	proto_name type;
+	char *name; /* the types, comma-joined, for logs and JOBMESH_SERVE_TYPES */
+	proto_name *types;
+	size_t types_count;
 	char *command;
 	unsigned slots;
 	uint32_t kill_grace_ms;
@@ -92,12 +97,13 @@ static int proc_spawn(struct serve_pool *pool, struct serve_proc *proc)
 	while (environ[env_count] != NULL)
 		env_count++;
 	char **envp = calloc(env_count + 3, sizeof *envp);
-	char type_var[96], slot_var[48];
-	snprintf(type_var, sizeof type_var, "JOBMESH_SERVE_TYPE=%s", pool->type);
+	char *type_var = NULL, slot_var[48];
+	if (asprintf(&type_var, "JOBMESH_SERVE_TYPES=%s", pool->name) < 0)
+		type_var = NULL;
 	snprintf(slot_var, sizeof slot_var, "JOBMESH_SERVE_SLOT=%u", proc->slot);
 	int rc = ENOMEM;
-	if (envp == NULL)
-		goto out_close;
+	if (envp == NULL || type_var == NULL)
+		goto out_free_env;
 	memcpy(envp, environ, env_count * sizeof *envp);
 	envp[env_count] = type_var;
 	envp[env_count + 1] = slot_var;
@@ -147,10 +153,10 @@ static int proc_spawn(struct serve_pool *pool, struct serve_proc *proc)
 #endif
 	proc->buf_len = 0;
 	proc->jobs_done = 0;
-	jm_debug("serve %s slot %u: started pid %d", pool->type, proc->slot, (int)proc->pid);
+	jm_debug("serve %s slot %u: started pid %d", pool->name, proc->slot, (int)proc->pid);
 out_free_env:
 	free(envp);
-out_close:
+	free(type_var);
 	close_fd(&in[0]);
 	close_fd(&in[1]);
 	close_fd(&out[0]);
@@ -261,7 +267,7 @@ static enum line_verdict line_handle(struct job_run *run, const char *line, size
 		if (!run->warned)
 			jm_warn(
 			    "serve %s pid %d: ignoring a line on stdout: %s (write logs to stderr)",
-			    run->pool->type, (int)run->proc->pid, why);
+			    run->pool->name, (int)run->proc->pid, why);
 		run->warned = true;
 		return LINE_CONTINUE;
 	}
@@ -270,7 +276,7 @@ static enum line_verdict line_handle(struct job_run *run, const char *line, size
 		if (!run->warned)
 			jm_warn("serve %s pid %d: ignoring a line for job %" PRIu64
 			        " while it runs job %" PRIu64,
-			        run->pool->type, (int)run->proc->pid, reply.job_id,
+			        run->pool->name, (int)run->proc->pid, reply.job_id,
 			        jm_job_id(run->job));
 		run->warned = true;
 	} else if (reply.op == SERVE_REPLY_PROGRESS) {
@@ -385,20 +391,20 @@ static int slot_ensure_process(struct serve_pool *pool, struct serve_proc *proc,
 	if (proc->pid > 0 && proc_has_exited(proc)) {
 		proc_reap(proc, why, sizeof why);
 		jm_warn("serve %s slot %u: handler process %s while idle; restarting it",
-		        pool->type, proc->slot, why);
+		        pool->name, proc->slot, why);
 		proc_note_crash(proc);
 	}
 	if (proc->pid > 0)
 		return 0;
 	if (!backoff_wait(proc, jm_job_abandon_fd(job)))
-		return fail_job(job, "serve %s: %s", pool->type,
+		return fail_job(job, "serve %s: %s", pool->name,
 		                "job abandoned while its handler process waited to restart");
 	int rc = proc_spawn(pool, proc);
 	if (rc != 0) {
-		jm_error("serve %s slot %u: cannot start \"%s\": %s", pool->type, proc->slot,
+		jm_error("serve %s slot %u: cannot start \"%s\": %s", pool->name, proc->slot,
 		         pool->command, strerror(rc));
 		proc_note_crash(proc);
-		return fail_job(job, "serve %s: cannot start the handler process: %s", pool->type,
+		return fail_job(job, "serve %s: cannot start the handler process: %s", pool->name,
 		                strerror(rc));
 	}
 	return 0;
@@ -425,7 +431,7 @@ static int slot_run(struct serve_pool *pool, struct serve_proc *proc, jm_job *jo
 	size_t line_len = 0;
 	char *line = serve_proto_job(&spec, &line_len);
 	if (line == NULL)
-		return fail_job(job, "serve %s: %s", pool->type, "out of memory for the job line");
+		return fail_job(job, "serve %s: %s", pool->name, "out of memory for the job line");
 
 	struct job_run run = {.pool = pool, .proc = proc, .job = job, .outcome = JM_HANDLER_RETRY};
 	int abandon_fd = jm_job_abandon_fd(job);
@@ -493,12 +499,12 @@ static int slot_run(struct serve_pool *pool, struct serve_proc *proc, jm_job *jo
 			snprintf(text, sizeof text,
 			         "serve %s: timed out after %" PRIu64 " ms; handler process %d %s "
 			         "(restarted for the next job)",
-			         pool->type, timeout_ms, (int)pid, how);
+			         pool->name, timeout_ms, (int)pid, how);
 		else
 			snprintf(
 			    text, sizeof text,
 			    "serve %s: job %s; handler process %d %s (restarted for the next job)",
-			    pool->type, stop_reason, (int)pid, how);
+			    pool->name, stop_reason, (int)pid, how);
 		jm_job_set_error(job, text);
 		jm_info("%s", text);
 		return JM_HANDLER_RETRY;
@@ -511,7 +517,7 @@ static int slot_run(struct serve_pool *pool, struct serve_proc *proc, jm_job *jo
 		char text[SERVE_TEXT_MAX];
 		snprintf(text, sizeof text,
 		         "serve %s: handler process %d %s while running the job (restarting it)",
-		         pool->type, (int)pid, how);
+		         pool->name, (int)pid, how);
 		jm_job_set_error(job, text);
 		jm_warn("%s", text);
 		return JM_HANDLER_RETRY;
@@ -537,7 +543,7 @@ static int serve_handler(jm_job *job, void *arg)
 		proc->busy = true;
 	pthread_mutex_unlock(&pool->lock);
 	if (proc == NULL)
-		return fail_job(job, "serve %s: %s", pool->type,
+		return fail_job(job, "serve %s: %s", pool->name,
 		                "no free handler slot (more jobs at once than --concurrency)");
 	int outcome = slot_run(pool, proc, job);
 	pthread_mutex_lock(&pool->lock);
@@ -555,9 +561,47 @@ static void pool_free(struct serve_pool *pool)
 	for (unsigned i = 0; pool->procs != NULL && i < pool->slots; i++)
 		free(pool->procs[i].buf);
 	free(pool->procs);
+	free(pool->types);
+	free(pool->name);
 	free(pool->command);
 	pthread_mutex_destroy(&pool->lock);
 	free(pool);
+}
+
+static int pool_rename(struct serve_pool *pool)
+{
+	size_t len = 1;
+	for (size_t i = 0; i < pool->types_count; i++)
+		len += strlen(pool->types[i]) + 1;
+	char *name = malloc(len);
+	if (name == NULL)
+		return JM_ENOMEM;
+	name[0] = '\0';
+	for (size_t i = 0; i < pool->types_count; i++) {
+		if (i > 0)
+			strcat(name, ",");
+		strcat(name, pool->types[i]);
+	}
+	free(pool->name);
+	pool->name = name;
+	return 0;
+}
+
+/* The same type given again (argv over the config file) leaves its pool. */
+static void set_forget_type(struct serve_set *set, const char *type)
+{
+	for (size_t i = 0; i < set->pools_count; i++) {
+		struct serve_pool *pool = set->pools[i];
+		for (size_t t = 0; t < pool->types_count; t++) {
+			if (strcmp(pool->types[t], type) != 0)
+				continue;
+			memmove(&pool->types[t], &pool->types[t + 1],
+			        (pool->types_count - t - 1) * sizeof *pool->types);
+			pool->types_count--;
+			pool_rename(pool);
+			return;
+		}
+	}
 }
 
 int serve_set_add(struct serve_set *set, const char *flag_value, struct jm_err *err)
@@ -572,31 +616,41 @@ int serve_set_add(struct serve_set *set, const char *flag_value, struct jm_err *
 	if (!proto_name_is_valid(flag_value, type_len))
 		return jm_err_set(err, JM_EBADNAME, "--serve: job type \"%.*s\" is invalid: %s",
 		                  (int)type_len, flag_value, PROTO_NAME_RULE);
-	char *command = strdup(equals + 1);
-	if (command == NULL)
-		return jm_err_set(err, JM_ENOMEM, "out of memory");
-	for (size_t i = 0; i < set->pools_count; i++) {
-		if (strlen(set->pools[i]->type) == type_len &&
-		    memcmp(set->pools[i]->type, flag_value, type_len) == 0) {
-			free(set->pools[i]->command);
-			set->pools[i]->command = command;
-			return 0;
-		}
+	proto_name type;
+	memcpy(type, flag_value, type_len);
+	type[type_len] = '\0';
+	const char *command = equals + 1;
+	set_forget_type(set, type);
+
+	struct serve_pool *pool = NULL;
+	for (size_t i = 0; i < set->pools_count && pool == NULL; i++) {
+		if (strcmp(set->pools[i]->command, command) == 0)
+			pool = set->pools[i];
 	}
-	struct serve_pool **grown = realloc(set->pools, (set->pools_count + 1) * sizeof *grown);
-	struct serve_pool *pool = calloc(1, sizeof *pool);
-	if (grown != NULL)
+	if (pool == NULL) {
+		struct serve_pool **grown =
+		    realloc(set->pools, (set->pools_count + 1) * sizeof *grown);
+		if (grown == NULL)
+			return jm_err_set(err, JM_ENOMEM, "out of memory");
 		set->pools = grown;
-	if (grown == NULL || pool == NULL) {
-		free(pool);
-		free(command);
-		return jm_err_set(err, JM_ENOMEM, "out of memory");
+		pool = calloc(1, sizeof *pool);
+		if (pool == NULL)
+			return jm_err_set(err, JM_ENOMEM, "out of memory");
+		pool->command = strdup(command);
+		if (pool->command == NULL) {
+			free(pool);
+			return jm_err_set(err, JM_ENOMEM, "out of memory");
+		}
+		pthread_mutex_init(&pool->lock, NULL);
+		set->pools[set->pools_count++] = pool;
 	}
-	memcpy(pool->type, flag_value, type_len);
-	pool->type[type_len] = '\0';
-	pool->command = command;
-	pthread_mutex_init(&pool->lock, NULL);
-	set->pools[set->pools_count++] = pool;
+	proto_name *types = realloc(pool->types, (pool->types_count + 1) * sizeof *types);
+	if (types == NULL)
+		return jm_err_set(err, JM_ENOMEM, "out of memory");
+	pool->types = types;
+	memcpy(pool->types[pool->types_count++], type, sizeof type);
+	if (pool_rename(pool) != 0)
+		return jm_err_set(err, JM_ENOMEM, "out of memory");
 	return 0;
 }
 
@@ -605,6 +659,8 @@ int serve_set_start(struct serve_set *set, jm_worker *worker, unsigned slots,
 {
 	for (size_t i = 0; i < set->pools_count; i++) {
 		struct serve_pool *pool = set->pools[i];
+		if (pool->types_count == 0)
+			continue; /* every type it had was given another command */
 		pool->slots = slots ? slots : 1;
 		pool->kill_grace_ms = kill_grace_ms;
 		pool->procs = calloc(pool->slots, sizeof *pool->procs);
@@ -615,21 +671,24 @@ int serve_set_start(struct serve_set *set, jm_worker *worker, unsigned slots,
 			p->slot = s;
 			p->pidfd = p->stdin_fd = p->stdout_fd = -1;
 		}
-		int rc = jm_worker_register(worker, pool->type, serve_handler, pool);
-		if (rc != 0)
-			return jm_err_set(err, rc, "--serve %s: cannot register the handler: %s",
-			                  pool->type, jm_strerror(rc));
+		for (size_t t = 0; t < pool->types_count; t++) {
+			int rc = jm_worker_register(worker, pool->types[t], serve_handler, pool);
+			if (rc != 0)
+				return jm_err_set(err, rc,
+				                  "--serve %s: cannot register the handler: %s",
+				                  pool->types[t], jm_strerror(rc));
+		}
 		for (unsigned s = 0; s < pool->slots; s++) {
-			rc = proc_spawn(pool, &pool->procs[s]);
+			int rc = proc_spawn(pool, &pool->procs[s]);
 			if (rc != 0) {
 				jm_error(
 				    "serve %s slot %u: cannot start \"%s\": %s (trying again at "
 				    "the first job)",
-				    pool->type, s, pool->command, strerror(rc));
+				    pool->name, s, pool->command, strerror(rc));
 				proc_note_crash(&pool->procs[s]);
 			}
 		}
-		jm_info("serve %s: %u handler process(es) of \"%s\"", pool->type, pool->slots,
+		jm_info("serve %s: %u handler process(es) of \"%s\"", pool->name, pool->slots,
 		        pool->command);
 	}
 	return 0;
@@ -672,10 +731,10 @@ void serve_set_stop(struct serve_set *set)
 				proc_kill(p, pool->kill_grace_ms, how, sizeof how);
 				jm_warn(
 				    "serve %s: handler process %d did not exit after stop; it %s",
-				    pool->type, (int)pid, how);
+				    pool->name, (int)pid, how);
 				continue;
 			}
-			jm_debug("serve %s: handler process %s after stop", pool->type, how);
+			jm_debug("serve %s: handler process %s after stop", pool->name, how);
 		}
 	}
 }

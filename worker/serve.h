@@ -4,7 +4,9 @@
  * the worker, every other descriptor but stdin and stdout closed) is started
  * once per slot (--concurrency) when the worker starts, and is handed jobs
  * one at a time over the line protocol of serve_proto.h. A slot runs at most
- * one process, so a type never has more than --concurrency of them.
+ * one process, so a command never has more than --concurrency of them; types
+ * given the same COMMAND share its processes. The environment adds
+ * JOBMESH_SERVE_TYPES (the types, comma-joined) and JOBMESH_SERVE_SLOT.
  *
  * What the exec handler guarantees holds here too: the run timeout and an
  * abandon (cancel, lease lost, hard stop) send a cancel line, then SIGTERM to

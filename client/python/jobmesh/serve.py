@@ -24,7 +24,6 @@ import asyncio
 import base64
 import inspect
 import json
-import os
 import sys
 import threading
 from typing import Any, Awaitable, Callable, Dict, Mapping, Optional, TextIO, Union
@@ -174,9 +173,3 @@ def serve(handlers: Mapping[str, Handler], *, stdin: Optional[TextIO] = None,
         if server.loop is not None:
             server.loop.close()
 
-
-def main_from_env() -> None:  # pragma: no cover - tiny helper for scripts
-    """Exits with 2 when not started by jobmesh-worker --serve."""
-    if "JOBMESH_SERVE_TYPE" not in os.environ:
-        print("not started by jobmesh-worker --serve", file=sys.stderr)
-        sys.exit(2)

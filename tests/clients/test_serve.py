@@ -1,0 +1,140 @@
+"""jobmesh-worker --serve with the Python and the Node handler libraries,
+through a real broker and a real worker (jobs submitted and read with the
+jobmesh CLI over NNG, so these tests need no HTTP)."""
+
+import json
+import os
+import signal
+import shutil
+import unittest
+from concurrent.futures import ThreadPoolExecutor
+
+from stack import HERE, Stack, pid_alive, poll_until, stop_process
+
+HANDLERS = {
+    "python": f"python3 {os.path.join(HERE, 'handler.py')}",
+    "node": f"node {os.path.join(HERE, 'handler.mjs')}",
+}
+TYPES = ["echo", "sleep", "async.echo", "die", "fail", "noop"]
+
+
+def serve_args(lang):
+    args = []
+    for t in TYPES:
+        args += ["--serve", f"{t}={HANDLERS[lang]}"]
+    return args
+
+
+class ServeCase:
+    lang = "python"
+
+    def setUp(self):
+        if self.lang == "node" and shutil.which("node") is None:
+            self.fail("node is not installed (scripts/install-deps installs nodejs)")
+        self.stack = Stack(http=False)
+        self.addCleanup(self.stack.close)
+
+    def submit(self, type_, payload="", *flags):
+        return self.stack.cli("submit", "--queue", "q", "--type", type_, "--payload", payload,
+                              *flags).strip()
+
+    def job(self, job_id):
+        return self.stack.cli_json("status", job_id)
+
+    def wait_state(self, job_id, states, timeout_s=30):
+        return poll_until(f"job {job_id} to reach {states}",
+                          lambda: (lambda j: j if j["state"] in states else None)(self.job(job_id)),
+                          timeout_s)
+
+    def result_json(self, job_id):
+        return json.loads(self.stack.cli("result", job_id))
+
+    def test_serve_handles_1000_jobs_with_at_most_one_process_per_slot(self):
+        slots = 4
+        self.stack.worker(*serve_args(self.lang), concurrency=slots)
+        lines = "".join(json.dumps({"queue": "q", "type": "echo", "payload": f"n{i}"}) + "\n"
+                        for i in range(1000))
+        batch = json.loads(self.stack.cli("batch", "submit", "-", "--json", stdin=lines))
+        batch_id = batch["batch_id"]
+        poll_until("the batch to finish",
+                   lambda: self.stack.cli_json("batch", "status", str(batch_id))["state"] != "running",
+                   120, 0.2)
+        status = self.stack.cli_json("batch", "status", str(batch_id))
+        self.assertEqual((status["completed"], status["failed"]), (1000, 0), status)
+        # Ids are one sequence shared by batches and jobs: this batch's jobs
+        # follow its id (each result names its payload, which checks that).
+        ids = [str(batch_id + 1 + i) for i in range(1000)]
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(self.result_json, ids))
+        self.assertEqual(sorted(r["payload"] for r in results), sorted(f"n{i}" for i in range(1000)))
+        pids = {r["pid"] for r in results}
+        self.assertLessEqual(len(pids), slots, f"more processes than slots: {pids}")
+        for pid in pids:
+            self.assertTrue(pid_alive(pid), f"handler process {pid} should still be serving")
+
+    def test_serve_handler_is_killed_on_job_timeout_and_restarted(self):
+        self.stack.worker(*serve_args(self.lang), concurrency=1)
+        job_id = self.submit("sleep", '{"ms": 60000}', "--timeout-ms", "800", "--max-attempts", "1")
+        active = poll_until("the sleep job to report its pid",
+                            lambda: (lambda j: j if (j.get("progress") or {}).get("message", "").startswith("pid ") else None)(self.job(job_id)),
+                            30)
+        pid = int(active["progress"]["message"].split()[1])
+        failed = self.wait_state(job_id, {"failed"})
+        self.assertIn("timed out after 800 ms", failed["last_error"])
+        poll_until(f"handler process {pid} to be gone", lambda: not pid_alive(pid), 10)
+        next_id = self.submit("echo", "after")
+        self.wait_state(next_id, {"completed"})
+        again = self.result_json(next_id)
+        self.assertNotEqual(again["pid"], pid)
+        self.assertTrue(pid_alive(again["pid"]))
+
+    def test_serve_handler_that_dies_fails_the_attempt_and_is_restarted(self):
+        self.stack.worker(*serve_args(self.lang), concurrency=1)
+        first = self.result_json(self._run("echo", "one"))
+        died = self.submit("die", "", "--max-attempts", "1")
+        failed = self.wait_state(died, {"failed"})
+        self.assertIn("exited with code 3", failed["last_error"])
+        second = self.result_json(self._run("echo", "two"))
+        self.assertNotEqual(first["pid"], second["pid"])
+
+    def test_serve_errors_results_and_async_handlers(self):
+        self.stack.worker(*serve_args(self.lang), concurrency=2)
+        perm = self.submit("fail", "", "--max-attempts", "3")
+        failed = self.wait_state(perm, {"failed"})
+        self.assertEqual(failed["attempt"], 1, "a PermanentError must not be retried")
+        self.assertIn("refused for good", failed["last_error"])
+        job_id = self._run("async.echo", "héllo")
+        self.assertTrue(self.stack.cli("result", job_id).startswith("async héllo "))
+
+    def test_serve_finishes_its_job_on_sigterm_drain(self):
+        worker = self.stack.worker(*serve_args(self.lang), concurrency=1)
+        job_id = self.submit("sleep", '{"ms": 1500}')
+        active = poll_until("the sleep job to start",
+                            lambda: (lambda j: j if (j.get("progress") or {}).get("message", "").startswith("pid ") else None)(self.job(job_id)),
+                            30)
+        pid = int(active["progress"]["message"].split()[1])
+        os.kill(worker.pid, signal.SIGTERM)
+        code = poll_until("the worker to exit", lambda: worker.poll() is not None, 30) and worker.returncode
+        self.assertEqual(code, 0, self.stack.log("worker"))
+        stop_process(worker)
+        done = self.job(job_id)
+        self.assertEqual(done["state"], "completed", done)
+        self.assertEqual(self.result_json(job_id), {"pid": pid, "slept": True})
+        poll_until(f"handler process {pid} to exit after stop", lambda: not pid_alive(pid), 10)
+
+    def _run(self, type_, payload):
+        job_id = self.submit(type_, payload)
+        self.wait_state(job_id, {"completed"})
+        return job_id
+
+
+class PythonServeTest(ServeCase, unittest.TestCase):
+    lang = "python"
+
+
+class NodeServeTest(ServeCase, unittest.TestCase):
+    lang = "node"
+
+
+if __name__ == "__main__":
+    unittest.main()
