@@ -110,6 +110,8 @@ export class Client {
   events(options?: EventsOptions): AsyncGenerator<JobmeshEvent, void, undefined>;
   /** Resolves with the result text; throws JobFailedError, JobCancelledError or TimeoutError. */
   wait(id: string, options?: WaitOptions): Promise<string | null>;
+  /** Resolves with the batch's final status; onProgress gets each batch event. */
+  waitBatch(id: string, options?: { timeout?: number; signal?: AbortSignal; onProgress?: (batch: any) => void | Promise<void> }): Promise<any>;
 }
 
 export interface ServeJob {

@@ -11,7 +11,6 @@ import atexit
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -73,12 +72,6 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Stack:
     """A broker and the workers of one test."""
 
@@ -96,31 +89,26 @@ class Stack:
         return f"http://127.0.0.1:{self.http_port}"
 
     def _start_broker(self, http: bool, extra: List[str]) -> None:
-        for _ in range(5):  # a free port may be taken before the broker binds it
-            args = [os.path.join(BIN, "jobmesh-broker"), "--listen", self.nng, "--data",
-                    os.path.join(self.dir, "data"), "--fsync", "off"] + extra
-            if http:
-                self.http_port = free_port()
-                args += ["--http", f"127.0.0.1:{self.http_port}"]
-            log = open(os.path.join(self.dir, "broker.log"), "ab")
-            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log)
-            log.close()  # the child has its own copy
-            _live.append(proc)
+        # Port 0: the broker picks a free port and prints "http <url>" first.
+        args = [os.path.join(BIN, "jobmesh-broker"), "--listen", self.nng, "--data",
+                os.path.join(self.dir, "data")] + extra
+        if http:
+            args += ["--http", "127.0.0.1:0"]
+        log = open(os.path.join(self.dir, "broker.log"), "ab")
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log)
+        log.close()  # the child has its own copy
+        _live.append(proc)
+        for _ in range(2):
             line = proc.stdout.readline().decode()
-            if line.startswith("listening"):
+            if line.startswith("http "):
+                self.http_port = int(line.split()[1].rsplit(":", 1)[1].strip("/"))
+            elif line.startswith("listening"):
                 self.broker = proc  # its stdout stays open (closed in close())
-                if http:
-                    poll_until("the broker's HTTP port", lambda: self._http_up(), 10)
                 return
-            stop_process(proc, signal.SIGKILL)
+        stop_process(proc, signal.SIGKILL)
+        proc.stdout.close()
+        self.tmp.cleanup()
         raise AssertionError(f"broker did not start: {self.log('broker')}")
-
-    def _http_up(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.http_port), timeout=1):
-                return True
-        except OSError:
-            return False
 
     def log(self, name: str) -> str:
         try:

@@ -267,7 +267,10 @@ export class Client {
         const res = await this.#openEvents(path, last, d.signal);
         const parser = new SseParser(last);
         let job = await this.get(id, { signal: d.signal });
-        if (TERMINAL.has(job.state)) return await this.#finished(id, job, d.signal);
+        if (TERMINAL.has(job.state)) {
+          res.body?.cancel().catch(() => {});
+          return await this.#finished(id, job, d.signal);
+        }
         try {
           for await (const ev of sseEvents(res, parser)) {
             last = parser.lastId;
@@ -290,6 +293,44 @@ export class Client {
       }
     } catch (e) {
       if (d.timedOut()) throw new TimeoutError(`job ${id} did not finish within ${timeout} ms`);
+      throw e;
+    } finally {
+      d.done();
+    }
+  }
+
+  /**
+   * Waits for a batch to finish (subscribing before reading its state);
+   * resolves with its final status. onProgress gets each batch event
+   * ({completed, failed, total, state, current_operation}).
+   */
+  async waitBatch(id, { timeout, signal, onProgress } = {}) {
+    id = String(id);
+    const d = deadlineSignal(signal, timeout);
+    const path = eventsPath({ batch: id });
+    let last = null;
+    try {
+      for (;;) {
+        const res = await this.#openEvents(path, last, d.signal);
+        const parser = new SseParser(last);
+        let batch = await this.batch(id, { signal: d.signal });
+        if (batch.state !== 'running') { res.body?.cancel().catch(() => {}); return batch; }
+        try {
+          for await (const ev of sseEvents(res, parser)) {
+            last = parser.lastId;
+            if (ev.kind === 'batch' && onProgress) await onProgress(ev.data);
+            if ((ev.kind === 'batch' && ev.data?.state !== 'running') || ev.kind === 'snapshot') {
+              batch = await this.batch(id, { signal: d.signal });
+              if (batch.state !== 'running') return batch;
+            }
+          }
+        } catch (e) {
+          if (d.signal.aborted) throw e;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    } catch (e) {
+      if (d.timedOut()) throw new TimeoutError(`batch ${id} did not finish within ${timeout} ms`);
       throw e;
     } finally {
       d.done();

@@ -320,6 +320,47 @@ class AsyncClient:
                 resp.close()
             await asyncio.sleep(0.05)  # dropped: reopen from the last event seen
 
+    async def wait_batch(self, batch_id: Union[str, int], timeout: Optional[float] = None,
+                         on_progress: Optional[Callable[[Dict[str, Any]], Any]] = None
+                         ) -> Dict[str, Any]:
+        """As Client.wait_batch."""
+        try:
+            return await asyncio.wait_for(self._wait_batch(str(batch_id), on_progress), timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"batch {batch_id} did not finish in time") from None
+
+    async def _wait_batch(self, batch_id: str,
+                          on_progress: Optional[Callable[[Dict[str, Any]], Any]]) -> Dict[str, Any]:
+        path = c.events_query(batch=batch_id)
+        last: Optional[str] = None
+        while True:
+            resp = await self._open_events(path, last)
+            try:
+                batch = await self.batch(batch_id)
+                if batch.get("state") != "running":
+                    return batch
+                parser = SseParser(last_id=last)
+                try:
+                    async for line in resp.lines():
+                        ev = parser.feed_line(line)
+                        if ev is None:
+                            continue
+                        last = parser.last_id
+                        if ev.kind == "batch" and on_progress is not None:
+                            r = on_progress(ev.data)
+                            if asyncio.iscoroutine(r):
+                                await r
+                        if (ev.kind == "batch" and ev.get("state") != "running") or \
+                                ev.kind == "snapshot":
+                            batch = await self.batch(batch_id)
+                            if batch.get("state") != "running":
+                                return batch
+                except (OSError, asyncio.IncompleteReadError):
+                    pass
+            finally:
+                resp.close()
+            await asyncio.sleep(0.05)
+
     async def _finished(self, job_id: str, job: Dict[str, Any]) -> Optional[str]:
         state = job.get("state")
         if state == "completed":

@@ -348,6 +348,39 @@ class Client:
             if stream is not None:
                 stream.close()
 
+    def wait_batch(self, batch_id: Union[str, int], timeout: Optional[float] = None,
+                   on_progress: Optional[Callable[[Dict[str, Any]], Any]] = None) -> Dict[str, Any]:
+        """Waits for a batch to finish (subscribing before reading its state)
+        and returns its final status. on_progress gets each batch event
+        (completed, failed, total, state, current_operation)."""
+        batch_id = str(batch_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        path = c.events_query(batch=batch_id)
+        last: Optional[str] = None
+        while True:
+            stream = self._open_stream(path, last, _remaining(deadline, f"batch {batch_id}"))
+            try:
+                batch = self.batch(batch_id)
+                if batch.get("state") != "running":
+                    return batch
+                while True:
+                    try:
+                        ev = stream.next(min(_remaining(deadline, f"batch {batch_id}"), 40.0))
+                    except _TRANSIENT:
+                        ev = None
+                        _remaining(deadline, f"batch {batch_id}")
+                    if ev is None:
+                        last = stream.last_id
+                        break
+                    if ev.kind == "batch" and on_progress is not None:
+                        on_progress(ev.data)
+                    if (ev.kind == "batch" and ev.get("state") != "running") or ev.kind == "snapshot":
+                        batch = self.batch(batch_id)
+                        if batch.get("state") != "running":
+                            return batch
+            finally:
+                stream.close()
+
     def _finished(self, job_id: str, job: Dict[str, Any]) -> Optional[str]:
         state = job.get("state")
         if state == "completed":
@@ -357,12 +390,12 @@ class Client:
         raise JobFailedError(job_id, c.job_error_text(job), job)
 
 
-def _remaining(deadline: Optional[float], job_id: str) -> float:
+def _remaining(deadline: Optional[float], what: str) -> float:
     if deadline is None:
         return 3600.0
     left = deadline - time.monotonic()
     if left <= 0:
-        raise TimeoutError(f"job {job_id} did not finish in time")
+        raise TimeoutError(f"{what if ' ' in what else 'job ' + what} did not finish in time")
     return left
 
 
