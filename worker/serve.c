@@ -62,6 +62,7 @@ struct serve_pool {
 	proto_name *types;
 	size_t types_count;
 	char *command;
+	char *exec_command; /* "exec COMMAND" when that means the same (below) */
 	unsigned slots;
 	uint32_t kill_grace_ms;
 	pthread_mutex_t lock;
@@ -129,7 +130,7 @@ static int proc_spawn(struct serve_pool *pool, struct serve_proc *proc)
 	    (rc = posix_spawnattr_setpgroup(&attr, 0)) == 0 &&
 	    (rc = posix_spawnattr_setsigmask(&attr, &empty_mask)) == 0 &&
 	    (rc = posix_spawnattr_setsigdefault(&attr, &default_signals)) == 0) {
-		char *argv[] = {"sh", "-c", pool->command, NULL};
+		char *argv[] = {"sh", "-c", pool->exec_command, NULL};
 		rc = posix_spawn(&proc->pid, "/bin/sh", &actions, &attr, argv, envp);
 	}
 	posix_spawnattr_destroy(&attr);
@@ -162,6 +163,25 @@ out_free_env:
 	close_fd(&out[0]);
 	close_fd(&out[1]);
 	return rc;
+}
+
+/* A simple command (words only: no shell operators, redirections,
+ * expansions or leading VAR=value) is run as "exec COMMAND", so the process
+ * the worker watches, and the pid a handler reports, is the handler itself
+ * rather than a shell waiting for it. Anything else runs as written. */
+static char *exec_command_for(const char *command)
+{
+	const char *p = command;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	bool simple = *p != '\0' && strpbrk(command, ";&|<>()$`\\\n*?[]{}~#") == NULL;
+	const char *first_end = p + strcspn(p, " \t");
+	if (memchr(p, '=', (size_t)(first_end - p)) != NULL || strncmp(p, "exec ", 5) == 0)
+		simple = false;
+	char *out = NULL;
+	if (asprintf(&out, "%s%s", simple ? "exec " : "", command) < 0)
+		return NULL;
+	return out;
 }
 
 static bool proc_has_exited(const struct serve_proc *proc)
@@ -563,6 +583,7 @@ static void pool_free(struct serve_pool *pool)
 	free(pool->procs);
 	free(pool->types);
 	free(pool->name);
+	free(pool->exec_command);
 	free(pool->command);
 	pthread_mutex_destroy(&pool->lock);
 	free(pool);
@@ -663,6 +684,9 @@ int serve_set_start(struct serve_set *set, jm_worker *worker, unsigned slots,
 			continue; /* every type it had was given another command */
 		pool->slots = slots ? slots : 1;
 		pool->kill_grace_ms = kill_grace_ms;
+		pool->exec_command = exec_command_for(pool->command);
+		if (pool->exec_command == NULL)
+			return jm_err_set(err, JM_ENOMEM, "out of memory");
 		pool->procs = calloc(pool->slots, sizeof *pool->procs);
 		if (pool->procs == NULL)
 			return jm_err_set(err, JM_ENOMEM, "out of memory");
