@@ -16,9 +16,11 @@
 #include <string.h>
 
 #include "clock.h"
+#include "core_query.h"
 #include "dispatch.h"
 #include "events.h"
 #include "log.h"
+#include "metrics.h"
 #include "record.h"
 
 struct waiter {
@@ -159,7 +161,7 @@ void core_reply_error(struct request *req, int code, const char *text)
 	req->on_reply(req, 0);
 }
 
-static void fill_job_info(const struct job *job, bool with_result, struct proto_job_info *info)
+void fill_job_info(const struct job *job, bool with_result, struct proto_job_info *info)
 {
 	memset(info, 0, sizeof *info);
 	info->job_id = job->id;
@@ -357,12 +359,15 @@ static int commit(struct core *core, const struct proto_record *rec, struct jm_e
 	if (rc != 0)
 		return rc;
 	core->last_lsn = lsn;
+	const struct job *prior = jobtable_find(&core->state.jobs, record_job_id(rec));
+	uint64_t prior_since_us = prior ? prior->updated_us : 0;
 	rc = state_apply(&core->state, rec, jm_wall_us(), err);
 	if (rc != 0) {
 		jm_error("applying a %s record after journaling it failed: %s",
 		         proto_record_type_name(rec->type), jm_err_text(err));
 		return rc;
 	}
+	metrics_committed(rec, prior_since_us);
 	uint64_t job_id = record_job_id(rec);
 	if (job_id && rec->type != PROTO_REC_DROP) {
 		struct job *job = jobtable_find(&core->state.jobs, job_id);
@@ -822,6 +827,7 @@ static void stats_fill_cb(struct queue *q, void *arg)
 	qs->active = q->active;
 	qs->completed = q->completed;
 	qs->failed = q->failed;
+	core_query_queue_extras(q, qs);
 }
 
 static int compare_queue_stats(const void *a, const void *b)
@@ -1654,12 +1660,22 @@ void core_handle(struct core *core, struct request *req)
 		case PROTO_REVIVE:
 			handle_revive(core, req, &out);
 			break;
+		case PROTO_JOB_QUERY: {
+			struct proto_msg list;
+			if (core_query_jobs(&core->state, &req->msg.u.job_query, &list) != 0)
+				reply_error(core, req, &out, JM_ENOMEM,
+				            "job-query: broker out of memory");
+			else
+				reply_view(core, req, &list, &out);
+			core_query_free(&list);
+			break;
+		}
 		default:
 			reply_error(core, req, &out, JM_EUNSUPPORTED,
 			            "%s is not a request the broker answers: send submit, fetch, "
 			            "ack, fail, status, result, wait, stats, heartbeat, cancel, "
-			            "progress, batch-status, batches, workers, hello, dead-list or "
-			            "revive",
+			            "progress, batch-status, batches, workers, hello, dead-list, "
+			            "revive or job-query",
 			            proto_type_name(req->msg.type));
 			break;
 		}

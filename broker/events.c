@@ -49,6 +49,8 @@ struct events {
 	/* Connected subscribers. With none, events are not even encoded: a
 	 * subscriber that connects later reads state before trusting events. */
 	uint32_t subscribers;
+	events_listener_fn tap; /* see events_set_listener */
+	void *tap_arg;
 };
 
 static void subscriber_cb(nng_pipe pipe, nng_pipe_ev ev_type, void *arg)
@@ -73,6 +75,16 @@ static void events_durable_cb(void *arg, int status)
 
 static void publish(struct events *ev, struct event_node *node)
 {
+	if (ev->tap) {
+		const char *topic;
+		size_t topic_len;
+		struct proto_msg decoded;
+		if (proto_event_decode_topic(node->bytes, node->len, &topic, &topic_len, &decoded,
+		                             NULL) == 0) {
+			ev->tap(ev->tap_arg, topic, &decoded.u.event);
+			proto_msg_fini(&decoded);
+		}
+	}
 	nng_msg *msg;
 	if (nng_msg_alloc(&msg, 0) == 0 && nng_msg_append(msg, node->bytes, node->len) == 0) {
 		if (nng_sendmsg(ev->sock, msg, NNG_FLAG_NONBLOCK) != 0)
@@ -199,7 +211,7 @@ void events_push(struct events *ev, const char *topic, const struct proto_event 
 	if (ev == NULL)
 		return;
 	pthread_mutex_lock(&ev->lock);
-	bool listened_to = ev->subscribers > 0;
+	bool listened_to = ev->subscribers > 0 || ev->tap != NULL;
 	pthread_mutex_unlock(&ev->lock);
 	if (!listened_to)
 		return;
@@ -223,6 +235,14 @@ void events_push(struct events *ev, const char *topic, const struct proto_event 
 	*ev->tail = node;
 	ev->tail = &node->next;
 	pthread_cond_signal(&ev->wake);
+	pthread_mutex_unlock(&ev->lock);
+}
+
+void events_set_listener(struct events *ev, events_listener_fn fn, void *arg)
+{
+	pthread_mutex_lock(&ev->lock);
+	ev->tap = fn;
+	ev->tap_arg = arg;
 	pthread_mutex_unlock(&ev->lock);
 }
 

@@ -30,6 +30,16 @@ void events_advertise(struct events *ev, const char *url);
  * appends; a failure to allocate drops the event (logged). */
 void events_push(struct events *ev, const char *topic, const struct proto_event *event,
                  uint64_t lsn);
+/* Called on the publisher thread for each event, in publish order, once
+ * its record is durable (the moment it goes out on the PUB socket), with
+ * the topic it was pushed under (a job's event comes once per topic). It
+ * must not block: the HTTP event stream (http_sse.c) copies and returns. */
+typedef void (*events_listener_fn)(void *arg, const char *topic, const struct proto_event *event);
+/* Sets the one listener (NULL: none). With a listener every event is
+ * encoded even while no PUB subscriber is connected. Call before events
+ * flow (at start-up) or accept that events in flight may miss it. */
+void events_set_listener(struct events *ev, events_listener_fn fn, void *arg);
+
 /* Publishes what the journal makes durable within a few seconds and stops
  * the publisher thread. Call before the journal is closed (it still reads
  * the journal's durable position). Accepts NULL; idempotent. */

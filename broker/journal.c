@@ -111,6 +111,7 @@
 #include "clock.h"
 #include "crc32c.h"
 #include "log.h"
+#include "metrics.h"
 
 #define JOURNAL_VERSION 1u
 #define JOURNAL_HEADER_BYTES 24u
@@ -1252,7 +1253,9 @@ static int writer_chunk(struct journal *j, size_t end)
 		if (sys != 0)
 			return writer_fail(j, "write", j->seg_seq, at, sys);
 		j->seg_off += len;
-		if (policy == JOURNAL_FSYNC_ALWAYS || policy == JOURNAL_FSYNC_BATCH) {
+		bool synced = policy == JOURNAL_FSYNC_ALWAYS || policy == JOURNAL_FSYNC_BATCH;
+		uint64_t sync_start_us = jm_mono_us();
+		if (synced) {
 			sys = sync_fd(&j->io, j->seg_fd);
 			if (sys != 0)
 				return writer_fail(j, "sync", j->seg_seq, at, sys);
@@ -1261,6 +1264,8 @@ static int writer_chunk(struct journal *j, size_t end)
 			j->unsynced = true;
 		}
 		size_t records = records_in(data + j->commit_pos, len);
+		if (synced)
+			metrics_journal_synced(j->last_sync_us - sync_start_us, records);
 		j->commit_pos += len;
 		j->seg_commit_off = j->seg_off;
 		uint64_t durable;

@@ -15,6 +15,7 @@
 #include "core.h"
 #include "events.h"
 #include "flags.h"
+#include "http_server.h"
 #include "journal.h"
 #include "log.h"
 #include "record.h"
@@ -31,6 +32,7 @@ struct broker_options {
 	const char *listen_url;
 	const char *events_url;
 	const char *events_advertise;
+	const char *http_addr; /* NULL: off */
 	struct queue_override queue_limits[QUEUE_LIMITS_MAX];
 	uint32_t queue_limits_count;
 	const char *data_dir;
@@ -54,6 +56,27 @@ static int set_events(void *ctx, const char *v, struct jm_err *err)
 {
 	((struct broker_options *)ctx)->events_url = v;
 	return 0;
+}
+
+/* --http ADDR: HOST:PORT for the HTTP API, or "off". */
+static int set_http(void *ctx, const char *v, struct jm_err *err)
+{
+	struct broker_options *o = ctx;
+	if (strcmp(v, "off") == 0) {
+		o->http_addr = NULL;
+		return 0;
+	}
+	const char *colon = strrchr(v, ':');
+	if (colon == NULL || colon == v || colon[1] == '\0' || strchr(v, '/') != NULL)
+		return jm_err_set(err, JM_EINVAL,
+		                  "--http \"%s\": write HOST:PORT (127.0.0.1:7480, 0.0.0.0:80, "
+		                  "port 0 picks one) or off",
+		                  v);
+	unsigned long long port;
+	int rc = jm_parse_u64("--http port", colon + 1, 0, 65535, &port, err);
+	if (rc == 0)
+		o->http_addr = v;
+	return rc;
 }
 
 static int set_events_advertise(void *ctx, const char *v, struct jm_err *err)
@@ -178,6 +201,10 @@ static const struct jm_flag broker_flags[] = {
      "events address clients are told to dial, when it differs from --events (e.g. the "
      "broker listens on 0.0.0.0 in a container)",
      set_events_advertise},
+    {"http", "ADDR",
+     "HOST:PORT of the HTTP API, event stream and /metrics (default 127.0.0.1:7480; "
+     "off disables; port 0 picks a free port, printed as \"http <url>\")",
+     set_http},
     {"config", "FILE", "YAML file of these settings; flags override it", set_config},
     {"fsync", "POLICY", "always | batch (default) | everysec | off", set_fsync},
     {"max-attempts", "N", "attempts per job unless it sets its own (default 3)", set_max_attempts},
@@ -216,7 +243,8 @@ static void usage(FILE *out)
 	fprintf(out, "usage: jobmesh-broker [--listen URL] [--data DIR] [--config FILE] [flags]\n"
 	             "       jobmesh-broker --check-journal DIR\n\n"
 	             "The jobmesh broker: queues, leases, retries and a journal on disk.\n"
-	             "It prints \"listening <url>\" on stdout once it serves.\n\nflags:\n");
+	             "It prints \"http <url>\" (unless --http off), then \"listening <url>\" on "
+	             "stdout once it serves.\n\nflags:\n");
 	jm_flags_print(out, broker_flags);
 	fprintf(out, "\nexit codes:\n"
 	             "  0  stopped cleanly (SIGTERM or SIGINT), journal durable;\n"
@@ -229,6 +257,7 @@ static void defaults(struct broker_options *o)
 {
 	memset(o, 0, sizeof *o);
 	o->listen_url = "tcp://127.0.0.1:7400";
+	o->http_addr = "127.0.0.1:7480";
 	o->data_dir = "./jobmesh-data";
 	o->fsync = JOURNAL_FSYNC_BATCH;
 	o->log_level = JM_LOG_INFO;
@@ -412,15 +441,26 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 	events_default_url(o.listen_url, default_events_url, sizeof default_events_url);
 	struct events *events = NULL;
 	struct server *srv = NULL;
+	struct http_server *http = NULL;
+	/* The HTTP server taps the events before the core pushes any. */
 	if (events_open(&events, o.events_url ? o.events_url : default_events_url, journal, &err) !=
 	        0 ||
+	    (o.http_addr &&
+	     http_server_open(&http, o.http_addr, core, journal, events, &err) != 0) ||
 	    (core_attach_events(core, events), server_open(&srv, o.listen_url, core, &err)) != 0) {
 		jm_error("%s", jm_err_text(&err));
 		core_stop(core);
-		events_close(events);
+		events_stop(events);
 		journal_close(journal);
+		http_server_close(http);
+		events_close(events);
 		core_free(core);
 		return EXIT_RUNTIME;
+	}
+	if (http) {
+		http_server_set_ready(http);
+		jm_info("http API on %s", http_server_url(http));
+		printf("http %s\n", http_server_url(http));
 	}
 	if (o.events_advertise)
 		events_advertise(events, o.events_advertise);
@@ -436,6 +476,9 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 	events_stop(events);
 	journal_close(journal);
 	jm_info("journal durable");
+	/* After journal_close every HTTP call has its answer (parked ones from
+	 * core_stop, durable ones from the journal); event streams close here. */
+	http_server_close(http);
 	/* Closing NNG sockets can hang in NNG 1.5.2 (a pipe that went away
 	 * mid-handshake); nothing is left to lose, so the watchdog bounds it. */
 	pthread_t watchdog;

@@ -711,10 +711,13 @@ static int empty_decode(const msgpack_object *body, msgpack_zone *zone, struct p
 }
 
 /* STATS_REPLY: [[queue_stats...]]
- * queue_stats: [name, pending, delayed, active, completed, failed]
+ * queue_stats: [name, pending, delayed, active, completed, failed,
+ *               cancelled, oldest_pending_us, max_active] (the last three
+ *               optional: an older broker leaves them out)
  * The queue count has no limit of its own: PROTO_MESSAGE_MAX bounds it. */
 #define STATS_REPLY_FIELDS "queues"
 #define QUEUE_STATS_FIELDS "name, pending, delayed, active, completed, failed"
+#define QUEUE_STATS_FIELDS_ALL 9
 
 static int queue_stats_check(const void *item, struct jm_err *err)
 {
@@ -734,6 +737,11 @@ static int queue_stats_decode(const msgpack_object *o, void *item, struct jm_err
 	    codec_u64(&f[4], "completed", &q->completed, err) ||
 	    codec_u64(&f[5], "failed", &q->failed, err))
 		return err->code;
+	if (o->via.array.size >= QUEUE_STATS_FIELDS_ALL &&
+	    (codec_u64(&f[6], "cancelled", &q->cancelled, err) ||
+	     codec_u64(&f[7], "oldest_pending_us", &q->oldest_pending_us, err) ||
+	     codec_u32(&f[8], "max_active", &q->max_active, err)))
+		return err->code;
 	return 0;
 }
 
@@ -751,13 +759,16 @@ static void stats_reply_encode(struct codec_writer *w, const struct proto_msg *m
 	codec_put_array(w, s->queues_count);
 	for (uint32_t i = 0; i < s->queues_count; i++) {
 		const struct proto_queue_stats *q = &s->queues[i];
-		codec_put_array(w, 6);
+		codec_put_array(w, QUEUE_STATS_FIELDS_ALL);
 		codec_put_name(w, q->name);
 		codec_put_uint(w, q->pending);
 		codec_put_uint(w, q->delayed);
 		codec_put_uint(w, q->active);
 		codec_put_uint(w, q->completed);
 		codec_put_uint(w, q->failed);
+		codec_put_uint(w, q->cancelled);
+		codec_put_uint(w, q->oldest_pending_us);
+		codec_put_uint(w, q->max_active);
 	}
 }
 
@@ -1255,6 +1266,46 @@ static int dead_list_decode(const msgpack_object *body, msgpack_zone *zone, stru
 	return 0;
 }
 
+/* JOB_QUERY: [queue, state, batch_id, limit, cursor] */
+#define JOB_QUERY_FIELDS "queue, state, batch_id, limit, cursor"
+
+static int job_query_check(const struct proto_msg *m, struct jm_err *err)
+{
+	const struct proto_job_query *q = &m->u.job_query;
+	if (codec_check_name(q->queue, "queue name", true, err) ||
+	    (q->state != 0 &&
+	     codec_check_u32(q->state, "state", PROTO_STATE_PENDING, PROTO_STATE_CANCELLED, err)) ||
+	    codec_check_u32(q->limit, "limit", 1, PROTO_JOBS_PER_MESSAGE_MAX, err))
+		return err->code;
+	return 0;
+}
+
+static void job_query_encode(struct codec_writer *w, const struct proto_msg *m)
+{
+	const struct proto_job_query *q = &m->u.job_query;
+	codec_put_array(w, 5);
+	codec_put_name(w, q->queue);
+	codec_put_uint(w, q->state);
+	codec_put_uint(w, q->batch_id);
+	codec_put_uint(w, q->limit);
+	codec_put_uint(w, q->cursor);
+}
+
+static int job_query_decode(const msgpack_object *body, msgpack_zone *zone, struct proto_msg *m,
+                            struct jm_err *err)
+{
+	struct proto_job_query *q = &m->u.job_query;
+	const msgpack_object *f;
+	if (codec_fields(body, 5, JOB_QUERY_FIELDS, &f, err) ||
+	    codec_name(&f[0], "queue name", true, q->queue, err) ||
+	    codec_u32(&f[1], "state", &q->state, err) ||
+	    codec_u64(&f[2], "batch_id", &q->batch_id, err) ||
+	    codec_u32(&f[3], "limit", &q->limit, err) ||
+	    codec_u64(&f[4], "cursor", &q->cursor, err))
+		return err->code;
+	return 0;
+}
+
 /* JOB_LIST: [[job_info...]] */
 #define JOB_LIST_FIELDS "jobs"
 
@@ -1464,6 +1515,7 @@ static const struct msg_codec msg_codecs[PROTO_TYPE_MAX_ + 1] = {
     [PROTO_REVIVE] = MSG_CODEC(revive),
     [PROTO_REVIVED] = MSG_CODEC(revived),
     [PROTO_EVENT] = MSG_CODEC(event),
+    [PROTO_JOB_QUERY] = MSG_CODEC(job_query),
 };
 
 static const struct msg_codec *msg_codec_of(uint64_t type)
@@ -1534,6 +1586,14 @@ static int msg_check(const struct proto_msg *msg, const struct msg_codec **codec
 		return jm_err_set(err, JM_EINVAL, "message type %d is not supported",
 		                  (int)msg->type);
 	return (*codec)->check(msg, err);
+}
+
+int proto_check(const struct proto_msg *msg, struct jm_err *err)
+{
+	const struct msg_codec *c;
+	if (msg_check(msg, &c, err) != 0)
+		return c ? jm_err_prefix(err, "%s", proto_type_name((int)msg->type)) : err->code;
+	return 0;
 }
 
 int proto_encode(const struct proto_msg *msg, struct jm_buf *out)

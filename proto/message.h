@@ -53,8 +53,9 @@ enum proto_type {
 	PROTO_JOB_LIST = 28,
 	PROTO_REVIVE = 29, /* client: dead-lettered jobs back to pending */
 	PROTO_REVIVED = 30,
-	PROTO_EVENT = 31, /* PUB body, never a request or reply */
-	PROTO_TYPE_MAX_ = 31,
+	PROTO_EVENT = 31,     /* PUB body, never a request or reply */
+	PROTO_JOB_QUERY = 32, /* client: jobs by queue/state/batch, newest first */
+	PROTO_TYPE_MAX_ = 32,
 };
 
 enum proto_job_state {
@@ -218,7 +219,11 @@ struct proto_job_info {
 /* STATS: [] */
 
 /* One queue in STATS_REPLY: [name, pending, delayed, active, completed,
- * failed] */
+ * failed, cancelled, oldest_pending_us, max_active]
+ * The last three were appended (an older broker sends 6 fields; they then
+ * decode as 0). oldest_pending_us: wall-clock time the longest-waiting
+ * pending job became ready (0: none pending). max_active: the queue's
+ * active limit (0: none). */
 struct proto_queue_stats {
 	proto_name name;
 	uint64_t pending;
@@ -226,6 +231,9 @@ struct proto_queue_stats {
 	uint64_t active;
 	uint64_t completed;
 	uint64_t failed;
+	uint64_t cancelled;
+	uint64_t oldest_pending_us;
+	uint32_t max_active;
 };
 
 /* STATS_REPLY: [[queue_stats...]] */
@@ -371,6 +379,20 @@ struct proto_dead_list {
 	uint32_t limit;
 };
 
+/* JOB_QUERY: [queue, state, batch_id, limit, cursor]: up to limit
+ * (1..PROTO_JOBS_PER_MESSAGE_MAX) jobs, newest (highest id) first, with
+ * ids below cursor (0: from the newest). queue "" is every queue, state 0
+ * every state, batch_id 0 any batch or none. Reply JOB_LIST (results left
+ * out); a full page means there may be more: ask again with cursor = the
+ * last id returned. */
+struct proto_job_query {
+	proto_name queue;
+	uint32_t state;
+	uint64_t batch_id;
+	uint32_t limit;
+	uint64_t cursor;
+};
+
 struct proto_job_list {
 	uint32_t jobs_count;
 	struct proto_job_info *jobs;
@@ -449,6 +471,7 @@ struct proto_msg {
 		struct proto_batches_reply batches_reply;
 		struct proto_hello_reply hello_reply;
 		struct proto_dead_list dead_list;
+		struct proto_job_query job_query;
 		struct proto_job_list job_list;
 		struct proto_revive revive;
 		struct proto_revived revived;
@@ -466,6 +489,12 @@ struct proto_msg {
  * what is allowed, and out is left zeroed and needs no fini. On success call
  * proto_msg_fini(out). */
 int proto_decode(const void *buf, size_t len, struct proto_msg *out, struct jm_err *err);
+
+/* Checks msg as proto_decode checks what it decoded (names, ranges,
+ * sizes), for a message built in memory (the HTTP API): 0, or the code and
+ * the same message, prefixed with the type name, that proto_decode would
+ * give. */
+int proto_check(const struct proto_msg *msg, struct jm_err *err);
 
 /* Frees what proto_decode allocated; accepts a zeroed or NULL msg. */
 void proto_msg_fini(struct proto_msg *msg);

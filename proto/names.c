@@ -70,6 +70,7 @@ const char *proto_type_name(int type)
 	    [PROTO_REVIVE] = "revive",
 	    [PROTO_REVIVED] = "revived",
 	    [PROTO_EVENT] = "event",
+	    [PROTO_JOB_QUERY] = "job-query",
 	};
 	if (type <= 0 || type > PROTO_TYPE_MAX_ || names[type] == NULL)
 		return "unknown";

@@ -249,9 +249,14 @@ static double broker_spawn_timed(struct harness *h, const char *name, const char
 	const char *out_path = harness_path(h, out_name);
 	struct stat st;
 	size_t from = stat(out_path, &st) == 0 ? (size_t)st.st_size : 0;
-	char *argv[32] = {(char *)harness_bin("jobmesh-broker"), "--listen", listen, "--data",
+	char *argv[32] = {(char *)harness_bin("jobmesh-broker"),
+	                  "--http",
+	                  "127.0.0.1:0",
+	                  "--listen",
+	                  listen,
+	                  "--data",
 	                  (char *)data};
-	int n = 5;
+	int n = 7;
 	for (int i = 0; extra && extra[i] && n < 31; i++)
 		argv[n++] = (char *)extra[i];
 	argv[n] = NULL;

@@ -453,16 +453,16 @@ int harness_spawn(struct harness *h, const char *name, char *const argv[], struc
 	return 0;
 }
 
-/* Finds a complete "listening <url>" line in text; copies url to out. */
-static bool harness_find_listening(const char *text, char *out, size_t out_size)
+/* Finds a complete "<prefix><url>" line in text; copies url to out. */
+static bool harness_find_line(const char *text, const char *prefix, char *out, size_t out_size)
 {
-	static const char prefix[] = "listening ";
+	size_t prefix_len = strlen(prefix);
 	for (const char *line = text; *line != '\0';) {
 		const char *end = strchr(line, '\n');
 		if (end == NULL)
 			return false; /* a line still being written does not count */
-		if (strncmp(line, prefix, sizeof prefix - 1) == 0) {
-			const char *url = line + sizeof prefix - 1;
+		if (strncmp(line, prefix, prefix_len) == 0) {
+			const char *url = line + prefix_len;
 			size_t len = (size_t)(end - url);
 			while (len > 0 && (url[len - 1] == '\r' || url[len - 1] == ' '))
 				len--;
@@ -523,7 +523,8 @@ int harness_broker_start(struct harness *h, const char *const *extra_args, struc
 	const char *bin = harness_bin("jobmesh-broker");
 	if (bin == NULL)
 		return JM_EINVAL;
-	char *head[] = {(char *)bin, "--listen", listen_url, "--data", data_dir};
+	char *head[] = {(char *)bin, "--listen", listen_url,   "--data",
+	                data_dir,    "--http",   "127.0.0.1:0"};
 	char *args[HARNESS_ARGS_MAX];
 	int rc = harness_join_args(args, head, sizeof head / sizeof head[0], extra_args);
 	if (rc != 0)
@@ -538,8 +539,11 @@ int harness_broker_start(struct harness *h, const char *const *extra_args, struc
 	long steps_max = HARNESS_BROKER_READY_MS / HARNESS_BROKER_POLL_MS + 2;
 	for (long step = 0; step < steps_max; step++) {
 		char *text = harness_read_from(out_path, start_offset, NULL);
-		bool ready = text != NULL &&
-		             harness_find_listening(text, h->broker_url, sizeof h->broker_url);
+		bool ready = text != NULL && harness_find_line(text, "listening ", h->broker_url,
+		                                               sizeof h->broker_url);
+		h->http_url[0] = '\0';
+		if (ready)
+			harness_find_line(text, "http ", h->http_url, sizeof h->http_url);
 		free(text);
 		if (ready) {
 			*out = proc;

@@ -47,6 +47,7 @@ struct harness {
 	char test_name[HARNESS_NAME_MAX];
 	char dir[HARNESS_DIR_MAX];        /* the temp dir, no trailing slash */
 	char broker_url[HARNESS_URL_MAX]; /* set by harness_broker_start */
+	char http_url[HARNESS_URL_MAX];   /* "http://127.0.0.1:PORT", or "" when off */
 	struct harness_slot *procs;
 	size_t procs_count;
 	char **paths; /* strings handed out by harness_path/write_file */
@@ -89,14 +90,15 @@ int harness_spawn(struct harness *h, const char *name, char *const argv[],
                   struct harness_proc *out);
 
 /* Starts jobmesh-broker --listen ipc://<dir>/broker.ipc --data <dir>/data
- * followed by extra_args (NULL-terminated; may be NULL; a repeated --listen
+ * --http 127.0.0.1:0 followed by extra_args (NULL-terminated; may be NULL; a repeated --listen
  * or --data there wins inside the broker). Waits up to 10 s for a new line
  * "listening <url>" on the broker's stdout (only output written after this
  * start counts, so a restart does not see the previous run's line) and
  * stores <url> in h->broker_url. The broker must flush stdout after that
  * line. On failure (the broker exited, or the deadline passed: the broker is
  * then killed) prints why with the last lines of broker.err and returns
- * JM_EIO or JM_ETIMEDOUT. Files: broker.out, broker.err. */
+ * JM_EIO or JM_ETIMEDOUT. Files: broker.out, broker.err. The "http <url>"
+ * line printed before it goes into h->http_url. */
 int harness_broker_start(struct harness *h, const char *const *extra_args,
                          struct harness_proc *out);
 

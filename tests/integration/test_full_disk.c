@@ -163,7 +163,8 @@ static void broker_start_limited(struct fixture *f, size_t limit)
 	snprintf(data, sizeof data, "%s/data", f->h.dir);
 	char *argv[] = {"prlimit",  fsize,   "--",     (char *)harness_bin("jobmesh-broker"),
 	                "--listen", listen,  "--data", data,
-	                "--fsync",  "batch", NULL};
+	                "--fsync",  "batch", "--http", "127.0.0.1:0",
+	                NULL};
 	bool listening = fixture_spawn_broker(&f->h, argv, 10000, &f->broker);
 	f->broker_running = true;
 	if (!listening) {

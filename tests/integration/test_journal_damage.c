@@ -394,6 +394,8 @@ static void test_flipped_byte_mid_journal_is_refused_reported_and_repaired(void 
 	char listen[300];
 	snprintf(listen, sizeof listen, "ipc://%s/broker.ipc", f->h.dir);
 	char *argv[] = {(char *)harness_bin("jobmesh-broker"),
+	                "--http",
+	                "127.0.0.1:0",
 	                "--listen",
 	                listen,
 	                "--data",

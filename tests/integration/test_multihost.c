@@ -223,6 +223,8 @@ static void broker_start(struct fixture *f)
 	                "exec",
 	                f->ns[0],
 	                (char *)harness_bin("jobmesh-broker"),
+	                "--http",
+	                "127.0.0.1:0",
 	                "--listen",
 	                f->url,
 	                "--data",
