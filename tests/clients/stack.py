@@ -92,8 +92,7 @@ class Stack:
         # Port 0: the broker picks a free port and prints "http <url>" first.
         args = [os.path.join(BIN, "jobmesh-broker"), "--listen", self.nng, "--data",
                 os.path.join(self.dir, "data")] + extra
-        if http:
-            args += ["--http", "127.0.0.1:0"]
+        args += ["--http", "127.0.0.1:0" if http else "off"]
         log = open(os.path.join(self.dir, "broker.log"), "ab")
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log)
         log.close()  # the child has its own copy
@@ -107,8 +106,9 @@ class Stack:
                 return
         stop_process(proc, signal.SIGKILL)
         proc.stdout.close()
+        why = self.log("broker")
         self.tmp.cleanup()
-        raise AssertionError(f"broker did not start: {self.log('broker')}")
+        raise AssertionError(f"broker did not start: {why}")
 
     def log(self, name: str) -> str:
         try:

@@ -69,7 +69,7 @@ export class Stack {
 
   async #startBroker(http) {
     const args = ['--listen', this.nng, '--data', join(this.dir, 'data')];
-    if (http) args.push('--http', '127.0.0.1:0');
+    args.push('--http', http ? '127.0.0.1:0' : 'off');
     const err = this.#log('broker');
     const child = spawn(join(bin, 'jobmesh-broker'), args, { stdio: ['ignore', 'pipe', err] });
     closeSync(err);
