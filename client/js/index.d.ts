@@ -119,8 +119,10 @@ export interface ServeJob {
   type: string;
   queue: string;
   attempt: number;
-  /** The payload as text. */
+  /** The payload as text (lossy when it is not UTF-8). */
   payload: string;
+  /** The payload's bytes, exactly. */
+  payloadBytes: Uint8Array;
   /** The payload parsed as JSON, or undefined when it is not JSON. */
   readonly data: any;
   /** Unix time in ms when the run timeout passes, or null. */

@@ -15,4 +15,5 @@ await serve({
   die: () => process.exit(3),
   fail: () => { throw new PermanentError('refused for good'); },
   noop: () => '',
+  hex: (job) => Buffer.from(job.payloadBytes).toString('hex'),
 });

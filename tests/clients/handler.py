@@ -33,9 +33,13 @@ def fail(job):
     raise jobmesh.PermanentError("refused for good")
 
 
+def hex_(job):
+    return job.payload_bytes.hex()
+
+
 def noop(job):
     return ""
 
 
 jobmesh.serve({"echo": echo, "sleep": sleep, "async.echo": async_echo, "die": die,
-               "fail": fail, "noop": noop})
+               "fail": fail, "noop": noop, "hex": hex_})

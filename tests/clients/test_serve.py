@@ -1,21 +1,22 @@
 """jobmesh-worker --serve with the Python and the Node handler libraries,
 through a real broker and a real worker (jobs submitted and read with the
-jobmesh CLI over NNG, so these tests need no HTTP)."""
+jobmesh CLI over NNG; the 1,000-job test uses the HTTP API)."""
 
 import json
 import os
 import signal
 import shutil
 import unittest
-from concurrent.futures import ThreadPoolExecutor
 
 from stack import HERE, Stack, pid_alive, poll_until, stop_process
+
+import jobmesh
 
 HANDLERS = {
     "python": f"python3 {os.path.join(HERE, 'handler.py')}",
     "node": f"node {os.path.join(HERE, 'handler.mjs')}",
 }
-TYPES = ["echo", "sleep", "async.echo", "die", "fail", "noop"]
+TYPES = ["echo", "sleep", "async.echo", "die", "fail", "noop", "hex"]
 
 
 def serve_args(lang):
@@ -51,22 +52,17 @@ class ServeCase:
 
     def test_serve_handles_1000_jobs_with_at_most_one_process_per_slot(self):
         slots = 4
-        self.stack.worker(*serve_args(self.lang), concurrency=slots)
-        lines = "".join(json.dumps({"queue": "q", "type": "echo", "payload": f"n{i}"}) + "\n"
-                        for i in range(1000))
-        batch = json.loads(self.stack.cli("batch", "submit", "-", "--json", stdin=lines))
-        batch_id = batch["batch_id"]
-        poll_until("the batch to finish",
-                   lambda: self.stack.cli_json("batch", "status", str(batch_id))["state"] != "running",
-                   120, 0.2)
-        status = self.stack.cli_json("batch", "status", str(batch_id))
+        stack = Stack()  # this one over HTTP: a batch's job ids, results in one connection
+        self.addCleanup(stack.close)
+        stack.worker(*serve_args(self.lang), concurrency=slots)
+        jm = jobmesh.Client(stack.url, timeout=30)
+        self.addCleanup(jm.close)
+        batch = jm.submit_batch([{"queue": "q", "type": "echo", "payload": f"n{i}"}
+                                 for i in range(1000)])
+        status = jm.wait_batch(batch["id"], timeout=240)
         self.assertEqual((status["completed"], status["failed"]), (1000, 0), status)
-        # Ids are one sequence shared by batches and jobs: this batch's jobs
-        # follow its id (each result names its payload, which checks that).
-        ids = [str(batch_id + 1 + i) for i in range(1000)]
-        with ThreadPoolExecutor(4) as pool:
-            results = list(pool.map(self.result_json, ids))
-        self.assertEqual(sorted(r["payload"] for r in results), sorted(f"n{i}" for i in range(1000)))
+        results = [json.loads(jm.result(job_id)) for job_id in batch["job_ids"]]
+        self.assertEqual([r["payload"] for r in results], [f"n{i}" for i in range(1000)])
         pids = {r["pid"] for r in results}
         self.assertLessEqual(len(pids), slots, f"more processes than slots: {pids}")
         for pid in pids:
@@ -103,6 +99,19 @@ class ServeCase:
         self.assertIn("refused for good", failed["last_error"])
         job_id = self._run("async.echo", "héllo")
         self.assertTrue(self.stack.cli("result", job_id).startswith("async héllo "))
+
+    def test_serve_payloads_reach_the_handler_byte_for_byte(self):
+        self.stack.worker(*serve_args(self.lang), concurrency=1)
+        raw = bytes([0xFF, 0x00, 0x41, 0xC3]) + "é\n\"{}".encode()  # not UTF-8, with NUL
+        path = os.path.join(self.stack.dir, "payload.bin")
+        with open(path, "wb") as f:
+            f.write(raw)
+        binary = self.stack.cli("submit", "--queue", "q", "--type", "hex", "--payload-file", path).strip()
+        text = self.submit("hex", "héllo \"quoted\"\n")
+        for job_id in (binary, text):
+            self.wait_state(job_id, {"completed"})
+        self.assertEqual(self.stack.cli("result", binary), raw.hex())
+        self.assertEqual(self.stack.cli("result", text), "héllo \"quoted\"\n".encode().hex())
 
     def test_serve_finishes_its_job_on_sigterm_drain(self):
         worker = self.stack.worker(*serve_args(self.lang), concurrency=1)

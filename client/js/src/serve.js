@@ -16,8 +16,13 @@ function resultText(value) {
 
 function makeJob(msg, emit) {
   let payload = msg.payload ?? '';
+  let payloadBytes;
   if (msg.payload_base64 !== undefined) {
-    payload = new TextDecoder().decode(Uint8Array.from(atob(msg.payload_base64), (ch) => ch.charCodeAt(0)));
+    // Not UTF-8: the bytes as they are, and a lossy text view of them.
+    payloadBytes = Uint8Array.from(atob(msg.payload_base64), (ch) => ch.charCodeAt(0));
+    payload = new TextDecoder().decode(payloadBytes);
+  } else {
+    payloadBytes = new TextEncoder().encode(payload);
   }
   let parsed = false;
   let data;
@@ -27,6 +32,7 @@ function makeJob(msg, emit) {
     queue: msg.queue,
     attempt: msg.attempt,
     payload,
+    payloadBytes,
     /** Unix time in ms when the run timeout passes, or null. */
     deadline: msg.deadline ?? null,
     timeoutMs: msg.timeout_ms ?? 0,

@@ -39,6 +39,10 @@ app.get('/jobs/:id/events', async (req, res) => {
   res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
   const send = (event, data) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   try {
+    // Where the job is now (a page opened late, or reloaded, starts here);
+    // wait() then relays what happens next.
+    const now = await jm.get(req.params.id, { signal: ctl.signal });
+    if (now.progress?.total > 0) send('progress', { done: now.progress.done, total: now.progress.total, message: now.progress.message ?? '' });
     const result = await jm.wait(req.params.id, {
       signal: ctl.signal,
       onProgress: (p) => send('progress', p),

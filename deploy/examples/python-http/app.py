@@ -80,6 +80,12 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
 
         try:
+            # Where the job is now (a page opened late, or reloaded, starts
+            # here); wait() then relays what happens next.
+            now = jm.get(job_id).get("progress") or {}
+            if now.get("total"):
+                send("progress", {"done": now["done"], "total": now["total"],
+                                  "message": now.get("message") or ""})
             result = jm.wait(job_id, on_progress=lambda d, t, m: send(
                 "progress", {"done": d, "total": t, "message": m}))
             send("done", {"state": "completed", "result": json.loads(result)})
