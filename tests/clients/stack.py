@@ -8,6 +8,7 @@ jobmesh (ctest sets it)."""
 from __future__ import annotations
 
 import atexit
+import ctypes
 import json
 import os
 import signal
@@ -23,6 +24,21 @@ BIN = os.environ.get("JOBMESH_BIN", os.path.join(ROOT, "build", "test", "bin"))
 sys.path.insert(0, os.path.join(ROOT, "client", "python"))
 
 _live: List[subprocess.Popen] = []
+_libc = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the test process dies, even
+    by SIGKILL (ctest's timeout), so no broker or worker outlives it."""
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # runs the cleanups and atexit
+
+
+signal.signal(signal.SIGTERM, _exit_on_signal)
 
 
 def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, grace_s: float = 10.0) -> Optional[int]:
@@ -94,7 +110,8 @@ class Stack:
                 os.path.join(self.dir, "data")] + extra
         args += ["--http", "127.0.0.1:0" if http else "off"]
         log = open(os.path.join(self.dir, "broker.log"), "ab")
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log)
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log,
+                                preexec_fn=_die_with_parent)
         log.close()  # the child has its own copy
         _live.append(proc)
         for _ in range(2):
@@ -123,7 +140,7 @@ class Stack:
         argv = [os.path.join(BIN, "jobmesh-worker"), "--broker", self.nng, "--queue", queue,
                 "--concurrency", str(concurrency), "--heartbeat-ms", "100",
                 "--kill-grace-ms", "500"] + list(args)
-        proc = subprocess.Popen(argv, stdout=log, stderr=log)
+        proc = subprocess.Popen(argv, stdout=log, stderr=log, preexec_fn=_die_with_parent)
         log.close()
         _live.append(proc)
         self.workers.append(proc)

@@ -11,7 +11,7 @@ import unittest
 import urllib.error
 import urllib.request
 
-from stack import ROOT, Stack, _live, stop_process
+from stack import ROOT, Stack, _die_with_parent, _live, stop_process
 
 EXAMPLES = os.path.join(ROOT, "deploy", "examples")
 
@@ -30,7 +30,7 @@ class ExampleCase:
                           concurrency=2)
         env = dict(os.environ, JOBMESH_URL=self.stack.url, PORT="0", EXAMPLE_STEP_MS="30")
         self.app_proc = subprocess.Popen(self.app, cwd=self.cwd, env=env, stdout=subprocess.PIPE,
-                                         stderr=subprocess.DEVNULL)
+                                         stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         _live.append(self.app_proc)
         self.addCleanup(self.app_proc.stdout.close)
         self.addCleanup(stop_process, self.app_proc, signal.SIGTERM)

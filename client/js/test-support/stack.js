@@ -12,6 +12,13 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const root = resolve(here, '..', '..', '..');
 export const bin = process.env.JOBMESH_BIN ?? join(root, 'build', 'test', 'bin');
 const live = new Set();
+// Children get SIGKILL when this process dies, even by SIGKILL (a test
+// runner's timeout): setpriv (util-linux) sets the parent-death signal
+// before it execs the real program.
+const setpriv = ['--pdeathsig', 'SIGKILL', '--'];
+function spawnGuarded(file, args, options) {
+  return spawn('setpriv', [...setpriv, file, ...args], options);
+}
 
 function killAll() {
   for (const child of live) {
@@ -71,7 +78,7 @@ export class Stack {
     const args = ['--listen', this.nng, '--data', join(this.dir, 'data')];
     args.push('--http', http ? '127.0.0.1:0' : 'off');
     const err = this.#log('broker');
-    const child = spawn(join(bin, 'jobmesh-broker'), args, { stdio: ['ignore', 'pipe', err] });
+    const child = spawnGuarded(join(bin, 'jobmesh-broker'), args, { stdio: ['ignore', 'pipe', err] });
     closeSync(err);
     live.add(child);
     this.broker = child;
@@ -89,7 +96,7 @@ export class Stack {
   /** Starts jobmesh-worker with args and waits until the broker lists it. */
   async worker(args, { queue = 'q', concurrency = 1 } = {}) {
     const out = this.#log('worker');
-    const child = spawn(join(bin, 'jobmesh-worker'), [
+    const child = spawnGuarded(join(bin, 'jobmesh-worker'), [
       '--broker', this.nng, '--queue', queue, '--concurrency', String(concurrency),
       '--heartbeat-ms', '100', '--kill-grace-ms', '500', ...args,
     ], { stdio: ['ignore', out, out] });
