@@ -113,6 +113,20 @@ class ServeCase:
         self.assertEqual(self.stack.cli("result", binary), raw.hex())
         self.assertEqual(self.stack.cli("result", text), "héllo \"quoted\"\n".encode().hex())
 
+    def test_serve_processes_die_with_a_worker_killed_by_sigkill(self):
+        worker = self.stack.worker(*serve_args(self.lang), concurrency=1)
+        # Busy in a 60 s job, the handler does not see its stdin close: only
+        # the guardian's signal ends it in time.
+        job_id = self.submit("sleep", '{"ms": 60000}')
+        active = poll_until("the sleep job to start",
+                            lambda: (lambda j: j if (j.get("progress") or {}).get("message", "").startswith("pid ") else None)(self.job(job_id)),
+                            30)
+        pid = int(active["progress"]["message"].split()[1])
+        os.kill(worker.pid, signal.SIGKILL)  # no drain, no cleanup: the guardian's job
+        stop_process(worker)
+        poll_until(f"handler process {pid} to be stopped by the guardian",
+                   lambda: not pid_alive(pid), 20)
+
     def test_serve_finishes_its_job_on_sigterm_drain(self):
         worker = self.stack.worker(*serve_args(self.lang), concurrency=1)
         job_id = self.submit("sleep", '{"ms": 1500}')
