@@ -159,20 +159,27 @@ class EventStream:
         req = "GET /v1/events%s HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\n%s\r\n" % (
             ("?" + query) if query else "", broker.host, broker.port, extra)
         self.sock.sendall(req.encode())
-        self.buf = b""
+        self.buf = bytearray()
         head = self._read_until(b"\r\n\r\n")
         self.status_line = head.split(b"\r\n", 1)[0].decode()
         self.headers = head.decode()
         self.comments = 0
 
     def _read_until(self, marker):
-        while marker not in self.buf:
-            chunk = self.sock.recv(65536)
+        """Bytes up to marker (consumed with it). Scans only new bytes, so
+        reading many events stays linear."""
+        scan_from = 0
+        while True:
+            at = self.buf.find(marker, scan_from)
+            if at >= 0:
+                head = bytes(self.buf[:at])
+                del self.buf[:at + len(marker)]
+                return head
+            scan_from = max(0, len(self.buf) - len(marker))
+            chunk = self.sock.recv(1 << 20)
             if not chunk:
                 raise EOFError("event stream closed")
             self.buf += chunk
-        head, self.buf = self.buf.split(marker, 1)
-        return head
 
     def next_event(self):
         """The next event (comments and retry lines skipped)."""

@@ -1,0 +1,146 @@
+"""The HTTP event stream (SSE, GET /v1/events) through a real broker and
+worker: order, filters, resume with Last-Event-ID, snapshots."""
+
+import collections
+import socket
+import unittest
+
+from jmhttp import Broker, EventStream, wait_for
+
+JOB_ORDER = ["pending", "active", "completed"]
+
+
+class HttpEvents(unittest.TestCase):
+    def setUp(self):
+        self.b = Broker()
+
+    def tearDown(self):
+        self.assertIn(self.b.stop(), (0, None), "the broker must stop cleanly on SIGTERM")
+
+    def read_until(self, stream, done, limit=20000):
+        """Events until done(events) holds (bounded in count; the socket
+        timeout bounds time)."""
+        events = []
+        for _ in range(limit):
+            events.append(stream.next_event())
+            if done(events):
+                return events
+        raise AssertionError("no end after %d events" % limit)
+
+    def test_every_state_change_of_a_200_job_batch_is_seen_in_order(self):
+        stream = EventStream(self.b, "topic=batch/")
+        self.assertEqual(stream.status_line, "HTTP/1.1 200 OK")
+        self.assertIn("Content-Type: text/event-stream", stream.headers)
+        self.assertNotIn("Content-Length", stream.headers)
+        _, _, batch = self.b.post("/v1/batches", {"jobs": [
+            {"queue": "sse", "type": "echo", "payload": str(i)} for i in range(200)]})
+        self.b.worker("sse", ["echo=cat"], concurrency=4)
+        events = self.read_until(stream, lambda evs: any(
+            e["event"] == "batch" and e["data"]["state"] == "completed" for e in evs))
+        stream.close()
+        ids = [int(e["id"]) for e in events]
+        self.assertEqual(ids, sorted(set(ids)), "event ids must grow strictly")
+        states = collections.defaultdict(list)
+        for e in events:
+            if e["event"] == "job_state":
+                self.assertEqual(e["data"]["batch_id"], batch["id"])
+                states[e["data"]["job_id"]].append(e["data"]["state"])
+        self.assertEqual(sorted(states), sorted(batch["job_ids"]))
+        for job_id, seen in states.items():
+            self.assertEqual(seen, JOB_ORDER, "job %s" % job_id)
+        last = [e for e in events if e["event"] == "batch"][-1]["data"]
+        self.assertEqual((last["completed"], last["total"], last["failed"]), (200, 200, 0))
+
+    def test_a_stream_resumed_with_last_event_id_after_a_drop_loses_nothing(self):
+        stream = EventStream(self.b, "topic=queue/r&topic=worker/")
+        ids = self.b.post("/v1/queues/r/jobs", [{"type": "echo"} for _ in range(100)])[2]["ids"]
+        first = self.read_until(stream, lambda evs: len(evs) == 100)  # the pending ones
+        stream.close()  # dropped while work goes on
+        self.b.worker("r", ["echo=cat"], concurrency=4)
+        wait_for(lambda: self.b.get("/v1/queues")[2]["queues"][0]["counts"]["completed"] == 100,
+                 60, "the 100 jobs to complete")
+        resumed = EventStream(self.b, "topic=queue/r&topic=worker/",
+                              last_event_id=first[-1]["id"])
+        completed = lambda evs: sum(e["event"] == "job_state" and
+                                    e["data"]["state"] == "completed" for e in evs) == 100
+        rest = self.read_until(resumed, completed)
+        resumed.close()
+        events = first + rest
+        self.assertNotIn("snapshot", [e["event"] for e in events])
+        seqs = [int(e["id"]) for e in events]
+        self.assertEqual(seqs, sorted(set(seqs)), "a resume must repeat nothing")
+        states = collections.defaultdict(list)
+        for e in events:
+            if e["event"] == "job_state":
+                states[e["data"]["job_id"]].append(e["data"]["state"])
+        self.assertEqual(sorted(states), sorted(ids))
+        for job_id, seen in states.items():
+            self.assertEqual(seen, JOB_ORDER, "job %s lost or repeated a change" % job_id)
+        self.assertIn("worker_joined", [e["event"] for e in events])
+
+    def test_a_resume_from_an_unknown_id_starts_with_a_snapshot(self):
+        self.b.submit("s", {"type": "t"})
+        wait_for(lambda: self.b.get("/metrics")[2].find("jobmesh_events_total 1") >= 0, 10,
+                 "the event to be sequenced")
+        stream = EventStream(self.b, last_event_id="12")
+        ev = stream.next_event()
+        self.assertEqual(ev["event"], "snapshot")
+        self.assertEqual(ev["data"]["reason"], "resume_gap")
+        self.assertEqual(ev["id"], ev["data"]["last_event_id"])
+        self.b.submit("s", {"type": "t"})
+        after = stream.next_event()
+        self.assertEqual(after["event"], "job_state")
+        self.assertEqual(int(after["id"]), int(ev["id"]) + 1)
+        stream.close()
+
+    def test_topic_filters_pick_one_job_and_bad_topics_are_refused(self):
+        one = self.b.submit("f", {"type": "t"})
+        other = self.b.submit("f", {"type": "t"})
+        stream = EventStream(self.b, "topic=job/%s" % other["id"])
+        self.b.post("/v1/jobs/%s/cancel" % one["id"])
+        self.b.post("/v1/jobs/%s/cancel" % other["id"])
+        # Its pending event may still be on its way (events follow the 202).
+        events = self.read_until(stream, lambda evs: evs[-1]["data"]["state"] == "cancelled",
+                                 limit=3)
+        stream.close()
+        self.assertEqual({e["data"]["job_id"] for e in events}, {other["id"]},
+                         "a job/ID stream carries that job only")
+        for query in ["topic=jobs/1", "topic=queue/a%20b", "topic=", "since=1"]:
+            status, _, body = self.b.get("/v1/events?" + query)
+            self.assertEqual(status, 400, query)
+            self.assertIn(body["error"]["code"], ("topic_invalid", "unknown_parameter"))
+
+    def test_a_client_that_does_not_read_is_dropped_to_a_snapshot_without_slowing_others(self):
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.settimeout(60)
+        slow.connect((self.b.host, self.b.port))
+        slow.sendall(b"GET /v1/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        other = EventStream(self.b, "topic=queue/other")
+        for _ in range(4):  # ~10 MB of events: past kernel buffers and the 1 MiB cap
+            status, _, _ = self.b.post("/v1/queues/bulk/jobs",
+                                       [{"type": "t" * 60} for _ in range(10000)])
+            self.assertEqual(status, 202)
+        job = self.b.submit("other", {"type": "t"})
+        ev = other.next_event()
+        self.assertEqual((ev["event"], ev["data"]["job_id"]), ("job_state", job["id"]),
+                         "a client that reads must get its events, whoever lags")
+        wait_for(lambda: "jobmesh_events_dropped_total 0\n" not in self.b.get("/metrics")[2], 30,
+                 "the slow client's events to be dropped")
+        data = bytearray()
+        at = -1
+        for _ in range(100000):  # bounded: each pass reads or the stream ends
+            at = data.find(b"event: snapshot")
+            if at >= 0 and data.find(b"\n\n", at) >= 0:
+                break
+            chunk = slow.recv(1 << 20)
+            self.assertTrue(chunk, "the stream closed before a snapshot event")
+            data += chunk
+        frame = bytes(data[at:data.find(b"\n\n", at)])
+        self.assertIn(b'"reason":"lagged"', frame)
+        slow.close()
+        other.close()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
