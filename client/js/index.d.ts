@@ -98,7 +98,7 @@ export class Client {
   submitMany(queue: string, jobs: JobSpec[], options?: CallOptions): Promise<string[]>;
   submitBatch(jobs: (JobSpec & { queue: string })[], options?: CallOptions): Promise<{ id: string; jobIds: string[] }>;
   get(id: string, options?: CallOptions & { wait?: number }): Promise<JobInfo>;
-  /** The result text once completed, else null. wait: long-poll seconds (<= 60). */
+  /** The result text once completed, else null (wait: long-poll seconds, <= 60); throws JobFailedError / JobCancelledError. */
   result(id: string, options?: CallOptions & { wait?: number }): Promise<string | null>;
   jobs(query?: CallOptions & { queue?: string; state?: JobState; batch?: string; limit?: number; cursor?: string }): Promise<any>;
   cancel(id: string, options?: CallOptions): Promise<any>;

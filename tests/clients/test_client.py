@@ -108,6 +108,8 @@ class ClientTest(unittest.TestCase):
         with self.assertRaises(jobmesh.JobFailedError) as cm:
             self.jm.wait(failed, timeout=30)
         self.assertIn("refused for good", str(cm.exception))
+        with self.assertRaises(jobmesh.JobFailedError):
+            self.jm.result(failed)
         parked = self.jm.submit("q", "echo", "later", delay_ms=60000)
         with self.assertRaises(TimeoutError):
             self.jm.wait(parked, timeout=0.5)

@@ -168,11 +168,18 @@ export class Client {
     return (await this.#request('GET', `/v1/jobs/${seg(id)}${q}`, undefined, { signal, timeout: wait ? wait * 1000 + this.timeout : undefined })).body;
   }
 
-  /** The result text once completed, else null (wait: long-poll seconds, up to 60). */
+  /**
+   * The result text once completed, else null (wait: long-poll seconds, up
+   * to 60); throws JobFailedError / JobCancelledError for a job that
+   * finished without one.
+   */
   async result(id, { wait, signal } = {}) {
     const q = wait ? `?wait=${Math.floor(wait)}` : '';
     const { status, body } = await this.#request('GET', `/v1/jobs/${seg(id)}/result${q}`, undefined, { signal, timeout: wait ? wait * 1000 + this.timeout : undefined });
-    return status === 202 ? null : resultText(body);
+    if (status === 202) return null;
+    if (body?.state === 'failed') throw new JobFailedError(String(id), body.last_error || 'failed', body);
+    if (body?.state === 'cancelled') throw new JobCancelledError(String(id), body);
+    return resultText(body);
   }
 
   async jobs({ queue, state, batch, limit, cursor, signal } = {}) {

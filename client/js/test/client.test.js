@@ -93,6 +93,7 @@ test('an unknown id throws NotFoundError', async () => {
 test('wait throws JobFailedError, TimeoutError and JobCancelledError', async () => {
   const failed = await jm.submit('q', 'fail', '', { maxAttempts: 3 });
   await assert.rejects(jm.wait(failed, { timeout: 30000 }), (e) => e instanceof JobFailedError && e.message.includes('refused for good'));
+  await assert.rejects(jm.result(failed), JobFailedError);
   const parked = await jm.submit('q', 'echo', 'later', { delayMs: 60000 });
   await assert.rejects(jm.wait(parked, { timeout: 500 }), TimeoutError);
   const ctl = new AbortController();

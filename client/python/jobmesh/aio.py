@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from . import _common as c
 from ._common import Event, SseParser
+from .client import _raise_unfinished
 from .errors import ConnectionError, JobCancelledError, JobFailedError, error_for
 
 __all__ = ["AsyncClient"]
@@ -204,7 +205,10 @@ class AsyncClient:
         q = f"?wait={int(wait)}" if wait else ""
         status, body = await self._request("GET", f"/v1/jobs/{c.seg(job_id)}/result{q}",
                                            timeout=(wait + self.timeout) if wait else None)
-        return None if status == 202 else c.result_text(body)
+        if status == 202:
+            return None
+        _raise_unfinished(str(job_id), body)
+        return c.result_text(body)
 
     async def jobs(self, *, queue: Optional[str] = None, state: Optional[str] = None,
                    batch: Any = None, limit: Optional[int] = None,

@@ -234,12 +234,14 @@ class Client:
 
     def result(self, job_id: Union[str, int], *, wait: Optional[float] = None) -> Optional[str]:
         """The job's result text once it completed, else None (wait=SECONDS
-        long-polls up to 60 s)."""
+        long-polls up to 60 s). Raises JobFailedError or JobCancelledError
+        for a job that finished without one."""
         q = f"?wait={int(wait)}" if wait else ""
         status, body = self._request("GET", f"/v1/jobs/{c.seg(job_id)}/result{q}",
                                      timeout=(wait + self.timeout) if wait else None)
         if status == 202:
             return None
+        _raise_unfinished(str(job_id), body)
         return c.result_text(body)
 
     def jobs(self, *, queue: Optional[str] = None, state: Optional[str] = None,
@@ -397,6 +399,14 @@ def _remaining(deadline: Optional[float], what: str) -> float:
     if left <= 0:
         raise TimeoutError(f"{what if ' ' in what else 'job ' + what} did not finish in time")
     return left
+
+
+def _raise_unfinished(job_id: str, body: Any) -> None:
+    state = body.get("state") if isinstance(body, dict) else None
+    if state == "failed":
+        raise JobFailedError(job_id, c.job_error_text(body), body)
+    if state == "cancelled":
+        raise JobCancelledError(job_id, body)
 
 
 def _items(body: Any, key: str) -> Any:
