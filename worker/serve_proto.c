@@ -158,7 +158,7 @@ int serve_proto_decode(const char *line, size_t len, struct serve_reply *out, ch
 {
 	memset(out, 0, sizeof *out);
 	json_error_t jerr;
-	json_t *obj = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	json_t *obj = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
 	if (obj == NULL)
 		return fail(why, why_size, "not JSON (%s)", jerr.text);
 	int rc = -1;
