@@ -501,6 +501,8 @@ static int slot_run(struct serve_pool *pool, struct serve_proc *proc, jm_job *jo
 				break;
 			}
 		}
+		if (died)
+			break; /* stdin broke: what stdout had is read; it is going away */
 	}
 	free(line);
 
