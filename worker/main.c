@@ -264,7 +264,7 @@ static const struct jm_flag worker_flags[] = {
     {"concurrency", "N", "jobs run at once, 1-1024 (default 1)", set_concurrency},
     {"handler", "TYPE=COMMAND",
      "run COMMAND (via /bin/sh -c) for jobs of TYPE; repeatable "
-     "(at least one)",
+     "(at least one --handler or --serve)",
      set_handler},
     {"serve", "TYPE=COMMAND",
      "start COMMAND once per slot and hand it jobs of TYPE over the line "
