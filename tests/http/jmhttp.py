@@ -197,5 +197,13 @@ class EventStream:
                 ev["data"] = json.loads(ev["data"])
                 return ev
 
+    def next_comment(self):
+        """Reads until a comment line (": ping") arrives; returns it."""
+        while True:
+            block = self._read_until(b"\n\n").decode()
+            for line in block.split("\n"):
+                if line.startswith(":"):
+                    return line
+
     def close(self):
         self.sock.close()

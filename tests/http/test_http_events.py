@@ -110,6 +110,21 @@ class HttpEvents(unittest.TestCase):
             self.assertEqual(status, 400, query)
             self.assertIn(body["error"]["code"], ("topic_invalid", "unknown_parameter"))
 
+    def test_an_idle_stream_is_pinged_and_a_closed_one_is_dropped(self):
+        stream = EventStream(self.b, "topic=job/1", timeout_s=25)
+        gone = EventStream(self.b)
+        wait_for(lambda: "jobmesh_event_subscribers 2\n" in self.b.get("/metrics")[2], 10,
+                 "both streams to count")
+        gone.close()
+        self.assertEqual(stream.next_comment(), ": ping")  # within 15 s (socket timeout 25)
+
+        def dropped():
+            self.b.submit("tick", {"type": "t"})  # a write finds the closed one
+            return "jobmesh_event_subscribers 1\n" in self.b.get("/metrics")[2]
+
+        wait_for(dropped, 30, "the closed stream to be dropped", step_s=0.2)
+        stream.close()
+
     def test_a_client_that_does_not_read_is_dropped_to_a_snapshot_without_slowing_others(self):
         slow = socket.socket()
         slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

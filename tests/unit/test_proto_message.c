@@ -944,6 +944,79 @@ static void test_dead_list_round_trips(void **state)
 	finish(&out, &wire);
 }
 
+static void test_job_query_round_trips(void **state)
+{
+	struct proto_msg in = {.type = PROTO_JOB_QUERY};
+	strcpy(in.u.job_query.queue, "emails");
+	in.u.job_query.state = PROTO_STATE_FAILED;
+	in.u.job_query.batch_id = 77;
+	in.u.job_query.limit = 100;
+	in.u.job_query.cursor = 1ull << 40;
+	struct jm_buf wire;
+	struct proto_msg out;
+	round_trip(&in, &wire, &out);
+	assert_string_equal(out.u.job_query.queue, "emails");
+	assert_int_equal(out.u.job_query.state, PROTO_STATE_FAILED);
+	assert_true(out.u.job_query.batch_id == 77);
+	assert_int_equal(out.u.job_query.limit, 100);
+	assert_true(out.u.job_query.cursor == 1ull << 40);
+	finish(&out, &wire);
+}
+
+static void test_job_query_check_names_a_bad_state_and_limit(void **state)
+{
+	struct proto_msg in = {.type = PROTO_JOB_QUERY};
+	in.u.job_query.state = 9;
+	in.u.job_query.limit = 1;
+	struct jm_err err = {0};
+	assert_jm_code(proto_check(&in, &err), JM_EINVAL);
+	assert_string_equal(err.msg, "job-query: state 9 is out of range: use 1..6");
+	in.u.job_query.state = 0; /* any state */
+	in.u.job_query.limit = 0;
+	assert_jm_code(proto_check(&in, &err), JM_EINVAL);
+	assert_string_equal(err.msg, "job-query: limit 0 is out of range: use 1..10000");
+}
+
+static void test_stats_reply_carries_the_appended_queue_fields(void **state)
+{
+	struct proto_queue_stats q = {.name = "emails",
+	                              .pending = 3,
+	                              .cancelled = 2,
+	                              .oldest_pending_us = 1700000000000000ull,
+	                              .max_active = 5};
+	struct proto_msg in = {.type = PROTO_STATS_REPLY};
+	in.u.stats_reply.queues_count = 1;
+	in.u.stats_reply.queues = &q;
+	struct jm_buf wire;
+	struct proto_msg out;
+	round_trip(&in, &wire, &out);
+	assert_true(out.u.stats_reply.queues[0].cancelled == 2);
+	assert_true(out.u.stats_reply.queues[0].oldest_pending_us == 1700000000000000ull);
+	assert_int_equal(out.u.stats_reply.queues[0].max_active, 5);
+	finish(&out, &wire);
+}
+
+static void test_stats_reply_of_an_older_broker_decodes_with_zero_extras(void **state)
+{
+	struct jm_buf b;
+	jm_buf_init(&b);
+	mp_envelope(&b, PROTO_VERSION, PROTO_STATS_REPLY);
+	mp_array(&b, 1);
+	mp_array(&b, 1);
+	mp_array(&b, 6);
+	mp_str(&b, "emails");
+	for (int i = 0; i < 5; i++)
+		mp_uint(&b, (uint64_t)i + 1);
+	struct proto_msg out;
+	struct jm_err err = {0};
+	assert_jm_ok_err(proto_decode(b.data, b.len, &out, &err), &err);
+	assert_true(out.u.stats_reply.queues[0].failed == 5);
+	assert_true(out.u.stats_reply.queues[0].cancelled == 0);
+	assert_int_equal(out.u.stats_reply.queues[0].max_active, 0);
+	proto_msg_fini(&out);
+	jm_buf_fini(&b);
+}
+
 static void assert_job_info_equal(const struct proto_job_info *a, const struct proto_job_info *o)
 {
 	assert_true(a->job_id == o->job_id);
@@ -2768,6 +2841,7 @@ static void test_type_names_cover_every_type(void **state)
 	    [PROTO_HELLO_REPLY] = "hello-reply",
 	    [PROTO_DEAD_LIST] = "dead-list",
 	    [PROTO_JOB_LIST] = "job-list",
+	    [PROTO_JOB_QUERY] = "job-query",
 	    [PROTO_REVIVE] = "revive",
 	    [PROTO_REVIVED] = "revived",
 	    [PROTO_EVENT] = "event",
@@ -2873,6 +2947,10 @@ int main(void)
 	    cmocka_unit_test(test_batches_reply_round_trips),
 	    cmocka_unit_test(test_hello_reply_round_trips),
 	    cmocka_unit_test(test_dead_list_round_trips),
+	    cmocka_unit_test(test_job_query_round_trips),
+	    cmocka_unit_test(test_job_query_check_names_a_bad_state_and_limit),
+	    cmocka_unit_test(test_stats_reply_carries_the_appended_queue_fields),
+	    cmocka_unit_test(test_stats_reply_of_an_older_broker_decodes_with_zero_extras),
 	    cmocka_unit_test(test_job_list_round_trips),
 	    cmocka_unit_test(test_job_list_items_are_encoded_as_job_bodies),
 	    cmocka_unit_test(test_revive_and_revived_round_trip),
