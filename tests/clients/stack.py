@@ -165,7 +165,12 @@ class Stack:
     def close(self) -> None:
         for w in self.workers:
             stop_process(w, signal.SIGKILL)
+        code = 0
         if self.broker is not None:
-            stop_process(self.broker, signal.SIGTERM)
+            code = stop_process(self.broker, signal.SIGTERM)
             self.broker.stdout.close()
+        why = self.log("broker") if code != 0 else ""
         self.tmp.cleanup()
+        # A sanitizer report, or a broker that would not stop, shows here.
+        if code != 0:
+            raise AssertionError(f"the broker exited with {code} on SIGTERM: {why}")

@@ -115,7 +115,10 @@ export class Stack {
 
   async close() {
     for (const w of this.workers) await stopProcess(w, 'SIGKILL');
-    if (this.broker) await stopProcess(this.broker, 'SIGTERM');
+    const code = this.broker ? await stopProcess(this.broker, 'SIGTERM') : 0;
+    const why = code !== 0 ? this.log('broker') : '';
     rmSync(this.dir, { recursive: true, force: true });
+    // A sanitizer report, or a broker that would not stop, shows here.
+    if (code !== 0) throw new Error(`the broker exited with ${code ?? this.broker.signalCode} on SIGTERM: ${why}`);
   }
 }
