@@ -5,21 +5,16 @@
 
 #include <jobmesh/error.h>
 
-#define BATCH_BUCKETS_INITIAL 256
+#define BATCH_MIN_BUCKETS 256
 
-static uint64_t bucket_of(const struct batch_registry *reg, uint64_t id)
+static struct batch *batch_of(struct u64map_node *node)
 {
-	return (id * 0x9E3779B97F4A7C15ull >> 17) & reg->mask;
+	return node ? u64map_entry(node, struct batch, node) : NULL;
 }
 
 int batch_registry_init(struct batch_registry *reg)
 {
-	reg->buckets = calloc(BATCH_BUCKETS_INITIAL, sizeof *reg->buckets);
-	if (reg->buckets == NULL)
-		return JM_ENOMEM;
-	reg->mask = BATCH_BUCKETS_INITIAL - 1;
-	reg->count = 0;
-	return 0;
+	return u64map_init(&reg->map, BATCH_MIN_BUCKETS);
 }
 
 static void batch_free(struct batch *b)
@@ -30,69 +25,37 @@ static void batch_free(struct batch *b)
 	free(b);
 }
 
+static void free_cb(struct u64map_node *node, void *arg)
+{
+	batch_free(batch_of(node));
+}
+
 void batch_registry_fini(struct batch_registry *reg)
 {
-	for (uint64_t i = 0; reg->buckets && i <= reg->mask; i++) {
-		struct batch *b = reg->buckets[i];
-		while (b) {
-			struct batch *next = b->next_in_bucket;
-			batch_free(b);
-			b = next;
-		}
-	}
-	free(reg->buckets);
-	reg->buckets = NULL;
-	reg->count = 0;
+	u64map_each(&reg->map, free_cb, NULL);
+	u64map_fini(&reg->map);
 }
 
 struct batch *batch_find(const struct batch_registry *reg, uint64_t id)
 {
-	for (struct batch *b = reg->buckets[bucket_of(reg, id)]; b; b = b->next_in_bucket)
-		if (b->id == id)
-			return b;
-	return NULL;
-}
-
-static int grow(struct batch_registry *reg)
-{
-	uint64_t count = (reg->mask + 1) * 2;
-	struct batch **buckets = calloc(count, sizeof *buckets);
-	if (buckets == NULL)
-		return JM_ENOMEM;
-	struct batch **old = reg->buckets;
-	uint64_t old_count = reg->mask + 1;
-	reg->buckets = buckets;
-	reg->mask = count - 1;
-	for (uint64_t i = 0; i < old_count; i++) {
-		struct batch *b = old[i];
-		while (b) {
-			struct batch *next = b->next_in_bucket;
-			uint64_t k = bucket_of(reg, b->id);
-			b->next_in_bucket = reg->buckets[k];
-			reg->buckets[k] = b;
-			b = next;
-		}
-	}
-	free(old);
-	return 0;
+	return batch_of(u64map_find(&reg->map, id));
 }
 
 int batch_get(struct batch_registry *reg, uint64_t id, uint64_t created_us, struct batch **out)
 {
 	struct batch *b = batch_find(reg, id);
 	if (b == NULL) {
-		if (reg->count > reg->mask && grow(reg) != 0)
-			return JM_ENOMEM;
 		b = calloc(1, sizeof *b);
 		if (b == NULL)
 			return JM_ENOMEM;
 		b->id = id;
 		b->created_us = created_us;
 		deadline_init(&b->event_timer, DEADLINE_BATCH_EVENT);
-		uint64_t k = bucket_of(reg, id);
-		b->next_in_bucket = reg->buckets[k];
-		reg->buckets[k] = b;
-		reg->count++;
+		b->node.key = id;
+		if (u64map_insert(&reg->map, &b->node) != 0) {
+			free(b);
+			return JM_ENOMEM;
+		}
 	}
 	if (created_us && created_us < b->created_us)
 		b->created_us = created_us;
@@ -102,21 +65,25 @@ int batch_get(struct batch_registry *reg, uint64_t id, uint64_t created_us, stru
 
 void batch_remove(struct batch_registry *reg, struct batch *b)
 {
-	struct batch **link = &reg->buckets[bucket_of(reg, b->id)];
-	while (*link && *link != b)
-		link = &(*link)->next_in_bucket;
-	if (*link == b) {
-		*link = b->next_in_bucket;
-		reg->count--;
-	}
+	u64map_remove(&reg->map, &b->node);
 	batch_free(b);
+}
+
+struct each_ctx {
+	void (*fn)(struct batch *b, void *arg);
+	void *arg;
+};
+
+static void each_cb(struct u64map_node *node, void *arg)
+{
+	struct each_ctx *ctx = arg;
+	ctx->fn(batch_of(node), ctx->arg);
 }
 
 void batch_each(const struct batch_registry *reg, void (*fn)(struct batch *b, void *arg), void *arg)
 {
-	for (uint64_t i = 0; i <= reg->mask; i++)
-		for (struct batch *b = reg->buckets[i]; b; b = b->next_in_bucket)
-			fn(b, arg);
+	struct each_ctx ctx = {fn, arg};
+	u64map_each(&reg->map, each_cb, &ctx);
 }
 
 bool batch_is_finished(const struct batch *b)

@@ -13,6 +13,7 @@
 
 #include "deadline.h"
 #include "message.h"
+#include "u64map.h"
 
 struct batch_error {
 	uint64_t job_id;
@@ -37,17 +38,22 @@ struct batch {
 	uint32_t errors_next;
 
 	/* Coalesced events: at most one per BATCH_EVENT_INTERVAL_MS. */
-	uint64_t last_event_us;
+	uint64_t last_event_us; /* monotonic clock */
 	bool event_due;
 	struct deadline event_timer; /* DEADLINE_BATCH_EVENT */
 
-	struct batch *next_in_bucket;
+	struct u64map_node node; /* in batch_registry; key is id */
 };
 
+/* Batches by id: a u64map (common/u64map.h) whose fields stay readable as
+ * batches.count. */
 struct batch_registry {
-	struct batch **buckets;
-	uint64_t mask;
-	uint64_t count;
+	union {
+		struct u64map map;
+		struct {
+			U64MAP_FIELDS;
+		};
+	};
 };
 
 #define BATCH_EVENT_INTERVAL_MS 100

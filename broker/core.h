@@ -50,8 +50,9 @@ struct outbox {
 struct core_config {
 	struct state_config state;
 	uint32_t wait_max_ms; /* longest a WAIT or FETCH may park */
-	/* Compaction starts when the journal written since the last snapshot
-	 * is at least this big and at least as big as that snapshot; 0 never. */
+	/* Compaction starts when the journal (the last snapshot and what was
+	 * written since) is at least this big and at least twice the live
+	 * state (compactor.c); 0 never. */
 	uint64_t compact_min_bytes;
 };
 
@@ -83,16 +84,5 @@ void core_reply_error(struct request *req, int code, const char *text);
 /* The connection pipe_id is gone: its parked requests are answered (into
  * the void) so their contexts can be reused. Thread-safe. */
 void core_pipe_gone(struct core *core, uint32_t pipe_id);
-
-/* For tests and `--check-journal`: the state, valid while the caller holds
- * the core lock through core_lock/core_unlock. */
-void core_lock(struct core *core);
-void core_unlock(struct core *core);
-struct state *core_state(struct core *core);
-
-/* Compacts the journal now (for tests and benchmarks), waiting for the
- * snapshot to commit. longest_pause_us (may be NULL) gets the longest time
- * the core lock was held for it. */
-int core_compact(struct core *core, uint64_t *longest_pause_us, struct jm_err *err);
 
 #endif

@@ -6,6 +6,8 @@
  * returned" pages without skipping or repeating a job that still exists. */
 #include "core_query.h"
 
+#include "core_internal.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,8 +76,8 @@ static int compare_ids_desc(const void *a, const void *b)
 	return x->job_id < y->job_id ? 1 : x->job_id > y->job_id ? -1 : 0;
 }
 
-int core_query_jobs(const struct state *s, const struct proto_job_query *query,
-                    struct proto_msg *reply)
+static int query_jobs(const struct state *s, const struct proto_job_query *query,
+                      struct proto_msg *reply)
 {
 	memset(reply, 0, sizeof *reply);
 	reply->type = PROTO_JOB_LIST;
@@ -94,7 +96,7 @@ int core_query_jobs(const struct state *s, const struct proto_job_query *query,
 	}
 	jobtable_each(&s->jobs, scan_cb, &scan);
 	for (uint32_t i = 0; i < scan.count; i++)
-		fill_job_info(scan.heap[i], false, &infos[i]);
+		core_fill_job_info(scan.heap[i], false, &infos[i]);
 	free(scan.heap);
 	qsort(infos, scan.count, sizeof *infos, compare_ids_desc);
 	reply->u.job_list.jobs = infos;
@@ -102,10 +104,14 @@ int core_query_jobs(const struct state *s, const struct proto_job_query *query,
 	return 0;
 }
 
-void core_query_free(struct proto_msg *reply)
+void handle_job_query(struct core *core, struct request *req, struct outbox *out)
 {
-	free(reply->u.job_list.jobs);
-	reply->u.job_list.jobs = NULL;
+	struct proto_msg list;
+	if (query_jobs(&core->state, &req->msg.u.job_query, &list) != 0)
+		core_reply_errorf(core, req, out, JM_ENOMEM, "job-query: broker out of memory");
+	else
+		core_reply_view(core, req, &list, out);
+	free(list.u.job_list.jobs);
 }
 
 void core_query_queue_extras(const struct queue *q, struct proto_queue_stats *stats)

@@ -4,7 +4,13 @@
  * earliest one (as beanstalkd's prottick() does): nothing polls.
  *
  * A struct deadline is embedded in the object it belongs to; the heap only
- * orders pointers to them. Not thread-safe: the core lock guards it. */
+ * orders pointers to them. Not thread-safe: the core lock guards it.
+ *
+ * Deadlines are on the monotonic clock (jm_mono_us), so a step of the wall
+ * clock neither fires nor delays them. Only a delayed job's run_at is wall
+ * time (it is stored in the journal and must mean the same after a
+ * restart); state.c turns it into a monotonic deadline when it schedules
+ * the job. */
 #ifndef JM_BROKER_DEADLINE_H
 #define JM_BROKER_DEADLINE_H
 
@@ -22,7 +28,7 @@ enum deadline_kind {
 };
 
 struct deadline {
-	uint64_t at_us;      /* wall clock */
+	uint64_t at_us;      /* monotonic clock (jm_mono_us) */
 	uint32_t heap_index; /* DEADLINE_UNSET when not scheduled */
 	enum deadline_kind kind;
 };

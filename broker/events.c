@@ -17,6 +17,7 @@
 #include <nng/protocol/pubsub0/pub.h>
 #include <nng/transport/tcp/tcp.h>
 
+#include "clock.h"
 #include "log.h"
 #include "sock_close.h"
 
@@ -251,9 +252,8 @@ void events_stop(struct events *ev)
 	if (ev == NULL || !ev->thread_running)
 		return;
 	/* Publish what the journal makes durable, for a bounded time. */
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += EVENTS_CLOSE_DRAIN_S;
+	/* ev->drained is a default condition variable: CLOCK_REALTIME. */
+	struct timespec until = jm_timespec_after_ms(CLOCK_REALTIME, EVENTS_CLOSE_DRAIN_S * 1000u);
 	pthread_mutex_lock(&ev->lock);
 	while (ev->head != NULL) {
 		if (pthread_cond_timedwait(&ev->drained, &ev->lock, &until) != 0)

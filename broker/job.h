@@ -17,6 +17,7 @@
 
 #include "deadline.h"
 #include "limits.h"
+#include "u64map.h"
 
 struct batch;
 struct queue;
@@ -41,7 +42,8 @@ struct job {
 	uint64_t created_us;
 	uint64_t updated_us;
 	uint64_t run_at_us;
-	uint64_t last_lsn; /* journal position of its latest change (this boot) */
+	uint64_t last_lsn;       /* journal position of its latest change (this boot) */
+	uint64_t snapshot_bytes; /* its share of state->live_bytes while placed */
 
 	char *last_error; /* NUL-terminated or NULL */
 
@@ -68,7 +70,7 @@ struct job {
 
 	TAILQ_ENTRY(job) finished_link; /* in queue->finished */
 	TAILQ_HEAD(, waiter) waiters;   /* parked WAIT requests */
-	struct job *table_next;         /* jobtable.c chain */
+	struct u64map_node table_node;  /* jobtable.c: key is id */
 };
 
 TAILQ_HEAD(job_list, job);

@@ -1,16 +1,22 @@
-/* Jobs by id: a chained hash table that doubles when full. Not thread-safe
- * (the core lock guards it). */
+/* Jobs by id: a u64map (common/u64map.h) over the node in struct job. Not
+ * thread-safe (the core lock guards it). */
 #ifndef JM_BROKER_JOBTABLE_H
 #define JM_BROKER_JOBTABLE_H
 
 #include <stdint.h>
 
 #include "job.h"
+#include "u64map.h"
 
+/* The map's fields stay readable as jobs.count (and jobs.buckets), as the
+ * rest of the broker reads them. */
 struct jobtable {
-	struct job **buckets;
-	uint64_t mask; /* buckets - 1; buckets is a power of two */
-	uint64_t count;
+	union {
+		struct u64map map;
+		struct {
+			U64MAP_FIELDS;
+		};
+	};
 };
 
 int jobtable_init(struct jobtable *t);

@@ -12,7 +12,7 @@
  *                         newest complete snapshot and then reads segments
  *                         >= <seq> in order.
  * The byte layout of files and records is described at the top of
- * journal.c. */
+ * journal_segment.c; journal.c says which file holds which part. */
 #ifndef JM_BROKER_JOURNAL_H
 #define JM_BROKER_JOURNAL_H
 
@@ -44,7 +44,8 @@ struct journal_io {
 struct journal_options {
 	const char *dir; /* created if missing */
 	enum journal_fsync fsync;
-	bool repair;                 /* truncate at mid-journal damage instead of
+	bool repair;                 /* truncate at damage (mid-journal, or in the
+	                                tail after a clean stop) instead of
 	                                refusing to start */
 	bool read_only;              /* for --check-journal: never write or truncate */
 	const struct journal_io *io; /* NULL: the real calls */
@@ -53,9 +54,17 @@ struct journal_options {
 struct journal;
 
 int journal_open(struct journal **out, const struct journal_options *opts, struct jm_err *err);
+/* A clean stop, for a started journal: stops the writer as journal_close
+ * does, then, if every appended record is written and synced, writes the
+ * clean-stop marker (journal_clean.c), after which damage to the tail is
+ * refused at the next start instead of cut as torn. 0, or JM_EIO with err
+ * saying how many records could not be written (the writer gave up) or why
+ * no marker was written. journal_close is still to be called. */
+int journal_stop(struct journal *j, struct jm_err *err);
 /* Stops the writer after making everything appended durable (bounded: a
  * write that keeps failing is given up after a few seconds, and its pending
- * callbacks get JM_ECLOSED). Accepts NULL. */
+ * callbacks get JM_ECLOSED). Writes no clean-stop marker: to a later start
+ * this close looks like a crash. Accepts NULL. */
 void journal_close(struct journal *j);
 
 struct journal_replay_stats {
@@ -73,7 +82,9 @@ typedef int (*journal_apply_fn)(void *arg, const uint8_t *body, size_t len, cons
 
 /* Reads the newest snapshot and every later segment, calling apply per
  * record. A torn last record of the last segment is truncated (unless
- * read_only) and reported in stats and in the log with file and offset.
+ * read_only) and reported in stats and in the log with file and offset;
+ * after a clean stop (journal_stop) no tail is torn, and a bad one is
+ * damage.
  * Damage anywhere else is JM_ECORRUPT with err naming file and offset,
  * unless opts.repair, which truncates there and reports what was dropped.
  * Call once, before journal_start. */

@@ -23,6 +23,7 @@
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
+#define EXIT_TORN_TAIL 3 /* --check-journal: the next start would cut a torn tail */
 #define CLOSE_WATCHDOG_MS 2000
 
 #define QUEUE_LIMITS_MAX 256
@@ -227,10 +228,12 @@ static const struct jm_flag broker_flags[] = {
      "(repeatable)",
      set_queue_limit},
     {"compact-min-bytes", "N",
-     "compact once the journal since the last snapshot reaches N bytes and the snapshot's "
-     "size; 0 never (default 67108864)",
+     "compact once the journal (the last snapshot and what was written since) reaches N bytes "
+     "and twice the live state; 0 never (default 67108864)",
      set_compact_min},
-    {"repair", NULL, "truncate the journal at mid-file damage instead of refusing to start",
+    {"repair", NULL,
+     "truncate the journal at damage (mid-file, or in the tail after a clean stop) "
+     "instead of refusing to start, and log what was cut",
      set_repair},
     {"check-journal", "DIR", "verify the journal in DIR, print what it holds, and exit", set_check},
     {"log-level", "LEVEL", "debug | info (default) | warn | error", set_log_level},
@@ -247,10 +250,14 @@ static void usage(FILE *out)
 	             "stdout once it serves.\n\nflags:\n");
 	jm_flags_print(out, broker_flags);
 	fprintf(out, "\nexit codes:\n"
-	             "  0  stopped cleanly (SIGTERM or SIGINT), journal durable;\n"
-	             "     --check-journal: the journal is sound\n"
-	             "  1  runtime error: cannot listen, journal damaged or not writable\n"
-	             "  2  usage error: unknown flag, bad value, bad config file\n");
+	             "  0  stopped cleanly (SIGTERM or SIGINT), journal durable and marked\n"
+	             "     clean; --check-journal: the journal is sound, nothing to cut\n"
+	             "  1  runtime error: cannot listen, journal damaged or not writable, or\n"
+	             "     a stop that could not write its last records or its clean-stop\n"
+	             "     marker\n"
+	             "  2  usage error: unknown flag, bad value, bad config file\n"
+	             "  3  --check-journal: sound up to a torn tail (a crash mid-write) that\n"
+	             "     the next start will cut\n");
 }
 
 static void defaults(struct broker_options *o)
@@ -344,17 +351,22 @@ static int check_journal(const struct broker_options *o)
 		rc = journal_replay(journal, check_apply_cb, counts, &stats, &err);
 	}
 	journal_close(journal);
+	bool torn = rc == 0 && stats.torn_tail_file[0] != '\0';
 	if (rc != 0) {
 		fprintf(stderr, "jobmesh-broker: journal %s: %s\n", o->check_dir,
 		        rc == JM_ENOMEM ? "out of memory" : jm_err_text(&err));
 	} else {
-		printf("journal %s: sound: %llu records, %llu bytes\n", o->check_dir,
-		       (unsigned long long)stats.records, (unsigned long long)stats.bytes);
-		if (stats.torn_tail_bytes)
-			printf(
-			    "  torn tail: %llu bytes at byte %llu of %s (cut at the next start)\n",
-			    (unsigned long long)stats.torn_tail_bytes,
-			    (unsigned long long)stats.torn_tail_offset, stats.torn_tail_file);
+		if (torn)
+			printf("journal %s: sound up to a torn tail: %llu records, %llu bytes\n"
+			       "  torn tail: %llu bytes at byte %llu of %s (a crash mid-write; the "
+			       "next start cuts it)\n",
+			       o->check_dir, (unsigned long long)stats.records,
+			       (unsigned long long)stats.bytes,
+			       (unsigned long long)stats.torn_tail_bytes,
+			       (unsigned long long)stats.torn_tail_offset, stats.torn_tail_file);
+		else
+			printf("journal %s: sound: %llu records, %llu bytes\n", o->check_dir,
+			       (unsigned long long)stats.records, (unsigned long long)stats.bytes);
 		for (int t = 1; t <= PROTO_REC_TYPE_MAX_; t++)
 			printf("  %-8s records %llu\n", proto_record_type_name(t),
 			       (unsigned long long)counts->by_type[t]);
@@ -367,15 +379,18 @@ static int check_journal(const struct broker_options *o)
 		state_fini(&counts->state);
 		free(counts);
 	}
-	return rc == 0 ? 0 : EXIT_RUNTIME;
+	return rc != 0 ? EXIT_RUNTIME : torn ? EXIT_TORN_TAIL : 0;
 }
+
+/* The exit status once the journal is closed, for the watchdog. */
+static volatile int stop_status;
 
 static void *close_watchdog_main(void *arg)
 {
 	usleep(CLOSE_WATCHDOG_MS * 1000);
-	jm_warn("closing the socket took over %d ms; the journal is durable, exiting now",
+	jm_warn("closing the socket took over %d ms; the journal is closed, exiting now",
 	        CLOSE_WATCHDOG_MS);
-	_exit(0);
+	_exit(stop_status);
 }
 
 static int broker_main(struct broker_options *opts, int argc, char **argv);
@@ -474,8 +489,18 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 	server_stop_listening(srv);
 	core_stop(core);
 	events_stop(events);
+	/* Exit 0 promises every record durable and the journal marked clean.
+	 * A stop that could not write its last records exits 1 (the next start
+	 * will not find them), and so does one that could not write the marker
+	 * (the next start takes it for a crash, and would cut a damaged tail as
+	 * torn). */
+	if (journal_stop(journal, &err) == 0) {
+		jm_info("journal durable and marked clean");
+	} else {
+		jm_error("%s", jm_err_text(&err));
+		stop_status = EXIT_RUNTIME;
+	}
 	journal_close(journal);
-	jm_info("journal durable");
 	/* After journal_close every HTTP call has its answer (parked ones from
 	 * core_stop, durable ones from the journal); event streams close here. */
 	http_server_close(http);
@@ -488,5 +513,5 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 	server_close(srv);
 	core_free(core);
 	jm_info("stopped");
-	return 0;
+	return stop_status;
 }

@@ -10,6 +10,7 @@
 
 #include <jobmesh/error.h>
 
+#include "clock.h"
 #include "log.h"
 #include "message.h"
 
@@ -66,6 +67,15 @@ bool state_job_is_finished(const struct job *job)
 	       job->state == PROTO_STATE_CANCELLED;
 }
 
+/* The monotonic deadline for wall time at_us, now being now_us: a delayed
+ * job's run_at and a lease's start are wall times from the journal; once
+ * scheduled, a later step of the wall clock must not move them. */
+static uint64_t mono_deadline(uint64_t at_us, uint64_t now_us)
+{
+	uint64_t mono_us = jm_mono_us();
+	return at_us > now_us ? mono_us + (at_us - now_us) : mono_us;
+}
+
 int state_worker_seen(struct state *s, const char *id, uint64_t now_us, struct worker **out)
 {
 	struct worker *w;
@@ -73,8 +83,9 @@ int state_worker_seen(struct state *s, const char *id, uint64_t now_us, struct w
 	if (rc != 0)
 		return rc;
 	w->last_seen_us = now_us;
+	w->last_seen_mono_us = jm_mono_us();
 	rc = deadline_heap_set(&s->deadlines, &w->lost_timer,
-	                       now_us + s->config.dead_after_ms * 1000);
+	                       w->last_seen_mono_us + s->config.dead_after_ms * 1000);
 	if (rc != 0)
 		return rc;
 	*out = w;
@@ -101,10 +112,39 @@ static uint64_t *batch_counter(struct batch *b, uint32_t state)
 	}
 }
 
+/* The journal frames each snapshot record with a length and a checksum
+ * (journal.c, JOURNAL_FRAME_BYTES). */
+#define SNAPSHOT_FRAME_BYTES 8u
+/* msgpack's largest header for the JOB record's array of 19 values (array
+ * 16), for any integer (uint 64) and for a string or binary (32-bit
+ * length). */
+#define MSGPACK_ARRAY_HEADER_MAX 3u
+#define MSGPACK_INT_MAX 9u
+#define MSGPACK_BYTES_HEADER_MAX 5u
+/* A JOB record (proto/record.c): version, type and 11 other integers;
+ * queue, type, payload, worker id, last error and result. */
+#define JOB_RECORD_INTS 13u
+#define JOB_RECORD_STRINGS 6u
+
+/* The bound is the worst case of every header plus the variable bytes: it
+ * exceeds the exact encoding by at most ~100 bytes a job (small integers
+ * take one byte, not nine). It must not fall short, or a snapshot written
+ * just now could look more than twice the live state and compaction would
+ * repeat itself. test_state checks it against proto_record_encode. */
+uint64_t state_job_snapshot_bound(const struct job *job)
+{
+	return SNAPSHOT_FRAME_BYTES + MSGPACK_ARRAY_HEADER_MAX + JOB_RECORD_INTS * MSGPACK_INT_MAX +
+	       JOB_RECORD_STRINGS * MSGPACK_BYTES_HEADER_MAX + strlen(job->queue->name) +
+	       strlen(job->type) + job->payload_len + (job->holder ? strlen(job->holder->id) : 0) +
+	       (job->last_error ? strlen(job->last_error) : 0) + job->result_len;
+}
+
 /* Removes job from the place its current state keeps it in. */
 static void unplace(struct state *s, struct job *job)
 {
 	struct queue *q = job->queue;
+	s->live_bytes -= job->snapshot_bytes;
+	job->snapshot_bytes = 0;
 	uint64_t *counter = job->batch ? batch_counter(job->batch, job->state) : NULL;
 	if (counter)
 		(*counter)--;
@@ -151,6 +191,8 @@ static int place(struct state *s, struct job *job, uint32_t state, uint64_t now_
 	if (state == PROTO_STATE_DELAYED && job->run_at_us <= now_us)
 		state = PROTO_STATE_PENDING;
 	job->state = state;
+	job->snapshot_bytes = state_job_snapshot_bound(job);
+	s->live_bytes += job->snapshot_bytes;
 	struct batch *b = job->batch;
 	if (b) {
 		(*batch_counter(b, state))++;
@@ -167,7 +209,8 @@ static int place(struct state *s, struct job *job, uint32_t state, uint64_t now_
 	case PROTO_STATE_DELAYED:
 		q->delayed++;
 		job->timer.kind = DEADLINE_JOB_READY;
-		return deadline_heap_set(&s->deadlines, &job->timer, job->run_at_us);
+		return deadline_heap_set(&s->deadlines, &job->timer,
+		                         mono_deadline(job->run_at_us, now_us));
 	case PROTO_STATE_ACTIVE: {
 		struct worker *w = job->holder;
 		TAILQ_INSERT_TAIL(&w->held, job, holder_link);
@@ -178,7 +221,8 @@ static int place(struct state *s, struct job *job, uint32_t state, uint64_t now_
 		job->timer.kind = DEADLINE_LEASE;
 		uint64_t deadline =
 		    lease_at_us + (job->timeout_ms + s->config.lease_grace_ms) * 1000;
-		return deadline_heap_set(&s->deadlines, &job->timer, deadline);
+		return deadline_heap_set(&s->deadlines, &job->timer,
+		                         mono_deadline(deadline, now_us));
 	}
 	case PROTO_STATE_COMPLETED:
 	case PROTO_STATE_FAILED:

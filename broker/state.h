@@ -50,6 +50,10 @@ struct state {
 	uint64_t boot_epoch;  /* this boot's, once core_open wrote its META */
 	uint64_t ready_seq;
 	uint64_t ready_jobs; /* pending jobs in all queues */
+	/* What the live jobs would take in a snapshot: the sum of each job's
+	 * snapshot_bytes, kept by place/unplace (never by walking the jobs).
+	 * Compaction compares the journal with it (compactor.c). */
+	uint64_t live_bytes;
 	bool replaying;
 	uint64_t replay_skipped;
 };
@@ -72,6 +76,10 @@ void state_job_due(struct state *s, struct job *job);
 int state_worker_seen(struct state *s, const char *id, uint64_t now_us, struct worker **out);
 
 bool state_job_is_finished(const struct job *job);
+
+/* An upper bound on the bytes job's snapshot record takes in a snapshot
+ * file, framing included (see state.c). */
+uint64_t state_job_snapshot_bound(const struct job *job);
 
 /* Fills rec (type JOB) with a snapshot of job, borrowing its buffers. */
 void state_job_snapshot(const struct job *job, struct proto_record *rec);

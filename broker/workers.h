@@ -36,7 +36,8 @@ struct worker {
 	proto_name queues[PROTO_QUEUES_PER_FETCH_MAX];
 	bool announced; /* its joined event went out */
 	uint64_t first_seen_us;
-	uint64_t last_seen_us;
+	uint64_t last_seen_us;      /* wall clock, for display */
+	uint64_t last_seen_mono_us; /* what the lost deadline counts from */
 	uint64_t heartbeats;
 	bool draining;
 

@@ -190,8 +190,7 @@ static void batch_wait_event_cb(const jm_event *ev, void *arg)
 /* Sleeps until an event arrives after seen, or until_us (monotonic) passes. */
 static void batch_wait_for_event(struct batch_waiter *waiter, unsigned seen, uint64_t until_us)
 {
-	struct timespec ts = {.tv_sec = (time_t)(until_us / 1000000),
-	                      .tv_nsec = (long)(until_us % 1000000) * 1000};
+	struct timespec ts = jm_timespec_of_us(until_us); /* changed: CLOCK_MONOTONIC */
 	pthread_mutex_lock(&waiter->lock);
 	while (waiter->events_seen == seen) {
 		if (pthread_cond_timedwait(&waiter->changed, &waiter->lock, &ts) == ETIMEDOUT)

@@ -64,8 +64,7 @@ static unsigned watch_events_seen(struct watch_waiter *waiter)
 /* Returns once an event arrived after seen or until_us (monotonic) passed. */
 static void watch_wait(struct watch_waiter *waiter, unsigned seen, uint64_t until_us)
 {
-	struct timespec ts = {.tv_sec = (time_t)(until_us / 1000000),
-	                      .tv_nsec = (long)(until_us % 1000000) * 1000};
+	struct timespec ts = jm_timespec_of_us(until_us); /* changed: CLOCK_MONOTONIC */
 	pthread_mutex_lock(&waiter->lock);
 	while (waiter->events_seen == seen) {
 		if (pthread_cond_timedwait(&waiter->changed, &waiter->lock, &ts) == ETIMEDOUT)
@@ -288,8 +287,7 @@ static int watch_follow(struct watch *w, jm_client *client, struct watch_waiter 
 		uint64_t now_us = jm_mono_us();
 		if (now_us < next_us) {
 			uint64_t pause_us = next_us - now_us;
-			struct timespec ts = {.tv_sec = (time_t)(pause_us / 1000000),
-			                      .tv_nsec = (long)(pause_us % 1000000) * 1000};
+			struct timespec ts = jm_timespec_of_us(pause_us);
 			nanosleep(&ts, NULL);
 		}
 	}

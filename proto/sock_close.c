@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 
 /* The helper owns its copy of the socket, so a caller that gave up on it
@@ -33,14 +34,8 @@ bool sock_close(nng_socket sock)
 		nng_close(sock);
 		return true;
 	}
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += SOCK_CLOSE_WAIT_MS / 1000;
-	until.tv_nsec += (long)(SOCK_CLOSE_WAIT_MS % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	/* pthread_timedjoin_np measures CLOCK_REALTIME. */
+	struct timespec until = jm_timespec_after_ms(CLOCK_REALTIME, SOCK_CLOSE_WAIT_MS);
 	int rc = pthread_timedjoin_np(thread, NULL, &until);
 	if (rc == 0)
 		return true;

@@ -208,14 +208,8 @@ bool progress_take_wait(struct progress_board *board, struct progress_value *out
 			pthread_cond_wait(&board->cond, &board->lock);
 			continue;
 		}
-		struct timespec until;
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += (time_t)(wait_ms / 1000u);
-		until.tv_nsec += (long)(wait_ms % 1000u) * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		/* board->cond measures CLOCK_MONOTONIC (progress_board_init). */
+		struct timespec until = jm_timespec_after_ms(CLOCK_MONOTONIC, wait_ms);
 		pthread_cond_timedwait(&board->cond, &board->lock, &until);
 	}
 	pthread_mutex_unlock(&board->lock);

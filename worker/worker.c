@@ -164,19 +164,6 @@ static uint32_t backoff_next_ms(uint32_t current_ms)
 	return current_ms >= BACKOFF_MAX_MS / 2 ? BACKOFF_MAX_MS : current_ms * 2;
 }
 
-static struct timespec deadline_ts(uint64_t wait_ms)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += (time_t)(wait_ms / 1000u);
-	ts.tv_nsec += (long)(wait_ms % 1000u) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return ts;
-}
-
 static bool worker_stopping(struct jm_worker *w)
 {
 	pthread_mutex_lock(&w->lock);
@@ -188,7 +175,7 @@ static bool worker_stopping(struct jm_worker *w)
 /* Sleeps wait_ms unless a stop is (or gets) requested; true if stopping. */
 static bool worker_sleep_unless_stopping(struct jm_worker *w, uint32_t wait_ms)
 {
-	struct timespec until = deadline_ts(wait_ms);
+	struct timespec until = jm_timespec_after_ms(CLOCK_MONOTONIC, wait_ms);
 	pthread_mutex_lock(&w->lock);
 	while (!w->stop_requested) {
 		if (pthread_cond_timedwait(&w->cond, &w->lock, &until) == ETIMEDOUT)
@@ -203,8 +190,7 @@ static bool worker_sleep_unless_stopping(struct jm_worker *w, uint32_t wait_ms)
  * (the stop waits for it), and must not turn into a tight loop then. */
 static void sleep_ms(uint32_t wait_ms)
 {
-	struct timespec left = {.tv_sec = wait_ms / 1000u,
-	                        .tv_nsec = (long)(wait_ms % 1000u) * 1000000L};
+	struct timespec left = jm_timespec_of_us((uint64_t)wait_ms * 1000u);
 	while (nanosleep(&left, &left) != 0 && errno == EINTR)
 		;
 }
@@ -906,7 +892,7 @@ static void *heartbeat_main(void *arg)
 	struct jm_worker *w = arg;
 	for (;;) {
 		heartbeat_send(w, HEARTBEAT_CALL_TIMEOUT_MS, &w->heartbeat_cancel);
-		struct timespec until = deadline_ts(w->heartbeat_ms);
+		struct timespec until = jm_timespec_after_ms(CLOCK_MONOTONIC, w->heartbeat_ms);
 		pthread_mutex_lock(&w->lock);
 		while (!w->heartbeat_exit) {
 			if (pthread_cond_timedwait(&w->cond, &w->lock, &until) == ETIMEDOUT)
@@ -1077,7 +1063,7 @@ static bool worker_drain(struct jm_worker *w)
 		uint64_t now = now_ms();
 		if (now >= deadline)
 			break;
-		struct timespec until = deadline_ts(deadline - now);
+		struct timespec until = jm_timespec_after_ms(CLOCK_MONOTONIC, deadline - now);
 		pthread_cond_timedwait(&w->cond, &w->lock, &until);
 	}
 	uint32_t still_running = w->handlers_running;

@@ -78,7 +78,7 @@ static uint64_t harness_deadline_us(int timeout_ms)
  * count their steps as a bound. */
 static void harness_sleep_ms(int ms)
 {
-	struct timespec left = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+	struct timespec left = jm_timespec_of_us((uint64_t)ms * 1000u);
 	while (nanosleep(&left, &left) != 0 && errno == EINTR) {
 	}
 }

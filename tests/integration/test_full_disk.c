@@ -4,7 +4,9 @@
  * working, nothing stored changes; once the limit is lifted on the running
  * process (prlimit --pid), the broker recovers by itself, and every job
  * acknowledged before, during and after is intact across a restart and the
- * journal passes --check-journal. Needs prlimit (util-linux). */
+ * journal passes --check-journal. And a SIGTERM while the journal still
+ * cannot write the records it holds exits 1, saying how many it could not
+ * write, and leaves no clean-stop marker. Needs prlimit (util-linux). */
 #include "jm_test.h"
 
 #include <dirent.h>
@@ -396,11 +398,110 @@ static void test_journal_write_limit_refuses_submits_then_recovers_losing_nothin
 		fail_msg("%s", reads_failed);
 }
 
+/* Submits until the journal refuses with JM_ENOSPC; fails the test if it
+ * never does. Submits without an answer are counted in f->unsure. */
+static void submit_until_refused(struct fixture *f, jm_client *client, const char *label)
+{
+	int rc = 0;
+	for (int i = 0; i < SUBMITS_MAX && rc != JM_ENOSPC; i++) {
+		char tag[32];
+		snprintf(tag, sizeof tag, "%s-%d", label, i);
+		uint64_t id;
+		rc = submit_one(client, tag, &id);
+		if (rc == 0)
+			remember(f, id);
+		else if (rc != JM_ENOSPC)
+			f->unsure++;
+	}
+	if (rc != JM_ENOSPC) {
+		harness_print_logs(&f->h, 20);
+		fail_msg("no submit was refused with JM_ENOSPC in %d tries (last: %d %s)",
+		         SUBMITS_MAX, rc, jm_client_last_error());
+	}
+}
+
+static void
+test_sigterm_that_cannot_write_its_last_records_exits_1_without_a_clean_marker(void **state)
+{
+	struct fixture *f = calloc(1, sizeof *f);
+	assert_non_null(f);
+	*state = f;
+	assert_jm_ok(harness_init(&f->h, "fulldiskstop"));
+	if (!prlimit_available(f))
+		fail_msg("prlimit (package util-linux) is required for this test");
+	assert_jm_ok(harness_broker_start(&f->h, NULL, &f->broker));
+	f->broker_running = true;
+	jm_client *client;
+	assert_jm_ok(jm_client_open(&client, f->h.broker_url));
+	for (int i = 0; i < FIRST_COMPLETED; i++) {
+		char tag[32];
+		snprintf(tag, sizeof tag, "first-%d", i);
+		uint64_t id;
+		assert_jm_ok(submit_one(client, tag, &id));
+		remember(f, id);
+	}
+	jm_client_close(client);
+	int status = -1;
+	assert_jm_ok(harness_stop(&f->broker, SIGTERM, 10000, &status));
+	f->broker_running = false;
+	assert_int_equal(status, 0);
+	const char *data = harness_path(&f->h, "data");
+
+	/* Under the limit, until the journal refuses: the submit whose record
+	 * hit the limit is held, unwritten, and unanswered. */
+	broker_start_limited(f, journal_bytes(data) + HEADROOM_BYTES);
+	assert_jm_ok(jm_client_open(&client, f->h.broker_url));
+	jm_client_set_timeout_ms(client, CLIENT_TIMEOUT_MS);
+	submit_until_refused(f, client, "held");
+	jm_client_close(client);
+	if (f->unsure == 0)
+		fail_msg("no submit was left unanswered: the broker holds no unwritten record");
+
+	/* SIGTERM: the writer gives up after its close deadline; exit 1. */
+	size_t err_before = 0;
+	const char *err_path = harness_path(&f->h, "broker.err");
+	free(harness_read_file(err_path, &err_before));
+	assert_jm_ok(harness_stop(&f->broker, SIGTERM, 20000, &status));
+	f->broker_running = false;
+	char *log = harness_read_file(err_path, NULL);
+	assert_non_null(log);
+	if (status != 1)
+		fail_msg("a stop that could not write its last records exited %d, expected 1:\n%s",
+		         status, log + err_before);
+	if (strstr(log + err_before, "stopped without writing the last") == NULL)
+		fail_msg("the broker did not say what it could not write:\n%s", log + err_before);
+	assert_null(strstr(log + err_before, "marked clean"));
+	free(log);
+	char marker[512];
+	snprintf(marker, sizeof marker, "%s/CLEAN", data);
+	assert_int_not_equal(access(marker, F_OK), 0);
+
+	/* The failed writes were cut back: the journal is sound, and every job
+	 * acknowledged is there at the next start. */
+	char *check[] = {(char *)harness_bin("jobmesh-broker"), "--check-journal", (char *)data,
+	                 NULL};
+	char *out = NULL;
+	int code = -1;
+	assert_jm_ok(harness_run(&f->h, check, 10000, &out, &code));
+	if (code != 0)
+		fail_msg("--check-journal exit %d after the failed stop:\n%s", code, out);
+	free(out);
+	assert_jm_ok(harness_broker_start(&f->h, NULL, &f->broker));
+	f->broker_running = true;
+	assert_jm_ok(jm_client_open(&client, f->h.broker_url));
+	check_known_jobs(f, client, "after the failed stop");
+	assert_total_in_range(f, client, "after the failed stop");
+	jm_client_close(client);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(
 	        test_journal_write_limit_refuses_submits_then_recovers_losing_nothing,
+	        fixture_teardown),
+	    cmocka_unit_test_teardown(
+	        test_sigterm_that_cannot_write_its_last_records_exits_1_without_a_clean_marker,
 	        fixture_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

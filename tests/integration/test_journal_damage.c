@@ -3,12 +3,15 @@
  * offset, and everything before the cut is kept; a flipped byte in the
  * middle of the journal stops the broker with a message naming file and
  * offset, --check-journal reports it, and --repair starts from what is
- * there.
+ * there. After a clean stop (SIGTERM: the CLEAN marker) nothing is torn: a
+ * zeroed last page is refused as damage with its offset, --check-journal
+ * exits 1, and only --repair cuts it, saying what it cut; a crash after
+ * the next start is again a torn tail, cut at start.
  *
  * The record framing read here is the one documented at the top of
- * broker/journal.c: a 24-byte file header, then records of a 4-byte length
- * word (bit 31: meta; bits 0..30: body length L), a 4-byte CRC32C and L body
- * bytes. */
+ * broker/journal_segment.c: a 24-byte file header, then records of a 4-byte
+ * length word (bit 31: meta; bits 0..30: body length L), a 4-byte CRC32C and
+ * L body bytes. */
 #include "jm_test.h"
 
 #include <dirent.h>
@@ -33,6 +36,9 @@
 #define HEADER_BYTES 24u
 #define FRAME_BYTES 8u
 #define RUN_TIMEOUT_MS 10000
+#define PAGE_BYTES 4096u
+/* --check-journal's exit code for "sound up to a torn tail". */
+#define EXIT_TORN_TAIL 3
 
 struct fixture {
 	struct harness h;
@@ -46,8 +52,8 @@ struct segment {
 	char name[64];
 	uint8_t *bytes;
 	size_t size;
-	size_t starts[JOBS * 2 + 8]; /* byte where record k starts */
-	size_t ends[JOBS * 2 + 8];   /* byte just past record k */
+	size_t starts[JOBS * 3 + 8]; /* byte where record k starts */
+	size_t ends[JOBS * 3 + 8];   /* byte just past record k */
 	size_t records;
 };
 
@@ -59,31 +65,64 @@ static int fixture_teardown(void **state)
 	return 0;
 }
 
-/* Starts a broker, submits JOBS jobs one per request (one record each, of
- * varied sizes), and SIGKILLs it: every submit was acknowledged, so every
- * record is on disk. */
+/* Submits JOBS jobs one per request (one record each, of varied sizes:
+ * pad more bytes each) to the running broker, into f->ids. */
+static void submit_jobs(struct fixture *f, size_t pad)
+{
+	jm_client *client;
+	assert_jm_ok(jm_client_open(&client, f->h.broker_url));
+	for (int i = 0; i < JOBS; i++) {
+		char payload[512];
+		size_t fill = (size_t)((i * 7) % 41) + pad;
+		assert_true(fill < sizeof payload - 16);
+		int len = snprintf(payload, sizeof payload, "payload-%03d-", i);
+		memset(payload + len, 'x', fill);
+		jm_job_spec spec = {.queue = "damage",
+		                    .type = "t",
+		                    .payload = payload,
+		                    .payload_len = (size_t)len + fill};
+		int rc = jm_client_submit(client, &spec, &f->ids[i]);
+		if (rc != 0)
+			fail_msg("submit %d: %s", i, jm_client_last_error());
+	}
+	jm_client_close(client);
+}
+
+/* Starts a broker, submits JOBS jobs, and SIGKILLs it: every submit was
+ * acknowledged, so every record is on disk, and no CLEAN marker is. */
 static struct fixture *fixture_with_killed_broker(const char *name)
 {
 	struct fixture *f = calloc(1, sizeof *f);
 	assert_non_null(f);
 	fixture_broker_up(&f->h, name, NULL, NULL, &f->broker);
 	f->broker_running = true;
-	jm_client *client;
-	assert_jm_ok(jm_client_open(&client, f->h.broker_url));
-	for (int i = 0; i < JOBS; i++) {
-		char payload[96];
-		int len = snprintf(payload, sizeof payload, "payload-%03d-%.*s", i, (i * 7) % 41,
-		                   "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
-		jm_job_spec spec = {
-		    .queue = "damage", .type = "t", .payload = payload, .payload_len = (size_t)len};
-		int rc = jm_client_submit(client, &spec, &f->ids[i]);
-		if (rc != 0)
-			fail_msg("submit %d: %s", i, jm_client_last_error());
-	}
-	jm_client_close(client);
+	submit_jobs(f, 0);
 	assert_jm_ok(harness_kill(&f->broker));
 	f->broker_running = false;
 	return f;
+}
+
+/* Starts a broker, submits JOBS jobs of pad more bytes each, and stops it
+ * with SIGTERM: it exits 0 and leaves the CLEAN marker. */
+static struct fixture *fixture_with_stopped_broker(const char *name, size_t pad)
+{
+	struct fixture *f = calloc(1, sizeof *f);
+	assert_non_null(f);
+	fixture_broker_up(&f->h, name, NULL, NULL, &f->broker);
+	f->broker_running = true;
+	submit_jobs(f, pad);
+	int status = -1;
+	assert_jm_ok(harness_stop(&f->broker, SIGTERM, 10000, &status));
+	f->broker_running = false;
+	assert_int_equal(status, 0);
+	return f;
+}
+
+static bool data_file_exists(struct fixture *f, const char *name)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/%s", harness_path(&f->h, "data"), name);
+	return access(path, F_OK) == 0;
 }
 
 static uint32_t le32(const uint8_t *p)
@@ -225,8 +264,8 @@ static int check_journal(struct fixture *f, const char *dir, char **out, char **
 
 /* Cuts the last segment at every byte of its last two records (and at its
  * end) and checks each copy with --check-journal: sound, the torn tail
- * reported with the byte it starts at and the bytes it holds, and every
- * record before the cut kept. */
+ * reported with the byte it starts at and the bytes it holds (exit 3, as
+ * the next start would cut it), and every record before the cut kept. */
 static void check_every_cut(struct fixture *f, const char *data, const char *copy,
                             const struct segment *seg)
 {
@@ -240,10 +279,15 @@ static void check_every_cut(struct fixture *f, const char *data, const char *cop
 		size_t end = valid_end(seg, cut);
 		char what[96];
 		snprintf(what, sizeof what, "--check-journal after a cut at byte %zu", cut);
-		if (code != 0)
-			fail_msg("%s: exit %d, stderr:\n%s", what, code, err_text);
+		/* A cut at a record boundary leaves a sound journal (exit 0);
+		 * anything else, a torn tail the next start cuts (exit 3). */
+		int want_code = cut == end ? 0 : EXIT_TORN_TAIL;
+		if (code != want_code)
+			fail_msg("%s: exit %d, expected %d; stdout:\n%s\nstderr:\n%s", what, code,
+			         want_code, out, err_text);
 		char expect[256];
-		snprintf(expect, sizeof expect, "sound: %zu records", kept);
+		snprintf(expect, sizeof expect, "%s: %zu records",
+		         cut == end ? "sound" : "sound up to a torn tail", kept);
 		assert_contains(out, expect, what);
 		size_t jobs_kept = kept - BOOT_RECORDS;
 		snprintf(expect, sizeof expect, "jobs %zu, next job id %zu", jobs_kept,
@@ -470,6 +514,216 @@ static void test_flipped_byte_mid_journal_is_refused_reported_and_repaired(void 
 	segment_fini(&seg);
 }
 
+/* Zeroes bytes [from, to) of dir/name in place (the size stays), as a disk
+ * that lost its last page would. */
+static void zero_range(const char *dir, const char *name, size_t from, size_t to)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	int fd = open(path, O_WRONLY);
+	assert_true(fd >= 0);
+	uint8_t zeros[PAGE_BYTES] = {0};
+	assert_true(to - from <= sizeof zeros);
+	assert_int_equal(pwrite(fd, zeros, to - from, (off_t)from), (ssize_t)(to - from));
+	assert_int_equal(fsync(fd), 0);
+	close(fd);
+}
+
+/* Runs jobmesh-broker on data (extra flags: NULL-terminated, may be NULL)
+ * in the foreground, expecting it to refuse to start; returns its exit
+ * code, stdout and stderr (malloc'd). */
+static int broker_run(struct fixture *f, const char *data, const char *extra, char **out,
+                      char **err_text)
+{
+	char listen[300];
+	snprintf(listen, sizeof listen, "ipc://%s/refused.ipc", f->h.dir);
+	char *argv[] = {(char *)harness_bin("jobmesh-broker"),
+	                "--http",
+	                "127.0.0.1:0",
+	                "--listen",
+	                listen,
+	                "--data",
+	                (char *)data,
+	                (char *)extra,
+	                NULL};
+	int code = -1;
+	assert_jm_ok(harness_run_capture(&f->h, argv, RUN_TIMEOUT_MS, out, err_text, &code));
+	return code;
+}
+
+/* Jobs f->ids[0..kept) are pending in queue damage; the rest are unknown. */
+static void assert_jobs_kept(struct fixture *f, size_t kept, const char *when)
+{
+	jm_client *client;
+	assert_jm_ok(jm_client_open(&client, f->h.broker_url));
+	for (size_t i = 0; i < JOBS; i++) {
+		jm_job_info info = {0};
+		int rc = jm_client_status(client, f->ids[i], &info);
+		if (i < kept) {
+			if (rc != 0)
+				fail_msg("%s: job %llu (kept): %s", when,
+				         (unsigned long long)f->ids[i], jm_client_last_error());
+			assert_int_equal(info.state, JM_STATE_PENDING);
+		} else if (rc != JM_ENOTFOUND) {
+			fail_msg("%s: job %llu (cut) answered %d (%s), expected not found", when,
+			         (unsigned long long)f->ids[i], rc, jm_strerror(rc));
+		}
+		jm_job_info_fini(&info);
+	}
+	jm_client_close(client);
+}
+
+static void
+test_zeroed_last_page_after_a_clean_stop_is_refused_as_damage_and_repaired_by_flag(void **state)
+{
+	/* 200 more bytes a job: the segment spans three pages, so the last
+	 * page holds only records, not the file header. */
+	struct fixture *f = fixture_with_stopped_broker("cleanzero", 200);
+	*state = f;
+	const char *data = harness_path(&f->h, "data");
+	if (!data_file_exists(f, "CLEAN"))
+		fail_msg("a SIGTERM stop left no CLEAN marker in %s", data);
+	struct segment seg;
+	segment_read_last(data, &seg);
+	assert_int_equal(seg.records, JOBS + BOOT_RECORDS);
+	assert_true(seg.size > 2 * PAGE_BYTES);
+	char *out = NULL, *err_text = NULL;
+	if (check_journal(f, data, &out, &err_text) != 0)
+		fail_msg("--check-journal after a clean stop:\n%s\n%s", out, err_text);
+	free(out);
+	free(err_text);
+
+	/* Zero the last page: the first record it touches is the damage. */
+	size_t page = (seg.size - 1) / PAGE_BYTES * PAGE_BYTES;
+	size_t kept = records_before(&seg, page + 1);
+	if (seg.starts[kept - 1] < page && seg.ends[kept - 1] > page)
+		kept--; /* the record the page boundary cuts through is damaged */
+	size_t damaged_at = seg.starts[kept];
+	assert_true(kept > BOOT_RECORDS && kept < seg.records);
+	zero_range(data, seg.name, page, seg.size);
+	char offset_text[64];
+	snprintf(offset_text, sizeof offset_text, "byte %zu", damaged_at);
+
+	/* A plain start refuses, naming the file, the offset, the clean stop
+	 * and --repair, and changes nothing on disk. */
+	int code = broker_run(f, data, NULL, &out, &err_text);
+	if (code != 1)
+		fail_msg("broker on a zeroed tail after a clean stop: exit %d, expected 1; "
+		         "stderr:\n%s",
+		         code, err_text);
+	assert_null(strstr(out, "listening"));
+	assert_contains(err_text, seg.name, "refusal");
+	assert_contains(err_text, offset_text, "refusal");
+	assert_contains(err_text, "after a clean stop", "refusal");
+	assert_contains(err_text, "damage, not a torn tail", "refusal");
+	assert_contains(err_text, "--repair", "refusal");
+	assert_null(strstr(err_text, "torn tail in"));
+	free(out);
+	free(err_text);
+	size_t len = 0;
+	char path[512];
+	snprintf(path, sizeof path, "%s/%s", data, seg.name);
+	uint8_t *now = (uint8_t *)harness_read_file(path, &len);
+	assert_non_null(now);
+	assert_int_equal(len, seg.size);
+	assert_memory_equal(now, seg.bytes, page);
+	free(now);
+	assert_true(data_file_exists(f, "CLEAN"));
+
+	/* --check-journal exits 1 and names the same place. */
+	code = check_journal(f, data, &out, &err_text);
+	if (code != 1)
+		fail_msg("--check-journal on a zeroed tail after a clean stop: exit %d, expected "
+		         "1:\n%s\n%s",
+		         code, out, err_text);
+	assert_contains(err_text, seg.name, "--check-journal");
+	assert_contains(err_text, offset_text, "--check-journal");
+	assert_contains(err_text, "damage, not a torn tail", "--check-journal");
+	free(out);
+	free(err_text);
+
+	/* --repair starts, says what it cut, keeps every job before. */
+	const char *err_path = harness_path(&f->h, "broker.err");
+	size_t err_before = 0;
+	free(harness_read_file(err_path, &err_before));
+	const char *repair[] = {"--repair", NULL};
+	assert_jm_ok(harness_broker_start(&f->h, repair, &f->broker));
+	f->broker_running = true;
+	char *log = harness_read_file(err_path, NULL);
+	assert_non_null(log);
+	char expect[256];
+	snprintf(expect, sizeof expect, "repair: %s: byte %zu", seg.name, damaged_at);
+	assert_contains(log + err_before, expect, "repair log");
+	snprintf(expect, sizeof expect, "cutting the %zu bytes", seg.size - damaged_at);
+	assert_contains(log + err_before, expect, "repair log");
+	free(log);
+	assert_false(data_file_exists(f, "CLEAN")); /* deleted before the first write */
+	assert_jobs_kept(f, kept - BOOT_RECORDS, "after --repair");
+	int status = -1;
+	assert_jm_ok(harness_stop(&f->broker, SIGTERM, 10000, &status));
+	f->broker_running = false;
+	assert_int_equal(status, 0);
+
+	/* What the repair left is sound, and marked clean again. */
+	assert_true(data_file_exists(f, "CLEAN"));
+	assert_int_equal(check_journal(f, data, &out, &err_text), 0);
+	snprintf(expect, sizeof expect, "jobs %zu,", kept - BOOT_RECORDS);
+	assert_contains(out, expect, "--check-journal after --repair");
+	free(out);
+	free(err_text);
+	segment_fini(&seg);
+}
+
+static void test_a_crash_after_restarting_from_a_clean_stop_still_cuts_a_torn_tail(void **state)
+{
+	struct fixture *f = fixture_with_stopped_broker("cleancrash", 0);
+	*state = f;
+	const char *data = harness_path(&f->h, "data");
+	assert_true(data_file_exists(f, "CLEAN"));
+	assert_jm_ok(harness_broker_start(&f->h, NULL, &f->broker));
+	f->broker_running = true;
+	assert_false(data_file_exists(f, "CLEAN"));
+	submit_jobs(f, 0); /* f->ids: the second run's jobs */
+	assert_jm_ok(harness_kill(&f->broker));
+	f->broker_running = false;
+	assert_false(data_file_exists(f, "CLEAN"));
+
+	/* The end of the last write torn off: half of the last record. */
+	struct segment seg;
+	segment_read_last(data, &seg);
+	assert_int_equal(seg.records, 2 * (JOBS + BOOT_RECORDS));
+	size_t last = seg.starts[seg.records - 1];
+	size_t cut = last + FRAME_BYTES + 3;
+	truncate_file(data, seg.name, cut);
+
+	char *out = NULL, *err_text = NULL;
+	int code = check_journal(f, data, &out, &err_text);
+	if (code != EXIT_TORN_TAIL)
+		fail_msg("--check-journal on a torn tail: exit %d, expected %d:\n%s\n%s", code,
+		         EXIT_TORN_TAIL, out, err_text);
+	char expect[256];
+	snprintf(expect, sizeof expect, "torn tail: %zu bytes at byte %zu of %s", cut - last, last,
+	         seg.name);
+	assert_contains(out, expect, "--check-journal");
+	free(out);
+	free(err_text);
+
+	const char *err_path = harness_path(&f->h, "broker.err");
+	size_t err_before = 0;
+	free(harness_read_file(err_path, &err_before));
+	assert_jm_ok(harness_broker_start(&f->h, NULL, &f->broker));
+	f->broker_running = true;
+	char *log = harness_read_file(err_path, NULL);
+	assert_non_null(log);
+	snprintf(expect, sizeof expect, "torn tail in %s at byte %zu", seg.name, last);
+	assert_contains(log + err_before, expect, "start after a crash");
+	snprintf(expect, sizeof expect, "cutting %zu bytes", cut - last);
+	assert_contains(log + err_before, expect, "start after a crash");
+	free(log);
+	assert_jobs_kept(f, JOBS - 1, "after the torn tail was cut");
+	segment_fini(&seg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -478,6 +732,12 @@ int main(void)
 	        fixture_teardown),
 	    cmocka_unit_test_teardown(
 	        test_flipped_byte_mid_journal_is_refused_reported_and_repaired, fixture_teardown),
+	    cmocka_unit_test_teardown(
+	        test_zeroed_last_page_after_a_clean_stop_is_refused_as_damage_and_repaired_by_flag,
+	        fixture_teardown),
+	    cmocka_unit_test_teardown(
+	        test_a_crash_after_restarting_from_a_clean_stop_still_cuts_a_torn_tail,
+	        fixture_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

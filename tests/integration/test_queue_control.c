@@ -320,5 +320,10 @@ int main(void)
 	    cmocka_unit_test_teardown(test_compaction_shrinks_the_journal_and_keeps_the_state,
 	                              stack_close),
 	};
+	/* JM_TEST_FILTER runs only the tests whose names match it (cmocka's
+	 * glob), e.g. to repeat one test: JM_TEST_FILTER='test_compaction*'. */
+	const char *filter = getenv("JM_TEST_FILTER");
+	if (filter && *filter)
+		cmocka_set_test_filter(filter);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

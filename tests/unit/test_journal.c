@@ -98,13 +98,7 @@ static int seam_sync(int fd)
 	seam.syncs_entered++;
 	uint64_t deadline = jm_mono_us() + 10u * 1000000u;
 	while (seam.gate && seam.syncs_done >= seam.syncs_allowed && jm_mono_us() < deadline) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		struct timespec ts = jm_timespec_after_ms(CLOCK_REALTIME, 1);
 		pthread_cond_timedwait(&seam.cv, &seam.mu, &ts);
 	}
 	int fail = seam.sync_errno;
@@ -500,9 +494,7 @@ static void *appender_main(void *arg)
 			break;
 		}
 		journal_when_durable(a->j, lsn, sem_post_cb, &done);
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 5;
+		struct timespec ts = jm_timespec_after_ms(CLOCK_REALTIME, 5000); /* sem's clock */
 		if (sem_timedwait(&done, &ts) != 0) {
 			a->failures++;
 			break;

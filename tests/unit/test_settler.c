@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "../../worker/settler.h"
 
 #define BATCHES_MAX 64
@@ -104,9 +105,7 @@ static int teardown(void **state)
 /* Waits (to a 5 s deadline) until the callback was entered `batches` times. */
 static void wait_for_batches(struct recorder *r, size_t batches)
 {
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 5;
+	struct timespec until = jm_timespec_after_ms(CLOCK_REALTIME, 5000);
 	pthread_mutex_lock(&r->lock);
 	while (r->batches_count < batches) {
 		if (pthread_cond_timedwait(&r->cond, &r->lock, &until) == ETIMEDOUT)

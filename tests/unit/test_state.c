@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backoff.h"
+#include "clock.h"
 #include "deadline.h"
 #include "message.h"
 #include "record.h"
@@ -164,7 +165,8 @@ static void test_retry_delays_the_job_until_its_run_at(void **ctx)
 	assert_int_equal(job->state, PROTO_STATE_DELAYED);
 	assert_string_equal(job->last_error, "out");
 	assert_int_equal(job->timer.kind, DEADLINE_JOB_READY);
-	assert_int_equal(deadline_heap_peek(&s->deadlines)->at_us <= NOW_US + 5000000, 1);
+	/* run_at is wall time; its deadline is monotonic, 5 s from now. */
+	assert_true(deadline_heap_peek(&s->deadlines)->at_us <= jm_mono_us() + 5000000);
 	state_job_due(s, job);
 	assert_int_equal(job->state, PROTO_STATE_PENDING);
 	assert_int_equal(pop_ready(s, "q"), 1);
@@ -291,6 +293,88 @@ static void test_queue_limit_is_enforced(void **ctx)
 	assert_int_equal(queue_get(&s->queues, "e", &q), JM_ELIMIT);
 }
 
+/* live_bytes is the sum of each placed job's snapshot_bytes, and each is an
+ * upper bound (never below, at most 110 bytes above) of what its snapshot
+ * record takes framed in a snapshot file. */
+static void check_live_bytes(struct state *s, const uint64_t *ids, int count)
+{
+	uint64_t sum = 0;
+	struct jm_buf body;
+	jm_buf_init(&body);
+	for (int i = 0; i < count; i++) {
+		struct job *job = jobtable_find(&s->jobs, ids[i]);
+		if (job == NULL)
+			continue;
+		struct proto_record rec;
+		state_job_snapshot(job, &rec);
+		jm_buf_reset(&body);
+		assert_jm_ok(proto_record_encode(&rec, &body));
+		uint64_t framed = body.len + 8;
+		if (job->snapshot_bytes < framed || job->snapshot_bytes > framed + 110)
+			fail_msg("job %llu: bound %llu, encoded %llu", (unsigned long long)job->id,
+			         (unsigned long long)job->snapshot_bytes,
+			         (unsigned long long)framed);
+		sum += job->snapshot_bytes;
+	}
+	jm_buf_fini(&body);
+	assert_int_equal(s->live_bytes, sum);
+}
+
+static void test_live_bytes_bound_each_job_and_follow_it_to_the_drop(void **ctx)
+{
+	struct state *s = *ctx;
+	static uint8_t payload[3000];
+	memset(payload, 'p', sizeof payload);
+	uint64_t ids[] = {1, 2, 3, 4};
+	uint32_t sizes[] = {0, 10, 300, 3000};
+	for (int i = 0; i < 4; i++) {
+		struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_JOB};
+		rec.u.job.job_id = ids[i];
+		strcpy(rec.u.job.queue, "a-longer-queue-name");
+		strcpy(rec.u.job.type, "t");
+		rec.u.job.payload = (struct proto_bytes){payload, sizes[i]};
+		rec.u.job.max_attempts = 3;
+		rec.u.job.timeout_ms = 1000;
+		rec.u.job.state = PROTO_STATE_PENDING;
+		rec.u.job.created_us = rec.u.job.updated_us = NOW_US;
+		struct jm_err err = {0};
+		assert_jm_ok_err(state_apply(s, &rec, NOW_US, &err), &err);
+	}
+	check_live_bytes(s, ids, 4);
+	uint64_t pending_bytes = s->live_bytes;
+	/* A lease adds the worker id; a result or an error adds its bytes. */
+	assert_int_equal(pop_ready(s, "a-longer-queue-name"), 1);
+	assert_int_equal(pop_ready(s, "a-longer-queue-name"), 2);
+	check_live_bytes(s, ids, 4);
+	assert_true(s->live_bytes > pending_bytes);
+	assert_jm_ok(settle(s, 1, 1, PROTO_OUTCOME_COMPLETED, 0));
+	assert_jm_ok(settle(s, 2, 1, PROTO_OUTCOME_RETRY, NOW_US + 5000000));
+	check_live_bytes(s, ids, 4);
+	struct proto_record cancel = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_CANCEL};
+	cancel.u.cancel.job_id = 2;
+	struct jm_err err = {0};
+	assert_jm_ok_err(state_apply(s, &cancel, NOW_US, &err), &err);
+	check_live_bytes(s, ids, 4);
+	/* Dropping a finished job takes its share out; the rest stay. */
+	uint64_t before = s->live_bytes;
+	uint64_t share = jobtable_find(&s->jobs, 1)->snapshot_bytes;
+	struct proto_record drop = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_DROP};
+	drop.u.drop.job_id = 1;
+	assert_jm_ok_err(state_apply(s, &drop, NOW_US, &err), &err);
+	assert_int_equal(s->live_bytes, before - share);
+	check_live_bytes(s, ids, 4);
+	drop.u.drop.job_id = 2;
+	assert_jm_ok_err(state_apply(s, &drop, NOW_US, &err), &err);
+	/* 3 and 4 are still pending: finish and drop them too. */
+	for (uint64_t id = 3; id <= 4; id++) {
+		cancel.u.cancel.job_id = id;
+		assert_jm_ok_err(state_apply(s, &cancel, NOW_US, &err), &err);
+		drop.u.drop.job_id = id;
+		assert_jm_ok_err(state_apply(s, &drop, NOW_US, &err), &err);
+	}
+	assert_int_equal(s->live_bytes, 0);
+}
+
 static void test_backoff_doubles_and_stays_within_cap(void **ctx)
 {
 	struct backoff_policy p = {100, 1000};
@@ -355,6 +439,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_batch_counts_follow_its_jobs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dropped_jobs_still_count_in_their_batch, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_live_bytes_bound_each_job_and_follow_it_to_the_drop, setup, teardown),
 	    cmocka_unit_test(test_backoff_doubles_and_stays_within_cap),
 	    cmocka_unit_test(test_deadline_heap_pops_in_time_order),
 	};

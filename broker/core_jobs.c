@@ -1,0 +1,246 @@
+/* Requests about jobs from producers: submit, cancel, status, result,
+ * wait (parked until the job finishes) and revive from the dead-letter set. */
+#include "core_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "log.h"
+
+/* Answers every waiter of a job that has just finished. */
+void core_release_waiters(struct core *core, struct job *job, struct outbox *out)
+{
+	struct waiter *w;
+	while ((w = TAILQ_FIRST(&job->waiters)) != NULL) {
+		TAILQ_REMOVE(&job->waiters, w, link);
+		deadline_heap_remove(&core->state.deadlines, &w->timer);
+		core_reply_job(core, w->req, job, true, out);
+		free(w);
+	}
+}
+
+void handle_submit(struct core *core, struct request *req, struct outbox *out)
+{
+	const struct proto_submit *submit = &req->msg.u.submit;
+	struct jm_err err = {0};
+	if (!journal_is_writable(core->journal, &err)) {
+		core_reply_errorf(core, req, out, JM_ENOSPC, "submit: %s", jm_err_text(&err));
+		return;
+	}
+	/* Resolve every queue first, so a submit is admitted whole or not. */
+	for (uint32_t i = 0; i < submit->jobs_count; i++) {
+		struct queue *q;
+		int rc = queue_get(&core->state.queues, submit->jobs[i].queue, &q);
+		if (rc != 0) {
+			core_reply_errorf(
+			    core, req, out, rc,
+			    "submit: job %u: queue %s cannot be created: %s (at most %u "
+			    "queues)",
+			    i, submit->jobs[i].queue, jm_strerror(rc),
+			    core->state.queues.max_queues);
+			return;
+		}
+	}
+	uint64_t *ids = malloc(submit->jobs_count * sizeof *ids);
+	if (ids == NULL) {
+		core_reply_errorf(core, req, out, JM_ENOMEM, "submit: broker out of memory");
+		return;
+	}
+	/* Batches share the job id counter: an id names one or the other. */
+	uint64_t batch_id = submit->as_batch ? core->state.next_job_id++ : 0;
+	uint64_t now = jm_wall_us();
+	for (uint32_t i = 0; i < submit->jobs_count; i++) {
+		const struct proto_job_spec *spec = &submit->jobs[i];
+		const struct queue_policy *policy =
+		    &queue_find(&core->state.queues, spec->queue)->policy;
+		struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_JOB};
+		struct proto_rec_job *r = &rec.u.job;
+		r->job_id = core->state.next_job_id;
+		r->batch_id = batch_id;
+		memcpy(r->queue, spec->queue, sizeof r->queue);
+		memcpy(r->type, spec->type, sizeof r->type);
+		r->payload = spec->payload;
+		r->priority = spec->priority;
+		r->max_attempts = spec->max_attempts ? spec->max_attempts : policy->max_attempts;
+		r->timeout_ms = spec->timeout_ms ? spec->timeout_ms : policy->timeout_ms;
+		r->state = spec->delay_ms ? PROTO_STATE_DELAYED : PROTO_STATE_PENDING;
+		r->created_us = now;
+		r->updated_us = now;
+		r->run_at_us = spec->delay_ms ? now + spec->delay_ms * 1000 : 0;
+		int rc = core_commit(core, &rec, &err);
+		if (rc != 0) {
+			/* Only a journal that started failing mid-request gets
+			 * here; what was appended stays and will be written. */
+			free(ids);
+			core_reply_errorf(core, req, out, rc, "submit: job %u of %u: %s", i,
+			                  submit->jobs_count, jm_err_text(&err));
+			return;
+		}
+		ids[i] = r->job_id;
+	}
+	struct proto_msg msg = {.type = PROTO_SUBMITTED};
+	msg.u.submitted.batch_id = batch_id;
+	msg.u.submitted.ids_count = submit->jobs_count;
+	msg.u.submitted.ids = ids;
+	core_reply(core, req, &msg, out);
+	free(ids);
+	core_pump(core, out);
+}
+
+static void reply_not_found(struct core *core, struct request *req, const char *what,
+                            uint64_t job_id, struct outbox *out)
+{
+	core_reply_errorf(core, req, out, JM_ENOTFOUND,
+	                  "%s: job %llu not found: no such id, or its retention ran out", what,
+	                  (unsigned long long)job_id);
+}
+
+static void reply_status(struct core *core, struct request *req, bool with_result,
+                         struct outbox *out)
+{
+	uint64_t job_id = req->msg.u.job_ref.job_id;
+	struct job *job = jobtable_find(&core->state.jobs, job_id);
+	if (job == NULL)
+		reply_not_found(core, req, with_result ? "result" : "status", job_id, out);
+	else
+		core_reply_job(core, req, job, with_result, out);
+}
+
+void handle_status(struct core *core, struct request *req, struct outbox *out)
+{
+	reply_status(core, req, false, out);
+}
+
+void handle_result(struct core *core, struct request *req, struct outbox *out)
+{
+	reply_status(core, req, true, out);
+}
+
+void handle_wait(struct core *core, struct request *req, struct outbox *out)
+{
+	const struct proto_wait *wait = &req->msg.u.wait;
+	struct job *job = jobtable_find(&core->state.jobs, wait->job_id);
+	if (job == NULL) {
+		reply_not_found(core, req, "wait", wait->job_id, out);
+		return;
+	}
+	if (state_job_is_finished(job) || wait->timeout_ms == 0) {
+		core_reply_job(core, req, job, true, out);
+		return;
+	}
+	uint32_t timeout_ms = wait->timeout_ms < core->config.wait_max_ms
+	                          ? wait->timeout_ms
+	                          : core->config.wait_max_ms;
+	struct waiter *w = calloc(1, sizeof *w);
+	if (w != NULL) {
+		deadline_init(&w->timer, DEADLINE_WAIT);
+		if (deadline_heap_set(&core->state.deadlines, &w->timer,
+		                      jm_mono_us() + (uint64_t)timeout_ms * 1000) != 0) {
+			free(w);
+			w = NULL;
+		}
+	}
+	if (w == NULL) {
+		core_reply_errorf(core, req, out, JM_ENOMEM, "wait: broker out of memory");
+		return;
+	}
+	w->req = req;
+	w->job = job;
+	TAILQ_INSERT_TAIL(&job->waiters, w, link);
+}
+
+void handle_cancel(struct core *core, struct request *req, struct outbox *out)
+{
+	uint64_t job_id = req->msg.u.job_ref.job_id;
+	struct job *job = jobtable_find(&core->state.jobs, job_id);
+	if (job == NULL) {
+		reply_not_found(core, req, "cancel", job_id, out);
+		return;
+	}
+	if (state_job_is_finished(job)) {
+		core_reply_errorf(
+		    core, req, out, JM_ESTATE,
+		    "cancel: job %llu is already %s: only pending, delayed or active jobs "
+		    "can be cancelled",
+		    (unsigned long long)job_id, proto_state_name(job->state));
+		return;
+	}
+	struct jm_err err = {0};
+	struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_CANCEL};
+	rec.u.cancel.job_id = job_id;
+	rec.u.cancel.at_us = jm_wall_us();
+	if (!journal_is_writable(core->journal, &err) || core_commit(core, &rec, &err) != 0) {
+		core_reply_errorf(core, req, out, err.code ? err.code : JM_ENOSPC, "cancel: %s",
+		                  jm_err_text(&err));
+		return;
+	}
+	/* An active job's worker learns it from its next heartbeat reply. */
+	core_release_waiters(core, job, out);
+	core_reply_job(core, req, job, false, out);
+}
+
+static int revive_job(struct core *core, struct job *job, struct jm_err *err)
+{
+	struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_REVIVE};
+	rec.u.revive.job_id = job->id;
+	rec.u.revive.at_us = jm_wall_us();
+	rec.u.revive.lease = job->lease;
+	return core_commit(core, &rec, err);
+}
+
+void handle_revive(struct core *core, struct request *req, struct outbox *out)
+{
+	const struct proto_revive *revive = &req->msg.u.revive;
+	struct jm_err err = {0};
+	if (!journal_is_writable(core->journal, &err)) {
+		core_reply_errorf(core, req, out, JM_ENOSPC, "revive: %s", jm_err_text(&err));
+		return;
+	}
+	struct queue *q = queue_find(&core->state.queues, revive->queue);
+	if (revive->job_id) {
+		struct job *job = jobtable_find(&core->state.jobs, revive->job_id);
+		if (job == NULL || job->queue != q) {
+			core_reply_errorf(core, req, out, JM_ENOTFOUND,
+			                  "revive: job %llu not found in queue %s",
+			                  (unsigned long long)revive->job_id, revive->queue);
+			return;
+		}
+		if (job->state != PROTO_STATE_FAILED) {
+			core_reply_errorf(
+			    core, req, out, JM_ESTATE,
+			    "revive: job %llu is %s: only dead-lettered (failed) jobs can "
+			    "be retried",
+			    (unsigned long long)job->id, proto_state_name(job->state));
+			return;
+		}
+	}
+	uint32_t cap =
+	    q ? (uint32_t)(q->failed < PROTO_JOBS_PER_MESSAGE_MAX ? q->failed
+	                                                          : PROTO_JOBS_PER_MESSAGE_MAX)
+	      : 0;
+	uint64_t *ids = calloc(cap + 1, sizeof *ids);
+	if (ids == NULL) {
+		core_reply_errorf(core, req, out, JM_ENOMEM, "revive: broker out of memory");
+		return;
+	}
+	uint32_t count = 0;
+	struct job *job = q ? TAILQ_FIRST(&q->finished) : NULL;
+	while (job && count < cap) {
+		/* Revived jobs leave the finished list: take next first. */
+		struct job *next = TAILQ_NEXT(job, finished_link);
+		if (job->state == PROTO_STATE_FAILED &&
+		    (revive->job_id == 0 || revive->job_id == job->id)) {
+			if (revive_job(core, job, &err) != 0)
+				break;
+			ids[count++] = job->id;
+		}
+		job = next;
+	}
+	struct proto_msg msg = {.type = PROTO_REVIVED};
+	msg.u.revived.ids_count = count;
+	msg.u.revived.ids = ids;
+	core_reply(core, req, &msg, out);
+	free(ids);
+	core_pump(core, out);
+}

@@ -1,0 +1,227 @@
+/* The read views: stats, batches, batch status, workers, the dead-letter
+ * list and hello. Each is an in-memory view that changes nothing. */
+#include "core_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core_query.h"
+#include "events.h"
+
+struct stats_fill {
+	struct proto_queue_stats *queues;
+	uint32_t count;
+};
+
+static void stats_fill_cb(struct queue *q, void *arg)
+{
+	struct stats_fill *fill = arg;
+	struct proto_queue_stats *qs = &fill->queues[fill->count++];
+	memcpy(qs->name, q->name, sizeof qs->name);
+	qs->pending = q->ready_count;
+	qs->delayed = q->delayed;
+	qs->active = q->active;
+	qs->completed = q->completed;
+	qs->failed = q->failed;
+	core_query_queue_extras(q, qs);
+}
+
+static int compare_queue_stats(const void *a, const void *b)
+{
+	return strcmp(((const struct proto_queue_stats *)a)->name,
+	              ((const struct proto_queue_stats *)b)->name);
+}
+
+void handle_stats(struct core *core, struct request *req, struct outbox *out)
+{
+	uint32_t count = core->state.queues.queues.count;
+	struct stats_fill fill = {calloc(count ? count : 1, sizeof *fill.queues), 0};
+	if (fill.queues == NULL) {
+		core_reply_errorf(core, req, out, JM_ENOMEM, "stats: broker out of memory");
+		return;
+	}
+	queue_each(&core->state.queues, stats_fill_cb, &fill);
+	qsort(fill.queues, fill.count, sizeof *fill.queues, compare_queue_stats);
+	struct proto_msg msg = {.type = PROTO_STATS_REPLY};
+	msg.u.stats_reply.queues_count = fill.count;
+	msg.u.stats_reply.queues = fill.queues;
+	core_reply_view(core, req, &msg, out);
+	free(fill.queues);
+}
+
+static void reply_batch(struct core *core, struct request *req, const struct batch *b,
+                        struct outbox *out)
+{
+	struct proto_batch_error errors[PROTO_BATCH_ERRORS_MAX];
+	struct proto_msg msg = {.type = PROTO_BATCH};
+	batch_info(b, &msg.u.batch, errors);
+	core_reply_view(core, req, &msg, out);
+}
+
+void handle_batch_status(struct core *core, struct request *req, struct outbox *out)
+{
+	uint64_t batch_id = req->msg.u.job_ref.job_id;
+	struct batch *b = batch_find(&core->state.batches, batch_id);
+	if (b == NULL)
+		core_reply_errorf(core, req, out, JM_ENOTFOUND,
+		                  "batch-status: batch %llu not found: no such id, or all its jobs "
+		                  "left retention",
+		                  (unsigned long long)batch_id);
+	else
+		reply_batch(core, req, b, out);
+}
+
+struct batches_fill {
+	struct proto_batch_info *infos;
+	struct proto_batch_error *errors;
+	uint32_t count;
+	uint32_t cap;
+};
+
+static void batches_fill_cb(struct batch *b, void *arg)
+{
+	struct batches_fill *fill = arg;
+	if (batch_is_finished(b) || fill->count == fill->cap)
+		return;
+	batch_info(b, &fill->infos[fill->count],
+	           &fill->errors[(size_t)fill->count * PROTO_BATCH_ERRORS_MAX]);
+	fill->count++;
+}
+
+static int compare_batch_ids(const void *a, const void *b)
+{
+	uint64_t x = ((const struct proto_batch_info *)a)->batch_id;
+	uint64_t y = ((const struct proto_batch_info *)b)->batch_id;
+	return x < y ? -1 : x > y;
+}
+
+void handle_batches(struct core *core, struct request *req, struct outbox *out)
+{
+	uint32_t cap = core->state.batches.count < PROTO_JOBS_PER_MESSAGE_MAX
+	                   ? (uint32_t)core->state.batches.count
+	                   : PROTO_JOBS_PER_MESSAGE_MAX;
+	struct batches_fill fill = {
+	    calloc(cap + 1, sizeof *fill.infos),
+	    calloc((size_t)(cap + 1) * PROTO_BATCH_ERRORS_MAX, sizeof *fill.errors), 0, cap};
+	if (fill.infos == NULL || fill.errors == NULL) {
+		free(fill.infos);
+		free(fill.errors);
+		core_reply_errorf(core, req, out, JM_ENOMEM, "batches: broker out of memory");
+		return;
+	}
+	batch_each(&core->state.batches, batches_fill_cb, &fill);
+	qsort(fill.infos, fill.count, sizeof *fill.infos, compare_batch_ids);
+	struct proto_msg msg = {.type = PROTO_BATCHES_REPLY};
+	msg.u.batches_reply.batches_count = fill.count;
+	msg.u.batches_reply.batches = fill.infos;
+	core_reply_view(core, req, &msg, out);
+	free(fill.infos);
+	free(fill.errors);
+}
+
+struct workers_fill {
+	struct proto_worker_info *infos;
+	uint64_t *job_ids;
+	uint32_t count;
+	uint32_t ids_used;
+	uint32_t cap;
+};
+
+static void workers_fill_cb(struct worker *w, void *arg)
+{
+	struct workers_fill *fill = arg;
+	if (fill->count == fill->cap)
+		return;
+	struct proto_worker_info *info = &fill->infos[fill->count++];
+	memcpy(info->worker_id, w->id, sizeof info->worker_id);
+	info->host = (struct proto_bytes){(const uint8_t *)w->host, (uint32_t)strlen(w->host)};
+	info->pid = w->pid;
+	info->concurrency = w->concurrency;
+	info->queues_count = w->queues_count;
+	info->queues = w->queues;
+	info->active_jobs = w->held_count;
+	info->first_seen_us = w->first_seen_us;
+	info->last_seen_us = w->last_seen_us;
+	info->draining = w->draining;
+	info->job_ids = &fill->job_ids[fill->ids_used];
+	struct job *job;
+	TAILQ_FOREACH(job, &w->held, holder_link)
+	{
+		if (info->job_ids_count == PROTO_JOBS_PER_MESSAGE_MAX)
+			break;
+		info->job_ids[info->job_ids_count++] = job->id;
+	}
+	fill->ids_used += info->job_ids_count;
+}
+
+static void count_held_cb(struct worker *w, void *arg)
+{
+	*(uint64_t *)arg += w->held_count;
+}
+
+static int compare_worker_ids(const void *a, const void *b)
+{
+	return strcmp(((const struct proto_worker_info *)a)->worker_id,
+	              ((const struct proto_worker_info *)b)->worker_id);
+}
+
+void handle_workers(struct core *core, struct request *req, struct outbox *out)
+{
+	uint32_t cap = core->state.workers.workers.count;
+	uint64_t held = 0;
+	worker_each(&core->state.workers, count_held_cb, &held);
+	struct workers_fill fill = {calloc(cap + 1, sizeof *fill.infos),
+	                            calloc(held + 1, sizeof *fill.job_ids), 0, 0, cap};
+	if (fill.infos == NULL || fill.job_ids == NULL) {
+		free(fill.infos);
+		free(fill.job_ids);
+		core_reply_errorf(core, req, out, JM_ENOMEM, "workers: broker out of memory");
+		return;
+	}
+	worker_each(&core->state.workers, workers_fill_cb, &fill);
+	qsort(fill.infos, fill.count, sizeof *fill.infos, compare_worker_ids);
+	struct proto_msg msg = {.type = PROTO_WORKERS_REPLY};
+	msg.u.workers_reply.workers_count = fill.count;
+	msg.u.workers_reply.workers = fill.infos;
+	core_reply_view(core, req, &msg, out);
+	free(fill.infos);
+	free(fill.job_ids);
+}
+
+void handle_hello(struct core *core, struct request *req, struct outbox *out)
+{
+	struct proto_msg msg = {.type = PROTO_HELLO_REPLY};
+	msg.u.hello_reply.broker_version =
+	    (struct proto_bytes){(const uint8_t *)BROKER_VERSION, sizeof BROKER_VERSION - 1};
+	const char *url = core->events ? events_url(core->events) : "";
+	msg.u.hello_reply.events_url =
+	    (struct proto_bytes){(const uint8_t *)url, (uint32_t)strlen(url)};
+	core_reply_view(core, req, &msg, out);
+}
+
+void handle_dead_list(struct core *core, struct request *req, struct outbox *out)
+{
+	const struct proto_dead_list *list = &req->msg.u.dead_list;
+	struct queue *q = queue_find(&core->state.queues, list->queue);
+	uint32_t cap = q ? (q->failed < list->limit ? (uint32_t)q->failed : list->limit) : 0;
+	struct proto_job_info *infos = calloc(cap + 1, sizeof *infos);
+	if (infos == NULL) {
+		core_reply_errorf(core, req, out, JM_ENOMEM, "dead-list: broker out of memory");
+		return;
+	}
+	uint32_t count = 0;
+	struct job *job;
+	if (q)
+		TAILQ_FOREACH(job, &q->finished, finished_link)
+		{
+			if (count == cap)
+				break;
+			if (job->state == PROTO_STATE_FAILED)
+				core_fill_job_info(job, false, &infos[count++]);
+		}
+	struct proto_msg msg = {.type = PROTO_JOB_LIST};
+	msg.u.job_list.jobs_count = count;
+	msg.u.job_list.jobs = infos;
+	core_reply_view(core, req, &msg, out);
+	free(infos);
+}

@@ -1,0 +1,520 @@
+/* Requests from workers: fetch (parked while nothing is ready, then served
+ * by core_pump), ack and fail, heartbeats (which reconcile the leases a
+ * worker reports against those it holds) and progress; and the loss of a
+ * worker, by silence or by a restart under the same id. */
+#include "core_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backoff.h"
+#include "clock.h"
+#include "log.h"
+
+static void worker_restarted(struct core *core, struct worker *w, uint64_t instance,
+                             struct outbox *out);
+
+/* A request from worker id: a sign of life, and its joined event the first
+ * time. instance is the process behind the id (0: the request does not
+ * say); a new one means the previous process is gone with its leases. */
+static int worker_seen(struct core *core, const char *id, uint64_t instance, struct outbox *out,
+                       struct worker **wp)
+{
+	int rc = state_worker_seen(&core->state, id, jm_wall_us(), wp);
+	if (rc != 0)
+		return rc;
+	struct worker *w = *wp;
+	if (instance != 0 && w->instance != instance) {
+		if (w->instance != 0)
+			worker_restarted(core, w, instance, out);
+		w->instance = instance;
+	}
+	if (!w->announced) {
+		w->announced = true;
+		core_publish_worker(core, w, PROTO_EVENT_WORKER_JOINED, NULL);
+	}
+	return 0;
+}
+
+/* Ends the current attempt of an active job that did not complete: retry
+ * with backoff while attempts remain (unless permanent), else dead-letter. */
+int core_settle_failure(struct core *core, struct job *job, const char *error, size_t error_len,
+                        bool permanent, struct outbox *out, struct jm_err *err)
+{
+	uint64_t now = jm_wall_us();
+	struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_SETTLE};
+	struct proto_rec_settle *s = &rec.u.settle;
+	s->job_id = job->id;
+	s->lease = job->lease;
+	s->at_us = now;
+	if (error_len > PROTO_ERROR_TEXT_MAX)
+		error_len = PROTO_ERROR_TEXT_MAX;
+	s->data = (struct proto_bytes){(const uint8_t *)error, (uint32_t)error_len};
+	if (permanent || job->attempt >= job->max_attempts) {
+		s->outcome = PROTO_OUTCOME_DEAD;
+	} else {
+		s->outcome = PROTO_OUTCOME_RETRY;
+		uint64_t delay_ms =
+		    backoff_delay_ms(&job->queue->policy.backoff, job->attempt, core_random(core));
+		s->run_at_us = now + delay_ms * 1000;
+	}
+	int rc = core_commit(core, &rec, err);
+	if (rc == 0 && state_job_is_finished(job))
+		core_release_waiters(core, job, out);
+	return rc;
+}
+
+static int settle_released(struct core *core, struct job *job, struct jm_err *err)
+{
+	struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_SETTLE};
+	rec.u.settle.job_id = job->id;
+	rec.u.settle.lease = job->lease;
+	rec.u.settle.outcome = PROTO_OUTCOME_RELEASED;
+	rec.u.settle.at_us = jm_wall_us();
+	return core_commit(core, &rec, err);
+}
+
+/* Leases job to worker w: one LEASE record. */
+static int lease_job(struct core *core, struct job *job, struct worker *w, struct jm_err *err)
+{
+	struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_LEASE};
+	rec.u.lease.job_id = job->id;
+	/* The first lease of a job in this boot starts at boot_epoch << 32:
+	 * one a crash made us forget can never be granted again. */
+	uint64_t boot_floor = core->state.boot_epoch << 32;
+	rec.u.lease.lease = job->lease + 1 > boot_floor ? job->lease + 1 : boot_floor;
+	rec.u.lease.attempt = job->attempt + 1;
+	memcpy(rec.u.lease.worker_id, w->id, sizeof rec.u.lease.worker_id);
+	rec.u.lease.at_us = jm_wall_us();
+	return core_commit(core, &rec, err);
+}
+
+/* Takes up to max_jobs ready jobs from queues (in the order given), leases
+ * them to w and encodes the JOBS reply. Returns how many were leased. */
+static uint32_t take_jobs(struct core *core, struct request *req, struct worker *w,
+                          const struct proto_fetch *fetch, struct outbox *out, bool reply_if_none)
+{
+	uint32_t max_jobs = fetch->max_jobs;
+	struct proto_delivery *deliveries = NULL;
+	uint32_t taken = 0;
+	if (core->state.ready_jobs > 0) {
+		deliveries = calloc(max_jobs, sizeof *deliveries);
+		if (deliveries == NULL) {
+			core_reply_errorf(core, req, out, JM_ENOMEM, "fetch: broker out of memory");
+			return 0;
+		}
+	}
+	bool journal_refuses = false;
+	for (uint32_t qi = 0;
+	     deliveries && qi < fetch->queues_count && taken < max_jobs && !journal_refuses; qi++) {
+		struct queue *q = queue_find(&core->state.queues, fetch->queues[qi]);
+		struct job *job;
+		while (q && taken < max_jobs && queue_has_capacity(q) &&
+		       (job = queue_ready_peek(q)) != NULL) {
+			struct jm_err err = {0};
+			if (lease_job(core, job, w, &err) != 0) {
+				jm_warn("fetch: leasing job %llu failed: %s",
+				        (unsigned long long)job->id, jm_err_text(&err));
+				journal_refuses = true;
+				break;
+			}
+			if (job->batch)
+				batch_set_operation(job->batch, job->type, strlen(job->type));
+			struct proto_delivery *d = &deliveries[taken++];
+			d->job_id = job->id;
+			d->lease = job->lease;
+			d->attempt = job->attempt;
+			memcpy(d->queue, q->name, sizeof d->queue);
+			memcpy(d->type, job->type, sizeof d->type);
+			d->payload = (struct proto_bytes){job->payload, job->payload_len};
+			d->timeout_ms = job->timeout_ms;
+		}
+	}
+	if (taken > 0 || reply_if_none) {
+		struct proto_msg msg = {.type = PROTO_JOBS};
+		msg.u.jobs.jobs_count = taken;
+		msg.u.jobs.jobs = deliveries;
+		core_reply(core, req, &msg, out);
+		/* A delivery does not wait for its LEASE record to be synced:
+		 * if a crash loses the record, the job is pending again after
+		 * replay and runs again, which at-least-once allows. The
+		 * worker's ACK is appended after the LEASE, so the ACK's
+		 * durable reply covers both. This saves one sync per job. */
+		req->reply_lsn = 0;
+	}
+	free(deliveries);
+	return taken;
+}
+
+static void reply_no_jobs(struct core *core, struct request *req, struct outbox *out)
+{
+	struct proto_msg msg = {.type = PROTO_JOBS};
+	core_reply(core, req, &msg, out);
+}
+
+void core_unpark_fetch(struct core *core, struct parked_fetch *pf, struct outbox *out,
+                       bool answer_empty)
+{
+	dispatch_remove(&core->dispatch, pf);
+	deadline_heap_remove(&core->state.deadlines, &pf->timer);
+	pf->worker->parked_fetches--;
+	if (answer_empty)
+		reply_no_jobs(core, pf->req, out);
+	free(pf);
+}
+
+/* Hands ready jobs to parked fetches, oldest fetch first. */
+void core_pump(struct core *core, struct outbox *out)
+{
+	struct parked_fetch *pf = dispatch_first(&core->dispatch);
+	while (pf && core->state.ready_jobs > 0) {
+		struct parked_fetch *next = dispatch_next(pf);
+		if (take_jobs(core, pf->req, pf->worker, &pf->req->msg.u.fetch, out, false) > 0)
+			core_unpark_fetch(core, pf, out, false);
+		pf = next;
+	}
+}
+
+void handle_fetch(struct core *core, struct request *req, struct outbox *out)
+{
+	const struct proto_fetch *fetch = &req->msg.u.fetch;
+	struct worker *w;
+	uint64_t now = jm_mono_us();
+	int rc = worker_seen(core, fetch->worker_id, fetch->instance, out, &w);
+	if (rc != 0) {
+		core_reply_errorf(core, req, out, rc, "fetch: worker %s: %s", fetch->worker_id,
+		                  rc == JM_ELIMIT ? "too many workers" : jm_strerror(rc));
+		return;
+	}
+	/* One parked fetch per (worker, slot): a newer request from the same
+	 * slot means the older one was given up on (or resent by NNG). */
+	struct parked_fetch *old = dispatch_find_slot(&core->dispatch, w, fetch->slot);
+	if (old)
+		core_unpark_fetch(core, old, out, true);
+	if (w->draining) {
+		reply_no_jobs(core, req, out);
+		return;
+	}
+	struct jm_err err = {0};
+	if (!journal_is_writable(core->journal, &err)) {
+		core_reply_errorf(core, req, out, JM_ENOSPC, "fetch: %s", jm_err_text(&err));
+		return;
+	}
+	if (take_jobs(core, req, w, fetch, out, fetch->wait_ms == 0) > 0 || fetch->wait_ms == 0)
+		return;
+	struct parked_fetch *pf = calloc(1, sizeof *pf);
+	if (pf == NULL) {
+		core_reply_errorf(core, req, out, JM_ENOMEM, "fetch: broker out of memory");
+		return;
+	}
+	pf->req = req;
+	pf->worker = w;
+	pf->slot = fetch->slot;
+	pf->pipe_id = req->pipe_id;
+	deadline_init(&pf->timer, DEADLINE_FETCH);
+	uint32_t wait_ms =
+	    fetch->wait_ms < core->config.wait_max_ms ? fetch->wait_ms : core->config.wait_max_ms;
+	if (deadline_heap_set(&core->state.deadlines, &pf->timer, now + (uint64_t)wait_ms * 1000)) {
+		free(pf);
+		core_reply_errorf(core, req, out, JM_ENOMEM, "fetch: broker out of memory");
+		return;
+	}
+	dispatch_add(&core->dispatch, pf);
+	w->parked_fetches++;
+}
+
+/* The job a worker names by (job_id, lease), or a code saying why not. */
+static int find_lease(struct core *core, uint64_t job_id, uint64_t lease, struct job **out)
+{
+	struct job *job = jobtable_find(&core->state.jobs, job_id);
+	if (job == NULL)
+		return JM_ENOTFOUND;
+	if (job->state != PROTO_STATE_ACTIVE || job->lease != lease)
+		return JM_ESTALE;
+	*out = job;
+	return 0;
+}
+
+static void reply_settled(struct core *core, struct request *req, int32_t *codes, uint32_t count,
+                          struct outbox *out)
+{
+	struct proto_msg msg = {.type = PROTO_SETTLED};
+	msg.u.settled.codes_count = count;
+	msg.u.settled.codes = codes;
+	core_reply(core, req, &msg, out);
+}
+
+/* The common start of ACK and FAIL: a sign of life from the worker, a
+ * journal that takes writes, and an array for one code per item. Returns
+ * NULL after replying with the error. */
+static int32_t *settle_begin(struct core *core, struct request *req, const char *what,
+                             const char *worker_id, uint32_t items_count, struct outbox *out)
+{
+	struct worker *w;
+	struct jm_err err = {0};
+	int rc = worker_seen(core, worker_id, 0, out, &w);
+	if (rc == 0 && !journal_is_writable(core->journal, &err))
+		rc = JM_ENOSPC;
+	if (rc != 0) {
+		core_reply_errorf(core, req, out, rc, "%s: %s", what,
+		                  rc == JM_ENOSPC ? jm_err_text(&err) : jm_strerror(rc));
+		return NULL;
+	}
+	int32_t *codes = calloc(items_count, sizeof *codes);
+	if (codes == NULL)
+		core_reply_errorf(core, req, out, JM_ENOMEM, "%s: broker out of memory", what);
+	return codes;
+}
+
+void handle_ack(struct core *core, struct request *req, struct outbox *out)
+{
+	const struct proto_ack *ack = &req->msg.u.ack;
+	struct jm_err err = {0};
+	int32_t *codes = settle_begin(core, req, "ack", ack->worker_id, ack->items_count, out);
+	if (codes == NULL)
+		return;
+	for (uint32_t i = 0; i < ack->items_count; i++) {
+		const struct proto_ack_item *item = &ack->items[i];
+		struct job *job;
+		codes[i] = find_lease(core, item->job_id, item->lease, &job);
+		if (codes[i] != 0)
+			continue;
+		struct proto_record rec = {.version = PROTO_RECORD_VERSION,
+		                           .type = PROTO_REC_SETTLE};
+		rec.u.settle.job_id = job->id;
+		rec.u.settle.lease = job->lease;
+		rec.u.settle.outcome = PROTO_OUTCOME_COMPLETED;
+		rec.u.settle.at_us = jm_wall_us();
+		rec.u.settle.data = item->result;
+		codes[i] = core_commit(core, &rec, &err);
+		if (codes[i] == 0)
+			core_release_waiters(core, job, out);
+	}
+	reply_settled(core, req, codes, ack->items_count, out);
+	free(codes);
+	core_pump(core, out); /* a queue under max_active may have room now */
+}
+
+void handle_fail(struct core *core, struct request *req, struct outbox *out)
+{
+	const struct proto_fail *fail = &req->msg.u.fail;
+	struct jm_err err = {0};
+	int32_t *codes = settle_begin(core, req, "fail", fail->worker_id, fail->items_count, out);
+	if (codes == NULL)
+		return;
+	for (uint32_t i = 0; i < fail->items_count; i++) {
+		const struct proto_fail_item *item = &fail->items[i];
+		struct job *job;
+		codes[i] = find_lease(core, item->job_id, item->lease, &job);
+		if (codes[i] != 0)
+			continue;
+		if (item->released)
+			codes[i] = settle_released(core, job, &err);
+		else
+			codes[i] = core_settle_failure(core, job, (const char *)item->error.ptr,
+			                               item->error.len, item->permanent, out, &err);
+	}
+	reply_settled(core, req, codes, fail->items_count, out);
+	free(codes);
+	core_pump(core, out);
+}
+
+static bool heartbeat_lists(const struct proto_heartbeat *hb, const struct job *job)
+{
+	for (uint32_t i = 0; i < hb->leases_count; i++)
+		if (hb->leases[i].job_id == job->id && hb->leases[i].lease == job->lease)
+			return true;
+	return false;
+}
+
+static void answer_parked_fetches_of(struct core *core, struct worker *w, struct outbox *out)
+{
+	struct parked_fetch *pf = dispatch_first(&core->dispatch);
+	while (pf && w->parked_fetches > 0) {
+		struct parked_fetch *next = dispatch_next(pf);
+		if (pf->worker == w)
+			core_unpark_fetch(core, pf, out, true);
+		pf = next;
+	}
+}
+
+void handle_heartbeat(struct core *core, struct request *req, struct outbox *out)
+{
+	const struct proto_heartbeat *hb = &req->msg.u.heartbeat;
+	struct worker *w;
+	int rc = worker_seen(core, hb->worker_id, hb->instance, out, &w);
+	if (rc != 0) {
+		core_reply_errorf(core, req, out, rc, "heartbeat: worker %s: %s", hb->worker_id,
+		                  rc == JM_ELIMIT ? "too many workers" : jm_strerror(rc));
+		return;
+	}
+	w->heartbeats++;
+	size_t host_len = hb->host.len < PROTO_HOST_MAX ? hb->host.len : PROTO_HOST_MAX;
+	memcpy(w->host, hb->host.ptr ? (const char *)hb->host.ptr : "", host_len);
+	w->host[host_len] = '\0';
+	w->pid = hb->pid;
+	w->concurrency = hb->concurrency;
+	w->queues_count = hb->queues_count < PROTO_QUEUES_PER_FETCH_MAX
+	                      ? hb->queues_count
+	                      : PROTO_QUEUES_PER_FETCH_MAX;
+	if (w->queues_count > 0) /* an empty list decodes as NULL */
+		memcpy(w->queues, hb->queues, w->queues_count * sizeof w->queues[0]);
+	if (hb->draining && !w->draining)
+		jm_info("worker %s is draining", w->id);
+	w->draining = hb->draining;
+	if (w->draining)
+		answer_parked_fetches_of(core, w, out);
+
+	/* A lease this process reported before and reports no more was dropped
+	 * without a settle reaching us (a process that restarted under the same
+	 * id was handled by worker_seen): that counts as an attempt. One
+	 * granted a while ago and never reported never reached it: hand it
+	 * back without counting. */
+	struct job *job = TAILQ_FIRST(&w->held);
+	while (job) {
+		struct job *next = TAILQ_NEXT(job, holder_link);
+		struct jm_err err = {0};
+		int settled = 0;
+		if (heartbeat_lists(hb, job)) {
+			job->lease_reported = true;
+		} else if (job->lease_reported) {
+			char error[160];
+			int len = snprintf(error, sizeof error,
+			                   "worker %s dropped the job without settling it", w->id);
+			jm_warn("job %llu: %s", (unsigned long long)job->id, error);
+			settled =
+			    core_settle_failure(core, job, error, (size_t)len, false, out, &err);
+		} else if (w->heartbeats >= job->holder_heartbeat_mark + WORKER_UNREPORTED_BEATS) {
+			jm_warn("job %llu: lease %llu never reached worker %s: requeued",
+			        (unsigned long long)job->id, (unsigned long long)job->lease, w->id);
+			settled = settle_released(core, job, &err);
+		}
+		if (settled != 0)
+			jm_warn("job %llu: requeue failed: %s", (unsigned long long)job->id,
+			        jm_err_text(&err));
+		job = next;
+	}
+
+	/* Leases the worker reports but no longer holds must be abandoned. */
+	struct proto_lease_ref *abandon =
+	    calloc(hb->leases_count ? hb->leases_count : 1, sizeof *abandon);
+	if (abandon == NULL) {
+		core_reply_errorf(core, req, out, JM_ENOMEM, "heartbeat: broker out of memory");
+		return;
+	}
+	uint32_t abandon_count = 0;
+	for (uint32_t i = 0; i < hb->leases_count; i++) {
+		struct job *held = jobtable_find(&core->state.jobs, hb->leases[i].job_id);
+		if (held == NULL || held->holder != w || held->lease != hb->leases[i].lease)
+			abandon[abandon_count++] = hb->leases[i];
+	}
+	struct proto_msg msg = {.type = PROTO_HEARTBEAT_REPLY};
+	msg.u.heartbeat_reply.abandon_count = abandon_count;
+	msg.u.heartbeat_reply.abandon = abandon;
+	core_reply(core, req, &msg, out);
+	free(abandon);
+	core_pump(core, out);
+}
+
+/* Requeues every lease w holds as a failed attempt with error. false when
+ * the journal refused one (the rest stay held). */
+static bool worker_leases_lost(struct core *core, struct worker *w, const char *error,
+                               size_t error_len, struct outbox *out)
+{
+	struct job *job;
+	while ((job = TAILQ_FIRST(&w->held)) != NULL) {
+		struct jm_err err = {0};
+		if (core_settle_failure(core, job, error, error_len, false, out, &err) != 0) {
+			jm_warn("worker %s: requeue of job %llu failed: %s", w->id,
+			        (unsigned long long)job->id, jm_err_text(&err));
+			return false;
+		}
+	}
+	return true;
+}
+
+void core_worker_lost(struct core *core, struct worker *w, struct outbox *out)
+{
+	uint64_t silent_ms = (jm_mono_us() - w->last_seen_mono_us) / 1000;
+	jm_warn("worker %s lost: no sign of life for %llu ms; requeueing its %u job(s)", w->id,
+	        (unsigned long long)silent_ms, w->held_count);
+	char error[256];
+	int len = snprintf(error, sizeof error, "worker %s lost: no sign of life for %llu ms",
+	                   w->id, (unsigned long long)silent_ms);
+	if (!worker_leases_lost(core, w, error, (size_t)len, out)) {
+		/* The journal refuses: try again after another window. */
+		deadline_heap_set(&core->state.deadlines, &w->lost_timer,
+		                  jm_mono_us() + core->state.config.dead_after_ms * 1000);
+		return;
+	}
+	answer_parked_fetches_of(core, w, out);
+	core_publish_worker(core, w, PROTO_EVENT_WORKER_LOST, error);
+	worker_remove(&core->state.workers, w);
+}
+
+/* A new process took over w's id (a supervisor restarted a crashed worker
+ * under the same name): the old one is gone, and its leases with it. They
+ * count as an attempt exactly as a lost worker's do, or a job that kills
+ * its worker would run forever. Fetches the old process left parked are
+ * answered (to nobody) so no delivery goes to a dead pipe in w's name. */
+static void worker_restarted(struct core *core, struct worker *w, uint64_t instance,
+                             struct outbox *out)
+{
+	char error[256];
+	int len = snprintf(error, sizeof error,
+	                   "worker %s lost: it restarted (process %016llx replaced by %016llx)",
+	                   w->id, (unsigned long long)w->instance, (unsigned long long)instance);
+	jm_warn("%s; requeueing its %u job(s)", error, w->held_count);
+	worker_leases_lost(core, w, error, (size_t)len, out);
+	answer_parked_fetches_of(core, w, out);
+	core_publish_worker(core, w, PROTO_EVENT_WORKER_LOST, error);
+	w->announced = false; /* the new process gets its joined event */
+}
+
+void handle_progress(struct core *core, struct request *req, struct outbox *out)
+{
+	const struct proto_progress *p = &req->msg.u.progress;
+	struct worker *w;
+	int32_t code = worker_seen(core, p->worker_id, 0, out, &w);
+	struct job *job = NULL;
+	if (code == 0)
+		code = find_lease(core, p->job_id, p->lease, &job);
+	if (code == 0 && job->holder != w)
+		code = JM_ESTALE;
+	if (code == 0) {
+		job->progress_done = p->done;
+		job->progress_total = p->total;
+		free(job->progress_message);
+		job->progress_message = NULL;
+		if (p->message.len) {
+			job->progress_message = malloc(p->message.len + 1);
+			if (job->progress_message) {
+				memcpy(job->progress_message, p->message.ptr, p->message.len);
+				job->progress_message[p->message.len] = '\0';
+			}
+		}
+		if (core->events) {
+			struct proto_event ev = {.kind = PROTO_EVENT_JOB_PROGRESS,
+			                         .at_us = jm_wall_us()};
+			ev.job_id = job->id;
+			ev.batch_id = job->batch_id;
+			memcpy(ev.queue, job->queue->name, sizeof ev.queue);
+			memcpy(ev.type, job->type, sizeof ev.type);
+			ev.state = job->state;
+			ev.attempt = job->attempt;
+			ev.done = p->done;
+			ev.total = p->total;
+			ev.message = p->message;
+			memcpy(ev.worker_id, w->id, sizeof ev.worker_id);
+			core_publish_for_job(core, job, &ev, 0);
+		}
+		if (job->batch) {
+			if (p->message.len)
+				batch_set_operation(job->batch, (const char *)p->message.ptr,
+				                    p->message.len);
+			core_batch_touched(core, job->batch);
+		}
+	}
+	reply_settled(core, req, &code, 1, out);
+}

@@ -1,0 +1,473 @@
+/* The journal's writer: appends, the group-commit thread, the durable
+ * position and the callbacks waiting for it.
+ *
+ * WRITING
+ *
+ * journal_append frames the record (checksum computed before taking the
+ * lock) and copies it into `pending` under the mutex; it never does I/O.
+ * The writer thread swaps `pending` for its empty `inflight` buffer, writes
+ * it and syncs by policy, then publishes durable_lsn and runs the callbacks
+ * due, outside the mutex, in lsn order. Invariants:
+ *  - lsns are consecutive, per open journal (not stored on disk): the
+ *    record at byte `commit_pos` of inflight is durable_lsn + 1.
+ *  - Bytes of the current segment beyond `seg_commit_off` are not
+ *    committed; after a failed write or sync the file is cut back to it and
+ *    the bytes are written again from memory on retry, so no partial
+ *    record stays and nothing appended is dropped while the journal is
+ *    open. (After a failed fdatasync the page cache cannot be trusted, so a
+ *    sync failure is handled as a write failure.)
+ *  - journal_rotate puts a mark into the pending stream; the writer closes
+ *    the old segment exactly there (syncing it) and opens the next one.
+ */
+#include "journal_internal.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+#include "metrics.h"
+
+/* Under mu. 0 or JM_ENOMEM. Keeps the array sorted by lsn, stable. */
+static int waiters_insert(struct journal *j, uint64_t lsn, journal_durable_cb cb, void *arg)
+{
+	if (j->waiters_head > 0 && j->waiters_len == j->waiters_cap) {
+		memmove(j->waiters, j->waiters + j->waiters_head,
+		        (j->waiters_len - j->waiters_head) * sizeof *j->waiters);
+		j->waiters_len -= j->waiters_head;
+		j->waiters_head = 0;
+	}
+	if (j->waiters_len == j->waiters_cap) {
+		size_t cap = j->waiters_cap ? j->waiters_cap * 2 : 64;
+		struct journal_waiter *grown = realloc(j->waiters, cap * sizeof *grown);
+		if (grown == NULL)
+			return JM_ENOMEM;
+		j->waiters = grown;
+		j->waiters_cap = cap;
+	}
+	size_t pos = j->waiters_len;
+	while (pos > j->waiters_head && j->waiters[pos - 1].lsn > lsn)
+		pos--;
+	memmove(j->waiters + pos + 1, j->waiters + pos,
+	        (j->waiters_len - pos) * sizeof *j->waiters);
+	j->waiters[pos] = (struct journal_waiter){.lsn = lsn, .cb = cb, .arg = arg};
+	j->waiters_len++;
+	return 0;
+}
+
+/* Under mu: moves up to max waiters with lsn <= upto into out. */
+static size_t waiters_take(struct journal *j, uint64_t upto, struct journal_waiter *out, size_t max)
+{
+	size_t taken = 0;
+	while (taken < max && j->waiters_head < j->waiters_len &&
+	       j->waiters[j->waiters_head].lsn <= upto)
+		out[taken++] = j->waiters[j->waiters_head++];
+	if (j->waiters_head == j->waiters_len)
+		j->waiters_head = j->waiters_len = 0;
+	return taken;
+}
+
+/* Not under mu: runs the callbacks for lsn <= upto with status. */
+static void waiters_fire(struct journal *j, uint64_t upto, int status)
+{
+	struct journal_waiter batch[JOURNAL_FIRE_BATCH];
+	for (;;) {
+		pthread_mutex_lock(&j->mu);
+		size_t taken = waiters_take(j, upto, batch, JOURNAL_FIRE_BATCH);
+		pthread_mutex_unlock(&j->mu);
+		if (taken == 0)
+			return;
+		for (size_t i = 0; i < taken; i++)
+			batch[i].cb(batch[i].arg, status);
+	}
+}
+
+void journal_waiters_fire_all(struct journal *j, int status)
+{
+	waiters_fire(j, UINT64_MAX, status);
+}
+
+/* Writer: publishes durable_lsn and runs the callbacks it releases. */
+static void publish_durable(struct journal *j, uint64_t lsn)
+{
+	pthread_mutex_lock(&j->mu);
+	j->durable_lsn = lsn;
+	pthread_mutex_unlock(&j->mu);
+	waiters_fire(j, lsn, 0);
+}
+
+void journal_when_durable(struct journal *j, uint64_t lsn, journal_durable_cb cb, void *arg)
+{
+	pthread_mutex_lock(&j->mu);
+	int status;
+	if (lsn <= j->durable_lsn) {
+		status = 0;
+	} else if (j->writer_done || (!j->started && j->closing)) {
+		status = JM_ECLOSED;
+	} else {
+		status = waiters_insert(j, lsn, cb, arg);
+		if (status == 0) {
+			pthread_mutex_unlock(&j->mu);
+			return;
+		}
+	}
+	pthread_mutex_unlock(&j->mu);
+	cb(arg, status);
+}
+
+uint64_t journal_durable_lsn(struct journal *j)
+{
+	pthread_mutex_lock(&j->mu);
+	uint64_t lsn = j->durable_lsn;
+	pthread_mutex_unlock(&j->mu);
+	return lsn;
+}
+
+/* Writer: records a failure, cuts the segment back to its committed end.
+ * Returns -1 (the drain's failure value). */
+static int writer_fail(struct journal *j, const char *what, uint64_t seq, uint64_t at, int sys)
+{
+	char name[JOURNAL_NAME_BYTES];
+	journal_segment_name(name, seq);
+	const char *until = sys == ENOSPC || sys == EDQUOT ? "space returns"
+	                    : sys == EFBIG                 ? "the file size limit allows more"
+	                                                   : "the disk accepts writes again";
+	char msg[JM_ERR_MSG_MAX];
+	snprintf(msg, sizeof msg,
+	         "journal %s: %s failed at byte %" PRIu64 ": %s; new writes are refused until %s",
+	         name, what, at, strerror(sys), until);
+	if (j->seg_fd >= 0 && seq == j->seg_seq) {
+		j->seg_tail_dirty = true;
+		if (ftruncate(j->seg_fd, (off_t)j->seg_commit_off) == 0 &&
+		    lseek(j->seg_fd, (off_t)j->seg_commit_off, SEEK_SET) >= 0)
+			j->seg_tail_dirty = false;
+		j->seg_off = j->seg_commit_off;
+	}
+	pthread_mutex_lock(&j->mu);
+	bool was_writable = j->writable;
+	j->writable = false;
+	memcpy(j->write_err, msg, sizeof msg);
+	pthread_cond_broadcast(&j->state_cv);
+	pthread_mutex_unlock(&j->mu);
+	if (was_writable)
+		jm_error("%s", msg);
+	return -1;
+}
+
+static size_t records_in(const uint8_t *p, size_t len)
+{
+	size_t records = 0;
+	size_t off = 0;
+	while (off < len) {
+		off += JOURNAL_FRAME_BYTES + (get_le32(p + off) & ~JOURNAL_META_FLAG);
+		records++;
+	}
+	assert(off == len);
+	return records;
+}
+
+/* Writer: writes inflight[commit_pos, end) and commits it by policy. */
+static int writer_chunk(struct journal *j, size_t end)
+{
+	if (j->seg_tail_dirty) {
+		if (ftruncate(j->seg_fd, (off_t)j->seg_commit_off) != 0 ||
+		    lseek(j->seg_fd, (off_t)j->seg_commit_off, SEEK_SET) < 0)
+			return writer_fail(j, "truncate", j->seg_seq, j->seg_commit_off, errno);
+		j->seg_tail_dirty = false;
+	}
+	const uint8_t *data = j->inflight.data;
+	enum journal_fsync policy = j->opts.fsync;
+	while (j->commit_pos < end) {
+		size_t len = end - j->commit_pos;
+		if (policy == JOURNAL_FSYNC_ALWAYS)
+			len = JOURNAL_FRAME_BYTES +
+			      (get_le32(data + j->commit_pos) & ~JOURNAL_META_FLAG);
+		uint64_t at = j->seg_off;
+		int sys = journal_write_all(&j->io, j->seg_fd, data + j->commit_pos, len);
+		if (sys != 0)
+			return writer_fail(j, "write", j->seg_seq, at, sys);
+		j->seg_off += len;
+		bool synced = policy == JOURNAL_FSYNC_ALWAYS || policy == JOURNAL_FSYNC_BATCH;
+		uint64_t sync_start_us = jm_mono_us();
+		if (synced) {
+			sys = journal_sync_fd(&j->io, j->seg_fd);
+			if (sys != 0)
+				return writer_fail(j, "sync", j->seg_seq, at, sys);
+			j->last_sync_us = jm_mono_us();
+		} else {
+			j->unsynced = true;
+		}
+		size_t records = records_in(data + j->commit_pos, len);
+		if (synced)
+			metrics_journal_synced(j->last_sync_us - sync_start_us, records);
+		j->commit_pos += len;
+		j->seg_commit_off = j->seg_off;
+		uint64_t durable;
+		pthread_mutex_lock(&j->mu);
+		durable = j->durable_lsn + records;
+		pthread_mutex_unlock(&j->mu);
+		publish_durable(j, durable);
+	}
+	return 0;
+}
+
+/* Writer: fdatasync for EVERYSEC and OFF (at rotation and close, and once a
+ * second under EVERYSEC). Data already counts as durable, so a failure is
+ * logged and retried at the next occasion. */
+static void writer_background_sync(struct journal *j)
+{
+	if (!j->unsynced || j->seg_fd < 0)
+		return;
+	int sys = journal_sync_fd(&j->io, j->seg_fd);
+	j->last_sync_us = jm_mono_us();
+	if (sys != 0) {
+		char name[JOURNAL_NAME_BYTES];
+		journal_segment_name(name, j->seg_seq);
+		jm_error("journal %s: fdatasync failed: %s (written records may be lost "
+		         "if the machine fails now)",
+		         name, strerror(sys));
+		return;
+	}
+	j->unsynced = false;
+}
+
+/* Writer: switches to segment seq. */
+static int writer_rotate(struct journal *j, uint64_t seq)
+{
+	writer_background_sync(j);
+	int fd = -1;
+	int sys = journal_segment_open(j, seq, true, 0, &fd);
+	if (sys != 0)
+		return writer_fail(j, "creating the segment", seq, 0, sys);
+	close(j->seg_fd);
+	j->seg_fd = fd;
+	j->seg_seq = seq;
+	j->seg_off = j->seg_commit_off = JOURNAL_HEADER_BYTES;
+	j->unsynced = false;
+	pthread_mutex_lock(&j->mu);
+	j->rotated_seq = seq;
+	pthread_cond_broadcast(&j->state_cv);
+	pthread_mutex_unlock(&j->mu);
+	return 0;
+}
+
+/* Writer: writes what remains of inflight. 0 when all is committed, -1
+ * after a failure (state kept for the retry). */
+static int writer_drain(struct journal *j)
+{
+	struct journal_marks *marks = &j->inflight_marks;
+	for (;;) {
+		bool at_mark = j->inflight_mark_next < marks->len;
+		size_t end = at_mark ? marks->items[j->inflight_mark_next].offset : j->inflight.len;
+		if (j->commit_pos < end && writer_chunk(j, end) != 0)
+			return -1;
+		if (!at_mark)
+			break;
+		if (writer_rotate(j, marks->items[j->inflight_mark_next].seq) != 0)
+			return -1;
+		j->inflight_mark_next++;
+	}
+	if (j->opts.fsync == JOURNAL_FSYNC_EVERYSEC &&
+	    jm_mono_us() - j->last_sync_us >= JOURNAL_EVERYSEC_US)
+		writer_background_sync(j);
+	return 0;
+}
+
+static void *writer_main(void *arg)
+{
+	struct journal *j = arg;
+	uint64_t backoff_ms = 0;
+	uint64_t give_up_us = 0;
+	bool gave_up = false;
+	pthread_mutex_lock(&j->mu);
+	for (;;) {
+		if (j->commit_pos == j->inflight.len &&
+		    j->inflight_mark_next == j->inflight_marks.len) {
+			if (j->pending.len > 0 || j->pending_marks.len > 0) {
+				struct jm_buf buf = j->inflight;
+				j->inflight = j->pending;
+				j->pending = buf;
+				jm_buf_reset(&j->pending);
+				if (j->pending.cap > JOURNAL_KEEP_BUF_BYTES)
+					jm_buf_fini(&j->pending); /* after a burst */
+				struct journal_marks marks = j->inflight_marks;
+				j->inflight_marks = j->pending_marks;
+				j->pending_marks = marks;
+				j->pending_marks.len = 0;
+				j->commit_pos = 0;
+				j->inflight_mark_next = 0;
+			} else if (j->closing) {
+				break;
+			} else if (j->opts.fsync == JOURNAL_FSYNC_EVERYSEC && j->unsynced) {
+				uint64_t due = j->last_sync_us + JOURNAL_EVERYSEC_US;
+				uint64_t now = jm_mono_us();
+				if (now >= due) {
+					pthread_mutex_unlock(&j->mu);
+					writer_background_sync(j);
+					pthread_mutex_lock(&j->mu);
+				} else {
+					/* writer_cv measures CLOCK_MONOTONIC
+					 * (journal_open). */
+					struct timespec ts =
+					    jm_timespec_after_us(CLOCK_MONOTONIC, due - now);
+					pthread_cond_timedwait(&j->writer_cv, &j->mu, &ts);
+				}
+				continue;
+			} else {
+				pthread_cond_wait(&j->writer_cv, &j->mu);
+				continue;
+			}
+		}
+		pthread_mutex_unlock(&j->mu);
+		int rc = writer_drain(j);
+		pthread_mutex_lock(&j->mu);
+		if (rc == 0) {
+			if (!j->writable) {
+				j->writable = true;
+				j->write_err[0] = '\0';
+				jm_info("journal %s: writes succeed again", j->dir);
+			}
+			backoff_ms = 0;
+			give_up_us = 0;
+			continue;
+		}
+		if (j->closing) {
+			uint64_t now = jm_mono_us();
+			if (give_up_us == 0)
+				give_up_us = now + JOURNAL_CLOSE_GIVE_UP_MS * 1000u;
+			if (now >= give_up_us) {
+				gave_up = true;
+				break;
+			}
+		}
+		backoff_ms = backoff_ms ? backoff_ms * 2 : JOURNAL_BACKOFF_MIN_MS;
+		if (backoff_ms > JOURNAL_BACKOFF_MAX_MS)
+			backoff_ms = JOURNAL_BACKOFF_MAX_MS;
+		struct timespec ts = jm_timespec_after_ms(CLOCK_MONOTONIC, backoff_ms);
+		/* Closing wakes this early once; the deadline above bounds it. */
+		pthread_cond_timedwait(&j->writer_cv, &j->mu, &ts);
+	}
+	uint64_t lost_records = j->last_lsn - j->durable_lsn;
+	pthread_mutex_unlock(&j->mu);
+	if (gave_up)
+		jm_error("journal %s: closing without writing the last %" PRIu64 " records: %s",
+		         j->dir, lost_records, j->write_err);
+	writer_background_sync(j);
+	pthread_mutex_lock(&j->mu);
+	j->writer_done = true;
+	pthread_cond_broadcast(&j->state_cv);
+	pthread_mutex_unlock(&j->mu);
+	journal_waiters_fire_all(j, JM_ECLOSED);
+	return NULL;
+}
+
+int journal_start(struct journal *j, struct jm_err *err)
+{
+	if (j->opts.read_only)
+		return jm_err_set(err, JM_EINVAL, "journal %s: opened read-only: cannot append",
+		                  j->dir);
+	if (j->started)
+		return jm_err_set(err, JM_EINVAL, "journal %s: already started", j->dir);
+	if (!j->replayed) {
+		int rc = journal_replay(j, NULL, NULL, NULL, err);
+		if (rc != 0)
+			return rc;
+	}
+	/* From the first byte written on, the marker no longer describes the
+	 * journal (journal_clean.c). */
+	int rc = journal_clean_remove(j, err);
+	if (rc != 0)
+		return rc;
+	char name[JOURNAL_NAME_BYTES];
+	journal_segment_name(name, j->seg_seq);
+	int sys = journal_segment_open(j, j->seg_seq, !j->seg_exists, j->seg_off, &j->seg_fd);
+	if (sys != 0)
+		return jm_err_set(err, sys == ENOSPC ? JM_ENOSPC : JM_EIO,
+		                  "journal %s/%s: cannot open for appending: %s", j->dir, name,
+		                  strerror(sys));
+	j->seg_exists = true;
+	j->last_sync_us = jm_mono_us();
+	pthread_mutex_lock(&j->mu);
+	j->newest_seq = j->rotated_seq = j->seg_seq;
+	j->started = true;
+	pthread_mutex_unlock(&j->mu);
+	rc = pthread_create(&j->thread, NULL, writer_main, j);
+	if (rc != 0) {
+		pthread_mutex_lock(&j->mu);
+		j->started = false;
+		pthread_mutex_unlock(&j->mu);
+		return jm_err_set(err, JM_ENOMEM, "journal %s: cannot start the writer thread: %s",
+		                  j->dir, strerror(rc));
+	}
+	j->thread_started = true;
+	return 0;
+}
+
+int journal_append(struct journal *j, const void *body, size_t len, uint64_t *lsn,
+                   struct jm_err *err)
+{
+	if (len > JOURNAL_MAX_BODY_BYTES)
+		return jm_err_set(err, JM_ETOOBIG,
+		                  "journal record of %zu bytes is over the limit of %u bytes", len,
+		                  JOURNAL_MAX_BODY_BYTES);
+	uint8_t hdr[JOURNAL_FRAME_BYTES];
+	journal_frame_header(hdr, (uint32_t)len, body, len);
+	pthread_mutex_lock(&j->mu);
+	int rc = 0;
+	if (!j->started || j->closing) {
+		rc = jm_err_set(err, JM_ECLOSED, "journal %s: %s", j->dir,
+		                j->closing ? "closing: no more appends" : "not started");
+	} else if (!j->writable) {
+		rc = jm_err_set(err, JM_ENOSPC, "%s", j->write_err);
+	} else if (jm_buf_reserve(&j->pending, sizeof hdr + len) != 0) {
+		rc = jm_err_set(err, JM_ENOMEM, "journal %s: out of memory for a %zu-byte record",
+		                j->dir, len);
+	}
+	if (rc != 0) {
+		pthread_mutex_unlock(&j->mu);
+		return rc;
+	}
+	bool was_empty = j->pending.len == 0;
+	memcpy(j->pending.data + j->pending.len, hdr, sizeof hdr);
+	if (len > 0)
+		memcpy(j->pending.data + j->pending.len + sizeof hdr, body, len);
+	j->pending.len += sizeof hdr + len;
+	j->appended_bytes += sizeof hdr + len;
+	*lsn = ++j->last_lsn;
+	if (was_empty)
+		pthread_cond_signal(&j->writer_cv);
+	pthread_mutex_unlock(&j->mu);
+	return 0;
+}
+
+bool journal_is_writable(struct journal *j, struct jm_err *err)
+{
+	pthread_mutex_lock(&j->mu);
+	bool writable = j->writable;
+	if (!writable)
+		jm_err_set(err, JM_ENOSPC, "%s", j->write_err);
+	pthread_mutex_unlock(&j->mu);
+	return writable;
+}
+
+uint64_t journal_log_bytes(struct journal *j)
+{
+	pthread_mutex_lock(&j->mu);
+	uint64_t bytes = j->appended_bytes - j->log_base_bytes;
+	pthread_mutex_unlock(&j->mu);
+	return bytes;
+}
+
+uint64_t journal_snapshot_bytes(struct journal *j)
+{
+	pthread_mutex_lock(&j->mu);
+	uint64_t bytes = j->snap_bytes;
+	pthread_mutex_unlock(&j->mu);
+	return bytes;
+}
