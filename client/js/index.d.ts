@@ -78,6 +78,8 @@ export interface EventsOptions {
   /** Reopen a dropped stream with Last-Event-ID (default true). */
   reconnect?: boolean;
   maxRetries?: number;
+  /** Called each time the broker has subscribed the stream. */
+  onOpen?: () => void;
 }
 
 export interface WaitOptions {

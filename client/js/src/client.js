@@ -230,8 +230,10 @@ export class Client {
   /**
    * Live events as an async iterator; a dropped stream is reopened with
    * Last-Event-ID so nothing is missed. Stop with break or the signal.
+   * onOpen() is called each time the broker has subscribed the stream
+   * (submit after it, and nothing is missed).
    */
-  async* events({ job, batch, queue, worker, topics, lastEventId = null, signal, reconnect = true, maxRetries = 8 } = {}) {
+  async* events({ job, batch, queue, worker, topics, lastEventId = null, signal, reconnect = true, maxRetries = 8, onOpen } = {}) {
     const path = eventsPath({ job, batch, queue, worker, topics });
     let last = lastEventId;
     let failures = 0;
@@ -245,6 +247,7 @@ export class Client {
         continue;
       }
       failures = 0;
+      if (onOpen) onOpen(); // subscribed: what happens from now on is on this stream
       const parser = new SseParser(last);
       try {
         for await (const ev of sseEvents(res, parser)) {

@@ -53,25 +53,29 @@ test('submitMany, and a batch watched to its end', async () => {
   for (const id of batch.jobIds) assert.equal((await jm.get(id)).state, 'completed');
 });
 
-test('events resume after a dropped stream without a gap', async () => {
+test('events resume after a dropped stream without a gap', { timeout: 60000 }, async () => {
   await stack.worker(['--serve', `echo=${handler}`], { queue: 'resume' });
-  const ctl = new AbortController();
-  const stream = jm.events({ queue: 'resume', signal: ctl.signal });
+  let opened;
+  const open = new Promise((r) => { opened = r; });
+  const stream = jm.events({ queue: 'resume', signal: AbortSignal.timeout(30000), onOpen: () => opened() })[Symbol.asyncIterator]();
+  const pending = stream.next(); // starts the request
+  await open; // subscribed before submitting: every completion is on the stream
   const first = await jm.submitMany('resume', Array(5).fill({ type: 'echo', payload: 'a' }));
   const done = new Set();
   let lastId = null;
-  for await (const ev of stream) {
+  for (let r = await pending; !r.done; r = await stream.next()) {
+    const ev = r.value;
     lastId = ev.id ?? lastId;
     if (ev.kind === 'job_state' && ev.data.state === 'completed') {
       done.add(ev.data.job_id);
-      if (done.size === 2) break; // drops the connection
+      if (done.size === 2) break;
     }
   }
-  ctl.abort();
+  await stream.return(); // drops the connection
   const second = await jm.submitMany('resume', Array(5).fill({ type: 'echo', payload: 'b' }));
   const want = new Set([...first, ...second]);
   const seenIds = new Set();
-  for await (const ev of jm.events({ queue: 'resume', lastEventId: lastId })) {
+  for await (const ev of jm.events({ queue: 'resume', lastEventId: lastId, signal: AbortSignal.timeout(30000) })) {
     assert.notEqual(ev.kind, 'snapshot', 'the broker still had the gap');
     assert.ok(!seenIds.has(ev.id), 'an event came twice');
     seenIds.add(ev.id);

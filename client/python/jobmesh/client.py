@@ -274,6 +274,17 @@ class Client:
 
     # ---- events and waiting -----------------------------------------------
 
+    def subscribe(self, *, job: Any = None, batch: Any = None, queue: Optional[str] = None,
+                  worker: Optional[str] = None, last_event_id: Optional[str] = None,
+                  timeout: Optional[float] = None) -> EventStream:
+        """Opens one event stream and returns once the broker subscribed it,
+        so what happens next is on it (submit after this, or read state
+        after this, and nothing is missed). Iterate it, or call
+        .next(timeout) for one event; .last_id resumes a later subscribe.
+        No reconnecting: see events() for that."""
+        return self._open_stream(c.events_query(job, batch, queue, worker), last_event_id,
+                                 timeout)
+
     def events(self, *, job: Any = None, batch: Any = None, queue: Optional[str] = None,
                worker: Optional[str] = None, last_event_id: Optional[str] = None,
                reconnect: bool = True, max_retries: int = 8) -> Iterator[Event]:
