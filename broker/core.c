@@ -244,8 +244,7 @@ static const struct {
 } requests[] = {
     {PROTO_SUBMIT, "submit", handle_submit},
     {PROTO_FETCH, "fetch", handle_fetch},
-    {PROTO_ACK, "ack", handle_ack},
-    {PROTO_FAIL, "fail", handle_fail},
+    {PROTO_SETTLE, "settle", handle_settle},
     {PROTO_STATUS, "status", handle_status},
     {PROTO_RESULT, "result", handle_result},
     {PROTO_WAIT, "wait", handle_wait},
@@ -320,6 +319,7 @@ void core_pipe_gone(struct core *core, uint32_t pipe_id)
 			core_unpark_fetch(core, pf, &out, true);
 		pf = next;
 	}
+	core_worker_pipe_gone(core, pipe_id);
 	core_unlock_and_flush(core, &out);
 }
 

@@ -38,7 +38,9 @@ struct job {
 
 	uint32_t state; /* enum proto_job_state */
 	uint32_t attempt;
-	uint64_t lease;
+	uint64_t lease;       /* delivery number: grows with each, orders replay */
+	uint64_t lease_token; /* active: what the worker was handed (random, never
+	                         0; 0 from a version 1 journal: unsettleable) */
 	uint64_t created_us;
 	uint64_t updated_us;
 	uint64_t run_at_us;
@@ -64,6 +66,7 @@ struct job {
 	/* active: the worker holding the lease, and the number of heartbeats
 	 * that worker had sent when the lease was granted (see workers.c). */
 	struct worker *holder;
+	uint64_t holder_instance; /* the holder process the lease went to */
 	uint64_t holder_heartbeat_mark;
 	bool lease_reported; /* a heartbeat of the holder has listed this lease */
 	TAILQ_ENTRY(job) holder_link;

@@ -206,11 +206,13 @@ static uint64_t fetch_one(struct fixture *f, const char *worker, uint64_t job_id
 
 static void ack(struct fixture *f, uint64_t job_id, uint64_t lease)
 {
-	struct proto_ack_item item = {.job_id = job_id, .lease = lease};
-	struct proto_msg msg = {.type = PROTO_ACK};
-	snprintf(msg.u.ack.worker_id, sizeof msg.u.ack.worker_id, "w1");
-	msg.u.ack.items_count = 1;
-	msg.u.ack.items = &item;
+	struct proto_settle_item item = {
+	    .job_id = job_id, .lease = lease, .outcome = PROTO_SETTLE_COMPLETED};
+	struct proto_msg msg = {.type = PROTO_SETTLE};
+	snprintf(msg.u.settle.worker_id, sizeof msg.u.settle.worker_id, "w1");
+	msg.u.settle.instance = 1;
+	msg.u.settle.items_count = 1;
+	msg.u.settle.items = &item;
 	struct proto_msg reply;
 	reply_of(send_msg(f, &msg), PROTO_SETTLED, &reply);
 	assert_int_equal(reply.u.settled.codes[0], 0);

@@ -475,56 +475,78 @@ static void test_jobs_round_trips(void **state)
 	finish(&out, &wire);
 }
 
-static void test_ack_round_trips(void **state)
+static void test_settle_round_trips(void **state)
 {
-	struct proto_ack_item items[2] = {
-	    {.job_id = 42, .lease = 9, .result = {binary_payload, sizeof binary_payload}},
-	    {.job_id = 43, .lease = 1, .result = {NULL, 0}},
+	struct proto_settle_item items[3] = {
+	    {.job_id = 42,
+	     .lease = 0x9abcdef012345678ull,
+	     .outcome = PROTO_SETTLE_COMPLETED,
+	     .data = {binary_payload, sizeof binary_payload}},
+	    {.job_id = 43,
+	     .lease = 1,
+	     .outcome = PROTO_SETTLE_FAILED,
+	     .data = text("timeout calling api.example.com"),
+	     .permanent = true},
+	    {.job_id = 44, .lease = 2, .outcome = PROTO_SETTLE_RELEASED, .data = {NULL, 0}},
 	};
-	struct proto_msg in = {.type = PROTO_ACK};
-	strcpy(in.u.ack.worker_id, "w1");
-	in.u.ack.items_count = 2;
-	in.u.ack.items = items;
+	struct proto_msg in = {.type = PROTO_SETTLE};
+	strcpy(in.u.settle.worker_id, "w1");
+	in.u.settle.instance = UINT64_MAX;
+	in.u.settle.items_count = 3;
+	in.u.settle.items = items;
 	struct jm_buf wire;
 	struct proto_msg out;
 	round_trip(&in, &wire, &out);
-	assert_string_equal(out.u.ack.worker_id, "w1");
-	assert_int_equal(out.u.ack.items_count, 2);
-	for (int i = 0; i < 2; i++) {
-		assert_true(out.u.ack.items[i].job_id == items[i].job_id);
-		assert_true(out.u.ack.items[i].lease == items[i].lease);
-		assert_bytes_equal(items[i].result, out.u.ack.items[i].result);
+	assert_string_equal(out.u.settle.worker_id, "w1");
+	assert_true(out.u.settle.instance == UINT64_MAX);
+	assert_int_equal(out.u.settle.items_count, 3);
+	for (int i = 0; i < 3; i++) {
+		const struct proto_settle_item *a = &items[i], *o = &out.u.settle.items[i];
+		assert_true(a->job_id == o->job_id && a->lease == o->lease);
+		assert_int_equal(a->outcome, o->outcome);
+		assert_bytes_equal(a->data, o->data);
+		assert_int_equal(a->permanent, o->permanent);
 	}
 	finish(&out, &wire);
 }
 
-static void test_fail_round_trips(void **state)
+static void test_encode_refuses_a_settle_without_an_instance_or_a_permanent_release(void **state)
 {
-	struct proto_fail_item items[2] = {
-	    {.job_id = 42,
-	     .lease = 9,
-	     .error = text("timeout calling api.example.com"),
-	     .permanent = true,
-	     .released = false},
-	    {.job_id = 43, .lease = 2, .error = {NULL, 0}, .permanent = false, .released = true},
-	};
-	struct proto_msg in = {.type = PROTO_FAIL};
-	strcpy(in.u.fail.worker_id, "w2");
-	in.u.fail.items_count = 2;
-	in.u.fail.items = items;
-	struct jm_buf wire;
+	struct proto_settle_item item = {.job_id = 1, .lease = 1, .outcome = PROTO_SETTLE_RELEASED};
+	struct proto_msg in = {.type = PROTO_SETTLE};
+	strcpy(in.u.settle.worker_id, "w1");
+	in.u.settle.items_count = 1;
+	in.u.settle.items = &item;
+	struct jm_err err = {0};
+	assert_jm_code(proto_check(&in, &err), JM_EINVAL);
+	assert_non_null(strstr(err.msg, "instance 0 is out of range"));
+	in.u.settle.instance = 7;
+	item.permanent = true;
+	assert_jm_code(proto_check(&in, &err), JM_EINVAL);
+	assert_non_null(strstr(err.msg, "only a failed item (outcome 2) may be permanent"));
+}
+
+static void test_decode_refuses_version_1_and_its_ack_and_fail_saying_upgrade(void **state)
+{
+	struct jm_buf b;
+	jm_buf_init(&b);
+	mp_envelope(&b, 1, 6);
+	mp_array(&b, 0);
 	struct proto_msg out;
-	round_trip(&in, &wire, &out);
-	assert_string_equal(out.u.fail.worker_id, "w2");
-	assert_int_equal(out.u.fail.items_count, 2);
-	for (int i = 0; i < 2; i++) {
-		const struct proto_fail_item *a = &items[i], *b = &out.u.fail.items[i];
-		assert_true(a->job_id == b->job_id && a->lease == b->lease);
-		assert_bytes_equal(a->error, b->error);
-		assert_int_equal(a->permanent, b->permanent);
-		assert_int_equal(a->released, b->released);
+	struct jm_err err = {0};
+	assert_jm_code(decode_copy(b.data, b.len, &out, &err), JM_EVERSION);
+	assert_non_null(strstr(err.msg, "protocol version 1 is not supported"));
+	assert_non_null(strstr(err.msg, "upgrade"));
+	jm_buf_fini(&b);
+	for (int type = 6; type <= 7; type++) {
+		jm_buf_init(&b);
+		mp_envelope(&b, PROTO_VERSION, type);
+		mp_array(&b, 0);
+		assert_jm_code(decode_copy(b.data, b.len, &out, &err), JM_EUNSUPPORTED);
+		assert_non_null(strstr(err.msg, "was replaced by settle"));
+		assert_non_null(strstr(err.msg, "upgrade the worker"));
+		jm_buf_fini(&b);
 	}
-	finish(&out, &wire);
 }
 
 static void test_settled_round_trips(void **state)
@@ -617,7 +639,7 @@ static void test_stats_round_trips_with_an_empty_body(void **state)
 	struct jm_buf wire;
 	struct proto_msg out;
 	round_trip(&in, &wire, &out);
-	static const uint8_t expected[] = {0x93, 0x01, 0x0d, 0x90};
+	static const uint8_t expected[] = {0x93, PROTO_VERSION, 0x0d, 0x90};
 	assert_int_equal(wire.len, sizeof expected);
 	assert_memory_equal(wire.data, expected, sizeof expected);
 	finish(&out, &wire);
@@ -717,15 +739,17 @@ static void test_empty_lists_decode_as_null_arrays(void **state)
 
 static void test_decoded_bytes_borrow_from_the_input_buffer(void **state)
 {
-	struct proto_ack_item item = {.job_id = 1, .lease = 1, .result = text("done")};
-	struct proto_msg in = {.type = PROTO_ACK};
-	strcpy(in.u.ack.worker_id, "w");
-	in.u.ack.items_count = 1;
-	in.u.ack.items = &item;
+	struct proto_settle_item item = {
+	    .job_id = 1, .lease = 1, .outcome = PROTO_SETTLE_COMPLETED, .data = text("done")};
+	struct proto_msg in = {.type = PROTO_SETTLE};
+	strcpy(in.u.settle.worker_id, "w");
+	in.u.settle.instance = 1;
+	in.u.settle.items_count = 1;
+	in.u.settle.items = &item;
 	struct jm_buf wire;
 	struct proto_msg out;
 	round_trip(&in, &wire, &out);
-	const uint8_t *p = out.u.ack.items[0].result.ptr;
+	const uint8_t *p = out.u.settle.items[0].data.ptr;
 	assert_true(p >= wire.data && p + 4 <= wire.data + wire.len);
 	finish(&out, &wire);
 }
@@ -752,7 +776,7 @@ static void test_workers_batches_and_hello_round_trip_with_an_empty_body(void **
 		struct jm_buf wire;
 		struct proto_msg out;
 		round_trip(&in, &wire, &out);
-		const uint8_t expected[] = {0x93, 0x01, (uint8_t)types[i], 0x90};
+		const uint8_t expected[] = {0x93, PROTO_VERSION, (uint8_t)types[i], 0x90};
 		assert_int_equal(wire.len, sizeof expected);
 		assert_memory_equal(wire.data, expected, sizeof expected);
 		finish(&out, &wire);
@@ -826,12 +850,13 @@ static void test_progress_round_trips(void **state)
 	p->done = UINT64_MAX;
 	p->total = UINT64_MAX;
 	p->message = text("writing section about/team");
+	p->instance = 77;
 	struct jm_buf wire;
 	struct proto_msg out;
 	round_trip(&in, &wire, &out);
 	const struct proto_progress *o = &out.u.progress;
 	assert_string_equal(o->worker_id, "worker-9");
-	assert_true(o->job_id == 42 && o->lease == p->lease);
+	assert_true(o->job_id == 42 && o->lease == p->lease && o->instance == 77);
 	assert_true(o->done == UINT64_MAX && o->total == UINT64_MAX);
 	assert_bytes_equal(p->message, o->message);
 	finish(&out, &wire);
@@ -1409,11 +1434,13 @@ static void test_encode_refuses_an_invalid_name_and_leaves_the_buffer_alone(void
 
 static void test_encode_refuses_a_name_without_terminator(void **state)
 {
-	struct proto_msg in = {.type = PROTO_ACK};
-	struct proto_ack_item item = {.job_id = 1, .lease = 1};
-	memset(in.u.ack.worker_id, 'a', sizeof in.u.ack.worker_id);
-	in.u.ack.items_count = 1;
-	in.u.ack.items = &item;
+	struct proto_msg in = {.type = PROTO_SETTLE};
+	struct proto_settle_item item = {
+	    .job_id = 1, .lease = 1, .outcome = PROTO_SETTLE_COMPLETED};
+	memset(in.u.settle.worker_id, 'a', sizeof in.u.settle.worker_id);
+	in.u.settle.instance = 1;
+	in.u.settle.items_count = 1;
+	in.u.settle.items = &item;
 	struct jm_buf wire;
 	jm_buf_init(&wire);
 	assert_jm_code(proto_encode(&in, &wire), JM_EINVAL);
@@ -1590,6 +1617,7 @@ static void encode_sample(struct jm_buf *wire, int type)
 		break;
 	case PROTO_FETCH:
 		strcpy(in.u.fetch.worker_id, "worker-1");
+		in.u.fetch.instance = 5;
 		in.u.fetch.slot = 2;
 		in.u.fetch.queues_count = 2;
 		in.u.fetch.queues = queues;
@@ -1598,6 +1626,7 @@ static void encode_sample(struct jm_buf *wire, int type)
 		break;
 	case PROTO_HEARTBEAT:
 		strcpy(in.u.heartbeat.worker_id, "worker-1");
+		in.u.heartbeat.instance = 5;
 		in.u.heartbeat.host = text("host-a");
 		in.u.heartbeat.pid = 99;
 		in.u.heartbeat.concurrency = 4;
@@ -1619,6 +1648,7 @@ static void encode_sample(struct jm_buf *wire, int type)
 		break;
 	case PROTO_PROGRESS:
 		strcpy(in.u.progress.worker_id, "worker-1");
+		in.u.progress.instance = 5;
 		in.u.progress.job_id = 42;
 		in.u.progress.lease = 9;
 		in.u.progress.done = 3;
@@ -1748,14 +1778,15 @@ static void test_decode_rejects_a_wrong_type_in_each_submit_field(void **state)
 	}
 }
 
-static void test_decode_rejects_a_wrong_type_in_each_fail_item_field(void **state)
+static void test_decode_rejects_a_wrong_type_in_each_settle_item_field(void **state)
 {
 	for (int field = 0; field < 5; field++) {
 		struct jm_buf b;
 		jm_buf_init(&b);
-		mp_envelope(&b, PROTO_VERSION, PROTO_FAIL);
-		mp_array(&b, 2);
+		mp_envelope(&b, PROTO_VERSION, PROTO_SETTLE);
+		mp_array(&b, 3);
 		mp_str(&b, "w1");
+		mp_uint(&b, 1);
 		mp_array(&b, 1);
 		mp_array(&b, 5);
 		for (int i = 0; i < 5; i++) {
@@ -1764,14 +1795,16 @@ static void test_decode_rejects_a_wrong_type_in_each_fail_item_field(void **stat
 			else if (i < 2)
 				mp_uint(&b, 7);
 			else if (i == 2)
-				mp_str(&b, "boom");
+				mp_uint(&b, PROTO_SETTLE_FAILED);
+			else if (i == 3)
+				mp_bin(&b, "boom", 4);
 			else
 				mp_bool(&b, false);
 		}
 		struct proto_msg out;
 		struct jm_err err = {0};
 		assert_jm_code(decode_copy(b.data, b.len, &out, &err), JM_EPROTO);
-		assert_non_null(strstr(err.msg, "fail: item 0: "));
+		assert_non_null(strstr(err.msg, "settle: item 0: "));
 		assert_non_null(strstr(err.msg, "got an array"));
 		jm_buf_fini(&b);
 	}
@@ -1833,14 +1866,14 @@ static void test_decode_rejects_an_unknown_version(void **state)
 	struct jm_err err = {0};
 	assert_jm_code(decode_copy(b.data, b.len, &out, &err), JM_EVERSION);
 	assert_string_equal(err.msg,
-	                    "protocol version 7 is not supported: this broker speaks version 1");
+	                    "protocol version 7 is not supported: this broker speaks version 2");
 	jm_buf_fini(&b);
 }
 
 static void test_decode_reports_the_version_before_the_envelope_shape(void **state)
 {
-	/* A future envelope [2, {...}] must still read as "wrong version". */
-	static const uint8_t future[] = {0x92, 0x02, 0x80};
+	/* A future envelope [3, {...}] must still read as "wrong version". */
+	static const uint8_t future[] = {0x92, 0x03, 0x80};
 	struct proto_msg out;
 	struct jm_err err = {0};
 	assert_jm_code(decode_copy(future, sizeof future, &out, &err), JM_EVERSION);
@@ -1941,18 +1974,21 @@ static void test_decode_accepts_a_name_of_exactly_64_characters(void **state)
 	name[PROTO_NAME_MAX] = '\0';
 	struct jm_buf b;
 	jm_buf_init(&b);
-	mp_envelope(&b, PROTO_VERSION, PROTO_ACK);
-	mp_array(&b, 2);
-	mp_str(&b, name);
-	mp_array(&b, 1);
+	mp_envelope(&b, PROTO_VERSION, PROTO_SETTLE);
 	mp_array(&b, 3);
+	mp_str(&b, name);
+	mp_uint(&b, 1);
+	mp_array(&b, 1);
+	mp_array(&b, 5);
 	mp_uint(&b, 1);
 	mp_uint(&b, 1);
-	mp_str(&b, "");
+	mp_uint(&b, PROTO_SETTLE_COMPLETED);
+	mp_bin(&b, "", 0);
+	mp_bool(&b, false);
 	struct proto_msg out;
 	struct jm_err err = {0};
 	assert_jm_ok_err(proto_decode(b.data, b.len, &out, &err), &err);
-	assert_string_equal(out.u.ack.worker_id, name);
+	assert_string_equal(out.u.settle.worker_id, name);
 	proto_msg_fini(&out);
 	jm_buf_fini(&b);
 }
@@ -2040,19 +2076,22 @@ static void test_decode_rejects_a_result_over_the_limit(void **state)
 	assert_non_null(big);
 	struct jm_buf b;
 	jm_buf_init(&b);
-	mp_envelope(&b, PROTO_VERSION, PROTO_ACK);
-	mp_array(&b, 2);
-	mp_str(&b, "w");
-	mp_array(&b, 1);
+	mp_envelope(&b, PROTO_VERSION, PROTO_SETTLE);
 	mp_array(&b, 3);
+	mp_str(&b, "w");
+	mp_uint(&b, 1);
+	mp_array(&b, 1);
+	mp_array(&b, 5);
 	mp_uint(&b, 1);
 	mp_uint(&b, 1);
+	mp_uint(&b, PROTO_SETTLE_COMPLETED);
 	mp_bin(&b, big, big_len);
+	mp_bool(&b, false);
 	struct proto_msg out;
 	struct jm_err err = {0};
 	assert_jm_code(decode_copy(b.data, b.len, &out, &err), JM_ETOOBIG);
 	assert_string_equal(err.msg,
-	                    "ack: item 0: result is 1048577 bytes: at most 1048576 allowed");
+	                    "settle: item 0: data is 1048577 bytes: at most 1048576 allowed");
 	jm_buf_fini(&b);
 	free(big);
 }
@@ -2120,8 +2159,10 @@ static void test_decode_accepts_extra_trailing_fields(void **state)
 static void test_decode_rejects_an_array_claiming_50_million_elements_in_6_bytes(void **state)
 {
 	static const uint8_t bomb[6] = {0xdd, 0x02, 0xfa, 0xf0, 0x80, 0x01};
-	static const uint8_t nested[] = {0x93, 0x01, 0x02, 0xdd, 0x02, 0xfa, 0xf0, 0x80, 0x01};
-	static const uint8_t map_bomb[] = {0x93, 0x01, 0x02, 0xdf, 0x02, 0xfa, 0xf0, 0x80, 0x01};
+	static const uint8_t nested[] = {0x93, PROTO_VERSION, 0x02, 0xdd, 0x02,
+	                                 0xfa, 0xf0,          0x80, 0x01};
+	static const uint8_t map_bomb[] = {0x93, PROTO_VERSION, 0x02, 0xdf, 0x02,
+	                                   0xfa, 0xf0,          0x80, 0x01};
 	const struct {
 		const uint8_t *p;
 		size_t len;
@@ -2248,7 +2289,7 @@ static void mp_progress(struct jm_buf *b, const char *worker_id, uint64_t done, 
                         size_t message_len)
 {
 	mp_envelope(b, PROTO_VERSION, PROTO_PROGRESS);
-	mp_array(b, 6);
+	mp_array(b, 7);
 	mp_str(b, worker_id);
 	mp_uint(b, 42);
 	mp_uint(b, 9);
@@ -2259,6 +2300,7 @@ static void mp_progress(struct jm_buf *b, const char *worker_id, uint64_t done, 
 	memset(msg, 'm', message_len);
 	mp_strn(b, msg, message_len);
 	free(msg);
+	mp_uint(b, 3); /* instance */
 }
 
 static void test_decode_accepts_progress_at_its_bounds(void **state)
@@ -2927,8 +2969,10 @@ int main(void)
 	    cmocka_unit_test(test_submitted_round_trips),
 	    cmocka_unit_test(test_fetch_round_trips),
 	    cmocka_unit_test(test_jobs_round_trips),
-	    cmocka_unit_test(test_ack_round_trips),
-	    cmocka_unit_test(test_fail_round_trips),
+	    cmocka_unit_test(test_settle_round_trips),
+	    cmocka_unit_test(
+	        test_encode_refuses_a_settle_without_an_instance_or_a_permanent_release),
+	    cmocka_unit_test(test_decode_refuses_version_1_and_its_ack_and_fail_saying_upgrade),
 	    cmocka_unit_test(test_settled_round_trips),
 	    cmocka_unit_test(test_status_and_result_round_trip),
 	    cmocka_unit_test(test_wait_round_trips),
@@ -2978,7 +3022,7 @@ int main(void)
 	    cmocka_unit_test(test_decode_rejects_truncated_heartbeat),
 	    cmocka_unit_test(test_decode_rejects_every_truncated_sample),
 	    cmocka_unit_test(test_decode_rejects_a_wrong_type_in_each_submit_field),
-	    cmocka_unit_test(test_decode_rejects_a_wrong_type_in_each_fail_item_field),
+	    cmocka_unit_test(test_decode_rejects_a_wrong_type_in_each_settle_item_field),
 	    cmocka_unit_test(test_decode_rejects_a_float_where_an_integer_belongs),
 	    cmocka_unit_test(test_decode_rejects_a_negative_number_for_an_unsigned_field),
 	    cmocka_unit_test(test_decode_rejects_a_value_too_big_for_its_field),
