@@ -114,13 +114,9 @@ void core_fill_job_info(const struct job *job, bool with_result, struct proto_jo
 {
 	memset(info, 0, sizeof *info);
 	info->job_id = job->id;
-	memcpy(info->queue, job->queue->name, sizeof info->queue);
-	memcpy(info->type, job->type, sizeof info->type);
+	info->attrs = job->attrs;
 	info->state = job->state;
-	info->priority = job->priority;
 	info->attempt = job->attempt;
-	info->max_attempts = job->max_attempts;
-	info->created_us = job->created_us;
 	info->updated_us = job->updated_us;
 	info->run_at_us = job->state == PROTO_STATE_DELAYED ? job->run_at_us : 0;
 	if (job->last_error)
@@ -130,7 +126,6 @@ void core_fill_job_info(const struct job *job, bool with_result, struct proto_jo
 		info->has_result = true;
 		info->result = (struct proto_bytes){job->result, job->result_len};
 	}
-	info->batch_id = job->batch_id;
 	info->progress_done = job->progress_done;
 	info->progress_total = job->progress_total;
 	if (job->progress_message)

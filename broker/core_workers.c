@@ -105,7 +105,7 @@ int core_settle_failure(struct core *core, struct job *job, const char *error, s
 	if (error_len > PROTO_ERROR_TEXT_MAX)
 		error_len = PROTO_ERROR_TEXT_MAX;
 	s->data = (struct proto_bytes){(const uint8_t *)error, (uint32_t)error_len};
-	if (permanent || job->attempt >= job->max_attempts) {
+	if (permanent || job->attempt >= job->attrs.max_attempts) {
 		s->outcome = PROTO_OUTCOME_DEAD;
 	} else {
 		s->outcome = PROTO_OUTCOME_RETRY;
@@ -191,15 +191,14 @@ static uint32_t take_jobs(struct core *core, struct request *req, struct worker 
 				break;
 			}
 			if (job->batch)
-				batch_set_operation(job->batch, job->type, strlen(job->type));
+				batch_set_operation(job->batch, job->attrs.type,
+				                    strlen(job->attrs.type));
 			struct proto_delivery *d = &deliveries[taken++];
 			d->job_id = job->id;
 			d->lease = job->lease_token;
 			d->attempt = job->attempt;
-			memcpy(d->queue, q->name, sizeof d->queue);
-			memcpy(d->type, job->type, sizeof d->type);
+			d->attrs = job->attrs;
 			d->payload = (struct proto_bytes){job->payload, job->payload_len};
-			d->timeout_ms = job->timeout_ms;
 		}
 	}
 	if (taken > 0 || reply_if_none) {
@@ -597,9 +596,9 @@ void handle_progress(struct core *core, struct request *req, struct outbox *out)
 			struct proto_event ev = {.kind = PROTO_EVENT_JOB_PROGRESS,
 			                         .at_us = jm_wall_us()};
 			ev.job_id = job->id;
-			ev.batch_id = job->batch_id;
+			ev.batch_id = job->attrs.batch_id;
 			memcpy(ev.queue, job->queue->name, sizeof ev.queue);
-			memcpy(ev.type, job->type, sizeof ev.type);
+			memcpy(ev.type, job->attrs.type, sizeof ev.type);
 			ev.state = job->state;
 			ev.attempt = job->attempt;
 			ev.done = p->done;

@@ -16,6 +16,7 @@
 #include <sys/queue.h>
 
 #include "deadline.h"
+#include "message.h"
 #include "proto_limits.h"
 #include "u64map.h"
 
@@ -26,22 +27,17 @@ struct waiter;
 
 struct job {
 	uint64_t id;
-	uint64_t batch_id;
-	struct batch *batch; /* NULL when not in a batch, or once dropped */
-	struct queue *queue;
-	char type[PROTO_NAME_MAX + 1];
+	struct proto_job_attrs attrs; /* as admitted (max_attempts resolved) */
+	struct batch *batch;          /* NULL when not in a batch, or once dropped */
+	struct queue *queue;          /* attrs.queue's */
 	uint8_t *payload;
 	uint32_t payload_len;
-	int32_t priority;
-	uint32_t max_attempts;
-	uint64_t timeout_ms;
 
 	uint32_t state; /* enum proto_job_state */
 	uint32_t attempt;
 	uint64_t lease;       /* delivery number: grows with each, orders replay */
 	uint64_t lease_token; /* active: what the worker was handed (random, never
 	                         0; 0 from a version 1 journal: unsettleable) */
-	uint64_t created_us;
 	uint64_t updated_us;
 	uint64_t run_at_us;
 	uint64_t last_lsn;       /* journal position of its latest change (this boot) */

@@ -84,16 +84,31 @@ struct proto_error {
 	struct proto_bytes message; /* UTF-8 text, not NUL-terminated */
 };
 
+/* A job's attributes: what it is and how it runs, fixed from admission on.
+ * Declared once and embedded in each struct that carries a job (the
+ * SUBMIT spec, the JOB record, the broker's struct job, the delivery and
+ * the job info), so carrying a new attribute from the submit to the worker
+ * and the views is one member here, one field in proto/job_attrs.h, and
+ * that field in each wire list that should carry it; copies between those
+ * structs assign attrs whole. A message's encoder writes only the
+ * attributes its wire list names (a delivery: queue, type, timeout_ms); its
+ * decoder leaves the others 0. */
+struct proto_job_attrs {
+	proto_name queue;
+	proto_name type;
+	int32_t priority;      /* PROTO_PRIORITY_MIN..MAX, higher runs first */
+	uint32_t max_attempts; /* 0: the queue's default; else 1..PROTO_ATTEMPTS_MAX */
+	uint64_t timeout_ms;   /* run timeout per attempt; 0: the queue's default */
+	uint64_t batch_id;     /* 0: not in a batch (set by the broker) */
+	uint64_t created_us;   /* wall clock of admission (set by the broker) */
+};
+
 /* One job of a SUBMIT: [queue, type, payload, priority, max_attempts,
  * delay_ms, timeout_ms] */
 struct proto_job_spec {
-	proto_name queue;
-	proto_name type;
+	struct proto_job_attrs attrs; /* batch_id and created_us not on the wire */
 	struct proto_bytes payload;
-	int32_t priority;      /* PROTO_PRIORITY_MIN..MAX, higher runs first */
-	uint32_t max_attempts; /* 0: the queue's default; else 1..PROTO_ATTEMPTS_MAX */
-	uint64_t delay_ms;     /* 0: ready now */
-	uint64_t timeout_ms;   /* run timeout per attempt; 0: the queue's default */
+	uint64_t delay_ms; /* 0: ready now */
 };
 
 /* SUBMIT: [as_batch, [job_spec...]] (1..PROTO_JOBS_PER_MESSAGE_MAX jobs) */
@@ -131,12 +146,12 @@ struct proto_fetch {
  * cannot be guessed from the broker's boot or from other deliveries. */
 struct proto_delivery {
 	uint64_t job_id;
-	uint64_t lease;   /* the lease token; opaque to the worker */
-	uint32_t attempt; /* 1 for the first attempt */
-	proto_name queue;
-	proto_name type;
+	uint64_t lease;               /* the lease token; opaque to the worker */
+	uint32_t attempt;             /* 1 for the first attempt */
+	struct proto_job_attrs attrs; /* queue, type, timeout_ms on the wire: the
+	                                 worker abandons the attempt past
+	                                 timeout_ms */
 	struct proto_bytes payload;
-	uint64_t timeout_ms; /* the worker abandons the attempt past this */
 };
 
 /* JOBS: [[delivery...]] */
@@ -202,19 +217,14 @@ struct proto_wait {
  * request was RESULT or WAIT and the job completed. */
 struct proto_job_info {
 	uint64_t job_id;
-	proto_name queue;
-	proto_name type;
-	uint32_t state; /* enum proto_job_state */
-	int32_t priority;
+	struct proto_job_attrs attrs; /* all but timeout_ms on the wire */
+	uint32_t state;               /* enum proto_job_state */
 	uint32_t attempt;
-	uint32_t max_attempts;
-	uint64_t created_us;
 	uint64_t updated_us;
 	uint64_t run_at_us;
 	struct proto_bytes last_error;
 	bool has_result;
 	struct proto_bytes result;
-	uint64_t batch_id;                   /* 0: not in a batch */
 	uint64_t progress_done;              /* last progress the handler reported: */
 	uint64_t progress_total;             /* done of total (0 of 0: none yet) */
 	struct proto_bytes progress_message; /* what it is doing now */

@@ -3,6 +3,7 @@
  * HEARTBEAT_REPLY, PROGRESS. Each field is written down once, here. */
 #include <inttypes.h>
 
+#include "job_attrs.h"
 #include "msg_fields.h"
 
 /* A worker process's instance: drawn at random when it starts, never 0. */
@@ -34,10 +35,10 @@ static const struct field delivery_field[] = {
     F_U64(struct proto_delivery, job_id),
     F_U64(struct proto_delivery, lease),
     F_U32_IN(struct proto_delivery, attempt, 1, UINT32_MAX),
-    F_NAME(struct proto_delivery, queue, "queue name"),
-    F_NAME(struct proto_delivery, type, "type name"),
+    {ATTR_QUEUE(struct proto_delivery)},
+    {ATTR_TYPE(struct proto_delivery)},
     F_BIN(struct proto_delivery, payload, PROTO_PAYLOAD_MAX_DEFAULT),
-    F_U64(struct proto_delivery, timeout_ms),
+    {ATTR_TIMEOUT_MS(struct proto_delivery)},
 };
 static const struct fields delivery_fields = FIELDS_OF(delivery_field, NULL);
 static const struct field delivery_elem = F_ELEM_STRUCT(&delivery_fields);

@@ -16,6 +16,7 @@
 
 #include "codec.h"
 #include "fields.h"
+#include "job_attrs.h"
 #include "job_spec.h"
 
 /* JOB: [job_id, batch_id, queue, type, payload, priority, max_attempts,
@@ -26,27 +27,24 @@
 static int rec_job_spec_check(const void *base, struct jm_err *err)
 {
 	const struct proto_rec_job *j = base;
-	return proto_job_spec_check(j->queue, strlen(j->queue), j->type, strlen(j->type),
-	                            j->payload.len, j->priority, j->max_attempts, err);
+	return proto_job_spec_check(j->attrs.queue, strlen(j->attrs.queue), j->attrs.type,
+	                            strlen(j->attrs.type), j->payload.len, j->attrs.priority,
+	                            j->attrs.max_attempts, err);
 }
 
 static const struct field rec_job_field[] = {
     F_U64(struct proto_rec_job, job_id),
-    F_U64(struct proto_rec_job, batch_id),
-    F_NAME(struct proto_rec_job, queue, "queue name"),
-    F_NAME(struct proto_rec_job, type, "type name"),
+    {ATTR_BATCH_ID(struct proto_rec_job)},
+    {ATTR_QUEUE(struct proto_rec_job)},
+    {ATTR_TYPE(struct proto_rec_job)},
     F_BIN(struct proto_rec_job, payload, UINT32_MAX), /* size: by the spec rules */
-    F_I32(struct proto_rec_job, priority),
-    {.wire = "max_attempts",
-     .label = "max_attempts",
-     .kind = FIELD_U32,
-     .offset = offsetof(struct proto_rec_job, max_attempts),
-     .check = rec_job_spec_check},
-    F_U64(struct proto_rec_job, timeout_ms),
+    {ATTR_PRIORITY(struct proto_rec_job)},
+    {ATTR_MAX_ATTEMPTS(struct proto_rec_job), .check = rec_job_spec_check},
+    {ATTR_TIMEOUT_MS(struct proto_rec_job)},
     F_U32_IN(struct proto_rec_job, state, PROTO_STATE_PENDING, PROTO_STATE_CANCELLED),
     F_U32(struct proto_rec_job, attempt),
     F_U64(struct proto_rec_job, lease),
-    F_U64(struct proto_rec_job, created_us),
+    {ATTR_CREATED_US(struct proto_rec_job)},
     F_U64(struct proto_rec_job, updated_us),
     F_U64(struct proto_rec_job, run_at_us),
     F_NAME_OR_EMPTY(struct proto_rec_job, worker_id, "worker id"),

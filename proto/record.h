@@ -52,17 +52,11 @@ enum proto_outcome {
  *       worker_instance] */
 struct proto_rec_job {
 	uint64_t job_id;
-	uint64_t batch_id; /* 0: not in a batch */
-	proto_name queue;
-	proto_name type;
+	struct proto_job_attrs attrs; /* every attribute on the wire */
 	struct proto_bytes payload;
-	int32_t priority;
-	uint32_t max_attempts;
-	uint64_t timeout_ms;
 	uint32_t state; /* enum proto_job_state */
 	uint32_t attempt;
 	uint64_t lease;
-	uint64_t created_us;
 	uint64_t updated_us;
 	uint64_t run_at_us;
 	proto_name worker_id; /* the lease holder while active, else "" */

@@ -469,7 +469,7 @@ static void settle_one(struct jm_worker *w, const struct proto_delivery *d, uint
 	struct proto_msg msg = settle_msg(w, &item, 1);
 	uint64_t deadline_ms =
 	    now_ms() + (outcome == PROTO_SETTLE_RELEASED ? HANDBACK_BUDGET_MS
-	                                                 : settle_budget_ms(d->timeout_ms));
+	                                                 : settle_budget_ms(d->attrs.timeout_ms));
 	settle_send(w, &msg, &deadline_ms);
 }
 
@@ -647,7 +647,7 @@ static bool slot_queue_outcome(struct jm_worker *w, const struct proto_delivery 
                                struct held_lease *held, uint32_t settle_outcome, const void *data,
                                size_t len, bool permanent)
 {
-	uint64_t deadline_ms = now_ms() + settle_budget_ms(d->timeout_ms);
+	uint64_t deadline_ms = now_ms() + settle_budget_ms(d->attrs.timeout_ms);
 	struct settle_outcome *outcome =
 	    settle_outcome_new(settle_outcome, d->job_id, d->lease, deadline_ms, held, data, len);
 	if (outcome == NULL) {
@@ -672,23 +672,23 @@ static bool slot_run_delivery(struct worker_slot *slot, const struct proto_deliv
 	struct jm_job job = {.worker = w, .delivery = d, .held = held};
 	progress_entry_init(&job.progress, d->job_id, d->lease);
 	int outcome;
-	const struct worker_handler *handler = handler_find(w, d->type);
+	const struct worker_handler *handler = handler_find(w, d->attrs.type);
 	if (handler == NULL) {
 		snprintf(job.error, sizeof job.error, "no handler for type %s on worker %s",
-		         d->type, w->worker_id);
+		         d->attrs.type, w->worker_id);
 		job.has_error = true;
 		outcome = JM_HANDLER_PERMANENT;
 	} else {
 		jm_debug("job %" PRIu64 " (%s, queue %s, attempt %" PRIu32
 		         ") started on slot %" PRIu32,
-		         d->job_id, d->type, d->queue, d->attempt, slot->index);
+		         d->job_id, d->attrs.type, d->attrs.queue, d->attempt, slot->index);
 		outcome = handler->fn(&job, handler->arg);
 		if (outcome != JM_HANDLER_OK && outcome != JM_HANDLER_RETRY &&
 		    outcome != JM_HANDLER_PERMANENT) {
 			snprintf(
 			    job.error, sizeof job.error,
 			    "handler for type %s returned %d, which is not a jm_handler_outcome",
-			    d->type, outcome);
+			    d->attrs.type, outcome);
 			job.has_error = true;
 			outcome = JM_HANDLER_RETRY;
 		}
@@ -713,10 +713,10 @@ static bool slot_run_delivery(struct worker_slot *slot, const struct proto_deliv
 	} else {
 		if (!job.has_error)
 			snprintf(job.error, sizeof job.error, "handler for type %s failed",
-			         d->type);
+			         d->attrs.type);
 		bool permanent = outcome == JM_HANDLER_PERMANENT;
-		jm_info("job %" PRIu64 " (%s) attempt %" PRIu32 " failed%s: %s", d->job_id, d->type,
-		        d->attempt, permanent ? " permanently" : "", job.error);
+		jm_info("job %" PRIu64 " (%s) attempt %" PRIu32 " failed%s: %s", d->job_id,
+		        d->attrs.type, d->attempt, permanent ? " permanently" : "", job.error);
 		queued = slot_queue_outcome(w, d, held, PROTO_SETTLE_FAILED, job.error,
 		                            strlen(job.error), permanent);
 		if (!queued)
@@ -1199,12 +1199,12 @@ uint64_t jm_job_id(const jm_job *job)
 
 const char *jm_job_queue(const jm_job *job)
 {
-	return job->delivery->queue;
+	return job->delivery->attrs.queue;
 }
 
 const char *jm_job_type(const jm_job *job)
 {
-	return job->delivery->type;
+	return job->delivery->attrs.type;
 }
 
 unsigned jm_job_attempt(const jm_job *job)
@@ -1214,7 +1214,7 @@ unsigned jm_job_attempt(const jm_job *job)
 
 uint64_t jm_job_timeout_ms(const jm_job *job)
 {
-	return job->delivery->timeout_ms;
+	return job->delivery->attrs.timeout_ms;
 }
 
 const void *jm_job_payload(const jm_job *job, size_t *len)

@@ -148,9 +148,9 @@ uint64_t fixture_rpc_submit(struct rpc *rpc, const char *queue, const char *payl
                             uint64_t timeout_ms)
 {
 	struct proto_job_spec spec = {.payload = {(const uint8_t *)payload, strlen(payload)},
-	                              .timeout_ms = timeout_ms};
-	strcpy(spec.queue, queue);
-	strcpy(spec.type, "t");
+	                              .attrs.timeout_ms = timeout_ms};
+	strcpy(spec.attrs.queue, queue);
+	strcpy(spec.attrs.type, "t");
 	struct proto_msg req = {.type = PROTO_SUBMIT};
 	req.u.submit.jobs_count = 1;
 	req.u.submit.jobs = &spec;

@@ -166,8 +166,8 @@ static uint64_t submit(struct fixture *f, const char *queue, uint32_t payload_le
 	static uint8_t payload[4096];
 	memset(payload, 'x', sizeof payload);
 	struct proto_job_spec spec = {.payload = {payload, payload_len}};
-	snprintf(spec.queue, sizeof spec.queue, "%s", queue);
-	snprintf(spec.type, sizeof spec.type, "t");
+	snprintf(spec.attrs.queue, sizeof spec.attrs.queue, "%s", queue);
+	snprintf(spec.attrs.type, sizeof spec.attrs.type, "t");
 	struct proto_msg msg = {.type = PROTO_SUBMIT};
 	msg.u.submit.jobs_count = 1;
 	msg.u.submit.jobs = &spec;

@@ -148,28 +148,33 @@ static struct proto_lease_ref LEASES[2] = {{42, 0x100000003ull}, {0x123456789abu
 static uint64_t IDS[3] = {1, 0xfffffffffull, UINT64_MAX};
 
 static struct proto_job_spec SPECS[2] = {
-    {.queue = "emails",
-     .type = "send.welcome",
-     .priority = -1000,
-     .max_attempts = 5,
+    {.attrs.queue = "emails",
+     .attrs.type = "send.welcome",
+     .attrs.priority = -1000,
+     .attrs.max_attempts = 5,
      .delay_ms = 60000,
-     .timeout_ms = 0x1ffffffffull},
-    {.queue = "reports.monthly_long-queue_name_over_32",
-     .type = "t",
-     .priority = 1000,
-     .max_attempts = 0,
+     .attrs.timeout_ms = 0x1ffffffffull},
+    {.attrs.queue = "reports.monthly_long-queue_name_over_32",
+     .attrs.type = "t",
+     .attrs.priority = 1000,
+     .attrs.max_attempts = 0,
      .delay_ms = 0,
-     .timeout_ms = 300},
+     .attrs.timeout_ms = 300},
 };
 
 static struct proto_delivery DELIVERIES[2] = {
     {.job_id = 0x100000001ull,
      .lease = 0x200000005ull,
      .attempt = 3,
-     .queue = "emails",
-     .type = "send.welcome",
-     .timeout_ms = 30000},
-    {.job_id = 9, .lease = 1, .attempt = 1, .queue = "q", .type = "t", .timeout_ms = 0},
+     .attrs.queue = "emails",
+     .attrs.type = "send.welcome",
+     .attrs.timeout_ms = 30000},
+    {.job_id = 9,
+     .lease = 1,
+     .attempt = 1,
+     .attrs.queue = "q",
+     .attrs.type = "t",
+     .attrs.timeout_ms = 0},
 };
 
 static struct proto_settle_item SETTLE_ITEMS[3] = {
@@ -192,18 +197,18 @@ static struct proto_batch_error BATCH_ERRORS[2] = {{.job_id = 11}, {.job_id = 0x
 static void job_info_fill(struct proto_job_info *j, bool with_result)
 {
 	*j = (struct proto_job_info){.job_id = 0x1234567890ull,
-	                             .queue = "emails",
-	                             .type = "send.welcome",
+	                             .attrs.queue = "emails",
+	                             .attrs.type = "send.welcome",
 	                             .state = PROTO_STATE_COMPLETED,
-	                             .priority = -7,
+	                             .attrs.priority = -7,
 	                             .attempt = 2,
-	                             .max_attempts = 5,
-	                             .created_us = 1764460800123456ull,
+	                             .attrs.max_attempts = 5,
+	                             .attrs.created_us = 1764460800123456ull,
 	                             .updated_us = 1764460801000000ull,
 	                             .run_at_us = 0,
 	                             .last_error = TEXT_BYTES,
 	                             .has_result = with_result,
-	                             .batch_id = 77,
+	                             .attrs.batch_id = 77,
 	                             .progress_done = 3,
 	                             .progress_total = 4,
 	                             .progress_message = bytes_of("writing", 7)};
@@ -403,19 +408,19 @@ static void msg_fill(struct proto_msg *m, enum proto_type type)
 static void job_info_equal(const struct proto_job_info *a, const struct proto_job_info *b)
 {
 	EQ(job_id);
-	EQ_NAME(queue);
-	EQ_NAME(type);
+	EQ_NAME(attrs.queue);
+	EQ_NAME(attrs.type);
 	EQ(state);
-	EQ(priority);
+	EQ(attrs.priority);
 	EQ(attempt);
-	EQ(max_attempts);
-	EQ(created_us);
+	EQ(attrs.max_attempts);
+	EQ(attrs.created_us);
 	EQ(updated_us);
 	EQ(run_at_us);
 	EQ_BYTES(last_error);
 	EQ(has_result);
 	EQ_BYTES(result);
-	EQ(batch_id);
+	EQ(attrs.batch_id);
 	EQ(progress_done);
 	EQ(progress_total);
 	EQ_BYTES(progress_message);
@@ -474,13 +479,13 @@ static void msg_equal(const struct proto_msg *want, const struct proto_msg *got)
 		assert_int_equal(s->jobs_count, t->jobs_count);
 		for (uint32_t i = 0; i < s->jobs_count; i++) {
 			const struct proto_job_spec *a = &s->jobs[i], *b = &t->jobs[i];
-			EQ_NAME(queue);
-			EQ_NAME(type);
+			EQ_NAME(attrs.queue);
+			EQ_NAME(attrs.type);
 			EQ_BYTES(payload);
-			EQ(priority);
-			EQ(max_attempts);
+			EQ(attrs.priority);
+			EQ(attrs.max_attempts);
 			EQ(delay_ms);
-			EQ(timeout_ms);
+			EQ(attrs.timeout_ms);
 		}
 		break;
 	}
@@ -510,10 +515,10 @@ static void msg_equal(const struct proto_msg *want, const struct proto_msg *got)
 			EQ(job_id);
 			EQ(lease);
 			EQ(attempt);
-			EQ_NAME(queue);
-			EQ_NAME(type);
+			EQ_NAME(attrs.queue);
+			EQ_NAME(attrs.type);
 			EQ_BYTES(payload);
-			EQ(timeout_ms);
+			EQ(attrs.timeout_ms);
 		}
 		break;
 	}
@@ -748,17 +753,17 @@ static void rec_fill(struct proto_record *r, enum proto_record_type type)
 	case PROTO_REC_JOB:
 		r->u.job =
 		    (struct proto_rec_job){.job_id = 0x1234567890ull,
-		                           .batch_id = 77,
-		                           .queue = "reports.monthly_long-queue_name_over_32",
-		                           .type = "send.welcome",
+		                           .attrs.batch_id = 77,
+		                           .attrs.queue = "reports.monthly_long-queue_name_over_32",
+		                           .attrs.type = "send.welcome",
 		                           .payload = PAYLOAD_BYTES,
-		                           .priority = -1000,
-		                           .max_attempts = 1000,
-		                           .timeout_ms = 0x1ffffffffull,
+		                           .attrs.priority = -1000,
+		                           .attrs.max_attempts = 1000,
+		                           .attrs.timeout_ms = 0x1ffffffffull,
 		                           .state = PROTO_STATE_ACTIVE,
 		                           .attempt = 2,
 		                           .lease = 0x300000004ull,
-		                           .created_us = 1764460800123456ull,
+		                           .attrs.created_us = 1764460800123456ull,
 		                           .updated_us = 1764460801000000ull,
 		                           .run_at_us = 1764460860000000ull,
 		                           .worker_id = "w-1.host",
@@ -811,17 +816,17 @@ static void rec_equal(const struct proto_record *want, const struct proto_record
 	case PROTO_REC_JOB: {
 		const struct proto_rec_job *a = &want->u.job, *b = &got->u.job;
 		EQ(job_id);
-		EQ(batch_id);
-		EQ_NAME(queue);
-		EQ_NAME(type);
+		EQ(attrs.batch_id);
+		EQ_NAME(attrs.queue);
+		EQ_NAME(attrs.type);
 		EQ_BYTES(payload);
-		EQ(priority);
-		EQ(max_attempts);
-		EQ(timeout_ms);
+		EQ(attrs.priority);
+		EQ(attrs.max_attempts);
+		EQ(attrs.timeout_ms);
 		EQ(state);
 		EQ(attempt);
 		EQ(lease);
-		EQ(created_us);
+		EQ(attrs.created_us);
 		EQ(updated_us);
 		EQ(run_at_us);
 		EQ_NAME(worker_id);

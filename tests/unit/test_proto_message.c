@@ -360,20 +360,20 @@ static void test_error_round_trips(void **state)
 static void test_submit_round_trips_with_every_field_set(void **state)
 {
 	struct proto_job_spec jobs[2] = {
-	    {.queue = "emails",
-	     .type = "send.welcome",
+	    {.attrs.queue = "emails",
+	     .attrs.type = "send.welcome",
 	     .payload = {binary_payload, sizeof binary_payload},
-	     .priority = -1000,
-	     .max_attempts = 1000,
+	     .attrs.priority = -1000,
+	     .attrs.max_attempts = 1000,
 	     .delay_ms = UINT64_MAX,
-	     .timeout_ms = 123456789012ull},
-	    {.queue = "Q-1_x.y",
-	     .type = "t",
+	     .attrs.timeout_ms = 123456789012ull},
+	    {.attrs.queue = "Q-1_x.y",
+	     .attrs.type = "t",
 	     .payload = {NULL, 0},
-	     .priority = 1000,
-	     .max_attempts = 0,
+	     .attrs.priority = 1000,
+	     .attrs.max_attempts = 0,
 	     .delay_ms = 1,
-	     .timeout_ms = 0},
+	     .attrs.timeout_ms = 0},
 	};
 	struct proto_msg in = {.type = PROTO_SUBMIT};
 	in.u.submit.as_batch = true;
@@ -386,13 +386,13 @@ static void test_submit_round_trips_with_every_field_set(void **state)
 	assert_int_equal(out.u.submit.jobs_count, 2);
 	for (int i = 0; i < 2; i++) {
 		const struct proto_job_spec *a = &jobs[i], *b = &out.u.submit.jobs[i];
-		assert_string_equal(a->queue, b->queue);
-		assert_string_equal(a->type, b->type);
+		assert_string_equal(a->attrs.queue, b->attrs.queue);
+		assert_string_equal(a->attrs.type, b->attrs.type);
 		assert_bytes_equal(a->payload, b->payload);
-		assert_int_equal(a->priority, b->priority);
-		assert_int_equal(a->max_attempts, b->max_attempts);
+		assert_int_equal(a->attrs.priority, b->attrs.priority);
+		assert_int_equal(a->attrs.max_attempts, b->attrs.max_attempts);
 		assert_true(a->delay_ms == b->delay_ms);
-		assert_true(a->timeout_ms == b->timeout_ms);
+		assert_true(a->attrs.timeout_ms == b->attrs.timeout_ms);
 	}
 	finish(&out, &wire);
 }
@@ -444,17 +444,17 @@ static void test_jobs_round_trips(void **state)
 	    {.job_id = 42,
 	     .lease = 9,
 	     .attempt = 2,
-	     .queue = "emails",
-	     .type = "send",
+	     .attrs.queue = "emails",
+	     .attrs.type = "send",
 	     .payload = {binary_payload, sizeof binary_payload},
-	     .timeout_ms = 60000},
+	     .attrs.timeout_ms = 60000},
 	    {.job_id = UINT64_MAX,
 	     .lease = UINT64_MAX,
 	     .attempt = UINT32_MAX,
-	     .queue = "q",
-	     .type = "t",
+	     .attrs.queue = "q",
+	     .attrs.type = "t",
 	     .payload = {NULL, 0},
-	     .timeout_ms = 1},
+	     .attrs.timeout_ms = 1},
 	};
 	struct proto_msg in = {.type = PROTO_JOBS};
 	in.u.jobs.jobs_count = 2;
@@ -467,10 +467,10 @@ static void test_jobs_round_trips(void **state)
 		const struct proto_delivery *a = &jobs[i], *b = &out.u.jobs.jobs[i];
 		assert_true(a->job_id == b->job_id && a->lease == b->lease);
 		assert_int_equal(a->attempt, b->attempt);
-		assert_string_equal(a->queue, b->queue);
-		assert_string_equal(a->type, b->type);
+		assert_string_equal(a->attrs.queue, b->attrs.queue);
+		assert_string_equal(a->attrs.type, b->attrs.type);
 		assert_bytes_equal(a->payload, b->payload);
-		assert_true(a->timeout_ms == b->timeout_ms);
+		assert_true(a->attrs.timeout_ms == b->attrs.timeout_ms);
 	}
 	finish(&out, &wire);
 }
@@ -595,19 +595,19 @@ static void test_job_round_trips(void **state)
 	struct proto_msg in = {.type = PROTO_JOB};
 	struct proto_job_info *j = &in.u.job;
 	j->job_id = 42;
-	strcpy(j->queue, "reports");
-	strcpy(j->type, "daily");
+	strcpy(j->attrs.queue, "reports");
+	strcpy(j->attrs.type, "daily");
 	j->state = PROTO_STATE_COMPLETED;
-	j->priority = -7;
+	j->attrs.priority = -7;
 	j->attempt = 3;
-	j->max_attempts = 5;
-	j->created_us = 1700000000000000ull;
+	j->attrs.max_attempts = 5;
+	j->attrs.created_us = 1700000000000000ull;
 	j->updated_us = 1700000000000001ull;
 	j->run_at_us = 1700000000000002ull;
 	j->last_error = text("first try timed out");
 	j->has_result = true;
 	j->result = (struct proto_bytes){binary_payload, sizeof binary_payload};
-	j->batch_id = 0xb0b0b0b0b0ull;
+	j->attrs.batch_id = 0xb0b0b0b0b0ull;
 	j->progress_done = 7;
 	j->progress_total = UINT64_MAX;
 	j->progress_message = text("writing section about/team");
@@ -616,18 +616,18 @@ static void test_job_round_trips(void **state)
 	round_trip(&in, &wire, &out);
 	const struct proto_job_info *o = &out.u.job;
 	assert_true(o->job_id == 42);
-	assert_string_equal(o->queue, "reports");
-	assert_string_equal(o->type, "daily");
+	assert_string_equal(o->attrs.queue, "reports");
+	assert_string_equal(o->attrs.type, "daily");
 	assert_int_equal(o->state, PROTO_STATE_COMPLETED);
-	assert_int_equal(o->priority, -7);
+	assert_int_equal(o->attrs.priority, -7);
 	assert_int_equal(o->attempt, 3);
-	assert_int_equal(o->max_attempts, 5);
-	assert_true(o->created_us == j->created_us && o->updated_us == j->updated_us &&
+	assert_int_equal(o->attrs.max_attempts, 5);
+	assert_true(o->attrs.created_us == j->attrs.created_us && o->updated_us == j->updated_us &&
 	            o->run_at_us == j->run_at_us);
 	assert_bytes_equal(j->last_error, o->last_error);
 	assert_true(o->has_result);
 	assert_bytes_equal(j->result, o->result);
-	assert_true(o->batch_id == j->batch_id);
+	assert_true(o->attrs.batch_id == j->attrs.batch_id);
 	assert_true(o->progress_done == 7 && o->progress_total == UINT64_MAX);
 	assert_bytes_equal(j->progress_message, o->progress_message);
 	finish(&out, &wire);
@@ -1045,18 +1045,18 @@ static void test_stats_reply_of_an_older_broker_decodes_with_zero_extras(void **
 static void assert_job_info_equal(const struct proto_job_info *a, const struct proto_job_info *o)
 {
 	assert_true(a->job_id == o->job_id);
-	assert_string_equal(a->queue, o->queue);
-	assert_string_equal(a->type, o->type);
+	assert_string_equal(a->attrs.queue, o->attrs.queue);
+	assert_string_equal(a->attrs.type, o->attrs.type);
 	assert_int_equal(a->state, o->state);
-	assert_int_equal(a->priority, o->priority);
+	assert_int_equal(a->attrs.priority, o->attrs.priority);
 	assert_int_equal(a->attempt, o->attempt);
-	assert_int_equal(a->max_attempts, o->max_attempts);
-	assert_true(a->created_us == o->created_us && a->updated_us == o->updated_us &&
+	assert_int_equal(a->attrs.max_attempts, o->attrs.max_attempts);
+	assert_true(a->attrs.created_us == o->attrs.created_us && a->updated_us == o->updated_us &&
 	            a->run_at_us == o->run_at_us);
 	assert_bytes_equal(a->last_error, o->last_error);
 	assert_int_equal(a->has_result, o->has_result);
 	assert_bytes_equal(a->result, o->result);
-	assert_true(a->batch_id == o->batch_id);
+	assert_true(a->attrs.batch_id == o->attrs.batch_id);
 	assert_true(a->progress_done == o->progress_done && a->progress_total == o->progress_total);
 	assert_bytes_equal(a->progress_message, o->progress_message);
 }
@@ -1065,28 +1065,28 @@ static void test_job_list_round_trips(void **state)
 {
 	struct proto_job_info jobs[2] = {
 	    {.job_id = 42,
-	     .queue = "emails",
-	     .type = "send",
+	     .attrs.queue = "emails",
+	     .attrs.type = "send",
 	     .state = PROTO_STATE_FAILED,
-	     .priority = 1000,
+	     .attrs.priority = 1000,
 	     .attempt = 3,
-	     .max_attempts = 3,
-	     .created_us = 1,
+	     .attrs.max_attempts = 3,
+	     .attrs.created_us = 1,
 	     .updated_us = 2,
 	     .run_at_us = 3,
 	     .last_error = text("smtp 550: mailbox unavailable"),
-	     .batch_id = 9,
+	     .attrs.batch_id = 9,
 	     .progress_done = 2,
 	     .progress_total = 5,
 	     .progress_message = text("rendering")},
 	    {.job_id = 43,
-	     .queue = "emails",
-	     .type = "send",
+	     .attrs.queue = "emails",
+	     .attrs.type = "send",
 	     .state = PROTO_STATE_FAILED,
-	     .priority = -1000,
+	     .attrs.priority = -1000,
 	     .attempt = 1,
-	     .max_attempts = 1,
-	     .created_us = 4,
+	     .attrs.max_attempts = 1,
+	     .attrs.created_us = 4,
 	     .updated_us = 5,
 	     .last_error = text("bad address"),
 	     .progress_done = 0,
@@ -1108,13 +1108,13 @@ static void test_job_list_items_are_encoded_as_job_bodies(void **state)
 {
 	struct proto_msg job = {.type = PROTO_JOB};
 	job.u.job = (struct proto_job_info){.job_id = 42,
-	                                    .queue = "emails",
-	                                    .type = "send",
+	                                    .attrs.queue = "emails",
+	                                    .attrs.type = "send",
 	                                    .state = PROTO_STATE_ACTIVE,
-	                                    .priority = -3,
+	                                    .attrs.priority = -3,
 	                                    .attempt = 1,
 	                                    .last_error = text("first try"),
-	                                    .batch_id = 7,
+	                                    .attrs.batch_id = 7,
 	                                    .progress_done = 1,
 	                                    .progress_total = 4,
 	                                    .progress_message = text("connecting")};
@@ -1450,7 +1450,8 @@ static void test_encode_refuses_a_name_without_terminator(void **state)
 static void test_encode_refuses_an_oversized_payload(void **state)
 {
 	static uint8_t big[PROTO_PAYLOAD_MAX_DEFAULT + 1];
-	struct proto_job_spec job = {.queue = "q", .type = "t", .payload = {big, sizeof big}};
+	struct proto_job_spec job = {
+	    .attrs.queue = "q", .attrs.type = "t", .payload = {big, sizeof big}};
 	struct proto_msg in = {.type = PROTO_SUBMIT};
 	in.u.submit.jobs_count = 1;
 	in.u.submit.jobs = &job;
@@ -1485,15 +1486,15 @@ static void test_encode_refuses_a_count_without_an_array(void **state)
 
 static void test_encode_refuses_out_of_range_fields(void **state)
 {
-	struct proto_job_spec job = {.queue = "q", .type = "t", .priority = 1001};
+	struct proto_job_spec job = {.attrs.queue = "q", .attrs.type = "t", .attrs.priority = 1001};
 	struct proto_msg in = {.type = PROTO_SUBMIT};
 	in.u.submit.jobs_count = 1;
 	in.u.submit.jobs = &job;
 	struct jm_buf wire;
 	jm_buf_init(&wire);
 	assert_jm_code(proto_encode(&in, &wire), JM_EINVAL);
-	job.priority = 0;
-	job.max_attempts = PROTO_ATTEMPTS_MAX + 1;
+	job.attrs.priority = 0;
+	job.attrs.max_attempts = PROTO_ATTEMPTS_MAX + 1;
 	assert_jm_code(proto_encode(&in, &wire), JM_EINVAL);
 	in.u.submit.jobs_count = 0;
 	assert_jm_code(proto_encode(&in, &wire), JM_EINVAL);
@@ -1510,8 +1511,8 @@ static void test_encode_refuses_a_message_over_the_size_limit(void **state)
 	assert_non_null(payload);
 	assert_non_null(jobs);
 	for (int i = 0; i < JOBS; i++) {
-		strcpy(jobs[i].queue, "q");
-		strcpy(jobs[i].type, "t");
+		strcpy(jobs[i].attrs.queue, "q");
+		strcpy(jobs[i].attrs.type, "t");
 		jobs[i].payload = (struct proto_bytes){payload, PROTO_PAYLOAD_MAX_DEFAULT};
 	}
 	struct proto_msg in = {.type = PROTO_SUBMIT};
@@ -1530,20 +1531,20 @@ static void test_encode_refuses_a_message_over_the_size_limit(void **state)
 
 static struct proto_job_info sample_job_infos[2] = {
     {.job_id = 42,
-     .queue = "emails",
-     .type = "send",
+     .attrs.queue = "emails",
+     .attrs.type = "send",
      .state = PROTO_STATE_FAILED,
-     .priority = 2,
+     .attrs.priority = 2,
      .attempt = 3,
-     .max_attempts = 3,
-     .created_us = 1000,
+     .attrs.max_attempts = 3,
+     .attrs.created_us = 1000,
      .updated_us = 2000,
      .last_error = {(const uint8_t *)"smtp 550", 8},
-     .batch_id = 7,
+     .attrs.batch_id = 7,
      .progress_done = 1,
      .progress_total = 4,
      .progress_message = {(const uint8_t *)"connecting", 10}},
-    {.job_id = 43, .queue = "ocr", .type = "scan", .state = PROTO_STATE_PENDING},
+    {.job_id = 43, .attrs.queue = "ocr", .attrs.type = "scan", .state = PROTO_STATE_PENDING},
 };
 
 static proto_name sample_worker_queues[2] = {"emails", "ocr"};
@@ -1596,15 +1597,15 @@ static const int sample_types[] = {
 static void encode_sample(struct jm_buf *wire, int type)
 {
 	static struct proto_job_spec jobs[3] = {
-	    {.queue = "emails",
-	     .type = "send",
+	    {.attrs.queue = "emails",
+	     .attrs.type = "send",
 	     .payload = {binary_payload, 6},
-	     .priority = 3,
-	     .max_attempts = 4,
+	     .attrs.priority = 3,
+	     .attrs.max_attempts = 4,
 	     .delay_ms = 10,
-	     .timeout_ms = 20},
-	    {.queue = "ocr", .type = "scan", .priority = -3},
-	    {.queue = "reports", .type = "daily", .payload = {binary_payload, 2}},
+	     .attrs.timeout_ms = 20},
+	    {.attrs.queue = "ocr", .attrs.type = "scan", .attrs.priority = -3},
+	    {.attrs.queue = "reports", .attrs.type = "daily", .payload = {binary_payload, 2}},
 	};
 	static proto_name queues[2] = {"emails", "ocr"};
 	static struct proto_lease_ref leases[2] = {{42, 9}, {43, 1}};
@@ -2149,9 +2150,9 @@ static void test_decode_accepts_extra_trailing_fields(void **state)
 	struct jm_err err = {0};
 	assert_jm_ok_err(proto_decode(b.data, b.len, &out, &err), &err);
 	assert_int_equal(out.u.submit.jobs_count, 1);
-	assert_int_equal(out.u.submit.jobs[0].priority, -2);
+	assert_int_equal(out.u.submit.jobs[0].attrs.priority, -2);
 	assert_int_equal(out.u.submit.jobs[0].payload.len, strlen("payload as str"));
-	assert_true(out.u.submit.jobs[0].timeout_ms == 4);
+	assert_true(out.u.submit.jobs[0].attrs.timeout_ms == 4);
 	proto_msg_fini(&out);
 	jm_buf_fini(&b);
 }
@@ -2851,8 +2852,8 @@ static void test_encode_refuses_out_of_range_fields_of_the_new_messages(void **s
 	assert_jm_code(proto_encode(&in, &wire), JM_EINVAL);
 
 	in = (struct proto_msg){.type = PROTO_JOB};
-	strcpy(in.u.job.queue, "q");
-	strcpy(in.u.job.type, "t");
+	strcpy(in.u.job.attrs.queue, "q");
+	strcpy(in.u.job.attrs.type, "t");
 	in.u.job.state = PROTO_STATE_PENDING;
 	in.u.job.progress_done = 1;
 	assert_jm_code(proto_encode(&in, &wire), JM_EINVAL);
