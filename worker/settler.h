@@ -1,7 +1,7 @@
 /* The settler: one thread that settles the outcomes of finished handlers
  * (SETTLE items: a result, an error or a hand-back) for every slot, so that a slot
  * fetches its next job at once instead of waiting out the broker's answer
- * (an ACK is answered only once the journal synced it).
+ * (a SETTLE is answered only once the journal synced it).
  *
  * A slot puts an outcome in the queue and goes on. The thread takes all
  * that is queued as one batch and hands it to the send callback, which sends
