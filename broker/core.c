@@ -114,13 +114,9 @@ void core_fill_job_info(const struct job *job, bool with_result, struct proto_jo
 {
 	memset(info, 0, sizeof *info);
 	info->job_id = job->id;
-	memcpy(info->queue, job->queue->name, sizeof info->queue);
-	memcpy(info->type, job->type, sizeof info->type);
+	info->attrs = job->attrs;
 	info->state = job->state;
-	info->priority = job->priority;
 	info->attempt = job->attempt;
-	info->max_attempts = job->max_attempts;
-	info->created_us = job->created_us;
 	info->updated_us = job->updated_us;
 	info->run_at_us = job->state == PROTO_STATE_DELAYED ? job->run_at_us : 0;
 	if (job->last_error)
@@ -130,7 +126,6 @@ void core_fill_job_info(const struct job *job, bool with_result, struct proto_jo
 		info->has_result = true;
 		info->result = (struct proto_bytes){job->result, job->result_len};
 	}
-	info->batch_id = job->batch_id;
 	info->progress_done = job->progress_done;
 	info->progress_total = job->progress_total;
 	if (job->progress_message)
@@ -244,8 +239,7 @@ static const struct {
 } requests[] = {
     {PROTO_SUBMIT, "submit", handle_submit},
     {PROTO_FETCH, "fetch", handle_fetch},
-    {PROTO_ACK, "ack", handle_ack},
-    {PROTO_FAIL, "fail", handle_fail},
+    {PROTO_SETTLE, "settle", handle_settle},
     {PROTO_STATUS, "status", handle_status},
     {PROTO_RESULT, "result", handle_result},
     {PROTO_WAIT, "wait", handle_wait},
@@ -320,6 +314,7 @@ void core_pipe_gone(struct core *core, uint32_t pipe_id)
 			core_unpark_fetch(core, pf, &out, true);
 		pf = next;
 	}
+	core_worker_pipe_gone(core, pipe_id);
 	core_unlock_and_flush(core, &out);
 }
 

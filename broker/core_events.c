@@ -20,8 +20,9 @@ void core_publish_for_job(struct core *core, const struct job *job, const struct
 	events_push(core->events, topic, ev, lsn);
 	snprintf(topic, sizeof topic, "queue/%s", job->queue->name);
 	events_push(core->events, topic, ev, lsn);
-	if (job->batch_id) {
-		snprintf(topic, sizeof topic, "batch/%llu", (unsigned long long)job->batch_id);
+	if (job->attrs.batch_id) {
+		snprintf(topic, sizeof topic, "batch/%llu",
+		         (unsigned long long)job->attrs.batch_id);
 		events_push(core->events, topic, ev, lsn);
 	}
 }
@@ -67,9 +68,9 @@ void core_publish_job_state(struct core *core, const struct job *job)
 		return;
 	struct proto_event ev = {.kind = PROTO_EVENT_JOB_STATE, .at_us = job->updated_us};
 	ev.job_id = job->id;
-	ev.batch_id = job->batch_id;
+	ev.batch_id = job->attrs.batch_id;
 	memcpy(ev.queue, job->queue->name, sizeof ev.queue);
-	memcpy(ev.type, job->type, sizeof ev.type);
+	memcpy(ev.type, job->attrs.type, sizeof ev.type);
 	ev.state = job->state;
 	ev.attempt = job->attempt;
 	if (job->holder)

@@ -121,7 +121,7 @@ void handle_result(struct core *core, struct request *req, struct outbox *out);
 void handle_wait(struct core *core, struct request *req, struct outbox *out);
 void handle_revive(struct core *core, struct request *req, struct outbox *out);
 
-/* ---- core_workers.c: fetch, pump, ack/fail, heartbeat, progress -------- */
+/* ---- core_workers.c: fetch, pump, settle, heartbeat, progress -------- */
 
 /* Ends the current attempt of an active job that did not complete: retry
  * with backoff while attempts remain (unless permanent), else dead-letter. */
@@ -132,11 +132,13 @@ void core_pump(struct core *core, struct outbox *out);
 /* Unparks pf and frees it, answering it with no jobs if answer_empty. */
 void core_unpark_fetch(struct core *core, struct parked_fetch *pf, struct outbox *out,
                        bool answer_empty);
+/* The connection pipe_id closed: a worker whose latest request came on it
+ * is gone, so a new process may take its id at once. */
+void core_worker_pipe_gone(struct core *core, uint32_t pipe_id);
 /* w's dead-after window passed without a sign of life. */
 void core_worker_lost(struct core *core, struct worker *w, struct outbox *out);
 void handle_fetch(struct core *core, struct request *req, struct outbox *out);
-void handle_ack(struct core *core, struct request *req, struct outbox *out);
-void handle_fail(struct core *core, struct request *req, struct outbox *out);
+void handle_settle(struct core *core, struct request *req, struct outbox *out);
 void handle_heartbeat(struct core *core, struct request *req, struct outbox *out);
 void handle_progress(struct core *core, struct request *req, struct outbox *out);
 

@@ -31,13 +31,13 @@ void handle_submit(struct core *core, struct request *req, struct outbox *out)
 	/* Resolve every queue first, so a submit is admitted whole or not. */
 	for (uint32_t i = 0; i < submit->jobs_count; i++) {
 		struct queue *q;
-		int rc = queue_get(&core->state.queues, submit->jobs[i].queue, &q);
+		int rc = queue_get(&core->state.queues, submit->jobs[i].attrs.queue, &q);
 		if (rc != 0) {
 			core_reply_errorf(
 			    core, req, out, rc,
 			    "submit: job %u: queue %s cannot be created: %s (at most %u "
 			    "queues)",
-			    i, submit->jobs[i].queue, jm_strerror(rc),
+			    i, submit->jobs[i].attrs.queue, jm_strerror(rc),
 			    core->state.queues.max_queues);
 			return;
 		}
@@ -53,19 +53,21 @@ void handle_submit(struct core *core, struct request *req, struct outbox *out)
 	for (uint32_t i = 0; i < submit->jobs_count; i++) {
 		const struct proto_job_spec *spec = &submit->jobs[i];
 		const struct queue_policy *policy =
-		    &queue_find(&core->state.queues, spec->queue)->policy;
+		    &queue_find(&core->state.queues, spec->attrs.queue)->policy;
 		struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_JOB};
 		struct proto_rec_job *r = &rec.u.job;
 		r->job_id = core->state.next_job_id;
-		r->batch_id = batch_id;
-		memcpy(r->queue, spec->queue, sizeof r->queue);
-		memcpy(r->type, spec->type, sizeof r->type);
+		/* The spec's attributes as given, with the queue's defaults
+		 * resolved and what only the broker knows filled in. */
+		r->attrs = spec->attrs;
+		if (r->attrs.max_attempts == 0)
+			r->attrs.max_attempts = policy->max_attempts;
+		if (r->attrs.timeout_ms == 0)
+			r->attrs.timeout_ms = policy->timeout_ms;
+		r->attrs.batch_id = batch_id;
+		r->attrs.created_us = now;
 		r->payload = spec->payload;
-		r->priority = spec->priority;
-		r->max_attempts = spec->max_attempts ? spec->max_attempts : policy->max_attempts;
-		r->timeout_ms = spec->timeout_ms ? spec->timeout_ms : policy->timeout_ms;
 		r->state = spec->delay_ms ? PROTO_STATE_DELAYED : PROTO_STATE_PENDING;
-		r->created_us = now;
 		r->updated_us = now;
 		r->run_at_us = spec->delay_ms ? now + spec->delay_ms * 1000 : 0;
 		int rc = core_commit(core, &rec, &err);

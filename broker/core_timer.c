@@ -25,7 +25,7 @@ void core_deadline_fired(struct core *core, struct deadline *d, struct outbox *o
 		struct job *job = container_of(d, struct job, timer);
 		char error[128];
 		int len = snprintf(error, sizeof error, "timed out after %llu ms",
-		                   (unsigned long long)job->timeout_ms);
+		                   (unsigned long long)job->attrs.timeout_ms);
 		struct jm_err err = {0};
 		if (core_settle_failure(core, job, error, (size_t)len, false, out, &err) != 0) {
 			jm_warn("job %llu: timing out failed: %s", (unsigned long long)job->id,

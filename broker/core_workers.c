@@ -1,12 +1,23 @@
 /* Requests from workers: fetch (parked while nothing is ready, then served
- * by core_pump), ack and fail, heartbeats (which reconcile the leases a
- * worker reports against those it holds) and progress; and the loss of a
- * worker, by silence or by a restart under the same id. */
+ * by core_pump), settle, heartbeats (which reconcile the leases a worker
+ * reports against those it holds) and progress; and the loss of a worker,
+ * by silence or by a restart under the same id.
+ *
+ * Fencing: a lease is handed to one worker id and one process of it (its
+ * instance) under a token of 64 random bits. A settle or progress counts
+ * only when all three match (lease_holds); anything else is JM_ESTALE and
+ * changes nothing, so neither a guessed token nor another process naming
+ * the holder's id can end someone else's attempt. A request under a known
+ * id from a new instance takes the id over (requeueing the old process's
+ * leases) only once that process is gone (worker_is_gone). */
 #include "core_internal.h"
 
+#include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "backoff.h"
 #include "clock.h"
@@ -15,26 +26,69 @@
 static void worker_restarted(struct core *core, struct worker *w, uint64_t instance,
                              struct outbox *out);
 
-/* A request from worker id: a sign of life, and its joined event the first
- * time. instance is the process behind the id (0: the request does not
- * say); a new one means the previous process is gone with its leases. */
-static int worker_seen(struct core *core, const char *id, uint64_t instance, struct outbox *out,
-                       struct worker **wp)
+static void mark_pipe_gone_cb(struct worker *w, void *arg)
 {
-	int rc = state_worker_seen(&core->state, id, jm_wall_us(), wp);
-	if (rc != 0)
-		return rc;
-	struct worker *w = *wp;
-	if (instance != 0 && w->instance != instance) {
-		if (w->instance != 0)
-			worker_restarted(core, w, instance, out);
-		w->instance = instance;
+	if (w->pipe_id != 0 && w->pipe_id == *(const uint32_t *)arg)
+		w->pipe_gone = true;
+}
+
+/* True when the process behind w is gone: its connection closed, or silent
+ * past the dead-after window. Only then may another instance take the id. */
+static bool worker_is_gone(const struct core *core, const struct worker *w)
+{
+	uint64_t silent_us = jm_mono_us() - w->last_seen_mono_us;
+	return w->pipe_gone || silent_us >= core->state.config.dead_after_ms * 1000;
+}
+
+/* A request from worker id, instance, on connection pipe_id: a sign of life,
+ * and its joined event the first time. A new instance under a known id
+ * takes the id over when may_take_over (fetch, heartbeat) and the old
+ * process is gone; otherwise the request is refused (JM_ESTATE, with why in
+ * why) and nothing changes, not even the worker's liveness. */
+static int worker_seen(struct core *core, const char *id, uint64_t instance, uint32_t pipe_id,
+                       bool may_take_over, struct outbox *out, struct worker **wp, char *why,
+                       size_t why_size)
+{
+	struct worker *w = worker_find(&core->state.workers, id);
+	if (w != NULL && w->instance != 0 && w->instance != instance) {
+		if (!may_take_over || !worker_is_gone(core, w)) {
+			uint64_t silent_ms = (jm_mono_us() - w->last_seen_mono_us) / 1000;
+			snprintf(why, why_size,
+			         "worker id %s belongs to a running process (instance %016llx, "
+			         "heard from %llu ms ago on an open connection), not to instance "
+			         "%016llx: give each worker process its own id, or wait until "
+			         "the old one has been silent for %llu ms",
+			         id, (unsigned long long)w->instance, (unsigned long long)silent_ms,
+			         (unsigned long long)instance,
+			         (unsigned long long)core->state.config.dead_after_ms);
+			return JM_ESTATE;
+		}
+		worker_restarted(core, w, instance, out);
+		w->instance = 0;
 	}
+	int rc = state_worker_seen(&core->state, id, jm_wall_us(), wp);
+	if (rc != 0) {
+		snprintf(why, why_size, "worker %s: %s", id,
+		         rc == JM_ELIMIT ? "too many workers" : jm_strerror(rc));
+		return rc;
+	}
+	w = *wp;
+	if (w->instance == 0)
+		w->instance = instance;
+	w->pipe_id = pipe_id;
+	w->pipe_gone = false;
 	if (!w->announced) {
 		w->announced = true;
 		core_publish_worker(core, w, PROTO_EVENT_WORKER_JOINED, NULL);
 	}
 	return 0;
+}
+
+void core_worker_pipe_gone(struct core *core, uint32_t pipe_id)
+{
+	/* Called per closed connection; a broker has few workers. */
+	struct worker_registry *reg = &core->state.workers;
+	worker_each(reg, mark_pipe_gone_cb, &pipe_id);
 }
 
 /* Ends the current attempt of an active job that did not complete: retry
@@ -51,7 +105,7 @@ int core_settle_failure(struct core *core, struct job *job, const char *error, s
 	if (error_len > PROTO_ERROR_TEXT_MAX)
 		error_len = PROTO_ERROR_TEXT_MAX;
 	s->data = (struct proto_bytes){(const uint8_t *)error, (uint32_t)error_len};
-	if (permanent || job->attempt >= job->max_attempts) {
+	if (permanent || job->attempt >= job->attrs.max_attempts) {
 		s->outcome = PROTO_OUTCOME_DEAD;
 	} else {
 		s->outcome = PROTO_OUTCOME_RETRY;
@@ -75,10 +129,27 @@ static int settle_released(struct core *core, struct job *job, struct jm_err *er
 	return core_commit(core, &rec, err);
 }
 
-/* Leases job to worker w: one LEASE record. */
+/* A lease token: 64 bits from the kernel's CSPRNG, never 0 (0 marks a
+ * lease from a version 1 journal, which nobody may settle). */
+static int lease_token_draw(uint64_t *token, struct jm_err *err)
+{
+	do {
+		if (getrandom(token, sizeof *token, 0) != (ssize_t)sizeof *token)
+			return jm_err_set(err, JM_EIO, "drawing a lease token: getrandom: %s",
+			                  strerror(errno));
+	} while (*token == 0);
+	return 0;
+}
+
+/* Leases job to worker w's current instance under a fresh token: one LEASE
+ * record. */
 static int lease_job(struct core *core, struct job *job, struct worker *w, struct jm_err *err)
 {
 	struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_LEASE};
+	int rc = lease_token_draw(&rec.u.lease.token, err);
+	if (rc != 0)
+		return rc;
+	rec.u.lease.instance = w->instance;
 	rec.u.lease.job_id = job->id;
 	/* The first lease of a job in this boot starts at boot_epoch << 32:
 	 * one a crash made us forget can never be granted again. */
@@ -120,15 +191,14 @@ static uint32_t take_jobs(struct core *core, struct request *req, struct worker 
 				break;
 			}
 			if (job->batch)
-				batch_set_operation(job->batch, job->type, strlen(job->type));
+				batch_set_operation(job->batch, job->attrs.type,
+				                    strlen(job->attrs.type));
 			struct proto_delivery *d = &deliveries[taken++];
 			d->job_id = job->id;
-			d->lease = job->lease;
+			d->lease = job->lease_token;
 			d->attempt = job->attempt;
-			memcpy(d->queue, q->name, sizeof d->queue);
-			memcpy(d->type, job->type, sizeof d->type);
+			d->attrs = job->attrs;
 			d->payload = (struct proto_bytes){job->payload, job->payload_len};
-			d->timeout_ms = job->timeout_ms;
 		}
 	}
 	if (taken > 0 || reply_if_none) {
@@ -139,7 +209,7 @@ static uint32_t take_jobs(struct core *core, struct request *req, struct worker 
 		/* A delivery does not wait for its LEASE record to be synced:
 		 * if a crash loses the record, the job is pending again after
 		 * replay and runs again, which at-least-once allows. The
-		 * worker's ACK is appended after the LEASE, so the ACK's
+		 * worker's SETTLE is appended after the LEASE, so the SETTLE's
 		 * durable reply covers both. This saves one sync per job. */
 		req->reply_lsn = 0;
 	}
@@ -181,10 +251,11 @@ void handle_fetch(struct core *core, struct request *req, struct outbox *out)
 	const struct proto_fetch *fetch = &req->msg.u.fetch;
 	struct worker *w;
 	uint64_t now = jm_mono_us();
-	int rc = worker_seen(core, fetch->worker_id, fetch->instance, out, &w);
+	char why[400];
+	int rc = worker_seen(core, fetch->worker_id, fetch->instance, req->pipe_id, true, out, &w,
+	                     why, sizeof why);
 	if (rc != 0) {
-		core_reply_errorf(core, req, out, rc, "fetch: worker %s: %s", fetch->worker_id,
-		                  rc == JM_ELIMIT ? "too many workers" : jm_strerror(rc));
+		core_reply_errorf(core, req, out, rc, "fetch: %s", why);
 		return;
 	}
 	/* One parked fetch per (worker, slot): a newer request from the same
@@ -224,14 +295,30 @@ void handle_fetch(struct core *core, struct request *req, struct outbox *out)
 	w->parked_fetches++;
 }
 
-/* The job a worker names by (job_id, lease), or a code saying why not. */
-static int find_lease(struct core *core, uint64_t job_id, uint64_t lease, struct job **out)
+/* The active job whose lease worker w's process instance holds under
+ * token, or why not: JM_ENOTFOUND for no such job, JM_ESTALE (and a log
+ * line naming the reason) for a lease that is not that process's. */
+static int lease_holds(struct core *core, const char *what, const struct worker *w,
+                       uint64_t instance, uint64_t job_id, uint64_t token, struct job **out)
 {
 	struct job *job = jobtable_find(&core->state.jobs, job_id);
 	if (job == NULL)
 		return JM_ENOTFOUND;
-	if (job->state != PROTO_STATE_ACTIVE || job->lease != lease)
+	const char *reason = NULL;
+	if (job->state != PROTO_STATE_ACTIVE)
+		reason = "the job is not running (it was requeued, cancelled or finished)";
+	else if (job->holder != w || job->holder_instance != instance)
+		reason = "the lease is held by another worker or process";
+	else if (job->lease_token == 0)
+		reason = "the lease predates lease tokens (journal version 1)";
+	else if (job->lease_token != token)
+		reason = "the lease token does not match the current delivery";
+	if (reason != NULL) {
+		jm_info("job %llu: %s from worker %s (instance %016llx) refused as stale: %s",
+		        (unsigned long long)job_id, what, w->id, (unsigned long long)instance,
+		        reason);
 		return JM_ESTALE;
+	}
 	*out = job;
 	return 0;
 }
@@ -245,85 +332,88 @@ static void reply_settled(struct core *core, struct request *req, int32_t *codes
 	core_reply(core, req, &msg, out);
 }
 
-/* The common start of ACK and FAIL: a sign of life from the worker, a
- * journal that takes writes, and an array for one code per item. Returns
- * NULL after replying with the error. */
-static int32_t *settle_begin(struct core *core, struct request *req, const char *what,
-                             const char *worker_id, uint32_t items_count, struct outbox *out)
+/* Ends one attempt as the worker said: one SETTLE record (or two for a
+ * failure that retries, see core_settle_failure). */
+static int settle_item(struct core *core, struct job *job, const struct proto_settle_item *item,
+                       struct outbox *out, struct jm_err *err)
 {
-	struct worker *w;
-	struct jm_err err = {0};
-	int rc = worker_seen(core, worker_id, 0, out, &w);
-	if (rc == 0 && !journal_is_writable(core->journal, &err))
-		rc = JM_ENOSPC;
-	if (rc != 0) {
-		core_reply_errorf(core, req, out, rc, "%s: %s", what,
-		                  rc == JM_ENOSPC ? jm_err_text(&err) : jm_strerror(rc));
-		return NULL;
-	}
-	int32_t *codes = calloc(items_count, sizeof *codes);
-	if (codes == NULL)
-		core_reply_errorf(core, req, out, JM_ENOMEM, "%s: broker out of memory", what);
-	return codes;
-}
-
-void handle_ack(struct core *core, struct request *req, struct outbox *out)
-{
-	const struct proto_ack *ack = &req->msg.u.ack;
-	struct jm_err err = {0};
-	int32_t *codes = settle_begin(core, req, "ack", ack->worker_id, ack->items_count, out);
-	if (codes == NULL)
-		return;
-	for (uint32_t i = 0; i < ack->items_count; i++) {
-		const struct proto_ack_item *item = &ack->items[i];
-		struct job *job;
-		codes[i] = find_lease(core, item->job_id, item->lease, &job);
-		if (codes[i] != 0)
-			continue;
+	switch (item->outcome) {
+	case PROTO_SETTLE_COMPLETED: {
 		struct proto_record rec = {.version = PROTO_RECORD_VERSION,
 		                           .type = PROTO_REC_SETTLE};
 		rec.u.settle.job_id = job->id;
 		rec.u.settle.lease = job->lease;
 		rec.u.settle.outcome = PROTO_OUTCOME_COMPLETED;
 		rec.u.settle.at_us = jm_wall_us();
-		rec.u.settle.data = item->result;
-		codes[i] = core_commit(core, &rec, &err);
-		if (codes[i] == 0)
+		rec.u.settle.data = item->data;
+		int rc = core_commit(core, &rec, err);
+		if (rc == 0)
 			core_release_waiters(core, job, out);
+		return rc;
 	}
-	reply_settled(core, req, codes, ack->items_count, out);
-	free(codes);
-	core_pump(core, out); /* a queue under max_active may have room now */
+	case PROTO_SETTLE_RELEASED:
+		return settle_released(core, job, err);
+	default: /* PROTO_SETTLE_FAILED; the decoder allows nothing else */
+		return core_settle_failure(core, job, (const char *)item->data.ptr, item->data.len,
+		                           item->permanent, out, err);
+	}
 }
 
-void handle_fail(struct core *core, struct request *req, struct outbox *out)
+void handle_settle(struct core *core, struct request *req, struct outbox *out)
 {
-	const struct proto_fail *fail = &req->msg.u.fail;
+	const struct proto_settle *settle = &req->msg.u.settle;
+	struct worker *w;
 	struct jm_err err = {0};
-	int32_t *codes = settle_begin(core, req, "fail", fail->worker_id, fail->items_count, out);
-	if (codes == NULL)
+	char why[400];
+	int rc = worker_seen(core, settle->worker_id, settle->instance, req->pipe_id, false, out,
+	                     &w, why, sizeof why);
+	if (rc == JM_ESTATE) {
+		/* Not the process that holds this id's leases: every item is
+		 * stale, and nothing changed. */
+		jm_info("settle of %" PRIu32 " job(s) refused as stale: %s", settle->items_count,
+		        why);
+		int32_t *codes = calloc(settle->items_count, sizeof *codes);
+		if (codes == NULL) {
+			core_reply_errorf(core, req, out, JM_ENOMEM,
+			                  "settle: broker out of memory");
+			return;
+		}
+		for (uint32_t i = 0; i < settle->items_count; i++)
+			codes[i] = JM_ESTALE;
+		reply_settled(core, req, codes, settle->items_count, out);
+		free(codes);
 		return;
-	for (uint32_t i = 0; i < fail->items_count; i++) {
-		const struct proto_fail_item *item = &fail->items[i];
-		struct job *job;
-		codes[i] = find_lease(core, item->job_id, item->lease, &job);
-		if (codes[i] != 0)
-			continue;
-		if (item->released)
-			codes[i] = settle_released(core, job, &err);
-		else
-			codes[i] = core_settle_failure(core, job, (const char *)item->error.ptr,
-			                               item->error.len, item->permanent, out, &err);
 	}
-	reply_settled(core, req, codes, fail->items_count, out);
+	if (rc == 0 && !journal_is_writable(core->journal, &err)) {
+		rc = JM_ENOSPC;
+		snprintf(why, sizeof why, "%s", jm_err_text(&err));
+	}
+	if (rc != 0) {
+		core_reply_errorf(core, req, out, rc, "settle: %s", why);
+		return;
+	}
+	int32_t *codes = calloc(settle->items_count, sizeof *codes);
+	if (codes == NULL) {
+		core_reply_errorf(core, req, out, JM_ENOMEM, "settle: broker out of memory");
+		return;
+	}
+	for (uint32_t i = 0; i < settle->items_count; i++) {
+		const struct proto_settle_item *item = &settle->items[i];
+		struct job *job;
+		codes[i] = lease_holds(core, "settle", w, settle->instance, item->job_id,
+		                       item->lease, &job);
+		if (codes[i] == 0)
+			codes[i] = settle_item(core, job, item, out, &err);
+	}
+	reply_settled(core, req, codes, settle->items_count, out);
 	free(codes);
-	core_pump(core, out);
+	core_pump(core, out); /* a queue under max_active may have room now */
 }
 
 static bool heartbeat_lists(const struct proto_heartbeat *hb, const struct job *job)
 {
 	for (uint32_t i = 0; i < hb->leases_count; i++)
-		if (hb->leases[i].job_id == job->id && hb->leases[i].lease == job->lease)
+		if (hb->leases[i].job_id == job->id && hb->leases[i].lease == job->lease_token)
 			return true;
 	return false;
 }
@@ -343,10 +433,13 @@ void handle_heartbeat(struct core *core, struct request *req, struct outbox *out
 {
 	const struct proto_heartbeat *hb = &req->msg.u.heartbeat;
 	struct worker *w;
-	int rc = worker_seen(core, hb->worker_id, hb->instance, out, &w);
+	char why[400];
+	int rc = worker_seen(core, hb->worker_id, hb->instance, req->pipe_id, true, out, &w, why,
+	                     sizeof why);
 	if (rc != 0) {
-		core_reply_errorf(core, req, out, rc, "heartbeat: worker %s: %s", hb->worker_id,
-		                  rc == JM_ELIMIT ? "too many workers" : jm_strerror(rc));
+		if (rc == JM_ESTATE)
+			jm_warn("heartbeat refused: %s", why);
+		core_reply_errorf(core, req, out, rc, "heartbeat: %s", why);
 		return;
 	}
 	w->heartbeats++;
@@ -406,7 +499,7 @@ void handle_heartbeat(struct core *core, struct request *req, struct outbox *out
 	uint32_t abandon_count = 0;
 	for (uint32_t i = 0; i < hb->leases_count; i++) {
 		struct job *held = jobtable_find(&core->state.jobs, hb->leases[i].job_id);
-		if (held == NULL || held->holder != w || held->lease != hb->leases[i].lease)
+		if (held == NULL || held->holder != w || held->lease_token != hb->leases[i].lease)
 			abandon[abandon_count++] = hb->leases[i];
 	}
 	struct proto_msg msg = {.type = PROTO_HEARTBEAT_REPLY};
@@ -476,12 +569,17 @@ void handle_progress(struct core *core, struct request *req, struct outbox *out)
 {
 	const struct proto_progress *p = &req->msg.u.progress;
 	struct worker *w;
-	int32_t code = worker_seen(core, p->worker_id, 0, out, &w);
+	char why[400];
+	int32_t code = worker_seen(core, p->worker_id, p->instance, req->pipe_id, false, out, &w,
+	                           why, sizeof why);
 	struct job *job = NULL;
-	if (code == 0)
-		code = find_lease(core, p->job_id, p->lease, &job);
-	if (code == 0 && job->holder != w)
+	if (code == JM_ESTATE) {
+		jm_info("progress of job %llu refused as stale: %s", (unsigned long long)p->job_id,
+		        why);
 		code = JM_ESTALE;
+	} else if (code == 0) {
+		code = lease_holds(core, "progress", w, p->instance, p->job_id, p->lease, &job);
+	}
 	if (code == 0) {
 		job->progress_done = p->done;
 		job->progress_total = p->total;
@@ -498,9 +596,9 @@ void handle_progress(struct core *core, struct request *req, struct outbox *out)
 			struct proto_event ev = {.kind = PROTO_EVENT_JOB_PROGRESS,
 			                         .at_us = jm_wall_us()};
 			ev.job_id = job->id;
-			ev.batch_id = job->batch_id;
+			ev.batch_id = job->attrs.batch_id;
 			memcpy(ev.queue, job->queue->name, sizeof ev.queue);
-			memcpy(ev.type, job->type, sizeof ev.type);
+			memcpy(ev.type, job->attrs.type, sizeof ev.type);
 			ev.state = job->state;
 			ev.attempt = job->attempt;
 			ev.done = p->done;

@@ -323,7 +323,7 @@ static void revived_cb(struct http_call *call, const struct proto_msg *reply)
 static void retry_status_cb(struct http_call *call, const struct proto_msg *reply)
 {
 	proto_name queue;
-	memcpy(queue, reply->u.job.queue, sizeof queue);
+	memcpy(queue, reply->u.job.attrs.queue, sizeof queue);
 	memset(&call->req.msg, 0, sizeof call->req.msg);
 	call->req.msg.type = PROTO_REVIVE;
 	memcpy(call->req.msg.u.revive.queue, queue, sizeof queue);

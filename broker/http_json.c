@@ -108,12 +108,12 @@ json_t *http_json_job(const struct proto_job_info *j)
 	                             http_json_text(&j->progress_message));
 	return json_pack(
 	    "{s:o,s:s,s:s,s:s,s:i,s:i,s:i,s:I,s:I,s:o,s:o,s:o,s:o}", "id", http_json_id(j->job_id),
-	    "queue", j->queue, "type", j->type, "state", proto_state_name((int)j->state),
-	    "priority", (int)j->priority, "attempt", (int)j->attempt, "max_attempts",
-	    (int)j->max_attempts, "created_us", (json_int_t)j->created_us, "updated_us",
-	    (json_int_t)j->updated_us, "run_at_us",
+	    "queue", j->attrs.queue, "type", j->attrs.type, "state",
+	    proto_state_name((int)j->state), "priority", (int)j->attrs.priority, "attempt",
+	    (int)j->attempt, "max_attempts", (int)j->attrs.max_attempts, "created_us",
+	    (json_int_t)j->attrs.created_us, "updated_us", (json_int_t)j->updated_us, "run_at_us",
 	    j->run_at_us ? json_integer((json_int_t)j->run_at_us) : json_null(), "last_error",
-	    http_json_text(&j->last_error), "batch_id", http_json_id_or_null(j->batch_id),
+	    http_json_text(&j->last_error), "batch_id", http_json_id_or_null(j->attrs.batch_id),
 	    "progress", progress ? progress : json_null());
 }
 
@@ -378,11 +378,12 @@ bool http_json_job_spec(json_t *obj, const char *queue, const char *label,
 			       false;
 	}
 	if (queue) {
-		memcpy(spec->queue, queue, strlen(queue) + 1);
-	} else if (!name_field(json_object_get(obj, "queue"), "queue", label, spec->queue, bad)) {
+		memcpy(spec->attrs.queue, queue, strlen(queue) + 1);
+	} else if (!name_field(json_object_get(obj, "queue"), "queue", label, spec->attrs.queue,
+	                       bad)) {
 		return false;
 	}
-	if (!name_field(json_object_get(obj, "type"), "type", label, spec->type, bad))
+	if (!name_field(json_object_get(obj, "type"), "type", label, spec->attrs.type, bad))
 		return false;
 	long long priority, attempts, delay, timeout;
 	if (!int_field(obj, "priority", label, PROTO_PRIORITY_MIN, PROTO_PRIORITY_MAX, &priority,
@@ -391,10 +392,10 @@ bool http_json_job_spec(json_t *obj, const char *queue, const char *label,
 	    !int_field(obj, "delay_ms", label, 0, 365ll * 24 * 3600 * 1000, &delay, bad) ||
 	    !int_field(obj, "timeout_ms", label, 0, 7ll * 24 * 3600 * 1000, &timeout, bad))
 		return false;
-	spec->priority = (int32_t)priority;
-	spec->max_attempts = (uint32_t)attempts;
+	spec->attrs.priority = (int32_t)priority;
+	spec->attrs.max_attempts = (uint32_t)attempts;
 	spec->delay_ms = (uint64_t)delay;
-	spec->timeout_ms = (uint64_t)timeout;
+	spec->attrs.timeout_ms = (uint64_t)timeout;
 	json_t *payload = json_object_get(obj, "payload");
 	json_t *data = json_object_get(obj, "data");
 	if (payload && data)

@@ -16,6 +16,7 @@
 #include <sys/queue.h>
 
 #include "deadline.h"
+#include "message.h"
 #include "proto_limits.h"
 #include "u64map.h"
 
@@ -26,20 +27,17 @@ struct waiter;
 
 struct job {
 	uint64_t id;
-	uint64_t batch_id;
-	struct batch *batch; /* NULL when not in a batch, or once dropped */
-	struct queue *queue;
-	char type[PROTO_NAME_MAX + 1];
+	struct proto_job_attrs attrs; /* as admitted (max_attempts resolved) */
+	struct batch *batch;          /* NULL when not in a batch, or once dropped */
+	struct queue *queue;          /* attrs.queue's */
 	uint8_t *payload;
 	uint32_t payload_len;
-	int32_t priority;
-	uint32_t max_attempts;
-	uint64_t timeout_ms;
 
 	uint32_t state; /* enum proto_job_state */
 	uint32_t attempt;
-	uint64_t lease;
-	uint64_t created_us;
+	uint64_t lease;       /* delivery number: grows with each, orders replay */
+	uint64_t lease_token; /* active: what the worker was handed (random, never
+	                         0; 0 from a version 1 journal: unsettleable) */
 	uint64_t updated_us;
 	uint64_t run_at_us;
 	uint64_t last_lsn;       /* journal position of its latest change (this boot) */
@@ -64,6 +62,7 @@ struct job {
 	/* active: the worker holding the lease, and the number of heartbeats
 	 * that worker had sent when the lease was granted (see workers.c). */
 	struct worker *holder;
+	uint64_t holder_instance; /* the holder process the lease went to */
 	uint64_t holder_heartbeat_mark;
 	bool lease_reported; /* a heartbeat of the holder has listed this lease */
 	TAILQ_ENTRY(job) holder_link;

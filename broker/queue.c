@@ -89,8 +89,8 @@ bool queue_has_capacity(const struct queue *q)
 /* True when a must come out of the heap before b. */
 static bool runs_before(const struct job *a, const struct job *b)
 {
-	if (a->priority != b->priority)
-		return a->priority > b->priority;
+	if (a->attrs.priority != b->attrs.priority)
+		return a->attrs.priority > b->attrs.priority;
 	return a->ready_seq < b->ready_seq;
 }
 

@@ -115,14 +115,16 @@ static uint64_t *batch_counter(struct batch *b, uint32_t state)
 /* The journal frames each snapshot record with a length and a checksum
  * (journal.c, JOURNAL_FRAME_BYTES). */
 #define SNAPSHOT_FRAME_BYTES 8u
-/* msgpack's largest header for the JOB record's array of 19 values (array
+/* msgpack's largest header for the JOB record's array of 21 values (array
  * 16), for any integer (uint 64) and for a string or binary (32-bit
  * length). */
 #define MSGPACK_ARRAY_HEADER_MAX 3u
 #define MSGPACK_INT_MAX 9u
 #define MSGPACK_BYTES_HEADER_MAX 5u
 /* A JOB record (proto/record.c): version, type and 11 other integers;
- * queue, type, payload, worker id, last error and result. */
+ * queue, type, payload, worker id, last error and result; and the lease
+ * token and holder instance, counted by their value (0 takes one byte,
+ * a random token nine). */
 #define JOB_RECORD_INTS 13u
 #define JOB_RECORD_STRINGS 6u
 
@@ -135,7 +137,9 @@ uint64_t state_job_snapshot_bound(const struct job *job)
 {
 	return SNAPSHOT_FRAME_BYTES + MSGPACK_ARRAY_HEADER_MAX + JOB_RECORD_INTS * MSGPACK_INT_MAX +
 	       JOB_RECORD_STRINGS * MSGPACK_BYTES_HEADER_MAX + strlen(job->queue->name) +
-	       strlen(job->type) + job->payload_len + (job->holder ? strlen(job->holder->id) : 0) +
+	       (job->lease_token ? MSGPACK_INT_MAX : 1) +
+	       (job->holder_instance ? MSGPACK_INT_MAX : 1) + strlen(job->attrs.type) +
+	       job->payload_len + (job->holder ? strlen(job->holder->id) : 0) +
 	       (job->last_error ? strlen(job->last_error) : 0) + job->result_len;
 }
 
@@ -162,6 +166,8 @@ static void unplace(struct state *s, struct job *job)
 		TAILQ_REMOVE(&job->holder->held, job, holder_link);
 		job->holder->held_count--;
 		job->holder = NULL;
+		job->lease_token = 0;
+		job->holder_instance = 0;
 		q->active--;
 		break;
 	case PROTO_STATE_COMPLETED:
@@ -220,7 +226,7 @@ static int place(struct state *s, struct job *job, uint32_t state, uint64_t now_
 		q->active++;
 		job->timer.kind = DEADLINE_LEASE;
 		uint64_t deadline =
-		    lease_at_us + (job->timeout_ms + s->config.lease_grace_ms) * 1000;
+		    lease_at_us + (job->attrs.timeout_ms + s->config.lease_grace_ms) * 1000;
 		return deadline_heap_set(&s->deadlines, &job->timer,
 		                         mono_deadline(deadline, now_us));
 	}
@@ -287,9 +293,9 @@ static int apply_job(struct state *s, const struct proto_rec_job *r, uint64_t no
                      struct jm_err *err)
 {
 	struct queue *q;
-	int rc = queue_get(&s->queues, r->queue, &q);
+	int rc = queue_get(&s->queues, r->attrs.queue, &q);
 	if (rc != 0)
-		return jm_err_set(err, rc, "queue %s: %s", r->queue,
+		return jm_err_set(err, rc, "queue %s: %s", r->attrs.queue,
 		                  rc == JM_ELIMIT ? "too many queues" : jm_strerror(rc));
 	struct job *job = jobtable_find(&s->jobs, r->job_id);
 	bool is_new = job == NULL;
@@ -306,14 +312,9 @@ static int apply_job(struct state *s, const struct proto_rec_job *r, uint64_t no
 		unplace(s, job);
 	}
 	job->queue = q;
-	job->batch_id = r->batch_id;
-	memcpy(job->type, r->type, sizeof job->type);
-	job->priority = r->priority;
-	job->max_attempts = r->max_attempts;
-	job->timeout_ms = r->timeout_ms;
+	job->attrs = r->attrs;
 	job->attempt = r->attempt;
 	job->lease = r->lease;
-	job->created_us = r->created_us;
 	job->updated_us = r->updated_us;
 	job->run_at_us = r->run_at_us;
 	rc = copy_bytes(&job->payload, &job->payload_len, &r->payload);
@@ -325,6 +326,10 @@ static int apply_job(struct state *s, const struct proto_rec_job *r, uint64_t no
 		struct worker *w = NULL;
 		rc = state_worker_seen(s, r->worker_id, now_us, &w);
 		job->holder = w;
+		job->lease_token = r->lease_token;
+		job->holder_instance = r->worker_instance;
+		if (w && r->worker_instance != 0)
+			w->instance = r->worker_instance;
 	}
 	if (rc == 0 && is_new)
 		rc = jobtable_insert(&s->jobs, job);
@@ -336,15 +341,15 @@ static int apply_job(struct state *s, const struct proto_rec_job *r, uint64_t no
 	}
 	if (r->job_id >= s->next_job_id)
 		s->next_job_id = r->job_id + 1;
-	if (r->batch_id >= s->next_job_id)
-		s->next_job_id = r->batch_id + 1;
-	if (is_new && r->batch_id) {
+	if (r->attrs.batch_id >= s->next_job_id)
+		s->next_job_id = r->attrs.batch_id + 1;
+	if (is_new && r->attrs.batch_id) {
 		struct batch *b;
-		if (batch_get(&s->batches, r->batch_id, r->created_us, &b) != 0) {
+		if (batch_get(&s->batches, r->attrs.batch_id, r->attrs.created_us, &b) != 0) {
 			jobtable_remove(&s->jobs, job);
 			job_free(job);
 			return jm_err_set(err, JM_ENOMEM, "batch %llu: out of memory",
-			                  (unsigned long long)r->batch_id);
+			                  (unsigned long long)r->attrs.batch_id);
 		}
 		b->total++;
 		b->jobs_present++;
@@ -372,6 +377,12 @@ static int apply_lease(struct state *s, const struct proto_rec_lease *r, uint64_
 	unplace(s, job);
 	job->attempt = r->attempt;
 	job->lease = r->lease;
+	job->lease_token = r->token;
+	job->holder_instance = r->instance;
+	/* The holder's process as of its latest lease: after a restart, the
+	 * process that kept running is recognised (core_workers.c). */
+	if (r->instance != 0)
+		w->instance = r->instance;
 	job->progress_done = job->progress_total = 0;
 	free(job->progress_message);
 	job->progress_message = NULL;
@@ -457,7 +468,7 @@ static int apply_revive(struct state *s, const struct proto_rec_revive *r, uint6
 	unplace(s, job);
 	job->attempt = 0;
 	if (r->max_attempts)
-		job->max_attempts = r->max_attempts;
+		job->attrs.max_attempts = r->max_attempts;
 	job->updated_us = r->at_us;
 	job->run_at_us = 0;
 	return place(s, job, PROTO_STATE_PENDING, now_us, 0);
@@ -496,21 +507,18 @@ void state_job_snapshot(const struct job *job, struct proto_record *rec)
 	rec->type = PROTO_REC_JOB;
 	struct proto_rec_job *r = &rec->u.job;
 	r->job_id = job->id;
-	r->batch_id = job->batch_id;
-	memcpy(r->queue, job->queue->name, sizeof r->queue);
-	memcpy(r->type, job->type, sizeof r->type);
+	r->attrs = job->attrs;
 	r->payload = (struct proto_bytes){job->payload, job->payload_len};
-	r->priority = job->priority;
-	r->max_attempts = job->max_attempts;
-	r->timeout_ms = job->timeout_ms;
 	r->state = job->state;
 	r->attempt = job->attempt;
 	r->lease = job->lease;
-	r->created_us = job->created_us;
 	r->updated_us = job->updated_us;
 	r->run_at_us = job->run_at_us;
-	if (job->holder)
+	if (job->holder) {
 		memcpy(r->worker_id, job->holder->id, sizeof r->worker_id);
+		r->lease_token = job->lease_token;
+		r->worker_instance = job->holder_instance;
+	}
 	r->last_error =
 	    (struct proto_bytes){(const uint8_t *)job->last_error,
 	                         job->last_error ? (uint32_t)strlen(job->last_error) : 0};

@@ -31,6 +31,9 @@ struct worker {
 	char host[PROTO_HOST_MAX + 1];
 	uint32_t pid;
 	uint64_t instance; /* the process behind the id; 0 until it says */
+	uint32_t pipe_id;  /* the connection its latest request came on (0:
+	                      none yet, e.g. known from the journal only) */
+	bool pipe_gone;    /* that connection closed */
 	uint32_t concurrency;
 	uint32_t queues_count;
 	proto_name queues[PROTO_QUEUES_PER_FETCH_MAX];

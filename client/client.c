@@ -219,14 +219,14 @@ static void client_spec_to_proto(const jm_job_spec *job, struct proto_job_spec *
 {
 	memset(out, 0, sizeof *out);
 	/* Both names were checked to be at most PROTO_NAME_MAX bytes. */
-	strcpy(out->queue, job->queue);
-	strcpy(out->type, job->type);
+	strcpy(out->attrs.queue, job->queue);
+	strcpy(out->attrs.type, job->type);
 	out->payload.ptr = job->payload_len ? job->payload : NULL;
 	out->payload.len = (uint32_t)job->payload_len;
-	out->priority = job->priority;
-	out->max_attempts = job->max_attempts;
+	out->attrs.priority = job->priority;
+	out->attrs.max_attempts = job->max_attempts;
 	out->delay_ms = job->delay_ms;
-	out->timeout_ms = job->timeout_ms;
+	out->attrs.timeout_ms = job->timeout_ms;
 }
 
 /* Sends jobs[0..count) as one SUBMIT; ids receive the new ids. first is
@@ -370,16 +370,16 @@ char *client_dup_bytes(const struct proto_bytes *bytes)
 int client_job_from_proto(const struct proto_job_info *job, jm_job_info *out)
 {
 	out->id = job->job_id;
-	snprintf(out->queue, sizeof out->queue, "%s", job->queue);
-	snprintf(out->type, sizeof out->type, "%s", job->type);
+	snprintf(out->queue, sizeof out->queue, "%s", job->attrs.queue);
+	snprintf(out->type, sizeof out->type, "%s", job->attrs.type);
 	out->state = (int)job->state;
-	out->priority = job->priority;
+	out->priority = job->attrs.priority;
 	out->attempt = job->attempt;
-	out->max_attempts = job->max_attempts;
-	out->created_us = job->created_us;
+	out->max_attempts = job->attrs.max_attempts;
+	out->created_us = job->attrs.created_us;
 	out->updated_us = job->updated_us;
 	out->run_at_us = job->run_at_us;
-	out->batch_id = job->batch_id;
+	out->batch_id = job->attrs.batch_id;
 	out->progress_done = job->progress_done;
 	out->progress_total = job->progress_total;
 	out->last_error = client_dup_bytes(&job->last_error);

@@ -128,6 +128,9 @@ static int field_check(const struct field *f, const void *base, struct jm_err *e
 	int rc = 0;
 	switch (f->kind) {
 	case FIELD_U64:
+		if (f->ranged)
+			rc = codec_check_u32(*(const uint64_t *)at, f->label, f->min, f->max, err);
+		break;
 	case FIELD_BOOL:
 		break;
 	case FIELD_U32:

@@ -49,9 +49,9 @@ struct field {
 	const char *label; /* its name in error texts: "job ids" */
 	enum field_kind kind;
 	size_t offset;
-	bool ranged;        /* U32, I32: check min..max / imin..imax */
+	bool ranged;        /* U64, U32, I32: check min..max / imin..imax */
 	bool empty_ok;      /* NAME: "" allowed */
-	uint64_t min, max;  /* U32 range; TEXT/BIN: max bytes (0: unchecked
+	uint64_t min, max;  /* U64, U32 range; TEXT/BIN: max bytes (0: unchecked
 	                       here, the struct's check judges); LIST: count */
 	int64_t imin, imax; /* I32 range */
 	/* LIST */
@@ -106,6 +106,11 @@ void fields_encode_items(struct codec_writer *w, const struct fields *desc, cons
 #define F_U64_AS(s, m, wire_, label_)                                                              \
 	{                                                                                          \
 		.wire = wire_, .label = label_, .kind = FIELD_U64, .offset = offsetof(s, m)        \
+	}
+#define F_U64_IN(s, m, lo, hi)                                                                     \
+	{                                                                                          \
+		.wire = #m, .label = #m, .kind = FIELD_U64, .offset = offsetof(s, m),              \
+		.ranged = true, .min = (lo), .max = (hi)                                           \
 	}
 #define F_U32(s, m)                                                                                \
 	{                                                                                          \

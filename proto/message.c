@@ -33,8 +33,6 @@ static const struct fields *const msg_bodies[PROTO_TYPE_MAX_ + 1] = {
     [PROTO_SUBMITTED] = &msg_submitted_fields,
     [PROTO_FETCH] = &msg_fetch_fields,
     [PROTO_JOBS] = &msg_jobs_fields,
-    [PROTO_ACK] = &msg_ack_fields,
-    [PROTO_FAIL] = &msg_fail_fields,
     [PROTO_SETTLED] = &msg_settled_fields,
     [PROTO_STATUS] = &msg_job_ref_fields,
     [PROTO_RESULT] = &msg_job_ref_fields,
@@ -60,6 +58,7 @@ static const struct fields *const msg_bodies[PROTO_TYPE_MAX_ + 1] = {
     [PROTO_REVIVED] = &msg_revived_fields,
     [PROTO_EVENT] = &msg_event_fields,
     [PROTO_JOB_QUERY] = &msg_job_query_fields,
+    [PROTO_SETTLE] = &msg_settle_fields,
 };
 
 static const struct fields *msg_body_of(uint64_t type)
@@ -86,7 +85,14 @@ static int envelope_decode(const msgpack_object *root, msgpack_zone *zone, void 
 	uint64_t version;
 	if (codec_u64(&f[0], "protocol version", &version, err) != 0)
 		return err->code;
-	if (version != PROTO_VERSION)
+	if (version < PROTO_VERSION)
+		return jm_err_set(err, JM_EVERSION,
+		                  "protocol version %" PRIu64
+		                  " is not supported: this broker speaks version %d; upgrade "
+		                  "the worker or client (version 2 replaced ack and fail with "
+		                  "settle, which names the lease holder)",
+		                  version, PROTO_VERSION);
+	if (version > PROTO_VERSION)
 		return jm_err_set(err, JM_EVERSION,
 		                  "protocol version %" PRIu64
 		                  " is not supported: this broker speaks version %d",
@@ -96,6 +102,11 @@ static int envelope_decode(const msgpack_object *root, msgpack_zone *zone, void 
 	    codec_u64(&f[1], "message type", &type, err))
 		return jm_err_prefix(err, "message");
 	const struct fields *body = msg_body_of(type);
+	if (type == 6 || type == 7) /* version 1's ACK and FAIL */
+		return jm_err_set(err, JM_EUNSUPPORTED,
+		                  "message type %" PRIu64 " (%s) was replaced by settle (type %d) "
+		                  "in protocol version 2: upgrade the worker",
+		                  type, proto_type_name((int)type), PROTO_SETTLE);
 	if (body == NULL)
 		return jm_err_set(err, JM_EUNSUPPORTED,
 		                  "message type %" PRIu64 " is not supported: use 1..%d", type,

@@ -28,14 +28,14 @@ enum proto_type {
 	PROTO_SUBMITTED = 3, /* reply to SUBMIT: the new ids */
 	PROTO_FETCH = 4,     /* worker: lease up to max_jobs, wait up to wait_ms */
 	PROTO_JOBS = 5,      /* reply to FETCH: deliveries (maybe none) */
-	PROTO_ACK = 6,       /* worker: these leases completed with results */
-	PROTO_FAIL = 7,      /* worker: these leases failed */
-	PROTO_SETTLED = 8,   /* reply to ACK and FAIL: one code per item */
-	PROTO_STATUS = 9,    /* client: a job's state, no result */
-	PROTO_RESULT = 10,   /* client: a job's state with its result */
-	PROTO_WAIT = 11,     /* client: reply when the job is finished or timeout */
-	PROTO_JOB = 12,      /* reply to STATUS, RESULT, WAIT */
-	PROTO_STATS = 13,    /* client: per-queue counters */
+	/* 6 and 7 were ACK and FAIL (protocol version 1); SETTLE replaced
+	 * them in version 2 and a decoder refuses them, naming SETTLE. */
+	PROTO_SETTLED = 8, /* reply to SETTLE and PROGRESS: one code per item */
+	PROTO_STATUS = 9,  /* client: a job's state, no result */
+	PROTO_RESULT = 10, /* client: a job's state with its result */
+	PROTO_WAIT = 11,   /* client: reply when the job is finished or timeout */
+	PROTO_JOB = 12,    /* reply to STATUS, RESULT, WAIT */
+	PROTO_STATS = 13,  /* client: per-queue counters */
 	PROTO_STATS_REPLY = 14,
 	PROTO_HEARTBEAT = 15,       /* worker: alive, holding these leases */
 	PROTO_HEARTBEAT_REPLY = 16, /* which of those leases to abandon */
@@ -55,7 +55,8 @@ enum proto_type {
 	PROTO_REVIVED = 30,
 	PROTO_EVENT = 31,     /* PUB body, never a request or reply */
 	PROTO_JOB_QUERY = 32, /* client: jobs by queue/state/batch, newest first */
-	PROTO_TYPE_MAX_ = 32,
+	PROTO_SETTLE = 33,    /* worker: how these leases ended; reply SETTLED */
+	PROTO_TYPE_MAX_ = 33,
 };
 
 enum proto_job_state {
@@ -83,16 +84,31 @@ struct proto_error {
 	struct proto_bytes message; /* UTF-8 text, not NUL-terminated */
 };
 
+/* A job's attributes: what it is and how it runs, fixed from admission on.
+ * Declared once and embedded in each struct that carries a job (the
+ * SUBMIT spec, the JOB record, the broker's struct job, the delivery and
+ * the job info), so carrying a new attribute from the submit to the worker
+ * and the views is one member here, one field in proto/job_attrs.h, and
+ * that field in each wire list that should carry it; copies between those
+ * structs assign attrs whole. A message's encoder writes only the
+ * attributes its wire list names (a delivery: queue, type, timeout_ms); its
+ * decoder leaves the others 0. */
+struct proto_job_attrs {
+	proto_name queue;
+	proto_name type;
+	int32_t priority;      /* PROTO_PRIORITY_MIN..MAX, higher runs first */
+	uint32_t max_attempts; /* 0: the queue's default; else 1..PROTO_ATTEMPTS_MAX */
+	uint64_t timeout_ms;   /* run timeout per attempt; 0: the queue's default */
+	uint64_t batch_id;     /* 0: not in a batch (set by the broker) */
+	uint64_t created_us;   /* wall clock of admission (set by the broker) */
+};
+
 /* One job of a SUBMIT: [queue, type, payload, priority, max_attempts,
  * delay_ms, timeout_ms] */
 struct proto_job_spec {
-	proto_name queue;
-	proto_name type;
+	struct proto_job_attrs attrs; /* batch_id and created_us not on the wire */
 	struct proto_bytes payload;
-	int32_t priority;      /* PROTO_PRIORITY_MIN..MAX, higher runs first */
-	uint32_t max_attempts; /* 0: the queue's default; else 1..PROTO_ATTEMPTS_MAX */
-	uint64_t delay_ms;     /* 0: ready now */
-	uint64_t timeout_ms;   /* run timeout per attempt; 0: the queue's default */
+	uint64_t delay_ms; /* 0: ready now */
 };
 
 /* SUBMIT: [as_batch, [job_spec...]] (1..PROTO_JOBS_PER_MESSAGE_MAX jobs) */
@@ -124,15 +140,18 @@ struct proto_fetch {
 };
 
 /* One delivery of JOBS: [job_id, lease, attempt, queue, type, payload,
- * timeout_ms] */
+ * timeout_ms]
+ * lease is the delivery's lease token: 64 random bits the broker drew for
+ * this delivery (never 0), which SETTLE, PROGRESS and HEARTBEAT echo. It
+ * cannot be guessed from the broker's boot or from other deliveries. */
 struct proto_delivery {
 	uint64_t job_id;
-	uint64_t lease;   /* grows with every delivery of this job */
-	uint32_t attempt; /* 1 for the first attempt */
-	proto_name queue;
-	proto_name type;
+	uint64_t lease;               /* the lease token; opaque to the worker */
+	uint32_t attempt;             /* 1 for the first attempt */
+	struct proto_job_attrs attrs; /* queue, type, timeout_ms on the wire: the
+	                                 worker abandons the attempt past
+	                                 timeout_ms */
 	struct proto_bytes payload;
-	uint64_t timeout_ms; /* the worker abandons the attempt past this */
 };
 
 /* JOBS: [[delivery...]] */
@@ -141,36 +160,36 @@ struct proto_jobs {
 	struct proto_delivery *jobs;
 };
 
-/* One item of ACK: [job_id, lease, result] */
-struct proto_ack_item {
+enum proto_settle_outcome {
+	PROTO_SETTLE_COMPLETED = 1, /* data is the result (PROTO_RESULT_MAX) */
+	PROTO_SETTLE_FAILED = 2,    /* data is the error text (PROTO_ERROR_TEXT_MAX);
+	                               permanent: no retry, straight to dead-letter */
+	PROTO_SETTLE_RELEASED = 3,  /* handed back unfinished (a draining worker):
+	                               requeued at once, the attempt not counted;
+	                               data is why (PROTO_ERROR_TEXT_MAX) */
+};
+
+/* One item of SETTLE: [job_id, lease, outcome, data, permanent]
+ * lease is the delivery's lease token, echoed as received. permanent is
+ * false unless outcome is FAILED. */
+struct proto_settle_item {
 	uint64_t job_id;
 	uint64_t lease;
-	struct proto_bytes result; /* at most PROTO_RESULT_MAX */
+	uint32_t outcome; /* enum proto_settle_outcome */
+	struct proto_bytes data;
+	bool permanent;
 };
 
-/* ACK: [worker_id, [ack_item...]] */
-struct proto_ack {
+/* SETTLE: [worker_id, instance, [settle_item...]]
+ * Replaces version 1's ACK and FAIL. The broker accepts an item only from
+ * the worker id and instance (see HEARTBEAT; never 0 here) that hold the
+ * lease, and only with the lease token it handed out: anything else is
+ * JM_ESTALE. */
+struct proto_settle {
 	proto_name worker_id;
+	uint64_t instance;
 	uint32_t items_count;
-	struct proto_ack_item *items;
-};
-
-/* One item of FAIL: [job_id, lease, error, permanent, released] */
-struct proto_fail_item {
-	uint64_t job_id;
-	uint64_t lease;
-	struct proto_bytes error; /* text, at most PROTO_ERROR_TEXT_MAX */
-	bool permanent;           /* true: no retry, straight to dead-letter */
-	bool released;            /* true: handed back unfinished (worker
-	                             draining): requeued at once, the attempt
-	                             is not counted; permanent is ignored */
-};
-
-/* FAIL: [worker_id, [fail_item...]] */
-struct proto_fail {
-	proto_name worker_id;
-	uint32_t items_count;
-	struct proto_fail_item *items;
+	struct proto_settle_item *items;
 };
 
 /* SETTLED: [[code...]]: 0 or a JM_E... per item, in request order */
@@ -198,19 +217,14 @@ struct proto_wait {
  * request was RESULT or WAIT and the job completed. */
 struct proto_job_info {
 	uint64_t job_id;
-	proto_name queue;
-	proto_name type;
-	uint32_t state; /* enum proto_job_state */
-	int32_t priority;
+	struct proto_job_attrs attrs; /* all but timeout_ms on the wire */
+	uint32_t state;               /* enum proto_job_state */
 	uint32_t attempt;
-	uint32_t max_attempts;
-	uint64_t created_us;
 	uint64_t updated_us;
 	uint64_t run_at_us;
 	struct proto_bytes last_error;
 	bool has_result;
 	struct proto_bytes result;
-	uint64_t batch_id;                   /* 0: not in a batch */
 	uint64_t progress_done;              /* last progress the handler reported: */
 	uint64_t progress_total;             /* done of total (0 of 0: none yet) */
 	struct proto_bytes progress_message; /* what it is doing now */
@@ -245,10 +259,14 @@ struct proto_stats_reply {
 /* HEARTBEAT: [worker_id, instance, host, pid, concurrency, [queue...],
  *             [[job_id, lease]...], draining]
  * instance is a random number a worker process draws when it starts (never
- * 0): a request under a known worker id with another instance means the
- * process holding that id's leases is gone (a supervisor restarted it under
- * the same id), so those leases are lost and count as an attempt. 0 means
- * "not known" and is never compared.
+ * 0; FETCH, HEARTBEAT, SETTLE and PROGRESS refuse 0 since version 2). A
+ * request under a known worker id with another instance takes the id over
+ * only when the process that held it is gone: silent past the broker's
+ * dead-after window, or its connection closed (a supervisor restarted it
+ * under the same id). Its leases are then lost and count as an attempt.
+ * While the old process is alive the request is refused (JM_ESTATE) and
+ * nothing changes, so a request under a borrowed id cannot requeue the
+ * real worker's jobs.
  * leases lists every delivery the worker has received and not yet seen
  * settled: a lease the broker granted that stays missing from the worker's
  * heartbeats never reached it (a reply to a vanished pipe) and is requeued.
@@ -310,11 +328,12 @@ struct proto_workers_reply {
 	struct proto_worker_info *workers;
 };
 
-/* PROGRESS: [worker_id, job_id, lease, done, total, message]
+/* PROGRESS: [worker_id, job_id, lease, done, total, message, instance]
  * done of total (total >= 1, done <= total); message at most
  * PROTO_ERROR_TEXT_MAX bytes ("writing section about/team"). Reply SETTLED
  * with one code: 0, or JM_ESTALE when the lease is no longer the worker's
- * (it should abandon the job). */
+ * (it should abandon the job), also when worker_id and instance are not
+ * the lease's holder. instance (appended in version 2) is never 0. */
 struct proto_progress {
 	proto_name worker_id;
 	uint64_t job_id;
@@ -322,6 +341,7 @@ struct proto_progress {
 	uint64_t done;
 	uint64_t total;
 	struct proto_bytes message;
+	uint64_t instance;
 };
 
 enum proto_batch_state {
@@ -456,8 +476,7 @@ struct proto_msg {
 		struct proto_submitted submitted;
 		struct proto_fetch fetch;
 		struct proto_jobs jobs;
-		struct proto_ack ack;
-		struct proto_fail fail;
+		struct proto_settle settle;
 		struct proto_settled settled;
 		struct proto_job_ref job_ref; /* STATUS, RESULT */
 		struct proto_wait wait;

@@ -34,8 +34,7 @@ extern const struct fields msg_revived_fields;
 /* msg_workers.c */
 extern const struct fields msg_fetch_fields;
 extern const struct fields msg_jobs_fields;
-extern const struct fields msg_ack_fields;
-extern const struct fields msg_fail_fields;
+extern const struct fields msg_settle_fields;
 extern const struct fields msg_settled_fields;
 extern const struct fields msg_heartbeat_fields;
 extern const struct fields msg_heartbeat_reply_fields;

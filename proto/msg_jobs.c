@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "job_attrs.h"
 #include "job_spec.h"
 #include "msg_fields.h"
 
@@ -36,18 +37,19 @@ const struct fields msg_empty_fields = {.field = NULL, .count = 0, .required = 0
 static int job_spec_rules_check(const void *base, struct jm_err *err)
 {
 	const struct proto_job_spec *j = base;
-	return proto_job_spec_check(j->queue, strlen(j->queue), j->type, strlen(j->type),
-	                            j->payload.len, j->priority, j->max_attempts, err);
+	return proto_job_spec_check(j->attrs.queue, strlen(j->attrs.queue), j->attrs.type,
+	                            strlen(j->attrs.type), j->payload.len, j->attrs.priority,
+	                            j->attrs.max_attempts, err);
 }
 
 static const struct field job_spec_field[] = {
-    F_NAME(struct proto_job_spec, queue, "queue name"),
-    F_NAME(struct proto_job_spec, type, "type name"),
+    {ATTR_QUEUE(struct proto_job_spec)},
+    {ATTR_TYPE(struct proto_job_spec)},
     F_BIN(struct proto_job_spec, payload, UINT32_MAX), /* size: by the rules */
-    F_I32(struct proto_job_spec, priority),
-    F_U32(struct proto_job_spec, max_attempts),
+    {ATTR_PRIORITY(struct proto_job_spec)},
+    {ATTR_MAX_ATTEMPTS(struct proto_job_spec)},
     F_U64(struct proto_job_spec, delay_ms),
-    F_U64(struct proto_job_spec, timeout_ms),
+    {ATTR_TIMEOUT_MS(struct proto_job_spec)},
 };
 static const struct fields job_spec_fields = FIELDS_OF(job_spec_field, job_spec_rules_check);
 static const struct field job_spec_elem = F_ELEM_STRUCT(&job_spec_fields);
@@ -110,19 +112,19 @@ static int job_info_result_check(const void *base, struct jm_err *err)
 
 static const struct field job_info_field[] = {
     F_U64(struct proto_job_info, job_id),
-    F_NAME(struct proto_job_info, queue, "queue name"),
-    F_NAME(struct proto_job_info, type, "type name"),
+    {ATTR_QUEUE(struct proto_job_info)},
+    {ATTR_TYPE(struct proto_job_info)},
     F_U32_IN(struct proto_job_info, state, PROTO_STATE_PENDING, PROTO_STATE_CANCELLED),
-    F_I32_IN(struct proto_job_info, priority, PROTO_PRIORITY_MIN, PROTO_PRIORITY_MAX),
+    {ATTR_PRIORITY(struct proto_job_info), ATTR_PRIORITY_RANGE},
     F_U32(struct proto_job_info, attempt),
-    F_U32_IN(struct proto_job_info, max_attempts, 0, PROTO_ATTEMPTS_MAX),
-    F_U64(struct proto_job_info, created_us),
+    {ATTR_MAX_ATTEMPTS(struct proto_job_info), ATTR_MAX_ATTEMPTS_RANGE},
+    {ATTR_CREATED_US(struct proto_job_info)},
     F_U64(struct proto_job_info, updated_us),
     F_U64(struct proto_job_info, run_at_us),
     F_TEXT(struct proto_job_info, last_error, PROTO_ERROR_TEXT_MAX),
     F_BOOL(struct proto_job_info, has_result),
     F_BIN(struct proto_job_info, result, PROTO_RESULT_MAX),
-    F_U64(struct proto_job_info, batch_id),
+    {ATTR_BATCH_ID(struct proto_job_info)},
     F_U64(struct proto_job_info, progress_done),
     {.wire = "progress_total",
      .label = "progress_total",

@@ -1,7 +1,13 @@
 /* Wire bodies of what workers send and get (see message.h for what each
- * field means): FETCH, JOBS, ACK, FAIL, SETTLED, HEARTBEAT,
+ * field means): FETCH, JOBS, SETTLE, SETTLED, HEARTBEAT,
  * HEARTBEAT_REPLY, PROGRESS. Each field is written down once, here. */
+#include <inttypes.h>
+
+#include "job_attrs.h"
 #include "msg_fields.h"
+
+/* A worker process's instance: drawn at random when it starts, never 0. */
+#define F_INSTANCE(s, m) F_U64_IN(s, m, 1, UINT64_MAX)
 
 /* [job_id, lease] */
 static const struct field lease_ref_field[] = {
@@ -14,7 +20,7 @@ static const struct field lease_ref_elem = F_ELEM_STRUCT(&lease_ref_fields);
 /* FETCH: [worker_id, instance, slot, [queue...], max_jobs, wait_ms] */
 static const struct field fetch_field[] = {
     F_NAME(struct proto_fetch, worker_id, "worker id"),
-    F_U64(struct proto_fetch, instance),
+    F_INSTANCE(struct proto_fetch, instance),
     F_U32(struct proto_fetch, slot),
     F_LIST(struct proto_fetch, queues, queues_count, "queues", "queues", "queue", 1,
            PROTO_QUEUES_PER_FETCH_MAX, &msg_queue_name_elem),
@@ -29,10 +35,10 @@ static const struct field delivery_field[] = {
     F_U64(struct proto_delivery, job_id),
     F_U64(struct proto_delivery, lease),
     F_U32_IN(struct proto_delivery, attempt, 1, UINT32_MAX),
-    F_NAME(struct proto_delivery, queue, "queue name"),
-    F_NAME(struct proto_delivery, type, "type name"),
+    {ATTR_QUEUE(struct proto_delivery)},
+    {ATTR_TYPE(struct proto_delivery)},
     F_BIN(struct proto_delivery, payload, PROTO_PAYLOAD_MAX_DEFAULT),
-    F_U64(struct proto_delivery, timeout_ms),
+    {ATTR_TIMEOUT_MS(struct proto_delivery)},
 };
 static const struct fields delivery_fields = FIELDS_OF(delivery_field, NULL);
 static const struct field delivery_elem = F_ELEM_STRUCT(&delivery_fields);
@@ -43,41 +49,43 @@ static const struct field jobs_field[] = {
 };
 const struct fields msg_jobs_fields = FIELDS_OF(jobs_field, NULL);
 
-/* ACK: [worker_id, [ack_item...]]
- * ack_item: [job_id, lease, result] */
-static const struct field ack_item_field[] = {
-    F_U64(struct proto_ack_item, job_id),
-    F_U64(struct proto_ack_item, lease),
-    F_BIN(struct proto_ack_item, result, PROTO_RESULT_MAX),
-};
-static const struct fields ack_item_fields = FIELDS_OF(ack_item_field, NULL);
-static const struct field ack_item_elem = F_ELEM_STRUCT(&ack_item_fields);
+/* SETTLE: [worker_id, instance, [settle_item...]]
+ * settle_item: [job_id, lease, outcome, data, permanent]; data is a result
+ * (PROTO_RESULT_MAX) when completed, else a text (PROTO_ERROR_TEXT_MAX). */
+static int settle_item_rules_check(const void *base, struct jm_err *err)
+{
+	const struct proto_settle_item *item = base;
+	if (item->outcome != PROTO_SETTLE_COMPLETED && item->data.len > PROTO_ERROR_TEXT_MAX)
+		return jm_err_set(err, JM_ETOOBIG,
+		                  "data is %" PRIu32 " bytes: a failed or released item's error "
+		                  "text may be at most %d bytes",
+		                  item->data.len, PROTO_ERROR_TEXT_MAX);
+	if (item->permanent && item->outcome != PROTO_SETTLE_FAILED)
+		return jm_err_set(err, JM_EINVAL,
+		                  "permanent is set on an item whose outcome is %" PRIu32
+		                  ": only a failed item (outcome 2) may be permanent",
+		                  item->outcome);
+	return 0;
+}
 
-static const struct field ack_field[] = {
-    F_NAME(struct proto_ack, worker_id, "worker id"),
-    F_LIST(struct proto_ack, items, items_count, "items", "items", "item", 1,
-           PROTO_JOBS_PER_MESSAGE_MAX, &ack_item_elem),
+static const struct field settle_item_field[] = {
+    F_U64(struct proto_settle_item, job_id),
+    F_U64(struct proto_settle_item, lease),
+    F_U32_IN(struct proto_settle_item, outcome, PROTO_SETTLE_COMPLETED, PROTO_SETTLE_RELEASED),
+    F_BIN(struct proto_settle_item, data, PROTO_RESULT_MAX),
+    F_BOOL(struct proto_settle_item, permanent),
 };
-const struct fields msg_ack_fields = FIELDS_OF(ack_field, NULL);
+static const struct fields settle_item_fields =
+    FIELDS_OF(settle_item_field, settle_item_rules_check);
+static const struct field settle_item_elem = F_ELEM_STRUCT(&settle_item_fields);
 
-/* FAIL: [worker_id, [fail_item...]]
- * fail_item: [job_id, lease, error, permanent, released] */
-static const struct field fail_item_field[] = {
-    F_U64(struct proto_fail_item, job_id),
-    F_U64(struct proto_fail_item, lease),
-    F_TEXT(struct proto_fail_item, error, PROTO_ERROR_TEXT_MAX),
-    F_BOOL(struct proto_fail_item, permanent),
-    F_BOOL(struct proto_fail_item, released),
+static const struct field settle_field[] = {
+    F_NAME(struct proto_settle, worker_id, "worker id"),
+    F_INSTANCE(struct proto_settle, instance),
+    F_LIST(struct proto_settle, items, items_count, "items", "items", "item", 1,
+           PROTO_JOBS_PER_MESSAGE_MAX, &settle_item_elem),
 };
-static const struct fields fail_item_fields = FIELDS_OF(fail_item_field, NULL);
-static const struct field fail_item_elem = F_ELEM_STRUCT(&fail_item_fields);
-
-static const struct field fail_field[] = {
-    F_NAME(struct proto_fail, worker_id, "worker id"),
-    F_LIST(struct proto_fail, items, items_count, "items", "items", "item", 1,
-           PROTO_JOBS_PER_MESSAGE_MAX, &fail_item_elem),
-};
-const struct fields msg_fail_fields = FIELDS_OF(fail_field, NULL);
+const struct fields msg_settle_fields = FIELDS_OF(settle_field, NULL);
 
 /* SETTLED: [[code...]]: 0 or a (negative) JM_E... per item */
 static const struct field settle_code_elem = {
@@ -96,7 +104,7 @@ const struct fields msg_settled_fields = FIELDS_OF(settled_field, NULL);
  * host is at most PROTO_HOST_MAX bytes. */
 static const struct field heartbeat_field[] = {
     F_NAME(struct proto_heartbeat, worker_id, "worker id"),
-    F_U64(struct proto_heartbeat, instance),
+    F_INSTANCE(struct proto_heartbeat, instance),
     F_TEXT(struct proto_heartbeat, host, PROTO_HOST_MAX),
     F_U32(struct proto_heartbeat, pid),
     F_U32(struct proto_heartbeat, concurrency),
@@ -115,7 +123,7 @@ static const struct field heartbeat_reply_field[] = {
 };
 const struct fields msg_heartbeat_reply_fields = FIELDS_OF(heartbeat_reply_field, NULL);
 
-/* PROGRESS: [worker_id, job_id, lease, done, total, message] */
+/* PROGRESS: [worker_id, job_id, lease, done, total, message, instance] */
 static int progress_range_check(const void *base, struct jm_err *err)
 {
 	const struct proto_progress *p = base;
@@ -133,5 +141,6 @@ static const struct field progress_field[] = {
      .offset = offsetof(struct proto_progress, total),
      .check = progress_range_check},
     F_TEXT(struct proto_progress, message, PROTO_ERROR_TEXT_MAX),
+    F_INSTANCE(struct proto_progress, instance),
 };
 const struct fields msg_progress_fields = FIELDS_OF(progress_field, NULL);

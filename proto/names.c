@@ -44,8 +44,8 @@ const char *proto_type_name(int type)
 	    [PROTO_SUBMITTED] = "submitted",
 	    [PROTO_FETCH] = "fetch",
 	    [PROTO_JOBS] = "jobs",
-	    [PROTO_ACK] = "ack",
-	    [PROTO_FAIL] = "fail",
+	    [6] = "ack",  /* version 1 only: replaced by settle */
+	    [7] = "fail", /* version 1 only: replaced by settle */
 	    [PROTO_SETTLED] = "settled",
 	    [PROTO_STATUS] = "status",
 	    [PROTO_RESULT] = "result",
@@ -71,6 +71,7 @@ const char *proto_type_name(int type)
 	    [PROTO_REVIVED] = "revived",
 	    [PROTO_EVENT] = "event",
 	    [PROTO_JOB_QUERY] = "job-query",
+	    [PROTO_SETTLE] = "settle",
 	};
 	if (type <= 0 || type > PROTO_TYPE_MAX_ || names[type] == NULL)
 		return "unknown";

@@ -7,7 +7,7 @@
 #ifndef JM_PROTO_LIMITS_H
 #define JM_PROTO_LIMITS_H
 
-#define PROTO_VERSION 1
+#define PROTO_VERSION 2
 
 /* Queue names, job types and worker ids: 1-64 of A-Z a-z 0-9 . _ - */
 #define PROTO_NAME_MAX 64

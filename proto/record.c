@@ -16,6 +16,7 @@
 
 #include "codec.h"
 #include "fields.h"
+#include "job_attrs.h"
 #include "job_spec.h"
 
 /* JOB: [job_id, batch_id, queue, type, payload, priority, max_attempts,
@@ -26,44 +27,56 @@
 static int rec_job_spec_check(const void *base, struct jm_err *err)
 {
 	const struct proto_rec_job *j = base;
-	return proto_job_spec_check(j->queue, strlen(j->queue), j->type, strlen(j->type),
-	                            j->payload.len, j->priority, j->max_attempts, err);
+	return proto_job_spec_check(j->attrs.queue, strlen(j->attrs.queue), j->attrs.type,
+	                            strlen(j->attrs.type), j->payload.len, j->attrs.priority,
+	                            j->attrs.max_attempts, err);
 }
 
 static const struct field rec_job_field[] = {
     F_U64(struct proto_rec_job, job_id),
-    F_U64(struct proto_rec_job, batch_id),
-    F_NAME(struct proto_rec_job, queue, "queue name"),
-    F_NAME(struct proto_rec_job, type, "type name"),
+    {ATTR_BATCH_ID(struct proto_rec_job)},
+    {ATTR_QUEUE(struct proto_rec_job)},
+    {ATTR_TYPE(struct proto_rec_job)},
     F_BIN(struct proto_rec_job, payload, UINT32_MAX), /* size: by the spec rules */
-    F_I32(struct proto_rec_job, priority),
-    {.wire = "max_attempts",
-     .label = "max_attempts",
-     .kind = FIELD_U32,
-     .offset = offsetof(struct proto_rec_job, max_attempts),
-     .check = rec_job_spec_check},
-    F_U64(struct proto_rec_job, timeout_ms),
+    {ATTR_PRIORITY(struct proto_rec_job)},
+    {ATTR_MAX_ATTEMPTS(struct proto_rec_job), .check = rec_job_spec_check},
+    {ATTR_TIMEOUT_MS(struct proto_rec_job)},
     F_U32_IN(struct proto_rec_job, state, PROTO_STATE_PENDING, PROTO_STATE_CANCELLED),
     F_U32(struct proto_rec_job, attempt),
     F_U64(struct proto_rec_job, lease),
-    F_U64(struct proto_rec_job, created_us),
+    {ATTR_CREATED_US(struct proto_rec_job)},
     F_U64(struct proto_rec_job, updated_us),
     F_U64(struct proto_rec_job, run_at_us),
     F_NAME_OR_EMPTY(struct proto_rec_job, worker_id, "worker id"),
     F_TEXT(struct proto_rec_job, last_error, PROTO_ERROR_TEXT_MAX),
     F_BIN(struct proto_rec_job, result, PROTO_RESULT_MAX),
+    /* version 2 */
+    F_U64(struct proto_rec_job, lease_token),
+    F_U64(struct proto_rec_job, worker_instance),
 };
 static const struct fields rec_job_fields = FIELDS_OF(rec_job_field, NULL);
+#define REC_JOB_V1_FIELDS 17
 
-/* LEASE: [job_id, lease, attempt, worker_id, at_us] */
+/* LEASE: [job_id, lease, attempt, worker_id, at_us, token, instance] */
 static const struct field rec_lease_field[] = {
     F_U64(struct proto_rec_lease, job_id),
     F_U64(struct proto_rec_lease, lease),
     F_U32_IN(struct proto_rec_lease, attempt, 1, UINT32_MAX),
     F_NAME(struct proto_rec_lease, worker_id, "worker id"),
     F_U64(struct proto_rec_lease, at_us),
+    /* version 2 */
+    F_U64(struct proto_rec_lease, token),
+    F_U64(struct proto_rec_lease, instance),
 };
 static const struct fields rec_lease_fields = FIELDS_OF(rec_lease_field, NULL);
+#define REC_LEASE_V1_FIELDS 5
+
+/* Version 1's JOB and LEASE: the same fields without the ones version 2
+ * appended, which then read as 0 (a lease with no token: see record.h). */
+static const struct fields rec_job_v1_fields = {
+    .field = rec_job_field, .count = REC_JOB_V1_FIELDS, .required = REC_JOB_V1_FIELDS};
+static const struct fields rec_lease_v1_fields = {
+    .field = rec_lease_field, .count = REC_LEASE_V1_FIELDS, .required = REC_LEASE_V1_FIELDS};
 
 /* SETTLE: [job_id, lease, outcome, at_us, run_at_us, data]
  * data is a result (at most PROTO_RESULT_MAX) for COMPLETED, else an error
@@ -162,10 +175,10 @@ static int record_body_decode(const msgpack_object *root, msgpack_zone *zone, vo
 	uint64_t version;
 	if (codec_u64(&f[0], "record version", &version, err) != 0)
 		return err->code;
-	if (version != PROTO_RECORD_VERSION)
+	if (version < 1 || version > PROTO_RECORD_VERSION)
 		return jm_err_set(err, JM_EVERSION,
 		                  "journal record version %" PRIu64
-		                  " is not supported: this broker reads version %d",
+		                  " is not supported: this broker reads versions 1..%d",
 		                  version, PROTO_RECORD_VERSION);
 	uint64_t type;
 	if (size < 2)
@@ -177,12 +190,16 @@ static int record_body_decode(const msgpack_object *root, msgpack_zone *zone, vo
 		return jm_err_set(err, JM_EUNSUPPORTED,
 		                  "record type %" PRIu64 " is not supported: use 1..%d", type,
 		                  PROTO_REC_TYPE_MAX_);
+	if (version == 1 && type == PROTO_REC_JOB)
+		c = &rec_job_v1_fields;
+	else if (version == 1 && type == PROTO_REC_LEASE)
+		c = &rec_lease_v1_fields;
 	const char *name = proto_record_type_name((int)type);
 	if (size - 2 < c->required)
 		return jm_err_set(err, JM_EPROTO,
 		                  "%s record has %" PRIu32 " fields: expected at least %" PRIu32,
 		                  name, size - 2, c->required);
-	out->version = PROTO_RECORD_VERSION;
+	out->version = (uint32_t)version;
 	out->type = (enum proto_record_type)type;
 	if (fields_decode_items(c, f + 2, size - 2, zone, &out->u, err) ||
 	    fields_check(c, &out->u, err))

@@ -16,7 +16,10 @@
 
 #include "message.h"
 
-#define PROTO_RECORD_VERSION 1
+/* Version 2 appended the lease token and the holder's instance to JOB and
+ * LEASE; a version 1 record reads with both 0, a lease nobody can settle
+ * (its holder is told to abandon it, or it expires and is requeued). */
+#define PROTO_RECORD_VERSION 2
 
 enum proto_record_type {
 	/* Whole job, as admitted or as a compaction snapshot: upsert. */
@@ -45,34 +48,38 @@ enum proto_outcome {
 
 /* JOB: [job_id, batch_id, queue, type, payload, priority, max_attempts,
  *       timeout_ms, state, attempt, lease, created_us, updated_us,
- *       run_at_us, worker_id, last_error, result] */
+ *       run_at_us, worker_id, last_error, result, lease_token,
+ *       worker_instance] */
 struct proto_rec_job {
 	uint64_t job_id;
-	uint64_t batch_id; /* 0: not in a batch */
-	proto_name queue;
-	proto_name type;
+	struct proto_job_attrs attrs; /* every attribute on the wire */
 	struct proto_bytes payload;
-	int32_t priority;
-	uint32_t max_attempts;
-	uint64_t timeout_ms;
 	uint32_t state; /* enum proto_job_state */
 	uint32_t attempt;
 	uint64_t lease;
-	uint64_t created_us;
 	uint64_t updated_us;
 	uint64_t run_at_us;
 	proto_name worker_id; /* the lease holder while active, else "" */
 	struct proto_bytes last_error;
 	struct proto_bytes result;
+	uint64_t lease_token;     /* while active: see LEASE's token; else 0 */
+	uint64_t worker_instance; /* while active: the holder's instance; else 0 */
 };
 
-/* LEASE: [job_id, lease, attempt, worker_id, at_us] */
+/* LEASE: [job_id, lease, attempt, worker_id, at_us, token, instance]
+ * lease is the job's delivery number: it grows with every delivery and
+ * orders records at replay; it is never shown to a worker. token is the
+ * lease token the worker was handed (64 random bits, never 0), kept here so
+ * that leases survive a broker restart; instance is the holder process's
+ * (see HEARTBEAT in message.h). */
 struct proto_rec_lease {
 	uint64_t job_id;
 	uint64_t lease;
 	uint32_t attempt;
 	proto_name worker_id;
 	uint64_t at_us;
+	uint64_t token;
+	uint64_t instance;
 };
 
 /* SETTLE: [job_id, lease, outcome, at_us, run_at_us, data] */

@@ -51,7 +51,7 @@ void held_remove(struct held_set *set, struct held_lease *entry);
 /* True if the caller is the first to claim entry, and so must settle it.
  * A NULL entry (could not be tracked) is always the caller's. */
 bool held_claim(struct held_set *set, struct held_lease *entry);
-/* Marks entry settled (after its ACK or FAIL got an answer or was given up). */
+/* Marks entry settled (after its SETTLE item got an answer or was given up). */
 void held_set_settled(struct held_set *set, struct held_lease *entry);
 /* Same, by key, for entries the caller holds no pointer to. */
 void held_set_settled_ref(struct held_set *set, uint64_t job_id, uint64_t lease);
@@ -59,7 +59,7 @@ void held_set_settled_ref(struct held_set *set, uint64_t job_id, uint64_t lease)
 /* Sets the abandon flag of the entry with this job and lease. True if that
  * stops a handler still running; false if the worker holds no such lease
  * (settled or never received) or its outcome is already being settled (a
- * heartbeat that crossed our ACK on the wire: the broker settled the lease
+ * heartbeat that crossed our SETTLE on the wire: the broker settled the lease
  * and lists it because we still did). */
 bool held_mark_abandon(struct held_set *set, uint64_t job_id, uint64_t lease);
 

@@ -8,7 +8,7 @@
  * arrive faster than PROGRESS_INTERVAL_MS per job overwrite each other:
  * the latest wins. When the handler returns, its slot calls
  * progress_finish, which waits for a send in flight and hands back the
- * value not yet sent, so the slot can send it before the job's ACK.
+ * value not yet sent, so the slot can send it before the job's SETTLE.
  *
  * Invariants (all under the board's lock):
  *  - an entry is on the board from its first report until progress_finish;

@@ -10,7 +10,7 @@
 
 #include "err.h"
 
-struct settle_outcome *settle_outcome_new(bool is_ack, uint64_t job_id, uint64_t lease,
+struct settle_outcome *settle_outcome_new(uint32_t outcome_kind, uint64_t job_id, uint64_t lease,
                                           uint64_t deadline_ms, struct held_lease *held,
                                           const void *data, size_t len)
 {
@@ -23,7 +23,7 @@ struct settle_outcome *settle_outcome_new(bool is_ack, uint64_t job_id, uint64_t
 	outcome->lease = lease;
 	outcome->deadline_ms = deadline_ms;
 	outcome->held = held;
-	outcome->is_ack = is_ack;
+	outcome->outcome = outcome_kind;
 	outcome->permanent = false;
 	outcome->data_len = (uint32_t)len;
 	if (len > 0)

@@ -1,11 +1,11 @@
 /* The settler: one thread that settles the outcomes of finished handlers
- * (ACK with a result, FAIL with an error) for every slot, so that a slot
+ * (SETTLE items: a result, an error or a hand-back) for every slot, so that a slot
  * fetches its next job at once instead of waiting out the broker's answer
- * (an ACK is answered only once the journal synced it).
+ * (a SETTLE is answered only once the journal synced it).
  *
  * A slot puts an outcome in the queue and goes on. The thread takes all
  * that is queued as one batch and hands it to the send callback, which sends
- * it (as one ACK and one FAIL message) and returns once each item was
+ * it (as one SETTLE message) and returns once each item was
  * answered or given up on. Outcomes put meanwhile make the next batch: the
  * slower the broker syncs, the larger the batches.
  *
@@ -38,16 +38,17 @@
 
 struct held_lease;
 
-/* One job's outcome. data holds the result (ACK) or the error text (FAIL,
- * NUL-terminated beyond data_len); it lives in the same allocation. */
+/* One job's outcome, a SETTLE item to be. data holds the result
+ * (completed) or the error text (failed, released; NUL-terminated beyond
+ * data_len); it lives in the same allocation. */
 struct settle_outcome {
 	struct settle_outcome *next; /* the settler's queue link */
 	uint64_t job_id;
 	uint64_t lease;
 	uint64_t deadline_ms;    /* monotonic: retries stop after it */
 	struct held_lease *held; /* the callback's to retire; may be NULL */
-	bool is_ack;
-	bool permanent; /* FAIL: no retry, straight to dead-letter */
+	uint32_t outcome;        /* enum proto_settle_outcome (proto/message.h) */
+	bool permanent;          /* failed: no retry, straight to dead-letter */
 	uint32_t data_len;
 	uint8_t data[];
 };
@@ -75,7 +76,7 @@ struct settler {
 
 /* A new outcome with a copy of data (len bytes; NULL when len is 0), or
  * NULL when out of memory. The caller owns it until settler_put(). */
-struct settle_outcome *settle_outcome_new(bool is_ack, uint64_t job_id, uint64_t lease,
+struct settle_outcome *settle_outcome_new(uint32_t outcome_kind, uint64_t job_id, uint64_t lease,
                                           uint64_t deadline_ms, struct held_lease *held,
                                           const void *data, size_t len);
 void settle_outcome_free(struct settle_outcome *outcome); /* accepts NULL */

@@ -4,7 +4,7 @@
  * Threads: jm_worker_run's caller becomes the coordinator (it waits for a
  * stop and carries it out); `concurrency` slot threads each loop FETCH ->
  * run handler -> queue the outcome; one settler thread that sends the
- * queued outcomes as batched ACK and FAIL messages (settler.h: a slot goes
+ * queued outcomes as batched SETTLE messages (settler.h: a slot goes
  * back to fetching without waiting for the broker's synced answer, and
  * waits only while 2 x concurrency outcomes are unanswered); one heartbeat
  * thread; one progress thread that sends what handlers reported
@@ -22,13 +22,13 @@
  *
  * Invariants:
  *  - a delivery enters the held set before its handler runs and leaves it
- *    only after its ACK or FAIL was answered (or given up on), so every
+ *    only after its SETTLE item was answered (or given up on), so every
  *    heartbeat lists every lease we may still act on; a slot that queued
  *    an outcome hands the entry to the settler, which removes it then;
  *  - exactly one party settles a lease (held_claim): its slot (through the
  *    settler), or the stop path handing it back;
  *  - a progress value reported and not yet sent when the handler returns
- *    is sent by its slot before it queues the ACK or FAIL, so the broker
+ *    is sent by its slot before it queues its outcome, so the broker
  *    holds the handler's last word on progress before the job settles;
  *  - a stop joins the slots, then flushes the settler (every queued outcome
  *    is sent within its settle budget), and only then ends heartbeats;
@@ -119,11 +119,10 @@ struct jm_worker {
 	pthread_t progress_thread;
 	bool progress_started;
 	struct settler settler;
-	/* The settler thread's message items, SETTLE_BATCH_ITEMS_MAX each. */
-	struct proto_ack_item *settle_acks;
-	struct proto_fail_item *settle_fails;
-	uint64_t *settle_ack_deadlines_ms;
-	uint64_t *settle_fail_deadlines_ms;
+	/* The settler thread's SETTLE items and their deadlines,
+	 * SETTLE_BATCH_ITEMS_MAX each. */
+	struct proto_settle_item *settle_items;
+	uint64_t *settle_deadlines_ms;
 	atomic_bool broker_down; /* logs an outage once, not once per thread */
 
 	pthread_mutex_t lock; /* guards the fields below */
@@ -284,7 +283,7 @@ static const struct worker_handler *handler_find(const struct jm_worker *w, cons
 	return NULL;
 }
 
-/* ---- settling: ACK and FAIL with retries ------------------------------- */
+/* ---- settling: SETTLE with retries -------------------------------------- */
 
 static uint64_t settle_budget_ms(uint64_t job_timeout_ms)
 {
@@ -315,9 +314,13 @@ static bool settle_job_was_cancelled(struct jm_worker *w, uint64_t job_id)
 }
 
 /* Logs the broker's verdict on one item; true if it should be sent again. */
-static bool settle_item_verdict(struct jm_worker *w, const char *what, uint64_t job_id,
-                                uint64_t lease, int code)
+static bool settle_item_verdict(struct jm_worker *w, const struct proto_settle_item *item, int code)
 {
+	uint64_t job_id = item->job_id;
+	uint64_t lease = item->lease;
+	const char *what = item->outcome == PROTO_SETTLE_COMPLETED ? "result"
+	                   : item->outcome == PROTO_SETTLE_FAILED  ? "failure"
+	                                                           : "hand-back";
 	if (code == 0)
 		return false;
 	if (code == JM_ENOSPC)
@@ -335,57 +338,51 @@ static bool settle_item_verdict(struct jm_worker *w, const char *what, uint64_t 
 	return false;
 }
 
-/* Moves item `from` of an ACK or FAIL, with its deadline, to slot `to`
+/* Moves item `from` of a SETTLE, with its deadline, to slot `to`
  * (to <= from): how the retry loops compact what is still to be sent. */
-static void settle_keep(struct proto_msg *msg, uint64_t *deadlines_ms, uint32_t to, uint32_t from)
+static void settle_keep(struct proto_settle *msg, uint64_t *deadlines_ms, uint32_t to,
+                        uint32_t from)
 {
-	if (msg->type == PROTO_ACK)
-		msg->u.ack.items[to] = msg->u.ack.items[from];
-	else
-		msg->u.fail.items[to] = msg->u.fail.items[from];
+	msg->items[to] = msg->items[from];
 	deadlines_ms[to] = deadlines_ms[from];
 }
 
 /* Gives up the items of msg whose deadline comes before retry_at_ms (they
  * get no answer: the broker's lease deadline requeues them), keeping the
  * others and their deadlines in order. Returns how many are kept. */
-static uint32_t settle_give_up_due(struct proto_msg *msg, uint64_t *deadlines_ms,
+static uint32_t settle_give_up_due(struct proto_settle *msg, uint64_t *deadlines_ms,
                                    uint64_t retry_at_ms, const struct jm_err *err)
 {
-	bool is_ack = msg->type == PROTO_ACK;
-	const char *what = is_ack ? "ack" : "fail";
-	uint32_t *count = is_ack ? &msg->u.ack.items_count : &msg->u.fail.items_count;
 	uint32_t kept = 0;
 	uint32_t given_up = 0;
 	uint64_t first_job = 0;
-	for (uint32_t i = 0; i < *count; i++) {
+	for (uint32_t i = 0; i < msg->items_count; i++) {
 		if (deadlines_ms[i] < retry_at_ms) {
 			if (given_up++ == 0)
-				first_job = is_ack ? msg->u.ack.items[i].job_id
-				                   : msg->u.fail.items[i].job_id;
+				first_job = msg->items[i].job_id;
 			continue;
 		}
 		settle_keep(msg, deadlines_ms, kept++, i);
 	}
 	if (given_up > 0)
-		jm_error("giving up the %s of %" PRIu32 " job(s) (first: job %" PRIu64
+		jm_error("giving up the settle of %" PRIu32 " job(s) (first: job %" PRIu64
 		         ") at the end of their settle budget: %s; the broker will requeue them "
 		         "when their leases expire",
-		         what, given_up, first_job, jm_err_text(err));
-	*count = kept;
+		         given_up, first_job, jm_err_text(err));
+	msg->items_count = kept;
 	return kept;
 }
 
-/* Sends an ACK or FAIL (msg's items are ours to reorder, deadlines_ms[i]
+/* Sends a SETTLE (msg's items are ours to reorder, deadlines_ms[i]
  * along with item i) until every item is answered, retrying transport
  * errors, timeouts and a full journal with backoff. An item still
  * unanswered when its deadline (monotonic ms) comes is given up on (logged):
  * the broker's lease deadline requeues it. */
 static void settle_send(struct jm_worker *w, struct proto_msg *msg, uint64_t *deadlines_ms)
 {
-	bool is_ack = msg->type == PROTO_ACK;
-	const char *what = is_ack ? "ack" : "fail";
-	uint32_t *count = is_ack ? &msg->u.ack.items_count : &msg->u.fail.items_count;
+	struct proto_settle *settle = &msg->u.settle;
+	const char *what = "settle";
+	uint32_t *count = &settle->items_count;
 	uint32_t backoff_ms = 0;
 	struct jm_err err;
 
@@ -419,14 +416,10 @@ static void settle_send(struct jm_worker *w, struct proto_msg *msg, uint64_t *de
 			broker_note_success(w);
 			uint32_t kept = 0;
 			for (uint32_t i = 0; i < *count; i++) {
-				uint64_t job_id = is_ack ? msg->u.ack.items[i].job_id
-				                         : msg->u.fail.items[i].job_id;
-				uint64_t lease =
-				    is_ack ? msg->u.ack.items[i].lease : msg->u.fail.items[i].lease;
-				if (!settle_item_verdict(w, what, job_id, lease,
+				if (!settle_item_verdict(w, &settle->items[i],
 				                         reply.msg.u.settled.codes[i]))
 					continue;
-				settle_keep(msg, deadlines_ms, kept++, i);
+				settle_keep(settle, deadlines_ms, kept++, i);
 			}
 			rpc_reply_fini(&reply);
 			*count = kept;
@@ -441,93 +434,71 @@ static void settle_send(struct jm_worker *w, struct proto_msg *msg, uint64_t *de
 			broker_note_failure(w, what, &err);
 		}
 		backoff_ms = backoff_next_ms(backoff_ms);
-		if (settle_give_up_due(msg, deadlines_ms, now_ms() + backoff_ms, &err) == 0)
+		if (settle_give_up_due(settle, deadlines_ms, now_ms() + backoff_ms, &err) == 0)
 			return;
 		sleep_ms(backoff_ms);
 	}
 }
 
-/* Settles one outcome from the calling thread: for what cannot go through
- * the settler (a delivery handed back unrun, an outcome we had no memory
- * to queue). */
-static void settle_ack(struct jm_worker *w, const struct proto_delivery *d, const void *result,
-                       size_t result_len)
+/* A SETTLE of items_count items from this worker process. */
+static struct proto_msg settle_msg(const struct jm_worker *w, struct proto_settle_item *items,
+                                   uint32_t items_count)
 {
-	struct proto_ack_item item = {
-	    .job_id = d->job_id,
-	    .lease = d->lease,
-	    .result = {.ptr = result_len ? result : NULL, .len = (uint32_t)result_len},
-	};
-	struct proto_msg msg = {.version = PROTO_VERSION, .type = PROTO_ACK};
-	memcpy(msg.u.ack.worker_id, w->worker_id, sizeof w->worker_id);
-	msg.u.ack.items_count = 1;
-	msg.u.ack.items = &item;
-	uint64_t deadline_ms = now_ms() + settle_budget_ms(d->timeout_ms);
-	settle_send(w, &msg, &deadline_ms);
+	struct proto_msg msg = {.version = PROTO_VERSION, .type = PROTO_SETTLE};
+	memcpy(msg.u.settle.worker_id, w->worker_id, sizeof w->worker_id);
+	msg.u.settle.instance = w->instance;
+	msg.u.settle.items_count = items_count;
+	msg.u.settle.items = items;
+	return msg;
 }
 
-static void settle_fail(struct jm_worker *w, const struct proto_delivery *d, const char *error,
-                        bool permanent, bool released)
+/* Settles one outcome (enum proto_settle_outcome; data: the result or the
+ * error text) from the calling thread: for what cannot go through the
+ * settler (a delivery handed back unrun, an outcome we had no memory to
+ * queue). */
+static void settle_one(struct jm_worker *w, const struct proto_delivery *d, uint32_t outcome,
+                       const void *data, size_t len, bool permanent)
 {
-	struct proto_fail_item item = {
+	struct proto_settle_item item = {
 	    .job_id = d->job_id,
 	    .lease = d->lease,
-	    .error = {.ptr = (const uint8_t *)error, .len = (uint32_t)strlen(error)},
+	    .outcome = outcome,
+	    .data = {.ptr = len ? data : NULL, .len = (uint32_t)len},
 	    .permanent = permanent,
-	    .released = released,
 	};
-	struct proto_msg msg = {.version = PROTO_VERSION, .type = PROTO_FAIL};
-	memcpy(msg.u.fail.worker_id, w->worker_id, sizeof w->worker_id);
-	msg.u.fail.items_count = 1;
-	msg.u.fail.items = &item;
+	struct proto_msg msg = settle_msg(w, &item, 1);
 	uint64_t deadline_ms =
-	    now_ms() + (released ? HANDBACK_BUDGET_MS : settle_budget_ms(d->timeout_ms));
+	    now_ms() + (outcome == PROTO_SETTLE_RELEASED ? HANDBACK_BUDGET_MS
+	                                                 : settle_budget_ms(d->attrs.timeout_ms));
 	settle_send(w, &msg, &deadline_ms);
 }
 
-/* The settler's send callback (settler.h): one ACK with every ack of the
- * batch, then one FAIL with every failure, each item with its own budget.
- * Only then are the batch's leases retired from the held set, so heartbeats
- * list a lease until its settle was answered or given up on. */
+/* The settler's send callback (settler.h): one SETTLE with every outcome
+ * of the batch, each item with its own budget. Only then are the batch's
+ * leases retired from the held set, so heartbeats list a lease until its
+ * settle was answered or given up on. */
 static void settle_batch_cb(void *arg, struct settle_outcome *const *batch, size_t count)
 {
 	struct jm_worker *w = arg;
-	struct proto_msg ack = {.version = PROTO_VERSION, .type = PROTO_ACK};
-	memcpy(ack.u.ack.worker_id, w->worker_id, sizeof w->worker_id);
-	ack.u.ack.items = w->settle_acks;
-	struct proto_msg fail = {.version = PROTO_VERSION, .type = PROTO_FAIL};
-	memcpy(fail.u.fail.worker_id, w->worker_id, sizeof w->worker_id);
-	fail.u.fail.items = w->settle_fails;
+	struct proto_msg msg = settle_msg(w, w->settle_items, (uint32_t)count);
 	for (size_t i = 0; i < count; i++) {
 		const struct settle_outcome *o = batch[i];
-		if (o->is_ack) {
-			uint32_t at = ack.u.ack.items_count++;
-			ack.u.ack.items[at] = (struct proto_ack_item){
-			    .job_id = o->job_id,
-			    .lease = o->lease,
-			    .result = {.ptr = o->data_len ? o->data : NULL, .len = o->data_len},
-			};
-			w->settle_ack_deadlines_ms[at] = o->deadline_ms;
-		} else {
-			uint32_t at = fail.u.fail.items_count++;
-			fail.u.fail.items[at] = (struct proto_fail_item){
-			    .job_id = o->job_id,
-			    .lease = o->lease,
-			    .error = {.ptr = o->data, .len = o->data_len},
-			    .permanent = o->permanent,
-			};
-			w->settle_fail_deadlines_ms[at] = o->deadline_ms;
-		}
+		w->settle_items[i] = (struct proto_settle_item){
+		    .job_id = o->job_id,
+		    .lease = o->lease,
+		    .outcome = o->outcome,
+		    .data = {.ptr = o->data_len ? o->data : NULL, .len = o->data_len},
+		    .permanent = o->permanent,
+		};
+		w->settle_deadlines_ms[i] = o->deadline_ms;
 	}
-	if (ack.u.ack.items_count > 0)
-		settle_send(w, &ack, w->settle_ack_deadlines_ms);
-	if (fail.u.fail.items_count > 0)
-		settle_send(w, &fail, w->settle_fail_deadlines_ms);
+	if (count > 0)
+		settle_send(w, &msg, w->settle_deadlines_ms);
 	for (size_t i = 0; i < count; i++)
 		held_remove(&w->held, batch[i]->held);
 }
 
-/* Hands back (FAIL released) every held lease nobody is settling yet and
+/* Hands back (SETTLE released) every held lease nobody is settling yet and
  * tells their handlers to abandon. Used when the drain timed out or a stop
  * without drain was asked for. */
 static void worker_hand_back_all(struct jm_worker *w)
@@ -536,7 +507,7 @@ static void worker_hand_back_all(struct jm_worker *w)
 	size_t count = held_abandon_and_claim_all(&w->held, &refs);
 	if (count == 0)
 		return;
-	struct proto_fail_item *items = calloc(count, sizeof *items);
+	struct proto_settle_item *items = calloc(count, sizeof *items);
 	uint64_t *deadlines_ms = calloc(count, sizeof *deadlines_ms);
 	if (items == NULL || deadlines_ms == NULL) {
 		jm_error("out of memory handing back %zu job(s); the broker will requeue them "
@@ -553,17 +524,14 @@ static void worker_hand_back_all(struct jm_worker *w)
 	for (size_t i = 0; i < count; i++) {
 		items[i].job_id = refs[i].job_id;
 		items[i].lease = refs[i].lease;
-		items[i].error.ptr = (const uint8_t *)error;
-		items[i].error.len = (uint32_t)strlen(error);
-		items[i].released = true;
+		items[i].outcome = PROTO_SETTLE_RELEASED;
+		items[i].data.ptr = (const uint8_t *)error;
+		items[i].data.len = (uint32_t)strlen(error);
 		deadlines_ms[i] = deadline_ms;
 		jm_info("handing back job %" PRIu64 " lease %" PRIu64, refs[i].job_id,
 		        refs[i].lease);
 	}
-	struct proto_msg msg = {.version = PROTO_VERSION, .type = PROTO_FAIL};
-	memcpy(msg.u.fail.worker_id, w->worker_id, sizeof w->worker_id);
-	msg.u.fail.items_count = (uint32_t)count;
-	msg.u.fail.items = items;
+	struct proto_msg msg = settle_msg(w, items, (uint32_t)count);
 	settle_send(w, &msg, deadlines_ms);
 	for (size_t i = 0; i < count; i++)
 		held_set_settled_ref(&w->held, refs[i].job_id, refs[i].lease);
@@ -588,6 +556,7 @@ progress_send(struct jm_worker *w, const struct progress_value *value, struct jm
 	p->total = value->total;
 	p->message.ptr = value->message_len ? (const uint8_t *)value->message : NULL;
 	p->message.len = value->message_len;
+	p->instance = w->instance;
 
 	struct rpc_reply reply;
 	memset(&reply, 0, sizeof reply);
@@ -675,15 +644,16 @@ static void progress_send_last(struct jm_worker *w, const struct progress_value 
  * retires the lease once the broker answered). Returns false, still owning
  * held, when out of memory: the caller then settles it itself. */
 static bool slot_queue_outcome(struct jm_worker *w, const struct proto_delivery *d,
-                               struct held_lease *held, bool is_ack, const void *data, size_t len,
-                               bool permanent)
+                               struct held_lease *held, uint32_t settle_outcome, const void *data,
+                               size_t len, bool permanent)
 {
-	uint64_t deadline_ms = now_ms() + settle_budget_ms(d->timeout_ms);
+	uint64_t deadline_ms = now_ms() + settle_budget_ms(d->attrs.timeout_ms);
 	struct settle_outcome *outcome =
-	    settle_outcome_new(is_ack, d->job_id, d->lease, deadline_ms, held, data, len);
+	    settle_outcome_new(settle_outcome, d->job_id, d->lease, deadline_ms, held, data, len);
 	if (outcome == NULL) {
-		jm_warn("job %" PRIu64 ": out of memory queueing its %s; settling it from its slot",
-		        d->job_id, is_ack ? "ack" : "fail");
+		jm_warn("job %" PRIu64 ": out of memory queueing its outcome; settling it from its "
+		        "slot",
+		        d->job_id);
 		return false;
 	}
 	outcome->permanent = permanent;
@@ -702,23 +672,23 @@ static bool slot_run_delivery(struct worker_slot *slot, const struct proto_deliv
 	struct jm_job job = {.worker = w, .delivery = d, .held = held};
 	progress_entry_init(&job.progress, d->job_id, d->lease);
 	int outcome;
-	const struct worker_handler *handler = handler_find(w, d->type);
+	const struct worker_handler *handler = handler_find(w, d->attrs.type);
 	if (handler == NULL) {
 		snprintf(job.error, sizeof job.error, "no handler for type %s on worker %s",
-		         d->type, w->worker_id);
+		         d->attrs.type, w->worker_id);
 		job.has_error = true;
 		outcome = JM_HANDLER_PERMANENT;
 	} else {
 		jm_debug("job %" PRIu64 " (%s, queue %s, attempt %" PRIu32
 		         ") started on slot %" PRIu32,
-		         d->job_id, d->type, d->queue, d->attempt, slot->index);
+		         d->job_id, d->attrs.type, d->attrs.queue, d->attempt, slot->index);
 		outcome = handler->fn(&job, handler->arg);
 		if (outcome != JM_HANDLER_OK && outcome != JM_HANDLER_RETRY &&
 		    outcome != JM_HANDLER_PERMANENT) {
 			snprintf(
 			    job.error, sizeof job.error,
 			    "handler for type %s returned %d, which is not a jm_handler_outcome",
-			    d->type, outcome);
+			    d->attrs.type, outcome);
 			job.has_error = true;
 			outcome = JM_HANDLER_RETRY;
 		}
@@ -736,20 +706,22 @@ static bool slot_run_delivery(struct worker_slot *slot, const struct proto_deliv
 		         "dropping its outcome",
 		         d->job_id, d->lease);
 	} else if (outcome == JM_HANDLER_OK) {
-		queued = slot_queue_outcome(w, d, held, true, job.result, job.result_len, false);
+		queued = slot_queue_outcome(w, d, held, PROTO_SETTLE_COMPLETED, job.result,
+		                            job.result_len, false);
 		if (!queued)
-			settle_ack(w, d, job.result, job.result_len);
+			settle_one(w, d, PROTO_SETTLE_COMPLETED, job.result, job.result_len, false);
 	} else {
 		if (!job.has_error)
 			snprintf(job.error, sizeof job.error, "handler for type %s failed",
-			         d->type);
+			         d->attrs.type);
 		bool permanent = outcome == JM_HANDLER_PERMANENT;
-		jm_info("job %" PRIu64 " (%s) attempt %" PRIu32 " failed%s: %s", d->job_id, d->type,
-		        d->attempt, permanent ? " permanently" : "", job.error);
-		queued =
-		    slot_queue_outcome(w, d, held, false, job.error, strlen(job.error), permanent);
+		jm_info("job %" PRIu64 " (%s) attempt %" PRIu32 " failed%s: %s", d->job_id,
+		        d->attrs.type, d->attempt, permanent ? " permanently" : "", job.error);
+		queued = slot_queue_outcome(w, d, held, PROTO_SETTLE_FAILED, job.error,
+		                            strlen(job.error), permanent);
 		if (!queued)
-			settle_fail(w, d, job.error, permanent, false);
+			settle_one(w, d, PROTO_SETTLE_FAILED, job.error, strlen(job.error),
+			           permanent);
 	}
 	if (!queued)
 		held_set_settled(&w->held, held);
@@ -792,7 +764,7 @@ static void slot_handle_jobs(struct worker_slot *slot, const struct proto_jobs *
 			         w->worker_id);
 			jm_info("job %" PRIu64 " arrived while stopping: handing it back",
 			        d->job_id);
-			settle_fail(w, d, error, false, true);
+			settle_one(w, d, PROTO_SETTLE_RELEASED, error, strlen(error), false);
 			held_set_settled(&w->held, held[i]);
 		}
 		held_remove(&w->held, held[i]);
@@ -1123,12 +1095,9 @@ int jm_worker_run(jm_worker *w)
 	w->slots = calloc(w->concurrency, sizeof *w->slots);
 	for (uint32_t i = 0; w->slots != NULL && i < w->concurrency; i++)
 		rpc_cancel_init(&w->slots[i].fetch_cancel);
-	w->settle_acks = calloc(SETTLE_BATCH_ITEMS_MAX, sizeof *w->settle_acks);
-	w->settle_fails = calloc(SETTLE_BATCH_ITEMS_MAX, sizeof *w->settle_fails);
-	w->settle_ack_deadlines_ms = calloc(SETTLE_BATCH_ITEMS_MAX, sizeof(uint64_t));
-	w->settle_fail_deadlines_ms = calloc(SETTLE_BATCH_ITEMS_MAX, sizeof(uint64_t));
-	if (w->slots == NULL || w->settle_acks == NULL || w->settle_fails == NULL ||
-	    w->settle_ack_deadlines_ms == NULL || w->settle_fail_deadlines_ms == NULL)
+	w->settle_items = calloc(SETTLE_BATCH_ITEMS_MAX, sizeof *w->settle_items);
+	w->settle_deadlines_ms = calloc(SETTLE_BATCH_ITEMS_MAX, sizeof(uint64_t));
+	if (w->slots == NULL || w->settle_items == NULL || w->settle_deadlines_ms == NULL)
 		return JM_ENOMEM; /* jm_worker_free frees what was allocated */
 	worker_log_start(w);
 
@@ -1213,10 +1182,8 @@ void jm_worker_free(jm_worker *w)
 	for (uint32_t i = 0; w->slots != NULL && i < w->concurrency; i++)
 		rpc_cancel_fini(&w->slots[i].fetch_cancel);
 	free(w->slots);
-	free(w->settle_acks);
-	free(w->settle_fails);
-	free(w->settle_ack_deadlines_ms);
-	free(w->settle_fail_deadlines_ms);
+	free(w->settle_items);
+	free(w->settle_deadlines_ms);
 	free(w->handlers);
 	free(w->queues);
 	free(w->broker_url);
@@ -1232,12 +1199,12 @@ uint64_t jm_job_id(const jm_job *job)
 
 const char *jm_job_queue(const jm_job *job)
 {
-	return job->delivery->queue;
+	return job->delivery->attrs.queue;
 }
 
 const char *jm_job_type(const jm_job *job)
 {
-	return job->delivery->type;
+	return job->delivery->attrs.type;
 }
 
 unsigned jm_job_attempt(const jm_job *job)
@@ -1247,7 +1214,7 @@ unsigned jm_job_attempt(const jm_job *job)
 
 uint64_t jm_job_timeout_ms(const jm_job *job)
 {
-	return job->delivery->timeout_ms;
+	return job->delivery->attrs.timeout_ms;
 }
 
 const void *jm_job_payload(const jm_job *job, size_t *len)

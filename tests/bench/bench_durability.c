@@ -331,10 +331,11 @@ static long complete_jobs(struct rpc *rpc, const char *queue, long count)
 	long done = 0;
 	proto_name queues[1];
 	snprintf(queues[0], sizeof queues[0], "%s", queue);
-	struct proto_ack_item *items = calloc(1000, sizeof *items);
+	struct proto_settle_item *items = calloc(1000, sizeof *items);
 	while (done < count) {
 		struct proto_msg req = {.type = PROTO_FETCH};
 		strcpy(req.u.fetch.worker_id, "bench-worker");
+		req.u.fetch.instance = 1;
 		req.u.fetch.queues_count = 1;
 		req.u.fetch.queues = queues;
 		req.u.fetch.max_jobs = (uint32_t)(count - done < 1000 ? count - done : 1000);
@@ -347,16 +348,19 @@ static long complete_jobs(struct rpc *rpc, const char *queue, long count)
 		}
 		uint32_t got = reply.msg.u.jobs.jobs_count;
 		for (uint32_t i = 0; i < got; i++)
-			items[i] = (struct proto_ack_item){reply.msg.u.jobs.jobs[i].job_id,
-			                                   reply.msg.u.jobs.jobs[i].lease,
-			                                   {(const uint8_t *)"ok", 2}};
+			items[i] =
+			    (struct proto_settle_item){.job_id = reply.msg.u.jobs.jobs[i].job_id,
+			                               .lease = reply.msg.u.jobs.jobs[i].lease,
+			                               .outcome = PROTO_SETTLE_COMPLETED,
+			                               .data = {(const uint8_t *)"ok", 2}};
 		rpc_reply_fini(&reply);
 		if (got == 0)
 			break;
-		req = (struct proto_msg){.type = PROTO_ACK};
-		strcpy(req.u.ack.worker_id, "bench-worker");
-		req.u.ack.items_count = got;
-		req.u.ack.items = items;
+		req = (struct proto_msg){.type = PROTO_SETTLE};
+		strcpy(req.u.settle.worker_id, "bench-worker");
+		req.u.settle.instance = 1;
+		req.u.settle.items_count = got;
+		req.u.settle.items = items;
 		if (rpc_call(rpc, &req, 30000, &reply, &err) != 0) {
 			fprintf(stderr, "ack failed: %s\n", jm_err_text(&err));
 			break;

@@ -27,12 +27,12 @@ int main(void)
 	if (jobs == NULL)
 		return 1;
 	for (uint32_t i = 0; i < jobs_count; i++) {
-		strcpy(jobs[i].queue, "emails");
-		strcpy(jobs[i].type, "send.welcome");
+		strcpy(jobs[i].attrs.queue, "emails");
+		strcpy(jobs[i].attrs.type, "send.welcome");
 		jobs[i].payload.ptr = (const uint8_t *)PAYLOAD;
 		jobs[i].payload.len = sizeof PAYLOAD - 1;
-		jobs[i].priority = (int32_t)(i % 100);
-		jobs[i].max_attempts = 3;
+		jobs[i].attrs.priority = (int32_t)(i % 100);
+		jobs[i].attrs.max_attempts = 3;
 	}
 	struct proto_msg msg = {.type = PROTO_SUBMIT};
 	msg.u.submit.jobs_count = jobs_count;

@@ -148,9 +148,9 @@ uint64_t fixture_rpc_submit(struct rpc *rpc, const char *queue, const char *payl
                             uint64_t timeout_ms)
 {
 	struct proto_job_spec spec = {.payload = {(const uint8_t *)payload, strlen(payload)},
-	                              .timeout_ms = timeout_ms};
-	strcpy(spec.queue, queue);
-	strcpy(spec.type, "t");
+	                              .attrs.timeout_ms = timeout_ms};
+	strcpy(spec.attrs.queue, queue);
+	strcpy(spec.attrs.type, "t");
 	struct proto_msg req = {.type = PROTO_SUBMIT};
 	req.u.submit.jobs_count = 1;
 	req.u.submit.jobs = &spec;
@@ -163,6 +163,14 @@ uint64_t fixture_rpc_submit(struct rpc *rpc, const char *queue, const char *payl
 	return id;
 }
 
+uint64_t fixture_instance_of(const char *worker)
+{
+	uint64_t hash = 14695981039346656037ull; /* FNV-1a */
+	for (const char *c = worker; *c; c++)
+		hash = (hash ^ (uint8_t)*c) * 1099511628211ull;
+	return hash | 1;
+}
+
 struct proto_delivery fixture_rpc_fetch(struct rpc *rpc, const char *worker, const char *queue,
                                         uint32_t wait_ms, uint32_t call_ms)
 {
@@ -170,6 +178,7 @@ struct proto_delivery fixture_rpc_fetch(struct rpc *rpc, const char *worker, con
 	strcpy(queues[0], queue);
 	struct proto_msg req = {.type = PROTO_FETCH};
 	strcpy(req.u.fetch.worker_id, worker);
+	req.u.fetch.instance = fixture_instance_of(worker);
 	req.u.fetch.queues_count = 1;
 	req.u.fetch.queues = queues;
 	req.u.fetch.max_jobs = 1;
@@ -188,11 +197,17 @@ struct proto_delivery fixture_rpc_fetch(struct rpc *rpc, const char *worker, con
 int32_t fixture_rpc_ack(struct rpc *rpc, const char *worker, uint64_t job_id, uint64_t lease,
                         const char *result)
 {
-	struct proto_ack_item item = {job_id, lease, {(const uint8_t *)result, strlen(result)}};
-	struct proto_msg req = {.type = PROTO_ACK};
-	strcpy(req.u.ack.worker_id, worker);
-	req.u.ack.items_count = 1;
-	req.u.ack.items = &item;
+	struct proto_settle_item item = {
+	    .job_id = job_id,
+	    .lease = lease,
+	    .outcome = PROTO_SETTLE_COMPLETED,
+	    .data = {(const uint8_t *)result, (uint32_t)strlen(result)},
+	};
+	struct proto_msg req = {.type = PROTO_SETTLE};
+	strcpy(req.u.settle.worker_id, worker);
+	req.u.settle.instance = fixture_instance_of(worker);
+	req.u.settle.items_count = 1;
+	req.u.settle.items = &item;
 	struct rpc_reply reply = {0};
 	struct jm_err err = {0};
 	assert_jm_ok_err(rpc_call(rpc, &req, 5000, &reply, &err), &err);

@@ -83,13 +83,18 @@ struct rpc *fixture_rpc_open(const char *url);
 uint64_t fixture_rpc_submit(struct rpc *rpc, const char *queue, const char *payload,
                             uint64_t timeout_ms);
 
+/* The process instance these raw requests give worker: fixed per name, so
+ * every call under one name is one "process" (never 0). */
+uint64_t fixture_instance_of(const char *worker);
+
 /* FETCHes one job from queue as worker, parked up to wait_ms, the call
  * bounded by call_ms. Fails the test unless exactly one job comes back.
  * The delivery's payload is cleared (it lived in the reply). */
 struct proto_delivery fixture_rpc_fetch(struct rpc *rpc, const char *worker, const char *queue,
                                         uint32_t wait_ms, uint32_t call_ms);
 
-/* ACKs job_id under lease as worker with result; returns the broker's code
+/* SETTLEs job_id under lease as completed with result, as worker (with
+ * fixture_instance_of(worker)); returns the broker's code
  * for it (0, or JM_ESTALE for a lease no longer held, ...). Fails the test
  * unless the broker answers SETTLED with one code within 5 s. */
 int32_t fixture_rpc_ack(struct rpc *rpc, const char *worker, uint64_t job_id, uint64_t lease,

@@ -593,11 +593,20 @@ test_zeroed_last_page_after_a_clean_stop_is_refused_as_damage_and_repaired_by_fl
 	free(out);
 	free(err_text);
 
-	/* Zero the last page: the first record it touches is the damage. */
+	/* Zero the last page: the first record whose bytes that changes is
+	 * the damage (a record the boundary cuts through may end in zero
+	 * bytes already, and then it is still whole). */
 	size_t page = (seg.size - 1) / PAGE_BYTES * PAGE_BYTES;
-	size_t kept = records_before(&seg, page + 1);
-	if (seg.starts[kept - 1] < page && seg.ends[kept - 1] > page)
-		kept--; /* the record the page boundary cuts through is damaged */
+	size_t kept = records_before(&seg, page);
+	while (kept < seg.records) {
+		bool changes = false;
+		size_t from = seg.starts[kept] > page ? seg.starts[kept] : page;
+		for (size_t at = from; at < seg.ends[kept] && !changes; at++)
+			changes = seg.bytes[at] != 0;
+		if (changes)
+			break;
+		kept++;
+	}
 	size_t damaged_at = seg.starts[kept];
 	assert_true(kept > BOOT_RECORDS && kept < seg.records);
 	zero_range(data, seg.name, page, seg.size);

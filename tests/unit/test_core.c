@@ -166,8 +166,8 @@ static uint64_t submit(struct fixture *f, const char *queue, uint32_t payload_le
 	static uint8_t payload[4096];
 	memset(payload, 'x', sizeof payload);
 	struct proto_job_spec spec = {.payload = {payload, payload_len}};
-	snprintf(spec.queue, sizeof spec.queue, "%s", queue);
-	snprintf(spec.type, sizeof spec.type, "t");
+	snprintf(spec.attrs.queue, sizeof spec.attrs.queue, "%s", queue);
+	snprintf(spec.attrs.type, sizeof spec.attrs.type, "t");
 	struct proto_msg msg = {.type = PROTO_SUBMIT};
 	msg.u.submit.jobs_count = 1;
 	msg.u.submit.jobs = &spec;
@@ -206,11 +206,13 @@ static uint64_t fetch_one(struct fixture *f, const char *worker, uint64_t job_id
 
 static void ack(struct fixture *f, uint64_t job_id, uint64_t lease)
 {
-	struct proto_ack_item item = {.job_id = job_id, .lease = lease};
-	struct proto_msg msg = {.type = PROTO_ACK};
-	snprintf(msg.u.ack.worker_id, sizeof msg.u.ack.worker_id, "w1");
-	msg.u.ack.items_count = 1;
-	msg.u.ack.items = &item;
+	struct proto_settle_item item = {
+	    .job_id = job_id, .lease = lease, .outcome = PROTO_SETTLE_COMPLETED};
+	struct proto_msg msg = {.type = PROTO_SETTLE};
+	snprintf(msg.u.settle.worker_id, sizeof msg.u.settle.worker_id, "w1");
+	msg.u.settle.instance = 1;
+	msg.u.settle.items_count = 1;
+	msg.u.settle.items = &item;
 	struct proto_msg reply;
 	reply_of(send_msg(f, &msg), PROTO_SETTLED, &reply);
 	assert_int_equal(reply.u.settled.codes[0], 0);
@@ -307,6 +309,90 @@ static void test_heartbeat_reply_abandons_a_lease_the_worker_no_longer_holds(voi
 	struct proto_lease_ref leases[2] = {{id, lease}, {id, lease - 1}};
 	assert_int_equal(heartbeat(f, leases, 2), 1); /* the older lease */
 	assert_int_equal(heartbeat(f, leases, 1), 0);
+}
+
+/* ---- fencing ---------------------------------------------------------------- */
+
+/* Sends msg and returns 0 for a reply of type ok_type, or the code of the
+ * ERROR the core answered with. */
+static int call_code(struct fixture *f, const struct proto_msg *msg, enum proto_type ok_type,
+                     struct proto_msg *reply)
+{
+	struct call *c = send_msg(f, msg);
+	wait_for(call_is_done(c), "a reply");
+	assert_int_equal(c->status, 0);
+	struct jm_err err = {0};
+	assert_jm_ok_err(proto_decode(c->req.reply.data, c->req.reply.len, reply, &err), &err);
+	if (reply->type == PROTO_ERROR)
+		return reply->u.error.code;
+	assert_int_equal(reply->type, ok_type);
+	return 0;
+}
+
+/* A heartbeat of w1 as process instance, listing no lease. */
+static int heartbeat_as(struct fixture *f, uint64_t instance)
+{
+	struct proto_msg msg = {.type = PROTO_HEARTBEAT};
+	snprintf(msg.u.heartbeat.worker_id, sizeof msg.u.heartbeat.worker_id, "w1");
+	msg.u.heartbeat.instance = instance;
+	msg.u.heartbeat.concurrency = 1;
+	struct proto_msg reply;
+	int code = call_code(f, &msg, PROTO_HEARTBEAT_REPLY, &reply);
+	proto_msg_fini(&reply);
+	return code;
+}
+
+/* A SETTLE completed of job_id under lease by w1 as instance: its code. */
+static int32_t settle_as(struct fixture *f, uint64_t instance, uint64_t job_id, uint64_t lease)
+{
+	struct proto_settle_item item = {
+	    .job_id = job_id, .lease = lease, .outcome = PROTO_SETTLE_COMPLETED};
+	struct proto_msg msg = {.type = PROTO_SETTLE};
+	snprintf(msg.u.settle.worker_id, sizeof msg.u.settle.worker_id, "w1");
+	msg.u.settle.instance = instance;
+	msg.u.settle.items_count = 1;
+	msg.u.settle.items = &item;
+	struct proto_msg reply;
+	assert_int_equal(call_code(f, &msg, PROTO_SETTLED, &reply), 0);
+	int32_t code = reply.u.settled.codes[0];
+	proto_msg_fini(&reply);
+	return code;
+}
+
+static void test_a_new_instance_under_a_live_workers_id_is_refused_and_changes_nothing(void **state)
+{
+	struct fixture *f = *state;
+	core_start(f);
+	uint64_t id = submit(f, "q", 10);
+	uint64_t lease = fetch_one(f, "w1", id);
+	struct proto_lease_ref held = {id, lease};
+	assert_int_equal(heartbeat(f, &held, 1), 0);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(heartbeat_as(f, 2), JM_ESTATE);
+	assert_int_equal(settle_as(f, 2, id, lease), JM_ESTALE);
+	assert_int_equal(settle_as(f, 1, id, lease ^ 1), JM_ESTALE);
+	struct job_view v = job_view(f, id);
+	assert_int_equal(v.state, PROTO_STATE_ACTIVE);
+	assert_int_equal(v.attempt, 1);
+	assert_int_equal(settle_as(f, 1, id, lease), 0);
+	assert_int_equal(job_view(f, id).state, PROTO_STATE_COMPLETED);
+}
+
+static void test_a_new_instance_takes_the_id_over_once_the_old_connection_closed(void **state)
+{
+	struct fixture *f = *state;
+	core_start(f);
+	uint64_t id = submit(f, "q", 10);
+	uint64_t lease = fetch_one(f, "w1", id);
+	struct proto_lease_ref held = {id, lease};
+	assert_int_equal(heartbeat(f, &held, 1), 0);
+	core_pipe_gone(f->core, 1); /* every call of this fixture came on pipe 1 */
+	assert_int_equal(heartbeat_as(f, 2), 0);
+	struct job_view v = job_view(f, id);
+	assert_int_not_equal(v.state, PROTO_STATE_ACTIVE);
+	assert_int_equal(v.attempt, 1); /* the lost process's attempt counts */
+	assert_non_null(strstr(v.last_error, "restarted"));
+	assert_int_equal(settle_as(f, 1, id, lease), JM_ESTALE);
 }
 
 /* ---- pump ----------------------------------------------------------------- */
@@ -560,6 +646,12 @@ int main(void)
 	        test_lease_never_reported_is_handed_back_without_an_attempt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_heartbeat_reply_abandons_a_lease_the_worker_no_longer_holds, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_a_new_instance_under_a_live_workers_id_is_refused_and_changes_nothing, setup,
+	        teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_a_new_instance_takes_the_id_over_once_the_old_connection_closed, setup,
+	        teardown),
 	    cmocka_unit_test_setup_teardown(test_parked_fetch_is_served_by_a_later_submit, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(

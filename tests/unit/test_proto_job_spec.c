@@ -141,7 +141,7 @@ static void test_a_job_record_with_a_broken_spec_is_refused_with_the_same_text(v
 	for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
 		const struct bad_spec *s = &BAD[i];
 		struct jm_buf b = {0};
-		assert_jm_ok(jm_buf_append(&b, "\xdc\x00\x13", 3)); /* array16 of 19 */
+		assert_jm_ok(jm_buf_append(&b, "\xdc\x00\x15", 3)); /* array16 of 21 */
 		mp_int(&b, PROTO_RECORD_VERSION);
 		mp_int(&b, PROTO_REC_JOB);
 		mp_int(&b, 7); /* job_id */
@@ -158,6 +158,8 @@ static void test_a_job_record_with_a_broken_spec_is_refused_with_the_same_text(v
 		mp_str(&b, ""); /* worker_id */
 		mp_str(&b, ""); /* last_error */
 		mp_bin(&b, 0);  /* result */
+		mp_int(&b, 0);  /* lease_token */
+		mp_int(&b, 0);  /* worker_instance */
 		struct proto_record rec;
 		struct jm_err err;
 		assert_jm_code(proto_record_decode(b.data, b.len, &rec, &err), s->code);

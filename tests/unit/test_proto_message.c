@@ -360,20 +360,20 @@ static void test_error_round_trips(void **state)
 static void test_submit_round_trips_with_every_field_set(void **state)
 {
 	struct proto_job_spec jobs[2] = {
-	    {.queue = "emails",
-	     .type = "send.welcome",
+	    {.attrs.queue = "emails",
+	     .attrs.type = "send.welcome",
 	     .payload = {binary_payload, sizeof binary_payload},
-	     .priority = -1000,
-	     .max_attempts = 1000,
+	     .attrs.priority = -1000,
+	     .attrs.max_attempts = 1000,
 	     .delay_ms = UINT64_MAX,
-	     .timeout_ms = 123456789012ull},
-	    {.queue = "Q-1_x.y",
-	     .type = "t",
+	     .attrs.timeout_ms = 123456789012ull},
+	    {.attrs.queue = "Q-1_x.y",
+	     .attrs.type = "t",
 	     .payload = {NULL, 0},
-	     .priority = 1000,
-	     .max_attempts = 0,
+	     .attrs.priority = 1000,
+	     .attrs.max_attempts = 0,
 	     .delay_ms = 1,
-	     .timeout_ms = 0},
+	     .attrs.timeout_ms = 0},
 	};
 	struct proto_msg in = {.type = PROTO_SUBMIT};
 	in.u.submit.as_batch = true;
@@ -386,13 +386,13 @@ static void test_submit_round_trips_with_every_field_set(void **state)
 	assert_int_equal(out.u.submit.jobs_count, 2);
 	for (int i = 0; i < 2; i++) {
 		const struct proto_job_spec *a = &jobs[i], *b = &out.u.submit.jobs[i];
-		assert_string_equal(a->queue, b->queue);
-		assert_string_equal(a->type, b->type);
+		assert_string_equal(a->attrs.queue, b->attrs.queue);
+		assert_string_equal(a->attrs.type, b->attrs.type);
 		assert_bytes_equal(a->payload, b->payload);
-		assert_int_equal(a->priority, b->priority);
-		assert_int_equal(a->max_attempts, b->max_attempts);
+		assert_int_equal(a->attrs.priority, b->attrs.priority);
+		assert_int_equal(a->attrs.max_attempts, b->attrs.max_attempts);
 		assert_true(a->delay_ms == b->delay_ms);
-		assert_true(a->timeout_ms == b->timeout_ms);
+		assert_true(a->attrs.timeout_ms == b->attrs.timeout_ms);
 	}
 	finish(&out, &wire);
 }
@@ -444,17 +444,17 @@ static void test_jobs_round_trips(void **state)
 	    {.job_id = 42,
 	     .lease = 9,
 	     .attempt = 2,
-	     .queue = "emails",
-	     .type = "send",
+	     .attrs.queue = "emails",
+	     .attrs.type = "send",
 	     .payload = {binary_payload, sizeof binary_payload},
-	     .timeout_ms = 60000},
+	     .attrs.timeout_ms = 60000},
 	    {.job_id = UINT64_MAX,
 	     .lease = UINT64_MAX,
 	     .attempt = UINT32_MAX,
-	     .queue = "q",
-	     .type = "t",
+	     .attrs.queue = "q",
+	     .attrs.type = "t",
 	     .payload = {NULL, 0},
-	     .timeout_ms = 1},
+	     .attrs.timeout_ms = 1},
 	};
 	struct proto_msg in = {.type = PROTO_JOBS};
 	in.u.jobs.jobs_count = 2;
@@ -467,64 +467,86 @@ static void test_jobs_round_trips(void **state)
 		const struct proto_delivery *a = &jobs[i], *b = &out.u.jobs.jobs[i];
 		assert_true(a->job_id == b->job_id && a->lease == b->lease);
 		assert_int_equal(a->attempt, b->attempt);
-		assert_string_equal(a->queue, b->queue);
-		assert_string_equal(a->type, b->type);
+		assert_string_equal(a->attrs.queue, b->attrs.queue);
+		assert_string_equal(a->attrs.type, b->attrs.type);
 		assert_bytes_equal(a->payload, b->payload);
-		assert_true(a->timeout_ms == b->timeout_ms);
+		assert_true(a->attrs.timeout_ms == b->attrs.timeout_ms);
 	}
 	finish(&out, &wire);
 }
 
-static void test_ack_round_trips(void **state)
+static void test_settle_round_trips(void **state)
 {
-	struct proto_ack_item items[2] = {
-	    {.job_id = 42, .lease = 9, .result = {binary_payload, sizeof binary_payload}},
-	    {.job_id = 43, .lease = 1, .result = {NULL, 0}},
-	};
-	struct proto_msg in = {.type = PROTO_ACK};
-	strcpy(in.u.ack.worker_id, "w1");
-	in.u.ack.items_count = 2;
-	in.u.ack.items = items;
-	struct jm_buf wire;
-	struct proto_msg out;
-	round_trip(&in, &wire, &out);
-	assert_string_equal(out.u.ack.worker_id, "w1");
-	assert_int_equal(out.u.ack.items_count, 2);
-	for (int i = 0; i < 2; i++) {
-		assert_true(out.u.ack.items[i].job_id == items[i].job_id);
-		assert_true(out.u.ack.items[i].lease == items[i].lease);
-		assert_bytes_equal(items[i].result, out.u.ack.items[i].result);
-	}
-	finish(&out, &wire);
-}
-
-static void test_fail_round_trips(void **state)
-{
-	struct proto_fail_item items[2] = {
+	struct proto_settle_item items[3] = {
 	    {.job_id = 42,
-	     .lease = 9,
-	     .error = text("timeout calling api.example.com"),
-	     .permanent = true,
-	     .released = false},
-	    {.job_id = 43, .lease = 2, .error = {NULL, 0}, .permanent = false, .released = true},
+	     .lease = 0x9abcdef012345678ull,
+	     .outcome = PROTO_SETTLE_COMPLETED,
+	     .data = {binary_payload, sizeof binary_payload}},
+	    {.job_id = 43,
+	     .lease = 1,
+	     .outcome = PROTO_SETTLE_FAILED,
+	     .data = text("timeout calling api.example.com"),
+	     .permanent = true},
+	    {.job_id = 44, .lease = 2, .outcome = PROTO_SETTLE_RELEASED, .data = {NULL, 0}},
 	};
-	struct proto_msg in = {.type = PROTO_FAIL};
-	strcpy(in.u.fail.worker_id, "w2");
-	in.u.fail.items_count = 2;
-	in.u.fail.items = items;
+	struct proto_msg in = {.type = PROTO_SETTLE};
+	strcpy(in.u.settle.worker_id, "w1");
+	in.u.settle.instance = UINT64_MAX;
+	in.u.settle.items_count = 3;
+	in.u.settle.items = items;
 	struct jm_buf wire;
 	struct proto_msg out;
 	round_trip(&in, &wire, &out);
-	assert_string_equal(out.u.fail.worker_id, "w2");
-	assert_int_equal(out.u.fail.items_count, 2);
-	for (int i = 0; i < 2; i++) {
-		const struct proto_fail_item *a = &items[i], *b = &out.u.fail.items[i];
-		assert_true(a->job_id == b->job_id && a->lease == b->lease);
-		assert_bytes_equal(a->error, b->error);
-		assert_int_equal(a->permanent, b->permanent);
-		assert_int_equal(a->released, b->released);
+	assert_string_equal(out.u.settle.worker_id, "w1");
+	assert_true(out.u.settle.instance == UINT64_MAX);
+	assert_int_equal(out.u.settle.items_count, 3);
+	for (int i = 0; i < 3; i++) {
+		const struct proto_settle_item *a = &items[i], *o = &out.u.settle.items[i];
+		assert_true(a->job_id == o->job_id && a->lease == o->lease);
+		assert_int_equal(a->outcome, o->outcome);
+		assert_bytes_equal(a->data, o->data);
+		assert_int_equal(a->permanent, o->permanent);
 	}
 	finish(&out, &wire);
+}
+
+static void test_encode_refuses_a_settle_without_an_instance_or_a_permanent_release(void **state)
+{
+	struct proto_settle_item item = {.job_id = 1, .lease = 1, .outcome = PROTO_SETTLE_RELEASED};
+	struct proto_msg in = {.type = PROTO_SETTLE};
+	strcpy(in.u.settle.worker_id, "w1");
+	in.u.settle.items_count = 1;
+	in.u.settle.items = &item;
+	struct jm_err err = {0};
+	assert_jm_code(proto_check(&in, &err), JM_EINVAL);
+	assert_non_null(strstr(err.msg, "instance 0 is out of range"));
+	in.u.settle.instance = 7;
+	item.permanent = true;
+	assert_jm_code(proto_check(&in, &err), JM_EINVAL);
+	assert_non_null(strstr(err.msg, "only a failed item (outcome 2) may be permanent"));
+}
+
+static void test_decode_refuses_version_1_and_its_ack_and_fail_saying_upgrade(void **state)
+{
+	struct jm_buf b;
+	jm_buf_init(&b);
+	mp_envelope(&b, 1, 6);
+	mp_array(&b, 0);
+	struct proto_msg out;
+	struct jm_err err = {0};
+	assert_jm_code(decode_copy(b.data, b.len, &out, &err), JM_EVERSION);
+	assert_non_null(strstr(err.msg, "protocol version 1 is not supported"));
+	assert_non_null(strstr(err.msg, "upgrade"));
+	jm_buf_fini(&b);
+	for (int type = 6; type <= 7; type++) {
+		jm_buf_init(&b);
+		mp_envelope(&b, PROTO_VERSION, type);
+		mp_array(&b, 0);
+		assert_jm_code(decode_copy(b.data, b.len, &out, &err), JM_EUNSUPPORTED);
+		assert_non_null(strstr(err.msg, "was replaced by settle"));
+		assert_non_null(strstr(err.msg, "upgrade the worker"));
+		jm_buf_fini(&b);
+	}
 }
 
 static void test_settled_round_trips(void **state)
@@ -573,19 +595,19 @@ static void test_job_round_trips(void **state)
 	struct proto_msg in = {.type = PROTO_JOB};
 	struct proto_job_info *j = &in.u.job;
 	j->job_id = 42;
-	strcpy(j->queue, "reports");
-	strcpy(j->type, "daily");
+	strcpy(j->attrs.queue, "reports");
+	strcpy(j->attrs.type, "daily");
 	j->state = PROTO_STATE_COMPLETED;
-	j->priority = -7;
+	j->attrs.priority = -7;
 	j->attempt = 3;
-	j->max_attempts = 5;
-	j->created_us = 1700000000000000ull;
+	j->attrs.max_attempts = 5;
+	j->attrs.created_us = 1700000000000000ull;
 	j->updated_us = 1700000000000001ull;
 	j->run_at_us = 1700000000000002ull;
 	j->last_error = text("first try timed out");
 	j->has_result = true;
 	j->result = (struct proto_bytes){binary_payload, sizeof binary_payload};
-	j->batch_id = 0xb0b0b0b0b0ull;
+	j->attrs.batch_id = 0xb0b0b0b0b0ull;
 	j->progress_done = 7;
 	j->progress_total = UINT64_MAX;
 	j->progress_message = text("writing section about/team");
@@ -594,18 +616,18 @@ static void test_job_round_trips(void **state)
 	round_trip(&in, &wire, &out);
 	const struct proto_job_info *o = &out.u.job;
 	assert_true(o->job_id == 42);
-	assert_string_equal(o->queue, "reports");
-	assert_string_equal(o->type, "daily");
+	assert_string_equal(o->attrs.queue, "reports");
+	assert_string_equal(o->attrs.type, "daily");
 	assert_int_equal(o->state, PROTO_STATE_COMPLETED);
-	assert_int_equal(o->priority, -7);
+	assert_int_equal(o->attrs.priority, -7);
 	assert_int_equal(o->attempt, 3);
-	assert_int_equal(o->max_attempts, 5);
-	assert_true(o->created_us == j->created_us && o->updated_us == j->updated_us &&
+	assert_int_equal(o->attrs.max_attempts, 5);
+	assert_true(o->attrs.created_us == j->attrs.created_us && o->updated_us == j->updated_us &&
 	            o->run_at_us == j->run_at_us);
 	assert_bytes_equal(j->last_error, o->last_error);
 	assert_true(o->has_result);
 	assert_bytes_equal(j->result, o->result);
-	assert_true(o->batch_id == j->batch_id);
+	assert_true(o->attrs.batch_id == j->attrs.batch_id);
 	assert_true(o->progress_done == 7 && o->progress_total == UINT64_MAX);
 	assert_bytes_equal(j->progress_message, o->progress_message);
 	finish(&out, &wire);
@@ -617,7 +639,7 @@ static void test_stats_round_trips_with_an_empty_body(void **state)
 	struct jm_buf wire;
 	struct proto_msg out;
 	round_trip(&in, &wire, &out);
-	static const uint8_t expected[] = {0x93, 0x01, 0x0d, 0x90};
+	static const uint8_t expected[] = {0x93, PROTO_VERSION, 0x0d, 0x90};
 	assert_int_equal(wire.len, sizeof expected);
 	assert_memory_equal(wire.data, expected, sizeof expected);
 	finish(&out, &wire);
@@ -717,15 +739,17 @@ static void test_empty_lists_decode_as_null_arrays(void **state)
 
 static void test_decoded_bytes_borrow_from_the_input_buffer(void **state)
 {
-	struct proto_ack_item item = {.job_id = 1, .lease = 1, .result = text("done")};
-	struct proto_msg in = {.type = PROTO_ACK};
-	strcpy(in.u.ack.worker_id, "w");
-	in.u.ack.items_count = 1;
-	in.u.ack.items = &item;
+	struct proto_settle_item item = {
+	    .job_id = 1, .lease = 1, .outcome = PROTO_SETTLE_COMPLETED, .data = text("done")};
+	struct proto_msg in = {.type = PROTO_SETTLE};
+	strcpy(in.u.settle.worker_id, "w");
+	in.u.settle.instance = 1;
+	in.u.settle.items_count = 1;
+	in.u.settle.items = &item;
 	struct jm_buf wire;
 	struct proto_msg out;
 	round_trip(&in, &wire, &out);
-	const uint8_t *p = out.u.ack.items[0].result.ptr;
+	const uint8_t *p = out.u.settle.items[0].data.ptr;
 	assert_true(p >= wire.data && p + 4 <= wire.data + wire.len);
 	finish(&out, &wire);
 }
@@ -752,7 +776,7 @@ static void test_workers_batches_and_hello_round_trip_with_an_empty_body(void **
 		struct jm_buf wire;
 		struct proto_msg out;
 		round_trip(&in, &wire, &out);
-		const uint8_t expected[] = {0x93, 0x01, (uint8_t)types[i], 0x90};
+		const uint8_t expected[] = {0x93, PROTO_VERSION, (uint8_t)types[i], 0x90};
 		assert_int_equal(wire.len, sizeof expected);
 		assert_memory_equal(wire.data, expected, sizeof expected);
 		finish(&out, &wire);
@@ -826,12 +850,13 @@ static void test_progress_round_trips(void **state)
 	p->done = UINT64_MAX;
 	p->total = UINT64_MAX;
 	p->message = text("writing section about/team");
+	p->instance = 77;
 	struct jm_buf wire;
 	struct proto_msg out;
 	round_trip(&in, &wire, &out);
 	const struct proto_progress *o = &out.u.progress;
 	assert_string_equal(o->worker_id, "worker-9");
-	assert_true(o->job_id == 42 && o->lease == p->lease);
+	assert_true(o->job_id == 42 && o->lease == p->lease && o->instance == 77);
 	assert_true(o->done == UINT64_MAX && o->total == UINT64_MAX);
 	assert_bytes_equal(p->message, o->message);
 	finish(&out, &wire);
@@ -1020,18 +1045,18 @@ static void test_stats_reply_of_an_older_broker_decodes_with_zero_extras(void **
 static void assert_job_info_equal(const struct proto_job_info *a, const struct proto_job_info *o)
 {
 	assert_true(a->job_id == o->job_id);
-	assert_string_equal(a->queue, o->queue);
-	assert_string_equal(a->type, o->type);
+	assert_string_equal(a->attrs.queue, o->attrs.queue);
+	assert_string_equal(a->attrs.type, o->attrs.type);
 	assert_int_equal(a->state, o->state);
-	assert_int_equal(a->priority, o->priority);
+	assert_int_equal(a->attrs.priority, o->attrs.priority);
 	assert_int_equal(a->attempt, o->attempt);
-	assert_int_equal(a->max_attempts, o->max_attempts);
-	assert_true(a->created_us == o->created_us && a->updated_us == o->updated_us &&
+	assert_int_equal(a->attrs.max_attempts, o->attrs.max_attempts);
+	assert_true(a->attrs.created_us == o->attrs.created_us && a->updated_us == o->updated_us &&
 	            a->run_at_us == o->run_at_us);
 	assert_bytes_equal(a->last_error, o->last_error);
 	assert_int_equal(a->has_result, o->has_result);
 	assert_bytes_equal(a->result, o->result);
-	assert_true(a->batch_id == o->batch_id);
+	assert_true(a->attrs.batch_id == o->attrs.batch_id);
 	assert_true(a->progress_done == o->progress_done && a->progress_total == o->progress_total);
 	assert_bytes_equal(a->progress_message, o->progress_message);
 }
@@ -1040,28 +1065,28 @@ static void test_job_list_round_trips(void **state)
 {
 	struct proto_job_info jobs[2] = {
 	    {.job_id = 42,
-	     .queue = "emails",
-	     .type = "send",
+	     .attrs.queue = "emails",
+	     .attrs.type = "send",
 	     .state = PROTO_STATE_FAILED,
-	     .priority = 1000,
+	     .attrs.priority = 1000,
 	     .attempt = 3,
-	     .max_attempts = 3,
-	     .created_us = 1,
+	     .attrs.max_attempts = 3,
+	     .attrs.created_us = 1,
 	     .updated_us = 2,
 	     .run_at_us = 3,
 	     .last_error = text("smtp 550: mailbox unavailable"),
-	     .batch_id = 9,
+	     .attrs.batch_id = 9,
 	     .progress_done = 2,
 	     .progress_total = 5,
 	     .progress_message = text("rendering")},
 	    {.job_id = 43,
-	     .queue = "emails",
-	     .type = "send",
+	     .attrs.queue = "emails",
+	     .attrs.type = "send",
 	     .state = PROTO_STATE_FAILED,
-	     .priority = -1000,
+	     .attrs.priority = -1000,
 	     .attempt = 1,
-	     .max_attempts = 1,
-	     .created_us = 4,
+	     .attrs.max_attempts = 1,
+	     .attrs.created_us = 4,
 	     .updated_us = 5,
 	     .last_error = text("bad address"),
 	     .progress_done = 0,
@@ -1083,13 +1108,13 @@ static void test_job_list_items_are_encoded_as_job_bodies(void **state)
 {
 	struct proto_msg job = {.type = PROTO_JOB};
 	job.u.job = (struct proto_job_info){.job_id = 42,
-	                                    .queue = "emails",
-	                                    .type = "send",
+	                                    .attrs.queue = "emails",
+	                                    .attrs.type = "send",
 	                                    .state = PROTO_STATE_ACTIVE,
-	                                    .priority = -3,
+	                                    .attrs.priority = -3,
 	                                    .attempt = 1,
 	                                    .last_error = text("first try"),
-	                                    .batch_id = 7,
+	                                    .attrs.batch_id = 7,
 	                                    .progress_done = 1,
 	                                    .progress_total = 4,
 	                                    .progress_message = text("connecting")};
@@ -1409,11 +1434,13 @@ static void test_encode_refuses_an_invalid_name_and_leaves_the_buffer_alone(void
 
 static void test_encode_refuses_a_name_without_terminator(void **state)
 {
-	struct proto_msg in = {.type = PROTO_ACK};
-	struct proto_ack_item item = {.job_id = 1, .lease = 1};
-	memset(in.u.ack.worker_id, 'a', sizeof in.u.ack.worker_id);
-	in.u.ack.items_count = 1;
-	in.u.ack.items = &item;
+	struct proto_msg in = {.type = PROTO_SETTLE};
+	struct proto_settle_item item = {
+	    .job_id = 1, .lease = 1, .outcome = PROTO_SETTLE_COMPLETED};
+	memset(in.u.settle.worker_id, 'a', sizeof in.u.settle.worker_id);
+	in.u.settle.instance = 1;
+	in.u.settle.items_count = 1;
+	in.u.settle.items = &item;
 	struct jm_buf wire;
 	jm_buf_init(&wire);
 	assert_jm_code(proto_encode(&in, &wire), JM_EINVAL);
@@ -1423,7 +1450,8 @@ static void test_encode_refuses_a_name_without_terminator(void **state)
 static void test_encode_refuses_an_oversized_payload(void **state)
 {
 	static uint8_t big[PROTO_PAYLOAD_MAX_DEFAULT + 1];
-	struct proto_job_spec job = {.queue = "q", .type = "t", .payload = {big, sizeof big}};
+	struct proto_job_spec job = {
+	    .attrs.queue = "q", .attrs.type = "t", .payload = {big, sizeof big}};
 	struct proto_msg in = {.type = PROTO_SUBMIT};
 	in.u.submit.jobs_count = 1;
 	in.u.submit.jobs = &job;
@@ -1458,15 +1486,15 @@ static void test_encode_refuses_a_count_without_an_array(void **state)
 
 static void test_encode_refuses_out_of_range_fields(void **state)
 {
-	struct proto_job_spec job = {.queue = "q", .type = "t", .priority = 1001};
+	struct proto_job_spec job = {.attrs.queue = "q", .attrs.type = "t", .attrs.priority = 1001};
 	struct proto_msg in = {.type = PROTO_SUBMIT};
 	in.u.submit.jobs_count = 1;
 	in.u.submit.jobs = &job;
 	struct jm_buf wire;
 	jm_buf_init(&wire);
 	assert_jm_code(proto_encode(&in, &wire), JM_EINVAL);
-	job.priority = 0;
-	job.max_attempts = PROTO_ATTEMPTS_MAX + 1;
+	job.attrs.priority = 0;
+	job.attrs.max_attempts = PROTO_ATTEMPTS_MAX + 1;
 	assert_jm_code(proto_encode(&in, &wire), JM_EINVAL);
 	in.u.submit.jobs_count = 0;
 	assert_jm_code(proto_encode(&in, &wire), JM_EINVAL);
@@ -1483,8 +1511,8 @@ static void test_encode_refuses_a_message_over_the_size_limit(void **state)
 	assert_non_null(payload);
 	assert_non_null(jobs);
 	for (int i = 0; i < JOBS; i++) {
-		strcpy(jobs[i].queue, "q");
-		strcpy(jobs[i].type, "t");
+		strcpy(jobs[i].attrs.queue, "q");
+		strcpy(jobs[i].attrs.type, "t");
 		jobs[i].payload = (struct proto_bytes){payload, PROTO_PAYLOAD_MAX_DEFAULT};
 	}
 	struct proto_msg in = {.type = PROTO_SUBMIT};
@@ -1503,20 +1531,20 @@ static void test_encode_refuses_a_message_over_the_size_limit(void **state)
 
 static struct proto_job_info sample_job_infos[2] = {
     {.job_id = 42,
-     .queue = "emails",
-     .type = "send",
+     .attrs.queue = "emails",
+     .attrs.type = "send",
      .state = PROTO_STATE_FAILED,
-     .priority = 2,
+     .attrs.priority = 2,
      .attempt = 3,
-     .max_attempts = 3,
-     .created_us = 1000,
+     .attrs.max_attempts = 3,
+     .attrs.created_us = 1000,
      .updated_us = 2000,
      .last_error = {(const uint8_t *)"smtp 550", 8},
-     .batch_id = 7,
+     .attrs.batch_id = 7,
      .progress_done = 1,
      .progress_total = 4,
      .progress_message = {(const uint8_t *)"connecting", 10}},
-    {.job_id = 43, .queue = "ocr", .type = "scan", .state = PROTO_STATE_PENDING},
+    {.job_id = 43, .attrs.queue = "ocr", .attrs.type = "scan", .state = PROTO_STATE_PENDING},
 };
 
 static proto_name sample_worker_queues[2] = {"emails", "ocr"};
@@ -1569,15 +1597,15 @@ static const int sample_types[] = {
 static void encode_sample(struct jm_buf *wire, int type)
 {
 	static struct proto_job_spec jobs[3] = {
-	    {.queue = "emails",
-	     .type = "send",
+	    {.attrs.queue = "emails",
+	     .attrs.type = "send",
 	     .payload = {binary_payload, 6},
-	     .priority = 3,
-	     .max_attempts = 4,
+	     .attrs.priority = 3,
+	     .attrs.max_attempts = 4,
 	     .delay_ms = 10,
-	     .timeout_ms = 20},
-	    {.queue = "ocr", .type = "scan", .priority = -3},
-	    {.queue = "reports", .type = "daily", .payload = {binary_payload, 2}},
+	     .attrs.timeout_ms = 20},
+	    {.attrs.queue = "ocr", .attrs.type = "scan", .attrs.priority = -3},
+	    {.attrs.queue = "reports", .attrs.type = "daily", .payload = {binary_payload, 2}},
 	};
 	static proto_name queues[2] = {"emails", "ocr"};
 	static struct proto_lease_ref leases[2] = {{42, 9}, {43, 1}};
@@ -1590,6 +1618,7 @@ static void encode_sample(struct jm_buf *wire, int type)
 		break;
 	case PROTO_FETCH:
 		strcpy(in.u.fetch.worker_id, "worker-1");
+		in.u.fetch.instance = 5;
 		in.u.fetch.slot = 2;
 		in.u.fetch.queues_count = 2;
 		in.u.fetch.queues = queues;
@@ -1598,6 +1627,7 @@ static void encode_sample(struct jm_buf *wire, int type)
 		break;
 	case PROTO_HEARTBEAT:
 		strcpy(in.u.heartbeat.worker_id, "worker-1");
+		in.u.heartbeat.instance = 5;
 		in.u.heartbeat.host = text("host-a");
 		in.u.heartbeat.pid = 99;
 		in.u.heartbeat.concurrency = 4;
@@ -1619,6 +1649,7 @@ static void encode_sample(struct jm_buf *wire, int type)
 		break;
 	case PROTO_PROGRESS:
 		strcpy(in.u.progress.worker_id, "worker-1");
+		in.u.progress.instance = 5;
 		in.u.progress.job_id = 42;
 		in.u.progress.lease = 9;
 		in.u.progress.done = 3;
@@ -1748,14 +1779,15 @@ static void test_decode_rejects_a_wrong_type_in_each_submit_field(void **state)
 	}
 }
 
-static void test_decode_rejects_a_wrong_type_in_each_fail_item_field(void **state)
+static void test_decode_rejects_a_wrong_type_in_each_settle_item_field(void **state)
 {
 	for (int field = 0; field < 5; field++) {
 		struct jm_buf b;
 		jm_buf_init(&b);
-		mp_envelope(&b, PROTO_VERSION, PROTO_FAIL);
-		mp_array(&b, 2);
+		mp_envelope(&b, PROTO_VERSION, PROTO_SETTLE);
+		mp_array(&b, 3);
 		mp_str(&b, "w1");
+		mp_uint(&b, 1);
 		mp_array(&b, 1);
 		mp_array(&b, 5);
 		for (int i = 0; i < 5; i++) {
@@ -1764,14 +1796,16 @@ static void test_decode_rejects_a_wrong_type_in_each_fail_item_field(void **stat
 			else if (i < 2)
 				mp_uint(&b, 7);
 			else if (i == 2)
-				mp_str(&b, "boom");
+				mp_uint(&b, PROTO_SETTLE_FAILED);
+			else if (i == 3)
+				mp_bin(&b, "boom", 4);
 			else
 				mp_bool(&b, false);
 		}
 		struct proto_msg out;
 		struct jm_err err = {0};
 		assert_jm_code(decode_copy(b.data, b.len, &out, &err), JM_EPROTO);
-		assert_non_null(strstr(err.msg, "fail: item 0: "));
+		assert_non_null(strstr(err.msg, "settle: item 0: "));
 		assert_non_null(strstr(err.msg, "got an array"));
 		jm_buf_fini(&b);
 	}
@@ -1833,14 +1867,14 @@ static void test_decode_rejects_an_unknown_version(void **state)
 	struct jm_err err = {0};
 	assert_jm_code(decode_copy(b.data, b.len, &out, &err), JM_EVERSION);
 	assert_string_equal(err.msg,
-	                    "protocol version 7 is not supported: this broker speaks version 1");
+	                    "protocol version 7 is not supported: this broker speaks version 2");
 	jm_buf_fini(&b);
 }
 
 static void test_decode_reports_the_version_before_the_envelope_shape(void **state)
 {
-	/* A future envelope [2, {...}] must still read as "wrong version". */
-	static const uint8_t future[] = {0x92, 0x02, 0x80};
+	/* A future envelope [3, {...}] must still read as "wrong version". */
+	static const uint8_t future[] = {0x92, 0x03, 0x80};
 	struct proto_msg out;
 	struct jm_err err = {0};
 	assert_jm_code(decode_copy(future, sizeof future, &out, &err), JM_EVERSION);
@@ -1941,18 +1975,21 @@ static void test_decode_accepts_a_name_of_exactly_64_characters(void **state)
 	name[PROTO_NAME_MAX] = '\0';
 	struct jm_buf b;
 	jm_buf_init(&b);
-	mp_envelope(&b, PROTO_VERSION, PROTO_ACK);
-	mp_array(&b, 2);
-	mp_str(&b, name);
-	mp_array(&b, 1);
+	mp_envelope(&b, PROTO_VERSION, PROTO_SETTLE);
 	mp_array(&b, 3);
+	mp_str(&b, name);
+	mp_uint(&b, 1);
+	mp_array(&b, 1);
+	mp_array(&b, 5);
 	mp_uint(&b, 1);
 	mp_uint(&b, 1);
-	mp_str(&b, "");
+	mp_uint(&b, PROTO_SETTLE_COMPLETED);
+	mp_bin(&b, "", 0);
+	mp_bool(&b, false);
 	struct proto_msg out;
 	struct jm_err err = {0};
 	assert_jm_ok_err(proto_decode(b.data, b.len, &out, &err), &err);
-	assert_string_equal(out.u.ack.worker_id, name);
+	assert_string_equal(out.u.settle.worker_id, name);
 	proto_msg_fini(&out);
 	jm_buf_fini(&b);
 }
@@ -2040,19 +2077,22 @@ static void test_decode_rejects_a_result_over_the_limit(void **state)
 	assert_non_null(big);
 	struct jm_buf b;
 	jm_buf_init(&b);
-	mp_envelope(&b, PROTO_VERSION, PROTO_ACK);
-	mp_array(&b, 2);
-	mp_str(&b, "w");
-	mp_array(&b, 1);
+	mp_envelope(&b, PROTO_VERSION, PROTO_SETTLE);
 	mp_array(&b, 3);
+	mp_str(&b, "w");
+	mp_uint(&b, 1);
+	mp_array(&b, 1);
+	mp_array(&b, 5);
 	mp_uint(&b, 1);
 	mp_uint(&b, 1);
+	mp_uint(&b, PROTO_SETTLE_COMPLETED);
 	mp_bin(&b, big, big_len);
+	mp_bool(&b, false);
 	struct proto_msg out;
 	struct jm_err err = {0};
 	assert_jm_code(decode_copy(b.data, b.len, &out, &err), JM_ETOOBIG);
 	assert_string_equal(err.msg,
-	                    "ack: item 0: result is 1048577 bytes: at most 1048576 allowed");
+	                    "settle: item 0: data is 1048577 bytes: at most 1048576 allowed");
 	jm_buf_fini(&b);
 	free(big);
 }
@@ -2110,9 +2150,9 @@ static void test_decode_accepts_extra_trailing_fields(void **state)
 	struct jm_err err = {0};
 	assert_jm_ok_err(proto_decode(b.data, b.len, &out, &err), &err);
 	assert_int_equal(out.u.submit.jobs_count, 1);
-	assert_int_equal(out.u.submit.jobs[0].priority, -2);
+	assert_int_equal(out.u.submit.jobs[0].attrs.priority, -2);
 	assert_int_equal(out.u.submit.jobs[0].payload.len, strlen("payload as str"));
-	assert_true(out.u.submit.jobs[0].timeout_ms == 4);
+	assert_true(out.u.submit.jobs[0].attrs.timeout_ms == 4);
 	proto_msg_fini(&out);
 	jm_buf_fini(&b);
 }
@@ -2120,8 +2160,10 @@ static void test_decode_accepts_extra_trailing_fields(void **state)
 static void test_decode_rejects_an_array_claiming_50_million_elements_in_6_bytes(void **state)
 {
 	static const uint8_t bomb[6] = {0xdd, 0x02, 0xfa, 0xf0, 0x80, 0x01};
-	static const uint8_t nested[] = {0x93, 0x01, 0x02, 0xdd, 0x02, 0xfa, 0xf0, 0x80, 0x01};
-	static const uint8_t map_bomb[] = {0x93, 0x01, 0x02, 0xdf, 0x02, 0xfa, 0xf0, 0x80, 0x01};
+	static const uint8_t nested[] = {0x93, PROTO_VERSION, 0x02, 0xdd, 0x02,
+	                                 0xfa, 0xf0,          0x80, 0x01};
+	static const uint8_t map_bomb[] = {0x93, PROTO_VERSION, 0x02, 0xdf, 0x02,
+	                                   0xfa, 0xf0,          0x80, 0x01};
 	const struct {
 		const uint8_t *p;
 		size_t len;
@@ -2248,7 +2290,7 @@ static void mp_progress(struct jm_buf *b, const char *worker_id, uint64_t done, 
                         size_t message_len)
 {
 	mp_envelope(b, PROTO_VERSION, PROTO_PROGRESS);
-	mp_array(b, 6);
+	mp_array(b, 7);
 	mp_str(b, worker_id);
 	mp_uint(b, 42);
 	mp_uint(b, 9);
@@ -2259,6 +2301,7 @@ static void mp_progress(struct jm_buf *b, const char *worker_id, uint64_t done, 
 	memset(msg, 'm', message_len);
 	mp_strn(b, msg, message_len);
 	free(msg);
+	mp_uint(b, 3); /* instance */
 }
 
 static void test_decode_accepts_progress_at_its_bounds(void **state)
@@ -2809,8 +2852,8 @@ static void test_encode_refuses_out_of_range_fields_of_the_new_messages(void **s
 	assert_jm_code(proto_encode(&in, &wire), JM_EINVAL);
 
 	in = (struct proto_msg){.type = PROTO_JOB};
-	strcpy(in.u.job.queue, "q");
-	strcpy(in.u.job.type, "t");
+	strcpy(in.u.job.attrs.queue, "q");
+	strcpy(in.u.job.attrs.type, "t");
 	in.u.job.state = PROTO_STATE_PENDING;
 	in.u.job.progress_done = 1;
 	assert_jm_code(proto_encode(&in, &wire), JM_EINVAL);
@@ -2927,8 +2970,10 @@ int main(void)
 	    cmocka_unit_test(test_submitted_round_trips),
 	    cmocka_unit_test(test_fetch_round_trips),
 	    cmocka_unit_test(test_jobs_round_trips),
-	    cmocka_unit_test(test_ack_round_trips),
-	    cmocka_unit_test(test_fail_round_trips),
+	    cmocka_unit_test(test_settle_round_trips),
+	    cmocka_unit_test(
+	        test_encode_refuses_a_settle_without_an_instance_or_a_permanent_release),
+	    cmocka_unit_test(test_decode_refuses_version_1_and_its_ack_and_fail_saying_upgrade),
 	    cmocka_unit_test(test_settled_round_trips),
 	    cmocka_unit_test(test_status_and_result_round_trip),
 	    cmocka_unit_test(test_wait_round_trips),
@@ -2978,7 +3023,7 @@ int main(void)
 	    cmocka_unit_test(test_decode_rejects_truncated_heartbeat),
 	    cmocka_unit_test(test_decode_rejects_every_truncated_sample),
 	    cmocka_unit_test(test_decode_rejects_a_wrong_type_in_each_submit_field),
-	    cmocka_unit_test(test_decode_rejects_a_wrong_type_in_each_fail_item_field),
+	    cmocka_unit_test(test_decode_rejects_a_wrong_type_in_each_settle_item_field),
 	    cmocka_unit_test(test_decode_rejects_a_float_where_an_integer_belongs),
 	    cmocka_unit_test(test_decode_rejects_a_negative_number_for_an_unsigned_field),
 	    cmocka_unit_test(test_decode_rejects_a_value_too_big_for_its_field),

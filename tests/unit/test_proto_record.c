@@ -108,17 +108,17 @@ static struct proto_record sample_job(void)
 	struct proto_record r = {.type = PROTO_REC_JOB};
 	struct proto_rec_job *j = &r.u.job;
 	j->job_id = 42;
-	j->batch_id = 7;
-	strcpy(j->queue, "emails");
-	strcpy(j->type, "send.welcome");
+	j->attrs.batch_id = 7;
+	strcpy(j->attrs.queue, "emails");
+	strcpy(j->attrs.type, "send.welcome");
 	j->payload = (struct proto_bytes){payload, sizeof payload};
-	j->priority = -12;
-	j->max_attempts = 9;
-	j->timeout_ms = 120000;
+	j->attrs.priority = -12;
+	j->attrs.max_attempts = 9;
+	j->attrs.timeout_ms = 120000;
 	j->state = PROTO_STATE_ACTIVE;
 	j->attempt = 2;
 	j->lease = 5;
-	j->created_us = 1700000000000000ull;
+	j->attrs.created_us = 1700000000000000ull;
 	j->updated_us = 1700000000000500ull;
 	j->run_at_us = 1700000000009000ull;
 	strcpy(j->worker_id, "worker-3");
@@ -134,17 +134,17 @@ static void test_job_record_round_trips_with_every_field_set(void **state)
 	struct proto_record out;
 	round_trip(&in, &wire, &out);
 	const struct proto_rec_job *a = &in.u.job, *b = &out.u.job;
-	assert_true(a->job_id == b->job_id && a->batch_id == b->batch_id);
-	assert_string_equal(a->queue, b->queue);
-	assert_string_equal(a->type, b->type);
+	assert_true(a->job_id == b->job_id && a->attrs.batch_id == b->attrs.batch_id);
+	assert_string_equal(a->attrs.queue, b->attrs.queue);
+	assert_string_equal(a->attrs.type, b->attrs.type);
 	assert_bytes_equal(a->payload, b->payload);
-	assert_int_equal(a->priority, b->priority);
-	assert_int_equal(a->max_attempts, b->max_attempts);
-	assert_true(a->timeout_ms == b->timeout_ms);
+	assert_int_equal(a->attrs.priority, b->attrs.priority);
+	assert_int_equal(a->attrs.max_attempts, b->attrs.max_attempts);
+	assert_true(a->attrs.timeout_ms == b->attrs.timeout_ms);
 	assert_int_equal(a->state, b->state);
 	assert_int_equal(a->attempt, b->attempt);
 	assert_true(a->lease == b->lease);
-	assert_true(a->created_us == b->created_us && a->updated_us == b->updated_us &&
+	assert_true(a->attrs.created_us == b->attrs.created_us && a->updated_us == b->updated_us &&
 	            a->run_at_us == b->run_at_us);
 	assert_string_equal(a->worker_id, b->worker_id);
 	assert_bytes_equal(a->last_error, b->last_error);
@@ -266,7 +266,7 @@ static void test_record_decode_rejects_an_unknown_version(void **state)
 	struct jm_err err = {0};
 	assert_jm_code(decode_copy(future, sizeof future, &out, &err), JM_EVERSION);
 	assert_string_equal(err.msg, "journal record version 7 is not supported: this broker "
-	                             "reads version 1");
+	                             "reads versions 1..2");
 	assert_true(is_zeroed(&out, sizeof out));
 }
 
@@ -318,14 +318,14 @@ static void test_record_decode_accepts_extra_trailing_fields(void **state)
 	proto_record_fini(&out);
 }
 
-/* Writes a JOB record with field nil_field (0..16) as nil. */
+/* Writes a JOB record with field nil_field (0..18) as nil. */
 static void mp_job_record(struct jm_buf *b, int nil_field)
 {
-	mp_byte(b, 0xdc); /* array16: 19 items */
-	mp_be(b, 2 + 17, 2);
+	mp_byte(b, 0xdc); /* array16: 21 items */
+	mp_be(b, 2 + 19, 2);
 	mp_uint(b, PROTO_RECORD_VERSION);
 	mp_uint(b, PROTO_REC_JOB);
-	for (int field = 0; field < 17; field++) {
+	for (int field = 0; field < 19; field++) {
 		if (field == nil_field) {
 			mp_nil(b);
 			continue;
@@ -363,7 +363,7 @@ static void test_record_decode_rejects_a_wrong_type_in_each_job_field(void **sta
 	assert_jm_ok_err(decode_copy(good.data, good.len, &out, &err), &err);
 	jm_buf_fini(&good);
 
-	for (int field = 0; field < 17; field++) {
+	for (int field = 0; field < 19; field++) {
 		struct jm_buf b;
 		jm_buf_init(&b);
 		mp_job_record(&b, field);

@@ -58,12 +58,12 @@ static int server_answer(const nng_msg *request, struct jm_buf *out)
 		struct proto_msg reply = {.version = PROTO_VERSION, .type = PROTO_JOB};
 		struct proto_job_info *job = &reply.u.job;
 		job->job_id = req.u.job_ref.job_id;
-		snprintf(job->queue, sizeof job->queue, "q");
-		snprintf(job->type, sizeof job->type, "t");
+		snprintf(job->attrs.queue, sizeof job->attrs.queue, "q");
+		snprintf(job->attrs.type, sizeof job->attrs.type, "t");
 		job->state = PROTO_STATE_PENDING;
 		job->attempt = 1;
-		job->max_attempts = 3;
-		job->created_us = 1;
+		job->attrs.max_attempts = 3;
+		job->attrs.created_us = 1;
 		job->updated_us = 2;
 		rc = proto_encode(&reply, out);
 	}
@@ -184,7 +184,7 @@ static void test_call_gets_its_decoded_reply(void **state)
 	assert_jm_ok_err(rpc_call(rpc, &req, RPC_TEST_CALL_TIMEOUT_MS, &reply, &err), &err);
 	assert_int_equal(reply.msg.type, PROTO_JOB);
 	assert_int_equal(reply.msg.u.job.job_id, 42);
-	assert_string_equal(reply.msg.u.job.queue, "q");
+	assert_string_equal(reply.msg.u.job.attrs.queue, "q");
 	assert_int_equal(reply.msg.u.job.state, PROTO_STATE_PENDING);
 	assert_non_null(reply.nng_msg_);
 	rpc_reply_fini(&reply);

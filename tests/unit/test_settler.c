@@ -13,6 +13,7 @@
 
 #include "clock.h"
 #include "../../worker/settler.h"
+#include "message.h"
 
 #define BATCHES_MAX 64
 #define OUTCOMES_MAX 256
@@ -25,7 +26,7 @@ struct recorder {
 	size_t batch_sizes[BATCHES_MAX];
 	size_t batch_bytes[BATCHES_MAX];
 	uint64_t job_ids[OUTCOMES_MAX]; /* in the order the callback saw them */
-	bool is_ack[OUTCOMES_MAX];
+	uint32_t outcome[OUTCOMES_MAX];
 	size_t outcomes_count;
 	struct settler settler;
 };
@@ -38,7 +39,7 @@ static void record_cb(void *arg, struct settle_outcome *const *batch, size_t cou
 	for (size_t i = 0; i < count; i++) {
 		if (r->outcomes_count < OUTCOMES_MAX) {
 			r->job_ids[r->outcomes_count] = batch[i]->job_id;
-			r->is_ack[r->outcomes_count] = batch[i]->is_ack;
+			r->outcome[r->outcomes_count] = batch[i]->outcome;
 			r->outcomes_count++;
 		}
 		bytes += batch[i]->data_len;
@@ -130,8 +131,8 @@ static void put_ack(struct recorder *r, uint64_t job_id, size_t result_len)
 	} else if (result_len > 0) {
 		data = zeros;
 	}
-	struct settle_outcome *o =
-	    settle_outcome_new(true, job_id, 1, UINT64_MAX, NULL, data, result_len);
+	struct settle_outcome *o = settle_outcome_new(PROTO_SETTLE_COMPLETED, job_id, 1, UINT64_MAX,
+	                                              NULL, data, result_len);
 	free(big);
 	assert_non_null(o);
 	settler_put(&r->settler, o);
@@ -139,8 +140,8 @@ static void put_ack(struct recorder *r, uint64_t job_id, size_t result_len)
 
 static void put_fail(struct recorder *r, uint64_t job_id, const char *error)
 {
-	struct settle_outcome *o =
-	    settle_outcome_new(false, job_id, 1, UINT64_MAX, NULL, error, strlen(error));
+	struct settle_outcome *o = settle_outcome_new(PROTO_SETTLE_FAILED, job_id, 1, UINT64_MAX,
+	                                              NULL, error, strlen(error));
 	assert_non_null(o);
 	settler_put(&r->settler, o);
 }
@@ -150,14 +151,14 @@ static void test_outcome_keeps_a_terminated_copy_of_its_error(void **state)
 	(void)state;
 	char error[] = "disk full";
 	struct settle_outcome *o =
-	    settle_outcome_new(false, 42, 7, 1000, NULL, error, strlen(error));
+	    settle_outcome_new(PROTO_SETTLE_FAILED, 42, 7, 1000, NULL, error, strlen(error));
 	assert_non_null(o);
 	error[0] = 'X';
 	assert_int_equal(o->job_id, 42);
 	assert_int_equal(o->lease, 7);
 	assert_int_equal(o->data_len, strlen("disk full"));
 	assert_string_equal((const char *)o->data, "disk full");
-	assert_false(o->is_ack);
+	assert_int_equal(o->outcome, PROTO_SETTLE_FAILED);
 	settle_outcome_free(o);
 	settle_outcome_free(NULL);
 }
@@ -180,7 +181,7 @@ static void test_outcomes_put_during_a_send_make_the_next_batch_in_order(void **
 	assert_int_equal(r->outcomes_count, 4);
 	for (size_t i = 0; i < 4; i++)
 		assert_int_equal(r->job_ids[i], i + 1);
-	assert_false(r->is_ack[2]);
+	assert_int_equal(r->outcome[2], PROTO_SETTLE_FAILED);
 }
 
 struct putter {

@@ -49,15 +49,15 @@ static void submit_in_batch(struct state *s, uint64_t id, uint64_t batch_id, con
 {
 	struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_JOB};
 	rec.u.job.job_id = id;
-	rec.u.job.batch_id = batch_id;
-	strcpy(rec.u.job.queue, queue);
-	strcpy(rec.u.job.type, "t");
-	rec.u.job.priority = priority;
-	rec.u.job.max_attempts = 3;
-	rec.u.job.timeout_ms = 1000;
+	rec.u.job.attrs.batch_id = batch_id;
+	strcpy(rec.u.job.attrs.queue, queue);
+	strcpy(rec.u.job.attrs.type, "t");
+	rec.u.job.attrs.priority = priority;
+	rec.u.job.attrs.max_attempts = 3;
+	rec.u.job.attrs.timeout_ms = 1000;
 	rec.u.job.state = run_at_us ? PROTO_STATE_DELAYED : PROTO_STATE_PENDING;
 	rec.u.job.run_at_us = run_at_us;
-	rec.u.job.created_us = NOW_US;
+	rec.u.job.attrs.created_us = NOW_US;
 	struct jm_err err = {0};
 	assert_jm_ok_err(state_apply(s, &rec, NOW_US, &err), &err);
 }
@@ -330,13 +330,13 @@ static void test_live_bytes_bound_each_job_and_follow_it_to_the_drop(void **ctx)
 	for (int i = 0; i < 4; i++) {
 		struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_JOB};
 		rec.u.job.job_id = ids[i];
-		strcpy(rec.u.job.queue, "a-longer-queue-name");
-		strcpy(rec.u.job.type, "t");
+		strcpy(rec.u.job.attrs.queue, "a-longer-queue-name");
+		strcpy(rec.u.job.attrs.type, "t");
 		rec.u.job.payload = (struct proto_bytes){payload, sizes[i]};
-		rec.u.job.max_attempts = 3;
-		rec.u.job.timeout_ms = 1000;
+		rec.u.job.attrs.max_attempts = 3;
+		rec.u.job.attrs.timeout_ms = 1000;
 		rec.u.job.state = PROTO_STATE_PENDING;
-		rec.u.job.created_us = rec.u.job.updated_us = NOW_US;
+		rec.u.job.attrs.created_us = rec.u.job.updated_us = NOW_US;
 		struct jm_err err = {0};
 		assert_jm_ok_err(state_apply(s, &rec, NOW_US, &err), &err);
 	}
