@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "core_query.h"
 #include "events.h"
 
@@ -215,6 +216,13 @@ void handle_hello(struct core *core, struct request *req, struct outbox *out)
 	const char *url = core->events ? events_url(core->events) : "";
 	msg.u.hello_reply.events_url =
 	    (struct proto_bytes){(const uint8_t *)url, (uint32_t)strlen(url)};
+	if (req->identity != NULL) {
+		const char *role = auth_role_name(req->identity->role);
+		msg.u.hello_reply.identity = (struct proto_bytes){
+		    (const uint8_t *)req->identity->name, (uint32_t)strlen(req->identity->name)};
+		msg.u.hello_reply.role =
+		    (struct proto_bytes){(const uint8_t *)role, (uint32_t)strlen(role)};
+	}
 	core_reply_view(core, req, &msg, out);
 }
 
