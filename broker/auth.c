@@ -139,6 +139,12 @@ bool auth_match(const struct auth_table *t, const void *token, size_t len, struc
 {
 	uint8_t digest[JM_SHA256_BYTES];
 	jm_sha256(token, len, digest);
+	return auth_match_digest(t, digest, id);
+}
+
+bool auth_match_digest(const struct auth_table *t, const uint8_t digest[JM_SHA256_BYTES],
+                       struct auth_identity *id)
+{
 	const struct auth_entry *found = NULL;
 	for (uint32_t i = 0; t != NULL && i < t->count; i++) {
 		uint8_t diff = 0;

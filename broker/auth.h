@@ -63,6 +63,10 @@ void auth_free(struct auth_table *t); /* accepts NULL */
 bool auth_match(const struct auth_table *t, const void *token, size_t len,
                 struct auth_identity *id);
 
+/* auth_match for a token already hashed. */
+bool auth_match_digest(const struct auth_table *t, const uint8_t digest[JM_SHA256_BYTES],
+                       struct auth_identity *id);
+
 /* "producer", ...; "none" for AUTH_ROLE_NONE. */
 const char *auth_role_name(enum auth_role role);
 

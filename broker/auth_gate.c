@@ -11,6 +11,7 @@ struct auth_gate {
 	struct auth_table *table;
 	char *path;
 	atomic_uint_fast64_t failures;
+	atomic_uint_fast64_t generation; /* bumped by every reload that loads */
 };
 
 int auth_gate_open(struct auth_gate **out, const char *path, struct jm_err *err)
@@ -28,6 +29,7 @@ int auth_gate_open(struct auth_gate **out, const char *path, struct jm_err *err)
 	}
 	pthread_mutex_init(&g->lock, NULL);
 	atomic_init(&g->failures, 0);
+	atomic_init(&g->generation, 1);
 	*out = g;
 	return 0;
 }
@@ -51,6 +53,7 @@ int auth_gate_reload(struct auth_gate *g, struct jm_err *err)
 	pthread_mutex_lock(&g->lock);
 	struct auth_table *old = g->table;
 	g->table = fresh;
+	atomic_fetch_add(&g->generation, 1);
 	pthread_mutex_unlock(&g->lock);
 	auth_free(old);
 	return 0;
@@ -60,6 +63,32 @@ bool auth_gate_match(struct auth_gate *g, const void *token, size_t len, struct 
 {
 	pthread_mutex_lock(&g->lock);
 	bool found = auth_match(g->table, token, len, id);
+	pthread_mutex_unlock(&g->lock);
+	if (!found)
+		atomic_fetch_add(&g->failures, 1);
+	return found;
+}
+
+bool auth_gate_prove(struct auth_gate *g, const void *token, size_t len, struct auth_identity *id,
+                     struct auth_proof *proof)
+{
+	jm_sha256(token, len, proof->digest);
+	pthread_mutex_lock(&g->lock);
+	proof->generation = atomic_load(&g->generation);
+	bool found = auth_match_digest(g->table, proof->digest, id);
+	pthread_mutex_unlock(&g->lock);
+	if (!found)
+		atomic_fetch_add(&g->failures, 1);
+	return found;
+}
+
+bool auth_gate_recheck(struct auth_gate *g, struct auth_proof *proof, struct auth_identity *id)
+{
+	if (atomic_load(&g->generation) == proof->generation)
+		return true;
+	pthread_mutex_lock(&g->lock);
+	proof->generation = atomic_load(&g->generation);
+	bool found = auth_match_digest(g->table, proof->digest, id);
 	pthread_mutex_unlock(&g->lock);
 	if (!found)
 		atomic_fetch_add(&g->failures, 1);

@@ -22,6 +22,21 @@ int auth_gate_reload(struct auth_gate *g, struct jm_err *err);
 
 /* auth_match on the current table; a miss is counted as a failure. */
 bool auth_gate_match(struct auth_gate *g, const void *token, size_t len, struct auth_identity *id);
+
+/* What a connection keeps of the token it proved: its hash and the table
+ * generation it was judged by, so that after a reload the connection's
+ * identity is judged again (a removed token stops working on connections
+ * already open; a changed role or queue list applies to them). */
+struct auth_proof {
+	uint8_t digest[JM_SHA256_BYTES];
+	uint64_t generation;
+};
+/* auth_gate_match that also fills *proof. */
+bool auth_gate_prove(struct auth_gate *g, const void *token, size_t len, struct auth_identity *id,
+                     struct auth_proof *proof);
+/* True when proof still holds (*id and *proof refreshed after a reload);
+ * false when its token is gone from the table (counted as a failure). */
+bool auth_gate_recheck(struct auth_gate *g, struct auth_proof *proof, struct auth_identity *id);
 /* Counts a request refused for carrying no token. */
 void auth_gate_count_missing(struct auth_gate *g);
 /* Refusals so far (missing and unrecognised tokens); 0 for NULL. */

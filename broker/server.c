@@ -61,6 +61,7 @@ struct server {
 struct pipe_auth {
 	struct u64map_node node; /* key: pipe id */
 	struct auth_identity id;
+	struct auth_proof proof; /* judged again after a reload */
 };
 
 static void conn_cb(void *arg);
@@ -141,7 +142,8 @@ static void conn_went_idle(struct server *srv)
 
 /* Binds a HELLO's token to its pipe, replacing what the pipe held (a
  * wrong token leaves the pipe with none). */
-static bool pipe_bind(struct server *srv, uint32_t pipe_id, const struct auth_identity *id)
+static bool pipe_bind(struct server *srv, uint32_t pipe_id, const struct auth_identity *id,
+                      const struct auth_proof *proof)
 {
 	pthread_mutex_lock(&srv->lock);
 	struct u64map_node *n = u64map_find(&srv->pipes, pipe_id);
@@ -154,9 +156,11 @@ static bool pipe_bind(struct server *srv, uint32_t pipe_id, const struct auth_id
 		}
 	} else if (pa) {
 		pa->id = *id;
+		pa->proof = *proof;
 	} else if ((pa = calloc(1, sizeof *pa)) != NULL) {
 		pa->node.key = pipe_id;
 		pa->id = *id;
+		pa->proof = *proof;
 		if (u64map_insert(&srv->pipes, &pa->node) != 0) {
 			free(pa);
 			ok = false;
@@ -168,14 +172,26 @@ static bool pipe_bind(struct server *srv, uint32_t pipe_id, const struct auth_id
 	return ok;
 }
 
-static bool pipe_identity(struct server *srv, uint32_t pipe_id, struct auth_identity *out)
+/* The pipe's identity, judged again if the table was reloaded since it
+ * was proved: 1 found, 0 none, -1 its token was removed (the pipe then
+ * holds none). */
+static int pipe_identity(struct server *srv, uint32_t pipe_id, struct auth_identity *out)
 {
 	pthread_mutex_lock(&srv->lock);
 	struct u64map_node *n = u64map_find(&srv->pipes, pipe_id);
-	if (n)
-		*out = u64map_entry(n, struct pipe_auth, node)->id;
+	int found = n != NULL;
+	if (n) {
+		struct pipe_auth *pa = u64map_entry(n, struct pipe_auth, node);
+		if (auth_gate_recheck(srv->auth, &pa->proof, &pa->id)) {
+			*out = pa->id;
+		} else {
+			u64map_remove(&srv->pipes, &pa->node);
+			free(pa);
+			found = -1;
+		}
+	}
 	pthread_mutex_unlock(&srv->lock);
-	return n != NULL;
+	return found;
 }
 
 /* With --auth: a HELLO with a token proves an identity for the pipe; any
@@ -186,9 +202,10 @@ static bool conn_authenticate(struct conn *c)
 	struct server *srv = c->srv;
 	const struct proto_msg *m = &c->req.msg;
 	if (m->type == PROTO_HELLO && m->u.hello.token.len > 0) {
-		bool known = auth_gate_match(srv->auth, m->u.hello.token.ptr, m->u.hello.token.len,
-		                             &c->identity);
-		if (!pipe_bind(srv, c->req.pipe_id, known ? &c->identity : NULL)) {
+		struct auth_proof proof;
+		bool known = auth_gate_prove(srv->auth, m->u.hello.token.ptr, m->u.hello.token.len,
+		                             &c->identity, &proof);
+		if (!pipe_bind(srv, c->req.pipe_id, known ? &c->identity : NULL, &proof)) {
 			core_reply_error(&c->req, JM_ENOMEM, "hello: broker out of memory");
 			return false;
 		}
@@ -200,9 +217,14 @@ static bool conn_authenticate(struct conn *c)
 		c->req.identity = &c->identity;
 		return true;
 	}
-	if (pipe_identity(srv, c->req.pipe_id, &c->identity)) {
+	int held = pipe_identity(srv, c->req.pipe_id, &c->identity);
+	if (held > 0) {
 		c->req.identity = &c->identity;
 		return true;
+	}
+	if (held < 0) {
+		core_reply_error(&c->req, JM_EAUTH, AUTH_TEXT_UNKNOWN);
+		return false;
 	}
 	if (m->type == PROTO_HELLO)
 		return true; /* version and events address: anyone may ask */
@@ -280,7 +302,7 @@ static void pipe_removed_cb(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
 	struct server *srv = arg;
 	if (srv->auth)
-		pipe_bind(srv, (uint32_t)nng_pipe_id(pipe), NULL);
+		pipe_bind(srv, (uint32_t)nng_pipe_id(pipe), NULL, NULL);
 	core_pipe_gone(srv->core, (uint32_t)nng_pipe_id(pipe));
 }
 

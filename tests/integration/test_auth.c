@@ -308,10 +308,18 @@ static void test_sighup_rotates_a_token_and_a_bad_file_keeps_the_old_ones(void *
 	struct reload_probe new_tok = {f->h.broker_url, "shop-secret-2"};
 	assert_true(token_accepted(&old_tok));
 	assert_false(token_accepted(&new_tok));
+	/* A connection that proved the old token before the reload. */
+	struct rpc *held = open_as(f->h.broker_url, "shop-secret");
+	char text[JM_ERR_MSG_MAX];
+	assert_int_equal(submit_as(held, "shop.a", text, NULL), 0);
 	write_auth(&f->h, "shop-secret-2");
 	assert_int_equal(kill(f->broker.pid, SIGHUP), 0);
 	assert_true(harness_wait_for(10000, token_accepted, &new_tok, "the rotated token"));
 	assert_false(token_accepted(&old_tok));
+	/* It is judged again: the old token no longer works on it either. */
+	assert_int_equal(submit_as(held, "shop.a", text, NULL), JM_EAUTH);
+	assert_contains(text, "token not recognised");
+	rpc_close(held);
 
 	harness_write_file(&f->h, "auth.yaml", "tokens:\n  - {name: x, role: root}\n", 0600);
 	assert_int_equal(kill(f->broker.pid, SIGHUP), 0);
