@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <jobmesh/client.h>
+
 #include "fixture.h"
 #include "harness.h"
 #include "message.h"
@@ -329,6 +331,30 @@ static void test_sighup_rotates_a_token_and_a_bad_file_keeps_the_old_ones(void *
 	                                  "role \"root\" is unknown") > 0);
 }
 
+static void test_the_worker_and_sdk_take_their_token_from_the_environment(void **state)
+{
+	struct auth_fixture *f = *state;
+	/* The worker inherits JOBMESH_TOKEN; the SDK client gets its own. */
+	setenv("JOBMESH_TOKEN", "shop-worker-secret", 1);
+	fixture_worker_start(&f->h, "w-env", "shop.orders", "1", "t=cat");
+	unsetenv("JOBMESH_TOKEN");
+	jm_client *client = NULL;
+	jm_security sec = {.token = "shop-secret"};
+	assert_jm_ok(jm_client_open_secure(&client, f->h.broker_url, &sec));
+	jm_job_spec spec = {.queue = "shop.orders", .type = "t", .payload = "hi", .payload_len = 2};
+	uint64_t id;
+	assert_jm_ok(jm_client_submit(client, &spec, &id));
+	jm_job_info info = {0};
+	fixture_wait_finished(&f->h, client, id, 20000, &info);
+	assert_int_equal(info.state, JM_STATE_COMPLETED);
+	jm_job_info_fini(&info);
+	/* The same client may not reach another tenant's queue. */
+	spec.queue = "billing.x";
+	assert_int_equal(jm_client_submit(client, &spec, &id), JM_EFORBIDDEN);
+	assert_contains(jm_client_last_error(), "forbidden");
+	jm_client_close(client);
+}
+
 static void test_without_auth_a_broker_refuses_a_wildcard_address(void **state)
 {
 	(void)state;
@@ -378,6 +404,9 @@ int main(void)
 	                                    auth_setup, auth_teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_sighup_rotates_a_token_and_a_bad_file_keeps_the_old_ones, auth_setup,
+	        auth_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_the_worker_and_sdk_take_their_token_from_the_environment, auth_setup,
 	        auth_teardown),
 	    cmocka_unit_test(test_without_auth_a_broker_refuses_a_wildcard_address),
 	};
