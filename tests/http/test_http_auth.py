@@ -36,6 +36,7 @@ class HttpAuth(unittest.TestCase):
         with open(path, "w") as f:
             f.write(AUTH)
         self.b = Broker(["--auth", path], tmp=self.tmp)
+        self.b.owns_tmp = True  # removed with the broker
 
     def tearDown(self):
         self.assertIn(self.b.stop(), (0, None), "the broker must stop cleanly on SIGTERM")
