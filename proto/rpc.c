@@ -169,7 +169,8 @@ int rpc_open_secure(struct rpc **out, const char *url, const struct rpc_security
 		rc = jm_err_set(
 		    err, bad_url ? JM_EINVAL : JM_ETRANSPORT, "broker at %s: %s%s", url,
 		    nng_strerror(nng_rc),
-		    bad_url ? "; use tcp://HOST:PORT, tls+tcp://HOST:PORT or ipc:///PATH" : "");
+		    bad_url ? "; use tcp://HOST:PORT or ipc:///PATH (tls+tcp://HOST:PORT for TLS)"
+		            : "");
 		goto fail_close;
 	}
 	*out = rpc;
