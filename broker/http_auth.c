@@ -3,6 +3,7 @@
  * "Authorization: Bearer TOKEN", or from ?access_token= on GET /v1/events
  * only (a browser's EventSource cannot set headers; anywhere else a token
  * in a URL ends up in logs and histories, so it is refused there). The
+ * probes and the dashboard's static files stay open. The
  * identity rides on the call's core request, so the core's role and tenant
  * checks (core_auth.c) judge HTTP exactly as they judge NNG. */
 #include <string.h>
@@ -21,6 +22,12 @@ bool http_auth_admit(struct http_call *call)
 {
 	struct auth_gate *gate = http_server_auth(call->srv);
 	if (gate == NULL || is_path(call, "healthz", NULL) || is_path(call, "readyz", NULL))
+		return true;
+	/* The dashboard's page and assets are compiled-in files that hold no
+	 * data; what the page then asks of /v1 needs a token like anything. */
+	if (strcmp(call->method, "GET") == 0 &&
+	    (call->segments_count == 0 ||
+	     (call->segments_count == 2 && strcmp(call->segments[0], "assets") == 0)))
 		return true;
 	char token[AUTH_TOKEN_TEXT_MAX + 1] = "";
 	const char *header = nng_http_req_get_header(call->http_req, "Authorization");

@@ -22,6 +22,7 @@
 #include <nng/nng.h>
 #include <nng/supplemental/tls/tls.h>
 
+#include "dashboard_http.h"
 #include "http_call.h"
 #include "http_json.h"
 #include "http_sse.h"
@@ -409,6 +410,28 @@ static void method_not_allowed(struct http_call *call, const char *allow)
 	                   "%s is not allowed on %s: use %s", call->method, call->path, allow);
 }
 
+/* The dashboard's page and its files (dashboard_http.h), sent as built
+ * there (its own headers: ETag, CSP). False, with nothing answered, when
+ * the path is not one of them. */
+static bool dashboard(struct http_call *call)
+{
+	nng_http_res *res;
+	const char *etag = nng_http_req_get_header(call->http_req, "If-None-Match");
+	int rc = dashboard_http_response(call->path, etag, &res);
+	if (rc == JM_ENOTFOUND)
+		return false;
+	nng_aio *aio = call->aio;
+	metrics_count(METRIC_HTTP_REQUESTS, 1);
+	call_free(call);
+	if (rc != 0) {
+		nng_aio_finish(aio, NNG_ENOMEM); /* NNG closes the connection */
+		return true;
+	}
+	nng_aio_set_output(aio, 0, res);
+	nng_aio_finish(aio, 0);
+	return true;
+}
+
 static void route(struct http_call *call)
 {
 	const char *m = call->method;
@@ -458,6 +481,8 @@ static void route(struct http_call *call)
 			ONLY(get, "GET", http_api_batch(call));
 	}
 #undef ONLY
+	if (get && dashboard(call))
+		return;
 	http_reply_error(call, 404, "not_found",
 	                 "no such path %s: see /v1/openapi.json for the API", call->path);
 }

@@ -167,6 +167,8 @@ json_t *cli_json_stats(const jm_queue_stats *queues, size_t count)
 		failed |= json_object_set_new(row, "active", cli_json_u64(q->active));
 		failed |= json_object_set_new(row, "completed", cli_json_u64(q->completed));
 		failed |= json_object_set_new(row, "failed", cli_json_u64(q->failed));
+		failed |= json_object_set_new(row, "cancelled", cli_json_u64(q->cancelled));
+		failed |= json_object_set_new(row, "max_active", cli_json_u64(q->max_active));
 		if (failed)
 			goto fail_free;
 	}
@@ -248,23 +250,32 @@ void cli_print_job_state_line(FILE *out, const jm_job_info *job)
 	fputc('\n', out);
 }
 
+enum { STATS_COLUMNS = 7 };
+
+/* One queue's row of numbers, in the order of cli_print_stats' headers. */
+static void stats_row(const jm_queue_stats *q, uint64_t values[STATS_COLUMNS])
+{
+	const uint64_t row[STATS_COLUMNS] = {q->pending, q->delayed,   q->active,    q->completed,
+	                                     q->failed,  q->cancelled, q->max_active};
+	memcpy(values, row, sizeof row);
+}
+
+/* LIMIT is the queue's active limit, 0 for none. */
 void cli_print_stats(FILE *out, const jm_queue_stats *queues, size_t count)
 {
-	static const char *const headers[] = {"PENDING", "DELAYED", "ACTIVE", "COMPLETED",
-	                                      "FAILED"};
-	enum { COLUMNS = 5 };
+	static const char *const headers[STATS_COLUMNS] = {
+	    "PENDING", "DELAYED", "ACTIVE", "COMPLETED", "FAILED", "CANCELLED", "LIMIT"};
 	int name_width = (int)strlen("QUEUE");
-	int widths[COLUMNS];
-	for (int c = 0; c < COLUMNS; c++)
+	int widths[STATS_COLUMNS];
+	uint64_t values[STATS_COLUMNS];
+	for (int c = 0; c < STATS_COLUMNS; c++)
 		widths[c] = (int)strlen(headers[c]);
 	for (size_t i = 0; i < count; i++) {
-		const jm_queue_stats *q = &queues[i];
-		const uint64_t values[COLUMNS] = {q->pending, q->delayed, q->active, q->completed,
-		                                  q->failed};
-		int len = (int)strlen(q->name);
+		stats_row(&queues[i], values);
+		int len = (int)strlen(queues[i].name);
 		if (len > name_width)
 			name_width = len;
-		for (int c = 0; c < COLUMNS; c++) {
+		for (int c = 0; c < STATS_COLUMNS; c++) {
 			char digits[24];
 			len = snprintf(digits, sizeof digits, "%" PRIu64, values[c]);
 			if (len > widths[c])
@@ -272,15 +283,13 @@ void cli_print_stats(FILE *out, const jm_queue_stats *queues, size_t count)
 		}
 	}
 	fprintf(out, "%-*s", name_width, "QUEUE");
-	for (int c = 0; c < COLUMNS; c++)
+	for (int c = 0; c < STATS_COLUMNS; c++)
 		fprintf(out, "  %*s", widths[c], headers[c]);
 	fputc('\n', out);
 	for (size_t i = 0; i < count; i++) {
-		const jm_queue_stats *q = &queues[i];
-		const uint64_t values[COLUMNS] = {q->pending, q->delayed, q->active, q->completed,
-		                                  q->failed};
-		fprintf(out, "%-*s", name_width, q->name);
-		for (int c = 0; c < COLUMNS; c++)
+		stats_row(&queues[i], values);
+		fprintf(out, "%-*s", name_width, queues[i].name);
+		for (int c = 0; c < STATS_COLUMNS; c++)
 			fprintf(out, "  %*" PRIu64, widths[c], values[c]);
 		fputc('\n', out);
 	}

@@ -596,6 +596,9 @@ int jm_client_stats(jm_client *client, jm_queue_stats **queues, size_t *count)
 		copy[i].active = q->active;
 		copy[i].completed = q->completed;
 		copy[i].failed = q->failed;
+		copy[i].cancelled = q->cancelled;
+		copy[i].oldest_pending_us = q->oldest_pending_us;
+		copy[i].max_active = q->max_active;
 	}
 	*queues = copy;
 	*count = stats->queues_count;

@@ -28,6 +28,7 @@
 #include "flags.h"
 #include "log.h"
 #include "message.h"
+#include "serve.h"
 
 #define EXIT_USAGE 2
 #define EXIT_RUNTIME 1
@@ -60,6 +61,7 @@ struct worker_opts {
 	uint32_t drain_timeout_ms;
 	uint32_t kill_grace_ms;
 	enum jm_log_level log_level;
+	struct serve_set serve; /* --serve TYPE=COMMAND (serve.h) */
 	bool help;
 };
 
@@ -192,6 +194,12 @@ static int set_handler(void *ctx, const char *value, struct jm_err *err)
 	return 0;
 }
 
+static int set_serve(void *ctx, const char *value, struct jm_err *err)
+{
+	struct worker_opts *o = ctx;
+	return serve_set_add(&o->serve, value, err);
+}
+
 static int set_worker_id(void *ctx, const char *value, struct jm_err *err)
 {
 	struct worker_opts *o = ctx;
@@ -256,9 +264,12 @@ static const struct jm_flag worker_flags[] = {
     {"concurrency", "N", "jobs run at once, 1-1024 (default 1)", set_concurrency},
     {"handler", "TYPE=COMMAND",
      "run COMMAND for jobs of TYPE (plain words exec'd, else /bin/sh -c); "
-     "repeatable "
-     "(at least one)",
+     "repeatable (at least one --handler or --serve)",
      set_handler},
+    {"serve", "TYPE=COMMAND",
+     "start COMMAND once per slot and hand it jobs of TYPE over the line "
+     "protocol of docs/serve-protocol.md; repeatable",
+     set_serve},
     {"worker-id", "ID", "this worker's name (default <hostname>-<pid>)", set_worker_id},
     {"heartbeat-ms", "N", "heartbeat interval, 50-60000 ms (default 1000)", set_heartbeat_ms},
     {"drain-timeout", "SEC",
@@ -338,6 +349,7 @@ static void opts_fini(struct worker_opts *o)
 	free(o->handlers);
 	free(o->broker_url);
 	free(o->worker_id);
+	serve_set_fini(&o->serve);
 }
 
 /* Applies the config file (if any), then argv. Returns 0, or EXIT_USAGE
@@ -380,9 +392,9 @@ static int opts_load(struct worker_opts *o, int argc, char **argv)
 		fprintf(stderr, "jobmesh-worker: no queue given: add --queue NAME (see --help)\n");
 		return EXIT_USAGE;
 	}
-	if (o->handlers_count == 0) {
+	if (o->handlers_count == 0 && o->serve.pools_count == 0) {
 		fprintf(stderr, "jobmesh-worker: no handler given: add --handler TYPE=COMMAND "
-		                "(see --help)\n");
+		                "or --serve TYPE=COMMAND (see --help)\n");
 		return EXIT_USAGE;
 	}
 	return 0;
@@ -547,6 +559,13 @@ int main(int argc, char **argv)
 			goto out_free_worker;
 		}
 	}
+	struct jm_err serve_err;
+	jm_err_clear(&serve_err);
+	if (serve_set_start(&opts.serve, worker, opts.concurrency, opts.kill_grace_ms,
+	                    &serve_err) != 0) {
+		jm_error("%s", jm_err_text(&serve_err));
+		goto out_free_worker;
+	}
 	sig.worker = worker;
 	pthread_t signal_thread;
 	if (pthread_create(&signal_thread, NULL, signal_main, &sig) != 0) {
@@ -556,6 +575,7 @@ int main(int argc, char **argv)
 
 	int rc = jm_worker_run(worker);
 	status = rc == 0 ? 0 : EXIT_RUNTIME;
+	serve_set_stop(&opts.serve); /* no job runs now: stop lines, then exit */
 
 	atomic_store(&sig.done, true);
 	pthread_kill(signal_thread, SIGTERM);

@@ -26,126 +26,14 @@
 
 #include "clock.h"
 #include "harness.h"
+#include "sdk_load.h"
 #include "rpc.h"
 #include "sock_close.h"
 
-#define PAYLOAD_BYTES 100
-#define PRODUCER_THREADS 32
-#define BATCH 100
+#define PRODUCER_THREADS SDK_LOAD_PRODUCERS_MAX
+#define BATCH SDK_LOAD_BATCH
 
-static char payload[PAYLOAD_BYTES + 1];
 static const char *broker_url;
-
-static void die(const char *what, int rc)
-{
-	fprintf(stderr, "bench_broker: %s: %s (%s)\n", what, jm_strerror(rc),
-	        jm_client_last_error());
-	exit(1);
-}
-
-static jm_job_spec spec_for(const char *queue)
-{
-	return (jm_job_spec){
-	    .queue = queue, .type = "noop", .payload = payload, .payload_len = PAYLOAD_BYTES};
-}
-
-struct producer {
-	jm_client *client;
-	const char *queue;
-	int jobs;
-	int per_call;
-};
-
-static void *producer_main(void *arg)
-{
-	struct producer *p = arg;
-	jm_job_spec specs[BATCH];
-	uint64_t ids[BATCH];
-	for (int i = 0; i < BATCH; i++)
-		specs[i] = spec_for(p->queue);
-	for (int done = 0; done < p->jobs; done += p->per_call) {
-		int rc = p->per_call == 1
-		             ? jm_client_submit(p->client, &specs[0], &ids[0])
-		             : jm_client_submit_many(p->client, specs, (size_t)p->per_call, false,
-		                                     ids, NULL);
-		if (rc != 0)
-			die("submit", rc);
-	}
-	return NULL;
-}
-
-/* Submits jobs jobs into queue from threads threads, per_call per request;
- * returns jobs/s. */
-static double enqueue(jm_client *client, const char *queue, int jobs, int threads, int per_call)
-{
-	pthread_t tids[PRODUCER_THREADS];
-	struct producer producers[PRODUCER_THREADS];
-	uint64_t start = jm_mono_us();
-	int calls = jobs / per_call;
-	for (int t = 0; t < threads; t++) {
-		int thread_calls = calls / threads + (t < calls % threads);
-		producers[t] = (struct producer){client, queue, thread_calls * per_call, per_call};
-		pthread_create(&tids[t], NULL, producer_main, &producers[t]);
-	}
-	for (int t = 0; t < threads; t++)
-		pthread_join(tids[t], NULL);
-	return jobs / ((jm_mono_us() - start) / 1e6);
-}
-
-static uint64_t completed_in(jm_client *client, const char *queue)
-{
-	jm_queue_stats *queues;
-	size_t count;
-	int rc = jm_client_stats(client, &queues, &count);
-	if (rc != 0)
-		die("stats", rc);
-	uint64_t completed = 0;
-	for (size_t i = 0; i < count; i++)
-		if (strcmp(queues[i].name, queue) == 0)
-			completed = queues[i].completed;
-	free(queues);
-	return completed;
-}
-
-static int noop_handler(jm_job *job, void *arg)
-{
-	return JM_HANDLER_OK;
-}
-
-struct running_worker {
-	jm_worker *worker;
-	pthread_t thread;
-};
-
-static void *worker_main(void *arg)
-{
-	jm_worker_run(((struct running_worker *)arg)->worker);
-	return NULL;
-}
-
-static void worker_start(struct running_worker *rw, const char *queue, unsigned concurrency,
-                         const char *id)
-{
-	const char *queues[] = {queue};
-	jm_worker_options opts = {.broker_url = broker_url,
-	                          .worker_id = id,
-	                          .queues = queues,
-	                          .queues_count = 1,
-	                          .concurrency = concurrency};
-	int rc = jm_worker_new(&rw->worker, &opts);
-	if (rc == 0)
-		rc = jm_worker_register(rw->worker, "noop", noop_handler, NULL);
-	if (rc != 0)
-		die("worker", rc);
-	pthread_create(&rw->thread, NULL, worker_main, rw);
-}
-
-static void worker_stop(struct running_worker *rw)
-{
-	jm_worker_stop(rw->worker, true);
-	pthread_join(rw->thread, NULL);
-	jm_worker_free(rw->worker);
-}
 
 /* A subscriber to every event. PUB must drop for one that never reads
  * rather than slow the broker down; one that reads shows what publishing
@@ -195,27 +83,15 @@ static void *event_reader_main(void *arg)
 	return NULL;
 }
 
+static double enqueue(jm_client *client, const char *queue, int jobs, int threads, int per_call)
+{
+	return sdk_load_enqueue(client, queue, jobs, threads, per_call);
+}
+
 /* Drains jobs queued in queue with one worker of concurrency 4; jobs/s. */
 static double drain(jm_client *client, const char *queue, int jobs, const char *worker_id)
 {
-	struct running_worker rw;
-	uint64_t start = jm_mono_us();
-	worker_start(&rw, queue, 4, worker_id);
-	uint64_t deadline = start + 600ull * 1000000;
-	while (completed_in(client, queue) < (uint64_t)jobs && jm_mono_us() < deadline) {
-		struct timespec step = {0, 20 * 1000 * 1000};
-		nanosleep(&step, NULL);
-	}
-	double seconds = (jm_mono_us() - start) / 1e6;
-	uint64_t drained = completed_in(client, queue);
-	worker_stop(&rw);
-	return drained / seconds;
-}
-
-static int compare_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
+	return sdk_load_drain(client, queue, jobs, 4, worker_id, NULL);
 }
 
 int main(int argc, char **argv)
@@ -234,7 +110,6 @@ int main(int argc, char **argv)
 	jobs = jobs / BATCH * BATCH;
 	if (jobs <= 0)
 		jobs = BATCH;
-	memset(payload, 'x', PAYLOAD_BYTES);
 
 	struct harness h;
 	if (harness_init(&h, "bench") != 0)
@@ -247,11 +122,12 @@ int main(int argc, char **argv)
 	if (harness_broker_start(&h, args, &broker) != 0)
 		return 1;
 	broker_url = h.broker_url;
+	sdk_load_init("bench_broker", broker_url);
 	jm_client *client;
 	if (jm_client_open(&client, broker_url) != 0)
 		return 1;
 	printf("jobmesh bench: broker %s, fsync %s, data on %s, %d jobs of %d bytes\n", broker_url,
-	       fsync, h.dir, jobs, PAYLOAD_BYTES);
+	       fsync, h.dir, jobs, SDK_LOAD_PAYLOAD_BYTES);
 
 	int sequential = jobs / 10;
 	printf("W1 enqueue, one job per submit, 1 thread:        %9.0f jobs/s (%d jobs)\n",
@@ -287,26 +163,13 @@ int main(int argc, char **argv)
 	/* W3: one job at a time, submit then wait for completion. */
 	enum { ROUND_TRIPS = 2000 };
 	static uint64_t rtt_us[ROUND_TRIPS];
-	struct running_worker rt;
-	worker_start(&rt, "w3", 1, "bench-rtt");
-	jm_job_spec spec = spec_for("w3");
-	for (int i = 0; i < ROUND_TRIPS; i++) {
-		uint64_t t0 = jm_mono_us();
-		uint64_t id;
-		jm_job_info info = {0};
-		int rc = jm_client_submit(client, &spec, &id);
-		if (rc == 0)
-			rc = jm_client_wait(client, id, 10000, &info);
-		if (rc != 0 || info.state != JM_STATE_COMPLETED)
-			die("round trip", rc);
-		jm_job_info_fini(&info);
-		rtt_us[i] = jm_mono_us() - t0;
-	}
-	qsort(rtt_us, ROUND_TRIPS, sizeof rtt_us[0], compare_u64);
+	struct sdk_load_worker rt;
+	sdk_load_worker_start(&rt, "w3", 1, "bench-rtt");
+	sdk_load_round_trips(client, "w3", ROUND_TRIPS, rtt_us);
 	printf("W3 submit+wait round trip, %d in sequence:     p50 %llu us, p99 %llu us\n",
 	       ROUND_TRIPS, (unsigned long long)rtt_us[ROUND_TRIPS / 2],
 	       (unsigned long long)rtt_us[ROUND_TRIPS * 99 / 100]);
-	worker_stop(&rt);
+	sdk_load_worker_stop(&rt);
 
 	jm_client_close(client);
 	harness_stop(&broker, SIGTERM, 10000, NULL);

@@ -378,6 +378,21 @@ static void test_cancel_prints_the_cancelled_state(void **state)
 	r = cli(f, "wait", idbuf, "--timeout", "5");
 	expect_code(f, &r, 11, "wait for a cancelled job");
 	run_fini(&r);
+
+	/* stats counts it: the cancelled column, and "cancelled" in --json. */
+	r = cli(f, "stats", "--json");
+	expect_code(f, &r, 0, "stats --json");
+	json_t *stats = parse_json(r.out);
+	json_t *idle = json_array_get(json_object_get(stats, "queues"), 0);
+	assert_string_equal(json_string_value(json_object_get(idle, "name")), "idle");
+	assert_int_equal(json_integer_value(json_object_get(idle, "cancelled")), 1);
+	assert_int_equal(json_integer_value(json_object_get(idle, "pending")), 0);
+	json_decref(stats);
+	run_fini(&r);
+	r = cli(f, "stats");
+	expect_code(f, &r, 0, "stats");
+	assert_non_null(strstr(r.out, "CANCELLED"));
+	run_fini(&r);
 }
 
 /* ---- batches ------------------------------------------------------------ */

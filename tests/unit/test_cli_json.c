@@ -202,6 +202,7 @@ static void test_json_stats_lists_every_queue(void **state)
 	queues[0].pending = 3;
 	strcpy(queues[1].name, "b");
 	queues[1].failed = 9;
+	queues[1].cancelled = 7;
 	json_t *obj = cli_json_stats(queues, 2);
 	assert_non_null(obj);
 	json_t *list = json_object_get(obj, "queues");
@@ -211,6 +212,8 @@ static void test_json_stats_lists_every_queue(void **state)
 	assert_int_equal(json_integer_value(json_object_get(json_array_get(list, 0), "pending")),
 	                 3);
 	assert_int_equal(json_integer_value(json_object_get(json_array_get(list, 1), "failed")), 9);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(list, 1), "cancelled")),
+	                 7);
 	json_decref(obj);
 
 	json_t *empty = cli_json_stats(NULL, 0);
@@ -242,11 +245,14 @@ static void test_stats_table_aligns_columns(void **state)
 	queues[0].pending = 12345678901ull;
 	strcpy(queues[1].name, "x");
 	queues[1].completed = 5;
+	queues[1].cancelled = 2;
+	queues[1].max_active = 4;
 	char text[512];
 	capture(text, sizeof text, print_stats_two, queues);
-	assert_string_equal(text, "QUEUE       PENDING  DELAYED  ACTIVE  COMPLETED  FAILED\n"
-	                          "emails  12345678901        0       0          0       0\n"
-	                          "x                 0        0       0          5       0\n");
+	assert_string_equal(
+	    text, "QUEUE       PENDING  DELAYED  ACTIVE  COMPLETED  FAILED  CANCELLED  LIMIT\n"
+	          "emails  12345678901        0       0          0       0          0      0\n"
+	          "x                 0        0       0          5       0          2      4\n");
 }
 
 static void print_job_line(FILE *out, const void *arg)

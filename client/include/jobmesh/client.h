@@ -118,7 +118,10 @@ int jm_client_wait(jm_client *client, uint64_t job_id, uint32_t timeout_ms, jm_j
 
 typedef struct jm_queue_stats {
 	char name[65];
-	uint64_t pending, delayed, active, completed, failed;
+	uint64_t pending, delayed, active, completed, failed, cancelled;
+	uint64_t oldest_pending_us; /* wall time the longest-waiting pending job
+	                               became ready; 0 when none is pending */
+	uint32_t max_active;        /* the queue's active limit; 0: none */
 } jm_queue_stats;
 
 /* Per-queue counters; *queues is malloc'd (free with free()). */

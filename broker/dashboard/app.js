@@ -1,0 +1,134 @@
+// The dashboard's entry point: routes the hash (#/queues/emails,
+// #/jobs/42, #/batches/7, #/dead/emails, #/workers) to a view, opens the
+// one event stream, shows the connection banner and asks for a token when
+// the broker wants one.
+//
+// A view is a function (root, params) -> {changed(set), leave()}: it draws
+// once and then redraws what the set of changes (live.js markDirty) names.
+
+import { setTokenPrompt, onAuthChange, role, token } from './api.js';
+import { store, onChange, connect, rereadAll, markDirty, reconnect } from './live.js';
+import { overviewView } from './view_overview.js';
+import { batchesView } from './view_batches.js';
+import { jobsView } from './view_jobs.js';
+import { deadView } from './view_dead.js';
+import { workersView } from './view_workers.js';
+import { setText } from './ui.js';
+
+const routes = [
+  [/^\/?$/, 'overview', () => ({}), overviewView],
+  [/^\/queues\/([^/]+)$/, 'overview', (m) => ({ queue: m[1] }), overviewView],
+  [/^\/batches$/, 'batches', () => ({}), batchesView],
+  [/^\/batches\/(\d+)$/, 'batches', (m) => ({ id: m[1] }), batchesView],
+  [/^\/jobs$/, 'jobs', () => ({}), jobsView],
+  [/^\/jobs\/(\d+)$/, 'jobs', (m) => ({ id: m[1] }), jobsView],
+  [/^\/dead$/, 'dead', () => ({}), deadView],
+  [/^\/dead\/([^/]+)$/, 'dead', (m) => ({ queue: m[1] }), deadView],
+  [/^\/workers$/, 'workers', () => ({}), workersView],
+];
+
+const main = document.getElementById('main');
+let current = null;
+
+function route() {
+  const raw = location.hash.replace(/^#/, '') || '/';
+  const [path, qs] = raw.split('?');
+  if (current && current.leave) current.leave();
+  current = null;
+  for (const [re, nav, params, view] of routes) {
+    const m = path.match(re);
+    if (!m) continue;
+    const p = params(m.map((s) => (s === undefined ? s : decodeURIComponent(s))));
+    p.query = new URLSearchParams(qs || '');
+    for (const a of document.querySelectorAll('#nav a')) {
+      if (a.dataset.nav === nav) a.setAttribute('aria-current', 'page');
+      else a.removeAttribute('aria-current');
+    }
+    current = view(main, p) || null;
+    document.title = `${main.querySelector('h1')?.textContent || 'jobmesh'} — jobmesh`;
+    return;
+  }
+  main.replaceChildren();
+  const h1 = document.createElement('h1');
+  h1.textContent = 'Not found';
+  const p = document.createElement('p');
+  p.textContent = `Nothing lives at #${raw}. `;
+  const a = document.createElement('a');
+  a.href = '#/';
+  a.textContent = 'Go to the overview.';
+  p.append(a);
+  main.append(h1, p);
+}
+
+// Focus moves to the new view's heading on navigation, as a page load would.
+window.addEventListener('hashchange', () => {
+  route();
+  const h1 = main.querySelector('h1');
+  if (h1) {
+    h1.tabIndex = -1;
+    h1.focus({ preventScroll: false });
+  }
+});
+
+const banner = document.getElementById('banner');
+const openedAt = Date.now();
+const conn = document.getElementById('conn');
+onChange((what) => {
+  if (what.has('connection') || what.has('tick')) {
+    // A page that is still opening its stream shows no alarm for a second.
+    const down = !store.connected && (store.everConnected || Date.now() - openedAt > 1500);
+    banner.hidden = !down;
+    setText(conn, store.connected ? 'live' : 'offline');
+    conn.className = store.connected ? 'conn on' : 'conn off';
+    setText(banner.querySelector('.banner-text'), store.everConnected
+      ? 'Disconnected from the broker — reconnecting… Numbers on this page may be out of date.'
+      : 'Connecting to the broker…');
+  }
+  if (current && current.changed) current.changed(what);
+});
+
+onAuthChange(() => {
+  const r = role();
+  setText(document.getElementById('role'), r ? `role: ${r}` : '');
+  markDirty('auth');
+  route();
+});
+
+// The token prompt: a real <dialog>, focus in its field, Escape cancels.
+const dialog = document.getElementById('token-dialog');
+setTokenPrompt((message) => new Promise((resolve) => {
+  setText(document.getElementById('token-why'), message);
+  const input = document.getElementById('token-input');
+  input.value = '';
+  dialog.returnValue = '';
+  dialog.onclose = () => {
+    const t = dialog.returnValue === 'ok' ? input.value.trim() : '';
+    resolve(t || null);
+    if (t) reconnect();
+  };
+  dialog.showModal();
+  input.focus();
+}));
+document.getElementById('forget-token').addEventListener('click', () => {
+  sessionStorage.removeItem('jobmesh.token');
+  location.reload();
+});
+document.getElementById('forget-token').hidden = !token();
+
+// What the page holds, for the browser tests and the curious (console).
+window.jobmeshStats = () => ({
+  events: store.eventsSeen,
+  jobsCached: store.jobs.size,
+  batches: store.batches.size,
+  queues: store.queues.size,
+  workers: store.workers.size,
+  domNodes: document.getElementsByTagName('*').length,
+});
+
+// Ages and throughput buckets move with the clock, not with events.
+setInterval(() => markDirty('tick'), 1000);
+
+route();
+rereadAll();
+connect();
+markDirty('connection');

@@ -1,0 +1,116 @@
+// Dead letters (#/dead and #/dead/QUEUE): the jobs of a queue that used up
+// their attempts, with their last error; retry one or all. No cancel here:
+// a dead-lettered job is already final, and the broker refuses to cancel
+// it (409: only pending, delayed or active jobs can be cancelled).
+
+import { get, post, listOf, normJob, canAct } from './api.js';
+import { store, reread } from './live.js';
+import { h, fill, setText, syncRows, table, payloadBlock, fmtCount, fmtTime, jobLink, link, throttled } from './ui.js';
+
+function pickQueue(root) {
+  const list = h('ul', { class: 'plain-list' });
+  const status = h('p', { class: 'muted', role: 'status' });
+  fill(root, h('h1', {}, 'Dead letters'), status, list);
+  function update() {
+    const queues = [...store.queues.values()].sort((a, b) => b.counts.failed - a.counts.failed || a.name.localeCompare(b.name));
+    setText(status, queues.length ? 'Pick a queue:' : 'No queues yet.');
+    syncRows(list, queues, (q) => q.name, () => h('li'), (li, q) => fill(li,
+      link(`#/dead/${encodeURIComponent(q.name)}`, q.name), ` — ${fmtCount(q.counts.failed)} dead-lettered`));
+  }
+  update();
+  return { changed(what) { if (what.has('queues') || what.has('all')) update(); } };
+}
+
+export function deadView(root, params) {
+  if (!params.queue) return pickQueue(root);
+  const queue = params.queue;
+  const status = h('p', { class: 'muted', role: 'status', 'aria-live': 'polite' }, 'Loading…');
+  const retryAll = h('button', { type: 'button', class: 'primary' }, 'Retry all');
+  const list = table(['job', 'type', 'attempts', 'failed at', 'error', 'payload', 'actions'], 'dead');
+  fill(root, h('h1', {}, `Dead letters of ${queue}`),
+    h('p', {}, link(`#/queues/${encodeURIComponent(queue)}`, `queue ${queue}`)),
+    h('div', { class: 'actions' }, retryAll), status, h('div', { class: 'panel' }, list.el));
+
+  let jobs = [];
+  let loading = false;
+  let again = false;
+  async function load() {
+    if (loading) { again = true; return; }
+    loading = true;
+    try {
+      jobs = listOf(await get(`/v1/queues/${encodeURIComponent(queue)}/dead?limit=200`), 'jobs').map(normJob);
+      render();
+      if (!busy) setText(status, jobs.length ? `${jobs.length} dead-lettered jobs.` : 'No dead-lettered jobs in this queue.');
+    } catch (e) {
+      setText(status, e.status === 404 ? `No queue named ${queue}.` : e.message);
+    }
+    loading = false;
+    if (again) { again = false; load(); }
+  }
+  let busy = false;
+  async function act(label, fn) {
+    busy = true;
+    setText(status, `${label}…`);
+    try {
+      const msg = await fn();
+      setText(status, msg || `${label}: done.`);
+    } catch (e) {
+      setText(status, `${label}: ${e.message}`);
+    }
+    busy = false;
+    reread('queues');
+    load();
+  }
+  retryAll.addEventListener('click', () => act('Retry all', async () => {
+    // One request when the broker has it; else one retry per job listed.
+    try {
+      const r = await post(`/v1/queues/${encodeURIComponent(queue)}/dead/retry`);
+      const n = r?.retried ?? r?.count ?? r?.ids?.length;
+      return n !== undefined ? `Retried ${fmtCount(n)} jobs.` : 'Retried every dead-lettered job.';
+    } catch (e) {
+      if (e.status !== 404 && e.status !== 405) throw e;
+    }
+    let done = 0;
+    const failed = [];
+    for (const j of jobs) {
+      try { await post(`/v1/jobs/${j.id}/retry`); done += 1; } catch (e) { failed.push(`#${j.id}: ${e.message}`); }
+    }
+    return `Retried ${done} of ${jobs.length} jobs.` + (failed.length ? ` Refused: ${failed.join('; ')}` : '');
+  }));
+
+  function rowFor() {
+    const retry = h('button', { type: 'button' }, 'Retry');
+    const cells = [h('td'), h('td'), h('td', { class: 'num' }), h('td'), h('td', { class: 'error-text' }), h('td', { class: 'payload-cell' }),
+      h('td', { class: 'row-actions' }, retry)];
+    const row = h('tr', {}, cells);
+    row.update = (j) => {
+      fill(cells[0], jobLink(j.id));
+      setText(cells[1], j.type);
+      setText(cells[2], `${j.attempt}/${j.maxAttempts || '—'}`);
+      setText(cells[3], fmtTime(j.updatedAt));
+      setText(cells[4], j.lastError || '—');
+      if (cells[5].dataset.for !== j.id) {
+        cells[5].dataset.for = j.id;
+        fill(cells[5], j.payload !== undefined ? payloadBlock(j.payload, 160, false) : '—');
+      }
+      retry.onclick = () => act(`Retry #${j.id}`, () => post(`/v1/jobs/${j.id}/retry`).then(() => `Job #${j.id} is pending again.`));
+      retry.setAttribute('aria-label', `Retry job ${j.id}`);
+      retry.hidden = !canAct();
+    };
+    return row;
+  }
+  function render() {
+    syncRows(list.tbody, jobs, (j) => j.id, rowFor, (r, j) => r.update(j));
+    list.el.parentElement.hidden = jobs.length === 0;
+    // The payload column only when the broker sends payloads.
+    list.el.classList.toggle('no-payload', !jobs.some((j) => j.payload !== undefined));
+    retryAll.hidden = jobs.length === 0 || !canAct();
+  }
+  load();
+  const reload = throttled(load, 1000);
+  return {
+    changed(what) {
+      if (what.has(`dead:${queue}`) || what.has('all') || what.has('auth')) reload();
+    },
+  };
+}

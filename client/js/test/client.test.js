@@ -1,0 +1,121 @@
+// The jobmesh npm package's Client through a real broker's HTTP API and a
+// real jobmesh-worker whose handlers are the package's serve() (handler.mjs).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import {
+  Client, InvalidNameError, NotFoundError, JobFailedError, JobCancelledError, TimeoutError,
+} from '../src/index.js';
+import { Stack, root } from '../test-support/stack.js';
+
+const handler = `node ${join(root, 'tests', 'clients', 'handler.mjs')}`;
+const types = ['echo', 'sleep', 'async.echo', 'fail', 'noop'];
+const serveArgs = types.flatMap((t) => ['--serve', `${t}=${handler}`]);
+let stack;
+let jm;
+
+before(async () => {
+  stack = await Stack.start();
+  await stack.worker(serveArgs, { concurrency: 2 });
+  jm = new Client({ url: stack.url, timeout: 20000 });
+});
+
+after(async () => {
+  await stack?.close();
+});
+
+test('submit and wait resolve with the result and report progress', async () => {
+  const id = await jm.submit('q', 'sleep', { ms: 300 });
+  assert.match(id, /^\d+$/);
+  const seen = [];
+  const result = await jm.wait(id, { timeout: 30000, onProgress: (p) => seen.push(p) });
+  assert.equal(JSON.parse(result).slept, true);
+  assert.ok(seen.some((p) => p.done === 2 && p.total === 2 && p.message === 'slept'), JSON.stringify(seen));
+  assert.equal((await jm.get(id)).state, 'completed');
+  assert.equal(await jm.result(id), result);
+});
+
+test('result long-polls until the job finishes', async () => {
+  const id = await jm.submit('q', 'sleep', { ms: 200 });
+  assert.equal(JSON.parse(await jm.result(id, { wait: 30 })).slept, true);
+});
+
+test('submitMany, and a batch watched to its end', async () => {
+  const ids = await jm.submitMany('q', [0, 1, 2].map((i) => ({ type: 'echo', payload: `m${i}` })));
+  assert.equal(new Set(ids).size, 3);
+  const batch = await jm.submitBatch(Array.from({ length: 20 }, (_, i) => ({ queue: 'q', type: 'sleep', data: { ms: 20 }, payload: `b${i}` })));
+  assert.equal(batch.jobIds.length, 20);
+  const seen = [];
+  const status = await jm.waitBatch(batch.id, { timeout: 60000, onProgress: (b) => seen.push(b.completed) });
+  assert.equal(status.state, 'completed');
+  assert.equal(status.completed, 20);
+  assert.deepEqual(seen, [...seen].sort((x, y) => x - y), 'batch progress never goes back');
+  for (const id of batch.jobIds) assert.equal((await jm.get(id)).state, 'completed');
+});
+
+test('events resume after a dropped stream without a gap', { timeout: 60000 }, async () => {
+  await stack.worker(['--serve', `echo=${handler}`], { queue: 'resume' });
+  let opened;
+  const open = new Promise((r) => { opened = r; });
+  const stream = jm.events({ queue: 'resume', signal: AbortSignal.timeout(30000), onOpen: () => opened() })[Symbol.asyncIterator]();
+  const pending = stream.next(); // starts the request
+  await open; // subscribed before submitting: every completion is on the stream
+  const first = await jm.submitMany('resume', Array(5).fill({ type: 'echo', payload: 'a' }));
+  const done = new Set();
+  let lastId = null;
+  for (let r = await pending; !r.done; r = await stream.next()) {
+    const ev = r.value;
+    lastId = ev.id ?? lastId;
+    if (ev.kind === 'job_state' && ev.data.state === 'completed') {
+      done.add(ev.data.job_id);
+      if (done.size === 2) break;
+    }
+  }
+  await stream.return(); // drops the connection
+  const second = await jm.submitMany('resume', Array(5).fill({ type: 'echo', payload: 'b' }));
+  const want = new Set([...first, ...second]);
+  const seenIds = new Set();
+  for await (const ev of jm.events({ queue: 'resume', lastEventId: lastId, signal: AbortSignal.timeout(30000) })) {
+    assert.notEqual(ev.kind, 'snapshot', 'the broker still had the gap');
+    assert.ok(!seenIds.has(ev.id), 'an event came twice');
+    seenIds.add(ev.id);
+    if (ev.kind === 'job_state' && ev.data.state === 'completed') done.add(ev.data.job_id);
+    if ([...want].every((id) => done.has(id))) break;
+  }
+  assert.deepEqual([...done].sort(), [...want].sort());
+});
+
+test('a bad queue name throws InvalidNameError', async () => {
+  await assert.rejects(jm.submit('a!b', 'echo', 'x'), (e) => e instanceof InvalidNameError && e.status === 400 && e.message.includes('a!b'));
+});
+
+test('an unknown id throws NotFoundError', async () => {
+  await assert.rejects(jm.get('987654321'), NotFoundError);
+  await assert.rejects(jm.wait('987654321', { timeout: 10000 }), NotFoundError);
+});
+
+test('wait throws JobFailedError, TimeoutError and JobCancelledError', async () => {
+  const failed = await jm.submit('q', 'fail', '', { maxAttempts: 3 });
+  await assert.rejects(jm.wait(failed, { timeout: 30000 }), (e) => e instanceof JobFailedError && e.message.includes('refused for good'));
+  await assert.rejects(jm.result(failed), JobFailedError);
+  const parked = await jm.submit('q', 'echo', 'later', { delayMs: 60000 });
+  await assert.rejects(jm.wait(parked, { timeout: 500 }), TimeoutError);
+  const ctl = new AbortController();
+  const waiting = jm.wait(parked, { signal: ctl.signal });
+  ctl.abort(new Error('caller gave up'));
+  await assert.rejects(waiting, /caller gave up/);
+  await jm.cancel(parked);
+  await assert.rejects(jm.wait(parked, { timeout: 30000 }), JobCancelledError);
+});
+
+test('a list of URLs skips one that does not answer', async () => {
+  const c = new Client({ urls: ['http://127.0.0.1:9', stack.url] });
+  const id = await c.submit('q', 'echo', 'failover');
+  assert.match(await c.wait(id, { timeout: 30000 }), /failover/);
+});
+
+test('queues and workers list what runs', async () => {
+  await jm.wait(await jm.submit('q', 'noop', ''), { timeout: 30000 });
+  assert.ok((await jm.queues()).some((q) => q.name === 'q'));
+  assert.ok((await jm.workers()).some((w) => w.queues.includes('q')));
+});

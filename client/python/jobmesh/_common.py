@@ -1,0 +1,159 @@
+"""What the sync and the async clients share: request shapes, SSE parsing,
+URLs. No I/O here."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from urllib.parse import quote, urlencode, urlsplit
+
+DEFAULT_URL = "http://127.0.0.1:7480"
+TERMINAL_STATES = frozenset({"completed", "failed", "cancelled"})
+Payload = Union[str, bytes, None]
+
+
+@dataclass
+class Event:
+    """One Server-Sent Event: kind is the SSE event name (job_state,
+    job_progress, batch, worker_joined, worker_lost, snapshot, ...), data
+    its JSON body, id the sequence number to resume from."""
+
+    kind: str
+    data: Any
+    id: Optional[str] = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key] if isinstance(self.data, dict) else None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default) if isinstance(self.data, dict) else default
+
+
+@dataclass
+class SseParser:
+    """Feeds lines of a text/event-stream, yields Events (WHATWG rules:
+    data lines join with \\n, a blank line dispatches, ':' is a comment)."""
+
+    last_id: Optional[str] = None
+    _kind: str = ""
+    _data: List[str] = field(default_factory=list)
+    _id: Optional[str] = None
+
+    def feed_line(self, line: str) -> Optional[Event]:
+        line = line.rstrip("\r\n")
+        if line == "":
+            if not self._data and not self._kind:
+                return None
+            raw = "\n".join(self._data)
+            kind = self._kind or "message"
+            self._kind, self._data = "", []
+            if self._id is not None:
+                self.last_id = self._id
+            ev_id, self._id = self._id, None
+            try:
+                data: Any = json.loads(raw) if raw else None
+            except ValueError:
+                data = raw
+            return Event(kind, data, ev_id if ev_id is not None else self.last_id)
+        if line.startswith(":"):
+            return None
+        name, _, value = line.partition(":")
+        if value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._kind = value
+        elif name == "id" and "\0" not in value:
+            self._id = value
+        return None
+
+
+def normalize_urls(url: Union[str, Sequence[str], None]) -> List[str]:
+    if url is None:
+        urls: List[str] = [DEFAULT_URL]
+    elif isinstance(url, str):
+        urls = [u.strip() for u in url.split(",") if u.strip()]
+    else:
+        urls = list(url)
+    if not urls:
+        raise ValueError("no broker URL given")
+    out = []
+    for u in urls:
+        if "://" not in u:
+            u = "http://" + u
+        parts = urlsplit(u)
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(f"broker URL {u!r}: use http:// or https://")
+        out.append(u.rstrip("/"))
+    return out
+
+
+def job_body(type: str, payload: Any = None, data: Any = None, **opts: Any) -> Dict[str, Any]:
+    """One job's JSON: payload (str or bytes) as text, anything else as data."""
+    body: Dict[str, Any] = {"type": type}
+    if data is not None:
+        body["data"] = data
+    elif isinstance(payload, (bytes, bytearray)):
+        body["payload"] = bytes(payload).decode("utf-8")
+    elif isinstance(payload, str):
+        body["payload"] = payload
+    elif payload is not None:
+        body["data"] = payload
+    for key in ("priority", "max_attempts", "delay_ms", "timeout_ms", "idempotency_key"):
+        if opts.get(key) is not None:
+            body[key] = opts[key]
+    unknown = set(opts) - {"priority", "max_attempts", "delay_ms", "timeout_ms",
+                           "idempotency_key"}
+    if unknown:
+        raise TypeError(f"unknown job option(s) {sorted(unknown)}: use priority, max_attempts, "
+                        "delay_ms, timeout_ms")
+    return body
+
+
+def spec_body(spec: Mapping[str, Any], need_queue: bool) -> Dict[str, Any]:
+    spec = dict(spec)
+    queue = spec.pop("queue", None)
+    if "type" not in spec:
+        raise TypeError("each job needs a 'type'")
+    body = job_body(spec.pop("type"), spec.pop("payload", None), spec.pop("data", None), **spec)
+    if need_queue:
+        if not queue:
+            raise TypeError("each batch job needs a 'queue'")
+        body["queue"] = queue
+    return body
+
+
+def seg(value: Any) -> str:
+    return quote(str(value), safe="")
+
+
+def events_query(job: Any = None, batch: Any = None, queue: Optional[str] = None,
+                 worker: Optional[str] = None, topics: Iterable[str] = ()) -> str:
+    pairs: List[Tuple[str, str]] = []
+    for prefix, value in (("job", job), ("batch", batch), ("queue", queue), ("worker", worker)):
+        if value is None:
+            continue
+        values = value if isinstance(value, (list, tuple, set)) else [value]
+        pairs += [("topic", f"{prefix}/{v}") for v in values]
+    pairs += [("topic", t) for t in topics]
+    return "/v1/events" + ("?" + urlencode(pairs) if pairs else "")
+
+
+def jobs_query(queue: Optional[str], state: Optional[str], batch: Any, limit: Optional[int],
+               cursor: Optional[str]) -> str:
+    q = {k: v for k, v in (("queue", queue), ("state", state), ("batch", batch),
+                           ("limit", limit), ("cursor", cursor)) if v is not None}
+    return "/v1/jobs" + ("?" + urlencode(q) if q else "")
+
+
+def result_text(body: Any) -> Optional[str]:
+    if isinstance(body, dict):
+        r = body.get("result")
+        return r if isinstance(r, str) or r is None else json.dumps(r)
+    return body if isinstance(body, str) else None
+
+
+def job_error_text(job: Mapping[str, Any]) -> str:
+    return str(job.get("last_error") or job.get("error") or "failed")

@@ -1,0 +1,99 @@
+/* peer_jobmesh: the jobmesh driver of `scripts/bench peers`. Runs one
+ * workload against a broker that tests/bench/peers/run started, through the
+ * public C SDK (the load is tests/bench/sdk_load.c, shared with
+ * bench_broker), checks that the broker counts every job, and prints one
+ * line of key=value figures on stdout.
+ *
+ * usage: peer_jobmesh --url URL --workload W [--jobs N] [--rounds N]
+ *   w1     submit N jobs one per call, one thread       jobs_per_s
+ *   w1b    submit N jobs 100 per call, one thread       jobs_per_s
+ *   w1x32  submit N jobs one per call, 32 threads       jobs_per_s
+ *   fill   submit N jobs 100 per call (before drain)    jobs_per_s
+ *   drain  drain the N queued jobs, concurrency 4       jobs_per_s
+ *   w3     submit one job and wait for it, --rounds     p50_us p99_us
+ *          times, with a worker of concurrency 1
+ * Exits 1 when the counts do not add up. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jobmesh/client.h>
+
+#include "sdk_load.h"
+
+#define QUEUE "bench"
+
+static void expect_count(const char *what, uint64_t got, uint64_t want)
+{
+	if (got != want) {
+		fprintf(stderr, "peer_jobmesh: %s: the broker counts %llu, expected %llu\n", what,
+		        (unsigned long long)got, (unsigned long long)want);
+		exit(1);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	const char *url = NULL, *workload = NULL;
+	int jobs = 100000, rounds = 2000;
+	for (int i = 1; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "--url") == 0)
+			url = argv[i + 1];
+		else if (strcmp(argv[i], "--workload") == 0)
+			workload = argv[i + 1];
+		else if (strcmp(argv[i], "--jobs") == 0)
+			jobs = atoi(argv[i + 1]);
+		else if (strcmp(argv[i], "--rounds") == 0)
+			rounds = atoi(argv[i + 1]);
+	}
+	jobs = jobs / SDK_LOAD_BATCH * SDK_LOAD_BATCH;
+	if (url == NULL || workload == NULL || jobs <= 0 || rounds <= 0) {
+		fprintf(stderr, "usage: peer_jobmesh --url URL --workload "
+		                "w1|w1b|w1x32|fill|drain|w3 [--jobs N>=100] [--rounds N>=1]\n");
+		return 2;
+	}
+	sdk_load_init("peer_jobmesh", url);
+	jm_client *client;
+	int rc = jm_client_open(&client, url);
+	if (rc != 0)
+		sdk_load_die("open", rc);
+
+	if (strcmp(workload, "w3") == 0) {
+		uint64_t *rtt = calloc((size_t)rounds, sizeof *rtt);
+		if (rtt == NULL)
+			sdk_load_die("calloc", JM_ENOMEM);
+		struct sdk_load_worker w;
+		sdk_load_worker_start(&w, QUEUE, 1, "peer-w3");
+		sdk_load_round_trips(client, QUEUE, rounds, rtt);
+		sdk_load_worker_stop(&w);
+		expect_count("w3 completed", sdk_load_queue_stats(client, QUEUE).completed,
+		             (uint64_t)rounds);
+		expect_count("w3 handled", sdk_load_handled(), (uint64_t)rounds);
+		printf("p50_us=%llu p99_us=%llu\n", (unsigned long long)rtt[rounds / 2],
+		       (unsigned long long)rtt[(size_t)rounds * 99 / 100]);
+		free(rtt);
+	} else if (strcmp(workload, "drain") == 0) {
+		uint64_t completed;
+		double rate = sdk_load_drain(client, QUEUE, jobs, 4, "peer-drain", &completed);
+		expect_count("drain completed", completed, (uint64_t)jobs);
+		expect_count("drain handled", sdk_load_handled(), (uint64_t)jobs);
+		expect_count("drain pending", sdk_load_queue_stats(client, QUEUE).pending, 0);
+		printf("jobs_per_s=%.0f\n", rate);
+	} else {
+		int threads = 1, per_call = 1;
+		if (strcmp(workload, "w1b") == 0 || strcmp(workload, "fill") == 0)
+			per_call = SDK_LOAD_BATCH;
+		else if (strcmp(workload, "w1x32") == 0)
+			threads = SDK_LOAD_PRODUCERS_MAX;
+		else if (strcmp(workload, "w1") != 0) {
+			fprintf(stderr, "peer_jobmesh: unknown workload %s\n", workload);
+			return 2;
+		}
+		double rate = sdk_load_enqueue(client, QUEUE, jobs, threads, per_call);
+		expect_count("queued", sdk_load_queue_stats(client, QUEUE).pending, (uint64_t)jobs);
+		printf("jobs_per_s=%.0f\n", rate);
+	}
+	jm_client_close(client);
+	return 0;
+}

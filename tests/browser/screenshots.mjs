@@ -1,0 +1,114 @@
+// Takes the README's dashboard screenshots (docs/screenshots/*.png) against
+// a real broker and workers with realistic traffic: emails parsed (a few
+// malformed ones dead-lettered), a batch of documents OCR'd page by page,
+// reports waiting on a queue with no worker.
+//
+//   node tests/browser/screenshots.mjs [OUT_DIR]     (after a build; about 2 min)
+//
+// JOBMESH_BIN_DIR picks the binaries (default build/test/bin).
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { Stack, waitFor, sourceDir } from './lib/stack.mjs';
+import { openBrowser } from './lib/browser.mjs';
+
+const out = path.resolve(process.argv[2] || path.join(sourceDir, 'docs/screenshots'));
+fs.mkdirSync(out, { recursive: true });
+
+const stack = new Stack('jm-shots');
+let browser;
+
+async function main() {
+  const email = stack.handler('email-parse.sh', [
+    'payload=$(cat)',
+    'echo "progress 1 3 reading headers" >&3',
+    'sleep 0.$(( $(od -An -N1 -tu1 /dev/urandom) % 4 + 1 ))',
+    'case "$payload" in *malformed*)',
+    '  echo "parse error: no From header (line 1): $(echo "$payload" | head -c 60)" >&2; exit 100;;',
+    'esac',
+    'echo "progress 2 3 extracting attachments" >&3',
+    'sleep 0.1',
+    'echo "progress 3 3 done" >&3',
+    'printf \'{"from":"billing@example.com","subject":"Invoice %s","attachments":2,"spam_score":0.03}\\n\' "$JOBMESH_JOB_ID"',
+  ].join('\n'));
+  const ocr = stack.handler('ocr.sh', [
+    'payload=$(cat)',
+    'doc=$(echo "$payload" | sed -n \'s/.*"doc":"\\([^"]*\\)".*/\\1/p\')',
+    'for p in 1 2 3 4 5 6; do',
+    '  echo "progress $p 6 $doc: page $p of 6" >&3',
+    '  sleep 0.4',
+    'done',
+    'printf \'{"doc":"%s","pages":6,"words":%d,"language":"en"}\\n\' "$doc" $(( $(od -An -N2 -tu2 /dev/urandom) % 4000 + 800 ))',
+  ].join('\n'));
+  await stack.startBroker(['--queue-limit', 'documents=4']);
+  await stack.startWorker({ id: 'mail-parser-1', queues: ['emails'], handlers: { 'email.parse': email }, concurrency: 4 });
+  await stack.startWorker({ id: 'mail-parser-2', queues: ['emails'], handlers: { 'email.parse': email }, concurrency: 4 });
+  await stack.startWorker({ id: 'ocr-1', queues: ['documents'], handlers: { 'document.ocr': ocr }, concurrency: 2 });
+  await stack.startWorker({ id: 'ocr-2', queues: ['documents'], handlers: { 'document.ocr': ocr }, concurrency: 2 });
+
+  browser = await openBrowser({ viewport: { width: 1360, height: 900 } });
+  const overview = await browser.newPage();
+  await overview.goto(`${stack.httpUrl}/`);
+
+  // Waves of email, so the throughput chart has a shape.
+  const submitEmails = async (n, wave) => {
+    const jobs = [];
+    for (let i = 0; i < n; i++) {
+      const bad = i % 23 === 7;
+      jobs.push({ type: 'email.parse', payload: bad ? `malformed message ${wave}-${i}` : `From: customer${i}@example.com\nSubject: Invoice ${wave}-${i}` });
+    }
+    await stack.api('POST', '/v1/queues/emails/jobs', jobs);
+  };
+  for (let wave = 0; wave < 6; wave++) {
+    await submitEmails(20 + wave * 15, wave);
+    await waitFor(async () => (await stack.queueCounts('emails')).pending === 0, 'the email wave to be taken', { timeoutMs: 120000, intervalMs: 500 });
+    await new Promise((r) => setTimeout(r, 6000)); // spread the waves over chart buckets
+  }
+  for (let i = 0; i < 25; i++) {
+    await stack.api('POST', '/v1/queues/reports/jobs', { type: 'report.daily', data: { account: 1000 + i, day: '2026-11-29' } });
+  }
+  const docs = Array.from({ length: 40 }, (_, i) => ({ queue: 'documents', type: 'document.ocr', data: { doc: `contract-${String(i + 1).padStart(3, '0')}.pdf` } }));
+  const batch = await stack.api('POST', '/v1/batches', { jobs: docs });
+  const watched = batch.job_ids[9];
+
+  const page = await browser.newPage();
+  await page.goto(`${stack.httpUrl}/#/jobs/${watched}`);
+  await waitFor(async () => (await stack.api('GET', `/v1/batches/${batch.id}`)).completed >= 12, 'the OCR batch to be under way', { timeoutMs: 120000, intervalMs: 500 });
+
+  const shot = async (p, name, fullPage = false) => {
+    await p.waitForTimeout(600); // let the 250 ms render tick land
+    await p.screenshot({ path: path.join(out, `${name}.png`), fullPage });
+    console.log(`wrote ${path.join(out, `${name}.png`)}`);
+  };
+  await shot(page, 'job', true);
+  await page.goto(`${stack.httpUrl}/#/batches`);
+  await page.locator(`tr[data-batch="${batch.id}"]`).waitFor();
+  await shot(page, 'batches');
+  await page.goto(`${stack.httpUrl}/#/batches/${batch.id}`);
+  await page.locator('.batch-detail [role="progressbar"]').waitFor();
+  await shot(page, 'batch');
+  await page.goto(`${stack.httpUrl}/#/workers`);
+  await page.locator('table.workers tbody tr').first().waitFor();
+  await shot(page, 'workers');
+  await page.goto(`${stack.httpUrl}/#/jobs`);
+  await page.locator('table.jobs tbody tr').first().waitFor();
+  await shot(page, 'jobs');
+  await page.goto(`${stack.httpUrl}/#/dead/emails`);
+  await page.locator('table.dead tbody tr').first().waitFor();
+  await shot(page, 'dead-letters');
+  await overview.bringToFront();
+  await shot(overview, 'overview');
+  await overview.emulateMedia({ colorScheme: 'dark' });
+  await shot(overview, 'overview-dark');
+}
+
+try {
+  await main();
+} catch (e) {
+  console.error(e);
+  console.error(stack.logs());
+  process.exitCode = 1;
+} finally {
+  if (browser) await browser.close();
+  await stack.close();
+}

@@ -1,0 +1,157 @@
+"""jobmesh.Client and jobmesh.AsyncClient through a real broker's HTTP API
+and a real jobmesh-worker (its handlers are jobmesh.serve, handler.py)."""
+
+import asyncio
+import json
+import os
+import unittest
+
+from stack import HERE, Stack
+
+import jobmesh
+
+HANDLER = f"python3 {os.path.join(HERE, 'handler.py')}"
+TYPES = ["echo", "sleep", "async.echo", "fail", "noop"]
+
+
+class ClientTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = Stack()
+        args = []
+        for t in TYPES:
+            args += ["--serve", f"{t}={HANDLER}"]
+        cls.stack.worker(*args, concurrency=2)
+        cls.jm = jobmesh.Client(cls.stack.url, timeout=20)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.jm.close()
+        cls.stack.close()
+
+    def test_submit_and_wait_return_the_result_and_report_progress(self):
+        job_id = self.jm.submit("q", "sleep", {"ms": 300})
+        self.assertTrue(job_id.isdigit())
+        seen = []
+        result = self.jm.wait(job_id, timeout=30, on_progress=lambda d, t, m: seen.append((d, t, m)))
+        self.assertEqual(json.loads(result)["slept"], True)
+        self.assertIn((2, 2, "slept"), seen, seen)
+        self.assertEqual(self.jm.get(job_id)["state"], "completed")
+        self.assertEqual(self.jm.result(job_id), result)
+
+    def test_wait_on_a_finished_job_returns_at_once(self):
+        job_id = self.jm.submit("q", "async.echo", "done")
+        first = self.jm.wait(job_id, timeout=30)
+        self.assertTrue(first.startswith("async done "))
+        self.assertEqual(self.jm.wait(job_id, timeout=5), first)
+
+    def test_result_long_polls_until_the_job_finishes(self):
+        job_id = self.jm.submit("q", "sleep", {"ms": 200})
+        self.assertEqual(json.loads(self.jm.result(job_id, wait=30))["slept"], True)
+
+    def test_submit_many_and_a_batch_watched_to_the_end(self):
+        ids = self.jm.submit_many("q", [{"type": "echo", "payload": f"m{i}"} for i in range(3)])
+        self.assertEqual(len(set(ids)), 3)
+        batch = self.jm.submit_batch([{"queue": "q", "type": "sleep", "data": {"ms": 20}}
+                                      for i in range(20)])
+        self.assertEqual(len(batch["job_ids"]), 20)
+        seen = []
+        status = self.jm.wait_batch(batch["id"], timeout=60,
+                                    on_progress=lambda b: seen.append(b["completed"]))
+        self.assertEqual((status["state"], status["completed"]), ("completed", 20), status)
+        self.assertEqual(seen, sorted(seen), "batch progress never goes back")
+        for job_id in batch["job_ids"]:
+            self.assertEqual(self.jm.get(job_id)["state"], "completed")
+
+    def test_events_resume_after_a_dropped_stream_without_a_gap(self):
+        queue = "resume"
+        self.stack_worker_for(queue)
+        done = set()
+        # Subscribed before submitting: every completion is on the stream.
+        with self.jm.subscribe(queue=queue) as stream:
+            first = self.jm.submit_many(queue, [{"type": "echo", "payload": "a"}] * 5)
+            while len(done) < 2:
+                ev = stream.next(timeout=30)  # socket.timeout fails the test, never a hang
+                self.assertIsNotNone(ev, "the stream ended")
+                if ev.kind == "job_state" and ev["state"] == "completed":
+                    done.add(ev["job_id"])
+            last_id = stream.last_id
+        # Dropped. More happens while no one listens; resuming loses nothing.
+        second = self.jm.submit_many(queue, [{"type": "echo", "payload": "b"}] * 5)
+        want = set(first) | set(second)
+        ids_seen = set()
+        with self.jm.subscribe(queue=queue, last_event_id=last_id) as stream:
+            while not done >= want:
+                ev = stream.next(timeout=30)
+                self.assertIsNotNone(ev, "the stream ended")
+                self.assertNotEqual(ev.kind, "snapshot", "the broker still had the gap")
+                self.assertNotIn(ev.id, ids_seen, "an event came twice")
+                ids_seen.add(ev.id)
+                if ev.kind == "job_state" and ev["state"] == "completed":
+                    done.add(ev["job_id"])
+        self.assertEqual(done, want)
+
+    def stack_worker_for(self, queue):
+        self.stack.worker("--serve", f"echo={HANDLER}", queue=queue, concurrency=1)
+
+    def test_bad_queue_name_raises_invalid_name_error(self):
+        with self.assertRaises(jobmesh.InvalidNameError) as cm:
+            self.jm.submit("a!b", "echo", "x")
+        self.assertEqual(cm.exception.status, 400)
+        self.assertIn("a!b", cm.exception.message)
+
+    def test_unknown_id_raises_not_found_error(self):
+        with self.assertRaises(jobmesh.NotFoundError):
+            self.jm.get("987654321")
+        with self.assertRaises(jobmesh.NotFoundError):
+            self.jm.wait("987654321", timeout=10)
+
+    def test_wait_raises_job_failed_cancelled_and_timeout(self):
+        failed = self.jm.submit("q", "fail", "", max_attempts=3)
+        with self.assertRaises(jobmesh.JobFailedError) as cm:
+            self.jm.wait(failed, timeout=30)
+        self.assertIn("refused for good", str(cm.exception))
+        with self.assertRaises(jobmesh.JobFailedError):
+            self.jm.result(failed)
+        parked = self.jm.submit("q", "echo", "later", delay_ms=60000)
+        with self.assertRaises(TimeoutError):
+            self.jm.wait(parked, timeout=0.5)
+        self.jm.cancel(parked)
+        with self.assertRaises(jobmesh.JobCancelledError):
+            self.jm.wait(parked, timeout=30)
+
+    def test_a_list_of_urls_skips_one_that_does_not_answer(self):
+        jm = jobmesh.Client(["http://127.0.0.1:9", self.stack.url], timeout=10)
+        job_id = jm.submit("q", "echo", "failover")
+        self.assertIn("failover", jm.wait(job_id, timeout=30))
+        jm.close()
+
+    def test_queues_and_workers_list_what_runs(self):
+        self.jm.wait(self.jm.submit("q", "noop", ""), timeout=30)
+        names = [q["name"] for q in self.jm.queues()]
+        self.assertIn("q", names)
+        self.assertTrue(any("q" in w["queues"] for w in self.jm.workers()))
+
+    def test_async_client_submits_waits_and_follows_events(self):
+        async def main():
+            async with jobmesh.AsyncClient(self.stack.url, timeout=20) as jm:
+                seen = []
+                job_id = await jm.submit("q", "sleep", {"ms": 200})
+                result = await jm.wait(job_id, timeout=30,
+                                       on_progress=lambda d, t, m: seen.append(d))
+                self.assertEqual(json.loads(result)["slept"], True)
+                self.assertIn(2, seen)
+                with self.assertRaises(jobmesh.NotFoundError):
+                    await jm.get("987654321")
+                batch = await jm.submit_batch([{"queue": "q", "type": "echo", "payload": "x"}] * 3)
+                status = await jm.wait_batch(batch["id"], timeout=30)
+                self.assertEqual(status["completed"], 3)
+                async def first_event():
+                    async for ev in jm.events(batch=batch["id"], last_event_id="0"):
+                        return ev  # a finished batch: at least the resume snapshot comes
+                self.assertIsNotNone(await asyncio.wait_for(first_event(), 30))
+        asyncio.run(main())
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,168 @@
+/* The --serve line protocol (worker/serve_proto.c): job lines carry text
+ * payloads as JSON strings and anything else as base64, ids as decimal
+ * strings; handler lines are decoded strictly, and a bad one is refused
+ * with a reason (the worker then ignores it), never accepted half-read. */
+#include "jm_test.h"
+
+#include <jansson.h>
+
+#include "../../worker/serve_proto.h"
+
+/* line is passed first and len by address, so len is read after the
+ * encoder set it (argument order is unspecified). */
+static json_t *line_json(char *line, const size_t *len_p)
+{
+	size_t len = *len_p;
+	assert_non_null(line);
+	assert_true(len > 0);
+	assert_int_equal(line[len - 1], '\n');
+	assert_null(memchr(line, '\n', len - 1)); /* one line, whatever the payload */
+	json_t *obj = json_loadb(line, len - 1, 0, NULL);
+	free(line);
+	assert_non_null(obj);
+	return obj;
+}
+
+static void test_serve_job_line_carries_the_job_with_its_id_as_a_string(void **state)
+{
+	(void)state;
+	const char payload[] = "{\"to\":\"a@b\"}\nline two \xc3\xa9";
+	struct serve_job_line job = {
+	    .job_id = 18446744073709551615ull,
+	    .type = "email.send",
+	    .queue = "emails",
+	    .attempt = 2,
+	    .payload = payload,
+	    .payload_len = sizeof payload - 1,
+	    .deadline_wall_ms = 1764500000000ull,
+	    .timeout_ms = 30000,
+	};
+	size_t len = 0;
+	json_t *obj = line_json(serve_proto_job(&job, &len), &len);
+	assert_string_equal(json_string_value(json_object_get(obj, "op")), "job");
+	assert_string_equal(json_string_value(json_object_get(obj, "id")), "18446744073709551615");
+	assert_string_equal(json_string_value(json_object_get(obj, "type")), "email.send");
+	assert_string_equal(json_string_value(json_object_get(obj, "queue")), "emails");
+	assert_int_equal(json_integer_value(json_object_get(obj, "attempt")), 2);
+	assert_string_equal(json_string_value(json_object_get(obj, "payload")), payload);
+	assert_int_equal(json_integer_value(json_object_get(obj, "deadline")), 1764500000000ll);
+	assert_int_equal(json_integer_value(json_object_get(obj, "timeout_ms")), 30000);
+	json_decref(obj);
+}
+
+static void test_serve_job_line_sends_a_payload_that_is_not_utf8_as_base64(void **state)
+{
+	(void)state;
+	const unsigned char payload[] = {0xff, 0x00, 'A', 0xc3};
+	struct serve_job_line job = {.job_id = 7,
+	                             .type = "t",
+	                             .queue = "q",
+	                             .attempt = 1,
+	                             .payload = payload,
+	                             .payload_len = sizeof payload};
+	size_t len = 0;
+	json_t *obj = line_json(serve_proto_job(&job, &len), &len);
+	assert_null(json_object_get(obj, "payload"));
+	assert_string_equal(json_string_value(json_object_get(obj, "payload_base64")), "/wBBww==");
+	assert_true(json_is_null(json_object_get(obj, "deadline")));
+	json_decref(obj);
+}
+
+static void test_serve_cancel_and_stop_lines(void **state)
+{
+	(void)state;
+	size_t len = 0;
+	json_t *obj = line_json(serve_proto_cancel(42, &len), &len);
+	assert_string_equal(json_string_value(json_object_get(obj, "op")), "cancel");
+	assert_string_equal(json_string_value(json_object_get(obj, "id")), "42");
+	json_decref(obj);
+	obj = line_json(serve_proto_stop(&len), &len);
+	assert_string_equal(json_string_value(json_object_get(obj, "op")), "stop");
+	json_decref(obj);
+}
+
+static int decode(const char *line, struct serve_reply *out, char *why)
+{
+	return serve_proto_decode(line, strlen(line), out, why, 256);
+}
+
+static void test_serve_decodes_progress_result_and_error(void **state)
+{
+	(void)state;
+	struct serve_reply r;
+	char why[256];
+	assert_int_equal(decode("{\"op\":\"progress\",\"id\":\"9\",\"done\":3,\"total\":10.0,"
+	                        "\"message\":\"parsing\",\"extra\":true}",
+	                        &r, why),
+	                 0);
+	assert_int_equal(r.op, SERVE_REPLY_PROGRESS);
+	assert_int_equal(r.job_id, 9);
+	assert_int_equal(r.done, 3);
+	assert_int_equal(r.total, 10);
+	assert_string_equal(r.message, "parsing");
+	serve_reply_fini(&r);
+
+	assert_int_equal(
+	    decode("{\"op\":\"result\",\"id\":\"9\",\"result\":\"a\\u0000b\"}", &r, why), 0);
+	assert_int_equal(r.op, SERVE_REPLY_RESULT);
+	assert_int_equal(r.result_len, 3);
+	assert_memory_equal(r.result, "a\0b", 3);
+	serve_reply_fini(&r);
+
+	/* A result that is not a string is kept as its JSON text. */
+	assert_int_equal(decode("{\"op\":\"result\",\"id\":9,\"result\":{\"n\":1}}", &r, why), 0);
+	assert_string_equal(r.result, "{\"n\":1}");
+	serve_reply_fini(&r);
+
+	assert_int_equal(
+	    decode("{\"op\":\"error\",\"id\":\"9\",\"message\":\"full\",\"permanent\":true}", &r,
+	           why),
+	    0);
+	assert_int_equal(r.op, SERVE_REPLY_ERROR);
+	assert_true(r.permanent);
+	assert_string_equal(r.message, "full");
+	serve_reply_fini(&r);
+}
+
+static void test_serve_refuses_bad_lines_with_a_reason(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *line;
+		const char *why;
+	} cases[] = {
+	    {"hello", "not JSON"},
+	    {"[1,2]", "not a JSON object"},
+	    {"{\"id\":\"1\"}", "no \"op\""},
+	    {"{\"op\":\"result\"}", "without a job \"id\""},
+	    {"{\"op\":\"result\",\"id\":\"-1\"}", "without a job \"id\""},
+	    {"{\"op\":\"result\",\"id\":\"12x\"}", "without a job \"id\""},
+	    {"{\"op\":\"progress\",\"id\":\"1\",\"done\":5,\"total\":3}", "0 <= done <= total"},
+	    {"{\"op\":\"progress\",\"id\":\"1\",\"done\":1,\"total\":0}", "total >= 1"},
+	    {"{\"op\":\"progress\",\"id\":\"1\",\"done\":0.5,\"total\":1}", "whole numbers"},
+	    {"{\"op\":\"finish\",\"id\":\"1\"}", "unknown op \"finish\""},
+	    {"{\"op\":\"result\",\"op\":\"error\",\"id\":\"1\"}", "not JSON"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct serve_reply r;
+		char why[256] = "";
+		if (decode(cases[i].line, &r, why) != -1)
+			fail_msg("accepted %s", cases[i].line);
+		if (strstr(why, cases[i].why) == NULL)
+			fail_msg("%s: reason \"%s\" does not say \"%s\"", cases[i].line, why,
+			         cases[i].why);
+		serve_reply_fini(&r);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_serve_job_line_carries_the_job_with_its_id_as_a_string),
+	    cmocka_unit_test(test_serve_job_line_sends_a_payload_that_is_not_utf8_as_base64),
+	    cmocka_unit_test(test_serve_cancel_and_stop_lines),
+	    cmocka_unit_test(test_serve_decodes_progress_result_and_error),
+	    cmocka_unit_test(test_serve_refuses_bad_lines_with_a_reason),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
