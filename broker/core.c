@@ -293,7 +293,7 @@ void core_handle(struct core *core, struct request *req)
 		core_reply_errorf(core, req, &out, JM_ECLOSED, "the broker is shutting down");
 	else if (handle == NULL)
 		reply_unsupported(core, req, &out);
-	else
+	else if (!core_auth_refused(core, req, &out))
 		handle(core, req, &out);
 	/* Wake the timer if this request scheduled something earlier. */
 	earliest = deadline_heap_peek(&core->state.deadlines);

@@ -24,6 +24,7 @@
 #include "state.h"
 
 struct request;
+struct auth_identity;
 
 /* Called once per request with its reply in req->reply, on whichever
  * thread made the reply durable. status is 0, or JM_ECLOSED when the
@@ -35,6 +36,9 @@ typedef void (*request_reply_fn)(struct request *req, int status);
 struct request {
 	struct proto_msg msg; /* decoded; borrows from the server's message */
 	uint32_t pipe_id;     /* the connection it came on */
+	/* Who sent it (auth.h); NULL when the broker runs without --auth.
+	 * Owned by the server or HTTP call, valid until on_reply. */
+	const struct auth_identity *identity;
 	request_reply_fn on_reply;
 	struct jm_buf reply; /* encoded reply */
 	uint64_t reply_lsn;  /* journal position the reply depends on */

@@ -144,6 +144,12 @@ void handle_progress(struct core *core, struct request *req, struct outbox *out)
 
 /* ---- core_views.c: the read views --------------------------------------- */
 
+/* core_auth.c: when req carries an identity (auth on), refuses what its
+ * role or queues do not allow (replying and returning true). */
+bool core_auth_refused(struct core *core, struct request *req, struct outbox *out);
+/* May req's identity see queue? Always true when auth is off. */
+bool core_auth_visible(const struct request *req, const char *queue);
+
 void handle_stats(struct core *core, struct request *req, struct outbox *out);
 void handle_batches(struct core *core, struct request *req, struct outbox *out);
 void handle_batch_status(struct core *core, struct request *req, struct outbox *out);

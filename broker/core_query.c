@@ -19,6 +19,7 @@ struct query_scan {
 	const struct queue *queue; /* NULL: every queue */
 	struct job **heap;         /* min-heap by id, at most query->limit */
 	uint32_t count;
+	const struct request *req; /* its token sees only its queues' jobs */
 };
 
 static void heap_sift_down(struct job **heap, uint32_t count, uint32_t i)
@@ -60,7 +61,8 @@ static void scan_cb(struct job *job, void *arg)
 	const struct proto_job_query *q = scan->query;
 	if ((q->cursor && job->id >= q->cursor) || (q->state && job->state != q->state) ||
 	    (q->batch_id && job->attrs.batch_id != q->batch_id) ||
-	    (q->queue[0] && job->queue != scan->queue))
+	    (q->queue[0] && job->queue != scan->queue) ||
+	    !core_auth_visible(scan->req, job->queue->name))
 		return;
 	if (scan->count < q->limit) {
 		heap_push(scan->heap, &scan->count, job);
@@ -76,12 +78,12 @@ static int compare_ids_desc(const void *a, const void *b)
 	return x->job_id < y->job_id ? 1 : x->job_id > y->job_id ? -1 : 0;
 }
 
-static int query_jobs(const struct state *s, const struct proto_job_query *query,
-                      struct proto_msg *reply)
+static int query_jobs(const struct state *s, const struct request *req, struct proto_msg *reply)
 {
+	const struct proto_job_query *query = &req->msg.u.job_query;
 	memset(reply, 0, sizeof *reply);
 	reply->type = PROTO_JOB_LIST;
-	struct query_scan scan = {query, NULL, NULL, 0};
+	struct query_scan scan = {query, NULL, NULL, 0, req};
 	if (query->queue[0]) {
 		scan.queue = queue_find(&s->queues, query->queue);
 		if (scan.queue == NULL)
@@ -107,7 +109,7 @@ static int query_jobs(const struct state *s, const struct proto_job_query *query
 void handle_job_query(struct core *core, struct request *req, struct outbox *out)
 {
 	struct proto_msg list;
-	if (query_jobs(&core->state, &req->msg.u.job_query, &list) != 0)
+	if (query_jobs(&core->state, req, &list) != 0)
 		core_reply_errorf(core, req, out, JM_ENOMEM, "job-query: broker out of memory");
 	else
 		core_reply_view(core, req, &list, out);

@@ -5,17 +5,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "core_query.h"
 #include "events.h"
 
 struct stats_fill {
 	struct proto_queue_stats *queues;
 	uint32_t count;
+	const struct request *req; /* its token sees only its queues */
 };
 
 static void stats_fill_cb(struct queue *q, void *arg)
 {
 	struct stats_fill *fill = arg;
+	if (!core_auth_visible(fill->req, q->name))
+		return;
 	struct proto_queue_stats *qs = &fill->queues[fill->count++];
 	memcpy(qs->name, q->name, sizeof qs->name);
 	qs->pending = q->ready_count;
@@ -35,7 +39,7 @@ static int compare_queue_stats(const void *a, const void *b)
 void handle_stats(struct core *core, struct request *req, struct outbox *out)
 {
 	uint32_t count = core->state.queues.queues.count;
-	struct stats_fill fill = {calloc(count ? count : 1, sizeof *fill.queues), 0};
+	struct stats_fill fill = {calloc(count ? count : 1, sizeof *fill.queues), 0, req};
 	if (fill.queues == NULL) {
 		core_reply_errorf(core, req, out, JM_ENOMEM, "stats: broker out of memory");
 		return;
@@ -125,12 +129,24 @@ struct workers_fill {
 	uint32_t count;
 	uint32_t ids_used;
 	uint32_t cap;
+	const struct request *req; /* its token sees only its queues' workers */
 };
+
+/* A token sees a worker that serves at least one of its queues. */
+static bool worker_visible(const struct request *req, const struct worker *w)
+{
+	if (req->identity == NULL)
+		return true;
+	for (uint32_t i = 0; i < w->queues_count; i++)
+		if (core_auth_visible(req, w->queues[i]))
+			return true;
+	return false;
+}
 
 static void workers_fill_cb(struct worker *w, void *arg)
 {
 	struct workers_fill *fill = arg;
-	if (fill->count == fill->cap)
+	if (fill->count == fill->cap || !worker_visible(fill->req, w))
 		return;
 	struct proto_worker_info *info = &fill->infos[fill->count++];
 	memcpy(info->worker_id, w->id, sizeof info->worker_id);
@@ -171,7 +187,11 @@ void handle_workers(struct core *core, struct request *req, struct outbox *out)
 	uint64_t held = 0;
 	worker_each(&core->state.workers, count_held_cb, &held);
 	struct workers_fill fill = {calloc(cap + 1, sizeof *fill.infos),
-	                            calloc(held + 1, sizeof *fill.job_ids), 0, 0, cap};
+	                            calloc(held + 1, sizeof *fill.job_ids),
+	                            0,
+	                            0,
+	                            cap,
+	                            req};
 	if (fill.infos == NULL || fill.job_ids == NULL) {
 		free(fill.infos);
 		free(fill.job_ids);
@@ -196,6 +216,13 @@ void handle_hello(struct core *core, struct request *req, struct outbox *out)
 	const char *url = core->events ? events_url(core->events) : "";
 	msg.u.hello_reply.events_url =
 	    (struct proto_bytes){(const uint8_t *)url, (uint32_t)strlen(url)};
+	if (req->identity != NULL) {
+		const char *role = auth_role_name(req->identity->role);
+		msg.u.hello_reply.identity = (struct proto_bytes){
+		    (const uint8_t *)req->identity->name, (uint32_t)strlen(req->identity->name)};
+		msg.u.hello_reply.role =
+		    (struct proto_bytes){(const uint8_t *)role, (uint32_t)strlen(role)};
+	}
 	core_reply_view(core, req, &msg, out);
 }
 

@@ -15,11 +15,13 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/pub.h>
+#include <nng/supplemental/tls/tls.h>
 #include <nng/transport/tcp/tcp.h>
 
 #include "clock.h"
 #include "log.h"
 #include "sock_close.h"
+#include "tls.h"
 
 #define EVENTS_SEND_BUFFER 1024
 #define EVENTS_CLOSE_DRAIN_S 3
@@ -140,14 +142,26 @@ static void *publisher_main(void *arg)
 	return NULL;
 }
 
+/* Every scheme with a port (tcp, tls+tcp, ws, wss and their 4/6
+ * variants): the same host on the next port, the path kept (ws://h:80/x
+ * -> ws://h:81/x). Port 0 stays 0 (the system picks). ipc://, inproc:// and
+ * anything without a port: the same address + ".events". */
 void events_default_url(const char *url, char *out, size_t out_size)
 {
-	if (strncmp(url, "tcp://", 6) == 0) {
-		const char *colon = strrchr(url, ':');
-		if (colon && colon > url + 5) {
-			long port = strtol(colon + 1, NULL, 10);
-			snprintf(out, out_size, "%.*s:%ld", (int)(colon - url), url,
-			         port ? port + 1 : 0);
+	const char *sep = strstr(url, "://");
+	if (sep && strncmp(url, "ipc://", 6) != 0 && strncmp(url, "inproc://", 9) != 0) {
+		const char *host = sep + 3;
+		const char *path = host + strcspn(host, "/");
+		const char *bracket = memchr(host, ']', (size_t)(path - host));
+		const char *colon = NULL;
+		for (const char *p = bracket ? bracket : host; p < path; p++)
+			if (*p == ':')
+				colon = p;
+		char *end = NULL;
+		long port = colon ? strtol(colon + 1, &end, 10) : -1;
+		if (colon && end == path && end > colon + 1 && port >= 0 && port < 65535) {
+			snprintf(out, out_size, "%.*s:%ld%s", (int)(colon - url), url,
+			         port ? port + 1 : 0, path);
 			return;
 		}
 	}
@@ -156,6 +170,18 @@ void events_default_url(const char *url, char *out, size_t out_size)
 
 int events_open(struct events **out, const char *url, struct journal *journal, struct jm_err *err)
 {
+	return events_open_secure(out, url, journal, NULL, err);
+}
+
+int events_open_secure(struct events **out, const char *url, struct journal *journal,
+                       const struct jm_tls *tls, struct jm_err *err)
+{
+	nng_tls_config *tls_config = NULL;
+	if (jm_tls_url_wants(url)) {
+		int rc = jm_tls_config_server(&tls_config, url, tls, err);
+		if (rc != 0)
+			return jm_err_prefix(err, "events");
+	}
 	struct events *ev = calloc(1, sizeof *ev);
 	if (ev == NULL)
 		return jm_err_set(err, JM_ENOMEM, "out of memory");
@@ -169,10 +195,16 @@ int events_open(struct events **out, const char *url, struct journal *journal, s
 		nng_socket_set_int(ev->sock, NNG_OPT_SENDBUF, EVENTS_SEND_BUFFER);
 		nng_pipe_notify(ev->sock, NNG_PIPE_EV_ADD_POST, subscriber_cb, ev);
 		nng_pipe_notify(ev->sock, NNG_PIPE_EV_REM_POST, subscriber_cb, ev);
-		rv = nng_listen(ev->sock, url, &ev->listener, 0);
+		rv = nng_listener_create(&ev->listener, ev->sock, url);
+		if (rv == 0 && tls_config)
+			rv = nng_listener_set_ptr(ev->listener, NNG_OPT_TLS_CONFIG, tls_config);
+		if (rv == 0)
+			rv = nng_listener_start(ev->listener, 0);
 		if (rv != 0)
 			nng_close(ev->sock);
 	}
+	if (tls_config)
+		nng_tls_config_free(tls_config); /* the listener holds its own reference */
 	if (rv != 0) {
 		pthread_cond_destroy(&ev->wake);
 		pthread_mutex_destroy(&ev->lock);
@@ -183,7 +215,7 @@ int events_open(struct events **out, const char *url, struct journal *journal, s
 	snprintf(ev->url, sizeof ev->url, "%s", url);
 	int port;
 	const char *colon = strrchr(url, ':');
-	if (strncmp(url, "tcp://", 6) == 0 && colon &&
+	if ((strncmp(url, "tcp://", 6) == 0 || strncmp(url, "tls+tcp://", 10) == 0) && colon &&
 	    nng_listener_get_int(ev->listener, NNG_OPT_TCP_BOUND_PORT, &port) == 0)
 		snprintf(ev->url, sizeof ev->url, "%.*s:%d", (int)(colon - url), url, port);
 	if (pthread_create(&ev->thread, NULL, publisher_main, ev) != 0) {

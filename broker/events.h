@@ -21,6 +21,11 @@ struct events;
 
 /* Listens on url (tcp port 0 picks a port; see events_url). */
 int events_open(struct events **out, const char *url, struct journal *journal, struct jm_err *err);
+struct jm_tls;
+/* events_open with TLS for a tls+tcp:// or wss:// url (tls NULL: refused
+ * with the flags to give). */
+int events_open_secure(struct events **out, const char *url, struct journal *journal,
+                       const struct jm_tls *tls, struct jm_err *err);
 /* The URL subscribers are told to dial: the bound one, unless
  * events_advertise gave another (a container listening on 0.0.0.0). */
 const char *events_url(const struct events *ev);

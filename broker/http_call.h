@@ -23,6 +23,7 @@
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
 
+#include "auth.h"
 #include "core.h"
 #include "message.h"
 
@@ -52,7 +53,8 @@ struct http_call {
 	uint8_t *body;
 	size_t body_len;
 
-	struct request req; /* to the core */
+	struct request req; /* to the core; req.identity = &identity with --auth */
+	struct auth_identity identity;
 	http_core_fn on_core;
 	const char *what; /* names the request in errors: "submit" */
 	void **keep;      /* malloc'd blocks freed with the call */
@@ -70,6 +72,10 @@ struct http_call {
 
 /* The server parts the handlers need. */
 struct core *http_server_core(struct http_server *srv);
+struct auth_gate *http_server_auth(struct http_server *srv); /* NULL: no --auth */
+/* http_auth.c: with --auth, the call's token is checked and its identity
+ * set on call->req; false when the call was answered (401 or 403). */
+bool http_auth_admit(struct http_call *call);
 struct journal *http_server_journal(struct http_server *srv);
 struct http_sse *http_server_sse(struct http_server *srv);
 bool http_server_is_ready(struct http_server *srv);

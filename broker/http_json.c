@@ -37,6 +37,10 @@ uint16_t http_status_of(int jm_code)
 		return 413;
 	case JM_ELIMIT:
 		return 429;
+	case JM_EAUTH:
+		return 401;
+	case JM_EFORBIDDEN:
+		return 403;
 	case JM_EUNSUPPORTED:
 		return 405;
 	case JM_ETIMEDOUT:
@@ -67,6 +71,10 @@ const char *http_code_of(int jm_code)
 		return "too_big";
 	case JM_ELIMIT:
 		return "limit_reached";
+	case JM_EAUTH:
+		return "unauthorized";
+	case JM_EFORBIDDEN:
+		return "forbidden";
 	case JM_EUNSUPPORTED:
 		return "unsupported";
 	case JM_ENOSPC:

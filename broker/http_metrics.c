@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "auth_gate.h"
 #include "http_call.h"
 #include "http_json.h"
 #include "http_sse.h"
@@ -76,6 +77,11 @@ static void workers_cb(struct http_call *call, const struct proto_msg *reply)
 	    "(each got a snapshot event instead).\n"
 	    "# TYPE jobmesh_events_dropped_total counter\njobmesh_events_dropped_total %llu\n",
 	    (unsigned long long)sse.dropped);
+	put(t,
+	    "# HELP jobmesh_auth_failures_total Requests refused for a missing or unrecognised "
+	    "token (NNG and HTTP; 0 without --auth).\n"
+	    "# TYPE jobmesh_auth_failures_total counter\njobmesh_auth_failures_total %llu\n",
+	    (unsigned long long)auth_gate_failures(http_server_auth(call->srv)));
 	metrics_render(t);
 	put(t,
 	    "# HELP jobmesh_build_info The broker's version.\n"

@@ -19,10 +19,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <nng/nng.h>
+#include <nng/supplemental/tls/tls.h>
+
 #include "dashboard_http.h"
 #include "http_call.h"
 #include "http_json.h"
 #include "http_sse.h"
+#include "tls.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -32,9 +36,16 @@ struct http_server {
 	struct core *core;
 	struct journal *journal;
 	struct http_sse *sse;
+	struct auth_gate *auth; /* NULL: no --auth */
+	nng_tls_config *tls;    /* HTTPS, or NULL */
 	atomic_bool ready;
 	char url[128];
 };
+
+struct auth_gate *http_server_auth(struct http_server *srv)
+{
+	return srv->auth;
+}
 
 struct core *http_server_core(struct http_server *srv)
 {
@@ -503,7 +514,8 @@ static void dispatch(struct http_call *call)
 		http_reply_error(call, 404, "not_found", "no such path %s", call->path);
 		return;
 	}
-	route(call);
+	if (http_auth_admit(call))
+		route(call);
 }
 
 static void body_read_cb(void *arg)
@@ -595,13 +607,29 @@ static void handler_cb(nng_aio *aio)
 int http_server_open(struct http_server **out, const char *addr, struct core *core,
                      struct journal *journal, struct events *ev, struct jm_err *err)
 {
+	return http_server_open_secure(out, addr, core, journal, ev, NULL, NULL, err);
+}
+
+int http_server_open_secure(struct http_server **out, const char *addr, struct core *core,
+                            struct journal *journal, struct events *ev, struct auth_gate *auth,
+                            const struct jm_tls *tls, struct jm_err *err)
+{
 	struct http_server *srv = calloc(1, sizeof *srv);
 	if (srv == NULL)
 		return jm_err_set(err, JM_ENOMEM, "out of memory");
 	srv->core = core;
 	srv->journal = journal;
+	srv->auth = auth;
+	const char *scheme = tls ? "https" : "http";
 	char url_text[300];
-	snprintf(url_text, sizeof url_text, "http://%s", addr);
+	snprintf(url_text, sizeof url_text, "%s://%s", scheme, addr);
+	if (tls) {
+		int rc = jm_tls_config_server(&srv->tls, url_text, tls, err);
+		if (rc != 0) {
+			free(srv);
+			return rc;
+		}
+	}
 	nng_url *url = NULL;
 	int rv = nng_url_parse(&url, url_text);
 	if (rv != 0) {
@@ -616,6 +644,8 @@ int http_server_open(struct http_server **out, const char *addr, struct core *co
 		return rv;
 	}
 	rv = nng_http_server_hold(&srv->server, url);
+	if (rv == 0 && srv->tls)
+		rv = nng_http_server_set_tls(srv->server, srv->tls);
 	if (rv == 0)
 		rv = nng_http_handler_alloc(&srv->handler, "/", handler_cb);
 	if (rv == 0) {
@@ -638,13 +668,15 @@ int http_server_open(struct http_server **out, const char *addr, struct core *co
 			nng_http_server_release(srv->server);
 		http_sse_close(srv->sse);
 		nng_url_free(url);
+		if (srv->tls)
+			nng_tls_config_free(srv->tls);
 		free(srv);
 		return JM_ETRANSPORT;
 	}
 	int port = sa.s_family == NNG_AF_INET    ? ntohs(sa.s_in.sa_port)
 	           : sa.s_family == NNG_AF_INET6 ? ntohs(sa.s_in6.sa_port)
 	                                         : 0;
-	snprintf(srv->url, sizeof srv->url, "http://%s:%d", url->u_hostname, port);
+	snprintf(srv->url, sizeof srv->url, "%s://%s:%d", scheme, url->u_hostname, port);
 	nng_url_free(url);
 	*out = srv;
 	return 0;
@@ -658,5 +690,7 @@ void http_server_close(struct http_server *srv)
 	http_sse_close(srv->sse);
 	nng_http_server_stop(srv->server);
 	nng_http_server_release(srv->server);
+	if (srv->tls)
+		nng_tls_config_free(srv->tls);
 	free(srv);
 }

@@ -28,6 +28,13 @@ struct http_server;
 int http_server_open(struct http_server **out, const char *addr, struct core *core,
                      struct journal *journal, struct events *ev, struct jm_err *err);
 /* "http://127.0.0.1:7480": the bound address. */
+struct auth_gate;
+struct jm_tls;
+/* http_server_open with tokens (auth NULL: none) and HTTPS (tls NULL:
+ * plain HTTP; with tls->ca, client certificates are required). */
+int http_server_open_secure(struct http_server **out, const char *addr, struct core *core,
+                            struct journal *journal, struct events *ev, struct auth_gate *auth,
+                            const struct jm_tls *tls, struct jm_err *err);
 const char *http_server_url(const struct http_server *srv);
 /* /readyz answers 200 from now on (replay is done, the core serves). */
 void http_server_set_ready(struct http_server *srv);

@@ -22,6 +22,7 @@
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
 
+#include "auth.h"
 #include "buf.h"
 #include "clock.h"
 #include "http_call.h"
@@ -35,7 +36,8 @@ struct frame {
 	uint64_t seq;
 	char topics[EVENT_TOPICS_MAX][TOPIC_MAX];
 	uint32_t topics_count;
-	char *text; /* the whole SSE frame, malloc'd */
+	proto_name queue; /* the job's queue; "" for batch and worker events */
+	char *text;       /* the whole SSE frame, malloc'd */
 	size_t len;
 };
 
@@ -45,6 +47,10 @@ struct sse_client {
 	nng_aio *aio;
 	char topics[HTTP_SSE_TOPICS_MAX][TOPIC_MAX];
 	uint32_t topics_count;
+	/* With --auth and a token that is not admin: only job events of the
+	 * token's queues (batch and worker events name no queue). */
+	bool restricted;
+	struct auth_identity identity;
 	struct jm_buf pending; /* not yet handed to nng */
 	uint64_t pending_frames;
 	struct jm_buf writing; /* being written */
@@ -141,6 +147,8 @@ static void append_snapshot(struct http_sse *hub, struct sse_client *c, const ch
 
 static bool client_wants(const struct sse_client *c, const struct frame *f)
 {
+	if (c->restricted && (f->queue[0] == '\0' || !auth_queue_visible(&c->identity, f->queue)))
+		return false;
 	if (c->topics_count == 0)
 		return true;
 	for (uint32_t i = 0; i < c->topics_count; i++) {
@@ -206,6 +214,7 @@ static void event_cb(void *arg, const char *topic, const struct proto_event *ev)
 		         (unsigned long long)ev->job_id);
 		if (ev->queue[0])
 			snprintf(f.topics[f.topics_count++], TOPIC_MAX, "queue/%s", ev->queue);
+		memcpy(f.queue, ev->queue, sizeof f.queue);
 		if (ev->batch_id)
 			snprintf(f.topics[f.topics_count++], TOPIC_MAX, "batch/%llu",
 			         (unsigned long long)ev->batch_id);
@@ -385,7 +394,7 @@ static bool topic_is_valid(const char *t)
 
 void http_api_events(struct http_call *call)
 {
-	static const char *const allowed[] = {"topic", "last_event_id", NULL};
+	static const char *const allowed[] = {"topic", "last_event_id", "access_token", NULL};
 	if (!http_query_only(call, allowed))
 		return;
 	struct http_sse *hub = http_server_sse(call->srv);
@@ -396,6 +405,10 @@ void http_api_events(struct http_call *call)
 		return;
 	}
 	c->hub = hub;
+	if (call->req.identity != NULL && call->req.identity->role != AUTH_ROLE_ADMIN) {
+		c->restricted = true;
+		c->identity = *call->req.identity;
+	}
 	jm_buf_init(&c->pending);
 	jm_buf_init(&c->writing);
 	size_t pos = 0;

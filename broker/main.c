@@ -10,10 +10,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth_gate.h"
 #include "clock.h"
 #include "config.h"
 #include "core.h"
 #include "events.h"
+#include "exposure.h"
 #include "flags.h"
 #include "http_server.h"
 #include "journal.h"
@@ -34,6 +36,9 @@ struct broker_options {
 	const char *events_url;
 	const char *events_advertise;
 	const char *http_addr; /* NULL: off */
+	const char *auth_path; /* NULL: no tokens (loopback only) */
+	bool insecure_listen;
+	struct jm_tls tls;
 	struct queue_override queue_limits[QUEUE_LIMITS_MAX];
 	uint32_t queue_limits_count;
 	const char *data_dir;
@@ -78,6 +83,36 @@ static int set_http(void *ctx, const char *v, struct jm_err *err)
 	if (rc == 0)
 		o->http_addr = v;
 	return rc;
+}
+
+static int set_auth(void *ctx, const char *v, struct jm_err *err)
+{
+	((struct broker_options *)ctx)->auth_path = v;
+	return 0;
+}
+
+static int set_insecure_listen(void *ctx, const char *v, struct jm_err *err)
+{
+	((struct broker_options *)ctx)->insecure_listen = true;
+	return 0;
+}
+
+static int set_tls_cert(void *ctx, const char *v, struct jm_err *err)
+{
+	((struct broker_options *)ctx)->tls.cert = v;
+	return 0;
+}
+
+static int set_tls_key(void *ctx, const char *v, struct jm_err *err)
+{
+	((struct broker_options *)ctx)->tls.key = v;
+	return 0;
+}
+
+static int set_tls_ca(void *ctx, const char *v, struct jm_err *err)
+{
+	((struct broker_options *)ctx)->tls.ca = v;
+	return 0;
 }
 
 static int set_events_advertise(void *ctx, const char *v, struct jm_err *err)
@@ -204,9 +239,24 @@ static const struct jm_flag broker_flags[] = {
      set_events_advertise},
     {"http", "ADDR",
      "HOST:PORT of the HTTP API, event stream and /metrics (default 127.0.0.1:7480; "
-     "off disables; port 0 picks a free port, printed as \"http <url>\")",
+     "off disables; port 0 picks a free port, printed as \"http <url>\"); HTTPS when "
+     "--tls-cert is given",
      set_http},
     {"config", "FILE", "YAML file of these settings; flags override it", set_config},
+    {"auth", "FILE",
+     "YAML file of hashed tokens with roles and queue patterns; every request then needs "
+     "one (reloaded on SIGHUP). Without it the broker listens on loopback and ipc:// only",
+     set_auth},
+    {"insecure-listen", NULL,
+     "listen off loopback without --auth (anyone who reaches the port may do anything)",
+     set_insecure_listen},
+    {"tls-cert", "FILE", "PEM certificate for tls+tcp://, wss:// and HTTPS listeners",
+     set_tls_cert},
+    {"tls-key", "FILE", "PEM private key of --tls-cert", set_tls_key},
+    {"tls-ca", "FILE",
+     "PEM CA certificates: TLS listeners then require client certificates it signed "
+     "(mutual TLS)",
+     set_tls_ca},
     {"fsync", "POLICY", "always | batch (default) | everysec | off", set_fsync},
     {"max-attempts", "N", "attempts per job unless it sets its own (default 3)", set_max_attempts},
     {"timeout-ms", "MS", "run timeout per attempt unless the job sets one (default 300000)",
@@ -249,6 +299,8 @@ static void usage(FILE *out)
 	             "It prints \"http <url>\" (unless --http off), then \"listening <url>\" on "
 	             "stdout once it serves.\n\nflags:\n");
 	jm_flags_print(out, broker_flags);
+	fprintf(out, "\nSIGHUP reloads the --auth file (a file that does not load leaves the old "
+	             "tokens in force, and says why in the log).\n");
 	fprintf(out, "\nexit codes:\n"
 	             "  0  stopped cleanly (SIGTERM or SIGINT), journal durable and marked\n"
 	             "     clean; --check-journal: the journal is sound, nothing to cut\n"
@@ -422,6 +474,36 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 	if (o.check_dir)
 		return check_journal(&o);
 
+	char default_events_url[600];
+	events_default_url(o.listen_url, default_events_url, sizeof default_events_url);
+	const char *events_at = o.events_url ? o.events_url : default_events_url;
+	struct exposure x = {
+	    .auth = o.auth_path != NULL, .mtls = o.tls.ca != NULL, .insecure = o.insecure_listen};
+	if (exposure_check(&x, "--listen", o.listen_url, false, false, &err) != 0 ||
+	    exposure_check(&x, o.events_url ? "--events" : "--events (derived from --listen)",
+	                   events_at, false, true, &err) != 0 ||
+	    (o.http_addr && exposure_check(&x, "--http", o.http_addr, true, false, &err) != 0)) {
+		fprintf(stderr, "jobmesh-broker: %s\n", jm_err_text(&err));
+		return EXIT_USAGE;
+	}
+	if (o.insecure_listen &&
+	    !(exposure_url_is_local(o.listen_url) && exposure_url_is_local(events_at) &&
+	      (!o.http_addr || exposure_http_is_local(o.http_addr))))
+		jm_warn("--insecure-listen: listening off loopback%s; anyone who reaches these "
+		        "ports may %s",
+		        o.auth_path ? " (events without a token check)" : " without --auth",
+		        o.auth_path ? "read every event"
+		                    : "submit, cancel, read and settle any job");
+	struct auth_gate *auth = NULL;
+	if (o.auth_path) {
+		if (auth_gate_open(&auth, o.auth_path, &err) != 0) {
+			fprintf(stderr, "jobmesh-broker: %s\n", jm_err_text(&err));
+			return EXIT_USAGE;
+		}
+		jm_info("auth: %u tokens from %s", auth_gate_tokens(auth), o.auth_path);
+	}
+	struct server_security sec = {.auth = auth, .tls = o.tls};
+
 	/* Signals go to one thread, which waits for them in sigwait; a write
 	 * past RLIMIT_FSIZE must fail with EFBIG, not kill the broker. */
 	signal(SIGPIPE, SIG_IGN);
@@ -430,6 +512,7 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 	sigemptyset(&stop_signals);
 	sigaddset(&stop_signals, SIGTERM);
 	sigaddset(&stop_signals, SIGINT);
+	sigaddset(&stop_signals, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 
 	o.core.state.queue_overrides = o.queue_limits;
@@ -438,6 +521,7 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 	struct journal *journal;
 	if (journal_open(&journal, &jo, &err) != 0) {
 		jm_error("%s", jm_err_text(&err));
+		auth_gate_close(auth);
 		return EXIT_RUNTIME;
 	}
 	uint64_t replay_start_us = jm_mono_us();
@@ -446,23 +530,23 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 	if (core_open(&core, &o.core, journal, &stats, &err) != 0) {
 		jm_error("%s", jm_err_text(&err));
 		journal_close(journal);
+		auth_gate_close(auth);
 		return EXIT_RUNTIME;
 	}
 	jm_info("journal %s: replayed %llu records (%llu bytes) in %llu ms; fsync %s", o.data_dir,
 	        (unsigned long long)stats.records, (unsigned long long)stats.bytes,
 	        (unsigned long long)(jm_mono_us() - replay_start_us) / 1000,
 	        journal_fsync_name(o.fsync));
-	char default_events_url[600];
-	events_default_url(o.listen_url, default_events_url, sizeof default_events_url);
 	struct events *events = NULL;
 	struct server *srv = NULL;
 	struct http_server *http = NULL;
 	/* The HTTP server taps the events before the core pushes any. */
-	if (events_open(&events, o.events_url ? o.events_url : default_events_url, journal, &err) !=
-	        0 ||
-	    (o.http_addr &&
-	     http_server_open(&http, o.http_addr, core, journal, events, &err) != 0) ||
-	    (core_attach_events(core, events), server_open(&srv, o.listen_url, core, &err)) != 0) {
+	const struct jm_tls *https = o.tls.cert ? &o.tls : NULL;
+	if (events_open_secure(&events, events_at, journal, &o.tls, &err) != 0 ||
+	    (o.http_addr && http_server_open_secure(&http, o.http_addr, core, journal, events, auth,
+	                                            https, &err) != 0) ||
+	    (core_attach_events(core, events),
+	     server_open_secure(&srv, o.listen_url, core, &sec, &err)) != 0) {
 		jm_error("%s", jm_err_text(&err));
 		core_stop(core);
 		events_stop(events);
@@ -470,6 +554,7 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 		http_server_close(http);
 		events_close(events);
 		core_free(core);
+		auth_gate_close(auth);
 		return EXIT_RUNTIME;
 	}
 	if (http) {
@@ -484,7 +569,20 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 	fflush(stdout);
 
 	int signo = 0;
-	sigwait(&stop_signals, &signo);
+	for (;;) {
+		sigwait(&stop_signals, &signo);
+		if (signo != SIGHUP)
+			break;
+		if (auth == NULL) {
+			jm_info("SIGHUP: no --auth file to reload");
+		} else if (auth_gate_reload(auth, &err) != 0) {
+			jm_error("SIGHUP: %s; the previous %u tokens stay in force",
+			         jm_err_text(&err), auth_gate_tokens(auth));
+		} else {
+			jm_info("SIGHUP: reloaded %s: %u tokens", o.auth_path,
+			        auth_gate_tokens(auth));
+		}
+	}
 	jm_info("%s: stopping", strsignal(signo));
 	server_stop_listening(srv);
 	core_stop(core);
@@ -512,6 +610,7 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 	events_close(events);
 	server_close(srv);
 	core_free(core);
+	auth_gate_close(auth);
 	jm_info("stopped");
 	return stop_status;
 }

@@ -14,10 +14,14 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
+#include <nng/supplemental/tls/tls.h>
 #include <nng/transport/tcp/tcp.h>
 
-#include "proto_limits.h"
+#include "auth_gate.h"
 #include "log.h"
+#include "proto_limits.h"
+#include "tls.h"
+#include "u64map.h"
 
 #define SERVER_CONNS_INITIAL 64
 #define SERVER_CONNS_MIN_IDLE 16
@@ -32,6 +36,7 @@ struct conn {
 	nng_aio *aio;
 	nng_msg *request_msg;
 	struct request req;
+	struct auth_identity identity; /* req.identity points here (auth on) */
 	enum conn_state state;
 	struct conn *next;
 };
@@ -41,12 +46,22 @@ struct server {
 	nng_listener listener;
 	struct core *core;
 	char url[512];
+	struct auth_gate *auth; /* NULL: no --auth, every pipe may do anything */
+	nng_tls_config *tls;
 
-	pthread_mutex_t lock; /* guards conns and the counters */
+	pthread_mutex_t lock; /* guards conns, the counters and pipes */
+	struct u64map pipes;  /* pipe id -> struct pipe_auth, with auth on */
 	struct conn *conns;
 	uint32_t conns_count;
 	uint32_t conns_idle;
 	bool closing;
+};
+
+/* The identity a connection proved with its HELLO. */
+struct pipe_auth {
+	struct u64map_node node; /* key: pipe id */
+	struct auth_identity id;
+	struct auth_proof proof; /* judged again after a reload */
 };
 
 static void conn_cb(void *arg);
@@ -125,11 +140,105 @@ static void conn_went_idle(struct server *srv)
 	pthread_mutex_unlock(&srv->lock);
 }
 
+/* Binds a HELLO's token to its pipe, replacing what the pipe held (a
+ * wrong token leaves the pipe with none). */
+static bool pipe_bind(struct server *srv, uint32_t pipe_id, const struct auth_identity *id,
+                      const struct auth_proof *proof)
+{
+	pthread_mutex_lock(&srv->lock);
+	struct u64map_node *n = u64map_find(&srv->pipes, pipe_id);
+	struct pipe_auth *pa = n ? u64map_entry(n, struct pipe_auth, node) : NULL;
+	bool ok = true;
+	if (id == NULL) {
+		if (pa) {
+			u64map_remove(&srv->pipes, &pa->node);
+			free(pa);
+		}
+	} else if (pa) {
+		pa->id = *id;
+		pa->proof = *proof;
+	} else if ((pa = calloc(1, sizeof *pa)) != NULL) {
+		pa->node.key = pipe_id;
+		pa->id = *id;
+		pa->proof = *proof;
+		if (u64map_insert(&srv->pipes, &pa->node) != 0) {
+			free(pa);
+			ok = false;
+		}
+	} else {
+		ok = false;
+	}
+	pthread_mutex_unlock(&srv->lock);
+	return ok;
+}
+
+/* The pipe's identity, judged again if the table was reloaded since it
+ * was proved: 1 found, 0 none, -1 its token was removed (the pipe then
+ * holds none). */
+static int pipe_identity(struct server *srv, uint32_t pipe_id, struct auth_identity *out)
+{
+	pthread_mutex_lock(&srv->lock);
+	struct u64map_node *n = u64map_find(&srv->pipes, pipe_id);
+	int found = n != NULL;
+	if (n) {
+		struct pipe_auth *pa = u64map_entry(n, struct pipe_auth, node);
+		if (auth_gate_recheck(srv->auth, &pa->proof, &pa->id)) {
+			*out = pa->id;
+		} else {
+			u64map_remove(&srv->pipes, &pa->node);
+			free(pa);
+			found = -1;
+		}
+	}
+	pthread_mutex_unlock(&srv->lock);
+	return found;
+}
+
+/* With --auth: a HELLO with a token proves an identity for the pipe; any
+ * other request uses the pipe's identity, and a pipe without one is
+ * refused. True when the request goes on to the core. */
+static bool conn_authenticate(struct conn *c)
+{
+	struct server *srv = c->srv;
+	const struct proto_msg *m = &c->req.msg;
+	if (m->type == PROTO_HELLO && m->u.hello.token.len > 0) {
+		struct auth_proof proof;
+		bool known = auth_gate_prove(srv->auth, m->u.hello.token.ptr, m->u.hello.token.len,
+		                             &c->identity, &proof);
+		if (!pipe_bind(srv, c->req.pipe_id, known ? &c->identity : NULL, &proof)) {
+			core_reply_error(&c->req, JM_ENOMEM, "hello: broker out of memory");
+			return false;
+		}
+		if (!known) {
+			jm_info("refused a token on connection %u: not recognised", c->req.pipe_id);
+			core_reply_error(&c->req, JM_EAUTH, AUTH_TEXT_UNKNOWN);
+			return false;
+		}
+		c->req.identity = &c->identity;
+		return true;
+	}
+	int held = pipe_identity(srv, c->req.pipe_id, &c->identity);
+	if (held > 0) {
+		c->req.identity = &c->identity;
+		return true;
+	}
+	if (held < 0) {
+		core_reply_error(&c->req, JM_EAUTH, AUTH_TEXT_UNKNOWN);
+		return false;
+	}
+	if (m->type == PROTO_HELLO)
+		return true; /* version and events address: anyone may ask */
+	auth_gate_count_missing(srv->auth);
+	core_reply_error(&c->req, JM_EAUTH, AUTH_TEXT_REQUIRED);
+	return false;
+}
+
 static void conn_received(struct conn *c)
 {
 	nng_msg *msg = nng_aio_get_msg(c->aio);
 	c->request_msg = msg;
 	c->req.pipe_id = (uint32_t)nng_pipe_id(nng_msg_get_pipe(msg));
+	c->req.identity = NULL;
 	conn_went_busy(c->srv);
 	c->state = CONN_BUSY;
 	struct jm_err err = {0};
@@ -139,6 +248,8 @@ static void conn_received(struct conn *c)
 		core_reply_error(&c->req, rc, jm_err_text(&err));
 		return;
 	}
+	if (c->srv->auth != NULL && !conn_authenticate(c))
+		return;
 	core_handle(c->srv->core, &c->req);
 }
 
@@ -190,6 +301,8 @@ static void conn_cb(void *arg)
 static void pipe_removed_cb(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
 	struct server *srv = arg;
+	if (srv->auth)
+		pipe_bind(srv, (uint32_t)nng_pipe_id(pipe), NULL, NULL);
 	core_pipe_gone(srv->core, (uint32_t)nng_pipe_id(pipe));
 }
 
@@ -198,7 +311,7 @@ static void bound_url(struct server *srv, const char *url)
 {
 	snprintf(srv->url, sizeof srv->url, "%s", url);
 	int port;
-	if (strncmp(url, "tcp://", 6) != 0 ||
+	if ((strncmp(url, "tcp://", 6) != 0 && strncmp(url, "tls+tcp://", 10) != 0) ||
 	    nng_listener_get_int(srv->listener, NNG_OPT_TCP_BOUND_PORT, &port) != 0)
 		return;
 	const char *colon = strrchr(url, ':');
@@ -208,10 +321,27 @@ static void bound_url(struct server *srv, const char *url)
 
 int server_open(struct server **out, const char *url, struct core *core, struct jm_err *err)
 {
+	return server_open_secure(out, url, core, NULL, err);
+}
+
+int server_open_secure(struct server **out, const char *url, struct core *core,
+                       const struct server_security *sec, struct jm_err *err)
+{
 	struct server *srv = calloc(1, sizeof *srv);
-	if (srv == NULL)
+	if (srv == NULL || u64map_init(&srv->pipes, 64) != 0) {
+		free(srv);
 		return jm_err_set(err, JM_ENOMEM, "out of memory");
+	}
 	srv->core = core;
+	srv->auth = sec ? sec->auth : NULL;
+	if (jm_tls_url_wants(url)) {
+		int rc = jm_tls_config_server(&srv->tls, url, sec ? &sec->tls : NULL, err);
+		if (rc != 0) {
+			u64map_fini(&srv->pipes);
+			free(srv);
+			return rc;
+		}
+	}
 	pthread_mutex_init(&srv->lock, NULL);
 	int rv = nng_rep0_open(&srv->sock);
 	if (rv != 0) {
@@ -226,7 +356,11 @@ int server_open(struct server **out, const char *url, struct core *core, struct 
 		rv = conn_add(srv);
 	pthread_mutex_unlock(&srv->lock);
 	if (rv == 0)
-		rv = nng_listen(srv->sock, url, &srv->listener, 0);
+		rv = nng_listener_create(&srv->listener, srv->sock, url);
+	if (rv == 0 && srv->tls)
+		rv = nng_listener_set_ptr(srv->listener, NNG_OPT_TLS_CONFIG, srv->tls);
+	if (rv == 0)
+		rv = nng_listener_start(srv->listener, 0);
 	if (rv != 0) {
 		jm_err_set(err, JM_ETRANSPORT, "listening on %s: %s", url, nng_strerror(rv));
 		server_close(srv);
@@ -248,6 +382,11 @@ void server_stop_listening(struct server *srv)
 	srv->closing = true;
 	pthread_mutex_unlock(&srv->lock);
 	nng_listener_close(srv->listener);
+}
+
+static void pipe_free_cb(struct u64map_node *node, void *arg)
+{
+	free(u64map_entry(node, struct pipe_auth, node));
 }
 
 void server_close(struct server *srv)
@@ -272,6 +411,10 @@ void server_close(struct server *srv)
 		free(c);
 		c = next;
 	}
+	u64map_each(&srv->pipes, pipe_free_cb, NULL);
+	u64map_fini(&srv->pipes);
+	if (srv->tls)
+		nng_tls_config_free(srv->tls);
 	pthread_mutex_destroy(&srv->lock);
 	free(srv);
 }

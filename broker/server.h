@@ -8,12 +8,23 @@
 
 #include "core.h"
 #include "err.h"
+#include "tls.h"
 
 struct server;
+struct auth_gate;
+
+struct server_security {
+	struct auth_gate *auth; /* NULL: no --auth */
+	struct jm_tls tls;      /* for tls+tcp:// and wss:// */
+};
 
 /* Listens on url and starts serving into core. The bound URL (with the
  * real port when url asked for port 0) is available from server_url(). */
 int server_open(struct server **out, const char *url, struct core *core, struct jm_err *err);
+/* server_open with tokens (each pipe proves one with HELLO before any other
+ * request) and TLS for tls+tcp:// and wss:// URLs. sec may be NULL. */
+int server_open_secure(struct server **out, const char *url, struct core *core,
+                       const struct server_security *sec, struct jm_err *err);
 const char *server_url(const struct server *srv);
 /* Stops accepting connections and closes the ones open. */
 void server_stop_listening(struct server *srv);

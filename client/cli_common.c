@@ -251,7 +251,7 @@ jm_client *cli_client(struct cli *cli, const char *what, int *exit_code)
 {
 	if (cli->client != NULL)
 		return cli->client;
-	int rc = jm_client_open(&cli->client, cli->broker);
+	int rc = jm_client_open_secure(&cli->client, cli->broker, &cli->security);
 	if (rc != 0) {
 		/* The URL itself was refused (bad scheme or address): a usage
 		 * error; anything else is the transport's. */

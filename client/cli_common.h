@@ -34,9 +34,10 @@ extern const char cli_exit_codes_help[];
 
 /* Global options, set from the config file and then from flags. */
 struct cli {
-	const char *broker;  /* --broker; NULL: $JOBMESH_BROKER, else default */
-	uint32_t timeout_ms; /* --timeout; 0: the SDK's default */
-	jm_client *client;   /* opened by cli_client() on first use */
+	const char *broker;   /* --broker; NULL: $JOBMESH_BROKER, else default */
+	uint32_t timeout_ms;  /* --timeout; 0: the SDK's default */
+	jm_security security; /* --token, --tls-*: NULL fields from the environment */
+	jm_client *client;    /* opened by cli_client() on first use */
 };
 
 /* Options every command takes; each command's option struct starts with

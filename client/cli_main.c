@@ -56,6 +56,20 @@ static int main_set_timeout(void *ctx, const char *value, struct jm_err *err)
 	return rc;
 }
 
+/* --token, --tls-ca, --tls-cert, --tls-key: what the broker asks of a
+ * client when it runs with --auth or TLS (default: JOBMESH_TOKEN,
+ * JOBMESH_TLS_CA, JOBMESH_TLS_CERT, JOBMESH_TLS_KEY). */
+#define MAIN_SECURITY_SETTER(fn, field)                                                            \
+	static int fn(void *ctx, const char *value, struct jm_err *err)                            \
+	{                                                                                          \
+		((struct cli_globals *)ctx)->cli.security.field = value;                           \
+		return 0;                                                                          \
+	}
+MAIN_SECURITY_SETTER(main_set_token, token)
+MAIN_SECURITY_SETTER(main_set_tls_ca, tls_ca)
+MAIN_SECURITY_SETTER(main_set_tls_cert, tls_cert)
+MAIN_SECURITY_SETTER(main_set_tls_key, tls_key)
+
 static int main_set_help(void *ctx, const char *value, struct jm_err *err)
 {
 	((struct cli_globals *)ctx)->help = true;
@@ -68,6 +82,15 @@ static const struct jm_flag main_flags[] = {
     {"config", "FILE", "YAML file of global settings (broker, timeout); flags win",
      main_set_config},
     {"timeout", "SEC", "give up on a request after SEC seconds (default 10)", main_set_timeout},
+    {"token", "TOKEN",
+     "secret of an --auth token, sent once per connection (default: $JOBMESH_TOKEN)",
+     main_set_token},
+    {"tls-ca", "FILE",
+     "PEM CA of the broker's certificate, for tls+tcp:// (default: $JOBMESH_TLS_CA)",
+     main_set_tls_ca},
+    {"tls-cert", "FILE", "PEM client certificate for mutual TLS (default: $JOBMESH_TLS_CERT)",
+     main_set_tls_cert},
+    {"tls-key", "FILE", "its PEM private key (default: $JOBMESH_TLS_KEY)", main_set_tls_key},
     {"help", NULL, "show this help", main_set_help},
     {NULL, NULL, NULL, NULL},
 };

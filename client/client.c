@@ -107,6 +107,37 @@ static void client_quote(char *out, size_t out_size, const char *name)
 
 int jm_client_open(jm_client **out, const char *url)
 {
+	return jm_client_open_secure(out, url, NULL);
+}
+
+static void client_tls_free(struct jm_tls *t)
+{
+	free((char *)t->ca);
+	free((char *)t->cert);
+	free((char *)t->key);
+}
+
+/* Copies of the TLS paths (sec's, else the environment's), for the events
+ * socket dialled later. */
+static int client_tls_copy(struct jm_tls *t, const jm_security *sec)
+{
+	struct jm_tls from = {0};
+	if (sec)
+		from =
+		    (struct jm_tls){.ca = sec->tls_ca, .cert = sec->tls_cert, .key = sec->tls_key};
+	jm_tls_from_env(&from);
+	t->ca = from.ca ? strdup(from.ca) : NULL;
+	t->cert = from.cert ? strdup(from.cert) : NULL;
+	t->key = from.key ? strdup(from.key) : NULL;
+	if ((from.ca && !t->ca) || (from.cert && !t->cert) || (from.key && !t->key)) {
+		client_tls_free(t);
+		return JM_ENOMEM;
+	}
+	return 0;
+}
+
+int jm_client_open_secure(jm_client **out, const char *url, const jm_security *sec)
+{
 	if (out == NULL)
 		return client_fail(JM_EINVAL, "open: out is NULL");
 	*out = NULL;
@@ -123,11 +154,21 @@ int jm_client_open(jm_client **out, const char *url)
 	pthread_mutex_init(&client->hello_lock, NULL);
 	struct jm_err err;
 	jm_err_clear(&err);
-	int rc = rpc_open(&client->rpc, client->url, &err);
+	struct rpc_security rsec = {0};
+	if (sec)
+		rsec = (struct rpc_security){
+		    .token = sec->token,
+		    .tls = {.ca = sec->tls_ca, .cert = sec->tls_cert, .key = sec->tls_key}};
+	int rc = client_tls_copy(&client->tls, sec);
+	if (rc != 0)
+		jm_err_set(&err, rc, "open: out of memory");
+	else
+		rc = rpc_open_secure(&client->rpc, client->url, &rsec, &err);
 	if (rc != 0) {
 		err.code = rc;
 		/* rpc's text names the URL and what is allowed. */
 		client_fail(rc, "%s", jm_err_text(&err));
+		client_tls_free(&client->tls);
 		pthread_mutex_destroy(&client->hello_lock);
 		free(client->url);
 		free(client);
@@ -142,6 +183,7 @@ void jm_client_close(jm_client *client)
 	if (client == NULL)
 		return;
 	rpc_close(client->rpc);
+	client_tls_free(&client->tls);
 	pthread_mutex_destroy(&client->hello_lock);
 	free(client->events_url);
 	free(client->url);

@@ -20,6 +20,7 @@ struct jm_client {
 	_Atomic uint32_t timeout_ms;
 	pthread_mutex_t hello_lock; /* guards events_url */
 	char *events_url;           /* from HELLO, asked once; NULL until then */
+	struct jm_tls tls;          /* for the events socket; strings owned */
 };
 
 /* Records the thread's last error ("<op>: <why>") and returns code. */

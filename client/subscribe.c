@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include <nng/nng.h>
+#include <nng/supplemental/tls/tls.h>
 #include <nng/protocol/pubsub0/sub.h>
 
 #include "client_internal.h"
@@ -128,15 +129,40 @@ static void *subscribe_thread(void *arg)
 /* Opens sub->sock subscribed to topic and dials url. The first dial waits
  * for the connection, so events published after this returns reach the
  * subscriber; if it fails, the dial goes on in the background. */
-static int subscribe_open_socket(struct jm_subscription *sub, const char *url, const char *topic,
-                                 bool exact)
+/* nng_dial with a TLS config on the dialer (which holds a reference). */
+static int subscribe_dial(nng_socket sock, const char *url, nng_tls_config *tls, int flags)
 {
+	nng_dialer d = NNG_DIALER_INITIALIZER;
+	int rv = nng_dialer_create(&d, sock, url);
+	if (rv == 0 && tls)
+		rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tls);
+	if (rv == 0)
+		rv = nng_dialer_start(d, flags);
+	if (rv != 0 && nng_dialer_id(d) > 0)
+		nng_dialer_close(d); /* as nng_dial does with a dialer that failed */
+	return rv;
+}
+
+static int subscribe_open_socket(struct jm_subscription *sub, const char *url, const char *topic,
+                                 bool exact, const struct jm_tls *tls)
+{
+	nng_tls_config *tls_config = NULL;
+	if (jm_tls_url_wants(url)) {
+		struct jm_err err = {0};
+		int rc = jm_tls_config_client(&tls_config, url, tls, &err);
+		if (rc != 0)
+			return client_fail(rc, "subscribe: events address %s", jm_err_text(&err));
+	}
 	int rv = nng_sub0_open(&sub->sock);
-	if (rv != 0)
+	if (rv != 0) {
+		if (tls_config)
+			nng_tls_config_free(tls_config);
 		return client_fail(rv == NNG_ENOMEM ? JM_ENOMEM : JM_ETRANSPORT,
 		                   "subscribe: opening a SUB socket: %s", nng_strerror(rv));
+	}
 	const char *step = "setting options";
 	rv = nng_socket_set_int(sub->sock, NNG_OPT_RECVBUF, SUBSCRIBE_RECV_BUFFER);
+
 	if (rv == 0)
 		rv = nng_socket_set_size(sub->sock, NNG_OPT_RECVMAXSZ, SUBSCRIBE_RECV_MAX_BYTES);
 	if (rv == 0)
@@ -153,11 +179,14 @@ static int subscribe_open_socket(struct jm_subscription *sub, const char *url, c
 	}
 	if (rv == 0) {
 		step = "dialling";
-		rv = nng_dial(sub->sock, url, NULL, 0);
+		rv = subscribe_dial(sub->sock, url, tls_config, 0);
 		if (rv == NNG_ECONNREFUSED || rv == NNG_ETIMEDOUT || rv == NNG_ENOENT ||
-		    rv == NNG_ECONNRESET || rv == NNG_EUNREACHABLE)
-			rv = nng_dial(sub->sock, url, NULL, NNG_FLAG_NONBLOCK);
+		    rv == NNG_ECONNRESET || rv == NNG_EUNREACHABLE || rv == NNG_ECRYPTO ||
+		    rv == NNG_EPEERAUTH)
+			rv = subscribe_dial(sub->sock, url, tls_config, NNG_FLAG_NONBLOCK);
 	}
+	if (tls_config)
+		nng_tls_config_free(tls_config); /* each dialer holds its own reference */
 	if (rv != 0) {
 		nng_close(sub->sock);
 		return client_fail(rv == NNG_ENOMEM ? JM_ENOMEM : JM_ETRANSPORT,
@@ -188,7 +217,7 @@ int jm_client_subscribe(jm_client *client, const char *topic, bool exact, jm_eve
 	sub->cb = cb;
 	sub->arg = arg;
 	atomic_init(&sub->stopping, false);
-	rc = subscribe_open_socket(sub, url, topic, exact);
+	rc = subscribe_open_socket(sub, url, topic, exact, &client->tls);
 	if (rc != 0)
 		goto fail_free_sub;
 	if (pthread_create(&sub->thread, NULL, subscribe_thread, sub) != 0) {

@@ -26,6 +26,8 @@ static const char *const error_texts[] = {
     [-JM_ESTATE] = "not allowed in the job's current state",
     [-JM_EUNSUPPORTED] = "unsupported request",
     [-JM_ELIMIT] = "limit reached",
+    [-JM_EAUTH] = "authentication required",
+    [-JM_EFORBIDDEN] = "forbidden",
 };
 
 const char *jm_strerror(int code)

@@ -384,11 +384,23 @@ struct proto_batches_reply {
 	struct proto_batch_info *batches;
 };
 
-/* HELLO: []. HELLO_REPLY: [broker_version, events_url]: the PUB address
- * subscribers dial, so clients only ever configure the broker's address. */
+/* HELLO: [token]: token (optional, at most PROTO_TOKEN_MAX bytes; "" or
+ * absent: none) is the secret of an --auth token, bound to the connection
+ * it arrives on. HELLO_REPLY: [broker_version, events_url, identity,
+ * role]: events_url is the PUB address subscribers dial, so clients only
+ * ever configure the broker's address; identity and role (optional, ""
+ * when the broker runs without --auth) name the token the connection
+ * holds. */
+#define PROTO_TOKEN_MAX 256
+struct proto_hello {
+	struct proto_bytes token;
+};
+
 struct proto_hello_reply {
 	struct proto_bytes broker_version;
 	struct proto_bytes events_url;
+	struct proto_bytes identity;
+	struct proto_bytes role;
 };
 
 /* DEAD_LIST: [queue, limit]: up to limit (1..PROTO_JOBS_PER_MESSAGE_MAX)
@@ -488,6 +500,7 @@ struct proto_msg {
 		struct proto_progress progress;
 		struct proto_batch_info batch;
 		struct proto_batches_reply batches_reply;
+		struct proto_hello hello;
 		struct proto_hello_reply hello_reply;
 		struct proto_dead_list dead_list;
 		struct proto_job_query job_query;

@@ -45,6 +45,7 @@ extern const struct fields msg_stats_reply_fields;
 extern const struct fields msg_workers_reply_fields;
 extern const struct fields msg_batch_fields;
 extern const struct fields msg_batches_reply_fields;
+extern const struct fields msg_hello_fields;
 extern const struct fields msg_hello_reply_fields;
 extern const struct fields msg_event_fields;
 

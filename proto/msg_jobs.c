@@ -28,7 +28,7 @@ static const struct field error_field[] = {
 };
 const struct fields msg_error_fields = FIELDS_OF(error_field, NULL);
 
-/* STATS, WORKERS, BATCHES, HELLO: [] */
+/* STATS, WORKERS, BATCHES: [] */
 const struct fields msg_empty_fields = {.field = NULL, .count = 0, .required = 0};
 
 /* SUBMIT: [as_batch, [job_spec...]]

@@ -92,15 +92,25 @@ static const struct field batches_reply_field[] = {
 };
 const struct fields msg_batches_reply_fields = FIELDS_OF(batches_reply_field, NULL);
 
-/* HELLO_REPLY: [broker_version, events_url]
- * message.h sets no size for either; both are held to
+/* HELLO: [token], the token optional (an older client sends []). */
+static const struct field hello_field[] = {
+    F_TEXT(struct proto_hello, token, PROTO_TOKEN_MAX),
+};
+const struct fields msg_hello_fields = {.field = hello_field, .count = 1, .required = 0};
+
+/* HELLO_REPLY: [broker_version, events_url, identity, role]
+ * message.h sets no size for the first two; both are held to
  * PROTO_ERROR_TEXT_MAX, far above any version string or NNG URL. Either may
- * be empty (a broker that publishes no events). */
+ * be empty (a broker that publishes no events). identity and role were
+ * appended: an older broker's two-field reply still decodes. */
 static const struct field hello_reply_field[] = {
     F_TEXT(struct proto_hello_reply, broker_version, PROTO_ERROR_TEXT_MAX),
     F_TEXT(struct proto_hello_reply, events_url, PROTO_ERROR_TEXT_MAX),
+    F_TEXT(struct proto_hello_reply, identity, PROTO_NAME_MAX),
+    F_TEXT(struct proto_hello_reply, role, PROTO_NAME_MAX),
 };
-const struct fields msg_hello_reply_fields = FIELDS_OF(hello_reply_field, NULL);
+const struct fields msg_hello_reply_fields = {
+    .field = hello_reply_field, .count = 4, .required = 2};
 
 /* EVENT: [kind, at_us, job_id, batch_id, queue, type, state, attempt, done,
  *         total, failed, message, worker_id]

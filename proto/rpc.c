@@ -19,15 +19,18 @@
  * gets what is left. */
 #include "rpc.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
 
 #include "buf.h"
 #include "clock.h"
 #include "sock_close.h"
+#include "tls.h"
 
 #define RPC_DEFAULT_URL "tcp://127.0.0.1:7400"
 #define RPC_RECONNECT_MIN_MS 100
@@ -36,7 +39,22 @@
 struct rpc {
 	nng_socket sock;
 	char *url;
+	/* With a token, each new connection (pipe) first carries a HELLO with
+	 * it: the dialer reconnects by itself, so a pipe added sets need_hello
+	 * and the next call sends the HELLO first. */
+	char *token;
+	atomic_bool need_hello;
+	nng_tls_config *tls;
 };
+
+static int rpc_call_once(struct rpc *rpc, const struct proto_msg *req, uint64_t deadline_us,
+                         uint32_t timeout_ms, struct rpc_cancel *cancel, struct rpc_reply *reply,
+                         struct jm_err *err);
+
+static void rpc_pipe_added(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+	atomic_store(&((struct rpc *)arg)->need_hello, true);
+}
 
 /* Maps an nng failure of a call to our code and text naming the broker. */
 static int rpc_fail(const struct rpc *rpc, int nng_rc, uint32_t timeout_ms, struct jm_err *err)
@@ -57,6 +75,39 @@ static int rpc_fail(const struct rpc *rpc, int nng_rc, uint32_t timeout_ms, stru
 }
 
 int rpc_open(struct rpc **out, const char *url, struct jm_err *err)
+{
+	return rpc_open_secure(out, url, NULL, err);
+}
+
+static void rpc_free(struct rpc *rpc)
+{
+	if (rpc->tls)
+		nng_tls_config_free(rpc->tls);
+	free(rpc->token);
+	free(rpc->url);
+	free(rpc);
+}
+
+/* The token and TLS settings: sec's, else the environment's. */
+static int rpc_secure(struct rpc *rpc, const struct rpc_security *sec, struct jm_err *err)
+{
+	const char *token = sec && sec->token ? sec->token : getenv("JOBMESH_TOKEN");
+	if (token && token[0]) {
+		if (strlen(token) > PROTO_TOKEN_MAX)
+			return jm_err_set(err, JM_EINVAL, "the token is %zu bytes: at most %d",
+			                  strlen(token), PROTO_TOKEN_MAX);
+		if ((rpc->token = strdup(token)) == NULL)
+			return jm_err_set(err, JM_ENOMEM, "broker at %s: out of memory", rpc->url);
+	}
+	if (!jm_tls_url_wants(rpc->url))
+		return 0;
+	struct jm_tls tls = sec ? sec->tls : (struct jm_tls){0};
+	jm_tls_from_env(&tls);
+	return jm_tls_config_client(&rpc->tls, rpc->url, &tls, err);
+}
+
+int rpc_open_secure(struct rpc **out, const char *url, const struct rpc_security *sec,
+                    struct jm_err *err)
 {
 	*out = NULL;
 	struct rpc *rpc = calloc(1, sizeof *rpc);
@@ -98,16 +149,28 @@ int rpc_open(struct rpc **out, const char *url, struct jm_err *err)
 		                nng_strerror(nng_rc));
 		goto fail_close;
 	}
+	atomic_init(&rpc->need_hello, true);
+	rc = rpc_secure(rpc, sec, err);
+	if (rc != 0)
+		goto fail_close;
+	nng_pipe_notify(rpc->sock, NNG_PIPE_EV_ADD_POST, rpc_pipe_added, rpc);
 	/* Non-blocking: the broker may start after us; the dialer keeps
 	 * retrying in the background and calls wait for it within their
 	 * deadline. */
-	nng_rc = nng_dial(rpc->sock, url, NULL, NNG_FLAG_NONBLOCK);
+	nng_dialer dialer;
+	nng_rc = nng_dialer_create(&dialer, rpc->sock, url);
+	if (nng_rc == 0 && rpc->tls)
+		nng_rc = nng_dialer_set_ptr(dialer, NNG_OPT_TLS_CONFIG, rpc->tls);
+	if (nng_rc == 0)
+		nng_rc = nng_dialer_start(dialer, NNG_FLAG_NONBLOCK);
 	if (nng_rc != 0) {
 		bool bad_url =
 		    nng_rc == NNG_EADDRINVAL || nng_rc == NNG_EINVAL || nng_rc == NNG_ENOTSUP;
-		rc = jm_err_set(err, bad_url ? JM_EINVAL : JM_ETRANSPORT, "broker at %s: %s%s", url,
-		                nng_strerror(nng_rc),
-		                bad_url ? "; use tcp://HOST:PORT or ipc:///PATH" : "");
+		rc = jm_err_set(
+		    err, bad_url ? JM_EINVAL : JM_ETRANSPORT, "broker at %s: %s%s", url,
+		    nng_strerror(nng_rc),
+		    bad_url ? "; use tcp://HOST:PORT or ipc:///PATH (tls+tcp://HOST:PORT for TLS)"
+		            : "");
 		goto fail_close;
 	}
 	*out = rpc;
@@ -115,8 +178,7 @@ int rpc_open(struct rpc **out, const char *url, struct jm_err *err)
 
 fail_close:
 	nng_close(rpc->sock);
-	free(rpc->url);
-	free(rpc);
+	rpc_free(rpc);
 	return rc;
 }
 
@@ -125,8 +187,7 @@ void rpc_close(struct rpc *rpc)
 	if (rpc == NULL)
 		return;
 	sock_close(rpc->sock);
-	free(rpc->url);
-	free(rpc);
+	rpc_free(rpc);
 }
 
 void rpc_reply_fini(struct rpc_reply *reply)
@@ -260,11 +321,52 @@ int rpc_call(struct rpc *rpc, const struct proto_msg *req, uint32_t timeout_ms,
 	return rpc_call_cancellable(rpc, req, timeout_ms, NULL, reply, err);
 }
 
+/* Presents the token on the current connection. */
+static int rpc_hello(struct rpc *rpc, uint64_t deadline_us, uint32_t timeout_ms,
+                     struct rpc_cancel *cancel, struct jm_err *err)
+{
+	struct proto_msg hello = {.type = PROTO_HELLO};
+	hello.u.hello.token =
+	    (struct proto_bytes){(const uint8_t *)rpc->token, (uint32_t)strlen(rpc->token)};
+	struct rpc_reply reply;
+	int rc = rpc_call_once(rpc, &hello, deadline_us, timeout_ms, cancel, &reply, err);
+	if (rc == 0)
+		rpc_reply_fini(&reply);
+	else
+		atomic_store(&rpc->need_hello, true);
+	return rc;
+}
+
+/* With a token: HELLO first on a new connection; and a request refused for
+ * want of a token (the connection was replaced between the HELLO and the
+ * request; nothing was done) is sent again after a fresh HELLO, once. */
 int rpc_call_cancellable(struct rpc *rpc, const struct proto_msg *req, uint32_t timeout_ms,
                          struct rpc_cancel *cancel, struct rpc_reply *reply, struct jm_err *err)
 {
-	memset(reply, 0, sizeof *reply);
 	uint64_t deadline_us = jm_mono_us() + (uint64_t)timeout_ms * 1000;
+	if (rpc->token == NULL || req->type == PROTO_HELLO)
+		return rpc_call_once(rpc, req, deadline_us, timeout_ms, cancel, reply, err);
+	for (int attempt = 0;; attempt++) {
+		if (atomic_exchange(&rpc->need_hello, false)) {
+			int rc = rpc_hello(rpc, deadline_us, timeout_ms, cancel, err);
+			if (rc != 0) {
+				memset(reply, 0, sizeof *reply);
+				return rc;
+			}
+		}
+		int rc = rpc_call_once(rpc, req, deadline_us, timeout_ms, cancel, reply, err);
+		if (rc != JM_EAUTH || attempt == 1 ||
+		    (err != NULL && strncmp(err->msg, "authentication required", 23) != 0))
+			return rc;
+		atomic_store(&rpc->need_hello, true);
+	}
+}
+
+static int rpc_call_once(struct rpc *rpc, const struct proto_msg *req, uint64_t deadline_us,
+                         uint32_t timeout_ms, struct rpc_cancel *cancel, struct rpc_reply *reply,
+                         struct jm_err *err)
+{
+	memset(reply, 0, sizeof *reply);
 
 	nng_msg *msg = NULL;
 	int rc = rpc_build_request(rpc, req, &msg, err);

@@ -15,11 +15,23 @@
 
 #include "err.h"
 #include "message.h"
+#include "tls.h"
 
 struct rpc;
 
 /* Dials url in the background (non-blocking). */
 int rpc_open(struct rpc **out, const char *url, struct jm_err *err);
+
+/* What a client presents: a token (the secret of an --auth entry), sent in
+ * a HELLO on every new connection, and TLS files for tls+tcp:// and wss://
+ * URLs. NULL fields (or sec NULL) fall back to $JOBMESH_TOKEN,
+ * $JOBMESH_TLS_CA, $JOBMESH_TLS_CERT, $JOBMESH_TLS_KEY. */
+struct rpc_security {
+	const char *token;
+	struct jm_tls tls;
+};
+int rpc_open_secure(struct rpc **out, const char *url, const struct rpc_security *sec,
+                    struct jm_err *err);
 void rpc_close(struct rpc *rpc); /* accepts NULL */
 
 /* A reply: the decoded message borrows from the received NNG message that

@@ -322,7 +322,9 @@ static void msg_fill(struct proto_msg *m, enum proto_type type)
 	case PROTO_STATS:
 	case PROTO_WORKERS:
 	case PROTO_BATCHES:
+		break;
 	case PROTO_HELLO:
+		m->u.hello = (struct proto_hello){.token = bytes_of("s3cret-token", 12)};
 		break;
 	case PROTO_STATS_REPLY:
 		m->u.stats_reply = (struct proto_stats_reply){.queues_count = 2, .queues = QSTATS};
@@ -366,7 +368,9 @@ static void msg_fill(struct proto_msg *m, enum proto_type type)
 	case PROTO_HELLO_REPLY:
 		m->u.hello_reply =
 		    (struct proto_hello_reply){.broker_version = bytes_of("0.9.1", 5),
-		                               .events_url = bytes_of("tcp://127.0.0.1:7701", 20)};
+		                               .events_url = bytes_of("tcp://127.0.0.1:7701", 20),
+		                               .identity = bytes_of("shop-api", 8),
+		                               .role = bytes_of("producer", 8)};
 		break;
 	case PROTO_DEAD_LIST:
 		m->u.dead_list = (struct proto_dead_list){.queue = "emails", .limit = 500};
@@ -564,8 +568,12 @@ static void msg_equal(const struct proto_msg *want, const struct proto_msg *got)
 	case PROTO_STATS:
 	case PROTO_WORKERS:
 	case PROTO_BATCHES:
-	case PROTO_HELLO:
 		break;
+	case PROTO_HELLO: {
+		const struct proto_hello *a = &want->u.hello, *b = &got->u.hello;
+		EQ_BYTES(token);
+		break;
+	}
 	case PROTO_STATS_REPLY: {
 		const struct proto_stats_reply *s = &want->u.stats_reply, *t = &got->u.stats_reply;
 		assert_int_equal(s->queues_count, t->queues_count);
@@ -647,6 +655,8 @@ static void msg_equal(const struct proto_msg *want, const struct proto_msg *got)
 		const struct proto_hello_reply *a = &want->u.hello_reply, *b = &got->u.hello_reply;
 		EQ_BYTES(broker_version);
 		EQ_BYTES(events_url);
+		EQ_BYTES(identity);
+		EQ_BYTES(role);
 		break;
 	}
 	case PROTO_DEAD_LIST: {

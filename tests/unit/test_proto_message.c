@@ -768,10 +768,10 @@ static void test_cancel_and_batch_status_round_trip(void **state)
 	}
 }
 
-static void test_workers_batches_and_hello_round_trip_with_an_empty_body(void **state)
+static void test_workers_and_batches_round_trip_with_an_empty_body(void **state)
 {
-	int types[3] = {PROTO_WORKERS, PROTO_BATCHES, PROTO_HELLO};
-	for (int i = 0; i < 3; i++) {
+	int types[2] = {PROTO_WORKERS, PROTO_BATCHES};
+	for (int i = 0; i < 2; i++) {
 		struct proto_msg in = {.type = types[i]};
 		struct jm_buf wire;
 		struct proto_msg out;
@@ -781,6 +781,30 @@ static void test_workers_batches_and_hello_round_trip_with_an_empty_body(void **
 		assert_memory_equal(wire.data, expected, sizeof expected);
 		finish(&out, &wire);
 	}
+}
+
+static void test_hello_carries_an_optional_token_and_an_empty_hello_decodes(void **state)
+{
+	/* A HELLO without a token: [version, 25, []]. */
+	const uint8_t empty[] = {0x93, PROTO_VERSION, PROTO_HELLO, 0x90};
+	struct proto_msg out;
+	struct jm_err err = {0};
+	assert_int_equal(proto_decode(empty, sizeof empty, &out, &err), 0);
+	assert_int_equal(out.u.hello.token.len, 0);
+	proto_msg_fini(&out);
+	struct proto_msg in = {.type = PROTO_HELLO};
+	in.u.hello.token = (struct proto_bytes){(const uint8_t *)"abc", 3};
+	struct jm_buf wire;
+	round_trip(&in, &wire, &out);
+	assert_int_equal(out.u.hello.token.len, 3);
+	assert_memory_equal(out.u.hello.token.ptr, "abc", 3);
+	finish(&out, &wire);
+	/* A token past PROTO_TOKEN_MAX is refused by name. */
+	char big[PROTO_TOKEN_MAX + 1];
+	memset(big, 'x', sizeof big);
+	in.u.hello.token = (struct proto_bytes){(const uint8_t *)big, sizeof big};
+	assert_int_equal(proto_check(&in, &err), JM_ETOOBIG);
+	assert_non_null(strstr(jm_err_text(&err), "token"));
 }
 
 static void test_workers_reply_round_trips(void **state)
@@ -2985,7 +3009,8 @@ int main(void)
 	    cmocka_unit_test(test_empty_lists_decode_as_null_arrays),
 	    cmocka_unit_test(test_decoded_bytes_borrow_from_the_input_buffer),
 	    cmocka_unit_test(test_cancel_and_batch_status_round_trip),
-	    cmocka_unit_test(test_workers_batches_and_hello_round_trip_with_an_empty_body),
+	    cmocka_unit_test(test_workers_and_batches_round_trip_with_an_empty_body),
+	    cmocka_unit_test(test_hello_carries_an_optional_token_and_an_empty_hello_decodes),
 	    cmocka_unit_test(test_workers_reply_round_trips),
 	    cmocka_unit_test(test_progress_round_trips),
 	    cmocka_unit_test(test_batch_round_trips_with_the_most_errors_allowed),

@@ -33,6 +33,18 @@ typedef struct jm_client jm_client;
  * Connection happens in the background and is retried with backoff, so this
  * succeeds while the broker is down; calls then wait up to their timeout. */
 int jm_client_open(jm_client **out, const char *url);
+
+/* What the client presents to a broker that runs with --auth or TLS. NULL
+ * fields fall back to $JOBMESH_TOKEN, $JOBMESH_TLS_CA, $JOBMESH_TLS_CERT
+ * and $JOBMESH_TLS_KEY (jm_client_open uses only those). The token goes in
+ * a HELLO on every new connection, reconnects included. */
+typedef struct jm_security {
+	const char *token;    /* the secret whose SHA-256 is in the auth file */
+	const char *tls_ca;   /* PEM CA that signed the broker's certificate */
+	const char *tls_cert; /* PEM client certificate (mutual TLS), or NULL */
+	const char *tls_key;  /* its PEM private key */
+} jm_security;
+int jm_client_open_secure(jm_client **out, const char *url, const jm_security *sec);
 void jm_client_close(jm_client *client); /* accepts NULL */
 
 /* Timeout for calls other than wait (default 10000 ms). */

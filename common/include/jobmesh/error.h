@@ -29,6 +29,8 @@ enum jm_error {
 	JM_ESTATE = -15,       /* the job is not in a state that allows this */
 	JM_EUNSUPPORTED = -16, /* request type the broker does not know */
 	JM_ELIMIT = -17,       /* a configured limit was reached */
+	JM_EAUTH = -18,        /* no token presented, or one not recognised */
+	JM_EFORBIDDEN = -19,   /* the token's role or queues do not allow this */
 };
 
 /* Static text for a code; never NULL, also for unknown codes. */

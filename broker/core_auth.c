@@ -1,0 +1,66 @@
+/* Authorization in the core: the one place every request passes, from the
+ * NNG server and from the HTTP API alike (see auth.h). The core knows each
+ * job's queue, so a request that names jobs by id is judged here by the
+ * job's queue; a job of a queue the token may not see is reported as not
+ * found, so a tenant cannot probe another's ids. */
+#include "core_internal.h"
+
+#include "auth.h"
+
+static bool job_hidden(const struct core *core, const struct auth_identity *id, uint64_t job_id)
+{
+	struct job *job = jobtable_find(&core->state.jobs, job_id);
+	return job != NULL && !auth_queue_visible(id, job->queue->name);
+}
+
+/* The first job id in req whose queue the identity may not see, or 0. */
+static uint64_t first_hidden_job(const struct core *core, const struct request *req)
+{
+	const struct auth_identity *id = req->identity;
+	const struct proto_msg *m = &req->msg;
+	switch (m->type) {
+	case PROTO_STATUS:
+	case PROTO_RESULT:
+	case PROTO_CANCEL:
+		return job_hidden(core, id, m->u.job_ref.job_id) ? m->u.job_ref.job_id : 0;
+	case PROTO_WAIT:
+		return job_hidden(core, id, m->u.wait.job_id) ? m->u.wait.job_id : 0;
+	case PROTO_PROGRESS:
+		return job_hidden(core, id, m->u.progress.job_id) ? m->u.progress.job_id : 0;
+	case PROTO_SETTLE:
+		for (uint32_t i = 0; i < m->u.settle.items_count; i++)
+			if (job_hidden(core, id, m->u.settle.items[i].job_id))
+				return m->u.settle.items[i].job_id;
+		return 0;
+	case PROTO_HEARTBEAT:
+		for (uint32_t i = 0; i < m->u.heartbeat.leases_count; i++)
+			if (job_hidden(core, id, m->u.heartbeat.leases[i].job_id))
+				return m->u.heartbeat.leases[i].job_id;
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+bool core_auth_refused(struct core *core, struct request *req, struct outbox *out)
+{
+	if (req->identity == NULL)
+		return false;
+	struct jm_err err = {0};
+	if (auth_allows(req->identity, &req->msg, &err) != 0) {
+		core_reply_errorf(core, req, out, err.code, "%s", jm_err_text(&err));
+		return true;
+	}
+	uint64_t hidden = first_hidden_job(core, req);
+	if (hidden == 0)
+		return false;
+	core_reply_errorf(core, req, out, JM_ENOTFOUND,
+	                  "%s: job %llu not found: no such id, or its retention ran out",
+	                  proto_type_name(req->msg.type), (unsigned long long)hidden);
+	return true;
+}
+
+bool core_auth_visible(const struct request *req, const char *queue)
+{
+	return req->identity == NULL || auth_queue_visible(req->identity, queue);
+}

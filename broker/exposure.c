@@ -1,0 +1,77 @@
+/* Secure by default (see exposure.h). */
+#include "exposure.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "tls.h"
+
+static bool host_is_local(const char *host, size_t len)
+{
+	char h[256];
+	if (len >= sizeof h)
+		return false;
+	memcpy(h, host, len);
+	h[len] = '\0';
+	if (h[0] == '[' && len >= 2 && h[len - 1] == ']') {
+		memmove(h, h + 1, len - 2);
+		h[len - 2] = '\0';
+	}
+	if (strcmp(h, "localhost") == 0 || strcmp(h, "::1") == 0)
+		return true;
+	/* 127.0.0.0/8: four dotted numbers, the first 127. */
+	unsigned a, b, c, d;
+	char tail;
+	return sscanf(h, "%u.%u.%u.%u%c", &a, &b, &c, &d, &tail) == 4 && a == 127 && b < 256 &&
+	       c < 256 && d < 256;
+}
+
+/* host:port with an optional [v6] host; the host part's length. */
+static bool hostport_is_local(const char *hp, size_t len)
+{
+	const char *colon = NULL;
+	const char *bracket = memchr(hp, ']', len);
+	for (const char *p = bracket ? bracket : hp; p < hp + len; p++)
+		if (*p == ':')
+			colon = p;
+	return host_is_local(hp, colon ? (size_t)(colon - hp) : len);
+}
+
+bool exposure_url_is_local(const char *url)
+{
+	if (strncmp(url, "ipc://", 6) == 0 || strncmp(url, "inproc://", 9) == 0)
+		return true;
+	const char *sep = strstr(url, "://");
+	if (sep == NULL)
+		return false;
+	const char *host = sep + 3;
+	return hostport_is_local(host, strcspn(host, "/"));
+}
+
+bool exposure_http_is_local(const char *addr)
+{
+	return hostport_is_local(addr, strlen(addr));
+}
+
+int exposure_check(const struct exposure *x, const char *flag, const char *addr, bool http,
+                   bool events, struct jm_err *err)
+{
+	if (x->insecure || (http ? exposure_http_is_local(addr) : exposure_url_is_local(addr)))
+		return 0;
+	if (!x->auth)
+		return jm_err_set(
+		    err, JM_EINVAL,
+		    "%s %s: without --auth the broker listens only on loopback "
+		    "(127.0.0.0/8, ::1, localhost) or ipc://; give --auth FILE to "
+		    "require tokens, or --insecure-listen to let anyone who can reach "
+		    "it in",
+		    flag, addr);
+	if (events && !(x->mtls && jm_tls_url_wants(addr)))
+		return jm_err_set(
+		    err, JM_EINVAL,
+		    "%s %s: the events socket cannot ask subscribers for a token, so "
+		    "off loopback it needs mutual TLS (a tls+tcp:// or wss:// address "
+		    "with --tls-ca), or --insecure-listen",
+		    flag, addr);
+	return 0;
+}

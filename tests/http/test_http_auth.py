@@ -1,0 +1,118 @@
+"""The HTTP API with --auth through a real broker: a missing or unknown
+token is 401 (and counted in /metrics), a role or tenant violation 403,
+/healthz and /readyz stay open, /metrics needs a viewer or admin token,
+?access_token= works only on GET /v1/events, and an event stream shows only
+the token's queues. Each refused request leaves the stored jobs as they
+were."""
+
+import hashlib
+import os
+import unittest
+
+from jmhttp import Broker, EventStream
+
+
+def sha(secret):
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+AUTH = """tokens:
+  - {name: shop-api, sha256: %s, role: producer, queues: ["shop.*"]}
+  - {name: billing-api, sha256: %s, role: producer, queues: ["billing.*"]}
+  - {name: shop-dash, sha256: %s, role: viewer, queues: ["shop.*"]}
+  - {name: ops, sha256: %s, role: admin}
+""" % (sha("shop-secret"), sha("billing-secret"), sha("dash-secret"), sha("ops-secret"))
+
+
+def bearer(token):
+    return {"Authorization": "Bearer " + token}
+
+
+class HttpAuth(unittest.TestCase):
+    def setUp(self):
+        import tempfile
+        self.tmp = tempfile.mkdtemp(prefix="jobmesh-http-auth-")
+        path = os.path.join(self.tmp, "auth.yaml")
+        with open(path, "w") as f:
+            f.write(AUTH)
+        self.b = Broker(["--auth", path], tmp=self.tmp)
+        self.b.owns_tmp = True  # removed with the broker
+
+    def tearDown(self):
+        self.assertIn(self.b.stop(), (0, None), "the broker must stop cleanly on SIGTERM")
+
+    def queues(self, token):
+        status, _, body = self.b.get("/v1/queues", headers=bearer(token))
+        self.assertEqual(status, 200, body)
+        return {q["name"]: q["counts"]["pending"] for q in body["queues"]}
+
+    def failures(self):
+        status, _, text = self.b.get("/metrics", headers=bearer("ops-secret"))
+        self.assertEqual(status, 200, text)
+        line = [l for l in text.splitlines() if l.startswith("jobmesh_auth_failures_total ")]
+        return int(float(line[0].split()[1]))
+
+    def test_missing_and_unknown_tokens_are_401_and_counted(self):
+        self.b.post("/v1/queues/shop.a/jobs", {"type": "t"}, headers=bearer("shop-secret"))
+        before = self.queues("ops-secret")
+        failures = self.failures()
+        status, _, body = self.b.post("/v1/queues/shop.a/jobs", {"type": "t"})
+        self.assertEqual(status, 401, body)
+        self.assertEqual(body["error"]["code"], "unauthorized")
+        self.assertIn("Authorization: Bearer TOKEN", body["error"]["message"])
+        status, _, body = self.b.post("/v1/queues/shop.a/jobs", {"type": "t"},
+                                      headers=bearer("shop-secret-x"))
+        self.assertEqual(status, 401, body)
+        self.assertIn("token not recognised", body["error"]["message"])
+        status, _, body = self.b.get("/v1/queues?access_token=shop-secret")
+        self.assertEqual(status, 401, body)
+        self.assertIn("only on GET /v1/events", body["error"]["message"])
+        self.assertEqual(self.failures(), failures + 3)
+        self.assertEqual(self.queues("ops-secret"), before)
+
+    def test_probes_stay_open_and_metrics_need_a_viewer(self):
+        self.assertEqual(self.b.get("/healthz")[0], 200)
+        self.assertEqual(self.b.get("/readyz")[0], 200)
+        self.assertEqual(self.b.get("/metrics")[0], 401)
+        status, _, body = self.b.get("/metrics", headers=bearer("shop-secret"))
+        self.assertEqual(status, 403, body)
+        self.assertEqual(body["error"]["code"], "forbidden")
+        self.assertEqual(self.b.get("/metrics", headers=bearer("dash-secret"))[0], 200)
+
+    def test_a_tenant_is_403_outside_its_queues_and_sees_only_its_own(self):
+        self.assertEqual(self.b.post("/v1/queues/billing.x/jobs", {"type": "t"},
+                                     headers=bearer("billing-secret"))[0], 202)
+        self.assertEqual(self.b.post("/v1/queues/shop.a/jobs", {"type": "t"},
+                                     headers=bearer("shop-secret"))[0], 202)
+        before = self.queues("ops-secret")
+        self.assertEqual(before, {"billing.x": 1, "shop.a": 1})
+        status, _, body = self.b.post("/v1/queues/billing.x/jobs", {"type": "t"},
+                                      headers=bearer("shop-secret"))
+        self.assertEqual(status, 403, body)
+        self.assertEqual(body["error"]["code"], "forbidden")
+        status, _, body = self.b.post("/v1/queues/shop.a/jobs", {"type": "t"},
+                                      headers=bearer("dash-secret"))
+        self.assertEqual(status, 403, body)
+        self.assertEqual(self.queues("shop-secret"), {"shop.a": 1})
+        self.assertEqual(self.queues("dash-secret"), {"shop.a": 1})
+        status, _, body = self.b.get("/v1/jobs", headers=bearer("shop-secret"))
+        self.assertEqual(status, 200, body)
+        self.assertEqual({j["queue"] for j in body["jobs"]}, {"shop.a"})
+        self.assertEqual(self.queues("ops-secret"), before)
+
+    def test_an_event_stream_shows_only_the_tokens_queues(self):
+        refused = EventStream(self.b, query="access_token=nope")
+        self.assertIn("401", refused.status_line)
+        refused.close()
+        s = EventStream(self.b, query="access_token=shop-secret")
+        self.assertIn("200", s.status_line)
+        self.b.post("/v1/queues/billing.x/jobs", {"type": "t"}, headers=bearer("billing-secret"))
+        self.b.post("/v1/queues/shop.a/jobs", {"type": "t"}, headers=bearer("shop-secret"))
+        ev = s.next_event()
+        # The billing job came first; the shop stream's first event is shop's.
+        self.assertEqual(ev["data"]["queue"], "shop.a", ev)
+        s.close()
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,414 @@
+/* Tokens, tenants, secure-by-default and TLS through a real broker: each
+ * attack of issue 10 item 9 that concerns them (no token, a wrong token,
+ * another tenant's token, a role reaching past itself, a plaintext client
+ * at a TLS listener, a client without the CA, a broker exposed without
+ * --auth) fails, and the admin's view of what is stored is the same
+ * afterwards. Certificates are made at test time with openssl. */
+#include "jm_test.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <jobmesh/client.h>
+
+#include "fixture.h"
+#include "harness.h"
+#include "message.h"
+#include "rpc.h"
+#include "sha256.h"
+
+struct auth_fixture {
+	struct harness h;
+	struct harness_proc broker;
+	const char *auth_path;
+};
+
+static void hex_hash(const char *secret, char out[65])
+{
+	uint8_t d[JM_SHA256_BYTES];
+	jm_sha256(secret, strlen(secret), d);
+	for (int i = 0; i < JM_SHA256_BYTES; i++)
+		snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+/* The auth file: shop's producer, worker and viewer, billing's producer,
+ * and an admin; shop_secret names the shop producer's secret. */
+static const char *write_auth(struct harness *h, const char *shop_secret)
+{
+	char a[65], b[65], c[65], d[65], e[65], text[2048];
+	hex_hash(shop_secret, a);
+	hex_hash("shop-worker-secret", b);
+	hex_hash("shop-viewer-secret", c);
+	hex_hash("billing-secret", d);
+	hex_hash("admin-secret", e);
+	snprintf(text, sizeof text,
+	         "tokens:\n"
+	         "  - {name: shop-api, sha256: %s, role: producer, queues: [\"shop.*\"]}\n"
+	         "  - {name: shop-workers, sha256: %s, role: worker, queues: [\"shop.*\"]}\n"
+	         "  - {name: shop-dash, sha256: %s, role: viewer, queues: [\"shop.*\"]}\n"
+	         "  - {name: billing-api, sha256: %s, role: producer, queues: [\"billing.*\"]}\n"
+	         "  - {name: ops, sha256: %s, role: admin}\n",
+	         a, b, c, d, e);
+	return harness_write_file(h, "auth.yaml", text, 0600);
+}
+
+static int auth_setup(void **state)
+{
+	unsetenv("JOBMESH_TOKEN");
+	struct auth_fixture *f = calloc(1, sizeof *f);
+	assert_non_null(f);
+	*state = f;
+	assert_jm_ok(harness_init(&f->h, "test_auth"));
+	f->auth_path = write_auth(&f->h, "shop-secret");
+	const char *args[] = {"--auth", f->auth_path, NULL};
+	assert_jm_ok(harness_broker_start(&f->h, args, &f->broker));
+	return 0;
+}
+
+static int auth_teardown(void **state)
+{
+	struct auth_fixture *f = *state;
+	if (f != NULL)
+		fixture_end(state, &f->h, &f->broker);
+	return 0;
+}
+
+static struct rpc *open_as(const char *url, const char *token)
+{
+	struct rpc_security sec = {.token = token};
+	struct rpc *rpc = NULL;
+	struct jm_err err = {0};
+	if (rpc_open_secure(&rpc, url, &sec, &err) != 0)
+		fail_msg("rpc_open_secure %s: %s", url, jm_err_text(&err));
+	return rpc;
+}
+
+/* One request; returns the code, with the error text in *text_out. */
+static int call(struct rpc *rpc, struct proto_msg *req, struct rpc_reply *reply,
+                char text_out[JM_ERR_MSG_MAX])
+{
+	struct jm_err err = {0};
+	int rc = rpc_call(rpc, req, 5000, reply, &err);
+	if (text_out)
+		snprintf(text_out, JM_ERR_MSG_MAX, "%s", rc ? jm_err_text(&err) : "");
+	return rc;
+}
+
+static int submit_as(struct rpc *rpc, const char *queue, char text[JM_ERR_MSG_MAX], uint64_t *id)
+{
+	struct proto_job_spec spec = {.payload = {(const uint8_t *)"p", 1}};
+	snprintf(spec.attrs.queue, sizeof spec.attrs.queue, "%s", queue);
+	snprintf(spec.attrs.type, sizeof spec.attrs.type, "t");
+	struct proto_msg req = {.type = PROTO_SUBMIT};
+	req.u.submit.jobs_count = 1;
+	req.u.submit.jobs = &spec;
+	struct rpc_reply reply;
+	int rc = call(rpc, &req, &reply, text);
+	if (rc == 0) {
+		assert_int_equal(reply.msg.type, PROTO_SUBMITTED);
+		if (id)
+			*id = reply.msg.u.submitted.ids[0];
+		rpc_reply_fini(&reply);
+	}
+	return rc;
+}
+
+/* "queue:pending,..." of every queue the token sees, sorted by name. */
+static void stats_as(struct rpc *rpc, char *out, size_t out_size)
+{
+	struct proto_msg req = {.type = PROTO_STATS};
+	struct rpc_reply reply;
+	char text[JM_ERR_MSG_MAX];
+	int rc = call(rpc, &req, &reply, text);
+	if (rc != 0)
+		fail_msg("stats: %s", text);
+	size_t used = 0;
+	out[0] = '\0';
+	for (uint32_t i = 0; i < reply.msg.u.stats_reply.queues_count; i++) {
+		const struct proto_queue_stats *q = &reply.msg.u.stats_reply.queues[i];
+		used += (size_t)snprintf(out + used, out_size - used, "%s%s:%llu/%llu",
+		                         i ? "," : "", q->name, (unsigned long long)q->pending,
+		                         (unsigned long long)q->active);
+	}
+	rpc_reply_fini(&reply);
+}
+
+static void assert_contains(const char *text, const char *want)
+{
+	if (strstr(text, want) == NULL)
+		fail_msg("\"%s\" does not say \"%s\"", text, want);
+}
+
+static void test_a_request_without_a_token_or_with_a_wrong_one_is_refused(void **state)
+{
+	struct auth_fixture *f = *state;
+	struct rpc *admin = open_as(f->h.broker_url, "admin-secret");
+	char before[512], after[512], text[JM_ERR_MSG_MAX];
+	assert_int_equal(submit_as(admin, "shop.orders", text, NULL), 0);
+	stats_as(admin, before, sizeof before);
+
+	struct rpc *anon = open_as(f->h.broker_url, NULL);
+	assert_int_equal(submit_as(anon, "shop.orders", text, NULL), JM_EAUTH);
+	assert_contains(text, "authentication required: send the token first (--token or "
+	                      "JOBMESH_TOKEN)");
+	struct proto_msg stats = {.type = PROTO_STATS};
+	struct rpc_reply reply;
+	assert_int_equal(call(anon, &stats, &reply, text), JM_EAUTH);
+
+	struct rpc *wrong = open_as(f->h.broker_url, "shop-secret-");
+	assert_int_equal(submit_as(wrong, "shop.orders", text, NULL), JM_EAUTH);
+	assert_contains(text, "token not recognised");
+	/* The hash from the file is not a token either. */
+	char hash[65];
+	hex_hash("admin-secret", hash);
+	struct rpc *hashed = open_as(f->h.broker_url, hash);
+	assert_int_equal(submit_as(hashed, "shop.orders", text, NULL), JM_EAUTH);
+
+	stats_as(admin, after, sizeof after);
+	assert_string_equal(before, after);
+	rpc_close(anon);
+	rpc_close(wrong);
+	rpc_close(hashed);
+	rpc_close(admin);
+}
+
+static void test_a_tenant_cannot_reach_or_see_another_tenants_queues(void **state)
+{
+	struct auth_fixture *f = *state;
+	struct rpc *admin = open_as(f->h.broker_url, "admin-secret");
+	struct rpc *shop = open_as(f->h.broker_url, "shop-secret");
+	struct rpc *billing = open_as(f->h.broker_url, "billing-secret");
+	char text[JM_ERR_MSG_MAX], seen[512], before[512], after[512];
+	uint64_t bill_id, shop_id;
+	assert_int_equal(submit_as(billing, "billing.invoices", text, &bill_id), 0);
+	assert_int_equal(submit_as(shop, "shop.orders", text, &shop_id), 0);
+	stats_as(admin, before, sizeof before);
+	assert_string_equal(before, "billing.invoices:1/0,shop.orders:1/0");
+
+	assert_int_equal(submit_as(shop, "billing.invoices", text, NULL), JM_EFORBIDDEN);
+	assert_contains(text, "queue \"billing.invoices\" is not among token \"shop-api\"'s "
+	                      "queues (shop.*)");
+	stats_as(shop, seen, sizeof seen);
+	assert_string_equal(seen, "shop.orders:1/0");
+	/* A foreign job by id is not found, and cannot be cancelled. */
+	struct proto_msg status = {.type = PROTO_STATUS, .u.job_ref.job_id = bill_id};
+	struct rpc_reply reply;
+	assert_int_equal(call(shop, &status, &reply, text), JM_ENOTFOUND);
+	struct proto_msg cancel = {.type = PROTO_CANCEL, .u.job_ref.job_id = bill_id};
+	assert_int_equal(call(shop, &cancel, &reply, text), JM_ENOTFOUND);
+	/* A query over every queue lists only its own jobs. */
+	struct proto_msg query = {.type = PROTO_JOB_QUERY, .u.job_query.limit = 100};
+	assert_int_equal(call(shop, &query, &reply, text), 0);
+	assert_int_equal(reply.msg.u.job_list.jobs_count, 1);
+	assert_true(reply.msg.u.job_list.jobs[0].job_id == shop_id);
+	rpc_reply_fini(&reply);
+
+	stats_as(admin, after, sizeof after);
+	assert_string_equal(before, after);
+	rpc_close(shop);
+	rpc_close(billing);
+	rpc_close(admin);
+}
+
+static void test_each_role_is_refused_what_it_may_not_do(void **state)
+{
+	struct auth_fixture *f = *state;
+	struct rpc *admin = open_as(f->h.broker_url, "admin-secret");
+	struct rpc *worker = open_as(f->h.broker_url, "shop-worker-secret");
+	struct rpc *viewer = open_as(f->h.broker_url, "shop-viewer-secret");
+	struct rpc *producer = open_as(f->h.broker_url, "shop-secret");
+	char text[JM_ERR_MSG_MAX], before[512], after[512], seen[512];
+	uint64_t id;
+	assert_int_equal(submit_as(producer, "shop.orders", text, &id), 0);
+	stats_as(admin, before, sizeof before);
+
+	assert_int_equal(submit_as(worker, "shop.orders", text, NULL), JM_EFORBIDDEN);
+	assert_contains(text, "role worker");
+	assert_int_equal(submit_as(viewer, "shop.orders", text, NULL), JM_EFORBIDDEN);
+	assert_contains(text, "role viewer");
+	struct proto_msg cancel = {.type = PROTO_CANCEL, .u.job_ref.job_id = id};
+	struct rpc_reply reply;
+	assert_int_equal(call(viewer, &cancel, &reply, text), JM_EFORBIDDEN);
+	proto_name queue = "shop.orders";
+	struct proto_msg fetch = {.type = PROTO_FETCH};
+	fetch.u.fetch = (struct proto_fetch){.worker_id = "w1",
+	                                     .instance = 1,
+	                                     .queues_count = 1,
+	                                     .queues = &queue,
+	                                     .max_jobs = 1,
+	                                     .wait_ms = 0};
+	assert_int_equal(call(producer, &fetch, &reply, text), JM_EFORBIDDEN);
+	assert_int_equal(call(viewer, &fetch, &reply, text), JM_EFORBIDDEN);
+	struct proto_msg workers = {.type = PROTO_WORKERS};
+	assert_int_equal(call(producer, &workers, &reply, text), JM_EFORBIDDEN);
+	proto_name foreign = "billing.x";
+	fetch.u.fetch.queues = &foreign;
+	assert_int_equal(call(worker, &fetch, &reply, text), JM_EFORBIDDEN);
+	stats_as(admin, after, sizeof after);
+	assert_string_equal(before, after);
+
+	/* What each may do. */
+	stats_as(viewer, seen, sizeof seen);
+	assert_string_equal(seen, "shop.orders:1/0");
+	fetch.u.fetch.queues = &queue;
+	struct proto_msg hb = {.type = PROTO_HEARTBEAT};
+	hb.u.heartbeat = (struct proto_heartbeat){.worker_id = "w1",
+	                                          .instance = 1,
+	                                          .host = {(const uint8_t *)"h", 1},
+	                                          .pid = 1,
+	                                          .concurrency = 1,
+	                                          .queues_count = 1,
+	                                          .queues = &queue};
+	assert_int_equal(call(worker, &hb, &reply, text), 0);
+	rpc_reply_fini(&reply);
+	assert_int_equal(call(worker, &fetch, &reply, text), 0);
+	assert_int_equal(reply.msg.u.jobs.jobs_count, 1);
+	assert_true(reply.msg.u.jobs.jobs[0].job_id == id);
+	rpc_reply_fini(&reply);
+	assert_int_equal(call(viewer, &workers, &reply, text), 0);
+	assert_int_equal(reply.msg.u.workers_reply.workers_count, 1);
+	rpc_reply_fini(&reply);
+	stats_as(admin, after, sizeof after);
+	assert_string_equal(after, "shop.orders:0/1");
+	rpc_close(worker);
+	rpc_close(viewer);
+	rpc_close(producer);
+	rpc_close(admin);
+}
+
+struct reload_probe {
+	const char *url;
+	const char *token;
+};
+
+static bool token_accepted(void *arg)
+{
+	struct reload_probe *p = arg;
+	struct rpc *rpc = open_as(p->url, p->token);
+	struct proto_msg stats = {.type = PROTO_STATS};
+	struct rpc_reply reply;
+	int rc = call(rpc, &stats, &reply, NULL);
+	if (rc == 0)
+		rpc_reply_fini(&reply);
+	rpc_close(rpc);
+	return rc == 0;
+}
+
+static bool log_says_kept(void *arg)
+{
+	struct auth_fixture *f = arg;
+	return fixture_count_in_file(harness_path(&f->h, "broker.err"), "stay in force") > 0;
+}
+
+static void test_sighup_rotates_a_token_and_a_bad_file_keeps_the_old_ones(void **state)
+{
+	struct auth_fixture *f = *state;
+	struct reload_probe old_tok = {f->h.broker_url, "shop-secret"};
+	struct reload_probe new_tok = {f->h.broker_url, "shop-secret-2"};
+	assert_true(token_accepted(&old_tok));
+	assert_false(token_accepted(&new_tok));
+	/* A connection that proved the old token before the reload. */
+	struct rpc *held = open_as(f->h.broker_url, "shop-secret");
+	char text[JM_ERR_MSG_MAX];
+	assert_int_equal(submit_as(held, "shop.a", text, NULL), 0);
+	write_auth(&f->h, "shop-secret-2");
+	assert_int_equal(kill(f->broker.pid, SIGHUP), 0);
+	assert_true(harness_wait_for(10000, token_accepted, &new_tok, "the rotated token"));
+	assert_false(token_accepted(&old_tok));
+	/* It is judged again: the old token no longer works on it either. */
+	assert_int_equal(submit_as(held, "shop.a", text, NULL), JM_EAUTH);
+	assert_contains(text, "token not recognised");
+	rpc_close(held);
+
+	harness_write_file(&f->h, "auth.yaml", "tokens:\n  - {name: x, role: root}\n", 0600);
+	assert_int_equal(kill(f->broker.pid, SIGHUP), 0);
+	assert_true(harness_wait_for(10000, log_says_kept, f, "the reload refused"));
+	assert_true(token_accepted(&new_tok));
+	assert_true(fixture_count_in_file(harness_path(&f->h, "broker.err"),
+	                                  "role \"root\" is unknown") > 0);
+}
+
+static void test_the_worker_and_sdk_take_their_token_from_the_environment(void **state)
+{
+	struct auth_fixture *f = *state;
+	/* The worker inherits JOBMESH_TOKEN; the SDK client gets its own. */
+	setenv("JOBMESH_TOKEN", "shop-worker-secret", 1);
+	fixture_worker_start(&f->h, "w-env", "shop.orders", "1", "t=cat");
+	unsetenv("JOBMESH_TOKEN");
+	jm_client *client = NULL;
+	jm_security sec = {.token = "shop-secret"};
+	assert_jm_ok(jm_client_open_secure(&client, f->h.broker_url, &sec));
+	jm_job_spec spec = {.queue = "shop.orders", .type = "t", .payload = "hi", .payload_len = 2};
+	uint64_t id;
+	assert_jm_ok(jm_client_submit(client, &spec, &id));
+	jm_job_info info = {0};
+	fixture_wait_finished(&f->h, client, id, 20000, &info);
+	assert_int_equal(info.state, JM_STATE_COMPLETED);
+	jm_job_info_fini(&info);
+	/* The same client may not reach another tenant's queue. */
+	spec.queue = "billing.x";
+	assert_int_equal(jm_client_submit(client, &spec, &id), JM_EFORBIDDEN);
+	assert_contains(jm_client_last_error(), "forbidden");
+	jm_client_close(client);
+}
+
+static void test_without_auth_a_broker_refuses_a_wildcard_address(void **state)
+{
+	(void)state;
+	struct harness h;
+	assert_jm_ok(harness_init(&h, "test_auth_exposure"));
+	const char *data = harness_path(&h, "data");
+	char *argv[] = {(char *)harness_bin("jobmesh-broker"),
+	                "--listen",
+	                "tcp://0.0.0.0:0",
+	                "--http",
+	                "off",
+	                "--data",
+	                (char *)data,
+	                NULL};
+	char *err_text = NULL;
+	int code = -1;
+	assert_jm_ok(harness_run_capture(&h, argv, 10000, NULL, &err_text, &code));
+	assert_int_equal(code, 2);
+	assert_contains(err_text, "--listen tcp://0.0.0.0:0: without --auth");
+	assert_contains(err_text, "--insecure-listen");
+	free(err_text);
+	char *http_argv[] = {(char *)harness_bin("jobmesh-broker"),
+	                     "--http",
+	                     "0.0.0.0:0",
+	                     "--data",
+	                     (char *)data,
+	                     NULL};
+	assert_jm_ok(harness_run_capture(&h, http_argv, 10000, NULL, &err_text, &code));
+	assert_int_equal(code, 2);
+	assert_contains(err_text, "--http 0.0.0.0:0");
+	free(err_text);
+	struct stat st;
+	assert_int_not_equal(stat(data, &st), 0); /* nothing was created */
+	harness_fini(&h);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(
+	        test_a_request_without_a_token_or_with_a_wrong_one_is_refused, auth_setup,
+	        auth_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_a_tenant_cannot_reach_or_see_another_tenants_queues, auth_setup,
+	        auth_teardown),
+	    cmocka_unit_test_setup_teardown(test_each_role_is_refused_what_it_may_not_do,
+	                                    auth_setup, auth_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_sighup_rotates_a_token_and_a_bad_file_keeps_the_old_ones, auth_setup,
+	        auth_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_the_worker_and_sdk_take_their_token_from_the_environment, auth_setup,
+	        auth_teardown),
+	    cmocka_unit_test(test_without_auth_a_broker_refuses_a_wildcard_address),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
