@@ -65,6 +65,14 @@ void queue_each(const struct queue_registry *reg, void (*fn)(struct queue *q, vo
 /* True when q may hand out another job under its max_active. */
 bool queue_has_capacity(const struct queue *q);
 
+/* Makes room for extra more ready jobs, so that pushing them cannot fail;
+ * 0 or JM_ENOMEM (q unchanged). */
+int queue_ready_reserve(struct queue *q, uint32_t extra);
+/* Jobs in q that are not finished: pending, delayed and active. */
+uint64_t queue_unfinished(const struct queue *q);
+/* Removes q if it holds no job at all and frees it (a queue created for a
+ * request that was then refused). */
+void queue_drop_if_empty(struct queue_registry *reg, struct queue *q);
 /* Ready heap. push sets job->ready_index; JM_ENOMEM on failure. */
 int queue_ready_push(struct queue *q, struct job *job);
 struct job *queue_ready_peek(const struct queue *q);

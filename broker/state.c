@@ -3,6 +3,7 @@
  * Each transition is: unplace the job from where its old state keeps it,
  * change its fields, place it where its new state keeps it (job.h lists the
  * places). Counters per queue follow place/unplace, so they cannot drift. */
+#include "heap.h"
 #include "state.h"
 
 #include <stdlib.h>
@@ -255,7 +256,7 @@ static int copy_bytes(uint8_t **dst, uint32_t *dst_len, const struct proto_bytes
 {
 	uint8_t *copy = NULL;
 	if (src->len > 0) {
-		copy = malloc((size_t)src->len + 1);
+		copy = jm_malloc((size_t)src->len + 1);
 		if (copy == NULL)
 			return JM_ENOMEM;
 		memcpy(copy, src->ptr, src->len);
@@ -283,28 +284,30 @@ static int skip_or_fail(struct state *s, struct jm_err *err, const char *what, u
 	                  (unsigned long long)job_id);
 }
 
-static int apply_job(struct state *s, const struct proto_rec_job *r, uint64_t now_us,
-                     struct jm_err *err)
+struct job *state_job_prepare(const struct proto_rec_job *r)
 {
-	struct queue *q;
-	int rc = queue_get(&s->queues, r->queue, &q);
-	if (rc != 0)
-		return jm_err_set(err, rc, "queue %s: %s", r->queue,
-		                  rc == JM_ELIMIT ? "too many queues" : jm_strerror(rc));
-	struct job *job = jobtable_find(&s->jobs, r->job_id);
-	bool is_new = job == NULL;
-	if (is_new) {
-		job = calloc(1, sizeof *job);
-		if (job == NULL)
-			return jm_err_set(err, JM_ENOMEM, "job %llu: out of memory",
-			                  (unsigned long long)r->job_id);
-		job->ready_index = UINT32_MAX;
-		deadline_init(&job->timer, DEADLINE_JOB_READY);
-		TAILQ_INIT(&job->waiters);
-		job->id = r->job_id;
-	} else {
-		unplace(s, job);
+	struct job *job = jm_calloc(1, sizeof *job);
+	if (job == NULL)
+		return NULL;
+	job->ready_index = UINT32_MAX;
+	deadline_init(&job->timer, DEADLINE_JOB_READY);
+	TAILQ_INIT(&job->waiters);
+	job->id = r->job_id;
+	if (copy_bytes(&job->payload, &job->payload_len, &r->payload) != 0) {
+		free(job);
+		return NULL;
 	}
+	return job;
+}
+
+void state_job_discard(struct job *job)
+{
+	job_free(job);
+}
+
+/* The fields of a JOB record that are copied without allocating. */
+static void job_set_fields(struct job *job, struct queue *q, const struct proto_rec_job *r)
+{
 	job->queue = q;
 	job->batch_id = r->batch_id;
 	memcpy(job->type, r->type, sizeof job->type);
@@ -316,6 +319,54 @@ static int apply_job(struct state *s, const struct proto_rec_job *r, uint64_t no
 	job->created_us = r->created_us;
 	job->updated_us = r->updated_us;
 	job->run_at_us = r->run_at_us;
+}
+
+static void note_ids(struct state *s, const struct proto_rec_job *r)
+{
+	if (r->job_id >= s->next_job_id)
+		s->next_job_id = r->job_id + 1;
+	if (r->batch_id >= s->next_job_id)
+		s->next_job_id = r->batch_id + 1;
+}
+
+void state_apply_prepared_job(struct state *s, const struct proto_rec_job *r, struct job *job,
+                              uint64_t now_us)
+{
+	job_set_fields(job, queue_find(&s->queues, r->queue), r);
+	(void)jobtable_insert(&s->jobs, job); /* never fails (u64map.h) */
+	note_ids(s, r);
+	if (r->batch_id) {
+		struct batch *b = batch_find(&s->batches, r->batch_id);
+		b->total++;
+		b->jobs_present++;
+		job->batch = b;
+	}
+	(void)place(s, job, r->state, now_us, r->updated_us); /* room reserved */
+}
+
+static int apply_job(struct state *s, const struct proto_rec_job *r, uint64_t now_us,
+                     struct jm_err *err)
+{
+	struct queue *q;
+	int rc = queue_get(&s->queues, r->queue, &q);
+	if (rc != 0)
+		return jm_err_set(err, rc, "queue %s: %s", r->queue,
+		                  rc == JM_ELIMIT ? "too many queues" : jm_strerror(rc));
+	struct job *job = jobtable_find(&s->jobs, r->job_id);
+	bool is_new = job == NULL;
+	if (is_new) {
+		job = jm_calloc(1, sizeof *job);
+		if (job == NULL)
+			return jm_err_set(err, JM_ENOMEM, "job %llu: out of memory",
+			                  (unsigned long long)r->job_id);
+		job->ready_index = UINT32_MAX;
+		deadline_init(&job->timer, DEADLINE_JOB_READY);
+		TAILQ_INIT(&job->waiters);
+		job->id = r->job_id;
+	} else {
+		unplace(s, job);
+	}
+	job_set_fields(job, q, r);
 	rc = copy_bytes(&job->payload, &job->payload_len, &r->payload);
 	if (rc == 0)
 		rc = copy_text(&job->last_error, &r->last_error);
@@ -334,10 +385,7 @@ static int apply_job(struct state *s, const struct proto_rec_job *r, uint64_t no
 		return jm_err_set(err, rc, "job %llu: %s", (unsigned long long)r->job_id,
 		                  jm_strerror(rc));
 	}
-	if (r->job_id >= s->next_job_id)
-		s->next_job_id = r->job_id + 1;
-	if (r->batch_id >= s->next_job_id)
-		s->next_job_id = r->batch_id + 1;
+	note_ids(s, r);
 	if (is_new && r->batch_id) {
 		struct batch *b;
 		if (batch_get(&s->batches, r->batch_id, r->created_us, &b) != 0) {
