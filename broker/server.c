@@ -16,8 +16,9 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/transport/tcp/tcp.h>
 
-#include "proto_limits.h"
 #include "log.h"
+#include "pipes.h"
+#include "proto_limits.h"
 
 #define SERVER_CONNS_INITIAL 64
 #define SERVER_CONNS_MIN_IDLE 16
@@ -40,6 +41,7 @@ struct server {
 	nng_socket sock;
 	nng_listener listener;
 	struct core *core;
+	struct pipes *pipes;
 	char url[512];
 
 	pthread_mutex_t lock; /* guards conns and the counters */
@@ -130,6 +132,7 @@ static void conn_received(struct conn *c)
 	nng_msg *msg = nng_aio_get_msg(c->aio);
 	c->request_msg = msg;
 	c->req.pipe_id = (uint32_t)nng_pipe_id(nng_msg_get_pipe(msg));
+	pipes_request_begin(c->srv->pipes, c->req.pipe_id);
 	conn_went_busy(c->srv);
 	c->state = CONN_BUSY;
 	struct jm_err err = {0};
@@ -149,6 +152,7 @@ static void conn_sent(struct conn *c)
 		if (unsent)
 			nng_msg_free(unsent);
 	}
+	pipes_request_end(c->srv->pipes, c->req.pipe_id);
 	proto_msg_fini(&c->req.msg);
 	memset(&c->req.msg, 0, sizeof c->req.msg);
 	nng_msg_free(c->request_msg);
@@ -190,7 +194,14 @@ static void conn_cb(void *arg)
 static void pipe_removed_cb(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
 	struct server *srv = arg;
+	pipes_removed(srv->pipes, pipe);
 	core_pipe_gone(srv->core, (uint32_t)nng_pipe_id(pipe));
+}
+
+static void pipe_adding_cb(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+	struct server *srv = arg;
+	pipes_added(srv->pipes, pipe);
 }
 
 /* For tcp://host:0, the URL with the port the system chose. */
@@ -206,20 +217,28 @@ static void bound_url(struct server *srv, const char *url)
 		snprintf(srv->url, sizeof srv->url, "%.*s:%d", (int)(colon - url), url, port);
 }
 
-int server_open(struct server **out, const char *url, struct core *core, struct jm_err *err)
+int server_open(struct server **out, const char *url, struct core *core,
+                const struct server_limits *limits, struct jm_err *err)
 {
 	struct server *srv = calloc(1, sizeof *srv);
 	if (srv == NULL)
 		return jm_err_set(err, JM_ENOMEM, "out of memory");
 	srv->core = core;
+	if (pipes_open(&srv->pipes, limits->max_connections, limits->idle_ms) != 0) {
+		free(srv);
+		return jm_err_set(err, JM_ENOMEM, "out of memory");
+	}
 	pthread_mutex_init(&srv->lock, NULL);
 	int rv = nng_rep0_open(&srv->sock);
 	if (rv != 0) {
+		pipes_close(srv->pipes);
 		free(srv);
 		return jm_err_set(err, JM_ETRANSPORT, "opening the REP socket: %s",
 		                  nng_strerror(rv));
 	}
-	nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ, PROTO_MESSAGE_MAX);
+	nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ,
+	                    limits->max_message ? limits->max_message : PROTO_MESSAGE_MAX);
+	nng_pipe_notify(srv->sock, NNG_PIPE_EV_ADD_PRE, pipe_adding_cb, srv);
 	nng_pipe_notify(srv->sock, NNG_PIPE_EV_REM_POST, pipe_removed_cb, srv);
 	pthread_mutex_lock(&srv->lock);
 	for (int i = 0; i < SERVER_CONNS_INITIAL && rv == 0; i++)
@@ -273,5 +292,6 @@ void server_close(struct server *srv)
 		c = next;
 	}
 	pthread_mutex_destroy(&srv->lock);
+	pipes_close(srv->pipes);
 	free(srv);
 }

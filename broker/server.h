@@ -13,7 +13,16 @@ struct server;
 
 /* Listens on url and starts serving into core. The bound URL (with the
  * real port when url asked for port 0) is available from server_url(). */
-int server_open(struct server **out, const char *url, struct core *core, struct jm_err *err);
+/* What one peer may hold (README, "Limits"; pipes.h says why). */
+struct server_limits {
+	uint32_t max_connections; /* 0: no limit */
+	uint32_t idle_ms;         /* a connection with nothing in flight this
+	                             long is closed; 0: never */
+	uint64_t max_message;     /* bytes of one request (NNG_OPT_RECVMAXSZ) */
+};
+
+int server_open(struct server **out, const char *url, struct core *core,
+                const struct server_limits *limits, struct jm_err *err);
 const char *server_url(const struct server *srv);
 /* Stops accepting connections and closes the ones open. */
 void server_stop_listening(struct server *srv);
