@@ -24,6 +24,7 @@ struct pipe_entry {
 	struct u64map_node node; /* key: pipe id */
 	uint32_t inflight;
 	uint64_t last_mono_us;
+	bool closing; /* the sweep chose it: no request is handled from now */
 };
 
 struct pipes {
@@ -141,15 +142,17 @@ void pipes_removed(struct pipes *p, nng_pipe pipe)
 	free(e);
 }
 
-void pipes_request_begin(struct pipes *p, uint32_t pipe_id)
+bool pipes_request_begin(struct pipes *p, uint32_t pipe_id)
 {
 	pthread_mutex_lock(&p->lock);
 	struct pipe_entry *e = entry_of(p, pipe_id);
-	if (e) {
+	bool closing = e && e->closing;
+	if (e && !closing) {
 		e->inflight++;
 		e->last_mono_us = jm_mono_us();
 	}
 	pthread_mutex_unlock(&p->lock);
+	return !closing;
 }
 
 void pipes_request_end(struct pipes *p, uint32_t pipe_id)
@@ -198,9 +201,11 @@ static void idle_cb(struct u64map_node *n, void *arg)
 {
 	struct idle_scan *scan = arg;
 	struct pipe_entry *e = u64map_entry(n, struct pipe_entry, node);
-	if (e->inflight == 0 && e->last_mono_us < scan->before_us &&
-	    scan->count < PIPES_CLOSE_BATCH)
+	if (e->inflight == 0 && !e->closing && e->last_mono_us < scan->before_us &&
+	    scan->count < PIPES_CLOSE_BATCH) {
+		e->closing = true;
 		scan->ids[scan->count++] = (uint32_t)e->node.key;
+	}
 }
 
 static void *sweeper_main(void *arg)

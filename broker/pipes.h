@@ -18,6 +18,7 @@
 #ifndef JM_BROKER_PIPES_H
 #define JM_BROKER_PIPES_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <nng/nng.h>
@@ -33,8 +34,11 @@ void pipes_close(struct pipes *p); /* stops the sweep; accepts NULL */
  * it would pass the limit. */
 void pipes_added(struct pipes *p, nng_pipe pipe);
 void pipes_removed(struct pipes *p, nng_pipe pipe);
-/* A request from pipe_id arrived / its reply left. */
-void pipes_request_begin(struct pipes *p, uint32_t pipe_id);
+/* A request from pipe_id arrived / its reply left. pipes_request_begin
+ * returns false when the sweep is closing that pipe: the caller must drop
+ * the request unhandled, so that a client whose call then fails with a
+ * reset connection knows the broker did nothing and may send it again. */
+bool pipes_request_begin(struct pipes *p, uint32_t pipe_id);
 void pipes_request_end(struct pipes *p, uint32_t pipe_id);
 
 /* Pipes open now, and pipes refused or closed idle since the start. */

@@ -132,7 +132,13 @@ static void conn_received(struct conn *c)
 	nng_msg *msg = nng_aio_get_msg(c->aio);
 	c->request_msg = msg;
 	c->req.pipe_id = (uint32_t)nng_pipe_id(nng_msg_get_pipe(msg));
-	pipes_request_begin(c->srv->pipes, c->req.pipe_id);
+	if (!pipes_request_begin(c->srv->pipes, c->req.pipe_id)) {
+		/* Its connection is being closed as idle: drop it unhandled. */
+		nng_msg_free(msg);
+		c->request_msg = NULL;
+		nng_ctx_recv(c->ctx, c->aio);
+		return;
+	}
 	conn_went_busy(c->srv);
 	c->state = CONN_BUSY;
 	struct jm_err err = {0};

@@ -44,7 +44,10 @@ static uint64_t pending_in(jm_client *client, const char *queue)
 {
 	jm_queue_stats *qs = NULL;
 	size_t n = 0;
-	assert_jm_ok(jm_client_stats(client, &qs, &n));
+	int rc = JM_ETRANSPORT; /* a read is safe to repeat, see submit_marker */
+	for (int attempt = 0; attempt < 3 && rc == JM_ETRANSPORT; attempt++)
+		rc = jm_client_stats(client, &qs, &n);
+	assert_jm_ok(rc);
 	uint64_t pending = 0;
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(qs[i].name, queue) == 0)
@@ -189,7 +192,13 @@ static uint64_t submit_marker(jm_client *client, const char *text)
 	jm_job_spec spec = {
 	    .queue = "real", .type = "t", .payload = text, .payload_len = strlen(text)};
 	uint64_t id = 0;
-	assert_jm_ok(jm_client_submit(client, &spec, &id));
+	/* A call sent just as the broker closes the idle connection fails
+	 * with "unreachable"; the broker dropped it unhandled (pipes.h), so
+	 * sending it again is safe, and the counts below show no duplicate. */
+	int rc = JM_ETRANSPORT;
+	for (int attempt = 0; attempt < 3 && rc == JM_ETRANSPORT; attempt++)
+		rc = jm_client_submit(client, &spec, &id);
+	assert_jm_ok(rc);
 	return id;
 }
 
@@ -247,28 +256,41 @@ static void test_connections_over_the_limit_are_closed_and_the_rest_served(void 
 	                      NULL};
 	struct stack *s = stack_open(state, "max_connections", args, NULL, 0);
 	int port = tcp_port_of(s->h.broker_url);
-	int fds[4];
-	for (int i = 0; i < 4; i++) {
-		fds[i] = sp_connect(port);
-		assert_true(fds[i] >= 0);
-	}
-	/* The fifth is closed as it connects, however often it tries. */
-	for (int attempt = 0; attempt < 3; attempt++) {
-		int extra = sp_connect(port);
-		if (extra >= 0) {
-			assert_true(closed_by_peer(extra, DEADLINE_MS));
-			close(extra);
+	/* Seven connect; which four the broker admits depends on the order
+	 * nng adds them, so the test counts: three are closed, four stay. */
+	int fds[7];
+	for (int i = 0; i < 7; i++)
+		fds[i] = sp_connect(port); /* -1: closed during the handshake */
+	int closed = 0;
+	bool gone[7] = {false};
+	uint64_t until = jm_mono_us() + DEADLINE_MS * 1000ull;
+	while (closed < 3 && jm_mono_us() < until) {
+		for (int i = 0; i < 7; i++) {
+			if (!gone[i] && (fds[i] < 0 || closed_by_peer(fds[i], 10))) {
+				gone[i] = true;
+				closed++;
+			}
 		}
 	}
-	for (int i = 0; i < 4; i++)
-		assert_false(closed_by_peer(fds[i], 0));
+	assert_int_equal(closed, 3);
+	int open_fds[4], open_count = 0;
+	for (int i = 0; i < 7; i++) {
+		if (gone[i]) {
+			if (fds[i] >= 0)
+				close(fds[i]);
+		} else {
+			assert_false(closed_by_peer(fds[i], 200)); /* the admitted stay */
+			open_fds[open_count++] = fds[i];
+		}
+	}
+	assert_int_equal(open_count, 4);
 	char *err_log = harness_read_file(harness_path(&s->h, "broker.err"), NULL);
 	assert_non_null(err_log);
 	assert_non_null(strstr(err_log, "refused a connection: at the limit of --max-connections"));
 	free(err_log);
 
 	/* One leaves: a real client gets its place and is served. */
-	close(fds[3]);
+	close(open_fds[3]);
 	jm_client *client = NULL;
 	assert_jm_ok(jm_client_open(&client, s->h.broker_url));
 	jm_client_set_timeout_ms(client, 1000);
@@ -285,7 +307,7 @@ static void test_connections_over_the_limit_are_closed_and_the_rest_served(void 
 	free(qs);
 	jm_client_close(client);
 	for (int i = 0; i < 3; i++)
-		close(fds[i]);
+		close(open_fds[i]);
 }
 
 int main(void)
