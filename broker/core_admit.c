@@ -53,9 +53,17 @@ static void admission_fini(struct admission *a)
 	jm_buf_fini(&a->bodies);
 }
 
+/* The request's queues may be reclaimed again (queue_get). */
+static void admission_unpin(struct admission *a)
+{
+	for (uint32_t i = 0; i < a->queues_count; i++)
+		a->queues[i].q->pinned = false;
+}
+
 /* Undoes a reservation that will not be applied. */
 static void admission_undo(struct core *core, struct admission *a)
 {
+	admission_unpin(a);
 	for (uint32_t i = 0; a->jobs && i < a->count; i++)
 		if (a->jobs[i])
 			state_job_discard(a->jobs[i]);
@@ -72,6 +80,9 @@ static struct admit_queue *admit_queue_of(struct admission *a, struct queue *q)
 	for (uint32_t i = 0; i < a->queues_count; i++)
 		if (a->queues[i].q == q)
 			return &a->queues[i];
+	/* Pinned, so that creating a later queue of this request cannot
+	 * reclaim this one while it is still empty. */
+	q->pinned = true;
 	a->queues[a->queues_count] = (struct admit_queue){.q = q};
 	return &a->queues[a->queues_count++];
 }
@@ -248,6 +259,7 @@ void handle_submit(struct core *core, struct request *req, struct outbox *out)
 		state_apply_prepared_job(s, &a.recs[i].u.job, a.jobs[i], applied_us);
 		core_committed(core, &a.recs[i], last_lsn - a.count + 1 + i, 0);
 	}
+	admission_unpin(&a);
 	struct proto_msg msg = {.type = PROTO_SUBMITTED};
 	msg.u.submitted.batch_id = a.batch ? a.batch->id : 0;
 	msg.u.submitted.ids_count = a.count;

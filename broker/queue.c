@@ -38,6 +38,14 @@ struct queue *queue_find(const struct queue_registry *reg, const char *name)
 	return e ? container_of(e, struct queue, by_name) : NULL;
 }
 
+static void find_reclaimable_cb(struct namemap_entry *e, void *arg)
+{
+	struct queue **found = arg;
+	struct queue *q = container_of(e, struct queue, by_name);
+	if (*found == NULL && !q->pinned && queue_unfinished(q) == 0 && q->finished_count == 0)
+		*found = q;
+}
+
 int queue_get(struct queue_registry *reg, const char *name, struct queue **out)
 {
 	struct queue *q = queue_find(reg, name);
@@ -45,8 +53,14 @@ int queue_get(struct queue_registry *reg, const char *name, struct queue **out)
 		*out = q;
 		return 0;
 	}
-	if (reg->queues.count >= reg->max_queues)
-		return JM_ELIMIT;
+	if (reg->queues.count >= reg->max_queues) {
+		struct queue *empty = NULL;
+		namemap_each(&reg->queues, find_reclaimable_cb, &empty);
+		if (empty == NULL)
+			return JM_ELIMIT;
+		reg->reclaimed++;
+		queue_drop_if_empty(reg, empty);
+	}
 	q = jm_calloc(1, sizeof *q);
 	if (q == NULL)
 		return JM_ENOMEM;

@@ -77,9 +77,34 @@ static uint64_t mono_deadline(uint64_t at_us, uint64_t now_us)
 	return at_us > now_us ? mono_us + (at_us - now_us) : mono_us;
 }
 
+/* The worker to forget when the registry is full and a new id comes: one
+ * that holds no job and has no fetch parked, preferring one that never sent
+ * a heartbeat (an id known only from a fetch, as a flood of made-up ids
+ * is), then the one silent longest. */
+static void pick_evictable_cb(struct worker *w, void *arg)
+{
+	struct worker **best = arg;
+	if (w->held_count != 0 || w->parked_fetches != 0)
+		return;
+	struct worker *b = *best;
+	if (b == NULL || (w->heartbeats == 0 && b->heartbeats != 0) ||
+	    ((w->heartbeats == 0) == (b->heartbeats == 0) &&
+	     w->last_seen_mono_us < b->last_seen_mono_us))
+		*best = w;
+}
+
 int state_worker_seen(struct state *s, const char *id, uint64_t now_us, struct worker **out)
 {
-	struct worker *w;
+	struct worker *w = worker_find(&s->workers, id);
+	if (w == NULL && s->workers.workers.count >= s->workers.max_workers) {
+		struct worker *victim = NULL;
+		worker_each(&s->workers, pick_evictable_cb, &victim);
+		if (victim != NULL) {
+			s->workers_evicted++;
+			deadline_heap_remove(&s->deadlines, &victim->lost_timer);
+			worker_remove(&s->workers, victim);
+		}
+	}
 	int rc = worker_get(&s->workers, id, now_us, &w);
 	if (rc != 0)
 		return rc;

@@ -58,6 +58,7 @@ struct state {
 	uint64_t live_bytes;
 	bool replaying;
 	uint64_t replay_skipped;
+	uint64_t workers_evicted; /* forgotten to make room (state_worker_seen) */
 };
 
 int state_init(struct state *s, const struct state_config *config);

@@ -25,6 +25,8 @@
 #include "clock.h"
 #include "fixture.h"
 #include "harness.h"
+#include "message.h"
+#include "rpc.h"
 #include "stack.h"
 
 #define DEADLINE_MS 20000
@@ -310,6 +312,99 @@ static void test_connections_over_the_limit_are_closed_and_the_rest_served(void 
 		close(open_fds[i]);
 }
 
+/* ---- floods of made-up names ------------------------------------------ */
+
+/* A FETCH as worker from queue that answers at once; returns the code. */
+static int fake_fetch(struct rpc *rpc, const char *worker, const char *queue)
+{
+	proto_name q;
+	snprintf(q, sizeof q, "%s", queue);
+	struct proto_msg msg = {.type = PROTO_FETCH};
+	snprintf(msg.u.fetch.worker_id, sizeof msg.u.fetch.worker_id, "%s", worker);
+	msg.u.fetch.instance = 1;
+	msg.u.fetch.queues_count = 1;
+	msg.u.fetch.queues = &q;
+	msg.u.fetch.max_jobs = 1;
+	struct rpc_reply reply = {0};
+	struct jm_err err = {0};
+	int rc = rpc_call(rpc, &msg, 5000, &reply, &err);
+	rpc_reply_fini(&reply);
+	return rc;
+}
+
+static void test_a_flood_of_made_up_worker_ids_does_not_lock_a_real_worker_out(void **state)
+{
+	const char *args[] = {"--max-workers", "4", NULL};
+	struct stack *s = stack_open(state, "worker_flood", args, NULL, STACK_CLIENT | STACK_RPC);
+	char id[32];
+	for (int i = 0; i < 40; i++) {
+		snprintf(id, sizeof id, "fake-%d", i);
+		assert_jm_ok(fake_fetch(s->rpc, id, "none"));
+	}
+	uint64_t job = fixture_rpc_submit(s->rpc, "real", "work", 0);
+	struct proto_delivery d = fixture_rpc_fetch(s->rpc, "real-worker", "real", 0, 5000);
+	assert_int_equal(d.job_id, job);
+	/* More made-up ids while it works cannot push it out: it holds a job. */
+	for (int i = 40; i < 80; i++) {
+		snprintf(id, sizeof id, "fake-%d", i);
+		assert_jm_ok(fake_fetch(s->rpc, id, "none"));
+	}
+	assert_int_equal(fixture_rpc_ack(s->rpc, "real-worker", job, d.lease, "done"), 0);
+	jm_job_info info;
+	assert_jm_ok(jm_client_status(s->client, job, &info));
+	assert_int_equal(info.state, JM_STATE_COMPLETED);
+	jm_job_info_fini(&info);
+	/* The fetches stored nothing: one job, one queue. */
+	jm_queue_stats *qs = NULL;
+	size_t n = 0;
+	assert_jm_ok(jm_client_stats(s->client, &qs, &n));
+	assert_int_equal(n, 1);
+	assert_string_equal(qs[0].name, "real");
+	assert_int_equal(qs[0].completed, 1);
+	free(qs);
+}
+
+static int submit_to(jm_client *client, const char *queue, uint64_t *id)
+{
+	jm_job_spec spec = {.queue = queue, .type = "t", .payload = "x", .payload_len = 1};
+	return jm_client_submit(client, &spec, id);
+}
+
+static void test_queues_a_flood_left_empty_are_reclaimed_for_a_real_one(void **state)
+{
+	const char *args[] = {"--max-queues", "3", "--keep-finished", "0", NULL};
+	struct stack *s = stack_open(state, "queue_flood", args, NULL, STACK_CLIENT);
+	uint64_t ids[3];
+	char name[16];
+	for (int i = 0; i < 3; i++) {
+		snprintf(name, sizeof name, "flood-%d", i);
+		assert_jm_ok(submit_to(s->client, name, &ids[i]));
+	}
+	/* While the made-up queues hold jobs the limit holds, and says so. */
+	uint64_t id = 0;
+	assert_int_equal(submit_to(s->client, "real", &id), JM_ELIMIT);
+	assert_non_null(strstr(jm_client_last_error(), "--max-queues"));
+	assert_int_equal(pending_in(s->client, "real"), 0);
+	assert_int_equal(pending_in(s->client, "flood-0"), 1);
+	/* Once their jobs are gone (cancelled, then dropped by retention), the
+	 * empty queues make room. */
+	for (int i = 0; i < 3; i++) {
+		jm_job_info info;
+		assert_jm_ok(jm_client_cancel(s->client, ids[i], &info));
+		jm_job_info_fini(&info);
+	}
+	uint64_t deadline = jm_mono_us() + DEADLINE_MS * 1000ull;
+	int rc;
+	while ((rc = submit_to(s->client, "real", &id)) == JM_ELIMIT) {
+		if (jm_mono_us() > deadline)
+			fail_msg("the real queue was still refused after %d ms: %s", DEADLINE_MS,
+			         jm_client_last_error());
+		sleep_ms(50);
+	}
+	assert_jm_ok(rc);
+	assert_int_equal(pending_in(s->client, "real"), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -319,6 +414,10 @@ int main(void)
 	        test_stalled_huge_messages_are_dropped_and_their_memory_comes_back, stack_close),
 	    cmocka_unit_test_teardown(
 	        test_connections_over_the_limit_are_closed_and_the_rest_served, stack_close),
+	    cmocka_unit_test_teardown(
+	        test_a_flood_of_made_up_worker_ids_does_not_lock_a_real_worker_out, stack_close),
+	    cmocka_unit_test_teardown(test_queues_a_flood_left_empty_are_reclaimed_for_a_real_one,
+	                              stack_close),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
