@@ -40,7 +40,7 @@ struct admission {
 	struct batch *batch;
 	bool batch_created;
 	struct jm_buf bodies;
-	uint64_t bytes; /* the new jobs' share of live_bytes, about */
+	uint64_t bytes; /* what the new jobs add to live_bytes */
 };
 
 static void admission_fini(struct admission *a)
@@ -182,8 +182,7 @@ static int admit_reserve(struct core *core, const struct proto_submit *submit, s
 	}
 	/* Every job's share of live_bytes is known before any is allocated. */
 	for (uint32_t i = 0; i < n; i++) {
-		const struct proto_rec_job *r = &a->recs[i].u.job;
-		a->bytes += 128 + strlen(r->queue) + strlen(r->type) + r->payload.len;
+		a->bytes += state_new_job_bound(&a->recs[i].u.job);
 	}
 	uint64_t max_mem = s->config.max_payload_memory;
 	if (max_mem && s->live_bytes + a->bytes > max_mem) {

@@ -165,6 +165,14 @@ uint64_t state_job_snapshot_bound(const struct job *job)
 	       (job->last_error ? strlen(job->last_error) : 0) + job->result_len;
 }
 
+uint64_t state_new_job_bound(const struct proto_rec_job *r)
+{
+	return SNAPSHOT_FRAME_BYTES + MSGPACK_ARRAY_HEADER_MAX + JOB_RECORD_INTS * MSGPACK_INT_MAX +
+	       JOB_RECORD_STRINGS * MSGPACK_BYTES_HEADER_MAX + strlen(r->queue) + strlen(r->type) +
+	       r->payload.len + (r->state == PROTO_STATE_ACTIVE ? strlen(r->worker_id) : 0) +
+	       r->last_error.len + r->result.len;
+}
+
 /* Removes job from the place its current state keeps it in. */
 static void unplace(struct state *s, struct job *job)
 {

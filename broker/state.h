@@ -97,6 +97,10 @@ bool state_job_is_finished(const struct job *job);
  * file, framing included (see state.c). */
 uint64_t state_job_snapshot_bound(const struct job *job);
 
+/* state_job_snapshot_bound of the new job that JOB record r makes: what
+ * admitting it adds to live_bytes (core_admit.c checks the limit by it). */
+uint64_t state_new_job_bound(const struct proto_rec_job *r);
+
 /* Fills rec (type JOB) with a snapshot of job, borrowing its buffers. */
 void state_job_snapshot(const struct job *job, struct proto_record *rec);
 
