@@ -164,12 +164,14 @@ static int admit_reserve(struct core *core, const struct proto_submit *submit, s
 		struct admit_queue *aq = &a->queues[i];
 		uint64_t have = queue_unfinished(aq->q);
 		if (have + aq->jobs > max_jobs) {
+			/* The text first: undo may free a queue it names. */
+			jm_err_set(err, JM_ELIMIT,
+			           "queue %s holds %llu unfinished jobs; %u more would pass its "
+			           "limit of %llu (--max-queue-jobs)",
+			           aq->q->name, (unsigned long long)have, aq->jobs,
+			           (unsigned long long)max_jobs);
 			admission_undo(core, a);
-			return jm_err_set(err, JM_ELIMIT,
-			                  "queue %s holds %llu unfinished jobs; %u more would pass "
-			                  "its limit of %llu (--max-queue-jobs)",
-			                  aq->q->name, (unsigned long long)have, aq->jobs,
-			                  (unsigned long long)max_jobs);
+			return JM_ELIMIT;
 		}
 	}
 	uint64_t batch_id = submit->as_batch ? s->next_job_id : 0;
