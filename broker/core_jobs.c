@@ -152,7 +152,14 @@ void handle_revive(struct core *core, struct request *req, struct outbox *out)
 	    q ? (uint32_t)(q->failed < PROTO_JOBS_PER_MESSAGE_MAX ? q->failed
 	                                                          : PROTO_JOBS_PER_MESSAGE_MAX)
 	      : 0;
+	/* Room in the ready heap first, so applying a revive record that is
+	 * already journaled cannot fail; the reply lists exactly the jobs
+	 * revived, should the journal refuse part-way. */
 	uint64_t *ids = jm_calloc(cap + 1, sizeof *ids);
+	if (ids != NULL && q != NULL && queue_ready_reserve(q, cap) != 0) {
+		free(ids);
+		ids = NULL;
+	}
 	if (ids == NULL) {
 		core_reply_errorf(core, req, out, JM_ENOMEM, "revive: broker out of memory");
 		return;
