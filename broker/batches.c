@@ -1,3 +1,4 @@
+#include "heap.h"
 #include "batches.h"
 
 #include <stdlib.h>
@@ -45,7 +46,7 @@ int batch_get(struct batch_registry *reg, uint64_t id, uint64_t created_us, stru
 {
 	struct batch *b = batch_find(reg, id);
 	if (b == NULL) {
-		b = calloc(1, sizeof *b);
+		b = jm_calloc(1, sizeof *b);
 		if (b == NULL)
 			return JM_ENOMEM;
 		b->id = id;
@@ -102,7 +103,7 @@ static char *copy_text(const char *text, size_t len)
 {
 	if (len > PROTO_ERROR_TEXT_MAX)
 		len = PROTO_ERROR_TEXT_MAX;
-	char *copy = malloc(len + 1);
+	char *copy = jm_malloc(len + 1);
 	if (copy) {
 		memcpy(copy, text, len);
 		copy[len] = '\0';

@@ -198,6 +198,15 @@ int core_commit(struct core *core, const struct proto_record *rec, struct jm_err
 		         proto_record_type_name(rec->type), jm_err_text(err));
 		return rc;
 	}
+	core_committed(core, rec, lsn, prior_since_us);
+	return 0;
+}
+
+void core_committed(struct core *core, const struct proto_record *rec, uint64_t lsn,
+                    uint64_t prior_since_us)
+{
+	core->last_lsn = lsn;
+	core->committed = true;
 	metrics_committed(rec, prior_since_us);
 	uint64_t job_id = record_job_id(rec);
 	if (job_id && rec->type != PROTO_REC_DROP) {
@@ -209,7 +218,6 @@ int core_commit(struct core *core, const struct proto_record *rec, struct jm_err
 				core_batch_touched(core, job->batch);
 		}
 	}
-	return 0;
 }
 
 uint64_t core_random(struct core *core)

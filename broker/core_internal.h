@@ -99,6 +99,10 @@ void core_fill_job_info(const struct job *job, bool with_result, struct proto_jo
 
 /* Appends rec to the journal and applies it. The one way state changes. */
 int core_commit(struct core *core, const struct proto_record *rec, struct jm_err *err);
+/* What follows a record applied at lsn: metrics, the job's last lsn, its
+ * events. prior_since_us: when the job last changed before (0: new). */
+void core_committed(struct core *core, const struct proto_record *rec, uint64_t lsn,
+                    uint64_t prior_since_us);
 /* A pseudo-random number for backoff jitter. */
 uint64_t core_random(struct core *core);
 

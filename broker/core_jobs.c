@@ -1,5 +1,6 @@
 /* Requests about jobs from producers: submit, cancel, status, result,
  * wait (parked until the job finishes) and revive from the dead-letter set. */
+#include "heap.h"
 #include "core_internal.h"
 
 #include <stdlib.h>
@@ -18,76 +19,6 @@ void core_release_waiters(struct core *core, struct job *job, struct outbox *out
 		core_reply_job(core, w->req, job, true, out);
 		free(w);
 	}
-}
-
-void handle_submit(struct core *core, struct request *req, struct outbox *out)
-{
-	const struct proto_submit *submit = &req->msg.u.submit;
-	struct jm_err err = {0};
-	if (!journal_is_writable(core->journal, &err)) {
-		core_reply_errorf(core, req, out, JM_ENOSPC, "submit: %s", jm_err_text(&err));
-		return;
-	}
-	/* Resolve every queue first, so a submit is admitted whole or not. */
-	for (uint32_t i = 0; i < submit->jobs_count; i++) {
-		struct queue *q;
-		int rc = queue_get(&core->state.queues, submit->jobs[i].attrs.queue, &q);
-		if (rc != 0) {
-			core_reply_errorf(
-			    core, req, out, rc,
-			    "submit: job %u: queue %s cannot be created: %s (at most %u "
-			    "queues)",
-			    i, submit->jobs[i].attrs.queue, jm_strerror(rc),
-			    core->state.queues.max_queues);
-			return;
-		}
-	}
-	uint64_t *ids = malloc(submit->jobs_count * sizeof *ids);
-	if (ids == NULL) {
-		core_reply_errorf(core, req, out, JM_ENOMEM, "submit: broker out of memory");
-		return;
-	}
-	/* Batches share the job id counter: an id names one or the other. */
-	uint64_t batch_id = submit->as_batch ? core->state.next_job_id++ : 0;
-	uint64_t now = jm_wall_us();
-	for (uint32_t i = 0; i < submit->jobs_count; i++) {
-		const struct proto_job_spec *spec = &submit->jobs[i];
-		const struct queue_policy *policy =
-		    &queue_find(&core->state.queues, spec->attrs.queue)->policy;
-		struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_JOB};
-		struct proto_rec_job *r = &rec.u.job;
-		r->job_id = core->state.next_job_id;
-		/* The spec's attributes as given, with the queue's defaults
-		 * resolved and what only the broker knows filled in. */
-		r->attrs = spec->attrs;
-		if (r->attrs.max_attempts == 0)
-			r->attrs.max_attempts = policy->max_attempts;
-		if (r->attrs.timeout_ms == 0)
-			r->attrs.timeout_ms = policy->timeout_ms;
-		r->attrs.batch_id = batch_id;
-		r->attrs.created_us = now;
-		r->payload = spec->payload;
-		r->state = spec->delay_ms ? PROTO_STATE_DELAYED : PROTO_STATE_PENDING;
-		r->updated_us = now;
-		r->run_at_us = spec->delay_ms ? now + spec->delay_ms * 1000 : 0;
-		int rc = core_commit(core, &rec, &err);
-		if (rc != 0) {
-			/* Only a journal that started failing mid-request gets
-			 * here; what was appended stays and will be written. */
-			free(ids);
-			core_reply_errorf(core, req, out, rc, "submit: job %u of %u: %s", i,
-			                  submit->jobs_count, jm_err_text(&err));
-			return;
-		}
-		ids[i] = r->job_id;
-	}
-	struct proto_msg msg = {.type = PROTO_SUBMITTED};
-	msg.u.submitted.batch_id = batch_id;
-	msg.u.submitted.ids_count = submit->jobs_count;
-	msg.u.submitted.ids = ids;
-	core_reply(core, req, &msg, out);
-	free(ids);
-	core_pump(core, out);
 }
 
 static void reply_not_found(struct core *core, struct request *req, const char *what,
@@ -134,7 +65,7 @@ void handle_wait(struct core *core, struct request *req, struct outbox *out)
 	uint32_t timeout_ms = wait->timeout_ms < core->config.wait_max_ms
 	                          ? wait->timeout_ms
 	                          : core->config.wait_max_ms;
-	struct waiter *w = calloc(1, sizeof *w);
+	struct waiter *w = jm_calloc(1, sizeof *w);
 	if (w != NULL) {
 		deadline_init(&w->timer, DEADLINE_WAIT);
 		if (deadline_heap_set(&core->state.deadlines, &w->timer,
@@ -221,7 +152,14 @@ void handle_revive(struct core *core, struct request *req, struct outbox *out)
 	    q ? (uint32_t)(q->failed < PROTO_JOBS_PER_MESSAGE_MAX ? q->failed
 	                                                          : PROTO_JOBS_PER_MESSAGE_MAX)
 	      : 0;
-	uint64_t *ids = calloc(cap + 1, sizeof *ids);
+	/* Room in the ready heap first, so applying a revive record that is
+	 * already journaled cannot fail; the reply lists exactly the jobs
+	 * revived, should the journal refuse part-way. */
+	uint64_t *ids = jm_calloc(cap + 1, sizeof *ids);
+	if (ids != NULL && q != NULL && queue_ready_reserve(q, cap) != 0) {
+		free(ids);
+		ids = NULL;
+	}
 	if (ids == NULL) {
 		core_reply_errorf(core, req, out, JM_ENOMEM, "revive: broker out of memory");
 		return;

@@ -1,5 +1,6 @@
 /* Binary min-heap of deadlines keyed by at_us; each deadline knows its own
  * index, so removal and rescheduling are O(log n). */
+#include "heap.h"
 #include "deadline.h"
 
 #include <stdlib.h>
@@ -69,6 +70,24 @@ static void sift_down(struct deadline_heap *heap, uint32_t index)
 	place(heap, index, d);
 }
 
+int deadline_heap_reserve(struct deadline_heap *heap, uint32_t extra)
+{
+	uint64_t need = (uint64_t)heap->count + extra;
+	if (need <= heap->cap)
+		return 0;
+	if (need > UINT32_MAX / 2)
+		return JM_ENOMEM;
+	uint32_t cap = heap->cap ? heap->cap : 64;
+	while (cap < need)
+		cap *= 2;
+	struct deadline **items = jm_realloc(heap->items, cap * sizeof *items);
+	if (items == NULL)
+		return JM_ENOMEM;
+	heap->items = items;
+	heap->cap = cap;
+	return 0;
+}
+
 int deadline_heap_set(struct deadline_heap *heap, struct deadline *d, uint64_t at_us)
 {
 	if (deadline_is_set(d)) {
@@ -82,7 +101,7 @@ int deadline_heap_set(struct deadline_heap *heap, struct deadline *d, uint64_t a
 	}
 	if (heap->count == heap->cap) {
 		uint32_t cap = heap->cap ? heap->cap * 2 : 64;
-		struct deadline **items = realloc(heap->items, cap * sizeof *items);
+		struct deadline **items = jm_realloc(heap->items, cap * sizeof *items);
 		if (items == NULL)
 			return JM_ENOMEM;
 		heap->items = items;

@@ -49,6 +49,9 @@ void deadline_heap_fini(struct deadline_heap *heap);
 /* Schedules d at at_us (rescheduling it if already set). Returns 0 or
  * JM_ENOMEM. */
 int deadline_heap_set(struct deadline_heap *heap, struct deadline *d, uint64_t at_us);
+/* Makes room for extra more deadlines, so that setting them cannot fail;
+ * 0 or JM_ENOMEM (heap unchanged). */
+int deadline_heap_reserve(struct deadline_heap *heap, uint32_t extra);
 /* Unschedules d if it is set. */
 void deadline_heap_remove(struct deadline_heap *heap, struct deadline *d);
 /* The earliest deadline, or NULL. */

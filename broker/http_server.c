@@ -201,9 +201,13 @@ static void reply_error_v(struct http_call *call, uint16_t status, const char *c
 void http_reply_error(struct http_call *call, uint16_t status, const char *code, const char *fmt,
                       ...)
 {
+	/* A limit reached (429) or a broker that cannot serve now (503) says
+	 * when to try again, as RFC 9110 asks. */
+	bool retry = status == 429 || status == 503;
 	va_list ap;
 	va_start(ap, fmt);
-	reply_error_v(call, status, code, NULL, NULL, fmt, ap);
+	reply_error_v(call, status, code, retry ? "Retry-After" : NULL, retry ? "1" : NULL, fmt,
+	              ap);
 	va_end(ap);
 }
 

@@ -101,6 +101,13 @@ int journal_start(struct journal *j, struct jm_err *err);
 int journal_append(struct journal *j, const void *body, size_t len, uint64_t *lsn,
                    struct jm_err *err);
 
+/* Appends count records at once, all or none: bodies holds them back to
+ * back, lens[i] the length of each. *last_lsn is the last one's lsn (the
+ * first is *last_lsn - count + 1). The same errors as journal_append, and
+ * nothing is appended on any of them. */
+int journal_append_many(struct journal *j, const void *bodies, const size_t *lens, size_t count,
+                        uint64_t *last_lsn, struct jm_err *err);
+
 /* False while the last write failed and has not yet been retried
  * successfully (disk full, I/O error); err says why. */
 bool journal_is_writable(struct journal *j, struct jm_err *err);

@@ -321,7 +321,8 @@ int journal_replay(struct journal *j, journal_apply_fn apply, void *arg,
 	if (first > 0 && !j->opts.read_only)
 		journal_delete_replaced(j, &list, snap_seq);
 	struct journal_dir_list used = list;
-	used.segments += first;
+	if (first > 0) /* a snapshot alone has no segments array (NULL) */
+		used.segments += first;
 	used.segments_len -= first;
 
 	uint64_t expect = snap_seq ? snap_seq : 1;

@@ -446,6 +446,58 @@ int journal_append(struct journal *j, const void *body, size_t len, uint64_t *ls
 	return 0;
 }
 
+int journal_append_many(struct journal *j, const void *bodies, const size_t *lens, size_t count,
+                        uint64_t *last_lsn, struct jm_err *err)
+{
+	size_t total = 0;
+	for (size_t i = 0; i < count; i++) {
+		if (lens[i] > JOURNAL_MAX_BODY_BYTES)
+			return jm_err_set(
+			    err, JM_ETOOBIG,
+			    "journal record %zu of %zu: %zu bytes is over the limit of "
+			    "%u bytes",
+			    i, count, lens[i], JOURNAL_MAX_BODY_BYTES);
+		if (lens[i] + JOURNAL_FRAME_BYTES > SIZE_MAX - total)
+			return jm_err_set(err, JM_ETOOBIG, "journal records: too many bytes");
+		total += JOURNAL_FRAME_BYTES + lens[i];
+	}
+	pthread_mutex_lock(&j->mu);
+	int rc = 0;
+	if (!j->started || j->closing) {
+		rc = jm_err_set(err, JM_ECLOSED, "journal %s: %s", j->dir,
+		                j->closing ? "closing: no more appends" : "not started");
+	} else if (!j->writable) {
+		rc = jm_err_set(err, JM_ENOSPC, "%s", j->write_err);
+	} else if (jm_buf_reserve(&j->pending, total) != 0) {
+		rc = jm_err_set(err, JM_ENOMEM,
+		                "journal %s: out of memory for %zu records of %zu bytes", j->dir,
+		                count, total);
+	}
+	if (rc != 0) {
+		pthread_mutex_unlock(&j->mu);
+		return rc;
+	}
+	/* Room is reserved: from here nothing can fail. The checksums are
+	 * computed under the lock, a cost the batch pays once per record. */
+	bool was_empty = j->pending.len == 0;
+	const uint8_t *body = bodies;
+	for (size_t i = 0; i < count; i++) {
+		uint8_t *at = j->pending.data + j->pending.len;
+		journal_frame_header(at, (uint32_t)lens[i], body, lens[i]);
+		if (lens[i] > 0)
+			memcpy(at + JOURNAL_FRAME_BYTES, body, lens[i]);
+		j->pending.len += JOURNAL_FRAME_BYTES + lens[i];
+		body += lens[i];
+	}
+	j->appended_bytes += total;
+	j->last_lsn += count;
+	*last_lsn = j->last_lsn;
+	if (was_empty && count > 0)
+		pthread_cond_signal(&j->writer_cv);
+	pthread_mutex_unlock(&j->mu);
+	return 0;
+}
+
 bool journal_is_writable(struct journal *j, struct jm_err *err)
 {
 	pthread_mutex_lock(&j->mu);

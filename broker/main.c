@@ -20,6 +20,7 @@
 #include "http_server.h"
 #include "journal.h"
 #include "log.h"
+#include "proto_limits.h"
 #include "record.h"
 #include "server.h"
 
@@ -48,6 +49,7 @@ struct broker_options {
 	bool help;
 	enum jm_log_level log_level;
 	struct core_config core;
+	struct server_limits limits;
 };
 
 static void usage(FILE *out);
@@ -225,6 +227,64 @@ NUMERIC_SETTER(set_dead_after, "--dead-after-ms", state.dead_after_ms, 100, 3600
 NUMERIC_SETTER(set_lease_grace, "--lease-grace-ms", state.lease_grace_ms, 0, 3600ull * 1000)
 NUMERIC_SETTER(set_max_queues, "--max-queues", state.max_queues, 1, 1000000)
 NUMERIC_SETTER(set_max_workers, "--max-workers", state.max_workers, 1, 1000000)
+NUMERIC_SETTER(set_max_queue_jobs, "--max-queue-jobs", state.max_queue_jobs, 0, 1000000000000ull)
+
+#define LIMIT_SETTER(fn, flag, field, min, max)                                                    \
+	static int fn(void *ctx, const char *v, struct jm_err *err)                                \
+	{                                                                                          \
+		unsigned long long value;                                                          \
+		int rc = jm_parse_u64(flag, v, min, max, &value, err);                             \
+		if (rc == 0)                                                                       \
+			((struct broker_options *)ctx)->limits.field = value;                      \
+		return rc;                                                                         \
+	}
+
+LIMIT_SETTER(set_max_connections, "--max-connections", max_connections, 0, 1000000)
+LIMIT_SETTER(set_idle_timeout, "--idle-timeout-ms", idle_ms, 0, 24ull * 3600 * 1000)
+
+/* A byte size: digits with an optional K, M, G or T (KiB, MiB, ... also
+ * taken): powers of 1024. 0 or JM_EINVAL naming flag. */
+static int parse_size(const char *flag, const char *v, uint64_t min, uint64_t max, uint64_t *out,
+                      struct jm_err *err)
+{
+	char *end = NULL;
+	errno = 0;
+	unsigned long long n = v && *v >= '0' && *v <= '9' ? strtoull(v, &end, 10) : 0;
+	int shift = -1;
+	if (end != NULL && errno == 0) {
+		static const char *const units[][3] = {{"", "B", ""},
+		                                       {"K", "KiB", "KB"},
+		                                       {"M", "MiB", "MB"},
+		                                       {"G", "GiB", "GB"},
+		                                       {"T", "TiB", "TB"}};
+		for (int u = 0; u < 5 && shift < 0; u++)
+			for (int k = 0; k < 3; k++)
+				if ((k < 2 || u > 0) && strcmp(end, units[u][k]) == 0)
+					shift = 10 * u;
+	}
+	if (shift < 0 || (shift > 0 && n > (UINT64_MAX >> shift)) || (n << shift) < min ||
+	    (n << shift) > max)
+		return jm_err_set(err, JM_EINVAL,
+		                  "%s \"%s\": must be a size from %llu to %llu bytes, such as "
+		                  "1048576, 512MiB or 4GiB",
+		                  flag, v ? v : "", (unsigned long long)min,
+		                  (unsigned long long)max);
+	*out = (uint64_t)n << shift;
+	return 0;
+}
+
+static int set_max_payload_memory(void *ctx, const char *v, struct jm_err *err)
+{
+	return parse_size("--max-payload-memory", v, 0, 1ull << 50,
+	                  &((struct broker_options *)ctx)->core.state.max_payload_memory, err);
+}
+
+static int set_max_message(void *ctx, const char *v, struct jm_err *err)
+{
+	return parse_size("--max-message-bytes", v, 64u << 10, PROTO_MESSAGE_MAX,
+	                  &((struct broker_options *)ctx)->limits.max_message, err);
+}
+
 NUMERIC_SETTER(set_wait_max, "--wait-max-ms", wait_max_ms, 100, 55000)
 NUMERIC_SETTER(set_compact_min, "--compact-min-bytes", compact_min_bytes, 0, 1ull << 40)
 
@@ -272,6 +332,26 @@ static const struct jm_flag broker_flags[] = {
      set_lease_grace},
     {"max-queues", "N", "most queues that may exist (default 10000)", set_max_queues},
     {"max-workers", "N", "most workers tracked (default 10000)", set_max_workers},
+    {"max-queue-jobs", "N",
+     "most unfinished (pending, delayed, active) jobs per queue; a submit over it is refused "
+     "whole; 0 no limit (default 1000000)",
+     set_max_queue_jobs},
+    {"max-payload-memory", "SIZE",
+     "most memory the live jobs may take (payloads, results, errors, names; K/M/G/T suffix); "
+     "a submit over it is refused whole; 0 no limit (default a quarter of physical memory)",
+     set_max_payload_memory},
+    {"max-connections", "N",
+     "most client and worker connections at once; one over it is closed as it connects; 0 no "
+     "limit (default 1024)",
+     set_max_connections},
+    {"max-message-bytes", "SIZE",
+     "largest request accepted (default 64MiB); with --max-connections it bounds the memory "
+     "partial messages can hold",
+     set_max_message},
+    {"idle-timeout-ms", "MS",
+     "a connection with no request in flight for this long is closed (clients reconnect), "
+     "which frees a stalled partial message; 0 never (default 60000)",
+     set_idle_timeout},
     {"wait-max-ms", "MS", "longest a fetch or wait may park (default 30000)", set_wait_max},
     {"queue-limit", "NAME=N",
      "at most N jobs of queue NAME active across all workers "
@@ -329,6 +409,12 @@ static void defaults(struct broker_options *o)
 	s->queue_defaults.keep_finished_age_ms = 7ull * 24 * 3600 * 1000;
 	s->max_queues = 10000;
 	s->max_workers = 10000;
+	s->max_queue_jobs = 1000000;
+	long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+	s->max_payload_memory = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page / 4 : 0;
+	o->limits.max_connections = 1024;
+	o->limits.idle_ms = 60000;
+	o->limits.max_message = PROTO_MESSAGE_MAX;
 	s->dead_after_ms = 5000;
 	s->lease_grace_ms = 10000;
 	o->core.wait_max_ms = 30000;
@@ -546,7 +632,7 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 	    (o.http_addr && http_server_open_secure(&http, o.http_addr, core, journal, events, auth,
 	                                            https, &err) != 0) ||
 	    (core_attach_events(core, events),
-	     server_open_secure(&srv, o.listen_url, core, &sec, &err)) != 0) {
+	     server_open(&srv, o.listen_url, core, &o.limits, &sec, &err)) != 0) {
 		jm_error("%s", jm_err_text(&err));
 		core_stop(core);
 		events_stop(events);

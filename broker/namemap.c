@@ -1,3 +1,4 @@
+#include "heap.h"
 #include "namemap.h"
 
 #include <stdlib.h>
@@ -17,7 +18,7 @@ static uint32_t name_hash(const char *name)
 
 int namemap_init(struct namemap *map)
 {
-	map->buckets = calloc(NAMEMAP_BUCKETS_INITIAL, sizeof *map->buckets);
+	map->buckets = jm_calloc(NAMEMAP_BUCKETS_INITIAL, sizeof *map->buckets);
 	if (map->buckets == NULL)
 		return JM_ENOMEM;
 	map->buckets_count = NAMEMAP_BUCKETS_INITIAL;
@@ -45,7 +46,7 @@ struct namemap_entry *namemap_find(const struct namemap *map, const char *name)
 static int grow(struct namemap *map)
 {
 	uint32_t buckets_count = map->buckets_count * 2;
-	struct namemap_entry **buckets = calloc(buckets_count, sizeof *buckets);
+	struct namemap_entry **buckets = jm_calloc(buckets_count, sizeof *buckets);
 	if (buckets == NULL)
 		return JM_ENOMEM;
 	for (uint32_t i = 0; i < map->buckets_count; i++) {
@@ -66,8 +67,9 @@ static int grow(struct namemap *map)
 
 int namemap_insert(struct namemap *map, struct namemap_entry *entry)
 {
-	if (map->count >= map->buckets_count && grow(map) != 0)
-		return JM_ENOMEM;
+	/* Longer chains when the table cannot grow: an insert never fails. */
+	if (map->count >= map->buckets_count)
+		(void)grow(map);
 	uint32_t b = name_hash(entry->name) & (map->buckets_count - 1);
 	entry->next = map->buckets[b];
 	map->buckets[b] = entry;

@@ -23,7 +23,8 @@ struct namemap {
 int namemap_init(struct namemap *map);
 void namemap_fini(struct namemap *map); /* frees the table, not the objects */
 struct namemap_entry *namemap_find(const struct namemap *map, const char *name);
-/* entry->name must be set and not present; 0 or JM_ENOMEM. */
+/* entry->name must be set and not present; returns 0 (a table that cannot
+ * grow keeps longer chains). */
 int namemap_insert(struct namemap *map, struct namemap_entry *entry);
 void namemap_remove(struct namemap *map, struct namemap_entry *entry);
 /* Calls fn for each entry; fn may remove the entry it is given. */

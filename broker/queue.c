@@ -1,6 +1,7 @@
 /* Queues (see queue.h). The ready heap orders by (priority desc, ready_seq
  * asc): ready_seq grows each time any job becomes ready, so equal
  * priorities come out in the order they became ready. */
+#include "heap.h"
 #include "queue.h"
 
 #include <stdlib.h>
@@ -37,6 +38,14 @@ struct queue *queue_find(const struct queue_registry *reg, const char *name)
 	return e ? container_of(e, struct queue, by_name) : NULL;
 }
 
+static void find_reclaimable_cb(struct namemap_entry *e, void *arg)
+{
+	struct queue **found = arg;
+	struct queue *q = container_of(e, struct queue, by_name);
+	if (*found == NULL && !q->pinned && queue_unfinished(q) == 0 && q->finished_count == 0)
+		*found = q;
+}
+
 int queue_get(struct queue_registry *reg, const char *name, struct queue **out)
 {
 	struct queue *q = queue_find(reg, name);
@@ -44,9 +53,15 @@ int queue_get(struct queue_registry *reg, const char *name, struct queue **out)
 		*out = q;
 		return 0;
 	}
-	if (reg->queues.count >= reg->max_queues)
-		return JM_ELIMIT;
-	q = calloc(1, sizeof *q);
+	if (reg->queues.count >= reg->max_queues) {
+		struct queue *empty = NULL;
+		namemap_each(&reg->queues, find_reclaimable_cb, &empty);
+		if (empty == NULL)
+			return JM_ELIMIT;
+		reg->reclaimed++;
+		queue_drop_if_empty(reg, empty);
+	}
+	q = jm_calloc(1, sizeof *q);
 	if (q == NULL)
 		return JM_ENOMEM;
 	strncpy(q->name, name, PROTO_NAME_MAX);
@@ -130,11 +145,43 @@ static void sift_down(struct queue *q, uint32_t index)
 	place(q, index, job);
 }
 
+int queue_ready_reserve(struct queue *q, uint32_t extra)
+{
+	uint64_t need = (uint64_t)q->ready_count + extra;
+	if (need <= q->ready_cap)
+		return 0;
+	if (need > UINT32_MAX / 2)
+		return JM_ENOMEM;
+	uint32_t cap = q->ready_cap ? q->ready_cap : 64;
+	while (cap < need)
+		cap *= 2;
+	struct job **ready = jm_realloc(q->ready, cap * sizeof *ready);
+	if (ready == NULL)
+		return JM_ENOMEM;
+	q->ready = ready;
+	q->ready_cap = cap;
+	return 0;
+}
+
+uint64_t queue_unfinished(const struct queue *q)
+{
+	return q->ready_count + q->delayed + q->active;
+}
+
+void queue_drop_if_empty(struct queue_registry *reg, struct queue *q)
+{
+	if (queue_unfinished(q) != 0 || q->finished_count != 0)
+		return;
+	namemap_remove(&reg->queues, &q->by_name);
+	free(q->ready);
+	free(q);
+}
+
 int queue_ready_push(struct queue *q, struct job *job)
 {
 	if (q->ready_count == q->ready_cap) {
 		uint32_t cap = q->ready_cap ? q->ready_cap * 2 : 64;
-		struct job **ready = realloc(q->ready, cap * sizeof *ready);
+		struct job **ready = jm_realloc(q->ready, cap * sizeof *ready);
 		if (ready == NULL)
 			return JM_ENOMEM;
 		q->ready = ready;

@@ -39,12 +39,15 @@ struct queue {
 	struct job_list finished; /* oldest first, for retention */
 	uint64_t finished_count;
 
+	bool pinned; /* a request holds it: never reclaimed (core_admit.c) */
+
 	struct namemap_entry by_name;
 };
 
 struct queue_registry {
 	struct namemap queues;
 	uint32_t max_queues;
+	uint64_t reclaimed; /* empty queues dropped to make room */
 	struct queue_policy default_policy;
 	const struct queue_override *overrides; /* borrowed, lives as long */
 	uint32_t overrides_count;
@@ -55,8 +58,11 @@ int queue_registry_init(struct queue_registry *reg, const struct queue_policy *d
 /* Frees every queue (not their jobs). */
 void queue_registry_fini(struct queue_registry *reg);
 struct queue *queue_find(const struct queue_registry *reg, const char *name);
-/* Finds name or creates it with the default policy. JM_ELIMIT past
- * max_queues, JM_ENOMEM. The name must already be valid. */
+/* Finds name or creates it with the default policy. At max_queues it first
+ * reclaims a queue that holds no job at all and is not pinned (so queue
+ * names made up by a flood of submits, once their jobs are gone, never lock
+ * a real queue out); JM_ELIMIT when there is none, JM_ENOMEM. The name must
+ * already be valid. */
 int queue_get(struct queue_registry *reg, const char *name, struct queue **out);
 /* Calls fn for each queue, in no particular order. */
 void queue_each(const struct queue_registry *reg, void (*fn)(struct queue *q, void *arg),
@@ -65,6 +71,14 @@ void queue_each(const struct queue_registry *reg, void (*fn)(struct queue *q, vo
 /* True when q may hand out another job under its max_active. */
 bool queue_has_capacity(const struct queue *q);
 
+/* Makes room for extra more ready jobs, so that pushing them cannot fail;
+ * 0 or JM_ENOMEM (q unchanged). */
+int queue_ready_reserve(struct queue *q, uint32_t extra);
+/* Jobs in q that are not finished: pending, delayed and active. */
+uint64_t queue_unfinished(const struct queue *q);
+/* Removes q if it holds no job at all and frees it (a queue created for a
+ * request that was then refused). */
+void queue_drop_if_empty(struct queue_registry *reg, struct queue *q);
 /* Ready heap. push sets job->ready_index; JM_ENOMEM on failure. */
 int queue_ready_push(struct queue *q, struct job *job);
 struct job *queue_ready_peek(const struct queue *q);

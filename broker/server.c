@@ -19,6 +19,7 @@
 
 #include "auth_gate.h"
 #include "log.h"
+#include "pipes.h"
 #include "proto_limits.h"
 #include "tls.h"
 #include "u64map.h"
@@ -45,12 +46,13 @@ struct server {
 	nng_socket sock;
 	nng_listener listener;
 	struct core *core;
+	struct pipes *pipes;
 	char url[512];
 	struct auth_gate *auth; /* NULL: no --auth, every pipe may do anything */
 	nng_tls_config *tls;
 
-	pthread_mutex_t lock; /* guards conns, the counters and pipes */
-	struct u64map pipes;  /* pipe id -> struct pipe_auth, with auth on */
+	pthread_mutex_t lock;     /* guards conns, the counters and pipes */
+	struct u64map pipe_auths; /* pipe id -> struct pipe_auth, with auth on */
 	struct conn *conns;
 	uint32_t conns_count;
 	uint32_t conns_idle;
@@ -146,12 +148,12 @@ static bool pipe_bind(struct server *srv, uint32_t pipe_id, const struct auth_id
                       const struct auth_proof *proof)
 {
 	pthread_mutex_lock(&srv->lock);
-	struct u64map_node *n = u64map_find(&srv->pipes, pipe_id);
+	struct u64map_node *n = u64map_find(&srv->pipe_auths, pipe_id);
 	struct pipe_auth *pa = n ? u64map_entry(n, struct pipe_auth, node) : NULL;
 	bool ok = true;
 	if (id == NULL) {
 		if (pa) {
-			u64map_remove(&srv->pipes, &pa->node);
+			u64map_remove(&srv->pipe_auths, &pa->node);
 			free(pa);
 		}
 	} else if (pa) {
@@ -161,7 +163,7 @@ static bool pipe_bind(struct server *srv, uint32_t pipe_id, const struct auth_id
 		pa->node.key = pipe_id;
 		pa->id = *id;
 		pa->proof = *proof;
-		if (u64map_insert(&srv->pipes, &pa->node) != 0) {
+		if (u64map_insert(&srv->pipe_auths, &pa->node) != 0) {
 			free(pa);
 			ok = false;
 		}
@@ -178,14 +180,14 @@ static bool pipe_bind(struct server *srv, uint32_t pipe_id, const struct auth_id
 static int pipe_identity(struct server *srv, uint32_t pipe_id, struct auth_identity *out)
 {
 	pthread_mutex_lock(&srv->lock);
-	struct u64map_node *n = u64map_find(&srv->pipes, pipe_id);
+	struct u64map_node *n = u64map_find(&srv->pipe_auths, pipe_id);
 	int found = n != NULL;
 	if (n) {
 		struct pipe_auth *pa = u64map_entry(n, struct pipe_auth, node);
 		if (auth_gate_recheck(srv->auth, &pa->proof, &pa->id)) {
 			*out = pa->id;
 		} else {
-			u64map_remove(&srv->pipes, &pa->node);
+			u64map_remove(&srv->pipe_auths, &pa->node);
 			free(pa);
 			found = -1;
 		}
@@ -239,6 +241,13 @@ static void conn_received(struct conn *c)
 	c->request_msg = msg;
 	c->req.pipe_id = (uint32_t)nng_pipe_id(nng_msg_get_pipe(msg));
 	c->req.identity = NULL;
+	if (!pipes_request_begin(c->srv->pipes, c->req.pipe_id)) {
+		/* Its connection is being closed as idle: drop it unhandled. */
+		nng_msg_free(msg);
+		c->request_msg = NULL;
+		nng_ctx_recv(c->ctx, c->aio);
+		return;
+	}
 	conn_went_busy(c->srv);
 	c->state = CONN_BUSY;
 	struct jm_err err = {0};
@@ -260,6 +269,7 @@ static void conn_sent(struct conn *c)
 		if (unsent)
 			nng_msg_free(unsent);
 	}
+	pipes_request_end(c->srv->pipes, c->req.pipe_id);
 	proto_msg_fini(&c->req.msg);
 	memset(&c->req.msg, 0, sizeof c->req.msg);
 	nng_msg_free(c->request_msg);
@@ -303,7 +313,14 @@ static void pipe_removed_cb(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 	struct server *srv = arg;
 	if (srv->auth)
 		pipe_bind(srv, (uint32_t)nng_pipe_id(pipe), NULL, NULL);
+	pipes_removed(srv->pipes, pipe);
 	core_pipe_gone(srv->core, (uint32_t)nng_pipe_id(pipe));
+}
+
+static void pipe_adding_cb(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+	struct server *srv = arg;
+	pipes_added(srv->pipes, pipe);
 }
 
 /* For tcp://host:0, the URL with the port the system chose. */
@@ -319,16 +336,12 @@ static void bound_url(struct server *srv, const char *url)
 		snprintf(srv->url, sizeof srv->url, "%.*s:%d", (int)(colon - url), url, port);
 }
 
-int server_open(struct server **out, const char *url, struct core *core, struct jm_err *err)
-{
-	return server_open_secure(out, url, core, NULL, err);
-}
-
-int server_open_secure(struct server **out, const char *url, struct core *core,
-                       const struct server_security *sec, struct jm_err *err)
+int server_open(struct server **out, const char *url, struct core *core,
+                const struct server_limits *limits, const struct server_security *sec,
+                struct jm_err *err)
 {
 	struct server *srv = calloc(1, sizeof *srv);
-	if (srv == NULL || u64map_init(&srv->pipes, 64) != 0) {
+	if (srv == NULL || u64map_init(&srv->pipe_auths, 64) != 0) {
 		free(srv);
 		return jm_err_set(err, JM_ENOMEM, "out of memory");
 	}
@@ -337,19 +350,33 @@ int server_open_secure(struct server **out, const char *url, struct core *core,
 	if (jm_tls_url_wants(url)) {
 		int rc = jm_tls_config_server(&srv->tls, url, sec ? &sec->tls : NULL, err);
 		if (rc != 0) {
-			u64map_fini(&srv->pipes);
+			u64map_fini(&srv->pipe_auths);
 			free(srv);
 			return rc;
 		}
 	}
+	if (pipes_open(&srv->pipes, limits->max_connections, limits->idle_ms) != 0) {
+		u64map_fini(&srv->pipe_auths);
+		if (srv->tls)
+			nng_tls_config_free(srv->tls);
+		free(srv);
+		return jm_err_set(err, JM_ENOMEM, "out of memory");
+	}
 	pthread_mutex_init(&srv->lock, NULL);
 	int rv = nng_rep0_open(&srv->sock);
 	if (rv != 0) {
+		pipes_close(srv->pipes);
+		u64map_fini(&srv->pipe_auths);
+		if (srv->tls)
+			nng_tls_config_free(srv->tls);
+		pthread_mutex_destroy(&srv->lock);
 		free(srv);
 		return jm_err_set(err, JM_ETRANSPORT, "opening the REP socket: %s",
 		                  nng_strerror(rv));
 	}
-	nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ, PROTO_MESSAGE_MAX);
+	nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ,
+	                    limits->max_message ? limits->max_message : PROTO_MESSAGE_MAX);
+	nng_pipe_notify(srv->sock, NNG_PIPE_EV_ADD_PRE, pipe_adding_cb, srv);
 	nng_pipe_notify(srv->sock, NNG_PIPE_EV_REM_POST, pipe_removed_cb, srv);
 	pthread_mutex_lock(&srv->lock);
 	for (int i = 0; i < SERVER_CONNS_INITIAL && rv == 0; i++)
@@ -411,10 +438,11 @@ void server_close(struct server *srv)
 		free(c);
 		c = next;
 	}
-	u64map_each(&srv->pipes, pipe_free_cb, NULL);
-	u64map_fini(&srv->pipes);
+	u64map_each(&srv->pipe_auths, pipe_free_cb, NULL);
+	u64map_fini(&srv->pipe_auths);
 	if (srv->tls)
 		nng_tls_config_free(srv->tls);
 	pthread_mutex_destroy(&srv->lock);
+	pipes_close(srv->pipes);
 	free(srv);
 }

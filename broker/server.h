@@ -20,11 +20,19 @@ struct server_security {
 
 /* Listens on url and starts serving into core. The bound URL (with the
  * real port when url asked for port 0) is available from server_url(). */
-int server_open(struct server **out, const char *url, struct core *core, struct jm_err *err);
-/* server_open with tokens (each pipe proves one with HELLO before any other
- * request) and TLS for tls+tcp:// and wss:// URLs. sec may be NULL. */
-int server_open_secure(struct server **out, const char *url, struct core *core,
-                       const struct server_security *sec, struct jm_err *err);
+/* What one peer may hold (README, "Limits"; pipes.h says why). */
+struct server_limits {
+	uint32_t max_connections; /* 0: no limit */
+	uint32_t idle_ms;         /* a connection with nothing in flight this
+	                             long is closed; 0: never */
+	uint64_t max_message;     /* bytes of one request (NNG_OPT_RECVMAXSZ) */
+};
+
+/* With sec (may be NULL): tokens (each pipe proves one with HELLO before
+ * any other request) and TLS for tls+tcp:// and wss:// URLs. */
+int server_open(struct server **out, const char *url, struct core *core,
+                const struct server_limits *limits, const struct server_security *sec,
+                struct jm_err *err);
 const char *server_url(const struct server *srv);
 /* Stops accepting connections and closes the ones open. */
 void server_stop_listening(struct server *srv);

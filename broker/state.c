@@ -3,6 +3,7 @@
  * Each transition is: unplace the job from where its old state keeps it,
  * change its fields, place it where its new state keeps it (job.h lists the
  * places). Counters per queue follow place/unplace, so they cannot drift. */
+#include "heap.h"
 #include "state.h"
 
 #include <stdlib.h>
@@ -76,9 +77,34 @@ static uint64_t mono_deadline(uint64_t at_us, uint64_t now_us)
 	return at_us > now_us ? mono_us + (at_us - now_us) : mono_us;
 }
 
+/* The worker to forget when the registry is full and a new id comes: one
+ * that holds no job and has no fetch parked, preferring one that never sent
+ * a heartbeat (an id known only from a fetch, as a flood of made-up ids
+ * is), then the one silent longest. */
+static void pick_evictable_cb(struct worker *w, void *arg)
+{
+	struct worker **best = arg;
+	if (w->held_count != 0 || w->parked_fetches != 0)
+		return;
+	struct worker *b = *best;
+	if (b == NULL || (w->heartbeats == 0 && b->heartbeats != 0) ||
+	    ((w->heartbeats == 0) == (b->heartbeats == 0) &&
+	     w->last_seen_mono_us < b->last_seen_mono_us))
+		*best = w;
+}
+
 int state_worker_seen(struct state *s, const char *id, uint64_t now_us, struct worker **out)
 {
-	struct worker *w;
+	struct worker *w = worker_find(&s->workers, id);
+	if (w == NULL && s->workers.workers.count >= s->workers.max_workers) {
+		struct worker *victim = NULL;
+		worker_each(&s->workers, pick_evictable_cb, &victim);
+		if (victim != NULL) {
+			s->workers_evicted++;
+			deadline_heap_remove(&s->deadlines, &victim->lost_timer);
+			worker_remove(&s->workers, victim);
+		}
+	}
 	int rc = worker_get(&s->workers, id, now_us, &w);
 	if (rc != 0)
 		return rc;
@@ -141,6 +167,16 @@ uint64_t state_job_snapshot_bound(const struct job *job)
 	       (job->holder_instance ? MSGPACK_INT_MAX : 1) + strlen(job->attrs.type) +
 	       job->payload_len + (job->holder ? strlen(job->holder->id) : 0) +
 	       (job->last_error ? strlen(job->last_error) : 0) + job->result_len;
+}
+
+uint64_t state_new_job_bound(const struct proto_rec_job *r)
+{
+	return SNAPSHOT_FRAME_BYTES + MSGPACK_ARRAY_HEADER_MAX + JOB_RECORD_INTS * MSGPACK_INT_MAX +
+	       JOB_RECORD_STRINGS * MSGPACK_BYTES_HEADER_MAX + strlen(r->attrs.queue) +
+	       (r->lease_token ? MSGPACK_INT_MAX : 1) + (r->worker_instance ? MSGPACK_INT_MAX : 1) +
+	       strlen(r->attrs.type) + r->payload.len +
+	       (r->state == PROTO_STATE_ACTIVE ? strlen(r->worker_id) : 0) + r->last_error.len +
+	       r->result.len;
 }
 
 /* Removes job from the place its current state keeps it in. */
@@ -261,7 +297,7 @@ static int copy_bytes(uint8_t **dst, uint32_t *dst_len, const struct proto_bytes
 {
 	uint8_t *copy = NULL;
 	if (src->len > 0) {
-		copy = malloc((size_t)src->len + 1);
+		copy = jm_malloc((size_t)src->len + 1);
 		if (copy == NULL)
 			return JM_ENOMEM;
 		memcpy(copy, src->ptr, src->len);
@@ -289,6 +325,61 @@ static int skip_or_fail(struct state *s, struct jm_err *err, const char *what, u
 	                  (unsigned long long)job_id);
 }
 
+struct job *state_job_prepare(const struct proto_rec_job *r)
+{
+	struct job *job = jm_calloc(1, sizeof *job);
+	if (job == NULL)
+		return NULL;
+	job->ready_index = UINT32_MAX;
+	deadline_init(&job->timer, DEADLINE_JOB_READY);
+	TAILQ_INIT(&job->waiters);
+	job->id = r->job_id;
+	if (copy_bytes(&job->payload, &job->payload_len, &r->payload) != 0) {
+		free(job);
+		return NULL;
+	}
+	return job;
+}
+
+void state_job_discard(struct job *job)
+{
+	job_free(job);
+}
+
+/* The fields of a JOB record that are copied without allocating. */
+static void job_set_fields(struct job *job, struct queue *q, const struct proto_rec_job *r)
+{
+	job->queue = q;
+	job->attrs = r->attrs;
+	job->attempt = r->attempt;
+	job->lease = r->lease;
+	job->updated_us = r->updated_us;
+	job->run_at_us = r->run_at_us;
+}
+
+static void note_ids(struct state *s, const struct proto_rec_job *r)
+{
+	if (r->job_id >= s->next_job_id)
+		s->next_job_id = r->job_id + 1;
+	if (r->attrs.batch_id >= s->next_job_id)
+		s->next_job_id = r->attrs.batch_id + 1;
+}
+
+void state_apply_prepared_job(struct state *s, const struct proto_rec_job *r, struct job *job,
+                              uint64_t now_us)
+{
+	job_set_fields(job, queue_find(&s->queues, r->attrs.queue), r);
+	(void)jobtable_insert(&s->jobs, job); /* never fails (u64map.h) */
+	note_ids(s, r);
+	if (r->attrs.batch_id) {
+		struct batch *b = batch_find(&s->batches, r->attrs.batch_id);
+		b->total++;
+		b->jobs_present++;
+		job->batch = b;
+	}
+	(void)place(s, job, r->state, now_us, r->updated_us); /* room reserved */
+}
+
 static int apply_job(struct state *s, const struct proto_rec_job *r, uint64_t now_us,
                      struct jm_err *err)
 {
@@ -300,7 +391,7 @@ static int apply_job(struct state *s, const struct proto_rec_job *r, uint64_t no
 	struct job *job = jobtable_find(&s->jobs, r->job_id);
 	bool is_new = job == NULL;
 	if (is_new) {
-		job = calloc(1, sizeof *job);
+		job = jm_calloc(1, sizeof *job);
 		if (job == NULL)
 			return jm_err_set(err, JM_ENOMEM, "job %llu: out of memory",
 			                  (unsigned long long)r->job_id);
@@ -311,12 +402,7 @@ static int apply_job(struct state *s, const struct proto_rec_job *r, uint64_t no
 	} else {
 		unplace(s, job);
 	}
-	job->queue = q;
-	job->attrs = r->attrs;
-	job->attempt = r->attempt;
-	job->lease = r->lease;
-	job->updated_us = r->updated_us;
-	job->run_at_us = r->run_at_us;
+	job_set_fields(job, q, r);
 	rc = copy_bytes(&job->payload, &job->payload_len, &r->payload);
 	if (rc == 0)
 		rc = copy_text(&job->last_error, &r->last_error);
@@ -339,10 +425,7 @@ static int apply_job(struct state *s, const struct proto_rec_job *r, uint64_t no
 		return jm_err_set(err, rc, "job %llu: %s", (unsigned long long)r->job_id,
 		                  jm_strerror(rc));
 	}
-	if (r->job_id >= s->next_job_id)
-		s->next_job_id = r->job_id + 1;
-	if (r->attrs.batch_id >= s->next_job_id)
-		s->next_job_id = r->attrs.batch_id + 1;
+	note_ids(s, r);
 	if (is_new && r->attrs.batch_id) {
 		struct batch *b;
 		if (batch_get(&s->batches, r->attrs.batch_id, r->attrs.created_us, &b) != 0) {

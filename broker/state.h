@@ -33,9 +33,11 @@ struct state_config {
 	uint32_t queue_overrides_count;
 	uint32_t max_queues;
 	uint32_t max_workers;
-	uint64_t dead_after_ms;  /* a worker silent this long is lost */
-	uint64_t lease_grace_ms; /* past a job's run timeout before the broker
-	                            fails the attempt itself */
+	uint64_t max_queue_jobs;     /* unfinished jobs per queue; 0: no limit */
+	uint64_t max_payload_memory; /* live_bytes the jobs may take; 0: no limit */
+	uint64_t dead_after_ms;      /* a worker silent this long is lost */
+	uint64_t lease_grace_ms;     /* past a job's run timeout before the broker
+	                                fails the attempt itself */
 };
 
 struct state {
@@ -56,6 +58,7 @@ struct state {
 	uint64_t live_bytes;
 	bool replaying;
 	uint64_t replay_skipped;
+	uint64_t workers_evicted; /* forgotten to make room (state_worker_seen) */
 };
 
 int state_init(struct state *s, const struct state_config *config);
@@ -67,6 +70,19 @@ void state_fini(struct state *s);
  * (see above). */
 int state_apply(struct state *s, const struct proto_record *rec, uint64_t now_us,
                 struct jm_err *err);
+
+/* Admission (core_jobs.c): a new job's memory is allocated before its
+ * record is journaled, so that applying the record cannot fail.
+ * state_job_prepare copies r's payload; NULL when out of memory. */
+struct job *state_job_prepare(const struct proto_rec_job *r);
+/* Frees a prepared job that was never applied. */
+void state_job_discard(struct job *job);
+/* Applies the JOB record r of a new job that job (from state_job_prepare)
+ * holds. The caller reserved everything it needs: r's queue and batch
+ * exist, and the queue's ready heap and the deadline heap have room for
+ * it. Cannot fail. */
+void state_apply_prepared_job(struct state *s, const struct proto_rec_job *r, struct job *job,
+                              uint64_t now_us);
 
 /* A delayed job's time has come: it becomes pending. */
 void state_job_due(struct state *s, struct job *job);
@@ -80,6 +96,10 @@ bool state_job_is_finished(const struct job *job);
 /* An upper bound on the bytes job's snapshot record takes in a snapshot
  * file, framing included (see state.c). */
 uint64_t state_job_snapshot_bound(const struct job *job);
+
+/* state_job_snapshot_bound of the new job that JOB record r makes: what
+ * admitting it adds to live_bytes (core_admit.c checks the limit by it). */
+uint64_t state_new_job_bound(const struct proto_rec_job *r);
 
 /* Fills rec (type JOB) with a snapshot of job, borrowing its buffers. */
 void state_job_snapshot(const struct job *job, struct proto_record *rec);

@@ -1,5 +1,6 @@
 /* Growable byte buffer (see buf.h). Doubles its capacity, so appends are
  * amortised O(1). */
+#include "heap.h"
 #include "buf.h"
 
 #include <stdlib.h>
@@ -32,7 +33,7 @@ int jm_buf_reserve(struct jm_buf *b, size_t extra)
 	size_t cap = b->cap ? b->cap : 256;
 	while (cap < need)
 		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-	uint8_t *data = realloc(b->data, cap);
+	uint8_t *data = jm_realloc(b->data, cap);
 	if (data == NULL)
 		return JM_ENOMEM;
 	b->data = data;

@@ -1,3 +1,4 @@
+#include "heap.h"
 #include "u64map.h"
 
 #include <stdlib.h>
@@ -17,7 +18,7 @@ int u64map_init(struct u64map *m, uint64_t min_buckets)
 	uint64_t n = U64MAP_MIN_BUCKETS;
 	while (n < min_buckets && n < (1ull << 62))
 		n *= 2;
-	m->buckets = calloc(n, sizeof *m->buckets);
+	m->buckets = jm_calloc(n, sizeof *m->buckets);
 	if (m->buckets == NULL)
 		return JM_ENOMEM;
 	m->mask = n - 1;
@@ -46,7 +47,7 @@ struct u64map_node *u64map_find(const struct u64map *m, uint64_t key)
  * unchanged then). */
 static int rehash(struct u64map *m, uint64_t count)
 {
-	struct u64map_node **buckets = calloc(count, sizeof *buckets);
+	struct u64map_node **buckets = jm_calloc(count, sizeof *buckets);
 	if (buckets == NULL)
 		return JM_ENOMEM;
 	for (uint64_t i = 0; i <= m->mask; i++) {
@@ -67,11 +68,11 @@ static int rehash(struct u64map *m, uint64_t count)
 
 int u64map_insert(struct u64map *m, struct u64map_node *node)
 {
-	if (m->count > m->mask) {
-		int rc = rehash(m, (m->mask + 1) * 2);
-		if (rc != 0)
-			return rc;
-	}
+	/* A table that cannot grow keeps working with longer chains, so an
+	 * insert never fails: callers apply records that are already
+	 * journaled and must not fail half-way. */
+	if (m->count > m->mask)
+		(void)rehash(m, (m->mask + 1) * 2);
 	uint64_t b = bucket_of(m->mask, node->key);
 	node->next = m->buckets[b];
 	m->buckets[b] = node;

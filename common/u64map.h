@@ -43,8 +43,8 @@ int u64map_init(struct u64map *m, uint64_t min_buckets);
 void u64map_fini(struct u64map *m);
 /* The node with key, or NULL. */
 struct u64map_node *u64map_find(const struct u64map *m, uint64_t key);
-/* Links node (whose key must not be present); 0, or JM_ENOMEM when the
- * table had to grow and could not (node not linked then). */
+/* Links node (whose key must not be present); returns 0: a table that
+ * cannot grow keeps its size and longer chains. */
 int u64map_insert(struct u64map *m, struct u64map_node *node);
 /* Unlinks node if it is in the table; never fails (a shrink that cannot
  * allocate keeps the larger table). */

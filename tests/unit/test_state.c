@@ -283,14 +283,32 @@ static void test_dropped_jobs_still_count_in_their_batch(void **ctx)
 	assert_null(batch_find(&s->batches, 1));
 }
 
-static void test_queue_limit_is_enforced(void **ctx)
+static void test_queue_limit_is_enforced_while_every_queue_holds_jobs(void **ctx)
 {
 	struct state *s = *ctx;
 	struct queue *q;
 	const char *names[] = {"a", "b", "c", "d"};
 	for (int i = 0; i < 4; i++)
-		assert_jm_ok(queue_get(&s->queues, names[i], &q));
+		submit(s, (uint64_t)i + 1, names[i], 0, 0);
 	assert_int_equal(queue_get(&s->queues, "e", &q), JM_ELIMIT);
+	assert_null(queue_find(&s->queues, "e"));
+}
+
+static void test_an_empty_queue_is_reclaimed_for_a_new_one_at_the_limit(void **ctx)
+{
+	struct state *s = *ctx;
+	struct queue *q;
+	submit(s, 1, "a", 0, 0);
+	submit(s, 2, "b", 0, 0);
+	submit(s, 3, "c", 0, 0);
+	assert_jm_ok(queue_get(&s->queues, "empty", &q));
+	assert_jm_ok(queue_get(&s->queues, "e", &q)); /* reclaims "empty" */
+	assert_null(queue_find(&s->queues, "empty"));
+	assert_non_null(queue_find(&s->queues, "a"));
+	/* A pinned empty queue (a request is admitting into it) stays. */
+	q->pinned = true;
+	assert_int_equal(queue_get(&s->queues, "f", &q), JM_ELIMIT);
+	assert_non_null(queue_find(&s->queues, "e"));
 }
 
 /* live_bytes is the sum of each placed job's snapshot_bytes, and each is an
@@ -435,7 +453,10 @@ int main(void)
 	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_job_record_over_an_existing_job_replaces_it, setup,
 	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_queue_limit_is_enforced, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_queue_limit_is_enforced_while_every_queue_holds_jobs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_an_empty_queue_is_reclaimed_for_a_new_one_at_the_limit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_batch_counts_follow_its_jobs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dropped_jobs_still_count_in_their_batch, setup,
 	                                    teardown),

@@ -1,0 +1,273 @@
+/* Admission of a SUBMIT: all of its jobs or none (DESIGN.md, "Security
+ * model": reserve, then journal, then apply).
+ *
+ * 1. Check: the journal is writable, every delay fits the clock, every
+ *    queue may take its jobs (--max-queue-jobs) and the jobs fit in the job
+ *    memory (--max-payload-memory).
+ * 2. Reserve: create missing queues (and the batch), allocate every job and
+ *    its payload copy, make room in each ready heap and the deadline heap,
+ *    encode every record. A failure here undoes the reservation: nothing
+ *    was journaled and the state is as before.
+ * 3. Journal every record in one journal_append_many (all or none).
+ * 4. Apply: state_apply_prepared_job, which cannot fail.
+ * So no record is journaled that the state does not hold, and a client
+ * told that its submit failed finds none of its jobs after a restart.
+ * test_admission fails every allocation of a submit in turn to check it. */
+#include "core_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "heap.h"
+#include "log.h"
+
+/* One distinct queue of the request, with what it takes. */
+struct admit_queue {
+	struct queue *q;
+	bool created; /* by this request: dropped again if it is refused */
+	uint32_t jobs;
+};
+
+struct admission {
+	uint32_t count;
+	struct proto_record *recs;
+	struct job **jobs;
+	size_t *lens;
+	uint64_t *ids;
+	struct admit_queue *queues;
+	uint32_t queues_count;
+	struct batch *batch;
+	bool batch_created;
+	struct jm_buf bodies;
+	uint64_t bytes; /* what the new jobs add to live_bytes */
+};
+
+static void admission_fini(struct admission *a)
+{
+	free(a->recs);
+	free(a->lens);
+	free(a->ids);
+	free(a->queues);
+	free(a->jobs);
+	jm_buf_fini(&a->bodies);
+}
+
+/* The request's queues may be reclaimed again (queue_get). */
+static void admission_unpin(struct admission *a)
+{
+	for (uint32_t i = 0; i < a->queues_count; i++)
+		a->queues[i].q->pinned = false;
+}
+
+/* Undoes a reservation that will not be applied. */
+static void admission_undo(struct core *core, struct admission *a)
+{
+	admission_unpin(a);
+	for (uint32_t i = 0; a->jobs && i < a->count; i++)
+		if (a->jobs[i])
+			state_job_discard(a->jobs[i]);
+	if (a->batch_created)
+		batch_remove(&core->state.batches, a->batch);
+	for (uint32_t i = 0; i < a->queues_count; i++)
+		if (a->queues[i].created)
+			queue_drop_if_empty(&core->state.queues, a->queues[i].q);
+}
+
+/* The entry of q in a->queues, added if new. */
+static struct admit_queue *admit_queue_of(struct admission *a, struct queue *q)
+{
+	for (uint32_t i = 0; i < a->queues_count; i++)
+		if (a->queues[i].q == q)
+			return &a->queues[i];
+	/* Pinned, so that creating a later queue of this request cannot
+	 * reclaim this one while it is still empty. */
+	q->pinned = true;
+	a->queues[a->queues_count] = (struct admit_queue){.q = q};
+	return &a->queues[a->queues_count++];
+}
+
+/* Fills rec from spec; job ids are assigned from next_id. */
+static void fill_record(struct proto_record *rec, const struct proto_job_spec *spec,
+                        const struct queue_policy *policy, uint64_t job_id, uint64_t batch_id,
+                        uint64_t now)
+{
+	memset(rec, 0, sizeof *rec);
+	rec->version = PROTO_RECORD_VERSION;
+	rec->type = PROTO_REC_JOB;
+	struct proto_rec_job *r = &rec->u.job;
+	r->job_id = job_id;
+	/* The spec's attributes as given, with the queue's defaults resolved
+	 * and what only the broker knows filled in. */
+	r->attrs = spec->attrs;
+	if (r->attrs.max_attempts == 0)
+		r->attrs.max_attempts = policy->max_attempts;
+	if (r->attrs.timeout_ms == 0)
+		r->attrs.timeout_ms = policy->timeout_ms;
+	r->attrs.batch_id = batch_id;
+	r->attrs.created_us = now;
+	r->payload = spec->payload;
+	r->state = spec->delay_ms ? PROTO_STATE_DELAYED : PROTO_STATE_PENDING;
+	r->updated_us = now;
+	r->run_at_us = spec->delay_ms ? now + spec->delay_ms * 1000 : 0;
+}
+
+/* Step 1 for what needs no allocation. 0, or an error in err. */
+static int admit_check_specs(const struct proto_submit *submit, uint64_t now, struct jm_err *err)
+{
+	for (uint32_t i = 0; i < submit->jobs_count; i++) {
+		uint64_t delay_ms = submit->jobs[i].delay_ms;
+		if (delay_ms > (UINT64_MAX - now) / 1000 - 1)
+			return jm_err_set(err, JM_EINVAL,
+			                  "job %u: delay_ms %llu is too large: its run time would "
+			                  "overflow the clock (at most %llu ms from now)",
+			                  i, (unsigned long long)delay_ms,
+			                  (unsigned long long)((UINT64_MAX - now) / 1000 - 1));
+	}
+	return 0;
+}
+
+/* Steps 1 and 2. 0 with everything reserved, or an error in err with the
+ * reservation undone. */
+static int admit_reserve(struct core *core, const struct proto_submit *submit, struct admission *a,
+                         uint64_t now, struct jm_err *err)
+{
+	struct state *s = &core->state;
+	uint32_t n = submit->jobs_count;
+	a->count = n;
+	a->recs = jm_calloc(n ? n : 1, sizeof *a->recs);
+	a->jobs = jm_calloc(n ? n : 1, sizeof *a->jobs);
+	a->lens = jm_calloc(n ? n : 1, sizeof *a->lens);
+	a->ids = jm_calloc(n ? n : 1, sizeof *a->ids);
+	a->queues = jm_calloc(n ? n : 1, sizeof *a->queues);
+	if (!a->recs || !a->jobs || !a->lens || !a->ids || !a->queues)
+		return jm_err_set(err, JM_ENOMEM, "broker out of memory for %u jobs", n);
+	for (uint32_t i = 0; i < n; i++) {
+		const char *name = submit->jobs[i].attrs.queue;
+		struct queue *q = queue_find(&s->queues, name);
+		bool created = q == NULL;
+		int rc = created ? queue_get(&s->queues, name, &q) : 0;
+		if (rc != 0) {
+			admission_undo(core, a);
+			if (rc == JM_ELIMIT)
+				return jm_err_set(err, rc,
+				                  "job %u: queue %s cannot be created: there are "
+				                  "already %u queues, the limit (--max-queues)",
+				                  i, name, s->queues.max_queues);
+			return jm_err_set(err, rc, "job %u: queue %s cannot be created: %s", i,
+			                  name, jm_strerror(rc));
+		}
+		struct admit_queue *aq = admit_queue_of(a, q);
+		aq->created = aq->created || created;
+		aq->jobs++;
+	}
+	uint64_t max_jobs = s->config.max_queue_jobs;
+	for (uint32_t i = 0; max_jobs && i < a->queues_count; i++) {
+		struct admit_queue *aq = &a->queues[i];
+		uint64_t have = queue_unfinished(aq->q);
+		if (have + aq->jobs > max_jobs) {
+			/* The text first: undo may free a queue it names. */
+			jm_err_set(err, JM_ELIMIT,
+			           "queue %s holds %llu unfinished jobs; %u more would pass its "
+			           "limit of %llu (--max-queue-jobs)",
+			           aq->q->name, (unsigned long long)have, aq->jobs,
+			           (unsigned long long)max_jobs);
+			admission_undo(core, a);
+			return JM_ELIMIT;
+		}
+	}
+	uint64_t batch_id = submit->as_batch ? s->next_job_id : 0;
+	uint64_t next_id = s->next_job_id + (submit->as_batch ? 1 : 0);
+	for (uint32_t i = 0; i < n; i++) {
+		const struct queue_policy *policy =
+		    &queue_find(&s->queues, submit->jobs[i].attrs.queue)->policy;
+		fill_record(&a->recs[i], &submit->jobs[i], policy, next_id + i, batch_id, now);
+		a->ids[i] = next_id + i;
+	}
+	/* Every job's share of live_bytes is known before any is allocated. */
+	for (uint32_t i = 0; i < n; i++) {
+		a->bytes += state_new_job_bound(&a->recs[i].u.job);
+	}
+	uint64_t max_mem = s->config.max_payload_memory;
+	if (max_mem && s->live_bytes + a->bytes > max_mem) {
+		admission_undo(core, a);
+		return jm_err_set(
+		    err, JM_ELIMIT,
+		    "%u jobs of %llu bytes would bring the payload memory from %llu "
+		    "to %llu bytes, over the limit of %llu (--max-payload-memory)",
+		    n, (unsigned long long)a->bytes, (unsigned long long)s->live_bytes,
+		    (unsigned long long)(s->live_bytes + a->bytes), (unsigned long long)max_mem);
+	}
+	int rc = 0;
+	uint32_t delayed = 0;
+	for (uint32_t i = 0; rc == 0 && i < n; i++) {
+		a->jobs[i] = state_job_prepare(&a->recs[i].u.job);
+		if (a->jobs[i] == NULL)
+			rc = JM_ENOMEM;
+		delayed += a->recs[i].u.job.state == PROTO_STATE_DELAYED;
+	}
+	/* A delayed job may be due at once and go to the ready heap: room in
+	 * both for every job. One more deadline for the batch's event timer. */
+	for (uint32_t i = 0; rc == 0 && i < a->queues_count; i++)
+		rc = queue_ready_reserve(a->queues[i].q, a->queues[i].jobs);
+	if (rc == 0)
+		rc = deadline_heap_reserve(&s->deadlines, delayed + 1);
+	if (rc == 0 && batch_id) {
+		a->batch_created = true;
+		rc = batch_get(&s->batches, batch_id, now, &a->batch);
+		if (rc != 0)
+			a->batch_created = false;
+	}
+	for (uint32_t i = 0; rc == 0 && i < n; i++) {
+		size_t before = a->bodies.len;
+		rc = proto_record_encode(&a->recs[i], &a->bodies);
+		a->lens[i] = a->bodies.len - before;
+	}
+	if (rc != 0) {
+		admission_undo(core, a);
+		return jm_err_set(err, rc, "reserving %u jobs: %s", n,
+		                  rc == JM_ENOMEM ? "broker out of memory" : jm_strerror(rc));
+	}
+	return 0;
+}
+
+void handle_submit(struct core *core, struct request *req, struct outbox *out)
+{
+	const struct proto_submit *submit = &req->msg.u.submit;
+	struct jm_err err = {0};
+	if (!journal_is_writable(core->journal, &err)) {
+		core_reply_errorf(core, req, out, JM_ENOSPC, "submit: %s", jm_err_text(&err));
+		return;
+	}
+	uint64_t now = jm_wall_us();
+	struct admission a = {0};
+	int rc = admit_check_specs(submit, now, &err);
+	if (rc == 0)
+		rc = admit_reserve(core, submit, &a, now, &err);
+	uint64_t last_lsn = 0;
+	if (rc == 0) {
+		rc = journal_append_many(core->journal, a.bodies.data, a.lens, a.count, &last_lsn,
+		                         &err);
+		if (rc != 0)
+			admission_undo(core, &a);
+	}
+	if (rc != 0) {
+		core_reply_errorf(core, req, out, rc, "submit: %s", jm_err_text(&err));
+		admission_fini(&a);
+		return;
+	}
+	struct state *s = &core->state;
+	uint64_t applied_us = jm_wall_us();
+	for (uint32_t i = 0; i < a.count; i++) {
+		state_apply_prepared_job(s, &a.recs[i].u.job, a.jobs[i], applied_us);
+		core_committed(core, &a.recs[i], last_lsn - a.count + 1 + i, 0);
+	}
+	admission_unpin(&a);
+	struct proto_msg msg = {.type = PROTO_SUBMITTED};
+	msg.u.submitted.batch_id = a.batch ? a.batch->id : 0;
+	msg.u.submitted.ids_count = a.count;
+	msg.u.submitted.ids = a.ids;
+	core_reply(core, req, &msg, out);
+	admission_fini(&a);
+	core_pump(core, out);
+}

@@ -1,0 +1,49 @@
+/* The connections (NNG pipes) of the REP socket: a cap on how many, and a
+ * cap on how long one may sit without a request in flight.
+ *
+ * NNG has neither. The cap on connections counts pipes in the pipe notify
+ * callback (ADD_PRE) and closes one over the limit before it is added. The
+ * idle cap is the receive-time limit: NNG 1.5.2's TCP and IPC transports
+ * read a message into a buffer of the size its header announces and keep
+ * it until the message is complete, and NNG_OPT_RECVTIMEO applies to the
+ * socket's receive, not to the transport's partial read. So a peer that
+ * starts a large message and stalls would hold that memory for as long as
+ * it likes. pipes_reap closes every pipe whose last request was answered
+ * (or which connected) more than idle_ms ago and that has none in flight:
+ * a stalled partial message is then freed within idle_ms plus a sweep. A
+ * real client's REQ socket dials again and resends a request that was
+ * cut off, so closing an idle pipe costs it a reconnect, nothing more.
+ * The worst case memory held by partial messages is max_connections x
+ * the largest message (NNG_OPT_RECVMAXSZ), for at most idle_ms. */
+#ifndef JM_BROKER_PIPES_H
+#define JM_BROKER_PIPES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <nng/nng.h>
+
+struct pipes;
+
+/* max: connections at once (0: no limit); idle_ms: how long a pipe may be
+ * idle (0: forever). Starts the sweep thread when idle_ms > 0. */
+int pipes_open(struct pipes **out, uint32_t max, uint32_t idle_ms);
+void pipes_close(struct pipes *p); /* stops the sweep; accepts NULL */
+
+/* From the socket's pipe notify callback. pipes_added closes the pipe when
+ * it would pass the limit. */
+void pipes_added(struct pipes *p, nng_pipe pipe);
+void pipes_removed(struct pipes *p, nng_pipe pipe);
+/* A request from pipe_id arrived / its reply left. pipes_request_begin
+ * returns false when the sweep is closing that pipe: the caller must drop
+ * the request unhandled, so that a client whose call then fails with a
+ * reset connection knows the broker did nothing and may send it again. */
+bool pipes_request_begin(struct pipes *p, uint32_t pipe_id);
+void pipes_request_end(struct pipes *p, uint32_t pipe_id);
+
+/* Pipes open now, and pipes refused or closed idle since the start. */
+uint32_t pipes_count(struct pipes *p);
+uint64_t pipes_refused(struct pipes *p);
+uint64_t pipes_reaped(struct pipes *p);
+
+#endif

@@ -1,0 +1,354 @@
+/* A submit is admitted whole or not at all (core_admit.c): failing each of
+ * its allocations in turn (common/heap.h) leaves the state and the journal
+ * as they were, and what the journal holds replays to the state the live
+ * core had. Also the admission limits: jobs per queue, payload memory, and
+ * a delay whose run time would overflow the clock.
+ *
+ * The core runs over a real journal in a temp directory; core_handle runs
+ * the handler on the calling thread, so the allocation fault (armed per
+ * thread) hits the handler and not the journal's writer. */
+#include "jm_test.h"
+
+#include <dirent.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "core_internal.h"
+#include "heap.h"
+#include "journal.h"
+#include "message.h"
+
+#define WAIT_MS 10000
+#define JOBS 6
+
+struct call {
+	struct request req;
+	int done;
+	int status;
+};
+
+struct fixture {
+	char dir[128];
+	struct journal *journal;
+	struct core *core;
+	struct core_config config;
+	struct jm_buf reply; /* the last reply, which a decoded one borrows */
+};
+
+/* What must not change when a request is refused. */
+struct fingerprint {
+	uint64_t jobs, queues, batches, live_bytes, ready_jobs, next_job_id, deadlines;
+	uint64_t journal_bytes;
+};
+
+static void on_reply(struct request *req, int status)
+{
+	struct call *c = container_of(req, struct call, req);
+	c->status = status;
+	__atomic_store_n(&c->done, 1, __ATOMIC_RELEASE);
+}
+
+static void wait_done(struct call *c)
+{
+	uint64_t deadline = jm_mono_us() + WAIT_MS * 1000u;
+	while (!__atomic_load_n(&c->done, __ATOMIC_ACQUIRE)) {
+		if (jm_mono_us() > deadline)
+			fail_msg("timed out after %d ms waiting for a reply", WAIT_MS);
+		usleep(1000);
+	}
+}
+
+static void core_start(struct fixture *f)
+{
+	struct journal_options jo = {.dir = f->dir, .fsync = JOURNAL_FSYNC_OFF};
+	struct jm_err err = {0};
+	assert_jm_ok_err(journal_open(&f->journal, &jo, &err), &err);
+	struct journal_replay_stats stats;
+	assert_jm_ok_err(core_open(&f->core, &f->config, f->journal, &stats, &err), &err);
+}
+
+static void core_finish(struct fixture *f)
+{
+	core_stop(f->core);
+	journal_close(f->journal);
+	core_free(f->core);
+	f->core = NULL;
+	f->journal = NULL;
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof *f);
+	assert_non_null(f);
+	const char *tmp = getenv("TMPDIR");
+	snprintf(f->dir, sizeof f->dir, "%s/jm-admit-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	assert_non_null(mkdtemp(f->dir));
+	struct core_config *c = &f->config;
+	c->state.queue_defaults.max_attempts = 3;
+	c->state.queue_defaults.timeout_ms = 60000;
+	c->state.queue_defaults.backoff = (struct backoff_policy){100, 1000};
+	c->state.queue_defaults.keep_finished = 1000;
+	c->state.max_queues = 8;
+	c->state.max_workers = 8;
+	c->state.dead_after_ms = 60000;
+	c->state.lease_grace_ms = 1000;
+	c->wait_max_ms = 60000;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	if (f->core)
+		core_finish(f);
+	DIR *d = opendir(f->dir);
+	struct dirent *ent;
+	char path[512];
+	while (d && (ent = readdir(d)) != NULL) {
+		if (ent->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "%s/%s", f->dir, ent->d_name);
+		unlink(path);
+	}
+	if (d)
+		closedir(d);
+	rmdir(f->dir);
+	jm_buf_fini(&f->reply);
+	free(f);
+	return 0;
+}
+
+static struct fingerprint fingerprint_of(struct fixture *f)
+{
+	pthread_mutex_lock(&f->core->lock);
+	struct state *s = &f->core->state;
+	struct fingerprint fp = {
+	    .jobs = s->jobs.map.count,
+	    .queues = s->queues.queues.count,
+	    .batches = s->batches.count,
+	    .live_bytes = s->live_bytes,
+	    .ready_jobs = s->ready_jobs,
+	    .next_job_id = s->next_job_id,
+	    .deadlines = s->deadlines.count,
+	};
+	pthread_mutex_unlock(&f->core->lock);
+	fp.journal_bytes = journal_log_bytes(f->journal);
+	return fp;
+}
+
+static void assert_same(const struct fingerprint *a, const struct fingerprint *b, uint64_t n)
+{
+	if (memcmp(a, b, sizeof *a) != 0)
+		fail_msg("allocation %llu failed and the state changed: jobs %llu->%llu queues "
+		         "%llu->%llu batches %llu->%llu live_bytes %llu->%llu next_id %llu->%llu "
+		         "journal bytes %llu->%llu",
+		         (unsigned long long)n, (unsigned long long)a->jobs,
+		         (unsigned long long)b->jobs, (unsigned long long)a->queues,
+		         (unsigned long long)b->queues, (unsigned long long)a->batches,
+		         (unsigned long long)b->batches, (unsigned long long)a->live_bytes,
+		         (unsigned long long)b->live_bytes, (unsigned long long)a->next_job_id,
+		         (unsigned long long)b->next_job_id, (unsigned long long)a->journal_bytes,
+		         (unsigned long long)b->journal_bytes);
+}
+
+/* Sends a submit of specs; returns the reply decoded into out (its type
+ * is PROTO_ERROR on refusal), or false when no reply could be encoded. */
+static bool submit_specs(struct fixture *f, struct proto_job_spec *specs, uint32_t n, bool as_batch,
+                         struct proto_msg *out)
+{
+	struct call c = {0};
+	c.req.msg.type = PROTO_SUBMIT;
+	c.req.msg.u.submit.jobs = specs;
+	c.req.msg.u.submit.jobs_count = n;
+	c.req.msg.u.submit.as_batch = as_batch;
+	c.req.pipe_id = 1;
+	c.req.on_reply = on_reply;
+	jm_buf_init(&c.req.reply);
+	core_handle(f->core, &c.req);
+	wait_done(&c);
+	bool decoded = false;
+	if (c.status == 0 && c.req.reply.len > 0) {
+		struct jm_err err = {0};
+		decoded = proto_decode(c.req.reply.data, c.req.reply.len, out, &err) == 0;
+	}
+	jm_buf_fini(&f->reply);
+	f->reply = c.req.reply;
+	return decoded;
+}
+
+/* The error reply's message contains what. */
+static void assert_error_says(const struct proto_msg *reply, const char *what)
+{
+	char text[512];
+	const struct proto_bytes *m = &reply->u.error.message;
+	snprintf(text, sizeof text, "%.*s", (int)m->len, (const char *)m->ptr);
+	if (strstr(text, what) == NULL)
+		fail_msg("the error \"%s\" does not say \"%s\"", text, what);
+}
+
+static void spec_set(struct proto_job_spec *spec, const char *queue, const uint8_t *payload,
+                     uint32_t len, uint64_t delay_ms)
+{
+	memset(spec, 0, sizeof *spec);
+	snprintf(spec->attrs.queue, sizeof spec->attrs.queue, "%s", queue);
+	snprintf(spec->attrs.type, sizeof spec->attrs.type, "t");
+	spec->payload = (struct proto_bytes){payload, len};
+	spec->delay_ms = delay_ms;
+}
+
+/* Six jobs over an existing queue and a new one, as a batch, one delayed. */
+static void six_specs(struct proto_job_spec *specs, const char *new_queue)
+{
+	static uint8_t payload[2000];
+	memset(payload, 'p', sizeof payload);
+	for (uint32_t i = 0; i < JOBS; i++)
+		spec_set(&specs[i], i % 2 ? new_queue : "old", payload, 100 + 300 * i,
+		         i == 3 ? 60000 : 0);
+}
+
+static void test_a_submit_failing_at_any_allocation_changes_nothing(void **state)
+{
+	struct fixture *f = *state;
+	core_start(f);
+	struct proto_job_spec specs[JOBS];
+	struct proto_msg reply;
+	spec_set(&specs[0], "old", (const uint8_t *)"x", 1, 0);
+	assert_true(submit_specs(f, specs, 1, false, &reply));
+	assert_int_equal(reply.type, PROTO_SUBMITTED);
+	proto_msg_fini(&reply);
+
+	uint64_t refused = 0, admitted_unanswered = 0;
+	uint64_t n;
+	for (n = 1; n < 10000; n++) {
+		char new_queue[32];
+		snprintf(new_queue, sizeof new_queue, "new%llu", (unsigned long long)n);
+		six_specs(specs, new_queue);
+		struct fingerprint before = fingerprint_of(f);
+		jm_heap_fail_at(n);
+		bool answered = submit_specs(f, specs, JOBS, true, &reply);
+		uint64_t calls = jm_heap_calls();
+		jm_heap_fail_at(0);
+		struct fingerprint after = fingerprint_of(f);
+		if (answered && reply.type == PROTO_SUBMITTED) {
+			assert_int_equal(reply.u.submitted.ids_count, JOBS);
+			assert_int_equal(after.jobs, before.jobs + JOBS);
+			proto_msg_fini(&reply);
+			if (calls < n)
+				break; /* no allocation failed: every point was tried */
+			continue;
+		}
+		if (answered) {
+			assert_int_equal(reply.type, PROTO_ERROR);
+			proto_msg_fini(&reply);
+		}
+		/* A refusal, or an admission whose reply alone failed. */
+		if (after.jobs == before.jobs) {
+			assert_same(&before, &after, n);
+			refused++;
+		} else {
+			assert_int_equal(after.jobs, before.jobs + JOBS);
+			admitted_unanswered++;
+		}
+	}
+	assert_true(n < 10000);
+	assert_true(refused >= 8); /* jobs, payloads, heaps, the batch, the records */
+
+	/* What the journal holds is what the live core held. */
+	struct fingerprint live = fingerprint_of(f);
+	core_finish(f);
+	core_start(f);
+	struct fingerprint replayed = fingerprint_of(f);
+	assert_int_equal(replayed.jobs, live.jobs);
+	assert_int_equal(replayed.batches, live.batches);
+	assert_int_equal(replayed.ready_jobs, live.ready_jobs);
+	assert_int_equal(replayed.live_bytes, live.live_bytes);
+	/* Only queues that hold jobs come back; a refusal left none behind. */
+	assert_int_equal(replayed.queues, live.queues);
+}
+
+static void test_a_submit_over_the_jobs_per_queue_limit_is_refused_whole(void **state)
+{
+	struct fixture *f = *state;
+	f->config.state.max_queue_jobs = 2;
+	core_start(f);
+	struct proto_job_spec specs[JOBS];
+	six_specs(specs, "other"); /* three jobs in each of two queues */
+	struct fingerprint before = fingerprint_of(f);
+	struct proto_msg reply;
+	assert_true(submit_specs(f, specs, JOBS, false, &reply));
+	assert_int_equal(reply.type, PROTO_ERROR);
+	assert_int_equal(reply.u.error.code, JM_ELIMIT);
+	assert_error_says(&reply, "--max-queue-jobs");
+	assert_error_says(&reply, "limit of 2");
+	proto_msg_fini(&reply);
+	struct fingerprint after = fingerprint_of(f);
+	assert_same(&before, &after, 0);
+	/* Two in each fit; then a third in either is refused. */
+	assert_true(submit_specs(f, specs, 4, false, &reply));
+	assert_int_equal(reply.type, PROTO_SUBMITTED);
+	proto_msg_fini(&reply);
+	before = fingerprint_of(f);
+	assert_true(submit_specs(f, specs + 1, 1, false, &reply));
+	assert_int_equal(reply.type, PROTO_ERROR);
+	assert_error_says(&reply, "queue other holds 2 unfinished jobs");
+	proto_msg_fini(&reply);
+	after = fingerprint_of(f);
+	assert_same(&before, &after, 0);
+}
+
+static void test_a_submit_over_the_payload_memory_limit_is_refused_whole(void **state)
+{
+	struct fixture *f = *state;
+	f->config.state.max_payload_memory = 4000;
+	core_start(f);
+	struct proto_job_spec specs[JOBS];
+	six_specs(specs, "other"); /* 100+400+...+1600 = 5100 payload bytes */
+	struct fingerprint before = fingerprint_of(f);
+	struct proto_msg reply;
+	assert_true(submit_specs(f, specs, JOBS, true, &reply));
+	assert_int_equal(reply.type, PROTO_ERROR);
+	assert_int_equal(reply.u.error.code, JM_ELIMIT);
+	assert_error_says(&reply, "--max-payload-memory");
+	assert_error_says(&reply, "limit of 4000");
+	proto_msg_fini(&reply);
+	struct fingerprint after = fingerprint_of(f);
+	assert_same(&before, &after, 0);
+	assert_true(submit_specs(f, specs, 2, true, &reply));
+	assert_int_equal(reply.type, PROTO_SUBMITTED);
+	proto_msg_fini(&reply);
+}
+
+static void test_a_delay_whose_run_time_overflows_is_refused(void **state)
+{
+	struct fixture *f = *state;
+	core_start(f);
+	struct proto_job_spec specs[2];
+	spec_set(&specs[0], "q", (const uint8_t *)"x", 1, 0);
+	spec_set(&specs[1], "q", (const uint8_t *)"x", 1, UINT64_MAX / 1000);
+	struct fingerprint before = fingerprint_of(f);
+	struct proto_msg reply;
+	assert_true(submit_specs(f, specs, 2, false, &reply));
+	assert_int_equal(reply.type, PROTO_ERROR);
+	assert_int_equal(reply.u.error.code, JM_EINVAL);
+	assert_error_says(&reply, "job 1: delay_ms");
+	assert_error_says(&reply, "overflow");
+	proto_msg_fini(&reply);
+	struct fingerprint after = fingerprint_of(f);
+	assert_same(&before, &after, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_a_submit_failing_at_any_allocation_changes_nothing,
+	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_a_submit_over_the_jobs_per_queue_limit_is_refused_whole, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_a_submit_over_the_payload_memory_limit_is_refused_whole, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_a_delay_whose_run_time_overflows_is_refused, setup,
+	                                    teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
