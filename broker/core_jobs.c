@@ -32,12 +32,18 @@ static void reply_not_found(struct core *core, struct request *req, const char *
 static void reply_status(struct core *core, struct request *req, bool with_result,
                          struct outbox *out)
 {
-	uint64_t job_id = req->msg.u.job_ref.job_id;
-	struct job *job = jobtable_find(&core->state.jobs, job_id);
-	if (job == NULL)
-		reply_not_found(core, req, with_result ? "result" : "status", job_id, out);
-	else
-		core_reply_job(core, req, job, with_result, out);
+	const struct proto_job_ref *ref = &req->msg.u.job_ref;
+	struct job *job = jobtable_find(&core->state.jobs, ref->job_id);
+	if (job == NULL) {
+		reply_not_found(core, req, with_result ? "result" : "status", ref->job_id, out);
+		return;
+	}
+	struct proto_msg msg = {.type = PROTO_JOB};
+	core_fill_job_info(job, with_result, &msg.u.job);
+	if (ref->with_payload)
+		msg.u.job.payload = (struct proto_bytes){job->payload, job->payload_len};
+	core_reply(core, req, &msg, out);
+	req->reply_lsn = job->last_lsn; /* as core_reply_job: this job's change only */
 }
 
 void handle_status(struct core *core, struct request *req, struct outbox *out)

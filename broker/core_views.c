@@ -237,14 +237,27 @@ void handle_dead_list(struct core *core, struct request *req, struct outbox *out
 		return;
 	}
 	uint32_t count = 0;
+	uint64_t payload_bytes = 0;
 	struct job *job;
 	if (q)
 		TAILQ_FOREACH(job, &q->finished, finished_link)
 		{
 			if (count == cap)
 				break;
-			if (job->state == PROTO_STATE_FAILED)
-				core_fill_job_info(job, false, &infos[count++]);
+			if (job->state != PROTO_STATE_FAILED)
+				continue;
+			if (list->with_payload) {
+				/* Fewer jobs rather than a reply too big to send. */
+				if (count > 0 &&
+				    payload_bytes + job->payload_len > PROTO_LIST_PAYLOAD_BYTES_MAX)
+					break;
+				payload_bytes += job->payload_len;
+			}
+			core_fill_job_info(job, false, &infos[count]);
+			if (list->with_payload)
+				infos[count].payload =
+				    (struct proto_bytes){job->payload, job->payload_len};
+			count++;
 		}
 	struct proto_msg msg = {.type = PROTO_JOB_LIST};
 	msg.u.job_list.jobs_count = count;

@@ -194,6 +194,7 @@ static void ask_job(struct http_call *call)
 	} else {
 		call->req.msg.type = call->with_result ? PROTO_RESULT : PROTO_STATUS;
 		call->req.msg.u.job_ref.job_id = call->job_id;
+		call->req.msg.u.job_ref.with_payload = !call->with_result;
 		call->what = call->with_result ? "result" : "status";
 	}
 	http_call_core(call, job_cb);
@@ -209,7 +210,15 @@ static void job_cb(struct http_call *call, const struct proto_msg *reply)
 		ask_job(call);
 		return;
 	}
+	/* A WAIT answers without the payload: read the job once more. */
+	if (!call->with_result && call->req.msg.type == PROTO_WAIT) {
+		call->deadline_us = 0;
+		ask_job(call);
+		return;
+	}
 	json_t *body = http_json_job(job);
+	if (body && !call->with_result && call->req.msg.type == PROTO_STATUS)
+		http_json_add_payload(body, &job->payload);
 	if (body && call->with_result && job->has_result)
 		http_json_add_result(body, &job->result);
 	http_reply_json(call, call->with_result && !finished ? 202 : 200, body);

@@ -57,8 +57,12 @@ static void dead_cb(struct http_call *call, const struct proto_msg *reply)
 {
 	const struct proto_job_list *list = &reply->u.job_list;
 	json_t *jobs = json_array();
-	for (uint32_t i = 0; i < list->jobs_count; i++)
-		json_array_append_new(jobs, http_json_job(&list->jobs[i]));
+	for (uint32_t i = 0; i < list->jobs_count; i++) {
+		json_t *job = http_json_job(&list->jobs[i]);
+		if (job)
+			http_json_add_payload(job, &list->jobs[i].payload);
+		json_array_append_new(jobs, job);
+	}
 	http_reply_json(call, 200,
 	                json_pack("{s:s,s:o}", "queue", call->segments[2], "jobs", jobs));
 }
@@ -79,6 +83,7 @@ void http_api_dead(struct http_call *call)
 	call->req.msg.type = PROTO_DEAD_LIST;
 	memcpy(call->req.msg.u.dead_list.queue, queue, len + 1);
 	call->req.msg.u.dead_list.limit = (uint32_t)limit;
+	call->req.msg.u.dead_list.with_payload = true;
 	call->what = "dead-list";
 	http_call_core(call, dead_cb);
 }

@@ -151,15 +151,31 @@ static json_t *base64(const struct proto_bytes *b)
 	return s;
 }
 
+/* obj[name] = bytes as a JSON string when they are UTF-8; else null and
+ * obj[name_base64] = their base64. Returns whether they were text. */
+static bool add_bytes(json_t *obj, const char *name, const struct proto_bytes *bytes)
+{
+	json_t *text = json_stringn(bytes->len ? (const char *)bytes->ptr : "", bytes->len);
+	if (text == NULL) {
+		char key[64];
+		snprintf(key, sizeof key, "%s_base64", name);
+		json_object_set_new(obj, name, json_null());
+		json_object_set_new(obj, key, base64(bytes));
+		return false;
+	}
+	json_object_set_new(obj, name, text);
+	return true;
+}
+
+void http_json_add_payload(json_t *obj, const struct proto_bytes *payload)
+{
+	add_bytes(obj, "payload", payload);
+}
+
 void http_json_add_result(json_t *obj, const struct proto_bytes *result)
 {
-	json_t *text = json_stringn(result->len ? (const char *)result->ptr : "", result->len);
-	if (text == NULL) {
-		json_object_set_new(obj, "result", json_null());
-		json_object_set_new(obj, "result_base64", base64(result));
+	if (!add_bytes(obj, "result", result))
 		return;
-	}
-	json_object_set_new(obj, "result", text);
 	json_t *data =
 	    result->len ? json_loadb((const char *)result->ptr, result->len, JSON_DECODE_ANY, NULL)
 	                : NULL;

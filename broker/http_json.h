@@ -37,6 +37,9 @@ json_t *http_json_job(const struct proto_job_info *job);
  * that text is JSON, "data" (the value). Bytes that are not UTF-8 come as
  * "result_base64" instead. */
 void http_json_add_result(json_t *obj, const struct proto_bytes *result);
+/* "payload": the job's payload as a string (or "payload_base64" when it is
+ * not UTF-8). */
+void http_json_add_payload(json_t *obj, const struct proto_bytes *payload);
 json_t *http_json_batch(const struct proto_batch_info *batch);
 json_t *http_json_worker(const struct proto_worker_info *worker);
 json_t *http_json_queue(const struct proto_queue_stats *queue, uint64_t now_us);

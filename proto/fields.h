@@ -99,6 +99,14 @@ void fields_encode_items(struct codec_writer *w, const struct fields *desc, cons
 		.required = sizeof(array) / sizeof((array)[0]), .check = (rule)                    \
 	}
 
+/* As FIELDS_OF, but only the first required_ fields must be present: the
+ * rest were appended later and decode as zero from an older peer. */
+#define FIELDS_OF_OPTIONAL(array, required_, rule)                                                 \
+	{                                                                                          \
+		.field = (array), .count = sizeof(array) / sizeof((array)[0]),                     \
+		.required = (required_), .check = (rule)                                           \
+	}
+
 #define F_U64(s, m)                                                                                \
 	{                                                                                          \
 		.wire = #m, .label = #m, .kind = FIELD_U64, .offset = offsetof(s, m)               \

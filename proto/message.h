@@ -201,6 +201,7 @@ struct proto_settled {
 /* STATUS and RESULT: [job_id] */
 struct proto_job_ref {
 	uint64_t job_id;
+	bool with_payload; /* STATUS, RESULT: put the job's payload in the reply */
 };
 
 /* WAIT: [job_id, timeout_ms] */
@@ -228,6 +229,7 @@ struct proto_job_info {
 	uint64_t progress_done;              /* last progress the handler reported: */
 	uint64_t progress_total;             /* done of total (0 of 0: none yet) */
 	struct proto_bytes progress_message; /* what it is doing now */
+	struct proto_bytes payload;          /* only when the request asked for it */
 };
 
 /* STATS: [] */
@@ -409,6 +411,8 @@ struct proto_hello_reply {
 struct proto_dead_list {
 	proto_name queue;
 	uint32_t limit;
+	bool with_payload; /* put each job's payload in the reply (see
+	                      PROTO_LIST_PAYLOAD_BYTES_MAX) */
 };
 
 /* JOB_QUERY: [queue, state, batch_id, limit, cursor]: up to limit

@@ -71,8 +71,13 @@ const struct fields msg_submitted_fields = FIELDS_OF(submitted_field, NULL);
 
 /* STATUS, RESULT, CANCEL: [job_id]. BATCH_STATUS: [batch_id], held in
  * job_ref's job_id but named for what it is in errors. */
-static const struct field job_ref_field[] = {F_U64(struct proto_job_ref, job_id)};
-const struct fields msg_job_ref_fields = FIELDS_OF(job_ref_field, NULL);
+/* STATUS, RESULT, CANCEL: [job_id, with_payload]; with_payload was
+ * appended (an older client sends [job_id]). */
+static const struct field job_ref_field[] = {
+    F_U64(struct proto_job_ref, job_id),
+    F_BOOL(struct proto_job_ref, with_payload),
+};
+const struct fields msg_job_ref_fields = FIELDS_OF_OPTIONAL(job_ref_field, 1, NULL);
 
 static const struct field batch_ref_field[] = {
     F_U64_AS(struct proto_job_ref, job_id, "batch_id", "batch_id"),
@@ -132,16 +137,20 @@ static const struct field job_info_field[] = {
      .offset = offsetof(struct proto_job_info, progress_total),
      .check = job_info_progress_check},
     F_TEXT(struct proto_job_info, progress_message, PROTO_ERROR_TEXT_MAX),
+    F_BIN(struct proto_job_info, payload, 0), /* bounded by the message */
 };
-const struct fields msg_job_info_fields = FIELDS_OF(job_info_field, job_info_result_check);
+/* payload was appended: an older broker's 17 fields still decode. */
+const struct fields msg_job_info_fields =
+    FIELDS_OF_OPTIONAL(job_info_field, 17, job_info_result_check);
 static const struct field job_info_elem = F_ELEM_STRUCT(&msg_job_info_fields);
 
-/* DEAD_LIST: [queue, limit] */
+/* DEAD_LIST: [queue, limit, with_payload]; with_payload was appended. */
 static const struct field dead_list_field[] = {
     F_NAME(struct proto_dead_list, queue, "queue name"),
     F_U32_IN(struct proto_dead_list, limit, 1, PROTO_JOBS_PER_MESSAGE_MAX),
+    F_BOOL(struct proto_dead_list, with_payload),
 };
-const struct fields msg_dead_list_fields = FIELDS_OF(dead_list_field, NULL);
+const struct fields msg_dead_list_fields = FIELDS_OF_OPTIONAL(dead_list_field, 2, NULL);
 
 /* JOB_QUERY: [queue, state, batch_id, limit, cursor]; queue "" is every
  * queue, state 0 every state. */

@@ -18,6 +18,9 @@
 #define PROTO_ERROR_TEXT_MAX 1024            /* per failure message */
 #define PROTO_MESSAGE_MAX (64u << 20)        /* whole message on the wire */
 #define PROTO_JOBS_PER_MESSAGE_MAX 10000     /* submit, fetch, ack */
+/* A list reply with payloads stops adding jobs once their payloads add up
+ * to this, so it stays well under PROTO_MESSAGE_MAX. */
+#define PROTO_LIST_PAYLOAD_BYTES_MAX (16u << 20)
 #define PROTO_QUEUES_PER_FETCH_MAX 32
 #define PROTO_PRIORITY_MIN (-1000)
 #define PROTO_PRIORITY_MAX 1000

@@ -132,6 +132,13 @@ class HttpApi(unittest.TestCase):
         self.assertEqual(res["data"], {"n": [1, 2, 3], "s": "é"})
         self.assertEqual(json.loads(res["result"]), res["data"])
         self.assertEqual(res["attempt"], 1)
+        # The job reads back with its payload (the JSON text it was given),
+        # also when ?wait answered it; the result read does not repeat it.
+        for path in ["/v1/jobs/%s", "/v1/jobs/%s?wait=5"]:
+            status, _, got = self.b.get(path % job["id"])
+            self.assertEqual(status, 200, got)
+            self.assertEqual(json.loads(got["payload"]), {"n": [1, 2, 3], "s": "é"})
+        self.assertNotIn("payload", res)
         _, _, workers = self.b.get("/v1/workers")
         self.assertEqual([w["id"] for w in workers["workers"]], ["worker-0"])
         self.assertEqual(workers["workers"][0]["queues"], ["work"])
@@ -268,6 +275,7 @@ class HttpApi(unittest.TestCase):
         self.assertEqual(status, 200)
         self.assertEqual([j["id"] for j in dead["jobs"]], [job["id"]])
         self.assertIn("broken", dead["jobs"][0]["last_error"])
+        self.assertEqual(dead["jobs"][0]["payload"], "p")
         status, _, res = self.b.get("/v1/jobs/%s/result" % job["id"])
         self.assertEqual((status, res["state"]), (200, "failed"))
         for p in self.b.workers:

@@ -214,6 +214,8 @@ static void job_info_fill(struct proto_job_info *j, bool with_result)
 	                             .progress_message = bytes_of("writing", 7)};
 	if (with_result)
 		j->result = PAYLOAD_BYTES;
+	else
+		j->payload = bytes_of("{\"to\":\"a@b\"}", 13);
 }
 
 static void batch_info_fill(struct proto_batch_info *b, uint32_t errors)
@@ -311,7 +313,8 @@ static void msg_fill(struct proto_msg *m, enum proto_type type)
 		if (type == PROTO_SETTLED)
 			m->u.settled = (struct proto_settled){.codes_count = 3, .codes = CODES};
 		else
-			m->u.job_ref.job_id = 0xabcdef012345ull;
+			m->u.job_ref = (struct proto_job_ref){.job_id = 0xabcdef012345ull,
+			                                      .with_payload = type == PROTO_STATUS};
 		break;
 	case PROTO_WAIT:
 		m->u.wait = (struct proto_wait){.job_id = 0x100000000ull, .timeout_ms = 30000};
@@ -373,7 +376,8 @@ static void msg_fill(struct proto_msg *m, enum proto_type type)
 		                               .role = bytes_of("producer", 8)};
 		break;
 	case PROTO_DEAD_LIST:
-		m->u.dead_list = (struct proto_dead_list){.queue = "emails", .limit = 500};
+		m->u.dead_list =
+		    (struct proto_dead_list){.queue = "emails", .limit = 500, .with_payload = true};
 		break;
 	case PROTO_JOB_LIST:
 		m->u.job_list = (struct proto_job_list){.jobs_count = 2, .jobs = JOB_INFOS};
@@ -428,6 +432,7 @@ static void job_info_equal(const struct proto_job_info *a, const struct proto_jo
 	EQ(progress_done);
 	EQ(progress_total);
 	EQ_BYTES(progress_message);
+	EQ_BYTES(payload);
 }
 
 static void batch_info_equal(const struct proto_batch_info *a, const struct proto_batch_info *b)
@@ -554,6 +559,8 @@ static void msg_equal(const struct proto_msg *want, const struct proto_msg *got)
 	case PROTO_BATCH_STATUS: {
 		const struct proto_job_ref *a = &want->u.job_ref, *b = &got->u.job_ref;
 		EQ(job_id);
+		if (want->type != PROTO_BATCH_STATUS)
+			EQ(with_payload);
 		break;
 	}
 	case PROTO_WAIT: {
@@ -663,6 +670,7 @@ static void msg_equal(const struct proto_msg *want, const struct proto_msg *got)
 		const struct proto_dead_list *a = &want->u.dead_list, *b = &got->u.dead_list;
 		EQ_NAME(queue);
 		EQ(limit);
+		EQ(with_payload);
 		break;
 	}
 	case PROTO_JOB_LIST: {
@@ -722,6 +730,30 @@ static void test_a_six_field_stats_reply_still_decodes(void **state)
 	assert_int_equal(q->cancelled, 0);
 	assert_int_equal(q->oldest_pending_us, 0);
 	assert_int_equal(q->max_active, 0);
+	proto_msg_fini(&got);
+	jm_buf_fini(&fixture);
+}
+
+/* STATUS was [job_id] and JOB had 17 fields before with_payload and
+ * payload were appended: an older peer's bytes still decode, the new
+ * fields as false and empty. */
+static void test_a_status_and_a_job_without_payload_fields_still_decode(void **state)
+{
+	(void)state;
+	struct jm_buf fixture = {0};
+	struct proto_msg got;
+	struct jm_err err;
+	golden_read("msg_status-1-field", &fixture);
+	assert_jm_ok_err(proto_decode(fixture.data, fixture.len, &got, &err), &err);
+	assert_int_equal(got.u.job_ref.job_id, 0xabcdef012345ull);
+	assert_false(got.u.job_ref.with_payload);
+	proto_msg_fini(&got);
+	jm_buf_fini(&fixture);
+	fixture = (struct jm_buf){0};
+	golden_read("msg_job-17-fields", &fixture);
+	assert_jm_ok_err(proto_decode(fixture.data, fixture.len, &got, &err), &err);
+	assert_int_equal(got.u.job.job_id, 0x1234567890ull);
+	assert_int_equal(got.u.job.payload.len, 0);
 	proto_msg_fini(&got);
 	jm_buf_fini(&fixture);
 }
@@ -968,6 +1000,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_every_message_type_encodes_to_its_golden_bytes_and_back),
 	    cmocka_unit_test(test_a_six_field_stats_reply_still_decodes),
+	    cmocka_unit_test(test_a_status_and_a_job_without_payload_fields_still_decode),
 	    cmocka_unit_test(test_every_record_type_encodes_to_its_golden_bytes_and_back),
 	    cmocka_unit_test(test_version_1_ack_and_fail_are_refused_saying_upgrade),
 	    cmocka_unit_test(test_every_version_1_record_still_decodes),
