@@ -7,6 +7,7 @@
 #include "events.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,7 @@ struct events {
 	uint32_t subscribers;
 	events_listener_fn tap; /* see events_set_listener */
 	void *tap_arg;
+	_Atomic bool tap_wanted; /* see events_listener_wanted */
 };
 
 static void subscriber_cb(nng_pipe pipe, nng_pipe_ev ev_type, void *arg)
@@ -78,7 +80,7 @@ static void events_durable_cb(void *arg, int status)
 
 static void publish(struct events *ev, struct event_node *node)
 {
-	if (ev->tap) {
+	if (ev->tap && atomic_load(&ev->tap_wanted)) {
 		const char *topic;
 		size_t topic_len;
 		struct proto_msg decoded;
@@ -244,7 +246,7 @@ void events_push(struct events *ev, const char *topic, const struct proto_event 
 	if (ev == NULL)
 		return;
 	pthread_mutex_lock(&ev->lock);
-	bool listened_to = ev->subscribers > 0 || ev->tap != NULL;
+	bool listened_to = ev->subscribers > 0 || (ev->tap != NULL && atomic_load(&ev->tap_wanted));
 	pthread_mutex_unlock(&ev->lock);
 	if (!listened_to)
 		return;
@@ -277,6 +279,11 @@ void events_set_listener(struct events *ev, events_listener_fn fn, void *arg)
 	ev->tap = fn;
 	ev->tap_arg = arg;
 	pthread_mutex_unlock(&ev->lock);
+}
+
+void events_listener_wanted(struct events *ev, bool wanted)
+{
+	atomic_store(&ev->tap_wanted, wanted);
 }
 
 void events_stop(struct events *ev)

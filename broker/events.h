@@ -11,6 +11,7 @@
 #ifndef JM_BROKER_EVENTS_H
 #define JM_BROKER_EVENTS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -40,10 +41,16 @@ void events_push(struct events *ev, const char *topic, const struct proto_event 
  * the topic it was pushed under (a job's event comes once per topic). It
  * must not block: the HTTP event stream (http_sse.c) copies and returns. */
 typedef void (*events_listener_fn)(void *arg, const char *topic, const struct proto_event *event);
-/* Sets the one listener (NULL: none). With a listener every event is
- * encoded even while no PUB subscriber is connected. Call before events
- * flow (at start-up) or accept that events in flight may miss it. */
+/* Sets the one listener (NULL: none). It is called only while it says it
+ * wants events (events_listener_wanted; off at first): with no PUB
+ * subscriber and a listener that wants nothing, events are not even
+ * encoded. Call before events flow (at start-up) or accept that events in
+ * flight may miss it. */
 void events_set_listener(struct events *ev, events_listener_fn fn, void *arg);
+/* The listener's wish, from any thread: the HTTP event stream wants events
+ * while a client is connected and for a while after (http_sse.c). Events
+ * pushed while it is off never reach it. */
+void events_listener_wanted(struct events *ev, bool wanted);
 
 /* Publishes what the journal makes durable within a few seconds and stops
  * the publisher thread. Call before the journal is closed (it still reads

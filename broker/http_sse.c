@@ -74,6 +74,16 @@ struct http_sse {
 	uint64_t dropped;
 	uint64_t last_ping_us;
 	bool kick_due; /* events were queued: the hub thread starts writes */
+	/* Fed: the events listener is on (events_listener_wanted). It is on
+	 * while a client is connected and HTTP_SSE_IDLE_FEED_MS after the last
+	 * one left, so a reconnecting client can still resume; with nobody
+	 * watching, events are not encoded for this hub at all. Events skipped
+	 * while off are a gap: a resume needs an id at or past resume_floor,
+	 * the first seq after the hub was fed again, else it gets a snapshot. */
+	struct events *ev;
+	bool fed;
+	uint64_t resume_floor;
+	uint64_t idle_since_us;
 };
 
 static const char stream_head[] = "HTTP/1.1 200 OK\r\n"
@@ -113,6 +123,8 @@ static void client_kill(struct http_sse *hub, struct sse_client *c)
 			break;
 		}
 	hub->clients_count--;
+	if (hub->clients_count == 0)
+		hub->idle_since_us = jm_wall_us();
 	c->next = hub->reap;
 	hub->reap = c;
 	pthread_cond_signal(&hub->wake);
@@ -300,6 +312,12 @@ static void *hub_main(void *arg)
 				client_kick(c);
 		}
 		uint64_t now = jm_wall_us();
+		if (hub->fed && hub->clients_count == 0 &&
+		    now - hub->idle_since_us >= HTTP_SSE_IDLE_FEED_MS * 1000ull) {
+			hub->fed = false;
+			if (hub->ev)
+				events_listener_wanted(hub->ev, false);
+		}
 		if (now - hub->last_ping_us >= HTTP_SSE_PING_MS * 1000ull) {
 			hub->last_ping_us = now;
 			for (struct sse_client *c = hub->clients; c; c = c->next) {
@@ -342,6 +360,7 @@ int http_sse_open(struct http_sse **out, struct events *ev, struct jm_err *err)
 		free(hub);
 		return jm_err_set(err, JM_ENOMEM, "http events: cannot start the hub thread");
 	}
+	hub->ev = ev;
 	if (ev)
 		events_set_listener(ev, event_cb, hub);
 	*out = hub;
@@ -455,8 +474,15 @@ void http_api_events(struct http_call *call)
 	call->http_req = NULL;
 	c->conn = call->conn;
 	jm_buf_append(&c->pending, stream_head, sizeof stream_head - 1);
+	if (!hub->fed) {
+		hub->fed = true;
+		hub->resume_floor = hub->next_seq;
+		if (hub->ev)
+			events_listener_wanted(hub->ev, true);
+	}
 	if (last_text != NULL) {
-		if (resume && last + 1 >= hub->ring_start && last < hub->next_seq) {
+		if (resume && last + 1 >= hub->ring_start && last >= hub->resume_floor &&
+		    last < hub->next_seq) {
 			for (uint64_t s = last + 1; s < hub->next_seq; s++)
 				client_offer(hub, c, &hub->ring[s % HTTP_SSE_RING]);
 		} else {

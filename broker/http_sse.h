@@ -12,6 +12,11 @@
  * client never slows the broker or the other clients. `: ping` every
  * HTTP_SSE_PING_MS finds connections that went away.
  *
+ * With no client connected for HTTP_SSE_IDLE_FEED_MS the hub stops
+ * listening (events_listener_wanted), so an idle broker does not encode and
+ * sequence every event for nobody; a client resuming across that pause
+ * gets a snapshot (the events in between were never sequenced).
+ *
  * Connections are hijacked from NNG's server (it cannot stream); the hub
  * tracks them and closes them in http_sse_close, which NNG would not. */
 #ifndef JM_BROKER_HTTP_SSE_H
@@ -25,6 +30,7 @@
 #define HTTP_SSE_RING 16384
 #define HTTP_SSE_CLIENT_BUFFER (1u << 20)
 #define HTTP_SSE_PING_MS 15000
+#define HTTP_SSE_IDLE_FEED_MS 60000 /* events still sequenced after the last client left */
 #define HTTP_SSE_CLIENTS_MAX 10000
 #define HTTP_SSE_TOPICS_MAX 16
 

@@ -224,8 +224,10 @@ fail_free_journal:
 	return rc;
 }
 
-/* Stops the writer once it has written what was appended (or given up). */
-static void writer_stop(struct journal *j)
+/* Stops the writer once it has written what was appended (or given up),
+ * then cuts the segment's preallocated zeros (journal_prealloc.c): 0, or
+ * the errno of that cut. */
+static int writer_stop(struct journal *j)
 {
 	pthread_mutex_lock(&j->mu);
 	assert(!j->snapshot_active && "commit or abort the snapshot before closing");
@@ -236,6 +238,7 @@ static void writer_stop(struct journal *j)
 		pthread_join(j->thread, NULL);
 		j->thread_started = false;
 	}
+	return j->seg_tail_dirty ? 0 : journal_prealloc_trim(j);
 }
 
 int journal_stop(struct journal *j, struct jm_err *err)
@@ -243,7 +246,7 @@ int journal_stop(struct journal *j, struct jm_err *err)
 	if (!j->started || j->stopped)
 		return jm_err_set(err, JM_EINVAL, "journal %s: %s", j->dir,
 		                  j->stopped ? "already stopped" : "never started");
-	writer_stop(j);
+	int trim = writer_stop(j);
 	j->stopped = true;
 	pthread_mutex_lock(&j->mu);
 	uint64_t lost = j->last_lsn - j->durable_lsn;
@@ -262,6 +265,11 @@ int journal_stop(struct journal *j, struct jm_err *err)
 		    "so records written since the one before may be lost if the "
 		    "machine fails now; no clean-stop marker written",
 		    j->dir);
+	if (trim != 0)
+		return jm_err_set(err, JM_EIO,
+		                  "journal %s: cannot cut the segment's preallocated space: %s; no "
+		                  "clean-stop marker written",
+		                  j->dir, strerror(trim));
 	return journal_clean_write(j, err);
 }
 

@@ -11,6 +11,7 @@
  *   journal_writer.c    appends, the group-commit thread, the durable
  *                       position and its callbacks
  *   journal_clean.c     the clean-stop marker
+ *   journal_prealloc.c  zeros kept ahead of appends in the open segment
  * The byte layout is described at the top of journal_segment.c. */
 #ifndef JM_BROKER_JOURNAL_INTERNAL_H
 #define JM_BROKER_JOURNAL_INTERNAL_H
@@ -40,6 +41,8 @@
 #define JOURNAL_EVERYSEC_US 1000000u
 #define JOURNAL_FIRE_BATCH 64
 #define JOURNAL_KEEP_BUF_BYTES (16u << 20)
+#define JOURNAL_PREALLOC_BYTES (1u << 20)      /* most zeros kept ahead of appends */
+#define JOURNAL_PREALLOC_MIN_BYTES (64u << 10) /* and the fewest */
 
 struct journal_mark {
 	size_t offset; /* in the buffer: the rotation happens before this byte */
@@ -81,6 +84,8 @@ struct journal {
 	uint64_t seg_off;        /* where the next write goes */
 	uint64_t seg_commit_off; /* end of the committed prefix */
 	bool seg_tail_dirty;     /* bytes past seg_commit_off may remain */
+	uint64_t seg_alloc_end;  /* file size: zeros from seg_off to here */
+	bool prealloc_failed;    /* until the next segment (journal_prealloc.c) */
 
 	/* Writer-owned. */
 	struct jm_buf inflight;
@@ -221,6 +226,13 @@ void journal_dir_list_free(struct journal_dir_list *list);
 void journal_delete_replaced(struct journal *j, const struct journal_dir_list *list, uint64_t seq);
 /* Opens segment seq for appending at off, creating it (header written and
  * synced, directory synced) when create. 0 or a positive errno. */
+/* journal_prealloc.c, writer-owned like seg_fd. reset reads the size of a
+ * newly opened seg_fd; ensure keeps zeros up to at least need (best effort);
+ * trim cuts the file back to seg_off and syncs that: 0 or errno. */
+void journal_prealloc_reset(struct journal *j);
+void journal_prealloc_ensure(struct journal *j, uint64_t need);
+int journal_prealloc_trim(struct journal *j);
+
 int journal_segment_open(struct journal *j, uint64_t seq, bool create, uint64_t off, int *fd_out);
 
 /* --- journal_snapshot.c -------------------------------------------------- */

@@ -14,6 +14,12 @@
  * JM_ECORRUPT naming file and offset, unless opts.repair, which truncates
  * at the damage and deletes the later segments, logging what was dropped.
  *
+ * Zeros from a record boundary to the end of the last segment are the
+ * writer's preallocated space (journal_prealloc.c), not a torn tail: they
+ * are kept, and the writer overwrites them. Every other segment, and the
+ * last one after a clean stop, is cut to its records before it is left, so
+ * there such zeros are damage as any other bad record.
+ *
  * A torn tail is only possible after a crash. When the last stop was clean
  * (the CLEAN marker, journal_clean.c), every byte was written and synced
  * before the broker exited, so a bad record in the last segment is damage
@@ -37,6 +43,15 @@
 #include <unistd.h>
 
 #include "log.h"
+
+/* True when every byte in [from, size) is zero. */
+static bool zeros_to_end(const struct journal_file *f, uint64_t from)
+{
+	for (uint64_t off = from; off < f->size; off++)
+		if (f->map[off] != 0)
+			return false;
+	return true;
+}
 
 /* True when a valid record starts at some byte in [from, size). */
 static bool valid_record_follows(const struct journal_file *f, uint64_t from)
@@ -254,6 +269,12 @@ static int replay_segment(struct journal *j, const struct journal_dir_list *list
 	if (rc == 0)
 		goto done_unmap;
 
+	if (may_be_torn && zeros_to_end(&f, off)) {
+		/* Preallocated space (journal_prealloc.c): the writer overwrites
+		 * it from here. Not a torn tail, and kept. */
+		rc = 0;
+		goto done_unmap;
+	}
 	uint64_t cut = f.size - off;
 	if (may_be_torn && !valid_record_follows(&f, off + 1)) {
 		jm_warn("journal %s: torn tail in %s at byte %" PRIu64 " (%s): %s %" PRIu64

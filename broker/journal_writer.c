@@ -148,6 +148,7 @@ static int writer_fail(struct journal *j, const char *what, uint64_t seq, uint64
 		    lseek(j->seg_fd, (off_t)j->seg_commit_off, SEEK_SET) >= 0)
 			j->seg_tail_dirty = false;
 		j->seg_off = j->seg_commit_off;
+		j->seg_alloc_end = j->seg_commit_off;
 	}
 	pthread_mutex_lock(&j->mu);
 	bool was_writable = j->writable;
@@ -180,6 +181,7 @@ static int writer_chunk(struct journal *j, size_t end)
 		    lseek(j->seg_fd, (off_t)j->seg_commit_off, SEEK_SET) < 0)
 			return writer_fail(j, "truncate", j->seg_seq, j->seg_commit_off, errno);
 		j->seg_tail_dirty = false;
+		j->seg_alloc_end = j->seg_commit_off;
 	}
 	const uint8_t *data = j->inflight.data;
 	enum journal_fsync policy = j->opts.fsync;
@@ -189,6 +191,7 @@ static int writer_chunk(struct journal *j, size_t end)
 			len = JOURNAL_FRAME_BYTES +
 			      (get_le32(data + j->commit_pos) & ~JOURNAL_META_FLAG);
 		uint64_t at = j->seg_off;
+		journal_prealloc_ensure(j, at + len);
 		int sys = journal_write_all(&j->io, j->seg_fd, data + j->commit_pos, len);
 		if (sys != 0)
 			return writer_fail(j, "write", j->seg_seq, at, sys);
@@ -241,8 +244,13 @@ static void writer_background_sync(struct journal *j)
 static int writer_rotate(struct journal *j, uint64_t seq)
 {
 	writer_background_sync(j);
+	/* A complete segment ends at its last record: replay reads zeros only
+	 * at the end of the last one as preallocated space. */
+	int sys = journal_prealloc_trim(j);
+	if (sys != 0)
+		return writer_fail(j, "cutting preallocated space", j->seg_seq, j->seg_off, sys);
 	int fd = -1;
-	int sys = journal_segment_open(j, seq, true, 0, &fd);
+	sys = journal_segment_open(j, seq, true, 0, &fd);
 	if (sys != 0)
 		return writer_fail(j, "creating the segment", seq, 0, sys);
 	close(j->seg_fd);
@@ -250,6 +258,7 @@ static int writer_rotate(struct journal *j, uint64_t seq)
 	j->seg_seq = seq;
 	j->seg_off = j->seg_commit_off = JOURNAL_HEADER_BYTES;
 	j->unsynced = false;
+	journal_prealloc_reset(j);
 	pthread_mutex_lock(&j->mu);
 	j->rotated_seq = seq;
 	pthread_cond_broadcast(&j->state_cv);
@@ -392,6 +401,7 @@ int journal_start(struct journal *j, struct jm_err *err)
 		                  "journal %s/%s: cannot open for appending: %s", j->dir, name,
 		                  strerror(sys));
 	j->seg_exists = true;
+	journal_prealloc_reset(j);
 	j->last_sync_us = jm_mono_us();
 	pthread_mutex_lock(&j->mu);
 	j->newest_seq = j->rotated_seq = j->seg_seq;

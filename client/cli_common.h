@@ -124,6 +124,8 @@ int cli_exit_for_batch(const jm_batch_info *batch);
 /* Commands; the table in cli_main.c points at these. */
 int cli_submit_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
                    int first);
+/* submit --stdin-lines (cli_submit_lines.c): one job per line of stdin. */
+int cli_submit_lines(struct cli *cli, const jm_job_spec *spec, bool json);
 int cli_status_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
                    int first);
 int cli_result_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,

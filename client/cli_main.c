@@ -100,11 +100,13 @@ static int main_help_run(struct cli *cli, const struct cli_command *self, int ar
 
 static const struct cli_command main_commands[] = {
     {"submit", cli_submit_run,
-     "--queue Q --type T [--payload S | --payload-file F | -] [--priority N] "
+     "--queue Q --type T [--payload S | --payload-file F | - | --stdin-lines] [--priority N] "
      "[--max-attempts N] [--delay-ms N] [--timeout-ms N] [--json]",
      "Enqueue one job and print its id (--json: {\"id\": N}).",
      "The payload is given inline (--payload), read from a file (--payload-file F),\n"
-     "or read from stdin (\"-\" or --payload-file -), up to 1 MiB.\n",
+     "or read from stdin (\"-\" or --payload-file -), up to 1 MiB.\n"
+     "--stdin-lines submits one job per line of stdin (the line is its payload),\n"
+     "many in flight at once, and prints the ids in input order.\n",
      cli_submit_flags},
     {"batch", cli_batch_run, "submit FILE|- [--json] | status ID [--json]",
      "Submit a JSON Lines file of jobs as one batch; show a batch.",

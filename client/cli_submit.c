@@ -25,6 +25,7 @@ struct submit_opts {
 	const char *payload_text;
 	const char *payload_file;
 	int payload_sources;
+	bool stdin_lines;
 };
 
 static int submit_set_queue(void *ctx, const char *value, struct jm_err *err)
@@ -54,6 +55,12 @@ static int submit_set_payload_file(void *ctx, const char *value, struct jm_err *
 	opts->payload_file = value;
 	opts->payload_text = NULL;
 	opts->payload_sources++;
+	return 0;
+}
+
+static int submit_set_stdin_lines(void *ctx, const char *value, struct jm_err *err)
+{
+	((struct submit_opts *)ctx)->stdin_lines = true;
 	return 0;
 }
 
@@ -99,6 +106,9 @@ const struct jm_flag cli_submit_flags[] = {
     {"type", "T", "job type, which selects the worker's handler (required)", submit_set_type},
     {"payload", "S", "payload bytes given inline", submit_set_payload},
     {"payload-file", "F", "payload read from file F (\"-\": stdin)", submit_set_payload_file},
+    {"stdin-lines", NULL,
+     "one job per line of stdin, the line its payload; prints the ids in input order",
+     submit_set_stdin_lines},
     {"priority", "N", "-1000..1000, higher runs first (default 0)", submit_set_priority},
     {"max-attempts", "N", "1..1000 attempts before dead-letter (default: the queue's, 3)",
      submit_set_max_attempts},
@@ -173,6 +183,14 @@ int cli_submit_run(struct cli *cli, const struct cli_command *self, int argc, ch
 		return cli_fail(CLI_EXIT_USAGE, "submit", "--queue Q is required");
 	if (opts.spec.type == NULL)
 		return cli_fail(CLI_EXIT_USAGE, "submit", "--type T is required");
+
+	if (opts.stdin_lines) {
+		if (opts.payload_sources > 0)
+			return cli_fail(CLI_EXIT_USAGE, "submit",
+			                "--stdin-lines takes each payload from a line of stdin: "
+			                "drop --payload, --payload-file and \"-\"");
+		return cli_submit_lines(cli, &opts.spec, opts.common.json);
+	}
 
 	char *payload = NULL;
 	size_t payload_len = 0;

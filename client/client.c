@@ -238,7 +238,7 @@ uint32_t client_timeout(struct jm_client *client)
 /* Checks one job spec against the wire rules (proto_job_spec_check, as
  * the broker will). where is "" for a single submit, else "job N: ", so the
  * message points at the offending entry. */
-static int client_check_spec(const jm_job_spec *job, const char *where)
+int client_check_spec(const jm_job_spec *job, const char *where)
 {
 	if (job->queue == NULL)
 		return client_fail(JM_EINVAL, "submit: %squeue is missing: %s", where,
@@ -257,7 +257,7 @@ static int client_check_spec(const jm_job_spec *job, const char *where)
 	return 0;
 }
 
-static void client_spec_to_proto(const jm_job_spec *job, struct proto_job_spec *out)
+void client_spec_to_proto(const jm_job_spec *job, struct proto_job_spec *out)
 {
 	memset(out, 0, sizeof *out);
 	/* Both names were checked to be at most PROTO_NAME_MAX bytes. */

@@ -1,5 +1,5 @@
 /* What the SDK's files share (client.c, batch.c, workers.c, dead.c,
- * subscribe.c); not part of the public API.
+ * subscribe.c, submit_async.c); not part of the public API.
  *
  * struct jm_client is defined here so each concept's file can reach the rpc
  * and the cached events address; only client.c creates and frees one. */
@@ -43,6 +43,12 @@ char *client_dup_bytes(const struct proto_bytes *bytes);
 /* Fills *out (zeroed) from job; JM_ENOMEM leaves owned fields for
  * jm_job_info_fini. */
 int client_job_from_proto(const struct proto_job_info *job, jm_job_info *out);
+
+/* Checks a job spec as the broker would; where prefixes the error text
+ * ("job 3: "). 0 or a JM_E code with the thread's last error set. */
+int client_check_spec(const jm_job_spec *job, const char *where);
+/* Fills the wire form of job; out borrows job's strings and payload. */
+void client_spec_to_proto(const jm_job_spec *job, struct proto_job_spec *out);
 
 /* Checks a queue name for op ("dead-list: queue name ... is invalid"). */
 int client_check_queue(const char *op, const char *queue);

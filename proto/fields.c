@@ -39,13 +39,16 @@ static uint32_t list_count(const void *base, const struct field *f)
 }
 
 /* "job_id, lease": the wire names in order, for shape errors. */
+/* "a, b, c" — and fields past the required ones, which an older peer may
+ * leave out, in brackets: "a, b[, c, d]". */
 static void fields_list(const struct fields *desc, char *out, size_t cap)
 {
 	size_t used = 0;
 	out[0] = '\0';
 	for (uint32_t i = 0; i < desc->count && used + 1 < cap; i++) {
-		const char *sep = i > 0 ? ", " : "";
-		int n = snprintf(out + used, cap - used, "%s%s", sep, desc->field[i].wire);
+		const char *sep = i == desc->required && i > 0 ? "[, " : i > 0 ? ", " : "";
+		const char *close = i + 1 == desc->count && i >= desc->required ? "]" : "";
+		int n = snprintf(out + used, cap - used, "%s%s%s", sep, desc->field[i].wire, close);
 		if (n < 0)
 			break;
 		used += (size_t)n;

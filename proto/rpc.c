@@ -18,6 +18,7 @@
  * for a connection (the dialer retries every 100 ms to 2 s), the receive
  * gets what is left. */
 #include "rpc.h"
+#include "rpc_internal.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -36,17 +37,6 @@
 #define RPC_RECONNECT_MIN_MS 100
 #define RPC_RECONNECT_MAX_MS 1000
 
-struct rpc {
-	nng_socket sock;
-	char *url;
-	/* With a token, each new connection (pipe) first carries a HELLO with
-	 * it: the dialer reconnects by itself, so a pipe added sets need_hello
-	 * and the next call sends the HELLO first. */
-	char *token;
-	atomic_bool need_hello;
-	nng_tls_config *tls;
-};
-
 static int rpc_call_once(struct rpc *rpc, const struct proto_msg *req, uint64_t deadline_us,
                          uint32_t timeout_ms, struct rpc_cancel *cancel, struct rpc_reply *reply,
                          struct jm_err *err);
@@ -57,7 +47,7 @@ static void rpc_pipe_added(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 }
 
 /* Maps an nng failure of a call to our code and text naming the broker. */
-static int rpc_fail(const struct rpc *rpc, int nng_rc, uint32_t timeout_ms, struct jm_err *err)
+int rpc_fail(const struct rpc *rpc, int nng_rc, uint32_t timeout_ms, struct jm_err *err)
 {
 	switch (nng_rc) {
 	case NNG_ETIMEDOUT:
@@ -288,9 +278,8 @@ static int rpc_exchange(nng_ctx ctx, nng_aio *aio, nng_msg *msg, uint64_t deadli
 	return 0;
 }
 
-/* Encodes req into a new nng message; 0 or a JM_E code with err set. */
-static int rpc_build_request(const struct rpc *rpc, const struct proto_msg *req, nng_msg **out,
-                             struct jm_err *err)
+int rpc_build_request(const struct rpc *rpc, const struct proto_msg *req, nng_msg **out,
+                      struct jm_err *err)
 {
 	struct jm_buf buf;
 	jm_buf_init(&buf);
@@ -335,6 +324,13 @@ static int rpc_hello(struct rpc *rpc, uint64_t deadline_us, uint32_t timeout_ms,
 	else
 		atomic_store(&rpc->need_hello, true);
 	return rc;
+}
+
+int rpc_ensure_hello(struct rpc *rpc, uint32_t timeout_ms, struct jm_err *err)
+{
+	if (rpc->token == NULL || !atomic_exchange(&rpc->need_hello, false))
+		return 0;
+	return rpc_hello(rpc, jm_mono_us() + (uint64_t)timeout_ms * 1000, timeout_ms, NULL, err);
 }
 
 /* With a token: HELLO first on a new connection; and a request refused for
@@ -393,9 +389,23 @@ static int rpc_call_once(struct rpc *rpc, const struct proto_msg *req, uint64_t 
 	if (nng_rc != 0)
 		return rpc_fail(rpc, nng_rc, timeout_ms, err);
 
+	return rpc_reply_take(rpc, reply_msg, reply, err);
+
+fail_free_aio:
+	nng_aio_free(aio);
+fail_free_msg:
+	nng_msg_free(msg);
+	return rc;
+}
+
+int rpc_reply_take(const struct rpc *rpc, void *reply_nng_msg, struct rpc_reply *reply,
+                   struct jm_err *err)
+{
+	nng_msg *reply_msg = reply_nng_msg;
+	memset(reply, 0, sizeof *reply);
 	/* The decoded message borrows from reply_msg's body, so the reply keeps
 	 * reply_msg until rpc_reply_fini. */
-	rc = proto_decode(nng_msg_body(reply_msg), nng_msg_len(reply_msg), &reply->msg, err);
+	int rc = proto_decode(nng_msg_body(reply_msg), nng_msg_len(reply_msg), &reply->msg, err);
 	if (rc != 0) {
 		nng_msg_free(reply_msg);
 		memset(reply, 0, sizeof *reply);
@@ -415,12 +425,6 @@ static int rpc_call_once(struct rpc *rpc, const struct proto_msg *req, uint64_t 
 		                "reply from broker at %s: ERROR with code %d; codes are negative",
 		                rpc->url, (int)error->code);
 	rpc_reply_fini(reply);
-	return rc;
-
-fail_free_aio:
-	nng_aio_free(aio);
-fail_free_msg:
-	nng_msg_free(msg);
 	return rc;
 }
 

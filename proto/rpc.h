@@ -66,6 +66,23 @@ void rpc_cancel_fire(struct rpc_cancel *cancel);
 int rpc_call_cancellable(struct rpc *rpc, const struct proto_msg *req, uint32_t timeout_ms,
                          struct rpc_cancel *cancel, struct rpc_reply *reply, struct jm_err *err);
 
+/* Many calls in flight from one thread (rpc_pool.c): a pool of contexts,
+ * each with its own aio. rpc_pool_call encodes req (the caller's buffers
+ * are free again on return), waits while every context is busy, sends, and
+ * returns; done then runs once on an NNG thread with the outcome as
+ * rpc_call gives it (reply NULL on failure; valid only during done; done
+ * must not block or call rpc_pool_call's waiting paths of the same pool). */
+struct rpc_pool;
+typedef void (*rpc_done_fn)(void *arg, int rc, const struct rpc_reply *reply,
+                            const struct jm_err *err);
+int rpc_pool_open(struct rpc *rpc, unsigned contexts, struct rpc_pool **out, struct jm_err *err);
+int rpc_pool_call(struct rpc_pool *pool, const struct proto_msg *req, uint32_t timeout_ms,
+                  rpc_done_fn done, void *arg, struct jm_err *err);
+/* Waits until no call of the pool is in flight. */
+void rpc_pool_drain(struct rpc_pool *pool);
+/* Drains, then frees the pool (not the rpc). Accepts NULL. */
+void rpc_pool_close(struct rpc_pool *pool);
+
 /* Resolves the broker URL: explicit if non-NULL and non-empty, else
  * $JOBMESH_BROKER, else "tcp://127.0.0.1:7400". */
 const char *rpc_broker_url(const char *explicit_url);

@@ -78,10 +78,25 @@ class HttpEvents(unittest.TestCase):
             self.assertEqual(seen, JOB_ORDER, "job %s lost or repeated a change" % job_id)
         self.assertIn("worker_joined", [e["event"] for e in events])
 
+    def test_with_no_client_watching_events_are_not_even_sequenced(self):
+        self.b.submit("n", {"type": "t"})
+        wait_for(lambda: self.b.get("/v1/queues")[2]["queues"][0]["counts"]["pending"] == 1,
+                 10, "the job to be pending")
+        self.assertIn("jobmesh_events_total 0\n", self.b.get("/metrics")[2])
+        watching = EventStream(self.b, "topic=queue/n")
+        self.b.submit("n", {"type": "t"})
+        ev = watching.next_event()
+        self.assertEqual(ev["event"], "job_state")
+        self.assertEqual(ev["data"]["state"], "pending")
+        watching.close()
+        self.assertIn("jobmesh_events_total 1\n", self.b.get("/metrics")[2])
+
     def test_a_resume_from_an_unknown_id_starts_with_a_snapshot(self):
+        # Events are sequenced while a client watches (and a minute after).
+        watching = EventStream(self.b, "topic=queue/s")
         self.b.submit("s", {"type": "t"})
-        wait_for(lambda: self.b.get("/metrics")[2].find("jobmesh_events_total 1") >= 0, 10,
-                 "the event to be sequenced")
+        self.assertEqual(watching.next_event()["event"], "job_state")
+        watching.close()
         stream = EventStream(self.b, last_event_id="12")
         ev = stream.next_event()
         self.assertEqual(ev["event"], "snapshot")

@@ -213,6 +213,94 @@ static void test_submit_prints_an_id_and_status_and_result_describe_the_job(void
 	run_fini(&r);
 }
 
+/* Runs `jobmesh --broker URL submit ARGS... --stdin-lines < input_path`
+ * (the harness gives a child /dev/null as stdin, so a shell redirects). */
+static struct run cli_lines(struct stack *f, const char *input_path, bool json)
+{
+	char *argv[] = {
+	    "/bin/sh",
+	    "-c",
+	    "exec \"$0\" --broker \"$1\" submit --queue lines --type echo --stdin-lines "
+	    "$3 < \"$2\"",
+	    (char *)harness_bin("jobmesh"),
+	    (char *)f->h.broker_url,
+	    (char *)input_path,
+	    json ? "--json" : "",
+	    NULL};
+	struct run r = {0};
+	assert_jm_ok(harness_run_capture(&f->h, argv, RUN_MS, &r.out, &r.err, &r.code));
+	return r;
+}
+
+static void
+test_submit_stdin_lines_submits_one_job_per_line_and_prints_ids_in_input_order(void **state)
+{
+	struct stack *f = fixture_start(state, "cli-lines");
+	enum { LINES = 300 };
+	char *text = malloc(LINES * 16 + 1);
+	assert_non_null(text);
+	size_t used = 0;
+	for (int i = 0; i < LINES; i++)
+		used += (size_t)sprintf(text + used, i == 7 ? "\n" : "line %d\n", i);
+	const char *path = harness_write_file(&f->h, "lines.txt", text, 0644);
+	free(text);
+	assert_non_null(path);
+	struct run r = cli_lines(f, path, false);
+	expect_code(f, &r, 0, "submit --stdin-lines");
+	int count = 0;
+	each_line_matches(r.out, "^[0-9]+$", &count); /* ends each line in NUL */
+	assert_int_equal(count, LINES);
+	static uint64_t ids[LINES];
+	char *p = r.out;
+	for (int i = 0; i < LINES; i++) {
+		ids[i] = strtoull(p, &p, 10);
+		p++;
+	}
+	run_fini(&r);
+
+	/* A worker echoes each payload back: id k holds line k. */
+	fixture_worker_start(&f->h, "w-lines", "lines", "4", "echo=cat");
+	jm_client *client;
+	assert_jm_ok(jm_client_open(&client, f->h.broker_url));
+	for (int i = 0; i < LINES; i += 23) {
+		jm_job_info info = {0};
+		assert_jm_ok(jm_client_wait(client, ids[i], 30000, &info));
+		assert_int_equal(info.state, JM_STATE_COMPLETED);
+		char want[16];
+		snprintf(want, sizeof want, i == 7 ? "" : "line %d", i);
+		assert_int_equal(info.result_len, strlen(want));
+		assert_memory_equal(info.result, want, strlen(want));
+		jm_job_info_fini(&info);
+	}
+	jm_job_info info = {0};
+	assert_jm_ok(jm_client_wait(client, ids[7], 30000, &info));
+	assert_int_equal(info.result_len, 0); /* an empty line, an empty payload */
+	jm_job_info_fini(&info);
+	jm_client_close(client);
+}
+
+static void test_submit_stdin_lines_names_a_refused_line_exits_1_and_submits_the_rest(void **state)
+{
+	struct stack *f = fixture_start(state, "cli-lines-bad");
+	size_t big = JM_PAYLOAD_MAX_BYTES + 10;
+	char *text = malloc(big + 64);
+	assert_non_null(text);
+	size_t used = (size_t)sprintf(text, "first\n");
+	memset(text + used, 'x', big);
+	used += big;
+	used += (size_t)sprintf(text + used, "\nthird\n");
+	const char *path = harness_write_file(&f->h, "lines.txt", text, 0644);
+	free(text);
+	assert_non_null(path);
+	struct run r = cli_lines(f, path, true);
+	expect_code(f, &r, 1, "submit --stdin-lines with a too big line");
+	expect_err_matches(&r, "line 2: .*payload", "the refused line");
+	json_t *out = parse_json(r.out);
+	assert_int_equal(json_array_size(json_object_get(out, "ids")), 2);
+	json_decref(out);
+	run_fini(&r);
+}
+
 static void test_wait_exits_10_for_a_failed_job_and_12_on_timeout(void **state)
 {
 	struct stack *f = fixture_start(state, "cli-wait-codes");
@@ -726,6 +814,12 @@ int main(void)
 	    cmocka_unit_test_teardown(
 	        test_batch_submit_of_jsonl_prints_the_batch_id_and_status_counts, stack_close),
 	    cmocka_unit_test_teardown(test_batch_submit_names_the_bad_line, stack_close),
+	    cmocka_unit_test_teardown(
+	        test_submit_stdin_lines_submits_one_job_per_line_and_prints_ids_in_input_order,
+	        stack_close),
+	    cmocka_unit_test_teardown(
+	        test_submit_stdin_lines_names_a_refused_line_exits_1_and_submits_the_rest,
+	        stack_close),
 	    cmocka_unit_test_teardown(
 	        test_watch_prints_one_plain_line_per_change_ending_in_the_final_state, stack_close),
 	    cmocka_unit_test_teardown(test_status_without_id_lists_a_running_batch, stack_close),

@@ -31,6 +31,7 @@
 #define SNAP2 "snapshot-0000000000000002.snap"
 #define TMP2 "snapshot-0000000000000002.tmp"
 #define WAIT_MS 5000
+#define FRAME_BYTES 8
 
 /* Polls cond to a deadline; names what was awaited on failure. */
 #define wait_for(cond)                                                                             \
@@ -319,6 +320,32 @@ static long file_size(const char *dir, const char *name)
 	struct stat st;
 	assert_int_equal(stat(path_in(dir, name), &st), 0);
 	return (long)st.st_size;
+}
+
+static uint8_t *file_read(const char *dir, const char *name, size_t *len);
+
+/* Where the records of a segment end while the journal is open: the writer
+ * keeps preallocated zeros after them (journal_prealloc.c). Asserts that
+ * every byte after that end is zero, so no partial record stays. */
+static long records_end(const char *dir, const char *name)
+{
+	size_t len;
+	uint8_t *data = file_read(dir, name, &len);
+	size_t off = 24;
+	while (off + FRAME_BYTES <= len) {
+		uint32_t word = (uint32_t)data[off] | (uint32_t)data[off + 1] << 8 |
+		                (uint32_t)data[off + 2] << 16 | (uint32_t)data[off + 3] << 24;
+		size_t body = word & 0x7fffffffu;
+		if (word == 0 || off + FRAME_BYTES + body > len)
+			break;
+		off += FRAME_BYTES + body;
+	}
+	for (size_t i = off; i < len; i++)
+		if (data[i] != 0)
+			fail_msg("%s: nonzero byte %zu after the records ending at %zu", name, i,
+			         off);
+	free(data);
+	return (long)off;
 }
 
 static uint8_t *file_read(const char *dir, const char *name, size_t *len)
@@ -690,7 +717,8 @@ static void test_torn_tail_at_every_offset_of_the_last_two_records_is_cut(void *
 	collected_free(orig);
 }
 
-static void test_zero_filled_tail_is_cut_as_torn(void **state)
+static void
+test_zero_filled_tail_at_a_record_boundary_is_preallocated_space_kept_and_overwritten(void **state)
 {
 	struct fixture *f = *state;
 	journal_fill(f->dir, five, 3);
@@ -702,9 +730,38 @@ static void test_zero_filled_tail_is_cut_as_torn(void **state)
 	struct journal_replay_stats stats;
 	struct collected *c = replay_ok(f->dir, &stats);
 	assert_bodies(c, five, 3);
+	assert_int_equal(stats.torn_tail_bytes, 0);
+	assert_int_equal(file_size(f->dir, SEG1), (long)size + 4096);
+	collected_free(c);
+
+	struct journal *j = journal_started(f->dir, JOURNAL_FSYNC_BATCH);
+	append_and_wait(j, five[3]);
+	journal_close(j); /* cuts the zeros after the last record */
+	assert_int_equal(file_size(f->dir, SEG1), (long)(size + FRAME_BYTES + strlen(five[3])));
+	c = replay_ok(f->dir, &stats);
+	assert_bodies(c, five, 4);
+	assert_int_equal(stats.torn_tail_bytes, 0);
+	collected_free(c);
+	free(grown);
+	free(bytes);
+}
+
+static void test_partial_record_in_preallocated_space_is_cut_as_torn(void **state)
+{
+	struct fixture *f = *state;
+	journal_fill(f->dir, five, 3);
+	size_t size;
+	uint8_t *bytes = file_read(f->dir, SEG1, &size);
+	uint8_t *grown = calloc(1, size + 4096);
+	memcpy(grown, bytes, size);
+	memset(grown + size, 0x5a, 5); /* a write cut short, zeros after it */
+	file_write(f->dir, SEG1, grown, size + 4096);
+	struct journal_replay_stats stats;
+	struct collected *c = replay_ok(f->dir, &stats);
+	assert_bodies(c, five, 3);
 	assert_int_equal(stats.torn_tail_offset, size);
 	assert_int_equal(stats.torn_tail_bytes, 4096);
-	assert_int_equal(file_size(f->dir, SEG1), size);
+	assert_int_equal(file_size(f->dir, SEG1), (long)size);
 	collected_free(c);
 	free(grown);
 	free(bytes);
@@ -876,7 +933,7 @@ static long start_failing(const char *dir, int err_no, struct journal **out, str
 	struct journal *j = journal_started(dir, JOURNAL_FSYNC_BATCH);
 	append_and_wait(j, "A");
 	append_and_wait(j, "B");
-	long size = file_size(dir, SEG1);
+	long size = records_end(dir, SEG1);
 	seam_set_write_failure(err_no, 5);
 	durable_init(c_done);
 	journal_when_durable(j, append_text(j, "C"), durable_cb, c_done);
@@ -891,7 +948,7 @@ static void test_full_disk_refuses_appends_and_leaves_no_partial_record(void **s
 	struct journal *j;
 	struct durable c_done;
 	long size = start_failing(f->dir, ENOSPC, &j, &c_done);
-	assert_int_equal(file_size(f->dir, SEG1), size);
+	assert_int_equal(records_end(f->dir, SEG1), size);
 	struct jm_err err;
 	uint64_t lsn;
 	assert_int_equal(journal_append(j, "D", 1, &lsn, &err), JM_ENOSPC);
@@ -931,7 +988,7 @@ static void test_failed_sync_is_rewritten_like_a_failed_write(void **state)
 	struct fixture *f = *state;
 	struct journal *j = journal_started(f->dir, JOURNAL_FSYNC_BATCH);
 	append_and_wait(j, "A");
-	long size = file_size(f->dir, SEG1);
+	long size = records_end(f->dir, SEG1);
 	seam_set_sync_failure(EIO);
 	struct durable d;
 	durable_init(&d);
@@ -942,7 +999,7 @@ static void test_failed_sync_is_rewritten_like_a_failed_write(void **state)
 	assert_non_null(strstr(err.msg, "sync failed"));
 	assert_non_null(strstr(err.msg, "Input/output error"));
 	assert_int_equal(durable_fired(&d), 0);
-	assert_int_equal(file_size(f->dir, SEG1), size);
+	assert_int_equal(records_end(f->dir, SEG1), size);
 	seam_set_sync_failure(0);
 	wait_for(durable_fired(&d) == 1);
 	journal_close(j);
@@ -964,7 +1021,7 @@ static void test_close_gives_up_on_failing_writes_and_reports_closed(void **stat
 	assert_true(took_ms < 8000);
 	assert_int_equal(c_done.fired, 1);
 	assert_int_equal(c_done.status, JM_ECLOSED);
-	assert_int_equal(file_size(f->dir, SEG1), size);
+	assert_int_equal(records_end(f->dir, SEG1), size);
 	seam_set_write_failure(0, 0);
 	struct collected *c = replay_ok(f->dir, NULL);
 	const char *want[] = {"A", "B"};
@@ -984,7 +1041,7 @@ static void test_file_size_limit_is_handled_like_a_full_disk(void **state)
 	assert_jm_ok_err(journal_load(f->dir, args, NULL, NULL, &j, &err), &err);
 	assert_jm_ok_err(journal_start(j, &err), &err);
 	append_and_wait(j, "A");
-	long size = file_size(f->dir, SEG1);
+	long size = records_end(f->dir, SEG1);
 
 	struct rlimit low = old_limit;
 	low.rlim_cur = (rlim_t)size + 100;
@@ -999,7 +1056,7 @@ static void test_file_size_limit_is_handled_like_a_full_disk(void **state)
 	while (journal_is_writable(j, NULL) && jm_mono_us() < deadline)
 		usleep(1000);
 	bool refused = !journal_is_writable(j, &err);
-	long size_while_failing = file_size(f->dir, SEG1);
+	long size_while_failing = records_end(f->dir, SEG1);
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old_limit), 0);
 	signal(SIGXFSZ, old_handler);
 
@@ -1173,7 +1230,8 @@ int main(void)
 	    T(test_oversized_body_is_refused),
 	    T(test_fsync_policy_names_parse_and_print),
 	    T(test_torn_tail_at_every_offset_of_the_last_two_records_is_cut),
-	    T(test_zero_filled_tail_is_cut_as_torn),
+	    T(test_zero_filled_tail_at_a_record_boundary_is_preallocated_space_kept_and_overwritten),
+	    T(test_partial_record_in_preallocated_space_is_cut_as_torn),
 	    T(test_read_only_replay_reports_torn_tail_without_cutting),
 	    T(test_flipped_byte_in_a_middle_record_is_corrupt_naming_the_offset),
 	    T(test_repair_truncates_at_the_damage_and_keeps_what_came_before),

@@ -71,9 +71,10 @@ static void test_fewer_than_required_is_refused_naming_the_fields(void **state)
 	struct sample s;
 	struct jm_err err;
 	assert_jm_code(decode("\x90", 1, &s, &err), JM_EPROTO); /* [] */
-	assert_string_equal(err.msg, "has 0 fields: expected [id, count, name]");
+	assert_string_equal(err.msg, "has 0 fields: expected [id[, count, name]]");
 	assert_jm_code(decode("\x05", 1, &s, &err), JM_EPROTO); /* 5 */
-	assert_string_equal(err.msg, "must be an array [id, count, name], got a positive integer");
+	assert_string_equal(err.msg,
+	                    "must be an array [id[, count, name]], got a positive integer");
 }
 
 static void test_check_judges_each_field_with_its_label(void **state)

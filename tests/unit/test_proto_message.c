@@ -2440,7 +2440,7 @@ static void test_decode_rejects_a_job_without_the_progress_fields(void **state)
 	                    "job: has 13 fields: expected [job_id, queue, type, state, priority, "
 	                    "attempt, max_attempts, created_us, updated_us, run_at_us, last_error, "
 	                    "has_result, result, batch_id, progress_done, progress_total, "
-	                    "progress_message]");
+	                    "progress_message[, payload]]");
 }
 
 static void test_decode_rejects_a_bad_item_in_a_job_list(void **state)

@@ -73,6 +73,27 @@ int jm_client_submit(jm_client *client, const jm_job_spec *job, uint64_t *job_id
 int jm_client_submit_many(jm_client *client, const jm_job_spec *jobs, size_t count, bool as_batch,
                           uint64_t *job_ids, uint64_t *batch_id);
 
+/* Asynchronous submit: many jobs in flight from one thread. A submitter
+ * owns `in_flight` request contexts on the client's connection (1..1024;
+ * 64 keeps a 2-core broker busy). jm_client_submit_async checks and
+ * encodes the job (its strings and payload are free again on return),
+ * waits only while `in_flight` submits are unanswered, and returns 0; cb
+ * then runs exactly once, on an NNG thread, with rc 0 and the job's id, or
+ * a negative JM_E code and the reason (error valid only during cb). cb must
+ * not block and must not call jm_client_submit_async of the same submitter.
+ * A nonzero return means the job was not sent and cb will not run.
+ * Submits are not ordered with one another: the ids follow the broker's
+ * arrival order. */
+typedef struct jm_submitter jm_submitter;
+typedef void (*jm_submit_cb)(void *arg, int rc, uint64_t job_id, const char *error);
+int jm_submitter_open(jm_client *client, unsigned in_flight, jm_submitter **out);
+int jm_client_submit_async(jm_submitter *submitter, const jm_job_spec *job, jm_submit_cb cb,
+                           void *arg);
+/* Waits until every submit made so far has had its callback. */
+void jm_submitter_wait(jm_submitter *submitter);
+/* Waits as jm_submitter_wait, then frees the submitter. Accepts NULL. */
+void jm_submitter_close(jm_submitter *submitter);
+
 enum jm_job_state {
 	JM_STATE_PENDING = 1,
 	JM_STATE_DELAYED = 2,

@@ -1,0 +1,105 @@
+/* Asynchronous submit (jm_client_submit_async, see client.h): one SUBMIT
+ * of one job per request, up to `in_flight` requests at once over an rpc
+ * pool (proto/rpc_pool.c), each answered through the caller's callback. */
+#include "client_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define SUBMITTER_IN_FLIGHT_MAX 1024u
+
+struct jm_submitter {
+	jm_client *client;
+	struct rpc_pool *pool;
+};
+
+/* What one submit needs when its reply comes. */
+struct submit_call {
+	jm_submit_cb cb;
+	void *arg;
+};
+
+static void submit_done(void *arg, int rc, const struct rpc_reply *reply, const struct jm_err *err)
+{
+	struct submit_call call = *(struct submit_call *)arg;
+	free(arg);
+	if (rc != 0) {
+		call.cb(call.arg, rc, 0, err->msg);
+		return;
+	}
+	if (reply->msg.type != PROTO_SUBMITTED || reply->msg.u.submitted.ids_count != 1) {
+		call.cb(call.arg, JM_EPROTO, 0,
+		        reply->msg.type != PROTO_SUBMITTED
+		            ? "submit: the broker answered with another message than SUBMITTED"
+		            : "submit: the broker returned another number of ids than 1");
+		return;
+	}
+	call.cb(call.arg, 0, reply->msg.u.submitted.ids[0], "");
+}
+
+int jm_submitter_open(jm_client *client, unsigned in_flight, jm_submitter **out)
+{
+	if (out == NULL)
+		return client_fail(JM_EINVAL, "submitter: out must not be NULL");
+	*out = NULL;
+	if (client == NULL)
+		return client_fail(JM_EINVAL, "submitter: client must not be NULL");
+	if (in_flight == 0 || in_flight > SUBMITTER_IN_FLIGHT_MAX)
+		return client_fail(JM_EINVAL, "submitter: %u submits in flight; allowed 1..%u",
+		                   in_flight, SUBMITTER_IN_FLIGHT_MAX);
+	jm_submitter *s = calloc(1, sizeof *s);
+	if (s == NULL)
+		return client_fail(JM_ENOMEM, "submitter: out of memory");
+	struct jm_err err;
+	jm_err_clear(&err);
+	int rc = rpc_pool_open(client->rpc, in_flight, &s->pool, &err);
+	if (rc != 0) {
+		free(s);
+		return client_fail(rc, "submitter: %s", err.msg);
+	}
+	s->client = client;
+	*out = s;
+	return 0;
+}
+
+int jm_client_submit_async(jm_submitter *s, const jm_job_spec *job, jm_submit_cb cb, void *arg)
+{
+	if (s == NULL || job == NULL || cb == NULL)
+		return client_fail(JM_EINVAL,
+		                   "submit: submitter, job and callback must not be NULL");
+	int rc = client_check_spec(job, "");
+	if (rc != 0)
+		return rc;
+	struct submit_call *call = malloc(sizeof *call);
+	if (call == NULL)
+		return client_fail(JM_ENOMEM, "submit: out of memory");
+	call->cb = cb;
+	call->arg = arg;
+	struct proto_job_spec spec;
+	client_spec_to_proto(job, &spec);
+	struct proto_msg req = {.type = PROTO_SUBMIT};
+	req.u.submit.jobs_count = 1;
+	req.u.submit.jobs = &spec;
+	struct jm_err err;
+	jm_err_clear(&err);
+	rc = rpc_pool_call(s->pool, &req, client_timeout(s->client), submit_done, call, &err);
+	if (rc != 0) {
+		free(call);
+		return client_fail(rc, "submit: %s", err.msg);
+	}
+	return 0;
+}
+
+void jm_submitter_wait(jm_submitter *s)
+{
+	if (s != NULL)
+		rpc_pool_drain(s->pool);
+}
+
+void jm_submitter_close(jm_submitter *s)
+{
+	if (s == NULL)
+		return;
+	rpc_pool_close(s->pool);
+	free(s);
+}
