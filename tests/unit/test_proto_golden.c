@@ -806,9 +806,34 @@ static void rec_fill(struct proto_record *r, enum proto_record_type type)
 	case PROTO_REC_META:
 		r->u.meta = (struct proto_rec_meta){.next_job_id = 0x100000010ull, .boot_epoch = 3};
 		break;
+	case PROTO_REC_SCHEDULE:
+		r->u.schedule =
+		    (struct proto_rec_schedule){.name = "nightly-report",
+		                                .expr = bytes_of("30 2 * * mon-fri", 16),
+		                                .zone = bytes_of("Europe/Berlin", 13),
+		                                .queue = "reports",
+		                                .type = "report.daily",
+		                                .payload = PAYLOAD_BYTES,
+		                                .priority = 5,
+		                                .max_attempts = 3,
+		                                .timeout_ms = 60000,
+		                                .deleted = false,
+		                                .last_fired_us = 1764459000000000ull,
+		                                .at_us = 1764460800000005ull};
+		break;
+	case PROTO_REC_SCHEDULE_FIRE:
+		rec_fill(r, PROTO_REC_JOB);
+		struct proto_rec_job job = r->u.job; /* u.job overlaps u.schedule_fire */
+		memset(&r->u, 0, sizeof r->u);
+		r->u.schedule_fire.job = job;
+		snprintf(r->u.schedule_fire.name, sizeof r->u.schedule_fire.name, "every-second");
+		r->u.schedule_fire.scheduled_for_us = 1764460800000000ull;
+		r->type = PROTO_REC_SCHEDULE_FIRE;
+		break;
 	}
 }
 
+static void rec_equal(const struct proto_record *want, const struct proto_record *got);
 static void rec_equal(const struct proto_record *want, const struct proto_record *got)
 {
 	assert_int_equal(got->version, PROTO_RECORD_VERSION);
@@ -873,6 +898,34 @@ static void rec_equal(const struct proto_record *want, const struct proto_record
 		const struct proto_rec_meta *a = &want->u.meta, *b = &got->u.meta;
 		EQ(next_job_id);
 		EQ(boot_epoch);
+		break;
+	}
+	case PROTO_REC_SCHEDULE: {
+		const struct proto_rec_schedule *a = &want->u.schedule, *b = &got->u.schedule;
+		EQ_NAME(name);
+		EQ_BYTES(expr);
+		EQ_BYTES(zone);
+		EQ_NAME(queue);
+		EQ_NAME(type);
+		EQ_BYTES(payload);
+		EQ(priority);
+		EQ(max_attempts);
+		EQ(timeout_ms);
+		EQ(deleted);
+		EQ(last_fired_us);
+		EQ(at_us);
+		break;
+	}
+	case PROTO_REC_SCHEDULE_FIRE: {
+		const struct proto_rec_schedule_fire *a = &want->u.schedule_fire,
+		                                     *b = &got->u.schedule_fire;
+		EQ_NAME(name);
+		EQ(scheduled_for_us);
+		struct proto_record wj = {.type = PROTO_REC_JOB}, gj = {.type = PROTO_REC_JOB};
+		wj.u.job = a->job;
+		gj.u.job = b->job;
+		gj.version = PROTO_RECORD_VERSION;
+		rec_equal(&wj, &gj);
 		break;
 	}
 	}
