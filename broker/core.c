@@ -260,6 +260,9 @@ static const struct {
     {PROTO_DEAD_LIST, "dead-list", handle_dead_list},
     {PROTO_REVIVE, "revive", handle_revive},
     {PROTO_JOB_QUERY, "job-query", handle_job_query},
+    {PROTO_SCHEDULE_PUT, "schedule-put", handle_schedule_put},
+    {PROTO_SCHEDULE_DELETE, "schedule-delete", handle_schedule_delete},
+    {PROTO_SCHEDULE_LIST, "schedule-list", handle_schedule_list},
 };
 
 #define REQUESTS_COUNT (sizeof requests / sizeof requests[0])
@@ -274,7 +277,7 @@ static core_handler_fn handler_of(enum proto_type type)
 
 static void reply_unsupported(struct core *core, struct request *req, struct outbox *out)
 {
-	char names[256] = "";
+	char names[512] = "";
 	size_t used = 0;
 	for (size_t i = 0; i < REQUESTS_COUNT && used < sizeof names; i++) {
 		const char *sep = i == 0 ? "" : i + 1 == REQUESTS_COUNT ? " or " : ", ";

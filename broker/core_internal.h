@@ -156,6 +156,9 @@ void handle_job_query(struct core *core, struct request *req,
 /* s's timer fired: submits its due run (the catch-up rule in schedules.h)
  * with one SCHEDULE_FIRE record, or re-arms it when not yet due. */
 void core_schedule_fired(struct core *core, struct schedule *s, struct outbox *out);
+void handle_schedule_put(struct core *core, struct request *req, struct outbox *out);
+void handle_schedule_delete(struct core *core, struct request *req, struct outbox *out);
+void handle_schedule_list(struct core *core, struct request *req, struct outbox *out);
 
 /* ---- core_timer.c ------------------------------------------------------- */
 

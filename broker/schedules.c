@@ -156,6 +156,7 @@ static int apply_put(struct schedule_registry *reg, struct deadline_heap *heap,
 	s->max_attempts = r->max_attempts;
 	s->timeout_ms = r->timeout_ms;
 	s->anchor_us = r->last_fired_us;
+	s->put_us = r->at_us;
 	deadline_init(&s->timer, DEADLINE_SCHEDULE);
 	if (old != NULL) {
 		s->fired_count = old->fired_count;
@@ -218,5 +219,5 @@ void schedules_snapshot(const struct schedule *s, struct proto_record *rec)
 	r->max_attempts = s->max_attempts;
 	r->timeout_ms = s->timeout_ms;
 	r->last_fired_us = s->anchor_us;
-	r->at_us = jm_wall_us();
+	r->at_us = s->put_us;
 }
