@@ -139,6 +139,9 @@ void handle_schedule_put(struct core *core, struct request *req, struct outbox *
 	if (rc == 0)
 		rc = cron_next(&cron, zone, (int64_t)now, &first, &err);
 	if (rc != 0) {
+		/* An unknown zone or a date that never comes is a bad argument
+		 * here, not a missing object. */
+		rc = rc == JM_ENOTFOUND ? JM_EINVAL : rc;
 		core_reply_errorf(core, req, out, rc, "schedule %s: %s", p->name,
 		                  jm_err_text(&err));
 		return;
