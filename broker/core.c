@@ -122,7 +122,12 @@ void core_fill_job_info(const struct job *job, bool with_result, struct proto_jo
 	info->max_attempts = job->max_attempts;
 	info->created_us = job->created_us;
 	info->updated_us = job->updated_us;
-	info->run_at_us = job->state == PROTO_STATE_DELAYED ? job->run_at_us : 0;
+	/* A delayed job's ready time; a pending run of a schedule's, the time
+	 * it was scheduled for (core_schedules.c). */
+	info->run_at_us = job->state == PROTO_STATE_DELAYED ||
+	                          (job->state == PROTO_STATE_PENDING && job->attempt == 0)
+	                      ? job->run_at_us
+	                      : 0;
 	if (job->last_error)
 		info->last_error = (struct proto_bytes){(const uint8_t *)job->last_error,
 		                                        (uint32_t)strlen(job->last_error)};

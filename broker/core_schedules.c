@@ -56,6 +56,10 @@ void core_schedule_fired(struct core *core, struct schedule *s, struct outbox *o
 	r->max_attempts = s->max_attempts ? s->max_attempts : q->policy.max_attempts;
 	r->timeout_ms = s->timeout_ms ? s->timeout_ms : q->policy.timeout_ms;
 	r->state = PROTO_STATE_PENDING;
+	/* run_at of a pending job names the run it is for (a worker or the
+	 * status of the job can tell which run this was); it is cleared when
+	 * the job is leased, as a delayed job's is. */
+	r->run_at_us = run;
 	r->created_us = now;
 	r->updated_us = now;
 	rc = core_commit(core, &rec, &err);
