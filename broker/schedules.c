@@ -132,8 +132,16 @@ static int apply_put(struct schedule_registry *reg, struct deadline_heap *heap,
 	int rc = copy_text(s->expr, sizeof s->expr, &r->expr, "expression", err);
 	if (rc == 0)
 		rc = copy_text(s->zone, sizeof s->zone, &r->zone, "time zone", err);
-	if (rc == 0)
-		rc = schedules_check(s->expr, s->zone, &s->cron, err);
+	if (rc == 0 && schedules_check(s->expr, s->zone, &s->cron, err) != 0) {
+		/* Judged when it was put; failing now means the system changed
+		 * under the journal (tzdata removed, say). Keep the schedule, so
+		 * the broker still starts and a list shows it, but never run it
+		 * until it is put again. */
+		jm_warn("schedule %s: %s; it will not run until it is put again", r->name,
+		        jm_err_text(err));
+		memset(&s->cron, 0, sizeof s->cron);
+		jm_err_clear(err);
+	}
 	if (rc == 0 && r->payload.len > 0) {
 		s->payload = malloc(r->payload.len);
 		if (s->payload == NULL)
