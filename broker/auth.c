@@ -34,6 +34,9 @@ static const uint32_t auth_roles_of[PROTO_TYPE_MAX_ + 1] = {
     [PROTO_WORKERS] = R(AUTH_ROLE_VIEWER) | R(AUTH_ROLE_ADMIN),
     [PROTO_FETCH] = R(AUTH_ROLE_WORKER) | R(AUTH_ROLE_ADMIN),
     [PROTO_SETTLE] = R(AUTH_ROLE_WORKER) | R(AUTH_ROLE_ADMIN),
+    [PROTO_SCHEDULE_PUT] = R(AUTH_ROLE_PRODUCER) | R(AUTH_ROLE_ADMIN),
+    [PROTO_SCHEDULE_DELETE] = R(AUTH_ROLE_ADMIN),
+    [PROTO_SCHEDULE_LIST] = READERS,
     [PROTO_HEARTBEAT] = R(AUTH_ROLE_WORKER) | R(AUTH_ROLE_ADMIN),
     [PROTO_PROGRESS] = R(AUTH_ROLE_WORKER) | R(AUTH_ROLE_ADMIN),
 };
@@ -120,6 +123,9 @@ int auth_allows(const struct auth_identity *id, const struct proto_msg *msg, str
 		return 0;
 	case PROTO_DEAD_LIST:
 		queue = msg->u.dead_list.queue;
+		break;
+	case PROTO_SCHEDULE_PUT:
+		queue = msg->u.schedule_put.queue; /* the queue its runs go to */
 		break;
 	case PROTO_REVIVE:
 		queue = msg->u.revive.queue;

@@ -60,6 +60,47 @@ static int encode_chunk(struct core *core, const uint64_t *ids, size_t count, st
 	return rc;
 }
 
+/* Encodes every schedule's SCHEDULE record into chunk, framed as in
+ * encode_chunk. Runs under the core lock, at the rotation, so the
+ * SCHEDULE_FIRE records after it (in the new segment) replay on top. */
+static int encode_schedules(struct core *core, struct jm_buf *chunk)
+{
+	struct jm_buf body;
+	jm_buf_init(&body);
+	int rc = 0;
+	struct schedule *s;
+	TAILQ_FOREACH(s, &core->state.schedules.list, link)
+	{
+		struct proto_record rec;
+		schedules_snapshot(s, &rec);
+		jm_buf_reset(&body);
+		rc = proto_record_encode(&rec, &body);
+		uint32_t len = (uint32_t)body.len;
+		if (rc == 0)
+			rc = jm_buf_append(chunk, &len, sizeof len);
+		if (rc == 0)
+			rc = jm_buf_append(chunk, body.data, body.len);
+		if (rc != 0)
+			break;
+	}
+	jm_buf_fini(&body);
+	return rc;
+}
+
+/* Appends the framed records of chunk to snap. */
+static int append_framed(struct journal_snapshot *snap, const struct jm_buf *chunk,
+                         struct jm_err *err)
+{
+	int rc = 0;
+	for (size_t off = 0; rc == 0 && off < chunk->len;) {
+		uint32_t len;
+		memcpy(&len, chunk->data + off, sizeof len);
+		rc = journal_snapshot_append(snap, chunk->data + off + sizeof len, len, err);
+		off += sizeof len + len;
+	}
+	return rc;
+}
+
 /* Writes a snapshot of the live state while service goes on: the rotation
  * and each chunk of COMPACT_CHUNK_JOBS jobs hold the core lock briefly.
  * Called and returns without the lock. */
@@ -67,9 +108,10 @@ static int compact(struct core *core, struct jm_err *err)
 {
 	uint64_t started_us = jm_mono_us();
 	uint64_t log_bytes_before = journal_log_bytes(core->journal);
-	struct jm_buf ids, chunk;
+	struct jm_buf ids, chunk, schedules;
 	jm_buf_init(&ids);
 	jm_buf_init(&chunk);
+	jm_buf_init(&schedules);
 	struct journal_snapshot *snap = NULL;
 	uint64_t pause_max = 0;
 
@@ -84,6 +126,8 @@ static int compact(struct core *core, struct jm_err *err)
 		if (rc == 0)
 			jobtable_each(&core->state.jobs, collect_id_cb, &ids);
 	}
+	if (rc == 0)
+		rc = encode_schedules(core, &schedules);
 	pause_max = jm_mono_us() - t0;
 	pthread_mutex_unlock(&core->lock);
 
@@ -92,6 +136,8 @@ static int compact(struct core *core, struct jm_err *err)
 		rc = proto_record_encode(&meta, &chunk);
 		if (rc == 0)
 			rc = journal_snapshot_append(snap, chunk.data, chunk.len, err);
+		if (rc == 0)
+			rc = append_framed(snap, &schedules, err);
 	}
 	const uint64_t *all = (const uint64_t *)ids.data;
 	size_t total = ids.len / sizeof(uint64_t);
@@ -118,6 +164,7 @@ static int compact(struct core *core, struct jm_err *err)
 		journal_snapshot_abort(snap);
 	jm_buf_fini(&ids);
 	jm_buf_fini(&chunk);
+	jm_buf_fini(&schedules);
 	if (rc != 0) {
 		if (err->code == 0)
 			jm_err_set(err, rc, "%s", jm_strerror(rc));

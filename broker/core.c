@@ -118,7 +118,12 @@ void core_fill_job_info(const struct job *job, bool with_result, struct proto_jo
 	info->state = job->state;
 	info->attempt = job->attempt;
 	info->updated_us = job->updated_us;
-	info->run_at_us = job->state == PROTO_STATE_DELAYED ? job->run_at_us : 0;
+	/* A delayed job's ready time; a pending run of a schedule's, the time
+	 * it was scheduled for (core_schedules.c). */
+	info->run_at_us = job->state == PROTO_STATE_DELAYED ||
+	                          (job->state == PROTO_STATE_PENDING && job->attempt == 0)
+	                      ? job->run_at_us
+	                      : 0;
 	if (job->last_error)
 		info->last_error = (struct proto_bytes){(const uint8_t *)job->last_error,
 		                                        (uint32_t)strlen(job->last_error)};
@@ -262,6 +267,9 @@ static const struct {
     {PROTO_DEAD_LIST, "dead-list", handle_dead_list},
     {PROTO_REVIVE, "revive", handle_revive},
     {PROTO_JOB_QUERY, "job-query", handle_job_query},
+    {PROTO_SCHEDULE_PUT, "schedule-put", handle_schedule_put},
+    {PROTO_SCHEDULE_DELETE, "schedule-delete", handle_schedule_delete},
+    {PROTO_SCHEDULE_LIST, "schedule-list", handle_schedule_list},
 };
 
 #define REQUESTS_COUNT (sizeof requests / sizeof requests[0])
@@ -276,7 +284,7 @@ static core_handler_fn handler_of(enum proto_type type)
 
 static void reply_unsupported(struct core *core, struct request *req, struct outbox *out)
 {
-	char names[256] = "";
+	char names[512] = "";
 	size_t used = 0;
 	for (size_t i = 0; i < REQUESTS_COUNT && used < sizeof names; i++) {
 		const char *sep = i == 0 ? "" : i + 1 == REQUESTS_COUNT ? " or " : ", ";

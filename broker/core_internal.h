@@ -163,6 +163,15 @@ void handle_hello(struct core *core, struct request *req, struct outbox *out);
 void handle_job_query(struct core *core, struct request *req,
                       struct outbox *out); /* core_query.c */
 
+/* ---- core_schedules.c: schedule puts, deletes, lists and runs ---------- */
+
+/* s's timer fired: submits its due run (the catch-up rule in schedules.h)
+ * with one SCHEDULE_FIRE record, or re-arms it when not yet due. */
+void core_schedule_fired(struct core *core, struct schedule *s, struct outbox *out);
+void handle_schedule_put(struct core *core, struct request *req, struct outbox *out);
+void handle_schedule_delete(struct core *core, struct request *req, struct outbox *out);
+void handle_schedule_list(struct core *core, struct request *req, struct outbox *out);
+
 /* ---- core_timer.c ------------------------------------------------------- */
 
 /* Unschedules d and does what its time calls for. */

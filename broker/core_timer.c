@@ -53,6 +53,9 @@ void core_deadline_fired(struct core *core, struct deadline *d, struct outbox *o
 	case DEADLINE_BATCH_EVENT:
 		core_publish_batch(core, container_of(d, struct batch, event_timer));
 		break;
+	case DEADLINE_SCHEDULE:
+		core_schedule_fired(core, schedule_of_timer(d), out);
+		break;
 	}
 }
 

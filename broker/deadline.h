@@ -25,6 +25,7 @@ enum deadline_kind {
 	DEADLINE_WORKER_LOST, /* a worker's last sign of life + dead-after */
 	DEADLINE_RETENTION,   /* the periodic sweep of old finished jobs */
 	DEADLINE_BATCH_EVENT, /* a coalesced batch progress event is due */
+	DEADLINE_SCHEDULE,    /* a schedule's next run (schedules.h) */
 };
 
 struct deadline {

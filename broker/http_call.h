@@ -138,5 +138,7 @@ void http_api_metrics(struct http_call *call);               /* GET /metrics */
 void http_api_healthz(struct http_call *call);
 void http_api_readyz(struct http_call *call);
 void http_api_openapi(struct http_call *call); /* GET /v1/openapi.json */
+/* GET /v1/schedules, GET/PUT/DELETE /v1/schedules/{name} */
+void http_api_schedules(struct http_call *call);
 
 #endif

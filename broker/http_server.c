@@ -483,6 +483,11 @@ static void route(struct http_call *call)
 			     get ? http_api_batches(call) : http_api_batch_submit(call));
 		if (n == 3 && is(call, 1, "batches"))
 			ONLY(get, "GET", http_api_batch(call));
+		if (n == 2 && is(call, 1, "schedules"))
+			ONLY(get, "GET", http_api_schedules(call));
+		if (n == 3 && is(call, 1, "schedules"))
+			ONLY(get || strcmp(m, "PUT") == 0 || strcmp(m, "DELETE") == 0,
+			     "GET, PUT, DELETE", http_api_schedules(call));
 	}
 #undef ONLY
 	if (get && dashboard(call))

@@ -22,6 +22,7 @@ int state_init(struct state *s, const struct state_config *config)
 	s->next_job_id = 1;
 	s->boot_epoch = 0;
 	deadline_heap_init(&s->deadlines);
+	schedules_init(&s->schedules);
 	int rc = jobtable_init(&s->jobs);
 	if (rc == 0)
 		rc = queue_registry_init(&s->queues, &config->queue_defaults, config->max_queues);
@@ -59,6 +60,7 @@ void state_fini(struct state *s)
 	worker_registry_fini(&s->workers);
 	if (s->batches.buckets)
 		batch_registry_fini(&s->batches);
+	schedules_fini(&s->schedules);
 	deadline_heap_fini(&s->deadlines);
 }
 
@@ -579,6 +581,15 @@ int state_apply(struct state *s, const struct proto_record *rec, uint64_t now_us
 		if (rec->u.meta.boot_epoch > s->boot_epoch)
 			s->boot_epoch = rec->u.meta.boot_epoch;
 		return 0;
+	case PROTO_REC_SCHEDULE:
+		return schedules_apply(&s->schedules, &s->deadlines, rec, now_us, err);
+	case PROTO_REC_SCHEDULE_FIRE: {
+		/* The run's job and the schedule's new anchor, from one record. */
+		int rc = apply_job(s, &rec->u.schedule_fire.job, now_us, err);
+		if (rc != 0)
+			return rc;
+		return schedules_apply(&s->schedules, &s->deadlines, rec, now_us, err);
+	}
 	}
 	return jm_err_set(err, JM_EINVAL, "record type %d is unknown", (int)rec->type);
 }

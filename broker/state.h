@@ -25,6 +25,7 @@
 #include "jobtable.h"
 #include "queue.h"
 #include "record.h"
+#include "schedules.h"
 #include "workers.h"
 
 struct state_config {
@@ -47,6 +48,7 @@ struct state {
 	struct worker_registry workers;
 	struct batch_registry batches;
 	struct deadline_heap deadlines;
+	struct schedule_registry schedules;
 	uint64_t next_job_id; /* batches take their ids from it too, so an id
 	                         names a job or a batch, never both */
 	uint64_t boot_epoch;  /* this boot's, once core_open wrote its META */

@@ -160,6 +160,11 @@ static const struct cli_command main_commands[] = {
      "\"jobmesh dead-letter list --help\" and \"jobmesh dead-letter retry --help\" say\n"
      "more.\n",
      cli_help_flags},
+    {"schedule", cli_schedule_run,
+     "add NAME (--cron EXPR | --every DURATION) [--tz ZONE] --queue Q --type T | list "
+     "[--json] | remove NAME",
+     "Named schedules the broker runs: cron or fixed interval, in a time zone.",
+     "\"jobmesh schedule add --help\" says more.\n", cli_help_flags},
     {"help", main_help_run, "[COMMAND]", "Show help for jobmesh or for one command.", NULL, NULL},
 };
 
@@ -213,6 +218,8 @@ static int main_help_run(struct cli *cli, const struct cli_command *self, int ar
 		cli_batch_help(stdout);
 	else if (cmd->run == cli_dead_run)
 		cli_dead_help(stdout);
+	else if (cmd->run == cli_schedule_run)
+		cli_schedule_help(stdout);
 	else
 		cli_command_help(stdout, cmd);
 	return CLI_EXIT_OK;
@@ -256,6 +263,8 @@ static const struct cli_group *main_group_of(const struct cli_command *cmd)
 		return &cli_batch_group;
 	if (cmd->run == cli_dead_run)
 		return &cli_dead_group;
+	if (cmd->run == cli_schedule_run)
+		return &cli_schedule_group;
 	return NULL;
 }
 

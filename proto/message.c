@@ -59,6 +59,10 @@ static const struct fields *const msg_bodies[PROTO_TYPE_MAX_ + 1] = {
     [PROTO_EVENT] = &msg_event_fields,
     [PROTO_JOB_QUERY] = &msg_job_query_fields,
     [PROTO_SETTLE] = &msg_settle_fields,
+    [PROTO_SCHEDULE_PUT] = &msg_schedule_put_fields,
+    [PROTO_SCHEDULE_DELETE] = &msg_schedule_ref_fields,
+    [PROTO_SCHEDULE_LIST] = &msg_empty_fields,
+    [PROTO_SCHEDULES] = &msg_schedules_fields,
 };
 
 static const struct fields *msg_body_of(uint64_t type)

@@ -53,10 +53,14 @@ enum proto_type {
 	PROTO_JOB_LIST = 28,
 	PROTO_REVIVE = 29, /* client: dead-lettered jobs back to pending */
 	PROTO_REVIVED = 30,
-	PROTO_EVENT = 31,     /* PUB body, never a request or reply */
-	PROTO_JOB_QUERY = 32, /* client: jobs by queue/state/batch, newest first */
-	PROTO_SETTLE = 33,    /* worker: how these leases ended; reply SETTLED */
-	PROTO_TYPE_MAX_ = 33,
+	PROTO_EVENT = 31,           /* PUB body, never a request or reply */
+	PROTO_JOB_QUERY = 32,       /* client: jobs by queue/state/batch, newest first */
+	PROTO_SETTLE = 33,          /* worker: how these leases ended; reply SETTLED */
+	PROTO_SCHEDULE_PUT = 34,    /* client: create or replace a schedule */
+	PROTO_SCHEDULE_DELETE = 35, /* client: remove a schedule */
+	PROTO_SCHEDULE_LIST = 36,   /* client: every schedule with its next run */
+	PROTO_SCHEDULES = 37,       /* reply to the three above */
+	PROTO_TYPE_MAX_ = 37,
 };
 
 enum proto_job_state {
@@ -447,6 +451,41 @@ struct proto_revived {
 	uint64_t *ids;
 };
 
+#define PROTO_SCHEDULE_EXPR_MAX 255 /* bytes of a cron expression */
+#define PROTO_SCHEDULE_ZONE_MAX 63  /* bytes of an IANA zone name */
+
+/* One schedule: [name, expr, zone, queue, type, payload, priority,
+ *                max_attempts, timeout_ms, last_fired_us, next_run_us]
+ * SCHEDULE_PUT's body is one (last_fired_us and next_run_us ignored, 0);
+ * expr is a cron expression or "@every DURATION", zone an IANA zone ("":
+ * UTC). In a reply, last_fired_us is the scheduled-for time of the last
+ * run (0: none yet) and next_run_us the next one (0: none). */
+struct proto_schedule_info {
+	proto_name name;
+	struct proto_bytes expr;
+	struct proto_bytes zone;
+	proto_name queue;
+	proto_name type;
+	struct proto_bytes payload;
+	int32_t priority;
+	uint32_t max_attempts; /* 0: the queue's default */
+	uint64_t timeout_ms;   /* 0: the queue's default */
+	uint64_t last_fired_us;
+	uint64_t next_run_us;
+};
+
+/* SCHEDULE_DELETE: [name]. SCHEDULE_LIST: []. */
+struct proto_schedule_ref {
+	proto_name name;
+};
+
+/* SCHEDULES: [[schedule_info...]] in name order: a put's reply holds the
+ * schedule as stored, a delete's none, a list's every one. */
+struct proto_schedules {
+	uint32_t schedules_count;
+	struct proto_schedule_info *schedules;
+};
+
 enum proto_event_kind {
 	PROTO_EVENT_JOB_STATE = 1,     /* job_id, queue, type, state, attempt,
 	                                  batch_id, worker_id, message = error */
@@ -512,6 +551,9 @@ struct proto_msg {
 		struct proto_revive revive;
 		struct proto_revived revived;
 		struct proto_event event;
+		struct proto_schedule_info schedule_put;
+		struct proto_schedule_ref schedule_ref;
+		struct proto_schedules schedules;
 	} u;
 	void *zone_; /* owned allocations of the decode; proto_msg_fini frees */
 };

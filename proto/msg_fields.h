@@ -31,6 +31,11 @@ extern const struct fields msg_job_list_fields;
 extern const struct fields msg_revive_fields;
 extern const struct fields msg_revived_fields;
 
+/* msg_schedules.c */
+extern const struct fields msg_schedule_put_fields;
+extern const struct fields msg_schedule_ref_fields;
+extern const struct fields msg_schedules_fields;
+
 /* msg_workers.c */
 extern const struct fields msg_fetch_fields;
 extern const struct fields msg_jobs_fields;

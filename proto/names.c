@@ -72,6 +72,10 @@ const char *proto_type_name(int type)
 	    [PROTO_EVENT] = "event",
 	    [PROTO_JOB_QUERY] = "job-query",
 	    [PROTO_SETTLE] = "settle",
+	    [PROTO_SCHEDULE_PUT] = "schedule-put",
+	    [PROTO_SCHEDULE_DELETE] = "schedule-delete",
+	    [PROTO_SCHEDULE_LIST] = "schedule-list",
+	    [PROTO_SCHEDULES] = "schedules",
 	};
 	if (type <= 0 || type > PROTO_TYPE_MAX_ || names[type] == NULL)
 		return "unknown";

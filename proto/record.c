@@ -129,13 +129,61 @@ static const struct field rec_meta_field[] = {
 };
 static const struct fields rec_meta_fields = FIELDS_OF(rec_meta_field, NULL);
 
+/* SCHEDULE: [name, expr, zone, queue, type, payload, priority,
+ *            max_attempts, timeout_ms, deleted, last_fired_us, at_us]
+ * A put's template obeys the job spec rules; the expression and zone are
+ * judged by the broker (common/cron.h) before the record is written. */
+static int rec_schedule_check(const void *base, struct jm_err *err)
+{
+	const struct proto_rec_schedule *r = base;
+	if (r->deleted)
+		return 0;
+	if (r->expr.len == 0)
+		return jm_err_set(err, JM_EINVAL, "schedule expression is empty");
+	return proto_job_spec_check(r->queue, strlen(r->queue), r->type, strlen(r->type),
+	                            r->payload.len, r->priority, r->max_attempts, err);
+}
+
+static const struct field rec_schedule_field[] = {
+    F_NAME(struct proto_rec_schedule, name, "schedule name"),
+    F_TEXT(struct proto_rec_schedule, expr, PROTO_CRON_TEXT_MAX),
+    F_TEXT(struct proto_rec_schedule, zone, PROTO_ZONE_TEXT_MAX),
+    F_NAME_OR_EMPTY(struct proto_rec_schedule, queue, "queue name"),
+    F_NAME_OR_EMPTY(struct proto_rec_schedule, type, "type name"),
+    F_BIN(struct proto_rec_schedule, payload, UINT32_MAX), /* size: by the spec rules */
+    F_I32(struct proto_rec_schedule, priority),
+    F_U32(struct proto_rec_schedule, max_attempts),
+    F_U64(struct proto_rec_schedule, timeout_ms),
+    F_BOOL(struct proto_rec_schedule, deleted),
+    F_U64(struct proto_rec_schedule, last_fired_us),
+    F_U64(struct proto_rec_schedule, at_us),
+};
+static const struct fields rec_schedule_fields = FIELDS_OF(rec_schedule_field, rec_schedule_check);
+
+/* SCHEDULE_FIRE: [name, scheduled_for_us, job] (job: a JOB body) */
+static const struct field rec_schedule_fire_field[] = {
+    F_NAME(struct proto_rec_schedule_fire, name, "schedule name"),
+    F_U64(struct proto_rec_schedule_fire, scheduled_for_us),
+    {.wire = "job",
+     .label = "job",
+     .kind = FIELD_STRUCT,
+     .offset = offsetof(struct proto_rec_schedule_fire, job),
+     .sub = &rec_job_fields},
+};
+static const struct fields rec_schedule_fire_fields = FIELDS_OF(rec_schedule_fire_field, NULL);
+
 /* Each record type's fields; every body struct sits at the start of
  * rec->u. */
 static const struct fields *const rec_bodies[PROTO_REC_TYPE_MAX_ + 1] = {
-    [PROTO_REC_JOB] = &rec_job_fields,        [PROTO_REC_LEASE] = &rec_lease_fields,
-    [PROTO_REC_SETTLE] = &rec_settle_fields,  [PROTO_REC_CANCEL] = &rec_job_event_fields,
-    [PROTO_REC_DROP] = &rec_job_event_fields, [PROTO_REC_REVIVE] = &rec_revive_fields,
+    [PROTO_REC_JOB] = &rec_job_fields,
+    [PROTO_REC_LEASE] = &rec_lease_fields,
+    [PROTO_REC_SETTLE] = &rec_settle_fields,
+    [PROTO_REC_CANCEL] = &rec_job_event_fields,
+    [PROTO_REC_DROP] = &rec_job_event_fields,
+    [PROTO_REC_REVIVE] = &rec_revive_fields,
     [PROTO_REC_META] = &rec_meta_fields,
+    [PROTO_REC_SCHEDULE] = &rec_schedule_fields,
+    [PROTO_REC_SCHEDULE_FIRE] = &rec_schedule_fire_fields,
 };
 
 static const struct fields *rec_body_of(uint64_t type)
@@ -148,10 +196,15 @@ static const struct fields *rec_body_of(uint64_t type)
 const char *proto_record_type_name(int type)
 {
 	static const char *const names[] = {
-	    [PROTO_REC_JOB] = "job",       [PROTO_REC_LEASE] = "lease",
-	    [PROTO_REC_SETTLE] = "settle", [PROTO_REC_CANCEL] = "cancel",
-	    [PROTO_REC_DROP] = "drop",     [PROTO_REC_REVIVE] = "revive",
+	    [PROTO_REC_JOB] = "job",
+	    [PROTO_REC_LEASE] = "lease",
+	    [PROTO_REC_SETTLE] = "settle",
+	    [PROTO_REC_CANCEL] = "cancel",
+	    [PROTO_REC_DROP] = "drop",
+	    [PROTO_REC_REVIVE] = "revive",
 	    [PROTO_REC_META] = "meta",
+	    [PROTO_REC_SCHEDULE] = "schedule",
+	    [PROTO_REC_SCHEDULE_FIRE] = "schedule-fire",
 	};
 	if (type <= 0 || type > PROTO_REC_TYPE_MAX_ || names[type] == NULL)
 		return "unknown";

@@ -36,7 +36,12 @@ enum proto_record_type {
 	PROTO_REC_REVIVE = 6,
 	/* Id counter and boot epoch: at each start, and first in snapshots. */
 	PROTO_REC_META = 7,
-	PROTO_REC_TYPE_MAX_ = 7,
+	/* A schedule was put (created or replaced) or deleted. */
+	PROTO_REC_SCHEDULE = 8,
+	/* A schedule fired: its job and its new last-fired time, in one record
+	 * so a crash can neither fire a run twice nor skip it. */
+	PROTO_REC_SCHEDULE_FIRE = 9,
+	PROTO_REC_TYPE_MAX_ = 9,
 };
 
 enum proto_outcome {
@@ -119,6 +124,37 @@ struct proto_rec_meta {
 	uint64_t boot_epoch;
 };
 
+#define PROTO_CRON_TEXT_MAX 255 /* common/cron.h: CRON_TEXT_MAX - 1 */
+#define PROTO_ZONE_TEXT_MAX 63  /* common/cron.h: CRON_ZONE_MAX - 1 */
+
+/* SCHEDULE: [name, expr, zone, queue, type, payload, priority,
+ *            max_attempts, timeout_ms, deleted, last_fired_us, at_us]
+ * expr is a cron expression or "@every DURATION" (common/cron.h), zone an
+ * IANA zone name ("" = UTC). A put keeps last_fired_us of the schedule it
+ * replaces (0: never fired). A deleted record carries only the name. */
+struct proto_rec_schedule {
+	proto_name name;
+	struct proto_bytes expr;
+	struct proto_bytes zone;
+	proto_name queue;
+	proto_name type;
+	struct proto_bytes payload;
+	int32_t priority;
+	uint32_t max_attempts; /* 0: the queue's default */
+	uint64_t timeout_ms;   /* 0: the queue's default */
+	bool deleted;
+	uint64_t last_fired_us; /* the scheduled-for time of its last run */
+	uint64_t at_us;
+};
+
+/* SCHEDULE_FIRE: [name, scheduled_for_us, job]
+ * job is a JOB record body (the job the run submitted). */
+struct proto_rec_schedule_fire {
+	proto_name name;
+	uint64_t scheduled_for_us;
+	struct proto_rec_job job;
+};
+
 struct proto_record {
 	uint32_t version;
 	enum proto_record_type type;
@@ -130,6 +166,8 @@ struct proto_record {
 		struct proto_rec_job_event drop;
 		struct proto_rec_revive revive;
 		struct proto_rec_meta meta;
+		struct proto_rec_schedule schedule;
+		struct proto_rec_schedule_fire schedule_fire;
 	} u;
 	void *zone_;
 };

@@ -37,10 +37,11 @@ class HttpOpenApi(unittest.TestCase):
         wait_for(lambda: self.b.job(dead)["state"] == "failed", 30, "a dead-lettered job")
         batch = self.b.post("/v1/batches", {"jobs": [{"queue": "idle", "type": "t"}]})[2]["id"]
         pending = self.b.submit("idle", {"type": "t"})["id"]
-        good = {"{queue}": "q", "{id}": done}
+        schedule = {"every": "1h", "queue": "idle", "type": "t"}
+        good = {"{queue}": "q", "{id}": done, "{name}": "hourly"}
         per_path_id = {"/v1/jobs/{id}/cancel": pending, "/v1/jobs/{id}/retry": dead,
                        "/v1/batches/{id}": batch}
-        bad_values = {"{queue}": "a%20b", "{id}": "0"}
+        bad_values = {"{queue}": "a%20b", "{id}": "0", "{name}": "a%20b"}
         checked = 0
         for path, methods in doc["paths"].items():
             for method, op in methods.items():
@@ -63,6 +64,8 @@ class HttpOpenApi(unittest.TestCase):
                 requests.append((method.upper(), filled + ("&" if "?" in filled else "?")
                                  + "bogus=1", example, "unknown parameter"))
                 for m, p, body, what in requests:
+                    if path == "/v1/schedules/{name}":  # a DELETE before may have removed it
+                        self.b.request("PUT", "/v1/schedules/hourly", body=schedule)
                     with self.subTest(method=m, path=p, what=what):
                         if path == "/v1/events" and m == "GET" and what == "good":
                             stream = EventStream(self.b)
@@ -83,7 +86,7 @@ class HttpOpenApi(unittest.TestCase):
                       "/v1/jobs/{id}/result", "/v1/jobs/{id}/cancel", "/v1/jobs/{id}/retry",
                       "/v1/batches", "/v1/batches/{id}", "/v1/queues", "/v1/queues/{queue}/dead",
                       "/v1/workers", "/v1/events", "/v1/openapi.json", "/metrics", "/healthz",
-                      "/readyz"]:
+                      "/readyz", "/v1/schedules", "/v1/schedules/{name}"]:
             self.assertIn(route, served)
 
 

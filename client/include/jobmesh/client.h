@@ -248,6 +248,40 @@ int jm_client_dead_list(jm_client *client, const char *queue, unsigned limit, jm
 int jm_client_revive(jm_client *client, const char *queue, uint64_t job_id, uint64_t **ids,
                      size_t *count);
 
+/* ---- schedules ---------------------------------------------------------- */
+
+/* A named schedule: expr is a cron expression (5 fields, or 6 with seconds
+ * first) or "@every DURATION"; zone an IANA time zone (NULL or "": UTC).
+ * Each run submits a job of the template. In a listing every pointer is
+ * owned (jm_schedules_free); last_fired_us is the scheduled-for time of
+ * the last run (0: none yet) and next_run_us the next one. */
+typedef struct jm_schedule {
+	char *name;
+	char *expr;
+	char *zone;
+	char *queue;
+	char *type;
+	void *payload;
+	size_t payload_len;
+	int32_t priority;
+	uint32_t max_attempts; /* 0: the queue's default */
+	uint64_t timeout_ms;   /* 0: the queue's default */
+	uint64_t last_fired_us;
+	uint64_t next_run_us;
+} jm_schedule;
+
+/* Creates or replaces schedule s->name (last_fired_us and next_run_us are
+ * ignored). A replaced schedule keeps its last run, so a change neither
+ * repeats nor skips one. If out is not NULL it gets the schedule as stored
+ * (free with jm_schedules_free(out, 1)). */
+int jm_client_schedule_put(jm_client *client, const jm_schedule *s, jm_schedule **out);
+/* Removes schedule name; JM_ENOTFOUND when there is none. */
+int jm_client_schedule_delete(jm_client *client, const char *name);
+/* Every schedule in name order with its next run; free with
+ * jm_schedules_free(). */
+int jm_client_schedule_list(jm_client *client, jm_schedule **schedules, size_t *count);
+void jm_schedules_free(jm_schedule *schedules, size_t count);
+
 /* ---- events ------------------------------------------------------------- */
 
 enum jm_event_kind {

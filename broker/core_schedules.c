@@ -1,0 +1,241 @@
+/* Schedules in the core: a run is submitted as a SUBMIT's job is (the same
+ * queue resolution and job spec rules, journaled before anyone hears of
+ * it), in one SCHEDULE_FIRE record that also moves the schedule's anchor,
+ * so a crash either keeps both the job and the anchor or neither: a run is
+ * never doubled nor lost (schedules.h has the catch-up rule). */
+#include "core_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "log.h"
+
+#define SCHEDULE_RETRY_US 1000000
+
+/* Tries again in a second: the journal or the queue registry refused. */
+static void retry_later(struct core *core, struct schedule *s, const char *why)
+{
+	jm_warn("schedule %s: run not submitted, trying again in 1 s: %s", s->name, why);
+	deadline_heap_set(&core->state.deadlines, &s->timer, jm_mono_us() + SCHEDULE_RETRY_US);
+}
+
+void core_schedule_fired(struct core *core, struct schedule *s, struct outbox *out)
+{
+	uint64_t now = jm_wall_us();
+	uint64_t run = schedule_due_run(s, now);
+	if (run == 0) {
+		/* Not due by the wall clock (it was set back): wait again. */
+		schedules_arm(&core->state.deadlines, s, now);
+		return;
+	}
+	struct jm_err err = {0};
+	if (!journal_is_writable(core->journal, &err)) {
+		retry_later(core, s, jm_err_text(&err));
+		return;
+	}
+	struct queue *q;
+	int rc = queue_get(&core->state.queues, s->queue, &q);
+	if (rc != 0) {
+		jm_err_set(&err, rc, "queue %s cannot be created: %s (at most %u queues)", s->queue,
+		           jm_strerror(rc), core->state.queues.max_queues);
+		retry_later(core, s, jm_err_text(&err));
+		return;
+	}
+	struct proto_record rec = {.version = PROTO_RECORD_VERSION,
+	                           .type = PROTO_REC_SCHEDULE_FIRE};
+	struct proto_rec_schedule_fire *f = &rec.u.schedule_fire;
+	memcpy(f->name, s->name, sizeof f->name);
+	f->scheduled_for_us = run;
+	struct proto_rec_job *r = &f->job;
+	r->job_id = core->state.next_job_id;
+	memcpy(r->attrs.queue, s->queue, sizeof r->attrs.queue);
+	memcpy(r->attrs.type, s->type, sizeof r->attrs.type);
+	r->payload = (struct proto_bytes){s->payload, s->payload_len};
+	r->attrs.priority = s->priority;
+	r->attrs.max_attempts = s->max_attempts ? s->max_attempts : q->policy.max_attempts;
+	r->attrs.timeout_ms = s->timeout_ms ? s->timeout_ms : q->policy.timeout_ms;
+	r->state = PROTO_STATE_PENDING;
+	/* run_at of a pending job names the run it is for (a worker or the
+	 * status of the job can tell which run this was); it is cleared when
+	 * the job is leased, as a delayed job's is. */
+	r->run_at_us = run;
+	r->attrs.created_us = now;
+	r->updated_us = now;
+	rc = core_commit(core, &rec, &err);
+	if (rc != 0) {
+		retry_later(core, s, jm_err_text(&err));
+		return;
+	}
+	jm_debug("schedule %s: run for %llu us submitted as job %llu", f->name,
+	         (unsigned long long)run, (unsigned long long)r->job_id);
+	core_pump(core, out);
+}
+
+/* Fills info from s, borrowing its buffers. */
+static void fill_info(const struct schedule *s, struct proto_schedule_info *info)
+{
+	memset(info, 0, sizeof *info);
+	memcpy(info->name, s->name, sizeof info->name);
+	info->expr = (struct proto_bytes){(const uint8_t *)s->expr, (uint32_t)strlen(s->expr)};
+	info->zone = (struct proto_bytes){(const uint8_t *)s->zone, (uint32_t)strlen(s->zone)};
+	memcpy(info->queue, s->queue, sizeof info->queue);
+	memcpy(info->type, s->type, sizeof info->type);
+	info->payload = (struct proto_bytes){s->payload, s->payload_len};
+	info->priority = s->priority;
+	info->max_attempts = s->max_attempts;
+	info->timeout_ms = s->timeout_ms;
+	/* A new schedule's anchor is its put time: it has not run yet. */
+	info->last_fired_us = s->anchor_us != s->put_us ? s->anchor_us : 0;
+	info->next_run_us = s->next_run_us;
+}
+
+static bool bytes_equal(const struct proto_bytes *b, const void *p, size_t len)
+{
+	return b->len == len && (len == 0 || memcmp(b->ptr, p, len) == 0);
+}
+
+/* A put that changes nothing is answered without a record (the YAML's
+ * schedules are put at every start). */
+static bool same_schedule(const struct schedule *s, const struct proto_schedule_info *p)
+{
+	return bytes_equal(&p->expr, s->expr, strlen(s->expr)) &&
+	       bytes_equal(&p->zone, s->zone, strlen(s->zone)) && strcmp(p->queue, s->queue) == 0 &&
+	       strcmp(p->type, s->type) == 0 &&
+	       bytes_equal(&p->payload, s->payload, s->payload_len) && p->priority == s->priority &&
+	       p->max_attempts == s->max_attempts && p->timeout_ms == s->timeout_ms;
+}
+
+static void reply_one(struct core *core, struct request *req, const struct schedule *s,
+                      struct outbox *out)
+{
+	struct proto_schedule_info info;
+	struct proto_msg msg = {.type = PROTO_SCHEDULES};
+	if (s != NULL) {
+		fill_info(s, &info);
+		msg.u.schedules.schedules_count = 1;
+		msg.u.schedules.schedules = &info;
+	}
+	core_reply(core, req, &msg, out);
+}
+
+void handle_schedule_put(struct core *core, struct request *req, struct outbox *out)
+{
+	const struct proto_schedule_info *p = &req->msg.u.schedule_put;
+	char expr[CRON_TEXT_MAX], zone[CRON_ZONE_MAX];
+	if (p->expr.len >= sizeof expr || p->zone.len >= sizeof zone) {
+		core_reply_errorf(core, req, out, JM_EINVAL,
+		                  "schedule %s: expression or zone too long (at most %zu and %zu "
+		                  "bytes)",
+		                  p->name, sizeof expr - 1, sizeof zone - 1);
+		return;
+	}
+	memcpy(expr, p->expr.ptr, p->expr.len);
+	expr[p->expr.len] = '\0';
+	if (p->zone.len > 0)
+		memcpy(zone, p->zone.ptr, p->zone.len);
+	zone[p->zone.len] = '\0';
+	struct jm_err err = {0};
+	struct cron_expr cron;
+	uint64_t now = jm_wall_us();
+	int64_t first = 0;
+	int rc = schedules_check(expr, zone, &cron, &err);
+	if (rc == 0)
+		rc = cron_next(&cron, zone, (int64_t)now, &first, &err);
+	if (rc != 0) {
+		/* An unknown zone or a date that never comes is a bad argument
+		 * here, not a missing object. */
+		rc = rc == JM_ENOTFOUND ? JM_EINVAL : rc;
+		core_reply_errorf(core, req, out, rc, "schedule %s: %s", p->name,
+		                  jm_err_text(&err));
+		return;
+	}
+	struct schedule *old = schedules_find(&core->state.schedules, p->name);
+	if (old != NULL && same_schedule(old, p)) {
+		reply_one(core, req, old, out);
+		return;
+	}
+	if (old == NULL && core->state.schedules.count >= SCHEDULES_MAX) {
+		core_reply_errorf(core, req, out, JM_ELIMIT,
+		                  "schedule %s: at most %d schedules: remove one first", p->name,
+		                  SCHEDULES_MAX);
+		return;
+	}
+	if (!journal_is_writable(core->journal, &err)) {
+		core_reply_errorf(core, req, out, JM_ENOSPC, "schedule %s: %s", p->name,
+		                  jm_err_text(&err));
+		return;
+	}
+	struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_SCHEDULE};
+	struct proto_rec_schedule *r = &rec.u.schedule;
+	memcpy(r->name, p->name, sizeof r->name);
+	r->expr = p->expr;
+	r->zone = p->zone;
+	memcpy(r->queue, p->queue, sizeof r->queue);
+	memcpy(r->type, p->type, sizeof r->type);
+	r->payload = p->payload;
+	r->priority = p->priority;
+	r->max_attempts = p->max_attempts;
+	r->timeout_ms = p->timeout_ms;
+	/* A replaced schedule keeps its anchor, so changing a template neither
+	 * repeats nor skips a run; a new one runs first after now. */
+	r->last_fired_us = old != NULL ? old->anchor_us : now;
+	r->at_us = now;
+	rc = core_commit(core, &rec, &err);
+	if (rc != 0) {
+		core_reply_errorf(core, req, out, rc, "schedule %s: %s", p->name,
+		                  jm_err_text(&err));
+		return;
+	}
+	reply_one(core, req, schedules_find(&core->state.schedules, p->name), out);
+}
+
+void handle_schedule_delete(struct core *core, struct request *req, struct outbox *out)
+{
+	const char *name = req->msg.u.schedule_ref.name;
+	if (schedules_find(&core->state.schedules, name) == NULL) {
+		core_reply_errorf(core, req, out, JM_ENOTFOUND,
+		                  "schedule %s not found: `jobmesh schedule list` shows them",
+		                  name);
+		return;
+	}
+	struct jm_err err = {0};
+	if (!journal_is_writable(core->journal, &err)) {
+		core_reply_errorf(core, req, out, JM_ENOSPC, "schedule %s: %s", name,
+		                  jm_err_text(&err));
+		return;
+	}
+	struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_SCHEDULE};
+	memcpy(rec.u.schedule.name, name, sizeof rec.u.schedule.name);
+	rec.u.schedule.deleted = true;
+	rec.u.schedule.at_us = jm_wall_us();
+	int rc = core_commit(core, &rec, &err);
+	if (rc != 0) {
+		core_reply_errorf(core, req, out, rc, "schedule %s: %s", name, jm_err_text(&err));
+		return;
+	}
+	reply_one(core, req, NULL, out);
+}
+
+void handle_schedule_list(struct core *core, struct request *req, struct outbox *out)
+{
+	const struct schedule_registry *reg = &core->state.schedules;
+	struct proto_schedule_info *infos = NULL;
+	if (reg->count > 0) {
+		infos = calloc(reg->count, sizeof *infos);
+		if (infos == NULL) {
+			core_reply_errorf(core, req, out, JM_ENOMEM,
+			                  "schedule-list: broker out of memory");
+			return;
+		}
+	}
+	uint32_t n = 0;
+	const struct schedule *s;
+	TAILQ_FOREACH(s, &reg->list, link)
+	fill_info(s, &infos[n++]);
+	struct proto_msg msg = {.type = PROTO_SCHEDULES};
+	msg.u.schedules.schedules_count = n;
+	msg.u.schedules.schedules = infos;
+	core_reply_view(core, req, &msg, out);
+	free(infos);
+}
