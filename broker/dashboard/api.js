@@ -208,6 +208,7 @@ export function normJob(j) {
     lastError: pick(j, 'last_error', 'error') ?? '',
     batch: pick(j, 'batch', 'batch_id') ? String(pick(j, 'batch', 'batch_id')) : '',
     payload: pick(j, 'payload') ?? (j.data !== undefined ? JSON.stringify(j.data) : undefined),
+    payloadBase64: pick(j, 'payload_base64'),
     result: pick(j, 'result'),
   };
 }

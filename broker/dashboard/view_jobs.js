@@ -152,7 +152,7 @@ function detailView(root, id) {
       shownPayload = j.payload;
       fill(payload, payloadBlock(j.payload));
     } else if (j.payload === undefined && shownPayload === null) {
-      fill(payload, h('p', { class: 'muted' }, 'The broker\'s API does not return job payloads (GET /v1/jobs/{id} has no payload field).'));
+      fill(payload, h('p', { class: 'muted' }, j.payloadBase64 ? `Binary payload (base64): ${j.payloadBase64.slice(0, 2000)}` : 'No payload.'));
     }
     if (j.state === 'completed' && resultFor !== id) {
       resultFor = id;

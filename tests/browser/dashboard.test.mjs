@@ -177,6 +177,8 @@ test('a dead-lettered job is retried from the page and completes', async () => {
   await row.waitFor({ timeout: UI_MS });
   assert.match(await row.innerText(), new RegExp(`upstream answered 503 for job ${id}`));
   assert.match(await row.innerText(), /1\/3/);
+  // The dead letter shows the payload it was given, so it can be inspected.
+  assert.match(await row.innerText(), /"amount":\s*1299/);
   await page.getByRole('button', { name: `Retry job ${id}` }).click();
 
   await waitFor(async () => (await jobState(id)) === 'completed', `job ${id} to complete after the retry`);
@@ -200,6 +202,8 @@ test('the job search finds a job by id, a job is cancelled from its page, and a 
   await page.locator('h1', { hasText: `Job #${id}` }).waitFor({ timeout: UI_MS });
   await page.locator('.job-state .badge', { hasText: 'completed' }).waitFor({ timeout: UI_MS });
   assert.match(await page.locator('.facts').innerText(), /mail\.send/);
+  // Its payload (the JSON it was submitted with), pretty-printed.
+  await page.locator('pre.payload', { hasText: '"to": "search@example.com"' }).waitFor({ timeout: UI_MS });
   // The handler's compact JSON result is shown pretty-printed.
   await page.locator('pre.payload', { hasText: `"job": "${id}",\n  "ok": true` }).waitFor({ timeout: UI_MS });
 
