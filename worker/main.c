@@ -51,6 +51,7 @@ struct worker_opts {
 	enum opts_phase phase;
 	char *broker_url; /* owned copies: config values die with the file */
 	char *worker_id;
+	char *token, *tls_ca, *tls_cert, *tls_key; /* NULL: from the environment */
 	char **queues;
 	size_t queues_count;
 	enum opts_phase queues_phase;
@@ -209,6 +210,26 @@ static int set_worker_id(void *ctx, const char *value, struct jm_err *err)
 	return replace_string(&o->worker_id, value, err);
 }
 
+static int set_token(void *ctx, const char *value, struct jm_err *err)
+{
+	return replace_string(&((struct worker_opts *)ctx)->token, value, err);
+}
+
+static int set_tls_ca(void *ctx, const char *value, struct jm_err *err)
+{
+	return replace_string(&((struct worker_opts *)ctx)->tls_ca, value, err);
+}
+
+static int set_tls_cert(void *ctx, const char *value, struct jm_err *err)
+{
+	return replace_string(&((struct worker_opts *)ctx)->tls_cert, value, err);
+}
+
+static int set_tls_key(void *ctx, const char *value, struct jm_err *err)
+{
+	return replace_string(&((struct worker_opts *)ctx)->tls_key, value, err);
+}
+
 static int set_heartbeat_ms(void *ctx, const char *value, struct jm_err *err)
 {
 	struct worker_opts *o = ctx;
@@ -271,6 +292,15 @@ static const struct jm_flag worker_flags[] = {
      "protocol of docs/serve-protocol.md; repeatable",
      set_serve},
     {"worker-id", "ID", "this worker's name (default <hostname>-<pid>)", set_worker_id},
+    {"token", "SECRET",
+     "secret of a worker token of the broker's --auth file, sent once per connection "
+     "(default: $JOBMESH_TOKEN)",
+     set_token},
+    {"tls-ca", "FILE",
+     "CA certificate to trust for tls+tcp:// and wss:// (default: $JOBMESH_TLS_CA)", set_tls_ca},
+    {"tls-cert", "FILE", "client certificate for mutual TLS (default: $JOBMESH_TLS_CERT)",
+     set_tls_cert},
+    {"tls-key", "FILE", "its private key (default: $JOBMESH_TLS_KEY)", set_tls_key},
     {"heartbeat-ms", "N", "heartbeat interval, 50-60000 ms (default 1000)", set_heartbeat_ms},
     {"drain-timeout", "SEC",
      "on SIGTERM, wait this long for running jobs before handing "
@@ -349,6 +379,10 @@ static void opts_fini(struct worker_opts *o)
 	free(o->handlers);
 	free(o->broker_url);
 	free(o->worker_id);
+	free(o->token);
+	free(o->tls_ca);
+	free(o->tls_cert);
+	free(o->tls_key);
 	serve_set_fini(&o->serve);
 }
 
@@ -544,6 +578,10 @@ int main(int argc, char **argv)
 	    .concurrency = opts.concurrency,
 	    .heartbeat_ms = opts.heartbeat_ms,
 	    .drain_timeout_ms = opts.drain_timeout_ms,
+	    .token = opts.token,
+	    .tls_ca = opts.tls_ca,
+	    .tls_cert = opts.tls_cert,
+	    .tls_key = opts.tls_key,
 	};
 	status = EXIT_RUNTIME;
 	jm_worker *worker = NULL;

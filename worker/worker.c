@@ -99,6 +99,10 @@ struct worker_slot {
 
 struct jm_worker {
 	char *broker_url;
+	/* Owned copies of the options' token and TLS files; NULL: from the
+	 * environment (rpc.h). */
+	char *token;
+	char *tls_ca, *tls_cert, *tls_key;
 	proto_name worker_id;
 	uint64_t instance; /* this process, as told to the broker (proto HEARTBEAT) */
 	proto_name *queues;
@@ -904,6 +908,25 @@ static void *heartbeat_main(void *arg)
 
 /* ---- the public API ------------------------------------------------------ */
 
+/* *slot = a copy of value, or NULL for NULL; false when out of memory. */
+static bool copy_optional(char **slot, const char *value)
+{
+	*slot = value ? strdup(value) : NULL;
+	return value == NULL || *slot != NULL;
+}
+
+/* Frees the token (wiped first: it is a secret) and the TLS paths. */
+static void free_secrets(struct jm_worker *w)
+{
+	if (w->token) {
+		explicit_bzero(w->token, strlen(w->token));
+		free(w->token);
+	}
+	free(w->tls_ca);
+	free(w->tls_cert);
+	free(w->tls_key);
+}
+
 int jm_worker_new(jm_worker **out, const jm_worker_options *opts)
 {
 	*out = NULL;
@@ -923,7 +946,10 @@ int jm_worker_new(jm_worker **out, const jm_worker_options *opts)
 	int rc = JM_ENOMEM;
 	w->queues = calloc(opts->queues_count, sizeof *w->queues);
 	w->broker_url = strdup(rpc_broker_url(opts->broker_url));
-	if (w->queues == NULL || w->broker_url == NULL)
+	if (w->queues == NULL || w->broker_url == NULL || !copy_optional(&w->token, opts->token) ||
+	    !copy_optional(&w->tls_ca, opts->tls_ca) ||
+	    !copy_optional(&w->tls_cert, opts->tls_cert) ||
+	    !copy_optional(&w->tls_key, opts->tls_key))
 		goto fail_free_worker;
 	for (size_t i = 0; i < opts->queues_count; i++) {
 		if (!name_copy(w->queues[i], opts->queues[i])) {
@@ -970,6 +996,7 @@ int jm_worker_new(jm_worker **out, const jm_worker_options *opts)
 	return 0;
 
 fail_free_worker:
+	free_secrets(w);
 	free(w->queues);
 	free(w->broker_url);
 	free(w);
@@ -1086,7 +1113,9 @@ int jm_worker_run(jm_worker *w)
 
 	struct jm_err err;
 	jm_err_clear(&err);
-	int rc = rpc_open(&w->rpc, w->broker_url, &err);
+	struct rpc_security sec = {
+	    .token = w->token, .tls = {.ca = w->tls_ca, .cert = w->tls_cert, .key = w->tls_key}};
+	int rc = rpc_open_secure(&w->rpc, w->broker_url, &sec, &err);
 	if (rc != 0) {
 		jm_error("worker: cannot open a connection to %s: %s", w->broker_url,
 		         jm_err_text(&err));
@@ -1185,6 +1214,7 @@ void jm_worker_free(jm_worker *w)
 	free(w->settle_items);
 	free(w->settle_deadlines_ms);
 	free(w->handlers);
+	free_secrets(w);
 	free(w->queues);
 	free(w->broker_url);
 	free(w);

@@ -355,6 +355,33 @@ static void test_the_worker_and_sdk_take_their_token_from_the_environment(void *
 	jm_client_close(client);
 }
 
+/* jobmesh-worker --token: with no JOBMESH_TOKEN in its environment, the
+ * flag alone lets it fetch and settle; a wrong one gets nothing done. */
+static void test_the_worker_takes_its_token_from_the_token_flag(void **state)
+{
+	struct auth_fixture *f = *state;
+	unsetenv("JOBMESH_TOKEN");
+	struct harness_proc worker;
+	const char *args[] = {"--queue", "shop.orders",        "--handler",
+	                      "t=cat",   "--worker-id",        "w-flag",
+	                      "--token", "shop-worker-secret", NULL};
+	assert_jm_ok(harness_worker_start(&f->h, "w-flag", args, &worker));
+	jm_client *client = NULL;
+	jm_security sec = {.token = "shop-secret"};
+	assert_jm_ok(jm_client_open_secure(&client, f->h.broker_url, &sec));
+	jm_job_spec spec = {
+	    .queue = "shop.orders", .type = "t", .payload = "flag", .payload_len = 4};
+	uint64_t id;
+	assert_jm_ok(jm_client_submit(client, &spec, &id));
+	jm_job_info info = {0};
+	fixture_wait_finished(&f->h, client, id, 20000, &info);
+	assert_int_equal(info.state, JM_STATE_COMPLETED);
+	assert_int_equal(info.result_len, 4);
+	assert_memory_equal(info.result, "flag", 4);
+	jm_job_info_fini(&info);
+	jm_client_close(client);
+}
+
 static void test_without_auth_a_broker_refuses_a_wildcard_address(void **state)
 {
 	(void)state;
@@ -408,6 +435,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_the_worker_and_sdk_take_their_token_from_the_environment, auth_setup,
 	        auth_teardown),
+	    cmocka_unit_test_setup_teardown(test_the_worker_takes_its_token_from_the_token_flag,
+	                                    auth_setup, auth_teardown),
 	    cmocka_unit_test(test_without_auth_a_broker_refuses_a_wildcard_address),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -39,6 +39,12 @@ typedef struct jm_worker_options {
 	unsigned concurrency;      /* jobs run at once; 0 means 1 */
 	uint32_t heartbeat_ms;     /* 0: 1000 */
 	uint32_t drain_timeout_ms; /* 0: 30000 */
+	/* What the worker presents to a broker with --auth or TLS; NULL:
+	 * $JOBMESH_TOKEN, $JOBMESH_TLS_CA, $JOBMESH_TLS_CERT, $JOBMESH_TLS_KEY. */
+	const char *token;
+	const char *tls_ca;
+	const char *tls_cert;
+	const char *tls_key;
 } jm_worker_options;
 
 int jm_worker_new(jm_worker **out, const jm_worker_options *opts);
