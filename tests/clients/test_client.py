@@ -2,8 +2,10 @@
 and a real jobmesh-worker (its handlers are jobmesh.serve, handler.py)."""
 
 import asyncio
+import hashlib
 import json
 import os
+import tempfile
 import unittest
 
 from stack import HERE, Stack
@@ -151,6 +153,57 @@ class ClientTest(unittest.TestCase):
                         return ev  # a finished batch: at least the resume snapshot comes
                 self.assertIsNotNone(await asyncio.wait_for(first_event(), 30))
         asyncio.run(main())
+
+
+class TokenTest(unittest.TestCase):
+    """A broker with --auth: the client sends its token as a Bearer; a
+    wrong one, none, or one for another tenant's queue raise
+    UnauthorizedError, and nothing is stored."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.auth_dir = tempfile.TemporaryDirectory(prefix="jm-client-auth-")
+        path = os.path.join(cls.auth_dir.name, "auth.yaml")
+        with open(path, "w") as f:
+            f.write("tokens:\n")
+            for name, secret, role, queues in [("shop", "shop-secret", "producer", '["shop.*"]'),
+                                               ("ops", "ops-secret", "admin", "[]")]:
+                digest = hashlib.sha256(secret.encode()).hexdigest()
+                f.write(f"  - {{name: {name}, sha256: {digest}, role: {role}, queues: {queues}}}\n")
+        cls.stack = Stack(broker_args=["--auth", path])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.close()
+        cls.auth_dir.cleanup()
+
+    def queued(self):
+        with jobmesh.Client(self.stack.url, token="ops-secret", timeout=20) as admin:
+            return {q["name"]: q["counts"]["pending"] for q in admin.queues()}
+
+    def test_the_right_token_submits_and_reads_back(self):
+        with jobmesh.Client(self.stack.url, token="shop-secret", timeout=20) as jm:
+            job_id = jm.submit("shop.orders", "t", "hello")
+            self.assertEqual(jm.get(job_id)["state"], "pending")
+
+    def test_a_wrong_or_missing_token_raises_unauthorized_and_stores_nothing(self):
+        before = self.queued()
+        for token in ["not-a-secret", None]:
+            with jobmesh.Client(self.stack.url, token=token, timeout=20) as jm:
+                with self.assertRaises(jobmesh.UnauthorizedError) as caught:
+                    jm.submit("shop.orders", "t", "x")
+                self.assertEqual(caught.exception.status, 401)
+                self.assertEqual(caught.exception.code, "unauthorized")
+        self.assertEqual(self.queued(), before)
+
+    def test_another_tenants_queue_raises_unauthorized_forbidden(self):
+        before = self.queued()
+        with jobmesh.Client(self.stack.url, token="shop-secret", timeout=20) as jm:
+            with self.assertRaises(jobmesh.UnauthorizedError) as caught:
+                jm.submit("billing.invoices", "t", "x")
+            self.assertEqual(caught.exception.status, 403)
+            self.assertEqual(caught.exception.code, "forbidden")
+        self.assertEqual(self.queued(), before)
 
 
 if __name__ == "__main__":

@@ -53,9 +53,10 @@ export async function stopProcess(child, signal = 'SIGTERM', graceMs = 10000) {
 }
 
 export class Stack {
-  static async start({ http = true } = {}) {
+  /** brokerArgs are added to jobmesh-broker's command line (e.g. --auth FILE). */
+  static async start({ http = true, brokerArgs = [] } = {}) {
     const s = new Stack();
-    await s.#startBroker(http);
+    await s.#startBroker(http, brokerArgs);
     return s;
   }
 
@@ -74,8 +75,8 @@ export class Stack {
     try { return readFileSync(join(this.dir, `${name}.log`), 'utf8').slice(-4000); } catch { return ''; }
   }
 
-  async #startBroker(http) {
-    const args = ['--listen', this.nng, '--data', join(this.dir, 'data')];
+  async #startBroker(http, extra = []) {
+    const args = ['--listen', this.nng, '--data', join(this.dir, 'data'), ...extra];
     args.push('--http', http ? '127.0.0.1:0' : 'off');
     const err = this.#log('broker');
     const child = spawnGuarded(join(bin, 'jobmesh-broker'), args, { stdio: ['ignore', 'pipe', err] });

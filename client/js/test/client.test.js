@@ -3,8 +3,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import {
   Client, InvalidNameError, NotFoundError, JobFailedError, JobCancelledError, TimeoutError,
+  UnauthorizedError,
 } from '../src/index.js';
 import { Stack, root } from '../test-support/stack.js';
 
@@ -118,4 +121,33 @@ test('queues and workers list what runs', async () => {
   await jm.wait(await jm.submit('q', 'noop', ''), { timeout: 30000 });
   assert.ok((await jm.queues()).some((q) => q.name === 'q'));
   assert.ok((await jm.workers()).some((w) => w.queues.includes('q')));
+});
+
+test('with --auth, a wrong or missing token and another tenant\'s queue throw UnauthorizedError and store nothing', async () => {
+  const sha = (secret) => createHash('sha256').update(secret).digest('hex');
+  const probe = await Stack.start({ http: false });
+  const authFile = join(probe.dir, 'auth.yaml');
+  writeFileSync(authFile, 'tokens:\n'
+    + `  - {name: shop, sha256: ${sha('shop-secret')}, role: producer, queues: ["shop.*"]}\n`
+    + `  - {name: ops, sha256: ${sha('ops-secret')}, role: admin}\n`);
+  const secured = await Stack.start({ brokerArgs: ['--auth', authFile] });
+  try {
+    const admin = new Client({ url: secured.url, token: 'ops-secret', timeout: 20000 });
+    const shop = new Client({ url: secured.url, token: 'shop-secret', timeout: 20000 });
+    const id = await shop.submit('shop.orders', 't', 'hello');
+    assert.equal((await shop.get(id)).state, 'pending');
+    const counts = async () => JSON.stringify((await admin.queues()).map((q) => [q.name, q.counts]));
+    const before = await counts();
+    for (const token of ['not-a-secret', undefined]) {
+      const jm = new Client({ url: secured.url, token, timeout: 20000 });
+      await assert.rejects(jm.submit('shop.orders', 't', 'x'),
+        (e) => e instanceof UnauthorizedError && e.status === 401 && e.code === 'unauthorized');
+    }
+    await assert.rejects(shop.submit('billing.invoices', 't', 'x'),
+      (e) => e instanceof UnauthorizedError && e.status === 403 && e.code === 'forbidden');
+    assert.equal(await counts(), before);
+  } finally {
+    await secured.close();
+    await probe.close();
+  }
 });
