@@ -157,15 +157,11 @@ static int batch_status_run(struct cli *cli, const struct cli_command *self, int
 	const char *operands[1];
 	int operands_count = 0;
 	bool done = false;
-	int code =
-	    cli_command_args(self, &opts, argc, argv, first, operands, 1, &operands_count, &done);
+	uint64_t batch_id = 0;
+	int code = cli_command_operands(self, &opts, argc, argv, first, "a batch id", operands, 1,
+	                                &operands_count, &done);
 	if (code != CLI_EXIT_OK || done)
 		return code;
-	uint64_t batch_id = 0;
-	if (operands_count == 0)
-		return cli_fail(CLI_EXIT_USAGE, self->name,
-		                "a batch id is required; usage: jobmesh %s %s", self->name,
-		                self->args);
 	if (!cli_parse_job_id(operands[0], &batch_id))
 		return cli_fail(CLI_EXIT_USAGE, self->name,
 		                "batch id \"%s\" is invalid: use the decimal number printed by "

@@ -266,3 +266,17 @@ jm_client *cli_client(struct cli *cli, const char *what, int *exit_code)
 		jm_client_set_timeout_ms(cli->client, cli->timeout_ms);
 	return cli->client;
 }
+
+int cli_command_operands(const struct cli_command *cmd, void *opts, int argc, char **argv,
+                         int first, const char *what, const char **operands, int operands_max,
+                         int *operands_count, bool *done)
+{
+	int code = cli_command_args(cmd, opts, argc, argv, first, operands, operands_max,
+	                            operands_count, done);
+	if (code != CLI_EXIT_OK || *done)
+		return code;
+	if (*operands_count == 0)
+		return cli_fail(CLI_EXIT_USAGE, cmd->name, "%s is required; usage: jobmesh %s %s",
+		                what, cmd->name, cmd->args);
+	return CLI_EXIT_OK;
+}

@@ -96,6 +96,12 @@ void cli_command_help(FILE *out, const struct cli_command *cmd);
 int cli_command_args(const struct cli_command *cmd, void *opts, int argc, char **argv, int first,
                      const char **positionals, int positionals_max, int *positionals_count,
                      bool *done);
+/* cli_command_args for a command whose first operand is required: without
+ * it, prints "<what> is required; usage: jobmesh NAME ARGS" and returns
+ * CLI_EXIT_USAGE. */
+int cli_command_operands(const struct cli_command *cmd, void *opts, int argc, char **argv,
+                         int first, const char *what, const char **operands, int operands_max,
+                         int *operands_count, bool *done);
 
 /* The connected client, opened on first use; NULL after printing why. */
 jm_client *cli_client(struct cli *cli, const char *what, int *exit_code);

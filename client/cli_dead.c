@@ -88,14 +88,10 @@ static int dead_list_run(struct cli *cli, const struct cli_command *self, int ar
 	const char *operands[1];
 	int operands_count = 0;
 	bool done = false;
-	int code =
-	    cli_command_args(self, &opts, argc, argv, first, operands, 1, &operands_count, &done);
+	int code = cli_command_operands(self, &opts, argc, argv, first, "a queue", operands, 1,
+	                                &operands_count, &done);
 	if (code != CLI_EXIT_OK || done)
 		return code;
-	if (operands_count == 0)
-		return cli_fail(CLI_EXIT_USAGE, self->name,
-		                "a queue is required; usage: jobmesh %s %s", self->name,
-		                self->args);
 	jm_client *client = cli_client(cli, self->name, &code);
 	if (client == NULL)
 		return code;
@@ -136,14 +132,10 @@ static int dead_retry_run(struct cli *cli, const struct cli_command *self, int a
 	const char *operands[2];
 	int operands_count = 0;
 	bool done = false;
-	int code =
-	    cli_command_args(self, &opts, argc, argv, first, operands, 2, &operands_count, &done);
+	int code = cli_command_operands(self, &opts, argc, argv, first, "a queue", operands, 2,
+	                                &operands_count, &done);
 	if (code != CLI_EXIT_OK || done)
 		return code;
-	if (operands_count == 0)
-		return cli_fail(CLI_EXIT_USAGE, self->name,
-		                "a queue is required; usage: jobmesh %s %s", self->name,
-		                self->args);
 	uint64_t job_id = 0;
 	if (operands_count == 2 && (!cli_parse_job_id(operands[1], &job_id) || job_id == 0))
 		return cli_fail(CLI_EXIT_USAGE, self->name,

@@ -29,14 +29,10 @@ static int job_args(const struct cli_command *self, void *opts, int argc, char *
 {
 	const char *operands[1];
 	int operands_count = 0;
-	int code =
-	    cli_command_args(self, opts, argc, argv, first, operands, 1, &operands_count, done);
+	int code = cli_command_operands(self, opts, argc, argv, first, "a job id", operands, 1,
+	                                &operands_count, done);
 	if (code != CLI_EXIT_OK || *done)
 		return code;
-	if (operands_count == 0)
-		return cli_fail(CLI_EXIT_USAGE, self->name,
-		                "a job id is required; usage: jobmesh %s %s", self->name,
-		                self->args);
 	if (!cli_parse_job_id(operands[0], job_id))
 		return cli_fail(
 		    CLI_EXIT_USAGE, self->name,

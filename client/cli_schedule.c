@@ -186,14 +186,10 @@ static int schedule_add_run(struct cli *cli, const struct cli_command *self, int
 	const char *operands[1];
 	int operands_count = 0;
 	bool done = false;
-	int code =
-	    cli_command_args(self, &opts, argc, argv, first, operands, 1, &operands_count, &done);
+	int code = cli_command_operands(self, &opts, argc, argv, first, "a schedule name", operands,
+	                                1, &operands_count, &done);
 	if (code != CLI_EXIT_OK || done)
 		return code;
-	if (operands_count == 0)
-		return cli_fail(CLI_EXIT_USAGE, self->name,
-		                "a schedule name is required; usage: jobmesh %s %s", self->name,
-		                self->args);
 	if ((opts.cron == NULL) == (opts.every == NULL))
 		return cli_fail(CLI_EXIT_USAGE, self->name,
 		                "give exactly one of --cron EXPR and --every DURATION");
@@ -256,14 +252,10 @@ static int schedule_remove_run(struct cli *cli, const struct cli_command *self, 
 	const char *operands[1];
 	int operands_count = 0;
 	bool done = false;
-	int code =
-	    cli_command_args(self, &opts, argc, argv, first, operands, 1, &operands_count, &done);
+	int code = cli_command_operands(self, &opts, argc, argv, first, "a schedule name", operands,
+	                                1, &operands_count, &done);
 	if (code != CLI_EXIT_OK || done)
 		return code;
-	if (operands_count == 0)
-		return cli_fail(CLI_EXIT_USAGE, self->name,
-		                "a schedule name is required; usage: jobmesh %s %s", self->name,
-		                self->args);
 	jm_client *client = cli_client(cli, self->name, &code);
 	if (client == NULL)
 		return code;
