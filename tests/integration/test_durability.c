@@ -68,7 +68,8 @@ struct crash_loop {
 	size_t observe_next; /* index into acked */
 	uint32_t next_seq;
 	unsigned producer_seed;
-	char thread_error[512]; /* first failure seen by a thread */
+	char thread_error[512];          /* first failure seen by a thread */
+	char producer_last_failure[512]; /* the producer's latest failed submit */
 	const char *url;
 };
 
@@ -164,6 +165,10 @@ static void *producer_main(void *arg)
 		} else {
 			cl->unacked_jobs += count;
 			cl->submits_failed++;
+			/* jm_client_last_error is per thread: keep it for the main
+			 * thread's report. */
+			snprintf(cl->producer_last_failure, sizeof cl->producer_last_failure,
+			         "%s (%d)", jm_client_last_error(), rc);
 		}
 		pthread_mutex_unlock(&cl->mu);
 		if (rc != 0 && rc != JM_ETRANSPORT && rc != JM_ETIMEDOUT)
@@ -346,8 +351,14 @@ static void producer_progress_wait(struct fixture *f)
 	if (!harness_wait_for(10000, producer_progressed_cb, f,
 	                      "a submit to succeed after the restart")) {
 		harness_print_logs(&f->h, 20);
-		fail_msg("the producer made no progress after the restart: %s",
-		         jm_client_last_error());
+		char last[sizeof f->cl.producer_last_failure];
+		pthread_mutex_lock(&f->cl.mu);
+		uint64_t failed = f->cl.submits_failed;
+		memcpy(last, f->cl.producer_last_failure, sizeof last);
+		pthread_mutex_unlock(&f->cl.mu);
+		fail_msg("the producer made no progress after the restart: %llu submits failed "
+		         "in all, the latest with: %s",
+		         (unsigned long long)failed, last);
 	}
 }
 
