@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core_internal.h"
+#include "fuzz_dir.h"
 #include "journal.h"
 #include "log.h"
 #include "message.h"
@@ -29,27 +30,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	const char *tmp = getenv("TMPDIR");
-	snprintf(dir, sizeof dir, "%s/jm-fuzz-core-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	if (mkdtemp(dir) == NULL)
-		abort();
-	jm_log_init("fuzz_core", (enum jm_log_level)(JM_LOG_ERROR + 1));
+	fuzz_dir_init(dir, sizeof dir, "fuzz_core");
 	return 0;
-}
-
-static void clear_dir(void)
-{
-	DIR *d = opendir(dir);
-	struct dirent *ent;
-	char path[512];
-	while (d && (ent = readdir(d)) != NULL) {
-		if (ent->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof path, "%s/%s", dir, ent->d_name);
-		unlink(path);
-	}
-	if (d)
-		closedir(d);
 }
 
 static void on_reply(struct request *req, int status)
@@ -134,7 +116,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct call calls[CALLS_MAX];
 	struct core_config config;
 	config_of(&config);
-	clear_dir();
+	fuzz_dir_clear(dir);
 	struct journal *journal;
 	struct core *core = open_core(&journal, &config);
 	uint32_t used = 0;
@@ -175,6 +157,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	core_free(core);
 	if (live.jobs != replayed.jobs || live.unfinished != replayed.unfinished)
 		abort();
-	clear_dir();
+	fuzz_dir_clear(dir);
 	return 0;
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "fuzz_dir.h"
 #include "journal.h"
 #include "log.h"
 #include "record.h"
@@ -25,27 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	const char *tmp = getenv("TMPDIR");
-	snprintf(dir, sizeof dir, "%s/jm-fuzz-journal-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	if (mkdtemp(dir) == NULL)
-		abort();
-	jm_log_init("fuzz_journal", (enum jm_log_level)(JM_LOG_ERROR + 1));
+	fuzz_dir_init(dir, sizeof dir, "fuzz_journal");
 	return 0;
-}
-
-static void clear_dir(void)
-{
-	DIR *d = opendir(dir);
-	struct dirent *ent;
-	char path[512];
-	while (d && (ent = readdir(d)) != NULL) {
-		if (ent->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof path, "%s/%s", dir, ent->d_name);
-		unlink(path);
-	}
-	if (d)
-		closedir(d);
 }
 
 static void write_file(const char *name, const uint8_t *data, size_t size)
@@ -131,7 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t body = size - 2;
 	size_t split = layout == 3 ? body * data[1] / 255 : layout == 1 ? body : 0;
 	const uint8_t *rest = data + 2;
-	clear_dir();
+	fuzz_dir_clear(dir);
 	if (layout & 1u)
 		write_file("snapshot-0000000000000001.snap", rest, split);
 	if (layout & 2u || layout == 0)
@@ -140,6 +122,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		           rest + split, body - split);
 	replay(false);
 	replay(true);
-	clear_dir();
+	fuzz_dir_clear(dir);
 	return 0;
 }
