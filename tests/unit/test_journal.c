@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "segment_records.h"
 #include "clock.h"
 #include "journal.h"
 
@@ -323,30 +324,6 @@ static long file_size(const char *dir, const char *name)
 }
 
 static uint8_t *file_read(const char *dir, const char *name, size_t *len);
-
-/* Where the records of a segment end while the journal is open: the writer
- * keeps preallocated zeros after them (journal_prealloc.c). Asserts that
- * every byte after that end is zero, so no partial record stays. */
-static long records_end(const char *dir, const char *name)
-{
-	size_t len;
-	uint8_t *data = file_read(dir, name, &len);
-	size_t off = 24;
-	while (off + FRAME_BYTES <= len) {
-		uint32_t word = (uint32_t)data[off] | (uint32_t)data[off + 1] << 8 |
-		                (uint32_t)data[off + 2] << 16 | (uint32_t)data[off + 3] << 24;
-		size_t body = word & 0x7fffffffu;
-		if (word == 0 || off + FRAME_BYTES + body > len)
-			break;
-		off += FRAME_BYTES + body;
-	}
-	for (size_t i = off; i < len; i++)
-		if (data[i] != 0)
-			fail_msg("%s: nonzero byte %zu after the records ending at %zu", name, i,
-			         off);
-	free(data);
-	return (long)off;
-}
 
 static uint8_t *file_read(const char *dir, const char *name, size_t *len)
 {
@@ -933,7 +910,7 @@ static long start_failing(const char *dir, int err_no, struct journal **out, str
 	struct journal *j = journal_started(dir, JOURNAL_FSYNC_BATCH);
 	append_and_wait(j, "A");
 	append_and_wait(j, "B");
-	long size = records_end(dir, SEG1);
+	long size = segment_records_end(path_in(dir, SEG1));
 	seam_set_write_failure(err_no, 5);
 	durable_init(c_done);
 	journal_when_durable(j, append_text(j, "C"), durable_cb, c_done);
@@ -948,7 +925,7 @@ static void test_full_disk_refuses_appends_and_leaves_no_partial_record(void **s
 	struct journal *j;
 	struct durable c_done;
 	long size = start_failing(f->dir, ENOSPC, &j, &c_done);
-	assert_int_equal(records_end(f->dir, SEG1), size);
+	assert_int_equal(segment_records_end(path_in(f->dir, SEG1)), size);
 	struct jm_err err;
 	uint64_t lsn;
 	assert_int_equal(journal_append(j, "D", 1, &lsn, &err), JM_ENOSPC);
@@ -988,7 +965,7 @@ static void test_failed_sync_is_rewritten_like_a_failed_write(void **state)
 	struct fixture *f = *state;
 	struct journal *j = journal_started(f->dir, JOURNAL_FSYNC_BATCH);
 	append_and_wait(j, "A");
-	long size = records_end(f->dir, SEG1);
+	long size = segment_records_end(path_in(f->dir, SEG1));
 	seam_set_sync_failure(EIO);
 	struct durable d;
 	durable_init(&d);
@@ -999,7 +976,7 @@ static void test_failed_sync_is_rewritten_like_a_failed_write(void **state)
 	assert_non_null(strstr(err.msg, "sync failed"));
 	assert_non_null(strstr(err.msg, "Input/output error"));
 	assert_int_equal(durable_fired(&d), 0);
-	assert_int_equal(records_end(f->dir, SEG1), size);
+	assert_int_equal(segment_records_end(path_in(f->dir, SEG1)), size);
 	seam_set_sync_failure(0);
 	wait_for(durable_fired(&d) == 1);
 	journal_close(j);
@@ -1021,7 +998,7 @@ static void test_close_gives_up_on_failing_writes_and_reports_closed(void **stat
 	assert_true(took_ms < 8000);
 	assert_int_equal(c_done.fired, 1);
 	assert_int_equal(c_done.status, JM_ECLOSED);
-	assert_int_equal(records_end(f->dir, SEG1), size);
+	assert_int_equal(segment_records_end(path_in(f->dir, SEG1)), size);
 	seam_set_write_failure(0, 0);
 	struct collected *c = replay_ok(f->dir, NULL);
 	const char *want[] = {"A", "B"};
@@ -1041,7 +1018,7 @@ static void test_file_size_limit_is_handled_like_a_full_disk(void **state)
 	assert_jm_ok_err(journal_load(f->dir, args, NULL, NULL, &j, &err), &err);
 	assert_jm_ok_err(journal_start(j, &err), &err);
 	append_and_wait(j, "A");
-	long size = records_end(f->dir, SEG1);
+	long size = segment_records_end(path_in(f->dir, SEG1));
 
 	struct rlimit low = old_limit;
 	low.rlim_cur = (rlim_t)size + 100;
@@ -1056,7 +1033,7 @@ static void test_file_size_limit_is_handled_like_a_full_disk(void **state)
 	while (journal_is_writable(j, NULL) && jm_mono_us() < deadline)
 		usleep(1000);
 	bool refused = !journal_is_writable(j, &err);
-	long size_while_failing = records_end(f->dir, SEG1);
+	long size_while_failing = segment_records_end(path_in(f->dir, SEG1));
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old_limit), 0);
 	signal(SIGXFSZ, old_handler);
 

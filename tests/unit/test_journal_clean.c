@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "segment_records.h"
 #include "clock.h"
 #include "journal.h"
 
@@ -85,32 +86,6 @@ static long file_size(const char *dir, const char *name)
 	struct stat st;
 	assert_int_equal(stat(path_in(dir, name), &st), 0);
 	return (long)st.st_size;
-}
-
-/* Where the records of a segment end while the journal is open: the writer
- * keeps preallocated zeros after them (journal_prealloc.c). Asserts that
- * every byte after that end is zero, so no partial record stays. */
-static long records_end(const char *dir, const char *name)
-{
-	FILE *file = fopen(path_in(dir, name), "rb");
-	assert_non_null(file);
-	uint8_t frame[FRAME_BYTES];
-	long off = 24;
-	while (fseek(file, off, SEEK_SET) == 0 &&
-	       fread(frame, 1, sizeof frame, file) == sizeof frame) {
-		uint32_t word = (uint32_t)frame[0] | (uint32_t)frame[1] << 8 |
-		                (uint32_t)frame[2] << 16 | (uint32_t)frame[3] << 24;
-		if (word == 0)
-			break;
-		off += (long)(FRAME_BYTES + (word & 0x7fffffffu));
-	}
-	assert_int_equal(fseek(file, off, SEEK_SET), 0);
-	int c;
-	while ((c = fgetc(file)) != EOF)
-		if (c != 0)
-			fail_msg("%s: nonzero byte after the records ending at %ld", name, off);
-	fclose(file);
-	return off;
 }
 
 /* Overwrites [from, to) of dir/name with byte, in place. */
@@ -338,7 +313,7 @@ static void test_stop_that_cannot_write_its_records_says_how_many_and_leaves_no_
 {
 	struct fixture *f = *state;
 	struct journal *j = three_records(f->dir);
-	long size = records_end(f->dir, SEG1);
+	long size = segment_records_end(path_in(f->dir, SEG1));
 	__atomic_store_n(&fail_writes, EIO, __ATOMIC_SEQ_CST);
 	struct jm_err err = {0};
 	uint64_t lsn;
