@@ -310,10 +310,13 @@ int rpc_call(struct rpc *rpc, const struct proto_msg *req, uint32_t timeout_ms,
 	return rpc_call_cancellable(rpc, req, timeout_ms, NULL, reply, err);
 }
 
-/* Presents the token on the current connection. */
-static int rpc_hello(struct rpc *rpc, uint64_t deadline_us, uint32_t timeout_ms,
-                     struct rpc_cancel *cancel, struct jm_err *err)
+/* With a token, presents it on the current connection when a new one made
+ * that due (need_hello); 0 when nothing was due. */
+static int rpc_hello_if_due(struct rpc *rpc, uint64_t deadline_us, uint32_t timeout_ms,
+                            struct rpc_cancel *cancel, struct jm_err *err)
 {
+	if (rpc->token == NULL || !atomic_exchange(&rpc->need_hello, false))
+		return 0;
 	struct proto_msg hello = {.type = PROTO_HELLO};
 	hello.u.hello.token =
 	    (struct proto_bytes){(const uint8_t *)rpc->token, (uint32_t)strlen(rpc->token)};
@@ -328,9 +331,8 @@ static int rpc_hello(struct rpc *rpc, uint64_t deadline_us, uint32_t timeout_ms,
 
 int rpc_ensure_hello(struct rpc *rpc, uint32_t timeout_ms, struct jm_err *err)
 {
-	if (rpc->token == NULL || !atomic_exchange(&rpc->need_hello, false))
-		return 0;
-	return rpc_hello(rpc, jm_mono_us() + (uint64_t)timeout_ms * 1000, timeout_ms, NULL, err);
+	return rpc_hello_if_due(rpc, jm_mono_us() + (uint64_t)timeout_ms * 1000, timeout_ms, NULL,
+	                        err);
 }
 
 /* With a token: HELLO first on a new connection; and a request refused for
@@ -343,14 +345,12 @@ int rpc_call_cancellable(struct rpc *rpc, const struct proto_msg *req, uint32_t 
 	if (rpc->token == NULL || req->type == PROTO_HELLO)
 		return rpc_call_once(rpc, req, deadline_us, timeout_ms, cancel, reply, err);
 	for (int attempt = 0;; attempt++) {
-		if (atomic_exchange(&rpc->need_hello, false)) {
-			int rc = rpc_hello(rpc, deadline_us, timeout_ms, cancel, err);
-			if (rc != 0) {
-				memset(reply, 0, sizeof *reply);
-				return rc;
-			}
+		int rc = rpc_hello_if_due(rpc, deadline_us, timeout_ms, cancel, err);
+		if (rc != 0) {
+			memset(reply, 0, sizeof *reply);
+			return rc;
 		}
-		int rc = rpc_call_once(rpc, req, deadline_us, timeout_ms, cancel, reply, err);
+		rc = rpc_call_once(rpc, req, deadline_us, timeout_ms, cancel, reply, err);
 		if (rc != JM_EAUTH || attempt == 1 ||
 		    (err != NULL && strncmp(err->msg, "authentication required", 23) != 0))
 			return rc;
