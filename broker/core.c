@@ -139,11 +139,27 @@ void core_fill_job_info(const struct job *job, bool with_result, struct proto_jo
 		                         (uint32_t)strlen(job->progress_message)};
 }
 
+/* Whether req (STATUS, RESULT or WAIT) asked for the job's payload. */
+static bool request_wants_payload(const struct request *req)
+{
+	switch (req->msg.type) {
+	case PROTO_STATUS:
+	case PROTO_RESULT:
+		return req->msg.u.job_ref.with_payload;
+	case PROTO_WAIT:
+		return req->msg.u.wait.with_payload;
+	default:
+		return false;
+	}
+}
+
 void core_reply_job(struct core *core, struct request *req, const struct job *job, bool with_result,
                     struct outbox *out)
 {
 	struct proto_msg msg = {.type = PROTO_JOB};
 	core_fill_job_info(job, with_result, &msg.u.job);
+	if (request_wants_payload(req))
+		msg.u.job.payload = (struct proto_bytes){job->payload, job->payload_len};
 	core_reply(core, req, &msg, out);
 	/* Wait for this job's latest change only: while the journal refuses
 	 * writes, reads of everything already durable still answer. */

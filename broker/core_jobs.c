@@ -38,12 +38,7 @@ static void reply_status(struct core *core, struct request *req, bool with_resul
 		reply_not_found(core, req, with_result ? "result" : "status", ref->job_id, out);
 		return;
 	}
-	struct proto_msg msg = {.type = PROTO_JOB};
-	core_fill_job_info(job, with_result, &msg.u.job);
-	if (ref->with_payload)
-		msg.u.job.payload = (struct proto_bytes){job->payload, job->payload_len};
-	core_reply(core, req, &msg, out);
-	req->reply_lsn = job->last_lsn; /* as core_reply_job: this job's change only */
+	core_reply_job(core, req, job, with_result, out);
 }
 
 void handle_status(struct core *core, struct request *req, struct outbox *out)

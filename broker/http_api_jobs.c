@@ -190,6 +190,7 @@ static void ask_job(struct http_call *call)
 		call->req.msg.type = PROTO_WAIT;
 		call->req.msg.u.wait.job_id = call->job_id;
 		call->req.msg.u.wait.timeout_ms = (uint32_t)((call->deadline_us - now) / 1000);
+		call->req.msg.u.wait.with_payload = !call->with_result;
 		call->what = "wait";
 	} else {
 		call->req.msg.type = call->with_result ? PROTO_RESULT : PROTO_STATUS;
@@ -210,14 +211,8 @@ static void job_cb(struct http_call *call, const struct proto_msg *reply)
 		ask_job(call);
 		return;
 	}
-	/* A WAIT answers without the payload: read the job once more. */
-	if (!call->with_result && call->req.msg.type == PROTO_WAIT) {
-		call->deadline_us = 0;
-		ask_job(call);
-		return;
-	}
 	json_t *body = http_json_job(job);
-	if (body && !call->with_result && call->req.msg.type == PROTO_STATUS)
+	if (body && !call->with_result)
 		http_json_add_payload(body, &job->payload);
 	if (body && call->with_result && job->has_result)
 		http_json_add_result(body, &job->result);

@@ -212,6 +212,7 @@ struct proto_job_ref {
 struct proto_wait {
 	uint64_t job_id;
 	uint32_t timeout_ms;
+	bool with_payload; /* put the job's payload in the reply (appended) */
 };
 
 /* JOB: [job_id, queue, type, state, priority, attempt, max_attempts,

@@ -85,11 +85,14 @@ static const struct field batch_ref_field[] = {
 const struct fields msg_batch_ref_fields = FIELDS_OF(batch_ref_field, NULL);
 
 /* WAIT: [job_id, timeout_ms] */
+/* WAIT: [job_id, timeout_ms, with_payload]; with_payload was appended (an
+ * older client sends two fields). */
 static const struct field wait_field[] = {
     F_U64(struct proto_wait, job_id),
     F_U32(struct proto_wait, timeout_ms),
+    F_BOOL(struct proto_wait, with_payload),
 };
-const struct fields msg_wait_fields = FIELDS_OF(wait_field, NULL);
+const struct fields msg_wait_fields = FIELDS_OF_OPTIONAL(wait_field, 2, NULL);
 
 /* JOB: [job_id, queue, type, state, priority, attempt, max_attempts,
  *       created_us, updated_us, run_at_us, last_error, has_result, result,

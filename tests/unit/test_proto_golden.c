@@ -331,7 +331,8 @@ static void msg_fill(struct proto_msg *m, enum proto_type type)
 			                                      .with_payload = type == PROTO_STATUS};
 		break;
 	case PROTO_WAIT:
-		m->u.wait = (struct proto_wait){.job_id = 0x100000000ull, .timeout_ms = 30000};
+		m->u.wait = (struct proto_wait){
+		    .job_id = 0x100000000ull, .timeout_ms = 30000, .with_payload = true};
 		break;
 	case PROTO_JOB:
 		job_info_fill(&m->u.job, true);
@@ -611,6 +612,7 @@ static void msg_equal(const struct proto_msg *want, const struct proto_msg *got)
 		const struct proto_wait *a = &want->u.wait, *b = &got->u.wait;
 		EQ(job_id);
 		EQ(timeout_ms);
+		EQ(with_payload);
 		break;
 	}
 	case PROTO_JOB:
@@ -793,8 +795,8 @@ static void test_a_six_field_stats_reply_still_decodes(void **state)
 	jm_buf_fini(&fixture);
 }
 
-/* STATUS was [job_id] and JOB had 17 fields before with_payload and
- * payload were appended: an older peer's bytes still decode, the new
+/* STATUS was [job_id], WAIT [job_id, timeout_ms] and JOB had 17 fields
+ * before with_payload and payload were appended: an older peer's bytes still decode, the new
  * fields as false and empty. */
 static void test_a_status_and_a_job_without_payload_fields_still_decode(void **state)
 {
@@ -813,6 +815,13 @@ static void test_a_status_and_a_job_without_payload_fields_still_decode(void **s
 	assert_jm_ok_err(proto_decode(fixture.data, fixture.len, &got, &err), &err);
 	assert_int_equal(got.u.job.job_id, 0x1234567890ull);
 	assert_int_equal(got.u.job.payload.len, 0);
+	proto_msg_fini(&got);
+	jm_buf_fini(&fixture);
+	fixture = (struct jm_buf){0};
+	golden_read("msg_wait-2-fields", &fixture);
+	assert_jm_ok_err(proto_decode(fixture.data, fixture.len, &got, &err), &err);
+	assert_int_equal(got.u.wait.timeout_ms, 30000);
+	assert_false(got.u.wait.with_payload);
 	proto_msg_fini(&got);
 	jm_buf_fini(&fixture);
 }

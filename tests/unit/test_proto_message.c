@@ -2131,7 +2131,8 @@ static void test_decode_rejects_a_missing_body_field(void **state)
 	struct proto_msg out;
 	struct jm_err err = {0};
 	assert_jm_code(decode_copy(b.data, b.len, &out, &err), JM_EPROTO);
-	assert_string_equal(err.msg, "wait: has 1 fields: expected [job_id, timeout_ms]");
+	assert_string_equal(err.msg,
+	                    "wait: has 1 fields: expected [job_id, timeout_ms[, with_payload]]");
 	jm_buf_fini(&b);
 }
 
