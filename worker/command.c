@@ -47,6 +47,12 @@ bool command_split(const char *command, struct command_words *words)
 	return true;
 }
 
+bool command_env_is_secret(const char *entry)
+{
+	static const char token[] = "JOBMESH_TOKEN=";
+	return strncmp(entry, token, sizeof token - 1) == 0;
+}
+
 void command_words_fini(struct command_words *words)
 {
 	free(words->buf);

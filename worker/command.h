@@ -44,4 +44,9 @@ int command_spawn(const char *command, const posix_spawn_file_actions_t *actions
                   const posix_spawnattr_t *attr, char **envp, pid_t *pid, char *error,
                   size_t error_size);
 
+/* True for an environment entry ("NAME=value") a handler must not inherit:
+ * the worker's own credentials (JOBMESH_TOKEN). A handler runs code the job
+ * chose, so it gets no more than the job does. */
+bool command_env_is_secret(const char *entry);
+
 #endif

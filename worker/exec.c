@@ -69,7 +69,8 @@ enum exec_phase {
 };
 
 /* The environment handed to the child: the worker's entries (borrowed) minus
- * any stale JOBMESH_* job variables, plus this job's. */
+ * any stale JOBMESH_* job variables and the worker's token, plus this
+ * job's. */
 struct exec_env {
 	char **envp;
 	char own[EXEC_ENV_OWN][EXEC_ENV_ENTRY_MAX];
@@ -141,7 +142,7 @@ static int env_build(struct exec_env *env, const struct exec_job *job)
 		return JM_ENOMEM;
 	size_t used = 0;
 	for (size_t i = 0; i < inherited; i++) {
-		if (!env_is_job_variable(environ[i]))
+		if (!env_is_job_variable(environ[i]) && !command_env_is_secret(environ[i]))
 			env->envp[used++] = environ[i];
 	}
 	snprintf(env->own[0], EXEC_ENV_ENTRY_MAX, "JOBMESH_JOB_ID=%" PRIu64, job->job_id);

@@ -540,6 +540,22 @@ static void *watchdog_main(void *arg)
 	_exit((int)(intptr_t)arg);
 }
 
+/* A handler runs as the same user and could read the worker's command line
+ * in /proc/PID/cmdline: a --token value is blanked there once it has been
+ * copied (JOBMESH_TOKEN is kept out of handlers' environments instead). */
+static void argv_hide_token(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		char *value = NULL;
+		if (strcmp(argv[i], "--token") == 0 && i + 1 < argc)
+			value = argv[++i];
+		else if (strncmp(argv[i], "--token=", 8) == 0)
+			value = argv[i] + 8;
+		if (value)
+			memset(value, 'x', strlen(value));
+	}
+}
+
 int main(int argc, char **argv)
 {
 	jm_log_init("jobmesh-worker", JM_LOG_INFO);
@@ -552,6 +568,7 @@ int main(int argc, char **argv)
 	    .queues_phase = PHASE_CONFIG,
 	};
 	int status = opts_load(&opts, argc, argv);
+	argv_hide_token(argc, argv);
 	if (status != 0)
 		goto out_free_opts;
 	if (opts.help) {

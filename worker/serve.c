@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "command.h"
 #include "guardian.h"
 #include "log.h"
 #include "message.h"
@@ -93,7 +94,7 @@ static int proc_spawn(struct serve_pool *pool, struct serve_proc *proc)
 		close_fd(&in[1]);
 		return e;
 	}
-	/* The worker's environment plus who this process is. */
+	/* The worker's environment minus its token, plus who this process is. */
 	size_t env_count = 0;
 	while (environ[env_count] != NULL)
 		env_count++;
@@ -105,9 +106,12 @@ static int proc_spawn(struct serve_pool *pool, struct serve_proc *proc)
 	int rc = ENOMEM;
 	if (envp == NULL || type_var == NULL)
 		goto out_free_env;
-	memcpy(envp, environ, env_count * sizeof *envp);
-	envp[env_count] = type_var;
-	envp[env_count + 1] = slot_var;
+	size_t used = 0;
+	for (size_t i = 0; i < env_count; i++)
+		if (!command_env_is_secret(environ[i]))
+			envp[used++] = environ[i];
+	envp[used] = type_var;
+	envp[used + 1] = slot_var;
 
 	posix_spawn_file_actions_t actions;
 	posix_spawnattr_t attr;

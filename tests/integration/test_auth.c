@@ -382,6 +382,67 @@ static void test_the_worker_takes_its_token_from_the_token_flag(void **state)
 	jm_client_close(client);
 }
 
+/* The job's result, a text, after it finished completed. */
+static char *run_to_result(struct auth_fixture *f, jm_client *client, const char *type)
+{
+	jm_job_spec spec = {.queue = "shop.orders", .type = type, .payload = "x", .payload_len = 1};
+	uint64_t id;
+	assert_jm_ok(jm_client_submit(client, &spec, &id));
+	jm_job_info info = {0};
+	fixture_wait_finished(&f->h, client, id, 20000, &info);
+	if (info.state != JM_STATE_COMPLETED)
+		fail_msg("job %llu of type %s ended %d: %s", (unsigned long long)id, type,
+		         (int)info.state, info.last_error ? info.last_error : "");
+	char *text = strndup((const char *)info.result, info.result_len);
+	assert_non_null(text);
+	jm_job_info_fini(&info);
+	return text;
+}
+
+/* A handler runs code the job chose: it must not learn the worker's token,
+ * neither from its environment (JOBMESH_TOKEN) nor from the worker's
+ * command line (--token, readable in /proc). An exec handler and a --serve
+ * process each report what they can see. */
+static void test_a_handler_sees_neither_the_workers_token_nor_its_flag(void **state)
+{
+	struct auth_fixture *f = *state;
+	setenv("JOBMESH_TOKEN", "shop-worker-secret", 1);
+	/* Its environment and its parent's (the worker's) command line. */
+	const char *show = "t.exec=env; tr '\\0' ' ' < /proc/$PPID/cmdline";
+	/* A serve process answers each job line with whether it finds the
+	 * token in its environment or its parent's command line (the patterns
+	 * are bracketed so that this command, which the worker's command line
+	 * holds, does not match itself). */
+	const char *serve =
+	    "t.serve=while read -r line; do "
+	    "id=$(printf %s \"$line\" | sed -n 's/.*\"id\":\"\\([0-9]*\\)\".*/\\1/p'); "
+	    "[ -n \"$id\" ] || exit 0; "
+	    "seen=$( (env; tr '\\0' ' ' < /proc/$PPID/cmdline) | "
+	    "grep -c -e shop-worker-secre[t] -e JOBMESH_TOKE[N]); "
+	    "printf '{\"op\":\"result\",\"id\":\"%s\",\"result\":\"seen %s\"}\\n' \"$id\" "
+	    "\"$seen\"; done";
+	const char *args[] = {
+	    "--queue", "shop.orders", "--handler",          show, "--serve", serve, "--worker-id",
+	    "w-leak",  "--token",     "shop-worker-secret", NULL};
+	struct harness_proc worker;
+	assert_jm_ok(harness_worker_start(&f->h, "w-leak", args, &worker));
+	unsetenv("JOBMESH_TOKEN");
+	jm_client *client = NULL;
+	jm_security sec = {.token = "shop-secret"};
+	assert_jm_ok(jm_client_open_secure(&client, f->h.broker_url, &sec));
+	char *seen = run_to_result(f, client, "t.exec");
+	/* What it printed is its real environment and the worker's argv. */
+	assert_contains(seen, "JOBMESH_JOB_TYPE=t.exec");
+	assert_contains(seen, "--worker-id w-leak");
+	if (strstr(seen, "shop-worker-secret") || strstr(seen, "JOBMESH_TOKEN"))
+		fail_msg("the exec handler saw the token:\n%s", seen);
+	free(seen);
+	seen = run_to_result(f, client, "t.serve");
+	assert_string_equal(seen, "seen 0");
+	free(seen);
+	jm_client_close(client);
+}
+
 static void test_without_auth_a_broker_refuses_a_wildcard_address(void **state)
 {
 	(void)state;
@@ -437,6 +498,9 @@ int main(void)
 	        auth_teardown),
 	    cmocka_unit_test_setup_teardown(test_the_worker_takes_its_token_from_the_token_flag,
 	                                    auth_setup, auth_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_a_handler_sees_neither_the_workers_token_nor_its_flag, auth_setup,
+	        auth_teardown),
 	    cmocka_unit_test(test_without_auth_a_broker_refuses_a_wildcard_address),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
