@@ -200,6 +200,10 @@ static uint64_t record_job_id(const struct proto_record *rec)
 /* Appends rec to the journal and applies it. The one way state changes. */
 int core_commit(struct core *core, const struct proto_record *rec, struct jm_err *err)
 {
+	/* Changes of a job reserve what they need first (core_records.c). */
+	if (rec->type == PROTO_REC_LEASE || rec->type == PROTO_REC_SETTLE ||
+	    rec->type == PROTO_REC_CANCEL || rec->type == PROTO_REC_REVIVE)
+		return core_commit_many(core, rec, 1, err);
 	jm_buf_reset(&core->scratch);
 	int rc = proto_record_encode(rec, &core->scratch);
 	if (rc != 0)

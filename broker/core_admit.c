@@ -231,6 +231,38 @@ static int admit_reserve(struct core *core, const struct proto_submit *submit, s
 	return 0;
 }
 
+int core_admit_one(struct core *core, struct queue *q, const struct proto_rec_job *r,
+                   struct job **job, struct jm_err *err)
+{
+	struct state *s = &core->state;
+	uint64_t max_jobs = s->config.max_queue_jobs;
+	uint64_t have = queue_unfinished(q);
+	if (max_jobs && have + 1 > max_jobs)
+		return jm_err_set(err, JM_ELIMIT,
+		                  "queue %s holds %llu unfinished jobs; 1 more would pass its "
+		                  "limit of %llu (--max-queue-jobs)",
+		                  q->name, (unsigned long long)have, (unsigned long long)max_jobs);
+	uint64_t bytes = state_new_job_bound(r);
+	uint64_t max_mem = s->config.max_payload_memory;
+	if (max_mem && s->live_bytes + bytes > max_mem)
+		return jm_err_set(err, JM_ELIMIT,
+		                  "a job of %llu bytes would bring the payload memory from %llu "
+		                  "to %llu bytes, over the limit of %llu (--max-payload-memory)",
+		                  (unsigned long long)bytes, (unsigned long long)s->live_bytes,
+		                  (unsigned long long)(s->live_bytes + bytes),
+		                  (unsigned long long)max_mem);
+	/* Room for it in the ready heap, and in the deadline heap for a
+	 * delay, the schedule's timer and a batch's event timer. */
+	int rc = queue_ready_reserve(q, 1);
+	if (rc == 0)
+		rc = deadline_heap_reserve(&s->deadlines, 3);
+	*job = rc == 0 ? state_job_prepare(r) : NULL;
+	if (*job == NULL)
+		return jm_err_set(err, JM_ENOMEM, "job %llu: broker out of memory",
+		                  (unsigned long long)r->job_id);
+	return 0;
+}
+
 void handle_submit(struct core *core, struct request *req, struct outbox *out)
 {
 	const struct proto_submit *submit = &req->msg.u.submit;

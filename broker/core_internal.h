@@ -99,6 +99,11 @@ void core_fill_job_info(const struct job *job, bool with_result, struct proto_jo
 
 /* Appends rec to the journal and applies it. The one way state changes. */
 int core_commit(struct core *core, const struct proto_record *rec, struct jm_err *err);
+/* core_records.c: appends count LEASE, SETTLE, CANCEL or REVIVE records
+ * and applies them, all or none: what applying needs is reserved before
+ * anything is journaled, so on an error nothing changed. */
+int core_commit_many(struct core *core, const struct proto_record *recs, uint32_t count,
+                     struct jm_err *err);
 /* What follows a record applied at lsn: metrics, the job's last lsn, its
  * events. prior_since_us: when the job last changed before (0: new). */
 void core_committed(struct core *core, const struct proto_record *rec, uint64_t lsn,
@@ -114,6 +119,16 @@ void core_publish_job_state(struct core *core, const struct job *job);
 void core_publish_batch(struct core *core, struct batch *b);
 void core_batch_touched(struct core *core, struct batch *b);
 void core_publish_worker(struct core *core, const struct worker *w, uint32_t kind, const char *why);
+
+/* ---- core_admit.c ------------------------------------------------------- */
+
+/* Admission of one job the broker makes itself (a schedule's run), by the
+ * rules of a submit: the queue's --max-queue-jobs, --max-payload-memory,
+ * and room reserved so that applying r cannot fail. 0 with *job prepared
+ * (state_apply_prepared_job or state_job_discard takes it), or JM_ELIMIT /
+ * JM_ENOMEM with nothing changed. q is r's queue and exists. */
+int core_admit_one(struct core *core, struct queue *q, const struct proto_rec_job *r,
+                   struct job **job, struct jm_err *err);
 
 /* ---- core_jobs.c: submit, cancel, status, result, wait, revive --------- */
 

@@ -35,6 +35,7 @@ void core_schedule_fired(struct core *core, struct schedule *s, struct outbox *o
 		return;
 	}
 	struct queue *q;
+	bool created = queue_find(&core->state.queues, s->queue) == NULL;
 	int rc = queue_get(&core->state.queues, s->queue, &q);
 	if (rc != 0) {
 		jm_err_set(&err, rc, "queue %s cannot be created: %s (at most %u queues)", s->queue,
@@ -62,11 +63,35 @@ void core_schedule_fired(struct core *core, struct schedule *s, struct outbox *o
 	r->run_at_us = run;
 	r->attrs.created_us = now;
 	r->updated_us = now;
-	rc = core_commit(core, &rec, &err);
+	/* Admitted as a submit of its job is (core_admit.c): within the
+	 * limits, and all it needs reserved before the record is journaled. */
+	struct job *job = NULL;
+	rc = core_admit_one(core, q, r, &job, &err);
+	uint64_t lsn = 0;
+	if (rc == 0) {
+		jm_buf_reset(&core->scratch);
+		rc = proto_record_encode(&rec, &core->scratch);
+		if (rc != 0)
+			jm_err_set(&err, rc, "encoding its record failed");
+	}
+	if (rc == 0)
+		rc = journal_append(core->journal, core->scratch.data, core->scratch.len, &lsn,
+		                    &err);
 	if (rc != 0) {
+		if (job)
+			state_job_discard(job);
+		if (created)
+			queue_drop_if_empty(&core->state.queues, q);
 		retry_later(core, s, jm_err_text(&err));
 		return;
 	}
+	uint64_t applied_us = jm_wall_us();
+	state_apply_prepared_job(&core->state, r, job, applied_us);
+	/* The schedule's timer fired and left the heap: re-arming it takes
+	 * the room reserved. */
+	(void)schedules_apply(&core->state.schedules, &core->state.deadlines, &rec, applied_us,
+	                      &err);
+	core_committed(core, &rec, lsn, 0);
 	jm_debug("schedule %s: run for %llu us submitted as job %llu", f->name,
 	         (unsigned long long)run, (unsigned long long)r->job_id);
 	core_pump(core, out);

@@ -21,6 +21,7 @@
 
 #include "backoff.h"
 #include "clock.h"
+#include "heap.h"
 #include "log.h"
 
 static void worker_restarted(struct core *core, struct worker *w, uint64_t instance,
@@ -91,14 +92,14 @@ void core_worker_pipe_gone(struct core *core, uint32_t pipe_id)
 	worker_each(reg, mark_pipe_gone_cb, &pipe_id);
 }
 
-/* Ends the current attempt of an active job that did not complete: retry
- * with backoff while attempts remain (unless permanent), else dead-letter. */
-int core_settle_failure(struct core *core, struct job *job, const char *error, size_t error_len,
-                        bool permanent, struct outbox *out, struct jm_err *err)
+/* The SETTLE record that ends job's attempt as a failure: retry with
+ * backoff while attempts remain (unless permanent), else dead-letter. */
+static void failure_record(struct core *core, struct job *job, const char *error, size_t error_len,
+                           bool permanent, struct proto_record *rec)
 {
 	uint64_t now = jm_wall_us();
-	struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_SETTLE};
-	struct proto_rec_settle *s = &rec.u.settle;
+	*rec = (struct proto_record){.version = PROTO_RECORD_VERSION, .type = PROTO_REC_SETTLE};
+	struct proto_rec_settle *s = &rec->u.settle;
 	s->job_id = job->id;
 	s->lease = job->lease;
 	s->at_us = now;
@@ -113,6 +114,15 @@ int core_settle_failure(struct core *core, struct job *job, const char *error, s
 		    backoff_delay_ms(&job->queue->policy.backoff, job->attempt, core_random(core));
 		s->run_at_us = now + delay_ms * 1000;
 	}
+}
+
+/* Ends the current attempt of an active job that did not complete: retry
+ * with backoff while attempts remain (unless permanent), else dead-letter. */
+int core_settle_failure(struct core *core, struct job *job, const char *error, size_t error_len,
+                        bool permanent, struct outbox *out, struct jm_err *err)
+{
+	struct proto_record rec;
+	failure_record(core, job, error, error_len, permanent, &rec);
 	int rc = core_commit(core, &rec, err);
 	if (rc == 0 && state_job_is_finished(job))
 		core_release_waiters(core, job, out);
@@ -141,66 +151,104 @@ static int lease_token_draw(uint64_t *token, struct jm_err *err)
 	return 0;
 }
 
-/* Leases job to worker w's current instance under a fresh token: one LEASE
- * record. */
-static int lease_job(struct core *core, struct job *job, struct worker *w, struct jm_err *err)
+/* The LEASE record that leases job to worker w's current instance under a
+ * fresh token. */
+static int lease_record(struct core *core, const struct job *job, const struct worker *w,
+                        struct proto_record *rec, struct jm_err *err)
 {
-	struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_LEASE};
-	int rc = lease_token_draw(&rec.u.lease.token, err);
+	*rec = (struct proto_record){.version = PROTO_RECORD_VERSION, .type = PROTO_REC_LEASE};
+	int rc = lease_token_draw(&rec->u.lease.token, err);
 	if (rc != 0)
 		return rc;
-	rec.u.lease.instance = w->instance;
-	rec.u.lease.job_id = job->id;
+	rec->u.lease.instance = w->instance;
+	rec->u.lease.job_id = job->id;
 	/* The first lease of a job in this boot starts at boot_epoch << 32:
 	 * one a crash made us forget can never be granted again. */
 	uint64_t boot_floor = core->state.boot_epoch << 32;
-	rec.u.lease.lease = job->lease + 1 > boot_floor ? job->lease + 1 : boot_floor;
-	rec.u.lease.attempt = job->attempt + 1;
-	memcpy(rec.u.lease.worker_id, w->id, sizeof rec.u.lease.worker_id);
-	rec.u.lease.at_us = jm_wall_us();
-	return core_commit(core, &rec, err);
+	rec->u.lease.lease = job->lease + 1 > boot_floor ? job->lease + 1 : boot_floor;
+	rec->u.lease.attempt = job->attempt + 1;
+	memcpy(rec->u.lease.worker_id, w->id, sizeof rec->u.lease.worker_id);
+	rec->u.lease.at_us = jm_wall_us();
+	return 0;
+}
+
+/* Picks up to max ready jobs from fetch's queues (in the order given, each
+ * within its max_active) into jobs, without taking them: each comes out of
+ * its ready heap to reveal the next and goes back in (the heap keeps its
+ * room, so that cannot fail). Returns how many. */
+static uint32_t pick_jobs(struct core *core, const struct proto_fetch *fetch, struct job **jobs,
+                          uint32_t max)
+{
+	uint32_t picked = 0;
+	for (uint32_t qi = 0; qi < fetch->queues_count && picked < max; qi++) {
+		struct queue *q = queue_find(&core->state.queues, fetch->queues[qi]);
+		if (q == NULL)
+			continue;
+		uint32_t in_q = 0; /* picked from q already (a queue named twice) */
+		for (uint32_t i = 0; i < picked; i++)
+			in_q += jobs[i]->queue == q;
+		struct job *job;
+		while (picked < max &&
+		       (q->policy.max_active == 0 || q->active + in_q < q->policy.max_active) &&
+		       (job = queue_ready_peek(q)) != NULL) {
+			queue_ready_remove(q, job);
+			jobs[picked++] = job;
+			in_q++;
+		}
+	}
+	for (uint32_t i = 0; i < picked; i++)
+		(void)queue_ready_push(jobs[i]->queue, jobs[i]); /* its room is there */
+	return picked;
 }
 
 /* Takes up to max_jobs ready jobs from queues (in the order given), leases
- * them to w and encodes the JOBS reply. Returns how many were leased. */
+ * them to w, all or none (core_commit_many), and encodes the JOBS reply.
+ * Returns how many were leased. */
 static uint32_t take_jobs(struct core *core, struct request *req, struct worker *w,
                           const struct proto_fetch *fetch, struct outbox *out, bool reply_if_none)
 {
 	uint32_t max_jobs = fetch->max_jobs;
 	struct proto_delivery *deliveries = NULL;
+	struct job **jobs = NULL;
+	struct proto_record *recs = NULL;
 	uint32_t taken = 0;
-	if (core->state.ready_jobs > 0) {
-		deliveries = calloc(max_jobs, sizeof *deliveries);
-		if (deliveries == NULL) {
+	if (core->state.ready_jobs > 0 && max_jobs > 0) {
+		deliveries = jm_calloc(max_jobs, sizeof *deliveries);
+		jobs = jm_calloc(max_jobs, sizeof *jobs);
+		recs = jm_calloc(max_jobs, sizeof *recs);
+		if (deliveries == NULL || jobs == NULL || recs == NULL) {
+			free(deliveries);
+			free(jobs);
+			free(recs);
 			core_reply_errorf(core, req, out, JM_ENOMEM, "fetch: broker out of memory");
 			return 0;
 		}
+		taken = pick_jobs(core, fetch, jobs, max_jobs);
 	}
-	bool journal_refuses = false;
-	for (uint32_t qi = 0;
-	     deliveries && qi < fetch->queues_count && taken < max_jobs && !journal_refuses; qi++) {
-		struct queue *q = queue_find(&core->state.queues, fetch->queues[qi]);
-		struct job *job;
-		while (q && taken < max_jobs && queue_has_capacity(q) &&
-		       (job = queue_ready_peek(q)) != NULL) {
-			struct jm_err err = {0};
-			if (lease_job(core, job, w, &err) != 0) {
-				jm_warn("fetch: leasing job %llu failed: %s",
-				        (unsigned long long)job->id, jm_err_text(&err));
-				journal_refuses = true;
-				break;
-			}
-			if (job->batch)
-				batch_set_operation(job->batch, job->attrs.type,
-				                    strlen(job->attrs.type));
-			struct proto_delivery *d = &deliveries[taken++];
-			d->job_id = job->id;
-			d->lease = job->lease_token;
-			d->attempt = job->attempt;
-			d->attrs = job->attrs;
-			d->payload = (struct proto_bytes){job->payload, job->payload_len};
-		}
+	struct jm_err err = {0};
+	int rc = 0;
+	for (uint32_t i = 0; rc == 0 && i < taken; i++)
+		rc = lease_record(core, jobs[i], w, &recs[i], &err);
+	if (rc == 0)
+		rc = core_commit_many(core, recs, taken, &err);
+	if (rc != 0) {
+		/* Nothing was leased; a parked fetch stays parked. */
+		jm_warn("fetch: leasing %u job(s) failed: %s", taken, jm_err_text(&err));
+		taken = 0;
 	}
+	for (uint32_t i = 0; i < taken; i++) {
+		struct job *job = jobs[i];
+		if (job->batch)
+			batch_set_operation(job->batch, job->attrs.type, strlen(job->attrs.type));
+		struct proto_delivery *d = &deliveries[i];
+		d->job_id = job->id;
+		d->lease = job->lease_token;
+		d->attempt = job->attempt;
+		d->attrs = job->attrs;
+		d->payload = (struct proto_bytes){job->payload, job->payload_len};
+	}
+	free(jobs);
+	free(recs);
 	if (taken > 0 || reply_if_none) {
 		struct proto_msg msg = {.type = PROTO_JOBS};
 		msg.u.jobs.jobs_count = taken;
@@ -332,31 +380,77 @@ static void reply_settled(struct core *core, struct request *req, int32_t *codes
 	core_reply(core, req, &msg, out);
 }
 
-/* Ends one attempt as the worker said: one SETTLE record (or two for a
- * failure that retries, see core_settle_failure). */
-static int settle_item(struct core *core, struct job *job, const struct proto_settle_item *item,
-                       struct outbox *out, struct jm_err *err)
+/* The SETTLE record that ends job's attempt as the worker said. */
+static void settle_record(struct core *core, struct job *job, const struct proto_settle_item *item,
+                          struct proto_record *rec)
 {
-	switch (item->outcome) {
-	case PROTO_SETTLE_COMPLETED: {
-		struct proto_record rec = {.version = PROTO_RECORD_VERSION,
-		                           .type = PROTO_REC_SETTLE};
-		rec.u.settle.job_id = job->id;
-		rec.u.settle.lease = job->lease;
-		rec.u.settle.outcome = PROTO_OUTCOME_COMPLETED;
-		rec.u.settle.at_us = jm_wall_us();
-		rec.u.settle.data = item->data;
-		int rc = core_commit(core, &rec, err);
-		if (rc == 0)
-			core_release_waiters(core, job, out);
-		return rc;
+	if (item->outcome == PROTO_SETTLE_FAILED) {
+		failure_record(core, job, (const char *)item->data.ptr, item->data.len,
+		               item->permanent, rec);
+		return;
 	}
-	case PROTO_SETTLE_RELEASED:
-		return settle_released(core, job, err);
-	default: /* PROTO_SETTLE_FAILED; the decoder allows nothing else */
-		return core_settle_failure(core, job, (const char *)item->data.ptr, item->data.len,
-		                           item->permanent, out, err);
+	*rec = (struct proto_record){.version = PROTO_RECORD_VERSION, .type = PROTO_REC_SETTLE};
+	rec->u.settle.job_id = job->id;
+	rec->u.settle.lease = job->lease;
+	rec->u.settle.at_us = jm_wall_us();
+	if (item->outcome == PROTO_SETTLE_COMPLETED) {
+		rec->u.settle.outcome = PROTO_OUTCOME_COMPLETED;
+		rec->u.settle.data = item->data;
+	} else {
+		rec->u.settle.outcome = PROTO_OUTCOME_RELEASED;
 	}
+}
+
+struct settle_ref {
+	uint64_t job_id;
+	uint32_t rec;
+};
+
+static int settle_ref_cmp(const void *a, const void *b)
+{
+	const struct settle_ref *x = a, *y = b;
+	if (x->job_id != y->job_id)
+		return x->job_id < y->job_id ? -1 : 1;
+	return x->rec < y->rec ? -1 : x->rec > y->rec;
+}
+
+/* Drops from recs (with jobs and at alongside) every record of a job an
+ * earlier one already settles: a job named twice in one request is
+ * settled once, the later item is stale. Returns the new count; 0 with
+ * nothing dropped when out of memory (*oom). */
+static uint32_t settle_drop_repeats(struct proto_record *recs, struct job **jobs, uint32_t *at,
+                                    int32_t *codes, uint32_t n, bool *oom)
+{
+	*oom = false;
+	if (n < 2)
+		return n;
+	struct settle_ref *refs = jm_calloc(n, sizeof *refs);
+	bool *repeat = jm_calloc(n, sizeof *repeat);
+	if (refs == NULL || repeat == NULL) {
+		free(refs);
+		free(repeat);
+		*oom = true;
+		return 0;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		refs[i] = (struct settle_ref){recs[i].u.settle.job_id, i};
+	qsort(refs, n, sizeof *refs, settle_ref_cmp);
+	for (uint32_t i = 1; i < n; i++)
+		if (refs[i].job_id == refs[i - 1].job_id)
+			repeat[refs[i].rec] = true;
+	uint32_t kept = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		if (repeat[i]) {
+			codes[at[i]] = JM_ESTALE;
+			continue;
+		}
+		recs[kept] = recs[i];
+		jobs[kept] = jobs[i];
+		at[kept++] = at[i];
+	}
+	free(refs);
+	free(repeat);
+	return kept;
 }
 
 void handle_settle(struct core *core, struct request *req, struct outbox *out)
@@ -392,21 +486,45 @@ void handle_settle(struct core *core, struct request *req, struct outbox *out)
 		core_reply_errorf(core, req, out, rc, "settle: %s", why);
 		return;
 	}
-	int32_t *codes = calloc(settle->items_count, sizeof *codes);
-	if (codes == NULL) {
-		core_reply_errorf(core, req, out, JM_ENOMEM, "settle: broker out of memory");
-		return;
-	}
-	for (uint32_t i = 0; i < settle->items_count; i++) {
+	/* Every item the lease holds for is settled, all or none
+	 * (core_commit_many); the others are refused one by one. */
+	uint32_t count = settle->items_count;
+	int32_t *codes = jm_calloc(count ? count : 1, sizeof *codes);
+	struct proto_record *recs = jm_calloc(count ? count : 1, sizeof *recs);
+	struct job **jobs = jm_calloc(count ? count : 1, sizeof *jobs);
+	uint32_t *at = jm_calloc(count ? count : 1, sizeof *at);
+	uint32_t n = 0;
+	bool oom = codes == NULL || recs == NULL || jobs == NULL || at == NULL;
+	for (uint32_t i = 0; !oom && i < count; i++) {
 		const struct proto_settle_item *item = &settle->items[i];
 		struct job *job;
 		codes[i] = lease_holds(core, "settle", w, settle->instance, item->job_id,
 		                       item->lease, &job);
-		if (codes[i] == 0)
-			codes[i] = settle_item(core, job, item, out, &err);
+		if (codes[i] != 0)
+			continue;
+		settle_record(core, job, item, &recs[n]);
+		jobs[n] = job;
+		at[n++] = i;
 	}
-	reply_settled(core, req, codes, settle->items_count, out);
+	if (!oom)
+		n = settle_drop_repeats(recs, jobs, at, codes, n, &oom);
+	if (!oom && n > 0 && core_commit_many(core, recs, n, &err) != 0) {
+		jm_warn("settle of %u job(s) failed: %s", n, jm_err_text(&err));
+		for (uint32_t k = 0; k < n; k++)
+			codes[at[k]] = err.code ? err.code : JM_EIO;
+		n = 0;
+	}
+	for (uint32_t k = 0; !oom && k < n; k++)
+		if (state_job_is_finished(jobs[k]))
+			core_release_waiters(core, jobs[k], out);
+	if (oom)
+		core_reply_errorf(core, req, out, JM_ENOMEM, "settle: broker out of memory");
+	else
+		reply_settled(core, req, codes, count, out);
 	free(codes);
+	free(recs);
+	free(jobs);
+	free(at);
 	core_pump(core, out); /* a queue under max_active may have room now */
 }
 

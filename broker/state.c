@@ -477,42 +477,77 @@ static int apply_lease(struct state *s, const struct proto_rec_lease *r, uint64_
 	return place(s, job, PROTO_STATE_ACTIVE, now_us, r->at_us);
 }
 
-static int apply_settle(struct state *s, const struct proto_rec_settle *r, uint64_t now_us,
-                        struct jm_err *err)
+/* Ends job's attempt as r says, with r's text (result or error) already
+ * copied into copy (owned from here on; NULL when r carries none). Nothing
+ * here allocates but the heaps' growth, for which a live caller reserved
+ * room (core_records.c). */
+static int settle_apply_copied(struct state *s, struct job *job, const struct proto_rec_settle *r,
+                               uint8_t *copy, uint64_t now_us)
 {
-	struct job *job = jobtable_find(&s->jobs, r->job_id);
-	if (job == NULL || job->state != PROTO_STATE_ACTIVE || job->lease != r->lease)
-		return skip_or_fail(s, err, "settle", r->job_id);
 	unplace(s, job);
 	job->updated_us = r->at_us;
 	uint32_t next_state;
-	int rc = 0;
 	switch (r->outcome) {
 	case PROTO_OUTCOME_COMPLETED:
-		rc = copy_bytes(&job->result, &job->result_len, &r->data);
+		free(job->result);
+		job->result = copy;
+		job->result_len = copy ? r->data.len : 0;
 		next_state = PROTO_STATE_COMPLETED;
 		break;
 	case PROTO_OUTCOME_RETRY:
-		rc = copy_text(&job->last_error, &r->data);
+		free(job->last_error);
+		job->last_error = (char *)copy;
 		job->run_at_us = r->run_at_us;
 		next_state = PROTO_STATE_DELAYED;
 		break;
 	case PROTO_OUTCOME_DEAD:
-		rc = copy_text(&job->last_error, &r->data);
+		free(job->last_error);
+		job->last_error = (char *)copy;
 		next_state = PROTO_STATE_FAILED;
 		break;
 	case PROTO_OUTCOME_RELEASED:
 	default:
+		free(copy);
 		if (job->attempt > 0)
 			job->attempt--;
 		job->run_at_us = r->run_at_us;
 		next_state = PROTO_STATE_DELAYED;
 		break;
 	}
-	int placed = place(s, job, next_state, now_us, 0);
-	return rc != 0
-	           ? jm_err_set(err, rc, "job %llu: out of memory", (unsigned long long)r->job_id)
-	           : placed;
+	return place(s, job, next_state, now_us, 0);
+}
+
+int state_settle_prepare(const struct proto_rec_settle *r, uint8_t **copy)
+{
+	*copy = NULL;
+	if (r->outcome == PROTO_OUTCOME_RELEASED)
+		return 0;
+	return copy_bytes(copy, NULL, &r->data);
+}
+
+bool state_settle_fits(const struct state *s, const struct proto_rec_settle *r)
+{
+	const struct job *job = jobtable_find(&s->jobs, r->job_id);
+	return job != NULL && job->state == PROTO_STATE_ACTIVE && job->lease == r->lease;
+}
+
+void state_apply_prepared_settle(struct state *s, const struct proto_rec_settle *r, uint8_t *copy,
+                                 uint64_t now_us)
+{
+	(void)settle_apply_copied(s, jobtable_find(&s->jobs, r->job_id), r, copy,
+	                          now_us); /* room reserved */
+}
+
+static int apply_settle(struct state *s, const struct proto_rec_settle *r, uint64_t now_us,
+                        struct jm_err *err)
+{
+	if (!state_settle_fits(s, r))
+		return skip_or_fail(s, err, "settle", r->job_id);
+	uint8_t *copy;
+	if (state_settle_prepare(r, &copy) != 0)
+		return jm_err_set(err, JM_ENOMEM, "job %llu: out of memory",
+		                  (unsigned long long)r->job_id);
+	return settle_apply_copied(s, jobtable_find(&s->jobs, r->job_id), r, copy, now_us);
 }
 
 static int apply_cancel(struct state *s, const struct proto_rec_job_event *r, uint64_t now_us,

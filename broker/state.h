@@ -86,6 +86,19 @@ void state_job_discard(struct job *job);
 void state_apply_prepared_job(struct state *s, const struct proto_rec_job *r, struct job *job,
                               uint64_t now_us);
 
+/* Admission of a SETTLE (core_records.c): its text is copied before its
+ * record is journaled, so that applying it cannot fail. state_settle_prepare
+ * sets *copy (NULL when there is nothing to copy); JM_ENOMEM. */
+int state_settle_prepare(const struct proto_rec_settle *r, uint8_t **copy);
+/* Whether r ends the current attempt of an active job (else applying it
+ * live is a bug, and replay skips it). */
+bool state_settle_fits(const struct state *s, const struct proto_rec_settle *r);
+/* Applies r, which fits, with copy from state_settle_prepare (owned from
+ * here on). The caller reserved room in r's job's ready heap and in the
+ * deadline heap. Cannot fail. */
+void state_apply_prepared_settle(struct state *s, const struct proto_rec_settle *r, uint8_t *copy,
+                                 uint64_t now_us);
+
 /* A delayed job's time has come: it becomes pending. */
 void state_job_due(struct state *s, struct job *job);
 

@@ -2,7 +2,9 @@
  * second, and across a SIGKILL of the broker it neither doubles a run nor
  * loses one except as the catch-up rule says (the runs missed while it was
  * down collapse into one); a schedule added with the CLI survives a
- * restart; bad expressions and zones are refused with the field named.
+ * restart; bad expressions and zones are refused with the field named; a
+ * run that would pass --max-queue-jobs or --max-payload-memory is not
+ * submitted, as a submit of its job would not be.
  *
  * A run's job carries the time it was scheduled for in run_at_us while it
  * is pending (no worker runs here), read back with JOB_QUERY. */
@@ -153,6 +155,50 @@ test_a_one_second_schedule_runs_every_second_and_catches_up_once_after_a_sigkill
 	              (unsigned long long)((catch_up - last_before) / SECOND_US));
 }
 
+struct log_wait {
+	const char *path, *text;
+	size_t at_least;
+};
+
+static bool log_says_cb(void *arg)
+{
+	struct log_wait *w = arg;
+	return fixture_count_in_file(w->path, w->text) >= w->at_least;
+}
+
+/* A schedule's run is admitted as a submit of its job is: once its queue
+ * holds --max-queue-jobs unfinished jobs, the runs stop (the broker says
+ * why and tries again), and a payload over --max-payload-memory is never
+ * stored at all. */
+static void test_a_schedule_run_over_a_limit_is_not_submitted(void **state)
+{
+	const char *args[] = {"--max-queue-jobs", "2", "--max-payload-memory", "64KiB", NULL};
+	struct stack *f =
+	    stack_open(state, "schedule_limits", args, NULL, STACK_CLIENT | STACK_RPC);
+	put_every_second(f, "capped", "capped");
+	static char big[80 * 1024];
+	memset(big, 'b', sizeof big);
+	jm_schedule s = {.name = "huge",
+	                 .expr = "@every 1s",
+	                 .queue = "huge",
+	                 .type = "tick",
+	                 .payload = big,
+	                 .payload_len = sizeof big};
+	jm_schedule *stored = NULL;
+	if (jm_client_schedule_put(f->client, &s, &stored) != 0)
+		fail_msg("schedule put: %s", jm_client_last_error());
+	jm_schedules_free(stored, 1);
+	/* Two refusals of each after the queue filled: the runs went on. */
+	const char *err_path = harness_path(&f->h, "broker.err");
+	struct log_wait full = {err_path, "limit of 2 (--max-queue-jobs)", 2};
+	assert_true(harness_wait_for(15000, log_says_cb, &full, "two refused runs of capped"));
+	struct log_wait mem = {err_path, "(--max-payload-memory)", 2};
+	assert_true(harness_wait_for(15000, log_says_cb, &mem, "two refused runs of huge"));
+	uint64_t runs[16];
+	assert_int_equal(runs_of(f, "capped", runs, 16), 2);
+	assert_int_equal(runs_of(f, "huge", runs, 16), 0);
+}
+
 static int run_cli(struct stack *f, const char *const *args, char **out, char **errs)
 {
 	const char *argv[24];
@@ -250,6 +296,8 @@ int main(void)
 	                              stack_close),
 	    cmocka_unit_test_teardown(
 	        test_bad_expressions_and_zones_are_refused_with_the_field_named, stack_close),
+	    cmocka_unit_test_teardown(test_a_schedule_run_over_a_limit_is_not_submitted,
+	                              stack_close),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

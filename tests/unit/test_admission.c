@@ -1,7 +1,8 @@
-/* A submit is admitted whole or not at all (core_admit.c): failing each of
- * its allocations in turn (common/heap.h) leaves the state and the journal
- * as they were, and what the journal holds replays to the state the live
- * core had. Also the admission limits: jobs per queue, payload memory, and
+/* A submit is admitted whole or not at all (core_admit.c), and so are a
+ * fetch of several jobs and a settle of several (core_records.c): failing
+ * each of their allocations in turn (common/heap.h) leaves the state and
+ * the journal as they were, and what the journal holds replays to the
+ * state the live core had. Also the admission limits: jobs per queue, payload memory, and
  * a delay whose run time would overflow the clock.
  *
  * The core runs over a real journal in a temp directory; core_handle runs
@@ -38,6 +39,7 @@ struct fixture {
 /* What must not change when a request is refused. */
 struct fingerprint {
 	uint64_t jobs, queues, batches, live_bytes, ready_jobs, next_job_id, deadlines;
+	uint64_t active, finished; /* in queue "q" */
 	uint64_t journal_bytes;
 };
 
@@ -132,6 +134,11 @@ static struct fingerprint fingerprint_of(struct fixture *f)
 	    .next_job_id = s->next_job_id,
 	    .deadlines = s->deadlines.count,
 	};
+	struct queue *q = queue_find(&s->queues, "q");
+	if (q) {
+		fp.active = q->active;
+		fp.finished = q->finished_count;
+	}
 	pthread_mutex_unlock(&f->core->lock);
 	fp.journal_bytes = journal_log_bytes(f->journal);
 	return fp;
@@ -142,13 +149,15 @@ static void assert_same(const struct fingerprint *a, const struct fingerprint *b
 	if (memcmp(a, b, sizeof *a) != 0)
 		fail_msg("allocation %llu failed and the state changed: jobs %llu->%llu queues "
 		         "%llu->%llu batches %llu->%llu live_bytes %llu->%llu next_id %llu->%llu "
-		         "journal bytes %llu->%llu",
+		         "active %llu->%llu finished %llu->%llu journal bytes %llu->%llu",
 		         (unsigned long long)n, (unsigned long long)a->jobs,
 		         (unsigned long long)b->jobs, (unsigned long long)a->queues,
 		         (unsigned long long)b->queues, (unsigned long long)a->batches,
 		         (unsigned long long)b->batches, (unsigned long long)a->live_bytes,
 		         (unsigned long long)b->live_bytes, (unsigned long long)a->next_job_id,
-		         (unsigned long long)b->next_job_id, (unsigned long long)a->journal_bytes,
+		         (unsigned long long)b->next_job_id, (unsigned long long)a->active,
+		         (unsigned long long)b->active, (unsigned long long)a->finished,
+		         (unsigned long long)b->finished, (unsigned long long)a->journal_bytes,
 		         (unsigned long long)b->journal_bytes);
 }
 
@@ -338,6 +347,219 @@ static void test_a_delay_whose_run_time_overflows_is_refused(void **state)
 	assert_same(&before, &after, 0);
 }
 
+/* Sends req (its msg filled in) through the core; the reply decoded into
+ * out, or false when none could be decoded. */
+static bool send_request(struct fixture *f, struct call *c, struct proto_msg *out)
+{
+	c->req.pipe_id = 1;
+	c->req.on_reply = on_reply;
+	jm_buf_init(&c->req.reply);
+	core_handle(f->core, &c->req);
+	wait_done(c);
+	bool decoded = false;
+	if (c->status == 0 && c->req.reply.len > 0) {
+		struct jm_err err = {0};
+		decoded = proto_decode(c->req.reply.data, c->req.reply.len, out, &err) == 0;
+	}
+	jm_buf_fini(&f->reply);
+	f->reply = c->req.reply;
+	return decoded;
+}
+
+#define WORKER "w1"
+#define INSTANCE 7
+
+static proto_name queue_q = "q";
+
+/* A FETCH of up to max jobs from queue q by WORKER, answered at once. */
+static bool fetch_jobs(struct fixture *f, uint32_t max, struct proto_msg *out)
+{
+	struct call c = {0};
+	c.req.msg.type = PROTO_FETCH;
+	struct proto_fetch *fe = &c.req.msg.u.fetch;
+	snprintf(fe->worker_id, sizeof fe->worker_id, WORKER);
+	fe->instance = INSTANCE;
+	fe->queues_count = 1;
+	fe->queues = &queue_q;
+	fe->max_jobs = max;
+	return send_request(f, &c, out);
+}
+
+static bool settle_items(struct fixture *f, struct proto_settle_item *items, uint32_t n,
+                         struct proto_msg *out)
+{
+	struct call c = {0};
+	c.req.msg.type = PROTO_SETTLE;
+	struct proto_settle *se = &c.req.msg.u.settle;
+	snprintf(se->worker_id, sizeof se->worker_id, WORKER);
+	se->instance = INSTANCE;
+	se->items = items;
+	se->items_count = n;
+	return send_request(f, &c, out);
+}
+
+/* Hands back (RELEASED, no fault armed) every lease WORKER holds, read from
+ * the state: a reply that failed to encode still leased its jobs. */
+static void release_all(struct fixture *f)
+{
+	struct proto_settle_item items[16];
+	uint32_t n = 0;
+	pthread_mutex_lock(&f->core->lock);
+	struct worker *w = worker_find(&f->core->state.workers, WORKER);
+	for (struct job *job = w ? TAILQ_FIRST(&w->held) : NULL; job && n < 16;
+	     job = TAILQ_NEXT(job, holder_link))
+		items[n++] = (struct proto_settle_item){
+		    .job_id = job->id, .lease = job->lease_token, .outcome = PROTO_SETTLE_RELEASED};
+	pthread_mutex_unlock(&f->core->lock);
+	if (n == 0)
+		return;
+	struct proto_msg reply;
+	assert_true(settle_items(f, items, n, &reply));
+	assert_int_equal(reply.type, PROTO_SETTLED);
+	for (uint32_t i = 0; i < n; i++)
+		assert_int_equal(reply.u.settled.codes[i], 0);
+	proto_msg_fini(&reply);
+}
+
+static void submit_to_q(struct fixture *f, uint32_t n)
+{
+	struct proto_job_spec specs[JOBS];
+	static uint8_t payload[300];
+	memset(payload, 'p', sizeof payload);
+	assert_true(n <= JOBS);
+	for (uint32_t i = 0; i < n; i++)
+		spec_set(&specs[i], "q", payload, sizeof payload, 0);
+	struct proto_msg reply;
+	assert_true(submit_specs(f, specs, n, false, &reply));
+	assert_int_equal(reply.type, PROTO_SUBMITTED);
+	proto_msg_fini(&reply);
+}
+
+/* What the journal holds is what the live core held. */
+static void assert_replays_to_the_same(struct fixture *f)
+{
+	struct fingerprint live = fingerprint_of(f);
+	core_finish(f);
+	core_start(f);
+	struct fingerprint replayed = fingerprint_of(f);
+	assert_int_equal(replayed.jobs, live.jobs);
+	assert_int_equal(replayed.ready_jobs, live.ready_jobs);
+	assert_int_equal(replayed.active, live.active);
+	assert_int_equal(replayed.finished, live.finished);
+	assert_int_equal(replayed.live_bytes, live.live_bytes);
+}
+
+static void test_a_fetch_failing_at_any_allocation_leases_all_of_its_jobs_or_none(void **state)
+{
+	struct fixture *f = *state;
+	core_start(f);
+	submit_to_q(f, JOBS);
+	struct proto_msg reply;
+	/* WORKER exists before the loop: its first fetch adds it. */
+	assert_true(fetch_jobs(f, 1, &reply));
+	proto_msg_fini(&reply);
+	release_all(f);
+	uint64_t refused = 0, leased = 0;
+	uint64_t n;
+	for (n = 1; n < 10000; n++) {
+		struct fingerprint before = fingerprint_of(f);
+		jm_heap_fail_at(n);
+		bool answered = fetch_jobs(f, 4, &reply);
+		uint64_t calls = jm_heap_calls();
+		jm_heap_fail_at(0);
+		struct fingerprint after = fingerprint_of(f);
+		uint32_t delivered = 0;
+		if (answered) {
+			if (reply.type == PROTO_JOBS)
+				delivered = reply.u.jobs.jobs_count;
+			proto_msg_fini(&reply);
+		}
+		if (after.active == before.active) {
+			/* Refused (an error, or no jobs): nothing changed. */
+			assert_int_equal(delivered, 0);
+			assert_same(&before, &after, n);
+			refused++;
+			continue;
+		}
+		/* Leased: all four, each journaled and applied. */
+		assert_int_equal(after.active, before.active + 4);
+		assert_int_equal(after.ready_jobs, before.ready_jobs - 4);
+		assert_true(after.journal_bytes > before.journal_bytes);
+		assert_true(delivered == 0 || delivered == 4);
+		leased++;
+		release_all(f);
+		if (calls < n)
+			break; /* no allocation failed: every point was tried */
+	}
+	assert_true(n < 10000);
+	assert_true(refused >= 3); /* the arrays, the records, the heap */
+	assert_true(leased >= 1);
+	assert_replays_to_the_same(f);
+}
+
+static void test_a_settle_failing_at_any_allocation_settles_all_of_its_jobs_or_none(void **state)
+{
+	struct fixture *f = *state;
+	core_start(f);
+	submit_to_q(f, 4);
+	static uint8_t result[500];
+	memset(result, 'r', sizeof result);
+	uint64_t refused = 0, settled = 0;
+	uint64_t n;
+	for (n = 1; n < 10000; n++) {
+		struct proto_msg reply;
+		assert_true(fetch_jobs(f, 4, &reply));
+		assert_int_equal(reply.type, PROTO_JOBS);
+		assert_int_equal(reply.u.jobs.jobs_count, 4);
+		/* Two results, a failure that retries, one that dead-letters. */
+		struct proto_settle_item items[4];
+		for (uint32_t i = 0; i < 4; i++)
+			items[i] = (struct proto_settle_item){
+			    .job_id = reply.u.jobs.jobs[i].job_id,
+			    .lease = reply.u.jobs.jobs[i].lease,
+			    .outcome = i < 2 ? PROTO_SETTLE_COMPLETED : PROTO_SETTLE_FAILED,
+			    .data = {result, 100 + 100 * i},
+			    .permanent = i == 3};
+		proto_msg_fini(&reply);
+		struct fingerprint before = fingerprint_of(f);
+		jm_heap_fail_at(n);
+		bool answered = settle_items(f, items, 4, &reply);
+		uint64_t calls = jm_heap_calls();
+		jm_heap_fail_at(0);
+		struct fingerprint after = fingerprint_of(f);
+		if (answered) {
+			if (reply.type == PROTO_SETTLED && after.active == before.active)
+				for (uint32_t i = 0; i < 4; i++)
+					assert_int_not_equal(reply.u.settled.codes[i], 0);
+			proto_msg_fini(&reply);
+		}
+		if (after.active == before.active) {
+			assert_same(&before, &after, n);
+			refused++;
+			release_all(f);
+			continue;
+		}
+		/* Settled: all four (three finished, one waits to retry). */
+		assert_int_equal(after.active, before.active - 4);
+		assert_int_equal(after.finished, before.finished + 3);
+		settled++;
+		if (calls < n)
+			break;
+		submit_to_q(f, 3); /* with the retry, four to fetch */
+		/* The retry comes due after its backoff (100 ms at most). */
+		uint64_t deadline = jm_mono_us() + WAIT_MS * 1000u;
+		while (fingerprint_of(f).ready_jobs < 4) {
+			if (jm_mono_us() > deadline)
+				fail_msg("the retried job never came due");
+			usleep(1000);
+		}
+	}
+	assert_true(n < 10000);
+	assert_true(refused >= 3); /* the arrays, the copies, the records */
+	assert_true(settled >= 1);
+	assert_replays_to_the_same(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -349,6 +571,12 @@ int main(void)
 	        test_a_submit_over_the_payload_memory_limit_is_refused_whole, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_a_delay_whose_run_time_overflows_is_refused, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_a_fetch_failing_at_any_allocation_leases_all_of_its_jobs_or_none, setup,
+	        teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_a_settle_failing_at_any_allocation_settles_all_of_its_jobs_or_none, setup,
+	        teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
