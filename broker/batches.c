@@ -1,6 +1,7 @@
 #include "heap.h"
 #include "batches.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,6 +122,14 @@ void batch_add_error(struct batch *b, uint64_t job_id, const char *text)
 	slot->job_id = job_id;
 	slot->text = copy_text(text ? text : "", text ? strlen(text) : 0);
 	b->errors_next = (b->errors_next + 1) % PROTO_BATCH_ERRORS_MAX;
+}
+
+void batch_note_queue(struct batch *b, const char *queue)
+{
+	if (b->queue[0] == '\0')
+		snprintf(b->queue, sizeof b->queue, "%s", queue);
+	else if (strcmp(b->queue, queue) != 0)
+		b->mixed = true;
 }
 
 void batch_set_operation(struct batch *b, const char *text, size_t len)

@@ -32,6 +32,10 @@ struct batch {
 	uint64_t created_us;
 	uint64_t finished_us; /* when the last job finished; 0 while running */
 	char *current_operation;
+	/* The queue of its jobs, for tenants (core_auth.c): mixed when they are
+	 * in more than one. */
+	proto_name queue;
+	bool mixed;
 	/* The latest PROTO_BATCH_ERRORS_MAX failures, a ring. */
 	struct batch_error errors[PROTO_BATCH_ERRORS_MAX];
 	uint32_t errors_count;
@@ -74,6 +78,8 @@ uint32_t batch_state(const struct batch *b);
 /* Remembers a failure (text copied; truncated to PROTO_ERROR_TEXT_MAX). */
 void batch_add_error(struct batch *b, uint64_t job_id, const char *text);
 void batch_set_operation(struct batch *b, const char *text, size_t len);
+/* A job of queue joined b. */
+void batch_note_queue(struct batch *b, const char *queue);
 /* Fills info, borrowing b's strings; errors (PROTO_BATCH_ERRORS_MAX
  * entries) is the caller's array, newest last. */
 void batch_info(const struct batch *b, struct proto_batch_info *info,

@@ -2,7 +2,8 @@
  * NNG server and from the HTTP API alike (see auth.h). The core knows each
  * job's queue, so a request that names jobs by id is judged here by the
  * job's queue; a job of a queue the token may not see is reported as not
- * found, so a tenant cannot probe another's ids. */
+ * found, so a tenant cannot probe another's ids. A batch is judged by its
+ * jobs' queues the same way. */
 #include "core_internal.h"
 
 #include "auth.h"
@@ -63,4 +64,26 @@ bool core_auth_refused(struct core *core, struct request *req, struct outbox *ou
 bool core_auth_visible(const struct request *req, const char *queue)
 {
 	return req->identity == NULL || auth_queue_visible(req->identity, queue);
+}
+
+bool core_auth_batch_visible(const struct core *core, const struct request *req,
+                             const struct batch *b)
+{
+	if (req->identity == NULL)
+		return true;
+	if (!b->mixed)
+		return b->queue[0] != '\0' && auth_queue_visible(req->identity, b->queue);
+	/* Jobs in several queues: each one still held must be visible. A
+	 * batch's jobs take the ids right after its own (core_admit.c), at
+	 * most a submit's worth. */
+	uint64_t seen = 0;
+	for (uint64_t id = b->id + 1; id <= b->id + b->total && seen < b->jobs_present; id++) {
+		const struct job *job = jobtable_find(&core->state.jobs, id);
+		if (job == NULL || job->batch != b)
+			continue;
+		seen++;
+		if (!auth_queue_visible(req->identity, job->queue->name))
+			return false;
+	}
+	return true;
 }

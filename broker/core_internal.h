@@ -168,6 +168,9 @@ void handle_progress(struct core *core, struct request *req, struct outbox *out)
 bool core_auth_refused(struct core *core, struct request *req, struct outbox *out);
 /* May req's identity see queue? Always true when auth is off. */
 bool core_auth_visible(const struct request *req, const char *queue);
+/* May req's identity see batch b: are all its jobs in queues it sees? */
+bool core_auth_batch_visible(const struct core *core, const struct request *req,
+                             const struct batch *b);
 
 void handle_stats(struct core *core, struct request *req, struct outbox *out);
 void handle_batches(struct core *core, struct request *req, struct outbox *out);

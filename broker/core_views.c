@@ -66,7 +66,8 @@ void handle_batch_status(struct core *core, struct request *req, struct outbox *
 {
 	uint64_t batch_id = req->msg.u.job_ref.job_id;
 	struct batch *b = batch_find(&core->state.batches, batch_id);
-	if (b == NULL)
+	/* Another tenant's batch is not found, as its jobs are not. */
+	if (b == NULL || !core_auth_batch_visible(core, req, b))
 		core_reply_errorf(core, req, out, JM_ENOTFOUND,
 		                  "batch-status: batch %llu not found: no such id, or all its jobs "
 		                  "left retention",
@@ -80,12 +81,15 @@ struct batches_fill {
 	struct proto_batch_error *errors;
 	uint32_t count;
 	uint32_t cap;
+	const struct core *core;
+	const struct request *req; /* its token sees only its queues' batches */
 };
 
 static void batches_fill_cb(struct batch *b, void *arg)
 {
 	struct batches_fill *fill = arg;
-	if (batch_is_finished(b) || fill->count == fill->cap)
+	if (batch_is_finished(b) || fill->count == fill->cap ||
+	    !core_auth_batch_visible(fill->core, fill->req, b))
 		return;
 	batch_info(b, &fill->infos[fill->count],
 	           &fill->errors[(size_t)fill->count * PROTO_BATCH_ERRORS_MAX]);
@@ -106,7 +110,11 @@ void handle_batches(struct core *core, struct request *req, struct outbox *out)
 	                   : PROTO_JOBS_PER_MESSAGE_MAX;
 	struct batches_fill fill = {
 	    calloc(cap + 1, sizeof *fill.infos),
-	    calloc((size_t)(cap + 1) * PROTO_BATCH_ERRORS_MAX, sizeof *fill.errors), 0, cap};
+	    calloc((size_t)(cap + 1) * PROTO_BATCH_ERRORS_MAX, sizeof *fill.errors),
+	    0,
+	    cap,
+	    core,
+	    req};
 	if (fill.infos == NULL || fill.errors == NULL) {
 		free(fill.infos);
 		free(fill.errors);

@@ -1,6 +1,7 @@
 /* /metrics (Prometheus text format 0.0.4), /healthz, /readyz and the
  * OpenAPI document. /metrics reads the core's STATS and WORKERS like any
- * client, then appends the process counters (metrics.h) and the event
+ * client (so a tenant's token sees its own queues), then, for an admin or
+ * without --auth, appends the process counters (metrics.h) and the event
  * stream's figures. */
 #include <stdarg.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "auth.h"
 #include "auth_gate.h"
 #include "http_call.h"
 #include "http_json.h"
@@ -36,6 +38,34 @@ static void put(struct jm_buf *out, const char *fmt, ...)
 		jm_buf_append(out, line, (size_t)len < sizeof line ? (size_t)len : sizeof line - 1);
 }
 
+/* The figures no queue owns: the event stream's, the refused tokens and the
+ * process counters (metrics.h). */
+static void whole_broker_figures(struct http_call *call)
+{
+	struct jm_buf *t = &call->text;
+	struct http_sse_stats sse;
+	http_sse_stats(http_server_sse(call->srv), &sse);
+	put(t,
+	    "# HELP jobmesh_event_subscribers Open HTTP event streams (SSE).\n"
+	    "# TYPE jobmesh_event_subscribers gauge\njobmesh_event_subscribers %llu\n",
+	    (unsigned long long)sse.clients);
+	put(t,
+	    "# HELP jobmesh_events_total Events sequenced for the HTTP event stream.\n"
+	    "# TYPE jobmesh_events_total counter\njobmesh_events_total %llu\n",
+	    (unsigned long long)sse.events);
+	put(t,
+	    "# HELP jobmesh_events_dropped_total Events dropped for slow event-stream clients "
+	    "(each got a snapshot event instead).\n"
+	    "# TYPE jobmesh_events_dropped_total counter\njobmesh_events_dropped_total %llu\n",
+	    (unsigned long long)sse.dropped);
+	put(t,
+	    "# HELP jobmesh_auth_failures_total Requests refused for a missing or unrecognised "
+	    "token (NNG and HTTP; 0 without --auth).\n"
+	    "# TYPE jobmesh_auth_failures_total counter\njobmesh_auth_failures_total %llu\n",
+	    (unsigned long long)auth_gate_failures(http_server_auth(call->srv)));
+	metrics_render(t);
+}
+
 static void workers_cb(struct http_call *call, const struct proto_msg *reply)
 {
 	const struct proto_workers_reply *w = &reply->u.workers_reply;
@@ -62,27 +92,13 @@ static void workers_cb(struct http_call *call, const struct proto_msg *reply)
 	    "# HELP jobmesh_worker_busy_slots Slots running a job.\n"
 	    "# TYPE jobmesh_worker_busy_slots gauge\njobmesh_worker_busy_slots %llu\n",
 	    (unsigned long long)busy);
-	struct http_sse_stats sse;
-	http_sse_stats(http_server_sse(call->srv), &sse);
-	put(t,
-	    "# HELP jobmesh_event_subscribers Open HTTP event streams (SSE).\n"
-	    "# TYPE jobmesh_event_subscribers gauge\njobmesh_event_subscribers %llu\n",
-	    (unsigned long long)sse.clients);
-	put(t,
-	    "# HELP jobmesh_events_total Events sequenced for the HTTP event stream.\n"
-	    "# TYPE jobmesh_events_total counter\njobmesh_events_total %llu\n",
-	    (unsigned long long)sse.events);
-	put(t,
-	    "# HELP jobmesh_events_dropped_total Events dropped for slow event-stream clients "
-	    "(each got a snapshot event instead).\n"
-	    "# TYPE jobmesh_events_dropped_total counter\njobmesh_events_dropped_total %llu\n",
-	    (unsigned long long)sse.dropped);
-	put(t,
-	    "# HELP jobmesh_auth_failures_total Requests refused for a missing or unrecognised "
-	    "token (NNG and HTTP; 0 without --auth).\n"
-	    "# TYPE jobmesh_auth_failures_total counter\njobmesh_auth_failures_total %llu\n",
-	    (unsigned long long)auth_gate_failures(http_server_auth(call->srv)));
-	metrics_render(t);
+	/* Whole-broker figures (the process counters, the event stream's, the
+	 * refused tokens) go to an admin, or to anyone without --auth: a
+	 * tenant's viewer token sees its queues and their workers only (the
+	 * core filtered STATS and WORKERS by its identity). */
+	const struct auth_identity *id = call->req.identity;
+	if (id == NULL || id->role == AUTH_ROLE_ADMIN)
+		whole_broker_figures(call);
 	put(t,
 	    "# HELP jobmesh_build_info The broker's version.\n"
 	    "# TYPE jobmesh_build_info gauge\njobmesh_build_info{version=\"%s\"} 1\n",

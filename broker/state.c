@@ -377,6 +377,7 @@ void state_apply_prepared_job(struct state *s, const struct proto_rec_job *r, st
 		struct batch *b = batch_find(&s->batches, r->attrs.batch_id);
 		b->total++;
 		b->jobs_present++;
+		batch_note_queue(b, r->attrs.queue);
 		job->batch = b;
 	}
 	(void)place(s, job, r->state, now_us, r->updated_us); /* room reserved */
@@ -438,6 +439,7 @@ static int apply_job(struct state *s, const struct proto_rec_job *r, uint64_t no
 		}
 		b->total++;
 		b->jobs_present++;
+		batch_note_queue(b, q->name);
 		job->batch = b;
 	}
 	rc = place(s, job, r->state, now_us, r->updated_us);

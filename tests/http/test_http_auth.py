@@ -1,9 +1,10 @@
 """The HTTP API with --auth through a real broker: a missing or unknown
 token is 401 (and counted in /metrics), a role or tenant violation 403,
 /healthz and /readyz stay open, /metrics needs a viewer or admin token,
-?access_token= works only on GET /v1/events, and an event stream shows only
-the token's queues. Each refused request leaves the stored jobs as they
-were."""
+?access_token= works only on GET /v1/events, an event stream shows only
+the token's queues, another tenant's batch is not found and not listed, and
+a tenant's /metrics holds only its queues (whole-broker figures are an
+admin's). Each refused request leaves the stored jobs as they were."""
 
 import hashlib
 import os
@@ -21,7 +22,9 @@ AUTH = """tokens:
   - {name: billing-api, sha256: %s, role: producer, queues: ["billing.*"]}
   - {name: shop-dash, sha256: %s, role: viewer, queues: ["shop.*"]}
   - {name: ops, sha256: %s, role: admin}
-""" % (sha("shop-secret"), sha("billing-secret"), sha("dash-secret"), sha("ops-secret"))
+  - {name: billing-dash, sha256: %s, role: viewer, queues: ["billing.*"]}
+""" % (sha("shop-secret"), sha("billing-secret"), sha("dash-secret"), sha("ops-secret"),
+       sha("billing-dash-secret"))
 
 
 def bearer(token):
@@ -112,6 +115,65 @@ class HttpAuth(unittest.TestCase):
         # The billing job came first; the shop stream's first event is shop's.
         self.assertEqual(ev["data"]["queue"], "shop.a", ev)
         s.close()
+
+
+    def batch(self, token, queue):
+        status, _, body = self.b.post(
+            "/v1/batches", {"jobs": [{"queue": queue, "type": "t"}, {"queue": queue, "type": "t"}]},
+            headers=bearer(token))
+        self.assertEqual(status, 202, body)
+        return body["id"]
+
+    def batch_ids(self, token):
+        status, _, body = self.b.get("/v1/batches", headers=bearer(token))
+        self.assertEqual(status, 200, body)
+        return sorted(b["id"] for b in body["batches"])
+
+    def test_a_tenant_neither_finds_nor_lists_another_tenants_batch(self):
+        shop = self.batch("shop-secret", "shop.a")
+        billing = self.batch("billing-secret", "billing.x")
+        self.assertEqual(self.batch_ids("shop-secret"), [shop])
+        self.assertEqual(self.batch_ids("dash-secret"), [shop])
+        self.assertEqual(self.batch_ids("billing-secret"), [billing])
+        self.assertEqual(self.batch_ids("ops-secret"), sorted([shop, billing]))
+        status, _, body = self.b.get("/v1/batches/" + shop, headers=bearer("shop-secret"))
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["total"], 2)
+        # Another tenant's batch answers exactly as an id that does not exist.
+        status, _, hidden = self.b.get("/v1/batches/" + billing, headers=bearer("shop-secret"))
+        self.assertEqual(status, 404, hidden)
+        status, _, missing = self.b.get("/v1/batches/999999", headers=bearer("shop-secret"))
+        self.assertEqual(status, 404, missing)
+        self.assertEqual(hidden["error"]["code"], missing["error"]["code"])
+        self.assertEqual(self.b.get("/v1/batches/" + billing,
+                                    headers=bearer("ops-secret"))[0], 200)
+
+    def test_a_tenants_metrics_hold_only_its_queues(self):
+        self.assertEqual(self.b.post("/v1/queues/billing.x/jobs", {"type": "t"},
+                                     headers=bearer("billing-secret"))[0], 202)
+        self.assertEqual(self.b.post("/v1/queues/shop.a/jobs", {"type": "t"},
+                                     headers=bearer("shop-secret"))[0], 202)
+
+        def metrics(token):
+            status, _, text = self.b.get("/metrics", headers=bearer(token))
+            self.assertEqual(status, 200, text)
+            return text
+
+        shop = metrics("dash-secret")
+        self.assertIn('jobmesh_queue_depth{queue="shop.a"} 1', shop)
+        self.assertNotIn("billing", shop)
+        # Whole-broker figures are an admin's: they count every tenant.
+        for name in ("jobmesh_auth_failures_total", "jobmesh_events_total",
+                     "jobmesh_jobs_submitted_total"):
+            self.assertNotIn(name, shop)
+        billing = metrics("billing-dash-secret")
+        self.assertIn('jobmesh_queue_depth{queue="billing.x"} 1', billing)
+        self.assertNotIn("shop.a", billing)
+        ops = metrics("ops-secret")
+        self.assertIn('jobmesh_queue_depth{queue="shop.a"} 1', ops)
+        self.assertIn('jobmesh_queue_depth{queue="billing.x"} 1', ops)
+        self.assertIn("jobmesh_auth_failures_total", ops)
+        self.assertIn("jobmesh_jobs_submitted_total", ops)
 
 
 if __name__ == "__main__":

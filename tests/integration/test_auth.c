@@ -213,6 +213,94 @@ static void test_a_tenant_cannot_reach_or_see_another_tenants_queues(void **stat
 	rpc_close(admin);
 }
 
+/* A batch of two jobs in queue, submitted by rpc; returns its id. */
+static uint64_t batch_as(struct rpc *rpc, const char *queue)
+{
+	struct proto_job_spec specs[2] = {{.payload = {(const uint8_t *)"p", 1}},
+	                                  {.payload = {(const uint8_t *)"q", 1}}};
+	for (int i = 0; i < 2; i++) {
+		snprintf(specs[i].attrs.queue, sizeof specs[i].attrs.queue, "%s", queue);
+		snprintf(specs[i].attrs.type, sizeof specs[i].attrs.type, "t");
+	}
+	struct proto_msg req = {.type = PROTO_SUBMIT};
+	req.u.submit.jobs_count = 2;
+	req.u.submit.jobs = specs;
+	req.u.submit.as_batch = true;
+	struct rpc_reply reply;
+	char text[JM_ERR_MSG_MAX];
+	if (call(rpc, &req, &reply, text) != 0)
+		fail_msg("batch submit to %s: %s", queue, text);
+	uint64_t id = reply.msg.u.submitted.batch_id;
+	assert_true(id != 0);
+	rpc_reply_fini(&reply);
+	return id;
+}
+
+/* The ids of the running batches the token sees, in order, as "a,b". */
+static void batches_as(struct rpc *rpc, char *out, size_t out_size)
+{
+	struct proto_msg req = {.type = PROTO_BATCHES};
+	struct rpc_reply reply;
+	char text[JM_ERR_MSG_MAX];
+	if (call(rpc, &req, &reply, text) != 0)
+		fail_msg("batches: %s", text);
+	size_t used = 0;
+	out[0] = '\0';
+	for (uint32_t i = 0; i < reply.msg.u.batches_reply.batches_count && used < out_size; i++)
+		used += (size_t)snprintf(
+		    out + used, out_size - used, "%s%llu", i ? "," : "",
+		    (unsigned long long)reply.msg.u.batches_reply.batches[i].batch_id);
+	rpc_reply_fini(&reply);
+}
+
+/* Batches belong to the tenant of their jobs' queues: another tenant's
+ * batch is not listed, and its status is "not found" exactly as an id that
+ * does not exist; an admin sees both. */
+static void test_a_tenant_neither_finds_nor_lists_another_tenants_batch(void **state)
+{
+	struct auth_fixture *f = *state;
+	struct rpc *admin = open_as(f->h.broker_url, "admin-secret");
+	struct rpc *shop = open_as(f->h.broker_url, "shop-secret");
+	struct rpc *viewer = open_as(f->h.broker_url, "shop-viewer-secret");
+	struct rpc *billing = open_as(f->h.broker_url, "billing-secret");
+	uint64_t shop_batch = batch_as(shop, "shop.orders");
+	uint64_t bill_batch = batch_as(billing, "billing.invoices");
+	char seen[128], want[128];
+	snprintf(want, sizeof want, "%llu", (unsigned long long)shop_batch);
+	batches_as(shop, seen, sizeof seen);
+	assert_string_equal(seen, want);
+	batches_as(viewer, seen, sizeof seen);
+	assert_string_equal(seen, want);
+	snprintf(want, sizeof want, "%llu", (unsigned long long)bill_batch);
+	batches_as(billing, seen, sizeof seen);
+	assert_string_equal(seen, want);
+	snprintf(want, sizeof want, "%llu,%llu", (unsigned long long)shop_batch,
+	         (unsigned long long)bill_batch);
+	batches_as(admin, seen, sizeof seen);
+	assert_string_equal(seen, want);
+
+	char text[JM_ERR_MSG_MAX], missing[JM_ERR_MSG_MAX];
+	struct rpc_reply reply;
+	struct proto_msg status = {.type = PROTO_BATCH_STATUS, .u.job_ref.job_id = shop_batch};
+	assert_int_equal(call(shop, &status, &reply, text), 0);
+	assert_int_equal(reply.msg.u.batch.total, 2);
+	rpc_reply_fini(&reply);
+	status.u.job_ref.job_id = bill_batch;
+	assert_int_equal(call(shop, &status, &reply, text), JM_ENOTFOUND);
+	status.u.job_ref.job_id = 999999;
+	assert_int_equal(call(shop, &status, &reply, missing), JM_ENOTFOUND);
+	/* Both say "batch N not found": the same text but for the number. */
+	assert_contains(text, "not found: no such id");
+	assert_contains(missing, "not found: no such id");
+	status.u.job_ref.job_id = bill_batch;
+	assert_int_equal(call(admin, &status, &reply, text), 0);
+	rpc_reply_fini(&reply);
+	rpc_close(billing);
+	rpc_close(viewer);
+	rpc_close(shop);
+	rpc_close(admin);
+}
+
 static void test_each_role_is_refused_what_it_may_not_do(void **state)
 {
 	struct auth_fixture *f = *state;
@@ -487,6 +575,9 @@ int main(void)
 	        auth_teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_a_tenant_cannot_reach_or_see_another_tenants_queues, auth_setup,
+	        auth_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_a_tenant_neither_finds_nor_lists_another_tenants_batch, auth_setup,
 	        auth_teardown),
 	    cmocka_unit_test_setup_teardown(test_each_role_is_refused_what_it_may_not_do,
 	                                    auth_setup, auth_teardown),
