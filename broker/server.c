@@ -295,12 +295,16 @@ static void conn_cb(void *arg)
 		conn_received(c);
 		return;
 	case CONN_SEND:
-		if (rv == NNG_ECLOSED) {
+		if (rv != 0) {
+			/* A failed send leaves the message ours (ECLOSED at stop,
+			 * ECANCELED when a stopping broker answers a parked fetch). */
 			nng_msg *unsent = nng_aio_get_msg(c->aio);
+			nng_aio_set_msg(c->aio, NULL);
 			if (unsent)
 				nng_msg_free(unsent);
-			return;
 		}
+		if (rv == NNG_ECLOSED)
+			return;
 		conn_sent(c);
 		return;
 	case CONN_BUSY:
