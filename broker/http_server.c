@@ -39,8 +39,14 @@ struct http_server {
 	struct auth_gate *auth; /* NULL: no --auth */
 	nng_tls_config *tls;    /* HTTPS, or NULL */
 	atomic_bool ready;
+	uint32_t body_timeout_ms; /* 0: none */
 	char url[128];
 };
+
+void http_server_set_body_timeout(struct http_server *srv, uint32_t ms)
+{
+	srv->body_timeout_ms = ms;
+}
 
 struct auth_gate *http_server_auth(struct http_server *srv)
 {
@@ -532,7 +538,8 @@ static void body_read_cb(void *arg)
 	struct http_call *call = arg;
 	int rv = nng_aio_result(call->body_aio);
 	if (rv != 0) {
-		/* The client went away mid-body: NNG closes the connection. */
+		/* The client went away mid-body, or stalled past the body
+		 * timeout: NNG closes the connection, and the buffer is freed. */
 		nng_aio *aio = call->aio;
 		call_free(call);
 		nng_aio_finish(aio, rv);
@@ -608,6 +615,10 @@ static void handler_cb(nng_aio *aio)
 	call->body[body_len] = '\0';
 	nng_iov iov = {.iov_buf = call->body, .iov_len = body_len};
 	nng_aio_set_iov(call->body_aio, 1, &iov);
+	/* A client that announces a body and stalls would hold its buffer
+	 * (up to HTTP_BODY_MAX) for good. */
+	if (call->srv->body_timeout_ms)
+		nng_aio_set_timeout(call->body_aio, (nng_duration)call->srv->body_timeout_ms);
 	nng_http_conn_read_all(conn, call->body_aio);
 }
 

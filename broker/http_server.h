@@ -36,6 +36,10 @@ int http_server_open_secure(struct http_server **out, const char *addr, struct c
                             struct journal *journal, struct events *ev, struct auth_gate *auth,
                             const struct jm_tls *tls, struct jm_err *err);
 const char *http_server_url(const struct http_server *srv);
+/* A request body not received whole within ms of its headers closes the
+ * connection (0: no limit; the broker passes --idle-timeout-ms). NNG 1.5.2
+ * reads the headers itself, with no timeout and no connection cap. */
+void http_server_set_body_timeout(struct http_server *srv, uint32_t ms);
 /* /readyz answers 200 from now on (replay is done, the core serves). */
 void http_server_set_ready(struct http_server *srv);
 /* Closes every event stream and stops the server: call after core_stop

@@ -644,6 +644,8 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 		return EXIT_RUNTIME;
 	}
 	if (http) {
+		/* A body stalled mid-way is a stalled message: the same bound. */
+		http_server_set_body_timeout(http, o.limits.idle_ms);
 		http_server_set_ready(http);
 		jm_info("http API on %s", http_server_url(http));
 		printf("http %s\n", http_server_url(http));

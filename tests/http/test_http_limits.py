@@ -1,7 +1,10 @@
 """The broker's limits over HTTP (README, "Limits"): a submit over a limit
 is refused whole with 429, a Retry-After header and a message naming the
-limit, and nothing of it is stored. Run by ctest with JOBMESH_BIN_DIR set."""
+limit, and nothing of it is stored; a request whose body stalls is cut
+after --idle-timeout-ms. Run by ctest with JOBMESH_BIN_DIR set."""
 
+import socket
+import time
 import unittest
 
 from jmhttp import Broker
@@ -47,6 +50,24 @@ class HttpLimits(unittest.TestCase):
         self.assertEqual(status, 400, body)
         self.assertIn("delay_ms", str(body))  # the spec check (proto/job_spec.c) or the clock check
         self.assertEqual(self.stats_pending("d"), 0)
+
+    def test_a_body_that_stalls_is_cut_after_the_idle_timeout(self):
+        self.b = Broker(["--idle-timeout-ms", "1000"])
+        s = socket.create_connection((self.b.host, self.b.port), timeout=15)
+        started = time.monotonic()
+        s.sendall(b"POST /v1/queues/s/jobs HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+                  b'{"type": "t", "payload": "')
+        # Served meanwhile: the stalled connection holds nothing else up.
+        self.assertEqual(self.b.post("/v1/queues/other/jobs", {"type": "t"})[0], 202)
+        closed = s.recv(4096)  # blocks until the broker closes it (or 15 s)
+        waited = time.monotonic() - started
+        s.close()
+        self.assertEqual(closed, b"", "the broker answered a body it never received whole")
+        self.assertGreaterEqual(waited, 0.9)
+        self.assertLess(waited, 10)
+        self.assertEqual(self.stats_pending("s"), 0)
+        self.assertEqual(self.stats_pending("other"), 1)
 
 
 if __name__ == "__main__":

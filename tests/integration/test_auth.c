@@ -531,6 +531,37 @@ static void test_a_handler_sees_neither_the_workers_token_nor_its_flag(void **st
 	jm_client_close(client);
 }
 
+/* With --auth, the events socket (PUB: it cannot ask for a token) off
+ * loopback without mutual TLS is refused at start, naming the way out. */
+static void test_with_auth_an_open_events_address_needs_mutual_tls(void **state)
+{
+	struct auth_fixture *f = *state;
+	const char *data = harness_path(&f->h, "data-events");
+	char *argv[] = {(char *)harness_bin("jobmesh-broker"),
+	                "--auth",
+	                (char *)f->auth_path,
+	                "--listen",
+	                "tcp://127.0.0.1:0",
+	                "--events",
+	                "tcp://0.0.0.0:0",
+	                "--http",
+	                "off",
+	                "--data",
+	                (char *)data,
+	                NULL};
+	char *err_text = NULL;
+	int code = -1;
+	assert_jm_ok(harness_run_capture(&f->h, argv, 10000, NULL, &err_text, &code));
+	assert_int_equal(code, 2);
+	assert_contains(err_text, "--events tcp://0.0.0.0:0: the events socket cannot ask "
+	                          "subscribers for a token");
+	assert_contains(err_text, "with --tls-ca");
+	assert_contains(err_text, "--insecure-listen");
+	free(err_text);
+	struct stat st;
+	assert_int_not_equal(stat(data, &st), 0); /* nothing was created */
+}
+
 static void test_without_auth_a_broker_refuses_a_wildcard_address(void **state)
 {
 	(void)state;
@@ -592,6 +623,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_a_handler_sees_neither_the_workers_token_nor_its_flag, auth_setup,
 	        auth_teardown),
+	    cmocka_unit_test_setup_teardown(test_with_auth_an_open_events_address_needs_mutual_tls,
+	                                    auth_setup, auth_teardown),
 	    cmocka_unit_test(test_without_auth_a_broker_refuses_a_wildcard_address),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -58,12 +58,50 @@ static void test_only_loopback_and_ipc_count_as_local(void **state)
 	assert_false(exposure_http_is_local(":7480"));
 }
 
+/* With --auth the events PUB socket, which cannot ask for a token, may
+ * leave loopback only under mutual TLS or --insecure-listen; without
+ * --auth nothing may. */
+static void test_the_events_socket_leaves_loopback_only_under_mutual_tls(void **state)
+{
+	(void)state;
+	struct jm_err err = {0};
+	struct exposure auth = {.auth = true};
+	struct exposure auth_mtls = {.auth = true, .mtls = true};
+	struct exposure open = {.insecure = true};
+	assert_int_equal(exposure_check(&auth, "--events", "tcp://127.0.0.1:1", false, true, &err),
+	                 0);
+	assert_int_equal(exposure_check(&auth, "--events", "ipc:///tmp/e", false, true, &err), 0);
+	assert_int_equal(exposure_check(&auth, "--events", "tcp://0.0.0.0:1", false, true, &err),
+	                 JM_EINVAL);
+	assert_non_null(strstr(jm_err_text(&err), "cannot ask subscribers for a token"));
+	assert_non_null(strstr(jm_err_text(&err), "--insecure-listen"));
+	/* TLS alone proves nothing about the subscriber: a CA is needed. */
+	assert_int_equal(
+	    exposure_check(&auth, "--events", "tls+tcp://0.0.0.0:1", false, true, &err), JM_EINVAL);
+	assert_int_equal(
+	    exposure_check(&auth_mtls, "--events", "tcp://0.0.0.0:1", false, true, &err),
+	    JM_EINVAL);
+	assert_int_equal(
+	    exposure_check(&auth_mtls, "--events", "tls+tcp://0.0.0.0:1", false, true, &err), 0);
+	assert_int_equal(
+	    exposure_check(&auth_mtls, "--events", "wss://0.0.0.0:1/e", false, true, &err), 0);
+	assert_int_equal(exposure_check(&open, "--events", "tcp://0.0.0.0:1", false, true, &err),
+	                 0);
+	/* The request socket needs no TLS with --auth: it asks for tokens. */
+	assert_int_equal(exposure_check(&auth, "--listen", "tcp://0.0.0.0:1", false, false, &err),
+	                 0);
+	struct exposure none = {0};
+	assert_int_equal(exposure_check(&none, "--listen", "tcp://0.0.0.0:1", false, false, &err),
+	                 JM_EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_every_scheme_with_a_port_gets_the_next_port),
 	    cmocka_unit_test(test_ipc_and_portless_addresses_get_an_events_suffix),
 	    cmocka_unit_test(test_only_loopback_and_ipc_count_as_local),
+	    cmocka_unit_test(test_the_events_socket_leaves_loopback_only_under_mutual_tls),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
