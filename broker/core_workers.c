@@ -212,7 +212,10 @@ static uint32_t take_jobs(struct core *core, struct request *req, struct worker 
 	struct job **jobs = NULL;
 	struct proto_record *recs = NULL;
 	uint32_t taken = 0;
-	if (core->state.ready_jobs > 0 && max_jobs > 0) {
+	/* No more than are ready anywhere: a record is a few hundred bytes. */
+	if (core->state.ready_jobs < max_jobs)
+		max_jobs = (uint32_t)core->state.ready_jobs;
+	if (max_jobs > 0) {
 		deliveries = jm_calloc(max_jobs, sizeof *deliveries);
 		jobs = jm_calloc(max_jobs, sizeof *jobs);
 		recs = jm_calloc(max_jobs, sizeof *recs);
