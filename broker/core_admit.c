@@ -66,7 +66,7 @@ static void admission_undo(struct core *core, struct admission *a)
 	admission_unpin(a);
 	for (uint32_t i = 0; a->jobs && i < a->count; i++)
 		if (a->jobs[i])
-			state_job_discard(a->jobs[i]);
+			state_job_discard(&core->state, a->jobs[i]);
 	if (a->batch_created)
 		batch_remove(&core->state.batches, a->batch);
 	for (uint32_t i = 0; i < a->queues_count; i++)
@@ -201,7 +201,7 @@ static int admit_reserve(struct core *core, const struct proto_submit *submit, s
 	int rc = 0;
 	uint32_t delayed = 0;
 	for (uint32_t i = 0; rc == 0 && i < n; i++) {
-		a->jobs[i] = state_job_prepare(&a->recs[i].u.job);
+		a->jobs[i] = state_job_prepare(s, &a->recs[i].u.job);
 		if (a->jobs[i] == NULL)
 			rc = JM_ENOMEM;
 		delayed += a->recs[i].u.job.state == PROTO_STATE_DELAYED;

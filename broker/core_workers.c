@@ -197,7 +197,7 @@ static uint32_t take_jobs(struct core *core, struct request *req, struct worker 
 			d->job_id = job->id;
 			d->lease = job->lease_token;
 			d->attempt = job->attempt;
-			d->attrs = job->attrs;
+			state_job_attrs(job, &d->attrs);
 			d->payload = (struct proto_bytes){job->payload, job->payload_len};
 		}
 	}
@@ -581,22 +581,26 @@ void handle_progress(struct core *core, struct request *req, struct outbox *out)
 		code = lease_holds(core, "progress", w, p->instance, p->job_id, p->lease, &job);
 	}
 	if (code == 0) {
-		job->progress_done = p->done;
-		job->progress_total = p->total;
-		free(job->progress_message);
-		job->progress_message = NULL;
-		if (p->message.len) {
-			job->progress_message = malloc(p->message.len + 1);
-			if (job->progress_message) {
-				memcpy(job->progress_message, p->message.ptr, p->message.len);
-				job->progress_message[p->message.len] = '\0';
+		/* Progress is memory only: without memory for it, it is lost. */
+		struct job_more *more = state_job_more(job);
+		if (more) {
+			more->progress_done = p->done;
+			more->progress_total = p->total;
+			free(more->progress_message);
+			more->progress_message = NULL;
+		}
+		if (more && p->message.len) {
+			more->progress_message = malloc(p->message.len + 1);
+			if (more->progress_message) {
+				memcpy(more->progress_message, p->message.ptr, p->message.len);
+				more->progress_message[p->message.len] = '\0';
 			}
 		}
 		if (core->events) {
 			struct proto_event ev = {.kind = PROTO_EVENT_JOB_PROGRESS,
 			                         .at_us = jm_wall_us()};
 			ev.job_id = job->id;
-			ev.batch_id = job->attrs.batch_id;
+			ev.batch_id = job_batch_id(job);
 			memcpy(ev.queue, job->queue->name, sizeof ev.queue);
 			memcpy(ev.type, job->attrs.type, sizeof ev.type);
 			ev.state = job->state;

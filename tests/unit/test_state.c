@@ -148,8 +148,9 @@ static void test_completed_job_keeps_its_result(void **ctx)
 	assert_jm_ok(settle(s, 1, 1, PROTO_OUTCOME_COMPLETED, 0));
 	struct job *job = jobtable_find(&s->jobs, 1);
 	assert_int_equal(job->state, PROTO_STATE_COMPLETED);
-	assert_int_equal(job->result_len, 3);
-	assert_memory_equal(job->result, "out", 3);
+	assert_non_null(job->more);
+	assert_int_equal(job->more->result_len, 3);
+	assert_memory_equal(job->more->result, "out", 3);
 	assert_int_equal(job->queue->completed, 1);
 	assert_int_equal(job->queue->active, 0);
 	assert_int_equal(worker_find(&s->workers, "w1")->held_count, 0);
@@ -163,7 +164,7 @@ static void test_retry_delays_the_job_until_its_run_at(void **ctx)
 	assert_jm_ok(settle(s, 1, 1, PROTO_OUTCOME_RETRY, NOW_US + 5000000));
 	struct job *job = jobtable_find(&s->jobs, 1);
 	assert_int_equal(job->state, PROTO_STATE_DELAYED);
-	assert_string_equal(job->last_error, "out");
+	assert_string_equal(job_last_error(job), "out");
 	assert_int_equal(job->timer.kind, DEADLINE_JOB_READY);
 	/* run_at is wall time; its deadline is monotonic, 5 s from now. */
 	assert_true(deadline_heap_peek(&s->deadlines)->at_us <= jm_mono_us() + 5000000);
