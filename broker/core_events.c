@@ -72,8 +72,8 @@ void core_publish_job_state(struct core *core, const struct job *job)
 	memcpy(ev.type, job->attrs.type, sizeof ev.type);
 	ev.state = job->state;
 	ev.attempt = job->attempt;
-	if (job->holder)
-		memcpy(ev.worker_id, job->holder->id, sizeof ev.worker_id);
+	if (job_holder(job))
+		memcpy(ev.worker_id, job_holder(job)->id, sizeof ev.worker_id);
 	const char *last_error = job_last_error(job);
 	if (last_error && (job->state == PROTO_STATE_FAILED || job->state == PROTO_STATE_DELAYED))
 		ev.message =

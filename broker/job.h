@@ -4,7 +4,8 @@
  * matches its state —
  *   pending    in its queue's ready heap (ready_index set)
  *   delayed    timer set to run_at_us (DEADLINE_JOB_READY)
- *   active     held by a worker (holder, holder_link), timer = lease deadline
+ *   active     held by a worker (more->holder, holder_link), timer = lease
+ *              deadline
  *   completed, failed, cancelled
  *              in its queue's finished list, kept until retention drops it
  *
@@ -43,13 +44,24 @@ struct job_attrs {
 	                     copying sizeof(proto_name) bytes from it is valid */
 	uint64_t timeout_ms;
 	uint64_t created_us;
-	int32_t priority;
-	uint32_t max_attempts;
+	int16_t priority;      /* PROTO_PRIORITY_MIN..MAX */
+	uint16_t max_attempts; /* 1..PROTO_ATTEMPTS_MAX */
 };
 
-/* The rarely used part of a job (see above): NULL until needed, freed with
+/* The rarely used part of a job (see above): NULL until needed (a lease
+ * needs it: the broker allocates it before journaling one), freed with
  * the job. */
 struct job_more {
+	/* active: the worker holding the lease, the process it went to, and
+	 * the number of heartbeats that worker had sent when the lease was
+	 * granted (see workers.c); NULL and 0 otherwise. */
+	struct worker *holder;
+	uint64_t lease_token; /* active: what the worker was handed (random, never
+	                         0; 0 from a version 1 journal: unsettleable) */
+	uint64_t holder_instance;
+	uint64_t holder_heartbeat_mark;
+	bool lease_reported; /* a heartbeat of the holder has listed this lease */
+
 	char *last_error; /* NUL-terminated or NULL */
 	uint8_t *result;
 	uint32_t result_len;
@@ -93,26 +105,25 @@ struct job {
 		};
 	};
 
-	/* active: the worker holding the lease, the process it went to, and
-	 * the number of heartbeats that worker had sent when the lease was
-	 * granted (see workers.c). */
-	struct worker *holder;
-	uint64_t lease_token; /* active: what the worker was handed (random, never
-	                         0; 0 from a version 1 journal: unsettleable) */
-	uint64_t holder_instance;
-	uint64_t holder_heartbeat_mark;
 	union {
 		TAILQ_ENTRY(job) holder_link;   /* active: in holder->held */
 		TAILQ_ENTRY(job) finished_link; /* finished: in queue->finished */
 	};
 
 	uint32_t snapshot_bytes; /* its share of state->live_bytes while placed */
-	uint32_t attempt;
 	uint32_t payload_len;
-	uint8_t state;       /* enum proto_job_state */
-	bool lease_reported; /* a heartbeat of the holder has listed this lease */
-	uint8_t payload[];   /* payload_len bytes */
+	uint16_t attempt;  /* at most max_attempts (a lease past it fails the job) */
+	uint8_t state;     /* enum proto_job_state */
+	uint8_t payload[]; /* payload_len bytes; allocated as JOB_BYTES() */
 };
+
+/* What a job with payload_len bytes of payload takes: the payload starts
+ * inside the struct's tail padding, so this is less than sizeof(struct
+ * job) + payload_len (with 100 bytes, one 16-byte malloc step less). */
+#define JOB_BYTES(payload_len)                                                                     \
+	(offsetof(struct job, payload) + (payload_len) > sizeof(struct job)                        \
+	     ? offsetof(struct job, payload) + (payload_len)                                       \
+	     : sizeof(struct job))
 
 /* The unions above read as intended only with these layouts. */
 _Static_assert(offsetof(struct job, id) ==
@@ -132,6 +143,11 @@ TAILQ_HEAD(job_list, job);
 static inline const char *job_last_error(const struct job *job)
 {
 	return job->more ? job->more->last_error : NULL;
+}
+
+static inline struct worker *job_holder(const struct job *job)
+{
+	return job->more ? job->more->holder : NULL;
 }
 
 static inline bool job_has_waiters(const struct job *job)

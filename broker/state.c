@@ -180,11 +180,12 @@ static uint64_t *batch_counter(struct batch *b, uint32_t state)
  * repeat itself. test_state checks it against proto_record_encode. */
 uint64_t state_job_snapshot_bound(const struct job *job)
 {
+	const struct job_more *more = job->more;
 	return SNAPSHOT_FRAME_BYTES + MSGPACK_ARRAY_HEADER_MAX + JOB_RECORD_INTS * MSGPACK_INT_MAX +
 	       JOB_RECORD_STRINGS * MSGPACK_BYTES_HEADER_MAX + strlen(job->queue->name) +
-	       (job->lease_token ? MSGPACK_INT_MAX : 1) +
-	       (job->holder_instance ? MSGPACK_INT_MAX : 1) + strlen(job->attrs.type) +
-	       job->payload_len + (job->holder ? strlen(job->holder->id) : 0) +
+	       (more && more->lease_token ? MSGPACK_INT_MAX : 1) +
+	       (more && more->holder_instance ? MSGPACK_INT_MAX : 1) + strlen(job->attrs.type) +
+	       job->payload_len + (more && more->holder ? strlen(more->holder->id) : 0) +
 	       (job->more && job->more->last_error ? strlen(job->more->last_error) : 0) +
 	       (job->more ? job->more->result_len : 0);
 }
@@ -219,11 +220,11 @@ static void unplace(struct state *s, struct job *job)
 		break;
 	case PROTO_STATE_ACTIVE:
 		deadline_heap_remove(&s->deadlines, &job->timer);
-		TAILQ_REMOVE(&job->holder->held, job, holder_link);
-		job->holder->held_count--;
-		job->holder = NULL;
-		job->lease_token = 0;
-		job->holder_instance = 0;
+		TAILQ_REMOVE(&job->more->holder->held, job, holder_link);
+		job->more->holder->held_count--;
+		job->more->holder = NULL;
+		job->more->lease_token = 0;
+		job->more->holder_instance = 0;
 		q->active--;
 		break;
 	case PROTO_STATE_COMPLETED:
@@ -244,7 +245,7 @@ static void unplace(struct state *s, struct job *job)
 	job->state = 0;
 }
 
-/* Puts job where state keeps it. An ACTIVE job must have job->holder set,
+/* Puts job where state keeps it. An ACTIVE job must have more->holder set,
  * and its lease deadline is lease_at_us + timeout + grace. */
 static int place(struct state *s, struct job *job, uint32_t state, uint64_t now_us,
                  uint64_t lease_at_us)
@@ -274,11 +275,11 @@ static int place(struct state *s, struct job *job, uint32_t state, uint64_t now_
 		return deadline_heap_set(&s->deadlines, &job->timer,
 		                         mono_deadline(job->run_at_us, now_us));
 	case PROTO_STATE_ACTIVE: {
-		struct worker *w = job->holder;
+		struct worker *w = job->more->holder;
 		TAILQ_INSERT_TAIL(&w->held, job, holder_link);
 		w->held_count++;
-		job->holder_heartbeat_mark = w->heartbeats;
-		job->lease_reported = false;
+		job->more->holder_heartbeat_mark = w->heartbeats;
+		job->more->lease_reported = false;
 		q->active++;
 		job->timer.kind = DEADLINE_LEASE;
 		uint64_t deadline =
@@ -362,7 +363,7 @@ static int skip_or_fail(struct state *s, struct jm_err *err, const char *what, u
  * type name; NULL when out of memory. */
 static struct job *job_new(struct state *s, const struct proto_rec_job *r)
 {
-	struct job *job = jm_malloc(sizeof *job + r->payload.len);
+	struct job *job = jm_malloc(JOB_BYTES((size_t)r->payload.len));
 	if (job == NULL)
 		return NULL;
 	memset(job, 0, sizeof *job);
@@ -394,11 +395,11 @@ void state_job_discard(struct state *s, struct job *job)
 static void job_set_fields(struct job *job, struct queue *q, const struct proto_rec_job *r)
 {
 	job->queue = q;
-	job->attrs.priority = r->attrs.priority;
-	job->attrs.max_attempts = r->attrs.max_attempts;
+	job->attrs.priority = (int16_t)r->attrs.priority;          /* checked by proto/ */
+	job->attrs.max_attempts = (uint16_t)r->attrs.max_attempts; /* likewise */
 	job->attrs.timeout_ms = r->attrs.timeout_ms;
 	job->attrs.created_us = r->attrs.created_us;
-	job->attempt = r->attempt;
+	job->attempt = (uint16_t)r->attempt;
 	job->lease = r->lease;
 	job->updated_us = r->updated_us;
 	job->run_at_us = r->run_at_us;
@@ -467,10 +468,13 @@ static int apply_job(struct state *s, const struct proto_rec_job *r, uint64_t no
 		rc = set_result(job, &r->result);
 	if (rc == 0 && r->state == PROTO_STATE_ACTIVE) {
 		struct worker *w = NULL;
-		rc = state_worker_seen(s, r->worker_id, now_us, &w);
-		job->holder = w;
-		job->lease_token = r->lease_token;
-		job->holder_instance = r->worker_instance;
+		struct job_more *more = state_job_more(job);
+		rc = more ? state_worker_seen(s, r->worker_id, now_us, &w) : JM_ENOMEM;
+		if (more) {
+			more->holder = w;
+			more->lease_token = r->lease_token;
+			more->holder_instance = r->worker_instance;
+		}
 		if (w && r->worker_instance != 0)
 			w->instance = r->worker_instance;
 	}
@@ -509,28 +513,31 @@ static int apply_lease(struct state *s, const struct proto_rec_lease *r, uint64_
 	if (job == NULL || r->lease <= job->lease ||
 	    (job->state != PROTO_STATE_PENDING && job->state != PROTO_STATE_DELAYED))
 		return skip_or_fail(s, err, "lease", r->job_id);
+	/* The live path allocated it before journaling (core_workers.c). */
+	struct job_more *more = state_job_more(job);
+	if (more == NULL)
+		return jm_err_set(err, JM_ENOMEM, "job %llu: out of memory",
+		                  (unsigned long long)r->job_id);
 	struct worker *w;
 	int rc = state_worker_seen(s, r->worker_id, now_us, &w);
 	if (rc != 0)
 		return jm_err_set(err, rc, "worker %s: %s", r->worker_id,
 		                  rc == JM_ELIMIT ? "too many workers" : jm_strerror(rc));
 	unplace(s, job);
-	job->attempt = r->attempt;
+	job->attempt = (uint16_t)r->attempt;
 	job->lease = r->lease;
-	job->lease_token = r->token;
-	job->holder_instance = r->instance;
+	more->lease_token = r->token;
+	more->holder_instance = r->instance;
 	/* The holder's process as of its latest lease: after a restart, the
 	 * process that kept running is recognised (core_workers.c). */
 	if (r->instance != 0)
 		w->instance = r->instance;
-	if (job->more) {
-		job->more->progress_done = job->more->progress_total = 0;
-		free(job->more->progress_message);
-		job->more->progress_message = NULL;
-	}
+	more->progress_done = more->progress_total = 0;
+	free(more->progress_message);
+	more->progress_message = NULL;
 	job->updated_us = r->at_us;
 	job->run_at_us = 0;
-	job->holder = w;
+	more->holder = w;
 	return place(s, job, PROTO_STATE_ACTIVE, now_us, r->at_us);
 }
 
@@ -610,7 +617,7 @@ static int apply_revive(struct state *s, const struct proto_rec_revive *r, uint6
 	unplace(s, job);
 	job->attempt = 0;
 	if (r->max_attempts)
-		job->attrs.max_attempts = r->max_attempts;
+		job->attrs.max_attempts = (uint16_t)r->max_attempts;
 	job->updated_us = r->at_us;
 	job->run_at_us = 0;
 	return place(s, job, PROTO_STATE_PENDING, now_us, 0);
@@ -665,10 +672,10 @@ void state_job_snapshot(const struct job *job, struct proto_record *rec)
 	r->lease = job->lease;
 	r->updated_us = job->updated_us;
 	r->run_at_us = job->run_at_us;
-	if (job->holder) {
-		memcpy(r->worker_id, job->holder->id, sizeof r->worker_id);
-		r->lease_token = job->lease_token;
-		r->worker_instance = job->holder_instance;
+	if (job_holder(job)) {
+		memcpy(r->worker_id, job->more->holder->id, sizeof r->worker_id);
+		r->lease_token = job->more->lease_token;
+		r->worker_instance = job->more->holder_instance;
 	}
 	const char *last_error = job_last_error(job);
 	r->last_error = (struct proto_bytes){(const uint8_t *)last_error,
