@@ -380,9 +380,12 @@ static struct job *job_new(struct state *s, const struct proto_rec_job *r)
 	return job;
 }
 
-struct job *state_job_prepare(struct state *s, const struct proto_rec_job *r)
+struct job *state_job_prepare(struct state *s, const struct proto_rec_job *r, struct queue *q)
 {
-	return job_new(s, r);
+	struct job *job = job_new(s, r);
+	if (job)
+		job->queue = q;
+	return job;
 }
 
 void state_job_discard(struct state *s, struct job *job)
@@ -427,7 +430,7 @@ static void note_ids(struct state *s, const struct proto_rec_job *r)
 void state_apply_prepared_job(struct state *s, const struct proto_rec_job *r, struct job *job,
                               uint64_t now_us)
 {
-	job_set_fields(job, queue_find(&s->queues, r->attrs.queue), r);
+	job_set_fields(job, job->queue, r);
 	(void)jobtable_insert(&s->jobs, job); /* never fails (u64map.h) */
 	note_ids(s, r);
 	if (r->attrs.batch_id) {

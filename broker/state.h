@@ -77,9 +77,10 @@ int state_apply(struct state *s, const struct proto_record *rec, uint64_t now_us
 
 /* Admission (core_admit.c): a new job's memory is allocated before its
  * record is journaled, so that applying the record cannot fail.
- * state_job_prepare copies r's payload and takes its type name; NULL when
- * out of memory. */
-struct job *state_job_prepare(struct state *s, const struct proto_rec_job *r);
+ * state_job_prepare copies r's payload and takes its type name; q is r's
+ * queue (pinned by the caller until the job is applied or discarded). NULL
+ * when out of memory. */
+struct job *state_job_prepare(struct state *s, const struct proto_rec_job *r, struct queue *q);
 /* Frees a prepared job that was never applied. */
 void state_job_discard(struct state *s, struct job *job);
 /* Applies the JOB record r of a new job that job (from state_job_prepare)
