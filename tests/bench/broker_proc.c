@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "clock.h"
 
@@ -25,6 +26,26 @@ uint64_t broker_proc_status_kb(pid_t pid, const char *field)
 			kb = strtoull(line + strlen(field), NULL, 10);
 	fclose(fp);
 	return kb;
+}
+
+double broker_proc_cpu_ms(pid_t pid)
+{
+	char path[64], text[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	FILE *fp = fopen(path, "r");
+	if (fp == NULL)
+		return 0;
+	size_t len = fread(text, 1, sizeof text - 1, fp);
+	fclose(fp);
+	text[len] = '\0';
+	/* Fields after the command (which may hold spaces) start past ')';
+	 * utime and stime are the 14th and 15th, in clock ticks. */
+	const char *p = strrchr(text, ')');
+	unsigned long long utime = 0, stime = 0;
+	if (p == NULL || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+	                        &utime, &stime) != 2)
+		return 0;
+	return (double)(utime + stime) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
 }
 
 double broker_proc_spawn_timed(struct harness *h, const char *name, const char *data,

@@ -12,6 +12,10 @@
 /* The kB value of field ("VmHWM:", "VmRSS:") in /proc/<pid>/status, or 0. */
 uint64_t broker_proc_status_kb(pid_t pid, const char *field);
 
+/* CPU time (user + system, all threads) pid has used so far, in ms; on a
+ * shared machine a steadier figure than wall time. 0 when unreadable. */
+double broker_proc_cpu_ms(pid_t pid);
+
 /* Spawns jobmesh-broker named name (its output in <name>.out) on data dir
  * data, listening on ipc://<h->dir>/broker.ipc, with extra args
  * (NULL-terminated, may be NULL), and waits up to ready_ms for its
