@@ -63,7 +63,10 @@ void core_batch_touched(struct core *core, struct batch *b)
 
 void core_publish_job_state(struct core *core, const struct job *job)
 {
-	if (core->events == NULL)
+	/* Every change of every job comes here: with nobody listening, not
+	 * even the event and its topics are made (a submit of many spent ~7 %
+	 * of its CPU on them). */
+	if (!events_listened_to(core->events))
 		return;
 	struct proto_event ev = {.kind = PROTO_EVENT_JOB_STATE, .at_us = job->updated_us};
 	ev.job_id = job->id;
