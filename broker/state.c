@@ -186,8 +186,8 @@ uint64_t state_job_snapshot_bound(const struct job *job)
 	       (more && more->lease_token ? MSGPACK_INT_MAX : 1) +
 	       (more && more->holder_instance ? MSGPACK_INT_MAX : 1) + strlen(job->attrs.type) +
 	       job->payload_len + (more && more->holder ? strlen(more->holder->id) : 0) +
-	       (job->more && job->more->last_error ? strlen(job->more->last_error) : 0) +
-	       (job->more ? job->more->result_len : 0);
+	       (more && more->last_error ? strlen(more->last_error) : 0) +
+	       (more ? more->result_len : 0);
 }
 
 uint64_t state_new_job_bound(const struct proto_rec_job *r)
