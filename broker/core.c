@@ -114,7 +114,7 @@ void core_fill_job_info(const struct job *job, bool with_result, struct proto_jo
 {
 	memset(info, 0, sizeof *info);
 	info->job_id = job->id;
-	info->attrs = job->attrs;
+	state_job_attrs(job, &info->attrs);
 	info->state = job->state;
 	info->attempt = job->attempt;
 	info->updated_us = job->updated_us;
@@ -124,19 +124,23 @@ void core_fill_job_info(const struct job *job, bool with_result, struct proto_jo
 	                          (job->state == PROTO_STATE_PENDING && job->attempt == 0)
 	                      ? job->run_at_us
 	                      : 0;
-	if (job->last_error)
-		info->last_error = (struct proto_bytes){(const uint8_t *)job->last_error,
-		                                        (uint32_t)strlen(job->last_error)};
+	const struct job_more *more = job->more;
 	if (with_result && job->state == PROTO_STATE_COMPLETED) {
 		info->has_result = true;
-		info->result = (struct proto_bytes){job->result, job->result_len};
+		if (more)
+			info->result = (struct proto_bytes){more->result, more->result_len};
 	}
-	info->progress_done = job->progress_done;
-	info->progress_total = job->progress_total;
-	if (job->progress_message)
+	if (more == NULL)
+		return;
+	if (more->last_error)
+		info->last_error = (struct proto_bytes){(const uint8_t *)more->last_error,
+		                                        (uint32_t)strlen(more->last_error)};
+	info->progress_done = more->progress_done;
+	info->progress_total = more->progress_total;
+	if (more->progress_message)
 		info->progress_message =
-		    (struct proto_bytes){(const uint8_t *)job->progress_message,
-		                         (uint32_t)strlen(job->progress_message)};
+		    (struct proto_bytes){(const uint8_t *)more->progress_message,
+		                         (uint32_t)strlen(more->progress_message)};
 }
 
 /* Whether req (STATUS, RESULT or WAIT) asked for the job's payload. */

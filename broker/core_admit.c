@@ -33,6 +33,7 @@ struct admission {
 	uint32_t count;
 	struct proto_record *recs;
 	struct job **jobs;
+	struct queue **job_queues; /* each job's, looked up once */
 	size_t *lens;
 	uint64_t *ids;
 	struct admit_queue *queues;
@@ -50,6 +51,7 @@ static void admission_fini(struct admission *a)
 	free(a->ids);
 	free(a->queues);
 	free(a->jobs);
+	free(a->job_queues);
 	jm_buf_fini(&a->bodies);
 }
 
@@ -66,7 +68,7 @@ static void admission_undo(struct core *core, struct admission *a)
 	admission_unpin(a);
 	for (uint32_t i = 0; a->jobs && i < a->count; i++)
 		if (a->jobs[i])
-			state_job_discard(a->jobs[i]);
+			state_job_discard(&core->state, a->jobs[i]);
 	if (a->batch_created)
 		batch_remove(&core->state.batches, a->batch);
 	for (uint32_t i = 0; i < a->queues_count; i++)
@@ -140,10 +142,19 @@ static int admit_reserve(struct core *core, const struct proto_submit *submit, s
 	a->lens = jm_calloc(n ? n : 1, sizeof *a->lens);
 	a->ids = jm_calloc(n ? n : 1, sizeof *a->ids);
 	a->queues = jm_calloc(n ? n : 1, sizeof *a->queues);
-	if (!a->recs || !a->jobs || !a->lens || !a->ids || !a->queues)
+	a->job_queues = jm_calloc(n ? n : 1, sizeof *a->job_queues);
+	if (!a->recs || !a->jobs || !a->lens || !a->ids || !a->queues || !a->job_queues)
 		return jm_err_set(err, JM_ENOMEM, "broker out of memory for %u jobs", n);
+	struct admit_queue *prev = NULL; /* the previous job's */
 	for (uint32_t i = 0; i < n; i++) {
 		const char *name = submit->jobs[i].attrs.queue;
+		/* Jobs of one submit mostly share a queue: no lookup for a
+		 * name the previous job had. */
+		if (prev && strcmp(name, prev->q->name) == 0) {
+			a->job_queues[i] = prev->q;
+			prev->jobs++;
+			continue;
+		}
 		struct queue *q = queue_find(&s->queues, name);
 		bool created = q == NULL;
 		int rc = created ? queue_get(&s->queues, name, &q) : 0;
@@ -157,9 +168,10 @@ static int admit_reserve(struct core *core, const struct proto_submit *submit, s
 			return jm_err_set(err, rc, "job %u: queue %s cannot be created: %s", i,
 			                  name, jm_strerror(rc));
 		}
-		struct admit_queue *aq = admit_queue_of(a, q);
-		aq->created = aq->created || created;
-		aq->jobs++;
+		prev = admit_queue_of(a, q);
+		prev->created = prev->created || created;
+		prev->jobs++;
+		a->job_queues[i] = q;
 	}
 	uint64_t max_jobs = s->config.max_queue_jobs;
 	for (uint32_t i = 0; max_jobs && i < a->queues_count; i++) {
@@ -179,8 +191,7 @@ static int admit_reserve(struct core *core, const struct proto_submit *submit, s
 	uint64_t batch_id = submit->as_batch ? s->next_job_id : 0;
 	uint64_t next_id = s->next_job_id + (submit->as_batch ? 1 : 0);
 	for (uint32_t i = 0; i < n; i++) {
-		const struct queue_policy *policy =
-		    &queue_find(&s->queues, submit->jobs[i].attrs.queue)->policy;
+		const struct queue_policy *policy = &a->job_queues[i]->policy;
 		fill_record(&a->recs[i], &submit->jobs[i], policy, next_id + i, batch_id, now);
 		a->ids[i] = next_id + i;
 	}
@@ -201,7 +212,7 @@ static int admit_reserve(struct core *core, const struct proto_submit *submit, s
 	int rc = 0;
 	uint32_t delayed = 0;
 	for (uint32_t i = 0; rc == 0 && i < n; i++) {
-		a->jobs[i] = state_job_prepare(&a->recs[i].u.job);
+		a->jobs[i] = state_job_prepare(s, &a->recs[i].u.job, a->job_queues[i]);
 		if (a->jobs[i] == NULL)
 			rc = JM_ENOMEM;
 		delayed += a->recs[i].u.job.state == PROTO_STATE_DELAYED;
@@ -256,7 +267,7 @@ int core_admit_one(struct core *core, struct queue *q, const struct proto_rec_jo
 	int rc = queue_ready_reserve(q, 1);
 	if (rc == 0)
 		rc = deadline_heap_reserve(&s->deadlines, 3);
-	*job = rc == 0 ? state_job_prepare(r) : NULL;
+	*job = rc == 0 ? state_job_prepare(s, r, q) : NULL;
 	if (*job == NULL)
 		return jm_err_set(err, JM_ENOMEM, "job %llu: broker out of memory",
 		                  (unsigned long long)r->job_id);

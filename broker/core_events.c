@@ -20,9 +20,8 @@ void core_publish_for_job(struct core *core, const struct job *job, const struct
 	events_push(core->events, topic, ev, lsn);
 	snprintf(topic, sizeof topic, "queue/%s", job->queue->name);
 	events_push(core->events, topic, ev, lsn);
-	if (job->attrs.batch_id) {
-		snprintf(topic, sizeof topic, "batch/%llu",
-		         (unsigned long long)job->attrs.batch_id);
+	if (job_batch_id(job)) {
+		snprintf(topic, sizeof topic, "batch/%llu", (unsigned long long)job_batch_id(job));
 		events_push(core->events, topic, ev, lsn);
 	}
 }
@@ -64,21 +63,24 @@ void core_batch_touched(struct core *core, struct batch *b)
 
 void core_publish_job_state(struct core *core, const struct job *job)
 {
-	if (core->events == NULL)
+	/* Every change of every job comes here: with nobody listening, not
+	 * even the event and its topics are made (a submit of many spent ~7 %
+	 * of its CPU on them). */
+	if (!events_listened_to(core->events))
 		return;
 	struct proto_event ev = {.kind = PROTO_EVENT_JOB_STATE, .at_us = job->updated_us};
 	ev.job_id = job->id;
-	ev.batch_id = job->attrs.batch_id;
+	ev.batch_id = job_batch_id(job);
 	memcpy(ev.queue, job->queue->name, sizeof ev.queue);
 	memcpy(ev.type, job->attrs.type, sizeof ev.type);
 	ev.state = job->state;
 	ev.attempt = job->attempt;
-	if (job->holder)
-		memcpy(ev.worker_id, job->holder->id, sizeof ev.worker_id);
-	if (job->last_error &&
-	    (job->state == PROTO_STATE_FAILED || job->state == PROTO_STATE_DELAYED))
-		ev.message = (struct proto_bytes){(const uint8_t *)job->last_error,
-		                                  (uint32_t)strlen(job->last_error)};
+	if (job_holder(job))
+		memcpy(ev.worker_id, job_holder(job)->id, sizeof ev.worker_id);
+	const char *last_error = job_last_error(job);
+	if (last_error && (job->state == PROTO_STATE_FAILED || job->state == PROTO_STATE_DELAYED))
+		ev.message =
+		    (struct proto_bytes){(const uint8_t *)last_error, (uint32_t)strlen(last_error)};
 	core_publish_for_job(core, job, &ev, core->last_lsn);
 }
 

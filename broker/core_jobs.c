@@ -13,8 +13,8 @@
 void core_release_waiters(struct core *core, struct job *job, struct outbox *out)
 {
 	struct waiter *w;
-	while ((w = TAILQ_FIRST(&job->waiters)) != NULL) {
-		TAILQ_REMOVE(&job->waiters, w, link);
+	while (job->more && (w = TAILQ_FIRST(&job->more->waiters)) != NULL) {
+		TAILQ_REMOVE(&job->more->waiters, w, link);
 		deadline_heap_remove(&core->state.deadlines, &w->timer);
 		core_reply_job(core, w->req, job, true, out);
 		free(w);
@@ -66,7 +66,7 @@ void handle_wait(struct core *core, struct request *req, struct outbox *out)
 	uint32_t timeout_ms = wait->timeout_ms < core->config.wait_max_ms
 	                          ? wait->timeout_ms
 	                          : core->config.wait_max_ms;
-	struct waiter *w = jm_calloc(1, sizeof *w);
+	struct waiter *w = state_job_more(job) ? jm_calloc(1, sizeof *w) : NULL;
 	if (w != NULL) {
 		deadline_init(&w->timer, DEADLINE_WAIT);
 		if (deadline_heap_set(&core->state.deadlines, &w->timer,
@@ -81,7 +81,7 @@ void handle_wait(struct core *core, struct request *req, struct outbox *out)
 	}
 	w->req = req;
 	w->job = job;
-	TAILQ_INSERT_TAIL(&job->waiters, w, link);
+	TAILQ_INSERT_TAIL(&job->more->waiters, w, link);
 }
 
 void handle_cancel(struct core *core, struct request *req, struct outbox *out)

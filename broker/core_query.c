@@ -60,7 +60,7 @@ static void scan_cb(struct job *job, void *arg)
 	struct query_scan *scan = arg;
 	const struct proto_job_query *q = scan->query;
 	if ((q->cursor && job->id >= q->cursor) || (q->state && job->state != q->state) ||
-	    (q->batch_id && job->attrs.batch_id != q->batch_id) ||
+	    (q->batch_id && job_batch_id(job) != q->batch_id) ||
 	    (q->queue[0] && job->queue != scan->queue) ||
 	    !core_auth_visible(scan->req, job->queue->name))
 		return;

@@ -79,7 +79,7 @@ void core_schedule_fired(struct core *core, struct schedule *s, struct outbox *o
 		                    &err);
 	if (rc != 0) {
 		if (job)
-			state_job_discard(job);
+			state_job_discard(&core->state, job);
 		if (created)
 			queue_drop_if_empty(&core->state.queues, q);
 		retry_later(core, s, jm_err_text(&err));

@@ -39,7 +39,7 @@ void core_deadline_fired(struct core *core, struct deadline *d, struct outbox *o
 		break;
 	case DEADLINE_WAIT: {
 		struct waiter *w = container_of(d, struct waiter, timer);
-		TAILQ_REMOVE(&w->job->waiters, w, link);
+		TAILQ_REMOVE(&w->job->more->waiters, w, link);
 		core_reply_job(core, w->req, w->job, true, out);
 		free(w);
 		break;

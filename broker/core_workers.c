@@ -153,13 +153,18 @@ static int lease_token_draw(uint64_t *token, struct jm_err *err)
 
 /* The LEASE record that leases job to worker w's current instance under a
  * fresh token. */
-static int lease_record(struct core *core, const struct job *job, const struct worker *w,
+static int lease_record(struct core *core, struct job *job, const struct worker *w,
                         struct proto_record *rec, struct jm_err *err)
 {
 	*rec = (struct proto_record){.version = PROTO_RECORD_VERSION, .type = PROTO_REC_LEASE};
 	int rc = lease_token_draw(&rec->u.lease.token, err);
 	if (rc != 0)
 		return rc;
+	/* The lease's fields live in the job's rarely used part: allocated
+	 * before the record is journaled, so that applying it cannot fail. */
+	if (state_job_more(job) == NULL)
+		return jm_err_set(err, JM_ENOMEM, "leasing job %llu: broker out of memory",
+		                  (unsigned long long)job->id);
 	rec->u.lease.instance = w->instance;
 	rec->u.lease.job_id = job->id;
 	/* The first lease of a job in this boot starts at boot_epoch << 32:
@@ -245,9 +250,9 @@ static uint32_t take_jobs(struct core *core, struct request *req, struct worker 
 			batch_set_operation(job->batch, job->attrs.type, strlen(job->attrs.type));
 		struct proto_delivery *d = &deliveries[i];
 		d->job_id = job->id;
-		d->lease = job->lease_token;
+		d->lease = job->more->lease_token;
 		d->attempt = job->attempt;
-		d->attrs = job->attrs;
+		state_job_attrs(job, &d->attrs);
 		d->payload = (struct proto_bytes){job->payload, job->payload_len};
 	}
 	free(jobs);
@@ -358,11 +363,11 @@ static int lease_holds(struct core *core, const char *what, const struct worker 
 	const char *reason = NULL;
 	if (job->state != PROTO_STATE_ACTIVE)
 		reason = "the job is not running (it was requeued, cancelled or finished)";
-	else if (job->holder != w || job->holder_instance != instance)
+	else if (job_holder(job) != w || job->more->holder_instance != instance)
 		reason = "the lease is held by another worker or process";
-	else if (job->lease_token == 0)
+	else if (job->more->lease_token == 0)
 		reason = "the lease predates lease tokens (journal version 1)";
-	else if (job->lease_token != token)
+	else if (job->more->lease_token != token)
 		reason = "the lease token does not match the current delivery";
 	if (reason != NULL) {
 		jm_info("job %llu: %s from worker %s (instance %016llx) refused as stale: %s",
@@ -534,7 +539,8 @@ void handle_settle(struct core *core, struct request *req, struct outbox *out)
 static bool heartbeat_lists(const struct proto_heartbeat *hb, const struct job *job)
 {
 	for (uint32_t i = 0; i < hb->leases_count; i++)
-		if (hb->leases[i].job_id == job->id && hb->leases[i].lease == job->lease_token)
+		if (hb->leases[i].job_id == job->id &&
+		    hb->leases[i].lease == job->more->lease_token)
 			return true;
 	return false;
 }
@@ -591,15 +597,16 @@ void handle_heartbeat(struct core *core, struct request *req, struct outbox *out
 		struct jm_err err = {0};
 		int settled = 0;
 		if (heartbeat_lists(hb, job)) {
-			job->lease_reported = true;
-		} else if (job->lease_reported) {
+			job->more->lease_reported = true;
+		} else if (job->more->lease_reported) {
 			char error[160];
 			int len = snprintf(error, sizeof error,
 			                   "worker %s dropped the job without settling it", w->id);
 			jm_warn("job %llu: %s", (unsigned long long)job->id, error);
 			settled =
 			    core_settle_failure(core, job, error, (size_t)len, false, out, &err);
-		} else if (w->heartbeats >= job->holder_heartbeat_mark + WORKER_UNREPORTED_BEATS) {
+		} else if (w->heartbeats >=
+		           job->more->holder_heartbeat_mark + WORKER_UNREPORTED_BEATS) {
 			jm_warn("job %llu: lease %llu never reached worker %s: requeued",
 			        (unsigned long long)job->id, (unsigned long long)job->lease, w->id);
 			settled = settle_released(core, job, &err);
@@ -620,7 +627,8 @@ void handle_heartbeat(struct core *core, struct request *req, struct outbox *out
 	uint32_t abandon_count = 0;
 	for (uint32_t i = 0; i < hb->leases_count; i++) {
 		struct job *held = jobtable_find(&core->state.jobs, hb->leases[i].job_id);
-		if (held == NULL || held->holder != w || held->lease_token != hb->leases[i].lease)
+		if (held == NULL || job_holder(held) != w ||
+		    held->more->lease_token != hb->leases[i].lease)
 			abandon[abandon_count++] = hb->leases[i];
 	}
 	struct proto_msg msg = {.type = PROTO_HEARTBEAT_REPLY};
@@ -702,22 +710,26 @@ void handle_progress(struct core *core, struct request *req, struct outbox *out)
 		code = lease_holds(core, "progress", w, p->instance, p->job_id, p->lease, &job);
 	}
 	if (code == 0) {
-		job->progress_done = p->done;
-		job->progress_total = p->total;
-		free(job->progress_message);
-		job->progress_message = NULL;
-		if (p->message.len) {
-			job->progress_message = malloc(p->message.len + 1);
-			if (job->progress_message) {
-				memcpy(job->progress_message, p->message.ptr, p->message.len);
-				job->progress_message[p->message.len] = '\0';
+		/* Progress is memory only: without memory for it, it is lost. */
+		struct job_more *more = state_job_more(job);
+		if (more) {
+			more->progress_done = p->done;
+			more->progress_total = p->total;
+			free(more->progress_message);
+			more->progress_message = NULL;
+		}
+		if (more && p->message.len) {
+			more->progress_message = malloc(p->message.len + 1);
+			if (more->progress_message) {
+				memcpy(more->progress_message, p->message.ptr, p->message.len);
+				more->progress_message[p->message.len] = '\0';
 			}
 		}
 		if (core->events) {
 			struct proto_event ev = {.kind = PROTO_EVENT_JOB_PROGRESS,
 			                         .at_us = jm_wall_us()};
 			ev.job_id = job->id;
-			ev.batch_id = job->attrs.batch_id;
+			ev.batch_id = job_batch_id(job);
 			memcpy(ev.queue, job->queue->name, sizeof ev.queue);
 			memcpy(ev.type, job->attrs.type, sizeof ev.type);
 			ev.state = job->state;

@@ -240,6 +240,16 @@ void events_advertise(struct events *ev, const char *url)
 	snprintf(ev->url, sizeof ev->url, "%s", url);
 }
 
+bool events_listened_to(struct events *ev)
+{
+	if (ev == NULL)
+		return false;
+	pthread_mutex_lock(&ev->lock);
+	bool listened_to = ev->subscribers > 0 || (ev->tap != NULL && atomic_load(&ev->tap_wanted));
+	pthread_mutex_unlock(&ev->lock);
+	return listened_to;
+}
+
 void events_push(struct events *ev, const char *topic, const struct proto_event *event,
                  uint64_t lsn)
 {

@@ -36,6 +36,11 @@ void events_advertise(struct events *ev, const char *url);
  * appends; a failure to allocate drops the event (logged). */
 void events_push(struct events *ev, const char *topic, const struct proto_event *event,
                  uint64_t lsn);
+/* Whether an event pushed now would go anywhere (a PUB subscriber, or the
+ * listener wants events): a caller may skip building one when not. A
+ * subscriber arriving just after the answer misses that event, as it
+ * would had it come a moment later. Accepts NULL (false). */
+bool events_listened_to(struct events *ev);
 /* Called on the publisher thread for each event, in publish order, once
  * its record is durable (the moment it goes out on the PUB socket), with
  * the topic it was pushed under (a job's event comes once per topic). It

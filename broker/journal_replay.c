@@ -247,8 +247,10 @@ static int replay_segment(struct journal *j, const struct journal_dir_list *list
 	}
 
 	uint64_t off = JOURNAL_HEADER_BYTES;
+	uint64_t dropped = 0;
 	while (off < f.size) {
 		struct journal_record rec;
+		journal_file_drop_behind(&f, off, &dropped);
 		rc = journal_record_check(&f, off, &rec, &why);
 		if (rc == 0 && rec.meta) {
 			why = "journal-internal record inside a segment";

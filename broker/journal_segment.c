@@ -149,6 +149,18 @@ int journal_file_map(struct journal *j, const char *name, struct journal_file *f
 	return 0;
 }
 
+void journal_file_drop_behind(const struct journal_file *f, uint64_t off, uint64_t *dropped)
+{
+	if (f->map == NULL || off < *dropped + JOURNAL_DROP_BEHIND_BYTES)
+		return;
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	uint64_t end = off / page * page;
+	/* Advice only: on failure the pages simply stay. */
+	(void)madvise((void *)(uintptr_t)(f->map + *dropped), (size_t)(end - *dropped),
+	              MADV_DONTNEED);
+	*dropped = end;
+}
+
 void journal_file_unmap(struct journal_file *f)
 {
 	if (f->map != NULL)

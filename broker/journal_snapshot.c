@@ -35,8 +35,10 @@ static int snapshot_verify(const struct journal_file *f, uint64_t seq, const cha
 	uint64_t off = JOURNAL_HEADER_BYTES;
 	uint64_t records = 0;
 	uint64_t body_bytes = 0;
+	uint64_t dropped = 0;
 	while (off < f->size) {
 		struct journal_record rec;
+		journal_file_drop_behind(f, off, &dropped);
 		rc = journal_record_check(f, off, &rec, why);
 		if (rc != 0)
 			return rc;
@@ -84,8 +86,10 @@ int journal_snapshot_load(struct journal *j, const struct journal_dir_list *list
 			continue;
 		}
 		uint64_t off = JOURNAL_HEADER_BYTES;
+		uint64_t dropped = 0;
 		while (off < f.size) {
 			struct journal_record rec;
+			journal_file_drop_behind(&f, off, &dropped);
 			rc = journal_record_check(&f, off, &rec, &why);
 			assert(rc == 0); /* verified above; the file is locked */
 			if (rec.meta)

@@ -25,6 +25,8 @@ int state_init(struct state *s, const struct state_config *config)
 	schedules_init(&s->schedules);
 	int rc = jobtable_init(&s->jobs);
 	if (rc == 0)
+		rc = job_types_init(&s->types);
+	if (rc == 0)
 		rc = queue_registry_init(&s->queues, &config->queue_defaults, config->max_queues);
 	s->queues.overrides = config->queue_overrides;
 	s->queues.overrides_count = config->queue_overrides_count;
@@ -37,25 +39,40 @@ int state_init(struct state *s, const struct state_config *config)
 	return rc;
 }
 
-static void job_free(struct job *job)
+static void job_free(struct state *s, struct job *job)
 {
-	free(job->progress_message);
-	free(job->payload);
-	free(job->last_error);
-	free(job->result);
+	struct job_more *more = job->more;
+	if (more) {
+		free(more->progress_message);
+		free(more->last_error);
+		free(more->result);
+		free(more);
+	}
+	job_types_give(&s->types, job->attrs.type);
 	free(job);
 }
 
 static void free_job_cb(struct job *job, void *arg)
 {
-	job_free(job);
+	job_free(arg, job);
+}
+
+struct job_more *state_job_more(struct job *job)
+{
+	if (job->more == NULL) {
+		job->more = jm_calloc(1, sizeof *job->more);
+		if (job->more)
+			TAILQ_INIT(&job->more->waiters);
+	}
+	return job->more;
 }
 
 void state_fini(struct state *s)
 {
 	if (s->jobs.buckets)
-		jobtable_each(&s->jobs, free_job_cb, NULL);
+		jobtable_each(&s->jobs, free_job_cb, s);
 	jobtable_fini(&s->jobs);
+	job_types_fini(&s->types);
 	queue_registry_fini(&s->queues);
 	worker_registry_fini(&s->workers);
 	if (s->batches.buckets)
@@ -163,12 +180,14 @@ static uint64_t *batch_counter(struct batch *b, uint32_t state)
  * repeat itself. test_state checks it against proto_record_encode. */
 uint64_t state_job_snapshot_bound(const struct job *job)
 {
+	const struct job_more *more = job->more;
 	return SNAPSHOT_FRAME_BYTES + MSGPACK_ARRAY_HEADER_MAX + JOB_RECORD_INTS * MSGPACK_INT_MAX +
 	       JOB_RECORD_STRINGS * MSGPACK_BYTES_HEADER_MAX + strlen(job->queue->name) +
-	       (job->lease_token ? MSGPACK_INT_MAX : 1) +
-	       (job->holder_instance ? MSGPACK_INT_MAX : 1) + strlen(job->attrs.type) +
-	       job->payload_len + (job->holder ? strlen(job->holder->id) : 0) +
-	       (job->last_error ? strlen(job->last_error) : 0) + job->result_len;
+	       (more && more->lease_token ? MSGPACK_INT_MAX : 1) +
+	       (more && more->holder_instance ? MSGPACK_INT_MAX : 1) + strlen(job->attrs.type) +
+	       job->payload_len + (more && more->holder ? strlen(more->holder->id) : 0) +
+	       (more && more->last_error ? strlen(more->last_error) : 0) +
+	       (more ? more->result_len : 0);
 }
 
 uint64_t state_new_job_bound(const struct proto_rec_job *r)
@@ -201,11 +220,11 @@ static void unplace(struct state *s, struct job *job)
 		break;
 	case PROTO_STATE_ACTIVE:
 		deadline_heap_remove(&s->deadlines, &job->timer);
-		TAILQ_REMOVE(&job->holder->held, job, holder_link);
-		job->holder->held_count--;
-		job->holder = NULL;
-		job->lease_token = 0;
-		job->holder_instance = 0;
+		TAILQ_REMOVE(&job->more->holder->held, job, holder_link);
+		job->more->holder->held_count--;
+		job->more->holder = NULL;
+		job->more->lease_token = 0;
+		job->more->holder_instance = 0;
 		q->active--;
 		break;
 	case PROTO_STATE_COMPLETED:
@@ -226,7 +245,7 @@ static void unplace(struct state *s, struct job *job)
 	job->state = 0;
 }
 
-/* Puts job where state keeps it. An ACTIVE job must have job->holder set,
+/* Puts job where state keeps it. An ACTIVE job must have more->holder set,
  * and its lease deadline is lease_at_us + timeout + grace. */
 static int place(struct state *s, struct job *job, uint32_t state, uint64_t now_us,
                  uint64_t lease_at_us)
@@ -235,13 +254,13 @@ static int place(struct state *s, struct job *job, uint32_t state, uint64_t now_
 	if (state == PROTO_STATE_DELAYED && job->run_at_us <= now_us)
 		state = PROTO_STATE_PENDING;
 	job->state = state;
-	job->snapshot_bytes = state_job_snapshot_bound(job);
+	job->snapshot_bytes = (uint32_t)state_job_snapshot_bound(job);
 	s->live_bytes += job->snapshot_bytes;
 	struct batch *b = job->batch;
 	if (b) {
 		(*batch_counter(b, state))++;
 		if (state == PROTO_STATE_FAILED)
-			batch_add_error(b, job->id, job->last_error);
+			batch_add_error(b, job->id, job_last_error(job));
 		if (batch_is_finished(b))
 			b->finished_us = job->updated_us;
 	}
@@ -256,11 +275,11 @@ static int place(struct state *s, struct job *job, uint32_t state, uint64_t now_
 		return deadline_heap_set(&s->deadlines, &job->timer,
 		                         mono_deadline(job->run_at_us, now_us));
 	case PROTO_STATE_ACTIVE: {
-		struct worker *w = job->holder;
+		struct worker *w = job->more->holder;
 		TAILQ_INSERT_TAIL(&w->held, job, holder_link);
 		w->held_count++;
-		job->holder_heartbeat_mark = w->heartbeats;
-		job->lease_reported = false;
+		job->more->holder_heartbeat_mark = w->heartbeats;
+		job->more->lease_reported = false;
 		q->active++;
 		job->timer.kind = DEADLINE_LEASE;
 		uint64_t deadline =
@@ -312,9 +331,22 @@ static int copy_bytes(uint8_t **dst, uint32_t *dst_len, const struct proto_bytes
 	return 0;
 }
 
-static int copy_text(char **dst, const struct proto_bytes *src)
+/* Sets job's last error to text (none when empty); the rarely used part is
+ * allocated only for a text. */
+static int set_last_error(struct job *job, const struct proto_bytes *text)
 {
-	return copy_bytes((uint8_t **)dst, NULL, src);
+	if (text->len == 0 && job->more == NULL)
+		return 0;
+	struct job_more *more = state_job_more(job);
+	return more ? copy_bytes((uint8_t **)&more->last_error, NULL, text) : JM_ENOMEM;
+}
+
+static int set_result(struct job *job, const struct proto_bytes *result)
+{
+	if (result->len == 0 && job->more == NULL)
+		return 0;
+	struct job_more *more = state_job_more(job);
+	return more ? copy_bytes(&more->result, &more->result_len, result) : JM_ENOMEM;
 }
 
 static int skip_or_fail(struct state *s, struct jm_err *err, const char *what, uint64_t job_id)
@@ -327,36 +359,64 @@ static int skip_or_fail(struct state *s, struct jm_err *err, const char *what, u
 	                  (unsigned long long)job_id);
 }
 
-struct job *state_job_prepare(const struct proto_rec_job *r)
+/* A new job of record r, in one allocation with its payload, holding its
+ * type name; NULL when out of memory. */
+static struct job *job_new(struct state *s, const struct proto_rec_job *r)
 {
-	struct job *job = jm_calloc(1, sizeof *job);
+	struct job *job = jm_malloc(JOB_BYTES((size_t)r->payload.len));
 	if (job == NULL)
 		return NULL;
-	job->ready_index = UINT32_MAX;
-	deadline_init(&job->timer, DEADLINE_JOB_READY);
-	TAILQ_INIT(&job->waiters);
-	job->id = r->job_id;
-	if (copy_bytes(&job->payload, &job->payload_len, &r->payload) != 0) {
+	memset(job, 0, sizeof *job);
+	if (job_types_take(&s->types, r->attrs.type, &job->attrs.type) != 0) {
 		free(job);
 		return NULL;
 	}
+	deadline_init(&job->timer, DEADLINE_JOB_READY);
+	job->ready_index = UINT32_MAX; /* the same as the timer's unset */
+	job->id = r->job_id;
+	job->payload_len = r->payload.len;
+	if (r->payload.len > 0)
+		memcpy(job->payload, r->payload.ptr, r->payload.len);
 	return job;
 }
 
-void state_job_discard(struct job *job)
+struct job *state_job_prepare(struct state *s, const struct proto_rec_job *r, struct queue *q)
 {
-	job_free(job);
+	struct job *job = job_new(s, r);
+	if (job)
+		job->queue = q;
+	return job;
 }
 
-/* The fields of a JOB record that are copied without allocating. */
+void state_job_discard(struct state *s, struct job *job)
+{
+	job_free(s, job);
+}
+
+/* The fields of a JOB record that are copied without allocating (the
+ * type is taken when the job is made). */
 static void job_set_fields(struct job *job, struct queue *q, const struct proto_rec_job *r)
 {
 	job->queue = q;
-	job->attrs = r->attrs;
-	job->attempt = r->attempt;
+	job->attrs.priority = (int16_t)r->attrs.priority;          /* checked by proto/ */
+	job->attrs.max_attempts = (uint16_t)r->attrs.max_attempts; /* likewise */
+	job->attrs.timeout_ms = r->attrs.timeout_ms;
+	job->attrs.created_us = r->attrs.created_us;
+	job->attempt = (uint16_t)r->attempt;
 	job->lease = r->lease;
 	job->updated_us = r->updated_us;
 	job->run_at_us = r->run_at_us;
+}
+
+void state_job_attrs(const struct job *job, struct proto_job_attrs *out)
+{
+	memcpy(out->queue, job->queue->name, sizeof out->queue);
+	memcpy(out->type, job->attrs.type, sizeof out->type);
+	out->priority = job->attrs.priority;
+	out->max_attempts = job->attrs.max_attempts;
+	out->timeout_ms = job->attrs.timeout_ms;
+	out->batch_id = job_batch_id(job);
+	out->created_us = job->attrs.created_us;
 }
 
 static void note_ids(struct state *s, const struct proto_rec_job *r)
@@ -370,7 +430,7 @@ static void note_ids(struct state *s, const struct proto_rec_job *r)
 void state_apply_prepared_job(struct state *s, const struct proto_rec_job *r, struct job *job,
                               uint64_t now_us)
 {
-	job_set_fields(job, queue_find(&s->queues, r->attrs.queue), r);
+	job_set_fields(job, job->queue, r);
 	(void)jobtable_insert(&s->jobs, job); /* never fails (u64map.h) */
 	note_ids(s, r);
 	if (r->attrs.batch_id) {
@@ -394,29 +454,31 @@ static int apply_job(struct state *s, const struct proto_rec_job *r, uint64_t no
 	struct job *job = jobtable_find(&s->jobs, r->job_id);
 	bool is_new = job == NULL;
 	if (is_new) {
-		job = jm_calloc(1, sizeof *job);
+		job = job_new(s, r);
 		if (job == NULL)
 			return jm_err_set(err, JM_ENOMEM, "job %llu: out of memory",
 			                  (unsigned long long)r->job_id);
-		job->ready_index = UINT32_MAX;
-		deadline_init(&job->timer, DEADLINE_JOB_READY);
-		TAILQ_INIT(&job->waiters);
-		job->id = r->job_id;
 	} else {
+		/* A job's payload and type never change: the record repeats
+		 * what a snapshot already holds (state.h). */
+		if (r->payload.len != job->payload_len ||
+		    strcmp(r->attrs.type, job->attrs.type) != 0)
+			return skip_or_fail(s, err, "job record", r->job_id);
 		unplace(s, job);
 	}
 	job_set_fields(job, q, r);
-	rc = copy_bytes(&job->payload, &job->payload_len, &r->payload);
+	rc = set_last_error(job, &r->last_error);
 	if (rc == 0)
-		rc = copy_text(&job->last_error, &r->last_error);
-	if (rc == 0)
-		rc = copy_bytes(&job->result, &job->result_len, &r->result);
+		rc = set_result(job, &r->result);
 	if (rc == 0 && r->state == PROTO_STATE_ACTIVE) {
 		struct worker *w = NULL;
-		rc = state_worker_seen(s, r->worker_id, now_us, &w);
-		job->holder = w;
-		job->lease_token = r->lease_token;
-		job->holder_instance = r->worker_instance;
+		struct job_more *more = state_job_more(job);
+		rc = more ? state_worker_seen(s, r->worker_id, now_us, &w) : JM_ENOMEM;
+		if (more) {
+			more->holder = w;
+			more->lease_token = r->lease_token;
+			more->holder_instance = r->worker_instance;
+		}
 		if (w && r->worker_instance != 0)
 			w->instance = r->worker_instance;
 	}
@@ -424,7 +486,7 @@ static int apply_job(struct state *s, const struct proto_rec_job *r, uint64_t no
 		rc = jobtable_insert(&s->jobs, job);
 	if (rc != 0) {
 		if (is_new)
-			job_free(job);
+			job_free(s, job);
 		return jm_err_set(err, rc, "job %llu: %s", (unsigned long long)r->job_id,
 		                  jm_strerror(rc));
 	}
@@ -433,7 +495,7 @@ static int apply_job(struct state *s, const struct proto_rec_job *r, uint64_t no
 		struct batch *b;
 		if (batch_get(&s->batches, r->attrs.batch_id, r->attrs.created_us, &b) != 0) {
 			jobtable_remove(&s->jobs, job);
-			job_free(job);
+			job_free(s, job);
 			return jm_err_set(err, JM_ENOMEM, "batch %llu: out of memory",
 			                  (unsigned long long)r->attrs.batch_id);
 		}
@@ -456,26 +518,31 @@ static int apply_lease(struct state *s, const struct proto_rec_lease *r, uint64_
 	if (job == NULL || r->lease <= job->lease ||
 	    (job->state != PROTO_STATE_PENDING && job->state != PROTO_STATE_DELAYED))
 		return skip_or_fail(s, err, "lease", r->job_id);
+	/* The live path allocated it before journaling (core_workers.c). */
+	struct job_more *more = state_job_more(job);
+	if (more == NULL)
+		return jm_err_set(err, JM_ENOMEM, "job %llu: out of memory",
+		                  (unsigned long long)r->job_id);
 	struct worker *w;
 	int rc = state_worker_seen(s, r->worker_id, now_us, &w);
 	if (rc != 0)
 		return jm_err_set(err, rc, "worker %s: %s", r->worker_id,
 		                  rc == JM_ELIMIT ? "too many workers" : jm_strerror(rc));
 	unplace(s, job);
-	job->attempt = r->attempt;
+	job->attempt = (uint16_t)r->attempt;
 	job->lease = r->lease;
-	job->lease_token = r->token;
-	job->holder_instance = r->instance;
+	more->lease_token = r->token;
+	more->holder_instance = r->instance;
 	/* The holder's process as of its latest lease: after a restart, the
 	 * process that kept running is recognised (core_workers.c). */
 	if (r->instance != 0)
 		w->instance = r->instance;
-	job->progress_done = job->progress_total = 0;
-	free(job->progress_message);
-	job->progress_message = NULL;
+	more->progress_done = more->progress_total = 0;
+	free(more->progress_message);
+	more->progress_message = NULL;
 	job->updated_us = r->at_us;
 	job->run_at_us = 0;
-	job->holder = w;
+	more->holder = w;
 	return place(s, job, PROTO_STATE_ACTIVE, now_us, r->at_us);
 }
 
@@ -486,25 +553,26 @@ static int apply_lease(struct state *s, const struct proto_rec_lease *r, uint64_
 static int settle_apply_copied(struct state *s, struct job *job, const struct proto_rec_settle *r,
                                uint8_t *copy, uint64_t now_us)
 {
+	struct job_more *more = job->more; /* its lease made it (state_settle_fits) */
 	unplace(s, job);
 	job->updated_us = r->at_us;
 	uint32_t next_state;
 	switch (r->outcome) {
 	case PROTO_OUTCOME_COMPLETED:
-		free(job->result);
-		job->result = copy;
-		job->result_len = copy ? r->data.len : 0;
+		free(more->result);
+		more->result = copy;
+		more->result_len = copy ? r->data.len : 0;
 		next_state = PROTO_STATE_COMPLETED;
 		break;
 	case PROTO_OUTCOME_RETRY:
-		free(job->last_error);
-		job->last_error = (char *)copy;
+		free(more->last_error);
+		more->last_error = (char *)copy;
 		job->run_at_us = r->run_at_us;
 		next_state = PROTO_STATE_DELAYED;
 		break;
 	case PROTO_OUTCOME_DEAD:
-		free(job->last_error);
-		job->last_error = (char *)copy;
+		free(more->last_error);
+		more->last_error = (char *)copy;
 		next_state = PROTO_STATE_FAILED;
 		break;
 	case PROTO_OUTCOME_RELEASED:
@@ -530,7 +598,8 @@ int state_settle_prepare(const struct proto_rec_settle *r, uint8_t **copy)
 bool state_settle_fits(const struct state *s, const struct proto_rec_settle *r)
 {
 	const struct job *job = jobtable_find(&s->jobs, r->job_id);
-	return job != NULL && job->state == PROTO_STATE_ACTIVE && job->lease == r->lease;
+	return job != NULL && job->state == PROTO_STATE_ACTIVE && job->lease == r->lease &&
+	       job->more != NULL;
 }
 
 void state_apply_prepared_settle(struct state *s, const struct proto_rec_settle *r, uint8_t *copy,
@@ -566,14 +635,14 @@ static int apply_cancel(struct state *s, const struct proto_rec_job_event *r, ui
 static int apply_drop(struct state *s, const struct proto_rec_job_event *r, struct jm_err *err)
 {
 	struct job *job = jobtable_find(&s->jobs, r->job_id);
-	if (job == NULL || !state_job_is_finished(job) || !TAILQ_EMPTY(&job->waiters))
+	if (job == NULL || !state_job_is_finished(job) || job_has_waiters(job))
 		return skip_or_fail(s, err, "drop", r->job_id);
 	/* A dropped job still counts in its batch's finished totals. */
 	struct batch *b = job->batch;
 	job->batch = NULL;
 	unplace(s, job);
 	jobtable_remove(&s->jobs, job);
-	job_free(job);
+	job_free(s, job);
 	if (b && --b->jobs_present == 0) {
 		deadline_heap_remove(&s->deadlines, &b->event_timer);
 		batch_remove(&s->batches, b);
@@ -590,7 +659,7 @@ static int apply_revive(struct state *s, const struct proto_rec_revive *r, uint6
 	unplace(s, job);
 	job->attempt = 0;
 	if (r->max_attempts)
-		job->attrs.max_attempts = r->max_attempts;
+		job->attrs.max_attempts = (uint16_t)r->max_attempts;
 	job->updated_us = r->at_us;
 	job->run_at_us = 0;
 	return place(s, job, PROTO_STATE_PENDING, now_us, 0);
@@ -638,20 +707,21 @@ void state_job_snapshot(const struct job *job, struct proto_record *rec)
 	rec->type = PROTO_REC_JOB;
 	struct proto_rec_job *r = &rec->u.job;
 	r->job_id = job->id;
-	r->attrs = job->attrs;
+	state_job_attrs(job, &r->attrs);
 	r->payload = (struct proto_bytes){job->payload, job->payload_len};
 	r->state = job->state;
 	r->attempt = job->attempt;
 	r->lease = job->lease;
 	r->updated_us = job->updated_us;
 	r->run_at_us = job->run_at_us;
-	if (job->holder) {
-		memcpy(r->worker_id, job->holder->id, sizeof r->worker_id);
-		r->lease_token = job->lease_token;
-		r->worker_instance = job->holder_instance;
+	if (job_holder(job)) {
+		memcpy(r->worker_id, job->more->holder->id, sizeof r->worker_id);
+		r->lease_token = job->more->lease_token;
+		r->worker_instance = job->more->holder_instance;
 	}
-	r->last_error =
-	    (struct proto_bytes){(const uint8_t *)job->last_error,
-	                         job->last_error ? (uint32_t)strlen(job->last_error) : 0};
-	r->result = (struct proto_bytes){job->result, job->result_len};
+	const char *last_error = job_last_error(job);
+	r->last_error = (struct proto_bytes){(const uint8_t *)last_error,
+	                                     last_error ? (uint32_t)strlen(last_error) : 0};
+	if (job->more)
+		r->result = (struct proto_bytes){job->more->result, job->more->result_len};
 }

@@ -22,6 +22,7 @@
 #include "batches.h"
 #include "deadline.h"
 #include "err.h"
+#include "job_types.h"
 #include "jobtable.h"
 #include "queue.h"
 #include "record.h"
@@ -44,6 +45,7 @@ struct state_config {
 struct state {
 	struct state_config config;
 	struct jobtable jobs;
+	struct job_types types; /* the jobs' type names (job.h) */
 	struct queue_registry queues;
 	struct worker_registry workers;
 	struct batch_registry batches;
@@ -73,12 +75,14 @@ void state_fini(struct state *s);
 int state_apply(struct state *s, const struct proto_record *rec, uint64_t now_us,
                 struct jm_err *err);
 
-/* Admission (core_jobs.c): a new job's memory is allocated before its
+/* Admission (core_admit.c): a new job's memory is allocated before its
  * record is journaled, so that applying the record cannot fail.
- * state_job_prepare copies r's payload; NULL when out of memory. */
-struct job *state_job_prepare(const struct proto_rec_job *r);
+ * state_job_prepare copies r's payload and takes its type name; q is r's
+ * queue (pinned by the caller until the job is applied or discarded). NULL
+ * when out of memory. */
+struct job *state_job_prepare(struct state *s, const struct proto_rec_job *r, struct queue *q);
 /* Frees a prepared job that was never applied. */
-void state_job_discard(struct job *job);
+void state_job_discard(struct state *s, struct job *job);
 /* Applies the JOB record r of a new job that job (from state_job_prepare)
  * holds. The caller reserved everything it needs: r's queue and batch
  * exist, and the queue's ready heap and the deadline heap have room for
@@ -107,6 +111,19 @@ void state_job_due(struct state *s, struct job *job);
 int state_worker_seen(struct state *s, const char *id, uint64_t now_us, struct worker **out);
 
 bool state_job_is_finished(const struct job *job);
+
+/* The id of job's batch, 0 when it is in none. */
+static inline uint64_t job_batch_id(const struct job *job)
+{
+	return job->batch ? job->batch->id : 0;
+}
+
+/* job's attributes in their wire form (queue name and batch id filled in). */
+void state_job_attrs(const struct job *job, struct proto_job_attrs *out);
+
+/* job's rarely used part (job.h), allocated if it has none yet; NULL when
+ * out of memory. */
+struct job_more *state_job_more(struct job *job);
 
 /* An upper bound on the bytes job's snapshot record takes in a snapshot
  * file, framing included (see state.c). */

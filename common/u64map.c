@@ -9,8 +9,14 @@
 
 static uint64_t bucket_of(uint64_t mask, uint64_t key)
 {
-	/* Fibonacci hashing: ids are sequential, the multiply spreads them. */
-	return (key * 0x9E3779B97F4A7C15ull >> 17) & mask;
+	/* The keys are ids given out in sequence (jobs, batches, calls): taken
+	 * as they are, n consecutive ids fill n consecutive buckets, one each,
+	 * so chains stay empty or short and a run of inserts or lookups (a
+	 * replay, a submit of many jobs) walks the bucket array in order
+	 * instead of missing the cache on every key, as a multiplicative hash
+	 * that scatters them did (a quarter of replay time). The high half is
+	 * folded in for keys that differ only there. */
+	return (key ^ (key >> 32)) & mask;
 }
 
 int u64map_init(struct u64map *m, uint64_t min_buckets)

@@ -6,7 +6,8 @@
  * Invariants: the bucket count is a power of two, at least min_buckets; it
  * doubles when count would pass it (load factor at most 1) and halves when
  * count falls below a quarter of it, so a table that held a burst gives its
- * memory back. Keys are hashed multiplicatively, so sequential ids spread.
+ * memory back. Keys are taken as they are (low bits, the high half folded
+ * in): sequential ids, what every user has, land one per bucket in order.
  * Not thread-safe: the owner's lock guards it.
  *
  * It lives in common/ because it knows nothing of jobs: any module (the

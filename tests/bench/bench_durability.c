@@ -27,6 +27,7 @@
 
 #include <jobmesh/client.h>
 
+#include "broker_proc.h"
 #include "clock.h"
 #include "harness.h"
 #include "message.h"
@@ -220,68 +221,15 @@ static uint64_t dir_bytes(const char *dir, int *segments, int *snapshots)
 	return total;
 }
 
-/* kB value of field ("VmHWM:") in /proc/<pid>/status, or 0. */
-static uint64_t proc_status_kb(pid_t pid, const char *field)
-{
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	/* /proc files report size 0: read them as a stream. */
-	FILE *fp = fopen(path, "r");
-	if (fp == NULL)
-		return 0;
-	char line[256];
-	uint64_t kb = 0;
-	while (fgets(line, sizeof line, fp) != NULL)
-		if (strncmp(line, field, strlen(field)) == 0)
-			kb = strtoull(line + strlen(field), NULL, 10);
-	fclose(fp);
-	return kb;
-}
-
-/* Spawns a broker named name on data with extra args, and waits (up to
+/* Spawns a broker named name on data with extra args and waits (up to
  * READY_MS) for "listening"; returns ms from spawn to ready. */
 static double broker_spawn_timed(struct harness *h, const char *name, const char *data,
                                  const char *const *extra, struct harness_proc *out)
 {
-	char listen[300], out_name[80];
-	snprintf(listen, sizeof listen, "ipc://%s/broker.ipc", h->dir);
-	snprintf(out_name, sizeof out_name, "%s.out", name);
-	const char *out_path = harness_path(h, out_name);
-	struct stat st;
-	size_t from = stat(out_path, &st) == 0 ? (size_t)st.st_size : 0;
-	char *argv[32] = {(char *)harness_bin("jobmesh-broker"),
-	                  "--http",
-	                  "127.0.0.1:0",
-	                  "--listen",
-	                  listen,
-	                  "--data",
-	                  (char *)data};
-	int n = 7;
-	for (int i = 0; extra && extra[i] && n < 31; i++)
-		argv[n++] = (char *)extra[i];
-	argv[n] = NULL;
-	uint64_t t0 = jm_mono_us();
-	if (harness_spawn(h, name, argv, out) != 0)
-		die("spawn broker");
-	for (int step = 0; step < READY_MS / 2; step++) {
-		size_t len = 0;
-		char *text = stat(out_path, &st) == 0 && (size_t)st.st_size > from
-		                 ? harness_read_file(out_path, &len)
-		                 : NULL;
-		bool ready = text && len > from && strstr(text + from, "listening ") != NULL;
-		free(text);
-		if (ready) {
-			snprintf(h->broker_url, sizeof h->broker_url, "%s", listen);
-			return (double)(jm_mono_us() - t0) / 1000.0;
-		}
-		if (!harness_is_running(out)) {
-			harness_print_logs(h, 10);
-			die("broker exited before listening");
-		}
-		sleep_ms(2);
-	}
-	die("broker not ready in time");
-	return 0;
+	double ms = broker_proc_spawn_timed(h, name, data, extra, READY_MS, out);
+	if (ms < 0)
+		die("broker not listening");
+	return ms;
 }
 
 /* ---- (b) replay ------------------------------------------------------------ */
@@ -313,8 +261,8 @@ static void bench_replay(struct harness *h, long jobs)
 	fflush(stdout);
 
 	double ready_ms = broker_spawn_timed(h, "replay", data, off, &broker);
-	uint64_t hwm_kb = proc_status_kb(broker.pid, "VmHWM:");
-	uint64_t rss_kb = proc_status_kb(broker.pid, "VmRSS:");
+	uint64_t hwm_kb = broker_proc_status_kb(broker.pid, "VmHWM:");
+	uint64_t rss_kb = broker_proc_status_kb(broker.pid, "VmRSS:");
 	printf("  restart to \"listening\": %.0f ms; VmHWM %.1f MB, VmRSS %.1f MB (%.0f bytes/job "
 	       "peak)\n",
 	       ready_ms, (double)hwm_kb / 1024.0, (double)rss_kb / 1024.0,

@@ -409,8 +409,9 @@ static void release_all(struct fixture *f)
 	struct worker *w = worker_find(&f->core->state.workers, WORKER);
 	for (struct job *job = w ? TAILQ_FIRST(&w->held) : NULL; job && n < 16;
 	     job = TAILQ_NEXT(job, holder_link))
-		items[n++] = (struct proto_settle_item){
-		    .job_id = job->id, .lease = job->lease_token, .outcome = PROTO_SETTLE_RELEASED};
+		items[n++] = (struct proto_settle_item){.job_id = job->id,
+		                                        .lease = job->more->lease_token,
+		                                        .outcome = PROTO_SETTLE_RELEASED};
 	pthread_mutex_unlock(&f->core->lock);
 	if (n == 0)
 		return;

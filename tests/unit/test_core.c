@@ -251,8 +251,8 @@ static struct job_view job_view(struct fixture *f, uint64_t id)
 	if (job) {
 		v.state = job->state;
 		v.attempt = job->attempt;
-		if (job->last_error)
-			snprintf(v.last_error, sizeof v.last_error, "%s", job->last_error);
+		if (job_last_error(job))
+			snprintf(v.last_error, sizeof v.last_error, "%s", job_last_error(job));
 	}
 	pthread_mutex_unlock(&f->core->lock);
 	return v;

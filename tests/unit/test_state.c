@@ -148,8 +148,9 @@ static void test_completed_job_keeps_its_result(void **ctx)
 	assert_jm_ok(settle(s, 1, 1, PROTO_OUTCOME_COMPLETED, 0));
 	struct job *job = jobtable_find(&s->jobs, 1);
 	assert_int_equal(job->state, PROTO_STATE_COMPLETED);
-	assert_int_equal(job->result_len, 3);
-	assert_memory_equal(job->result, "out", 3);
+	assert_non_null(job->more);
+	assert_int_equal(job->more->result_len, 3);
+	assert_memory_equal(job->more->result, "out", 3);
 	assert_int_equal(job->queue->completed, 1);
 	assert_int_equal(job->queue->active, 0);
 	assert_int_equal(worker_find(&s->workers, "w1")->held_count, 0);
@@ -163,7 +164,7 @@ static void test_retry_delays_the_job_until_its_run_at(void **ctx)
 	assert_jm_ok(settle(s, 1, 1, PROTO_OUTCOME_RETRY, NOW_US + 5000000));
 	struct job *job = jobtable_find(&s->jobs, 1);
 	assert_int_equal(job->state, PROTO_STATE_DELAYED);
-	assert_string_equal(job->last_error, "out");
+	assert_string_equal(job_last_error(job), "out");
 	assert_int_equal(job->timer.kind, DEADLINE_JOB_READY);
 	/* run_at is wall time; its deadline is monotonic, 5 s from now. */
 	assert_true(deadline_heap_peek(&s->deadlines)->at_us <= jm_mono_us() + 5000000);
@@ -431,6 +432,89 @@ static void test_deadline_heap_pops_in_time_order(void **ctx)
 	deadline_heap_fini(&heap);
 }
 
+static void cancel_and_drop(struct state *s, uint64_t id)
+{
+	struct jm_err err = {0};
+	struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_CANCEL};
+	rec.u.cancel.job_id = id;
+	assert_jm_ok_err(state_apply(s, &rec, NOW_US, &err), &err);
+	rec = (struct proto_record){.version = PROTO_RECORD_VERSION, .type = PROTO_REC_DROP};
+	rec.u.drop.job_id = id;
+	assert_jm_ok_err(state_apply(s, &rec, NOW_US, &err), &err);
+}
+
+static void test_jobs_of_one_type_share_its_name_until_the_last_is_dropped(void **ctx)
+{
+	struct state *s = *ctx;
+	submit(s, 1, "q", 0, 0);
+	submit(s, 2, "other", 0, 0);
+	const char *type = jobtable_find(&s->jobs, 1)->attrs.type;
+	assert_string_equal(type, "t");
+	assert_ptr_equal(jobtable_find(&s->jobs, 2)->attrs.type, type);
+	assert_int_equal(s->types.types.count, 1);
+	cancel_and_drop(s, 1);
+	assert_int_equal(s->types.types.count, 1);
+	assert_string_equal(jobtable_find(&s->jobs, 2)->attrs.type, "t");
+	cancel_and_drop(s, 2);
+	assert_int_equal(s->types.types.count, 0);
+	/* A new job of that type interns it again. */
+	submit(s, 3, "q", 0, 0);
+	assert_string_equal(jobtable_find(&s->jobs, 3)->attrs.type, "t");
+	assert_int_equal(s->types.types.count, 1);
+}
+
+static void test_a_queued_job_has_no_rarely_used_part_until_it_is_leased(void **ctx)
+{
+	struct state *s = *ctx;
+	submit_in_batch(s, 1, 9, "q", -5, 0);
+	struct job *job = jobtable_find(&s->jobs, 1);
+	assert_null(job->more);
+	assert_null(job_holder(job));
+	assert_null(job_last_error(job));
+	assert_false(job_has_waiters(job));
+	/* The wire form is whole again: queue, type and batch id included. */
+	struct proto_job_attrs attrs;
+	state_job_attrs(job, &attrs);
+	assert_string_equal(attrs.queue, "q");
+	assert_string_equal(attrs.type, "t");
+	assert_int_equal(attrs.batch_id, 9);
+	assert_int_equal(attrs.priority, -5);
+	assert_int_equal(attrs.max_attempts, 3);
+	assert_int_equal(attrs.timeout_ms, 1000);
+	assert_int_equal(attrs.created_us, NOW_US);
+	assert_int_equal(pop_ready(s, "q"), 1);
+	assert_non_null(job->more);
+	assert_string_equal(job_holder(job)->id, "w1");
+	/* Released, it keeps the part but no holder. */
+	assert_jm_ok(settle(s, 1, 1, PROTO_OUTCOME_RELEASED, 0));
+	assert_null(job_holder(job));
+	assert_int_equal(job->more->lease_token, 0);
+}
+
+static void test_a_job_moves_between_ready_heap_and_timer_without_losing_its_place(void **ctx)
+{
+	/* The ready-heap slot and the timer share memory (job.h): a job
+	 * going pending -> active -> delayed -> pending must leave each
+	 * structure as the next one expects. */
+	struct state *s = *ctx;
+	for (uint64_t id = 1; id <= 5; id++)
+		submit(s, id, "q", 0, 0);
+	struct job *job = jobtable_find(&s->jobs, 1);
+	assert_int_equal(pop_ready(s, "q"), 1);
+	assert_true(deadline_is_set(&job->timer));
+	assert_jm_ok(settle(s, 1, 1, PROTO_OUTCOME_RETRY, NOW_US + 60000000));
+	assert_int_equal(job->timer.kind, DEADLINE_JOB_READY);
+	assert_true(deadline_is_set(&job->timer));
+	state_job_due(s, job);
+	assert_int_equal(job->state, PROTO_STATE_PENDING);
+	assert_false(deadline_heap_peek(&s->deadlines) == &job->timer);
+	/* It became ready last: it comes out after 2..5. */
+	for (uint64_t id = 2; id <= 5; id++)
+		assert_int_equal(pop_ready(s, "q"), id);
+	assert_int_equal(pop_ready(s, "q"), 1);
+	assert_int_equal(queue_find(&s->queues, "q")->ready_count, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -462,6 +546,13 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_live_bytes_bound_each_job_and_follow_it_to_the_drop, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_jobs_of_one_type_share_its_name_until_the_last_is_dropped, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_a_queued_job_has_no_rarely_used_part_until_it_is_leased, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_a_job_moves_between_ready_heap_and_timer_without_losing_its_place, setup,
+	        teardown),
 	    cmocka_unit_test(test_backoff_doubles_and_stays_within_cap),
 	    cmocka_unit_test(test_deadline_heap_pops_in_time_order),
 	};

@@ -202,6 +202,26 @@ static void test_fini_of_a_zeroed_map_is_harmless(void **state)
 	u64map_fini(&m);
 }
 
+static void test_sequential_keys_land_one_per_bucket(void **state)
+{
+	/* Ids are given out in sequence: each gets a bucket of its own, so a
+	 * lookup walks no chain (and a run of them walks buckets in order). */
+	struct u64map m;
+	assert_jm_ok(u64map_init(&m, 1024));
+	struct item *items = items_new(1024, 5000);
+	for (size_t i = 0; i < 1024; i++)
+		assert_jm_ok(u64map_insert(&m, &items[i].node));
+	assert_int_equal(m.mask + 1, 1024);
+	for (uint64_t b = 0; b <= m.mask; b++) {
+		assert_non_null(m.buckets[b]);
+		assert_null(m.buckets[b]->next);
+	}
+	for (size_t i = 0; i < 1024; i++)
+		assert_ptr_equal(item_of(u64map_find(&m, 5000 + i)), &items[i]);
+	u64map_fini(&m);
+	free(items);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -213,6 +233,7 @@ int main(void)
 	    cmocka_unit_test(test_removing_a_node_not_in_the_table_changes_nothing),
 	    cmocka_unit_test(test_each_visits_every_node_once_and_may_free_it),
 	    cmocka_unit_test(test_fini_of_a_zeroed_map_is_harmless),
+	    cmocka_unit_test(test_sequential_keys_land_one_per_bucket),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
