@@ -40,6 +40,7 @@
 #define JOURNAL_CLOSE_GIVE_UP_MS 3000u
 #define JOURNAL_EVERYSEC_US 1000000u
 #define JOURNAL_FIRE_BATCH 64
+#define JOURNAL_LEAD_ROUNDS 4 /* writes a request's thread makes in a row */
 #define JOURNAL_KEEP_BUF_BYTES (16u << 20)
 #define JOURNAL_PREALLOC_BYTES (1u << 20)      /* most zeros kept ahead of appends */
 #define JOURNAL_PREALLOC_MIN_BYTES (64u << 10) /* and the fewest */
@@ -87,7 +88,7 @@ struct journal {
 	uint64_t seg_alloc_end;  /* file size: zeros from seg_off to here */
 	bool prealloc_failed;    /* until the next segment (journal_prealloc.c) */
 
-	/* Writer-owned. */
+	/* Writer-owned: by the thread that set `writing` (journal_writer.c). */
 	struct jm_buf inflight;
 	struct journal_marks inflight_marks;
 	size_t inflight_mark_next;
@@ -102,6 +103,7 @@ struct journal {
 	pthread_cond_t state_cv;  /* rotation done, writes failing, writer done */
 
 	/* Under mu. */
+	bool writing; /* a thread owns inflight and the segment */
 	bool started;
 	bool closing;
 	bool writer_done;
