@@ -51,8 +51,11 @@
 #include "metrics.h"
 
 /* The journal whose appends the calling thread will write itself, if it
- * can, at journal_lead_end (so they do not wake the writer thread). */
+ * can, at journal_lead_end (so they do not wake the writer thread), and
+ * whether it appended since: a request that changed nothing (a read, a
+ * parked fetch) then leaves without touching the journal's lock. */
 static _Thread_local struct journal *lead_intent;
+static _Thread_local bool lead_appended;
 
 /* Under mu. 0 or JM_ENOMEM. Keeps the array sorted by lsn, stable. */
 static int waiters_insert(struct journal *j, uint64_t lsn, journal_durable_cb cb, void *arg)
@@ -438,11 +441,12 @@ static bool lead_is_possible(const struct journal *j)
 
 void journal_lead_end(struct journal *j)
 {
-	/* Not only when lead_intent is j: a durable callback may have run a
-	 * nested begin/end pair on this thread, which cleared it. */
-	if (!lead_is_allowed(j))
-		return;
+	/* A durable callback may have run a nested begin/end pair on this
+	 * thread: the inner end saw (and so handled) the outer's appends. */
 	lead_intent = NULL;
+	if (!lead_appended)
+		return;
+	lead_appended = false;
 	pthread_mutex_lock(&j->mu);
 	for (int round = 0; round < JOURNAL_LEAD_ROUNDS && lead_is_possible(j); round++) {
 		take_pending(j);
@@ -538,7 +542,9 @@ int journal_append(struct journal *j, const void *body, size_t len, uint64_t *ls
 	j->appended_bytes += sizeof hdr + len;
 	*lsn = ++j->last_lsn;
 	pthread_mutex_unlock(&j->mu);
-	if (was_empty && lead_intent != j)
+	if (lead_intent == j)
+		lead_appended = true;
+	else if (was_empty)
 		pthread_cond_signal(&j->writer_cv);
 	return 0;
 }
@@ -590,7 +596,9 @@ int journal_append_many(struct journal *j, const void *bodies, const size_t *len
 	j->last_lsn += count;
 	*last_lsn = j->last_lsn;
 	pthread_mutex_unlock(&j->mu);
-	if (was_empty && count > 0 && lead_intent != j)
+	if (lead_intent == j)
+		lead_appended = true;
+	else if (was_empty && count > 0)
 		pthread_cond_signal(&j->writer_cv);
 	return 0;
 }
