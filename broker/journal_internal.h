@@ -40,7 +40,6 @@
 #define JOURNAL_CLOSE_GIVE_UP_MS 3000u
 #define JOURNAL_EVERYSEC_US 1000000u
 #define JOURNAL_FIRE_BATCH 64
-#define JOURNAL_LEAD_ROUNDS 4 /* writes a request's thread makes in a row */
 #define JOURNAL_KEEP_BUF_BYTES (16u << 20)
 #define JOURNAL_PREALLOC_BYTES (1u << 20)      /* most zeros kept ahead of appends */
 #define JOURNAL_PREALLOC_MIN_BYTES (64u << 10) /* and the fewest */
