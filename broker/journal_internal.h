@@ -91,8 +91,9 @@ struct journal {
 	struct jm_buf inflight;
 	struct journal_marks inflight_marks;
 	size_t inflight_mark_next;
-	size_t commit_pos; /* committed prefix of inflight */
-	bool unsynced;     /* EVERYSEC, OFF: written but not fdatasync'd */
+	size_t commit_pos;     /* committed prefix of inflight */
+	bool unsynced;         /* EVERYSEC, OFF: written but not fdatasync'd */
+	bool lead_defers_fire; /* a leading thread runs the callbacks itself */
 	uint64_t last_sync_us;
 	pthread_t thread;
 	bool thread_started;

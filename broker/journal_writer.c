@@ -112,16 +112,21 @@ static void waiters_fire(struct journal *j, uint64_t upto, int status)
 
 void journal_waiters_fire_all(struct journal *j, int status)
 {
+	/* What is durable is reported so even now: a leading thread may have
+	 * published it and not yet run its callbacks. */
+	waiters_fire(j, journal_durable_lsn(j), 0);
 	waiters_fire(j, UINT64_MAX, status);
 }
 
-/* Writer: publishes durable_lsn and runs the callbacks it releases. */
+/* Writer: publishes durable_lsn and runs the callbacks it releases (a
+ * leading thread runs them after giving the segment up: lead_defers_fire). */
 static void publish_durable(struct journal *j, uint64_t lsn)
 {
 	pthread_mutex_lock(&j->mu);
 	j->durable_lsn = lsn;
 	pthread_mutex_unlock(&j->mu);
-	waiters_fire(j, lsn, 0);
+	if (!j->lead_defers_fire)
+		waiters_fire(j, lsn, 0);
 }
 
 void journal_when_durable(struct journal *j, uint64_t lsn, journal_durable_cb cb, void *arg)
@@ -447,13 +452,17 @@ void journal_lead_end(struct journal *j)
 		return;
 	lead_appended = false;
 	pthread_mutex_lock(&j->mu);
+	uint64_t fire_upto = 0;
 	if (lead_is_possible(j)) {
 		take_pending(j);
 		j->writing = true;
+		j->lead_defers_fire = true;
 		pthread_mutex_unlock(&j->mu);
 		writer_drain(j); /* on failure the writer thread retries with backoff */
 		pthread_mutex_lock(&j->mu);
+		j->lead_defers_fire = false;
 		j->writing = false;
+		fire_upto = j->durable_lsn;
 	}
 	/* While another thread writes, it takes what this one appended when
 	 * its write ends. What was appended during this thread's write goes
@@ -465,6 +474,12 @@ void journal_lead_end(struct journal *j)
 	pthread_mutex_unlock(&j->mu);
 	if (left_work)
 		pthread_cond_signal(&j->writer_cv);
+	/* The replies go out after the segment is given up: a client that
+	 * sends its next request as soon as it has the reply then finds the
+	 * journal idle and that request's thread leads, instead of leaving
+	 * its records to the writer thread. */
+	if (fire_upto > 0)
+		waiters_fire(j, fire_upto, 0);
 }
 
 int journal_start(struct journal *j, struct jm_err *err)
