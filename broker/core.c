@@ -36,41 +36,57 @@ static void request_durable_cb(void *arg, int status)
 	req->on_reply(req, status);
 }
 
-/* Releases each reply to the journal; call without the core lock. */
+/* Releases each reply to the journal; call without the core lock. The
+ * replies that depend on nothing unwritten (a delivery to a parked fetch)
+ * go first, before the others are queued on the journal's lock. */
 static void outbox_flush(struct core *core, struct outbox *out)
 {
+	struct request **link = &out->head;
+	while (*link) {
+		struct request *req = *link;
+		if (req->reply_lsn == 0) {
+			*link = req->outbox_next;
+			req->on_reply(req, 0);
+		} else {
+			link = &req->outbox_next;
+		}
+	}
 	struct request *req = out->head;
 	while (req) {
 		struct request *next = req->outbox_next;
-		if (req->reply_lsn == 0)
-			req->on_reply(req, 0); /* depends on nothing unwritten */
-		else
-			journal_when_durable(core->journal, req->reply_lsn, request_durable_cb,
-			                     req);
+		journal_when_durable(core->journal, req->reply_lsn, request_durable_cb, req);
 		req = next;
 	}
 	core_outbox_init(out);
 }
 
-/* Drops the core lock and releases out, counted so that core_stop can wait
- * for every release to finish. */
-void core_unlock_and_flush(struct core *core, struct outbox *out)
+/* Drops the core lock, releases out and, if lead, writes this thread's
+ * records itself (journal_lead_end), counted so that core_stop can wait
+ * for every release to finish before the journal closes. */
+static void unlock_release(struct core *core, struct outbox *out, bool lead)
 {
 	if (core->committed) {
 		core->committed = false;
 		compactor_consider(core);
 	}
-	if (out->head == NULL) {
+	if (out->head == NULL && !lead) {
 		pthread_mutex_unlock(&core->lock);
 		return;
 	}
 	core->flushes_running++;
 	pthread_mutex_unlock(&core->lock);
 	outbox_flush(core, out);
+	if (lead)
+		journal_lead_end(core->journal);
 	pthread_mutex_lock(&core->lock);
 	if (--core->flushes_running == 0)
 		pthread_cond_broadcast(&core->flushes_done);
 	pthread_mutex_unlock(&core->lock);
+}
+
+void core_unlock_and_flush(struct core *core, struct outbox *out)
+{
+	unlock_release(core, out, false);
 }
 
 void core_reply(struct core *core, struct request *req, const struct proto_msg *msg,
@@ -325,6 +341,10 @@ void core_handle(struct core *core, struct request *req)
 {
 	struct outbox out;
 	core_outbox_init(&out);
+	/* This thread waits for nothing after the request: rather than wake
+	 * the journal writer, it syncs its records itself when the writer is
+	 * idle (journal.h), and the reply goes out from here. */
+	journal_lead_begin(core->journal);
 	pthread_mutex_lock(&core->lock);
 	struct deadline *earliest = deadline_heap_peek(&core->state.deadlines);
 	uint64_t earliest_us = earliest ? earliest->at_us : UINT64_MAX;
@@ -339,7 +359,7 @@ void core_handle(struct core *core, struct request *req)
 	earliest = deadline_heap_peek(&core->state.deadlines);
 	if (earliest && earliest->at_us < earliest_us)
 		pthread_cond_signal(&core->timer_wake);
-	core_unlock_and_flush(core, &out);
+	unlock_release(core, &out, true);
 }
 
 void core_pipe_gone(struct core *core, uint32_t pipe_id)

@@ -117,9 +117,21 @@ typedef void (*journal_durable_cb)(void *arg, int status);
 
 /* Calls cb(arg, 0) once every record up to lsn is durable under the policy
  * (ALWAYS, BATCH: synced; EVERYSEC, OFF: written to the OS). It runs on the
- * writer thread, or at once on the caller's thread if lsn is already
+ * thread that made it durable (the writer thread, or a thread in
+ * journal_lead_end), or at once on the caller's thread if lsn is already
  * durable, so cb must not take locks the appender holds. */
 void journal_when_durable(struct journal *j, uint64_t lsn, journal_durable_cb cb, void *arg);
+
+/* Inline group commit, for a thread that appends and then waits for
+ * nothing else (a request's NNG callback). Between journal_lead_begin and
+ * journal_lead_end the thread's appends do not wake the writer thread;
+ * journal_lead_end then writes and syncs them on the calling thread if no
+ * write is under way (running the durable callbacks they release), and
+ * otherwise leaves them to the write under way, which takes them when it
+ * ends. Call journal_lead_end without holding locks that durable callbacks
+ * or appenders take. Under EVERYSEC and OFF both do nothing. */
+void journal_lead_begin(struct journal *j);
+void journal_lead_end(struct journal *j);
 
 /* The lsn of the last durable record. */
 uint64_t journal_durable_lsn(struct journal *j);

@@ -87,12 +87,13 @@ struct journal {
 	uint64_t seg_alloc_end;  /* file size: zeros from seg_off to here */
 	bool prealloc_failed;    /* until the next segment (journal_prealloc.c) */
 
-	/* Writer-owned. */
+	/* Writer-owned: by the thread that set `writing` (journal_writer.c). */
 	struct jm_buf inflight;
 	struct journal_marks inflight_marks;
 	size_t inflight_mark_next;
-	size_t commit_pos; /* committed prefix of inflight */
-	bool unsynced;     /* EVERYSEC, OFF: written but not fdatasync'd */
+	size_t commit_pos;     /* committed prefix of inflight */
+	bool unsynced;         /* EVERYSEC, OFF: written but not fdatasync'd */
+	bool lead_defers_fire; /* a leading thread runs the callbacks itself */
 	uint64_t last_sync_us;
 	pthread_t thread;
 	bool thread_started;
@@ -102,6 +103,7 @@ struct journal {
 	pthread_cond_t state_cv;  /* rotation done, writes failing, writer done */
 
 	/* Under mu. */
+	bool writing; /* a thread owns inflight and the segment */
 	bool started;
 	bool closing;
 	bool writer_done;

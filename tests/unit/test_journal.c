@@ -616,6 +616,96 @@ static void test_callback_for_durable_lsn_fires_at_once_on_the_caller_thread(voi
 	journal_close(j);
 }
 
+/* --- tests: a request's thread writing its own records (journal_lead_end) - */
+
+static void test_a_leading_thread_syncs_its_records_and_runs_their_callbacks_itself(void **state)
+{
+	struct fixture *f = *state;
+	struct journal *j = journal_started(f->dir, JOURNAL_FSYNC_BATCH);
+	unsigned done = seam_get(&seam.syncs_done);
+	struct durable d;
+	durable_init(&d);
+	journal_lead_begin(j);
+	uint64_t lsn = append_text(j, "mine");
+	journal_when_durable(j, lsn, durable_cb, &d);
+	journal_lead_end(j);
+	/* On return, not later: this thread wrote, synced and ran it. */
+	assert_int_equal(durable_fired(&d), 1);
+	assert_int_equal(d.status, 0);
+	assert_true(pthread_equal(d.thread, pthread_self()));
+	assert_true(d.syncs_done_at_fire > done);
+	assert_int_equal(journal_durable_lsn(j), lsn);
+	journal_close(j);
+	struct collected *c = replay_ok(f->dir, NULL);
+	const char *want[] = {"mine"};
+	assert_bodies(c, want, 1);
+	collected_free(c);
+}
+
+static void test_records_appended_while_another_thread_syncs_are_left_to_that_sync(void **state)
+{
+	struct fixture *f = *state;
+	struct journal *j = journal_started(f->dir, JOURNAL_FSYNC_BATCH);
+	seam_close_gate();
+	unsigned entered = seam_get(&seam.syncs_entered);
+	struct durable first, second;
+	durable_init(&first);
+	durable_init(&second);
+	journal_when_durable(j, append_text(j, "first"), durable_cb, &first);
+	wait_for(seam_get(&seam.syncs_entered) > entered); /* the writer thread syncs */
+	journal_lead_begin(j);
+	journal_when_durable(j, append_text(j, "second"), durable_cb, &second);
+	journal_lead_end(j); /* returns at once: a write is under way */
+	assert_int_equal(durable_fired(&second), 0);
+	seam_allow_syncs(2);
+	wait_for(durable_fired(&first) == 1 && durable_fired(&second) == 1);
+	assert_false(pthread_equal(second.thread, pthread_self()));
+	assert_int_equal(second.status, 0);
+	seam_open_gate();
+	journal_close(j);
+	struct collected *c = replay_ok(f->dir, NULL);
+	const char *want[] = {"first", "second"};
+	assert_bodies(c, want, 2);
+	collected_free(c);
+}
+
+static void test_a_leader_whose_sync_fails_leaves_the_retry_to_the_writer_thread(void **state)
+{
+	struct fixture *f = *state;
+	struct journal *j = journal_started(f->dir, JOURNAL_FSYNC_BATCH);
+	seam_set_sync_failure(EIO);
+	struct durable d;
+	durable_init(&d);
+	journal_lead_begin(j);
+	journal_when_durable(j, append_text(j, "retried"), durable_cb, &d);
+	journal_lead_end(j);
+	assert_int_equal(durable_fired(&d), 0);
+	assert_false(journal_is_writable(j, NULL));
+	seam_set_sync_failure(0);
+	wait_for(durable_fired(&d) == 1);
+	assert_int_equal(d.status, 0);
+	assert_false(pthread_equal(d.thread, pthread_self()));
+	journal_close(j);
+	struct collected *c = replay_ok(f->dir, NULL);
+	const char *want[] = {"retried"};
+	assert_bodies(c, want, 1);
+	collected_free(c);
+}
+
+static void test_everysec_appends_between_lead_calls_still_go_to_the_writer_thread(void **state)
+{
+	struct fixture *f = *state;
+	struct journal *j = journal_started(f->dir, JOURNAL_FSYNC_EVERYSEC);
+	struct durable d;
+	durable_init(&d);
+	journal_lead_begin(j);
+	journal_when_durable(j, append_text(j, "written"), durable_cb, &d);
+	journal_lead_end(j);
+	wait_for(durable_fired(&d) == 1);
+	assert_false(pthread_equal(d.thread, pthread_self()));
+	journal_close(j);
+}
+
 static void test_oversized_body_is_refused(void **state)
 {
 	struct fixture *f = *state;
@@ -1204,6 +1294,10 @@ int main(void)
 	    T(test_always_gives_each_record_its_own_sync_before_its_callback),
 	    T(test_everysec_reports_durable_after_write_without_waiting_for_a_sync),
 	    T(test_callback_for_durable_lsn_fires_at_once_on_the_caller_thread),
+	    T(test_a_leading_thread_syncs_its_records_and_runs_their_callbacks_itself),
+	    T(test_records_appended_while_another_thread_syncs_are_left_to_that_sync),
+	    T(test_a_leader_whose_sync_fails_leaves_the_retry_to_the_writer_thread),
+	    T(test_everysec_appends_between_lead_calls_still_go_to_the_writer_thread),
 	    T(test_oversized_body_is_refused),
 	    T(test_fsync_policy_names_parse_and_print),
 	    T(test_torn_tail_at_every_offset_of_the_last_two_records_is_cut),
