@@ -12,7 +12,7 @@
 // a burst always happens, so the numbers end right. Batch events carry their
 // whole counts and are applied as they come.
 
-import { get, listOf, normBatch, normQueue, normWorker, normJob, eventsUrl, toMs } from './api.js';
+import { get, listOf, normBatch, normQueue, normWorker, normJob, eventsUrl, toMs, identity, can } from './api.js';
 
 const RENDER_MS = 250;
 const REREAD_MS = 1000;
@@ -69,6 +69,11 @@ const loaders = {
     store.queues = new Map(list.map((q) => [q.name, q]));
   },
   async workers() {
+    // A producer's token may not read workers (403): do not ask.
+    if (!workersVisible()) {
+      store.workers = new Map();
+      return;
+    }
     const list = listOf(await get('/v1/workers'), 'workers').map(normWorker);
     store.workers = new Map(list.map((w) => [w.id, w]));
   },
@@ -85,6 +90,11 @@ const loaders = {
     }
   },
 };
+
+// False when the token's role may not read the worker list (a producer).
+export function workersVisible() {
+  return !identity() || can('read_workers');
+}
 
 const rereads = new Map(); // kind -> {timer, last, running, again}
 
