@@ -25,11 +25,14 @@ export function deadView(root, params) {
   if (!params.queue) return pickQueue(root);
   const queue = params.queue;
   const status = h('p', { class: 'muted', role: 'status', 'aria-live': 'polite' }, 'Loading…');
+  // What the last action did; kept apart from status, which the live
+  // re-reads of the list rewrite.
+  const outcome = h('p', { class: 'outcome', role: 'status', 'aria-live': 'polite' });
   const retryAll = h('button', { type: 'button', class: 'primary' }, 'Retry all');
   const list = table(['job', 'type', 'attempts', 'failed at', 'error', 'payload', 'actions'], 'dead');
   fill(root, h('h1', {}, `Dead letters of ${queue}`),
     h('p', {}, link(`#/queues/${encodeURIComponent(queue)}`, `queue ${queue}`)),
-    h('div', { class: 'actions' }, retryAll), status, h('div', { class: 'panel' }, list.el));
+    h('div', { class: 'actions' }, retryAll), outcome, status, h('div', { class: 'panel' }, list.el));
 
   let jobs = [];
   let loading = false;
@@ -40,24 +43,21 @@ export function deadView(root, params) {
     try {
       jobs = listOf(await get(`/v1/queues/${encodeURIComponent(queue)}/dead?limit=200`), 'jobs').map(normJob);
       render();
-      if (!busy) setText(status, jobs.length ? `${jobs.length} dead-lettered jobs.` : 'No dead-lettered jobs in this queue.');
+      setText(status, jobs.length ? `${jobs.length} dead-lettered jobs.` : 'No dead-lettered jobs in this queue.');
     } catch (e) {
       setText(status, e.status === 404 ? `No queue named ${queue}.` : e.message);
     }
     loading = false;
     if (again) { again = false; load(); }
   }
-  let busy = false;
   async function act(label, fn) {
-    busy = true;
-    setText(status, `${label}…`);
+    setText(outcome, `${label}…`);
     try {
       const msg = await fn();
-      setText(status, msg || `${label}: done.`);
+      setText(outcome, msg || `${label}: done.`);
     } catch (e) {
-      setText(status, `${label}: ${e.message}`);
+      setText(outcome, `${label}: ${e.message}`);
     }
-    busy = false;
     reread('queues');
     load();
   }

@@ -183,7 +183,8 @@ test('with an admin token, Retry all revives every dead-lettered job in one requ
   const retries = [];
   page.on('request', (r) => { if (r.method() === 'POST') retries.push(new URL(r.url()).pathname); });
   await page.getByRole('button', { name: 'Retry all' }).click();
-  await page.locator('[role="status"]', { hasText: `Retried ${dead.length} jobs.` }).waitFor({ timeout: UI_MS });
+  await waitFor(async () => (await page.locator('.outcome').innerText()) === `Retried ${dead.length} jobs.`,
+    `the page to say "Retried ${dead.length} jobs."`, { timeoutMs: UI_MS });
   assert.deepEqual(retries, ['/v1/queues/billing/dead/retry']);
   for (const id of dead) await waitFor(async () => (await jobState(id)) === 'completed', `job ${id} to complete after Retry all`);
   for (const id of dead) await page.locator(`tr[data-key="${id}"]`).waitFor({ state: 'detached', timeout: UI_MS });
