@@ -298,6 +298,10 @@ function onJobState(d, now) {
     markDirty(`job:${id}`);
   }
   reread('queues');
+  // Batch events name no queue, so only an admin's stream carries them;
+  // for other tokens a batch moves with its jobs' events (re-read, at
+  // most once a second).
+  if (d.batch_id && identity() && identity().role !== 'admin') reread('batches');
   if (d.worker_id || state === 'active') reread('workers');
   if (queue) markDirty(`dead:${queue}`);
   markDirty('jobs');

@@ -156,6 +156,20 @@ test('the page asks a viewer for a token once, hides retry and cancel, and the b
   await page.close();
 });
 
+test("a viewer's Batches view follows a batch of its queues to the end without batch events", async () => {
+  const page = await signedInPage('look', '#/batches');
+  await page.locator('h1', { hasText: 'Batches' }).waitFor({ timeout: UI_MS });
+  // The stream of a non-admin carries no batch events (they name no
+  // queue): the page re-reads the batch as its jobs' events come.
+  const b = await stack.api('POST', '/v1/batches', { jobs: [{ queue: 'billing', type: 'charge', data: { batch: 'viewer' } }] });
+  const row = page.locator(`tr[data-batch="${b.id}"]`);
+  await row.waitFor({ timeout: UI_MS });
+  await waitFor(async () => (await row.locator('.badge').innerText()) === 'failed', `batch ${b.id} to show failed`, { timeoutMs: UI_MS });
+  assert.equal(await row.locator('.bar-label').innerText(), '0 done, 1 failed, of 1');
+  assert.deepEqual(pageErrors(), []);
+  await page.close();
+});
+
 test('a producer sees only its queues and no Workers view', async () => {
   const id = (await stack.api('POST', '/v1/queues/shop.orders/jobs', { type: 'order', payload: 'o-1' })).id;
   await waitFor(async () => (await jobState(id)) === 'completed', `job ${id} to complete`);
