@@ -160,6 +160,10 @@ export function batchRate(b) {
     const [t1, f1] = s[s.length - 1];
     const end = b.state === 'running' ? Math.max(t1, Date.now() - 1000) : t1;
     if (end > t0) rate = (1000 * (f1 - f0)) / (end - t0);
+  } else if (b.createdAt && b.finishedAt && b.state !== 'running') {
+    // Finished before the page saw it: its mean rate from start to end.
+    const done = b.completed + b.failed + b.cancelled;
+    if (b.finishedAt > b.createdAt) rate = (1000 * done) / (b.finishedAt - b.createdAt);
   } else if (b.createdAt && b.state === 'running') {
     const done = b.completed + b.failed + b.cancelled;
     const el = Date.now() - b.createdAt;

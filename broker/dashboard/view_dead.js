@@ -100,6 +100,8 @@ export function deadView(root, params) {
     list.el.parentElement.hidden = jobs.length === 0;
     // The payload column only when the broker sends payloads.
     list.el.classList.toggle('no-payload', !jobs.some((j) => j.payload !== undefined));
+    // No actions column for a token that may not retry (a viewer's).
+    list.el.classList.toggle('no-actions', !can('retry'));
     retryAll.hidden = jobs.length === 0 || !can('retry');
   }
   load();
