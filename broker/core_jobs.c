@@ -114,15 +114,29 @@ void handle_cancel(struct core *core, struct request *req, struct outbox *out)
 	core_reply_job(core, req, job, false, out);
 }
 
-static int revive_job(struct core *core, struct job *job, struct jm_err *err)
+/* The jobs a REVIVE takes, journaled together (see handle_revive). */
+struct revival {
+	uint32_t count;
+	struct proto_record *recs;
+	size_t *lens;
+	uint64_t *ids;
+	struct jm_buf bodies;
+};
+
+static void revival_fini(struct revival *r)
 {
-	struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_REVIVE};
-	rec.u.revive.job_id = job->id;
-	rec.u.revive.at_us = jm_wall_us();
-	rec.u.revive.lease = job->lease;
-	return core_commit(core, &rec, err);
+	free(r->recs);
+	free(r->lens);
+	free(r->ids);
+	jm_buf_fini(&r->bodies);
 }
 
+/* REVIVE: every dead-lettered job it names (one, or all of the queue's, at
+ * most PROTO_JOBS_PER_MESSAGE_MAX), all or none, as admission does:
+ * reserve room in the ready heap and encode every record, journal them in
+ * one journal_append_many, then apply, which cannot fail. So a refused
+ * bulk retry revives nothing, and the reply lists exactly the jobs
+ * revived (POST /v1/queues/{q}/dead/retry answers their count). */
 void handle_revive(struct core *core, struct request *req, struct outbox *out)
 {
 	const struct proto_revive *revive = &req->msg.u.revive;
@@ -153,35 +167,60 @@ void handle_revive(struct core *core, struct request *req, struct outbox *out)
 	    q ? (uint32_t)(q->failed < PROTO_JOBS_PER_MESSAGE_MAX ? q->failed
 	                                                          : PROTO_JOBS_PER_MESSAGE_MAX)
 	      : 0;
-	/* Room in the ready heap first, so applying a revive record that is
-	 * already journaled cannot fail; the reply lists exactly the jobs
-	 * revived, should the journal refuse part-way. */
-	uint64_t *ids = jm_calloc(cap + 1, sizeof *ids);
-	if (ids != NULL && q != NULL && queue_ready_reserve(q, cap) != 0) {
-		free(ids);
-		ids = NULL;
+	struct revival r = {0};
+	jm_buf_init(&r.bodies);
+	r.recs = jm_calloc(cap + 1, sizeof *r.recs);
+	r.lens = jm_calloc(cap + 1, sizeof *r.lens);
+	r.ids = jm_calloc(cap + 1, sizeof *r.ids);
+	int rc = r.recs && r.lens && r.ids ? 0 : JM_ENOMEM;
+	if (rc == 0 && q != NULL && queue_ready_reserve(q, cap) != 0)
+		rc = JM_ENOMEM;
+	if (rc != 0)
+		jm_err_set(&err, rc, "broker out of memory");
+	uint64_t now = jm_wall_us();
+	for (struct job *job = q ? TAILQ_FIRST(&q->finished) : NULL;
+	     rc == 0 && job != NULL && r.count < cap; job = TAILQ_NEXT(job, finished_link)) {
+		if (job->state != PROTO_STATE_FAILED ||
+		    (revive->job_id != 0 && revive->job_id != job->id))
+			continue;
+		struct proto_record *rec = &r.recs[r.count];
+		rec->version = PROTO_RECORD_VERSION;
+		rec->type = PROTO_REC_REVIVE;
+		rec->u.revive.job_id = job->id;
+		rec->u.revive.at_us = now;
+		rec->u.revive.lease = job->lease;
+		size_t before = r.bodies.len;
+		rc = proto_record_encode(rec, &r.bodies);
+		if (rc != 0) {
+			jm_err_set(&err, rc, "encoding a revive record failed");
+			break;
+		}
+		r.lens[r.count] = r.bodies.len - before;
+		r.ids[r.count++] = job->id;
 	}
-	if (ids == NULL) {
-		core_reply_errorf(core, req, out, JM_ENOMEM, "revive: broker out of memory");
+	uint64_t last_lsn = 0;
+	if (rc == 0 && r.count > 0)
+		rc = journal_append_many(core->journal, r.bodies.data, r.lens, r.count, &last_lsn,
+		                         &err);
+	if (rc != 0) {
+		core_reply_errorf(core, req, out, rc, "revive: %s", jm_err_text(&err));
+		revival_fini(&r);
 		return;
 	}
-	uint32_t count = 0;
-	struct job *job = q ? TAILQ_FIRST(&q->finished) : NULL;
-	while (job && count < cap) {
-		/* Revived jobs leave the finished list: take next first. */
-		struct job *next = TAILQ_NEXT(job, finished_link);
-		if (job->state == PROTO_STATE_FAILED &&
-		    (revive->job_id == 0 || revive->job_id == job->id)) {
-			if (revive_job(core, job, &err) != 0)
-				break;
-			ids[count++] = job->id;
-		}
-		job = next;
+	for (uint32_t i = 0; i < r.count; i++) {
+		struct job *job = jobtable_find(&core->state.jobs, r.ids[i]);
+		uint64_t prior_since_us = job ? job->updated_us : 0;
+		if (state_apply(&core->state, &r.recs[i], jm_wall_us(), &err) != 0)
+			jm_error("applying a revive record after journaling it failed: %s",
+			         jm_err_text(&err));
+		else
+			core_committed(core, &r.recs[i], last_lsn - r.count + 1 + i,
+			               prior_since_us);
 	}
 	struct proto_msg msg = {.type = PROTO_REVIVED};
-	msg.u.revived.ids_count = count;
-	msg.u.revived.ids = ids;
+	msg.u.revived.ids_count = r.count;
+	msg.u.revived.ids = r.ids;
 	core_reply(core, req, &msg, out);
-	free(ids);
+	revival_fini(&r);
 	core_pump(core, out);
 }

@@ -76,6 +76,11 @@ void handle_batch_status(struct core *core, struct request *req, struct outbox *
 		reply_batch(core, req, b, out);
 }
 
+/* BATCHES lists every running batch and this many of those that finished
+ * last, so a page opened later still shows how they ended. A finished batch
+ * is held only while its jobs are, so job retention bounds them too. */
+#define BATCHES_FINISHED_LISTED 50
+
 struct batches_fill {
 	struct proto_batch_info *infos;
 	struct proto_batch_error *errors;
@@ -83,17 +88,39 @@ struct batches_fill {
 	uint32_t cap;
 	const struct core *core;
 	const struct request *req; /* its token sees only its queues' batches */
+	/* The latest finished, unordered; the earliest finish is evicted. */
+	const struct batch *finished[BATCHES_FINISHED_LISTED];
+	uint32_t finished_count;
 };
 
-static void batches_fill_cb(struct batch *b, void *arg)
+static void batches_fill_one(struct batches_fill *fill, const struct batch *b)
 {
-	struct batches_fill *fill = arg;
-	if (batch_is_finished(b) || fill->count == fill->cap ||
-	    !core_auth_batch_visible(fill->core, fill->req, b))
+	if (fill->count == fill->cap)
 		return;
 	batch_info(b, &fill->infos[fill->count],
 	           &fill->errors[(size_t)fill->count * PROTO_BATCH_ERRORS_MAX]);
 	fill->count++;
+}
+
+static void batches_fill_cb(struct batch *b, void *arg)
+{
+	struct batches_fill *fill = arg;
+	if (!core_auth_batch_visible(fill->core, fill->req, b))
+		return;
+	if (!batch_is_finished(b)) {
+		batches_fill_one(fill, b);
+		return;
+	}
+	if (fill->finished_count < BATCHES_FINISHED_LISTED) {
+		fill->finished[fill->finished_count++] = b;
+		return;
+	}
+	uint32_t oldest = 0;
+	for (uint32_t i = 1; i < BATCHES_FINISHED_LISTED; i++)
+		if (fill->finished[i]->finished_us < fill->finished[oldest]->finished_us)
+			oldest = i;
+	if (b->finished_us > fill->finished[oldest]->finished_us)
+		fill->finished[oldest] = b;
 }
 
 static int compare_batch_ids(const void *a, const void *b)
@@ -109,12 +136,11 @@ void handle_batches(struct core *core, struct request *req, struct outbox *out)
 	                   ? (uint32_t)core->state.batches.count
 	                   : PROTO_JOBS_PER_MESSAGE_MAX;
 	struct batches_fill fill = {
-	    calloc(cap + 1, sizeof *fill.infos),
-	    calloc((size_t)(cap + 1) * PROTO_BATCH_ERRORS_MAX, sizeof *fill.errors),
-	    0,
-	    cap,
-	    core,
-	    req};
+	    .infos = calloc(cap + 1, sizeof *fill.infos),
+	    .errors = calloc((size_t)(cap + 1) * PROTO_BATCH_ERRORS_MAX, sizeof *fill.errors),
+	    .cap = cap,
+	    .core = core,
+	    .req = req};
 	if (fill.infos == NULL || fill.errors == NULL) {
 		free(fill.infos);
 		free(fill.errors);
@@ -122,6 +148,9 @@ void handle_batches(struct core *core, struct request *req, struct outbox *out)
 		return;
 	}
 	batch_each(&core->state.batches, batches_fill_cb, &fill);
+	for (uint32_t i = 0; i < fill.finished_count; i++)
+		batches_fill_one(&fill, fill.finished[i]);
+	/* Sorting moves the infos, not the errors they point at. */
 	qsort(fill.infos, fill.count, sizeof *fill.infos, compare_batch_ids);
 	struct proto_msg msg = {.type = PROTO_BATCHES_REPLY};
 	msg.u.batches_reply.batches_count = fill.count;

@@ -346,3 +346,37 @@ void http_api_retry(struct http_call *call)
 	call->what = "retry";
 	http_call_core(call, retry_status_cb);
 }
+
+/* ---- POST /v1/queues/{q}/dead/retry ------------------------------------------ */
+
+static void revived_all_cb(struct http_call *call, const struct proto_msg *reply)
+{
+	const struct proto_revived *r = &reply->u.revived;
+	json_t *ids = json_array();
+	for (uint32_t i = 0; i < r->ids_count; i++)
+		json_array_append_new(ids, http_json_id(r->ids[i]));
+	http_reply_json(call, 200,
+	                json_pack("{s:s,s:I,s:o}", "queue", call->segments[2], "revived",
+	                          (json_int_t)r->ids_count, "ids", ids));
+}
+
+/* One REVIVE with no job id: every dead-lettered job of the queue (up to
+ * PROTO_JOBS_PER_MESSAGE_MAX), journaled together, all or none. */
+void http_api_retry_dead(struct http_call *call)
+{
+	static const char *const none[] = {NULL};
+	const char *queue = call->segments[2];
+	size_t len = strlen(queue);
+	if (!proto_name_is_valid(queue, len) || len > PROTO_NAME_MAX) {
+		http_reply_error(call, 400, "queue_name_invalid",
+		                 "queue name \"%.80s\" is invalid: %s", queue, PROTO_NAME_RULE);
+		return;
+	}
+	if (!http_query_only(call, none))
+		return;
+	call->req.msg.type = PROTO_REVIVE;
+	memcpy(call->req.msg.u.revive.queue, queue, len + 1);
+	call->req.msg.u.revive.job_id = 0;
+	call->what = "revive";
+	http_call_core(call, revived_all_cb);
+}

@@ -127,14 +127,16 @@ void http_api_job(struct http_call *call, bool with_result); /* GET /v1/jobs/{id
 void http_api_jobs(struct http_call *call);                  /* GET /v1/jobs */
 void http_api_cancel(struct http_call *call);                /* POST /v1/jobs/{id}/cancel */
 void http_api_retry(struct http_call *call);                 /* POST /v1/jobs/{id}/retry */
-void http_api_batch_submit(struct http_call *call);          /* POST /v1/batches */
-void http_api_batch(struct http_call *call);                 /* GET /v1/batches/{id} */
-void http_api_batches(struct http_call *call);               /* GET /v1/batches */
-void http_api_queues(struct http_call *call);                /* GET /v1/queues */
-void http_api_workers(struct http_call *call);               /* GET /v1/workers */
-void http_api_dead(struct http_call *call);                  /* GET /v1/queues/{q}/dead */
-void http_api_events(struct http_call *call);                /* GET /v1/events (http_sse.c) */
-void http_api_metrics(struct http_call *call);               /* GET /metrics */
+void http_api_retry_dead(struct http_call *call);            /* POST /v1/queues/{q}/dead/retry */
+void http_api_whoami(struct http_call *call);       /* GET /v1/whoami (http_api_whoami.c) */
+void http_api_batch_submit(struct http_call *call); /* POST /v1/batches */
+void http_api_batch(struct http_call *call);        /* GET /v1/batches/{id} */
+void http_api_batches(struct http_call *call);      /* GET /v1/batches */
+void http_api_queues(struct http_call *call);       /* GET /v1/queues */
+void http_api_workers(struct http_call *call);      /* GET /v1/workers */
+void http_api_dead(struct http_call *call);         /* GET /v1/queues/{q}/dead */
+void http_api_events(struct http_call *call);       /* GET /v1/events (http_sse.c) */
+void http_api_metrics(struct http_call *call);      /* GET /metrics */
 void http_api_healthz(struct http_call *call);
 void http_api_readyz(struct http_call *call);
 void http_api_openapi(struct http_call *call); /* GET /v1/openapi.json */

@@ -474,6 +474,10 @@ static void route(struct http_call *call)
 			ONLY(post, "POST", http_api_submit(call));
 		if (n == 4 && is(call, 1, "queues") && is(call, 3, "dead"))
 			ONLY(get, "GET", http_api_dead(call));
+		if (n == 5 && is(call, 1, "queues") && is(call, 3, "dead") && is(call, 4, "retry"))
+			ONLY(post, "POST", http_api_retry_dead(call));
+		if (n == 2 && is(call, 1, "whoami"))
+			ONLY(get, "GET", http_api_whoami(call));
 		if (n == 2 && is(call, 1, "jobs"))
 			ONLY(get, "GET", http_api_jobs(call));
 		if (n == 3 && is(call, 1, "jobs"))

@@ -151,17 +151,27 @@ int jm_client_batches(jm_client *client, jm_batch_info **batches, size_t *count)
 			goto done_free_reply;
 		}
 	}
+	/* The broker also lists batches that finished lately (for the
+	 * dashboard); this call promises the running ones. */
+	uint32_t running = 0;
 	for (uint32_t i = 0; i < list->batches_count; i++) {
-		rc = batch_from_proto(&list->batches[i], &copy[i]);
+		if (list->batches[i].state != PROTO_BATCH_RUNNING)
+			continue;
+		rc = batch_from_proto(&list->batches[i], &copy[running]);
 		if (rc != 0) {
-			jm_batch_infos_free(copy, i + 1);
+			jm_batch_infos_free(copy, running + 1);
 			rc = client_fail(rc, "batches: out of memory for %" PRIu32 " batches",
 			                 list->batches_count);
 			goto done_free_reply;
 		}
+		running++;
+	}
+	if (running == 0) {
+		free(copy);
+		copy = NULL;
 	}
 	*batches = copy;
-	*count = list->batches_count;
+	*count = running;
 done_free_reply:
 	rpc_reply_fini(&reply);
 	return rc;

@@ -385,7 +385,8 @@ struct proto_batch_info {
 	uint64_t finished_us; /* 0 while running */
 };
 
-/* BATCHES: []. BATCHES_REPLY: [[batch_info...]]: every running batch. */
+/* BATCHES: []. BATCHES_REPLY: [[batch_info...]]: every running batch and
+ * the 50 that finished last (while their jobs are retained), by id. */
 struct proto_batches_reply {
 	uint32_t batches_count;
 	struct proto_batch_info *batches;

@@ -15,7 +15,10 @@ export class ApiError extends Error {
 }
 
 const auth = {
-  role: null, // what the broker said the token may do, when it says
+  // What GET /v1/whoami said of the session's token: {auth, name, role,
+  // queues, can: {submit, cancel, retry, read_jobs, read_workers}}, or
+  // null until it answered.
+  me: null,
   asking: null, // the pending token prompt, shared by concurrent 401s
   listeners: new Set(),
 };
@@ -24,19 +27,38 @@ export function token() {
   return sessionStorage.getItem(TOKEN_KEY) || '';
 }
 
-export function role() {
-  return auth.role;
+export function setToken(t) {
+  sessionStorage.setItem(TOKEN_KEY, t);
 }
 
-// True when the current role may change things (retry, cancel). Unknown
-// (no auth, or a broker that does not tell) counts as yes: the broker
-// refuses what a token may not do anyway.
-export function canAct() {
-  return auth.role === null || auth.role === 'admin';
+export function identity() {
+  return auth.me;
+}
+
+export function role() {
+  return auth.me ? auth.me.role : null;
+}
+
+// May the session's token do what (a key of whoami's "can": 'retry',
+// 'cancel', 'read_workers', ...)? Unknown (whoami not answered yet) counts
+// as no for changes, so a viewer never sees a button flash; the broker
+// refuses what a token may not do either way (403).
+export function can(what) {
+  return Boolean(auth.me && auth.me.can && auth.me.can[what]);
 }
 
 export function onAuthChange(fn) {
   auth.listeners.add(fn);
+}
+
+// Reads GET /v1/whoami (asking for a token first when the broker wants
+// one) and tells the listeners when the identity changed.
+export async function loadIdentity() {
+  const me = await api('GET', '/v1/whoami');
+  const changed = JSON.stringify(me) !== JSON.stringify(auth.me);
+  auth.me = me;
+  if (changed) for (const fn of auth.listeners) fn();
+  return me;
 }
 
 // askToken is set by the app: it shows the token dialog and resolves with
@@ -55,14 +77,6 @@ async function ensureToken(message) {
   return t;
 }
 
-function noteRole(res) {
-  const r = res.headers.get('X-Jobmesh-Role');
-  if (r && r !== auth.role) {
-    auth.role = r;
-    for (const fn of auth.listeners) fn();
-  }
-}
-
 // One request; resolves with the parsed JSON body (null for an empty one).
 // A 401 asks for a token and tries once more with it.
 export async function api(method, path, body, { retried = false } = {}) {
@@ -79,7 +93,6 @@ export async function api(method, path, body, { retried = false } = {}) {
   } catch (e) {
     throw new ApiError(0, 'unreachable', `broker unreachable: ${e.message}`);
   }
-  noteRole(res);
   const text = await res.text();
   let json = null;
   if (text) {

@@ -6,7 +6,7 @@
 // A view is a function (root, params) -> {changed(set), leave()}: it draws
 // once and then redraws what the set of changes (live.js markDirty) names.
 
-import { setTokenPrompt, onAuthChange, role, token } from './api.js';
+import { setTokenPrompt, onAuthChange, identity, can, loadIdentity, token, setToken } from './api.js';
 import { store, onChange, connect, rereadAll, markDirty, reconnect } from './live.js';
 import { overviewView } from './view_overview.js';
 import { batchesView } from './view_batches.js';
@@ -30,11 +30,28 @@ const routes = [
 const main = document.getElementById('main');
 let current = null;
 
+// A token whose role reads nothing here (a worker's) gets a page that says
+// so instead of views full of refusals.
+function refused(me) {
+  main.replaceChildren();
+  const h1 = document.createElement('h1');
+  h1.textContent = 'This token cannot read the dashboard';
+  const p = document.createElement('p');
+  p.textContent = `Token "${me.name}" has role ${me.role}, which may not read jobs or queues. ` +
+    'Use a viewer, producer or admin token (Forget token, above, asks for another).';
+  main.append(h1, p);
+}
+
 function route() {
   const raw = location.hash.replace(/^#/, '') || '/';
   const [path, qs] = raw.split('?');
   if (current && current.leave) current.leave();
   current = null;
+  const me = identity();
+  if (me && !can('read_jobs')) {
+    refused(me);
+    return;
+  }
   for (const [re, nav, params, view] of routes) {
     const m = path.match(re);
     if (!m) continue;
@@ -87,11 +104,19 @@ onChange((what) => {
   if (current && current.changed) current.changed(what);
 });
 
+// Who the page acts as, and what it offers: the Workers view only to a
+// role that may read workers; Retry and Cancel only to one that may (the
+// views ask can()). The broker enforces the same either way.
 onAuthChange(() => {
-  const r = role();
-  setText(document.getElementById('role'), r ? `role: ${r}` : '');
+  const me = identity();
+  const who = document.getElementById('role');
+  setText(who, me && me.auth ? `${me.name} (${me.role}${me.role === 'admin' ? '' : `: ${me.queues.join(', ')}`})` : '');
+  who.dataset.role = me ? me.role : '';
+  document.querySelector('#nav a[data-nav="workers"]').hidden = Boolean(me) && !can('read_workers');
+  document.getElementById('forget-token').hidden = !token();
   markDirty('auth');
   route();
+  rereadAll();
 });
 
 // The token prompt: a real <dialog>, focus in its field, Escape cancels.
@@ -103,8 +128,12 @@ setTokenPrompt((message) => new Promise((resolve) => {
   dialog.returnValue = '';
   dialog.onclose = () => {
     const t = dialog.returnValue === 'ok' ? input.value.trim() : '';
+    if (t) setToken(t);
     resolve(t || null);
-    if (t) reconnect();
+    if (t) {
+      reconnect();
+      loadIdentity().catch(() => {});
+    }
   };
   dialog.showModal();
   input.focus();
@@ -128,7 +157,15 @@ window.jobmeshStats = () => ({
 // Ages and throughput buckets move with the clock, not with events.
 setInterval(() => markDirty('tick'), 1000);
 
-route();
-rereadAll();
-connect();
-markDirty('connection');
+// Who we are first (this asks for a token when the broker wants one), so
+// the views draw only what the token may use; a broker that cannot be
+// reached yet is asked again once the stream connects.
+onChange((what) => {
+  if (what.has('connection') && store.connected && !identity()) loadIdentity().catch(() => {});
+});
+loadIdentity().catch(() => {}).finally(() => {
+  route();
+  rereadAll();
+  connect();
+  markDirty('connection');
+});

@@ -12,7 +12,7 @@
 // a burst always happens, so the numbers end right. Batch events carry their
 // whole counts and are applied as they come.
 
-import { get, listOf, normBatch, normQueue, normWorker, normJob, eventsUrl, toMs } from './api.js';
+import { get, listOf, normBatch, normQueue, normWorker, normJob, eventsUrl, toMs, identity, can } from './api.js';
 
 const RENDER_MS = 250;
 const REREAD_MS = 1000;
@@ -69,6 +69,11 @@ const loaders = {
     store.queues = new Map(list.map((q) => [q.name, q]));
   },
   async workers() {
+    // A producer's token may not read workers (403): do not ask.
+    if (!workersVisible()) {
+      store.workers = new Map();
+      return;
+    }
     const list = listOf(await get('/v1/workers'), 'workers').map(normWorker);
     store.workers = new Map(list.map((w) => [w.id, w]));
   },
@@ -85,6 +90,11 @@ const loaders = {
     }
   },
 };
+
+// False when the token's role may not read the worker list (a producer).
+export function workersVisible() {
+  return !identity() || can('read_workers');
+}
 
 const rereads = new Map(); // kind -> {timer, last, running, again}
 
@@ -150,6 +160,10 @@ export function batchRate(b) {
     const [t1, f1] = s[s.length - 1];
     const end = b.state === 'running' ? Math.max(t1, Date.now() - 1000) : t1;
     if (end > t0) rate = (1000 * (f1 - f0)) / (end - t0);
+  } else if (b.createdAt && b.finishedAt && b.state !== 'running') {
+    // Finished before the page saw it: its mean rate from start to end.
+    const done = b.completed + b.failed + b.cancelled;
+    if (b.finishedAt > b.createdAt) rate = (1000 * done) / (b.finishedAt - b.createdAt);
   } else if (b.createdAt && b.state === 'running') {
     const done = b.completed + b.failed + b.cancelled;
     const el = Date.now() - b.createdAt;
@@ -288,6 +302,10 @@ function onJobState(d, now) {
     markDirty(`job:${id}`);
   }
   reread('queues');
+  // Batch events name no queue, so only an admin's stream carries them;
+  // for other tokens a batch moves with its jobs' events (re-read, at
+  // most once a second).
+  if (d.batch_id && identity() && identity().role !== 'admin') reread('batches');
   if (d.worker_id || state === 'active') reread('workers');
   if (queue) markDirty(`dead:${queue}`);
   markDirty('jobs');

@@ -45,10 +45,10 @@ function listView(root) {
   const recent = table(['batch', 'state', 'progress', 'current operation', 'rate', 'ETA', 'last error'], 'batches');
   const status = h('p', { class: 'muted', role: 'status' });
   const runningEmpty = h('p', { class: 'muted' }, 'No batch is running.');
-  const recentEmpty = h('p', { class: 'muted' }, 'No batch has finished since this page opened.');
+  const recentEmpty = h('p', { class: 'muted' }, 'No batch has finished lately.');
   fill(root, h('h1', {}, 'Batches'), status,
     section('Running', runningEmpty, running.el),
-    section('Recent (finished while this page was open)', recentEmpty, recent.el));
+    section('Recent (the last 50 that finished, while their jobs are kept)', recentEmpty, recent.el));
   reread('batches', true);
 
   function update() {

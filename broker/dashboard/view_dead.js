@@ -3,7 +3,7 @@
 // a dead-lettered job is already final, and the broker refuses to cancel
 // it (409: only pending, delayed or active jobs can be cancelled).
 
-import { get, post, listOf, normJob, canAct } from './api.js';
+import { get, post, listOf, normJob, can } from './api.js';
 import { store, reread } from './live.js';
 import { h, fill, setText, syncRows, table, payloadBlock, fmtCount, fmtTime, jobLink, link, throttled } from './ui.js';
 
@@ -25,11 +25,14 @@ export function deadView(root, params) {
   if (!params.queue) return pickQueue(root);
   const queue = params.queue;
   const status = h('p', { class: 'muted', role: 'status', 'aria-live': 'polite' }, 'Loading…');
+  // What the last action did; kept apart from status, which the live
+  // re-reads of the list rewrite.
+  const outcome = h('p', { class: 'outcome', role: 'status', 'aria-live': 'polite' });
   const retryAll = h('button', { type: 'button', class: 'primary' }, 'Retry all');
   const list = table(['job', 'type', 'attempts', 'failed at', 'error', 'payload', 'actions'], 'dead');
   fill(root, h('h1', {}, `Dead letters of ${queue}`),
     h('p', {}, link(`#/queues/${encodeURIComponent(queue)}`, `queue ${queue}`)),
-    h('div', { class: 'actions' }, retryAll), status, h('div', { class: 'panel' }, list.el));
+    h('div', { class: 'actions' }, retryAll), outcome, status, h('div', { class: 'panel' }, list.el));
 
   let jobs = [];
   let loading = false;
@@ -40,42 +43,35 @@ export function deadView(root, params) {
     try {
       jobs = listOf(await get(`/v1/queues/${encodeURIComponent(queue)}/dead?limit=200`), 'jobs').map(normJob);
       render();
-      if (!busy) setText(status, jobs.length ? `${jobs.length} dead-lettered jobs.` : 'No dead-lettered jobs in this queue.');
+      setText(status, jobs.length ? `${jobs.length} dead-lettered jobs.` : 'No dead-lettered jobs in this queue.');
     } catch (e) {
       setText(status, e.status === 404 ? `No queue named ${queue}.` : e.message);
     }
     loading = false;
     if (again) { again = false; load(); }
   }
-  let busy = false;
   async function act(label, fn) {
-    busy = true;
-    setText(status, `${label}…`);
+    setText(outcome, `${label}…`);
     try {
       const msg = await fn();
-      setText(status, msg || `${label}: done.`);
+      setText(outcome, msg || `${label}: done.`);
     } catch (e) {
-      setText(status, `${label}: ${e.message}`);
+      setText(outcome, `${label}: ${e.message}`);
     }
-    busy = false;
     reread('queues');
     load();
   }
+  // One request revives every dead-lettered job of the queue, all or none
+  // (the broker takes at most REVIVE_MAX a call: ask again while it did).
+  const REVIVE_MAX = 10000;
   retryAll.addEventListener('click', () => act('Retry all', async () => {
-    // One request when the broker has it; else one retry per job listed.
-    try {
+    let revived = 0;
+    for (let calls = 0; calls < 100; calls++) {
       const r = await post(`/v1/queues/${encodeURIComponent(queue)}/dead/retry`);
-      const n = r?.retried ?? r?.count ?? r?.ids?.length;
-      return n !== undefined ? `Retried ${fmtCount(n)} jobs.` : 'Retried every dead-lettered job.';
-    } catch (e) {
-      if (e.status !== 404 && e.status !== 405) throw e;
+      revived += r.revived;
+      if (r.revived < REVIVE_MAX) break;
     }
-    let done = 0;
-    const failed = [];
-    for (const j of jobs) {
-      try { await post(`/v1/jobs/${j.id}/retry`); done += 1; } catch (e) { failed.push(`#${j.id}: ${e.message}`); }
-    }
-    return `Retried ${done} of ${jobs.length} jobs.` + (failed.length ? ` Refused: ${failed.join('; ')}` : '');
+    return `Retried ${fmtCount(revived)} ${revived === 1 ? 'job' : 'jobs'}.`;
   }));
 
   function rowFor() {
@@ -95,7 +91,7 @@ export function deadView(root, params) {
       }
       retry.onclick = () => act(`Retry #${j.id}`, () => post(`/v1/jobs/${j.id}/retry`).then(() => `Job #${j.id} is pending again.`));
       retry.setAttribute('aria-label', `Retry job ${j.id}`);
-      retry.hidden = !canAct();
+      retry.hidden = !can('retry');
     };
     return row;
   }
@@ -104,7 +100,9 @@ export function deadView(root, params) {
     list.el.parentElement.hidden = jobs.length === 0;
     // The payload column only when the broker sends payloads.
     list.el.classList.toggle('no-payload', !jobs.some((j) => j.payload !== undefined));
-    retryAll.hidden = jobs.length === 0 || !canAct();
+    // No actions column for a token that may not retry (a viewer's).
+    list.el.classList.toggle('no-actions', !can('retry'));
+    retryAll.hidden = jobs.length === 0 || !can('retry');
   }
   load();
   const reload = throttled(load, 1000);

@@ -3,7 +3,7 @@
 // last error, progress, result and the timeline of the state changes this
 // page has seen (capped: live.js TIMELINE_MAX).
 
-import { get, post, listOf, normJob, STATES, canAct, ApiError } from './api.js';
+import { get, post, listOf, normJob, STATES, can, ApiError } from './api.js';
 import { store, jobEntry, loadJob } from './live.js';
 import { h, fill, setText, syncRows, table, section, progressBar, payloadBlock, fmtTime, fmtAge, stateBadge, jobLink, link, throttled } from './ui.js';
 
@@ -161,8 +161,8 @@ function detailView(root, id) {
       fill(result, h('p', { class: 'muted' }, `No result yet (the job is ${j.state}).`));
     }
     const act = [];
-    if (canAct() && j.state === 'failed') act.push(button('Retry', () => post(`/v1/jobs/${id}/retry`)));
-    if (canAct() && ['pending', 'delayed', 'active'].includes(j.state)) {
+    if (can('retry') && j.state === 'failed') act.push(button('Retry', () => post(`/v1/jobs/${id}/retry`)));
+    if (can('cancel') && ['pending', 'delayed', 'active'].includes(j.state)) {
       act.push(button('Cancel', () => post(`/v1/jobs/${id}/cancel`)));
     }
     syncRows(actions, act, (b) => b.textContent, (b) => b, () => {});

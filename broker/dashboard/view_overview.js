@@ -3,7 +3,7 @@
 // serve it; a queue with work and no worker is marked.
 
 import { STATES } from './api.js';
-import { store, throughput, BUCKETS } from './live.js';
+import { store, throughput, BUCKETS, workersVisible } from './live.js';
 import { h, fill, setText, syncRows, table, section, sparkline, fmtCount, fmtAge, fmtRate, link } from './ui.js';
 
 function workersFor(queue) {
@@ -38,7 +38,8 @@ function queueCard(q) {
     const w = workersFor(item.name);
     const tp = throughput(item.name);
     const waiting = item.counts.pending + item.counts.delayed + item.counts.active;
-    const noWorkers = w.online === 0;
+    // Workers unknown to this token (a producer's) are not absent.
+    const noWorkers = w.online === 0 && workersVisible();
     el.classList.toggle('no-workers', noWorkers);
     alert.hidden = !noWorkers;
     setText(alert, waiting > 0
@@ -49,7 +50,8 @@ function queueCard(q) {
       h('div', {}, h('dt', {}, 'oldest pending'), h('dd', { class: 'oldest' }, fmtAge(age))),
       h('div', {}, h('dt', {}, 'active limit'), h('dd', {}, item.activeLimit ? fmtCount(item.activeLimit) : 'none')),
       h('div', {}, h('dt', {}, 'workers online'),
-        h('dd', { class: 'workers-online' }, noWorkers ? '0' : `${w.online} (${w.busy}/${w.slots} slots busy)`)),
+        h('dd', { class: 'workers-online' }, !workersVisible() ? 'not shown to this token'
+          : noWorkers ? '0' : `${w.online} (${w.busy}/${w.slots} slots busy)`)),
       h('div', {}, h('dt', {}, 'completed/s, last minute'), h('dd', {}, fmtRate(tp.perSec))));
     const minutes = Math.round((BUCKETS * tp.bucketMs) / 60000);
     fill(chart, sparkline(tp.completed, {
@@ -82,7 +84,10 @@ export function overviewView(root, params) {
     if (store.errors.queues && !store.loaded.queues) setText(status, `Cannot read queues: ${store.errors.queues.message}`);
     else if (!store.loaded.queues) setText(status, 'Loading…');
     else if (queues.length === 0) setText(status, only ? `No queue named ${only}.` : 'No queues yet: submit a job and it shows here.');
-    else setText(status, `${queues.length} ${queues.length === 1 ? 'queue' : 'queues'}, ${store.workers.size} ${store.workers.size === 1 ? 'worker' : 'workers'} online`);
+    else {
+      setText(status, `${queues.length} ${queues.length === 1 ? 'queue' : 'queues'}` + (workersVisible()
+        ? `, ${store.workers.size} ${store.workers.size === 1 ? 'worker' : 'workers'} online` : ''));
+    }
     for (const s of STATES) {
       setText(totalRow.querySelector(`[data-state="${s}"]`),
         fmtCount([...store.queues.values()].reduce((n, q) => n + q.counts[s], 0)));

@@ -1,5 +1,6 @@
-// ctest's entry for the dashboard's browser tests (browser_dashboard):
-// checks what they need, then runs `node --test` on them.
+// ctest's entry for the browser tests (browser_dashboard,
+// browser_dashboard_auth, browser_jsclient): checks what they need, then
+// runs `node --test` on the file named (dashboard.test.mjs by default).
 //
 // Exit 77 (ctest: skipped) with a clear message only when chromium is not
 // installed (scripts/install-browser-deps installs it; where it cannot, the
@@ -25,7 +26,10 @@ try {
     'run scripts/install-browser-deps (npm ci in tests/browser).');
   process.exit(1);
 }
-const child = spawn(process.execPath, ['--test', '--test-concurrency=1', 'dashboard.test.mjs'],
+// One test file per ctest entry (default: the dashboard's), so each can be
+// repeated on its own.
+const file = process.argv[2] || 'dashboard.test.mjs';
+const child = spawn(process.execPath, ['--test', '--test-concurrency=1', file],
   { cwd: here, stdio: 'inherit' });
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => child.kill(sig));
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -1,7 +1,9 @@
 // Takes the README's dashboard screenshots (docs/screenshots/*.png) against
 // a real broker and workers with realistic traffic: emails parsed (a few
 // malformed ones dead-lettered), a batch of documents OCR'd page by page,
-// reports waiting on a queue with no worker.
+// reports waiting on a queue with no worker. The broker runs with --auth:
+// the pages act as an admin ("ops"), and two shots show the token prompt
+// and a viewer's dead-letter list (no Retry).
 //
 //   node tests/browser/screenshots.mjs [OUT_DIR]     (after a build; about 2 min)
 //
@@ -17,6 +19,17 @@ fs.mkdirSync(out, { recursive: true });
 
 const stack = new Stack('jm-shots');
 let browser;
+const ADMIN = 'ops-screenshot-secret';
+const VIEWER = 'support-screenshot-secret';
+
+// A tab that starts with token in its sessionStorage, as after the prompt.
+async function tabAs(token) {
+  const page = await browser.context.newPage();
+  await page.addInitScript((t) => {
+    if (!sessionStorage.getItem('jobmesh.token')) sessionStorage.setItem('jobmesh.token', t);
+  }, token);
+  return page;
+}
 
 async function main() {
   const email = stack.handler('email-parse.sh', [
@@ -40,14 +53,21 @@ async function main() {
     'done',
     'printf \'{"doc":"%s","pages":6,"words":%d,"language":"en"}\\n\' "$doc" $(( $(od -An -N2 -tu2 /dev/urandom) % 4000 + 800 ))',
   ].join('\n'));
-  await stack.startBroker(['--queue-limit', 'documents=4']);
+  stack.token = ADMIN;
+  stack.workerToken = 'worker-screenshot-secret';
+  const auth = stack.authFile([
+    { name: 'ops', secret: ADMIN, role: 'admin' },
+    { name: 'support', secret: VIEWER, role: 'viewer', queues: ['emails', 'reports'] },
+    { name: 'workers', secret: stack.workerToken, role: 'worker', queues: ['*'] },
+  ]);
+  await stack.startBroker(['--queue-limit', 'documents=4', '--auth', auth]);
   await stack.startWorker({ id: 'mail-parser-1', queues: ['emails'], handlers: { 'email.parse': email }, concurrency: 4 });
   await stack.startWorker({ id: 'mail-parser-2', queues: ['emails'], handlers: { 'email.parse': email }, concurrency: 4 });
   await stack.startWorker({ id: 'ocr-1', queues: ['documents'], handlers: { 'document.ocr': ocr }, concurrency: 2 });
   await stack.startWorker({ id: 'ocr-2', queues: ['documents'], handlers: { 'document.ocr': ocr }, concurrency: 2 });
 
   browser = await openBrowser({ viewport: { width: 1360, height: 900 } });
-  const overview = await browser.newPage();
+  const overview = await tabAs(ADMIN);
   await overview.goto(`${stack.httpUrl}/`);
 
   // Waves of email, so the throughput chart has a shape.
@@ -67,11 +87,17 @@ async function main() {
   for (let i = 0; i < 25; i++) {
     await stack.api('POST', '/v1/queues/reports/jobs', { type: 'report.daily', data: { account: 1000 + i, day: '2026-11-29' } });
   }
+  // Two small batches that finish before the big one: "recent" batches.
+  const inbox = await stack.api('POST', '/v1/batches', { jobs: Array.from({ length: 12 }, (_, i) => ({ queue: 'emails', type: 'email.parse', payload: `From: import${i}@example.com\nSubject: Import ${i}` })) });
+  const mixed = await stack.api('POST', '/v1/batches', { jobs: Array.from({ length: 8 }, (_, i) => ({ queue: 'emails', type: 'email.parse', payload: i === 5 ? `malformed import ${i}` : `From: legacy${i}@example.com\nSubject: Legacy ${i}` })) });
+  for (const b of [inbox, mixed]) {
+    await waitFor(async () => (await stack.api('GET', `/v1/batches/${b.id}`)).state !== 'running', `batch ${b.id} to finish`, { timeoutMs: 120000, intervalMs: 200 });
+  }
   const docs = Array.from({ length: 40 }, (_, i) => ({ queue: 'documents', type: 'document.ocr', data: { doc: `contract-${String(i + 1).padStart(3, '0')}.pdf` } }));
   const batch = await stack.api('POST', '/v1/batches', { jobs: docs });
   const watched = batch.job_ids[9];
 
-  const page = await browser.newPage();
+  const page = await tabAs(ADMIN);
   await page.goto(`${stack.httpUrl}/#/jobs/${watched}`);
   await waitFor(async () => (await stack.api('GET', `/v1/batches/${batch.id}`)).completed >= 12, 'the OCR batch to be under way', { timeoutMs: 120000, intervalMs: 500 });
 
@@ -96,6 +122,14 @@ async function main() {
   await page.goto(`${stack.httpUrl}/#/dead/emails`);
   await page.locator('table.dead tbody tr').first().waitFor();
   await shot(page, 'dead-letters');
+  const viewer = await tabAs(VIEWER);
+  await viewer.goto(`${stack.httpUrl}/#/dead/emails`);
+  await viewer.locator('table.dead tbody tr').first().waitFor();
+  await shot(viewer, 'dead-letters-viewer');
+  const fresh = await browser.context.newPage();
+  await fresh.goto(`${stack.httpUrl}/`);
+  await fresh.locator('#token-dialog[open]').waitFor();
+  await shot(fresh, 'token');
   await overview.bringToFront();
   await shot(overview, 'overview');
   await overview.emulateMedia({ colorScheme: 'dark' });

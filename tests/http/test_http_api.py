@@ -293,6 +293,30 @@ class HttpApi(unittest.TestCase):
             self.assertEqual((status, body["error"]["code"]), (400, code))
         self.assertEqual(self.b.get("/v1/queues/nosuch/dead")[2]["jobs"], [])
 
+    def test_retry_all_revives_every_dead_lettered_job_of_the_queue_and_says_how_many(self):
+        self.b.worker("bulk", ["boom=echo broken >&2; exit 100"])
+        ids = [self.b.submit("bulk", {"type": "boom", "payload": str(i)})["id"] for i in range(5)]
+        other = self.b.submit("other", {"type": "t"})["id"]
+        wait_for(lambda: all(self.b.job(i)["state"] == "failed" for i in ids), 20,
+                 "the 5 jobs to be dead-lettered")
+        for p in self.b.workers:
+            p.terminate()
+            p.wait(10)
+        status, _, body = self.b.post("/v1/queues/bulk/dead/retry")
+        self.assertEqual(status, 200, body)
+        self.assertEqual((body["queue"], body["revived"]), ("bulk", 5))
+        self.assertEqual(sorted(body["ids"], key=int), ids)
+        self.assertEqual({self.b.job(i)["state"] for i in ids}, {"pending"})
+        self.assertEqual(self.b.job(other)["state"], "pending")
+        self.assertEqual(self.b.get("/v1/queues/bulk/dead")[2]["jobs"], [])
+        # Nothing left: 200 with none revived; a bad name is 400; GET is 405.
+        self.assertEqual(self.b.post("/v1/queues/bulk/dead/retry")[2],
+                         {"queue": "bulk", "revived": 0, "ids": []})
+        status, _, body = self.b.post("/v1/queues/a%20b/dead/retry")
+        self.assertEqual((status, body["error"]["code"]), (400, "queue_name_invalid"))
+        status, headers, _ = self.b.request("GET", "/v1/queues/bulk/dead/retry")
+        self.assertEqual((status, headers["allow"]), (405, "POST"))
+
     # -- batches -------------------------------------------------------------------
 
     def test_a_batch_submits_answers_its_ids_and_reads_back(self):
@@ -310,6 +334,25 @@ class HttpApi(unittest.TestCase):
         self.assertEqual(self.b.job(body["job_ids"][1])["batch_id"], body["id"])
         self.assertEqual(self.b.get("/v1/batches/5555555")[0], 404)
         self.assertEqual(self.b.get("/v1/batches/zz")[0], 400)
+
+    def test_batches_lists_running_and_recently_finished_batches_with_final_counts(self):
+        self.b.worker("fin", ["t=cat", "boom=echo broken >&2; exit 100"])
+        _, _, done = self.b.post("/v1/batches", {"jobs": [
+            {"queue": "fin", "type": "t", "payload": "1"},
+            {"queue": "fin", "type": "boom", "payload": "2"}]})
+        _, _, idle = self.b.post("/v1/batches", {"jobs": [{"queue": "noworker", "type": "t"}]})
+        wait_for(lambda: self.b.get("/v1/batches/" + done["id"])[2]["state"] != "running", 20,
+                 "the batch to finish")
+        status, _, body = self.b.get("/v1/batches")
+        self.assertEqual(status, 200, body)
+        listed = {b["id"]: b for b in body["batches"]}
+        self.assertEqual(sorted(listed, key=int), sorted([done["id"], idle["id"]], key=int))
+        fin = listed[done["id"]]
+        self.assertEqual((fin["state"], fin["total"], fin["completed"], fin["failed"]),
+                         ("failed", 2, 1, 1))
+        self.assertIsNotNone(fin["finished_us"])
+        self.assertIn("broken", fin["errors"][0]["error"])
+        self.assertEqual(listed[idle["id"]]["state"], "running")
 
     # -- routing -------------------------------------------------------------------
 

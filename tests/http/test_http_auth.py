@@ -116,6 +116,30 @@ class HttpAuth(unittest.TestCase):
         self.assertEqual(ev["data"]["queue"], "shop.a", ev)
         s.close()
 
+    def test_whoami_names_the_token_its_role_queues_and_what_it_may_do(self):
+        self.assertEqual(self.b.get("/v1/whoami")[0], 401)
+        status, _, me = self.b.get("/v1/whoami", headers=bearer("dash-secret"))
+        self.assertEqual(status, 200, me)
+        self.assertEqual((me["auth"], me["name"], me["role"], me["queues"]),
+                         (True, "shop-dash", "viewer", ["shop.*"]))
+        self.assertEqual(me["can"], {"submit": False, "cancel": False, "retry": False,
+                                     "read_jobs": True, "read_workers": True})
+        me = self.b.get("/v1/whoami", headers=bearer("shop-secret"))[2]
+        self.assertEqual((me["role"], me["can"]["retry"], me["can"]["read_workers"]),
+                         ("producer", True, False))
+        me = self.b.get("/v1/whoami", headers=bearer("ops-secret"))[2]
+        self.assertEqual((me["role"], me["queues"], all(me["can"].values())),
+                         ("admin", ["*"], True))
+        # What whoami says a viewer may not do, the broker refuses.
+        self.b.post("/v1/queues/shop.a/jobs", {"type": "t"}, headers=bearer("shop-secret"))
+        before = self.queues("ops-secret")
+        status, _, body = self.b.post("/v1/queues/shop.a/dead/retry", headers=bearer("dash-secret"))
+        self.assertEqual((status, body["error"]["code"]), (403, "forbidden"))
+        status, _, body = self.b.post("/v1/queues/billing.x/dead/retry",
+                                      headers=bearer("shop-secret"))
+        self.assertEqual((status, body["error"]["code"]), (403, "forbidden"))
+        self.assertEqual(self.queues("ops-secret"), before)
+
 
     def batch(self, token, queue):
         status, _, body = self.b.post(

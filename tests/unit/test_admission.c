@@ -1,8 +1,9 @@
 /* A submit is admitted whole or not at all (core_admit.c), and so are a
- * fetch of several jobs and a settle of several (core_records.c): failing
- * each of their allocations in turn (common/heap.h) leaves the state and
- * the journal as they were, and what the journal holds replays to the
- * state the live core had. Also the admission limits: jobs per queue, payload memory, and
+ * fetch of several jobs and a settle of several (core_records.c) and a
+ * REVIVE of every dead-lettered job of a queue (core_jobs.c): failing each
+ * of their allocations in turn (common/heap.h) leaves the state and the
+ * journal as they were, and what the journal holds replays to the state the
+ * live core had. Also the admission limits: jobs per queue, payload memory, and
  * a delay whose run time would overflow the clock.
  *
  * The core runs over a real journal in a temp directory; core_handle runs
@@ -566,6 +567,123 @@ static void test_a_settle_failing_at_any_allocation_settles_all_of_its_jobs_or_n
 	assert_replays_to_the_same(f);
 }
 
+/* ---- REVIVE: every dead-lettered job of a queue, all or none ---------- */
+
+#define DEAD_JOBS 5
+
+/* Sends msg; decodes the reply into out (PROTO_ERROR on refusal); false
+ * when no reply could be encoded. */
+static bool send_decode(struct fixture *f, const struct proto_msg *msg, struct proto_msg *out)
+{
+	struct call c = {0};
+	c.req.msg = *msg;
+	return send_request(f, &c, out);
+}
+
+/* Fetches every pending job of queue "dead" and fails each permanently,
+ * so that all of them are dead-lettered. */
+static void fail_all_pending(struct fixture *f)
+{
+	static proto_name queue = "dead";
+	struct proto_msg msg = {.type = PROTO_FETCH};
+	snprintf(msg.u.fetch.worker_id, sizeof msg.u.fetch.worker_id, "w1");
+	msg.u.fetch.instance = 1;
+	msg.u.fetch.queues_count = 1;
+	msg.u.fetch.queues = &queue;
+	msg.u.fetch.max_jobs = DEAD_JOBS;
+	struct proto_msg jobs;
+	assert_true(send_decode(f, &msg, &jobs));
+	assert_int_equal(jobs.type, PROTO_JOBS);
+	struct proto_settle_item items[DEAD_JOBS];
+	uint32_t n = jobs.u.jobs.jobs_count;
+	assert_true(n <= DEAD_JOBS);
+	for (uint32_t i = 0; i < n; i++)
+		items[i] = (struct proto_settle_item){.job_id = jobs.u.jobs.jobs[i].job_id,
+		                                      .lease = jobs.u.jobs.jobs[i].lease,
+		                                      .outcome = PROTO_SETTLE_FAILED,
+		                                      .data = {(const uint8_t *)"broken", 6},
+		                                      .permanent = true};
+	proto_msg_fini(&jobs);
+	if (n == 0)
+		return;
+	struct proto_msg settle = {.type = PROTO_SETTLE};
+	snprintf(settle.u.settle.worker_id, sizeof settle.u.settle.worker_id, "w1");
+	settle.u.settle.instance = 1;
+	settle.u.settle.items_count = n;
+	settle.u.settle.items = items;
+	struct proto_msg settled;
+	assert_true(send_decode(f, &settle, &settled));
+	assert_int_equal(settled.type, PROTO_SETTLED);
+	proto_msg_fini(&settled);
+}
+
+static uint64_t dead_count(struct fixture *f)
+{
+	pthread_mutex_lock(&f->core->lock);
+	struct queue *q = queue_find(&f->core->state.queues, "dead");
+	uint64_t n = q ? q->failed : 0;
+	pthread_mutex_unlock(&f->core->lock);
+	return n;
+}
+
+static void
+test_a_revive_of_every_dead_job_failing_at_any_allocation_revives_all_or_none(void **state)
+{
+	struct fixture *f = *state;
+	core_start(f);
+	struct proto_job_spec specs[DEAD_JOBS];
+	struct proto_msg reply;
+	for (uint32_t i = 0; i < DEAD_JOBS; i++)
+		spec_set(&specs[i], "dead", (const uint8_t *)"x", 1, 0);
+	assert_true(submit_specs(f, specs, DEAD_JOBS, false, &reply));
+	assert_int_equal(reply.type, PROTO_SUBMITTED);
+	proto_msg_fini(&reply);
+
+	uint64_t refused = 0, revived = 0;
+	uint64_t n;
+	for (n = 1; n < 10000; n++) {
+		fail_all_pending(f);
+		assert_int_equal(dead_count(f), DEAD_JOBS);
+		struct proto_msg msg = {.type = PROTO_REVIVE};
+		snprintf(msg.u.revive.queue, sizeof msg.u.revive.queue, "dead");
+		struct fingerprint before = fingerprint_of(f);
+		jm_heap_fail_at(n);
+		bool answered = send_decode(f, &msg, &reply);
+		uint64_t calls = jm_heap_calls();
+		jm_heap_fail_at(0);
+		struct fingerprint after = fingerprint_of(f);
+		bool all = answered && reply.type == PROTO_REVIVED;
+		if (all)
+			assert_int_equal(reply.u.revived.ids_count, DEAD_JOBS);
+		if (answered)
+			proto_msg_fini(&reply);
+		/* All revived (the reply may be what failed), or none and
+		 * nothing journaled. */
+		if (dead_count(f) == DEAD_JOBS) {
+			assert_false(all);
+			assert_same(&before, &after, n);
+			refused++;
+		} else {
+			assert_int_equal(dead_count(f), 0);
+			assert_int_equal(after.ready_jobs, before.ready_jobs + DEAD_JOBS);
+			revived++;
+		}
+		if (all && calls < n)
+			break; /* no allocation failed: every point was tried */
+	}
+	assert_true(n < 10000);
+	assert_true(refused >= 3); /* the records, their lengths, the ids */
+
+	/* What the journal holds is what the live core held. */
+	struct fingerprint live = fingerprint_of(f);
+	core_finish(f);
+	core_start(f);
+	struct fingerprint replayed = fingerprint_of(f);
+	assert_int_equal(replayed.jobs, live.jobs);
+	assert_int_equal(replayed.ready_jobs, live.ready_jobs);
+	assert_int_equal(dead_count(f), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -583,6 +701,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_a_settle_failing_at_any_allocation_settles_all_of_its_jobs_or_none, setup,
 	        teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_a_revive_of_every_dead_job_failing_at_any_allocation_revives_all_or_none,
+	        setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

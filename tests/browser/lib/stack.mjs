@@ -9,6 +9,7 @@
 // it waited for.
 
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -112,6 +113,23 @@ export class Stack {
     this.workers = [];
     this.httpUrl = null;
     this.httpPort = 0; // 0 until the first start picks one; restarts reuse it
+    this.token = null; // with --auth: the token api() sends (an admin's)
+    this.workerToken = null; // with --auth: the token workers present
+  }
+
+  // Writes an --auth file for tokens [{name, secret, role, queues}] into
+  // the temp dir (secrets stored as their SHA-256, as the broker wants);
+  // returns its path.
+  authFile(tokens) {
+    const lines = ['tokens:'];
+    for (const t of tokens) {
+      const sha = crypto.createHash('sha256').update(t.secret).digest('hex');
+      lines.push(`  - name: ${t.name}`, `    sha256: ${sha}`, `    role: ${t.role}`);
+      if (t.queues) lines.push(`    queues: ${JSON.stringify(t.queues)}`);
+    }
+    const p = path.join(this.dir, 'auth.yaml');
+    fs.writeFileSync(p, `${lines.join('\n')}\n`, { mode: 0o600 });
+    return p;
   }
 
   // Starts the broker and waits until it printed its HTTP and NNG
@@ -152,8 +170,9 @@ export class Stack {
     const args = ['--broker', this.listenUrl, '--queue', queues.join(','), '--concurrency',
       String(concurrency), '--worker-id', id, '--heartbeat-ms', '200', '--log-level', 'warn'];
     for (const [type, cmd] of Object.entries(handlers)) args.push('--handler', `${type}=${cmd}`);
-    const w = new Proc(`jobmesh-worker ${id}`, path.join(binDir, 'jobmesh-worker'), args,
-      { JOBMESH_TEST_DIR: this.dir });
+    const env = { JOBMESH_TEST_DIR: this.dir };
+    if (this.workerToken) env.JOBMESH_TOKEN = this.workerToken;
+    const w = new Proc(`jobmesh-worker ${id}`, path.join(binDir, 'jobmesh-worker'), args, env);
     this.workers.push(w);
     await waitFor(async () => {
       if (!w.running) throw new Error(`worker exited (${w.code ?? w.signal})\n${w.logs()}`);
@@ -166,9 +185,11 @@ export class Stack {
   // One API call; resolves with the parsed body, throws on a non-2xx or
   // when no answer came within API_TIMEOUT_MS.
   async api(method, p, body) {
+    const headers = body === undefined ? {} : { 'Content-Type': 'application/json' };
+    if (this.token) headers.Authorization = `Bearer ${this.token}`;
     const res = await fetch(`${this.httpUrl}${p}`, {
       method,
-      headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(API_TIMEOUT_MS),
     }).catch((e) => {
