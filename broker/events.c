@@ -20,6 +20,7 @@
 #include <nng/transport/tcp/tcp.h>
 
 #include "clock.h"
+#include "ipc_guard.h"
 #include "log.h"
 #include "sock_close.h"
 #include "tls.h"
@@ -37,8 +38,10 @@ struct event_node {
 struct events {
 	nng_socket sock;
 	nng_listener listener;
+	struct ipc_guard *guard; /* ipc:// only: relistens when NNG stops accepting */
 	struct journal *journal;
-	char url[512];
+	char url[512];        /* as advertised to clients */
+	char listen_url[512]; /* as listened on */
 
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
@@ -61,6 +64,12 @@ struct events {
 static void subscriber_cb(nng_pipe pipe, nng_pipe_ev ev_type, void *arg)
 {
 	struct events *ev = arg;
+	if (ev_type == NNG_PIPE_EV_ADD_PRE) {
+		(void)ipc_guard_claim(ev->guard, pipe); /* a probe never counts */
+		return;
+	}
+	if (ev_type == NNG_PIPE_EV_REM_POST && ipc_guard_release(ev->guard, pipe))
+		return;
 	pthread_mutex_lock(&ev->lock);
 	if (ev_type == NNG_PIPE_EV_ADD_POST)
 		ev->subscribers++;
@@ -175,6 +184,18 @@ int events_open(struct events **out, const char *url, struct journal *journal, s
 	return events_open_secure(out, url, journal, NULL, err);
 }
 
+/* The guard found the ipc:// listener no longer accepting (ipc_guard.h);
+ * an ipc:// listener has no TLS. */
+static int events_relisten(void *arg)
+{
+	struct events *ev = arg;
+	nng_listener_close(ev->listener);
+	int rv = nng_listener_create(&ev->listener, ev->sock, ev->listen_url);
+	if (rv == 0)
+		rv = nng_listener_start(ev->listener, 0);
+	return rv;
+}
+
 int events_open_secure(struct events **out, const char *url, struct journal *journal,
                        const struct jm_tls *tls, struct jm_err *err)
 {
@@ -195,6 +216,7 @@ int events_open_secure(struct events **out, const char *url, struct journal *jou
 	int rv = nng_pub0_open(&ev->sock);
 	if (rv == 0) {
 		nng_socket_set_int(ev->sock, NNG_OPT_SENDBUF, EVENTS_SEND_BUFFER);
+		nng_pipe_notify(ev->sock, NNG_PIPE_EV_ADD_PRE, subscriber_cb, ev);
 		nng_pipe_notify(ev->sock, NNG_PIPE_EV_ADD_POST, subscriber_cb, ev);
 		nng_pipe_notify(ev->sock, NNG_PIPE_EV_REM_POST, subscriber_cb, ev);
 		rv = nng_listener_create(&ev->listener, ev->sock, url);
@@ -215,15 +237,20 @@ int events_open_secure(struct events **out, const char *url, struct journal *jou
 		                  nng_strerror(rv));
 	}
 	snprintf(ev->url, sizeof ev->url, "%s", url);
+	snprintf(ev->listen_url, sizeof ev->listen_url, "%s", url);
 	int port;
 	const char *colon = strrchr(url, ':');
 	if ((strncmp(url, "tcp://", 6) == 0 || strncmp(url, "tls+tcp://", 10) == 0) && colon &&
 	    nng_listener_get_int(ev->listener, NNG_OPT_TCP_BOUND_PORT, &port) == 0)
 		snprintf(ev->url, sizeof ev->url, "%.*s:%d", (int)(colon - url), url, port);
-	if (pthread_create(&ev->thread, NULL, publisher_main, ev) != 0) {
+	int rc = ipc_guard_start(&ev->guard, url, IPC_GUARD_PEER_SUB0, events_relisten, ev, err);
+	if (rc != 0 || pthread_create(&ev->thread, NULL, publisher_main, ev) != 0) {
+		ipc_guard_stop(ev->guard);
 		nng_close(ev->sock);
+		ipc_guard_free(ev->guard);
 		free(ev);
-		return jm_err_set(err, JM_ENOMEM, "events: cannot start the publisher thread");
+		return rc ? jm_err_prefix(err, "events")
+		          : jm_err_set(err, JM_ENOMEM, "events: cannot start the publisher thread");
 	}
 	ev->thread_running = true;
 	*out = ev;
@@ -320,7 +347,11 @@ void events_close(struct events *ev)
 	if (ev == NULL)
 		return;
 	events_stop(ev);
-	sock_close(ev->sock);
+	ipc_guard_stop(ev->guard);
+	/* No pipe callback runs after a close that finished; one that hung
+	 * (sock_close.h) may still call into the guard, which is then left. */
+	if (sock_close(ev->sock))
+		ipc_guard_free(ev->guard);
 	pthread_cond_destroy(&ev->drained);
 	pthread_cond_destroy(&ev->wake);
 	pthread_mutex_destroy(&ev->lock);

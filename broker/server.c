@@ -18,6 +18,7 @@
 #include <nng/transport/tcp/tcp.h>
 
 #include "auth_gate.h"
+#include "ipc_guard.h"
 #include "log.h"
 #include "pipes.h"
 #include "proto_limits.h"
@@ -50,6 +51,7 @@ struct server {
 	char url[512];
 	struct auth_gate *auth; /* NULL: no --auth, every pipe may do anything */
 	nng_tls_config *tls;
+	struct ipc_guard *guard; /* ipc:// only: relistens when NNG stops accepting */
 
 	pthread_mutex_t lock;     /* guards conns, the counters and pipes */
 	struct u64map pipe_auths; /* pipe id -> struct pipe_auth, with auth on */
@@ -315,6 +317,8 @@ static void conn_cb(void *arg)
 static void pipe_removed_cb(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
 	struct server *srv = arg;
+	if (ipc_guard_release(srv->guard, pipe))
+		return;
 	if (srv->auth)
 		pipe_bind(srv, (uint32_t)nng_pipe_id(pipe), NULL, NULL);
 	pipes_removed(srv->pipes, pipe);
@@ -324,7 +328,26 @@ static void pipe_removed_cb(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 static void pipe_adding_cb(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
 	struct server *srv = arg;
-	pipes_added(srv->pipes, pipe);
+	if (!ipc_guard_claim(srv->guard, pipe))
+		pipes_added(srv->pipes, pipe);
+}
+
+static int listener_start(struct server *srv)
+{
+	int rv = nng_listener_create(&srv->listener, srv->sock, srv->url);
+	if (rv == 0 && srv->tls)
+		rv = nng_listener_set_ptr(srv->listener, NNG_OPT_TLS_CONFIG, srv->tls);
+	if (rv == 0)
+		rv = nng_listener_start(srv->listener, 0);
+	return rv;
+}
+
+/* The guard found the ipc:// listener no longer accepting (ipc_guard.h). */
+static int server_relisten(void *arg)
+{
+	struct server *srv = arg;
+	nng_listener_close(srv->listener);
+	return listener_start(srv);
 }
 
 /* For tcp://host:0, the URL with the port the system chose. */
@@ -386,18 +409,20 @@ int server_open(struct server **out, const char *url, struct core *core,
 	for (int i = 0; i < SERVER_CONNS_INITIAL && rv == 0; i++)
 		rv = conn_add(srv);
 	pthread_mutex_unlock(&srv->lock);
+	snprintf(srv->url, sizeof srv->url, "%s", url);
 	if (rv == 0)
-		rv = nng_listener_create(&srv->listener, srv->sock, url);
-	if (rv == 0 && srv->tls)
-		rv = nng_listener_set_ptr(srv->listener, NNG_OPT_TLS_CONFIG, srv->tls);
-	if (rv == 0)
-		rv = nng_listener_start(srv->listener, 0);
+		rv = listener_start(srv);
 	if (rv != 0) {
 		jm_err_set(err, JM_ETRANSPORT, "listening on %s: %s", url, nng_strerror(rv));
 		server_close(srv);
 		return JM_ETRANSPORT;
 	}
 	bound_url(srv, url);
+	int rc = ipc_guard_start(&srv->guard, url, IPC_GUARD_PEER_REQ0, server_relisten, srv, err);
+	if (rc != 0) {
+		server_close(srv);
+		return rc;
+	}
 	*out = srv;
 	return 0;
 }
@@ -412,6 +437,7 @@ void server_stop_listening(struct server *srv)
 	pthread_mutex_lock(&srv->lock);
 	srv->closing = true;
 	pthread_mutex_unlock(&srv->lock);
+	ipc_guard_stop(srv->guard);
 	nng_listener_close(srv->listener);
 }
 
@@ -427,7 +453,10 @@ void server_close(struct server *srv)
 	pthread_mutex_lock(&srv->lock);
 	srv->closing = true;
 	pthread_mutex_unlock(&srv->lock);
+	ipc_guard_stop(srv->guard);
 	nng_close(srv->sock);
+	ipc_guard_free(srv->guard); /* no pipe callback runs after nng_close */
+	srv->guard = NULL;
 	for (struct conn *c = srv->conns; c; c = c->next)
 		nng_aio_stop(c->aio);
 	struct conn *c = srv->conns;
