@@ -19,8 +19,12 @@
 #include <string.h>
 
 #include "clock.h"
+#include "core_keys.h"
 #include "heap.h"
+#include "idempotency.h"
 #include "log.h"
+
+#define ADMIT_RUN_AT_MAX_US (3653ull * 24 * 3600 * 1000000)
 
 /* One distinct queue of the request, with what it takes. */
 struct admit_queue {
@@ -107,9 +111,12 @@ static void fill_record(struct proto_record *rec, const struct proto_job_spec *s
 	r->attrs.batch_id = batch_id;
 	r->attrs.created_us = now;
 	r->payload = spec->payload;
-	r->state = spec->delay_ms ? PROTO_STATE_DELAYED : PROTO_STATE_PENDING;
+	r->key = spec->key;
 	r->updated_us = now;
 	r->run_at_us = spec->delay_ms ? now + spec->delay_ms * 1000 : 0;
+	if (spec->run_at_us > now)
+		r->run_at_us = spec->run_at_us;
+	r->state = r->run_at_us ? PROTO_STATE_DELAYED : PROTO_STATE_PENDING;
 }
 
 /* Step 1 for what needs no allocation. 0, or an error in err. */
@@ -123,6 +130,12 @@ static int admit_check_specs(const struct proto_submit *submit, uint64_t now, st
 			                  "overflow the clock (at most %llu ms from now)",
 			                  i, (unsigned long long)delay_ms,
 			                  (unsigned long long)((UINT64_MAX - now) / 1000 - 1));
+		uint64_t run_at_us = submit->jobs[i].run_at_us;
+		if (run_at_us > now && run_at_us - now > ADMIT_RUN_AT_MAX_US)
+			return jm_err_set(err, JM_EINVAL,
+			                  "job %u: run_at_us %llu is more than 10 years from now: "
+			                  "give a time within 10 years",
+			                  i, (unsigned long long)run_at_us);
 	}
 	return 0;
 }
@@ -160,6 +173,11 @@ static int admit_reserve(struct core *core, const struct proto_submit *submit, s
 		struct admit_queue *aq = admit_queue_of(a, q);
 		aq->created = aq->created || created;
 		aq->jobs++;
+		if (submit->jobs[i].key.len > 0 && idem_reserve(q) != 0) {
+			admission_undo(core, a);
+			return jm_err_set(err, JM_ENOMEM,
+			                  "job %u: broker out of memory for its key", i);
+		}
 	}
 	uint64_t max_jobs = s->config.max_queue_jobs;
 	for (uint32_t i = 0; max_jobs && i < a->queues_count; i++) {
@@ -241,11 +259,16 @@ void handle_submit(struct core *core, struct request *req, struct outbox *out)
 	}
 	uint64_t now = jm_wall_us();
 	struct admission a = {0};
+	struct key_plan keys;
 	int rc = admit_check_specs(submit, now, &err);
 	if (rc == 0)
-		rc = admit_reserve(core, submit, &a, now, &err);
+		rc = key_plan_make(core, submit, now, &keys, &err);
+	else
+		memset(&keys, 0, sizeof keys);
+	if (rc == 0 && keys.admit.jobs_count > 0)
+		rc = admit_reserve(core, &keys.admit, &a, now, &err);
 	uint64_t last_lsn = 0;
-	if (rc == 0) {
+	if (rc == 0 && a.count > 0) {
 		rc = journal_append_many(core->journal, a.bodies.data, a.lens, a.count, &last_lsn,
 		                         &err);
 		if (rc != 0)
@@ -254,6 +277,7 @@ void handle_submit(struct core *core, struct request *req, struct outbox *out)
 	if (rc != 0) {
 		core_reply_errorf(core, req, out, rc, "submit: %s", jm_err_text(&err));
 		admission_fini(&a);
+		key_plan_fini(&keys);
 		return;
 	}
 	struct state *s = &core->state;
@@ -263,11 +287,18 @@ void handle_submit(struct core *core, struct request *req, struct outbox *out)
 		core_committed(core, &a.recs[i], last_lsn - a.count + 1 + i, 0);
 	}
 	admission_unpin(&a);
+	key_plan_finish(&keys, a.ids);
 	struct proto_msg msg = {.type = PROTO_SUBMITTED};
-	msg.u.submitted.batch_id = a.batch ? a.batch->id : 0;
-	msg.u.submitted.ids_count = a.count;
-	msg.u.submitted.ids = a.ids;
+	msg.u.submitted.batch_id = a.batch ? a.batch->id : keys.batch_id;
+	msg.u.submitted.ids_count = keys.count;
+	msg.u.submitted.ids = keys.ids ? keys.ids : a.ids;
+	msg.u.submitted.existing_ids_count = keys.existing_count;
+	msg.u.submitted.existing_ids = keys.existing_ids;
+	/* Waits for the latest record, which covers the admission of the
+	 * jobs keys answered too (a retry never hears of a job that a crash
+	 * could still lose). */
 	core_reply(core, req, &msg, out);
 	admission_fini(&a);
+	key_plan_fini(&keys);
 	core_pump(core, out);
 }

@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "err.h"
+#include "job_spec.h"
 #include "limits.h"
+#include "rfc3339.h"
 
 int http_bad_set(struct http_bad *bad, uint16_t status, const char *code, const char *fmt, ...)
 {
@@ -375,9 +377,9 @@ static bool int_field(json_t *obj, const char *field, const char *label, long lo
 bool http_json_job_spec(json_t *obj, const char *queue, const char *label,
                         struct proto_job_spec *spec, char **payload_out, struct http_bad *bad)
 {
-	static const char *const allowed[] = {"queue",    "type",       "payload",
-	                                      "data",     "priority",   "max_attempts",
-	                                      "delay_ms", "timeout_ms", NULL};
+	static const char *const allowed[] = {"queue",    "type",         "payload",  "data",
+	                                      "priority", "max_attempts", "delay_ms", "timeout_ms",
+	                                      "key",      "run_at",       NULL};
 	const char *sep = label[0] ? ": " : "";
 	memset(spec, 0, sizeof *spec);
 	*payload_out = NULL;
@@ -397,7 +399,8 @@ bool http_json_job_spec(json_t *obj, const char *queue, const char *label,
 			return http_bad_set(
 			           bad, 400, "unknown_field",
 			           "%s%sunknown field \"%.64s\": allowed are %stype, payload, "
-			           "data, priority, max_attempts, delay_ms, timeout_ms",
+			           "data, priority, max_attempts, delay_ms, timeout_ms, key, "
+			           "run_at",
 			           label, sep, key, queue ? "" : "queue, "),
 			       false;
 	}
@@ -420,6 +423,42 @@ bool http_json_job_spec(json_t *obj, const char *queue, const char *label,
 	spec->attrs.max_attempts = (uint32_t)attempts;
 	spec->delay_ms = (uint64_t)delay;
 	spec->attrs.timeout_ms = (uint64_t)timeout;
+	json_t *idem = json_object_get(obj, "key");
+	if (idem) {
+		struct jm_err err;
+		if (!json_is_string(idem))
+			return http_bad_set(bad, 400, "field_type",
+			                    "%s%sfield \"key\" must be a string, got %s", label,
+			                    sep, kind_of(idem)),
+			       false;
+		spec->key = (struct proto_bytes){(const uint8_t *)json_string_value(idem),
+		                                 (uint32_t)json_string_length(idem)};
+		if (spec->key.len == 0 ||
+		    proto_idempotency_key_check(spec->key.ptr, spec->key.len, &err) != 0)
+			return http_bad_set(bad, 400, "key_invalid",
+			                    "%s%sidempotency key is invalid: %s", label, sep,
+			                    PROTO_KEY_RULE),
+			       false;
+	}
+	json_t *run_at = json_object_get(obj, "run_at");
+	if (run_at) {
+		struct jm_err err;
+		if (!json_is_string(run_at))
+			return http_bad_set(
+			           bad, 400, "field_type",
+			           "%s%sfield \"run_at\" must be an RFC 3339 string, got %s", label,
+			           sep, kind_of(run_at)),
+			       false;
+		if (jm_rfc3339_parse(json_string_value(run_at), &spec->run_at_us, &err) != 0)
+			return http_bad_set(bad, 400, "field_range", "%s%s%s", label, sep,
+			                    jm_err_text(&err)),
+			       false;
+		if (spec->delay_ms)
+			return http_bad_set(bad, 400, "field_conflict",
+			                    "%s%sgive \"delay_ms\" or \"run_at\", not both", label,
+			                    sep),
+			       false;
+	}
 	json_t *payload = json_object_get(obj, "payload");
 	json_t *data = json_object_get(obj, "data");
 	if (payload && data)

@@ -21,6 +21,7 @@
 #include "u64map.h"
 
 struct batch;
+struct idem_key;
 struct queue;
 struct worker;
 struct waiter;
@@ -43,7 +44,8 @@ struct job {
 	uint64_t last_lsn;       /* journal position of its latest change (this boot) */
 	uint64_t snapshot_bytes; /* its share of state->live_bytes while placed */
 
-	char *last_error; /* NUL-terminated or NULL */
+	char *last_error;     /* NUL-terminated or NULL */
+	struct idem_key *key; /* its idempotency key (idempotency.h), or NULL */
 
 	/* The handler's latest progress in this attempt; memory only. */
 	uint64_t progress_done;

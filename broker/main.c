@@ -223,6 +223,8 @@ NUMERIC_SETTER(set_keep_finished, "--keep-finished", state.queue_defaults.keep_f
                1000000000ull)
 NUMERIC_SETTER(set_keep_age, "--keep-finished-age-ms", state.queue_defaults.keep_finished_age_ms, 0,
                365ull * 24 * 3600 * 1000)
+NUMERIC_SETTER(set_key_window, "--key-window-ms", state.queue_defaults.key_window_ms, 1,
+               365ull * 24 * 3600 * 1000)
 NUMERIC_SETTER(set_dead_after, "--dead-after-ms", state.dead_after_ms, 100, 3600ull * 1000)
 NUMERIC_SETTER(set_lease_grace, "--lease-grace-ms", state.lease_grace_ms, 0, 3600ull * 1000)
 NUMERIC_SETTER(set_max_queues, "--max-queues", state.max_queues, 1, 1000000)
@@ -327,6 +329,10 @@ static const struct jm_flag broker_flags[] = {
     {"keep-finished", "N", "finished jobs kept per queue (default 100000)", set_keep_finished},
     {"keep-finished-age-ms", "MS", "and for at most this long; 0 = no age limit (default 7 days)",
      set_keep_age},
+    {"key-window-ms", "MS",
+     "an idempotency key names its job this long after its submit (default 24 h); a job "
+     "dropped by retention takes its key with it",
+     set_key_window},
     {"dead-after-ms", "MS", "a worker silent this long is lost (default 5000)", set_dead_after},
     {"lease-grace-ms", "MS", "past a run timeout before the broker fails it (default 10000)",
      set_lease_grace},
@@ -407,6 +413,7 @@ static void defaults(struct broker_options *o)
 	s->queue_defaults.backoff.cap_ms = 300000;
 	s->queue_defaults.keep_finished = 100000;
 	s->queue_defaults.keep_finished_age_ms = 7ull * 24 * 3600 * 1000;
+	s->queue_defaults.key_window_ms = 24ull * 3600 * 1000;
 	s->max_queues = 10000;
 	s->max_workers = 10000;
 	s->max_queue_jobs = 1000000;

@@ -2,6 +2,7 @@
  * asc): ready_seq grows each time any job becomes ready, so equal
  * priorities come out in the order they became ready. */
 #include "heap.h"
+#include "idempotency.h"
 #include "queue.h"
 
 #include <stdlib.h>
@@ -20,6 +21,7 @@ int queue_registry_init(struct queue_registry *reg, const struct queue_policy *d
 static void free_queue_cb(struct namemap_entry *e, void *arg)
 {
 	struct queue *q = container_of(e, struct queue, by_name);
+	idem_fini(q);
 	free(q->ready);
 	free(q);
 }
@@ -173,6 +175,7 @@ void queue_drop_if_empty(struct queue_registry *reg, struct queue *q)
 	if (queue_unfinished(q) != 0 || q->finished_count != 0)
 		return;
 	namemap_remove(&reg->queues, &q->by_name);
+	idem_fini(q);
 	free(q->ready);
 	free(q);
 }

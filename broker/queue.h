@@ -19,6 +19,7 @@ struct queue_policy {
 	uint64_t keep_finished;        /* completed+failed+cancelled jobs kept */
 	uint64_t keep_finished_age_ms; /* and for at most this long */
 	uint32_t max_active;           /* active jobs across all workers; 0: no limit */
+	uint64_t key_window_ms;        /* an idempotency key matches this long */
 };
 
 /* A per-queue setting given before the queue exists (--queue-limit). */
@@ -39,7 +40,8 @@ struct queue {
 	struct job_list finished; /* oldest first, for retention */
 	uint64_t finished_count;
 
-	bool pinned; /* a request holds it: never reclaimed (core_admit.c) */
+	bool pinned;         /* a request holds it: never reclaimed (core_admit.c) */
+	struct namemap keys; /* idempotency keys (idempotency.h); empty until one */
 
 	struct namemap_entry by_name;
 };

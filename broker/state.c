@@ -13,6 +13,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "idempotency.h"
 #include "message.h"
 
 int state_init(struct state *s, const struct state_config *config)
@@ -39,6 +40,7 @@ int state_init(struct state *s, const struct state_config *config)
 
 static void job_free(struct job *job)
 {
+	idem_forget(job);
 	free(job->progress_message);
 	free(job->payload);
 	free(job->last_error);
@@ -168,7 +170,8 @@ uint64_t state_job_snapshot_bound(const struct job *job)
 	       (job->lease_token ? MSGPACK_INT_MAX : 1) +
 	       (job->holder_instance ? MSGPACK_INT_MAX : 1) + strlen(job->attrs.type) +
 	       job->payload_len + (job->holder ? strlen(job->holder->id) : 0) +
-	       (job->last_error ? strlen(job->last_error) : 0) + job->result_len;
+	       (job->last_error ? strlen(job->last_error) : 0) + job->result_len +
+	       (job->key ? MSGPACK_BYTES_HEADER_MAX + strlen(job->key->key) : 1);
 }
 
 uint64_t state_new_job_bound(const struct proto_rec_job *r)
@@ -178,7 +181,7 @@ uint64_t state_new_job_bound(const struct proto_rec_job *r)
 	       (r->lease_token ? MSGPACK_INT_MAX : 1) + (r->worker_instance ? MSGPACK_INT_MAX : 1) +
 	       strlen(r->attrs.type) + r->payload.len +
 	       (r->state == PROTO_STATE_ACTIVE ? strlen(r->worker_id) : 0) + r->last_error.len +
-	       r->result.len;
+	       r->result.len + (r->key.len ? MSGPACK_BYTES_HEADER_MAX + r->key.len : 1);
 }
 
 /* Removes job from the place its current state keeps it in. */
@@ -336,8 +339,9 @@ struct job *state_job_prepare(const struct proto_rec_job *r)
 	deadline_init(&job->timer, DEADLINE_JOB_READY);
 	TAILQ_INIT(&job->waiters);
 	job->id = r->job_id;
-	if (copy_bytes(&job->payload, &job->payload_len, &r->payload) != 0) {
-		free(job);
+	if (copy_bytes(&job->payload, &job->payload_len, &r->payload) != 0 ||
+	    idem_prepare(job, &r->key) != 0) {
+		job_free(job);
 		return NULL;
 	}
 	return job;
@@ -372,6 +376,7 @@ void state_apply_prepared_job(struct state *s, const struct proto_rec_job *r, st
 {
 	job_set_fields(job, queue_find(&s->queues, r->attrs.queue), r);
 	(void)jobtable_insert(&s->jobs, job); /* never fails (u64map.h) */
+	idem_link(job->queue, job);           /* the queue's keys were reserved */
 	note_ids(s, r);
 	if (r->attrs.batch_id) {
 		struct batch *b = batch_find(&s->batches, r->attrs.batch_id);
@@ -419,6 +424,11 @@ static int apply_job(struct state *s, const struct proto_rec_job *r, uint64_t no
 		if (w && r->worker_instance != 0)
 			w->instance = r->worker_instance;
 	}
+	if (rc == 0 && r->key.len > 0 && job->key == NULL) {
+		rc = idem_reserve(q);
+		if (rc == 0)
+			rc = idem_prepare(job, &r->key);
+	}
 	if (rc == 0 && is_new)
 		rc = jobtable_insert(&s->jobs, job);
 	if (rc != 0) {
@@ -427,6 +437,7 @@ static int apply_job(struct state *s, const struct proto_rec_job *r, uint64_t no
 		return jm_err_set(err, rc, "job %llu: %s", (unsigned long long)r->job_id,
 		                  jm_strerror(rc));
 	}
+	idem_link(q, job);
 	note_ids(s, r);
 	if (is_new && r->attrs.batch_id) {
 		struct batch *b;
@@ -617,4 +628,7 @@ void state_job_snapshot(const struct job *job, struct proto_record *rec)
 	    (struct proto_bytes){(const uint8_t *)job->last_error,
 	                         job->last_error ? (uint32_t)strlen(job->last_error) : 0};
 	r->result = (struct proto_bytes){job->result, job->result_len};
+	if (job->key)
+		r->key = (struct proto_bytes){(const uint8_t *)job->key->key,
+		                              (uint32_t)strlen(job->key->key)};
 }

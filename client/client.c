@@ -254,6 +254,14 @@ int client_check_spec(const jm_job_spec *job, const char *where)
 	                              job->payload_len, job->priority, job->max_attempts, &err);
 	if (rc != 0)
 		return client_fail(rc, "submit: %s%s", where, jm_err_text(&err));
+	if (job->idempotency_key != NULL &&
+	    proto_idempotency_key_check(job->idempotency_key, strlen(job->idempotency_key), &err))
+		return client_fail(err.code, "submit: %s%s", where, jm_err_text(&err));
+	if (job->run_at_us && job->delay_ms)
+		return client_fail(JM_EINVAL,
+		                   "submit: %sdelay_ms and run_at_us are both set: give one or the "
+		                   "other",
+		                   where);
 	return 0;
 }
 
@@ -269,6 +277,10 @@ void client_spec_to_proto(const jm_job_spec *job, struct proto_job_spec *out)
 	out->attrs.max_attempts = job->max_attempts;
 	out->delay_ms = job->delay_ms;
 	out->attrs.timeout_ms = job->timeout_ms;
+	if (job->idempotency_key != NULL)
+		out->key = (struct proto_bytes){(const uint8_t *)job->idempotency_key,
+		                                (uint32_t)strlen(job->idempotency_key)};
+	out->run_at_us = job->run_at_us;
 }
 
 /* Sends jobs[0..count) as one SUBMIT; ids receive the new ids. first is

@@ -108,11 +108,17 @@ struct proto_job_attrs {
 };
 
 /* One job of a SUBMIT: [queue, type, payload, priority, max_attempts,
- * delay_ms, timeout_ms] */
+ * delay_ms, timeout_ms, key, run_at_us]
+ * key and run_at_us were appended (an older client sends seven fields).
+ * key: an idempotency key (empty: none; see job_spec.h). run_at_us: a wall
+ * time (µs since 1970) to run no sooner than; 0: none, else delay_ms must
+ * be 0. */
 struct proto_job_spec {
 	struct proto_job_attrs attrs; /* batch_id and created_us not on the wire */
 	struct proto_bytes payload;
 	uint64_t delay_ms; /* 0: ready now */
+	struct proto_bytes key;
+	uint64_t run_at_us;
 };
 
 /* SUBMIT: [as_batch, [job_spec...]] (1..PROTO_JOBS_PER_MESSAGE_MAX jobs) */
@@ -122,11 +128,16 @@ struct proto_submit {
 	struct proto_job_spec *jobs;
 };
 
-/* SUBMITTED: [batch_id, [job_id...]]; batch_id 0 when not a batch */
+/* SUBMITTED: [batch_id, [job_id...], [existing_id...]]; batch_id 0 when
+ * not a batch. existing_ids (appended; absent from an older broker) lists
+ * the ids of ids that an idempotency key matched: jobs admitted earlier,
+ * not by this submit. */
 struct proto_submitted {
 	uint64_t batch_id;
 	uint32_t ids_count;
 	uint64_t *ids;
+	uint32_t existing_ids_count;
+	uint64_t *existing_ids;
 };
 
 /* FETCH: [worker_id, instance, slot, [queue...], max_jobs, wait_ms]

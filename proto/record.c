@@ -32,6 +32,12 @@ static int rec_job_spec_check(const void *base, struct jm_err *err)
 	                            j->attrs.max_attempts, err);
 }
 
+static int rec_job_key_check(const void *base, struct jm_err *err)
+{
+	const struct proto_rec_job *j = base;
+	return proto_idempotency_key_check(j->key.ptr, j->key.len, err);
+}
+
 static const struct field rec_job_field[] = {
     F_U64(struct proto_rec_job, job_id),
     {ATTR_BATCH_ID(struct proto_rec_job)},
@@ -53,8 +59,14 @@ static const struct field rec_job_field[] = {
     /* version 2 */
     F_U64(struct proto_rec_job, lease_token),
     F_U64(struct proto_rec_job, worker_instance),
+    /* appended within version 2: an older version 2 record has 19 fields */
+    {.wire = "key",
+     .label = "idempotency key",
+     .kind = FIELD_TEXT,
+     .offset = offsetof(struct proto_rec_job, key),
+     .check = rec_job_key_check},
 };
-static const struct fields rec_job_fields = FIELDS_OF(rec_job_field, NULL);
+static const struct fields rec_job_fields = FIELDS_OF_OPTIONAL(rec_job_field, 19, NULL);
 #define REC_JOB_V1_FIELDS 17
 
 /* LEASE: [job_id, lease, attempt, worker_id, at_us, token, instance] */

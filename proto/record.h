@@ -54,7 +54,7 @@ enum proto_outcome {
 /* JOB: [job_id, batch_id, queue, type, payload, priority, max_attempts,
  *       timeout_ms, state, attempt, lease, created_us, updated_us,
  *       run_at_us, worker_id, last_error, result, lease_token,
- *       worker_instance] */
+ *       worker_instance, key] */
 struct proto_rec_job {
 	uint64_t job_id;
 	struct proto_job_attrs attrs; /* every attribute on the wire */
@@ -69,6 +69,9 @@ struct proto_rec_job {
 	struct proto_bytes result;
 	uint64_t lease_token;     /* while active: see LEASE's token; else 0 */
 	uint64_t worker_instance; /* while active: the holder's instance; else 0 */
+	/* Appended (optional; absent in older records): the job's idempotency
+	 * key, "" when it has none or its key has been taken over. */
+	struct proto_bytes key;
 };
 
 /* LEASE: [job_id, lease, attempt, worker_id, at_us, token, instance]

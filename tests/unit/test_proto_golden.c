@@ -153,13 +153,15 @@ static struct proto_job_spec SPECS[2] = {
      .attrs.priority = -1000,
      .attrs.max_attempts = 5,
      .delay_ms = 60000,
-     .attrs.timeout_ms = 0x1ffffffffull},
+     .attrs.timeout_ms = 0x1ffffffffull,
+     .key = {(const uint8_t *)"order-4711 retry~", 17}},
     {.attrs.queue = "reports.monthly_long-queue_name_over_32",
      .attrs.type = "t",
      .attrs.priority = 1000,
      .attrs.max_attempts = 0,
      .delay_ms = 0,
-     .attrs.timeout_ms = 300},
+     .attrs.timeout_ms = 300,
+     .run_at_us = 1764460800123456ull},
 };
 
 static struct proto_delivery DELIVERIES[2] = {
@@ -298,8 +300,11 @@ static void msg_fill(struct proto_msg *m, enum proto_type type)
 		    (struct proto_submit){.as_batch = true, .jobs_count = 2, .jobs = SPECS};
 		break;
 	case PROTO_SUBMITTED:
-		m->u.submitted = (struct proto_submitted){
-		    .batch_id = 0x500000001ull, .ids_count = 3, .ids = IDS};
+		m->u.submitted = (struct proto_submitted){.batch_id = 0x500000001ull,
+		                                          .ids_count = 3,
+		                                          .ids = IDS,
+		                                          .existing_ids_count = 1,
+		                                          .existing_ids = &IDS[1]};
 		break;
 	case PROTO_FETCH:
 		m->u.fetch = (struct proto_fetch){.worker_id = "w-1.host",
@@ -540,6 +545,8 @@ static void msg_equal(const struct proto_msg *want, const struct proto_msg *got)
 			EQ(attrs.max_attempts);
 			EQ(delay_ms);
 			EQ(attrs.timeout_ms);
+			EQ_BYTES(key);
+			EQ(run_at_us);
 		}
 		break;
 	}
@@ -548,6 +555,8 @@ static void msg_equal(const struct proto_msg *want, const struct proto_msg *got)
 		EQ(batch_id);
 		EQ(ids_count);
 		ids_equal(a->ids, b->ids, a->ids_count);
+		EQ(existing_ids_count);
+		ids_equal(a->existing_ids, b->existing_ids, a->existing_ids_count);
 		break;
 	}
 	case PROTO_FETCH: {
@@ -826,6 +835,46 @@ static void test_a_status_and_a_job_without_payload_fields_still_decode(void **s
 	jm_buf_fini(&fixture);
 }
 
+/* SUBMIT's job spec had 7 fields and SUBMITTED 2 before the idempotency
+ * key, run_at_us and existing_ids were appended, and a version 2 JOB
+ * record 19 before its key: the older bytes still decode, the new fields
+ * empty. */
+static void test_bytes_from_before_idempotency_keys_still_decode(void **state)
+{
+	(void)state;
+	struct jm_buf fixture = {0};
+	struct proto_msg got;
+	struct jm_err err;
+	golden_read("msg_submit-7-field-specs", &fixture);
+	assert_jm_ok_err(proto_decode(fixture.data, fixture.len, &got, &err), &err);
+	assert_int_equal(got.u.submit.jobs_count, 2);
+	assert_int_equal(got.u.submit.jobs[0].delay_ms, 60000);
+	assert_int_equal(got.u.submit.jobs[0].key.len, 0);
+	assert_int_equal(got.u.submit.jobs[1].run_at_us, 0);
+	proto_msg_fini(&got);
+	jm_buf_fini(&fixture);
+	fixture = (struct jm_buf){0};
+	golden_read("msg_submitted-2-fields", &fixture);
+	assert_jm_ok_err(proto_decode(fixture.data, fixture.len, &got, &err), &err);
+	assert_int_equal(got.u.submitted.ids_count, 3);
+	assert_int_equal(got.u.submitted.existing_ids_count, 0);
+	proto_msg_fini(&got);
+	jm_buf_fini(&fixture);
+	const char *records[] = {"rec_job-19-fields", "rec_schedule-fire-19-field-job"};
+	for (int i = 0; i < 2; i++) {
+		fixture = (struct jm_buf){0};
+		golden_read(records[i], &fixture);
+		struct proto_record rec;
+		assert_jm_ok_err(proto_record_decode(fixture.data, fixture.len, &rec, &err), &err);
+		const struct proto_rec_job *job = i == 0 ? &rec.u.job : &rec.u.schedule_fire.job;
+		assert_true(job->job_id == 0x1234567890ull);
+		assert_true(job->worker_instance == 0xfeedface12ull);
+		assert_int_equal(job->key.len, 0);
+		proto_record_fini(&rec);
+		jm_buf_fini(&fixture);
+	}
+}
+
 static void test_every_message_type_encodes_to_its_golden_bytes_and_back(void **state)
 {
 	(void)state;
@@ -880,7 +929,8 @@ static void rec_fill(struct proto_record *r, enum proto_record_type type)
 		                           .last_error = TEXT_BYTES,
 		                           .result = bytes_of("ok", 2),
 		                           .lease_token = 0x8badf00d5eed1234ull,
-		                           .worker_instance = 0xfeedface12ull};
+		                           .worker_instance = 0xfeedface12ull,
+		                           .key = bytes_of("invoice-2026-11", 15)};
 		break;
 	case PROTO_REC_LEASE:
 		r->u.lease = (struct proto_rec_lease){.job_id = 0x100000001ull,
@@ -969,6 +1019,7 @@ static void rec_equal(const struct proto_record *want, const struct proto_record
 		EQ_BYTES(result);
 		EQ(lease_token);
 		EQ(worker_instance);
+		EQ_BYTES(key);
 		break;
 	}
 	case PROTO_REC_LEASE: {
@@ -1102,8 +1153,10 @@ static void test_every_version_1_record_still_decodes(void **state)
 		struct proto_record want;
 		rec_fill(&want, (enum proto_record_type)type);
 		want.version = 1;
-		if (type == PROTO_REC_JOB)
+		if (type == PROTO_REC_JOB) {
 			want.u.job.lease_token = want.u.job.worker_instance = 0;
+			want.u.job.key = (struct proto_bytes){0};
+		}
 		if (type == PROTO_REC_LEASE)
 			want.u.lease.token = want.u.lease.instance = 0;
 		char kind[64];
@@ -1125,6 +1178,7 @@ int main(void)
 	    cmocka_unit_test(test_every_message_type_encodes_to_its_golden_bytes_and_back),
 	    cmocka_unit_test(test_a_six_field_stats_reply_still_decodes),
 	    cmocka_unit_test(test_a_status_and_a_job_without_payload_fields_still_decode),
+	    cmocka_unit_test(test_bytes_from_before_idempotency_keys_still_decode),
 	    cmocka_unit_test(test_every_record_type_encodes_to_its_golden_bytes_and_back),
 	    cmocka_unit_test(test_version_1_ack_and_fail_are_refused_saying_upgrade),
 	    cmocka_unit_test(test_every_version_1_record_still_decodes),

@@ -62,6 +62,14 @@ typedef struct jm_job_spec {
 	unsigned max_attempts; /* 0: queue default (3) */
 	uint64_t delay_ms;     /* 0: ready now */
 	uint64_t timeout_ms;   /* run timeout per attempt; 0: default */
+	/* NULL or "": none. Else 1-128 printable ASCII characters: a second
+	 * submit with the same key to the same queue within the broker's key
+	 * window (default 24 h) gets the first job's id and creates nothing,
+	 * also across broker restarts; submit it again with the same key when
+	 * a submit's outcome is unknown (a timeout, a lost connection). */
+	const char *idempotency_key;
+	uint64_t run_at_us; /* wall time (µs since 1970) to run no sooner than;
+	                       0: none (then delay_ms counts); not with delay_ms */
 } jm_job_spec;
 
 /* Enqueues one job; on success *job_id is its id. */
