@@ -94,7 +94,7 @@ static void submit_jobs(struct http_call *call, json_t *root, const char *queue,
 			http_reply_error(call, 503, "out_of_memory", "broker out of memory");
 			return;
 		}
-		delayed += specs[i].delay_ms > 0;
+		delayed += specs[i].delay_ms > 0 || specs[i].run_at_us > jm_wall_us();
 	}
 	call->with_result = many && !as_batch; /* reply shape, see submitted_cb */
 	call->limit = delayed;                 /* one job: its state */
@@ -120,7 +120,7 @@ static bool body_json(struct http_call *call)
 	return true;
 }
 
-/* The Idempotency-Key header: the key of a one-job body, as its "key"
+/* The Idempotency-Key header: the key of a one-job body, as its "idempotency_key"
  * field would be. False after replying. */
 static bool idempotency_header(struct http_call *call)
 {
@@ -129,10 +129,11 @@ static bool idempotency_header(struct http_call *call)
 		return true;
 	struct jm_err err;
 	size_t len = strlen(key);
-	if (!json_is_object(call->body_json) || json_object_get(call->body_json, "key")) {
+	if (!json_is_object(call->body_json) ||
+	    json_object_get(call->body_json, "idempotency_key")) {
 		http_reply_error(call, 400, "key_conflict",
-		                 "the Idempotency-Key header keys a one-job body without a \"key\" "
-		                 "field: give each job of an array its own \"key\"");
+		                 "the Idempotency-Key header keys a one-job body without an "
+		                 "\"idempotency_key\" field: give each job of an array its own");
 		return false;
 	}
 	if (len == 0 || proto_idempotency_key_check(key, len, &err) != 0) {
@@ -140,7 +141,7 @@ static bool idempotency_header(struct http_call *call)
 		                 PROTO_KEY_RULE);
 		return false;
 	}
-	if (json_object_set_new(call->body_json, "key", json_stringn(key, len)) != 0) {
+	if (json_object_set_new(call->body_json, "idempotency_key", json_stringn(key, len)) != 0) {
 		http_reply_error(call, 503, "out_of_memory", "broker out of memory");
 		return false;
 	}

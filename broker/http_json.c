@@ -377,9 +377,9 @@ static bool int_field(json_t *obj, const char *field, const char *label, long lo
 bool http_json_job_spec(json_t *obj, const char *queue, const char *label,
                         struct proto_job_spec *spec, char **payload_out, struct http_bad *bad)
 {
-	static const char *const allowed[] = {"queue",    "type",         "payload",  "data",
-	                                      "priority", "max_attempts", "delay_ms", "timeout_ms",
-	                                      "key",      "run_at",       NULL};
+	static const char *const allowed[] = {
+	    "queue",    "type",       "payload",         "data",   "priority", "max_attempts",
+	    "delay_ms", "timeout_ms", "idempotency_key", "run_at", NULL};
 	const char *sep = label[0] ? ": " : "";
 	memset(spec, 0, sizeof *spec);
 	*payload_out = NULL;
@@ -399,8 +399,8 @@ bool http_json_job_spec(json_t *obj, const char *queue, const char *label,
 			return http_bad_set(
 			           bad, 400, "unknown_field",
 			           "%s%sunknown field \"%.64s\": allowed are %stype, payload, "
-			           "data, priority, max_attempts, delay_ms, timeout_ms, key, "
-			           "run_at",
+			           "data, priority, max_attempts, delay_ms, timeout_ms, "
+			           "idempotency_key, run_at",
 			           label, sep, key, queue ? "" : "queue, "),
 			       false;
 	}
@@ -423,13 +423,14 @@ bool http_json_job_spec(json_t *obj, const char *queue, const char *label,
 	spec->attrs.max_attempts = (uint32_t)attempts;
 	spec->delay_ms = (uint64_t)delay;
 	spec->attrs.timeout_ms = (uint64_t)timeout;
-	json_t *idem = json_object_get(obj, "key");
+	json_t *idem = json_object_get(obj, "idempotency_key");
 	if (idem) {
 		struct jm_err err;
 		if (!json_is_string(idem))
-			return http_bad_set(bad, 400, "field_type",
-			                    "%s%sfield \"key\" must be a string, got %s", label,
-			                    sep, kind_of(idem)),
+			return http_bad_set(
+			           bad, 400, "field_type",
+			           "%s%sfield \"idempotency_key\" must be a string, got %s", label,
+			           sep, kind_of(idem)),
 			       false;
 		spec->key = (struct proto_bytes){(const uint8_t *)json_string_value(idem),
 		                                 (uint32_t)json_string_length(idem)};
