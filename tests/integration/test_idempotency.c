@@ -17,13 +17,16 @@
 #include "harness.h"
 #include "stack.h"
 
+static struct harness *current; /* for the logs of a failed submit */
+
 static uint64_t submit_keyed(jm_client *c, const char *queue, const char *key)
 {
 	jm_job_spec spec = {
 	    .queue = queue, .type = "t", .payload = "p", .payload_len = 1, .idempotency_key = key};
 	uint64_t id = 0;
 	if (jm_client_submit(c, &spec, &id) != 0)
-		fail_msg("submit %s/%s: %s", queue, key, jm_client_last_error());
+		fixture_fail_with_logs(current, NULL, "submit %s/%s: %s", queue, key,
+		                       jm_client_last_error());
 	return id;
 }
 
@@ -41,10 +44,20 @@ static uint64_t unfinished_of(jm_client *c, const char *queue)
 	return n;
 }
 
-static void reopen(struct stack *f)
+/* The client goes before the broker stops and a new one comes after it is
+ * back. With the old client left open across the restart (it redials the
+ * new broker at once) and closed only then, the first submit got no reply
+ * within 10 s in about 1 of 30 runs; not diagnosed (the NNG close-during-
+ * handshake trap of DESIGN.md is the suspect), and not seen with the
+ * client closed first (60 runs). */
+static void client_close(struct stack *f)
 {
 	jm_client_close(f->client);
 	f->client = NULL;
+}
+
+static void client_open(struct stack *f)
+{
 	assert_jm_ok(jm_client_open(&f->client, f->h.broker_url));
 }
 
@@ -52,6 +65,7 @@ static void test_the_same_key_twice_gives_one_job_also_across_a_sigkill(void **s
 {
 	const char *args[] = {"--compact-min-bytes", "0", NULL};
 	struct stack *f = stack_open(state, "idem_sigkill", args, NULL, STACK_CLIENT);
+	current = &f->h;
 	uint64_t first = submit_keyed(f->client, "orders", "order-4711");
 	assert_true(submit_keyed(f->client, "orders", "order-4711") == first);
 	/* The key is the queue's: another queue's job with it is another job. */
@@ -59,9 +73,10 @@ static void test_the_same_key_twice_gives_one_job_also_across_a_sigkill(void **s
 	assert_true(other != first);
 	assert_int_equal(unfinished_of(f->client, "orders"), 1);
 
+	client_close(f);
 	assert_jm_ok(harness_kill(&f->broker));
 	assert_jm_ok(harness_broker_start(&f->h, NULL, &f->broker));
-	reopen(f);
+	client_open(f);
 	assert_true(submit_keyed(f->client, "orders", "order-4711") == first);
 	assert_true(submit_keyed(f->client, "mail", "order-4711") == other);
 	assert_int_equal(unfinished_of(f->client, "orders"), 1);
@@ -69,9 +84,10 @@ static void test_the_same_key_twice_gives_one_job_also_across_a_sigkill(void **s
 	assert_true(second > other);
 
 	/* A clean stop writes a snapshot: the keys are in it. */
+	client_close(f);
 	assert_int_equal(harness_stop(&f->broker, SIGTERM, 10000, NULL), 0);
 	assert_jm_ok(harness_broker_start(&f->h, NULL, &f->broker));
-	reopen(f);
+	client_open(f);
 	assert_true(submit_keyed(f->client, "orders", "order-4711") == first);
 	assert_true(submit_keyed(f->client, "orders", "order-4712") == second);
 	assert_int_equal(unfinished_of(f->client, "orders"), 2);
@@ -81,6 +97,7 @@ static void
 test_a_batch_resent_with_its_keys_gets_the_same_batch_and_a_mixed_one_is_refused(void **state)
 {
 	struct stack *f = stack_open(state, "idem_batch", NULL, NULL, STACK_CLIENT);
+	current = &f->h;
 	jm_job_spec jobs[3] = {
 	    {.queue = "b", .type = "t", .idempotency_key = "k1"},
 	    {.queue = "b", .type = "t", .idempotency_key = "k2"},
@@ -128,6 +145,7 @@ test_past_the_key_window_a_key_makes_a_new_job_which_keeps_it_after_a_restart(vo
 {
 	const char *args[] = {"--key-window-ms", "1000", NULL};
 	struct stack *f = stack_open(state, "idem_window", args, NULL, STACK_CLIENT);
+	current = &f->h;
 	uint64_t t0 = jm_wall_us();
 	uint64_t first = submit_keyed(f->client, "w", "daily-2026-11-30");
 	uint64_t again = submit_keyed(f->client, "w", "daily-2026-11-30");
@@ -139,9 +157,10 @@ test_past_the_key_window_a_key_makes_a_new_job_which_keeps_it_after_a_restart(vo
 	uint64_t second = submit_keyed(f->client, "w", "daily-2026-11-30");
 	assert_true(second > first);
 	assert_true(submit_keyed(f->client, "w", "daily-2026-11-30") == second);
+	client_close(f);
 	assert_jm_ok(harness_kill(&f->broker));
 	assert_jm_ok(harness_broker_start(&f->h, args, &f->broker));
-	reopen(f);
+	client_open(f);
 	/* Replay saw both jobs with the key: the newer one holds it, whether
 	 * or not its window has passed since. */
 	uint64_t third = submit_keyed(f->client, "w", "daily-2026-11-30");
@@ -170,6 +189,7 @@ static int run_cli(struct stack *f, const char *const *args, char **out, char **
 static void test_the_cli_submits_with_a_key_and_a_run_at_time(void **state)
 {
 	struct stack *f = stack_open(state, "idem_cli", NULL, NULL, STACK_CLIENT);
+	current = &f->h;
 	const char *keyed[] = {"submit", "--queue",           "c", "--type", "t",
 	                       "--key",  "report 2026-11-30", NULL};
 	char *out1 = NULL, *out2 = NULL, *errs = NULL;
