@@ -190,6 +190,7 @@ static uint32_t take_jobs(struct core *core, struct request *req, struct worker 
 				journal_refuses = true;
 				break;
 			}
+			queue_started(q, jm_mono_us());
 			if (job->batch)
 				batch_set_operation(job->batch, job->attrs.type,
 				                    strlen(job->attrs.type));
@@ -200,6 +201,8 @@ static uint32_t take_jobs(struct core *core, struct request *req, struct worker 
 			d->attrs = job->attrs;
 			d->payload = (struct proto_bytes){job->payload, job->payload_len};
 		}
+		if (q && !journal_refuses)
+			core_queue_rate_wait(core, q);
 	}
 	if (taken > 0 || reply_if_none) {
 		struct proto_msg msg = {.type = PROTO_JOBS};

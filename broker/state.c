@@ -592,6 +592,15 @@ int state_apply(struct state *s, const struct proto_record *rec, uint64_t now_us
 		if (rec->u.meta.boot_epoch > s->boot_epoch)
 			s->boot_epoch = rec->u.meta.boot_epoch;
 		return 0;
+	case PROTO_REC_QUEUE: {
+		struct queue *q;
+		int rc = queue_get(&s->queues, rec->u.queue.settings.queue, &q);
+		if (rc != 0)
+			return jm_err_set(err, rc, "queue %s: %s", rec->u.queue.settings.queue,
+			                  rc == JM_ELIMIT ? "too many queues" : jm_strerror(rc));
+		queue_settings_apply(&s->queues, q, &rec->u.queue.settings);
+		return 0;
+	}
 	case PROTO_REC_SCHEDULE:
 		return schedules_apply(&s->schedules, &s->deadlines, rec, now_us, err);
 	case PROTO_REC_SCHEDULE_FIRE: {

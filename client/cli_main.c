@@ -165,6 +165,9 @@ static const struct cli_command main_commands[] = {
      "[--json] | remove NAME",
      "Named schedules the broker runs: cron or fixed interval, in a time zone.",
      "\"jobmesh schedule add --help\" says more.\n", cli_help_flags},
+    {"queue", cli_queue_run, "pause QUEUE | resume QUEUE | set QUEUE KEY=VALUE... | show QUEUE",
+     "A queue's runtime settings: pause, resume, active and rate limits, retention.",
+     "\"jobmesh queue set --help\" lists the keys.\n", cli_help_flags},
     {"help", main_help_run, "[COMMAND]", "Show help for jobmesh or for one command.", NULL, NULL},
 };
 
@@ -220,6 +223,8 @@ static int main_help_run(struct cli *cli, const struct cli_command *self, int ar
 		cli_dead_help(stdout);
 	else if (cmd->run == cli_schedule_run)
 		cli_schedule_help(stdout);
+	else if (cmd->run == cli_queue_run)
+		cli_queue_help(stdout);
 	else
 		cli_command_help(stdout, cmd);
 	return CLI_EXIT_OK;
@@ -265,6 +270,8 @@ static const struct cli_group *main_group_of(const struct cli_command *cmd)
 		return &cli_dead_group;
 	if (cmd->run == cli_schedule_run)
 		return &cli_schedule_group;
+	if (cmd->run == cli_queue_run)
+		return &cli_queue_group;
 	return NULL;
 }
 

@@ -18,6 +18,7 @@
 #include "fields.h"
 #include "job_attrs.h"
 #include "job_spec.h"
+#include "msg_fields.h"
 
 /* JOB: [job_id, batch_id, queue, type, payload, priority, max_attempts,
  *       timeout_ms, state, attempt, lease, created_us, updated_us,
@@ -184,6 +185,17 @@ static const struct field rec_schedule_fire_field[] = {
 };
 static const struct fields rec_schedule_fire_fields = FIELDS_OF(rec_schedule_fire_field, NULL);
 
+/* QUEUE: [settings, at_us] (settings: a QUEUE_SETTINGS body) */
+static const struct field rec_queue_field[] = {
+    {.wire = "settings",
+     .label = "settings",
+     .kind = FIELD_STRUCT,
+     .offset = offsetof(struct proto_rec_queue, settings),
+     .sub = &msg_queue_settings_fields},
+    F_U64(struct proto_rec_queue, at_us),
+};
+static const struct fields rec_queue_fields = FIELDS_OF(rec_queue_field, NULL);
+
 /* Each record type's fields; every body struct sits at the start of
  * rec->u. */
 static const struct fields *const rec_bodies[PROTO_REC_TYPE_MAX_ + 1] = {
@@ -196,6 +208,7 @@ static const struct fields *const rec_bodies[PROTO_REC_TYPE_MAX_ + 1] = {
     [PROTO_REC_META] = &rec_meta_fields,
     [PROTO_REC_SCHEDULE] = &rec_schedule_fields,
     [PROTO_REC_SCHEDULE_FIRE] = &rec_schedule_fire_fields,
+    [PROTO_REC_QUEUE] = &rec_queue_fields,
 };
 
 static const struct fields *rec_body_of(uint64_t type)
@@ -217,6 +230,7 @@ const char *proto_record_type_name(int type)
 	    [PROTO_REC_META] = "meta",
 	    [PROTO_REC_SCHEDULE] = "schedule",
 	    [PROTO_REC_SCHEDULE_FIRE] = "schedule-fire",
+	    [PROTO_REC_QUEUE] = "queue",
 	};
 	if (type <= 0 || type > PROTO_REC_TYPE_MAX_ || names[type] == NULL)
 		return "unknown";

@@ -196,6 +196,33 @@ static struct proto_queue_stats QSTATS[2] = {{.name = "emails",
                                              {.name = "q", .pending = 0x100000000ull}};
 static struct proto_batch_error BATCH_ERRORS[2] = {{.job_id = 11}, {.job_id = 0x100000000ull}};
 
+static const struct proto_queue_settings QUEUE_SETTINGS = {
+    .queue = "payments.stripe",
+    .set_mask = PROTO_QSET_PAUSED | PROTO_QSET_RATE | PROTO_QSET_MAX_ACTIVE | PROTO_QSET_KEY_WINDOW,
+    .paused = true,
+    .max_active = 5,
+    .rate_jobs = 10,
+    .rate_period_ms = 1000,
+    .max_attempts = 3,
+    .keep_finished = 100000,
+    .keep_finished_age_ms = 604800000ull,
+    .key_window_ms = 86400000ull};
+
+static void queue_settings_equal(const struct proto_queue_settings *a,
+                                 const struct proto_queue_settings *b)
+{
+	EQ_NAME(queue);
+	EQ(set_mask);
+	EQ(paused);
+	EQ(max_active);
+	EQ(rate_jobs);
+	EQ(rate_period_ms);
+	EQ(max_attempts);
+	EQ(keep_finished);
+	EQ(keep_finished_age_ms);
+	EQ(key_window_ms);
+}
+
 static void job_info_fill(struct proto_job_info *j, bool with_result)
 {
 	*j = (struct proto_job_info){.job_id = 0x1234567890ull,
@@ -421,6 +448,12 @@ static void msg_fill(struct proto_msg *m, enum proto_type type)
 	case PROTO_SCHEDULES:
 		m->u.schedules =
 		    (struct proto_schedules){.schedules_count = 2, .schedules = SCHEDULE_INFOS};
+		break;
+	case PROTO_QUEUE_SET:
+	case PROTO_QUEUE_SETTINGS:
+		m->u.queue_settings = QUEUE_SETTINGS;
+		if (type == PROTO_QUEUE_SET)
+			m->u.queue_settings.set_mask = PROTO_QSET_PAUSED | PROTO_QSET_RATE;
 		break;
 	case PROTO_JOB_QUERY:
 		m->u.job_query = (struct proto_job_query){.queue = "emails",
@@ -755,6 +788,10 @@ static void msg_equal(const struct proto_msg *want, const struct proto_msg *got)
 		break;
 	case PROTO_SCHEDULE_LIST:
 		break;
+	case PROTO_QUEUE_SET:
+	case PROTO_QUEUE_SETTINGS:
+		queue_settings_equal(&want->u.queue_settings, &got->u.queue_settings);
+		break;
 	case PROTO_SCHEDULES:
 		assert_int_equal(got->u.schedules.schedules_count,
 		                 want->u.schedules.schedules_count);
@@ -980,6 +1017,10 @@ static void rec_fill(struct proto_record *r, enum proto_record_type type)
 		                                .last_fired_us = 1764459000000000ull,
 		                                .at_us = 1764460800000005ull};
 		break;
+	case PROTO_REC_QUEUE:
+		r->u.queue.settings = QUEUE_SETTINGS;
+		r->u.queue.at_us = 1764460800000006ull;
+		break;
 	case PROTO_REC_SCHEDULE_FIRE:
 		rec_fill(r, PROTO_REC_JOB);
 		struct proto_rec_job job = r->u.job; /* u.job overlaps u.schedule_fire */
@@ -1080,6 +1121,10 @@ static void rec_equal(const struct proto_record *want, const struct proto_record
 		EQ(at_us);
 		break;
 	}
+	case PROTO_REC_QUEUE:
+		queue_settings_equal(&want->u.queue.settings, &got->u.queue.settings);
+		assert_true(want->u.queue.at_us == got->u.queue.at_us);
+		break;
 	case PROTO_REC_SCHEDULE_FIRE: {
 		const struct proto_rec_schedule_fire *a = &want->u.schedule_fire,
 		                                     *b = &got->u.schedule_fire;

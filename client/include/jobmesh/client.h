@@ -156,6 +156,39 @@ typedef struct jm_queue_stats {
 /* Per-queue counters; *queues is malloc'd (free with free()). */
 int jm_client_stats(jm_client *client, jm_queue_stats **queues, size_t *count);
 
+/* A queue's runtime settings (jm_client_queue_set). set_mask: in a change,
+ * the settings to change; in the reply, those the queue has of its own
+ * (the rest follow the broker's flags). */
+enum {
+	JM_QSET_PAUSED = 1u << 0,       /* paused: fetches get nothing, submits are taken */
+	JM_QSET_MAX_ACTIVE = 1u << 1,   /* max_active: active jobs at once; 0: no limit */
+	JM_QSET_RATE = 1u << 2,         /* rate_jobs per rate_period_ms starts; 0: none */
+	JM_QSET_MAX_ATTEMPTS = 1u << 3, /* max_attempts for jobs that give none */
+	JM_QSET_KEEP_FINISHED = 1u << 4,
+	JM_QSET_KEEP_AGE = 1u << 5,
+	JM_QSET_KEY_WINDOW = 1u << 6, /* key_window_ms of idempotency keys */
+};
+
+typedef struct jm_queue_settings {
+	char name[65];
+	unsigned set_mask;
+	bool paused;
+	unsigned max_active;
+	unsigned rate_jobs; /* starts are spaced rate_period_ms / rate_jobs apart */
+	uint64_t rate_period_ms;
+	unsigned max_attempts;
+	uint64_t keep_finished;
+	uint64_t keep_finished_age_ms;
+	uint64_t key_window_ms;
+} jm_queue_settings;
+
+/* Changes the settings of queue that changes->set_mask names (mask 0:
+ * changes nothing) and, when out is not NULL, fills it with the queue's
+ * settings as they now are. Journaled: they survive restarts. Admin role
+ * when the broker checks tokens. */
+int jm_client_queue_set(jm_client *client, const char *queue, const jm_queue_settings *changes,
+                        jm_queue_settings *out);
+
 /* Cancels a job that has not finished: pending and delayed jobs are
  * cancelled at once, an active job's worker is told to abandon it. *out
  * holds the new state. JM_ESTATE for a job already finished, JM_ENOTFOUND
