@@ -86,6 +86,35 @@ class HttpApi(unittest.TestCase):
         _, _, jobs = self.b.get("/v1/jobs?queue=pay")
         self.assertEqual(len(jobs["jobs"]), 3)
 
+    def test_queue_settings_pause_resume_and_patch(self):
+        status, _, got = self.b.get("/v1/queues/pay/settings")
+        self.assertEqual(status, 200, got)
+        self.assertEqual((got["queue"], got["paused"], got["rate"]), ("pay", False, None))
+        status, _, got = self.b.post("/v1/queues/pay/pause")
+        self.assertEqual((status, got["paused"]), (200, True))
+        status, _, got = self.b.request("PATCH", "/v1/queues/pay/settings",
+                                        {"rate": {"jobs": 10, "period_ms": 1000},
+                                         "max_active": 4, "max_attempts": 6})
+        self.assertEqual(status, 200, got)
+        self.assertEqual((got["paused"], got["rate"], got["max_active"], got["max_attempts"]),
+                         (True, {"jobs": 10, "period_ms": 1000}, 4, 6))
+        status, _, got = self.b.post("/v1/queues/pay/resume")
+        self.assertEqual((status, got["paused"], got["max_active"]), (200, False, 4))
+        status, _, got = self.b.request("PATCH", "/v1/queues/pay/settings", {"rate": None})
+        self.assertEqual((status, got["rate"]), (200, None))
+        for body, code, text in [
+                ({"speed": 1}, "unknown_field", "speed"),
+                ({"paused": 1}, "field_type", "paused must be true or false"),
+                ({"rate": {"jobs": 0, "period_ms": 1000}}, "field_range", "jobs must be"),
+                ({"rate": 5}, "field_type", "rate must be"),
+                ({"max_attempts": 0}, "field_range", "max_attempts must be")]:
+            with self.subTest(body=body):
+                status, _, got = self.b.request("PATCH", "/v1/queues/pay/settings", body)
+                self.assertEqual((status, got["error"]["code"]), (400, code), got)
+                self.assertIn(text, got["error"]["message"])
+        status, _, got = self.b.request("DELETE", "/v1/queues/pay/settings")
+        self.assertEqual(status, 405)
+
     def test_bad_submits_are_refused_naming_the_field_and_store_nothing(self):
         big = "x" * ((1 << 20) + 1)
         cases = [
