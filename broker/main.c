@@ -13,6 +13,7 @@
 #include "auth_gate.h"
 #include "clock.h"
 #include "config.h"
+#include "config_schedules.h"
 #include "core.h"
 #include "events.h"
 #include "exposure.h"
@@ -50,6 +51,7 @@ struct broker_options {
 	enum jm_log_level log_level;
 	struct core_config core;
 	struct server_limits limits;
+	struct config_schedules *schedules; /* declared in --config; NULL: none */
 };
 
 static void usage(FILE *out);
@@ -157,6 +159,14 @@ static int set_data(void *ctx, const char *v, struct jm_err *err)
 {
 	((struct broker_options *)ctx)->data_dir = v;
 	return 0;
+}
+
+static int set_schedule(void *ctx, const char *v, struct jm_err *err)
+{
+	struct broker_options *o = ctx;
+	if (o->schedules == NULL && (o->schedules = calloc(1, sizeof *o->schedules)) == NULL)
+		return jm_err_set(err, JM_ENOMEM, "out of memory");
+	return config_schedules_add(o->schedules, v, err);
 }
 
 static int set_config(void *ctx, const char *v, struct jm_err *err)
@@ -305,6 +315,10 @@ static const struct jm_flag broker_flags[] = {
      "--tls-cert is given",
      set_http},
     {"config", "FILE", "YAML file of these settings; flags override it", set_config},
+    {"schedule", "RECORD",
+     "a schedule the config declares (schedule: {NAME: {cron: EXPR, queue: Q, type: T, ...}}); "
+     "put at start as `jobmesh schedule add` would",
+     set_schedule},
     {"auth", "FILE",
      "YAML file of hashed tokens with roles and queue patterns; every request then needs "
      "one (reloaded on SIGHUP). Without it the broker listens on loopback and ipc:// only",
@@ -546,6 +560,7 @@ int main(int argc, char **argv)
 	defaults(&o);
 	int status = broker_main(&o, argc, argv);
 	jm_config_fini(&o.config);
+	config_schedules_free(o.schedules);
 	return status;
 }
 
@@ -555,6 +570,7 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 	struct jm_err err = {0};
 	int parsed = parse_options(&o, argc, argv, &err);
 	opts->config = o.config; /* main frees it */
+	opts->schedules = o.schedules;
 	if (parsed != 0) {
 		fprintf(stderr, "jobmesh-broker: %s\n", jm_err_text(&err));
 		return EXIT_USAGE;
@@ -623,6 +639,14 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 	if (core_open(&core, &o.core, journal, &stats, &err) != 0) {
 		jm_error("%s", jm_err_text(&err));
 		journal_close(journal);
+		auth_gate_close(auth);
+		return EXIT_RUNTIME;
+	}
+	if (o.schedules && config_schedules_declare(o.schedules, core, &err) != 0) {
+		jm_error("%s", jm_err_text(&err));
+		core_stop(core);
+		journal_close(journal);
+		core_free(core);
 		auth_gate_close(auth);
 		return EXIT_RUNTIME;
 	}
