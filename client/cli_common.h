@@ -191,6 +191,7 @@ int cli_batch_list_running(jm_client *client, bool json);
 
 extern const struct jm_flag cli_watch_flags[];
 extern const struct jm_flag cli_submit_flags[];
+extern const struct jm_flag cli_status_flags[];
 extern const struct jm_flag cli_wait_flags[];
 
 #endif

@@ -122,6 +122,8 @@ json_t *cli_json_job(const jm_job_info *job, bool with_result)
 	else
 		failed |=
 		    cli_json_set_bytes(obj, "last_error", job->last_error, strlen(job->last_error));
+	if (job->payload != NULL)
+		failed |= cli_json_set_bytes(obj, "payload", job->payload, job->payload_len);
 	if (job->batch_id == 0)
 		failed |= json_object_set_new(obj, "batch_id", json_null());
 	else
@@ -236,6 +238,14 @@ void cli_print_job(FILE *out, const jm_job_info *job)
 	char progress[512];
 	cli_format_job_progress(progress, sizeof progress, job);
 	fprintf(out, "progress    %s\n", progress);
+	if (job->payload != NULL) {
+		fprintf(out, "payload     %zu bytes: ", job->payload_len);
+		if (memchr(job->payload, '\0', job->payload_len) != NULL)
+			fputs("(binary; --json shows it as payload_base64)", out);
+		else
+			cli_print_text(out, job->payload);
+		fputc('\n', out);
+	}
 }
 
 void cli_print_job_state_line(FILE *out, const jm_job_info *job)

@@ -403,6 +403,9 @@ void jm_job_info_fini(jm_job_info *info)
 	free(info->last_error);
 	free(info->result);
 	free(info->progress_message);
+	free(info->payload);
+	info->payload = NULL;
+	info->payload_len = 0;
 	info->last_error = NULL;
 	info->result = NULL;
 	info->progress_message = NULL;
@@ -440,6 +443,12 @@ int client_job_from_proto(const struct proto_job_info *job, jm_job_info *out)
 	out->progress_message = client_dup_bytes(&job->progress_message);
 	if (out->last_error == NULL || out->progress_message == NULL)
 		return JM_ENOMEM;
+	if (job->payload.len > 0) {
+		out->payload = client_dup_bytes(&job->payload);
+		if (out->payload == NULL)
+			return JM_ENOMEM;
+		out->payload_len = job->payload.len;
+	}
 	if (job->has_result) {
 		out->result = client_dup_bytes(&job->result);
 		if (out->result == NULL)
@@ -493,6 +502,18 @@ static int client_job_ref(jm_client *client, enum proto_type type, const char *o
 int jm_client_status(jm_client *client, uint64_t job_id, jm_job_info *out)
 {
 	return client_job_ref(client, PROTO_STATUS, "status", job_id, out);
+}
+
+int jm_client_status_payload(jm_client *client, uint64_t job_id, jm_job_info *out)
+{
+	if (out != NULL)
+		memset(out, 0, sizeof *out);
+	if (client == NULL || out == NULL)
+		return client_fail(JM_EINVAL, "status: client and out must not be NULL");
+	struct proto_msg req = {.type = PROTO_STATUS};
+	req.u.job_ref.job_id = job_id;
+	req.u.job_ref.with_payload = true;
+	return client_job_call(client, "status", &req, job_id, client_timeout(client), out);
 }
 
 int jm_client_result(jm_client *client, uint64_t job_id, jm_job_info *out)

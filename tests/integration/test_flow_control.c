@@ -206,6 +206,49 @@ static void test_the_cli_pauses_sets_and_refuses_bad_settings_in_one_line(void *
 	free(errs);
 }
 
+static void test_a_dead_lettered_job_shows_its_payload_and_error(void **state)
+{
+	struct stack *f = stack_open(state, "flow_dead_show", NULL, NULL, STACK_CLIENT);
+	fixture_worker_start(&f->h, "w1", "dl", "1", "t=false");
+	jm_job_spec spec = {.queue = "dl",
+	                    .type = "t",
+	                    .payload = "order\t4711",
+	                    .payload_len = 10,
+	                    .max_attempts = 1};
+	uint64_t id = 0;
+	assert_jm_ok(jm_client_submit(f->client, &spec, &id));
+	jm_job_info info;
+	fixture_wait_finished(&f->h, f->client, id, 20000, &info);
+	assert_int_equal(info.state, JM_STATE_FAILED);
+	assert_null(info.payload); /* only when asked */
+	jm_job_info_fini(&info);
+	assert_jm_ok(jm_client_status_payload(f->client, id, &info));
+	assert_int_equal(info.payload_len, 10);
+	assert_memory_equal(info.payload, "order\t4711", 10);
+	jm_job_info_fini(&info);
+
+	char ids[32];
+	snprintf(ids, sizeof ids, "%llu", (unsigned long long)id);
+	char *out = NULL, *errs = NULL;
+	const char *show[] = {"dead-letter", "show", "dl", ids, NULL};
+	assert_int_equal(run_cli(f, show, &out, &errs), 0);
+	assert_non_null(strstr(out, "state       failed"));
+	assert_non_null(strstr(out, "payload     10 bytes: order\\t4711"));
+	free(out);
+	free(errs);
+	const char *status[] = {"status", ids, "--payload", "--json", NULL};
+	assert_int_equal(run_cli(f, status, &out, &errs), 0);
+	assert_non_null(strstr(out, "\"payload\": \"order\\t4711\""));
+	free(out);
+	free(errs);
+	const char *other[] = {"dead-letter", "show", "elsewhere", ids, NULL};
+	assert_int_equal(run_cli(f, other, &out, &errs), 4);
+	assert_non_null(
+	    strstr(errs, "is not dead-lettered in queue elsewhere (it is failed in dl)"));
+	free(out);
+	free(errs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -216,6 +259,8 @@ int main(void)
 	    cmocka_unit_test_teardown(test_runtime_settings_survive_a_sigkill_and_a_snapshot,
 	                              stack_close),
 	    cmocka_unit_test_teardown(test_the_cli_pauses_sets_and_refuses_bad_settings_in_one_line,
+	                              stack_close),
+	    cmocka_unit_test_teardown(test_a_dead_lettered_job_shows_its_payload_and_error,
 	                              stack_close),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -132,12 +132,17 @@ typedef struct jm_job_info {
 	uint64_t progress_done;  /* the handler's last progress report: done of */
 	uint64_t progress_total; /* total (0 of 0: none reported yet) */
 	char *progress_message;  /* what it is doing now; "" if none; owned */
+	void *payload;           /* with jm_client_status_payload: owned, NUL-terminated
+	                            for convenience; else NULL */
+	size_t payload_len;
 } jm_job_info;
 
 void jm_job_info_fini(jm_job_info *info); /* frees owned fields; accepts NULL */
 
 /* State of a job, without its result. JM_ENOTFOUND for an unknown id. */
 int jm_client_status(jm_client *client, uint64_t job_id, jm_job_info *out);
+/* jm_client_status with the job's payload (inspecting a dead-lettered job). */
+int jm_client_status_payload(jm_client *client, uint64_t job_id, jm_job_info *out);
 /* State of a job with its result (when completed). */
 int jm_client_result(jm_client *client, uint64_t job_id, jm_job_info *out);
 /* Waits until the job is completed, failed or cancelled, up to timeout_ms,
