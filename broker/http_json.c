@@ -237,12 +237,16 @@ json_t *http_json_queue(const struct proto_queue_stats *q, uint64_t now_us)
 	double oldest_s = q->oldest_pending_us && now_us > q->oldest_pending_us
 	                      ? (double)(now_us - q->oldest_pending_us) / 1e6
 	                      : 0;
-	return json_pack("{s:s,s:{s:I,s:I,s:I,s:I,s:I,s:I},s:f,s:o}", "name", q->name, "counts",
-	                 "pending", (json_int_t)q->pending, "delayed", (json_int_t)q->delayed,
-	                 "active", (json_int_t)q->active, "completed", (json_int_t)q->completed,
-	                 "failed", (json_int_t)q->failed, "cancelled", (json_int_t)q->cancelled,
-	                 "oldest_pending_age_seconds", oldest_s, "max_active",
-	                 q->max_active ? json_integer(q->max_active) : json_null());
+	json_t *rate = q->rate_jobs ? json_pack("{s:I,s:I}", "jobs", (json_int_t)q->rate_jobs,
+	                                        "period_ms", (json_int_t)q->rate_period_ms)
+	                            : json_null();
+	return json_pack("{s:s,s:{s:I,s:I,s:I,s:I,s:I,s:I},s:f,s:o,s:b,s:o}", "name", q->name,
+	                 "counts", "pending", (json_int_t)q->pending, "delayed",
+	                 (json_int_t)q->delayed, "active", (json_int_t)q->active, "completed",
+	                 (json_int_t)q->completed, "failed", (json_int_t)q->failed, "cancelled",
+	                 (json_int_t)q->cancelled, "oldest_pending_age_seconds", oldest_s,
+	                 "max_active", q->max_active ? json_integer(q->max_active) : json_null(),
+	                 "paused", q->paused, "rate", rate);
 }
 
 json_t *http_json_event(const struct proto_event *ev, const char **kind)

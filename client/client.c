@@ -632,6 +632,9 @@ int jm_client_stats(jm_client *client, jm_queue_stats **queues, size_t *count)
 		copy[i].cancelled = q->cancelled;
 		copy[i].oldest_pending_us = q->oldest_pending_us;
 		copy[i].max_active = q->max_active;
+		copy[i].paused = q->paused;
+		copy[i].rate_jobs = q->rate_jobs;
+		copy[i].rate_period_ms = q->rate_period_ms;
 	}
 	*queues = copy;
 	*count = stats->queues_count;

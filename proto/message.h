@@ -268,6 +268,10 @@ struct proto_queue_stats {
 	uint64_t cancelled;
 	uint64_t oldest_pending_us;
 	uint32_t max_active;
+	/* appended after max_active (an older broker sends 9 fields) */
+	bool paused;
+	uint32_t rate_jobs; /* 0: no rate limit */
+	uint64_t rate_period_ms;
 };
 
 /* STATS_REPLY: [[queue_stats...]] */

@@ -98,6 +98,10 @@ class HttpApi(unittest.TestCase):
         self.assertEqual(status, 200, got)
         self.assertEqual((got["paused"], got["rate"], got["max_active"], got["max_attempts"]),
                          (True, {"jobs": 10, "period_ms": 1000}, 4, 6))
+        _, _, queues = self.b.get("/v1/queues")
+        pay = [q for q in queues["queues"] if q["name"] == "pay"][0]
+        self.assertEqual((pay["paused"], pay["rate"], pay["max_active"]),
+                         (True, {"jobs": 10, "period_ms": 1000}, 4))
         status, _, got = self.b.post("/v1/queues/pay/resume")
         self.assertEqual((status, got["paused"], got["max_active"]), (200, False, 4))
         status, _, got = self.b.request("PATCH", "/v1/queues/pay/settings", {"rate": None})

@@ -62,6 +62,15 @@ static void test_a_paused_queue_holds_its_jobs_and_resume_releases_them(void **s
 	jm_job_info_fini(&info);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(state_of(f, held[i]), JM_STATE_PENDING);
+	jm_queue_stats *qs = NULL;
+	size_t count = 0;
+	assert_jm_ok(jm_client_stats(f->client, &qs, &count));
+	bool shown = false;
+	for (size_t i = 0; i < count; i++)
+		if (strcmp(qs[i].name, "held") == 0)
+			shown = qs[i].paused && qs[i].pending == 3;
+	free(qs);
+	assert_true(shown); /* stats says the queue is paused */
 
 	queue_set(f, "held", &(jm_queue_settings){.set_mask = JM_QSET_PAUSED, .paused = false},
 	          &now);
@@ -202,6 +211,15 @@ static void test_the_cli_pauses_sets_and_refuses_bad_settings_in_one_line(void *
 	const char *show[] = {"queue", "show", "q", NULL};
 	assert_int_equal(run_cli(f, show, &out, &errs), 0);
 	assert_non_null(strstr(out, "limit 3, rate 10 per 60000 ms"));
+	free(out);
+	free(errs);
+	const char *pause_again[] = {"queue", "pause", "q", NULL};
+	assert_int_equal(run_cli(f, pause_again, &out, &errs), 0);
+	free(out);
+	free(errs);
+	const char *stats[] = {"stats", NULL};
+	assert_int_equal(run_cli(f, stats, &out, &errs), 0);
+	assert_non_null(strstr(out, "  paused,10/60000ms\n"));
 	free(out);
 	free(errs);
 }

@@ -192,7 +192,10 @@ static struct proto_queue_stats QSTATS[2] = {{.name = "emails",
                                               .failed = 5,
                                               .cancelled = 6,
                                               .oldest_pending_us = 1764460800123456ull,
-                                              .max_active = 8},
+                                              .max_active = 8,
+                                              .paused = true,
+                                              .rate_jobs = 10,
+                                              .rate_period_ms = 1000},
                                              {.name = "q", .pending = 0x100000000ull}};
 static struct proto_batch_error BATCH_ERRORS[2] = {{.job_id = 11}, {.job_id = 0x100000000ull}};
 
@@ -683,6 +686,9 @@ static void msg_equal(const struct proto_msg *want, const struct proto_msg *got)
 			EQ(cancelled);
 			EQ(oldest_pending_us);
 			EQ(max_active);
+			EQ(paused);
+			EQ(rate_jobs);
+			EQ(rate_period_ms);
 		}
 		break;
 	}
@@ -837,6 +843,16 @@ static void test_a_six_field_stats_reply_still_decodes(void **state)
 	assert_int_equal(q->cancelled, 0);
 	assert_int_equal(q->oldest_pending_us, 0);
 	assert_int_equal(q->max_active, 0);
+	proto_msg_fini(&got);
+	jm_buf_fini(&fixture);
+	/* 9 fields before paused, rate_jobs and rate_period_ms. */
+	fixture = (struct jm_buf){0};
+	golden_read("msg_stats-reply-9-fields", &fixture);
+	assert_jm_ok_err(proto_decode(fixture.data, fixture.len, &got, &err), &err);
+	q = &got.u.stats_reply.queues[0];
+	assert_int_equal(q->max_active, 8);
+	assert_false(q->paused);
+	assert_int_equal(q->rate_jobs, 0);
 	proto_msg_fini(&got);
 	jm_buf_fini(&fixture);
 }

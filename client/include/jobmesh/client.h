@@ -156,6 +156,9 @@ typedef struct jm_queue_stats {
 	uint64_t oldest_pending_us; /* wall time the longest-waiting pending job
 	                               became ready; 0 when none is pending */
 	uint32_t max_active;        /* the queue's active limit; 0: none */
+	bool paused;                /* jobmesh queue pause */
+	unsigned rate_jobs;         /* starts per rate_period_ms; 0: no rate limit */
+	uint64_t rate_period_ms;
 } jm_queue_stats;
 
 /* Per-queue counters; *queues is malloc'd (free with free()). */
