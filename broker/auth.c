@@ -130,6 +130,9 @@ int auth_allows(const struct auth_identity *id, const struct proto_msg *msg, str
 	case PROTO_REVIVE:
 		queue = msg->u.revive.queue;
 		break;
+	case PROTO_QUEUE_SET:
+		queue = msg->u.queue_settings.queue;
+		break;
 	case PROTO_JOB_QUERY:
 		queue = msg->u.job_query.queue; /* "" = every queue: the core filters */
 		break;

@@ -87,6 +87,41 @@ static int encode_schedules(struct core *core, struct jm_buf *chunk)
 	return rc;
 }
 
+struct queue_records {
+	struct jm_buf *chunk;
+	struct jm_buf body;
+	int rc;
+};
+
+static void encode_queue_cb(struct queue *q, void *arg)
+{
+	struct queue_records *qr = arg;
+	if (qr->rc != 0 || !queue_has_own_settings(q))
+		return;
+	struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_QUEUE};
+	queue_settings_fill(q, &rec.u.queue.settings);
+	rec.u.queue.at_us = jm_wall_us();
+	jm_buf_reset(&qr->body);
+	qr->rc = proto_record_encode(&rec, &qr->body);
+	uint32_t len = (uint32_t)qr->body.len;
+	if (qr->rc == 0)
+		qr->rc = jm_buf_append(qr->chunk, &len, sizeof len);
+	if (qr->rc == 0)
+		qr->rc = jm_buf_append(qr->chunk, qr->body.data, qr->body.len);
+}
+
+/* Encodes a QUEUE record for every queue with settings of its own into
+ * chunk, framed as in encode_chunk; under the core lock, at the rotation,
+ * like encode_schedules. */
+static int encode_queue_settings(struct core *core, struct jm_buf *chunk)
+{
+	struct queue_records qr = {.chunk = chunk};
+	jm_buf_init(&qr.body);
+	queue_each(&core->state.queues, encode_queue_cb, &qr);
+	jm_buf_fini(&qr.body);
+	return qr.rc;
+}
+
 /* Appends the framed records of chunk to snap. */
 static int append_framed(struct journal_snapshot *snap, const struct jm_buf *chunk,
                          struct jm_err *err)
@@ -128,6 +163,8 @@ static int compact(struct core *core, struct jm_err *err)
 	}
 	if (rc == 0)
 		rc = encode_schedules(core, &schedules);
+	if (rc == 0)
+		rc = encode_queue_settings(core, &schedules);
 	pause_max = jm_mono_us() - t0;
 	pthread_mutex_unlock(&core->lock);
 

@@ -310,6 +310,7 @@ static const struct {
     {PROTO_SCHEDULE_PUT, "schedule-put", handle_schedule_put},
     {PROTO_SCHEDULE_DELETE, "schedule-delete", handle_schedule_delete},
     {PROTO_SCHEDULE_LIST, "schedule-list", handle_schedule_list},
+    {PROTO_QUEUE_SET, "queue-set", handle_queue_set},
 };
 
 #define REQUESTS_COUNT (sizeof requests / sizeof requests[0])

@@ -66,6 +66,12 @@ struct core;
 
 /* Builds the core over an opened journal: replays it, then starts the
  * journal writer and the timer thread. err says what failed. */
+/* Puts schedule p as SCHEDULE_PUT would (a schedule the broker's config
+ * declares): 0, or an error in err naming the schedule and the field. */
+struct proto_schedule_info;
+int core_schedule_declare(struct core *core, const struct proto_schedule_info *p,
+                          struct jm_err *err);
+
 int core_open(struct core **out, const struct core_config *config, struct journal *journal,
               struct journal_replay_stats *replay_stats, struct jm_err *err);
 /* From now on, state changes are published on ev (owned by the caller,

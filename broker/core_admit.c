@@ -19,8 +19,12 @@
 #include <string.h>
 
 #include "clock.h"
+#include "core_keys.h"
 #include "heap.h"
+#include "idempotency.h"
 #include "log.h"
+
+#define ADMIT_RUN_AT_MAX_US (3653ull * 24 * 3600 * 1000000)
 
 /* One distinct queue of the request, with what it takes. */
 struct admit_queue {
@@ -109,9 +113,12 @@ static void fill_record(struct proto_record *rec, const struct proto_job_spec *s
 	r->attrs.batch_id = batch_id;
 	r->attrs.created_us = now;
 	r->payload = spec->payload;
-	r->state = spec->delay_ms ? PROTO_STATE_DELAYED : PROTO_STATE_PENDING;
+	r->key = spec->key;
 	r->updated_us = now;
 	r->run_at_us = spec->delay_ms ? now + spec->delay_ms * 1000 : 0;
+	if (spec->run_at_us > now)
+		r->run_at_us = spec->run_at_us;
+	r->state = r->run_at_us ? PROTO_STATE_DELAYED : PROTO_STATE_PENDING;
 }
 
 /* Step 1 for what needs no allocation. 0, or an error in err. */
@@ -125,6 +132,12 @@ static int admit_check_specs(const struct proto_submit *submit, uint64_t now, st
 			                  "overflow the clock (at most %llu ms from now)",
 			                  i, (unsigned long long)delay_ms,
 			                  (unsigned long long)((UINT64_MAX - now) / 1000 - 1));
+		uint64_t run_at_us = submit->jobs[i].run_at_us;
+		if (run_at_us > now && run_at_us - now > ADMIT_RUN_AT_MAX_US)
+			return jm_err_set(err, JM_EINVAL,
+			                  "job %u: run_at_us %llu is more than 10 years from now: "
+			                  "give a time within 10 years",
+			                  i, (unsigned long long)run_at_us);
 	}
 	return 0;
 }
@@ -146,6 +159,7 @@ static int admit_reserve(struct core *core, const struct proto_submit *submit, s
 	if (!a->recs || !a->jobs || !a->lens || !a->ids || !a->queues || !a->job_queues)
 		return jm_err_set(err, JM_ENOMEM, "broker out of memory for %u jobs", n);
 	struct admit_queue *prev = NULL; /* the previous job's */
+	uint32_t keyless = n;            /* a job whose key found no room */
 	for (uint32_t i = 0; i < n; i++) {
 		const char *name = submit->jobs[i].attrs.queue;
 		/* Jobs of one submit mostly share a queue: no lookup for a
@@ -153,6 +167,10 @@ static int admit_reserve(struct core *core, const struct proto_submit *submit, s
 		if (prev && strcmp(name, prev->q->name) == 0) {
 			a->job_queues[i] = prev->q;
 			prev->jobs++;
+			if (submit->jobs[i].key.len > 0 && idem_reserve(prev->q) != 0) {
+				keyless = i;
+				break;
+			}
 			continue;
 		}
 		struct queue *q = queue_find(&s->queues, name);
@@ -172,6 +190,15 @@ static int admit_reserve(struct core *core, const struct proto_submit *submit, s
 		prev->created = prev->created || created;
 		prev->jobs++;
 		a->job_queues[i] = q;
+		if (submit->jobs[i].key.len > 0 && idem_reserve(q) != 0) {
+			keyless = i;
+			break;
+		}
+	}
+	if (keyless < n) { /* its queue's table of keys could not be made */
+		admission_undo(core, a);
+		return jm_err_set(err, JM_ENOMEM, "job %u: broker out of memory for its key",
+		                  keyless);
 	}
 	uint64_t max_jobs = s->config.max_queue_jobs;
 	for (uint32_t i = 0; max_jobs && i < a->queues_count; i++) {
@@ -284,11 +311,16 @@ void handle_submit(struct core *core, struct request *req, struct outbox *out)
 	}
 	uint64_t now = jm_wall_us();
 	struct admission a = {0};
+	struct key_plan keys;
 	int rc = admit_check_specs(submit, now, &err);
 	if (rc == 0)
-		rc = admit_reserve(core, submit, &a, now, &err);
+		rc = key_plan_make(core, submit, now, &keys, &err);
+	else
+		memset(&keys, 0, sizeof keys);
+	if (rc == 0 && keys.admit.jobs_count > 0)
+		rc = admit_reserve(core, &keys.admit, &a, now, &err);
 	uint64_t last_lsn = 0;
-	if (rc == 0) {
+	if (rc == 0 && a.count > 0) {
 		rc = journal_append_many(core->journal, a.bodies.data, a.lens, a.count, &last_lsn,
 		                         &err);
 		if (rc != 0)
@@ -297,6 +329,7 @@ void handle_submit(struct core *core, struct request *req, struct outbox *out)
 	if (rc != 0) {
 		core_reply_errorf(core, req, out, rc, "submit: %s", jm_err_text(&err));
 		admission_fini(&a);
+		key_plan_fini(&keys);
 		return;
 	}
 	struct state *s = &core->state;
@@ -306,11 +339,18 @@ void handle_submit(struct core *core, struct request *req, struct outbox *out)
 		core_committed(core, &a.recs[i], last_lsn - a.count + 1 + i, 0);
 	}
 	admission_unpin(&a);
+	key_plan_finish(&keys, a.ids);
 	struct proto_msg msg = {.type = PROTO_SUBMITTED};
-	msg.u.submitted.batch_id = a.batch ? a.batch->id : 0;
-	msg.u.submitted.ids_count = a.count;
-	msg.u.submitted.ids = a.ids;
+	msg.u.submitted.batch_id = a.batch ? a.batch->id : keys.batch_id;
+	msg.u.submitted.ids_count = keys.count;
+	msg.u.submitted.ids = keys.ids ? keys.ids : a.ids;
+	msg.u.submitted.existing_ids_count = keys.existing_count;
+	msg.u.submitted.existing_ids = keys.existing_ids;
+	/* Waits for the latest record, which covers the admission of the
+	 * jobs keys answered too (a retry never hears of a job that a crash
+	 * could still lose). */
 	core_reply(core, req, &msg, out);
 	admission_fini(&a);
+	key_plan_fini(&keys);
 	core_pump(core, out);
 }

@@ -190,6 +190,14 @@ void handle_schedule_put(struct core *core, struct request *req, struct outbox *
 void handle_schedule_delete(struct core *core, struct request *req, struct outbox *out);
 void handle_schedule_list(struct core *core, struct request *req, struct outbox *out);
 
+/* ---- core_queues.c: runtime queue settings, the rate timer ------------- */
+
+void handle_queue_set(struct core *core, struct request *req, struct outbox *out);
+/* q has ready jobs its rate limit holds back: arms its rate timer (once). */
+void core_queue_rate_wait(struct core *core, struct queue *q);
+/* q's rate timer fired: parked fetches get another go. */
+void core_queue_rate_fired(struct core *core, struct queue *q, struct outbox *out);
+
 /* ---- core_timer.c ------------------------------------------------------- */
 
 /* Unschedules d and does what its time calls for. */

@@ -144,52 +144,46 @@ static void reply_one(struct core *core, struct request *req, const struct sched
 	core_reply(core, req, &msg, out);
 }
 
-void handle_schedule_put(struct core *core, struct request *req, struct outbox *out)
+/* Puts schedule p (checked, journaled unless identical): 0 with *out the
+ * stored schedule, or an error in err naming it. */
+static int schedule_put(struct core *core, const struct proto_schedule_info *p,
+                        const struct schedule **out, struct jm_err *err)
 {
-	const struct proto_schedule_info *p = &req->msg.u.schedule_put;
 	char expr[CRON_TEXT_MAX], zone[CRON_ZONE_MAX];
-	if (p->expr.len >= sizeof expr || p->zone.len >= sizeof zone) {
-		core_reply_errorf(core, req, out, JM_EINVAL,
+	if (p->expr.len >= sizeof expr || p->zone.len >= sizeof zone)
+		return jm_err_set(err, JM_EINVAL,
 		                  "schedule %s: expression or zone too long (at most %zu and %zu "
 		                  "bytes)",
 		                  p->name, sizeof expr - 1, sizeof zone - 1);
-		return;
-	}
 	memcpy(expr, p->expr.ptr, p->expr.len);
 	expr[p->expr.len] = '\0';
 	if (p->zone.len > 0)
 		memcpy(zone, p->zone.ptr, p->zone.len);
 	zone[p->zone.len] = '\0';
-	struct jm_err err = {0};
 	struct cron_expr cron;
 	uint64_t now = jm_wall_us();
 	int64_t first = 0;
-	int rc = schedules_check(expr, zone, &cron, &err);
+	int rc = schedules_check(expr, zone, &cron, err);
 	if (rc == 0)
-		rc = cron_next(&cron, zone, (int64_t)now, &first, &err);
+		rc = cron_next(&cron, zone, (int64_t)now, &first, err);
 	if (rc != 0) {
 		/* An unknown zone or a date that never comes is a bad argument
 		 * here, not a missing object. */
-		rc = rc == JM_ENOTFOUND ? JM_EINVAL : rc;
-		core_reply_errorf(core, req, out, rc, "schedule %s: %s", p->name,
-		                  jm_err_text(&err));
-		return;
+		err->code = rc == JM_ENOTFOUND ? JM_EINVAL : rc;
+		return jm_err_prefix(err, "schedule %s", p->name);
 	}
 	struct schedule *old = schedules_find(&core->state.schedules, p->name);
 	if (old != NULL && same_schedule(old, p)) {
-		reply_one(core, req, old, out);
-		return;
+		*out = old;
+		return 0;
 	}
-	if (old == NULL && core->state.schedules.count >= SCHEDULES_MAX) {
-		core_reply_errorf(core, req, out, JM_ELIMIT,
+	if (old == NULL && core->state.schedules.count >= SCHEDULES_MAX)
+		return jm_err_set(err, JM_ELIMIT,
 		                  "schedule %s: at most %d schedules: remove one first", p->name,
 		                  SCHEDULES_MAX);
-		return;
-	}
-	if (!journal_is_writable(core->journal, &err)) {
-		core_reply_errorf(core, req, out, JM_ENOSPC, "schedule %s: %s", p->name,
-		                  jm_err_text(&err));
-		return;
+	if (!journal_is_writable(core->journal, err)) {
+		err->code = JM_ENOSPC;
+		return jm_err_prefix(err, "schedule %s", p->name);
 	}
 	struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_SCHEDULE};
 	struct proto_rec_schedule *r = &rec.u.schedule;
@@ -206,13 +200,36 @@ void handle_schedule_put(struct core *core, struct request *req, struct outbox *
 	 * repeats nor skips a run; a new one runs first after now. */
 	r->last_fired_us = old != NULL ? old->anchor_us : now;
 	r->at_us = now;
-	rc = core_commit(core, &rec, &err);
+	rc = core_commit(core, &rec, err);
+	if (rc != 0)
+		return jm_err_prefix(err, "schedule %s", p->name);
+	*out = schedules_find(&core->state.schedules, p->name);
+	return 0;
+}
+
+void handle_schedule_put(struct core *core, struct request *req, struct outbox *out)
+{
+	struct jm_err err = {0};
+	const struct schedule *s = NULL;
+	int rc = schedule_put(core, &req->msg.u.schedule_put, &s, &err);
 	if (rc != 0) {
-		core_reply_errorf(core, req, out, rc, "schedule %s: %s", p->name,
+		core_reply_errorf(core, req, out, err.code ? err.code : rc, "%s",
 		                  jm_err_text(&err));
 		return;
 	}
-	reply_one(core, req, schedules_find(&core->state.schedules, p->name), out);
+	reply_one(core, req, s, out);
+}
+
+int core_schedule_declare(struct core *core, const struct proto_schedule_info *p,
+                          struct jm_err *err)
+{
+	struct outbox out;
+	core_outbox_init(&out);
+	pthread_mutex_lock(&core->lock);
+	const struct schedule *s = NULL;
+	int rc = schedule_put(core, p, &s, err);
+	core_unlock_and_flush(core, &out);
+	return rc;
 }
 
 void handle_schedule_delete(struct core *core, struct request *req, struct outbox *out)

@@ -56,6 +56,9 @@ void core_deadline_fired(struct core *core, struct deadline *d, struct outbox *o
 	case DEADLINE_SCHEDULE:
 		core_schedule_fired(core, schedule_of_timer(d), out);
 		break;
+	case DEADLINE_QUEUE_RATE:
+		core_queue_rate_fired(core, container_of(d, struct queue, rate_timer), out);
+		break;
 	}
 }
 

@@ -193,8 +193,7 @@ static uint32_t pick_jobs(struct core *core, const struct proto_fetch *fetch, st
 		for (uint32_t i = 0; i < picked; i++)
 			in_q += jobs[i]->queue == q;
 		struct job *job;
-		while (picked < max &&
-		       (q->policy.max_active == 0 || q->active + in_q < q->policy.max_active) &&
+		while (picked < max && queue_may_start(q, in_q) &&
 		       (job = queue_ready_peek(q)) != NULL) {
 			queue_ready_remove(q, job);
 			jobs[picked++] = job;
@@ -244,8 +243,10 @@ static uint32_t take_jobs(struct core *core, struct request *req, struct worker 
 		jm_warn("fetch: leasing %u job(s) failed: %s", taken, jm_err_text(&err));
 		taken = 0;
 	}
+	uint64_t now_mono = jm_mono_us();
 	for (uint32_t i = 0; i < taken; i++) {
 		struct job *job = jobs[i];
+		queue_started(job->queue, now_mono);
 		if (job->batch)
 			batch_set_operation(job->batch, job->attrs.type, strlen(job->attrs.type));
 		struct proto_delivery *d = &deliveries[i];
@@ -254,6 +255,13 @@ static uint32_t take_jobs(struct core *core, struct request *req, struct worker 
 		d->attempt = job->attempt;
 		state_job_attrs(job, &d->attrs);
 		d->payload = (struct proto_bytes){job->payload, job->payload_len};
+	}
+	for (uint32_t qi = 0; qi < fetch->queues_count; qi++) {
+		/* A queue held back by its rate wakes its parked fetches when
+		 * its next start is due. */
+		struct queue *q = queue_find(&core->state.queues, fetch->queues[qi]);
+		if (q)
+			core_queue_rate_wait(core, q);
 	}
 	free(jobs);
 	free(recs);

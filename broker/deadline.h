@@ -26,6 +26,7 @@ enum deadline_kind {
 	DEADLINE_RETENTION,   /* the periodic sweep of old finished jobs */
 	DEADLINE_BATCH_EVENT, /* a coalesced batch progress event is due */
 	DEADLINE_SCHEDULE,    /* a schedule's next run (schedules.h) */
+	DEADLINE_QUEUE_RATE,  /* a rate-limited queue may start a job again */
 };
 
 struct deadline {

@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "http_call.h"
 #include "http_json.h"
+#include "job_spec.h"
 
 /* ---- POST /v1/queues/{queue}/jobs ----------------------------------------- */
 
@@ -36,6 +37,8 @@ static void submitted_cb(struct http_call *call, const struct proto_msg *reply)
 		for (uint32_t i = 0; i < s->ids_count; i++)
 			json_array_append_new(ids, http_json_id(s->ids[i]));
 		body = json_pack("{s:o,s:o}", "id", http_json_id(s->batch_id), "job_ids", ids);
+	} else if (s->existing_ids_count > 0) { /* an idempotency key matched */
+		body = json_pack("{s:o,s:b}", "id", http_json_id(s->ids[0]), "existing", 1);
 	} else {
 		body = json_pack("{s:o,s:s}", "id", http_json_id(s->ids[0]), "state",
 		                 call->limit ? "delayed" : "pending");
@@ -52,7 +55,9 @@ static void submitted_cb(struct http_call *call, const struct proto_msg *reply)
 		http_reply_error(call, 503, "out_of_memory", "broker out of memory");
 		return;
 	}
-	http_reply(call, 202, "application/json", text, len, "Location", location);
+	/* 200: every job was there already (a key matched each), nothing new. */
+	int status = s->existing_ids_count == s->ids_count ? 200 : 202;
+	http_reply(call, status, "application/json", text, len, "Location", location);
 	free(text);
 }
 
@@ -89,7 +94,7 @@ static void submit_jobs(struct http_call *call, json_t *root, const char *queue,
 			http_reply_error(call, 503, "out_of_memory", "broker out of memory");
 			return;
 		}
-		delayed += specs[i].delay_ms > 0;
+		delayed += specs[i].delay_ms > 0 || specs[i].run_at_us > jm_wall_us();
 	}
 	call->with_result = many && !as_batch; /* reply shape, see submitted_cb */
 	call->limit = delayed;                 /* one job: its state */
@@ -115,6 +120,34 @@ static bool body_json(struct http_call *call)
 	return true;
 }
 
+/* The Idempotency-Key header: the key of a one-job body, as its "idempotency_key"
+ * field would be. False after replying. */
+static bool idempotency_header(struct http_call *call)
+{
+	const char *key = nng_http_req_get_header(call->http_req, "Idempotency-Key");
+	if (key == NULL)
+		return true;
+	struct jm_err err;
+	size_t len = strlen(key);
+	if (!json_is_object(call->body_json) ||
+	    json_object_get(call->body_json, "idempotency_key")) {
+		http_reply_error(call, 400, "key_conflict",
+		                 "the Idempotency-Key header keys a one-job body without an "
+		                 "\"idempotency_key\" field: give each job of an array its own");
+		return false;
+	}
+	if (len == 0 || proto_idempotency_key_check(key, len, &err) != 0) {
+		http_reply_error(call, 400, "key_invalid", "Idempotency-Key header is invalid: %s",
+		                 PROTO_KEY_RULE);
+		return false;
+	}
+	if (json_object_set_new(call->body_json, "idempotency_key", json_stringn(key, len)) != 0) {
+		http_reply_error(call, 503, "out_of_memory", "broker out of memory");
+		return false;
+	}
+	return true;
+}
+
 void http_api_submit(struct http_call *call)
 {
 	static const char *const none[] = {NULL};
@@ -132,6 +165,8 @@ void http_api_submit(struct http_call *call)
 		                 "body must be a job object or an array of them");
 		return;
 	}
+	if (!idempotency_header(call))
+		return;
 	submit_jobs(call, call->body_json, queue, false);
 }
 

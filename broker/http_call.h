@@ -142,5 +142,8 @@ void http_api_readyz(struct http_call *call);
 void http_api_openapi(struct http_call *call); /* GET /v1/openapi.json */
 /* GET /v1/schedules, GET/PUT/DELETE /v1/schedules/{name} */
 void http_api_schedules(struct http_call *call);
+/* GET/PATCH /v1/queues/{q}/settings, POST /v1/queues/{q}/pause|resume
+ * (action: the last segment). */
+void http_api_queue_settings(struct http_call *call, const char *action);
 
 #endif

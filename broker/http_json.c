@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "err.h"
+#include "job_spec.h"
 #include "limits.h"
+#include "rfc3339.h"
 
 int http_bad_set(struct http_bad *bad, uint16_t status, const char *code, const char *fmt, ...)
 {
@@ -235,12 +237,16 @@ json_t *http_json_queue(const struct proto_queue_stats *q, uint64_t now_us)
 	double oldest_s = q->oldest_pending_us && now_us > q->oldest_pending_us
 	                      ? (double)(now_us - q->oldest_pending_us) / 1e6
 	                      : 0;
-	return json_pack("{s:s,s:{s:I,s:I,s:I,s:I,s:I,s:I},s:f,s:o}", "name", q->name, "counts",
-	                 "pending", (json_int_t)q->pending, "delayed", (json_int_t)q->delayed,
-	                 "active", (json_int_t)q->active, "completed", (json_int_t)q->completed,
-	                 "failed", (json_int_t)q->failed, "cancelled", (json_int_t)q->cancelled,
-	                 "oldest_pending_age_seconds", oldest_s, "max_active",
-	                 q->max_active ? json_integer(q->max_active) : json_null());
+	json_t *rate = q->rate_jobs ? json_pack("{s:I,s:I}", "jobs", (json_int_t)q->rate_jobs,
+	                                        "period_ms", (json_int_t)q->rate_period_ms)
+	                            : json_null();
+	return json_pack("{s:s,s:{s:I,s:I,s:I,s:I,s:I,s:I},s:f,s:o,s:b,s:o}", "name", q->name,
+	                 "counts", "pending", (json_int_t)q->pending, "delayed",
+	                 (json_int_t)q->delayed, "active", (json_int_t)q->active, "completed",
+	                 (json_int_t)q->completed, "failed", (json_int_t)q->failed, "cancelled",
+	                 (json_int_t)q->cancelled, "oldest_pending_age_seconds", oldest_s,
+	                 "max_active", q->max_active ? json_integer(q->max_active) : json_null(),
+	                 "paused", q->paused, "rate", rate);
 }
 
 json_t *http_json_event(const struct proto_event *ev, const char **kind)
@@ -375,9 +381,9 @@ static bool int_field(json_t *obj, const char *field, const char *label, long lo
 bool http_json_job_spec(json_t *obj, const char *queue, const char *label,
                         struct proto_job_spec *spec, char **payload_out, struct http_bad *bad)
 {
-	static const char *const allowed[] = {"queue",    "type",       "payload",
-	                                      "data",     "priority",   "max_attempts",
-	                                      "delay_ms", "timeout_ms", NULL};
+	static const char *const allowed[] = {
+	    "queue",    "type",       "payload",         "data",   "priority", "max_attempts",
+	    "delay_ms", "timeout_ms", "idempotency_key", "run_at", NULL};
 	const char *sep = label[0] ? ": " : "";
 	memset(spec, 0, sizeof *spec);
 	*payload_out = NULL;
@@ -397,7 +403,8 @@ bool http_json_job_spec(json_t *obj, const char *queue, const char *label,
 			return http_bad_set(
 			           bad, 400, "unknown_field",
 			           "%s%sunknown field \"%.64s\": allowed are %stype, payload, "
-			           "data, priority, max_attempts, delay_ms, timeout_ms",
+			           "data, priority, max_attempts, delay_ms, timeout_ms, "
+			           "idempotency_key, run_at",
 			           label, sep, key, queue ? "" : "queue, "),
 			       false;
 	}
@@ -420,6 +427,43 @@ bool http_json_job_spec(json_t *obj, const char *queue, const char *label,
 	spec->attrs.max_attempts = (uint32_t)attempts;
 	spec->delay_ms = (uint64_t)delay;
 	spec->attrs.timeout_ms = (uint64_t)timeout;
+	json_t *idem = json_object_get(obj, "idempotency_key");
+	if (idem) {
+		struct jm_err err;
+		if (!json_is_string(idem))
+			return http_bad_set(
+			           bad, 400, "field_type",
+			           "%s%sfield \"idempotency_key\" must be a string, got %s", label,
+			           sep, kind_of(idem)),
+			       false;
+		spec->key = (struct proto_bytes){(const uint8_t *)json_string_value(idem),
+		                                 (uint32_t)json_string_length(idem)};
+		if (spec->key.len == 0 ||
+		    proto_idempotency_key_check(spec->key.ptr, spec->key.len, &err) != 0)
+			return http_bad_set(bad, 400, "key_invalid",
+			                    "%s%sidempotency key is invalid: %s", label, sep,
+			                    PROTO_KEY_RULE),
+			       false;
+	}
+	json_t *run_at = json_object_get(obj, "run_at");
+	if (run_at) {
+		struct jm_err err;
+		if (!json_is_string(run_at))
+			return http_bad_set(
+			           bad, 400, "field_type",
+			           "%s%sfield \"run_at\" must be an RFC 3339 string, got %s", label,
+			           sep, kind_of(run_at)),
+			       false;
+		if (jm_rfc3339_parse(json_string_value(run_at), &spec->run_at_us, &err) != 0)
+			return http_bad_set(bad, 400, "field_range", "%s%s%s", label, sep,
+			                    jm_err_text(&err)),
+			       false;
+		if (spec->delay_ms)
+			return http_bad_set(bad, 400, "field_conflict",
+			                    "%s%sgive \"delay_ms\" or \"run_at\", not both", label,
+			                    sep),
+			       false;
+	}
 	json_t *payload = json_object_get(obj, "payload");
 	json_t *data = json_object_get(obj, "data");
 	if (payload && data)

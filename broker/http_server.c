@@ -472,6 +472,12 @@ static void route(struct http_call *call)
 			ONLY(get, "GET", http_api_workers(call));
 		if (n == 4 && is(call, 1, "queues") && is(call, 3, "jobs"))
 			ONLY(post, "POST", http_api_submit(call));
+		if (n == 4 && is(call, 1, "queues") && is(call, 3, "settings"))
+			ONLY(get || strcmp(m, "PATCH") == 0, "GET, PATCH",
+			     http_api_queue_settings(call, "settings"));
+		if (n == 4 && is(call, 1, "queues") &&
+		    (is(call, 3, "pause") || is(call, 3, "resume")))
+			ONLY(post, "POST", http_api_queue_settings(call, call->segments[3]));
 		if (n == 4 && is(call, 1, "queues") && is(call, 3, "dead"))
 			ONLY(get, "GET", http_api_dead(call));
 		if (n == 5 && is(call, 1, "queues") && is(call, 3, "dead") && is(call, 4, "retry"))

@@ -33,6 +33,7 @@
 #include "u64map.h"
 
 struct batch;
+struct idem_key;
 struct queue;
 struct worker;
 struct waiter;
@@ -65,6 +66,8 @@ struct job_more {
 	char *last_error; /* NUL-terminated or NULL */
 	uint8_t *result;
 	uint32_t result_len;
+	struct idem_key *key; /* its idempotency key (idempotency.h), or NULL */
+
 	/* The handler's latest progress in this attempt; memory only. */
 	uint64_t progress_done;
 	uint64_t progress_total;
@@ -148,6 +151,11 @@ static inline const char *job_last_error(const struct job *job)
 static inline struct worker *job_holder(const struct job *job)
 {
 	return job->more ? job->more->holder : NULL;
+}
+
+static inline struct idem_key *job_key(const struct job *job)
+{
+	return job->more ? job->more->key : NULL;
 }
 
 static inline bool job_has_waiters(const struct job *job)

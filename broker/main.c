@@ -13,6 +13,7 @@
 #include "auth_gate.h"
 #include "clock.h"
 #include "config.h"
+#include "config_schedules.h"
 #include "core.h"
 #include "events.h"
 #include "exposure.h"
@@ -50,6 +51,7 @@ struct broker_options {
 	enum jm_log_level log_level;
 	struct core_config core;
 	struct server_limits limits;
+	struct config_schedules *schedules; /* declared in --config; NULL: none */
 };
 
 static void usage(FILE *out);
@@ -159,6 +161,14 @@ static int set_data(void *ctx, const char *v, struct jm_err *err)
 	return 0;
 }
 
+static int set_schedule(void *ctx, const char *v, struct jm_err *err)
+{
+	struct broker_options *o = ctx;
+	if (o->schedules == NULL && (o->schedules = calloc(1, sizeof *o->schedules)) == NULL)
+		return jm_err_set(err, JM_ENOMEM, "out of memory");
+	return config_schedules_add(o->schedules, v, err);
+}
+
 static int set_config(void *ctx, const char *v, struct jm_err *err)
 {
 	return 0; /* loaded before the other flags, see main() */
@@ -222,6 +232,8 @@ NUMERIC_SETTER(set_backoff_cap, "--backoff-cap-ms", state.queue_defaults.backoff
 NUMERIC_SETTER(set_keep_finished, "--keep-finished", state.queue_defaults.keep_finished, 0,
                1000000000ull)
 NUMERIC_SETTER(set_keep_age, "--keep-finished-age-ms", state.queue_defaults.keep_finished_age_ms, 0,
+               365ull * 24 * 3600 * 1000)
+NUMERIC_SETTER(set_key_window, "--key-window-ms", state.queue_defaults.key_window_ms, 1,
                365ull * 24 * 3600 * 1000)
 NUMERIC_SETTER(set_dead_after, "--dead-after-ms", state.dead_after_ms, 100, 3600ull * 1000)
 NUMERIC_SETTER(set_lease_grace, "--lease-grace-ms", state.lease_grace_ms, 0, 3600ull * 1000)
@@ -303,6 +315,10 @@ static const struct jm_flag broker_flags[] = {
      "--tls-cert is given",
      set_http},
     {"config", "FILE", "YAML file of these settings; flags override it", set_config},
+    {"schedule", "RECORD",
+     "a schedule the config declares (schedule: {NAME: {cron: EXPR, queue: Q, type: T, ...}}); "
+     "put at start as `jobmesh schedule add` would",
+     set_schedule},
     {"auth", "FILE",
      "YAML file of hashed tokens with roles and queue patterns; every request then needs "
      "one (reloaded on SIGHUP). Without it the broker listens on loopback and ipc:// only",
@@ -327,6 +343,10 @@ static const struct jm_flag broker_flags[] = {
     {"keep-finished", "N", "finished jobs kept per queue (default 100000)", set_keep_finished},
     {"keep-finished-age-ms", "MS", "and for at most this long; 0 = no age limit (default 7 days)",
      set_keep_age},
+    {"key-window-ms", "MS",
+     "an idempotency key names its job this long after its submit (default 24 h); a job "
+     "dropped by retention takes its key with it",
+     set_key_window},
     {"dead-after-ms", "MS", "a worker silent this long is lost (default 5000)", set_dead_after},
     {"lease-grace-ms", "MS", "past a run timeout before the broker fails it (default 10000)",
      set_lease_grace},
@@ -407,6 +427,7 @@ static void defaults(struct broker_options *o)
 	s->queue_defaults.backoff.cap_ms = 300000;
 	s->queue_defaults.keep_finished = 100000;
 	s->queue_defaults.keep_finished_age_ms = 7ull * 24 * 3600 * 1000;
+	s->queue_defaults.key_window_ms = 24ull * 3600 * 1000;
 	s->max_queues = 10000;
 	s->max_workers = 10000;
 	s->max_queue_jobs = 1000000;
@@ -539,6 +560,7 @@ int main(int argc, char **argv)
 	defaults(&o);
 	int status = broker_main(&o, argc, argv);
 	jm_config_fini(&o.config);
+	config_schedules_free(o.schedules);
 	return status;
 }
 
@@ -548,6 +570,7 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 	struct jm_err err = {0};
 	int parsed = parse_options(&o, argc, argv, &err);
 	opts->config = o.config; /* main frees it */
+	opts->schedules = o.schedules;
 	if (parsed != 0) {
 		fprintf(stderr, "jobmesh-broker: %s\n", jm_err_text(&err));
 		return EXIT_USAGE;
@@ -616,6 +639,14 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 	if (core_open(&core, &o.core, journal, &stats, &err) != 0) {
 		jm_error("%s", jm_err_text(&err));
 		journal_close(journal);
+		auth_gate_close(auth);
+		return EXIT_RUNTIME;
+	}
+	if (o.schedules && config_schedules_declare(o.schedules, core, &err) != 0) {
+		jm_error("%s", jm_err_text(&err));
+		core_stop(core);
+		journal_close(journal);
+		core_free(core);
 		auth_gate_close(auth);
 		return EXIT_RUNTIME;
 	}

@@ -2,6 +2,8 @@
  * asc): ready_seq grows each time any job becomes ready, so equal
  * priorities come out in the order they became ready. */
 #include "heap.h"
+#include "clock.h"
+#include "idempotency.h"
 #include "queue.h"
 
 #include <stdlib.h>
@@ -20,6 +22,7 @@ int queue_registry_init(struct queue_registry *reg, const struct queue_policy *d
 static void free_queue_cb(struct namemap_entry *e, void *arg)
 {
 	struct queue *q = container_of(e, struct queue, by_name);
+	idem_fini(q);
 	free(q->ready);
 	free(q);
 }
@@ -42,7 +45,8 @@ static void find_reclaimable_cb(struct namemap_entry *e, void *arg)
 {
 	struct queue **found = arg;
 	struct queue *q = container_of(e, struct queue, by_name);
-	if (*found == NULL && !q->pinned && queue_unfinished(q) == 0 && q->finished_count == 0)
+	if (*found == NULL && !q->pinned && queue_unfinished(q) == 0 && q->finished_count == 0 &&
+	    !queue_has_own_settings(q))
 		*found = q;
 }
 
@@ -70,6 +74,7 @@ int queue_get(struct queue_registry *reg, const char *name, struct queue **out)
 		if (strcmp(reg->overrides[i].name, name) == 0)
 			q->policy.max_active = reg->overrides[i].max_active;
 	TAILQ_INIT(&q->finished);
+	deadline_init(&q->rate_timer, DEADLINE_QUEUE_RATE);
 	q->by_name.name = q->name;
 	if (namemap_insert(&reg->queues, &q->by_name) != 0) {
 		free(q);
@@ -98,7 +103,88 @@ void queue_each(const struct queue_registry *reg, void (*fn)(struct queue *q, vo
 
 bool queue_has_capacity(const struct queue *q)
 {
-	return q->policy.max_active == 0 || q->active < q->policy.max_active;
+	return queue_may_start(q, 0);
+}
+
+bool queue_may_start(const struct queue *q, uint32_t picked)
+{
+	if (q->paused)
+		return false;
+	if (q->policy.max_active != 0 && q->active + picked >= q->policy.max_active)
+		return false;
+	/* Under a rate limit one start at a time: the next is spaced by it. */
+	return q->policy.rate_jobs == 0 || (picked == 0 && jm_mono_us() >= q->rate_next_mono_us);
+}
+
+/* The spacing of starts under q's rate limit, at least 1 µs. */
+static uint64_t rate_interval_us(const struct queue *q)
+{
+	uint64_t us = q->policy.rate_period_ms * 1000 / q->policy.rate_jobs;
+	return us ? us : 1;
+}
+
+void queue_started(struct queue *q, uint64_t now_mono_us)
+{
+	if (q->policy.rate_jobs == 0)
+		return;
+	uint64_t from = q->rate_next_mono_us > now_mono_us ? q->rate_next_mono_us : now_mono_us;
+	q->rate_next_mono_us = from + rate_interval_us(q);
+}
+
+uint64_t queue_rate_ready_mono_us(const struct queue *q)
+{
+	if (q->policy.rate_jobs == 0 || q->paused)
+		return 0;
+	return q->rate_next_mono_us;
+}
+
+void queue_settings_apply(const struct queue_registry *reg, struct queue *q,
+                          const struct proto_queue_settings *s)
+{
+	struct queue_policy p = reg->default_policy;
+	for (uint32_t i = 0; i < reg->overrides_count; i++)
+		if (strcmp(reg->overrides[i].name, q->name) == 0)
+			p.max_active = reg->overrides[i].max_active;
+	uint32_t m = s->set_mask;
+	if (m & PROTO_QSET_MAX_ACTIVE)
+		p.max_active = s->max_active;
+	if (m & PROTO_QSET_RATE) {
+		p.rate_jobs = s->rate_jobs;
+		p.rate_period_ms = s->rate_period_ms;
+	}
+	if (m & PROTO_QSET_MAX_ATTEMPTS)
+		p.max_attempts = s->max_attempts;
+	if (m & PROTO_QSET_KEEP_FINISHED)
+		p.keep_finished = s->keep_finished;
+	if (m & PROTO_QSET_KEEP_AGE)
+		p.keep_finished_age_ms = s->keep_finished_age_ms;
+	if (m & PROTO_QSET_KEY_WINDOW)
+		p.key_window_ms = s->key_window_ms;
+	q->policy = p;
+	q->paused = (m & PROTO_QSET_PAUSED) && s->paused;
+	q->own_settings = m & ~(uint32_t)PROTO_QSET_PAUSED;
+	if (q->paused)
+		q->own_settings |= PROTO_QSET_PAUSED;
+}
+
+void queue_settings_fill(const struct queue *q, struct proto_queue_settings *out)
+{
+	memset(out, 0, sizeof *out);
+	memcpy(out->queue, q->name, sizeof out->queue);
+	out->set_mask = q->own_settings;
+	out->paused = q->paused;
+	out->max_active = q->policy.max_active;
+	out->rate_jobs = q->policy.rate_jobs;
+	out->rate_period_ms = q->policy.rate_jobs ? q->policy.rate_period_ms : 0;
+	out->max_attempts = q->policy.max_attempts;
+	out->keep_finished = q->policy.keep_finished;
+	out->keep_finished_age_ms = q->policy.keep_finished_age_ms;
+	out->key_window_ms = q->policy.key_window_ms;
+}
+
+bool queue_has_own_settings(const struct queue *q)
+{
+	return q->own_settings != 0 || q->paused;
 }
 
 /* True when a must come out of the heap before b. */
@@ -170,9 +256,10 @@ uint64_t queue_unfinished(const struct queue *q)
 
 void queue_drop_if_empty(struct queue_registry *reg, struct queue *q)
 {
-	if (queue_unfinished(q) != 0 || q->finished_count != 0)
+	if (queue_unfinished(q) != 0 || q->finished_count != 0 || queue_has_own_settings(q))
 		return;
 	namemap_remove(&reg->queues, &q->by_name);
+	idem_fini(q);
 	free(q->ready);
 	free(q);
 }

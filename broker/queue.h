@@ -19,6 +19,9 @@ struct queue_policy {
 	uint64_t keep_finished;        /* completed+failed+cancelled jobs kept */
 	uint64_t keep_finished_age_ms; /* and for at most this long */
 	uint32_t max_active;           /* active jobs across all workers; 0: no limit */
+	uint64_t key_window_ms;        /* an idempotency key matches this long */
+	uint32_t rate_jobs;            /* at most this many starts per period; 0: none */
+	uint64_t rate_period_ms;
 };
 
 /* A per-queue setting given before the queue exists (--queue-limit). */
@@ -39,7 +42,18 @@ struct queue {
 	struct job_list finished; /* oldest first, for retention */
 	uint64_t finished_count;
 
-	bool pinned; /* a request holds it: never reclaimed (core_admit.c) */
+	bool pinned;         /* a request holds it: never reclaimed (core_admit.c) */
+	struct namemap keys; /* idempotency keys (idempotency.h); empty until one */
+
+	/* Runtime settings (QUEUE records): which of policy's settings are the
+	 * queue's own (enum proto_queue_setting), and whether it is paused. A
+	 * queue with either is never reclaimed. */
+	uint32_t own_settings;
+	bool paused;
+	/* The rate limit spaces starts evenly: none before this (monotonic);
+	 * memory only, so a restart starts the spacing afresh. */
+	uint64_t rate_next_mono_us;
+	struct deadline rate_timer; /* DEADLINE_QUEUE_RATE: wakes parked fetches */
 
 	struct namemap_entry by_name;
 };
@@ -68,8 +82,26 @@ int queue_get(struct queue_registry *reg, const char *name, struct queue **out);
 void queue_each(const struct queue_registry *reg, void (*fn)(struct queue *q, void *arg),
                 void *arg);
 
-/* True when q may hand out another job under its max_active. */
+/* True when q may hand out another job now: not paused, under its
+ * max_active, and its rate limit allows a start (the one check of flow
+ * control: dispatch asks only this). */
 bool queue_has_capacity(const struct queue *q);
+/* The same, with picked more of its jobs already chosen for this fetch. */
+bool queue_may_start(const struct queue *q, uint32_t picked);
+/* A job of q was started (leased) at monotonic now_mono_us: the rate
+ * limit's next start moves on by one interval. */
+void queue_started(struct queue *q, uint64_t now_mono_us);
+/* When the rate limit lets q start its next job (monotonic µs); 0 when it
+ * is not what holds q back. */
+uint64_t queue_rate_ready_mono_us(const struct queue *q);
+/* Sets q's runtime settings from s (a QUEUE record's): the settings s's
+ * mask names are q's own, the others the broker's defaults again. */
+void queue_settings_apply(const struct queue_registry *reg, struct queue *q,
+                          const struct proto_queue_settings *s);
+/* Fills out with q's settings as they are, set_mask naming its own. */
+void queue_settings_fill(const struct queue *q, struct proto_queue_settings *out);
+/* Does q have settings a snapshot must keep (a QUEUE record)? */
+bool queue_has_own_settings(const struct queue *q);
 
 /* Makes room for extra more ready jobs, so that pushing them cannot fail;
  * 0 or JM_ENOMEM (q unchanged). */

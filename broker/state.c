@@ -13,6 +13,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "idempotency.h"
 #include "message.h"
 
 int state_init(struct state *s, const struct state_config *config)
@@ -41,6 +42,7 @@ int state_init(struct state *s, const struct state_config *config)
 
 static void job_free(struct state *s, struct job *job)
 {
+	idem_forget(job);
 	struct job_more *more = job->more;
 	if (more) {
 		free(more->progress_message);
@@ -187,7 +189,8 @@ uint64_t state_job_snapshot_bound(const struct job *job)
 	       (more && more->holder_instance ? MSGPACK_INT_MAX : 1) + strlen(job->attrs.type) +
 	       job->payload_len + (more && more->holder ? strlen(more->holder->id) : 0) +
 	       (more && more->last_error ? strlen(more->last_error) : 0) +
-	       (more ? more->result_len : 0);
+	       (more ? more->result_len : 0) +
+	       (job_key(job) ? MSGPACK_BYTES_HEADER_MAX + strlen(job_key(job)->key) : 1);
 }
 
 uint64_t state_new_job_bound(const struct proto_rec_job *r)
@@ -197,7 +200,7 @@ uint64_t state_new_job_bound(const struct proto_rec_job *r)
 	       (r->lease_token ? MSGPACK_INT_MAX : 1) + (r->worker_instance ? MSGPACK_INT_MAX : 1) +
 	       strlen(r->attrs.type) + r->payload.len +
 	       (r->state == PROTO_STATE_ACTIVE ? strlen(r->worker_id) : 0) + r->last_error.len +
-	       r->result.len;
+	       r->result.len + (r->key.len ? MSGPACK_BYTES_HEADER_MAX + r->key.len : 1);
 }
 
 /* Removes job from the place its current state keeps it in. */
@@ -377,6 +380,10 @@ static struct job *job_new(struct state *s, const struct proto_rec_job *r)
 	job->payload_len = r->payload.len;
 	if (r->payload.len > 0)
 		memcpy(job->payload, r->payload.ptr, r->payload.len);
+	if (idem_prepare(job, &r->key) != 0) {
+		job_free(s, job);
+		return NULL;
+	}
 	return job;
 }
 
@@ -432,6 +439,7 @@ void state_apply_prepared_job(struct state *s, const struct proto_rec_job *r, st
 {
 	job_set_fields(job, job->queue, r);
 	(void)jobtable_insert(&s->jobs, job); /* never fails (u64map.h) */
+	idem_link(job->queue, job);           /* the queue's keys were reserved */
 	note_ids(s, r);
 	if (r->attrs.batch_id) {
 		struct batch *b = batch_find(&s->batches, r->attrs.batch_id);
@@ -482,6 +490,11 @@ static int apply_job(struct state *s, const struct proto_rec_job *r, uint64_t no
 		if (w && r->worker_instance != 0)
 			w->instance = r->worker_instance;
 	}
+	if (rc == 0 && r->key.len > 0 && job_key(job) == NULL) {
+		rc = idem_reserve(q);
+		if (rc == 0)
+			rc = idem_prepare(job, &r->key);
+	}
 	if (rc == 0 && is_new)
 		rc = jobtable_insert(&s->jobs, job);
 	if (rc != 0) {
@@ -490,6 +503,7 @@ static int apply_job(struct state *s, const struct proto_rec_job *r, uint64_t no
 		return jm_err_set(err, rc, "job %llu: %s", (unsigned long long)r->job_id,
 		                  jm_strerror(rc));
 	}
+	idem_link(q, job);
 	note_ids(s, r);
 	if (is_new && r->attrs.batch_id) {
 		struct batch *b;
@@ -687,6 +701,15 @@ int state_apply(struct state *s, const struct proto_record *rec, uint64_t now_us
 		if (rec->u.meta.boot_epoch > s->boot_epoch)
 			s->boot_epoch = rec->u.meta.boot_epoch;
 		return 0;
+	case PROTO_REC_QUEUE: {
+		struct queue *q;
+		int rc = queue_get(&s->queues, rec->u.queue.settings.queue, &q);
+		if (rc != 0)
+			return jm_err_set(err, rc, "queue %s: %s", rec->u.queue.settings.queue,
+			                  rc == JM_ELIMIT ? "too many queues" : jm_strerror(rc));
+		queue_settings_apply(&s->queues, q, &rec->u.queue.settings);
+		return 0;
+	}
 	case PROTO_REC_SCHEDULE:
 		return schedules_apply(&s->schedules, &s->deadlines, rec, now_us, err);
 	case PROTO_REC_SCHEDULE_FIRE: {
@@ -724,4 +747,7 @@ void state_job_snapshot(const struct job *job, struct proto_record *rec)
 	                                     last_error ? (uint32_t)strlen(last_error) : 0};
 	if (job->more)
 		r->result = (struct proto_bytes){job->more->result, job->more->result_len};
+	if (job_key(job))
+		r->key = (struct proto_bytes){(const uint8_t *)job_key(job)->key,
+		                              (uint32_t)strlen(job_key(job)->key)};
 }

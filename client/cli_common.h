@@ -151,6 +151,8 @@ int cli_workers_run(struct cli *cli, const struct cli_command *self, int argc, c
 int cli_dead_run(struct cli *cli, const struct cli_command *self, int argc, char **argv, int first);
 int cli_schedule_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
                      int first);
+int cli_queue_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
+                  int first);
 
 /* A command made of subcommands ("batch submit", "batch status"): the
  * subcommands' names start with the group's name and a space. */
@@ -173,11 +175,13 @@ const struct cli_command *cli_group_find(const struct cli_group *group, const ch
 extern const struct cli_group cli_batch_group;
 extern const struct cli_group cli_dead_group;
 extern const struct cli_group cli_schedule_group;
+extern const struct cli_group cli_queue_group;
 
 /* Help of the commands with subcommands (batch, dead-letter). */
 void cli_batch_help(FILE *out);
 void cli_dead_help(FILE *out);
 void cli_schedule_help(FILE *out);
+void cli_queue_help(FILE *out);
 
 /* Prints one batch (text or JSON) as "batch status" does; exit code. */
 int cli_batch_show(jm_client *client, const char *what, uint64_t batch_id, bool json);
@@ -187,6 +191,7 @@ int cli_batch_list_running(jm_client *client, bool json);
 
 extern const struct jm_flag cli_watch_flags[];
 extern const struct jm_flag cli_submit_flags[];
+extern const struct jm_flag cli_status_flags[];
 extern const struct jm_flag cli_wait_flags[];
 
 #endif

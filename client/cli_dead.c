@@ -35,6 +35,8 @@ static int dead_list_run(struct cli *cli, const struct cli_command *self, int ar
                          int first);
 static int dead_retry_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
                           int first);
+static int dead_show_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
+                         int first);
 
 static const struct cli_command dead_commands[] = {
     {"dead-letter list", dead_list_run, "QUEUE [--limit N] [--json]",
@@ -47,11 +49,15 @@ static const struct cli_command dead_commands[] = {
      "Prints how many jobs were revived and their ids; --json prints\n"
      "{\"queue\", \"revived\": [id...]}.\n",
      cli_json_flags},
+    {"dead-letter show", dead_show_run, "QUEUE ID [--json]",
+     "Inspect one dead-lettered job: its state, last error and payload.",
+     "Exits 4 when ID is not a dead-lettered job of QUEUE.\n", cli_json_flags},
 };
 
 const struct cli_group cli_dead_group = {
     "dead-letter", dead_commands, sizeof dead_commands / sizeof dead_commands[0],
-    "jobmesh dead-letter list QUEUE, or jobmesh dead-letter retry QUEUE [ID]"};
+    "jobmesh dead-letter list QUEUE, jobmesh dead-letter show QUEUE ID, or jobmesh "
+    "dead-letter retry QUEUE [ID]"};
 
 void cli_dead_help(FILE *out)
 {
@@ -175,5 +181,45 @@ static int dead_retry_run(struct cli *cli, const struct cli_command *self, int a
 		printf("\n");
 	}
 	free(ids);
+	return code;
+}
+
+static int dead_show_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
+                         int first)
+{
+	struct cli_opts opts = {0};
+	const char *operands[2];
+	int operands_count = 0;
+	bool done = false;
+	int code = cli_command_operands(self, &opts, argc, argv, first, "a queue and a job id",
+	                                operands, 2, &operands_count, &done);
+	if (code != CLI_EXIT_OK || done)
+		return code;
+	uint64_t job_id = 0;
+	if (operands_count != 2 || !cli_parse_job_id(operands[1], &job_id))
+		return cli_fail(
+		    CLI_EXIT_USAGE, self->name,
+		    "give QUEUE and the job's decimal id (dead-letter list shows them)");
+	jm_client *client = cli_client(cli, self->name, &code);
+	if (client == NULL)
+		return code;
+	jm_job_info job;
+	int rc = jm_client_status_payload(client, job_id, &job);
+	if (rc == 0 && (strcmp(job.queue, operands[0]) != 0 || job.state != JM_STATE_FAILED)) {
+		code = cli_fail(CLI_EXIT_NOT_FOUND, self->name,
+		                "job %" PRIu64 " is not dead-lettered in queue %s (it is %s in %s)",
+		                job_id, operands[0], jm_job_state_name(job.state), job.queue);
+	} else if (rc == JM_ENOTFOUND) {
+		code = cli_fail_not_found(self->name, "job", job_id);
+	} else if (rc != 0) {
+		code = cli_fail_sdk(rc);
+	} else if (opts.json) {
+		if (cli_print_json(stdout, cli_json_job(&job, false)) != 0)
+			code =
+			    cli_fail(CLI_EXIT_ERROR, self->name, "printing the job as JSON failed");
+	} else {
+		cli_print_job(stdout, &job);
+	}
+	jm_job_info_fini(&job);
 	return code;
 }

@@ -50,17 +50,38 @@ static int job_print_json(const char *what, const jm_job_info *job, bool with_re
 	return CLI_EXIT_OK;
 }
 
+struct status_opts {
+	struct cli_opts common; /* first: the shared setters cast to it */
+	bool payload;
+};
+
+static int status_set_payload(void *ctx, const char *value, struct jm_err *err)
+{
+	((struct status_opts *)ctx)->payload = true;
+	return 0;
+}
+
+const struct jm_flag cli_status_flags[] = {
+    {"payload", NULL, "show the job's payload too (text, or base64 in --json when binary)",
+     status_set_payload},
+    CLI_FLAG_JSON,
+    CLI_FLAG_HELP,
+    {NULL, NULL, NULL, NULL},
+};
+
 /* Without an id: every running batch. With one: the job, or, since job
  * and batch ids come from one counter, the batch of that id. */
 int cli_status_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
                    int first)
 {
-	struct cli_opts opts = {0};
+	struct status_opts sopts = {0};
+	struct cli_opts opts;
 	const char *operands[1];
 	int operands_count = 0;
 	bool done = false;
 	int code =
-	    cli_command_args(self, &opts, argc, argv, first, operands, 1, &operands_count, &done);
+	    cli_command_args(self, &sopts, argc, argv, first, operands, 1, &operands_count, &done);
+	opts = sopts.common;
 	if (code != CLI_EXIT_OK || done)
 		return code;
 	uint64_t job_id = 0;
@@ -75,7 +96,8 @@ int cli_status_run(struct cli *cli, const struct cli_command *self, int argc, ch
 	if (operands_count == 0)
 		return cli_batch_list_running(client, opts.json);
 	jm_job_info job;
-	int rc = jm_client_status(client, job_id, &job);
+	int rc = sopts.payload ? jm_client_status_payload(client, job_id, &job)
+	                       : jm_client_status(client, job_id, &job);
 	if (rc == JM_ENOTFOUND) {
 		jm_job_info_fini(&job);
 		jm_batch_info batch;

@@ -112,13 +112,13 @@ static const struct cli_command main_commands[] = {
      "Submit a JSON Lines file of jobs as one batch; show a batch.",
      "\"jobmesh batch submit --help\" and \"jobmesh batch status --help\" say more.\n",
      cli_help_flags},
-    {"status", cli_status_run, "[ID] [--json]",
+    {"status", cli_status_run, "[ID] [--payload] [--json]",
      "Show a job's or a batch's state; without ID, every running batch.",
      "An id that is not a job is looked up as a batch (ids never name both).\n"
      "Without an id: \"N operations in progress\", then one line per running batch\n"
      "with its percent done and current operation. Exits 0 whenever something was\n"
-     "found, whatever its state.\n",
-     cli_json_flags},
+     "found, whatever its state. --payload shows the job's payload too.\n",
+     cli_status_flags},
     {"result", cli_result_run, "ID [--json]",
      "Print a completed job's result, raw, exactly as stored.",
      "--json prints the whole job, with the result in \"result\" when it is UTF-8\n"
@@ -155,7 +155,8 @@ static const struct cli_command main_commands[] = {
      "(\"-\" where nothing is known). If it does not come back within the broker's\n"
      "--dead-after-ms, its jobs are requeued and it leaves the list.\n",
      cli_json_flags},
-    {"dead-letter", cli_dead_run, "list QUEUE [--limit N] [--json] | retry QUEUE [ID] [--json]",
+    {"dead-letter", cli_dead_run,
+     "list QUEUE [--limit N] [--json] | show QUEUE ID | retry QUEUE [ID] [--json]",
      "List a queue's dead-lettered jobs; put them back to pending.",
      "\"jobmesh dead-letter list --help\" and \"jobmesh dead-letter retry --help\" say\n"
      "more.\n",
@@ -165,6 +166,9 @@ static const struct cli_command main_commands[] = {
      "[--json] | remove NAME",
      "Named schedules the broker runs: cron or fixed interval, in a time zone.",
      "\"jobmesh schedule add --help\" says more.\n", cli_help_flags},
+    {"queue", cli_queue_run, "pause QUEUE | resume QUEUE | set QUEUE KEY=VALUE... | show QUEUE",
+     "A queue's runtime settings: pause, resume, active and rate limits, retention.",
+     "\"jobmesh queue set --help\" lists the keys.\n", cli_help_flags},
     {"help", main_help_run, "[COMMAND]", "Show help for jobmesh or for one command.", NULL, NULL},
 };
 
@@ -220,6 +224,8 @@ static int main_help_run(struct cli *cli, const struct cli_command *self, int ar
 		cli_dead_help(stdout);
 	else if (cmd->run == cli_schedule_run)
 		cli_schedule_help(stdout);
+	else if (cmd->run == cli_queue_run)
+		cli_queue_help(stdout);
 	else
 		cli_command_help(stdout, cmd);
 	return CLI_EXIT_OK;
@@ -265,6 +271,8 @@ static const struct cli_group *main_group_of(const struct cli_command *cmd)
 		return &cli_dead_group;
 	if (cmd->run == cli_schedule_run)
 		return &cli_schedule_group;
+	if (cmd->run == cli_queue_run)
+		return &cli_queue_group;
 	return NULL;
 }
 

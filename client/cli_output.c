@@ -122,6 +122,8 @@ json_t *cli_json_job(const jm_job_info *job, bool with_result)
 	else
 		failed |=
 		    cli_json_set_bytes(obj, "last_error", job->last_error, strlen(job->last_error));
+	if (job->payload != NULL)
+		failed |= cli_json_set_bytes(obj, "payload", job->payload, job->payload_len);
 	if (job->batch_id == 0)
 		failed |= json_object_set_new(obj, "batch_id", json_null());
 	else
@@ -169,6 +171,10 @@ json_t *cli_json_stats(const jm_queue_stats *queues, size_t count)
 		failed |= json_object_set_new(row, "failed", cli_json_u64(q->failed));
 		failed |= json_object_set_new(row, "cancelled", cli_json_u64(q->cancelled));
 		failed |= json_object_set_new(row, "max_active", cli_json_u64(q->max_active));
+		failed |= json_object_set_new(row, "paused", json_boolean(q->paused));
+		failed |= json_object_set_new(row, "rate_jobs", cli_json_u64(q->rate_jobs));
+		failed |=
+		    json_object_set_new(row, "rate_period_ms", cli_json_u64(q->rate_period_ms));
 		if (failed)
 			goto fail_free;
 	}
@@ -236,6 +242,14 @@ void cli_print_job(FILE *out, const jm_job_info *job)
 	char progress[512];
 	cli_format_job_progress(progress, sizeof progress, job);
 	fprintf(out, "progress    %s\n", progress);
+	if (job->payload != NULL) {
+		fprintf(out, "payload     %zu bytes: ", job->payload_len);
+		if (memchr(job->payload, '\0', job->payload_len) != NULL)
+			fputs("(binary; --json shows it as payload_base64)", out);
+		else
+			cli_print_text(out, job->payload);
+		fputc('\n', out);
+	}
 }
 
 void cli_print_job_state_line(FILE *out, const jm_job_info *job)
@@ -285,12 +299,19 @@ void cli_print_stats(FILE *out, const jm_queue_stats *queues, size_t count)
 	fprintf(out, "%-*s", name_width, "QUEUE");
 	for (int c = 0; c < STATS_COLUMNS; c++)
 		fprintf(out, "  %*s", widths[c], headers[c]);
-	fputc('\n', out);
+	fputs("  FLOW\n", out);
 	for (size_t i = 0; i < count; i++) {
 		stats_row(&queues[i], values);
 		fprintf(out, "%-*s", name_width, queues[i].name);
 		for (int c = 0; c < STATS_COLUMNS; c++)
 			fprintf(out, "  %*" PRIu64, widths[c], values[c]);
+		/* FLOW: paused, a rate limit, or "-" */
+		fputs(queues[i].paused ? "  paused" : "  ", out);
+		if (queues[i].rate_jobs)
+			fprintf(out, "%s%u/%" PRIu64 "ms", queues[i].paused ? "," : "",
+			        queues[i].rate_jobs, queues[i].rate_period_ms);
+		else if (!queues[i].paused)
+			fputc('-', out);
 		fputc('\n', out);
 	}
 }

@@ -14,6 +14,7 @@
 #include "cli_input.h"
 #include "cli_output.h"
 #include "proto_limits.h"
+#include "rfc3339.h"
 
 /* No delay or run timeout may overflow when the broker turns it into
  * microseconds. */
@@ -101,6 +102,17 @@ static int submit_set_timeout_ms(void *ctx, const char *value, struct jm_err *er
 	return rc;
 }
 
+static int submit_set_key(void *ctx, const char *value, struct jm_err *err)
+{
+	((struct submit_opts *)ctx)->spec.idempotency_key = value;
+	return 0;
+}
+
+static int submit_set_run_at(void *ctx, const char *value, struct jm_err *err)
+{
+	return jm_rfc3339_parse(value, &((struct submit_opts *)ctx)->spec.run_at_us, err);
+}
+
 const struct jm_flag cli_submit_flags[] = {
     {"queue", "Q", "queue to put the job on (required)", submit_set_queue},
     {"type", "T", "job type, which selects the worker's handler (required)", submit_set_type},
@@ -113,7 +125,15 @@ const struct jm_flag cli_submit_flags[] = {
     {"max-attempts", "N", "1..1000 attempts before dead-letter (default: the queue's, 3)",
      submit_set_max_attempts},
     {"delay-ms", "N", "run no sooner than N ms from now (default 0)", submit_set_delay_ms},
+    {"run-at", "TIME",
+     "run no sooner than TIME, RFC 3339 (2026-12-01T09:30:00Z, or with an offset +01:00); "
+     "not with --delay-ms",
+     submit_set_run_at},
     {"timeout-ms", "N", "run timeout per attempt (default: the queue's)", submit_set_timeout_ms},
+    {"key", "KEY",
+     "idempotency key: a second submit with KEY to the queue within the broker's key window "
+     "(default 24 h) prints the first job's id and adds no job (1-128 printable ASCII)",
+     submit_set_key},
     CLI_FLAG_JSON,
     CLI_FLAG_HELP,
     {NULL, NULL, NULL, NULL},

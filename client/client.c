@@ -254,6 +254,14 @@ int client_check_spec(const jm_job_spec *job, const char *where)
 	                              job->payload_len, job->priority, job->max_attempts, &err);
 	if (rc != 0)
 		return client_fail(rc, "submit: %s%s", where, jm_err_text(&err));
+	if (job->idempotency_key != NULL &&
+	    proto_idempotency_key_check(job->idempotency_key, strlen(job->idempotency_key), &err))
+		return client_fail(err.code, "submit: %s%s", where, jm_err_text(&err));
+	if (job->run_at_us && job->delay_ms)
+		return client_fail(JM_EINVAL,
+		                   "submit: %sdelay_ms and run_at_us are both set: give one or the "
+		                   "other",
+		                   where);
 	return 0;
 }
 
@@ -269,6 +277,10 @@ void client_spec_to_proto(const jm_job_spec *job, struct proto_job_spec *out)
 	out->attrs.max_attempts = job->max_attempts;
 	out->delay_ms = job->delay_ms;
 	out->attrs.timeout_ms = job->timeout_ms;
+	if (job->idempotency_key != NULL)
+		out->key = (struct proto_bytes){(const uint8_t *)job->idempotency_key,
+		                                (uint32_t)strlen(job->idempotency_key)};
+	out->run_at_us = job->run_at_us;
 }
 
 /* Sends jobs[0..count) as one SUBMIT; ids receive the new ids. first is
@@ -391,6 +403,9 @@ void jm_job_info_fini(jm_job_info *info)
 	free(info->last_error);
 	free(info->result);
 	free(info->progress_message);
+	free(info->payload);
+	info->payload = NULL;
+	info->payload_len = 0;
 	info->last_error = NULL;
 	info->result = NULL;
 	info->progress_message = NULL;
@@ -428,6 +443,12 @@ int client_job_from_proto(const struct proto_job_info *job, jm_job_info *out)
 	out->progress_message = client_dup_bytes(&job->progress_message);
 	if (out->last_error == NULL || out->progress_message == NULL)
 		return JM_ENOMEM;
+	if (job->payload.len > 0) {
+		out->payload = client_dup_bytes(&job->payload);
+		if (out->payload == NULL)
+			return JM_ENOMEM;
+		out->payload_len = job->payload.len;
+	}
 	if (job->has_result) {
 		out->result = client_dup_bytes(&job->result);
 		if (out->result == NULL)
@@ -481,6 +502,18 @@ static int client_job_ref(jm_client *client, enum proto_type type, const char *o
 int jm_client_status(jm_client *client, uint64_t job_id, jm_job_info *out)
 {
 	return client_job_ref(client, PROTO_STATUS, "status", job_id, out);
+}
+
+int jm_client_status_payload(jm_client *client, uint64_t job_id, jm_job_info *out)
+{
+	if (out != NULL)
+		memset(out, 0, sizeof *out);
+	if (client == NULL || out == NULL)
+		return client_fail(JM_EINVAL, "status: client and out must not be NULL");
+	struct proto_msg req = {.type = PROTO_STATUS};
+	req.u.job_ref.job_id = job_id;
+	req.u.job_ref.with_payload = true;
+	return client_job_call(client, "status", &req, job_id, client_timeout(client), out);
 }
 
 int jm_client_result(jm_client *client, uint64_t job_id, jm_job_info *out)
@@ -599,6 +632,9 @@ int jm_client_stats(jm_client *client, jm_queue_stats **queues, size_t *count)
 		copy[i].cancelled = q->cancelled;
 		copy[i].oldest_pending_us = q->oldest_pending_us;
 		copy[i].max_active = q->max_active;
+		copy[i].paused = q->paused;
+		copy[i].rate_jobs = q->rate_jobs;
+		copy[i].rate_period_ms = q->rate_period_ms;
 	}
 	*queues = copy;
 	*count = stats->queues_count;

@@ -7,6 +7,9 @@
  *   key: scalar                 -> one entry
  *   key: [scalar, ...]          -> one entry per item, same key
  *   key: {k: scalar, ...}       -> one entry per pair, value "k=v"
+ *   key: {k: {f: scalar, ...}}  -> one entry per k, value a record:
+ *                                  "k" JM_CONFIG_UNIT "f=v" JM_CONFIG_RECORD ...
+ *                                  (the broker's schedule: list)
  * Anything else (deeper nesting, anchors and aliases, non-scalar keys, a top
  * level that is not a mapping, several documents) is refused with the file,
  * the line and what is allowed. On any error the config is left empty, so the
@@ -191,8 +194,80 @@ static int config_parse_sequence(struct config_parse *p, const char *key)
 	}
 }
 
+/* Reads the scalar pairs of one record "k: {f: v, ...}" (its mapping start
+ * already read) into *out: k, JM_CONFIG_UNIT, then "f=v" pairs separated
+ * by JM_CONFIG_RECORD. The separators are control characters, refused in
+ * the text. */
+static int config_parse_record(struct config_parse *p, const char *key, const char *name,
+                               char **out)
+{
+	size_t cap = strlen(name) + 2, len = strlen(name) + 1;
+	char *text = malloc(cap);
+	if (text == NULL)
+		return jm_err_set(p->err, JM_ENOMEM, "config %s: out of memory", p->path);
+	snprintf(text, cap, "%s%c", name, JM_CONFIG_UNIT);
+	bool first = true;
+	for (;;) {
+		yaml_event_t f_event, v_event;
+		int rc = config_next(p, &f_event);
+		if (rc != 0) {
+			free(text);
+			return rc;
+		}
+		if (f_event.type == YAML_MAPPING_END_EVENT) {
+			yaml_event_delete(&f_event);
+			*out = text;
+			return 0;
+		}
+		rc = config_next(p, &v_event);
+		if (rc != 0) {
+			yaml_event_delete(&f_event);
+			free(text);
+			return rc;
+		}
+		if (f_event.type != YAML_SCALAR_EVENT || v_event.type != YAML_SCALAR_EVENT ||
+		    config_check_no_anchor(p, &f_event) || config_check_no_anchor(p, &v_event)) {
+			rc = jm_err_set(p->err, JM_EINVAL,
+			                "config %s: line %d: each field of \"%s\" under \"%s\" is "
+			                "text: text (%s)",
+			                p->path, config_line(&f_event), name, key,
+			                CONFIG_SHAPE_RULE);
+		}
+		const char *f = rc == 0 ? (const char *)f_event.data.scalar.value : "";
+		const char *v = rc == 0 ? (const char *)v_event.data.scalar.value : "";
+		for (const char *c = v; rc == 0 && *c; c++)
+			if (*c == JM_CONFIG_UNIT || *c == JM_CONFIG_RECORD)
+				rc = jm_err_set(
+				    p->err, JM_EINVAL,
+				    "config %s: line %d: \"%s\" holds a control character "
+				    "(0x1e or 0x1f), which is not allowed",
+				    p->path, config_line(&v_event), f);
+		if (rc == 0) {
+			size_t add = strlen(f) + strlen(v) + 3;
+			char *grown = realloc(text, cap + add);
+			if (grown == NULL)
+				rc = jm_err_set(p->err, JM_ENOMEM, "config %s: out of memory",
+				                p->path);
+			else {
+				text = grown;
+				cap += add;
+				len += (size_t)snprintf(text + len, cap - len, "%s%s=%s",
+				                        first ? "" : (char[]){JM_CONFIG_RECORD, 0},
+				                        f, v);
+				first = false;
+			}
+		}
+		yaml_event_delete(&f_event);
+		yaml_event_delete(&v_event);
+		if (rc != 0) {
+			free(text);
+			return rc;
+		}
+	}
+}
+
 /* Reads the pairs of "key: {k: v}" up to the end of the mapping; each pair
- * becomes the entry key="k=v". */
+ * becomes the entry key="k=v" (or a record, see config_parse_record). */
 static int config_parse_pairs(struct config_parse *p, const char *key)
 {
 	for (;;) {
@@ -222,6 +297,26 @@ static int config_parse_pairs(struct config_parse *p, const char *key)
 			return rc;
 		}
 		rc = config_check_no_anchor(p, &value_event);
+		if (rc == 0 && value_event.type == YAML_MAPPING_START_EVENT) {
+			char *record = NULL;
+			char *key_copy = strdup(key);
+			int line = config_line(&name_event);
+			rc = key_copy
+			         ? config_parse_record(
+			               p, key, (const char *)name_event.data.scalar.value, &record)
+			         : jm_err_set(p->err, JM_ENOMEM, "config %s: out of memory",
+			                      p->path);
+			yaml_event_delete(&name_event);
+			yaml_event_delete(&value_event);
+			if (rc != 0) {
+				free(key_copy);
+				return rc;
+			}
+			rc = config_add(p, key_copy, record, line);
+			if (rc != 0)
+				return rc;
+			continue;
+		}
 		if (rc == 0 && value_event.type != YAML_SCALAR_EVENT)
 			rc = jm_err_set(p->err, JM_EINVAL,
 			                "config %s: line %d: \"%s\" under \"%s\" is %s; "

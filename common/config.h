@@ -6,13 +6,20 @@
  *   listen: tcp://127.0.0.1:7400      ->  --listen tcp://127.0.0.1:7400
  *   queue: [emails, documents]        ->  --queue emails --queue documents
  *   handler: {email.send: ./send.sh}  ->  --handler email.send=./send.sh
- * Deeper nesting, anchors and non-scalar keys are refused with the line. */
+ *   schedule: {nightly: {cron: "0 2 * * *", queue: q}}
+ *                                     ->  --schedule "nightly<US>cron=0 2 * * *<RS>queue=q"
+ * (one level of records under a mapping; US and RS are JM_CONFIG_UNIT and
+ * JM_CONFIG_RECORD). Deeper nesting, anchors and non-scalar keys are
+ * refused with the line. */
 #ifndef JM_COMMON_CONFIG_H
 #define JM_COMMON_CONFIG_H
 
 #include <stddef.h>
 
 #include "err.h"
+
+#define JM_CONFIG_UNIT '\x1f'   /* after a record's name */
+#define JM_CONFIG_RECORD '\x1e' /* between a record's field=value pairs */
 
 struct jm_config_entry {
 	char *key;   /* flag name */

@@ -23,3 +23,17 @@ int proto_job_spec_check(const char *queue, size_t queue_len, const char *type, 
 		return err->code;
 	return 0;
 }
+
+int proto_idempotency_key_check(const void *key, size_t key_len, struct jm_err *err)
+{
+	if (key_len > PROTO_KEY_MAX)
+		return jm_err_set(err, JM_EINVAL, "idempotency key is %zu bytes: %s", key_len,
+		                  PROTO_KEY_RULE);
+	const unsigned char *p = key;
+	for (size_t i = 0; i < key_len; i++)
+		if (p[i] < 0x20 || p[i] > 0x7e)
+			return jm_err_set(err, JM_EINVAL,
+			                  "idempotency key has byte 0x%02x at %zu: %s", p[i], i,
+			                  PROTO_KEY_RULE);
+	return 0;
+}

@@ -24,4 +24,11 @@ int proto_job_spec_check(const char *queue, size_t queue_len, const char *type, 
                          uint64_t payload_len, int64_t priority, uint64_t max_attempts,
                          struct jm_err *err);
 
+/* Checks an idempotency key of key_len bytes: empty (no key) or 1..
+ * PROTO_KEY_MAX printable ASCII characters. 0, or JM_EINVAL with err:
+ *   idempotency key is 200 bytes: use 1-128 printable ASCII characters ...
+ * A key names at most one job per queue for the queue's key window: a
+ * second submit with the same key in that queue gets the first job's id. */
+int proto_idempotency_key_check(const void *key, size_t key_len, struct jm_err *err);
+
 #endif

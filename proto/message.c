@@ -63,6 +63,8 @@ static const struct fields *const msg_bodies[PROTO_TYPE_MAX_ + 1] = {
     [PROTO_SCHEDULE_DELETE] = &msg_schedule_ref_fields,
     [PROTO_SCHEDULE_LIST] = &msg_empty_fields,
     [PROTO_SCHEDULES] = &msg_schedules_fields,
+    [PROTO_QUEUE_SET] = &msg_queue_settings_fields,
+    [PROTO_QUEUE_SETTINGS] = &msg_queue_settings_fields,
 };
 
 static const struct fields *msg_body_of(uint64_t type)

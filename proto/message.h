@@ -60,7 +60,9 @@ enum proto_type {
 	PROTO_SCHEDULE_DELETE = 35, /* client: remove a schedule */
 	PROTO_SCHEDULE_LIST = 36,   /* client: every schedule with its next run */
 	PROTO_SCHEDULES = 37,       /* reply to the three above */
-	PROTO_TYPE_MAX_ = 37,
+	PROTO_QUEUE_SET = 38,       /* client: change a queue's runtime settings */
+	PROTO_QUEUE_SETTINGS = 39,  /* reply to QUEUE_SET: the queue's settings */
+	PROTO_TYPE_MAX_ = 39,
 };
 
 enum proto_job_state {
@@ -108,11 +110,17 @@ struct proto_job_attrs {
 };
 
 /* One job of a SUBMIT: [queue, type, payload, priority, max_attempts,
- * delay_ms, timeout_ms] */
+ * delay_ms, timeout_ms, key, run_at_us]
+ * key and run_at_us were appended (an older client sends seven fields).
+ * key: an idempotency key (empty: none; see job_spec.h). run_at_us: a wall
+ * time (µs since 1970) to run no sooner than; 0: none, else delay_ms must
+ * be 0. */
 struct proto_job_spec {
 	struct proto_job_attrs attrs; /* batch_id and created_us not on the wire */
 	struct proto_bytes payload;
 	uint64_t delay_ms; /* 0: ready now */
+	struct proto_bytes key;
+	uint64_t run_at_us;
 };
 
 /* SUBMIT: [as_batch, [job_spec...]] (1..PROTO_JOBS_PER_MESSAGE_MAX jobs) */
@@ -122,11 +130,16 @@ struct proto_submit {
 	struct proto_job_spec *jobs;
 };
 
-/* SUBMITTED: [batch_id, [job_id...]]; batch_id 0 when not a batch */
+/* SUBMITTED: [batch_id, [job_id...], [existing_id...]]; batch_id 0 when
+ * not a batch. existing_ids (appended; absent from an older broker) lists
+ * the ids of ids that an idempotency key matched: jobs admitted earlier,
+ * not by this submit. */
 struct proto_submitted {
 	uint64_t batch_id;
 	uint32_t ids_count;
 	uint64_t *ids;
+	uint32_t existing_ids_count;
+	uint64_t *existing_ids;
 };
 
 /* FETCH: [worker_id, instance, slot, [queue...], max_jobs, wait_ms]
@@ -255,6 +268,10 @@ struct proto_queue_stats {
 	uint64_t cancelled;
 	uint64_t oldest_pending_us;
 	uint32_t max_active;
+	/* appended after max_active (an older broker sends 9 fields) */
+	bool paused;
+	uint32_t rate_jobs; /* 0: no rate limit */
+	uint64_t rate_period_ms;
 };
 
 /* STATS_REPLY: [[queue_stats...]] */
@@ -488,6 +505,44 @@ struct proto_schedules {
 	struct proto_schedule_info *schedules;
 };
 
+/* Which runtime settings of a queue a QUEUE_SET changes (set_mask), and
+ * which a queue has of its own rather than the broker's default. */
+enum proto_queue_setting {
+	PROTO_QSET_PAUSED = 1u << 0,
+	PROTO_QSET_MAX_ACTIVE = 1u << 1,
+	PROTO_QSET_RATE = 1u << 2, /* rate_jobs and rate_period_ms together */
+	PROTO_QSET_MAX_ATTEMPTS = 1u << 3,
+	PROTO_QSET_KEEP_FINISHED = 1u << 4,
+	PROTO_QSET_KEEP_AGE = 1u << 5,
+	PROTO_QSET_KEY_WINDOW = 1u << 6,
+	PROTO_QSET_ALL_ = (1u << 7) - 1,
+};
+
+#define PROTO_RATE_JOBS_MAX 1000000
+#define PROTO_RATE_PERIOD_MS_MAX (24ull * 3600 * 1000)
+
+/* A queue's runtime settings: [queue, set_mask, paused, max_active,
+ * rate_jobs, rate_period_ms, max_attempts, keep_finished,
+ * keep_finished_age_ms, key_window_ms]
+ * QUEUE_SET's body: set_mask names the settings to change (the others are
+ * ignored). QUEUE_SETTINGS's body (the reply): every setting as the queue
+ * now has it, set_mask naming those it has of its own. paused: fetches get
+ * nothing from it, submits are taken. max_active 0: no limit. rate: at
+ * most rate_jobs starts per rate_period_ms, evenly spaced (rate_jobs 0: no
+ * limit). */
+struct proto_queue_settings {
+	proto_name queue;
+	uint32_t set_mask; /* enum proto_queue_setting bits */
+	bool paused;
+	uint32_t max_active;
+	uint32_t rate_jobs;      /* 0..PROTO_RATE_JOBS_MAX */
+	uint64_t rate_period_ms; /* 1..PROTO_RATE_PERIOD_MS_MAX when rate_jobs > 0 */
+	uint32_t max_attempts;   /* 1..PROTO_ATTEMPTS_MAX */
+	uint64_t keep_finished;
+	uint64_t keep_finished_age_ms;
+	uint64_t key_window_ms; /* at least 1 */
+};
+
 enum proto_event_kind {
 	PROTO_EVENT_JOB_STATE = 1,     /* job_id, queue, type, state, attempt,
 	                                  batch_id, worker_id, message = error */
@@ -556,6 +611,7 @@ struct proto_msg {
 		struct proto_schedule_info schedule_put;
 		struct proto_schedule_ref schedule_ref;
 		struct proto_schedules schedules;
+		struct proto_queue_settings queue_settings; /* QUEUE_SET, QUEUE_SETTINGS */
 	} u;
 	void *zone_; /* owned allocations of the decode; proto_msg_fini frees */
 };

@@ -36,6 +36,10 @@ extern const struct fields msg_schedule_put_fields;
 extern const struct fields msg_schedule_ref_fields;
 extern const struct fields msg_schedules_fields;
 
+/* msg_queues.c */
+extern const struct fields msg_queue_settings_fields;
+int msg_queue_settings_check(const void *base, struct jm_err *err);
+
 /* msg_workers.c */
 extern const struct fields msg_fetch_fields;
 extern const struct fields msg_jobs_fields;

@@ -42,6 +42,17 @@ static int job_spec_rules_check(const void *base, struct jm_err *err)
 	                            j->attrs.max_attempts, err);
 }
 
+static int job_spec_key_check(const void *base, struct jm_err *err)
+{
+	const struct proto_job_spec *j = base;
+	if (proto_idempotency_key_check(j->key.ptr, j->key.len, err))
+		return err->code;
+	if (j->run_at_us && j->delay_ms)
+		return jm_err_set(err, JM_EINVAL,
+		                  "delay_ms and run_at_us are both set: give one or the other");
+	return 0;
+}
+
 static const struct field job_spec_field[] = {
     {ATTR_QUEUE(struct proto_job_spec)},
     {ATTR_TYPE(struct proto_job_spec)},
@@ -50,8 +61,17 @@ static const struct field job_spec_field[] = {
     {ATTR_MAX_ATTEMPTS(struct proto_job_spec)},
     F_U64(struct proto_job_spec, delay_ms),
     {ATTR_TIMEOUT_MS(struct proto_job_spec)},
+    /* appended: an older client sends the seven above */
+    {.wire = "key",
+     .label = "idempotency key",
+     .kind = FIELD_TEXT,
+     .offset = offsetof(struct proto_job_spec, key),
+     .max = 0, /* judged by job_spec_key_check */
+     .check = job_spec_key_check},
+    F_U64(struct proto_job_spec, run_at_us),
 };
-static const struct fields job_spec_fields = FIELDS_OF(job_spec_field, job_spec_rules_check);
+static const struct fields job_spec_fields =
+    FIELDS_OF_OPTIONAL(job_spec_field, 7, job_spec_rules_check);
 static const struct field job_spec_elem = F_ELEM_STRUCT(&job_spec_fields);
 
 static const struct field submit_field[] = {
@@ -61,13 +81,16 @@ static const struct field submit_field[] = {
 };
 const struct fields msg_submit_fields = FIELDS_OF(submit_field, NULL);
 
-/* SUBMITTED: [batch_id, [job_id...]] */
+/* SUBMITTED: [batch_id, [job_id...], [existing_id...]]; existing_ids was
+ * appended (an older broker sends two fields). */
 static const struct field submitted_field[] = {
     F_U64(struct proto_submitted, batch_id),
     F_LIST(struct proto_submitted, ids, ids_count, "job_ids", "job ids", "job id", 0,
            PROTO_JOBS_PER_MESSAGE_MAX, &msg_job_id_elem),
+    F_LIST(struct proto_submitted, existing_ids, existing_ids_count, "existing_ids", "existing ids",
+           "job id", 0, PROTO_JOBS_PER_MESSAGE_MAX, &msg_job_id_elem),
 };
-const struct fields msg_submitted_fields = FIELDS_OF(submitted_field, NULL);
+const struct fields msg_submitted_fields = FIELDS_OF_OPTIONAL(submitted_field, 2, NULL);
 
 /* STATUS, RESULT, CANCEL: [job_id]. BATCH_STATUS: [batch_id], held in
  * job_ref's job_id but named for what it is in errors. */

@@ -20,9 +20,12 @@ static const struct field queue_stats_field[] = {
     F_U64(struct proto_queue_stats, cancelled),
     F_U64(struct proto_queue_stats, oldest_pending_us),
     F_U32(struct proto_queue_stats, max_active),
+    F_BOOL(struct proto_queue_stats, paused),
+    F_U32(struct proto_queue_stats, rate_jobs),
+    F_U64(struct proto_queue_stats, rate_period_ms),
 };
 static const struct fields queue_stats_fields = {
-    .field = queue_stats_field, .count = 9, .required = 6};
+    .field = queue_stats_field, .count = 12, .required = 6};
 static const struct field queue_stats_elem = F_ELEM_STRUCT(&queue_stats_fields);
 
 static const struct field stats_reply_field[] = {

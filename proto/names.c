@@ -76,6 +76,8 @@ const char *proto_type_name(int type)
 	    [PROTO_SCHEDULE_DELETE] = "schedule-delete",
 	    [PROTO_SCHEDULE_LIST] = "schedule-list",
 	    [PROTO_SCHEDULES] = "schedules",
+	    [PROTO_QUEUE_SET] = "queue-set",
+	    [PROTO_QUEUE_SETTINGS] = "queue-settings",
 	};
 	if (type <= 0 || type > PROTO_TYPE_MAX_ || names[type] == NULL)
 		return "unknown";

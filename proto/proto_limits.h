@@ -26,5 +26,8 @@
 #define PROTO_PRIORITY_MAX 1000
 #define PROTO_ATTEMPTS_MAX 1000
 #define PROTO_DEPTH_MAX 8 /* msgpack nesting */
+/* Idempotency keys (a SUBMIT's job may carry one; see job_spec.h). */
+#define PROTO_KEY_MAX 128
+#define PROTO_KEY_RULE "use 1-128 printable ASCII characters (space to ~)"
 
 #endif

@@ -18,6 +18,7 @@
 #include "fields.h"
 #include "job_attrs.h"
 #include "job_spec.h"
+#include "msg_fields.h"
 
 /* JOB: [job_id, batch_id, queue, type, payload, priority, max_attempts,
  *       timeout_ms, state, attempt, lease, created_us, updated_us,
@@ -30,6 +31,12 @@ static int rec_job_spec_check(const void *base, struct jm_err *err)
 	return proto_job_spec_check(j->attrs.queue, strlen(j->attrs.queue), j->attrs.type,
 	                            strlen(j->attrs.type), j->payload.len, j->attrs.priority,
 	                            j->attrs.max_attempts, err);
+}
+
+static int rec_job_key_check(const void *base, struct jm_err *err)
+{
+	const struct proto_rec_job *j = base;
+	return proto_idempotency_key_check(j->key.ptr, j->key.len, err);
 }
 
 static const struct field rec_job_field[] = {
@@ -53,8 +60,14 @@ static const struct field rec_job_field[] = {
     /* version 2 */
     F_U64(struct proto_rec_job, lease_token),
     F_U64(struct proto_rec_job, worker_instance),
+    /* appended within version 2: an older version 2 record has 19 fields */
+    {.wire = "key",
+     .label = "idempotency key",
+     .kind = FIELD_TEXT,
+     .offset = offsetof(struct proto_rec_job, key),
+     .check = rec_job_key_check},
 };
-static const struct fields rec_job_fields = FIELDS_OF(rec_job_field, NULL);
+static const struct fields rec_job_fields = FIELDS_OF_OPTIONAL(rec_job_field, 19, NULL);
 #define REC_JOB_V1_FIELDS 17
 
 /* LEASE: [job_id, lease, attempt, worker_id, at_us, token, instance] */
@@ -172,6 +185,17 @@ static const struct field rec_schedule_fire_field[] = {
 };
 static const struct fields rec_schedule_fire_fields = FIELDS_OF(rec_schedule_fire_field, NULL);
 
+/* QUEUE: [settings, at_us] (settings: a QUEUE_SETTINGS body) */
+static const struct field rec_queue_field[] = {
+    {.wire = "settings",
+     .label = "settings",
+     .kind = FIELD_STRUCT,
+     .offset = offsetof(struct proto_rec_queue, settings),
+     .sub = &msg_queue_settings_fields},
+    F_U64(struct proto_rec_queue, at_us),
+};
+static const struct fields rec_queue_fields = FIELDS_OF(rec_queue_field, NULL);
+
 /* Each record type's fields; every body struct sits at the start of
  * rec->u. */
 static const struct fields *const rec_bodies[PROTO_REC_TYPE_MAX_ + 1] = {
@@ -184,6 +208,7 @@ static const struct fields *const rec_bodies[PROTO_REC_TYPE_MAX_ + 1] = {
     [PROTO_REC_META] = &rec_meta_fields,
     [PROTO_REC_SCHEDULE] = &rec_schedule_fields,
     [PROTO_REC_SCHEDULE_FIRE] = &rec_schedule_fire_fields,
+    [PROTO_REC_QUEUE] = &rec_queue_fields,
 };
 
 static const struct fields *rec_body_of(uint64_t type)
@@ -205,6 +230,7 @@ const char *proto_record_type_name(int type)
 	    [PROTO_REC_META] = "meta",
 	    [PROTO_REC_SCHEDULE] = "schedule",
 	    [PROTO_REC_SCHEDULE_FIRE] = "schedule-fire",
+	    [PROTO_REC_QUEUE] = "queue",
 	};
 	if (type <= 0 || type > PROTO_REC_TYPE_MAX_ || names[type] == NULL)
 		return "unknown";

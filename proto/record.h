@@ -41,7 +41,10 @@ enum proto_record_type {
 	/* A schedule fired: its job and its new last-fired time, in one record
 	 * so a crash can neither fire a run twice nor skip it. */
 	PROTO_REC_SCHEDULE_FIRE = 9,
-	PROTO_REC_TYPE_MAX_ = 9,
+	/* A queue's runtime settings changed (QUEUE_SET): all it has of its
+	 * own, so the latest record is the whole truth. */
+	PROTO_REC_QUEUE = 10,
+	PROTO_REC_TYPE_MAX_ = 10,
 };
 
 enum proto_outcome {
@@ -54,7 +57,7 @@ enum proto_outcome {
 /* JOB: [job_id, batch_id, queue, type, payload, priority, max_attempts,
  *       timeout_ms, state, attempt, lease, created_us, updated_us,
  *       run_at_us, worker_id, last_error, result, lease_token,
- *       worker_instance] */
+ *       worker_instance, key] */
 struct proto_rec_job {
 	uint64_t job_id;
 	struct proto_job_attrs attrs; /* every attribute on the wire */
@@ -69,6 +72,9 @@ struct proto_rec_job {
 	struct proto_bytes result;
 	uint64_t lease_token;     /* while active: see LEASE's token; else 0 */
 	uint64_t worker_instance; /* while active: the holder's instance; else 0 */
+	/* Appended (optional; absent in older records): the job's idempotency
+	 * key, "" when it has none or its key has been taken over. */
+	struct proto_bytes key;
 };
 
 /* LEASE: [job_id, lease, attempt, worker_id, at_us, token, instance]
@@ -155,6 +161,15 @@ struct proto_rec_schedule_fire {
 	struct proto_rec_job job;
 };
 
+/* QUEUE: [settings, at_us]
+ * settings: a QUEUE_SETTINGS body whose set_mask names every setting the
+ * queue has of its own (the others follow the broker's defaults); mask 0
+ * with paused false puts the queue back on the defaults. */
+struct proto_rec_queue {
+	struct proto_queue_settings settings;
+	uint64_t at_us;
+};
+
 struct proto_record {
 	uint32_t version;
 	enum proto_record_type type;
@@ -168,6 +183,7 @@ struct proto_record {
 		struct proto_rec_meta meta;
 		struct proto_rec_schedule schedule;
 		struct proto_rec_schedule_fire schedule_fire;
+		struct proto_rec_queue queue;
 	} u;
 	void *zone_;
 };

@@ -21,7 +21,12 @@ export interface JobOptions {
   maxAttempts?: number;
   delayMs?: number;
   timeoutMs?: number;
+  /** 1-128 printable ASCII: a repeat within the broker's key window (24 h)
+   * gets the first job's id. Without one the client makes a random key, so
+   * its own resends never admit a job twice. */
   idempotencyKey?: string;
+  /** Run no sooner than this (a Date or an RFC 3339 string); not with delayMs. */
+  runAt?: Date | string;
   /** Any JSON value, handed to the handler as its JSON text (instead of payload). */
   data?: unknown;
   signal?: AbortSignal;

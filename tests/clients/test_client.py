@@ -51,6 +51,41 @@ class ClientTest(unittest.TestCase):
         job_id = self.jm.submit("q", "sleep", {"ms": 200})
         self.assertEqual(json.loads(self.jm.result(job_id, wait=30))["slept"], True)
 
+    def test_an_idempotency_key_gives_one_job_and_a_resend_after_a_lost_answer_too(self):
+        first = self.jm.submit("keys", "noop", "", idempotency_key="order-17", delay_ms=60000)
+        self.assertEqual(self.jm.submit("keys", "noop", "", idempotency_key="order-17"), first)
+        # The first try reaches the broker but its answer is lost (the
+        # connection dies before the response): the client resends the same
+        # body, with the key it made, and gets the job the first try made.
+        import http.client
+
+        class LosesFirstAnswer(http.client.HTTPConnection):
+            lost = 0
+
+            def getresponse(self):
+                resp = super().getresponse()
+                if LosesFirstAnswer.lost == 0:
+                    LosesFirstAnswer.lost += 1
+                    resp.read()
+                    raise ConnectionResetError("answer lost")
+                return resp
+
+        class Flaky(jobmesh.Client):
+            def _connect(self, url, timeout):
+                parts = jobmesh.client.urlsplit(url)
+                return LosesFirstAnswer(parts.hostname, parts.port, timeout=timeout)
+
+        flaky = Flaky([self.stack.url, self.stack.url], timeout=20)
+        try:
+            resent = flaky.submit("keys.resend", "noop", "", delay_ms=60000)
+        finally:
+            flaky.close()
+        self.assertEqual(LosesFirstAnswer.lost, 1)
+        listed = self.jm.jobs(queue="keys.resend")
+        self.assertEqual([j["id"] for j in listed["jobs"]], [resent])
+        later = self.jm.submit("keys", "noop", "", run_at="2030-01-02T03:04:05Z")
+        self.assertEqual(self.jm.get(later)["run_at_us"], 1893553445000000)
+
     def test_submit_many_and_a_batch_watched_to_the_end(self):
         ids = self.jm.submit_many("q", [{"type": "echo", "payload": f"m{i}"} for i in range(3)])
         self.assertEqual(len(set(ids)), 3)

@@ -46,6 +46,79 @@ class HttpApi(unittest.TestCase):
         _, _, one = self.b.post("/v1/queues/q/jobs", {"type": "d", "delay_ms": 60000})
         self.assertEqual(one["state"], "delayed")
 
+    def test_an_idempotency_key_answers_a_repeat_with_the_first_job_and_200(self):
+        status, _, first = self.b.post("/v1/queues/pay/jobs", {"type": "charge"},
+                                       headers={"Idempotency-Key": "order-17"})
+        self.assertEqual(status, 202)
+        status, headers, again = self.b.post("/v1/queues/pay/jobs", {"type": "charge"},
+                                             headers={"Idempotency-Key": "order-17"})
+        self.assertEqual(status, 200, again)
+        self.assertEqual(again, {"id": first["id"], "existing": True})
+        self.assertEqual(headers["location"], "/v1/jobs/" + first["id"])
+        # The body field is the same key; an array mixes a repeat and a new job.
+        status, _, body = self.b.post("/v1/queues/pay/jobs", [
+            {"type": "charge", "idempotency_key": "order-17"},
+            {"type": "charge", "idempotency_key": "order-18"}])
+        self.assertEqual(status, 202)
+        self.assertEqual(body["ids"][0], first["id"])
+        self.assertNotEqual(body["ids"][1], first["id"])
+        _, _, jobs = self.b.get("/v1/jobs?queue=pay")
+        self.assertEqual(len(jobs["jobs"]), 2)
+        # run_at: an RFC 3339 time makes a delayed job due then.
+        _, _, later = self.b.post("/v1/queues/pay/jobs",
+                                  {"type": "charge", "run_at": "2030-01-02T03:04:05Z"})
+        self.assertEqual(later["state"], "delayed")
+        self.assertEqual(self.b.job(later["id"])["run_at_us"], 1893553445000000)
+        for headers, body, code, text in [
+                ({"Idempotency-Key": "k" * 129}, {"type": "t"}, "key_invalid",
+                 "use 1-128 printable ASCII"),
+                ({}, {"type": "t", "idempotency_key": "tab\there"}, "key_invalid",
+                 "printable ASCII"),
+                ({"Idempotency-Key": "k"}, [{"type": "t"}], "key_conflict", "one-job body"),
+                ({}, {"type": "t", "idempotency_key": "x" * 129}, "key_invalid", "1-128"),
+                ({}, {"type": "t", "run_at": "soon"}, "field_range", "RFC 3339"),
+                ({}, {"type": "t", "run_at": "2030-01-02T03:04:05Z", "delay_ms": 5},
+                 "field_conflict", "not both")]:
+            with self.subTest(headers=headers, body=body):
+                status, _, got = self.b.post("/v1/queues/pay/jobs", body, headers=headers)
+                self.assertEqual((status, got["error"]["code"]), (400, code), got)
+                self.assertIn(text, got["error"]["message"])
+        _, _, jobs = self.b.get("/v1/jobs?queue=pay")
+        self.assertEqual(len(jobs["jobs"]), 3)
+
+    def test_queue_settings_pause_resume_and_patch(self):
+        status, _, got = self.b.get("/v1/queues/pay/settings")
+        self.assertEqual(status, 200, got)
+        self.assertEqual((got["queue"], got["paused"], got["rate"]), ("pay", False, None))
+        status, _, got = self.b.post("/v1/queues/pay/pause")
+        self.assertEqual((status, got["paused"]), (200, True))
+        status, _, got = self.b.request("PATCH", "/v1/queues/pay/settings",
+                                        {"rate": {"jobs": 10, "period_ms": 1000},
+                                         "max_active": 4, "max_attempts": 6})
+        self.assertEqual(status, 200, got)
+        self.assertEqual((got["paused"], got["rate"], got["max_active"], got["max_attempts"]),
+                         (True, {"jobs": 10, "period_ms": 1000}, 4, 6))
+        _, _, queues = self.b.get("/v1/queues")
+        pay = [q for q in queues["queues"] if q["name"] == "pay"][0]
+        self.assertEqual((pay["paused"], pay["rate"], pay["max_active"]),
+                         (True, {"jobs": 10, "period_ms": 1000}, 4))
+        status, _, got = self.b.post("/v1/queues/pay/resume")
+        self.assertEqual((status, got["paused"], got["max_active"]), (200, False, 4))
+        status, _, got = self.b.request("PATCH", "/v1/queues/pay/settings", {"rate": None})
+        self.assertEqual((status, got["rate"]), (200, None))
+        for body, code, text in [
+                ({"speed": 1}, "unknown_field", "speed"),
+                ({"paused": 1}, "field_type", "paused must be true or false"),
+                ({"rate": {"jobs": 0, "period_ms": 1000}}, "field_range", "jobs must be"),
+                ({"rate": 5}, "field_type", "rate must be"),
+                ({"max_attempts": 0}, "field_range", "max_attempts must be")]:
+            with self.subTest(body=body):
+                status, _, got = self.b.request("PATCH", "/v1/queues/pay/settings", body)
+                self.assertEqual((status, got["error"]["code"]), (400, code), got)
+                self.assertIn(text, got["error"]["message"])
+        status, _, got = self.b.request("DELETE", "/v1/queues/pay/settings")
+        self.assertEqual(status, 405)
+
     def test_bad_submits_are_refused_naming_the_field_and_store_nothing(self):
         big = "x" * ((1 << 20) + 1)
         cases = [

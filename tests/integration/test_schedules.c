@@ -286,6 +286,81 @@ static void test_bad_expressions_and_zones_are_refused_with_the_field_named(void
 	jm_schedules_free(list, count);
 }
 
+/* A deploy declares its schedules in the broker's --config: they are put
+ * at start, an unchanged one writes nothing, a changed one keeps its last
+ * run, and a bad one stops the broker with the field named. */
+static void test_schedules_in_the_config_file_are_put_at_start(void **state)
+{
+	struct stack *f =
+	    stack_open(state, "schedule_config", NULL, NULL, STACK_CLIENT | STACK_RPC);
+	const char *yaml = harness_write_file(
+	    &f->h, "broker.yaml",
+	    "schedule:\n"
+	    "  nightly: {cron: \"30 2 * * mon-fri\", tz: Europe/Berlin, queue: reports, "
+	    "type: report.daily, payload: '{\"kind\":\"daily\"}'}\n"
+	    "  tick:\n    every: 1s\n    queue: ticks\n    type: tick\n    priority: 5\n",
+	    0644);
+	assert_non_null(yaml);
+	jm_client_close(f->client);
+	f->client = NULL;
+	rpc_close(f->rpc);
+	f->rpc = NULL;
+	assert_int_equal(harness_stop(&f->broker, SIGTERM, 10000, NULL), 0);
+	const char *args[] = {"--config", yaml, NULL};
+	assert_jm_ok(harness_broker_start(&f->h, args, &f->broker));
+	assert_jm_ok(jm_client_open(&f->client, f->h.broker_url));
+	f->rpc = fixture_rpc_open(f->h.broker_url);
+	jm_schedule *list = NULL;
+	size_t count = 0;
+	assert_jm_ok(jm_client_schedule_list(f->client, &list, &count));
+	assert_int_equal(count, 2);
+	assert_string_equal(list[0].name, "nightly");
+	assert_string_equal(list[0].zone, "Europe/Berlin");
+	assert_string_equal(list[0].payload, "{\"kind\":\"daily\"}");
+	assert_string_equal(list[1].name, "tick");
+	assert_string_equal(list[1].expr, "@every 1s");
+	assert_int_equal(list[1].priority, 5);
+	jm_schedules_free(list, count);
+	/* tick runs: its first job comes within a few seconds. */
+	struct runs_wait w = {f, "ticks", 1};
+	assert_true(harness_wait_for(10000, has_run_at_least_cb, &w, "a run of the tick schedule"));
+
+	/* The same file again: nothing changes; the runs go on. */
+	jm_client_close(f->client);
+	f->client = NULL;
+	rpc_close(f->rpc);
+	f->rpc = NULL;
+	assert_int_equal(harness_stop(&f->broker, SIGTERM, 10000, NULL), 0);
+	const char *bad = harness_write_file(
+	    &f->h, "bad.yaml", "schedule:\n  late: {cron: \"0 25 * * *\", queue: q, type: t}\n",
+	    0644);
+	char *out = NULL, *errs = NULL;
+	const char *argv[] = {harness_bin("jobmesh-broker"),
+	                      "--config",
+	                      bad,
+	                      "--listen",
+	                      f->h.broker_url,
+	                      "--data",
+	                      "data",
+	                      "--http",
+	                      "127.0.0.1:0",
+	                      NULL};
+	int code = -1;
+	assert_jm_ok(harness_run_capture(&f->h, (char *const *)argv, 15000, &out, &errs, &code));
+	assert_int_not_equal(code, 0);
+	assert_non_null(strstr(errs, "config: schedule late: cron \"0 25 * * *\": field 2 of 5 "
+	                             "(hour): out of range \"25\""));
+	free(out);
+	free(errs);
+	assert_jm_ok(harness_broker_start(&f->h, args, &f->broker));
+	assert_jm_ok(jm_client_open(&f->client, f->h.broker_url));
+	f->rpc = fixture_rpc_open(f->h.broker_url);
+	assert_jm_ok(jm_client_schedule_list(f->client, &list, &count));
+	assert_int_equal(count, 2);             /* "late" was never stored */
+	assert_true(list[1].last_fired_us > 0); /* tick kept its last run */
+	jm_schedules_free(list, count);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -297,6 +372,8 @@ int main(void)
 	    cmocka_unit_test_teardown(
 	        test_bad_expressions_and_zones_are_refused_with_the_field_named, stack_close),
 	    cmocka_unit_test_teardown(test_a_schedule_run_over_a_limit_is_not_submitted,
+	                              stack_close),
+	    cmocka_unit_test_teardown(test_schedules_in_the_config_file_are_put_at_start,
 	                              stack_close),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -247,12 +247,17 @@ static void test_stats_table_aligns_columns(void **state)
 	queues[1].completed = 5;
 	queues[1].cancelled = 2;
 	queues[1].max_active = 4;
+	queues[1].paused = true;
+	queues[1].rate_jobs = 10;
+	queues[1].rate_period_ms = 1000;
 	char text[512];
 	capture(text, sizeof text, print_stats_two, queues);
 	assert_string_equal(
-	    text, "QUEUE       PENDING  DELAYED  ACTIVE  COMPLETED  FAILED  CANCELLED  LIMIT\n"
-	          "emails  12345678901        0       0          0       0          0      0\n"
-	          "x                 0        0       0          5       0          2      4\n");
+	    text,
+	    "QUEUE       PENDING  DELAYED  ACTIVE  COMPLETED  FAILED  CANCELLED  LIMIT  FLOW\n"
+	    "emails  12345678901        0       0          0       0          0      0  -\n"
+	    "x                 0        0       0          5       0          2      4  "
+	    "paused,10/1000ms\n");
 }
 
 static void print_job_line(FILE *out, const void *arg)

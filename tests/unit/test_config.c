@@ -163,11 +163,29 @@ static void test_nested_list_in_list_is_refused(void **state)
 	               "line 4:", "an item of \"queue\" is a list", "a list of text", NULL);
 }
 
-static void test_mapping_in_mapping_is_refused(void **state)
+/* One level of records under a mapping (the broker's schedules); a
+ * record's fields are text, never deeper. */
+static void test_a_mapping_of_mappings_gives_one_record_each_and_deeper_is_refused(void **state)
 {
-	assert_refused(state, "handler:\n  a:\n    b: c\n",
-	               "line 3:", "\"a\" under \"handler\" is a mapping", "mapping of text to text",
-	               NULL);
+	const char *path = write_yaml(state, "schedule:\n  nightly: {cron: \"0 2 * * *\", queue: "
+	                                     "q}\n  tick:\n    every: 1h\n");
+	struct jm_config cfg;
+	struct jm_err err;
+	assert_jm_ok_err(jm_config_load(&cfg, path, &err), &err);
+	assert_int_equal(cfg.entries_count, 2);
+	assert_entry(&cfg, 0, "schedule",
+	             "nightly\x1f"
+	             "cron=0 2 * * *\x1equeue=q",
+	             2);
+	assert_entry(&cfg, 1, "schedule",
+	             "tick\x1f"
+	             "every=1h",
+	             3);
+	jm_config_fini(&cfg);
+	assert_refused(state, "handler:\n  a:\n    b: [c]\n",
+	               "line 3:", "each field of \"a\" under \"handler\" is text: text", NULL);
+	assert_refused(state, "schedule:\n  a: {cron: \"x\\x1fy\"}\n",
+	               "line 2:", "control character", NULL);
 }
 
 static void test_alias_and_anchor_are_refused(void **state)
@@ -220,7 +238,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_top_level_list_is_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_top_level_scalar_is_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_nested_list_in_list_is_refused, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_mapping_in_mapping_is_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_a_mapping_of_mappings_gives_one_record_each_and_deeper_is_refused, setup,
+	        teardown),
 	    cmocka_unit_test_setup_teardown(test_alias_and_anchor_are_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_non_scalar_key_is_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_syntax_error_reports_the_line, setup, teardown),

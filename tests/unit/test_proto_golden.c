@@ -153,13 +153,15 @@ static struct proto_job_spec SPECS[2] = {
      .attrs.priority = -1000,
      .attrs.max_attempts = 5,
      .delay_ms = 60000,
-     .attrs.timeout_ms = 0x1ffffffffull},
+     .attrs.timeout_ms = 0x1ffffffffull,
+     .key = {(const uint8_t *)"order-4711 retry~", 17}},
     {.attrs.queue = "reports.monthly_long-queue_name_over_32",
      .attrs.type = "t",
      .attrs.priority = 1000,
      .attrs.max_attempts = 0,
      .delay_ms = 0,
-     .attrs.timeout_ms = 300},
+     .attrs.timeout_ms = 300,
+     .run_at_us = 1764460800123456ull},
 };
 
 static struct proto_delivery DELIVERIES[2] = {
@@ -190,9 +192,39 @@ static struct proto_queue_stats QSTATS[2] = {{.name = "emails",
                                               .failed = 5,
                                               .cancelled = 6,
                                               .oldest_pending_us = 1764460800123456ull,
-                                              .max_active = 8},
+                                              .max_active = 8,
+                                              .paused = true,
+                                              .rate_jobs = 10,
+                                              .rate_period_ms = 1000},
                                              {.name = "q", .pending = 0x100000000ull}};
 static struct proto_batch_error BATCH_ERRORS[2] = {{.job_id = 11}, {.job_id = 0x100000000ull}};
+
+static const struct proto_queue_settings QUEUE_SETTINGS = {
+    .queue = "payments.stripe",
+    .set_mask = PROTO_QSET_PAUSED | PROTO_QSET_RATE | PROTO_QSET_MAX_ACTIVE | PROTO_QSET_KEY_WINDOW,
+    .paused = true,
+    .max_active = 5,
+    .rate_jobs = 10,
+    .rate_period_ms = 1000,
+    .max_attempts = 3,
+    .keep_finished = 100000,
+    .keep_finished_age_ms = 604800000ull,
+    .key_window_ms = 86400000ull};
+
+static void queue_settings_equal(const struct proto_queue_settings *a,
+                                 const struct proto_queue_settings *b)
+{
+	EQ_NAME(queue);
+	EQ(set_mask);
+	EQ(paused);
+	EQ(max_active);
+	EQ(rate_jobs);
+	EQ(rate_period_ms);
+	EQ(max_attempts);
+	EQ(keep_finished);
+	EQ(keep_finished_age_ms);
+	EQ(key_window_ms);
+}
 
 static void job_info_fill(struct proto_job_info *j, bool with_result)
 {
@@ -298,8 +330,11 @@ static void msg_fill(struct proto_msg *m, enum proto_type type)
 		    (struct proto_submit){.as_batch = true, .jobs_count = 2, .jobs = SPECS};
 		break;
 	case PROTO_SUBMITTED:
-		m->u.submitted = (struct proto_submitted){
-		    .batch_id = 0x500000001ull, .ids_count = 3, .ids = IDS};
+		m->u.submitted = (struct proto_submitted){.batch_id = 0x500000001ull,
+		                                          .ids_count = 3,
+		                                          .ids = IDS,
+		                                          .existing_ids_count = 1,
+		                                          .existing_ids = &IDS[1]};
 		break;
 	case PROTO_FETCH:
 		m->u.fetch = (struct proto_fetch){.worker_id = "w-1.host",
@@ -416,6 +451,12 @@ static void msg_fill(struct proto_msg *m, enum proto_type type)
 	case PROTO_SCHEDULES:
 		m->u.schedules =
 		    (struct proto_schedules){.schedules_count = 2, .schedules = SCHEDULE_INFOS};
+		break;
+	case PROTO_QUEUE_SET:
+	case PROTO_QUEUE_SETTINGS:
+		m->u.queue_settings = QUEUE_SETTINGS;
+		if (type == PROTO_QUEUE_SET)
+			m->u.queue_settings.set_mask = PROTO_QSET_PAUSED | PROTO_QSET_RATE;
 		break;
 	case PROTO_JOB_QUERY:
 		m->u.job_query = (struct proto_job_query){.queue = "emails",
@@ -540,6 +581,8 @@ static void msg_equal(const struct proto_msg *want, const struct proto_msg *got)
 			EQ(attrs.max_attempts);
 			EQ(delay_ms);
 			EQ(attrs.timeout_ms);
+			EQ_BYTES(key);
+			EQ(run_at_us);
 		}
 		break;
 	}
@@ -548,6 +591,8 @@ static void msg_equal(const struct proto_msg *want, const struct proto_msg *got)
 		EQ(batch_id);
 		EQ(ids_count);
 		ids_equal(a->ids, b->ids, a->ids_count);
+		EQ(existing_ids_count);
+		ids_equal(a->existing_ids, b->existing_ids, a->existing_ids_count);
 		break;
 	}
 	case PROTO_FETCH: {
@@ -641,6 +686,9 @@ static void msg_equal(const struct proto_msg *want, const struct proto_msg *got)
 			EQ(cancelled);
 			EQ(oldest_pending_us);
 			EQ(max_active);
+			EQ(paused);
+			EQ(rate_jobs);
+			EQ(rate_period_ms);
 		}
 		break;
 	}
@@ -746,6 +794,10 @@ static void msg_equal(const struct proto_msg *want, const struct proto_msg *got)
 		break;
 	case PROTO_SCHEDULE_LIST:
 		break;
+	case PROTO_QUEUE_SET:
+	case PROTO_QUEUE_SETTINGS:
+		queue_settings_equal(&want->u.queue_settings, &got->u.queue_settings);
+		break;
 	case PROTO_SCHEDULES:
 		assert_int_equal(got->u.schedules.schedules_count,
 		                 want->u.schedules.schedules_count);
@@ -793,6 +845,16 @@ static void test_a_six_field_stats_reply_still_decodes(void **state)
 	assert_int_equal(q->max_active, 0);
 	proto_msg_fini(&got);
 	jm_buf_fini(&fixture);
+	/* 9 fields before paused, rate_jobs and rate_period_ms. */
+	fixture = (struct jm_buf){0};
+	golden_read("msg_stats-reply-9-fields", &fixture);
+	assert_jm_ok_err(proto_decode(fixture.data, fixture.len, &got, &err), &err);
+	q = &got.u.stats_reply.queues[0];
+	assert_int_equal(q->max_active, 8);
+	assert_false(q->paused);
+	assert_int_equal(q->rate_jobs, 0);
+	proto_msg_fini(&got);
+	jm_buf_fini(&fixture);
 }
 
 /* STATUS was [job_id], WAIT [job_id, timeout_ms] and JOB had 17 fields
@@ -824,6 +886,46 @@ static void test_a_status_and_a_job_without_payload_fields_still_decode(void **s
 	assert_false(got.u.wait.with_payload);
 	proto_msg_fini(&got);
 	jm_buf_fini(&fixture);
+}
+
+/* SUBMIT's job spec had 7 fields and SUBMITTED 2 before the idempotency
+ * key, run_at_us and existing_ids were appended, and a version 2 JOB
+ * record 19 before its key: the older bytes still decode, the new fields
+ * empty. */
+static void test_bytes_from_before_idempotency_keys_still_decode(void **state)
+{
+	(void)state;
+	struct jm_buf fixture = {0};
+	struct proto_msg got;
+	struct jm_err err;
+	golden_read("msg_submit-7-field-specs", &fixture);
+	assert_jm_ok_err(proto_decode(fixture.data, fixture.len, &got, &err), &err);
+	assert_int_equal(got.u.submit.jobs_count, 2);
+	assert_int_equal(got.u.submit.jobs[0].delay_ms, 60000);
+	assert_int_equal(got.u.submit.jobs[0].key.len, 0);
+	assert_int_equal(got.u.submit.jobs[1].run_at_us, 0);
+	proto_msg_fini(&got);
+	jm_buf_fini(&fixture);
+	fixture = (struct jm_buf){0};
+	golden_read("msg_submitted-2-fields", &fixture);
+	assert_jm_ok_err(proto_decode(fixture.data, fixture.len, &got, &err), &err);
+	assert_int_equal(got.u.submitted.ids_count, 3);
+	assert_int_equal(got.u.submitted.existing_ids_count, 0);
+	proto_msg_fini(&got);
+	jm_buf_fini(&fixture);
+	const char *records[] = {"rec_job-19-fields", "rec_schedule-fire-19-field-job"};
+	for (int i = 0; i < 2; i++) {
+		fixture = (struct jm_buf){0};
+		golden_read(records[i], &fixture);
+		struct proto_record rec;
+		assert_jm_ok_err(proto_record_decode(fixture.data, fixture.len, &rec, &err), &err);
+		const struct proto_rec_job *job = i == 0 ? &rec.u.job : &rec.u.schedule_fire.job;
+		assert_true(job->job_id == 0x1234567890ull);
+		assert_true(job->worker_instance == 0xfeedface12ull);
+		assert_int_equal(job->key.len, 0);
+		proto_record_fini(&rec);
+		jm_buf_fini(&fixture);
+	}
 }
 
 static void test_every_message_type_encodes_to_its_golden_bytes_and_back(void **state)
@@ -880,7 +982,8 @@ static void rec_fill(struct proto_record *r, enum proto_record_type type)
 		                           .last_error = TEXT_BYTES,
 		                           .result = bytes_of("ok", 2),
 		                           .lease_token = 0x8badf00d5eed1234ull,
-		                           .worker_instance = 0xfeedface12ull};
+		                           .worker_instance = 0xfeedface12ull,
+		                           .key = bytes_of("invoice-2026-11", 15)};
 		break;
 	case PROTO_REC_LEASE:
 		r->u.lease = (struct proto_rec_lease){.job_id = 0x100000001ull,
@@ -930,6 +1033,10 @@ static void rec_fill(struct proto_record *r, enum proto_record_type type)
 		                                .last_fired_us = 1764459000000000ull,
 		                                .at_us = 1764460800000005ull};
 		break;
+	case PROTO_REC_QUEUE:
+		r->u.queue.settings = QUEUE_SETTINGS;
+		r->u.queue.at_us = 1764460800000006ull;
+		break;
 	case PROTO_REC_SCHEDULE_FIRE:
 		rec_fill(r, PROTO_REC_JOB);
 		struct proto_rec_job job = r->u.job; /* u.job overlaps u.schedule_fire */
@@ -969,6 +1076,7 @@ static void rec_equal(const struct proto_record *want, const struct proto_record
 		EQ_BYTES(result);
 		EQ(lease_token);
 		EQ(worker_instance);
+		EQ_BYTES(key);
 		break;
 	}
 	case PROTO_REC_LEASE: {
@@ -1029,6 +1137,10 @@ static void rec_equal(const struct proto_record *want, const struct proto_record
 		EQ(at_us);
 		break;
 	}
+	case PROTO_REC_QUEUE:
+		queue_settings_equal(&want->u.queue.settings, &got->u.queue.settings);
+		assert_true(want->u.queue.at_us == got->u.queue.at_us);
+		break;
 	case PROTO_REC_SCHEDULE_FIRE: {
 		const struct proto_rec_schedule_fire *a = &want->u.schedule_fire,
 		                                     *b = &got->u.schedule_fire;
@@ -1102,8 +1214,10 @@ static void test_every_version_1_record_still_decodes(void **state)
 		struct proto_record want;
 		rec_fill(&want, (enum proto_record_type)type);
 		want.version = 1;
-		if (type == PROTO_REC_JOB)
+		if (type == PROTO_REC_JOB) {
 			want.u.job.lease_token = want.u.job.worker_instance = 0;
+			want.u.job.key = (struct proto_bytes){0};
+		}
 		if (type == PROTO_REC_LEASE)
 			want.u.lease.token = want.u.lease.instance = 0;
 		char kind[64];
@@ -1125,6 +1239,7 @@ int main(void)
 	    cmocka_unit_test(test_every_message_type_encodes_to_its_golden_bytes_and_back),
 	    cmocka_unit_test(test_a_six_field_stats_reply_still_decodes),
 	    cmocka_unit_test(test_a_status_and_a_job_without_payload_fields_still_decode),
+	    cmocka_unit_test(test_bytes_from_before_idempotency_keys_still_decode),
 	    cmocka_unit_test(test_every_record_type_encodes_to_its_golden_bytes_and_back),
 	    cmocka_unit_test(test_version_1_ack_and_fail_are_refused_saying_upgrade),
 	    cmocka_unit_test(test_every_version_1_record_still_decodes),

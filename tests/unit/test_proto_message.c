@@ -2159,7 +2159,7 @@ static void test_decode_accepts_extra_trailing_fields(void **state)
 	mp_array(&b, 3);
 	mp_bool(&b, true);
 	mp_array(&b, 1);
-	mp_array(&b, 9);
+	mp_array(&b, 11);
 	mp_str(&b, "q");
 	mp_str(&b, "t");
 	mp_str(&b, "payload as str");
@@ -2167,6 +2167,8 @@ static void test_decode_accepts_extra_trailing_fields(void **state)
 	mp_uint(&b, 2);
 	mp_uint(&b, 3);
 	mp_uint(&b, 4);
+	mp_str(&b, "key-1");
+	mp_uint(&b, 0);
 	mp_str(&b, "new field");
 	mp_array(&b, 0);
 	mp_str(&b, "new body field");

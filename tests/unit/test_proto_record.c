@@ -272,11 +272,11 @@ static void test_record_decode_rejects_an_unknown_version(void **state)
 
 static void test_record_decode_rejects_an_unknown_type(void **state)
 {
-	static const uint8_t unknown[] = {0x94, 0x01, 0x0a, 1, 2};
+	static const uint8_t unknown[] = {0x94, 0x01, 0x0b, 1, 2};
 	struct proto_record out;
 	struct jm_err err = {0};
 	assert_jm_code(decode_copy(unknown, sizeof unknown, &out, &err), JM_EUNSUPPORTED);
-	assert_string_equal(err.msg, "record type 10 is not supported: use 1..9");
+	assert_string_equal(err.msg, "record type 11 is not supported: use 1..10");
 }
 
 static void test_record_decode_rejects_a_truncated_job_record(void **state)

@@ -62,6 +62,14 @@ typedef struct jm_job_spec {
 	unsigned max_attempts; /* 0: queue default (3) */
 	uint64_t delay_ms;     /* 0: ready now */
 	uint64_t timeout_ms;   /* run timeout per attempt; 0: default */
+	/* NULL or "": none. Else 1-128 printable ASCII characters: a second
+	 * submit with the same key to the same queue within the broker's key
+	 * window (default 24 h) gets the first job's id and creates nothing,
+	 * also across broker restarts; submit it again with the same key when
+	 * a submit's outcome is unknown (a timeout, a lost connection). */
+	const char *idempotency_key;
+	uint64_t run_at_us; /* wall time (µs since 1970) to run no sooner than;
+	                       0: none (then delay_ms counts); not with delay_ms */
 } jm_job_spec;
 
 /* Enqueues one job; on success *job_id is its id. */
@@ -124,12 +132,17 @@ typedef struct jm_job_info {
 	uint64_t progress_done;  /* the handler's last progress report: done of */
 	uint64_t progress_total; /* total (0 of 0: none reported yet) */
 	char *progress_message;  /* what it is doing now; "" if none; owned */
+	void *payload;           /* with jm_client_status_payload: owned, NUL-terminated
+	                            for convenience; else NULL */
+	size_t payload_len;
 } jm_job_info;
 
 void jm_job_info_fini(jm_job_info *info); /* frees owned fields; accepts NULL */
 
 /* State of a job, without its result. JM_ENOTFOUND for an unknown id. */
 int jm_client_status(jm_client *client, uint64_t job_id, jm_job_info *out);
+/* jm_client_status with the job's payload (inspecting a dead-lettered job). */
+int jm_client_status_payload(jm_client *client, uint64_t job_id, jm_job_info *out);
 /* State of a job with its result (when completed). */
 int jm_client_result(jm_client *client, uint64_t job_id, jm_job_info *out);
 /* Waits until the job is completed, failed or cancelled, up to timeout_ms,
@@ -143,10 +156,46 @@ typedef struct jm_queue_stats {
 	uint64_t oldest_pending_us; /* wall time the longest-waiting pending job
 	                               became ready; 0 when none is pending */
 	uint32_t max_active;        /* the queue's active limit; 0: none */
+	bool paused;                /* jobmesh queue pause */
+	unsigned rate_jobs;         /* starts per rate_period_ms; 0: no rate limit */
+	uint64_t rate_period_ms;
 } jm_queue_stats;
 
 /* Per-queue counters; *queues is malloc'd (free with free()). */
 int jm_client_stats(jm_client *client, jm_queue_stats **queues, size_t *count);
+
+/* A queue's runtime settings (jm_client_queue_set). set_mask: in a change,
+ * the settings to change; in the reply, those the queue has of its own
+ * (the rest follow the broker's flags). */
+enum {
+	JM_QSET_PAUSED = 1u << 0,       /* paused: fetches get nothing, submits are taken */
+	JM_QSET_MAX_ACTIVE = 1u << 1,   /* max_active: active jobs at once; 0: no limit */
+	JM_QSET_RATE = 1u << 2,         /* rate_jobs per rate_period_ms starts; 0: none */
+	JM_QSET_MAX_ATTEMPTS = 1u << 3, /* max_attempts for jobs that give none */
+	JM_QSET_KEEP_FINISHED = 1u << 4,
+	JM_QSET_KEEP_AGE = 1u << 5,
+	JM_QSET_KEY_WINDOW = 1u << 6, /* key_window_ms of idempotency keys */
+};
+
+typedef struct jm_queue_settings {
+	char name[65];
+	unsigned set_mask;
+	bool paused;
+	unsigned max_active;
+	unsigned rate_jobs; /* starts are spaced rate_period_ms / rate_jobs apart */
+	uint64_t rate_period_ms;
+	unsigned max_attempts;
+	uint64_t keep_finished;
+	uint64_t keep_finished_age_ms;
+	uint64_t key_window_ms;
+} jm_queue_settings;
+
+/* Changes the settings of queue that changes->set_mask names (mask 0:
+ * changes nothing) and, when out is not NULL, fills it with the queue's
+ * settings as they now are. Journaled: they survive restarts. Admin role
+ * when the broker checks tokens. */
+int jm_client_queue_set(jm_client *client, const char *queue, const jm_queue_settings *changes,
+                        jm_queue_settings *out);
 
 /* Cancels a job that has not finished: pending and delayed jobs are
  * cancelled at once, an active job's worker is told to abandon it. *out

@@ -8,9 +8,9 @@ import { SseParser, sseEvents } from './sse.js';
 
 const DEFAULT_URL = 'http://127.0.0.1:7480';
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
-const JOB_OPTIONS = ['priority', 'max_attempts', 'delay_ms', 'timeout_ms', 'idempotency_key'];
+const JOB_OPTIONS = ['priority', 'max_attempts', 'delay_ms', 'timeout_ms', 'idempotency_key', 'run_at'];
 const CAMEL = { maxAttempts: 'max_attempts', delayMs: 'delay_ms', timeoutMs: 'timeout_ms',
-  idempotencyKey: 'idempotency_key' };
+  idempotencyKey: 'idempotency_key', runAt: 'run_at' };
 
 const seg = (v) => encodeURIComponent(String(v));
 
@@ -25,10 +25,14 @@ function jobBody(type, payload, opts = {}) {
     if (k === 'data' || k === 'signal' || v === undefined) continue;
     const key = CAMEL[k] ?? k;
     if (!JOB_OPTIONS.includes(key)) {
-      throw new TypeError(`unknown job option "${k}": use priority, maxAttempts, delayMs, timeoutMs`);
+      throw new TypeError(`unknown job option "${k}": use priority, maxAttempts, delayMs, timeoutMs, idempotencyKey, runAt`);
     }
-    body[key] = v;
+    body[key] = key === 'run_at' && v instanceof Date ? v.toISOString() : v;
   }
+  // Every job carries a key: the client's own resends of this body (the
+  // next broker URL after a failed fetch) then admit it once, even when the
+  // first try reached the broker and its answer was lost.
+  if (body.idempotency_key === undefined) body.idempotency_key = `js-${globalThis.crypto.randomUUID()}`;
   return body;
 }
 

@@ -117,6 +117,28 @@ test('a list of URLs skips one that does not answer', async () => {
   assert.match(await c.wait(id, { timeout: 30000 }), /failover/);
 });
 
+test('an idempotency key gives one job, and a resend after a lost answer too', async () => {
+  const first = await jm.submit('keys', 'noop', '', { idempotencyKey: 'order-17', delayMs: 60000 });
+  assert.equal(await jm.submit('keys', 'noop', '', { idempotencyKey: 'order-17' }), first);
+  // The first try reaches the broker but its answer is lost: the client
+  // tries the next URL with the same body, and so the same key it made.
+  let lost = 0;
+  const flaky = new Client({
+    urls: [stack.url, stack.url],
+    fetch: async (url, init) => {
+      const res = await fetch(url, init);
+      if (lost++ === 0) { await res.text(); throw new TypeError('fetch failed: answer lost'); }
+      return res;
+    },
+  });
+  const resent = await flaky.submit('keys.resend', 'noop', '', { delayMs: 60000 });
+  assert.equal(lost, 2);
+  const listed = await jm.jobs({ queue: 'keys.resend' });
+  assert.deepEqual(listed.jobs.map((j) => j.id), [resent]);
+  const later = await jm.submit('keys', 'noop', '', { runAt: new Date('2030-01-02T03:04:05Z') });
+  assert.equal((await jm.get(later)).run_at_us, 1893553445000000);
+});
+
 test('queues and workers list what runs', async () => {
   await jm.wait(await jm.submit('q', 'noop', ''), { timeout: 30000 });
   assert.ok((await jm.queues()).some((q) => q.name === 'q'));

@@ -4,6 +4,7 @@ URLs. No I/O here."""
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 from urllib.parse import quote, urlencode, urlsplit
@@ -101,14 +102,22 @@ def job_body(type: str, payload: Any = None, data: Any = None, **opts: Any) -> D
         body["payload"] = payload
     elif payload is not None:
         body["data"] = payload
-    for key in ("priority", "max_attempts", "delay_ms", "timeout_ms", "idempotency_key"):
+    for key in ("priority", "max_attempts", "delay_ms", "timeout_ms", "idempotency_key",
+                "run_at"):
         if opts.get(key) is not None:
             body[key] = opts[key]
+    if hasattr(body.get("run_at"), "isoformat"):  # a datetime (naive: local time)
+        body["run_at"] = body["run_at"].astimezone().isoformat()
     unknown = set(opts) - {"priority", "max_attempts", "delay_ms", "timeout_ms",
-                           "idempotency_key"}
+                           "idempotency_key", "run_at"}
     if unknown:
         raise TypeError(f"unknown job option(s) {sorted(unknown)}: use priority, max_attempts, "
-                        "delay_ms, timeout_ms")
+                        "delay_ms, timeout_ms, idempotency_key, run_at")
+    # Every job carries a key: the client's own resends of this body (a
+    # keep-alive connection found closed, the next broker URL) then admit it
+    # once, even when the first try reached the broker and its answer was lost.
+    if body.get("idempotency_key") is None:
+        body["idempotency_key"] = "py-" + uuid.uuid4().hex
     return body
 
 

@@ -207,7 +207,10 @@ class Client:
         """Enqueues one job; returns its id once the broker made it durable.
         payload: str or bytes (UTF-8) as the job's text; any other value (or
         data=) is sent as JSON. opts: priority, max_attempts, delay_ms,
-        timeout_ms."""
+        timeout_ms, run_at (a datetime or RFC 3339 text), idempotency_key (a
+        repeat within the broker's key window returns the first job's id;
+        without one the client makes a random key, so its own resends never
+        admit the job twice)."""
         _, body = self._request("POST", f"/v1/queues/{c.seg(queue)}/jobs",
                                 c.job_body(type, payload, data, **opts))
         return str(body["id"])
