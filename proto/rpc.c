@@ -43,7 +43,44 @@ static int rpc_call_once(struct rpc *rpc, const struct proto_msg *req, uint64_t 
 
 static void rpc_pipe_added(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
-	atomic_store(&((struct rpc *)arg)->need_hello, true);
+	struct rpc *rpc = arg;
+	atomic_fetch_add(&rpc->pipes, 1);
+	atomic_store(&rpc->need_hello, true);
+}
+
+static void rpc_pipe_removed(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+	atomic_fetch_sub(&((struct rpc *)arg)->pipes, 1);
+}
+
+/* Creates and starts rpc's dialer (in the background: the broker may come
+ * up later); 0 or an nng error. */
+static int rpc_dial(struct rpc *rpc)
+{
+	int nng_rc = nng_dialer_create(&rpc->dialer, rpc->sock, rpc->url);
+	if (nng_rc == 0 && rpc->tls)
+		nng_rc = nng_dialer_set_ptr(rpc->dialer, NNG_OPT_TLS_CONFIG, rpc->tls);
+	if (nng_rc == 0)
+		nng_rc = nng_dialer_start(rpc->dialer, NNG_FLAG_NONBLOCK);
+	return nng_rc;
+}
+
+/* NNG 1.5.2's dialer stops for good when a connection is cut during its
+ * SP handshake in a way that reads as NNG_ECLOSED (EPIPE on ipc://: the
+ * broker was killed, or dropped the connection, just as we redialled; the
+ * same fault as broker/ipc_guard.h on the other side). The socket then
+ * never connects again and every call times out. So a call that failed
+ * while no connection is open replaces the dialer: harmless when the old
+ * one was only waiting to retry, the cure when it had stopped. */
+static void rpc_redial_if_down(struct rpc *rpc)
+{
+	pthread_mutex_lock(&rpc->dial_lock);
+	/* <= 0: a pipe refused before it was added is removed all the same */
+	if (atomic_load(&rpc->pipes) <= 0) {
+		nng_dialer_close(rpc->dialer);
+		(void)rpc_dial(rpc); /* a failure stays a failure of later calls */
+	}
+	pthread_mutex_unlock(&rpc->dial_lock);
 }
 
 /* Maps an nng failure of a call to our code and text naming the broker. */
@@ -71,6 +108,7 @@ int rpc_open(struct rpc **out, const char *url, struct jm_err *err)
 
 static void rpc_free(struct rpc *rpc)
 {
+	pthread_mutex_destroy(&rpc->dial_lock);
 	if (rpc->tls)
 		nng_tls_config_free(rpc->tls);
 	free(rpc->token);
@@ -103,8 +141,10 @@ int rpc_open_secure(struct rpc **out, const char *url, const struct rpc_security
 	struct rpc *rpc = calloc(1, sizeof *rpc);
 	if (rpc == NULL)
 		return jm_err_set(err, JM_ENOMEM, "broker at %s: out of memory", url);
+	pthread_mutex_init(&rpc->dial_lock, NULL);
 	rpc->url = strdup(url);
 	if (rpc->url == NULL) {
+		pthread_mutex_destroy(&rpc->dial_lock);
 		free(rpc);
 		return jm_err_set(err, JM_ENOMEM, "broker at %s: out of memory", url);
 	}
@@ -113,6 +153,7 @@ int rpc_open_secure(struct rpc **out, const char *url, const struct rpc_security
 		int rc =
 		    jm_err_set(err, nng_rc == NNG_ENOMEM ? JM_ENOMEM : JM_ETRANSPORT,
 		               "broker at %s: opening a REQ socket: %s", url, nng_strerror(nng_rc));
+		pthread_mutex_destroy(&rpc->dial_lock);
 		free(rpc->url);
 		free(rpc);
 		return rc;
@@ -140,19 +181,16 @@ int rpc_open_secure(struct rpc **out, const char *url, const struct rpc_security
 		goto fail_close;
 	}
 	atomic_init(&rpc->need_hello, true);
+	atomic_init(&rpc->pipes, 0);
 	rc = rpc_secure(rpc, sec, err);
 	if (rc != 0)
 		goto fail_close;
 	nng_pipe_notify(rpc->sock, NNG_PIPE_EV_ADD_POST, rpc_pipe_added, rpc);
+	nng_pipe_notify(rpc->sock, NNG_PIPE_EV_REM_POST, rpc_pipe_removed, rpc);
 	/* Non-blocking: the broker may start after us; the dialer keeps
 	 * retrying in the background and calls wait for it within their
 	 * deadline. */
-	nng_dialer dialer;
-	nng_rc = nng_dialer_create(&dialer, rpc->sock, url);
-	if (nng_rc == 0 && rpc->tls)
-		nng_rc = nng_dialer_set_ptr(dialer, NNG_OPT_TLS_CONFIG, rpc->tls);
-	if (nng_rc == 0)
-		nng_rc = nng_dialer_start(dialer, NNG_FLAG_NONBLOCK);
+	nng_rc = rpc_dial(rpc);
 	if (nng_rc != 0) {
 		bool bad_url =
 		    nng_rc == NNG_EADDRINVAL || nng_rc == NNG_EINVAL || nng_rc == NNG_ENOTSUP;
@@ -386,6 +424,8 @@ static int rpc_call_once(struct rpc *rpc, const struct proto_msg *req, uint64_t 
 	nng_rc = rpc_exchange(ctx, aio, msg, deadline_us, cancel, &reply_msg);
 	nng_ctx_close(ctx);
 	nng_aio_free(aio);
+	if (nng_rc == NNG_ETIMEDOUT || nng_rc == NNG_ECONNRESET)
+		rpc_redial_if_down(rpc);
 	if (nng_rc != 0)
 		return rpc_fail(rpc, nng_rc, timeout_ms, err);
 

@@ -2,6 +2,7 @@
 #ifndef JM_PROTO_RPC_INTERNAL_H
 #define JM_PROTO_RPC_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include <nng/nng.h>
@@ -18,6 +19,11 @@ struct rpc {
 	char *token;
 	atomic_bool need_hello;
 	nng_tls_config *tls;
+	/* Connections (pipes) open now, and the dialer that makes them:
+	 * replaced when a call fails with none open (rpc_redial_if_down). */
+	atomic_int pipes;
+	pthread_mutex_t dial_lock;
+	nng_dialer dialer;
 };
 
 /* Maps an nng failure of a call to our code and text naming the broker. */

@@ -298,6 +298,8 @@ static void test_peers_leaving_during_the_handshake_leave_the_broker_reachable(v
 	while (!served && jm_mono_us() < deadline_us) {
 		submits++;
 		served = jm_client_submit(client, &spec, &id) == 0;
+		if (!served)
+			printf("submit %u: %s\n", submits, jm_client_last_error());
 	}
 	printf("a new client was served after %u submits\n", submits);
 	if (!served)
