@@ -12,6 +12,8 @@
  * its run timeout: the broker's lease deadline (run timeout + lease grace,
  * 10 s by default) started when it was delivered. */
 #define FEED_WAIT_MAX_MS 1000u
+/* A fetch round trip counts at most this much toward the buffer's size. */
+#define FEED_FETCH_SAMPLE_MAX_US 20000u
 
 uint64_t feed_wait_budget_ms(uint64_t timeout_ms)
 {
@@ -45,13 +47,29 @@ void feed_fini(struct feed *f)
 	pthread_mutex_destroy(&f->lock);
 }
 
-/* How many more deliveries the worker can take now (under the lock). The
- * slots running a job are slots - idle_slots; the feed may hold prefetch
- * more than the slots can run, or under a hold-back only what the idle
- * slots take at once. */
+/* Moving averages weigh the newest sample 1/8. */
+static uint64_t feed_average(uint64_t avg, uint64_t sample)
+{
+	return avg == 0 ? sample : avg - avg / 8 + sample / 8;
+}
+
+/* The buffer's size now: what the slots run in two fetch round trips, at
+ * most prefetch; before the first measures, one job per slot. */
+static uint32_t feed_window_locked(const struct feed *f)
+{
+	if (f->hold_back || f->prefetch == 0)
+		return 0;
+	if (f->run_avg_us == 0 || f->fetch_avg_us == 0)
+		return f->slots < f->prefetch ? f->slots : f->prefetch;
+	uint64_t window = 2 * (uint64_t)f->slots * f->fetch_avg_us / f->run_avg_us;
+	return window < f->prefetch ? (uint32_t)window : f->prefetch;
+}
+
+/* How many more deliveries the worker can take now (under the lock): the
+ * idle slots, plus the buffer's window, less what is buffered already. */
 static uint32_t feed_want_locked(const struct feed *f)
 {
-	uint64_t capacity = (uint64_t)f->idle_slots + (f->hold_back ? 0 : f->prefetch);
+	uint64_t capacity = (uint64_t)f->idle_slots + feed_window_locked(f);
 	if (capacity <= f->buffered)
 		return 0;
 	uint64_t want = capacity - f->buffered;
@@ -126,11 +144,22 @@ int feed_put(struct feed *f, struct feed_batch *batch)
 	return 0;
 }
 
-struct feed_item *feed_take(struct feed *f, bool after_job)
+void feed_note_fetch(struct feed *f, uint64_t rtt_us)
 {
 	pthread_mutex_lock(&f->lock);
-	if (after_job)
+	if (rtt_us > FEED_FETCH_SAMPLE_MAX_US)
+		rtt_us = FEED_FETCH_SAMPLE_MAX_US;
+	f->fetch_avg_us = feed_average(f->fetch_avg_us, rtt_us ? rtt_us : 1);
+	pthread_mutex_unlock(&f->lock);
+}
+
+struct feed_item *feed_take(struct feed *f, bool after_job, uint64_t run_us)
+{
+	pthread_mutex_lock(&f->lock);
+	if (after_job) {
 		f->hold_back = false;
+		f->run_avg_us = feed_average(f->run_avg_us, run_us ? run_us : 1);
+	}
 	f->idle_slots++;
 	pthread_cond_broadcast(&f->cond); /* the fetch thread may want more now */
 	while (!f->closed && f->head == NULL)

@@ -1,9 +1,14 @@
 /* The feed: deliveries fetched ahead, waiting for a free slot.
  *
  * One fetch thread asks the broker for as many jobs as the worker can take
- * (slots not running a job, plus a small prefetch buffer) in one FETCH, and
- * puts them here; slot threads take them in the order they arrived. So a
- * drain costs one round trip per batch of jobs, not one per job per slot.
+ * (slots not running a job, plus a prefetch buffer) in one FETCH, and puts
+ * them here; slot threads take them in the order they arrived. So a drain
+ * costs one round trip per batch of jobs, not one per job per slot.
+ *
+ * The buffer is sized by time, not by count: it holds about what the slots
+ * run during two fetch round trips (both measured, as moving averages),
+ * and never more than `prefetch`. Jobs of a microsecond fill it to the cap;
+ * jobs of a second leave it empty, so long jobs are never hoarded.
  *
  * Every delivery in the feed is a lease the worker holds: its held entry
  * (held.h) is added before it enters the feed, so heartbeats list it while
@@ -17,6 +22,7 @@
  * Invariants:
  *  - slots + prefetch bounds the deliveries the worker holds through the
  *    feed: running + buffered <= slots + prefetch (feed_wait_want);
+ *  - prefetch 0 never buffers: a fetch asks only for idle slots;
  *  - a batch (one JOBS reply) is freed once every delivery of it was
  *    finished with (feed_item_done), by whichever thread finishes last;
  *  - after feed_close no slot takes a delivery and feed_put refuses; what
@@ -58,8 +64,10 @@ struct feed {
 	uint32_t buffered;   /* items in the list */
 	uint32_t idle_slots; /* slots waiting in feed_take */
 	uint32_t slots;
-	uint32_t prefetch;
-	bool hold_back; /* an overdue hand-back: ask only for idle slots */
+	uint32_t prefetch;     /* the most the buffer may hold */
+	uint64_t run_avg_us;   /* a slot's time per job (take to take); 0: unknown */
+	uint64_t fetch_avg_us; /* a fetch round trip that brought jobs; 0: unknown */
+	bool hold_back;        /* an overdue hand-back: ask only for idle slots */
 	bool closed;
 };
 
@@ -86,11 +94,15 @@ struct feed_batch *feed_batch_new(struct rpc_reply *reply);
  * deliveries back and calls feed_batch_free). */
 int feed_put(struct feed *f, struct feed_batch *batch);
 
+/* Notes a fetch round trip of rtt_us that brought jobs. */
+void feed_note_fetch(struct feed *f, uint64_t rtt_us);
+
 /* Waits for the next delivery; NULL once the feed is closed. after_job:
- * the calling slot just finished one (which lifts a hold-back). The item
+ * the calling slot just finished one, in run_us since its last take (which
+ * also lifts a hold-back). The item
  * is the caller's until feed_item_done; its overdue flag says it waited
  * past its budget (and starts a hold-back): hand it back, do not run it. */
-struct feed_item *feed_take(struct feed *f, bool after_job);
+struct feed_item *feed_take(struct feed *f, bool after_job, uint64_t run_us);
 
 /* Closes the feed and returns what was still waiting (a list linked by
  * next), for the caller to hand back and pass to feed_item_done. */

@@ -295,8 +295,9 @@ static const struct jm_flag worker_flags[] = {
      set_queue},
     {"concurrency", "N", "jobs run at once, 1-1024 (default 1)", set_concurrency},
     {"prefetch", "N",
-     "jobs fetched ahead of free slots, 0-10000 (default 2 x concurrency); a job waits "
-     "there at most 1 s, else it is handed back unrun",
+     "most jobs fetched ahead of free slots, 0-10000 (default 64 x concurrency, at most "
+     "1000); the buffer holds about two fetch round trips of work, and a job waits there "
+     "at most 1 s, else it is handed back unrun",
      set_prefetch},
     {"handler", "TYPE=COMMAND",
      "run COMMAND for jobs of TYPE (plain words exec'd, else /bin/sh -c); "

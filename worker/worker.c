@@ -93,8 +93,12 @@
 #define HEARTBEAT_MS_DEFAULT 1000
 #define DRAIN_TIMEOUT_MS_DEFAULT 30000
 #define CONCURRENCY_MAX 1024
-/* The default prefetch buffer, per slot (jm_worker_options.prefetch). */
-#define PREFETCH_PER_SLOT_DEFAULT 2
+/* The default cap of the prefetch buffer, per slot, and over all slots
+ * (jm_worker_options.prefetch). The buffer holds about two fetch round
+ * trips of work (feed.h), so only jobs much shorter than a round trip
+ * reach the cap. */
+#define PREFETCH_PER_SLOT_DEFAULT 64
+#define PREFETCH_DEFAULT_MAX 1000
 
 struct worker_handler {
 	proto_name type;
@@ -861,8 +865,10 @@ static void *slot_main(void *arg)
 	struct worker_slot *slot = arg;
 	struct jm_worker *w = slot->worker;
 	bool after_job = false;
+	uint64_t taken_us = 0;
 	struct feed_item *item;
-	while ((item = feed_take(&w->feed, after_job)) != NULL) {
+	while ((item = feed_take(&w->feed, after_job, jm_mono_us() - taken_us)) != NULL) {
+		taken_us = jm_mono_us();
 		after_job = slot_run_item(slot, item);
 		feed_item_done(&w->feed, item);
 	}
@@ -924,7 +930,8 @@ static void *fetch_main(void *arg)
 		memset(&reply, 0, sizeof reply);
 		struct jm_err err;
 		jm_err_clear(&err);
-		uint64_t asked_ms = now_ms();
+		uint64_t asked_us = jm_mono_us();
+		uint64_t asked_ms = asked_us / 1000u;
 		int rc = rpc_call_cancellable(w->rpc, &req, FETCH_WAIT_MS + FETCH_CALL_MARGIN_MS,
 		                              &w->fetch_cancel, &reply, &err);
 		if (rc == JM_ECLOSED)
@@ -945,10 +952,15 @@ static void *fetch_main(void *arg)
 		}
 		broker_note_success(w);
 		bool empty = reply.msg.u.jobs.jobs_count == 0;
-		if (empty)
+		if (empty) {
 			rpc_reply_fini(&reply);
-		else
+		} else {
+			/* A full answer did not park; one that did says nothing
+			 * about the round trip. */
+			if (reply.msg.u.jobs.jobs_count == want)
+				feed_note_fetch(&w->feed, jm_mono_us() - asked_us);
 			fetch_take_reply(w, &reply);
+		}
 		/* An empty answer well before the park time is over (a broker
 		 * shutting down, or one that does not park) must not make us
 		 * ask again at once, over and over. */
@@ -1111,7 +1123,9 @@ int jm_worker_new(jm_worker **out, const jm_worker_options *opts)
 	else if (opts->prefetch != 0)
 		w->prefetch = opts->prefetch;
 	else
-		w->prefetch = w->concurrency * PREFETCH_PER_SLOT_DEFAULT;
+		w->prefetch = w->concurrency * PREFETCH_PER_SLOT_DEFAULT < PREFETCH_DEFAULT_MAX
+		                  ? w->concurrency * PREFETCH_PER_SLOT_DEFAULT
+		                  : PREFETCH_DEFAULT_MAX;
 	if (w->prefetch > PROTO_JOBS_PER_MESSAGE_MAX)
 		w->prefetch = PROTO_JOBS_PER_MESSAGE_MAX;
 	/* Outcomes run at most about one feed ahead of their answers: a
