@@ -54,13 +54,13 @@ static uint64_t feed_average(uint64_t avg, uint64_t sample)
 }
 
 /* The buffer's size now: what the slots run in two fetch round trips, at
- * most prefetch; before the first measures, one job per slot. */
+ * most prefetch. Nothing before both are measured: until a job has run,
+ * any job may be a long one, and a buffered job that never starts still
+ * costs an attempt if this process dies. */
 static uint32_t feed_window_locked(const struct feed *f)
 {
-	if (f->hold_back || f->prefetch == 0)
+	if (f->hold_back || f->prefetch == 0 || f->run_avg_us == 0 || f->fetch_avg_us == 0)
 		return 0;
-	if (f->run_avg_us == 0 || f->fetch_avg_us == 0)
-		return f->slots < f->prefetch ? f->slots : f->prefetch;
 	uint64_t window = 2 * (uint64_t)f->slots * f->fetch_avg_us / f->run_avg_us;
 	return window < f->prefetch ? (uint32_t)window : f->prefetch;
 }
