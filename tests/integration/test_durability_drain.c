@@ -173,10 +173,21 @@ static bool queue_stats(struct fixture *f, jm_queue_stats *out)
 	return true;
 }
 
+/* What the broker last said about the queue while the test waited, so a
+ * timeout tells a broker that stopped answering from a drain that stalled. */
+static jm_queue_stats last_stats;
+static unsigned stats_answered, stats_unanswered;
+
 static bool all_completed_cb(void *arg)
 {
 	jm_queue_stats stats;
-	return queue_stats(arg, &stats) && stats.completed >= JOBS;
+	if (!queue_stats(arg, &stats)) {
+		stats_unanswered++;
+		return false;
+	}
+	stats_answered++;
+	last_stats = stats;
+	return stats.completed >= JOBS;
 }
 
 static unsigned test_seed(void)
@@ -233,7 +244,13 @@ static void test_kill_during_prefetched_drain_loses_and_completes_twice_nothing(
 	       kill_at);
 
 	if (!harness_wait_for(WAIT_MS, all_completed_cb, f, "every job to complete"))
-		fixture_fail_with_logs(&f->h, NULL, "not every job completed after the restart");
+		fixture_fail_with_logs(&f->h, NULL,
+		                       "not every job completed after the restart: the broker "
+		                       "answered %u stats calls (last: %llu completed, %llu "
+		                       "pending, %llu active) and left %u unanswered",
+		                       stats_answered, (unsigned long long)last_stats.completed,
+		                       (unsigned long long)last_stats.pending,
+		                       (unsigned long long)last_stats.active, stats_unanswered);
 	jm_worker_stop(f->worker, true);
 	pthread_join(f->worker_thread, NULL);
 	f->worker_running = false;
