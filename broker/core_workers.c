@@ -295,18 +295,38 @@ void core_unpark_fetch(struct core *core, struct parked_fetch *pf, struct outbox
 	pf->worker->parked_fetches--;
 	if (answer_empty)
 		reply_no_jobs(core, pf->req, out);
-	free(pf);
+	dispatch_fetch_free(pf);
+}
+
+/* The oldest parked fetch that waits on a queue with a job it may take
+ * now, or NULL. Looks only at queues with waiters (dispatch.h), and at the
+ * oldest waiter of each. */
+static struct parked_fetch *pump_candidate(struct core *core)
+{
+	struct parked_fetch *best = NULL;
+	for (struct dispatch_queue *dq = dispatch_queue_first(&core->dispatch); dq != NULL;
+	     dq = dispatch_queue_next(dq)) {
+		struct parked_fetch *oldest = dispatch_queue_oldest(dq);
+		if (best != NULL && best->seq < oldest->seq)
+			continue;
+		struct queue *q = queue_find(&core->state.queues, dq->name);
+		if (q != NULL && queue_has_capacity(q) && queue_ready_peek(q) != NULL)
+			best = oldest;
+	}
+	return best;
 }
 
 /* Hands ready jobs to parked fetches, oldest fetch first. */
 void core_pump(struct core *core, struct outbox *out)
 {
-	struct parked_fetch *pf = dispatch_first(&core->dispatch);
-	while (pf && core->state.ready_jobs > 0) {
-		struct parked_fetch *next = dispatch_next(pf);
-		if (take_jobs(core, pf->req, pf->worker, &pf->req->msg.u.fetch, out, false) > 0)
-			core_unpark_fetch(core, pf, out, false);
-		pf = next;
+	while (core->state.ready_jobs > 0) {
+		struct parked_fetch *pf = pump_candidate(core);
+		/* A candidate takes at least one job, unless the journal refuses
+		 * a lease: then nobody gets one now. */
+		if (pf == NULL ||
+		    take_jobs(core, pf->req, pf->worker, &pf->req->msg.u.fetch, out, false) == 0)
+			return;
+		core_unpark_fetch(core, pf, out, false);
 	}
 }
 
@@ -338,7 +358,7 @@ void handle_fetch(struct core *core, struct request *req, struct outbox *out)
 	}
 	if (take_jobs(core, req, w, fetch, out, fetch->wait_ms == 0) > 0 || fetch->wait_ms == 0)
 		return;
-	struct parked_fetch *pf = calloc(1, sizeof *pf);
+	struct parked_fetch *pf = dispatch_fetch_new(fetch);
 	if (pf == NULL) {
 		core_reply_errorf(core, req, out, JM_ENOMEM, "fetch: broker out of memory");
 		return;
@@ -351,11 +371,16 @@ void handle_fetch(struct core *core, struct request *req, struct outbox *out)
 	uint32_t wait_ms =
 	    fetch->wait_ms < core->config.wait_max_ms ? fetch->wait_ms : core->config.wait_max_ms;
 	if (deadline_heap_set(&core->state.deadlines, &pf->timer, now + (uint64_t)wait_ms * 1000)) {
-		free(pf);
+		dispatch_fetch_free(pf);
 		core_reply_errorf(core, req, out, JM_ENOMEM, "fetch: broker out of memory");
 		return;
 	}
-	dispatch_add(&core->dispatch, pf);
+	if (dispatch_add(&core->dispatch, pf, fetch) != 0) {
+		deadline_heap_remove(&core->state.deadlines, &pf->timer);
+		dispatch_fetch_free(pf);
+		core_reply_errorf(core, req, out, JM_ENOMEM, "fetch: broker out of memory");
+		return;
+	}
 	w->parked_fetches++;
 }
 

@@ -58,6 +58,7 @@ struct worker_opts {
 	struct handler_conf *handlers;
 	size_t handlers_count;
 	unsigned concurrency;
+	unsigned prefetch; /* jm_worker_options.prefetch: 0 default */
 	uint32_t heartbeat_ms;
 	uint32_t drain_timeout_ms;
 	uint32_t kill_grace_ms;
@@ -153,6 +154,16 @@ static int set_concurrency(void *ctx, const char *value, struct jm_err *err)
 	int rc = jm_parse_u64("concurrency", value, 1, CONCURRENCY_MAX, &n, err);
 	if (rc == 0)
 		o->concurrency = (unsigned)n;
+	return rc;
+}
+
+static int set_prefetch(void *ctx, const char *value, struct jm_err *err)
+{
+	struct worker_opts *o = ctx;
+	unsigned long long n;
+	int rc = jm_parse_u64("prefetch", value, 0, PROTO_JOBS_PER_MESSAGE_MAX, &n, err);
+	if (rc == 0)
+		o->prefetch = n == 0 ? JM_WORKER_PREFETCH_NONE : (unsigned)n;
 	return rc;
 }
 
@@ -283,6 +294,11 @@ static const struct jm_flag worker_flags[] = {
     {"queue", "Q[,Q2]", "queue(s) to fetch from, in priority order; repeatable (required)",
      set_queue},
     {"concurrency", "N", "jobs run at once, 1-1024 (default 1)", set_concurrency},
+    {"prefetch", "N",
+     "most jobs fetched ahead of free slots, 0-10000 (default 64 x concurrency, at most "
+     "1000); the buffer holds about two fetch round trips of work, and a job waits there "
+     "at most 1 s, else it is handed back unrun",
+     set_prefetch},
     {"handler", "TYPE=COMMAND",
      "run COMMAND for jobs of TYPE (plain words exec'd, else /bin/sh -c); "
      "repeatable (at least one --handler or --serve)",
@@ -593,6 +609,7 @@ int main(int argc, char **argv)
 	    .queues = (const char *const *)opts.queues,
 	    .queues_count = opts.queues_count,
 	    .concurrency = opts.concurrency,
+	    .prefetch = opts.prefetch,
 	    .heartbeat_ms = opts.heartbeat_ms,
 	    .drain_timeout_ms = opts.drain_timeout_ms,
 	    .token = opts.token,

@@ -1,37 +1,47 @@
-/* The worker SDK (jobmesh/worker.h): fetch loops, handlers, settling,
- * heartbeats and the graceful stop.
+/* The worker SDK (jobmesh/worker.h): the fetch thread, slots running
+ * handlers, settling, heartbeats and the graceful stop.
  *
  * Threads: jm_worker_run's caller becomes the coordinator (it waits for a
- * stop and carries it out); `concurrency` slot threads each loop FETCH ->
- * run handler -> queue the outcome; one settler thread that sends the
- * queued outcomes as batched SETTLE messages (settler.h: a slot goes
- * back to fetching without waiting for the broker's synced answer, and
- * waits only while 2 x concurrency outcomes are unanswered); one heartbeat
- * thread; one progress thread that sends what handlers reported
- * (progress.h: a report only stores the latest value, so a handler never
- * waits for the broker; at most one PROGRESS per job per
+ * stop and carries it out); one fetch thread asks the broker for as many
+ * jobs as the slots and the prefetch buffer can take, in one FETCH, and
+ * puts them in the feed (feed.h); `concurrency` slot threads each loop
+ * take from the feed -> run handler -> queue the outcome; one settler
+ * thread that sends the queued outcomes as batched SETTLE messages
+ * (settler.h: a slot goes on without waiting for the broker's synced
+ * answer, and waits only while 2 x (concurrency + prefetch) outcomes are
+ * unanswered); one heartbeat thread; one progress thread that sends what
+ * handlers reported (progress.h: a report only stores the latest value, so
+ * a handler never waits for the broker; at most one PROGRESS per job per
  * PROGRESS_INTERVAL_MS). All share one rpc (REQ socket, a context per
- * call).
+ * call), so a fetch, a settle and a heartbeat travel side by side: a drain
+ * costs one fetch round trip per feed-full of jobs and one sync per settle
+ * batch, not a round trip per job per slot.
  *
- * Slot i always fetches as slot i, so the broker keeps at most one parked
- * fetch per (worker id, slot): a fetch we gave up on (our call timed out
- * while the broker still held it) is replaced by the next one rather than
- * parked twice. The park time (FETCH_WAIT_MS) stays far below NNG's 60 s REQ
- * resend, and our call waits FETCH_CALL_MARGIN_MS longer than the park, so
- * the broker's empty answer normally arrives first.
+ * One fetch is in flight per process, always as slot 0, so the broker
+ * keeps at most one parked fetch for us: a fetch we gave up on (our call
+ * timed out while the broker still held it) is replaced by the next one
+ * rather than parked twice. The park time (FETCH_WAIT_MS) stays far below
+ * NNG's 60 s REQ resend, and our call waits FETCH_CALL_MARGIN_MS longer
+ * than the park, so the broker's empty answer normally arrives first.
  *
  * Invariants:
- *  - a delivery enters the held set before its handler runs and leaves it
- *    only after its SETTLE item was answered (or given up on), so every
- *    heartbeat lists every lease we may still act on; a slot that queued
- *    an outcome hands the entry to the settler, which removes it then;
+ *  - a delivery enters the held set before it enters the feed and leaves
+ *    it only after its SETTLE item was answered (or given up on), so every
+ *    heartbeat lists every lease we may still act on, running or waiting;
+ *    a slot that queued an outcome hands the entry to the settler, which
+ *    removes it then;
  *  - exactly one party settles a lease (held_claim): its slot (through the
  *    settler), or the stop path handing it back;
+ *  - a delivery that waited in the feed past its budget (feed.h) is handed
+ *    back unrun (released: not an attempt), before the broker's lease
+ *    deadline, which runs from the delivery, could pass while it waits;
  *  - a progress value reported and not yet sent when the handler returns
  *    is sent by its slot before it queues its outcome, so the broker
  *    holds the handler's last word on progress before the job settles;
- *  - a stop joins the slots, then flushes the settler (every queued outcome
- *    is sent within its settle budget), and only then ends heartbeats;
+ *  - a stop closes the feed and hands back what waited in it at once, joins
+ *    the fetch thread and the slots, then flushes the settler (every queued
+ *    outcome is sent within its settle budget), and only then ends
+ *    heartbeats;
  *  - no handler starts once a stop was requested (worker_begin_handler);
  *    deliveries that arrive after it are handed back unrun (released);
  *  - every wait is bounded: fetch and settle retries back off from 100 ms to
@@ -54,6 +64,7 @@
 
 #include "clock.h"
 #include "err.h"
+#include "feed.h"
 #include "held.h"
 #include "log.h"
 #include "message.h"
@@ -82,6 +93,12 @@
 #define HEARTBEAT_MS_DEFAULT 1000
 #define DRAIN_TIMEOUT_MS_DEFAULT 30000
 #define CONCURRENCY_MAX 1024
+/* The default cap of the prefetch buffer, per slot, and over all slots
+ * (jm_worker_options.prefetch). The buffer holds about two fetch round
+ * trips of work (feed.h), so only jobs much shorter than a round trip
+ * reach the cap. */
+#define PREFETCH_PER_SLOT_DEFAULT 64
+#define PREFETCH_DEFAULT_MAX 1000
 
 struct worker_handler {
 	proto_name type;
@@ -92,7 +109,6 @@ struct worker_handler {
 struct worker_slot {
 	struct jm_worker *worker;
 	uint32_t index;
-	struct rpc_cancel fetch_cancel; /* fired when we stop with the broker unreachable */
 	pthread_t thread;
 	bool started;
 };
@@ -108,6 +124,7 @@ struct jm_worker {
 	proto_name *queues;
 	uint32_t queues_count;
 	uint32_t concurrency;
+	uint32_t prefetch; /* deliveries the feed may hold beyond idle slots */
 	uint32_t heartbeat_ms;
 	uint32_t drain_timeout_ms;
 	char host[256];
@@ -117,6 +134,10 @@ struct jm_worker {
 	struct rpc *rpc;
 	struct held_set held;
 	struct worker_slot *slots;
+	struct feed feed; /* deliveries fetched ahead, waiting for a slot */
+	pthread_t fetch_thread;
+	bool fetch_started;
+	struct rpc_cancel fetch_cancel; /* fired when we stop with the broker unreachable */
 	pthread_t heartbeat_thread;
 	bool heartbeat_started;
 	struct progress_board progress;
@@ -137,7 +158,7 @@ struct jm_worker {
 	/* Monotonic ms after which settles are no longer retried; 0 while the
 	 * worker runs. Set when it stops (stop_settle_cutoff). */
 	_Atomic uint64_t settle_cutoff_ms;
-	/* Fired with the slots' fetch_cancel: the heartbeat thread's calls. */
+	/* Fired with fetch_cancel: the heartbeat thread's calls. */
 	struct rpc_cancel heartbeat_cancel;
 	bool heartbeat_exit;
 	uint32_t handlers_running;
@@ -733,72 +754,186 @@ static bool slot_run_delivery(struct worker_slot *slot, const struct proto_deliv
 	return queued;
 }
 
-static void slot_handle_jobs(struct worker_slot *slot, const struct proto_jobs *jobs)
+/* Hands back (SETTLE released, not an attempt) the deliveries of list
+ * (linked by next) that nobody else claimed, in one SETTLE from the calling
+ * thread, and finishes with every item: what waited in the feed when the
+ * worker stopped, or arrived after. */
+static void hand_back_items(struct jm_worker *w, struct feed_item *list, const char *why)
+{
+	uint32_t count = 0;
+	for (struct feed_item *it = list; it != NULL; it = it->next)
+		count++;
+	struct proto_settle_item *items = count ? calloc(count, sizeof *items) : NULL;
+	uint64_t *deadlines_ms = count ? calloc(count, sizeof *deadlines_ms) : NULL;
+	char error[160];
+	snprintf(error, sizeof error, "worker %s %s: handed back unrun", w->worker_id, why);
+	uint32_t claimed = 0;
+	for (struct feed_item *it = list; it != NULL && items && deadlines_ms; it = it->next) {
+		if (!held_claim(&w->held, it->held))
+			continue; /* the stop path's hand-back has it */
+		items[claimed] = (struct proto_settle_item){
+		    .job_id = it->delivery->job_id,
+		    .lease = it->delivery->lease,
+		    .outcome = PROTO_SETTLE_RELEASED,
+		    .data = {.ptr = (const uint8_t *)error, .len = (uint32_t)strlen(error)},
+		};
+		deadlines_ms[claimed++] = now_ms() + HANDBACK_BUDGET_MS;
+	}
+	bool tracked = count == 0 || (items != NULL && deadlines_ms != NULL);
+	if (!tracked)
+		jm_error("out of memory handing back %" PRIu32 " prefetched job(s); the broker "
+		         "will requeue them when this worker's heartbeats stop",
+		         count);
+	if (claimed > 0) {
+		jm_info("handing back %" PRIu32 " prefetched job(s) (%s)", claimed, why);
+		struct proto_msg msg = settle_msg(w, items, claimed);
+		settle_send(w, &msg, deadlines_ms);
+	}
+	free(deadlines_ms);
+	free(items);
+	while (list != NULL) {
+		struct feed_item *next = list->next;
+		if (tracked) {
+			held_set_settled(&w->held, list->held);
+			held_remove(&w->held, list->held);
+		}
+		feed_item_done(&w->feed, list);
+		list = next;
+	}
+}
+
+/* Closes the feed and hands back what waited in it: no slot takes a
+ * delivery from here on. */
+static void worker_close_feed(struct jm_worker *w)
+{
+	struct feed_item *left = feed_close(&w->feed);
+	if (left != NULL)
+		hand_back_items(w, left, "stopping");
+}
+
+/* Runs one delivery from the feed on slot, or hands it back; true if a
+ * handler ran. The caller finishes with item. */
+static bool slot_run_item(struct worker_slot *slot, struct feed_item *item)
 {
 	struct jm_worker *w = slot->worker;
-	struct held_lease *stack_held[8];
-	struct held_lease **held = stack_held;
-	if (jobs->jobs_count > 8) {
-		held = calloc(jobs->jobs_count, sizeof *held);
-		if (held == NULL) {
-			/* Untracked leases: never acted on, the broker requeues them
-			 * because our heartbeats never list them. */
-			jm_error("out of memory for %" PRIu32 " deliveries; leaving them to the "
-			         "broker's requeue",
-			         jobs->jobs_count);
-			return;
-		}
-	}
-	/* All of them are ours from this moment on: hold them all before the
-	 * first handler runs, so the next heartbeat lists every one. */
-	for (uint32_t i = 0; i < jobs->jobs_count; i++) {
-		held[i] = held_add(&w->held, jobs->jobs[i].job_id, jobs->jobs[i].lease);
-		if (held[i] == NULL)
-			jm_warn("job %" PRIu64 ": out of memory tracking its lease",
-			        jobs->jobs[i].job_id);
-	}
-	for (uint32_t i = 0; i < jobs->jobs_count; i++) {
-		const struct proto_delivery *d = &jobs->jobs[i];
-		if (worker_begin_handler(w)) {
-			if (slot_run_delivery(slot, d, held[i]))
-				continue; /* the settler removes it */
-		} else if (held_claim(&w->held, held[i])) {
-			char error[128];
-			snprintf(error, sizeof error, "worker %s stopping: handed back unrun",
-			         w->worker_id);
-			jm_info("job %" PRIu64 " arrived while stopping: handing it back",
+	const struct proto_delivery *d = item->delivery;
+	struct held_lease *held = item->held;
+	bool ran = false;
+	if (held != NULL && atomic_load(&held->abandon)) {
+		/* The broker took it back while it waited: not ours to run. */
+		jm_info("job %" PRIu64 " lease %" PRIu64 ": abandoned before it started", d->job_id,
+		        d->lease);
+		if (held_claim(&w->held, held))
+			held_set_settled(&w->held, held);
+	} else if (item->overdue) {
+		if (held_claim(&w->held, held)) {
+			char error[160];
+			snprintf(error, sizeof error,
+			         "worker %s: waited past %" PRIu64 " ms in the prefetch buffer: "
+			         "handed back unrun",
+			         w->worker_id, feed_wait_budget_ms(d->attrs.timeout_ms));
+			jm_info("job %" PRIu64 ": waited too long for a free slot: handing it back",
 			        d->job_id);
+			struct settle_outcome *o = settle_outcome_new(
+			    PROTO_SETTLE_RELEASED, d->job_id, d->lease,
+			    now_ms() + HANDBACK_BUDGET_MS, held, error, strlen(error));
+			if (o != NULL) {
+				settler_put(&w->settler, o);
+				return false; /* the settler removes held */
+			}
 			settle_one(w, d, PROTO_SETTLE_RELEASED, error, strlen(error), false);
-			held_set_settled(&w->held, held[i]);
+			held_set_settled(&w->held, held);
 		}
-		held_remove(&w->held, held[i]);
+	} else if (worker_begin_handler(w)) {
+		ran = true;
+		if (slot_run_delivery(slot, d, held))
+			return ran; /* the settler removes held */
+	} else if (held_claim(&w->held, held)) {
+		char error[128];
+		snprintf(error, sizeof error, "worker %s stopping: handed back unrun",
+		         w->worker_id);
+		jm_info("job %" PRIu64 " arrived while stopping: handing it back", d->job_id);
+		settle_one(w, d, PROTO_SETTLE_RELEASED, error, strlen(error), false);
+		held_set_settled(&w->held, held);
 	}
-	if (held != stack_held)
-		free(held);
+	held_remove(&w->held, held);
+	return ran;
 }
 
 static void *slot_main(void *arg)
 {
 	struct worker_slot *slot = arg;
 	struct jm_worker *w = slot->worker;
+	bool after_job = false;
+	uint64_t taken_us = 0;
+	struct feed_item *item;
+	while ((item = feed_take(&w->feed, after_job, jm_mono_us() - taken_us)) != NULL) {
+		taken_us = jm_mono_us();
+		after_job = slot_run_item(slot, item);
+		feed_item_done(&w->feed, item);
+	}
+	return NULL;
+}
+
+/* Takes the deliveries of a JOBS reply into the feed (their leases held
+ * first, so the next heartbeat lists every one). *reply is taken over. */
+static void fetch_take_reply(struct jm_worker *w, struct rpc_reply *reply)
+{
+	uint32_t count = reply->msg.u.jobs.jobs_count;
+	struct feed_batch *batch = feed_batch_new(reply);
+	if (batch == NULL) {
+		/* Untracked leases: never acted on, the broker requeues them
+		 * because our heartbeats never list them. */
+		jm_error("out of memory for %" PRIu32 " deliveries; leaving them to the broker's "
+		         "requeue",
+		         count);
+		rpc_reply_fini(reply);
+		return;
+	}
+	for (uint32_t i = 0; i < count; i++) {
+		const struct proto_delivery *d = batch->items[i].delivery;
+		batch->items[i].held = held_add(&w->held, d->job_id, d->lease);
+		if (batch->items[i].held == NULL)
+			jm_warn("job %" PRIu64 ": out of memory tracking its lease", d->job_id);
+	}
+	if (feed_put(&w->feed, batch) == 0)
+		return;
+	/* The worker is stopping: none of them will run here. */
+	for (uint32_t i = 0; i + 1 < count; i++)
+		batch->items[i].next = &batch->items[i + 1];
+	hand_back_items(w, count ? &batch->items[0] : NULL, "stopping");
+	if (count == 0)
+		feed_batch_free(batch);
+}
+
+/* The fetch thread: one FETCH at a time for as many jobs as the feed
+ * wants (idle slots plus the prefetch buffer), parked at the broker while
+ * nothing is ready. */
+static void *fetch_main(void *arg)
+{
+	struct jm_worker *w = arg;
 	uint32_t backoff_ms = 0;
 	struct proto_msg req = {.version = PROTO_VERSION, .type = PROTO_FETCH};
 	memcpy(req.u.fetch.worker_id, w->worker_id, sizeof w->worker_id);
 	req.u.fetch.instance = w->instance;
-	req.u.fetch.slot = slot->index;
+	req.u.fetch.slot = 0; /* one fetch in flight per process: see the top */
 	req.u.fetch.queues_count = w->queues_count;
 	req.u.fetch.queues = w->queues;
-	req.u.fetch.max_jobs = 1;
 	req.u.fetch.wait_ms = FETCH_WAIT_MS;
 
 	while (!worker_stopping(w)) {
+		uint32_t want = feed_wait_want(&w->feed);
+		if (want == 0)
+			break; /* the feed was closed: we stop */
+		req.u.fetch.max_jobs = want;
 		struct rpc_reply reply;
 		memset(&reply, 0, sizeof reply);
 		struct jm_err err;
 		jm_err_clear(&err);
-		uint64_t asked_ms = now_ms();
+		uint64_t asked_us = jm_mono_us();
+		uint64_t asked_ms = asked_us / 1000u;
 		int rc = rpc_call_cancellable(w->rpc, &req, FETCH_WAIT_MS + FETCH_CALL_MARGIN_MS,
-		                              &slot->fetch_cancel, &reply, &err);
+		                              &w->fetch_cancel, &reply, &err);
 		if (rc == JM_ECLOSED)
 			break; /* the stop cancelled our fetch */
 		if (rc == 0 && reply.msg.type != PROTO_JOBS) {
@@ -810,16 +945,22 @@ static void *slot_main(void *arg)
 			if (code_is_transient(rc))
 				broker_note_failure(w, "fetch", &err);
 			else
-				jm_error("fetch on slot %" PRIu32 " refused: %s", slot->index,
-				         jm_err_text(&err));
+				jm_error("fetch refused: %s", jm_err_text(&err));
 			backoff_ms = backoff_next_ms(backoff_ms);
 			worker_sleep_unless_stopping(w, backoff_ms);
 			continue;
 		}
 		broker_note_success(w);
 		bool empty = reply.msg.u.jobs.jobs_count == 0;
-		slot_handle_jobs(slot, &reply.msg.u.jobs);
-		rpc_reply_fini(&reply);
+		if (empty) {
+			rpc_reply_fini(&reply);
+		} else {
+			/* A full answer did not park; one that did says nothing
+			 * about the round trip. */
+			if (reply.msg.u.jobs.jobs_count == want)
+				feed_note_fetch(&w->feed, jm_mono_us() - asked_us);
+			fetch_take_reply(w, &reply);
+		}
 		/* An empty answer well before the park time is over (a broker
 		 * shutting down, or one that does not park) must not make us
 		 * ask again at once, over and over. */
@@ -977,13 +1118,28 @@ int jm_worker_new(jm_worker **out, const jm_worker_options *opts)
 	w->heartbeat_ms = opts->heartbeat_ms ? opts->heartbeat_ms : HEARTBEAT_MS_DEFAULT;
 	w->drain_timeout_ms =
 	    opts->drain_timeout_ms ? opts->drain_timeout_ms : DRAIN_TIMEOUT_MS_DEFAULT;
-	/* A slot runs at most about `concurrency` unanswered outcomes ahead. */
-	rc = settler_init(&w->settler, (size_t)w->concurrency * 2, settle_batch_cb, w);
+	if (opts->prefetch == JM_WORKER_PREFETCH_NONE)
+		w->prefetch = 0;
+	else if (opts->prefetch != 0)
+		w->prefetch = opts->prefetch;
+	else
+		w->prefetch = w->concurrency * PREFETCH_PER_SLOT_DEFAULT < PREFETCH_DEFAULT_MAX
+		                  ? w->concurrency * PREFETCH_PER_SLOT_DEFAULT
+		                  : PREFETCH_DEFAULT_MAX;
+	if (w->prefetch > PROTO_JOBS_PER_MESSAGE_MAX)
+		w->prefetch = PROTO_JOBS_PER_MESSAGE_MAX;
+	/* Outcomes run at most about one feed ahead of their answers: a
+	 * settle waits for the broker's sync, and the larger the batch that
+	 * one sync covers, the faster a drain goes. */
+	rc = settler_init(&w->settler, ((size_t)w->concurrency + w->prefetch) * 2, settle_batch_cb,
+	                  w);
 	if (rc != 0)
 		goto fail_free_worker;
 	held_init(&w->held);
+	feed_init(&w->feed, w->concurrency, w->prefetch);
 	progress_board_init(&w->progress);
 	rpc_cancel_init(&w->heartbeat_cancel);
+	rpc_cancel_init(&w->fetch_cancel);
 	atomic_init(&w->broker_down, false);
 	atomic_init(&w->settle_cutoff_ms, 0);
 	pthread_mutex_init(&w->lock, NULL);
@@ -1052,6 +1208,10 @@ static void worker_log_start(const struct jm_worker *w)
  * threads and joins every thread that was started. */
 static void worker_join_all(struct jm_worker *w)
 {
+	worker_close_feed(w); /* wakes the slots and the fetch thread */
+	if (w->fetch_started)
+		pthread_join(w->fetch_thread, NULL);
+	w->fetch_started = false;
 	for (uint32_t i = 0; i < w->concurrency; i++) {
 		if (w->slots[i].started)
 			pthread_join(w->slots[i].thread, NULL);
@@ -1122,8 +1282,6 @@ int jm_worker_run(jm_worker *w)
 		return rc;
 	}
 	w->slots = calloc(w->concurrency, sizeof *w->slots);
-	for (uint32_t i = 0; w->slots != NULL && i < w->concurrency; i++)
-		rpc_cancel_init(&w->slots[i].fetch_cancel);
 	w->settle_items = calloc(SETTLE_BATCH_ITEMS_MAX, sizeof *w->settle_items);
 	w->settle_deadlines_ms = calloc(SETTLE_BATCH_ITEMS_MAX, sizeof(uint64_t));
 	if (w->slots == NULL || w->settle_items == NULL || w->settle_deadlines_ms == NULL)
@@ -1149,6 +1307,10 @@ int jm_worker_run(jm_worker *w)
 			goto fail_stop_threads;
 		w->slots[i].started = true;
 	}
+	rc = pthread_create(&w->fetch_thread, NULL, fetch_main, w);
+	if (rc != 0)
+		goto fail_stop_threads;
+	w->fetch_started = true;
 
 	pthread_mutex_lock(&w->lock);
 	while (!w->stop_requested)
@@ -1163,10 +1325,11 @@ int jm_worker_run(jm_worker *w)
 	atomic_store(&w->settle_cutoff_ms,
 	             now_ms() + (hard ? STOP_SETTLE_GRACE_MS : w->drain_timeout_ms));
 	if (!heartbeat_send(w, STOP_HEARTBEAT_CALL_TIMEOUT_MS, NULL)) {
-		for (uint32_t i = 0; i < w->concurrency; i++)
-			rpc_cancel_fire(&w->slots[i].fetch_cancel);
+		rpc_cancel_fire(&w->fetch_cancel);
 		rpc_cancel_fire(&w->heartbeat_cancel);
 	}
+	/* What waits in the feed goes back at once, for other workers. */
+	worker_close_feed(w);
 	if (worker_drain(w)) {
 		atomic_store(&w->settle_cutoff_ms, now_ms() + STOP_SETTLE_GRACE_MS);
 		worker_hand_back_all(w);
@@ -1208,8 +1371,8 @@ void jm_worker_free(jm_worker *w)
 	progress_board_fini(&w->progress);
 	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->lock);
-	for (uint32_t i = 0; w->slots != NULL && i < w->concurrency; i++)
-		rpc_cancel_fini(&w->slots[i].fetch_cancel);
+	rpc_cancel_fini(&w->fetch_cancel);
+	feed_fini(&w->feed);
 	free(w->slots);
 	free(w->settle_items);
 	free(w->settle_deadlines_ms);

@@ -31,12 +31,23 @@ enum jm_handler_outcome {
 
 typedef int (*jm_handler_fn)(jm_job *job, void *arg);
 
+#define JM_WORKER_PREFETCH_NONE ((unsigned)-1)
+
 typedef struct jm_worker_options {
 	const char *broker_url;    /* NULL: $JOBMESH_BROKER or the default */
 	const char *worker_id;     /* NULL: "<host>-<pid>" */
 	const char *const *queues; /* queues to fetch from, in priority order */
 	size_t queues_count;
-	unsigned concurrency;      /* jobs run at once; 0 means 1 */
+	unsigned concurrency; /* jobs run at once; 0 means 1 */
+	/* The most deliveries fetched ahead of free slots, waiting in a local
+	 * buffer so a drain takes many jobs per round trip: 0 means
+	 * 64 x concurrency (at most 1000), JM_WORKER_PREFETCH_NONE none (fetch
+	 * only for idle slots). The buffer holds about what the slots run in
+	 * two fetch round trips, so long jobs are not hoarded. A buffered
+	 * job is a lease the worker holds (listed in heartbeats); one that
+	 * waits past 1 s (or a tenth of its run timeout) is handed back unrun,
+	 * not counted as an attempt, as is every buffered job at a stop. */
+	unsigned prefetch;
 	uint32_t heartbeat_ms;     /* 0: 1000 */
 	uint32_t drain_timeout_ms; /* 0: 30000 */
 	/* What the worker presents to a broker with --auth or TLS; NULL:
