@@ -490,9 +490,9 @@ static int apply_job(struct state *s, const struct proto_rec_job *r, uint64_t no
 		if (w && r->worker_instance != 0)
 			w->instance = r->worker_instance;
 	}
-	if (rc == 0 && r->key.len > 0 && job_key(job) == NULL) {
-		rc = idem_reserve(q);
-		if (rc == 0)
+	if (rc == 0 && r->key.len > 0) {
+		rc = idem_reserve(q); /* idem_link below needs the queue's table */
+		if (rc == 0 && job_key(job) == NULL)
 			rc = idem_prepare(job, &r->key);
 	}
 	if (rc == 0 && is_new)
