@@ -285,11 +285,10 @@ static void test_peers_leaving_during_the_handshake_leave_the_broker_reachable(v
 		connect_and_leave(events_path);
 	}
 
-	/* A new client is served again (calls cut by the relisten fail and
-	 * are tried again), then a new subscription. */
+	/* A new client is served again within the guard's probe cycle: each
+	 * attempt is a fresh client, as a CLI call or a restarted process
+	 * would be. */
 	jm_client *client = NULL;
-	assert_jm_ok(jm_client_open(&client, url));
-	jm_client_set_timeout_ms(client, 2000);
 	jm_job_spec spec = {.queue = "guarded", .type = "t", .payload = "p", .payload_len = 1};
 	uint64_t id = 0;
 	uint64_t deadline_us = jm_mono_us() + 30000000ull;
@@ -297,9 +296,14 @@ static void test_peers_leaving_during_the_handshake_leave_the_broker_reachable(v
 	bool served = false;
 	while (!served && jm_mono_us() < deadline_us) {
 		submits++;
+		assert_jm_ok(jm_client_open(&client, url));
+		jm_client_set_timeout_ms(client, 2000);
 		served = jm_client_submit(client, &spec, &id) == 0;
-		if (!served)
+		if (!served) {
 			printf("submit %u: %s\n", submits, jm_client_last_error());
+			jm_client_close(client);
+			client = NULL;
+		}
 	}
 	printf("a new client was served after %u submits\n", submits);
 	if (!served)
