@@ -152,12 +152,8 @@ void http_api_submit(struct http_call *call)
 {
 	static const char *const none[] = {NULL};
 	const char *queue = call->segments[2];
-	size_t len = strlen(queue);
-	if (!proto_name_is_valid(queue, len) || len > PROTO_NAME_MAX) {
-		http_reply_error(call, 400, "queue_name_invalid",
-		                 "queue name \"%.80s\" is invalid: %s", queue, PROTO_NAME_RULE);
+	if (!http_queue_name_ok(call, queue))
 		return;
-	}
 	if (!http_query_only(call, none) || !body_json(call))
 		return;
 	if (!json_is_object(call->body_json) && !json_is_array(call->body_json)) {
@@ -288,12 +284,8 @@ void http_api_jobs(struct http_call *call)
 	struct proto_job_query *q = &call->req.msg.u.job_query;
 	char text[PROTO_NAME_MAX + 8];
 	if (http_query_get(call, "queue", text, sizeof text)) {
-		if (!proto_name_is_valid(text, strlen(text)) || strlen(text) > PROTO_NAME_MAX) {
-			http_reply_error(call, 400, "queue_name_invalid",
-			                 "queue name \"%.80s\" is invalid: %s", text,
-			                 PROTO_NAME_RULE);
+		if (!http_queue_name_ok(call, text))
 			return;
-		}
 		memcpy(q->queue, text, strlen(text) + 1);
 	}
 	if (http_query_get(call, "state", text, sizeof text) &&
@@ -401,16 +393,12 @@ void http_api_retry_dead(struct http_call *call)
 {
 	static const char *const none[] = {NULL};
 	const char *queue = call->segments[2];
-	size_t len = strlen(queue);
-	if (!proto_name_is_valid(queue, len) || len > PROTO_NAME_MAX) {
-		http_reply_error(call, 400, "queue_name_invalid",
-		                 "queue name \"%.80s\" is invalid: %s", queue, PROTO_NAME_RULE);
+	if (!http_queue_name_ok(call, queue))
 		return;
-	}
 	if (!http_query_only(call, none))
 		return;
 	call->req.msg.type = PROTO_REVIVE;
-	memcpy(call->req.msg.u.revive.queue, queue, len + 1);
+	memcpy(call->req.msg.u.revive.queue, queue, strlen(queue) + 1);
 	call->req.msg.u.revive.job_id = 0;
 	call->what = "revive";
 	http_call_core(call, revived_all_cb);

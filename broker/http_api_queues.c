@@ -88,7 +88,7 @@ static bool patch_body(struct http_call *call, struct proto_queue_settings *p)
 		p->paused = json_is_true(paused);
 		p->set_mask |= PROTO_QSET_PAUSED;
 	}
-	uint64_t v;
+	uint64_t v = 0; /* member leaves it alone when the field is absent */
 	const long long day_ms = 24ll * 3600 * 1000;
 	if (!member(call, o, "max_active", 0, UINT32_MAX, &v, &p->set_mask, PROTO_QSET_MAX_ACTIVE))
 		return false;
@@ -129,17 +129,13 @@ static bool patch_body(struct http_call *call, struct proto_queue_settings *p)
 void http_api_queue_settings(struct http_call *call, const char *action)
 {
 	const char *queue = call->segments[2];
-	size_t len = strlen(queue);
-	if (!proto_name_is_valid(queue, len) || len > PROTO_NAME_MAX) {
-		http_reply_error(call, 400, "queue_name_invalid",
-		                 "queue name \"%.80s\" is invalid: %s", queue, PROTO_NAME_RULE);
+	if (!http_queue_name_ok(call, queue))
 		return;
-	}
 	if (!http_query_only(call, no_params))
 		return;
 	struct proto_queue_settings *p = &call->req.msg.u.queue_settings;
 	memset(p, 0, sizeof *p);
-	memcpy(p->queue, queue, len + 1);
+	memcpy(p->queue, queue, strlen(queue) + 1);
 	if (strcmp(action, "pause") == 0 || strcmp(action, "resume") == 0) {
 		p->set_mask = PROTO_QSET_PAUSED;
 		p->paused = strcmp(action, "pause") == 0;

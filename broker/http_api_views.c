@@ -71,17 +71,13 @@ void http_api_dead(struct http_call *call)
 {
 	static const char *const allowed[] = {"limit", NULL};
 	const char *queue = call->segments[2];
-	size_t len = strlen(queue);
-	if (!proto_name_is_valid(queue, len) || len > PROTO_NAME_MAX) {
-		http_reply_error(call, 400, "queue_name_invalid",
-		                 "queue name \"%.80s\" is invalid: %s", queue, PROTO_NAME_RULE);
+	if (!http_queue_name_ok(call, queue))
 		return;
-	}
 	uint64_t limit;
 	if (!http_query_only(call, allowed) || !http_query_u64(call, "limit", 1, 1000, 100, &limit))
 		return;
 	call->req.msg.type = PROTO_DEAD_LIST;
-	memcpy(call->req.msg.u.dead_list.queue, queue, len + 1);
+	memcpy(call->req.msg.u.dead_list.queue, queue, strlen(queue) + 1);
 	call->req.msg.u.dead_list.limit = (uint32_t)limit;
 	call->req.msg.u.dead_list.with_payload = true;
 	call->what = "dead-list";

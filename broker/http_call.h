@@ -114,6 +114,9 @@ bool http_query_get(const struct http_call *call, const char *name, char *out, s
 /* Refuses (400 unknown_parameter) any query parameter not in allowed
  * (NULL-terminated). Returns false after replying. */
 bool http_query_only(struct http_call *call, const char *const *allowed);
+/* True when name is a valid queue name; else replies 400
+ * queue_name_invalid naming it and the rule, and returns false. */
+bool http_queue_name_ok(struct http_call *call, const char *name);
 /* Parses a decimal id ("42", 1..2^64-1); false when it is not one. */
 bool http_parse_id(const char *text, uint64_t *out);
 /* Parses query parameter name as an unsigned integer in min..max (default

@@ -26,6 +26,7 @@
 #include "http_call.h"
 #include "http_json.h"
 #include "http_sse.h"
+#include "message.h"
 #include "tls.h"
 #include "log.h"
 #include "metrics.h"
@@ -347,6 +348,16 @@ bool http_query_get(const struct http_call *call, const char *name, char *out, s
 {
 	size_t pos = 0;
 	return http_query_next(call, name, &pos, out, out_size);
+}
+
+bool http_queue_name_ok(struct http_call *call, const char *name)
+{
+	size_t len = strlen(name);
+	if (proto_name_is_valid(name, len) && len <= PROTO_NAME_MAX)
+		return true;
+	http_reply_error(call, 400, "queue_name_invalid", "queue name \"%.80s\" is invalid: %s",
+	                 name, PROTO_NAME_RULE);
+	return false;
 }
 
 bool http_query_only(struct http_call *call, const char *const *allowed)

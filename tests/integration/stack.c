@@ -32,3 +32,18 @@ int stack_close(void **state)
 	fixture_end(state, &s->h, &s->broker);
 	return 0;
 }
+
+int stack_run_cli(struct stack *f, const char *const *args, char **out, char **errs)
+{
+	const char *argv[24];
+	size_t i = 0;
+	argv[i++] = harness_bin("jobmesh");
+	argv[i++] = "--broker";
+	argv[i++] = f->h.broker_url;
+	for (; *args != NULL && i < 23; args++)
+		argv[i++] = *args;
+	argv[i] = NULL;
+	int code = -1;
+	assert_jm_ok(harness_run_capture(&f->h, (char *const *)argv, 10000, out, errs, &code));
+	return code;
+}

@@ -35,6 +35,11 @@ enum stack_part {
 struct stack *stack_open(void **state, const char *test_name, const char *const *args,
                          const char *const *more, unsigned parts);
 
+/* Runs `jobmesh --broker <the stack's broker> args...` (NULL-terminated,
+ * at most 20), up to 10 s; *out and *errs get what it printed (the
+ * caller frees both). Returns its exit code. */
+int stack_run_cli(struct stack *f, const char *const *args, char **out, char **errs);
+
 /* cmocka teardown: closes the client and rpc, stops worker (SIGTERM, up to
  * 10 s), then fixture_end: the broker must stop cleanly on SIGTERM, every
  * process is stopped and the temp dir removed before the test fails over

@@ -152,32 +152,17 @@ static void test_runtime_settings_survive_a_sigkill_and_a_snapshot(void **state)
 	jm_job_info_fini(&info);
 }
 
-static int run_cli(struct stack *f, const char *const *args, char **out, char **errs)
-{
-	const char *argv[24];
-	size_t i = 0;
-	argv[i++] = harness_bin("jobmesh");
-	argv[i++] = "--broker";
-	argv[i++] = f->h.broker_url;
-	for (; *args != NULL && i < 23; args++)
-		argv[i++] = *args;
-	argv[i] = NULL;
-	int code = -1;
-	assert_jm_ok(harness_run_capture(&f->h, (char *const *)argv, 10000, out, errs, &code));
-	return code;
-}
-
 static void test_the_cli_pauses_sets_and_refuses_bad_settings_in_one_line(void **state)
 {
 	struct stack *f = stack_open(state, "flow_cli", NULL, NULL, STACK_CLIENT);
 	char *out = NULL, *errs = NULL;
 	const char *pause[] = {"queue", "pause", "q", NULL};
-	assert_int_equal(run_cli(f, pause, &out, &errs), 0);
+	assert_int_equal(stack_run_cli(f, pause, &out, &errs), 0);
 	assert_non_null(strstr(out, "queue q: paused"));
 	free(out);
 	free(errs);
 	const char *set[] = {"queue", "set", "q", "limit=3", "rate=10/m", "--json", NULL};
-	assert_int_equal(run_cli(f, set, &out, &errs), 0);
+	assert_int_equal(stack_run_cli(f, set, &out, &errs), 0);
 	assert_non_null(strstr(out, "\"paused\": true"));
 	assert_non_null(strstr(out, "\"max_active\": 3"));
 	assert_non_null(strstr(out, "\"rate_jobs\": 10"));
@@ -185,7 +170,7 @@ static void test_the_cli_pauses_sets_and_refuses_bad_settings_in_one_line(void *
 	free(out);
 	free(errs);
 	const char *resume[] = {"queue", "resume", "q", NULL};
-	assert_int_equal(run_cli(f, resume, &out, &errs), 0);
+	assert_int_equal(stack_run_cli(f, resume, &out, &errs), 0);
 	assert_non_null(strstr(out, "queue q: running, limit 3, rate 10 per 60000 ms"));
 	free(out);
 	free(errs);
@@ -199,7 +184,7 @@ static void test_the_cli_pauses_sets_and_refuses_bad_settings_in_one_line(void *
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		const char *args[] = {"queue", "set", "q", bad[i].kv, NULL};
-		int code = run_cli(f, args, &out, &errs);
+		int code = stack_run_cli(f, args, &out, &errs);
 		if (code != 2 || strstr(errs, bad[i].want) == NULL ||
 		    strchr(errs, '\n') != strrchr(errs, '\n'))
 			fail_msg(
@@ -209,16 +194,16 @@ static void test_the_cli_pauses_sets_and_refuses_bad_settings_in_one_line(void *
 		free(errs);
 	}
 	const char *show[] = {"queue", "show", "q", NULL};
-	assert_int_equal(run_cli(f, show, &out, &errs), 0);
+	assert_int_equal(stack_run_cli(f, show, &out, &errs), 0);
 	assert_non_null(strstr(out, "limit 3, rate 10 per 60000 ms"));
 	free(out);
 	free(errs);
 	const char *pause_again[] = {"queue", "pause", "q", NULL};
-	assert_int_equal(run_cli(f, pause_again, &out, &errs), 0);
+	assert_int_equal(stack_run_cli(f, pause_again, &out, &errs), 0);
 	free(out);
 	free(errs);
 	const char *stats[] = {"stats", NULL};
-	assert_int_equal(run_cli(f, stats, &out, &errs), 0);
+	assert_int_equal(stack_run_cli(f, stats, &out, &errs), 0);
 	assert_non_null(strstr(out, "  paused,10/60000ms\n"));
 	free(out);
 	free(errs);
@@ -249,18 +234,18 @@ static void test_a_dead_lettered_job_shows_its_payload_and_error(void **state)
 	snprintf(ids, sizeof ids, "%llu", (unsigned long long)id);
 	char *out = NULL, *errs = NULL;
 	const char *show[] = {"dead-letter", "show", "dl", ids, NULL};
-	assert_int_equal(run_cli(f, show, &out, &errs), 0);
+	assert_int_equal(stack_run_cli(f, show, &out, &errs), 0);
 	assert_non_null(strstr(out, "state       failed"));
 	assert_non_null(strstr(out, "payload     10 bytes: order\\t4711"));
 	free(out);
 	free(errs);
 	const char *status[] = {"status", ids, "--payload", "--json", NULL};
-	assert_int_equal(run_cli(f, status, &out, &errs), 0);
+	assert_int_equal(stack_run_cli(f, status, &out, &errs), 0);
 	assert_non_null(strstr(out, "\"payload\": \"order\\t4711\""));
 	free(out);
 	free(errs);
 	const char *other[] = {"dead-letter", "show", "elsewhere", ids, NULL};
-	assert_int_equal(run_cli(f, other, &out, &errs), 4);
+	assert_int_equal(stack_run_cli(f, other, &out, &errs), 4);
 	assert_non_null(
 	    strstr(errs, "is not dead-lettered in queue elsewhere (it is failed in dl)"));
 	free(out);

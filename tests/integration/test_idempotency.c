@@ -171,21 +171,6 @@ test_past_the_key_window_a_key_makes_a_new_job_which_keeps_it_after_a_restart(vo
 		assert_true(third > second);
 }
 
-static int run_cli(struct stack *f, const char *const *args, char **out, char **errs)
-{
-	const char *argv[24];
-	size_t i = 0;
-	argv[i++] = harness_bin("jobmesh");
-	argv[i++] = "--broker";
-	argv[i++] = f->h.broker_url;
-	for (; *args != NULL && i < 23; args++)
-		argv[i++] = *args;
-	argv[i] = NULL;
-	int code = -1;
-	assert_jm_ok(harness_run_capture(&f->h, (char *const *)argv, 10000, out, errs, &code));
-	return code;
-}
-
 static void test_the_cli_submits_with_a_key_and_a_run_at_time(void **state)
 {
 	struct stack *f = stack_open(state, "idem_cli", NULL, NULL, STACK_CLIENT);
@@ -193,9 +178,9 @@ static void test_the_cli_submits_with_a_key_and_a_run_at_time(void **state)
 	const char *keyed[] = {"submit", "--queue",           "c", "--type", "t",
 	                       "--key",  "report 2026-11-30", NULL};
 	char *out1 = NULL, *out2 = NULL, *errs = NULL;
-	assert_int_equal(run_cli(f, keyed, &out1, &errs), 0);
+	assert_int_equal(stack_run_cli(f, keyed, &out1, &errs), 0);
 	free(errs);
-	assert_int_equal(run_cli(f, keyed, &out2, &errs), 0);
+	assert_int_equal(stack_run_cli(f, keyed, &out2, &errs), 0);
 	free(errs);
 	assert_string_equal(out1, out2);
 	free(out1);
@@ -204,7 +189,7 @@ static void test_the_cli_submits_with_a_key_and_a_run_at_time(void **state)
 	const char *at[] = {
 	    "submit", "--queue", "c", "--type", "t", "--run-at", "2030-01-02T03:04:05.5+01:00",
 	    NULL};
-	assert_int_equal(run_cli(f, at, &out1, &errs), 0);
+	assert_int_equal(stack_run_cli(f, at, &out1, &errs), 0);
 	free(errs);
 	uint64_t id = strtoull(out1, NULL, 10);
 	free(out1);
@@ -225,7 +210,7 @@ static void test_the_cli_submits_with_a_key_and_a_run_at_time(void **state)
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		const char *args[] = {"submit", "--queue",   "c",          "--type",
 		                      "t",      bad[i].flag, bad[i].value, NULL};
-		int code = run_cli(f, args, &out1, &errs);
+		int code = stack_run_cli(f, args, &out1, &errs);
 		if (code == 0 || strstr(errs, bad[i].want) == NULL)
 			fail_msg("%s %s: exit %d, stderr \"%s\": expected \"%s\"", bad[i].flag,
 			         bad[i].value, code, errs, bad[i].want);

@@ -199,21 +199,6 @@ static void test_a_schedule_run_over_a_limit_is_not_submitted(void **state)
 	assert_int_equal(runs_of(f, "huge", runs, 16), 0);
 }
 
-static int run_cli(struct stack *f, const char *const *args, char **out, char **errs)
-{
-	const char *argv[24];
-	size_t i = 0;
-	argv[i++] = harness_bin("jobmesh");
-	argv[i++] = "--broker";
-	argv[i++] = f->h.broker_url;
-	for (; *args != NULL && i < 23; args++)
-		argv[i++] = *args;
-	argv[i] = NULL;
-	int code = -1;
-	assert_jm_ok(harness_run_capture(&f->h, (char *const *)argv, 10000, out, errs, &code));
-	return code;
-}
-
 static void test_a_schedule_added_with_the_cli_survives_a_restart(void **state)
 {
 	struct stack *f = stack_open(state, "schedule_cli", NULL, NULL, STACK_CLIENT | STACK_RPC);
@@ -222,13 +207,13 @@ static void test_a_schedule_added_with_the_cli_survives_a_restart(void **state)
 	                     "30 2 * * mon-fri", "--tz",   "Europe/Berlin", "--queue",
 	                     "reports",          "--type", "report.daily",  "--payload",
 	                     "{\"x\":1}",        NULL};
-	assert_int_equal(run_cli(f, add, &out, &errs), 0);
+	assert_int_equal(stack_run_cli(f, add, &out, &errs), 0);
 	free(out);
 	free(errs);
 	assert_int_equal(harness_stop(&f->broker, SIGTERM, 10000, NULL), 0);
 	assert_jm_ok(harness_broker_start(&f->h, NULL, &f->broker));
 	const char *list[] = {"schedule", "list", "--json", NULL};
-	assert_int_equal(run_cli(f, list, &out, &errs), 0);
+	assert_int_equal(stack_run_cli(f, list, &out, &errs), 0);
 	assert_non_null(strstr(out, "\"name\": \"nightly\""));
 	assert_non_null(strstr(out, "\"schedule\": \"30 2 * * mon-fri\""));
 	assert_non_null(strstr(out, "\"tz\": \"Europe/Berlin\""));
@@ -238,10 +223,10 @@ static void test_a_schedule_added_with_the_cli_survives_a_restart(void **state)
 	free(out);
 	free(errs);
 	const char *rm[] = {"schedule", "remove", "nightly", NULL};
-	assert_int_equal(run_cli(f, rm, &out, &errs), 0);
+	assert_int_equal(stack_run_cli(f, rm, &out, &errs), 0);
 	free(out);
 	free(errs);
-	assert_int_equal(run_cli(f, rm, &out, &errs), 4);
+	assert_int_equal(stack_run_cli(f, rm, &out, &errs), 4);
 	assert_non_null(strstr(errs, "schedule nightly not found"));
 	free(out);
 	free(errs);
@@ -267,7 +252,7 @@ static void test_bad_expressions_and_zones_are_refused_with_the_field_named(void
 		    "--queue",     "q",   "--type", "t",           cases[i].zone ? "--tz" : NULL,
 		    cases[i].zone, NULL};
 		char *out = NULL, *errs = NULL;
-		int code = run_cli(f, args, &out, &errs);
+		int code = stack_run_cli(f, args, &out, &errs);
 		if (code != 1 || strstr(errs, cases[i].want) == NULL)
 			fail_msg("%s %s: exit %d, stderr \"%s\": expected exit 1 and \"%s\"",
 			         cases[i].flag, cases[i].expr, code, errs, cases[i].want);
