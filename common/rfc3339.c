@@ -61,7 +61,7 @@ int jm_rfc3339_parse(const char *text, uint64_t *out_us, struct jm_err *err)
 	if (ok && (*p == 'Z' || *p == 'z')) {
 		p++;
 	} else if (ok && (*p == '+' || *p == '-')) {
-		int sign = *p == '-' ? -1 : 1, oh, om;
+		int sign = *p == '-' ? -1 : 1, oh = 0, om = 0;
 		p++;
 		ok = digits(&p, 2, &oh) && expect(&p, ":") && digits(&p, 2, &om) && oh <= 23 &&
 		     om <= 59;
