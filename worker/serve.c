@@ -2,7 +2,7 @@
  * the contract, serve_proto.h for the lines).
  *
  * One pool per type holds one slot per unit of --concurrency. A handler call
- * (on an SDK fetch thread) takes a free slot under the pool's lock, then
+ * (on one of the SDK's slot threads) takes a free slot under the pool's lock, then
  * owns it alone until it returns: it (re)starts the slot's process if
  * needed, writes the job line and serves the process's stdout, the job's
  * abandon descriptor and the run timeout in one poll loop, so a handler that
