@@ -29,7 +29,6 @@ struct ipc_guard {
 
 	atomic_uint_fast64_t claimed;    /* probes the socket has added */
 	atomic_uint_fast32_t probe_pipe; /* id of the probe pipe claimed last */
-	atomic_uint_fast64_t restarts;
 
 	pthread_mutex_t lock; /* guards stopping, with wake */
 	pthread_cond_t wake;
@@ -131,12 +130,7 @@ static void *guard_main(void *arg)
 {
 	struct ipc_guard *g = arg;
 	while (guard_sleep(g, GUARD_INTERVAL_MS)) {
-		enum probe_verdict v = probe(g);
-		jm_debug("ipc://%s probe: %s", g->path,
-		         v == PROBE_ACCEPTED  ? "accepted"
-		         : v == PROBE_UNKNOWN ? "no answer"
-		                              : "not accepted");
-		if (v != PROBE_NOT_ACCEPTED)
+		if (probe(g) != PROBE_NOT_ACCEPTED)
 			continue;
 		pthread_mutex_lock(&g->lock);
 		bool stopping = g->stopping;
@@ -144,7 +138,6 @@ static void *guard_main(void *arg)
 		if (stopping)
 			break;
 		int rv = g->relisten(g->arg);
-		atomic_fetch_add(&g->restarts, 1);
 		if (rv == 0)
 			jm_warn("ipc://%s stopped accepting connections (a peer left during the "
 			        "handshake: an NNG 1.5.2 fault); listening on it again",
@@ -211,11 +204,6 @@ bool ipc_guard_release(struct ipc_guard *g, nng_pipe pipe)
 	uint_fast32_t id = (uint_fast32_t)nng_pipe_id(pipe);
 	uint_fast32_t expected = id;
 	return atomic_compare_exchange_strong(&g->probe_pipe, &expected, 0);
-}
-
-uint64_t ipc_guard_restarts(const struct ipc_guard *g)
-{
-	return g ? atomic_load(&g->restarts) : 0;
 }
 
 void ipc_guard_stop(struct ipc_guard *g)

@@ -52,9 +52,6 @@ bool ipc_guard_claim(struct ipc_guard *g, nng_pipe pipe);
 /* From the REM_POST callback: true when pipe was the probe (ignore it). */
 bool ipc_guard_release(struct ipc_guard *g, nng_pipe pipe);
 
-/* Listeners restarted since the start. */
-uint64_t ipc_guard_restarts(const struct ipc_guard *g);
-
 /* Stops the thread: no relisten runs after it returns. Claims and
  * releases still answer until ipc_guard_free, so pipe callbacks may run
  * until the socket is closed. Both accept NULL; stop may be called twice. */
