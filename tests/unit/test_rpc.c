@@ -29,6 +29,7 @@
 struct server {
 	nng_socket sock;
 	pthread_t threads[RPC_TEST_SERVER_CONTEXTS];
+	nng_ctx contexts[RPC_TEST_SERVER_CONTEXTS];
 	int threads_count;
 	bool running;
 };
@@ -71,19 +72,16 @@ static int server_answer(const nng_msg *request, struct jm_buf *out)
 	return rc;
 }
 
-/* One REP context: receive, answer, repeat, until the socket closes. */
+/* One REP context: receive, answer, repeat, until server_stop closes the
+ * context (opened by server_start, so the stop path owns it). */
 static void *server_thread(void *arg)
 {
-	struct server *server = arg;
-	nng_ctx ctx;
+	nng_ctx ctx = *(nng_ctx *)arg;
 	nng_aio *aio;
-	if (nng_ctx_open(&ctx, server->sock) != 0)
+	if (nng_aio_alloc(&aio, NULL, NULL) != 0)
 		return NULL;
-	if (nng_aio_alloc(&aio, NULL, NULL) != 0) {
-		nng_ctx_close(ctx);
-		return NULL;
-	}
-	/* Bounded by the socket's life: nng_close fails the pending recv. */
+	/* Bounded by the context's life: nng_ctx_close fails the pending
+	 * operation, and a send on a closed context fails at once. */
 	for (;;) {
 		nng_ctx_recv(ctx, aio);
 		nng_aio_wait(aio);
@@ -107,7 +105,6 @@ static void *server_thread(void *arg)
 			nng_msg_free(nng_aio_get_msg(aio));
 	}
 	nng_aio_free(aio);
-	nng_ctx_close(ctx);
 	return NULL;
 }
 
@@ -117,8 +114,10 @@ static void server_start(struct fixture *f)
 	assert_int_equal(nng_rep0_open(&server->sock), 0);
 	assert_int_equal(nng_listen(server->sock, f->url, NULL, 0), 0);
 	for (int i = 0; i < RPC_TEST_SERVER_CONTEXTS; i++) {
-		assert_int_equal(pthread_create(&server->threads[i], NULL, server_thread, server),
-		                 0);
+		assert_int_equal(nng_ctx_open(&server->contexts[i], server->sock), 0);
+		assert_int_equal(
+		    pthread_create(&server->threads[i], NULL, server_thread, &server->contexts[i]),
+		    0);
 		server->threads_count++;
 	}
 	server->running = true;
@@ -129,9 +128,13 @@ static void server_stop(struct fixture *f)
 	struct server *server = &f->server;
 	if (!server->running)
 		return;
-	nng_close(server->sock);
+	/* Contexts first, socket last: NNG 1.5.2 can panic on a destroyed
+	 * mutex when nng_ctx_send races with nng_close of the socket. */
+	for (int i = 0; i < server->threads_count; i++)
+		nng_ctx_close(server->contexts[i]);
 	for (int i = 0; i < server->threads_count; i++)
 		pthread_join(server->threads[i], NULL);
+	nng_close(server->sock);
 	server->threads_count = 0;
 	server->running = false;
 }
