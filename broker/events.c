@@ -1,9 +1,13 @@
 /* Event publishing (see events.h).
  *
- * The queue is a singly linked FIFO under ev->lock. The publisher thread
- * takes the head while its lsn is durable; when it is not, it asks the
- * journal to call events_durable_cb at that lsn and sleeps on the condition
- * variable until then. No polling: the journal's callback wakes it. */
+ * The queue is a singly linked FIFO under ev->lock, one node per event
+ * (encoded once, with all its topics: proto/event_frame.h). The publisher
+ * thread takes every node from the head whose lsn is durable, up to
+ * EVENTS_FRAME_BYTES, and sends them as one frame: one NNG message per
+ * publish round, not one per event and topic. When the head is not
+ * durable, it asks the journal to call events_durable_cb at that lsn and
+ * sleeps on the condition variable until then. No polling: the journal's
+ * callback wakes it. */
 #include "events.h"
 
 #include <pthread.h>
@@ -20,6 +24,7 @@
 #include <nng/transport/tcp/tcp.h>
 
 #include "clock.h"
+#include "event_frame.h"
 #include "ipc_guard.h"
 #include "log.h"
 #include "sock_close.h"
@@ -27,12 +32,15 @@
 
 #define EVENTS_SEND_BUFFER 1024
 #define EVENTS_CLOSE_DRAIN_S 3
+/* A frame stops taking events past this (an event is at most ~1.5 KiB);
+ * the SDK receives up to 4 times as much (client/subscribe.c). */
+#define EVENTS_FRAME_BYTES (60u * 1024)
 
 struct event_node {
 	struct event_node *next;
 	uint64_t lsn;
 	size_t len;
-	uint8_t bytes[]; /* topic, NUL, encoded EVENT */
+	uint8_t bytes[]; /* a frame item: topics and the encoded EVENT */
 };
 
 struct events {
@@ -87,26 +95,48 @@ static void events_durable_cb(void *arg, int status)
 	pthread_mutex_unlock(&ev->lock);
 }
 
-static void publish(struct events *ev, struct event_node *node)
+/* Hands each event of the list to the listener, under each of its
+ * topics. */
+static void tap_events(struct events *ev, const struct event_node *first)
 {
-	if (ev->tap && atomic_load(&ev->tap_wanted)) {
-		const char *topic;
-		size_t topic_len;
+	for (const struct event_node *node = first; node; node = node->next) {
+		struct proto_event_item item;
+		size_t pos = 0;
 		struct proto_msg decoded;
-		if (proto_event_decode_topic(node->bytes, node->len, &topic, &topic_len, &decoded,
-		                             NULL) == 0) {
-			ev->tap(ev->tap_arg, topic, &decoded.u.event);
-			proto_msg_fini(&decoded);
-		}
+		if (proto_event_item_read(node->bytes, node->len, &pos, &item, NULL) != 1 ||
+		    proto_event_item_decode(&item, &decoded, NULL) != 0)
+			continue;
+		for (uint32_t i = 0; i < item.topics_count; i++)
+			ev->tap(ev->tap_arg, item.topics[i], &decoded.u.event);
+		proto_msg_fini(&decoded);
 	}
+}
+
+/* Sends the list first (taken off the queue) as one frame and frees it. */
+static void publish(struct events *ev, struct event_node *first)
+{
+	if (ev->tap && atomic_load(&ev->tap_wanted))
+		tap_events(ev, first);
+	size_t len = sizeof PROTO_EVENT_FRAME_TOPIC;
+	for (struct event_node *node = first; node; node = node->next)
+		len += node->len;
 	nng_msg *msg;
-	if (nng_msg_alloc(&msg, 0) == 0 && nng_msg_append(msg, node->bytes, node->len) == 0) {
+	if (nng_msg_alloc(&msg, len) == 0) {
+		uint8_t *p = nng_msg_body(msg);
+		memcpy(p, PROTO_EVENT_FRAME_TOPIC, sizeof PROTO_EVENT_FRAME_TOPIC);
+		p += sizeof PROTO_EVENT_FRAME_TOPIC;
+		for (struct event_node *node = first; node; node = node->next) {
+			memcpy(p, node->bytes, node->len);
+			p += node->len;
+		}
 		if (nng_sendmsg(ev->sock, msg, NNG_FLAG_NONBLOCK) != 0)
 			nng_msg_free(msg);
-	} else if (msg) {
-		nng_msg_free(msg);
 	}
-	free(node);
+	while (first) {
+		struct event_node *next = first->next;
+		free(first);
+		first = next;
+	}
 }
 
 static void *publisher_main(void *arg)
@@ -142,9 +172,19 @@ static void *publisher_main(void *arg)
 			free(node);
 			continue;
 		}
-		ev->head = node->next;
+		/* Every durable event from the head, up to a frame's size. */
+		uint64_t durable = journal_durable_lsn(ev->journal);
+		struct event_node *last = node;
+		size_t frame_len = node->len;
+		while (last->next && last->next->lsn <= durable &&
+		       frame_len + last->next->len <= EVENTS_FRAME_BYTES) {
+			last = last->next;
+			frame_len += last->len;
+		}
+		ev->head = last->next;
 		if (ev->head == NULL)
 			ev->tail = &ev->head;
+		last->next = NULL;
 		pthread_mutex_unlock(&ev->lock);
 		publish(ev, node);
 		pthread_mutex_lock(&ev->lock);
@@ -282,8 +322,8 @@ bool events_listened_to(struct events *ev)
 	return listened_to;
 }
 
-void events_push(struct events *ev, const char *topic, const struct proto_event *event,
-                 uint64_t lsn)
+void events_push_topics(struct events *ev, const char *const *topics, uint32_t topics_count,
+                        const struct proto_event *event, uint64_t lsn)
 {
 	if (ev == NULL)
 		return;
@@ -294,12 +334,13 @@ void events_push(struct events *ev, const char *topic, const struct proto_event 
 		return;
 	struct jm_buf buf;
 	jm_buf_init(&buf);
-	int rc = proto_event_encode_topic(event, topic, &buf);
+	int rc = proto_event_item_encode(event, topics, topics_count, &buf);
 	struct event_node *node = rc == 0 ? malloc(sizeof *node + buf.len) : NULL;
 	if (node == NULL) {
 		jm_buf_fini(&buf);
 		if (ev->dropped++ % 1000 == 0)
-			jm_warn("events: dropped an event for %s: %s", topic,
+			jm_warn("events: dropped an event for %s: %s",
+			        topics_count ? topics[0] : "",
 			        rc ? jm_strerror(rc) : "out of memory");
 		return;
 	}
@@ -313,6 +354,12 @@ void events_push(struct events *ev, const char *topic, const struct proto_event 
 	ev->tail = &node->next;
 	pthread_cond_signal(&ev->wake);
 	pthread_mutex_unlock(&ev->lock);
+}
+
+void events_push(struct events *ev, const char *topic, const struct proto_event *event,
+                 uint64_t lsn)
+{
+	events_push_topics(ev, &topic, 1, event, lsn);
 }
 
 void events_set_listener(struct events *ev, events_listener_fn fn, void *arg)

@@ -36,6 +36,10 @@ void events_advertise(struct events *ev, const char *url);
  * appends; a failure to allocate drops the event (logged). */
 void events_push(struct events *ev, const char *topic, const struct proto_event *event,
                  uint64_t lsn);
+/* events_push under several topics at once (1..PROTO_EVENT_TOPICS_MAX):
+ * the event is encoded and sent once for all of them (event_frame.h). */
+void events_push_topics(struct events *ev, const char *const *topics, uint32_t topics_count,
+                        const struct proto_event *event, uint64_t lsn);
 /* Whether an event pushed now would go anywhere (a PUB subscriber, or the
  * listener wants events): a caller may skip building one when not. A
  * subscriber arriving just after the answer misses that event, as it

@@ -27,6 +27,7 @@
 #include "clock.h"
 #include "harness.h"
 #include "sdk_load.h"
+#include "event_frame.h"
 #include "rpc.h"
 #include "sock_close.h"
 
@@ -67,6 +68,7 @@ struct event_reader {
 	nng_socket sub;
 	pthread_t thread;
 	uint64_t events;
+	uint64_t frames;
 };
 
 /* Reads and counts events until the socket is closed. */
@@ -77,7 +79,13 @@ static void *event_reader_main(void *arg)
 		nng_msg *msg;
 		if (nng_recvmsg(r->sub, &msg, 0) != 0)
 			break;
-		r->events++;
+		/* A frame holds several events (proto/event_frame.h). */
+		size_t pos = 0;
+		struct proto_event_item item;
+		while (proto_event_frame_next(nng_msg_body(msg), nng_msg_len(msg), &pos, &item,
+		                              NULL) == 1)
+			r->events++;
+		r->frames++;
 		nng_msg_free(msg);
 	}
 	return NULL;
@@ -152,8 +160,8 @@ int main(int argc, char **argv)
 	sock_close(reader.sub);
 	pthread_join(reader.thread, NULL);
 	printf("W2 drain, same, with a subscriber reading all:   %9.0f jobs/s (%d jobs, %llu "
-	       "events read)\n",
-	       reading, jobs, (unsigned long long)reader.events);
+	       "events read in %llu frames)\n",
+	       reading, jobs, (unsigned long long)reader.events, (unsigned long long)reader.frames);
 	nng_socket stalled = event_subscriber();
 	enqueue(client, "w2-stalled", jobs, 4, BATCH);
 	printf("W2 drain, same, with a subscriber never reading: %9.0f jobs/s (%d jobs)\n",
