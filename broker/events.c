@@ -1,13 +1,14 @@
 /* Event publishing (see events.h).
  *
- * The queue is a singly linked FIFO under ev->lock, one node per event
- * (encoded once, with all its topics: proto/event_frame.h). The publisher
- * thread takes every node from the head whose lsn is durable, up to
- * EVENTS_FRAME_BYTES, and sends them as one frame: one NNG message per
- * publish round, not one per event and topic. When the head is not
- * durable, it asks the journal to call events_durable_cb at that lsn and
- * sleeps on the condition variable until then. No polling: the journal's
- * callback wakes it. */
+ * The queue is one byte buffer under ev->lock: each event is encoded into
+ * it once, with all its topics, as a frame item (proto/event_frame.h), and
+ * a mark records the lsn it waits for and where it ends; no allocation per
+ * event. The publisher thread takes every item from the front whose lsn is
+ * durable, up to EVENTS_FRAME_BYTES, and sends them as one frame: one NNG
+ * message per publish round, not one per event and topic. When the front
+ * is not durable, it asks the journal to call events_durable_cb at that lsn
+ * and sleeps on the condition variable until then. No polling: the
+ * journal's callback wakes it. */
 #include "events.h"
 
 #include <pthread.h>
@@ -36,11 +37,11 @@
  * the SDK receives up to 4 times as much (client/subscribe.c). */
 #define EVENTS_FRAME_BYTES (60u * 1024)
 
-struct event_node {
-	struct event_node *next;
+/* One queued event: the lsn it waits for and where its item ends in
+ * ev->queued. */
+struct event_mark {
 	uint64_t lsn;
-	size_t len;
-	uint8_t bytes[]; /* a frame item: topics and the encoded EVENT */
+	size_t end;
 };
 
 struct events {
@@ -57,15 +58,18 @@ struct events {
 	pthread_t thread;
 	bool thread_running;
 	bool stopping;
-	struct event_node *head;
-	struct event_node **tail;
+	struct jm_buf queued; /* frame items, oldest first */
+	struct event_mark *marks;
+	uint32_t marks_count, marks_cap;
+	struct jm_buf sending;    /* the publisher's: what it takes off queued */
 	uint64_t waiting_for_lsn; /* a durable callback is registered for it */
 	uint64_t dropped;
 	/* Connected subscribers. With none, events are not even encoded: a
 	 * subscriber that connects later reads state before trusting events. */
-	uint32_t subscribers;
+	_Atomic uint32_t subscribers;
 	events_listener_fn tap; /* see events_set_listener */
 	void *tap_arg;
+	_Atomic bool tap_set;    /* tap != NULL, read without the lock */
 	_Atomic bool tap_wanted; /* see events_listener_wanted */
 };
 
@@ -80,9 +84,9 @@ static void subscriber_cb(nng_pipe pipe, nng_pipe_ev ev_type, void *arg)
 		return;
 	pthread_mutex_lock(&ev->lock);
 	if (ev_type == NNG_PIPE_EV_ADD_POST)
-		ev->subscribers++;
-	else if (ev->subscribers > 0)
-		ev->subscribers--;
+		atomic_fetch_add(&ev->subscribers, 1);
+	else if (atomic_load(&ev->subscribers) > 0)
+		atomic_fetch_sub(&ev->subscribers, 1);
 	pthread_mutex_unlock(&ev->lock);
 }
 
@@ -95,16 +99,15 @@ static void events_durable_cb(void *arg, int status)
 	pthread_mutex_unlock(&ev->lock);
 }
 
-/* Hands each event of the list to the listener, under each of its
- * topics. */
-static void tap_events(struct events *ev, const struct event_node *first)
+/* Hands each event of items (len bytes of frame items) to the listener,
+ * under each of its topics. */
+static void tap_events(struct events *ev, const uint8_t *items, size_t len)
 {
-	for (const struct event_node *node = first; node; node = node->next) {
-		struct proto_event_item item;
-		size_t pos = 0;
+	size_t pos = 0;
+	struct proto_event_item item;
+	while (pos < len && proto_event_item_read(items, len, &pos, &item, NULL) == 1) {
 		struct proto_msg decoded;
-		if (proto_event_item_read(node->bytes, node->len, &pos, &item, NULL) != 1 ||
-		    proto_event_item_decode(&item, &decoded, NULL) != 0)
+		if (proto_event_item_decode(&item, &decoded, NULL) != 0)
 			continue;
 		for (uint32_t i = 0; i < item.topics_count; i++)
 			ev->tap(ev->tap_arg, item.topics[i], &decoded.u.event);
@@ -112,31 +115,42 @@ static void tap_events(struct events *ev, const struct event_node *first)
 	}
 }
 
-/* Sends the list first (taken off the queue) as one frame and frees it. */
-static void publish(struct events *ev, struct event_node *first)
+/* Sends items (len bytes of frame items) as one frame. */
+static void publish(struct events *ev, const uint8_t *items, size_t len)
 {
-	if (ev->tap && atomic_load(&ev->tap_wanted))
-		tap_events(ev, first);
-	size_t len = sizeof PROTO_EVENT_FRAME_TOPIC;
-	for (struct event_node *node = first; node; node = node->next)
-		len += node->len;
+	if (atomic_load(&ev->tap_set) && atomic_load(&ev->tap_wanted))
+		tap_events(ev, items, len);
 	nng_msg *msg;
-	if (nng_msg_alloc(&msg, len) == 0) {
-		uint8_t *p = nng_msg_body(msg);
-		memcpy(p, PROTO_EVENT_FRAME_TOPIC, sizeof PROTO_EVENT_FRAME_TOPIC);
-		p += sizeof PROTO_EVENT_FRAME_TOPIC;
-		for (struct event_node *node = first; node; node = node->next) {
-			memcpy(p, node->bytes, node->len);
-			p += node->len;
-		}
-		if (nng_sendmsg(ev->sock, msg, NNG_FLAG_NONBLOCK) != 0)
-			nng_msg_free(msg);
+	if (nng_msg_alloc(&msg, sizeof PROTO_EVENT_FRAME_TOPIC + len) != 0)
+		return;
+	uint8_t *p = nng_msg_body(msg);
+	memcpy(p, PROTO_EVENT_FRAME_TOPIC, sizeof PROTO_EVENT_FRAME_TOPIC);
+	memcpy(p + sizeof PROTO_EVENT_FRAME_TOPIC, items, len);
+	if (nng_sendmsg(ev->sock, msg, NNG_FLAG_NONBLOCK) != 0)
+		nng_msg_free(msg);
+}
+
+/* Moves the first count items of ev->queued into ev->sending (under the
+ * lock). */
+static void take_items(struct events *ev, uint32_t count)
+{
+	size_t end = ev->marks[count - 1].end;
+	jm_buf_reset(&ev->sending);
+	if (count == ev->marks_count) {
+		struct jm_buf swap = ev->sending;
+		ev->sending = ev->queued;
+		ev->queued = swap;
+		ev->marks_count = 0;
+		return;
 	}
-	while (first) {
-		struct event_node *next = first->next;
-		free(first);
-		first = next;
-	}
+	if (jm_buf_append(&ev->sending, ev->queued.data, end) != 0)
+		jm_buf_reset(&ev->sending); /* out of memory: these are dropped */
+	memmove(ev->queued.data, ev->queued.data + end, ev->queued.len - end);
+	ev->queued.len -= end;
+	ev->marks_count -= count;
+	memmove(ev->marks, ev->marks + count, ev->marks_count * sizeof *ev->marks);
+	for (uint32_t i = 0; i < ev->marks_count; i++)
+		ev->marks[i].end -= end;
 }
 
 static void *publisher_main(void *arg)
@@ -144,49 +158,41 @@ static void *publisher_main(void *arg)
 	struct events *ev = arg;
 	pthread_mutex_lock(&ev->lock);
 	for (;;) {
-		struct event_node *node = ev->head;
-		if (node == NULL) {
+		if (ev->marks_count == 0) {
 			pthread_cond_broadcast(&ev->drained);
 			if (ev->stopping)
 				break;
 			pthread_cond_wait(&ev->wake, &ev->lock);
 			continue;
 		}
-		if (node->lsn > journal_durable_lsn(ev->journal) && !ev->stopping) {
-			if (ev->waiting_for_lsn != node->lsn) {
-				ev->waiting_for_lsn = node->lsn;
+		uint64_t lsn = ev->marks[0].lsn;
+		uint64_t durable = journal_durable_lsn(ev->journal);
+		if (lsn > durable && !ev->stopping) {
+			if (ev->waiting_for_lsn != lsn) {
+				ev->waiting_for_lsn = lsn;
 				pthread_mutex_unlock(&ev->lock);
 				/* May call back at once, on this thread. */
-				journal_when_durable(ev->journal, node->lsn, events_durable_cb, ev);
+				journal_when_durable(ev->journal, lsn, events_durable_cb, ev);
 				pthread_mutex_lock(&ev->lock);
 				continue;
 			}
 			pthread_cond_wait(&ev->wake, &ev->lock);
 			continue;
 		}
-		if (node->lsn > journal_durable_lsn(ev->journal)) {
+		if (lsn > durable) {
 			/* Stopping and never made durable: not published. */
-			ev->head = node->next;
-			if (ev->head == NULL)
-				ev->tail = &ev->head;
-			free(node);
+			ev->marks_count = 0;
+			jm_buf_reset(&ev->queued);
 			continue;
 		}
-		/* Every durable event from the head, up to a frame's size. */
-		uint64_t durable = journal_durable_lsn(ev->journal);
-		struct event_node *last = node;
-		size_t frame_len = node->len;
-		while (last->next && last->next->lsn <= durable &&
-		       frame_len + last->next->len <= EVENTS_FRAME_BYTES) {
-			last = last->next;
-			frame_len += last->len;
-		}
-		ev->head = last->next;
-		if (ev->head == NULL)
-			ev->tail = &ev->head;
-		last->next = NULL;
+		/* Every durable event from the front, up to a frame's size. */
+		uint32_t count = 1;
+		while (count < ev->marks_count && ev->marks[count].lsn <= durable &&
+		       ev->marks[count].end <= EVENTS_FRAME_BYTES)
+			count++;
+		take_items(ev, count);
 		pthread_mutex_unlock(&ev->lock);
-		publish(ev, node);
+		publish(ev, ev->sending.data, ev->sending.len);
 		pthread_mutex_lock(&ev->lock);
 	}
 	pthread_mutex_unlock(&ev->lock);
@@ -258,7 +264,8 @@ int events_open_secure(struct events **out, const char *url, struct journal *jou
 	if (ev == NULL)
 		return jm_err_set(err, JM_ENOMEM, "out of memory");
 	ev->journal = journal;
-	ev->tail = &ev->head;
+	jm_buf_init(&ev->queued);
+	jm_buf_init(&ev->sending);
 	pthread_mutex_init(&ev->lock, NULL);
 	pthread_cond_init(&ev->wake, NULL);
 	pthread_cond_init(&ev->drained, NULL);
@@ -312,47 +319,54 @@ void events_advertise(struct events *ev, const char *url)
 	snprintf(ev->url, sizeof ev->url, "%s", url);
 }
 
+/* Without the lock: events_push is on every job's path. */
+static bool listened_to(struct events *ev)
+{
+	return atomic_load(&ev->subscribers) > 0 ||
+	       (atomic_load(&ev->tap_set) && atomic_load(&ev->tap_wanted));
+}
+
 bool events_listened_to(struct events *ev)
 {
-	if (ev == NULL)
-		return false;
-	pthread_mutex_lock(&ev->lock);
-	bool listened_to = ev->subscribers > 0 || (ev->tap != NULL && atomic_load(&ev->tap_wanted));
-	pthread_mutex_unlock(&ev->lock);
-	return listened_to;
+	return ev != NULL && listened_to(ev);
 }
 
 void events_push_topics(struct events *ev, const char *const *topics, uint32_t topics_count,
                         const struct proto_event *event, uint64_t lsn)
 {
-	if (ev == NULL)
+	if (ev == NULL || !listened_to(ev))
 		return;
 	pthread_mutex_lock(&ev->lock);
-	bool listened_to = ev->subscribers > 0 || (ev->tap != NULL && atomic_load(&ev->tap_wanted));
-	pthread_mutex_unlock(&ev->lock);
-	if (!listened_to)
-		return;
-	struct jm_buf buf;
-	jm_buf_init(&buf);
-	int rc = proto_event_item_encode(event, topics, topics_count, &buf);
-	struct event_node *node = rc == 0 ? malloc(sizeof *node + buf.len) : NULL;
-	if (node == NULL) {
-		jm_buf_fini(&buf);
+	size_t start = ev->queued.len;
+	int rc = 0;
+	if (ev->marks_count == ev->marks_cap) {
+		uint32_t cap = ev->marks_cap ? ev->marks_cap * 2 : 256;
+		struct event_mark *marks = realloc(ev->marks, cap * sizeof *marks);
+		if (marks == NULL)
+			rc = JM_ENOMEM;
+		else {
+			ev->marks = marks;
+			ev->marks_cap = cap;
+		}
+	}
+	if (rc == 0)
+		rc = proto_event_item_encode(event, topics, topics_count, &ev->queued);
+	if (rc != 0) {
+		ev->queued.len = start;
 		if (ev->dropped++ % 1000 == 0)
 			jm_warn("events: dropped an event for %s: %s",
-			        topics_count ? topics[0] : "",
-			        rc ? jm_strerror(rc) : "out of memory");
+			        topics_count ? topics[0] : "", jm_strerror(rc));
+		pthread_mutex_unlock(&ev->lock);
 		return;
 	}
-	node->next = NULL;
-	node->lsn = lsn;
-	node->len = buf.len;
-	memcpy(node->bytes, buf.data, buf.len);
-	jm_buf_fini(&buf);
-	pthread_mutex_lock(&ev->lock);
-	*ev->tail = node;
-	ev->tail = &node->next;
-	pthread_cond_signal(&ev->wake);
+	/* The publisher sleeps for an empty queue or for its front to become
+	 * durable (the journal's callback wakes it then): only an event into
+	 * an empty queue changes what it waits for. Waking it for each event
+	 * cost more than the event. */
+	bool was_empty = ev->marks_count == 0;
+	ev->marks[ev->marks_count++] = (struct event_mark){lsn, ev->queued.len};
+	if (was_empty)
+		pthread_cond_signal(&ev->wake);
 	pthread_mutex_unlock(&ev->lock);
 }
 
@@ -367,6 +381,7 @@ void events_set_listener(struct events *ev, events_listener_fn fn, void *arg)
 	pthread_mutex_lock(&ev->lock);
 	ev->tap = fn;
 	ev->tap_arg = arg;
+	atomic_store(&ev->tap_set, fn != NULL);
 	pthread_mutex_unlock(&ev->lock);
 }
 
@@ -383,7 +398,7 @@ void events_stop(struct events *ev)
 	/* ev->drained is a default condition variable: CLOCK_REALTIME. */
 	struct timespec until = jm_timespec_after_ms(CLOCK_REALTIME, EVENTS_CLOSE_DRAIN_S * 1000u);
 	pthread_mutex_lock(&ev->lock);
-	while (ev->head != NULL) {
+	while (ev->marks_count != 0) {
 		if (pthread_cond_timedwait(&ev->drained, &ev->lock, &until) != 0)
 			break;
 	}
@@ -407,5 +422,8 @@ void events_close(struct events *ev)
 	pthread_cond_destroy(&ev->drained);
 	pthread_cond_destroy(&ev->wake);
 	pthread_mutex_destroy(&ev->lock);
+	jm_buf_fini(&ev->queued);
+	jm_buf_fini(&ev->sending);
+	free(ev->marks);
 	free(ev);
 }
