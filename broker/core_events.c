@@ -11,21 +11,11 @@
 #include "events.h"
 
 /* Publishes ev under each topic of a job: job/<id>, queue/<name> and, in a
- * batch, batch/<id>; encoded and sent once for all of them. */
+ * batch, batch/<id>; sent once for all of them. */
 void core_publish_for_job(struct core *core, const struct job *job, const struct proto_event *ev,
                           uint64_t lsn)
 {
-	char job_topic[32], queue_topic[PROTO_NAME_MAX + 8], batch_topic[32];
-	const char *topics[3] = {job_topic, queue_topic, batch_topic};
-	snprintf(job_topic, sizeof job_topic, "job/%llu", (unsigned long long)job->id);
-	snprintf(queue_topic, sizeof queue_topic, "queue/%s", job->queue->name);
-	uint32_t count = 2;
-	if (job_batch_id(job)) {
-		snprintf(batch_topic, sizeof batch_topic, "batch/%llu",
-		         (unsigned long long)job_batch_id(job));
-		count = 3;
-	}
-	events_push_topics(core->events, topics, count, ev, lsn);
+	events_push_job(core->events, ev, job->id, job->queue->name, job_batch_id(job), lsn);
 }
 
 void core_publish_batch(struct core *core, struct batch *b)

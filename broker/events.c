@@ -1,14 +1,17 @@
 /* Event publishing (see events.h).
  *
- * The queue is one byte buffer under ev->lock: each event is encoded into
- * it once, with all its topics, as a frame item (proto/event_frame.h), and
- * a mark records the lsn it waits for and where it ends; no allocation per
- * event. The publisher thread takes every item from the front whose lsn is
- * durable, up to EVENTS_FRAME_BYTES, and sends them as one frame: one NNG
- * message per publish round, not one per event and topic. When the front
- * is not durable, it asks the journal to call events_durable_cb at that lsn
- * and sleeps on the condition variable until then. No polling: the
- * journal's callback wakes it. */
+ * The queue is an array of events as they were pushed (their text copied
+ * into one byte buffer beside it), under ev->lock: a push copies the event
+ * and nothing else, on the core's path, with no allocation per event. The
+ * publisher thread takes every event from the front whose lsn is durable
+ * and, off every lock, formats their topics, encodes each once with all of
+ * them as a frame item (proto/event_frame.h), and sends up to
+ * EVENTS_FRAME_BYTES of items as one frame: one NNG message per publish
+ * round, not one per event and topic. The SSE listener is handed the
+ * events as they are, not decoded again. When the front is not durable,
+ * the publisher asks the journal to call events_durable_cb at that lsn and
+ * sleeps on the condition variable until then. No polling: the journal's
+ * callback wakes it. */
 #include "events.h"
 
 #include <pthread.h>
@@ -37,11 +40,23 @@
  * the SDK receives up to 4 times as much (client/subscribe.c). */
 #define EVENTS_FRAME_BYTES (60u * 1024)
 
-/* One queued event: the lsn it waits for and where its item ends in
- * ev->queued. */
-struct event_mark {
+/* One queued event. Its text (ev.message) is at text_at in the queue's
+ * texts; ev.message.ptr is set only once the publisher has it. */
+struct queued_event {
 	uint64_t lsn;
-	size_t end;
+	struct proto_event ev;
+	size_t text_at;
+	bool job_topics; /* job/<job_id>, queue/<queue>, batch/<batch_id> if any */
+	uint64_t job_id, batch_id;
+	proto_name queue;
+	char topic[80]; /* otherwise its one topic */
+};
+
+/* Queued events and their texts. */
+struct event_queue {
+	struct queued_event *events;
+	uint32_t count, cap;
+	struct jm_buf texts;
 };
 
 struct events {
@@ -58,11 +73,10 @@ struct events {
 	pthread_t thread;
 	bool thread_running;
 	bool stopping;
-	struct jm_buf queued; /* frame items, oldest first */
-	struct event_mark *marks;
-	uint32_t marks_count, marks_cap;
-	struct jm_buf sending;    /* the publisher's: what it takes off queued */
-	uint64_t waiting_for_lsn; /* a durable callback is registered for it */
+	struct event_queue queued; /* oldest first */
+	struct event_queue taken;  /* the publisher's: what it took off queued */
+	struct jm_buf frame;       /* the publisher's: the frame it encodes */
+	uint64_t waiting_for_lsn;  /* a durable callback is registered for it */
 	uint64_t dropped;
 	/* Connected subscribers. With none, events are not even encoded: a
 	 * subscriber that connects later reads state before trusting events. */
@@ -99,58 +113,102 @@ static void events_durable_cb(void *arg, int status)
 	pthread_mutex_unlock(&ev->lock);
 }
 
-/* Hands each event of items (len bytes of frame items) to the listener,
- * under each of its topics. */
-static void tap_events(struct events *ev, const uint8_t *items, size_t len)
+/* Sends what ev->frame holds (items after the frame's mark) as one frame
+ * and starts the next. */
+static void send_frame(struct events *ev)
 {
-	size_t pos = 0;
-	struct proto_event_item item;
-	while (pos < len && proto_event_item_read(items, len, &pos, &item, NULL) == 1) {
-		struct proto_msg decoded;
-		if (proto_event_item_decode(&item, &decoded, NULL) != 0)
+	if (ev->frame.len > sizeof PROTO_EVENT_FRAME_TOPIC) {
+		nng_msg *msg;
+		if (nng_msg_alloc(&msg, ev->frame.len) == 0) {
+			memcpy(nng_msg_body(msg), ev->frame.data, ev->frame.len);
+			if (nng_sendmsg(ev->sock, msg, NNG_FLAG_NONBLOCK) != 0)
+				nng_msg_free(msg);
+		}
+	}
+	jm_buf_reset(&ev->frame);
+	(void)proto_event_frame_start(&ev->frame);
+}
+
+/* Publishes the events the publisher took (off every lock): to the
+ * listener, and to subscribers in frames. */
+static void publish(struct events *ev)
+{
+	bool tap = atomic_load(&ev->tap_set) && atomic_load(&ev->tap_wanted);
+	bool subscribed = atomic_load(&ev->subscribers) > 0;
+	jm_buf_reset(&ev->frame);
+	(void)proto_event_frame_start(&ev->frame);
+	for (uint32_t i = 0; i < ev->taken.count; i++) {
+		struct queued_event *q = &ev->taken.events[i];
+		if (q->ev.message.len)
+			q->ev.message.ptr = ev->taken.texts.data + q->text_at;
+		char job_topic[32], queue_topic[PROTO_NAME_MAX + 8], batch_topic[32];
+		const char *topics[3] = {q->topic};
+		uint32_t count = 1;
+		if (q->job_topics) {
+			snprintf(job_topic, sizeof job_topic, "job/%llu",
+			         (unsigned long long)q->job_id);
+			snprintf(queue_topic, sizeof queue_topic, "queue/%s", q->queue);
+			topics[0] = job_topic;
+			topics[1] = queue_topic;
+			count = 2;
+			if (q->batch_id) {
+				snprintf(batch_topic, sizeof batch_topic, "batch/%llu",
+				         (unsigned long long)q->batch_id);
+				topics[count++] = batch_topic;
+			}
+		}
+		if (tap)
+			for (uint32_t t = 0; t < count; t++)
+				ev->tap(ev->tap_arg, topics[t], &q->ev);
+		if (!subscribed)
 			continue;
-		for (uint32_t i = 0; i < item.topics_count; i++)
-			ev->tap(ev->tap_arg, item.topics[i], &decoded.u.event);
-		proto_msg_fini(&decoded);
+		int rc = proto_event_item_encode(&q->ev, topics, count, &ev->frame);
+		if (rc != 0 && ev->dropped++ % 1000 == 0)
+			jm_warn("events: dropped an event for %s: %s", topics[0], jm_strerror(rc));
+		if (ev->frame.len >= EVENTS_FRAME_BYTES)
+			send_frame(ev);
 	}
+	if (subscribed)
+		send_frame(ev);
 }
 
-/* Sends items (len bytes of frame items) as one frame. */
-static void publish(struct events *ev, const uint8_t *items, size_t len)
-{
-	if (atomic_load(&ev->tap_set) && atomic_load(&ev->tap_wanted))
-		tap_events(ev, items, len);
-	nng_msg *msg;
-	if (nng_msg_alloc(&msg, sizeof PROTO_EVENT_FRAME_TOPIC + len) != 0)
-		return;
-	uint8_t *p = nng_msg_body(msg);
-	memcpy(p, PROTO_EVENT_FRAME_TOPIC, sizeof PROTO_EVENT_FRAME_TOPIC);
-	memcpy(p + sizeof PROTO_EVENT_FRAME_TOPIC, items, len);
-	if (nng_sendmsg(ev->sock, msg, NNG_FLAG_NONBLOCK) != 0)
-		nng_msg_free(msg);
-}
-
-/* Moves the first count items of ev->queued into ev->sending (under the
+/* Moves the first count events of ev->queued into ev->taken (under the
  * lock). */
-static void take_items(struct events *ev, uint32_t count)
+static void take_events(struct events *ev, uint32_t count)
 {
-	size_t end = ev->marks[count - 1].end;
-	jm_buf_reset(&ev->sending);
-	if (count == ev->marks_count) {
-		struct jm_buf swap = ev->sending;
-		ev->sending = ev->queued;
-		ev->queued = swap;
-		ev->marks_count = 0;
+	struct event_queue *from = &ev->queued, *to = &ev->taken;
+	to->count = 0;
+	jm_buf_reset(&to->texts);
+	if (count == from->count) {
+		struct event_queue swap = *to;
+		*to = *from;
+		*from = swap;
 		return;
 	}
-	if (jm_buf_append(&ev->sending, ev->queued.data, end) != 0)
-		jm_buf_reset(&ev->sending); /* out of memory: these are dropped */
-	memmove(ev->queued.data, ev->queued.data + end, ev->queued.len - end);
-	ev->queued.len -= end;
-	ev->marks_count -= count;
-	memmove(ev->marks, ev->marks + count, ev->marks_count * sizeof *ev->marks);
-	for (uint32_t i = 0; i < ev->marks_count; i++)
-		ev->marks[i].end -= end;
+	/* A part: copy it (room for it is there: the taken queue only
+	 * ever held what queued did), and move the rest down. */
+	const struct queued_event *rest = &from->events[count];
+	size_t texts_end = rest->text_at;
+	if (to->cap < count) {
+		struct queued_event *events = realloc(to->events, count * sizeof *events);
+		if (events == NULL)
+			count = 0; /* out of memory: these are dropped */
+		else {
+			to->events = events;
+			to->cap = count;
+		}
+	}
+	if (count && jm_buf_append(&to->texts, from->texts.data, texts_end) != 0)
+		count = 0;
+	memcpy(to->events, from->events, count * sizeof *to->events);
+	to->count = count;
+	uint32_t taken = (uint32_t)(rest - from->events);
+	from->count -= taken;
+	memmove(from->events, rest, from->count * sizeof *from->events);
+	memmove(from->texts.data, from->texts.data + texts_end, from->texts.len - texts_end);
+	from->texts.len -= texts_end;
+	for (uint32_t i = 0; i < from->count; i++)
+		from->events[i].text_at -= texts_end;
 }
 
 static void *publisher_main(void *arg)
@@ -158,14 +216,14 @@ static void *publisher_main(void *arg)
 	struct events *ev = arg;
 	pthread_mutex_lock(&ev->lock);
 	for (;;) {
-		if (ev->marks_count == 0) {
+		if (ev->queued.count == 0) {
 			pthread_cond_broadcast(&ev->drained);
 			if (ev->stopping)
 				break;
 			pthread_cond_wait(&ev->wake, &ev->lock);
 			continue;
 		}
-		uint64_t lsn = ev->marks[0].lsn;
+		uint64_t lsn = ev->queued.events[0].lsn;
 		uint64_t durable = journal_durable_lsn(ev->journal);
 		if (lsn > durable && !ev->stopping) {
 			if (ev->waiting_for_lsn != lsn) {
@@ -181,18 +239,17 @@ static void *publisher_main(void *arg)
 		}
 		if (lsn > durable) {
 			/* Stopping and never made durable: not published. */
-			ev->marks_count = 0;
-			jm_buf_reset(&ev->queued);
+			ev->queued.count = 0;
+			jm_buf_reset(&ev->queued.texts);
 			continue;
 		}
-		/* Every durable event from the front, up to a frame's size. */
+		/* Every durable event from the front. */
 		uint32_t count = 1;
-		while (count < ev->marks_count && ev->marks[count].lsn <= durable &&
-		       ev->marks[count].end <= EVENTS_FRAME_BYTES)
+		while (count < ev->queued.count && ev->queued.events[count].lsn <= durable)
 			count++;
-		take_items(ev, count);
+		take_events(ev, count);
 		pthread_mutex_unlock(&ev->lock);
-		publish(ev, ev->sending.data, ev->sending.len);
+		publish(ev);
 		pthread_mutex_lock(&ev->lock);
 	}
 	pthread_mutex_unlock(&ev->lock);
@@ -264,8 +321,9 @@ int events_open_secure(struct events **out, const char *url, struct journal *jou
 	if (ev == NULL)
 		return jm_err_set(err, JM_ENOMEM, "out of memory");
 	ev->journal = journal;
-	jm_buf_init(&ev->queued);
-	jm_buf_init(&ev->sending);
+	jm_buf_init(&ev->queued.texts);
+	jm_buf_init(&ev->taken.texts);
+	jm_buf_init(&ev->frame);
 	pthread_mutex_init(&ev->lock, NULL);
 	pthread_cond_init(&ev->wake, NULL);
 	pthread_cond_init(&ev->drained, NULL);
@@ -331,49 +389,80 @@ bool events_listened_to(struct events *ev)
 	return ev != NULL && listened_to(ev);
 }
 
-void events_push_topics(struct events *ev, const char *const *topics, uint32_t topics_count,
-                        const struct proto_event *event, uint64_t lsn)
+/* Appends a copy of event to the queue (under the lock) and returns it, or
+ * NULL when out of memory (the event is dropped, logged). */
+static struct queued_event *queue_event(struct events *ev, const struct proto_event *event,
+                                        uint64_t lsn)
+{
+	struct event_queue *q = &ev->queued;
+	if (q->count == q->cap) {
+		uint32_t cap = q->cap ? q->cap * 2 : 256;
+		struct queued_event *events = realloc(q->events, cap * sizeof *events);
+		if (events == NULL)
+			goto fail_dropped;
+		q->events = events;
+		q->cap = cap;
+	}
+	struct queued_event *e = &q->events[q->count];
+	e->text_at = q->texts.len;
+	if (event->message.len &&
+	    jm_buf_append(&q->texts, event->message.ptr, event->message.len) != 0)
+		goto fail_dropped;
+	e->lsn = lsn;
+	e->ev = *event;
+	e->ev.message.ptr = NULL;
+	q->count++;
+	return e;
+
+fail_dropped:
+	if (ev->dropped++ % 1000 == 0)
+		jm_warn("events: dropped an event: out of memory");
+	return NULL;
+}
+
+/* The publisher sleeps for an empty queue or for its front to become
+ * durable (the journal's callback wakes it then): only an event into an
+ * empty queue changes what it waits for. Waking it for each event cost
+ * more than the event. Called under the lock after queue_event. */
+static void wake_publisher(struct events *ev)
+{
+	if (ev->queued.count == 1)
+		pthread_cond_signal(&ev->wake);
+}
+
+void events_push_job(struct events *ev, const struct proto_event *event, uint64_t job_id,
+                     const char *queue, uint64_t batch_id, uint64_t lsn)
 {
 	if (ev == NULL || !listened_to(ev))
 		return;
 	pthread_mutex_lock(&ev->lock);
-	size_t start = ev->queued.len;
-	int rc = 0;
-	if (ev->marks_count == ev->marks_cap) {
-		uint32_t cap = ev->marks_cap ? ev->marks_cap * 2 : 256;
-		struct event_mark *marks = realloc(ev->marks, cap * sizeof *marks);
-		if (marks == NULL)
-			rc = JM_ENOMEM;
-		else {
-			ev->marks = marks;
-			ev->marks_cap = cap;
-		}
+	struct queued_event *e = queue_event(ev, event, lsn);
+	if (e) {
+		e->job_topics = true;
+		e->job_id = job_id;
+		e->batch_id = batch_id;
+		memcpy(e->queue, queue, sizeof e->queue);
+		wake_publisher(ev);
 	}
-	if (rc == 0)
-		rc = proto_event_item_encode(event, topics, topics_count, &ev->queued);
-	if (rc != 0) {
-		ev->queued.len = start;
-		if (ev->dropped++ % 1000 == 0)
-			jm_warn("events: dropped an event for %s: %s",
-			        topics_count ? topics[0] : "", jm_strerror(rc));
-		pthread_mutex_unlock(&ev->lock);
-		return;
-	}
-	/* The publisher sleeps for an empty queue or for its front to become
-	 * durable (the journal's callback wakes it then): only an event into
-	 * an empty queue changes what it waits for. Waking it for each event
-	 * cost more than the event. */
-	bool was_empty = ev->marks_count == 0;
-	ev->marks[ev->marks_count++] = (struct event_mark){lsn, ev->queued.len};
-	if (was_empty)
-		pthread_cond_signal(&ev->wake);
 	pthread_mutex_unlock(&ev->lock);
 }
 
 void events_push(struct events *ev, const char *topic, const struct proto_event *event,
                  uint64_t lsn)
 {
-	events_push_topics(ev, &topic, 1, event, lsn);
+	if (ev == NULL || !listened_to(ev))
+		return;
+	size_t topic_len = strlen(topic);
+	struct queued_event *e = NULL;
+	pthread_mutex_lock(&ev->lock);
+	if (topic_len > 0 && topic_len < sizeof e->topic)
+		e = queue_event(ev, event, lsn);
+	if (e) {
+		e->job_topics = false;
+		memcpy(e->topic, topic, topic_len + 1);
+		wake_publisher(ev);
+	}
+	pthread_mutex_unlock(&ev->lock);
 }
 
 void events_set_listener(struct events *ev, events_listener_fn fn, void *arg)
@@ -398,7 +487,7 @@ void events_stop(struct events *ev)
 	/* ev->drained is a default condition variable: CLOCK_REALTIME. */
 	struct timespec until = jm_timespec_after_ms(CLOCK_REALTIME, EVENTS_CLOSE_DRAIN_S * 1000u);
 	pthread_mutex_lock(&ev->lock);
-	while (ev->marks_count != 0) {
+	while (ev->queued.count != 0) {
 		if (pthread_cond_timedwait(&ev->drained, &ev->lock, &until) != 0)
 			break;
 	}
@@ -422,8 +511,10 @@ void events_close(struct events *ev)
 	pthread_cond_destroy(&ev->drained);
 	pthread_cond_destroy(&ev->wake);
 	pthread_mutex_destroy(&ev->lock);
-	jm_buf_fini(&ev->queued);
-	jm_buf_fini(&ev->sending);
-	free(ev->marks);
+	jm_buf_fini(&ev->queued.texts);
+	jm_buf_fini(&ev->taken.texts);
+	jm_buf_fini(&ev->frame);
+	free(ev->queued.events);
+	free(ev->taken.events);
 	free(ev);
 }
