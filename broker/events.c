@@ -185,8 +185,8 @@ static void take_events(struct events *ev, uint32_t count)
 		*from = swap;
 		return;
 	}
-	/* A part: copy it (room for it is there: the taken queue only
-	 * ever held what queued did), and move the rest down. */
+	/* A part: copy it, and move the rest down. (No memcpy of 0 bytes
+	 * from an array never allocated: UBSan refuses NULL there.) */
 	const struct queued_event *rest = &from->events[count];
 	size_t texts_end = rest->text_at;
 	if (to->cap < count) {
@@ -198,17 +198,21 @@ static void take_events(struct events *ev, uint32_t count)
 			to->cap = count;
 		}
 	}
-	if (count && jm_buf_append(&to->texts, from->texts.data, texts_end) != 0)
+	if (count && texts_end && jm_buf_append(&to->texts, from->texts.data, texts_end) != 0)
 		count = 0;
-	memcpy(to->events, from->events, count * sizeof *to->events);
+	if (count)
+		memcpy(to->events, from->events, count * sizeof *to->events);
 	to->count = count;
 	uint32_t taken = (uint32_t)(rest - from->events);
 	from->count -= taken;
 	memmove(from->events, rest, from->count * sizeof *from->events);
-	memmove(from->texts.data, from->texts.data + texts_end, from->texts.len - texts_end);
-	from->texts.len -= texts_end;
-	for (uint32_t i = 0; i < from->count; i++)
-		from->events[i].text_at -= texts_end;
+	if (texts_end) {
+		memmove(from->texts.data, from->texts.data + texts_end,
+		        from->texts.len - texts_end);
+		from->texts.len -= texts_end;
+		for (uint32_t i = 0; i < from->count; i++)
+			from->events[i].text_at -= texts_end;
+	}
 }
 
 static void *publisher_main(void *arg)
