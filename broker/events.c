@@ -461,6 +461,9 @@ void events_push(struct events *ev, const char *topic, const struct proto_event 
 	pthread_mutex_lock(&ev->lock);
 	if (topic_len > 0 && topic_len < sizeof e->topic)
 		e = queue_event(ev, event, lsn);
+	else if (ev->dropped++ % 1000 == 0)
+		jm_warn("events: dropped an event: topic of %zu bytes (1 to %zu)", topic_len,
+		        sizeof e->topic - 1);
 	if (e) {
 		e->job_topics = false;
 		memcpy(e->topic, topic, topic_len + 1);
