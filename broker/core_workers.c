@@ -178,9 +178,8 @@ static int lease_record(struct core *core, struct job *job, const struct worker 
 }
 
 /* Picks up to max ready jobs from fetch's queues (in the order given, each
- * within its max_active) into jobs, without taking them: each comes out of
- * its ready heap to reveal the next and goes back in (the heap keeps its
- * room, so that cannot fail). Returns how many. */
+ * within its max_active) into jobs, without taking them: it walks each
+ * queue's ready list from its head. Returns how many. */
 static uint32_t pick_jobs(struct core *core, const struct proto_fetch *fetch, struct job **jobs,
                           uint32_t max)
 {
@@ -190,18 +189,19 @@ static uint32_t pick_jobs(struct core *core, const struct proto_fetch *fetch, st
 		if (q == NULL)
 			continue;
 		uint32_t in_q = 0; /* picked from q already (a queue named twice) */
+		struct job *after = NULL;
 		for (uint32_t i = 0; i < picked; i++)
-			in_q += jobs[i]->queue == q;
-		struct job *job;
-		while (picked < max && queue_may_start(q, in_q) &&
-		       (job = queue_ready_peek(q)) != NULL) {
-			queue_ready_remove(q, job);
+			if (jobs[i]->queue == q) {
+				in_q++;
+				after = jobs[i];
+			}
+		struct job *job = after ? queue_ready_next(q, after) : queue_ready_peek(q);
+		while (picked < max && job != NULL && queue_may_start(q, in_q)) {
 			jobs[picked++] = job;
 			in_q++;
+			job = queue_ready_next(q, job);
 		}
 	}
-	for (uint32_t i = 0; i < picked; i++)
-		(void)queue_ready_push(jobs[i]->queue, jobs[i]); /* its room is there */
 	return picked;
 }
 
@@ -626,7 +626,7 @@ void handle_heartbeat(struct core *core, struct request *req, struct outbox *out
 	 * back without counting. */
 	struct job *job = TAILQ_FIRST(&w->held);
 	while (job) {
-		struct job *next = TAILQ_NEXT(job, holder_link);
+		struct job *next = TAILQ_NEXT(job, more->holder_link);
 		struct jm_err err = {0};
 		int settled = 0;
 		if (heartbeat_lists(hb, job)) {

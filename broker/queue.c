@@ -1,11 +1,12 @@
-/* Queues (see queue.h). The ready heap orders by (priority desc, ready_seq
- * asc): ready_seq grows each time any job becomes ready, so equal
- * priorities come out in the order they became ready. */
+/* Queues (see queue.h). The ready list runs by priority, highest first,
+ * and within a priority in the order the jobs became ready (each joins the
+ * end of its level). */
 #include "heap.h"
 #include "clock.h"
 #include "idempotency.h"
 #include "queue.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,7 +24,7 @@ static void free_queue_cb(struct namemap_entry *e, void *arg)
 {
 	struct queue *q = container_of(e, struct queue, by_name);
 	idem_fini(q);
-	free(q->ready);
+	free(q->levels);
 	free(q);
 }
 
@@ -74,6 +75,7 @@ int queue_get(struct queue_registry *reg, const char *name, struct queue **out)
 		if (strcmp(reg->overrides[i].name, name) == 0)
 			q->policy.max_active = reg->overrides[i].max_active;
 	TAILQ_INIT(&q->finished);
+	TAILQ_INIT(&q->ready);
 	deadline_init(&q->rate_timer, DEADLINE_QUEUE_RATE);
 	q->by_name.name = q->name;
 	if (namemap_insert(&reg->queues, &q->by_name) != 0) {
@@ -187,66 +189,41 @@ bool queue_has_own_settings(const struct queue *q)
 	return q->own_settings != 0 || q->paused;
 }
 
-/* True when a must come out of the heap before b. */
-static bool runs_before(const struct job *a, const struct job *b)
-{
-	if (a->attrs.priority != b->attrs.priority)
-		return a->attrs.priority > b->attrs.priority;
-	return a->ready_seq < b->ready_seq;
-}
-
-static void place(struct queue *q, uint32_t index, struct job *job)
-{
-	q->ready[index] = job;
-	job->ready_index = index;
-}
-
-static void sift_up(struct queue *q, uint32_t index)
-{
-	struct job *job = q->ready[index];
-	while (index > 0) {
-		uint32_t parent = (index - 1) / 2;
-		if (!runs_before(job, q->ready[parent]))
-			break;
-		place(q, index, q->ready[parent]);
-		index = parent;
-	}
-	place(q, index, job);
-}
-
-static void sift_down(struct queue *q, uint32_t index)
-{
-	struct job *job = q->ready[index];
-	for (;;) {
-		uint32_t child = 2 * index + 1;
-		if (child >= q->ready_count)
-			break;
-		if (child + 1 < q->ready_count && runs_before(q->ready[child + 1], q->ready[child]))
-			child++;
-		if (!runs_before(q->ready[child], job))
-			break;
-		place(q, index, q->ready[child]);
-		index = child;
-	}
-	place(q, index, job);
-}
+/* PROTO_PRIORITY_MIN..MAX: never more levels than this. */
+#define READY_LEVELS_MAX ((uint32_t)(PROTO_PRIORITY_MAX - PROTO_PRIORITY_MIN + 1))
 
 int queue_ready_reserve(struct queue *q, uint32_t extra)
 {
-	uint64_t need = (uint64_t)q->ready_count + extra;
-	if (need <= q->ready_cap)
+	uint32_t need = q->levels_count + (extra < READY_LEVELS_MAX ? extra : READY_LEVELS_MAX);
+	if (need > READY_LEVELS_MAX)
+		need = READY_LEVELS_MAX;
+	if (need <= q->levels_cap)
 		return 0;
-	if (need > UINT32_MAX / 2)
-		return JM_ENOMEM;
-	uint32_t cap = q->ready_cap ? q->ready_cap : 64;
+	uint32_t cap = q->levels_cap ? q->levels_cap : 4;
 	while (cap < need)
 		cap *= 2;
-	struct job **ready = jm_realloc(q->ready, cap * sizeof *ready);
-	if (ready == NULL)
+	struct ready_level *levels = jm_realloc(q->levels, cap * sizeof *levels);
+	if (levels == NULL)
 		return JM_ENOMEM;
-	q->ready = ready;
-	q->ready_cap = cap;
+	q->levels = levels;
+	q->levels_cap = cap;
 	return 0;
+}
+
+/* The index of priority's level in q->levels (highest priority first), or
+ * where it would go; *found says which. */
+static uint32_t level_index(const struct queue *q, int16_t priority, bool *found)
+{
+	uint32_t lo = 0, hi = q->levels_count;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (q->levels[mid].priority > priority)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = lo < q->levels_count && q->levels[lo].priority == priority;
+	return lo;
 }
 
 uint64_t queue_unfinished(const struct queue *q)
@@ -260,42 +237,72 @@ void queue_drop_if_empty(struct queue_registry *reg, struct queue *q)
 		return;
 	namemap_remove(&reg->queues, &q->by_name);
 	idem_fini(q);
-	free(q->ready);
+	free(q->levels);
 	free(q);
 }
 
 int queue_ready_push(struct queue *q, struct job *job)
 {
-	if (q->ready_count == q->ready_cap) {
-		uint32_t cap = q->ready_cap ? q->ready_cap * 2 : 64;
-		struct job **ready = jm_realloc(q->ready, cap * sizeof *ready);
-		if (ready == NULL)
+	bool found;
+	uint32_t i = level_index(q, job->attrs.priority, &found);
+	if (found) {
+		struct ready_level *level = &q->levels[i];
+		TAILQ_INSERT_AFTER(&q->ready, level->last, job, ready_link);
+		level->last = job;
+	} else {
+		if (q->levels_count == q->levels_cap && queue_ready_reserve(q, 1) != 0)
 			return JM_ENOMEM;
-		q->ready = ready;
-		q->ready_cap = cap;
+		/* Before the first job of the next lower level, or last. */
+		if (i < q->levels_count)
+			TAILQ_INSERT_BEFORE(q->levels[i].first, job, ready_link);
+		else
+			TAILQ_INSERT_TAIL(&q->ready, job, ready_link);
+		memmove(&q->levels[i + 1], &q->levels[i],
+		        (q->levels_count - i) * sizeof q->levels[0]);
+		q->levels_count++;
+		q->levels[i] = (struct ready_level){job, job, job->attrs.priority};
 	}
-	place(q, q->ready_count++, job);
-	sift_up(q, job->ready_index);
+	q->ready_count++;
 	return 0;
 }
 
 struct job *queue_ready_peek(const struct queue *q)
 {
-	return q->ready_count ? q->ready[0] : NULL;
+	return TAILQ_FIRST(&q->ready);
+}
+
+struct job *queue_ready_next(const struct queue *q, const struct job *job)
+{
+	(void)q;
+	return TAILQ_NEXT(job, ready_link);
 }
 
 void queue_ready_remove(struct queue *q, struct job *job)
 {
-	uint32_t index = job->ready_index;
-	if (index == UINT32_MAX)
-		return;
-	job->ready_index = UINT32_MAX;
-	struct job *last = q->ready[--q->ready_count];
-	if (index == q->ready_count)
-		return;
-	place(q, index, last);
-	if (index > 0 && runs_before(last, q->ready[(index - 1) / 2]))
-		sift_up(q, index);
-	else
-		sift_down(q, index);
+	bool found;
+	uint32_t i = level_index(q, job->attrs.priority, &found);
+	assert(found);
+	struct ready_level *level = &q->levels[i];
+	if (level->first == job && level->last == job) {
+		memmove(&q->levels[i], &q->levels[i + 1],
+		        (q->levels_count - i - 1) * sizeof q->levels[0]);
+		q->levels_count--;
+	} else if (level->first == job) {
+		level->first = TAILQ_NEXT(job, ready_link);
+	} else if (level->last == job) {
+		level->last = TAILQ_PREV(job, job_list, ready_link);
+	}
+	TAILQ_REMOVE(&q->ready, job, ready_link);
+	q->ready_count--;
+}
+
+uint64_t queue_oldest_ready_us(const struct queue *q)
+{
+	uint64_t oldest = 0;
+	for (uint32_t i = 0; i < q->levels_count; i++) {
+		uint64_t us = q->levels[i].first->updated_us;
+		if (oldest == 0 || us < oldest)
+			oldest = us;
+	}
+	return oldest;
 }

@@ -1,5 +1,9 @@
 /* Named queues: each orders its ready jobs (higher priority first, FIFO
- * within a priority) and counts its jobs by state. Queues are created on
+ * within a priority) and counts its jobs by state. The ready jobs are one
+ * list in that order, through the job's ready_link (no array beside the
+ * jobs: issue 12's memory per queued job); a small sorted array of
+ * priority levels points at each level's first and last job, so a job
+ * joins the end of its level in O(log levels) and leaves in O(1). Queues are created on
  * first use and live as long as the broker. Not thread-safe (core lock). */
 #ifndef JM_BROKER_QUEUE_H
 #define JM_BROKER_QUEUE_H
@@ -30,13 +34,22 @@ struct queue_override {
 	uint32_t max_active;
 };
 
+/* The ready jobs of one priority: first..last in q->ready. */
+struct ready_level {
+	struct job *first;
+	struct job *last;
+	int16_t priority;
+};
+
 struct queue {
 	char name[PROTO_NAME_MAX + 1];
 	struct queue_policy policy;
 
-	struct job **ready; /* binary heap, see queue_ready_* */
+	struct job_list ready; /* pending jobs, in the order they run */
 	uint32_t ready_count;
-	uint32_t ready_cap;
+	struct ready_level *levels; /* levels in use, highest priority first */
+	uint32_t levels_count;
+	uint32_t levels_cap;
 
 	uint64_t delayed, active, completed, failed, cancelled;
 	struct job_list finished; /* oldest first, for retention */
@@ -103,17 +116,25 @@ void queue_settings_fill(const struct queue *q, struct proto_queue_settings *out
 /* Does q have settings a snapshot must keep (a QUEUE record)? */
 bool queue_has_own_settings(const struct queue *q);
 
-/* Makes room for extra more ready jobs, so that pushing them cannot fail;
- * 0 or JM_ENOMEM (q unchanged). */
+/* Makes room for extra more ready jobs, so that pushing them cannot fail
+ * (room for that many new priority levels); 0 or JM_ENOMEM (q unchanged). */
 int queue_ready_reserve(struct queue *q, uint32_t extra);
 /* Jobs in q that are not finished: pending, delayed and active. */
 uint64_t queue_unfinished(const struct queue *q);
 /* Removes q if it holds no job at all and frees it (a queue created for a
  * request that was then refused). */
 void queue_drop_if_empty(struct queue_registry *reg, struct queue *q);
-/* Ready heap. push sets job->ready_index; JM_ENOMEM on failure. */
+/* Ready list. push puts job last among its priority; JM_ENOMEM when its
+ * priority is new to q and there is no room for it (see reserve). */
 int queue_ready_push(struct queue *q, struct job *job);
+/* The job to run first, or NULL. */
 struct job *queue_ready_peek(const struct queue *q);
+/* The job to run after job (which is ready in q), or NULL. */
+struct job *queue_ready_next(const struct queue *q, const struct job *job);
+/* Takes job (ready in q) out of the list. */
 void queue_ready_remove(struct queue *q, struct job *job);
+/* When q's longest-waiting ready job became ready (its updated_us; the
+ * smallest over the first job of each level), or 0 with none ready. */
+uint64_t queue_oldest_ready_us(const struct queue *q);
 
 #endif

@@ -59,20 +59,34 @@ static void free_job_cb(struct job *job, void *arg)
 	job_free(arg, job);
 }
 
+/* What a placed job added to s->live_bytes (state_job_snapshot_bound when
+ * it was placed). A job without its rarely used part has nothing that
+ * changes the bound while it is placed, so the bound is computed again;
+ * one with it keeps the figure in job_more. */
+uint64_t state_job_placed_bytes(const struct job *job)
+{
+	if (job->more)
+		return job->more->snapshot_bytes;
+	return job->state ? state_job_snapshot_bound(job) : 0;
+}
+
 struct job_more *state_job_more(struct job *job)
 {
 	if (job->more == NULL) {
-		job->more = jm_calloc(1, sizeof *job->more);
-		if (job->more)
-			TAILQ_INIT(&job->more->waiters);
+		struct job_more *more = jm_calloc(1, sizeof *more);
+		if (more == NULL)
+			return NULL;
+		TAILQ_INIT(&more->waiters);
+		/* Before it is attached: what the job added while it had none. */
+		more->snapshot_bytes = (uint32_t)state_job_placed_bytes(job);
+		job->more = more;
 	}
 	return job->more;
 }
 
 void state_fini(struct state *s)
 {
-	if (s->jobs.buckets)
-		jobtable_each(&s->jobs, free_job_cb, s);
+	jobtable_each(&s->jobs, free_job_cb, s);
 	jobtable_fini(&s->jobs);
 	job_types_fini(&s->types);
 	queue_registry_fini(&s->queues);
@@ -207,14 +221,16 @@ uint64_t state_new_job_bound(const struct proto_rec_job *r)
 static void unplace(struct state *s, struct job *job)
 {
 	struct queue *q = job->queue;
-	s->live_bytes -= job->snapshot_bytes;
-	job->snapshot_bytes = 0;
+	s->live_bytes -= state_job_placed_bytes(job);
+	if (job->more)
+		job->more->snapshot_bytes = 0;
 	uint64_t *counter = job->batch ? batch_counter(job->batch, job->state) : NULL;
 	if (counter)
 		(*counter)--;
 	switch (job->state) {
 	case PROTO_STATE_PENDING:
 		queue_ready_remove(q, job);
+		deadline_init(&job->timer, DEADLINE_JOB_READY); /* the link's bytes */
 		s->ready_jobs--;
 		break;
 	case PROTO_STATE_DELAYED:
@@ -223,7 +239,7 @@ static void unplace(struct state *s, struct job *job)
 		break;
 	case PROTO_STATE_ACTIVE:
 		deadline_heap_remove(&s->deadlines, &job->timer);
-		TAILQ_REMOVE(&job->more->holder->held, job, holder_link);
+		TAILQ_REMOVE(&job->more->holder->held, job, more->holder_link);
 		job->more->holder->held_count--;
 		job->more->holder = NULL;
 		job->more->lease_token = 0;
@@ -234,6 +250,7 @@ static void unplace(struct state *s, struct job *job)
 	case PROTO_STATE_FAILED:
 	case PROTO_STATE_CANCELLED:
 		TAILQ_REMOVE(&q->finished, job, finished_link);
+		deadline_init(&job->timer, DEADLINE_JOB_READY); /* the link's bytes */
 		q->finished_count--;
 		if (job->state == PROTO_STATE_COMPLETED)
 			q->completed--;
@@ -257,8 +274,10 @@ static int place(struct state *s, struct job *job, uint32_t state, uint64_t now_
 	if (state == PROTO_STATE_DELAYED && job->run_at_us <= now_us)
 		state = PROTO_STATE_PENDING;
 	job->state = state;
-	job->snapshot_bytes = (uint32_t)state_job_snapshot_bound(job);
-	s->live_bytes += job->snapshot_bytes;
+	uint32_t bytes = (uint32_t)state_job_snapshot_bound(job);
+	if (job->more)
+		job->more->snapshot_bytes = bytes;
+	s->live_bytes += bytes;
 	struct batch *b = job->batch;
 	if (b) {
 		(*batch_counter(b, state))++;
@@ -269,7 +288,6 @@ static int place(struct state *s, struct job *job, uint32_t state, uint64_t now_
 	}
 	switch (state) {
 	case PROTO_STATE_PENDING:
-		job->ready_seq = ++s->ready_seq;
 		s->ready_jobs++;
 		return queue_ready_push(q, job);
 	case PROTO_STATE_DELAYED:
@@ -279,7 +297,7 @@ static int place(struct state *s, struct job *job, uint32_t state, uint64_t now_
 		                         mono_deadline(job->run_at_us, now_us));
 	case PROTO_STATE_ACTIVE: {
 		struct worker *w = job->more->holder;
-		TAILQ_INSERT_TAIL(&w->held, job, holder_link);
+		TAILQ_INSERT_TAIL(&w->held, job, more->holder_link);
 		w->held_count++;
 		job->more->holder_heartbeat_mark = w->heartbeats;
 		job->more->lease_reported = false;
@@ -375,7 +393,6 @@ static struct job *job_new(struct state *s, const struct proto_rec_job *r)
 		return NULL;
 	}
 	deadline_init(&job->timer, DEADLINE_JOB_READY);
-	job->ready_index = UINT32_MAX; /* the same as the timer's unset */
 	job->id = r->job_id;
 	job->payload_len = r->payload.len;
 	if (r->payload.len > 0)
@@ -389,6 +406,8 @@ static struct job *job_new(struct state *s, const struct proto_rec_job *r)
 
 struct job *state_job_prepare(struct state *s, const struct proto_rec_job *r, struct queue *q)
 {
+	if (jobtable_reserve(&s->jobs, r->job_id) != 0)
+		return NULL;
 	struct job *job = job_new(s, r);
 	if (job)
 		job->queue = q;
@@ -438,7 +457,7 @@ void state_apply_prepared_job(struct state *s, const struct proto_rec_job *r, st
                               uint64_t now_us)
 {
 	job_set_fields(job, job->queue, r);
-	(void)jobtable_insert(&s->jobs, job); /* never fails (u64map.h) */
+	(void)jobtable_insert(&s->jobs, job); /* its page was reserved */
 	idem_link(job->queue, job);           /* the queue's keys were reserved */
 	note_ids(s, r);
 	if (r->attrs.batch_id) {
