@@ -123,6 +123,11 @@ void core_query_queue_extras(const struct queue *q, struct proto_queue_stats *st
 	stats->paused = q->paused;
 	stats->rate_jobs = q->policy.rate_jobs;
 	stats->rate_period_ms = q->policy.rate_jobs ? q->policy.rate_period_ms : 0;
+	stats->own_settings = q->own_settings;
+	stats->max_attempts = q->policy.max_attempts;
+	stats->keep_finished = q->policy.keep_finished;
+	stats->keep_finished_age_ms = q->policy.keep_finished_age_ms;
+	stats->key_window_ms = q->policy.key_window_ms;
 	uint64_t oldest = 0;
 	for (uint32_t i = 0; i < q->ready_count; i++)
 		if (oldest == 0 || q->ready[i]->updated_us < oldest)
