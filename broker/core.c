@@ -484,6 +484,8 @@ int core_open(struct core **out, const struct core_config *config, struct journa
 		core_free(core);
 		return rc;
 	}
+	/* The rate limits' spacing starts at the broker's start (queue.h). */
+	queue_registry_restarted(&core->state.queues, jm_mono_us());
 	if (core->state.replay_skipped)
 		jm_info("replay skipped %llu record(s) already contained in the snapshot",
 		        (unsigned long long)core->state.replay_skipped);

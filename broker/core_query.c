@@ -123,6 +123,11 @@ void core_query_queue_extras(const struct queue *q, struct proto_queue_stats *st
 	stats->paused = q->paused;
 	stats->rate_jobs = q->policy.rate_jobs;
 	stats->rate_period_ms = q->policy.rate_jobs ? q->policy.rate_period_ms : 0;
+	stats->own_settings = q->own_settings;
+	stats->max_attempts = q->policy.max_attempts;
+	stats->keep_finished = q->policy.keep_finished;
+	stats->keep_finished_age_ms = q->policy.keep_finished_age_ms;
+	stats->key_window_ms = q->policy.key_window_ms;
 	/* The first job of each priority level: no walk over the ready jobs
 	 * under the core lock on every stats call. */
 	stats->oldest_pending_us = queue_oldest_ready_us(q);

@@ -95,9 +95,10 @@ void handle_queue_set(struct core *core, struct request *req, struct outbox *out
 			core_reply_errorf(core, req, out, rc, "queue-set: %s", jm_err_text(&err));
 			return;
 		}
-		/* A new rate or none: the spacing starts afresh. */
+		/* A new rate or none: the next start is one new interval
+		 * after the last (queue_rate_ready_mono_us); the timer is set
+		 * again by the next fetch held back. */
 		deadline_heap_remove(&s->deadlines, &q->rate_timer);
-		q->rate_next_mono_us = 0;
 		jm_info("queue %s: settings changed (paused %s, limit %u, rate %u per %llu ms)",
 		        q->name, q->paused ? "yes" : "no", q->policy.max_active,
 		        q->policy.rate_jobs, (unsigned long long)q->policy.rate_period_ms);

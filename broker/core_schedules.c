@@ -13,11 +13,36 @@
 
 #define SCHEDULE_RETRY_US 1000000
 
-/* Tries again in a second: the journal or the queue registry refused. */
+/* Tries again in a second: the journal, the queue registry or a limit
+ * refused. A hold is logged once, when it starts (the retries that follow
+ * at debug level), and once more when a run goes through again: a schedule
+ * held for an hour by a full queue writes two lines, not 3,600. */
 static void retry_later(struct core *core, struct schedule *s, const char *why)
 {
-	jm_warn("schedule %s: run not submitted, trying again in 1 s: %s", s->name, why);
+	if (s->held_since_us == 0) {
+		s->held_since_us = jm_wall_us();
+		jm_warn("schedule %s: run not submitted, trying again every second (logged once "
+		        "until a run goes through): %s",
+		        s->name, why);
+	} else {
+		jm_debug("schedule %s: run still not submitted: %s", s->name, why);
+	}
+	s->held_retries++;
 	deadline_heap_set(&core->state.deadlines, &s->timer, jm_mono_us() + SCHEDULE_RETRY_US);
+}
+
+/* A run went through: ends a hold, saying how long it lasted. */
+static void hold_ended(struct schedule *s)
+{
+	if (s->held_since_us == 0)
+		return;
+	uint64_t now = jm_wall_us();
+	jm_info(
+	    "schedule %s: runs submitted again after %llu s held (%u tries refused)", s->name,
+	    (unsigned long long)(now > s->held_since_us ? (now - s->held_since_us) / 1000000 : 0),
+	    s->held_retries);
+	s->held_since_us = 0;
+	s->held_retries = 0;
 }
 
 void core_schedule_fired(struct core *core, struct schedule *s, struct outbox *out)
@@ -85,6 +110,7 @@ void core_schedule_fired(struct core *core, struct schedule *s, struct outbox *o
 		retry_later(core, s, jm_err_text(&err));
 		return;
 	}
+	hold_ended(s);
 	uint64_t applied_us = jm_wall_us();
 	state_apply_prepared_job(&core->state, r, job, applied_us);
 	/* The schedule's timer fired and left the heap: re-arming it takes
@@ -273,8 +299,10 @@ void handle_schedule_list(struct core *core, struct request *req, struct outbox 
 	}
 	uint32_t n = 0;
 	const struct schedule *s;
+	/* A tenant sees the schedules whose runs go to its queues. */
 	TAILQ_FOREACH(s, &reg->list, link)
-	fill_info(s, &infos[n++]);
+	if (core_auth_visible(req, s->queue))
+		fill_info(s, &infos[n++]);
 	struct proto_msg msg = {.type = PROTO_SCHEDULES};
 	msg.u.schedules.schedules_count = n;
 	msg.u.schedules.schedules = infos;

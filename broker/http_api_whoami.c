@@ -15,8 +15,14 @@ static const struct {
 	const char *name;
 	enum proto_type type;
 } abilities[] = {
-    {"submit", PROTO_SUBMIT},    {"cancel", PROTO_CANCEL},        {"retry", PROTO_REVIVE},
-    {"read_jobs", PROTO_STATUS}, {"read_workers", PROTO_WORKERS},
+    {"submit", PROTO_SUBMIT},
+    {"cancel", PROTO_CANCEL},
+    {"retry", PROTO_REVIVE},
+    {"read_jobs", PROTO_STATUS},
+    {"read_workers", PROTO_WORKERS},
+    {"queue_settings", PROTO_QUEUE_SET}, /* pause, resume, limit, rate, ... */
+    {"schedule_add", PROTO_SCHEDULE_PUT},
+    {"schedule_remove", PROTO_SCHEDULE_DELETE},
 };
 
 void http_api_whoami(struct http_call *call)

@@ -240,13 +240,43 @@ json_t *http_json_queue(const struct proto_queue_stats *q, uint64_t now_us)
 	json_t *rate = q->rate_jobs ? json_pack("{s:I,s:I}", "jobs", (json_int_t)q->rate_jobs,
 	                                        "period_ms", (json_int_t)q->rate_period_ms)
 	                            : json_null();
-	return json_pack("{s:s,s:{s:I,s:I,s:I,s:I,s:I,s:I},s:f,s:o,s:b,s:o}", "name", q->name,
-	                 "counts", "pending", (json_int_t)q->pending, "delayed",
-	                 (json_int_t)q->delayed, "active", (json_int_t)q->active, "completed",
-	                 (json_int_t)q->completed, "failed", (json_int_t)q->failed, "cancelled",
-	                 (json_int_t)q->cancelled, "oldest_pending_age_seconds", oldest_s,
-	                 "max_active", q->max_active ? json_integer(q->max_active) : json_null(),
-	                 "paused", q->paused, "rate", rate);
+	json_t *obj =
+	    json_pack("{s:s,s:{s:I,s:I,s:I,s:I,s:I,s:I},s:f,s:o,s:b,s:o}", "name", q->name,
+	              "counts", "pending", (json_int_t)q->pending, "delayed",
+	              (json_int_t)q->delayed, "active", (json_int_t)q->active, "completed",
+	              (json_int_t)q->completed, "failed", (json_int_t)q->failed, "cancelled",
+	              (json_int_t)q->cancelled, "oldest_pending_age_seconds", oldest_s,
+	              "max_active", q->max_active ? json_integer(q->max_active) : json_null(),
+	              "paused", q->paused, "rate", rate);
+	if (obj == NULL)
+		return NULL;
+	/* The rest of the runtime settings (as GET /v1/queues/{q}/settings
+	 * names them), and which are the queue's own rather than the broker's
+	 * defaults: readers of the dashboard see them without the admin role
+	 * that the settings endpoint needs. */
+	static const struct {
+		uint32_t bit;
+		const char *name;
+	} own[] = {
+	    {PROTO_QSET_PAUSED, "paused"},
+	    {PROTO_QSET_MAX_ACTIVE, "max_active"},
+	    {PROTO_QSET_RATE, "rate"},
+	    {PROTO_QSET_MAX_ATTEMPTS, "max_attempts"},
+	    {PROTO_QSET_KEEP_FINISHED, "keep_finished"},
+	    {PROTO_QSET_KEEP_AGE, "keep_finished_age_ms"},
+	    {PROTO_QSET_KEY_WINDOW, "key_window_ms"},
+	};
+	json_t *names = json_array();
+	for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+		if (q->own_settings & own[i].bit)
+			json_array_append_new(names, json_string(own[i].name));
+	json_object_set_new(obj, "max_attempts", json_integer(q->max_attempts));
+	json_object_set_new(obj, "keep_finished", json_integer((json_int_t)q->keep_finished));
+	json_object_set_new(obj, "keep_finished_age_ms",
+	                    json_integer((json_int_t)q->keep_finished_age_ms));
+	json_object_set_new(obj, "key_window_ms", json_integer((json_int_t)q->key_window_ms));
+	json_object_set_new(obj, "own_settings", names);
+	return obj;
 }
 
 json_t *http_json_event(const struct proto_event *ev, const char **kind)

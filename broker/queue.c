@@ -115,7 +115,8 @@ bool queue_may_start(const struct queue *q, uint32_t picked)
 	if (q->policy.max_active != 0 && q->active + picked >= q->policy.max_active)
 		return false;
 	/* Under a rate limit one start at a time: the next is spaced by it. */
-	return q->policy.rate_jobs == 0 || (picked == 0 && jm_mono_us() >= q->rate_next_mono_us);
+	return q->policy.rate_jobs == 0 ||
+	       (picked == 0 && jm_mono_us() >= queue_rate_ready_mono_us(q));
 }
 
 /* The spacing of starts under q's rate limit, at least 1 µs. */
@@ -127,17 +128,25 @@ static uint64_t rate_interval_us(const struct queue *q)
 
 void queue_started(struct queue *q, uint64_t now_mono_us)
 {
-	if (q->policy.rate_jobs == 0)
-		return;
-	uint64_t from = q->rate_next_mono_us > now_mono_us ? q->rate_next_mono_us : now_mono_us;
-	q->rate_next_mono_us = from + rate_interval_us(q);
+	/* Kept with or without a rate: a rate set later spaces from it. */
+	q->rate_last_start_mono_us = now_mono_us;
+}
+
+static void restarted_cb(struct queue *q, void *arg)
+{
+	q->rate_last_start_mono_us = *(const uint64_t *)arg;
+}
+
+void queue_registry_restarted(struct queue_registry *reg, uint64_t now_mono_us)
+{
+	queue_each(reg, restarted_cb, &now_mono_us);
 }
 
 uint64_t queue_rate_ready_mono_us(const struct queue *q)
 {
-	if (q->policy.rate_jobs == 0 || q->paused)
+	if (q->policy.rate_jobs == 0 || q->paused || q->rate_last_start_mono_us == 0)
 		return 0;
-	return q->rate_next_mono_us;
+	return q->rate_last_start_mono_us + rate_interval_us(q);
 }
 
 void queue_settings_apply(const struct queue_registry *reg, struct queue *q,

@@ -63,9 +63,12 @@ struct queue {
 	 * queue with either is never reclaimed. */
 	uint32_t own_settings;
 	bool paused;
-	/* The rate limit spaces starts evenly: none before this (monotonic);
-	 * memory only, so a restart starts the spacing afresh. */
-	uint64_t rate_next_mono_us;
+	/* The rate limit spaces starts evenly, one interval after the last
+	 * start (monotonic; 0: none yet). Not journaled: at start the broker
+	 * counts as having just started a job of every queue
+	 * (queue_registry_restarted), so a restart never lets a start come
+	 * sooner than one interval after the last one before it. */
+	uint64_t rate_last_start_mono_us;
 	struct deadline rate_timer; /* DEADLINE_QUEUE_RATE: wakes parked fetches */
 
 	struct namemap_entry by_name;
@@ -102,8 +105,15 @@ bool queue_has_capacity(const struct queue *q);
 /* The same, with picked more of its jobs already chosen for this fetch. */
 bool queue_may_start(const struct queue *q, uint32_t picked);
 /* A job of q was started (leased) at monotonic now_mono_us: the rate
- * limit's next start moves on by one interval. */
+ * limit's next start is one interval later. */
 void queue_started(struct queue *q, uint64_t now_mono_us);
+/* The broker (re)started at monotonic now_mono_us, after replay: every
+ * queue counts as having started a job then. The spacing of starts is not
+ * journaled, and a start just before a crash may not even have reached the
+ * journal, so this is the rule that keeps the rate across a restart
+ * whatever happened before it: the first start after it waits one interval
+ * (period / N) from the broker's start. */
+void queue_registry_restarted(struct queue_registry *reg, uint64_t now_mono_us);
 /* When the rate limit lets q start its next job (monotonic µs); 0 when it
  * is not what holds q back. */
 uint64_t queue_rate_ready_mono_us(const struct queue *q);

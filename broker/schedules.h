@@ -41,13 +41,15 @@ struct schedule {
 	uint8_t *payload; /* owned */
 	uint32_t payload_len;
 	int32_t priority;
-	uint32_t max_attempts; /* 0: the queue's default */
-	uint64_t timeout_ms;   /* 0: the queue's default */
-	uint64_t anchor_us;    /* last run's scheduled-for time, or the put time */
-	uint64_t put_us;       /* when it was put (the record's at_us) */
-	uint64_t fired_count;  /* runs since this broker started (not journaled) */
-	uint64_t next_run_us;  /* wall time of the next run; 0: none */
-	struct deadline timer; /* DEADLINE_SCHEDULE */
+	uint32_t max_attempts;  /* 0: the queue's default */
+	uint64_t timeout_ms;    /* 0: the queue's default */
+	uint64_t anchor_us;     /* last run's scheduled-for time, or the put time */
+	uint64_t put_us;        /* when it was put (the record's at_us) */
+	uint64_t fired_count;   /* runs since this broker started (not journaled) */
+	uint64_t next_run_us;   /* wall time of the next run; 0: none */
+	uint64_t held_since_us; /* a run refused (limit, journal) since: logged once; 0: none */
+	uint32_t held_retries;  /* tries refused in the current hold */
+	struct deadline timer;  /* DEADLINE_SCHEDULE */
 	TAILQ_ENTRY(schedule) link;
 };
 

@@ -22,10 +22,12 @@ static const struct cli_command batch_commands[] = {
     {"batch submit", batch_submit_run, "FILE|- [--json]",
      "Submit the jobs of a JSON Lines file (\"-\": stdin) as one batch; print its id.",
      "One job per line: {\"queue\": Q, \"type\": T, \"payload\": P} with optional\n"
-     "\"priority\", \"max_attempts\", \"delay_ms\", \"timeout_ms\". A string payload is\n"
+     "\"priority\", \"max_attempts\", \"delay_ms\", \"timeout_ms\" and \"key\" (the job's\n"
+     "idempotency key, as submit --key: the file sent again gets the same ids). A string payload "
+     "is\n"
      "used as-is; any other JSON value is sent compactly serialised. Blank lines\n"
      "are skipped. At most 10000 jobs, sent in one request: all or none.\n"
-     "--json prints {\"batch_id\": N, \"jobs\": COUNT}.\n",
+     "--json prints {\"batch_id\": N, \"jobs\": COUNT, \"job_ids\": [...]}.\n",
      cli_json_flags},
     {"batch status", batch_status_run, "ID [--json]",
      "Show a batch: total, completed, failed, cancelled, active, percent, state,\n"
@@ -89,18 +91,28 @@ static int batch_submit_run(struct cli *cli, const struct cli_command *self, int
 	}
 	uint64_t batch_id = 0;
 	rc = jm_client_submit_many(client, file.specs, file.jobs_count, true, job_ids, &batch_id);
-	free(job_ids);
 	if (rc != 0) {
+		free(job_ids);
 		code = cli_fail_sdk(rc);
 		goto done_free_file;
 	}
 	if (opts.json) {
 		json_t *obj = json_object();
+		json_t *ids = json_array();
+		for (size_t i = 0; ids != NULL && i < file.jobs_count; i++)
+			if (json_array_append_new(ids, cli_json_u64(job_ids[i])) != 0) {
+				json_decref(ids);
+				ids = NULL;
+			}
 		if (obj != NULL &&
-		    (json_object_set_new(obj, "batch_id", cli_json_u64(batch_id)) != 0 ||
-		     json_object_set_new(obj, "jobs", cli_json_u64(file.jobs_count)) != 0)) {
+		    (ids == NULL ||
+		     json_object_set_new(obj, "batch_id", cli_json_u64(batch_id)) != 0 ||
+		     json_object_set_new(obj, "jobs", cli_json_u64(file.jobs_count)) != 0 ||
+		     json_object_set_new(obj, "job_ids", ids) != 0)) {
 			json_decref(obj);
 			obj = NULL;
+		} else if (obj == NULL) {
+			json_decref(ids);
 		}
 		if (cli_print_json(stdout, obj) != 0)
 			code = cli_fail(CLI_EXIT_ERROR, self->name,
@@ -109,6 +121,7 @@ static int batch_submit_run(struct cli *cli, const struct cli_command *self, int
 	} else {
 		printf("%" PRIu64 "\n", batch_id);
 	}
+	free(job_ids);
 done_free_file:
 	cli_batch_file_fini(&file);
 	return code;

@@ -15,8 +15,11 @@
  * the other fields is refused before it is parsed. */
 #define BATCHFILE_LINE_MAX ((size_t)JM_PAYLOAD_MAX_BYTES * 2 + 4096)
 
+_Static_assert(sizeof(((struct cli_batch_job *)0)->key) == PROTO_KEY_MAX + 1,
+               "a batch job's key holds PROTO_KEY_MAX bytes and its NUL");
+
 static const char batchfile_keys[] =
-    "queue, type, payload, priority, max_attempts, delay_ms, timeout_ms";
+    "queue, type, payload, priority, max_attempts, delay_ms, timeout_ms, key";
 
 bool cli_batch_line_is_blank(const char *line, size_t len)
 {
@@ -78,9 +81,9 @@ int cli_batch_parse_line(const char *line, size_t len, struct cli_batch_job *job
 	json_t *value;
 	json_object_foreach(obj, key, value)
 	{
-		static const char *const known[] = {"queue",     "type",         "payload",
-		                                    "priority",  "max_attempts", "delay_ms",
-		                                    "timeout_ms"};
+		static const char *const known[] = {"queue",      "type",         "payload",
+		                                    "priority",   "max_attempts", "delay_ms",
+		                                    "timeout_ms", "key"};
 		bool found = false;
 		for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
 			found = found || strcmp(key, known[i]) == 0;
@@ -106,6 +109,16 @@ int cli_batch_parse_line(const char *line, size_t len, struct cli_batch_job *job
 		rc = batchfile_int(obj, "delay_ms", 0, INT64_MAX / 1000, &delay_ms, err);
 	if (rc == 0)
 		rc = batchfile_int(obj, "timeout_ms", 0, INT64_MAX / 1000, &timeout_ms, err);
+	const char *key_text = NULL;
+	size_t key_len = 0;
+	if (rc == 0 && json_object_get(obj, "key") != NULL) {
+		/* The idempotency key, as --key: checked here so the line is named. */
+		rc = batchfile_string(obj, "key", &key_text, &key_len, err);
+		if (rc == 0 && key_len == 0)
+			rc = jm_err_set(err, JM_EINVAL, "\"key\" is empty: %s", PROTO_KEY_RULE);
+		if (rc == 0)
+			rc = proto_idempotency_key_check(key_text, key_len, err);
+	}
 	if (rc != 0)
 		goto done_free_obj;
 
@@ -155,6 +168,11 @@ int cli_batch_parse_line(const char *line, size_t len, struct cli_batch_job *job
 	job->spec.max_attempts = (unsigned)max_attempts;
 	job->spec.delay_ms = (uint64_t)delay_ms;
 	job->spec.timeout_ms = (uint64_t)timeout_ms;
+	if (key_text != NULL) {
+		/* Checked above: at most PROTO_KEY_MAX printable bytes. */
+		memcpy(job->key, key_text, key_len + 1);
+		job->spec.idempotency_key = job->key;
+	}
 done_free_obj:
 	json_decref(obj);
 	return rc;
@@ -283,6 +301,8 @@ int cli_batch_read(FILE *in, const char *source, size_t max_jobs, struct cli_bat
 		file->specs[i] = file->jobs[i].spec;
 		file->specs[i].queue = file->jobs[i].queue;
 		file->specs[i].type = file->jobs[i].type;
+		if (file->jobs[i].key[0] != '\0')
+			file->specs[i].idempotency_key = file->jobs[i].key;
 	}
 	return 0;
 }

@@ -1,11 +1,14 @@
 /* Batch files for "jobmesh batch submit": JSON Lines, one job per line.
  *
  *   {"queue": "emails", "type": "send", "payload": {"to": "a@b.c"},
- *    "priority": 0, "max_attempts": 3, "delay_ms": 0, "timeout_ms": 0}
+ *    "priority": 0, "max_attempts": 3, "delay_ms": 0, "timeout_ms": 0,
+ *    "key": "order-4711"}
  *
  * queue and type are required strings; payload is optional: a JSON string
  * is used as the payload bytes as-is, any other JSON value is serialised
  * compactly and those bytes are the payload. The numbers are optional.
+ * key is the job's optional idempotency key (as submit --key): a file sent
+ * again with the same keys gets the same batch and job ids.
  * Blank lines (only spaces or tabs) are skipped. Parsing is pure (jansson
  * only), checked by tests/unit/test_cli_batchfile.c. */
 #ifndef JM_CLIENT_CLI_BATCHFILE_H
@@ -24,6 +27,7 @@
 struct cli_batch_job {
 	char queue[65];
 	char type[65];
+	char key[129]; /* "" for none: PROTO_KEY_MAX printable bytes */
 	char *payload; /* malloc'd (NULL for no payload) */
 	jm_job_spec spec;
 };

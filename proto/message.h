@@ -272,6 +272,14 @@ struct proto_queue_stats {
 	bool paused;
 	uint32_t rate_jobs; /* 0: no rate limit */
 	uint64_t rate_period_ms;
+	/* appended after rate_period_ms (an older broker sends 12 fields; they
+	 * then decode as 0): the rest of the queue's runtime settings, as
+	 * QUEUE_SETTINGS has them, so a reader of stats sees them all */
+	uint32_t own_settings; /* enum proto_queue_setting bits: the queue's own */
+	uint32_t max_attempts;
+	uint64_t keep_finished;
+	uint64_t keep_finished_age_ms;
+	uint64_t key_window_ms;
 };
 
 /* STATS_REPLY: [[queue_stats...]] */

@@ -16,8 +16,9 @@ export class ApiError extends Error {
 
 const auth = {
   // What GET /v1/whoami said of the session's token: {auth, name, role,
-  // queues, can: {submit, cancel, retry, read_jobs, read_workers}}, or
-  // null until it answered.
+  // queues, can: {submit, cancel, retry, read_jobs, read_workers,
+  // queue_settings, schedule_add, schedule_remove}}, or null until it
+  // answered.
   me: null,
   asking: null, // the pending token prompt, shared by concurrent 401s
   listeners: new Set(),
@@ -113,6 +114,9 @@ export async function api(method, path, body, { retried = false } = {}) {
 
 export const get = (path) => api('GET', path);
 export const post = (path, body) => api('POST', path, body ?? {});
+export const patch = (path, body) => api('PATCH', path, body);
+export const put = (path, body) => api('PUT', path, body);
+export const del = (path) => api('DELETE', path);
 
 // The event stream's URL. EventSource cannot send an Authorization header,
 // so a token goes in the query (the broker accepts it on /v1/events only).
@@ -161,6 +165,30 @@ export function normQueue(q) {
       : ageS !== undefined ? (num(ageS) > 0 ? Date.now() - 1000 * num(ageS) : null)
         : oldestAt,
     activeLimit: num(pick(q, 'active_limit', 'max_active')) || null,
+    // Runtime settings (GET /v1/queues carries them all); own names those
+    // set on the queue itself, the others follow the broker's flags.
+    paused: Boolean(q.paused),
+    rate: q.rate && num(q.rate.jobs) > 0 ? { jobs: num(q.rate.jobs), periodMs: num(q.rate.period_ms) } : null,
+    maxAttempts: num(q.max_attempts) || null,
+    keepFinished: q.keep_finished === undefined ? null : num(q.keep_finished),
+    keepAgeMs: q.keep_finished_age_ms === undefined ? null : num(q.keep_finished_age_ms),
+    keyWindowMs: q.key_window_ms === undefined ? null : num(q.key_window_ms),
+    own: new Set(q.own_settings || []),
+  };
+}
+
+export function normSchedule(s) {
+  const expr = s.schedule ?? s.expr ?? '';
+  return {
+    name: s.name,
+    expr,
+    every: expr.startsWith('@every ') ? expr.slice(7) : null,
+    tz: s.tz || 'UTC',
+    queue: s.queue ?? '',
+    type: s.type ?? '',
+    payload: s.payload ?? '',
+    nextRun: toMs(pick(s, 'next_run_us', 'next_run')),
+    lastRun: toMs(pick(s, 'last_run_us', 'last_run')),
   };
 }
 

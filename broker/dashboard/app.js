@@ -1,5 +1,6 @@
 // The dashboard's entry point: routes the hash (#/queues/emails,
-// #/jobs/42, #/batches/7, #/dead/emails, #/workers) to a view, opens the
+// #/jobs/42, #/batches/7, #/dead/emails, #/workers, #/settings,
+// #/schedules) to a view, opens the
 // one event stream, shows the connection banner and asks for a token when
 // the broker wants one.
 //
@@ -13,6 +14,8 @@ import { batchesView } from './view_batches.js';
 import { jobsView } from './view_jobs.js';
 import { deadView } from './view_dead.js';
 import { workersView } from './view_workers.js';
+import { settingsView } from './view_settings.js';
+import { schedulesView } from './view_schedules.js';
 import { setText } from './ui.js';
 
 const routes = [
@@ -25,6 +28,8 @@ const routes = [
   [/^\/dead$/, 'dead', () => ({}), deadView],
   [/^\/dead\/([^/]+)$/, 'dead', (m) => ({ queue: m[1] }), deadView],
   [/^\/workers$/, 'workers', () => ({}), workersView],
+  [/^\/settings$/, 'settings', () => ({}), settingsView],
+  [/^\/schedules$/, 'schedules', () => ({}), schedulesView],
 ];
 
 const main = document.getElementById('main');

@@ -145,6 +145,30 @@ export function fmtTime(ms) {
     `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
 }
 
+// A duration in ms as the largest whole unit: "7d", "24h", "90m", "45s",
+// "250ms"; "0" for none.
+export function fmtDuration(ms) {
+  if (!ms) return '0';
+  for (const [unit, size] of DURATION_UNITS) if (ms % size === 0) return `${ms / size}${unit}`;
+  return `${ms}ms`;
+}
+
+export const DURATION_UNITS = [['d', 86400000], ['h', 3600000], ['m', 60000], ['s', 1000]];
+
+// A rate limit {jobs, periodMs} as "10/s", "30/m", or "7 per 1500ms".
+export function fmtRateLimit(rate) {
+  if (!rate) return 'none';
+  const unit = { 1000: 's', 60000: 'm', 3600000: 'h', 86400000: 'd' }[rate.periodMs];
+  return unit ? `${fmtCount(rate.jobs)}/${unit}` : `${fmtCount(rate.jobs)} per ${fmtDuration(rate.periodMs)}`;
+}
+
+// "in 4s", "12s ago", relative to now.
+export function fmtFromNow(ms) {
+  if (!ms) return '';
+  const d = ms - Date.now();
+  return d >= 0 ? `in ${fmtAge(d + 999)}` : `${fmtAge(-d)} ago`;
+}
+
 export function fmtRate(perSec) {
   if (!Number.isFinite(perSec) || perSec <= 0) return '—';
   return perSec >= 10 ? `${Math.round(perSec)}/s` : `${perSec.toFixed(1)}/s`;

@@ -1,10 +1,11 @@
 // Overview (#/ and #/queues/NAME): every queue with its counts by state,
-// oldest pending age, active limit, throughput chart and the workers that
-// serve it; a queue with work and no worker is marked.
+// oldest pending age, active and rate limits (and a paused mark),
+// throughput chart and the workers that serve it; a queue with work and no
+// worker is marked.
 
 import { STATES } from './api.js';
 import { store, throughput, BUCKETS, workersVisible } from './live.js';
-import { h, fill, setText, syncRows, table, section, sparkline, fmtCount, fmtAge, fmtRate, link } from './ui.js';
+import { h, fill, setText, syncRows, table, section, sparkline, fmtCount, fmtAge, fmtRate, fmtRateLimit, link } from './ui.js';
 
 function workersFor(queue) {
   let online = 0;
@@ -26,15 +27,19 @@ function queueCard(q) {
   const chart = h('div', { class: 'chart' });
   const meta = h('dl', { class: 'meta' });
   const alert = h('p', { class: 'alert', role: 'status' });
+  const paused = h('span', { class: 'badge state-delayed flow-badge', hidden: true }, 'paused');
   const el = h('article', { class: 'queue-card', dataset: { queue: q.name } },
     h('header', {},
-      h('h3', {}, link(`#/queues/${encodeURIComponent(q.name)}`, q.name)),
+      h('h3', {}, link(`#/queues/${encodeURIComponent(q.name)}`, q.name), paused),
       h('nav', { class: 'card-links', 'aria-label': `${q.name} links` },
         link(`#/jobs?queue=${encodeURIComponent(q.name)}`, 'jobs'),
-        link(`#/dead/${encodeURIComponent(q.name)}`, 'dead letters'))),
+        link(`#/dead/${encodeURIComponent(q.name)}`, 'dead letters'),
+        link('#/settings', 'settings'))),
     counts, alert, meta, chart);
   el.update = (item) => {
     for (const s of STATES) setText(counts.querySelector(`[data-state="${s}"]`), fmtCount(item.counts[s]));
+    paused.hidden = !item.paused;
+    paused.title = item.paused ? 'paused: workers get none of its jobs until it is resumed' : '';
     const w = workersFor(item.name);
     const tp = throughput(item.name);
     const waiting = item.counts.pending + item.counts.delayed + item.counts.active;
@@ -49,6 +54,7 @@ function queueCard(q) {
     fill(meta,
       h('div', {}, h('dt', {}, 'oldest pending'), h('dd', { class: 'oldest' }, fmtAge(age))),
       h('div', {}, h('dt', {}, 'active limit'), h('dd', {}, item.activeLimit ? fmtCount(item.activeLimit) : 'none')),
+      h('div', {}, h('dt', {}, 'rate limit'), h('dd', { class: 'rate-limit' }, fmtRateLimit(item.rate))),
       h('div', {}, h('dt', {}, 'workers online'),
         h('dd', { class: 'workers-online' }, !workersVisible() ? 'not shown to this token'
           : noWorkers ? '0' : `${w.online} (${w.busy}/${w.slots} slots busy)`)),

@@ -1,7 +1,8 @@
 // Takes the README's dashboard screenshots (docs/screenshots/*.png) against
 // a real broker and workers with realistic traffic: emails parsed (a few
 // malformed ones dead-lettered), a batch of documents OCR'd page by page,
-// reports waiting on a queue with no worker. The broker runs with --auth:
+// reports waiting on a paused queue with no worker, queue settings set at
+// runtime and four schedules. The broker runs with --auth:
 // the pages act as an admin ("ops"), and two shots show the token prompt
 // and a viewer's dead-letter list (no Retry).
 //
@@ -66,6 +67,15 @@ async function main() {
   await stack.startWorker({ id: 'ocr-1', queues: ['documents'], handlers: { 'document.ocr': ocr }, concurrency: 2 });
   await stack.startWorker({ id: 'ocr-2', queues: ['documents'], handlers: { 'document.ocr': ocr }, concurrency: 2 });
 
+  // Runtime settings and schedules, as an operator would have set them.
+  await stack.api('PATCH', '/v1/queues/emails/settings', { rate: { jobs: 50, period_ms: 1000 }, keep_finished: 20000 });
+  await stack.api('PATCH', '/v1/queues/documents/settings', { max_attempts: 5, key_window_ms: 3600000 });
+  await stack.api('POST', '/v1/queues/reports/pause');
+  await stack.api('PUT', '/v1/schedules/nightly-report', { cron: '30 2 * * mon-fri', tz: 'Europe/Berlin', queue: 'reports', type: 'report.daily', payload: '{"kind":"daily"}' });
+  await stack.api('PUT', '/v1/schedules/inbox-sweep', { every: '20s', queue: 'emails', type: 'email.parse', payload: 'From: sweep@example.com\nSubject: inbox sweep' });
+  await stack.api('PUT', '/v1/schedules/ocr-backlog', { cron: '@hourly', queue: 'documents', type: 'document.ocr', payload: '{"doc":"backlog.pdf"}' });
+  await stack.api('PUT', '/v1/schedules/month-end', { cron: '0 0 6 1 * *', tz: 'America/New_York', queue: 'reports', type: 'report.monthly' });
+
   browser = await openBrowser({ viewport: { width: 1360, height: 900 } });
   const overview = await tabAs(ADMIN);
   await overview.goto(`${stack.httpUrl}/`);
@@ -126,6 +136,14 @@ async function main() {
   await viewer.goto(`${stack.httpUrl}/#/dead/emails`);
   await viewer.locator('table.dead tbody tr').first().waitFor();
   await shot(viewer, 'dead-letters-viewer');
+  await page.goto(`${stack.httpUrl}/#/settings`);
+  await page.locator('table.settings tr[data-key="emails"]').waitFor();
+  await page.getByRole('button', { name: 'Edit settings of queue emails' }).click();
+  await page.evaluate(() => document.activeElement?.blur()); // no focus ring in the picture
+  await shot(page, 'queues-settings', true);
+  await page.goto(`${stack.httpUrl}/#/schedules`);
+  await page.locator('table.schedules tr[data-key="inbox-sweep"] .last-run time').waitFor({ timeout: 60000 });
+  await shot(page, 'schedules', true);
   const fresh = await browser.context.newPage();
   await fresh.goto(`${stack.httpUrl}/`);
   await fresh.locator('#token-dialog[open]').waitFor();

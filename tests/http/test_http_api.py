@@ -102,6 +102,12 @@ class HttpApi(unittest.TestCase):
         pay = [q for q in queues["queues"] if q["name"] == "pay"][0]
         self.assertEqual((pay["paused"], pay["rate"], pay["max_active"]),
                          (True, {"jobs": 10, "period_ms": 1000}, 4))
+        # Every setting, and which are the queue's own (the rest: flags).
+        self.assertEqual((pay["max_attempts"], sorted(pay["own_settings"])),
+                         (6, ["max_active", "max_attempts", "paused", "rate"]))
+        for name in ("keep_finished", "keep_finished_age_ms", "key_window_ms"):
+            self.assertIsInstance(pay[name], int, name)
+        self.assertGreater(pay["key_window_ms"], 0)
         status, _, got = self.b.post("/v1/queues/pay/resume")
         self.assertEqual((status, got["paused"], got["max_active"]), (200, False, 4))
         status, _, got = self.b.request("PATCH", "/v1/queues/pay/settings", {"rate": None})

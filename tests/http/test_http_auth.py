@@ -123,10 +123,14 @@ class HttpAuth(unittest.TestCase):
         self.assertEqual((me["auth"], me["name"], me["role"], me["queues"]),
                          (True, "shop-dash", "viewer", ["shop.*"]))
         self.assertEqual(me["can"], {"submit": False, "cancel": False, "retry": False,
-                                     "read_jobs": True, "read_workers": True})
+                                     "read_jobs": True, "read_workers": True,
+                                     "queue_settings": False, "schedule_add": False,
+                                     "schedule_remove": False})
         me = self.b.get("/v1/whoami", headers=bearer("shop-secret"))[2]
-        self.assertEqual((me["role"], me["can"]["retry"], me["can"]["read_workers"]),
-                         ("producer", True, False))
+        self.assertEqual((me["role"], me["can"]["retry"], me["can"]["read_workers"],
+                          me["can"]["queue_settings"], me["can"]["schedule_add"],
+                          me["can"]["schedule_remove"]),
+                         ("producer", True, False, False, True, False))
         me = self.b.get("/v1/whoami", headers=bearer("ops-secret"))[2]
         self.assertEqual((me["role"], me["queues"], all(me["can"].values())),
                          ("admin", ["*"], True))
@@ -139,6 +143,28 @@ class HttpAuth(unittest.TestCase):
                                       headers=bearer("shop-secret"))
         self.assertEqual((status, body["error"]["code"]), (403, "forbidden"))
         self.assertEqual(self.queues("ops-secret"), before)
+
+    def test_a_token_lists_only_the_schedules_of_its_queues(self):
+        for name, queue in (("shop-tick", "shop.a"), ("billing-tick", "billing.x")):
+            status, _, body = self.b.request("PUT", f"/v1/schedules/{name}",
+                                             {"every": "1h", "queue": queue, "type": "t"},
+                                             headers=bearer("ops-secret"))
+            self.assertEqual(status, 200, body)
+        names = lambda token: sorted(s["name"] for s in self.b.get(  # noqa: E731
+            "/v1/schedules", headers=bearer(token))[2]["schedules"])
+        self.assertEqual(names("dash-secret"), ["shop-tick"])
+        self.assertEqual(names("ops-secret"), ["billing-tick", "shop-tick"])
+        # A viewer may neither put nor remove one (403), nothing changes.
+        status, _, body = self.b.request("DELETE", "/v1/schedules/shop-tick",
+                                         headers=bearer("dash-secret"))
+        self.assertEqual((status, body["error"]["code"]), (403, "forbidden"))
+        status, _, body = self.b.request("PUT", "/v1/schedules/x",
+                                         {"every": "1h", "queue": "shop.a", "type": "t"},
+                                         headers=bearer("dash-secret"))
+        self.assertEqual((status, body["error"]["code"]), (403, "forbidden"))
+        self.assertEqual(names("ops-secret"), ["billing-tick", "shop-tick"])
+        for name in ("shop-tick", "billing-tick"):
+            self.b.request("DELETE", f"/v1/schedules/{name}", headers=bearer("ops-secret"))
 
 
     def batch(self, token, queue):

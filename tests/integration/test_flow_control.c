@@ -2,8 +2,9 @@
  * while the same worker runs another queue's, and resume releases them; a
  * queue limited to 5 starts a second runs 10 jobs in no less than 1.8 s
  * (nine intervals of 200 ms), and its parked worker is woken by the rate
- * timer rather than by its fetch's timeout; runtime settings survive a
- * SIGKILL of the broker; bad settings are refused in one line. */
+ * timer rather than by its fetch's timeout; the spacing holds across a
+ * SIGKILL and restart of the broker right after a start; runtime settings
+ * survive a SIGKILL of the broker; bad settings are refused in one line. */
 #include "jm_test.h"
 
 #include <signal.h>
@@ -14,6 +15,7 @@
 #include "clock.h"
 #include "fixture.h"
 #include "harness.h"
+#include "rpc.h"
 #include "stack.h"
 
 static uint64_t submit_to(struct stack *f, const char *queue)
@@ -112,6 +114,74 @@ static void test_a_queue_limited_to_5_a_second_runs_10_jobs_in_no_less_than_1_8_
 	/* Parked fetches are woken when the next start is due: without the
 	 * rate timer each would wait out its park (25 s) first. */
 	assert_true(took_ms < 12000);
+}
+
+/* The broker's own time of a job's start: an active job's updated_us is
+ * its LEASE's time. */
+static uint64_t started_us(struct stack *f, uint64_t id)
+{
+	jm_job_info info;
+	assert_jm_ok(jm_client_status(f->client, id, &info));
+	assert_int_equal(info.state, JM_STATE_ACTIVE);
+	uint64_t at = info.updated_us;
+	jm_job_info_fini(&info);
+	return at;
+}
+
+/* A queue at 5/s whose broker is killed right after a start and restarted
+ * at once: the first start after the restart comes no sooner than 200 ms
+ * after the last one before the kill (the broker counts its own start as
+ * a start: queue_registry_restarted), and the starts after it are 200 ms
+ * apart. The test fetches as a worker would (one job a fetch, parked until
+ * the rate allows), so the restart is as fast as a broker can come back. */
+static void test_the_rate_spacing_holds_across_a_sigkill_and_restart(void **state)
+{
+	struct stack *f =
+	    stack_open(state, "flow_rate_restart", NULL, NULL, STACK_CLIENT | STACK_RPC);
+	jm_queue_settings now;
+	queue_set(
+	    f, "r",
+	    &(jm_queue_settings){.set_mask = JM_QSET_RATE, .rate_jobs = 5, .rate_period_ms = 1000},
+	    &now);
+	enum { BEFORE = 3, AFTER = 5, INTERVAL_US = 200000 };
+	for (int i = 0; i < BEFORE + AFTER; i++)
+		submit_to(f, "r");
+	uint64_t received_us = 0;
+	for (int i = 0; i < BEFORE; i++) {
+		(void)fixture_rpc_fetch(f->rpc, "w", "r", 10000, 20000);
+		received_us = jm_wall_us(); /* after the broker's start of it */
+	}
+	/* Killed and restarted while the last start is fresh. */
+	assert_jm_ok(harness_kill(&f->broker));
+	uint64_t killed_us = jm_wall_us();
+	rpc_close(f->rpc);
+	jm_client_close(f->client);
+	f->client = NULL;
+	assert_jm_ok(harness_broker_start(&f->h, NULL, &f->broker));
+	f->rpc = fixture_rpc_open(f->h.broker_url);
+	assert_jm_ok(jm_client_open(&f->client, f->h.broker_url));
+	uint64_t up_us = jm_wall_us();
+	uint64_t starts[AFTER];
+	for (int i = 0; i < AFTER; i++) {
+		struct proto_delivery d = fixture_rpc_fetch(f->rpc, "w", "r", 10000, 20000);
+		starts[i] = started_us(f, d.job_id);
+	}
+	print_message("last start before the kill received %llu us before it; broker back "
+	              "%llu us after it; first start after the restart %lld us after the "
+	              "last before\n",
+	              (unsigned long long)(killed_us - received_us),
+	              (unsigned long long)(up_us - killed_us),
+	              (long long)(starts[0] - received_us));
+	/* received_us is no earlier than the last start before the kill. */
+	if (starts[0] < received_us + INTERVAL_US)
+		fail_msg("the first start after the restart came %lld us after the last one "
+		         "before the kill: at 5/s it must wait %d us",
+		         (long long)(starts[0] - received_us), INTERVAL_US);
+	for (int i = 1; i < AFTER; i++)
+		if (starts[i] < starts[i - 1] + INTERVAL_US)
+			fail_msg("starts %d and %d after the restart are %lld us apart: at 5/s "
+			         "at least %d",
+			         i - 1, i, (long long)(starts[i] - starts[i - 1]), INTERVAL_US);
 }
 
 static void test_runtime_settings_survive_a_sigkill_and_a_snapshot(void **state)
@@ -259,6 +329,8 @@ int main(void)
 	                              stack_close),
 	    cmocka_unit_test_teardown(
 	        test_a_queue_limited_to_5_a_second_runs_10_jobs_in_no_less_than_1_8_s, stack_close),
+	    cmocka_unit_test_teardown(test_the_rate_spacing_holds_across_a_sigkill_and_restart,
+	                              stack_close),
 	    cmocka_unit_test_teardown(test_runtime_settings_survive_a_sigkill_and_a_snapshot,
 	                              stack_close),
 	    cmocka_unit_test_teardown(test_the_cli_pauses_sets_and_refuses_bad_settings_in_one_line,

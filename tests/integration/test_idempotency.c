@@ -4,7 +4,8 @@
  * batch its keys answer only in part is refused and stores nothing; past
  * the key window a key makes a new job, and the newer job keeps the key
  * across a restart; a bad key is refused in one line. The CLI's --key and
- * --run-at too. */
+ * --run-at too, and a batch file's per-job "key" sent twice with jobmesh
+ * batch submit. */
 #include "jm_test.h"
 
 #include <signal.h>
@@ -220,6 +221,49 @@ static void test_the_cli_submits_with_a_key_and_a_run_at_time(void **state)
 	assert_int_equal(unfinished_of(f->client, "c"), 2);
 }
 
+/* A batch file whose jobs carry "key" is admitted once: sent again with
+ * the CLI it answers the same batch and job ids and stores nothing new. */
+static void test_a_batch_file_with_keys_sent_twice_gives_the_same_ids(void **state)
+{
+	struct stack *f = stack_open(state, "idem_batchfile", NULL, NULL, STACK_CLIENT);
+	current = &f->h;
+	const char *path =
+	    harness_write_file(&f->h, "orders.jsonl",
+	                       "{\"queue\": \"b\", \"type\": \"t\", \"key\": \"order-1\", "
+	                       "\"payload\": \"one\"}\n"
+	                       "{\"queue\": \"b\", \"type\": \"t\", \"key\": \"order-2\"}\n"
+	                       "{\"queue\": \"b\", \"type\": \"t\", \"key\": \"order 3\", "
+	                       "\"payload\": {\"n\": 3}}\n",
+	                       0600);
+	assert_non_null(path);
+	const char *args[] = {"batch", "submit", path, "--json", NULL};
+	char *out1 = NULL, *out2 = NULL, *errs = NULL;
+	int code = stack_run_cli(f, args, &out1, &errs);
+	if (code != 0)
+		fixture_fail_with_logs(&f->h, NULL, "batch submit: exit %d: %s", code, errs);
+	free(errs);
+	assert_int_equal(stack_run_cli(f, args, &out2, &errs), 0);
+	free(errs);
+	print_message("first: %ssecond: %s", out1, out2);
+	assert_non_null(strstr(out1, "\"job_ids\": ["));
+	assert_string_equal(out1, out2); /* same batch id, same job ids */
+	free(out1);
+	free(out2);
+	assert_int_equal(unfinished_of(f->client, "b"), 3);
+	/* A bad key names its line and what a key may be; nothing is sent. */
+	const char *bad = harness_write_file(&f->h, "bad.jsonl",
+	                                     "{\"queue\": \"b\", \"type\": \"t\"}\n{\"queue\": "
+	                                     "\"b\", \"type\": \"t\", \"key\": \"\"}\n",
+	                                     0600);
+	const char *bad_args[] = {"batch", "submit", bad, NULL};
+	code = stack_run_cli(f, bad_args, &out1, &errs);
+	if (code == 0 || strstr(errs, "line 2: \"key\" is empty: use 1-128 printable") == NULL)
+		fail_msg("bad key: exit %d, stderr \"%s\"", code, errs);
+	free(out1);
+	free(errs);
+	assert_int_equal(unfinished_of(f->client, "b"), 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -232,6 +276,8 @@ int main(void)
 	        test_past_the_key_window_a_key_makes_a_new_job_which_keeps_it_after_a_restart,
 	        stack_close),
 	    cmocka_unit_test_teardown(test_the_cli_submits_with_a_key_and_a_run_at_time,
+	                              stack_close),
+	    cmocka_unit_test_teardown(test_a_batch_file_with_keys_sent_twice_gives_the_same_ids,
 	                              stack_close),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -166,13 +166,32 @@ static bool log_says_cb(void *arg)
 	return fixture_count_in_file(w->path, w->text) >= w->at_least;
 }
 
+/* The ids of queue's jobs (any state), up to cap; returns the count. */
+static size_t jobs_of(struct stack *f, const char *queue, uint64_t *ids, size_t cap)
+{
+	struct proto_msg req = {.type = PROTO_JOB_QUERY};
+	snprintf(req.u.job_query.queue, sizeof req.u.job_query.queue, "%s", queue);
+	req.u.job_query.limit = (uint32_t)cap;
+	struct rpc_reply reply;
+	struct jm_err err = {0};
+	assert_jm_ok_err(rpc_call(f->rpc, &req, 5000, &reply, &err), &err);
+	assert_int_equal(reply.msg.type, PROTO_JOB_LIST);
+	size_t n = reply.msg.u.job_list.jobs_count;
+	for (size_t i = 0; i < n; i++)
+		ids[i] = reply.msg.u.job_list.jobs[i].job_id;
+	rpc_reply_fini(&reply);
+	return n;
+}
+
 /* A schedule's run is admitted as a submit of its job is: once its queue
  * holds --max-queue-jobs unfinished jobs, the runs stop (the broker says
- * why and tries again), and a payload over --max-payload-memory is never
- * stored at all. */
+ * why, once per hold, and tries again every second), and a payload over
+ * --max-payload-memory is never stored at all. When room is made, the
+ * next try goes through and the broker says the hold ended. */
 static void test_a_schedule_run_over_a_limit_is_not_submitted(void **state)
 {
-	const char *args[] = {"--max-queue-jobs", "2", "--max-payload-memory", "64KiB", NULL};
+	const char *args[] = {
+	    "--max-queue-jobs", "2", "--max-payload-memory", "64KiB", "--log-level", "debug", NULL};
 	struct stack *f =
 	    stack_open(state, "schedule_limits", args, NULL, STACK_CLIENT | STACK_RPC);
 	put_every_second(f, "capped", "capped");
@@ -188,15 +207,32 @@ static void test_a_schedule_run_over_a_limit_is_not_submitted(void **state)
 	if (jm_client_schedule_put(f->client, &s, &stored) != 0)
 		fail_msg("schedule put: %s", jm_client_last_error());
 	jm_schedules_free(stored, 1);
-	/* Two refusals of each after the queue filled: the runs went on. */
+	/* Three refusals of each after the queue filled: the runs went on
+	 * (retries are logged at debug level). */
 	const char *err_path = harness_path(&f->h, "broker.err");
-	struct log_wait full = {err_path, "limit of 2 (--max-queue-jobs)", 2};
-	assert_true(harness_wait_for(15000, log_says_cb, &full, "two refused runs of capped"));
-	struct log_wait mem = {err_path, "(--max-payload-memory)", 2};
-	assert_true(harness_wait_for(15000, log_says_cb, &mem, "two refused runs of huge"));
+	struct log_wait full = {err_path, "limit of 2 (--max-queue-jobs)", 3};
+	assert_true(harness_wait_for(15000, log_says_cb, &full, "three refused runs of capped"));
+	struct log_wait mem = {err_path, "(--max-payload-memory)", 3};
+	assert_true(harness_wait_for(15000, log_says_cb, &mem, "three refused runs of huge"));
 	uint64_t runs[16];
 	assert_int_equal(runs_of(f, "capped", runs, 16), 2);
 	assert_int_equal(runs_of(f, "huge", runs, 16), 0);
+	/* Each hold was logged as a warning once, not once a second. */
+	assert_int_equal(fixture_count_in_file(err_path, "schedule huge: run not submitted"), 1);
+	assert_int_equal(fixture_count_in_file(err_path, "schedule capped: run not submitted"), 1);
+	/* Room in capped: its next try goes through and the hold's end is
+	 * logged; huge stays held, still logged once. */
+	uint64_t ids[4];
+	assert_int_equal(jobs_of(f, "capped", ids, 4), 2);
+	jm_job_info cancelled;
+	assert_jm_ok(jm_client_cancel(f->client, ids[0], &cancelled));
+	jm_job_info_fini(&cancelled);
+	struct log_wait ended = {err_path, "schedule capped: runs submitted again after", 1};
+	assert_true(harness_wait_for(15000, log_says_cb, &ended, "the end of capped's hold"));
+	assert_int_equal(jobs_of(f, "capped", ids, 4), 3);
+	struct log_wait more = {err_path, "(--max-payload-memory)", 5};
+	assert_true(harness_wait_for(15000, log_says_cb, &more, "five refused runs of huge"));
+	assert_int_equal(fixture_count_in_file(err_path, "schedule huge: run not submitted"), 1);
 }
 
 static void test_a_schedule_added_with_the_cli_survives_a_restart(void **state)

@@ -76,6 +76,9 @@ static void test_batch_line_errors_say_what_is_wrong(void **state)
 	    {"{\"queue\": \"q\", \"type\": \"t\", \"max_attempts\": -1}", "\"max_attempts\""},
 	    {"{\"queue\": \"q\", \"type\": \"t\", \"colour\": 1}", "unknown key \"colour\""},
 	    {"{\"queue\": \"q\", \"queue\": \"r\", \"type\": \"t\"}", "not JSON"},
+	    {"{\"queue\": \"q\", \"type\": \"t\", \"key\": 42}", "\"key\" must be a string"},
+	    {"{\"queue\": \"q\", \"type\": \"t\", \"key\": \"\"}", "\"key\" is empty: use 1-128"},
+	    {"{\"queue\": \"q\", \"type\": \"t\", \"key\": \"a\\tb\"}", "byte 0x09 at 1"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		struct cli_batch_job job;
@@ -105,6 +108,21 @@ static void test_batch_read_skips_blank_lines_and_numbers_errors_by_line(void **
 	assert_string_equal(file.specs[0].type, "a");
 	assert_string_equal(file.specs[1].type, "b");
 	assert_memory_equal(file.specs[1].payload, "x", 1);
+	assert_null(file.specs[0].idempotency_key);
+	cli_batch_file_fini(&file);
+
+	/* A key is the job's idempotency key, kept apart per line. */
+	const char keyed[] = "{\"queue\": \"q\", \"type\": \"a\", \"key\": \"order-1\"}\n"
+	                     "{\"queue\": \"q\", \"type\": \"a\"}\n"
+	                     "{\"queue\": \"q\", \"type\": \"a\", \"key\": \"order-2\"}\n";
+	in = fmemopen((void *)keyed, sizeof keyed - 1, "r");
+	assert_non_null(in);
+	assert_jm_ok_err(cli_batch_read(in, "f", 100, &file, &err), &err);
+	fclose(in);
+	assert_int_equal(file.jobs_count, 3);
+	assert_string_equal(file.specs[0].idempotency_key, "order-1");
+	assert_null(file.specs[1].idempotency_key);
+	assert_string_equal(file.specs[2].idempotency_key, "order-2");
 	cli_batch_file_fini(&file);
 
 	const char broken[] = "{\"queue\": \"q\", \"type\": \"a\"}\n\n{\"queue\": \"q\"}\n";

@@ -195,7 +195,12 @@ static struct proto_queue_stats QSTATS[2] = {{.name = "emails",
                                               .max_active = 8,
                                               .paused = true,
                                               .rate_jobs = 10,
-                                              .rate_period_ms = 1000},
+                                              .rate_period_ms = 1000,
+                                              .own_settings = PROTO_QSET_PAUSED | PROTO_QSET_RATE,
+                                              .max_attempts = 3,
+                                              .keep_finished = 100000,
+                                              .keep_finished_age_ms = 604800000ull,
+                                              .key_window_ms = 86400000ull},
                                              {.name = "q", .pending = 0x100000000ull}};
 static struct proto_batch_error BATCH_ERRORS[2] = {{.job_id = 11}, {.job_id = 0x100000000ull}};
 
@@ -689,6 +694,11 @@ static void msg_equal(const struct proto_msg *want, const struct proto_msg *got)
 			EQ(paused);
 			EQ(rate_jobs);
 			EQ(rate_period_ms);
+			EQ(own_settings);
+			EQ(max_attempts);
+			EQ(keep_finished);
+			EQ(keep_finished_age_ms);
+			EQ(key_window_ms);
 		}
 		break;
 	}
@@ -853,6 +863,19 @@ static void test_a_six_field_stats_reply_still_decodes(void **state)
 	assert_int_equal(q->max_active, 8);
 	assert_false(q->paused);
 	assert_int_equal(q->rate_jobs, 0);
+	proto_msg_fini(&got);
+	jm_buf_fini(&fixture);
+	/* 12 fields before own_settings, max_attempts and the retention and
+	 * key window settings. */
+	fixture = (struct jm_buf){0};
+	golden_read("msg_stats-reply-12-fields", &fixture);
+	assert_jm_ok_err(proto_decode(fixture.data, fixture.len, &got, &err), &err);
+	q = &got.u.stats_reply.queues[0];
+	assert_true(q->paused);
+	assert_int_equal(q->rate_jobs, 10);
+	assert_int_equal(q->own_settings, 0);
+	assert_int_equal(q->max_attempts, 0);
+	assert_true(q->key_window_ms == 0);
 	proto_msg_fini(&got);
 	jm_buf_fini(&fixture);
 }
