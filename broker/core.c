@@ -36,6 +36,15 @@ static void request_durable_cb(void *arg, int status)
 	req->on_reply(req, status);
 }
 
+/* A read of one job (status, result, wait) only waited for the record it
+ * reports: among the replies one sync releases, it goes before the
+ * acknowledgements of writes (journal_when_durable_first). */
+static bool request_is_job_read(const struct request *req)
+{
+	return req->msg.type == PROTO_STATUS || req->msg.type == PROTO_RESULT ||
+	       req->msg.type == PROTO_WAIT;
+}
+
 /* Releases each reply to the journal; call without the core lock. The
  * replies that depend on nothing unwritten (a delivery to a parked fetch)
  * go first, before the others are queued on the journal's lock. */
@@ -54,7 +63,12 @@ static void outbox_flush(struct core *core, struct outbox *out)
 	struct request *req = out->head;
 	while (req) {
 		struct request *next = req->outbox_next;
-		journal_when_durable(core->journal, req->reply_lsn, request_durable_cb, req);
+		if (request_is_job_read(req))
+			journal_when_durable_first(core->journal, req->reply_lsn,
+			                           request_durable_cb, req);
+		else
+			journal_when_durable(core->journal, req->reply_lsn, request_durable_cb,
+			                     req);
 		req = next;
 	}
 	core_outbox_init(out);

@@ -150,12 +150,17 @@ static int admit_reserve(struct core *core, const struct proto_submit *submit, s
 	struct state *s = &core->state;
 	uint32_t n = submit->jobs_count;
 	a->count = n;
-	a->recs = jm_calloc(n ? n : 1, sizeof *a->recs);
-	a->jobs = jm_calloc(n ? n : 1, sizeof *a->jobs);
-	a->lens = jm_calloc(n ? n : 1, sizeof *a->lens);
-	a->ids = jm_calloc(n ? n : 1, sizeof *a->ids);
-	a->queues = jm_calloc(n ? n : 1, sizeof *a->queues);
-	a->job_queues = jm_calloc(n ? n : 1, sizeof *a->job_queues);
+	/* Only jobs is read before it is written (undo discards the jobs
+	 * prepared so far): the others are filled in order before any read,
+	 * so they skip calloc's zeroing (recs alone is ~46 KB per 100 jobs,
+	 * and fill_record clears each record it fills). */
+	size_t slots = n ? n : 1;
+	a->recs = jm_malloc(slots * sizeof *a->recs);
+	a->jobs = jm_calloc(slots, sizeof *a->jobs);
+	a->lens = jm_malloc(slots * sizeof *a->lens);
+	a->ids = jm_malloc(slots * sizeof *a->ids);
+	a->queues = jm_malloc(slots * sizeof *a->queues);
+	a->job_queues = jm_malloc(slots * sizeof *a->job_queues);
 	if (!a->recs || !a->jobs || !a->lens || !a->ids || !a->queues || !a->job_queues)
 		return jm_err_set(err, JM_ENOMEM, "broker out of memory for %u jobs", n);
 	struct admit_queue *prev = NULL; /* the previous job's */

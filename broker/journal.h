@@ -122,6 +122,14 @@ typedef void (*journal_durable_cb)(void *arg, int status);
  * durable, so cb must not take locks the appender holds. */
 void journal_when_durable(struct journal *j, uint64_t lsn, journal_durable_cb cb, void *arg);
 
+/* As journal_when_durable, but among the callbacks one sync releases for
+ * the same lsn, cb runs before those registered with journal_when_durable
+ * (after earlier _first ones; lower lsns still go first). For the answer
+ * to a read that waited only for the record it reports: the producer of
+ * W3 waits on it, while the SETTLE answer released by the same sync only
+ * lets the worker send its next settle. */
+void journal_when_durable_first(struct journal *j, uint64_t lsn, journal_durable_cb cb, void *arg);
+
 /* Inline group commit, for a thread that appends and then waits for
  * nothing else (a request's NNG callback). Between journal_lead_begin and
  * journal_lead_end the thread's appends do not wake the writer thread;

@@ -59,6 +59,7 @@ struct journal_waiter {
 	uint64_t lsn;
 	journal_durable_cb cb;
 	void *arg;
+	bool first; /* before the others of its lsn (journal_when_durable_first) */
 };
 
 struct journal {

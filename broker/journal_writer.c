@@ -56,8 +56,10 @@
 static _Thread_local struct journal *lead_intent;
 static _Thread_local bool lead_appended;
 
-/* Under mu. 0 or JM_ENOMEM. Keeps the array sorted by lsn, stable. */
-static int waiters_insert(struct journal *j, uint64_t lsn, journal_durable_cb cb, void *arg)
+/* Under mu. 0 or JM_ENOMEM. Keeps the array sorted by lsn, stable, with
+ * the `first` entries of an lsn before the others of that lsn. */
+static int waiters_insert(struct journal *j, uint64_t lsn, journal_durable_cb cb, void *arg,
+                          bool first)
 {
 	if (j->waiters_head > 0 && j->waiters_len == j->waiters_cap) {
 		memmove(j->waiters, j->waiters + j->waiters_head,
@@ -74,11 +76,13 @@ static int waiters_insert(struct journal *j, uint64_t lsn, journal_durable_cb cb
 		j->waiters_cap = cap;
 	}
 	size_t pos = j->waiters_len;
-	while (pos > j->waiters_head && j->waiters[pos - 1].lsn > lsn)
+	while (pos > j->waiters_head &&
+	       (j->waiters[pos - 1].lsn > lsn ||
+	        (first && j->waiters[pos - 1].lsn == lsn && !j->waiters[pos - 1].first)))
 		pos--;
 	memmove(j->waiters + pos + 1, j->waiters + pos,
 	        (j->waiters_len - pos) * sizeof *j->waiters);
-	j->waiters[pos] = (struct journal_waiter){.lsn = lsn, .cb = cb, .arg = arg};
+	j->waiters[pos] = (struct journal_waiter){.lsn = lsn, .cb = cb, .arg = arg, .first = first};
 	j->waiters_len++;
 	return 0;
 }
@@ -129,7 +133,8 @@ static void publish_durable(struct journal *j, uint64_t lsn)
 		waiters_fire(j, lsn, 0);
 }
 
-void journal_when_durable(struct journal *j, uint64_t lsn, journal_durable_cb cb, void *arg)
+static void when_durable(struct journal *j, uint64_t lsn, journal_durable_cb cb, void *arg,
+                         bool first)
 {
 	pthread_mutex_lock(&j->mu);
 	int status;
@@ -138,7 +143,7 @@ void journal_when_durable(struct journal *j, uint64_t lsn, journal_durable_cb cb
 	} else if (j->writer_done || (!j->started && j->closing)) {
 		status = JM_ECLOSED;
 	} else {
-		status = waiters_insert(j, lsn, cb, arg);
+		status = waiters_insert(j, lsn, cb, arg, first);
 		if (status == 0) {
 			pthread_mutex_unlock(&j->mu);
 			return;
@@ -146,6 +151,16 @@ void journal_when_durable(struct journal *j, uint64_t lsn, journal_durable_cb cb
 	}
 	pthread_mutex_unlock(&j->mu);
 	cb(arg, status);
+}
+
+void journal_when_durable(struct journal *j, uint64_t lsn, journal_durable_cb cb, void *arg)
+{
+	when_durable(j, lsn, cb, arg, false);
+}
+
+void journal_when_durable_first(struct journal *j, uint64_t lsn, journal_durable_cb cb, void *arg)
+{
+	when_durable(j, lsn, cb, arg, true);
 }
 
 uint64_t journal_durable_lsn(struct journal *j)

@@ -42,13 +42,6 @@ _Static_assert((int)JM_STATE_CANCELLED == (int)PROTO_STATE_CANCELLED, "state num
 #define CLIENT_WAIT_SLICE_MS 30000u
 #define CLIENT_WAIT_MARGIN_MS 5000u
 
-/* What a SUBMIT may carry besides payloads: names, numbers and msgpack
- * headers of one job spec stay well under this, so a message whose
- * payloads plus this per job fit PROTO_MESSAGE_MAX is never refused for
- * size by the broker's receive limit. */
-#define CLIENT_JOB_OVERHEAD_BYTES 256u
-#define CLIENT_MESSAGE_OVERHEAD_BYTES 1024u
-
 static _Thread_local char client_last_error[JM_ERR_MSG_MAX];
 
 int client_fail(int code, const char *fmt, ...)

@@ -14,6 +14,13 @@
 #include "message.h"
 #include "rpc.h"
 
+/* What a SUBMIT may carry besides payloads: names, numbers and msgpack
+ * headers of one job spec stay well under this, so a message whose
+ * payloads plus this per job fit PROTO_MESSAGE_MAX is never refused for
+ * size by the broker's receive limit. */
+#define CLIENT_JOB_OVERHEAD_BYTES 256u
+#define CLIENT_MESSAGE_OVERHEAD_BYTES 1024u
+
 struct jm_client {
 	struct rpc *rpc;
 	char *url; /* resolved, for messages */

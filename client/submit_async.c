@@ -1,8 +1,10 @@
-/* Asynchronous submit (jm_client_submit_async, see client.h): one SUBMIT
- * of one job per request, up to `in_flight` requests at once over an rpc
+/* Asynchronous submit (jm_client_submit_async and
+ * jm_client_submit_many_async, see client.h): one SUBMIT of one job, or of
+ * several, per request, up to `in_flight` requests at once over an rpc
  * pool (proto/rpc_pool.c), each answered through the caller's callback. */
 #include "client_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,9 +15,12 @@ struct jm_submitter {
 	struct rpc_pool *pool;
 };
 
-/* What one submit needs when its reply comes. */
+/* What one submit needs when its reply comes: cb for one job, many_cb
+ * (with count) for several. */
 struct submit_call {
 	jm_submit_cb cb;
+	jm_submit_many_cb many_cb;
+	size_t count;
 	void *arg;
 };
 
@@ -35,6 +40,25 @@ static void submit_done(void *arg, int rc, const struct rpc_reply *reply, const 
 		return;
 	}
 	call.cb(call.arg, 0, reply->msg.u.submitted.ids[0], "");
+}
+
+static void submit_many_done(void *arg, int rc, const struct rpc_reply *reply,
+                             const struct jm_err *err)
+{
+	struct submit_call call = *(struct submit_call *)arg;
+	free(arg);
+	if (rc != 0) {
+		call.many_cb(call.arg, rc, NULL, 0, err->msg);
+		return;
+	}
+	if (reply->msg.type != PROTO_SUBMITTED || reply->msg.u.submitted.ids_count != call.count) {
+		call.many_cb(call.arg, JM_EPROTO, NULL, 0,
+		             reply->msg.type != PROTO_SUBMITTED
+		                 ? "submit: the broker answered with another message than SUBMITTED"
+		                 : "submit: the broker returned another number of ids than jobs");
+		return;
+	}
+	call.many_cb(call.arg, 0, reply->msg.u.submitted.ids, call.count, "");
 }
 
 int jm_submitter_open(jm_client *client, unsigned in_flight, jm_submitter **out)
@@ -83,6 +107,57 @@ int jm_client_submit_async(jm_submitter *s, const jm_job_spec *job, jm_submit_cb
 	struct jm_err err;
 	jm_err_clear(&err);
 	rc = rpc_pool_call(s->pool, &req, client_timeout(s->client), submit_done, call, &err);
+	if (rc != 0) {
+		free(call);
+		return client_fail(rc, "submit: %s", err.msg);
+	}
+	return 0;
+}
+
+int jm_client_submit_many_async(jm_submitter *s, const jm_job_spec *jobs, size_t count,
+                                jm_submit_many_cb cb, void *arg)
+{
+	if (s == NULL || jobs == NULL || cb == NULL)
+		return client_fail(JM_EINVAL,
+		                   "submit: submitter, jobs and callback must not be NULL");
+	if (count == 0 || count > PROTO_JOBS_PER_MESSAGE_MAX)
+		return client_fail(JM_ELIMIT,
+		                   "submit: %zu jobs in one asynchronous submit; allowed 1..%u "
+		                   "(one message): split them into several calls",
+		                   count, PROTO_JOBS_PER_MESSAGE_MAX);
+	size_t message_bytes = CLIENT_MESSAGE_OVERHEAD_BYTES;
+	for (size_t i = 0; i < count; i++) {
+		char where[40];
+		snprintf(where, sizeof where, "job %zu: ", i);
+		int rc = client_check_spec(&jobs[i], where);
+		if (rc != 0)
+			return rc;
+		message_bytes += jobs[i].payload_len + CLIENT_JOB_OVERHEAD_BYTES;
+	}
+	if (message_bytes > PROTO_MESSAGE_MAX)
+		return client_fail(JM_ETOOBIG,
+		                   "submit: %zu jobs need about %zu bytes: a message holds at most "
+		                   "%u bytes; split them into several calls",
+		                   count, message_bytes, PROTO_MESSAGE_MAX);
+	struct proto_job_spec *specs = calloc(count, sizeof *specs);
+	struct submit_call *call = malloc(sizeof *call);
+	if (specs == NULL || call == NULL) {
+		free(specs);
+		free(call);
+		return client_fail(JM_ENOMEM, "submit: out of memory for %zu jobs", count);
+	}
+	*call = (struct submit_call){.many_cb = cb, .count = count, .arg = arg};
+	for (size_t i = 0; i < count; i++)
+		client_spec_to_proto(&jobs[i], &specs[i]);
+	struct proto_msg req = {.type = PROTO_SUBMIT};
+	req.u.submit.jobs_count = (uint32_t)count;
+	req.u.submit.jobs = specs;
+	struct jm_err err;
+	jm_err_clear(&err);
+	/* The request is encoded before rpc_pool_call returns: specs go. */
+	int rc =
+	    rpc_pool_call(s->pool, &req, client_timeout(s->client), submit_many_done, call, &err);
+	free(specs);
 	if (rc != 0) {
 		free(call);
 		return client_fail(rc, "submit: %s", err.msg);

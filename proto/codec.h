@@ -132,7 +132,6 @@ int codec_check_name_len(const char *name, size_t len, const char *field, struct
 /* Encoding. */
 
 struct codec_writer {
-	msgpack_packer pk;
 	struct jm_buf *out;
 	size_t start_len; /* out->len before the first write: the rollback point */
 	int rc;           /* first failure (JM_ENOMEM), sticky */

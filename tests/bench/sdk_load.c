@@ -83,6 +83,44 @@ double sdk_load_enqueue(jm_client *client, const char *queue, int jobs, int thre
 	return jobs / ((jm_mono_us() - start) / 1e6);
 }
 
+static atomic_int sdk_load_async_failed;
+
+static void sdk_load_many_done_cb(void *arg, int rc, const uint64_t *job_ids, size_t count,
+                                  const char *error)
+{
+	(void)arg;
+	(void)job_ids;
+	if (rc != 0 || count != SDK_LOAD_BATCH) {
+		fprintf(stderr, "%s: asynchronous submit: %s (%s)\n", sdk_load_program,
+		        jm_strerror(rc), error);
+		atomic_store(&sdk_load_async_failed, 1);
+	}
+}
+
+double sdk_load_enqueue_pipelined(jm_client *client, const char *queue, int jobs,
+                                  unsigned in_flight)
+{
+	jm_job_spec specs[SDK_LOAD_BATCH];
+	for (int i = 0; i < SDK_LOAD_BATCH; i++)
+		specs[i] = sdk_load_spec(queue);
+	jm_submitter *submitter;
+	int rc = jm_submitter_open(client, in_flight, &submitter);
+	if (rc != 0)
+		sdk_load_die("submitter", rc);
+	uint64_t start = jm_mono_us();
+	for (int done = 0; done < jobs; done += SDK_LOAD_BATCH) {
+		rc = jm_client_submit_many_async(submitter, specs, SDK_LOAD_BATCH,
+		                                 sdk_load_many_done_cb, NULL);
+		if (rc != 0)
+			sdk_load_die("asynchronous submit", rc);
+	}
+	jm_submitter_close(submitter); /* waits for every reply */
+	double rate = jobs / ((jm_mono_us() - start) / 1e6);
+	if (atomic_load(&sdk_load_async_failed))
+		sdk_load_die("asynchronous submit", JM_EIO);
+	return rate;
+}
+
 jm_queue_stats sdk_load_queue_stats(jm_client *client, const char *queue)
 {
 	jm_queue_stats *queues;

@@ -36,6 +36,14 @@ jm_job_spec sdk_load_spec(const char *queue);
  * SDK_LOAD_BATCH through jm_client_submit_many); returns jobs/s. */
 double sdk_load_enqueue(jm_client *client, const char *queue, int jobs, int threads, int per_call);
 
+/* Submits jobs jobs into queue from one thread, SDK_LOAD_BATCH per
+ * request through jm_client_submit_many_async with up to in_flight
+ * requests unanswered at once (1..64); returns jobs/s, counted until the
+ * last reply. The same one thread and 100 jobs per request as
+ * sdk_load_enqueue(.., 1, SDK_LOAD_BATCH), pipelined. */
+double sdk_load_enqueue_pipelined(jm_client *client, const char *queue, int jobs,
+                                  unsigned in_flight);
+
 /* The broker's counters for queue (all zero when it does not exist). */
 jm_queue_stats sdk_load_queue_stats(jm_client *client, const char *queue);
 

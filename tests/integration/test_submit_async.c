@@ -1,7 +1,7 @@
-/* Asynchronous submit through the SDK (jm_client_submit_async) against a
- * real broker: many submits in flight from one thread, one callback per
- * job with its id or the broker's refusal, and failures when no broker
- * answers. */
+/* Asynchronous submit through the SDK (jm_client_submit_async and
+ * jm_client_submit_many_async) against a real broker: many submits in
+ * flight from one thread, one callback per call with its ids or the
+ * broker's refusal, and failures when no broker answers. */
 #include "jm_test.h"
 
 #include <pthread.h>
@@ -169,6 +169,117 @@ static void test_async_submits_to_no_broker_each_fail_with_a_timeout(void **stat
 	free(o);
 }
 
+/* What the callbacks of jm_client_submit_many_async saw, by call. */
+#define MANY_CALLS 40
+#define MANY_JOBS 100
+
+struct many_outcomes {
+	pthread_mutex_t lock;
+	int calls[MANY_CALLS];
+	int rc[MANY_CALLS];
+	size_t count[MANY_CALLS];
+	uint64_t ids[MANY_CALLS][MANY_JOBS];
+	char error[MANY_CALLS][160];
+};
+
+struct many_ref {
+	struct many_outcomes *out;
+	int index;
+};
+
+static void record_many(void *arg, int rc, const uint64_t *job_ids, size_t count, const char *error)
+{
+	struct many_ref *ref = arg;
+	struct many_outcomes *o = ref->out;
+	pthread_mutex_lock(&o->lock);
+	o->calls[ref->index]++;
+	o->rc[ref->index] = rc;
+	o->count[ref->index] = count;
+	for (size_t i = 0; i < count && i < MANY_JOBS; i++)
+		o->ids[ref->index][i] = job_ids[i];
+	snprintf(o->error[ref->index], sizeof o->error[ref->index], "%s", error);
+	pthread_mutex_unlock(&o->lock);
+}
+
+static void
+test_forty_async_submits_of_a_hundred_jobs_each_get_their_ids_in_the_jobs_order(void **state)
+{
+	struct stack *f = stack_open(state, "async-many", fixture_fast_retries, NULL, STACK_CLIENT);
+	jm_submitter *s;
+	assert_jm_ok(jm_submitter_open(f->client, 4, &s));
+	struct many_outcomes *o = calloc(1, sizeof *o);
+	assert_non_null(o);
+	pthread_mutex_init(&o->lock, NULL);
+	static struct many_ref refs[MANY_CALLS];
+	static char payloads[MANY_JOBS][32];
+	jm_job_spec specs[MANY_JOBS];
+	for (int call = 0; call < MANY_CALLS; call++) {
+		for (int i = 0; i < MANY_JOBS; i++) {
+			int len =
+			    snprintf(payloads[i], sizeof payloads[i], "call %d job %d", call, i);
+			specs[i] = (jm_job_spec){.queue = "many",
+			                         .type = "t",
+			                         .payload = payloads[i],
+			                         .payload_len = (size_t)len};
+		}
+		refs[call] = (struct many_ref){o, call};
+		assert_jm_ok(
+		    jm_client_submit_many_async(s, specs, MANY_JOBS, record_many, &refs[call]));
+		/* The specs were encoded: scribbling on them changes nothing sent. */
+		memset(payloads, '#', sizeof payloads);
+	}
+	jm_submitter_wait(s);
+	for (int call = 0; call < MANY_CALLS; call++) {
+		assert_int_equal(o->calls[call], 1);
+		if (o->rc[call] != 0)
+			fail_msg("call %d: %s", call, o->error[call]);
+		assert_int_equal(o->count[call], MANY_JOBS);
+		/* One message is admitted whole: its ids are consecutive. */
+		for (int i = 1; i < MANY_JOBS; i++)
+			assert_true(o->ids[call][i] == o->ids[call][i - 1] + 1);
+	}
+	/* The ids name the jobs in the order given, with their payloads. */
+	for (int call = 0; call < MANY_CALLS; call += 13) {
+		for (int i = 0; i < MANY_JOBS; i += 33) {
+			jm_job_info info = {0};
+			assert_jm_ok(jm_client_status_payload(f->client, o->ids[call][i], &info));
+			char want[32];
+			int len = snprintf(want, sizeof want, "call %d job %d", call, i);
+			assert_int_equal(info.payload_len, (size_t)len);
+			assert_memory_equal(info.payload, want, (size_t)len);
+			jm_job_info_fini(&info);
+		}
+	}
+	jm_queue_stats *queues = NULL;
+	size_t count = 0;
+	assert_jm_ok(jm_client_stats(f->client, &queues, &count));
+	bool found = false;
+	for (size_t i = 0; i < count; i++)
+		if (strcmp(queues[i].name, "many") == 0) {
+			found = true;
+			assert_int_equal(queues[i].pending, MANY_CALLS * MANY_JOBS);
+		}
+	assert_true(found);
+	free(queues);
+
+	/* A bad job anywhere in the array sends nothing and runs no callback. */
+	specs[57].queue = "no spaces";
+	struct many_ref bad_ref = {o, 0};
+	o->calls[0] = 0;
+	assert_true(jm_client_submit_many_async(s, specs, MANY_JOBS, record_many, &bad_ref) < 0);
+	assert_non_null(strstr(jm_client_last_error(), "job 57"));
+	assert_true(jm_client_submit_many_async(s, specs, 0, record_many, &bad_ref) < 0);
+	jm_submitter_wait(s);
+	assert_int_equal(o->calls[0], 0);
+	assert_jm_ok(jm_client_stats(f->client, &queues, &count));
+	for (size_t i = 0; i < count; i++)
+		if (strcmp(queues[i].name, "many") == 0)
+			assert_int_equal(queues[i].pending, MANY_CALLS * MANY_JOBS);
+	free(queues);
+	jm_submitter_close(s);
+	free(o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -179,6 +290,9 @@ int main(void)
 	        test_a_refused_async_submit_gets_the_brokers_reason_in_its_callback, stack_close),
 	    cmocka_unit_test_teardown(test_async_submits_to_no_broker_each_fail_with_a_timeout,
 	                              stack_close),
+	    cmocka_unit_test_teardown(
+	        test_forty_async_submits_of_a_hundred_jobs_each_get_their_ids_in_the_jobs_order,
+	        stack_close),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

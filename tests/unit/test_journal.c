@@ -597,6 +597,60 @@ static void test_everysec_reports_durable_after_write_without_waiting_for_a_sync
 	collected_free(c);
 }
 
+/* The order in which one sync's callbacks ran, by tag. */
+struct fire_order {
+	pthread_mutex_t lock;
+	char tags[8];
+	int count;
+};
+
+struct fire_tag {
+	struct fire_order *order;
+	char tag;
+};
+
+static void fire_order_cb(void *arg, int status)
+{
+	struct fire_tag *t = arg;
+	assert_int_equal(status, 0);
+	pthread_mutex_lock(&t->order->lock);
+	if (t->order->count < (int)sizeof t->order->tags - 1)
+		t->order->tags[t->order->count++] = t->tag;
+	pthread_mutex_unlock(&t->order->lock);
+}
+
+static int fire_order_count(struct fire_order *o)
+{
+	pthread_mutex_lock(&o->lock);
+	int count = o->count;
+	pthread_mutex_unlock(&o->lock);
+	return count;
+}
+
+static void test_first_callbacks_run_before_the_others_of_their_lsn_after_lower_lsns(void **state)
+{
+	struct fixture *f = *state;
+	struct journal *j = journal_started(f->dir, JOURNAL_FSYNC_BATCH);
+	seam_close_gate();
+	struct fire_order order = {.count = 0};
+	pthread_mutex_init(&order.lock, NULL);
+	struct fire_tag v = {&order, 'v'}, x = {&order, 'x'}, y = {&order, 'y'}, z = {&order, 'z'},
+	                w = {&order, 'w'};
+	uint64_t one = append_text(j, "one");
+	uint64_t two = append_text(j, "two");
+	journal_when_durable(j, two, fire_order_cb, &x);
+	journal_when_durable_first(j, two, fire_order_cb, &y);
+	journal_when_durable(j, two, fire_order_cb, &z);
+	journal_when_durable_first(j, two, fire_order_cb, &w);
+	journal_when_durable(j, one, fire_order_cb, &v);
+	assert_int_equal(fire_order_count(&order), 0);
+	seam_open_gate();
+	wait_for(fire_order_count(&order) == 5);
+	assert_string_equal(order.tags, "vywxz");
+	journal_close(j);
+	pthread_mutex_destroy(&order.lock);
+}
+
 static void test_callback_for_durable_lsn_fires_at_once_on_the_caller_thread(void **state)
 {
 	struct fixture *f = *state;
@@ -1294,6 +1348,7 @@ int main(void)
 	    T(test_always_gives_each_record_its_own_sync_before_its_callback),
 	    T(test_everysec_reports_durable_after_write_without_waiting_for_a_sync),
 	    T(test_callback_for_durable_lsn_fires_at_once_on_the_caller_thread),
+	    T(test_first_callbacks_run_before_the_others_of_their_lsn_after_lower_lsns),
 	    T(test_a_leading_thread_syncs_its_records_and_runs_their_callbacks_itself),
 	    T(test_records_appended_while_another_thread_syncs_are_left_to_that_sync),
 	    T(test_a_leader_whose_sync_fails_leaves_the_retry_to_the_writer_thread),

@@ -354,6 +354,81 @@ static void test_writer_appends_and_reports_its_size(void **state)
 	jm_buf_fini(&out);
 }
 
+/* The writer packs by hand: every form at each boundary must come out
+ * as msgpack-c's own packer writes it (journals written before must read
+ * back, and peers decode with msgpack-c). */
+static void test_writer_emits_what_msgpack_c_packs_at_every_boundary(void **state)
+{
+	(void)state;
+	static const uint64_t uints[] = {0,           1,           127,      128,
+	                                 255,         256,         65535,    65536,
+	                                 4294967295u, 4294967296u, 1u << 31, UINT64_MAX - 1,
+	                                 UINT64_MAX};
+	static const int64_t ints[] = {0,
+	                               -1,
+	                               -31,
+	                               -32,
+	                               -33,
+	                               -127,
+	                               -128,
+	                               -129,
+	                               -32767,
+	                               -32768,
+	                               -32769,
+	                               INT32_MIN + 1,
+	                               INT32_MIN,
+	                               (int64_t)INT32_MIN - 1,
+	                               INT64_MIN,
+	                               127,
+	                               128,
+	                               255,
+	                               256,
+	                               65535,
+	                               65536,
+	                               INT32_MAX,
+	                               (int64_t)INT32_MAX + 1,
+	                               INT64_MAX};
+	static const size_t lens[] = {0, 1, 15, 16, 31, 32, 255, 256, 65535, 65536, 70000};
+	static uint8_t bytes[70000];
+	memset(bytes, 's', sizeof bytes);
+	struct jm_buf out;
+	jm_buf_init(&out);
+	struct codec_writer w;
+	codec_writer_init(&w, &out);
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	for (size_t i = 0; i < sizeof uints / sizeof uints[0]; i++) {
+		codec_put_uint(&w, uints[i]);
+		msgpack_pack_uint64(&pk, uints[i]);
+	}
+	for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+		codec_put_int(&w, ints[i]);
+		msgpack_pack_int64(&pk, ints[i]);
+	}
+	for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+		struct proto_bytes b = {.ptr = bytes, .len = lens[i]};
+		codec_put_text(&w, &b);
+		msgpack_pack_str_with_body(&pk, bytes, lens[i]);
+		codec_put_bin(&w, &b);
+		msgpack_pack_bin_with_body(&pk, bytes, lens[i]);
+		codec_put_array(&w, (uint32_t)lens[i]);
+		msgpack_pack_array(&pk, lens[i]);
+	}
+	codec_put_bool(&w, true);
+	msgpack_pack_true(&pk);
+	codec_put_bool(&w, false);
+	msgpack_pack_false(&pk);
+	codec_put_name(&w, "a-queue");
+	msgpack_pack_str_with_body(&pk, "a-queue", 7);
+	assert_jm_ok(codec_writer_finish(&w));
+	assert_int_equal(out.len, sb.size);
+	assert_memory_equal(out.data, sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+	jm_buf_fini(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -377,6 +452,7 @@ int main(void)
 	    cmocka_unit_test(test_i32_getter_takes_the_whole_int32_range_only),
 	    cmocka_unit_test(test_check_size_names_the_limit),
 	    cmocka_unit_test(test_writer_appends_and_reports_its_size),
+	    cmocka_unit_test(test_writer_emits_what_msgpack_c_packs_at_every_boundary),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1440,6 +1440,25 @@ static void test_encode_appends_after_existing_bytes(void **state)
 	finish(&out, &wire);
 }
 
+/* The naming rule byte by byte (A-Z a-z 0-9 . _ -; proto/names.c keeps it
+ * as a table), and its length bounds. */
+static void test_name_rule_takes_exactly_letters_digits_dot_underscore_and_dash(void **state)
+{
+	(void)state;
+	for (int c = 0; c < 256; c++) {
+		char name[3] = {'a', (char)c, 'z'};
+		bool want = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		            (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+		if (proto_name_is_valid(name, sizeof name) != want)
+			fail_msg("byte 0x%02x: expected %s", c, want ? "valid" : "invalid");
+	}
+	char longest[PROTO_NAME_MAX + 1];
+	memset(longest, 'q', sizeof longest);
+	assert_true(proto_name_is_valid(longest, PROTO_NAME_MAX));
+	assert_false(proto_name_is_valid(longest, PROTO_NAME_MAX + 1));
+	assert_false(proto_name_is_valid(longest, 0));
+}
+
 static void test_encode_refuses_an_invalid_name_and_leaves_the_buffer_alone(void **state)
 {
 	proto_name queues[1] = {"has space"};
@@ -3039,6 +3058,7 @@ int main(void)
 	    cmocka_unit_test(test_encode_error_truncates_long_text_on_a_utf8_boundary),
 	    cmocka_unit_test(test_encode_error_refuses_a_non_negative_code),
 	    cmocka_unit_test(test_encode_appends_after_existing_bytes),
+	    cmocka_unit_test(test_name_rule_takes_exactly_letters_digits_dot_underscore_and_dash),
 	    cmocka_unit_test(test_encode_refuses_an_invalid_name_and_leaves_the_buffer_alone),
 	    cmocka_unit_test(test_encode_refuses_a_name_without_terminator),
 	    cmocka_unit_test(test_encode_refuses_an_oversized_payload),

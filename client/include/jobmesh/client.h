@@ -97,6 +97,18 @@ typedef void (*jm_submit_cb)(void *arg, int rc, uint64_t job_id, const char *err
 int jm_submitter_open(jm_client *client, unsigned in_flight, jm_submitter **out);
 int jm_client_submit_async(jm_submitter *submitter, const jm_job_spec *job, jm_submit_cb cb,
                            void *arg);
+/* Asynchronous submit of several jobs in one message, all or none (as
+ * jm_client_submit_many without as_batch, for 1..10,000 jobs that fit one
+ * message), on the same submitter and terms as jm_client_submit_async:
+ * the jobs are checked and encoded before the return; cb then runs exactly
+ * once, on an NNG thread, with rc 0 and the count ids in the jobs' order
+ * (ids valid only during cb), or a negative JM_E code, NULL, 0 and the
+ * reason. A producer keeps a few of these in flight to hide the broker's
+ * sync and the round trip (tests/bench/peers/peer_jobmesh.c, W1b). */
+typedef void (*jm_submit_many_cb)(void *arg, int rc, const uint64_t *job_ids, size_t count,
+                                  const char *error);
+int jm_client_submit_many_async(jm_submitter *submitter, const jm_job_spec *jobs, size_t count,
+                                jm_submit_many_cb cb, void *arg);
 /* Waits until every submit made so far has had its callback. */
 void jm_submitter_wait(jm_submitter *submitter);
 /* Waits as jm_submitter_wait, then frees the submitter. Accepts NULL. */
