@@ -69,6 +69,8 @@ class HttpConnections(unittest.TestCase):
     def tearDown(self):
         for s in getattr(self, "socks", []):
             s.close()
+        if not hasattr(self, "b"):
+            return  # the broker did not start: the test says why
         status = self.b.stop()
         self.assertIn(status, (0, None), "the broker must stop cleanly on SIGTERM")
 
@@ -111,6 +113,7 @@ class HttpConnections(unittest.TestCase):
         self.assertEqual(self.b.get("/v1/queues", conn=held[1])[0], 200)
         self.assertGreaterEqual(
             self.metric("jobmesh_http_connections_refused_total", conn=held[2]), 3)
+        self.assertEqual(self.metric("jobmesh_http_connections", conn=held[2]), 4)
         # Once two close, new connections are served again.
         held[0].close()
         held[1].close()
