@@ -156,7 +156,8 @@ static void reply_locked(struct http_conn *c, uint16_t status, const struct http
 		                       fields[i].value);
 	at += (size_t)snprintf(out + at, cap - at, "Content-Length: %zu\r\n%s\r\n", len,
 	                       close ? "Connection: close\r\n" : "");
-	memcpy(out + at, body, body_len);
+	if (body_len > 0) /* body may be NULL when empty (a 304) */
+		memcpy(out + at, body, body_len);
 	c->close_after = close;
 	c->state = CONN_REPLY;
 	start_send(c, out, at + body_len, true);
