@@ -2,8 +2,9 @@
  *
  * Invariants, under c->lock:
  * - at most one receive (rx_busy) and one send (tx_busy) in flight, and
- *   only in the states that do I/O: HEAD and BODY read, REPLY and STREAM
- *   write, REFUSE writes then DRAIN reads;
+ *   only in the states that do I/O: HEAD and BODY read, REPLY, STREAM and
+ *   CONTINUE (an "Expect: 100-continue" answered) write, REFUSE writes
+ *   then DRAIN reads;
  * - in CALL nothing is in flight: the server holds the request, and the
  *   head it reads points into c->in, which is not touched until the reply;
  * - c->in[0..consumed) is the request being answered (its head and the part
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
@@ -34,6 +36,7 @@
 enum conn_state {
 	CONN_HEAD,
 	CONN_BODY,
+	CONN_CONTINUE, /* sending "100 Continue", then BODY */
 	CONN_CALL,
 	CONN_REPLY,
 	CONN_STREAM,
@@ -290,6 +293,14 @@ static bool take_input(struct http_conn *c)
 	}
 	c->state = CONN_BODY;
 	c->deadline_us = after_ms(c->cfg->body_timeout_ms);
+	const char *expect = http_head_header(&c->head, "Expect");
+	if (expect != NULL && strcasecmp(expect, "100-continue") == 0 && c->body_got == 0) {
+		/* curl waits a second for this before sending a big body. */
+		static const char go_on[] = "HTTP/1.1 100 Continue\r\n\r\n";
+		c->state = CONN_CONTINUE;
+		start_send(c, go_on, sizeof go_on - 1, false);
+		return false;
+	}
 	start_read(c, c->body + c->body_got, length - c->body_got);
 	return false;
 }
@@ -385,6 +396,9 @@ static void tx_cb(void *arg)
 			conn_close(c);
 		else
 			ready = next_request(c);
+	} else if (c->state == CONN_CONTINUE) {
+		c->state = CONN_BODY;
+		start_read(c, c->body + c->body_got, c->body_len - c->body_got);
 	} else if (c->state == CONN_REFUSE) {
 		c->state = CONN_DRAIN;
 		c->in_len = 0;

@@ -5,6 +5,7 @@
  *     ^                                             |                 |
  *     +------------- keep-alive: next request ------+-----------------+
  *   CALL --(http_conn_stream_start)--> STREAM (writes only, until released)
+ *   HEAD --(Expect: 100-continue)--> CONTINUE (sends it) --> BODY
  *   REFUSE: over the connection cap, a canned 503 is sent, then the
  *   connection reads and drops until the client closes (so the client gets
  *   the answer, not a reset), bounded in time.

@@ -206,6 +206,22 @@ class HttpConnections(unittest.TestCase):
         _, _, queues = self.b.get("/v1/queues")
         self.assertNotIn("c", [q["name"] for q in queues.get("queues", [])])
 
+    def test_a_body_sent_after_100_continue_is_accepted(self):
+        self.socks = []
+        self.b = Broker()
+        s = self.raw()
+        body = b'{"type": "t", "payload": "%s"}' % (b"x" * 2000)
+        s.sendall(b"POST /v1/queues/e/jobs HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body))
+        interim = read_response(s)
+        self.assertIsNotNone(interim, "the broker closed instead of answering 100-continue")
+        self.assertEqual(interim[0], 100)
+        s.sendall(body)
+        status, _, answer = read_response(s)
+        self.assertEqual(status, 202, answer)
+        self.assertEqual(json.loads(answer)["state"], "pending")
+
     def test_pipelined_requests_on_one_kept_alive_connection_are_answered_in_order(self):
         self.socks = []
         self.b = Broker()
