@@ -231,6 +231,38 @@ static uint64_t record_job_id(const struct proto_record *rec)
 	}
 }
 
+int core_journal(struct core *core, const struct proto_record *rec, uint64_t *lsn,
+                 struct jm_err *err)
+{
+	jm_buf_reset(&core->scratch);
+	int rc = proto_record_encode(rec, &core->scratch);
+	if (rc != 0)
+		return jm_err_set(err, rc, "encoding a %s record failed",
+		                  proto_record_type_name(rec->type));
+	return journal_append(core->journal, core->scratch.data, core->scratch.len, lsn, err);
+}
+
+/* Whether applying rec to the state cannot fail: it allocates nothing and
+ * finds what it changes. Only such records are applied after journaling
+ * without a reservation. */
+static bool applies_infallibly(struct core *core, const struct proto_record *rec)
+{
+	switch (rec->type) {
+	case PROTO_REC_META:
+		return true;  /* two counters */
+	case PROTO_REC_QUEUE: /* settings of a queue that exists */
+		return queue_find(&core->state.queues, rec->u.queue.settings.queue) != NULL;
+	case PROTO_REC_DROP: { /* unlinks and frees */
+		const struct job *job = jobtable_find(&core->state.jobs, rec->u.drop.job_id);
+		return job != NULL && state_job_is_finished(job) && !job_has_waiters(job);
+	}
+	case PROTO_REC_SCHEDULE: /* a delete unlinks and frees */
+		return rec->u.schedule.deleted;
+	default:
+		return false;
+	}
+}
+
 /* Appends rec to the journal and applies it. The one way state changes. */
 int core_commit(struct core *core, const struct proto_record *rec, struct jm_err *err)
 {
@@ -238,21 +270,21 @@ int core_commit(struct core *core, const struct proto_record *rec, struct jm_err
 	if (rec->type == PROTO_REC_LEASE || rec->type == PROTO_REC_SETTLE ||
 	    rec->type == PROTO_REC_CANCEL || rec->type == PROTO_REC_REVIVE)
 		return core_commit_many(core, rec, 1, err);
-	jm_buf_reset(&core->scratch);
-	int rc = proto_record_encode(rec, &core->scratch);
-	if (rc != 0)
-		return jm_err_set(err, rc, "encoding a %s record failed",
+	/* Nothing is journaled that the state would not hold. */
+	if (!applies_infallibly(core, rec))
+		return jm_err_set(err, JM_ESTATE,
+		                  "a %s record that could fail to apply was not journaled (a "
+		                  "bug: it must be prepared first)",
 		                  proto_record_type_name(rec->type));
 	uint64_t lsn;
-	rc = journal_append(core->journal, core->scratch.data, core->scratch.len, &lsn, err);
+	int rc = core_journal(core, rec, &lsn, err);
 	if (rc != 0)
 		return rc;
-	core->last_lsn = lsn;
-	core->committed = true;
 	const struct job *prior = jobtable_find(&core->state.jobs, record_job_id(rec));
 	uint64_t prior_since_us = prior ? prior->updated_us : 0;
 	rc = state_apply(&core->state, rec, jm_wall_us(), err);
 	if (rc != 0) {
+		/* applies_infallibly was wrong: say so loudly. */
 		jm_error("applying a %s record after journaling it failed: %s",
 		         proto_record_type_name(rec->type), jm_err_text(err));
 		return rc;

@@ -97,8 +97,15 @@ void core_reply_view(struct core *core, struct request *req, const struct proto_
 /* Fills info from job, borrowing its buffers. */
 void core_fill_job_info(const struct job *job, bool with_result, struct proto_job_info *info);
 
-/* Appends rec to the journal and applies it. The one way state changes. */
+/* Appends rec to the journal and applies it. The one way state changes.
+ * A record whose applying may fail (a JOB, a SCHEDULE put: they allocate)
+ * is refused here before it is journaled: those reserve first and go
+ * through core_admit.c or core_schedules.c. */
 int core_commit(struct core *core, const struct proto_record *rec, struct jm_err *err);
+/* Encodes rec and appends it to the journal (not applied): *lsn is its
+ * place. For a caller that prepared the applying first. */
+int core_journal(struct core *core, const struct proto_record *rec, uint64_t *lsn,
+                 struct jm_err *err);
 /* core_records.c: appends count LEASE, SETTLE, CANCEL or REVIVE records
  * and applies them, all or none: what applying needs is reserved before
  * anything is journaled, so on an error nothing changed. */

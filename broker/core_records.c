@@ -16,9 +16,11 @@
  * that the state does not hold. test_admission fails every allocation of a
  * fetch and of a settle in turn to check it.
  *
- * JOB, SCHEDULE and META records allocate as they apply; they go through
- * core_admit.c (a submit), core_schedules.c (a schedule's run) or are
- * written before the broker serves (META). */
+ * JOB records and SCHEDULE puts allocate as they apply; they reserve in
+ * core_admit.c (a submit, a schedule's run) and core_schedules.c (a put)
+ * and are journaled there. META, QUEUE, DROP and a SCHEDULE delete apply
+ * without allocating; core_commit journals only those (and what comes
+ * here), refusing any other record before it is journaled. */
 #include "core_internal.h"
 
 #include <stdlib.h>

@@ -226,10 +226,23 @@ static int schedule_put(struct core *core, const struct proto_schedule_info *p,
 	 * repeats nor skips a run; a new one runs first after now. */
 	r->last_fired_us = old != NULL ? old->anchor_us : now;
 	r->at_us = now;
-	rc = core_commit(core, &rec, err);
+	/* Prepared (allocated, its timer's room reserved), then journaled,
+	 * then put, which cannot fail: nothing is journaled that the registry
+	 * does not hold (test_core_schedules). */
+	struct state *st = &core->state;
+	struct schedule *prepared;
+	rc = schedules_prepare_put(&st->schedules, &st->deadlines, r, &prepared, err);
 	if (rc != 0)
+		return rc;
+	uint64_t lsn;
+	rc = core_journal(core, &rec, &lsn, err);
+	if (rc != 0) {
+		schedules_discard(prepared);
 		return jm_err_prefix(err, "schedule %s", p->name);
-	*out = schedules_find(&core->state.schedules, p->name);
+	}
+	schedules_put_prepared(&st->schedules, &st->deadlines, prepared, jm_wall_us());
+	core_committed(core, &rec, lsn, 0);
+	*out = prepared;
 	return 0;
 }
 
@@ -277,6 +290,7 @@ void handle_schedule_delete(struct core *core, struct request *req, struct outbo
 	memcpy(rec.u.schedule.name, name, sizeof rec.u.schedule.name);
 	rec.u.schedule.deleted = true;
 	rec.u.schedule.at_us = jm_wall_us();
+	/* A delete unlinks and frees: it cannot fail once journaled. */
 	int rc = core_commit(core, &rec, &err);
 	if (rc != 0) {
 		core_reply_errorf(core, req, out, rc, "schedule %s: %s", name, jm_err_text(&err));

@@ -1,38 +1,50 @@
 /* The dashboard's HTTP answer (dashboard_http.h): built from the compiled-in
- * table at once — no disk, no core lock, nothing that can park. */
+ * table at once — no disk, no core lock, no allocation, nothing that can
+ * park. */
 #include "dashboard_http.h"
+
+#include <string.h>
+#include <strings.h>
 
 #include <jobmesh/error.h>
 
 #include "dashboard.h"
 
-int dashboard_http_response(const char *path, const char *if_none_match, nng_http_res **out)
+static void add(struct dashboard_reply *out, const char *name, const char *value)
 {
-	*out = NULL;
+	/* The table's fields and ours fit: DASHBOARD_REPLY_FIELDS_MAX. */
+	if (out->fields_count < DASHBOARD_REPLY_FIELDS_MAX) {
+		out->fields[out->fields_count].name = name;
+		out->fields[out->fields_count].value = value;
+		out->fields_count++;
+	}
+}
+
+int dashboard_http_response(const char *path, const char *if_none_match,
+                            struct dashboard_reply *out)
+{
+	memset(out, 0, sizeof *out);
 	const struct dashboard_asset *asset = dashboard_asset(path);
 	if (asset == NULL)
 		return JM_ENOTFOUND;
-	nng_http_res *res;
-	if (nng_http_res_alloc(&res) != 0)
-		return JM_ENOMEM;
-	bool fresh = dashboard_etag_matches(asset, if_none_match);
-	int rv = 0;
-	for (size_t i = 0; dashboard_headers[i] != NULL && rv == 0; i += 2)
-		rv = nng_http_res_set_header(res, dashboard_headers[i], dashboard_headers[i + 1]);
-	if (rv == 0)
-		rv = nng_http_res_set_header(res, "ETag", asset->etag);
-	if (rv == 0 && fresh)
-		rv = nng_http_res_set_status(res, NNG_HTTP_STATUS_NOT_MODIFIED);
-	if (rv == 0 && !fresh) {
-		rv = nng_http_res_set_header(res, "Content-Type", asset->content_type);
-		/* The table is static and outlives every reply: no copy. */
-		if (rv == 0)
-			rv = nng_http_res_set_data(res, asset->bytes, asset->len);
+	for (size_t i = 0; dashboard_headers[i] != NULL; i += 2)
+		add(out, dashboard_headers[i], dashboard_headers[i + 1]);
+	add(out, "ETag", asset->etag);
+	if (dashboard_etag_matches(asset, if_none_match)) {
+		out->status = 304;
+		return 0;
 	}
-	if (rv != 0) {
-		nng_http_res_free(res);
-		return JM_ENOMEM;
-	}
-	*out = res;
+	out->status = 200;
+	add(out, "Content-Type", asset->content_type);
+	out->body = asset->bytes;
+	out->len = asset->len;
 	return 0;
+}
+
+const char *dashboard_reply_field(const struct dashboard_reply *reply, const char *name)
+{
+	for (uint32_t i = 0; i < reply->fields_count; i++)
+		if (strcasecmp(reply->fields[i].name, name) == 0)
+			return reply->fields[i].value;
+	return NULL;
 }

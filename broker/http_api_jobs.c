@@ -110,7 +110,7 @@ static void submit_jobs(struct http_call *call, json_t *root, const char *queue,
 static bool body_json(struct http_call *call)
 {
 	struct http_bad bad;
-	const char *type = nng_http_req_get_header(call->http_req, "Content-Type");
+	const char *type = http_call_header(call, "Content-Type");
 	call->body_json =
 	    http_json_parse(call->body ? (const char *)call->body : "", call->body_len, type, &bad);
 	if (call->body_json == NULL) {
@@ -124,7 +124,7 @@ static bool body_json(struct http_call *call)
  * field would be. False after replying. */
 static bool idempotency_header(struct http_call *call)
 {
-	const char *key = nng_http_req_get_header(call->http_req, "Idempotency-Key");
+	const char *key = http_call_header(call, "Idempotency-Key");
 	if (key == NULL)
 		return true;
 	struct jm_err err;

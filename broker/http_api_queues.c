@@ -48,7 +48,7 @@ static bool member(struct http_call *call, json_t *o, const char *name, long lon
 static bool patch_body(struct http_call *call, struct proto_queue_settings *p)
 {
 	struct http_bad bad;
-	const char *type = nng_http_req_get_header(call->http_req, "Content-Type");
+	const char *type = http_call_header(call, "Content-Type");
 	call->body_json =
 	    http_json_parse(call->body ? (const char *)call->body : "", call->body_len, type, &bad);
 	if (call->body_json == NULL) {

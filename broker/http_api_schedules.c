@@ -121,7 +121,7 @@ static void put(struct http_call *call)
 {
 	const char *name = call->segments[2];
 	struct http_bad bad;
-	const char *type = nng_http_req_get_header(call->http_req, "Content-Type");
+	const char *type = http_call_header(call, "Content-Type");
 	call->body_json =
 	    http_json_parse(call->body ? (const char *)call->body : "", call->body_len, type, &bad);
 	if (call->body_json == NULL) {

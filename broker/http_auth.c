@@ -30,7 +30,7 @@ bool http_auth_admit(struct http_call *call)
 	     (call->segments_count == 2 && strcmp(call->segments[0], "assets") == 0)))
 		return true;
 	char token[AUTH_TOKEN_TEXT_MAX + 1] = "";
-	const char *header = nng_http_req_get_header(call->http_req, "Authorization");
+	const char *header = http_call_header(call, "Authorization");
 	bool events = is_path(call, "v1", "events") && strcmp(call->method, "GET") == 0;
 	if (header != NULL) {
 		if (strncasecmp(header, "Bearer ", 7) != 0 ||

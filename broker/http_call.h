@@ -1,9 +1,10 @@
 /* One HTTP request in flight, shared by the HTTP modules (http_server.c
  * owns its life; http_api_*.c, http_sse.c and http_metrics.c answer it).
  *
- * Life: http_server.c allocates a call when NNG hands it a request, reads
- * the body (bounded), routes it to one handler, and frees it when the
- * handler answers through http_reply* (exactly once). A handler that
+ * Life: http_server.c allocates a call when its connection (http_conn.c)
+ * has read a request whole, head and body, routes it to one handler
+ * (http_route.c), and frees it when the handler answers through
+ * http_reply* (exactly once) or takes the connection as a stream. A handler that
  * needs the core fills call->req.msg and calls http_call_core: the core's
  * reply comes back decoded to the handler's continuation, on whichever
  * thread made it durable — so a 202 for a submit leaves only after the
@@ -20,11 +21,10 @@
 #include <stdint.h>
 
 #include <jansson.h>
-#include <nng/nng.h>
-#include <nng/supplemental/http/http.h>
 
 #include "auth.h"
 #include "core.h"
+#include "http_parse.h"
 #include "message.h"
 
 #define HTTP_PATH_MAX 512
@@ -33,6 +33,7 @@
 
 struct http_server;
 struct http_call;
+struct http_conn;
 
 /* Continuation after a core request: reply is the decoded reply (never an
  * ERROR: those are answered by http_call_core itself). */
@@ -40,17 +41,15 @@ typedef void (*http_core_fn)(struct http_call *call, const struct proto_msg *rep
 
 struct http_call {
 	struct http_server *srv;
-	nng_aio *aio; /* the server's handler aio: finishing it sends res */
-	nng_http_req *http_req;
-	nng_http_conn *conn;
+	struct http_conn *conn;       /* answered through it */
+	const struct http_head *head; /* the conn's, until the reply */
 	const char *method;
 	char path[HTTP_PATH_MAX];
 	const char *query; /* after '?', or "" */
 	const char *segments[HTTP_SEGMENTS_MAX];
 	uint32_t segments_count;
 
-	nng_aio *body_aio;
-	uint8_t *body;
+	uint8_t *body; /* NUL-terminated at body_len; NULL when empty */
 	size_t body_len;
 
 	struct request req; /* to the core; req.identity = &identity with --auth */
@@ -80,6 +79,9 @@ struct journal *http_server_journal(struct http_server *srv);
 struct http_sse *http_server_sse(struct http_server *srv);
 bool http_server_is_ready(struct http_server *srv);
 
+/* The value of request header name (any case), or NULL. */
+const char *http_call_header(const struct http_call *call, const char *name);
+
 /* Registers p (malloc'd) to be freed with call; JM_ENOMEM (p is freed
  * then) when out of memory. */
 int http_call_keep(struct http_call *call, void *p);
@@ -92,18 +94,34 @@ void http_call_core(struct http_call *call, http_core_fn on_core);
  * header (name NULL for none). Frees the call. */
 void http_reply(struct http_call *call, uint16_t status, const char *type, const void *body,
                 size_t len, const char *header_name, const char *header_value);
+/* Answers with status, fields (count name/value pairs, Content-Type among
+ * them) and body (copied); close ends the connection after. Frees the
+ * call. */
+void http_reply_fields(struct http_call *call, uint16_t status, const struct http_header *fields,
+                       uint32_t fields_count, const void *body, size_t len, bool close);
 /* Answers with the JSON of value (stolen: decref'd here). */
 void http_reply_json(struct http_call *call, uint16_t status, json_t *value);
 /* Answers {"error": {"code": code, "message": message}}. */
 void http_reply_error(struct http_call *call, uint16_t status, const char *code, const char *fmt,
                       ...) __attribute__((format(printf, 4, 5)));
+/* As http_reply_error, with one extra header (name NULL for none;
+ * "Connection: close" closes the connection after the reply). */
+void http_reply_error_header(struct http_call *call, uint16_t status, const char *code,
+                             const char *header_name, const char *header_value, const char *fmt,
+                             ...) __attribute__((format(printf, 6, 7)));
 /* An ERROR from the core (or a proto_check failure): status and code from
  * the JM_E code; message as given. */
 void http_reply_jm_error(struct http_call *call, int jm_code, const char *message);
 
-/* The call's connection was taken over (SSE): finishes the server's aio
- * without a reply and frees the call, not the connection. */
+/* The call's connection was taken over (SSE: http_conn_stream_start):
+ * frees the call without a reply, not the connection. */
 void http_call_hijacked(struct http_call *call);
+
+/* Routes the call (http_route.c): splits its path, checks its token, and
+ * hands it to the handler of its path and method. */
+void http_route(struct http_call *call);
+/* Percent-decodes [p, end) into out (NUL-terminated); '+' is a space. */
+void http_url_decode(const char *p, const char *end, char *out, size_t out_size);
 
 /* Query parameter name: the next occurrence after *pos (start with 0),
  * percent-decoded into out (NUL-terminated). True when found. */

@@ -13,6 +13,7 @@
 #include "auth_gate.h"
 #include "http_call.h"
 #include "http_json.h"
+#include "http_server.h"
 #include "http_sse.h"
 #include "metrics.h"
 
@@ -58,6 +59,11 @@ static void whole_broker_figures(struct http_call *call)
 	    "(each got a snapshot event instead).\n"
 	    "# TYPE jobmesh_events_dropped_total counter\njobmesh_events_dropped_total %llu\n",
 	    (unsigned long long)sse.dropped);
+	put(t,
+	    "# HELP jobmesh_http_connections HTTP connections open (event streams included; "
+	    "capped by --http-max-connections).\n"
+	    "# TYPE jobmesh_http_connections gauge\njobmesh_http_connections %u\n",
+	    http_server_connections(call->srv));
 	put(t,
 	    "# HELP jobmesh_auth_failures_total Requests refused for a missing or unrecognised "
 	    "token (NNG and HTTP; 0 without --auth).\n"

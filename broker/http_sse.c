@@ -1,13 +1,13 @@
 /* The SSE hub (see http_sse.h).
  *
  * Locking: hub->lock guards the ring, the client list and every client's
- * buffers and flags. nng is called under it only to start a write
- * (nng_http_conn_write_all completes on NNG's threads, never inline);
- * nng_aio_stop and nng_http_conn_close, which wait, run on the hub thread
- * without it.
+ * buffers and flags. The connection is called under it only to start a
+ * write (http_conn_stream_send completes on NNG's threads, never inline);
+ * http_conn_stream_release, which waits, runs on the hub thread without
+ * it. Lock order: hub->lock, then the connection's.
  *
  * A client is in exactly one of: hub->clients (live), hub->reap (dead,
- * waiting for the hub thread to stop its aio, close its connection and
+ * waiting for the hub thread to release its connection and
  * free it). Its write callback only ever sets flags on a dead client. */
 #include "http_sse.h"
 
@@ -19,13 +19,12 @@
 #include <time.h>
 
 #include <jansson.h>
-#include <nng/nng.h>
-#include <nng/supplemental/http/http.h>
 
 #include "auth.h"
 #include "buf.h"
 #include "clock.h"
 #include "http_call.h"
+#include "http_conn.h"
 #include "http_json.h"
 #include "log.h"
 
@@ -43,8 +42,7 @@ struct frame {
 
 struct sse_client {
 	struct http_sse *hub;
-	nng_http_conn *conn;
-	nng_aio *aio;
+	struct http_conn *conn;
 	char topics[HTTP_SSE_TOPICS_MAX][TOPIC_MAX];
 	uint32_t topics_count;
 	/* With --auth and a token that is not admin: only job events of the
@@ -96,6 +94,10 @@ static const char stream_head[] = "HTTP/1.1 200 OK\r\n"
 
 /* ---- writing ----------------------------------------------------------- */
 
+static void client_kill(struct http_sse *hub, struct sse_client *c);
+
+/* Starts writing c's pending bytes, or kills c when its connection is
+ * closed already (callers walking hub->clients take next first). */
 static void client_kick(struct sse_client *c)
 {
 	if (c->busy || c->dead || c->pending.len == 0)
@@ -105,10 +107,12 @@ static void client_kick(struct sse_client *c)
 	c->pending = t;
 	jm_buf_reset(&c->pending);
 	c->pending_frames = 0;
+	if (http_conn_stream_send(c->conn, c->writing.data, c->writing.len) != 0) {
+		jm_buf_reset(&c->writing);
+		client_kill(c->hub, c);
+		return;
+	}
 	c->busy = true;
-	nng_iov iov = {.iov_buf = c->writing.data, .iov_len = c->writing.len};
-	nng_aio_set_iov(c->aio, 1, &iov);
-	nng_http_conn_write_all(c->conn, c->aio);
 }
 
 /* Moves c from the live list to the reap list; the hub thread frees it. */
@@ -130,11 +134,10 @@ static void client_kill(struct http_sse *hub, struct sse_client *c)
 	pthread_cond_signal(&hub->wake);
 }
 
-static void client_write_cb(void *arg)
+static void client_write_cb(void *arg, int rv)
 {
 	struct sse_client *c = arg;
 	struct http_sse *hub = c->hub;
-	int rv = nng_aio_result(c->aio);
 	pthread_mutex_lock(&hub->lock);
 	c->busy = false;
 	jm_buf_reset(&c->writing);
@@ -295,9 +298,7 @@ static void reap_all(struct http_sse *hub)
 	pthread_mutex_unlock(&hub->lock);
 	while (list) {
 		struct sse_client *next = list->next;
-		nng_aio_stop(list->aio);
-		nng_http_conn_close(list->conn);
-		nng_aio_free(list->aio);
+		http_conn_stream_release(list->conn); /* no write callback after */
 		jm_buf_fini(&list->pending);
 		jm_buf_fini(&list->writing);
 		free(list);
@@ -316,8 +317,10 @@ static void *hub_main(void *arg)
 			break;
 		if (hub->kick_due) {
 			hub->kick_due = false;
-			for (struct sse_client *c = hub->clients; c; c = c->next)
+			for (struct sse_client *c = hub->clients, *next; c; c = next) {
+				next = c->next;
 				client_kick(c);
+			}
 		}
 		uint64_t now = jm_wall_us();
 		if (hub->fed && hub->clients_count == 0 &&
@@ -328,7 +331,8 @@ static void *hub_main(void *arg)
 		}
 		if (now - hub->last_ping_us >= HTTP_SSE_PING_MS * 1000ull) {
 			hub->last_ping_us = now;
-			for (struct sse_client *c = hub->clients; c; c = c->next) {
+			for (struct sse_client *c = hub->clients, *next; c; c = next) {
+				next = c->next;
 				if (c->pending.len + 8 <= HTTP_SSE_CLIENT_BUFFER)
 					jm_buf_append(&c->pending, ": ping\n\n", 8);
 				client_kick(c);
@@ -386,6 +390,12 @@ void http_sse_close(struct http_sse *hub)
 	pthread_cond_signal(&hub->wake);
 	pthread_mutex_unlock(&hub->lock);
 	pthread_join(hub->thread, NULL);
+}
+
+void http_sse_free(struct http_sse *hub)
+{
+	if (hub == NULL)
+		return;
 	for (uint32_t i = 0; i < HTTP_SSE_RING; i++)
 		free(hub->ring[i].text);
 	free(hub->ring);
@@ -426,8 +436,7 @@ void http_api_events(struct http_call *call)
 		return;
 	struct http_sse *hub = http_server_sse(call->srv);
 	struct sse_client *c = calloc(1, sizeof *c);
-	if (c == NULL || nng_aio_alloc(&c->aio, client_write_cb, c) != 0) {
-		free(c);
+	if (c == NULL) {
 		http_reply_error(call, 503, "out_of_memory", "broker out of memory");
 		return;
 	}
@@ -443,7 +452,6 @@ void http_api_events(struct http_call *call)
 	while (http_query_next(call, "topic", &pos, topic, sizeof topic)) {
 		if (strlen(topic) >= TOPIC_MAX || !topic_is_valid(topic) ||
 		    c->topics_count == HTTP_SSE_TOPICS_MAX) {
-			nng_aio_free(c->aio);
 			free(c);
 			http_reply_error(
 			    call, 400, "topic_invalid",
@@ -457,7 +465,7 @@ void http_api_events(struct http_call *call)
 	}
 	/* A browser's EventSource resends the header; the query parameter is
 	 * for clients that cannot set headers on the first connect. */
-	const char *last_text = nng_http_req_get_header(call->http_req, "Last-Event-ID");
+	const char *last_text = http_call_header(call, "Last-Event-ID");
 	char last_param[32];
 	if (last_text == NULL &&
 	    http_query_get(call, "last_event_id", last_param, sizeof last_param))
@@ -468,19 +476,16 @@ void http_api_events(struct http_call *call)
 	pthread_mutex_lock(&hub->lock);
 	if (hub->stopping || hub->clients_count >= HTTP_SSE_CLIENTS_MAX) {
 		pthread_mutex_unlock(&hub->lock);
-		nng_aio_free(c->aio);
 		free(c);
 		http_reply_error(call, 503, "too_many_streams",
 		                 "the broker serves at most %d event streams, or is stopping",
 		                 HTTP_SSE_CLIENTS_MAX);
 		return;
 	}
-	/* From here the connection and its request are ours (NNG's server
-	 * forgets both): the request is freed now, the connection on close. */
-	nng_http_hijack(call->conn);
-	nng_http_req_free(call->http_req);
-	call->http_req = NULL;
+	/* From here the connection is the hub's: it stays open and gets the
+	 * stream's writes until reap_all releases it. */
 	c->conn = call->conn;
+	http_conn_stream_start(c->conn, client_write_cb, c);
 	jm_buf_append(&c->pending, stream_head, sizeof stream_head - 1);
 	if (!hub->fed) {
 		hub->fed = true;

@@ -17,8 +17,9 @@
  * sequence every event for nobody; a client resuming across that pause
  * gets a snapshot (the events in between were never sequenced).
  *
- * Connections are hijacked from NNG's server (it cannot stream); the hub
- * tracks them and closes them in http_sse_close, which NNG would not. */
+ * A stream is an HTTP connection (http_conn.h) that stays open and gets
+ * writes: the hub owns each from the request on and releases it when the
+ * client leaves or in http_sse_close. */
 #ifndef JM_BROKER_HTTP_SSE_H
 #define JM_BROKER_HTTP_SSE_H
 
@@ -38,9 +39,13 @@ struct http_sse;
 
 /* Starts the hub and taps ev (may be NULL: no events, streams stay idle). */
 int http_sse_open(struct http_sse **out, struct events *ev, struct jm_err *err);
-/* Closes every stream, stops the ping thread, frees the hub. Call once
- * events no longer flow (events_stop). Accepts NULL. */
+/* Closes every stream and stops the ping thread; a stream asked for later
+ * is refused (503). Call once events no longer flow (events_stop). Accepts
+ * NULL. */
 void http_sse_close(struct http_sse *sse);
+/* Frees the hub after http_sse_close, once no request can reach it (the
+ * HTTP connections have ended). Accepts NULL. */
+void http_sse_free(struct http_sse *sse);
 
 /* For /metrics. */
 struct http_sse_stats {

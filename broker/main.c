@@ -51,6 +51,7 @@ struct broker_options {
 	enum jm_log_level log_level;
 	struct core_config core;
 	struct server_limits limits;
+	struct http_server_limits http_limits;
 	struct config_schedules *schedules; /* declared in --config; NULL: none */
 };
 
@@ -254,6 +255,22 @@ NUMERIC_SETTER(set_max_queue_jobs, "--max-queue-jobs", state.max_queue_jobs, 0, 
 LIMIT_SETTER(set_max_connections, "--max-connections", max_connections, 0, 1000000)
 LIMIT_SETTER(set_idle_timeout, "--idle-timeout-ms", idle_ms, 0, 24ull * 3600 * 1000)
 
+#define HTTP_LIMIT_SETTER(fn, flag, field, min, max)                                               \
+	static int fn(void *ctx, const char *v, struct jm_err *err)                                \
+	{                                                                                          \
+		unsigned long long value;                                                          \
+		int rc = jm_parse_u64(flag, v, min, max, &value, err);                             \
+		if (rc == 0)                                                                       \
+			((struct broker_options *)ctx)->http_limits.field = (uint32_t)value;       \
+		return rc;                                                                         \
+	}
+
+HTTP_LIMIT_SETTER(set_http_max_connections, "--http-max-connections", max_connections, 0, 1000000)
+HTTP_LIMIT_SETTER(set_http_header_timeout, "--http-header-timeout-ms", header_timeout_ms, 0,
+                  3600 * 1000)
+HTTP_LIMIT_SETTER(set_http_max_header_bytes, "--http-max-header-bytes", max_header_bytes, 1024,
+                  1u << 20)
+
 /* A byte size: digits with an optional K, M, G or T (KiB, MiB, ... also
  * taken): powers of 1024. 0 or JM_EINVAL naming flag. */
 static int parse_size(const char *flag, const char *v, uint64_t min, uint64_t max, uint64_t *out,
@@ -372,6 +389,18 @@ static const struct jm_flag broker_flags[] = {
      "a connection with no request in flight for this long is closed (clients reconnect), "
      "which frees a stalled partial message; 0 never (default 60000)",
      set_idle_timeout},
+    {"http-max-connections", "N",
+     "most HTTP connections at once, event streams included; one over it gets 503 with "
+     "Retry-After and is closed; 0 no limit (default 1024)",
+     set_http_max_connections},
+    {"http-header-timeout-ms", "MS",
+     "an HTTP request head must arrive whole this long after the connection opened (or "
+     "after its first byte on a kept-alive one), else the connection is closed; 0 never "
+     "(default 10000)",
+     set_http_header_timeout},
+    {"http-max-header-bytes", "N",
+     "largest HTTP request head (request line and headers); over it, 431 (default 16384)",
+     set_http_max_header_bytes},
     {"wait-max-ms", "MS", "longest a fetch or wait may park (default 30000)", set_wait_max},
     {"queue-limit", "NAME=N",
      "at most N jobs of queue NAME active across all workers "
@@ -436,6 +465,7 @@ static void defaults(struct broker_options *o)
 	o->limits.max_connections = 1024;
 	o->limits.idle_ms = 60000;
 	o->limits.max_message = PROTO_MESSAGE_MAX;
+	http_server_limits_default(&o->http_limits);
 	s->dead_after_ms = 5000;
 	s->lease_grace_ms = 10000;
 	o->core.wait_max_ms = 30000;
@@ -659,9 +689,13 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 	struct http_server *http = NULL;
 	/* The HTTP server taps the events before the core pushes any. */
 	const struct jm_tls *https = o.tls.cert ? &o.tls : NULL;
+	/* A kept-alive connection's wait and a body stalled mid-way are a
+	 * stalled message: the same bound as on the NNG sockets. */
+	o.http_limits.idle_ms = o.limits.idle_ms;
+	o.http_limits.body_timeout_ms = o.limits.idle_ms;
 	if (events_open_secure(&events, events_at, journal, &o.tls, &err) != 0 ||
 	    (o.http_addr && http_server_open_secure(&http, o.http_addr, core, journal, events, auth,
-	                                            https, &err) != 0) ||
+	                                            https, &o.http_limits, &err) != 0) ||
 	    (core_attach_events(core, events),
 	     server_open(&srv, o.listen_url, core, &o.limits, &sec, &err)) != 0) {
 		jm_error("%s", jm_err_text(&err));
@@ -675,8 +709,6 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 		return EXIT_RUNTIME;
 	}
 	if (http) {
-		/* A body stalled mid-way is a stalled message: the same bound. */
-		http_server_set_body_timeout(http, o.limits.idle_ms);
 		http_server_set_ready(http);
 		jm_info("http API on %s", http_server_url(http));
 		printf("http %s\n", http_server_url(http));

@@ -31,6 +31,12 @@ static const char *const counter_names[METRIC_COUNTERS_COUNT_][2] = {
     [METRIC_JOURNAL_RECORDS_SYNCED] = {"jobmesh_journal_records_synced_total",
                                        "Journal records made durable by those syncs."},
     [METRIC_HTTP_REQUESTS] = {"jobmesh_http_requests_total", "HTTP requests answered."},
+    [METRIC_HTTP_CONNECTIONS_REFUSED] = {"jobmesh_http_connections_refused_total",
+                                         "HTTP connections answered 503 and closed: "
+                                         "--http-max-connections were open."},
+    [METRIC_HTTP_TIMEOUTS] = {"jobmesh_http_timeouts_total",
+                              "HTTP connections closed because a request head or body did "
+                              "not arrive whole in time."},
 };
 
 static const struct histogram_def histogram_defs[METRIC_HISTOGRAMS_COUNT_] = {

@@ -22,6 +22,8 @@ enum metrics_counter {
 	METRIC_JOURNAL_SYNCS,
 	METRIC_JOURNAL_RECORDS_SYNCED,
 	METRIC_HTTP_REQUESTS,
+	METRIC_HTTP_CONNECTIONS_REFUSED, /* over --http-max-connections */
+	METRIC_HTTP_TIMEOUTS,            /* a head or body not received in time */
 	METRIC_COUNTERS_COUNT_,
 };
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "heap.h"
 #include "log.h"
 
 void schedules_init(struct schedule_registry *reg)
@@ -122,10 +123,12 @@ static int copy_text(char *dst, size_t cap, const struct proto_bytes *b, const c
 	return 0;
 }
 
-static int apply_put(struct schedule_registry *reg, struct deadline_heap *heap,
-                     const struct proto_rec_schedule *r, uint64_t now_us, struct jm_err *err)
+int schedules_prepare_put(const struct schedule_registry *reg, struct deadline_heap *heap,
+                          const struct proto_rec_schedule *r, struct schedule **out,
+                          struct jm_err *err)
 {
-	struct schedule *s = calloc(1, sizeof *s);
+	*out = NULL;
+	struct schedule *s = jm_calloc(1, sizeof *s);
 	if (s == NULL)
 		return jm_err_set(err, JM_ENOMEM, "schedule %s: out of memory", r->name);
 	memcpy(s->name, r->name, sizeof s->name);
@@ -143,16 +146,18 @@ static int apply_put(struct schedule_registry *reg, struct deadline_heap *heap,
 		jm_err_clear(err);
 	}
 	if (rc == 0 && r->payload.len > 0) {
-		s->payload = malloc(r->payload.len);
+		s->payload = jm_malloc(r->payload.len);
 		if (s->payload == NULL)
 			rc = jm_err_set(err, JM_ENOMEM, "schedule %s: out of memory", r->name);
 		else
 			memcpy(s->payload, r->payload.ptr, r->payload.len);
 	}
-	struct schedule *old = schedules_find(reg, r->name);
-	if (rc == 0 && old == NULL && reg->count >= SCHEDULES_MAX)
+	if (rc == 0 && schedules_find(reg, r->name) == NULL && reg->count >= SCHEDULES_MAX)
 		rc = jm_err_set(err, JM_ELIMIT, "schedule %s: at most %d schedules", r->name,
 		                SCHEDULES_MAX);
+	/* Room for its timer, so arming it cannot fail. */
+	if (rc == 0 && deadline_heap_reserve(heap, 1) != 0)
+		rc = jm_err_set(err, JM_ENOMEM, "schedule %s: out of memory", r->name);
 	if (rc != 0) {
 		schedule_free(s);
 		return jm_err_prefix(err, "schedule %s", r->name);
@@ -166,6 +171,19 @@ static int apply_put(struct schedule_registry *reg, struct deadline_heap *heap,
 	s->anchor_us = r->last_fired_us;
 	s->put_us = r->at_us;
 	deadline_init(&s->timer, DEADLINE_SCHEDULE);
+	*out = s;
+	return 0;
+}
+
+void schedules_discard(struct schedule *s)
+{
+	schedule_free(s);
+}
+
+void schedules_put_prepared(struct schedule_registry *reg, struct deadline_heap *heap,
+                            struct schedule *s, uint64_t now_us)
+{
+	struct schedule *old = schedules_find(reg, s->name);
 	if (old != NULL) {
 		s->fired_count = old->fired_count;
 		deadline_heap_remove(heap, &old->timer);
@@ -183,8 +201,17 @@ static int apply_put(struct schedule_registry *reg, struct deadline_heap *heap,
 			TAILQ_INSERT_TAIL(&reg->list, s, link);
 		reg->count++;
 	}
-	schedules_arm(heap, s, now_us);
-	return 0;
+	schedules_arm(heap, s, now_us); /* the room was reserved */
+}
+
+static int apply_put(struct schedule_registry *reg, struct deadline_heap *heap,
+                     const struct proto_rec_schedule *r, uint64_t now_us, struct jm_err *err)
+{
+	struct schedule *s;
+	int rc = schedules_prepare_put(reg, heap, r, &s, err);
+	if (rc == 0)
+		schedules_put_prepared(reg, heap, s, now_us);
+	return rc;
 }
 
 int schedules_apply(struct schedule_registry *reg, struct deadline_heap *heap,

@@ -68,8 +68,24 @@ struct schedule *schedules_find(const struct schedule_registry *reg, const char 
  * JM_ENOTFOUND with a one-line message; *out (optional) gets the parse. */
 int schedules_check(const char *expr, const char *zone, struct cron_expr *out, struct jm_err *err);
 
+/* A put in two steps, so that nothing is journaled the registry does not
+ * hold (core_schedules.c): prepare allocates and checks everything the put
+ * needs (the schedule, its payload copy, room for its timer in heap, the
+ * SCHEDULES_MAX limit) before the record is journaled; *out is then the
+ * caller's, to put or discard. put_prepared cannot fail: it replaces a
+ * schedule of the same name (keeping its run count) or inserts s, and
+ * arms its timer; now_us is wall time. */
+int schedules_prepare_put(const struct schedule_registry *reg, struct deadline_heap *heap,
+                          const struct proto_rec_schedule *r, struct schedule **out,
+                          struct jm_err *err);
+void schedules_put_prepared(struct schedule_registry *reg, struct deadline_heap *heap,
+                            struct schedule *s, uint64_t now_us);
+void schedules_discard(struct schedule *s);
+
 /* Applies SCHEDULE (put or delete) and SCHEDULE_FIRE's schedule part, and
- * arms or removes the timer in heap; now_us is wall time. */
+ * arms or removes the timer in heap; now_us is wall time. Replay's path:
+ * a put prepares and puts at once. A delete and a fire cannot fail (a
+ * fire re-arms the timer its firing took out of the heap). */
 int schedules_apply(struct schedule_registry *reg, struct deadline_heap *heap,
                     const struct proto_record *rec, uint64_t now_us, struct jm_err *err);
 
