@@ -123,9 +123,5 @@ void core_query_queue_extras(const struct queue *q, struct proto_queue_stats *st
 	stats->paused = q->paused;
 	stats->rate_jobs = q->policy.rate_jobs;
 	stats->rate_period_ms = q->policy.rate_jobs ? q->policy.rate_period_ms : 0;
-	uint64_t oldest = 0;
-	for (uint32_t i = 0; i < q->ready_count; i++)
-		if (oldest == 0 || q->ready[i]->updated_us < oldest)
-			oldest = q->ready[i]->updated_us;
-	stats->oldest_pending_us = oldest;
+	stats->oldest_pending_us = lanes_oldest_updated_us(&q->lanes);
 }

@@ -112,7 +112,7 @@ void handle_queue_set(struct core *core, struct request *req, struct outbox *out
 void core_queue_rate_wait(struct core *core, struct queue *q)
 {
 	uint64_t at = queue_rate_ready_mono_us(q);
-	if (at == 0 || q->ready_count == 0 || q->rate_timer.heap_index != DEADLINE_UNSET)
+	if (at == 0 || queue_ready_count(q) == 0 || q->rate_timer.heap_index != DEADLINE_UNSET)
 		return;
 	if (deadline_heap_set(&core->state.deadlines, &q->rate_timer, at) != 0)
 		jm_warn("queue %s: no room for its rate timer: parked fetches wait for their "

@@ -177,10 +177,12 @@ static int lease_record(struct core *core, struct job *job, const struct worker 
 	return 0;
 }
 
-/* Picks up to max ready jobs from fetch's queues (in the order given, each
- * within its max_active) into jobs, without taking them: each comes out of
- * its ready heap to reveal the next and goes back in (the heap keeps its
- * room, so that cannot fail). Returns how many. */
+/* Picks up to max ready jobs of fetch's types (none named: any type) from
+ * fetch's queues (in the order given, each within its max_active) into
+ * jobs, without taking them: each comes out of its ready lane to reveal the
+ * next and goes back in (the lane keeps its room, so that cannot fail).
+ * Each pick looks at the head of one lane per type (lanes.h). Returns how
+ * many. */
 static uint32_t pick_jobs(struct core *core, const struct proto_fetch *fetch, struct job **jobs,
                           uint32_t max)
 {
@@ -194,14 +196,15 @@ static uint32_t pick_jobs(struct core *core, const struct proto_fetch *fetch, st
 			in_q += jobs[i]->queue == q;
 		struct job *job;
 		while (picked < max && queue_may_start(q, in_q) &&
-		       (job = queue_ready_peek(q)) != NULL) {
+		       (job = queue_ready_peek_types(q, fetch->types, fetch->types_count)) !=
+		           NULL) {
 			queue_ready_remove(q, job);
 			jobs[picked++] = job;
 			in_q++;
 		}
 	}
 	for (uint32_t i = 0; i < picked; i++)
-		(void)queue_ready_push(jobs[i]->queue, jobs[i]); /* its room is there */
+		queue_ready_push(jobs[i]->queue, jobs[i]);
 	return picked;
 }
 
@@ -298,9 +301,9 @@ void core_unpark_fetch(struct core *core, struct parked_fetch *pf, struct outbox
 	dispatch_fetch_free(pf);
 }
 
-/* The oldest parked fetch that waits on a queue with a job it may take
- * now, or NULL. Looks only at queues with waiters (dispatch.h), and at the
- * oldest waiter of each. */
+/* The oldest parked fetch that waits on a (queue, type) with a job it may
+ * take now, or NULL. Looks only at pairs with waiters (dispatch.h), and at
+ * the oldest waiter of each. */
 static struct parked_fetch *pump_candidate(struct core *core)
 {
 	struct parked_fetch *best = NULL;
@@ -310,7 +313,11 @@ static struct parked_fetch *pump_candidate(struct core *core)
 		if (best != NULL && best->seq < oldest->seq)
 			continue;
 		struct queue *q = queue_find(&core->state.queues, dq->name);
-		if (q != NULL && queue_has_capacity(q) && queue_ready_peek(q) != NULL)
+		if (q == NULL || !queue_has_capacity(q))
+			continue;
+		struct job *ready =
+		    dq->type[0] ? lanes_peek_type(&q->lanes, dq->type) : queue_ready_peek(q);
+		if (ready != NULL)
 			best = oldest;
 	}
 	return best;
@@ -342,6 +349,7 @@ void handle_fetch(struct core *core, struct request *req, struct outbox *out)
 		core_reply_errorf(core, req, out, rc, "fetch: %s", why);
 		return;
 	}
+	worker_note_fetch(w, fetch);
 	/* One parked fetch per (worker, slot): a newer request from the same
 	 * slot means the older one was given up on (or resent by NNG). */
 	struct parked_fetch *old = dispatch_find_slot(&core->dispatch, w, fetch->slot);

@@ -240,13 +240,19 @@ json_t *http_json_queue(const struct proto_queue_stats *q, uint64_t now_us)
 	json_t *rate = q->rate_jobs ? json_pack("{s:I,s:I}", "jobs", (json_int_t)q->rate_jobs,
 	                                        "period_ms", (json_int_t)q->rate_period_ms)
 	                            : json_null();
-	return json_pack("{s:s,s:{s:I,s:I,s:I,s:I,s:I,s:I},s:f,s:o,s:b,s:o}", "name", q->name,
+	json_t *types = json_array();
+	for (uint32_t i = 0; types && i < q->unroutable_types_count; i++)
+		json_array_append_new(types, json_string(q->unroutable_types[i]));
+	json_t *unroutable =
+	    types ? json_pack("{s:I,s:o}", "jobs", (json_int_t)q->unroutable, "types", types)
+	          : NULL;
+	return json_pack("{s:s,s:{s:I,s:I,s:I,s:I,s:I,s:I},s:f,s:o,s:b,s:o,s:o*}", "name", q->name,
 	                 "counts", "pending", (json_int_t)q->pending, "delayed",
 	                 (json_int_t)q->delayed, "active", (json_int_t)q->active, "completed",
 	                 (json_int_t)q->completed, "failed", (json_int_t)q->failed, "cancelled",
 	                 (json_int_t)q->cancelled, "oldest_pending_age_seconds", oldest_s,
 	                 "max_active", q->max_active ? json_integer(q->max_active) : json_null(),
-	                 "paused", q->paused, "rate", rate);
+	                 "paused", q->paused, "rate", rate, "unroutable", unroutable);
 }
 
 json_t *http_json_event(const struct proto_event *ev, const char **kind)

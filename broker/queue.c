@@ -1,6 +1,7 @@
-/* Queues (see queue.h). The ready heap orders by (priority desc, ready_seq
- * asc): ready_seq grows each time any job becomes ready, so equal
- * priorities come out in the order they became ready. */
+/* Queues (see queue.h). Ready jobs are held in lanes by type (lanes.h),
+ * each ordered by (priority desc, ready_seq asc): ready_seq grows each time
+ * any job becomes ready, so equal priorities come out in the order they
+ * became ready. */
 #include "heap.h"
 #include "clock.h"
 #include "idempotency.h"
@@ -23,7 +24,7 @@ static void free_queue_cb(struct namemap_entry *e, void *arg)
 {
 	struct queue *q = container_of(e, struct queue, by_name);
 	idem_fini(q);
-	free(q->ready);
+	lanes_fini(&q->lanes);
 	free(q);
 }
 
@@ -46,7 +47,7 @@ static void find_reclaimable_cb(struct namemap_entry *e, void *arg)
 	struct queue **found = arg;
 	struct queue *q = container_of(e, struct queue, by_name);
 	if (*found == NULL && !q->pinned && queue_unfinished(q) == 0 && q->finished_count == 0 &&
-	    !queue_has_own_settings(q))
+	    !queue_has_own_settings(q) && !lanes_any(&q->lanes))
 		*found = q;
 }
 
@@ -74,6 +75,7 @@ int queue_get(struct queue_registry *reg, const char *name, struct queue **out)
 		if (strcmp(reg->overrides[i].name, name) == 0)
 			q->policy.max_active = reg->overrides[i].max_active;
 	TAILQ_INIT(&q->finished);
+	lanes_init(&q->lanes);
 	deadline_init(&q->rate_timer, DEADLINE_QUEUE_RATE);
 	q->by_name.name = q->name;
 	if (namemap_insert(&reg->queues, &q->by_name) != 0) {
@@ -187,115 +189,64 @@ bool queue_has_own_settings(const struct queue *q)
 	return q->own_settings != 0 || q->paused;
 }
 
-/* True when a must come out of the heap before b. */
-static bool runs_before(const struct job *a, const struct job *b)
-{
-	if (a->attrs.priority != b->attrs.priority)
-		return a->attrs.priority > b->attrs.priority;
-	return a->ready_seq < b->ready_seq;
-}
-
-static void place(struct queue *q, uint32_t index, struct job *job)
-{
-	q->ready[index] = job;
-	job->ready_index = index;
-}
-
-static void sift_up(struct queue *q, uint32_t index)
-{
-	struct job *job = q->ready[index];
-	while (index > 0) {
-		uint32_t parent = (index - 1) / 2;
-		if (!runs_before(job, q->ready[parent]))
-			break;
-		place(q, index, q->ready[parent]);
-		index = parent;
-	}
-	place(q, index, job);
-}
-
-static void sift_down(struct queue *q, uint32_t index)
-{
-	struct job *job = q->ready[index];
-	for (;;) {
-		uint32_t child = 2 * index + 1;
-		if (child >= q->ready_count)
-			break;
-		if (child + 1 < q->ready_count && runs_before(q->ready[child + 1], q->ready[child]))
-			child++;
-		if (!runs_before(q->ready[child], job))
-			break;
-		place(q, index, q->ready[child]);
-		index = child;
-	}
-	place(q, index, job);
-}
-
-int queue_ready_reserve(struct queue *q, uint32_t extra)
-{
-	uint64_t need = (uint64_t)q->ready_count + extra;
-	if (need <= q->ready_cap)
-		return 0;
-	if (need > UINT32_MAX / 2)
-		return JM_ENOMEM;
-	uint32_t cap = q->ready_cap ? q->ready_cap : 64;
-	while (cap < need)
-		cap *= 2;
-	struct job **ready = jm_realloc(q->ready, cap * sizeof *ready);
-	if (ready == NULL)
-		return JM_ENOMEM;
-	q->ready = ready;
-	q->ready_cap = cap;
-	return 0;
-}
-
 uint64_t queue_unfinished(const struct queue *q)
 {
-	return q->ready_count + q->delayed + q->active;
+	return q->lanes.ready_count + q->delayed + q->active;
 }
 
 void queue_drop_if_empty(struct queue_registry *reg, struct queue *q)
 {
-	if (queue_unfinished(q) != 0 || q->finished_count != 0 || queue_has_own_settings(q))
+	/* A job made for q and not yet placed (a submit being admitted)
+	 * holds a lane. */
+	if (queue_unfinished(q) != 0 || q->finished_count != 0 || queue_has_own_settings(q) ||
+	    lanes_any(&q->lanes))
 		return;
 	namemap_remove(&reg->queues, &q->by_name);
 	idem_fini(q);
-	free(q->ready);
+	lanes_fini(&q->lanes);
 	free(q);
 }
 
-int queue_ready_push(struct queue *q, struct job *job)
+void queue_ready_push(struct queue *q, struct job *job)
 {
-	if (q->ready_count == q->ready_cap) {
-		uint32_t cap = q->ready_cap ? q->ready_cap * 2 : 64;
-		struct job **ready = jm_realloc(q->ready, cap * sizeof *ready);
-		if (ready == NULL)
-			return JM_ENOMEM;
-		q->ready = ready;
-		q->ready_cap = cap;
-	}
-	place(q, q->ready_count++, job);
-	sift_up(q, job->ready_index);
-	return 0;
+	lanes_push(&q->lanes, job);
 }
 
 struct job *queue_ready_peek(const struct queue *q)
 {
-	return q->ready_count ? q->ready[0] : NULL;
+	return lanes_peek(&q->lanes);
+}
+
+struct job *queue_ready_peek_types(const struct queue *q, const proto_name *types,
+                                   uint32_t types_count)
+{
+	if (types_count == 0)
+		return lanes_peek(&q->lanes);
+	struct job *best = NULL;
+	for (uint32_t i = 0; i < types_count; i++) {
+		struct job *job = lanes_peek_type(&q->lanes, types[i]);
+		if (job != NULL && (best == NULL || lanes_runs_before(job, best)))
+			best = job;
+	}
+	return best;
 }
 
 void queue_ready_remove(struct queue *q, struct job *job)
 {
-	uint32_t index = job->ready_index;
-	if (index == UINT32_MAX)
-		return;
-	job->ready_index = UINT32_MAX;
-	struct job *last = q->ready[--q->ready_count];
-	if (index == q->ready_count)
-		return;
-	place(q, index, last);
-	if (index > 0 && runs_before(last, q->ready[(index - 1) / 2]))
-		sift_up(q, index);
-	else
-		sift_down(q, index);
+	lanes_remove(&q->lanes, job);
+}
+
+uint64_t queue_ready_count(const struct queue *q)
+{
+	return q->lanes.ready_count;
+}
+
+int queue_job_made(struct queue *q, const char *type)
+{
+	return lanes_take(&q->lanes, type);
+}
+
+void queue_job_freed(struct queue *q, const char *type)
+{
+	lanes_give(&q->lanes, type);
 }

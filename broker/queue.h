@@ -9,6 +9,7 @@
 
 #include "backoff.h"
 #include "job.h"
+#include "lanes.h"
 #include "namemap.h"
 
 /* Per-queue behaviour; every queue gets the broker-wide defaults. */
@@ -34,9 +35,7 @@ struct queue {
 	char name[PROTO_NAME_MAX + 1];
 	struct queue_policy policy;
 
-	struct job **ready; /* binary heap, see queue_ready_* */
-	uint32_t ready_count;
-	uint32_t ready_cap;
+	struct lanes lanes; /* ready jobs by type (lanes.h), see queue_ready_* */
 
 	uint64_t delayed, active, completed, failed, cancelled;
 	struct job_list finished; /* oldest first, for retention */
@@ -103,17 +102,26 @@ void queue_settings_fill(const struct queue *q, struct proto_queue_settings *out
 /* Does q have settings a snapshot must keep (a QUEUE record)? */
 bool queue_has_own_settings(const struct queue *q);
 
-/* Makes room for extra more ready jobs, so that pushing them cannot fail;
- * 0 or JM_ENOMEM (q unchanged). */
-int queue_ready_reserve(struct queue *q, uint32_t extra);
 /* Jobs in q that are not finished: pending, delayed and active. */
 uint64_t queue_unfinished(const struct queue *q);
 /* Removes q if it holds no job at all and frees it (a queue created for a
  * request that was then refused). */
 void queue_drop_if_empty(struct queue_registry *reg, struct queue *q);
-/* Ready heap. push sets job->ready_index; JM_ENOMEM on failure. */
-int queue_ready_push(struct queue *q, struct job *job);
+/* Ready jobs (lanes.h). A job made for q takes room in its type's lane
+ * (queue_job_made) and gives it back when freed (queue_job_freed): pushing
+ * it when it becomes ready then cannot fail. */
+int queue_job_made(struct queue *q, const char *type);
+void queue_job_freed(struct queue *q, const char *type);
+/* Sets job->ready_index. */
+void queue_ready_push(struct queue *q, struct job *job);
+/* The ready job of any type that runs first, or NULL. */
 struct job *queue_ready_peek(const struct queue *q);
+/* The ready job of one of types (types_count of them; none: any type) that
+ * runs first, or NULL. */
+struct job *queue_ready_peek_types(const struct queue *q, const proto_name *types,
+                                   uint32_t types_count);
 void queue_ready_remove(struct queue *q, struct job *job);
+/* Ready jobs in q. */
+uint64_t queue_ready_count(const struct queue *q);
 
 #endif

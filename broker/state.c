@@ -50,6 +50,7 @@ static void job_free(struct state *s, struct job *job)
 		free(more->result);
 		free(more);
 	}
+	queue_job_freed(job->queue, job->attrs.type);
 	job_types_give(&s->types, job->attrs.type);
 	free(job);
 }
@@ -271,7 +272,8 @@ static int place(struct state *s, struct job *job, uint32_t state, uint64_t now_
 	case PROTO_STATE_PENDING:
 		job->ready_seq = ++s->ready_seq;
 		s->ready_jobs++;
-		return queue_ready_push(q, job);
+		queue_ready_push(q, job); /* its lane has room (job_new) */
+		return 0;
 	case PROTO_STATE_DELAYED:
 		q->delayed++;
 		job->timer.kind = DEADLINE_JOB_READY;
@@ -362,9 +364,10 @@ static int skip_or_fail(struct state *s, struct jm_err *err, const char *what, u
 	                  (unsigned long long)job_id);
 }
 
-/* A new job of record r, in one allocation with its payload, holding its
- * type name; NULL when out of memory. */
-static struct job *job_new(struct state *s, const struct proto_rec_job *r)
+/* A new job of record r for queue q, in one allocation with its payload,
+ * holding its type name and room in q's ready lane of that type; NULL when
+ * out of memory. */
+static struct job *job_new(struct state *s, const struct proto_rec_job *r, struct queue *q)
 {
 	struct job *job = jm_malloc(JOB_BYTES((size_t)r->payload.len));
 	if (job == NULL)
@@ -374,6 +377,12 @@ static struct job *job_new(struct state *s, const struct proto_rec_job *r)
 		free(job);
 		return NULL;
 	}
+	if (queue_job_made(q, job->attrs.type) != 0) {
+		job_types_give(&s->types, job->attrs.type);
+		free(job);
+		return NULL;
+	}
+	job->queue = q;
 	deadline_init(&job->timer, DEADLINE_JOB_READY);
 	job->ready_index = UINT32_MAX; /* the same as the timer's unset */
 	job->id = r->job_id;
@@ -389,10 +398,7 @@ static struct job *job_new(struct state *s, const struct proto_rec_job *r)
 
 struct job *state_job_prepare(struct state *s, const struct proto_rec_job *r, struct queue *q)
 {
-	struct job *job = job_new(s, r);
-	if (job)
-		job->queue = q;
-	return job;
+	return job_new(s, r, q);
 }
 
 void state_job_discard(struct state *s, struct job *job)
@@ -462,7 +468,7 @@ static int apply_job(struct state *s, const struct proto_rec_job *r, uint64_t no
 	struct job *job = jobtable_find(&s->jobs, r->job_id);
 	bool is_new = job == NULL;
 	if (is_new) {
-		job = job_new(s, r);
+		job = job_new(s, r, q);
 		if (job == NULL)
 			return jm_err_set(err, JM_ENOMEM, "job %llu: out of memory",
 			                  (unsigned long long)r->job_id);

@@ -175,6 +175,11 @@ json_t *cli_json_stats(const jm_queue_stats *queues, size_t count)
 		failed |= json_object_set_new(row, "rate_jobs", cli_json_u64(q->rate_jobs));
 		failed |=
 		    json_object_set_new(row, "rate_period_ms", cli_json_u64(q->rate_period_ms));
+		failed |= json_object_set_new(row, "unroutable", cli_json_u64(q->unroutable));
+		json_t *types = json_array();
+		for (unsigned t = 0; types && t < q->unroutable_types_count; t++)
+			failed |= json_array_append_new(types, json_string(q->unroutable_types[t]));
+		failed |= json_object_set_new(row, "unroutable_types", types);
 		if (failed)
 			goto fail_free;
 	}
@@ -312,6 +317,13 @@ void cli_print_stats(FILE *out, const jm_queue_stats *queues, size_t count)
 			        queues[i].rate_jobs, queues[i].rate_period_ms);
 		else if (!queues[i].paused)
 			fputc('-', out);
+		/* Jobs no connected worker has a handler for wait: say so. */
+		if (queues[i].unroutable) {
+			fprintf(out, ", %" PRIu64 " unroutable (", queues[i].unroutable);
+			for (unsigned t = 0; t < queues[i].unroutable_types_count; t++)
+				fprintf(out, "%s%s", t ? "," : "", queues[i].unroutable_types[t]);
+			fputc(')', out);
+		}
 		fputc('\n', out);
 	}
 }

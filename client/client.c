@@ -635,6 +635,15 @@ int jm_client_stats(jm_client *client, jm_queue_stats **queues, size_t *count)
 		copy[i].paused = q->paused;
 		copy[i].rate_jobs = q->rate_jobs;
 		copy[i].rate_period_ms = q->rate_period_ms;
+		copy[i].unroutable = q->unroutable;
+		uint32_t types = q->unroutable_types_count;
+		if (types > sizeof copy[i].unroutable_types / sizeof copy[i].unroutable_types[0])
+			types =
+			    sizeof copy[i].unroutable_types / sizeof copy[i].unroutable_types[0];
+		for (uint32_t t = 0; t < types; t++)
+			snprintf(copy[i].unroutable_types[t], sizeof copy[i].unroutable_types[t],
+			         "%s", q->unroutable_types[t]);
+		copy[i].unroutable_types_count = types;
 	}
 	*queues = copy;
 	*count = stats->queues_count;

@@ -142,18 +142,24 @@ struct proto_submitted {
 	uint64_t *existing_ids;
 };
 
-/* FETCH: [worker_id, instance, slot, [queue...], max_jobs, wait_ms]
+/* FETCH: [worker_id, instance, slot, [queue...], max_jobs, wait_ms,
+ *         [type...]]
  * slot names one of the worker's concurrent fetchers: the broker keeps one
  * parked fetch per (worker_id, slot), so a resent request replaces the
- * stale copy instead of parking twice. instance: see HEARTBEAT. */
+ * stale copy instead of parking twice. instance: see HEARTBEAT. types
+ * (appended): the job types the worker has handlers for; the broker hands
+ * it only jobs of those types. Empty or absent (an older worker): any
+ * type. */
 struct proto_fetch {
 	proto_name worker_id;
 	uint64_t instance;
 	uint32_t slot;
 	uint32_t queues_count; /* 1..PROTO_QUEUES_PER_FETCH_MAX */
 	proto_name *queues;
-	uint32_t max_jobs; /* 1..PROTO_JOBS_PER_MESSAGE_MAX */
-	uint32_t wait_ms;  /* 0: answer at once */
+	uint32_t max_jobs;    /* 1..PROTO_JOBS_PER_MESSAGE_MAX */
+	uint32_t wait_ms;     /* 0: answer at once */
+	uint32_t types_count; /* 0..PROTO_TYPES_PER_FETCH_MAX; 0: any type */
+	proto_name *types;
 };
 
 /* One delivery of JOBS: [job_id, lease, attempt, queue, type, payload,
@@ -272,6 +278,13 @@ struct proto_queue_stats {
 	bool paused;
 	uint32_t rate_jobs; /* 0: no rate limit */
 	uint64_t rate_period_ms;
+	/* appended after rate_period_ms (an older broker sends 12 fields):
+	 * pending jobs whose type no connected worker of the queue has a
+	 * handler for (they wait for one, they never fail for it), and up to
+	 * PROTO_UNROUTABLE_TYPES_MAX of those types. */
+	uint64_t unroutable;
+	uint32_t unroutable_types_count;
+	proto_name *unroutable_types;
 };
 
 /* STATS_REPLY: [[queue_stats...]] */

@@ -7,9 +7,11 @@
 
 /* STATS_REPLY: [[queue_stats...]]
  * queue_stats: [name, pending, delayed, active, completed, failed,
- *               cancelled, oldest_pending_us, max_active] (the last three
- *               appended: an older broker leaves them out, and they decode
- *               as 0) */
+ *               cancelled, oldest_pending_us, max_active, paused,
+ *               rate_jobs, rate_period_ms, unroutable,
+ *               [unroutable_type...]] (all after cancelled appended: an
+ *               older broker leaves them out, and they decode as 0) */
+static const struct field unroutable_type_elem = {.label = "job type", .kind = FIELD_NAME};
 static const struct field queue_stats_field[] = {
     F_NAME(struct proto_queue_stats, name, "queue name"),
     F_U64(struct proto_queue_stats, pending),
@@ -23,9 +25,12 @@ static const struct field queue_stats_field[] = {
     F_BOOL(struct proto_queue_stats, paused),
     F_U32(struct proto_queue_stats, rate_jobs),
     F_U64(struct proto_queue_stats, rate_period_ms),
+    F_U64(struct proto_queue_stats, unroutable),
+    F_LIST(struct proto_queue_stats, unroutable_types, unroutable_types_count, "unroutable_types",
+           "unroutable types", "job type", 0, PROTO_UNROUTABLE_TYPES_MAX, &unroutable_type_elem),
 };
 static const struct fields queue_stats_fields = {
-    .field = queue_stats_field, .count = 12, .required = 6};
+    .field = queue_stats_field, .count = 14, .required = 6};
 static const struct field queue_stats_elem = F_ELEM_STRUCT(&queue_stats_fields);
 
 static const struct field stats_reply_field[] = {

@@ -161,6 +161,8 @@ export function normQueue(q) {
       : ageS !== undefined ? (num(ageS) > 0 ? Date.now() - 1000 * num(ageS) : null)
         : oldestAt,
     activeLimit: num(pick(q, 'active_limit', 'max_active')) || null,
+    // Pending jobs whose type no connected worker has a handler for.
+    unroutable: { jobs: num(q.unroutable?.jobs), types: q.unroutable?.types || [] },
   };
 }
 

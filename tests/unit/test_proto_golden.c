@@ -195,7 +195,10 @@ static struct proto_queue_stats QSTATS[2] = {{.name = "emails",
                                               .max_active = 8,
                                               .paused = true,
                                               .rate_jobs = 10,
-                                              .rate_period_ms = 1000},
+                                              .rate_period_ms = 1000,
+                                              .unroutable = 3,
+                                              .unroutable_types_count = 2,
+                                              .unroutable_types = QUEUES},
                                              {.name = "q", .pending = 0x100000000ull}};
 static struct proto_batch_error BATCH_ERRORS[2] = {{.job_id = 11}, {.job_id = 0x100000000ull}};
 
@@ -343,7 +346,9 @@ static void msg_fill(struct proto_msg *m, enum proto_type type)
 		                                  .queues_count = 3,
 		                                  .queues = QUEUES,
 		                                  .max_jobs = 16,
-		                                  .wait_ms = 25000};
+		                                  .wait_ms = 25000,
+		                                  .types_count = 2,
+		                                  .types = QUEUES};
 		break;
 	case PROTO_JOBS:
 		m->u.jobs = (struct proto_jobs){.jobs_count = 2, .jobs = DELIVERIES};
@@ -604,6 +609,8 @@ static void msg_equal(const struct proto_msg *want, const struct proto_msg *got)
 		names_equal(a->queues, b->queues, a->queues_count);
 		EQ(max_jobs);
 		EQ(wait_ms);
+		EQ(types_count);
+		names_equal(a->types, b->types, a->types_count);
 		break;
 	}
 	case PROTO_JOBS: {
@@ -689,6 +696,10 @@ static void msg_equal(const struct proto_msg *want, const struct proto_msg *got)
 			EQ(paused);
 			EQ(rate_jobs);
 			EQ(rate_period_ms);
+			EQ(unroutable);
+			EQ(unroutable_types_count);
+			names_equal(a->unroutable_types, b->unroutable_types,
+			            a->unroutable_types_count);
 		}
 		break;
 	}
@@ -853,6 +864,33 @@ static void test_a_six_field_stats_reply_still_decodes(void **state)
 	assert_int_equal(q->max_active, 8);
 	assert_false(q->paused);
 	assert_int_equal(q->rate_jobs, 0);
+	proto_msg_fini(&got);
+	jm_buf_fini(&fixture);
+	/* 12 fields before unroutable and its types. */
+	fixture = (struct jm_buf){0};
+	golden_read("msg_stats-reply-12-fields", &fixture);
+	assert_jm_ok_err(proto_decode(fixture.data, fixture.len, &got, &err), &err);
+	q = &got.u.stats_reply.queues[0];
+	assert_int_equal(q->rate_jobs, 10);
+	assert_int_equal(q->unroutable, 0);
+	assert_int_equal(q->unroutable_types_count, 0);
+	proto_msg_fini(&got);
+	jm_buf_fini(&fixture);
+}
+
+/* FETCH had 6 fields before the worker's job types were appended: an
+ * older worker's fetch still decodes, with no types (any type). */
+static void test_a_fetch_without_types_still_decodes_as_any_type(void **state)
+{
+	(void)state;
+	struct jm_buf fixture = {0};
+	struct proto_msg got;
+	struct jm_err err;
+	golden_read("msg_fetch-6-fields", &fixture);
+	assert_jm_ok_err(proto_decode(fixture.data, fixture.len, &got, &err), &err);
+	assert_int_equal(got.type, PROTO_FETCH);
+	assert_int_equal(got.u.fetch.max_jobs, 16);
+	assert_int_equal(got.u.fetch.types_count, 0);
 	proto_msg_fini(&got);
 	jm_buf_fini(&fixture);
 }
@@ -1238,6 +1276,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_every_message_type_encodes_to_its_golden_bytes_and_back),
 	    cmocka_unit_test(test_a_six_field_stats_reply_still_decodes),
+	    cmocka_unit_test(test_a_fetch_without_types_still_decodes_as_any_type),
 	    cmocka_unit_test(test_a_status_and_a_job_without_payload_fields_still_decode),
 	    cmocka_unit_test(test_bytes_from_before_idempotency_keys_still_decode),
 	    cmocka_unit_test(test_every_record_type_encodes_to_its_golden_bytes_and_back),

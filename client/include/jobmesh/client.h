@@ -159,6 +159,11 @@ typedef struct jm_queue_stats {
 	bool paused;                /* jobmesh queue pause */
 	unsigned rate_jobs;         /* starts per rate_period_ms; 0: no rate limit */
 	uint64_t rate_period_ms;
+	/* Pending jobs whose type no connected worker of the queue has a
+	 * handler for: they wait for one (routing). Up to 8 of those types. */
+	uint64_t unroutable;
+	unsigned unroutable_types_count;
+	char unroutable_types[8][65];
 } jm_queue_stats;
 
 /* Per-queue counters; *queues is malloc'd (free with free()). */
