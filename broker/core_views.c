@@ -28,33 +28,44 @@ static void worker_takes_cb(struct worker *w, void *arg)
 	t->taken = t->taken || worker_takes(w, t->queue, t->type);
 }
 
+struct unroutable_fill {
+	struct stats_fill *fill;
+	const struct queue *q;
+	struct proto_queue_stats *qs;
+};
+
+static void unroutable_type_cb(const struct lane_type *lt, void *arg)
+{
+	struct unroutable_fill *u = arg;
+	struct proto_queue_stats *qs = u->qs;
+	if (lt->ready_count == 0 || u->fill->oom)
+		return;
+	struct takes_type t = {u->q->name, lt->type, false};
+	worker_each(&u->fill->core->state.workers, worker_takes_cb, &t);
+	if (t.taken)
+		return;
+	qs->unroutable += lt->ready_count;
+	if (qs->unroutable_types_count == PROTO_UNROUTABLE_TYPES_MAX)
+		return;
+	if (qs->unroutable_types == NULL) {
+		qs->unroutable_types =
+		    calloc(PROTO_UNROUTABLE_TYPES_MAX, sizeof *qs->unroutable_types);
+		if (qs->unroutable_types == NULL) {
+			u->fill->oom = true;
+			return;
+		}
+	}
+	memcpy(qs->unroutable_types[qs->unroutable_types_count++], lt->type, sizeof(proto_name));
+}
+
 /* Counts q's ready jobs whose type no worker the broker knows takes (by
  * the types its fetches name), and lists up to PROTO_UNROUTABLE_TYPES_MAX
  * of those types: one look per ready lane and worker. */
 static void stats_fill_unroutable(struct stats_fill *fill, const struct queue *q,
                                   struct proto_queue_stats *qs)
 {
-	const struct lane *lane;
-	TAILQ_FOREACH(lane, &q->lanes.ready, ready_link)
-	{
-		struct takes_type t = {q->name, lane->type, false};
-		worker_each(&fill->core->state.workers, worker_takes_cb, &t);
-		if (t.taken)
-			continue;
-		qs->unroutable += lane->ready_count;
-		if (qs->unroutable_types_count == PROTO_UNROUTABLE_TYPES_MAX)
-			continue;
-		if (qs->unroutable_types == NULL) {
-			qs->unroutable_types =
-			    calloc(PROTO_UNROUTABLE_TYPES_MAX, sizeof *qs->unroutable_types);
-			if (qs->unroutable_types == NULL) {
-				fill->oom = true;
-				return;
-			}
-		}
-		memcpy(qs->unroutable_types[qs->unroutable_types_count++], lane->type,
-		       sizeof(proto_name));
-	}
+	struct unroutable_fill u = {fill, q, qs};
+	lanes_each_type(&q->lanes, unroutable_type_cb, &u);
 }
 
 static void stats_fill_cb(struct queue *q, void *arg)

@@ -196,8 +196,7 @@ static uint32_t pick_jobs(struct core *core, const struct proto_fetch *fetch, st
 			in_q += jobs[i]->queue == q;
 		struct job *job;
 		while (picked < max && queue_may_start(q, in_q) &&
-		       (job = queue_ready_peek_types(q, fetch->types, fetch->types_count)) !=
-		           NULL) {
+		       (job = queue_ready_next(q, fetch->types, fetch->types_count)) != NULL) {
 			queue_ready_remove(q, job);
 			jobs[picked++] = job;
 			in_q++;
@@ -315,9 +314,7 @@ static struct parked_fetch *pump_candidate(struct core *core)
 		struct queue *q = queue_find(&core->state.queues, dq->name);
 		if (q == NULL || !queue_has_capacity(q))
 			continue;
-		struct job *ready =
-		    dq->type[0] ? lanes_peek_type(&q->lanes, dq->type) : queue_ready_peek(q);
-		if (ready != NULL)
+		if (lanes_can_give(&q->lanes, dq->type))
 			best = oldest;
 	}
 	return best;

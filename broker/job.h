@@ -47,6 +47,8 @@ struct job_attrs {
 	uint64_t created_us;
 	int16_t priority;      /* PROTO_PRIORITY_MIN..MAX */
 	uint16_t max_attempts; /* 1..PROTO_ATTEMPTS_MAX */
+	uint32_t group;        /* interned group (job_groups.h); 0: none. It
+	                          fills what was padding: no job grows */
 };
 
 /* The rarely used part of a job (see above): NULL until needed (a lease
@@ -127,6 +129,8 @@ struct job {
 	(offsetof(struct job, payload) + (payload_len) > sizeof(struct job)                        \
 	     ? offsetof(struct job, payload) + (payload_len)                                       \
 	     : sizeof(struct job))
+
+_Static_assert(sizeof(struct job_attrs) == 32, "the group must fit in job_attrs' padding");
 
 /* The unions above read as intended only with these layouts. */
 _Static_assert(offsetof(struct job, id) ==

@@ -1,4 +1,5 @@
-/* Ready lanes (see lanes.h). */
+/* Ready lanes by (type, group), dispatched by deficit round robin (see
+ * lanes.h). */
 #include "lanes.h"
 
 #include <assert.h>
@@ -15,29 +16,90 @@ void lanes_init(struct lanes *l)
 	TAILQ_INIT(&l->ready);
 }
 
-static void free_lane_cb(struct namemap_entry *e, void *arg)
+static void free_lane_cb(struct u64map_node *node, void *arg)
 {
 	(void)arg;
-	struct lane *lane = container_of(e, struct lane, by_type);
+	struct lane *lane = u64map_entry(node, struct lane, node);
 	free(lane->heap);
 	free(lane);
 }
 
-void lanes_fini(struct lanes *l)
+static void free_type_cb(struct namemap_entry *e, void *arg)
 {
-	if (l->by_type.buckets == NULL)
-		return;
-	namemap_each(&l->by_type, free_lane_cb, NULL);
-	namemap_fini(&l->by_type);
-	lanes_init(l);
+	(void)arg;
+	struct lane_type *lt = container_of(e, struct lane_type, by_type);
+	u64map_each(&lt->lanes, free_lane_cb, NULL);
+	u64map_fini(&lt->lanes);
+	free(lt);
 }
 
-struct lane *lanes_find(const struct lanes *l, const char *type)
+static void free_group_cb(struct u64map_node *node, void *arg)
+{
+	(void)arg;
+	free(u64map_entry(node, struct lane_group, node));
+}
+
+void lanes_fini(struct lanes *l)
+{
+	if (l->by_type.buckets != NULL) {
+		namemap_each(&l->by_type, free_type_cb, NULL);
+		namemap_fini(&l->by_type);
+	}
+	if (l->groups.buckets != NULL)
+		u64map_each(&l->groups, free_group_cb, NULL);
+	u64map_fini(&l->groups);
+	if (l->groups_by_name.buckets != NULL)
+		namemap_fini(&l->groups_by_name);
+	uint32_t limit = l->group_limit;
+	lanes_init(l);
+	l->group_limit = limit;
+}
+
+struct lane_type *lanes_find_type(const struct lanes *l, const char *type)
 {
 	if (l->by_type.buckets == NULL)
 		return NULL;
 	struct namemap_entry *e = namemap_find(&l->by_type, type);
-	return e ? container_of(e, struct lane, by_type) : NULL;
+	return e ? container_of(e, struct lane_type, by_type) : NULL;
+}
+
+static struct lane *lane_find(const struct lanes *l, const char *type, uint32_t group)
+{
+	struct lane_type *lt = lanes_find_type(l, type);
+	struct u64map_node *node = lt ? u64map_find(&lt->lanes, group) : NULL;
+	return node ? u64map_entry(node, struct lane, node) : NULL;
+}
+
+static struct lane_group *group_find(const struct lanes *l, uint32_t group)
+{
+	if (l->groups.buckets == NULL)
+		return NULL;
+	struct u64map_node *node = u64map_find(&l->groups, group);
+	return node ? u64map_entry(node, struct lane_group, node) : NULL;
+}
+
+static struct lane_group *group_named(const struct lanes *l, const char *name)
+{
+	if (l->groups_by_name.buckets == NULL)
+		return NULL;
+	struct namemap_entry *e = namemap_find(&l->groups_by_name, name);
+	return e ? container_of(e, struct lane_group, by_name) : NULL;
+}
+
+const char *lanes_group_name(const struct lanes *l, uint32_t group_index)
+{
+	const struct lane_group *lg = group_index ? group_find(l, group_index) : NULL;
+	return lg ? lg->name : "";
+}
+
+/* An index no group of l has (never 0). */
+static uint32_t group_index_new(struct lanes *l)
+{
+	do {
+		if (++l->next_group == 0)
+			l->next_group = 1;
+	} while (group_find(l, l->next_group) != NULL);
+	return l->next_group;
 }
 
 bool lanes_any(const struct lanes *l)
@@ -45,57 +107,176 @@ bool lanes_any(const struct lanes *l)
 	return l->by_type.count > 0;
 }
 
-int lanes_take(struct lanes *l, const char *type)
+static bool group_is_held(const struct lanes *l, const struct lane_group *lg)
+{
+	return l->group_limit != 0 && lg->active >= l->group_limit;
+}
+
+/* Puts lane in or out of its type's ring as the invariant says (new
+ * members at the back), and its type in or out of l->ready. */
+static void ring_sync(struct lanes *l, struct lane *lane)
+{
+	struct lane_type *lt = lane->lt;
+	bool belongs = lane->ready_count > 0 && !group_is_held(l, lane->lg);
+	if (belongs && !lane->in_ring) {
+		TAILQ_INSERT_TAIL(&lt->ring, lane, ring_link);
+		lane->in_ring = true;
+	} else if (!belongs && lane->in_ring) {
+		TAILQ_REMOVE(&lt->ring, lane, ring_link);
+		lane->in_ring = false;
+	}
+	bool ready = !TAILQ_EMPTY(&lt->ring);
+	if (ready && !lt->in_ready)
+		TAILQ_INSERT_TAIL(&l->ready, lt, ready_link);
+	else if (!ready && lt->in_ready)
+		TAILQ_REMOVE(&l->ready, lt, ready_link);
+	lt->in_ready = ready;
+}
+
+/* The parts of a lane that may be missing: each made and linked only once
+ * all could be, so that a failure changes nothing. */
+int lanes_take(struct lanes *l, const char *type, const char *group_name, uint32_t *group_index)
 {
 	if (l->by_type.buckets == NULL && namemap_init(&l->by_type) != 0)
 		return JM_ENOMEM;
-	struct lane *lane = lanes_find(l, type);
-	bool created = lane == NULL;
-	if (created) {
-		lane = jm_calloc(1, sizeof *lane);
+	if (l->groups.buckets == NULL && u64map_init(&l->groups, 8) != 0)
+		return JM_ENOMEM;
+	if (l->groups_by_name.buckets == NULL && namemap_init(&l->groups_by_name) != 0)
+		return JM_ENOMEM;
+	struct lane_group *lg = group_named(l, group_name), *new_lg = NULL;
+	uint32_t group = lg ? (uint32_t)lg->node.key : group_name[0] ? group_index_new(l) : 0;
+	struct lane_type *lt = lanes_find_type(l, type), *new_lt = NULL;
+	struct lane *lane = lane_find(l, type, group), *new_lane = NULL;
+	if (lt == NULL) {
+		lt = new_lt = jm_calloc(1, sizeof *lt);
+		if (lt == NULL || u64map_init(&lt->lanes, 8) != 0)
+			goto fail_free;
+		lt->type = type;
+		lt->by_type.name = type;
+		TAILQ_INIT(&lt->ring);
+	}
+	if (lg == NULL) {
+		lg = new_lg = jm_calloc(1, sizeof *lg);
+		if (lg == NULL)
+			goto fail_free;
+		lg->node.key = group;
+		strncpy(lg->name, group_name, PROTO_NAME_MAX);
+		lg->by_name.name = lg->name;
+		TAILQ_INIT(&lg->lanes);
+	}
+	if (lane == NULL) {
+		lane = new_lane = jm_calloc(1, sizeof *lane);
 		if (lane == NULL)
-			return JM_ENOMEM;
-		lane->type = type;
-		lane->by_type.name = type;
+			goto fail_free;
+		lane->node.key = group;
 	}
 	if (lane->jobs + 1 > lane->cap) {
 		if (lane->cap >= UINT32_MAX / 2)
-			goto fail_free_lane;
-		uint32_t cap = lane->cap ? lane->cap * 2 : 16;
+			goto fail_free;
+		uint32_t cap = lane->cap ? lane->cap * 2 : 4;
 		struct job **heap = jm_realloc(lane->heap, cap * sizeof *heap);
 		if (heap == NULL)
-			goto fail_free_lane;
+			goto fail_free;
 		lane->heap = heap;
 		lane->cap = cap;
 	}
+	if (new_lt)
+		(void)namemap_insert(&l->by_type, &lt->by_type); /* never fails */
+	if (new_lg) {
+		(void)u64map_insert(&l->groups, &lg->node); /* never fails */
+		(void)namemap_insert(&l->groups_by_name, &lg->by_name);
+	}
+	if (new_lane) {
+		lane->lt = lt;
+		lane->lg = lg;
+		(void)u64map_insert(&lt->lanes, &lane->node);
+		lt->lanes_count++;
+		TAILQ_INSERT_TAIL(&lg->lanes, lane, group_link);
+		lg->lanes_count++;
+	}
 	lane->jobs++;
-	if (created)
-		(void)namemap_insert(&l->by_type, &lane->by_type); /* never fails */
+	*group_index = group;
 	return 0;
 
-fail_free_lane:
-	if (created) {
-		free(lane->heap);
-		free(lane);
+fail_free:
+	if (new_lane) {
+		free(new_lane->heap);
+		free(new_lane);
+	}
+	free(new_lg);
+	if (new_lt) {
+		u64map_fini(&new_lt->lanes);
+		free(new_lt);
 	}
 	return JM_ENOMEM;
 }
 
-void lanes_give(struct lanes *l, const char *type)
+void lanes_give(struct lanes *l, const char *type, uint32_t group)
 {
-	struct lane *lane = lanes_find(l, type);
+	struct lane *lane = lane_find(l, type, group);
 	assert(lane != NULL && lane->jobs > 0);
 	if (--lane->jobs > 0)
 		return;
+	struct lane_type *lt = lane->lt;
+	struct lane_group *lg = lane->lg;
 	/* Only a teardown (state_fini) frees jobs that are still ready. */
-	if (lane->ready_count > 0) {
-		TAILQ_REMOVE(&l->ready, lane, ready_link);
-		l->ready_lanes--;
-		l->ready_count -= lane->ready_count;
-	}
-	namemap_remove(&l->by_type, &lane->by_type);
+	l->ready_count -= lane->ready_count;
+	lt->ready_count -= lane->ready_count;
+	lane->ready_count = 0;
+	ring_sync(l, lane);
+	u64map_remove(&lt->lanes, &lane->node);
+	TAILQ_REMOVE(&lg->lanes, lane, group_link);
 	free(lane->heap);
 	free(lane);
+	if (--lg->lanes_count == 0) {
+		u64map_remove(&l->groups, &lg->node);
+		namemap_remove(&l->groups_by_name, &lg->by_name);
+		free(lg);
+	}
+	if (--lt->lanes_count == 0) {
+		namemap_remove(&l->by_type, &lt->by_type);
+		u64map_fini(&lt->lanes);
+		free(lt);
+	}
+}
+
+static void sync_group(struct lanes *l, struct lane_group *lg)
+{
+	struct lane *lane;
+	TAILQ_FOREACH(lane, &lg->lanes, group_link)
+	ring_sync(l, lane);
+}
+
+static void sync_group_cb(struct u64map_node *node, void *arg)
+{
+	sync_group(arg, u64map_entry(node, struct lane_group, node));
+}
+
+void lanes_set_group_limit(struct lanes *l, uint32_t limit)
+{
+	if (limit == l->group_limit)
+		return;
+	l->group_limit = limit;
+	if (l->groups.buckets != NULL)
+		u64map_each(&l->groups, sync_group_cb, l);
+}
+
+void lanes_started(struct lanes *l, const struct job *job)
+{
+	struct lane_group *lg = group_find(l, job->attrs.group);
+	assert(lg != NULL); /* the job's lane holds it */
+	lg->active++;
+	if (l->group_limit != 0 && lg->active == l->group_limit)
+		sync_group(l, lg);
+}
+
+void lanes_ended(struct lanes *l, const struct job *job)
+{
+	struct lane_group *lg = group_find(l, job->attrs.group);
+	assert(lg != NULL && lg->active > 0);
+	lg->active--;
+	if (l->group_limit != 0 && lg->active + 1 == l->group_limit)
+		sync_group(l, lg);
 }
 
 bool lanes_runs_before(const struct job *a, const struct job *b)
@@ -144,16 +325,15 @@ static void sift_down(struct lane *lane, uint32_t index)
 
 void lanes_push(struct lanes *l, struct job *job)
 {
-	struct lane *lane = lanes_find(l, job->attrs.type);
+	struct lane *lane = lane_find(l, job->attrs.type, job->attrs.group);
 	/* lanes_take made the lane and its room when the job was made. */
 	assert(lane != NULL && lane->ready_count < lane->cap);
-	if (lane->ready_count == 0) {
-		TAILQ_INSERT_TAIL(&l->ready, lane, ready_link);
-		l->ready_lanes++;
-	}
 	place(lane, lane->ready_count++, job);
 	sift_up(lane, job->ready_index);
+	lane->lt->ready_count++;
 	l->ready_count++;
+	if (lane->ready_count == 1)
+		ring_sync(l, lane);
 }
 
 void lanes_remove(struct lanes *l, struct job *job)
@@ -161,15 +341,14 @@ void lanes_remove(struct lanes *l, struct job *job)
 	uint32_t index = job->ready_index;
 	if (index == UINT32_MAX)
 		return;
-	struct lane *lane = lanes_find(l, job->attrs.type);
+	struct lane *lane = lane_find(l, job->attrs.type, job->attrs.group);
 	assert(lane != NULL && index < lane->ready_count && lane->heap[index] == job);
 	job->ready_index = UINT32_MAX;
 	l->ready_count--;
+	lane->lt->ready_count--;
 	struct job *last = lane->heap[--lane->ready_count];
-	if (lane->ready_count == 0) {
-		TAILQ_REMOVE(&l->ready, lane, ready_link);
-		l->ready_lanes--;
-	}
+	if (lane->ready_count == 0)
+		ring_sync(l, lane);
 	if (index == lane->ready_count)
 		return;
 	place(lane, index, last);
@@ -179,29 +358,106 @@ void lanes_remove(struct lanes *l, struct job *job)
 		sift_down(lane, index);
 }
 
-struct job *lanes_peek_type(const struct lanes *l, const char *type)
+/* Does lane a's best job go before lane b's: its group served longer ago,
+ * then priority and readiness. */
+static bool lane_goes_before(const struct lane *a, const struct lane *b)
 {
-	const struct lane *lane = lanes_find(l, type);
-	return lane && lane->ready_count ? lane->heap[0] : NULL;
+	if (a->lg->served != b->lg->served)
+		return a->lg->served < b->lg->served;
+	return lanes_runs_before(a->heap[0], b->heap[0]);
 }
 
-struct job *lanes_peek(const struct lanes *l)
+struct job *lanes_next(struct lanes *l, const proto_name *types, uint32_t types_count)
 {
-	struct job *best = NULL;
-	const struct lane *lane;
-	TAILQ_FOREACH(lane, &l->ready, ready_link)
-	if (best == NULL || lanes_runs_before(lane->heap[0], best))
-		best = lane->heap[0];
-	return best;
+	struct lane *best = NULL;
+	if (types_count == 0) {
+		struct lane_type *lt;
+		TAILQ_FOREACH(lt, &l->ready, ready_link)
+		{
+			struct lane *front = TAILQ_FIRST(&lt->ring);
+			if (best == NULL || lane_goes_before(front, best))
+				best = front;
+		}
+	} else {
+		for (uint32_t i = 0; i < types_count; i++) {
+			struct lane_type *lt = lanes_find_type(l, types[i]);
+			struct lane *front = lt ? TAILQ_FIRST(&lt->ring) : NULL;
+			if (front != NULL && (best == NULL || lane_goes_before(front, best)))
+				best = front;
+		}
+	}
+	if (best == NULL)
+		return NULL;
+	/* One job served: the lane goes to the back of its ring. */
+	struct lane_type *lt = best->lt;
+	if (TAILQ_NEXT(best, ring_link) != NULL) {
+		TAILQ_REMOVE(&lt->ring, best, ring_link);
+		TAILQ_INSERT_TAIL(&lt->ring, best, ring_link);
+	}
+	best->lg->served = ++l->served_clock;
+	return best->heap[0];
+}
+
+bool lanes_can_give(const struct lanes *l, const char *type)
+{
+	if (type[0] == '\0')
+		return !TAILQ_EMPTY(&l->ready);
+	const struct lane_type *lt = lanes_find_type(l, type);
+	return lt != NULL && !TAILQ_EMPTY(&lt->ring);
+}
+
+struct each_type {
+	void (*fn)(const struct lane_type *lt, void *arg);
+	void *arg;
+};
+
+static void each_type_cb(struct namemap_entry *e, void *arg)
+{
+	struct each_type *each = arg;
+	each->fn(container_of(e, struct lane_type, by_type), each->arg);
+}
+
+void lanes_each_type(const struct lanes *l, void (*fn)(const struct lane_type *lt, void *arg),
+                     void *arg)
+{
+	if (l->by_type.buckets == NULL)
+		return;
+	struct each_type each = {fn, arg};
+	namemap_each(&l->by_type, each_type_cb, &each);
+}
+
+struct scan {
+	uint64_t oldest;
+	struct job *best;
+};
+
+static void scan_lane_cb(struct u64map_node *node, void *arg)
+{
+	struct scan *s = arg;
+	const struct lane *lane = u64map_entry(node, struct lane, node);
+	for (uint32_t i = 0; i < lane->ready_count; i++)
+		if (s->oldest == 0 || lane->heap[i]->updated_us < s->oldest)
+			s->oldest = lane->heap[i]->updated_us;
+	if (lane->ready_count && (s->best == NULL || lanes_runs_before(lane->heap[0], s->best)))
+		s->best = lane->heap[0];
+}
+
+static void scan_type_cb(const struct lane_type *lt, void *arg)
+{
+	if (lt->ready_count)
+		u64map_each(&lt->lanes, scan_lane_cb, arg);
 }
 
 uint64_t lanes_oldest_updated_us(const struct lanes *l)
 {
-	uint64_t oldest = 0;
-	const struct lane *lane;
-	TAILQ_FOREACH(lane, &l->ready, ready_link)
-	for (uint32_t i = 0; i < lane->ready_count; i++)
-		if (oldest == 0 || lane->heap[i]->updated_us < oldest)
-			oldest = lane->heap[i]->updated_us;
-	return oldest;
+	struct scan s = {0, NULL};
+	lanes_each_type(l, scan_type_cb, &s);
+	return s.oldest;
+}
+
+struct job *lanes_peek(const struct lanes *l)
+{
+	struct scan s = {0, NULL};
+	lanes_each_type(l, scan_type_cb, &s);
+	return s.best;
 }

@@ -76,6 +76,7 @@ int queue_get(struct queue_registry *reg, const char *name, struct queue **out)
 			q->policy.max_active = reg->overrides[i].max_active;
 	TAILQ_INIT(&q->finished);
 	lanes_init(&q->lanes);
+	lanes_set_group_limit(&q->lanes, q->policy.group_limit);
 	deadline_init(&q->rate_timer, DEADLINE_QUEUE_RATE);
 	q->by_name.name = q->name;
 	if (namemap_insert(&reg->queues, &q->by_name) != 0) {
@@ -162,7 +163,10 @@ void queue_settings_apply(const struct queue_registry *reg, struct queue *q,
 		p.keep_finished_age_ms = s->keep_finished_age_ms;
 	if (m & PROTO_QSET_KEY_WINDOW)
 		p.key_window_ms = s->key_window_ms;
+	if (m & PROTO_QSET_GROUP_LIMIT)
+		p.group_limit = s->group_limit;
 	q->policy = p;
+	lanes_set_group_limit(&q->lanes, p.group_limit);
 	q->paused = (m & PROTO_QSET_PAUSED) && s->paused;
 	q->own_settings = m & ~(uint32_t)PROTO_QSET_PAUSED;
 	if (q->paused)
@@ -182,6 +186,7 @@ void queue_settings_fill(const struct queue *q, struct proto_queue_settings *out
 	out->keep_finished = q->policy.keep_finished;
 	out->keep_finished_age_ms = q->policy.keep_finished_age_ms;
 	out->key_window_ms = q->policy.key_window_ms;
+	out->group_limit = q->policy.group_limit;
 }
 
 bool queue_has_own_settings(const struct queue *q)
@@ -217,18 +222,9 @@ struct job *queue_ready_peek(const struct queue *q)
 	return lanes_peek(&q->lanes);
 }
 
-struct job *queue_ready_peek_types(const struct queue *q, const proto_name *types,
-                                   uint32_t types_count)
+struct job *queue_ready_next(struct queue *q, const proto_name *types, uint32_t types_count)
 {
-	if (types_count == 0)
-		return lanes_peek(&q->lanes);
-	struct job *best = NULL;
-	for (uint32_t i = 0; i < types_count; i++) {
-		struct job *job = lanes_peek_type(&q->lanes, types[i]);
-		if (job != NULL && (best == NULL || lanes_runs_before(job, best)))
-			best = job;
-	}
-	return best;
+	return lanes_next(&q->lanes, types, types_count);
 }
 
 void queue_ready_remove(struct queue *q, struct job *job)
@@ -241,12 +237,22 @@ uint64_t queue_ready_count(const struct queue *q)
 	return q->lanes.ready_count;
 }
 
-int queue_job_made(struct queue *q, const char *type)
+int queue_job_made(struct queue *q, struct job *job, const char *group)
 {
-	return lanes_take(&q->lanes, type);
+	return lanes_take(&q->lanes, job->attrs.type, group, &job->attrs.group);
 }
 
-void queue_job_freed(struct queue *q, const char *type)
+void queue_job_freed(struct queue *q, const struct job *job)
 {
-	lanes_give(&q->lanes, type);
+	lanes_give(&q->lanes, job->attrs.type, job->attrs.group);
+}
+
+void queue_job_started(struct queue *q, const struct job *job)
+{
+	lanes_started(&q->lanes, job);
+}
+
+void queue_job_ended(struct queue *q, const struct job *job)
+{
+	lanes_ended(&q->lanes, job);
 }

@@ -23,6 +23,7 @@ struct queue_policy {
 	uint64_t key_window_ms;        /* an idempotency key matches this long */
 	uint32_t rate_jobs;            /* at most this many starts per period; 0: none */
 	uint64_t rate_period_ms;
+	uint32_t group_limit; /* active jobs per group (lanes.h); 0: none */
 };
 
 /* A per-queue setting given before the queue exists (--queue-limit). */
@@ -107,20 +108,24 @@ uint64_t queue_unfinished(const struct queue *q);
 /* Removes q if it holds no job at all and frees it (a queue created for a
  * request that was then refused). */
 void queue_drop_if_empty(struct queue_registry *reg, struct queue *q);
-/* Ready jobs (lanes.h). A job made for q takes room in its type's lane
- * (queue_job_made) and gives it back when freed (queue_job_freed): pushing
- * it when it becomes ready then cannot fail. */
-int queue_job_made(struct queue *q, const char *type);
-void queue_job_freed(struct queue *q, const char *type);
+/* Ready jobs (lanes.h). A job made for q takes room in its (type, group)
+ * lane (queue_job_made: group is the job's group name, "" for none; it
+ * sets job->attrs.group) and gives it back when freed (queue_job_freed):
+ * pushing it when it becomes ready then cannot fail. */
+int queue_job_made(struct queue *q, struct job *job, const char *group);
+void queue_job_freed(struct queue *q, const struct job *job);
 /* Sets job->ready_index. */
 void queue_ready_push(struct queue *q, struct job *job);
-/* The ready job of any type that runs first, or NULL. */
+/* The ready job that runs first by priority and readiness, ignoring
+ * groups' turns: a scan, for tests and views. */
 struct job *queue_ready_peek(const struct queue *q);
-/* The ready job of one of types (types_count of them; none: any type) that
- * runs first, or NULL. */
-struct job *queue_ready_peek_types(const struct queue *q, const proto_name *types,
-                                   uint32_t types_count);
+/* The job dispatch gives next to a fetch of types (none: any type), or
+ * NULL: groups take turns (lanes_next); the job stays ready. */
+struct job *queue_ready_next(struct queue *q, const proto_name *types, uint32_t types_count);
 void queue_ready_remove(struct queue *q, struct job *job);
+/* A job of q became active / left the active state (per-group limit). */
+void queue_job_started(struct queue *q, const struct job *job);
+void queue_job_ended(struct queue *q, const struct job *job);
 /* Ready jobs in q. */
 uint64_t queue_ready_count(const struct queue *q);
 

@@ -50,7 +50,7 @@ static void job_free(struct state *s, struct job *job)
 		free(more->result);
 		free(more);
 	}
-	queue_job_freed(job->queue, job->attrs.type);
+	queue_job_freed(job->queue, job);
 	job_types_give(&s->types, job->attrs.type);
 	free(job);
 }
@@ -170,11 +170,17 @@ static uint64_t *batch_counter(struct batch *b, uint32_t state)
 #define MSGPACK_INT_MAX 9u
 #define MSGPACK_BYTES_HEADER_MAX 5u
 /* A JOB record (proto/record.c): version, type and 11 other integers;
- * queue, type, payload, worker id, last error and result; and the lease
+ * queue, type, payload, worker id, last error and result; the lease
  * token and holder instance, counted by their value (0 takes one byte,
  * a random token nine). */
 #define JOB_RECORD_INTS 13u
 #define JOB_RECORD_STRINGS 6u
+
+/* The group (appended) as the record holds it: "" takes one byte. */
+static uint64_t group_bound(const char *group)
+{
+	return group[0] ? MSGPACK_BYTES_HEADER_MAX + strlen(group) : 1;
+}
 
 /* The bound is the worst case of every header plus the variable bytes: it
  * exceeds the exact encoding by at most ~100 bytes a job (small integers
@@ -188,7 +194,9 @@ uint64_t state_job_snapshot_bound(const struct job *job)
 	       JOB_RECORD_STRINGS * MSGPACK_BYTES_HEADER_MAX + strlen(job->queue->name) +
 	       (more && more->lease_token ? MSGPACK_INT_MAX : 1) +
 	       (more && more->holder_instance ? MSGPACK_INT_MAX : 1) + strlen(job->attrs.type) +
-	       job->payload_len + (more && more->holder ? strlen(more->holder->id) : 0) +
+	       job->payload_len +
+	       group_bound(lanes_group_name(&job->queue->lanes, job->attrs.group)) +
+	       (more && more->holder ? strlen(more->holder->id) : 0) +
 	       (more && more->last_error ? strlen(more->last_error) : 0) +
 	       (more ? more->result_len : 0) +
 	       (job_key(job) ? MSGPACK_BYTES_HEADER_MAX + strlen(job_key(job)->key) : 1);
@@ -199,7 +207,7 @@ uint64_t state_new_job_bound(const struct proto_rec_job *r)
 	return SNAPSHOT_FRAME_BYTES + MSGPACK_ARRAY_HEADER_MAX + JOB_RECORD_INTS * MSGPACK_INT_MAX +
 	       JOB_RECORD_STRINGS * MSGPACK_BYTES_HEADER_MAX + strlen(r->attrs.queue) +
 	       (r->lease_token ? MSGPACK_INT_MAX : 1) + (r->worker_instance ? MSGPACK_INT_MAX : 1) +
-	       strlen(r->attrs.type) + r->payload.len +
+	       strlen(r->attrs.type) + r->payload.len + group_bound(r->attrs.group) +
 	       (r->state == PROTO_STATE_ACTIVE ? strlen(r->worker_id) : 0) + r->last_error.len +
 	       r->result.len + (r->key.len ? MSGPACK_BYTES_HEADER_MAX + r->key.len : 1);
 }
@@ -230,6 +238,7 @@ static void unplace(struct state *s, struct job *job)
 		job->more->lease_token = 0;
 		job->more->holder_instance = 0;
 		q->active--;
+		queue_job_ended(q, job);
 		break;
 	case PROTO_STATE_COMPLETED:
 	case PROTO_STATE_FAILED:
@@ -286,6 +295,7 @@ static int place(struct state *s, struct job *job, uint32_t state, uint64_t now_
 		job->more->holder_heartbeat_mark = w->heartbeats;
 		job->more->lease_reported = false;
 		q->active++;
+		queue_job_started(q, job);
 		job->timer.kind = DEADLINE_LEASE;
 		uint64_t deadline =
 		    lease_at_us + (job->attrs.timeout_ms + s->config.lease_grace_ms) * 1000;
@@ -377,7 +387,7 @@ static struct job *job_new(struct state *s, const struct proto_rec_job *r, struc
 		free(job);
 		return NULL;
 	}
-	if (queue_job_made(q, job->attrs.type) != 0) {
+	if (queue_job_made(q, job, r->attrs.group) != 0) {
 		job_types_give(&s->types, job->attrs.type);
 		free(job);
 		return NULL;
@@ -430,6 +440,8 @@ void state_job_attrs(const struct job *job, struct proto_job_attrs *out)
 	out->timeout_ms = job->attrs.timeout_ms;
 	out->batch_id = job_batch_id(job);
 	out->created_us = job->attrs.created_us;
+	memset(out->group, 0, sizeof out->group);
+	strncpy(out->group, lanes_group_name(&job->queue->lanes, job->attrs.group), PROTO_NAME_MAX);
 }
 
 static void note_ids(struct state *s, const struct proto_rec_job *r)

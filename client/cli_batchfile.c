@@ -16,7 +16,7 @@
 #define BATCHFILE_LINE_MAX ((size_t)JM_PAYLOAD_MAX_BYTES * 2 + 4096)
 
 static const char batchfile_keys[] =
-    "queue, type, payload, priority, max_attempts, delay_ms, timeout_ms";
+    "queue, type, payload, priority, max_attempts, delay_ms, timeout_ms, group";
 
 bool cli_batch_line_is_blank(const char *line, size_t len)
 {
@@ -78,9 +78,9 @@ int cli_batch_parse_line(const char *line, size_t len, struct cli_batch_job *job
 	json_t *value;
 	json_object_foreach(obj, key, value)
 	{
-		static const char *const known[] = {"queue",     "type",         "payload",
-		                                    "priority",  "max_attempts", "delay_ms",
-		                                    "timeout_ms"};
+		static const char *const known[] = {"queue",      "type",         "payload",
+		                                    "priority",   "max_attempts", "delay_ms",
+		                                    "timeout_ms", "group"};
 		bool found = false;
 		for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
 			found = found || strcmp(key, known[i]) == 0;
@@ -106,6 +106,15 @@ int cli_batch_parse_line(const char *line, size_t len, struct cli_batch_job *job
 		rc = batchfile_int(obj, "delay_ms", 0, INT64_MAX / 1000, &delay_ms, err);
 	if (rc == 0)
 		rc = batchfile_int(obj, "timeout_ms", 0, INT64_MAX / 1000, &timeout_ms, err);
+	/* Optional: the job's group (fair tenants), a name. */
+	const char *group = NULL;
+	size_t group_len = 0;
+	if (rc == 0 && json_object_get(obj, "group") != NULL) {
+		rc = batchfile_string(obj, "group", &group, &group_len, err);
+		if (rc == 0 && !proto_name_is_valid(group, group_len))
+			rc = jm_err_set(err, JM_EBADNAME, "group name \"%.80s\" is invalid: %s",
+			                group, PROTO_NAME_RULE);
+	}
 	if (rc != 0)
 		goto done_free_obj;
 
@@ -155,6 +164,10 @@ int cli_batch_parse_line(const char *line, size_t len, struct cli_batch_job *job
 	job->spec.max_attempts = (unsigned)max_attempts;
 	job->spec.delay_ms = (uint64_t)delay_ms;
 	job->spec.timeout_ms = (uint64_t)timeout_ms;
+	if (group != NULL) {
+		memcpy(job->group, group, group_len + 1);
+		job->spec.group = job->group;
+	}
 done_free_obj:
 	json_decref(obj);
 	return rc;

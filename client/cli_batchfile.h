@@ -1,7 +1,8 @@
 /* Batch files for "jobmesh batch submit": JSON Lines, one job per line.
  *
  *   {"queue": "emails", "type": "send", "payload": {"to": "a@b.c"},
- *    "priority": 0, "max_attempts": 3, "delay_ms": 0, "timeout_ms": 0}
+ *    "priority": 0, "max_attempts": 3, "delay_ms": 0, "timeout_ms": 0,
+ *    "group": "tenant-42"}
  *
  * queue and type are required strings; payload is optional: a JSON string
  * is used as the payload bytes as-is, any other JSON value is serialised
@@ -24,7 +25,8 @@
 struct cli_batch_job {
 	char queue[65];
 	char type[65];
-	char *payload; /* malloc'd (NULL for no payload) */
+	char group[65]; /* "" when the line gives none */
+	char *payload;  /* malloc'd (NULL for no payload) */
 	jm_job_spec spec;
 };
 

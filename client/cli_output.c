@@ -107,6 +107,8 @@ json_t *cli_json_job(const jm_job_info *job, bool with_result)
 	failed |= json_object_set_new(obj, "id", cli_json_u64(job->id));
 	failed |= json_object_set_new(obj, "queue", json_string(job->queue));
 	failed |= json_object_set_new(obj, "type", json_string(job->type));
+	failed |= json_object_set_new(obj, "group",
+	                              job->group[0] ? json_string(job->group) : json_null());
 	failed |= json_object_set_new(obj, "state", json_string(jm_job_state_name(job->state)));
 	failed |= json_object_set_new(obj, "priority", json_integer(job->priority));
 	failed |= json_object_set_new(obj, "attempt", json_integer(job->attempt));
@@ -228,6 +230,8 @@ void cli_print_job(FILE *out, const jm_job_info *job)
 	fprintf(out, "id          %" PRIu64 "\n", job->id);
 	fprintf(out, "queue       %s\n", job->queue);
 	fprintf(out, "type        %s\n", job->type);
+	if (job->group[0])
+		fprintf(out, "group       %s\n", job->group);
 	fprintf(out, "state       %s\n", jm_job_state_name(job->state));
 	fprintf(out, "attempt     %u/%u\n", job->attempt, job->max_attempts);
 	fprintf(out, "priority    %d\n", job->priority);
