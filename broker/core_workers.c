@@ -198,12 +198,17 @@ static uint32_t pick_jobs(struct core *core, const struct proto_fetch *fetch, st
 		while (picked < max && queue_may_start(q, in_q) &&
 		       (job = queue_ready_next(q, fetch->types, fetch->types_count)) != NULL) {
 			queue_ready_remove(q, job);
+			/* Counted as started while picking, so that one fetch
+			 * takes no more of a group than its limit allows. */
+			queue_job_started(q, job);
 			jobs[picked++] = job;
 			in_q++;
 		}
 	}
-	for (uint32_t i = 0; i < picked; i++)
+	for (uint32_t i = 0; i < picked; i++) {
+		queue_job_ended(jobs[i]->queue, jobs[i]);
 		queue_ready_push(jobs[i]->queue, jobs[i]);
+	}
 	return picked;
 }
 
