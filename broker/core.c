@@ -183,7 +183,7 @@ void core_reply_job(struct core *core, struct request *req, const struct job *jo
 	core_reply(core, req, &msg, out);
 	/* Wait for this job's latest change only: while the journal refuses
 	 * writes, reads of everything already durable still answer. */
-	req->reply_lsn = job->last_lsn;
+	req->reply_lsn = job_last_lsn(job, core->last_lsn);
 }
 
 /* A reply about many things at once (counters, lists) is an in-memory
@@ -257,7 +257,7 @@ void core_committed(struct core *core, const struct proto_record *rec, uint64_t 
 	if (job_id && rec->type != PROTO_REC_DROP) {
 		struct job *job = jobtable_find(&core->state.jobs, job_id);
 		if (job) {
-			job->last_lsn = lsn;
+			job->last_lsn_low = (uint32_t)lsn;
 			core_publish_job_state(core, job);
 			if (job->batch)
 				core_batch_touched(core, job->batch);

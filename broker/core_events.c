@@ -11,19 +11,11 @@
 #include "events.h"
 
 /* Publishes ev under each topic of a job: job/<id>, queue/<name> and, in a
- * batch, batch/<id>. */
+ * batch, batch/<id>; sent once for all of them. */
 void core_publish_for_job(struct core *core, const struct job *job, const struct proto_event *ev,
                           uint64_t lsn)
 {
-	char topic[PROTO_NAME_MAX + 32];
-	snprintf(topic, sizeof topic, "job/%llu", (unsigned long long)job->id);
-	events_push(core->events, topic, ev, lsn);
-	snprintf(topic, sizeof topic, "queue/%s", job->queue->name);
-	events_push(core->events, topic, ev, lsn);
-	if (job_batch_id(job)) {
-		snprintf(topic, sizeof topic, "batch/%llu", (unsigned long long)job_batch_id(job));
-		events_push(core->events, topic, ev, lsn);
-	}
+	events_push_job(core->events, ev, job->id, job->queue->name, job_batch_id(job), lsn);
 }
 
 void core_publish_batch(struct core *core, struct batch *b)

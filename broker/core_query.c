@@ -123,5 +123,7 @@ void core_query_queue_extras(const struct queue *q, struct proto_queue_stats *st
 	stats->paused = q->paused;
 	stats->rate_jobs = q->policy.rate_jobs;
 	stats->rate_period_ms = q->policy.rate_jobs ? q->policy.rate_period_ms : 0;
-	stats->oldest_pending_us = lanes_oldest_updated_us(&q->lanes);
+	/* The first job of each priority level: no walk over the ready jobs
+	 * under the core lock on every stats call. */
+	stats->oldest_pending_us = queue_oldest_ready_us(q);
 }

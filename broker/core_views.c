@@ -259,7 +259,7 @@ static void workers_fill_cb(struct worker *w, void *arg)
 	info->draining = w->draining;
 	info->job_ids = &fill->job_ids[fill->ids_used];
 	struct job *job;
-	TAILQ_FOREACH(job, &w->held, holder_link)
+	TAILQ_FOREACH(job, &w->held, more->holder_link)
 	{
 		if (info->job_ids_count == PROTO_JOBS_PER_MESSAGE_MAX)
 			break;

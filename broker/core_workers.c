@@ -178,11 +178,12 @@ static int lease_record(struct core *core, struct job *job, const struct worker 
 }
 
 /* Picks up to max ready jobs of fetch's types (none named: any type) from
- * fetch's queues (in the order given, each within its max_active) into
- * jobs, without taking them: each comes out of its ready lane to reveal the
- * next and goes back in (the lane keeps its room, so that cannot fail).
- * Each pick looks at the head of one lane per type (lanes.h). Returns how
- * many. */
+ * fetch's queues (in the order given, each within its max_active and its
+ * groups' limit) into jobs, without taking them: each comes out of its
+ * lane as dispatch gives it (groups take turns, lanes.h), counted as
+ * started against its group's limit while picking, and all go back in
+ * where they were (first of their level, in reverse) before this returns;
+ * the LEASE records take them out for good. Returns how many. */
 static uint32_t pick_jobs(struct core *core, const struct proto_fetch *fetch, struct job **jobs,
                           uint32_t max)
 {
@@ -198,16 +199,14 @@ static uint32_t pick_jobs(struct core *core, const struct proto_fetch *fetch, st
 		while (picked < max && queue_may_start(q, in_q) &&
 		       (job = queue_ready_next(q, fetch->types, fetch->types_count)) != NULL) {
 			queue_ready_remove(q, job);
-			/* Counted as started while picking, so that one fetch
-			 * takes no more of a group than its limit allows. */
 			queue_job_started(q, job);
 			jobs[picked++] = job;
 			in_q++;
 		}
 	}
-	for (uint32_t i = 0; i < picked; i++) {
+	for (uint32_t i = picked; i-- > 0;) {
 		queue_job_ended(jobs[i]->queue, jobs[i]);
-		queue_ready_push(jobs[i]->queue, jobs[i]);
+		queue_ready_push_front(jobs[i]->queue, jobs[i]);
 	}
 	return picked;
 }
@@ -317,9 +316,7 @@ static struct parked_fetch *pump_candidate(struct core *core)
 		if (best != NULL && best->seq < oldest->seq)
 			continue;
 		struct queue *q = queue_find(&core->state.queues, dq->name);
-		if (q == NULL || !queue_has_capacity(q))
-			continue;
-		if (lanes_can_give(&q->lanes, dq->type))
+		if (q != NULL && queue_has_capacity(q) && lanes_can_give(&q->lanes, dq->type))
 			best = oldest;
 	}
 	return best;
@@ -636,7 +633,7 @@ void handle_heartbeat(struct core *core, struct request *req, struct outbox *out
 	 * back without counting. */
 	struct job *job = TAILQ_FIRST(&w->held);
 	while (job) {
-		struct job *next = TAILQ_NEXT(job, holder_link);
+		struct job *next = TAILQ_NEXT(job, more->holder_link);
 		struct jm_err err = {0};
 		int settled = 0;
 		if (heartbeat_lists(hb, job)) {

@@ -1,9 +1,17 @@
 /* Event publishing (see events.h).
  *
- * The queue is a singly linked FIFO under ev->lock. The publisher thread
- * takes the head while its lsn is durable; when it is not, it asks the
- * journal to call events_durable_cb at that lsn and sleeps on the condition
- * variable until then. No polling: the journal's callback wakes it. */
+ * The queue is an array of events as they were pushed (their text copied
+ * into one byte buffer beside it), under ev->lock: a push copies the event
+ * and nothing else, on the core's path, with no allocation per event. The
+ * publisher thread takes every event from the front whose lsn is durable
+ * and, off every lock, formats their topics, encodes each once with all of
+ * them as a frame item (proto/event_frame.h), and sends up to
+ * EVENTS_FRAME_BYTES of items as one frame: one NNG message per publish
+ * round, not one per event and topic. The SSE listener is handed the
+ * events as they are, not decoded again. When the front is not durable,
+ * the publisher asks the journal to call events_durable_cb at that lsn and
+ * sleeps on the condition variable until then. No polling: the journal's
+ * callback wakes it. */
 #include "events.h"
 
 #include <pthread.h>
@@ -20,6 +28,7 @@
 #include <nng/transport/tcp/tcp.h>
 
 #include "clock.h"
+#include "event_frame.h"
 #include "ipc_guard.h"
 #include "log.h"
 #include "sock_close.h"
@@ -27,12 +36,27 @@
 
 #define EVENTS_SEND_BUFFER 1024
 #define EVENTS_CLOSE_DRAIN_S 3
+/* A frame stops taking events past this (an event is at most ~1.5 KiB);
+ * the SDK receives up to 4 times as much (client/subscribe.c). */
+#define EVENTS_FRAME_BYTES (60u * 1024)
 
-struct event_node {
-	struct event_node *next;
+/* One queued event. Its text (ev.message) is at text_at in the queue's
+ * texts; ev.message.ptr is set only once the publisher has it. */
+struct queued_event {
 	uint64_t lsn;
-	size_t len;
-	uint8_t bytes[]; /* topic, NUL, encoded EVENT */
+	struct proto_event ev;
+	size_t text_at;
+	bool job_topics; /* job/<job_id>, queue/<queue>, batch/<batch_id> if any */
+	uint64_t job_id, batch_id;
+	proto_name queue;
+	char topic[80]; /* otherwise its one topic */
+};
+
+/* Queued events and their texts. */
+struct event_queue {
+	struct queued_event *events;
+	uint32_t count, cap;
+	struct jm_buf texts;
 };
 
 struct events {
@@ -49,15 +73,17 @@ struct events {
 	pthread_t thread;
 	bool thread_running;
 	bool stopping;
-	struct event_node *head;
-	struct event_node **tail;
-	uint64_t waiting_for_lsn; /* a durable callback is registered for it */
+	struct event_queue queued; /* oldest first */
+	struct event_queue taken;  /* the publisher's: what it took off queued */
+	struct jm_buf frame;       /* the publisher's: the frame it encodes */
+	uint64_t waiting_for_lsn;  /* a durable callback is registered for it */
 	uint64_t dropped;
 	/* Connected subscribers. With none, events are not even encoded: a
 	 * subscriber that connects later reads state before trusting events. */
-	uint32_t subscribers;
+	_Atomic uint32_t subscribers;
 	events_listener_fn tap; /* see events_set_listener */
 	void *tap_arg;
+	_Atomic bool tap_set;    /* tap != NULL, read without the lock */
 	_Atomic bool tap_wanted; /* see events_listener_wanted */
 };
 
@@ -72,9 +98,9 @@ static void subscriber_cb(nng_pipe pipe, nng_pipe_ev ev_type, void *arg)
 		return;
 	pthread_mutex_lock(&ev->lock);
 	if (ev_type == NNG_PIPE_EV_ADD_POST)
-		ev->subscribers++;
-	else if (ev->subscribers > 0)
-		ev->subscribers--;
+		atomic_fetch_add(&ev->subscribers, 1);
+	else if (atomic_load(&ev->subscribers) > 0)
+		atomic_fetch_sub(&ev->subscribers, 1);
 	pthread_mutex_unlock(&ev->lock);
 }
 
@@ -87,26 +113,106 @@ static void events_durable_cb(void *arg, int status)
 	pthread_mutex_unlock(&ev->lock);
 }
 
-static void publish(struct events *ev, struct event_node *node)
+/* Sends what ev->frame holds (items after the frame's mark) as one frame
+ * and starts the next. */
+static void send_frame(struct events *ev)
 {
-	if (ev->tap && atomic_load(&ev->tap_wanted)) {
-		const char *topic;
-		size_t topic_len;
-		struct proto_msg decoded;
-		if (proto_event_decode_topic(node->bytes, node->len, &topic, &topic_len, &decoded,
-		                             NULL) == 0) {
-			ev->tap(ev->tap_arg, topic, &decoded.u.event);
-			proto_msg_fini(&decoded);
+	if (ev->frame.len > sizeof PROTO_EVENT_FRAME_TOPIC) {
+		nng_msg *msg;
+		if (nng_msg_alloc(&msg, ev->frame.len) == 0) {
+			memcpy(nng_msg_body(msg), ev->frame.data, ev->frame.len);
+			if (nng_sendmsg(ev->sock, msg, NNG_FLAG_NONBLOCK) != 0)
+				nng_msg_free(msg);
 		}
 	}
-	nng_msg *msg;
-	if (nng_msg_alloc(&msg, 0) == 0 && nng_msg_append(msg, node->bytes, node->len) == 0) {
-		if (nng_sendmsg(ev->sock, msg, NNG_FLAG_NONBLOCK) != 0)
-			nng_msg_free(msg);
-	} else if (msg) {
-		nng_msg_free(msg);
+	jm_buf_reset(&ev->frame);
+	(void)proto_event_frame_start(&ev->frame);
+}
+
+/* Publishes the events the publisher took (off every lock): to the
+ * listener, and to subscribers in frames. */
+static void publish(struct events *ev)
+{
+	bool tap = atomic_load(&ev->tap_set) && atomic_load(&ev->tap_wanted);
+	bool subscribed = atomic_load(&ev->subscribers) > 0;
+	jm_buf_reset(&ev->frame);
+	(void)proto_event_frame_start(&ev->frame);
+	for (uint32_t i = 0; i < ev->taken.count; i++) {
+		struct queued_event *q = &ev->taken.events[i];
+		if (q->ev.message.len)
+			q->ev.message.ptr = ev->taken.texts.data + q->text_at;
+		char job_topic[32], queue_topic[PROTO_NAME_MAX + 8], batch_topic[32];
+		const char *topics[3] = {q->topic};
+		uint32_t count = 1;
+		if (q->job_topics) {
+			snprintf(job_topic, sizeof job_topic, "job/%llu",
+			         (unsigned long long)q->job_id);
+			snprintf(queue_topic, sizeof queue_topic, "queue/%s", q->queue);
+			topics[0] = job_topic;
+			topics[1] = queue_topic;
+			count = 2;
+			if (q->batch_id) {
+				snprintf(batch_topic, sizeof batch_topic, "batch/%llu",
+				         (unsigned long long)q->batch_id);
+				topics[count++] = batch_topic;
+			}
+		}
+		if (tap)
+			for (uint32_t t = 0; t < count; t++)
+				ev->tap(ev->tap_arg, topics[t], &q->ev);
+		if (!subscribed)
+			continue;
+		int rc = proto_event_item_encode(&q->ev, topics, count, &ev->frame);
+		if (rc != 0 && ev->dropped++ % 1000 == 0)
+			jm_warn("events: dropped an event for %s: %s", topics[0], jm_strerror(rc));
+		if (ev->frame.len >= EVENTS_FRAME_BYTES)
+			send_frame(ev);
 	}
-	free(node);
+	if (subscribed)
+		send_frame(ev);
+}
+
+/* Moves the first count events of ev->queued into ev->taken (under the
+ * lock). */
+static void take_events(struct events *ev, uint32_t count)
+{
+	struct event_queue *from = &ev->queued, *to = &ev->taken;
+	to->count = 0;
+	jm_buf_reset(&to->texts);
+	if (count == from->count) {
+		struct event_queue swap = *to;
+		*to = *from;
+		*from = swap;
+		return;
+	}
+	/* A part: copy it, and move the rest down. (No memcpy of 0 bytes
+	 * from an array never allocated: UBSan refuses NULL there.) */
+	const struct queued_event *rest = &from->events[count];
+	size_t texts_end = rest->text_at;
+	if (to->cap < count) {
+		struct queued_event *events = realloc(to->events, count * sizeof *events);
+		if (events == NULL)
+			count = 0; /* out of memory: these are dropped */
+		else {
+			to->events = events;
+			to->cap = count;
+		}
+	}
+	if (count && texts_end && jm_buf_append(&to->texts, from->texts.data, texts_end) != 0)
+		count = 0;
+	if (count)
+		memcpy(to->events, from->events, count * sizeof *to->events);
+	to->count = count;
+	uint32_t taken = (uint32_t)(rest - from->events);
+	from->count -= taken;
+	memmove(from->events, rest, from->count * sizeof *from->events);
+	if (texts_end) {
+		memmove(from->texts.data, from->texts.data + texts_end,
+		        from->texts.len - texts_end);
+		from->texts.len -= texts_end;
+		for (uint32_t i = 0; i < from->count; i++)
+			from->events[i].text_at -= texts_end;
+	}
 }
 
 static void *publisher_main(void *arg)
@@ -114,39 +220,40 @@ static void *publisher_main(void *arg)
 	struct events *ev = arg;
 	pthread_mutex_lock(&ev->lock);
 	for (;;) {
-		struct event_node *node = ev->head;
-		if (node == NULL) {
+		if (ev->queued.count == 0) {
 			pthread_cond_broadcast(&ev->drained);
 			if (ev->stopping)
 				break;
 			pthread_cond_wait(&ev->wake, &ev->lock);
 			continue;
 		}
-		if (node->lsn > journal_durable_lsn(ev->journal) && !ev->stopping) {
-			if (ev->waiting_for_lsn != node->lsn) {
-				ev->waiting_for_lsn = node->lsn;
+		uint64_t lsn = ev->queued.events[0].lsn;
+		uint64_t durable = journal_durable_lsn(ev->journal);
+		if (lsn > durable && !ev->stopping) {
+			if (ev->waiting_for_lsn != lsn) {
+				ev->waiting_for_lsn = lsn;
 				pthread_mutex_unlock(&ev->lock);
 				/* May call back at once, on this thread. */
-				journal_when_durable(ev->journal, node->lsn, events_durable_cb, ev);
+				journal_when_durable(ev->journal, lsn, events_durable_cb, ev);
 				pthread_mutex_lock(&ev->lock);
 				continue;
 			}
 			pthread_cond_wait(&ev->wake, &ev->lock);
 			continue;
 		}
-		if (node->lsn > journal_durable_lsn(ev->journal)) {
+		if (lsn > durable) {
 			/* Stopping and never made durable: not published. */
-			ev->head = node->next;
-			if (ev->head == NULL)
-				ev->tail = &ev->head;
-			free(node);
+			ev->queued.count = 0;
+			jm_buf_reset(&ev->queued.texts);
 			continue;
 		}
-		ev->head = node->next;
-		if (ev->head == NULL)
-			ev->tail = &ev->head;
+		/* Every durable event from the front. */
+		uint32_t count = 1;
+		while (count < ev->queued.count && ev->queued.events[count].lsn <= durable)
+			count++;
+		take_events(ev, count);
 		pthread_mutex_unlock(&ev->lock);
-		publish(ev, node);
+		publish(ev);
 		pthread_mutex_lock(&ev->lock);
 	}
 	pthread_mutex_unlock(&ev->lock);
@@ -218,7 +325,9 @@ int events_open_secure(struct events **out, const char *url, struct journal *jou
 	if (ev == NULL)
 		return jm_err_set(err, JM_ENOMEM, "out of memory");
 	ev->journal = journal;
-	ev->tail = &ev->head;
+	jm_buf_init(&ev->queued.texts);
+	jm_buf_init(&ev->taken.texts);
+	jm_buf_init(&ev->frame);
 	pthread_mutex_init(&ev->lock, NULL);
 	pthread_cond_init(&ev->wake, NULL);
 	pthread_cond_init(&ev->drained, NULL);
@@ -272,46 +381,91 @@ void events_advertise(struct events *ev, const char *url)
 	snprintf(ev->url, sizeof ev->url, "%s", url);
 }
 
+/* Without the lock: events_push is on every job's path. */
+static bool listened_to(struct events *ev)
+{
+	return atomic_load(&ev->subscribers) > 0 ||
+	       (atomic_load(&ev->tap_set) && atomic_load(&ev->tap_wanted));
+}
+
 bool events_listened_to(struct events *ev)
 {
-	if (ev == NULL)
-		return false;
+	return ev != NULL && listened_to(ev);
+}
+
+/* Appends a copy of event to the queue (under the lock) and returns it, or
+ * NULL when out of memory (the event is dropped, logged). */
+static struct queued_event *queue_event(struct events *ev, const struct proto_event *event,
+                                        uint64_t lsn)
+{
+	struct event_queue *q = &ev->queued;
+	if (q->count == q->cap) {
+		uint32_t cap = q->cap ? q->cap * 2 : 256;
+		struct queued_event *events = realloc(q->events, cap * sizeof *events);
+		if (events == NULL)
+			goto fail_dropped;
+		q->events = events;
+		q->cap = cap;
+	}
+	struct queued_event *e = &q->events[q->count];
+	e->text_at = q->texts.len;
+	if (event->message.len &&
+	    jm_buf_append(&q->texts, event->message.ptr, event->message.len) != 0)
+		goto fail_dropped;
+	e->lsn = lsn;
+	e->ev = *event;
+	e->ev.message.ptr = NULL;
+	q->count++;
+	return e;
+
+fail_dropped:
+	if (ev->dropped++ % 1000 == 0)
+		jm_warn("events: dropped an event: out of memory");
+	return NULL;
+}
+
+/* The publisher sleeps for an empty queue or for its front to become
+ * durable (the journal's callback wakes it then): only an event into an
+ * empty queue changes what it waits for. Waking it for each event cost
+ * more than the event. Called under the lock after queue_event. */
+static void wake_publisher(struct events *ev)
+{
+	if (ev->queued.count == 1)
+		pthread_cond_signal(&ev->wake);
+}
+
+void events_push_job(struct events *ev, const struct proto_event *event, uint64_t job_id,
+                     const char *queue, uint64_t batch_id, uint64_t lsn)
+{
+	if (ev == NULL || !listened_to(ev))
+		return;
 	pthread_mutex_lock(&ev->lock);
-	bool listened_to = ev->subscribers > 0 || (ev->tap != NULL && atomic_load(&ev->tap_wanted));
+	struct queued_event *e = queue_event(ev, event, lsn);
+	if (e) {
+		e->job_topics = true;
+		e->job_id = job_id;
+		e->batch_id = batch_id;
+		memcpy(e->queue, queue, sizeof e->queue);
+		wake_publisher(ev);
+	}
 	pthread_mutex_unlock(&ev->lock);
-	return listened_to;
 }
 
 void events_push(struct events *ev, const char *topic, const struct proto_event *event,
                  uint64_t lsn)
 {
-	if (ev == NULL)
+	if (ev == NULL || !listened_to(ev))
 		return;
+	size_t topic_len = strlen(topic);
+	struct queued_event *e = NULL;
 	pthread_mutex_lock(&ev->lock);
-	bool listened_to = ev->subscribers > 0 || (ev->tap != NULL && atomic_load(&ev->tap_wanted));
-	pthread_mutex_unlock(&ev->lock);
-	if (!listened_to)
-		return;
-	struct jm_buf buf;
-	jm_buf_init(&buf);
-	int rc = proto_event_encode_topic(event, topic, &buf);
-	struct event_node *node = rc == 0 ? malloc(sizeof *node + buf.len) : NULL;
-	if (node == NULL) {
-		jm_buf_fini(&buf);
-		if (ev->dropped++ % 1000 == 0)
-			jm_warn("events: dropped an event for %s: %s", topic,
-			        rc ? jm_strerror(rc) : "out of memory");
-		return;
+	if (topic_len > 0 && topic_len < sizeof e->topic)
+		e = queue_event(ev, event, lsn);
+	if (e) {
+		e->job_topics = false;
+		memcpy(e->topic, topic, topic_len + 1);
+		wake_publisher(ev);
 	}
-	node->next = NULL;
-	node->lsn = lsn;
-	node->len = buf.len;
-	memcpy(node->bytes, buf.data, buf.len);
-	jm_buf_fini(&buf);
-	pthread_mutex_lock(&ev->lock);
-	*ev->tail = node;
-	ev->tail = &node->next;
-	pthread_cond_signal(&ev->wake);
 	pthread_mutex_unlock(&ev->lock);
 }
 
@@ -320,6 +474,7 @@ void events_set_listener(struct events *ev, events_listener_fn fn, void *arg)
 	pthread_mutex_lock(&ev->lock);
 	ev->tap = fn;
 	ev->tap_arg = arg;
+	atomic_store(&ev->tap_set, fn != NULL);
 	pthread_mutex_unlock(&ev->lock);
 }
 
@@ -336,7 +491,7 @@ void events_stop(struct events *ev)
 	/* ev->drained is a default condition variable: CLOCK_REALTIME. */
 	struct timespec until = jm_timespec_after_ms(CLOCK_REALTIME, EVENTS_CLOSE_DRAIN_S * 1000u);
 	pthread_mutex_lock(&ev->lock);
-	while (ev->head != NULL) {
+	while (ev->queued.count != 0) {
 		if (pthread_cond_timedwait(&ev->drained, &ev->lock, &until) != 0)
 			break;
 	}
@@ -360,5 +515,10 @@ void events_close(struct events *ev)
 	pthread_cond_destroy(&ev->drained);
 	pthread_cond_destroy(&ev->wake);
 	pthread_mutex_destroy(&ev->lock);
+	jm_buf_fini(&ev->queued.texts);
+	jm_buf_fini(&ev->taken.texts);
+	jm_buf_fini(&ev->frame);
+	free(ev->queued.events);
+	free(ev->taken.events);
 	free(ev);
 }

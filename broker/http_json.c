@@ -294,6 +294,27 @@ json_t *http_json_event(const struct proto_event *ev, const char **kind)
 	}
 }
 
+size_t http_json_job_state_text(const struct proto_event *ev, char *out, size_t cap)
+{
+	if (ev->kind != PROTO_EVENT_JOB_STATE || ev->message.len != 0)
+		return 0;
+	/* Names follow PROTO_NAME_RULE: nothing in them needs escaping. */
+	char batch[32] = "null", worker[PROTO_NAME_MAX + 3] = "null";
+	if (ev->batch_id)
+		snprintf(batch, sizeof batch, "\"%llu\"", (unsigned long long)ev->batch_id);
+	if (ev->worker_id[0])
+		snprintf(worker, sizeof worker, "\"%.*s\"", PROTO_NAME_MAX, ev->worker_id);
+	int n =
+	    snprintf(out, cap,
+	             "{\"job_id\":\"%llu\",\"batch_id\":%s,\"queue\":\"%.*s\",\"type\":\"%.*s\","
+	             "\"state\":\"%s\",\"attempt\":%d,\"worker_id\":%s,\"error\":null,"
+	             "\"at_us\":%lld}",
+	             (unsigned long long)ev->job_id, batch, PROTO_NAME_MAX, ev->queue,
+	             PROTO_NAME_MAX, ev->type, proto_state_name((int)ev->state), (int)ev->attempt,
+	             worker, (long long)ev->at_us);
+	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
 json_t *http_json_parse(const void *body, size_t len, const char *content_type,
                         struct http_bad *bad)
 {

@@ -45,6 +45,13 @@ json_t *http_json_worker(const struct proto_worker_info *worker);
 json_t *http_json_queue(const struct proto_queue_stats *queue, uint64_t now_us);
 /* The event as an SSE data object; *kind gets its event name. */
 json_t *http_json_event(const struct proto_event *event, const char **kind);
+/* The compact JSON text of a job_state event with no error text, written
+ * directly into out (cap bytes): the same bytes as dumping
+ * http_json_event's object (test_http_json_event), without building one,
+ * which was most of what the event stream cost per event. Returns its
+ * length, or 0 for any other event (or too small a cap): use
+ * http_json_event then. */
+size_t http_json_job_state_text(const struct proto_event *event, char *out, size_t cap);
 
 /* Parses a JSON body: an object or array; NULL with bad set (400
  * malformed_json naming the byte, or 415 for a non-JSON content type). */

@@ -239,10 +239,16 @@ static void event_cb(void *arg, const char *topic, const struct proto_event *ev)
 		snprintf(f.topics[f.topics_count++], TOPIC_MAX, "worker/%s", ev->worker_id);
 		break;
 	}
-	const char *kind;
-	json_t *data = http_json_event(ev, &kind);
-	char *json = data ? http_json_dump(data, NULL) : NULL;
-	json_decref(data);
+	const char *kind = "job_state";
+	char fast[512];
+	char *json = NULL;
+	if (http_json_job_state_text(ev, fast, sizeof fast) != 0) {
+		json = fast;
+	} else {
+		json_t *data = http_json_event(ev, &kind);
+		json = data ? http_json_dump(data, NULL) : NULL;
+		json_decref(data);
+	}
 	pthread_mutex_lock(&hub->lock);
 	f.seq = hub->next_seq;
 	size_t cap = (json ? strlen(json) : 0) + 96;
@@ -252,14 +258,16 @@ static void event_cb(void *arg, const char *topic, const struct proto_event *ev)
 		hub->next_seq++;
 		hub->ring_start = hub->next_seq;
 		pthread_mutex_unlock(&hub->lock);
-		free(json);
+		if (json != fast)
+			free(json);
 		jm_warn("http events: out of memory: event %llu lost; resumes get a snapshot",
 		        (unsigned long long)f.seq);
 		return;
 	}
 	f.len = (size_t)snprintf(f.text, cap, "id: %llu\nevent: %s\ndata: %s\n\n",
 	                         (unsigned long long)f.seq, kind, json);
-	free(json);
+	if (json != fast)
+		free(json);
 	struct frame *slot = &hub->ring[f.seq % HTTP_SSE_RING];
 	free(slot->text);
 	*slot = f;

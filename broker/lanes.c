@@ -10,6 +10,9 @@
 
 #include "heap.h"
 
+/* PROTO_PRIORITY_MIN..MAX: never more levels than this in a lane. */
+#define LEVELS_MAX ((uint32_t)(PROTO_PRIORITY_MAX - PROTO_PRIORITY_MIN + 1))
+
 void lanes_init(struct lanes *l)
 {
 	memset(l, 0, sizeof *l);
@@ -20,7 +23,7 @@ static void free_lane_cb(struct u64map_node *node, void *arg)
 {
 	(void)arg;
 	struct lane *lane = u64map_entry(node, struct lane, node);
-	free(lane->heap);
+	free(lane->levels);
 	free(lane);
 }
 
@@ -169,16 +172,18 @@ int lanes_take(struct lanes *l, const char *type, const char *group_name, uint32
 		if (lane == NULL)
 			goto fail_free;
 		lane->node.key = group;
+		TAILQ_INIT(&lane->ready);
 	}
-	if (lane->jobs + 1 > lane->cap) {
-		if (lane->cap >= UINT32_MAX / 2)
+	/* Room for a level per job, at most one per priority. */
+	if (lane->jobs + 1 > lane->levels_cap && lane->levels_cap < LEVELS_MAX) {
+		uint32_t cap = lane->levels_cap ? lane->levels_cap * 2 : 1;
+		if (cap > LEVELS_MAX)
+			cap = LEVELS_MAX;
+		struct lane_level *levels = jm_realloc(lane->levels, cap * sizeof *levels);
+		if (levels == NULL)
 			goto fail_free;
-		uint32_t cap = lane->cap ? lane->cap * 2 : 4;
-		struct job **heap = jm_realloc(lane->heap, cap * sizeof *heap);
-		if (heap == NULL)
-			goto fail_free;
-		lane->heap = heap;
-		lane->cap = cap;
+		lane->levels = levels;
+		lane->levels_cap = cap;
 	}
 	if (new_lt)
 		(void)namemap_insert(&l->by_type, &lt->by_type); /* never fails */
@@ -200,7 +205,7 @@ int lanes_take(struct lanes *l, const char *type, const char *group_name, uint32
 
 fail_free:
 	if (new_lane) {
-		free(new_lane->heap);
+		free(new_lane->levels);
 		free(new_lane);
 	}
 	free(new_lg);
@@ -226,7 +231,7 @@ void lanes_give(struct lanes *l, const char *type, uint32_t group)
 	ring_sync(l, lane);
 	u64map_remove(&lt->lanes, &lane->node);
 	TAILQ_REMOVE(&lg->lanes, lane, group_link);
-	free(lane->heap);
+	free(lane->levels);
 	free(lane);
 	if (--lg->lanes_count == 0) {
 		u64map_remove(&l->groups, &lg->node);
@@ -283,79 +288,95 @@ bool lanes_runs_before(const struct job *a, const struct job *b)
 {
 	if (a->attrs.priority != b->attrs.priority)
 		return a->attrs.priority > b->attrs.priority;
-	return a->ready_seq < b->ready_seq;
+	return a->id < b->id;
 }
 
-static void place(struct lane *lane, uint32_t index, struct job *job)
+/* The index of priority's level in lane->levels (highest priority first),
+ * or where it would go; *found says which. */
+static uint32_t level_index(const struct lane *lane, int16_t priority, bool *found)
 {
-	lane->heap[index] = job;
-	job->ready_index = index;
-}
-
-static void sift_up(struct lane *lane, uint32_t index)
-{
-	struct job *job = lane->heap[index];
-	while (index > 0) {
-		uint32_t parent = (index - 1) / 2;
-		if (!lanes_runs_before(job, lane->heap[parent]))
-			break;
-		place(lane, index, lane->heap[parent]);
-		index = parent;
+	uint32_t lo = 0, hi = lane->levels_count;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (lane->levels[mid].priority > priority)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	place(lane, index, job);
+	*found = lo < lane->levels_count && lane->levels[lo].priority == priority;
+	return lo;
 }
 
-static void sift_down(struct lane *lane, uint32_t index)
+/* Links job into lane: last (or first) of its priority's level. */
+static void link_job(struct lanes *l, struct lane *lane, struct job *job, bool front)
 {
-	struct job *job = lane->heap[index];
-	for (;;) {
-		uint32_t child = 2 * index + 1;
-		if (child >= lane->ready_count)
-			break;
-		if (child + 1 < lane->ready_count &&
-		    lanes_runs_before(lane->heap[child + 1], lane->heap[child]))
-			child++;
-		if (!lanes_runs_before(lane->heap[child], job))
-			break;
-		place(lane, index, lane->heap[child]);
-		index = child;
+	bool found;
+	uint32_t i = level_index(lane, job->attrs.priority, &found);
+	if (found) {
+		struct lane_level *level = &lane->levels[i];
+		if (front) {
+			TAILQ_INSERT_BEFORE(level->first, job, ready_link);
+			level->first = job;
+		} else {
+			TAILQ_INSERT_AFTER(&lane->ready, level->last, job, ready_link);
+			level->last = job;
+		}
+	} else {
+		/* lanes_take made room: a level per job, up to one per priority. */
+		assert(lane->levels_count < lane->levels_cap);
+		if (i < lane->levels_count)
+			TAILQ_INSERT_BEFORE(lane->levels[i].first, job, ready_link);
+		else
+			TAILQ_INSERT_TAIL(&lane->ready, job, ready_link);
+		memmove(&lane->levels[i + 1], &lane->levels[i],
+		        (lane->levels_count - i) * sizeof lane->levels[0]);
+		lane->levels_count++;
+		lane->levels[i] = (struct lane_level){job, job, job->attrs.priority};
 	}
-	place(lane, index, job);
-}
-
-void lanes_push(struct lanes *l, struct job *job)
-{
-	struct lane *lane = lane_find(l, job->attrs.type, job->attrs.group);
-	/* lanes_take made the lane and its room when the job was made. */
-	assert(lane != NULL && lane->ready_count < lane->cap);
-	place(lane, lane->ready_count++, job);
-	sift_up(lane, job->ready_index);
+	lane->ready_count++;
 	lane->lt->ready_count++;
 	l->ready_count++;
 	if (lane->ready_count == 1)
 		ring_sync(l, lane);
 }
 
+void lanes_push(struct lanes *l, struct job *job)
+{
+	struct lane *lane = lane_find(l, job->attrs.type, job->attrs.group);
+	assert(lane != NULL); /* lanes_take made it when the job was made */
+	link_job(l, lane, job, false);
+}
+
+void lanes_push_front(struct lanes *l, struct job *job)
+{
+	struct lane *lane = lane_find(l, job->attrs.type, job->attrs.group);
+	assert(lane != NULL);
+	link_job(l, lane, job, true);
+}
+
 void lanes_remove(struct lanes *l, struct job *job)
 {
-	uint32_t index = job->ready_index;
-	if (index == UINT32_MAX)
-		return;
 	struct lane *lane = lane_find(l, job->attrs.type, job->attrs.group);
-	assert(lane != NULL && index < lane->ready_count && lane->heap[index] == job);
-	job->ready_index = UINT32_MAX;
-	l->ready_count--;
+	assert(lane != NULL && lane->ready_count > 0);
+	bool found;
+	uint32_t i = level_index(lane, job->attrs.priority, &found);
+	assert(found);
+	struct lane_level *level = &lane->levels[i];
+	if (level->first == job && level->last == job) {
+		memmove(&lane->levels[i], &lane->levels[i + 1],
+		        (lane->levels_count - i - 1) * sizeof lane->levels[0]);
+		lane->levels_count--;
+	} else if (level->first == job) {
+		level->first = TAILQ_NEXT(job, ready_link);
+	} else if (level->last == job) {
+		level->last = TAILQ_PREV(job, job_list, ready_link);
+	}
+	TAILQ_REMOVE(&lane->ready, job, ready_link);
+	lane->ready_count--;
 	lane->lt->ready_count--;
-	struct job *last = lane->heap[--lane->ready_count];
+	l->ready_count--;
 	if (lane->ready_count == 0)
 		ring_sync(l, lane);
-	if (index == lane->ready_count)
-		return;
-	place(lane, index, last);
-	if (index > 0 && lanes_runs_before(last, lane->heap[(index - 1) / 2]))
-		sift_up(lane, index);
-	else
-		sift_down(lane, index);
 }
 
 /* Does lane a's best job go before lane b's: its group served longer ago,
@@ -364,7 +385,7 @@ static bool lane_goes_before(const struct lane *a, const struct lane *b)
 {
 	if (a->lg->served != b->lg->served)
 		return a->lg->served < b->lg->served;
-	return lanes_runs_before(a->heap[0], b->heap[0]);
+	return lanes_runs_before(TAILQ_FIRST(&a->ready), TAILQ_FIRST(&b->ready));
 }
 
 struct job *lanes_next(struct lanes *l, const proto_name *types, uint32_t types_count)
@@ -395,7 +416,7 @@ struct job *lanes_next(struct lanes *l, const proto_name *types, uint32_t types_
 		TAILQ_INSERT_TAIL(&lt->ring, best, ring_link);
 	}
 	best->lg->served = ++l->served_clock;
-	return best->heap[0];
+	return TAILQ_FIRST(&best->ready);
 }
 
 bool lanes_can_give(const struct lanes *l, const char *type)
@@ -435,11 +456,12 @@ static void scan_lane_cb(struct u64map_node *node, void *arg)
 {
 	struct scan *s = arg;
 	const struct lane *lane = u64map_entry(node, struct lane, node);
-	for (uint32_t i = 0; i < lane->ready_count; i++)
-		if (s->oldest == 0 || lane->heap[i]->updated_us < s->oldest)
-			s->oldest = lane->heap[i]->updated_us;
-	if (lane->ready_count && (s->best == NULL || lanes_runs_before(lane->heap[0], s->best)))
-		s->best = lane->heap[0];
+	for (uint32_t i = 0; i < lane->levels_count; i++)
+		if (s->oldest == 0 || lane->levels[i].first->updated_us < s->oldest)
+			s->oldest = lane->levels[i].first->updated_us;
+	struct job *head = TAILQ_FIRST(&lane->ready);
+	if (head != NULL && (s->best == NULL || lanes_runs_before(head, s->best)))
+		s->best = head;
 }
 
 static void scan_type_cb(const struct lane_type *lt, void *arg)

@@ -1,10 +1,13 @@
 /* Ready lanes: the ready jobs of one queue by job type and group, and the
  * one mechanism behind routing by type and fair tenants (issue 14).
  *
- * A lane holds the ready jobs of one (type, group) as a binary heap ordered
- * by (priority desc, ready_seq asc): within a group, a higher priority
- * first, FIFO within a priority. Jobs without a group are group 0, one
- * group like any other.
+ * A lane holds the ready jobs of one (type, group) as one intrusive list
+ * (the job's ready_link: nothing beside the job, issue 12's memory per
+ * queued job) in run order: a higher priority first, FIFO within a
+ * priority. A small sorted array of priority levels points at each level's
+ * first and last job, so a job joins the end of its level in O(log levels)
+ * and leaves in O(1). Jobs without a group are group 0, one group like any
+ * other.
  *
  * Each type has a ring of its lanes that have ready jobs and whose group
  * is under the queue's per-group active limit. Dispatch is deficit round
@@ -19,24 +22,25 @@
  * any type). For each of them it looks at the front lane of that type's
  * ring and takes, of those candidates, the one whose group was served
  * longest ago (so types do not let one group starve another either), then
- * by priority and readiness: O(types) per job, never a scan of the ready
- * jobs. With one group (no job has one) that is plain priority order across
- * types, as a single heap gave.
+ * by priority, then the lower job id (ids grow: the older job): O(types)
+ * per job, never a scan of the ready jobs. With one group (no job has one) that is plain priority
+ * order across types, as a single heap gave.
  *
  * Group names are interned per queue: a job holds its group as a small
  * index (job->attrs.group, 0: none) into its queue's group records, which
  * hold the name once. A job without a group costs nothing extra.
  *
  * A lane exists while any job of its (queue, type, group) exists (counted
- * by lanes_take / lanes_give as the job is made and freed), and its heap
- * always has room for all of them: a job that becomes ready never
- * allocates, so applying a journal record cannot fail for memory. A group
+ * by lanes_take / lanes_give as the job is made and freed), and its array
+ * of levels always has room for a level per job (at most one per
+ * priority): a job that becomes ready never allocates, so applying a
+ * journal record cannot fail for memory. A group
  * record (its active count, its lanes) lives while the group has a lane.
  *
  * Invariants: a lane is in its type's ring exactly while it has ready jobs
  * and its group is under the limit; a type is in lanes->ready exactly while
- * its ring is not empty; job->ready_index is the job's slot in its lane's
- * heap (UINT32_MAX when not ready). Not thread-safe (core lock). */
+ * its ring is not empty; a ready job is linked in its lane's list. Not
+ * thread-safe (core lock). */
 #ifndef JM_BROKER_LANES_H
 #define JM_BROKER_LANES_H
 
@@ -46,8 +50,16 @@
 
 #include "job.h"
 #include "namemap.h"
+#include "u64map.h"
 
 struct lane_type;
+
+/* The ready jobs of one priority in a lane: first..last in its list. */
+struct lane_level {
+	struct job *first;
+	struct job *last;
+	int16_t priority;
+};
 
 /* One (queue, group): its name and what its per-group limit needs. */
 struct lane_group {
@@ -65,9 +77,11 @@ struct lane {
 	struct u64map_node node; /* in its type's lanes; key: the group */
 	struct lane_type *lt;
 	struct lane_group *lg;
-	struct job **heap;
+	struct job_list ready;     /* its ready jobs, in run order */
+	struct lane_level *levels; /* levels in use, highest priority first */
+	uint32_t levels_count;
+	uint32_t levels_cap; /* >= jobs, up to the number of priorities */
 	uint32_t ready_count;
-	uint32_t cap;  /* >= jobs */
 	uint64_t jobs; /* jobs of its queue, type and group that exist */
 	bool in_ring;
 	TAILQ_ENTRY(lane) ring_link;
@@ -115,9 +129,11 @@ bool lanes_any(const struct lanes *l);
  * their rings, the others join. */
 void lanes_set_group_limit(struct lanes *l, uint32_t limit);
 
-/* job (made, not ready) becomes ready; sets ready_index. */
+/* job (made, not ready) becomes ready: last of its priority in its lane. */
 void lanes_push(struct lanes *l, struct job *job);
-/* Takes job out of its lane; a job that is not ready is left alone. */
+/* The same, first of its priority: puts back a job just taken out. */
+void lanes_push_front(struct lanes *l, struct job *job);
+/* Takes job (ready) out of its lane. */
 void lanes_remove(struct lanes *l, struct job *job);
 /* A job of the queue became active / stopped being active: its group's
  * count, and its lanes in or out of the rings at the limit. */
@@ -131,8 +147,8 @@ void lanes_ended(struct lanes *l, const struct job *job);
 struct job *lanes_next(struct lanes *l, const proto_name *types, uint32_t types_count);
 /* Would lanes_next give a job of type ("": any type)? Changes nothing. */
 bool lanes_can_give(const struct lanes *l, const char *type);
-/* The ready job that runs first by (priority, readiness) across every
- * lane, ignoring turns and limits, or NULL: for tests and views. */
+/* The ready job that runs first by (priority, id) across the heads of
+ * every lane, ignoring turns and limits, or NULL: for tests and views. */
 struct job *lanes_peek(const struct lanes *l);
 /* The lane type of type, or NULL. */
 struct lane_type *lanes_find_type(const struct lanes *l, const char *type);
@@ -140,9 +156,9 @@ struct lane_type *lanes_find_type(const struct lanes *l, const char *type);
 void lanes_each_type(const struct lanes *l, void (*fn)(const struct lane_type *lt, void *arg),
                      void *arg);
 /* The earliest updated_us of a ready job (when it became ready), 0 when
- * none is: a scan of every ready job, for stats. */
+ * none is: the first job of each level of each lane, for stats. */
 uint64_t lanes_oldest_updated_us(const struct lanes *l);
-/* True when a must run before b (priority desc, ready_seq asc). */
+/* True when a runs before b from another lane: priority desc, then id. */
 bool lanes_runs_before(const struct job *a, const struct job *b);
 
 #endif

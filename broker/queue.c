@@ -1,7 +1,6 @@
-/* Queues (see queue.h). Ready jobs are held in lanes by type (lanes.h),
- * each ordered by (priority desc, ready_seq asc): ready_seq grows each time
- * any job becomes ready, so equal priorities come out in the order they
- * became ready. */
+/* Queues (see queue.h). Ready jobs are held in lanes by type and group
+ * (lanes.h); each lane runs by priority, highest first, and within a
+ * priority in the order the jobs became ready. */
 #include "heap.h"
 #include "clock.h"
 #include "idempotency.h"
@@ -217,6 +216,11 @@ void queue_ready_push(struct queue *q, struct job *job)
 	lanes_push(&q->lanes, job);
 }
 
+void queue_ready_push_front(struct queue *q, struct job *job)
+{
+	lanes_push_front(&q->lanes, job);
+}
+
 struct job *queue_ready_peek(const struct queue *q)
 {
 	return lanes_peek(&q->lanes);
@@ -235,6 +239,11 @@ void queue_ready_remove(struct queue *q, struct job *job)
 uint64_t queue_ready_count(const struct queue *q)
 {
 	return q->lanes.ready_count;
+}
+
+uint64_t queue_oldest_ready_us(const struct queue *q)
+{
+	return lanes_oldest_updated_us(&q->lanes);
 }
 
 int queue_job_made(struct queue *q, struct job *job, const char *group)

@@ -1,6 +1,8 @@
 /* Named queues: each orders its ready jobs (higher priority first, FIFO
- * within a priority) and counts its jobs by state. Queues are created on
- * first use and live as long as the broker. Not thread-safe (core lock). */
+ * within a priority) in lanes by job type and group (lanes.h: intrusive
+ * lists with priority levels, nothing beside the jobs) and counts its jobs
+ * by state. Queues are created on first use and live as long as the
+ * broker. Not thread-safe (core lock). */
 #ifndef JM_BROKER_QUEUE_H
 #define JM_BROKER_QUEUE_H
 
@@ -36,7 +38,7 @@ struct queue {
 	char name[PROTO_NAME_MAX + 1];
 	struct queue_policy policy;
 
-	struct lanes lanes; /* ready jobs by type (lanes.h), see queue_ready_* */
+	struct lanes lanes; /* ready jobs by type and group (lanes.h) */
 
 	uint64_t delayed, active, completed, failed, cancelled;
 	struct job_list finished; /* oldest first, for retention */
@@ -114,19 +116,24 @@ void queue_drop_if_empty(struct queue_registry *reg, struct queue *q);
  * pushing it when it becomes ready then cannot fail. */
 int queue_job_made(struct queue *q, struct job *job, const char *group);
 void queue_job_freed(struct queue *q, const struct job *job);
-/* Sets job->ready_index. */
 void queue_ready_push(struct queue *q, struct job *job);
-/* The ready job that runs first by priority and readiness, ignoring
- * groups' turns: a scan, for tests and views. */
+/* Puts back a job just taken out (first of its priority in its lane). */
+void queue_ready_push_front(struct queue *q, struct job *job);
+/* The ready job that runs first by priority and id across the lanes'
+ * heads, ignoring groups' turns: for tests and views. */
 struct job *queue_ready_peek(const struct queue *q);
 /* The job dispatch gives next to a fetch of types (none: any type), or
  * NULL: groups take turns (lanes_next); the job stays ready. */
 struct job *queue_ready_next(struct queue *q, const proto_name *types, uint32_t types_count);
+/* Takes job (ready in q) out of its lane. */
 void queue_ready_remove(struct queue *q, struct job *job);
 /* A job of q became active / left the active state (per-group limit). */
 void queue_job_started(struct queue *q, const struct job *job);
 void queue_job_ended(struct queue *q, const struct job *job);
 /* Ready jobs in q. */
 uint64_t queue_ready_count(const struct queue *q);
+/* When q's longest-waiting ready job became ready (its updated_us; the
+ * first job of each level of each lane), or 0 with none ready. */
+uint64_t queue_oldest_ready_us(const struct queue *q);
 
 #endif

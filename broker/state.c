@@ -60,20 +60,34 @@ static void free_job_cb(struct job *job, void *arg)
 	job_free(arg, job);
 }
 
+/* What a placed job added to s->live_bytes (state_job_snapshot_bound when
+ * it was placed). A job without its rarely used part has nothing that
+ * changes the bound while it is placed, so the bound is computed again;
+ * one with it keeps the figure in job_more. */
+uint64_t state_job_placed_bytes(const struct job *job)
+{
+	if (job->more)
+		return job->more->snapshot_bytes;
+	return job->state ? state_job_snapshot_bound(job) : 0;
+}
+
 struct job_more *state_job_more(struct job *job)
 {
 	if (job->more == NULL) {
-		job->more = jm_calloc(1, sizeof *job->more);
-		if (job->more)
-			TAILQ_INIT(&job->more->waiters);
+		struct job_more *more = jm_calloc(1, sizeof *more);
+		if (more == NULL)
+			return NULL;
+		TAILQ_INIT(&more->waiters);
+		/* Before it is attached: what the job added while it had none. */
+		more->snapshot_bytes = (uint32_t)state_job_placed_bytes(job);
+		job->more = more;
 	}
 	return job->more;
 }
 
 void state_fini(struct state *s)
 {
-	if (s->jobs.buckets)
-		jobtable_each(&s->jobs, free_job_cb, s);
+	jobtable_each(&s->jobs, free_job_cb, s);
 	jobtable_fini(&s->jobs);
 	job_types_fini(&s->types);
 	queue_registry_fini(&s->queues);
@@ -170,7 +184,7 @@ static uint64_t *batch_counter(struct batch *b, uint32_t state)
 #define MSGPACK_INT_MAX 9u
 #define MSGPACK_BYTES_HEADER_MAX 5u
 /* A JOB record (proto/record.c): version, type and 11 other integers;
- * queue, type, payload, worker id, last error and result; the lease
+ * queue, type, payload, worker id, last error and result; and the lease
  * token and holder instance, counted by their value (0 takes one byte,
  * a random token nine). */
 #define JOB_RECORD_INTS 13u
@@ -216,14 +230,16 @@ uint64_t state_new_job_bound(const struct proto_rec_job *r)
 static void unplace(struct state *s, struct job *job)
 {
 	struct queue *q = job->queue;
-	s->live_bytes -= job->snapshot_bytes;
-	job->snapshot_bytes = 0;
+	s->live_bytes -= state_job_placed_bytes(job);
+	if (job->more)
+		job->more->snapshot_bytes = 0;
 	uint64_t *counter = job->batch ? batch_counter(job->batch, job->state) : NULL;
 	if (counter)
 		(*counter)--;
 	switch (job->state) {
 	case PROTO_STATE_PENDING:
 		queue_ready_remove(q, job);
+		deadline_init(&job->timer, DEADLINE_JOB_READY); /* the link's bytes */
 		s->ready_jobs--;
 		break;
 	case PROTO_STATE_DELAYED:
@@ -232,7 +248,7 @@ static void unplace(struct state *s, struct job *job)
 		break;
 	case PROTO_STATE_ACTIVE:
 		deadline_heap_remove(&s->deadlines, &job->timer);
-		TAILQ_REMOVE(&job->more->holder->held, job, holder_link);
+		TAILQ_REMOVE(&job->more->holder->held, job, more->holder_link);
 		job->more->holder->held_count--;
 		job->more->holder = NULL;
 		job->more->lease_token = 0;
@@ -244,6 +260,7 @@ static void unplace(struct state *s, struct job *job)
 	case PROTO_STATE_FAILED:
 	case PROTO_STATE_CANCELLED:
 		TAILQ_REMOVE(&q->finished, job, finished_link);
+		deadline_init(&job->timer, DEADLINE_JOB_READY); /* the link's bytes */
 		q->finished_count--;
 		if (job->state == PROTO_STATE_COMPLETED)
 			q->completed--;
@@ -267,8 +284,10 @@ static int place(struct state *s, struct job *job, uint32_t state, uint64_t now_
 	if (state == PROTO_STATE_DELAYED && job->run_at_us <= now_us)
 		state = PROTO_STATE_PENDING;
 	job->state = state;
-	job->snapshot_bytes = (uint32_t)state_job_snapshot_bound(job);
-	s->live_bytes += job->snapshot_bytes;
+	uint32_t bytes = (uint32_t)state_job_snapshot_bound(job);
+	if (job->more)
+		job->more->snapshot_bytes = bytes;
+	s->live_bytes += bytes;
 	struct batch *b = job->batch;
 	if (b) {
 		(*batch_counter(b, state))++;
@@ -279,7 +298,6 @@ static int place(struct state *s, struct job *job, uint32_t state, uint64_t now_
 	}
 	switch (state) {
 	case PROTO_STATE_PENDING:
-		job->ready_seq = ++s->ready_seq;
 		s->ready_jobs++;
 		queue_ready_push(q, job); /* its lane has room (job_new) */
 		return 0;
@@ -290,7 +308,7 @@ static int place(struct state *s, struct job *job, uint32_t state, uint64_t now_
 		                         mono_deadline(job->run_at_us, now_us));
 	case PROTO_STATE_ACTIVE: {
 		struct worker *w = job->more->holder;
-		TAILQ_INSERT_TAIL(&w->held, job, holder_link);
+		TAILQ_INSERT_TAIL(&w->held, job, more->holder_link);
 		w->held_count++;
 		job->more->holder_heartbeat_mark = w->heartbeats;
 		job->more->lease_reported = false;
@@ -375,8 +393,8 @@ static int skip_or_fail(struct state *s, struct jm_err *err, const char *what, u
 }
 
 /* A new job of record r for queue q, in one allocation with its payload,
- * holding its type name and room in q's ready lane of that type; NULL when
- * out of memory. */
+ * holding its type name and room in q's ready lane of its type and group
+ * (which sets its group); NULL when out of memory. */
 static struct job *job_new(struct state *s, const struct proto_rec_job *r, struct queue *q)
 {
 	struct job *job = jm_malloc(JOB_BYTES((size_t)r->payload.len));
@@ -394,7 +412,6 @@ static struct job *job_new(struct state *s, const struct proto_rec_job *r, struc
 	}
 	job->queue = q;
 	deadline_init(&job->timer, DEADLINE_JOB_READY);
-	job->ready_index = UINT32_MAX; /* the same as the timer's unset */
 	job->id = r->job_id;
 	job->payload_len = r->payload.len;
 	if (r->payload.len > 0)
@@ -408,6 +425,8 @@ static struct job *job_new(struct state *s, const struct proto_rec_job *r, struc
 
 struct job *state_job_prepare(struct state *s, const struct proto_rec_job *r, struct queue *q)
 {
+	if (jobtable_reserve(&s->jobs, r->job_id) != 0)
+		return NULL;
 	return job_new(s, r, q);
 }
 
@@ -456,7 +475,7 @@ void state_apply_prepared_job(struct state *s, const struct proto_rec_job *r, st
                               uint64_t now_us)
 {
 	job_set_fields(job, job->queue, r);
-	(void)jobtable_insert(&s->jobs, job); /* never fails (u64map.h) */
+	(void)jobtable_insert(&s->jobs, job); /* its page was reserved */
 	idem_link(job->queue, job);           /* the queue's keys were reserved */
 	note_ids(s, r);
 	if (r->attrs.batch_id) {

@@ -54,11 +54,10 @@ struct state {
 	uint64_t next_job_id; /* batches take their ids from it too, so an id
 	                         names a job or a batch, never both */
 	uint64_t boot_epoch;  /* this boot's, once core_open wrote its META */
-	uint64_t ready_seq;
-	uint64_t ready_jobs; /* pending jobs in all queues */
+	uint64_t ready_jobs;  /* pending jobs in all queues */
 	/* What the live jobs would take in a snapshot: the sum of each job's
-	 * snapshot_bytes, kept by place/unplace (never by walking the jobs).
-	 * Compaction compares the journal with it (compactor.c). */
+	 * bound when placed (state_job_placed_bytes), kept by place/unplace (never by walking the
+	 * jobs). Compaction compares the journal with it (compactor.c). */
 	uint64_t live_bytes;
 	bool replaying;
 	uint64_t replay_skipped;
@@ -128,6 +127,8 @@ struct job_more *state_job_more(struct job *job);
 /* An upper bound on the bytes job's snapshot record takes in a snapshot
  * file, framing included (see state.c). */
 uint64_t state_job_snapshot_bound(const struct job *job);
+/* What job added to live_bytes when it was placed (0 when it is not). */
+uint64_t state_job_placed_bytes(const struct job *job);
 
 /* state_job_snapshot_bound of the new job that JOB record r makes: what
  * admitting it adds to live_bytes (core_admit.c checks the limit by it). */

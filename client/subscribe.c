@@ -2,10 +2,13 @@
  * (HELLO).
  *
  * Each subscription owns one NNG SUB socket dialled to the address HELLO
- * gave, and one receive thread that decodes each message
- * (proto_event_decode_topic) and calls the user's callback, so callbacks of
- * one subscription never run concurrently and see events in the order the
- * broker published them. The thread receives with a short timeout and
+ * gave, and one receive thread that reads each frame (several events, each
+ * with its topics: proto/event_frame.h), decodes the events with a topic
+ * the subscription matches, and calls the user's callback once per
+ * matching topic, so callbacks of one subscription never run concurrently
+ * and see events in the order the broker published them. The socket
+ * subscribes to every frame ("*"); the topic filter runs here, as NNG's
+ * would have run in this process anyway. The thread receives with a short timeout and
  * checks a stop flag between receives, so closing never races a blocked
  * receive against nng_close.
  *
@@ -25,12 +28,13 @@
 #include <nng/protocol/pubsub0/sub.h>
 
 #include "client_internal.h"
+#include "event_frame.h"
 #include "sock_close.h"
 
 #define SUBSCRIBE_RECV_BUFFER 1024
 #define SUBSCRIBE_RECV_POLL_MS 100 /* how soon the thread sees a close */
-/* An event is a few names plus a text of at most PROTO_ERROR_TEXT_MAX. */
-#define SUBSCRIBE_RECV_MAX_BYTES (64u * 1024)
+/* A frame is at most ~60 KiB of events (broker/events.c): room to spare. */
+#define SUBSCRIBE_RECV_MAX_BYTES (256u * 1024)
 #define SUBSCRIBE_TOPIC_MAX 255
 
 struct jm_subscription {
@@ -39,6 +43,9 @@ struct jm_subscription {
 	atomic_bool stopping;
 	jm_event_fn cb;
 	void *arg;
+	char topic[SUBSCRIBE_TOPIC_MAX + 1];
+	size_t topic_len;
+	bool exact; /* topic equals the subscription's, not only starts with it */
 };
 
 int jm_client_events_url(jm_client *client, const char **url)
@@ -70,17 +77,17 @@ int jm_client_events_url(jm_client *client, const char **url)
 	return rc;
 }
 
-/* Hands one received message to the callback; a message that does not
- * decode is dropped (a broker of another version, or damage). */
-static void subscribe_deliver(struct jm_subscription *sub, nng_msg *msg)
+static bool topic_matches(const struct jm_subscription *sub, const char *topic)
 {
-	const char *topic = NULL;
-	size_t topic_len = 0;
-	struct proto_msg decoded;
-	if (proto_event_decode_topic(nng_msg_body(msg), nng_msg_len(msg), &topic, &topic_len,
-	                             &decoded, NULL) != 0)
-		return;
-	const struct proto_event *pe = &decoded.u.event;
+	if (strncmp(topic, sub->topic, sub->topic_len) != 0)
+		return false;
+	return !sub->exact || topic[sub->topic_len] == '\0';
+}
+
+/* Hands one event to the callback under topic. */
+static void subscribe_call(struct jm_subscription *sub, const char *topic,
+                           const struct proto_event *pe)
+{
 	char message[PROTO_ERROR_TEXT_MAX + 1];
 	size_t message_len =
 	    pe->message.len < PROTO_ERROR_TEXT_MAX ? pe->message.len : PROTO_ERROR_TEXT_MAX;
@@ -104,7 +111,35 @@ static void subscribe_deliver(struct jm_subscription *sub, nng_msg *msg)
 	    .at_us = pe->at_us,
 	};
 	sub->cb(&ev, sub->arg);
-	proto_msg_fini(&decoded);
+}
+
+/* Hands the events of one received frame to the callback, each once per
+ * topic of it the subscription matches. A frame that does not read is
+ * dropped from the damage on (a broker of another version, or damage);
+ * an event nobody here wants is not decoded. */
+static void subscribe_deliver(struct jm_subscription *sub, nng_msg *msg)
+{
+	const uint8_t *frame = nng_msg_body(msg);
+	size_t len = nng_msg_len(msg);
+	size_t pos = 0;
+	struct proto_event_item item;
+	while (!atomic_load(&sub->stopping) &&
+	       proto_event_frame_next(frame, len, &pos, &item, NULL) == 1) {
+		struct proto_msg decoded;
+		bool is_decoded = false;
+		for (uint32_t i = 0; i < item.topics_count; i++) {
+			if (!topic_matches(sub, item.topics[i]))
+				continue;
+			if (!is_decoded) {
+				if (proto_event_item_decode(&item, &decoded, NULL) != 0)
+					break;
+				is_decoded = true;
+			}
+			subscribe_call(sub, item.topics[i], &decoded.u.event);
+		}
+		if (is_decoded)
+			proto_msg_fini(&decoded);
+	}
 }
 
 static void *subscribe_thread(void *arg)
@@ -143,8 +178,8 @@ static int subscribe_dial(nng_socket sock, const char *url, nng_tls_config *tls,
 	return rv;
 }
 
-static int subscribe_open_socket(struct jm_subscription *sub, const char *url, const char *topic,
-                                 bool exact, const struct jm_tls *tls)
+static int subscribe_open_socket(struct jm_subscription *sub, const char *url,
+                                 const struct jm_tls *tls)
 {
 	nng_tls_config *tls_config = NULL;
 	if (jm_tls_url_wants(url)) {
@@ -173,9 +208,9 @@ static int subscribe_open_socket(struct jm_subscription *sub, const char *url, c
 		rv = nng_socket_set_ms(sub->sock, NNG_OPT_RECONNMAXT, 2000);
 	if (rv == 0) {
 		step = "subscribing";
-		/* An exact topic includes the NUL that ends it on the wire. */
-		rv = nng_socket_set(sub->sock, NNG_OPT_SUB_SUBSCRIBE, topic,
-		                    strlen(topic) + (exact ? 1 : 0));
+		/* Every frame: subscribe_deliver filters by topic. */
+		rv = nng_socket_set(sub->sock, NNG_OPT_SUB_SUBSCRIBE, PROTO_EVENT_FRAME_TOPIC,
+		                    strlen(PROTO_EVENT_FRAME_TOPIC));
 	}
 	if (rv == 0) {
 		step = "dialling";
@@ -216,8 +251,11 @@ int jm_client_subscribe(jm_client *client, const char *topic, bool exact, jm_eve
 		return client_fail(JM_ENOMEM, "subscribe: out of memory");
 	sub->cb = cb;
 	sub->arg = arg;
+	sub->topic_len = strlen(topic);
+	memcpy(sub->topic, topic, sub->topic_len + 1);
+	sub->exact = exact;
 	atomic_init(&sub->stopping, false);
-	rc = subscribe_open_socket(sub, url, topic, exact, &client->tls);
+	rc = subscribe_open_socket(sub, url, &client->tls);
 	if (rc != 0)
 		goto fail_free_sub;
 	if (pthread_create(&sub->thread, NULL, subscribe_thread, sub) != 0) {

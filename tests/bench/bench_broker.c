@@ -27,6 +27,8 @@
 #include "clock.h"
 #include "harness.h"
 #include "sdk_load.h"
+#include "broker_proc.h"
+#include "event_frame.h"
 #include "rpc.h"
 #include "sock_close.h"
 
@@ -67,6 +69,7 @@ struct event_reader {
 	nng_socket sub;
 	pthread_t thread;
 	uint64_t events;
+	uint64_t frames;
 };
 
 /* Reads and counts events until the socket is closed. */
@@ -77,7 +80,13 @@ static void *event_reader_main(void *arg)
 		nng_msg *msg;
 		if (nng_recvmsg(r->sub, &msg, 0) != 0)
 			break;
-		r->events++;
+		/* A frame holds several events (proto/event_frame.h). */
+		size_t pos = 0;
+		struct proto_event_item item;
+		while (proto_event_frame_next(nng_msg_body(msg), nng_msg_len(msg), &pos, &item,
+		                              NULL) == 1)
+			r->events++;
+		r->frames++;
 		nng_msg_free(msg);
 	}
 	return NULL;
@@ -88,10 +97,19 @@ static double enqueue(jm_client *client, const char *queue, int jobs, int thread
 	return sdk_load_enqueue(client, queue, jobs, threads, per_call);
 }
 
-/* Drains jobs queued in queue with one worker of concurrency 4; jobs/s. */
-static double drain(jm_client *client, const char *queue, int jobs, const char *worker_id)
+static pid_t broker_pid;
+
+/* Drains jobs queued in queue with one worker of concurrency 4; jobs/s.
+ * *cpu_us_per_job gets the broker's CPU time (user + system, from
+ * /proc) per job over the drain: steadier than the rate on a shared
+ * machine, and what a subscriber costs the broker itself. */
+static double drain(jm_client *client, const char *queue, int jobs, const char *worker_id,
+                    double *cpu_us_per_job)
 {
-	return sdk_load_drain(client, queue, jobs, 4, worker_id, NULL);
+	double cpu_ms = broker_proc_cpu_ms(broker_pid);
+	double rate = sdk_load_drain(client, queue, jobs, 4, worker_id, NULL);
+	*cpu_us_per_job = (broker_proc_cpu_ms(broker_pid) - cpu_ms) * 1000.0 / jobs;
+	return rate;
 }
 
 int main(int argc, char **argv)
@@ -122,6 +140,7 @@ int main(int argc, char **argv)
 	if (harness_broker_start(&h, args, &broker) != 0)
 		return 1;
 	broker_url = h.broker_url;
+	broker_pid = broker.pid;
 	sdk_load_init("bench_broker", broker_url);
 	jm_client *client;
 	if (jm_client_open(&client, broker_url) != 0)
@@ -142,23 +161,36 @@ int main(int argc, char **argv)
 	/* W2: the jobs just queued in w2, drained by concurrency 4; then the
 	 * same with a subscriber to every event that reads them all, and with
 	 * one that never reads. */
-	printf("W2 drain, worker concurrency 4:                  %9.0f jobs/s (%d jobs)\n",
-	       drain(client, "w2", jobs, "bench-drain"), jobs);
+	double cpu;
+	double rate = drain(client, "w2", jobs, "bench-drain", &cpu);
+	printf("W2 drain, worker concurrency 4:                  %9.0f jobs/s (%d jobs), broker "
+	       "%.2f us CPU/job\n",
+	       rate, jobs, cpu);
 	struct event_reader reader = {.sub = event_subscriber()};
 	if (pthread_create(&reader.thread, NULL, event_reader_main, &reader) != 0)
 		return 1;
 	enqueue(client, "w2-read", jobs, 4, BATCH);
-	double reading = drain(client, "w2-read", jobs, "bench-drain-read");
+	rate = drain(client, "w2-read", jobs, "bench-drain-read", &cpu);
 	sock_close(reader.sub);
 	pthread_join(reader.thread, NULL);
-	printf("W2 drain, same, with a subscriber reading all:   %9.0f jobs/s (%d jobs, %llu "
-	       "events read)\n",
-	       reading, jobs, (unsigned long long)reader.events);
+	printf("W2 drain, same, with a subscriber reading all:   %9.0f jobs/s (%d jobs), broker "
+	       "%.2f us CPU/job (%llu events read in %llu frames)\n",
+	       rate, jobs, cpu, (unsigned long long)reader.events,
+	       (unsigned long long)reader.frames);
 	nng_socket stalled = event_subscriber();
 	enqueue(client, "w2-stalled", jobs, 4, BATCH);
-	printf("W2 drain, same, with a subscriber never reading: %9.0f jobs/s (%d jobs)\n",
-	       drain(client, "w2-stalled", jobs, "bench-drain-stalled"), jobs);
+	rate = drain(client, "w2-stalled", jobs, "bench-drain-stalled", &cpu);
+	printf("W2 drain, same, with a subscriber never reading: %9.0f jobs/s (%d jobs), broker "
+	       "%.2f us CPU/job\n",
+	       rate, jobs, cpu);
 	sock_close(stalled);
+	/* Once more without one: the broker now holds the finished jobs of
+	 * the runs above, as the runs with subscribers did. */
+	enqueue(client, "w2-again", jobs, 4, BATCH);
+	rate = drain(client, "w2-again", jobs, "bench-drain-again", &cpu);
+	printf("W2 drain, again with no subscriber:              %9.0f jobs/s (%d jobs), broker "
+	       "%.2f us CPU/job\n",
+	       rate, jobs, cpu);
 
 	/* W3: one job at a time, submit then wait for completion. */
 	enum { ROUND_TRIPS = 2000 };

@@ -7,8 +7,12 @@
  *   H3  drain a 3,000-job batch through jobmesh-worker (concurrency 8,
  *       handler "true") with 0 and with 100 SSE clients watching the batch:
  *       jobs/s of the drain, and the events each client got
+ *   H4  a W2-like drain (issue 12): a batch of 10,000 jobs of 100 bytes
+ *       submitted through the C SDK, drained by an in-process SDK worker of
+ *       concurrency 4 with a no-op handler, with 0, then 100, then 0 SSE
+ *       clients on the batch: jobs/s and the broker's CPU per job
  *
- * usage: bench_http [--fsync POLICY] [--seconds N]
+ * usage: bench_http [--fsync POLICY] [--seconds N] [--only-h4]
  * A benchmark: it prints figures and asserts only that counts add up. */
 #define _GNU_SOURCE /* strcasestr */
 #include <arpa/inet.h>
@@ -24,8 +28,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "broker_proc.h"
 #include "clock.h"
 #include "harness.h"
+#include "sdk_load.h"
 
 #define CONNS_MAX 32
 #define SSE_CLIENTS 100
@@ -35,6 +41,7 @@
 static int http_port;
 static const char *fsync_policy = "batch";
 static int seconds = 3;
+static bool only_h4;
 
 static void die(const char *what)
 {
@@ -171,6 +178,7 @@ struct sse_reader {
 	pthread_t thread;
 	int fd;
 	atomic_ulong events;
+	atomic_bool answered; /* the response has started */
 };
 
 static void *sse_main(void *arg)
@@ -181,6 +189,7 @@ static void *sse_main(void *arg)
 		ssize_t n = read(r->fd, buf, sizeof buf);
 		if (n <= 0)
 			break;
+		atomic_store(&r->answered, true);
 		for (ssize_t i = 0; i + 3 < n; i++)
 			if (memcmp(buf + i, "id: ", 4) == 0)
 				atomic_fetch_add(&r->events, 1);
@@ -257,6 +266,66 @@ static void h3(struct harness *h, int clients, const char *queue)
 	printf("\n");
 }
 
+/* ---- H4 --------------------------------------------------------------------- */
+
+#define H4_JOBS 10000
+
+static void h4(struct harness *h, const struct harness_proc *broker, int clients, const char *queue)
+{
+	jm_client *client;
+	if (jm_client_open(&client, h->broker_url) != 0)
+		die("cannot open an SDK client");
+	static jm_job_spec specs[H4_JOBS];
+	static uint64_t ids[H4_JOBS];
+	for (int i = 0; i < H4_JOBS; i++)
+		specs[i] = sdk_load_spec(queue);
+	uint64_t batch_id = 0;
+	int rc = jm_client_submit_many(client, specs, H4_JOBS, true, ids, &batch_id);
+	if (rc != 0)
+		sdk_load_die("submitting the batch", rc);
+	static struct sse_reader readers[SSE_CLIENTS];
+	for (int i = 0; i < clients; i++) {
+		readers[i].fd = dial();
+		atomic_store(&readers[i].events, 0);
+		atomic_store(&readers[i].answered, false);
+		char req[256];
+		int rl = snprintf(req, sizeof req,
+		                  "GET /v1/events?topic=batch/%llu HTTP/1.1\r\nHost: b\r\n\r\n",
+		                  (unsigned long long)batch_id);
+		if (write(readers[i].fd, req, (size_t)rl) != rl)
+			die("write failed");
+		pthread_create(&readers[i].thread, NULL, sse_main, &readers[i]);
+	}
+	/* Every client's stream has started before the drain does (bounded). */
+	uint64_t until = jm_mono_us() + 60 * 1000000ull;
+	int answered = 0;
+	for (int i = 0; i < clients; i++) {
+		while (!atomic_load(&readers[i].answered) && jm_mono_us() < until)
+			usleep(1000);
+		answered += atomic_load(&readers[i].answered);
+	}
+	if (answered < clients)
+		printf("H4: only %d of %d SSE clients were answered within 60 s\n", answered,
+		       clients);
+	double cpu_ms = broker_proc_cpu_ms(broker->pid);
+	double rate = sdk_load_drain(client, queue, H4_JOBS, 4, queue, NULL);
+	double cpu_us = (broker_proc_cpu_ms(broker->pid) - cpu_ms) * 1000.0 / H4_JOBS;
+	unsigned long events = 0;
+	for (int i = 0; i < clients; i++) {
+		shutdown(readers[i].fd, SHUT_RDWR);
+		pthread_join(readers[i].thread, NULL);
+		close(readers[i].fd);
+		events += atomic_load(&readers[i].events);
+	}
+	jm_client_close(client);
+	printf("H4 W2-like drain of a %d-job batch (SDK worker, concurrency 4), %3d SSE clients: "
+	       "%6.0f jobs/s, broker %.1f us CPU/job",
+	       H4_JOBS, clients, rate, cpu_us);
+	if (clients)
+		printf(" (%lu events per client)", events / (unsigned long)clients);
+	printf("\n");
+}
+
 int main(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
@@ -264,8 +333,10 @@ int main(int argc, char **argv)
 			fsync_policy = argv[++i];
 		else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
 			seconds = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--only-h4") == 0)
+			only_h4 = true;
 		else
-			die("usage: bench_http [--fsync POLICY] [--seconds N]");
+			die("usage: bench_http [--fsync POLICY] [--seconds N] [--only-h4]");
 	}
 	signal(SIGPIPE, SIG_IGN);
 	struct harness h;
@@ -279,6 +350,9 @@ int main(int argc, char **argv)
 		die("the broker printed no http URL");
 	http_port = atoi(colon + 1);
 	printf("bench_http: broker %s, fsync %s\n", h.http_url, fsync_policy);
+	sdk_load_init("bench_http", h.broker_url);
+	if (only_h4)
+		goto h4_runs;
 	h1(1);
 	h1(32);
 	const char *worker_args[] = {"--queue", "rt",          "--concurrency", "4", "--handler",
@@ -290,6 +364,11 @@ int main(int argc, char **argv)
 	harness_stop(&worker, SIGTERM, 10000, NULL);
 	h3(&h, 0, "drain0");
 	h3(&h, SSE_CLIENTS, "drain100");
+h4_runs:
+	h4(&h, &broker, 0, "w2-sse0");
+	h4(&h, &broker, SSE_CLIENTS, "w2-sse100");
+	h4(&h, &broker, 0, "w2-sse0-again");
+	harness_stop(&broker, SIGTERM, 10000, NULL);
 	harness_fini(&h);
 	return 0;
 }

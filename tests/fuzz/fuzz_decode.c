@@ -1,5 +1,6 @@
 /* libFuzzer target for proto/'s decoders: every input is fed to
- * proto_decode() and proto_record_decode(). Beyond "no crash, no leak, no
+ * proto_decode(), proto_record_decode() and, as an event frame,
+ * proto_event_frame_next() with each item's event decoded. Beyond "no crash, no leak, no
  * read past the end" (ASan, UBSan), it checks the promise that proto makes
  * to its callers: whatever decodes must encode again (encode runs the same
  * checks), and that encoding must decode to the same type. Build and run:
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "event_frame.h"
 #include "message.h"
 #include "record.h"
 
@@ -56,11 +58,30 @@ static void fuzz_record(const uint8_t *data, size_t size)
 	proto_record_fini(&rec);
 }
 
+/* An event frame, as a subscriber reads one: items until the end or the
+ * first damage; every item's event that decodes must be an EVENT. */
+static void fuzz_event_frame(const uint8_t *data, size_t size)
+{
+	size_t pos = 0;
+	struct proto_event_item item;
+	for (int items = 0;
+	     items < 100000 && proto_event_frame_next(data, size, &pos, &item, NULL) == 1;
+	     items++) {
+		struct proto_msg event;
+		if (proto_event_item_decode(&item, &event, NULL) == 0) {
+			if (event.type != PROTO_EVENT)
+				abort();
+			proto_msg_fini(&event);
+		}
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	fuzz_message(data, size);
 	fuzz_record(data, size);
+	fuzz_event_frame(data, size);
 	return 0;
 }

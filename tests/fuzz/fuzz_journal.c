@@ -98,7 +98,7 @@ static void replay(bool repair)
 		struct tally t = {0};
 		jobtable_each(&s.jobs, count_job, &t);
 		queue_each(&s.queues, count_queue, &t);
-		if (t.jobs != s.jobs.map.count || t.unfinished != 0)
+		if (t.jobs != s.jobs.count || t.unfinished != 0)
 			abort(); /* every unfinished job is in its queue's counters */
 	}
 	state_fini(&s);

@@ -127,7 +127,7 @@ static struct fingerprint fingerprint_of(struct fixture *f)
 	pthread_mutex_lock(&f->core->lock);
 	struct state *s = &f->core->state;
 	struct fingerprint fp = {
-	    .jobs = s->jobs.map.count,
+	    .jobs = s->jobs.count,
 	    .queues = s->queues.queues.count,
 	    .batches = s->batches.count,
 	    .live_bytes = s->live_bytes,
@@ -409,7 +409,7 @@ static void release_all(struct fixture *f)
 	pthread_mutex_lock(&f->core->lock);
 	struct worker *w = worker_find(&f->core->state.workers, WORKER);
 	for (struct job *job = w ? TAILQ_FIRST(&w->held) : NULL; job && n < 16;
-	     job = TAILQ_NEXT(job, holder_link))
+	     job = TAILQ_NEXT(job, more->holder_link))
 		items[n++] = (struct proto_settle_item){.job_id = job->id,
 		                                        .lease = job->more->lease_token,
 		                                        .outcome = PROTO_SETTLE_RELEASED};

@@ -1,8 +1,8 @@
 /* Ready lanes (broker/lanes.c): one heap per (job type, group), ordered by
- * priority then readiness; groups of a type take turns (deficit round
- * robin, one job a turn), a group at the per-group limit is skipped until
- * one of its jobs ends, a fetch's types look only at their own lanes, and
- * a lane lives while a job of it exists with room for all of them. */
+ * priority then readiness (one list with priority levels); groups of a type take turns (deficit
+ * round robin, one job a turn), a group at the per-group limit is skipped until one of its jobs
+ * ends, a fetch's types look only at their own lanes, and a lane lives while a job of it exists
+ * with room for all of them. */
 #include "jm_test.h"
 
 #include "lanes.h"
@@ -21,15 +21,13 @@ static struct job *make(struct lanes *l, int i, const char *type, const char *gr
 	job->id = (uint64_t)i + 1;
 	job->attrs.type = type;
 	job->attrs.priority = (int16_t)priority;
-	job->ready_index = UINT32_MAX;
 	assert_jm_ok(lanes_take(l, type, group, &job->attrs.group));
 	return job;
 }
 
 static struct job *ready(struct lanes *l, struct job *job)
 {
-	job->ready_seq = ++next_seq;
-	job->updated_us = next_seq * 10;
+	job->updated_us = ++next_seq * 10;
 	lanes_push(l, job);
 	return job;
 }
@@ -67,7 +65,7 @@ static void test_a_fetch_gets_only_its_types_in_priority_then_fifo_order(void **
 	assert_false(lanes_can_give(&l, "c"));
 	assert_ptr_equal(take(&l, b, 1), b1);
 	assert_false(lanes_can_give(&l, "b"));
-	/* No group: the order across types is priority, then readiness. */
+	/* No group: the order across types is priority, then the older id. */
 	struct job *b2 = ready(&l, make(&l, 4, "b", "", 0));
 	assert_ptr_equal(lanes_peek(&l), a2);
 	assert_ptr_equal(take(&l, ab, 2), a2);
@@ -77,10 +75,28 @@ static void test_a_fetch_gets_only_its_types_in_priority_then_fifo_order(void **
 	assert_ptr_equal(take(&l, ab, 2), b2);
 	assert_null(take(&l, NULL, 0));
 	assert_false(lanes_can_give(&l, ""));
-	lanes_remove(&l, a3); /* not ready: left alone */
 	assert_int_equal(l.ready_count, 0);
 	assert_int_equal(lanes_oldest_updated_us(&l), 0);
 	give_all(&l, 5);
+}
+
+static void test_a_job_put_back_keeps_its_place(void **state)
+{
+	(void)state;
+	struct lanes l;
+	lanes_init(&l);
+	for (int i = 0; i < 4; i++)
+		ready(&l, make(&l, i, "t", "", i == 3 ? 7 : 0));
+	/* Taken out and put back in reverse, as a fetch's picks are. */
+	struct job *x = take(&l, NULL, 0), *y = take(&l, NULL, 0);
+	assert_ptr_equal(x, &jobs[3]);
+	assert_ptr_equal(y, &jobs[0]);
+	lanes_push_front(&l, y);
+	lanes_push_front(&l, x);
+	int want[] = {3, 0, 1, 2};
+	for (int k = 0; k < 4; k++)
+		assert_ptr_equal(take(&l, NULL, 0), &jobs[want[k]]);
+	give_all(&l, 4);
 }
 
 /* The fairness bound (lanes.h): 2 groups, the small one's k-th job goes
@@ -221,6 +237,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_a_fetch_gets_only_its_types_in_priority_then_fifo_order),
+	    cmocka_unit_test(test_a_job_put_back_keeps_its_place),
 	    cmocka_unit_test(test_a_greedy_group_does_not_starve_a_small_one),
 	    cmocka_unit_test(test_priority_holds_within_a_group_while_groups_take_turns),
 	    cmocka_unit_test(test_groups_take_turns_across_types),

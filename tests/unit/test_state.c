@@ -329,11 +329,12 @@ static void check_live_bytes(struct state *s, const uint64_t *ids, int count)
 		jm_buf_reset(&body);
 		assert_jm_ok(proto_record_encode(&rec, &body));
 		uint64_t framed = body.len + 8;
-		if (job->snapshot_bytes < framed || job->snapshot_bytes > framed + 110)
+		if (state_job_placed_bytes(job) < framed ||
+		    state_job_placed_bytes(job) > framed + 110)
 			fail_msg("job %llu: bound %llu, encoded %llu", (unsigned long long)job->id,
-			         (unsigned long long)job->snapshot_bytes,
+			         (unsigned long long)state_job_placed_bytes(job),
 			         (unsigned long long)framed);
-		sum += job->snapshot_bytes;
+		sum += state_job_placed_bytes(job);
 	}
 	jm_buf_fini(&body);
 	assert_int_equal(s->live_bytes, sum);
@@ -376,7 +377,7 @@ static void test_live_bytes_bound_each_job_and_follow_it_to_the_drop(void **ctx)
 	check_live_bytes(s, ids, 4);
 	/* Dropping a finished job takes its share out; the rest stay. */
 	uint64_t before = s->live_bytes;
-	uint64_t share = jobtable_find(&s->jobs, 1)->snapshot_bytes;
+	uint64_t share = state_job_placed_bytes(jobtable_find(&s->jobs, 1));
 	struct proto_record drop = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_DROP};
 	drop.u.drop.job_id = 1;
 	assert_jm_ok_err(state_apply(s, &drop, NOW_US, &err), &err);

@@ -388,7 +388,7 @@ typedef struct jm_subscription jm_subscription;
  * jm_subscription_close on its own subscription.
  *
  * Events are best effort: the broker drops them for a subscriber that falls
- * behind (the receive queue holds 1024), and events published before the
+ * behind (the receive queue holds 1024 frames of events), and events published before the
  * subscription was connected are never seen. A waiter must therefore read
  * the state after subscribing and re-read it on a bounded timer. */
 int jm_client_subscribe(jm_client *client, const char *topic, bool exact, jm_event_fn cb, void *arg,

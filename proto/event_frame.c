@@ -1,0 +1,134 @@
+/* Event frames (see event_frame.h). */
+#include "event_frame.h"
+
+#include <string.h>
+
+#include <jobmesh/error.h>
+
+int proto_event_frame_start(struct jm_buf *out)
+{
+	return jm_buf_append(out, PROTO_EVENT_FRAME_TOPIC, sizeof PROTO_EVENT_FRAME_TOPIC);
+}
+
+int proto_event_item_encode(const struct proto_event *ev, const char *const *topics,
+                            uint32_t topics_count, struct jm_buf *out)
+{
+	if (ev == NULL || topics == NULL || topics_count == 0 ||
+	    topics_count > PROTO_EVENT_TOPICS_MAX)
+		return JM_EINVAL;
+	size_t start_len = out->len;
+	uint8_t count = (uint8_t)topics_count;
+	int rc = jm_buf_append(out, &count, 1);
+	for (uint32_t i = 0; rc == 0 && i < topics_count; i++) {
+		size_t topic_len = topics[i] ? strnlen(topics[i], PROTO_EVENT_TOPIC_MAX + 1) : 0;
+		if (topic_len == 0 || topic_len > PROTO_EVENT_TOPIC_MAX)
+			rc = JM_EINVAL;
+		else
+			rc = jm_buf_append(out, topics[i], topic_len + 1);
+	}
+	size_t len_at = out->len;
+	if (rc == 0)
+		rc = jm_buf_append(out, "\0\0\0\0", 4);
+	struct proto_msg msg = {.type = PROTO_EVENT};
+	msg.u.event = *ev;
+	if (rc == 0)
+		rc = proto_encode(&msg, out);
+	if (rc != 0) {
+		out->len = start_len;
+		return rc;
+	}
+	size_t event_len = out->len - len_at - 4;
+	uint8_t *p = out->data + len_at;
+	p[0] = (uint8_t)(event_len >> 24);
+	p[1] = (uint8_t)(event_len >> 16);
+	p[2] = (uint8_t)(event_len >> 8);
+	p[3] = (uint8_t)event_len;
+	return 0;
+}
+
+int proto_event_frame_next(const uint8_t *frame, size_t len, size_t *pos,
+                           struct proto_event_item *item, struct jm_err *err)
+{
+	struct jm_err scratch;
+	if (err == NULL)
+		err = &scratch;
+	size_t at = *pos;
+	if (at == 0) {
+		if (len < sizeof PROTO_EVENT_FRAME_TOPIC ||
+		    memcmp(frame, PROTO_EVENT_FRAME_TOPIC, sizeof PROTO_EVENT_FRAME_TOPIC) != 0)
+			return jm_err_set(err, JM_EPROTO,
+			                  "event frame: does not start with \"*\" and a NUL byte");
+		at = sizeof PROTO_EVENT_FRAME_TOPIC;
+	}
+	if (at >= len) {
+		*pos = at;
+		return 0;
+	}
+	*pos = at;
+	return proto_event_item_read(frame, len, pos, item, err);
+}
+
+int proto_event_item_read(const uint8_t *frame, size_t len, size_t *pos,
+                          struct proto_event_item *item, struct jm_err *err)
+{
+	struct jm_err scratch;
+	if (err == NULL)
+		err = &scratch;
+	size_t at = *pos;
+	if (at >= len)
+		return jm_err_set(err, JM_EPROTO, "event frame: byte %zu: expected an item", at);
+	memset(item, 0, sizeof *item);
+	uint32_t count = frame[at++];
+	if (count == 0 || count > PROTO_EVENT_TOPICS_MAX)
+		return jm_err_set(err, JM_EPROTO,
+		                  "event frame: byte %zu: %u topics: expected 1 to %d", at - 1,
+		                  count, PROTO_EVENT_TOPICS_MAX);
+	for (uint32_t i = 0; i < count; i++) {
+		size_t room =
+		    len - at < PROTO_EVENT_TOPIC_MAX + 1 ? len - at : PROTO_EVENT_TOPIC_MAX + 1;
+		const uint8_t *nul = room ? memchr(frame + at, '\0', room) : NULL;
+		if (nul == NULL || nul == frame + at)
+			return jm_err_set(
+			    err, JM_EPROTO,
+			    "event frame: byte %zu: expected a topic of 1 to %d bytes "
+			    "ended by a NUL byte",
+			    at, PROTO_EVENT_TOPIC_MAX);
+		item->topics[i] = (const char *)(frame + at);
+		at = (size_t)(nul - frame) + 1;
+	}
+	item->topics_count = count;
+	if (len - at < 4)
+		return jm_err_set(err, JM_EPROTO,
+		                  "event frame: byte %zu: the event's length is cut off", at);
+	const uint8_t *p = frame + at;
+	size_t event_len = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+	at += 4;
+	if (event_len == 0 || event_len > len - at)
+		return jm_err_set(err, JM_EPROTO,
+		                  "event frame: byte %zu: an event of %zu bytes where %zu are left",
+		                  at, event_len, len - at);
+	item->event = frame + at;
+	item->event_len = event_len;
+	*pos = at + event_len;
+	return 1;
+}
+
+int proto_event_item_decode(const struct proto_event_item *item, struct proto_msg *out,
+                            struct jm_err *err)
+{
+	struct jm_err scratch;
+	if (err == NULL)
+		err = &scratch;
+	int rc = proto_decode(item->event, item->event_len, out, err);
+	if (rc != 0)
+		return rc;
+	if (out->type != PROTO_EVENT) {
+		int type = (int)out->type;
+		proto_msg_fini(out);
+		return jm_err_set(err, JM_EPROTO,
+		                  "event frame: got a %s message (type %d): expected "
+		                  "event (type %d)",
+		                  proto_type_name(type), type, PROTO_EVENT);
+	}
+	return 0;
+}

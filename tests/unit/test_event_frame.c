@@ -1,0 +1,169 @@
+/* Event frames (proto/event_frame.h): what the broker's PUB socket sends.
+ * Events round-trip with all their topics, a frame reads item by item to
+ * its end, and cut or damaged frames fail with a code and a message, read
+ * from exact-size heap copies so that AddressSanitizer catches a read past
+ * the end. */
+#include "jm_test.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "event_frame.h"
+
+static struct proto_event sample_event(uint64_t job_id)
+{
+	struct proto_event ev = {.kind = PROTO_EVENT_JOB_STATE,
+	                         .at_us = 1700000000000000ull,
+	                         .job_id = job_id,
+	                         .queue = "emails",
+	                         .type = "email.send",
+	                         .state = PROTO_STATE_ACTIVE,
+	                         .attempt = 1,
+	                         .worker_id = "worker-1"};
+	return ev;
+}
+
+/* A frame of count events, job i under job/<i> and queue/emails. */
+static void build_frame(struct jm_buf *frame, uint32_t count)
+{
+	jm_buf_init(frame);
+	assert_jm_ok(proto_event_frame_start(frame));
+	for (uint32_t i = 1; i <= count; i++) {
+		char job_topic[32];
+		snprintf(job_topic, sizeof job_topic, "job/%u", i);
+		const char *topics[] = {job_topic, "queue/emails"};
+		struct proto_event ev = sample_event(i);
+		assert_jm_ok(proto_event_item_encode(&ev, topics, 2, frame));
+	}
+}
+
+static uint8_t *heap_copy(const struct jm_buf *b, size_t len)
+{
+	uint8_t *copy = malloc(len ? len : 1);
+	assert_non_null(copy);
+	memcpy(copy, b->data, len);
+	return copy;
+}
+
+static void test_a_frame_of_three_events_reads_back_each_with_its_topics(void **state)
+{
+	(void)state;
+	struct jm_buf frame;
+	build_frame(&frame, 3);
+	assert_memory_equal(frame.data, "*\0", 2);
+	uint8_t *copy = heap_copy(&frame, frame.len);
+	size_t pos = 0;
+	struct proto_event_item item;
+	for (uint32_t i = 1; i <= 3; i++) {
+		struct jm_err err = {0};
+		assert_int_equal(proto_event_frame_next(copy, frame.len, &pos, &item, &err), 1);
+		assert_int_equal(item.topics_count, 2);
+		char job_topic[32];
+		snprintf(job_topic, sizeof job_topic, "job/%u", i);
+		assert_string_equal(item.topics[0], job_topic);
+		assert_string_equal(item.topics[1], "queue/emails");
+		struct proto_msg out;
+		assert_jm_ok_err(proto_event_item_decode(&item, &out, &err), &err);
+		assert_int_equal(out.u.event.job_id, i);
+		assert_string_equal(out.u.event.queue, "emails");
+		assert_string_equal(out.u.event.worker_id, "worker-1");
+		proto_msg_fini(&out);
+	}
+	assert_int_equal(proto_event_frame_next(copy, frame.len, &pos, &item, NULL), 0);
+	free(copy);
+	jm_buf_fini(&frame);
+}
+
+static void test_every_cut_of_a_frame_fails_cleanly_or_reads_whole_items(void **state)
+{
+	(void)state;
+	struct jm_buf frame;
+	build_frame(&frame, 2);
+	for (size_t len = 0; len < frame.len; len++) {
+		uint8_t *copy = heap_copy(&frame, len);
+		size_t pos = 0;
+		struct proto_event_item item;
+		struct jm_err err = {0};
+		int rc, items = 0;
+		while ((rc = proto_event_frame_next(copy, len, &pos, &item, &err)) == 1)
+			items++;
+		/* A cut frame reads the items before the cut, then either ends
+		 * exactly at an item boundary or fails with a message. */
+		assert_true(items <= 2);
+		if (rc != 0) {
+			assert_int_equal(rc, JM_EPROTO);
+			assert_true(strlen(jm_err_text(&err)) > 0);
+		}
+		free(copy);
+	}
+	jm_buf_fini(&frame);
+}
+
+static void test_a_message_without_the_frame_mark_is_refused(void **state)
+{
+	(void)state;
+	const uint8_t old[] = "job/42\0\x93";
+	size_t pos = 0;
+	struct proto_event_item item;
+	struct jm_err err = {0};
+	assert_jm_code(proto_event_frame_next(old, sizeof old, &pos, &item, &err), JM_EPROTO);
+	assert_non_null(strstr(jm_err_text(&err), "\"*\""));
+}
+
+static void test_topics_outside_the_limits_are_refused_and_leave_the_buffer(void **state)
+{
+	(void)state;
+	struct jm_buf frame;
+	jm_buf_init(&frame);
+	assert_jm_ok(proto_event_frame_start(&frame));
+	size_t before = frame.len;
+	struct proto_event ev = sample_event(1);
+	char long_topic[PROTO_EVENT_TOPIC_MAX + 2];
+	memset(long_topic, 't', sizeof long_topic - 1);
+	long_topic[sizeof long_topic - 1] = '\0';
+	const char *too_long[] = {long_topic};
+	assert_jm_code(proto_event_item_encode(&ev, too_long, 1, &frame), JM_EINVAL);
+	const char *empty[] = {""};
+	assert_jm_code(proto_event_item_encode(&ev, empty, 1, &frame), JM_EINVAL);
+	const char *five[] = {"a", "b", "c", "d", "e"};
+	assert_jm_code(proto_event_item_encode(&ev, five, 5, &frame), JM_EINVAL);
+	assert_jm_code(proto_event_item_encode(&ev, five, 0, &frame), JM_EINVAL);
+	assert_int_equal(frame.len, before);
+	jm_buf_fini(&frame);
+}
+
+static void test_an_item_whose_event_is_another_message_is_refused(void **state)
+{
+	(void)state;
+	struct jm_buf frame;
+	jm_buf_init(&frame);
+	assert_jm_ok(proto_event_frame_start(&frame));
+	struct jm_buf hello;
+	jm_buf_init(&hello);
+	struct proto_msg msg = {.type = PROTO_HELLO};
+	assert_jm_ok(proto_encode(&msg, &hello));
+	const uint8_t head[] = {1, 'q', '\0', 0, 0, 0, (uint8_t)hello.len};
+	assert_jm_ok(jm_buf_append(&frame, head, sizeof head));
+	assert_jm_ok(jm_buf_append(&frame, hello.data, hello.len));
+	size_t pos = 0;
+	struct proto_event_item item;
+	assert_int_equal(proto_event_frame_next(frame.data, frame.len, &pos, &item, NULL), 1);
+	struct proto_msg out;
+	struct jm_err err = {0};
+	assert_jm_code(proto_event_item_decode(&item, &out, &err), JM_EPROTO);
+	assert_non_null(strstr(jm_err_text(&err), "expected event"));
+	jm_buf_fini(&hello);
+	jm_buf_fini(&frame);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_a_frame_of_three_events_reads_back_each_with_its_topics),
+	    cmocka_unit_test(test_every_cut_of_a_frame_fails_cleanly_or_reads_whole_items),
+	    cmocka_unit_test(test_a_message_without_the_frame_mark_is_refused),
+	    cmocka_unit_test(test_topics_outside_the_limits_are_refused_and_leave_the_buffer),
+	    cmocka_unit_test(test_an_item_whose_event_is_another_message_is_refused),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
