@@ -249,10 +249,9 @@ static int admit_reserve(struct core *core, const struct proto_submit *submit, s
 			rc = JM_ENOMEM;
 		delayed += a->recs[i].u.job.state == PROTO_STATE_DELAYED;
 	}
-	/* A delayed job may be due at once and go to the ready heap: room in
-	 * both for every job. One more deadline for the batch's event timer. */
-	for (uint32_t i = 0; rc == 0 && i < a->queues_count; i++)
-		rc = queue_ready_reserve(a->queues[i].q, a->queues[i].jobs);
+	/* A delayed job may be due at once and go to its ready lane (whose
+	 * room state_job_prepare made): room in the deadline heap for every
+	 * job. One more deadline for the batch's event timer. */
 	if (rc == 0)
 		rc = deadline_heap_reserve(&s->deadlines, delayed + 1);
 	if (rc == 0 && batch_id) {
@@ -294,11 +293,9 @@ int core_admit_one(struct core *core, struct queue *q, const struct proto_rec_jo
 		                  (unsigned long long)bytes, (unsigned long long)s->live_bytes,
 		                  (unsigned long long)(s->live_bytes + bytes),
 		                  (unsigned long long)max_mem);
-	/* Room for it in the ready heap, and in the deadline heap for a
-	 * delay, the schedule's timer and a batch's event timer. */
-	int rc = queue_ready_reserve(q, 1);
-	if (rc == 0)
-		rc = deadline_heap_reserve(&s->deadlines, 3);
+	/* Room in the deadline heap for a delay, the schedule's timer and a
+	 * batch's event timer (its ready lane's room comes with the job). */
+	int rc = deadline_heap_reserve(&s->deadlines, 3);
 	*job = rc == 0 ? state_job_prepare(s, r, q) : NULL;
 	if (*job == NULL)
 		return jm_err_set(err, JM_ENOMEM, "job %llu: broker out of memory",

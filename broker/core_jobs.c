@@ -173,8 +173,6 @@ void handle_revive(struct core *core, struct request *req, struct outbox *out)
 	r.lens = jm_calloc(cap + 1, sizeof *r.lens);
 	r.ids = jm_calloc(cap + 1, sizeof *r.ids);
 	int rc = r.recs && r.lens && r.ids ? 0 : JM_ENOMEM;
-	if (rc == 0 && q != NULL && queue_ready_reserve(q, cap) != 0)
-		rc = JM_ENOMEM;
 	if (rc != 0)
 		jm_err_set(&err, rc, "broker out of memory");
 	uint64_t now = jm_wall_us();

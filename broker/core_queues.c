@@ -33,6 +33,8 @@ static void merge_settings(const struct queue *q, const struct proto_queue_setti
 		out->keep_finished_age_ms = req->keep_finished_age_ms;
 	if (m & PROTO_QSET_KEY_WINDOW)
 		out->key_window_ms = req->key_window_ms;
+	if (m & PROTO_QSET_GROUP_LIMIT)
+		out->group_limit = req->group_limit;
 	out->set_mask = q->own_settings | m;
 	/* Resuming is going back to the default, not a setting to keep. */
 	if ((out->set_mask & PROTO_QSET_PAUSED) && !out->paused)
@@ -49,7 +51,7 @@ static bool settings_equal(const struct proto_queue_settings *a,
 	       a->rate_period_ms == b->rate_period_ms && a->max_attempts == b->max_attempts &&
 	       a->keep_finished == b->keep_finished &&
 	       a->keep_finished_age_ms == b->keep_finished_age_ms &&
-	       a->key_window_ms == b->key_window_ms;
+	       a->key_window_ms == b->key_window_ms && a->group_limit == b->group_limit;
 }
 
 void handle_queue_set(struct core *core, struct request *req, struct outbox *out)
@@ -113,7 +115,7 @@ void handle_queue_set(struct core *core, struct request *req, struct outbox *out
 void core_queue_rate_wait(struct core *core, struct queue *q)
 {
 	uint64_t at = queue_rate_ready_mono_us(q);
-	if (at == 0 || q->ready_count == 0 || q->rate_timer.heap_index != DEADLINE_UNSET)
+	if (at == 0 || queue_ready_count(q) == 0 || q->rate_timer.heap_index != DEADLINE_UNSET)
 		return;
 	if (deadline_heap_set(&core->state.deadlines, &q->rate_timer, at) != 0)
 		jm_warn("queue %s: no room for its rate timer: parked fetches wait for their "

@@ -30,21 +30,7 @@
 #include "heap.h"
 #include "log.h"
 
-/* The queue whose ready heap applying rec may push a job into, or NULL. */
-static struct queue *record_ready_queue(struct core *core, const struct proto_record *rec)
-{
-	uint64_t job_id;
-	if (rec->type == PROTO_REC_SETTLE)
-		job_id = rec->u.settle.job_id;
-	else if (rec->type == PROTO_REC_REVIVE)
-		job_id = rec->u.revive.job_id;
-	else
-		return NULL;
-	struct job *job = jobtable_find(&core->state.jobs, job_id);
-	return job ? job->queue : NULL;
-}
-
-/* Reserves heap room for applying recs and copies each SETTLE's text into
+/* Reserves deadline heap room for applying recs and copies each SETTLE's text into
  * copies[i]. 0, or JM_ENOMEM with every copy freed (the heaps may have
  * grown: that is capacity, not state). */
 static int records_reserve(struct core *core, const struct proto_record *recs, uint32_t count,
@@ -53,13 +39,8 @@ static int records_reserve(struct core *core, const struct proto_record *recs, u
 	struct state *s = &core->state;
 	/* One more deadline for a batch's event timer (core_batch_touched). */
 	int rc = deadline_heap_reserve(&s->deadlines, count + 1);
-	/* count in every queue named: a few slots more than needed, never
-	 * fewer, without counting per queue. */
-	for (uint32_t i = 0; rc == 0 && i < count; i++) {
-		struct queue *q = record_ready_queue(core, &recs[i]);
-		if (q)
-			rc = queue_ready_reserve(q, count);
-	}
+	/* A job that becomes ready needs no room: its lane holds room for
+	 * every job of its type (lanes.h). */
 	for (uint32_t i = 0; rc == 0 && i < count; i++)
 		if (recs[i].type == PROTO_REC_SETTLE)
 			rc = state_settle_prepare(&recs[i].u.settle, &copies[i]);

@@ -13,7 +13,60 @@ struct stats_fill {
 	struct proto_queue_stats *queues;
 	uint32_t count;
 	const struct request *req; /* its token sees only its queues */
+	const struct core *core;
+	bool oom;
 };
+
+struct takes_type {
+	const char *queue, *type;
+	bool taken;
+};
+
+static void worker_takes_cb(struct worker *w, void *arg)
+{
+	struct takes_type *t = arg;
+	t->taken = t->taken || worker_takes(w, t->queue, t->type);
+}
+
+struct unroutable_fill {
+	struct stats_fill *fill;
+	const struct queue *q;
+	struct proto_queue_stats *qs;
+};
+
+static void unroutable_type_cb(const struct lane_type *lt, void *arg)
+{
+	struct unroutable_fill *u = arg;
+	struct proto_queue_stats *qs = u->qs;
+	if (lt->ready_count == 0 || u->fill->oom)
+		return;
+	struct takes_type t = {u->q->name, lt->type, false};
+	worker_each(&u->fill->core->state.workers, worker_takes_cb, &t);
+	if (t.taken)
+		return;
+	qs->unroutable += lt->ready_count;
+	if (qs->unroutable_types_count == PROTO_UNROUTABLE_TYPES_MAX)
+		return;
+	if (qs->unroutable_types == NULL) {
+		qs->unroutable_types =
+		    calloc(PROTO_UNROUTABLE_TYPES_MAX, sizeof *qs->unroutable_types);
+		if (qs->unroutable_types == NULL) {
+			u->fill->oom = true;
+			return;
+		}
+	}
+	memcpy(qs->unroutable_types[qs->unroutable_types_count++], lt->type, sizeof(proto_name));
+}
+
+/* Counts q's ready jobs whose type no worker the broker knows takes (by
+ * the types its fetches name), and lists up to PROTO_UNROUTABLE_TYPES_MAX
+ * of those types: one look per ready lane and worker. */
+static void stats_fill_unroutable(struct stats_fill *fill, const struct queue *q,
+                                  struct proto_queue_stats *qs)
+{
+	struct unroutable_fill u = {fill, q, qs};
+	lanes_each_type(&q->lanes, unroutable_type_cb, &u);
+}
 
 static void stats_fill_cb(struct queue *q, void *arg)
 {
@@ -22,12 +75,13 @@ static void stats_fill_cb(struct queue *q, void *arg)
 		return;
 	struct proto_queue_stats *qs = &fill->queues[fill->count++];
 	memcpy(qs->name, q->name, sizeof qs->name);
-	qs->pending = q->ready_count;
+	qs->pending = queue_ready_count(q);
 	qs->delayed = q->delayed;
 	qs->active = q->active;
 	qs->completed = q->completed;
 	qs->failed = q->failed;
 	core_query_queue_extras(q, qs);
+	stats_fill_unroutable(fill, q, qs);
 }
 
 static int compare_queue_stats(const void *a, const void *b)
@@ -39,17 +93,24 @@ static int compare_queue_stats(const void *a, const void *b)
 void handle_stats(struct core *core, struct request *req, struct outbox *out)
 {
 	uint32_t count = core->state.queues.queues.count;
-	struct stats_fill fill = {calloc(count ? count : 1, sizeof *fill.queues), 0, req};
+	struct stats_fill fill = {calloc(count ? count : 1, sizeof *fill.queues), 0, req, core,
+	                          false};
 	if (fill.queues == NULL) {
 		core_reply_errorf(core, req, out, JM_ENOMEM, "stats: broker out of memory");
 		return;
 	}
 	queue_each(&core->state.queues, stats_fill_cb, &fill);
-	qsort(fill.queues, fill.count, sizeof *fill.queues, compare_queue_stats);
-	struct proto_msg msg = {.type = PROTO_STATS_REPLY};
-	msg.u.stats_reply.queues_count = fill.count;
-	msg.u.stats_reply.queues = fill.queues;
-	core_reply_view(core, req, &msg, out);
+	if (fill.oom) {
+		core_reply_errorf(core, req, out, JM_ENOMEM, "stats: broker out of memory");
+	} else {
+		qsort(fill.queues, fill.count, sizeof *fill.queues, compare_queue_stats);
+		struct proto_msg msg = {.type = PROTO_STATS_REPLY};
+		msg.u.stats_reply.queues_count = fill.count;
+		msg.u.stats_reply.queues = fill.queues;
+		core_reply_view(core, req, &msg, out);
+	}
+	for (uint32_t i = 0; i < fill.count; i++)
+		free(fill.queues[i].unroutable_types);
 	free(fill.queues);
 }
 

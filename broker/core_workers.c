@@ -177,9 +177,13 @@ static int lease_record(struct core *core, struct job *job, const struct worker 
 	return 0;
 }
 
-/* Picks up to max ready jobs from fetch's queues (in the order given, each
- * within its max_active) into jobs, without taking them: it walks each
- * queue's ready list from its head. Returns how many. */
+/* Picks up to max ready jobs of fetch's types (none named: any type) from
+ * fetch's queues (in the order given, each within its max_active and its
+ * groups' limit) into jobs, without taking them: each comes out of its
+ * lane as dispatch gives it (groups take turns, lanes.h), counted as
+ * started against its group's limit while picking, and all go back in
+ * where they were (first of their level, in reverse) before this returns;
+ * the LEASE records take them out for good. Returns how many. */
 static uint32_t pick_jobs(struct core *core, const struct proto_fetch *fetch, struct job **jobs,
                           uint32_t max)
 {
@@ -189,18 +193,20 @@ static uint32_t pick_jobs(struct core *core, const struct proto_fetch *fetch, st
 		if (q == NULL)
 			continue;
 		uint32_t in_q = 0; /* picked from q already (a queue named twice) */
-		struct job *after = NULL;
 		for (uint32_t i = 0; i < picked; i++)
-			if (jobs[i]->queue == q) {
-				in_q++;
-				after = jobs[i];
-			}
-		struct job *job = after ? queue_ready_next(q, after) : queue_ready_peek(q);
-		while (picked < max && job != NULL && queue_may_start(q, in_q)) {
+			in_q += jobs[i]->queue == q;
+		struct job *job;
+		while (picked < max && queue_may_start(q, in_q) &&
+		       (job = queue_ready_next(q, fetch->types, fetch->types_count)) != NULL) {
+			queue_ready_remove(q, job);
+			queue_job_started(q, job);
 			jobs[picked++] = job;
 			in_q++;
-			job = queue_ready_next(q, job);
 		}
+	}
+	for (uint32_t i = picked; i-- > 0;) {
+		queue_job_ended(jobs[i]->queue, jobs[i]);
+		queue_ready_push_front(jobs[i]->queue, jobs[i]);
 	}
 	return picked;
 }
@@ -298,9 +304,9 @@ void core_unpark_fetch(struct core *core, struct parked_fetch *pf, struct outbox
 	dispatch_fetch_free(pf);
 }
 
-/* The oldest parked fetch that waits on a queue with a job it may take
- * now, or NULL. Looks only at queues with waiters (dispatch.h), and at the
- * oldest waiter of each. */
+/* The oldest parked fetch that waits on a (queue, type) with a job it may
+ * take now, or NULL. Looks only at pairs with waiters (dispatch.h), and at
+ * the oldest waiter of each. */
 static struct parked_fetch *pump_candidate(struct core *core)
 {
 	struct parked_fetch *best = NULL;
@@ -310,7 +316,7 @@ static struct parked_fetch *pump_candidate(struct core *core)
 		if (best != NULL && best->seq < oldest->seq)
 			continue;
 		struct queue *q = queue_find(&core->state.queues, dq->name);
-		if (q != NULL && queue_has_capacity(q) && queue_ready_peek(q) != NULL)
+		if (q != NULL && queue_has_capacity(q) && lanes_can_give(&q->lanes, dq->type))
 			best = oldest;
 	}
 	return best;
@@ -342,6 +348,7 @@ void handle_fetch(struct core *core, struct request *req, struct outbox *out)
 		core_reply_errorf(core, req, out, rc, "fetch: %s", why);
 		return;
 	}
+	worker_note_fetch(w, fetch);
 	/* One parked fetch per (worker, slot): a newer request from the same
 	 * slot means the older one was given up on (or resent by NNG). */
 	struct parked_fetch *old = dispatch_find_slot(&core->dispatch, w, fetch->slot);

@@ -6,15 +6,18 @@
  * a worker may give up on one; either way the newer request replaces the
  * older.
  *
- * Besides the list of all parked fetches (oldest first), each queue name
- * that some parked fetch waits on has its own list of them (oldest first),
- * so handing out ready jobs (core_pump) looks only at queues that have
- * waiters, and at the waiters of those queues, never at every parked fetch
- * on every submit and settle.
+ * Besides the list of all parked fetches (oldest first), each (queue, job
+ * type) that some parked fetch waits on has its own list of them (oldest
+ * first), so handing out ready jobs (core_pump) looks only at the lanes
+ * (lanes.h) that have waiters, and at the oldest waiter of each, never at
+ * every parked fetch on every submit and settle. A fetch that names job
+ * types waits on (queue, type) for each of its queues and types; one that
+ * names none (any type) waits on (queue, "") and is woken by a job of any
+ * type. So a parked fetch is woken only by a job it can take.
  *
- * Invariants: a parked fetch is linked in the list of every queue it names
- * (one link per name, names unique per fetch) and in the list of all; a
- * queue's entry exists exactly while some fetch waits on it. Not
+ * Invariants: a parked fetch is linked in the list of every (queue, type)
+ * it names (one link per pair, pairs unique per fetch) and in the list of
+ * all; a pair's entry exists exactly while some fetch waits on it. Not
  * thread-safe (core lock). */
 #ifndef JM_BROKER_DISPATCH_H
 #define JM_BROKER_DISPATCH_H
@@ -24,24 +27,29 @@
 
 #include "deadline.h"
 #include "message.h"
+#include "namemap.h"
 #include "workers.h"
 
 struct request;
 struct parked_fetch;
 struct dispatch_queue;
 
-/* A parked fetch's place in one queue's list of waiters. */
+/* A parked fetch's place in one (queue, type)'s list of waiters. */
 struct dispatch_link {
 	struct parked_fetch *pf;
 	struct dispatch_queue *dq;
 	TAILQ_ENTRY(dispatch_link) link;
 };
 
-/* The fetches waiting on one queue name, oldest first. */
+/* The fetches waiting on one queue name and job type ("": any type),
+ * oldest first. */
 struct dispatch_queue {
 	proto_name name;
+	proto_name type;
+	char key[2 * sizeof(proto_name)]; /* "name/type": by_key's name */
 	TAILQ_HEAD(, dispatch_link) waiters;
 	TAILQ_ENTRY(dispatch_queue) link;
+	struct namemap_entry by_key;
 };
 
 struct parked_fetch {
@@ -53,31 +61,32 @@ struct parked_fetch {
 	uint64_t seq;          /* grows with every park: lower is older */
 	TAILQ_ENTRY(parked_fetch) link;
 	uint32_t links_count;
-	struct dispatch_link links[]; /* one per distinct queue it names */
+	struct dispatch_link links[]; /* one per distinct (queue, type) */
 };
 
 struct dispatch {
 	TAILQ_HEAD(, parked_fetch) parked;
 	TAILQ_HEAD(, dispatch_queue) queues; /* those with waiters */
+	struct namemap by_key;               /* the same, by "name/type"; no table while none */
 	uint32_t parked_count;
 	uint32_t queues_count;
 	uint64_t parked_seq;
 };
 
 void dispatch_init(struct dispatch *d);
-/* A zeroed parked fetch with room for a link per queue of fetch; NULL when
+/* A zeroed parked fetch with room for a link per (queue, type) of fetch; NULL when
  * out of memory. Free it with dispatch_fetch_free once it is removed (or
  * was never added). */
 struct parked_fetch *dispatch_fetch_new(const struct proto_fetch *fetch);
 void dispatch_fetch_free(struct parked_fetch *pf); /* accepts NULL */
 /* Links pf (made by dispatch_fetch_new(fetch); fetch is pf->req's) as the
- * newest waiter of each of fetch's queues. JM_ENOMEM (nothing linked) when
- * a queue's entry cannot be made. */
+ * newest waiter of each of fetch's (queue, type) pairs. JM_ENOMEM (nothing
+ * linked) when a pair's entry cannot be made. */
 int dispatch_add(struct dispatch *d, struct parked_fetch *pf, const struct proto_fetch *fetch);
 void dispatch_remove(struct dispatch *d, struct parked_fetch *pf);
 struct parked_fetch *dispatch_first(const struct dispatch *d);
 struct parked_fetch *dispatch_next(const struct parked_fetch *pf);
-/* The queues with waiters, in no promised order. */
+/* The (queue, type) pairs with waiters, in no promised order. */
 struct dispatch_queue *dispatch_queue_first(const struct dispatch *d);
 struct dispatch_queue *dispatch_queue_next(const struct dispatch_queue *dq);
 /* The oldest fetch waiting on dq (never NULL: dq exists only with waiters). */

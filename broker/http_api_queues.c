@@ -18,12 +18,13 @@ static void settings_cb(struct http_call *call, const struct proto_msg *reply)
 	                                        "period_ms", (json_int_t)s->rate_period_ms)
 	                            : json_null();
 	http_reply_json(call, 200,
-	                json_pack("{s:s,s:b,s:I,s:o,s:I,s:I,s:I,s:I}", "queue", s->queue, "paused",
-	                          s->paused, "max_active", (json_int_t)s->max_active, "rate", rate,
-	                          "max_attempts", (json_int_t)s->max_attempts, "keep_finished",
-	                          (json_int_t)s->keep_finished, "keep_finished_age_ms",
-	                          (json_int_t)s->keep_finished_age_ms, "key_window_ms",
-	                          (json_int_t)s->key_window_ms));
+	                json_pack("{s:s,s:b,s:I,s:o,s:I,s:I,s:I,s:I,s:I}", "queue", s->queue,
+	                          "paused", s->paused, "max_active", (json_int_t)s->max_active,
+	                          "rate", rate, "max_attempts", (json_int_t)s->max_attempts,
+	                          "keep_finished", (json_int_t)s->keep_finished,
+	                          "keep_finished_age_ms", (json_int_t)s->keep_finished_age_ms,
+	                          "key_window_ms", (json_int_t)s->key_window_ms, "group_limit",
+	                          (json_int_t)s->group_limit));
 }
 
 /* An integer member of o in min..max into *out, setting bit in *mask;
@@ -57,8 +58,9 @@ static bool patch_body(struct http_call *call, struct proto_queue_settings *p)
 	}
 	json_t *o = call->body_json;
 	static const char *const allowed[] = {
-	    "paused",        "max_active",           "rate",          "max_attempts",
-	    "keep_finished", "keep_finished_age_ms", "key_window_ms", NULL};
+	    "paused",        "max_active",    "rate",
+	    "max_attempts",  "keep_finished", "keep_finished_age_ms",
+	    "key_window_ms", "group_limit",   NULL};
 	const char *key;
 	json_t *value;
 	if (!json_is_object(o)) {
@@ -74,7 +76,7 @@ static bool patch_body(struct http_call *call, struct proto_queue_settings *p)
 			http_reply_error(call, 400, "unknown_field",
 			                 "unknown field \"%.64s\": allowed are paused, max_active, "
 			                 "rate, max_attempts, keep_finished, keep_finished_age_ms, "
-			                 "key_window_ms",
+			                 "key_window_ms, group_limit",
 			                 key);
 			return false;
 		}
@@ -97,6 +99,10 @@ static bool patch_body(struct http_call *call, struct proto_queue_settings *p)
 	            PROTO_QSET_MAX_ATTEMPTS))
 		return false;
 	p->max_attempts = (uint32_t)v;
+	if (!member(call, o, "group_limit", 0, UINT32_MAX, &v, &p->set_mask,
+	            PROTO_QSET_GROUP_LIMIT))
+		return false;
+	p->group_limit = (uint32_t)v;
 	if (!member(call, o, "keep_finished", 0, 1000000000ll, &p->keep_finished, &p->set_mask,
 	            PROTO_QSET_KEEP_FINISHED) ||
 	    !member(call, o, "keep_finished_age_ms", 0, 3650 * day_ms, &p->keep_finished_age_ms,

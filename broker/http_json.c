@@ -117,14 +117,15 @@ json_t *http_json_job(const struct proto_job_info *j)
 	                             (json_int_t)j->progress_total, "message",
 	                             http_json_text(&j->progress_message));
 	return json_pack(
-	    "{s:o,s:s,s:s,s:s,s:i,s:i,s:i,s:I,s:I,s:o,s:o,s:o,s:o}", "id", http_json_id(j->job_id),
-	    "queue", j->attrs.queue, "type", j->attrs.type, "state",
+	    "{s:o,s:s,s:s,s:s,s:i,s:i,s:i,s:I,s:I,s:o,s:o,s:o,s:o,s:o}", "id",
+	    http_json_id(j->job_id), "queue", j->attrs.queue, "type", j->attrs.type, "state",
 	    proto_state_name((int)j->state), "priority", (int)j->attrs.priority, "attempt",
 	    (int)j->attempt, "max_attempts", (int)j->attrs.max_attempts, "created_us",
 	    (json_int_t)j->attrs.created_us, "updated_us", (json_int_t)j->updated_us, "run_at_us",
 	    j->run_at_us ? json_integer((json_int_t)j->run_at_us) : json_null(), "last_error",
 	    http_json_text(&j->last_error), "batch_id", http_json_id_or_null(j->attrs.batch_id),
-	    "progress", progress ? progress : json_null());
+	    "progress", progress ? progress : json_null(), "group",
+	    j->attrs.group[0] ? json_string(j->attrs.group) : json_null());
 }
 
 static const char base64_digits[] =
@@ -276,6 +277,14 @@ json_t *http_json_queue(const struct proto_queue_stats *q, uint64_t now_us)
 	                    json_integer((json_int_t)q->keep_finished_age_ms));
 	json_object_set_new(obj, "key_window_ms", json_integer((json_int_t)q->key_window_ms));
 	json_object_set_new(obj, "own_settings", names);
+	/* Pending jobs whose type no connected worker of the queue handles. */
+	json_t *types = json_array();
+	for (uint32_t i = 0; types && i < q->unroutable_types_count; i++)
+		json_array_append_new(types, json_string(q->unroutable_types[i]));
+	json_object_set_new(
+	    obj, "unroutable",
+	    types ? json_pack("{s:I,s:o}", "jobs", (json_int_t)q->unroutable, "types", types)
+	          : json_null());
 	return obj;
 }
 
@@ -434,7 +443,7 @@ bool http_json_job_spec(json_t *obj, const char *queue, const char *label,
 {
 	static const char *const allowed[] = {
 	    "queue",    "type",       "payload",         "data",   "priority", "max_attempts",
-	    "delay_ms", "timeout_ms", "idempotency_key", "run_at", NULL};
+	    "delay_ms", "timeout_ms", "idempotency_key", "run_at", "group",    NULL};
 	const char *sep = label[0] ? ": " : "";
 	memset(spec, 0, sizeof *spec);
 	*payload_out = NULL;
@@ -455,7 +464,7 @@ bool http_json_job_spec(json_t *obj, const char *queue, const char *label,
 			           bad, 400, "unknown_field",
 			           "%s%sunknown field \"%.64s\": allowed are %stype, payload, "
 			           "data, priority, max_attempts, delay_ms, timeout_ms, "
-			           "idempotency_key, run_at",
+			           "idempotency_key, run_at, group",
 			           label, sep, key, queue ? "" : "queue, "),
 			       false;
 	}
@@ -466,6 +475,10 @@ bool http_json_job_spec(json_t *obj, const char *queue, const char *label,
 		return false;
 	}
 	if (!name_field(json_object_get(obj, "type"), "type", label, spec->attrs.type, bad))
+		return false;
+	json_t *group = json_object_get(obj, "group");
+	if (group && !json_is_null(group) &&
+	    !name_field(group, "group", label, spec->attrs.group, bad))
 		return false;
 	long long priority, attempts, delay, timeout;
 	if (!int_field(obj, "priority", label, PROTO_PRIORITY_MIN, PROTO_PRIORITY_MAX, &priority,

@@ -2,7 +2,7 @@
  *
  * Invariants (checked by state.c): a job is in exactly one place that
  * matches its state —
- *   pending    in its queue's ready list (ready_link; queue.h)
+ *   pending    in its queue's ready lane (ready_link; lanes.h)
  *   delayed    timer set to run_at_us (DEADLINE_JOB_READY)
  *   active     held by a worker (more->holder, more->holder_link), timer =
  *              lease deadline
@@ -51,7 +51,12 @@ struct job_attrs {
 	uint64_t created_us;
 	int16_t priority;      /* PROTO_PRIORITY_MIN..MAX */
 	uint16_t max_attempts; /* 1..PROTO_ATTEMPTS_MAX */
+	uint32_t group;        /* its group, an index into its queue's group
+	                          records (lanes.h); 0: none. It fills what was
+	                          padding: no job grows */
 };
+
+_Static_assert(sizeof(struct job_attrs) == 32, "the group must fit in job_attrs' padding");
 
 /* The rarely used part of a job (see above): NULL until needed (a lease
  * needs it: the broker allocates it before journaling one), freed with
@@ -99,7 +104,7 @@ struct job {
 	 * whichever state the job left. */
 	union {
 		struct deadline timer;          /* delayed, active */
-		TAILQ_ENTRY(job) ready_link;    /* pending: in its queue's ready list */
+		TAILQ_ENTRY(job) ready_link;    /* pending: in its lane's ready list */
 		TAILQ_ENTRY(job) finished_link; /* finished: in queue->finished */
 	};
 

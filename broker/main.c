@@ -517,7 +517,7 @@ static void print_queue_cb(struct queue *q, void *arg)
 {
 	printf("  queue %-24s pending %llu delayed %llu active %llu completed %llu failed %llu "
 	       "cancelled %llu\n",
-	       q->name, (unsigned long long)q->ready_count, (unsigned long long)q->delayed,
+	       q->name, (unsigned long long)queue_ready_count(q), (unsigned long long)q->delayed,
 	       (unsigned long long)q->active, (unsigned long long)q->completed,
 	       (unsigned long long)q->failed, (unsigned long long)q->cancelled);
 }

@@ -1,12 +1,11 @@
-/* Queues (see queue.h). The ready list runs by priority, highest first,
- * and within a priority in the order the jobs became ready (each joins the
- * end of its level). */
+/* Queues (see queue.h). Ready jobs are held in lanes by type and group
+ * (lanes.h); each lane runs by priority, highest first, and within a
+ * priority in the order the jobs became ready. */
 #include "heap.h"
 #include "clock.h"
 #include "idempotency.h"
 #include "queue.h"
 
-#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,7 +23,7 @@ static void free_queue_cb(struct namemap_entry *e, void *arg)
 {
 	struct queue *q = container_of(e, struct queue, by_name);
 	idem_fini(q);
-	free(q->levels);
+	lanes_fini(&q->lanes);
 	free(q);
 }
 
@@ -47,7 +46,7 @@ static void find_reclaimable_cb(struct namemap_entry *e, void *arg)
 	struct queue **found = arg;
 	struct queue *q = container_of(e, struct queue, by_name);
 	if (*found == NULL && !q->pinned && queue_unfinished(q) == 0 && q->finished_count == 0 &&
-	    !queue_has_own_settings(q))
+	    !queue_has_own_settings(q) && !lanes_any(&q->lanes))
 		*found = q;
 }
 
@@ -75,7 +74,8 @@ int queue_get(struct queue_registry *reg, const char *name, struct queue **out)
 		if (strcmp(reg->overrides[i].name, name) == 0)
 			q->policy.max_active = reg->overrides[i].max_active;
 	TAILQ_INIT(&q->finished);
-	TAILQ_INIT(&q->ready);
+	lanes_init(&q->lanes);
+	lanes_set_group_limit(&q->lanes, q->policy.group_limit);
 	deadline_init(&q->rate_timer, DEADLINE_QUEUE_RATE);
 	q->by_name.name = q->name;
 	if (namemap_insert(&reg->queues, &q->by_name) != 0) {
@@ -171,7 +171,10 @@ void queue_settings_apply(const struct queue_registry *reg, struct queue *q,
 		p.keep_finished_age_ms = s->keep_finished_age_ms;
 	if (m & PROTO_QSET_KEY_WINDOW)
 		p.key_window_ms = s->key_window_ms;
+	if (m & PROTO_QSET_GROUP_LIMIT)
+		p.group_limit = s->group_limit;
 	q->policy = p;
+	lanes_set_group_limit(&q->lanes, p.group_limit);
 	q->paused = (m & PROTO_QSET_PAUSED) && s->paused;
 	q->own_settings = m & ~(uint32_t)PROTO_QSET_PAUSED;
 	if (q->paused)
@@ -191,6 +194,7 @@ void queue_settings_fill(const struct queue *q, struct proto_queue_settings *out
 	out->keep_finished = q->policy.keep_finished;
 	out->keep_finished_age_ms = q->policy.keep_finished_age_ms;
 	out->key_window_ms = q->policy.key_window_ms;
+	out->group_limit = q->policy.group_limit;
 }
 
 bool queue_has_own_settings(const struct queue *q)
@@ -198,120 +202,75 @@ bool queue_has_own_settings(const struct queue *q)
 	return q->own_settings != 0 || q->paused;
 }
 
-/* PROTO_PRIORITY_MIN..MAX: never more levels than this. */
-#define READY_LEVELS_MAX ((uint32_t)(PROTO_PRIORITY_MAX - PROTO_PRIORITY_MIN + 1))
-
-int queue_ready_reserve(struct queue *q, uint32_t extra)
-{
-	uint32_t need = q->levels_count + (extra < READY_LEVELS_MAX ? extra : READY_LEVELS_MAX);
-	if (need > READY_LEVELS_MAX)
-		need = READY_LEVELS_MAX;
-	if (need <= q->levels_cap)
-		return 0;
-	uint32_t cap = q->levels_cap ? q->levels_cap : 4;
-	while (cap < need)
-		cap *= 2;
-	struct ready_level *levels = jm_realloc(q->levels, cap * sizeof *levels);
-	if (levels == NULL)
-		return JM_ENOMEM;
-	q->levels = levels;
-	q->levels_cap = cap;
-	return 0;
-}
-
-/* The index of priority's level in q->levels (highest priority first), or
- * where it would go; *found says which. */
-static uint32_t level_index(const struct queue *q, int16_t priority, bool *found)
-{
-	uint32_t lo = 0, hi = q->levels_count;
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-		if (q->levels[mid].priority > priority)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	*found = lo < q->levels_count && q->levels[lo].priority == priority;
-	return lo;
-}
-
 uint64_t queue_unfinished(const struct queue *q)
 {
-	return q->ready_count + q->delayed + q->active;
+	return q->lanes.ready_count + q->delayed + q->active;
 }
 
 void queue_drop_if_empty(struct queue_registry *reg, struct queue *q)
 {
-	if (queue_unfinished(q) != 0 || q->finished_count != 0 || queue_has_own_settings(q))
+	/* A job made for q and not yet placed (a submit being admitted)
+	 * holds a lane. */
+	if (queue_unfinished(q) != 0 || q->finished_count != 0 || queue_has_own_settings(q) ||
+	    lanes_any(&q->lanes))
 		return;
 	namemap_remove(&reg->queues, &q->by_name);
 	idem_fini(q);
-	free(q->levels);
+	lanes_fini(&q->lanes);
 	free(q);
 }
 
-int queue_ready_push(struct queue *q, struct job *job)
+void queue_ready_push(struct queue *q, struct job *job)
 {
-	bool found;
-	uint32_t i = level_index(q, job->attrs.priority, &found);
-	if (found) {
-		struct ready_level *level = &q->levels[i];
-		TAILQ_INSERT_AFTER(&q->ready, level->last, job, ready_link);
-		level->last = job;
-	} else {
-		if (q->levels_count == q->levels_cap && queue_ready_reserve(q, 1) != 0)
-			return JM_ENOMEM;
-		/* Before the first job of the next lower level, or last. */
-		if (i < q->levels_count)
-			TAILQ_INSERT_BEFORE(q->levels[i].first, job, ready_link);
-		else
-			TAILQ_INSERT_TAIL(&q->ready, job, ready_link);
-		memmove(&q->levels[i + 1], &q->levels[i],
-		        (q->levels_count - i) * sizeof q->levels[0]);
-		q->levels_count++;
-		q->levels[i] = (struct ready_level){job, job, job->attrs.priority};
-	}
-	q->ready_count++;
-	return 0;
+	lanes_push(&q->lanes, job);
+}
+
+void queue_ready_push_front(struct queue *q, struct job *job)
+{
+	lanes_push_front(&q->lanes, job);
 }
 
 struct job *queue_ready_peek(const struct queue *q)
 {
-	return TAILQ_FIRST(&q->ready);
+	return lanes_peek(&q->lanes);
 }
 
-struct job *queue_ready_next(const struct queue *q, const struct job *job)
+struct job *queue_ready_next(struct queue *q, const proto_name *types, uint32_t types_count)
 {
-	(void)q;
-	return TAILQ_NEXT(job, ready_link);
+	return lanes_next(&q->lanes, types, types_count);
 }
 
 void queue_ready_remove(struct queue *q, struct job *job)
 {
-	bool found;
-	uint32_t i = level_index(q, job->attrs.priority, &found);
-	assert(found);
-	struct ready_level *level = &q->levels[i];
-	if (level->first == job && level->last == job) {
-		memmove(&q->levels[i], &q->levels[i + 1],
-		        (q->levels_count - i - 1) * sizeof q->levels[0]);
-		q->levels_count--;
-	} else if (level->first == job) {
-		level->first = TAILQ_NEXT(job, ready_link);
-	} else if (level->last == job) {
-		level->last = TAILQ_PREV(job, job_list, ready_link);
-	}
-	TAILQ_REMOVE(&q->ready, job, ready_link);
-	q->ready_count--;
+	lanes_remove(&q->lanes, job);
+}
+
+uint64_t queue_ready_count(const struct queue *q)
+{
+	return q->lanes.ready_count;
 }
 
 uint64_t queue_oldest_ready_us(const struct queue *q)
 {
-	uint64_t oldest = 0;
-	for (uint32_t i = 0; i < q->levels_count; i++) {
-		uint64_t us = q->levels[i].first->updated_us;
-		if (oldest == 0 || us < oldest)
-			oldest = us;
-	}
-	return oldest;
+	return lanes_oldest_updated_us(&q->lanes);
+}
+
+int queue_job_made(struct queue *q, struct job *job, const char *group)
+{
+	return lanes_take(&q->lanes, job->attrs.type, group, &job->attrs.group);
+}
+
+void queue_job_freed(struct queue *q, const struct job *job)
+{
+	lanes_give(&q->lanes, job->attrs.type, job->attrs.group);
+}
+
+void queue_job_started(struct queue *q, const struct job *job)
+{
+	lanes_started(&q->lanes, job);
+}
+
+void queue_job_ended(struct queue *q, const struct job *job)
+{
+	lanes_ended(&q->lanes, job);
 }

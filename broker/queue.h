@@ -1,10 +1,8 @@
 /* Named queues: each orders its ready jobs (higher priority first, FIFO
- * within a priority) and counts its jobs by state. The ready jobs are one
- * list in that order, through the job's ready_link (no array beside the
- * jobs: issue 12's memory per queued job); a small sorted array of
- * priority levels points at each level's first and last job, so a job
- * joins the end of its level in O(log levels) and leaves in O(1). Queues are created on
- * first use and live as long as the broker. Not thread-safe (core lock). */
+ * within a priority) in lanes by job type and group (lanes.h: intrusive
+ * lists with priority levels, nothing beside the jobs) and counts its jobs
+ * by state. Queues are created on first use and live as long as the
+ * broker. Not thread-safe (core lock). */
 #ifndef JM_BROKER_QUEUE_H
 #define JM_BROKER_QUEUE_H
 
@@ -13,6 +11,7 @@
 
 #include "backoff.h"
 #include "job.h"
+#include "lanes.h"
 #include "namemap.h"
 
 /* Per-queue behaviour; every queue gets the broker-wide defaults. */
@@ -26,6 +25,7 @@ struct queue_policy {
 	uint64_t key_window_ms;        /* an idempotency key matches this long */
 	uint32_t rate_jobs;            /* at most this many starts per period; 0: none */
 	uint64_t rate_period_ms;
+	uint32_t group_limit; /* active jobs per group (lanes.h); 0: none */
 };
 
 /* A per-queue setting given before the queue exists (--queue-limit). */
@@ -34,22 +34,11 @@ struct queue_override {
 	uint32_t max_active;
 };
 
-/* The ready jobs of one priority: first..last in q->ready. */
-struct ready_level {
-	struct job *first;
-	struct job *last;
-	int16_t priority;
-};
-
 struct queue {
 	char name[PROTO_NAME_MAX + 1];
 	struct queue_policy policy;
 
-	struct job_list ready; /* pending jobs, in the order they run */
-	uint32_t ready_count;
-	struct ready_level *levels; /* levels in use, highest priority first */
-	uint32_t levels_count;
-	uint32_t levels_cap;
+	struct lanes lanes; /* ready jobs by type and group (lanes.h) */
 
 	uint64_t delayed, active, completed, failed, cancelled;
 	struct job_list finished; /* oldest first, for retention */
@@ -126,25 +115,35 @@ void queue_settings_fill(const struct queue *q, struct proto_queue_settings *out
 /* Does q have settings a snapshot must keep (a QUEUE record)? */
 bool queue_has_own_settings(const struct queue *q);
 
-/* Makes room for extra more ready jobs, so that pushing them cannot fail
- * (room for that many new priority levels); 0 or JM_ENOMEM (q unchanged). */
-int queue_ready_reserve(struct queue *q, uint32_t extra);
 /* Jobs in q that are not finished: pending, delayed and active. */
 uint64_t queue_unfinished(const struct queue *q);
 /* Removes q if it holds no job at all and frees it (a queue created for a
  * request that was then refused). */
 void queue_drop_if_empty(struct queue_registry *reg, struct queue *q);
-/* Ready list. push puts job last among its priority; JM_ENOMEM when its
- * priority is new to q and there is no room for it (see reserve). */
-int queue_ready_push(struct queue *q, struct job *job);
-/* The job to run first, or NULL. */
+/* Ready jobs (lanes.h). A job made for q takes room in its (type, group)
+ * lane (queue_job_made: group is the job's group name, "" for none; it
+ * sets job->attrs.group) and gives it back when freed (queue_job_freed):
+ * pushing it when it becomes ready then cannot fail. */
+int queue_job_made(struct queue *q, struct job *job, const char *group);
+void queue_job_freed(struct queue *q, const struct job *job);
+void queue_ready_push(struct queue *q, struct job *job);
+/* Puts back a job just taken out (first of its priority in its lane). */
+void queue_ready_push_front(struct queue *q, struct job *job);
+/* The ready job that runs first by priority and id across the lanes'
+ * heads, ignoring groups' turns: for tests and views. */
 struct job *queue_ready_peek(const struct queue *q);
-/* The job to run after job (which is ready in q), or NULL. */
-struct job *queue_ready_next(const struct queue *q, const struct job *job);
-/* Takes job (ready in q) out of the list. */
+/* The job dispatch gives next to a fetch of types (none: any type), or
+ * NULL: groups take turns (lanes_next); the job stays ready. */
+struct job *queue_ready_next(struct queue *q, const proto_name *types, uint32_t types_count);
+/* Takes job (ready in q) out of its lane. */
 void queue_ready_remove(struct queue *q, struct job *job);
+/* A job of q became active / left the active state (per-group limit). */
+void queue_job_started(struct queue *q, const struct job *job);
+void queue_job_ended(struct queue *q, const struct job *job);
+/* Ready jobs in q. */
+uint64_t queue_ready_count(const struct queue *q);
 /* When q's longest-waiting ready job became ready (its updated_us; the
- * smallest over the first job of each level), or 0 with none ready. */
+ * first job of each level of each lane), or 0 with none ready. */
 uint64_t queue_oldest_ready_us(const struct queue *q);
 
 #endif

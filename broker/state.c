@@ -50,6 +50,7 @@ static void job_free(struct state *s, struct job *job)
 		free(more->result);
 		free(more);
 	}
+	queue_job_freed(job->queue, job);
 	job_types_give(&s->types, job->attrs.type);
 	free(job);
 }
@@ -189,6 +190,12 @@ static uint64_t *batch_counter(struct batch *b, uint32_t state)
 #define JOB_RECORD_INTS 13u
 #define JOB_RECORD_STRINGS 6u
 
+/* The group (appended) as the record holds it: "" takes one byte. */
+static uint64_t group_bound(const char *group)
+{
+	return group[0] ? MSGPACK_BYTES_HEADER_MAX + strlen(group) : 1;
+}
+
 /* The bound is the worst case of every header plus the variable bytes: it
  * exceeds the exact encoding by at most ~100 bytes a job (small integers
  * take one byte, not nine). It must not fall short, or a snapshot written
@@ -201,7 +208,9 @@ uint64_t state_job_snapshot_bound(const struct job *job)
 	       JOB_RECORD_STRINGS * MSGPACK_BYTES_HEADER_MAX + strlen(job->queue->name) +
 	       (more && more->lease_token ? MSGPACK_INT_MAX : 1) +
 	       (more && more->holder_instance ? MSGPACK_INT_MAX : 1) + strlen(job->attrs.type) +
-	       job->payload_len + (more && more->holder ? strlen(more->holder->id) : 0) +
+	       job->payload_len +
+	       group_bound(lanes_group_name(&job->queue->lanes, job->attrs.group)) +
+	       (more && more->holder ? strlen(more->holder->id) : 0) +
 	       (more && more->last_error ? strlen(more->last_error) : 0) +
 	       (more ? more->result_len : 0) +
 	       (job_key(job) ? MSGPACK_BYTES_HEADER_MAX + strlen(job_key(job)->key) : 1);
@@ -212,7 +221,7 @@ uint64_t state_new_job_bound(const struct proto_rec_job *r)
 	return SNAPSHOT_FRAME_BYTES + MSGPACK_ARRAY_HEADER_MAX + JOB_RECORD_INTS * MSGPACK_INT_MAX +
 	       JOB_RECORD_STRINGS * MSGPACK_BYTES_HEADER_MAX + strlen(r->attrs.queue) +
 	       (r->lease_token ? MSGPACK_INT_MAX : 1) + (r->worker_instance ? MSGPACK_INT_MAX : 1) +
-	       strlen(r->attrs.type) + r->payload.len +
+	       strlen(r->attrs.type) + r->payload.len + group_bound(r->attrs.group) +
 	       (r->state == PROTO_STATE_ACTIVE ? strlen(r->worker_id) : 0) + r->last_error.len +
 	       r->result.len + (r->key.len ? MSGPACK_BYTES_HEADER_MAX + r->key.len : 1);
 }
@@ -245,6 +254,7 @@ static void unplace(struct state *s, struct job *job)
 		job->more->lease_token = 0;
 		job->more->holder_instance = 0;
 		q->active--;
+		queue_job_ended(q, job);
 		break;
 	case PROTO_STATE_COMPLETED:
 	case PROTO_STATE_FAILED:
@@ -289,7 +299,8 @@ static int place(struct state *s, struct job *job, uint32_t state, uint64_t now_
 	switch (state) {
 	case PROTO_STATE_PENDING:
 		s->ready_jobs++;
-		return queue_ready_push(q, job);
+		queue_ready_push(q, job); /* its lane has room (job_new) */
+		return 0;
 	case PROTO_STATE_DELAYED:
 		q->delayed++;
 		job->timer.kind = DEADLINE_JOB_READY;
@@ -302,6 +313,7 @@ static int place(struct state *s, struct job *job, uint32_t state, uint64_t now_
 		job->more->holder_heartbeat_mark = w->heartbeats;
 		job->more->lease_reported = false;
 		q->active++;
+		queue_job_started(q, job);
 		job->timer.kind = DEADLINE_LEASE;
 		uint64_t deadline =
 		    lease_at_us + (job->attrs.timeout_ms + s->config.lease_grace_ms) * 1000;
@@ -380,9 +392,10 @@ static int skip_or_fail(struct state *s, struct jm_err *err, const char *what, u
 	                  (unsigned long long)job_id);
 }
 
-/* A new job of record r, in one allocation with its payload, holding its
- * type name; NULL when out of memory. */
-static struct job *job_new(struct state *s, const struct proto_rec_job *r)
+/* A new job of record r for queue q, in one allocation with its payload,
+ * holding its type name and room in q's ready lane of its type and group
+ * (which sets its group); NULL when out of memory. */
+static struct job *job_new(struct state *s, const struct proto_rec_job *r, struct queue *q)
 {
 	struct job *job = jm_malloc(JOB_BYTES((size_t)r->payload.len));
 	if (job == NULL)
@@ -392,6 +405,12 @@ static struct job *job_new(struct state *s, const struct proto_rec_job *r)
 		free(job);
 		return NULL;
 	}
+	if (queue_job_made(q, job, r->attrs.group) != 0) {
+		job_types_give(&s->types, job->attrs.type);
+		free(job);
+		return NULL;
+	}
+	job->queue = q;
 	deadline_init(&job->timer, DEADLINE_JOB_READY);
 	job->id = r->job_id;
 	job->payload_len = r->payload.len;
@@ -408,10 +427,7 @@ struct job *state_job_prepare(struct state *s, const struct proto_rec_job *r, st
 {
 	if (jobtable_reserve(&s->jobs, r->job_id) != 0)
 		return NULL;
-	struct job *job = job_new(s, r);
-	if (job)
-		job->queue = q;
-	return job;
+	return job_new(s, r, q);
 }
 
 void state_job_discard(struct state *s, struct job *job)
@@ -443,6 +459,8 @@ void state_job_attrs(const struct job *job, struct proto_job_attrs *out)
 	out->timeout_ms = job->attrs.timeout_ms;
 	out->batch_id = job_batch_id(job);
 	out->created_us = job->attrs.created_us;
+	memset(out->group, 0, sizeof out->group);
+	strncpy(out->group, lanes_group_name(&job->queue->lanes, job->attrs.group), PROTO_NAME_MAX);
 }
 
 static void note_ids(struct state *s, const struct proto_rec_job *r)
@@ -481,7 +499,7 @@ static int apply_job(struct state *s, const struct proto_rec_job *r, uint64_t no
 	struct job *job = jobtable_find(&s->jobs, r->job_id);
 	bool is_new = job == NULL;
 	if (is_new) {
-		job = job_new(s, r);
+		job = job_new(s, r, q);
 		if (job == NULL)
 			return jm_err_set(err, JM_ENOMEM, "job %llu: out of memory",
 			                  (unsigned long long)r->job_id);

@@ -14,7 +14,9 @@ int worker_registry_init(struct worker_registry *reg, uint32_t max_workers)
 
 static void free_worker_cb(struct namemap_entry *e, void *arg)
 {
-	free(container_of(e, struct worker, by_id));
+	struct worker *w = container_of(e, struct worker, by_id);
+	free(w->types);
+	free(w);
 }
 
 void worker_registry_fini(struct worker_registry *reg)
@@ -62,7 +64,45 @@ void worker_remove(struct worker_registry *reg, struct worker *w)
 	assert(w->held_count == 0 && w->parked_fetches == 0);
 	assert(!deadline_is_set(&w->lost_timer));
 	namemap_remove(&reg->workers, &w->by_id);
+	free(w->types);
 	free(w);
+}
+
+void worker_note_fetch(struct worker *w, const struct proto_fetch *fetch)
+{
+	uint32_t queues = fetch->queues_count < PROTO_QUEUES_PER_FETCH_MAX
+	                      ? fetch->queues_count
+	                      : PROTO_QUEUES_PER_FETCH_MAX;
+	if (queues > 0) {
+		w->queues_count = queues;
+		memcpy(w->queues, fetch->queues, queues * sizeof w->queues[0]);
+	}
+	size_t bytes = fetch->types_count * sizeof(proto_name);
+	if (fetch->types_count == w->types_count &&
+	    (bytes == 0 || memcmp(w->types, fetch->types, bytes) == 0))
+		return;
+	free(w->types);
+	w->types = NULL;
+	w->types_count = 0;
+	if (bytes == 0 || (w->types = malloc(bytes)) == NULL)
+		return;
+	memcpy(w->types, fetch->types, bytes);
+	w->types_count = fetch->types_count;
+}
+
+bool worker_takes(const struct worker *w, const char *queue, const char *type)
+{
+	bool on_queue = false;
+	for (uint32_t i = 0; i < w->queues_count && !on_queue; i++)
+		on_queue = strcmp(w->queues[i], queue) == 0;
+	if (!on_queue)
+		return false;
+	if (w->types_count == 0)
+		return true;
+	for (uint32_t i = 0; i < w->types_count; i++)
+		if (strcmp(w->types[i], type) == 0)
+			return true;
+	return false;
 }
 
 struct each_worker {

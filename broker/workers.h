@@ -37,6 +37,10 @@ struct worker {
 	uint32_t concurrency;
 	uint32_t queues_count;
 	proto_name queues[PROTO_QUEUES_PER_FETCH_MAX];
+	/* The job types its latest fetch named (types_count 0: any type, as
+	 * an older worker); what stats call routable (core_views.c). */
+	uint32_t types_count;
+	proto_name *types;
 	bool announced; /* its joined event went out */
 	uint64_t first_seen_us;
 	uint64_t last_seen_us;      /* wall clock, for display */
@@ -63,6 +67,11 @@ void worker_registry_fini(struct worker_registry *reg);
 struct worker *worker_find(const struct worker_registry *reg, const char *id);
 /* Finds id or creates it (first_seen = now). JM_ELIMIT, JM_ENOMEM. */
 int worker_get(struct worker_registry *reg, const char *id, uint64_t now_us, struct worker **out);
+/* Notes the queues and job types w's fetch names. Out of memory, the
+ * types are taken as "any" (only stats read them). */
+void worker_note_fetch(struct worker *w, const struct proto_fetch *fetch);
+/* Does w take jobs of type from queue (a queue it fetches or reported)? */
+bool worker_takes(const struct worker *w, const char *queue, const char *type);
 /* Removes and frees w, which must hold no leases. */
 void worker_remove(struct worker_registry *reg, struct worker *w);
 void worker_each(const struct worker_registry *reg, void (*fn)(struct worker *w, void *arg),

@@ -19,7 +19,7 @@ _Static_assert(sizeof(((struct cli_batch_job *)0)->key) == PROTO_KEY_MAX + 1,
                "a batch job's key holds PROTO_KEY_MAX bytes and its NUL");
 
 static const char batchfile_keys[] =
-    "queue, type, payload, priority, max_attempts, delay_ms, timeout_ms, key";
+    "queue, type, payload, priority, max_attempts, delay_ms, timeout_ms, key, group";
 
 bool cli_batch_line_is_blank(const char *line, size_t len)
 {
@@ -83,7 +83,7 @@ int cli_batch_parse_line(const char *line, size_t len, struct cli_batch_job *job
 	{
 		static const char *const known[] = {"queue",      "type",         "payload",
 		                                    "priority",   "max_attempts", "delay_ms",
-		                                    "timeout_ms", "key"};
+		                                    "timeout_ms", "key",          "group"};
 		bool found = false;
 		for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
 			found = found || strcmp(key, known[i]) == 0;
@@ -118,6 +118,15 @@ int cli_batch_parse_line(const char *line, size_t len, struct cli_batch_job *job
 			rc = jm_err_set(err, JM_EINVAL, "\"key\" is empty: %s", PROTO_KEY_RULE);
 		if (rc == 0)
 			rc = proto_idempotency_key_check(key_text, key_len, err);
+	}
+	/* Optional: the job's group (fair tenants), a name. */
+	const char *group = NULL;
+	size_t group_len = 0;
+	if (rc == 0 && json_object_get(obj, "group") != NULL) {
+		rc = batchfile_string(obj, "group", &group, &group_len, err);
+		if (rc == 0 && !proto_name_is_valid(group, group_len))
+			rc = jm_err_set(err, JM_EBADNAME, "group name \"%.80s\" is invalid: %s",
+			                group, PROTO_NAME_RULE);
 	}
 	if (rc != 0)
 		goto done_free_obj;
@@ -172,6 +181,10 @@ int cli_batch_parse_line(const char *line, size_t len, struct cli_batch_job *job
 		/* Checked above: at most PROTO_KEY_MAX printable bytes. */
 		memcpy(job->key, key_text, key_len + 1);
 		job->spec.idempotency_key = job->key;
+	}
+	if (group != NULL) {
+		memcpy(job->group, group, group_len + 1);
+		job->spec.group = job->group;
 	}
 done_free_obj:
 	json_decref(obj);

@@ -2,7 +2,7 @@
  *
  *   {"queue": "emails", "type": "send", "payload": {"to": "a@b.c"},
  *    "priority": 0, "max_attempts": 3, "delay_ms": 0, "timeout_ms": 0,
- *    "key": "order-4711"}
+ *    "key": "order-4711", "group": "tenant-42"}
  *
  * queue and type are required strings; payload is optional: a JSON string
  * is used as the payload bytes as-is, any other JSON value is serialised
@@ -27,8 +27,9 @@
 struct cli_batch_job {
 	char queue[65];
 	char type[65];
-	char key[129]; /* "" for none: PROTO_KEY_MAX printable bytes */
-	char *payload; /* malloc'd (NULL for no payload) */
+	char key[129];  /* "" for none: PROTO_KEY_MAX printable bytes */
+	char group[65]; /* "" when the line gives none */
+	char *payload;  /* malloc'd (NULL for no payload) */
 	jm_job_spec spec;
 };
 

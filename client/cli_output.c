@@ -107,6 +107,8 @@ json_t *cli_json_job(const jm_job_info *job, bool with_result)
 	failed |= json_object_set_new(obj, "id", cli_json_u64(job->id));
 	failed |= json_object_set_new(obj, "queue", json_string(job->queue));
 	failed |= json_object_set_new(obj, "type", json_string(job->type));
+	failed |= json_object_set_new(obj, "group",
+	                              job->group[0] ? json_string(job->group) : json_null());
 	failed |= json_object_set_new(obj, "state", json_string(jm_job_state_name(job->state)));
 	failed |= json_object_set_new(obj, "priority", json_integer(job->priority));
 	failed |= json_object_set_new(obj, "attempt", json_integer(job->attempt));
@@ -175,6 +177,11 @@ json_t *cli_json_stats(const jm_queue_stats *queues, size_t count)
 		failed |= json_object_set_new(row, "rate_jobs", cli_json_u64(q->rate_jobs));
 		failed |=
 		    json_object_set_new(row, "rate_period_ms", cli_json_u64(q->rate_period_ms));
+		failed |= json_object_set_new(row, "unroutable", cli_json_u64(q->unroutable));
+		json_t *types = json_array();
+		for (unsigned t = 0; types && t < q->unroutable_types_count; t++)
+			failed |= json_array_append_new(types, json_string(q->unroutable_types[t]));
+		failed |= json_object_set_new(row, "unroutable_types", types);
 		if (failed)
 			goto fail_free;
 	}
@@ -223,6 +230,8 @@ void cli_print_job(FILE *out, const jm_job_info *job)
 	fprintf(out, "id          %" PRIu64 "\n", job->id);
 	fprintf(out, "queue       %s\n", job->queue);
 	fprintf(out, "type        %s\n", job->type);
+	if (job->group[0])
+		fprintf(out, "group       %s\n", job->group);
 	fprintf(out, "state       %s\n", jm_job_state_name(job->state));
 	fprintf(out, "attempt     %u/%u\n", job->attempt, job->max_attempts);
 	fprintf(out, "priority    %d\n", job->priority);
@@ -312,6 +321,13 @@ void cli_print_stats(FILE *out, const jm_queue_stats *queues, size_t count)
 			        queues[i].rate_jobs, queues[i].rate_period_ms);
 		else if (!queues[i].paused)
 			fputc('-', out);
+		/* Jobs no connected worker has a handler for wait: say so. */
+		if (queues[i].unroutable) {
+			fprintf(out, ", %" PRIu64 " unroutable (", queues[i].unroutable);
+			for (unsigned t = 0; t < queues[i].unroutable_types_count; t++)
+				fprintf(out, "%s%s", t ? "," : "", queues[i].unroutable_types[t]);
+			fputc(')', out);
+		}
 		fputc('\n', out);
 	}
 }

@@ -15,7 +15,8 @@ static int queue_set_run(struct cli *cli, const struct cli_command *self, int ar
 
 #define QUEUE_SET_KEYS                                                                             \
 	"limit=N (active jobs at once, 0: none), rate=N/UNIT (starts per s, m, h or d, spaced "    \
-	"evenly; 0: none), max-attempts=N, keep-finished=N, keep-age-ms=MS, key-window-ms=MS"
+	"evenly; 0: none), max-attempts=N, keep-finished=N, keep-age-ms=MS, key-window-ms=MS, "    \
+	"group-limit=N (active jobs per group, 0: none)"
 
 static const struct cli_command queue_commands[] = {
     {"queue pause", queue_pause_run, "QUEUE [--json]",
@@ -48,12 +49,13 @@ static int queue_print(const char *what, bool json, const jm_queue_settings *s)
 {
 	if (json) {
 		json_t *o = json_pack(
-		    "{s:s,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "name", s->name, "paused", s->paused,
-		    "max_active", (json_int_t)s->max_active, "rate_jobs", (json_int_t)s->rate_jobs,
-		    "rate_period_ms", (json_int_t)s->rate_period_ms, "max_attempts",
-		    (json_int_t)s->max_attempts, "keep_finished", (json_int_t)s->keep_finished,
-		    "keep_finished_age_ms", (json_int_t)s->keep_finished_age_ms, "key_window_ms",
-		    (json_int_t)s->key_window_ms);
+		    "{s:s,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "name", s->name, "paused",
+		    s->paused, "max_active", (json_int_t)s->max_active, "rate_jobs",
+		    (json_int_t)s->rate_jobs, "rate_period_ms", (json_int_t)s->rate_period_ms,
+		    "max_attempts", (json_int_t)s->max_attempts, "keep_finished",
+		    (json_int_t)s->keep_finished, "keep_finished_age_ms",
+		    (json_int_t)s->keep_finished_age_ms, "key_window_ms",
+		    (json_int_t)s->key_window_ms, "group_limit", (json_int_t)s->group_limit);
 		if (cli_print_json(stdout, o) != 0)
 			return cli_fail(CLI_EXIT_ERROR, what, "printing the settings failed");
 		return CLI_EXIT_OK;
@@ -67,8 +69,12 @@ static int queue_print(const char *what, bool json, const jm_queue_settings *s)
 	else
 		printf(", rate none");
 	printf(", max-attempts %u, keep-finished %" PRIu64 ", keep-age-ms %" PRIu64
-	       ", key-window-ms %" PRIu64 "\n",
+	       ", key-window-ms %" PRIu64 ", group-limit ",
 	       s->max_attempts, s->keep_finished, s->keep_finished_age_ms, s->key_window_ms);
+	if (s->group_limit)
+		printf("%u\n", s->group_limit);
+	else
+		printf("none\n");
 	return CLI_EXIT_OK;
 }
 
@@ -158,6 +164,10 @@ static int parse_setting(const char *kv, jm_queue_settings *s, struct jm_err *er
 		rc = jm_parse_u64("keep-age-ms", v, 0, 3650ull * 24 * 3600 * 1000, &n, err);
 		s->keep_finished_age_ms = n;
 		s->set_mask |= JM_QSET_KEEP_AGE;
+	} else if (KEY_IS("group-limit")) {
+		rc = jm_parse_u64("group-limit", v, 0, UINT32_MAX, &n, err);
+		s->group_limit = (unsigned)n;
+		s->set_mask |= JM_QSET_GROUP_LIMIT;
 	} else if (KEY_IS("key-window-ms")) {
 		rc = jm_parse_u64("key-window-ms", v, 1, 3650ull * 24 * 3600 * 1000, &n, err);
 		s->key_window_ms = n;

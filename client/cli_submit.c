@@ -108,6 +108,12 @@ static int submit_set_key(void *ctx, const char *value, struct jm_err *err)
 	return 0;
 }
 
+static int submit_set_group(void *ctx, const char *value, struct jm_err *err)
+{
+	((struct submit_opts *)ctx)->spec.group = value;
+	return 0;
+}
+
 static int submit_set_run_at(void *ctx, const char *value, struct jm_err *err)
 {
 	return jm_rfc3339_parse(value, &((struct submit_opts *)ctx)->spec.run_at_us, err);
@@ -134,6 +140,10 @@ const struct jm_flag cli_submit_flags[] = {
      "idempotency key: a second submit with KEY to the queue within the broker's key window "
      "(default 24 h) prints the first job's id and adds no job (1-128 printable ASCII)",
      submit_set_key},
+    {"group", "G",
+     "fair tenants: the job's group (e.g. tenant-42); within the queue the groups with ready "
+     "jobs take turns (1-64 of A-Z a-z 0-9 . _ -)",
+     submit_set_group},
     CLI_FLAG_JSON,
     CLI_FLAG_HELP,
     {NULL, NULL, NULL, NULL},

@@ -250,6 +250,10 @@ int client_check_spec(const jm_job_spec *job, const char *where)
 	if (job->idempotency_key != NULL &&
 	    proto_idempotency_key_check(job->idempotency_key, strlen(job->idempotency_key), &err))
 		return client_fail(err.code, "submit: %s%s", where, jm_err_text(&err));
+	if (job->group != NULL && job->group[0] != '\0' &&
+	    !proto_name_is_valid(job->group, strlen(job->group)))
+		return client_fail(JM_EBADNAME, "submit: %sgroup name \"%s\" is invalid: %s", where,
+		                   job->group, PROTO_NAME_RULE);
 	if (job->run_at_us && job->delay_ms)
 		return client_fail(JM_EINVAL,
 		                   "submit: %sdelay_ms and run_at_us are both set: give one or the "
@@ -274,6 +278,8 @@ void client_spec_to_proto(const jm_job_spec *job, struct proto_job_spec *out)
 		out->key = (struct proto_bytes){(const uint8_t *)job->idempotency_key,
 		                                (uint32_t)strlen(job->idempotency_key)};
 	out->run_at_us = job->run_at_us;
+	if (job->group != NULL) /* checked: at most PROTO_NAME_MAX bytes */
+		strcpy(out->attrs.group, job->group);
 }
 
 /* Sends jobs[0..count) as one SUBMIT; ids receive the new ids. first is
@@ -422,6 +428,7 @@ int client_job_from_proto(const struct proto_job_info *job, jm_job_info *out)
 	out->id = job->job_id;
 	snprintf(out->queue, sizeof out->queue, "%s", job->attrs.queue);
 	snprintf(out->type, sizeof out->type, "%s", job->attrs.type);
+	snprintf(out->group, sizeof out->group, "%s", job->attrs.group);
 	out->state = (int)job->state;
 	out->priority = job->attrs.priority;
 	out->attempt = job->attempt;
@@ -628,6 +635,15 @@ int jm_client_stats(jm_client *client, jm_queue_stats **queues, size_t *count)
 		copy[i].paused = q->paused;
 		copy[i].rate_jobs = q->rate_jobs;
 		copy[i].rate_period_ms = q->rate_period_ms;
+		copy[i].unroutable = q->unroutable;
+		uint32_t types = q->unroutable_types_count;
+		if (types > sizeof copy[i].unroutable_types / sizeof copy[i].unroutable_types[0])
+			types =
+			    sizeof copy[i].unroutable_types / sizeof copy[i].unroutable_types[0];
+		for (uint32_t t = 0; t < types; t++)
+			snprintf(copy[i].unroutable_types[t], sizeof copy[i].unroutable_types[t],
+			         "%s", q->unroutable_types[t]);
+		copy[i].unroutable_types_count = types;
 	}
 	*queues = copy;
 	*count = stats->queues_count;

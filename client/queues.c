@@ -27,6 +27,7 @@ int jm_client_queue_set(jm_client *client, const char *queue, const jm_queue_set
 	p->keep_finished = changes->keep_finished;
 	p->keep_finished_age_ms = changes->keep_finished_age_ms;
 	p->key_window_ms = changes->key_window_ms;
+	p->group_limit = changes->group_limit;
 	struct rpc_reply reply;
 	rc = client_call(client, "queue-set", &req, PROTO_QUEUE_SETTINGS, client_timeout(client),
 	                 &reply);
@@ -45,6 +46,7 @@ int jm_client_queue_set(jm_client *client, const char *queue, const jm_queue_set
 		out->keep_finished = r->keep_finished;
 		out->keep_finished_age_ms = r->keep_finished_age_ms;
 		out->key_window_ms = r->key_window_ms;
+		out->group_limit = r->group_limit;
 	}
 	rpc_reply_fini(&reply);
 	return 0;

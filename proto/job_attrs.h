@@ -39,6 +39,11 @@
 	.wire = "created_us", .label = "created_us", .kind = FIELD_U64,                            \
 	.offset = offsetof(s, attrs.created_us)
 
+/* Appended to the spec, the record and the job info (absent: no group). */
+#define ATTR_GROUP(s)                                                                              \
+	.wire = "group", .label = "group name", .kind = FIELD_NAME, .empty_ok = true,              \
+	.offset = offsetof(s, attrs.group)
+
 /* The ranges a job info (a view of an admitted job) holds its attributes
  * to; a spec and a record are judged by proto_job_spec_check instead. */
 #define ATTR_PRIORITY_RANGE .ranged = true, .imin = PROTO_PRIORITY_MIN, .imax = PROTO_PRIORITY_MAX

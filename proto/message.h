@@ -107,11 +107,13 @@ struct proto_job_attrs {
 	uint64_t timeout_ms;   /* run timeout per attempt; 0: the queue's default */
 	uint64_t batch_id;     /* 0: not in a batch (set by the broker) */
 	uint64_t created_us;   /* wall clock of admission (set by the broker) */
+	proto_name group;      /* fair tenants: its group ("": none) */
 };
 
 /* One job of a SUBMIT: [queue, type, payload, priority, max_attempts,
  * delay_ms, timeout_ms, key, run_at_us]
- * key and run_at_us were appended (an older client sends seven fields).
+ * key and run_at_us were appended (an older client sends seven fields),
+ * then group (attrs.group: fair tenants; absent or "": no group).
  * key: an idempotency key (empty: none; see job_spec.h). run_at_us: a wall
  * time (µs since 1970) to run no sooner than; 0: none, else delay_ms must
  * be 0. */
@@ -142,18 +144,24 @@ struct proto_submitted {
 	uint64_t *existing_ids;
 };
 
-/* FETCH: [worker_id, instance, slot, [queue...], max_jobs, wait_ms]
+/* FETCH: [worker_id, instance, slot, [queue...], max_jobs, wait_ms,
+ *         [type...]]
  * slot names one of the worker's concurrent fetchers: the broker keeps one
  * parked fetch per (worker_id, slot), so a resent request replaces the
- * stale copy instead of parking twice. instance: see HEARTBEAT. */
+ * stale copy instead of parking twice. instance: see HEARTBEAT. types
+ * (appended): the job types the worker has handlers for; the broker hands
+ * it only jobs of those types. Empty or absent (an older worker): any
+ * type. */
 struct proto_fetch {
 	proto_name worker_id;
 	uint64_t instance;
 	uint32_t slot;
 	uint32_t queues_count; /* 1..PROTO_QUEUES_PER_FETCH_MAX */
 	proto_name *queues;
-	uint32_t max_jobs; /* 1..PROTO_JOBS_PER_MESSAGE_MAX */
-	uint32_t wait_ms;  /* 0: answer at once */
+	uint32_t max_jobs;    /* 1..PROTO_JOBS_PER_MESSAGE_MAX */
+	uint32_t wait_ms;     /* 0: answer at once */
+	uint32_t types_count; /* 0..PROTO_TYPES_PER_FETCH_MAX; 0: any type */
+	proto_name *types;
 };
 
 /* One delivery of JOBS: [job_id, lease, attempt, queue, type, payload,
@@ -233,7 +241,8 @@ struct proto_wait {
  *       batch_id, progress_done, progress_total, progress_message]
  * Times are wall-clock microseconds since the epoch. run_at_us is when a
  * delayed job becomes ready (0 otherwise). result is empty unless the
- * request was RESULT or WAIT and the job completed. */
+ * request was RESULT or WAIT and the job completed. payload, then group
+ * (attrs.group) were appended. */
 struct proto_job_info {
 	uint64_t job_id;
 	struct proto_job_attrs attrs; /* all but timeout_ms on the wire */
@@ -280,6 +289,13 @@ struct proto_queue_stats {
 	uint64_t keep_finished;
 	uint64_t keep_finished_age_ms;
 	uint64_t key_window_ms;
+	/* appended after key_window_ms (an older broker sends 12 or 17 fields):
+	 * pending jobs whose type no connected worker of the queue has a
+	 * handler for (they wait for one, they never fail for it), and up to
+	 * PROTO_UNROUTABLE_TYPES_MAX of those types. */
+	uint64_t unroutable;
+	uint32_t unroutable_types_count;
+	proto_name *unroutable_types;
 };
 
 /* STATS_REPLY: [[queue_stats...]] */
@@ -523,7 +539,8 @@ enum proto_queue_setting {
 	PROTO_QSET_KEEP_FINISHED = 1u << 4,
 	PROTO_QSET_KEEP_AGE = 1u << 5,
 	PROTO_QSET_KEY_WINDOW = 1u << 6,
-	PROTO_QSET_ALL_ = (1u << 7) - 1,
+	PROTO_QSET_GROUP_LIMIT = 1u << 7, /* group_limit */
+	PROTO_QSET_ALL_ = (1u << 8) - 1,
 };
 
 #define PROTO_RATE_JOBS_MAX 1000000
@@ -531,13 +548,14 @@ enum proto_queue_setting {
 
 /* A queue's runtime settings: [queue, set_mask, paused, max_active,
  * rate_jobs, rate_period_ms, max_attempts, keep_finished,
- * keep_finished_age_ms, key_window_ms]
+ * keep_finished_age_ms, key_window_ms, group_limit]
  * QUEUE_SET's body: set_mask names the settings to change (the others are
  * ignored). QUEUE_SETTINGS's body (the reply): every setting as the queue
  * now has it, set_mask naming those it has of its own. paused: fetches get
  * nothing from it, submits are taken. max_active 0: no limit. rate: at
  * most rate_jobs starts per rate_period_ms, evenly spaced (rate_jobs 0: no
- * limit). */
+ * limit). group_limit (appended: absent from an older peer or journal, 0):
+ * active jobs per group of the queue (fair tenants; 0: no limit). */
 struct proto_queue_settings {
 	proto_name queue;
 	uint32_t set_mask; /* enum proto_queue_setting bits */
@@ -549,6 +567,7 @@ struct proto_queue_settings {
 	uint64_t keep_finished;
 	uint64_t keep_finished_age_ms;
 	uint64_t key_window_ms; /* at least 1 */
+	uint32_t group_limit;   /* 0: none */
 };
 
 enum proto_event_kind {

@@ -69,6 +69,7 @@ static const struct field job_spec_field[] = {
      .max = 0, /* judged by job_spec_key_check */
      .check = job_spec_key_check},
     F_U64(struct proto_job_spec, run_at_us),
+    {ATTR_GROUP(struct proto_job_spec)}, /* appended after run_at_us */
 };
 static const struct fields job_spec_fields =
     FIELDS_OF_OPTIONAL(job_spec_field, 7, job_spec_rules_check);
@@ -164,6 +165,7 @@ static const struct field job_info_field[] = {
      .check = job_info_progress_check},
     F_TEXT(struct proto_job_info, progress_message, PROTO_ERROR_TEXT_MAX),
     F_BIN(struct proto_job_info, payload, 0), /* bounded by the message */
+    {ATTR_GROUP(struct proto_job_info)},      /* appended after payload */
 };
 /* payload was appended: an older broker's 17 fields still decode. */
 const struct fields msg_job_info_fields =

@@ -41,6 +41,7 @@ static const struct field queue_settings_field[] = {
     F_U64(struct proto_queue_settings, keep_finished),
     F_U64(struct proto_queue_settings, keep_finished_age_ms),
     F_U64(struct proto_queue_settings, key_window_ms),
+    F_U32(struct proto_queue_settings, group_limit), /* appended */
 };
 const struct fields msg_queue_settings_fields =
-    FIELDS_OF(queue_settings_field, msg_queue_settings_check);
+    FIELDS_OF_OPTIONAL(queue_settings_field, 10, msg_queue_settings_check);

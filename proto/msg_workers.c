@@ -17,7 +17,11 @@ static const struct field lease_ref_field[] = {
 static const struct fields lease_ref_fields = FIELDS_OF(lease_ref_field, NULL);
 static const struct field lease_ref_elem = F_ELEM_STRUCT(&lease_ref_fields);
 
-/* FETCH: [worker_id, instance, slot, [queue...], max_jobs, wait_ms] */
+/* A job type in a list. */
+static const struct field type_name_elem = {.label = "job type", .kind = FIELD_NAME};
+
+/* FETCH: [worker_id, instance, slot, [queue...], max_jobs, wait_ms,
+ *         [type...]]; types appended: an older worker leaves it out. */
 static const struct field fetch_field[] = {
     F_NAME(struct proto_fetch, worker_id, "worker id"),
     F_INSTANCE(struct proto_fetch, instance),
@@ -26,8 +30,10 @@ static const struct field fetch_field[] = {
            PROTO_QUEUES_PER_FETCH_MAX, &msg_queue_name_elem),
     F_U32_IN(struct proto_fetch, max_jobs, 1, PROTO_JOBS_PER_MESSAGE_MAX),
     F_U32(struct proto_fetch, wait_ms),
+    F_LIST(struct proto_fetch, types, types_count, "types", "types", "type", 0,
+           PROTO_TYPES_PER_FETCH_MAX, &type_name_elem),
 };
-const struct fields msg_fetch_fields = FIELDS_OF(fetch_field, NULL);
+const struct fields msg_fetch_fields = FIELDS_OF_OPTIONAL(fetch_field, 6, NULL);
 
 /* JOBS: [[delivery...]]
  * delivery: [job_id, lease, attempt, queue, type, payload, timeout_ms] */

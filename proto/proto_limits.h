@@ -22,6 +22,11 @@
  * to this, so it stays well under PROTO_MESSAGE_MAX. */
 #define PROTO_LIST_PAYLOAD_BYTES_MAX (16u << 20)
 #define PROTO_QUEUES_PER_FETCH_MAX 32
+/* Job types a worker may name in one FETCH (a worker with more handlers
+ * names none: any type). */
+#define PROTO_TYPES_PER_FETCH_MAX 64
+/* Unroutable job types a queue's stats list (the count covers them all). */
+#define PROTO_UNROUTABLE_TYPES_MAX 8
 #define PROTO_PRIORITY_MIN (-1000)
 #define PROTO_PRIORITY_MAX 1000
 #define PROTO_ATTEMPTS_MAX 1000

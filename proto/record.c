@@ -66,6 +66,7 @@ static const struct field rec_job_field[] = {
      .kind = FIELD_TEXT,
      .offset = offsetof(struct proto_rec_job, key),
      .check = rec_job_key_check},
+    {ATTR_GROUP(struct proto_rec_job)}, /* appended: absent in older records */
 };
 static const struct fields rec_job_fields = FIELDS_OF_OPTIONAL(rec_job_field, 19, NULL);
 #define REC_JOB_V1_FIELDS 17

@@ -920,6 +920,22 @@ static void *fetch_main(void *arg)
 	req.u.fetch.queues_count = w->queues_count;
 	req.u.fetch.queues = w->queues;
 	req.u.fetch.wait_ms = FETCH_WAIT_MS;
+	/* The types it has handlers for (registered before the run): the
+	 * broker hands it no other (routing). More than a fetch may name:
+	 * none, which the broker takes as any type. */
+	proto_name *types = NULL;
+	if (w->handlers_count > 0 && w->handlers_count <= PROTO_TYPES_PER_FETCH_MAX)
+		types = calloc(w->handlers_count, sizeof *types);
+	if (types != NULL) {
+		for (size_t i = 0; i < w->handlers_count; i++)
+			memcpy(types[i], w->handlers[i].type, sizeof types[i]);
+		req.u.fetch.types = types;
+		req.u.fetch.types_count = (uint32_t)w->handlers_count;
+	} else if (w->handlers_count > PROTO_TYPES_PER_FETCH_MAX) {
+		jm_warn("worker: %zu handlers, more than a fetch names (%d): the broker may "
+		        "hand this worker jobs of any type",
+		        w->handlers_count, PROTO_TYPES_PER_FETCH_MAX);
+	}
 
 	while (!worker_stopping(w)) {
 		uint32_t want = feed_wait_want(&w->feed);
@@ -971,6 +987,7 @@ static void *fetch_main(void *arg)
 			backoff_ms = 0;
 		}
 	}
+	free(types);
 	return NULL;
 }
 

@@ -174,6 +174,8 @@ export function normQueue(q) {
     keepAgeMs: q.keep_finished_age_ms === undefined ? null : num(q.keep_finished_age_ms),
     keyWindowMs: q.key_window_ms === undefined ? null : num(q.key_window_ms),
     own: new Set(q.own_settings || []),
+    // Pending jobs whose type no connected worker has a handler for.
+    unroutable: { jobs: num(q.unroutable?.jobs), types: q.unroutable?.types || [] },
   };
 }
 

@@ -46,10 +46,13 @@ function queueCard(q) {
     // Workers unknown to this token (a producer's) are not absent.
     const noWorkers = w.online === 0 && workersVisible();
     el.classList.toggle('no-workers', noWorkers);
-    alert.hidden = !noWorkers;
-    setText(alert, waiting > 0
+    const unroutable = item.unroutable || { jobs: 0, types: [] };
+    alert.hidden = !noWorkers && unroutable.jobs === 0;
+    setText(alert, noWorkers ? (waiting > 0
       ? `No workers for this queue: ${fmtCount(waiting)} jobs are waiting and nothing will run them.`
-      : 'No workers for this queue.');
+      : 'No workers for this queue.')
+      : `${fmtCount(unroutable.jobs)} pending jobs wait for a worker with a handler for their type ` +
+        `(${unroutable.types.join(', ')}): no connected worker of this queue has one.`);
     const age = item.counts.pending > 0 && item.oldestPendingAt ? Date.now() - item.oldestPendingAt : null;
     fill(meta,
       h('div', {}, h('dt', {}, 'oldest pending'), h('dd', { class: 'oldest' }, fmtAge(age))),

@@ -86,6 +86,24 @@ class HttpApi(unittest.TestCase):
         _, _, jobs = self.b.get("/v1/jobs?queue=pay")
         self.assertEqual(len(jobs["jobs"]), 3)
 
+    def test_groups_group_limit_and_unroutable_jobs_show_over_http(self):
+        # A job's group goes in with it and reads back; a bad one is refused.
+        job = self.b.submit("fair", {"type": "nobody", "payload": "x", "group": "tenant-42"})
+        status, _, got = self.b.get("/v1/jobs/%s" % job["id"])
+        self.assertEqual((status, got["group"]), (200, "tenant-42"))
+        status, _, bad = self.b.post("/v1/queues/fair/jobs", {"type": "t", "group": "a b"})
+        self.assertEqual((status, bad["error"]["code"]), (400, "group_name_invalid"), bad)
+        status, _, got = self.b.request("PATCH", "/v1/queues/fair/settings", {"group_limit": 3})
+        self.assertEqual((status, got["group_limit"]), (200, 3), got)
+        # A worker of the queue with no handler for "nobody": the job waits,
+        # and the queue says how many wait for a handler and of which type.
+        self.b.worker("fair", ["other=cat"])
+        wait_for(lambda: self.b.get("/v1/queues")[2]["queues"][0]
+                 .get("unroutable", {}).get("jobs") == 1, 20, "one unroutable job")
+        queue = self.b.get("/v1/queues")[2]["queues"][0]
+        self.assertEqual(queue["unroutable"], {"jobs": 1, "types": ["nobody"]})
+        self.assertEqual(self.b.get("/v1/jobs/%s" % job["id"])[2]["state"], "pending")
+
     def test_queue_settings_pause_resume_and_patch(self):
         status, _, got = self.b.get("/v1/queues/pay/settings")
         self.assertEqual(status, 200, got)

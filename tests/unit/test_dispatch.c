@@ -1,6 +1,7 @@
-/* Parked fetches indexed by queue (broker/dispatch.c): a fetch is a waiter
- * of every queue it names, once per name, oldest first; a queue's entry
- * lives exactly while some fetch waits on it. */
+/* Parked fetches indexed by (queue, job type) (broker/dispatch.c): a fetch
+ * is a waiter of every queue it names, once per name and type it names
+ * (none: the "" entry, any type), oldest first; an entry lives exactly
+ * while some fetch waits on it. */
 #include "jm_test.h"
 
 #include "dispatch.h"
@@ -66,6 +67,41 @@ static void test_queue_named_twice_in_one_fetch_is_linked_once(void **state)
 	assert_null(dispatch_queue_first(&d));
 }
 
+static struct dispatch_queue *pair_named(const struct dispatch *d, const char *name,
+                                         const char *type)
+{
+	for (struct dispatch_queue *dq = dispatch_queue_first(d); dq; dq = dispatch_queue_next(dq))
+		if (strcmp(dq->name, name) == 0 && strcmp(dq->type, type) == 0)
+			return dq;
+	return NULL;
+}
+
+static void test_fetch_with_types_waits_on_each_queue_and_type_pair(void **state)
+{
+	(void)state;
+	struct dispatch d;
+	dispatch_init(&d);
+	proto_name qs[2] = {"a", "b"}, types[3] = {"x", "y", "x"};
+	struct proto_fetch typed = {.types = types, .types_count = 3}, any = {0};
+	struct parked_fetch *t = park(&d, &typed, qs, 2);
+	struct parked_fetch *u = park(&d, &any, qs, 1);
+	/* (a,x) (a,y) (b,x) (b,y): x named twice is linked once per queue. */
+	assert_int_equal(t->links_count, 4);
+	assert_int_equal(u->links_count, 1);
+	assert_int_equal(d.queues_count, 5);
+	assert_ptr_equal(dispatch_queue_oldest(pair_named(&d, "b", "y")), t);
+	assert_ptr_equal(dispatch_queue_oldest(pair_named(&d, "a", "")), u);
+	assert_null(pair_named(&d, "b", ""));
+	dispatch_remove(&d, t);
+	dispatch_fetch_free(t);
+	assert_null(pair_named(&d, "a", "x"));
+	assert_int_equal(d.queues_count, 1);
+	dispatch_remove(&d, u);
+	dispatch_fetch_free(u);
+	assert_int_equal(d.queues_count, 0);
+	assert_null(d.by_key.buckets); /* nobody waits: no table */
+}
+
 static void test_find_slot_names_the_fetch_of_a_worker_slot(void **state)
 {
 	(void)state;
@@ -90,6 +126,7 @@ int main(void)
 	    cmocka_unit_test(test_fetch_waits_on_every_queue_it_names_oldest_first),
 	    cmocka_unit_test(test_queue_named_twice_in_one_fetch_is_linked_once),
 	    cmocka_unit_test(test_find_slot_names_the_fetch_of_a_worker_slot),
+	    cmocka_unit_test(test_fetch_with_types_waits_on_each_queue_and_type_pair),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

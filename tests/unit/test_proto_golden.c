@@ -161,7 +161,8 @@ static struct proto_job_spec SPECS[2] = {
      .attrs.max_attempts = 0,
      .delay_ms = 0,
      .attrs.timeout_ms = 300,
-     .run_at_us = 1764460800123456ull},
+     .run_at_us = 1764460800123456ull,
+     .attrs.group = "tenant-42"},
 };
 
 static struct proto_delivery DELIVERIES[2] = {
@@ -200,13 +201,17 @@ static struct proto_queue_stats QSTATS[2] = {{.name = "emails",
                                               .max_attempts = 3,
                                               .keep_finished = 100000,
                                               .keep_finished_age_ms = 604800000ull,
-                                              .key_window_ms = 86400000ull},
+                                              .key_window_ms = 86400000ull,
+                                              .unroutable = 3,
+                                              .unroutable_types_count = 2,
+                                              .unroutable_types = QUEUES},
                                              {.name = "q", .pending = 0x100000000ull}};
 static struct proto_batch_error BATCH_ERRORS[2] = {{.job_id = 11}, {.job_id = 0x100000000ull}};
 
 static const struct proto_queue_settings QUEUE_SETTINGS = {
     .queue = "payments.stripe",
-    .set_mask = PROTO_QSET_PAUSED | PROTO_QSET_RATE | PROTO_QSET_MAX_ACTIVE | PROTO_QSET_KEY_WINDOW,
+    .set_mask = PROTO_QSET_PAUSED | PROTO_QSET_RATE | PROTO_QSET_MAX_ACTIVE |
+                PROTO_QSET_KEY_WINDOW | PROTO_QSET_GROUP_LIMIT,
     .paused = true,
     .max_active = 5,
     .rate_jobs = 10,
@@ -214,7 +219,8 @@ static const struct proto_queue_settings QUEUE_SETTINGS = {
     .max_attempts = 3,
     .keep_finished = 100000,
     .keep_finished_age_ms = 604800000ull,
-    .key_window_ms = 86400000ull};
+    .key_window_ms = 86400000ull,
+    .group_limit = 2};
 
 static void queue_settings_equal(const struct proto_queue_settings *a,
                                  const struct proto_queue_settings *b)
@@ -229,6 +235,7 @@ static void queue_settings_equal(const struct proto_queue_settings *a,
 	EQ(keep_finished);
 	EQ(keep_finished_age_ms);
 	EQ(key_window_ms);
+	EQ(group_limit);
 }
 
 static void job_info_fill(struct proto_job_info *j, bool with_result)
@@ -348,7 +355,9 @@ static void msg_fill(struct proto_msg *m, enum proto_type type)
 		                                  .queues_count = 3,
 		                                  .queues = QUEUES,
 		                                  .max_jobs = 16,
-		                                  .wait_ms = 25000};
+		                                  .wait_ms = 25000,
+		                                  .types_count = 2,
+		                                  .types = QUEUES};
 		break;
 	case PROTO_JOBS:
 		m->u.jobs = (struct proto_jobs){.jobs_count = 2, .jobs = DELIVERIES};
@@ -588,6 +597,7 @@ static void msg_equal(const struct proto_msg *want, const struct proto_msg *got)
 			EQ(attrs.timeout_ms);
 			EQ_BYTES(key);
 			EQ(run_at_us);
+			EQ_NAME(attrs.group);
 		}
 		break;
 	}
@@ -609,6 +619,8 @@ static void msg_equal(const struct proto_msg *want, const struct proto_msg *got)
 		names_equal(a->queues, b->queues, a->queues_count);
 		EQ(max_jobs);
 		EQ(wait_ms);
+		EQ(types_count);
+		names_equal(a->types, b->types, a->types_count);
 		break;
 	}
 	case PROTO_JOBS: {
@@ -699,6 +711,10 @@ static void msg_equal(const struct proto_msg *want, const struct proto_msg *got)
 			EQ(keep_finished);
 			EQ(keep_finished_age_ms);
 			EQ(key_window_ms);
+			EQ(unroutable);
+			EQ(unroutable_types_count);
+			names_equal(a->unroutable_types, b->unroutable_types,
+			            a->unroutable_types_count);
 		}
 		break;
 	}
@@ -865,8 +881,8 @@ static void test_a_six_field_stats_reply_still_decodes(void **state)
 	assert_int_equal(q->rate_jobs, 0);
 	proto_msg_fini(&got);
 	jm_buf_fini(&fixture);
-	/* 12 fields before own_settings, max_attempts and the retention and
-	 * key window settings. */
+	/* 12 fields before the rest of the settings, unroutable and its
+	 * types. */
 	fixture = (struct jm_buf){0};
 	golden_read("msg_stats-reply-12-fields", &fixture);
 	assert_jm_ok_err(proto_decode(fixture.data, fixture.len, &got, &err), &err);
@@ -876,6 +892,25 @@ static void test_a_six_field_stats_reply_still_decodes(void **state)
 	assert_int_equal(q->own_settings, 0);
 	assert_int_equal(q->max_attempts, 0);
 	assert_true(q->key_window_ms == 0);
+	assert_int_equal(q->unroutable, 0);
+	assert_int_equal(q->unroutable_types_count, 0);
+	proto_msg_fini(&got);
+	jm_buf_fini(&fixture);
+}
+
+/* FETCH had 6 fields before the worker's job types were appended: an
+ * older worker's fetch still decodes, with no types (any type). */
+static void test_a_fetch_without_types_still_decodes_as_any_type(void **state)
+{
+	(void)state;
+	struct jm_buf fixture = {0};
+	struct proto_msg got;
+	struct jm_err err;
+	golden_read("msg_fetch-6-fields", &fixture);
+	assert_jm_ok_err(proto_decode(fixture.data, fixture.len, &got, &err), &err);
+	assert_int_equal(got.type, PROTO_FETCH);
+	assert_int_equal(got.u.fetch.max_jobs, 16);
+	assert_int_equal(got.u.fetch.types_count, 0);
 	proto_msg_fini(&got);
 	jm_buf_fini(&fixture);
 }
@@ -951,6 +986,50 @@ static void test_bytes_from_before_idempotency_keys_still_decode(void **state)
 	}
 }
 
+/* A SUBMIT spec and a JOB record from before groups (fair tenants) still
+ * decode, with no group: an old client's submit and an old journal. */
+static void test_bytes_from_before_groups_still_decode(void **state)
+{
+	(void)state;
+	struct jm_buf fixture = {0};
+	struct proto_msg got;
+	struct jm_err err;
+	golden_read("msg_submit-9-field-specs", &fixture);
+	assert_jm_ok_err(proto_decode(fixture.data, fixture.len, &got, &err), &err);
+	assert_int_equal(got.u.submit.jobs_count, 2);
+	assert_int_equal(got.u.submit.jobs[1].run_at_us, 1764460800123456ull);
+	assert_string_equal(got.u.submit.jobs[1].attrs.group, "");
+	proto_msg_fini(&got);
+	jm_buf_fini(&fixture);
+	fixture = (struct jm_buf){0};
+	golden_read("rec_job-20-fields", &fixture);
+	struct proto_record rec;
+	assert_jm_ok_err(proto_record_decode(fixture.data, fixture.len, &rec, &err), &err);
+	assert_int_equal(rec.u.job.key.len, 15);
+	assert_string_equal(rec.u.job.attrs.group, "");
+	proto_record_fini(&rec);
+	jm_buf_fini(&fixture);
+	/* Queue settings before group_limit: a QUEUE_SET, its reply and a
+	 * journal's QUEUE record, all with 10 fields. */
+	fixture = (struct jm_buf){0};
+	golden_read("rec_queue-10-fields", &fixture);
+	assert_jm_ok_err(proto_record_decode(fixture.data, fixture.len, &rec, &err), &err);
+	assert_int_equal(rec.u.queue.settings.key_window_ms, 86400000ull);
+	assert_int_equal(rec.u.queue.settings.group_limit, 0);
+	proto_record_fini(&rec);
+	jm_buf_fini(&fixture);
+	const char *msgs[] = {"msg_queue-set-10-fields", "msg_queue-settings-10-fields"};
+	for (int i = 0; i < 2; i++) {
+		fixture = (struct jm_buf){0};
+		golden_read(msgs[i], &fixture);
+		assert_jm_ok_err(proto_decode(fixture.data, fixture.len, &got, &err), &err);
+		assert_int_equal(got.u.queue_settings.max_active, 5);
+		assert_int_equal(got.u.queue_settings.group_limit, 0);
+		proto_msg_fini(&got);
+		jm_buf_fini(&fixture);
+	}
+}
+
 static void test_every_message_type_encodes_to_its_golden_bytes_and_back(void **state)
 {
 	(void)state;
@@ -1006,7 +1085,8 @@ static void rec_fill(struct proto_record *r, enum proto_record_type type)
 		                           .result = bytes_of("ok", 2),
 		                           .lease_token = 0x8badf00d5eed1234ull,
 		                           .worker_instance = 0xfeedface12ull,
-		                           .key = bytes_of("invoice-2026-11", 15)};
+		                           .key = bytes_of("invoice-2026-11", 15),
+		                           .attrs.group = "tenant-42"};
 		break;
 	case PROTO_REC_LEASE:
 		r->u.lease = (struct proto_rec_lease){.job_id = 0x100000001ull,
@@ -1100,6 +1180,7 @@ static void rec_equal(const struct proto_record *want, const struct proto_record
 		EQ(lease_token);
 		EQ(worker_instance);
 		EQ_BYTES(key);
+		EQ_NAME(attrs.group);
 		break;
 	}
 	case PROTO_REC_LEASE: {
@@ -1240,6 +1321,7 @@ static void test_every_version_1_record_still_decodes(void **state)
 		if (type == PROTO_REC_JOB) {
 			want.u.job.lease_token = want.u.job.worker_instance = 0;
 			want.u.job.key = (struct proto_bytes){0};
+			memset(want.u.job.attrs.group, 0, sizeof want.u.job.attrs.group);
 		}
 		if (type == PROTO_REC_LEASE)
 			want.u.lease.token = want.u.lease.instance = 0;
@@ -1261,8 +1343,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_every_message_type_encodes_to_its_golden_bytes_and_back),
 	    cmocka_unit_test(test_a_six_field_stats_reply_still_decodes),
+	    cmocka_unit_test(test_a_fetch_without_types_still_decodes_as_any_type),
 	    cmocka_unit_test(test_a_status_and_a_job_without_payload_fields_still_decode),
 	    cmocka_unit_test(test_bytes_from_before_idempotency_keys_still_decode),
+	    cmocka_unit_test(test_bytes_from_before_groups_still_decode),
 	    cmocka_unit_test(test_every_record_type_encodes_to_its_golden_bytes_and_back),
 	    cmocka_unit_test(test_version_1_ack_and_fail_are_refused_saying_upgrade),
 	    cmocka_unit_test(test_every_version_1_record_still_decodes),

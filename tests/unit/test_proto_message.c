@@ -2178,7 +2178,7 @@ static void test_decode_accepts_extra_trailing_fields(void **state)
 	mp_array(&b, 3);
 	mp_bool(&b, true);
 	mp_array(&b, 1);
-	mp_array(&b, 11);
+	mp_array(&b, 12);
 	mp_str(&b, "q");
 	mp_str(&b, "t");
 	mp_str(&b, "payload as str");
@@ -2188,6 +2188,7 @@ static void test_decode_accepts_extra_trailing_fields(void **state)
 	mp_uint(&b, 4);
 	mp_str(&b, "key-1");
 	mp_uint(&b, 0);
+	mp_str(&b, "tenant-1");
 	mp_str(&b, "new field");
 	mp_array(&b, 0);
 	mp_str(&b, "new body field");
@@ -2199,6 +2200,7 @@ static void test_decode_accepts_extra_trailing_fields(void **state)
 	assert_int_equal(out.u.submit.jobs[0].attrs.priority, -2);
 	assert_int_equal(out.u.submit.jobs[0].payload.len, strlen("payload as str"));
 	assert_true(out.u.submit.jobs[0].attrs.timeout_ms == 4);
+	assert_string_equal(out.u.submit.jobs[0].attrs.group, "tenant-1");
 	proto_msg_fini(&out);
 	jm_buf_fini(&b);
 }
@@ -2462,7 +2464,7 @@ static void test_decode_rejects_a_job_without_the_progress_fields(void **state)
 	                    "job: has 13 fields: expected [job_id, queue, type, state, priority, "
 	                    "attempt, max_attempts, created_us, updated_us, run_at_us, last_error, "
 	                    "has_result, result, batch_id, progress_done, progress_total, "
-	                    "progress_message[, payload]]");
+	                    "progress_message[, payload, group]]");
 }
 
 static void test_decode_rejects_a_bad_item_in_a_job_list(void **state)

@@ -513,7 +513,7 @@ static void test_a_job_moves_between_ready_heap_and_timer_without_losing_its_pla
 	for (uint64_t id = 2; id <= 5; id++)
 		assert_int_equal(pop_ready(s, "q"), id);
 	assert_int_equal(pop_ready(s, "q"), 1);
-	assert_int_equal(queue_find(&s->queues, "q")->ready_count, 0);
+	assert_int_equal(queue_ready_count(queue_find(&s->queues, "q")), 0);
 }
 
 int main(void)

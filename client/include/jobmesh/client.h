@@ -70,6 +70,10 @@ typedef struct jm_job_spec {
 	const char *idempotency_key;
 	uint64_t run_at_us; /* wall time (µs since 1970) to run no sooner than;
 	                       0: none (then delay_ms counts); not with delay_ms */
+	/* Fair tenants: NULL or "": none. Else a name (1-64 of A-Z a-z 0-9
+	 * . _ -), e.g. "tenant-42": within a queue the groups with ready jobs
+	 * take turns, so one group's many jobs do not starve another's few. */
+	const char *group;
 } jm_job_spec;
 
 /* Enqueues one job; on success *job_id is its id. */
@@ -147,6 +151,7 @@ typedef struct jm_job_info {
 	void *payload;           /* with jm_client_status_payload: owned, NUL-terminated
 	                            for convenience; else NULL */
 	size_t payload_len;
+	char group[65]; /* its group (jm_job_spec.group); "" for none */
 } jm_job_info;
 
 void jm_job_info_fini(jm_job_info *info); /* frees owned fields; accepts NULL */
@@ -171,6 +176,11 @@ typedef struct jm_queue_stats {
 	bool paused;                /* jobmesh queue pause */
 	unsigned rate_jobs;         /* starts per rate_period_ms; 0: no rate limit */
 	uint64_t rate_period_ms;
+	/* Pending jobs whose type no connected worker of the queue has a
+	 * handler for: they wait for one (routing). Up to 8 of those types. */
+	uint64_t unroutable;
+	unsigned unroutable_types_count;
+	char unroutable_types[8][65];
 } jm_queue_stats;
 
 /* Per-queue counters; *queues is malloc'd (free with free()). */
@@ -186,7 +196,8 @@ enum {
 	JM_QSET_MAX_ATTEMPTS = 1u << 3, /* max_attempts for jobs that give none */
 	JM_QSET_KEEP_FINISHED = 1u << 4,
 	JM_QSET_KEEP_AGE = 1u << 5,
-	JM_QSET_KEY_WINDOW = 1u << 6, /* key_window_ms of idempotency keys */
+	JM_QSET_KEY_WINDOW = 1u << 6,  /* key_window_ms of idempotency keys */
+	JM_QSET_GROUP_LIMIT = 1u << 7, /* group_limit: active jobs per group; 0: none */
 };
 
 typedef struct jm_queue_settings {
@@ -200,6 +211,7 @@ typedef struct jm_queue_settings {
 	uint64_t keep_finished;
 	uint64_t keep_finished_age_ms;
 	uint64_t key_window_ms;
+	unsigned group_limit; /* active jobs per group (fair tenants); 0: none */
 } jm_queue_settings;
 
 /* Changes the settings of queue that changes->set_mask names (mask 0:
