@@ -55,61 +55,121 @@ function makeJob(msg, emit) {
   };
 }
 
+/** Jobs a process asks to hold at once (its hello line); the worker's
+ * --serve-pipeline caps it, and gives fewer while jobs are slow. */
+export const DEFAULT_PIPELINE = 32;
+
 /**
  * Serves jobs until the worker says stop or closes stdin. handlers maps a
  * job type to a (possibly async) function of a job; its return value is the
  * result (a string as it is, anything else as JSON); a throw fails the
- * attempt, a PermanentError fails it without retry. Resolves when done.
+ * attempt, a PermanentError fails it without retry. Up to `pipeline` jobs
+ * run at once (async handlers concurrently; 1: one at a time); answers are
+ * written in batches. Resolves when done.
  */
-export async function serve(handlers, { input = globalThis.process?.stdin, output = globalThis.process?.stdout } = {}) {
+export async function serve(handlers, {
+  input = globalThis.process?.stdin,
+  output = globalThis.process?.stdout,
+  pipeline = DEFAULT_PIPELINE,
+} = {}) {
   if (!input || !output) throw new Error('serve() needs Node (process.stdin/stdout)');
-  const emit = (line) => output.write(`${JSON.stringify(line)}\n`);
+  let pending = [];
+  let flushQueued = false;
+  const flush = () => {
+    flushQueued = false;
+    if (pending.length === 0) return;
+    const text = pending.join('');
+    pending = [];
+    output.write(text);
+  };
+  const answer = (text) => {
+    pending.push(text);
+    if (!flushQueued) { flushQueued = true; setImmediate(flush); }
+  };
+  // Progress goes out at once, after the answers before it.
+  const emit = (line) => { pending.push(`${JSON.stringify(line)}\n`); flush(); };
   const savedLog = console.log;
   if (output === globalThis.process?.stdout) console.log = console.error;
-  let buf = '';
-  let queue = Promise.resolve();
-  let stopped = false;
+  let inFlight = 0;
+  let idle = null; // resolves when inFlight drops to 0 after the end
+  const settled = () => { inFlight -= 1; if (inFlight === 0 && idle) idle(); };
   try {
-    input.setEncoding?.('utf8');
-    for await (const chunk of input) {
-      buf += chunk;
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const raw = buf.slice(0, nl).trim();
-        buf = buf.slice(nl + 1);
-        if (!raw) continue;
-        let msg;
-        try { msg = JSON.parse(raw); } catch {
-          console.error(`jobmesh serve: ignoring a line that is not JSON: ${raw.slice(0, 80)}`);
-          continue;
+    emit({ op: 'hello', pipeline: Math.max(1, Math.floor(pipeline)) });
+    await new Promise((resolve, reject) => {
+      let buf = '';
+      let ended = false;
+      const end = () => {
+        if (ended) return;
+        ended = true;
+        input.off('data', onData);
+        input.off('end', end);
+        input.off('error', onError);
+        resolve();
+      };
+      const onError = (e) => { if (!ended) { ended = true; reject(e); } };
+      const onData = (chunk) => {
+        buf += chunk;
+        let start = 0;
+        let nl;
+        while ((nl = buf.indexOf('\n', start)) >= 0) {
+          const raw = buf.slice(start, nl).trim();
+          start = nl + 1;
+          if (!raw) continue;
+          let msg;
+          try { msg = JSON.parse(raw); } catch {
+            console.error(`jobmesh serve: ignoring a line that is not JSON: ${raw.slice(0, 80)}`);
+            continue;
+          }
+          if (msg.op === 'stop') { buf = ''; end(); return; }
+          if (msg.op !== 'job') continue; // cancel needs no answer: the worker kills us next
+          inFlight += 1;
+          runJob(handlers, msg, emit, answer, settled);
         }
-        if (msg.op === 'stop') { stopped = true; break; }
-        if (msg.op !== 'job') continue; // cancel needs no answer: the worker kills us next
-        // One job at a time per process, in order (the worker sends the next
-        // only after an answer).
-        queue = queue.then(() => runJob(handlers, msg, emit));
-      }
-      if (stopped) break;
-    }
-    await queue;
+        buf = buf.slice(start);
+      };
+      input.setEncoding?.('utf8');
+      input.on('data', onData);
+      input.on('end', end);
+      input.on('error', onError);
+    });
+    if (inFlight > 0) await new Promise((resolve) => { idle = resolve; });
+    flush();
   } finally {
     console.log = savedLog;
   }
-  if (stopped) input.destroy?.();
+  input.destroy?.();
 }
 
-async function runJob(handlers, msg, emit) {
+function answerLine(id, value, error) {
+  if (error === undefined) return `{"op":"result","id":${JSON.stringify(id)},"result":${JSON.stringify(resultText(value))}}\n`;
+  const permanent = error instanceof PermanentError || error?.name === 'PermanentError';
+  const message = permanent ? (error.message || 'PermanentError') : `${error?.name ?? 'Error'}: ${error?.message ?? error}`;
+  return `${JSON.stringify({ op: 'error', id, message, permanent })}\n`;
+}
+
+// Runs one job: a sync handler answers at once, an async one when it
+// settles (jobs run concurrently; answers carry the job id).
+function runJob(handlers, msg, emit, answer, settled) {
   const job = makeJob(msg, emit);
+  let value;
   try {
     const fn = handlers[job.type];
     if (typeof fn !== 'function') {
       throw new PermanentError(`no handler for type "${job.type}" (this process serves ${Object.keys(handlers).join(', ')})`);
     }
-    const value = await fn(job);
-    emit({ op: 'result', id: job.id, result: resultText(value) });
+    value = fn(job);
   } catch (e) {
-    const permanent = e instanceof PermanentError || e?.name === 'PermanentError';
-    const message = permanent ? (e.message || 'PermanentError') : `${e?.name ?? 'Error'}: ${e?.message ?? e}`;
-    emit({ op: 'error', id: job.id, message, permanent });
+    answer(answerLine(job.id, undefined, e ?? new Error('undefined thrown')));
+    settled();
+    return;
+  }
+  if (value && typeof value.then === 'function') {
+    value.then(
+      (v) => { answer(answerLine(job.id, v)); settled(); },
+      (e) => { answer(answerLine(job.id, undefined, e ?? new Error('rejected'))); settled(); },
+    );
+  } else {
+    answer(answerLine(job.id, value));
+    settled();
   }
 }
