@@ -78,12 +78,23 @@ struct serve_finish {
 	int outcome;
 };
 
+/* A line decoded by the I/O thread before it takes the lock. */
+struct serve_decoded {
+	struct serve_proc *proc;
+	bool bad; /* not a valid line: why says why */
+	char why[160];
+	struct serve_reply reply;
+};
+
+#define SERVE_DECODED_MAX 256
+
 /* What a pollfd of the I/O thread stands for. */
 struct serve_watch {
 	enum { WATCH_WAKE, WATCH_STDOUT, WATCH_STDIN, WATCH_FLIGHT, WATCH_PIDFD, WATCH_WAIT } kind;
 	struct serve_proc *proc;
 	uint64_t job_id;
 	struct serve_wait *wait;
+	int read_status; /* WATCH_STDOUT: what proc_read said (read before the lock) */
 };
 
 /* Types given the same COMMAND share one pool: one process per slot serves
@@ -109,6 +120,8 @@ struct serve_pool {
 	pthread_t io_thread;
 	bool io_started;
 	/* The I/O thread's own. */
+	struct serve_decoded *decoded; /* lines read and decoded without the lock */
+	size_t decoded_count;
 	struct serve_finish *finishes;
 	size_t finishes_count, finishes_cap;
 	struct pollfd *pfds;
@@ -148,6 +161,23 @@ static unsigned pool_depth(const struct serve_pool *pool)
 	if (depth < 1)
 		depth = 1;
 	return depth < pool->pipeline_max ? (unsigned)depth : pool->pipeline_max;
+}
+
+/* Free room over the running processes, and their capacity. */
+static unsigned pool_room(const struct serve_pool *pool, unsigned *capacity)
+{
+	unsigned depth = pool_depth(pool), room = 0;
+	*capacity = 0;
+	for (unsigned i = 0; i < pool->slots; i++) {
+		const struct serve_proc *p = &pool->procs[i];
+		if (p->state != SERVE_PROC_UP)
+			continue;
+		unsigned cap = p->pipeline < depth ? p->pipeline : depth;
+		*capacity += cap;
+		if (p->flights_count < cap)
+			room += cap - p->flights_count;
+	}
+	return room;
 }
 
 /* The running process with the fewest jobs that has room, or NULL. */
@@ -232,7 +262,7 @@ static int serve_handler(jm_job *job, void *arg)
 	int abandon_fd = jm_job_abandon_fd(job);
 
 	pthread_mutex_lock(&pool->lock);
-	struct serve_proc *proc = pool_pick(pool);
+	struct serve_proc *proc = pool->wait_head == NULL ? pool_pick(pool) : NULL;
 	if (proc != NULL &&
 	    proc_place(pool, proc, job, line, line_len, timeout_ms, abandon_fd) == 0) {
 		pthread_mutex_unlock(&pool->lock);
@@ -318,17 +348,10 @@ static void proc_warn_line(struct serve_pool *pool, struct serve_proc *proc, con
 	proc->warned = true;
 }
 
-static void proc_handle_line(struct serve_pool *pool, struct serve_proc *proc, const char *line,
-                             size_t len)
+/* Acts on one decoded line (under the lock); frees what reply holds. */
+static void proc_apply(struct serve_pool *pool, struct serve_proc *proc, struct serve_reply *r)
 {
-	if (len == 0)
-		return;
-	struct serve_reply reply;
-	char why[256];
-	if (serve_proto_decode(line, len, &reply, why, sizeof why) != 0) {
-		proc_warn_line(pool, proc, why);
-		return;
-	}
+	struct serve_reply reply = *r;
 	if (reply.op == SERVE_REPLY_HELLO) {
 		proc->pipeline = reply.pipeline < pool->pipeline_max ? (unsigned)reply.pipeline
 		                                                     : pool->pipeline_max;
@@ -373,11 +396,51 @@ static void proc_handle_line(struct serve_pool *pool, struct serve_proc *proc, c
 	serve_reply_fini(&reply);
 }
 
+/* Decodes one line into pool->decoded (the array has room). */
+static void line_decode(struct serve_pool *pool, struct serve_proc *proc, const char *line,
+                        size_t len)
+{
+	if (len == 0)
+		return;
+	struct serve_decoded *d = &pool->decoded[pool->decoded_count++];
+	d->proc = proc;
+	d->bad = serve_proto_decode(line, len, &d->reply, d->why, sizeof d->why) != 0;
+}
+
+/* Acts on what line_decode gathered (under the lock). */
+static void decoded_apply(struct serve_pool *pool)
+{
+	for (size_t i = 0; i < pool->decoded_count; i++) {
+		struct serve_decoded *d = &pool->decoded[i];
+		if (d->bad)
+			proc_warn_line(pool, d->proc, d->why);
+		else
+			proc_apply(pool, d->proc, &d->reply);
+	}
+	pool->decoded_count = 0;
+}
+
 /* Reads what stdout has and handles each whole line. 0: nothing more now,
  * 1: more may be there (read again later), -1: EOF (it closed stdout or
  * died), -2: an overlong line. */
 static int proc_read(struct serve_pool *pool, struct serve_proc *proc)
 {
+	if (pool->decoded_count == SERVE_DECODED_MAX)
+		return 1;
+	if (proc->in_len > 0 && memchr(proc->in, '\n', proc->in_len) != NULL) {
+		/* Whole lines left over from a full array: those first. */
+		size_t start = 0;
+		char *nl;
+		while (pool->decoded_count < SERVE_DECODED_MAX &&
+		       (nl = memchr(proc->in + start, '\n', proc->in_len - start)) != NULL) {
+			size_t end = (size_t)(nl - proc->in);
+			line_decode(pool, proc, proc->in + start, end - start);
+			start = end + 1;
+		}
+		memmove(proc->in, proc->in + start, proc->in_len - start);
+		proc->in_len -= start;
+		return 1;
+	}
 	for (unsigned reads = 0; reads < SERVE_READS_PER_WAKE; reads++) {
 		if (proc->in_cap - proc->in_len < SERVE_READ_CHUNK) {
 			size_t cap = proc->in_cap ? proc->in_cap * 2 : 2 * SERVE_READ_CHUNK;
@@ -397,17 +460,24 @@ static int proc_read(struct serve_pool *pool, struct serve_proc *proc)
 		size_t scan_from = proc->in_len;
 		proc->in_len += (size_t)got;
 		size_t start = 0;
+		bool full = false;
 		for (;;) {
+			if (pool->decoded_count == SERVE_DECODED_MAX) {
+				full = true;
+				break;
+			}
 			char *nl = memchr(proc->in + scan_from, '\n', proc->in_len - scan_from);
 			if (nl == NULL)
 				break;
 			size_t end = (size_t)(nl - proc->in);
-			proc_handle_line(pool, proc, proc->in + start, end - start);
+			line_decode(pool, proc, proc->in + start, end - start);
 			start = end + 1;
 			scan_from = start;
 		}
 		memmove(proc->in, proc->in + start, proc->in_len - start);
 		proc->in_len -= start;
+		if (full)
+			return 1; /* the rest after these are applied */
 		if (proc->in_len > SERVE_LINE_MAX)
 			return -2;
 	}
@@ -469,9 +539,12 @@ static void proc_finish_end(struct serve_pool *pool, struct serve_proc *proc)
 	kill(-proc->pid, SIGKILL); /* what it left behind in its group */
 	/* Answers it wrote before it went still count. The pipe holds at most
 	 * a few chunks once its writers are gone. */
-	for (unsigned i = 0; i < 64 && proc->flights_count > 0; i++)
-		if (proc_read(pool, proc) != 1)
+	for (unsigned i = 0; i < 64 && proc->flights_count > 0; i++) {
+		int r = proc_read(pool, proc);
+		decoded_apply(pool);
+		if (r != 1)
 			break;
+	}
 	pid_t pid = proc->pid;
 	char how[128];
 	serve_proc_reap(proc, how, sizeof how);
@@ -566,6 +639,12 @@ static void wait_end(struct serve_pool *pool, struct serve_wait *wait, const cha
  * down (once their backoff passed) when the running ones have none. */
 static void pool_place_waiting(struct serve_pool *pool, uint64_t now)
 {
+	/* Slots wait until a quarter of the room is free, not one place: each
+	 * wake-up of a slot thread then places several jobs. */
+	unsigned capacity = 0;
+	unsigned room = pool_room(pool, &capacity);
+	if (pool->wait_head != NULL && room > 0 && room < (capacity + 3) / 4)
+		return;
 	while (pool->wait_head != NULL) {
 		struct serve_wait *wait = pool->wait_head;
 		struct serve_proc *proc = pool_pick(pool);
@@ -723,7 +802,7 @@ static void pool_handle_events(struct serve_pool *pool, size_t count)
 		case WATCH_STDOUT:
 			if (p->state != SERVE_PROC_UP)
 				break;
-			switch (proc_read(pool, p)) {
+			switch (w->read_status) {
 			case -1:
 				proc_end(pool, p, SERVE_END_CRASH, 0, "closed stdout");
 				break;
@@ -756,9 +835,23 @@ static void pool_handle_events(struct serve_pool *pool, size_t count)
 	}
 }
 
+/* Reads and decodes what every readable stdout has, without the lock: only
+ * this thread touches a process's stdout, its in buffer and its state. */
+static void pool_read_all(struct serve_pool *pool, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		struct serve_watch *w = &pool->watches[i];
+		w->read_status = 0;
+		if (w->kind == WATCH_STDOUT && pool->pfds[i].revents != 0 &&
+		    w->proc->state == SERVE_PROC_UP)
+			w->read_status = proc_read(pool, w->proc);
+	}
+}
+
 static void *pool_io_main(void *arg)
 {
 	struct serve_pool *pool = arg;
+	pthread_setname_np(pthread_self(), "serve-io");
 	pthread_mutex_lock(&pool->lock);
 	for (;;) {
 		pool_tend(pool);
@@ -773,8 +866,11 @@ static void *pool_io_main(void *arg)
 		pool->io_sleeping = true;
 		pthread_mutex_unlock(&pool->lock);
 		int n = poll(pool->pfds, count, wait_ms > INT32_MAX ? INT32_MAX : (int)wait_ms);
+		if (n > 0)
+			pool_read_all(pool, count);
 		pthread_mutex_lock(&pool->lock);
 		pool->io_sleeping = false;
+		decoded_apply(pool);
 		if (n > 0)
 			pool_handle_events(pool, count);
 	}
@@ -795,6 +891,7 @@ static void pool_free(struct serve_pool *pool)
 	}
 	free(pool->procs);
 	free(pool->finishes);
+	free(pool->decoded);
 	free(pool->pfds);
 	free(pool->watches);
 	if (pool->wake_fd >= 0)
@@ -913,10 +1010,12 @@ static int pool_alloc(struct serve_pool *pool)
 	}
 	pool->finishes_cap = (size_t)pool->slots * (pool->pipeline_max + 1);
 	pool->finishes = calloc(pool->finishes_cap, sizeof *pool->finishes);
+	pool->decoded = calloc(SERVE_DECODED_MAX, sizeof *pool->decoded);
 	pool->pfds_cap = 1 + (size_t)pool->slots * (pool->pipeline_max + 4);
 	pool->pfds = calloc(pool->pfds_cap, sizeof *pool->pfds);
 	pool->watches = calloc(pool->pfds_cap, sizeof *pool->watches);
-	if (pool->finishes == NULL || pool->pfds == NULL || pool->watches == NULL)
+	if (pool->finishes == NULL || pool->decoded == NULL || pool->pfds == NULL ||
+	    pool->watches == NULL)
 		return JM_ENOMEM;
 	pool->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	return pool->wake_fd >= 0 ? 0 : JM_ENOMEM;

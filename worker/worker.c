@@ -233,11 +233,15 @@ static bool worker_begin_handler(struct jm_worker *w)
 	return allowed;
 }
 
+/* Only a stop waits for the count (worker_drain, worker_join_all): while
+ * the worker runs, a broadcast per job would wake the coordinator and the
+ * heartbeat thread for nothing, twice a job. */
 static void worker_end_handler(struct jm_worker *w)
 {
 	pthread_mutex_lock(&w->lock);
 	w->handlers_running--;
-	pthread_cond_broadcast(&w->cond);
+	if (w->stop_requested)
+		pthread_cond_broadcast(&w->cond);
 	pthread_mutex_unlock(&w->lock);
 }
 

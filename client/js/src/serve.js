@@ -16,23 +16,25 @@ function resultText(value) {
 
 function makeJob(msg, emit) {
   let payload = msg.payload ?? '';
-  let payloadBytes;
+  let payloadBytes; // encoded when asked for
   if (msg.payload_base64 !== undefined) {
     // Not UTF-8: the bytes as they are, and a lossy text view of them.
     payloadBytes = Uint8Array.from(atob(msg.payload_base64), (ch) => ch.charCodeAt(0));
     payload = new TextDecoder().decode(payloadBytes);
-  } else {
-    payloadBytes = new TextEncoder().encode(payload);
   }
+  const id = String(msg.id);
   let parsed = false;
   let data;
   return {
-    id: String(msg.id),
+    id,
     type: msg.type,
     queue: msg.queue,
     attempt: msg.attempt,
     payload,
-    payloadBytes,
+    get payloadBytes() {
+      if (payloadBytes === undefined) payloadBytes = new TextEncoder().encode(payload);
+      return payloadBytes;
+    },
     /** Unix time in ms when the run timeout passes, or null. */
     deadline: msg.deadline ?? null,
     timeoutMs: msg.timeout_ms ?? 0,
@@ -48,7 +50,7 @@ function makeJob(msg, emit) {
       if (!Number.isInteger(done) || !Number.isInteger(total) || total < 1 || done < 0 || done > total) {
         throw new RangeError(`progress(${done}, ${total}): need whole numbers 0 <= done <= total, total >= 1`);
       }
-      const line = { op: 'progress', id: String(msg.id), done, total };
+      const line = { op: 'progress', id, done, total };
       if (message) line.message = String(message);
       emit(line);
     },
@@ -140,8 +142,13 @@ export async function serve(handlers, {
   input.destroy?.();
 }
 
+const DIGITS = /^[0-9]+$/;
+
 function answerLine(id, value, error) {
-  if (error === undefined) return `{"op":"result","id":${JSON.stringify(id)},"result":${JSON.stringify(resultText(value))}}\n`;
+  if (error === undefined) {
+    const result = value === undefined || value === null || value === '' ? '""' : JSON.stringify(resultText(value));
+    return `{"op":"result","id":${DIGITS.test(id) ? `"${id}"` : JSON.stringify(id)},"result":${result}}\n`;
+  }
   const permanent = error instanceof PermanentError || error?.name === 'PermanentError';
   const message = permanent ? (error.message || 'PermanentError') : `${error?.name ?? 'Error'}: ${error?.message ?? error}`;
   return `${JSON.stringify({ op: 'error', id, message, permanent })}\n`;

@@ -38,26 +38,35 @@ __all__ = ["Job", "serve", "DEFAULT_PIPELINE"]
 class Job:
     """One job handed to a handler."""
 
-    __slots__ = ("id", "type", "queue", "attempt", "payload", "payload_bytes",
+    __slots__ = ("id", "type", "queue", "attempt", "payload", "_payload_bytes",
                  "deadline", "timeout_ms", "_emit", "_data", "_parsed")
 
     def __init__(self, msg: Mapping[str, Any], emit: Callable[[Dict[str, Any]], None]):
-        self.id: str = str(msg["id"])
+        job_id = msg["id"]
+        self.id: str = job_id if type(job_id) is str else str(job_id)
         self.type: str = msg.get("type", "")
         self.queue: str = msg.get("queue", "")
-        self.attempt: int = int(msg.get("attempt", 1))
+        attempt = msg.get("attempt", 1)
+        self.attempt: int = attempt if type(attempt) is int else int(attempt)
         if "payload_base64" in msg:
-            self.payload_bytes: bytes = base64.b64decode(msg["payload_base64"])
-            self.payload: str = self.payload_bytes.decode("utf-8", "replace")
+            self._payload_bytes: Optional[bytes] = base64.b64decode(msg["payload_base64"])
+            self.payload: str = self._payload_bytes.decode("utf-8", "replace")
         else:
             self.payload = msg.get("payload", "")
-            self.payload_bytes = self.payload.encode("utf-8", "surrogatepass")
+            self._payload_bytes = None  # encoded when asked for
         #: Unix time in milliseconds when the run timeout passes, or None.
         self.deadline: Optional[int] = msg.get("deadline")
         self.timeout_ms: int = int(msg.get("timeout_ms") or 0)
         self._emit = emit
         self._parsed = False
         self._data: Any = None
+
+    @property
+    def payload_bytes(self) -> bytes:
+        """The payload's bytes, exactly."""
+        if self._payload_bytes is None:
+            self._payload_bytes = self.payload.encode("utf-8", "surrogatepass")
+        return self._payload_bytes
 
     @property
     def data(self) -> Any:
@@ -102,6 +111,8 @@ def _result_text(value: Any) -> str:
 
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_raw_decode = json.JSONDecoder().raw_decode
+_PLAIN = (str, dict, list, int, float, bool, bytes)
 
 #: Jobs a process asks to hold at once (its hello line); the worker's
 #: --serve-pipeline caps it, and gives fewer while jobs are slow.
@@ -142,7 +153,14 @@ class _Server:
 
     def answer(self, job_id: str, value: Any = None, error: Optional[BaseException] = None) -> None:
         if error is None:
-            text = '{"op":"result","id":' + _dumps(job_id) + ',"result":' + _dumps(_result_text(value)) + "}\n"
+            if value is None or value == "":
+                result = '""'
+            else:
+                result = _dumps(value if type(value) is str else _result_text(value))
+            if job_id.isdigit():
+                text = '{"op":"result","id":"' + job_id + '","result":' + result + "}\n"
+            else:
+                text = '{"op":"result","id":' + _dumps(job_id) + ',"result":' + result + "}\n"
         elif isinstance(error, PermanentError):
             text = _dumps({"op": "error", "id": job_id, "message": str(error) or type(error).__name__,
                            "permanent": True}) + "\n"
@@ -164,7 +182,7 @@ class _Server:
                 raise PermanentError(
                     f"no handler for type {job.type!r} (this process serves {sorted(self.handlers)})")
             value = fn(job)
-            if inspect.isawaitable(value):
+            if value is not None and type(value) not in _PLAIN and inspect.isawaitable(value):
                 if self.loop is None:
                     # No event loop serving (streams without descriptors):
                     # one job at a time.
@@ -190,15 +208,20 @@ class _Server:
             self.flush_soon = True
             self.loop.call_soon(self.flush)
 
-    def handle_line(self, raw: Union[str, bytes]) -> bool:
-        """Handles one line; False once it said stop."""
-        raw = raw.strip()
-        if not raw:
-            return True
+    def handle_line(self, raw: str) -> bool:
+        """Handles one line (text); False once it said stop."""
         try:
-            msg = json.loads(raw)
+            msg = _raw_decode(raw)[0]  # the worker writes no leading blanks
         except ValueError:
-            print(f"jobmesh.serve: ignoring a line that is not JSON: {raw[:80]!r}", file=sys.stderr)
+            raw = raw.strip()
+            if not raw:
+                return True
+            try:
+                msg = json.loads(raw)
+            except ValueError:
+                print(f"jobmesh.serve: ignoring a line that is not JSON: {raw[:80]!r}", file=sys.stderr)
+                return True
+        if type(msg) is not dict:
             return True
         op = msg.get("op")
         if op == "job":
@@ -231,10 +254,14 @@ def _serve_fds(server: _Server, in_fd: int) -> None:
     def readable() -> None:
         data = os.read(in_fd, 1 << 20)
         go_on = bool(data)
-        lines = (buf[0] + data).split(b"\n")
-        buf[0] = lines.pop()
+        data = buf[0] + data
+        end = data.rfind(b"\n") + 1  # decode whole lines only: UTF-8 may split
+        buf[0] = data[end:]
+        lines = data[:end].decode("utf-8", "surrogateescape").split("\n")
+        lines.pop()
+        handle = server.handle_line
         for raw in lines:
-            if not server.handle_line(raw):
+            if raw and not handle(raw):
                 go_on = False
                 break
         server.flush()
@@ -291,7 +318,9 @@ def serve(handlers: Mapping[str, Handler], *, stdin: Optional[TextIO] = None,
             _serve_fds(server, in_fd)
         else:
             for raw in proto_in:
-                if not server.handle_line(raw):
+                if isinstance(raw, bytes):
+                    raw = raw.decode("utf-8", "surrogateescape")
+                if raw.strip() and not server.handle_line(raw):
                     break
                 server.flush()
     finally:
