@@ -16,7 +16,7 @@ HANDLERS = {
     "python": f"python3 {os.path.join(HERE, 'handler.py')}",
     "node": f"node {os.path.join(HERE, 'handler.mjs')}",
 }
-TYPES = ["echo", "sleep", "async.echo", "die", "fail", "noop", "hex"]
+TYPES = ["echo", "sleep", "async.echo", "die", "fail", "noop", "hex", "die.once"]
 
 
 def serve_args(lang):
@@ -142,6 +142,78 @@ class ServeCase:
         self.assertEqual(done["state"], "completed", done)
         self.assertEqual(self.result_json(job_id), {"pid": pid, "slept": True})
         poll_until(f"handler process {pid} to exit after stop", lambda: not pid_alive(pid), 10)
+
+    def _pipeline_stack(self):
+        """A stack over HTTP (a batch's job ids) whose worker runs one
+        process, warmed by a batch of echo jobs so the worker knows its
+        answer times and pipelines the next jobs (its depth is 1 until it
+        does). Returns the client and the process's pid."""
+        stack = Stack()
+        self.addCleanup(stack.close)
+        stack.worker(*serve_args(self.lang), concurrency=1)
+        jm = jobmesh.Client(stack.url, timeout=30)
+        self.addCleanup(jm.close)
+        warm = jm.submit_batch([{"queue": "q", "type": "echo", "payload": f"warm{i}"}
+                                for i in range(50)])
+        jm.wait_batch(warm["id"], timeout=60)
+        pids = {json.loads(jm.result(j))["pid"] for j in warm["job_ids"]}
+        self.assertEqual(len(pids), 1, pids)
+        return stack, jm, pids.pop()
+
+    def _pipelined_behind(self, stack, jm, first, count, **echo_opts):
+        """Queues the jobs of first (a list) and count echo jobs on the
+        paused queue and resumes it, so the one process gets the echoes
+        pipelined behind first."""
+        stack.cli("queue", "pause", "q")
+        batch = jm.submit_batch(first + [{"queue": "q", "type": "echo", "payload": f"n{i}", **echo_opts}
+                                         for i in range(count)])
+        stack.cli("queue", "resume", "q")
+        jm.wait_batch(batch["id"], timeout=120)
+        return batch["job_ids"][:len(first)], batch["job_ids"][len(first):]
+
+    def test_serve_pipelined_jobs_survive_a_crash_mid_pipeline_without_loss_or_double_completion(self):
+        stack, jm, pid = self._pipeline_stack()
+        (die,), echoes = self._pipelined_behind(stack, jm, [{"queue": "q", "type": "die.once"}], 100)
+        finals = {j: jm.get(j) for j in [die] + echoes}
+        self.assertEqual({f["state"] for f in finals.values()}, {"completed"}, finals)
+        self.assertEqual(finals[die]["attempt"], 2, finals[die])
+        self.assertIn("exited with code 3", finals[die]["last_error"])
+        # The echoes in flight in the process that died failed that attempt
+        # (any of them might have killed it) and completed on the next one.
+        retried = [j for j in echoes if finals[j]["attempt"] > 1]
+        self.assertTrue(retried, "no echo job was in flight behind die.once: nothing was pipelined")
+        for j in retried:
+            self.assertIn(f"handler process {pid} exited with code 3", finals[j]["last_error"])
+        results = [json.loads(jm.result(j)) for j in echoes]
+        self.assertEqual([r["payload"] for r in results], [f"n{i}" for i in range(100)])
+        self.assertEqual([r["attempt"] for r in results], [finals[j]["attempt"] for j in echoes])
+        # Each job completed once: the queue counts every one exactly once.
+        queue = {q["name"]: q for q in jm.queues()}["q"]["counts"]
+        self.assertEqual((queue["completed"], queue["failed"]), (151, 0), queue)
+
+    def test_serve_jobs_pipelined_behind_a_timed_out_job_are_handed_back_without_an_attempt(self):
+        stack, jm, pid = self._pipeline_stack()
+        # Every job here has one attempt: one that failed instead of being
+        # handed back would be dead-lettered.
+        (sleeper, sibling), echoes = self._pipelined_behind(stack, jm, [
+            {"queue": "q", "type": "sleep", "data": {"ms": 60000}, "timeout_ms": 1000, "max_attempts": 1},
+            {"queue": "q", "type": "sleep", "data": {"ms": 2500}, "max_attempts": 1},
+        ], 20, max_attempts=1)
+        failed = jm.get(sleeper)
+        self.assertEqual(failed["state"], "failed", failed)
+        self.assertIn("timed out after 1000 ms", failed["last_error"])
+        self.assertIn(f"handler process {pid} ", failed["last_error"])
+        # The sibling was running (Node) or waiting behind the sleeper (Python)
+        # when the process was killed: handed back, it ran again elsewhere.
+        done = jm.get(sibling)
+        self.assertEqual((done["state"], done["attempt"]), ("completed", 1), done)
+        self.assertNotEqual(json.loads(jm.result(sibling))["pid"], pid)
+        log = stack.log("worker")
+        self.assertRegex(log, rf"job {sibling} \(sleep\) handed back: serve .*: handed back: "
+                              rf"handler process {pid}, which also ran job {sleeper}, was stopped")
+        for j in echoes:
+            done = jm.get(j)
+            self.assertEqual((done["state"], done["attempt"]), ("completed", 1), done)
 
     def _run(self, type_, payload):
         job_id = self.submit(type_, payload)
