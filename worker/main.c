@@ -58,7 +58,7 @@ struct worker_opts {
 	struct handler_conf *handlers;
 	size_t handlers_count;
 	unsigned concurrency;
-	unsigned prefetch; /* jm_worker_options.prefetch: 0 default */
+	unsigned prefetch;       /* jm_worker_options.prefetch: 0 default */
 	unsigned serve_pipeline; /* --serve-pipeline */
 	uint32_t heartbeat_ms;
 	uint32_t drain_timeout_ms;

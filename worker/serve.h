@@ -48,8 +48,8 @@ int serve_set_add(struct serve_set *set, const char *flag_value, struct jm_err *
  * pool and its I/O thread. A process gets up to pipeline_max jobs at a time
  * once its hello line asks for that (1: never more than one). Processes
  * that cannot start are retried at the first job. */
-int serve_set_start(struct serve_set *set, jm_worker *worker, unsigned slots,
-                    unsigned pipeline_max, uint32_t kill_grace_ms, struct jm_err *err);
+int serve_set_start(struct serve_set *set, jm_worker *worker, unsigned slots, unsigned pipeline_max,
+                    uint32_t kill_grace_ms, struct jm_err *err);
 /* After jm_worker_run returned: sends stop to every process and waits for
  * each to exit (SIGTERM after the kill grace, SIGKILL after another). */
 void serve_set_stop(struct serve_set *set);

@@ -228,4 +228,3 @@ void serve_proc_note_crash(struct serve_proc *proc)
 		backoff = SERVE_BACKOFF_MAX_MS;
 	proc->start_after_ms = now_ms() + backoff;
 }
-

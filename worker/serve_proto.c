@@ -155,7 +155,8 @@ char *serve_proto_job(const struct serve_job_line *job, size_t *len)
 		line[o++] = '"';
 	}
 	if (job->deadline_wall_ms)
-		o += (size_t)snprintf(line + o, cap - o, ",\"deadline\":%" PRIu64, job->deadline_wall_ms);
+		o += (size_t)snprintf(line + o, cap - o, ",\"deadline\":%" PRIu64,
+		                      job->deadline_wall_ms);
 	else
 		o += (size_t)snprintf(line + o, cap - o, ",\"deadline\":null");
 	o += (size_t)snprintf(line + o, cap - o, ",\"timeout_ms\":%" PRIu64 "}\n", job->timeout_ms);
@@ -249,7 +250,8 @@ int serve_proto_decode(const char *line, size_t len, struct serve_reply *out, ch
 		json_t *pipeline = json_object_get(obj, "pipeline");
 		out->pipeline = 1;
 		if (pipeline != NULL && !count_parse(pipeline, &out->pipeline)) {
-			fail(why, why_size, "%s", "hello: \"pipeline\" must be a whole number >= 1");
+			fail(why, why_size, "%s",
+			     "hello: \"pipeline\" must be a whole number >= 1");
 			goto out;
 		}
 		if (out->pipeline < 1)

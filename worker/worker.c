@@ -705,8 +705,7 @@ static void job_conclude(struct jm_job *job, int outcome)
 	bool ours = held_claim(&w->held, held);
 	struct progress_value last_progress;
 	bool progress_unsent = progress_finish(&w->progress, &job->progress, &last_progress);
-	if (ours && progress_unsent && !jm_job_should_abandon(job) &&
-	    outcome != JM_HANDLER_RELEASE)
+	if (ours && progress_unsent && !jm_job_should_abandon(job) && outcome != JM_HANDLER_RELEASE)
 		progress_send_last(w, &last_progress);
 	bool queued = false;
 	if (!ours) {
@@ -717,7 +716,8 @@ static void job_conclude(struct jm_job *job, int outcome)
 		queued = slot_queue_outcome(w, d, held, PROTO_SETTLE_COMPLETED, job->result,
 		                            job->result_len, false);
 		if (!queued)
-			settle_one(w, d, PROTO_SETTLE_COMPLETED, job->result, job->result_len, false);
+			settle_one(w, d, PROTO_SETTLE_COMPLETED, job->result, job->result_len,
+			           false);
 	} else if (outcome == JM_HANDLER_RELEASE) {
 		if (!job->has_error)
 			snprintf(job->error, sizeof job->error, "worker %s: handed back unrun",
