@@ -212,7 +212,8 @@ class ServeCase:
         done = jm.get(sibling)
         self.assertEqual((done["state"], done["attempt"]), ("completed", 1), done)
         self.assertNotEqual(json.loads(jm.result(sibling))["pid"], pid)
-        log = stack.log("worker")
+        with open(os.path.join(stack.dir, "worker.log"), errors="replace") as f:
+            log = f.read()  # whole: stack.log keeps only the tail
         self.assertRegex(log, rf"job {sibling} \(sleep\) handed back: serve .*: handed back: "
                               rf"handler process {pid}, which also ran job {sleeper}, was stopped")
         for j in echoes:
