@@ -555,12 +555,19 @@ static void pool_tend(struct serve_pool *pool)
 		if (p->state != SERVE_PROC_UP)
 			continue;
 		for (unsigned f = 0; f < p->flights_count; f++) {
-			if (p->flights[f].deadline_ms == 0 || now < p->flights[f].deadline_ms)
+			struct serve_flight *flight = &p->flights[f];
+			if (jm_job_should_abandon(flight->job)) {
+				proc_end(pool, p, SERVE_END_TARGET, flight->job_id,
+				         "job was abandoned (cancelled, lease lost or worker "
+				         "stopping)");
+				break;
+			}
+			if (flight->deadline_ms == 0 || now < flight->deadline_ms)
 				continue;
 			char reason[64];
 			snprintf(reason, sizeof reason, "timed out after %" PRIu64 " ms",
-			         p->flights[f].timeout_ms);
-			proc_end(pool, p, SERVE_END_TARGET, p->flights[f].job_id, reason);
+			         flight->timeout_ms);
+			proc_end(pool, p, SERVE_END_TARGET, flight->job_id, reason);
 			break;
 		}
 	}
@@ -587,14 +594,14 @@ static size_t pool_poll_set(struct serve_pool *pool, int64_t *wait_ms)
 			if (p->out_sent < p->out_len)
 				watch_add(pool, &count, p->stdin_fd, POLLOUT,
 				          (struct serve_watch){.kind = WATCH_STDIN, .proc = p});
-			for (unsigned f = 0; f < p->flights_count; f++) {
-				watch_add(pool, &count, p->flights[f].abandon_fd, POLLIN,
-				          (struct serve_watch){.kind = WATCH_FLIGHT,
-				                               .proc = p,
-				                               .job_id = p->flights[f].job_id});
+			/* Abandons are read from the jobs' flags (pool_tend), not
+			 * from one descriptor each in every poll: a stop or cancel
+			 * waits at most SERVE_ABANDON_CHECK_MS to be seen. */
+			if (p->flights_count > 0)
+				timeout_min(wait_ms, now + SERVE_ABANDON_CHECK_MS, now);
+			for (unsigned f = 0; f < p->flights_count; f++)
 				if (p->flights[f].deadline_ms)
 					timeout_min(wait_ms, p->flights[f].deadline_ms, now);
-			}
 		} else if (p->state == SERVE_PROC_ENDING) {
 			watch_add(pool, &count, p->pidfd, POLLIN,
 			          (struct serve_watch){.kind = WATCH_PIDFD, .proc = p});
@@ -644,12 +651,6 @@ static void pool_handle_events(struct serve_pool *pool, size_t count)
 			default:
 				break;
 			}
-			break;
-		case WATCH_FLIGHT:
-			if (p->state == SERVE_PROC_UP && flight_find(p, w->job_id) >= 0)
-				proc_end(
-				    pool, p, SERVE_END_TARGET, w->job_id,
-				    "job was abandoned (cancelled, lease lost or worker stopping)");
 			break;
 		case WATCH_PIDFD:
 			break; /* pool_tend reaps it */

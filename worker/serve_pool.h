@@ -24,6 +24,8 @@
  * in a process that runs them one at a time. */
 #define SERVE_QUEUE_BUDGET_US 10000
 #define SERVE_ENDING_POLL_MS 10 /* no pidfd: how often an exit is looked for */
+/* How often the I/O thread looks at its jobs' abandon flags. */
+#define SERVE_ABANDON_CHECK_MS 50
 
 /* A job that found no room, on its slot thread's stack until done. */
 struct serve_wait {
@@ -53,7 +55,7 @@ struct serve_decoded {
 
 /* What a pollfd of the I/O thread stands for. */
 struct serve_watch {
-	enum { WATCH_WAKE, WATCH_STDOUT, WATCH_STDIN, WATCH_FLIGHT, WATCH_PIDFD, WATCH_WAIT } kind;
+	enum { WATCH_WAKE, WATCH_STDOUT, WATCH_STDIN, WATCH_PIDFD, WATCH_WAIT } kind;
 	struct serve_proc *proc;
 	uint64_t job_id;
 	struct serve_wait *wait;

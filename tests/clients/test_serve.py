@@ -82,6 +82,20 @@ class ServeCase:
         self.assertNotEqual(again["pid"], pid)
         self.assertTrue(pid_alive(again["pid"]))
 
+    def test_serve_handler_running_a_cancelled_job_is_killed_and_restarted(self):
+        self.stack.worker(*serve_args(self.lang), concurrency=1)
+        job_id = self.submit("sleep", '{"ms": 60000}')
+        active = poll_until("the sleep job to start",
+                            lambda: (lambda j: j if (j.get("progress") or {}).get("message", "").startswith("pid ") else None)(self.job(job_id)),
+                            30)
+        pid = int(active["progress"]["message"].split()[1])
+        self.stack.cli("cancel", job_id)
+        self.assertEqual(self.wait_state(job_id, {"cancelled"})["state"], "cancelled")
+        # The worker hears of it with its next heartbeat and kills the process.
+        poll_until(f"handler process {pid} to be killed", lambda: not pid_alive(pid), 20)
+        again = self.result_json(self._run("echo", "after"))
+        self.assertNotEqual(again["pid"], pid)
+
     def test_serve_handler_that_dies_fails_the_attempt_and_is_restarted(self):
         self.stack.worker(*serve_args(self.lang), concurrency=1)
         first = self.result_json(self._run("echo", "one"))
