@@ -14,47 +14,55 @@ function resultText(value) {
   return JSON.stringify(value);
 }
 
-function makeJob(msg, emit) {
-  let payload = msg.payload ?? '';
-  let payloadBytes; // encoded when asked for
-  if (msg.payload_base64 !== undefined) {
-    // Not UTF-8: the bytes as they are, and a lossy text view of them.
-    payloadBytes = Uint8Array.from(atob(msg.payload_base64), (ch) => ch.charCodeAt(0));
-    payload = new TextDecoder().decode(payloadBytes);
-  }
-  const id = String(msg.id);
-  let parsed = false;
-  let data;
-  return {
-    id,
-    type: msg.type,
-    queue: msg.queue,
-    attempt: msg.attempt,
-    payload,
-    get payloadBytes() {
-      if (payloadBytes === undefined) payloadBytes = new TextEncoder().encode(payload);
-      return payloadBytes;
-    },
+// One job handed to a handler. A class, so the accessors and progress()
+// live on the prototype: a drain makes one small object per job.
+class ServeJob {
+  constructor(msg, emit) {
+    this.id = String(msg.id);
+    this.type = msg.type;
+    this.queue = msg.queue;
+    this.attempt = msg.attempt;
+    this.payload = msg.payload ?? '';
+    this._bytes = undefined; // encoded when asked for
+    if (msg.payload_base64 !== undefined) {
+      // Not UTF-8: the bytes as they are, and a lossy text view of them.
+      this._bytes = Uint8Array.from(atob(msg.payload_base64), (ch) => ch.charCodeAt(0));
+      this.payload = new TextDecoder().decode(this._bytes);
+    }
     /** Unix time in ms when the run timeout passes, or null. */
-    deadline: msg.deadline ?? null,
-    timeoutMs: msg.timeout_ms ?? 0,
-    get data() {
-      if (!parsed) {
-        parsed = true;
-        try { data = JSON.parse(payload); } catch { data = undefined; }
-      }
-      return data;
-    },
-    progress(done, total = 1, message) {
-      if (total === 1 && done > 0 && done < 1) { done = Math.round(done * 10000); total = 10000; }
-      if (!Number.isInteger(done) || !Number.isInteger(total) || total < 1 || done < 0 || done > total) {
-        throw new RangeError(`progress(${done}, ${total}): need whole numbers 0 <= done <= total, total >= 1`);
-      }
-      const line = { op: 'progress', id, done, total };
-      if (message) line.message = String(message);
-      emit(line);
-    },
-  };
+    this.deadline = msg.deadline ?? null;
+    this.timeoutMs = msg.timeout_ms ?? 0;
+    this._emit = emit;
+    this._parsed = false;
+    this._data = undefined;
+  }
+
+  get payloadBytes() {
+    if (this._bytes === undefined) this._bytes = new TextEncoder().encode(this.payload);
+    return this._bytes;
+  }
+
+  get data() {
+    if (!this._parsed) {
+      this._parsed = true;
+      try { this._data = JSON.parse(this.payload); } catch { this._data = undefined; }
+    }
+    return this._data;
+  }
+
+  progress(done, total = 1, message) {
+    if (total === 1 && done > 0 && done < 1) { done = Math.round(done * 10000); total = 10000; }
+    if (!Number.isInteger(done) || !Number.isInteger(total) || total < 1 || done < 0 || done > total) {
+      throw new RangeError(`progress(${done}, ${total}): need whole numbers 0 <= done <= total, total >= 1`);
+    }
+    const line = { op: 'progress', id: this.id, done, total };
+    if (message) line.message = String(message);
+    this._emit(line);
+  }
+}
+
+function makeJob(msg, emit) {
+  return new ServeJob(msg, emit);
 }
 
 /** Jobs a process asks to hold at once (its hello line); the worker's
@@ -114,14 +122,14 @@ export async function serve(handlers, {
         let start = 0;
         let nl;
         while ((nl = buf.indexOf('\n', start)) >= 0) {
-          const raw = buf.slice(start, nl).trim();
+          const raw = buf.slice(start, nl);
           start = nl + 1;
-          if (!raw) continue;
           let msg;
           try { msg = JSON.parse(raw); } catch {
-            console.error(`jobmesh serve: ignoring a line that is not JSON: ${raw.slice(0, 80)}`);
+            if (raw.trim()) console.error(`jobmesh serve: ignoring a line that is not JSON: ${raw.slice(0, 80)}`);
             continue;
           }
+          if (msg === null || typeof msg !== 'object') continue;
           if (msg.op === 'stop') { buf = ''; end(); return; }
           if (msg.op !== 'job') continue; // cancel needs no answer: the worker kills us next
           inFlight += 1;
