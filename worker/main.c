@@ -58,7 +58,8 @@ struct worker_opts {
 	struct handler_conf *handlers;
 	size_t handlers_count;
 	unsigned concurrency;
-	unsigned prefetch; /* jm_worker_options.prefetch: 0 default */
+	unsigned prefetch;       /* jm_worker_options.prefetch: 0 default */
+	unsigned serve_pipeline; /* --serve-pipeline */
 	uint32_t heartbeat_ms;
 	uint32_t drain_timeout_ms;
 	uint32_t kill_grace_ms;
@@ -164,6 +165,16 @@ static int set_prefetch(void *ctx, const char *value, struct jm_err *err)
 	int rc = jm_parse_u64("prefetch", value, 0, PROTO_JOBS_PER_MESSAGE_MAX, &n, err);
 	if (rc == 0)
 		o->prefetch = n == 0 ? JM_WORKER_PREFETCH_NONE : (unsigned)n;
+	return rc;
+}
+
+static int set_serve_pipeline(void *ctx, const char *value, struct jm_err *err)
+{
+	struct worker_opts *o = ctx;
+	unsigned long long n;
+	int rc = jm_parse_u64("serve-pipeline", value, 1, SERVE_PIPELINE_MAX, &n, err);
+	if (rc == 0)
+		o->serve_pipeline = (unsigned)n;
 	return rc;
 }
 
@@ -307,6 +318,10 @@ static const struct jm_flag worker_flags[] = {
      "start COMMAND once per slot and hand it jobs of TYPE over the line "
      "protocol of docs/serve-protocol.md; repeatable",
      set_serve},
+    {"serve-pipeline", "N",
+     "most jobs a --serve process holds at once, 1-256 (default 32), when its hello line "
+     "says it takes several; fewer while jobs are slow (about 10 ms of queued work)",
+     set_serve_pipeline},
     {"worker-id", "ID", "this worker's name (default <hostname>-<pid>)", set_worker_id},
     {"token", "SECRET",
      "secret of a worker token of the broker's --auth file, sent once per connection "
@@ -580,6 +595,7 @@ int main(int argc, char **argv)
 	    .heartbeat_ms = 1000,
 	    .drain_timeout_ms = 30000,
 	    .kill_grace_ms = EXEC_KILL_GRACE_MS_DEFAULT,
+	    .serve_pipeline = SERVE_PIPELINE_DEFAULT,
 	    .log_level = JM_LOG_INFO,
 	    .queues_phase = PHASE_CONFIG,
 	};
@@ -633,8 +649,8 @@ int main(int argc, char **argv)
 	}
 	struct jm_err serve_err;
 	jm_err_clear(&serve_err);
-	if (serve_set_start(&opts.serve, worker, opts.concurrency, opts.kill_grace_ms,
-	                    &serve_err) != 0) {
+	if (serve_set_start(&opts.serve, worker, opts.concurrency, opts.serve_pipeline,
+	                    opts.kill_grace_ms, &serve_err) != 0) {
 		jm_error("%s", jm_err_text(&serve_err));
 		goto out_free_worker;
 	}

@@ -5,37 +5,13 @@
 
 #include <inttypes.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char base64_digits[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* A payload that is not UTF-8 cannot be a JSON string: it goes base64. */
-static json_t *base64_string(const unsigned char *in, size_t len)
-{
-	size_t out_len = (len + 2) / 3 * 4;
-	char *out = malloc(out_len + 1);
-	if (out == NULL)
-		return NULL;
-	size_t o = 0;
-	for (size_t i = 0; i < len; i += 3) {
-		uint32_t v = (uint32_t)in[i] << 16;
-		if (i + 1 < len)
-			v |= (uint32_t)in[i + 1] << 8;
-		if (i + 2 < len)
-			v |= in[i + 2];
-		out[o++] = base64_digits[(v >> 18) & 63];
-		out[o++] = base64_digits[(v >> 12) & 63];
-		out[o++] = i + 1 < len ? base64_digits[(v >> 6) & 63] : '=';
-		out[o++] = i + 2 < len ? base64_digits[v & 63] : '=';
-	}
-	out[o] = '\0';
-	json_t *s = json_stringn(out, o);
-	free(out);
-	return s;
-}
 
 static char *dump_line(json_t *obj, size_t *len)
 {
@@ -65,32 +41,127 @@ static json_t *id_string(uint64_t id)
 	return json_string(text);
 }
 
+/* Length of the valid UTF-8 sequence at p (at most left bytes), or 0 when
+ * it is not one: overlong forms, surrogates and code points past U+10FFFF
+ * are refused, as jansson's json_stringn refuses them. */
+static size_t utf8_sequence_len(const unsigned char *p, size_t left)
+{
+	unsigned char c = p[0];
+	if (c < 0x80)
+		return 1;
+	size_t n;
+	uint32_t cp;
+	if (c >= 0xC2 && c <= 0xDF) {
+		n = 2;
+		cp = c & 0x1F;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		n = 3;
+		cp = c & 0x0F;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		n = 4;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	if (left < n)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3F);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+	    (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return n;
+}
+
+/* Appends text as a JSON string (quotes included) to out, which has room
+ * for 6 bytes per input byte plus 2; false when text is not UTF-8. */
+static bool json_string_put(char *out, size_t *used, const unsigned char *text, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = *used;
+	out[o++] = '"';
+	for (size_t i = 0; i < len;) {
+		unsigned char c = text[i];
+		if (c >= 0x80) {
+			size_t n = utf8_sequence_len(text + i, len - i);
+			if (n == 0)
+				return false;
+			memcpy(out + o, text + i, n);
+			o += n;
+			i += n;
+			continue;
+		}
+		if (c == '"' || c == '\\') {
+			out[o++] = '\\';
+			out[o++] = (char)c;
+		} else if (c == '\n') {
+			out[o++] = '\\';
+			out[o++] = 'n';
+		} else if (c < 0x20) {
+			memcpy(out + o, "\\u00", 4);
+			out[o + 4] = hex[c >> 4];
+			out[o + 5] = hex[c & 15];
+			o += 6;
+		} else {
+			out[o++] = (char)c;
+		}
+		i++;
+	}
+	out[o++] = '"';
+	*used = o;
+	return true;
+}
+
+/* Written by hand rather than through jansson's object tree: this line is
+ * built once per job on the drain's hot path, and its only free text is the
+ * payload (type and queue are names of [A-Za-z0-9._-], checked by proto/).
+ * test_serve_proto reads every line back with jansson. */
 char *serve_proto_job(const struct serve_job_line *job, size_t *len)
 {
-	json_t *obj = json_object();
-	if (obj == NULL)
+	const unsigned char *payload = job->payload ? job->payload : (const unsigned char *)"";
+	size_t payload_room = job->payload_len * 6 + 2;
+	size_t base64_room = (job->payload_len + 2) / 3 * 4 + 2;
+	if (base64_room > payload_room)
+		payload_room = base64_room;
+	size_t cap = payload_room + strlen(job->type) + strlen(job->queue) + 192;
+	char *line = malloc(cap);
+	if (line == NULL)
 		return NULL;
-	json_t *payload = json_stringn(job->payload ? job->payload : "", job->payload_len);
-	const char *payload_key = "payload";
-	if (payload == NULL) {
-		payload = base64_string(job->payload, job->payload_len);
-		payload_key = "payload_base64";
+	size_t o = (size_t)snprintf(line, cap,
+	                            "{\"op\":\"job\",\"id\":\"%" PRIu64
+	                            "\",\"type\":\"%s\",\"queue\":\"%s\",\"attempt\":%" PRIu32 ",",
+	                            job->job_id, job->type, job->queue, job->attempt);
+	size_t key_at = o;
+	memcpy(line + o, "\"payload\":", 10);
+	o += 10;
+	if (!json_string_put(line, &o, payload, job->payload_len)) {
+		o = key_at;
+		memcpy(line + o, "\"payload_base64\":\"", 18);
+		o += 18;
+		for (size_t i = 0; i < job->payload_len; i += 3) {
+			uint32_t v = (uint32_t)payload[i] << 16;
+			if (i + 1 < job->payload_len)
+				v |= (uint32_t)payload[i + 1] << 8;
+			if (i + 2 < job->payload_len)
+				v |= payload[i + 2];
+			line[o++] = base64_digits[(v >> 18) & 63];
+			line[o++] = base64_digits[(v >> 12) & 63];
+			line[o++] = i + 1 < job->payload_len ? base64_digits[(v >> 6) & 63] : '=';
+			line[o++] = i + 2 < job->payload_len ? base64_digits[v & 63] : '=';
+		}
+		line[o++] = '"';
 	}
-	int rc = json_object_set_new(obj, "op", json_string("job"));
-	rc |= json_object_set_new(obj, "id", id_string(job->job_id));
-	rc |= json_object_set_new(obj, "type", json_string(job->type));
-	rc |= json_object_set_new(obj, "queue", json_string(job->queue));
-	rc |= json_object_set_new(obj, "attempt", json_integer(job->attempt));
-	rc |= json_object_set_new(obj, payload_key, payload);
-	rc |= json_object_set_new(
-	    obj, "deadline",
-	    job->deadline_wall_ms ? json_integer((json_int_t)job->deadline_wall_ms) : json_null());
-	rc |= json_object_set_new(obj, "timeout_ms", json_integer((json_int_t)job->timeout_ms));
-	if (rc != 0) {
-		json_decref(obj);
-		return NULL;
-	}
-	return dump_line(obj, len);
+	if (job->deadline_wall_ms)
+		o += (size_t)snprintf(line + o, cap - o, ",\"deadline\":%" PRIu64,
+		                      job->deadline_wall_ms);
+	else
+		o += (size_t)snprintf(line + o, cap - o, ",\"deadline\":null");
+	o += (size_t)snprintf(line + o, cap - o, ",\"timeout_ms\":%" PRIu64 "}\n", job->timeout_ms);
+	*len = o;
+	return line;
 }
 
 char *serve_proto_cancel(uint64_t job_id, size_t *len)
@@ -172,6 +243,22 @@ int serve_proto_decode(const char *line, size_t len, struct serve_reply *out, ch
 		goto out;
 	}
 	const char *op_name = json_string_value(op);
+	if (strcmp(op_name, "hello") == 0) {
+		/* Sent once, first, by a handler that takes several jobs at a
+		 * time; its "pipeline" is how many (1 without it). */
+		out->op = SERVE_REPLY_HELLO;
+		json_t *pipeline = json_object_get(obj, "pipeline");
+		out->pipeline = 1;
+		if (pipeline != NULL && !count_parse(pipeline, &out->pipeline)) {
+			fail(why, why_size, "%s",
+			     "hello: \"pipeline\" must be a whole number >= 1");
+			goto out;
+		}
+		if (out->pipeline < 1)
+			out->pipeline = 1;
+		rc = 0;
+		goto out;
+	}
 	if (!id_parse(json_object_get(obj, "id"), &out->job_id)) {
 		fail(why, why_size, "\"%s\" without a job \"id\" (the string the job came with)",
 		     op_name);

@@ -11,6 +11,8 @@
  *                               killed right after; it need not answer)
  *   {"op":"stop"}               no more jobs: exit (stdin closes too)
  * From the handler (its stdout):
+ *   {"op":"hello","pipeline":32}   optional, first: it takes up to 32 jobs
+ *                                  at a time and answers them in any order
  *   {"op":"progress","id":"42","done":1,"total":3,"message":"parsing"}
  *   {"op":"result","id":"42","result":"text"}
  *   {"op":"error","id":"42","message":"why","permanent":false}
@@ -47,6 +49,7 @@ char *serve_proto_cancel(uint64_t job_id, size_t *len);
 char *serve_proto_stop(size_t *len);
 
 enum serve_reply_op {
+	SERVE_REPLY_HELLO, /* {"op":"hello","pipeline":N}: takes N jobs at a time */
 	SERVE_REPLY_PROGRESS,
 	SERVE_REPLY_RESULT,
 	SERVE_REPLY_ERROR,
@@ -58,6 +61,7 @@ struct serve_reply {
 	enum serve_reply_op op;
 	uint64_t job_id;
 	uint64_t done, total;         /* progress */
+	uint64_t pipeline;            /* hello: jobs it takes at a time, >= 1 */
 	char message[SERVE_TEXT_MAX]; /* progress message or error text */
 	bool permanent;               /* error */
 	char *result;                 /* result bytes (UTF-8 text), NUL-terminated */

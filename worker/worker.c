@@ -168,6 +168,7 @@ struct jm_job {
 	struct jm_worker *worker;
 	const struct proto_delivery *delivery;
 	struct held_lease *held;
+	struct feed_item *item; /* finished with when the job concludes */
 	uint8_t *result;
 	size_t result_len;
 	char error[PROTO_ERROR_TEXT_MAX + 1];
@@ -232,11 +233,15 @@ static bool worker_begin_handler(struct jm_worker *w)
 	return allowed;
 }
 
+/* Only a stop waits for the count (worker_drain, worker_join_all): while
+ * the worker runs, a broadcast per job would wake the coordinator and the
+ * heartbeat thread for nothing, twice a job. */
 static void worker_end_handler(struct jm_worker *w)
 {
 	pthread_mutex_lock(&w->lock);
 	w->handlers_running--;
-	pthread_cond_broadcast(&w->cond);
+	if (w->stop_requested)
+		pthread_cond_broadcast(&w->cond);
 	pthread_mutex_unlock(&w->lock);
 }
 
@@ -686,44 +691,21 @@ static bool slot_queue_outcome(struct jm_worker *w, const struct proto_delivery 
 	return true;
 }
 
-/* Runs d's handler and hands its outcome to the settler, unless the stop
- * path claimed the lease meanwhile (then the outcome is dropped: it was
- * handed back). Returns true if the settler took held over (it removes the
- * entry); otherwise the caller still owns held. */
-static bool slot_run_delivery(struct worker_slot *slot, const struct proto_delivery *d,
-                              struct held_lease *held)
+/* Ends a job whose handler returned (or that its owner finished, for a
+ * deferred one): hands its outcome to the settler, unless the stop path
+ * claimed the lease meanwhile (then the outcome is dropped: it was handed
+ * back), finishes with its feed item and frees job. The handler is counted
+ * out last, so a drain that saw the count drop to 0 knows every outcome
+ * was queued. */
+static void job_conclude(struct jm_job *job, int outcome)
 {
-	struct jm_worker *w = slot->worker;
-	struct jm_job job = {.worker = w, .delivery = d, .held = held};
-	progress_entry_init(&job.progress, d->job_id, d->lease);
-	int outcome;
-	const struct worker_handler *handler = handler_find(w, d->attrs.type);
-	if (handler == NULL) {
-		snprintf(job.error, sizeof job.error, "no handler for type %s on worker %s",
-		         d->attrs.type, w->worker_id);
-		job.has_error = true;
-		outcome = JM_HANDLER_PERMANENT;
-	} else {
-		jm_debug("job %" PRIu64 " (%s, queue %s, attempt %" PRIu32
-		         ") started on slot %" PRIu32,
-		         d->job_id, d->attrs.type, d->attrs.queue, d->attempt, slot->index);
-		outcome = handler->fn(&job, handler->arg);
-		if (outcome != JM_HANDLER_OK && outcome != JM_HANDLER_RETRY &&
-		    outcome != JM_HANDLER_PERMANENT) {
-			snprintf(
-			    job.error, sizeof job.error,
-			    "handler for type %s returned %d, which is not a jm_handler_outcome",
-			    d->attrs.type, outcome);
-			job.has_error = true;
-			outcome = JM_HANDLER_RETRY;
-		}
-	}
-	worker_end_handler(w);
-
+	struct jm_worker *w = job->worker;
+	const struct proto_delivery *d = job->delivery;
+	struct held_lease *held = job->held;
 	bool ours = held_claim(&w->held, held);
 	struct progress_value last_progress;
-	bool progress_unsent = progress_finish(&w->progress, &job.progress, &last_progress);
-	if (ours && progress_unsent && !jm_job_should_abandon(&job))
+	bool progress_unsent = progress_finish(&w->progress, &job->progress, &last_progress);
+	if (ours && progress_unsent && !jm_job_should_abandon(job) && outcome != JM_HANDLER_RELEASE)
 		progress_send_last(w, &last_progress);
 	bool queued = false;
 	if (!ours) {
@@ -731,27 +713,102 @@ static bool slot_run_delivery(struct worker_slot *slot, const struct proto_deliv
 		         "dropping its outcome",
 		         d->job_id, d->lease);
 	} else if (outcome == JM_HANDLER_OK) {
-		queued = slot_queue_outcome(w, d, held, PROTO_SETTLE_COMPLETED, job.result,
-		                            job.result_len, false);
+		queued = slot_queue_outcome(w, d, held, PROTO_SETTLE_COMPLETED, job->result,
+		                            job->result_len, false);
 		if (!queued)
-			settle_one(w, d, PROTO_SETTLE_COMPLETED, job.result, job.result_len, false);
+			settle_one(w, d, PROTO_SETTLE_COMPLETED, job->result, job->result_len,
+			           false);
+	} else if (outcome == JM_HANDLER_RELEASE) {
+		if (!job->has_error)
+			snprintf(job->error, sizeof job->error, "worker %s: handed back unrun",
+			         w->worker_id);
+		jm_info("job %" PRIu64 " (%s) handed back: %s", d->job_id, d->attrs.type,
+		        job->error);
+		queued = slot_queue_outcome(w, d, held, PROTO_SETTLE_RELEASED, job->error,
+		                            strlen(job->error), false);
+		if (!queued)
+			settle_one(w, d, PROTO_SETTLE_RELEASED, job->error, strlen(job->error),
+			           false);
 	} else {
-		if (!job.has_error)
-			snprintf(job.error, sizeof job.error, "handler for type %s failed",
+		if (!job->has_error)
+			snprintf(job->error, sizeof job->error, "handler for type %s failed",
 			         d->attrs.type);
 		bool permanent = outcome == JM_HANDLER_PERMANENT;
 		jm_info("job %" PRIu64 " (%s) attempt %" PRIu32 " failed%s: %s", d->job_id,
-		        d->attrs.type, d->attempt, permanent ? " permanently" : "", job.error);
-		queued = slot_queue_outcome(w, d, held, PROTO_SETTLE_FAILED, job.error,
-		                            strlen(job.error), permanent);
+		        d->attrs.type, d->attempt, permanent ? " permanently" : "", job->error);
+		queued = slot_queue_outcome(w, d, held, PROTO_SETTLE_FAILED, job->error,
+		                            strlen(job->error), permanent);
 		if (!queued)
-			settle_one(w, d, PROTO_SETTLE_FAILED, job.error, strlen(job.error),
+			settle_one(w, d, PROTO_SETTLE_FAILED, job->error, strlen(job->error),
 			           permanent);
 	}
-	if (!queued)
+	if (!queued) {
 		held_set_settled(&w->held, held);
-	free(job.result);
-	return queued;
+		held_remove(&w->held, held); /* queued: the settler removes it */
+	}
+	free(job->result);
+	feed_item_done(&w->feed, job->item);
+	free(job);
+	worker_end_handler(w);
+}
+
+/* Keeps a handler's outcome if it is one, else turns it into a retryable
+ * failure saying what was wrong. */
+static int outcome_checked(struct jm_job *job, int outcome)
+{
+	if (outcome == JM_HANDLER_OK || outcome == JM_HANDLER_RETRY ||
+	    outcome == JM_HANDLER_PERMANENT || outcome == JM_HANDLER_RELEASE)
+		return outcome;
+	snprintf(job->error, sizeof job->error,
+	         "handler for type %s returned %d, which is not a jm_handler_outcome",
+	         job->delivery->attrs.type, outcome);
+	job->has_error = true;
+	return JM_HANDLER_RETRY;
+}
+
+/* Runs the handler of item's delivery (counted in by the caller) and
+ * concludes the job, unless the handler deferred it (its owner calls
+ * jm_job_finish). Takes item over either way. */
+static void slot_run_delivery(struct worker_slot *slot, struct feed_item *item)
+{
+	struct jm_worker *w = slot->worker;
+	const struct proto_delivery *d = item->delivery;
+	/* On the heap: a deferred job outlives this call. */
+	struct jm_job *job = calloc(1, sizeof *job);
+	if (job == NULL) {
+		jm_warn("job %" PRIu64 ": out of memory to run it: handing it back", d->job_id);
+		if (held_claim(&w->held, item->held)) {
+			static const char why[] = "worker out of memory: handed back unrun";
+			settle_one(w, d, PROTO_SETTLE_RELEASED, why, strlen(why), false);
+			held_set_settled(&w->held, item->held);
+		}
+		held_remove(&w->held, item->held);
+		feed_item_done(&w->feed, item);
+		worker_end_handler(w);
+		return;
+	}
+	job->worker = w;
+	job->delivery = d;
+	job->held = item->held;
+	job->item = item;
+	progress_entry_init(&job->progress, d->job_id, d->lease);
+	int outcome;
+	const struct worker_handler *handler = handler_find(w, d->attrs.type);
+	if (handler == NULL) {
+		snprintf(job->error, sizeof job->error, "no handler for type %s on worker %s",
+		         d->attrs.type, w->worker_id);
+		job->has_error = true;
+		outcome = JM_HANDLER_PERMANENT;
+	} else {
+		jm_debug("job %" PRIu64 " (%s, queue %s, attempt %" PRIu32
+		         ") started on slot %" PRIu32,
+		         d->job_id, d->attrs.type, d->attrs.queue, d->attempt, slot->index);
+		outcome = handler->fn(job, handler->arg);
+		if (outcome == JM_HANDLER_DEFERRED)
+			return; /* job may already be finished and freed: touch nothing */
+		outcome = outcome_checked(job, outcome);
+	}
+	job_conclude(job, outcome);
 }
 
 /* Hands back (SETTLE released, not an attempt) the deliveries of list
@@ -812,13 +869,12 @@ static void worker_close_feed(struct jm_worker *w)
 }
 
 /* Runs one delivery from the feed on slot, or hands it back; true if a
- * handler ran. The caller finishes with item. */
+ * handler ran. Finishes with item (at once, or when its job concludes). */
 static bool slot_run_item(struct worker_slot *slot, struct feed_item *item)
 {
 	struct jm_worker *w = slot->worker;
 	const struct proto_delivery *d = item->delivery;
 	struct held_lease *held = item->held;
-	bool ran = false;
 	if (held != NULL && atomic_load(&held->abandon)) {
 		/* The broker took it back while it waited: not ours to run. */
 		jm_info("job %" PRIu64 " lease %" PRIu64 ": abandoned before it started", d->job_id,
@@ -839,15 +895,15 @@ static bool slot_run_item(struct worker_slot *slot, struct feed_item *item)
 			    now_ms() + HANDBACK_BUDGET_MS, held, error, strlen(error));
 			if (o != NULL) {
 				settler_put(&w->settler, o);
+				feed_item_done(&w->feed, item);
 				return false; /* the settler removes held */
 			}
 			settle_one(w, d, PROTO_SETTLE_RELEASED, error, strlen(error), false);
 			held_set_settled(&w->held, held);
 		}
 	} else if (worker_begin_handler(w)) {
-		ran = true;
-		if (slot_run_delivery(slot, d, held))
-			return ran; /* the settler removes held */
+		slot_run_delivery(slot, item);
+		return true;
 	} else if (held_claim(&w->held, held)) {
 		char error[128];
 		snprintf(error, sizeof error, "worker %s stopping: handed back unrun",
@@ -857,7 +913,8 @@ static bool slot_run_item(struct worker_slot *slot, struct feed_item *item)
 		held_set_settled(&w->held, held);
 	}
 	held_remove(&w->held, held);
-	return ran;
+	feed_item_done(&w->feed, item);
+	return false;
 }
 
 static void *slot_main(void *arg)
@@ -870,7 +927,6 @@ static void *slot_main(void *arg)
 	while ((item = feed_take(&w->feed, after_job, jm_mono_us() - taken_us)) != NULL) {
 		taken_us = jm_mono_us();
 		after_job = slot_run_item(slot, item);
-		feed_item_done(&w->feed, item);
 	}
 	return NULL;
 }
@@ -1234,6 +1290,12 @@ static void worker_join_all(struct jm_worker *w)
 			pthread_join(w->slots[i].thread, NULL);
 		w->slots[i].started = false;
 	}
+	/* Deferred jobs (jm_job_finish) conclude on their owner's thread; a
+	 * stop abandoned them, so their owners end them soon. */
+	pthread_mutex_lock(&w->lock);
+	while (w->handlers_running > 0)
+		pthread_cond_wait(&w->cond, &w->lock);
+	pthread_mutex_unlock(&w->lock);
 	/* Every outcome a slot queued is sent (each within its settle budget)
 	 * while heartbeats still list its lease. */
 	settler_close(&w->settler);
@@ -1468,6 +1530,13 @@ int jm_job_set_error(jm_job *job, const char *message)
 	job->error[len] = '\0';
 	job->has_error = true;
 	return 0;
+}
+
+void jm_job_finish(jm_job *job, int outcome)
+{
+	if (job == NULL)
+		return;
+	job_conclude(job, outcome_checked(job, outcome));
 }
 
 bool jm_job_should_abandon(const jm_job *job)

@@ -141,10 +141,25 @@ export interface ServeJob {
 
 export type ServeHandler = (job: ServeJob) => unknown | Promise<unknown>;
 
-/** The handler end of jobmesh-worker --serve: resolves when the worker says stop. */
+/** Jobs a serve() process asks to hold at once (its hello line). */
+export const DEFAULT_PIPELINE: number;
+
+/** A Node Readable (process.stdin by default). */
+export interface ServeInput {
+  on(event: 'data' | 'end' | 'error', listener: (arg?: any) => void): unknown;
+  off(event: 'data' | 'end' | 'error', listener: (arg?: any) => void): unknown;
+  setEncoding?(encoding: string): unknown;
+  destroy?(): unknown;
+}
+
+/**
+ * The handler end of jobmesh-worker --serve: resolves when the worker says
+ * stop. Up to `pipeline` jobs (default DEFAULT_PIPELINE; 1: one at a time)
+ * run at once: async handlers concurrently, answers carry the job id.
+ */
 export function serve(
   handlers: Record<string, ServeHandler>,
-  options?: { input?: AsyncIterable<string | Uint8Array>; output?: { write(s: string): unknown } },
+  options?: { input?: ServeInput; output?: { write(s: string): unknown }; pipeline?: number },
 ): Promise<void>;
 
 export class SseParser {

@@ -13,6 +13,13 @@ await serve({
   },
   'async.echo': async (job) => `async ${job.payload} ${process.pid}`,
   die: () => process.exit(3),
+  'die.once': async (job) => {
+    if (job.attempt === 1) {
+      await sleepMs(500); // the jobs beside it are in flight by then
+      process.exit(3);
+    }
+    return { pid: process.pid, payload: job.payload, attempt: job.attempt };
+  },
   fail: () => { throw new PermanentError('refused for good'); },
   noop: () => '',
   hex: (job) => Buffer.from(job.payloadBytes).toString('hex'),

@@ -29,6 +29,13 @@ def die(job):
     os._exit(3)
 
 
+def die_once(job):
+    if job.attempt == 1:
+        time.sleep(0.5)  # the jobs behind it are in flight by then
+        os._exit(3)
+    return {"pid": os.getpid(), "payload": job.payload, "attempt": job.attempt}
+
+
 def fail(job):
     raise jobmesh.PermanentError("refused for good")
 
@@ -42,4 +49,4 @@ def noop(job):
 
 
 jobmesh.serve({"echo": echo, "sleep": sleep, "async.echo": async_echo, "die": die,
-               "fail": fail, "noop": noop, "hex": hex_})
+               "fail": fail, "noop": noop, "hex": hex_, "die.once": die_once})

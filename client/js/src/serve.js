@@ -14,102 +14,177 @@ function resultText(value) {
   return JSON.stringify(value);
 }
 
-function makeJob(msg, emit) {
-  let payload = msg.payload ?? '';
-  let payloadBytes;
-  if (msg.payload_base64 !== undefined) {
-    // Not UTF-8: the bytes as they are, and a lossy text view of them.
-    payloadBytes = Uint8Array.from(atob(msg.payload_base64), (ch) => ch.charCodeAt(0));
-    payload = new TextDecoder().decode(payloadBytes);
-  } else {
-    payloadBytes = new TextEncoder().encode(payload);
-  }
-  let parsed = false;
-  let data;
-  return {
-    id: String(msg.id),
-    type: msg.type,
-    queue: msg.queue,
-    attempt: msg.attempt,
-    payload,
-    payloadBytes,
+// One job handed to a handler. A class, so the accessors and progress()
+// live on the prototype: a drain makes one small object per job.
+class ServeJob {
+  constructor(msg, emit) {
+    this.id = String(msg.id);
+    this.type = msg.type;
+    this.queue = msg.queue;
+    this.attempt = msg.attempt;
+    this.payload = msg.payload ?? '';
+    this._bytes = undefined; // encoded when asked for
+    if (msg.payload_base64 !== undefined) {
+      // Not UTF-8: the bytes as they are, and a lossy text view of them.
+      this._bytes = Uint8Array.from(atob(msg.payload_base64), (ch) => ch.charCodeAt(0));
+      this.payload = new TextDecoder().decode(this._bytes);
+    }
     /** Unix time in ms when the run timeout passes, or null. */
-    deadline: msg.deadline ?? null,
-    timeoutMs: msg.timeout_ms ?? 0,
-    get data() {
-      if (!parsed) {
-        parsed = true;
-        try { data = JSON.parse(payload); } catch { data = undefined; }
-      }
-      return data;
-    },
-    progress(done, total = 1, message) {
-      if (total === 1 && done > 0 && done < 1) { done = Math.round(done * 10000); total = 10000; }
-      if (!Number.isInteger(done) || !Number.isInteger(total) || total < 1 || done < 0 || done > total) {
-        throw new RangeError(`progress(${done}, ${total}): need whole numbers 0 <= done <= total, total >= 1`);
-      }
-      const line = { op: 'progress', id: String(msg.id), done, total };
-      if (message) line.message = String(message);
-      emit(line);
-    },
-  };
+    this.deadline = msg.deadline ?? null;
+    this.timeoutMs = msg.timeout_ms ?? 0;
+    this._emit = emit;
+    this._parsed = false;
+    this._data = undefined;
+  }
+
+  get payloadBytes() {
+    if (this._bytes === undefined) this._bytes = new TextEncoder().encode(this.payload);
+    return this._bytes;
+  }
+
+  get data() {
+    if (!this._parsed) {
+      this._parsed = true;
+      try { this._data = JSON.parse(this.payload); } catch { this._data = undefined; }
+    }
+    return this._data;
+  }
+
+  progress(done, total = 1, message) {
+    if (total === 1 && done > 0 && done < 1) { done = Math.round(done * 10000); total = 10000; }
+    if (!Number.isInteger(done) || !Number.isInteger(total) || total < 1 || done < 0 || done > total) {
+      throw new RangeError(`progress(${done}, ${total}): need whole numbers 0 <= done <= total, total >= 1`);
+    }
+    const line = { op: 'progress', id: this.id, done, total };
+    if (message) line.message = String(message);
+    this._emit(line);
+  }
 }
+
+function makeJob(msg, emit) {
+  return new ServeJob(msg, emit);
+}
+
+/** Jobs a process asks to hold at once (its hello line); the worker's
+ * --serve-pipeline caps it, and gives fewer while jobs are slow. */
+export const DEFAULT_PIPELINE = 32;
 
 /**
  * Serves jobs until the worker says stop or closes stdin. handlers maps a
  * job type to a (possibly async) function of a job; its return value is the
  * result (a string as it is, anything else as JSON); a throw fails the
- * attempt, a PermanentError fails it without retry. Resolves when done.
+ * attempt, a PermanentError fails it without retry. Up to `pipeline` jobs
+ * run at once (async handlers concurrently; 1: one at a time); answers are
+ * written in batches. Resolves when done.
  */
-export async function serve(handlers, { input = globalThis.process?.stdin, output = globalThis.process?.stdout } = {}) {
+export async function serve(handlers, {
+  input = globalThis.process?.stdin,
+  output = globalThis.process?.stdout,
+  pipeline = DEFAULT_PIPELINE,
+} = {}) {
   if (!input || !output) throw new Error('serve() needs Node (process.stdin/stdout)');
-  const emit = (line) => output.write(`${JSON.stringify(line)}\n`);
+  let pending = [];
+  let flushQueued = false;
+  const flush = () => {
+    flushQueued = false;
+    if (pending.length === 0) return;
+    const text = pending.join('');
+    pending = [];
+    output.write(text);
+  };
+  const answer = (text) => {
+    pending.push(text);
+    if (!flushQueued) { flushQueued = true; setImmediate(flush); }
+  };
+  // Progress goes out at once, after the answers before it.
+  const emit = (line) => { pending.push(`${JSON.stringify(line)}\n`); flush(); };
   const savedLog = console.log;
   if (output === globalThis.process?.stdout) console.log = console.error;
-  let buf = '';
-  let queue = Promise.resolve();
-  let stopped = false;
+  let inFlight = 0;
+  let idle = null; // resolves when inFlight drops to 0 after the end
+  const settled = () => { inFlight -= 1; if (inFlight === 0 && idle) idle(); };
   try {
-    input.setEncoding?.('utf8');
-    for await (const chunk of input) {
-      buf += chunk;
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const raw = buf.slice(0, nl).trim();
-        buf = buf.slice(nl + 1);
-        if (!raw) continue;
-        let msg;
-        try { msg = JSON.parse(raw); } catch {
-          console.error(`jobmesh serve: ignoring a line that is not JSON: ${raw.slice(0, 80)}`);
-          continue;
+    emit({ op: 'hello', pipeline: Math.max(1, Math.floor(pipeline)) });
+    await new Promise((resolve, reject) => {
+      let buf = '';
+      let ended = false;
+      const end = () => {
+        if (ended) return;
+        ended = true;
+        input.off('data', onData);
+        input.off('end', end);
+        input.off('error', onError);
+        resolve();
+      };
+      const onError = (e) => { if (!ended) { ended = true; reject(e); } };
+      const onData = (chunk) => {
+        buf += chunk;
+        let start = 0;
+        let nl;
+        while ((nl = buf.indexOf('\n', start)) >= 0) {
+          const raw = buf.slice(start, nl);
+          start = nl + 1;
+          let msg;
+          try { msg = JSON.parse(raw); } catch {
+            if (raw.trim()) console.error(`jobmesh serve: ignoring a line that is not JSON: ${raw.slice(0, 80)}`);
+            continue;
+          }
+          if (msg === null || typeof msg !== 'object') continue;
+          if (msg.op === 'stop') { buf = ''; end(); return; }
+          if (msg.op !== 'job') continue; // cancel needs no answer: the worker kills us next
+          inFlight += 1;
+          runJob(handlers, msg, emit, answer, settled);
         }
-        if (msg.op === 'stop') { stopped = true; break; }
-        if (msg.op !== 'job') continue; // cancel needs no answer: the worker kills us next
-        // One job at a time per process, in order (the worker sends the next
-        // only after an answer).
-        queue = queue.then(() => runJob(handlers, msg, emit));
-      }
-      if (stopped) break;
-    }
-    await queue;
+        buf = buf.slice(start);
+      };
+      input.setEncoding?.('utf8');
+      input.on('data', onData);
+      input.on('end', end);
+      input.on('error', onError);
+    });
+    if (inFlight > 0) await new Promise((resolve) => { idle = resolve; });
+    flush();
   } finally {
     console.log = savedLog;
   }
-  if (stopped) input.destroy?.();
+  input.destroy?.();
 }
 
-async function runJob(handlers, msg, emit) {
+const DIGITS = /^[0-9]+$/;
+
+function answerLine(id, value, error) {
+  if (error === undefined) {
+    const result = value === undefined || value === null || value === '' ? '""' : JSON.stringify(resultText(value));
+    return `{"op":"result","id":${DIGITS.test(id) ? `"${id}"` : JSON.stringify(id)},"result":${result}}\n`;
+  }
+  const permanent = error instanceof PermanentError || error?.name === 'PermanentError';
+  const message = permanent ? (error.message || 'PermanentError') : `${error?.name ?? 'Error'}: ${error?.message ?? error}`;
+  return `${JSON.stringify({ op: 'error', id, message, permanent })}\n`;
+}
+
+// Runs one job: a sync handler answers at once, an async one when it
+// settles (jobs run concurrently; answers carry the job id).
+function runJob(handlers, msg, emit, answer, settled) {
   const job = makeJob(msg, emit);
+  let value;
   try {
     const fn = handlers[job.type];
     if (typeof fn !== 'function') {
       throw new PermanentError(`no handler for type "${job.type}" (this process serves ${Object.keys(handlers).join(', ')})`);
     }
-    const value = await fn(job);
-    emit({ op: 'result', id: job.id, result: resultText(value) });
+    value = fn(job);
   } catch (e) {
-    const permanent = e instanceof PermanentError || e?.name === 'PermanentError';
-    const message = permanent ? (e.message || 'PermanentError') : `${e?.name ?? 'Error'}: ${e?.message ?? e}`;
-    emit({ op: 'error', id: job.id, message, permanent });
+    answer(answerLine(job.id, undefined, e ?? new Error('undefined thrown')));
+    settled();
+    return;
+  }
+  if (value && typeof value.then === 'function') {
+    value.then(
+      (v) => { answer(answerLine(job.id, v)); settled(); },
+      (e) => { answer(answerLine(job.id, undefined, e ?? new Error('rejected'))); settled(); },
+    );
+  } else {
+    answer(answerLine(job.id, value));
+    settled();
   }
 }

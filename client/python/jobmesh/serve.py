@@ -24,38 +24,49 @@ import asyncio
 import base64
 import inspect
 import json
+import os
 import sys
 import threading
+import time
 from typing import Any, Awaitable, Callable, Dict, Mapping, Optional, TextIO, Union
 
 from .errors import PermanentError
 
-__all__ = ["Job", "serve"]
+__all__ = ["Job", "serve", "DEFAULT_PIPELINE"]
 
 
 class Job:
     """One job handed to a handler."""
 
-    __slots__ = ("id", "type", "queue", "attempt", "payload", "payload_bytes",
+    __slots__ = ("id", "type", "queue", "attempt", "payload", "_payload_bytes",
                  "deadline", "timeout_ms", "_emit", "_data", "_parsed")
 
     def __init__(self, msg: Mapping[str, Any], emit: Callable[[Dict[str, Any]], None]):
-        self.id: str = str(msg["id"])
+        job_id = msg["id"]
+        self.id: str = job_id if type(job_id) is str else str(job_id)
         self.type: str = msg.get("type", "")
         self.queue: str = msg.get("queue", "")
-        self.attempt: int = int(msg.get("attempt", 1))
+        attempt = msg.get("attempt", 1)
+        self.attempt: int = attempt if type(attempt) is int else int(attempt)
         if "payload_base64" in msg:
-            self.payload_bytes: bytes = base64.b64decode(msg["payload_base64"])
-            self.payload: str = self.payload_bytes.decode("utf-8", "replace")
+            self._payload_bytes: Optional[bytes] = base64.b64decode(msg["payload_base64"])
+            self.payload: str = self._payload_bytes.decode("utf-8", "replace")
         else:
             self.payload = msg.get("payload", "")
-            self.payload_bytes = self.payload.encode("utf-8", "surrogatepass")
+            self._payload_bytes = None  # encoded when asked for
         #: Unix time in milliseconds when the run timeout passes, or None.
         self.deadline: Optional[int] = msg.get("deadline")
         self.timeout_ms: int = int(msg.get("timeout_ms") or 0)
         self._emit = emit
         self._parsed = False
         self._data: Any = None
+
+    @property
+    def payload_bytes(self) -> bytes:
+        """The payload's bytes, exactly."""
+        if self._payload_bytes is None:
+            self._payload_bytes = self.payload.encode("utf-8", "surrogatepass")
+        return self._payload_bytes
 
     @property
     def data(self) -> Any:
@@ -99,18 +110,65 @@ def _result_text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_raw_decode = json.JSONDecoder().raw_decode
+_PLAIN = (str, dict, list, int, float, bool, bytes)
+
+#: Jobs a process asks to hold at once (its hello line); the worker's
+#: --serve-pipeline caps it, and gives fewer while jobs are slow.
+DEFAULT_PIPELINE = 32
+#: A sync handler's answers are written in batches, but never held longer.
+_FLUSH_AFTER_S = 0.002
+
+
 class _Server:
-    def __init__(self, handlers: Mapping[str, Handler], out: TextIO):
+    def __init__(self, handlers: Mapping[str, Handler], write: Callable[[str], None]):
         self.handlers = dict(handlers)
-        self.out = out
+        self._write = write
         self.lock = threading.Lock()
+        self.pending: list = []  # answer lines not written yet
+        self.last_flush = time.monotonic()
         self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self.tasks: set = set()
+        self.flush_soon = False
+
+    def flush(self) -> None:
+        with self.lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        self.flush_soon = False
+        self.last_flush = time.monotonic()
+        if self.pending:
+            data = "".join(self.pending)
+            self.pending.clear()
+            self._write(data)
 
     def emit(self, line: Dict[str, Any]) -> None:
-        text = json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n"
+        """Progress: written at once (after the answers before it)."""
+        text = _dumps(line) + "\n"
         with self.lock:
-            self.out.write(text)
-            self.out.flush()
+            self.pending.append(text)
+            self._flush_locked()
+
+    def answer(self, job_id: str, value: Any = None, error: Optional[BaseException] = None) -> None:
+        if error is None:
+            if value is None or value == "":
+                result = '""'
+            else:
+                result = _dumps(value if type(value) is str else _result_text(value))
+            if job_id.isdigit():
+                text = '{"op":"result","id":"' + job_id + '","result":' + result + "}\n"
+            else:
+                text = '{"op":"result","id":' + _dumps(job_id) + ',"result":' + result + "}\n"
+        elif isinstance(error, PermanentError):
+            text = _dumps({"op": "error", "id": job_id, "message": str(error) or type(error).__name__,
+                           "permanent": True}) + "\n"
+        else:
+            text = _dumps({"op": "error", "id": job_id, "message": f"{type(error).__name__}: {error}",
+                           "permanent": False}) + "\n"
+        with self.lock:
+            self.pending.append(text)
 
     def run_job(self, msg: Mapping[str, Any]) -> None:
         try:
@@ -124,52 +182,149 @@ class _Server:
                 raise PermanentError(
                     f"no handler for type {job.type!r} (this process serves {sorted(self.handlers)})")
             value = fn(job)
-            if inspect.isawaitable(value):
+            if value is not None and type(value) not in _PLAIN and inspect.isawaitable(value):
                 if self.loop is None:
+                    # No event loop serving (streams without descriptors):
+                    # one job at a time.
                     self.loop = asyncio.new_event_loop()
-                value = self.loop.run_until_complete(value)
-            self.emit({"op": "result", "id": job.id, "result": _result_text(value)})
-        except PermanentError as e:
-            self.emit({"op": "error", "id": job.id, "message": str(e) or type(e).__name__,
-                       "permanent": True})
+                    self.answer(job.id, self.loop.run_until_complete(value))
+                elif self.loop.is_running():
+                    task = self.loop.create_task(self._finish(job.id, value))
+                    self.tasks.add(task)
+                    task.add_done_callback(self.tasks.discard)
+                else:
+                    self.answer(job.id, self.loop.run_until_complete(value))
+                return
+            self.answer(job.id, value)
         except Exception as e:  # a handler's failure fails the attempt
-            self.emit({"op": "error", "id": job.id,
-                       "message": f"{type(e).__name__}: {e}", "permanent": False})
+            self.answer(job.id, error=e)
+
+    async def _finish(self, job_id: str, awaitable: Awaitable[Any]) -> None:
+        try:
+            self.answer(job_id, await awaitable)
+        except Exception as e:
+            self.answer(job_id, error=e)
+        if not self.flush_soon and self.loop is not None:
+            self.flush_soon = True
+            self.loop.call_soon(self.flush)
+
+    def handle_line(self, raw: str) -> bool:
+        """Handles one line (text); False once it said stop."""
+        try:
+            msg = _raw_decode(raw)[0]  # the worker writes no leading blanks
+        except ValueError:
+            raw = raw.strip()
+            if not raw:
+                return True
+            try:
+                msg = json.loads(raw)
+            except ValueError:
+                print(f"jobmesh.serve: ignoring a line that is not JSON: {raw[:80]!r}", file=sys.stderr)
+                return True
+        if type(msg) is not dict:
+            return True
+        op = msg.get("op")
+        if op == "job":
+            self.run_job(msg)
+            if time.monotonic() - self.last_flush > _FLUSH_AFTER_S:
+                self.flush()
+        elif op == "stop":
+            return False
+        # "cancel" needs no answer: the worker kills this process next.
+        return True
+
+
+def _write_all(fd: int) -> Callable[[str], None]:
+    def write(text: str) -> None:
+        view = memoryview(text.encode("utf-8", "replace"))
+        while view:
+            view = view[os.write(fd, view):]
+    return write
+
+
+def _serve_fds(server: _Server, in_fd: int) -> None:
+    """Reads stdin in chunks on an event loop: sync handlers run in order
+    as their lines arrive, async ones concurrently; answers go out in one
+    write per chunk (or sooner, see _FLUSH_AFTER_S)."""
+    loop = asyncio.new_event_loop()
+    server.loop = loop
+    done = loop.create_future()
+    buf = [b""]
+
+    def readable() -> None:
+        data = os.read(in_fd, 1 << 20)
+        go_on = bool(data)
+        data = buf[0] + data
+        end = data.rfind(b"\n") + 1  # decode whole lines only: UTF-8 may split
+        buf[0] = data[end:]
+        lines = data[:end].decode("utf-8", "surrogateescape").split("\n")
+        lines.pop()
+        handle = server.handle_line
+        for raw in lines:
+            if raw and not handle(raw):
+                go_on = False
+                break
+        server.flush()
+        if not go_on and not done.done():
+            loop.remove_reader(in_fd)
+            done.set_result(None)
+
+    async def main() -> None:
+        loop.add_reader(in_fd, readable)
+        await done
+        while server.tasks:  # stop or EOF: the jobs in flight finish first
+            await asyncio.gather(*list(server.tasks), return_exceptions=True)
+        server.flush()
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
 
 
 def serve(handlers: Mapping[str, Handler], *, stdin: Optional[TextIO] = None,
-          stdout: Optional[TextIO] = None) -> None:
+          stdout: Optional[TextIO] = None, pipeline: int = DEFAULT_PIPELINE) -> None:
     """Serves jobs from ``jobmesh-worker --serve`` until it says stop or
     closes stdin. handlers maps a job type to a function taking a Job; it
     may be a plain or an async function. Its return value is the result (a
     str as it is, bytes as UTF-8, anything else as JSON); an exception fails
     the attempt (retried while attempts remain), a PermanentError fails it
-    for good."""
+    for good.
+
+    The process asks for up to ``pipeline`` jobs at a time (1: one at a
+    time). Plain functions run one after the other in the order the jobs
+    came; async functions run concurrently on one event loop."""
     proto_in = stdin if stdin is not None else sys.stdin
     proto_out = stdout if stdout is not None else sys.stdout
-    server = _Server(handlers, proto_out)
+    try:
+        in_fd: Optional[int] = proto_in.fileno()
+        out_fd = proto_out.fileno()
+        proto_out.flush()
+    except (AttributeError, OSError, ValueError):
+        in_fd = None
+    if in_fd is not None:
+        server = _Server(handlers, _write_all(out_fd))
+    else:
+        def write_stream(text: str) -> None:
+            proto_out.write(text)
+            proto_out.flush()
+        server = _Server(handlers, write_stream)
     saved_stdout = sys.stdout
     if stdout is None:
         sys.stdout = sys.stderr  # print() in a handler must not reach the protocol
     try:
-        for raw in proto_in:
-            raw = raw.strip()
-            if not raw:
-                continue
-            try:
-                msg = json.loads(raw)
-            except ValueError:
-                print(f"jobmesh.serve: ignoring a line that is not JSON: {raw[:80]!r}",
-                      file=sys.stderr)
-                continue
-            op = msg.get("op")
-            if op == "job":
-                server.run_job(msg)
-            elif op == "stop":
-                break
-            # "cancel" needs no answer: the worker kills this process next.
+        server.emit({"op": "hello", "pipeline": max(1, int(pipeline))})
+        if in_fd is not None:
+            _serve_fds(server, in_fd)
+        else:
+            for raw in proto_in:
+                if isinstance(raw, bytes):
+                    raw = raw.decode("utf-8", "surrogateescape")
+                if raw.strip() and not server.handle_line(raw):
+                    break
+                server.flush()
     finally:
         sys.stdout = saved_stdout
-        if server.loop is not None:
+        server.flush()
+        if server.loop is not None and not server.loop.is_closed():
             server.loop.close()
-

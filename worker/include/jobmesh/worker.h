@@ -20,13 +20,25 @@ extern "C" {
 #endif
 
 typedef struct jm_worker jm_worker;
-typedef struct jm_job jm_job; /* valid only during the handler call */
+/* Valid during the handler call; a deferred job until jm_job_finish. */
+typedef struct jm_job jm_job;
 
 /* What a handler returns. */
 enum jm_handler_outcome {
 	JM_HANDLER_OK = 0,        /* completed; the result is what was set */
 	JM_HANDLER_RETRY = 1,     /* failed; retry with backoff if attempts remain */
 	JM_HANDLER_PERMANENT = 2, /* failed; never retry, dead-letter now */
+	/* Not run (or stopped for another job's sake): hand it back to the
+	 * broker, which queues it again without counting an attempt. The
+	 * error text, if set, says why. */
+	JM_HANDLER_RELEASE = 3,
+	/* The handler handed the job to another thread, which ends it later
+	 * with jm_job_finish; the slot goes on to its next job at once, and
+	 * the SDK touches the job no more until then (it may be finished and
+	 * freed before the handler even returned). A deferred job counts as
+	 * running: a drain waits for it, and a stop marks it abandoned (its
+	 * owner must then finish it soon: jm_worker_run waits for that). */
+	JM_HANDLER_DEFERRED = 4,
 };
 
 typedef int (*jm_handler_fn)(jm_job *job, void *arg);
@@ -89,6 +101,11 @@ bool jm_job_should_abandon(const jm_job *job);
  * true, for handlers that wait in poll() (the exec handler does); -1 when
  * none could be made. Owned by the worker: poll it, never read or close it. */
 int jm_job_abandon_fd(const jm_job *job);
+
+/* Ends a deferred job (JM_HANDLER_DEFERRED) with its outcome, from any
+ * thread, exactly once; the job is freed. Sends its last progress report
+ * first if one is unsent (a broker round trip). */
+void jm_job_finish(jm_job *job, int outcome);
 
 /* Reports that the job has done `done` of `total` steps (total >= 1,
  * done <= total), with an optional message saying what it is doing now
