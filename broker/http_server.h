@@ -40,6 +40,12 @@ const char *http_server_url(const struct http_server *srv);
  * connection (0: no limit; the broker passes --idle-timeout-ms). NNG 1.5.2
  * reads the headers itself, with no timeout and no connection cap. */
 void http_server_set_body_timeout(struct http_server *srv, uint32_t ms);
+/* High availability (--etcd): the server was opened with no core, and
+ * from now on asks gate for one per call; without one a call is refused
+ * with 503 not_leader naming the leader, and /readyz answers 503 (so a
+ * Kubernetes Service routes only to the leader). */
+struct ha_gate;
+void http_server_set_gate(struct http_server *srv, struct ha_gate *gate);
 /* /readyz answers 200 from now on (replay is done, the core serves). */
 void http_server_set_ready(struct http_server *srv);
 /* Closes every event stream and stops the server: call after core_stop

@@ -10,9 +10,16 @@
 
 #include "rpc.h"
 
+#define RPC_URLS_MAX 16
+
 struct rpc {
 	nng_socket sock;
-	char *url;
+	/* The broker dialled now: one of urls, swapped under dial_lock when a
+	 * standby names the leader or the broker dialled is down (rpc_leader.c).
+	 * The strings live until rpc_close, so a reader may keep a stale one. */
+	_Atomic(const char *) url;
+	char *urls[RPC_URLS_MAX]; /* --broker URL1,URL2,... then leaders named */
+	unsigned urls_count;
 	/* With a token, each new connection (pipe) first carries a HELLO with
 	 * it: the dialer reconnects by itself, so a pipe added sets need_hello
 	 * and the next call sends the HELLO first. */
@@ -21,10 +28,25 @@ struct rpc {
 	nng_tls_config *tls;
 	/* Connections (pipes) open now, and the dialer that makes them:
 	 * replaced when a call fails with none open (rpc_redial_if_down). */
-	atomic_int pipes;
+	atomic_int pipes;      /* of the current dialer only */
+	atomic_uint dialer_id; /* the current dialer's nng id */
 	pthread_mutex_t dial_lock;
 	nng_dialer dialer;
 };
+
+/* rpc_leader.c: a list of brokers, one of which leads (README, "High
+ * availability"). Splits list at commas into rpc->urls and picks the
+ * first: 0, JM_EINVAL (an empty entry, too many) or JM_ENOMEM. */
+int rpc_urls_parse(struct rpc *rpc, const char *list, struct jm_err *err);
+void rpc_urls_free(struct rpc *rpc);
+/* Creates and starts rpc's dialer to rpc->url; 0 or an nng error. */
+int rpc_dial(struct rpc *rpc);
+/* After a call was refused with JM_ENOTLEADER (text in refusal): dials the
+ * leader the text names (added to the list if new); naming none, stays. */
+void rpc_follow_leader(struct rpc *rpc, const char *refusal);
+/* After a call failed with no connection open: the next broker of the
+ * list (a list of one redials the same; see rpc_redial_if_down). */
+void rpc_dial_next(struct rpc *rpc);
 
 /* Maps an nng failure of a call to our code and text naming the broker. */
 int rpc_fail(const struct rpc *rpc, int nng_rc, uint32_t timeout_ms, struct jm_err *err);
