@@ -221,8 +221,11 @@ static int renew(struct ha_election *e, char *why, size_t size)
 		snprintf(why, size, "etcd says lease %" PRIx64 " expired", (uint64_t)e->lease);
 		return -1;
 	}
+	/* The keepalive went out at `now` at the latest: the lease runs at
+	 * least ttl from then, whatever the read below costs. */
+	e->valid_us = now + (uint64_t)(e->ttl_ms - e->renew_ms) * 1000u;
 	struct ha_etcd_kv kv;
-	if (ha_etcd_get(e->etcd, e->key, timeout_ms, &kv, &err) != 0) {
+	if (ha_etcd_get(e->etcd, e->key, e->renew_ms, &kv, &err) != 0) {
 		jm_warn("ha: reading the leader key: %s", jm_err_text(&err));
 		return 0;
 	}
@@ -231,9 +234,6 @@ static int renew(struct ha_election *e, char *why, size_t size)
 		         kv.found ? "another broker's" : "gone");
 		return -1;
 	}
-	/* The keepalive went out at `now` at the latest: the lease runs at
-	 * least ttl from then. */
-	e->valid_us = now + (uint64_t)(e->ttl_ms - e->renew_ms) * 1000u;
 	return 0;
 }
 

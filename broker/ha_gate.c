@@ -47,18 +47,25 @@ struct core *ha_gate_core(struct ha_gate *gate)
 	return atomic_load_explicit(&gate->core, memory_order_acquire);
 }
 
-void ha_gate_open(struct ha_gate *gate, struct core *core, uint64_t epoch)
+bool ha_gate_open(struct ha_gate *gate, struct core *core, uint64_t epoch)
 {
-	atomic_store(&gate->epoch, epoch);
-	atomic_store_explicit(&gate->core, core, memory_order_release);
+	/* Under mu with ha_gate_close: a step-down during the replay wins. */
+	pthread_mutex_lock(&gate->mu);
+	bool open = !gate->stepped_down;
+	if (open) {
+		atomic_store(&gate->epoch, epoch);
+		atomic_store_explicit(&gate->core, core, memory_order_release);
+	}
+	pthread_mutex_unlock(&gate->mu);
+	return open;
 }
 
 void ha_gate_close(struct ha_gate *gate)
 {
-	atomic_store_explicit(&gate->core, NULL, memory_order_release);
-	atomic_store(&gate->epoch, 0);
 	pthread_mutex_lock(&gate->mu);
 	gate->stepped_down = true;
+	atomic_store_explicit(&gate->core, NULL, memory_order_release);
+	atomic_store(&gate->epoch, 0);
 	pthread_mutex_unlock(&gate->mu);
 }
 

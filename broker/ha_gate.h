@@ -26,10 +26,13 @@ void ha_gate_free(struct ha_gate *gate); /* accepts NULL */
 
 /* The core to hand a request to, or NULL: refuse it (ha_gate_refusal). */
 struct core *ha_gate_core(struct ha_gate *gate);
-/* From now on requests go to core (this broker leads at epoch). */
-void ha_gate_open(struct ha_gate *gate, struct core *core, uint64_t epoch);
-/* From now on every request is refused (the lease could not be renewed).
- * The core stays valid: the caller stops and frees it later. */
+/* From now on requests go to core (this broker leads at epoch); false,
+ * and nothing changes, when the gate was closed meanwhile (the broker
+ * stepped down while it replayed). */
+bool ha_gate_open(struct ha_gate *gate, struct core *core, uint64_t epoch);
+/* From now on every request is refused, for good (the lease could not be
+ * renewed, or the broker stops). The core stays valid: the caller stops
+ * and frees it later. */
 void ha_gate_close(struct ha_gate *gate);
 /* The leader the election last read: name and client URL ("" when no
  * broker leads). Copied. */

@@ -660,7 +660,8 @@ static int promote(struct broker_options *o, struct journal *journal, struct eve
 	if (rc != 0)
 		return rc;
 	core_attach_events(*core, events);
-	ha_gate_open(gate, *core, ha_epoch);
+	if (!ha_gate_open(gate, *core, ha_epoch))
+		return 0; /* stepped down meanwhile: SIGUSR2 is on its way */
 	jm_info("ha: %s serves as the leader of epoch %llu", o->ha.node_name,
 	        (unsigned long long)ha_epoch);
 	return 0;

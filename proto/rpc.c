@@ -47,35 +47,54 @@ static int rpc_call_once(struct rpc *rpc, const struct proto_msg *req, uint64_t 
                          struct jm_err *err);
 
 /* A pipe of a dialer replaced since (rpc_leader.c) is not counted. */
-static bool rpc_pipe_is_current(struct rpc *rpc, nng_pipe pipe)
-{
-	return (unsigned)nng_dialer_id(nng_pipe_dialer(pipe)) == atomic_load(&rpc->dialer_id);
-}
-
 static void rpc_pipe_added(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
 	struct rpc *rpc = arg;
-	if (!rpc_pipe_is_current(rpc, pipe))
-		return;
-	atomic_fetch_add(&rpc->pipes, 1);
-	atomic_store(&rpc->need_hello, true);
+	uint32_t dialer = (uint32_t)nng_dialer_id(nng_pipe_dialer(pipe));
+	pthread_mutex_lock(&rpc->pipes_lock);
+	bool current = dialer != 0 && dialer == rpc->dialer_id;
+	if (current && rpc->pipes_count < RPC_PIPES_MAX)
+		rpc->pipe_ids[rpc->pipes_count++] = (uint32_t)nng_pipe_id(pipe);
+	pthread_mutex_unlock(&rpc->pipes_lock);
+	if (current)
+		atomic_store(&rpc->need_hello, true);
 }
 
 static void rpc_pipe_removed(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
 	struct rpc *rpc = arg;
-	if (rpc_pipe_is_current(rpc, pipe))
-		atomic_fetch_sub(&rpc->pipes, 1);
+	uint32_t id = (uint32_t)nng_pipe_id(pipe);
+	pthread_mutex_lock(&rpc->pipes_lock);
+	for (unsigned i = 0; i < rpc->pipes_count; i++)
+		if (rpc->pipe_ids[i] == id) {
+			rpc->pipe_ids[i] = rpc->pipe_ids[--rpc->pipes_count];
+			break;
+		}
+	pthread_mutex_unlock(&rpc->pipes_lock);
+}
+
+bool rpc_is_connected(struct rpc *rpc)
+{
+	pthread_mutex_lock(&rpc->pipes_lock);
+	bool connected = rpc->pipes_count > 0;
+	pthread_mutex_unlock(&rpc->pipes_lock);
+	return connected;
 }
 
 /* Creates and starts rpc's dialer (in the background: the broker may come
  * up later); 0 or an nng error. */
 int rpc_dial(struct rpc *rpc)
 {
-	atomic_store(&rpc->pipes, 0);
+	pthread_mutex_lock(&rpc->pipes_lock);
+	rpc->dialer_id = 0;
+	rpc->pipes_count = 0;
+	pthread_mutex_unlock(&rpc->pipes_lock);
 	int nng_rc = nng_dialer_create(&rpc->dialer, rpc->sock, atomic_load(&rpc->url));
-	if (nng_rc == 0)
-		atomic_store(&rpc->dialer_id, (unsigned)nng_dialer_id(rpc->dialer));
+	if (nng_rc == 0) {
+		pthread_mutex_lock(&rpc->pipes_lock);
+		rpc->dialer_id = (uint32_t)nng_dialer_id(rpc->dialer);
+		pthread_mutex_unlock(&rpc->pipes_lock);
+	}
 	if (nng_rc == 0 && rpc->tls)
 		nng_rc = nng_dialer_set_ptr(rpc->dialer, NNG_OPT_TLS_CONFIG, rpc->tls);
 	if (nng_rc == 0)
@@ -122,6 +141,7 @@ int rpc_open(struct rpc **out, const char *url, struct jm_err *err)
 static void rpc_free(struct rpc *rpc)
 {
 	pthread_mutex_destroy(&rpc->dial_lock);
+	pthread_mutex_destroy(&rpc->pipes_lock);
 	if (rpc->tls)
 		nng_tls_config_free(rpc->tls);
 	free(rpc->token);
@@ -155,9 +175,11 @@ int rpc_open_secure(struct rpc **out, const char *url, const struct rpc_security
 	if (rpc == NULL)
 		return jm_err_set(err, JM_ENOMEM, "broker at %s: out of memory", url);
 	pthread_mutex_init(&rpc->dial_lock, NULL);
+	pthread_mutex_init(&rpc->pipes_lock, NULL);
 	int rc = rpc_urls_parse(rpc, url, err);
 	if (rc != 0) {
 		pthread_mutex_destroy(&rpc->dial_lock);
+		pthread_mutex_destroy(&rpc->pipes_lock);
 		free(rpc);
 		return rc;
 	}
@@ -167,6 +189,7 @@ int rpc_open_secure(struct rpc **out, const char *url, const struct rpc_security
 		    jm_err_set(err, nng_rc == NNG_ENOMEM ? JM_ENOMEM : JM_ETRANSPORT,
 		               "broker at %s: opening a REQ socket: %s", url, nng_strerror(nng_rc));
 		pthread_mutex_destroy(&rpc->dial_lock);
+		pthread_mutex_destroy(&rpc->pipes_lock);
 		rpc_urls_free(rpc);
 		free(rpc);
 		return rc;
@@ -193,7 +216,6 @@ int rpc_open_secure(struct rpc **out, const char *url, const struct rpc_security
 		goto fail_close;
 	}
 	atomic_init(&rpc->need_hello, true);
-	atomic_init(&rpc->pipes, 0);
 
 	rc = rpc_secure(rpc, sec, err);
 	if (rc != 0)
@@ -410,13 +432,13 @@ static bool rpc_wait_connected(struct rpc *rpc, uint64_t deadline_us)
 	if (until_us > deadline_us)
 		until_us = deadline_us;
 	for (unsigned step = 0; step < RPC_CONNECT_WAIT_MS / RPC_CONNECT_STEP_MS + 1; step++) {
-		if (atomic_load(&rpc->pipes) > 0)
+		if (rpc_is_connected(rpc))
 			return true;
 		if (jm_mono_us() >= until_us)
 			break;
 		nng_msleep(RPC_CONNECT_STEP_MS);
 	}
-	return atomic_load(&rpc->pipes) > 0;
+	return rpc_is_connected(rpc);
 }
 
 /* A standby refuses with JM_ENOTLEADER and does nothing: follow the leader
@@ -504,7 +526,9 @@ static int rpc_call_once(struct rpc *rpc, const struct proto_msg *req, uint64_t 
 	nng_rc = rpc_exchange(ctx, aio, msg, deadline_us, cancel, &reply_msg);
 	nng_ctx_close(ctx);
 	nng_aio_free(aio);
-	if (nng_rc == NNG_ETIMEDOUT || nng_rc == NNG_ECONNRESET)
+	if (nng_rc == NNG_ETIMEDOUT && rpc->urls_count > 1)
+		rpc_dial_after_timeout(rpc);
+	else if (nng_rc == NNG_ETIMEDOUT || nng_rc == NNG_ECONNRESET)
 		rpc_redial_if_down(rpc);
 	if (nng_rc != 0)
 		return rpc_fail(rpc, nng_rc, timeout_ms, err);

@@ -15,6 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
+
+#define RPC_DOWN_MS 3000 /* a broker that did not connect is not followed back for this long */
+
 void rpc_urls_free(struct rpc *rpc)
 {
 	for (unsigned i = 0; i < rpc->urls_count; i++)
@@ -80,6 +84,15 @@ static const char *url_entry(struct rpc *rpc, const char *url, size_t len)
 	return copy;
 }
 
+/* Under dial_lock: the index of url in the list. */
+static unsigned entry_index(const struct rpc *rpc, const char *url)
+{
+	for (unsigned i = 0; i < rpc->urls_count; i++)
+		if (rpc->urls[i] == url)
+			return i;
+	return 0;
+}
+
 /* Under dial_lock: the entry after the one dialled now. */
 static const char *next_entry(struct rpc *rpc)
 {
@@ -106,11 +119,25 @@ void rpc_follow_leader(struct rpc *rpc, const char *refusal)
 	pthread_mutex_unlock(&rpc->dial_lock);
 }
 
+void rpc_dial_after_timeout(struct rpc *rpc)
+{
+	/* Seen during failovers: calls hung on a socket that still counted a
+	 * connection, so waiting for "none open" kept them there. A broker
+	 * that leads answers well within a call's timeout (parks are shorter),
+	 * so one that did not is passed over; a standby would name it again. */
+	pthread_mutex_lock(&rpc->dial_lock);
+	redial_to(rpc, next_entry(rpc));
+	pthread_mutex_unlock(&rpc->dial_lock);
+}
+
 void rpc_dial_next(struct rpc *rpc)
 {
 	pthread_mutex_lock(&rpc->dial_lock);
 	/* <= 0: a pipe refused before it was added is removed all the same */
-	if (atomic_load(&rpc->pipes) <= 0)
+	if (!rpc_is_connected(rpc)) {
+		rpc->urls_down_until_us[entry_index(rpc, atomic_load(&rpc->url))] =
+		    jm_mono_us() + RPC_DOWN_MS * 1000u;
 		redial_to(rpc, next_entry(rpc));
+	}
 	pthread_mutex_unlock(&rpc->dial_lock);
 }

@@ -151,20 +151,31 @@ class Cluster:
                 except subprocess.TimeoutExpired:
                     os.killpg(p.pid, signal.SIGKILL)
                     p.wait()
-        for b in self.brokers.values():
+        bad = []
+        for name, b in self.brokers.items():
             try:
-                b.stop()
-            except AssertionError:
-                pass
+                status = b.stop()
+            except AssertionError as e:
+                status = str(e)
+            # None: killed by the test; 4: stepped down. A sanitizer's
+            # report (a leak at exit) makes it 1.
+            if status not in (None, 0, 4):
+                bad.append("%s exited %s:\n%s" % (name, status, b.stderr_tail()))
         if self.etcd:
             self.etcd.stop()
         if not os.environ.get("JOBMESH_KEEP_TMP"):
             shutil.rmtree(self.tmp, ignore_errors=True)
+        if bad:
+            raise AssertionError("\n".join(bad))
 
     def logs(self):
         out = []
         for name, b in self.brokers.items():
             out.append("--- %s\n%s" % (name, b.stderr_tail()))
+        for f in sorted(os.listdir(self.tmp)):
+            if f.endswith(".err") and f != "etcd.err":
+                with open(os.path.join(self.tmp, f), "rb") as fh:
+                    out.append("--- %s\n%s" % (f, fh.read()[-3000:].decode(errors="replace")))
         return "\n".join(out)
 
 

@@ -110,13 +110,13 @@ class HaElection(unittest.TestCase):
         kill9(b1)
         self.c.wait_leader(b2, 15)
         second = b2.submit("q", {"type": "t", "payload": "two"})["id"]
-        self.assertEqual(result(b2, second), (200, "two"))
+        self.assertEqual(result(b2, second), (200, "two"), self.c.logs())
         # JOBMESH_BROKER takes the list too; the dead leader comes first.
         code, out, err = self.c.cli_list([b1, b2], "submit", "--queue", "q", "--type", "t",
                                          "--payload", "three", env=True)
         self.assertEqual(code, 0, err)
         third = out.strip()
-        self.assertEqual(result(b2, third), (200, "three"))
+        self.assertEqual(result(b2, third), (200, "three"), self.c.logs())
 
     def test_bad_ha_settings_are_refused_with_what_is_allowed(self):
         broker = os.path.join(BIN_DIR, "jobmesh-broker")
