@@ -78,6 +78,8 @@ bool http_auth_admit(struct http_call *call);
 struct journal *http_server_journal(struct http_server *srv);
 struct http_sse *http_server_sse(struct http_server *srv);
 bool http_server_is_ready(struct http_server *srv);
+/* --etcd: the HA gate (NULL in single-node mode). */
+struct ha_gate *http_server_gate(struct http_server *srv);
 
 /* The value of request header name (any case), or NULL. */
 const char *http_call_header(const struct http_call *call, const char *name);

@@ -85,6 +85,8 @@ const char *http_code_of(int jm_code)
 		return "out_of_memory";
 	case JM_ECLOSED:
 		return "shutting_down";
+	case JM_ENOTLEADER:
+		return "not_leader";
 	default:
 		return "unavailable";
 	}

@@ -15,6 +15,7 @@
 #include "http_json.h"
 #include "http_server.h"
 #include "http_sse.h"
+#include "ha_gate.h"
 #include "metrics.h"
 
 #define BROKER_BUILD_VERSION "0.1.0"
@@ -180,6 +181,13 @@ void http_api_readyz(struct http_call *call)
 	struct jm_err err = {0};
 	if (!http_server_is_ready(call->srv)) {
 		http_reply_error(call, 503, "not_ready", "the broker is replaying its journal");
+		return;
+	}
+	struct ha_gate *gate = http_server_gate(call->srv);
+	if (gate && ha_gate_core(gate) == NULL) {
+		char text[512];
+		ha_gate_refusal(gate, text, sizeof text);
+		http_reply_error(call, 503, "not_leader", "%s", text);
 		return;
 	}
 	if (!journal_is_writable(http_server_journal(call->srv), &err)) {

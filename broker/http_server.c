@@ -27,6 +27,7 @@
 #include "http_sse.h"
 #include "message.h"
 #include "tls.h"
+#include "ha_gate.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -39,6 +40,7 @@ struct http_server {
 	struct auth_gate *auth; /* NULL: no --auth */
 	nng_tls_config *tls;    /* HTTPS, or NULL */
 	atomic_bool ready;
+	_Atomic(struct ha_gate *) gate; /* --etcd only */
 	char url[128];
 };
 
@@ -60,6 +62,16 @@ struct journal *http_server_journal(struct http_server *srv)
 struct http_sse *http_server_sse(struct http_server *srv)
 {
 	return srv->sse;
+}
+
+void http_server_set_gate(struct http_server *srv, struct ha_gate *gate)
+{
+	atomic_store(&srv->gate, gate);
+}
+
+struct ha_gate *http_server_gate(struct http_server *srv)
+{
+	return atomic_load(&srv->gate);
 }
 
 bool http_server_is_ready(struct http_server *srv)
@@ -258,7 +270,16 @@ void http_call_core(struct http_call *call, http_core_fn on_core)
 	call->req.on_reply = core_reply_cb;
 	call->req.pipe_id = 0;
 	jm_buf_reset(&call->req.reply);
-	core_handle(call->srv->core, &call->req);
+	struct ha_gate *gate = http_server_gate(call->srv);
+	struct core *core = gate ? ha_gate_core(gate) : call->srv->core;
+	if (core == NULL) {
+		char text[512] = "the broker is starting: retry in a moment";
+		if (gate)
+			ha_gate_refusal(gate, text, sizeof text);
+		http_reply_jm_error(call, gate ? JM_ENOTLEADER : JM_ECLOSED, text);
+		return;
+	}
+	core_handle(core, &call->req);
 }
 
 /* ---- requests from the connections ---------------------------------------- */

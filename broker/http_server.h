@@ -59,6 +59,12 @@ int http_server_open_secure(struct http_server **out, const char *addr, struct c
 const char *http_server_url(const struct http_server *srv);
 /* HTTP connections open now (event streams among them). */
 uint32_t http_server_connections(struct http_server *srv);
+/* High availability (--etcd): the server was opened with no core, and
+ * from now on asks gate for one per call; without one a call is refused
+ * with 503 not_leader naming the leader, and /readyz answers 503 (so a
+ * Kubernetes Service routes only to the leader). */
+struct ha_gate;
+void http_server_set_gate(struct http_server *srv, struct ha_gate *gate);
 /* /readyz answers 200 from now on (replay is done, the core serves). */
 void http_server_set_ready(struct http_server *srv);
 /* Closes every event stream and stops the server: call after core_stop

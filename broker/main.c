@@ -3,6 +3,7 @@
  * stop accepting, answer parked requests, make the journal durable, then
  * close the socket (under a watchdog: NNG 1.5.2's nng_close can hang). */
 #include <errno.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,6 +19,8 @@
 #include "events.h"
 #include "exposure.h"
 #include "flags.h"
+#include "ha_election.h"
+#include "ha_gate.h"
 #include "http_server.h"
 #include "journal.h"
 #include "log.h"
@@ -28,6 +31,7 @@
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
 #define EXIT_TORN_TAIL 3 /* --check-journal: the next start would cut a torn tail */
+#define EXIT_LOST_LEAD 4 /* --etcd: stepped down (could not renew the lease) */
 #define CLOSE_WATCHDOG_MS 2000
 
 #define QUEUE_LIMITS_MAX 256
@@ -53,6 +57,10 @@ struct broker_options {
 	struct server_limits limits;
 	struct http_server_limits http_limits;
 	struct config_schedules *schedules; /* declared in --config; NULL: none */
+	/* High availability: on with --etcd (README, "High availability"). */
+	struct ha_election_config ha;
+	char ha_default_name[65];
+	const char *ha_advertise; /* client URL put in etcd; NULL: the bound one */
 };
 
 static void usage(FILE *out);
@@ -211,6 +219,19 @@ static int set_log_level(void *ctx, const char *v, struct jm_err *err)
 	return 0;
 }
 
+/* --etcd, --node-name, ...: the HA settings (ha_election.h checks them). */
+#define HA_TEXT_SETTER(fn, field)                                                                  \
+	static int fn(void *ctx, const char *v, struct jm_err *err)                                \
+	{                                                                                          \
+		((struct broker_options *)ctx)->field = v;                                         \
+		return 0;                                                                          \
+	}
+HA_TEXT_SETTER(set_etcd, ha.etcd_url)
+HA_TEXT_SETTER(set_node_name, ha.node_name)
+HA_TEXT_SETTER(set_ha_cluster, ha.cluster)
+HA_TEXT_SETTER(set_replication_listen, ha.replication_url)
+HA_TEXT_SETTER(set_ha_advertise, ha_advertise)
+
 /* Numeric flags: one setter per field, through a table of ranges. */
 #define NUMERIC_SETTER(fn, flag, field, min, max)                                                  \
 	static int fn(void *ctx, const char *v, struct jm_err *err)                                \
@@ -314,6 +335,18 @@ static int set_max_message(void *ctx, const char *v, struct jm_err *err)
 	                  &((struct broker_options *)ctx)->limits.max_message, err);
 }
 
+#define HA_MS_SETTER(fn, flag, field)                                                              \
+	static int fn(void *ctx, const char *v, struct jm_err *err)                                \
+	{                                                                                          \
+		unsigned long long value;                                                          \
+		int rc = jm_parse_u64(flag, v, 1, 3600000, &value, err);                           \
+		if (rc == 0)                                                                       \
+			((struct broker_options *)ctx)->ha.field = (uint32_t)value;                \
+		return rc;                                                                         \
+	}
+HA_MS_SETTER(set_ha_ttl, "--ha-lease-ttl-ms", ttl_ms)
+HA_MS_SETTER(set_ha_renew, "--ha-renew-ms", renew_ms)
+
 NUMERIC_SETTER(set_wait_max, "--wait-max-ms", wait_max_ms, 100, 55000)
 NUMERIC_SETTER(set_compact_min, "--compact-min-bytes", compact_min_bytes, 0, 1ull << 40)
 
@@ -410,6 +443,25 @@ static const struct jm_flag broker_flags[] = {
      "compact once the journal (the last snapshot and what was written since) reaches N bytes "
      "and twice the live state; 0 never (default 67108864)",
      set_compact_min},
+    {"etcd", "URL",
+     "high availability: elect the leader through this etcd (http://HOST:PORT); a broker "
+     "that does not lead refuses requests, naming the leader (default: off, single node)",
+     set_etcd},
+    {"node-name", "NAME", "this broker's name in the election (default: the host name)",
+     set_node_name},
+    {"ha-cluster", "NAME", "brokers with the same name elect one leader (default jobmesh)",
+     set_ha_cluster},
+    {"ha-advertise", "URL",
+     "client URL other brokers name as the leader's (default: the bound --listen URL)",
+     set_ha_advertise},
+    {"replication-listen", "URL",
+     "where this broker receives the leader's journal while it is the standby (not used yet)",
+     set_replication_listen},
+    {"ha-lease-ttl-ms", "MS", "the leader's etcd lease, whole seconds (default 15000)", set_ha_ttl},
+    {"ha-renew-ms", "MS",
+     "the leader renews its lease this often, and steps down when it could not for the TTL "
+     "minus this (default 2000; at most a third of the TTL)",
+     set_ha_renew},
     {"repair", NULL,
      "truncate the journal at damage (mid-file, or in the tail after a clean stop) "
      "instead of refusing to start, and log what was cut",
@@ -438,7 +490,9 @@ static void usage(FILE *out)
 	             "     marker\n"
 	             "  2  usage error: unknown flag, bad value, bad config file\n"
 	             "  3  --check-journal: sound up to a torn tail (a crash mid-write) that\n"
-	             "     the next start will cut\n");
+	             "     the next start will cut\n"
+	             "  4  --etcd: this broker led and stepped down (its lease could not be\n"
+	             "     renewed, or another broker holds the key); restart it to stand by\n");
 }
 
 static void defaults(struct broker_options *o)
@@ -470,6 +524,12 @@ static void defaults(struct broker_options *o)
 	s->lease_grace_ms = 10000;
 	o->core.wait_max_ms = 30000;
 	o->core.compact_min_bytes = 64ull << 20;
+	if (gethostname(o->ha_default_name, sizeof o->ha_default_name - 1) != 0)
+		snprintf(o->ha_default_name, sizeof o->ha_default_name, "broker");
+	o->ha.node_name = o->ha_default_name;
+	o->ha.cluster = "jobmesh";
+	o->ha.ttl_ms = 15000;
+	o->ha.renew_ms = 2000;
 }
 
 static int parse_options(struct broker_options *o, int argc, char **argv, struct jm_err *err)
@@ -582,6 +642,61 @@ static void *close_watchdog_main(void *arg)
 	_exit(stop_status);
 }
 
+/* Replays the journal into a new core and declares the config's
+ * schedules: the broker is then ready to serve. */
+static int open_core(struct broker_options *o, struct journal *journal, struct core **out,
+                     struct jm_err *err)
+{
+	uint64_t replay_start_us = jm_mono_us();
+	struct journal_replay_stats stats = {0};
+	struct core *core;
+	int rc = core_open(&core, &o->core, journal, &stats, err);
+	if (rc != 0)
+		return rc;
+	if (o->schedules && (rc = config_schedules_declare(o->schedules, core, err)) != 0) {
+		core_stop(core);
+		core_free(core);
+		return rc;
+	}
+	jm_info("journal %s: replayed %llu records (%llu bytes) in %llu ms; fsync %s", o->data_dir,
+	        (unsigned long long)stats.records, (unsigned long long)stats.bytes,
+	        (unsigned long long)(jm_mono_us() - replay_start_us) / 1000,
+	        journal_fsync_name(o->fsync));
+	*out = core;
+	return 0;
+}
+
+/* --etcd: the election thread tells the main thread by signal, which it
+ * waits for beside SIGTERM (the epoch travels in ha_epoch). */
+static _Atomic uint64_t ha_epoch;
+
+static void ha_elected_cb(void *arg, uint64_t epoch)
+{
+	ha_epoch = epoch;
+	kill(getpid(), SIGUSR1);
+}
+
+static void ha_lost_cb(void *arg, const char *why)
+{
+	kill(getpid(), SIGUSR2);
+}
+
+/* Elected: replay, then open the gate. A journal that cannot be replayed
+ * stops the broker (its lease then expires and another broker leads). */
+static int promote(struct broker_options *o, struct journal *journal, struct events *events,
+                   struct ha_gate *gate, struct core **core, struct jm_err *err)
+{
+	int rc = open_core(o, journal, core, err);
+	if (rc != 0)
+		return rc;
+	core_attach_events(*core, events);
+	if (!ha_gate_open(gate, *core, ha_epoch))
+		return 0; /* stepped down meanwhile: SIGUSR2 is on its way */
+	jm_info("ha: %s serves as the leader of epoch %llu", o->ha.node_name,
+	        (unsigned long long)ha_epoch);
+	return 0;
+}
+
 static int broker_main(struct broker_options *opts, int argc, char **argv);
 
 int main(int argc, char **argv)
@@ -652,41 +767,41 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 	sigaddset(&stop_signals, SIGTERM);
 	sigaddset(&stop_signals, SIGINT);
 	sigaddset(&stop_signals, SIGHUP);
+	sigaddset(&stop_signals, SIGUSR1); /* --etcd: elected (ha_elected_cb) */
+	sigaddset(&stop_signals, SIGUSR2); /* --etcd: stepped down (ha_lost_cb) */
 	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 
 	o.core.state.queue_overrides = o.queue_limits;
 	o.core.state.queue_overrides_count = o.queue_limits_count;
+	bool ha = o.ha.etcd_url != NULL;
+	struct ha_gate *gate = NULL;
+	if (ha && (ha_election_config_check(&o.ha, &err) != 0 ||
+	           ((gate = ha_gate_new(o.ha.node_name)) == NULL &&
+	            jm_err_set(&err, JM_ENOMEM, "out of memory") != 0))) {
+		fprintf(stderr, "jobmesh-broker: %s\n", jm_err_text(&err));
+		auth_gate_close(auth);
+		return EXIT_USAGE;
+	}
 	struct journal_options jo = {.dir = o.data_dir, .fsync = o.fsync, .repair = o.repair};
 	struct journal *journal;
 	if (journal_open(&journal, &jo, &err) != 0) {
 		jm_error("%s", jm_err_text(&err));
+		ha_gate_free(gate);
 		auth_gate_close(auth);
 		return EXIT_RUNTIME;
 	}
-	uint64_t replay_start_us = jm_mono_us();
-	struct journal_replay_stats stats = {0};
-	struct core *core;
-	if (core_open(&core, &o.core, journal, &stats, &err) != 0) {
+	/* Single node: replay and serve now. With --etcd: once elected. */
+	struct core *core = NULL;
+	if (!ha && open_core(&o, journal, &core, &err) != 0) {
 		jm_error("%s", jm_err_text(&err));
 		journal_close(journal);
 		auth_gate_close(auth);
 		return EXIT_RUNTIME;
 	}
-	if (o.schedules && config_schedules_declare(o.schedules, core, &err) != 0) {
-		jm_error("%s", jm_err_text(&err));
-		core_stop(core);
-		journal_close(journal);
-		core_free(core);
-		auth_gate_close(auth);
-		return EXIT_RUNTIME;
-	}
-	jm_info("journal %s: replayed %llu records (%llu bytes) in %llu ms; fsync %s", o.data_dir,
-	        (unsigned long long)stats.records, (unsigned long long)stats.bytes,
-	        (unsigned long long)(jm_mono_us() - replay_start_us) / 1000,
-	        journal_fsync_name(o.fsync));
 	struct events *events = NULL;
 	struct server *srv = NULL;
 	struct http_server *http = NULL;
+	struct ha_election *election = NULL;
 	/* The HTTP server taps the events before the core pushes any. */
 	const struct jm_tls *https = o.tls.cert ? &o.tls : NULL;
 	/* A kept-alive connection's wait and a body stalled mid-way are a
@@ -696,15 +811,19 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 	if (events_open_secure(&events, events_at, journal, &o.tls, &err) != 0 ||
 	    (o.http_addr && http_server_open_secure(&http, o.http_addr, core, journal, events, auth,
 	                                            https, &o.http_limits, &err) != 0) ||
-	    (core_attach_events(core, events),
-	     server_open(&srv, o.listen_url, core, &o.limits, &sec, &err)) != 0) {
+	    (core ? (core_attach_events(core, events),
+	             server_open(&srv, o.listen_url, core, &o.limits, &sec, &err))
+	          : (http ? http_server_set_gate(http, gate) : (void)0,
+	             server_open_gated(&srv, o.listen_url, gate, &o.limits, &sec, &err))) != 0) {
 		jm_error("%s", jm_err_text(&err));
-		core_stop(core);
+		if (core)
+			core_stop(core);
 		events_stop(events);
 		journal_close(journal);
 		http_server_close(http);
 		events_close(events);
 		core_free(core);
+		ha_gate_free(gate);
 		auth_gate_close(auth);
 		return EXIT_RUNTIME;
 	}
@@ -718,10 +837,36 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 	jm_info("listening on %s; events on %s", server_url(srv), events_url(events));
 	printf("listening %s\n", server_url(srv));
 	fflush(stdout);
+	if (ha) {
+		o.ha.client_url = o.ha_advertise ? o.ha_advertise : server_url(srv);
+		o.ha.http_url = http ? http_server_url(http) : "";
+		struct ha_election_hooks hooks = {.elected_cb = ha_elected_cb,
+		                                  .lost_cb = ha_lost_cb};
+		if (ha_election_start(&election, &o.ha, gate, &hooks, &err) != 0) {
+			jm_error("%s", jm_err_text(&err));
+			stop_status = EXIT_USAGE;
+			kill(getpid(), SIGTERM);
+		} else {
+			jm_info("ha: %s stands by in cluster %s (etcd %s)", o.ha.node_name,
+			        o.ha.cluster, o.ha.etcd_url);
+		}
+	}
 
 	int signo = 0;
 	for (;;) {
 		sigwait(&stop_signals, &signo);
+		if (signo == SIGUSR1 && core == NULL) {
+			if (promote(&o, journal, events, gate, &core, &err) != 0) {
+				jm_error("ha: cannot serve as the leader: %s", jm_err_text(&err));
+				stop_status = EXIT_RUNTIME;
+				break;
+			}
+			continue;
+		}
+		if (signo == SIGUSR2) {
+			stop_status = EXIT_LOST_LEAD;
+			break;
+		}
 		if (signo != SIGHUP)
 			break;
 		if (auth == NULL) {
@@ -735,21 +880,27 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 		}
 	}
 	jm_info("%s: stopping", strsignal(signo));
+	if (gate)
+		ha_gate_close(gate); /* clients look for the next leader */
 	server_stop_listening(srv);
-	core_stop(core);
+	if (core)
+		core_stop(core);
 	events_stop(events);
 	/* Exit 0 promises every record durable and the journal marked clean.
 	 * A stop that could not write its last records exits 1 (the next start
 	 * will not find them), and so does one that could not write the marker
 	 * (the next start takes it for a crash, and would cut a damaged tail as
-	 * torn). */
-	if (journal_stop(journal, &err) == 0) {
+	 * torn). A standby never started its journal: nothing to mark. */
+	if (core == NULL) {
+	} else if (journal_stop(journal, &err) == 0) {
 		jm_info("journal durable and marked clean");
 	} else {
 		jm_error("%s", jm_err_text(&err));
 		stop_status = EXIT_RUNTIME;
 	}
 	journal_close(journal);
+	/* The journal is durable: a standby may take over at once. */
+	ha_election_stop(election);
 	/* After journal_close every HTTP call has its answer (parked ones from
 	 * core_stop, durable ones from the journal); event streams close here. */
 	http_server_close(http);
@@ -761,6 +912,7 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 	events_close(events);
 	server_close(srv);
 	core_free(core);
+	ha_gate_free(gate);
 	auth_gate_close(auth);
 	jm_info("stopped");
 	return stop_status;

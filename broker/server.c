@@ -18,6 +18,7 @@
 #include <nng/transport/tcp/tcp.h>
 
 #include "auth_gate.h"
+#include "ha_gate.h"
 #include "ipc_guard.h"
 #include "log.h"
 #include "pipes.h"
@@ -46,7 +47,8 @@ struct conn {
 struct server {
 	nng_socket sock;
 	nng_listener listener;
-	struct core *core;
+	struct core *core;    /* NULL with a gate: ask it per request */
+	struct ha_gate *gate; /* --etcd only (ha_gate.h) */
 	struct pipes *pipes;
 	char url[512];
 	struct auth_gate *auth; /* NULL: no --auth, every pipe may do anything */
@@ -237,6 +239,12 @@ static bool conn_authenticate(struct conn *c)
 	return false;
 }
 
+/* The core to serve from: NULL while a standby (with --etcd). */
+static struct core *server_core(struct server *srv)
+{
+	return srv->gate ? ha_gate_core(srv->gate) : srv->core;
+}
+
 static void conn_received(struct conn *c)
 {
 	nng_msg *msg = nng_aio_get_msg(c->aio);
@@ -259,9 +267,16 @@ static void conn_received(struct conn *c)
 		core_reply_error(&c->req, rc, jm_err_text(&err));
 		return;
 	}
+	struct core *core = server_core(c->srv);
+	if (core == NULL) {
+		char text[512];
+		ha_gate_refusal(c->srv->gate, text, sizeof text);
+		core_reply_error(&c->req, JM_ENOTLEADER, text);
+		return;
+	}
 	if (c->srv->auth != NULL && !conn_authenticate(c))
 		return;
-	core_handle(c->srv->core, &c->req);
+	core_handle(core, &c->req);
 }
 
 static void conn_sent(struct conn *c)
@@ -322,7 +337,9 @@ static void pipe_removed_cb(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 	if (srv->auth)
 		pipe_bind(srv, (uint32_t)nng_pipe_id(pipe), NULL, NULL);
 	pipes_removed(srv->pipes, pipe);
-	core_pipe_gone(srv->core, (uint32_t)nng_pipe_id(pipe));
+	struct core *core = server_core(srv);
+	if (core)
+		core_pipe_gone(core, (uint32_t)nng_pipe_id(pipe));
 }
 
 static void pipe_adding_cb(nng_pipe pipe, nng_pipe_ev ev, void *arg)
@@ -365,9 +382,27 @@ static void bound_url(struct server *srv, const char *url)
 		snprintf(srv->url, sizeof srv->url, "%.*s:%d", (int)(colon - url), url, port);
 }
 
+static int server_open_with(struct server **out, const char *url, struct core *core,
+                            struct ha_gate *gate, const struct server_limits *limits,
+                            const struct server_security *sec, struct jm_err *err);
+
 int server_open(struct server **out, const char *url, struct core *core,
                 const struct server_limits *limits, const struct server_security *sec,
                 struct jm_err *err)
+{
+	return server_open_with(out, url, core, NULL, limits, sec, err);
+}
+
+int server_open_gated(struct server **out, const char *url, struct ha_gate *gate,
+                      const struct server_limits *limits, const struct server_security *sec,
+                      struct jm_err *err)
+{
+	return server_open_with(out, url, NULL, gate, limits, sec, err);
+}
+
+static int server_open_with(struct server **out, const char *url, struct core *core,
+                            struct ha_gate *gate, const struct server_limits *limits,
+                            const struct server_security *sec, struct jm_err *err)
 {
 	struct server *srv = calloc(1, sizeof *srv);
 	if (srv == NULL || u64map_init(&srv->pipe_auths, 64) != 0) {
@@ -375,6 +410,7 @@ int server_open(struct server **out, const char *url, struct core *core,
 		return jm_err_set(err, JM_ENOMEM, "out of memory");
 	}
 	srv->core = core;
+	srv->gate = gate;
 	srv->auth = sec ? sec->auth : NULL;
 	if (jm_tls_url_wants(url)) {
 		int rc = jm_tls_config_server(&srv->tls, url, sec ? &sec->tls : NULL, err);

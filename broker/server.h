@@ -33,6 +33,12 @@ struct server_limits {
 int server_open(struct server **out, const char *url, struct core *core,
                 const struct server_limits *limits, const struct server_security *sec,
                 struct jm_err *err);
+/* High availability (--etcd): serves while gate has a core, and refuses
+ * every request with JM_ENOTLEADER naming the leader otherwise. */
+struct ha_gate;
+int server_open_gated(struct server **out, const char *url, struct ha_gate *gate,
+                      const struct server_limits *limits, const struct server_security *sec,
+                      struct jm_err *err);
 const char *server_url(const struct server *srv);
 /* Stops accepting connections and closes the ones open. */
 void server_stop_listening(struct server *srv);

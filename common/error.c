@@ -28,6 +28,7 @@ static const char *const error_texts[] = {
     [-JM_ELIMIT] = "limit reached",
     [-JM_EAUTH] = "authentication required",
     [-JM_EFORBIDDEN] = "forbidden",
+    [-JM_ENOTLEADER] = "not the leader",
 };
 
 const char *jm_strerror(int code)

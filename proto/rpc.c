@@ -27,6 +27,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/tls/tls.h>
+#include <nng/supplemental/util/platform.h>
 
 #include "buf.h"
 #include "clock.h"
@@ -36,28 +37,64 @@
 #define RPC_DEFAULT_URL "tcp://127.0.0.1:7400"
 #define RPC_RECONNECT_MIN_MS 100
 #define RPC_RECONNECT_MAX_MS 1000
+#define RPC_CONNECT_WAIT_MS 1000 /* with a list: then the next broker */
+#define RPC_CONNECT_STEP_MS 5
+#define RPC_FOLLOW_PAUSE_MS 200    /* between rounds while no broker leads */
+#define RPC_FOLLOW_ROUNDS_MAX 1000 /* bounds the loop whatever the clock does */
 
 static int rpc_call_once(struct rpc *rpc, const struct proto_msg *req, uint64_t deadline_us,
                          uint32_t timeout_ms, struct rpc_cancel *cancel, struct rpc_reply *reply,
                          struct jm_err *err);
 
+/* A pipe of a dialer replaced since (rpc_leader.c) is not counted. */
 static void rpc_pipe_added(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
 	struct rpc *rpc = arg;
-	atomic_fetch_add(&rpc->pipes, 1);
-	atomic_store(&rpc->need_hello, true);
+	uint32_t dialer = (uint32_t)nng_dialer_id(nng_pipe_dialer(pipe));
+	pthread_mutex_lock(&rpc->pipes_lock);
+	bool current = dialer != 0 && dialer == rpc->dialer_id;
+	if (current && rpc->pipes_count < RPC_PIPES_MAX)
+		rpc->pipe_ids[rpc->pipes_count++] = (uint32_t)nng_pipe_id(pipe);
+	pthread_mutex_unlock(&rpc->pipes_lock);
+	if (current)
+		atomic_store(&rpc->need_hello, true);
 }
 
 static void rpc_pipe_removed(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
-	atomic_fetch_sub(&((struct rpc *)arg)->pipes, 1);
+	struct rpc *rpc = arg;
+	uint32_t id = (uint32_t)nng_pipe_id(pipe);
+	pthread_mutex_lock(&rpc->pipes_lock);
+	for (unsigned i = 0; i < rpc->pipes_count; i++)
+		if (rpc->pipe_ids[i] == id) {
+			rpc->pipe_ids[i] = rpc->pipe_ids[--rpc->pipes_count];
+			break;
+		}
+	pthread_mutex_unlock(&rpc->pipes_lock);
+}
+
+bool rpc_is_connected(struct rpc *rpc)
+{
+	pthread_mutex_lock(&rpc->pipes_lock);
+	bool connected = rpc->pipes_count > 0;
+	pthread_mutex_unlock(&rpc->pipes_lock);
+	return connected;
 }
 
 /* Creates and starts rpc's dialer (in the background: the broker may come
  * up later); 0 or an nng error. */
-static int rpc_dial(struct rpc *rpc)
+int rpc_dial(struct rpc *rpc)
 {
-	int nng_rc = nng_dialer_create(&rpc->dialer, rpc->sock, rpc->url);
+	pthread_mutex_lock(&rpc->pipes_lock);
+	rpc->dialer_id = 0;
+	rpc->pipes_count = 0;
+	pthread_mutex_unlock(&rpc->pipes_lock);
+	int nng_rc = nng_dialer_create(&rpc->dialer, rpc->sock, atomic_load(&rpc->url));
+	if (nng_rc == 0) {
+		pthread_mutex_lock(&rpc->pipes_lock);
+		rpc->dialer_id = (uint32_t)nng_dialer_id(rpc->dialer);
+		pthread_mutex_unlock(&rpc->pipes_lock);
+	}
 	if (nng_rc == 0 && rpc->tls)
 		nng_rc = nng_dialer_set_ptr(rpc->dialer, NNG_OPT_TLS_CONFIG, rpc->tls);
 	if (nng_rc == 0)
@@ -71,16 +108,11 @@ static int rpc_dial(struct rpc *rpc)
  * same fault as broker/ipc_guard.h on the other side). The socket then
  * never connects again and every call times out. So a call that failed
  * while no connection is open replaces the dialer: harmless when the old
- * one was only waiting to retry, the cure when it had stopped. */
+ * one was only waiting to retry, the cure when it had stopped. With a list
+ * of brokers the new dialer goes to the next one (rpc_leader.c). */
 static void rpc_redial_if_down(struct rpc *rpc)
 {
-	pthread_mutex_lock(&rpc->dial_lock);
-	/* <= 0: a pipe refused before it was added is removed all the same */
-	if (atomic_load(&rpc->pipes) <= 0) {
-		nng_dialer_close(rpc->dialer);
-		(void)rpc_dial(rpc); /* a failure stays a failure of later calls */
-	}
-	pthread_mutex_unlock(&rpc->dial_lock);
+	rpc_dial_next(rpc);
 }
 
 /* Maps an nng failure of a call to our code and text naming the broker. */
@@ -109,10 +141,11 @@ int rpc_open(struct rpc **out, const char *url, struct jm_err *err)
 static void rpc_free(struct rpc *rpc)
 {
 	pthread_mutex_destroy(&rpc->dial_lock);
+	pthread_mutex_destroy(&rpc->pipes_lock);
 	if (rpc->tls)
 		nng_tls_config_free(rpc->tls);
 	free(rpc->token);
-	free(rpc->url);
+	rpc_urls_free(rpc);
 	free(rpc);
 }
 
@@ -142,19 +175,22 @@ int rpc_open_secure(struct rpc **out, const char *url, const struct rpc_security
 	if (rpc == NULL)
 		return jm_err_set(err, JM_ENOMEM, "broker at %s: out of memory", url);
 	pthread_mutex_init(&rpc->dial_lock, NULL);
-	rpc->url = strdup(url);
-	if (rpc->url == NULL) {
+	pthread_mutex_init(&rpc->pipes_lock, NULL);
+	int rc = rpc_urls_parse(rpc, url, err);
+	if (rc != 0) {
 		pthread_mutex_destroy(&rpc->dial_lock);
+		pthread_mutex_destroy(&rpc->pipes_lock);
 		free(rpc);
-		return jm_err_set(err, JM_ENOMEM, "broker at %s: out of memory", url);
+		return rc;
 	}
 	int nng_rc = nng_req0_open(&rpc->sock);
 	if (nng_rc != 0) {
-		int rc =
+		rc =
 		    jm_err_set(err, nng_rc == NNG_ENOMEM ? JM_ENOMEM : JM_ETRANSPORT,
 		               "broker at %s: opening a REQ socket: %s", url, nng_strerror(nng_rc));
 		pthread_mutex_destroy(&rpc->dial_lock);
-		free(rpc->url);
+		pthread_mutex_destroy(&rpc->pipes_lock);
+		rpc_urls_free(rpc);
 		free(rpc);
 		return rc;
 	}
@@ -174,14 +210,13 @@ int rpc_open_secure(struct rpc **out, const char *url, const struct rpc_security
 		option = NNG_OPT_RECONNMAXT;
 		nng_rc = nng_socket_set_ms(rpc->sock, option, RPC_RECONNECT_MAX_MS);
 	}
-	int rc = 0;
 	if (nng_rc != 0) {
 		rc = jm_err_set(err, JM_ETRANSPORT, "broker at %s: setting %s: %s", url, option,
 		                nng_strerror(nng_rc));
 		goto fail_close;
 	}
 	atomic_init(&rpc->need_hello, true);
-	atomic_init(&rpc->pipes, 0);
+
 	rc = rpc_secure(rpc, sec, err);
 	if (rc != 0)
 		goto fail_close;
@@ -376,10 +411,77 @@ int rpc_ensure_hello(struct rpc *rpc, uint32_t timeout_ms, struct jm_err *err)
 /* With a token: HELLO first on a new connection; and a request refused for
  * want of a token (the connection was replaced between the HELLO and the
  * request; nothing was done) is sent again after a fresh HELLO, once. */
+static int rpc_call_to_one(struct rpc *rpc, const struct proto_msg *req, uint64_t deadline_us,
+                           uint32_t timeout_ms, struct rpc_cancel *cancel, struct rpc_reply *reply,
+                           struct jm_err *err);
+
+static bool rpc_cancel_is_fired(struct rpc_cancel *cancel)
+{
+	pthread_mutex_lock(&cancel->lock);
+	bool fired = cancel->fired;
+	pthread_mutex_unlock(&cancel->lock);
+	return fired;
+}
+
+/* True once a connection is open, false when none opened within
+ * RPC_CONNECT_WAIT_MS (or by deadline_us). A short bounded wait on the
+ * dialer, which reports only through the pipe counter. */
+static bool rpc_wait_connected(struct rpc *rpc, uint64_t deadline_us)
+{
+	uint64_t until_us = jm_mono_us() + RPC_CONNECT_WAIT_MS * 1000u;
+	if (until_us > deadline_us)
+		until_us = deadline_us;
+	for (unsigned step = 0; step < RPC_CONNECT_WAIT_MS / RPC_CONNECT_STEP_MS + 1; step++) {
+		if (rpc_is_connected(rpc))
+			return true;
+		if (jm_mono_us() >= until_us)
+			break;
+		nng_msleep(RPC_CONNECT_STEP_MS);
+	}
+	return rpc_is_connected(rpc);
+}
+
+/* A standby refuses with JM_ENOTLEADER and does nothing: follow the leader
+ * it names (rpc_leader.c) and send again, until the deadline. While no
+ * broker leads (a failover under way) each round waits a little first. */
 int rpc_call_cancellable(struct rpc *rpc, const struct proto_msg *req, uint32_t timeout_ms,
                          struct rpc_cancel *cancel, struct rpc_reply *reply, struct jm_err *err)
 {
 	uint64_t deadline_us = jm_mono_us() + (uint64_t)timeout_ms * 1000;
+	struct jm_err local = {0};
+	struct jm_err *e = err ? err : &local;
+	for (unsigned round = 0;; round++) {
+		if (round > 0 && cancel != NULL && rpc_cancel_is_fired(cancel)) {
+			memset(reply, 0, sizeof *reply);
+			return jm_err_set(e, JM_ECLOSED, "request to broker at %s: cancelled",
+			                  atomic_load(&rpc->url));
+		}
+		/* With a list, a broker not connected within a moment is
+		 * passed over before anything is sent to it. */
+		if (rpc->urls_count > 1 && !rpc_wait_connected(rpc, deadline_us) &&
+		    jm_mono_us() < deadline_us && round < RPC_FOLLOW_ROUNDS_MAX) {
+			rpc_dial_next(rpc);
+			continue;
+		}
+		int rc = rpc_call_to_one(rpc, req, deadline_us, timeout_ms, cancel, reply, e);
+		uint64_t now = jm_mono_us();
+		if (rc != JM_ENOTLEADER || now >= deadline_us || round >= RPC_FOLLOW_ROUNDS_MAX)
+			return rc;
+		const char *before = atomic_load(&rpc->url);
+		rpc_follow_leader(rpc, e->msg);
+		if (atomic_load(&rpc->url) == before || round > 0) {
+			uint64_t pause_us = deadline_us - now;
+			if (pause_us > RPC_FOLLOW_PAUSE_MS * 1000u)
+				pause_us = RPC_FOLLOW_PAUSE_MS * 1000u;
+			nng_msleep((nng_duration)(pause_us / 1000));
+		}
+	}
+}
+
+static int rpc_call_to_one(struct rpc *rpc, const struct proto_msg *req, uint64_t deadline_us,
+                           uint32_t timeout_ms, struct rpc_cancel *cancel, struct rpc_reply *reply,
+                           struct jm_err *err)
+{
 	if (rpc->token == NULL || req->type == PROTO_HELLO)
 		return rpc_call_once(rpc, req, deadline_us, timeout_ms, cancel, reply, err);
 	for (int attempt = 0;; attempt++) {
@@ -424,7 +526,9 @@ static int rpc_call_once(struct rpc *rpc, const struct proto_msg *req, uint64_t 
 	nng_rc = rpc_exchange(ctx, aio, msg, deadline_us, cancel, &reply_msg);
 	nng_ctx_close(ctx);
 	nng_aio_free(aio);
-	if (nng_rc == NNG_ETIMEDOUT || nng_rc == NNG_ECONNRESET)
+	if (nng_rc == NNG_ETIMEDOUT && rpc->urls_count > 1)
+		rpc_dial_after_timeout(rpc);
+	else if (nng_rc == NNG_ETIMEDOUT || nng_rc == NNG_ECONNRESET)
 		rpc_redial_if_down(rpc);
 	if (nng_rc != 0)
 		return rpc_fail(rpc, nng_rc, timeout_ms, err);

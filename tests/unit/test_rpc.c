@@ -355,6 +355,34 @@ static void test_open_refuses_a_bad_url(void **state)
 	rpc_close(NULL);
 }
 
+static void test_a_list_passes_over_a_broker_that_does_not_connect(void **state)
+{
+	struct fixture *f = *state;
+	char list[400];
+	snprintf(list, sizeof list, "ipc://%s/nobody.ipc,%s", f->dir, f->url);
+	struct rpc *rpc = NULL;
+	struct jm_err err = {0};
+	assert_jm_ok_err(rpc_open(&rpc, list, &err), &err);
+	uint64_t start_us = jm_mono_us();
+	struct proto_msg req = status_request(7);
+	struct rpc_reply reply;
+	assert_jm_ok_err(rpc_call(rpc, &req, RPC_TEST_CALL_TIMEOUT_MS, &reply, &err), &err);
+	assert_int_equal(reply.msg.u.job.job_id, 7);
+	rpc_reply_fini(&reply);
+	/* About one connect wait (1 s) on the first, far below the timeout. */
+	assert_true(jm_mono_us() - start_us < (RPC_TEST_CALL_TIMEOUT_MS / 2) * 1000ull);
+	rpc_close(rpc);
+}
+
+static void test_a_list_with_an_empty_entry_is_refused(void **state)
+{
+	struct rpc *rpc = NULL;
+	struct jm_err err = {0};
+	assert_int_equal(rpc_open(&rpc, "tcp://127.0.0.1:1,,tcp://127.0.0.1:2", &err), JM_EINVAL);
+	assert_null(rpc);
+	assert_non_null(strstr(jm_err_text(&err), "an empty address; write URL or URL1,URL2"));
+}
+
 static void test_broker_url_prefers_explicit_then_env_then_default(void **state)
 {
 	assert_int_equal(unsetenv("JOBMESH_BROKER"), 0);
@@ -384,6 +412,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_concurrent_calls_get_their_own_replies,
 	                                    setup_with_server, teardown),
 	    cmocka_unit_test(test_open_refuses_a_bad_url),
+	    cmocka_unit_test_setup_teardown(test_a_list_passes_over_a_broker_that_does_not_connect,
+	                                    setup_with_server, teardown),
+	    cmocka_unit_test(test_a_list_with_an_empty_entry_is_refused),
 	    cmocka_unit_test(test_broker_url_prefers_explicit_then_env_then_default),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,55 @@
+/* The few etcd v3 calls leader election needs, over etcd's JSON gateway
+ * (plain HTTP, NNG's HTTP client; keys and values travel base64-encoded,
+ * 64-bit numbers as JSON strings). Each call blocks its caller, the
+ * election thread, for at most timeout_ms. Errors: JM_ETRANSPORT when etcd
+ * cannot be reached or answers garbage, with err saying which call and
+ * why. */
+#ifndef JM_BROKER_HA_ETCD_H
+#define JM_BROKER_HA_ETCD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+struct ha_etcd;
+
+/* url: http://HOST:PORT of one etcd member (no TLS yet). */
+int ha_etcd_open(struct ha_etcd **out, const char *url, struct jm_err *err);
+void ha_etcd_close(struct ha_etcd *etcd); /* accepts NULL */
+
+/* POST /v3/lease/grant: a lease of ttl_s seconds; *lease its id. */
+int ha_etcd_lease_grant(struct ha_etcd *etcd, uint32_t ttl_s, uint32_t timeout_ms, int64_t *lease,
+                        struct jm_err *err);
+/* POST /v3/lease/keepalive, once: *ttl_s the TTL etcd restarted, 0 when
+ * the lease no longer exists. */
+int ha_etcd_lease_keepalive(struct ha_etcd *etcd, int64_t lease, uint32_t timeout_ms,
+                            int64_t *ttl_s, struct jm_err *err);
+/* POST /v3/lease/revoke (deletes the keys attached to it). */
+int ha_etcd_lease_revoke(struct ha_etcd *etcd, int64_t lease, uint32_t timeout_ms,
+                         struct jm_err *err);
+
+/* A key as read: found, its create revision and its value (NUL-ended,
+ * cut to the size of value). */
+struct ha_etcd_kv {
+	bool found;
+	int64_t create_revision;
+	int64_t mod_revision;
+	char value[1024];
+};
+
+/* POST /v3/kv/txn: puts key = value attached to lease only if the key
+ * does not exist (compare create_revision == 0). *created says whether it
+ * did; either way *kv is the key as it is now (the new one's create
+ * revision, or the holder's). */
+int ha_etcd_create(struct ha_etcd *etcd, const char *key, const char *value, int64_t lease,
+                   uint32_t timeout_ms, bool *created, struct ha_etcd_kv *kv, struct jm_err *err);
+/* POST /v3/kv/range of one key. */
+int ha_etcd_get(struct ha_etcd *etcd, const char *key, uint32_t timeout_ms, struct ha_etcd_kv *kv,
+                struct jm_err *err);
+/* POST /v3/kv/put, attached to lease unless it is 0. */
+int ha_etcd_put(struct ha_etcd *etcd, const char *key, const char *value, int64_t lease,
+                uint32_t timeout_ms, struct jm_err *err);
+
+#endif

@@ -1,0 +1,186 @@
+"""Test support for high availability: an etcd server (Debian's etcd-server)
+started by the test on 127.0.0.1 with random free ports and a temp data
+dir, stopped by PID on every path, and brokers started with --etcd.
+
+Every wait polls a condition to a deadline (jmhttp.wait_for)."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+from jmhttp import BIN_DIR, Broker, wait_for
+
+ETCD = shutil.which("etcd") or "/usr/bin/etcd"
+
+
+def free_port():
+    """A port nothing listens on now (the kernel's pick for port 0)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Etcd:
+    """One etcd member on 127.0.0.1; stop() by PID."""
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.client_port, peer_port = free_port(), free_port()
+        self.url = "http://127.0.0.1:%d" % self.client_port
+        peer = "http://127.0.0.1:%d" % peer_port
+        self.err = open(os.path.join(tmp, "etcd.err"), "ab")
+        self.proc = subprocess.Popen(
+            [ETCD, "--name", "t", "--data-dir", os.path.join(tmp, "etcd-data"),
+             "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+             "--initial-cluster", "t=" + peer, "--log-level", "warn"],
+            stdout=self.err, stderr=self.err, stdin=subprocess.DEVNULL, cwd=tmp)
+        wait_for(self.healthy, 20, "etcd to answer on " + self.url, step_s=0.05)
+
+    def post(self, path, body, timeout_s=2):
+        req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=timeout_s) as res:
+            return json.loads(res.read())
+
+    def healthy(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("etcd exited with %s" % self.proc.returncode)
+        try:
+            self.post("/v3/kv/range", {"key": "eA=="})
+            return True
+        except OSError:
+            return False
+
+    def pause(self):
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.err.close()
+
+
+class Cluster:
+    """etcd plus brokers named b1, b2, ... each in its own dir under one
+    temp dir, all in one election (--ha-cluster t)."""
+
+    def __init__(self, ttl_ms=3000, renew_ms=500):
+        self.tmp = tempfile.mkdtemp(prefix="jobmesh-ha-")
+        self.ttl_ms, self.renew_ms = ttl_ms, renew_ms
+        self.brokers = {}
+        self.workers = []
+        self.etcd = None
+        try:
+            self.etcd = Etcd(self.tmp)
+        except BaseException:
+            self.stop()
+            raise
+
+    def start(self, name, extra=()):
+        d = os.path.join(self.tmp, name)
+        os.makedirs(d, exist_ok=True)
+        b = Broker(["--etcd", self.etcd.url, "--node-name", name, "--ha-cluster", "t",
+                    "--ha-lease-ttl-ms", str(self.ttl_ms), "--ha-renew-ms", str(self.renew_ms),
+                    "--log-level", "info"] + list(extra), tmp=d)
+        self.brokers[name] = b
+        return b
+
+    def ready(self, b):
+        try:
+            return b.get("/readyz")[0] == 200
+        except OSError:
+            return False
+
+    def wait_leader(self, b, timeout_s):
+        wait_for(lambda: self.ready(b), timeout_s, "%s to lead" % b.tmp, step_s=0.02)
+
+    def cli(self, b, *args):
+        """Runs the CLI against b's NNG address: (exit code, stdout, stderr)."""
+        p = subprocess.run([os.path.join(BIN_DIR, "jobmesh"), "--broker", b.ipc] + list(args),
+                           capture_output=True, text=True, timeout=30, cwd=self.tmp)
+        return p.returncode, p.stdout, p.stderr
+
+    def cli_list(self, brokers, *args, env=False):
+        """The CLI given every broker's address, in this order: with
+        --broker, or with JOBMESH_BROKER when env."""
+        urls = ",".join(b.ipc for b in brokers)
+        cmd = [os.path.join(BIN_DIR, "jobmesh")]
+        environ = dict(os.environ)
+        if env:
+            environ["JOBMESH_BROKER"] = urls
+        else:
+            cmd += ["--broker", urls]
+        p = subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=60,
+                           cwd=self.tmp, env=environ)
+        return p.returncode, p.stdout, p.stderr
+
+    def worker(self, brokers, queue, handler, name):
+        """jobmesh-worker given every broker's address; stopped by stop()."""
+        args = [os.path.join(BIN_DIR, "jobmesh-worker"), "--broker",
+                ",".join(b.ipc for b in brokers), "--queue", queue, "--worker-id", name,
+                "--handler", handler, "--log-level", "info"]
+        err = open(os.path.join(self.tmp, name + ".err"), "ab")
+        p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err, cwd=self.tmp,
+                             stdin=subprocess.DEVNULL, start_new_session=True)
+        err.close()
+        self.workers.append(p)
+        return p
+
+    def stop(self):
+        for p in self.workers:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+                    p.wait()
+        bad = []
+        for name, b in self.brokers.items():
+            try:
+                status = b.stop()
+            except AssertionError as e:
+                status = str(e)
+            # None: killed by the test; 4: stepped down. A sanitizer's
+            # report (a leak at exit) makes it 1.
+            if status not in (None, 0, 4):
+                bad.append("%s exited %s:\n%s" % (name, status, b.stderr_tail()))
+        if self.etcd:
+            self.etcd.stop()
+        if not os.environ.get("JOBMESH_KEEP_TMP"):
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        if bad:
+            raise AssertionError("\n".join(bad))
+
+    def logs(self):
+        out = []
+        for name, b in self.brokers.items():
+            out.append("--- %s\n%s" % (name, b.stderr_tail()))
+        for f in sorted(os.listdir(self.tmp)):
+            if f.endswith(".err") and f != "etcd.err":
+                with open(os.path.join(self.tmp, f), "rb") as fh:
+                    out.append("--- %s\n%s" % (f, fh.read()[-3000:].decode(errors="replace")))
+        return "\n".join(out)
+
+
+def kill9(b):
+    """SIGKILL to a broker by PID, reaped."""
+    b.proc.kill()
+    b.proc.wait()
+    return time.monotonic()
