@@ -61,6 +61,7 @@ struct broker_options {
 	struct ha_election_config ha;
 	char ha_default_name[65];
 	const char *ha_advertise; /* client URL put in etcd; NULL: the bound one */
+	bool ha_unreplicated;     /* --ha-unreplicated: --etcd accepted without shipping */
 };
 
 static void usage(FILE *out);
@@ -195,6 +196,12 @@ static int set_fsync(void *ctx, const char *v, struct jm_err *err)
 static int set_repair(void *ctx, const char *v, struct jm_err *err)
 {
 	((struct broker_options *)ctx)->repair = true;
+	return 0;
+}
+
+static int set_ha_unreplicated(void *ctx, const char *v, struct jm_err *err)
+{
+	((struct broker_options *)ctx)->ha_unreplicated = true;
 	return 0;
 }
 
@@ -462,6 +469,11 @@ static const struct jm_flag broker_flags[] = {
      "the leader renews its lease this often, and steps down when it could not for the TTL "
      "minus this (default 2000; at most a third of the TTL)",
      set_ha_renew},
+    {"ha-unreplicated", NULL,
+     "accept --etcd while the journal is not shipped to the standby: a failover then serves "
+     "the new leader's own journal, without what the old leader acknowledged (required with "
+     "--etcd until journal shipping exists)",
+     set_ha_unreplicated},
     {"repair", NULL,
      "truncate the journal at damage (mid-file, or in the tail after a clean stop) "
      "instead of refusing to start, and log what was cut",
@@ -697,6 +709,21 @@ static int promote(struct broker_options *o, struct journal *journal, struct eve
 	return 0;
 }
 
+/* The HA settings, and that the operator accepts what HA does not do yet:
+ * until the journal is shipped to the standby, a failover loses what the
+ * old leader acknowledged. */
+static int ha_options_check(const struct broker_options *o, struct jm_err *err)
+{
+	if (!o->ha_unreplicated)
+		return jm_err_set(
+		    err, JM_EINVAL,
+		    "--etcd: the journal is not shipped to the standby yet, so a "
+		    "failover serves the new leader's own journal without what the old "
+		    "leader acknowledged; add --ha-unreplicated to accept that (README, "
+		    "\"High availability\")");
+	return ha_election_config_check(&o->ha, err);
+}
+
 static int broker_main(struct broker_options *opts, int argc, char **argv);
 
 int main(int argc, char **argv)
@@ -775,7 +802,7 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 	o.core.state.queue_overrides_count = o.queue_limits_count;
 	bool ha = o.ha.etcd_url != NULL;
 	struct ha_gate *gate = NULL;
-	if (ha && (ha_election_config_check(&o.ha, &err) != 0 ||
+	if (ha && (ha_options_check(&o, &err) != 0 ||
 	           ((gate = ha_gate_new(o.ha.node_name)) == NULL &&
 	            jm_err_set(&err, JM_ENOMEM, "out of memory") != 0))) {
 		fprintf(stderr, "jobmesh-broker: %s\n", jm_err_text(&err));

@@ -95,7 +95,8 @@ class Cluster:
     def start(self, name, extra=()):
         d = os.path.join(self.tmp, name)
         os.makedirs(d, exist_ok=True)
-        b = Broker(["--etcd", self.etcd.url, "--node-name", name, "--ha-cluster", "t",
+        b = Broker(["--etcd", self.etcd.url, "--ha-unreplicated", "--node-name", name,
+                    "--ha-cluster", "t",
                     "--ha-lease-ttl-ms", str(self.ttl_ms), "--ha-renew-ms", str(self.renew_ms),
                     "--log-level", "info"] + list(extra), tmp=d)
         self.brokers[name] = b

@@ -127,13 +127,27 @@ class HaElection(unittest.TestCase):
             (["--etcd", "https://127.0.0.1:1"], "write http://HOST:PORT"),
         ]
         for extra, text in cases:
-            args = [broker, "--etcd", self.c.etcd.url, "--listen",
+            args = [broker, "--etcd", self.c.etcd.url, "--ha-unreplicated", "--listen",
                     "ipc://" + os.path.join(self.c.tmp, "bad.ipc"), "--http", "off",
                     "--data", os.path.join(self.c.tmp, "bad")] + extra
             p = subprocess.run(args, capture_output=True, text=True, timeout=30)
             self.assertEqual(p.returncode, 2, (extra, p.stderr))
             self.assertIn(text, p.stderr, extra)
             self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
+
+    def test_etcd_without_accepting_unreplicated_failover_is_refused(self):
+        # Until the journal is shipped, a failover loses what the old leader
+        # acknowledged: --etcd alone must not start a broker.
+        broker = os.path.join(BIN_DIR, "jobmesh-broker")
+        data = os.path.join(self.c.tmp, "unaccepted")
+        args = [broker, "--etcd", self.c.etcd.url, "--listen",
+                "ipc://" + os.path.join(self.c.tmp, "unaccepted.ipc"), "--http", "off",
+                "--data", data]
+        p = subprocess.run(args, capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("add --ha-unreplicated", p.stderr)
+        self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
+        self.assertFalse(os.path.exists(data), "nothing is written before the refusal")
 
 
 if __name__ == "__main__":
