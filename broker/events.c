@@ -31,6 +31,7 @@
 #include "event_frame.h"
 #include "ipc_guard.h"
 #include "log.h"
+#include "pipes.h"
 #include "sock_close.h"
 #include "tls.h"
 
@@ -63,6 +64,7 @@ struct events {
 	nng_socket sock;
 	nng_listener listener;
 	struct ipc_guard *guard; /* ipc:// only: relistens when NNG stops accepting */
+	struct pipes *pipes;     /* the cap on subscribers (--max-connections) */
 	struct journal *journal;
 	char url[512];        /* as advertised to clients */
 	char listen_url[512]; /* as listened on */
@@ -87,21 +89,17 @@ struct events {
 	_Atomic bool tap_wanted; /* see events_listener_wanted */
 };
 
+/* ADD_PRE and REM_POST: a probe of the guard never counts; a subscriber
+ * over the cap is closed before it is added (pipes.h). */
 static void subscriber_cb(nng_pipe pipe, nng_pipe_ev ev_type, void *arg)
 {
 	struct events *ev = arg;
 	if (ev_type == NNG_PIPE_EV_ADD_PRE) {
-		(void)ipc_guard_claim(ev->guard, pipe); /* a probe never counts */
-		return;
-	}
-	if (ev_type == NNG_PIPE_EV_REM_POST && ipc_guard_release(ev->guard, pipe))
-		return;
-	pthread_mutex_lock(&ev->lock);
-	if (ev_type == NNG_PIPE_EV_ADD_POST)
-		atomic_fetch_add(&ev->subscribers, 1);
-	else if (atomic_load(&ev->subscribers) > 0)
+		if (!ipc_guard_claim(ev->guard, pipe) && pipes_added(ev->pipes, pipe))
+			atomic_fetch_add(&ev->subscribers, 1);
+	} else if (!ipc_guard_release(ev->guard, pipe) && pipes_removed(ev->pipes, pipe)) {
 		atomic_fetch_sub(&ev->subscribers, 1);
-	pthread_mutex_unlock(&ev->lock);
+	}
 }
 
 static void events_durable_cb(void *arg, int status)
@@ -288,7 +286,7 @@ void events_default_url(const char *url, char *out, size_t out_size)
 
 int events_open(struct events **out, const char *url, struct journal *journal, struct jm_err *err)
 {
-	return events_open_secure(out, url, journal, NULL, err);
+	return events_open_secure(out, url, journal, NULL, 0, err);
 }
 
 static int events_listen(struct events *ev, const char *url, nng_tls_config *tls_config)
@@ -313,7 +311,7 @@ static int events_relisten(void *arg)
 }
 
 int events_open_secure(struct events **out, const char *url, struct journal *journal,
-                       const struct jm_tls *tls, struct jm_err *err)
+                       const struct jm_tls *tls, uint32_t max_subscribers, struct jm_err *err)
 {
 	nng_tls_config *tls_config = NULL;
 	if (jm_tls_url_wants(url)) {
@@ -331,11 +329,12 @@ int events_open_secure(struct events **out, const char *url, struct journal *jou
 	pthread_mutex_init(&ev->lock, NULL);
 	pthread_cond_init(&ev->wake, NULL);
 	pthread_cond_init(&ev->drained, NULL);
-	int rv = nng_pub0_open(&ev->sock);
+	int rv = pipes_open(&ev->pipes, max_subscribers, 0, "events") != 0
+	             ? NNG_ENOMEM
+	             : nng_pub0_open(&ev->sock);
 	if (rv == 0) {
 		nng_socket_set_int(ev->sock, NNG_OPT_SENDBUF, EVENTS_SEND_BUFFER);
 		nng_pipe_notify(ev->sock, NNG_PIPE_EV_ADD_PRE, subscriber_cb, ev);
-		nng_pipe_notify(ev->sock, NNG_PIPE_EV_ADD_POST, subscriber_cb, ev);
 		nng_pipe_notify(ev->sock, NNG_PIPE_EV_REM_POST, subscriber_cb, ev);
 		rv = events_listen(ev, url, tls_config);
 		if (rv != 0)
@@ -344,6 +343,7 @@ int events_open_secure(struct events **out, const char *url, struct journal *jou
 	if (tls_config)
 		nng_tls_config_free(tls_config); /* the listener holds its own reference */
 	if (rv != 0) {
+		pipes_close(ev->pipes);
 		pthread_cond_destroy(&ev->wake);
 		pthread_mutex_destroy(&ev->lock);
 		free(ev);
@@ -362,6 +362,7 @@ int events_open_secure(struct events **out, const char *url, struct journal *jou
 		ipc_guard_stop(ev->guard);
 		nng_close(ev->sock);
 		ipc_guard_free(ev->guard);
+		pipes_close(ev->pipes);
 		free(ev);
 		return rc ? jm_err_prefix(err, "events")
 		          : jm_err_set(err, JM_ENOMEM, "events: cannot start the publisher thread");
@@ -513,8 +514,10 @@ void events_close(struct events *ev)
 	ipc_guard_stop(ev->guard);
 	/* No pipe callback runs after a close that finished; one that hung
 	 * (sock_close.h) may still call into the guard, which is then left. */
-	if (sock_close(ev->sock))
+	if (sock_close(ev->sock)) {
 		ipc_guard_free(ev->guard);
+		pipes_close(ev->pipes);
+	}
 	pthread_cond_destroy(&ev->drained);
 	pthread_cond_destroy(&ev->wake);
 	pthread_mutex_destroy(&ev->lock);

@@ -24,9 +24,10 @@ struct events;
 int events_open(struct events **out, const char *url, struct journal *journal, struct jm_err *err);
 struct jm_tls;
 /* events_open with TLS for a tls+tcp:// or wss:// url (tls NULL: refused
- * with the flags to give). */
+ * with the flags to give) and a cap on subscribers connected at once
+ * (max_subscribers, 0: none; one over it is closed as it connects). */
 int events_open_secure(struct events **out, const char *url, struct journal *journal,
-                       const struct jm_tls *tls, struct jm_err *err);
+                       const struct jm_tls *tls, uint32_t max_subscribers, struct jm_err *err);
 /* The URL subscribers are told to dial: the bound one, unless
  * events_advertise gave another (a container listening on 0.0.0.0). */
 const char *events_url(const struct events *ev);

@@ -835,7 +835,8 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 	 * stalled message: the same bound as on the NNG sockets. */
 	o.http_limits.idle_ms = o.limits.idle_ms;
 	o.http_limits.body_timeout_ms = o.limits.idle_ms;
-	if (events_open_secure(&events, events_at, journal, &o.tls, &err) != 0 ||
+	if (events_open_secure(&events, events_at, journal, &o.tls, o.limits.max_connections,
+	                       &err) != 0 ||
 	    (o.http_addr && http_server_open_secure(&http, o.http_addr, core, journal, events, auth,
 	                                            https, &o.http_limits, &err) != 0) ||
 	    (core ? (core_attach_events(core, events),

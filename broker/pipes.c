@@ -35,6 +35,7 @@ struct pipes {
 	bool stopping;
 	uint32_t max;
 	uint32_t idle_ms;
+	const char *what; /* the socket, for the log */
 	struct u64map map;
 	uint32_t count; /* pipes past ADD_PRE, including refused ones until
 	                   their REM_POST */
@@ -50,7 +51,7 @@ static struct pipe_entry *entry_of(struct pipes *p, uint32_t id)
 
 static void *sweeper_main(void *arg);
 
-int pipes_open(struct pipes **out, uint32_t max, uint32_t idle_ms)
+int pipes_open(struct pipes **out, uint32_t max, uint32_t idle_ms, const char *what)
 {
 	struct pipes *p = calloc(1, sizeof *p);
 	if (p == NULL)
@@ -63,6 +64,7 @@ int pipes_open(struct pipes **out, uint32_t max, uint32_t idle_ms)
 	pthread_condattr_destroy(&attr);
 	p->max = max;
 	p->idle_ms = idle_ms;
+	p->what = what;
 	int rc = u64map_init(&p->map, 64);
 	if (rc == 0 && idle_ms > 0) {
 		rc = pthread_create(&p->sweeper, NULL, sweeper_main, p) == 0 ? 0 : JM_ENOMEM;
@@ -99,7 +101,7 @@ void pipes_close(struct pipes *p)
 	free(p);
 }
 
-void pipes_added(struct pipes *p, nng_pipe pipe)
+bool pipes_added(struct pipes *p, nng_pipe pipe)
 {
 	uint32_t id = (uint32_t)nng_pipe_id(pipe);
 	struct pipe_entry *e = calloc(1, sizeof *e);
@@ -124,22 +126,25 @@ void pipes_added(struct pipes *p, nng_pipe pipe)
 	pthread_mutex_unlock(&p->lock);
 	free(e);
 	if (warn)
-		jm_warn("refused a connection: %s; %llu refused so far",
-		        over ? "at the limit of --max-connections" : "out of memory",
+		jm_warn("refused a connection: %s (%s socket); %llu refused so far",
+		        over ? "at the limit of --max-connections" : "out of memory", p->what,
 		        (unsigned long long)refused);
 	if (refuse)
 		nng_pipe_close(pipe); /* before it is added: it never serves */
+	return !refuse;
 }
 
-void pipes_removed(struct pipes *p, nng_pipe pipe)
+bool pipes_removed(struct pipes *p, nng_pipe pipe)
 {
 	pthread_mutex_lock(&p->lock);
 	p->count--;
 	struct pipe_entry *e = entry_of(p, (uint32_t)nng_pipe_id(pipe));
+	bool admitted = e != NULL;
 	if (e)
 		u64map_remove(&p->map, &e->node);
 	pthread_mutex_unlock(&p->lock);
 	free(e);
+	return admitted;
 }
 
 bool pipes_request_begin(struct pipes *p, uint32_t pipe_id)

@@ -1,5 +1,7 @@
-/* The connections (NNG pipes) of the REP socket: a cap on how many, and a
- * cap on how long one may sit without a request in flight.
+/* The connections (NNG pipes) of one socket: a cap on how many, and (for
+ * the REP socket) a cap on how long one may sit without a request in
+ * flight. The events PUB socket uses the cap alone (idle_ms 0): its
+ * subscribers never send.
  *
  * NNG has neither. The cap on connections counts pipes in the pipe notify
  * callback (ADD_PRE) and closes one over the limit before it is added. The
@@ -26,14 +28,17 @@
 struct pipes;
 
 /* max: connections at once (0: no limit); idle_ms: how long a pipe may be
- * idle (0: forever). Starts the sweep thread when idle_ms > 0. */
-int pipes_open(struct pipes **out, uint32_t max, uint32_t idle_ms);
+ * idle (0: forever). Starts the sweep thread when idle_ms > 0. what names
+ * the socket in the log ("requests", "events"; a static string). */
+int pipes_open(struct pipes **out, uint32_t max, uint32_t idle_ms, const char *what);
 void pipes_close(struct pipes *p); /* stops the sweep; accepts NULL */
 
-/* From the socket's pipe notify callback. pipes_added closes the pipe when
- * it would pass the limit. */
-void pipes_added(struct pipes *p, nng_pipe pipe);
-void pipes_removed(struct pipes *p, nng_pipe pipe);
+/* From the socket's pipe notify callbacks (ADD_PRE, REM_POST).
+ * pipes_added closes the pipe when it would pass the limit and returns
+ * whether it was admitted; pipes_removed returns whether the pipe had been
+ * admitted (NNG runs REM_POST for refused pipes too). */
+bool pipes_added(struct pipes *p, nng_pipe pipe);
+bool pipes_removed(struct pipes *p, nng_pipe pipe);
 /* A request from pipe_id arrived / its reply left. pipes_request_begin
  * returns false when the sweep is closing that pipe: the caller must drop
  * the request unhandled, so that a client whose call then fails with a

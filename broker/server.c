@@ -336,7 +336,7 @@ static void pipe_removed_cb(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 		return;
 	if (srv->auth)
 		pipe_bind(srv, (uint32_t)nng_pipe_id(pipe), NULL, NULL);
-	pipes_removed(srv->pipes, pipe);
+	(void)pipes_removed(srv->pipes, pipe);
 	struct core *core = server_core(srv);
 	if (core)
 		core_pipe_gone(core, (uint32_t)nng_pipe_id(pipe));
@@ -346,7 +346,7 @@ static void pipe_adding_cb(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
 	struct server *srv = arg;
 	if (!ipc_guard_claim(srv->guard, pipe))
-		pipes_added(srv->pipes, pipe);
+		(void)pipes_added(srv->pipes, pipe);
 }
 
 static int server_listen(struct server *srv)
@@ -420,7 +420,7 @@ static int server_open_with(struct server **out, const char *url, struct core *c
 			return rc;
 		}
 	}
-	if (pipes_open(&srv->pipes, limits->max_connections, limits->idle_ms) != 0) {
+	if (pipes_open(&srv->pipes, limits->max_connections, limits->idle_ms, "requests") != 0) {
 		u64map_fini(&srv->pipe_auths);
 		if (srv->tls)
 			nng_tls_config_free(srv->tls);

@@ -12,6 +12,12 @@
  * checks a stop flag between receives, so closing never races a blocked
  * receive against nng_close.
  *
+ * NNG 1.5.2 can stop a dialer for good (a connection reset during the
+ * handshake reads as NNG_ECLOSED: the broker's ipc guard relistening does
+ * that), so the thread also watches the socket's pipes: with none for
+ * SUBSCRIBE_REDIAL_MS, longer than NNG's own reconnect backoff, it closes
+ * the dialer and starts a new one (as proto/rpc.c does for requests).
+ *
  * PUB drops, never blocks: the receive buffer is raised to
  * SUBSCRIBE_RECV_BUFFER messages, and still nothing here promises that an
  * event arrives. Callers that wait re-check state (jm_client_wait_batch). */
@@ -28,6 +34,7 @@
 #include <nng/protocol/pubsub0/sub.h>
 
 #include "client_internal.h"
+#include "clock.h"
 #include "event_frame.h"
 #include "sock_close.h"
 
@@ -36,9 +43,16 @@
 /* A frame is at most ~60 KiB of events (broker/events.c): room to spare. */
 #define SUBSCRIBE_RECV_MAX_BYTES (256u * 1024)
 #define SUBSCRIBE_TOPIC_MAX 255
+#define SUBSCRIBE_RECONNECT_MAX_MS 2000
+#define SUBSCRIBE_REDIAL_MS 3000 /* > SUBSCRIBE_RECONNECT_MAX_MS */
 
 struct jm_subscription {
 	nng_socket sock;
+	nng_dialer dialer;
+	char *url;
+	nng_tls_config *tls; /* NULL: plain */
+	atomic_int pipes;    /* connected now (pipe notify) */
+	uint64_t down_since_us;
 	pthread_t thread;
 	atomic_bool stopping;
 	jm_event_fn cb;
@@ -142,14 +156,45 @@ static void subscribe_deliver(struct jm_subscription *sub, nng_msg *msg)
 	}
 }
 
+static void pipe_cb(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+	(void)pipe;
+	struct jm_subscription *sub = arg;
+	atomic_fetch_add(&sub->pipes, ev == NNG_PIPE_EV_ADD_PRE ? 1 : -1);
+}
+
+static int subscribe_dial(struct jm_subscription *sub, int flags);
+
+/* From the receive thread between receives: a new dialer once the socket
+ * has had no pipe for SUBSCRIBE_REDIAL_MS. */
+static void subscribe_redial_if_down(struct jm_subscription *sub)
+{
+	uint64_t now = jm_mono_us();
+	if (atomic_load(&sub->pipes) > 0) {
+		sub->down_since_us = 0;
+		return;
+	}
+	if (sub->down_since_us == 0) {
+		sub->down_since_us = now;
+		return;
+	}
+	if (now - sub->down_since_us < SUBSCRIBE_REDIAL_MS * 1000ull)
+		return;
+	nng_dialer_close(sub->dialer);
+	(void)subscribe_dial(sub, NNG_FLAG_NONBLOCK); /* fails only out of memory: next time */
+	sub->down_since_us = now;
+}
+
 static void *subscribe_thread(void *arg)
 {
 	struct jm_subscription *sub = arg;
 	while (!atomic_load(&sub->stopping)) {
 		nng_msg *msg = NULL;
 		int rv = nng_recvmsg(sub->sock, &msg, 0);
-		if (rv == NNG_ETIMEDOUT)
+		if (rv == NNG_ETIMEDOUT) {
+			subscribe_redial_if_down(sub);
 			continue;
+		}
 		if (rv == NNG_ECLOSED)
 			break;
 		if (rv != 0)
@@ -164,37 +209,40 @@ static void *subscribe_thread(void *arg)
 /* Opens sub->sock subscribed to topic and dials url. The first dial waits
  * for the connection, so events published after this returns reach the
  * subscriber; if it fails, the dial goes on in the background. */
-/* nng_dial with a TLS config on the dialer (which holds a reference). */
-static int subscribe_dial(nng_socket sock, const char *url, nng_tls_config *tls, int flags)
+/* nng_dial of sub->url with sub->tls on the dialer (which holds a
+ * reference); sub->dialer is the new dialer. */
+static int subscribe_dial(struct jm_subscription *sub, int flags)
 {
 	nng_dialer d = NNG_DIALER_INITIALIZER;
-	int rv = nng_dialer_create(&d, sock, url);
-	if (rv == 0 && tls)
-		rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tls);
+	int rv = nng_dialer_create(&d, sub->sock, sub->url);
+	if (rv == 0 && sub->tls)
+		rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, sub->tls);
 	if (rv == 0)
 		rv = nng_dialer_start(d, flags);
-	if (rv != 0 && nng_dialer_id(d) > 0)
+	if (rv != 0 && nng_dialer_id(d) > 0) {
 		nng_dialer_close(d); /* as nng_dial does with a dialer that failed */
+		d = (nng_dialer)NNG_DIALER_INITIALIZER;
+	}
+	sub->dialer = d;
 	return rv;
 }
 
 static int subscribe_open_socket(struct jm_subscription *sub, const char *url,
                                  const struct jm_tls *tls)
 {
-	nng_tls_config *tls_config = NULL;
+	sub->url = strdup(url);
+	if (sub->url == NULL)
+		return client_fail(JM_ENOMEM, "subscribe: out of memory");
 	if (jm_tls_url_wants(url)) {
 		struct jm_err err = {0};
-		int rc = jm_tls_config_client(&tls_config, url, tls, &err);
+		int rc = jm_tls_config_client(&sub->tls, url, tls, &err);
 		if (rc != 0)
 			return client_fail(rc, "subscribe: events address %s", jm_err_text(&err));
 	}
 	int rv = nng_sub0_open(&sub->sock);
-	if (rv != 0) {
-		if (tls_config)
-			nng_tls_config_free(tls_config);
+	if (rv != 0)
 		return client_fail(rv == NNG_ENOMEM ? JM_ENOMEM : JM_ETRANSPORT,
 		                   "subscribe: opening a SUB socket: %s", nng_strerror(rv));
-	}
 	const char *step = "setting options";
 	rv = nng_socket_set_int(sub->sock, NNG_OPT_RECVBUF, SUBSCRIBE_RECV_BUFFER);
 
@@ -205,7 +253,11 @@ static int subscribe_open_socket(struct jm_subscription *sub, const char *url,
 	if (rv == 0)
 		rv = nng_socket_set_ms(sub->sock, NNG_OPT_RECONNMINT, 100);
 	if (rv == 0)
-		rv = nng_socket_set_ms(sub->sock, NNG_OPT_RECONNMAXT, 2000);
+		rv = nng_socket_set_ms(sub->sock, NNG_OPT_RECONNMAXT, SUBSCRIBE_RECONNECT_MAX_MS);
+	if (rv == 0)
+		rv = nng_pipe_notify(sub->sock, NNG_PIPE_EV_ADD_PRE, pipe_cb, sub);
+	if (rv == 0)
+		rv = nng_pipe_notify(sub->sock, NNG_PIPE_EV_REM_POST, pipe_cb, sub);
 	if (rv == 0) {
 		step = "subscribing";
 		/* Every frame: subscribe_deliver filters by topic. */
@@ -214,14 +266,12 @@ static int subscribe_open_socket(struct jm_subscription *sub, const char *url,
 	}
 	if (rv == 0) {
 		step = "dialling";
-		rv = subscribe_dial(sub->sock, url, tls_config, 0);
+		rv = subscribe_dial(sub, 0);
 		if (rv == NNG_ECONNREFUSED || rv == NNG_ETIMEDOUT || rv == NNG_ENOENT ||
 		    rv == NNG_ECONNRESET || rv == NNG_EUNREACHABLE || rv == NNG_ECRYPTO ||
 		    rv == NNG_EPEERAUTH)
-			rv = subscribe_dial(sub->sock, url, tls_config, NNG_FLAG_NONBLOCK);
+			rv = subscribe_dial(sub, NNG_FLAG_NONBLOCK);
 	}
-	if (tls_config)
-		nng_tls_config_free(tls_config); /* each dialer holds its own reference */
 	if (rv != 0) {
 		nng_close(sub->sock);
 		return client_fail(rv == NNG_ENOMEM ? JM_ENOMEM : JM_ETRANSPORT,
@@ -229,6 +279,15 @@ static int subscribe_open_socket(struct jm_subscription *sub, const char *url,
 		                   nng_strerror(rv));
 	}
 	return 0;
+}
+
+/* What subscribe_open_socket allocated besides the socket. */
+static void subscribe_free(struct jm_subscription *sub)
+{
+	if (sub->tls)
+		nng_tls_config_free(sub->tls);
+	free(sub->url);
+	free(sub);
 }
 
 int jm_client_subscribe(jm_client *client, const char *topic, bool exact, jm_event_fn cb, void *arg,
@@ -255,6 +314,7 @@ int jm_client_subscribe(jm_client *client, const char *topic, bool exact, jm_eve
 	memcpy(sub->topic, topic, sub->topic_len + 1);
 	sub->exact = exact;
 	atomic_init(&sub->stopping, false);
+	atomic_init(&sub->pipes, 0);
 	rc = subscribe_open_socket(sub, url, &client->tls);
 	if (rc != 0)
 		goto fail_free_sub;
@@ -268,7 +328,7 @@ int jm_client_subscribe(jm_client *client, const char *topic, bool exact, jm_eve
 fail_close_sock:
 	nng_close(sub->sock);
 fail_free_sub:
-	free(sub);
+	subscribe_free(sub);
 	return rc;
 }
 
@@ -278,6 +338,7 @@ void jm_subscription_close(jm_subscription *sub)
 		return;
 	atomic_store(&sub->stopping, true);
 	pthread_join(sub->thread, NULL);
-	sock_close(sub->sock);
-	free(sub);
+	/* A close that hung (sock_close.h) may still run pipe_cb: leave sub. */
+	if (sock_close(sub->sock))
+		subscribe_free(sub);
 }

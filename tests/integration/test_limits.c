@@ -6,7 +6,8 @@
  *   after --idle-timeout-ms and the broker's memory (VmRSS) comes back,
  *   while a real client is served throughout;
  * - connections over --max-connections are closed as they connect, the
- *   ones under it keep working, and a real client gets in once one left.
+ *   ones under it keep working, and a real client gets in once one left;
+ *   the same for subscribers of the events socket.
  * Each checks that no stored data changed. */
 #include "jm_test.h"
 
@@ -17,6 +18,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -122,16 +124,14 @@ static int tcp_port_of(const char *url)
 	return atoi(colon + 1);
 }
 
-/* Connects and does the SP handshake of a REQ socket with the broker's
- * REP. Returns the fd, or -1 if the broker closed it instead. */
-static int sp_connect(int port)
+#define SP_REQ0 48
+#define SP_SUB0 33
+
+/* The SP handshake of a peer of protocol (SP_REQ0, SP_SUB0) on connected
+ * fd. Returns fd, or -1 (fd closed) if the broker closed it instead. */
+static int sp_handshake(int fd, uint8_t protocol)
 {
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(fd >= 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-	const uint8_t hello[8] = {0, 'S', 'P', 0, 0, 48, 0, 0}; /* REQ0 is 48 */
+	const uint8_t hello[8] = {0, 'S', 'P', 0, 0, protocol, 0, 0};
 	assert_int_equal(send(fd, hello, sizeof hello, MSG_NOSIGNAL), (ssize_t)sizeof hello);
 	uint8_t reply[8];
 	size_t got = 0;
@@ -144,6 +144,29 @@ static int sp_connect(int port)
 		got += (size_t)n;
 	}
 	return fd;
+}
+
+/* Connects to 127.0.0.1:port as a REQ socket would, to the broker's REP. */
+static int sp_connect(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	return sp_handshake(fd, SP_REQ0);
+}
+
+/* Connects to the ipc:// socket file path as a SUB socket would. */
+static int sp_subscribe_ipc(const char *path)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	assert_true(strlen(path) < sizeof sa.sun_path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	return sp_handshake(fd, SP_SUB0);
 }
 
 /* True once the broker closed fd (EOF or reset), waiting up to ms. */
@@ -341,6 +364,108 @@ static int fake_fetch(struct rpc *rpc, const char *worker, const char *queue)
 	return rc;
 }
 
+struct event_count {
+	pthread_mutex_t lock;
+	unsigned count;
+};
+
+static void count_event(const jm_event *ev, void *arg)
+{
+	(void)ev;
+	struct event_count *c = arg;
+	pthread_mutex_lock(&c->lock);
+	c->count++;
+	pthread_mutex_unlock(&c->lock);
+}
+
+static unsigned events_counted(struct event_count *c)
+{
+	pthread_mutex_lock(&c->lock);
+	unsigned n = c->count;
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+/* Submits a job a time until c has counted more than it had, up to the
+ * deadline: true once the subscriber saw an event. */
+static bool subscriber_sees_a_submit(struct stack *s, struct event_count *c)
+{
+	jm_job_spec spec = {.queue = "capped", .type = "t", .payload = "p", .payload_len = 1};
+	unsigned before = events_counted(c);
+	uint64_t until = jm_mono_us() + DEADLINE_MS * 1000ull;
+	while (jm_mono_us() < until) {
+		uint64_t id;
+		assert_jm_ok(jm_client_submit(s->client, &spec, &id));
+		for (int i = 0; i < 10 && events_counted(c) == before; i++)
+			sleep_ms(20);
+		if (events_counted(c) != before)
+			return true;
+	}
+	return false;
+}
+
+static void test_subscribers_over_the_limit_are_closed_and_the_rest_served(void **state)
+{
+	const char *args[] = {"--max-connections", "2", NULL};
+	struct stack *s = stack_open(state, "max_subscribers", args, NULL, STACK_CLIENT);
+	const char *url = s->h.broker_url;
+	assert_true(strncmp(url, "ipc://", 6) == 0);
+	char events_path[HARNESS_URL_MAX + 8];
+	snprintf(events_path, sizeof events_path, "%s.events", url + 6);
+
+	/* A real subscriber takes one of the two places. */
+	struct event_count first = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	jm_subscription *sub = NULL;
+	assert_jm_ok(
+	    jm_client_subscribe(s->client, "queue/capped", true, count_event, &first, &sub));
+	assert_true(subscriber_sees_a_submit(s, &first));
+
+	/* Three more: one gets the other place, two are closed. */
+	int fds[3];
+	for (int i = 0; i < 3; i++)
+		fds[i] = sp_subscribe_ipc(events_path); /* -1: closed during the handshake */
+	int closed = 0;
+	bool gone[3] = {false};
+	uint64_t until = jm_mono_us() + DEADLINE_MS * 1000ull;
+	while (closed < 2 && jm_mono_us() < until) {
+		for (int i = 0; i < 3; i++) {
+			if (!gone[i] && (fds[i] < 0 || closed_by_peer(fds[i], 10))) {
+				gone[i] = true;
+				closed++;
+			}
+		}
+	}
+	assert_int_equal(closed, 2);
+	int admitted = -1;
+	for (int i = 0; i < 3; i++) {
+		if (gone[i]) {
+			if (fds[i] >= 0)
+				close(fds[i]);
+		} else {
+			admitted = fds[i];
+		}
+	}
+	assert_true(admitted >= 0);
+	assert_false(closed_by_peer(admitted, 200)); /* the admitted one stays */
+	char *err_log = harness_read_file(harness_path(&s->h, "broker.err"), NULL);
+	assert_non_null(err_log);
+	assert_non_null(strstr(err_log, "refused a connection: at the limit of --max-connections "
+	                                "(events socket)"));
+	free(err_log);
+	assert_true(subscriber_sees_a_submit(s, &first)); /* the first is still served */
+
+	/* The raw one leaves: a new real subscriber gets its place. */
+	close(admitted);
+	struct event_count second = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	jm_subscription *sub2 = NULL;
+	assert_jm_ok(
+	    jm_client_subscribe(s->client, "queue/capped", true, count_event, &second, &sub2));
+	bool served = subscriber_sees_a_submit(s, &second);
+	jm_subscription_close(sub2);
+	jm_subscription_close(sub);
+	assert_true(served);
+}
+
 static void test_a_flood_of_made_up_worker_ids_does_not_lock_a_real_worker_out(void **state)
 {
 	const char *args[] = {"--max-workers", "4", NULL};
@@ -423,6 +548,8 @@ int main(void)
 	        test_stalled_huge_messages_are_dropped_and_their_memory_comes_back, stack_close),
 	    cmocka_unit_test_teardown(
 	        test_connections_over_the_limit_are_closed_and_the_rest_served, stack_close),
+	    cmocka_unit_test_teardown(
+	        test_subscribers_over_the_limit_are_closed_and_the_rest_served, stack_close),
 	    cmocka_unit_test_teardown(
 	        test_a_flood_of_made_up_worker_ids_does_not_lock_a_real_worker_out, stack_close),
 	    cmocka_unit_test_teardown(test_queues_a_flood_left_empty_are_reclaimed_for_a_real_one,
