@@ -84,12 +84,10 @@ static int serve_handler(jm_job *job, void *arg)
 	if (line == NULL)
 		return serve_job_fail(job, "serve %s: %s", pool->name,
 		                      "out of memory for the job line");
-	int abandon_fd = jm_job_abandon_fd(job);
 
 	pthread_mutex_lock(&pool->lock);
 	struct serve_proc *proc = pool->wait_head == NULL ? serve_pool_pick(pool) : NULL;
-	if (proc != NULL &&
-	    serve_pool_place(pool, proc, job, line, line_len, timeout_ms, abandon_fd) == 0) {
+	if (proc != NULL && serve_pool_place(pool, proc, job, line, line_len, timeout_ms) == 0) {
 		pthread_mutex_unlock(&pool->lock);
 		free(line);
 		return JM_HANDLER_DEFERRED; /* job is the I/O thread's now */
@@ -99,7 +97,7 @@ static int serve_handler(jm_job *job, void *arg)
 	    .line = line,
 	    .line_len = line_len,
 	    .timeout_ms = timeout_ms,
-	    .abandon_fd = abandon_fd,
+	    .abandon_fd = jm_job_abandon_fd(job),
 	};
 	if (pool->wait_tail != NULL)
 		pool->wait_tail->next = &wait;

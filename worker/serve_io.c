@@ -78,7 +78,7 @@ struct serve_proc *serve_pool_pick(struct serve_pool *pool)
 /* Appends line to proc's stdin buffer and records the job in flight.
  * JM_ENOMEM leaves nothing changed. */
 int serve_pool_place(struct serve_pool *pool, struct serve_proc *proc, jm_job *job,
-                     const char *line, size_t line_len, uint64_t timeout_ms, int abandon_fd)
+                     const char *line, size_t line_len, uint64_t timeout_ms)
 {
 	if (proc->out_sent == proc->out_len)
 		proc->out_sent = proc->out_len = 0;
@@ -101,7 +101,6 @@ int serve_pool_place(struct serve_pool *pool, struct serve_proc *proc, jm_job *j
 	    .placed_us = now_us,
 	    .deadline_ms = timeout_ms ? now_us / 1000u + timeout_ms : 0,
 	    .timeout_ms = timeout_ms,
-	    .abandon_fd = abandon_fd,
 	};
 	serve_pool_wake(pool);
 	return 0;
@@ -504,7 +503,7 @@ static void pool_place_waiting(struct serve_pool *pool, uint64_t now)
 		if (proc == NULL)
 			return; /* no room until an answer, an exit or a backoff */
 		if (serve_pool_place(pool, proc, wait->job, wait->line, wait->line_len,
-		                     wait->timeout_ms, wait->abandon_fd) != 0) {
+		                     wait->timeout_ms) != 0) {
 			wait_end(pool, wait, "out of memory placing the job line");
 			continue;
 		}

@@ -34,8 +34,8 @@ struct serve_wait {
 	char *line; /* owned until placed */
 	size_t line_len;
 	uint64_t timeout_ms;
-	int abandon_fd;
-	bool done; /* placed or ended: its slot returns */
+	int abandon_fd; /* jm_job_abandon_fd: only a waiting job needs one */
+	bool done;      /* placed or ended: its slot returns */
 };
 
 struct serve_finish {
@@ -103,7 +103,7 @@ struct serve_proc *serve_pool_pick(struct serve_pool *pool);
  * thread ends it from now on). JM_ENOMEM leaves nothing changed. Under the
  * pool lock. */
 int serve_pool_place(struct serve_pool *pool, struct serve_proc *proc, jm_job *job,
-                     const char *line, size_t line_len, uint64_t timeout_ms, int abandon_fd);
+                     const char *line, size_t line_len, uint64_t timeout_ms);
 /* Sets job's error text ("serve NAME: DETAIL" from fmt) and returns
  * JM_HANDLER_RETRY. */
 int serve_job_fail(jm_job *job, const char *fmt, const char *name, const char *detail);
