@@ -97,8 +97,8 @@ static int serve_handler(jm_job *job, void *arg)
 	    .line = line,
 	    .line_len = line_len,
 	    .timeout_ms = timeout_ms,
-	    .abandon_fd = jm_job_abandon_fd(job),
 	};
+	pthread_cond_init(&wait.cond, NULL);
 	if (pool->wait_tail != NULL)
 		pool->wait_tail->next = &wait;
 	else
@@ -106,8 +106,9 @@ static int serve_handler(jm_job *job, void *arg)
 	pool->wait_tail = &wait;
 	serve_pool_wake(pool);
 	while (!wait.done)
-		pthread_cond_wait(&pool->cond, &pool->lock);
+		pthread_cond_wait(&wait.cond, &pool->lock);
 	pthread_mutex_unlock(&pool->lock);
+	pthread_cond_destroy(&wait.cond);
 	return JM_HANDLER_DEFERRED; /* placed, or already ended by the I/O thread */
 }
 
@@ -134,7 +135,6 @@ static void pool_free(struct serve_pool *pool)
 	free(pool->exec_command);
 	free(pool->command);
 	pthread_mutex_destroy(&pool->lock);
-	pthread_cond_destroy(&pool->cond);
 	free(pool);
 }
 
@@ -212,7 +212,6 @@ int serve_set_add(struct serve_set *set, const char *flag_value, struct jm_err *
 			return jm_err_set(err, JM_ENOMEM, "out of memory");
 		}
 		pthread_mutex_init(&pool->lock, NULL);
-		pthread_cond_init(&pool->cond, NULL);
 		pool->wake_fd = -1;
 		set->pools[set->pools_count++] = pool;
 	}
