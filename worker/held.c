@@ -44,9 +44,10 @@ struct held_lease *held_add(struct held_set *set, uint64_t job_id, uint64_t leas
 	entry->job_id = job_id;
 	entry->lease = lease;
 	atomic_init(&entry->abandon, false);
-	/* Without an eventfd the job still runs; only a handler waiting in
-	 * poll() would see the abandon late (at its own timeout). */
-	entry->abandon_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	/* Made when a handler first asks for it (held_abandon_fd): most jobs
+	 * never wait in poll(), and an eventfd made and closed per job cost a
+	 * sixth of a --serve worker's CPU. */
+	entry->abandon_fd = -1;
 	pthread_mutex_lock(&set->lock);
 	entry->next = set->head;
 	if (set->head != NULL)
@@ -121,6 +122,22 @@ static void held_abandon_locked(struct held_lease *entry)
 		ssize_t put = write(entry->abandon_fd, &one, sizeof one);
 		(void)put; /* an eventfd write of 1 cannot fail short of overflow */
 	}
+}
+
+int held_abandon_fd(struct held_set *set, struct held_lease *entry)
+{
+	if (entry == NULL)
+		return -1;
+	pthread_mutex_lock(&set->lock);
+	if (entry->abandon_fd < 0) {
+		/* Without an eventfd the job still runs; only a handler waiting
+		 * in poll() would see the abandon late (at its own timeout). */
+		entry->abandon_fd =
+		    eventfd(atomic_load(&entry->abandon) ? 1 : 0, EFD_CLOEXEC | EFD_NONBLOCK);
+	}
+	int fd = entry->abandon_fd;
+	pthread_mutex_unlock(&set->lock);
+	return fd;
 }
 
 bool held_mark_abandon(struct held_set *set, uint64_t job_id, uint64_t lease)

@@ -26,7 +26,7 @@ struct held_lease {
 	uint64_t job_id;
 	uint64_t lease;
 	atomic_bool abandon; /* read by handlers without the lock */
-	int abandon_fd;      /* eventfd, readable once abandon is set; -1 if none */
+	int abandon_fd;      /* eventfd, readable once abandon is set; -1 until asked for */
 	bool claimed;        /* someone is settling it */
 	bool settled;        /* its settle finished: left out of heartbeats */
 	struct held_lease *prev;
@@ -55,6 +55,11 @@ bool held_claim(struct held_set *set, struct held_lease *entry);
 void held_set_settled(struct held_set *set, struct held_lease *entry);
 /* Same, by key, for entries the caller holds no pointer to. */
 void held_set_settled_ref(struct held_set *set, uint64_t job_id, uint64_t lease);
+
+/* entry's abandon eventfd, made at the first call (readable at once if
+ * the flag is already set); -1 for a NULL entry or when none could be
+ * made. Owned by the entry: closed by held_remove. */
+int held_abandon_fd(struct held_set *set, struct held_lease *entry);
 
 /* Sets the abandon flag of the entry with this job and lease. True if that
  * stops a handler still running; false if the worker holds no such lease

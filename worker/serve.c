@@ -84,12 +84,10 @@ static int serve_handler(jm_job *job, void *arg)
 	if (line == NULL)
 		return serve_job_fail(job, "serve %s: %s", pool->name,
 		                      "out of memory for the job line");
-	int abandon_fd = jm_job_abandon_fd(job);
 
 	pthread_mutex_lock(&pool->lock);
 	struct serve_proc *proc = pool->wait_head == NULL ? serve_pool_pick(pool) : NULL;
-	if (proc != NULL &&
-	    serve_pool_place(pool, proc, job, line, line_len, timeout_ms, abandon_fd) == 0) {
+	if (proc != NULL && serve_pool_place(pool, proc, job, line, line_len, timeout_ms) == 0) {
 		pthread_mutex_unlock(&pool->lock);
 		free(line);
 		return JM_HANDLER_DEFERRED; /* job is the I/O thread's now */
@@ -99,8 +97,8 @@ static int serve_handler(jm_job *job, void *arg)
 	    .line = line,
 	    .line_len = line_len,
 	    .timeout_ms = timeout_ms,
-	    .abandon_fd = abandon_fd,
 	};
+	pthread_cond_init(&wait.cond, NULL);
 	if (pool->wait_tail != NULL)
 		pool->wait_tail->next = &wait;
 	else
@@ -108,8 +106,9 @@ static int serve_handler(jm_job *job, void *arg)
 	pool->wait_tail = &wait;
 	serve_pool_wake(pool);
 	while (!wait.done)
-		pthread_cond_wait(&pool->cond, &pool->lock);
+		pthread_cond_wait(&wait.cond, &pool->lock);
 	pthread_mutex_unlock(&pool->lock);
+	pthread_cond_destroy(&wait.cond);
 	return JM_HANDLER_DEFERRED; /* placed, or already ended by the I/O thread */
 }
 
@@ -136,7 +135,6 @@ static void pool_free(struct serve_pool *pool)
 	free(pool->exec_command);
 	free(pool->command);
 	pthread_mutex_destroy(&pool->lock);
-	pthread_cond_destroy(&pool->cond);
 	free(pool);
 }
 
@@ -214,7 +212,6 @@ int serve_set_add(struct serve_set *set, const char *flag_value, struct jm_err *
 			return jm_err_set(err, JM_ENOMEM, "out of memory");
 		}
 		pthread_mutex_init(&pool->lock, NULL);
-		pthread_cond_init(&pool->cond, NULL);
 		pool->wake_fd = -1;
 		set->pools[set->pools_count++] = pool;
 	}

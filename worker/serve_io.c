@@ -78,7 +78,7 @@ struct serve_proc *serve_pool_pick(struct serve_pool *pool)
 /* Appends line to proc's stdin buffer and records the job in flight.
  * JM_ENOMEM leaves nothing changed. */
 int serve_pool_place(struct serve_pool *pool, struct serve_proc *proc, jm_job *job,
-                     const char *line, size_t line_len, uint64_t timeout_ms, int abandon_fd)
+                     const char *line, size_t line_len, uint64_t timeout_ms)
 {
 	if (proc->out_sent == proc->out_len)
 		proc->out_sent = proc->out_len = 0;
@@ -101,7 +101,6 @@ int serve_pool_place(struct serve_pool *pool, struct serve_proc *proc, jm_job *j
 	    .placed_us = now_us,
 	    .deadline_ms = timeout_ms ? now_us / 1000u + timeout_ms : 0,
 	    .timeout_ms = timeout_ms,
-	    .abandon_fd = abandon_fd,
 	};
 	serve_pool_wake(pool);
 	return 0;
@@ -463,7 +462,7 @@ static void wait_end(struct serve_pool *pool, struct serve_wait *wait, const cha
 	free(wait->line);
 	wait->line = NULL;
 	wait->done = true;
-	pthread_cond_broadcast(&pool->cond);
+	pthread_cond_signal(&wait->cond);
 }
 
 /* Places waiting jobs where there is room, starting processes that are
@@ -504,7 +503,7 @@ static void pool_place_waiting(struct serve_pool *pool, uint64_t now)
 		if (proc == NULL)
 			return; /* no room until an answer, an exit or a backoff */
 		if (serve_pool_place(pool, proc, wait->job, wait->line, wait->line_len,
-		                     wait->timeout_ms, wait->abandon_fd) != 0) {
+		                     wait->timeout_ms) != 0) {
 			wait_end(pool, wait, "out of memory placing the job line");
 			continue;
 		}
@@ -512,7 +511,7 @@ static void pool_place_waiting(struct serve_pool *pool, uint64_t now)
 		free(wait->line);
 		wait->line = NULL;
 		wait->done = true;
-		pthread_cond_broadcast(&pool->cond);
+		pthread_cond_signal(&wait->cond);
 	}
 }
 
@@ -571,6 +570,13 @@ static void pool_tend(struct serve_pool *pool)
 			break;
 		}
 	}
+	/* Waiting jobs' abandon flags are read here too, not from an eventfd
+	 * each: making one per wait cost more than the wait. */
+	for (struct serve_wait *w = pool->wait_head, *next; w != NULL; w = next) {
+		next = w->next;
+		if (jm_job_should_abandon(w->job))
+			wait_end(pool, w, "job abandoned while it waited for a handler process");
+	}
 	pool_place_waiting(pool, now);
 	for (unsigned i = 0; i < pool->slots; i++) {
 		struct serve_proc *p = &pool->procs[i];
@@ -612,9 +618,8 @@ static size_t pool_poll_set(struct serve_pool *pool, int64_t *wait_ms)
 			timeout_min(wait_ms, p->start_after_ms, now);
 		}
 	}
-	for (struct serve_wait *w = pool->wait_head; w != NULL; w = w->next)
-		watch_add(pool, &count, w->abandon_fd, POLLIN,
-		          (struct serve_watch){.kind = WATCH_WAIT, .wait = w});
+	if (pool->wait_head != NULL)
+		timeout_min(wait_ms, now + SERVE_ABANDON_CHECK_MS, now);
 	return count;
 }
 
@@ -654,17 +659,6 @@ static void pool_handle_events(struct serve_pool *pool, size_t count)
 			break;
 		case WATCH_PIDFD:
 			break; /* pool_tend reaps it */
-		case WATCH_WAIT:
-			/* Still waiting: nothing since the poll ended it. */
-			for (struct serve_wait *q = pool->wait_head; q != NULL; q = q->next) {
-				if (q == w->wait) {
-					wait_end(
-					    pool, q,
-					    "job abandoned while it waited for a handler process");
-					break;
-				}
-			}
-			break;
 		}
 	}
 }

@@ -24,7 +24,8 @@
  * in a process that runs them one at a time. */
 #define SERVE_QUEUE_BUDGET_US 10000
 #define SERVE_ENDING_POLL_MS 10 /* no pidfd: how often an exit is looked for */
-/* How often the I/O thread looks at its jobs' abandon flags. */
+/* How often the I/O thread looks at its jobs' abandon flags (placed or
+ * waiting). */
 #define SERVE_ABANDON_CHECK_MS 50
 
 /* A job that found no room, on its slot thread's stack until done. */
@@ -34,7 +35,9 @@ struct serve_wait {
 	char *line; /* owned until placed */
 	size_t line_len;
 	uint64_t timeout_ms;
-	int abandon_fd;
+	/* Signalled (under the pool lock) when done turns true: one per wait,
+	 * so placing a job wakes its own slot thread and no other. */
+	pthread_cond_t cond;
 	bool done; /* placed or ended: its slot returns */
 };
 
@@ -55,10 +58,8 @@ struct serve_decoded {
 
 /* What a pollfd of the I/O thread stands for. */
 struct serve_watch {
-	enum { WATCH_WAKE, WATCH_STDOUT, WATCH_STDIN, WATCH_PIDFD, WATCH_WAIT } kind;
+	enum { WATCH_WAKE, WATCH_STDOUT, WATCH_STDIN, WATCH_PIDFD } kind;
 	struct serve_proc *proc;
-	uint64_t job_id;
-	struct serve_wait *wait;
 	int read_status; /* WATCH_STDOUT: what proc_read said (read before the lock) */
 };
 
@@ -75,7 +76,6 @@ struct serve_pool {
 	unsigned pipeline_max; /* --serve-pipeline */
 	uint32_t kill_grace_ms;
 	pthread_mutex_t lock;
-	pthread_cond_t cond; /* a wait was placed or ended */
 	struct serve_proc *procs;
 	struct serve_wait *wait_head, *wait_tail;
 	uint64_t answer_avg_us; /* moving average of the time per answer; 0: unknown */
@@ -103,7 +103,7 @@ struct serve_proc *serve_pool_pick(struct serve_pool *pool);
  * thread ends it from now on). JM_ENOMEM leaves nothing changed. Under the
  * pool lock. */
 int serve_pool_place(struct serve_pool *pool, struct serve_proc *proc, jm_job *job,
-                     const char *line, size_t line_len, uint64_t timeout_ms, int abandon_fd);
+                     const char *line, size_t line_len, uint64_t timeout_ms);
 /* Sets job's error text ("serve NAME: DETAIL" from fmt) and returns
  * JM_HANDLER_RETRY. */
 int serve_job_fail(jm_job *job, const char *fmt, const char *name, const char *detail);

@@ -27,7 +27,6 @@ struct serve_flight {
 	uint64_t placed_us;   /* monotonic */
 	uint64_t deadline_ms; /* monotonic: its run timeout passes; 0: none */
 	uint64_t timeout_ms;
-	int abandon_fd; /* jm_job_abandon_fd */
 };
 
 /* Why an ENDING process is ending, which decides what its jobs get. */

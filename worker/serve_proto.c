@@ -3,6 +3,8 @@
  * does not know, so a handler library may add its own. */
 #include "serve_proto.h"
 
+#include "serve_scan.h"
+
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdbool.h>
@@ -41,41 +43,6 @@ static json_t *id_string(uint64_t id)
 	return json_string(text);
 }
 
-/* Length of the valid UTF-8 sequence at p (at most left bytes), or 0 when
- * it is not one: overlong forms, surrogates and code points past U+10FFFF
- * are refused, as jansson's json_stringn refuses them. */
-static size_t utf8_sequence_len(const unsigned char *p, size_t left)
-{
-	unsigned char c = p[0];
-	if (c < 0x80)
-		return 1;
-	size_t n;
-	uint32_t cp;
-	if (c >= 0xC2 && c <= 0xDF) {
-		n = 2;
-		cp = c & 0x1F;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		n = 3;
-		cp = c & 0x0F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		n = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (left < n)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((p[i] & 0xC0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3F);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-	    (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return n;
-}
-
 /* Appends text as a JSON string (quotes included) to out, which has room
  * for 6 bytes per input byte plus 2; false when text is not UTF-8. */
 static bool json_string_put(char *out, size_t *used, const unsigned char *text, size_t len)
@@ -86,7 +53,7 @@ static bool json_string_put(char *out, size_t *used, const unsigned char *text, 
 	for (size_t i = 0; i < len;) {
 		unsigned char c = text[i];
 		if (c >= 0x80) {
-			size_t n = utf8_sequence_len(text + i, len - i);
+			size_t n = serve_utf8_len(text + i, len - i);
 			if (n == 0)
 				return false;
 			memcpy(out + o, text + i, n);
@@ -115,6 +82,26 @@ static bool json_string_put(char *out, size_t *used, const unsigned char *text, 
 	return true;
 }
 
+/* Appends text (the room was counted by the caller). */
+static void put(char *line, size_t *o, const char *text)
+{
+	size_t len = strlen(text);
+	memcpy(line + *o, text, len);
+	*o += len;
+}
+
+static void put_u64(char *line, size_t *o, uint64_t value)
+{
+	char digits[20];
+	size_t n = 0;
+	do {
+		digits[n++] = (char)('0' + value % 10);
+		value /= 10;
+	} while (value != 0);
+	while (n > 0)
+		line[(*o)++] = digits[--n];
+}
+
 /* Written by hand rather than through jansson's object tree: this line is
  * built once per job on the drain's hot path, and its only free text is the
  * payload (type and queue are names of [A-Za-z0-9._-], checked by proto/).
@@ -130,10 +117,16 @@ char *serve_proto_job(const struct serve_job_line *job, size_t *len)
 	char *line = malloc(cap);
 	if (line == NULL)
 		return NULL;
-	size_t o = (size_t)snprintf(line, cap,
-	                            "{\"op\":\"job\",\"id\":\"%" PRIu64
-	                            "\",\"type\":\"%s\",\"queue\":\"%s\",\"attempt\":%" PRIu32 ",",
-	                            job->job_id, job->type, job->queue, job->attempt);
+	size_t o = 0;
+	put(line, &o, "{\"op\":\"job\",\"id\":\"");
+	put_u64(line, &o, job->job_id);
+	put(line, &o, "\",\"type\":\"");
+	put(line, &o, job->type);
+	put(line, &o, "\",\"queue\":\"");
+	put(line, &o, job->queue);
+	put(line, &o, "\",\"attempt\":");
+	put_u64(line, &o, job->attempt);
+	put(line, &o, ",");
 	size_t key_at = o;
 	memcpy(line + o, "\"payload\":", 10);
 	o += 10;
@@ -154,12 +147,14 @@ char *serve_proto_job(const struct serve_job_line *job, size_t *len)
 		}
 		line[o++] = '"';
 	}
+	put(line, &o, ",\"deadline\":");
 	if (job->deadline_wall_ms)
-		o += (size_t)snprintf(line + o, cap - o, ",\"deadline\":%" PRIu64,
-		                      job->deadline_wall_ms);
+		put_u64(line, &o, job->deadline_wall_ms);
 	else
-		o += (size_t)snprintf(line + o, cap - o, ",\"deadline\":null");
-	o += (size_t)snprintf(line + o, cap - o, ",\"timeout_ms\":%" PRIu64 "}\n", job->timeout_ms);
+		put(line, &o, "null");
+	put(line, &o, ",\"timeout_ms\":");
+	put_u64(line, &o, job->timeout_ms);
+	put(line, &o, "}\n");
 	*len = o;
 	return line;
 }
@@ -226,6 +221,14 @@ static void text_copy(char *dst, size_t size, json_t *value)
 
 int serve_proto_decode(const char *line, size_t len, struct serve_reply *out, char *why,
                        size_t why_size)
+{
+	if (serve_scan_reply(line, len, out) == SERVE_SCAN_DONE)
+		return 0;
+	return serve_proto_decode_json(line, len, out, why, why_size);
+}
+
+int serve_proto_decode_json(const char *line, size_t len, struct serve_reply *out, char *why,
+                            size_t why_size)
 {
 	memset(out, 0, sizeof *out);
 	json_error_t jerr;

@@ -72,6 +72,10 @@ struct serve_reply {
  * or -1 with why[] saying what was wrong (the line is then ignored). */
 int serve_proto_decode(const char *line, size_t len, struct serve_reply *out, char *why,
                        size_t why_size);
+/* The same with jansson only: what serve_proto_decode does with a line
+ * serve_scan.h leaves (and what test_serve_proto compares it with). */
+int serve_proto_decode_json(const char *line, size_t len, struct serve_reply *out, char *why,
+                            size_t why_size);
 void serve_reply_fini(struct serve_reply *reply);
 
 #endif

@@ -1546,7 +1546,7 @@ bool jm_job_should_abandon(const jm_job *job)
 
 int jm_job_abandon_fd(const jm_job *job)
 {
-	return job->held != NULL ? job->held->abandon_fd : -1;
+	return held_abandon_fd(&job->worker->held, job->held);
 }
 
 int jm_job_progress(jm_job *job, uint64_t done, uint64_t total, const char *message)

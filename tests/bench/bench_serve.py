@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """bench_serve: W2 (drain queued no-op jobs with worker concurrency 4)
-through jobmesh-worker, per handler kind, next to the C handler:
+through jobmesh-worker, per handler kind, next to the C handler, and the
+CPU time per job of each process (broker, jobmesh-worker, its handler
+processes; from /proc, resume to last completion), less noisy than the
+rate on a shared machine:
 
   C               bench_broker's W2 (the SDK's in-process handler), run first
                   with the same job count, so both figures share one load
@@ -51,7 +54,35 @@ def ready_handlers(s):
         return 0
 
 
-def drain(bin_dir, handler_args, jobs, serve):
+def cpu_ticks(pid):
+    """utime + stime of pid in clock ticks (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def children(pid):
+    kids = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                kids += [int(k) for k in f.read().split()]
+    except OSError:
+        pass
+    return kids
+
+
+def cpu_sample(broker, worker):
+    """CPU ticks of the broker, the worker and its handler processes."""
+    handlers = children(worker)
+    return {"broker": cpu_ticks(broker), "worker": cpu_ticks(worker),
+            "handlers": sum(cpu_ticks(h) for h in handlers)}
+
+
+def drain(bin_dir, handler_args, jobs, serve, cpu=None):
     stack.BIN = bin_dir
     s = stack.Stack(http=True)
     jm = jobmesh.Client(s.url, timeout=30)
@@ -67,15 +98,21 @@ def drain(bin_dir, handler_args, jobs, serve):
             batches.append(json.loads(s.cli("batch", "submit", "-", "--json", stdin=lines))["batch_id"])
             left -= n
         started = time.monotonic()
-        s.worker(*handler_args, queue="w2", concurrency=SLOTS, wait_registered=False)
+        worker = s.worker(*handler_args, queue="w2", concurrency=SLOTS, wait_registered=False)
         if serve:
             stack.poll_until("every --serve process to say hello",
                              lambda: ready_handlers(s) >= SLOTS, 60, 0.01)
+        before = cpu_sample(s.broker.pid, worker.pid)
         resumed = time.monotonic()
         s.cli("queue", "resume", "w2")
         for b in batches:
             stack.poll_until(f"batch {b}", lambda: jm.batch(str(b))["state"] != "running", 600, 0.01)
         done_at = time.monotonic()
+        if cpu is not None:
+            after = cpu_sample(s.broker.pid, worker.pid)
+            for k in after:
+                cpu.setdefault(k, []).append((after[k] - before[k]) / os.sysconf("SC_CLK_TCK")
+                                             * 1e6 / jobs)
         done = sum(jm.batch(str(b))["completed"] for b in batches)
         if done != jobs:
             raise SystemExit(f"only {done} of {jobs} jobs completed")
@@ -110,6 +147,7 @@ def main():
         ("serve node (serve() from jobmesh)", ["--serve", f"noop=node {handler_js}"], True),
     ]
     figures = {"C": []}
+    cpus = {}  # kind -> process -> CPU microseconds per job, one per round
     for name, _, _ in kinds:
         figures[name] = []
     for r in range(a.rounds):
@@ -124,11 +162,13 @@ def main():
             round_kinds = [("exec (sh -c true per job)", ["--handler", "noop=true"], False)] + kinds
         for name, args, serve in round_kinds:
             jobs = a.jobs if serve else a.exec_jobs
-            warm, cold = drain(a.bin, args, jobs, serve)
+            cpu = cpus.setdefault(name, {})
+            warm, cold = drain(a.bin, args, jobs, serve, cpu)
             figures.setdefault(name, []).append(warm)
             ratio = f", {warm / c:.2f} x C" if c else ""
             print(f"W2 drain, concurrency 4, {name:36s} {warm:9.0f} jobs/s ({jobs} jobs{ratio}; "
-                  f"cold, from the worker's start: {cold:.0f})", flush=True)
+                  f"cold, from the worker's start: {cold:.0f}; CPU us/job: "
+                  + ", ".join(f"{k} {v[-1]:.1f}" for k, v in cpu.items()) + ")", flush=True)
     if a.rounds > 1:
         c_median = statistics.median(figures["C"]) if figures["C"] else None
         for name, values in figures.items():
@@ -136,7 +176,9 @@ def main():
                 continue
             m = statistics.median(values)
             ratio = f", {m / c_median:.2f} x C's median" if c_median and name != "C" else ""
-            print(f"median of {len(values)}: {name:36s} {m:9.0f} jobs/s{ratio}", flush=True)
+            cpu = ", ".join(f"{k} {statistics.median(v):.1f}" for k, v in cpus.get(name, {}).items())
+            cpu = f"; CPU us/job: {cpu}" if cpu else ""
+            print(f"median of {len(values)}: {name:36s} {m:9.0f} jobs/s{ratio}{cpu}", flush=True)
     print(f"load average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
 
 

@@ -99,7 +99,9 @@ int jm_job_set_error(jm_job *job, const char *message);
 bool jm_job_should_abandon(const jm_job *job);
 /* A descriptor that becomes readable once jm_job_should_abandon() turns
  * true, for handlers that wait in poll() (the exec handler does); -1 when
- * none could be made. Owned by the worker: poll it, never read or close it. */
+ * none could be made. Made at the first call for this job (a handler that
+ * never asks costs no descriptor). Owned by the worker: poll it, never read
+ * or close it. */
 int jm_job_abandon_fd(const jm_job *job);
 
 /* Ends a deferred job (JM_HANDLER_DEFERRED) with its outcome, from any
