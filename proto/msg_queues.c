@@ -3,6 +3,8 @@
  * (record.c), so a setting is bounded in one place. */
 #include "msg_fields.h"
 
+#include <string.h>
+
 /* Ranges, judged only for the settings set_mask names (a QUEUE_SET leaves
  * the others 0). */
 int msg_queue_settings_check(const void *base, struct jm_err *err)
@@ -25,8 +27,27 @@ int msg_queue_settings_check(const void *base, struct jm_err *err)
 		return err->code;
 	if ((s->set_mask & PROTO_QSET_KEEP_AGE) &&
 	    codec_check_u32(s->keep_finished_age_ms, "keep_finished_age_ms", 0,
-	                    3650ull * 24 * 3600 * 1000, err))
+	                    PROTO_KEEP_AGE_MS_MAX, err))
 		return err->code;
+	static const struct {
+		uint32_t bit;
+		size_t offset;
+		const char *name;
+	} ages[] = {
+	    {PROTO_QSET_KEEP_COMPLETED_AGE,
+	     offsetof(struct proto_queue_settings, keep_completed_age_ms), "keep_completed_age_ms"},
+	    {PROTO_QSET_KEEP_FAILED_AGE, offsetof(struct proto_queue_settings, keep_failed_age_ms),
+	     "keep_failed_age_ms"},
+	    {PROTO_QSET_KEEP_CANCELLED_AGE,
+	     offsetof(struct proto_queue_settings, keep_cancelled_age_ms), "keep_cancelled_age_ms"},
+	};
+	for (size_t i = 0; i < sizeof ages / sizeof ages[0]; i++) {
+		uint64_t v;
+		memcpy(&v, (const char *)s + ages[i].offset, sizeof v);
+		if ((s->set_mask & ages[i].bit) &&
+		    codec_check_u32(v, ages[i].name, 0, PROTO_KEEP_AGE_MS_MAX, err))
+			return err->code;
+	}
 	return 0;
 }
 
@@ -41,7 +62,13 @@ static const struct field queue_settings_field[] = {
     F_U64(struct proto_queue_settings, keep_finished),
     F_U64(struct proto_queue_settings, keep_finished_age_ms),
     F_U64(struct proto_queue_settings, key_window_ms),
-    F_U32(struct proto_queue_settings, group_limit), /* appended */
+    F_U32(struct proto_queue_settings, group_limit),    /* appended */
+    F_U64(struct proto_queue_settings, keep_completed), /* appended */
+    F_U64(struct proto_queue_settings, keep_completed_age_ms),
+    F_U64(struct proto_queue_settings, keep_failed),
+    F_U64(struct proto_queue_settings, keep_failed_age_ms),
+    F_U64(struct proto_queue_settings, keep_cancelled),
+    F_U64(struct proto_queue_settings, keep_cancelled_age_ms),
 };
 const struct fields msg_queue_settings_fields =
     FIELDS_OF_OPTIONAL(queue_settings_field, 10, msg_queue_settings_check);

@@ -204,14 +204,20 @@ static struct proto_queue_stats QSTATS[2] = {{.name = "emails",
                                               .key_window_ms = 86400000ull,
                                               .unroutable = 3,
                                               .unroutable_types_count = 2,
-                                              .unroutable_types = QUEUES},
+                                              .unroutable_types = QUEUES,
+                                              .keep_failed = PROTO_KEEP_ALL,
+                                              .keep_failed_age_ms = 0,
+                                              .keep_cancelled = 500,
+                                              .keep_cancelled_age_ms = 3600000ull,
+                                              .group_limit = 4},
                                              {.name = "q", .pending = 0x100000000ull}};
 static struct proto_batch_error BATCH_ERRORS[2] = {{.job_id = 11}, {.job_id = 0x100000000ull}};
 
 static const struct proto_queue_settings QUEUE_SETTINGS = {
     .queue = "payments.stripe",
     .set_mask = PROTO_QSET_PAUSED | PROTO_QSET_RATE | PROTO_QSET_MAX_ACTIVE |
-                PROTO_QSET_KEY_WINDOW | PROTO_QSET_GROUP_LIMIT,
+                PROTO_QSET_KEY_WINDOW | PROTO_QSET_GROUP_LIMIT | PROTO_QSET_KEEP_COMPLETED |
+                PROTO_QSET_KEEP_FAILED | PROTO_QSET_KEEP_CANCELLED_AGE,
     .paused = true,
     .max_active = 5,
     .rate_jobs = 10,
@@ -220,7 +226,13 @@ static const struct proto_queue_settings QUEUE_SETTINGS = {
     .keep_finished = 100000,
     .keep_finished_age_ms = 604800000ull,
     .key_window_ms = 86400000ull,
-    .group_limit = 2};
+    .group_limit = 2,
+    .keep_completed = 100000,
+    .keep_completed_age_ms = 604800000ull,
+    .keep_failed = PROTO_KEEP_ALL,
+    .keep_failed_age_ms = 0,
+    .keep_cancelled = 20,
+    .keep_cancelled_age_ms = 3600000ull};
 
 static void queue_settings_equal(const struct proto_queue_settings *a,
                                  const struct proto_queue_settings *b)
@@ -236,6 +248,12 @@ static void queue_settings_equal(const struct proto_queue_settings *a,
 	EQ(keep_finished_age_ms);
 	EQ(key_window_ms);
 	EQ(group_limit);
+	EQ(keep_completed);
+	EQ(keep_completed_age_ms);
+	EQ(keep_failed);
+	EQ(keep_failed_age_ms);
+	EQ(keep_cancelled);
+	EQ(keep_cancelled_age_ms);
 }
 
 static void job_info_fill(struct proto_job_info *j, bool with_result)
@@ -447,7 +465,8 @@ static void msg_fill(struct proto_msg *m, enum proto_type type)
 		m->u.job_list = (struct proto_job_list){.jobs_count = 2, .jobs = JOB_INFOS};
 		break;
 	case PROTO_REVIVE:
-		m->u.revive = (struct proto_revive){.queue = "emails", .job_id = 0x100000002ull};
+		m->u.revive = (struct proto_revive){
+		    .queue = "emails", .job_id = 0x100000002ull, .remove = true};
 		break;
 	case PROTO_REVIVED:
 		m->u.revived = (struct proto_revived){.ids_count = 3, .ids = IDS};
@@ -715,6 +734,11 @@ static void msg_equal(const struct proto_msg *want, const struct proto_msg *got)
 			EQ(unroutable_types_count);
 			names_equal(a->unroutable_types, b->unroutable_types,
 			            a->unroutable_types_count);
+			EQ(keep_failed);
+			EQ(keep_failed_age_ms);
+			EQ(keep_cancelled);
+			EQ(keep_cancelled_age_ms);
+			EQ(group_limit);
 		}
 		break;
 	}
@@ -804,6 +828,7 @@ static void msg_equal(const struct proto_msg *want, const struct proto_msg *got)
 		const struct proto_revive *a = &want->u.revive, *b = &got->u.revive;
 		EQ_NAME(queue);
 		EQ(job_id);
+		EQ(remove);
 		break;
 	}
 	case PROTO_REVIVED: {
@@ -894,6 +919,17 @@ static void test_a_six_field_stats_reply_still_decodes(void **state)
 	assert_true(q->key_window_ms == 0);
 	assert_int_equal(q->unroutable, 0);
 	assert_int_equal(q->unroutable_types_count, 0);
+	proto_msg_fini(&got);
+	jm_buf_fini(&fixture);
+	/* 19 fields before retention per state and group_limit. */
+	fixture = (struct jm_buf){0};
+	golden_read("msg_stats-reply-19-fields", &fixture);
+	assert_jm_ok_err(proto_decode(fixture.data, fixture.len, &got, &err), &err);
+	q = &got.u.stats_reply.queues[0];
+	assert_int_equal(q->unroutable, 3);
+	assert_int_equal(q->unroutable_types_count, 2);
+	assert_true(q->keep_failed == 0 && q->keep_cancelled == 0);
+	assert_int_equal(q->group_limit, 0);
 	proto_msg_fini(&got);
 	jm_buf_fini(&fixture);
 }
@@ -1028,6 +1064,35 @@ static void test_bytes_from_before_groups_still_decode(void **state)
 		proto_msg_fini(&got);
 		jm_buf_fini(&fixture);
 	}
+	/* Queue settings before retention per state (11 fields: keep_finished
+	 * is all three states, queue.c), and a REVIVE before remove (2
+	 * fields: a retry). */
+	fixture = (struct jm_buf){0};
+	golden_read("rec_queue-11-fields", &fixture);
+	assert_jm_ok_err(proto_record_decode(fixture.data, fixture.len, &rec, &err), &err);
+	assert_int_equal(rec.u.queue.settings.group_limit, 2);
+	assert_true(rec.u.queue.settings.keep_finished == 100000);
+	assert_true(rec.u.queue.settings.keep_failed == 0);
+	proto_record_fini(&rec);
+	jm_buf_fini(&fixture);
+	const char *msgs11[] = {"msg_queue-set-11-fields", "msg_queue-settings-11-fields"};
+	for (int i = 0; i < 2; i++) {
+		fixture = (struct jm_buf){0};
+		golden_read(msgs11[i], &fixture);
+		assert_jm_ok_err(proto_decode(fixture.data, fixture.len, &got, &err), &err);
+		assert_int_equal(got.u.queue_settings.group_limit, 2);
+		assert_true(got.u.queue_settings.keep_completed == 0);
+		assert_true(got.u.queue_settings.keep_cancelled_age_ms == 0);
+		proto_msg_fini(&got);
+		jm_buf_fini(&fixture);
+	}
+	fixture = (struct jm_buf){0};
+	golden_read("msg_revive-2-fields", &fixture);
+	assert_jm_ok_err(proto_decode(fixture.data, fixture.len, &got, &err), &err);
+	assert_true(got.u.revive.job_id == 0x100000002ull);
+	assert_false(got.u.revive.remove);
+	proto_msg_fini(&got);
+	jm_buf_fini(&fixture);
 }
 
 static void test_every_message_type_encodes_to_its_golden_bytes_and_back(void **state)
