@@ -253,8 +253,8 @@ NUMERIC_SETTER(set_backoff_cap, "--backoff-cap-ms", state.queue_defaults.backoff
                7ull * 24 * 3600 * 1000)
 /* Retention: a count is 0..PROTO_KEEP_MAX or "unlimited"; an age in ms,
  * 0 = no age limit. --keep-finished[-age-ms] sets all three states (what
- * it always did); the per-state flags after it in the table, so in a
- * config file too a per-state key wins over keep-finished. */
+ * it always did); as for every flag the later one wins, on the command
+ * line and in a config file alike. */
 static int keep_count_parse(const char *flag, const char *v, uint64_t *out, struct jm_err *err)
 {
 	if (strcmp(v, "unlimited") == 0) {
