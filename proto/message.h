@@ -568,6 +568,10 @@ enum proto_queue_setting {
 	PROTO_QSET_ALL_ = (1u << 14) - 1,
 };
 
+/* set_mask's bits that travel in set_mask itself; those above travel in
+ * keep_mask (see struct proto_queue_settings). */
+#define PROTO_QSET_WIRE_BITS 8
+
 /* A retention count with no limit (dead-lettered jobs' default: kept until
  * retried or removed). */
 #define PROTO_KEEP_ALL UINT64_MAX
@@ -583,7 +587,7 @@ enum proto_queue_setting {
  * rate_jobs, rate_period_ms, max_attempts, keep_finished,
  * keep_finished_age_ms, key_window_ms, group_limit, keep_completed,
  * keep_completed_age_ms, keep_failed, keep_failed_age_ms, keep_cancelled,
- * keep_cancelled_age_ms]
+ * keep_cancelled_age_ms, keep_mask]
  * QUEUE_SET's body: set_mask names the settings to change (the others are
  * ignored). QUEUE_SETTINGS's body (the reply): every setting as the queue
  * now has it, set_mask naming those it has of its own. paused: fetches get
@@ -613,6 +617,11 @@ struct proto_queue_settings {
 	uint64_t keep_failed_age_ms;
 	uint64_t keep_cancelled;
 	uint64_t keep_cancelled_age_ms;
+	/* On the wire only, appended last: a message carries set_mask's bits
+	 * 8 and up here (proto_encode splits them off, proto_decode joins them
+	 * back and leaves this 0), so an older peer, which refuses a set_mask
+	 * bit it does not know, still decodes a reply naming them. */
+	uint32_t keep_mask;
 };
 
 enum proto_event_kind {
@@ -703,6 +712,11 @@ int proto_decode(const void *buf, size_t len, struct proto_msg *out, struct jm_e
  * the same message, prefixed with the type name, that proto_decode would
  * give. */
 int proto_check(const struct proto_msg *msg, struct jm_err *err);
+/* Moves set_mask's bits from PROTO_QSET_WIRE_BITS up into keep_mask, and
+ * back (proto_encode and proto_decode do it for QUEUE_SET and
+ * QUEUE_SETTINGS). */
+void proto_queue_settings_split(struct proto_queue_settings *s);
+void proto_queue_settings_join(struct proto_queue_settings *s);
 
 /* Frees what proto_decode allocated; accepts a zeroed or NULL msg. */
 void proto_msg_fini(struct proto_msg *msg);

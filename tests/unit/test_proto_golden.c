@@ -14,6 +14,8 @@
 #include <inttypes.h>
 #include <stdbool.h>
 
+#include <msgpack.h>
+
 #include "buf.h"
 #include "message.h"
 #include "record.h"
@@ -1095,6 +1097,39 @@ static void test_bytes_from_before_groups_still_decode(void **state)
 	jm_buf_fini(&fixture);
 }
 
+/* An older peer refuses a QUEUE_SETTINGS whose set_mask names a bit it
+ * does not know: the per-state retention bits travel in keep_mask, so the
+ * set_mask on the wire never has more than the 8 bits older peers know,
+ * and decoding joins them back. */
+static void test_queue_settings_keep_the_set_mask_an_older_peer_knows(void **state)
+{
+	(void)state;
+	struct proto_msg want = {.type = PROTO_QUEUE_SETTINGS};
+	want.u.queue_settings = QUEUE_SETTINGS;
+	assert_true(QUEUE_SETTINGS.set_mask > 0xff);
+	struct jm_buf wire = {0};
+	jm_buf_init(&wire);
+	assert_jm_ok(proto_encode(&want, &wire));
+	msgpack_unpacked root;
+	msgpack_unpacked_init(&root);
+	assert_int_equal(msgpack_unpack_next(&root, (const char *)wire.data, wire.len, NULL),
+	                 MSGPACK_UNPACK_SUCCESS);
+	const msgpack_object *body = &root.data.via.array.ptr[2];
+	assert_int_equal(body->type, MSGPACK_OBJECT_ARRAY);
+	uint64_t wire_mask = body->via.array.ptr[1].via.u64;
+	uint64_t keep_mask = body->via.array.ptr[body->via.array.size - 1].via.u64;
+	assert_true(wire_mask == (QUEUE_SETTINGS.set_mask & 0xff));
+	assert_true(keep_mask == QUEUE_SETTINGS.set_mask >> 8);
+	msgpack_unpacked_destroy(&root);
+	struct proto_msg got;
+	struct jm_err err;
+	assert_jm_ok_err(proto_decode(wire.data, wire.len, &got, &err), &err);
+	assert_int_equal(got.u.queue_settings.set_mask, QUEUE_SETTINGS.set_mask);
+	assert_int_equal(got.u.queue_settings.keep_mask, 0);
+	proto_msg_fini(&got);
+	jm_buf_fini(&wire);
+}
+
 static void test_every_message_type_encodes_to_its_golden_bytes_and_back(void **state)
 {
 	(void)state;
@@ -1407,6 +1442,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_every_message_type_encodes_to_its_golden_bytes_and_back),
+	    cmocka_unit_test(test_queue_settings_keep_the_set_mask_an_older_peer_knows),
 	    cmocka_unit_test(test_a_six_field_stats_reply_still_decodes),
 	    cmocka_unit_test(test_a_fetch_without_types_still_decodes_as_any_type),
 	    cmocka_unit_test(test_a_status_and_a_job_without_payload_fields_still_decode),
