@@ -128,12 +128,6 @@ int auth_allows(const struct auth_identity *id, const struct proto_msg *msg, str
 		queue = msg->u.schedule_put.queue; /* the queue its runs go to */
 		break;
 	case PROTO_REVIVE:
-		/* Removing dead letters destroys them: the admin's alone. */
-		if (msg->u.revive.remove && id->role != AUTH_ROLE_ADMIN)
-			return jm_err_set(err, JM_EFORBIDDEN,
-			                  "role %s may not remove dead letters: that takes the "
-			                  "admin role",
-			                  auth_role_name(id->role));
 		queue = msg->u.revive.queue;
 		break;
 	case PROTO_QUEUE_SET:

@@ -132,8 +132,8 @@ static void revival_fini(struct revival *r)
 }
 
 /* REVIVE: every dead-lettered job it names (one, or all of the queue's, at
- * most PROTO_JOBS_PER_MESSAGE_MAX), all or none, as admission does (with
- * remove: DROP records instead, the dead letters removed):
+ * most PROTO_JOBS_PER_MESSAGE_MAX), all or none, as admission does (and
+ * DEAD_REMOVE the same with DROP records: the dead letters removed):
  * reserve room in the ready heap and encode every record, journal them in
  * one journal_append_many, then apply, which cannot fail. So a refused
  * bulk retry revives nothing, and the reply lists exactly the jobs
@@ -141,7 +141,8 @@ static void revival_fini(struct revival *r)
 void handle_revive(struct core *core, struct request *req, struct outbox *out)
 {
 	const struct proto_revive *revive = &req->msg.u.revive;
-	const char *verb = revive->remove ? "dead-letter remove" : "revive";
+	bool remove = req->msg.type == PROTO_DEAD_REMOVE;
+	const char *verb = remove ? "dead-letter remove" : "revive";
 	struct jm_err err = {0};
 	if (!journal_is_writable(core->journal, &err)) {
 		core_reply_errorf(core, req, out, JM_ENOSPC, "%s: %s", verb, jm_err_text(&err));
@@ -162,7 +163,7 @@ void handle_revive(struct core *core, struct request *req, struct outbox *out)
 			    "%s: job %llu is %s: only dead-lettered (failed) jobs can "
 			    "be %s",
 			    verb, (unsigned long long)job->id, proto_state_name(job->state),
-			    revive->remove ? "removed" : "retried");
+			    remove ? "removed" : "retried");
 			return;
 		}
 	}
@@ -183,7 +184,7 @@ void handle_revive(struct core *core, struct request *req, struct outbox *out)
 	     rc == 0 && job != NULL && r.count < cap; job = TAILQ_NEXT(job, finished_link)) {
 		if (revive->job_id != 0 && revive->job_id != job->id)
 			continue;
-		if (revive->remove && job_has_waiters(job)) {
+		if (remove && job_has_waiters(job)) {
 			/* A DROP would not apply: none of them is journaled. */
 			rc = jm_err_set(&err, JM_ESTATE, "job %llu has a waiter: try again",
 			                (unsigned long long)job->id);
@@ -191,7 +192,7 @@ void handle_revive(struct core *core, struct request *req, struct outbox *out)
 		}
 		struct proto_record *rec = &r.recs[r.count];
 		rec->version = PROTO_RECORD_VERSION;
-		if (revive->remove) {
+		if (remove) {
 			rec->type = PROTO_REC_DROP;
 			rec->u.drop.job_id = job->id;
 			rec->u.drop.at_us = now;

@@ -417,9 +417,9 @@ static void removed_cb(struct http_call *call, const struct proto_msg *reply)
 	                          (json_int_t)r->ids_count, "ids", ids));
 }
 
-/* A REVIVE with remove: the queue's dead letters (or the one named) are
- * dropped for good, journaled together, all or none. The admin role's
- * alone (auth.c). */
+/* A DEAD_REMOVE: the queue's dead letters (or the one named) are dropped
+ * for good, journaled together, all or none. The admin role's alone
+ * (auth.c: a type its table does not list). */
 void http_api_remove_dead(struct http_call *call)
 {
 	static const char *const none[] = {NULL};
@@ -431,10 +431,9 @@ void http_api_remove_dead(struct http_call *call)
 		return;
 	if (!http_query_only(call, none))
 		return;
-	call->req.msg.type = PROTO_REVIVE;
+	call->req.msg.type = PROTO_DEAD_REMOVE;
 	memcpy(call->req.msg.u.revive.queue, queue, strlen(queue) + 1);
 	call->req.msg.u.revive.job_id = id;
-	call->req.msg.u.revive.remove = true;
 	call->what = "dead-letter remove";
 	http_call_core(call, removed_cb);
 }

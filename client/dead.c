@@ -69,10 +69,10 @@ static int dead_take(jm_client *client, const char *what, const char *queue, uin
 	int rc = client_check_queue(what, queue);
 	if (rc != 0)
 		return rc;
-	struct proto_msg req = {.type = PROTO_REVIVE};
+	/* A type of its own: an older broker refuses it rather than retry. */
+	struct proto_msg req = {.type = remove ? PROTO_DEAD_REMOVE : PROTO_REVIVE};
 	strcpy(req.u.revive.queue, queue);
 	req.u.revive.job_id = job_id;
-	req.u.revive.remove = remove;
 	struct rpc_reply reply;
 	rc = client_call(client, what, &req, PROTO_REVIVED, client_timeout(client), &reply);
 	if (rc == JM_ENOTFOUND && job_id != 0)

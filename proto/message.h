@@ -62,7 +62,8 @@ enum proto_type {
 	PROTO_SCHEDULES = 37,       /* reply to the three above */
 	PROTO_QUEUE_SET = 38,       /* client: change a queue's runtime settings */
 	PROTO_QUEUE_SETTINGS = 39,  /* reply to QUEUE_SET: the queue's settings */
-	PROTO_TYPE_MAX_ = 39,
+	PROTO_DEAD_REMOVE = 40,     /* client: dead-lettered jobs removed for good */
+	PROTO_TYPE_MAX_ = 40,
 };
 
 enum proto_job_state {
@@ -491,16 +492,16 @@ struct proto_job_list {
 	struct proto_job_info *jobs;
 };
 
-/* REVIVE: [queue, job_id, remove]: job_id 0 revives every dead-lettered job of the
+/* DEAD_REMOVE has REVIVE's body and reply: the jobs are dropped for good
+ * instead (journaled as DROP records, all or none), REVIVED listing them.
+ * A type of its own, so an older broker refuses it rather than retry.
+ * Admin role only.
+ * REVIVE: [queue, job_id]: job_id 0 revives every dead-lettered job of the
  * queue, else just that one (which must be in queue). Revived jobs get
  * fresh attempts. REVIVED: [[job_id...]] */
 struct proto_revive {
 	proto_name queue;
 	uint64_t job_id;
-	/* appended (absent from an older client: false): drop the jobs instead
-	 * (journaled as DROP records, all or none); REVIVED lists those
-	 * dropped. Admin role only. */
-	bool remove;
 };
 
 struct proto_revived {

@@ -210,14 +210,13 @@ static const struct field job_list_field[] = {
 };
 const struct fields msg_job_list_fields = FIELDS_OF(job_list_field, NULL);
 
-/* REVIVE: [queue, job_id, remove]; job_id 0 means every dead-lettered job;
- * remove appended (an older client sends 2 fields: a retry) */
+/* REVIVE and DEAD_REMOVE: [queue, job_id]; job_id 0 means every
+ * dead-lettered job */
 static const struct field revive_field[] = {
     F_NAME(struct proto_revive, queue, "queue name"),
     F_U64(struct proto_revive, job_id),
-    F_BOOL(struct proto_revive, remove),
 };
-const struct fields msg_revive_fields = FIELDS_OF_OPTIONAL(revive_field, 2, NULL);
+const struct fields msg_revive_fields = FIELDS_OF(revive_field, NULL);
 
 /* REVIVED: [[job_id...]] */
 static const struct field revived_field[] = {

@@ -86,7 +86,7 @@ class HttpAuth(unittest.TestCase):
         status, _, body = self.b.request("DELETE", "/v1/queues/shop.a/dead",
                                          headers=bearer("shop-secret"))
         self.assertEqual(status, 403, body)
-        self.assertIn("admin", body["error"]["message"])
+        self.assertIn("not dead-remove", body["error"]["message"])
         status, _, body = self.b.request("DELETE", "/v1/queues/shop.a/dead",
                                          headers=bearer("ops-secret"))
         self.assertEqual((status, body["removed"]), (200, 0), body)
