@@ -357,6 +357,7 @@ static const struct {
     {PROTO_SCHEDULE_DELETE, "schedule-delete", handle_schedule_delete},
     {PROTO_SCHEDULE_LIST, "schedule-list", handle_schedule_list},
     {PROTO_QUEUE_SET, "queue-set", handle_queue_set},
+    {PROTO_DEAD_REMOVE, "dead-remove", handle_revive},
 };
 
 #define REQUESTS_COUNT (sizeof requests / sizeof requests[0])

@@ -132,7 +132,8 @@ static void revival_fini(struct revival *r)
 }
 
 /* REVIVE: every dead-lettered job it names (one, or all of the queue's, at
- * most PROTO_JOBS_PER_MESSAGE_MAX), all or none, as admission does:
+ * most PROTO_JOBS_PER_MESSAGE_MAX), all or none, as admission does (and
+ * DEAD_REMOVE the same with DROP records: the dead letters removed):
  * reserve room in the ready heap and encode every record, journal them in
  * one journal_append_many, then apply, which cannot fail. So a refused
  * bulk retry revives nothing, and the reply lists exactly the jobs
@@ -140,9 +141,11 @@ static void revival_fini(struct revival *r)
 void handle_revive(struct core *core, struct request *req, struct outbox *out)
 {
 	const struct proto_revive *revive = &req->msg.u.revive;
+	bool remove = req->msg.type == PROTO_DEAD_REMOVE;
+	const char *verb = remove ? "dead-letter remove" : "revive";
 	struct jm_err err = {0};
 	if (!journal_is_writable(core->journal, &err)) {
-		core_reply_errorf(core, req, out, JM_ENOSPC, "revive: %s", jm_err_text(&err));
+		core_reply_errorf(core, req, out, JM_ENOSPC, "%s: %s", verb, jm_err_text(&err));
 		return;
 	}
 	struct queue *q = queue_find(&core->state.queues, revive->queue);
@@ -150,16 +153,17 @@ void handle_revive(struct core *core, struct request *req, struct outbox *out)
 		struct job *job = jobtable_find(&core->state.jobs, revive->job_id);
 		if (job == NULL || job->queue != q) {
 			core_reply_errorf(core, req, out, JM_ENOTFOUND,
-			                  "revive: job %llu not found in queue %s",
+			                  "%s: job %llu not found in queue %s", verb,
 			                  (unsigned long long)revive->job_id, revive->queue);
 			return;
 		}
 		if (job->state != PROTO_STATE_FAILED) {
 			core_reply_errorf(
 			    core, req, out, JM_ESTATE,
-			    "revive: job %llu is %s: only dead-lettered (failed) jobs can "
-			    "be retried",
-			    (unsigned long long)job->id, proto_state_name(job->state));
+			    "%s: job %llu is %s: only dead-lettered (failed) jobs can "
+			    "be %s",
+			    verb, (unsigned long long)job->id, proto_state_name(job->state),
+			    remove ? "removed" : "retried");
 			return;
 		}
 	}
@@ -176,17 +180,28 @@ void handle_revive(struct core *core, struct request *req, struct outbox *out)
 	if (rc != 0)
 		jm_err_set(&err, rc, "broker out of memory");
 	uint64_t now = jm_wall_us();
-	for (struct job *job = q ? TAILQ_FIRST(&q->finished) : NULL;
+	for (struct job *job = q ? TAILQ_FIRST(&q->finished[QUEUE_FAILED]) : NULL;
 	     rc == 0 && job != NULL && r.count < cap; job = TAILQ_NEXT(job, finished_link)) {
-		if (job->state != PROTO_STATE_FAILED ||
-		    (revive->job_id != 0 && revive->job_id != job->id))
+		if (revive->job_id != 0 && revive->job_id != job->id)
 			continue;
+		if (remove && job_has_waiters(job)) {
+			/* A DROP would not apply: none of them is journaled. */
+			rc = jm_err_set(&err, JM_ESTATE, "job %llu has a waiter: try again",
+			                (unsigned long long)job->id);
+			break;
+		}
 		struct proto_record *rec = &r.recs[r.count];
 		rec->version = PROTO_RECORD_VERSION;
-		rec->type = PROTO_REC_REVIVE;
-		rec->u.revive.job_id = job->id;
-		rec->u.revive.at_us = now;
-		rec->u.revive.lease = job->lease;
+		if (remove) {
+			rec->type = PROTO_REC_DROP;
+			rec->u.drop.job_id = job->id;
+			rec->u.drop.at_us = now;
+		} else {
+			rec->type = PROTO_REC_REVIVE;
+			rec->u.revive.job_id = job->id;
+			rec->u.revive.at_us = now;
+			rec->u.revive.lease = job->lease;
+		}
 		size_t before = r.bodies.len;
 		rc = proto_record_encode(rec, &r.bodies);
 		if (rc != 0) {
@@ -201,7 +216,7 @@ void handle_revive(struct core *core, struct request *req, struct outbox *out)
 		rc = journal_append_many(core->journal, r.bodies.data, r.lens, r.count, &last_lsn,
 		                         &err);
 	if (rc != 0) {
-		core_reply_errorf(core, req, out, rc, "revive: %s", jm_err_text(&err));
+		core_reply_errorf(core, req, out, rc, "%s: %s", verb, jm_err_text(&err));
 		revival_fini(&r);
 		return;
 	}
@@ -209,7 +224,7 @@ void handle_revive(struct core *core, struct request *req, struct outbox *out)
 		struct job *job = jobtable_find(&core->state.jobs, r.ids[i]);
 		uint64_t prior_since_us = job ? job->updated_us : 0;
 		if (state_apply(&core->state, &r.recs[i], jm_wall_us(), &err) != 0)
-			jm_error("applying a revive record after journaling it failed: %s",
+			jm_error("applying a %s record after journaling it failed: %s", verb,
 			         jm_err_text(&err));
 		else
 			core_committed(core, &r.recs[i], last_lsn - r.count + 1 + i,

@@ -125,9 +125,14 @@ void core_query_queue_extras(const struct queue *q, struct proto_queue_stats *st
 	stats->rate_period_ms = q->policy.rate_jobs ? q->policy.rate_period_ms : 0;
 	stats->own_settings = q->own_settings;
 	stats->max_attempts = q->policy.max_attempts;
-	stats->keep_finished = q->policy.keep_finished;
-	stats->keep_finished_age_ms = q->policy.keep_finished_age_ms;
+	stats->keep_finished = q->policy.keep[QUEUE_COMPLETED].count;
+	stats->keep_finished_age_ms = q->policy.keep[QUEUE_COMPLETED].age_ms;
 	stats->key_window_ms = q->policy.key_window_ms;
+	stats->keep_failed = q->policy.keep[QUEUE_FAILED].count;
+	stats->keep_failed_age_ms = q->policy.keep[QUEUE_FAILED].age_ms;
+	stats->keep_cancelled = q->policy.keep[QUEUE_CANCELLED].count;
+	stats->keep_cancelled_age_ms = q->policy.keep[QUEUE_CANCELLED].age_ms;
+	stats->group_limit = q->policy.group_limit;
 	/* The first job of each priority level: no walk over the ready jobs
 	 * under the core lock on every stats call. */
 	stats->oldest_pending_us = queue_oldest_ready_us(q);

@@ -27,10 +27,34 @@ static void merge_settings(const struct queue *q, const struct proto_queue_setti
 	}
 	if (m & PROTO_QSET_MAX_ATTEMPTS)
 		out->max_attempts = req->max_attempts;
-	if (m & PROTO_QSET_KEEP_FINISHED)
-		out->keep_finished = req->keep_finished;
-	if (m & PROTO_QSET_KEEP_AGE)
-		out->keep_finished_age_ms = req->keep_finished_age_ms;
+	/* keep_finished is all three states; the per-state ones after it win.
+	 * The record holds the per-state settings only (queue_settings_apply
+	 * still reads keep_finished in an older journal's records). */
+	if (m & PROTO_QSET_KEEP_FINISHED) {
+		out->keep_completed = out->keep_failed = out->keep_cancelled = req->keep_finished;
+		m = (m & ~(uint32_t)PROTO_QSET_KEEP_FINISHED) | PROTO_QSET_KEEP_COMPLETED |
+		    PROTO_QSET_KEEP_FAILED | PROTO_QSET_KEEP_CANCELLED;
+	}
+	if (m & PROTO_QSET_KEEP_AGE) {
+		out->keep_completed_age_ms = out->keep_failed_age_ms = out->keep_cancelled_age_ms =
+		    req->keep_finished_age_ms;
+		m = (m & ~(uint32_t)PROTO_QSET_KEEP_AGE) | PROTO_QSET_KEEP_COMPLETED_AGE |
+		    PROTO_QSET_KEEP_FAILED_AGE | PROTO_QSET_KEEP_CANCELLED_AGE;
+	}
+	if (req->set_mask & PROTO_QSET_KEEP_COMPLETED)
+		out->keep_completed = req->keep_completed;
+	if (req->set_mask & PROTO_QSET_KEEP_COMPLETED_AGE)
+		out->keep_completed_age_ms = req->keep_completed_age_ms;
+	if (req->set_mask & PROTO_QSET_KEEP_FAILED)
+		out->keep_failed = req->keep_failed;
+	if (req->set_mask & PROTO_QSET_KEEP_FAILED_AGE)
+		out->keep_failed_age_ms = req->keep_failed_age_ms;
+	if (req->set_mask & PROTO_QSET_KEEP_CANCELLED)
+		out->keep_cancelled = req->keep_cancelled;
+	if (req->set_mask & PROTO_QSET_KEEP_CANCELLED_AGE)
+		out->keep_cancelled_age_ms = req->keep_cancelled_age_ms;
+	out->keep_finished = out->keep_completed;
+	out->keep_finished_age_ms = out->keep_completed_age_ms;
 	if (m & PROTO_QSET_KEY_WINDOW)
 		out->key_window_ms = req->key_window_ms;
 	if (m & PROTO_QSET_GROUP_LIMIT)
@@ -51,7 +75,12 @@ static bool settings_equal(const struct proto_queue_settings *a,
 	       a->rate_period_ms == b->rate_period_ms && a->max_attempts == b->max_attempts &&
 	       a->keep_finished == b->keep_finished &&
 	       a->keep_finished_age_ms == b->keep_finished_age_ms &&
-	       a->key_window_ms == b->key_window_ms && a->group_limit == b->group_limit;
+	       a->key_window_ms == b->key_window_ms && a->group_limit == b->group_limit &&
+	       a->keep_completed == b->keep_completed &&
+	       a->keep_completed_age_ms == b->keep_completed_age_ms &&
+	       a->keep_failed == b->keep_failed && a->keep_failed_age_ms == b->keep_failed_age_ms &&
+	       a->keep_cancelled == b->keep_cancelled &&
+	       a->keep_cancelled_age_ms == b->keep_cancelled_age_ms;
 }
 
 void handle_queue_set(struct core *core, struct request *req, struct outbox *out)

@@ -101,22 +101,35 @@ struct retention_pass {
 	uint64_t now_us;
 };
 
+/* Drops from the head of each of q's finished lists (oldest first) while
+ * the list is over its state's count or its head over its age: each state
+ * on its own, so dead letters kept without limit never hold back (or get
+ * swept with) the completed jobs. */
 static void retention_queue_cb(struct queue *q, void *arg)
 {
 	struct retention_pass *pass = arg;
-	uint64_t max_age_us = q->policy.keep_finished_age_ms * 1000;
-	struct job *job;
-	while ((job = TAILQ_FIRST(&q->finished)) != NULL) {
-		bool too_many = q->finished_count > q->policy.keep_finished;
-		bool too_old = max_age_us && job->updated_us + max_age_us < pass->now_us;
-		if (!too_many && !too_old)
-			break;
-		struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_DROP};
-		rec.u.drop.job_id = job->id;
-		rec.u.drop.at_us = pass->now_us;
-		struct jm_err err = {0};
-		if (core_commit(pass->core, &rec, &err) != 0)
-			break; /* journal refuses: keep everything */
+	const uint64_t *counts[QUEUE_FINISHED_STATES_] = {&q->completed, &q->failed, &q->cancelled};
+	for (int i = 0; i < QUEUE_FINISHED_STATES_; i++) {
+		const struct queue_keep *keep = &q->policy.keep[i];
+		uint64_t max_age_us = keep->age_ms * 1000;
+		struct job *job;
+		while ((job = TAILQ_FIRST(&q->finished[i])) != NULL) {
+			bool too_many = *counts[i] > keep->count;
+			bool too_old = max_age_us && job->updated_us + max_age_us < pass->now_us;
+			if (!too_many && !too_old)
+				break;
+			uint64_t id = job->id;
+			struct proto_record rec = {.version = PROTO_RECORD_VERSION,
+			                           .type = PROTO_REC_DROP};
+			rec.u.drop.job_id = id;
+			rec.u.drop.at_us = pass->now_us;
+			struct jm_err err = {0};
+			if (core_commit(pass->core, &rec, &err) != 0)
+				return; /* journal refuses: keep everything */
+			job = TAILQ_FIRST(&q->finished[i]);
+			if (job != NULL && job->id == id)
+				break; /* not dropped (a waiter holds it): next sweep */
+		}
 	}
 }
 

@@ -338,12 +338,10 @@ void handle_dead_list(struct core *core, struct request *req, struct outbox *out
 	uint64_t payload_bytes = 0;
 	struct job *job;
 	if (q)
-		TAILQ_FOREACH(job, &q->finished, finished_link)
+		TAILQ_FOREACH(job, &q->finished[QUEUE_FAILED], finished_link)
 		{
 			if (count == cap)
 				break;
-			if (job->state != PROTO_STATE_FAILED)
-				continue;
 			if (list->with_payload) {
 				/* Fewer jobs rather than a reply too big to send. */
 				if (count > 0 &&

@@ -403,3 +403,37 @@ void http_api_retry_dead(struct http_call *call)
 	call->what = "revive";
 	http_call_core(call, revived_all_cb);
 }
+
+/* ---- DELETE /v1/queues/{q}/dead[/{id}] -------------------------------------- */
+
+static void removed_cb(struct http_call *call, const struct proto_msg *reply)
+{
+	const struct proto_revived *r = &reply->u.revived;
+	json_t *ids = json_array();
+	for (uint32_t i = 0; i < r->ids_count; i++)
+		json_array_append_new(ids, http_json_id(r->ids[i]));
+	http_reply_json(call, 200,
+	                json_pack("{s:s,s:I,s:o}", "queue", call->segments[2], "removed",
+	                          (json_int_t)r->ids_count, "ids", ids));
+}
+
+/* A DEAD_REMOVE: the queue's dead letters (or the one named) are dropped
+ * for good, journaled together, all or none. The admin role's alone
+ * (auth.c: a type its table does not list). */
+void http_api_remove_dead(struct http_call *call)
+{
+	static const char *const none[] = {NULL};
+	const char *queue = call->segments[2];
+	if (!http_queue_name_ok(call, queue))
+		return;
+	uint64_t id = 0;
+	if (call->segments_count == 5 && !path_id(call, 4, "job", &id))
+		return;
+	if (!http_query_only(call, none))
+		return;
+	call->req.msg.type = PROTO_DEAD_REMOVE;
+	memcpy(call->req.msg.u.revive.queue, queue, strlen(queue) + 1);
+	call->req.msg.u.revive.job_id = id;
+	call->what = "dead-letter remove";
+	http_call_core(call, removed_cb);
+}

@@ -17,14 +17,40 @@ static void settings_cb(struct http_call *call, const struct proto_msg *reply)
 	json_t *rate = s->rate_jobs ? json_pack("{s:I,s:I}", "jobs", (json_int_t)s->rate_jobs,
 	                                        "period_ms", (json_int_t)s->rate_period_ms)
 	                            : json_null();
-	http_reply_json(call, 200,
-	                json_pack("{s:s,s:b,s:I,s:o,s:I,s:I,s:I,s:I,s:I}", "queue", s->queue,
-	                          "paused", s->paused, "max_active", (json_int_t)s->max_active,
-	                          "rate", rate, "max_attempts", (json_int_t)s->max_attempts,
-	                          "keep_finished", (json_int_t)s->keep_finished,
-	                          "keep_finished_age_ms", (json_int_t)s->keep_finished_age_ms,
-	                          "key_window_ms", (json_int_t)s->key_window_ms, "group_limit",
-	                          (json_int_t)s->group_limit));
+	json_t *o = json_pack(
+	    "{s:s,s:b,s:I,s:o,s:I,s:I,s:I,s:I,s:I}", "queue", s->queue, "paused", s->paused,
+	    "max_active", (json_int_t)s->max_active, "rate", rate, "max_attempts",
+	    (json_int_t)s->max_attempts, "keep_finished", (json_int_t)s->keep_finished,
+	    "keep_finished_age_ms", (json_int_t)s->keep_finished_age_ms, "key_window_ms",
+	    (json_int_t)s->key_window_ms, "group_limit", (json_int_t)s->group_limit);
+	http_json_keep(o, s->keep_completed, s->keep_completed_age_ms, s->keep_failed,
+	               s->keep_failed_age_ms, s->keep_cancelled, s->keep_cancelled_age_ms);
+	http_reply_json(call, 200, o);
+}
+
+/* A retention count member: an integer 0..PROTO_KEEP_MAX, or null for no
+ * limit. False after replying. */
+static bool keep_member(struct http_call *call, json_t *o, const char *name, uint64_t *out,
+                        uint32_t *mask, uint32_t bit)
+{
+	json_t *v = json_object_get(o, name);
+	if (v == NULL)
+		return true;
+	if (json_is_null(v)) {
+		*out = PROTO_KEEP_ALL;
+		*mask |= bit;
+		return true;
+	}
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    (uint64_t)json_integer_value(v) > PROTO_KEEP_MAX) {
+		http_reply_error(call, 400, "field_range",
+		                 "%s must be an integer from 0 to %llu, or null for no limit", name,
+		                 (unsigned long long)PROTO_KEEP_MAX);
+		return false;
+	}
+	*out = (uint64_t)json_integer_value(v);
+	*mask |= bit;
+	return true;
 }
 
 /* An integer member of o in min..max into *out, setting bit in *mask;
@@ -57,10 +83,21 @@ static bool patch_body(struct http_call *call, struct proto_queue_settings *p)
 		return false;
 	}
 	json_t *o = call->body_json;
-	static const char *const allowed[] = {
-	    "paused",        "max_active",    "rate",
-	    "max_attempts",  "keep_finished", "keep_finished_age_ms",
-	    "key_window_ms", "group_limit",   NULL};
+	static const char *const allowed[] = {"paused",
+	                                      "max_active",
+	                                      "rate",
+	                                      "max_attempts",
+	                                      "keep_finished",
+	                                      "keep_finished_age_ms",
+	                                      "keep_completed",
+	                                      "keep_completed_age_ms",
+	                                      "keep_failed",
+	                                      "keep_failed_age_ms",
+	                                      "keep_cancelled",
+	                                      "keep_cancelled_age_ms",
+	                                      "key_window_ms",
+	                                      "group_limit",
+	                                      NULL};
 	const char *key;
 	json_t *value;
 	if (!json_is_object(o)) {
@@ -73,11 +110,14 @@ static bool patch_body(struct http_call *call, struct proto_queue_settings *p)
 		for (int i = 0; allowed[i]; i++)
 			known = known || strcmp(key, allowed[i]) == 0;
 		if (!known) {
-			http_reply_error(call, 400, "unknown_field",
-			                 "unknown field \"%.64s\": allowed are paused, max_active, "
-			                 "rate, max_attempts, keep_finished, keep_finished_age_ms, "
-			                 "key_window_ms, group_limit",
-			                 key);
+			http_reply_error(
+			    call, 400, "unknown_field",
+			    "unknown field \"%.64s\": allowed are paused, max_active, "
+			    "rate, max_attempts, keep_finished, keep_finished_age_ms, "
+			    "keep_completed, keep_completed_age_ms, keep_failed, "
+			    "keep_failed_age_ms, keep_cancelled, keep_cancelled_age_ms, "
+			    "key_window_ms, group_limit",
+			    key);
 			return false;
 		}
 	}
@@ -103,10 +143,23 @@ static bool patch_body(struct http_call *call, struct proto_queue_settings *p)
 	            PROTO_QSET_GROUP_LIMIT))
 		return false;
 	p->group_limit = (uint32_t)v;
-	if (!member(call, o, "keep_finished", 0, 1000000000ll, &p->keep_finished, &p->set_mask,
-	            PROTO_QSET_KEEP_FINISHED) ||
-	    !member(call, o, "keep_finished_age_ms", 0, 3650 * day_ms, &p->keep_finished_age_ms,
+	const long long age_max = (long long)PROTO_KEEP_AGE_MS_MAX;
+	if (!keep_member(call, o, "keep_finished", &p->keep_finished, &p->set_mask,
+	                 PROTO_QSET_KEEP_FINISHED) ||
+	    !member(call, o, "keep_finished_age_ms", 0, age_max, &p->keep_finished_age_ms,
 	            &p->set_mask, PROTO_QSET_KEEP_AGE) ||
+	    !keep_member(call, o, "keep_completed", &p->keep_completed, &p->set_mask,
+	                 PROTO_QSET_KEEP_COMPLETED) ||
+	    !member(call, o, "keep_completed_age_ms", 0, age_max, &p->keep_completed_age_ms,
+	            &p->set_mask, PROTO_QSET_KEEP_COMPLETED_AGE) ||
+	    !keep_member(call, o, "keep_failed", &p->keep_failed, &p->set_mask,
+	                 PROTO_QSET_KEEP_FAILED) ||
+	    !member(call, o, "keep_failed_age_ms", 0, age_max, &p->keep_failed_age_ms, &p->set_mask,
+	            PROTO_QSET_KEEP_FAILED_AGE) ||
+	    !keep_member(call, o, "keep_cancelled", &p->keep_cancelled, &p->set_mask,
+	                 PROTO_QSET_KEEP_CANCELLED) ||
+	    !member(call, o, "keep_cancelled_age_ms", 0, age_max, &p->keep_cancelled_age_ms,
+	            &p->set_mask, PROTO_QSET_KEEP_CANCELLED_AGE) ||
 	    !member(call, o, "key_window_ms", 1, 3650 * day_ms, &p->key_window_ms, &p->set_mask,
 	            PROTO_QSET_KEY_WINDOW))
 		return false;

@@ -151,6 +151,7 @@ void http_api_jobs(struct http_call *call);                  /* GET /v1/jobs */
 void http_api_cancel(struct http_call *call);                /* POST /v1/jobs/{id}/cancel */
 void http_api_retry(struct http_call *call);                 /* POST /v1/jobs/{id}/retry */
 void http_api_retry_dead(struct http_call *call);            /* POST /v1/queues/{q}/dead/retry */
+void http_api_remove_dead(struct http_call *call);           /* DELETE /v1/queues/{q}/dead[/{id}] */
 void http_api_whoami(struct http_call *call);       /* GET /v1/whoami (http_api_whoami.c) */
 void http_api_batch_submit(struct http_call *call); /* POST /v1/batches */
 void http_api_batch(struct http_call *call);        /* GET /v1/batches/{id} */

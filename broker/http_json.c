@@ -268,6 +268,13 @@ json_t *http_json_queue(const struct proto_queue_stats *q, uint64_t now_us)
 	    {PROTO_QSET_KEEP_FINISHED, "keep_finished"},
 	    {PROTO_QSET_KEEP_AGE, "keep_finished_age_ms"},
 	    {PROTO_QSET_KEY_WINDOW, "key_window_ms"},
+	    {PROTO_QSET_GROUP_LIMIT, "group_limit"},
+	    {PROTO_QSET_KEEP_COMPLETED, "keep_completed"},
+	    {PROTO_QSET_KEEP_COMPLETED_AGE, "keep_completed_age_ms"},
+	    {PROTO_QSET_KEEP_FAILED, "keep_failed"},
+	    {PROTO_QSET_KEEP_FAILED_AGE, "keep_failed_age_ms"},
+	    {PROTO_QSET_KEEP_CANCELLED, "keep_cancelled"},
+	    {PROTO_QSET_KEEP_CANCELLED_AGE, "keep_cancelled_age_ms"},
 	};
 	json_t *names = json_array();
 	for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
@@ -278,6 +285,9 @@ json_t *http_json_queue(const struct proto_queue_stats *q, uint64_t now_us)
 	json_object_set_new(obj, "keep_finished_age_ms",
 	                    json_integer((json_int_t)q->keep_finished_age_ms));
 	json_object_set_new(obj, "key_window_ms", json_integer((json_int_t)q->key_window_ms));
+	json_object_set_new(obj, "group_limit", json_integer((json_int_t)q->group_limit));
+	http_json_keep(obj, q->keep_finished, q->keep_finished_age_ms, q->keep_failed,
+	               q->keep_failed_age_ms, q->keep_cancelled, q->keep_cancelled_age_ms);
 	json_object_set_new(obj, "own_settings", names);
 	/* Pending jobs whose type no connected worker of the queue handles. */
 	json_t *types = json_array();
@@ -288,6 +298,31 @@ json_t *http_json_queue(const struct proto_queue_stats *q, uint64_t now_us)
 	    types ? json_pack("{s:I,s:o}", "jobs", (json_int_t)q->unroutable, "types", types)
 	          : json_null());
 	return obj;
+}
+
+void http_json_keep(json_t *obj, uint64_t completed, uint64_t completed_age_ms, uint64_t failed,
+                    uint64_t failed_age_ms, uint64_t cancelled, uint64_t cancelled_age_ms)
+{
+	const struct {
+		const char *count, *age;
+		uint64_t n, ms;
+	} keep[] = {
+	    {"keep_completed", "keep_completed_age_ms", completed, completed_age_ms},
+	    {"keep_failed", "keep_failed_age_ms", failed, failed_age_ms},
+	    {"keep_cancelled", "keep_cancelled_age_ms", cancelled, cancelled_age_ms},
+	};
+	for (size_t i = 0; obj != NULL && i < sizeof keep / sizeof keep[0]; i++) {
+		json_object_set_new(obj, keep[i].count,
+		                    keep[i].n == PROTO_KEEP_ALL
+		                        ? json_null()
+		                        : json_integer((json_int_t)keep[i].n));
+		json_object_set_new(obj, keep[i].age, json_integer((json_int_t)keep[i].ms));
+	}
+	/* What older readers know: the completed jobs'. */
+	json_object_set_new(obj, "keep_finished",
+	                    json_incref(json_object_get(obj, "keep_completed")));
+	json_object_set_new(obj, "keep_finished_age_ms",
+	                    json_integer((json_int_t)completed_age_ms));
 }
 
 json_t *http_json_event(const struct proto_event *ev, const char **kind)

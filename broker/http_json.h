@@ -44,6 +44,11 @@ json_t *http_json_batch(const struct proto_batch_info *batch);
 json_t *http_json_worker(const struct proto_worker_info *worker);
 json_t *http_json_queue(const struct proto_queue_stats *queue, uint64_t now_us);
 /* The event as an SSE data object; *kind gets its event name. */
+/* Sets obj's retention members per finished state (keep_completed,
+ * keep_completed_age_ms, ...; a count with no limit is null) and
+ * keep_finished / keep_finished_age_ms (the completed jobs'). */
+void http_json_keep(json_t *obj, uint64_t completed, uint64_t completed_age_ms, uint64_t failed,
+                    uint64_t failed_age_ms, uint64_t cancelled, uint64_t cancelled_age_ms);
 json_t *http_json_event(const struct proto_event *event, const char **kind);
 /* The compact JSON text of a job_state event with no error text, written
  * directly into out (cap bytes): the same bytes as dumping

@@ -39,6 +39,7 @@ static void route(struct http_call *call)
 {
 	const char *m = call->method;
 	bool get = strcmp(m, "GET") == 0, post = strcmp(m, "POST") == 0;
+	bool del = strcmp(m, "DELETE") == 0;
 	uint32_t n = call->segments_count;
 #define ONLY(ok, allow, action)                                                                    \
 	do {                                                                                       \
@@ -72,9 +73,12 @@ static void route(struct http_call *call)
 		    (is(call, 3, "pause") || is(call, 3, "resume")))
 			ONLY(post, "POST", http_api_queue_settings(call, call->segments[3]));
 		if (n == 4 && is(call, 1, "queues") && is(call, 3, "dead"))
-			ONLY(get, "GET", http_api_dead(call));
+			ONLY(get || del, "GET, DELETE",
+			     get ? http_api_dead(call) : http_api_remove_dead(call));
 		if (n == 5 && is(call, 1, "queues") && is(call, 3, "dead") && is(call, 4, "retry"))
 			ONLY(post, "POST", http_api_retry_dead(call));
+		if (n == 5 && is(call, 1, "queues") && is(call, 3, "dead"))
+			ONLY(del, "DELETE", http_api_remove_dead(call));
 		if (n == 2 && is(call, 1, "whoami"))
 			ONLY(get, "GET", http_api_whoami(call));
 		if (n == 2 && is(call, 1, "jobs"))

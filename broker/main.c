@@ -258,10 +258,59 @@ NUMERIC_SETTER(set_backoff_base, "--backoff-base-ms", state.queue_defaults.backo
                24ull * 3600 * 1000)
 NUMERIC_SETTER(set_backoff_cap, "--backoff-cap-ms", state.queue_defaults.backoff.cap_ms, 1,
                7ull * 24 * 3600 * 1000)
-NUMERIC_SETTER(set_keep_finished, "--keep-finished", state.queue_defaults.keep_finished, 0,
-               1000000000ull)
-NUMERIC_SETTER(set_keep_age, "--keep-finished-age-ms", state.queue_defaults.keep_finished_age_ms, 0,
-               365ull * 24 * 3600 * 1000)
+/* Retention: a count is 0..PROTO_KEEP_MAX or "unlimited"; an age in ms,
+ * 0 = no age limit. --keep-finished[-age-ms] sets all three states (what
+ * it always did); as for every flag the later one wins, on the command
+ * line and in a config file alike. */
+static int keep_count_parse(const char *flag, const char *v, uint64_t *out, struct jm_err *err)
+{
+	if (strcmp(v, "unlimited") == 0) {
+		*out = PROTO_KEEP_ALL;
+		return 0;
+	}
+	unsigned long long n;
+	int rc = jm_parse_u64(flag, v, 0, PROTO_KEEP_MAX, &n, err);
+	if (rc != 0)
+		return jm_err_set(err, rc, "%s \"%s\" is invalid: use 0-%llu or unlimited", flag, v,
+		                  (unsigned long long)PROTO_KEEP_MAX);
+	*out = n;
+	return 0;
+}
+
+static int keep_set(void *ctx, const char *flag, const char *v, int state, bool age,
+                    struct jm_err *err)
+{
+	struct queue_policy *p = &((struct broker_options *)ctx)->core.state.queue_defaults;
+	uint64_t n = 0;
+	unsigned long long ms = 0;
+	int rc = age ? jm_parse_u64(flag, v, 0, PROTO_KEEP_AGE_MS_MAX, &ms, err)
+	             : keep_count_parse(flag, v, &n, err);
+	if (rc != 0)
+		return rc;
+	for (int i = 0; i < QUEUE_FINISHED_STATES_; i++) {
+		if (state >= 0 && i != state)
+			continue;
+		if (age)
+			p->keep[i].age_ms = ms;
+		else
+			p->keep[i].count = n;
+	}
+	return 0;
+}
+
+#define KEEP_SETTER(fn, flag, state, age)                                                          \
+	static int fn(void *ctx, const char *v, struct jm_err *err)                                \
+	{                                                                                          \
+		return keep_set(ctx, flag, v, state, age, err);                                    \
+	}
+KEEP_SETTER(set_keep_finished, "--keep-finished", -1, false)
+KEEP_SETTER(set_keep_age, "--keep-finished-age-ms", -1, true)
+KEEP_SETTER(set_keep_completed, "--keep-completed", QUEUE_COMPLETED, false)
+KEEP_SETTER(set_keep_completed_age, "--keep-completed-age-ms", QUEUE_COMPLETED, true)
+KEEP_SETTER(set_keep_failed, "--keep-failed", QUEUE_FAILED, false)
+KEEP_SETTER(set_keep_failed_age, "--keep-failed-age-ms", QUEUE_FAILED, true)
+KEEP_SETTER(set_keep_cancelled, "--keep-cancelled", QUEUE_CANCELLED, false)
+KEEP_SETTER(set_keep_cancelled_age, "--keep-cancelled-age-ms", QUEUE_CANCELLED, true)
 NUMERIC_SETTER(set_key_window, "--key-window-ms", state.queue_defaults.key_window_ms, 1,
                365ull * 24 * 3600 * 1000)
 NUMERIC_SETTER(set_dead_after, "--dead-after-ms", state.dead_after_ms, 100, 3600ull * 1000)
@@ -397,9 +446,25 @@ static const struct jm_flag broker_flags[] = {
     {"backoff-base-ms", "MS", "first retry delay, doubling per retry (default 1000)",
      set_backoff_base},
     {"backoff-cap-ms", "MS", "longest retry delay (default 300000)", set_backoff_cap},
-    {"keep-finished", "N", "finished jobs kept per queue (default 100000)", set_keep_finished},
-    {"keep-finished-age-ms", "MS", "and for at most this long; 0 = no age limit (default 7 days)",
+    {"keep-finished", "N",
+     "completed, failed and cancelled jobs kept per queue, each (sets "
+     "the three below)",
+     set_keep_finished},
+    {"keep-finished-age-ms", "MS", "and for at most this long, each (sets the three below)",
      set_keep_age},
+    {"keep-completed", "N", "completed jobs kept per queue, or unlimited (default 100000)",
+     set_keep_completed},
+    {"keep-completed-age-ms", "MS", "and for at most this long; 0 = no age limit (default 7 days)",
+     set_keep_completed_age},
+    {"keep-failed", "N",
+     "dead-lettered (failed) jobs kept per queue (default unlimited: until retried or removed)",
+     set_keep_failed},
+    {"keep-failed-age-ms", "MS", "and for at most this long (default 0: no age limit)",
+     set_keep_failed_age},
+    {"keep-cancelled", "N", "cancelled jobs kept per queue, or unlimited (default 100000)",
+     set_keep_cancelled},
+    {"keep-cancelled-age-ms", "MS", "and for at most this long; 0 = no age limit (default 7 days)",
+     set_keep_cancelled_age},
     {"key-window-ms", "MS",
      "an idempotency key names its job this long after its submit (default 24 h); a job "
      "dropped by retention takes its key with it",
@@ -520,8 +585,9 @@ static void defaults(struct broker_options *o)
 	s->queue_defaults.timeout_ms = 300000;
 	s->queue_defaults.backoff.base_ms = 1000;
 	s->queue_defaults.backoff.cap_ms = 300000;
-	s->queue_defaults.keep_finished = 100000;
-	s->queue_defaults.keep_finished_age_ms = 7ull * 24 * 3600 * 1000;
+	queue_policy_keep_all(&s->queue_defaults, 100000, 7ull * 24 * 3600 * 1000);
+	/* Dead letters stay until retried or removed. */
+	s->queue_defaults.keep[QUEUE_FAILED] = (struct queue_keep){PROTO_KEEP_ALL, 0};
 	s->queue_defaults.key_window_ms = 24ull * 3600 * 1000;
 	s->max_queues = 10000;
 	s->max_workers = 10000;

@@ -73,7 +73,8 @@ int queue_get(struct queue_registry *reg, const char *name, struct queue **out)
 	for (uint32_t i = 0; i < reg->overrides_count; i++)
 		if (strcmp(reg->overrides[i].name, name) == 0)
 			q->policy.max_active = reg->overrides[i].max_active;
-	TAILQ_INIT(&q->finished);
+	for (int i = 0; i < QUEUE_FINISHED_STATES_; i++)
+		TAILQ_INIT(&q->finished[i]);
 	lanes_init(&q->lanes);
 	lanes_set_group_limit(&q->lanes, q->policy.group_limit);
 	deadline_init(&q->rate_timer, DEADLINE_QUEUE_RATE);
@@ -165,10 +166,33 @@ void queue_settings_apply(const struct queue_registry *reg, struct queue *q,
 	}
 	if (m & PROTO_QSET_MAX_ATTEMPTS)
 		p.max_attempts = s->max_attempts;
+	/* keep_finished is all three (an older client or journal); the
+	 * per-state settings come after it and win. */
 	if (m & PROTO_QSET_KEEP_FINISHED)
-		p.keep_finished = s->keep_finished;
+		for (int i = 0; i < QUEUE_FINISHED_STATES_; i++)
+			p.keep[i].count = s->keep_finished;
 	if (m & PROTO_QSET_KEEP_AGE)
-		p.keep_finished_age_ms = s->keep_finished_age_ms;
+		for (int i = 0; i < QUEUE_FINISHED_STATES_; i++)
+			p.keep[i].age_ms = s->keep_finished_age_ms;
+	if (m & PROTO_QSET_KEEP_COMPLETED)
+		p.keep[QUEUE_COMPLETED].count = s->keep_completed;
+	if (m & PROTO_QSET_KEEP_COMPLETED_AGE)
+		p.keep[QUEUE_COMPLETED].age_ms = s->keep_completed_age_ms;
+	if (m & PROTO_QSET_KEEP_FAILED)
+		p.keep[QUEUE_FAILED].count = s->keep_failed;
+	if (m & PROTO_QSET_KEEP_FAILED_AGE)
+		p.keep[QUEUE_FAILED].age_ms = s->keep_failed_age_ms;
+	if (m & PROTO_QSET_KEEP_CANCELLED)
+		p.keep[QUEUE_CANCELLED].count = s->keep_cancelled;
+	if (m & PROTO_QSET_KEEP_CANCELLED_AGE)
+		p.keep[QUEUE_CANCELLED].age_ms = s->keep_cancelled_age_ms;
+	/* Stored as the per-state settings only. */
+	if (m & PROTO_QSET_KEEP_FINISHED)
+		m = (m & ~(uint32_t)PROTO_QSET_KEEP_FINISHED) | PROTO_QSET_KEEP_COMPLETED |
+		    PROTO_QSET_KEEP_FAILED | PROTO_QSET_KEEP_CANCELLED;
+	if (m & PROTO_QSET_KEEP_AGE)
+		m = (m & ~(uint32_t)PROTO_QSET_KEEP_AGE) | PROTO_QSET_KEEP_COMPLETED_AGE |
+		    PROTO_QSET_KEEP_FAILED_AGE | PROTO_QSET_KEEP_CANCELLED_AGE;
 	if (m & PROTO_QSET_KEY_WINDOW)
 		p.key_window_ms = s->key_window_ms;
 	if (m & PROTO_QSET_GROUP_LIMIT)
@@ -191,10 +215,23 @@ void queue_settings_fill(const struct queue *q, struct proto_queue_settings *out
 	out->rate_jobs = q->policy.rate_jobs;
 	out->rate_period_ms = q->policy.rate_jobs ? q->policy.rate_period_ms : 0;
 	out->max_attempts = q->policy.max_attempts;
-	out->keep_finished = q->policy.keep_finished;
-	out->keep_finished_age_ms = q->policy.keep_finished_age_ms;
+	/* An older client shows these: the completed jobs'. */
+	out->keep_finished = q->policy.keep[QUEUE_COMPLETED].count;
+	out->keep_finished_age_ms = q->policy.keep[QUEUE_COMPLETED].age_ms;
 	out->key_window_ms = q->policy.key_window_ms;
 	out->group_limit = q->policy.group_limit;
+	out->keep_completed = q->policy.keep[QUEUE_COMPLETED].count;
+	out->keep_completed_age_ms = q->policy.keep[QUEUE_COMPLETED].age_ms;
+	out->keep_failed = q->policy.keep[QUEUE_FAILED].count;
+	out->keep_failed_age_ms = q->policy.keep[QUEUE_FAILED].age_ms;
+	out->keep_cancelled = q->policy.keep[QUEUE_CANCELLED].count;
+	out->keep_cancelled_age_ms = q->policy.keep[QUEUE_CANCELLED].age_ms;
+}
+
+void queue_policy_keep_all(struct queue_policy *p, uint64_t count, uint64_t age_ms)
+{
+	for (int i = 0; i < QUEUE_FINISHED_STATES_; i++)
+		p->keep[i] = (struct queue_keep){count, age_ms};
 }
 
 bool queue_has_own_settings(const struct queue *q)

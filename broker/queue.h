@@ -14,16 +14,36 @@
 #include "lanes.h"
 #include "namemap.h"
 
+/* The finished states, each with its own retention and list. */
+enum queue_finished {
+	QUEUE_COMPLETED = 0,
+	QUEUE_FAILED = 1, /* dead-lettered */
+	QUEUE_CANCELLED = 2,
+	QUEUE_FINISHED_STATES_ = 3,
+};
+
+/* Which of the lists a job in a finished state (PROTO_STATE_COMPLETED,
+ * _FAILED, _CANCELLED) is on. */
+static inline enum queue_finished queue_finished_of(uint32_t state)
+{
+	return (enum queue_finished)(state - PROTO_STATE_COMPLETED);
+}
+
+/* How many finished jobs of one state a queue keeps, and how long. */
+struct queue_keep {
+	uint64_t count;  /* PROTO_KEEP_ALL: no count limit */
+	uint64_t age_ms; /* 0: no age limit */
+};
+
 /* Per-queue behaviour; every queue gets the broker-wide defaults. */
 struct queue_policy {
 	uint32_t max_attempts; /* for jobs that don't set their own */
 	uint64_t timeout_ms;   /* run timeout for jobs that don't set one */
 	struct backoff_policy backoff;
-	uint64_t keep_finished;        /* completed+failed+cancelled jobs kept */
-	uint64_t keep_finished_age_ms; /* and for at most this long */
-	uint32_t max_active;           /* active jobs across all workers; 0: no limit */
-	uint64_t key_window_ms;        /* an idempotency key matches this long */
-	uint32_t rate_jobs;            /* at most this many starts per period; 0: none */
+	struct queue_keep keep[QUEUE_FINISHED_STATES_]; /* retention by state */
+	uint32_t max_active;    /* active jobs across all workers; 0: no limit */
+	uint64_t key_window_ms; /* an idempotency key matches this long */
+	uint32_t rate_jobs;     /* at most this many starts per period; 0: none */
 	uint64_t rate_period_ms;
 	uint32_t group_limit; /* active jobs per group (lanes.h); 0: none */
 };
@@ -41,8 +61,10 @@ struct queue {
 	struct lanes lanes; /* ready jobs by type and group (lanes.h) */
 
 	uint64_t delayed, active, completed, failed, cancelled;
-	struct job_list finished; /* oldest first, for retention */
-	uint64_t finished_count;
+	/* Finished jobs, one list per state (enum queue_finished), oldest
+	 * first: retention drops from each head on its own. */
+	struct job_list finished[QUEUE_FINISHED_STATES_];
+	uint64_t finished_count; /* on the three lists */
 
 	bool pinned;         /* a request holds it: never reclaimed (core_admit.c) */
 	struct namemap keys; /* idempotency keys (idempotency.h); empty until one */
@@ -112,6 +134,8 @@ void queue_settings_apply(const struct queue_registry *reg, struct queue *q,
                           const struct proto_queue_settings *s);
 /* Fills out with q's settings as they are, set_mask naming its own. */
 void queue_settings_fill(const struct queue *q, struct proto_queue_settings *out);
+/* Sets all three states' retention (--keep-finished and its like). */
+void queue_policy_keep_all(struct queue_policy *p, uint64_t count, uint64_t age_ms);
 /* Does q have settings a snapshot must keep (a QUEUE record)? */
 bool queue_has_own_settings(const struct queue *q);
 

@@ -259,7 +259,7 @@ static void unplace(struct state *s, struct job *job)
 	case PROTO_STATE_COMPLETED:
 	case PROTO_STATE_FAILED:
 	case PROTO_STATE_CANCELLED:
-		TAILQ_REMOVE(&q->finished, job, finished_link);
+		TAILQ_REMOVE(&q->finished[queue_finished_of(job->state)], job, finished_link);
 		deadline_init(&job->timer, DEADLINE_JOB_READY); /* the link's bytes */
 		q->finished_count--;
 		if (job->state == PROTO_STATE_COMPLETED)
@@ -323,7 +323,7 @@ static int place(struct state *s, struct job *job, uint32_t state, uint64_t now_
 	case PROTO_STATE_COMPLETED:
 	case PROTO_STATE_FAILED:
 	case PROTO_STATE_CANCELLED:
-		TAILQ_INSERT_TAIL(&q->finished, job, finished_link);
+		TAILQ_INSERT_TAIL(&q->finished[queue_finished_of(state)], job, finished_link);
 		q->finished_count++;
 		if (state == PROTO_STATE_COMPLETED)
 			q->completed++;

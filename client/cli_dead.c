@@ -1,5 +1,5 @@
-/* jobmesh dead-letter list|retry: the jobs a queue gave up on, and putting
- * them back. */
+/* jobmesh dead-letter list|retry|remove: the jobs a queue gave up on,
+ * putting them back, and removing them for good. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +49,12 @@ static const struct cli_command dead_commands[] = {
      "Prints how many jobs were revived and their ids; --json prints\n"
      "{\"queue\", \"revived\": [id...]}.\n",
      cli_json_flags},
+    {"dead-letter remove", dead_retry_run, "QUEUE [ID] [--json]",
+     "Remove dead-lettered jobs of a queue for good: all of them, or only job ID\n"
+     "(all or none; admin role when the broker checks tokens).",
+     "Prints how many jobs were removed and their ids; --json prints\n"
+     "{\"queue\", \"removed\": [id...]}.\n",
+     cli_json_flags},
     {"dead-letter show", dead_show_run, "QUEUE ID [--json]",
      "Inspect one dead-lettered job: its state, last error and payload.",
      "Exits 4 when ID is not a dead-lettered job of QUEUE.\n", cli_json_flags},
@@ -57,7 +63,7 @@ static const struct cli_command dead_commands[] = {
 const struct cli_group cli_dead_group = {
     "dead-letter", dead_commands, sizeof dead_commands / sizeof dead_commands[0],
     "jobmesh dead-letter list QUEUE, jobmesh dead-letter show QUEUE ID, or jobmesh "
-    "dead-letter retry QUEUE [ID]"};
+    "dead-letter retry|remove QUEUE [ID]"};
 
 void cli_dead_help(FILE *out)
 {
@@ -153,7 +159,11 @@ static int dead_retry_run(struct cli *cli, const struct cli_command *self, int a
 		return code;
 	uint64_t *ids = NULL;
 	size_t ids_count = 0;
-	int rc = jm_client_revive(client, operands[0], job_id, &ids, &ids_count);
+	/* retry and remove differ only in the call and the words. */
+	bool remove = strcmp(self->name, "dead-letter remove") == 0;
+	const char *done_word = remove ? "removed" : "revived";
+	int rc = remove ? jm_client_dead_remove(client, operands[0], job_id, &ids, &ids_count)
+	                : jm_client_revive(client, operands[0], job_id, &ids, &ids_count);
 	if (rc != 0)
 		return cli_fail_sdk(rc);
 	if (opts.common.json) {
@@ -162,7 +172,7 @@ static int dead_retry_run(struct cli *cli, const struct cli_command *self, int a
 		int failed = obj == NULL || list == NULL;
 		if (!failed) {
 			failed |= json_object_set_new(obj, "queue", json_string(operands[0]));
-			failed |= json_object_set(obj, "revived", list);
+			failed |= json_object_set(obj, done_word, list);
 		}
 		for (size_t i = 0; i < ids_count && !failed; i++)
 			failed |= json_array_append_new(list, cli_json_u64(ids[i]));
@@ -173,9 +183,9 @@ static int dead_retry_run(struct cli *cli, const struct cli_command *self, int a
 		}
 		if (cli_print_json(stdout, obj) != 0)
 			code = cli_fail(CLI_EXIT_ERROR, self->name,
-			                "printing the revived ids as JSON failed");
+			                "printing the %s ids as JSON failed", done_word);
 	} else {
-		printf("revived %zu job%s", ids_count, ids_count == 1 ? "" : "s");
+		printf("%s %zu job%s", done_word, ids_count, ids_count == 1 ? "" : "s");
 		for (size_t i = 0; i < ids_count; i++)
 			printf("%s%" PRIu64, i == 0 ? ": " : " ", ids[i]);
 		printf("\n");

@@ -177,6 +177,7 @@ json_t *cli_json_stats(const jm_queue_stats *queues, size_t count)
 		failed |= json_object_set_new(row, "rate_jobs", cli_json_u64(q->rate_jobs));
 		failed |=
 		    json_object_set_new(row, "rate_period_ms", cli_json_u64(q->rate_period_ms));
+		failed |= json_object_set_new(row, "group_limit", cli_json_u64(q->group_limit));
 		failed |= json_object_set_new(row, "unroutable", cli_json_u64(q->unroutable));
 		json_t *types = json_array();
 		for (unsigned t = 0; types && t < q->unroutable_types_count; t++)
@@ -321,6 +322,8 @@ void cli_print_stats(FILE *out, const jm_queue_stats *queues, size_t count)
 			        queues[i].rate_jobs, queues[i].rate_period_ms);
 		else if (!queues[i].paused)
 			fputc('-', out);
+		if (queues[i].group_limit)
+			fprintf(out, ", group-limit %u", queues[i].group_limit);
 		/* Jobs no connected worker has a handler for wait: say so. */
 		if (queues[i].unroutable) {
 			fprintf(out, ", %" PRIu64 " unroutable (", queues[i].unroutable);

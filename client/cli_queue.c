@@ -15,8 +15,11 @@ static int queue_set_run(struct cli *cli, const struct cli_command *self, int ar
 
 #define QUEUE_SET_KEYS                                                                             \
 	"limit=N (active jobs at once, 0: none), rate=N/UNIT (starts per s, m, h or d, spaced "    \
-	"evenly; 0: none), max-attempts=N, keep-finished=N, keep-age-ms=MS, key-window-ms=MS, "    \
-	"group-limit=N (active jobs per group, 0: none)"
+	"evenly; 0: none), max-attempts=N, keep-completed=N, keep-failed=N, keep-cancelled=N "     \
+	"(finished jobs kept per state; N or unlimited), keep-completed-age-ms=MS, "               \
+	"keep-failed-age-ms=MS, keep-cancelled-age-ms=MS (0: no age limit), keep-finished=N and "  \
+	"keep-age-ms=MS (all three states), key-window-ms=MS, group-limit=N (active jobs per "     \
+	"group, 0: none)"
 
 static const struct cli_command queue_commands[] = {
     {"queue pause", queue_pause_run, "QUEUE [--json]",
@@ -56,6 +59,23 @@ static int queue_print(const char *what, bool json, const jm_queue_settings *s)
 		    (json_int_t)s->keep_finished, "keep_finished_age_ms",
 		    (json_int_t)s->keep_finished_age_ms, "key_window_ms",
 		    (json_int_t)s->key_window_ms, "group_limit", (json_int_t)s->group_limit);
+		/* Per state: a count with no limit is null. */
+		const struct {
+			const char *count, *age;
+			uint64_t n, ms;
+		} keep[] = {
+		    {"keep_completed", "keep_completed_age_ms", s->keep_completed,
+		     s->keep_completed_age_ms},
+		    {"keep_failed", "keep_failed_age_ms", s->keep_failed, s->keep_failed_age_ms},
+		    {"keep_cancelled", "keep_cancelled_age_ms", s->keep_cancelled,
+		     s->keep_cancelled_age_ms}};
+		for (size_t i = 0; o != NULL && i < 3; i++) {
+			json_object_set_new(o, keep[i].count,
+			                    keep[i].n == JM_KEEP_ALL
+			                        ? json_null()
+			                        : json_integer((json_int_t)keep[i].n));
+			json_object_set_new(o, keep[i].age, json_integer((json_int_t)keep[i].ms));
+		}
 		if (cli_print_json(stdout, o) != 0)
 			return cli_fail(CLI_EXIT_ERROR, what, "printing the settings failed");
 		return CLI_EXIT_OK;
@@ -68,9 +88,19 @@ static int queue_print(const char *what, bool json, const jm_queue_settings *s)
 		printf(", rate %u per %" PRIu64 " ms", s->rate_jobs, s->rate_period_ms);
 	else
 		printf(", rate none");
-	printf(", max-attempts %u, keep-finished %" PRIu64 ", keep-age-ms %" PRIu64
-	       ", key-window-ms %" PRIu64 ", group-limit ",
-	       s->max_attempts, s->keep_finished, s->keep_finished_age_ms, s->key_window_ms);
+	printf(", max-attempts %u", s->max_attempts);
+	const char *names[] = {"completed", "failed", "cancelled"};
+	const uint64_t counts[] = {s->keep_completed, s->keep_failed, s->keep_cancelled};
+	const uint64_t ages[] = {s->keep_completed_age_ms, s->keep_failed_age_ms,
+	                         s->keep_cancelled_age_ms};
+	for (int i = 0; i < 3; i++) {
+		if (counts[i] == JM_KEEP_ALL)
+			printf(", keep-%s unlimited", names[i]);
+		else
+			printf(", keep-%s %" PRIu64, names[i], counts[i]);
+		printf(", keep-%s-age-ms %" PRIu64, names[i], ages[i]);
+	}
+	printf(", key-window-ms %" PRIu64 ", group-limit ", s->key_window_ms);
 	if (s->group_limit)
 		printf("%u\n", s->group_limit);
 	else
@@ -134,6 +164,23 @@ static int parse_rate(const char *v, jm_queue_settings *s, struct jm_err *err)
 	                  v);
 }
 
+#define KEEP_AGE_MS_MAX (3650ull * 24 * 3600 * 1000)
+
+/* A retention count: 0..1000000000 or "unlimited" (JM_KEEP_ALL). */
+static int parse_keep_count(const char *key, const char *v, uint64_t *out, struct jm_err *err)
+{
+	if (strcmp(v, "unlimited") == 0) {
+		*out = JM_KEEP_ALL;
+		return 0;
+	}
+	unsigned long long n;
+	int rc = jm_parse_u64(key, v, 0, 1000000000ull, &n, err);
+	if (rc != 0)
+		return jm_err_set(err, rc, "%s: use 0-1000000000 or unlimited", key);
+	*out = n;
+	return 0;
+}
+
 /* One KEY=VALUE of "queue set" into s. */
 static int parse_setting(const char *kv, jm_queue_settings *s, struct jm_err *err)
 {
@@ -157,13 +204,33 @@ static int parse_setting(const char *kv, jm_queue_settings *s, struct jm_err *er
 		s->max_attempts = (unsigned)n;
 		s->set_mask |= JM_QSET_MAX_ATTEMPTS;
 	} else if (KEY_IS("keep-finished")) {
-		rc = jm_parse_u64("keep-finished", v, 0, 1000000000ull, &n, err);
-		s->keep_finished = n;
+		rc = parse_keep_count("keep-finished", v, &s->keep_finished, err);
 		s->set_mask |= JM_QSET_KEEP_FINISHED;
 	} else if (KEY_IS("keep-age-ms")) {
-		rc = jm_parse_u64("keep-age-ms", v, 0, 3650ull * 24 * 3600 * 1000, &n, err);
+		rc = jm_parse_u64("keep-age-ms", v, 0, KEEP_AGE_MS_MAX, &n, err);
 		s->keep_finished_age_ms = n;
 		s->set_mask |= JM_QSET_KEEP_AGE;
+	} else if (KEY_IS("keep-completed")) {
+		rc = parse_keep_count("keep-completed", v, &s->keep_completed, err);
+		s->set_mask |= JM_QSET_KEEP_COMPLETED;
+	} else if (KEY_IS("keep-failed")) {
+		rc = parse_keep_count("keep-failed", v, &s->keep_failed, err);
+		s->set_mask |= JM_QSET_KEEP_FAILED;
+	} else if (KEY_IS("keep-cancelled")) {
+		rc = parse_keep_count("keep-cancelled", v, &s->keep_cancelled, err);
+		s->set_mask |= JM_QSET_KEEP_CANCELLED;
+	} else if (KEY_IS("keep-completed-age-ms")) {
+		rc = jm_parse_u64("keep-completed-age-ms", v, 0, KEEP_AGE_MS_MAX, &n, err);
+		s->keep_completed_age_ms = n;
+		s->set_mask |= JM_QSET_KEEP_COMPLETED_AGE;
+	} else if (KEY_IS("keep-failed-age-ms")) {
+		rc = jm_parse_u64("keep-failed-age-ms", v, 0, KEEP_AGE_MS_MAX, &n, err);
+		s->keep_failed_age_ms = n;
+		s->set_mask |= JM_QSET_KEEP_FAILED_AGE;
+	} else if (KEY_IS("keep-cancelled-age-ms")) {
+		rc = jm_parse_u64("keep-cancelled-age-ms", v, 0, KEEP_AGE_MS_MAX, &n, err);
+		s->keep_cancelled_age_ms = n;
+		s->set_mask |= JM_QSET_KEEP_CANCELLED_AGE;
 	} else if (KEY_IS("group-limit")) {
 		rc = jm_parse_u64("group-limit", v, 0, UINT32_MAX, &n, err);
 		s->group_limit = (unsigned)n;

@@ -636,6 +636,7 @@ int jm_client_stats(jm_client *client, jm_queue_stats **queues, size_t *count)
 		copy[i].rate_jobs = q->rate_jobs;
 		copy[i].rate_period_ms = q->rate_period_ms;
 		copy[i].unroutable = q->unroutable;
+		copy[i].group_limit = q->group_limit;
 		uint32_t types = q->unroutable_types_count;
 		if (types > sizeof copy[i].unroutable_types / sizeof copy[i].unroutable_types[0])
 			types =

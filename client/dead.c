@@ -56,34 +56,35 @@ done_free_reply:
 	return rc;
 }
 
-int jm_client_revive(jm_client *client, const char *queue, uint64_t job_id, uint64_t **ids,
-                     size_t *count)
+/* REVIVE, or with remove the same message dropping the jobs instead. */
+static int dead_take(jm_client *client, const char *what, const char *queue, uint64_t job_id,
+                     bool remove, uint64_t **ids, size_t *count)
 {
 	if (ids != NULL)
 		*ids = NULL;
 	if (count != NULL)
 		*count = 0;
 	if (client == NULL || ids == NULL || count == NULL)
-		return client_fail(JM_EINVAL, "revive: client, ids and count must not be NULL");
-	int rc = client_check_queue("revive", queue);
+		return client_fail(JM_EINVAL, "%s: client, ids and count must not be NULL", what);
+	int rc = client_check_queue(what, queue);
 	if (rc != 0)
 		return rc;
-	struct proto_msg req = {.type = PROTO_REVIVE};
+	/* A type of its own: an older broker refuses it rather than retry. */
+	struct proto_msg req = {.type = remove ? PROTO_DEAD_REMOVE : PROTO_REVIVE};
 	strcpy(req.u.revive.queue, queue);
 	req.u.revive.job_id = job_id;
 	struct rpc_reply reply;
-	rc = client_call(client, "revive", &req, PROTO_REVIVED, client_timeout(client), &reply);
+	rc = client_call(client, what, &req, PROTO_REVIVED, client_timeout(client), &reply);
 	if (rc == JM_ENOTFOUND && job_id != 0)
-		return client_fail(rc,
-		                   "revive: job %" PRIu64 " is not a dead-lettered job of queue %s",
-		                   job_id, queue);
+		return client_fail(rc, "%s: job %" PRIu64 " is not a dead-lettered job of queue %s",
+		                   what, job_id, queue);
 	if (rc != 0)
 		return rc;
 	const struct proto_revived *revived = &reply.msg.u.revived;
 	if (revived->ids_count > 0) {
 		*ids = malloc(revived->ids_count * sizeof **ids);
 		if (*ids == NULL) {
-			rc = client_fail(JM_ENOMEM, "revive: out of memory for %" PRIu32 " ids",
+			rc = client_fail(JM_ENOMEM, "%s: out of memory for %" PRIu32 " ids", what,
 			                 revived->ids_count);
 			goto done_free_reply;
 		}
@@ -93,4 +94,16 @@ int jm_client_revive(jm_client *client, const char *queue, uint64_t job_id, uint
 done_free_reply:
 	rpc_reply_fini(&reply);
 	return rc;
+}
+
+int jm_client_revive(jm_client *client, const char *queue, uint64_t job_id, uint64_t **ids,
+                     size_t *count)
+{
+	return dead_take(client, "revive", queue, job_id, false, ids, count);
+}
+
+int jm_client_dead_remove(jm_client *client, const char *queue, uint64_t job_id, uint64_t **ids,
+                          size_t *count)
+{
+	return dead_take(client, "dead-letter remove", queue, job_id, true, ids, count);
 }

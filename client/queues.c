@@ -28,6 +28,12 @@ int jm_client_queue_set(jm_client *client, const char *queue, const jm_queue_set
 	p->keep_finished_age_ms = changes->keep_finished_age_ms;
 	p->key_window_ms = changes->key_window_ms;
 	p->group_limit = changes->group_limit;
+	p->keep_completed = changes->keep_completed;
+	p->keep_completed_age_ms = changes->keep_completed_age_ms;
+	p->keep_failed = changes->keep_failed;
+	p->keep_failed_age_ms = changes->keep_failed_age_ms;
+	p->keep_cancelled = changes->keep_cancelled;
+	p->keep_cancelled_age_ms = changes->keep_cancelled_age_ms;
 	struct rpc_reply reply;
 	rc = client_call(client, "queue-set", &req, PROTO_QUEUE_SETTINGS, client_timeout(client),
 	                 &reply);
@@ -47,6 +53,12 @@ int jm_client_queue_set(jm_client *client, const char *queue, const jm_queue_set
 		out->keep_finished_age_ms = r->keep_finished_age_ms;
 		out->key_window_ms = r->key_window_ms;
 		out->group_limit = r->group_limit;
+		out->keep_completed = r->keep_completed;
+		out->keep_completed_age_ms = r->keep_completed_age_ms;
+		out->keep_failed = r->keep_failed;
+		out->keep_failed_age_ms = r->keep_failed_age_ms;
+		out->keep_cancelled = r->keep_cancelled;
+		out->keep_cancelled_age_ms = r->keep_cancelled_age_ms;
 	}
 	rpc_reply_fini(&reply);
 	return 0;

@@ -65,6 +65,7 @@ static const struct fields *const msg_bodies[PROTO_TYPE_MAX_ + 1] = {
     [PROTO_SCHEDULES] = &msg_schedules_fields,
     [PROTO_QUEUE_SET] = &msg_queue_settings_fields,
     [PROTO_QUEUE_SETTINGS] = &msg_queue_settings_fields,
+    [PROTO_DEAD_REMOVE] = &msg_revive_fields,
 };
 
 static const struct fields *msg_body_of(uint64_t type)
@@ -121,6 +122,8 @@ static int envelope_decode(const msgpack_object *root, msgpack_zone *zone, void 
 	out->type = (enum proto_type)type;
 	if (fields_decode(body, &f[2], zone, &out->u, err) || fields_check(body, &out->u, err))
 		return jm_err_prefix(err, "%s", proto_type_name((int)type));
+	if (type == PROTO_QUEUE_SET || type == PROTO_QUEUE_SETTINGS)
+		proto_queue_settings_join(&out->u.queue_settings);
 	return 0;
 }
 
@@ -167,7 +170,14 @@ int proto_encode(const struct proto_msg *msg, struct jm_buf *out)
 	codec_put_array(&w, 3);
 	codec_put_uint(&w, PROTO_VERSION);
 	codec_put_uint(&w, (uint64_t)msg->type);
-	fields_encode(&w, body, &msg->u);
+	if (msg->type == PROTO_QUEUE_SET || msg->type == PROTO_QUEUE_SETTINGS) {
+		/* An older peer refuses set_mask bits it does not know. */
+		struct proto_queue_settings wire = msg->u.queue_settings;
+		proto_queue_settings_split(&wire);
+		fields_encode(&w, body, &wire);
+	} else {
+		fields_encode(&w, body, &msg->u);
+	}
 	return codec_writer_finish(&w);
 }
 

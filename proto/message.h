@@ -62,7 +62,8 @@ enum proto_type {
 	PROTO_SCHEDULES = 37,       /* reply to the three above */
 	PROTO_QUEUE_SET = 38,       /* client: change a queue's runtime settings */
 	PROTO_QUEUE_SETTINGS = 39,  /* reply to QUEUE_SET: the queue's settings */
-	PROTO_TYPE_MAX_ = 39,
+	PROTO_DEAD_REMOVE = 40,     /* client: dead-lettered jobs removed for good */
+	PROTO_TYPE_MAX_ = 40,
 };
 
 enum proto_job_state {
@@ -296,6 +297,16 @@ struct proto_queue_stats {
 	uint64_t unroutable;
 	uint32_t unroutable_types_count;
 	proto_name *unroutable_types;
+	/* appended after unroutable_types (an older broker sends 19 fields or
+	 * fewer): retention per finished state (keep_finished and
+	 * keep_finished_age_ms above are the completed jobs'; a count of
+	 * PROTO_KEEP_ALL is no count limit, an age of 0 no age limit) and the
+	 * active jobs per group (0: no limit). */
+	uint64_t keep_failed;
+	uint64_t keep_failed_age_ms;
+	uint64_t keep_cancelled;
+	uint64_t keep_cancelled_age_ms;
+	uint32_t group_limit;
 };
 
 /* STATS_REPLY: [[queue_stats...]] */
@@ -481,7 +492,11 @@ struct proto_job_list {
 	struct proto_job_info *jobs;
 };
 
-/* REVIVE: [queue, job_id]: job_id 0 revives every dead-lettered job of the
+/* DEAD_REMOVE has REVIVE's body and reply: the jobs are dropped for good
+ * instead (journaled as DROP records, all or none), REVIVED listing them.
+ * A type of its own, so an older broker refuses it rather than retry.
+ * Admin role only.
+ * REVIVE: [queue, job_id]: job_id 0 revives every dead-lettered job of the
  * queue, else just that one (which must be in queue). Revived jobs get
  * fresh attempts. REVIVED: [[job_id...]] */
 struct proto_revive {
@@ -536,26 +551,55 @@ enum proto_queue_setting {
 	PROTO_QSET_MAX_ACTIVE = 1u << 1,
 	PROTO_QSET_RATE = 1u << 2, /* rate_jobs and rate_period_ms together */
 	PROTO_QSET_MAX_ATTEMPTS = 1u << 3,
+	/* keep_finished / keep_finished_age_ms for all three finished states
+	 * (what it always meant): a queue stores it as the three per-state
+	 * settings below, so it never appears in a queue's own settings. */
 	PROTO_QSET_KEEP_FINISHED = 1u << 4,
 	PROTO_QSET_KEEP_AGE = 1u << 5,
 	PROTO_QSET_KEY_WINDOW = 1u << 6,
 	PROTO_QSET_GROUP_LIMIT = 1u << 7, /* group_limit */
-	PROTO_QSET_ALL_ = (1u << 8) - 1,
+	/* Retention per finished state (appended fields; applied after the
+	 * two above, so a QUEUE_SET may give all three and then one apart). */
+	PROTO_QSET_KEEP_COMPLETED = 1u << 8,     /* keep_completed */
+	PROTO_QSET_KEEP_COMPLETED_AGE = 1u << 9, /* keep_completed_age_ms */
+	PROTO_QSET_KEEP_FAILED = 1u << 10,
+	PROTO_QSET_KEEP_FAILED_AGE = 1u << 11,
+	PROTO_QSET_KEEP_CANCELLED = 1u << 12,
+	PROTO_QSET_KEEP_CANCELLED_AGE = 1u << 13,
+	PROTO_QSET_ALL_ = (1u << 14) - 1,
 };
+
+/* set_mask's bits that travel in set_mask itself; those above travel in
+ * keep_mask (see struct proto_queue_settings). */
+#define PROTO_QSET_WIRE_BITS 8
+
+/* A retention count with no limit (dead-lettered jobs' default: kept until
+ * retried or removed). */
+#define PROTO_KEEP_ALL UINT64_MAX
+/* The largest retention count and age that may be set (besides
+ * PROTO_KEEP_ALL; an age of 0 is no age limit). */
+#define PROTO_KEEP_MAX 1000000000ull
+#define PROTO_KEEP_AGE_MS_MAX (3650ull * 24 * 3600 * 1000)
 
 #define PROTO_RATE_JOBS_MAX 1000000
 #define PROTO_RATE_PERIOD_MS_MAX (24ull * 3600 * 1000)
 
 /* A queue's runtime settings: [queue, set_mask, paused, max_active,
  * rate_jobs, rate_period_ms, max_attempts, keep_finished,
- * keep_finished_age_ms, key_window_ms, group_limit]
+ * keep_finished_age_ms, key_window_ms, group_limit, keep_completed,
+ * keep_completed_age_ms, keep_failed, keep_failed_age_ms, keep_cancelled,
+ * keep_cancelled_age_ms, keep_mask]
  * QUEUE_SET's body: set_mask names the settings to change (the others are
  * ignored). QUEUE_SETTINGS's body (the reply): every setting as the queue
  * now has it, set_mask naming those it has of its own. paused: fetches get
  * nothing from it, submits are taken. max_active 0: no limit. rate: at
  * most rate_jobs starts per rate_period_ms, evenly spaced (rate_jobs 0: no
  * limit). group_limit (appended: absent from an older peer or journal, 0):
- * active jobs per group of the queue (fair tenants; 0: no limit). */
+ * active jobs per group of the queue (fair tenants; 0: no limit).
+ * keep_completed...keep_cancelled_age_ms (appended after group_limit; an
+ * older peer or journal has 11 fields or fewer): retention per finished
+ * state. In a reply keep_finished and keep_finished_age_ms are the
+ * completed jobs' (what an older client shows). */
 struct proto_queue_settings {
 	proto_name queue;
 	uint32_t set_mask; /* enum proto_queue_setting bits */
@@ -566,8 +610,19 @@ struct proto_queue_settings {
 	uint32_t max_attempts;   /* 1..PROTO_ATTEMPTS_MAX */
 	uint64_t keep_finished;
 	uint64_t keep_finished_age_ms;
-	uint64_t key_window_ms; /* at least 1 */
-	uint32_t group_limit;   /* 0: none */
+	uint64_t key_window_ms;         /* at least 1 */
+	uint32_t group_limit;           /* 0: none */
+	uint64_t keep_completed;        /* PROTO_KEEP_ALL: no count limit */
+	uint64_t keep_completed_age_ms; /* 0: no age limit */
+	uint64_t keep_failed;
+	uint64_t keep_failed_age_ms;
+	uint64_t keep_cancelled;
+	uint64_t keep_cancelled_age_ms;
+	/* On the wire only, appended last: a message carries set_mask's bits
+	 * 8 and up here (proto_encode splits them off, proto_decode joins them
+	 * back and leaves this 0), so an older peer, which refuses a set_mask
+	 * bit it does not know, still decodes a reply naming them. */
+	uint32_t keep_mask;
 };
 
 enum proto_event_kind {
@@ -658,6 +713,11 @@ int proto_decode(const void *buf, size_t len, struct proto_msg *out, struct jm_e
  * the same message, prefixed with the type name, that proto_decode would
  * give. */
 int proto_check(const struct proto_msg *msg, struct jm_err *err);
+/* Moves set_mask's bits from PROTO_QSET_WIRE_BITS up into keep_mask, and
+ * back (proto_encode and proto_decode do it for QUEUE_SET and
+ * QUEUE_SETTINGS). */
+void proto_queue_settings_split(struct proto_queue_settings *s);
+void proto_queue_settings_join(struct proto_queue_settings *s);
 
 /* Frees what proto_decode allocated; accepts a zeroed or NULL msg. */
 void proto_msg_fini(struct proto_msg *msg);

@@ -210,7 +210,8 @@ static const struct field job_list_field[] = {
 };
 const struct fields msg_job_list_fields = FIELDS_OF(job_list_field, NULL);
 
-/* REVIVE: [queue, job_id]; job_id 0 means every dead-lettered job */
+/* REVIVE and DEAD_REMOVE: [queue, job_id]; job_id 0 means every
+ * dead-lettered job */
 static const struct field revive_field[] = {
     F_NAME(struct proto_revive, queue, "queue name"),
     F_U64(struct proto_revive, job_id),

@@ -10,7 +10,9 @@
  *               cancelled, oldest_pending_us, max_active, paused, rate_jobs,
  *               rate_period_ms, own_settings, max_attempts, keep_finished,
  *               keep_finished_age_ms, key_window_ms, unroutable,
- *               [unroutable_type...]] (all after the sixth appended over
+ *               [unroutable_type...], keep_failed, keep_failed_age_ms,
+ *               keep_cancelled, keep_cancelled_age_ms, group_limit]
+ *               (all after the sixth appended over
  *               time: an older broker leaves them out, and they decode as 0) */
 static const struct field unroutable_type_elem = {.label = "job type", .kind = FIELD_NAME};
 static const struct field queue_stats_field[] = {
@@ -34,9 +36,14 @@ static const struct field queue_stats_field[] = {
     F_U64(struct proto_queue_stats, unroutable),
     F_LIST(struct proto_queue_stats, unroutable_types, unroutable_types_count, "unroutable_types",
            "unroutable types", "job type", 0, PROTO_UNROUTABLE_TYPES_MAX, &unroutable_type_elem),
+    F_U64(struct proto_queue_stats, keep_failed),
+    F_U64(struct proto_queue_stats, keep_failed_age_ms),
+    F_U64(struct proto_queue_stats, keep_cancelled),
+    F_U64(struct proto_queue_stats, keep_cancelled_age_ms),
+    F_U32(struct proto_queue_stats, group_limit),
 };
 static const struct fields queue_stats_fields = {
-    .field = queue_stats_field, .count = 19, .required = 6};
+    .field = queue_stats_field, .count = 24, .required = 6};
 static const struct field queue_stats_elem = F_ELEM_STRUCT(&queue_stats_fields);
 
 static const struct field stats_reply_field[] = {

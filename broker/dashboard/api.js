@@ -172,6 +172,15 @@ export function normQueue(q) {
     maxAttempts: num(q.max_attempts) || null,
     keepFinished: q.keep_finished === undefined ? null : num(q.keep_finished),
     keepAgeMs: q.keep_finished_age_ms === undefined ? null : num(q.keep_finished_age_ms),
+    // Retention per finished state: count null = no count limit, ageMs 0 =
+    // no age limit; undefined (an older broker): unknown.
+    keep: Object.fromEntries(['completed', 'failed', 'cancelled'].map((st) => {
+      const count = q[`keep_${st}`];
+      const age = q[`keep_${st}_age_ms`];
+      return [st, count === undefined && age === undefined ? null
+        : { count: count === null ? null : num(count), ageMs: num(age) }];
+    })),
+    groupLimit: q.group_limit === undefined ? null : num(q.group_limit),
     keyWindowMs: q.key_window_ms === undefined ? null : num(q.key_window_ms),
     own: new Set(q.own_settings || []),
     // Pending jobs whose type no connected worker has a handler for.

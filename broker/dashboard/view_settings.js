@@ -1,6 +1,8 @@
 // Queue settings (#/settings): every queue's runtime settings as GET
 // /v1/queues carries them (paused, active limit, rate limit, max attempts,
-// retention, idempotency key window), the queue's own ones marked apart
+// the per-group active limit, retention of completed, failed
+// (dead-lettered) and cancelled jobs each, idempotency key window), the
+// queue's own ones marked apart
 // from those that follow the broker's flags. A token whose role may change
 // them (whoami's can.queue_settings: admin) gets Pause/Resume and an Edit
 // form per queue, sent through the settings API (POST .../pause, .../resume,
@@ -13,8 +15,18 @@ import { h, fill, setText, syncRows, table, fmtCount, fmtDuration, fmtRateLimit,
 
 const RATE_UNITS = [['s', 1000, 'per second'], ['m', 60000, 'per minute'], ['h', 3600000, 'per hour'],
   ['d', 86400000, 'per day']];
-const COLUMNS = ['queue', 'state', 'active limit', 'rate limit', 'max attempts', 'keep finished',
-  'keep for', 'key window', 'actions'];
+const COLUMNS = ['queue', 'state', 'active limit', 'rate limit', 'max attempts', 'group limit',
+  'keep completed', 'keep failed', 'keep cancelled', 'key window', 'actions'];
+const KEEP_STATES = ['completed', 'failed', 'cancelled'];
+const ACTIONS = COLUMNS.length - 1;
+
+// One state's retention as a cell's text: "COUNT, for AGE"; a count of
+// null is unlimited, an age of 0 none.
+function keepText(k) {
+  if (k === null) return '—';
+  const count = k.count === null ? 'unlimited' : fmtCount(k.count);
+  return k.ageMs ? `${count}, for ${fmtDuration(k.ageMs)}` : `${count}, no age limit`;
+}
 
 // A setting's cell: its value, and "default" in muted text when the queue
 // follows the broker's flag.
@@ -48,18 +60,25 @@ function editForm(q, done) {
     rateUnit.append(h('option', { value: q.rate.periodMs, selected: true }, `per ${fmtDuration(q.rate.periodMs)}`));
   }
   const attempts = h('input', { id: id('attempts'), type: 'number', min: 1, max: 1000, step: 1, value: q.maxAttempts || 1, required: true, class: 'num-input' });
-  const keep = h('input', { id: id('keep'), type: 'number', min: 0, step: 1, value: q.keepFinished ?? 0, required: true, class: 'num-input' });
-  const keepAge = durationField(id('keep-age'), 'Keep finished for', q.keepAgeMs || 0, 0);
+  const group = h('input', { id: id('group'), type: 'number', min: 0, step: 1, value: q.groupLimit || 0, required: true, class: 'num-input' });
+  // Per state: a count (empty: unlimited) and an age (0: no age limit).
+  const keeps = KEEP_STATES.map((st) => {
+    const k = q.keep[st] || { count: null, ageMs: 0 };
+    const label = `Keep ${st}`;
+    const count = h('input', { id: id(`keep-${st}`), type: 'number', min: 0, step: 1, value: k.count ?? '', placeholder: 'unlimited', class: 'num-input' });
+    const age = durationField(id(`keep-${st}-age`), `${label} for`, k.ageMs || 0, 0);
+    return { st, k, count, age, el: [h('span', { class: 'field' }, h('label', { for: id(`keep-${st}`) }, label), count), age.el] };
+  });
   const window = durationField(id('key-window'), 'Key window', q.keyWindowMs || 0, 1);
   const save = h('button', { type: 'submit', class: 'primary' }, 'Save');
   const cancel = h('button', { type: 'button' }, 'Cancel');
-  const note = h('p', { class: 'muted form-note' }, 'Active limit and rate 0 mean none. Changes are journaled and apply at once.');
+  const note = h('p', { class: 'muted form-note' }, 'Active limit, group limit and rate 0 mean none; a keep count left empty keeps all, a keep-for of 0 has no age limit. Changes are journaled and apply at once.');
   const form = h('form', { class: 'settings-form', 'aria-label': `Settings of ${q.name}` },
     h('span', { class: 'field' }, h('label', { for: id('limit') }, 'Active limit'), limit),
     h('span', { class: 'field' }, h('label', { for: id('rate') }, 'Rate limit'), h('span', {}, rateJobs, rateUnit)),
     h('span', { class: 'field' }, h('label', { for: id('attempts') }, 'Max attempts'), attempts),
-    h('span', { class: 'field' }, h('label', { for: id('keep') }, 'Keep finished'), keep),
-    keepAge.el, window.el,
+    h('span', { class: 'field' }, h('label', { for: id('group') }, 'Group limit'), group),
+    ...keeps.flatMap((k) => k.el), window.el,
     h('span', { class: 'form-actions' }, save, cancel), note);
   cancel.addEventListener('click', () => done(null));
   form.addEventListener('submit', (e) => {
@@ -71,8 +90,12 @@ function editForm(q, done) {
     const was = q.rate ? { jobs: q.rate.jobs, period_ms: q.rate.periodMs } : null;
     if (JSON.stringify(rate) !== JSON.stringify(was)) body.rate = rate;
     if (n(attempts) !== q.maxAttempts) body.max_attempts = n(attempts);
-    if (n(keep) !== q.keepFinished) body.keep_finished = n(keep);
-    if (keepAge.value() !== q.keepAgeMs) body.keep_finished_age_ms = keepAge.value();
+    if (n(group) !== (q.groupLimit || 0)) body.group_limit = n(group);
+    for (const { st, k, count, age } of keeps) {
+      const c = count.value === '' ? null : n(count);
+      if (c !== k.count) body[`keep_${st}`] = c;
+      if (age.value() !== k.ageMs) body[`keep_${st}_age_ms`] = age.value();
+    }
     if (window.value() !== q.keyWindowMs) body.key_window_ms = window.value();
     done(body);
   });
@@ -138,8 +161,8 @@ export function settingsView(root) {
     const toggle = h('button', { type: 'button' });
     const edit = h('button', { type: 'button' }, 'Edit');
     editButtons.set(q.name, edit);
-    cells[8].className = 'row-actions';
-    fill(cells[8], toggle, ' ', edit);
+    cells[ACTIONS].className = 'row-actions';
+    fill(cells[ACTIONS], toggle, ' ', edit);
     const row = h('tr', {}, cells);
     let current = q;
     toggle.addEventListener('click', () => {
@@ -158,9 +181,10 @@ export function settingsView(root) {
       valueCell(cells[2], item.activeLimit ? fmtCount(item.activeLimit) : 'none', item.own.has('max_active'));
       valueCell(cells[3], fmtRateLimit(item.rate), item.own.has('rate'));
       valueCell(cells[4], item.maxAttempts ?? '—', item.own.has('max_attempts'));
-      valueCell(cells[5], item.keepFinished === null ? '—' : fmtCount(item.keepFinished), item.own.has('keep_finished'));
-      valueCell(cells[6], item.keepAgeMs === null ? '—' : fmtDuration(item.keepAgeMs), item.own.has('keep_finished_age_ms'));
-      valueCell(cells[7], item.keyWindowMs === null ? '—' : fmtDuration(item.keyWindowMs), item.own.has('key_window_ms'));
+      valueCell(cells[5], item.groupLimit === null ? '—' : item.groupLimit ? fmtCount(item.groupLimit) : 'none', item.own.has('group_limit'));
+      KEEP_STATES.forEach((st, i) => valueCell(cells[6 + i], keepText(item.keep[st]),
+        item.own.has(`keep_${st}`) || item.own.has(`keep_${st}_age_ms`)));
+      valueCell(cells[9], item.keyWindowMs === null ? '—' : fmtDuration(item.keyWindowMs), item.own.has('key_window_ms'));
       setText(toggle, item.paused ? 'Resume' : 'Pause');
       toggle.setAttribute('aria-label', `${item.paused ? 'Resume' : 'Pause'} queue ${item.name}`);
       edit.setAttribute('aria-label', `Edit settings of queue ${item.name}`);

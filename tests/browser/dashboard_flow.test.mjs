@@ -128,7 +128,25 @@ test('an admin pauses a queue from the page, its jobs wait, Resume releases them
   await waitFor(async () => (await row.locator('td').nth(3).innerText()) === '10/s', 'the row to show the rate', { timeoutMs: UI_MS });
   assert.equal(await row.locator('td').nth(2).innerText(), '2');
   assert.match(await row.locator('td').nth(4).innerText(), /default/); // max attempts: the broker's
-  assert.deepEqual(sent, ['POST /v1/queues/flow/pause', 'POST /v1/queues/flow/resume', 'PATCH /v1/queues/flow/settings']);
+  // Retention per finished state: dead letters are kept until retried or
+  // removed by default; completed jobs 100,000 for 7 days.
+  assert.match(await row.locator('td').nth(6).innerText(), /^100,000, for 7d/);
+  assert.match(await row.locator('td').nth(7).innerText(), /^unlimited, no age limit/);
+  // The group limit and a keep count set from the form show as the queue's own.
+  await page.getByRole('button', { name: 'Edit settings of queue flow' }).click();
+  await form.getByLabel('Group limit', { exact: true }).fill('3');
+  await form.getByLabel('Keep failed', { exact: true }).fill('50');
+  await form.getByRole('button', { name: 'Save' }).click();
+  await waitFor(async () => /flow: group limit, keep failed saved/.test(await page.locator('.outcome').innerText()),
+    'the page to say the group limit and keep failed were saved', { timeoutMs: UI_MS });
+  await waitFor(async () => (await row.locator('td').nth(5).innerText()) === '3', 'the row to show the group limit', { timeoutMs: UI_MS });
+  assert.match(await row.locator('td').nth(7).innerText(), /^50, no age limit$/);
+  const after = await queueOf('flow');
+  assert.equal(after.group_limit, 3);
+  assert.equal(after.keep_failed, 50);
+  assert.equal(after.keep_completed, 100000);
+  assert.deepEqual(sent, ['POST /v1/queues/flow/pause', 'POST /v1/queues/flow/resume', 'PATCH /v1/queues/flow/settings',
+    'PATCH /v1/queues/flow/settings']);
   assert.deepEqual(pageErrors(), []);
   await page.close();
 });

@@ -44,7 +44,7 @@ static void config_of(struct core_config *c)
 	c->state.queue_defaults.max_attempts = 2;
 	c->state.queue_defaults.timeout_ms = 60000;
 	c->state.queue_defaults.backoff = (struct backoff_policy){10, 100};
-	c->state.queue_defaults.keep_finished = 4;
+	queue_policy_keep_all(&c->state.queue_defaults, 4, c->state.queue_defaults.keep[0].age_ms);
 	c->state.max_queues = 8;
 	c->state.max_workers = 8;
 	c->state.max_queue_jobs = 64;

@@ -80,7 +80,9 @@ static void replay(bool repair)
 		return;
 	}
 	struct state_config config = {
-	    .queue_defaults = {.max_attempts = 3, .timeout_ms = 1000, .keep_finished = 10},
+	    .queue_defaults = {.max_attempts = 3,
+	                       .timeout_ms = 1000,
+	                       .keep = {{10, 0}, {10, 0}, {10, 0}}},
 	    .max_queues = 64,
 	    .max_workers = 64,
 	    .dead_after_ms = 1000,

@@ -104,6 +104,56 @@ class HttpApi(unittest.TestCase):
         self.assertEqual(queue["unroutable"], {"jobs": 1, "types": ["nobody"]})
         self.assertEqual(self.b.get("/v1/jobs/%s" % job["id"])[2]["state"], "pending")
 
+    def test_retention_per_state_and_removing_dead_letters_over_http(self):
+        status, _, got = self.b.get("/v1/queues/ret/settings")
+        self.assertEqual(status, 200, got)
+        # Dead letters are kept with no limit by default; the others 100,000.
+        self.assertEqual((got["keep_failed"], got["keep_failed_age_ms"], got["keep_completed"],
+                          got["keep_cancelled"]), (None, 0, 100000, 100000))
+        status, _, got = self.b.request("PATCH", "/v1/queues/ret/settings",
+                                        {"keep_completed": 2, "keep_cancelled_age_ms": 60000,
+                                         "group_limit": 5})
+        self.assertEqual(status, 200, got)
+        self.assertEqual((got["keep_completed"], got["keep_finished"], got["keep_cancelled_age_ms"],
+                          got["keep_failed"]), (2, 2, 60000, None))
+        queue = [q for q in self.b.get("/v1/queues")[2]["queues"] if q["name"] == "ret"][0]
+        self.assertEqual((queue["keep_completed"], queue["keep_failed"], queue["group_limit"]),
+                         (2, None, 5))
+        self.assertEqual(sorted(queue["own_settings"]),
+                         ["group_limit", "keep_cancelled_age_ms", "keep_completed"])
+        # keep_finished sets all three; null is no limit.
+        status, _, got = self.b.request("PATCH", "/v1/queues/ret/settings",
+                                        {"keep_finished": 7, "keep_failed": None})
+        self.assertEqual((got["keep_completed"], got["keep_cancelled"], got["keep_failed"]),
+                         (7, 7, None))
+        for body, text in [({"keep_failed": -1}, "keep_failed must be"),
+                           ({"keep_completed": "all"}, "keep_completed must be"),
+                           ({"keep_cancelled_age_ms": -5}, "keep_cancelled_age_ms must be")]:
+            with self.subTest(body=body):
+                status, _, got = self.b.request("PATCH", "/v1/queues/ret/settings", body)
+                self.assertEqual((status, got["error"]["code"]), (400, "field_range"), got)
+                self.assertIn(text, got["error"]["message"])
+        self.assertEqual(self.b.get("/v1/queues/ret/settings")[2]["keep_completed"], 7)
+        # Dead letters removed: one by id, then the rest; a completed job's
+        # id is refused and stays.
+        self.b.worker("ret", ["ok=cat", "bad=exit 100"])
+        done = self.b.submit("ret", {"type": "ok"})["id"]
+        dead = [self.b.submit("ret", {"type": "bad"})["id"] for _ in range(3)]
+        for job in dead:
+            wait_for(lambda: self.b.job(job)["state"] == "failed", 30, "a dead-lettered job")
+        wait_for(lambda: self.b.job(done)["state"] == "completed", 30, "a completed job")
+        status, _, got = self.b.request("DELETE", "/v1/queues/ret/dead/%s" % done)
+        self.assertEqual(status, 409, got)
+        status, _, got = self.b.request("DELETE", "/v1/queues/ret/dead/%s" % dead[0])
+        self.assertEqual((status, got["removed"], got["ids"]), (200, 1, [dead[0]]), got)
+        self.assertEqual(self.b.get("/v1/jobs/%s" % dead[0])[0], 404)
+        status, _, got = self.b.request("DELETE", "/v1/queues/ret/dead/%s" % dead[0])
+        self.assertEqual(status, 404, got)
+        status, _, got = self.b.request("DELETE", "/v1/queues/ret/dead")
+        self.assertEqual((status, sorted(got["ids"])), (200, sorted(dead[1:])), got)
+        self.assertEqual(self.b.get("/v1/queues/ret/dead")[2]["jobs"], [])
+        self.assertEqual(self.b.job(done)["state"], "completed")
+
     def test_queue_settings_pause_resume_and_patch(self):
         status, _, got = self.b.get("/v1/queues/pay/settings")
         self.assertEqual(status, 200, got)

@@ -82,6 +82,15 @@ class HttpAuth(unittest.TestCase):
         self.assertEqual(body["error"]["code"], "forbidden")
         self.assertEqual(self.b.get("/metrics", headers=bearer("dash-secret"))[0], 200)
 
+    def test_only_the_admin_removes_dead_letters(self):
+        status, _, body = self.b.request("DELETE", "/v1/queues/shop.a/dead",
+                                         headers=bearer("shop-secret"))
+        self.assertEqual(status, 403, body)
+        self.assertIn("not dead-remove", body["error"]["message"])
+        status, _, body = self.b.request("DELETE", "/v1/queues/shop.a/dead",
+                                         headers=bearer("ops-secret"))
+        self.assertEqual((status, body["removed"]), (200, 0), body)
+
     def test_a_tenant_is_403_outside_its_queues_and_sees_only_its_own(self):
         self.assertEqual(self.b.post("/v1/queues/billing.x/jobs", {"type": "t"},
                                      headers=bearer("billing-secret"))[0], 202)

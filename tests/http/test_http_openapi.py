@@ -33,14 +33,22 @@ class HttpOpenApi(unittest.TestCase):
         self.b.worker("q", ["t=cat", "dead=exit 100"])
         done = self.b.submit("q", {"type": "t", "payload": "x"})["id"]
         dead = self.b.submit("q", {"type": "dead"})["id"]
+        # Dead letters the DELETEs of /v1/queues/{queue}/dead[/{id}] remove,
+        # in queues of their own: q's stays for /v1/jobs/{id}/retry.
+        self.b.worker("q2", ["dead=exit 100"])
+        self.b.worker("q3", ["dead=exit 100"])
+        dead2 = self.b.submit("q2", {"type": "dead"})["id"]
+        dead3 = self.b.submit("q3", {"type": "dead"})["id"]
         wait_for(lambda: self.b.job(done)["state"] == "completed", 30, "a completed job")
-        wait_for(lambda: self.b.job(dead)["state"] == "failed", 30, "a dead-lettered job")
+        for job in (dead, dead2, dead3):
+            wait_for(lambda: self.b.job(job)["state"] == "failed", 30, "a dead-lettered job")
         batch = self.b.post("/v1/batches", {"jobs": [{"queue": "idle", "type": "t"}]})[2]["id"]
         pending = self.b.submit("idle", {"type": "t"})["id"]
         schedule = {"every": "1h", "queue": "idle", "type": "t"}
         good = {"{queue}": "q", "{id}": done, "{name}": "hourly"}
         per_path_id = {"/v1/jobs/{id}/cancel": pending, "/v1/jobs/{id}/retry": dead,
-                       "/v1/batches/{id}": batch}
+                       "/v1/batches/{id}": batch, "/v1/queues/{queue}/dead/{id}": dead3}
+        per_path_queue = {"/v1/queues/{queue}/dead": "q2", "/v1/queues/{queue}/dead/{id}": "q3"}
         bad_values = {"{queue}": "a%20b", "{id}": "0", "{name}": "a%20b"}
         checked = 0
         for path, methods in doc["paths"].items():
@@ -51,7 +59,11 @@ class HttpOpenApi(unittest.TestCase):
                     example = op["requestBody"]["content"]["application/json"]["example"]
                 filled = path
                 for k, v in good.items():
-                    filled = filled.replace(k, per_path_id.get(path, v) if k == "{id}" else v)
+                    if k == "{id}":
+                        v = per_path_id.get(path, v)
+                    elif k == "{queue}":
+                        v = per_path_queue.get(path, v)
+                    filled = filled.replace(k, v)
                 requests = [(method.upper(), filled, example, "good")]
                 if "{" in path:
                     broken = path

@@ -90,7 +90,8 @@ static int setup(void **state)
 	c->state.queue_defaults.max_attempts = 3;
 	c->state.queue_defaults.timeout_ms = 60000;
 	c->state.queue_defaults.backoff = (struct backoff_policy){100, 1000};
-	c->state.queue_defaults.keep_finished = 1000;
+	queue_policy_keep_all(&c->state.queue_defaults, 1000,
+	                      c->state.queue_defaults.keep[0].age_ms);
 	c->state.max_queues = 8;
 	c->state.max_workers = 8;
 	c->state.dead_after_ms = 60000;

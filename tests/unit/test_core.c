@@ -66,7 +66,8 @@ static void config_defaults(struct core_config *c)
 	c->state.queue_defaults.max_attempts = 3;
 	c->state.queue_defaults.timeout_ms = 60000;
 	c->state.queue_defaults.backoff = (struct backoff_policy){100, 1000};
-	c->state.queue_defaults.keep_finished = 1000;
+	queue_policy_keep_all(&c->state.queue_defaults, 1000,
+	                      c->state.queue_defaults.keep[0].age_ms);
 	c->state.max_queues = 8;
 	c->state.max_workers = 8;
 	c->state.dead_after_ms = 60000;
@@ -453,7 +454,8 @@ static uint64_t completed_in(struct fixture *f, const char *queue)
 static void test_retention_sweep_drops_the_oldest_finished_jobs_over_the_count(void **state)
 {
 	struct fixture *f = *state;
-	f->config.state.queue_defaults.keep_finished = 2;
+	queue_policy_keep_all(&f->config.state.queue_defaults, 2,
+	                      f->config.state.queue_defaults.keep[0].age_ms);
 	core_start(f);
 	uint64_t ids[5];
 	for (int i = 0; i < 5; i++) {
@@ -470,7 +472,8 @@ static void test_retention_sweep_drops_the_oldest_finished_jobs_over_the_count(v
 static void test_retention_sweep_drops_finished_jobs_past_their_age(void **state)
 {
 	struct fixture *f = *state;
-	f->config.state.queue_defaults.keep_finished_age_ms = 1;
+	queue_policy_keep_all(&f->config.state.queue_defaults,
+	                      f->config.state.queue_defaults.keep[0].count, 1);
 	core_start(f);
 	uint64_t done = submit(f, "q", 10);
 	ack(f, done, fetch_one(f, "w1", done));
@@ -533,7 +536,8 @@ static void test_empty_state_is_not_compacted_over_and_over(void **state)
 {
 	struct fixture *f = *state;
 	f->config.compact_min_bytes = 1;
-	f->config.state.queue_defaults.keep_finished = 0;
+	queue_policy_keep_all(&f->config.state.queue_defaults, 0,
+	                      f->config.state.queue_defaults.keep[0].age_ms);
 	core_start(f);
 	uint64_t id = submit(f, "q", 10);
 	ack(f, id, fetch_one(f, "w1", id));
@@ -554,7 +558,8 @@ static void test_snapshot_of_a_burst_is_replaced_once_the_burst_is_dropped(void 
 {
 	struct fixture *f = *state;
 	f->config.compact_min_bytes = 20000;
-	f->config.state.queue_defaults.keep_finished = 2;
+	queue_policy_keep_all(&f->config.state.queue_defaults, 2,
+	                      f->config.state.queue_defaults.keep[0].age_ms);
 	core_start(f);
 	enum { JOBS = 40 };
 	uint64_t ids[JOBS];

@@ -14,6 +14,8 @@
 #include <inttypes.h>
 #include <stdbool.h>
 
+#include <msgpack.h>
+
 #include "buf.h"
 #include "message.h"
 #include "record.h"
@@ -204,14 +206,20 @@ static struct proto_queue_stats QSTATS[2] = {{.name = "emails",
                                               .key_window_ms = 86400000ull,
                                               .unroutable = 3,
                                               .unroutable_types_count = 2,
-                                              .unroutable_types = QUEUES},
+                                              .unroutable_types = QUEUES,
+                                              .keep_failed = PROTO_KEEP_ALL,
+                                              .keep_failed_age_ms = 0,
+                                              .keep_cancelled = 500,
+                                              .keep_cancelled_age_ms = 3600000ull,
+                                              .group_limit = 4},
                                              {.name = "q", .pending = 0x100000000ull}};
 static struct proto_batch_error BATCH_ERRORS[2] = {{.job_id = 11}, {.job_id = 0x100000000ull}};
 
 static const struct proto_queue_settings QUEUE_SETTINGS = {
     .queue = "payments.stripe",
     .set_mask = PROTO_QSET_PAUSED | PROTO_QSET_RATE | PROTO_QSET_MAX_ACTIVE |
-                PROTO_QSET_KEY_WINDOW | PROTO_QSET_GROUP_LIMIT,
+                PROTO_QSET_KEY_WINDOW | PROTO_QSET_GROUP_LIMIT | PROTO_QSET_KEEP_COMPLETED |
+                PROTO_QSET_KEEP_FAILED | PROTO_QSET_KEEP_CANCELLED_AGE,
     .paused = true,
     .max_active = 5,
     .rate_jobs = 10,
@@ -220,7 +228,13 @@ static const struct proto_queue_settings QUEUE_SETTINGS = {
     .keep_finished = 100000,
     .keep_finished_age_ms = 604800000ull,
     .key_window_ms = 86400000ull,
-    .group_limit = 2};
+    .group_limit = 2,
+    .keep_completed = 100000,
+    .keep_completed_age_ms = 604800000ull,
+    .keep_failed = PROTO_KEEP_ALL,
+    .keep_failed_age_ms = 0,
+    .keep_cancelled = 20,
+    .keep_cancelled_age_ms = 3600000ull};
 
 static void queue_settings_equal(const struct proto_queue_settings *a,
                                  const struct proto_queue_settings *b)
@@ -236,6 +250,12 @@ static void queue_settings_equal(const struct proto_queue_settings *a,
 	EQ(keep_finished_age_ms);
 	EQ(key_window_ms);
 	EQ(group_limit);
+	EQ(keep_completed);
+	EQ(keep_completed_age_ms);
+	EQ(keep_failed);
+	EQ(keep_failed_age_ms);
+	EQ(keep_cancelled);
+	EQ(keep_cancelled_age_ms);
 }
 
 static void job_info_fill(struct proto_job_info *j, bool with_result)
@@ -447,6 +467,7 @@ static void msg_fill(struct proto_msg *m, enum proto_type type)
 		m->u.job_list = (struct proto_job_list){.jobs_count = 2, .jobs = JOB_INFOS};
 		break;
 	case PROTO_REVIVE:
+	case PROTO_DEAD_REMOVE:
 		m->u.revive = (struct proto_revive){.queue = "emails", .job_id = 0x100000002ull};
 		break;
 	case PROTO_REVIVED:
@@ -715,6 +736,11 @@ static void msg_equal(const struct proto_msg *want, const struct proto_msg *got)
 			EQ(unroutable_types_count);
 			names_equal(a->unroutable_types, b->unroutable_types,
 			            a->unroutable_types_count);
+			EQ(keep_failed);
+			EQ(keep_failed_age_ms);
+			EQ(keep_cancelled);
+			EQ(keep_cancelled_age_ms);
+			EQ(group_limit);
 		}
 		break;
 	}
@@ -800,7 +826,8 @@ static void msg_equal(const struct proto_msg *want, const struct proto_msg *got)
 			job_info_equal(&s->jobs[i], &t->jobs[i]);
 		break;
 	}
-	case PROTO_REVIVE: {
+	case PROTO_REVIVE:
+	case PROTO_DEAD_REMOVE: {
 		const struct proto_revive *a = &want->u.revive, *b = &got->u.revive;
 		EQ_NAME(queue);
 		EQ(job_id);
@@ -894,6 +921,17 @@ static void test_a_six_field_stats_reply_still_decodes(void **state)
 	assert_true(q->key_window_ms == 0);
 	assert_int_equal(q->unroutable, 0);
 	assert_int_equal(q->unroutable_types_count, 0);
+	proto_msg_fini(&got);
+	jm_buf_fini(&fixture);
+	/* 19 fields before retention per state and group_limit. */
+	fixture = (struct jm_buf){0};
+	golden_read("msg_stats-reply-19-fields", &fixture);
+	assert_jm_ok_err(proto_decode(fixture.data, fixture.len, &got, &err), &err);
+	q = &got.u.stats_reply.queues[0];
+	assert_int_equal(q->unroutable, 3);
+	assert_int_equal(q->unroutable_types_count, 2);
+	assert_true(q->keep_failed == 0 && q->keep_cancelled == 0);
+	assert_int_equal(q->group_limit, 0);
 	proto_msg_fini(&got);
 	jm_buf_fini(&fixture);
 }
@@ -1028,6 +1066,60 @@ static void test_bytes_from_before_groups_still_decode(void **state)
 		proto_msg_fini(&got);
 		jm_buf_fini(&fixture);
 	}
+	/* Queue settings before retention per state (11 fields: keep_finished
+	 * is all three states, queue.c). */
+	fixture = (struct jm_buf){0};
+	golden_read("rec_queue-11-fields", &fixture);
+	assert_jm_ok_err(proto_record_decode(fixture.data, fixture.len, &rec, &err), &err);
+	assert_int_equal(rec.u.queue.settings.group_limit, 2);
+	assert_true(rec.u.queue.settings.keep_finished == 100000);
+	assert_true(rec.u.queue.settings.keep_failed == 0);
+	proto_record_fini(&rec);
+	jm_buf_fini(&fixture);
+	const char *msgs11[] = {"msg_queue-set-11-fields", "msg_queue-settings-11-fields"};
+	for (int i = 0; i < 2; i++) {
+		fixture = (struct jm_buf){0};
+		golden_read(msgs11[i], &fixture);
+		assert_jm_ok_err(proto_decode(fixture.data, fixture.len, &got, &err), &err);
+		assert_int_equal(got.u.queue_settings.group_limit, 2);
+		assert_true(got.u.queue_settings.keep_completed == 0);
+		assert_true(got.u.queue_settings.keep_cancelled_age_ms == 0);
+		proto_msg_fini(&got);
+		jm_buf_fini(&fixture);
+	}
+}
+
+/* An older peer refuses a QUEUE_SETTINGS whose set_mask names a bit it
+ * does not know: the per-state retention bits travel in keep_mask, so the
+ * set_mask on the wire never has more than the 8 bits older peers know,
+ * and decoding joins them back. */
+static void test_queue_settings_keep_the_set_mask_an_older_peer_knows(void **state)
+{
+	(void)state;
+	struct proto_msg want = {.type = PROTO_QUEUE_SETTINGS};
+	want.u.queue_settings = QUEUE_SETTINGS;
+	assert_true(QUEUE_SETTINGS.set_mask > 0xff);
+	struct jm_buf wire = {0};
+	jm_buf_init(&wire);
+	assert_jm_ok(proto_encode(&want, &wire));
+	msgpack_unpacked root;
+	msgpack_unpacked_init(&root);
+	assert_int_equal(msgpack_unpack_next(&root, (const char *)wire.data, wire.len, NULL),
+	                 MSGPACK_UNPACK_SUCCESS);
+	const msgpack_object *body = &root.data.via.array.ptr[2];
+	assert_int_equal(body->type, MSGPACK_OBJECT_ARRAY);
+	uint64_t wire_mask = body->via.array.ptr[1].via.u64;
+	uint64_t keep_mask = body->via.array.ptr[body->via.array.size - 1].via.u64;
+	assert_true(wire_mask == (QUEUE_SETTINGS.set_mask & 0xff));
+	assert_true(keep_mask == QUEUE_SETTINGS.set_mask >> 8);
+	msgpack_unpacked_destroy(&root);
+	struct proto_msg got;
+	struct jm_err err;
+	assert_jm_ok_err(proto_decode(wire.data, wire.len, &got, &err), &err);
+	assert_int_equal(got.u.queue_settings.set_mask, QUEUE_SETTINGS.set_mask);
+	assert_int_equal(got.u.queue_settings.keep_mask, 0);
+	proto_msg_fini(&got);
+	jm_buf_fini(&wire);
 }
 
 static void test_every_message_type_encodes_to_its_golden_bytes_and_back(void **state)
@@ -1342,6 +1434,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_every_message_type_encodes_to_its_golden_bytes_and_back),
+	    cmocka_unit_test(test_queue_settings_keep_the_set_mask_an_older_peer_knows),
 	    cmocka_unit_test(test_a_six_field_stats_reply_still_decodes),
 	    cmocka_unit_test(test_a_fetch_without_types_still_decodes_as_any_type),
 	    cmocka_unit_test(test_a_status_and_a_job_without_payload_fields_still_decode),

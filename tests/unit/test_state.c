@@ -20,7 +20,7 @@ static void config_defaults(struct state_config *c)
 	c->queue_defaults.max_attempts = 3;
 	c->queue_defaults.timeout_ms = 1000;
 	c->queue_defaults.backoff = (struct backoff_policy){100, 1000};
-	c->queue_defaults.keep_finished = 100;
+	queue_policy_keep_all(&c->queue_defaults, 100, c->queue_defaults.keep[0].age_ms);
 	c->max_queues = 4;
 	c->max_workers = 4;
 	c->dead_after_ms = 5000;

@@ -181,6 +181,7 @@ typedef struct jm_queue_stats {
 	uint64_t unroutable;
 	unsigned unroutable_types_count;
 	char unroutable_types[8][65];
+	unsigned group_limit; /* active jobs per group (fair tenants); 0: none */
 } jm_queue_stats;
 
 /* Per-queue counters; *queues is malloc'd (free with free()). */
@@ -194,11 +195,25 @@ enum {
 	JM_QSET_MAX_ACTIVE = 1u << 1,   /* max_active: active jobs at once; 0: no limit */
 	JM_QSET_RATE = 1u << 2,         /* rate_jobs per rate_period_ms starts; 0: none */
 	JM_QSET_MAX_ATTEMPTS = 1u << 3, /* max_attempts for jobs that give none */
+	/* keep_finished / keep_finished_age_ms: retention of completed,
+	 * failed and cancelled jobs alike (sets the three below; a reply
+	 * never names these two, and carries the completed jobs' there). */
 	JM_QSET_KEEP_FINISHED = 1u << 4,
 	JM_QSET_KEEP_AGE = 1u << 5,
 	JM_QSET_KEY_WINDOW = 1u << 6,  /* key_window_ms of idempotency keys */
 	JM_QSET_GROUP_LIMIT = 1u << 7, /* group_limit: active jobs per group; 0: none */
+	/* Retention per finished state: a count (JM_KEEP_ALL: no limit) and
+	 * an age in ms (0: no age limit). Applied after KEEP_FINISHED/AGE. */
+	JM_QSET_KEEP_COMPLETED = 1u << 8,
+	JM_QSET_KEEP_COMPLETED_AGE = 1u << 9,
+	JM_QSET_KEEP_FAILED = 1u << 10, /* dead letters; default JM_KEEP_ALL, no age */
+	JM_QSET_KEEP_FAILED_AGE = 1u << 11,
+	JM_QSET_KEEP_CANCELLED = 1u << 12,
+	JM_QSET_KEEP_CANCELLED_AGE = 1u << 13,
 };
+
+/* A retention count with no limit. */
+#define JM_KEEP_ALL UINT64_MAX
 
 typedef struct jm_queue_settings {
 	char name[65];
@@ -212,6 +227,9 @@ typedef struct jm_queue_settings {
 	uint64_t keep_finished_age_ms;
 	uint64_t key_window_ms;
 	unsigned group_limit; /* active jobs per group (fair tenants); 0: none */
+	uint64_t keep_completed, keep_completed_age_ms;
+	uint64_t keep_failed, keep_failed_age_ms;
+	uint64_t keep_cancelled, keep_cancelled_age_ms;
 } jm_queue_settings;
 
 /* Changes the settings of queue that changes->set_mask names (mask 0:
@@ -320,6 +338,12 @@ int jm_client_dead_list(jm_client *client, const char *queue, unsigned limit, jm
  * none) lists the revived ids. */
 int jm_client_revive(jm_client *client, const char *queue, uint64_t job_id, uint64_t **ids,
                      size_t *count);
+/* Removes dead-lettered jobs of queue for good (journaled, all or none):
+ * job_id 0 removes all of them, else just that one. *ids as for
+ * jm_client_revive, listing the removed ids. Admin role when the broker
+ * checks tokens. */
+int jm_client_dead_remove(jm_client *client, const char *queue, uint64_t job_id, uint64_t **ids,
+                          size_t *count);
 
 /* ---- schedules ---------------------------------------------------------- */
 
