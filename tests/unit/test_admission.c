@@ -11,10 +11,10 @@
  * thread) hits the handler and not the journal's writer. */
 #include "jm_test.h"
 
-#include <dirent.h>
 #include <unistd.h>
 
 #include "clock.h"
+#include "core_fixture.h"
 #include "core_internal.h"
 #include "heap.h"
 #include "journal.h"
@@ -23,17 +23,8 @@
 #define WAIT_MS 10000
 #define JOBS 6
 
-struct call {
-	struct request req;
-	int done;
-	int status;
-};
-
 struct fixture {
-	char dir[128];
-	struct journal *journal;
-	struct core *core;
-	struct core_config config;
+	struct core_fixture c;
 	struct jm_buf reply; /* the last reply, which a decoded one borrows */
 };
 
@@ -44,14 +35,7 @@ struct fingerprint {
 	uint64_t journal_bytes;
 };
 
-static void on_reply(struct request *req, int status)
-{
-	struct call *c = container_of(req, struct call, req);
-	c->status = status;
-	__atomic_store_n(&c->done, 1, __ATOMIC_RELEASE);
-}
-
-static void wait_done(struct call *c)
+static void wait_done(struct core_call *c)
 {
 	uint64_t deadline = jm_mono_us() + WAIT_MS * 1000u;
 	while (!__atomic_load_n(&c->done, __ATOMIC_ACQUIRE)) {
@@ -61,42 +45,11 @@ static void wait_done(struct call *c)
 	}
 }
 
-static void core_start(struct fixture *f)
-{
-	struct journal_options jo = {.dir = f->dir, .fsync = JOURNAL_FSYNC_OFF};
-	struct jm_err err = {0};
-	assert_jm_ok_err(journal_open(&f->journal, &jo, &err), &err);
-	struct journal_replay_stats stats;
-	assert_jm_ok_err(core_open(&f->core, &f->config, f->journal, &stats, &err), &err);
-}
-
-static void core_finish(struct fixture *f)
-{
-	core_stop(f->core);
-	journal_close(f->journal);
-	core_free(f->core);
-	f->core = NULL;
-	f->journal = NULL;
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof *f);
 	assert_non_null(f);
-	const char *tmp = getenv("TMPDIR");
-	snprintf(f->dir, sizeof f->dir, "%s/jm-admit-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	assert_non_null(mkdtemp(f->dir));
-	struct core_config *c = &f->config;
-	c->state.queue_defaults.max_attempts = 3;
-	c->state.queue_defaults.timeout_ms = 60000;
-	c->state.queue_defaults.backoff = (struct backoff_policy){100, 1000};
-	queue_policy_keep_all(&c->state.queue_defaults, 1000,
-	                      c->state.queue_defaults.keep[0].age_ms);
-	c->state.max_queues = 8;
-	c->state.max_workers = 8;
-	c->state.dead_after_ms = 60000;
-	c->state.lease_grace_ms = 1000;
-	c->wait_max_ms = 60000;
+	core_fixture_init(&f->c, "admit");
 	*state = f;
 	return 0;
 }
@@ -104,20 +57,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	if (f->core)
-		core_finish(f);
-	DIR *d = opendir(f->dir);
-	struct dirent *ent;
-	char path[512];
-	while (d && (ent = readdir(d)) != NULL) {
-		if (ent->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof path, "%s/%s", f->dir, ent->d_name);
-		unlink(path);
-	}
-	if (d)
-		closedir(d);
-	rmdir(f->dir);
+	core_fixture_fini(&f->c);
 	jm_buf_fini(&f->reply);
 	free(f);
 	return 0;
@@ -125,8 +65,8 @@ static int teardown(void **state)
 
 static struct fingerprint fingerprint_of(struct fixture *f)
 {
-	pthread_mutex_lock(&f->core->lock);
-	struct state *s = &f->core->state;
+	pthread_mutex_lock(&f->c.core->lock);
+	struct state *s = &f->c.core->state;
 	struct fingerprint fp = {
 	    .jobs = s->jobs.count,
 	    .queues = s->queues.queues.count,
@@ -142,8 +82,8 @@ static struct fingerprint fingerprint_of(struct fixture *f)
 		fp.finished = q->finished_count;
 		fp.delayed = q->delayed;
 	}
-	pthread_mutex_unlock(&f->core->lock);
-	fp.journal_bytes = journal_log_bytes(f->journal);
+	pthread_mutex_unlock(&f->c.core->lock);
+	fp.journal_bytes = journal_log_bytes(f->c.journal);
 	return fp;
 }
 
@@ -169,15 +109,15 @@ static void assert_same(const struct fingerprint *a, const struct fingerprint *b
 static bool submit_specs(struct fixture *f, struct proto_job_spec *specs, uint32_t n, bool as_batch,
                          struct proto_msg *out)
 {
-	struct call c = {0};
+	struct core_call c = {0};
 	c.req.msg.type = PROTO_SUBMIT;
 	c.req.msg.u.submit.jobs = specs;
 	c.req.msg.u.submit.jobs_count = n;
 	c.req.msg.u.submit.as_batch = as_batch;
 	c.req.pipe_id = 1;
-	c.req.on_reply = on_reply;
+	c.req.on_reply = core_call_replied;
 	jm_buf_init(&c.req.reply);
-	core_handle(f->core, &c.req);
+	core_handle(f->c.core, &c.req);
 	wait_done(&c);
 	bool decoded = false;
 	if (c.status == 0 && c.req.reply.len > 0) {
@@ -222,7 +162,7 @@ static void six_specs(struct proto_job_spec *specs, const char *new_queue)
 static void test_a_submit_failing_at_any_allocation_changes_nothing(void **state)
 {
 	struct fixture *f = *state;
-	core_start(f);
+	core_fixture_start(&f->c);
 	struct proto_job_spec specs[JOBS];
 	struct proto_msg reply;
 	spec_set(&specs[0], "old", (const uint8_t *)"x", 1, 0);
@@ -268,8 +208,8 @@ static void test_a_submit_failing_at_any_allocation_changes_nothing(void **state
 
 	/* What the journal holds is what the live core held. */
 	struct fingerprint live = fingerprint_of(f);
-	core_finish(f);
-	core_start(f);
+	core_fixture_finish(&f->c);
+	core_fixture_start(&f->c);
 	struct fingerprint replayed = fingerprint_of(f);
 	assert_int_equal(replayed.jobs, live.jobs);
 	assert_int_equal(replayed.batches, live.batches);
@@ -282,8 +222,8 @@ static void test_a_submit_failing_at_any_allocation_changes_nothing(void **state
 static void test_a_submit_over_the_jobs_per_queue_limit_is_refused_whole(void **state)
 {
 	struct fixture *f = *state;
-	f->config.state.max_queue_jobs = 2;
-	core_start(f);
+	f->c.config.state.max_queue_jobs = 2;
+	core_fixture_start(&f->c);
 	struct proto_job_spec specs[JOBS];
 	six_specs(specs, "other"); /* three jobs in each of two queues */
 	struct fingerprint before = fingerprint_of(f);
@@ -312,8 +252,8 @@ static void test_a_submit_over_the_jobs_per_queue_limit_is_refused_whole(void **
 static void test_a_submit_over_the_payload_memory_limit_is_refused_whole(void **state)
 {
 	struct fixture *f = *state;
-	f->config.state.max_payload_memory = 4000;
-	core_start(f);
+	f->c.config.state.max_payload_memory = 4000;
+	core_fixture_start(&f->c);
 	struct proto_job_spec specs[JOBS];
 	six_specs(specs, "other"); /* 100+400+...+1600 = 5100 payload bytes */
 	struct fingerprint before = fingerprint_of(f);
@@ -334,7 +274,7 @@ static void test_a_submit_over_the_payload_memory_limit_is_refused_whole(void **
 static void test_a_delay_whose_run_time_overflows_is_refused(void **state)
 {
 	struct fixture *f = *state;
-	core_start(f);
+	core_fixture_start(&f->c);
 	struct proto_job_spec specs[2];
 	spec_set(&specs[0], "q", (const uint8_t *)"x", 1, 0);
 	spec_set(&specs[1], "q", (const uint8_t *)"x", 1, UINT64_MAX / 1000);
@@ -352,12 +292,12 @@ static void test_a_delay_whose_run_time_overflows_is_refused(void **state)
 
 /* Sends req (its msg filled in) through the core; the reply decoded into
  * out, or false when none could be decoded. */
-static bool send_request(struct fixture *f, struct call *c, struct proto_msg *out)
+static bool send_request(struct fixture *f, struct core_call *c, struct proto_msg *out)
 {
 	c->req.pipe_id = 1;
-	c->req.on_reply = on_reply;
+	c->req.on_reply = core_call_replied;
 	jm_buf_init(&c->req.reply);
-	core_handle(f->core, &c->req);
+	core_handle(f->c.core, &c->req);
 	wait_done(c);
 	bool decoded = false;
 	if (c->status == 0 && c->req.reply.len > 0) {
@@ -377,7 +317,7 @@ static proto_name queue_q = "q";
 /* A FETCH of up to max jobs from queue q by WORKER, answered at once. */
 static bool fetch_jobs(struct fixture *f, uint32_t max, struct proto_msg *out)
 {
-	struct call c = {0};
+	struct core_call c = {0};
 	c.req.msg.type = PROTO_FETCH;
 	struct proto_fetch *fe = &c.req.msg.u.fetch;
 	snprintf(fe->worker_id, sizeof fe->worker_id, WORKER);
@@ -391,7 +331,7 @@ static bool fetch_jobs(struct fixture *f, uint32_t max, struct proto_msg *out)
 static bool settle_items(struct fixture *f, struct proto_settle_item *items, uint32_t n,
                          struct proto_msg *out)
 {
-	struct call c = {0};
+	struct core_call c = {0};
 	c.req.msg.type = PROTO_SETTLE;
 	struct proto_settle *se = &c.req.msg.u.settle;
 	snprintf(se->worker_id, sizeof se->worker_id, WORKER);
@@ -407,14 +347,14 @@ static void release_all(struct fixture *f)
 {
 	struct proto_settle_item items[16];
 	uint32_t n = 0;
-	pthread_mutex_lock(&f->core->lock);
-	struct worker *w = worker_find(&f->core->state.workers, WORKER);
+	pthread_mutex_lock(&f->c.core->lock);
+	struct worker *w = worker_find(&f->c.core->state.workers, WORKER);
 	for (struct job *job = w ? TAILQ_FIRST(&w->held) : NULL; job && n < 16;
 	     job = TAILQ_NEXT(job, more->holder_link))
 		items[n++] = (struct proto_settle_item){.job_id = job->id,
 		                                        .lease = job->more->lease_token,
 		                                        .outcome = PROTO_SETTLE_RELEASED};
-	pthread_mutex_unlock(&f->core->lock);
+	pthread_mutex_unlock(&f->c.core->lock);
 	if (n == 0)
 		return;
 	struct proto_msg reply;
@@ -443,8 +383,8 @@ static void submit_to_q(struct fixture *f, uint32_t n)
 static void assert_replays_to_the_same(struct fixture *f)
 {
 	struct fingerprint live = fingerprint_of(f);
-	core_finish(f);
-	core_start(f);
+	core_fixture_finish(&f->c);
+	core_fixture_start(&f->c);
 	struct fingerprint replayed = fingerprint_of(f);
 	assert_int_equal(replayed.jobs, live.jobs);
 	/* A retry may come due between the two: pending and delayed alike. */
@@ -457,7 +397,7 @@ static void assert_replays_to_the_same(struct fixture *f)
 static void test_a_fetch_failing_at_any_allocation_leases_all_of_its_jobs_or_none(void **state)
 {
 	struct fixture *f = *state;
-	core_start(f);
+	core_fixture_start(&f->c);
 	submit_to_q(f, JOBS);
 	struct proto_msg reply;
 	/* WORKER exists before the loop: its first fetch adds it. */
@@ -507,8 +447,8 @@ static void test_a_settle_failing_at_any_allocation_settles_all_of_its_jobs_or_n
 	struct fixture *f = *state;
 	/* A job that fails again and again must keep retrying, not
 	 * dead-letter, so that every settle finishes exactly three. */
-	f->config.state.queue_defaults.max_attempts = 1000;
-	core_start(f);
+	f->c.config.state.queue_defaults.max_attempts = 1000;
+	core_fixture_start(&f->c);
 	submit_to_q(f, 4);
 	static uint8_t result[500];
 	memset(result, 'r', sizeof result);
@@ -576,7 +516,7 @@ static void test_a_settle_failing_at_any_allocation_settles_all_of_its_jobs_or_n
  * when no reply could be encoded. */
 static bool send_decode(struct fixture *f, const struct proto_msg *msg, struct proto_msg *out)
 {
-	struct call c = {0};
+	struct core_call c = {0};
 	c.req.msg = *msg;
 	return send_request(f, &c, out);
 }
@@ -620,10 +560,10 @@ static void fail_all_pending(struct fixture *f)
 
 static uint64_t dead_count(struct fixture *f)
 {
-	pthread_mutex_lock(&f->core->lock);
-	struct queue *q = queue_find(&f->core->state.queues, "dead");
+	pthread_mutex_lock(&f->c.core->lock);
+	struct queue *q = queue_find(&f->c.core->state.queues, "dead");
 	uint64_t n = q ? q->failed : 0;
-	pthread_mutex_unlock(&f->core->lock);
+	pthread_mutex_unlock(&f->c.core->lock);
 	return n;
 }
 
@@ -631,7 +571,7 @@ static void
 test_a_revive_of_every_dead_job_failing_at_any_allocation_revives_all_or_none(void **state)
 {
 	struct fixture *f = *state;
-	core_start(f);
+	core_fixture_start(&f->c);
 	struct proto_job_spec specs[DEAD_JOBS];
 	struct proto_msg reply;
 	for (uint32_t i = 0; i < DEAD_JOBS; i++)
@@ -677,8 +617,8 @@ test_a_revive_of_every_dead_job_failing_at_any_allocation_revives_all_or_none(vo
 
 	/* What the journal holds is what the live core held. */
 	struct fingerprint live = fingerprint_of(f);
-	core_finish(f);
-	core_start(f);
+	core_fixture_finish(&f->c);
+	core_fixture_start(&f->c);
 	struct fingerprint replayed = fingerprint_of(f);
 	assert_int_equal(replayed.jobs, live.jobs);
 	assert_int_equal(replayed.ready_jobs, live.ready_jobs);

@@ -9,11 +9,11 @@
  * deadline. */
 #include "jm_test.h"
 
-#include <dirent.h>
 #include <pthread.h>
 #include <unistd.h>
 
 #include "clock.h"
+#include "core_fixture.h"
 #include "core_internal.h"
 #include "journal.h"
 #include "message.h"
@@ -21,33 +21,11 @@
 #define WAIT_MS 10000
 #define CALLS_MAX 256
 
-/* One request in flight and its reply. */
-struct call {
-	struct request req;
-	int done; /* set (atomically) by on_reply */
-	int status;
-};
-
 struct fixture {
-	char dir[128];
-	struct journal *journal;
-	struct core *core;
-	struct core_config config;
-	struct call calls[CALLS_MAX]; /* live until the core is freed */
+	struct core_fixture c;
+	struct core_call calls[CALLS_MAX]; /* live until the core is freed */
 	uint32_t calls_used;
 };
-
-static void on_reply(struct request *req, int status)
-{
-	struct call *c = container_of(req, struct call, req);
-	c->status = status;
-	__atomic_store_n(&c->done, 1, __ATOMIC_RELEASE);
-}
-
-static bool call_is_done(struct call *c)
-{
-	return __atomic_load_n(&c->done, __ATOMIC_ACQUIRE) != 0;
-}
 
 /* Polls cond to a deadline; names what was awaited on failure. */
 #define wait_for(cond, what)                                                                       \
@@ -60,69 +38,20 @@ static bool call_is_done(struct call *c)
 		}                                                                                  \
 	} while (0)
 
-static void config_defaults(struct core_config *c)
-{
-	memset(c, 0, sizeof *c);
-	c->state.queue_defaults.max_attempts = 3;
-	c->state.queue_defaults.timeout_ms = 60000;
-	c->state.queue_defaults.backoff = (struct backoff_policy){100, 1000};
-	queue_policy_keep_all(&c->state.queue_defaults, 1000,
-	                      c->state.queue_defaults.keep[0].age_ms);
-	c->state.max_queues = 8;
-	c->state.max_workers = 8;
-	c->state.dead_after_ms = 60000;
-	c->state.lease_grace_ms = 1000;
-	c->wait_max_ms = 60000;
-	c->compact_min_bytes = 0;
-}
-
-static void core_start(struct fixture *f)
-{
-	struct journal_options jo = {.dir = f->dir, .fsync = JOURNAL_FSYNC_OFF};
-	struct jm_err err = {0};
-	assert_jm_ok_err(journal_open(&f->journal, &jo, &err), &err);
-	struct journal_replay_stats stats;
-	assert_jm_ok_err(core_open(&f->core, &f->config, f->journal, &stats, &err), &err);
-}
-
+/* Stops the core, then frees the replies of its calls. */
 static void core_finish(struct fixture *f)
 {
-	if (f->core)
-		core_stop(f->core);
-	journal_close(f->journal);
-	core_free(f->core);
-	f->core = NULL;
-	f->journal = NULL;
+	core_fixture_finish(&f->c);
 	for (uint32_t i = 0; i < f->calls_used; i++)
 		jm_buf_fini(&f->calls[i].req.reply);
 	f->calls_used = 0;
-}
-
-static void dir_remove(const char *dir)
-{
-	DIR *d = opendir(dir);
-	if (d == NULL)
-		return;
-	struct dirent *ent;
-	char path[512];
-	while ((ent = readdir(d)) != NULL) {
-		if (ent->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof path, "%s/%s", dir, ent->d_name);
-		unlink(path);
-	}
-	closedir(d);
-	rmdir(dir);
 }
 
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof *f);
 	assert_non_null(f);
-	const char *tmp = getenv("TMPDIR");
-	snprintf(f->dir, sizeof f->dir, "%s/jm-core-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	assert_non_null(mkdtemp(f->dir));
-	config_defaults(&f->config);
+	core_fixture_init(&f->c, "core");
 	*state = f;
 	return 0;
 }
@@ -132,28 +61,28 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 	core_finish(f);
 	jm_clock_step_wall_us(0);
-	dir_remove(f->dir);
+	core_fixture_fini(&f->c);
 	free(f);
 	return 0;
 }
 
 /* Hands msg to the core; the reply may come later (a parked request). */
-static struct call *send_msg(struct fixture *f, const struct proto_msg *msg)
+static struct core_call *send_msg(struct fixture *f, const struct proto_msg *msg)
 {
 	assert_true(f->calls_used < CALLS_MAX);
-	struct call *c = &f->calls[f->calls_used++];
+	struct core_call *c = &f->calls[f->calls_used++];
 	c->req.msg = *msg;
 	c->req.pipe_id = 1;
-	c->req.on_reply = on_reply;
+	c->req.on_reply = core_call_replied;
 	jm_buf_init(&c->req.reply);
-	core_handle(f->core, &c->req);
+	core_handle(f->c.core, &c->req);
 	return c;
 }
 
 /* Waits for c's reply and decodes it into out (proto_msg_fini it). */
-static void reply_of(struct call *c, enum proto_type type, struct proto_msg *out)
+static void reply_of(struct core_call *c, enum proto_type type, struct proto_msg *out)
 {
-	wait_for(call_is_done(c), "a reply");
+	wait_for(core_call_is_done(c), "a reply");
 	assert_int_equal(c->status, 0);
 	struct jm_err err = {0};
 	assert_jm_ok_err(proto_decode(c->req.reply.data, c->req.reply.len, out, &err), &err);
@@ -179,7 +108,8 @@ static uint64_t submit(struct fixture *f, const char *queue, uint32_t payload_le
 	return id;
 }
 
-static struct call *fetch(struct fixture *f, const char *worker, uint32_t slot, uint32_t wait_ms)
+static struct core_call *fetch(struct fixture *f, const char *worker, uint32_t slot,
+                               uint32_t wait_ms)
 {
 	static proto_name queue = "q";
 	struct proto_msg msg = {.type = PROTO_FETCH};
@@ -247,15 +177,15 @@ struct job_view {
 static struct job_view job_view(struct fixture *f, uint64_t id)
 {
 	struct job_view v = {0};
-	pthread_mutex_lock(&f->core->lock);
-	struct job *job = jobtable_find(&f->core->state.jobs, id);
+	pthread_mutex_lock(&f->c.core->lock);
+	struct job *job = jobtable_find(&f->c.core->state.jobs, id);
 	if (job) {
 		v.state = job->state;
 		v.attempt = job->attempt;
 		if (job_last_error(job))
 			snprintf(v.last_error, sizeof v.last_error, "%s", job_last_error(job));
 	}
-	pthread_mutex_unlock(&f->core->lock);
+	pthread_mutex_unlock(&f->c.core->lock);
 	return v;
 }
 
@@ -269,7 +199,7 @@ static bool job_is_gone(struct fixture *f, uint64_t id)
 static void test_heartbeat_that_stops_listing_a_lease_requeues_it_as_an_attempt(void **state)
 {
 	struct fixture *f = *state;
-	core_start(f);
+	core_fixture_start(&f->c);
 	uint64_t id = submit(f, "q", 10);
 	uint64_t lease = fetch_one(f, "w1", id);
 	struct proto_lease_ref held = {id, lease};
@@ -286,7 +216,7 @@ static void test_heartbeat_that_stops_listing_a_lease_requeues_it_as_an_attempt(
 static void test_lease_never_reported_is_handed_back_without_an_attempt(void **state)
 {
 	struct fixture *f = *state;
-	core_start(f);
+	core_fixture_start(&f->c);
 	uint64_t id = submit(f, "q", 10);
 	fetch_one(f, "w1", id);
 	/* Heartbeats that never list the lease: it never reached the worker. */
@@ -304,7 +234,7 @@ static void test_lease_never_reported_is_handed_back_without_an_attempt(void **s
 static void test_heartbeat_reply_abandons_a_lease_the_worker_no_longer_holds(void **state)
 {
 	struct fixture *f = *state;
-	core_start(f);
+	core_fixture_start(&f->c);
 	uint64_t id = submit(f, "q", 10);
 	uint64_t lease = fetch_one(f, "w1", id);
 	struct proto_lease_ref leases[2] = {{id, lease}, {id, lease - 1}};
@@ -319,8 +249,8 @@ static void test_heartbeat_reply_abandons_a_lease_the_worker_no_longer_holds(voi
 static int call_code(struct fixture *f, const struct proto_msg *msg, enum proto_type ok_type,
                      struct proto_msg *reply)
 {
-	struct call *c = send_msg(f, msg);
-	wait_for(call_is_done(c), "a reply");
+	struct core_call *c = send_msg(f, msg);
+	wait_for(core_call_is_done(c), "a reply");
 	assert_int_equal(c->status, 0);
 	struct jm_err err = {0};
 	assert_jm_ok_err(proto_decode(c->req.reply.data, c->req.reply.len, reply, &err), &err);
@@ -363,7 +293,7 @@ static int32_t settle_as(struct fixture *f, uint64_t instance, uint64_t job_id, 
 static void test_a_new_instance_under_a_live_workers_id_is_refused_and_changes_nothing(void **state)
 {
 	struct fixture *f = *state;
-	core_start(f);
+	core_fixture_start(&f->c);
 	uint64_t id = submit(f, "q", 10);
 	uint64_t lease = fetch_one(f, "w1", id);
 	struct proto_lease_ref held = {id, lease};
@@ -382,12 +312,12 @@ static void test_a_new_instance_under_a_live_workers_id_is_refused_and_changes_n
 static void test_a_new_instance_takes_the_id_over_once_the_old_connection_closed(void **state)
 {
 	struct fixture *f = *state;
-	core_start(f);
+	core_fixture_start(&f->c);
 	uint64_t id = submit(f, "q", 10);
 	uint64_t lease = fetch_one(f, "w1", id);
 	struct proto_lease_ref held = {id, lease};
 	assert_int_equal(heartbeat(f, &held, 1), 0);
-	core_pipe_gone(f->core, 1); /* every call of this fixture came on pipe 1 */
+	core_pipe_gone(f->c.core, 1); /* every call of this fixture came on pipe 1 */
 	assert_int_equal(heartbeat_as(f, 2), 0);
 	struct job_view v = job_view(f, id);
 	assert_int_not_equal(v.state, PROTO_STATE_ACTIVE);
@@ -401,14 +331,14 @@ static void test_a_new_instance_takes_the_id_over_once_the_old_connection_closed
 static void test_parked_fetch_is_served_by_a_later_submit(void **state)
 {
 	struct fixture *f = *state;
-	core_start(f);
-	struct call *parked = fetch(f, "w1", 0, 30000);
-	struct call *other = fetch(f, "w2", 0, 30000);
+	core_fixture_start(&f->c);
+	struct core_call *parked = fetch(f, "w1", 0, 30000);
+	struct core_call *other = fetch(f, "w2", 0, 30000);
 	/* Nothing to hand out: both stay parked, in arrival order. */
-	pthread_mutex_lock(&f->core->lock);
-	assert_non_null(dispatch_first(&f->core->dispatch));
-	pthread_mutex_unlock(&f->core->lock);
-	assert_false(call_is_done(parked));
+	pthread_mutex_lock(&f->c.core->lock);
+	assert_non_null(dispatch_first(&f->c.core->dispatch));
+	pthread_mutex_unlock(&f->c.core->lock);
+	assert_false(core_call_is_done(parked));
 	uint64_t id = submit(f, "q", 10);
 	struct proto_msg reply;
 	reply_of(parked, PROTO_JOBS, &reply);
@@ -416,7 +346,7 @@ static void test_parked_fetch_is_served_by_a_later_submit(void **state)
 	assert_int_equal(reply.u.jobs.jobs[0].job_id, id);
 	proto_msg_fini(&reply);
 	/* The oldest fetch got it; the other is still parked. */
-	assert_false(call_is_done(other));
+	assert_false(core_call_is_done(other));
 	uint64_t second = submit(f, "q", 10);
 	reply_of(other, PROTO_JOBS, &reply);
 	assert_int_equal(reply.u.jobs.jobs[0].job_id, second);
@@ -426,13 +356,13 @@ static void test_parked_fetch_is_served_by_a_later_submit(void **state)
 static void test_pump_leaves_fetches_parked_while_a_queue_is_at_its_limit(void **state)
 {
 	struct fixture *f = *state;
-	f->config.state.queue_defaults.max_active = 1;
-	core_start(f);
+	f->c.config.state.queue_defaults.max_active = 1;
+	core_fixture_start(&f->c);
 	uint64_t first = submit(f, "q", 10);
 	uint64_t lease = fetch_one(f, "w1", first);
-	struct call *parked = fetch(f, "w2", 0, 30000);
+	struct core_call *parked = fetch(f, "w2", 0, 30000);
 	uint64_t second = submit(f, "q", 10);
-	assert_false(call_is_done(parked)); /* q is at max_active */
+	assert_false(core_call_is_done(parked)); /* q is at max_active */
 	ack(f, first, lease);
 	struct proto_msg reply;
 	reply_of(parked, PROTO_JOBS, &reply);
@@ -444,19 +374,19 @@ static void test_pump_leaves_fetches_parked_while_a_queue_is_at_its_limit(void *
 
 static uint64_t completed_in(struct fixture *f, const char *queue)
 {
-	pthread_mutex_lock(&f->core->lock);
-	struct queue *q = queue_find(&f->core->state.queues, queue);
+	pthread_mutex_lock(&f->c.core->lock);
+	struct queue *q = queue_find(&f->c.core->state.queues, queue);
 	uint64_t completed = q ? q->completed : 0;
-	pthread_mutex_unlock(&f->core->lock);
+	pthread_mutex_unlock(&f->c.core->lock);
 	return completed;
 }
 
 static void test_retention_sweep_drops_the_oldest_finished_jobs_over_the_count(void **state)
 {
 	struct fixture *f = *state;
-	queue_policy_keep_all(&f->config.state.queue_defaults, 2,
-	                      f->config.state.queue_defaults.keep[0].age_ms);
-	core_start(f);
+	queue_policy_keep_all(&f->c.config.state.queue_defaults, 2,
+	                      f->c.config.state.queue_defaults.keep[0].age_ms);
+	core_fixture_start(&f->c);
 	uint64_t ids[5];
 	for (int i = 0; i < 5; i++) {
 		ids[i] = submit(f, "q", 10);
@@ -472,9 +402,9 @@ static void test_retention_sweep_drops_the_oldest_finished_jobs_over_the_count(v
 static void test_retention_sweep_drops_finished_jobs_past_their_age(void **state)
 {
 	struct fixture *f = *state;
-	queue_policy_keep_all(&f->config.state.queue_defaults,
-	                      f->config.state.queue_defaults.keep[0].count, 1);
-	core_start(f);
+	queue_policy_keep_all(&f->c.config.state.queue_defaults,
+	                      f->c.config.state.queue_defaults.keep[0].count, 1);
+	core_fixture_start(&f->c);
 	uint64_t done = submit(f, "q", 10);
 	ack(f, done, fetch_one(f, "w1", done));
 	uint64_t pending = submit(f, "q", 10);
@@ -497,37 +427,37 @@ static void test_compaction_is_due_past_the_minimum_and_twice_the_live_state(voi
 
 static uint64_t journal_bytes(struct fixture *f)
 {
-	return journal_snapshot_bytes(f->journal) + journal_log_bytes(f->journal);
+	return journal_snapshot_bytes(f->c.journal) + journal_log_bytes(f->c.journal);
 }
 
 static bool compaction_is_asked_or_running(struct fixture *f)
 {
-	pthread_mutex_lock(&f->core->lock);
-	bool busy = f->core->compaction_wanted || f->core->compacting;
-	pthread_mutex_unlock(&f->core->lock);
+	pthread_mutex_lock(&f->c.core->lock);
+	bool busy = f->c.core->compaction_wanted || f->c.core->compacting;
+	pthread_mutex_unlock(&f->c.core->lock);
 	return busy;
 }
 
 static uint64_t live_bytes(struct fixture *f)
 {
-	pthread_mutex_lock(&f->core->lock);
-	uint64_t live = f->core->state.live_bytes;
-	pthread_mutex_unlock(&f->core->lock);
+	pthread_mutex_lock(&f->c.core->lock);
+	uint64_t live = f->c.core->state.live_bytes;
+	pthread_mutex_unlock(&f->c.core->lock);
 	return live;
 }
 
 static void test_journal_of_live_jobs_is_not_compacted(void **state)
 {
 	struct fixture *f = *state;
-	f->config.compact_min_bytes = 10000;
-	core_start(f);
+	f->c.config.compact_min_bytes = 10000;
+	core_fixture_start(&f->c);
 	/* Pending jobs only: the journal is about their size, under twice. */
 	for (int i = 0; i < 40; i++)
 		submit(f, "q", 1000);
 	assert_true(journal_bytes(f) >= 40000);
 	assert_true(journal_bytes(f) < 2 * live_bytes(f));
 	assert_false(compaction_is_asked_or_running(f));
-	assert_int_equal(journal_snapshot_bytes(f->journal), 0);
+	assert_int_equal(journal_snapshot_bytes(f->c.journal), 0);
 }
 
 /* With a minimum of 1 byte, a journal whose jobs were all dropped is not
@@ -535,10 +465,10 @@ static void test_journal_of_live_jobs_is_not_compacted(void **state)
 static void test_empty_state_is_not_compacted_over_and_over(void **state)
 {
 	struct fixture *f = *state;
-	f->config.compact_min_bytes = 1;
-	queue_policy_keep_all(&f->config.state.queue_defaults, 0,
-	                      f->config.state.queue_defaults.keep[0].age_ms);
-	core_start(f);
+	f->c.config.compact_min_bytes = 1;
+	queue_policy_keep_all(&f->c.config.state.queue_defaults, 0,
+	                      f->c.config.state.queue_defaults.keep[0].age_ms);
+	core_fixture_start(&f->c);
 	uint64_t id = submit(f, "q", 10);
 	ack(f, id, fetch_one(f, "w1", id));
 	/* The sweep drops the job and considers compaction under one hold of
@@ -546,7 +476,7 @@ static void test_empty_state_is_not_compacted_over_and_over(void **state)
 	wait_for(job_is_gone(f, id), "the sweep to drop the job");
 	assert_int_equal(live_bytes(f), 0);
 	assert_false(compaction_is_asked_or_running(f));
-	assert_int_equal(journal_snapshot_bytes(f->journal), 0);
+	assert_int_equal(journal_snapshot_bytes(f->c.journal), 0);
 }
 
 /* The case the old rule (segments since the snapshot at least as big as
@@ -557,10 +487,10 @@ static void test_empty_state_is_not_compacted_over_and_over(void **state)
 static void test_snapshot_of_a_burst_is_replaced_once_the_burst_is_dropped(void **state)
 {
 	struct fixture *f = *state;
-	f->config.compact_min_bytes = 20000;
-	queue_policy_keep_all(&f->config.state.queue_defaults, 2,
-	                      f->config.state.queue_defaults.keep[0].age_ms);
-	core_start(f);
+	f->c.config.compact_min_bytes = 20000;
+	queue_policy_keep_all(&f->c.config.state.queue_defaults, 2,
+	                      f->c.config.state.queue_defaults.keep[0].age_ms);
+	core_fixture_start(&f->c);
 	enum { JOBS = 40 };
 	uint64_t ids[JOBS];
 	for (int i = 0; i < JOBS; i++)
@@ -568,12 +498,12 @@ static void test_snapshot_of_a_burst_is_replaced_once_the_burst_is_dropped(void 
 	assert_false(compaction_is_asked_or_running(f));
 	/* The snapshot lands now, mid-burst (asked for directly: the rule
 	 * would not ask while the journal is the live state's size). */
-	pthread_mutex_lock(&f->core->lock);
-	f->core->compaction_wanted = true;
-	pthread_cond_signal(&f->core->compactor_wake);
-	pthread_mutex_unlock(&f->core->lock);
+	pthread_mutex_lock(&f->c.core->lock);
+	f->c.core->compaction_wanted = true;
+	pthread_cond_signal(&f->c.core->compactor_wake);
+	pthread_mutex_unlock(&f->c.core->lock);
 	wait_for(!compaction_is_asked_or_running(f) &&
-	             journal_snapshot_bytes(f->journal) > JOBS * 1000,
+	             journal_snapshot_bytes(f->c.journal) > JOBS * 1000,
 	         "a snapshot holding the burst");
 	for (int i = 0; i < JOBS; i++)
 		ack(f, ids[i], fetch_one(f, "w1", ids[i]));
@@ -586,7 +516,7 @@ static void test_snapshot_of_a_burst_is_replaced_once_the_burst_is_dropped(void 
 	assert_true(live > 2 * 1000 && live < 2 * 1200);
 	/* The state survives: reopen and find the kept jobs. */
 	core_finish(f);
-	core_start(f);
+	core_fixture_start(&f->c);
 	assert_int_equal(job_view(f, ids[JOBS - 1]).state, PROTO_STATE_COMPLETED);
 	assert_true(job_is_gone(f, ids[0]));
 }
@@ -595,9 +525,9 @@ static void test_snapshot_of_a_burst_is_replaced_once_the_burst_is_dropped(void 
 
 static uint64_t retention_sweeps_at(struct fixture *f)
 {
-	pthread_mutex_lock(&f->core->lock);
-	uint64_t at = f->core->retention_timer.at_us;
-	pthread_mutex_unlock(&f->core->lock);
+	pthread_mutex_lock(&f->c.core->lock);
+	uint64_t at = f->c.core->retention_timer.at_us;
+	pthread_mutex_unlock(&f->c.core->lock);
 	return at;
 }
 
@@ -608,21 +538,21 @@ static uint64_t retention_sweeps_at(struct fixture *f)
 static void test_wall_clock_step_fires_no_lease_fetch_or_lost_worker(void **state)
 {
 	struct fixture *f = *state;
-	f->config.state.dead_after_ms = 60000;
-	core_start(f);
+	f->c.config.state.dead_after_ms = 60000;
+	core_fixture_start(&f->c);
 	uint64_t id = submit(f, "q", 10);
 	fetch_one(f, "w1", id);
-	struct call *parked = fetch(f, "w2", 0, 30000);
+	struct core_call *parked = fetch(f, "w2", 0, 30000);
 	jm_clock_step_wall_us(3600ull * 1000000);
 	uint64_t sweep = retention_sweeps_at(f);
 	wait_for(retention_sweeps_at(f) != sweep, "the timer to run a sweep after the step");
 	assert_int_equal(job_view(f, id).state, PROTO_STATE_ACTIVE);
 	assert_int_equal(job_view(f, id).attempt, 1);
-	assert_false(call_is_done(parked));
-	pthread_mutex_lock(&f->core->lock);
-	assert_non_null(worker_find(&f->core->state.workers, "w1"));
-	assert_non_null(worker_find(&f->core->state.workers, "w2"));
-	pthread_mutex_unlock(&f->core->lock);
+	assert_false(core_call_is_done(parked));
+	pthread_mutex_lock(&f->c.core->lock);
+	assert_non_null(worker_find(&f->c.core->state.workers, "w1"));
+	assert_non_null(worker_find(&f->c.core->state.workers, "w2"));
+	pthread_mutex_unlock(&f->c.core->lock);
 }
 
 /* A wall clock stepped back an hour delays nothing: a short parked fetch
@@ -630,9 +560,9 @@ static void test_wall_clock_step_fires_no_lease_fetch_or_lost_worker(void **stat
 static void test_wall_clock_step_back_delays_no_parked_fetch(void **state)
 {
 	struct fixture *f = *state;
-	core_start(f);
+	core_fixture_start(&f->c);
 	uint64_t started = jm_mono_us();
-	struct call *parked = fetch(f, "w1", 0, 200);
+	struct core_call *parked = fetch(f, "w1", 0, 200);
 	jm_clock_step_wall_us(-3600ll * 1000000);
 	struct proto_msg reply;
 	reply_of(parked, PROTO_JOBS, &reply);

@@ -11,10 +11,10 @@
  * thread) hits the handler and not the journal's writer. */
 #include "jm_test.h"
 
-#include <dirent.h>
 #include <unistd.h>
 
 #include "clock.h"
+#include "core_fixture.h"
 #include "core_internal.h"
 #include "heap.h"
 #include "journal.h"
@@ -24,17 +24,8 @@
 #define TRIES_MAX 2000
 #define NAMES_MAX 64
 
-struct call {
-	struct request req;
-	int done;
-	int status;
-};
-
 struct fixture {
-	char dir[128];
-	struct journal *journal;
-	struct core *core;
-	struct core_config config;
+	struct core_fixture c;
 };
 
 /* The registry as a list of "name payload" lines, for comparing. */
@@ -43,60 +34,11 @@ struct registry_view {
 	uint32_t count;
 };
 
-static void on_reply(struct request *req, int status)
-{
-	struct call *c = container_of(req, struct call, req);
-	c->status = status;
-	__atomic_store_n(&c->done, 1, __ATOMIC_RELEASE);
-}
-
-static int core_try_start(struct fixture *f)
-{
-	struct journal_options jo = {.dir = f->dir, .fsync = JOURNAL_FSYNC_OFF};
-	struct jm_err err = {0};
-	assert_jm_ok_err(journal_open(&f->journal, &jo, &err), &err);
-	struct journal_replay_stats stats;
-	int rc = core_open(&f->core, &f->config, f->journal, &stats, &err);
-	if (rc != 0) {
-		journal_close(f->journal);
-		f->journal = NULL;
-		f->core = NULL;
-	}
-	return rc;
-}
-
-static void core_start(struct fixture *f)
-{
-	assert_jm_ok(core_try_start(f));
-}
-
-static void core_finish(struct fixture *f)
-{
-	core_stop(f->core);
-	journal_close(f->journal);
-	core_free(f->core);
-	f->core = NULL;
-	f->journal = NULL;
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof *f);
 	assert_non_null(f);
-	const char *tmp = getenv("TMPDIR");
-	snprintf(f->dir, sizeof f->dir, "%s/jm-sched-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	assert_non_null(mkdtemp(f->dir));
-	struct core_config *c = &f->config;
-	c->state.queue_defaults.max_attempts = 3;
-	c->state.queue_defaults.timeout_ms = 60000;
-	c->state.queue_defaults.backoff = (struct backoff_policy){100, 1000};
-	queue_policy_keep_all(&c->state.queue_defaults, 1000,
-	                      c->state.queue_defaults.keep[0].age_ms);
-	c->state.max_queues = 8;
-	c->state.max_workers = 8;
-	c->state.dead_after_ms = 60000;
-	c->state.lease_grace_ms = 1000;
-	c->wait_max_ms = 60000;
+	core_fixture_init(&f->c, "sched");
 	*state = f;
 	return 0;
 }
@@ -104,20 +46,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	if (f->core)
-		core_finish(f);
-	DIR *d = opendir(f->dir);
-	struct dirent *ent;
-	char path[512];
-	while (d && (ent = readdir(d)) != NULL) {
-		if (ent->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof path, "%s/%s", f->dir, ent->d_name);
-		unlink(path);
-	}
-	if (d)
-		closedir(d);
-	rmdir(f->dir);
+	core_fixture_fini(&f->c);
 	free(f);
 	return 0;
 }
@@ -125,16 +54,16 @@ static int teardown(void **state)
 static struct registry_view view_of(struct fixture *f)
 {
 	struct registry_view v = {.count = 0};
-	pthread_mutex_lock(&f->core->lock);
+	pthread_mutex_lock(&f->c.core->lock);
 	const struct schedule *s;
-	TAILQ_FOREACH(s, &f->core->state.schedules.list, link)
+	TAILQ_FOREACH(s, &f->c.core->state.schedules.list, link)
 	{
 		assert_true(v.count < NAMES_MAX);
 		snprintf(v.lines[v.count++], sizeof v.lines[0], "%s %.*s", s->name,
 		         (int)s->payload_len, s->payload ? (const char *)s->payload : "");
 	}
-	assert_int_equal(v.count, f->core->state.schedules.count);
-	pthread_mutex_unlock(&f->core->lock);
+	assert_int_equal(v.count, f->c.core->state.schedules.count);
+	pthread_mutex_unlock(&f->c.core->lock);
 	return v;
 }
 
@@ -159,7 +88,7 @@ static void assert_same_registry(const struct registry_view *a, const struct reg
  * true when the core answered it with SCHEDULES (not an error). */
 static bool send(struct fixture *f, const char *name, const char *payload)
 {
-	struct call c = {0};
+	struct core_call c = {0};
 	if (payload) {
 		c.req.msg.type = PROTO_SCHEDULE_PUT;
 		struct proto_schedule_info *p = &c.req.msg.u.schedule_put;
@@ -175,9 +104,9 @@ static bool send(struct fixture *f, const char *name, const char *payload)
 		         name);
 	}
 	c.req.pipe_id = 1;
-	c.req.on_reply = on_reply;
+	c.req.on_reply = core_call_replied;
 	jm_buf_init(&c.req.reply);
-	core_handle(f->core, &c.req);
+	core_handle(f->c.core, &c.req);
 	uint64_t deadline = jm_mono_us() + WAIT_MS * 1000u;
 	while (!__atomic_load_n(&c.done, __ATOMIC_ACQUIRE)) {
 		if (jm_mono_us() > deadline)
@@ -199,8 +128,8 @@ static bool send(struct fixture *f, const char *name, const char *payload)
 /* Replays the journal into a new core and checks it holds live. */
 static void assert_replay_holds(struct fixture *f, const struct registry_view *live)
 {
-	core_finish(f);
-	core_start(f);
+	core_fixture_finish(&f->c);
+	core_fixture_start(&f->c);
 	struct registry_view replayed = view_of(f);
 	assert_same_registry(live, &replayed);
 }
@@ -215,13 +144,13 @@ static uint64_t fail_each_allocation(struct fixture *f, change_fn change)
 {
 	uint64_t refused = 0, n;
 	for (n = 1; n < TRIES_MAX; n++) {
-		uint64_t bytes_before = journal_log_bytes(f->journal);
+		uint64_t bytes_before = journal_log_bytes(f->c.journal);
 		bool changed = false, answered = false;
 		jm_heap_fail_at(n);
 		change(f, n, &changed, &answered);
 		uint64_t calls = jm_heap_calls();
 		jm_heap_fail_at(0);
-		bool journaled = journal_log_bytes(f->journal) != bytes_before;
+		bool journaled = journal_log_bytes(f->c.journal) != bytes_before;
 		if (journaled != changed)
 			fail_msg("allocation %llu failed: the journal %s and the registry %s",
 			         (unsigned long long)n, journaled ? "grew" : "did not grow",
@@ -251,7 +180,7 @@ static void put_new(struct fixture *f, uint64_t n, bool *changed, bool *answered
 static void test_a_schedule_put_failing_at_any_allocation_is_journaled_only_when_held(void **state)
 {
 	struct fixture *f = *state;
-	core_start(f);
+	core_fixture_start(&f->c);
 	uint64_t refused = fail_each_allocation(f, put_new);
 	assert_true(refused >= 2); /* the schedule and its payload, at least */
 	struct registry_view live = view_of(f);
@@ -274,7 +203,7 @@ static void
 test_a_schedule_replaced_failing_at_any_allocation_keeps_the_old_or_the_new(void **state)
 {
 	struct fixture *f = *state;
-	core_start(f);
+	core_fixture_start(&f->c);
 	assert_true(send(f, "daily", "{\"version\": 0}"));
 	assert_true(fail_each_allocation(f, replace) >= 2);
 	struct registry_view live = view_of(f);
@@ -285,14 +214,14 @@ static void
 test_a_schedule_delete_failing_at_any_allocation_is_journaled_only_when_done(void **state)
 {
 	struct fixture *f = *state;
-	core_start(f);
+	core_fixture_start(&f->c);
 	/* Each try puts a schedule (not failed) and deletes it with one
 	 * allocation failed. */
 	for (uint64_t n = 1; n < TRIES_MAX; n++) {
 		char name[32], line[96];
 		snprintf(name, sizeof name, "d%llu", (unsigned long long)n);
 		assert_true(send(f, name, "x"));
-		uint64_t bytes_before = journal_log_bytes(f->journal);
+		uint64_t bytes_before = journal_log_bytes(f->c.journal);
 		jm_heap_fail_at(n);
 		bool answered = send(f, name, NULL);
 		uint64_t calls = jm_heap_calls();
@@ -300,7 +229,7 @@ test_a_schedule_delete_failing_at_any_allocation_is_journaled_only_when_done(voi
 		struct registry_view v = view_of(f);
 		snprintf(line, sizeof line, "%s x", name);
 		bool deleted = !has_line(&v, line);
-		bool journaled = journal_log_bytes(f->journal) != bytes_before;
+		bool journaled = journal_log_bytes(f->c.journal) != bytes_before;
 		if (journaled != deleted)
 			fail_msg("allocation %llu failed: the journal %s and the schedule is %s",
 			         (unsigned long long)n, journaled ? "grew" : "did not grow",
@@ -326,32 +255,32 @@ test_a_schedule_delete_failing_at_any_allocation_is_journaled_only_when_done(voi
 static void test_a_start_failing_at_any_allocation_never_reuses_a_boot_epoch(void **state)
 {
 	struct fixture *f = *state;
-	core_start(f);
+	core_fixture_start(&f->c);
 	assert_true(send(f, "kept", "k"));
-	uint64_t epoch = f->core->state.boot_epoch;
-	core_finish(f);
+	uint64_t epoch = f->c.core->state.boot_epoch;
+	core_fixture_finish(&f->c);
 	uint64_t n;
 	for (n = 1; n < TRIES_MAX; n++) {
 		jm_heap_fail_at(n);
-		int rc = core_try_start(f);
+		int rc = core_fixture_try_start(&f->c);
 		uint64_t calls = jm_heap_calls();
 		jm_heap_fail_at(0);
 		if (rc == 0) {
-			assert_true(f->core->state.boot_epoch > epoch);
-			epoch = f->core->state.boot_epoch;
+			assert_true(f->c.core->state.boot_epoch > epoch);
+			epoch = f->c.core->state.boot_epoch;
 			struct registry_view v = view_of(f);
 			assert_int_equal(v.count, 1);
-			core_finish(f);
+			core_fixture_finish(&f->c);
 			/* The journal holds the epoch the live core ran on. */
-			core_start(f);
-			assert_int_equal(f->core->state.boot_epoch, epoch + 1);
-			epoch = f->core->state.boot_epoch;
-			core_finish(f);
+			core_fixture_start(&f->c);
+			assert_int_equal(f->c.core->state.boot_epoch, epoch + 1);
+			epoch = f->c.core->state.boot_epoch;
+			core_fixture_finish(&f->c);
 		} else {
-			core_start(f);
-			assert_true(f->core->state.boot_epoch > epoch);
-			epoch = f->core->state.boot_epoch;
-			core_finish(f);
+			core_fixture_start(&f->c);
+			assert_true(f->c.core->state.boot_epoch > epoch);
+			epoch = f->c.core->state.boot_epoch;
+			core_fixture_finish(&f->c);
 		}
 		if (calls < n)
 			break;
