@@ -65,7 +65,7 @@ static void count_job(struct job *job, void *arg)
 static void count_queue(struct queue *q, void *arg)
 {
 	struct tally *t = arg;
-	t->unfinished -= q->ready_count + q->delayed + q->active;
+	t->unfinished -= queue_ready_count(q) + q->delayed + q->active;
 }
 
 static void replay(bool repair)
