@@ -13,7 +13,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Stack, waitFor } from './lib/stack.mjs';
-import { openBrowser } from './lib/browser.mjs';
+import { fetchFromPage, openBrowser } from './lib/browser.mjs';
 
 const UI_MS = 30000;
 const TOKENS = [
@@ -99,14 +99,6 @@ async function prompts(page) {
   return page.evaluate(() => window.jmPrompts);
 }
 
-// A request from the page itself, with the tab's token, as a user would
-// send from the console: the broker, not the page, must refuse it.
-async function fetchFromPage(page, method, path) {
-  return page.evaluate(async ({ method, path }) => {
-    const res = await fetch(path, { method, headers: { Authorization: `Bearer ${sessionStorage.getItem('jobmesh.token')}` } });
-    return { status: res.status, body: await res.json() };
-  }, { method, path });
-}
 
 test('the page asks a viewer for a token once, hides retry and cancel, and the broker refuses them', async () => {
   const [dead] = await deadLettered(1, { who: 'viewer test' });
