@@ -29,9 +29,9 @@
 #define JOBS (FAST_JOBS + SLOW_JOBS)
 #define CONCURRENCY "4"
 #define WAIT_MS 60000
-/* From SIGTERM to exit: a running slow job's remaining second (or the
- * 1 s drain timeout and a kill) and one hand-back settle, with room for a
- * loaded machine; the fault this guards against held the exit for longer
+/* From SIGTERM to exit: a running slow job's remaining half second (or
+ * the 1 s drain timeout and a kill) and one hand-back settle, with room for
+ * a loaded machine; the fault this guards against held the exit for longer
  * than 5 s. */
 #define STOP_BOUND_MS 5000
 
@@ -104,10 +104,11 @@ static uint64_t queue_active(struct stack *f)
 	return active;
 }
 
-/* Starts the worker with slow jobs of slow_s seconds, waits until the
- * first one runs, SIGTERMs the worker and returns how long it took to
- * exit (failing the test past STOP_BOUND_MS or on a non-zero exit). */
-static uint64_t stop_while_slow_jobs_run(struct stack *f, const char *slow_s)
+/* Starts the worker (--drain-timeout drain_s) with slow jobs of slow_s
+ * seconds, waits until the first one runs, SIGTERMs the worker and returns
+ * how long it took to exit (failing the test past STOP_BOUND_MS or on a
+ * non-zero exit). */
+static uint64_t stop_while_slow_jobs_run(struct stack *f, const char *slow_s, const char *drain_s)
 {
 	const char *script = harness_write_file(&f->h, "handler.sh", handler_script, 0755);
 	assert_non_null(script);
@@ -116,7 +117,7 @@ static uint64_t stop_while_slow_jobs_run(struct stack *f, const char *slow_s)
 	snprintf(handler, sizeof handler, "t=%s", script);
 	const char *args[] = {
 	    "--queue",     "q", "--concurrency",   CONCURRENCY, "--handler",       handler,
-	    "--worker-id", "w", "--drain-timeout", "1",         "--kill-grace-ms", "1000",
+	    "--worker-id", "w", "--drain-timeout", drain_s,     "--kill-grace-ms", "1000",
 	    NULL};
 	assert_jm_ok(harness_worker_start(&f->h, "w", args, &f->worker));
 	if (!harness_wait_for(WAIT_MS, a_slow_job_started_cb, f, "a slow job to start"))
@@ -181,8 +182,8 @@ test_sigterm_with_a_deep_queue_finishes_running_jobs_and_hands_back_the_rest(voi
 	struct stack *f = stack_open(state, "stop-drain", NULL, NULL, STACK_CLIENT);
 	static struct jobs jobs;
 	submit_all(f, &jobs);
-	/* A slow job of 0.5 s ends inside the 1 s drain timeout. */
-	stop_while_slow_jobs_run(f, "0.5");
+	/* A slow job of 0.5 s ends well inside a 3 s drain timeout. */
+	stop_while_slow_jobs_run(f, "0.5", "3");
 	int finished = check_accounting(f, &jobs, true);
 	assert_true(finished >= 1);
 	assert_int_equal(finished, started_count(f));
@@ -195,7 +196,7 @@ static void test_sigterm_past_the_drain_timeout_hands_running_jobs_back_uncounte
 	submit_all(f, &jobs);
 	/* A slow job of 60 s outlives the 1 s drain timeout: SIGTERM, then
 	 * handed back. */
-	stop_while_slow_jobs_run(f, "60");
+	stop_while_slow_jobs_run(f, "60", "1");
 	assert_int_equal(check_accounting(f, &jobs, false), 0);
 	assert_true(started_count(f) >= 1);
 }
