@@ -2,7 +2,10 @@
 worker: order, filters, resume with Last-Event-ID, snapshots."""
 
 import collections
+import re
 import socket
+import threading
+import time
 import unittest
 
 from jmhttp import Broker, EventStream, wait_for
@@ -170,6 +173,70 @@ class HttpEvents(unittest.TestCase):
         self.assertIn(b'"reason":"lagged"', frame)
         slow.close()
         other.close()
+
+    def test_clients_sharing_a_topic_each_get_every_event_while_a_slow_one_lags(self):
+        # One feed for all of them (the same topic, spelled with a repeat
+        # for one): the fast ones read the same bytes, the slow one is
+        # skipped ahead on its own.
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.settimeout(60)
+        slow.connect((self.b.host, self.b.port))
+        slow.sendall(b"GET /v1/events?topic=queue/shared HTTP/1.1\r\nHost: x\r\n\r\n")
+        fast = [EventStream(self.b, "topic=queue/shared", timeout_s=60),
+                EventStream(self.b, "topic=queue/shared&topic=queue/shared", timeout_s=60),
+                EventStream(self.b, "topic=queue/shared", timeout_s=60)]
+        jobs = 40000  # ~10 MB of events: past kernel buffers and the 1 MiB cap
+        got = [bytearray() for _ in fast]
+
+        def read(i):
+            stream, data = fast[i], got[i]
+            data += stream.buf
+            seen = data.count(b"\nevent: ")
+            deadline = time.monotonic() + 120
+            while seen < jobs and time.monotonic() < deadline:
+                chunk = stream.sock.recv(1 << 20)
+                if not chunk:
+                    break
+                scan_from = max(0, len(data) - 8)  # a marker cut between reads
+                data += chunk
+                seen += data.count(b"\nevent: ", scan_from)
+
+        readers = [threading.Thread(target=read, args=(i,)) for i in range(len(fast))]
+        for r in readers:
+            r.start()
+        # In posts of 1,000: one of 10,000 jobs makes 2.6 MB of events at
+        # once, past the 1 MiB cap before any reader could take them.
+        for _ in range(jobs // 1000):
+            status, _, _ = self.b.post("/v1/queues/shared/jobs",
+                                       [{"type": "t" * 60} for _ in range(1000)])
+            self.assertEqual(status, 202)
+        for r in readers:
+            r.join(150)
+            self.assertFalse(r.is_alive(), "a fast reader did not finish")
+        for data in got:  # (assertTrue: a failure must not print megabytes)
+            self.assertTrue(b"event: snapshot" not in data, "a client that reads must not lag")
+            ids = [int(x) for x in re.findall(rb"^id: (\d+)$", bytes(data), re.M)]
+            self.assertEqual(len(ids), jobs)
+            self.assertTrue(ids == list(range(ids[0], ids[0] + jobs)),
+                            "every event once, in order, none missing")
+            self.assertTrue(data == got[0], "clients of one topic read the same bytes")
+        wait_for(lambda: "jobmesh_events_dropped_total 0\n" not in self.b.get("/metrics")[2], 30,
+                 "the slow client's events to be dropped")
+        data = bytearray()
+        at = -1
+        for _ in range(100000):  # bounded: each pass reads or the stream ends
+            at = data.find(b"event: snapshot")
+            if at >= 0 and data.find(b"\n\n", at) >= 0:
+                break
+            chunk = slow.recv(1 << 20)
+            self.assertTrue(chunk, "the stream closed before a snapshot event")
+            data += chunk
+        self.assertIn(b'"reason":"lagged"', bytes(data[at:data.find(b"\n\n", at)]))
+        self.assertTrue(data.startswith(b"HTTP/1.1 200 OK\r\n"), "the head is never dropped")
+        slow.close()
+        for stream in fast:
+            stream.close()
 
 
 if __name__ == "__main__":
