@@ -55,8 +55,9 @@ struct frame {
 	char topics[EVENT_TOPICS_MAX][TOPIC_MAX];
 	uint32_t topics_count;
 	proto_name queue; /* the job's queue; "" for batch and worker events */
-	char *text;       /* the whole SSE frame, malloc'd */
+	char *text;       /* the whole SSE frame, malloc'd (cap bytes, reused) */
 	size_t len;
+	size_t cap;
 };
 
 /* What a client watches. Clients whose filters are equal share a feed. */
@@ -325,6 +326,34 @@ static bool is_primary(const char *topic, const struct proto_event *ev)
 	}
 }
 
+/* v in decimal into out (20 bytes at most, no NUL); returns the length. */
+static size_t format_u64(char *out, uint64_t v)
+{
+	char digits[20];
+	size_t at = sizeof digits;
+	do {
+		digits[--at] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	memcpy(out, digits + at, sizeof digits - at);
+	return sizeof digits - at;
+}
+
+static char *append(char *at, const void *bytes, size_t len)
+{
+	memcpy(at, bytes, len);
+	return at + len;
+}
+
+/* prefix and id, NUL-terminated, into out (TOPIC_MAX bytes). */
+static void topic_of_id(char *out, const char *prefix, uint64_t id)
+{
+	size_t len = strlen(prefix);
+	memcpy(out, prefix, len);
+	len += format_u64(out + len, id);
+	out[len] = '\0';
+}
+
 static void event_cb(void *arg, const char *topic, const struct proto_event *ev)
 {
 	struct http_sse *hub = arg;
@@ -334,18 +363,15 @@ static void event_cb(void *arg, const char *topic, const struct proto_event *ev)
 	switch (ev->kind) {
 	case PROTO_EVENT_JOB_STATE:
 	case PROTO_EVENT_JOB_PROGRESS:
-		snprintf(f.topics[f.topics_count++], TOPIC_MAX, "job/%llu",
-		         (unsigned long long)ev->job_id);
+		topic_of_id(f.topics[f.topics_count++], "job/", ev->job_id);
 		if (ev->queue[0])
 			snprintf(f.topics[f.topics_count++], TOPIC_MAX, "queue/%s", ev->queue);
 		memcpy(f.queue, ev->queue, sizeof f.queue);
 		if (ev->batch_id)
-			snprintf(f.topics[f.topics_count++], TOPIC_MAX, "batch/%llu",
-			         (unsigned long long)ev->batch_id);
+			topic_of_id(f.topics[f.topics_count++], "batch/", ev->batch_id);
 		break;
 	case PROTO_EVENT_BATCH:
-		snprintf(f.topics[f.topics_count++], TOPIC_MAX, "batch/%llu",
-		         (unsigned long long)ev->batch_id);
+		topic_of_id(f.topics[f.topics_count++], "batch/", ev->batch_id);
 		break;
 	default:
 		snprintf(f.topics[f.topics_count++], TOPIC_MAX, "worker/%s", ev->worker_id);
@@ -361,27 +387,47 @@ static void event_cb(void *arg, const char *topic, const struct proto_event *ev)
 		json = data ? http_json_dump(data, NULL) : NULL;
 		json_decref(data);
 	}
+	size_t json_len = json ? strlen(json) : 0;
+	size_t kind_len = strlen(kind);
 	pthread_mutex_lock(&hub->lock);
 	f.seq = hub->next_seq;
-	size_t cap = (json ? strlen(json) : 0) + 96;
-	f.text = json ? malloc(cap) : NULL;
-	if (f.text == NULL) {
-		/* The sequence still moves on, so a resume sees the gap. */
-		hub->next_seq++;
-		hub->ring_start = hub->next_seq;
-		pthread_mutex_unlock(&hub->lock);
-		if (json != fast)
-			free(json);
-		jm_warn("http events: out of memory: event %llu lost; resumes get a snapshot",
-		        (unsigned long long)f.seq);
-		return;
+	char seq_text[24];
+	size_t seq_len = format_u64(seq_text, f.seq);
+	/* "id: SEQ\nevent: KIND\ndata: JSON\n\n", in the slot's buffer when
+	 * it is large enough (it held an event as large before, mostly). */
+	size_t len = 4 + seq_len + 8 + kind_len + 7 + json_len + 2;
+	struct frame *slot = &hub->ring[f.seq % HTTP_SSE_RING];
+	f.text = slot->text;
+	f.cap = slot->cap;
+	if (json == NULL || f.cap < len) {
+		char *text = json ? malloc(len) : NULL;
+		if (text == NULL) {
+			/* The sequence still moves on, so a resume sees the gap. */
+			hub->next_seq++;
+			hub->ring_start = hub->next_seq;
+			pthread_mutex_unlock(&hub->lock);
+			if (json != fast)
+				free(json);
+			jm_warn("http events: out of memory: event %llu lost; resumes get a "
+			        "snapshot",
+			        (unsigned long long)f.seq);
+			return;
+		}
+		free(f.text);
+		f.text = text;
+		f.cap = len;
 	}
-	f.len = (size_t)snprintf(f.text, cap, "id: %llu\nevent: %s\ndata: %s\n\n",
-	                         (unsigned long long)f.seq, kind, json);
+	char *at = f.text;
+	at = append(at, "id: ", 4);
+	at = append(at, seq_text, seq_len);
+	at = append(at, "\nevent: ", 8);
+	at = append(at, kind, kind_len);
+	at = append(at, "\ndata: ", 7);
+	at = append(at, json, json_len);
+	at = append(at, "\n\n", 2);
+	f.len = (size_t)(at - f.text);
 	if (json != fast)
 		free(json);
-	struct frame *slot = &hub->ring[f.seq % HTTP_SSE_RING];
-	free(slot->text);
 	*slot = f;
 	hub->next_seq++;
 	if (hub->next_seq - hub->ring_start > HTTP_SSE_RING)
