@@ -30,7 +30,9 @@
 
 #include <nng/nng.h>
 
-#define SSE_STREAM_CHUNK (64u * 1024)
+/* A send takes up to SSE_STREAM_IOV_MAX chunks: up to 768 KiB in flight
+ * per client, on top of the hub's 1 MiB cap on what waits. */
+#define SSE_STREAM_CHUNK (256u * 1024)
 #define SSE_STREAM_FIRST_CHUNK 1024u
 /* Pieces of the stream one send reads (NNG takes up to 4 iovecs without
  * allocating; the hub puts a client's own bytes first). */

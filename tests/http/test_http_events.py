@@ -186,7 +186,10 @@ class HttpEvents(unittest.TestCase):
         fast = [EventStream(self.b, "topic=queue/shared", timeout_s=60),
                 EventStream(self.b, "topic=queue/shared&topic=queue/shared", timeout_s=60),
                 EventStream(self.b, "topic=queue/shared", timeout_s=60)]
-        jobs = 40000  # ~10 MB of events: past kernel buffers and the 1 MiB cap
+        # ~4 MB of events: the slow one's kernel buffers stay small (it
+        # reads nothing) and it passes the 1 MiB cap; a fast one would
+        # have to stall for most of the run to lag.
+        jobs = 16000
         got = [bytearray() for _ in fast]
 
         def read(i):
@@ -205,11 +208,11 @@ class HttpEvents(unittest.TestCase):
         readers = [threading.Thread(target=read, args=(i,)) for i in range(len(fast))]
         for r in readers:
             r.start()
-        # In posts of 1,000: one of 10,000 jobs makes 2.6 MB of events at
+        # In posts of 500: one of 10,000 jobs makes 2.6 MB of events at
         # once, past the 1 MiB cap before any reader could take them.
-        for _ in range(jobs // 1000):
+        for _ in range(jobs // 500):
             status, _, _ = self.b.post("/v1/queues/shared/jobs",
-                                       [{"type": "t" * 60} for _ in range(1000)])
+                                       [{"type": "t" * 60} for _ in range(500)])
             self.assertEqual(status, 202)
         for r in readers:
             r.join(150)
