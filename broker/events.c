@@ -127,6 +127,25 @@ static void send_frame(struct events *ev)
 	(void)proto_event_frame_start(&ev->frame);
 }
 
+/* Writes prefix then id in decimal, NUL-terminated, into out (room for
+ * the prefix and 21 bytes): what snprintf("%s%llu") writes, for a
+ * fraction of its cost on the publisher's path (two or three topics per
+ * event). */
+static void format_id_topic(char *out, const char *prefix, uint64_t id)
+{
+	size_t at = strlen(prefix);
+	memcpy(out, prefix, at);
+	char digits[20];
+	size_t count = 0;
+	do {
+		digits[count++] = (char)('0' + id % 10);
+		id /= 10;
+	} while (id);
+	while (count)
+		out[at++] = digits[--count];
+	out[at] = '\0';
+}
+
 /* Publishes the events the publisher took (off every lock): to the
  * listener, and to subscribers in frames. */
 static void publish(struct events *ev)
@@ -143,15 +162,16 @@ static void publish(struct events *ev)
 		const char *topics[3] = {q->topic};
 		uint32_t count = 1;
 		if (q->job_topics) {
-			snprintf(job_topic, sizeof job_topic, "job/%llu",
-			         (unsigned long long)q->job_id);
-			snprintf(queue_topic, sizeof queue_topic, "queue/%s", q->queue);
+			format_id_topic(job_topic, "job/", q->job_id);
+			size_t queue_len = strnlen(q->queue, PROTO_NAME_MAX);
+			memcpy(queue_topic, "queue/", 6);
+			memcpy(queue_topic + 6, q->queue, queue_len);
+			queue_topic[6 + queue_len] = '\0';
 			topics[0] = job_topic;
 			topics[1] = queue_topic;
 			count = 2;
 			if (q->batch_id) {
-				snprintf(batch_topic, sizeof batch_topic, "batch/%llu",
-				         (unsigned long long)q->batch_id);
+				format_id_topic(batch_topic, "batch/", q->batch_id);
 				topics[count++] = batch_topic;
 			}
 		}

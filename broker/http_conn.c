@@ -70,10 +70,13 @@ struct http_conn {
 	size_t body_len;
 	size_t body_got;
 
-	const char *out; /* the bytes being sent */
-	size_t out_len;
-	size_t out_sent;
-	bool out_owned; /* free(out) when sent */
+	const char *out; /* a reply being sent (NULL for a stream's send) */
+	bool out_owned;  /* free(out) when sent */
+	/* What is being sent: out_iov[out_iov_at..out_iov_count), the first
+	 * of them cut by what went out already. */
+	nng_iov out_iov[HTTP_CONN_STREAM_IOV_MAX];
+	unsigned out_iov_count;
+	unsigned out_iov_at;
 	bool close_after;
 	const char *refusal;
 
@@ -116,9 +119,8 @@ static void conn_unlock(struct http_conn *c)
 
 static void send_rest(struct http_conn *c)
 {
-	nng_iov iov = {.iov_buf = (void *)(c->out + c->out_sent),
-	               .iov_len = c->out_len - c->out_sent};
-	nng_aio_set_iov(c->tx, 1, &iov);
+	/* At most HTTP_CONN_STREAM_IOV_MAX (4): NNG copies them, never fails. */
+	nng_aio_set_iov(c->tx, c->out_iov_count - c->out_iov_at, c->out_iov + c->out_iov_at);
 	/* A client that never reads would hold the reply (and its buffer)
 	 * for good: one that takes no byte of it for the idle time is gone. */
 	nng_aio_set_timeout(c->tx, c->cfg->idle_ms ? (nng_duration)c->cfg->idle_ms
@@ -130,10 +132,27 @@ static void send_rest(struct http_conn *c)
 static void start_send(struct http_conn *c, const char *out, size_t len, bool owned)
 {
 	c->out = out;
-	c->out_len = len;
-	c->out_sent = 0;
 	c->out_owned = owned;
+	c->out_iov[0] = (nng_iov){.iov_buf = (void *)out, .iov_len = len};
+	c->out_iov_count = 1;
+	c->out_iov_at = 0;
 	send_rest(c);
+}
+
+/* Moves past n bytes sent; true when some are left. */
+static bool sent_some(struct http_conn *c, size_t n)
+{
+	while (c->out_iov_at < c->out_iov_count) {
+		nng_iov *v = &c->out_iov[c->out_iov_at];
+		if (n < v->iov_len) {
+			v->iov_buf = (char *)v->iov_buf + n;
+			v->iov_len -= n;
+			return true;
+		}
+		n -= v->iov_len;
+		c->out_iov_at++;
+	}
+	return false;
 }
 
 /* Formats and starts sending a reply (locked; c in CALL or HEAD). */
@@ -373,8 +392,7 @@ static void tx_cb(void *arg)
 	pthread_mutex_lock(&c->lock);
 	c->tx_busy = false;
 	int rv = nng_aio_result(c->tx);
-	c->out_sent += nng_aio_count(c->tx);
-	if (rv == 0 && !c->closing && c->out_sent < c->out_len) {
+	if (rv == 0 && !c->closing && sent_some(c, nng_aio_count(c->tx))) {
 		send_rest(c);
 		pthread_mutex_unlock(&c->lock);
 		return;
@@ -478,12 +496,32 @@ void http_conn_stream_start(struct http_conn *c, http_conn_sent_fn sent, void *a
 
 int http_conn_stream_send(struct http_conn *c, const void *data, size_t len)
 {
+	nng_iov iov = {.iov_buf = (void *)data, .iov_len = len};
+	return http_conn_stream_sendv(c, &iov, 1);
+}
+
+int http_conn_stream_sendv(struct http_conn *c, const nng_iov *iov, unsigned count)
+{
+	if (count == 0 || count > HTTP_CONN_STREAM_IOV_MAX)
+		return JM_EINVAL;
 	pthread_mutex_lock(&c->lock);
 	if (c->closing || c->tx_busy) {
 		pthread_mutex_unlock(&c->lock);
 		return JM_ECLOSED;
 	}
-	start_send(c, data, len, false);
+	c->out = NULL;
+	c->out_owned = false;
+	memcpy(c->out_iov, iov, count * sizeof *iov);
+	c->out_iov_count = count;
+	c->out_iov_at = 0;
+	/* Empty pieces first would make NNG send nothing and call back. */
+	while (c->out_iov_at < count && c->out_iov[c->out_iov_at].iov_len == 0)
+		c->out_iov_at++;
+	if (c->out_iov_at == count) {
+		pthread_mutex_unlock(&c->lock);
+		return JM_EINVAL;
+	}
+	send_rest(c);
 	pthread_mutex_unlock(&c->lock);
 	return 0;
 }

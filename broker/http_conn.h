@@ -85,6 +85,11 @@ void http_conn_stream_start(struct http_conn *conn, http_conn_sent_fn sent, void
 /* Writes data[0..len) (borrowed until sent runs), one send at a time.
  * JM_ECLOSED (sent will not run) when the connection is closed. */
 int http_conn_stream_send(struct http_conn *conn, const void *data, size_t len);
+/* http_conn_stream_send of count (1..HTTP_CONN_STREAM_IOV_MAX) pieces in
+ * one write: their bytes are borrowed until sent runs, the array is
+ * copied. JM_EINVAL for no bytes at all or too many pieces. */
+#define HTTP_CONN_STREAM_IOV_MAX 4
+int http_conn_stream_sendv(struct http_conn *c, const nng_iov *iov, unsigned count);
 /* Closes the stream and waits until sent can no longer run; the
  * connection is freed after. Not from sent itself. */
 void http_conn_stream_release(struct http_conn *conn);

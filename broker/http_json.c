@@ -363,25 +363,94 @@ json_t *http_json_event(const struct proto_event *ev, const char **kind)
 	}
 }
 
+/* Bounded appends for http_json_job_state_text: what snprintf would
+ * write, without parsing a format per event (the event stream writes two
+ * of these per job). full once something did not fit. */
+struct text_out {
+	char *at;
+	char *end; /* one byte is kept for the NUL */
+	bool full;
+};
+
+static void text_put(struct text_out *o, const char *s, size_t len)
+{
+	if (o->full || (size_t)(o->end - o->at) <= len) {
+		o->full = true;
+		return;
+	}
+	memcpy(o->at, s, len);
+	o->at += len;
+}
+
+#define TEXT_PUT_LITERAL(o, s) text_put((o), (s), sizeof(s) - 1)
+
+static void text_put_u64(struct text_out *o, uint64_t v)
+{
+	char digits[20];
+	size_t at = sizeof digits;
+	do {
+		digits[--at] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	text_put(o, digits + at, sizeof digits - at);
+}
+
+/* As "%lld" of (long long)v, and "%d" of (int)v: negative past the top. */
+static void text_put_i64(struct text_out *o, int64_t v)
+{
+	if (v < 0) {
+		TEXT_PUT_LITERAL(o, "-");
+		text_put_u64(o, (uint64_t)0 - (uint64_t)v);
+	} else {
+		text_put_u64(o, (uint64_t)v);
+	}
+}
+
+/* A name as a JSON string: names follow PROTO_NAME_RULE, so nothing in
+ * them needs escaping. */
+static void text_put_name(struct text_out *o, const char *name)
+{
+	TEXT_PUT_LITERAL(o, "\"");
+	text_put(o, name, strnlen(name, PROTO_NAME_MAX));
+	TEXT_PUT_LITERAL(o, "\"");
+}
+
 size_t http_json_job_state_text(const struct proto_event *ev, char *out, size_t cap)
 {
-	if (ev->kind != PROTO_EVENT_JOB_STATE || ev->message.len != 0)
+	if (ev->kind != PROTO_EVENT_JOB_STATE || ev->message.len != 0 || cap == 0)
 		return 0;
-	/* Names follow PROTO_NAME_RULE: nothing in them needs escaping. */
-	char batch[32] = "null", worker[PROTO_NAME_MAX + 3] = "null";
-	if (ev->batch_id)
-		snprintf(batch, sizeof batch, "\"%llu\"", (unsigned long long)ev->batch_id);
+	struct text_out o = {.at = out, .end = out + cap};
+	TEXT_PUT_LITERAL(&o, "{\"job_id\":\"");
+	text_put_u64(&o, ev->job_id);
+	TEXT_PUT_LITERAL(&o, "\",\"batch_id\":");
+	if (ev->batch_id) {
+		TEXT_PUT_LITERAL(&o, "\"");
+		text_put_u64(&o, ev->batch_id);
+		TEXT_PUT_LITERAL(&o, "\"");
+	} else {
+		TEXT_PUT_LITERAL(&o, "null");
+	}
+	TEXT_PUT_LITERAL(&o, ",\"queue\":");
+	text_put_name(&o, ev->queue);
+	TEXT_PUT_LITERAL(&o, ",\"type\":");
+	text_put_name(&o, ev->type);
+	TEXT_PUT_LITERAL(&o, ",\"state\":\"");
+	const char *state = proto_state_name((int)ev->state);
+	text_put(&o, state, strlen(state));
+	TEXT_PUT_LITERAL(&o, "\",\"attempt\":");
+	text_put_i64(&o, (int32_t)ev->attempt);
+	TEXT_PUT_LITERAL(&o, ",\"worker_id\":");
 	if (ev->worker_id[0])
-		snprintf(worker, sizeof worker, "\"%.*s\"", PROTO_NAME_MAX, ev->worker_id);
-	int n =
-	    snprintf(out, cap,
-	             "{\"job_id\":\"%llu\",\"batch_id\":%s,\"queue\":\"%.*s\",\"type\":\"%.*s\","
-	             "\"state\":\"%s\",\"attempt\":%d,\"worker_id\":%s,\"error\":null,"
-	             "\"at_us\":%lld}",
-	             (unsigned long long)ev->job_id, batch, PROTO_NAME_MAX, ev->queue,
-	             PROTO_NAME_MAX, ev->type, proto_state_name((int)ev->state), (int)ev->attempt,
-	             worker, (long long)ev->at_us);
-	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+		text_put_name(&o, ev->worker_id);
+	else
+		TEXT_PUT_LITERAL(&o, "null");
+	TEXT_PUT_LITERAL(&o, ",\"error\":null,\"at_us\":");
+	text_put_i64(&o, (int64_t)ev->at_us);
+	TEXT_PUT_LITERAL(&o, "}");
+	if (o.full)
+		return 0;
+	*o.at = '\0';
+	return (size_t)(o.at - out);
 }
 
 json_t *http_json_parse(const void *body, size_t len, const char *content_type,

@@ -1,14 +1,32 @@
 /* The SSE hub (see http_sse.h).
  *
- * Locking: hub->lock guards the ring, the client list and every client's
- * buffers and flags. The connection is called under it only to start a
- * write (http_conn_stream_send completes on NNG's threads, never inline);
- * http_conn_stream_release, which waits, runs on the hub thread without
- * it. Lock order: hub->lock, then the connection's.
+ * Fan-out: each event is formatted once (the ring keeps it for resumes)
+ * and appended once to the shared stream (sse_stream.h) of every feed
+ * whose filter wants it; a feed is what all clients with one filter (the
+ * same topics, the same access) read. A client holds a cursor into its
+ * feed's stream and writes from the stream's chunks with an iovec, after
+ * its own bytes (the response head, a resume's catch-up, a snapshot). So
+ * 100 clients watching one batch cost one copy of each event plus one
+ * write per client per round, not 100 copies (issue 12).
  *
- * A client is in exactly one of: hub->clients (live), hub->reap (dead,
- * waiting for the hub thread to release its connection and
- * free it). Its write callback only ever sets flags on a dead client. */
+ * Backpressure: a client's backlog is its own unsent bytes plus its
+ * feed's bytes past its cursor. When a feed starts a chunk, its clients
+ * past HTTP_SSE_CLIENT_BUFFER are dropped to a snapshot: the cursor skips
+ * to the end (sse_stream_skip), so the stream holds at most about the cap
+ * and a chunk behind its slowest client, whatever the client does.
+ *
+ * Locking: hub->lock guards the ring, the feeds, their streams, the
+ * clients and their buffers and flags. The connection is called under it
+ * only to start a write (http_conn_stream_sendv completes on NNG's threads,
+ * never inline); http_conn_stream_release, which waits, runs on the hub
+ * thread without it. Lock order: hub->lock, then the connection's. A
+ * write reads the stream's bytes off the lock: appends never move them.
+ *
+ * A client is in exactly one of: its feed's clients (live), hub->reap
+ * (dead, waiting for the hub thread to release its connection, take its
+ * cursor off the feed and free it). Its write callback only gives back
+ * its write's bytes on a dead client. A feed lives while a cursor is on
+ * it. */
 #include "http_sse.h"
 
 #include <pthread.h>
@@ -27,6 +45,7 @@
 #include "http_conn.h"
 #include "http_json.h"
 #include "log.h"
+#include "sse_stream.h"
 
 #define TOPIC_MAX (PROTO_NAME_MAX + 16)
 #define EVENT_TOPICS_MAX 3
@@ -36,25 +55,47 @@ struct frame {
 	char topics[EVENT_TOPICS_MAX][TOPIC_MAX];
 	uint32_t topics_count;
 	proto_name queue; /* the job's queue; "" for batch and worker events */
-	char *text;       /* the whole SSE frame, malloc'd */
+	char *text;       /* the whole SSE frame, malloc'd (cap bytes, reused) */
 	size_t len;
+	size_t cap;
+};
+
+/* What a client watches. Clients whose filters are equal share a feed. */
+struct sse_filter {
+	char topics[HTTP_SSE_TOPICS_MAX][TOPIC_MAX]; /* sorted, each once */
+	uint32_t topics_count;
+	/* With --auth and a token that is not admin: only job events of the
+	 * token's queues (batch and worker events name no queue). */
+	bool restricted;
+	struct auth_identity identity; /* its patterns, when restricted */
+};
+
+/* The frames of one filter, as one byte stream its clients read at their
+ * own pace (sse_stream.h). It lives while a client's cursor is on it. */
+struct sse_feed {
+	struct sse_filter filter;
+	struct sse_stream stream;
+	struct sse_client *clients; /* live ones */
+	bool fresh;                 /* appended to since the hub thread's last kick */
+	struct sse_feed *next;
 };
 
 struct sse_client {
 	struct http_sse *hub;
 	struct http_conn *conn;
-	char topics[HTTP_SSE_TOPICS_MAX][TOPIC_MAX];
-	uint32_t topics_count;
-	/* With --auth and a token that is not admin: only job events of the
-	 * token's queues (batch and worker events name no queue). */
-	bool restricted;
-	struct auth_identity identity;
-	struct jm_buf pending; /* not yet handed to nng */
-	uint64_t pending_frames;
-	struct jm_buf writing; /* being written */
+	struct sse_feed *feed;
+	struct sse_cursor cursor; /* into feed->stream, attached until reaped */
+	/* Its own bytes, sent before the stream's from the cursor on: the
+	 * response head, a resume's catch-up, a snapshot. A lag never drops the
+	 * first own_keep bytes (the head, until it is sent). */
+	struct jm_buf own;
+	size_t own_keep;
+	uint64_t own_frames;
+	struct jm_buf own_out;   /* own bytes being written */
+	struct sse_send sending; /* stream bytes being written */
 	bool busy;
 	bool dead;
-	struct sse_client *next;
+	struct sse_client *next; /* in feed->clients, or hub->reap */
 };
 
 struct http_sse {
@@ -66,7 +107,7 @@ struct http_sse {
 	uint64_t first_seq; /* boot's first */
 	uint64_t ring_start;
 	uint64_t next_seq;
-	struct sse_client *clients;
+	struct sse_feed *feeds;
 	struct sse_client *reap;
 	uint64_t clients_count;
 	uint64_t dropped;
@@ -96,32 +137,47 @@ static const char stream_head[] = "HTTP/1.1 200 OK\r\n"
 
 static void client_kill(struct http_sse *hub, struct sse_client *c);
 
-/* Starts writing c's pending bytes, or kills c when its connection is
- * closed already (callers walking hub->clients take next first). */
+/* Starts writing c's own bytes and then its feed's from its cursor, in one
+ * write, or kills c when its connection is closed already (callers
+ * walking a feed's clients take next first). */
 static void client_kick(struct sse_client *c)
 {
-	if (c->busy || c->dead || c->pending.len == 0)
+	if (c->busy || c->dead)
 		return;
-	struct jm_buf t = c->writing;
-	c->writing = c->pending;
-	c->pending = t;
-	jm_buf_reset(&c->pending);
-	c->pending_frames = 0;
-	if (http_conn_stream_send(c->conn, c->writing.data, c->writing.len) != 0) {
-		jm_buf_reset(&c->writing);
+	nng_iov iov[1 + SSE_STREAM_IOV_MAX];
+	unsigned count = 0;
+	if (c->own.len) {
+		struct jm_buf t = c->own_out;
+		c->own_out = c->own;
+		c->own = t;
+		jm_buf_reset(&c->own);
+		c->own_keep = 0;
+		c->own_frames = 0;
+		iov[count++] = (nng_iov){.iov_buf = c->own_out.data, .iov_len = c->own_out.len};
+	}
+	if (sse_stream_take(&c->feed->stream, &c->cursor, &c->sending, SSE_STREAM_IOV_MAX)) {
+		memcpy(iov + count, c->sending.iov, c->sending.count * sizeof *iov);
+		count += c->sending.count;
+	}
+	if (count == 0)
+		return;
+	if (http_conn_stream_sendv(c->conn, iov, count) != 0) {
+		jm_buf_reset(&c->own_out);
+		sse_stream_sent(&c->feed->stream, &c->sending);
 		client_kill(c->hub, c);
 		return;
 	}
 	c->busy = true;
 }
 
-/* Moves c from the live list to the reap list; the hub thread frees it. */
+/* Moves c from its feed's live list to the reap list; the hub thread
+ * frees it. */
 static void client_kill(struct http_sse *hub, struct sse_client *c)
 {
 	if (c->dead)
 		return;
 	c->dead = true;
-	for (struct sse_client **p = &hub->clients; *p; p = &(*p)->next)
+	for (struct sse_client **p = &c->feed->clients; *p; p = &(*p)->next)
 		if (*p == c) {
 			*p = c->next;
 			break;
@@ -140,8 +196,11 @@ static void client_write_cb(void *arg, int rv)
 	struct http_sse *hub = c->hub;
 	pthread_mutex_lock(&hub->lock);
 	c->busy = false;
-	jm_buf_reset(&c->writing);
-	if (rv != 0)
+	jm_buf_reset(&c->own_out);
+	sse_stream_sent(&c->feed->stream, &c->sending);
+	if (c->dead)
+		; /* the hub thread reaps it */
+	else if (rv != 0)
 		client_kill(hub, c); /* went away: found by this write or a ping */
 	else
 		client_kick(c);
@@ -156,44 +215,95 @@ static void append_snapshot(struct http_sse *hub, struct sse_client *c, const ch
 	                   "id: %llu\nevent: snapshot\ndata: {\"reason\":\"%s\",\"last_event_id\":"
 	                   "\"%llu\"}\n\n",
 	                   (unsigned long long)last, reason, (unsigned long long)last);
-	jm_buf_append(&c->pending, text, (size_t)len);
-	c->pending_frames++;
+	jm_buf_append(&c->own, text, (size_t)len);
+	c->own_frames++;
 }
 
-static bool client_wants(const struct sse_client *c, const struct frame *f)
+/* Drops what c has not started writing (its own bytes but the head, its
+ * feed's from its cursor to the end) for a snapshot: the client re-reads
+ * state, then follows the feed from here. Writes in flight go out whole. */
+static void client_lag(struct http_sse *hub, struct sse_client *c)
 {
-	if (c->restricted && (f->queue[0] == '\0' || !auth_queue_visible(&c->identity, f->queue)))
+	hub->dropped += c->own_frames + sse_stream_skip(&c->feed->stream, &c->cursor);
+	c->own.len = c->own_keep;
+	c->own_frames = 0;
+	append_snapshot(hub, c, "lagged");
+}
+
+/* Bytes c has not started writing. */
+static uint64_t client_backlog(const struct sse_client *c)
+{
+	return c->own.len + sse_stream_backlog(&c->feed->stream, &c->cursor);
+}
+
+static bool filter_wants(const struct sse_filter *w, const struct frame *f)
+{
+	if (w->restricted && (f->queue[0] == '\0' || !auth_queue_visible(&w->identity, f->queue)))
 		return false;
-	if (c->topics_count == 0)
+	if (w->topics_count == 0)
 		return true;
-	for (uint32_t i = 0; i < c->topics_count; i++) {
-		size_t len = strlen(c->topics[i]);
-		bool prefix = c->topics[i][len - 1] == '/';
+	for (uint32_t i = 0; i < w->topics_count; i++) {
+		size_t len = strlen(w->topics[i]);
+		bool prefix = w->topics[i][len - 1] == '/';
 		for (uint32_t k = 0; k < f->topics_count; k++)
-			if (prefix ? strncmp(f->topics[k], c->topics[i], len) == 0
-			           : strcmp(f->topics[k], c->topics[i]) == 0)
+			if (prefix ? strncmp(f->topics[k], w->topics[i], len) == 0
+			           : strcmp(f->topics[k], w->topics[i]) == 0)
 				return true;
 	}
 	return false;
 }
 
-/* Queues f for c, or drops c's backlog to a snapshot when it is full. */
-static void client_offer(struct http_sse *hub, struct sse_client *c, const struct frame *f)
+static bool filter_equal(const struct sse_filter *a, const struct sse_filter *b)
 {
-	if (!client_wants(c, f))
-		return;
-	if (c->pending.len + f->len > HTTP_SSE_CLIENT_BUFFER) {
-		hub->dropped += c->pending_frames + 1;
-		jm_buf_reset(&c->pending);
-		c->pending_frames = 0;
-		append_snapshot(hub, c, "lagged");
+	if (a->topics_count != b->topics_count || a->restricted != b->restricted)
+		return false;
+	for (uint32_t i = 0; i < a->topics_count; i++)
+		if (strcmp(a->topics[i], b->topics[i]) != 0)
+			return false;
+	if (!a->restricted)
+		return true;
+	if (a->identity.patterns_count != b->identity.patterns_count)
+		return false;
+	for (uint32_t i = 0; i < a->identity.patterns_count; i++)
+		if (strcmp(a->identity.patterns[i], b->identity.patterns[i]) != 0)
+			return false;
+	return true;
+}
+
+/* Appends text (a frame, or a comment) to feed's stream. Each new chunk is
+ * the moment to look for clients whose backlog passed the cap: they are
+ * dropped to a snapshot, so a slow client never holds more than about the
+ * cap and a chunk of the stream. */
+static void feed_append(struct http_sse *hub, struct sse_feed *feed, const char *text, size_t len,
+                        bool frame)
+{
+	bool chunk_started;
+	if (sse_stream_append(&feed->stream, text, len, frame, &chunk_started) != 0) {
+		/* Out of memory: every client of the feed misses it; say so. */
+		for (struct sse_client *c = feed->clients; c; c = c->next)
+			client_lag(hub, c);
 		return;
 	}
-	if (jm_buf_append(&c->pending, f->text, f->len) != 0) {
-		hub->dropped++;
-		return;
+	feed->fresh = true;
+	if (chunk_started)
+		for (struct sse_client *c = feed->clients; c; c = c->next)
+			if (client_backlog(c) > HTTP_SSE_CLIENT_BUFFER)
+				client_lag(hub, c);
+}
+
+/* Frees the feeds no client reads any more. */
+static void feeds_trim(struct http_sse *hub)
+{
+	for (struct sse_feed **p = &hub->feeds; *p;) {
+		struct sse_feed *feed = *p;
+		if (feed->stream.cursors == 0 && feed->clients == NULL) {
+			*p = feed->next;
+			sse_stream_fini(&feed->stream);
+			free(feed);
+		} else {
+			p = &feed->next;
+		}
 	}
-	c->pending_frames++;
 }
 
 /* ---- the event tap ------------------------------------------------------ */
@@ -216,6 +326,34 @@ static bool is_primary(const char *topic, const struct proto_event *ev)
 	}
 }
 
+/* v in decimal into out (20 bytes at most, no NUL); returns the length. */
+static size_t format_u64(char *out, uint64_t v)
+{
+	char digits[20];
+	size_t at = sizeof digits;
+	do {
+		digits[--at] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	memcpy(out, digits + at, sizeof digits - at);
+	return sizeof digits - at;
+}
+
+static char *append(char *at, const void *bytes, size_t len)
+{
+	memcpy(at, bytes, len);
+	return at + len;
+}
+
+/* prefix and id, NUL-terminated, into out (TOPIC_MAX bytes). */
+static void topic_of_id(char *out, const char *prefix, uint64_t id)
+{
+	size_t len = strlen(prefix);
+	memcpy(out, prefix, len);
+	len += format_u64(out + len, id);
+	out[len] = '\0';
+}
+
 static void event_cb(void *arg, const char *topic, const struct proto_event *ev)
 {
 	struct http_sse *hub = arg;
@@ -225,18 +363,15 @@ static void event_cb(void *arg, const char *topic, const struct proto_event *ev)
 	switch (ev->kind) {
 	case PROTO_EVENT_JOB_STATE:
 	case PROTO_EVENT_JOB_PROGRESS:
-		snprintf(f.topics[f.topics_count++], TOPIC_MAX, "job/%llu",
-		         (unsigned long long)ev->job_id);
+		topic_of_id(f.topics[f.topics_count++], "job/", ev->job_id);
 		if (ev->queue[0])
 			snprintf(f.topics[f.topics_count++], TOPIC_MAX, "queue/%s", ev->queue);
 		memcpy(f.queue, ev->queue, sizeof f.queue);
 		if (ev->batch_id)
-			snprintf(f.topics[f.topics_count++], TOPIC_MAX, "batch/%llu",
-			         (unsigned long long)ev->batch_id);
+			topic_of_id(f.topics[f.topics_count++], "batch/", ev->batch_id);
 		break;
 	case PROTO_EVENT_BATCH:
-		snprintf(f.topics[f.topics_count++], TOPIC_MAX, "batch/%llu",
-		         (unsigned long long)ev->batch_id);
+		topic_of_id(f.topics[f.topics_count++], "batch/", ev->batch_id);
 		break;
 	default:
 		snprintf(f.topics[f.topics_count++], TOPIC_MAX, "worker/%s", ev->worker_id);
@@ -252,37 +387,62 @@ static void event_cb(void *arg, const char *topic, const struct proto_event *ev)
 		json = data ? http_json_dump(data, NULL) : NULL;
 		json_decref(data);
 	}
+	size_t json_len = json ? strlen(json) : 0;
+	size_t kind_len = strlen(kind);
 	pthread_mutex_lock(&hub->lock);
 	f.seq = hub->next_seq;
-	size_t cap = (json ? strlen(json) : 0) + 96;
-	f.text = json ? malloc(cap) : NULL;
-	if (f.text == NULL) {
-		/* The sequence still moves on, so a resume sees the gap. */
-		hub->next_seq++;
-		hub->ring_start = hub->next_seq;
-		pthread_mutex_unlock(&hub->lock);
-		if (json != fast)
-			free(json);
-		jm_warn("http events: out of memory: event %llu lost; resumes get a snapshot",
-		        (unsigned long long)f.seq);
-		return;
+	char seq_text[24];
+	size_t seq_len = format_u64(seq_text, f.seq);
+	/* "id: SEQ\nevent: KIND\ndata: JSON\n\n", in the slot's buffer when
+	 * it is large enough (it held an event as large before, mostly). */
+	size_t len = 4 + seq_len + 8 + kind_len + 7 + json_len + 2;
+	struct frame *slot = &hub->ring[f.seq % HTTP_SSE_RING];
+	f.text = slot->text;
+	f.cap = slot->cap;
+	if (json == NULL || f.cap < len) {
+		char *text = json ? malloc(len) : NULL;
+		if (text == NULL) {
+			/* The sequence still moves on, so a resume sees the gap. */
+			hub->next_seq++;
+			hub->ring_start = hub->next_seq;
+			pthread_mutex_unlock(&hub->lock);
+			if (json != fast)
+				free(json);
+			jm_warn("http events: out of memory: event %llu lost; resumes get a "
+			        "snapshot",
+			        (unsigned long long)f.seq);
+			return;
+		}
+		free(f.text);
+		f.text = text;
+		f.cap = len;
 	}
-	f.len = (size_t)snprintf(f.text, cap, "id: %llu\nevent: %s\ndata: %s\n\n",
-	                         (unsigned long long)f.seq, kind, json);
+	char *at = f.text;
+	at = append(at, "id: ", 4);
+	at = append(at, seq_text, seq_len);
+	at = append(at, "\nevent: ", 8);
+	at = append(at, kind, kind_len);
+	at = append(at, "\ndata: ", 7);
+	at = append(at, json, json_len);
+	at = append(at, "\n\n", 2);
+	f.len = (size_t)(at - f.text);
 	if (json != fast)
 		free(json);
-	struct frame *slot = &hub->ring[f.seq % HTTP_SSE_RING];
-	free(slot->text);
 	*slot = f;
 	hub->next_seq++;
 	if (hub->next_seq - hub->ring_start > HTTP_SSE_RING)
 		hub->ring_start = hub->next_seq - HTTP_SSE_RING;
-	for (struct sse_client *c = hub->clients; c; c = c->next)
-		client_offer(hub, c, slot);
+	/* Once per feed, not per client: its clients read the same bytes. */
+	bool wanted = false;
+	for (struct sse_feed *feed = hub->feeds; feed; feed = feed->next)
+		if (feed->clients && filter_wants(&feed->filter, slot)) {
+			feed_append(hub, feed, slot->text, slot->len, true);
+			wanted = true;
+		}
 	/* Writes start on the hub thread, so a burst of events leaves in a
 	 * few writes per client rather than one each (100 clients watching a
 	 * busy batch halved its drain when every event was its own write). */
-	if (hub->clients && !hub->kick_due) {
+	if (wanted && !hub->kick_due) {
 		hub->kick_due = true;
 		pthread_cond_signal(&hub->wake);
 	}
@@ -291,20 +451,43 @@ static void event_cb(void *arg, const char *topic, const struct proto_event *ev)
 
 /* ---- the hub thread: pings and reaping ----------------------------------- */
 
+/* Frees the clients that left: their connections are released off the
+ * lock (that waits for their write callbacks), then their cursors come
+ * off their feeds under it. */
 static void reap_all(struct http_sse *hub)
 {
 	struct sse_client *list = hub->reap;
 	hub->reap = NULL;
+	if (list == NULL)
+		return;
 	pthread_mutex_unlock(&hub->lock);
+	for (struct sse_client *c = list; c; c = c->next)
+		http_conn_stream_release(c->conn); /* no write callback after */
+	pthread_mutex_lock(&hub->lock);
 	while (list) {
 		struct sse_client *next = list->next;
-		http_conn_stream_release(list->conn); /* no write callback after */
-		jm_buf_fini(&list->pending);
-		jm_buf_fini(&list->writing);
+		sse_stream_sent(&list->feed->stream, &list->sending);
+		sse_stream_detach(&list->feed->stream, &list->cursor);
+		jm_buf_fini(&list->own);
+		jm_buf_fini(&list->own_out);
 		free(list);
 		list = next;
 	}
-	pthread_mutex_lock(&hub->lock);
+	feeds_trim(hub);
+}
+
+/* Starts writes for the clients of every feed that got bytes. */
+static void kick_fresh(struct http_sse *hub)
+{
+	for (struct sse_feed *feed = hub->feeds; feed; feed = feed->next) {
+		if (!feed->fresh)
+			continue;
+		feed->fresh = false;
+		for (struct sse_client *c = feed->clients, *next; c; c = next) {
+			next = c->next;
+			client_kick(c);
+		}
+	}
 }
 
 static void *hub_main(void *arg)
@@ -313,14 +496,11 @@ static void *hub_main(void *arg)
 	pthread_mutex_lock(&hub->lock);
 	for (;;) {
 		reap_all(hub);
-		if (hub->stopping && hub->clients == NULL && hub->reap == NULL)
+		if (hub->stopping && hub->clients_count == 0 && hub->reap == NULL)
 			break;
 		if (hub->kick_due) {
 			hub->kick_due = false;
-			for (struct sse_client *c = hub->clients, *next; c; c = next) {
-				next = c->next;
-				client_kick(c);
-			}
+			kick_fresh(hub);
 		}
 		uint64_t now = jm_wall_us();
 		if (hub->fed && hub->clients_count == 0 &&
@@ -331,12 +511,10 @@ static void *hub_main(void *arg)
 		}
 		if (now - hub->last_ping_us >= HTTP_SSE_PING_MS * 1000ull) {
 			hub->last_ping_us = now;
-			for (struct sse_client *c = hub->clients, *next; c; c = next) {
-				next = c->next;
-				if (c->pending.len + 8 <= HTTP_SSE_CLIENT_BUFFER)
-					jm_buf_append(&c->pending, ": ping\n\n", 8);
-				client_kick(c);
-			}
+			for (struct sse_feed *feed = hub->feeds; feed; feed = feed->next)
+				if (feed->clients)
+					feed_append(hub, feed, ": ping\n\n", 8, false);
+			kick_fresh(hub);
 		}
 		if (hub->reap || hub->kick_due)
 			continue;
@@ -385,8 +563,9 @@ void http_sse_close(struct http_sse *hub)
 		return;
 	pthread_mutex_lock(&hub->lock);
 	hub->stopping = true;
-	while (hub->clients)
-		client_kill(hub, hub->clients);
+	for (struct sse_feed *feed = hub->feeds; feed; feed = feed->next)
+		while (feed->clients)
+			client_kill(hub, feed->clients);
 	pthread_cond_signal(&hub->wake);
 	pthread_mutex_unlock(&hub->lock);
 	pthread_join(hub->thread, NULL);
@@ -399,6 +578,7 @@ void http_sse_free(struct http_sse *hub)
 	for (uint32_t i = 0; i < HTTP_SSE_RING; i++)
 		free(hub->ring[i].text);
 	free(hub->ring);
+	feeds_trim(hub); /* every client was reaped: frees them all */
 	pthread_cond_destroy(&hub->wake);
 	pthread_mutex_destroy(&hub->lock);
 	free(hub);
@@ -429,6 +609,50 @@ static bool topic_is_valid(const char *t)
 	return false;
 }
 
+static int topic_compare(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* Sorts w's topics and drops repeats, so equal filters compare equal. */
+static void filter_normalize(struct sse_filter *w)
+{
+	qsort(w->topics, w->topics_count, sizeof w->topics[0], topic_compare);
+	uint32_t kept = 0;
+	for (uint32_t i = 0; i < w->topics_count; i++)
+		if (kept == 0 || strcmp(w->topics[kept - 1], w->topics[i]) != 0)
+			memmove(w->topics[kept++], w->topics[i], sizeof w->topics[0]);
+	w->topics_count = kept;
+}
+
+/* Gives c the feed of filter w (the one that exists, or spare, made for
+ * it), at the feed's end. Under the lock. */
+static void client_join(struct http_sse *hub, struct sse_client *c, struct sse_feed **spare)
+{
+	struct sse_feed *feed = hub->feeds;
+	while (feed && !filter_equal(&feed->filter, &(*spare)->filter))
+		feed = feed->next;
+	if (feed == NULL) {
+		feed = *spare;
+		*spare = NULL;
+		feed->next = hub->feeds;
+		hub->feeds = feed;
+	}
+	c->feed = feed;
+	sse_stream_attach(&feed->stream, &c->cursor);
+	c->next = feed->clients;
+	feed->clients = c;
+	hub->clients_count++;
+}
+
+static void feed_free(struct sse_feed *feed)
+{
+	if (feed == NULL)
+		return;
+	sse_stream_fini(&feed->stream);
+	free(feed);
+}
+
 void http_api_events(struct http_call *call)
 {
 	static const char *const allowed[] = {"topic", "last_event_id", "access_token", NULL};
@@ -436,23 +660,29 @@ void http_api_events(struct http_call *call)
 		return;
 	struct http_sse *hub = http_server_sse(call->srv);
 	struct sse_client *c = calloc(1, sizeof *c);
-	if (c == NULL) {
+	/* The client's filter, in the feed it makes if none has it yet. */
+	struct sse_feed *spare = calloc(1, sizeof *spare);
+	if (c == NULL || spare == NULL || sse_stream_init(&spare->stream) != 0) {
+		free(c);
+		free(spare);
 		http_reply_error(call, 503, "out_of_memory", "broker out of memory");
 		return;
 	}
+	struct sse_filter *filter = &spare->filter;
 	c->hub = hub;
 	if (call->req.identity != NULL && call->req.identity->role != AUTH_ROLE_ADMIN) {
-		c->restricted = true;
-		c->identity = *call->req.identity;
+		filter->restricted = true;
+		filter->identity = *call->req.identity;
 	}
-	jm_buf_init(&c->pending);
-	jm_buf_init(&c->writing);
+	jm_buf_init(&c->own);
+	jm_buf_init(&c->own_out);
 	size_t pos = 0;
 	char topic[TOPIC_MAX + 8];
 	while (http_query_next(call, "topic", &pos, topic, sizeof topic)) {
 		if (strlen(topic) >= TOPIC_MAX || !topic_is_valid(topic) ||
-		    c->topics_count == HTTP_SSE_TOPICS_MAX) {
+		    filter->topics_count == HTTP_SSE_TOPICS_MAX) {
 			free(c);
+			feed_free(spare);
 			http_reply_error(
 			    call, 400, "topic_invalid",
 			    "topic \"%.80s\" is invalid: use up to %d of job/ID, batch/ID, "
@@ -461,8 +691,10 @@ void http_api_events(struct http_call *call)
 			    topic, HTTP_SSE_TOPICS_MAX);
 			return;
 		}
-		memcpy(c->topics[c->topics_count++], topic, strlen(topic) + 1); /* < TOPIC_MAX */
+		/* < TOPIC_MAX */
+		memcpy(filter->topics[filter->topics_count++], topic, strlen(topic) + 1);
 	}
+	filter_normalize(filter);
 	/* A browser's EventSource resends the header; the query parameter is
 	 * for clients that cannot set headers on the first connect. */
 	const char *last_text = http_call_header(call, "Last-Event-ID");
@@ -477,6 +709,7 @@ void http_api_events(struct http_call *call)
 	if (hub->stopping || hub->clients_count >= HTTP_SSE_CLIENTS_MAX) {
 		pthread_mutex_unlock(&hub->lock);
 		free(c);
+		feed_free(spare);
 		http_reply_error(call, 503, "too_many_streams",
 		                 "the broker serves at most %d event streams, or is stopping",
 		                 HTTP_SSE_CLIENTS_MAX);
@@ -486,26 +719,38 @@ void http_api_events(struct http_call *call)
 	 * stream's writes until reap_all releases it. */
 	c->conn = call->conn;
 	http_conn_stream_start(c->conn, client_write_cb, c);
-	jm_buf_append(&c->pending, stream_head, sizeof stream_head - 1);
+	jm_buf_append(&c->own, stream_head, sizeof stream_head - 1);
+	c->own_keep = c->own.len;
 	if (!hub->fed) {
 		hub->fed = true;
 		hub->resume_floor = hub->next_seq;
 		if (hub->ev)
 			events_listener_wanted(hub->ev, true);
 	}
+	/* At the feed's end, which is next_seq's place: the catch-up below
+	 * (own bytes, sent first) ends where the feed takes over. */
+	client_join(hub, c, &spare);
 	if (last_text != NULL) {
 		if (resume && last + 1 >= hub->ring_start && last >= hub->resume_floor &&
 		    last < hub->next_seq) {
-			for (uint64_t s = last + 1; s < hub->next_seq; s++)
-				client_offer(hub, c, &hub->ring[s % HTTP_SSE_RING]);
+			for (uint64_t s = last + 1; s < hub->next_seq; s++) {
+				const struct frame *f = &hub->ring[s % HTTP_SSE_RING];
+				if (!filter_wants(&c->feed->filter, f))
+					continue;
+				if (c->own.len + f->len > HTTP_SSE_CLIENT_BUFFER ||
+				    jm_buf_append(&c->own, f->text, f->len) != 0) {
+					/* Too much missed: a snapshot, then the feed. */
+					client_lag(hub, c);
+					break;
+				}
+				c->own_frames++;
+			}
 		} else {
 			append_snapshot(hub, c, "resume_gap");
 		}
 	}
-	c->next = hub->clients;
-	hub->clients = c;
-	hub->clients_count++;
 	client_kick(c);
 	pthread_mutex_unlock(&hub->lock);
+	feed_free(spare); /* NULL when it became the client's feed */
 	http_call_hijacked(call);
 }

@@ -7,9 +7,12 @@
  * gone (or the id is from another boot: sequences start at the boot's
  * wall-clock microseconds, above any earlier boot's) the stream starts
  * with a `snapshot` event telling the client to re-read state over the
- * API. A client's unsent bytes are capped at HTTP_SSE_CLIENT_BUFFER: past
- * that its backlog is dropped and replaced by a snapshot event, so a slow
- * client never slows the broker or the other clients. `: ping` every
+ * API. Clients watching the same topics share one stream of the events'
+ * bytes, each reading it from its own offset (sse_stream.h). A client's
+ * unsent bytes are capped at HTTP_SSE_CLIENT_BUFFER (checked each time its
+ * stream starts a chunk of SSE_STREAM_CHUNK): past that its backlog is
+ * dropped and replaced by a snapshot event, so a slow client never slows
+ * the broker or the other clients. `: ping` every
  * HTTP_SSE_PING_MS finds connections that went away.
  *
  * With no client connected for HTTP_SSE_IDLE_FEED_MS the hub stops

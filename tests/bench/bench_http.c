@@ -268,7 +268,7 @@ static void h3(struct harness *h, int clients, const char *queue)
 
 /* ---- H4 --------------------------------------------------------------------- */
 
-#define H4_JOBS 10000
+#define H4_JOBS 10000 /* a batch's most (PROTO_JOBS_PER_MESSAGE_MAX) */
 
 static void h4(struct harness *h, const struct harness_proc *broker, int clients, const char *queue)
 {
@@ -307,9 +307,12 @@ static void h4(struct harness *h, const struct harness_proc *broker, int clients
 	if (answered < clients)
 		printf("H4: only %d of %d SSE clients were answered within 60 s\n", answered,
 		       clients);
-	double cpu_ms = broker_proc_cpu_ms(broker->pid);
+	double user_ms, system_ms, user_end_ms, system_end_ms;
+	broker_proc_cpu_split_ms(broker->pid, &user_ms, &system_ms);
 	double rate = sdk_load_drain(client, queue, H4_JOBS, 4, queue, NULL);
-	double cpu_us = (broker_proc_cpu_ms(broker->pid) - cpu_ms) * 1000.0 / H4_JOBS;
+	broker_proc_cpu_split_ms(broker->pid, &user_end_ms, &system_end_ms);
+	double user_us = (user_end_ms - user_ms) * 1000.0 / H4_JOBS;
+	double system_us = (system_end_ms - system_ms) * 1000.0 / H4_JOBS;
 	unsigned long events = 0;
 	for (int i = 0; i < clients; i++) {
 		shutdown(readers[i].fd, SHUT_RDWR);
@@ -319,8 +322,8 @@ static void h4(struct harness *h, const struct harness_proc *broker, int clients
 	}
 	jm_client_close(client);
 	printf("H4 W2-like drain of a %d-job batch (SDK worker, concurrency 4), %3d SSE clients: "
-	       "%6.0f jobs/s, broker %.1f us CPU/job",
-	       H4_JOBS, clients, rate, cpu_us);
+	       "%6.0f jobs/s, broker %.1f us CPU/job (user %.1f, system %.1f)",
+	       H4_JOBS, clients, rate, user_us + system_us, user_us, system_us);
 	if (clients)
 		printf(" (%lu events per client)", events / (unsigned long)clients);
 	printf("\n");

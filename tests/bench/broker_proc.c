@@ -30,11 +30,19 @@ uint64_t broker_proc_status_kb(pid_t pid, const char *field)
 
 double broker_proc_cpu_ms(pid_t pid)
 {
+	double user_ms, system_ms;
+	broker_proc_cpu_split_ms(pid, &user_ms, &system_ms);
+	return user_ms + system_ms;
+}
+
+void broker_proc_cpu_split_ms(pid_t pid, double *user_ms, double *system_ms)
+{
+	*user_ms = *system_ms = 0;
 	char path[64], text[1024];
 	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
 	FILE *fp = fopen(path, "r");
 	if (fp == NULL)
-		return 0;
+		return;
 	size_t len = fread(text, 1, sizeof text - 1, fp);
 	fclose(fp);
 	text[len] = '\0';
@@ -44,8 +52,9 @@ double broker_proc_cpu_ms(pid_t pid)
 	unsigned long long utime = 0, stime = 0;
 	if (p == NULL || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
 	                        &utime, &stime) != 2)
-		return 0;
-	return (double)(utime + stime) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
+		return;
+	*user_ms = (double)utime * 1000.0 / (double)sysconf(_SC_CLK_TCK);
+	*system_ms = (double)stime * 1000.0 / (double)sysconf(_SC_CLK_TCK);
 }
 
 double broker_proc_spawn_timed(struct harness *h, const char *name, const char *data,

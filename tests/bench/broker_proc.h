@@ -15,6 +15,8 @@ uint64_t broker_proc_status_kb(pid_t pid, const char *field);
 /* CPU time (user + system, all threads) pid has used so far, in ms; on a
  * shared machine a steadier figure than wall time. 0 when unreadable. */
 double broker_proc_cpu_ms(pid_t pid);
+/* The same, as user and system (kernel) time. */
+void broker_proc_cpu_split_ms(pid_t pid, double *user_ms, double *system_ms);
 
 /* Spawns jobmesh-broker named name (its output in <name>.out) on data dir
  * data, listening on ipc://<h->dir>/broker.ipc, with extra args

@@ -2,7 +2,9 @@
 worker: order, filters, resume with Last-Event-ID, snapshots."""
 
 import collections
+import re
 import socket
+import threading
 import unittest
 
 from jmhttp import Broker, EventStream, wait_for
@@ -171,6 +173,91 @@ class HttpEvents(unittest.TestCase):
         slow.close()
         other.close()
 
+    def test_clients_sharing_a_topic_read_the_same_bytes_every_event_once(self):
+        # One feed for all (the same topic, spelled with a repeat for one).
+        # 2,000 events are ~0.5 MB, under the 1 MiB cap: none may lag,
+        # however slowly it is scheduled.
+        streams = [EventStream(self.b, "topic=queue/shared", timeout_s=60),
+                   EventStream(self.b, "topic=queue/shared&topic=queue/shared", timeout_s=60),
+                   EventStream(self.b, "topic=queue/shared", timeout_s=60)]
+        jobs = 2000
+        for _ in range(jobs // 500):
+            status, _, _ = self.b.post("/v1/queues/shared/jobs",
+                                       [{"type": "t" * 60} for _ in range(500)])
+            self.assertEqual(status, 202)
+        got = []
+        for stream in streams:
+            data = bytearray(stream.buf)
+            seen = data.count(b"\nevent: ")
+            for _ in range(100000):  # bounded: each pass reads (60 s socket timeout)
+                if seen >= jobs:
+                    break
+                chunk = stream.sock.recv(1 << 20)
+                self.assertTrue(chunk, "the stream closed early")
+                scan_from = max(0, len(data) - 8)  # a marker cut between reads
+                data += chunk
+                seen += data.count(b"\nevent: ", scan_from)
+            stream.close()
+            got.append(bytes(data))
+        for data in got:  # (assertTrue: a failure must not print the stream)
+            self.assertTrue(b"event: snapshot" not in data)
+            ids = [int(x) for x in re.findall(rb"^id: (\d+)$", data, re.M)]
+            self.assertEqual(len(ids), jobs)
+            self.assertTrue(ids == list(range(ids[0], ids[0] + jobs)),
+                            "every event once, in order, none missing")
+            self.assertTrue(data == got[0], "clients of one topic read the same bytes")
+
+    def test_a_slow_client_is_skipped_ahead_while_one_sharing_its_topic_reads_on(self):
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.settimeout(60)
+        slow.connect((self.b.host, self.b.port))
+        slow.sendall(b"GET /v1/events?topic=queue/shared HTTP/1.1\r\nHost: x\r\n\r\n")
+        reader = EventStream(self.b, "topic=queue/shared", timeout_s=60)
+        done = threading.Event()
+        received = bytearray(reader.buf)
+
+        def read():
+            while not done.is_set():
+                try:
+                    chunk = reader.sock.recv(1 << 20)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                received.extend(chunk)
+
+        thread = threading.Thread(target=read)
+        thread.start()
+        try:
+            for _ in range(40):  # ~10 MB of events: past kernel buffers and the cap
+                status, _, _ = self.b.post("/v1/queues/shared/jobs",
+                                           [{"type": "t" * 60} for _ in range(1000)])
+                self.assertEqual(status, 202)
+            wait_for(lambda: "jobmesh_events_dropped_total 0\n" not in self.b.get("/metrics")[2],
+                     30, "the slow client's events to be dropped")
+            # The reader goes on getting the feed's events, lagged or not.
+            last = self.b.submit("shared", {"type": "t"})
+            marker = ('"job_id":"%s"' % last["id"]).encode()
+            wait_for(lambda: marker in received, 60, "the reader to get the last job's event",
+                     step_s=0.2)
+        finally:
+            done.set()
+            reader.sock.shutdown(socket.SHUT_RDWR)
+            thread.join(10)
+            reader.close()
+        data = bytearray()
+        at = -1
+        for _ in range(100000):  # bounded: each pass reads or the stream ends
+            at = data.find(b"event: snapshot")
+            if at >= 0 and data.find(b"\n\n", at) >= 0:
+                break
+            chunk = slow.recv(1 << 20)
+            self.assertTrue(chunk, "the stream closed before a snapshot event")
+            data += chunk
+        self.assertIn(b'"reason":"lagged"', bytes(data[at:data.find(b"\n\n", at)]))
+        self.assertTrue(data.startswith(b"HTTP/1.1 200 OK\r\n"), "the head is never dropped")
+        slow.close()
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

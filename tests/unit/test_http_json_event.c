@@ -57,6 +57,20 @@ static void test_a_job_state_event_reads_the_same_either_way(void **state)
 	memset(ev.queue, 'q', PROTO_NAME_MAX);
 	memset(ev.type, 't', PROTO_NAME_MAX);
 	assert_same_text(&ev);
+	/* The extremes of each number (at_us and attempt go out signed). */
+	ev.job_id = 0;
+	ev.batch_id = UINT64_MAX;
+	ev.at_us = UINT64_MAX;
+	ev.attempt = UINT32_MAX;
+	assert_same_text(&ev);
+	ev.at_us = (uint64_t)INT64_MAX;
+	ev.attempt = INT32_MAX;
+	assert_same_text(&ev);
+	ev.at_us = 0;
+	ev.job_id = 9;
+	ev.batch_id = 10;
+	ev.state = PROTO_STATE_CANCELLED;
+	assert_same_text(&ev);
 }
 
 static void test_events_with_a_text_or_of_other_kinds_are_left_to_jansson(void **state)
@@ -75,6 +89,10 @@ static void test_events_with_a_text_or_of_other_kinds_are_left_to_jansson(void *
 	assert_int_equal(http_json_job_state_text(&ev, out, sizeof out), 0);
 	ev.kind = PROTO_EVENT_JOB_STATE;
 	assert_int_equal(http_json_job_state_text(&ev, out, 16), 0); /* too small */
+	size_t len = http_json_job_state_text(&ev, out, sizeof out);
+	assert_true(len > 0);
+	assert_int_equal(http_json_job_state_text(&ev, out, len), 0); /* no room for the NUL */
+	assert_int_equal(http_json_job_state_text(&ev, out, len + 1), len);
 }
 
 int main(void)
