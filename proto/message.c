@@ -25,6 +25,7 @@
 
 #include "codec.h"
 #include "msg_fields.h"
+#include "submit_decode.h"
 
 /* The body of each type; every body struct sits at the start of msg->u. */
 static const struct fields *const msg_bodies[PROTO_TYPE_MAX_ + 1] = {
@@ -127,9 +128,22 @@ static int envelope_decode(const msgpack_object *root, msgpack_zone *zone, void 
 	return 0;
 }
 
-int proto_decode(const void *buf, size_t len, struct proto_msg *out, struct jm_err *err)
+int proto_decode_generic(const void *buf, size_t len, struct proto_msg *out, struct jm_err *err)
 {
 	return codec_decode(buf, len, envelope_decode, out, sizeof *out, &out->zone_, err);
+}
+
+int proto_decode(const void *buf, size_t len, struct proto_msg *out, struct jm_err *err)
+{
+	/* A SUBMIT, the most frequent large request, is read in one pass
+	 * when it can be; anything else, or anything that pass declines,
+	 * takes the generic path, which words the errors. */
+	if (buf != NULL && submit_decode_direct(buf, len, out)) {
+		if (err != NULL)
+			jm_err_clear(err);
+		return 0;
+	}
+	return proto_decode_generic(buf, len, out, err);
 }
 
 void proto_msg_fini(struct proto_msg *msg)
