@@ -6,7 +6,7 @@
  * fails. Exactly one party acts on a conn at a time: the receive callback,
  * then the core (while parked or waiting for the journal), then whoever
  * replies, or, for a reply queued behind a busy pipe, whoever finds its
- * send finished (conn_reap_sent).
+ * send finished (conn_went_busy, sending_take_done).
  *
  * Sends have an aio of their own without a callback: NNG 1.5.2 finishes a
  * send to an idle pipe inside nng_ctx_send, and with a callback it would
@@ -15,7 +15,11 @@
  * finished (nng_aio_count is the reply's length) and goes straight on to
  * the next receive. A reply queued behind a busy pipe (several requests in
  * flight on one connection) finishes later in NNG's pipe callback; its conn
- * waits on srv->sending until a request's arrival finds it finished. */
+ * waits on srv->sending until a request's arrival finds it finished (until
+ * then its pipe counts a request in flight, so the idle sweep of pipes.h
+ * leaves that pipe open on a broker that gets no more requests). That
+ * check reads words NNG writes under its own lock: a hint, confirmed by
+ * nng_aio_wait before the conn is reused. */
 #include "server.h"
 
 #include <pthread.h>
