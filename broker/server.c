@@ -3,8 +3,23 @@
  * Ownership: a conn owns its received nng_msg (the decoded request borrows
  * from it) from RECV completion until its SEND completes; the reply nng_msg
  * belongs to nng once nng_ctx_send accepts it, and to us again if the send
- * fails. Exactly one party acts on a conn at a time: the aio callback, then
- * the core (while parked or waiting for the journal), then the callback. */
+ * fails. Exactly one party acts on a conn at a time: the receive callback,
+ * then the core (while parked or waiting for the journal), then whoever
+ * replies, or, for a reply queued behind a busy pipe, whoever finds its
+ * send finished (conn_went_busy, sending_take_done).
+ *
+ * Sends have an aio of their own without a callback: NNG 1.5.2 finishes a
+ * send to an idle pipe inside nng_ctx_send, and with a callback it would
+ * run that on a task thread, one thread wake-up per request just to learn
+ * what is already known. Without one, the replying thread sees the send
+ * finished (nng_aio_count is the reply's length) and goes straight on to
+ * the next receive. A reply queued behind a busy pipe (several requests in
+ * flight on one connection) finishes later in NNG's pipe callback; its conn
+ * waits on srv->sending until a request's arrival finds it finished (until
+ * then its pipe counts a request in flight, so the idle sweep of pipes.h
+ * leaves that pipe open on a broker that gets no more requests). That
+ * check reads words NNG writes under its own lock: a hint, confirmed by
+ * nng_aio_wait before the conn is reused. */
 #include "server.h"
 
 #include <pthread.h>
@@ -36,12 +51,14 @@ enum conn_state { CONN_RECV, CONN_BUSY, CONN_SEND };
 struct conn {
 	struct server *srv;
 	nng_ctx ctx;
-	nng_aio *aio;
+	nng_aio *aio;      /* receives; conn_cb */
+	nng_aio *send_aio; /* sends; no callback (see above) */
 	nng_msg *request_msg;
 	struct request req;
 	struct auth_identity identity; /* req.identity points here (auth on) */
 	enum conn_state state;
 	struct conn *next;
+	struct conn *sending_next; /* on srv->sending */
 };
 
 struct server {
@@ -58,6 +75,7 @@ struct server {
 	pthread_mutex_t lock;     /* guards conns, the counters and pipes */
 	struct u64map pipe_auths; /* pipe id -> struct pipe_auth, with auth on */
 	struct conn *conns;
+	struct conn *sending; /* replies queued behind a busy pipe */
 	uint32_t conns_count;
 	uint32_t conns_idle;
 	bool closing;
@@ -72,6 +90,61 @@ struct pipe_auth {
 
 static void conn_cb(void *arg);
 static void conn_sent(struct conn *c);
+
+/* Has the send left the aio (sent, or failed and handed back)? Exact for
+ * a send that finished inside nng_ctx_send; for one queued behind a busy
+ * pipe, a read of words NNG writes when it finishes, confirmed by
+ * nng_aio_wait in conn_send_finished before the aio is touched. */
+static bool conn_send_done(struct conn *c)
+{
+	return nng_aio_count(c->send_aio) > 0 || nng_aio_result(c->send_aio) != 0;
+}
+
+/* The send has finished: recycle the conn for its next request. */
+static void conn_send_finished(struct conn *c)
+{
+	nng_aio_wait(c->send_aio);
+	int rv = nng_aio_result(c->send_aio);
+	if (rv != 0) {
+		/* A failed send leaves the message ours (ECLOSED at stop,
+		 * ECANCELED when a stopping broker answers a parked fetch). */
+		nng_msg *unsent = nng_aio_get_msg(c->send_aio);
+		nng_aio_set_msg(c->send_aio, NULL);
+		if (unsent)
+			nng_msg_free(unsent);
+	}
+	if (rv == NNG_ECLOSED)
+		return;
+	conn_sent(c);
+}
+
+/* Takes the conns on srv->sending whose sends have finished; under
+ * srv->lock. They are recycled after the lock is released. */
+static struct conn *sending_take_done(struct server *srv)
+{
+	struct conn *done = NULL, **at = &srv->sending;
+	while (*at) {
+		struct conn *c = *at;
+		if (conn_send_done(c)) {
+			*at = c->sending_next;
+			c->sending_next = done;
+			done = c;
+		} else {
+			at = &c->sending_next;
+		}
+	}
+	return done;
+}
+
+static void sending_finish(struct conn *done)
+{
+	while (done) {
+		struct conn *next = done->sending_next;
+		done->sending_next = NULL;
+		conn_send_finished(done);
+		done = next;
+	}
+}
 
 static void conn_reply_cb(struct request *req, int status)
 {
@@ -95,8 +168,17 @@ static void conn_reply_cb(struct request *req, int status)
 		return;
 	}
 	c->state = CONN_SEND;
-	nng_aio_set_msg(c->aio, reply);
-	nng_ctx_send(c->ctx, c->aio);
+	nng_aio_set_msg(c->send_aio, reply);
+	nng_ctx_send(c->ctx, c->send_aio);
+	if (conn_send_done(c)) {
+		conn_send_finished(c);
+		return;
+	}
+	struct server *srv = c->srv;
+	pthread_mutex_lock(&srv->lock);
+	c->sending_next = srv->sending;
+	srv->sending = c;
+	pthread_mutex_unlock(&srv->lock);
 }
 
 static int conn_add(struct server *srv)
@@ -109,9 +191,16 @@ static int conn_add(struct server *srv)
 	jm_buf_init(&c->req.reply);
 	int rv = nng_aio_alloc(&c->aio, conn_cb, c);
 	if (rv == 0) {
-		rv = nng_ctx_open(&c->ctx, srv->sock);
+		rv = nng_aio_alloc(&c->send_aio, NULL, NULL);
 		if (rv != 0)
 			nng_aio_free(c->aio);
+	}
+	if (rv == 0) {
+		rv = nng_ctx_open(&c->ctx, srv->sock);
+		if (rv != 0) {
+			nng_aio_free(c->send_aio);
+			nng_aio_free(c->aio);
+		}
 	}
 	if (rv != 0) {
 		free(c);
@@ -126,17 +215,21 @@ static int conn_add(struct server *srv)
 	return 0;
 }
 
-/* Keeps some contexts receiving: parked requests hold theirs. */
+/* Keeps some contexts receiving: parked requests hold theirs. Each
+ * request's arrival also recycles the conns whose queued replies have
+ * gone since (srv->sending). */
 static void conn_went_busy(struct server *srv)
 {
 	pthread_mutex_lock(&srv->lock);
 	srv->conns_idle--;
+	struct conn *sent = srv->sending ? sending_take_done(srv) : NULL;
 	if (!srv->closing && srv->conns_idle < SERVER_CONNS_MIN_IDLE) {
 		for (int i = 0; i < SERVER_CONNS_GROW && srv->conns_count < SERVER_CONNS_MAX; i++)
 			if (conn_add(srv) != 0)
 				break;
 	}
 	pthread_mutex_unlock(&srv->lock);
+	sending_finish(sent);
 }
 
 static void conn_went_idle(struct server *srv)
@@ -281,11 +374,6 @@ static void conn_received(struct conn *c)
 
 static void conn_sent(struct conn *c)
 {
-	if (nng_aio_result(c->aio) != 0) {
-		nng_msg *unsent = nng_aio_get_msg(c->aio);
-		if (unsent)
-			nng_msg_free(unsent);
-	}
 	pipes_request_end(c->srv->pipes, c->req.pipe_id);
 	proto_msg_fini(&c->req.msg);
 	memset(&c->req.msg, 0, sizeof c->req.msg);
@@ -311,19 +399,7 @@ static void conn_cb(void *arg)
 		}
 		conn_received(c);
 		return;
-	case CONN_SEND:
-		if (rv != 0) {
-			/* A failed send leaves the message ours (ECLOSED at stop,
-			 * ECANCELED when a stopping broker answers a parked fetch). */
-			nng_msg *unsent = nng_aio_get_msg(c->aio);
-			nng_aio_set_msg(c->aio, NULL);
-			if (unsent)
-				nng_msg_free(unsent);
-		}
-		if (rv == NNG_ECLOSED)
-			return;
-		conn_sent(c);
-		return;
+	case CONN_SEND: /* sends complete on send_aio, without a callback */
 	case CONN_BUSY:
 		return;
 	}
@@ -495,13 +571,19 @@ void server_close(struct server *srv)
 	nng_close(srv->sock);
 	ipc_guard_free(srv->guard); /* no pipe callback runs after nng_close */
 	srv->guard = NULL;
-	for (struct conn *c = srv->conns; c; c = c->next)
+	for (struct conn *c = srv->conns; c; c = c->next) {
 		nng_aio_stop(c->aio);
+		nng_aio_stop(c->send_aio);
+	}
 	struct conn *c = srv->conns;
 	while (c) {
 		struct conn *next = c->next;
 		nng_ctx_close(c->ctx);
 		nng_aio_free(c->aio);
+		nng_msg *unsent = nng_aio_get_msg(c->send_aio);
+		if (unsent)
+			nng_msg_free(unsent); /* a send that failed or never finished */
+		nng_aio_free(c->send_aio);
 		proto_msg_fini(&c->req.msg);
 		if (c->request_msg)
 			nng_msg_free(c->request_msg);

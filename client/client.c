@@ -286,11 +286,13 @@ int client_check_specs(const jm_job_spec *jobs, size_t count, size_t *message_by
 {
 	*message_bytes = CLIENT_MESSAGE_OVERHEAD_BYTES;
 	for (size_t i = 0; i < count; i++) {
-		char where[40];
-		snprintf(where, sizeof where, "job %zu: ", i);
-		int rc = client_check_spec(&jobs[i], where);
-		if (rc != 0)
-			return rc;
+		/* The index goes into the text only when there is an error:
+		 * formatting it for every job cost more than the checks. */
+		if (client_check_spec(&jobs[i], "") != 0) {
+			char where[40];
+			snprintf(where, sizeof where, "job %zu: ", i);
+			return client_check_spec(&jobs[i], where);
+		}
 		*message_bytes += jobs[i].payload_len + CLIENT_JOB_OVERHEAD_BYTES;
 	}
 	return 0;

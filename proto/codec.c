@@ -575,37 +575,13 @@ static inline uint8_t *writer_room(struct codec_writer *w, size_t extra)
 	return w->out->data + w->out->len;
 }
 
-static inline size_t store_be(uint8_t *at, uint64_t value, unsigned bytes)
-{
-	for (unsigned i = 0; i < bytes; i++)
-		at[i] = (uint8_t)(value >> (8 * (bytes - 1 - i)));
-	return bytes;
-}
-
-/* A header: tag then value in bytes big-endian bytes (none for a fix form
- * folded into the tag). */
-static inline void put_head(struct codec_writer *w, uint8_t tag, uint64_t value, unsigned bytes)
-{
-	uint8_t *at = writer_room(w, 1 + bytes);
-	if (at == NULL)
-		return;
-	at[0] = tag;
-	w->out->len += 1 + store_be(at + 1, value, bytes);
-}
-
-/* A str or bin header for len bytes, then the bytes. */
-static void put_with_body(struct codec_writer *w, uint8_t tag, uint64_t len_value,
-                          unsigned len_bytes, const void *body, size_t len)
-{
-	uint8_t *at = writer_room(w, 1 + len_bytes + len);
-	if (at == NULL)
-		return;
-	at[0] = tag;
-	size_t head = 1 + store_be(at + 1, len_value, len_bytes);
-	if (len > 0)
-		memcpy(at + head, body, len);
-	w->out->len += head + len;
-}
+/* A header of at most CODEC_RAW_UINT_MAX bytes written by raw. */
+#define PUT_RAW(w, expr_at)                                                                        \
+	do {                                                                                       \
+		uint8_t *at = writer_room((w), CODEC_RAW_UINT_MAX);                                \
+		if (at != NULL)                                                                    \
+			(w)->out->len += (expr_at);                                                \
+	} while (0)
 
 void codec_writer_init(struct codec_writer *w, struct jm_buf *out)
 {
@@ -616,61 +592,29 @@ void codec_writer_init(struct codec_writer *w, struct jm_buf *out)
 
 void codec_put_array(struct codec_writer *w, uint32_t items)
 {
-	if (items < 16)
-		put_head(w, (uint8_t)(0x90 | items), 0, 0);
-	else if (items < 65536)
-		put_head(w, 0xdc, items, 2);
-	else
-		put_head(w, 0xdd, items, 4);
+	PUT_RAW(w, codec_raw_array(at, items));
 }
 
 void codec_put_uint(struct codec_writer *w, uint64_t value)
 {
-	if (value < 128)
-		put_head(w, (uint8_t)value, 0, 0);
-	else if (value < 256)
-		put_head(w, 0xcc, value, 1);
-	else if (value < 65536)
-		put_head(w, 0xcd, value, 2);
-	else if (value < (1ull << 32))
-		put_head(w, 0xce, value, 4);
-	else
-		put_head(w, 0xcf, value, 8);
+	PUT_RAW(w, codec_raw_uint(at, value));
 }
 
 void codec_put_int(struct codec_writer *w, int64_t value)
 {
-	if (value >= -32) {
-		if (value < 128)
-			put_head(w, (uint8_t)value, 0, 0); /* fixint, negative or not */
-		else
-			codec_put_uint(w, (uint64_t)value);
-	} else if (value >= -128) {
-		put_head(w, 0xd0, (uint64_t)value, 1);
-	} else if (value >= -32768) {
-		put_head(w, 0xd1, (uint64_t)value, 2);
-	} else if (value >= INT32_MIN) {
-		put_head(w, 0xd2, (uint64_t)value, 4);
-	} else {
-		put_head(w, 0xd3, (uint64_t)value, 8);
-	}
+	PUT_RAW(w, codec_raw_int(at, value));
 }
 
 void codec_put_bool(struct codec_writer *w, bool value)
 {
-	put_head(w, value ? 0xc3 : 0xc2, 0, 0);
+	PUT_RAW(w, codec_raw_head(at, value ? 0xc3 : 0xc2, 0, 0));
 }
 
 static void put_str(struct codec_writer *w, const void *body, size_t len)
 {
-	if (len < 32)
-		put_with_body(w, (uint8_t)(0xa0 | len), 0, 0, body, len);
-	else if (len < 256)
-		put_with_body(w, 0xd9, len, 1, body, len);
-	else if (len < 65536)
-		put_with_body(w, 0xda, len, 2, body, len);
-	else
-		put_with_body(w, 0xdb, len, 4, body, len);
+	uint8_t *at = writer_room(w, CODEC_RAW_UINT_MAX + len);
+	if (at != NULL)
+		w->out->len += codec_raw_with_body(at, codec_raw_str_head(at, len), body, len);
 }
 
 void codec_put_name(struct codec_writer *w, const char *name)
@@ -685,12 +629,10 @@ void codec_put_text(struct codec_writer *w, const struct proto_bytes *b)
 
 void codec_put_bin(struct codec_writer *w, const struct proto_bytes *b)
 {
-	if (b->len < 256)
-		put_with_body(w, 0xc4, b->len, 1, b->ptr, b->len);
-	else if (b->len < 65536)
-		put_with_body(w, 0xc5, b->len, 2, b->ptr, b->len);
-	else
-		put_with_body(w, 0xc6, b->len, 4, b->ptr, b->len);
+	uint8_t *at = writer_room(w, CODEC_RAW_UINT_MAX + b->len);
+	if (at != NULL)
+		w->out->len +=
+		    codec_raw_with_body(at, codec_raw_bin_head(at, b->len), b->ptr, b->len);
 }
 
 int codec_writer_finish(struct codec_writer *w)

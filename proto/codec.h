@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <msgpack.h>
 
@@ -129,7 +130,95 @@ int codec_check_name(const char *name, const char *field, bool allow_empty, stru
  * a proto_name (an SDK caller's string): never empty. */
 int codec_check_name_len(const char *name, size_t len, const char *field, struct jm_err *err);
 
-/* Encoding. */
+/* Encoding.
+ *
+ * The raw emitters store one value's msgpack form at `at` (room for its
+ * CODEC_RAW_*_MAX bytes, or head plus body, already reserved) and return the
+ * bytes written: the one place the format's choice of form lives (the
+ * smallest form of each integer and length, str8 for text of 32-255 bytes,
+ * byte for byte what msgpack-c's packer emits). The codec_put_* functions
+ * below reserve and call them; an encoder that knows its whole size (the
+ * JOB record, record_job.c) reserves once and calls them directly. */
+#define CODEC_RAW_UINT_MAX 9 /* also the longest int, array and length head */
+
+static inline size_t codec_raw_be(uint8_t *at, uint64_t value, unsigned bytes)
+{
+	for (unsigned i = 0; i < bytes; i++)
+		at[i] = (uint8_t)(value >> (8 * (bytes - 1 - i)));
+	return bytes;
+}
+
+static inline size_t codec_raw_head(uint8_t *at, uint8_t tag, uint64_t value, unsigned bytes)
+{
+	at[0] = tag;
+	return 1 + codec_raw_be(at + 1, value, bytes);
+}
+
+static inline size_t codec_raw_array(uint8_t *at, uint32_t items)
+{
+	if (items < 16)
+		return codec_raw_head(at, (uint8_t)(0x90 | items), 0, 0);
+	if (items < 65536)
+		return codec_raw_head(at, 0xdc, items, 2);
+	return codec_raw_head(at, 0xdd, items, 4);
+}
+
+static inline size_t codec_raw_uint(uint8_t *at, uint64_t value)
+{
+	if (value < 128)
+		return codec_raw_head(at, (uint8_t)value, 0, 0);
+	if (value < 256)
+		return codec_raw_head(at, 0xcc, value, 1);
+	if (value < 65536)
+		return codec_raw_head(at, 0xcd, value, 2);
+	if (value < (1ull << 32))
+		return codec_raw_head(at, 0xce, value, 4);
+	return codec_raw_head(at, 0xcf, value, 8);
+}
+
+static inline size_t codec_raw_int(uint8_t *at, int64_t value)
+{
+	if (value >= -32)
+		return value < 128 ? codec_raw_head(at, (uint8_t)value, 0, 0) /* fixint */
+		                   : codec_raw_uint(at, (uint64_t)value);
+	if (value >= -128)
+		return codec_raw_head(at, 0xd0, (uint64_t)value, 1);
+	if (value >= -32768)
+		return codec_raw_head(at, 0xd1, (uint64_t)value, 2);
+	if (value >= INT32_MIN)
+		return codec_raw_head(at, 0xd2, (uint64_t)value, 4);
+	return codec_raw_head(at, 0xd3, (uint64_t)value, 8);
+}
+
+/* A str's head for len bytes (the body follows). */
+static inline size_t codec_raw_str_head(uint8_t *at, size_t len)
+{
+	if (len < 32)
+		return codec_raw_head(at, (uint8_t)(0xa0 | len), 0, 0);
+	if (len < 256)
+		return codec_raw_head(at, 0xd9, len, 1);
+	if (len < 65536)
+		return codec_raw_head(at, 0xda, len, 2);
+	return codec_raw_head(at, 0xdb, len, 4);
+}
+
+/* A bin's head for len bytes (the body follows). */
+static inline size_t codec_raw_bin_head(uint8_t *at, size_t len)
+{
+	if (len < 256)
+		return codec_raw_head(at, 0xc4, len, 1);
+	if (len < 65536)
+		return codec_raw_head(at, 0xc5, len, 2);
+	return codec_raw_head(at, 0xc6, len, 4);
+}
+
+/* A head, then len bytes of body. */
+static inline size_t codec_raw_with_body(uint8_t *at, size_t head, const void *body, size_t len)
+{
+	if (len > 0)
+		memcpy(at + head, body, len);
+	return head + len;
+}
 
 struct codec_writer {
 	struct jm_buf *out;

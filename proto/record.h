@@ -193,6 +193,17 @@ int proto_record_decode(const void *buf, size_t len, struct proto_record *out, s
 void proto_record_fini(struct proto_record *rec);
 int proto_record_encode(const struct proto_record *rec, struct jm_buf *out);
 
+/* Encodes a JOB record (version PROTO_RECORD_VERSION) as
+ * proto_record_encode does, byte for byte, refusing (JM_EINVAL) exactly
+ * what it refuses, in one pass (record_job.c); proto_record_encode calls it
+ * for every JOB record. JM_ENOMEM leaves out as it was. */
+int proto_record_encode_job(const struct proto_rec_job *job, struct jm_buf *out);
+
+/* proto_record_encode by the generic field walker for every type: what
+ * proto_record_encode_job is compared with (tests, fuzz_decode, and
+ * builds without NDEBUG on every call). */
+int proto_record_encode_generic(const struct proto_record *rec, struct jm_buf *out);
+
 /* "job", "lease", ... for --check-journal output. */
 const char *proto_record_type_name(int type);
 
