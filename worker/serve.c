@@ -79,24 +79,17 @@ static int serve_handler(jm_job *job, void *arg)
 	    .deadline_wall_ms = timeout_ms ? jm_wall_us() / 1000u + timeout_ms : 0,
 	    .timeout_ms = timeout_ms,
 	};
-	size_t line_len = 0;
-	char *line = serve_proto_job(&spec, &line_len);
-	if (line == NULL)
-		return serve_job_fail(job, "serve %s: %s", pool->name,
-		                      "out of memory for the job line");
-
+	/* Encoded under the lock into the chosen process's buffer, in the form
+	 * it asked for (a line, or an item of a "jobs" line). */
 	pthread_mutex_lock(&pool->lock);
 	struct serve_proc *proc = pool->wait_head == NULL ? serve_pool_pick(pool) : NULL;
-	if (proc != NULL && serve_pool_place(pool, proc, job, line, line_len, timeout_ms) == 0) {
+	if (proc != NULL && serve_pool_place(pool, proc, job, &spec) == 0) {
 		pthread_mutex_unlock(&pool->lock);
-		free(line);
 		return JM_HANDLER_DEFERRED; /* job is the I/O thread's now */
 	}
 	struct serve_wait wait = {
 	    .job = job,
-	    .line = line,
-	    .line_len = line_len,
-	    .timeout_ms = timeout_ms,
+	    .spec = spec,
 	};
 	pthread_cond_init(&wait.cond, NULL);
 	if (pool->wait_tail != NULL)

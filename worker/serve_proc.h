@@ -51,6 +51,9 @@ struct serve_proc {
 	struct serve_flight *flights; /* pipeline_max of them */
 	unsigned flights_count;
 	unsigned pipeline;       /* jobs it takes at a time: 1 until its hello */
+	bool batch;              /* its hello asked for "jobs" lines */
+	bool frame_open;         /* out ends in a "jobs" line not closed yet */
+	size_t frame_at;         /* frame_open: where that line starts in out */
 	uint64_t last_answer_us; /* monotonic: its last result or error */
 	bool warned;             /* one warning per process for lines we ignore */
 	enum serve_end end;

@@ -23,4 +23,4 @@ await serve({
   fail: () => { throw new PermanentError('refused for good'); },
   noop: () => '',
   hex: (job) => Buffer.from(job.payloadBytes).toString('hex'),
-});
+}, { batch: process.env.JOBMESH_TEST_SERVE_BATCH !== '0' }); // 0: job lines

@@ -48,5 +48,7 @@ def noop(job):
     return ""
 
 
+# JOBMESH_TEST_SERVE_BATCH=0 in the command: the hello asks for job lines.
 jobmesh.serve({"echo": echo, "sleep": sleep, "async.echo": async_echo, "die": die,
-               "fail": fail, "noop": noop, "hex": hex_, "die.once": die_once})
+               "fail": fail, "noop": noop, "hex": hex_, "die.once": die_once},
+              batch=os.environ.get("JOBMESH_TEST_SERVE_BATCH", "1") != "0")
