@@ -78,9 +78,20 @@ def children(pid):
     return kids
 
 
+def descendants(pid):
+    """Its children, theirs, ... (a handler run as `sh -c 'VAR=x cmd'` is
+    the worker's grandchild)."""
+    found, todo = [], children(pid)
+    while todo:
+        kid = todo.pop()
+        found.append(kid)
+        todo += children(kid)
+    return found
+
+
 def cpu_sample(broker, worker):
     """CPU ticks of the broker, the worker and its handler processes."""
-    handlers = children(worker)
+    handlers = descendants(worker)
     return {"broker": cpu_ticks(broker), "worker": cpu_ticks(worker),
             "handlers": sum(cpu_ticks(h) for h in handlers)}
 

@@ -188,7 +188,7 @@ class ServeCase:
                  ["15"],  # not a job: skipped with a word on stderr
                  ["16", "noop", "q", 1, "", None, 0]]
         hello, lines, err = self._talk([job, {"op": "jobs", "jobs": items}])
-        self.assertEqual(hello, {"op": "hello", "pipeline": 32, "batch": True})
+        self.assertEqual(hello, {"op": "hello", "pipeline": 128, "batch": True})
         # A job line (an older worker, or one written before the hello was
         # read) gets a result line; the jobs of a jobs line one results line.
         self.assertEqual(lines[0]["op"], "result", lines)
@@ -209,7 +209,7 @@ class ServeCase:
         job = {"op": "job", "id": "10", "type": "noop", "queue": "q", "attempt": 1,
                "payload": "", "deadline": None, "timeout_ms": 0}
         hello, lines, _ = self._talk([job], env={"JOBMESH_TEST_SERVE_BATCH": "0"})
-        self.assertEqual(hello, {"op": "hello", "pipeline": 32})
+        self.assertEqual(hello, {"op": "hello", "pipeline": 128})
         self.assertEqual(lines, [{"op": "result", "id": "10", "result": ""}])
 
     def test_serve_batched_and_unbatched_handlers_drain_pipelined_jobs_through_the_worker(self):

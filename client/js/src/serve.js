@@ -81,7 +81,7 @@ function jobFromItem(item, emit) {
 
 /** Jobs a process asks to hold at once (its hello line); the worker's
  * --serve-pipeline caps it, and gives fewer while jobs are slow. */
-export const DEFAULT_PIPELINE = 32;
+export const DEFAULT_PIPELINE = 128;
 
 /**
  * Serves jobs until the worker says stop or closes stdin. handlers maps a

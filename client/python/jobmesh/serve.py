@@ -143,7 +143,7 @@ _PLAIN = (str, dict, list, int, float, bool, bytes)
 
 #: Jobs a process asks to hold at once (its hello line); the worker's
 #: --serve-pipeline caps it, and gives fewer while jobs are slow.
-DEFAULT_PIPELINE = 32
+DEFAULT_PIPELINE = 128
 #: A sync handler's answers are written in batches, but never held longer.
 _FLUSH_AFTER_S = 0.002
 
