@@ -314,8 +314,13 @@ static void decoded_apply(struct serve_pool *pool)
  * died), -2: an overlong line. */
 static int proc_read(struct serve_pool *pool, struct serve_proc *proc)
 {
-	if (pool->decoded_count == SERVE_DECODED_MAX)
+	/* Whole lines left in in[] make no poll event: in_lines has the I/O
+	 * thread come back without waiting for one. */
+	proc->in_lines = false;
+	if (pool->decoded_count == SERVE_DECODED_MAX) {
+		proc->in_lines = true;
 		return 1;
+	}
 	if (proc->in_len > 0 && memchr(proc->in, '\n', proc->in_len) != NULL) {
 		/* Whole lines left over from a full array: those first. */
 		size_t start = 0;
@@ -328,6 +333,7 @@ static int proc_read(struct serve_pool *pool, struct serve_proc *proc)
 		}
 		memmove(proc->in, proc->in + start, proc->in_len - start);
 		proc->in_len -= start;
+		proc->in_lines = memchr(proc->in, '\n', proc->in_len) != NULL;
 		return 1;
 	}
 	for (unsigned reads = 0; reads < SERVE_READS_PER_WAKE; reads++) {
@@ -366,8 +372,10 @@ static int proc_read(struct serve_pool *pool, struct serve_proc *proc)
 		}
 		memmove(proc->in, proc->in + start, proc->in_len - start);
 		proc->in_len -= start;
-		if (full)
+		if (full) {
+			proc->in_lines = true;
 			return 1; /* the rest after these are applied */
+		}
 		if (proc->in_len > SERVE_LINE_MAX)
 			return -2;
 	}
@@ -656,6 +664,8 @@ static size_t pool_poll_set(struct serve_pool *pool, int64_t *wait_ms)
 		if (p->state == SERVE_PROC_UP) {
 			watch_add(pool, &count, p->stdout_fd, POLLIN,
 			          (struct serve_watch){.kind = WATCH_STDOUT, .proc = p});
+			if (p->in_lines)
+				*wait_ms = 0; /* lines read but not decoded yet */
 			if (p->out_sent < p->out_len)
 				watch_add(pool, &count, p->stdin_fd, POLLOUT,
 				          (struct serve_watch){.kind = WATCH_STDIN, .proc = p});
@@ -729,7 +739,7 @@ static void pool_read_all(struct serve_pool *pool, size_t count)
 	for (size_t i = 0; i < count; i++) {
 		struct serve_watch *w = &pool->watches[i];
 		w->read_status = 0;
-		if (w->kind == WATCH_STDOUT && pool->pfds[i].revents != 0 &&
+		if (w->kind == WATCH_STDOUT && (pool->pfds[i].revents != 0 || w->proc->in_lines) &&
 		    w->proc->state == SERVE_PROC_UP)
 			w->read_status = proc_read(pool, w->proc);
 	}
@@ -753,7 +763,7 @@ void *serve_pool_io_main(void *arg)
 		pool->io_sleeping = true;
 		pthread_mutex_unlock(&pool->lock);
 		int n = poll(pool->pfds, count, wait_ms > INT32_MAX ? INT32_MAX : (int)wait_ms);
-		if (n > 0)
+		if (n >= 0)
 			pool_read_all(pool, count);
 		pthread_mutex_lock(&pool->lock);
 		pool->io_sleeping = false;

@@ -44,9 +44,10 @@ struct serve_proc {
 	int pidfd; /* -1 when pidfd_open is missing */
 	int stdin_fd;
 	int stdout_fd;
-	char *in; /* bytes read from stdout, not yet a whole line */
+	char *in; /* bytes read from stdout, not yet decoded */
 	size_t in_len, in_cap;
-	char *out; /* job lines to write to stdin; out[out_sent..out_len) left */
+	bool in_lines; /* in[] may hold whole lines (the decoded array was full) */
+	char *out;     /* job lines to write to stdin; out[out_sent..out_len) left */
 	size_t out_len, out_sent, out_cap;
 	struct serve_flight *flights; /* pipeline_max of them */
 	unsigned flights_count;

@@ -359,6 +359,17 @@ class WorkerBatchCases:
         self.assertEqual(jm.wait(again, timeout=30), "ry")
 
 
+    def test_worker_reads_every_line_of_a_write_longer_than_it_decodes_at_once(self):
+        # 301 lines a write: the last (the answer) waits in the worker's
+        # buffer for the next wake-up, which must not wait for more input.
+        stack, jm, _ = self._raw_stack("chatty")
+        batch = jm.submit_batch([{"queue": "q", "type": "echo", "payload": f"n{i}", "timeout_ms": 120000}
+                                 for i in range(5)])
+        status = jm.wait_batch(batch["id"], timeout=60)
+        self.assertEqual((status["completed"], status["failed"]), (5, 0), status)
+        self.assertEqual([jm.result(j) for j in batch["job_ids"]], [f"rn{i}" for i in range(5)])
+
+
 class PythonServeTest(ServeCase, WorkerBatchCases, unittest.TestCase):
     lang = "python"
 
