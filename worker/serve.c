@@ -4,11 +4,14 @@
  * serve_io.c a pool's I/O thread).
  *
  * One pool per COMMAND holds one process per slot and one I/O thread. A
- * handler call (on one of the SDK's slot threads) encodes its job line,
- * places it on the running process with the fewest jobs that has room,
- * and returns JM_HANDLER_DEFERRED, so the slot takes its next job at once;
- * the I/O thread writes what was placed (many lines a write), reads the
- * answers (many lines a read), and ends each job with jm_job_finish. So a
+ * handler call (on one of the SDK's slot threads) picks the running process
+ * with the fewest jobs that has room, encodes its job into that process's
+ * buffer (a job line, or an item of the open "jobs" line for a process
+ * whose hello asked for them) and returns JM_HANDLER_DEFERRED, so the slot
+ * takes its next job at once; the I/O thread closes the open "jobs" line,
+ * writes what was placed (many lines a write), reads the answers (many
+ * lines a read, "results" lines holding many), and ends each job with
+ * jm_job_finish. So a
  * drain costs no thread switch per job, and a process gets a batch of
  * jobs per wake-up instead of one pipe round trip per job.
  *
