@@ -156,8 +156,9 @@ export interface ServeInput {
  * The handler end of jobmesh-worker --serve: resolves when the worker says
  * stop. Up to `pipeline` jobs (default DEFAULT_PIPELINE; 1: one at a time)
  * run at once: async handlers concurrently, answers carry the job id.
- * `batch` (default true) asks for several jobs a line and answers results
- * several a line (docs/serve-protocol.md).
+ * `batch: true` asks for several jobs a line and answers results several a
+ * line (docs/serve-protocol.md); off by default (measured slower in Node so
+ * far, see the README).
  */
 export function serve(
   handlers: Record<string, ServeHandler>,

@@ -95,7 +95,10 @@ export async function serve(handlers, {
   input = globalThis.process?.stdin,
   output = globalThis.process?.stdout,
   pipeline = DEFAULT_PIPELINE,
-  batch = true,
+  // Off by default: under jobmesh-worker a Node process spent more CPU per
+  // job with "jobs" lines than with job lines (README, W2 figures), though
+  // its own code spends less; what differs is not found yet.
+  batch = false,
 } = {}) {
   if (!input || !output) throw new Error('serve() needs Node (process.stdin/stdout)');
   let pending = [];
