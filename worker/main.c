@@ -286,7 +286,7 @@ static const struct jm_flag worker_flags[] = {
      "protocol of docs/serve-protocol.md; repeatable",
      set_serve},
     {"serve-pipeline", "N",
-     "most jobs a --serve process holds at once, 1-256 (default 32), when its hello line "
+     "most jobs a --serve process holds at once, 1-256 (default 128), when its hello line "
      "says it takes several; fewer while jobs are slow (about 10 ms of queued work)",
      set_serve_pipeline},
     {"worker-id", "ID", "this worker's name (default <hostname>-<pid>)", set_worker_id},

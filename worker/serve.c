@@ -4,11 +4,14 @@
  * serve_io.c a pool's I/O thread).
  *
  * One pool per COMMAND holds one process per slot and one I/O thread. A
- * handler call (on one of the SDK's slot threads) encodes its job line,
- * places it on the running process with the fewest jobs that has room,
- * and returns JM_HANDLER_DEFERRED, so the slot takes its next job at once;
- * the I/O thread writes what was placed (many lines a write), reads the
- * answers (many lines a read), and ends each job with jm_job_finish. So a
+ * handler call (on one of the SDK's slot threads) picks the running process
+ * with the fewest jobs that has room, encodes its job into that process's
+ * buffer (a job line, or an item of the open "jobs" line for a process
+ * whose hello asked for them) and returns JM_HANDLER_DEFERRED, so the slot
+ * takes its next job at once; the I/O thread closes the open "jobs" line,
+ * writes what was placed (many lines a write), reads the answers (many
+ * lines a read, "results" lines holding many), and ends each job with
+ * jm_job_finish. So a
  * drain costs no thread switch per job, and a process gets a batch of
  * jobs per wake-up instead of one pipe round trip per job.
  *
@@ -79,24 +82,17 @@ static int serve_handler(jm_job *job, void *arg)
 	    .deadline_wall_ms = timeout_ms ? jm_wall_us() / 1000u + timeout_ms : 0,
 	    .timeout_ms = timeout_ms,
 	};
-	size_t line_len = 0;
-	char *line = serve_proto_job(&spec, &line_len);
-	if (line == NULL)
-		return serve_job_fail(job, "serve %s: %s", pool->name,
-		                      "out of memory for the job line");
-
+	/* Encoded under the lock into the chosen process's buffer, in the form
+	 * it asked for (a line, or an item of a "jobs" line). */
 	pthread_mutex_lock(&pool->lock);
 	struct serve_proc *proc = pool->wait_head == NULL ? serve_pool_pick(pool) : NULL;
-	if (proc != NULL && serve_pool_place(pool, proc, job, line, line_len, timeout_ms) == 0) {
+	if (proc != NULL && serve_pool_place(pool, proc, job, &spec) == 0) {
 		pthread_mutex_unlock(&pool->lock);
-		free(line);
 		return JM_HANDLER_DEFERRED; /* job is the I/O thread's now */
 	}
 	struct serve_wait wait = {
 	    .job = job,
-	    .line = line,
-	    .line_len = line_len,
-	    .timeout_ms = timeout_ms,
+	    .spec = spec,
 	};
 	pthread_cond_init(&wait.cond, NULL);
 	if (pool->wait_tail != NULL)

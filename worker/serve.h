@@ -30,7 +30,7 @@
 
 #include "err.h"
 
-#define SERVE_PIPELINE_DEFAULT 32
+#define SERVE_PIPELINE_DEFAULT 128
 #define SERVE_PIPELINE_MAX 256
 
 struct serve_pool;

@@ -75,16 +75,32 @@ struct serve_proc *serve_pool_pick(struct serve_pool *pool)
 	return best;
 }
 
-/* Appends line to proc's stdin buffer and records the job in flight.
- * JM_ENOMEM leaves nothing changed. */
-int serve_pool_place(struct serve_pool *pool, struct serve_proc *proc, jm_job *job,
-                     const char *line, size_t line_len, uint64_t timeout_ms)
+/* Closes the open "jobs" line at the end of out (room was kept for it). */
+static void frame_close(struct serve_proc *proc)
 {
-	if (proc->out_sent == proc->out_len)
+	if (!proc->frame_open)
+		return;
+	memcpy(proc->out + proc->out_len, SERVE_JOBS_CLOSE, sizeof SERVE_JOBS_CLOSE - 1);
+	proc->out_len += sizeof SERVE_JOBS_CLOSE - 1;
+	proc->frame_open = false;
+}
+
+/* Encodes the job into proc's stdin buffer (a job line, or an item of the
+ * open "jobs" line for a process that asked for them: jobs placed between
+ * two writes go out as one line) and records it in flight. JM_ENOMEM
+ * leaves nothing changed. */
+int serve_pool_place(struct serve_pool *pool, struct serve_proc *proc, jm_job *job,
+                     const struct serve_job_line *spec)
+{
+	if (proc->out_sent == proc->out_len && !proc->frame_open)
 		proc->out_sent = proc->out_len = 0;
-	if (proc->out_cap - proc->out_len < line_len) {
+	/* The item, a line's opening, and two closings (the one before it
+	 * when the open line is full, and its own later). */
+	size_t room =
+	    serve_proto_job_room(spec) + sizeof SERVE_JOBS_OPEN + 2 * sizeof SERVE_JOBS_CLOSE;
+	if (proc->out_cap - proc->out_len < room) {
 		size_t cap = proc->out_cap ? proc->out_cap : SERVE_READ_CHUNK;
-		while (cap - proc->out_len < line_len)
+		while (cap - proc->out_len < room)
 			cap *= 2;
 		char *grown = realloc(proc->out, cap);
 		if (grown == NULL)
@@ -92,15 +108,31 @@ int serve_pool_place(struct serve_pool *pool, struct serve_proc *proc, jm_job *j
 		proc->out = grown;
 		proc->out_cap = cap;
 	}
-	memcpy(proc->out + proc->out_len, line, line_len);
-	proc->out_len += line_len;
+	if (proc->batch) {
+		if (proc->frame_open && proc->out_len - proc->frame_at >= SERVE_FRAME_SOFT_MAX)
+			frame_close(proc);
+		if (proc->frame_open) {
+			proc->out[proc->out_len++] = ',';
+		} else {
+			proc->frame_at = proc->out_len;
+			memcpy(proc->out + proc->out_len, SERVE_JOBS_OPEN,
+			       sizeof SERVE_JOBS_OPEN - 1);
+			proc->out_len += sizeof SERVE_JOBS_OPEN - 1;
+			proc->frame_open = true;
+		}
+		proc->out_len +=
+		    serve_proto_job_put(spec, SERVE_JOB_ITEM, proc->out + proc->out_len);
+	} else {
+		proc->out_len +=
+		    serve_proto_job_put(spec, SERVE_JOB_LINE, proc->out + proc->out_len);
+	}
 	uint64_t now_us = jm_mono_us();
 	proc->flights[proc->flights_count++] = (struct serve_flight){
 	    .job = job,
-	    .job_id = jm_job_id(job),
+	    .job_id = spec->job_id,
 	    .placed_us = now_us,
-	    .deadline_ms = timeout_ms ? now_us / 1000u + timeout_ms : 0,
-	    .timeout_ms = timeout_ms,
+	    .deadline_ms = spec->timeout_ms ? now_us / 1000u + spec->timeout_ms : 0,
+	    .timeout_ms = spec->timeout_ms,
 	};
 	serve_pool_wake(pool);
 	return 0;
@@ -174,6 +206,41 @@ static void proc_warn_line(struct serve_pool *pool, struct serve_proc *proc, con
 	proc->warned = true;
 }
 
+/* The flight of job_id in proc, or -1 (warned) when it holds none; also
+ * -1 for the job a process is being stopped for (it fails as stopped). */
+static int flight_answering(struct serve_pool *pool, struct serve_proc *proc, uint64_t job_id)
+{
+	int index = flight_find(proc, job_id);
+	if (index < 0) {
+		char text[96];
+		snprintf(text, sizeof text, "job %" PRIu64 " is not running in it", job_id);
+		proc_warn_line(pool, proc, text);
+		return -1;
+	}
+	if (proc->state == SERVE_PROC_ENDING && proc->end == SERVE_END_TARGET &&
+	    job_id == proc->end_target)
+		return -1;
+	return index;
+}
+
+/* Completes the job of flight index with result. */
+static void flight_result(struct serve_pool *pool, struct serve_proc *proc, unsigned index,
+                          const char *result, size_t result_len)
+{
+	jm_job *job = proc->flights[index].job;
+	flight_answered(pool, proc, index);
+	int rc = jm_job_set_result(job, result ? result : "", result ? result_len : 0);
+	int outcome = JM_HANDLER_OK;
+	if (rc != 0) {
+		char text[128];
+		snprintf(text, sizeof text, "serve handler result of %zu bytes refused: %s",
+		         result_len, jm_strerror(rc));
+		jm_job_set_error(job, text);
+		outcome = JM_HANDLER_RETRY;
+	}
+	finish_push(pool, flight_take(proc, index), outcome);
+}
+
 /* Acts on one decoded line (under the lock); frees what reply holds. */
 static void proc_apply(struct serve_pool *pool, struct serve_proc *proc, struct serve_reply *r)
 {
@@ -181,20 +248,25 @@ static void proc_apply(struct serve_pool *pool, struct serve_proc *proc, struct 
 	if (reply.op == SERVE_REPLY_HELLO) {
 		proc->pipeline = reply.pipeline < pool->pipeline_max ? (unsigned)reply.pipeline
 		                                                     : pool->pipeline_max;
-		jm_info("serve %s pid %d: ready, takes %u job(s) at a time", pool->name,
-		        (int)proc->pid, proc->pipeline);
+		proc->batch = reply.batch;
+		jm_info("serve %s pid %d: ready, takes %u job(s) at a time%s", pool->name,
+		        (int)proc->pid, proc->pipeline, proc->batch ? " in \"jobs\" lines" : "");
 		serve_reply_fini(&reply);
 		return;
 	}
-	int index = flight_find(proc, reply.job_id);
-	if (index < 0 || (proc->state == SERVE_PROC_ENDING && proc->end == SERVE_END_TARGET &&
-	                  reply.job_id == proc->end_target)) {
-		if (index < 0) {
-			char text[96];
-			snprintf(text, sizeof text, "job %" PRIu64 " is not running in it",
-			         reply.job_id);
-			proc_warn_line(pool, proc, text);
+	if (reply.op == SERVE_REPLY_RESULTS) {
+		for (size_t i = 0; i < reply.items_count; i++) {
+			struct serve_result_item *item = &reply.items[i];
+			int index = flight_answering(pool, proc, item->job_id);
+			if (index >= 0)
+				flight_result(pool, proc, (unsigned)index, item->result,
+				              item->result_len);
 		}
+		serve_reply_fini(&reply);
+		return;
+	}
+	int index = flight_answering(pool, proc, reply.job_id);
+	if (index < 0) {
 		serve_reply_fini(&reply);
 		return;
 	}
@@ -203,17 +275,7 @@ static void proc_apply(struct serve_pool *pool, struct serve_proc *proc, struct 
 		jm_job_progress(job, reply.done, reply.total,
 		                reply.message[0] ? reply.message : NULL);
 	} else if (reply.op == SERVE_REPLY_RESULT) {
-		flight_answered(pool, proc, (unsigned)index);
-		int rc = jm_job_set_result(job, reply.result, reply.result_len);
-		int outcome = JM_HANDLER_OK;
-		if (rc != 0) {
-			char text[128];
-			snprintf(text, sizeof text, "serve handler result of %zu bytes refused: %s",
-			         reply.result_len, jm_strerror(rc));
-			jm_job_set_error(job, text);
-			outcome = JM_HANDLER_RETRY;
-		}
-		finish_push(pool, flight_take(proc, (unsigned)index), outcome);
+		flight_result(pool, proc, (unsigned)index, reply.result, reply.result_len);
 	} else {
 		flight_answered(pool, proc, (unsigned)index);
 		jm_job_set_error(job, reply.message);
@@ -252,8 +314,13 @@ static void decoded_apply(struct serve_pool *pool)
  * died), -2: an overlong line. */
 static int proc_read(struct serve_pool *pool, struct serve_proc *proc)
 {
-	if (pool->decoded_count == SERVE_DECODED_MAX)
+	/* Whole lines left in in[] make no poll event: in_lines has the I/O
+	 * thread come back without waiting for one. */
+	proc->in_lines = false;
+	if (pool->decoded_count == SERVE_DECODED_MAX) {
+		proc->in_lines = true;
 		return 1;
+	}
 	if (proc->in_len > 0 && memchr(proc->in, '\n', proc->in_len) != NULL) {
 		/* Whole lines left over from a full array: those first. */
 		size_t start = 0;
@@ -266,6 +333,7 @@ static int proc_read(struct serve_pool *pool, struct serve_proc *proc)
 		}
 		memmove(proc->in, proc->in + start, proc->in_len - start);
 		proc->in_len -= start;
+		proc->in_lines = memchr(proc->in, '\n', proc->in_len) != NULL;
 		return 1;
 	}
 	for (unsigned reads = 0; reads < SERVE_READS_PER_WAKE; reads++) {
@@ -304,8 +372,10 @@ static int proc_read(struct serve_pool *pool, struct serve_proc *proc)
 		}
 		memmove(proc->in, proc->in + start, proc->in_len - start);
 		proc->in_len -= start;
-		if (full)
+		if (full) {
+			proc->in_lines = true;
 			return 1; /* the rest after these are applied */
+		}
 		if (proc->in_len > SERVE_LINE_MAX)
 			return -2;
 	}
@@ -315,6 +385,7 @@ static int proc_read(struct serve_pool *pool, struct serve_proc *proc)
 /* Writes what it can of the placed lines; false when stdin broke. */
 static bool proc_write(struct serve_proc *proc)
 {
+	frame_close(proc);
 	while (proc->out_sent < proc->out_len) {
 		ssize_t n = write(proc->stdin_fd, proc->out + proc->out_sent,
 		                  proc->out_len - proc->out_sent);
@@ -357,6 +428,7 @@ static void proc_end(struct serve_pool *pool, struct serve_proc *proc, enum serv
 		proc->end_stage = 1;
 	}
 	proc->out_sent = proc->out_len = 0; /* unsent lines die with it */
+	proc->frame_open = false;
 	proc->end_deadline_ms = now_ms() + pool->kill_grace_ms;
 }
 
@@ -459,8 +531,6 @@ static void wait_end(struct serve_pool *pool, struct serve_wait *wait, const cha
 	wait_unlink(pool, wait);
 	serve_job_fail(wait->job, "serve %s: %s", pool->name, detail);
 	finish_push(pool, wait->job, JM_HANDLER_RETRY);
-	free(wait->line);
-	wait->line = NULL;
 	wait->done = true;
 	pthread_cond_signal(&wait->cond);
 }
@@ -502,14 +572,11 @@ static void pool_place_waiting(struct serve_pool *pool, uint64_t now)
 		}
 		if (proc == NULL)
 			return; /* no room until an answer, an exit or a backoff */
-		if (serve_pool_place(pool, proc, wait->job, wait->line, wait->line_len,
-		                     wait->timeout_ms) != 0) {
+		if (serve_pool_place(pool, proc, wait->job, &wait->spec) != 0) {
 			wait_end(pool, wait, "out of memory placing the job line");
 			continue;
 		}
 		wait_unlink(pool, wait);
-		free(wait->line);
-		wait->line = NULL;
 		wait->done = true;
 		pthread_cond_signal(&wait->cond);
 	}
@@ -597,6 +664,8 @@ static size_t pool_poll_set(struct serve_pool *pool, int64_t *wait_ms)
 		if (p->state == SERVE_PROC_UP) {
 			watch_add(pool, &count, p->stdout_fd, POLLIN,
 			          (struct serve_watch){.kind = WATCH_STDOUT, .proc = p});
+			if (p->in_lines)
+				*wait_ms = 0; /* lines read but not decoded yet */
 			if (p->out_sent < p->out_len)
 				watch_add(pool, &count, p->stdin_fd, POLLOUT,
 				          (struct serve_watch){.kind = WATCH_STDIN, .proc = p});
@@ -670,7 +739,7 @@ static void pool_read_all(struct serve_pool *pool, size_t count)
 	for (size_t i = 0; i < count; i++) {
 		struct serve_watch *w = &pool->watches[i];
 		w->read_status = 0;
-		if (w->kind == WATCH_STDOUT && pool->pfds[i].revents != 0 &&
+		if (w->kind == WATCH_STDOUT && (pool->pfds[i].revents != 0 || w->proc->in_lines) &&
 		    w->proc->state == SERVE_PROC_UP)
 			w->read_status = proc_read(pool, w->proc);
 	}
@@ -694,7 +763,7 @@ void *serve_pool_io_main(void *arg)
 		pool->io_sleeping = true;
 		pthread_mutex_unlock(&pool->lock);
 		int n = poll(pool->pfds, count, wait_ms > INT32_MAX ? INT32_MAX : (int)wait_ms);
-		if (n > 0)
+		if (n >= 0)
 			pool_read_all(pool, count);
 		pthread_mutex_lock(&pool->lock);
 		pool->io_sleeping = false;

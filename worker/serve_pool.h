@@ -27,14 +27,15 @@
 /* How often the I/O thread looks at its jobs' abandon flags (placed or
  * waiting). */
 #define SERVE_ABANDON_CHECK_MS 50
+/* A "jobs" line takes no more jobs once it is this long (a job bigger than
+ * that still goes in one line of its own). */
+#define SERVE_FRAME_SOFT_MAX (1u << 20)
 
 /* A job that found no room, on its slot thread's stack until done. */
 struct serve_wait {
 	struct serve_wait *next;
 	jm_job *job;
-	char *line; /* owned until placed */
-	size_t line_len;
-	uint64_t timeout_ms;
+	struct serve_job_line spec; /* its strings are the job's */
 	/* Signalled (under the pool lock) when done turns true: one per wait,
 	 * so placing a job wakes its own slot thread and no other. */
 	pthread_cond_t cond;
@@ -99,11 +100,11 @@ void serve_pool_wake(struct serve_pool *pool);
 /* The running process with the fewest jobs that has room, or NULL. Under
  * the pool lock. */
 struct serve_proc *serve_pool_pick(struct serve_pool *pool);
-/* Appends line to proc's stdin buffer and records job in flight (the I/O
- * thread ends it from now on). JM_ENOMEM leaves nothing changed. Under the
- * pool lock. */
+/* Encodes the job (spec) into proc's stdin buffer and records it in
+ * flight (the I/O thread ends it from now on). JM_ENOMEM leaves nothing
+ * changed. Under the pool lock. */
 int serve_pool_place(struct serve_pool *pool, struct serve_proc *proc, jm_job *job,
-                     const char *line, size_t line_len, uint64_t timeout_ms);
+                     const struct serve_job_line *spec);
 /* Sets job's error text ("serve NAME: DETAIL" from fmt) and returns
  * JM_HANDLER_RETRY. */
 int serve_job_fail(jm_job *job, const char *fmt, const char *name, const char *detail);

@@ -111,9 +111,11 @@ int serve_proc_spawn(struct serve_proc *proc, const struct serve_spawn *pool)
 	proc->pidfd = -1;
 #endif
 	proc->in_len = 0;
+	proc->in_lines = false;
 	proc->out_len = proc->out_sent = 0;
 	proc->flights_count = 0;
 	proc->pipeline = 1;
+	proc->batch = proc->frame_open = false;
 	proc->warned = false;
 	proc->state = SERVE_PROC_UP;
 	jm_debug("serve %s slot %u: started pid %d", pool->name, proc->slot, (int)proc->pid);
@@ -200,7 +202,9 @@ void serve_proc_reap(struct serve_proc *proc, char *why, size_t why_size)
 	close_fd(&proc->pidfd);
 	proc->pid = 0;
 	proc->in_len = 0;
+	proc->in_lines = false;
 	proc->out_len = proc->out_sent = 0;
+	proc->frame_open = false;
 	proc->state = SERVE_PROC_DOWN;
 }
 

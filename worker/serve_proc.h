@@ -44,13 +44,17 @@ struct serve_proc {
 	int pidfd; /* -1 when pidfd_open is missing */
 	int stdin_fd;
 	int stdout_fd;
-	char *in; /* bytes read from stdout, not yet a whole line */
+	char *in; /* bytes read from stdout, not yet decoded */
 	size_t in_len, in_cap;
-	char *out; /* job lines to write to stdin; out[out_sent..out_len) left */
+	bool in_lines; /* in[] may hold whole lines (the decoded array was full) */
+	char *out;     /* job lines to write to stdin; out[out_sent..out_len) left */
 	size_t out_len, out_sent, out_cap;
 	struct serve_flight *flights; /* pipeline_max of them */
 	unsigned flights_count;
 	unsigned pipeline;       /* jobs it takes at a time: 1 until its hello */
+	bool batch;              /* its hello asked for "jobs" lines */
+	bool frame_open;         /* out ends in a "jobs" line not closed yet */
+	size_t frame_at;         /* frame_open: where that line starts in out */
 	uint64_t last_answer_us; /* monotonic: its last result or error */
 	bool warned;             /* one warning per process for lines we ignore */
 	enum serve_end end;

@@ -102,60 +102,83 @@ static void put_u64(char *line, size_t *o, uint64_t value)
 		line[(*o)++] = digits[--n];
 }
 
-/* Written by hand rather than through jansson's object tree: this line is
- * built once per job on the drain's hot path, and its only free text is the
- * payload (type and queue are names of [A-Za-z0-9._-], checked by proto/).
- * test_serve_proto reads every line back with jansson. */
-char *serve_proto_job(const struct serve_job_line *job, size_t *len)
+size_t serve_proto_job_room(const struct serve_job_line *job)
 {
-	const unsigned char *payload = job->payload ? job->payload : (const unsigned char *)"";
 	size_t payload_room = job->payload_len * 6 + 2;
 	size_t base64_room = (job->payload_len + 2) / 3 * 4 + 2;
 	if (base64_room > payload_room)
 		payload_room = base64_room;
-	size_t cap = payload_room + strlen(job->type) + strlen(job->queue) + 192;
-	char *line = malloc(cap);
-	if (line == NULL)
-		return NULL;
-	size_t o = 0;
-	put(line, &o, "{\"op\":\"job\",\"id\":\"");
-	put_u64(line, &o, job->job_id);
-	put(line, &o, "\",\"type\":\"");
-	put(line, &o, job->type);
-	put(line, &o, "\",\"queue\":\"");
-	put(line, &o, job->queue);
-	put(line, &o, "\",\"attempt\":");
-	put_u64(line, &o, job->attempt);
-	put(line, &o, ",");
-	size_t key_at = o;
-	memcpy(line + o, "\"payload\":", 10);
-	o += 10;
-	if (!json_string_put(line, &o, payload, job->payload_len)) {
-		o = key_at;
-		memcpy(line + o, "\"payload_base64\":\"", 18);
-		o += 18;
-		for (size_t i = 0; i < job->payload_len; i += 3) {
-			uint32_t v = (uint32_t)payload[i] << 16;
-			if (i + 1 < job->payload_len)
-				v |= (uint32_t)payload[i + 1] << 8;
-			if (i + 2 < job->payload_len)
-				v |= payload[i + 2];
-			line[o++] = base64_digits[(v >> 18) & 63];
-			line[o++] = base64_digits[(v >> 12) & 63];
-			line[o++] = i + 1 < job->payload_len ? base64_digits[(v >> 6) & 63] : '=';
-			line[o++] = i + 2 < job->payload_len ? base64_digits[v & 63] : '=';
-		}
-		line[o++] = '"';
+	return payload_room + strlen(job->type) + strlen(job->queue) + 192;
+}
+
+static void put_base64(char *line, size_t *o, const unsigned char *payload, size_t len)
+{
+	line[(*o)++] = '"';
+	for (size_t i = 0; i < len; i += 3) {
+		uint32_t v = (uint32_t)payload[i] << 16;
+		if (i + 1 < len)
+			v |= (uint32_t)payload[i + 1] << 8;
+		if (i + 2 < len)
+			v |= payload[i + 2];
+		line[(*o)++] = base64_digits[(v >> 18) & 63];
+		line[(*o)++] = base64_digits[(v >> 12) & 63];
+		line[(*o)++] = i + 1 < len ? base64_digits[(v >> 6) & 63] : '=';
+		line[(*o)++] = i + 2 < len ? base64_digits[v & 63] : '=';
 	}
-	put(line, &o, ",\"deadline\":");
+	line[(*o)++] = '"';
+}
+
+/* Written by hand rather than through jansson's object tree: this is
+ * built once per job on the drain's hot path, and its only free text is the
+ * payload (type and queue are names of [A-Za-z0-9._-], checked by proto/).
+ * test_serve_proto reads every form back with jansson. */
+size_t serve_proto_job_put(const struct serve_job_line *job, enum serve_job_form form, char *line)
+{
+	const unsigned char *payload = job->payload ? job->payload : (const unsigned char *)"";
+	bool item = form == SERVE_JOB_ITEM;
+	size_t o = 0;
+	put(line, &o, item ? "[\"" : "{\"op\":\"job\",\"id\":\"");
+	put_u64(line, &o, job->job_id);
+	put(line, &o, item ? "\",\"" : "\",\"type\":\"");
+	put(line, &o, job->type);
+	put(line, &o, item ? "\",\"" : "\",\"queue\":\"");
+	put(line, &o, job->queue);
+	put(line, &o, item ? "\"," : "\",\"attempt\":");
+	put_u64(line, &o, job->attempt);
+	put(line, &o, item ? "," : ",\"payload\":");
+	size_t payload_at = o;
+	bool base64 = !json_string_put(line, &o, payload, job->payload_len);
+	if (base64) {
+		o = payload_at;
+		if (item)
+			put(line, &o, "null"); /* and the base64 text last */
+		else {
+			o -= 10; /* "payload": */
+			put(line, &o, "\"payload_base64\":");
+			put_base64(line, &o, payload, job->payload_len);
+		}
+	}
+	put(line, &o, item ? "," : ",\"deadline\":");
 	if (job->deadline_wall_ms)
 		put_u64(line, &o, job->deadline_wall_ms);
 	else
 		put(line, &o, "null");
-	put(line, &o, ",\"timeout_ms\":");
+	put(line, &o, item ? "," : ",\"timeout_ms\":");
 	put_u64(line, &o, job->timeout_ms);
-	put(line, &o, "}\n");
-	*len = o;
+	if (item && base64) {
+		line[o++] = ',';
+		put_base64(line, &o, payload, job->payload_len);
+	}
+	put(line, &o, item ? "]" : "}\n");
+	return o;
+}
+
+char *serve_proto_job(const struct serve_job_line *job, enum serve_job_form form, size_t *len)
+{
+	char *line = malloc(serve_proto_job_room(job));
+	if (line == NULL)
+		return NULL;
+	*len = serve_proto_job_put(job, form, line);
 	return line;
 }
 
@@ -219,6 +242,73 @@ static void text_copy(char *dst, size_t size, json_t *value)
 		snprintf(dst, size, "%s", json_string_value(value));
 }
 
+/* Sets *out to result's text as a "result" field means it: a string as it
+ * is, null or none as "", any other JSON value as its JSON text. */
+static bool result_text(json_t *result, char **out, size_t *len)
+{
+	if (result == NULL || json_is_null(result)) {
+		*out = strdup("");
+		*len = 0;
+	} else if (json_is_string(result)) {
+		*len = json_string_length(result);
+		*out = malloc(*len + 1);
+		if (*out != NULL) {
+			memcpy(*out, json_string_value(result), *len);
+			(*out)[*len] = '\0';
+		}
+	} else {
+		*out = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY);
+		*len = *out ? strlen(*out) : 0;
+	}
+	return *out != NULL;
+}
+
+/* {"op":"results","ids":["42",...],"results":["text",...]}: "results" is
+ * optional (every result ""), else as long as "ids". */
+static int results_decode(json_t *obj, struct serve_reply *out, char *why, size_t why_size)
+{
+	out->op = SERVE_REPLY_RESULTS;
+	json_t *ids = json_object_get(obj, "ids");
+	json_t *results = json_object_get(obj, "results");
+	size_t count = json_array_size(ids);
+	if (!json_is_array(ids) || count == 0 || count > SERVE_RESULTS_MAX) {
+		char detail[32];
+		snprintf(detail, sizeof detail, "%d", SERVE_RESULTS_MAX);
+		return fail(why, why_size,
+		            "results needs \"ids\": an array of 1 to %s job ids (the strings "
+		            "the jobs came with)",
+		            detail);
+	}
+	if (results != NULL && !json_is_null(results) &&
+	    (!json_is_array(results) || json_array_size(results) != count))
+		return fail(why, why_size, "%s",
+		            "results: \"results\" must be an array as long as \"ids\" (or left "
+		            "out: every result \"\")");
+	if (!json_is_array(results))
+		results = NULL;
+	out->items = calloc(count, sizeof *out->items);
+	if (out->items == NULL)
+		return fail(why, why_size, "%s", "out of memory for the results");
+	out->items_count = count;
+	for (size_t i = 0; i < count; i++) {
+		struct serve_result_item *item = &out->items[i];
+		if (!id_parse(json_array_get(ids, i), &item->job_id)) {
+			char detail[32];
+			snprintf(detail, sizeof detail, "%zu", i);
+			serve_reply_fini(out);
+			return fail(why, why_size,
+			            "results: ids[%s] is not a job id (a string of digits)",
+			            detail);
+		}
+		if (results != NULL &&
+		    !result_text(json_array_get(results, i), &item->result, &item->result_len)) {
+			serve_reply_fini(out);
+			return fail(why, why_size, "%s", "out of memory for the results");
+		}
+	}
+	return 0;
+}
+
 int serve_proto_decode(const char *line, size_t len, struct serve_reply *out, char *why,
                        size_t why_size)
 {
@@ -242,7 +332,7 @@ int serve_proto_decode_json(const char *line, size_t len, struct serve_reply *ou
 	}
 	json_t *op = json_object_get(obj, "op");
 	if (!json_is_string(op)) {
-		fail(why, why_size, "%s", "no \"op\": use progress, result or error");
+		fail(why, why_size, "%s", "no \"op\": use progress, result, results or error");
 		goto out;
 	}
 	const char *op_name = json_string_value(op);
@@ -259,7 +349,12 @@ int serve_proto_decode_json(const char *line, size_t len, struct serve_reply *ou
 		}
 		if (out->pipeline < 1)
 			out->pipeline = 1;
+		out->batch = json_is_true(json_object_get(obj, "batch"));
 		rc = 0;
+		goto out;
+	}
+	if (strcmp(op_name, "results") == 0) {
+		rc = results_decode(obj, out, why, why_size);
 		goto out;
 	}
 	if (!id_parse(json_object_get(obj, "id"), &out->job_id)) {
@@ -281,22 +376,7 @@ int serve_proto_decode_json(const char *line, size_t len, struct serve_reply *ou
 		text_copy(out->message, sizeof out->message, json_object_get(obj, "message"));
 	} else if (strcmp(op_name, "result") == 0) {
 		out->op = SERVE_REPLY_RESULT;
-		json_t *result = json_object_get(obj, "result");
-		if (result == NULL || json_is_null(result)) {
-			out->result = strdup("");
-		} else if (json_is_string(result)) {
-			out->result_len = json_string_length(result);
-			out->result = malloc(out->result_len + 1);
-			if (out->result != NULL) {
-				memcpy(out->result, json_string_value(result), out->result_len);
-				out->result[out->result_len] = '\0';
-			}
-		} else {
-			/* Any other JSON value is stored as its JSON text. */
-			out->result = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY);
-			out->result_len = out->result ? strlen(out->result) : 0;
-		}
-		if (out->result == NULL) {
+		if (!result_text(json_object_get(obj, "result"), &out->result, &out->result_len)) {
 			fail(why, why_size, "%s", "out of memory for the result");
 			goto out;
 		}
@@ -307,7 +387,8 @@ int serve_proto_decode_json(const char *line, size_t len, struct serve_reply *ou
 			snprintf(out->message, sizeof out->message, "handler reported an error");
 		out->permanent = json_is_true(json_object_get(obj, "permanent"));
 	} else {
-		fail(why, why_size, "unknown op \"%s\": use progress, result or error", op_name);
+		fail(why, why_size, "unknown op \"%s\": use progress, result, results or error",
+		     op_name);
 		goto out;
 	}
 	rc = 0;
@@ -322,4 +403,9 @@ void serve_reply_fini(struct serve_reply *reply)
 		return;
 	free(reply->result);
 	reply->result = NULL;
+	for (size_t i = 0; i < reply->items_count; i++)
+		free(reply->items[i].result);
+	free(reply->items);
+	reply->items = NULL;
+	reply->items_count = 0;
 }

@@ -274,7 +274,7 @@ static bool scan_value(struct cursor *c, struct value *v)
 
 /* The protocol's fields of one line. */
 struct fields {
-	struct value op, id, pipeline, done, total, message, result, permanent;
+	struct value op, id, pipeline, done, total, message, result, permanent, batch;
 };
 
 static struct value *field_slot(struct fields *f, const unsigned char *key, size_t len)
@@ -291,6 +291,7 @@ static struct value *field_slot(struct fields *f, const unsigned char *key, size
 	    {"message", offsetof(struct fields, message)},
 	    {"result", offsetof(struct fields, result)},
 	    {"permanent", offsetof(struct fields, permanent)},
+	    {"batch", offsetof(struct fields, batch)},
 	};
 	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
 		if (strlen(known[i].name) == len && memcmp(known[i].name, key, len) == 0)
@@ -395,8 +396,60 @@ static void message_of(const struct value *v, char *dst, size_t size)
 	dst[v->text_len < size - 1 ? v->text_len : size - 1] = '\0';
 }
 
+#define RESULTS_OPEN "{\"op\":\"results\",\"ids\":["
+
+/* The "results" line both libraries write when every result is "":
+ * {"op":"results","ids":["42","43"]} exactly, no blanks, ids as strings. */
+static enum serve_scan_status scan_results(const char *line, size_t len, struct serve_reply *out)
+{
+	const size_t open_len = sizeof RESULTS_OPEN - 1;
+	if (len < open_len + 4 || memcmp(line, RESULTS_OPEN, open_len) != 0 ||
+	    memcmp(line + len - 2, "]}", 2) != 0)
+		return SERVE_SCAN_OTHER;
+	const char *p = line + open_len, *end = line + len - 2;
+	size_t count = 1;
+	for (const char *q = p; q < end; q++)
+		count += *q == ',';
+	if (count > SERVE_RESULTS_MAX)
+		return SERVE_SCAN_OTHER;
+	struct serve_result_item *items = calloc(count, sizeof *items);
+	if (items == NULL)
+		return SERVE_SCAN_OTHER; /* out of memory: said there */
+	size_t n = 0;
+	while (n < count) {
+		if (p >= end || *p != '"')
+			break;
+		const char *close = memchr(p + 1, '"', (size_t)(end - p - 1));
+		if (close == NULL)
+			break;
+		struct value v = {.kind = V_STRING,
+		                  .s = (const unsigned char *)p + 1,
+		                  .len = (size_t)(close - p - 1)};
+		if (!id_of(&v, &items[n].job_id))
+			break;
+		n++;
+		p = close + 1;
+		if (n < count) {
+			if (p >= end || *p != ',')
+				break;
+			p++;
+		}
+	}
+	if (n != count || p != end) {
+		free(items);
+		return SERVE_SCAN_OTHER;
+	}
+	memset(out, 0, sizeof *out);
+	out->op = SERVE_REPLY_RESULTS;
+	out->items = items;
+	out->items_count = count;
+	return SERVE_SCAN_DONE;
+}
+
 enum serve_scan_status serve_scan_reply(const char *line, size_t len, struct serve_reply *out)
 {
+	if (scan_results(line, len, out) == SERVE_SCAN_DONE)
+		return SERVE_SCAN_DONE;
 	struct fields f;
 	if (!scan_object(line, len, &f))
 		return SERVE_SCAN_OTHER;
@@ -409,6 +462,7 @@ enum serve_scan_status serve_scan_reply(const char *line, size_t len, struct ser
 			return SERVE_SCAN_OTHER;
 		if (r.pipeline < 1)
 			r.pipeline = 1;
+		r.batch = f.batch.kind == V_TRUE;
 		*out = r;
 		return SERVE_SCAN_DONE;
 	}

@@ -230,10 +230,18 @@ export interface ServeInput {
  * The handler end of jobmesh-worker --serve: resolves when the worker says
  * stop. Up to `pipeline` jobs (default DEFAULT_PIPELINE; 1: one at a time)
  * run at once: async handlers concurrently, answers carry the job id.
+ * `batch: true` asks for several jobs a line and answers results several a
+ * line (docs/serve-protocol.md); off by default (measured slower in Node so
+ * far, see the README).
  */
 export function serve(
   handlers: Record<string, ServeHandler>,
-  options?: { input?: ServeInput; output?: { write(s: string): unknown }; pipeline?: number },
+  options?: {
+    input?: ServeInput;
+    output?: { write(s: string): unknown };
+    pipeline?: number;
+    batch?: boolean;
+  },
 ): Promise<void>;
 
 export class SseParser {

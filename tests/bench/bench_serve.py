@@ -10,6 +10,8 @@ rate on a shared machine:
   exec            --handler noop=true        (one /bin/sh -c per job)
   serve python    --serve noop='python3 tests/clients/handler.py'
   serve node      --serve noop='node tests/clients/handler.mjs'
+  (--lines)       the same two with JOBMESH_TEST_SERVE_BATCH=0: the handler
+                  asks for one job a line (the protocol before "jobs" lines)
 
 For each jobmesh-worker kind: a fresh broker (--fsync batch, ipc://), the
 queue paused, N jobs of 100 bytes queued in batches of up to 10,000, the
@@ -24,6 +26,7 @@ fraction of a second) the C handler and the two --serve kinds run N times,
 interleaved, and the medians and the ratio of medians are printed last.
 
 usage: tests/bench/bench_serve.py [--bin DIR] [--jobs N] [--exec-jobs N] [--rounds N] [--no-c]
+                                  [--lines]
 """
 
 import argparse
@@ -75,9 +78,20 @@ def children(pid):
     return kids
 
 
+def descendants(pid):
+    """Its children, theirs, ... (a handler run as `sh -c 'VAR=x cmd'` is
+    the worker's grandchild)."""
+    found, todo = [], children(pid)
+    while todo:
+        kid = todo.pop()
+        found.append(kid)
+        todo += children(kid)
+    return found
+
+
 def cpu_sample(broker, worker):
     """CPU ticks of the broker, the worker and its handler processes."""
-    handlers = children(worker)
+    handlers = descendants(worker)
     return {"broker": cpu_ticks(broker), "worker": cpu_ticks(worker),
             "handlers": sum(cpu_ticks(h) for h in handlers)}
 
@@ -138,6 +152,8 @@ def main():
     ap.add_argument("--exec-jobs", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--no-c", action="store_true", help="skip bench_broker's C handler")
+    ap.add_argument("--lines", action="store_true",
+                    help="also run both --serve kinds with one job a line (no batch)")
     a = ap.parse_args()
     handler_py = os.path.join(ROOT, "tests", "clients", "handler.py")
     handler_js = os.path.join(ROOT, "tests", "clients", "handler.mjs")
@@ -146,6 +162,12 @@ def main():
         ("serve python (jobmesh.serve)", ["--serve", f"noop=python3 {handler_py}"], True),
         ("serve node (serve() from jobmesh)", ["--serve", f"noop=node {handler_js}"], True),
     ]
+    if a.lines:
+        off = "JOBMESH_TEST_SERVE_BATCH=0"
+        kinds += [
+            ("serve python, job lines", ["--serve", f"noop={off} python3 {handler_py}"], True),
+            ("serve node, job lines", ["--serve", f"noop={off} node {handler_js}"], True),
+        ]
     figures = {"C": []}
     cpus = {}  # kind -> process -> CPU microseconds per job, one per round
     for name, _, _ in kinds:

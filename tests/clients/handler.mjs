@@ -1,5 +1,5 @@
 // A --serve handler for the tests (serve from client/js).
-import { serve, PermanentError } from '../../client/js/src/index.js';
+import { serve, PermanentError, DEFAULT_PIPELINE } from '../../client/js/src/index.js';
 
 const sleepMs = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -23,4 +23,7 @@ await serve({
   fail: () => { throw new PermanentError('refused for good'); },
   noop: () => '',
   hex: (job) => Buffer.from(job.payloadBytes).toString('hex'),
+}, { // as handler.py's environment says
+  batch: process.env.JOBMESH_TEST_SERVE_BATCH !== '0', // 0: job lines
+  pipeline: Number(process.env.JOBMESH_TEST_SERVE_PIPELINE ?? DEFAULT_PIPELINE),
 });

@@ -48,5 +48,10 @@ def noop(job):
     return ""
 
 
+# In the command, JOBMESH_TEST_SERVE_BATCH=0: the hello asks for job lines;
+# JOBMESH_TEST_SERVE_PIPELINE=N: it asks for N jobs at a time.
 jobmesh.serve({"echo": echo, "sleep": sleep, "async.echo": async_echo, "die": die,
-               "fail": fail, "noop": noop, "hex": hex_, "die.once": die_once})
+               "fail": fail, "noop": noop, "hex": hex_, "die.once": die_once},
+              batch=os.environ.get("JOBMESH_TEST_SERVE_BATCH", "1") != "0",
+              **({"pipeline": int(os.environ["JOBMESH_TEST_SERVE_PIPELINE"])}
+                 if "JOBMESH_TEST_SERVE_PIPELINE" in os.environ else {}))

@@ -4,8 +4,10 @@ jobmesh CLI over NNG; the 1,000-job test uses the HTTP API)."""
 
 import json
 import os
+import shlex
 import signal
 import shutil
+import subprocess
 import unittest
 
 from stack import HERE, Stack, pid_alive, poll_until, stop_process
@@ -19,11 +21,16 @@ HANDLERS = {
 TYPES = ["echo", "sleep", "async.echo", "die", "fail", "noop", "hex", "die.once"]
 
 
-def serve_args(lang):
+def serve_args(lang, prefix=""):
     args = []
     for t in TYPES:
-        args += ["--serve", f"{t}={HANDLERS[lang]}"]
+        args += ["--serve", f"{t}={prefix}{HANDLERS[lang]}"]
     return args
+
+
+def worker_log(stack):
+    with open(os.path.join(stack.dir, "worker.log"), errors="replace") as f:
+        return f.read()  # whole: stack.log keeps only the tail
 
 
 class ServeCase:
@@ -157,14 +164,79 @@ class ServeCase:
         self.assertEqual(self.result_json(job_id), {"pid": pid, "slept": True})
         poll_until(f"handler process {pid} to exit after stop", lambda: not pid_alive(pid), 10)
 
-    def _pipeline_stack(self):
+    def _talk(self, lines, env=None):
+        """Runs the handler library's process alone, writes lines (then
+        stop) on its stdin and returns its hello, the other lines it wrote
+        (decoded) and its stderr."""
+        proc = subprocess.Popen(shlex.split(HANDLERS[self.lang]), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env={**os.environ, **(env or {})})
+        self.addCleanup(stop_process, proc)
+        text = "".join(json.dumps(line) + "\n" for line in lines + [{"op": "stop"}])
+        out, err = proc.communicate(text.encode(), timeout=60)
+        self.assertEqual(proc.returncode, 0, err)
+        got = [json.loads(line) for line in out.decode().splitlines()]
+        return got[0], got[1:], err.decode(errors="replace")
+
+    def test_serve_library_answers_a_jobs_line_with_one_results_line(self):
+        job = {"op": "job", "id": "10", "type": "echo", "queue": "q", "attempt": 1,
+               "payload": "first", "deadline": None, "timeout_ms": 0}
+        items = [["11", "echo", "q", 1, "héllo", None, 0],
+                 ["12", "noop", "q", 1, "", None, 0],
+                 ["13", "hex", "q", 1, None, None, 0, "/wBBww=="],
+                 ["14", "fail", "q", 2, "", 1764500000000, 30000],
+                 ["15"],  # not a job: skipped with a word on stderr
+                 ["16", "noop", "q", 1, "", None, 0]]
+        hello, lines, err = self._talk([job, {"op": "jobs", "jobs": items}])
+        self.assertEqual(hello, {"op": "hello", "pipeline": 128, "batch": True})
+        # A job line (an older worker, or one written before the hello was
+        # read) gets a result line; the jobs of a jobs line one results line.
+        self.assertEqual(lines[0]["op"], "result", lines)
+        self.assertEqual((lines[0]["id"], json.loads(lines[0]["result"])["payload"]), ("10", "first"))
+        results = [line for line in lines if line["op"] == "results"]
+        self.assertEqual(len(results), 1, lines)
+        self.assertEqual(results[0]["ids"], ["11", "12", "13", "16"])
+        texts = results[0]["results"]
+        self.assertEqual(json.loads(texts[0])["payload"], "héllo")
+        self.assertEqual(texts[1:], ["", "ff0041c3", ""])
+        errors = [line for line in lines if line["op"] == "error"]
+        self.assertEqual([(e["id"], e["permanent"]) for e in errors], [("14", True)], lines)
+        self.assertIn("refused for good", errors[0]["message"])
+        self.assertEqual(len(lines), 3, lines)
+        self.assertIn("bad job in a jobs line", err)
+
+    def test_serve_library_told_not_to_batch_asks_for_job_lines(self):
+        job = {"op": "job", "id": "10", "type": "noop", "queue": "q", "attempt": 1,
+               "payload": "", "deadline": None, "timeout_ms": 0}
+        hello, lines, _ = self._talk([job], env={"JOBMESH_TEST_SERVE_BATCH": "0"})
+        self.assertEqual(hello, {"op": "hello", "pipeline": 128})
+        self.assertEqual(lines, [{"op": "result", "id": "10", "result": ""}])
+
+    def test_serve_batched_and_unbatched_handlers_drain_pipelined_jobs_through_the_worker(self):
+        for prefix, batched in (("", True), ("JOBMESH_TEST_SERVE_BATCH=0 ", False)):
+            with self.subTest(batched=batched):
+                stack, jm, _ = self._pipeline_stack(prefix)
+                self.assertEqual('in "jobs" lines' in worker_log(stack), batched)
+                stack.cli("queue", "pause", "q")
+                batch = jm.submit_batch(
+                    [{"queue": "q", "type": "echo", "payload": f"n{i}"} for i in range(200)]
+                    + [{"queue": "q", "type": "noop"} for _ in range(100)])
+                stack.cli("queue", "resume", "q")
+                status = jm.wait_batch(batch["id"], timeout=120)
+                self.assertEqual((status["completed"], status["failed"]), (300, 0), status)
+                echoes = [json.loads(jm.result(j)) for j in batch["job_ids"][:200]]
+                self.assertEqual([(r["payload"], r["attempt"]) for r in echoes],
+                                 [(f"n{i}", 1) for i in range(200)])
+                self.assertEqual({jm.result(j) for j in batch["job_ids"][200:]}, {""})
+
+    def _pipeline_stack(self, prefix=""):
         """A stack over HTTP (a batch's job ids) whose worker runs one
         process, warmed by a batch of echo jobs so the worker knows its
         answer times and pipelines the next jobs (its depth is 1 until it
         does). Returns the client and the process's pid."""
         stack = Stack()
         self.addCleanup(stack.close)
-        stack.worker(*serve_args(self.lang), concurrency=1)
+        stack.worker(*serve_args(self.lang, prefix), concurrency=1)
         jm = jobmesh.Client(stack.url, timeout=30)
         self.addCleanup(jm.close)
         warm = jm.submit_batch([{"queue": "q", "type": "echo", "payload": f"warm{i}"}
@@ -226,9 +298,7 @@ class ServeCase:
         done = jm.get(sibling)
         self.assertEqual((done["state"], done["attempt"]), ("completed", 1), done)
         self.assertNotEqual(json.loads(jm.result(sibling))["pid"], pid)
-        with open(os.path.join(stack.dir, "worker.log"), errors="replace") as f:
-            log = f.read()  # whole: stack.log keeps only the tail
-        self.assertRegex(log, rf"job {sibling} \(sleep\) handed back: serve .*: handed back: "
+        self.assertRegex(worker_log(stack), rf"job {sibling} \(sleep\) handed back: serve .*: handed back: "
                               rf"handler process {pid}, which also ran job {sleeper}, was stopped")
         for j in echoes:
             done = jm.get(j)
@@ -240,7 +310,67 @@ class ServeCase:
         return job_id
 
 
-class PythonServeTest(ServeCase, unittest.TestCase):
+class WorkerBatchCases:
+    """The worker's side of the batched form, against a handler written on
+    the protocol itself (tests/clients/raw_handler.py): language-free, so
+    run once, with the Python case."""
+
+    def _raw_stack(self, mode=""):
+        stack = Stack()
+        self.addCleanup(stack.close)
+        record = os.path.join(stack.dir, "handler-input.jsonl")
+        command = f"python3 {os.path.join(HERE, 'raw_handler.py')} {record} {mode}"
+        stack.worker("--serve", f"echo={command}", concurrency=1)
+        # No job before the worker read the hello: it would go as a job line.
+        poll_until("the handler's hello", lambda: 'in "jobs" lines' in worker_log(stack), 30)
+        jm = jobmesh.Client(stack.url, timeout=30)
+        self.addCleanup(jm.close)
+        return stack, jm, record
+
+    def test_worker_sends_a_batching_handler_several_jobs_a_line_and_reads_its_results_lines(self):
+        stack, jm, record = self._raw_stack()
+        stack.cli("queue", "pause", "q")
+        batch = jm.submit_batch([{"queue": "q", "type": "echo", "payload": f"n{i}"}
+                                 for i in range(100)])
+        stack.cli("queue", "resume", "q")
+        status = jm.wait_batch(batch["id"], timeout=120)
+        self.assertEqual((status["completed"], status["failed"]), (100, 0), status)
+        self.assertEqual([jm.result(j) for j in batch["job_ids"]], [f"rn{i}" for i in range(100)])
+        with open(record) as f:
+            lines = [json.loads(line) for line in f]
+        self.assertEqual({line["op"] for line in lines}, {"jobs"}, lines[:3])
+        items = [item for line in lines for item in line["jobs"]]
+        self.assertEqual(sorted(item[0] for item in items), sorted(batch["job_ids"]))
+        self.assertEqual({tuple(item[1:4]) for item in items}, {("echo", "q", 1)})
+        self.assertGreater(max(len(line["jobs"]) for line in lines), 1,
+                           "pipelined jobs should share lines")
+
+    def test_worker_ignores_a_bad_results_line_with_a_warning_naming_what_is_wrong(self):
+        stack, jm, _ = self._raw_stack("bad")
+        job_id = jm.submit("q", "echo", payload="x", timeout_ms=1500, max_attempts=1)
+        failed = poll_until("the unanswered job to time out",
+                            lambda: (lambda j: j if j["state"] == "failed" else None)(jm.get(job_id)),
+                            30)
+        self.assertIn("timed out after 1500 ms", failed["last_error"])
+        self.assertRegex(worker_log(stack), r"ignoring a line on stdout: results: ids\[1\] is not "
+                                             r"a job id")
+        # The process it restarted answers the next job.
+        again = jm.submit("q", "echo", payload="y")
+        self.assertEqual(jm.wait(again, timeout=30), "ry")
+
+
+    def test_worker_reads_every_line_of_a_write_longer_than_it_decodes_at_once(self):
+        # 301 lines a write: the last (the answer) waits in the worker's
+        # buffer for the next wake-up, which must not wait for more input.
+        stack, jm, _ = self._raw_stack("chatty")
+        batch = jm.submit_batch([{"queue": "q", "type": "echo", "payload": f"n{i}", "timeout_ms": 120000}
+                                 for i in range(5)])
+        status = jm.wait_batch(batch["id"], timeout=60)
+        self.assertEqual((status["completed"], status["failed"]), (5, 0), status)
+        self.assertEqual([jm.result(j) for j in batch["job_ids"]], [f"rn{i}" for i in range(5)])
+
+
+class PythonServeTest(ServeCase, WorkerBatchCases, unittest.TestCase):
     lang = "python"
 
 

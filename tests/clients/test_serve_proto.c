@@ -39,7 +39,7 @@ static void test_serve_job_line_carries_the_job_with_its_id_as_a_string(void **s
 	    .timeout_ms = 30000,
 	};
 	size_t len = 0;
-	json_t *obj = line_json(serve_proto_job(&job, &len), &len);
+	json_t *obj = line_json(serve_proto_job(&job, SERVE_JOB_LINE, &len), &len);
 	assert_string_equal(json_string_value(json_object_get(obj, "op")), "job");
 	assert_string_equal(json_string_value(json_object_get(obj, "id")), "18446744073709551615");
 	assert_string_equal(json_string_value(json_object_get(obj, "type")), "email.send");
@@ -62,10 +62,81 @@ static void test_serve_job_line_sends_a_payload_that_is_not_utf8_as_base64(void 
 	                             .payload = payload,
 	                             .payload_len = sizeof payload};
 	size_t len = 0;
-	json_t *obj = line_json(serve_proto_job(&job, &len), &len);
+	json_t *obj = line_json(serve_proto_job(&job, SERVE_JOB_LINE, &len), &len);
 	assert_null(json_object_get(obj, "payload"));
 	assert_string_equal(json_string_value(json_object_get(obj, "payload_base64")), "/wBBww==");
 	assert_true(json_is_null(json_object_get(obj, "deadline")));
+	json_decref(obj);
+}
+
+/* A "jobs" line as the worker frames it (serve_io.c): the items of jobs
+ * between SERVE_JOBS_OPEN and SERVE_JOBS_CLOSE, read back by jansson. */
+static json_t *jobs_line_json(const struct serve_job_line *jobs, size_t count)
+{
+	size_t room = sizeof SERVE_JOBS_OPEN + sizeof SERVE_JOBS_CLOSE;
+	for (size_t i = 0; i < count; i++)
+		room += serve_proto_job_room(&jobs[i]) + 1;
+	char *line = malloc(room);
+	assert_non_null(line);
+	size_t len = 0;
+	memcpy(line, SERVE_JOBS_OPEN, sizeof SERVE_JOBS_OPEN - 1);
+	len += sizeof SERVE_JOBS_OPEN - 1;
+	for (size_t i = 0; i < count; i++) {
+		if (i > 0)
+			line[len++] = ',';
+		len += serve_proto_job_put(&jobs[i], SERVE_JOB_ITEM, line + len);
+	}
+	memcpy(line + len, SERVE_JOBS_CLOSE, sizeof SERVE_JOBS_CLOSE - 1);
+	len += sizeof SERVE_JOBS_CLOSE - 1;
+	assert_true(len <= room);
+	return line_json(line, &len);
+}
+
+static void test_serve_jobs_line_carries_each_job_as_an_array_in_the_job_lines_order(void **state)
+{
+	(void)state;
+	const char text[] = "{\"to\":\"a@b\"}\n\"q\" \xc3\xa9";
+	const unsigned char binary[] = {0xff, 0x00, 'A', 0xc3};
+	struct serve_job_line jobs[] = {
+	    {.job_id = 18446744073709551615ull,
+	     .type = "email.send",
+	     .queue = "emails",
+	     .attempt = 2,
+	     .payload = text,
+	     .payload_len = sizeof text - 1,
+	     .deadline_wall_ms = 1764500000000ull,
+	     .timeout_ms = 30000},
+	    {.job_id = 7,
+	     .type = "t",
+	     .queue = "q",
+	     .attempt = 1,
+	     .payload = binary,
+	     .payload_len = sizeof binary},
+	    {.job_id = 8, .type = "t", .queue = "q", .attempt = 1},
+	};
+	json_t *obj = jobs_line_json(jobs, 3);
+	assert_string_equal(json_string_value(json_object_get(obj, "op")), "jobs");
+	json_t *items = json_object_get(obj, "jobs");
+	assert_int_equal(json_array_size(items), 3);
+	json_t *a = json_array_get(items, 0);
+	assert_int_equal(json_array_size(a), 7);
+	assert_string_equal(json_string_value(json_array_get(a, 0)), "18446744073709551615");
+	assert_string_equal(json_string_value(json_array_get(a, 1)), "email.send");
+	assert_string_equal(json_string_value(json_array_get(a, 2)), "emails");
+	assert_int_equal(json_integer_value(json_array_get(a, 3)), 2);
+	assert_string_equal(json_string_value(json_array_get(a, 4)), text);
+	assert_int_equal(json_integer_value(json_array_get(a, 5)), 1764500000000ll);
+	assert_int_equal(json_integer_value(json_array_get(a, 6)), 30000);
+	/* Not UTF-8: null payload, the base64 eighth. */
+	json_t *b = json_array_get(items, 1);
+	assert_int_equal(json_array_size(b), 8);
+	assert_true(json_is_null(json_array_get(b, 4)));
+	assert_true(json_is_null(json_array_get(b, 5)));
+	assert_int_equal(json_integer_value(json_array_get(b, 6)), 0);
+	assert_string_equal(json_string_value(json_array_get(b, 7)), "/wBBww==");
+	json_t *c = json_array_get(items, 2);
+	assert_int_equal(json_array_size(c), 7);
+	assert_string_equal(json_string_value(json_array_get(c, 4)), "");
 	json_decref(obj);
 }
 
@@ -125,6 +196,45 @@ static void test_serve_decodes_progress_result_and_error(void **state)
 	serve_reply_fini(&r);
 }
 
+static void test_serve_decodes_results_lines(void **state)
+{
+	(void)state;
+	struct serve_reply r;
+	char why[256];
+	/* What the libraries write when every result is "": the fast path. */
+	const char *fast = "{\"op\":\"results\",\"ids\":[\"42\",\"18446744\",\"9\"]}";
+	assert_int_equal(serve_scan_reply(fast, strlen(fast), &r), SERVE_SCAN_DONE);
+	assert_int_equal(r.op, SERVE_REPLY_RESULTS);
+	assert_int_equal(r.items_count, 3);
+	assert_int_equal(r.items[0].job_id, 42);
+	assert_int_equal(r.items[1].job_id, 18446744);
+	assert_int_equal(r.items[2].job_id, 9);
+	assert_null(r.items[0].result);
+	serve_reply_fini(&r);
+
+	assert_int_equal(decode("{\"op\":\"results\",\"ids\":[\"1\",2,\"3\"],"
+	                        "\"results\":[\"a\\u0000b\",null,{\"n\":1}]}",
+	                        &r, why),
+	                 0);
+	assert_int_equal(r.op, SERVE_REPLY_RESULTS);
+	assert_int_equal(r.items_count, 3);
+	assert_int_equal(r.items[1].job_id, 2);
+	assert_int_equal(r.items[0].result_len, 3);
+	assert_memory_equal(r.items[0].result, "a\0b", 3);
+	assert_string_equal(r.items[1].result, "");
+	assert_string_equal(r.items[2].result, "{\"n\":1}");
+	serve_reply_fini(&r);
+
+	assert_int_equal(decode("{\"op\":\"hello\",\"pipeline\":8,\"batch\":true}", &r, why), 0);
+	assert_int_equal(r.op, SERVE_REPLY_HELLO);
+	assert_int_equal(r.pipeline, 8);
+	assert_true(r.batch);
+	serve_reply_fini(&r);
+	assert_int_equal(decode("{\"op\":\"hello\",\"pipeline\":8}", &r, why), 0);
+	assert_false(r.batch);
+	serve_reply_fini(&r);
+}
+
 static void test_serve_refuses_bad_lines_with_a_reason(void **state)
 {
 	(void)state;
@@ -143,6 +253,15 @@ static void test_serve_refuses_bad_lines_with_a_reason(void **state)
 	    {"{\"op\":\"progress\",\"id\":\"1\",\"done\":0.5,\"total\":1}", "whole numbers"},
 	    {"{\"op\":\"finish\",\"id\":\"1\"}", "unknown op \"finish\""},
 	    {"{\"op\":\"result\",\"op\":\"error\",\"id\":\"1\"}", "not JSON"},
+	    {"{\"op\":\"results\"}", "results needs \"ids\""},
+	    {"{\"op\":\"results\",\"ids\":[]}", "results needs \"ids\""},
+	    {"{\"op\":\"results\",\"ids\":\"42\"}", "results needs \"ids\""},
+	    {"{\"op\":\"results\",\"ids\":[\"42\",\"4x\"]}", "ids[1] is not a job id"},
+	    {"{\"op\":\"results\",\"ids\":[\"42\",null]}", "ids[1] is not a job id"},
+	    {"{\"op\":\"results\",\"ids\":[\"42\",\"43\"],\"results\":[\"\"]}",
+	     "as long as \"ids\""},
+	    {"{\"op\":\"results\",\"ids\":[\"42\"],\"results\":\"x\"}", "as long as \"ids\""},
+	    {"{\"op\":\"results\",\"ids\":[\"42\",\"43\"]", "not JSON"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct serve_reply r;
@@ -185,6 +304,16 @@ static void same_reply(const char *line, size_t len, bool fast)
 		if (a.result_len > 0)
 			assert_memory_equal(a.result, b.result, a.result_len);
 		assert_true((a.result == NULL) == (b.result == NULL));
+		assert_int_equal(a.batch, b.batch);
+		assert_int_equal(a.items_count, b.items_count);
+		for (size_t i = 0; i < a.items_count; i++) {
+			assert_int_equal(a.items[i].job_id, b.items[i].job_id);
+			size_t la = a.items[i].result ? a.items[i].result_len : 0;
+			size_t lb = b.items[i].result ? b.items[i].result_len : 0;
+			assert_int_equal(la, lb);
+			if (la > 0)
+				assert_memory_equal(a.items[i].result, b.items[i].result, la);
+		}
 	} else {
 		assert_string_equal(why_a, why_b);
 	}
@@ -199,6 +328,10 @@ static void test_serve_fast_decoder_agrees_with_jansson(void **state)
 	    "{\"op\":\"hello\",\"pipeline\":32}",
 	    "{\"op\":\"hello\"}",
 	    "{\"op\":\"hello\",\"pipeline\":0}",
+	    "{\"op\":\"hello\",\"pipeline\":32,\"batch\":true}",
+	    "{\"op\":\"hello\",\"pipeline\":32,\"batch\":false}",
+	    "{\"op\":\"results\",\"ids\":[\"42\"]}",
+	    "{\"op\":\"results\",\"ids\":[\"42\",\"43\",\"0\"]}",
 	    "{\"op\":\"result\",\"id\":\"42\",\"result\":\"\"}",
 	    "{\"op\":\"result\",\"id\":\"18446744\",\"result\":\"any text\"}",
 	    "{\"op\":\"result\",\"id\":42,\"result\":null}",
@@ -271,6 +404,19 @@ static void test_serve_fast_decoder_agrees_with_jansson(void **state)
 	    "{\"op\":\"hello\",\"pipeline\":null}",
 	    "{\"op\":\"hello\",\"pipeline\":\"8\"}",
 	    "{\"op\":\"hello\",\"pipeline\":4.0}",
+	    "{\"op\":\"hello\",\"pipeline\":4,\"batch\":1}",
+	    "{\"op\":\"results\",\"ids\":[]}",
+	    "{\"op\":\"results\",\"ids\":[\"\"]}",
+	    "{\"op\":\"results\",\"ids\":[\"4\",]}",
+	    "{\"op\":\"results\",\"ids\":[\"4\"\"5\"]}",
+	    "{\"op\":\"results\",\"ids\":[\"4\",\"5]}",
+	    "{\"op\":\"results\",\"ids\":[\"4\",\"-5\"]}",
+	    "{\"op\":\"results\",\"ids\":[\"4\",5]}",
+	    "{\"op\":\"results\",\"ids\":[\"4\", \"5\"]}",
+	    "{\"op\":\"results\",\"ids\":[\"99999999999999999999999\"]}",
+	    "{\"op\":\"results\",\"ids\":[\"4\"],\"results\":[\"x\"]}",
+	    "{\"op\":\"results\",\"ids\":[\"4\"]}x]}",
+	    "{\"op\":\"results\",\"ids\":[\"4\"],\"ids\":[\"5\"]}",
 	    "{\"op\":\"progress\",\"id\":\"9\",\"done\":-0,\"total\":1}",
 	    "{\"op\":\"progress\",\"id\":\"9\",\"done\":1,\"total\":1e1}",
 	    "{\"op\":\"progress\",\"id\":\"9\",\"done\":2,\"total\":1}",
@@ -301,7 +447,8 @@ static void test_serve_fast_decoder_agrees_with_jansson_on_mutated_lines(void **
 {
 	(void)state;
 	static const char *const seeds[] = {
-	    "{\"op\":\"hello\",\"pipeline\":32}",
+	    "{\"op\":\"hello\",\"pipeline\":32,\"batch\":true}",
+	    "{\"op\":\"results\",\"ids\":[\"42\",\"43\",\"44\"]}",
 	    "{\"op\":\"result\",\"id\":\"42\",\"result\":\"\"}",
 	    "{\"op\":\"result\",\"id\":\"7\",\"result\":\"\\u00e9\\u20ac\\ud83d\\ude00 "
 	    "\\/\\b\\n\"}",
@@ -348,8 +495,11 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_serve_job_line_carries_the_job_with_its_id_as_a_string),
 	    cmocka_unit_test(test_serve_job_line_sends_a_payload_that_is_not_utf8_as_base64),
+	    cmocka_unit_test(
+	        test_serve_jobs_line_carries_each_job_as_an_array_in_the_job_lines_order),
 	    cmocka_unit_test(test_serve_cancel_and_stop_lines),
 	    cmocka_unit_test(test_serve_decodes_progress_result_and_error),
+	    cmocka_unit_test(test_serve_decodes_results_lines),
 	    cmocka_unit_test(test_serve_refuses_bad_lines_with_a_reason),
 	    cmocka_unit_test(test_serve_fast_decoder_agrees_with_jansson),
 	    cmocka_unit_test(test_serve_fast_decoder_agrees_with_jansson_on_mutated_lines),

@@ -1,8 +1,9 @@
 // The handler end of `jobmesh-worker --serve TYPE=COMMAND` (Node only; no
 // import of node: modules at load time, so the package still loads in a
-// browser). The worker writes one JSON object a line on stdin: {"op":"job"},
-// {"op":"cancel"}, {"op":"stop"}; this writes progress, result and error
-// lines on stdout (docs/serve-protocol.md). console.log goes to stderr
+// browser). The worker writes one JSON object a line on stdin: {"op":"job"}
+// or several jobs in one {"op":"jobs"} (asked for in the hello),
+// {"op":"cancel"}, {"op":"stop"}; this writes progress, result, results and
+// error lines on stdout (docs/serve-protocol.md). console.log goes to stderr
 // while serving, so stray output cannot corrupt the protocol.
 
 import { PermanentError } from './errors.js';
@@ -65,9 +66,22 @@ function makeJob(msg, emit) {
   return new ServeJob(msg, emit);
 }
 
+// A job of a "jobs" line: [id, type, queue, attempt, payload, deadline,
+// timeout_ms] (+ payload_base64 when payload is null).
+function jobFromItem(item, emit) {
+  if (!Array.isArray(item) || item.length < 7) throw new TypeError('a job must be an array of 7 or 8 values');
+  const msg = {
+    id: item[0], type: item[1], queue: item[2], attempt: item[3], payload: item[4] ?? '',
+    deadline: item[5], timeout_ms: item[6],
+  };
+  if (item.length > 7) msg.payload_base64 = item[7];
+  else if (typeof msg.payload !== 'string') throw new TypeError('payload must be a string');
+  return new ServeJob(msg, emit);
+}
+
 /** Jobs a process asks to hold at once (its hello line); the worker's
  * --serve-pipeline caps it, and gives fewer while jobs are slow. */
-export const DEFAULT_PIPELINE = 32;
+export const DEFAULT_PIPELINE = 128;
 
 /**
  * Serves jobs until the worker says stop or closes stdin. handlers maps a
@@ -81,20 +95,49 @@ export async function serve(handlers, {
   input = globalThis.process?.stdin,
   output = globalThis.process?.stdout,
   pipeline = DEFAULT_PIPELINE,
+  // Off by default: under jobmesh-worker a Node process spent more CPU per
+  // job with "jobs" lines than with job lines (README, W2 figures), though
+  // its own code spends less; what differs is not found yet.
+  batch = false,
 } = {}) {
   if (!input || !output) throw new Error('serve() needs Node (process.stdin/stdout)');
   let pending = [];
   let flushQueued = false;
+  // Once the worker sent a "jobs" line it reads "results" lines too: the
+  // results are then gathered into one line (ids, and their texts).
+  let batched = false;
+  let doneIds = [];
+  let doneTexts = [];
+  let doneAnyText = false;
   const flush = () => {
     flushQueued = false;
+    if (doneIds.length > 0) {
+      const ids = doneIds.every((id) => DIGITS.test(id)) ? `["${doneIds.join('","')}"]` : JSON.stringify(doneIds);
+      pending.push(doneAnyText
+        ? `{"op":"results","ids":${ids},"results":${JSON.stringify(doneTexts)}}\n`
+        : `{"op":"results","ids":${ids}}\n`);
+      doneIds = [];
+      doneTexts = [];
+      doneAnyText = false;
+    }
     if (pending.length === 0) return;
     const text = pending.join('');
     pending = [];
     output.write(text);
   };
-  const answer = (text) => {
-    pending.push(text);
+  const queueFlush = () => {
     if (!flushQueued) { flushQueued = true; setImmediate(flush); }
+  };
+  const answer = (id, value, error) => {
+    if (error === undefined && batched) {
+      const text = resultText(value);
+      doneIds.push(id);
+      doneTexts.push(text);
+      if (text !== '') doneAnyText = true;
+    } else {
+      pending.push(answerLine(id, value, error));
+    }
+    queueFlush();
   };
   // Progress goes out at once, after the answers before it.
   const emit = (line) => { pending.push(`${JSON.stringify(line)}\n`); flush(); };
@@ -104,7 +147,9 @@ export async function serve(handlers, {
   let idle = null; // resolves when inFlight drops to 0 after the end
   const settled = () => { inFlight -= 1; if (inFlight === 0 && idle) idle(); };
   try {
-    emit({ op: 'hello', pipeline: Math.max(1, Math.floor(pipeline)) });
+    const hello = { op: 'hello', pipeline: Math.max(1, Math.floor(pipeline)) };
+    if (batch) hello.batch = true;
+    emit(hello);
     await new Promise((resolve, reject) => {
       let buf = '';
       let ended = false;
@@ -131,9 +176,26 @@ export async function serve(handlers, {
           }
           if (msg === null || typeof msg !== 'object') continue;
           if (msg.op === 'stop') { buf = ''; end(); return; }
+          if (msg.op === 'jobs') {
+            if (!Array.isArray(msg.jobs)) {
+              console.error('jobmesh serve: bad jobs line: "jobs" is not an array');
+              continue;
+            }
+            batched = true;
+            for (const item of msg.jobs) {
+              let job;
+              try { job = jobFromItem(item, emit); } catch (e) {
+                console.error(`jobmesh serve: bad job in a jobs line: ${e.message}`);
+                continue;
+              }
+              inFlight += 1;
+              runJob(handlers, job, answer, settled);
+            }
+            continue;
+          }
           if (msg.op !== 'job') continue; // cancel needs no answer: the worker kills us next
           inFlight += 1;
-          runJob(handlers, msg, emit, answer, settled);
+          runJob(handlers, makeJob(msg, emit), answer, settled);
         }
         buf = buf.slice(start);
       };
@@ -164,8 +226,7 @@ function answerLine(id, value, error) {
 
 // Runs one job: a sync handler answers at once, an async one when it
 // settles (jobs run concurrently; answers carry the job id).
-function runJob(handlers, msg, emit, answer, settled) {
-  const job = makeJob(msg, emit);
+function runJob(handlers, job, answer, settled) {
   let value;
   try {
     const fn = handlers[job.type];
@@ -174,17 +235,17 @@ function runJob(handlers, msg, emit, answer, settled) {
     }
     value = fn(job);
   } catch (e) {
-    answer(answerLine(job.id, undefined, e ?? new Error('undefined thrown')));
+    answer(job.id, undefined, e ?? new Error('undefined thrown'));
     settled();
     return;
   }
   if (value && typeof value.then === 'function') {
     value.then(
-      (v) => { answer(answerLine(job.id, v)); settled(); },
-      (e) => { answer(answerLine(job.id, undefined, e ?? new Error('rejected'))); settled(); },
+      (v) => { answer(job.id, v); settled(); },
+      (e) => { answer(job.id, undefined, e ?? new Error('rejected')); settled(); },
     );
   } else {
-    answer(answerLine(job.id, value));
+    answer(job.id, value);
     settled();
   }
 }

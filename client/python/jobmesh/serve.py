@@ -41,6 +41,33 @@ class Job:
     __slots__ = ("id", "type", "queue", "attempt", "payload", "_payload_bytes",
                  "deadline", "timeout_ms", "_emit", "_data", "_parsed")
 
+    @classmethod
+    def _from_item(cls, item: Any, emit: Callable[[Dict[str, Any]], None]) -> "Job":
+        """A job of a "jobs" line: [id, type, queue, attempt, payload,
+        deadline, timeout_ms] (+ payload_base64 when payload is null)."""
+        job = cls.__new__(cls)
+        job_id = item[0]
+        job.id = job_id if type(job_id) is str else str(job_id)
+        job.type = item[1]
+        job.queue = item[2]
+        attempt = item[3]
+        job.attempt = attempt if type(attempt) is int else int(attempt)
+        if len(item) > 7:
+            job._payload_bytes = base64.b64decode(item[7])
+            job.payload = job._payload_bytes.decode("utf-8", "replace")
+        else:
+            payload = item[4]
+            if type(payload) is not str:
+                raise TypeError(f"payload must be a string, not {type(payload).__name__}")
+            job.payload = payload
+            job._payload_bytes = None
+        job.deadline = item[5]
+        job.timeout_ms = int(item[6] or 0)
+        job._emit = emit
+        job._parsed = False
+        job._data = None
+        return job
+
     def __init__(self, msg: Mapping[str, Any], emit: Callable[[Dict[str, Any]], None]):
         job_id = msg["id"]
         self.id: str = job_id if type(job_id) is str else str(job_id)
@@ -116,7 +143,7 @@ _PLAIN = (str, dict, list, int, float, bool, bytes)
 
 #: Jobs a process asks to hold at once (its hello line); the worker's
 #: --serve-pipeline caps it, and gives fewer while jobs are slow.
-DEFAULT_PIPELINE = 32
+DEFAULT_PIPELINE = 128
 #: A sync handler's answers are written in batches, but never held longer.
 _FLUSH_AFTER_S = 0.002
 
@@ -127,6 +154,12 @@ class _Server:
         self._write = write
         self.lock = threading.Lock()
         self.pending: list = []  # answer lines not written yet
+        # Once the worker sent a "jobs" line it reads "results" lines too:
+        # results are then gathered into one (ids, and their texts).
+        self.batched = False
+        self.done_ids: list = []
+        self.done_texts: list = []
+        self.done_any_text = False
         self.last_flush = time.monotonic()
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self.tasks: set = set()
@@ -139,6 +172,18 @@ class _Server:
     def _flush_locked(self) -> None:
         self.flush_soon = False
         self.last_flush = time.monotonic()
+        if self.done_ids:
+            if self.done_any_text:
+                line = ('{"op":"results","ids":' + _dumps(self.done_ids) + ',"results":'
+                        + _dumps(self.done_texts) + "}\n")
+            elif all(map(str.isdigit, self.done_ids)):
+                line = '{"op":"results","ids":["' + '","'.join(self.done_ids) + '"]}\n'
+            else:
+                line = '{"op":"results","ids":' + _dumps(self.done_ids) + "}\n"
+            self.done_ids = []
+            self.done_texts = []
+            self.done_any_text = False
+            self.pending.append(line)
         if self.pending:
             data = "".join(self.pending)
             self.pending.clear()
@@ -152,6 +197,14 @@ class _Server:
             self._flush_locked()
 
     def answer(self, job_id: str, value: Any = None, error: Optional[BaseException] = None) -> None:
+        if error is None and self.batched:
+            text = "" if value is None else value if type(value) is str else _result_text(value)
+            with self.lock:
+                self.done_ids.append(job_id)
+                self.done_texts.append(text)
+                if text:
+                    self.done_any_text = True
+            return
         if error is None:
             if value is None or value == "":
                 result = '""'
@@ -176,6 +229,26 @@ class _Server:
         except (KeyError, ValueError, TypeError) as e:
             print(f"jobmesh.serve: bad job line: {e}", file=sys.stderr)
             return
+        self.run(job)
+
+    def run_jobs(self, items: Any) -> None:
+        """The jobs of a "jobs" line, in order."""
+        if type(items) is not list:
+            print("jobmesh.serve: bad jobs line: \"jobs\" is not an array", file=sys.stderr)
+            return
+        self.batched = True
+        from_item = Job._from_item
+        emit = self.emit
+        run = self.run
+        for item in items:
+            try:
+                job = from_item(item, emit)
+            except (IndexError, KeyError, ValueError, TypeError) as e:
+                print(f"jobmesh.serve: bad job in a jobs line: {e!r}", file=sys.stderr)
+                continue
+            run(job)
+
+    def run(self, job: Job) -> None:
         fn = self.handlers.get(job.type)
         try:
             if fn is None:
@@ -224,7 +297,11 @@ class _Server:
         if type(msg) is not dict:
             return True
         op = msg.get("op")
-        if op == "job":
+        if op == "jobs":
+            self.run_jobs(msg.get("jobs"))
+            if time.monotonic() - self.last_flush > _FLUSH_AFTER_S:
+                self.flush()
+        elif op == "job":
             self.run_job(msg)
             if time.monotonic() - self.last_flush > _FLUSH_AFTER_S:
                 self.flush()
@@ -283,7 +360,8 @@ def _serve_fds(server: _Server, in_fd: int) -> None:
 
 
 def serve(handlers: Mapping[str, Handler], *, stdin: Optional[TextIO] = None,
-          stdout: Optional[TextIO] = None, pipeline: int = DEFAULT_PIPELINE) -> None:
+          stdout: Optional[TextIO] = None, pipeline: int = DEFAULT_PIPELINE,
+          batch: bool = True) -> None:
     """Serves jobs from ``jobmesh-worker --serve`` until it says stop or
     closes stdin. handlers maps a job type to a function taking a Job; it
     may be a plain or an async function. Its return value is the result (a
@@ -293,7 +371,11 @@ def serve(handlers: Mapping[str, Handler], *, stdin: Optional[TextIO] = None,
 
     The process asks for up to ``pipeline`` jobs at a time (1: one at a
     time). Plain functions run one after the other in the order the jobs
-    came; async functions run concurrently on one event loop."""
+    came; async functions run concurrently on one event loop. With
+    ``batch`` (the default) it asks for its jobs several to a line (a
+    "jobs" line) and, once it gets one, answers results several to a line;
+    a worker that does not know the batched form sends job lines as
+    before."""
     proto_in = stdin if stdin is not None else sys.stdin
     proto_out = stdout if stdout is not None else sys.stdout
     try:
@@ -313,7 +395,10 @@ def serve(handlers: Mapping[str, Handler], *, stdin: Optional[TextIO] = None,
     if stdout is None:
         sys.stdout = sys.stderr  # print() in a handler must not reach the protocol
     try:
-        server.emit({"op": "hello", "pipeline": max(1, int(pipeline))})
+        hello: Dict[str, Any] = {"op": "hello", "pipeline": max(1, int(pipeline))}
+        if batch:
+            hello["batch"] = True
+        server.emit(hello)
         if in_fd is not None:
             _serve_fds(server, in_fd)
         else:
