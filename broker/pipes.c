@@ -33,6 +33,8 @@ struct pipes {
 	pthread_t sweeper;
 	bool sweeping;
 	bool stopping;
+	void (*hook)(void *arg); /* pipes_set_sweep_hook; under lock */
+	void *hook_arg;
 	uint32_t max;
 	uint32_t idle_ms;
 	const char *what; /* the socket, for the log */
@@ -83,16 +85,30 @@ static void free_entry_cb(struct u64map_node *n, void *arg)
 	free(u64map_entry(n, struct pipe_entry, node));
 }
 
-void pipes_close(struct pipes *p)
+void pipes_set_sweep_hook(struct pipes *p, void (*hook)(void *arg), void *arg)
 {
-	if (p == NULL)
-		return;
+	pthread_mutex_lock(&p->lock);
+	p->hook = hook;
+	p->hook_arg = arg;
+	pthread_mutex_unlock(&p->lock);
+}
+
+void pipes_stop_sweep(struct pipes *p)
+{
 	pthread_mutex_lock(&p->lock);
 	p->stopping = true;
 	pthread_cond_signal(&p->wake);
 	pthread_mutex_unlock(&p->lock);
 	if (p->sweeping)
 		pthread_join(p->sweeper, NULL);
+	p->sweeping = false;
+}
+
+void pipes_close(struct pipes *p)
+{
+	if (p == NULL)
+		return;
+	pipes_stop_sweep(p);
 	if (p->map.buckets)
 		u64map_each(&p->map, free_entry_cb, NULL);
 	u64map_fini(&p->map);
@@ -224,6 +240,15 @@ static void *sweeper_main(void *arg)
 		pthread_cond_timedwait(&p->wake, &p->lock, &until);
 		if (p->stopping)
 			break;
+		if (p->hook) {
+			void (*hook)(void *) = p->hook;
+			void *hook_arg = p->hook_arg;
+			pthread_mutex_unlock(&p->lock);
+			hook(hook_arg);
+			pthread_mutex_lock(&p->lock);
+			if (p->stopping)
+				break;
+		}
 		uint64_t now = jm_mono_us(), idle_us = (uint64_t)p->idle_ms * 1000;
 		struct idle_scan scan = {.before_us = now > idle_us ? now - idle_us : 0};
 		u64map_each(&p->map, idle_cb, &scan);

@@ -33,6 +33,15 @@ struct pipes;
 int pipes_open(struct pipes **out, uint32_t max, uint32_t idle_ms, const char *what);
 void pipes_close(struct pipes *p); /* stops the sweep; accepts NULL */
 
+/* hook(arg) runs on the sweep thread before each sweep, outside the pipes'
+ * lock: the request server recycles there the contexts whose queued replies
+ * have left since the last request arrived, so that their pipes count no
+ * request in flight and an idle one is swept even on a broker that gets no
+ * other request. pipes_stop_sweep joins the sweep thread (idempotent;
+ * pipes_close does it too), after which the hook never runs again. */
+void pipes_set_sweep_hook(struct pipes *p, void (*hook)(void *arg), void *arg);
+void pipes_stop_sweep(struct pipes *p);
+
 /* From the socket's pipe notify callbacks (ADD_PRE, REM_POST).
  * pipes_added closes the pipe when it would pass the limit and returns
  * whether it was admitted; pipes_removed returns whether the pipe had been

@@ -15,9 +15,9 @@
  * finished (nng_aio_count is the reply's length) and goes straight on to
  * the next receive. A reply queued behind a busy pipe (several requests in
  * flight on one connection) finishes later in NNG's pipe callback; its conn
- * waits on srv->sending until a request's arrival finds it finished (until
- * then its pipe counts a request in flight, so the idle sweep of pipes.h
- * leaves that pipe open on a broker that gets no more requests). That
+ * waits on srv->sending until a request's arrival or the pipes' sweep
+ * thread (once a second) finds it finished; until then its pipe counts a
+ * request in flight, which the idle sweep of pipes.h respects. That
  * check reads words NNG writes under its own lock: a hint, confirmed by
  * nng_aio_wait before the conn is reused. */
 #include "server.h"
@@ -228,6 +228,20 @@ static void conn_went_busy(struct server *srv)
 			if (conn_add(srv) != 0)
 				break;
 	}
+	pthread_mutex_unlock(&srv->lock);
+	sending_finish(sent);
+}
+
+/* The pipes' sweep thread, once a second: recycles the conns whose queued
+ * replies have left since the last request arrived. Without it a pipe
+ * whose reply was queued would count a request in flight until some
+ * request arrived, and on a broker that gets none (its connection cap
+ * filled with such pipes, say) the idle sweep would never close it. */
+static void server_sweep_hook(void *arg)
+{
+	struct server *srv = arg;
+	pthread_mutex_lock(&srv->lock);
+	struct conn *sent = srv->sending ? sending_take_done(srv) : NULL;
 	pthread_mutex_unlock(&srv->lock);
 	sending_finish(sent);
 }
@@ -504,6 +518,7 @@ static int server_open_with(struct server **out, const char *url, struct core *c
 		return jm_err_set(err, JM_ENOMEM, "out of memory");
 	}
 	pthread_mutex_init(&srv->lock, NULL);
+	pipes_set_sweep_hook(srv->pipes, server_sweep_hook, srv);
 	int rv = nng_rep0_open(&srv->sock);
 	if (rv != 0) {
 		pipes_close(srv->pipes);
@@ -567,6 +582,7 @@ void server_close(struct server *srv)
 	pthread_mutex_lock(&srv->lock);
 	srv->closing = true;
 	pthread_mutex_unlock(&srv->lock);
+	pipes_stop_sweep(srv->pipes); /* its hook touches the conns */
 	ipc_guard_stop(srv->guard);
 	nng_close(srv->sock);
 	ipc_guard_free(srv->guard); /* no pipe callback runs after nng_close */
