@@ -724,8 +724,11 @@ static void test_lease_forgotten_by_a_crash_cannot_complete_the_next_delivery(vo
 		struct flood fl = {.url = f->h.broker_url};
 		pthread_t flooder;
 		assert_int_equal(pthread_create(&flooder, NULL, flood_main, &fl), 0);
-		while (atomic_load(&fl.submits) < 20)
+		/* Bounded: a flooder that cannot submit fails the test, not hangs it. */
+		uint64_t flood_deadline_us = jm_mono_us() + 10 * 1000000ull;
+		while (atomic_load(&fl.submits) < 20 && jm_mono_us() < flood_deadline_us)
 			sleep_ms(1);
+		assert_true(atomic_load(&fl.submits) >= 20);
 		struct proto_delivery first = rpc_fetch(rpc, "zombie");
 		assert_int_equal(first.job_id, id);
 		broker_kill(f); /* at once: the LEASE record may not be written */
