@@ -60,6 +60,7 @@ struct worker_opts {
 	unsigned concurrency;
 	unsigned prefetch;       /* jm_worker_options.prefetch: 0 default */
 	unsigned serve_pipeline; /* --serve-pipeline */
+	uint32_t serve_queue_ms; /* --serve-queue-ms */
 	uint32_t heartbeat_ms;
 	uint32_t drain_timeout_ms;
 	uint32_t kill_grace_ms;
@@ -163,6 +164,8 @@ static int set_prefetch(void *ctx, const char *value, struct jm_err *err)
 
 JM_FLAG_NUMBER_SETTER(set_serve_pipeline, struct worker_opts, "serve-pipeline", serve_pipeline, 1,
                       SERVE_PIPELINE_MAX)
+JM_FLAG_NUMBER_SETTER(set_serve_queue_ms, struct worker_opts, "serve-queue-ms", serve_queue_ms, 1,
+                      SERVE_QUEUE_MS_MAX)
 
 static int set_handler(void *ctx, const char *value, struct jm_err *err)
 {
@@ -287,8 +290,12 @@ static const struct jm_flag worker_flags[] = {
      set_serve},
     {"serve-pipeline", "N",
      "most jobs a --serve process holds at once, 1-256 (default 128), when its hello line "
-     "says it takes several; fewer while jobs are slow (about 10 ms of queued work)",
+     "says it takes several; fewer while jobs are slow (about --serve-queue-ms of queued work)",
      set_serve_pipeline},
+    {"serve-queue-ms", "MS",
+     "about how long a pipelined job may wait behind the jobs ahead of it in one --serve "
+     "process, 1-60000 (default 10): sizes the pipeline by the process's answer times",
+     set_serve_queue_ms},
     {"worker-id", "ID", "this worker's name (default <hostname>-<pid>)", set_worker_id},
     {"token", "SECRET",
      "secret of a worker token of the broker's --auth file, sent once per connection "
@@ -563,6 +570,7 @@ int main(int argc, char **argv)
 	    .drain_timeout_ms = 30000,
 	    .kill_grace_ms = EXEC_KILL_GRACE_MS_DEFAULT,
 	    .serve_pipeline = SERVE_PIPELINE_DEFAULT,
+	    .serve_queue_ms = SERVE_QUEUE_MS_DEFAULT,
 	    .log_level = JM_LOG_INFO,
 	    .queues_phase = PHASE_CONFIG,
 	};
@@ -616,8 +624,13 @@ int main(int argc, char **argv)
 	}
 	struct jm_err serve_err;
 	jm_err_clear(&serve_err);
-	if (serve_set_start(&opts.serve, worker, opts.concurrency, opts.serve_pipeline,
-	                    opts.kill_grace_ms, &serve_err) != 0) {
+	struct serve_settings serve_how = {
+	    .slots = opts.concurrency,
+	    .pipeline_max = opts.serve_pipeline,
+	    .queue_ms = opts.serve_queue_ms,
+	    .kill_grace_ms = opts.kill_grace_ms,
+	};
+	if (serve_set_start(&opts.serve, worker, &serve_how, &serve_err) != 0) {
 		jm_error("%s", jm_err_text(&serve_err));
 		goto out_free_worker;
 	}

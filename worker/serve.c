@@ -19,7 +19,7 @@
  * takes more ("pipeline"), and never more than --serve-pipeline. A handler
  * that runs its jobs one by one makes a pipelined job wait for the ones
  * ahead of it, and its run timeout runs meanwhile, so the depth is also
- * sized by time: about SERVE_QUEUE_BUDGET_US of work (the pool's moving
+ * sized by time: about --serve-queue-ms of work (the pool's moving
  * average of the time per answer) per process; jobs of a second each get
  * no pipelining at all. A call that finds no room waits on its slot until
  * the I/O thread places its job (or ends it): the SDK's slots never hold
@@ -249,16 +249,17 @@ static int pool_alloc(struct serve_pool *pool)
 	return pool->wake_fd >= 0 ? 0 : JM_ENOMEM;
 }
 
-int serve_set_start(struct serve_set *set, jm_worker *worker, unsigned slots, unsigned pipeline_max,
-                    uint32_t kill_grace_ms, struct jm_err *err)
+int serve_set_start(struct serve_set *set, jm_worker *worker, const struct serve_settings *how,
+                    struct jm_err *err)
 {
 	for (size_t i = 0; i < set->pools_count; i++) {
 		struct serve_pool *pool = set->pools[i];
 		if (pool->types_count == 0)
 			continue; /* every type it had was given another command */
-		pool->slots = slots ? slots : 1;
-		pool->pipeline_max = pipeline_max ? pipeline_max : 1;
-		pool->kill_grace_ms = kill_grace_ms;
+		pool->slots = how->slots ? how->slots : 1;
+		pool->pipeline_max = how->pipeline_max ? how->pipeline_max : 1;
+		pool->queue_budget_us = (uint64_t)(how->queue_ms ? how->queue_ms : 1) * 1000;
+		pool->kill_grace_ms = how->kill_grace_ms;
 		pool->exec_command = serve_exec_command_for(pool->command);
 		if (pool->exec_command == NULL || pool_alloc(pool) != 0)
 			return jm_err_set(err, JM_ENOMEM, "--serve %s: out of memory", pool->name);
@@ -269,9 +270,9 @@ int serve_set_start(struct serve_set *set, jm_worker *worker, unsigned slots, un
 				                  "--serve %s: cannot register the handler: %s",
 				                  pool->types[t], jm_strerror(rc));
 		}
-		struct serve_spawn how = {pool->name, pool->exec_command, pool->kill_grace_ms};
+		struct serve_spawn spawn = {pool->name, pool->exec_command, pool->kill_grace_ms};
 		for (unsigned s = 0; s < pool->slots; s++) {
-			int rc = serve_proc_spawn(&pool->procs[s], &how);
+			int rc = serve_proc_spawn(&pool->procs[s], &spawn);
 			if (rc != 0) {
 				jm_error(
 				    "serve %s slot %u: cannot start \"%s\": %s (trying again at "

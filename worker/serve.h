@@ -31,6 +31,10 @@
 #include "err.h"
 
 #define SERVE_PIPELINE_DEFAULT 128
+/* --serve-queue-ms: about how long a pipelined job may wait behind the
+ * jobs ahead of it in a process that runs them one at a time. */
+#define SERVE_QUEUE_MS_DEFAULT 10
+#define SERVE_QUEUE_MS_MAX 60000
 #define SERVE_PIPELINE_MAX 256
 
 struct serve_pool;
@@ -46,10 +50,17 @@ struct serve_set {
 int serve_set_add(struct serve_set *set, const char *flag_value, struct jm_err *err);
 /* Registers one handler per type on worker, starts `slots` processes per
  * pool and its I/O thread. A process gets up to pipeline_max jobs at a time
- * once its hello line asks for that (1: never more than one). Processes
- * that cannot start are retried at the first job. */
-int serve_set_start(struct serve_set *set, jm_worker *worker, unsigned slots, unsigned pipeline_max,
-                    uint32_t kill_grace_ms, struct jm_err *err);
+ * once its hello line asks for that (1: never more than one), fewer while
+ * its answers are slow (about queue_ms of queued work). Processes that
+ * cannot start are retried at the first job. */
+struct serve_settings {
+	unsigned slots;
+	unsigned pipeline_max; /* --serve-pipeline */
+	uint32_t queue_ms;     /* --serve-queue-ms */
+	uint32_t kill_grace_ms;
+};
+int serve_set_start(struct serve_set *set, jm_worker *worker, const struct serve_settings *how,
+                    struct jm_err *err);
 /* After jm_worker_run returned: sends stop to every process and waits for
  * each to exit (SIGTERM after the kill grace, SIGKILL after another). */
 void serve_set_stop(struct serve_set *set);

@@ -34,7 +34,7 @@ static unsigned pool_depth(const struct serve_pool *pool)
 {
 	if (pool->answer_avg_us == 0)
 		return 1;
-	uint64_t depth = SERVE_QUEUE_BUDGET_US / pool->answer_avg_us;
+	uint64_t depth = pool->queue_budget_us / pool->answer_avg_us;
 	if (depth < 1)
 		depth = 1;
 	return depth < pool->pipeline_max ? (unsigned)depth : pool->pipeline_max;

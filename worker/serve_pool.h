@@ -19,10 +19,7 @@
 #include "serve_proto.h"
 
 #define SERVE_READ_CHUNK 65536
-#define SERVE_READS_PER_WAKE 8 /* per process, so one cannot starve the others */
-/* A pipelined job should wait about this long behind the jobs ahead of it
- * in a process that runs them one at a time. */
-#define SERVE_QUEUE_BUDGET_US 10000
+#define SERVE_READS_PER_WAKE 8  /* per process, so one cannot starve the others */
 #define SERVE_ENDING_POLL_MS 10 /* no pidfd: how often an exit is looked for */
 /* How often the I/O thread looks at its jobs' abandon flags (placed or
  * waiting). */
@@ -75,6 +72,9 @@ struct serve_pool {
 	char *exec_command; /* "exec COMMAND" when that means the same */
 	unsigned slots;
 	unsigned pipeline_max; /* --serve-pipeline */
+	/* --serve-queue-ms: a pipelined job should wait about this long behind
+	 * the jobs ahead of it in a process that runs them one at a time. */
+	uint64_t queue_budget_us;
 	uint32_t kill_grace_ms;
 	pthread_mutex_t lock;
 	struct serve_proc *procs;

@@ -233,10 +233,12 @@ class ServeCase:
         """A stack over HTTP (a batch's job ids) whose worker runs one
         process, warmed by a batch of echo jobs so the worker knows its
         answer times and pipelines the next jobs (its depth is 1 until it
-        does). Returns the client and the process's pid."""
+        does). Returns the client and the process's pid. The queue budget
+        is 5 s, not the default 10 ms: on a loaded machine an answer can
+        take over 10 ms, and the depth would then stay at 1."""
         stack = Stack()
         self.addCleanup(stack.close)
-        stack.worker(*serve_args(self.lang, prefix), concurrency=1)
+        stack.worker(*serve_args(self.lang, prefix), "--serve-queue-ms", "5000", concurrency=1)
         jm = jobmesh.Client(stack.url, timeout=30)
         self.addCleanup(jm.close)
         warm = jm.submit_batch([{"queue": "q", "type": "echo", "payload": f"warm{i}"}
