@@ -1,6 +1,7 @@
 /* Hexadecimal digits, read the one way every parser here needs them:
  * percent-escapes in URLs (broker/http_query.c) and sha256 digests in the
- * auth file (broker/auth.c). Upper and lower case alike; no allocation. */
+ * auth file (broker/auth.c), \u escapes in --serve answers
+ * (worker/serve_scan.c). Upper and lower case alike; no allocation. */
 #ifndef JM_COMMON_HEX_H
 #define JM_COMMON_HEX_H
 

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hex.h"
+
 /* More keys than this, or one key twice: jansson decides. */
 #define SCAN_KEYS_MAX 16
 /* Digits of a whole number the fast path reads (fits int64_t, as jansson's
@@ -69,24 +71,13 @@ static void skip_ws(struct cursor *c)
 		c->p++;
 }
 
-static int hex_digit(unsigned char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 static bool hex4(const unsigned char *p, const unsigned char *end, uint32_t *out)
 {
 	if (end - p < 4)
 		return false;
 	uint32_t v = 0;
 	for (int i = 0; i < 4; i++) {
-		int d = hex_digit(p[i]);
+		int d = jm_hex_digit((char)p[i]);
 		if (d < 0)
 			return false;
 		v = (v << 4) | (uint32_t)d;
