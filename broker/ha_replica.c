@@ -101,14 +101,9 @@ static void handle(struct ha_replica *r, const uint8_t *buf, size_t len, struct 
 	struct jm_err err = {0};
 	struct repl_req req;
 	int rc = repl_req_decode(buf, len, &req, &err);
-	if (rc == 0 && req.epoch < r->max_epoch)
-		rc = jm_err_set(&err, JM_ESTATE,
-		                "replication: %s from epoch %" PRIu64
-		                " refused: a leader of epoch %" PRIu64
-		                " has spoken since (this one was deposed)",
-		                repl_kind_name(req.kind), req.epoch, r->max_epoch);
+	if (rc == 0)
+		rc = repl_epoch_admit(&r->max_epoch, &req, &err);
 	if (rc == 0) {
-		r->max_epoch = req.epoch;
 		switch (req.kind) {
 		case REPL_HELLO:
 			break;

@@ -127,3 +127,15 @@ int repl_rep_decode(const uint8_t *buf, size_t len, struct repl_rep *rep, struct
 		                  (int)rep->status);
 	return 0;
 }
+
+int repl_epoch_admit(uint64_t *highest, const struct repl_req *req, struct jm_err *err)
+{
+	if (req->epoch < *highest)
+		return jm_err_set(err, JM_ESTATE,
+		                  "replication: %s from epoch %llu refused: a leader of epoch %llu "
+		                  "has spoken since (this one was deposed)",
+		                  repl_kind_name(req->kind), (unsigned long long)req->epoch,
+		                  (unsigned long long)*highest);
+	*highest = req->epoch;
+	return 0;
+}

@@ -67,5 +67,8 @@ int repl_req_decode(const uint8_t *buf, size_t len, struct repl_req *req, struct
 size_t repl_rep_encode(const struct repl_rep *rep, uint8_t *out);
 int repl_rep_decode(const uint8_t *buf, size_t len, struct repl_rep *rep, struct jm_err *err);
 const char *repl_kind_name(enum repl_kind kind);
+/* The standby's fence: 0 and *highest raised to req's epoch, or JM_ESTATE
+ * when req comes from an epoch lower than *highest (a deposed leader). */
+int repl_epoch_admit(uint64_t *highest, const struct repl_req *req, struct jm_err *err);
 
 #endif
