@@ -255,6 +255,33 @@ class HaReplication(unittest.TestCase):
         for i, job in enumerate(later):
             self.assertEqual(b2.job(job)["payload"], "c%d" % i)
 
+    def test_a_standby_behind_a_compaction_gets_a_full_copy(self):
+        extra = ["--compact-min-bytes", "4096"]
+        b1 = self.c.start("b1", extra, replicated=True)
+        self.c.wait_leader(b1, 10)
+        b2 = self.c.start("b2", extra, replicated=True)
+        wait_for(lambda: self.c.in_sync("b1", "b2"), 20, "b2 in sync", step_s=0.05)
+        # Completed jobs are dropped at once, so the journal outgrows the
+        # live state and b1 compacts: the segments b2 stopped in are gone.
+        status, _, body = b1.request("PATCH", "/v1/queues/q/settings", {"keep_completed": 0})
+        self.assertEqual(status, 200, body)
+        kill9(b2)
+        self.c.worker([b1], "q", "t=cat", "w")
+        for i in range(300):
+            b1.submit("q", {"type": "t", "payload": "p%d" % i})
+        wait_for(lambda: any(f.startswith("snapshot-") for f in os.listdir(b1.data)), 30,
+                 "b1 to compact\n" + self.c.logs(), step_s=0.05)
+        kept = [b1.submit("k", {"type": "t", "payload": "k%d" % i})["id"] for i in range(5)]
+        b2 = self.c.start("b2", extra, replicated=True)
+        wait_for(lambda: self.c.in_sync("b1", "b2"), 20, "b2 in sync again\n" + self.c.logs(),
+                 step_s=0.05)
+        self.assertIn("replication: full copy to b2", b1.stderr_tail())
+        self.assertTrue(any(f.startswith("snapshot-") for f in os.listdir(b2.data)))
+        kill9(b1)
+        self.c.wait_leader(b2, 15)
+        for i, job in enumerate(kept):
+            self.assertEqual(b2.job(job)["payload"], "k%d" % i)
+
 
 if __name__ == "__main__":
     unittest.main()
