@@ -201,13 +201,6 @@ static int ship_hook(void *arg, uint64_t seq, uint64_t off, const uint8_t *data,
 		}
 	}
 	if (!s->in_sync) {
-		if (s->c.strict) {
-			pthread_mutex_unlock(&s->mu);
-			snprintf(why, why_size,
-			         "no standby in sync (--ha-sync strict): writes wait until one has "
-			         "caught up");
-			return -1;
-		}
 		if (s->etcd_in_sync && record_sync(s, false, &err) != 0) {
 			pthread_mutex_unlock(&s->mu);
 			snprintf(
@@ -469,10 +462,8 @@ int ha_ship_start(struct ha_ship **out, const struct ha_ship_config *c, struct j
 	}
 	s->thread_started = true;
 	journal_set_replica(journal, ship_hook, s);
-	jm_info("replication: leader of epoch %" PRIu64 " ships its journal on %s (%s)", epoch,
-	        c->listen_url,
-	        c->strict ? "strict: no writes without a standby in sync"
-	                  : "acknowledges alone while no standby is in sync");
+	jm_info("replication: leader of epoch %" PRIu64 " ships its journal on %s", epoch,
+	        c->listen_url);
 	*out = s;
 	return 0;
 fail:

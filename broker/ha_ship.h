@@ -17,8 +17,7 @@
  *   {"epoch": E, "leader": NAME, "standby": NAME or "", "in_sync": bool}
  * A new leader writes in_sync false before it serves. When a shipped chunk
  * is not acknowledged in time the leader writes in_sync false before it
- * publishes the chunk on its own copy alone (or, with strict, refuses
- * writes instead), and a catch-up thread brings the standby back: it asks
+ * publishes the chunk on its own copy alone, and a catch-up thread brings the standby back: it asks
  * where the standby's copy ends (HELLO), sends the missing tail of the
  * leader's files (or, when they diverged or a compaction removed that
  * segment, a full copy: reset, newest snapshot, segments), the last round
@@ -42,7 +41,6 @@ struct ha_ship_config {
 	const char *node_name;
 	const char *etcd_url;
 	const char *cluster;
-	bool strict;         /* --ha-sync strict: no writes without a standby in sync */
 	uint32_t timeout_ms; /* a shipped chunk's wait for the standby */
 };
 

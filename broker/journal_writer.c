@@ -219,7 +219,8 @@ static int writer_fail_text(struct journal *j, const char *why)
 	pthread_mutex_lock(&j->mu);
 	bool was_writable = j->writable;
 	j->writable = false;
-	snprintf(j->write_err, sizeof j->write_err, "%s; new writes are refused until then", why);
+	snprintf(j->write_err, sizeof j->write_err,
+	         "%s; new writes are refused until that succeeds", why);
 	pthread_cond_broadcast(&j->state_cv);
 	pthread_mutex_unlock(&j->mu);
 	if (was_writable)

@@ -183,7 +183,6 @@ static int promote(struct broker_options *o, struct journal *journal, struct eve
 		                            .node_name = o->ha.node_name,
 		                            .etcd_url = o->ha.etcd_url,
 		                            .cluster = o->ha.cluster,
-		                            .strict = o->ha_sync_strict,
 		                            .timeout_ms = o->ha_ship_timeout_ms};
 		int rc = ha_ship_start(ship, &sc, journal, ha_epoch, err);
 		if (rc != 0)
