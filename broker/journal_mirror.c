@@ -138,8 +138,10 @@ int journal_mirror_append(struct journal *j, uint64_t seq, uint64_t off, const u
 	if (!j->mirroring)
 		return jm_err_set(err, JM_ESTATE, "journal %s: not a standby's copy", j->dir);
 	bool here = seq == j->seg_seq && off == j->seg_off;
-	bool next = seq > j->seg_seq && j->seg_exists && off == JOURNAL_HEADER_BYTES &&
-	            seq - j->seg_seq < 1000000;
+	/* A later segment at its header: the leader rotated (maybe more than
+	 * once, with empty segments between, which are made here too; the
+	 * current one may not exist yet either, after a full copy). */
+	bool next = seq > j->seg_seq && off == JOURNAL_HEADER_BYTES && seq - j->seg_seq < 1000000;
 	if (!here && !next)
 		return jm_err_set(err, JM_EINVAL,
 		                  "journal %s: gap: this copy ends at segment %" PRIu64
@@ -150,8 +152,8 @@ int journal_mirror_append(struct journal *j, uint64_t seq, uint64_t off, const u
 	if (rc != 0)
 		return rc;
 	if (!j->seg_exists)
-		rc = create_segment(j, seq, err);
-	for (uint64_t s = j->seg_seq + 1; rc == 0 && next && s <= seq; s++)
+		rc = create_segment(j, j->seg_seq, err);
+	for (uint64_t s = j->seg_seq + 1; rc == 0 && s <= seq; s++)
 		rc = create_segment(j, s, err);
 	if (rc != 0)
 		return rc;
