@@ -106,6 +106,7 @@ static void handle(struct ha_replica *r, const uint8_t *buf, size_t len, struct 
 	if (rc == 0) {
 		switch (req.kind) {
 		case REPL_HELLO:
+			rc = journal_mirror_tail(r->journal, &r->pos, &err);
 			break;
 		case REPL_APPEND:
 			rc = journal_mirror_append(r->journal, req.seq, req.off, req.data, req.len,

@@ -207,6 +207,8 @@ int journal_mirror_snapshot_put(struct journal *j, uint64_t seq, uint64_t off, c
 int journal_mirror_snapshot_done(struct journal *j, uint64_t seq, struct journal_position *pos,
                                  struct jm_err *err);
 void journal_mirror_end(struct journal *j);
+/* Where the copy ends, with its tail CRC (the others leave tail_crc 0). */
+int journal_mirror_tail(struct journal *j, struct journal_position *pos, struct jm_err *err);
 
 /* Leader (journal_reader.c): its own files read without the data
  * directory's lock, which the running broker holds (flock is per open

@@ -30,14 +30,22 @@
 #include "crc32c.h"
 #include "log.h"
 
+/* Where the copy ends; the tail CRC (a read of up to 4 KB) only for
+ * journal_mirror_begin and journal_mirror_tail, which a catch-up needs,
+ * not for every append. */
 static int position(struct journal *j, struct journal_position *pos, struct jm_err *err)
 {
 	pos->seq = j->seg_seq;
 	pos->off = j->seg_off;
-	if (!j->seg_exists) {
-		pos->tail_crc = 0;
+	pos->tail_crc = 0;
+	return 0;
+}
+
+int journal_mirror_tail(struct journal *j, struct journal_position *pos, struct jm_err *err)
+{
+	position(j, pos, err);
+	if (!j->seg_exists)
 		return 0;
-	}
 	return journal_files_tail_crc(j->dir, j->seg_seq, j->seg_off, &pos->tail_crc, err);
 }
 
@@ -73,7 +81,7 @@ int journal_mirror_begin(struct journal *j, struct journal_position *pos, struct
 			                  j->seg_seq, strerror(errno));
 	}
 	j->mirroring = true;
-	return position(j, pos, err);
+	return journal_mirror_tail(j, pos, err);
 }
 
 void journal_mirror_end(struct journal *j)

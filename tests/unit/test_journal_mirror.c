@@ -167,6 +167,7 @@ static void test_shipped_chunks_replay_on_the_standby_as_on_the_leader(void **st
 		    journal_mirror_append(j, c->seq, c->off, c->data, c->len, &pos, &err), &err);
 		assert_int_equal(pos.off, c->off + c->len);
 		/* The leader's reader sees the same tail as the copy. */
+		assert_jm_ok_err(journal_mirror_tail(j, &pos, &err), &err);
 		uint32_t crc = 0;
 		assert_jm_ok_err(
 		    journal_files_tail_crc(f->leader_dir, pos.seq, pos.off, &crc, &err), &err);
