@@ -11,6 +11,8 @@
 
 #include <yaml.h>
 
+#include "hex.h"
+
 /* Which roles may send each request. HELLO carries the token, so anyone;
  * a type missing here (replies, EVENT, types newer than this table) is
  * admin only. */
@@ -199,17 +201,6 @@ static const char *auth_scalar(const yaml_node_t *n)
 	return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
 }
 
-static int auth_hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static bool auth_pattern_is_valid(const char *s)
 {
 	size_t len = strlen(s);
@@ -276,8 +267,7 @@ static int auth_parse_token(struct auth_parse *p, yaml_node_t *n, struct auth_en
 				    "sha256sum), got %zu characters",
 				    strlen(s));
 			for (int i = 0; i < JM_SHA256_BYTES; i++) {
-				int hi = auth_hex_digit(s[2 * i]),
-				    lo = auth_hex_digit(s[2 * i + 1]);
+				int hi = jm_hex_digit(s[2 * i]), lo = jm_hex_digit(s[2 * i + 1]);
 				if (hi < 0 || lo < 0)
 					return auth_fail(p, v, "sha256 must be 64 hex digits");
 				e->sha256[i] = (uint8_t)(hi << 4 | lo);

@@ -23,6 +23,7 @@ static const struct {
     {"queue_settings", PROTO_QUEUE_SET}, /* pause, resume, limit, rate, ... */
     {"schedule_add", PROTO_SCHEDULE_PUT},
     {"schedule_remove", PROTO_SCHEDULE_DELETE},
+    {"dead_remove", PROTO_DEAD_REMOVE}, /* DELETE /v1/queues/{q}/dead[/{id}] */
 };
 
 void http_api_whoami(struct http_call *call)

@@ -4,25 +4,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hex.h"
 #include "http_call.h"
-
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 void http_url_decode(const char *p, const char *end, char *out, size_t out_size)
 {
 	size_t o = 0;
 	while (p < end && o + 1 < out_size) {
-		if (*p == '%' && end - p >= 3 && hex_value(p[1]) >= 0 && hex_value(p[2]) >= 0) {
-			out[o++] = (char)(hex_value(p[1]) * 16 + hex_value(p[2]));
+		if (*p == '%' && end - p >= 3 && jm_hex_digit(p[1]) >= 0 &&
+		    jm_hex_digit(p[2]) >= 0) {
+			out[o++] = (char)(jm_hex_digit(p[1]) * 16 + jm_hex_digit(p[2]));
 			p += 3;
 		} else {
 			out[o++] = *p == '+' ? ' ' : *p;

@@ -42,6 +42,9 @@
 #define JOURNAL_CLOSE_GIVE_UP_MS 3000u
 #define JOURNAL_EVERYSEC_US 1000000u
 #define JOURNAL_FIRE_BATCH 64
+/* A leading thread syncs a second round itself only when at most this much
+ * was appended during its first (journal_writer.c, journal_lead_end). */
+#define JOURNAL_LEAD_AGAIN_BYTES 512u
 #define JOURNAL_KEEP_BUF_BYTES (16u << 20)
 #define JOURNAL_PREALLOC_BYTES (1u << 20)      /* most zeros kept ahead of appends */
 #define JOURNAL_PREALLOC_MIN_BYTES (64u << 10) /* and the fewest */
@@ -117,6 +120,9 @@ struct journal {
 
 	/* Under mu. */
 	bool writing; /* a thread owns inflight and the segment */
+	/* Callbacks up to this lsn are the writer thread's to run: a leading
+	 * thread that went on to a second sync handed them over. 0: none. */
+	uint64_t fire_handoff_lsn;
 	bool started;
 	bool closing;
 	bool writer_done;

@@ -32,7 +32,10 @@
  * for one sync (DESIGN.md wants the state machine never to wait on it; the
  * core lock is not held, so the state machine does not). A leader makes
  * one write and sync, then leaves what others appended meanwhile, a failed
- * write to retry, a rotation mark, or a close to the writer thread.
+ * write to retry, a rotation mark, or a close to the writer thread; except
+ * that when only a few records came in during its sync, it syncs them at
+ * once itself and hands the first sync's callbacks to the writer thread
+ * (fire_handoff_lsn), so the second sync does not wait for a wake-up.
  */
 #include "journal_internal.h"
 
@@ -399,6 +402,16 @@ static void *writer_main(void *arg)
 	bool gave_up = false;
 	pthread_mutex_lock(&j->mu);
 	for (;;) {
+		if (j->fire_handoff_lsn > 0) {
+			/* Replies a leading thread left to this one while it
+			 * syncs its second round (journal_lead_end). */
+			uint64_t upto = j->fire_handoff_lsn;
+			j->fire_handoff_lsn = 0;
+			pthread_mutex_unlock(&j->mu);
+			waiters_fire(j, upto, 0);
+			pthread_mutex_lock(&j->mu);
+			continue;
+		}
 		if (j->writing) {
 			/* A request's thread is writing (journal_lead_end); it
 			 * signals when it leaves anything to this thread. */
@@ -495,6 +508,21 @@ static bool lead_is_possible(const struct journal *j)
 	       inflight_is_committed(j) && j->pending.len > 0 && j->pending_marks.len == 0;
 }
 
+/* Under mu, by a leading thread whose first round was written: may it sync
+ * what was appended meanwhile at once, itself? Only a few records (a
+ * worker's SETTLE that came in during the sync, as in W3): waking the
+ * writer thread to start that sync took 60-80 µs on the critical path,
+ * while the replies the first sync released, handed to the writer thread
+ * instead, go out during the second sync. A larger backlog (many producers)
+ * stays with the writer thread, so that an NNG callback thread does not
+ * sync round after round. */
+static bool lead_again_is_possible(const struct journal *j)
+{
+	return j->started && !j->closing && !j->writer_done && j->writable &&
+	       inflight_is_committed(j) && j->pending.len > 0 &&
+	       j->pending.len <= JOURNAL_LEAD_AGAIN_BYTES && j->pending_marks.len == 0;
+}
+
 void journal_lead_end(struct journal *j)
 {
 	/* A durable callback may have run a nested begin/end pair on this
@@ -512,6 +540,16 @@ void journal_lead_end(struct journal *j)
 		pthread_mutex_unlock(&j->mu);
 		writer_drain(j); /* on failure the writer thread retries with backoff */
 		pthread_mutex_lock(&j->mu);
+		if (lead_again_is_possible(j)) {
+			/* The writer thread runs the first round's callbacks;
+			 * this thread's own reply is among them. */
+			j->fire_handoff_lsn = j->durable_lsn;
+			take_pending(j);
+			pthread_mutex_unlock(&j->mu);
+			pthread_cond_signal(&j->writer_cv);
+			writer_drain(j);
+			pthread_mutex_lock(&j->mu);
+		}
 		j->lead_defers_fire = false;
 		j->writing = false;
 		fire_upto = j->durable_lsn;

@@ -11,17 +11,9 @@
 #include "proto_limits.h"
 #include "record.h"
 
-static int set_listen(void *ctx, const char *v, struct jm_err *err)
-{
-	((struct broker_options *)ctx)->listen_url = v;
-	return 0;
-}
+JM_FLAG_TEXT_SETTER(set_listen, struct broker_options, listen_url)
 
-static int set_events(void *ctx, const char *v, struct jm_err *err)
-{
-	((struct broker_options *)ctx)->events_url = v;
-	return 0;
-}
+JM_FLAG_TEXT_SETTER(set_events, struct broker_options, events_url)
 
 /* --http ADDR: HOST:PORT for the HTTP API, or "off". */
 static int set_http(void *ctx, const char *v, struct jm_err *err)
@@ -44,11 +36,7 @@ static int set_http(void *ctx, const char *v, struct jm_err *err)
 	return rc;
 }
 
-static int set_auth(void *ctx, const char *v, struct jm_err *err)
-{
-	((struct broker_options *)ctx)->auth_path = v;
-	return 0;
-}
+JM_FLAG_TEXT_SETTER(set_auth, struct broker_options, auth_path)
 
 static int set_insecure_listen(void *ctx, const char *v, struct jm_err *err)
 {
@@ -56,29 +44,13 @@ static int set_insecure_listen(void *ctx, const char *v, struct jm_err *err)
 	return 0;
 }
 
-static int set_tls_cert(void *ctx, const char *v, struct jm_err *err)
-{
-	((struct broker_options *)ctx)->tls.cert = v;
-	return 0;
-}
+JM_FLAG_TEXT_SETTER(set_tls_cert, struct broker_options, tls.cert)
 
-static int set_tls_key(void *ctx, const char *v, struct jm_err *err)
-{
-	((struct broker_options *)ctx)->tls.key = v;
-	return 0;
-}
+JM_FLAG_TEXT_SETTER(set_tls_key, struct broker_options, tls.key)
 
-static int set_tls_ca(void *ctx, const char *v, struct jm_err *err)
-{
-	((struct broker_options *)ctx)->tls.ca = v;
-	return 0;
-}
+JM_FLAG_TEXT_SETTER(set_tls_ca, struct broker_options, tls.ca)
 
-static int set_events_advertise(void *ctx, const char *v, struct jm_err *err)
-{
-	((struct broker_options *)ctx)->events_advertise = v;
-	return 0;
-}
+JM_FLAG_TEXT_SETTER(set_events_advertise, struct broker_options, events_advertise)
 
 /* --queue-limit NAME=N: at most N jobs of queue NAME active at once. */
 static int set_queue_limit(void *ctx, const char *v, struct jm_err *err)
@@ -173,20 +145,11 @@ static int set_help(void *ctx, const char *v, struct jm_err *err)
 
 static int set_log_level(void *ctx, const char *v, struct jm_err *err)
 {
-	if (jm_log_parse_level(v, &((struct broker_options *)ctx)->log_level) != 0)
-		return jm_err_set(err, JM_EINVAL,
-		                  "--log-level \"%s\" is unknown: use debug, info, warn or error",
-		                  v);
-	return 0;
+	return jm_flags_parse_log_level(v, &((struct broker_options *)ctx)->log_level, err);
 }
 
 /* --etcd, --node-name, ...: the HA settings (ha_election.h checks them). */
-#define HA_TEXT_SETTER(fn, field)                                                                  \
-	static int fn(void *ctx, const char *v, struct jm_err *err)                                \
-	{                                                                                          \
-		((struct broker_options *)ctx)->field = v;                                         \
-		return 0;                                                                          \
-	}
+#define HA_TEXT_SETTER(fn, field) JM_FLAG_TEXT_SETTER(fn, struct broker_options, field)
 HA_TEXT_SETTER(set_etcd, ha.etcd_url)
 HA_TEXT_SETTER(set_node_name, ha.node_name)
 HA_TEXT_SETTER(set_ha_cluster, ha.cluster)
@@ -195,14 +158,7 @@ HA_TEXT_SETTER(set_ha_advertise, ha_advertise)
 
 /* Numeric flags: one setter per field, through a table of ranges. */
 #define NUMERIC_SETTER(fn, flag, field, min, max)                                                  \
-	static int fn(void *ctx, const char *v, struct jm_err *err)                                \
-	{                                                                                          \
-		unsigned long long value;                                                          \
-		int rc = jm_parse_u64(flag, v, min, max, &value, err);                             \
-		if (rc == 0)                                                                       \
-			((struct broker_options *)ctx)->core.field = value;                        \
-		return rc;                                                                         \
-	}
+	JM_FLAG_NUMBER_SETTER(fn, struct broker_options, flag, core.field, min, max)
 
 NUMERIC_SETTER(set_max_attempts, "--max-attempts", state.queue_defaults.max_attempts, 1,
                PROTO_ATTEMPTS_MAX)
@@ -274,27 +230,13 @@ NUMERIC_SETTER(set_max_workers, "--max-workers", state.max_workers, 1, 1000000)
 NUMERIC_SETTER(set_max_queue_jobs, "--max-queue-jobs", state.max_queue_jobs, 0, 1000000000000ull)
 
 #define LIMIT_SETTER(fn, flag, field, min, max)                                                    \
-	static int fn(void *ctx, const char *v, struct jm_err *err)                                \
-	{                                                                                          \
-		unsigned long long value;                                                          \
-		int rc = jm_parse_u64(flag, v, min, max, &value, err);                             \
-		if (rc == 0)                                                                       \
-			((struct broker_options *)ctx)->limits.field = value;                      \
-		return rc;                                                                         \
-	}
+	JM_FLAG_NUMBER_SETTER(fn, struct broker_options, flag, limits.field, min, max)
 
 LIMIT_SETTER(set_max_connections, "--max-connections", max_connections, 0, 1000000)
 LIMIT_SETTER(set_idle_timeout, "--idle-timeout-ms", idle_ms, 0, 24ull * 3600 * 1000)
 
 #define HTTP_LIMIT_SETTER(fn, flag, field, min, max)                                               \
-	static int fn(void *ctx, const char *v, struct jm_err *err)                                \
-	{                                                                                          \
-		unsigned long long value;                                                          \
-		int rc = jm_parse_u64(flag, v, min, max, &value, err);                             \
-		if (rc == 0)                                                                       \
-			((struct broker_options *)ctx)->http_limits.field = (uint32_t)value;       \
-		return rc;                                                                         \
-	}
+	JM_FLAG_NUMBER_SETTER(fn, struct broker_options, flag, http_limits.field, min, max)
 
 HTTP_LIMIT_SETTER(set_http_max_connections, "--http-max-connections", max_connections, 0, 1000000)
 HTTP_LIMIT_SETTER(set_http_header_timeout, "--http-header-timeout-ms", header_timeout_ms, 0,
@@ -346,14 +288,7 @@ static int set_max_message(void *ctx, const char *v, struct jm_err *err)
 }
 
 #define HA_MS_SETTER(fn, flag, field)                                                              \
-	static int fn(void *ctx, const char *v, struct jm_err *err)                                \
-	{                                                                                          \
-		unsigned long long value;                                                          \
-		int rc = jm_parse_u64(flag, v, 1, 3600000, &value, err);                           \
-		if (rc == 0)                                                                       \
-			((struct broker_options *)ctx)->ha.field = (uint32_t)value;                \
-		return rc;                                                                         \
-	}
+	JM_FLAG_NUMBER_SETTER(fn, struct broker_options, flag, ha.field, 1, 3600000)
 HA_MS_SETTER(set_ha_ttl, "--ha-lease-ttl-ms", ttl_ms)
 HA_MS_SETTER(set_ha_renew, "--ha-renew-ms", renew_ms)
 

@@ -150,6 +150,17 @@ uint64_t queue_rate_ready_mono_us(const struct queue *q)
 	return q->rate_last_start_mono_us + rate_interval_us(q);
 }
 
+/* One finished state's retention: the count and the age each change only
+ * when the change's mask has their bit. */
+static void keep_apply(struct queue_keep *keep, uint32_t mask, uint32_t count_bit, uint64_t count,
+                       uint32_t age_bit, uint64_t age_ms)
+{
+	if (mask & count_bit)
+		keep->count = count;
+	if (mask & age_bit)
+		keep->age_ms = age_ms;
+}
+
 void queue_settings_apply(const struct queue_registry *reg, struct queue *q,
                           const struct proto_queue_settings *s)
 {
@@ -168,24 +179,15 @@ void queue_settings_apply(const struct queue_registry *reg, struct queue *q,
 		p.max_attempts = s->max_attempts;
 	/* keep_finished is all three (an older client or journal); the
 	 * per-state settings come after it and win. */
-	if (m & PROTO_QSET_KEEP_FINISHED)
-		for (int i = 0; i < QUEUE_FINISHED_STATES_; i++)
-			p.keep[i].count = s->keep_finished;
-	if (m & PROTO_QSET_KEEP_AGE)
-		for (int i = 0; i < QUEUE_FINISHED_STATES_; i++)
-			p.keep[i].age_ms = s->keep_finished_age_ms;
-	if (m & PROTO_QSET_KEEP_COMPLETED)
-		p.keep[QUEUE_COMPLETED].count = s->keep_completed;
-	if (m & PROTO_QSET_KEEP_COMPLETED_AGE)
-		p.keep[QUEUE_COMPLETED].age_ms = s->keep_completed_age_ms;
-	if (m & PROTO_QSET_KEEP_FAILED)
-		p.keep[QUEUE_FAILED].count = s->keep_failed;
-	if (m & PROTO_QSET_KEEP_FAILED_AGE)
-		p.keep[QUEUE_FAILED].age_ms = s->keep_failed_age_ms;
-	if (m & PROTO_QSET_KEEP_CANCELLED)
-		p.keep[QUEUE_CANCELLED].count = s->keep_cancelled;
-	if (m & PROTO_QSET_KEEP_CANCELLED_AGE)
-		p.keep[QUEUE_CANCELLED].age_ms = s->keep_cancelled_age_ms;
+	for (int i = 0; i < QUEUE_FINISHED_STATES_; i++)
+		keep_apply(&p.keep[i], m, PROTO_QSET_KEEP_FINISHED, s->keep_finished,
+		           PROTO_QSET_KEEP_AGE, s->keep_finished_age_ms);
+	keep_apply(&p.keep[QUEUE_COMPLETED], m, PROTO_QSET_KEEP_COMPLETED, s->keep_completed,
+	           PROTO_QSET_KEEP_COMPLETED_AGE, s->keep_completed_age_ms);
+	keep_apply(&p.keep[QUEUE_FAILED], m, PROTO_QSET_KEEP_FAILED, s->keep_failed,
+	           PROTO_QSET_KEEP_FAILED_AGE, s->keep_failed_age_ms);
+	keep_apply(&p.keep[QUEUE_CANCELLED], m, PROTO_QSET_KEEP_CANCELLED, s->keep_cancelled,
+	           PROTO_QSET_KEEP_CANCELLED_AGE, s->keep_cancelled_age_ms);
 	/* Stored as the per-state settings only. */
 	if (m & PROTO_QSET_KEEP_FINISHED)
 		m = (m & ~(uint32_t)PROTO_QSET_KEEP_FINISHED) | PROTO_QSET_KEEP_COMPLETED |

@@ -282,17 +282,40 @@ void client_spec_to_proto(const jm_job_spec *job, struct proto_job_spec *out)
 		strcpy(out->attrs.group, job->group);
 }
 
+int client_check_specs(const jm_job_spec *jobs, size_t count, size_t *message_bytes)
+{
+	*message_bytes = CLIENT_MESSAGE_OVERHEAD_BYTES;
+	for (size_t i = 0; i < count; i++) {
+		char where[40];
+		snprintf(where, sizeof where, "job %zu: ", i);
+		int rc = client_check_spec(&jobs[i], where);
+		if (rc != 0)
+			return rc;
+		*message_bytes += jobs[i].payload_len + CLIENT_JOB_OVERHEAD_BYTES;
+	}
+	return 0;
+}
+
+struct proto_job_spec *client_specs_to_proto(const jm_job_spec *jobs, size_t count)
+{
+	struct proto_job_spec *specs = calloc(count, sizeof *specs);
+	if (specs == NULL) {
+		client_fail(JM_ENOMEM, "submit: out of memory for %zu jobs", count);
+		return NULL;
+	}
+	for (size_t i = 0; i < count; i++)
+		client_spec_to_proto(&jobs[i], &specs[i]);
+	return specs;
+}
+
 /* Sends jobs[0..count) as one SUBMIT; ids receive the new ids. first is
  * the index of jobs[0] in the caller's array, for messages. */
 static int client_submit_message(struct jm_client *client, const jm_job_spec *jobs, size_t count,
                                  size_t first, bool as_batch, uint64_t *job_ids, uint64_t *batch_id)
 {
-	struct proto_job_spec *specs = calloc(count, sizeof *specs);
+	struct proto_job_spec *specs = client_specs_to_proto(jobs, count);
 	if (specs == NULL)
-		return client_fail(JM_ENOMEM, "submit: out of memory for %zu jobs", count);
-	for (size_t i = 0; i < count; i++)
-		client_spec_to_proto(&jobs[i], &specs[i]);
-
+		return JM_ENOMEM;
 	struct proto_msg req = {.type = PROTO_SUBMIT};
 	req.u.submit.as_batch = as_batch;
 	req.u.submit.jobs_count = (uint32_t)count;
@@ -337,15 +360,10 @@ int jm_client_submit_many(jm_client *client, const jm_job_spec *jobs, size_t cou
 		*batch_id = 0;
 
 	/* Check everything first, so a bad job late in the array sends nothing. */
-	size_t message_bytes = CLIENT_MESSAGE_OVERHEAD_BYTES;
-	for (size_t i = 0; i < count; i++) {
-		char where[40];
-		snprintf(where, sizeof where, "job %zu: ", i);
-		int rc = client_check_spec(&jobs[i], where);
-		if (rc != 0)
-			return rc;
-		message_bytes += jobs[i].payload_len + CLIENT_JOB_OVERHEAD_BYTES;
-	}
+	size_t message_bytes;
+	int check_rc = client_check_specs(jobs, count, &message_bytes);
+	if (check_rc != 0)
+		return check_rc;
 	if (as_batch && message_bytes > PROTO_MESSAGE_MAX)
 		return client_fail(JM_ETOOBIG,
 		                   "submit: batch of %zu jobs needs about %zu bytes: a message "

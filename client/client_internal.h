@@ -56,6 +56,13 @@ int client_job_from_proto(const struct proto_job_info *job, jm_job_info *out);
 int client_check_spec(const jm_job_spec *job, const char *where);
 /* Fills the wire form of job; out borrows job's strings and payload. */
 void client_spec_to_proto(const jm_job_spec *job, struct proto_job_spec *out);
+/* client_check_spec for jobs[0..count), each error prefixed "job I: ";
+ * on success *message_bytes is about what one SUBMIT of them all takes. */
+int client_check_specs(const jm_job_spec *jobs, size_t count, size_t *message_bytes);
+/* The wire forms of jobs[0..count), calloc'd (the caller frees the array;
+ * it borrows the jobs' strings and payloads); NULL when out of memory,
+ * with the thread's last error set. */
+struct proto_job_spec *client_specs_to_proto(const jm_job_spec *jobs, size_t count);
 
 /* Checks a queue name for op ("dead-list: queue name ... is invalid"). */
 int client_check_queue(const char *op, const char *queue);

@@ -125,38 +125,31 @@ int jm_client_submit_many_async(jm_submitter *s, const jm_job_spec *jobs, size_t
 		                   "submit: %zu jobs in one asynchronous submit; allowed 1..%u "
 		                   "(one message): split them into several calls",
 		                   count, PROTO_JOBS_PER_MESSAGE_MAX);
-	size_t message_bytes = CLIENT_MESSAGE_OVERHEAD_BYTES;
-	for (size_t i = 0; i < count; i++) {
-		char where[40];
-		snprintf(where, sizeof where, "job %zu: ", i);
-		int rc = client_check_spec(&jobs[i], where);
-		if (rc != 0)
-			return rc;
-		message_bytes += jobs[i].payload_len + CLIENT_JOB_OVERHEAD_BYTES;
-	}
+	size_t message_bytes;
+	int rc = client_check_specs(jobs, count, &message_bytes);
+	if (rc != 0)
+		return rc;
 	if (message_bytes > PROTO_MESSAGE_MAX)
 		return client_fail(JM_ETOOBIG,
 		                   "submit: %zu jobs need about %zu bytes: a message holds at most "
 		                   "%u bytes; split them into several calls",
 		                   count, message_bytes, PROTO_MESSAGE_MAX);
-	struct proto_job_spec *specs = calloc(count, sizeof *specs);
 	struct submit_call *call = malloc(sizeof *call);
-	if (specs == NULL || call == NULL) {
-		free(specs);
-		free(call);
+	if (call == NULL)
 		return client_fail(JM_ENOMEM, "submit: out of memory for %zu jobs", count);
+	struct proto_job_spec *specs = client_specs_to_proto(jobs, count);
+	if (specs == NULL) {
+		free(call);
+		return JM_ENOMEM;
 	}
 	*call = (struct submit_call){.many_cb = cb, .count = count, .arg = arg};
-	for (size_t i = 0; i < count; i++)
-		client_spec_to_proto(&jobs[i], &specs[i]);
 	struct proto_msg req = {.type = PROTO_SUBMIT};
 	req.u.submit.jobs_count = (uint32_t)count;
 	req.u.submit.jobs = specs;
 	struct jm_err err;
 	jm_err_clear(&err);
 	/* The request is encoded before rpc_pool_call returns: specs go. */
-	int rc =
-	    rpc_pool_call(s->pool, &req, client_timeout(s->client), submit_many_done, call, &err);
+	rc = rpc_pool_call(s->pool, &req, client_timeout(s->client), submit_many_done, call, &err);
 	free(specs);
 	if (rc != 0) {
 		free(call);

@@ -241,3 +241,12 @@ fail_range:
 	return jm_err_set(err, JM_EINVAL, "%s%s \"%s\": must be a whole number from %lld to %lld",
 	                  flags_dashes(flag_name), flag_name, shown, min, max);
 }
+
+int jm_flags_parse_log_level(const char *value, enum jm_log_level *out, struct jm_err *err)
+{
+	if (jm_log_parse_level(value, out) != 0)
+		return jm_err_set(err, JM_EINVAL,
+		                  "--log-level \"%s\" is unknown: use debug, info, warn or error",
+		                  value);
+	return 0;
+}

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "log.h"
 
 struct jm_flag {
 	const char *name;     /* long name without "--" */
@@ -47,5 +48,30 @@ int jm_parse_u64(const char *flag_name, const char *text, unsigned long long min
                  unsigned long long max, unsigned long long *out, struct jm_err *err);
 int jm_parse_i64(const char *flag_name, const char *text, long long min, long long max,
                  long long *out, struct jm_err *err);
+
+/* --log-level VALUE into *out: debug, info, warn or error; otherwise
+ * JM_EINVAL with err naming the value and the four allowed. */
+int jm_flags_parse_log_level(const char *value, enum jm_log_level *out, struct jm_err *err);
+
+/* Setters declared in one line, for the flags that only store their value
+ * in a field of the program's options (struct type, passed as ctx):
+ * TEXT keeps the string (argv and the config outlive the options' use);
+ * NUMBER parses a whole number in [min, max] (flag names it in errors). */
+#define JM_FLAG_TEXT_SETTER(fn, type, field)                                                       \
+	static int fn(void *ctx, const char *v, struct jm_err *err)                                \
+	{                                                                                          \
+		(void)err;                                                                         \
+		((type *)ctx)->field = v;                                                          \
+		return 0;                                                                          \
+	}
+#define JM_FLAG_NUMBER_SETTER(fn, type, flag, field, min, max)                                     \
+	static int fn(void *ctx, const char *v, struct jm_err *err)                                \
+	{                                                                                          \
+		unsigned long long value;                                                          \
+		int rc = jm_parse_u64(flag, v, min, max, &value, err);                             \
+		if (rc == 0)                                                                       \
+			((type *)ctx)->field = value;                                              \
+		return rc;                                                                         \
+	}
 
 #endif

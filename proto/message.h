@@ -731,23 +731,6 @@ int proto_encode(const struct proto_msg *msg, struct jm_buf *out);
 int proto_encode_error(struct jm_buf *out, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Appends an event as published on the PUB socket: the topic's bytes,
- * one NUL byte, then the encoded EVENT message ([version, type, body]).
- * topic is NUL-terminated and at most 255 bytes. Returns 0, JM_ENOMEM, or
- * JM_EINVAL for a topic too long or an event that would not pass
- * proto_decode; on failure out is as it was. */
-int proto_event_encode_topic(const struct proto_event *ev, const char *topic, struct jm_buf *out);
-
-/* Decodes what a subscriber received: finds the NUL that ends the topic
- * within the first 256 bytes, then decodes the rest as proto_decode does
- * and requires an EVENT. On success *topic points at the topic in buf
- * (NUL-terminated there; *topic_len excludes the NUL) and out must be
- * finished with proto_msg_fini(). On error returns proto_decode's codes, or
- * JM_EPROTO for a missing NUL or a message of another type; out is left
- * zeroed, *topic NULL and *topic_len 0. err may be NULL. */
-int proto_event_decode_topic(const void *buf, size_t len, const char **topic, size_t *topic_len,
-                             struct proto_msg *out, struct jm_err *err);
-
 /* True when name matches PROTO_NAME_RULE. len excludes any NUL. */
 bool proto_name_is_valid(const char *name, size_t len);
 

@@ -153,6 +153,14 @@ void feed_note_fetch(struct feed *f, uint64_t rtt_us)
 	pthread_mutex_unlock(&f->lock);
 }
 
+bool feed_is_empty(struct feed *f)
+{
+	pthread_mutex_lock(&f->lock);
+	bool empty = f->buffered == 0;
+	pthread_mutex_unlock(&f->lock);
+	return empty;
+}
+
 struct feed_item *feed_take(struct feed *f, bool after_job, uint64_t run_us)
 {
 	pthread_mutex_lock(&f->lock);

@@ -97,6 +97,9 @@ int feed_put(struct feed *f, struct feed_batch *batch);
 /* Notes a fetch round trip of rtt_us that brought jobs. */
 void feed_note_fetch(struct feed *f, uint64_t rtt_us);
 
+/* Is no delivery waiting for a slot now? */
+bool feed_is_empty(struct feed *f);
+
 /* Waits for the next delivery; NULL once the feed is closed. after_job:
  * the calling slot just finished one, in run_us since its last take (which
  * also lifts a hold-back). The item

@@ -148,15 +148,8 @@ static int set_queue(void *ctx, const char *value, struct jm_err *err)
 	}
 }
 
-static int set_concurrency(void *ctx, const char *value, struct jm_err *err)
-{
-	struct worker_opts *o = ctx;
-	unsigned long long n;
-	int rc = jm_parse_u64("concurrency", value, 1, CONCURRENCY_MAX, &n, err);
-	if (rc == 0)
-		o->concurrency = (unsigned)n;
-	return rc;
-}
+JM_FLAG_NUMBER_SETTER(set_concurrency, struct worker_opts, "concurrency", concurrency, 1,
+                      CONCURRENCY_MAX)
 
 static int set_prefetch(void *ctx, const char *value, struct jm_err *err)
 {
@@ -168,15 +161,8 @@ static int set_prefetch(void *ctx, const char *value, struct jm_err *err)
 	return rc;
 }
 
-static int set_serve_pipeline(void *ctx, const char *value, struct jm_err *err)
-{
-	struct worker_opts *o = ctx;
-	unsigned long long n;
-	int rc = jm_parse_u64("serve-pipeline", value, 1, SERVE_PIPELINE_MAX, &n, err);
-	if (rc == 0)
-		o->serve_pipeline = (unsigned)n;
-	return rc;
-}
+JM_FLAG_NUMBER_SETTER(set_serve_pipeline, struct worker_opts, "serve-pipeline", serve_pipeline, 1,
+                      SERVE_PIPELINE_MAX)
 
 static int set_handler(void *ctx, const char *value, struct jm_err *err)
 {
@@ -252,15 +238,7 @@ static int set_tls_key(void *ctx, const char *value, struct jm_err *err)
 	return replace_string(&((struct worker_opts *)ctx)->tls_key, value, err);
 }
 
-static int set_heartbeat_ms(void *ctx, const char *value, struct jm_err *err)
-{
-	struct worker_opts *o = ctx;
-	unsigned long long n;
-	int rc = jm_parse_u64("heartbeat-ms", value, 50, 60000, &n, err);
-	if (rc == 0)
-		o->heartbeat_ms = (uint32_t)n;
-	return rc;
-}
+JM_FLAG_NUMBER_SETTER(set_heartbeat_ms, struct worker_opts, "heartbeat-ms", heartbeat_ms, 50, 60000)
 
 static int set_drain_timeout(void *ctx, const char *value, struct jm_err *err)
 {
@@ -272,23 +250,12 @@ static int set_drain_timeout(void *ctx, const char *value, struct jm_err *err)
 	return rc;
 }
 
-static int set_kill_grace_ms(void *ctx, const char *value, struct jm_err *err)
-{
-	struct worker_opts *o = ctx;
-	unsigned long long n;
-	int rc = jm_parse_u64("kill-grace-ms", value, 1, 600000, &n, err);
-	if (rc == 0)
-		o->kill_grace_ms = (uint32_t)n;
-	return rc;
-}
+JM_FLAG_NUMBER_SETTER(set_kill_grace_ms, struct worker_opts, "kill-grace-ms", kill_grace_ms, 1,
+                      600000)
 
 static int set_log_level(void *ctx, const char *value, struct jm_err *err)
 {
-	struct worker_opts *o = ctx;
-	if (jm_log_parse_level(value, &o->log_level) != 0)
-		return jm_err_set(err, JM_EINVAL,
-		                  "--log-level \"%s\": use debug, info, warn or error", value);
-	return 0;
+	return jm_flags_parse_log_level(value, &((struct worker_opts *)ctx)->log_level, err);
 }
 
 static int set_help(void *ctx, const char *value, struct jm_err *err)

@@ -143,6 +143,14 @@ void settler_put(struct settler *s, struct settle_outcome *outcome)
 	pthread_mutex_unlock(&s->lock);
 }
 
+bool settler_is_idle(struct settler *s)
+{
+	pthread_mutex_lock(&s->lock);
+	bool idle = s->head == NULL && s->in_flight == 0;
+	pthread_mutex_unlock(&s->lock);
+	return idle;
+}
+
 void settler_close(struct settler *s)
 {
 	if (!s->started)

@@ -96,6 +96,10 @@ int settler_start(struct settler *s);
  * settler_close(). */
 void settler_put(struct settler *s, struct settle_outcome *outcome);
 
+/* Is nothing queued and no batch being sent? (A slot with nothing else to
+ * do then settles its outcome itself: see worker.c, job_conclude.) */
+bool settler_is_idle(struct settler *s);
+
 /* Sends everything queued, then ends and joins the thread. No put may
  * follow or run concurrently. A settler never started returns at once. */
 void settler_close(struct settler *s);

@@ -29,6 +29,8 @@ export interface JobOptions {
   runAt?: Date | string;
   /** Any JSON value, handed to the handler as its JSON text (instead of payload). */
   data?: unknown;
+  /** Fair tenants: the job's group (1-64 of A-Z a-z 0-9 . _ -); groups with ready jobs take turns. */
+  group?: string;
   signal?: AbortSignal;
 }
 
@@ -98,6 +100,68 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
+/** At most jobs starts per periodMs, evenly spaced. */
+export interface Rate {
+  jobs: number;
+  period_ms?: number;
+  periodMs?: number;
+}
+
+/** A settings change: only what is given changes (camelCase or snake_case). */
+export interface QueueSettingsChange {
+  paused?: boolean;
+  /** Active jobs at once; 0: no limit. */
+  maxActive?: number;
+  /** null: no rate limit. */
+  rate?: Rate | null;
+  maxAttempts?: number;
+  /** Retention of completed, failed and cancelled jobs alike; null: no count limit. */
+  keepFinished?: number | null;
+  keepFinishedAgeMs?: number;
+  keyWindowMs?: number;
+  /** Active jobs per group across all workers; 0: no limit. */
+  groupLimit?: number;
+  keepCompleted?: number | null;
+  keepCompletedAgeMs?: number;
+  keepFailed?: number | null;
+  keepFailedAgeMs?: number;
+  keepCancelled?: number | null;
+  keepCancelledAgeMs?: number;
+  [snakeCase: string]: unknown;
+}
+
+/** A queue's settings as the broker answers them. */
+export interface QueueSettings {
+  queue: string;
+  paused: boolean;
+  max_active: number;
+  rate: { jobs: number; period_ms: number } | null;
+  max_attempts: number;
+  keep_finished: number | null;
+  keep_finished_age_ms: number;
+  key_window_ms: number;
+  group_limit: number;
+  keep_completed: number | null;
+  keep_completed_age_ms: number;
+  keep_failed: number | null;
+  keep_failed_age_ms: number;
+  keep_cancelled: number | null;
+  keep_cancelled_age_ms: number;
+  [key: string]: unknown;
+}
+
+export interface DeadRemoved {
+  queue: string;
+  removed: number;
+  ids: string[];
+}
+
+export interface DeadRevived {
+  queue: string;
+  revived: number;
+  ids: string[];
+}
+
 export class Client {
   constructor(options?: ClientOptions);
   readonly urls: string[];
@@ -114,6 +178,16 @@ export class Client {
   queues(options?: CallOptions): Promise<any[]>;
   workers(options?: CallOptions): Promise<any[]>;
   dead(queue: string, options?: CallOptions): Promise<any[]>;
+  /** Removes one dead-lettered job (id), or every one of the queue (no id; at most 10,000 a call). Admin role. */
+  removeDead(queue: string, id?: string | null, options?: CallOptions): Promise<DeadRemoved>;
+  /** Every dead-lettered job of the queue back to pending (at most 10,000 a call). */
+  retryDead(queue: string, options?: CallOptions): Promise<DeadRevived>;
+  /** Admin role. */
+  queueSettings(queue: string, options?: CallOptions): Promise<QueueSettings>;
+  /** Journaled; admin role. Resolves with all the queue's settings. */
+  setQueueSettings(queue: string, changes: QueueSettingsChange, options?: CallOptions): Promise<QueueSettings>;
+  pauseQueue(queue: string, options?: CallOptions): Promise<QueueSettings>;
+  resumeQueue(queue: string, options?: CallOptions): Promise<QueueSettings>;
   events(options?: EventsOptions): AsyncGenerator<JobmeshEvent, void, undefined>;
   /** Resolves with the result text; throws JobFailedError, JobCancelledError or TimeoutError. */
   wait(id: string, options?: WaitOptions): Promise<string | null>;

@@ -3,7 +3,8 @@
 // presenting a worker token: the page asks for a token once per tab, shows
 // who it acts as, and offers only what the token's role may do (GET
 // /v1/whoami); what it hides the broker refuses anyway (403). An admin's
-// "Retry all" revives every dead-lettered job in one request, and finished
+// "Retry all" revives every dead-lettered job in one request, an admin's
+// "Remove" (after a confirm) and "Remove all" drop dead letters for good, and finished
 // batches are listed after a reload (GET /v1/batches keeps the recent ones).
 //
 // Every wait polls a condition to a deadline; every process is stopped by
@@ -11,9 +12,10 @@
 // (ctest: browser_dashboard_auth).
 
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { Stack, waitFor } from './lib/stack.mjs';
-import { openBrowser } from './lib/browser.mjs';
+import { fetchFromPage, openBrowser } from './lib/browser.mjs';
 
 const UI_MS = 30000;
 const TOKENS = [
@@ -99,14 +101,6 @@ async function prompts(page) {
   return page.evaluate(() => window.jmPrompts);
 }
 
-// A request from the page itself, with the tab's token, as a user would
-// send from the console: the broker, not the page, must refuse it.
-async function fetchFromPage(page, method, path) {
-  return page.evaluate(async ({ method, path }) => {
-    const res = await fetch(path, { method, headers: { Authorization: `Bearer ${sessionStorage.getItem('jobmesh.token')}` } });
-    return { status: res.status, body: await res.json() };
-  }, { method, path });
-}
 
 test('the page asks a viewer for a token once, hides retry and cancel, and the broker refuses them', async () => {
   const [dead] = await deadLettered(1, { who: 'viewer test' });
@@ -126,6 +120,8 @@ test('the page asks a viewer for a token once, hides retry and cancel, and the b
   assert.match(await row.innerText(), new RegExp(`card declined for job ${dead}`));
   assert.equal(await page.getByRole('button', { name: /^Retry/ }).count(), 0);
   assert.equal(await page.getByRole('button', { name: 'Retry all' }).isVisible(), false);
+  assert.equal(await page.getByRole('button', { name: /^Remove/ }).count(), 0);
+  assert.equal(await page.getByRole('button', { name: 'Remove all' }).isVisible(), false);
 
   await page.goto(`${stack.httpUrl}/#/jobs/${held}`);
   await page.locator('.job-state .badge', { hasText: 'pending' }).waitFor({ timeout: UI_MS });
@@ -136,7 +132,8 @@ test('the page asks a viewer for a token once, hides retry and cancel, and the b
 
   // What the page hides, the broker refuses, and nothing changes.
   for (const [method, path] of [['POST', `/v1/jobs/${dead}/retry`], ['POST', '/v1/queues/billing/dead/retry'],
-    ['POST', `/v1/jobs/${held}/cancel`]]) {
+    ['POST', `/v1/jobs/${held}/cancel`], ['DELETE', `/v1/queues/billing/dead/${dead}`],
+    ['DELETE', '/v1/queues/billing/dead']]) {
     const r = await fetchFromPage(page, method, path);
     assert.equal(r.status, 403, `${method} ${path}: ${JSON.stringify(r.body)}`);
     assert.equal(r.body.error.code, 'forbidden');
@@ -203,6 +200,48 @@ test('with an admin token, Retry all revives every dead-lettered job in one requ
   for (const id of dead) await waitFor(async () => (await jobState(id)) === 'completed', `job ${id} to complete after Retry all`);
   for (const id of dead) await page.locator(`tr[data-key="${id}"]`).waitFor({ state: 'detached', timeout: UI_MS });
   assert.equal(await prompts(page), 1);
+  assert.deepEqual(pageErrors(), []);
+  await page.close();
+});
+
+test('with an admin token, Remove takes one dead letter away after a confirm, and Remove all the rest', async () => {
+  const ids = await deadLettered(3, { who: 'remove test' });
+  const page = await signedInPage('ops', '#/dead/billing');
+  const dead = (await stack.api('GET', '/v1/queues/billing/dead')).jobs.map((j) => j.id);
+  assert.ok(ids.every((id) => dead.includes(id)), `dead: ${dead}`);
+  for (const id of dead) await page.locator(`tr[data-key="${id}"]`).waitFor({ timeout: UI_MS });
+  const deletes = [];
+  page.on('request', (r) => { if (r.method() === 'DELETE') deletes.push(new URL(r.url()).pathname); });
+  const confirms = [];
+  let answer = false;
+  page.on('dialog', (d) => { confirms.push(d.message()); (answer ? d.accept() : d.dismiss()).catch(() => {}); });
+
+  // A dismissed confirm removes nothing and sends nothing.
+  const [first, ...rest] = dead;
+  await page.getByRole('button', { name: `Remove job ${first}` }).click();
+  await waitFor(async () => confirms.length === 1, 'the confirm to be shown', { timeoutMs: UI_MS });
+  assert.match(confirms[0], new RegExp(`Remove job #${first} for good\\?`));
+  assert.equal(await jobState(first), 'failed');
+
+  answer = true;
+  await page.getByRole('button', { name: `Remove job ${first}` }).click();
+  await waitFor(async () => (await page.locator('.outcome').innerText()) === `Job #${first} was removed.`,
+    `the page to say job ${first} was removed`, { timeoutMs: UI_MS });
+  await page.locator(`tr[data-key="${first}"]`).waitFor({ state: 'detached', timeout: UI_MS });
+  await assert.rejects(stack.api('GET', `/v1/jobs/${first}`), / 404 /);
+  for (const id of rest) assert.equal(await jobState(id), 'failed');
+  // For a look at the page (JOBMESH_SCREENSHOT_DIR keeps it).
+  await page.screenshot({ path: path.join(process.env.JOBMESH_SCREENSHOT_DIR ?? stack.dir, 'dead-letters-remove.png') });
+
+  await page.getByRole('button', { name: 'Remove all' }).click();
+  await waitFor(async () => (await page.locator('.outcome').innerText()) === `Removed ${rest.length} jobs.`,
+    `the page to say "Removed ${rest.length} jobs."`, { timeoutMs: UI_MS });
+  assert.deepEqual(deletes, [`/v1/queues/billing/dead/${first}`, '/v1/queues/billing/dead']);
+  assert.equal(confirms.length, 3);
+  assert.deepEqual((await stack.api('GET', '/v1/queues/billing/dead')).jobs, []);
+  for (const id of rest) await assert.rejects(stack.api('GET', `/v1/jobs/${id}`), / 404 /);
+  await page.locator('tr[data-key]').first().waitFor({ state: 'detached', timeout: UI_MS });
+  assert.equal(await page.getByRole('button', { name: 'Remove all' }).isVisible(), false);
   assert.deepEqual(pageErrors(), []);
   await page.close();
 });

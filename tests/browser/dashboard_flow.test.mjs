@@ -14,7 +14,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Stack, waitFor } from './lib/stack.mjs';
-import { openBrowser } from './lib/browser.mjs';
+import { fetchFromPage, openBrowser, tabWithToken } from './lib/browser.mjs';
 
 const UI_MS = 30000;
 const TOKENS = [
@@ -50,25 +50,12 @@ function pageErrors() {
   return browser.problems.filter((p) => p.startsWith('pageerror'));
 }
 
-// A new tab whose sessionStorage holds the token of name (as after the
-// prompt, which dashboard_auth.test.mjs tests), opened at hash.
+// A new tab holding the token of name, opened at hash.
 async function pageAs(name, hash) {
-  const page = await browser.context.newPage();
-  await page.addInitScript((t) => sessionStorage.setItem('jobmesh.token', t), secret(name));
+  const page = await tabWithToken(browser, secret(name));
   await page.goto(`${stack.httpUrl}/${hash}`);
   await page.locator('#role', { hasText: `${name} (` }).waitFor({ timeout: UI_MS });
   return page;
-}
-
-// A request from the page itself with the tab's token, as a user could
-// send from the console: the broker, not the page, must refuse it.
-async function fetchFromPage(page, method, path, body) {
-  return page.evaluate(async ({ method, path, body }) => {
-    const headers = { Authorization: `Bearer ${sessionStorage.getItem('jobmesh.token')}` };
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
-    const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    return { status: res.status, body: await res.json() };
-  }, { method, path, body });
 }
 
 async function submit(queue, n) {

@@ -13,7 +13,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Stack, waitFor, sourceDir } from './lib/stack.mjs';
-import { openBrowser } from './lib/browser.mjs';
+import { openBrowser, tabWithToken } from './lib/browser.mjs';
 
 const out = path.resolve(process.argv[2] || path.join(sourceDir, 'docs/screenshots'));
 fs.mkdirSync(out, { recursive: true });
@@ -24,13 +24,7 @@ const ADMIN = 'ops-screenshot-secret';
 const VIEWER = 'support-screenshot-secret';
 
 // A tab that starts with token in its sessionStorage, as after the prompt.
-async function tabAs(token) {
-  const page = await browser.context.newPage();
-  await page.addInitScript((t) => {
-    if (!sessionStorage.getItem('jobmesh.token')) sessionStorage.setItem('jobmesh.token', t);
-  }, token);
-  return page;
-}
+const tabAs = (token) => tabWithToken(browser, token);
 
 async function main() {
   const email = stack.handler('email-parse.sh', [

@@ -169,6 +169,80 @@ class ClientTest(unittest.TestCase):
         self.assertIn("q", names)
         self.assertTrue(any("q" in w["queues"] for w in self.jm.workers()))
 
+    def test_pause_holds_a_queue_resume_releases_it_and_settings_read_back(self):
+        self.stack.worker("--serve", f"echo={HANDLER}", queue="pflow,pflowb")
+        self.assertTrue(self.jm.pause_queue("pflow")["paused"])
+        held = self.jm.submit("pflow", "echo", "held", group="tenant-1")
+        # The worker runs two jobs of its other queue meanwhile: the paused
+        # one waits.
+        for payload in ("free1", "free2"):
+            self.jm.wait(self.jm.submit("pflowb", "echo", payload), timeout=30)
+        waiting = self.jm.get(held)
+        self.assertEqual(waiting["state"], "pending")
+        self.assertEqual(waiting["group"], "tenant-1")
+        self.assertFalse(self.jm.resume_queue("pflow")["paused"])
+        self.assertIn("held", self.jm.wait(held, timeout=30))
+
+        now = self.jm.set_queue_settings("pflow", max_active=3, rate=(10, 1000), group_limit=2,
+                                         keep_failed=5, keep_completed_age_ms=60000)
+        self.assertEqual(now["max_active"], 3)
+        self.assertEqual(now["rate"], {"jobs": 10, "period_ms": 1000})
+        self.assertEqual(now["group_limit"], 2)
+        self.assertEqual(now["keep_failed"], 5)
+        self.assertEqual(now["keep_completed_age_ms"], 60000)
+        self.assertEqual(self.jm.queue_settings("pflow"), now)
+        cleared = self.jm.set_queue_settings("pflow", rate=None, max_active=0, group_limit=0,
+                                             keep_failed=None)
+        self.assertIsNone(cleared["rate"])
+        self.assertIsNone(cleared["keep_failed"])
+        self.assertEqual((cleared["max_active"], cleared["group_limit"]), (0, 0))
+        with self.assertRaises(TypeError):
+            self.jm.set_queue_settings("pflow", speed=1)
+        self.assertEqual(self.jm.queue_settings("pflow"), cleared)
+
+    def test_remove_dead_removes_one_then_all_and_retry_dead_revives_them(self):
+        self.stack.worker("--serve", f"fail={HANDLER}", queue="pdeadq")
+        ids = self.jm.submit_many("pdeadq", [{"type": "fail", "payload": "x"}] * 3)
+        for job_id in ids:
+            with self.assertRaises(jobmesh.JobFailedError):
+                self.jm.wait(job_id, timeout=30)
+        one = self.jm.remove_dead("pdeadq", ids[0])
+        self.assertEqual(one, {"queue": "pdeadq", "removed": 1, "ids": [ids[0]]})
+        with self.assertRaises(jobmesh.NotFoundError):
+            self.jm.get(ids[0])
+        self.assertEqual(sorted(str(j["id"]) for j in self.jm.dead("pdeadq")), sorted(ids[1:]))
+        with self.assertRaises(jobmesh.NotFoundError):
+            self.jm.remove_dead("pdeadq", ids[0])
+
+        revived = self.jm.retry_dead("pdeadq")
+        self.assertEqual(revived["revived"], 2)
+        self.assertEqual(sorted(str(i) for i in revived["ids"]), sorted(ids[1:]))
+        for job_id in ids[1:]:
+            with self.assertRaises(jobmesh.JobFailedError):
+                self.jm.wait(job_id, timeout=30)
+
+        async def remove_all():
+            async with jobmesh.AsyncClient(self.stack.url, timeout=20) as jm:
+                self.assertEqual(len(await jm.dead("pdeadq")), 2)
+                return await jm.remove_dead("pdeadq")
+        self.assertEqual(asyncio.run(remove_all())["removed"], 2)
+        self.assertEqual(self.jm.dead("pdeadq"), [])
+        for job_id in ids:
+            with self.assertRaises(jobmesh.NotFoundError):
+                self.jm.get(job_id)
+
+    def test_async_client_changes_queue_settings(self):
+        async def main():
+            async with jobmesh.AsyncClient(self.stack.url, timeout=20) as jm:
+                self.assertTrue((await jm.pause_queue("asettings"))["paused"])
+                now = await jm.set_queue_settings("asettings", group_limit=4, rate={"jobs": 5,
+                                                                                  "period_ms": 1000})
+                self.assertEqual((now["group_limit"], now["rate"]),
+                                 (4, {"jobs": 5, "period_ms": 1000}))
+                self.assertEqual(await jm.queue_settings("asettings"), now)
+                self.assertFalse((await jm.resume_queue("asettings"))["paused"])
+        asyncio.run(main())
+
     def test_async_client_submits_waits_and_follows_events(self):
         async def main():
             async with jobmesh.AsyncClient(self.stack.url, timeout=20) as jm:

@@ -134,12 +134,12 @@ class HttpAuth(unittest.TestCase):
         self.assertEqual(me["can"], {"submit": False, "cancel": False, "retry": False,
                                      "read_jobs": True, "read_workers": True,
                                      "queue_settings": False, "schedule_add": False,
-                                     "schedule_remove": False})
+                                     "schedule_remove": False, "dead_remove": False})
         me = self.b.get("/v1/whoami", headers=bearer("shop-secret"))[2]
         self.assertEqual((me["role"], me["can"]["retry"], me["can"]["read_workers"],
                           me["can"]["queue_settings"], me["can"]["schedule_add"],
-                          me["can"]["schedule_remove"]),
-                         ("producer", True, False, False, True, False))
+                          me["can"]["schedule_remove"], me["can"]["dead_remove"]),
+                         ("producer", True, False, False, True, False, False))
         me = self.b.get("/v1/whoami", headers=bearer("ops-secret"))[2]
         self.assertEqual((me["role"], me["queues"], all(me["can"].values())),
                          ("admin", ["*"], True))

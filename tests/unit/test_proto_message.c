@@ -281,21 +281,6 @@ static int decode_copy(const void *data, size_t len, struct proto_msg *out, stru
 	return rc;
 }
 
-/* proto_event_decode_topic on an exact-size heap copy, as decode_copy. */
-static int decode_topic_copy(const void *data, size_t len, const char **topic, size_t *topic_len,
-                             struct proto_msg *out, struct jm_err *err)
-{
-	void *copy = malloc(len > 0 ? len : 1);
-	assert_non_null(copy);
-	if (len > 0)
-		memcpy(copy, data, len);
-	int rc = proto_event_decode_topic(copy, len, topic, topic_len, out, err);
-	if (rc == 0)
-		proto_msg_fini(out);
-	free(copy);
-	return rc;
-}
-
 static bool is_zeroed(const void *p, size_t n)
 {
 	const uint8_t *bytes = p;
@@ -1243,143 +1228,6 @@ static void test_event_round_trips_with_empty_names(void **state)
 }
 
 /* Event topics */
-
-static struct proto_event sample_event(void)
-{
-	struct proto_event ev = {.kind = PROTO_EVENT_JOB_PROGRESS,
-	                         .at_us = 1700000000000000ull,
-	                         .job_id = 42,
-	                         .batch_id = 7,
-	                         .queue = "ocr",
-	                         .type = "scan",
-	                         .state = PROTO_STATE_ACTIVE,
-	                         .attempt = 1,
-	                         .done = 3,
-	                         .total = 10,
-	                         .message = text("page 3"),
-	                         .worker_id = "worker-1"};
-	return ev;
-}
-
-static void test_event_topic_round_trips(void **state)
-{
-	struct proto_event ev = sample_event();
-	struct jm_buf wire;
-	jm_buf_init(&wire);
-	assert_jm_ok(proto_event_encode_topic(&ev, "job/42", &wire));
-	/* The layout subscribers filter on: topic, NUL, then a whole message. */
-	assert_memory_equal(wire.data, "job/42\0", 7);
-	struct proto_msg plain;
-	assert_jm_ok(proto_decode(wire.data + 7, wire.len - 7, &plain, NULL));
-	assert_int_equal(plain.type, PROTO_EVENT);
-	proto_msg_fini(&plain);
-
-	const char *topic;
-	size_t topic_len;
-	struct proto_msg out;
-	struct jm_err err = {0};
-	assert_jm_ok_err(
-	    proto_event_decode_topic(wire.data, wire.len, &topic, &topic_len, &out, &err), &err);
-	assert_int_equal(topic_len, 6);
-	assert_string_equal(topic, "job/42");
-	assert_ptr_equal(topic, wire.data);
-	assert_int_equal(out.type, PROTO_EVENT);
-	assert_event_equal(&ev, &out.u.event);
-	finish(&out, &wire);
-}
-
-static void test_event_topic_of_255_bytes_round_trips_and_256_is_refused(void **state)
-{
-	struct proto_event ev = sample_event();
-	char topic[258];
-	memset(topic, 't', sizeof topic);
-	topic[255] = '\0';
-	struct jm_buf wire;
-	jm_buf_init(&wire);
-	assert_jm_ok(proto_event_encode_topic(&ev, topic, &wire));
-	const char *got;
-	size_t got_len;
-	struct proto_msg out;
-	assert_jm_ok(proto_event_decode_topic(wire.data, wire.len, &got, &got_len, &out, NULL));
-	assert_int_equal(got_len, 255);
-	proto_msg_fini(&out);
-	size_t len = wire.len;
-
-	topic[255] = 't';
-	topic[256] = '\0';
-	assert_jm_code(proto_event_encode_topic(&ev, topic, &wire), JM_EINVAL);
-	assert_int_equal(wire.len, len);
-	jm_buf_fini(&wire);
-}
-
-static void
-test_event_topic_encode_refuses_an_invalid_event_and_leaves_the_buffer_alone(void **state)
-{
-	struct proto_event ev = sample_event();
-	ev.kind = 0;
-	struct jm_buf wire;
-	jm_buf_init(&wire);
-	assert_jm_ok(jm_buf_append(&wire, "X", 1));
-	assert_jm_code(proto_event_encode_topic(&ev, "job/42", &wire), JM_EINVAL);
-	assert_int_equal(wire.len, 1);
-	jm_buf_fini(&wire);
-}
-
-static void test_event_topic_decode_rejects_a_missing_nul(void **state)
-{
-	struct proto_event ev = sample_event();
-	struct jm_buf wire;
-	jm_buf_init(&wire);
-	assert_jm_ok(proto_event_encode_topic(&ev, "job/42", &wire));
-	const char *topic = "untouched";
-	size_t topic_len = 99;
-	struct proto_msg out;
-	struct jm_err err = {0};
-
-	/* Cut before the NUL. */
-	assert_jm_code(decode_topic_copy(wire.data, 6, &topic, &topic_len, &out, &err), JM_EPROTO);
-	assert_non_null(strstr(err.msg, "no NUL byte ends the topic"));
-	assert_null(topic);
-	assert_int_equal(topic_len, 0);
-	assert_true(is_zeroed(&out, sizeof out));
-
-	/* Nothing at all. */
-	assert_jm_code(proto_event_decode_topic(NULL, 0, &topic, &topic_len, &out, &err),
-	               JM_EPROTO);
-
-	/* The NUL only at byte 256: too late. */
-	uint8_t far[300];
-	memset(far, 'a', sizeof far);
-	far[256] = '\0';
-	assert_jm_code(decode_topic_copy(far, sizeof far, &topic, &topic_len, &out, &err),
-	               JM_EPROTO);
-	assert_non_null(strstr(err.msg, "first 256 bytes"));
-
-	/* A NUL and nothing after it. */
-	assert_jm_code(decode_topic_copy(wire.data, 7, &topic, &topic_len, &out, NULL), JM_EPROTO);
-	jm_buf_fini(&wire);
-}
-
-static void test_event_topic_decode_rejects_a_message_that_is_not_an_event(void **state)
-{
-	struct jm_buf wire;
-	jm_buf_init(&wire);
-	assert_jm_ok(jm_buf_append(&wire, "job/42", 7));
-	struct proto_msg stats = {.type = PROTO_STATS};
-	assert_jm_ok(proto_encode(&stats, &wire));
-	const char *topic;
-	size_t topic_len;
-	struct proto_msg out;
-	struct jm_err err = {0};
-	assert_jm_code(decode_topic_copy(wire.data, wire.len, &topic, &topic_len, &out, &err),
-	               JM_EPROTO);
-	assert_string_equal(err.msg,
-	                    "event: got a stats message (type 13) after the topic: expected event "
-	                    "(type 31)");
-	assert_null(topic);
-	assert_true(is_zeroed(&out, sizeof out));
-	jm_buf_fini(&wire);
-}
 
 /* ERROR helper */
 
@@ -3050,12 +2898,6 @@ int main(void)
 	    cmocka_unit_test(test_revive_and_revived_round_trip),
 	    cmocka_unit_test(test_event_round_trips_with_every_field_set),
 	    cmocka_unit_test(test_event_round_trips_with_empty_names),
-	    cmocka_unit_test(test_event_topic_round_trips),
-	    cmocka_unit_test(test_event_topic_of_255_bytes_round_trips_and_256_is_refused),
-	    cmocka_unit_test(
-	        test_event_topic_encode_refuses_an_invalid_event_and_leaves_the_buffer_alone),
-	    cmocka_unit_test(test_event_topic_decode_rejects_a_missing_nul),
-	    cmocka_unit_test(test_event_topic_decode_rejects_a_message_that_is_not_an_event),
 	    cmocka_unit_test(test_encode_error_formats_code_and_text),
 	    cmocka_unit_test(test_encode_error_truncates_long_text_on_a_utf8_boundary),
 	    cmocka_unit_test(test_encode_error_refuses_a_non_negative_code),

@@ -1,8 +1,8 @@
 /* The settler (worker/settler.c): outcomes put while a batch is being sent
  * make the next batch, in order; a put waits while `limit` outcomes are
  * unanswered; a batch keeps to its byte cap; closing sends everything that
- * was queued. The send callback here records what it got and can be held
- * at a gate, standing in for a broker that is slow to sync. */
+ * was queued; it is idle only with nothing queued or being sent. The send callback here records
+ * what it got and can be held at a gate, standing in for a broker that is slow to sync. */
 #include "jm_test.h"
 
 #include <errno.h>
@@ -268,6 +268,28 @@ static void test_close_of_an_idle_settler_returns_at_once(void **state)
 	settler_close(&r->settler); /* a second close is harmless */
 }
 
+/* A slot settles its outcome itself only when the settler is idle
+ * (worker.c, slot_settles_itself): idle means nothing queued and no batch
+ * being sent, and it is idle again once the batch was answered. */
+static void test_settler_is_idle_only_with_nothing_queued_or_being_sent(void **state)
+{
+	struct recorder *r = *state; /* limit 8 */
+	assert_true(settler_is_idle(&r->settler));
+	put_ack(r, 1, 0);
+	wait_for_batches(r, 1); /* job 1 is being "sent"; the gate holds it */
+	assert_false(settler_is_idle(&r->settler));
+	put_ack(r, 2, 0); /* queued behind it */
+	assert_false(settler_is_idle(&r->settler));
+	open_gate(r);
+	wait_for_batches(r, 2);
+	uint64_t deadline_us = jm_mono_us() + 5000000u;
+	bool idle = false;
+	while (!(idle = settler_is_idle(&r->settler)) && jm_mono_us() < deadline_us)
+		usleep(1000);
+	assert_true(idle);
+	assert_int_equal(r->outcomes_count, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -283,6 +305,9 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_close_of_an_idle_settler_returns_at_once,
 	                                    setup_limit_8, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_settler_is_idle_only_with_nothing_queued_or_being_sent, setup_limit_8,
+	        teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

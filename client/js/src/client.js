@@ -8,9 +8,15 @@ import { SseParser, sseEvents } from './sse.js';
 
 const DEFAULT_URL = 'http://127.0.0.1:7480';
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
-const JOB_OPTIONS = ['priority', 'max_attempts', 'delay_ms', 'timeout_ms', 'idempotency_key', 'run_at'];
+const JOB_OPTIONS = ['priority', 'max_attempts', 'delay_ms', 'timeout_ms', 'idempotency_key', 'run_at', 'group'];
 const CAMEL = { maxAttempts: 'max_attempts', delayMs: 'delay_ms', timeoutMs: 'timeout_ms',
   idempotencyKey: 'idempotency_key', runAt: 'run_at' };
+// A queue's runtime settings (PATCH /v1/queues/{q}/settings; README "Flow
+// control" and "Retention per finished state"), in camelCase or as sent.
+const SETTINGS = ['paused', 'max_active', 'rate', 'max_attempts', 'keep_finished', 'keep_finished_age_ms',
+  'key_window_ms', 'group_limit', 'keep_completed', 'keep_completed_age_ms', 'keep_failed',
+  'keep_failed_age_ms', 'keep_cancelled', 'keep_cancelled_age_ms'];
+const snake = (k) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
 const seg = (v) => encodeURIComponent(String(v));
 
@@ -25,7 +31,7 @@ function jobBody(type, payload, opts = {}) {
     if (k === 'data' || k === 'signal' || v === undefined) continue;
     const key = CAMEL[k] ?? k;
     if (!JOB_OPTIONS.includes(key)) {
-      throw new TypeError(`unknown job option "${k}": use priority, maxAttempts, delayMs, timeoutMs, idempotencyKey, runAt`);
+      throw new TypeError(`unknown job option "${k}": use priority, maxAttempts, delayMs, timeoutMs, idempotencyKey, runAt, group`);
     }
     body[key] = key === 'run_at' && v instanceof Date ? v.toISOString() : v;
   }
@@ -33,6 +39,20 @@ function jobBody(type, payload, opts = {}) {
   // next broker URL after a failed fetch) then admit it once, even when the
   // first try reached the broker and its answer was lost.
   if (body.idempotency_key === undefined) body.idempotency_key = `js-${globalThis.crypto.randomUUID()}`;
+  return body;
+}
+
+/** The body of a settings change: known names only (camelCase taken). */
+function settingsBody(changes) {
+  const body = {};
+  for (const [k, v] of Object.entries(changes)) {
+    if (k === 'signal' || v === undefined) continue;
+    const key = snake(k);
+    if (!SETTINGS.includes(key)) {
+      throw new TypeError(`unknown queue setting "${k}": use ${SETTINGS.join(', ')}`);
+    }
+    body[key] = key === 'rate' && v !== null ? { jobs: v.jobs, period_ms: v.period_ms ?? v.periodMs } : v;
+  }
   return body;
 }
 
@@ -216,6 +236,36 @@ export class Client {
 
   async dead(queue, { signal } = {}) {
     return items((await this.#request('GET', `/v1/queues/${seg(queue)}/dead`, undefined, { signal })).body, 'jobs');
+  }
+
+  /** Removes a dead-lettered job for good (id), or every one of the queue (at most 10,000 a call): {queue, removed, ids}. Admin role. */
+  async removeDead(queue, id, { signal } = {}) {
+    const path = `/v1/queues/${seg(queue)}/dead${id === undefined || id === null ? '' : `/${seg(id)}`}`;
+    return (await this.#request('DELETE', path, undefined, { signal })).body;
+  }
+
+  /** Every dead-lettered job of the queue back to pending (at most 10,000 a call): {queue, revived, ids}. */
+  async retryDead(queue, { signal } = {}) {
+    return (await this.#request('POST', `/v1/queues/${seg(queue)}/dead/retry`, {}, { signal })).body;
+  }
+
+  /** The queue's runtime settings (admin role). */
+  async queueSettings(queue, { signal } = {}) {
+    return (await this.#request('GET', `/v1/queues/${seg(queue)}/settings`, undefined, { signal })).body;
+  }
+
+  /** Changes the queue's runtime settings (journaled; admin role); resolves with all of them. */
+  async setQueueSettings(queue, changes, { signal } = {}) {
+    return (await this.#request('PATCH', `/v1/queues/${seg(queue)}/settings`, settingsBody(changes), { signal })).body;
+  }
+
+  /** Workers get none of its jobs until resumed; submits are still taken. */
+  async pauseQueue(queue, { signal } = {}) {
+    return (await this.#request('POST', `/v1/queues/${seg(queue)}/pause`, {}, { signal })).body;
+  }
+
+  async resumeQueue(queue, { signal } = {}) {
+    return (await this.#request('POST', `/v1/queues/${seg(queue)}/resume`, {}, { signal })).body;
   }
 
   /** Opens one SSE connection; resolves once the broker accepted it (subscribed). */

@@ -173,3 +173,58 @@ test('with --auth, a wrong or missing token and another tenant\'s queue throw Un
     await probe.close();
   }
 });
+
+test('pauseQueue holds a queue\'s jobs, resumeQueue releases them, and setQueueSettings sets what queueSettings reads back', { timeout: 90000 }, async () => {
+  await stack.worker(['--serve', `echo=${handler}`], { queue: 'flow,flowb' });
+  assert.equal((await jm.pauseQueue('flow')).paused, true);
+  const held = await jm.submit('flow', 'echo', 'held', { group: 'tenant-1' });
+  // The worker runs two jobs of its other queue meanwhile: the paused one waits.
+  for (const payload of ['free1', 'free2']) await jm.wait(await jm.submit('flowb', 'echo', payload), { timeout: 30000 });
+  const waiting = await jm.get(held);
+  assert.equal(waiting.state, 'pending');
+  assert.equal(waiting.group, 'tenant-1');
+  assert.equal((await jm.queues()).find((q) => q.name === 'flow').paused, true);
+  assert.equal((await jm.resumeQueue('flow')).paused, false);
+  assert.equal(JSON.parse(await jm.wait(held, { timeout: 30000 })).payload, 'held');
+
+  const set = await jm.setQueueSettings('flow', {
+    maxActive: 3, rate: { jobs: 10, periodMs: 1000 }, groupLimit: 2, keepFailed: 5, keep_completed_age_ms: 60000,
+  });
+  assert.equal(set.max_active, 3);
+  assert.deepEqual(set.rate, { jobs: 10, period_ms: 1000 });
+  assert.equal(set.group_limit, 2);
+  assert.equal(set.keep_failed, 5);
+  assert.equal(set.keep_completed_age_ms, 60000);
+  assert.deepEqual(await jm.queueSettings('flow'), set);
+  const cleared = await jm.setQueueSettings('flow', { rate: null, maxActive: 0, groupLimit: 0 });
+  assert.equal(cleared.rate, null);
+  assert.equal(cleared.max_active, 0);
+  assert.equal(cleared.group_limit, 0);
+  await assert.rejects(jm.setQueueSettings('flow', { speed: 1 }), TypeError);
+  assert.deepEqual(await jm.queueSettings('flow'), cleared);
+});
+
+test('removeDead removes one dead letter and then all, retryDead revives them', { timeout: 90000 }, async () => {
+  await stack.worker(['--serve', `fail=${handler}`], { queue: 'deadq' });
+  const deadLettered = async (count) => {
+    const ids = await jm.submitMany('deadq', Array(count).fill({ type: 'fail', payload: 'x' }));
+    for (const id of ids) await assert.rejects(jm.wait(id, { timeout: 30000 }), JobFailedError);
+    return ids;
+  };
+  const ids = await deadLettered(3);
+  const one = await jm.removeDead('deadq', ids[0]);
+  assert.deepEqual(one, { queue: 'deadq', removed: 1, ids: [ids[0]] });
+  await assert.rejects(jm.get(ids[0]), NotFoundError);
+  assert.deepEqual((await jm.dead('deadq')).map((j) => String(j.id)).sort(), ids.slice(1).sort());
+  await assert.rejects(jm.removeDead('deadq', ids[0]), NotFoundError);
+
+  const revived = await jm.retryDead('deadq');
+  assert.equal(revived.revived, 2);
+  assert.deepEqual(revived.ids.map(String).sort(), ids.slice(1).sort());
+  for (const id of ids.slice(1)) await assert.rejects(jm.wait(id, { timeout: 30000 }), JobFailedError);
+
+  const all = await jm.removeDead('deadq');
+  assert.equal(all.removed, 2);
+  assert.deepEqual((await jm.dead('deadq')), []);
+  for (const id of ids) await assert.rejects(jm.get(id), NotFoundError);
+});

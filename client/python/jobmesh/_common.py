@@ -91,6 +91,40 @@ def normalize_urls(url: Union[str, Sequence[str], None]) -> List[str]:
     return out
 
 
+# A job's options besides its payload (group: fair tenants, README "Fair
+# tenants").
+JOB_OPTIONS = ("priority", "max_attempts", "delay_ms", "timeout_ms", "idempotency_key", "run_at",
+               "group")
+# A queue's runtime settings (PATCH /v1/queues/{q}/settings; README "Flow
+# control" and "Retention per finished state").
+QUEUE_SETTINGS = ("paused", "max_active", "rate", "max_attempts", "keep_finished",
+                  "keep_finished_age_ms", "key_window_ms", "group_limit", "keep_completed",
+                  "keep_completed_age_ms", "keep_failed", "keep_failed_age_ms", "keep_cancelled",
+                  "keep_cancelled_age_ms")
+
+
+def settings_body(changes: Mapping[str, Any]) -> Dict[str, Any]:
+    """A settings change: only the names given; rate=(jobs, period_ms) or a
+    dict of those, None removes it; keep_* None: no count limit."""
+    unknown = set(changes) - set(QUEUE_SETTINGS)
+    if unknown:
+        raise TypeError(f"unknown queue setting(s) {sorted(unknown)}: use "
+                        + ", ".join(QUEUE_SETTINGS))
+    body = dict(changes)
+    rate = body.get("rate")
+    if isinstance(rate, (tuple, list)):
+        if len(rate) != 2:
+            raise TypeError("rate: give (jobs, period_ms), a dict of those, or None")
+        body["rate"] = {"jobs": rate[0], "period_ms": rate[1]}
+    return body
+
+
+def dead_path(queue: str, job_id: Union[str, int, None] = None) -> str:
+    """The dead letters of queue, or one of them."""
+    one = "" if job_id is None else "/" + seg(job_id)
+    return f"/v1/queues/{seg(queue)}/dead{one}"
+
+
 def job_body(type: str, payload: Any = None, data: Any = None, **opts: Any) -> Dict[str, Any]:
     """One job's JSON: payload (str or bytes) as text, anything else as data."""
     body: Dict[str, Any] = {"type": type}
@@ -102,17 +136,15 @@ def job_body(type: str, payload: Any = None, data: Any = None, **opts: Any) -> D
         body["payload"] = payload
     elif payload is not None:
         body["data"] = payload
-    for key in ("priority", "max_attempts", "delay_ms", "timeout_ms", "idempotency_key",
-                "run_at"):
+    for key in JOB_OPTIONS:
         if opts.get(key) is not None:
             body[key] = opts[key]
     if hasattr(body.get("run_at"), "isoformat"):  # a datetime (naive: local time)
         body["run_at"] = body["run_at"].astimezone().isoformat()
-    unknown = set(opts) - {"priority", "max_attempts", "delay_ms", "timeout_ms",
-                           "idempotency_key", "run_at"}
+    unknown = set(opts) - set(JOB_OPTIONS)
     if unknown:
-        raise TypeError(f"unknown job option(s) {sorted(unknown)}: use priority, max_attempts, "
-                        "delay_ms, timeout_ms, idempotency_key, run_at")
+        raise TypeError(f"unknown job option(s) {sorted(unknown)}: use "
+                        + ", ".join(JOB_OPTIONS))
     # Every job carries a key: the client's own resends of this body (a
     # keep-alive connection found closed, the next broker URL) then admit it
     # once, even when the first try reached the broker and its answer was lost.

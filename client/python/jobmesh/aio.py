@@ -230,6 +230,41 @@ class AsyncClient:
     async def workers(self) -> List[Dict[str, Any]]:
         return _items((await self._request("GET", "/v1/workers"))[1], "workers")
 
+    async def dead(self, queue: str) -> List[Dict[str, Any]]:
+        return _items((await self._request("GET", f"/v1/queues/{c.seg(queue)}/dead"))[1], "jobs")
+
+    async def remove_dead(self, queue: str, job_id: Union[str, int, None] = None) -> Dict[str, Any]:
+        """Removes a dead-lettered job for good (job_id), or every one of the
+        queue (at most 10,000 a call); returns {"queue", "removed", "ids"}.
+        Admin role."""
+        return (await self._request("DELETE", c.dead_path(queue, job_id)))[1]
+
+    async def retry_dead(self, queue: str) -> Dict[str, Any]:
+        """Every dead-lettered job of the queue back to pending (at most
+        10,000 a call); returns {"queue", "revived", "ids"}."""
+        return (await self._request("POST", c.dead_path(queue) + "/retry", {}))[1]
+
+    # ---- queue settings (admin role) --------------------------------------
+
+    async def queue_settings(self, queue: str) -> Dict[str, Any]:
+        """The queue's runtime settings."""
+        return (await self._request("GET", f"/v1/queues/{c.seg(queue)}/settings"))[1]
+
+    async def set_queue_settings(self, queue: str, **changes: Any) -> Dict[str, Any]:
+        """Changes the settings named (journaled): paused, max_active,
+        rate=(jobs, period_ms) or None, max_attempts, group_limit,
+        key_window_ms, keep_finished[_age_ms] and keep_completed/failed/
+        cancelled[_age_ms] (a count None: no limit). Returns all of them."""
+        return (await self._request("PATCH", f"/v1/queues/{c.seg(queue)}/settings",
+                                    c.settings_body(changes)))[1]
+
+    async def pause_queue(self, queue: str) -> Dict[str, Any]:
+        """Workers get none of its jobs until resumed; submits are taken."""
+        return (await self._request("POST", f"/v1/queues/{c.seg(queue)}/pause", {}))[1]
+
+    async def resume_queue(self, queue: str) -> Dict[str, Any]:
+        return (await self._request("POST", f"/v1/queues/{c.seg(queue)}/resume", {}))[1]
+
     # ---- events and waiting -----------------------------------------------
 
     async def _open_events(self, path: str, last_id: Optional[str]) -> _Response:

@@ -207,7 +207,8 @@ class Client:
         """Enqueues one job; returns its id once the broker made it durable.
         payload: str or bytes (UTF-8) as the job's text; any other value (or
         data=) is sent as JSON. opts: priority, max_attempts, delay_ms,
-        timeout_ms, run_at (a datetime or RFC 3339 text), idempotency_key (a
+        timeout_ms, group (fair tenants: groups with ready jobs take turns),
+        run_at (a datetime or RFC 3339 text), idempotency_key (a
         repeat within the broker's key window returns the first job's id;
         without one the client makes a random key, so its own resends never
         admit the job twice)."""
@@ -274,6 +275,38 @@ class Client:
 
     def dead(self, queue: str) -> List[Dict[str, Any]]:
         return _items(self._request("GET", f"/v1/queues/{c.seg(queue)}/dead")[1], "jobs")
+
+    def remove_dead(self, queue: str, job_id: Union[str, int, None] = None) -> Dict[str, Any]:
+        """Removes a dead-lettered job for good (job_id), or every one of the
+        queue (at most 10,000 a call); returns {"queue", "removed", "ids"}.
+        Admin role."""
+        return self._request("DELETE", c.dead_path(queue, job_id))[1]
+
+    def retry_dead(self, queue: str) -> Dict[str, Any]:
+        """Every dead-lettered job of the queue back to pending (at most
+        10,000 a call); returns {"queue", "revived", "ids"}."""
+        return self._request("POST", c.dead_path(queue) + "/retry", {})[1]
+
+    # ---- queue settings (admin role) --------------------------------------
+
+    def queue_settings(self, queue: str) -> Dict[str, Any]:
+        """The queue's runtime settings."""
+        return self._request("GET", f"/v1/queues/{c.seg(queue)}/settings")[1]
+
+    def set_queue_settings(self, queue: str, **changes: Any) -> Dict[str, Any]:
+        """Changes the settings named (journaled): paused, max_active,
+        rate=(jobs, period_ms) or None, max_attempts, group_limit,
+        key_window_ms, keep_finished[_age_ms] and keep_completed/failed/
+        cancelled[_age_ms] (a count None: no limit). Returns all of them."""
+        return self._request("PATCH", f"/v1/queues/{c.seg(queue)}/settings",
+                             c.settings_body(changes))[1]
+
+    def pause_queue(self, queue: str) -> Dict[str, Any]:
+        """Workers get none of its jobs until resumed; submits are taken."""
+        return self._request("POST", f"/v1/queues/{c.seg(queue)}/pause", {})[1]
+
+    def resume_queue(self, queue: str) -> Dict[str, Any]:
+        return self._request("POST", f"/v1/queues/{c.seg(queue)}/resume", {})[1]
 
     # ---- events and waiting -----------------------------------------------
 

@@ -6,8 +6,10 @@ import re
 import statistics
 import sys
 
-SUBMIT_BODY, WAIT_BODY, SETTLE_BODY = 0x82, 0xF, 0x2B
-DELIVERY_BODY, SUBMITTED_BODY, INFO_BODY = 0x8D, 0xE, 0x39
+# Sizes of the message bodies (a field added to SUBMIT or the job info
+# moves them by a byte or two; each set holds the sizes seen so far).
+SUBMIT_BODY, WAIT_BODY, SETTLE_BODY = {0x82, 0x83}, {0xF}, {0x2B}
+DELIVERY_BODY, SUBMITTED_BODY, INFO_BODY = {0x8D}, {0xE}, {0x39, 0x3A}
 
 events = []
 for line in open(sys.argv[1]):
@@ -29,7 +31,7 @@ for t, pid, tid, name, fd, val in events:
     if pid == driver and tid == driver and name == "sys_enter_sendmsg":
         last_send = t
         continue
-    if pid == broker and name == "sys_exit_readv" and val == SUBMIT_BODY and last_send:
+    if pid == broker and name == "sys_exit_readv" and val in SUBMIT_BODY and last_send:
         if cur:
             rounds.append(cur)
         cur = {"t0": last_send}
@@ -38,11 +40,11 @@ for t, pid, tid, name, fd, val in events:
     at = t - cur["t0"]
     steps = cur.setdefault("steps", [])
     if pid == broker:
-        if name == "sys_exit_readv" and val == SUBMIT_BODY:
+        if name == "sys_exit_readv" and val in SUBMIT_BODY:
             steps.append(("broker reads the SUBMIT", at))
-        elif name == "sys_exit_readv" and val == SETTLE_BODY:
+        elif name == "sys_exit_readv" and val in SETTLE_BODY:
             steps.append(("broker reads the SETTLE", at))
-        elif name == "sys_exit_readv" and val == WAIT_BODY:
+        elif name == "sys_exit_readv" and val in WAIT_BODY:
             steps.append(("broker reads the WAIT", at))
         elif name == "sys_enter_fdatasync":
             steps.append(("fdatasync starts", at))
@@ -51,11 +53,11 @@ for t, pid, tid, name, fd, val in events:
         elif name == "sys_enter_sendmsg":
             steps.append(("broker sendmsg fd %d" % fd, at))
     else:
-        if name == "sys_exit_readv" and val == DELIVERY_BODY:
+        if name == "sys_exit_readv" and val in DELIVERY_BODY:
             steps.append(("worker reads the delivery", at))
-        elif name == "sys_exit_readv" and val == SUBMITTED_BODY:
+        elif name == "sys_exit_readv" and val in SUBMITTED_BODY:
             steps.append(("producer reads SUBMITTED", at))
-        elif name == "sys_exit_readv" and val == INFO_BODY:
+        elif name == "sys_exit_readv" and val in INFO_BODY:
             steps.append(("producer reads the wait's answer", at))
         elif name == "sys_enter_sendmsg" and tid != driver:
             steps.append(("worker sendmsg", at))

@@ -53,3 +53,29 @@ export async function openBrowser({ colorScheme = 'light', viewport = { width: 1
     },
   };
 }
+
+// Where the dashboard keeps a tab's token (sessionStorage), as after its
+// prompt (dashboard_auth.test.mjs tests the prompt itself).
+export const TOKEN_KEY = 'jobmesh.token';
+
+// A new tab of browser whose sessionStorage starts with token, on every
+// page it loads until the page changes it.
+export async function tabWithToken(browser, token) {
+  const page = await browser.context.newPage();
+  await page.addInitScript(({ key, t }) => {
+    if (!sessionStorage.getItem(key)) sessionStorage.setItem(key, t);
+  }, { key: TOKEN_KEY, t: token });
+  return page;
+}
+
+// A request from the page itself with the tab's token, as a user could
+// send from the console: the broker, not the page, must refuse what the
+// token may not do. body (optional) is sent as JSON.
+export async function fetchFromPage(page, method, path, body) {
+  return page.evaluate(async ({ method, path, body, key }) => {
+    const headers = { Authorization: `Bearer ${sessionStorage.getItem(key)}` };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    return { status: res.status, body: await res.json() };
+  }, { method, path, body, key: TOKEN_KEY });
+}
