@@ -56,6 +56,10 @@ struct ha_ship {
 	bool in_sync;
 	bool etcd_in_sync; /* etcd may say a standby is in sync */
 	char standby[SHIP_TEXT_MAX];
+	/* Writer's thread, between its SEND and WAIT (mu held all along). */
+	bool ship_sent; /* a request awaits its answer */
+	int ship_rc;    /* or the chunk failed already */
+	struct jm_err ship_err;
 };
 
 /* One standby: a second peer would get every other request. The pipe
@@ -81,11 +85,10 @@ static void pipe_cb(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 	}
 }
 
-/* One request and its answer. 0 with *rep filled (rep->status may be an
- * error of the standby's), or JM_ETRANSPORT. */
-static int call(struct ha_ship *s, enum repl_kind kind, uint64_t seq, uint64_t off,
-                const uint8_t *data, size_t len, uint32_t timeout_ms, struct repl_rep *rep,
-                struct jm_err *err)
+/* Sends one request (queued on the standby's pipe, or failed within
+ * timeout_ms): 0 or JM_ETRANSPORT. The answer is read by recv_rep. */
+static int send_req(struct ha_ship *s, enum repl_kind kind, uint64_t seq, uint64_t off,
+                    const uint8_t *data, size_t len, uint32_t timeout_ms, struct jm_err *err)
 {
 	struct repl_req req = {.kind = kind,
 	                       .epoch = s->epoch,
@@ -102,19 +105,38 @@ static int call(struct ha_ship *s, enum repl_kind kind, uint64_t seq, uint64_t o
 	if (len > 0)
 		memcpy(body + REPL_REQ_HEADER_BYTES, data, len);
 	nng_socket_set_ms(s->sock, NNG_OPT_SENDTIMEO, (nng_duration)timeout_ms);
-	nng_socket_set_ms(s->sock, NNG_OPT_RECVTIMEO, (nng_duration)timeout_ms);
 	if ((rv = nng_sendmsg(s->sock, msg, 0)) != 0) {
 		nng_msg_free(msg);
 		return jm_err_set(err, JM_ETRANSPORT, "replication %s: sending %s: %s",
 		                  s->listen_url, repl_kind_name(kind), nng_strerror(rv));
 	}
-	if ((rv = nng_recvmsg(s->sock, &msg, 0)) != 0)
+	return 0;
+}
+
+/* The answer to the request send_req sent: 0 with *rep filled
+ * (rep->status may be an error of the standby's), or JM_ETRANSPORT. */
+static int recv_rep(struct ha_ship *s, enum repl_kind kind, uint32_t timeout_ms,
+                    struct repl_rep *rep, struct jm_err *err)
+{
+	nng_msg *msg = NULL;
+	nng_socket_set_ms(s->sock, NNG_OPT_RECVTIMEO, (nng_duration)timeout_ms);
+	int rv = nng_recvmsg(s->sock, &msg, 0);
+	if (rv != 0)
 		return jm_err_set(err, JM_ETRANSPORT, "replication %s: %s: %s", s->listen_url,
 		                  repl_kind_name(kind),
 		                  rv == NNG_ETIMEDOUT ? "no answer in time" : nng_strerror(rv));
 	int rc = repl_rep_decode(nng_msg_body(msg), nng_msg_len(msg), rep, err);
 	nng_msg_free(msg);
 	return rc;
+}
+
+/* One request and its answer. */
+static int call(struct ha_ship *s, enum repl_kind kind, uint64_t seq, uint64_t off,
+                const uint8_t *data, size_t len, uint32_t timeout_ms, struct repl_rep *rep,
+                struct jm_err *err)
+{
+	int rc = send_req(s, kind, seq, off, data, len, timeout_ms, err);
+	return rc != 0 ? rc : recv_rep(s, kind, timeout_ms, rep, err);
 }
 
 /* call, with the standby's refusal turned into an error. */
@@ -171,47 +193,80 @@ static size_t piece_len(const uint8_t *data, size_t len, size_t max)
 	return off;
 }
 
-/* The journal's replica hook (journal_set_replica). */
-static int ship_hook(void *arg, uint64_t seq, uint64_t off, const uint8_t *data, size_t len,
-                     char *why, size_t why_size)
+/* SEND: ships the chunk (one request; a chunk over SHIP_PIECE_BYTES, rare,
+ * goes piece by piece at once), taking mu until WAIT. */
+static void ship_send(struct ha_ship *s, uint64_t seq, uint64_t off, const uint8_t *data,
+                      size_t len)
 {
-	struct ha_ship *s = arg;
 	pthread_mutex_lock(&s->mu);
-	if (data == NULL) {
-		s->end = (struct journal_position){.seq = seq, .off = off};
-		s->end_known = true;
-		pthread_cond_broadcast(&s->cv);
-		pthread_mutex_unlock(&s->mu);
-		return 0;
+	s->ship_sent = false;
+	s->ship_rc = 0;
+	jm_err_clear(&s->ship_err);
+	if (!s->in_sync)
+		return;
+	if (len <= SHIP_PIECE_BYTES) {
+		s->ship_rc =
+		    send_req(s, REPL_APPEND, seq, off, data, len, s->c.timeout_ms, &s->ship_err);
+		s->ship_sent = s->ship_rc == 0;
+		return;
 	}
-	struct jm_err err = {0};
-	if (s->in_sync) {
+	struct repl_rep rep;
+	for (size_t done = 0; s->ship_rc == 0 && done < len;) {
+		size_t n = piece_len(data + done, len - done, SHIP_PIECE_BYTES);
+		s->ship_rc = call_ok(s, REPL_APPEND, seq, off + done, data + done, n,
+		                     s->c.timeout_ms, &rep, &s->ship_err);
+		done += n;
+	}
+}
+
+/* WAIT: the standby's answer; on none, "out of sync" in etcd before the
+ * chunk is published alone. Releases mu. */
+static int ship_wait(struct ha_ship *s, uint64_t seq, uint64_t off, size_t len, char *why,
+                     size_t why_size)
+{
+	struct jm_err err = s->ship_err;
+	int rc = s->ship_rc;
+	if (rc == 0 && s->ship_sent) {
 		struct repl_rep rep;
-		int rc = 0;
-		for (size_t done = 0; rc == 0 && done < len;) {
-			size_t n = piece_len(data + done, len - done, SHIP_PIECE_BYTES);
-			rc = call_ok(s, REPL_APPEND, seq, off + done, data + done, n,
-			             s->c.timeout_ms, &rep, &err);
-			done += n;
-		}
-		if (rc != 0) {
-			s->in_sync = false;
-			jm_warn("replication: standby %s is out of sync: %s", s->standby,
-			        jm_err_text(&err));
-		}
+		rc = recv_rep(s, REPL_APPEND, s->c.timeout_ms, &rep, &err);
+		if (rc == 0 && rep.status != 0)
+			rc = jm_err_set(&err, rep.status,
+			                "replication: the standby refused append: %s", rep.text);
 	}
-	if (!s->in_sync) {
-		if (s->etcd_in_sync && record_sync(s, false, &err) != 0) {
-			pthread_mutex_unlock(&s->mu);
-			snprintf(
-			    why, why_size,
-			    "the standby did not acknowledge and etcd could not be told that it "
-			    "is out of sync (%s)",
-			    jm_err_text(&err));
-			return -1;
-		}
+	s->ship_sent = false;
+	if (s->in_sync && rc != 0) {
+		s->in_sync = false;
+		jm_warn("replication: standby %s is out of sync: %s", s->standby,
+		        jm_err_text(&err));
+	}
+	if (!s->in_sync && s->etcd_in_sync && record_sync(s, false, &err) != 0) {
+		pthread_mutex_unlock(&s->mu);
+		snprintf(why, why_size,
+		         "the standby did not acknowledge and etcd could not be told that it is "
+		         "out of sync (%s)",
+		         jm_err_text(&err));
+		return -1;
 	}
 	s->end = (struct journal_position){.seq = seq, .off = off + len};
+	pthread_mutex_unlock(&s->mu);
+	return 0;
+}
+
+/* The journal's replica hook (journal_set_replica). */
+static int ship_hook(void *arg, enum journal_replica_phase phase, uint64_t seq, uint64_t off,
+                     const uint8_t *data, size_t len, char *why, size_t why_size)
+{
+	struct ha_ship *s = arg;
+	if (phase == JOURNAL_REPLICA_SEND) {
+		ship_send(s, seq, off, data, len);
+		return 0;
+	}
+	if (phase == JOURNAL_REPLICA_WAIT)
+		return ship_wait(s, seq, off, len, why, why_size);
+	pthread_mutex_lock(&s->mu);
+	s->end = (struct journal_position){.seq = seq, .off = off};
+	s->end_known = true;
+	pthread_cond_broadcast(&s->cv);
 	pthread_mutex_unlock(&s->mu);
 	return 0;
 }

@@ -3,11 +3,12 @@
  *
  * The leader listens on its --replication-listen with an NNG REQ socket;
  * the standby's replica (ha_replica.c) dials it, having read the address
- * from the leader key. Each group commit's framed bytes, once synced
- * here, go to the standby with the epoch and the position they start at,
- * and the journal publishes them durable (releasing the client replies)
- * only after the standby answered that it appended and synced them
- * (journal_set_replica). REQ/REP because the writer ships one chunk at a
+ * from the leader key. Each group commit's framed bytes go to the
+ * standby with the epoch and the position they start at as soon as they
+ * are written here, the standby syncs them while this broker does, and
+ * the journal publishes them durable (releasing the client replies) only
+ * after both syncs: its own, and the standby's answer that it appended and
+ * synced them (journal_set_replica). REQ/REP because the writer ships one chunk at a
  * time and waits for it anyway: each request is matched to its answer and
  * bounded by a timeout, with no window or sequence numbers to keep. One
  * standby: a second peer's pipe is closed.

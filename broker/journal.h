@@ -167,17 +167,21 @@ void journal_snapshot_abort(struct journal_snapshot *snap);
 
 /* --- HA: shipping the journal to a standby --------------------------------
  *
- * The leader's writer calls the replica hook with every chunk of framed
- * record bytes it has written (and, under ALWAYS and BATCH, synced), before
- * it publishes them as durable: the replies they release wait for the
- * hook. seq and off say where data starts in the leader's segment files;
- * at journal_start the hook is called once with len 0 to say where the
- * journal ends. A nonzero return is a failed write: the chunk is cut back
- * and written again with backoff, and appends are refused meanwhile with
- * the text put in why. Set before journal_start; NULL (the default) costs
- * the writer one pointer test per chunk. */
-typedef int (*journal_replica_fn)(void *arg, uint64_t seq, uint64_t off, const uint8_t *data,
-                                  size_t len, char *why, size_t why_size);
+ * The leader's writer calls the replica hook for every chunk of framed
+ * record bytes it writes, twice: SEND once the chunk is written and before
+ * its fdatasync (start shipping it; must not wait for the answer), and
+ * WAIT after the fdatasync, before the chunk is published as durable: the
+ * replies it releases wait for WAIT, whose nonzero return is a failed
+ * write (the chunk is cut back and written again with backoff, appends
+ * are refused meanwhile with the text put in why). A failed local sync
+ * still calls WAIT (its return is then ignored). seq and off say where
+ * data starts in the leader's segment files. START, at journal_start with
+ * len 0, says where the journal ends. Set before journal_start; NULL (the
+ * default) costs the writer a pointer test per chunk. */
+enum journal_replica_phase { JOURNAL_REPLICA_START, JOURNAL_REPLICA_SEND, JOURNAL_REPLICA_WAIT };
+typedef int (*journal_replica_fn)(void *arg, enum journal_replica_phase phase, uint64_t seq,
+                                  uint64_t off, const uint8_t *data, size_t len, char *why,
+                                  size_t why_size);
 void journal_set_replica(struct journal *j, journal_replica_fn fn, void *arg);
 
 /* Where a journal ends: segment seq (which may not exist yet when off is

@@ -272,10 +272,19 @@ static int writer_chunk(struct journal *j, size_t end)
 		if (sys != 0)
 			return writer_fail(j, "write", j->seg_seq, at, sys);
 		j->seg_off += len;
+		/* HA: the chunk goes to the standby now, and its answer is
+		 * awaited after the local sync, so the two syncs overlap. */
+		char why[JM_ERR_MSG_MAX / 2] = "";
+		if (j->replica != NULL)
+			j->replica(j->replica_arg, JOURNAL_REPLICA_SEND, j->seg_seq, at,
+			           data + j->commit_pos, len, why, sizeof why);
 		bool synced = policy == JOURNAL_FSYNC_ALWAYS || policy == JOURNAL_FSYNC_BATCH;
 		uint64_t sync_start_us = jm_mono_us();
 		if (synced) {
 			sys = journal_sync_fd(&j->io, j->seg_fd);
+			if (sys != 0 && j->replica != NULL)
+				j->replica(j->replica_arg, JOURNAL_REPLICA_WAIT, j->seg_seq, at,
+				           data + j->commit_pos, len, why, sizeof why);
 			if (sys != 0)
 				return writer_fail(j, "sync", j->seg_seq, at, sys);
 			j->last_sync_us = jm_mono_us();
@@ -285,12 +294,10 @@ static int writer_chunk(struct journal *j, size_t end)
 		size_t records = records_in(data + j->commit_pos, len);
 		if (synced)
 			metrics_journal_synced(j->last_sync_us - sync_start_us, records);
-		if (j->replica != NULL) {
-			char why[JM_ERR_MSG_MAX / 2] = "";
-			if (j->replica(j->replica_arg, j->seg_seq, at, data + j->commit_pos, len,
-			               why, sizeof why) != 0)
-				return writer_fail_text(j, why);
-		}
+		if (j->replica != NULL &&
+		    j->replica(j->replica_arg, JOURNAL_REPLICA_WAIT, j->seg_seq, at,
+		               data + j->commit_pos, len, why, sizeof why) != 0)
+			return writer_fail_text(j, why);
 		j->commit_pos += len;
 		j->seg_commit_off = j->seg_off;
 		uint64_t durable;
@@ -601,7 +608,8 @@ int journal_start(struct journal *j, struct jm_err *err)
 	j->last_sync_us = jm_mono_us();
 	if (j->replica != NULL) {
 		char why[8];
-		j->replica(j->replica_arg, j->seg_seq, j->seg_off, NULL, 0, why, sizeof why);
+		j->replica(j->replica_arg, JOURNAL_REPLICA_START, j->seg_seq, j->seg_off, NULL, 0,
+		           why, sizeof why);
 	}
 	pthread_mutex_lock(&j->mu);
 	j->newest_seq = j->rotated_seq = j->seg_seq;
