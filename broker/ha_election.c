@@ -28,6 +28,7 @@ struct ha_election {
 	char http_url[HA_TEXT_MAX];
 	char replication_url[HA_TEXT_MAX];
 	char key[HA_TEXT_MAX];
+	char sync_key[HA_TEXT_MAX]; /* /jobmesh/<cluster>/sync (ha_ship.c writes it) */
 	uint32_t ttl_ms;
 	uint32_t renew_ms;
 	struct ha_gate *gate;
@@ -44,6 +45,7 @@ struct ha_election {
 	int64_t epoch;     /* create revision of our key; 0: not leading */
 	uint64_t valid_us; /* monotonic: the lease is surely alive until here */
 	char last_seen[HA_TEXT_MAX * 2];
+	char last_refusal[1024]; /* the sync value last refused on */
 };
 
 static bool name_char_ok(char c)
@@ -127,7 +129,7 @@ static char *leader_value(const struct ha_election *e)
 /* Tells the gate who leads, from the key's value ("" when absent). */
 static void note_leader(struct ha_election *e, const struct ha_etcd_kv *kv)
 {
-	const char *name = "", *client = "", *http = "";
+	const char *name = "", *client = "", *http = "", *repl = "";
 	json_t *v = kv->found ? json_loads(kv->value, 0, NULL) : NULL;
 	if (v) {
 		const char *s;
@@ -137,8 +139,11 @@ static void note_leader(struct ha_election *e, const struct ha_etcd_kv *kv)
 			client = s;
 		if ((s = json_string_value(json_object_get(v, "http"))) != NULL)
 			http = s;
+		if ((s = json_string_value(json_object_get(v, "replication"))) != NULL)
+			repl = s;
 	}
 	ha_gate_set_leader(e->gate, name, client, http);
+	ha_gate_set_leader_replication(e->gate, repl);
 	char seen[sizeof e->last_seen];
 	snprintf(seen, sizeof seen, "%s %s", name, client);
 	if (strcmp(seen, e->last_seen) != 0) {
@@ -150,6 +155,37 @@ static void note_leader(struct ha_election *e, const struct ha_etcd_kv *kv)
 		snprintf(e->last_seen, sizeof e->last_seen, "%s", seen);
 	}
 	json_decref(v);
+}
+
+/* Replicated mode: may this broker lead? Only if it has everything the
+ * last leader acknowledged: it was that leader, or the standby the leader
+ * last recorded in sync. A missing sync key is a new cluster. *sync is
+ * the key as read (for the campaign's compare). */
+static bool may_campaign(struct ha_election *e, struct ha_etcd_kv *sync)
+{
+	struct jm_err err = {0};
+	if (ha_etcd_get(e->etcd, e->sync_key, e->renew_ms, sync, &err) != 0) {
+		jm_warn("ha: reading %s: %s", e->sync_key, jm_err_text(&err));
+		return false;
+	}
+	if (!sync->found)
+		return true;
+	json_t *v = json_loads(sync->value, 0, NULL);
+	const char *leader = json_string_value(json_object_get(v, "leader"));
+	const char *standby = json_string_value(json_object_get(v, "standby"));
+	bool in_sync = json_is_true(json_object_get(v, "in_sync"));
+	bool ok = (leader && strcmp(leader, e->node_name) == 0) ||
+	          (in_sync && standby && strcmp(standby, e->node_name) == 0);
+	char refusal[sizeof e->last_refusal];
+	snprintf(refusal, sizeof refusal, "%s", ok ? "" : sync->value);
+	if (!ok && strcmp(refusal, e->last_refusal) != 0)
+		jm_warn("ha: %s does not campaign: it may miss what the last leader acknowledged "
+		        "(%s is %s; only the last leader or the standby it recorded in sync may "
+		        "lead)",
+		        e->node_name, e->sync_key, sync->value);
+	snprintf(e->last_refusal, sizeof e->last_refusal, "%s", refusal);
+	json_decref(v);
+	return ok;
 }
 
 /* Follower: reads the key; campaigns when it is absent. True once this
@@ -167,6 +203,9 @@ static bool follow(struct ha_election *e)
 		note_leader(e, &kv);
 		return false;
 	}
+	struct ha_etcd_kv sync = {0};
+	if (e->replication_url[0] != '\0' && !may_campaign(e, &sync))
+		return false;
 	if (e->lease == 0 &&
 	    ha_etcd_lease_grant(e->etcd, e->ttl_ms / 1000, timeout_ms, &e->lease, &err) != 0) {
 		jm_warn("ha: campaign: %s", jm_err_text(&err));
@@ -182,8 +221,12 @@ static bool follow(struct ha_election *e)
 	}
 	char *value = leader_value(e);
 	bool created = false;
-	int rc = value ? ha_etcd_create(e->etcd, e->key, value, e->lease, timeout_ms, &created, &kv,
-	                                &err)
+	/* Replicated: the campaign holds only while the sync key is as read,
+	 * so a leader's "standby out of sync" written meanwhile stops it. */
+	bool replicated = e->replication_url[0] != '\0';
+	int rc = value ? ha_etcd_create_if(e->etcd, e->key, value, e->lease,
+	                                   replicated ? e->sync_key : NULL, sync.mod_revision,
+	                                   timeout_ms, &created, &kv, &err)
 	               : jm_err_set(&err, JM_ENOMEM, "out of memory");
 	free(value);
 	if (rc != 0) {
@@ -191,8 +234,9 @@ static bool follow(struct ha_election *e)
 		return false;
 	}
 	if (!created) {
-		note_leader(e, &kv); /* another broker won; keep the lease for later */
-		return false;
+		if (kv.found)
+			note_leader(e, &kv); /* another broker won; keep the lease */
+		return false;                /* or the sync key changed: read again */
 	}
 	e->epoch = kv.create_revision;
 	e->valid_us = sent_us + (uint64_t)(e->ttl_ms - e->renew_ms) * 1000u;
@@ -289,6 +333,7 @@ int ha_election_start(struct ha_election **out, const struct ha_election_config 
 	snprintf(e->replication_url, sizeof e->replication_url, "%s",
 	         config->replication_url ? config->replication_url : "");
 	snprintf(e->key, sizeof e->key, "/jobmesh/%s/leader", config->cluster);
+	snprintf(e->sync_key, sizeof e->sync_key, "/jobmesh/%s/sync", config->cluster);
 	e->ttl_ms = config->ttl_ms;
 	e->renew_ms = config->renew_ms;
 	e->gate = gate;

@@ -270,11 +270,28 @@ static void kv_from(json_t *range, struct ha_etcd_kv *kv)
 int ha_etcd_create(struct ha_etcd *etcd, const char *key, const char *value, int64_t lease,
                    uint32_t timeout_ms, bool *created, struct ha_etcd_kv *kv, struct jm_err *err)
 {
+	return ha_etcd_create_if(etcd, key, value, lease, NULL, 0, timeout_ms, created, kv, err);
+}
+
+int ha_etcd_create_if(struct ha_etcd *etcd, const char *key, const char *value, int64_t lease,
+                      const char *also_key, int64_t also_mod_revision, uint32_t timeout_ms,
+                      bool *created, struct ha_etcd_kv *kv, struct jm_err *err)
+{
 	json_t *body = json_pack(
 	    "{s:[{s:s, s:s, s:o, s:s}], s:[{s:{s:o, s:o, s:o}}], s:[{s:{s:o}}]}", "compare",
 	    "target", "CREATE", "result", "EQUAL", "key", b64_json(key), "create_revision", "0",
 	    "success", "request_put", "key", b64_json(key), "value", b64_json(value), "lease",
 	    int_json(lease), "failure", "request_range", "key", b64_json(key));
+	if (body != NULL && also_key != NULL) {
+		json_t *cmp =
+		    json_pack("{s:s, s:s, s:o, s:o}", "target", "MOD", "result", "EQUAL", "key",
+		              b64_json(also_key), "mod_revision", int_json(also_mod_revision));
+		if (cmp == NULL ||
+		    json_array_append_new(json_object_get(body, "compare"), cmp) != 0) {
+			json_decref(body);
+			body = NULL;
+		}
+	}
 	if (body == NULL)
 		return jm_err_set(err, JM_ENOMEM, "etcd /v3/kv/txn: out of memory");
 	json_t *reply = NULL;
@@ -323,4 +340,23 @@ int ha_etcd_put(struct ha_etcd *etcd, const char *key, const char *value, int64_
 	int rc = call(etcd, "/v3/kv/put", body, timeout_ms, &reply, err);
 	json_decref(reply);
 	return rc;
+}
+
+int ha_etcd_put_if_held(struct ha_etcd *etcd, const char *guard_key, int64_t guard_create_revision,
+                        const char *key, const char *value, uint32_t timeout_ms, bool *put,
+                        struct jm_err *err)
+{
+	json_t *body = json_pack("{s:[{s:s, s:s, s:o, s:o}], s:[{s:{s:o, s:o}}]}", "compare",
+	                         "target", "CREATE", "result", "EQUAL", "key", b64_json(guard_key),
+	                         "create_revision", int_json(guard_create_revision), "success",
+	                         "request_put", "key", b64_json(key), "value", b64_json(value));
+	if (body == NULL)
+		return jm_err_set(err, JM_ENOMEM, "etcd /v3/kv/txn: out of memory");
+	json_t *reply = NULL;
+	int rc = call(etcd, "/v3/kv/txn", body, timeout_ms, &reply, err);
+	if (rc != 0)
+		return rc;
+	*put = json_is_true(json_object_get(reply, "succeeded"));
+	json_decref(reply);
+	return 0;
 }

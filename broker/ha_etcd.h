@@ -45,6 +45,18 @@ struct ha_etcd_kv {
  * revision, or the holder's). */
 int ha_etcd_create(struct ha_etcd *etcd, const char *key, const char *value, int64_t lease,
                    uint32_t timeout_ms, bool *created, struct ha_etcd_kv *kv, struct jm_err *err);
+/* ha_etcd_create that also requires also_key's mod revision to be
+ * also_mod_revision (0: the key is absent): a campaign that holds only
+ * while the sync key is as read (ha_election.c). */
+int ha_etcd_create_if(struct ha_etcd *etcd, const char *key, const char *value, int64_t lease,
+                      const char *also_key, int64_t also_mod_revision, uint32_t timeout_ms,
+                      bool *created, struct ha_etcd_kv *kv, struct jm_err *err);
+/* Puts key = value (no lease) only while guard_key's create revision is
+ * guard_create_revision: a leader's write that fails once it no longer
+ * holds its key (a fenced write). *put says whether it happened. */
+int ha_etcd_put_if_held(struct ha_etcd *etcd, const char *guard_key, int64_t guard_create_revision,
+                        const char *key, const char *value, uint32_t timeout_ms, bool *put,
+                        struct jm_err *err);
 /* POST /v3/kv/range of one key. */
 int ha_etcd_get(struct ha_etcd *etcd, const char *key, uint32_t timeout_ms, struct ha_etcd_kv *kv,
                 struct jm_err *err);

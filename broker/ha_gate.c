@@ -19,6 +19,7 @@ struct ha_gate {
 	char leader_name[HA_GATE_TEXT_MAX];
 	char leader_url[HA_GATE_TEXT_MAX];
 	char leader_http[HA_GATE_TEXT_MAX];
+	char leader_repl[HA_GATE_TEXT_MAX]; /* its --replication-listen, or "" */
 	bool stepped_down;
 };
 
@@ -105,4 +106,18 @@ void ha_gate_leader_url(struct ha_gate *gate, char *out, size_t size)
 uint64_t ha_gate_epoch(struct ha_gate *gate)
 {
 	return atomic_load(&gate->epoch);
+}
+
+void ha_gate_set_leader_replication(struct ha_gate *gate, const char *url)
+{
+	pthread_mutex_lock(&gate->mu);
+	snprintf(gate->leader_repl, sizeof gate->leader_repl, "%s", url);
+	pthread_mutex_unlock(&gate->mu);
+}
+
+void ha_gate_leader_replication_url(struct ha_gate *gate, char *out, size_t size)
+{
+	pthread_mutex_lock(&gate->mu);
+	snprintf(out, size, "%s", gate->leader_repl);
+	pthread_mutex_unlock(&gate->mu);
 }

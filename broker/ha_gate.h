@@ -46,5 +46,9 @@ void ha_gate_refusal(struct ha_gate *gate, char *text, size_t size);
 /* The leader's client URL, or "" (copied to out). */
 void ha_gate_leader_url(struct ha_gate *gate, char *out, size_t size);
 uint64_t ha_gate_epoch(struct ha_gate *gate); /* 0 while not leading */
+/* The leader's replication address (its --replication-listen), which a
+ * standby's replica dials (ha_replica.c); "" when it has none. Copied. */
+void ha_gate_set_leader_replication(struct ha_gate *gate, const char *url);
+void ha_gate_leader_replication_url(struct ha_gate *gate, char *out, size_t size);
 
 #endif

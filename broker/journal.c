@@ -181,6 +181,7 @@ int journal_open(struct journal **out, const struct journal_options *opts, struc
 	j->dir_fd = -1;
 	j->lock_fd = -1;
 	j->seg_fd = -1;
+	j->mirror_snap_fd = -1;
 	j->writable = true;
 	jm_buf_init(&j->pending);
 	jm_buf_init(&j->inflight);
@@ -278,6 +279,7 @@ void journal_close(struct journal *j)
 	if (j == NULL)
 		return;
 	writer_stop(j);
+	journal_mirror_end(j);
 	/* Only callbacks for lsns never appended can be left here. */
 	journal_waiters_fire_all(j, JM_ECLOSED);
 	if (j->seg_fd >= 0)

@@ -165,4 +165,74 @@ int journal_snapshot_append(struct journal_snapshot *snap, const void *body, siz
 int journal_snapshot_commit(struct journal_snapshot *snap, struct jm_err *err);
 void journal_snapshot_abort(struct journal_snapshot *snap);
 
+/* --- HA: shipping the journal to a standby --------------------------------
+ *
+ * The leader's writer calls the replica hook for every chunk of framed
+ * record bytes it writes, twice: SEND once the chunk is written and before
+ * its fdatasync (start shipping it; must not wait for the answer), and
+ * WAIT after the fdatasync, before the chunk is published as durable: the
+ * replies it releases wait for WAIT, whose nonzero return is a failed
+ * write (the chunk is cut back and written again with backoff, appends
+ * are refused meanwhile with the text put in why). A failed local sync
+ * still calls WAIT (its return is then ignored). seq and off say where
+ * data starts in the leader's segment files. START, at journal_start with
+ * len 0, says where the journal ends. Set before journal_start; NULL (the
+ * default) costs the writer a pointer test per chunk. */
+enum journal_replica_phase { JOURNAL_REPLICA_START, JOURNAL_REPLICA_SEND, JOURNAL_REPLICA_WAIT };
+typedef int (*journal_replica_fn)(void *arg, enum journal_replica_phase phase, uint64_t seq,
+                                  uint64_t off, const uint8_t *data, size_t len, char *why,
+                                  size_t why_size);
+void journal_set_replica(struct journal *j, journal_replica_fn fn, void *arg);
+
+/* Where a journal ends: segment seq (which may not exist yet when off is
+ * the header size), byte off, and the CRC32C of the last up to 4096 bytes
+ * before off in that segment (from byte 24), to tell a copy that diverged. */
+struct journal_position {
+	uint64_t seq;
+	uint64_t off;
+	uint32_t tail_crc;
+};
+
+#define JOURNAL_SEGMENT_START 24u /* the first record's offset in a segment */
+
+/* Standby (journal_mirror.c), on an opened journal before its replay: the
+ * leader's bytes are appended to the same file names at the same offsets,
+ * so that the replay at election reads them. begin cuts a torn tail and
+ * removes the clean-stop marker, and says where the copy ends; end closes
+ * the files (the journal can then be replayed as usual). The others check
+ * that they continue the copy exactly (a gap is JM_EINVAL naming both
+ * positions) and sync before they return. */
+int journal_mirror_begin(struct journal *j, struct journal_position *pos, struct jm_err *err);
+int journal_mirror_append(struct journal *j, uint64_t seq, uint64_t off, const uint8_t *data,
+                          size_t len, struct journal_position *pos, struct jm_err *err);
+int journal_mirror_reset(struct journal *j, struct journal_position *pos, struct jm_err *err);
+int journal_mirror_snapshot_put(struct journal *j, uint64_t seq, uint64_t off, const uint8_t *data,
+                                size_t len, struct jm_err *err);
+int journal_mirror_snapshot_done(struct journal *j, uint64_t seq, struct journal_position *pos,
+                                 struct jm_err *err);
+void journal_mirror_end(struct journal *j);
+/* Where the copy ends, with its tail CRC (the others leave tail_crc 0). */
+int journal_mirror_tail(struct journal *j, struct journal_position *pos, struct jm_err *err);
+
+/* Leader (journal_reader.c): its own files read without the data
+ * directory's lock, which the running broker holds (flock is per open
+ * file, so a second journal_open in the same process cannot take it).
+ * Files vanish when a compaction commits: reads then fail with
+ * JM_ENOTFOUND and the caller starts its copy again. */
+struct journal_files {
+	uint64_t snapshot;  /* newest complete snapshot, 0 if none */
+	uint64_t *segments; /* ascending */
+	size_t segments_len;
+};
+int journal_files_list(const char *dir, struct journal_files *out, struct jm_err *err);
+void journal_files_free(struct journal_files *files);
+/* Up to len bytes of segment (or snapshot) seq from off into buf; *got is
+ * less than len only at the end of the file. */
+int journal_files_read(const char *dir, bool snapshot, uint64_t seq, uint64_t off, uint8_t *buf,
+                       size_t len, size_t *got, struct jm_err *err);
+/* The tail CRC of struct journal_position for segment seq ending at off
+ * (0 for a missing file at the header size). */
+int journal_files_tail_crc(const char *dir, uint64_t seq, uint64_t off, uint32_t *crc,
+                           struct jm_err *err);
+
 #endif

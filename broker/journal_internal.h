@@ -12,6 +12,8 @@
  *                       position and its callbacks
  *   journal_clean.c     the clean-stop marker
  *   journal_prealloc.c  zeros kept ahead of appends in the open segment
+ *   journal_mirror.c    HA standby: appending the leader's shipped bytes
+ *   journal_reader.c    HA leader: reading its own files without the lock
  * The byte layout is described at the top of journal_segment.c. */
 #ifndef JM_BROKER_JOURNAL_INTERNAL_H
 #define JM_BROKER_JOURNAL_INTERNAL_H
@@ -90,6 +92,16 @@ struct journal {
 	bool seg_tail_dirty;     /* bytes past seg_commit_off may remain */
 	uint64_t seg_alloc_end;  /* file size: zeros from seg_off to here */
 	bool prealloc_failed;    /* until the next segment (journal_prealloc.c) */
+
+	/* HA. The leader's replica hook, set before start and called by the
+	 * writing thread (journal_set_replica). A standby's copy uses the
+	 * segment fields above before any replay (journal_mirror.c), plus the
+	 * temp file of a snapshot being received. */
+	journal_replica_fn replica;
+	void *replica_arg;
+	bool mirroring;
+	int mirror_snap_fd;
+	uint64_t mirror_snap_seq;
 
 	/* Writer-owned: by the thread that set `writing` (journal_writer.c). */
 	struct jm_buf inflight;

@@ -206,6 +206,37 @@ static int writer_fail(struct journal *j, const char *what, uint64_t seq, uint64
 	return -1;
 }
 
+/* Writer: the replica hook refused a chunk (no standby to acknowledge it,
+ * or etcd could not be told): handled as a failed write, so the chunk is
+ * written again later and appends are refused meanwhile with why. */
+static int writer_fail_text(struct journal *j, const char *why)
+{
+	if (j->seg_fd >= 0) {
+		j->seg_tail_dirty = true;
+		if (ftruncate(j->seg_fd, (off_t)j->seg_commit_off) == 0 &&
+		    lseek(j->seg_fd, (off_t)j->seg_commit_off, SEEK_SET) >= 0)
+			j->seg_tail_dirty = false;
+		j->seg_off = j->seg_commit_off;
+		j->seg_alloc_end = j->seg_commit_off;
+	}
+	pthread_mutex_lock(&j->mu);
+	bool was_writable = j->writable;
+	j->writable = false;
+	snprintf(j->write_err, sizeof j->write_err,
+	         "%s; new writes are refused until that succeeds", why);
+	pthread_cond_broadcast(&j->state_cv);
+	pthread_mutex_unlock(&j->mu);
+	if (was_writable)
+		jm_error("journal %s: %s", j->dir, why);
+	return -1;
+}
+
+void journal_set_replica(struct journal *j, journal_replica_fn fn, void *arg)
+{
+	j->replica = fn;
+	j->replica_arg = arg;
+}
+
 static size_t records_in(const uint8_t *p, size_t len)
 {
 	size_t records = 0;
@@ -241,10 +272,19 @@ static int writer_chunk(struct journal *j, size_t end)
 		if (sys != 0)
 			return writer_fail(j, "write", j->seg_seq, at, sys);
 		j->seg_off += len;
+		/* HA: the chunk goes to the standby now, and its answer is
+		 * awaited after the local sync, so the two syncs overlap. */
+		char why[JM_ERR_MSG_MAX / 2] = "";
+		if (j->replica != NULL)
+			j->replica(j->replica_arg, JOURNAL_REPLICA_SEND, j->seg_seq, at,
+			           data + j->commit_pos, len, why, sizeof why);
 		bool synced = policy == JOURNAL_FSYNC_ALWAYS || policy == JOURNAL_FSYNC_BATCH;
 		uint64_t sync_start_us = jm_mono_us();
 		if (synced) {
 			sys = journal_sync_fd(&j->io, j->seg_fd);
+			if (sys != 0 && j->replica != NULL)
+				j->replica(j->replica_arg, JOURNAL_REPLICA_WAIT, j->seg_seq, at,
+				           data + j->commit_pos, len, why, sizeof why);
 			if (sys != 0)
 				return writer_fail(j, "sync", j->seg_seq, at, sys);
 			j->last_sync_us = jm_mono_us();
@@ -254,6 +294,10 @@ static int writer_chunk(struct journal *j, size_t end)
 		size_t records = records_in(data + j->commit_pos, len);
 		if (synced)
 			metrics_journal_synced(j->last_sync_us - sync_start_us, records);
+		if (j->replica != NULL &&
+		    j->replica(j->replica_arg, JOURNAL_REPLICA_WAIT, j->seg_seq, at,
+		               data + j->commit_pos, len, why, sizeof why) != 0)
+			return writer_fail_text(j, why);
 		j->commit_pos += len;
 		j->seg_commit_off = j->seg_off;
 		uint64_t durable;
@@ -562,6 +606,11 @@ int journal_start(struct journal *j, struct jm_err *err)
 	j->seg_exists = true;
 	journal_prealloc_reset(j);
 	j->last_sync_us = jm_mono_us();
+	if (j->replica != NULL) {
+		char why[8];
+		j->replica(j->replica_arg, JOURNAL_REPLICA_START, j->seg_seq, j->seg_off, NULL, 0,
+		           why, sizeof why);
+	}
 	pthread_mutex_lock(&j->mu);
 	j->newest_seq = j->rotated_seq = j->seg_seq;
 	j->started = true;

@@ -21,6 +21,8 @@
 #include "exposure.h"
 #include "ha_election.h"
 #include "ha_gate.h"
+#include "ha_replica.h"
+#include "ha_ship.h"
 #include "http_server.h"
 #include "journal.h"
 #include "log.h"
@@ -165,11 +167,27 @@ static void ha_lost_cb(void *arg, const char *why)
 	kill(getpid(), SIGUSR2);
 }
 
-/* Elected: replay, then open the gate. A journal that cannot be replayed
- * stops the broker (its lease then expires and another broker leads). */
+/* Elected: stop receiving the old leader's journal, start shipping this
+ * one's (replicated mode), replay, then open the gate. A journal that
+ * cannot be replayed stops the broker (its lease then expires and another
+ * broker leads). */
 static int promote(struct broker_options *o, struct journal *journal, struct events *events,
-                   struct ha_gate *gate, struct core **core, struct jm_err *err)
+                   struct ha_gate *gate, struct ha_replica **replica, struct ha_ship **ship,
+                   struct core **core, struct jm_err *err)
 {
+	ha_replica_stop(*replica);
+	*replica = NULL;
+	if (o->ha.replication_url && o->ha.replication_url[0] != '\0') {
+		struct ha_ship_config sc = {.listen_url = o->ha.replication_url,
+		                            .data_dir = o->data_dir,
+		                            .node_name = o->ha.node_name,
+		                            .etcd_url = o->ha.etcd_url,
+		                            .cluster = o->ha.cluster,
+		                            .timeout_ms = o->ha_ship_timeout_ms};
+		int rc = ha_ship_start(ship, &sc, journal, ha_epoch, err);
+		if (rc != 0)
+			return rc;
+	}
 	int rc = open_core(o, journal, core, err);
 	if (rc != 0)
 		return rc;
@@ -286,6 +304,8 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 	struct server *srv = NULL;
 	struct http_server *http = NULL;
 	struct ha_election *election = NULL;
+	struct ha_replica *replica = NULL; /* a standby's copy of the leader's journal */
+	struct ha_ship *ship = NULL;       /* a leader's shipping of its journal */
 	/* The HTTP server taps the events before the core pushes any. */
 	const struct jm_tls *https = o.tls.cert ? &o.tls : NULL;
 	/* A kept-alive connection's wait and a body stalled mid-way are a
@@ -327,7 +347,12 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 		o.ha.http_url = http ? http_server_url(http) : "";
 		struct ha_election_hooks hooks = {.elected_cb = ha_elected_cb,
 		                                  .lost_cb = ha_lost_cb};
-		if (ha_election_start(&election, &o.ha, gate, &hooks, &err) != 0) {
+		if (o.ha.replication_url && o.ha.replication_url[0] != '\0' &&
+		    ha_replica_start(&replica, journal, gate, o.ha.node_name, &err) != 0) {
+			jm_error("%s", jm_err_text(&err));
+			stop_status = EXIT_RUNTIME;
+			kill(getpid(), SIGTERM);
+		} else if (ha_election_start(&election, &o.ha, gate, &hooks, &err) != 0) {
 			jm_error("%s", jm_err_text(&err));
 			stop_status = EXIT_USAGE;
 			kill(getpid(), SIGTERM);
@@ -341,7 +366,7 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 	for (;;) {
 		sigwait(&stop_signals, &signo);
 		if (signo == SIGUSR1 && core == NULL) {
-			if (promote(&o, journal, events, gate, &core, &err) != 0) {
+			if (promote(&o, journal, events, gate, &replica, &ship, &core, &err) != 0) {
 				jm_error("ha: cannot serve as the leader: %s", jm_err_text(&err));
 				stop_status = EXIT_RUNTIME;
 				break;
@@ -376,6 +401,7 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 	 * will not find them), and so does one that could not write the marker
 	 * (the next start takes it for a crash, and would cut a damaged tail as
 	 * torn). A standby never started its journal: nothing to mark. */
+	ha_replica_stop(replica);
 	if (core == NULL) {
 	} else if (journal_stop(journal, &err) == 0) {
 		jm_info("journal durable and marked clean");
@@ -384,6 +410,7 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 		stop_status = EXIT_RUNTIME;
 	}
 	journal_close(journal);
+	ha_ship_stop(ship); /* the writer shipped its last chunk in journal_stop */
 	/* The journal is durable: a standby may take over at once. */
 	ha_election_stop(election);
 	/* After journal_close every HTTP call has its answer (parked ones from

@@ -122,6 +122,15 @@ static int set_ha_unreplicated(void *ctx, const char *v, struct jm_err *err)
 	return 0;
 }
 
+static int set_ha_ship_timeout(void *ctx, const char *v, struct jm_err *err)
+{
+	unsigned long long value;
+	int rc = jm_parse_u64("--ha-ship-timeout-ms", v, 50, 60000, &value, err);
+	if (rc == 0)
+		((struct broker_options *)ctx)->ha_ship_timeout_ms = (uint32_t)value;
+	return rc;
+}
+
 static int set_check(void *ctx, const char *v, struct jm_err *err)
 {
 	((struct broker_options *)ctx)->check_dir = v;
@@ -407,17 +416,21 @@ static const struct jm_flag broker_flags[] = {
      "client URL other brokers name as the leader's (default: the bound --listen URL)",
      set_ha_advertise},
     {"replication-listen", "URL",
-     "where this broker receives the leader's journal while it is the standby (not used yet)",
+     "with --etcd: where this broker, while it leads, ships its journal to the standby, which "
+     "dials it (the leader key names it); required unless --ha-unreplicated",
      set_replication_listen},
+    {"ha-ship-timeout-ms", "MS",
+     "how long a shipped group commit waits for the standby before it counts as out of sync "
+     "(default 1000)",
+     set_ha_ship_timeout},
     {"ha-lease-ttl-ms", "MS", "the leader's etcd lease, whole seconds (default 15000)", set_ha_ttl},
     {"ha-renew-ms", "MS",
      "the leader renews its lease this often, and steps down when it could not for the TTL "
      "minus this (default 2000; at most a third of the TTL)",
      set_ha_renew},
     {"ha-unreplicated", NULL,
-     "accept --etcd while the journal is not shipped to the standby: a failover then serves "
-     "the new leader's own journal, without what the old leader acknowledged (required with "
-     "--etcd until journal shipping exists)",
+     "accept --etcd without --replication-listen: the journal is not shipped, and a failover "
+     "serves the new leader's own journal, without what the old leader acknowledged",
      set_ha_unreplicated},
     {"repair", NULL,
      "truncate the journal at damage (mid-file, or in the tail after a clean stop) "
@@ -488,6 +501,7 @@ void broker_options_defaults(struct broker_options *o)
 	o->ha.cluster = "jobmesh";
 	o->ha.ttl_ms = 15000;
 	o->ha.renew_ms = 2000;
+	o->ha_ship_timeout_ms = 1000;
 }
 
 int broker_options_parse(struct broker_options *o, int argc, char **argv, struct jm_err *err)
@@ -509,17 +523,23 @@ int broker_options_parse(struct broker_options *o, int argc, char **argv, struct
 	return rc;
 }
 
-/* The HA settings, and that the operator accepts what HA does not do yet:
- * until the journal is shipped to the standby, a failover loses what the
- * old leader acknowledged. */
+/* The HA settings: with --etcd, either the journal is shipped to the
+ * standby (--replication-listen) or the operator accepts that a failover
+ * loses what the old leader acknowledged (--ha-unreplicated). */
 int broker_options_check_ha(const struct broker_options *o, struct jm_err *err)
 {
-	if (!o->ha_unreplicated)
+	bool replicated = o->ha.replication_url != NULL && o->ha.replication_url[0] != '\0';
+	if (!replicated && !o->ha_unreplicated)
 		return jm_err_set(
 		    err, JM_EINVAL,
-		    "--etcd: the journal is not shipped to the standby yet, so a "
-		    "failover serves the new leader's own journal without what the old "
-		    "leader acknowledged; add --ha-unreplicated to accept that (README, "
-		    "\"High availability\")");
+		    "--etcd: add --replication-listen URL to ship the journal to the standby, or "
+		    "add --ha-unreplicated to accept that a failover serves the new leader's own "
+		    "journal without what the old leader acknowledged (README, \"High "
+		    "availability\")");
+	if (replicated && o->ha_unreplicated)
+		return jm_err_set(
+		    err, JM_EINVAL,
+		    "--ha-unreplicated with --replication-listen: choose one (shipping "
+		    "the journal, or a failover without it)");
 	return ha_election_config_check(&o->ha, err);
 }

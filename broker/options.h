@@ -44,8 +44,9 @@ struct broker_options {
 	/* High availability: on with --etcd (README, "High availability"). */
 	struct ha_election_config ha;
 	char ha_default_name[65];
-	const char *ha_advertise; /* client URL put in etcd; NULL: the bound one */
-	bool ha_unreplicated;     /* --ha-unreplicated: --etcd accepted without shipping */
+	const char *ha_advertise;    /* client URL put in etcd; NULL: the bound one */
+	bool ha_unreplicated;        /* --ha-unreplicated: --etcd accepted without shipping */
+	uint32_t ha_ship_timeout_ms; /* --ha-ship-timeout-ms: a chunk's wait for the standby */
 };
 
 /* Everything as it is without flags or config. */
@@ -56,9 +57,7 @@ void broker_options_defaults(struct broker_options *o);
 int broker_options_parse(struct broker_options *o, int argc, char **argv, struct jm_err *err);
 /* --help: usage, flags and exit codes. */
 void broker_usage(FILE *out);
-/* The HA settings, and that the operator accepts what HA does not do yet:
- * until the journal is shipped to the standby, a failover loses what the
- * old leader acknowledged. */
+/* The HA settings: shipping (--replication-listen) or --ha-unreplicated. */
 int broker_options_check_ha(const struct broker_options *o, struct jm_err *err);
 
 #endif

@@ -12,6 +12,7 @@
 #include "event_frame.h"
 #include "message.h"
 #include "record.h"
+#include "repl_msg.h"
 #include "submit_decode.h"
 
 /* A SUBMIT's direct decoder (proto/submit_decode.c) takes nothing the
@@ -106,10 +107,26 @@ static void fuzz_event_frame(const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* A replication request and reply, as a standby and a leader read them
+ * (proto/repl_msg.c): refused with a reason, or within the input. */
+static void fuzz_repl(const uint8_t *data, size_t size)
+{
+	struct repl_req req;
+	struct jm_err err;
+	int rc = repl_req_decode(data, size, &req, &err);
+	if (rc != 0 ? err.code != rc || err.msg[0] == '\0' : req.data + req.len != data + size)
+		abort();
+	struct repl_rep rep;
+	rc = repl_rep_decode(data, size, &rep, &err);
+	if (rc != 0 && (err.code != rc || err.msg[0] == '\0'))
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	fuzz_message(data, size);
 	fuzz_record(data, size);
 	fuzz_event_frame(data, size);
+	fuzz_repl(data, size);
 	return 0;
 }

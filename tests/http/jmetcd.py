@@ -4,6 +4,7 @@ dir, stopped by PID on every path, and brokers started with --etcd.
 
 Every wait polls a condition to a deadline (jmhttp.wait_for)."""
 
+import base64
 import json
 import os
 import shutil
@@ -92,15 +93,34 @@ class Cluster:
             self.stop()
             raise
 
-    def start(self, name, extra=()):
+    def start(self, name, extra=(), replicated=False):
+        """Starts (or, after a kill, restarts in the same dir) broker name;
+        replicated: it ships its journal while it leads, on an ipc://
+        address of its own (--replication-listen), instead of
+        --ha-unreplicated."""
         d = os.path.join(self.tmp, name)
         os.makedirs(d, exist_ok=True)
-        b = Broker(["--etcd", self.etcd.url, "--ha-unreplicated", "--node-name", name,
+        mode = (["--replication-listen", "ipc://" + os.path.join(d, "repl.ipc")]
+                if replicated else ["--ha-unreplicated"])
+        b = Broker(["--etcd", self.etcd.url] + mode + ["--node-name", name,
                     "--ha-cluster", "t",
                     "--ha-lease-ttl-ms", str(self.ttl_ms), "--ha-renew-ms", str(self.renew_ms),
                     "--log-level", "info"] + list(extra), tmp=d)
         self.brokers[name] = b
         return b
+
+    def sync_state(self):
+        """The leader's record of its standby (/jobmesh/t/sync), or None."""
+        key = base64.b64encode(b"/jobmesh/t/sync").decode()
+        try:
+            kvs = self.etcd.post("/v3/kv/range", {"key": key}).get("kvs")
+        except OSError:
+            return None
+        return json.loads(base64.b64decode(kvs[0]["value"])) if kvs else None
+
+    def in_sync(self, leader, standby):
+        s = self.sync_state()
+        return bool(s and s["leader"] == leader and s["standby"] == standby and s["in_sync"])
 
     def ready(self, b):
         try:

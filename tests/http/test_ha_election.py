@@ -136,7 +136,7 @@ class HaElection(unittest.TestCase):
             self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
 
     def test_etcd_without_accepting_unreplicated_failover_is_refused(self):
-        # Until the journal is shipped, a failover loses what the old leader
+        # Without --replication-listen a failover loses what the old leader
         # acknowledged: --etcd alone must not start a broker.
         broker = os.path.join(BIN_DIR, "jobmesh-broker")
         data = os.path.join(self.c.tmp, "unaccepted")
