@@ -53,6 +53,17 @@ bool exposure_http_is_local(const char *addr)
 	return hostport_is_local(addr, strlen(addr));
 }
 
+int exposure_check_replication(const struct exposure *x, const char *addr, struct jm_err *err)
+{
+	if (x->insecure || exposure_url_is_local(addr))
+		return 0;
+	return jm_err_set(err, JM_EINVAL,
+	                  "--replication-listen %s: the replication socket has no token or TLS "
+	                  "check yet, so off loopback it needs --insecure-listen (on a network "
+	                  "only the brokers reach)",
+	                  addr);
+}
+
 int exposure_check(const struct exposure *x, const char *flag, const char *addr, bool http,
                    bool events, struct jm_err *err)
 {

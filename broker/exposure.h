@@ -28,5 +28,8 @@ struct exposure {
  * HOST:PORT. */
 int exposure_check(const struct exposure *x, const char *flag, const char *addr, bool http,
                    bool events, struct jm_err *err);
+/* The same for the HA replication socket (--replication-listen), which has
+ * neither tokens nor TLS yet: off loopback it needs --insecure-listen. */
+int exposure_check_replication(const struct exposure *x, const char *addr, struct jm_err *err);
 
 #endif

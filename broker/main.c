@@ -238,7 +238,9 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 	if (exposure_check(&x, "--listen", o.listen_url, false, false, &err) != 0 ||
 	    exposure_check(&x, o.events_url ? "--events" : "--events (derived from --listen)",
 	                   events_at, false, true, &err) != 0 ||
-	    (o.http_addr && exposure_check(&x, "--http", o.http_addr, true, false, &err) != 0)) {
+	    (o.http_addr && exposure_check(&x, "--http", o.http_addr, true, false, &err) != 0) ||
+	    (o.ha.replication_url &&
+	     exposure_check_replication(&x, o.ha.replication_url, &err) != 0)) {
 		fprintf(stderr, "jobmesh-broker: %s\n", jm_err_text(&err));
 		return EXIT_USAGE;
 	}

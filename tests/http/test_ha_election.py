@@ -135,6 +135,21 @@ class HaElection(unittest.TestCase):
             self.assertIn(text, p.stderr, extra)
             self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
 
+    def test_a_replication_socket_off_loopback_needs_insecure_listen(self):
+        # Shipping has no token or TLS check: nothing listens beyond
+        # loopback without one unless the operator says so.
+        broker = os.path.join(BIN_DIR, "jobmesh-broker")
+        data = os.path.join(self.c.tmp, "exposed")
+        args = [broker, "--etcd", self.c.etcd.url, "--replication-listen", "tcp://0.0.0.0:7402",
+                "--listen", "ipc://" + os.path.join(self.c.tmp, "exposed.ipc"), "--http", "off",
+                "--data", data]
+        p = subprocess.run(args, capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("--replication-listen tcp://0.0.0.0:7402", p.stderr)
+        self.assertIn("needs --insecure-listen", p.stderr)
+        self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
+        self.assertFalse(os.path.exists(data), "nothing is written before the refusal")
+
     def test_etcd_without_accepting_unreplicated_failover_is_refused(self):
         # Without --replication-listen a failover loses what the old leader
         # acknowledged: --etcd alone must not start a broker.
