@@ -174,8 +174,31 @@ uint64_t journal_durable_lsn(struct journal *j)
 	return lsn;
 }
 
-/* Writer: records a failure, cuts the segment back to its committed end.
- * Returns -1 (the drain's failure value). */
+/* Writer: cuts the current segment back to its committed end (when rewind)
+ * and refuses new writes with msg until a retry succeeds. Returns -1 (the
+ * drain's failure value). */
+static int writer_refuse_writes(struct journal *j, bool rewind, const char *msg)
+{
+	if (rewind) {
+		j->seg_tail_dirty = true;
+		if (ftruncate(j->seg_fd, (off_t)j->seg_commit_off) == 0 &&
+		    lseek(j->seg_fd, (off_t)j->seg_commit_off, SEEK_SET) >= 0)
+			j->seg_tail_dirty = false;
+		j->seg_off = j->seg_commit_off;
+		j->seg_alloc_end = j->seg_commit_off;
+	}
+	pthread_mutex_lock(&j->mu);
+	bool was_writable = j->writable;
+	j->writable = false;
+	snprintf(j->write_err, sizeof j->write_err, "%s", msg);
+	pthread_cond_broadcast(&j->state_cv);
+	pthread_mutex_unlock(&j->mu);
+	if (was_writable)
+		jm_error("%s", msg);
+	return -1;
+}
+
+/* Writer: a write or sync failed (errno sys at byte at of segment seq). */
 static int writer_fail(struct journal *j, const char *what, uint64_t seq, uint64_t at, int sys)
 {
 	char name[JOURNAL_NAME_BYTES];
@@ -187,23 +210,7 @@ static int writer_fail(struct journal *j, const char *what, uint64_t seq, uint64
 	snprintf(msg, sizeof msg,
 	         "journal %s: %s failed at byte %" PRIu64 ": %s; new writes are refused until %s",
 	         name, what, at, strerror(sys), until);
-	if (j->seg_fd >= 0 && seq == j->seg_seq) {
-		j->seg_tail_dirty = true;
-		if (ftruncate(j->seg_fd, (off_t)j->seg_commit_off) == 0 &&
-		    lseek(j->seg_fd, (off_t)j->seg_commit_off, SEEK_SET) >= 0)
-			j->seg_tail_dirty = false;
-		j->seg_off = j->seg_commit_off;
-		j->seg_alloc_end = j->seg_commit_off;
-	}
-	pthread_mutex_lock(&j->mu);
-	bool was_writable = j->writable;
-	j->writable = false;
-	memcpy(j->write_err, msg, sizeof msg);
-	pthread_cond_broadcast(&j->state_cv);
-	pthread_mutex_unlock(&j->mu);
-	if (was_writable)
-		jm_error("%s", msg);
-	return -1;
+	return writer_refuse_writes(j, j->seg_fd >= 0 && seq == j->seg_seq, msg);
 }
 
 /* Writer: the replica hook refused a chunk (no standby to acknowledge it,
@@ -211,24 +218,10 @@ static int writer_fail(struct journal *j, const char *what, uint64_t seq, uint64
  * written again later and appends are refused meanwhile with why. */
 static int writer_fail_text(struct journal *j, const char *why)
 {
-	if (j->seg_fd >= 0) {
-		j->seg_tail_dirty = true;
-		if (ftruncate(j->seg_fd, (off_t)j->seg_commit_off) == 0 &&
-		    lseek(j->seg_fd, (off_t)j->seg_commit_off, SEEK_SET) >= 0)
-			j->seg_tail_dirty = false;
-		j->seg_off = j->seg_commit_off;
-		j->seg_alloc_end = j->seg_commit_off;
-	}
-	pthread_mutex_lock(&j->mu);
-	bool was_writable = j->writable;
-	j->writable = false;
-	snprintf(j->write_err, sizeof j->write_err,
-	         "%s; new writes are refused until that succeeds", why);
-	pthread_cond_broadcast(&j->state_cv);
-	pthread_mutex_unlock(&j->mu);
-	if (was_writable)
-		jm_error("journal %s: %s", j->dir, why);
-	return -1;
+	char msg[JM_ERR_MSG_MAX];
+	snprintf(msg, sizeof msg, "journal %s: %s; new writes are refused until that succeeds",
+	         j->dir, why);
+	return writer_refuse_writes(j, j->seg_fd >= 0, msg);
 }
 
 void journal_set_replica(struct journal *j, journal_replica_fn fn, void *arg)

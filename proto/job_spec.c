@@ -4,7 +4,10 @@
 
 #include <inttypes.h>
 
+#include <string.h>
+
 #include "codec.h"
+#include "message.h"
 #include "proto_limits.h"
 
 int proto_job_spec_check(const char *queue, size_t queue_len, const char *type, size_t type_len,
@@ -36,4 +39,24 @@ int proto_idempotency_key_check(const void *key, size_t key_len, struct jm_err *
 			                  "idempotency key has byte 0x%02x at %zu: %s", p[i], i,
 			                  PROTO_KEY_RULE);
 	return 0;
+}
+
+long proto_name_len(const char *name, bool empty_ok)
+{
+	size_t len = strnlen(name, sizeof(proto_name));
+	if (len == sizeof(proto_name))
+		return -1;
+	if (len == 0 && empty_ok)
+		return 0;
+	return proto_name_is_valid(name, len) ? (long)len : -1;
+}
+
+bool proto_key_is_valid(const struct proto_bytes *key)
+{
+	if (key->len > PROTO_KEY_MAX || (key->len > 0 && key->ptr == NULL))
+		return false;
+	for (uint32_t i = 0; i < key->len; i++)
+		if (key->ptr[i] < 0x20 || key->ptr[i] > 0x7e)
+			return false;
+	return true;
 }

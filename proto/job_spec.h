@@ -5,6 +5,7 @@
 #ifndef JM_PROTO_JOB_SPEC_H
 #define JM_PROTO_JOB_SPEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,5 +31,16 @@ int proto_job_spec_check(const char *queue, size_t queue_len, const char *type, 
  * A key names at most one job per queue for the queue's key window: a
  * second submit with the same key in that queue gets the first job's id. */
 int proto_idempotency_key_check(const void *key, size_t key_len, struct jm_err *err);
+
+struct proto_bytes;
+
+/* The same rules without words, for the one-pass encoders
+ * (proto/record_job.c, proto/submit_encode.c), which judge every field
+ * first and word a refusal through the checks above. proto_name_len:
+ * name's length when it is NUL-terminated within a proto_name and obeys
+ * PROTO_NAME_RULE (or is empty when empty_ok), else -1.
+ * proto_key_is_valid: key obeys PROTO_KEY_RULE (empty: no key). */
+long proto_name_len(const char *name, bool empty_ok);
+bool proto_key_is_valid(const struct proto_bytes *key);
 
 #endif

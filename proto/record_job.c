@@ -26,31 +26,9 @@
 
 #define REC_JOB_FIELDS 21 /* rec_job_field's count: 2 + 21 items */
 
-/* name's length, or -1 unless it is NUL-terminated within a proto_name
- * and obeys PROTO_NAME_RULE (or is empty when empty_ok). */
-static long name_len(const char *name, bool empty_ok)
-{
-	size_t len = strnlen(name, sizeof(proto_name));
-	if (len == sizeof(proto_name))
-		return -1;
-	if (len == 0 && empty_ok)
-		return 0;
-	return proto_name_is_valid(name, len) ? (long)len : -1;
-}
-
 static bool bytes_ok(const struct proto_bytes *b, uint32_t max)
 {
 	return b->len <= max && !(b->len > 0 && b->ptr == NULL);
-}
-
-static bool key_ok(const struct proto_bytes *key)
-{
-	if (key->len > PROTO_KEY_MAX || (key->len > 0 && key->ptr == NULL))
-		return false;
-	for (uint32_t i = 0; i < key->len; i++)
-		if (key->ptr[i] < 0x20 || key->ptr[i] > 0x7e)
-			return false;
-	return true;
 }
 
 static size_t raw_name(uint8_t *at, const char *name, size_t len)
@@ -70,17 +48,17 @@ static size_t raw_bin(uint8_t *at, const struct proto_bytes *b)
 
 static bool job_ok(const struct proto_rec_job *j, long lens[4])
 {
-	lens[0] = name_len(j->attrs.queue, false);
-	lens[1] = name_len(j->attrs.type, false);
-	lens[2] = name_len(j->worker_id, true);
-	lens[3] = name_len(j->attrs.group, true);
+	lens[0] = proto_name_len(j->attrs.queue, false);
+	lens[1] = proto_name_len(j->attrs.type, false);
+	lens[2] = proto_name_len(j->worker_id, true);
+	lens[3] = proto_name_len(j->attrs.group, true);
 	return lens[0] >= 0 && lens[1] >= 0 && lens[2] >= 0 && lens[3] >= 0 &&
 	       bytes_ok(&j->payload, PROTO_PAYLOAD_MAX_DEFAULT) &&
 	       j->attrs.priority >= PROTO_PRIORITY_MIN && j->attrs.priority <= PROTO_PRIORITY_MAX &&
 	       j->attrs.max_attempts <= PROTO_ATTEMPTS_MAX && j->state >= PROTO_STATE_PENDING &&
 	       j->state <= PROTO_STATE_CANCELLED &&
 	       bytes_ok(&j->last_error, PROTO_ERROR_TEXT_MAX) &&
-	       bytes_ok(&j->result, PROTO_RESULT_MAX) && key_ok(&j->key);
+	       bytes_ok(&j->result, PROTO_RESULT_MAX) && proto_key_is_valid(&j->key);
 }
 
 int proto_record_encode_job(const struct proto_rec_job *j, struct jm_buf *out)

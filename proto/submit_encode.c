@@ -20,38 +20,18 @@
 
 #define SPEC_FIELDS 10 /* job_spec_field's count */
 
-static long name_len(const char *name, bool empty_ok)
-{
-	size_t len = strnlen(name, sizeof(proto_name));
-	if (len == sizeof(proto_name))
-		return -1;
-	if (len == 0 && empty_ok)
-		return 0;
-	return proto_name_is_valid(name, len) ? (long)len : -1;
-}
-
-static bool key_ok(const struct proto_bytes *key)
-{
-	if (key->len > PROTO_KEY_MAX || (key->len > 0 && key->ptr == NULL))
-		return false;
-	for (uint32_t i = 0; i < key->len; i++)
-		if (key->ptr[i] < 0x20 || key->ptr[i] > 0x7e)
-			return false;
-	return true;
-}
-
 /* The bytes j takes at most, or 0 when it breaks a rule; lens gets the
  * lengths of queue, type and group. */
 static size_t spec_bound(const struct proto_job_spec *j, long lens[3])
 {
-	lens[0] = name_len(j->attrs.queue, false);
-	lens[1] = name_len(j->attrs.type, false);
-	lens[2] = name_len(j->attrs.group, true);
+	lens[0] = proto_name_len(j->attrs.queue, false);
+	lens[1] = proto_name_len(j->attrs.type, false);
+	lens[2] = proto_name_len(j->attrs.group, true);
 	if (lens[0] < 0 || lens[1] < 0 || lens[2] < 0 ||
 	    (j->payload.len > 0 && j->payload.ptr == NULL) ||
 	    j->payload.len > PROTO_PAYLOAD_MAX_DEFAULT || j->attrs.priority < PROTO_PRIORITY_MIN ||
 	    j->attrs.priority > PROTO_PRIORITY_MAX || j->attrs.max_attempts > PROTO_ATTEMPTS_MAX ||
-	    !key_ok(&j->key) || (j->run_at_us && j->delay_ms))
+	    !proto_key_is_valid(&j->key) || (j->run_at_us && j->delay_ms))
 		return 0;
 	return 1 + SPEC_FIELDS * CODEC_RAW_UINT_MAX + (size_t)lens[0] + (size_t)lens[1] +
 	       (size_t)lens[2] + j->payload.len + j->key.len;
