@@ -28,6 +28,7 @@
 #include <nng/transport/tcp/tcp.h>
 
 #include "clock.h"
+#include "decimal.h"
 #include "event_frame.h"
 #include "ipc_guard.h"
 #include "log.h"
@@ -135,14 +136,7 @@ static void format_id_topic(char *out, const char *prefix, uint64_t id)
 {
 	size_t at = strlen(prefix);
 	memcpy(out, prefix, at);
-	char digits[20];
-	size_t count = 0;
-	do {
-		digits[count++] = (char)('0' + id % 10);
-		id /= 10;
-	} while (id);
-	while (count)
-		out[at++] = digits[--count];
+	at += jm_decimal_u64(out + at, id);
 	out[at] = '\0';
 }
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "decimal.h"
 #include "err.h"
 #include "job_spec.h"
 #include "limits.h"
@@ -386,13 +387,8 @@ static void text_put(struct text_out *o, const char *s, size_t len)
 
 static void text_put_u64(struct text_out *o, uint64_t v)
 {
-	char digits[20];
-	size_t at = sizeof digits;
-	do {
-		digits[--at] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	text_put(o, digits + at, sizeof digits - at);
+	char digits[JM_DECIMAL_U64_MAX];
+	text_put(o, digits, jm_decimal_u64(digits, v));
 }
 
 /* As "%lld" of (long long)v, and "%d" of (int)v: negative past the top. */

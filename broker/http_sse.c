@@ -40,6 +40,7 @@
 
 #include "auth.h"
 #include "buf.h"
+#include "decimal.h"
 #include "clock.h"
 #include "http_call.h"
 #include "http_conn.h"
@@ -326,19 +327,6 @@ static bool is_primary(const char *topic, const struct proto_event *ev)
 	}
 }
 
-/* v in decimal into out (20 bytes at most, no NUL); returns the length. */
-static size_t format_u64(char *out, uint64_t v)
-{
-	char digits[20];
-	size_t at = sizeof digits;
-	do {
-		digits[--at] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	memcpy(out, digits + at, sizeof digits - at);
-	return sizeof digits - at;
-}
-
 static char *append(char *at, const void *bytes, size_t len)
 {
 	memcpy(at, bytes, len);
@@ -350,7 +338,7 @@ static void topic_of_id(char *out, const char *prefix, uint64_t id)
 {
 	size_t len = strlen(prefix);
 	memcpy(out, prefix, len);
-	len += format_u64(out + len, id);
+	len += jm_decimal_u64(out + len, id);
 	out[len] = '\0';
 }
 
@@ -392,7 +380,7 @@ static void event_cb(void *arg, const char *topic, const struct proto_event *ev)
 	pthread_mutex_lock(&hub->lock);
 	f.seq = hub->next_seq;
 	char seq_text[24];
-	size_t seq_len = format_u64(seq_text, f.seq);
+	size_t seq_len = jm_decimal_u64(seq_text, f.seq);
 	/* "id: SEQ\nevent: KIND\ndata: JSON\n\n", in the slot's buffer when
 	 * it is large enough (it held an event as large before, mostly). */
 	size_t len = 4 + seq_len + 8 + kind_len + 7 + json_len + 2;

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "decimal.h"
+
 static const char base64_digits[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -92,14 +94,7 @@ static void put(char *line, size_t *o, const char *text)
 
 static void put_u64(char *line, size_t *o, uint64_t value)
 {
-	char digits[20];
-	size_t n = 0;
-	do {
-		digits[n++] = (char)('0' + value % 10);
-		value /= 10;
-	} while (value != 0);
-	while (n > 0)
-		line[(*o)++] = digits[--n];
+	*o += jm_decimal_u64(line + *o, value);
 }
 
 size_t serve_proto_job_room(const struct serve_job_line *job)
