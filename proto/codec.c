@@ -24,14 +24,6 @@ struct prescan {
 	int depth;
 };
 
-static uint64_t read_be(const uint8_t *p, size_t bytes)
-{
-	uint64_t v = 0;
-	for (size_t i = 0; i < bytes; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
-
 /* Reads a bytes-wide big-endian length field at the cursor. */
 static int prescan_length(struct prescan *s, size_t bytes, uint64_t *out, struct jm_err *err)
 {
@@ -40,7 +32,7 @@ static int prescan_length(struct prescan *s, size_t bytes, uint64_t *out, struct
 		    err, JM_EPROTO,
 		    "truncated: a %zu-byte length at byte %zu but only %zu bytes left", bytes,
 		    s->pos, s->len - s->pos);
-	*out = read_be(s->buf + s->pos, bytes);
+	*out = codec_read_be(s->buf + s->pos, bytes);
 	s->pos += bytes;
 	return 0;
 }

@@ -243,4 +243,15 @@ void codec_put_bin(struct codec_writer *w, const struct proto_bytes *b);
  * PROTO_MESSAGE_MAX (it would not decode). */
 int codec_writer_finish(struct codec_writer *w);
 
+/* The bytes-wide (1..8) big-endian unsigned integer at p: msgpack's
+ * lengths, counts and fixed-width values, for the pre-scan and the
+ * one-pass SUBMIT decoder (submit_decode.c). */
+static inline uint64_t codec_read_be(const uint8_t *p, size_t bytes)
+{
+	uint64_t v = 0;
+	for (size_t i = 0; i < bytes; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
 #endif

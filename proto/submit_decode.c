@@ -19,6 +19,7 @@
 
 #include <msgpack.h>
 
+#include "codec.h"
 #include "job_spec.h"
 #include "proto_limits.h"
 
@@ -37,14 +38,6 @@ struct rd_int {
 	uint64_t u;
 	int64_t i;
 };
-
-static uint64_t be(const uint8_t *p, unsigned bytes)
-{
-	uint64_t v = 0;
-	for (unsigned k = 0; k < bytes; k++)
-		v = (v << 8) | p[k];
-	return v;
-}
 
 static bool take(struct rd *r, size_t bytes, const uint8_t **at)
 {
@@ -68,7 +61,7 @@ static bool rd_array(struct rd *r, uint32_t *count)
 	unsigned bytes = tag == 0xdc ? 2 : tag == 0xdd ? 4 : 0;
 	if (bytes == 0 || !take(r, bytes, &at))
 		return false;
-	*count = (uint32_t)be(at, bytes);
+	*count = (uint32_t)codec_read_be(at, bytes);
 	return true;
 }
 
@@ -98,7 +91,7 @@ static bool rd_int(struct rd *r, struct rd_int *v)
 		return false;
 	if (!take(r, bytes, &at))
 		return false;
-	uint64_t raw = be(at, bytes);
+	uint64_t raw = codec_read_be(at, bytes);
 	if (!is_signed) {
 		v->u = raw;
 		return true;
@@ -144,7 +137,7 @@ static bool rd_bytes(struct rd *r, bool bin_ok, const uint8_t **ptr, uint32_t *l
 			bytes = 4;
 		if (bytes == 0 || !take(r, bytes, &at))
 			return false;
-		n = be(at, bytes);
+		n = codec_read_be(at, bytes);
 	}
 	if (!take(r, (size_t)n, ptr))
 		return false;
