@@ -4,13 +4,12 @@ trip (median, 90th percentile and mean over the calls seen; the mean is
 what sets the rate: calls in flight / mean round trip), the journal's syncs
 (calls made durable per sync, their length, the wait between them, the
 zero-fill syncs of preallocation) and how late each reply of a sync's
-group left. usage: w1b_timeline.py TRACE BROKER_PID IN_FLIGHT"""
+group left. usage: w1b_timeline.py TRACE BROKER_PID"""
 import re
 import statistics
 import sys
 
-REQUEST_MIN = 4096           # a SUBMIT of 100 jobs: ~12 KB, one readv
-REPLY_MIN, REPLY_MAX = 200, 4096  # a SUBMITTED of 100 ids: 300-600 B
+REQUEST_MIN = 4096  # a SUBMIT of 100 jobs: ~12 KB, one readv
 
 events = []
 for line in open(sys.argv[1]):
@@ -21,28 +20,26 @@ for line in open(sys.argv[1]):
     if value is not None and value >= 1 << 63:
         value -= 1 << 64  # -EAGAIN and the like
     events.append((float(m[3]) * 1e6, int(m[1]), int(m[2]), m[4], value))
-broker, in_flight = int(sys.argv[2]), int(sys.argv[3])
+broker = int(sys.argv[2])
 if not events:
     sys.exit("w1b_timeline: no events recorded (perf needs root or perf_event_paranoid <= -1)")
 span = events[-1][0] - events[0][0]
 
-sent = [t for t, p, _, n, _ in events if p != broker and n == "sys_enter_sendmsg"]
+# The whole run is recorded: the n-th SUBMIT sent is the n-th read and the
+# n-th answered (a reply may overtake another now and then, which moves
+# single legs, not their mean). The driver's first request is a HELLO (and
+# the broker's first send its answer), its last the count check; what the
+# driver reads is an 8-byte length, then the body.
+sent = [t for t, p, _, n, _ in events if p != broker and n == "sys_enter_sendmsg"][1:]
 read = [t for t, p, _, n, v in events if p == broker and n == "sys_exit_readv" and v > REQUEST_MIN]
-replied = [t for t, p, _, n, _ in events if p == broker and n == "sys_enter_sendmsg"]
+replied = [t for t, p, _, n, _ in events if p == broker and n == "sys_enter_sendmsg"][1:]
 got = [t for t, p, _, n, v in events
-       if p != broker and n == "sys_exit_readv" and REPLY_MIN <= v < REPLY_MAX]
+       if p != broker and n == "sys_exit_readv" and v > 8][1:]
+calls = min(len(read), len(sent), len(replied), len(got))
 
 
 def legs(a, b):
-    """Pairs the i-th event of a with the (i+k)-th of b, both in stream
-    order, for the smallest k at which (almost) no leg is negative: the
-    recording window cuts calls at both ends, and a reply may overtake
-    another now and then."""
-    for k in range(-in_flight - 4, in_flight + 5):
-        d = [b[i + k] - a[i] for i in range(len(a)) if 0 <= i + k < len(b)]
-        if len(d) >= 10 and sum(x < 0 for x in d) <= len(d) // 50:
-            return [x for x in d if x >= 0]
-    return []
+    return [b[i] - a[i] for i in range(calls)]
 
 
 def p(values):
@@ -53,8 +50,8 @@ def p(values):
                                   statistics.mean(v))
 
 
-print("calls seen: %d sent, %d read by the broker, %d replies in %.0f ms"
-      % (len(sent), len(read), len(replied), span / 1000))
+print("calls: %d read by the broker, %d replies received, in %.0f ms"
+      % (len(read), len(got), span / 1000))
 print("%-44s %7s %7s %7s" % ("leg of a call (us)", "p50", "p90", "mean"))
 print("%-44s %s" % ("driver sends -> broker has read the SUBMIT", p(legs(sent, read))))
 print("%-44s %s" % ("broker has read -> sends the reply", p(legs(read, replied))))
