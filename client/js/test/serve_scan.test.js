@@ -90,6 +90,7 @@ test('any other shape is left to JSON.parse', () => {
     line(['["1","noop","q",1,"",null,0e3]']),
     line(['["1","noop","q",1,null,null,0]']), // null payload without base64
     line(['["1","noop","q",1,"unterminated,null,0]']),
+    line(['["1","noop","q",1,"bad \\x escape",null,0]']),
     line([good, '["2","noop","q",1,"\\"",null,0']), // the last job cut short
     `${line([good])} `, line([good]).slice(0, -1), `${line([good]).slice(0, -2)},]}`,
     line([`${good} `]), line([good, '']), '{"op":"jobs","jobs":[', '',

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import inspect
+import io
 import json
 import os
 import sys
@@ -326,15 +327,29 @@ def _serve_fds(server: _Server, in_fd: int) -> None:
     loop = asyncio.new_event_loop()
     server.loop = loop
     done = loop.create_future()
-    buf = [b""]
+    buf = [b""]  # the start of a line not ended yet
+    # One buffer for every read: os.read(fd, 1 MiB) mmap'd, shrank and
+    # unmapped a fresh 1 MiB per read (four system calls and page faults
+    # per wake-up, a third of this process's CPU in a no-op drain).
+    reader = io.FileIO(in_fd, "rb", closefd=False)
+    chunk = memoryview(bytearray(1 << 20))
 
     def readable() -> None:
-        data = os.read(in_fd, 1 << 20)
-        go_on = bool(data)
-        data = buf[0] + data
-        end = data.rfind(b"\n") + 1  # decode whole lines only: UTF-8 may split
-        buf[0] = data[end:]
-        lines = data[:end].decode("utf-8", "surrogateescape").split("\n")
+        n = reader.readinto(chunk)
+        if n is None:  # nothing after all (a non-blocking descriptor)
+            return
+        go_on = n > 0
+        end = chunk.obj.rfind(b"\n", 0, n) + 1  # decode whole lines only: UTF-8 may split
+        if end == 0:
+            buf[0] += chunk[:n]
+            text = ""
+        elif buf[0]:
+            text = (buf[0] + chunk[:end]).decode("utf-8", "surrogateescape")
+            buf[0] = bytes(chunk[end:n])
+        else:
+            text = str(chunk[:end], "utf-8", "surrogateescape")
+            buf[0] = bytes(chunk[end:n])
+        lines = text.split("\n")
         lines.pop()
         handle = server.handle_line
         for raw in lines:
