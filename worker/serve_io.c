@@ -57,26 +57,6 @@ static unsigned pool_room(const struct serve_pool *pool, unsigned *capacity)
 	return room;
 }
 
-/* Whether the jobs placed on p and not written yet wait (until *until_us):
- * while the process still works on jobs written before, the jobs placed
- * meanwhile wait for its answers (the I/O thread writes right after it
- * reads them), up to SERVE_HOLD_US or until they fill half its room. A
- * process busy with a batch so gets the next one in one write, and wakes
- * once for it, not once per placement; an idle process gets its jobs at
- * once. A write under way is never held. */
-static bool proc_hold(const struct serve_pool *pool, const struct serve_proc *p, uint64_t now_us,
-                      uint64_t *until_us)
-{
-	if (p->out_jobs == 0 || p->out_sent > 0 || p->flights_count <= p->out_jobs)
-		return false;
-	unsigned depth = pool_depth(pool);
-	unsigned cap = p->pipeline < depth ? p->pipeline : depth;
-	if (2 * p->out_jobs >= cap)
-		return false;
-	*until_us = p->out_first_us + SERVE_HOLD_US;
-	return now_us < *until_us;
-}
-
 /* The running process with the fewest jobs that has room, or NULL. */
 struct serve_proc *serve_pool_pick(struct serve_pool *pool)
 {
@@ -154,13 +134,7 @@ int serve_pool_place(struct serve_pool *pool, struct serve_proc *proc, jm_job *j
 	    .deadline_ms = spec->timeout_ms ? now_us / 1000u + spec->timeout_ms : 0,
 	    .timeout_ms = spec->timeout_ms,
 	};
-	if (proc->out_jobs++ == 0)
-		proc->out_first_us = now_us;
-	/* The I/O thread needs no wake-up for a job that waits with others
-	 * already held: it set its timer for the first. */
-	uint64_t until_us;
-	if (proc->out_jobs == 1 || !proc_hold(pool, proc, now_us, &until_us))
-		serve_pool_wake(pool);
+	serve_pool_wake(pool);
 	return 0;
 }
 
@@ -424,7 +398,6 @@ static bool proc_write(struct serve_proc *proc)
 		proc->out_sent += (size_t)n;
 	}
 	proc->out_sent = proc->out_len = 0;
-	proc->out_jobs = 0;
 	return true;
 }
 
@@ -455,7 +428,6 @@ static void proc_end(struct serve_pool *pool, struct serve_proc *proc, enum serv
 		proc->end_stage = 1;
 	}
 	proc->out_sent = proc->out_len = 0; /* unsent lines die with it */
-	proc->out_jobs = 0;
 	proc->frame_open = false;
 	proc->end_deadline_ms = now_ms() + pool->kill_grace_ms;
 }
@@ -673,11 +645,9 @@ static void pool_tend(struct serve_pool *pool)
 			wait_end(pool, w, "job abandoned while it waited for a handler process");
 	}
 	pool_place_waiting(pool, now);
-	uint64_t now_us = jm_mono_us(), until_us;
 	for (unsigned i = 0; i < pool->slots; i++) {
 		struct serve_proc *p = &pool->procs[i];
-		if (p->state == SERVE_PROC_UP && p->out_sent < p->out_len &&
-		    !proc_hold(pool, p, now_us, &until_us) && !proc_write(p))
+		if (p->state == SERVE_PROC_UP && p->out_sent < p->out_len && !proc_write(p))
 			proc_end(pool, p, SERVE_END_CRASH, 0, "its stdin broke");
 	}
 }
@@ -685,8 +655,7 @@ static void pool_tend(struct serve_pool *pool)
 /* Fills the poll set; returns its size and the poll timeout in *wait_ms. */
 static size_t pool_poll_set(struct serve_pool *pool, int64_t *wait_ms)
 {
-	uint64_t now_us = jm_mono_us();
-	uint64_t now = now_us / 1000u;
+	uint64_t now = now_ms();
 	size_t count = 0;
 	*wait_ms = -1;
 	watch_add(pool, &count, pool->wake_fd, POLLIN, (struct serve_watch){.kind = WATCH_WAKE});
@@ -697,10 +666,7 @@ static size_t pool_poll_set(struct serve_pool *pool, int64_t *wait_ms)
 			          (struct serve_watch){.kind = WATCH_STDOUT, .proc = p});
 			if (p->in_lines)
 				*wait_ms = 0; /* lines read but not decoded yet */
-			uint64_t until_us;
-			if (proc_hold(pool, p, now_us, &until_us))
-				timeout_min(wait_ms, (until_us + 999) / 1000, now);
-			else if (p->out_sent < p->out_len)
+			if (p->out_sent < p->out_len)
 				watch_add(pool, &count, p->stdin_fd, POLLOUT,
 				          (struct serve_watch){.kind = WATCH_STDIN, .proc = p});
 			/* Abandons are read from the jobs' flags (pool_tend), not

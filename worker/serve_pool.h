@@ -27,10 +27,6 @@
 /* A "jobs" line takes no more jobs once it is this long (a job bigger than
  * that still goes in one line of its own). */
 #define SERVE_FRAME_SOFT_MAX (1u << 20)
-/* How long jobs placed on a process that is still busy with jobs written
- * before may wait for its answers, so that they go out in one write with
- * the jobs placed after them (serve_io.c, proc_hold). */
-#define SERVE_HOLD_US 1000
 
 /* A job that found no room, on its slot thread's stack until done. */
 struct serve_wait {

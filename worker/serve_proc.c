@@ -113,7 +113,6 @@ int serve_proc_spawn(struct serve_proc *proc, const struct serve_spawn *pool)
 	proc->in_len = 0;
 	proc->in_lines = false;
 	proc->out_len = proc->out_sent = 0;
-	proc->out_jobs = 0;
 	proc->flights_count = 0;
 	proc->pipeline = 1;
 	proc->batch = proc->frame_open = false;
@@ -205,7 +204,6 @@ void serve_proc_reap(struct serve_proc *proc, char *why, size_t why_size)
 	proc->in_len = 0;
 	proc->in_lines = false;
 	proc->out_len = proc->out_sent = 0;
-	proc->out_jobs = 0;
 	proc->frame_open = false;
 	proc->state = SERVE_PROC_DOWN;
 }

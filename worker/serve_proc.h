@@ -49,8 +49,6 @@ struct serve_proc {
 	bool in_lines; /* in[] may hold whole lines (the decoded array was full) */
 	char *out;     /* job lines to write to stdin; out[out_sent..out_len) left */
 	size_t out_len, out_sent, out_cap;
-	unsigned out_jobs;            /* jobs in out[] not wholly written yet */
-	uint64_t out_first_us;        /* monotonic: when the first of them was placed */
 	struct serve_flight *flights; /* pipeline_max of them */
 	unsigned flights_count;
 	unsigned pipeline;       /* jobs it takes at a time: 1 until its hello */
