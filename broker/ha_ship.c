@@ -31,6 +31,9 @@
 #define SHIP_IDLE_MS 200u
 #define SHIP_UNLOCKED_ROUNDS 4
 #define SHIP_ETCD_TIMEOUT_MS 2000u
+#define SHIP_STRICT_REFUSAL                                                                        \
+	"no standby in sync (--ha-sync strict): the leader refuses writes until a standby has "    \
+	"caught up; reads go on; retry later"
 
 struct ha_ship {
 	struct ha_ship_config c;
@@ -40,6 +43,7 @@ struct ha_ship {
 	char leader_key[SHIP_TEXT_MAX];
 	char sync_key[SHIP_TEXT_MAX];
 	uint64_t epoch;
+	struct journal *journal;
 	struct ha_etcd *etcd;
 	nng_socket sock;
 	atomic_int pipes;  /* the standby's pipe id, 0: none */
@@ -54,6 +58,7 @@ struct ha_ship {
 	bool end_known;
 	struct journal_position end; /* synced here, and shipped when in sync */
 	bool in_sync;
+	bool serving;      /* ha_ship_serving: strict mode refuses writes from now on */
 	bool etcd_in_sync; /* etcd may say a standby is in sync */
 	char standby[SHIP_TEXT_MAX];
 	/* Writer's thread, between its SEND and WAIT (mu held all along). */
@@ -82,6 +87,26 @@ static void pipe_cb(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 		atomic_compare_exchange_strong(&s->pipes, &none, id);
 	} else if (ev == NNG_PIPE_EV_REM_POST) {
 		atomic_compare_exchange_strong(&s->pipes, &id, 0);
+	}
+}
+
+/* Under mu: the standby is (or is no longer) in sync. In strict mode, once
+ * the core serves, that also opens (or closes) the journal to appends:
+ * nothing is acknowledged that only this copy holds. */
+static void set_in_sync(struct ha_ship *s, bool in_sync)
+{
+	bool was = s->in_sync;
+	s->in_sync = in_sync;
+	if (!s->c.strict || !s->serving || was == in_sync)
+		return;
+	if (in_sync) {
+		journal_release(s->journal);
+		jm_info("replication: standby %s is in sync: writes are accepted again "
+		        "(--ha-sync strict)",
+		        s->standby);
+	} else {
+		journal_hold(s->journal, JM_ENOSTANDBY, SHIP_STRICT_REFUSAL);
+		jm_warn("replication: %s", SHIP_STRICT_REFUSAL);
 	}
 }
 
@@ -235,9 +260,17 @@ static int ship_wait(struct ha_ship *s, uint64_t seq, uint64_t off, size_t len, 
 	}
 	s->ship_sent = false;
 	if (s->in_sync && rc != 0) {
-		s->in_sync = false;
 		jm_warn("replication: standby %s is out of sync: %s", s->standby,
 		        jm_err_text(&err));
+		set_in_sync(s, false);
+	}
+	if (!s->in_sync && s->c.strict && s->serving) {
+		/* Not published: the chunk is cut back and written again once a
+		 * standby is in sync. etcd keeps naming the standby, which holds
+		 * everything acknowledged (a full copy says otherwise first). */
+		pthread_mutex_unlock(&s->mu);
+		snprintf(why, why_size, "%s", SHIP_STRICT_REFUSAL);
+		return JM_ENOSTANDBY;
 	}
 	if (!s->in_sync && s->etcd_in_sync && record_sync(s, false, &err) != 0) {
 		pthread_mutex_unlock(&s->mu);
@@ -245,7 +278,7 @@ static int ship_wait(struct ha_ship *s, uint64_t seq, uint64_t off, size_t len, 
 		         "the standby did not acknowledge and etcd could not be told that it is "
 		         "out of sync (%s)",
 		         jm_err_text(&err));
-		return -1;
+		return JM_ENOSPC;
 	}
 	s->end = (struct journal_position){.seq = seq, .off = off + len};
 	pthread_mutex_unlock(&s->mu);
@@ -303,8 +336,16 @@ static bool tail_usable(struct ha_ship *s, const struct journal_files *files,
 static int copy_full(struct ha_ship *s, const struct journal_files *files,
                      struct journal_position *pos, struct jm_err *err)
 {
+	/* The standby's copy is incomplete from the reset on: etcd must not
+	 * name it in sync meanwhile (strict mode leaves that to here). */
+	pthread_mutex_lock(&s->mu);
+	int rc = s->etcd_in_sync ? record_sync(s, false, err) : 0;
+	pthread_mutex_unlock(&s->mu);
+	if (rc != 0)
+		return jm_err_prefix(err,
+		                     "a full copy waits until etcd records no standby in sync");
 	struct repl_rep rep;
-	int rc = call_ok(s, REPL_RESET, 0, 0, NULL, 0, SHIP_CATCHUP_TIMEOUT_MS, &rep, err);
+	rc = call_ok(s, REPL_RESET, 0, 0, NULL, 0, SHIP_CATCHUP_TIMEOUT_MS, &rep, err);
 	if (rc != 0)
 		return rc;
 	uint64_t first = files->segments_len ? files->segments[0] : 1;
@@ -393,7 +434,7 @@ static int catch_up(struct ha_ship *s, struct journal_position pos, struct jm_er
 		if (last) {
 			if (rc == 0) {
 				/* The writer waits on mu: its next chunk starts at end. */
-				s->in_sync = true;
+				set_in_sync(s, true);
 				struct jm_err etcd_err = {0};
 				if (record_sync(s, true, &etcd_err) != 0)
 					jm_warn("replication: %s is in sync, but etcd was not told "
@@ -410,6 +451,19 @@ static int catch_up(struct ha_ship *s, struct journal_position pos, struct jm_er
 	return rc;
 }
 
+/* Strict mode: a standby whose connection is gone is out of sync now, not
+ * at the next write's timeout, so that writes are refused at once rather
+ * than left waiting for it. */
+static void standby_gone(struct ha_ship *s)
+{
+	pthread_mutex_lock(&s->mu);
+	if (s->in_sync && atomic_load(&s->pipes) == 0) {
+		jm_warn("replication: standby %s disconnected", s->standby);
+		set_in_sync(s, false);
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
 static void *catchup_main(void *arg)
 {
 	struct ha_ship *s = arg;
@@ -421,6 +475,8 @@ static void *catchup_main(void *arg)
 		pthread_mutex_unlock(&s->mu);
 		if (stopping)
 			break;
+		if (s->c.strict && atomic_load(&s->pipes) == 0)
+			standby_gone(s);
 		if (busy || atomic_load(&s->pipes) == 0) {
 			if (idle(s, SHIP_IDLE_MS))
 				break;
@@ -479,6 +535,7 @@ int ha_ship_start(struct ha_ship **out, const struct ha_ship_config *c, struct j
 	snprintf(s->leader_key, sizeof s->leader_key, "/jobmesh/%s/leader", c->cluster);
 	snprintf(s->sync_key, sizeof s->sync_key, "/jobmesh/%s/sync", c->cluster);
 	s->epoch = epoch;
+	s->journal = journal;
 	s->etcd_in_sync = true; /* until this leader wrote otherwise */
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_condattr_t attr;
@@ -517,13 +574,29 @@ int ha_ship_start(struct ha_ship **out, const struct ha_ship_config *c, struct j
 	}
 	s->thread_started = true;
 	journal_set_replica(journal, ship_hook, s);
-	jm_info("replication: leader of epoch %" PRIu64 " ships its journal on %s", epoch,
-	        c->listen_url);
+	jm_info("replication: leader of epoch %" PRIu64 " ships its journal on %s (%s)", epoch,
+	        c->listen_url,
+	        c->strict ? "--ha-sync strict: no writes without a standby in sync"
+	                  : "--ha-sync available: acknowledges alone once etcd says no standby is "
+	                    "in sync");
 	*out = s;
 	return 0;
 fail:
 	ship_free(s);
 	return rc;
+}
+
+void ha_ship_serving(struct ha_ship *s)
+{
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->serving = true;
+	if (s->c.strict && !s->in_sync) {
+		journal_hold(s->journal, JM_ENOSTANDBY, SHIP_STRICT_REFUSAL);
+		jm_warn("replication: %s", SHIP_STRICT_REFUSAL);
+	}
+	pthread_mutex_unlock(&s->mu);
 }
 
 void ha_ship_stop(struct ha_ship *s)

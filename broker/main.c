@@ -183,6 +183,7 @@ static int promote(struct broker_options *o, struct journal *journal, struct eve
 		                            .node_name = o->ha.node_name,
 		                            .etcd_url = o->ha.etcd_url,
 		                            .cluster = o->ha.cluster,
+		                            .strict = o->ha_sync_strict,
 		                            .timeout_ms = o->ha_ship_timeout_ms};
 		int rc = ha_ship_start(ship, &sc, journal, ha_epoch, err);
 		if (rc != 0)
@@ -192,6 +193,11 @@ static int promote(struct broker_options *o, struct journal *journal, struct eve
 	if (rc != 0)
 		return rc;
 	core_attach_events(*core, events);
+	/* Strict mode refuses writes from here while no standby is in sync.
+	 * Not before: the core's boot record waits to be durable, and waiting
+	 * for a standby there would hang the promotion (and this thread, which
+	 * handles SIGTERM). */
+	ha_ship_serving(*ship);
 	if (!ha_gate_open(gate, *core, ha_epoch))
 		return 0; /* stepped down meanwhile: SIGUSR2 is on its way */
 	jm_info("ha: %s serves as the leader of epoch %llu", o->ha.node_name,

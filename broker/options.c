@@ -122,6 +122,23 @@ static int set_ha_unreplicated(void *ctx, const char *v, struct jm_err *err)
 	return 0;
 }
 
+static int set_ha_sync(void *ctx, const char *v, struct jm_err *err)
+{
+	struct broker_options *o = ctx;
+	if (strcmp(v, "strict") == 0)
+		o->ha_sync_strict = true;
+	else if (strcmp(v, "available") == 0)
+		o->ha_sync_strict = false;
+	else
+		return jm_err_set(
+		    err, JM_EINVAL,
+		    "--ha-sync \"%s\" is unknown: use available (the leader records in "
+		    "etcd that the standby is out of sync, then acknowledges alone) or "
+		    "strict (writes are refused while no standby is in sync)",
+		    v);
+	return 0;
+}
+
 static int set_ha_ship_timeout(void *ctx, const char *v, struct jm_err *err)
 {
 	unsigned long long value;
@@ -419,6 +436,11 @@ static const struct jm_flag broker_flags[] = {
      "with --etcd: where this broker, while it leads, ships its journal to the standby, which "
      "dials it (the leader key names it); required unless --ha-unreplicated",
      set_replication_listen},
+    {"ha-sync", "MODE",
+     "available (default): without a standby in sync the leader records that in etcd and "
+     "acknowledges alone; strict: writes are refused (JM_ENOSTANDBY) until a standby is in "
+     "sync, reads go on",
+     set_ha_sync},
     {"ha-ship-timeout-ms", "MS",
      "how long a shipped group commit waits for the standby before it counts as out of sync "
      "(default 1000)",
@@ -541,5 +563,9 @@ int broker_options_check_ha(const struct broker_options *o, struct jm_err *err)
 		    err, JM_EINVAL,
 		    "--ha-unreplicated with --replication-listen: choose one (shipping "
 		    "the journal, or a failover without it)");
+	if (o->ha_sync_strict && !replicated)
+		return jm_err_set(err, JM_EINVAL,
+		                  "--ha-sync strict needs --replication-listen (a standby to be in "
+		                  "sync with)");
 	return ha_election_config_check(&o->ha, err);
 }
