@@ -60,6 +60,21 @@ class HaStrict(unittest.TestCase):
         wait_for(lambda: self.writes(b) == state, 30, what + "\n" + self.c.logs(),
                  step_s=0.02)
 
+    def wait_leader(self, b, timeout_s):
+        try:
+            self.c.wait_leader(b, timeout_s)
+        except AssertionError as e:
+            raise AssertionError("%s\n%s" % (e, self.c.logs())) from None
+
+    def kill_in_sync(self, leader, standby, victim):
+        """kill -9 of victim (leader or standby) once etcd names standby in
+        sync and leader accepts writes: not amid a catch-up, after which
+        the standby may not take over."""
+        b = self.c.brokers[leader]
+        wait_for(lambda: self.writes(b) == "accepted" and self.c.in_sync(leader, standby), 30,
+                 "%s in sync with %s\n%s" % (standby, leader, self.c.logs()), step_s=0.02)
+        return kill9(self.c.brokers[victim])
+
     def assert_refused(self, b, payload):
         status, _, body = b.post("/v1/queues/q/jobs", {"type": "t", "payload": payload})
         self.assertEqual(status, 503, body)
@@ -111,9 +126,9 @@ class HaStrict(unittest.TestCase):
         b1.submit("q", {"type": "t", "payload": "second"})
         self.assertEqual(self.payloads(b1), ["first", "second"])
         # And the standby holds what was acknowledged.
-        kill9(b1)
+        self.kill_in_sync("b1", "b2", "b1")
         b2 = self.c.brokers["b2"]
-        self.c.wait_leader(b2, 15)
+        self.wait_leader(b2, 15)
         self.assertEqual(self.payloads(b2), ["first", "second"])
 
     def test_sigterm_of_a_strict_leader_waiting_for_a_standby_exits_promptly(self):
@@ -172,9 +187,9 @@ class HaStrict(unittest.TestCase):
             # only once b1, restarted, has caught up with it.
             wait_for(lambda: load.count() >= 50, 30, "submits acknowledged by b1")
             replication.HaReplication.completed_now(self, self.c.brokers["b1"], completed)
-            kill9(self.c.brokers["b1"])
+            self.kill_in_sync("b1", "b2", "b1")
             b2 = self.c.brokers["b2"]
-            self.c.wait_leader(b2, 15)
+            self.wait_leader(b2, 15)
             self.assertIn(REFUSAL, self.log(b2))
             with load.lock:
                 acked = dict(load.acked)
@@ -187,13 +202,13 @@ class HaStrict(unittest.TestCase):
             # acknowledged nothing alone, so etcd still names b1 in sync and
             # b1 takes over with every acknowledged job.
             replication.HaReplication.completed_now(self, b2, completed)
-            kill9(self.c.brokers["b1"])
+            self.kill_in_sync("b2", "b1", "b1")
             self.wait_writes(b2, "no_standby", "b2 to refuse writes without b1")
             kill9(b2)
             s = self.c.sync_state()
             self.assertEqual((s["leader"], s["standby"], s["in_sync"]), ("b2", "b1", True), s)
             b1 = self.start("b1")
-            self.c.wait_leader(b1, 15)
+            self.wait_leader(b1, 15)
             with load.lock:
                 acked = dict(load.acked)
             check(self, b1, acked, completed)
