@@ -26,6 +26,7 @@ struct ha_replica {
 	struct journal *journal;
 	struct ha_gate *gate;
 	char node_name[REPL_MAX_TEXT_BYTES + 1];
+	struct ha_secret secret; /* len 0: none */
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* CLOCK_MONOTONIC */
@@ -38,6 +39,7 @@ struct ha_replica {
 	bool begun; /* journal_mirror_begin ran */
 	struct journal_position pos;
 	uint64_t max_epoch;
+	char last_warning[REPL_MAX_TEXT_BYTES + 1]; /* not repeated at every redial */
 };
 
 static bool wait_ms(struct ha_replica *r, uint32_t ms)
@@ -95,6 +97,23 @@ static void follow_leader(struct ha_replica *r)
 	        url, r->pos.seq, r->pos.off);
 }
 
+/* HELLO and the cluster secret: both brokers have one, or neither. */
+static int hello_check(struct ha_replica *r, const struct repl_req *req, struct jm_err *err)
+{
+	if (req->len == REPL_NONCE_BYTES && r->secret.len == 0)
+		return jm_err_set(err, JM_EAUTH,
+		                  "replication: the leader at %s asks for the cluster secret: give "
+		                  "this broker the leader's --replication-token-file",
+		                  r->url);
+	if (req->len != REPL_NONCE_BYTES && r->secret.len > 0)
+		return jm_err_set(err, JM_EAUTH,
+		                  "replication: the leader at %s does not ask for the cluster "
+		                  "secret, which this broker has (--replication-token-file): it "
+		                  "takes no journal from it; give the leader the same file",
+		                  r->url);
+	return 0;
+}
+
 /* Answers one request into rep. */
 static void handle(struct ha_replica *r, const uint8_t *buf, size_t len, struct repl_rep *rep)
 {
@@ -106,7 +125,9 @@ static void handle(struct ha_replica *r, const uint8_t *buf, size_t len, struct 
 	if (rc == 0) {
 		switch (req.kind) {
 		case REPL_HELLO:
-			rc = journal_mirror_tail(r->journal, &r->pos, &err);
+			rc = hello_check(r, &req, &err);
+			if (rc == 0)
+				rc = journal_mirror_tail(r->journal, &r->pos, &err);
 			break;
 		case REPL_APPEND:
 			rc = journal_mirror_append(r->journal, req.seq, req.off, req.data, req.len,
@@ -129,8 +150,15 @@ static void handle(struct ha_replica *r, const uint8_t *buf, size_t len, struct 
 	rep->off = r->pos.off;
 	rep->tail_crc = r->pos.tail_crc;
 	snprintf(rep->text, sizeof rep->text, "%s", rc == 0 ? r->node_name : jm_err_text(&err));
-	if (rc != 0)
+	if (rc == 0 && req.kind == REPL_HELLO && r->secret.len > 0) {
+		char proof[REPL_PROOF_HEX_BYTES + 1];
+		repl_hello_proof(r->secret.bytes, r->secret.len, req.epoch, req.data, proof);
+		size_t used = strlen(rep->text);
+		snprintf(rep->text + used, sizeof rep->text - used, " %s", proof);
+	}
+	if (rc != 0 && strcmp(rep->text, r->last_warning) != 0)
 		jm_warn("%s", rep->text);
+	snprintf(r->last_warning, sizeof r->last_warning, "%s", rc != 0 ? rep->text : "");
 }
 
 static void *replica_main(void *arg)
@@ -179,7 +207,7 @@ static void *replica_main(void *arg)
 }
 
 int ha_replica_start(struct ha_replica **out, struct journal *journal, struct ha_gate *gate,
-                     const char *node_name, struct jm_err *err)
+                     const char *node_name, const struct ha_secret *secret, struct jm_err *err)
 {
 	struct ha_replica *r = calloc(1, sizeof *r);
 	if (r == NULL)
@@ -187,6 +215,8 @@ int ha_replica_start(struct ha_replica **out, struct journal *journal, struct ha
 	r->journal = journal;
 	r->gate = gate;
 	snprintf(r->node_name, sizeof r->node_name, "%s", node_name);
+	if (secret != NULL)
+		r->secret = *secret;
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_condattr_t attr;
 	pthread_condattr_init(&attr);

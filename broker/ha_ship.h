@@ -34,6 +34,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "ha_secret.h"
 
 struct journal;
 struct ha_ship;
@@ -44,8 +45,9 @@ struct ha_ship_config {
 	const char *node_name;
 	const char *etcd_url;
 	const char *cluster;
-	bool strict;         /* --ha-sync strict: no writes without a standby in sync */
-	uint32_t timeout_ms; /* a shipped chunk's wait for the standby */
+	bool strict;                    /* --ha-sync strict: no writes without a standby in sync */
+	const struct ha_secret *secret; /* --replication-token-file, or NULL (copied) */
+	uint32_t timeout_ms;            /* a shipped chunk's wait for the standby */
 };
 
 /* Leading at epoch: listens, records in etcd that no standby is in sync

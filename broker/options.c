@@ -172,6 +172,7 @@ HA_TEXT_SETTER(set_node_name, ha.node_name)
 HA_TEXT_SETTER(set_ha_cluster, ha.cluster)
 HA_TEXT_SETTER(set_replication_listen, ha.replication_url)
 HA_TEXT_SETTER(set_ha_advertise, ha_advertise)
+HA_TEXT_SETTER(set_replication_token_file, replication_token_file)
 
 /* Numeric flags: one setter per field, through a table of ranges. */
 #define NUMERIC_SETTER(fn, flag, field, min, max)                                                  \
@@ -436,6 +437,11 @@ static const struct jm_flag broker_flags[] = {
      "with --etcd: where this broker, while it leads, ships its journal to the standby, which "
      "dials it (the leader key names it); required unless --ha-unreplicated",
      set_replication_listen},
+    {"replication-token-file", "FILE",
+     "with --replication-listen: the cluster secret (16-1024 bytes, the same file on every "
+     "broker) a standby must prove before the leader sends it anything; needed off loopback "
+     "unless --insecure-listen",
+     set_replication_token_file},
     {"ha-sync", "MODE",
      "available (default): without a standby in sync the leader records that in etcd and "
      "acknowledges alone; strict: writes are refused (JM_ENOSTANDBY) until a standby is in "
@@ -563,6 +569,10 @@ int broker_options_check_ha(const struct broker_options *o, struct jm_err *err)
 		    err, JM_EINVAL,
 		    "--ha-unreplicated with --replication-listen: choose one (shipping "
 		    "the journal, or a failover without it)");
+	if (o->replication_token_file && !replicated)
+		return jm_err_set(err, JM_EINVAL,
+		                  "--replication-token-file needs --replication-listen (it guards "
+		                  "the replication socket)");
 	if (o->ha_sync_strict && !replicated)
 		return jm_err_set(err, JM_EINVAL,
 		                  "--ha-sync strict needs --replication-listen (a standby to be in "
