@@ -554,13 +554,20 @@ static int hello(struct ha_ship *s, struct repl_rep *rep, struct jm_err *err)
 	                            : "it presented no cluster secret");
 }
 
+/* Is the connection that proved itself (or, without a secret, any) gone? */
+static bool standby_is_gone(struct ha_ship *s)
+{
+	int pipe = atomic_load(&s->pipes);
+	return pipe == 0 || (s->secret.len > 0 && atomic_load(&s->authed) != pipe);
+}
+
 /* Strict mode: a standby whose connection is gone is out of sync now, not
  * at the next write's timeout, so that writes are refused at once rather
  * than left waiting for it. */
 static void standby_gone(struct ha_ship *s)
 {
 	pthread_mutex_lock(&s->mu);
-	if (s->in_sync && atomic_load(&s->pipes) == 0) {
+	if (s->in_sync && standby_is_gone(s)) {
 		jm_warn("replication: standby %s disconnected", s->standby);
 		set_in_sync(s, false);
 	}
@@ -578,7 +585,7 @@ static void *catchup_main(void *arg)
 		pthread_mutex_unlock(&s->mu);
 		if (stopping)
 			break;
-		if (s->c.strict && atomic_load(&s->pipes) == 0)
+		if (s->c.strict && standby_is_gone(s))
 			standby_gone(s);
 		if (busy || atomic_load(&s->pipes) == 0) {
 			if (idle(s, SHIP_IDLE_MS))
@@ -615,6 +622,7 @@ static void *catchup_main(void *arg)
 
 static void ship_free(struct ha_ship *s)
 {
+	explicit_bzero(&s->secret, sizeof s->secret);
 	nng_close(s->sock);
 	ha_etcd_close(s->etcd);
 	pthread_cond_destroy(&s->cv);
