@@ -103,8 +103,11 @@ class HaStrict(unittest.TestCase):
         # A standby catches up: writes are accepted.
         self.assertEqual(self.writes(b1), "no_standby")
         self.start("b2")
+        # Writes resume as the standby counts in sync; etcd is told just
+        # after.
         self.wait_writes(b1, "accepted", "b1 to accept writes with b2 in sync")
-        self.assertTrue(self.c.in_sync("b1", "b2"))
+        wait_for(lambda: self.c.in_sync("b1", "b2"), 10, "etcd to name b2 in sync",
+                 step_s=0.02)
         first = b1.submit("q", {"type": "t", "payload": "first"})["id"]
         # The standby dies: writes are refused again, reads go on, and
         # nothing refused is stored.
