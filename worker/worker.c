@@ -162,6 +162,14 @@ struct jm_worker {
 	struct rpc_cancel heartbeat_cancel;
 	bool heartbeat_exit;
 	uint32_t handlers_running;
+
+	/* Concluded jobs kept for the next deliveries (job_new, job_release):
+	 * a jm_job is ~2 KiB, made on a slot thread and, for a deferred job
+	 * (--serve), freed on its owner's thread, and glibc served that churn
+	 * with arena locks, heap growth and page faults per job. */
+	pthread_mutex_t job_cache_lock;
+	struct jm_job *job_cache; /* linked by cache_next */
+	size_t job_cache_count;
 };
 
 struct jm_job {
@@ -174,7 +182,53 @@ struct jm_job {
 	char error[PROTO_ERROR_TEXT_MAX + 1];
 	bool has_error;
 	struct progress_entry progress; /* on the board from the first report */
+	struct jm_job *cache_next;      /* in the worker's job_cache */
 };
+
+/* The most concluded jobs the worker keeps for reuse (~2 KiB each). */
+#define JOB_CACHE_MAX 1024u
+
+/* A job for item's delivery, its fields set (error empty, no result,
+ * progress blank), or NULL when out of memory. */
+static struct jm_job *job_new(struct jm_worker *w, struct feed_item *item)
+{
+	pthread_mutex_lock(&w->job_cache_lock);
+	struct jm_job *job = w->job_cache;
+	if (job != NULL) {
+		w->job_cache = job->cache_next;
+		w->job_cache_count--;
+	}
+	pthread_mutex_unlock(&w->job_cache_lock);
+	if (job == NULL && (job = malloc(sizeof *job)) == NULL)
+		return NULL;
+	job->worker = w;
+	job->delivery = item->delivery;
+	job->held = item->held;
+	job->item = item;
+	job->result = NULL;
+	job->result_len = 0;
+	job->error[0] = '\0';
+	job->has_error = false;
+	job->cache_next = NULL;
+	progress_entry_init(&job->progress, item->delivery->job_id, item->delivery->lease);
+	return job;
+}
+
+/* Frees what job holds and keeps it for the next job (or frees it). */
+static void job_release(struct jm_worker *w, struct jm_job *job)
+{
+	free(job->result);
+	job->result = NULL;
+	pthread_mutex_lock(&w->job_cache_lock);
+	if (w->job_cache_count < JOB_CACHE_MAX) {
+		job->cache_next = w->job_cache;
+		w->job_cache = job;
+		w->job_cache_count++;
+		job = NULL;
+	}
+	pthread_mutex_unlock(&w->job_cache_lock);
+	free(job);
+}
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -760,9 +814,8 @@ static void job_conclude(struct jm_job *job, int outcome, bool on_slot)
 		held_set_settled(&w->held, held);
 		held_remove(&w->held, held); /* queued: the settler removes it */
 	}
-	free(job->result);
 	feed_item_done(&w->feed, job->item);
-	free(job);
+	job_release(w, job);
 	worker_end_handler(w);
 }
 
@@ -788,7 +841,7 @@ static void slot_run_delivery(struct worker_slot *slot, struct feed_item *item)
 	struct jm_worker *w = slot->worker;
 	const struct proto_delivery *d = item->delivery;
 	/* On the heap: a deferred job outlives this call. */
-	struct jm_job *job = calloc(1, sizeof *job);
+	struct jm_job *job = job_new(w, item);
 	if (job == NULL) {
 		jm_warn("job %" PRIu64 ": out of memory to run it: handing it back", d->job_id);
 		if (held_claim(&w->held, item->held)) {
@@ -801,11 +854,6 @@ static void slot_run_delivery(struct worker_slot *slot, struct feed_item *item)
 		worker_end_handler(w);
 		return;
 	}
-	job->worker = w;
-	job->delivery = d;
-	job->held = item->held;
-	job->item = item;
-	progress_entry_init(&job->progress, d->job_id, d->lease);
 	int outcome;
 	const struct worker_handler *handler = handler_find(w, d->attrs.type);
 	if (handler == NULL) {
@@ -1230,6 +1278,7 @@ int jm_worker_new(jm_worker **out, const jm_worker_options *opts)
 	atomic_init(&w->broker_down, false);
 	atomic_init(&w->settle_cutoff_ms, 0);
 	pthread_mutex_init(&w->lock, NULL);
+	pthread_mutex_init(&w->job_cache_lock, NULL);
 	pthread_condattr_t attr;
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -1464,6 +1513,12 @@ void jm_worker_free(jm_worker *w)
 	progress_board_fini(&w->progress);
 	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->lock);
+	while (w->job_cache != NULL) {
+		struct jm_job *next = w->job_cache->cache_next;
+		free(w->job_cache);
+		w->job_cache = next;
+	}
+	pthread_mutex_destroy(&w->job_cache_lock);
 	rpc_cancel_fini(&w->fetch_cancel);
 	feed_fini(&w->feed);
 	free(w->slots);
