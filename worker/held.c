@@ -58,11 +58,8 @@ struct held_lease *held_add(struct held_set *set, uint64_t job_id, uint64_t leas
 	return entry;
 }
 
-void held_remove(struct held_set *set, struct held_lease *entry)
+static void held_unlink_locked(struct held_set *set, struct held_lease *entry)
 {
-	if (entry == NULL)
-		return;
-	pthread_mutex_lock(&set->lock);
 	if (entry->prev != NULL)
 		entry->prev->next = entry->next;
 	else
@@ -70,8 +67,28 @@ void held_remove(struct held_set *set, struct held_lease *entry)
 	if (entry->next != NULL)
 		entry->next->prev = entry->prev;
 	set->count--;
+}
+
+void held_remove(struct held_set *set, struct held_lease *entry)
+{
+	if (entry == NULL)
+		return;
+	pthread_mutex_lock(&set->lock);
+	held_unlink_locked(set, entry);
 	pthread_mutex_unlock(&set->lock);
 	held_free_entry(entry);
+}
+
+void held_remove_many(struct held_set *set, struct held_lease *const *entries, size_t count)
+{
+	pthread_mutex_lock(&set->lock);
+	for (size_t i = 0; i < count; i++)
+		if (entries[i] != NULL)
+			held_unlink_locked(set, entries[i]);
+	pthread_mutex_unlock(&set->lock);
+	for (size_t i = 0; i < count; i++)
+		if (entries[i] != NULL)
+			held_free_entry(entries[i]);
 }
 
 bool held_claim(struct held_set *set, struct held_lease *entry)

@@ -48,6 +48,9 @@ struct held_lease *held_add(struct held_set *set, uint64_t job_id, uint64_t leas
 /* Unlinks and frees entry; accepts NULL. */
 void held_remove(struct held_set *set, struct held_lease *entry);
 
+/* held_remove for entries[0..count) (NULLs skipped), under one lock. */
+void held_remove_many(struct held_set *set, struct held_lease *const *entries, size_t count);
+
 /* True if the caller is the first to claim entry, and so must settle it.
  * A NULL entry (could not be tracked) is always the caller's. */
 bool held_claim(struct held_set *set, struct held_lease *entry);
