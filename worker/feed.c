@@ -28,11 +28,8 @@ void feed_init(struct feed *f, uint32_t slots, uint32_t prefetch)
 	f->slots = slots;
 	f->prefetch = prefetch;
 	pthread_mutex_init(&f->lock, NULL);
-	pthread_condattr_t attr;
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&f->cond, &attr);
-	pthread_condattr_destroy(&attr);
+	pthread_cond_init(&f->slot_cond, NULL);
+	pthread_cond_init(&f->want_cond, NULL);
 }
 
 void feed_fini(struct feed *f)
@@ -43,7 +40,8 @@ void feed_fini(struct feed *f)
 		feed_item_done(f, left);
 		left = next;
 	}
-	pthread_cond_destroy(&f->cond);
+	pthread_cond_destroy(&f->slot_cond);
+	pthread_cond_destroy(&f->want_cond);
 	pthread_mutex_destroy(&f->lock);
 }
 
@@ -80,8 +78,11 @@ uint32_t feed_wait_want(struct feed *f)
 {
 	pthread_mutex_lock(&f->lock);
 	uint32_t want;
-	while (!f->closed && (want = feed_want_locked(f)) == 0)
-		pthread_cond_wait(&f->cond, &f->lock);
+	while (!f->closed && (want = feed_want_locked(f)) == 0) {
+		f->fetch_waiting = true;
+		pthread_cond_wait(&f->want_cond, &f->lock);
+		f->fetch_waiting = false;
+	}
 	if (f->closed)
 		want = 0;
 	pthread_mutex_unlock(&f->lock);
@@ -137,7 +138,13 @@ int feed_put(struct feed *f, struct feed_batch *batch)
 		f->tail = item;
 	}
 	f->buffered += count;
-	pthread_cond_broadcast(&f->cond);
+	/* One wake-up per delivery, at most one per idle slot. */
+	if (count >= f->idle_slots) {
+		pthread_cond_broadcast(&f->slot_cond);
+	} else {
+		for (uint32_t i = 0; i < count; i++)
+			pthread_cond_signal(&f->slot_cond);
+	}
 	pthread_mutex_unlock(&f->lock);
 	if (count == 0)
 		feed_batch_free(batch);
@@ -169,9 +176,10 @@ struct feed_item *feed_take(struct feed *f, bool after_job, uint64_t run_us)
 		f->run_avg_us = feed_average(f->run_avg_us, run_us ? run_us : 1);
 	}
 	f->idle_slots++;
-	pthread_cond_broadcast(&f->cond); /* the fetch thread may want more now */
+	if (f->fetch_waiting)
+		pthread_cond_signal(&f->want_cond); /* it may want more now */
 	while (!f->closed && f->head == NULL)
-		pthread_cond_wait(&f->cond, &f->lock);
+		pthread_cond_wait(&f->slot_cond, &f->lock);
 	f->idle_slots--;
 	struct feed_item *item = NULL;
 	if (!f->closed) {
@@ -197,7 +205,8 @@ struct feed_item *feed_close(struct feed *f)
 	struct feed_item *left = f->head;
 	f->head = f->tail = NULL;
 	f->buffered = 0;
-	pthread_cond_broadcast(&f->cond);
+	pthread_cond_broadcast(&f->slot_cond);
+	pthread_cond_broadcast(&f->want_cond);
 	pthread_mutex_unlock(&f->lock);
 	return left;
 }

@@ -59,7 +59,14 @@ struct feed_batch {
 
 struct feed {
 	pthread_mutex_t lock;
-	pthread_cond_t cond; /* CLOCK_MONOTONIC; broadcast on every change */
+	/* Slots wait on slot_cond for deliveries, the fetch thread on
+	 * want_cond for room: a take wakes only the fetch thread (and only
+	 * when it waits), a put wakes as many slots as it brought deliveries,
+	 * so a slot going idle does not wake the other idle slots for
+	 * nothing (a context switch each; most of a --serve worker's cost). */
+	pthread_cond_t slot_cond;
+	pthread_cond_t want_cond;
+	bool fetch_waiting; /* in feed_wait_want */
 	struct feed_item *head, *tail;
 	uint32_t buffered;   /* items in the list */
 	uint32_t idle_slots; /* slots waiting in feed_take */

@@ -1,5 +1,6 @@
-/* The set of leases a worker holds (see held.h). A short doubly linked list
- * under one mutex: it holds at most a few entries per slot, and entries must
+/* The set of leases a worker holds (see held.h). A doubly linked list under
+ * one mutex, and a hash of it by job id for lookups by key: it holds a few
+ * entries per slot, or hundreds with --serve pipelining, and entries must
  * not move, because a running handler reads its abandon flag through a
  * pointer without taking the lock. */
 #define _GNU_SOURCE
@@ -9,11 +10,59 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#define HELD_BUCKETS_MIN 64u
+
 void held_init(struct held_set *set)
 {
 	pthread_mutex_init(&set->lock, NULL);
 	set->head = NULL;
 	set->count = 0;
+	set->buckets = NULL;
+	set->buckets_count = 0;
+}
+
+static size_t held_bucket(const struct held_set *set, uint64_t job_id)
+{
+	return (size_t)((job_id * 0x9E3779B97F4A7C15ull) >> 32) & (set->buckets_count - 1);
+}
+
+/* Rebuilds the hash with `count` buckets from the list (under the lock);
+ * on out of memory keeps the one there is (lookups stay right, only
+ * slower). */
+static void held_rehash_locked(struct held_set *set, size_t count)
+{
+	struct held_lease **buckets = calloc(count, sizeof *buckets);
+	if (buckets == NULL)
+		return;
+	free(set->buckets);
+	set->buckets = buckets;
+	set->buckets_count = count;
+	for (struct held_lease *entry = set->head; entry != NULL; entry = entry->next) {
+		size_t b = held_bucket(set, entry->job_id);
+		entry->bucket_next = buckets[b];
+		buckets[b] = entry;
+	}
+}
+
+static void held_link_locked(struct held_set *set, struct held_lease *entry)
+{
+	entry->prev = NULL;
+	entry->next = set->head;
+	if (set->head != NULL)
+		set->head->prev = entry;
+	set->head = entry;
+	set->count++;
+	if (set->count > 2 * set->buckets_count) {
+		size_t count = set->buckets_count ? 2 * set->buckets_count : HELD_BUCKETS_MIN;
+		held_rehash_locked(set, count); /* entry is on the list: hashed too */
+		if (set->buckets_count >= count)
+			return;
+	}
+	if (set->buckets != NULL) {
+		size_t b = held_bucket(set, entry->job_id);
+		entry->bucket_next = set->buckets[b];
+		set->buckets[b] = entry;
+	}
 }
 
 static void held_free_entry(struct held_lease *entry)
@@ -33,6 +82,9 @@ void held_fini(struct held_set *set)
 	}
 	set->head = NULL;
 	set->count = 0;
+	free(set->buckets);
+	set->buckets = NULL;
+	set->buckets_count = 0;
 	pthread_mutex_destroy(&set->lock);
 }
 
@@ -49,20 +101,20 @@ struct held_lease *held_add(struct held_set *set, uint64_t job_id, uint64_t leas
 	 * sixth of a --serve worker's CPU. */
 	entry->abandon_fd = -1;
 	pthread_mutex_lock(&set->lock);
-	entry->next = set->head;
-	if (set->head != NULL)
-		set->head->prev = entry;
-	set->head = entry;
-	set->count++;
+	held_link_locked(set, entry);
 	pthread_mutex_unlock(&set->lock);
 	return entry;
 }
 
-void held_remove(struct held_set *set, struct held_lease *entry)
+static void held_unlink_locked(struct held_set *set, struct held_lease *entry)
 {
-	if (entry == NULL)
-		return;
-	pthread_mutex_lock(&set->lock);
+	if (set->buckets != NULL) {
+		struct held_lease **at = &set->buckets[held_bucket(set, entry->job_id)];
+		while (*at != NULL && *at != entry)
+			at = &(*at)->bucket_next;
+		if (*at == entry)
+			*at = entry->bucket_next;
+	}
 	if (entry->prev != NULL)
 		entry->prev->next = entry->next;
 	else
@@ -70,8 +122,28 @@ void held_remove(struct held_set *set, struct held_lease *entry)
 	if (entry->next != NULL)
 		entry->next->prev = entry->prev;
 	set->count--;
+}
+
+void held_remove(struct held_set *set, struct held_lease *entry)
+{
+	if (entry == NULL)
+		return;
+	pthread_mutex_lock(&set->lock);
+	held_unlink_locked(set, entry);
 	pthread_mutex_unlock(&set->lock);
 	held_free_entry(entry);
+}
+
+void held_remove_many(struct held_set *set, struct held_lease *const *entries, size_t count)
+{
+	pthread_mutex_lock(&set->lock);
+	for (size_t i = 0; i < count; i++)
+		if (entries[i] != NULL)
+			held_unlink_locked(set, entries[i]);
+	pthread_mutex_unlock(&set->lock);
+	for (size_t i = 0; i < count; i++)
+		if (entries[i] != NULL)
+			held_free_entry(entries[i]);
 }
 
 bool held_claim(struct held_set *set, struct held_lease *entry)
@@ -96,6 +168,14 @@ void held_set_settled(struct held_set *set, struct held_lease *entry)
 
 static struct held_lease *held_find_locked(struct held_set *set, uint64_t job_id, uint64_t lease)
 {
+	if (set->buckets != NULL) {
+		for (struct held_lease *entry = set->buckets[held_bucket(set, job_id)];
+		     entry != NULL; entry = entry->bucket_next) {
+			if (entry->job_id == job_id && entry->lease == lease)
+				return entry;
+		}
+		return NULL;
+	}
 	for (struct held_lease *entry = set->head; entry != NULL; entry = entry->next) {
 		if (entry->job_id == job_id && entry->lease == lease)
 			return entry;

@@ -31,12 +31,19 @@ struct held_lease {
 	bool settled;        /* its settle finished: left out of heartbeats */
 	struct held_lease *prev;
 	struct held_lease *next;
+	struct held_lease *bucket_next; /* in its bucket of held_set.buckets */
 };
 
 struct held_set {
 	pthread_mutex_t lock;
 	struct held_lease *head;
 	size_t count;
+	/* Entries by job id, so that a heartbeat's abandon list (which names
+	 * the leases settled while it crossed our SETTLE: thousands in a
+	 * --serve drain) costs no scan of the set each. NULL (out of memory)
+	 * falls back to scanning the list; when not NULL, every entry is in it. */
+	struct held_lease **buckets;
+	size_t buckets_count; /* a power of two */
 };
 
 void held_init(struct held_set *set);
@@ -47,6 +54,9 @@ void held_fini(struct held_set *set); /* frees what is left */
 struct held_lease *held_add(struct held_set *set, uint64_t job_id, uint64_t lease);
 /* Unlinks and frees entry; accepts NULL. */
 void held_remove(struct held_set *set, struct held_lease *entry);
+
+/* held_remove for entries[0..count) (NULLs skipped), under one lock. */
+void held_remove_many(struct held_set *set, struct held_lease *const *entries, size_t count);
 
 /* True if the caller is the first to claim entry, and so must settle it.
  * A NULL entry (could not be tracked) is always the caller's. */

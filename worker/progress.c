@@ -40,9 +40,15 @@ void progress_board_fini(struct progress_board *board)
 
 void progress_entry_init(struct progress_entry *entry, uint64_t job_id, uint64_t lease)
 {
-	memset(entry, 0, sizeof *entry);
+	/* Not the message's 1 KiB: it is read only up to message_len, and this
+	 * runs once per job. */
+	memset(&entry->latest, 0, offsetof(struct progress_value, message));
+	entry->latest.message[0] = '\0';
 	entry->latest.job_id = job_id;
 	entry->latest.lease = lease;
+	entry->linked = entry->pending = entry->in_flight = entry->stale = entry->warned = false;
+	entry->due_ms = 0;
+	entry->prev = entry->next = NULL;
 }
 
 /* Cuts len back so that text[0..len) does not end inside a UTF-8 sequence. */

@@ -120,7 +120,8 @@ static void pool_free(struct serve_pool *pool)
 		free(pool->procs[i].flights);
 	}
 	free(pool->procs);
-	free(pool->finishes);
+	free(pool->finish_jobs);
+	free(pool->finish_outcomes);
 	free(pool->decoded);
 	free(pool->pfds);
 	free(pool->watches);
@@ -237,13 +238,14 @@ static int pool_alloc(struct serve_pool *pool)
 			return JM_ENOMEM;
 	}
 	pool->finishes_cap = (size_t)pool->slots * (pool->pipeline_max + 1);
-	pool->finishes = calloc(pool->finishes_cap, sizeof *pool->finishes);
+	pool->finish_jobs = calloc(pool->finishes_cap, sizeof *pool->finish_jobs);
+	pool->finish_outcomes = calloc(pool->finishes_cap, sizeof *pool->finish_outcomes);
 	pool->decoded = calloc(SERVE_DECODED_MAX, sizeof *pool->decoded);
 	pool->pfds_cap = 1 + (size_t)pool->slots * (pool->pipeline_max + 4);
 	pool->pfds = calloc(pool->pfds_cap, sizeof *pool->pfds);
 	pool->watches = calloc(pool->pfds_cap, sizeof *pool->watches);
-	if (pool->finishes == NULL || pool->decoded == NULL || pool->pfds == NULL ||
-	    pool->watches == NULL)
+	if (pool->finish_jobs == NULL || pool->finish_outcomes == NULL || pool->decoded == NULL ||
+	    pool->pfds == NULL || pool->watches == NULL)
 		return JM_ENOMEM;
 	pool->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	return pool->wake_fd >= 0 ? 0 : JM_ENOMEM;

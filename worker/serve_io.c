@@ -152,18 +152,18 @@ int serve_job_fail(jm_job *job, const char *fmt, const char *name, const char *d
  * every job the pool can hold (see pool_start). */
 static void finish_push(struct serve_pool *pool, jm_job *job, int outcome)
 {
-	pool->finishes[pool->finishes_count++] = (struct serve_finish){job, outcome};
+	pool->finish_jobs[pool->finishes_count] = job;
+	pool->finish_outcomes[pool->finishes_count++] = outcome;
 }
 
-/* Ends what finish_push queued, without the lock (jm_job_finish may wait
- * for room in the settler). */
+/* Ends what finish_push queued, in one jm_job_finish_many, without the
+ * lock (it may wait for room in the settler). */
 static void finishes_run(struct serve_pool *pool)
 {
 	size_t count = pool->finishes_count;
 	pool->finishes_count = 0;
 	pthread_mutex_unlock(&pool->lock);
-	for (size_t i = 0; i < count; i++)
-		jm_job_finish(pool->finishes[i].job, pool->finishes[i].outcome);
+	jm_job_finish_many(pool->finish_jobs, pool->finish_outcomes, count);
 	pthread_mutex_lock(&pool->lock);
 }
 

@@ -39,11 +39,6 @@ struct serve_wait {
 	bool done; /* placed or ended: its slot returns */
 };
 
-struct serve_finish {
-	jm_job *job;
-	int outcome;
-};
-
 /* A line decoded by the I/O thread before it takes the lock. */
 struct serve_decoded {
 	struct serve_proc *proc;
@@ -88,7 +83,10 @@ struct serve_pool {
 	/* The I/O thread's own. */
 	struct serve_decoded *decoded; /* lines read and decoded without the lock */
 	size_t decoded_count;
-	struct serve_finish *finishes;
+	/* Jobs answered in one pass, ended together after the lock is
+	 * dropped (jm_job_finish_many: one hand-off to the settler). */
+	jm_job **finish_jobs;
+	int *finish_outcomes;
 	size_t finishes_count, finishes_cap;
 	struct pollfd *pfds;
 	struct serve_watch *watches;

@@ -143,6 +143,27 @@ void settler_put(struct settler *s, struct settle_outcome *outcome)
 	pthread_mutex_unlock(&s->lock);
 }
 
+void settler_put_list(struct settler *s, struct settle_outcome *first, size_t count)
+{
+	if (count == 0)
+		return;
+	struct settle_outcome *last = first;
+	while (last->next != NULL)
+		last = last->next;
+	pthread_mutex_lock(&s->lock);
+	assert(s->started && !s->closing);
+	while (s->queued + s->in_flight >= s->limit)
+		pthread_cond_wait(&s->room, &s->lock);
+	if (s->tail != NULL)
+		s->tail->next = first;
+	else
+		s->head = first;
+	s->tail = last;
+	s->queued += count;
+	pthread_cond_signal(&s->work);
+	pthread_mutex_unlock(&s->lock);
+}
+
 bool settler_is_idle(struct settler *s)
 {
 	pthread_mutex_lock(&s->lock);

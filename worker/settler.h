@@ -96,6 +96,12 @@ int settler_start(struct settler *s);
  * settler_close(). */
 void settler_put(struct settler *s, struct settle_outcome *outcome);
 
+/* Queues the count outcomes linked from first by next, in that order, as
+ * one put: it waits as settler_put() does, then queues them all (a list
+ * may so run the unanswered outcomes up to limit + count - 1) and wakes
+ * the thread once. */
+void settler_put_list(struct settler *s, struct settle_outcome *first, size_t count);
+
 /* Is nothing queued and no batch being sent? (A slot with nothing else to
  * do then settles its outcome itself: see worker.c, job_conclude.) */
 bool settler_is_idle(struct settler *s);

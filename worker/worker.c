@@ -148,7 +148,8 @@ struct jm_worker {
 	 * SETTLE_BATCH_ITEMS_MAX each. */
 	struct proto_settle_item *settle_items;
 	uint64_t *settle_deadlines_ms;
-	atomic_bool broker_down; /* logs an outage once, not once per thread */
+	struct held_lease **settle_helds; /* the batch's leases, retired at once */
+	atomic_bool broker_down;          /* logs an outage once, not once per thread */
 
 	pthread_mutex_t lock; /* guards the fields below */
 	pthread_cond_t cond;  /* CLOCK_MONOTONIC; any change below broadcasts */
@@ -162,6 +163,14 @@ struct jm_worker {
 	struct rpc_cancel heartbeat_cancel;
 	bool heartbeat_exit;
 	uint32_t handlers_running;
+
+	/* Concluded jobs kept for the next deliveries (job_new, job_release):
+	 * a jm_job is ~2 KiB, made on a slot thread and, for a deferred job
+	 * (--serve), freed on its owner's thread, and glibc served that churn
+	 * with arena locks, heap growth and page faults per job. */
+	pthread_mutex_t job_cache_lock;
+	struct jm_job *job_cache; /* linked by cache_next */
+	size_t job_cache_count;
 };
 
 struct jm_job {
@@ -174,7 +183,53 @@ struct jm_job {
 	char error[PROTO_ERROR_TEXT_MAX + 1];
 	bool has_error;
 	struct progress_entry progress; /* on the board from the first report */
+	struct jm_job *cache_next;      /* in the worker's job_cache */
 };
+
+/* The most concluded jobs the worker keeps for reuse (~2 KiB each). */
+#define JOB_CACHE_MAX 1024u
+
+/* A job for item's delivery, its fields set (error empty, no result,
+ * progress blank), or NULL when out of memory. */
+static struct jm_job *job_new(struct jm_worker *w, struct feed_item *item)
+{
+	pthread_mutex_lock(&w->job_cache_lock);
+	struct jm_job *job = w->job_cache;
+	if (job != NULL) {
+		w->job_cache = job->cache_next;
+		w->job_cache_count--;
+	}
+	pthread_mutex_unlock(&w->job_cache_lock);
+	if (job == NULL && (job = malloc(sizeof *job)) == NULL)
+		return NULL;
+	job->worker = w;
+	job->delivery = item->delivery;
+	job->held = item->held;
+	job->item = item;
+	job->result = NULL;
+	job->result_len = 0;
+	job->error[0] = '\0';
+	job->has_error = false;
+	job->cache_next = NULL;
+	progress_entry_init(&job->progress, item->delivery->job_id, item->delivery->lease);
+	return job;
+}
+
+/* Frees what job holds and keeps it for the next job (or frees it). */
+static void job_release(struct jm_worker *w, struct jm_job *job)
+{
+	free(job->result);
+	job->result = NULL;
+	pthread_mutex_lock(&w->job_cache_lock);
+	if (w->job_cache_count < JOB_CACHE_MAX) {
+		job->cache_next = w->job_cache;
+		w->job_cache = job;
+		w->job_cache_count++;
+		job = NULL;
+	}
+	pthread_mutex_unlock(&w->job_cache_lock);
+	free(job);
+}
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -236,10 +291,10 @@ static bool worker_begin_handler(struct jm_worker *w)
 /* Only a stop waits for the count (worker_drain, worker_join_all): while
  * the worker runs, a broadcast per job would wake the coordinator and the
  * heartbeat thread for nothing, twice a job. */
-static void worker_end_handler(struct jm_worker *w)
+static void worker_end_handler(struct jm_worker *w, uint32_t count)
 {
 	pthread_mutex_lock(&w->lock);
-	w->handlers_running--;
+	w->handlers_running -= count;
 	if (w->stop_requested)
 		pthread_cond_broadcast(&w->cond);
 	pthread_mutex_unlock(&w->lock);
@@ -525,7 +580,8 @@ static void settle_batch_cb(void *arg, struct settle_outcome *const *batch, size
 	if (count > 0)
 		settle_send(w, &msg, w->settle_deadlines_ms);
 	for (size_t i = 0; i < count; i++)
-		held_remove(&w->held, batch[i]->held);
+		w->settle_helds[i] = batch[i]->held;
+	held_remove_many(&w->held, w->settle_helds, count);
 }
 
 /* Hands back (SETTLE released) every held lease nobody is settling yet and
@@ -670,12 +726,20 @@ static void progress_send_last(struct jm_worker *w, const struct progress_value 
 
 /* ---- slots: fetch, run, settle ----------------------------------------- */
 
-/* Queues an outcome with the settler, which from then on owns held (it
- * retires the lease once the broker answered). Returns false, still owning
- * held, when out of memory: the caller then settles it itself. */
+/* Outcomes of jobs ended together (jm_job_finish_many), handed to the
+ * settler in one put once all are made. */
+struct conclude_list {
+	struct settle_outcome *head, *tail;
+	size_t count;
+};
+
+/* Queues an outcome with the settler (or on list, when not NULL, for the
+ * caller to put), which from then on owns held (it retires the lease once
+ * the broker answered). Returns false, still owning held, when out of
+ * memory: the caller then settles it itself. */
 static bool slot_queue_outcome(struct jm_worker *w, const struct proto_delivery *d,
                                struct held_lease *held, uint32_t settle_outcome, const void *data,
-                               size_t len, bool permanent)
+                               size_t len, bool permanent, struct conclude_list *list)
 {
 	uint64_t deadline_ms = now_ms() + settle_budget_ms(d->attrs.timeout_ms);
 	struct settle_outcome *outcome =
@@ -687,7 +751,17 @@ static bool slot_queue_outcome(struct jm_worker *w, const struct proto_delivery 
 		return false;
 	}
 	outcome->permanent = permanent;
-	settler_put(&w->settler, outcome);
+	if (list == NULL) {
+		settler_put(&w->settler, outcome);
+		return true;
+	}
+	outcome->next = NULL;
+	if (list->tail != NULL)
+		list->tail->next = outcome;
+	else
+		list->head = outcome;
+	list->tail = outcome;
+	list->count++;
 	return true;
 }
 
@@ -709,8 +783,10 @@ static bool slot_settles_itself(struct jm_worker *w)
  * claimed the lease meanwhile (then the outcome is dropped: it was handed
  * back), finishes with its feed item and frees job. The handler is counted
  * out last, so a drain that saw the count drop to 0 knows every outcome
- * was queued. */
-static void job_conclude(struct jm_job *job, int outcome, bool on_slot)
+ * was queued. With list (jm_job_finish_many) the outcome goes on list and
+ * the handler is not counted out: the caller puts the list, then counts
+ * them all out. */
+static void job_conclude(struct jm_job *job, int outcome, bool on_slot, struct conclude_list *list)
 {
 	struct jm_worker *w = job->worker;
 	const struct proto_delivery *d = job->delivery;
@@ -728,7 +804,7 @@ static void job_conclude(struct jm_job *job, int outcome, bool on_slot)
 		         d->job_id, d->lease);
 	} else if (outcome == JM_HANDLER_OK) {
 		queued = !direct && slot_queue_outcome(w, d, held, PROTO_SETTLE_COMPLETED,
-		                                       job->result, job->result_len, false);
+		                                       job->result, job->result_len, false, list);
 		if (!queued)
 			settle_one(w, d, PROTO_SETTLE_COMPLETED, job->result, job->result_len,
 			           false);
@@ -739,7 +815,7 @@ static void job_conclude(struct jm_job *job, int outcome, bool on_slot)
 		jm_info("job %" PRIu64 " (%s) handed back: %s", d->job_id, d->attrs.type,
 		        job->error);
 		queued = slot_queue_outcome(w, d, held, PROTO_SETTLE_RELEASED, job->error,
-		                            strlen(job->error), false);
+		                            strlen(job->error), false, list);
 		if (!queued)
 			settle_one(w, d, PROTO_SETTLE_RELEASED, job->error, strlen(job->error),
 			           false);
@@ -751,7 +827,7 @@ static void job_conclude(struct jm_job *job, int outcome, bool on_slot)
 		jm_info("job %" PRIu64 " (%s) attempt %" PRIu32 " failed%s: %s", d->job_id,
 		        d->attrs.type, d->attempt, permanent ? " permanently" : "", job->error);
 		queued = !direct && slot_queue_outcome(w, d, held, PROTO_SETTLE_FAILED, job->error,
-		                                       strlen(job->error), permanent);
+		                                       strlen(job->error), permanent, list);
 		if (!queued)
 			settle_one(w, d, PROTO_SETTLE_FAILED, job->error, strlen(job->error),
 			           permanent);
@@ -760,10 +836,10 @@ static void job_conclude(struct jm_job *job, int outcome, bool on_slot)
 		held_set_settled(&w->held, held);
 		held_remove(&w->held, held); /* queued: the settler removes it */
 	}
-	free(job->result);
 	feed_item_done(&w->feed, job->item);
-	free(job);
-	worker_end_handler(w);
+	job_release(w, job);
+	if (list == NULL)
+		worker_end_handler(w, 1);
 }
 
 /* Keeps a handler's outcome if it is one, else turns it into a retryable
@@ -788,7 +864,7 @@ static void slot_run_delivery(struct worker_slot *slot, struct feed_item *item)
 	struct jm_worker *w = slot->worker;
 	const struct proto_delivery *d = item->delivery;
 	/* On the heap: a deferred job outlives this call. */
-	struct jm_job *job = calloc(1, sizeof *job);
+	struct jm_job *job = job_new(w, item);
 	if (job == NULL) {
 		jm_warn("job %" PRIu64 ": out of memory to run it: handing it back", d->job_id);
 		if (held_claim(&w->held, item->held)) {
@@ -798,14 +874,9 @@ static void slot_run_delivery(struct worker_slot *slot, struct feed_item *item)
 		}
 		held_remove(&w->held, item->held);
 		feed_item_done(&w->feed, item);
-		worker_end_handler(w);
+		worker_end_handler(w, 1);
 		return;
 	}
-	job->worker = w;
-	job->delivery = d;
-	job->held = item->held;
-	job->item = item;
-	progress_entry_init(&job->progress, d->job_id, d->lease);
 	int outcome;
 	const struct worker_handler *handler = handler_find(w, d->attrs.type);
 	if (handler == NULL) {
@@ -822,7 +893,7 @@ static void slot_run_delivery(struct worker_slot *slot, struct feed_item *item)
 			return; /* job may already be finished and freed: touch nothing */
 		outcome = outcome_checked(job, outcome);
 	}
-	job_conclude(job, outcome, true);
+	job_conclude(job, outcome, true, NULL);
 }
 
 /* Hands back (SETTLE released, not an attempt) the deliveries of list
@@ -1230,6 +1301,7 @@ int jm_worker_new(jm_worker **out, const jm_worker_options *opts)
 	atomic_init(&w->broker_down, false);
 	atomic_init(&w->settle_cutoff_ms, 0);
 	pthread_mutex_init(&w->lock, NULL);
+	pthread_mutex_init(&w->job_cache_lock, NULL);
 	pthread_condattr_t attr;
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -1377,7 +1449,9 @@ int jm_worker_run(jm_worker *w)
 	w->slots = calloc(w->concurrency, sizeof *w->slots);
 	w->settle_items = calloc(SETTLE_BATCH_ITEMS_MAX, sizeof *w->settle_items);
 	w->settle_deadlines_ms = calloc(SETTLE_BATCH_ITEMS_MAX, sizeof(uint64_t));
-	if (w->slots == NULL || w->settle_items == NULL || w->settle_deadlines_ms == NULL)
+	w->settle_helds = calloc(SETTLE_BATCH_ITEMS_MAX, sizeof *w->settle_helds);
+	if (w->slots == NULL || w->settle_items == NULL || w->settle_deadlines_ms == NULL ||
+	    w->settle_helds == NULL)
 		return JM_ENOMEM; /* jm_worker_free frees what was allocated */
 	worker_log_start(w);
 
@@ -1464,11 +1538,18 @@ void jm_worker_free(jm_worker *w)
 	progress_board_fini(&w->progress);
 	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->lock);
+	while (w->job_cache != NULL) {
+		struct jm_job *next = w->job_cache->cache_next;
+		free(w->job_cache);
+		w->job_cache = next;
+	}
+	pthread_mutex_destroy(&w->job_cache_lock);
 	rpc_cancel_fini(&w->fetch_cancel);
 	feed_fini(&w->feed);
 	free(w->slots);
 	free(w->settle_items);
 	free(w->settle_deadlines_ms);
+	free(w->settle_helds);
 	free(w->handlers);
 	free_secrets(w);
 	free(w->queues);
@@ -1550,7 +1631,25 @@ void jm_job_finish(jm_job *job, int outcome)
 {
 	if (job == NULL)
 		return;
-	job_conclude(job, outcome_checked(job, outcome), false);
+	job_conclude(job, outcome_checked(job, outcome), false, NULL);
+}
+
+void jm_job_finish_many(jm_job *const *jobs, const int *outcomes, size_t count)
+{
+	struct jm_worker *w = NULL;
+	struct conclude_list list = {0};
+	uint32_t ended = 0;
+	for (size_t i = 0; i < count; i++) {
+		if (jobs[i] == NULL)
+			continue;
+		w = jobs[i]->worker;
+		job_conclude(jobs[i], outcome_checked(jobs[i], outcomes[i]), false, &list);
+		ended++;
+	}
+	if (w == NULL)
+		return;
+	settler_put_list(&w->settler, list.head, list.count);
+	worker_end_handler(w, ended);
 }
 
 bool jm_job_should_abandon(const jm_job *job)

@@ -269,6 +269,17 @@ static bool job_shows_any_tick(void *arg)
 	return w->seen_total == 1500;
 }
 
+struct log_wait {
+	const char *path;
+	const char *text;
+};
+
+static bool log_has_text(void *arg)
+{
+	struct log_wait *w = arg;
+	return fixture_count_in_file(w->path, w->text) > 0;
+}
+
 static void test_progress_refused_as_stale_abandons_the_job(void **state)
 {
 	/* Heartbeats every 60 s: only the refused PROGRESS can tell the
@@ -300,10 +311,16 @@ static void test_progress_refused_as_stale_abandons_the_job(void **state)
 		harness_print_logs(&f->h, 20);
 		fail_msg("handler %d still runs 5 s after its job was cancelled", (int)gone.pid);
 	}
-	const char *log = harness_path(&f->h, "w.err");
-	assert_non_null(log);
-	assert_int_equal(fixture_count_in_file(log, "the lease is no longer ours; abandoning it"),
-	                 1);
+	/* The worker logs the refusal after it marked the lease abandoned, so
+	 * the handler may be gone a moment before the line is written. */
+	struct log_wait said = {.path = harness_path(&f->h, "w.err"),
+	                        .text = "the lease is no longer ours; abandoning it"};
+	assert_non_null(said.path);
+	if (!harness_wait_for(5000, log_has_text, &said, "the worker to log the refusal")) {
+		harness_print_logs(&f->h, 20);
+		fail_msg("the worker never logged that the lease is no longer ours");
+	}
+	assert_int_equal(fixture_count_in_file(said.path, said.text), 1);
 }
 
 #define PROGRESS_TEST(fn) cmocka_unit_test_teardown(fn, stack_close)

@@ -184,6 +184,30 @@ static void test_outcomes_put_during_a_send_make_the_next_batch_in_order(void **
 	assert_int_equal(r->outcome[2], PROTO_SETTLE_FAILED);
 }
 
+static void test_a_list_put_during_a_send_makes_the_next_batch_in_order(void **state)
+{
+	struct recorder *r = *state; /* limit 8 */
+	put_ack(r, 1, 0);
+	wait_for_batches(r, 1);
+	struct settle_outcome *first = NULL, **link = &first;
+	for (uint64_t job_id = 2; job_id <= 11; job_id++) { /* more than the limit */
+		*link = settle_outcome_new(PROTO_SETTLE_COMPLETED, job_id, 1, UINT64_MAX, NULL,
+		                           NULL, 0);
+		assert_non_null(*link);
+		link = &(*link)->next;
+	}
+	settler_put_list(&r->settler, first, 10);
+	settler_put_list(&r->settler, NULL, 0); /* nothing */
+	open_gate(r);
+	settler_close(&r->settler);
+
+	assert_int_equal(r->batches_count, 2);
+	assert_int_equal(r->batch_sizes[1], 10);
+	assert_int_equal(r->outcomes_count, 11);
+	for (size_t i = 0; i < 11; i++)
+		assert_int_equal(r->job_ids[i], i + 1);
+}
+
 struct putter {
 	struct recorder *recorder;
 	uint64_t job_id;
@@ -296,6 +320,9 @@ int main(void)
 	    cmocka_unit_test(test_outcome_keeps_a_terminated_copy_of_its_error),
 	    cmocka_unit_test_setup_teardown(
 	        test_outcomes_put_during_a_send_make_the_next_batch_in_order, setup_limit_8,
+	        teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_a_list_put_during_a_send_makes_the_next_batch_in_order, setup_limit_8,
 	        teardown),
 	    cmocka_unit_test_setup_teardown(test_put_waits_while_limit_outcomes_are_unanswered,
 	                                    setup_limit_2, teardown),

@@ -108,6 +108,11 @@ int jm_job_abandon_fd(const jm_job *job);
  * thread, exactly once; the job is freed. Sends its last progress report
  * first if one is unsent (a broker round trip). */
 void jm_job_finish(jm_job *job, int outcome);
+/* jm_job_finish for jobs[i] with outcomes[i], i < count, in that order,
+ * their outcomes handed on to be settled together (one hand-off instead of
+ * one per job: for an owner that ends many jobs at a time). All jobs are
+ * of one worker; NULL entries are skipped. */
+void jm_job_finish_many(jm_job *const *jobs, const int *outcomes, size_t count);
 
 /* Reports that the job has done `done` of `total` steps (total >= 1,
  * done <= total), with an optional message saying what it is doing now
