@@ -346,7 +346,9 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 	fflush(stdout);
 	if (ha) {
 		o.ha.client_url = o.ha_advertise ? o.ha_advertise : server_url(srv);
-		o.ha.http_url = http ? http_server_url(http) : "";
+		o.ha.http_url = o.ha_advertise_http ? o.ha_advertise_http
+		                : http              ? http_server_url(http)
+		                                    : "";
 		struct ha_election_hooks hooks = {.elected_cb = ha_elected_cb,
 		                                  .lost_cb = ha_lost_cb};
 		if (o.ha.replication_url && o.ha.replication_url[0] != '\0' &&

@@ -44,9 +44,10 @@ struct broker_options {
 	/* High availability: on with --etcd (README, "High availability"). */
 	struct ha_election_config ha;
 	char ha_default_name[65];
-	const char *ha_advertise;    /* client URL put in etcd; NULL: the bound one */
-	bool ha_unreplicated;        /* --ha-unreplicated: --etcd accepted without shipping */
-	uint32_t ha_ship_timeout_ms; /* --ha-ship-timeout-ms: a chunk's wait for the standby */
+	const char *ha_advertise;      /* client URL put in etcd; NULL: the bound one */
+	const char *ha_advertise_http; /* HTTP URL put in etcd; NULL: the bound one */
+	bool ha_unreplicated;          /* --ha-unreplicated: --etcd accepted without shipping */
+	uint32_t ha_ship_timeout_ms;   /* --ha-ship-timeout-ms: a chunk's wait for the standby */
 };
 
 /* Everything as it is without flags or config. */

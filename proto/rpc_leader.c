@@ -141,3 +141,11 @@ void rpc_dial_next(struct rpc *rpc)
 	}
 	pthread_mutex_unlock(&rpc->dial_lock);
 }
+
+bool rpc_has_list(struct rpc *rpc)
+{
+	pthread_mutex_lock(&rpc->dial_lock);
+	bool list = rpc->urls_count > 1;
+	pthread_mutex_unlock(&rpc->dial_lock);
+	return list;
+}
