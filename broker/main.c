@@ -35,7 +35,7 @@
 #define EXIT_USAGE 2
 #define EXIT_TORN_TAIL 3 /* --check-journal: the next start would cut a torn tail */
 #define EXIT_LOST_LEAD 4 /* --etcd: stepped down (could not renew the lease) */
-#define CLOSE_WATCHDOG_MS 2000
+#define CLOSE_WATCHDOG_MS 5000
 
 /* --check-journal: replay into a scratch state and report. */
 struct check_counts {
@@ -414,17 +414,19 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 		stop_status = EXIT_RUNTIME;
 	}
 	journal_close(journal);
+	/* Closing NNG sockets can hang in NNG 1.5.2 (a pipe that went away
+	 * mid-handshake: seen on the ship and replica sockets after a failover
+	 * under load); the journal is closed, nothing is left to lose, so the
+	 * watchdog bounds the rest. */
+	pthread_t watchdog;
+	if (pthread_create(&watchdog, NULL, close_watchdog_main, NULL) == 0)
+		pthread_detach(watchdog);
 	ha_ship_stop(ship); /* the writer shipped its last chunk in journal_stop */
 	/* The journal is durable: a standby may take over at once. */
 	ha_election_stop(election);
 	/* After journal_close every HTTP call has its answer (parked ones from
 	 * core_stop, durable ones from the journal); event streams close here. */
 	http_server_close(http);
-	/* Closing NNG sockets can hang in NNG 1.5.2 (a pipe that went away
-	 * mid-handshake); nothing is left to lose, so the watchdog bounds it. */
-	pthread_t watchdog;
-	if (pthread_create(&watchdog, NULL, close_watchdog_main, NULL) == 0)
-		pthread_detach(watchdog);
 	events_close(events);
 	server_close(srv);
 	core_free(core);

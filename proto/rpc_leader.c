@@ -64,8 +64,12 @@ int rpc_urls_parse(struct rpc *rpc, const char *list, struct jm_err *err)
  * callbacks): the old one's may still be closing. */
 static void redial_to(struct rpc *rpc, const char *url)
 {
-	nng_dialer_close(rpc->dialer);
+	/* The new URL first: a request cut by the close below then sees that
+	 * the broker it was sent to is no longer the one dialled
+	 * (rpc_pool.c). */
 	atomic_store(&rpc->url, url);
+	atomic_fetch_add(&rpc->pipes_lost, 1); /* its requests are cut too */
+	nng_dialer_close(rpc->dialer);
 	(void)rpc_dial(rpc); /* a failure stays a failure of later calls */
 }
 
@@ -114,8 +118,10 @@ void rpc_follow_leader(struct rpc *rpc, const char *refusal)
 	    len > 0 && strstr(url + 1, "://") ? url_entry(rpc, url + 1, len) : NULL;
 	if (target == NULL)
 		target = next_entry(rpc);
-	if (target != atomic_load(&rpc->url))
+	if (target != atomic_load(&rpc->url)) {
+		atomic_store(&rpc->refused_url, atomic_load(&rpc->url));
 		redial_to(rpc, target);
+	}
 	pthread_mutex_unlock(&rpc->dial_lock);
 }
 

@@ -11,6 +11,8 @@
  *   refusal names (rpc_follow_leader), or after a pause while none leads;
  * - with a list of brokers, not sent because the broker dialled did not
  *   connect within RPC_POOL_CONNECT_WAIT_MS: to the next broker;
+ * - out to a standby when following the leader closed its connection
+ *   (rpc_internal.h, refused_url): it would have been refused;
  * - with RPC_POOL_IDEMPOTENT (every job carries an idempotency key), also
  *   when the connection dropped or the reply timed out after the send:
  *   the broker may have done it, and the key makes the resend return the
@@ -22,6 +24,13 @@
  * it was sent is simply sent again), pauses once for all slots while no
  * broker leads, and sends them again.
  *
+ * Orphans: NNG 1.5.2 (resending off) fails a pending receive whose
+ * connection closed, but not one posted just after: that one would wait
+ * out its whole deadline on a dead leader. The follow thread therefore
+ * aborts, every RPC_POOL_SCAN_MS, each receive of a request sent before a
+ * connection closed (rpc->pipes_lost moved), as a dropped connection
+ * (NNG_ECONNRESET): resent when that is safe, else failed at once.
+ *
  * Order: requests in flight together travel on separate contexts and were
  * never ordered among themselves; a resent request goes after those sent
  * meanwhile. Requests the caller makes one after another's callback keep
@@ -32,6 +41,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <nng/supplemental/util/platform.h>
 
@@ -40,6 +50,7 @@
 #define RPC_POOL_CONNECT_WAIT_MS 1000 /* with a list: then the next broker */
 #define RPC_POOL_PAUSE_MS 200         /* between rounds while no broker leads */
 #define RPC_POOL_ROUNDS_MAX 200       /* resends of one request, whatever the clock */
+#define RPC_POOL_SCAN_MS 200          /* how soon an orphaned receive is aborted */
 
 enum slot_retry {
 	SLOT_RETRY_FOLLOW,   /* refused by a standby: err names the leader, or none */
@@ -53,6 +64,8 @@ struct rpc_slot {
 	nng_ctx ctx;
 	nng_aio *aio;
 	bool sending;
+	bool receiving;        /* under the pool's lock: a receive is posted */
+	unsigned lost_at_send; /* rpc->pipes_lost when it was last sent */
 	bool idempotent;
 	uint32_t timeout_ms;
 	uint64_t deadline_us;
@@ -119,6 +132,7 @@ static void slot_send(struct rpc_slot *slot, nng_msg *msg)
 		wait_ms = RPC_POOL_CONNECT_WAIT_MS;
 	slot->sending = true;
 	slot->sent_url = atomic_load(&rpc->url);
+	slot->lost_at_send = atomic_load(&rpc->pipes_lost);
 	nng_aio_set_timeout(slot->aio, wait_ms == 0 ? 1 : wait_ms);
 	nng_aio_set_msg(slot->aio, msg);
 	nng_ctx_send(slot->ctx, slot->aio);
@@ -145,6 +159,15 @@ static bool slot_wants_retry(struct rpc_slot *slot, int nng_rc, bool was_sending
 	if (was_sending) {
 		slot->retry = SLOT_RETRY_NEXT;
 		return nng_rc == NNG_ETIMEDOUT && slot->pool->rpc->urls_count > 1;
+	}
+	/* Cut by our own move away from a standby that had refused: it did
+	 * nothing with this request either (rpc_internal.h, refused_url). */
+	struct rpc *rpc = slot->pool->rpc;
+	if ((nng_rc == NNG_ECONNRESET || nng_rc == NNG_ECONNSHUT) &&
+	    slot->sent_url == atomic_load(&rpc->refused_url) &&
+	    slot->sent_url != atomic_load(&rpc->url)) {
+		slot->retry = SLOT_RETRY_RECONNECT;
+		return true;
 	}
 	if (!slot->idempotent)
 		return false;
@@ -175,12 +198,19 @@ static void slot_cb(void *arg)
 	if (nng_rc == 0 && slot->sending) {
 		slot->sending = false;
 		/* The send may have had a shorter wait (a list): the reply gets
-		 * what is left of the deadline. */
+		 * what is left of the deadline. Posted under the lock, so that
+		 * the orphan scan never aborts before the receive exists. */
 		nng_duration wait_ms = left_ms(slot->deadline_us);
 		nng_aio_set_timeout(slot->aio, wait_ms == 0 ? 1 : wait_ms);
+		pthread_mutex_lock(&pool->lock);
+		slot->receiving = true;
 		nng_ctx_recv(slot->ctx, slot->aio);
+		pthread_mutex_unlock(&pool->lock);
 		return;
 	}
+	pthread_mutex_lock(&pool->lock);
+	slot->receiving = false;
+	pthread_mutex_unlock(&pool->lock);
 	if (nng_rc != 0 && slot->sending) {
 		nng_msg *unsent = nng_aio_get_msg(slot->aio);
 		nng_aio_set_msg(slot->aio, NULL);
@@ -260,13 +290,31 @@ static void slot_resend(struct rpc_slot *slot)
 	slot_send(slot, copy);
 }
 
+/* Under the pool's lock: aborts the receives of requests sent before a
+ * connection closed (see the top: orphans). */
+static void abort_orphans(struct rpc_pool *pool)
+{
+	unsigned lost = atomic_load(&pool->rpc->pipes_lost);
+	for (unsigned i = 0; i < pool->count; i++) {
+		struct rpc_slot *slot = &pool->slots[i];
+		if (slot->receiving && slot->lost_at_send != lost) {
+			slot->receiving = false;
+			nng_aio_abort(slot->aio, NNG_ECONNRESET);
+		}
+	}
+}
+
 static void *follow_thread(void *arg)
 {
 	struct rpc_pool *pool = arg;
 	for (;;) {
 		pthread_mutex_lock(&pool->lock);
-		while (!pool->stopping && pool->retry_head == NULL)
-			pthread_cond_wait(&pool->retry_wake, &pool->lock);
+		while (!pool->stopping && pool->retry_head == NULL) {
+			struct timespec until =
+			    jm_timespec_of_us(jm_mono_us() + RPC_POOL_SCAN_MS * 1000u);
+			pthread_cond_timedwait(&pool->retry_wake, &pool->lock, &until);
+			abort_orphans(pool);
+		}
 		struct rpc_slot *batch = pool->retry_head;
 		pool->retry_head = pool->retry_tail = NULL;
 		bool stopping = pool->stopping;
@@ -303,7 +351,11 @@ int rpc_pool_open(struct rpc *rpc, unsigned contexts, struct rpc_pool **out, str
 	pool->slots = slots;
 	pthread_mutex_init(&pool->lock, NULL);
 	pthread_cond_init(&pool->changed, NULL);
-	pthread_cond_init(&pool->retry_wake, NULL);
+	pthread_condattr_t attr; /* retry_wake times out on CLOCK_MONOTONIC */
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&pool->retry_wake, &attr);
+	pthread_condattr_destroy(&attr);
 	for (unsigned i = 0; i < contexts; i++) {
 		struct rpc_slot *slot = &slots[i];
 		slot->pool = pool;
