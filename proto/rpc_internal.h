@@ -21,9 +21,10 @@ struct rpc {
 	_Atomic(const char *) url;
 	char *urls[RPC_URLS_MAX]; /* --broker URL1,URL2,... then leaders named */
 	/* The last broker that refused as a standby, when its dialer was
-	 * replaced to follow the leader: a request still out to it when its
-	 * connection was closed by that replacement was not acted on (a
-	 * standby does nothing), so rpc_pool.c sends it again. */
+	 * replaced to follow the leader (cleared when dialled again): a
+	 * request still out to it when its connection was closed by that
+	 * replacement was not acted on (a standby does nothing), so
+	 * rpc_pool.c sends it again. Set before the URL changes. */
 	_Atomic(const char *) refused_url;
 	unsigned urls_count;
 	/* Under dial_lock: until when each of urls counts as down (it did not

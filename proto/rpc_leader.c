@@ -64,12 +64,15 @@ int rpc_urls_parse(struct rpc *rpc, const char *list, struct jm_err *err)
  * callbacks): the old one's may still be closing. */
 static void redial_to(struct rpc *rpc, const char *url)
 {
-	/* The new URL first: a request cut by the close below then sees that
-	 * the broker it was sent to is no longer the one dialled
-	 * (rpc_pool.c). */
-	atomic_store(&rpc->url, url);
+	/* The close takes the old connections out of the REQ socket before
+	 * the URL changes, so a request that reads the new URL cannot go out
+	 * on an old connection (rpc_pool.c attributes a cut to the URL it
+	 * read). Going back to the standby that refused, it is one no more. */
 	atomic_fetch_add(&rpc->pipes_lost, 1); /* its requests are cut too */
 	nng_dialer_close(rpc->dialer);
+	if (atomic_load(&rpc->refused_url) == url)
+		atomic_store(&rpc->refused_url, NULL);
+	atomic_store(&rpc->url, url);
 	(void)rpc_dial(rpc); /* a failure stays a failure of later calls */
 }
 

@@ -164,8 +164,7 @@ static bool slot_wants_retry(struct rpc_slot *slot, int nng_rc, bool was_sending
 	 * nothing with this request either (rpc_internal.h, refused_url). */
 	struct rpc *rpc = slot->pool->rpc;
 	if ((nng_rc == NNG_ECONNRESET || nng_rc == NNG_ECONNSHUT) &&
-	    slot->sent_url == atomic_load(&rpc->refused_url) &&
-	    slot->sent_url != atomic_load(&rpc->url)) {
+	    slot->sent_url == atomic_load(&rpc->refused_url)) {
 		slot->retry = SLOT_RETRY_RECONNECT;
 		return true;
 	}
@@ -253,6 +252,12 @@ static bool slot_redirect(struct rpc_slot *slot)
 		rpc_follow_leader(rpc, slot->err.msg);
 		break;
 	case SLOT_RETRY_NEXT:
+		/* Not sent within a second: the next broker even while a
+		 * connection counts as open (seen after a kill -9 of the
+		 * leader: its pipe's removal never counted, so every send
+		 * waited on it; rpc_dial_after_timeout). */
+		rpc_dial_after_timeout(rpc);
+		break;
 	case SLOT_RETRY_RECONNECT:
 		rpc_dial_next(rpc); /* only when no connection is open */
 		break;

@@ -23,6 +23,10 @@ sys.path.insert(0, os.path.join(ROOT, "client", "python"))
 import jobmesh  # noqa: E402
 
 NODE = shutil.which("node")
+BROWSER_DIR = os.path.join(ROOT, "tests", "browser")
+CHROMIUM = os.environ.get("JOBMESH_CHROMIUM", "/usr/bin/chromium")
+HAS_BROWSER = bool(NODE and os.path.exists(CHROMIUM) and os.path.isdir(
+    os.path.join(BROWSER_DIR, "node_modules", "playwright-core")))
 
 
 class Lines:
@@ -84,8 +88,15 @@ class HaFollow(unittest.TestCase):
         return b1, b2
 
     def fail_over(self, b1, b2):
+        """kill -9 of b1 once b2 is in sync (a standby that fell behind,
+        say under this machine's load, rightly does not take over), then
+        b2 leads."""
+        wait_for(lambda: self.c.in_sync("b1", "b2"), 20, "b2 in sync before the kill")
         kill9(b1)
-        self.c.wait_leader(b2, 20)
+        try:
+            self.c.wait_leader(b2, 20)
+        except AssertionError as e:
+            raise AssertionError("%s\n%s" % (e, self.c.logs())) from None
 
     def probe(self, *args):
         p = subprocess.Popen([os.path.join(BIN_DIR, "ha_probe")] + list(args),
@@ -115,6 +126,26 @@ class HaFollow(unittest.TestCase):
         status, _, page = b2.get("/")
         self.assertEqual(status, 200)
         self.assertIn('id="standby"', page if isinstance(page, str) else page.decode())
+
+    @unittest.skipUnless(HAS_BROWSER, "node, chromium or tests/browser/node_modules missing "
+                         "(scripts/install-browser-deps)")
+    def test_the_dashboard_of_a_standby_links_to_the_leader_and_comes_alive_when_it_leads(self):
+        b1, b2 = self.pair()
+        p = subprocess.Popen([NODE, os.path.join(BROWSER_DIR, "ha_standby.mjs"), b2.url, "b1",
+                              b1.url], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, cwd=BROWSER_DIR)
+        self.procs.append(p)
+        out = Lines(p)
+        out.wait(lambda l: l == "standby-shown" or l.startswith("fail "), 60,
+                 "the standby's dashboard")
+        self.assertIn("standby-shown", out.seen, out.seen)
+        self.fail_over(b1, b2)
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        out.wait(lambda l: l == "leader-shown" or l.startswith("fail "), 60,
+                 "the dashboard to come alive on the new leader")
+        self.assertIn("leader-shown", out.seen, out.seen)
+        self.assertEqual(p.wait(30), 0)
 
     def test_the_async_submitter_given_the_standby_first_follows_the_leader_through_a_kill(self):
         b1, b2 = self.pair()
