@@ -5,7 +5,7 @@ the dashboard read. Real etcd and real replicated brokers (jmetcd.Cluster:
 TTL 3 s, renew 0.5 s), each client given "standby,leader", the leader
 killed with SIGKILL while they run."""
 
-import json
+import asyncio
 import os
 import queue
 import shutil
@@ -218,6 +218,9 @@ class HaFollow(unittest.TestCase):
         alone = jobmesh.Client(b2.url, timeout=30)
         job = alone.submit("q", "t", "via-b2")
         self.assertEqual(b1.job(job)["payload"], "via-b2")
+        # The asyncio client too.
+        job = asyncio.run(jobmesh.AsyncClient(b2.url, timeout=30).submit("q", "t", "via-aio"))
+        self.assertEqual(b1.job(job)["payload"], "via-aio")
         jm = jobmesh.Client("%s,%s" % (b2.url, b1.url), timeout=30)
         submitted = threading.Event()
         got = {}
