@@ -155,6 +155,7 @@ class HaFollow(unittest.TestCase):
             p.stdin.write("plain-%d\n" % i)
         p.stdin.close()
         out.wait(lambda l: l == "done", 30, "the plain submits to finish")
+        self.assertEqual(p.wait(20), 0)
         oks = [l for l in out.seen if l.startswith("ok ")]
         self.assertEqual(len(oks), 50, out.seen)
         self.assertEqual(b1.job(oks[0].split()[2])["payload"], "plain-%s" %
@@ -180,6 +181,7 @@ class HaFollow(unittest.TestCase):
             out.wait(lambda l: l == "done", 90, "every keyed submit answered")
         finally:
             feeder.join(30)
+        self.assertEqual(p.wait(20), 0)
         answers = [l.split(" ", 3) for l in out.seen if l.startswith(("ok ", "err "))]
         errors = [a for a in answers if a[0] == "err"]
         self.assertEqual(errors, [], self.c.logs())
