@@ -120,8 +120,8 @@ static nng_duration left_ms(uint64_t deadline_us)
 	return ms > INT32_MAX ? INT32_MAX : (nng_duration)ms;
 }
 
-/* Sends a copy of the slot's request (or, on the first send, the request
- * itself when no copy is kept) to the broker dialled now. */
+/* Sends msg (the request, or a copy of slot->request on a resend; given
+ * away) to the broker dialled now. */
 static void slot_send(struct rpc_slot *slot, nng_msg *msg)
 {
 	struct rpc *rpc = slot->pool->rpc;
