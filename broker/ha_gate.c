@@ -8,8 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HA_GATE_TEXT_MAX 256
-
 struct ha_gate {
 	_Atomic(struct core *) core;
 	atomic_uint_fast64_t epoch;
@@ -93,6 +91,16 @@ void ha_gate_refusal(struct ha_gate *gate, char *text, size_t size)
 		         "not the leader: broker %s is %s and no broker leads now; retry in a "
 		         "few seconds",
 		         gate->node_name, role);
+	pthread_mutex_unlock(&gate->mu);
+}
+
+void ha_gate_leader(struct ha_gate *gate, char *name, char *url, char *http, size_t size)
+{
+	pthread_mutex_lock(&gate->mu);
+	bool other = gate->leader_url[0] != '\0' && strcmp(gate->leader_name, gate->node_name) != 0;
+	snprintf(name, size, "%s", other ? gate->leader_name : "");
+	snprintf(url, size, "%s", other ? gate->leader_url : "");
+	snprintf(http, size, "%s", other ? gate->leader_http : "");
 	pthread_mutex_unlock(&gate->mu);
 }
 

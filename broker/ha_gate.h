@@ -43,6 +43,12 @@ void ha_gate_set_leader(struct ha_gate *gate, const char *name, const char *clie
  * URL is the last word, for clients to follow), or that no broker leads
  * now. */
 void ha_gate_refusal(struct ha_gate *gate, char *text, size_t size);
+/* The leader another broker is: its name, client URL and HTTP URL, each
+ * "" when no other broker leads now (copied; each buffer HA_GATE_TEXT_MAX
+ * bytes is enough). For the HTTP refusal's fields, which the HTTP SDKs
+ * and the dashboard follow. */
+#define HA_GATE_TEXT_MAX 256
+void ha_gate_leader(struct ha_gate *gate, char *name, char *url, char *http, size_t size);
 /* The leader's client URL, or "" (copied to out). */
 void ha_gate_leader_url(struct ha_gate *gate, char *out, size_t size);
 uint64_t ha_gate_epoch(struct ha_gate *gate); /* 0 while not leading */

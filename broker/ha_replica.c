@@ -17,11 +17,11 @@
 #include "journal.h"
 #include "log.h"
 #include "repl_msg.h"
+#include "sock_close.h"
 
 #define REPLICA_URL_MAX 512
 #define REPLICA_POLL_MS 200
 #define REPLICA_RETRY_MS 1000
-#define REPLICA_CLOSE_MS 1000
 
 struct ha_replica {
 	struct journal *journal;
@@ -63,77 +63,16 @@ static bool is_stopping(struct ha_replica *r)
 }
 
 /* nng_close can hang in NNG 1.5.2 on a pipe that vanished mid-handshake
- * (README, Known limitations), and a leader that closes this standby's
- * connection (it lacks the cluster secret, or another one is connected)
- * causes just that: seen hanging a SIGTERM for good. So the close runs on
- * a thread of its own, and after REPLICA_CLOSE_MS the replica goes on
- * without it; the socket is left to that thread. */
-struct closer {
-	nng_socket sock;
-	pthread_mutex_t mu;
-	pthread_cond_t cv; /* CLOCK_MONOTONIC */
-	bool done;
-	int refs; /* the closing thread and the waiter; the last one frees */
-};
-
-static void closer_release(struct closer *c)
+ * (proto/sock_close.h), and a leader killed mid-handshake or one that
+ * closes this standby's connection (it lacks the cluster secret, or another
+ * one is connected) causes just that: seen holding up a promotion and a
+ * SIGTERM for good. So the close is bounded; a hung one is left behind. */
+static void close_to_leader(nng_socket sock)
 {
-	pthread_mutex_lock(&c->mu);
-	bool last = --c->refs == 0;
-	pthread_mutex_unlock(&c->mu);
-	if (!last)
-		return;
-	pthread_cond_destroy(&c->cv);
-	pthread_mutex_destroy(&c->mu);
-	free(c);
-}
-
-static void *closer_main(void *arg)
-{
-	struct closer *c = arg;
-	nng_close(c->sock);
-	pthread_mutex_lock(&c->mu);
-	c->done = true;
-	pthread_cond_signal(&c->cv);
-	pthread_mutex_unlock(&c->mu);
-	closer_release(c);
-	return NULL;
-}
-
-static void close_bounded(nng_socket sock)
-{
-	struct closer *c = calloc(1, sizeof *c);
-	pthread_t thread;
-	if (c == NULL) {
-		nng_close(sock);
-		return;
-	}
-	c->sock = sock;
-	c->refs = 2;
-	pthread_mutex_init(&c->mu, NULL);
-	pthread_condattr_t attr;
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&c->cv, &attr);
-	pthread_condattr_destroy(&attr);
-	if (pthread_create(&thread, NULL, closer_main, c) != 0) {
-		c->refs = 1;
-		closer_release(c);
-		nng_close(sock);
-		return;
-	}
-	pthread_detach(thread);
-	struct timespec ts = jm_timespec_after_ms(CLOCK_MONOTONIC, REPLICA_CLOSE_MS);
-	pthread_mutex_lock(&c->mu);
-	while (!c->done && pthread_cond_timedwait(&c->cv, &c->mu, &ts) == 0) {
-	}
-	bool done = c->done;
-	pthread_mutex_unlock(&c->mu);
-	if (!done)
+	if (!sock_close(sock))
 		jm_warn("replication: closing the socket to the leader takes over %d ms (an NNG "
 		        "1.5.2 fault); going on without waiting for it",
-		        REPLICA_CLOSE_MS);
-	closer_release(c);
+		        SOCK_CLOSE_WAIT_MS);
 }
 
 /* Dials the leader's replication address when it changed. */
@@ -144,7 +83,7 @@ static void follow_leader(struct ha_replica *r)
 	if (strcmp(url, r->url) == 0 && (r->sock_open || url[0] == '\0'))
 		return;
 	if (r->sock_open) {
-		close_bounded(r->sock);
+		close_to_leader(r->sock);
 		r->sock_open = false;
 	}
 	snprintf(r->url, sizeof r->url, "%s", url);
@@ -159,7 +98,7 @@ static void follow_leader(struct ha_replica *r)
 		nng_socket_set_ms(r->sock, NNG_OPT_RECONNMAXT, 1000);
 		rv = nng_dial(r->sock, url, NULL, NNG_FLAG_NONBLOCK);
 		if (rv != 0)
-			close_bounded(r->sock);
+			close_to_leader(r->sock);
 	}
 	if (rv != 0) {
 		jm_warn("replication: cannot dial the leader at %s: %s", url, nng_strerror(rv));
@@ -274,8 +213,10 @@ static void *replica_main(void *arg)
 		if (nng_msg_append(msg, out, out_len) != 0 || nng_sendmsg(r->sock, msg, 0) != 0)
 			nng_msg_free(msg);
 	}
+	/* Bounded: a hung close (the leader killed mid-handshake, NNG 1.5.2;
+	 * proto/sock_close.h) held up the promotion that stops this thread. */
 	if (r->sock_open)
-		close_bounded(r->sock);
+		close_to_leader(r->sock);
 	r->sock_open = false;
 	journal_mirror_end(r->journal);
 	return NULL;

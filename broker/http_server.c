@@ -173,6 +173,25 @@ void http_reply_json(struct http_call *call, uint16_t status, json_t *value)
 	free(text);
 }
 
+/* A standby's refusal names the leader in fields too, so HTTP clients
+ * need not parse the message: "leader" (its node name), "leader_url" (its
+ * NNG client URL) and "leader_http" (its HTTP base URL, which the HTTP
+ * SDKs and the dashboard follow); absent while no other broker leads. */
+static void add_leader_fields(struct http_call *call, json_t *error)
+{
+	struct ha_gate *gate = http_server_gate(call->srv);
+	if (gate == NULL || error == NULL)
+		return;
+	char name[HA_GATE_TEXT_MAX], url[HA_GATE_TEXT_MAX], http[HA_GATE_TEXT_MAX];
+	ha_gate_leader(gate, name, url, http, HA_GATE_TEXT_MAX);
+	if (name[0] != '\0')
+		json_object_set_new(error, "leader", json_string(name));
+	if (url[0] != '\0')
+		json_object_set_new(error, "leader_url", json_string(url));
+	if (http[0] != '\0')
+		json_object_set_new(error, "leader_http", json_string(http));
+}
+
 static void reply_error_v(struct http_call *call, uint16_t status, const char *code,
                           const char *header_name, const char *header_value, const char *fmt,
                           va_list ap)
@@ -183,6 +202,8 @@ static void reply_error_v(struct http_call *call, uint16_t status, const char *c
 	if (body == NULL) /* the message was not UTF-8 */
 		body = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message",
 		                 "(the message was not valid UTF-8)");
+	if (body != NULL && strcmp(code, "not_leader") == 0)
+		add_leader_fields(call, json_object_get(body, "error"));
 	size_t len = 0;
 	char *text = body ? http_json_dump(body, &len) : NULL;
 	json_decref(body);

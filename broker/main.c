@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <unistd.h>
 
 #include "auth_gate.h"
@@ -37,6 +38,7 @@
 #define EXIT_TORN_TAIL 3 /* --check-journal: the next start would cut a torn tail */
 #define EXIT_LOST_LEAD 4 /* --etcd: stepped down (could not renew the lease) */
 #define CLOSE_WATCHDOG_MS 2000
+#define STOP_WATCHDOG_MS 10000 /* from the journal's close to the exit */
 
 /* --check-journal: replay into a scratch state and report. */
 struct check_counts {
@@ -123,10 +125,18 @@ static volatile int stop_status;
 
 static void *close_watchdog_main(void *arg)
 {
-	usleep(CLOSE_WATCHDOG_MS * 1000);
-	jm_warn("closing the socket took over %d ms; the journal is closed, exiting now",
-	        CLOSE_WATCHDOG_MS);
+	int ms = (int)(intptr_t)arg;
+	usleep((useconds_t)ms * 1000);
+	jm_warn("closing the sockets took over %d ms; the journal is closed, exiting now", ms);
 	_exit(stop_status);
+}
+
+/* Exits with stop_status ms from now unless the process ended before. */
+static void start_watchdog(int ms)
+{
+	pthread_t watchdog;
+	if (pthread_create(&watchdog, NULL, close_watchdog_main, (void *)(intptr_t)ms) == 0)
+		pthread_detach(watchdog);
 }
 
 /* Replays the journal into a new core and declares the config's
@@ -364,7 +374,9 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 	fflush(stdout);
 	if (ha) {
 		o.ha.client_url = o.ha_advertise ? o.ha_advertise : server_url(srv);
-		o.ha.http_url = http ? http_server_url(http) : "";
+		o.ha.http_url = o.ha_advertise_http ? o.ha_advertise_http
+		                : http              ? http_server_url(http)
+		                                    : "";
 		struct ha_election_hooks hooks = {.elected_cb = ha_elected_cb,
 		                                  .lost_cb = ha_lost_cb};
 		if (o.ha.replication_url && o.ha.replication_url[0] != '\0' &&
@@ -432,17 +444,19 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 		stop_status = EXIT_RUNTIME;
 	}
 	journal_close(journal);
+	/* Closing NNG sockets can hang in NNG 1.5.2 (a pipe that went away
+	 * mid-handshake: seen on the ship socket after a failover under load);
+	 * the journal is closed, nothing is left to lose, so a watchdog bounds
+	 * the rest of the stop. */
+	start_watchdog(STOP_WATCHDOG_MS);
 	ha_ship_stop(ship); /* the writer shipped its last chunk in journal_stop */
 	/* The journal is durable: a standby may take over at once. */
 	ha_election_stop(election);
 	/* After journal_close every HTTP call has its answer (parked ones from
 	 * core_stop, durable ones from the journal); event streams close here. */
 	http_server_close(http);
-	/* Closing NNG sockets can hang in NNG 1.5.2 (a pipe that went away
-	 * mid-handshake); nothing is left to lose, so the watchdog bounds it. */
-	pthread_t watchdog;
-	if (pthread_create(&watchdog, NULL, close_watchdog_main, NULL) == 0)
-		pthread_detach(watchdog);
+	/* And the sockets' own closes, as tightly as ever. */
+	start_watchdog(CLOSE_WATCHDOG_MS);
 	events_close(events);
 	server_close(srv);
 	core_free(core);

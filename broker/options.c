@@ -173,6 +173,7 @@ HA_TEXT_SETTER(set_ha_cluster, ha.cluster)
 HA_TEXT_SETTER(set_replication_listen, ha.replication_url)
 HA_TEXT_SETTER(set_ha_advertise, ha_advertise)
 HA_TEXT_SETTER(set_replication_token_file, replication_token_file)
+HA_TEXT_SETTER(set_ha_advertise_http, ha_advertise_http)
 
 /* Numeric flags: one setter per field, through a table of ranges. */
 #define NUMERIC_SETTER(fn, flag, field, min, max)                                                  \
@@ -433,6 +434,10 @@ static const struct jm_flag broker_flags[] = {
     {"ha-advertise", "URL",
      "client URL other brokers name as the leader's (default: the bound --listen URL)",
      set_ha_advertise},
+    {"ha-advertise-http", "URL",
+     "HTTP base URL a standby's 503 not_leader names as the leader's (leader_http), for the "
+     "HTTP SDKs and the dashboard to follow (default: the bound --http URL)",
+     set_ha_advertise_http},
     {"replication-listen", "URL",
      "with --etcd: where this broker, while it leads, ships its journal to the standby, which "
      "dials it (the leader key names it); required unless --ha-unreplicated",

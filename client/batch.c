@@ -185,11 +185,12 @@ struct batch_waiter {
 };
 
 /* Only the batch's own events wake the waiter: its jobs' events under the
- * same topic are many, and the broker coalesces batch events for us. */
+ * same topic are many, and the broker coalesces batch events for us. A
+ * move to a new leader wakes it too: what was missed is re-read. */
 static void batch_wait_event_cb(const jm_event *ev, void *arg)
 {
 	struct batch_waiter *waiter = arg;
-	if (ev->kind != JM_EVENT_BATCH)
+	if (ev->kind != JM_EVENT_BATCH && ev->kind != JM_EVENT_RESUBSCRIBED)
 		return;
 	pthread_mutex_lock(&waiter->lock);
 	waiter->events_seen++;

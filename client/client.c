@@ -179,6 +179,8 @@ void jm_client_close(jm_client *client)
 	client_tls_free(&client->tls);
 	pthread_mutex_destroy(&client->hello_lock);
 	free(client->events_url);
+	for (unsigned i = 0; i < client->events_url_retired_count; i++)
+		free(client->events_url_retired[i]);
 	free(client->url);
 	free(client);
 }

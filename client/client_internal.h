@@ -21,13 +21,19 @@
 #define CLIENT_JOB_OVERHEAD_BYTES 256u
 #define CLIENT_MESSAGE_OVERHEAD_BYTES 1024u
 
+#define CLIENT_EVENTS_URLS_RETIRED 16
+
 struct jm_client {
 	struct rpc *rpc;
 	char *url; /* resolved, for messages */
 	_Atomic uint32_t timeout_ms;
 	pthread_mutex_t hello_lock; /* guards events_url */
 	char *events_url;           /* from HELLO, asked once; NULL until then */
-	struct jm_tls tls;          /* for the events socket; strings owned */
+	/* Earlier events_url values, replaced when a subscription found a new
+	 * leader's: jm_client_events_url's answer lives until jm_client_close. */
+	char *events_url_retired[CLIENT_EVENTS_URLS_RETIRED];
+	unsigned events_url_retired_count;
+	struct jm_tls tls; /* for the events socket; strings owned */
 };
 
 /* Records the thread's last error ("<op>: <why>") and returns code. */
@@ -40,6 +46,15 @@ const char *client_last_error_text(void);
  * last error reads "<op>: <why>" and reply needs no fini. */
 int client_call(struct jm_client *client, const char *op, const struct proto_msg *req,
                 enum proto_type want, uint32_t timeout_ms, struct rpc_reply *reply);
+
+/* Asks the broker (HELLO, following the leader) for its events address
+ * now, within timeout_ms or until cancel fires; on success *url is a
+ * malloc'd copy and the client's cached address is updated. 0 or a JM_E
+ * code. For subscriptions that follow the leader (subscribe.c). */
+int client_events_url_ask(struct jm_client *client, uint32_t timeout_ms, struct rpc_cancel *cancel,
+                          char **url);
+/* Whether the client was given a list of brokers (it follows a leader). */
+bool client_has_broker_list(const struct jm_client *client);
 
 /* The timeout for ordinary calls. */
 uint32_t client_timeout(struct jm_client *client);

@@ -1,7 +1,8 @@
 /* Asynchronous submit (jm_client_submit_async and
  * jm_client_submit_many_async, see client.h): one SUBMIT of one job, or of
  * several, per request, up to `in_flight` requests at once over an rpc
- * pool (proto/rpc_pool.c), each answered through the caller's callback. */
+ * pool (proto/rpc_pool.c), each answered through the caller's callback.
+ * Given a list of brokers, it follows the leader (resend_flags). */
 #include "client_internal.h"
 
 #include <stdio.h>
@@ -61,6 +62,18 @@ static void submit_many_done(void *arg, int rc, const struct rpc_reply *reply,
 	call.many_cb(call.arg, 0, reply->msg.u.submitted.ids, call.count, "");
 }
 
+/* With a list of brokers, a submit refused by a standby, or not sent, is
+ * sent again to the leader (proto/rpc_pool.c). One whose jobs all carry
+ * an idempotency key is also sent again after its connection dropped or
+ * its reply timed out (a failover): the keys make it admitted once. */
+static unsigned resend_flags(const jm_job_spec *jobs, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		if (jobs[i].idempotency_key == NULL || jobs[i].idempotency_key[0] == '\0')
+			return 0;
+	return RPC_POOL_IDEMPOTENT;
+}
+
 int jm_submitter_open(jm_client *client, unsigned in_flight, jm_submitter **out)
 {
 	if (out == NULL)
@@ -106,7 +119,8 @@ int jm_client_submit_async(jm_submitter *s, const jm_job_spec *job, jm_submit_cb
 	req.u.submit.jobs = &spec;
 	struct jm_err err;
 	jm_err_clear(&err);
-	rc = rpc_pool_call(s->pool, &req, client_timeout(s->client), submit_done, call, &err);
+	rc = rpc_pool_call_flags(s->pool, &req, client_timeout(s->client), resend_flags(job, 1),
+	                         submit_done, call, &err);
 	if (rc != 0) {
 		free(call);
 		return client_fail(rc, "submit: %s", err.msg);
@@ -149,7 +163,8 @@ int jm_client_submit_many_async(jm_submitter *s, const jm_job_spec *jobs, size_t
 	struct jm_err err;
 	jm_err_clear(&err);
 	/* The request is encoded before rpc_pool_call returns: specs go. */
-	rc = rpc_pool_call(s->pool, &req, client_timeout(s->client), submit_many_done, call, &err);
+	rc = rpc_pool_call_flags(s->pool, &req, client_timeout(s->client),
+	                         resend_flags(jobs, count), submit_many_done, call, &err);
 	free(specs);
 	if (rc != 0) {
 		free(call);

@@ -45,6 +45,8 @@
 #define SUBSCRIBE_TOPIC_MAX 255
 #define SUBSCRIBE_RECONNECT_MAX_MS 2000
 #define SUBSCRIBE_REDIAL_MS 3000 /* > SUBSCRIBE_RECONNECT_MAX_MS */
+#define SUBSCRIBE_LEADER_CHECK_MS 1000
+#define SUBSCRIBE_HELLO_TIMEOUT_MS 5000
 
 struct jm_subscription {
 	nng_socket sock;
@@ -55,6 +57,15 @@ struct jm_subscription {
 	uint64_t down_since_us;
 	pthread_t thread;
 	atomic_bool stopping;
+	/* Following the leader (a client given a list of brokers): the client
+	 * asks HELLO which events address leads now, every
+	 * SUBSCRIBE_LEADER_CHECK_MS, and redials when it changed; cancel cuts
+	 * that call short on close. */
+	jm_client *client;
+	bool follow;
+	uint64_t checked_us;
+	bool moved; /* redialled to a new leader: tell cb once connected */
+	struct rpc_cancel cancel;
 	jm_event_fn cb;
 	void *arg;
 	char topic[SUBSCRIBE_TOPIC_MAX + 1];
@@ -89,6 +100,49 @@ int jm_client_events_url(jm_client *client, const char **url)
 		*url = client->events_url;
 	pthread_mutex_unlock(&client->hello_lock);
 	return rc;
+}
+
+bool client_has_broker_list(const struct jm_client *client)
+{
+	return rpc_has_list(client->rpc);
+}
+
+int client_events_url_ask(struct jm_client *client, uint32_t timeout_ms, struct rpc_cancel *cancel,
+                          char **url)
+{
+	*url = NULL;
+	struct proto_msg req = {.type = PROTO_HELLO};
+	struct rpc_reply reply;
+	struct jm_err err = {0};
+	int rc = rpc_call_cancellable(client->rpc, &req, timeout_ms, cancel, &reply, &err);
+	if (rc != 0)
+		return rc;
+	if (reply.msg.type != PROTO_HELLO_REPLY) {
+		rpc_reply_fini(&reply);
+		return JM_EPROTO;
+	}
+	char *found = client_dup_bytes(&reply.msg.u.hello_reply.events_url);
+	rpc_reply_fini(&reply);
+	if (found == NULL)
+		return JM_ENOMEM;
+	if (found[0] == '\0') {
+		free(found);
+		return JM_EUNSUPPORTED;
+	}
+	*url = strdup(found);
+	pthread_mutex_lock(&client->hello_lock);
+	bool changed = client->events_url == NULL || strcmp(client->events_url, found) != 0;
+	if (changed && client->events_url == NULL) {
+		client->events_url = found;
+		found = NULL;
+	} else if (changed && client->events_url_retired_count < CLIENT_EVENTS_URLS_RETIRED) {
+		client->events_url_retired[client->events_url_retired_count++] = client->events_url;
+		client->events_url = found;
+		found = NULL;
+	}
+	pthread_mutex_unlock(&client->hello_lock);
+	free(found);
+	return *url != NULL ? 0 : JM_ENOMEM;
 }
 
 static bool topic_matches(const struct jm_subscription *sub, const char *topic)
@@ -185,10 +239,53 @@ static void subscribe_redial_if_down(struct jm_subscription *sub)
 	sub->down_since_us = now;
 }
 
+/* From the receive thread, with a list of brokers: asks which events
+ * address leads now (HELLO follows the leader like any call) and redials
+ * there when it is not the one dialled; once the new connection is up the
+ * callback gets JM_EVENT_RESUBSCRIBED (see client.h: what was published
+ * in between is not seen). A failed ask (no broker leads yet) is asked
+ * again at the next check. */
+static void subscribe_follow_leader(struct jm_subscription *sub)
+{
+	uint64_t now = jm_mono_us();
+	if (sub->moved && atomic_load(&sub->pipes) > 0) {
+		sub->moved = false;
+		jm_event ev = {.kind = JM_EVENT_RESUBSCRIBED,
+		               .topic = sub->topic,
+		               .message = sub->url,
+		               .queue = "",
+		               .type = "",
+		               .worker_id = "",
+		               .at_us = jm_wall_us()};
+		sub->cb(&ev, sub->arg);
+	}
+	if (now - sub->checked_us < SUBSCRIBE_LEADER_CHECK_MS * 1000ull)
+		return;
+	char *url = NULL;
+	if (client_events_url_ask(sub->client, SUBSCRIBE_HELLO_TIMEOUT_MS, &sub->cancel, &url) !=
+	    0) {
+		sub->checked_us = jm_mono_us();
+		return;
+	}
+	sub->checked_us = jm_mono_us();
+	if (strcmp(url, sub->url) == 0 || atomic_load(&sub->stopping)) {
+		free(url);
+		return;
+	}
+	nng_dialer_close(sub->dialer);
+	free(sub->url);
+	sub->url = url;
+	(void)subscribe_dial(sub, NNG_FLAG_NONBLOCK); /* fails only out of memory: next check */
+	sub->down_since_us = 0;
+	sub->moved = true;
+}
+
 static void *subscribe_thread(void *arg)
 {
 	struct jm_subscription *sub = arg;
 	while (!atomic_load(&sub->stopping)) {
+		if (sub->follow)
+			subscribe_follow_leader(sub);
 		nng_msg *msg = NULL;
 		int rv = nng_recvmsg(sub->sock, &msg, 0);
 		if (rv == NNG_ETIMEDOUT) {
@@ -284,6 +381,7 @@ static int subscribe_open_socket(struct jm_subscription *sub, const char *url,
 /* What subscribe_open_socket allocated besides the socket. */
 static void subscribe_free(struct jm_subscription *sub)
 {
+	rpc_cancel_fini(&sub->cancel);
 	if (sub->tls)
 		nng_tls_config_free(sub->tls);
 	free(sub->url);
@@ -315,6 +413,10 @@ int jm_client_subscribe(jm_client *client, const char *topic, bool exact, jm_eve
 	sub->exact = exact;
 	atomic_init(&sub->stopping, false);
 	atomic_init(&sub->pipes, 0);
+	sub->client = client;
+	sub->follow = client_has_broker_list(client);
+	sub->checked_us = jm_mono_us();
+	rpc_cancel_init(&sub->cancel);
 	rc = subscribe_open_socket(sub, url, &client->tls);
 	if (rc != 0)
 		goto fail_free_sub;
@@ -337,6 +439,7 @@ void jm_subscription_close(jm_subscription *sub)
 	if (sub == NULL)
 		return;
 	atomic_store(&sub->stopping, true);
+	rpc_cancel_fire(&sub->cancel);
 	pthread_join(sub->thread, NULL);
 	/* A close that hung (sock_close.h) may still run pipe_cb: leave sub. */
 	if (sock_close(sub->sock))

@@ -64,13 +64,17 @@ static void rpc_pipe_removed(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
 	struct rpc *rpc = arg;
 	uint32_t id = (uint32_t)nng_pipe_id(pipe);
+	bool counted = false;
 	pthread_mutex_lock(&rpc->pipes_lock);
 	for (unsigned i = 0; i < rpc->pipes_count; i++)
 		if (rpc->pipe_ids[i] == id) {
 			rpc->pipe_ids[i] = rpc->pipe_ids[--rpc->pipes_count];
+			counted = true;
 			break;
 		}
 	pthread_mutex_unlock(&rpc->pipes_lock);
+	if (counted)
+		atomic_fetch_add(&rpc->pipes_lost, 1);
 }
 
 bool rpc_is_connected(struct rpc *rpc)

@@ -78,10 +78,23 @@ typedef void (*rpc_done_fn)(void *arg, int rc, const struct rpc_reply *reply,
 int rpc_pool_open(struct rpc *rpc, unsigned contexts, struct rpc_pool **out, struct jm_err *err);
 int rpc_pool_call(struct rpc_pool *pool, const struct proto_msg *req, uint32_t timeout_ms,
                   rpc_done_fn done, void *arg, struct jm_err *err);
+/* rpc_pool_call with flags: RPC_POOL_IDEMPOTENT says the request may be
+ * acted on twice without harm (a SUBMIT whose jobs all carry idempotency
+ * keys), so it is also sent again after a dropped connection or a reply
+ * that timed out, within its deadline (rpc_pool.c: following the leader).
+ * Without it only what was certainly not acted on is sent again. done then
+ * runs on an NNG thread or the pool's follow thread. */
+#define RPC_POOL_IDEMPOTENT 1u
+int rpc_pool_call_flags(struct rpc_pool *pool, const struct proto_msg *req, uint32_t timeout_ms,
+                        unsigned flags, rpc_done_fn done, void *arg, struct jm_err *err);
 /* Waits until no call of the pool is in flight. */
 void rpc_pool_drain(struct rpc_pool *pool);
 /* Drains, then frees the pool (not the rpc). Accepts NULL. */
 void rpc_pool_close(struct rpc_pool *pool);
+
+/* Whether rpc knows more than one broker (a list, or a leader a standby
+ * named): it follows the leader (rpc_leader.c). */
+bool rpc_has_list(struct rpc *rpc);
 
 /* Resolves the broker URL: explicit if non-NULL and non-empty, else
  * $JOBMESH_BROKER, else "tcp://127.0.0.1:7400". */

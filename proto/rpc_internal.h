@@ -20,6 +20,12 @@ struct rpc {
 	 * The strings live until rpc_close, so a reader may keep a stale one. */
 	_Atomic(const char *) url;
 	char *urls[RPC_URLS_MAX]; /* --broker URL1,URL2,... then leaders named */
+	/* The last broker that refused as a standby, when its dialer was
+	 * replaced to follow the leader (cleared when dialled again): a
+	 * request still out to it when its connection was closed by that
+	 * replacement was not acted on (a standby does nothing), so
+	 * rpc_pool.c sends it again. Set before the URL changes. */
+	_Atomic(const char *) refused_url;
 	unsigned urls_count;
 	/* Under dial_lock: until when each of urls counts as down (it did not
 	 * connect), so a standby naming a dead leader is not followed back to
@@ -42,6 +48,11 @@ struct rpc {
 	uint32_t pipe_ids[RPC_PIPES_MAX];
 	unsigned pipes_count;
 	uint32_t dialer_id; /* the current dialer's nng id; 0 while replaced */
+	/* Counted connections closed so far. NNG 1.5.2 orphans a request
+	 * whose connection closed between its send and its receive (with
+	 * resending off, nothing fails it): rpc_pool.c aborts a receive that
+	 * began before a close. */
+	atomic_uint pipes_lost;
 	pthread_mutex_t dial_lock;
 	nng_dialer dialer;
 };

@@ -64,7 +64,14 @@ int rpc_urls_parse(struct rpc *rpc, const char *list, struct jm_err *err)
  * callbacks): the old one's may still be closing. */
 static void redial_to(struct rpc *rpc, const char *url)
 {
+	/* The close takes the old connections out of the REQ socket before
+	 * the URL changes, so a request that reads the new URL cannot go out
+	 * on an old connection (rpc_pool.c attributes a cut to the URL it
+	 * read). Going back to the standby that refused, it is one no more. */
+	atomic_fetch_add(&rpc->pipes_lost, 1); /* its requests are cut too */
 	nng_dialer_close(rpc->dialer);
+	if (atomic_load(&rpc->refused_url) == url)
+		atomic_store(&rpc->refused_url, NULL);
 	atomic_store(&rpc->url, url);
 	(void)rpc_dial(rpc); /* a failure stays a failure of later calls */
 }
@@ -114,8 +121,10 @@ void rpc_follow_leader(struct rpc *rpc, const char *refusal)
 	    len > 0 && strstr(url + 1, "://") ? url_entry(rpc, url + 1, len) : NULL;
 	if (target == NULL)
 		target = next_entry(rpc);
-	if (target != atomic_load(&rpc->url))
+	if (target != atomic_load(&rpc->url)) {
+		atomic_store(&rpc->refused_url, atomic_load(&rpc->url));
 		redial_to(rpc, target);
+	}
 	pthread_mutex_unlock(&rpc->dial_lock);
 }
 
@@ -140,4 +149,12 @@ void rpc_dial_next(struct rpc *rpc)
 		redial_to(rpc, next_entry(rpc));
 	}
 	pthread_mutex_unlock(&rpc->dial_lock);
+}
+
+bool rpc_has_list(struct rpc *rpc)
+{
+	pthread_mutex_lock(&rpc->dial_lock);
+	bool list = rpc->urls_count > 1;
+	pthread_mutex_unlock(&rpc->dial_lock);
+	return list;
 }

@@ -14,6 +14,29 @@ export class ApiError extends Error {
   }
 }
 
+// With high availability (README "High availability"), a standby broker
+// refuses the API with 503 not_leader, naming the leader: {name, http,
+// message} while this page's broker is a standby, null once it answers.
+// The page says so and links to the leader's dashboard (app.js); it does
+// not follow the leader by itself: its token lives in this origin's
+// sessionStorage, and the broker serves no cross-origin API.
+let standbyState = null;
+const standbyListeners = new Set();
+
+export function standby() {
+  return standbyState;
+}
+
+export function onStandby(fn) {
+  standbyListeners.add(fn);
+}
+
+function setStandby(next) {
+  if (JSON.stringify(next) === JSON.stringify(standbyState)) return;
+  standbyState = next;
+  for (const fn of standbyListeners) fn(next);
+}
+
 const auth = {
   // What GET /v1/whoami said of the session's token: {auth, name, role,
   // queues, can: {submit, cancel, retry, read_jobs, read_workers,
@@ -103,6 +126,12 @@ export async function api(method, path, body, { retried = false } = {}) {
     sessionStorage.removeItem(TOKEN_KEY);
     const msg = json?.error?.message || 'this broker needs a token';
     if (await ensureToken(msg)) return api(method, path, body, { retried: true });
+  }
+  if (res.status === 503 && json?.error?.code === 'not_leader') {
+    const e = json.error;
+    setStandby({ name: e.leader || '', http: e.leader_http || '', message: e.message || '' });
+  } else if (res.ok && standbyState) {
+    setStandby(null);
   }
   if (!res.ok) {
     const err = json?.error;

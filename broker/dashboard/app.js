@@ -7,7 +7,7 @@
 // A view is a function (root, params) -> {changed(set), leave()}: it draws
 // once and then redraws what the set of changes (live.js markDirty) names.
 
-import { setTokenPrompt, onAuthChange, identity, can, loadIdentity, token, setToken } from './api.js';
+import { setTokenPrompt, onAuthChange, identity, can, loadIdentity, token, setToken, standby, onStandby } from './api.js';
 import { store, onChange, connect, rereadAll, markDirty, reconnect } from './live.js';
 import { overviewView } from './view_overview.js';
 import { batchesView } from './view_batches.js';
@@ -95,11 +95,31 @@ window.addEventListener('hashchange', () => {
 const banner = document.getElementById('banner');
 const openedAt = Date.now();
 const conn = document.getElementById('conn');
+
+// A standby (high availability) serves this page but no jobs: say so, name
+// the leader and link to its dashboard, instead of "reconnecting". The
+// page keeps asking its own broker and comes alive when it takes over.
+const standbyBanner = document.getElementById('standby');
+function showStandby() {
+  const s = store.connected ? null : standby();
+  standbyBanner.hidden = !s;
+  if (s) banner.hidden = true;
+  if (!s) return;
+  setText(document.getElementById('standby-text'), s.name
+    ? `This broker is a standby: it runs no jobs and shows none. The leader is ${s.name}.`
+    : 'This broker is a standby, and no broker leads right now (a failover is under way): this page retries.');
+  const link = document.getElementById('leader-link');
+  link.hidden = !s.http;
+  if (s.http) link.href = `${s.http.replace(/\/+$/, '')}/${location.hash}`;
+}
+onStandby(() => { showStandby(); markDirty('connection'); });
+
 onChange((what) => {
   if (what.has('connection') || what.has('tick')) {
     // A page that is still opening its stream shows no alarm for a second.
-    const down = !store.connected && (store.everConnected || Date.now() - openedAt > 1500);
+    const down = !store.connected && !standby() && (store.everConnected || Date.now() - openedAt > 1500);
     banner.hidden = !down;
+    showStandby();
     setText(conn, store.connected ? 'live' : 'offline');
     conn.className = store.connected ? 'conn on' : 'conn off';
     setText(banner.querySelector('.banner-text'), store.everConnected

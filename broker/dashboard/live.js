@@ -12,7 +12,7 @@
 // a burst always happens, so the numbers end right. Batch events carry their
 // whole counts and are applied as they come.
 
-import { get, listOf, normBatch, normQueue, normWorker, normJob, eventsUrl, toMs, identity, can } from './api.js';
+import { get, listOf, normBatch, normQueue, normWorker, normJob, eventsUrl, toMs, identity, can, standby } from './api.js';
 
 const RENDER_MS = 250;
 const REREAD_MS = 1000;
@@ -389,7 +389,9 @@ export function connect() {
         // The API tells why the stream was refused (a 401 asks for a token).
         get('/v1/queues').catch(() => {}).finally(connect);
       }, retryMs);
-      retryMs = Math.min(10000, retryMs * 2);
+      // A standby is asked every 2 s, so the page comes alive soon after
+      // this broker takes over.
+      retryMs = Math.min(standby() ? 2000 : 10000, retryMs * 2);
     }
   };
   es.onmessage = (e) => handleEvent('message', e.data);

@@ -3,9 +3,16 @@
 export type JobState = 'pending' | 'delayed' | 'active' | 'completed' | 'failed' | 'cancelled';
 
 export interface ClientOptions {
-  /** Broker HTTP address, e.g. "http://127.0.0.1:7480". */
-  url?: string;
-  /** Several broker addresses, tried in order. */
+  /**
+   * Broker HTTP address, e.g. "http://127.0.0.1:7480"; or several, as an
+   * array or comma-separated ("http://b1:7480,http://b2:7480"): with high
+   * availability the client finds the leader among them, follows a
+   * standby's 503 not_leader to the leader it names (leader_http), passes
+   * over an address that does not connect, and waits out a failover within
+   * each call's timeout.
+   */
+  url?: string | string[];
+  /** Several broker addresses (the same as url given an array). */
   urls?: string[];
   /** Sent as "Authorization: Bearer TOKEN". */
   token?: string;

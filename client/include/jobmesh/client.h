@@ -390,6 +390,12 @@ enum jm_event_kind {
 	                               cancelled), total; message: current op */
 	JM_EVENT_WORKER_JOINED = 4, /* worker_id */
 	JM_EVENT_WORKER_LOST = 5,   /* worker_id; message: why */
+	/* Not from the broker: the subscription moved to a new leader (a
+	 * client given a list of brokers, README "High availability") and is
+	 * connected there. topic: the subscription's; message: the new events
+	 * address. Events between the old leader's last one received and
+	 * now were not seen: re-read the state of what you watch. */
+	JM_EVENT_RESUBSCRIBED = 6,
 };
 
 /* One event as published by the broker. Fields a kind does not use are 0
@@ -426,7 +432,17 @@ typedef struct jm_subscription jm_subscription;
  * Events are best effort: the broker drops them for a subscriber that falls
  * behind (the receive queue holds 1024 frames of events), and events published before the
  * subscription was connected are never seen. A waiter must therefore read
- * the state after subscribing and re-read it on a bounded timer. */
+ * the state after subscribing and re-read it on a bounded timer.
+ *
+ * With a client given a list of brokers (high availability), the
+ * subscription follows the leader: every second its thread asks (HELLO,
+ * which a standby refuses naming the leader) which events address leads,
+ * and when that changed it subscribes there and calls cb once with
+ * JM_EVENT_RESUBSCRIBED. What the old leader published after the last
+ * frame received, and what the new one published before the new
+ * connection, is not seen: on JM_EVENT_RESUBSCRIBED re-read the state you
+ * watch (jm_client_get, jm_client_batch). Such a subscription uses its
+ * client: close it before jm_client_close. */
 int jm_client_subscribe(jm_client *client, const char *topic, bool exact, jm_event_fn cb, void *arg,
                         jm_subscription **out);
 

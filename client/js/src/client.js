@@ -7,6 +7,32 @@ import {
 import { SseParser, sseEvents } from './sse.js';
 
 const DEFAULT_URL = 'http://127.0.0.1:7480';
+// High availability (README "High availability"): a standby answers 503
+// not_leader naming the leader's HTTP address (leader_http); while no
+// broker leads, every URL refuses, and a call waits FOLLOW_PAUSE_MS between
+// rounds until its deadline or FOLLOW_ROUNDS_MAX rounds.
+const FOLLOW_PAUSE_MS = 200;
+const FOLLOW_ROUNDS_MAX = 300;
+const URLS_MAX = 16;
+
+const normUrl = (u) => (u.includes('://') ? u : `http://${u}`).replace(/\/+$/, '');
+
+/** The leader a 503 names: its HTTP URL ('' when none), or null when the answer is no refusal. */
+async function notLeader(res) {
+  if (res.status !== 503) return null;
+  let body = null;
+  try { body = await res.clone().json(); } catch { return null; }
+  const err = body?.error;
+  if (!err || err.code !== 'not_leader') return null;
+  return typeof err.leader_http === 'string' ? err.leader_http : '';
+}
+
+const sleep = (ms, signal) => new Promise((resolve, reject) => {
+  if (signal?.aborted) { reject(signal.reason); return; }
+  const t = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve(); }, ms);
+  const onAbort = () => { clearTimeout(t); reject(signal.reason); };
+  signal?.addEventListener('abort', onAbort, { once: true });
+});
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 const JOB_OPTIONS = ['priority', 'max_attempts', 'delay_ms', 'timeout_ms', 'idempotency_key', 'run_at', 'group'];
 const CAMEL = { maxAttempts: 'max_attempts', delayMs: 'delay_ms', timeoutMs: 'timeout_ms',
@@ -117,9 +143,10 @@ export class Client {
    * @param {{url?: string, urls?: string[], token?: string, timeout?: number, fetch?: typeof fetch}} [options]
    */
   constructor(options = {}) {
-    const list = options.urls ?? (options.url ? [options.url] : [DEFAULT_URL]);
+    let list = options.urls ?? options.url ?? DEFAULT_URL;
+    if (typeof list === 'string') list = list.split(',').map((u) => u.trim()).filter(Boolean);
     if (!list.length) throw new TypeError('no broker URL given');
-    this.urls = list.map((u) => (u.includes('://') ? u : `http://${u}`).replace(/\/+$/, ''));
+    this.urls = list.map(normUrl);
     this.token = options.token;
     this.timeout = options.timeout ?? 30000;
     this.fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
@@ -132,20 +159,55 @@ export class Client {
     return h;
   }
 
-  /** Tries each URL in order (the last one that answered first). */
+  /** The index of url in the list, added when new (null when the list is full). */
+  #urlIndex(url) {
+    const u = normUrl(url);
+    const i = this.urls.indexOf(u);
+    if (i >= 0) return i;
+    if (this.urls.length >= URLS_MAX) return null;
+    this.urls.push(u);
+    return this.urls.length - 1;
+  }
+
+  /**
+   * Tries each URL in order (the last one that answered first). A standby's
+   * 503 not_leader sends the request to the leader it names (nothing was
+   * done), else to the next URL; a URL that does not connect is passed over.
+   * While every broker refuses (a failover under way) it tries again every
+   * FOLLOW_PAUSE_MS until the signal fires; then the last refusal is returned.
+   */
   async #fetch(path, init, signal) {
     let lastError;
-    for (let i = 0; i < this.urls.length; i++) {
-      const index = (this.preferred + i) % this.urls.length;
-      try {
-        const res = await this.fetch(this.urls[index] + path, { ...init, signal });
-        this.preferred = index;
-        return res;
-      } catch (e) {
-        if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : e;
-        lastError = e;
+    let refusal = null;
+    for (let round = 0; round < FOLLOW_ROUNDS_MAX; round++) {
+      if (round > 0) await sleep(FOLLOW_PAUSE_MS, signal);
+      const order = this.urls.map((_, i) => (this.preferred + i) % this.urls.length);
+      const tried = new Set();
+      while (order.length) {
+        const index = order.shift();
+        if (tried.has(index)) continue;
+        tried.add(index);
+        let res;
+        try {
+          res = await this.fetch(this.urls[index] + path, { ...init, signal });
+        } catch (e) {
+          if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : e;
+          lastError = e;
+          continue;
+        }
+        const leader = await notLeader(res);
+        if (leader === null) {
+          this.preferred = index;
+          return res;
+        }
+        if (refusal) refusal.body?.cancel().catch(() => {});
+        refusal = res;
+        const next = leader ? this.#urlIndex(leader) : null;
+        if (next !== null && !tried.has(next)) order.unshift(next);
       }
+      if (!refusal) break; // nobody answered at all
     }
+    if (refusal) return refusal;
     throw new ConnectionError(`no jobmesh broker answered at ${this.urls.join(', ')}: ${lastError?.cause?.code ?? lastError?.message}`, { cause: lastError });
   }
 
@@ -281,6 +343,18 @@ export class Client {
     return res;
   }
 
+  /** #openEvents for a waiter: no broker reachable for a moment (a failover) is tried again until the signal fires. */
+  async #reopenEvents(path, lastId, signal) {
+    for (let round = 0; ; round++) {
+      try {
+        return await this.#openEvents(path, lastId, signal);
+      } catch (e) {
+        if (signal?.aborted || !(e instanceof ConnectionError) || round >= FOLLOW_ROUNDS_MAX) throw e;
+      }
+      await sleep(FOLLOW_PAUSE_MS, signal);
+    }
+  }
+
   /**
    * Live events as an async iterator; a dropped stream is reopened with
    * Last-Event-ID so nothing is missed. Stop with break or the signal.
@@ -328,7 +402,7 @@ export class Client {
     let seen = '';
     try {
       for (;;) {
-        const res = await this.#openEvents(path, last, d.signal);
+        const res = await this.#reopenEvents(path, last, d.signal);
         const parser = new SseParser(last);
         let job = await this.get(id, { signal: d.signal });
         if (TERMINAL.has(job.state)) {
@@ -375,7 +449,7 @@ export class Client {
     let last = null;
     try {
       for (;;) {
-        const res = await this.#openEvents(path, last, d.signal);
+        const res = await this.#reopenEvents(path, last, d.signal);
         const parser = new SseParser(last);
         let batch = await this.batch(id, { signal: d.signal });
         if (batch.state !== 'running') { res.body?.cancel().catch(() => {}); return batch; }

@@ -91,6 +91,79 @@ def normalize_urls(url: Union[str, Sequence[str], None]) -> List[str]:
     return out
 
 
+# High availability (README "High availability"): a standby answers 503
+# not_leader naming the leader's HTTP address (leader_http); while no broker
+# leads every URL refuses, and a call tries again every FOLLOW_PAUSE_S until
+# its timeout.
+FOLLOW_PAUSE_S = 0.2
+URLS_MAX = 16
+
+
+def not_leader(status: int, body: Any) -> Optional[str]:
+    """For a standby's refusal (503 not_leader): the leader's HTTP URL it
+    names, "" when it names none; None for any other answer."""
+    if status != 503 or not isinstance(body, dict):
+        return None
+    err = body.get("error")
+    if not isinstance(err, dict) or err.get("code") != "not_leader":
+        return None
+    leader = err.get("leader_http")
+    return leader if isinstance(leader, str) else ""
+
+
+class LeaderWalk:
+    """One call's walk over the broker URLs: the preferred one first, the
+    leader a refusal names next, every URL once a round; rounds go on
+    (after a pause) only while some broker refused as a standby."""
+
+    def __init__(self, urls: List[str], preferred: int):
+        self.urls = urls  # the client's list: leaders named are added to it
+        self.preferred = preferred
+        self.refused = False
+        self._start_round()
+
+    def _start_round(self) -> None:
+        n = len(self.urls)
+        self.order = [(self.preferred + i) % n for i in range(n)]
+        self.tried: set = set()
+
+    def next(self) -> Optional[int]:
+        """The index to try now; None when this round is over."""
+        while self.order:
+            index = self.order.pop(0)
+            if index not in self.tried:
+                self.tried.add(index)
+                return index
+        return None
+
+    def refused_by_standby(self, leader_http: str) -> None:
+        self.refused = True
+        if not leader_http:
+            return
+        try:
+            url = normalize_urls([leader_http])[0]
+        except ValueError:
+            return
+        if url in self.urls:
+            index = self.urls.index(url)
+        elif len(self.urls) < URLS_MAX:
+            self.urls.append(url)
+            index = len(self.urls) - 1
+        else:
+            return
+        if index not in self.tried:
+            self.order.insert(0, index)
+
+    def again(self) -> bool:
+        """After a round: whether to pause FOLLOW_PAUSE_S and try another
+        (some broker refused as a standby: a failover is under way)."""
+        if not self.refused:
+            return False
+        self.refused = False
+        self._start_round()
+        return True
+
+
 # A job's options besides its payload (group: fair tenants, README "Fair
 # tenants").
 JOB_OPTIONS = ("priority", "max_attempts", "delay_ms", "timeout_ms", "idempotency_key", "run_at",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+import time
 from typing import (Any, AsyncIterator, Awaitable, Callable, Dict, List, Mapping, Optional,
                     Sequence, Tuple, Union)
 from urllib.parse import urlsplit
@@ -34,8 +35,11 @@ class _Response:
         self._chunk_left = 0
         self._chunked = headers.get("transfer-encoding", "").lower() == "chunked"
         self._done = False
+        self.body: Optional[bytes] = None  # read already (a 503 looked at)
 
     async def read_all(self) -> bytes:
+        if self.body is not None:
+            return self.body
         if self._chunked:
             out = bytearray()
             while True:
@@ -107,8 +111,21 @@ class AsyncClient:
     async def _open(self, method: str, path: str, data: Optional[bytes],
                     extra: Optional[Mapping[str, str]], timeout: float) -> _Response:
         last_error: Optional[BaseException] = None
-        n = len(self.urls)
-        for index in [(self._preferred + i) % n for i in range(n)]:
+        refusal: Optional[_Response] = None
+        walk = c.LeaderWalk(self.urls, self._preferred)
+        deadline = time.monotonic() + timeout
+        while True:
+            index = walk.next()
+            if index is None:
+                # Every broker refused as a standby or was down: a failover
+                # under way, tried again within the call's timeout.
+                if time.monotonic() + c.FOLLOW_PAUSE_S < deadline and walk.again():
+                    await asyncio.sleep(c.FOLLOW_PAUSE_S)
+                    continue
+                if refusal is not None:
+                    return refusal
+                raise ConnectionError(f"no jobmesh broker answered at {', '.join(self.urls)}: "
+                                      f"{last_error}")
             parts = urlsplit(self.urls[index])
             tls = parts.scheme == "https"
             host, port = parts.hostname or "", parts.port or (443 if tls else 80)
@@ -153,10 +170,26 @@ class AsyncClient:
                 writer.close()
                 last_error = e
                 continue
+            resp = _Response(int(fields[1]), resp_headers, reader, writer)
+            if resp.status == 503:
+                try:
+                    resp.body = await asyncio.wait_for(resp.read_all(), timeout)
+                except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError) as e:
+                    writer.close()
+                    last_error = e
+                    continue
+                writer.close()
+                try:
+                    parsed = json.loads(resp.body)
+                except ValueError:
+                    parsed = None
+                leader = c.not_leader(resp.status, parsed)
+                if leader is not None:  # a standby: nothing was done
+                    refusal = resp
+                    walk.refused_by_standby(leader)
+                    continue
             self._preferred = index
-            return _Response(int(fields[1]), resp_headers, reader, writer)
-        raise ConnectionError(f"no jobmesh broker answered at {', '.join(self.urls)}: "
-                              f"{last_error}")
+            return resp
 
     async def _request(self, method: str, path: str, body: Any = None,
                        timeout: Optional[float] = None) -> Tuple[int, Any]:
@@ -327,8 +360,18 @@ class AsyncClient:
         path = c.events_query(job=job_id)
         last: Optional[str] = None
         seen: Optional[Tuple[int, int, str]] = None
+        down = 0
         while True:
-            resp = await self._open_events(path, last)
+            try:
+                resp = await self._open_events(path, last)
+            except ConnectionError:
+                # No broker reachable for a moment (a failover): again.
+                down += 1
+                if down > 150:
+                    raise
+                await asyncio.sleep(c.FOLLOW_PAUSE_S)
+                continue
+            down = 0
             try:
                 job = await self.get(job_id)
                 if job.get("state") in c.TERMINAL_STATES:

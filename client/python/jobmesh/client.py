@@ -28,6 +28,7 @@ __all__ = ["Client", "EventStream", "ProgressFn"]
 
 ProgressFn = Callable[[int, int, str], Any]
 _TRANSIENT = (OSError, http.client.HTTPException)
+_REOPEN_TRIES_MAX = 150  # a waiter's stream reopened while no broker answers (30 s)
 
 
 class EventStream:
@@ -119,7 +120,21 @@ class Client:
         conns: Dict[int, http.client.HTTPConnection] = getattr(self._local, "conns", None) or {}
         self._local.conns = conns
         last_error: Optional[BaseException] = None
-        for index in self._order():
+        refusal: Optional[Tuple[int, Any]] = None
+        walk = c.LeaderWalk(self.urls, self._preferred)
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            index = walk.next()
+            if index is None:
+                # Every broker refused as a standby or was down: a failover
+                # under way, tried again within the call's timeout.
+                if time.monotonic() + c.FOLLOW_PAUSE_S < deadline and walk.again():
+                    time.sleep(c.FOLLOW_PAUSE_S)
+                    continue
+                if refusal is not None:
+                    raise error_for(*refusal)
+                raise ConnectionError(f"no jobmesh broker answered at {', '.join(self.urls)}: "
+                                      f"{last_error}")
             prefix = urlsplit(self.urls[index]).path
             for fresh in (False, True):
                 conn = conns.get(index)
@@ -145,7 +160,6 @@ class Client:
                     if reused:
                         continue  # a keep-alive connection the server closed: once more
                     break  # this URL is down: the next one
-                self._preferred = index
                 if resp.getheader("Connection", "").lower() == "close":
                     conn.close()
                     conns.pop(index, None)
@@ -153,11 +167,15 @@ class Client:
                     parsed = json.loads(raw) if raw else None
                 except ValueError:
                     parsed = raw.decode("utf-8", "replace")
+                leader = c.not_leader(resp.status, parsed)
+                if leader is not None:  # a standby: nothing was done
+                    refusal = (resp.status, parsed)
+                    walk.refused_by_standby(leader)
+                    break
+                self._preferred = index
                 if resp.status >= 400:
                     raise error_for(resp.status, parsed)
                 return resp.status, parsed
-        raise ConnectionError(f"no jobmesh broker answered at {', '.join(self.urls)}: "
-                              f"{last_error}")
 
     def _open_stream(self, path: str, last_id: Optional[str],
                      timeout: Optional[float]) -> EventStream:
@@ -165,7 +183,19 @@ class Client:
         if last_id is not None:
             extra["Last-Event-ID"] = str(last_id)
         last_error: Optional[BaseException] = None
-        for index in self._order():
+        refusal: Optional[Tuple[int, Any]] = None
+        walk = c.LeaderWalk(self.urls, self._preferred)
+        deadline = time.monotonic() + (timeout if timeout else self.timeout)
+        while True:
+            index = walk.next()
+            if index is None:
+                if time.monotonic() + c.FOLLOW_PAUSE_S < deadline and walk.again():
+                    time.sleep(c.FOLLOW_PAUSE_S)
+                    continue
+                if refusal is not None:
+                    raise error_for(*refusal)
+                raise ConnectionError(f"no jobmesh broker answered at {', '.join(self.urls)}: "
+                                      f"{last_error}")
             conn = self._connect(self.urls[index], timeout if timeout else self.timeout)
             try:
                 conn.request("GET", urlsplit(self.urls[index]).path + path,
@@ -182,11 +212,14 @@ class Client:
                     parsed = json.loads(raw)
                 except ValueError:
                     parsed = None
+                leader = c.not_leader(resp.status, parsed)
+                if leader is not None:
+                    refusal = (resp.status, parsed)
+                    walk.refused_by_standby(leader)
+                    continue
                 raise error_for(resp.status, parsed)
             self._preferred = index
             return EventStream(conn, resp, last_id)
-        raise ConnectionError(f"no jobmesh broker answered at {', '.join(self.urls)}: "
-                              f"{last_error}")
 
     def close(self) -> None:
         conns = getattr(self._local, "conns", None) or {}
@@ -365,10 +398,20 @@ class Client:
         last: Optional[str] = None
         stream: Optional[EventStream] = None
         seen_progress: Optional[Tuple[int, int, str]] = None
+        down = 0
         try:
             while True:
                 if stream is None:
-                    stream = self._open_stream(path, last, _remaining(deadline, job_id))
+                    try:
+                        stream = self._open_stream(path, last, _remaining(deadline, job_id))
+                    except ConnectionError:
+                        # No broker reachable for a moment (a failover): again.
+                        down += 1
+                        if down > _REOPEN_TRIES_MAX:
+                            raise
+                        time.sleep(c.FOLLOW_PAUSE_S)
+                        continue
+                    down = 0
                     job = self.get(job_id)
                     if job.get("state") in c.TERMINAL_STATES:
                         return self._finished(job_id, job)
