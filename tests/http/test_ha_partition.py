@@ -1,0 +1,212 @@
+"""High availability under a network partition: etcd, two replicated
+brokers and workers each in a network namespace the test makes (jmnetns:
+a bridge, veth pairs, 10.77.0.0/24), torn down on every exit path.
+
+Under steady submits (clients beside the leader and on the data network)
+and two workers (one beside the leader, one on the data network), the
+leader is cut off from etcd, the standby and the other clients at once,
+or from etcd alone (then it goes on serving until its lease deadline
+closes its gate; a lease shorter than etcd's is what keeps the two
+leaders apart there). It must stop
+acknowledging before the standby's lease-based takeover serves its first
+write (timestamps of the last acknowledgement by the old leader, through a
+client still beside it, and the first by the new one); afterwards every
+acknowledged job is on the new leader exactly once, every acknowledged
+completion is kept, and no job is completed twice: each completed job's
+result names one handler run, and every other run of it had its outcome
+refused (delivery is at least once, completion exactly once). Healed,
+the old leader comes back as the standby and catches up.
+
+Needs root and iproute2 (network namespaces); skips with exit code 77
+(ctest SKIP_RETURN_CODE) and the reason otherwise. Leases: TTL 3 s,
+renewed every 0.5 s, so the leader stops at most 2.5 s after its last
+renewal and the lease expires 3 s after it."""
+
+import collections
+import os
+import re
+import sys
+import time
+import unittest
+
+from jmha import Load, add_results, completed_now, jobs_with_payloads, lost_or_doubled
+from jmhttp import wait_for
+from jmnetns import NetCluster, netns_unavailable
+
+SKIP = 77
+
+
+def executions(path):
+    """(job id, attempt, worker, run) of every handler run logged to path."""
+    out = []
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 4:
+                    out.append(tuple(parts))
+    return out
+
+
+def handler(log, worker):
+    """An exec handler that logs its run (job id, attempt, worker, its own
+    pid) and returns the same line as the job's result, so the result
+    names the run that completed the job."""
+    return ("t=sh -c 'cat >/dev/null; r=\"$JOBMESH_JOB_ID $JOBMESH_ATTEMPT %s $$\"; "
+            "echo \"$r\" >> %s; printf %%s \"$r\"'" % (worker, log))
+
+
+DROPPED = re.compile(r"job (\d+) lease \d+: (?:result refused|the broker asked us to abandon|"
+                     r"the job was cancelled)|giving up the settle of \d+ job\(s\) \(first: "
+                     r"job (\d+)")
+
+
+def completed_twice(jobs, runs, worker_logs):
+    """What a completion acknowledged by two leaders would leave: one-line
+    problems, empty when every completed job's result (jobs: id -> job on
+    the last leader) is one run's, and every other run of a job is one
+    whose outcome its worker logged as refused (or abandoned): delivery is
+    at least once (a lease record not yet synced when the leader is lost
+    is handed out again, with the same attempt), completion exactly once.
+    worker_logs: worker name -> its log text."""
+    problems = []
+    dropped = collections.Counter()
+    for worker, text in worker_logs.items():
+        for m in DROPPED.finditer(text):
+            dropped[(worker, m.group(1) or m.group(2))] += 1
+    others = collections.Counter()
+    for run in runs:
+        job = jobs.get(run[0])
+        if job is None:
+            problems.append("job %s ran on %s but is unknown to the leader" % (run[0], run[2]))
+        elif not (job["state"] == "completed" and job["result"] == " ".join(run)):
+            others[(run[2], run[0])] += 1
+    known = {" ".join(r) for r in runs}
+    problems += ["job %s completed with %r, which no run produced" % (i, j["result"])
+                 for i, j in jobs.items()
+                 if j["state"] == "completed" and j["result"] not in known]
+    problems += ["job %s: %d run(s) on %s not refused, yet the leader kept another outcome" %
+                 (job, n - dropped[(w, job)], w)
+                 for (w, job), n in others.items()
+                 if n > dropped[(w, job)] and jobs[job]["state"] == "completed"]
+    return problems
+
+
+class HaPartition(unittest.TestCase):
+    def setUp(self):
+        self.c = NetCluster(ttl_ms=3000, renew_ms=500)
+
+    def tearDown(self):
+        self.c.stop()
+
+    def cut_the_leader(self, nets):
+        """Two brokers under load; leader b1 is cut off nets; checks that
+        it stops acknowledging before b2 serves, that b2 has every
+        acknowledged job once and every acknowledged completion, that no
+        attempt ran twice, and that b1, healed, comes back as the standby
+        and catches up. Returns (last acknowledgement by b1, first by b2),
+        in seconds from the cut."""
+        c = self.c
+        b1 = c.start("b1", replicated=True)
+        c.wait_leader(b1, 15)
+        b2 = c.start("b2", replicated=True)
+        wait_for(lambda: c.in_sync("b1", "b2"), 20, "b2 in sync with b1", step_s=0.05)
+        log = os.path.join(c.tmp, "runs.log")
+        # One worker beside the leader (it reaches b1 only), one on the
+        # data network given both brokers.
+        c.worker([b1], "q", handler(log, "side"), "w-side", node="b1")
+        c.worker([b1, b2], "q", handler(log, "far"), "w-far", node="w")
+        far = Load(c, ["b1", "b2"], threads=2, tag="far")
+        side = Load(c, ["b1"], threads=1, netns=c.net.ns("b1"), tag="side")
+        # Submits to b2 alone (refused while it stands by): its first
+        # acknowledgement, not delayed by a connection hung on b1.
+        probe = Load(c, ["b2"], threads=1, tag="probe")
+        loads = (far, side, probe)
+        completed = set()
+        try:
+            wait_for(lambda: far.count() >= 60 and side.count() >= 30, 30,
+                     "submits acknowledged by b1 on both sides")
+            wait_for(lambda: len(executions(log)) >= 20, 30, "jobs run\n" + c.logs(),
+                     step_s=0.05)
+            completed_now(b1, completed)
+            cut_at = time.monotonic()
+            c.net.cut("b1", nets)
+            # b2 takes over once b1's lease expires (the far clients
+            # move to it); b1 steps down on its own.
+            wait_for(lambda: probe.first_ack_after(cut_at, "b2"), 30,
+                     "a submit acknowledged by b2\n" + c.logs(), step_s=0.02)
+            wait_for(lambda: b1.proc.poll() is not None, 15, "b1 to step down", step_s=0.02)
+            # 4: stepped down; 1 when, cut off from its standby too, it
+            # could not write its last (unacknowledged) records at stop.
+            self.assertIn(b1.proc.returncode, (1, 4), b1.stderr_tail())
+            self.assertIn("stepping down before the lease can expire", b1.stderr_tail())
+            first_new = min(t for t in (far.first_ack_after(cut_at, "b2"),
+                                        probe.first_ack_after(cut_at, "b2")) if t)
+            self.assertEqual(probe.last_ack("b2", before=cut_at), None, "b2 served too early")
+            last_old = max(t for t in (far.last_ack("b1"), side.last_ack("b1")) if t)
+            print("cut off %s at 0: last write acknowledged by the old leader at %+.2f s, "
+                  "first by the new leader at %+.2f s" %
+                  ("+".join(nets), last_old - cut_at, first_new - cut_at))
+            self.assertLess(last_old, first_new,
+                            "two leaders acknowledged writes at once\n" + c.logs())
+            # Writes go on at b2; then the cut heals and b1 comes back (as
+            # its supervisor would start it) as the standby.
+            base = far.count()
+            wait_for(lambda: far.count() >= base + 50, 30, "submits acknowledged by b2")
+            c.net.heal("b1", nets)
+            b1 = c.start("b1", replicated=True)
+            wait_for(lambda: c.in_sync("b2", "b1"), 30,
+                     "b1 to catch up as the standby\n" + c.logs(), step_s=0.05)
+            status, _, body = b1.get("/readyz")
+            self.assertEqual((status, body["error"]["code"]), (503, "not_leader"), body)
+            self.assertTrue(body["error"]["message"].endswith("the leader is b2 at " + b2.ipc),
+                            body)
+            base = far.count()
+            wait_for(lambda: far.count() >= base + 20, 30, "submits acknowledged by b2 again")
+        finally:
+            for load in loads:
+                load.stop()
+        for load in loads:
+            self.assertEqual(load.errors, [])
+        acked = dict(far.acked)
+        acked.update(side.acked)
+        acked.update(probe.acked)
+        self.assertEqual(lost_or_doubled(jobs_with_payloads(b2), acked, completed), [],
+                         c.logs())
+        # Stop the workers before reading their runs: no run half logged.
+        for p in c.workers:
+            p.terminate()
+        for p in c.workers:
+            p.wait(15)
+        jobs = jobs_with_payloads(b2)
+        add_results(b2, jobs)
+        runs = executions(log)
+        logs = {}
+        for w in ("w-side", "w-far"):
+            with open(os.path.join(c.tmp, w + ".err")) as f:
+                logs[w.split("-")[1]] = f.read()
+        self.assertEqual(completed_twice(jobs, runs, logs), [], c.logs())
+        done = sum(1 for j in jobs.values() if j["state"] == "completed")
+        self.assertGreater(done, len(completed))
+        print("%d acknowledged jobs (%d from beside the old leader), %d runs, %d completed, "
+              "%d completions acknowledged before the cut: none lost, none twice" %
+              (len(acked), len(side.acked), len(runs), done, len(completed)))
+        return last_old - cut_at, first_new - cut_at
+
+    def test_a_leader_cut_off_from_everything_stops_before_the_standby_serves(self):
+        self.cut_the_leader(("data", "etcd"))
+
+    def test_a_leader_cut_off_from_etcd_alone_stops_at_its_lease_before_the_standby_serves(
+            self):
+        # b1 still reaches its standby and its clients: it acknowledges
+        # writes after the cut, until its lease deadline closes its gate.
+        last_old, first_new = self.cut_the_leader(("etcd",))
+        self.assertGreater(last_old, 0, "b1 acknowledged nothing after the cut")
+
+
+if __name__ == "__main__":
+    why = netns_unavailable()
+    if why:
+        print("SKIP: " + why)
+        sys.exit(SKIP)
+    unittest.main()
