@@ -6,7 +6,10 @@ exactly once and every acknowledged completion is kept.
 Every loop is bounded in count and time; nothing sleeps to wait for a
 condition (the sleeps here pace the producers)."""
 
+import collections
 import http.client
+import os
+import re
 import threading
 import time
 
@@ -173,3 +176,74 @@ def add_results(leader, jobs):
                 job["result"] = body.get("result")
     finally:
         conn.close()
+
+
+def run_logger(tmp, log):
+    """Writes tmp/run.sh, a handler that logs its run to log (job id,
+    attempt, worker name, worker pid, its own pid) and returns the same
+    line as the job's result, so the result names the run that completed
+    the job. Plain words, so the worker execs it directly ($PPID is the
+    worker)."""
+    path = os.path.join(tmp, "run.sh")
+    with open(path, "w") as f:
+        f.write('#!/bin/sh\ncat >/dev/null\nr="$JOBMESH_JOB_ID $JOBMESH_ATTEMPT $1 $PPID $$"\n'
+                'echo "$r" >> %s\nprintf %%s "$r"\n' % log)
+    os.chmod(path, 0o755)
+    return path
+
+
+def handler(script, worker):
+    """The --handler of job type t for worker (a name) running script."""
+    return "t=%s %s" % (script, worker)
+
+
+def executions(path):
+    """(job id, attempt, worker, worker pid, run pid) of every run logged
+    to path by run_logger's script."""
+    out = []
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                parts = tuple(line.split())
+                if len(parts) == 5:
+                    out.append(parts)
+    return out
+
+
+DROPPED = re.compile(r"job (\d+) lease \d+: (?:result refused|the broker asked us to abandon|"
+                     r"the job was cancelled)|giving up the settle of \d+ job\(s\) \(first: "
+                     r"job (\d+)")
+
+
+def completed_twice(jobs, runs, worker_logs, killed_pids=()):
+    """What a completion acknowledged by two leaders would leave: one-line
+    problems, empty when every completed job's result (jobs: id -> job on
+    the last leader, with add_results) is one run's, and every other run
+    of a completed job is one whose outcome its worker logged as refused
+    (or abandoned), or ran in a worker process killed meanwhile
+    (killed_pids: its outcome may never have been sent). Delivery is at
+    least once (a lease record not yet synced when the leader is lost is
+    handed out again, with the same attempt); completion exactly once.
+    worker_logs: worker name -> its log text."""
+    problems = []
+    dropped = collections.Counter()
+    for worker, text in worker_logs.items():
+        for m in DROPPED.finditer(text):
+            dropped[(worker, m.group(1) or m.group(2))] += 1
+    killed = {str(p) for p in killed_pids}
+    others = collections.Counter()
+    for run in runs:
+        job = jobs.get(run[0])
+        if job is None:
+            problems.append("job %s ran on %s but is unknown to the leader" % (run[0], run[2]))
+        elif job["state"] == "completed" and job["result"] != " ".join(run) and \
+                run[3] not in killed:
+            others[(run[2], run[0])] += 1
+    known = {" ".join(r) for r in runs}
+    problems += ["job %s completed with %r, which no run produced" % (i, j["result"])
+                 for i, j in jobs.items()
+                 if j["state"] == "completed" and j["result"] not in known]
+    problems += ["job %s: %d run(s) on %s not refused, yet the leader kept another outcome" %
+                 (job, n - dropped[(w, job)], w)
+                 for (w, job), n in others.items() if n > dropped[(w, job)]]
+    return problems

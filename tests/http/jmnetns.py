@@ -21,6 +21,7 @@ import ctypes
 import os
 import re
 import shutil
+import signal
 import subprocess
 
 from jmetcd import Cluster, Etcd
@@ -69,7 +70,8 @@ def netns_unavailable():
 
 
 def remove_stale():
-    """Deletes the namespaces of earlier tests whose process is gone."""
+    """Deletes the namespaces of earlier tests whose process is gone, after
+    killing what still runs in them (their brokers, etcd and workers)."""
     try:
         names = os.listdir("/run/netns")
     except OSError:
@@ -77,7 +79,24 @@ def remove_stale():
     for name in names:
         m = re.match(r"jmp-(\d+)-", name)
         if m and not os.path.exists("/proc/" + m.group(1)):
+            for pid in ip("netns", "pids", name, check=False).stdout.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (OSError, ValueError):
+                    pass
             ip("netns", "del", name, check=False)
+
+
+class Terminated(Exception):
+    """SIGTERM arrived (a ctest timeout, an operator): raised in the main
+    thread so the test fails through its tearDown, which stops every
+    process and deletes the namespaces."""
+
+
+def fail_on_sigterm():
+    def raise_terminated(signo, frame):
+        raise Terminated("terminated by signal %d" % signo)
+    signal.signal(signal.SIGTERM, raise_terminated)
 
 
 # The two networks: brokers, workers and clients talk on "data"; etcd

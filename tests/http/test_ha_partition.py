@@ -22,74 +22,17 @@ Needs root and iproute2 (network namespaces); skips with exit code 77
 renewed every 0.5 s, so the leader stops at most 2.5 s after its last
 renewal and the lease expires 3 s after it."""
 
-import collections
 import os
-import re
 import sys
 import time
 import unittest
 
-from jmha import Load, add_results, completed_now, jobs_with_payloads, lost_or_doubled
+from jmha import (Load, add_results, completed_now, completed_twice, executions, handler,
+                  jobs_with_payloads, lost_or_doubled, run_logger)
 from jmhttp import wait_for
-from jmnetns import NetCluster, netns_unavailable
+from jmnetns import NetCluster, fail_on_sigterm, netns_unavailable
 
 SKIP = 77
-
-
-def executions(path):
-    """(job id, attempt, worker, run) of every handler run logged to path."""
-    out = []
-    if os.path.exists(path):
-        with open(path) as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) == 4:
-                    out.append(tuple(parts))
-    return out
-
-
-def handler(log, worker):
-    """An exec handler that logs its run (job id, attempt, worker, its own
-    pid) and returns the same line as the job's result, so the result
-    names the run that completed the job."""
-    return ("t=sh -c 'cat >/dev/null; r=\"$JOBMESH_JOB_ID $JOBMESH_ATTEMPT %s $$\"; "
-            "echo \"$r\" >> %s; printf %%s \"$r\"'" % (worker, log))
-
-
-DROPPED = re.compile(r"job (\d+) lease \d+: (?:result refused|the broker asked us to abandon|"
-                     r"the job was cancelled)|giving up the settle of \d+ job\(s\) \(first: "
-                     r"job (\d+)")
-
-
-def completed_twice(jobs, runs, worker_logs):
-    """What a completion acknowledged by two leaders would leave: one-line
-    problems, empty when every completed job's result (jobs: id -> job on
-    the last leader) is one run's, and every other run of a job is one
-    whose outcome its worker logged as refused (or abandoned): delivery is
-    at least once (a lease record not yet synced when the leader is lost
-    is handed out again, with the same attempt), completion exactly once.
-    worker_logs: worker name -> its log text."""
-    problems = []
-    dropped = collections.Counter()
-    for worker, text in worker_logs.items():
-        for m in DROPPED.finditer(text):
-            dropped[(worker, m.group(1) or m.group(2))] += 1
-    others = collections.Counter()
-    for run in runs:
-        job = jobs.get(run[0])
-        if job is None:
-            problems.append("job %s ran on %s but is unknown to the leader" % (run[0], run[2]))
-        elif not (job["state"] == "completed" and job["result"] == " ".join(run)):
-            others[(run[2], run[0])] += 1
-    known = {" ".join(r) for r in runs}
-    problems += ["job %s completed with %r, which no run produced" % (i, j["result"])
-                 for i, j in jobs.items()
-                 if j["state"] == "completed" and j["result"] not in known]
-    problems += ["job %s: %d run(s) on %s not refused, yet the leader kept another outcome" %
-                 (job, n - dropped[(w, job)], w)
-                 for (w, job), n in others.items()
-                 if n > dropped[(w, job)] and jobs[job]["state"] == "completed"]
-    return problems
 
 
 class HaPartition(unittest.TestCase):
@@ -112,10 +55,11 @@ class HaPartition(unittest.TestCase):
         b2 = c.start("b2", replicated=True)
         wait_for(lambda: c.in_sync("b1", "b2"), 20, "b2 in sync with b1", step_s=0.05)
         log = os.path.join(c.tmp, "runs.log")
+        script = run_logger(c.tmp, log)
         # One worker beside the leader (it reaches b1 only), one on the
         # data network given both brokers.
-        c.worker([b1], "q", handler(log, "side"), "w-side", node="b1")
-        c.worker([b1, b2], "q", handler(log, "far"), "w-far", node="w")
+        c.worker([b1], "q", handler(script, "side"), "w-side", node="b1")
+        c.worker([b1, b2], "q", handler(script, "far"), "w-far", node="w")
         far = Load(c, ["b1", "b2"], threads=2, tag="far")
         side = Load(c, ["b1"], threads=1, netns=c.net.ns("b1"), tag="side")
         # Submits to b2 alone (refused while it stands by): its first
@@ -209,4 +153,5 @@ if __name__ == "__main__":
     if why:
         print("SKIP: " + why)
         sys.exit(SKIP)
+    fail_on_sigterm()
     unittest.main()
