@@ -180,13 +180,14 @@ def add_results(leader, jobs):
 
 def run_logger(tmp, log):
     """Writes tmp/run.sh, a handler that logs its run to log (job id,
-    attempt, worker name, worker pid, its own pid) and returns the same
-    line as the job's result, so the result names the run that completed
-    the job. Plain words, so the worker execs it directly ($PPID is the
-    worker)."""
+    attempt, worker name, worker pid, its own pid, wall-clock seconds) and
+    returns the same line as the job's result, so the result names the
+    run that completed the job. Plain words, so the worker execs it
+    directly ($PPID is the worker)."""
     path = os.path.join(tmp, "run.sh")
     with open(path, "w") as f:
-        f.write('#!/bin/sh\ncat >/dev/null\nr="$JOBMESH_JOB_ID $JOBMESH_ATTEMPT $1 $PPID $$"\n'
+        f.write('#!/bin/sh\ncat >/dev/null\n'
+                'r="$JOBMESH_JOB_ID $JOBMESH_ATTEMPT $1 $PPID $$ $(date +%%s.%%N)"\n'
                 'echo "$r" >> %s\nprintf %%s "$r"\n' % log)
     os.chmod(path, 0o755)
     return path
@@ -198,15 +199,28 @@ def handler(script, worker):
 
 
 def executions(path):
-    """(job id, attempt, worker, worker pid, run pid) of every run logged
-    to path by run_logger's script."""
+    """(job id, attempt, worker, worker pid, run pid, wall-clock time) of
+    every run logged to path by run_logger's script, as strings."""
     out = []
     if os.path.exists(path):
         with open(path) as f:
             for line in f:
                 parts = tuple(line.split())
-                if len(parts) == 5:
+                if len(parts) == 6:
                     out.append(parts)
+    return out
+
+
+def runs_cut_short(runs, kills, window_s=20.0):
+    """The runs whose outcome may never have reached a broker: those in a
+    worker process killed (kills: (worker pids, wall-clock time of the
+    kill)) that started less than window_s before its kill. A worker
+    retries a settle until a broker answers, and a fault here lasts far
+    less than window_s, so an older run's outcome was answered."""
+    out = set()
+    for pids, at in kills:
+        pids = {str(p) for p in pids}
+        out.update(r for r in runs if r[3] in pids and at - window_s <= float(r[5]) <= at)
     return out
 
 
@@ -215,29 +229,28 @@ DROPPED = re.compile(r"job (\d+) lease \d+: (?:result refused|the broker asked u
                      r"job (\d+)")
 
 
-def completed_twice(jobs, runs, worker_logs, killed_pids=()):
+def completed_twice(jobs, runs, worker_logs, cut_short=()):
     """What a completion acknowledged by two leaders would leave: one-line
     problems, empty when every completed job's result (jobs: id -> job on
     the last leader, with add_results) is one run's, and every other run
     of a completed job is one whose outcome its worker logged as refused
-    (or abandoned), or ran in a worker process killed meanwhile
-    (killed_pids: its outcome may never have been sent). Delivery is at
-    least once (a lease record not yet synced when the leader is lost is
-    handed out again, with the same attempt); completion exactly once.
-    worker_logs: worker name -> its log text."""
+    (or abandoned), or is in cut_short (runs_cut_short: its outcome may
+    never have been sent). Delivery is at least once (a lease record not
+    yet synced when the leader is lost is handed out again, with the same
+    attempt); completion exactly once. worker_logs: worker name -> its
+    log text."""
     problems = []
     dropped = collections.Counter()
     for worker, text in worker_logs.items():
         for m in DROPPED.finditer(text):
             dropped[(worker, m.group(1) or m.group(2))] += 1
-    killed = {str(p) for p in killed_pids}
     others = collections.Counter()
     for run in runs:
         job = jobs.get(run[0])
         if job is None:
             problems.append("job %s ran on %s but is unknown to the leader" % (run[0], run[2]))
         elif job["state"] == "completed" and job["result"] != " ".join(run) and \
-                run[3] not in killed:
+                run not in cut_short:
             others[(run[2], run[0])] += 1
     known = {" ".join(r) for r in runs}
     problems += ["job %s completed with %r, which no run produced" % (i, j["result"])

@@ -38,9 +38,7 @@ SKIP = 77
 class HaPartition(unittest.TestCase):
     def setUp(self):
         self.c = NetCluster(ttl_ms=3000, renew_ms=500)
-
-    def tearDown(self):
-        self.c.stop()
+        print("tmp %s" % self.c.tmp)
 
     def cut_the_leader(self, nets):
         """Two brokers under load; leader b1 is cut off nets; checks that
@@ -73,8 +71,14 @@ class HaPartition(unittest.TestCase):
             wait_for(lambda: len(executions(log)) >= 20, 30, "jobs run\n" + c.logs(),
                      step_s=0.05)
             completed_now(b1, completed)
+            # The standby takes over only if etcd says it is in sync (it
+            # may not be for a moment: a shipped chunk that waited too
+            # long under load makes the leader record it out of sync).
+            wait_for(lambda: c.in_sync("b1", "b2"), 20, "b2 in sync before the cut",
+                     step_s=0.01)
             cut_at = time.monotonic()
             c.net.cut("b1", nets)
+            print("sync key after the cut: %s" % c.sync_state())
             # b2 takes over once b1's lease expires (the far clients
             # move to it); b1 steps down on its own.
             wait_for(lambda: probe.first_ack_after(cut_at, "b2"), 30,
@@ -136,6 +140,24 @@ class HaPartition(unittest.TestCase):
               "%d completions acknowledged before the cut: none lost, none twice" %
               (len(acked), len(side.acked), len(runs), done, len(completed)))
         return last_old - cut_at, first_new - cut_at
+
+    def run(self, result=None):
+        """Prints every process's log as it is at a failure (the messages
+        of the waits hold them as they were when the wait began)."""
+        before = len(result.failures) + len(result.errors) if result else 0
+        out = super().run(result)
+        if result and len(result.failures) + len(result.errors) > before:
+            print("logs at the failure (tmp %s):\n%s" % (self.logs_dir, self.logs_at_failure),
+                  file=sys.stderr)
+        return out
+
+    def tearDown(self):
+        self.logs_dir = self.c.tmp
+        try:
+            self.logs_at_failure = self.c.logs()
+        except OSError as e:
+            self.logs_at_failure = "(cannot read: %s)" % e
+        self.c.stop()
 
     def test_a_leader_cut_off_from_everything_stops_before_the_standby_serves(self):
         self.cut_the_leader(("data", "etcd"))
