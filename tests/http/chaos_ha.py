@@ -138,7 +138,7 @@ class Chaos:
             if target in BROKERS:
                 self.c.brokers[target].proc.kill()
                 self.c.brokers[target].proc.wait()
-            else:
+            elif self.workers[target].poll() is None:
                 p = self.workers[target]
                 pids = group_pids(p.pid)
                 os.killpg(p.pid, signal.SIGKILL)
@@ -152,13 +152,17 @@ class Chaos:
             if target in BROKERS:
                 b = self.c.brokers[target]
                 b.proc.send_signal(signal.SIGSTOP)
-                self.hold(d)
-                b.proc.send_signal(signal.SIGCONT)
-            else:
+                try:
+                    self.hold(d)
+                finally:
+                    b.proc.send_signal(signal.SIGCONT)
+            elif self.workers[target].poll() is None:
                 pgid = self.workers[target].pid
                 os.killpg(pgid, signal.SIGSTOP)
-                self.hold(d)
-                os.killpg(pgid, signal.SIGCONT)
+                try:
+                    self.hold(d)
+                finally:
+                    os.killpg(pgid, signal.SIGCONT)
         else:
             nets = ("etcd",) if kind == "cut-etcd" else ("data", "etcd")
             d = self.rng.uniform(1, 8)
@@ -244,12 +248,22 @@ def summary(chaos, load, seed, jobs, completed, runs, cut_short, problems, t0):
         ts = [o for o, _ in outages]
         lines.append("leader fault to the next acknowledged write (any broker): p50 %.2f s, "
                      "max %.2f s" % (statistics.median(ts), max(ts)))
+    again = [r for r in runs if r[0] in jobs and jobs[r[0]]["state"] == "completed" and
+             jobs[r[0]].get("result") != " ".join(r)]
     lines.append("jobs checked: %d acknowledged submits, %d completions read back (%d during "
-                 "the faults), %d jobs completed at the end, %d handler runs (%d of them in the "
-                 "last 20 s of a killed worker)" %
+                 "the faults), %d jobs completed at the end, %d handler runs; %d runs of a job "
+                 "another run completed (each refused, or cut short by a worker's kill -9: %d)" %
                  (len(load.acked), len(completed), chaos.completed_during_faults,
                   sum(1 for j in jobs.values() if j["state"] == "completed"), len(runs),
-                  len(cut_short)))
+                  len(again), len([r for r in again if r in cut_short])))
+    by_kind = collections.defaultdict(list)
+    for at, old, kind in chaos.leader_faults:
+        nxt = [t for t, name in acks if t > at]
+        if nxt:
+            by_kind[kind].append(nxt[0] - at)
+    lines.append("leader fault to the next acknowledged write, by fault: " + "; ".join(
+        "%s %d: p50 %.2f s, max %.2f s" % (k, len(v), statistics.median(v), max(v))
+        for k, v in sorted(by_kind.items())))
     lines.append("problems: %d%s" % (len(problems), "".join("\n  " + p for p in problems[:30])))
     return "\n".join(lines)
 
