@@ -57,6 +57,8 @@ class Load:
                                          {"type": "t", "payload": payload}, conn=conn)
             except (OSError, http.client.HTTPException):
                 status, body = None, None
+            except Exception as e:  # noqa: BLE001 - recorded, not lost with the thread
+                status, body = "exception", repr(e)
             if status == 202:
                 with self.lock:
                     self.acked[payload] = body["id"]
@@ -66,6 +68,8 @@ class Load:
                 time.sleep(self.pace_s)
                 continue
             if status not in (None, 503):
+                # Asserted empty by the tests: anything but an answer, a
+                # refusal naming the leader or a dropped connection.
                 self.errors.append((status, body))
             if conn is not None:
                 conn.close()

@@ -1,13 +1,14 @@
 """High availability under a network partition: etcd, two replicated
 brokers and workers each in a network namespace the test makes (jmnetns:
-a bridge, veth pairs, 10.77.0.0/24), torn down on every exit path.
+two bridges, veth pairs, 10.77.0.0/24 and 10.78.0.0/24), torn down on
+every exit path.
 
 Under steady submits (clients beside the leader and on the data network)
 and two workers (one beside the leader, one on the data network), the
 leader is cut off from etcd, the standby and the other clients at once,
-or from etcd alone (then it goes on serving until its lease deadline
-closes its gate; a lease shorter than etcd's is what keeps the two
-leaders apart there). It must stop
+or from etcd alone (then it goes on serving until its own deadline, TTL -
+renew after its last renewal, closes its gate: a deadline before etcd's
+expiry is what keeps the two leaders apart there). It must stop
 acknowledging before the standby's lease-based takeover serves its first
 write (timestamps of the last acknowledgement by the old leader, through a
 client still beside it, and the first by the new one); afterwards every
@@ -43,8 +44,8 @@ class HaPartition(unittest.TestCase):
     def cut_the_leader(self, nets):
         """Two brokers under load; leader b1 is cut off nets; checks that
         it stops acknowledging before b2 serves, that b2 has every
-        acknowledged job once and every acknowledged completion, that no
-        attempt ran twice, and that b1, healed, comes back as the standby
+        acknowledged job once and every acknowledged completion, that no job
+        was completed twice, and that b1, healed, comes back as the standby
         and catches up. Returns (last acknowledgement by b1, first by b2),
         in seconds from the cut."""
         c = self.c
