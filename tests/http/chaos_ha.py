@@ -286,6 +286,7 @@ def main():
         print("%7.1f s  %s" % (time.monotonic() - t0, text), flush=True)
 
     c = NetCluster(ttl_ms=3000, renew_ms=500)
+    say("logs in %s (kept with JOBMESH_KEEP_TMP=1)" % c.tmp)
     load = None
     try:
         chaos = Chaos(c, rng, say)

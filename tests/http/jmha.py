@@ -215,16 +215,19 @@ def executions(path):
     return out
 
 
-def runs_cut_short(runs, kills, window_s=20.0):
+def runs_cut_short(runs, kills, window_s=20.0, after_s=5.0):
     """The runs whose outcome may never have reached a broker: those in a
     worker process killed (kills: (worker pids, wall-clock time of the
     kill)) that started less than window_s before its kill. A worker
     retries a settle until a broker answers, and a fault here lasts far
-    less than window_s, so an older run's outcome was answered."""
+    less than window_s, so an older run's outcome was answered. A handler
+    runs in a process group of its own, so one the worker had started
+    outlives the kill and may log its run just after it (after_s)."""
     out = set()
     for pids, at in kills:
         pids = {str(p) for p in pids}
-        out.update(r for r in runs if r[3] in pids and at - window_s <= float(r[5]) <= at)
+        out.update(r for r in runs
+                   if r[3] in pids and at - window_s <= float(r[5]) <= at + after_s)
     return out
 
 
