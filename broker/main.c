@@ -5,6 +5,7 @@
  * The settings themselves are options.c. */
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -38,7 +39,11 @@
 #define EXIT_TORN_TAIL 3 /* --check-journal: the next start would cut a torn tail */
 #define EXIT_LOST_LEAD 4 /* --etcd: stepped down (could not renew the lease) */
 #define CLOSE_WATCHDOG_MS 2000
-#define STOP_WATCHDOG_MS 10000 /* from the journal's close to the exit */
+/* The rest of a stop once the journal is durable: lease revoke (1 s), a
+ * join of threads whose etcd and replication calls have short timeouts,
+ * the last HTTP answers. Past this something hangs (NNG 1.5.2's nng_close
+ * of the replication socket did, after a step-down). */
+#define STOP_WATCHDOG_MS 8000
 
 /* --check-journal: replay into a scratch state and report. */
 struct check_counts {
@@ -123,19 +128,21 @@ static int check_journal(const struct broker_options *o)
 /* The exit status once the journal is closed, for the watchdog. */
 static volatile int stop_status;
 
+/* Exits with stop_status after the ms in arg: nothing is left to lose
+ * once the journal is durable, and a hung close must not keep the process
+ * (SIGTERM no longer reaches it: the main thread is past sigwait). */
 static void *close_watchdog_main(void *arg)
 {
-	int ms = (int)(intptr_t)arg;
-	usleep((useconds_t)ms * 1000);
-	jm_warn("closing the sockets took over %d ms; the journal is closed, exiting now", ms);
+	unsigned ms = (unsigned)(uintptr_t)arg;
+	usleep(ms * 1000u);
+	jm_warn("closing the sockets took over %u ms; the journal is closed, exiting now", ms);
 	_exit(stop_status);
 }
 
-/* Exits with stop_status ms from now unless the process ended before. */
-static void start_watchdog(int ms)
+static void close_watchdog_arm(unsigned ms)
 {
 	pthread_t watchdog;
-	if (pthread_create(&watchdog, NULL, close_watchdog_main, (void *)(intptr_t)ms) == 0)
+	if (pthread_create(&watchdog, NULL, close_watchdog_main, (void *)(uintptr_t)ms) == 0)
 		pthread_detach(watchdog);
 }
 
@@ -435,7 +442,6 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 	 * will not find them), and so does one that could not write the marker
 	 * (the next start takes it for a crash, and would cut a damaged tail as
 	 * torn). A standby never started its journal: nothing to mark. */
-	ha_replica_stop(replica);
 	if (core == NULL) {
 	} else if (journal_stop(journal, &err) == 0) {
 		jm_info("journal durable and marked clean");
@@ -443,20 +449,21 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 		jm_error("%s", jm_err_text(&err));
 		stop_status = EXIT_RUNTIME;
 	}
+	/* Nothing left to lose: what follows closes NNG sockets (the
+	 * replica's and the replication socket can hang in nng_close). A
+	 * leader has no replica (promote stopped it). */
+	close_watchdog_arm(STOP_WATCHDOG_MS);
+	ha_replica_stop(replica);
 	journal_close(journal);
-	/* Closing NNG sockets can hang in NNG 1.5.2 (a pipe that went away
-	 * mid-handshake: seen on the ship socket after a failover under load);
-	 * the journal is closed, nothing is left to lose, so a watchdog bounds
-	 * the rest of the stop. */
-	start_watchdog(STOP_WATCHDOG_MS);
 	ha_ship_stop(ship); /* the writer shipped its last chunk in journal_stop */
 	/* The journal is durable: a standby may take over at once. */
 	ha_election_stop(election);
 	/* After journal_close every HTTP call has its answer (parked ones from
 	 * core_stop, durable ones from the journal); event streams close here. */
 	http_server_close(http);
-	/* And the sockets' own closes, as tightly as ever. */
-	start_watchdog(CLOSE_WATCHDOG_MS);
+	/* Closing NNG sockets can hang in NNG 1.5.2 (a pipe that went away
+	 * mid-handshake); nothing is left to lose, so the watchdog bounds it. */
+	close_watchdog_arm(CLOSE_WATCHDOG_MS);
 	events_close(events);
 	server_close(srv);
 	core_free(core);

@@ -30,14 +30,16 @@ def free_port():
 class Etcd:
     """One etcd member on 127.0.0.1; stop() by PID."""
 
-    def __init__(self, tmp):
+    def __init__(self, tmp, host="127.0.0.1", wrap=(), ports=None):
+        """host, ports (client, peer): where it listens (default 127.0.0.1
+        on free ports); wrap: a command it runs under (ip netns exec NS)."""
         self.tmp = tmp
-        self.client_port, peer_port = free_port(), free_port()
-        self.url = "http://127.0.0.1:%d" % self.client_port
-        peer = "http://127.0.0.1:%d" % peer_port
+        self.client_port, peer_port = ports or (free_port(), free_port())
+        self.url = "http://%s:%d" % (host, self.client_port)
+        peer = "http://%s:%d" % (host, peer_port)
         self.err = open(os.path.join(tmp, "etcd.err"), "ab")
         self.proc = subprocess.Popen(
-            [ETCD, "--name", "t", "--data-dir", os.path.join(tmp, "etcd-data"),
+            list(wrap) + [ETCD, "--name", "t", "--data-dir", os.path.join(tmp, "etcd-data"),
              "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
              "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
              "--initial-cluster", "t=" + peer, "--log-level", "warn"],
@@ -88,24 +90,36 @@ class Cluster:
         self.workers = []
         self.etcd = None
         try:
-            self.etcd = Etcd(self.tmp)
+            self.etcd = self.make_etcd()
         except BaseException:
             self.stop()
             raise
 
+    def make_etcd(self):
+        return Etcd(self.tmp)
+
+    def placement(self, name, d):
+        """Where broker name runs: Broker keyword arguments (listen,
+        http_addr, wrap) and its replication address. Here: ipc:// paths
+        in its dir d and HTTP on 127.0.0.1 (jmnetns places brokers in
+        network namespaces instead)."""
+        return {}, "ipc://" + os.path.join(d, "repl.ipc")
+
     def start(self, name, extra=(), replicated=False):
         """Starts (or, after a kill, restarts in the same dir) broker name;
-        replicated: it ships its journal while it leads, on an ipc://
-        address of its own (--replication-listen), instead of
-        --ha-unreplicated."""
+        replicated: it ships its journal while it leads, on an address of
+        its own (--replication-listen), instead of --ha-unreplicated."""
         d = os.path.join(self.tmp, name)
         os.makedirs(d, exist_ok=True)
-        mode = (["--replication-listen", "ipc://" + os.path.join(d, "repl.ipc")]
-                if replicated else ["--ha-unreplicated"])
+        old = self.brokers.get(name)
+        if old is not None and old.proc.poll() is not None and not old.err.closed:
+            old.err.close()  # a broker that died or stepped down, restarted
+        where, repl = self.placement(name, d)
+        mode = ["--replication-listen", repl] if replicated else ["--ha-unreplicated"]
         b = Broker(["--etcd", self.etcd.url] + mode + ["--node-name", name,
                     "--ha-cluster", "t",
                     "--ha-lease-ttl-ms", str(self.ttl_ms), "--ha-renew-ms", str(self.renew_ms),
-                    "--log-level", "info"] + list(extra), tmp=d)
+                    "--log-level", "info"] + list(extra), tmp=d, **where)
         self.brokers[name] = b
         return b
 
@@ -151,11 +165,12 @@ class Cluster:
                            cwd=self.tmp, env=environ)
         return p.returncode, p.stdout, p.stderr
 
-    def worker(self, brokers, queue, handler, name):
-        """jobmesh-worker given every broker's address; stopped by stop()."""
-        args = [os.path.join(BIN_DIR, "jobmesh-worker"), "--broker",
+    def worker(self, brokers, queue, handler, name, wrap=(), extra=()):
+        """jobmesh-worker given every broker's address (run under wrap, e.g.
+        ip netns exec NS); stopped by stop()."""
+        args = list(wrap) + [os.path.join(BIN_DIR, "jobmesh-worker"), "--broker",
                 ",".join(b.ipc for b in brokers), "--queue", queue, "--worker-id", name,
-                "--handler", handler, "--log-level", "info"]
+                "--handler", handler, "--log-level", "info"] + list(extra)
         err = open(os.path.join(self.tmp, name + ".err"), "ab")
         p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err, cwd=self.tmp,
                              stdin=subprocess.DEVNULL, start_new_session=True)

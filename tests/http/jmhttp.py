@@ -36,17 +36,22 @@ def wait_for(cond, timeout_s, what, step_s=0.01):
 class Broker:
     """One broker process; stop() by PID (SIGTERM, then SIGKILL)."""
 
-    def __init__(self, extra_args=(), data_dir=None, tmp=None):
+    def __init__(self, extra_args=(), data_dir=None, tmp=None, listen=None,
+                 http_addr="127.0.0.1:0", wrap=()):
+        """listen: the NNG address (default an ipc:// path in tmp);
+        wrap: a command the broker runs under (e.g. ip netns exec NS)."""
         self.tmp = tmp or tempfile.mkdtemp(prefix="jobmesh-http-")
         self.owns_tmp = tmp is None
         self.data = data_dir or os.path.join(self.tmp, "data")
-        self.ipc = "ipc://" + os.path.join(self.tmp, "broker.ipc")
+        # The NNG address clients dial (an ipc:// path unless listen).
+        self.ipc = listen or "ipc://" + os.path.join(self.tmp, "broker.ipc")
         self.workers = []
         self.out_path = os.path.join(self.tmp, "broker.out")
         self.err = open(os.path.join(self.tmp, "broker.err"), "ab")
         out = open(self.out_path, "wb")
-        args = [os.path.join(BIN_DIR, "jobmesh-broker"), "--listen", self.ipc, "--data",
-                self.data, "--http", "127.0.0.1:0", "--log-level", "warn"] + list(extra_args)
+        args = list(wrap) + [os.path.join(BIN_DIR, "jobmesh-broker"), "--listen", self.ipc,
+                             "--data", self.data, "--http", http_addr, "--log-level",
+                             "warn"] + list(extra_args)
         self.proc = subprocess.Popen(args, stdout=out, stderr=self.err, cwd=self.tmp,
                                      stdin=subprocess.DEVNULL)
         out.close()

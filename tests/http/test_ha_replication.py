@@ -13,97 +13,15 @@ JOBMESH_HA_FAILOVERS sets how many kill -9 failovers the load test runs
 `JOBMESH_HA_FAILOVERS=20 ctest -R test_ha_replication`).
 Leases: TTL 3 s, renewed every 0.5 s."""
 
-import http.client
 import os
-import signal
 import statistics
-import threading
-import time
 import unittest
 
 from jmetcd import Cluster, kill9
+from jmha import Load, all_jobs, completed_now, jobs_with_payloads, lost_or_doubled
 from jmhttp import wait_for
 
 FAILOVERS = int(os.environ.get("JOBMESH_HA_FAILOVERS", "3"))
-
-
-class Load:
-    """Producer threads submitting jobs with unique payloads over HTTP to
-    whichever broker leads (a 503 not_leader or a dropped connection moves
-    a thread to the next broker). acked: payload -> job id, for the
-    submits answered 202."""
-
-    def __init__(self, cluster, names, threads=3):
-        self.c, self.names = cluster, names
-        self.lock = threading.Lock()
-        self.acked = {}
-        self.ack_times = []
-        self.stopping = False
-        self.errors = []
-        self.threads = [threading.Thread(target=self.run, args=(i,), daemon=True)
-                        for i in range(threads)]
-        for t in self.threads:
-            t.start()
-
-    def run(self, index):
-        n, which, conn = 0, index, None
-        deadline = time.monotonic() + 600  # bounded even if never stopped
-        while not self.stopping and time.monotonic() < deadline:
-            b = self.c.brokers[self.names[which % len(self.names)]]
-            payload = "p-%d-%d" % (index, n)
-            n += 1
-            try:
-                if conn is None:
-                    conn = http.client.HTTPConnection(b.host, b.port, timeout=5)
-                status, _, body = b.post("/v1/queues/q/jobs",
-                                         {"type": "t", "payload": payload}, conn=conn)
-            except (OSError, http.client.HTTPException):
-                status, body = None, None
-            if status == 202:
-                with self.lock:
-                    self.acked[payload] = body["id"]
-                    self.ack_times.append((time.monotonic(), b.tmp))
-                # At most ~100 submits/s a thread: enough to kill the
-                # leader mid-commit, few enough to read every job back.
-                time.sleep(0.01)
-                continue
-            if status not in (None, 503):
-                self.errors.append((status, body))
-            if conn is not None:
-                conn.close()
-                conn = None
-            which += 1
-            time.sleep(0.01)  # pacing while no broker leads
-        if conn is not None:
-            conn.close()
-
-    def count(self):
-        with self.lock:
-            return len(self.acked)
-
-    def first_ack_after(self, t, broker):
-        with self.lock:
-            times = [at for at, tmp in self.ack_times if at > t and tmp == broker.tmp]
-        return min(times) if times else None
-
-    def stop(self):
-        self.stopping = True
-        for t in self.threads:
-            t.join(30)
-
-
-def all_jobs(b, conn=None):
-    """Every job of queue q on b: a list of job objects, read page by page."""
-    jobs, cursor = [], None
-    for _ in range(10000):
-        path = "/v1/jobs?queue=q&limit=1000" + ("&cursor=%s" % cursor if cursor else "")
-        status, _, body = b.get(path, conn=conn)
-        assert status == 200, (status, body)
-        jobs += body["jobs"]
-        cursor = body["next_cursor"]
-        if cursor is None:
-            return jobs
-    raise AssertionError("more pages than expected")
 
 
 class HaReplication(unittest.TestCase):
@@ -121,43 +39,13 @@ class HaReplication(unittest.TestCase):
 
     def check_every_acked_job_once(self, leader, acked, completed):
         """Every acknowledged submit is on leader, under its id with its
-        payload, and no other job carries an acknowledged payload (the
-        list has no payloads: each job is read); every completion read back
-        before stays completed."""
-        conn = leader.connect()  # one connection for thousands of reads
-        try:
-            jobs = {j["id"]: j for j in all_jobs(leader, conn)}
-            payloads = {}
-            for job_id in jobs:
-                status, _, body = leader.get("/v1/jobs/%s" % job_id, conn=conn)
-                self.assertEqual(status, 200, body)
-                payloads[job_id] = body["payload"]
-        finally:
-            conn.close()
-        missing = [p for p, i in acked.items() if i not in jobs]
-        self.assertEqual(missing, [], "acknowledged jobs lost\n" + self.c.logs())
-        ids = set(acked.values())
-        for job_id, payload in payloads.items():
-            if job_id in ids:
-                self.assertEqual(acked.get(payload), job_id, "job %s" % job_id)
-            else:
-                self.assertNotIn(payload, acked, "an acknowledged job present twice")
-        lost = [i for i in completed if jobs[i]["state"] != "completed"]
-        self.assertEqual(lost, [], "acknowledged completions lost\n" + self.c.logs())
+        payload, and no other job carries an acknowledged payload; every
+        completion read back before stays completed."""
+        problems = lost_or_doubled(jobs_with_payloads(leader), acked, completed)
+        self.assertEqual(problems, [], "\n" + self.c.logs())
 
     def completed_now(self, leader, known):
-        """Adds to known the jobs whose completion leader acknowledges: a
-        job read (GET /v1/jobs/ID) answers only once what it reports is
-        durable on both copies, unlike the list."""
-        conn = leader.connect()
-        try:
-            for j in all_jobs(leader, conn):
-                if j["state"] == "completed" and j["id"] not in known:
-                    status, _, body = leader.get("/v1/jobs/%s" % j["id"], conn=conn)
-                    if status == 200 and body["state"] == "completed":
-                        known.add(j["id"])
-        finally:
-            conn.close()
+        completed_now(leader, known)
 
     def test_kill9_of_the_leader_under_load_loses_no_acknowledged_job_or_completion(self):
         self.start_pair()
@@ -177,10 +65,10 @@ class HaReplication(unittest.TestCase):
                 self.completed_now(self.c.brokers[leader], completed)
                 killed_at = kill9(self.c.brokers[leader])
                 new = self.c.brokers[standby]
-                wait_for(lambda: load.first_ack_after(killed_at, new), 30,
+                wait_for(lambda: load.first_ack_after(killed_at, standby), 30,
                          "round %d: a submit acknowledged by %s" % (round_no, standby),
                          step_s=0.02)
-                failovers.append(load.first_ack_after(killed_at, new) - killed_at)
+                failovers.append(load.first_ack_after(killed_at, standby) - killed_at)
                 with load.lock:
                     acked = dict(load.acked)
                 self.check_every_acked_job_once(new, acked, completed)
