@@ -325,8 +325,9 @@ static int call(struct ha_etcd *etcd, const char *path, json_t *body, uint32_t t
 	char tried[JM_ERR_MSG_MAX] = "";
 	int rc = 0;
 	bool fault = false;
+	size_t first = etcd->current;
 	for (size_t n = 0; n < etcd->count; n++) {
-		size_t at = (etcd->current + n) % etcd->count;
+		size_t at = (first + n) % etcd->count;
 		uint64_t now = jm_mono_us();
 		uint64_t left_ms = deadline > now ? (deadline - now) / 1000u : 0;
 		if (n > 0 && left_ms < HA_ETCD_TRY_MIN_MS)
