@@ -338,6 +338,10 @@ static int call(struct ha_etcd *etcd, const char *path, json_t *body, uint32_t t
 		rc = call_member(&etcd->members[at], path, text, (uint32_t)try_ms, reply, &fault,
 		                 err);
 		if (rc == 0) {
+			/* Logged once per move: later calls start at this member. */
+			if (n > 0)
+				jm_warn("ha: %s; etcd member %s answered", tried,
+				        etcd->members[at].base);
 			etcd->current = at;
 			break;
 		}
@@ -346,8 +350,6 @@ static int call(struct ha_etcd *etcd, const char *path, json_t *body, uint32_t t
 		/* Start the next call past the member that failed. */
 		etcd->current = (at + 1) % etcd->count;
 		if (etcd->count > 1) {
-			jm_warn("ha: %s; moving on to etcd member %s", jm_err_text(err),
-			        etcd->members[etcd->current].base);
 			size_t used = strlen(tried);
 			snprintf(tried + used, sizeof tried - used, "%s%s", used ? "; " : "",
 			         jm_err_text(err));
