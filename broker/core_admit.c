@@ -308,7 +308,7 @@ void handle_submit(struct core *core, struct request *req, struct outbox *out)
 	const struct proto_submit *submit = &req->msg.u.submit;
 	struct jm_err err = {0};
 	if (!journal_is_writable(core->journal, &err)) {
-		core_reply_errorf(core, req, out, JM_ENOSPC, "submit: %s", jm_err_text(&err));
+		core_reply_errorf(core, req, out, err.code, "submit: %s", jm_err_text(&err));
 		return;
 	}
 	uint64_t now = jm_wall_us();

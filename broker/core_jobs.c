@@ -145,7 +145,7 @@ void handle_revive(struct core *core, struct request *req, struct outbox *out)
 	const char *verb = remove ? "dead-letter remove" : "revive";
 	struct jm_err err = {0};
 	if (!journal_is_writable(core->journal, &err)) {
-		core_reply_errorf(core, req, out, JM_ENOSPC, "%s: %s", verb, jm_err_text(&err));
+		core_reply_errorf(core, req, out, err.code, "%s: %s", verb, jm_err_text(&err));
 		return;
 	}
 	struct queue *q = queue_find(&core->state.queues, revive->queue);

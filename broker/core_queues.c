@@ -100,7 +100,7 @@ void handle_queue_set(struct core *core, struct request *req, struct outbox *out
 	}
 	struct jm_err err = {0};
 	if (want->set_mask != 0 && !journal_is_writable(core->journal, &err)) {
-		core_reply_errorf(core, req, out, JM_ENOSPC, "queue-set: %s", jm_err_text(&err));
+		core_reply_errorf(core, req, out, err.code, "queue-set: %s", jm_err_text(&err));
 		return;
 	}
 	bool created = q == NULL;

@@ -207,10 +207,8 @@ static int schedule_put(struct core *core, const struct proto_schedule_info *p,
 		return jm_err_set(err, JM_ELIMIT,
 		                  "schedule %s: at most %d schedules: remove one first", p->name,
 		                  SCHEDULES_MAX);
-	if (!journal_is_writable(core->journal, err)) {
-		err->code = JM_ENOSPC;
+	if (!journal_is_writable(core->journal, err))
 		return jm_err_prefix(err, "schedule %s", p->name);
-	}
 	struct proto_record rec = {.version = PROTO_RECORD_VERSION, .type = PROTO_REC_SCHEDULE};
 	struct proto_rec_schedule *r = &rec.u.schedule;
 	memcpy(r->name, p->name, sizeof r->name);
@@ -282,7 +280,7 @@ void handle_schedule_delete(struct core *core, struct request *req, struct outbo
 	}
 	struct jm_err err = {0};
 	if (!journal_is_writable(core->journal, &err)) {
-		core_reply_errorf(core, req, out, JM_ENOSPC, "schedule %s: %s", name,
+		core_reply_errorf(core, req, out, err.code, "schedule %s: %s", name,
 		                  jm_err_text(&err));
 		return;
 	}

@@ -360,7 +360,7 @@ void handle_fetch(struct core *core, struct request *req, struct outbox *out)
 	}
 	struct jm_err err = {0};
 	if (!journal_is_writable(core->journal, &err)) {
-		core_reply_errorf(core, req, out, JM_ENOSPC, "fetch: %s", jm_err_text(&err));
+		core_reply_errorf(core, req, out, err.code, "fetch: %s", jm_err_text(&err));
 		return;
 	}
 	if (take_jobs(core, req, w, fetch, out, fetch->wait_ms == 0) > 0 || fetch->wait_ms == 0)
@@ -527,7 +527,7 @@ void handle_settle(struct core *core, struct request *req, struct outbox *out)
 		return;
 	}
 	if (rc == 0 && !journal_is_writable(core->journal, &err)) {
-		rc = JM_ENOSPC;
+		rc = err.code;
 		snprintf(why, sizeof why, "%s", jm_err_text(&err));
 	}
 	if (rc != 0) {

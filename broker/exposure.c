@@ -55,12 +55,13 @@ bool exposure_http_is_local(const char *addr)
 
 int exposure_check_replication(const struct exposure *x, const char *addr, struct jm_err *err)
 {
-	if (x->insecure || exposure_url_is_local(addr))
+	if (x->insecure || x->repl_secret || exposure_url_is_local(addr))
 		return 0;
 	return jm_err_set(err, JM_EINVAL,
-	                  "--replication-listen %s: the replication socket has no token or TLS "
-	                  "check yet, so off loopback it needs --insecure-listen (on a network "
-	                  "only the brokers reach)",
+	                  "--replication-listen %s: off loopback the replication socket needs "
+	                  "--replication-token-file FILE (a cluster secret each standby must "
+	                  "prove, the same file on every broker) or --insecure-listen (on a "
+	                  "network only the brokers reach)",
 	                  addr);
 }
 

@@ -18,9 +18,10 @@ bool exposure_url_is_local(const char *url);
 bool exposure_http_is_local(const char *addr);
 
 struct exposure {
-	bool auth;     /* --auth given */
-	bool mtls;     /* --tls-ca given (client certificates required) */
-	bool insecure; /* --insecure-listen */
+	bool auth;        /* --auth given */
+	bool mtls;        /* --tls-ca given (client certificates required) */
+	bool insecure;    /* --insecure-listen */
+	bool repl_secret; /* --replication-token-file given */
 };
 
 /* 0, or JM_EINVAL with err naming flag, the address and the flags that
@@ -28,8 +29,9 @@ struct exposure {
  * HOST:PORT. */
 int exposure_check(const struct exposure *x, const char *flag, const char *addr, bool http,
                    bool events, struct jm_err *err);
-/* The same for the HA replication socket (--replication-listen), which has
- * neither tokens nor TLS yet: off loopback it needs --insecure-listen. */
+/* The same for the HA replication socket (--replication-listen): off
+ * loopback it needs the cluster secret (--replication-token-file) or
+ * --insecure-listen. */
 int exposure_check_replication(const struct exposure *x, const char *addr, struct jm_err *err);
 
 #endif

@@ -21,11 +21,13 @@
 #define REPLICA_URL_MAX 512
 #define REPLICA_POLL_MS 200
 #define REPLICA_RETRY_MS 1000
+#define REPLICA_CLOSE_MS 1000
 
 struct ha_replica {
 	struct journal *journal;
 	struct ha_gate *gate;
 	char node_name[REPL_MAX_TEXT_BYTES + 1];
+	struct ha_secret secret; /* len 0: none */
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* CLOCK_MONOTONIC */
@@ -38,6 +40,7 @@ struct ha_replica {
 	bool begun; /* journal_mirror_begin ran */
 	struct journal_position pos;
 	uint64_t max_epoch;
+	char last_warning[REPL_MAX_TEXT_BYTES + 1]; /* not repeated at every redial */
 };
 
 static bool wait_ms(struct ha_replica *r, uint32_t ms)
@@ -59,6 +62,80 @@ static bool is_stopping(struct ha_replica *r)
 	return stopping;
 }
 
+/* nng_close can hang in NNG 1.5.2 on a pipe that vanished mid-handshake
+ * (README, Known limitations), and a leader that closes this standby's
+ * connection (it lacks the cluster secret, or another one is connected)
+ * causes just that: seen hanging a SIGTERM for good. So the close runs on
+ * a thread of its own, and after REPLICA_CLOSE_MS the replica goes on
+ * without it; the socket is left to that thread. */
+struct closer {
+	nng_socket sock;
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* CLOCK_MONOTONIC */
+	bool done;
+	int refs; /* the closing thread and the waiter; the last one frees */
+};
+
+static void closer_release(struct closer *c)
+{
+	pthread_mutex_lock(&c->mu);
+	bool last = --c->refs == 0;
+	pthread_mutex_unlock(&c->mu);
+	if (!last)
+		return;
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+static void *closer_main(void *arg)
+{
+	struct closer *c = arg;
+	nng_close(c->sock);
+	pthread_mutex_lock(&c->mu);
+	c->done = true;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	closer_release(c);
+	return NULL;
+}
+
+static void close_bounded(nng_socket sock)
+{
+	struct closer *c = calloc(1, sizeof *c);
+	pthread_t thread;
+	if (c == NULL) {
+		nng_close(sock);
+		return;
+	}
+	c->sock = sock;
+	c->refs = 2;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->cv, &attr);
+	pthread_condattr_destroy(&attr);
+	if (pthread_create(&thread, NULL, closer_main, c) != 0) {
+		c->refs = 1;
+		closer_release(c);
+		nng_close(sock);
+		return;
+	}
+	pthread_detach(thread);
+	struct timespec ts = jm_timespec_after_ms(CLOCK_MONOTONIC, REPLICA_CLOSE_MS);
+	pthread_mutex_lock(&c->mu);
+	while (!c->done && pthread_cond_timedwait(&c->cv, &c->mu, &ts) == 0) {
+	}
+	bool done = c->done;
+	pthread_mutex_unlock(&c->mu);
+	if (!done)
+		jm_warn("replication: closing the socket to the leader takes over %d ms (an NNG "
+		        "1.5.2 fault); going on without waiting for it",
+		        REPLICA_CLOSE_MS);
+	closer_release(c);
+}
+
 /* Dials the leader's replication address when it changed. */
 static void follow_leader(struct ha_replica *r)
 {
@@ -67,7 +144,7 @@ static void follow_leader(struct ha_replica *r)
 	if (strcmp(url, r->url) == 0 && (r->sock_open || url[0] == '\0'))
 		return;
 	if (r->sock_open) {
-		nng_close(r->sock);
+		close_bounded(r->sock);
 		r->sock_open = false;
 	}
 	snprintf(r->url, sizeof r->url, "%s", url);
@@ -82,7 +159,7 @@ static void follow_leader(struct ha_replica *r)
 		nng_socket_set_ms(r->sock, NNG_OPT_RECONNMAXT, 1000);
 		rv = nng_dial(r->sock, url, NULL, NNG_FLAG_NONBLOCK);
 		if (rv != 0)
-			nng_close(r->sock);
+			close_bounded(r->sock);
 	}
 	if (rv != 0) {
 		jm_warn("replication: cannot dial the leader at %s: %s", url, nng_strerror(rv));
@@ -93,6 +170,23 @@ static void follow_leader(struct ha_replica *r)
 	jm_info("replication: following the leader at %s; this copy ends at segment %" PRIu64
 	        " byte %" PRIu64,
 	        url, r->pos.seq, r->pos.off);
+}
+
+/* HELLO and the cluster secret: both brokers have one, or neither. */
+static int hello_check(struct ha_replica *r, const struct repl_req *req, struct jm_err *err)
+{
+	if (req->len == REPL_NONCE_BYTES && r->secret.len == 0)
+		return jm_err_set(err, JM_EAUTH,
+		                  "replication: the leader at %s asks for the cluster secret: give "
+		                  "this broker the leader's --replication-token-file",
+		                  r->url);
+	if (req->len != REPL_NONCE_BYTES && r->secret.len > 0)
+		return jm_err_set(err, JM_EAUTH,
+		                  "replication: the leader at %s does not ask for the cluster "
+		                  "secret, which this broker has (--replication-token-file): it "
+		                  "takes no journal from it; give the leader the same file",
+		                  r->url);
+	return 0;
 }
 
 /* Answers one request into rep. */
@@ -106,7 +200,9 @@ static void handle(struct ha_replica *r, const uint8_t *buf, size_t len, struct 
 	if (rc == 0) {
 		switch (req.kind) {
 		case REPL_HELLO:
-			rc = journal_mirror_tail(r->journal, &r->pos, &err);
+			rc = hello_check(r, &req, &err);
+			if (rc == 0)
+				rc = journal_mirror_tail(r->journal, &r->pos, &err);
 			break;
 		case REPL_APPEND:
 			rc = journal_mirror_append(r->journal, req.seq, req.off, req.data, req.len,
@@ -129,8 +225,15 @@ static void handle(struct ha_replica *r, const uint8_t *buf, size_t len, struct 
 	rep->off = r->pos.off;
 	rep->tail_crc = r->pos.tail_crc;
 	snprintf(rep->text, sizeof rep->text, "%s", rc == 0 ? r->node_name : jm_err_text(&err));
-	if (rc != 0)
+	if (rc == 0 && req.kind == REPL_HELLO && r->secret.len > 0) {
+		char proof[REPL_PROOF_HEX_BYTES + 1];
+		repl_hello_proof(r->secret.bytes, r->secret.len, req.epoch, req.data, proof);
+		size_t used = strlen(rep->text);
+		snprintf(rep->text + used, sizeof rep->text - used, " %s", proof);
+	}
+	if (rc != 0 && strcmp(rep->text, r->last_warning) != 0)
 		jm_warn("%s", rep->text);
+	snprintf(r->last_warning, sizeof r->last_warning, "%s", rc != 0 ? rep->text : "");
 }
 
 static void *replica_main(void *arg)
@@ -172,14 +275,14 @@ static void *replica_main(void *arg)
 			nng_msg_free(msg);
 	}
 	if (r->sock_open)
-		nng_close(r->sock);
+		close_bounded(r->sock);
 	r->sock_open = false;
 	journal_mirror_end(r->journal);
 	return NULL;
 }
 
 int ha_replica_start(struct ha_replica **out, struct journal *journal, struct ha_gate *gate,
-                     const char *node_name, struct jm_err *err)
+                     const char *node_name, const struct ha_secret *secret, struct jm_err *err)
 {
 	struct ha_replica *r = calloc(1, sizeof *r);
 	if (r == NULL)
@@ -187,6 +290,8 @@ int ha_replica_start(struct ha_replica **out, struct journal *journal, struct ha
 	r->journal = journal;
 	r->gate = gate;
 	snprintf(r->node_name, sizeof r->node_name, "%s", node_name);
+	if (secret != NULL)
+		r->secret = *secret;
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_condattr_t attr;
 	pthread_condattr_init(&attr);

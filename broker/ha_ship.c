@@ -5,8 +5,10 @@
  * chunk and the catch-up holds for its last round. */
 #include "ha_ship.h"
 
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sys/random.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +33,9 @@
 #define SHIP_IDLE_MS 200u
 #define SHIP_UNLOCKED_ROUNDS 4
 #define SHIP_ETCD_TIMEOUT_MS 2000u
+#define SHIP_STRICT_REFUSAL                                                                        \
+	"no standby in sync (--ha-sync strict): the leader refuses writes until a standby has "    \
+	"caught up; reads go on; retry later"
 
 struct ha_ship {
 	struct ha_ship_config c;
@@ -40,9 +45,16 @@ struct ha_ship {
 	char leader_key[SHIP_TEXT_MAX];
 	char sync_key[SHIP_TEXT_MAX];
 	uint64_t epoch;
+	struct ha_secret secret; /* len 0: none */
+	struct journal *journal;
 	struct ha_etcd *etcd;
 	nng_socket sock;
-	atomic_int pipes;  /* the standby's pipe id, 0: none */
+	atomic_int pipes; /* the standby's pipe id, 0: none */
+	/* With a secret: the pipe that proved it (0: none), and whether a
+	 * request awaits its answer (no new pipe is let in meanwhile, since
+	 * REQ would resend the request to it if the standby's pipe closed). */
+	atomic_int authed;
+	atomic_bool outstanding;
 	uint8_t *copy_buf; /* catch-up thread only */
 
 	pthread_t thread;
@@ -54,6 +66,7 @@ struct ha_ship {
 	bool end_known;
 	struct journal_position end; /* synced here, and shipped when in sync */
 	bool in_sync;
+	bool serving;      /* ha_ship_serving: strict mode refuses writes from now on */
 	bool etcd_in_sync; /* etcd may say a standby is in sync */
 	char standby[SHIP_TEXT_MAX];
 	/* Writer's thread, between its SEND and WAIT (mu held all along). */
@@ -76,12 +89,51 @@ static void pipe_cb(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 			    "is supported)",
 			    s->listen_url);
 			nng_pipe_close(pipe);
+		} else if (s->secret.len > 0 && atomic_load(&s->outstanding)) {
+			nng_pipe_close(pipe); /* it redials once the answer is in */
 		}
 	} else if (ev == NNG_PIPE_EV_ADD_POST) {
 		int none = 0;
-		atomic_compare_exchange_strong(&s->pipes, &none, id);
+		if (!atomic_compare_exchange_strong(&s->pipes, &none, id) && s->secret.len > 0)
+			nng_pipe_close(pipe); /* two raced past ADD_PRE: one is kept */
 	} else if (ev == NNG_PIPE_EV_REM_POST) {
+		int gone = id;
+		atomic_compare_exchange_strong(&s->authed, &gone, 0);
 		atomic_compare_exchange_strong(&s->pipes, &id, 0);
+	}
+}
+
+/* Where a pipe's peer is, for the log: an IP address (no port, so that
+ * one standby's redials read alike), or "a local peer". */
+static void pipe_peer(nng_pipe pipe, char *out, size_t size)
+{
+	nng_sockaddr sa;
+	snprintf(out, size, "a local peer");
+	if (nng_pipe_get_addr(pipe, NNG_OPT_REMADDR, &sa) != 0)
+		return;
+	if (sa.s_family == NNG_AF_INET)
+		inet_ntop(AF_INET, &sa.s_in.sa_addr, out, (socklen_t)size);
+	else if (sa.s_family == NNG_AF_INET6)
+		inet_ntop(AF_INET6, sa.s_in6.sa_addr, out, (socklen_t)size);
+}
+
+/* Under mu: the standby is (or is no longer) in sync. In strict mode, once
+ * the core serves, that also opens (or closes) the journal to appends:
+ * nothing is acknowledged that only this copy holds. */
+static void set_in_sync(struct ha_ship *s, bool in_sync)
+{
+	bool was = s->in_sync;
+	s->in_sync = in_sync;
+	if (!s->c.strict || !s->serving || was == in_sync)
+		return;
+	if (in_sync) {
+		journal_release(s->journal);
+		jm_info("replication: standby %s is in sync: writes are accepted again "
+		        "(--ha-sync strict)",
+		        s->standby);
+	} else {
+		journal_hold(s->journal, JM_ENOSTANDBY, SHIP_STRICT_REFUSAL);
+		jm_warn("replication: %s", SHIP_STRICT_REFUSAL);
 	}
 }
 
@@ -96,10 +148,25 @@ static int send_req(struct ha_ship *s, enum repl_kind kind, uint64_t seq, uint64
 	                       .off = off,
 	                       .data = data,
 	                       .len = (uint32_t)len};
+	if (s->secret.len > 0) {
+		/* Set before the check: a pipe let in after it is refused, so
+		 * the request can only go to the one that proved the secret. */
+		atomic_store(&s->outstanding, true);
+		int authed = atomic_load(&s->authed);
+		if (kind != REPL_HELLO && (authed == 0 || authed != atomic_load(&s->pipes))) {
+			atomic_store(&s->outstanding, false);
+			return jm_err_set(err, JM_EAUTH,
+			                  "replication %s: %s: the standby's connection has not "
+			                  "proved the cluster secret",
+			                  s->listen_url, repl_kind_name(kind));
+		}
+	}
 	nng_msg *msg = NULL;
 	int rv = nng_msg_alloc(&msg, REPL_REQ_HEADER_BYTES + len);
-	if (rv != 0)
+	if (rv != 0) {
+		atomic_store(&s->outstanding, false);
 		return jm_err_set(err, JM_ENOMEM, "replication: out of memory");
+	}
 	uint8_t *body = nng_msg_body(msg);
 	repl_req_header(body, &req);
 	if (len > 0)
@@ -107,6 +174,7 @@ static int send_req(struct ha_ship *s, enum repl_kind kind, uint64_t seq, uint64
 	nng_socket_set_ms(s->sock, NNG_OPT_SENDTIMEO, (nng_duration)timeout_ms);
 	if ((rv = nng_sendmsg(s->sock, msg, 0)) != 0) {
 		nng_msg_free(msg);
+		atomic_store(&s->outstanding, false);
 		return jm_err_set(err, JM_ETRANSPORT, "replication %s: sending %s: %s",
 		                  s->listen_url, repl_kind_name(kind), nng_strerror(rv));
 	}
@@ -114,19 +182,31 @@ static int send_req(struct ha_ship *s, enum repl_kind kind, uint64_t seq, uint64
 }
 
 /* The answer to the request send_req sent: 0 with *rep filled
- * (rep->status may be an error of the standby's), or JM_ETRANSPORT. */
+ * (rep->status may be an error of the standby's) and *from the pipe it
+ * came on (may be NULL), or JM_ETRANSPORT. A failed receive drops the
+ * request (REQ resets its state). */
 static int recv_rep(struct ha_ship *s, enum repl_kind kind, uint32_t timeout_ms,
-                    struct repl_rep *rep, struct jm_err *err)
+                    struct repl_rep *rep, nng_pipe *from, struct jm_err *err)
 {
 	nng_msg *msg = NULL;
 	nng_socket_set_ms(s->sock, NNG_OPT_RECVTIMEO, (nng_duration)timeout_ms);
 	int rv = nng_recvmsg(s->sock, &msg, 0);
+	atomic_store(&s->outstanding, false);
 	if (rv != 0)
 		return jm_err_set(err, JM_ETRANSPORT, "replication %s: %s: %s", s->listen_url,
 		                  repl_kind_name(kind),
 		                  rv == NNG_ETIMEDOUT ? "no answer in time" : nng_strerror(rv));
+	nng_pipe pipe = nng_msg_get_pipe(msg);
+	if (from != NULL)
+		*from = pipe;
 	int rc = repl_rep_decode(nng_msg_body(msg), nng_msg_len(msg), rep, err);
 	nng_msg_free(msg);
+	if (rc == 0 && s->secret.len > 0 && kind != REPL_HELLO &&
+	    nng_pipe_id(pipe) != atomic_load(&s->authed))
+		rc = jm_err_set(err, JM_EAUTH,
+		                "replication %s: an answer to %s from a connection that has not "
+		                "proved the cluster secret",
+		                s->listen_url, repl_kind_name(kind));
 	return rc;
 }
 
@@ -136,7 +216,7 @@ static int call(struct ha_ship *s, enum repl_kind kind, uint64_t seq, uint64_t o
                 struct jm_err *err)
 {
 	int rc = send_req(s, kind, seq, off, data, len, timeout_ms, err);
-	return rc != 0 ? rc : recv_rep(s, kind, timeout_ms, rep, err);
+	return rc != 0 ? rc : recv_rep(s, kind, timeout_ms, rep, NULL, err);
 }
 
 /* call, with the standby's refusal turned into an error. */
@@ -228,16 +308,24 @@ static int ship_wait(struct ha_ship *s, uint64_t seq, uint64_t off, size_t len, 
 	int rc = s->ship_rc;
 	if (rc == 0 && s->ship_sent) {
 		struct repl_rep rep;
-		rc = recv_rep(s, REPL_APPEND, s->c.timeout_ms, &rep, &err);
+		rc = recv_rep(s, REPL_APPEND, s->c.timeout_ms, &rep, NULL, &err);
 		if (rc == 0 && rep.status != 0)
 			rc = jm_err_set(&err, rep.status,
 			                "replication: the standby refused append: %s", rep.text);
 	}
 	s->ship_sent = false;
 	if (s->in_sync && rc != 0) {
-		s->in_sync = false;
 		jm_warn("replication: standby %s is out of sync: %s", s->standby,
 		        jm_err_text(&err));
+		set_in_sync(s, false);
+	}
+	if (!s->in_sync && s->c.strict && s->serving) {
+		/* Not published: the chunk is cut back and written again once a
+		 * standby is in sync. etcd keeps naming the standby, which holds
+		 * everything acknowledged (a full copy says otherwise first). */
+		pthread_mutex_unlock(&s->mu);
+		snprintf(why, why_size, "%s", SHIP_STRICT_REFUSAL);
+		return JM_ENOSTANDBY;
 	}
 	if (!s->in_sync && s->etcd_in_sync && record_sync(s, false, &err) != 0) {
 		pthread_mutex_unlock(&s->mu);
@@ -245,7 +333,7 @@ static int ship_wait(struct ha_ship *s, uint64_t seq, uint64_t off, size_t len, 
 		         "the standby did not acknowledge and etcd could not be told that it is "
 		         "out of sync (%s)",
 		         jm_err_text(&err));
-		return -1;
+		return JM_ENOSPC;
 	}
 	s->end = (struct journal_position){.seq = seq, .off = off + len};
 	pthread_mutex_unlock(&s->mu);
@@ -303,8 +391,16 @@ static bool tail_usable(struct ha_ship *s, const struct journal_files *files,
 static int copy_full(struct ha_ship *s, const struct journal_files *files,
                      struct journal_position *pos, struct jm_err *err)
 {
+	/* The standby's copy is incomplete from the reset on: etcd must not
+	 * name it in sync meanwhile (strict mode leaves that to here). */
+	pthread_mutex_lock(&s->mu);
+	int rc = s->etcd_in_sync ? record_sync(s, false, err) : 0;
+	pthread_mutex_unlock(&s->mu);
+	if (rc != 0)
+		return jm_err_prefix(err,
+		                     "a full copy waits until etcd records no standby in sync");
 	struct repl_rep rep;
-	int rc = call_ok(s, REPL_RESET, 0, 0, NULL, 0, SHIP_CATCHUP_TIMEOUT_MS, &rep, err);
+	rc = call_ok(s, REPL_RESET, 0, 0, NULL, 0, SHIP_CATCHUP_TIMEOUT_MS, &rep, err);
 	if (rc != 0)
 		return rc;
 	uint64_t first = files->segments_len ? files->segments[0] : 1;
@@ -393,7 +489,7 @@ static int catch_up(struct ha_ship *s, struct journal_position pos, struct jm_er
 		if (last) {
 			if (rc == 0) {
 				/* The writer waits on mu: its next chunk starts at end. */
-				s->in_sync = true;
+				set_in_sync(s, true);
 				struct jm_err etcd_err = {0};
 				if (record_sync(s, true, &etcd_err) != 0)
 					jm_warn("replication: %s is in sync, but etcd was not told "
@@ -410,6 +506,74 @@ static int catch_up(struct ha_ship *s, struct journal_position pos, struct jm_er
 	return rc;
 }
 
+/* HELLO: who the standby is and where its copy ends. With a secret, the
+ * standby must prove it holds it before anything else is sent; one that
+ * does not has its connection closed. */
+static int hello(struct ha_ship *s, struct repl_rep *rep, struct jm_err *err)
+{
+	if (s->secret.len == 0)
+		return call_ok(s, REPL_HELLO, 0, 0, NULL, 0, SHIP_HELLO_TIMEOUT_MS, rep, err);
+	uint8_t nonce[REPL_NONCE_BYTES];
+	if (getrandom(nonce, sizeof nonce, 0) != (ssize_t)sizeof nonce)
+		return jm_err_set(err, JM_EIO, "replication: drawing a nonce: getrandom failed");
+	nng_pipe from = NNG_PIPE_INITIALIZER;
+	int rc = send_req(s, REPL_HELLO, 0, 0, nonce, sizeof nonce, SHIP_HELLO_TIMEOUT_MS, err);
+	if (rc == 0)
+		rc = recv_rep(s, REPL_HELLO, SHIP_HELLO_TIMEOUT_MS, rep, &from, err);
+	if (rc != 0)
+		return rc;
+	size_t name_len = 0;
+	bool has_proof = false;
+	bool proven =
+	    rep->status == 0 && repl_hello_proven(rep->text, s->secret.bytes, s->secret.len,
+	                                          s->epoch, nonce, &name_len, &has_proof);
+	int id = nng_pipe_id(from);
+	if (proven && atomic_load(&s->pipes) == id) {
+		rep->text[name_len] = '\0';
+		atomic_store(&s->authed, id);
+		return 0;
+	}
+	char peer[64];
+	pipe_peer(from, peer, sizeof peer);
+	nng_pipe_close(from);
+	if (proven)
+		return jm_err_set(err, JM_ETRANSPORT,
+		                  "replication: the standby's connection closed during hello");
+	if (rep->status != 0)
+		return jm_err_set(err, JM_EAUTH,
+		                  "refused the standby at %s, which answered \"%s\"; closed its "
+		                  "connection, it gets nothing",
+		                  peer, rep->text);
+	rep->text[name_len] = '\0';
+	return jm_err_set(err, JM_EAUTH,
+	                  "refused standby %s at %s: %s (--replication-token-file "
+	                  "must be the same file on every broker); closed its connection, it "
+	                  "gets nothing",
+	                  rep->text, peer,
+	                  has_proof ? "its cluster secret is wrong"
+	                            : "it presented no cluster secret");
+}
+
+/* Is the connection that proved itself (or, without a secret, any) gone? */
+static bool standby_is_gone(struct ha_ship *s)
+{
+	int pipe = atomic_load(&s->pipes);
+	return pipe == 0 || (s->secret.len > 0 && atomic_load(&s->authed) != pipe);
+}
+
+/* Strict mode: a standby whose connection is gone is out of sync now, not
+ * at the next write's timeout, so that writes are refused at once rather
+ * than left waiting for it. */
+static void standby_gone(struct ha_ship *s)
+{
+	pthread_mutex_lock(&s->mu);
+	if (s->in_sync && standby_is_gone(s)) {
+		jm_warn("replication: standby %s disconnected", s->standby);
+		set_in_sync(s, false);
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
 static void *catchup_main(void *arg)
 {
 	struct ha_ship *s = arg;
@@ -421,6 +585,8 @@ static void *catchup_main(void *arg)
 		pthread_mutex_unlock(&s->mu);
 		if (stopping)
 			break;
+		if (s->c.strict && standby_is_gone(s))
+			standby_gone(s);
 		if (busy || atomic_load(&s->pipes) == 0) {
 			if (idle(s, SHIP_IDLE_MS))
 				break;
@@ -428,7 +594,7 @@ static void *catchup_main(void *arg)
 		}
 		struct repl_rep rep;
 		struct jm_err err = {0};
-		int rc = call_ok(s, REPL_HELLO, 0, 0, NULL, 0, SHIP_HELLO_TIMEOUT_MS, &rep, &err);
+		int rc = hello(s, &rep, &err);
 		if (rc == 0) {
 			snprintf(s->standby, sizeof s->standby, "%s", rep.text);
 			jm_info(
@@ -456,6 +622,7 @@ static void *catchup_main(void *arg)
 
 static void ship_free(struct ha_ship *s)
 {
+	explicit_bzero(&s->secret, sizeof s->secret);
 	nng_close(s->sock);
 	ha_etcd_close(s->etcd);
 	pthread_cond_destroy(&s->cv);
@@ -479,6 +646,9 @@ int ha_ship_start(struct ha_ship **out, const struct ha_ship_config *c, struct j
 	snprintf(s->leader_key, sizeof s->leader_key, "/jobmesh/%s/leader", c->cluster);
 	snprintf(s->sync_key, sizeof s->sync_key, "/jobmesh/%s/sync", c->cluster);
 	s->epoch = epoch;
+	s->journal = journal;
+	if (c->secret != NULL)
+		s->secret = *c->secret;
 	s->etcd_in_sync = true; /* until this leader wrote otherwise */
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_condattr_t attr;
@@ -517,13 +687,29 @@ int ha_ship_start(struct ha_ship **out, const struct ha_ship_config *c, struct j
 	}
 	s->thread_started = true;
 	journal_set_replica(journal, ship_hook, s);
-	jm_info("replication: leader of epoch %" PRIu64 " ships its journal on %s", epoch,
-	        c->listen_url);
+	jm_info("replication: leader of epoch %" PRIu64 " ships its journal on %s (%s)", epoch,
+	        c->listen_url,
+	        c->strict ? "--ha-sync strict: no writes without a standby in sync"
+	                  : "--ha-sync available: acknowledges alone once etcd says no standby is "
+	                    "in sync");
 	*out = s;
 	return 0;
 fail:
 	ship_free(s);
 	return rc;
+}
+
+void ha_ship_serving(struct ha_ship *s)
+{
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->serving = true;
+	if (s->c.strict && !s->in_sync) {
+		journal_hold(s->journal, JM_ENOSTANDBY, SHIP_STRICT_REFUSAL);
+		jm_warn("replication: %s", SHIP_STRICT_REFUSAL);
+	}
+	pthread_mutex_unlock(&s->mu);
 }
 
 void ha_ship_stop(struct ha_ship *s)

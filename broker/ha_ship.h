@@ -18,7 +18,9 @@
  *   {"epoch": E, "leader": NAME, "standby": NAME or "", "in_sync": bool}
  * A new leader writes in_sync false before it serves. When a shipped chunk
  * is not acknowledged in time the leader writes in_sync false before it
- * publishes the chunk on its own copy alone, and a catch-up thread brings the standby back: it asks
+ * publishes the chunk on its own copy alone (with strict, it publishes
+ * nothing alone: the chunk waits and new appends are refused until a
+ * standby is in sync again), and a catch-up thread brings the standby back: it asks
  * where the standby's copy ends (HELLO), sends the missing tail of the
  * leader's files (or, when they diverged or a compaction removed that
  * segment, a full copy: reset, newest snapshot, segments), the last round
@@ -32,6 +34,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "ha_secret.h"
 
 struct journal;
 struct ha_ship;
@@ -42,7 +45,9 @@ struct ha_ship_config {
 	const char *node_name;
 	const char *etcd_url;
 	const char *cluster;
-	uint32_t timeout_ms; /* a shipped chunk's wait for the standby */
+	bool strict;                    /* --ha-sync strict: no writes without a standby in sync */
+	const struct ha_secret *secret; /* --replication-token-file, or NULL (copied) */
+	uint32_t timeout_ms;            /* a shipped chunk's wait for the standby */
 };
 
 /* Leading at epoch: listens, records in etcd that no standby is in sync
@@ -50,6 +55,11 @@ struct ha_ship_config {
  * journal, which must not be started yet. */
 int ha_ship_start(struct ha_ship **out, const struct ha_ship_config *config,
                   struct journal *journal, uint64_t epoch, struct jm_err *err);
+/* The core is open (its boot record made durable, on this copy alone when
+ * no standby was in sync yet: no client was told of it) and about to
+ * serve: with strict, appends are refused from now on while no standby is
+ * in sync (journal_hold, JM_ENOSTANDBY). Accepts NULL. */
+void ha_ship_serving(struct ha_ship *ship);
 /* After journal_close (the writer may ship until then). Accepts NULL. */
 void ha_ship_stop(struct ha_ship *ship);
 

@@ -88,6 +88,8 @@ const char *http_code_of(int jm_code)
 		return "shutting_down";
 	case JM_ENOTLEADER:
 		return "not_leader";
+	case JM_ENOSTANDBY:
+		return "no_standby";
 	default:
 		return "unavailable";
 	}

@@ -191,7 +191,15 @@ void http_api_readyz(struct http_call *call)
 		return;
 	}
 	if (!journal_is_writable(http_server_journal(call->srv), &err)) {
-		http_reply_error(call, 503, "journal_not_writable", "%s", jm_err_text(&err));
+		/* A strict HA leader without a standby in sync is still the one
+		 * broker that serves reads: it stays in a Service's endpoints. */
+		static const char reads[] = "{\"status\":\"ready\",\"writes\":\"no_standby\"}";
+		if (err.code == JM_ENOSTANDBY)
+			http_reply(call, 200, "application/json", reads, sizeof reads - 1, NULL,
+			           NULL);
+		else
+			http_reply_error(call, 503, "journal_not_writable", "%s",
+			                 jm_err_text(&err));
 		return;
 	}
 	static const char ok[] = "{\"status\":\"ready\"}";

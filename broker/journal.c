@@ -183,6 +183,7 @@ int journal_open(struct journal **out, const struct journal_options *opts, struc
 	j->seg_fd = -1;
 	j->mirror_snap_fd = -1;
 	j->writable = true;
+	j->write_code = JM_ENOSPC;
 	jm_buf_init(&j->pending);
 	jm_buf_init(&j->inflight);
 

@@ -171,9 +171,9 @@ void journal_snapshot_abort(struct journal_snapshot *snap);
  * record bytes it writes, twice: SEND once the chunk is written and before
  * its fdatasync (start shipping it; must not wait for the answer), and
  * WAIT after the fdatasync, before the chunk is published as durable: the
- * replies it releases wait for WAIT, whose nonzero return is a failed
- * write (the chunk is cut back and written again with backoff, appends
- * are refused meanwhile with the text put in why). A failed local sync
+ * replies it releases wait for WAIT, whose nonzero return (a JM_E code) is
+ * a failed write (the chunk is cut back and written again with backoff,
+ * appends are refused meanwhile with that code and the text put in why). A failed local sync
  * still calls WAIT (its return is then ignored). seq and off say where
  * data starts in the leader's segment files. START, at journal_start with
  * len 0, says where the journal ends. Set before journal_start; NULL (the
@@ -183,6 +183,13 @@ typedef int (*journal_replica_fn)(void *arg, enum journal_replica_phase phase, u
                                   uint64_t off, const uint8_t *data, size_t len, char *why,
                                   size_t why_size);
 void journal_set_replica(struct journal *j, journal_replica_fn fn, void *arg);
+
+/* HA --ha-sync strict: from journal_hold on, appends (and
+ * journal_is_writable) are refused with code and msg, while what was
+ * appended before is written as usual; journal_release accepts them again
+ * and retries at once a chunk the replica hook refused. */
+void journal_hold(struct journal *j, int code, const char *msg);
+void journal_release(struct journal *j);
 
 /* Where a journal ends: segment seq (which may not exist yet when off is
  * the header size), byte off, and the CRC32C of the last up to 4096 bytes

@@ -127,7 +127,10 @@ struct journal {
 	bool closing;
 	bool writer_done;
 	bool writable;
+	int write_code; /* what appends are refused with while !writable */
 	char write_err[JM_ERR_MSG_MAX];
+	int hold_code; /* journal_hold: appends refused with it and hold_msg; 0: none */
+	char hold_msg[JM_ERR_MSG_MAX];
 	struct jm_buf pending;
 	struct journal_marks pending_marks;
 	uint64_t last_lsn;

@@ -175,9 +175,9 @@ uint64_t journal_durable_lsn(struct journal *j)
 }
 
 /* Writer: cuts the current segment back to its committed end (when rewind)
- * and refuses new writes with msg until a retry succeeds. Returns -1 (the
- * drain's failure value). */
-static int writer_refuse_writes(struct journal *j, bool rewind, const char *msg)
+ * and refuses new writes with code and msg until a retry succeeds. Returns
+ * -1 (the drain's failure value). */
+static int writer_refuse_writes(struct journal *j, bool rewind, int code, const char *msg)
 {
 	if (rewind) {
 		j->seg_tail_dirty = true;
@@ -190,6 +190,7 @@ static int writer_refuse_writes(struct journal *j, bool rewind, const char *msg)
 	pthread_mutex_lock(&j->mu);
 	bool was_writable = j->writable;
 	j->writable = false;
+	j->write_code = code;
 	snprintf(j->write_err, sizeof j->write_err, "%s", msg);
 	pthread_cond_broadcast(&j->state_cv);
 	pthread_mutex_unlock(&j->mu);
@@ -210,18 +211,48 @@ static int writer_fail(struct journal *j, const char *what, uint64_t seq, uint64
 	snprintf(msg, sizeof msg,
 	         "journal %s: %s failed at byte %" PRIu64 ": %s; new writes are refused until %s",
 	         name, what, at, strerror(sys), until);
-	return writer_refuse_writes(j, j->seg_fd >= 0 && seq == j->seg_seq, msg);
+	return writer_refuse_writes(j, j->seg_fd >= 0 && seq == j->seg_seq, JM_ENOSPC, msg);
 }
 
-/* Writer: the replica hook refused a chunk (no standby to acknowledge it,
- * or etcd could not be told): handled as a failed write, so the chunk is
- * written again later and appends are refused meanwhile with why. */
-static int writer_fail_text(struct journal *j, const char *why)
+/* Writer: the replica hook refused a chunk with code (no standby to
+ * acknowledge it, or etcd could not be told): handled as a failed write, so
+ * the chunk is written again later and appends are refused meanwhile with
+ * code and why. */
+static int writer_fail_text(struct journal *j, int code, const char *why)
 {
 	char msg[JM_ERR_MSG_MAX];
 	snprintf(msg, sizeof msg, "journal %s: %s; new writes are refused until that succeeds",
 	         j->dir, why);
-	return writer_refuse_writes(j, j->seg_fd >= 0, msg);
+	return writer_refuse_writes(j, j->seg_fd >= 0, code, msg);
+}
+
+void journal_hold(struct journal *j, int code, const char *msg)
+{
+	pthread_mutex_lock(&j->mu);
+	j->hold_code = code;
+	snprintf(j->hold_msg, sizeof j->hold_msg, "%s", msg);
+	pthread_mutex_unlock(&j->mu);
+}
+
+void journal_release(struct journal *j)
+{
+	pthread_mutex_lock(&j->mu);
+	j->hold_code = 0;
+	j->hold_msg[0] = '\0';
+	pthread_mutex_unlock(&j->mu);
+	/* A chunk the replica refused waits in backoff: try it now. */
+	pthread_cond_signal(&j->writer_cv);
+}
+
+/* Under mu: 0 when appends are accepted, or the hold's or the failed
+ * write's code in err. */
+static int append_refusal(const struct journal *j, struct jm_err *err)
+{
+	if (j->hold_code != 0)
+		return jm_err_set(err, j->hold_code, "%s", j->hold_msg);
+	if (!j->writable)
+		return jm_err_set(err, j->write_code, "%s", j->write_err);
+	return 0;
 }
 
 void journal_set_replica(struct journal *j, journal_replica_fn fn, void *arg)
@@ -287,10 +318,12 @@ static int writer_chunk(struct journal *j, size_t end)
 		size_t records = records_in(data + j->commit_pos, len);
 		if (synced)
 			metrics_journal_synced(j->last_sync_us - sync_start_us, records);
-		if (j->replica != NULL &&
-		    j->replica(j->replica_arg, JOURNAL_REPLICA_WAIT, j->seg_seq, at,
-		               data + j->commit_pos, len, why, sizeof why) != 0)
-			return writer_fail_text(j, why);
+		int refused = j->replica == NULL
+		                  ? 0
+		                  : j->replica(j->replica_arg, JOURNAL_REPLICA_WAIT, j->seg_seq, at,
+		                               data + j->commit_pos, len, why, sizeof why);
+		if (refused != 0)
+			return writer_fail_text(j, refused, why);
 		j->commit_pos += len;
 		j->seg_commit_off = j->seg_off;
 		uint64_t durable;
@@ -634,9 +667,8 @@ int journal_append(struct journal *j, const void *body, size_t len, uint64_t *ls
 	if (!j->started || j->closing) {
 		rc = jm_err_set(err, JM_ECLOSED, "journal %s: %s", j->dir,
 		                j->closing ? "closing: no more appends" : "not started");
-	} else if (!j->writable) {
-		rc = jm_err_set(err, JM_ENOSPC, "%s", j->write_err);
-	} else if (jm_buf_reserve(&j->pending, sizeof hdr + len) != 0) {
+	} else if ((rc = append_refusal(j, err)) == 0 &&
+	           jm_buf_reserve(&j->pending, sizeof hdr + len) != 0) {
 		rc = jm_err_set(err, JM_ENOMEM, "journal %s: out of memory for a %zu-byte record",
 		                j->dir, len);
 	}
@@ -679,9 +711,7 @@ int journal_append_many(struct journal *j, const void *bodies, const size_t *len
 	if (!j->started || j->closing) {
 		rc = jm_err_set(err, JM_ECLOSED, "journal %s: %s", j->dir,
 		                j->closing ? "closing: no more appends" : "not started");
-	} else if (!j->writable) {
-		rc = jm_err_set(err, JM_ENOSPC, "%s", j->write_err);
-	} else if (jm_buf_reserve(&j->pending, total) != 0) {
+	} else if ((rc = append_refusal(j, err)) == 0 && jm_buf_reserve(&j->pending, total) != 0) {
 		rc = jm_err_set(err, JM_ENOMEM,
 		                "journal %s: out of memory for %zu records of %zu bytes", j->dir,
 		                count, total);
@@ -716,9 +746,7 @@ int journal_append_many(struct journal *j, const void *bodies, const size_t *len
 bool journal_is_writable(struct journal *j, struct jm_err *err)
 {
 	pthread_mutex_lock(&j->mu);
-	bool writable = j->writable;
-	if (!writable)
-		jm_err_set(err, JM_ENOSPC, "%s", j->write_err);
+	bool writable = append_refusal(j, err) == 0;
 	pthread_mutex_unlock(&j->mu);
 	return writable;
 }

@@ -22,6 +22,7 @@
 #include "ha_election.h"
 #include "ha_gate.h"
 #include "ha_replica.h"
+#include "ha_secret.h"
 #include "ha_ship.h"
 #include "http_server.h"
 #include "journal.h"
@@ -171,9 +172,10 @@ static void ha_lost_cb(void *arg, const char *why)
  * one's (replicated mode), replay, then open the gate. A journal that
  * cannot be replayed stops the broker (its lease then expires and another
  * broker leads). */
-static int promote(struct broker_options *o, struct journal *journal, struct events *events,
-                   struct ha_gate *gate, struct ha_replica **replica, struct ha_ship **ship,
-                   struct core **core, struct jm_err *err)
+static int promote(struct broker_options *o, const struct ha_secret *secret,
+                   struct journal *journal, struct events *events, struct ha_gate *gate,
+                   struct ha_replica **replica, struct ha_ship **ship, struct core **core,
+                   struct jm_err *err)
 {
 	ha_replica_stop(*replica);
 	*replica = NULL;
@@ -183,6 +185,8 @@ static int promote(struct broker_options *o, struct journal *journal, struct eve
 		                            .node_name = o->ha.node_name,
 		                            .etcd_url = o->ha.etcd_url,
 		                            .cluster = o->ha.cluster,
+		                            .strict = o->ha_sync_strict,
+		                            .secret = secret,
 		                            .timeout_ms = o->ha_ship_timeout_ms};
 		int rc = ha_ship_start(ship, &sc, journal, ha_epoch, err);
 		if (rc != 0)
@@ -192,6 +196,11 @@ static int promote(struct broker_options *o, struct journal *journal, struct eve
 	if (rc != 0)
 		return rc;
 	core_attach_events(*core, events);
+	/* Strict mode refuses writes from here while no standby is in sync.
+	 * Not before: the core's boot record waits to be durable, and waiting
+	 * for a standby there would hang the promotion (and this thread, which
+	 * handles SIGTERM). */
+	ha_ship_serving(*ship);
 	if (!ha_gate_open(gate, *core, ha_epoch))
 		return 0; /* stepped down meanwhile: SIGUSR2 is on its way */
 	jm_info("ha: %s serves as the leader of epoch %llu", o->ha.node_name,
@@ -233,8 +242,10 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 	char default_events_url[600];
 	events_default_url(o.listen_url, default_events_url, sizeof default_events_url);
 	const char *events_at = o.events_url ? o.events_url : default_events_url;
-	struct exposure x = {
-	    .auth = o.auth_path != NULL, .mtls = o.tls.ca != NULL, .insecure = o.insecure_listen};
+	struct exposure x = {.auth = o.auth_path != NULL,
+	                     .mtls = o.tls.ca != NULL,
+	                     .insecure = o.insecure_listen,
+	                     .repl_secret = o.replication_token_file != NULL};
 	if (exposure_check(&x, "--listen", o.listen_url, false, false, &err) != 0 ||
 	    exposure_check(&x, o.events_url ? "--events" : "--events (derived from --listen)",
 	                   events_at, false, true, &err) != 0 ||
@@ -252,6 +263,13 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 		        o.auth_path ? " (events without a token check)" : " without --auth",
 		        o.auth_path ? "read every event"
 		                    : "submit, cancel, read and settle any job");
+	/* The cluster secret: read once, at start, by leader and standby. */
+	static struct ha_secret repl_secret;
+	if (o.replication_token_file &&
+	    ha_secret_load(&repl_secret, o.replication_token_file, &err) != 0) {
+		fprintf(stderr, "jobmesh-broker: %s\n", jm_err_text(&err));
+		return EXIT_USAGE;
+	}
 	struct auth_gate *auth = NULL;
 	if (o.auth_path) {
 		if (auth_gate_open(&auth, o.auth_path, &err) != 0) {
@@ -350,7 +368,8 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 		struct ha_election_hooks hooks = {.elected_cb = ha_elected_cb,
 		                                  .lost_cb = ha_lost_cb};
 		if (o.ha.replication_url && o.ha.replication_url[0] != '\0' &&
-		    ha_replica_start(&replica, journal, gate, o.ha.node_name, &err) != 0) {
+		    ha_replica_start(&replica, journal, gate, o.ha.node_name, &repl_secret, &err) !=
+		        0) {
 			jm_error("%s", jm_err_text(&err));
 			stop_status = EXIT_RUNTIME;
 			kill(getpid(), SIGTERM);
@@ -368,7 +387,8 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 	for (;;) {
 		sigwait(&stop_signals, &signo);
 		if (signo == SIGUSR1 && core == NULL) {
-			if (promote(&o, journal, events, gate, &replica, &ship, &core, &err) != 0) {
+			if (promote(&o, &repl_secret, journal, events, gate, &replica, &ship, &core,
+			            &err) != 0) {
 				jm_error("ha: cannot serve as the leader: %s", jm_err_text(&err));
 				stop_status = EXIT_RUNTIME;
 				break;

@@ -122,6 +122,23 @@ static int set_ha_unreplicated(void *ctx, const char *v, struct jm_err *err)
 	return 0;
 }
 
+static int set_ha_sync(void *ctx, const char *v, struct jm_err *err)
+{
+	struct broker_options *o = ctx;
+	if (strcmp(v, "strict") == 0)
+		o->ha_sync_strict = true;
+	else if (strcmp(v, "available") == 0)
+		o->ha_sync_strict = false;
+	else
+		return jm_err_set(
+		    err, JM_EINVAL,
+		    "--ha-sync \"%s\" is unknown: use available (the leader records in "
+		    "etcd that the standby is out of sync, then acknowledges alone) or "
+		    "strict (writes are refused while no standby is in sync)",
+		    v);
+	return 0;
+}
+
 static int set_ha_ship_timeout(void *ctx, const char *v, struct jm_err *err)
 {
 	unsigned long long value;
@@ -155,6 +172,7 @@ HA_TEXT_SETTER(set_node_name, ha.node_name)
 HA_TEXT_SETTER(set_ha_cluster, ha.cluster)
 HA_TEXT_SETTER(set_replication_listen, ha.replication_url)
 HA_TEXT_SETTER(set_ha_advertise, ha_advertise)
+HA_TEXT_SETTER(set_replication_token_file, replication_token_file)
 
 /* Numeric flags: one setter per field, through a table of ranges. */
 #define NUMERIC_SETTER(fn, flag, field, min, max)                                                  \
@@ -420,6 +438,16 @@ static const struct jm_flag broker_flags[] = {
      "with --etcd: where this broker, while it leads, ships its journal to the standby, which "
      "dials it (the leader key names it); required unless --ha-unreplicated",
      set_replication_listen},
+    {"replication-token-file", "FILE",
+     "with --replication-listen: the cluster secret (16-1024 bytes, the same file on every "
+     "broker) a standby must prove before the leader sends it anything; needed off loopback "
+     "unless --insecure-listen",
+     set_replication_token_file},
+    {"ha-sync", "MODE",
+     "available (default): without a standby in sync the leader records that in etcd and "
+     "acknowledges alone; strict: writes are refused (JM_ENOSTANDBY) until a standby is in "
+     "sync, reads go on",
+     set_ha_sync},
     {"ha-ship-timeout-ms", "MS",
      "how long a shipped group commit waits for the standby before it counts as out of sync "
      "(default 1000)",
@@ -542,5 +570,13 @@ int broker_options_check_ha(const struct broker_options *o, struct jm_err *err)
 		    err, JM_EINVAL,
 		    "--ha-unreplicated with --replication-listen: choose one (shipping "
 		    "the journal, or a failover without it)");
+	if (o->replication_token_file && !replicated)
+		return jm_err_set(err, JM_EINVAL,
+		                  "--replication-token-file needs --replication-listen (it guards "
+		                  "the replication socket)");
+	if (o->ha_sync_strict && !replicated)
+		return jm_err_set(err, JM_EINVAL,
+		                  "--ha-sync strict needs --replication-listen (a standby to be in "
+		                  "sync with)");
 	return ha_election_config_check(&o->ha, err);
 }

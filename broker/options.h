@@ -44,8 +44,10 @@ struct broker_options {
 	/* High availability: on with --etcd (README, "High availability"). */
 	struct ha_election_config ha;
 	char ha_default_name[65];
-	const char *ha_advertise;    /* client URL put in etcd; NULL: the bound one */
-	bool ha_unreplicated;        /* --ha-unreplicated: --etcd accepted without shipping */
+	const char *ha_advertise; /* client URL put in etcd; NULL: the bound one */
+	bool ha_unreplicated;     /* --ha-unreplicated: --etcd accepted without shipping */
+	bool ha_sync_strict;      /* --ha-sync strict: no writes without a standby in sync */
+	const char *replication_token_file; /* --replication-token-file: the cluster secret */
 	uint32_t ha_ship_timeout_ms; /* --ha-ship-timeout-ms: a chunk's wait for the standby */
 };
 

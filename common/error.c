@@ -29,6 +29,7 @@ static const char *const error_texts[] = {
     [-JM_EAUTH] = "authentication required",
     [-JM_EFORBIDDEN] = "forbidden",
     [-JM_ENOTLEADER] = "not the leader",
+    [-JM_ENOSTANDBY] = "no standby in sync: writes are refused",
 };
 
 const char *jm_strerror(int code)

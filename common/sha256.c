@@ -108,3 +108,37 @@ void jm_sha256(const void *data, size_t len, uint8_t out[JM_SHA256_BYTES])
 	jm_sha256_update(&s, data, len);
 	jm_sha256_final(&s, out);
 }
+
+void jm_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
+                    uint8_t out[JM_SHA256_BYTES])
+{
+	uint8_t block[64] = {0};
+	if (key_len > sizeof block)
+		jm_sha256(key, key_len, block);
+	else if (key_len > 0)
+		memcpy(block, key, key_len);
+	uint8_t pad[64];
+	for (size_t i = 0; i < sizeof pad; i++)
+		pad[i] = block[i] ^ 0x36;
+	struct jm_sha256 s;
+	jm_sha256_init(&s);
+	jm_sha256_update(&s, pad, sizeof pad);
+	jm_sha256_update(&s, data, len);
+	uint8_t inner[JM_SHA256_BYTES];
+	jm_sha256_final(&s, inner);
+	for (size_t i = 0; i < sizeof pad; i++)
+		pad[i] = block[i] ^ 0x5c;
+	jm_sha256_init(&s);
+	jm_sha256_update(&s, pad, sizeof pad);
+	jm_sha256_update(&s, inner, sizeof inner);
+	jm_sha256_final(&s, out);
+}
+
+bool jm_equal_secret(const void *a, const void *b, size_t len)
+{
+	const uint8_t *x = a, *y = b;
+	uint8_t diff = 0;
+	for (size_t i = 0; i < len; i++)
+		diff |= (uint8_t)(x[i] ^ y[i]);
+	return diff == 0;
+}

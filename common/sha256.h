@@ -5,6 +5,7 @@
 #ifndef JM_COMMON_SHA256_H
 #define JM_COMMON_SHA256_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,5 +23,12 @@ void jm_sha256_update(struct jm_sha256 *s, const void *data, size_t len);
 void jm_sha256_final(struct jm_sha256 *s, uint8_t out[JM_SHA256_BYTES]);
 /* One call: out = SHA-256(data). */
 void jm_sha256(const void *data, size_t len, uint8_t out[JM_SHA256_BYTES]);
+/* HMAC-SHA-256 (RFC 2104): the HA replication socket's proof that a
+ * standby holds the cluster secret (broker/ha_ship.c). */
+void jm_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
+                    uint8_t out[JM_SHA256_BYTES]);
+/* a and b equal over len bytes, in a time that does not depend on where
+ * they differ. */
+bool jm_equal_secret(const void *a, const void *b, size_t len);
 
 #endif

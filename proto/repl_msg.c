@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "crc32c.h"
+#include "sha256.h"
 
 static const uint8_t magic[4] = {'J', 'M', 'R', '1'};
 
@@ -138,4 +139,37 @@ int repl_epoch_admit(uint64_t *highest, const struct repl_req *req, struct jm_er
 		                  (unsigned long long)*highest);
 	*highest = req->epoch;
 	return 0;
+}
+
+static const char hello_label[] = "jobmesh replication hello";
+
+void repl_hello_proof(const uint8_t *secret, size_t secret_len, uint64_t epoch,
+                      const uint8_t nonce[REPL_NONCE_BYTES], char out[REPL_PROOF_HEX_BYTES + 1])
+{
+	uint8_t msg[sizeof hello_label - 1 + 8 + REPL_NONCE_BYTES];
+	memcpy(msg, hello_label, sizeof hello_label - 1);
+	put64(msg + sizeof hello_label - 1, epoch);
+	memcpy(msg + sizeof hello_label - 1 + 8, nonce, REPL_NONCE_BYTES);
+	uint8_t mac[JM_SHA256_BYTES];
+	jm_hmac_sha256(secret, secret_len, msg, sizeof msg, mac);
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < sizeof mac; i++) {
+		out[2 * i] = digits[mac[i] >> 4];
+		out[2 * i + 1] = digits[mac[i] & 15];
+	}
+	out[REPL_PROOF_HEX_BYTES] = '\0';
+}
+
+bool repl_hello_proven(const char *text, const uint8_t *secret, size_t secret_len, uint64_t epoch,
+                       const uint8_t nonce[REPL_NONCE_BYTES], size_t *name_len, bool *has_proof)
+{
+	const char *space = strrchr(text, ' ');
+	size_t len = strlen(text);
+	*name_len = space ? (size_t)(space - text) : len;
+	*has_proof = space != NULL && len - *name_len - 1 == REPL_PROOF_HEX_BYTES;
+	if (!*has_proof)
+		return false;
+	char want[REPL_PROOF_HEX_BYTES + 1];
+	repl_hello_proof(secret, secret_len, epoch, nonce, want);
+	return jm_equal_secret(space + 1, want, REPL_PROOF_HEX_BYTES);
 }

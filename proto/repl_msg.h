@@ -22,6 +22,7 @@
 #ifndef JM_PROTO_REPL_MSG_H
 #define JM_PROTO_REPL_MSG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,15 @@
 #define REPL_MAX_DATA_BYTES (96u << 20) /* one message's data: any one journal record fits */
 #define REPL_MAX_TEXT_BYTES 512u
 #define REPL_TAIL_BYTES 4096u
+
+/* With a cluster secret (--replication-token-file) the leader's HELLO
+ * carries REPL_NONCE_BYTES random bytes, and the standby answers with its
+ * name, one space and the hex HMAC-SHA-256 of the secret over "jobmesh
+ * replication hello", the epoch (8 bytes LE) and the nonce: proof that it
+ * holds the secret, never the secret itself, and not replayable since the
+ * nonce is new each time. */
+#define REPL_NONCE_BYTES 32u
+#define REPL_PROOF_HEX_BYTES 64u
 
 enum repl_kind {
 	REPL_HELLO = 1,    /* who are you, where does your journal end? */
@@ -67,6 +77,15 @@ int repl_req_decode(const uint8_t *buf, size_t len, struct repl_req *req, struct
 size_t repl_rep_encode(const struct repl_rep *rep, uint8_t *out);
 int repl_rep_decode(const uint8_t *buf, size_t len, struct repl_rep *rep, struct jm_err *err);
 const char *repl_kind_name(enum repl_kind kind);
+/* The standby's proof for a HELLO's nonce, as hex (with a NUL). */
+void repl_hello_proof(const uint8_t *secret, size_t secret_len, uint64_t epoch,
+                      const uint8_t nonce[REPL_NONCE_BYTES], char out[REPL_PROOF_HEX_BYTES + 1]);
+/* Does a HELLO answer's text ("NAME HEX") prove the secret for nonce?
+ * *name_len is the length of the name (the whole text when there is no
+ * proof); *has_proof says whether it carried one. Constant time over the
+ * proof. */
+bool repl_hello_proven(const char *text, const uint8_t *secret, size_t secret_len, uint64_t epoch,
+                       const uint8_t nonce[REPL_NONCE_BYTES], size_t *name_len, bool *has_proof);
 /* The standby's fence: 0 and *highest raised to req's epoch, or JM_ESTATE
  * when req comes from an epoch lower than *highest (a deposed leader). */
 int repl_epoch_admit(uint64_t *highest, const struct repl_req *req, struct jm_err *err);

@@ -248,7 +248,7 @@ static void worker_end_handler(struct jm_worker *w)
 static bool code_is_transient(int code)
 {
 	return code == JM_ETRANSPORT || code == JM_ETIMEDOUT || code == JM_ENOSPC ||
-	       code == JM_ECLOSED;
+	       code == JM_ENOSTANDBY || code == JM_ECLOSED;
 }
 
 static void broker_note_failure(struct jm_worker *w, const char *what, struct jm_err *err)
@@ -353,7 +353,7 @@ static bool settle_item_verdict(struct jm_worker *w, const struct proto_settle_i
 	                                                           : "hand-back";
 	if (code == 0)
 		return false;
-	if (code == JM_ENOSPC)
+	if (code == JM_ENOSPC || code == JM_ENOSTANDBY)
 		return true;
 	if (code == JM_ESTALE && settle_job_was_cancelled(w, job_id))
 		jm_info("job %" PRIu64 " lease %" PRIu64 ": the job was cancelled; dropping our %s",

@@ -230,9 +230,10 @@ export interface ServeInput {
  * The handler end of jobmesh-worker --serve: resolves when the worker says
  * stop. Up to `pipeline` jobs (default DEFAULT_PIPELINE; 1: one at a time)
  * run at once: async handlers concurrently, answers carry the job id.
- * `batch: true` asks for several jobs a line and answers results several a
- * line (docs/serve-protocol.md); off by default (measured slower in Node so
- * far, see the README).
+ * `batch` (default true) asks for several jobs a line and answers results
+ * several a line (docs/serve-protocol.md); false asks for one job a line.
+ * Without `input` and `output` it reads and writes the process's stdin and
+ * stdout (their descriptors directly when they are pipes).
  */
 export function serve(
   handlers: Record<string, ServeHandler>,

@@ -186,7 +186,9 @@ class ServeCase:
                  ["13", "hex", "q", 1, None, None, 0, "/wBBww=="],
                  ["14", "fail", "q", 2, "", 1764500000000, 30000],
                  ["15"],  # not a job: skipped with a word on stderr
-                 ["16", "noop", "q", 1, "", None, 0]]
+                 ["16", "noop", "q", 1, "", None, 0],
+                 # No such handler, though a JavaScript object inherits one.
+                 ["17", "constructor", "q", 1, "", None, 0]]
         hello, lines, err = self._talk([job, {"op": "jobs", "jobs": items}])
         self.assertEqual(hello, {"op": "hello", "pipeline": 128, "batch": True})
         # A job line (an older worker, or one written before the hello was
@@ -200,9 +202,10 @@ class ServeCase:
         self.assertEqual(json.loads(texts[0])["payload"], "héllo")
         self.assertEqual(texts[1:], ["", "ff0041c3", ""])
         errors = [line for line in lines if line["op"] == "error"]
-        self.assertEqual([(e["id"], e["permanent"]) for e in errors], [("14", True)], lines)
+        self.assertEqual([(e["id"], e["permanent"]) for e in errors], [("14", True), ("17", True)], lines)
         self.assertIn("refused for good", errors[0]["message"])
-        self.assertEqual(len(lines), 3, lines)
+        self.assertIn('no handler for type "constructor"', errors[1]["message"].replace("'", '"'))
+        self.assertEqual(len(lines), 4, lines)
         self.assertIn("bad job in a jobs line", err)
 
     def test_serve_library_told_not_to_batch_asks_for_job_lines(self):

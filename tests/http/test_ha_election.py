@@ -135,9 +135,9 @@ class HaElection(unittest.TestCase):
             self.assertIn(text, p.stderr, extra)
             self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
 
-    def test_a_replication_socket_off_loopback_needs_insecure_listen(self):
-        # Shipping has no token or TLS check: nothing listens beyond
-        # loopback without one unless the operator says so.
+    def test_a_replication_socket_off_loopback_needs_a_secret_or_insecure_listen(self):
+        # Without the cluster secret nothing listens beyond loopback
+        # unless the operator says so.
         broker = os.path.join(BIN_DIR, "jobmesh-broker")
         data = os.path.join(self.c.tmp, "exposed")
         args = [broker, "--etcd", self.c.etcd.url, "--replication-listen", "tcp://0.0.0.0:7402",
@@ -146,7 +146,8 @@ class HaElection(unittest.TestCase):
         p = subprocess.run(args, capture_output=True, text=True, timeout=30)
         self.assertEqual(p.returncode, 2, p.stderr)
         self.assertIn("--replication-listen tcp://0.0.0.0:7402", p.stderr)
-        self.assertIn("needs --insecure-listen", p.stderr)
+        self.assertIn("needs --replication-token-file FILE", p.stderr)
+        self.assertIn("or --insecure-listen", p.stderr)
         self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
         self.assertFalse(os.path.exists(data), "nothing is written before the refusal")
 

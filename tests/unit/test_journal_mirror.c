@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 #include "journal.h"
@@ -279,6 +280,80 @@ static void test_replication_messages_refuse_damage_and_a_lower_epoch(void **sta
 	assert_jm_code(repl_rep_decode(out, len - 1, &back, &err), JM_EPROTO);
 }
 
+/* --ha-sync strict, in the journal: a hook that refuses a chunk (no
+ * standby in sync) leaves it unpublished and appends refused with the
+ * hook's code; journal_hold refuses appends by itself; journal_release
+ * accepts them again and the refused chunk is written at once. */
+static atomic_bool hook_refuses;
+static atomic_int hook_refusals;
+
+static int refusing(void *arg, enum journal_replica_phase phase, uint64_t seq, uint64_t off,
+                    const uint8_t *data, size_t len, char *why, size_t why_size)
+{
+	if (phase != JOURNAL_REPLICA_WAIT || !atomic_load(&hook_refuses))
+		return 0;
+	atomic_fetch_add(&hook_refusals, 1);
+	snprintf(why, why_size, "no standby in sync");
+	return JM_ENOSTANDBY;
+}
+
+static void wait_durable(struct journal *j, uint64_t lsn)
+{
+	for (int i = 0; i < 5000 && journal_durable_lsn(j) < lsn; i++)
+		usleep(1000);
+	assert_int_equal(journal_durable_lsn(j), lsn);
+}
+
+static void
+test_a_held_journal_refuses_appends_and_writes_a_refused_chunk_once_released(void **state)
+{
+	struct fixture *f = *state;
+	struct jm_err err = {0};
+	struct journal_options o = {.dir = f->leader_dir, .fsync = JOURNAL_FSYNC_BATCH};
+	struct journal *j;
+	assert_jm_ok_err(journal_open(&j, &o, &err), &err);
+	journal_set_replica(j, refusing, f);
+	assert_jm_ok_err(journal_start(j, &err), &err);
+	uint64_t lsn = 0;
+	assert_jm_ok_err(journal_append(j, "one", 3, &lsn, &err), &err);
+	wait_durable(j, lsn);
+	/* The hook refuses: the record stays unpublished, appends are
+	 * refused with the hook's code and text. */
+	atomic_store(&hook_refuses, true);
+	journal_hold(j, JM_ENOSTANDBY, "held: no standby in sync");
+	uint64_t waiting = 0;
+	assert_jm_code(journal_append(j, "two", 3, &waiting, &err), JM_ENOSTANDBY);
+	assert_string_equal(jm_err_text(&err), "held: no standby in sync");
+	assert_false(journal_is_writable(j, &err));
+	assert_int_equal(err.code, JM_ENOSTANDBY);
+	journal_release(j);
+	assert_jm_ok_err(journal_append(j, "two", 3, &waiting, &err), &err);
+	/* The writer counts the refusal, then refuses appends. */
+	for (int i = 0; i < 5000 && journal_is_writable(j, NULL); i++)
+		usleep(1000);
+	assert_true(atomic_load(&hook_refusals) > 0);
+	assert_jm_code(journal_append(j, "three", 5, &lsn, &err), JM_ENOSTANDBY);
+	assert_non_null(strstr(jm_err_text(&err), "no standby in sync"));
+	assert_true(journal_durable_lsn(j) < waiting);
+	/* A standby is in sync again: the release wakes the writer, which
+	 * writes the refused chunk. */
+	atomic_store(&hook_refuses, false);
+	journal_hold(j, JM_ENOSTANDBY, "held");
+	journal_release(j);
+	wait_durable(j, waiting);
+	assert_jm_ok_err(journal_append(j, "three", 5, &lsn, &err), &err);
+	wait_durable(j, lsn);
+	assert_jm_ok_err(journal_stop(j, &err), &err);
+	journal_close(j);
+	struct journal *back = NULL;
+	struct journal_options ro = {.dir = f->leader_dir, .read_only = true};
+	assert_jm_ok_err(journal_open(&back, &ro, &err), &err);
+	struct journal_replay_stats stats = {0};
+	assert_jm_ok_err(journal_replay(back, NULL, NULL, &stats, &err), &err);
+	assert_int_equal(stats.records, 3);
+	journal_close(back);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -287,6 +362,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_a_gap_and_a_damaged_chunk_are_refused_without_writing, setup, teardown),
 	    cmocka_unit_test(test_replication_messages_refuse_damage_and_a_lower_epoch),
+	    cmocka_unit_test_setup_teardown(
+	        test_a_held_journal_refuses_appends_and_writes_a_refused_chunk_once_released, setup,
+	        teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -78,12 +78,38 @@ static void test_lengths_around_the_padding_boundary_match_one_shot(void **state
 	}
 }
 
+static void test_hmac_gives_the_rfc_4231_digests(void **state)
+{
+	(void)state;
+	uint8_t d[JM_SHA256_BYTES];
+	char hex[65];
+	const char *data = "what do ya want for nothing?";
+	jm_hmac_sha256("Jefe", 4, data, strlen(data), d);
+	hex_of(d, hex);
+	assert_string_equal(hex,
+	                    "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+	/* A key longer than the block is hashed first. */
+	uint8_t key[131];
+	memset(key, 0xaa, sizeof key);
+	data = "Test Using Larger Than Block-Size Key - Hash Key First";
+	jm_hmac_sha256(key, sizeof key, data, strlen(data), d);
+	hex_of(d, hex);
+	assert_string_equal(hex,
+	                    "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+	uint8_t other[JM_SHA256_BYTES];
+	memcpy(other, d, sizeof other);
+	assert_true(jm_equal_secret(d, other, sizeof d));
+	other[31] ^= 1;
+	assert_false(jm_equal_secret(d, other, sizeof d));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_fips_examples_give_their_digests),
 	    cmocka_unit_test(test_a_million_a_in_odd_pieces_gives_the_fips_digest),
 	    cmocka_unit_test(test_lengths_around_the_padding_boundary_match_one_shot),
+	    cmocka_unit_test(test_hmac_gives_the_rfc_4231_digests),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

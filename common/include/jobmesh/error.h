@@ -32,6 +32,7 @@ enum jm_error {
 	JM_EAUTH = -18,        /* no token presented, or one not recognised */
 	JM_EFORBIDDEN = -19,   /* the token's role or queues do not allow this */
 	JM_ENOTLEADER = -20,   /* this broker is a standby: the text ends with the leader's URL */
+	JM_ENOSTANDBY = -21,   /* --ha-sync strict: no standby in sync, writes are refused */
 };
 
 /* Static text for a code; never NULL, also for unknown codes. */
