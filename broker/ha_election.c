@@ -22,7 +22,7 @@
 #define HA_CALL_MIN_MS 100u
 
 struct ha_election {
-	char etcd_url[HA_TEXT_MAX];
+	char etcd_url[HA_ETCD_MEMBERS_MAX * HA_TEXT_MAX];
 	char node_name[HA_TEXT_MAX];
 	char client_url[HA_TEXT_MAX];
 	char http_url[HA_TEXT_MAX];
@@ -67,11 +67,9 @@ static bool name_ok(const char *s)
 
 int ha_election_config_check(const struct ha_election_config *c, struct jm_err *err)
 {
-	if (strncmp(c->etcd_url, "http://", 7) != 0 || c->etcd_url[7] == '\0')
-		return jm_err_set(err, JM_EINVAL,
-		                  "--etcd \"%s\": write http://HOST:PORT of an etcd member "
-		                  "(its client URL; https is not supported yet)",
-		                  c->etcd_url);
+	int rc = ha_etcd_check_urls(c->etcd_url, err);
+	if (rc != 0)
+		return rc;
 	if (!name_ok(c->node_name))
 		return jm_err_set(err, JM_EINVAL,
 		                  "--node-name \"%s\": use 1-64 of A-Z a-z 0-9 . _ - (default: the "
@@ -199,12 +197,17 @@ static bool follow(struct ha_election *e)
 		jm_warn("ha: %s", jm_err_text(&err));
 		return false;
 	}
-	if (kv.found) {
+	/* A key on our lease is our own campaign whose answer was lost (no
+	 * member answered the txn, yet one applied it): not another leader.
+	 * Renew the lease below and take the key, rather than stand by for it
+	 * until it expires. */
+	bool ours = kv.found && e->lease != 0 && kv.lease == e->lease;
+	if (kv.found && !ours) {
 		note_leader(e, &kv);
 		return false;
 	}
 	struct ha_etcd_kv sync = {0};
-	if (e->replication_url[0] != '\0' && !may_campaign(e, &sync))
+	if (!ours && e->replication_url[0] != '\0' && !may_campaign(e, &sync))
 		return false;
 	if (e->lease == 0 &&
 	    ha_etcd_lease_grant(e->etcd, e->ttl_ms / 1000, timeout_ms, &e->lease, &err) != 0) {
@@ -232,6 +235,13 @@ static bool follow(struct ha_election *e)
 	if (rc != 0) {
 		jm_warn("ha: campaign: %s", jm_err_text(&err));
 		return false;
+	}
+	if (!created && kv.found && kv.lease == e->lease) {
+		/* The txn reached etcd through a member whose answer was lost and
+		 * was sent again through another: the key is on our lease, so it
+		 * is ours, and the keepalive above (sent_us) holds for it. */
+		jm_info("ha: the leader key is on this broker's lease: an earlier answer was lost");
+		created = true;
 	}
 	if (!created) {
 		if (kv.found)

@@ -9,6 +9,7 @@
  * which NNG's client reads whole. */
 #include "ha_etcd.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,12 +18,27 @@
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
 
-#define HA_ETCD_BODY_MAX (64u << 10)
+#include "clock.h"
+#include "log.h"
 
-struct ha_etcd {
-	char base[256];
+#define HA_ETCD_BODY_MAX (64u << 10)
+/* The least time worth giving one member: a loaded etcd answers a local
+ * call in a few ms, a new connection included. */
+#define HA_ETCD_TRY_MIN_MS 50u
+
+/* One member of the etcd cluster. */
+struct ha_etcd_member {
+	char base[256]; /* http://HOST:PORT, no trailing slash */
 	nng_url *url;
 	nng_http_client *client;
+};
+
+/* Used by one thread at a time (the election thread, or ha_ship.c under
+ * its lock): current needs no lock. */
+struct ha_etcd {
+	struct ha_etcd_member members[HA_ETCD_MEMBERS_MAX];
+	size_t count;
+	size_t current; /* the member that answered last: calls start there */
 };
 
 /* ---- base64 (RFC 4648, with padding), as the gateway wants ------------- */
@@ -78,27 +94,97 @@ static int b64_decode(const char *in, char *out, size_t size)
 
 /* ---- the transaction --------------------------------------------------- */
 
-int ha_etcd_open(struct ha_etcd **out, const char *url, struct jm_err *err)
+/* One member's URL, len bytes at text: 0 or JM_EINVAL naming it. */
+static int check_member(const char *list, const char *text, size_t len, size_t index,
+                        struct jm_err *err)
 {
-	if (strncmp(url, "http://", 7) != 0)
-		return jm_err_set(err, JM_EINVAL,
-		                  "--etcd \"%s\": write http://HOST:PORT of an etcd member "
-		                  "(its client URL; https is not supported yet)",
-		                  url);
+	char one[256];
+	if (len == 0 || len >= sizeof one)
+		return jm_err_set(
+		    err, JM_EINVAL,
+		    "--etcd \"%s\": member %zu is %s: write http://HOST:PORT of each etcd "
+		    "member, separated by commas",
+		    list, index + 1, len == 0 ? "empty" : "too long");
+	memcpy(one, text, len);
+	one[len] = '\0';
+	const char *host = one + 7;
+	const char *colon = strrchr(host, ':');
+	bool ok = strncmp(one, "http://", 7) == 0 && host[0] != '\0' && host[0] != ':' &&
+	          colon != NULL && colon[1] >= '0' && colon[1] <= '9' && strchr(one, ' ') == NULL;
+	for (const char *p = colon ? colon + 1 : ""; ok && *p && *p != '/'; p++)
+		ok = *p >= '0' && *p <= '9';
+	if (!ok)
+		return jm_err_set(
+		    err, JM_EINVAL,
+		    "--etcd \"%s\": member %zu \"%s\" is not http://HOST:PORT: write the "
+		    "client URL of each etcd member, separated by commas (https is not "
+		    "supported yet)",
+		    list, index + 1, one);
+	return 0;
+}
+
+int ha_etcd_check_urls(const char *list, struct jm_err *err)
+{
+	size_t index = 0;
+	const char *p = list;
+	for (;;) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (index == HA_ETCD_MEMBERS_MAX)
+			return jm_err_set(
+			    err, JM_EINVAL,
+			    "--etcd \"%s\": more than %d members: list at most %d etcd "
+			    "client URLs",
+			    list, HA_ETCD_MEMBERS_MAX, HA_ETCD_MEMBERS_MAX);
+		int rc = check_member(list, p, len, index, err);
+		if (rc != 0)
+			return rc;
+		for (const char *q = list; q < p;) {
+			const char *qe = strchr(q, ',');
+			if ((size_t)(qe - q) == len && strncmp(q, p, len) == 0)
+				return jm_err_set(
+				    err, JM_EINVAL,
+				    "--etcd \"%s\": member %zu \"%.*s\" is listed twice: "
+				    "list each etcd member once",
+				    list, index + 1, (int)len, p);
+			q = qe + 1;
+		}
+		index++;
+		if (end == NULL)
+			return 0;
+		p = end + 1;
+	}
+}
+
+int ha_etcd_open(struct ha_etcd **out, const char *list, struct jm_err *err)
+{
+	int rc = ha_etcd_check_urls(list, err);
+	if (rc != 0)
+		return rc;
 	struct ha_etcd *etcd = calloc(1, sizeof *etcd);
 	if (etcd == NULL)
 		return jm_err_set(err, JM_ENOMEM, "out of memory");
-	snprintf(etcd->base, sizeof etcd->base, "%s", url);
-	size_t len = strlen(etcd->base);
-	while (len > 0 && etcd->base[len - 1] == '/')
-		etcd->base[--len] = '\0';
-	int rv = nng_url_parse(&etcd->url, etcd->base);
-	if (rv == 0)
-		rv = nng_http_client_alloc(&etcd->client, etcd->url);
-	if (rv != 0) {
+	for (const char *p = list; p != NULL && rc == 0;) {
+		const char *end = strchr(p, ',');
+		struct ha_etcd_member *m = &etcd->members[etcd->count++];
+		snprintf(m->base, sizeof m->base, "%.*s",
+		         (int)(end ? (size_t)(end - p) : strlen(p)), p);
+		size_t len = strlen(m->base);
+		while (len > 0 && m->base[len - 1] == '/')
+			m->base[--len] = '\0';
+		int rv = nng_url_parse(&m->url, m->base);
+		if (rv == 0)
+			rv = nng_http_client_alloc(&m->client, m->url);
+		if (rv != 0)
+			rc = jm_err_set(err, JM_EINVAL,
+			                "--etcd \"%s\": member \"%s\": %s: write "
+			                "http://HOST:PORT",
+			                list, m->base, nng_strerror(rv));
+		p = end ? end + 1 : NULL;
+	}
+	if (rc != 0) {
 		ha_etcd_close(etcd);
-		return jm_err_set(err, JM_EINVAL, "--etcd \"%s\": %s: write http://HOST:PORT", url,
-		                  nng_strerror(rv));
+		return rc;
 	}
 	*out = etcd;
 	return 0;
@@ -108,28 +194,64 @@ void ha_etcd_close(struct ha_etcd *etcd)
 {
 	if (etcd == NULL)
 		return;
-	if (etcd->client)
-		nng_http_client_free(etcd->client);
-	if (etcd->url)
-		nng_url_free(etcd->url);
+	for (size_t i = 0; i < etcd->count; i++) {
+		if (etcd->members[i].client)
+			nng_http_client_free(etcd->members[i].client);
+		if (etcd->members[i].url)
+			nng_url_free(etcd->members[i].url);
+	}
 	free(etcd);
 }
 
-/* POSTs body to path; *reply the parsed JSON answer (the caller decrefs).
- * A gateway error ({"error": ..., "code": N}) is JM_ETRANSPORT too. */
-static int call(struct ha_etcd *etcd, const char *path, json_t *body, uint32_t timeout_ms,
-                json_t **reply, struct jm_err *err)
+/* Would another member answer where this one failed? Yes for what one
+ * member's trouble explains: no connection or no answer in time, a 5xx,
+ * and etcd's own "this member cannot serve now" errors (no leader, lost
+ * quorum, a leader change, a request timed out). No for an answer about
+ * the request itself (a 4xx: every member would say the same). */
+static bool member_fault(uint16_t status, const char *why)
 {
-	char *text = json_dumps(body, JSON_COMPACT);
-	json_decref(body);
-	if (text == NULL)
-		return jm_err_set(err, JM_ENOMEM, "etcd %s: out of memory", path);
+	if (status >= 500)
+		return true;
+	if (why == NULL)
+		return false;
+	static const char *const faults[] = {"unavailable",    "no leader",   "timed out",
+	                                     "leader changed", "not capable", "too many requests",
+	                                     "stopped"};
+	for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+		if (strstr(why, faults[i]) != NULL)
+			return true;
+	return false;
+}
+
+/* The gateway's error text: {"error": "text"} from a unary call, or
+ * {"error": {"message": "text", "http_code": N}} inside a stream's 200
+ * answer (lease keepalive). NULL when the answer is no error. */
+static const char *gateway_error(json_t *doc, uint16_t *status)
+{
+	json_t *e = doc ? json_object_get(doc, "error") : NULL;
+	if (json_is_string(e))
+		return json_string_value(e);
+	if (!json_is_object(e))
+		return NULL;
+	json_int_t code = json_integer_value(json_object_get(e, "http_code"));
+	if (code >= 400 && code < 600 && *status == 200)
+		*status = (uint16_t)code;
+	const char *why = json_string_value(json_object_get(e, "message"));
+	return why ? why : "an error without a message";
+}
+
+/* One POST of text to path on member m, within timeout_ms. *fault: the
+ * failure is this member's (member_fault), so another may answer. */
+static int call_member(struct ha_etcd_member *m, const char *path, const char *text,
+                       uint32_t timeout_ms, json_t **reply, bool *fault, struct jm_err *err)
+{
 	char url_text[512];
-	snprintf(url_text, sizeof url_text, "%s%s", etcd->base, path);
+	snprintf(url_text, sizeof url_text, "%s%s", m->base, path);
 	nng_url *url = NULL;
 	nng_http_req *req = NULL;
 	nng_http_res *res = NULL;
 	nng_aio *aio = NULL;
+	*fault = false;
 	int rv = nng_url_parse(&url, url_text);
 	if (rv == 0)
 		rv = nng_http_req_alloc(&req, url);
@@ -142,18 +264,18 @@ static int call(struct ha_etcd *etcd, const char *path, json_t *body, uint32_t t
 		nng_http_req_set_header(req, "Content-Type", "application/json");
 		rv = nng_http_req_copy_data(req, text, strlen(text));
 	}
-	free(text);
 	int rc = 0;
 	if (rv != 0) {
 		rc = jm_err_set(err, JM_ENOMEM, "etcd %s: %s", path, nng_strerror(rv));
 		goto done;
 	}
 	nng_aio_set_timeout(aio, (nng_duration)timeout_ms);
-	nng_http_client_transact(etcd->client, req, res, aio);
+	nng_http_client_transact(m->client, req, res, aio);
 	nng_aio_wait(aio);
 	rv = nng_aio_result(aio);
 	if (rv != 0) {
-		rc = jm_err_set(err, JM_ETRANSPORT, "etcd %s%s: %s", etcd->base, path,
+		*fault = true;
+		rc = jm_err_set(err, JM_ETRANSPORT, "etcd %s%s: %s", m->base, path,
 		                rv == NNG_ETIMEDOUT ? "no answer in time" : nng_strerror(rv));
 		goto done;
 	}
@@ -163,10 +285,11 @@ static int call(struct ha_etcd *etcd, const char *path, json_t *body, uint32_t t
 	uint16_t status = nng_http_res_get_status(res);
 	json_error_t jerr;
 	json_t *doc = len > 0 && len <= HA_ETCD_BODY_MAX ? json_loadb(data, len, 0, &jerr) : NULL;
-	if (status != 200 || doc == NULL || !json_is_object(doc)) {
-		const char *why = doc ? json_string_value(json_object_get(doc, "error")) : NULL;
-		rc = jm_err_set(err, JM_ETRANSPORT, "etcd %s%s: HTTP %u%s%s", etcd->base, path,
-		                status, why ? ": " : (doc ? "" : ": not JSON"), why ? why : "");
+	const char *why = gateway_error(doc, &status);
+	if (status != 200 || doc == NULL || !json_is_object(doc) || why != NULL) {
+		*fault = member_fault(status, why);
+		rc = jm_err_set(err, JM_ETRANSPORT, "etcd %s%s: HTTP %u%s%s", m->base, path, status,
+		                why ? ": " : (doc ? "" : ": not JSON"), why ? why : "");
 		json_decref(doc);
 		goto done;
 	}
@@ -176,6 +299,66 @@ done:
 	nng_http_res_free(res);
 	nng_http_req_free(req);
 	nng_url_free(url);
+	return rc;
+}
+
+/* POSTs body to path; *reply the parsed JSON answer (the caller decrefs).
+ * A gateway error ({"error": ..., "code": N}) is JM_ETRANSPORT too.
+ *
+ * Starts at the member that answered last; when that member fails in a
+ * way another may not (member_fault), tries the next, all within the one
+ * timeout_ms: a caller's deadline (a leader's renewal) holds whatever the
+ * members do. A member that may still answer is given half of what is
+ * left, so that one that hangs leaves time for the others; the last one
+ * tried gets all that is left. A call that is not idempotent (a txn) may
+ * thus have been applied by a member whose answer was lost before another
+ * member answers it: ha_election.c reads its create's outcome from the
+ * key (its lease), not from "succeeded". */
+static int call(struct ha_etcd *etcd, const char *path, json_t *body, uint32_t timeout_ms,
+                json_t **reply, struct jm_err *err)
+{
+	char *text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	if (text == NULL)
+		return jm_err_set(err, JM_ENOMEM, "etcd %s: out of memory", path);
+	uint64_t deadline = jm_mono_us() + (uint64_t)timeout_ms * 1000u;
+	char tried[JM_ERR_MSG_MAX] = "";
+	int rc = 0;
+	bool fault = false;
+	size_t first = etcd->current;
+	for (size_t n = 0; n < etcd->count; n++) {
+		size_t at = (first + n) % etcd->count;
+		uint64_t now = jm_mono_us();
+		uint64_t left_ms = deadline > now ? (deadline - now) / 1000u : 0;
+		if (n > 0 && left_ms < HA_ETCD_TRY_MIN_MS)
+			break; /* no time for another member: report what failed */
+		uint64_t try_ms = n + 1 < etcd->count ? left_ms / 2 : left_ms;
+		if (try_ms < HA_ETCD_TRY_MIN_MS)
+			try_ms = left_ms < HA_ETCD_TRY_MIN_MS ? HA_ETCD_TRY_MIN_MS : left_ms;
+		rc = call_member(&etcd->members[at], path, text, (uint32_t)try_ms, reply, &fault,
+		                 err);
+		if (rc == 0) {
+			/* Logged once per move: later calls start at this member. */
+			if (n > 0)
+				jm_warn("ha: %s; etcd member %s answered", tried,
+				        etcd->members[at].base);
+			etcd->current = at;
+			break;
+		}
+		if (!fault)
+			break;
+		/* Start the next call past the member that failed. */
+		etcd->current = (at + 1) % etcd->count;
+		if (etcd->count > 1) {
+			size_t used = strlen(tried);
+			snprintf(tried + used, sizeof tried - used, "%s%s", used ? "; " : "",
+			         jm_err_text(err));
+		}
+	}
+	free(text);
+	if (rc != 0 && fault && etcd->count > 1)
+		jm_err_set(err, rc, "no etcd member answered %s in %" PRIu32 " ms: %s", path,
+		           timeout_ms, tried);
 	return rc;
 }
 
@@ -262,6 +445,7 @@ static void kv_from(json_t *range, struct ha_etcd_kv *kv)
 	kv->found = true;
 	kv->create_revision = int_field(first, "create_revision");
 	kv->mod_revision = int_field(first, "mod_revision");
+	kv->lease = int_field(first, "lease");
 	const char *value = json_string_value(json_object_get(first, "value"));
 	if (value == NULL || b64_decode(value, kv->value, sizeof kv->value) != 0)
 		kv->value[0] = '\0';

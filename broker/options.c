@@ -424,7 +424,8 @@ static const struct jm_flag broker_flags[] = {
      "and twice the live state; 0 never (default 67108864)",
      set_compact_min},
     {"etcd", "URL",
-     "high availability: elect the leader through this etcd (http://HOST:PORT); a broker "
+     "high availability: elect the leader through this etcd (http://HOST:PORT of each "
+     "member, separated by commas; a call moves to the next member when one fails); a broker "
      "that does not lead refuses requests, naming the leader (default: off, single node)",
      set_etcd},
     {"node-name", "NAME", "this broker's name in the election (default: the host name)",

@@ -28,23 +28,41 @@ def free_port():
 
 
 class Etcd:
-    """One etcd member on 127.0.0.1; stop() by PID."""
+    """One etcd member on 127.0.0.1; stop() by PID. Alone by default; a
+    member of a cluster when given its name, its ports and initial_cluster
+    (name=peer URL of every member): then wait=False starts it without
+    waiting, since a member answers only once a quorum is up."""
 
-    def __init__(self, tmp, host="127.0.0.1", wrap=(), ports=None):
-        """host, ports (client, peer): where it listens (default 127.0.0.1
-        on free ports); wrap: a command it runs under (ip netns exec NS)."""
+    def __init__(self, tmp, name="t", client_port=None, peer_port=None, initial_cluster=None,
+                 wait=True, host="127.0.0.1", wrap=()):
+        """host: where it listens (default 127.0.0.1, on free ports unless
+        given); wrap: a command it runs under (ip netns exec NS)."""
         self.tmp = tmp
-        self.client_port, peer_port = ports or (free_port(), free_port())
+        self.name = name
+        self.client_port = client_port or free_port()
+        peer_port = peer_port or free_port()
         self.url = "http://%s:%d" % (host, self.client_port)
         peer = "http://%s:%d" % (host, peer_port)
-        self.err = open(os.path.join(tmp, "etcd.err"), "ab")
-        self.proc = subprocess.Popen(
-            list(wrap) + [ETCD, "--name", "t", "--data-dir", os.path.join(tmp, "etcd-data"),
-             "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
-             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-             "--initial-cluster", "t=" + peer, "--log-level", "warn"],
-            stdout=self.err, stderr=self.err, stdin=subprocess.DEVNULL, cwd=tmp)
-        wait_for(self.healthy, 20, "etcd to answer on " + self.url, step_s=0.05)
+        alone = name == "t"
+        self.args = list(wrap) + [
+            ETCD, "--name", name,
+            "--data-dir", os.path.join(tmp, "etcd-data" if alone else "etcd-" + name),
+            "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", initial_cluster or name + "=" + peer,
+            "--initial-cluster-token", "jobmesh-test", "--log-level", "warn"]
+        self.err = open(os.path.join(tmp, "etcd.err" if alone else "etcd-%s.err" % name), "ab")
+        self.proc = None
+        self.launch()
+        if wait:
+            self.wait_healthy(20)
+
+    def launch(self):
+        self.proc = subprocess.Popen(self.args, stdout=self.err, stderr=self.err,
+                                     stdin=subprocess.DEVNULL, cwd=self.tmp)
+
+    def wait_healthy(self, timeout_s):
+        wait_for(self.healthy, timeout_s, "etcd to answer on " + self.url, step_s=0.05)
 
     def post(self, path, body, timeout_s=2):
         req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
@@ -53,6 +71,7 @@ class Etcd:
             return json.loads(res.read())
 
     def healthy(self):
+        """True once a linearizable read answers here (so with a quorum)."""
         if self.proc.poll() is not None:
             raise AssertionError("etcd exited with %s" % self.proc.returncode)
         try:
@@ -67,6 +86,17 @@ class Etcd:
     def resume(self):
         self.proc.send_signal(signal.SIGCONT)
 
+    def kill9(self):
+        """SIGKILL by PID, reaped: the time it died."""
+        self.proc.kill()
+        self.proc.wait()
+        return time.monotonic()
+
+    def restart(self):
+        """Starts a killed member again on its data dir (it rejoins)."""
+        assert self.proc.poll() is not None
+        self.launch()
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGCONT)
@@ -79,24 +109,49 @@ class Etcd:
         self.err.close()
 
 
+def etcd_cluster(tmp, size, started):
+    """size members named e1, e2, ... on 127.0.0.1, each appended to
+    started as soon as it runs (so the caller stops it on every path);
+    returns once every member answers."""
+    names = ["e%d" % (i + 1) for i in range(size)]
+    ports = [(free_port(), free_port()) for _ in names]
+    initial = ",".join("%s=http://127.0.0.1:%d" % (n, p[1]) for n, p in zip(names, ports))
+    for n, (client, peer) in zip(names, ports):
+        started.append(Etcd(tmp, n, client, peer, initial, wait=False))
+    for m in started:
+        m.wait_healthy(30)
+    return started
+
+
 class Cluster:
     """etcd plus brokers named b1, b2, ... each in its own dir under one
     temp dir, all in one election (--ha-cluster t)."""
 
-    def __init__(self, ttl_ms=3000, renew_ms=500):
+    def __init__(self, ttl_ms=3000, renew_ms=500, etcd_members=1):
+        """etcd_members: 1, one etcd alone (self.etcd); more, an etcd
+        cluster of that many members (self.etcds, self.etcd the first),
+        every broker given all of them (--etcd URL1,URL2,...)."""
         self.tmp = tempfile.mkdtemp(prefix="jobmesh-ha-")
         self.ttl_ms, self.renew_ms = ttl_ms, renew_ms
         self.brokers = {}
         self.workers = []
+        self.etcds = []
         self.etcd = None
         try:
-            self.etcd = self.make_etcd()
+            if etcd_members == 1:
+                # Listed before the wait, so stop() ends it if it never answers.
+                self.etcds.append(self.make_etcd())
+                self.etcds[0].wait_healthy(20)
+            else:
+                etcd_cluster(self.tmp, etcd_members, self.etcds)
+            self.etcd = self.etcds[0]
         except BaseException:
             self.stop()
             raise
 
     def make_etcd(self):
-        return Etcd(self.tmp)
+        """The lone etcd member, started without waiting for it."""
+        return Etcd(self.tmp, wait=False)
 
     def placement(self, name, d):
         """Where broker name runs: Broker keyword arguments (listen,
@@ -104,6 +159,9 @@ class Cluster:
         in its dir d and HTTP on 127.0.0.1 (jmnetns places brokers in
         network namespaces instead)."""
         return {}, "ipc://" + os.path.join(d, "repl.ipc")
+
+    def etcd_urls(self):
+        return ",".join(m.url for m in self.etcds)
 
     def start(self, name, extra=(), replicated=False):
         """Starts (or, after a kill, restarts in the same dir) broker name;
@@ -116,7 +174,7 @@ class Cluster:
             old.err.close()  # a broker that died or stepped down, restarted
         where, repl = self.placement(name, d)
         mode = ["--replication-listen", repl] if replicated else ["--ha-unreplicated"]
-        b = Broker(["--etcd", self.etcd.url] + mode + ["--node-name", name,
+        b = Broker(["--etcd", self.etcd_urls()] + mode + ["--node-name", name,
                     "--ha-cluster", "t",
                     "--ha-lease-ttl-ms", str(self.ttl_ms), "--ha-renew-ms", str(self.renew_ms),
                     "--log-level", "info"] + list(extra), tmp=d, **where)
@@ -197,8 +255,8 @@ class Cluster:
             # report (a leak at exit) makes it 1.
             if status not in (None, 0, 4):
                 bad.append("%s exited %s:\n%s" % (name, status, b.stderr_tail()))
-        if self.etcd:
-            self.etcd.stop()
+        for m in self.etcds:
+            m.stop()
         if not os.environ.get("JOBMESH_KEEP_TMP"):
             shutil.rmtree(self.tmp, ignore_errors=True)
         if bad:
@@ -209,7 +267,7 @@ class Cluster:
         for name, b in self.brokers.items():
             out.append("--- %s\n%s" % (name, b.stderr_tail()))
         for f in sorted(os.listdir(self.tmp)):
-            if f.endswith(".err") and f != "etcd.err":
+            if f.endswith(".err") and not f.startswith("etcd"):
                 with open(os.path.join(self.tmp, f), "rb") as fh:
                     out.append("--- %s\n%s" % (f, fh.read()[-3000:].decode(errors="replace")))
         return "\n".join(out)

@@ -205,7 +205,8 @@ class NetCluster(Cluster):
 
     def make_etcd(self):
         addr = self.net.add("etcd", ("etcd",))
-        return Etcd(self.tmp, host=addr, wrap=self.net.wrap("etcd"), ports=(2379, 2380))
+        return Etcd(self.tmp, host=addr, wrap=self.net.wrap("etcd"), client_port=2379, peer_port=2380,
+                    wait=False)
 
     def placement(self, name, d):
         if name not in self.net.addr:

@@ -124,7 +124,7 @@ class HaElection(unittest.TestCase):
             (["--ha-renew-ms", "2000", "--ha-lease-ttl-ms", "3000"], "up to a third of"),
             (["--ha-lease-ttl-ms", "2500"], "whole seconds"),
             (["--node-name", "a b"], "--node-name \"a b\""),
-            (["--etcd", "https://127.0.0.1:1"], "write http://HOST:PORT"),
+            (["--etcd", "https://127.0.0.1:1"], "is not http://HOST:PORT"),
         ]
         for extra, text in cases:
             args = [broker, "--etcd", self.c.etcd.url, "--ha-unreplicated", "--listen",
