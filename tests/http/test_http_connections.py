@@ -1,4 +1,4 @@
-"""The broker's HTTP connections (README, "Limits"): a cap on connections
+"""The broker's HTTP connections (docs/limits.md): a cap on connections
 open at once (503 with Retry-After past it, the others served), a deadline
 for a request head (a client that sends half of one, or trickles it, is
 cut while others are served), 431 for an oversized head, 411 for a chunked

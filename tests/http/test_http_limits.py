@@ -1,4 +1,4 @@
-"""The broker's limits over HTTP (README, "Limits"): a submit over a limit
+"""The broker's limits over HTTP (docs/limits.md): a submit over a limit
 is refused whole with 429, a Retry-After header and a message naming the
 limit, and nothing of it is stored; a request whose body stalls is cut
 after --idle-timeout-ms. Run by ctest with JOBMESH_BIN_DIR set."""

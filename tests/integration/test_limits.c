@@ -1,4 +1,4 @@
-/* The broker's limits, attacked through real processes (README, "Limits"):
+/* The broker's limits, attacked through real processes (docs/limits.md):
  * - a multi-job submit over --max-payload-memory is refused whole, nothing
  *   is journaled, and --check-journal agrees with the stats after a
  *   restart;

@@ -29,7 +29,7 @@
 /* W1b's calls in flight from its one thread: beanstalkd's driver writes
  * 100 puts before reading their replies; this keeps a few such calls
  * unanswered so the broker's sync and the round trip overlap the next
- * calls (README, "Benchmarks against beanstalkd and BullMQ"). */
+ * calls (docs/performance.md, "Benchmarks against beanstalkd and BullMQ"). */
 #define W1B_IN_FLIGHT 4
 
 static void expect_count(const char *what, uint64_t got, uint64_t want)
