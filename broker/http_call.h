@@ -80,6 +80,9 @@ struct http_sse *http_server_sse(struct http_server *srv);
 bool http_server_is_ready(struct http_server *srv);
 /* --etcd: the HA gate (NULL in single-node mode). */
 struct ha_gate *http_server_gate(struct http_server *srv);
+/* True, with the call answered 503 not_leader naming the leader, when this
+ * broker is an HA standby (it has no core to read or publish from). */
+bool http_refuse_on_standby(struct http_call *call);
 
 /* The value of request header name (any case), or NULL. */
 const char *http_call_header(const struct http_call *call, const char *name);

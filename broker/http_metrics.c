@@ -15,7 +15,6 @@
 #include "http_json.h"
 #include "http_server.h"
 #include "http_sse.h"
-#include "ha_gate.h"
 #include "metrics.h"
 
 #define BROKER_BUILD_VERSION "0.1.0"
@@ -183,13 +182,8 @@ void http_api_readyz(struct http_call *call)
 		http_reply_error(call, 503, "not_ready", "the broker is replaying its journal");
 		return;
 	}
-	struct ha_gate *gate = http_server_gate(call->srv);
-	if (gate && ha_gate_core(gate) == NULL) {
-		char text[512];
-		ha_gate_refusal(gate, text, sizeof text);
-		http_reply_error(call, 503, "not_leader", "%s", text);
+	if (http_refuse_on_standby(call))
 		return;
-	}
 	if (!journal_is_writable(http_server_journal(call->srv), &err)) {
 		/* A strict HA leader without a standby in sync is still the one
 		 * broker that serves reads: it stays in a Service's endpoints. */

@@ -303,6 +303,17 @@ void http_call_core(struct http_call *call, http_core_fn on_core)
 	core_handle(core, &call->req);
 }
 
+bool http_refuse_on_standby(struct http_call *call)
+{
+	struct ha_gate *gate = http_server_gate(call->srv);
+	if (gate == NULL || ha_gate_core(gate) != NULL)
+		return false;
+	char text[512];
+	ha_gate_refusal(gate, text, sizeof text);
+	http_reply_error(call, 503, "not_leader", "%s", text);
+	return true;
+}
+
 /* ---- requests from the connections ---------------------------------------- */
 
 static void request_cb(void *arg, struct http_conn *conn, const struct http_head *head,

@@ -41,7 +41,6 @@
 #include "auth.h"
 #include "buf.h"
 #include "decimal.h"
-#include "ha_gate.h"
 #include "clock.h"
 #include "http_call.h"
 #include "http_conn.h"
@@ -649,13 +648,8 @@ void http_api_events(struct http_call *call)
 		return;
 	/* A standby publishes nothing: a stream opened on it would stay
 	 * silent, so it is refused like any request, naming the leader. */
-	struct ha_gate *gate = http_server_gate(call->srv);
-	if (gate && ha_gate_core(gate) == NULL) {
-		char text[512];
-		ha_gate_refusal(gate, text, sizeof text);
-		http_reply_error(call, 503, "not_leader", "%s", text);
+	if (http_refuse_on_standby(call))
 		return;
-	}
 	struct http_sse *hub = http_server_sse(call->srv);
 	struct sse_client *c = calloc(1, sizeof *c);
 	/* The client's filter, in the feed it makes if none has it yet. */
