@@ -267,9 +267,7 @@ void rpc_reply_fini(struct rpc_reply *reply)
 	memset(reply, 0, sizeof *reply);
 }
 
-/* Milliseconds left until deadline_us, clamped to nng's duration range;
- * 0 once it has passed. */
-static nng_duration rpc_remaining_ms(uint64_t deadline_us)
+nng_duration rpc_remaining_ms(uint64_t deadline_us)
 {
 	uint64_t now_us = jm_mono_us();
 	if (now_us >= deadline_us)

@@ -75,6 +75,9 @@ void rpc_dial_next(struct rpc *rpc);
 /* With a list, after a call timed out: the next broker, connected or not. */
 void rpc_dial_after_timeout(struct rpc *rpc);
 
+/* Milliseconds left until deadline_us (jm_mono_us), rounded up and clamped
+ * to nng's duration range: at least 1 while before it, 0 once it passed. */
+nng_duration rpc_remaining_ms(uint64_t deadline_us);
 /* Maps an nng failure of a call to our code and text naming the broker. */
 int rpc_fail(const struct rpc *rpc, int nng_rc, uint32_t timeout_ms, struct jm_err *err);
 /* With a token, sends the HELLO a new connection needs before anything

@@ -110,22 +110,12 @@ static void slot_release(struct rpc_slot *slot)
 	pthread_mutex_unlock(&pool->lock);
 }
 
-/* Milliseconds left until deadline_us (at least 1 while before it). */
-static nng_duration left_ms(uint64_t deadline_us)
-{
-	uint64_t now_us = jm_mono_us();
-	if (now_us >= deadline_us)
-		return 0;
-	uint64_t ms = (deadline_us - now_us + 999) / 1000;
-	return ms > INT32_MAX ? INT32_MAX : (nng_duration)ms;
-}
-
 /* Sends msg (the request, or a copy of slot->request on a resend; given
  * away) to the broker dialled now. */
 static void slot_send(struct rpc_slot *slot, nng_msg *msg)
 {
 	struct rpc *rpc = slot->pool->rpc;
-	nng_duration wait_ms = left_ms(slot->deadline_us);
+	nng_duration wait_ms = rpc_remaining_ms(slot->deadline_us);
 	/* With a list, a send that finds no connection within a moment moves
 	 * on to the next broker (SLOT_RETRY_NEXT) rather than wait it all. */
 	if (rpc->urls_count > 1 && wait_ms > RPC_POOL_CONNECT_WAIT_MS)
@@ -199,7 +189,7 @@ static void slot_cb(void *arg)
 		/* The send may have had a shorter wait (a list): the reply gets
 		 * what is left of the deadline. Posted under the lock, so that
 		 * the orphan scan never aborts before the receive exists. */
-		nng_duration wait_ms = left_ms(slot->deadline_us);
+		nng_duration wait_ms = rpc_remaining_ms(slot->deadline_us);
 		nng_aio_set_timeout(slot->aio, wait_ms == 0 ? 1 : wait_ms);
 		pthread_mutex_lock(&pool->lock);
 		slot->receiving = true;
@@ -282,7 +272,7 @@ static void slot_resend(struct rpc_slot *slot)
 	}
 	struct jm_err err;
 	jm_err_clear(&err);
-	int rc = rpc_ensure_hello(rpc, (uint32_t)left_ms(slot->deadline_us), &err);
+	int rc = rpc_ensure_hello(rpc, (uint32_t)rpc_remaining_ms(slot->deadline_us), &err);
 	nng_msg *copy = NULL;
 	if (rc == 0 && nng_msg_dup(&copy, slot->request) != 0)
 		rc = jm_err_set(&err, JM_ENOMEM, "request to broker at %s: out of memory",
