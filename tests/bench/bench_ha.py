@@ -4,7 +4,7 @@ synchronous standby (issue 15): the same peer_jobmesh workloads as
 (Debian's etcd-server) on random 127.0.0.1 ports; everything stopped by
 PID. A benchmark, not a test: it prints one line per figure.
 
-usage: JOBMESH_BIN_DIR=build/test/bin python3 tests/bench/bench_ha.py [JOBS]"""
+usage: JOBMESH_BIN_DIR=$PWD/build/test/bin python3 tests/bench/bench_ha.py [JOBS]"""
 
 import os
 import subprocess
