@@ -23,6 +23,7 @@
 static const uint32_t auth_roles_of[PROTO_TYPE_MAX_ + 1] = {
     [PROTO_HELLO] = ANY_ROLE,
     [PROTO_SUBMIT] = R(AUTH_ROLE_PRODUCER) | R(AUTH_ROLE_ADMIN),
+    [PROTO_SUBMIT_WAIT] = R(AUTH_ROLE_PRODUCER) | R(AUTH_ROLE_ADMIN),
     [PROTO_CANCEL] = R(AUTH_ROLE_PRODUCER) | R(AUTH_ROLE_ADMIN),
     [PROTO_REVIVE] = R(AUTH_ROLE_PRODUCER) | R(AUTH_ROLE_ADMIN),
     [PROTO_RESULT] = R(AUTH_ROLE_PRODUCER) | R(AUTH_ROLE_ADMIN),
@@ -113,6 +114,9 @@ int auth_allows(const struct auth_identity *id, const struct proto_msg *msg, str
 				return auth_refuse_queue(id, msg->u.submit.jobs[i].attrs.queue,
 				                         err);
 		return 0;
+	case PROTO_SUBMIT_WAIT:
+		queue = msg->u.submit_wait.job.attrs.queue;
+		break;
 	case PROTO_FETCH:
 		for (uint32_t i = 0; i < msg->u.fetch.queues_count; i++)
 			if (!auth_queue_visible(id, msg->u.fetch.queues[i]))

@@ -42,7 +42,7 @@ static void request_durable_cb(void *arg, int status)
 static bool request_is_job_read(const struct request *req)
 {
 	return req->msg.type == PROTO_STATUS || req->msg.type == PROTO_RESULT ||
-	       req->msg.type == PROTO_WAIT;
+	       req->msg.type == PROTO_WAIT || req->msg.type == PROTO_SUBMIT_WAIT;
 }
 
 /* Releases each reply to the journal; call without the core lock. The
@@ -337,6 +337,7 @@ static const struct {
 	core_handler_fn handle;
 } requests[] = {
     {PROTO_SUBMIT, "submit", handle_submit},
+    {PROTO_SUBMIT_WAIT, "submit-wait", handle_submit_wait},
     {PROTO_FETCH, "fetch", handle_fetch},
     {PROTO_SETTLE, "settle", handle_settle},
     {PROTO_STATUS, "status", handle_status},

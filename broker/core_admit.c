@@ -303,12 +303,17 @@ int core_admit_one(struct core *core, struct queue *q, const struct proto_rec_jo
 	return 0;
 }
 
-void handle_submit(struct core *core, struct request *req, struct outbox *out)
+/* Admits submit's jobs and answers: with SUBMITTED (wait_ms NULL), or,
+ * for a SUBMIT_WAIT's one job, once that job finished or *wait_ms passed
+ * (core_wait_for_job). */
+static void submit_and_answer(struct core *core, struct request *req,
+                              const struct proto_submit *submit, const uint32_t *wait_ms,
+                              struct outbox *out)
 {
-	const struct proto_submit *submit = &req->msg.u.submit;
+	const char *what = proto_type_name(req->msg.type);
 	struct jm_err err = {0};
 	if (!journal_is_writable(core->journal, &err)) {
-		core_reply_errorf(core, req, out, err.code, "submit: %s", jm_err_text(&err));
+		core_reply_errorf(core, req, out, err.code, "%s: %s", what, jm_err_text(&err));
 		return;
 	}
 	uint64_t now = jm_wall_us();
@@ -329,7 +334,7 @@ void handle_submit(struct core *core, struct request *req, struct outbox *out)
 			admission_undo(core, &a);
 	}
 	if (rc != 0) {
-		core_reply_errorf(core, req, out, rc, "submit: %s", jm_err_text(&err));
+		core_reply_errorf(core, req, out, rc, "%s: %s", what, jm_err_text(&err));
 		admission_fini(&a);
 		key_plan_fini(&keys);
 		return;
@@ -342,6 +347,23 @@ void handle_submit(struct core *core, struct request *req, struct outbox *out)
 	}
 	admission_unpin(&a);
 	key_plan_finish(&keys, a.ids);
+	if (wait_ms != NULL) {
+		uint64_t job_id = keys.ids ? keys.ids[0] : a.ids[0];
+		admission_fini(&a);
+		key_plan_fini(&keys);
+		core_pump(core, out);
+		/* The answer waits for the job's last record, so nobody waits
+		 * for its admission's records yet: the completion's sync will
+		 * cover them too (journal_lead_defer). */
+		struct job *job = jobtable_find(&s->jobs, job_id);
+		if (job != NULL && core_wait_for_job(core, req, job, *wait_ms, out))
+			journal_lead_defer(core->journal);
+		else if (job == NULL)
+			core_reply_errorf(core, req, out, JM_ENOTFOUND,
+			                  "%s: job %llu is gone already: its retention ran out",
+			                  what, (unsigned long long)job_id);
+		return;
+	}
 	struct proto_msg msg = {.type = PROTO_SUBMITTED};
 	msg.u.submitted.batch_id = a.batch ? a.batch->id : keys.batch_id;
 	msg.u.submitted.ids_count = keys.count;
@@ -355,4 +377,15 @@ void handle_submit(struct core *core, struct request *req, struct outbox *out)
 	admission_fini(&a);
 	key_plan_fini(&keys);
 	core_pump(core, out);
+}
+
+void handle_submit(struct core *core, struct request *req, struct outbox *out)
+{
+	submit_and_answer(core, req, &req->msg.u.submit, NULL, out);
+}
+
+void handle_submit_wait(struct core *core, struct request *req, struct outbox *out)
+{
+	struct proto_submit one = {.jobs_count = 1, .jobs = &req->msg.u.submit_wait.job};
+	submit_and_answer(core, req, &one, &req->msg.u.submit_wait.timeout_ms, out);
 }

@@ -141,10 +141,16 @@ int core_admit_one(struct core *core, struct queue *q, const struct proto_rec_jo
 
 void core_release_waiters(struct core *core, struct job *job, struct outbox *out);
 void handle_submit(struct core *core, struct request *req, struct outbox *out);
+void handle_submit_wait(struct core *core, struct request *req, struct outbox *out);
 void handle_cancel(struct core *core, struct request *req, struct outbox *out);
 void handle_status(struct core *core, struct request *req, struct outbox *out);
 void handle_result(struct core *core, struct request *req, struct outbox *out);
 void handle_wait(struct core *core, struct request *req, struct outbox *out);
+/* Answers req with job (JOB, result included) now if it is finished or
+ * timeout_ms is 0, else once it finishes or timeout_ms (capped by
+ * wait_max_ms) passes: then true. */
+bool core_wait_for_job(struct core *core, struct request *req, struct job *job, uint32_t timeout_ms,
+                       struct outbox *out);
 void handle_revive(struct core *core, struct request *req, struct outbox *out);
 
 /* ---- core_workers.c: fetch, pump, settle, heartbeat, progress -------- */

@@ -51,21 +51,15 @@ void handle_result(struct core *core, struct request *req, struct outbox *out)
 	reply_status(core, req, true, out);
 }
 
-void handle_wait(struct core *core, struct request *req, struct outbox *out)
+bool core_wait_for_job(struct core *core, struct request *req, struct job *job, uint32_t timeout_ms,
+                       struct outbox *out)
 {
-	const struct proto_wait *wait = &req->msg.u.wait;
-	struct job *job = jobtable_find(&core->state.jobs, wait->job_id);
-	if (job == NULL) {
-		reply_not_found(core, req, "wait", wait->job_id, out);
-		return;
-	}
-	if (state_job_is_finished(job) || wait->timeout_ms == 0) {
+	if (state_job_is_finished(job) || timeout_ms == 0) {
 		core_reply_job(core, req, job, true, out);
-		return;
+		return false;
 	}
-	uint32_t timeout_ms = wait->timeout_ms < core->config.wait_max_ms
-	                          ? wait->timeout_ms
-	                          : core->config.wait_max_ms;
+	if (timeout_ms > core->config.wait_max_ms)
+		timeout_ms = core->config.wait_max_ms;
 	struct waiter *w = state_job_more(job) ? jm_calloc(1, sizeof *w) : NULL;
 	if (w != NULL) {
 		deadline_init(&w->timer, DEADLINE_WAIT);
@@ -76,12 +70,25 @@ void handle_wait(struct core *core, struct request *req, struct outbox *out)
 		}
 	}
 	if (w == NULL) {
-		core_reply_errorf(core, req, out, JM_ENOMEM, "wait: broker out of memory");
-		return;
+		core_reply_errorf(core, req, out, JM_ENOMEM, "%s: broker out of memory",
+		                  proto_type_name(req->msg.type));
+		return false;
 	}
 	w->req = req;
 	w->job = job;
 	TAILQ_INSERT_TAIL(&job->more->waiters, w, link);
+	return true;
+}
+
+void handle_wait(struct core *core, struct request *req, struct outbox *out)
+{
+	const struct proto_wait *wait = &req->msg.u.wait;
+	struct job *job = jobtable_find(&core->state.jobs, wait->job_id);
+	if (job == NULL) {
+		reply_not_found(core, req, "wait", wait->job_id, out);
+		return;
+	}
+	core_wait_for_job(core, req, job, wait->timeout_ms, out);
 }
 
 void handle_cancel(struct core *core, struct request *req, struct outbox *out)

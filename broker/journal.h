@@ -141,6 +141,19 @@ void journal_when_durable_first(struct journal *j, uint64_t lsn, journal_durable
 void journal_lead_begin(struct journal *j);
 void journal_lead_end(struct journal *j);
 
+/* Between journal_lead_begin and journal_lead_end: nobody waits for this
+ * thread's appends yet, because the request's answer waits for a later
+ * record (a submit that waits for its job's outcome: the completion's
+ * record comes after the job's). journal_lead_end then writes nothing; the
+ * records stay unwritten until a record after them is waited on or another
+ * thread's appends are written (one write and sync then covers both), or
+ * at most JOURNAL_DEFER_US (2 ms). Without a journal_lead_begin, and under
+ * EVERYSEC and OFF, it does nothing. A deferred record is acknowledged to
+ * nobody, so a crash may lose it like any record not yet synced; but it is
+ * not even in the page cache during the deferral, so a kill -9 loses it
+ * too. */
+void journal_lead_defer(struct journal *j);
+
 /* The lsn of the last durable record. */
 uint64_t journal_durable_lsn(struct journal *j);
 

@@ -45,6 +45,10 @@
 /* A leading thread syncs a second round itself only when at most this much
  * was appended during its first (journal_writer.c, journal_lead_end). */
 #define JOURNAL_LEAD_AGAIN_BYTES 512u
+/* How long records appended by a deferring request (journal_lead_defer) may
+ * wait in pending for a record somebody waits on: about four NNG round
+ * trips here, time for a short job's completion to come in. */
+#define JOURNAL_DEFER_US 2000u
 #define JOURNAL_KEEP_BUF_BYTES (16u << 20)
 #define JOURNAL_PREALLOC_BYTES (1u << 20)      /* most zeros kept ahead of appends */
 #define JOURNAL_PREALLOC_MIN_BYTES (64u << 10) /* and the fewest */
@@ -133,6 +137,13 @@ struct journal {
 	char hold_msg[JM_ERR_MSG_MAX];
 	struct jm_buf pending;
 	struct journal_marks pending_marks;
+	/* Whether anything in pending is waited on or was appended by a thread
+	 * that did not defer it (journal_lead_defer); until then, and while
+	 * defer_until_us (0: no deferral) is ahead, the writer leaves pending
+	 * alone. taken_lsn: the last lsn moved out of pending. */
+	bool pending_demanded;
+	uint64_t defer_until_us;
+	uint64_t taken_lsn;
 	uint64_t last_lsn;
 	uint64_t durable_lsn;
 	uint64_t newest_seq;  /* the segment the last rotation asked for */

@@ -58,6 +58,8 @@
  * parked fetch) then leaves without touching the journal's lock. */
 static _Thread_local struct journal *lead_intent;
 static _Thread_local bool lead_appended;
+/* journal_lead_defer was called since journal_lead_begin. */
+static _Thread_local bool lead_defers;
 
 /* Under mu. 0 or JM_ENOMEM. Keeps the array sorted by lsn, stable, with
  * the `first` entries of an lsn before the others of that lsn. */
@@ -136,6 +138,22 @@ static void publish_durable(struct journal *j, uint64_t lsn)
 		waiters_fire(j, lsn, 0);
 }
 
+/* Under mu: somebody waits for lsn. If it is still in pending, pending is
+ * now wanted: a leading thread writes it at its journal_lead_end (which is
+ * told so), and the writer thread is woken from a deferral's timed wait
+ * (true: signal writer_cv after unlocking). */
+static bool demand_pending(struct journal *j, uint64_t lsn)
+{
+	if (lsn <= j->taken_lsn || j->pending_demanded)
+		return false;
+	j->pending_demanded = true;
+	if (lead_intent == j) {
+		lead_appended = true;
+		return false;
+	}
+	return j->defer_until_us != 0;
+}
+
 static void when_durable(struct journal *j, uint64_t lsn, journal_durable_cb cb, void *arg,
                          bool first)
 {
@@ -148,7 +166,10 @@ static void when_durable(struct journal *j, uint64_t lsn, journal_durable_cb cb,
 	} else {
 		status = waiters_insert(j, lsn, cb, arg, first);
 		if (status == 0) {
+			bool wake = demand_pending(j, lsn);
 			pthread_mutex_unlock(&j->mu);
+			if (wake)
+				pthread_cond_signal(&j->writer_cv);
 			return;
 		}
 	}
@@ -425,6 +446,19 @@ static void take_pending(struct journal *j)
 	j->pending_marks.len = 0;
 	j->commit_pos = 0;
 	j->inflight_mark_next = 0;
+	j->pending_demanded = false;
+	j->defer_until_us = 0;
+	j->taken_lsn = j->last_lsn;
+}
+
+/* Under mu: is what pending holds to be written now? Yes unless every
+ * record in it was deferred (journal_lead_defer) and nobody has asked for
+ * one yet, nor is anything else due (a rotation, the close), and the
+ * deferral has time left. */
+static bool pending_is_due(const struct journal *j, uint64_t now_us)
+{
+	return j->pending_demanded || j->defer_until_us == 0 || now_us >= j->defer_until_us ||
+	       j->pending_marks.len > 0 || j->closing;
 }
 
 static void *writer_main(void *arg)
@@ -452,13 +486,23 @@ static void *writer_main(void *arg)
 			continue;
 		}
 		if (inflight_is_committed(j)) {
+			uint64_t now = jm_mono_us();
+			if ((j->pending.len > 0 || j->pending_marks.len > 0) &&
+			    !pending_is_due(j, now)) {
+				/* Deferred records: wait for a demand or the
+				 * deadline. writer_cv measures CLOCK_MONOTONIC
+				 * (journal_open). */
+				struct timespec ts =
+				    jm_timespec_after_us(CLOCK_MONOTONIC, j->defer_until_us - now);
+				pthread_cond_timedwait(&j->writer_cv, &j->mu, &ts);
+				continue;
+			}
 			if (j->pending.len > 0 || j->pending_marks.len > 0) {
 				take_pending(j);
 			} else if (j->closing) {
 				break;
 			} else if (j->opts.fsync == JOURNAL_FSYNC_EVERYSEC && j->unsynced) {
 				uint64_t due = j->last_sync_us + JOURNAL_EVERYSEC_US;
-				uint64_t now = jm_mono_us();
 				if (now >= due) {
 					pthread_mutex_unlock(&j->mu);
 					writer_background_sync(j);
@@ -530,6 +574,13 @@ void journal_lead_begin(struct journal *j)
 {
 	if (lead_is_allowed(j))
 		lead_intent = j;
+	lead_defers = false;
+}
+
+void journal_lead_defer(struct journal *j)
+{
+	if (lead_intent == j)
+		lead_defers = true;
 }
 
 /* Under mu: may a request's thread write pending now? Only from the idle
@@ -538,7 +589,8 @@ void journal_lead_begin(struct journal *j)
 static bool lead_is_possible(const struct journal *j)
 {
 	return !j->writing && j->started && !j->closing && !j->writer_done && j->writable &&
-	       inflight_is_committed(j) && j->pending.len > 0 && j->pending_marks.len == 0;
+	       inflight_is_committed(j) && j->pending.len > 0 && j->pending_marks.len == 0 &&
+	       j->pending_demanded;
 }
 
 /* Under mu, by a leading thread whose first round was written: may it sync
@@ -553,7 +605,8 @@ static bool lead_again_is_possible(const struct journal *j)
 {
 	return j->started && !j->closing && !j->writer_done && j->writable &&
 	       inflight_is_committed(j) && j->pending.len > 0 &&
-	       j->pending.len <= JOURNAL_LEAD_AGAIN_BYTES && j->pending_marks.len == 0;
+	       j->pending.len <= JOURNAL_LEAD_AGAIN_BYTES && j->pending_marks.len == 0 &&
+	       pending_is_due(j, jm_mono_us());
 }
 
 void journal_lead_end(struct journal *j)
@@ -561,10 +614,25 @@ void journal_lead_end(struct journal *j)
 	/* A durable callback may have run a nested begin/end pair on this
 	 * thread: the inner end saw (and so handled) the outer's appends. */
 	lead_intent = NULL;
+	bool defers = lead_defers;
+	lead_defers = false;
 	if (!lead_appended)
 		return;
 	lead_appended = false;
 	pthread_mutex_lock(&j->mu);
+	if (defers && !j->pending_demanded && j->pending.len > 0) {
+		/* Nobody waits for these records yet: the request's answer
+		 * waits for a later one. They stay in pending for the record
+		 * that is waited on, or until the deadline. */
+		bool wake = j->defer_until_us == 0;
+		if (wake)
+			j->defer_until_us = jm_mono_us() + JOURNAL_DEFER_US;
+		pthread_mutex_unlock(&j->mu);
+		if (wake)
+			pthread_cond_signal(&j->writer_cv);
+		return;
+	}
+	j->pending_demanded = j->pending_demanded || j->pending.len > 0;
 	uint64_t fire_upto = 0;
 	if (lead_is_possible(j)) {
 		take_pending(j);
@@ -653,6 +721,21 @@ int journal_start(struct journal *j, struct jm_err *err)
 	return 0;
 }
 
+/* Under mu, after an append: a leading thread's records wait for its
+ * journal_lead_end; anyone else's are wanted now, and wake the writer
+ * thread when it had nothing to write or was waiting out a deferral
+ * (true: signal writer_cv after unlocking). */
+static bool append_demands(struct journal *j, bool was_empty)
+{
+	if (lead_intent == j) {
+		lead_appended = true;
+		return false;
+	}
+	bool was_deferred = !j->pending_demanded && j->defer_until_us != 0;
+	j->pending_demanded = true;
+	return was_empty || was_deferred;
+}
+
 int journal_append(struct journal *j, const void *body, size_t len, uint64_t *lsn,
                    struct jm_err *err)
 {
@@ -683,10 +766,9 @@ int journal_append(struct journal *j, const void *body, size_t len, uint64_t *ls
 	j->pending.len += sizeof hdr + len;
 	j->appended_bytes += sizeof hdr + len;
 	*lsn = ++j->last_lsn;
+	bool wake = append_demands(j, was_empty);
 	pthread_mutex_unlock(&j->mu);
-	if (lead_intent == j)
-		lead_appended = true;
-	else if (was_empty)
+	if (wake)
 		pthread_cond_signal(&j->writer_cv);
 	return 0;
 }
@@ -735,10 +817,9 @@ int journal_append_many(struct journal *j, const void *bodies, const size_t *len
 	j->appended_bytes += total;
 	j->last_lsn += count;
 	*last_lsn = j->last_lsn;
+	bool wake = count > 0 && append_demands(j, was_empty);
 	pthread_mutex_unlock(&j->mu);
-	if (lead_intent == j)
-		lead_appended = true;
-	else if (was_empty && count > 0)
+	if (wake)
 		pthread_cond_signal(&j->writer_cv);
 	return 0;
 }

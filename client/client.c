@@ -481,17 +481,18 @@ int client_job_from_proto(const struct proto_job_info *job, jm_job_info *out)
 	return 0;
 }
 
-/* One STATUS, RESULT or WAIT round trip into *out (already zeroed). */
+/* One STATUS, RESULT, WAIT or SUBMIT_WAIT (job_id 0: the new job's id is
+ * not known yet) round trip into *out (already zeroed). */
 static int client_job_call(struct jm_client *client, const char *op, const struct proto_msg *req,
                            uint64_t job_id, uint32_t timeout_ms, jm_job_info *out)
 {
 	struct rpc_reply reply;
 	int rc = client_call(client, op, req, PROTO_JOB, timeout_ms, &reply);
-	if (rc == JM_ENOTFOUND)
+	if (rc == JM_ENOTFOUND && job_id != 0)
 		return client_fail(rc, "%s: job %" PRIu64 " not found", op, job_id);
 	if (rc != 0)
 		return rc;
-	if (reply.msg.u.job.job_id != job_id) {
+	if (job_id != 0 && reply.msg.u.job.job_id != job_id) {
 		rc = client_fail(JM_EPROTO,
 		                 "%s: asked for job %" PRIu64 ", broker %s answered "
 		                 "about job %" PRIu64,
@@ -617,6 +618,49 @@ int jm_client_wait(jm_client *client, uint64_t job_id, uint32_t timeout_ms, jm_j
 	}
 	return client_fail(JM_ETIMEDOUT, "wait: job %" PRIu64 " is still %s after %" PRIu32 " ms",
 	                   job_id, jm_job_state_name(out->state), timeout_ms);
+}
+
+/* One SUBMIT_WAIT for the first slice of the wait; a longer wait goes on
+ * with jm_client_wait on the id the answer names. A broker older than
+ * SUBMIT_WAIT refuses it unread (JM_EUNSUPPORTED): then a SUBMIT and a
+ * WAIT do the same in two round trips. */
+int jm_client_submit_wait(jm_client *client, const jm_job_spec *job, uint32_t timeout_ms,
+                          jm_job_info *out)
+{
+	if (out != NULL)
+		memset(out, 0, sizeof *out);
+	if (client == NULL || job == NULL || out == NULL)
+		return client_fail(JM_EINVAL, "submit-wait: client, job and out must not be NULL");
+	int rc = client_check_spec(job, "");
+	if (rc != 0)
+		return rc;
+	uint64_t deadline_us = jm_mono_us() + (uint64_t)timeout_ms * 1000;
+	uint32_t slice_ms = timeout_ms > CLIENT_WAIT_SLICE_MS ? CLIENT_WAIT_SLICE_MS : timeout_ms;
+	struct proto_msg req = {.type = PROTO_SUBMIT_WAIT};
+	client_spec_to_proto(job, &req.u.submit_wait.job);
+	req.u.submit_wait.timeout_ms = slice_ms;
+	rc = client_job_call(client, "submit-wait", &req, 0,
+	                     client_timeout(client) + slice_ms + CLIENT_WAIT_MARGIN_MS, out);
+	if (rc == JM_EUNSUPPORTED) {
+		uint64_t id = 0;
+		rc = jm_client_submit(client, job, &id);
+		return rc != 0 ? rc : jm_client_wait(client, id, timeout_ms, out);
+	}
+	if (rc == JM_ETIMEDOUT)
+		return client_fail(JM_ETRANSPORT,
+		                   "submit-wait: no reply from broker %s: the job may or may not "
+		                   "have been enqueued (an idempotency key makes a retry safe)",
+		                   client->url);
+	if (rc != 0 || client_state_is_final(out->state))
+		return rc;
+	uint64_t now_us = jm_mono_us();
+	if (now_us + 1000 >= deadline_us)
+		return client_fail(JM_ETIMEDOUT,
+		                   "submit-wait: job %" PRIu64 " is still %s after %" PRIu32 " ms",
+		                   out->id, jm_job_state_name(out->state), timeout_ms);
+	uint64_t id = out->id;
+	jm_job_info_fini(out);
+	return jm_client_wait(client, id, (uint32_t)((deadline_us - now_us) / 1000), out);
 }
 
 int jm_client_stats(jm_client *client, jm_queue_stats **queues, size_t *count)

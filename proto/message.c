@@ -68,6 +68,7 @@ static const struct fields *const msg_bodies[PROTO_TYPE_MAX_ + 1] = {
     [PROTO_QUEUE_SET] = &msg_queue_settings_fields,
     [PROTO_QUEUE_SETTINGS] = &msg_queue_settings_fields,
     [PROTO_DEAD_REMOVE] = &msg_revive_fields,
+    [PROTO_SUBMIT_WAIT] = &msg_submit_wait_fields,
 };
 
 static const struct fields *msg_body_of(uint64_t type)

@@ -63,7 +63,8 @@ enum proto_type {
 	PROTO_QUEUE_SET = 38,       /* client: change a queue's runtime settings */
 	PROTO_QUEUE_SETTINGS = 39,  /* reply to QUEUE_SET: the queue's settings */
 	PROTO_DEAD_REMOVE = 40,     /* client: dead-lettered jobs removed for good */
-	PROTO_TYPE_MAX_ = 40,
+	PROTO_SUBMIT_WAIT = 41,     /* client: submit one job, reply JOB once it finished */
+	PROTO_TYPE_MAX_ = 41,
 };
 
 enum proto_job_state {
@@ -228,6 +229,17 @@ struct proto_settled {
 struct proto_job_ref {
 	uint64_t job_id;
 	bool with_payload; /* STATUS, RESULT: put the job's payload in the reply */
+};
+
+/* SUBMIT_WAIT: [timeout_ms, job_spec]. One job, admitted as a SUBMIT of
+ * it would be (idempotency key included: a key that matches an earlier job
+ * waits for that one); the reply is a JOB with its result, as WAIT's, sent
+ * once the job finished or timeout_ms passed (then in its state of the
+ * moment), and never before the job's admission is durable. timeout_ms 0:
+ * answer at once, as a SUBMIT then a STATUS would. */
+struct proto_submit_wait {
+	uint32_t timeout_ms;
+	struct proto_job_spec job;
 };
 
 /* WAIT: [job_id, timeout_ms] */
@@ -674,6 +686,7 @@ struct proto_msg {
 		struct proto_settled settled;
 		struct proto_job_ref job_ref; /* STATUS, RESULT */
 		struct proto_wait wait;
+		struct proto_submit_wait submit_wait;
 		struct proto_job_info job;
 		struct proto_stats_reply stats_reply;
 		struct proto_heartbeat heartbeat;

@@ -25,6 +25,7 @@ extern const struct fields msg_submitted_fields;
 extern const struct fields msg_job_ref_fields;
 extern const struct fields msg_batch_ref_fields;
 extern const struct fields msg_wait_fields;
+extern const struct fields msg_submit_wait_fields;
 extern const struct fields msg_dead_list_fields;
 extern const struct fields msg_job_query_fields;
 extern const struct fields msg_job_list_fields;

@@ -75,6 +75,17 @@ static const struct fields job_spec_fields =
     FIELDS_OF_OPTIONAL(job_spec_field, 7, job_spec_rules_check);
 static const struct field job_spec_elem = F_ELEM_STRUCT(&job_spec_fields);
 
+/* SUBMIT_WAIT: [timeout_ms, job_spec] */
+static const struct field submit_wait_field[] = {
+    F_U32(struct proto_submit_wait, timeout_ms),
+    {.wire = "job",
+     .label = "job",
+     .kind = FIELD_STRUCT,
+     .offset = offsetof(struct proto_submit_wait, job),
+     .sub = &job_spec_fields},
+};
+const struct fields msg_submit_wait_fields = FIELDS_OF(submit_wait_field, NULL);
+
 static const struct field submit_field[] = {
     F_BOOL(struct proto_submit, as_batch),
     F_LIST(struct proto_submit, jobs, jobs_count, "jobs", "jobs", "job", 1,

@@ -92,6 +92,7 @@ const char *proto_type_name(int type)
 	    [PROTO_QUEUE_SET] = "queue-set",
 	    [PROTO_QUEUE_SETTINGS] = "queue-settings",
 	    [PROTO_DEAD_REMOVE] = "dead-remove",
+	    [PROTO_SUBMIT_WAIT] = "submit-wait",
 	};
 	if (type <= 0 || type > PROTO_TYPE_MAX_ || names[type] == NULL)
 		return "unknown";

@@ -197,7 +197,7 @@ int main(int argc, char **argv)
 	static uint64_t rtt_us[ROUND_TRIPS];
 	struct sdk_load_worker rt;
 	sdk_load_worker_start(&rt, "w3", 1, "bench-rtt");
-	sdk_load_round_trips(client, "w3", ROUND_TRIPS, rtt_us);
+	sdk_load_round_trips(client, "w3", ROUND_TRIPS, false, rtt_us);
 	printf("W3 submit+wait round trip, %d in sequence:     p50 %llu us, p99 %llu us\n",
 	       ROUND_TRIPS, (unsigned long long)rtt_us[ROUND_TRIPS / 2],
 	       (unsigned long long)rtt_us[ROUND_TRIPS * 99 / 100]);

@@ -207,16 +207,22 @@ static int sdk_load_compare_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-void sdk_load_round_trips(jm_client *client, const char *queue, int count, uint64_t *rtt_us)
+void sdk_load_round_trips(jm_client *client, const char *queue, int count, bool two_calls,
+                          uint64_t *rtt_us)
 {
 	jm_job_spec spec = sdk_load_spec(queue);
 	for (int i = 0; i < count; i++) {
 		uint64_t t0 = jm_mono_us();
 		uint64_t id;
 		jm_job_info info = {0};
-		int rc = jm_client_submit(client, &spec, &id);
-		if (rc == 0)
-			rc = jm_client_wait(client, id, 10000, &info);
+		int rc;
+		if (two_calls) {
+			rc = jm_client_submit(client, &spec, &id);
+			if (rc == 0)
+				rc = jm_client_wait(client, id, 10000, &info);
+		} else {
+			rc = jm_client_submit_wait(client, &spec, 10000, &info);
+		}
 		if (rc != 0 || info.state != JM_STATE_COMPLETED)
 			sdk_load_die("round trip", rc);
 		jm_job_info_fini(&info);

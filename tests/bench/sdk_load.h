@@ -70,8 +70,11 @@ double sdk_load_drain(jm_client *client, const char *queue, int jobs, unsigned c
                       const char *worker_id, uint64_t *completed);
 
 /* count times in sequence: submit one job to queue and wait until it is
- * completed (a worker must be running on queue). rtt_us (count entries)
- * receives each round trip in microseconds, sorted ascending. */
-void sdk_load_round_trips(jm_client *client, const char *queue, int count, uint64_t *rtt_us);
+ * completed (a worker must be running on queue), in one call
+ * (jm_client_submit_wait), or with two_calls in two (jm_client_submit,
+ * then jm_client_wait). rtt_us (count entries) receives each round trip
+ * in microseconds, sorted ascending. */
+void sdk_load_round_trips(jm_client *client, const char *queue, int count, bool two_calls,
+                          uint64_t *rtt_us);
 
 #endif

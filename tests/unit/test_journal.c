@@ -25,6 +25,7 @@
 #include "segment_records.h"
 #include "clock.h"
 #include "journal.h"
+#include "journal_internal.h"
 
 #define SEG1 "journal-0000000000000001.log"
 #define SEG2 "journal-0000000000000002.log"
@@ -746,6 +747,105 @@ static void test_a_leader_whose_sync_fails_leaves_the_retry_to_the_writer_thread
 	collected_free(c);
 }
 
+/* A deferring request's records (a submit that waits for its job's
+ * outcome) are not written at its journal_lead_end; the next record that
+ * somebody waits for takes them along: one write, one sync for both. */
+static void test_deferred_records_wait_for_the_record_that_is_waited_on(void **state)
+{
+	struct fixture *f = *state;
+	struct journal *j = journal_started(f->dir, JOURNAL_FSYNC_BATCH);
+	unsigned writes = seam_get(&seam.writes);
+	unsigned syncs = seam_get(&seam.syncs_done);
+	journal_lead_begin(j);
+	uint64_t job_lsn = append_text(j, "job");
+	journal_lead_defer(j);
+	uint64_t ended_us = jm_mono_us();
+	journal_lead_end(j);
+	/* Unwritten until the deferral's end (judged only while it lasts). */
+	if (jm_mono_us() - ended_us < JOURNAL_DEFER_US / 2) {
+		assert_int_equal(seam_get(&seam.writes), writes);
+		assert_true(journal_durable_lsn(j) < job_lsn);
+	}
+	struct durable d;
+	durable_init(&d);
+	journal_lead_begin(j);
+	uint64_t done_lsn = append_text(j, "done");
+	journal_when_durable(j, done_lsn, durable_cb, &d);
+	journal_lead_end(j);
+	if (jm_mono_us() - ended_us < JOURNAL_DEFER_US / 2) {
+		/* This thread wrote both records at once, as it leads. */
+		assert_int_equal(durable_fired(&d), 1);
+		assert_true(pthread_equal(d.thread, pthread_self()));
+		assert_int_equal(seam_get(&seam.writes), writes + 1);
+		assert_int_equal(seam_get(&seam.syncs_done), syncs + 1);
+	}
+	wait_for(durable_fired(&d) == 1);
+	assert_int_equal(d.status, 0);
+	assert_true(journal_durable_lsn(j) >= done_lsn);
+	journal_close(j);
+	struct collected *c = replay_ok(f->dir, NULL);
+	const char *want[] = {"job", "done"};
+	assert_bodies(c, want, 2);
+	collected_free(c);
+}
+
+/* Nobody asks for them: the writer thread writes them at the deadline,
+ * never before it. */
+static void test_deferred_records_nobody_waits_for_are_written_at_the_deadline(void **state)
+{
+	struct fixture *f = *state;
+	struct journal *j = journal_started(f->dir, JOURNAL_FSYNC_BATCH);
+	uint64_t before_us = jm_mono_us();
+	journal_lead_begin(j);
+	uint64_t lsn = append_text(j, "alone");
+	journal_lead_defer(j);
+	journal_lead_end(j);
+	wait_for(journal_durable_lsn(j) >= lsn);
+	assert_true(jm_mono_us() - before_us >= JOURNAL_DEFER_US);
+	struct durable d;
+	durable_init(&d);
+	journal_when_durable(j, lsn, durable_cb, &d);
+	assert_int_equal(durable_fired(&d), 1); /* at once: already durable */
+	journal_close(j);
+	struct collected *c = replay_ok(f->dir, NULL);
+	const char *want[] = {"alone"};
+	assert_bodies(c, want, 1);
+	collected_free(c);
+}
+
+/* Another thread's append (not deferred) is written at once, and the
+ * deferred record before it with it; so is a deferred record somebody
+ * then waits for from outside a lead. */
+static void test_deferred_records_go_with_the_next_write_or_a_waiter(void **state)
+{
+	struct fixture *f = *state;
+	struct journal *j = journal_started(f->dir, JOURNAL_FSYNC_BATCH);
+	journal_lead_begin(j);
+	uint64_t first = append_text(j, "deferred");
+	journal_lead_defer(j);
+	journal_lead_end(j);
+	struct durable d;
+	durable_init(&d);
+	journal_when_durable(j, append_text(j, "plain"), durable_cb, &d);
+	wait_for(durable_fired(&d) == 1);
+	assert_true(journal_durable_lsn(j) > first);
+
+	journal_lead_begin(j);
+	uint64_t second = append_text(j, "deferred again");
+	journal_lead_defer(j);
+	journal_lead_end(j);
+	struct durable w;
+	durable_init(&w);
+	journal_when_durable(j, second, durable_cb, &w);
+	wait_for(durable_fired(&w) == 1);
+	assert_int_equal(w.status, 0);
+	journal_close(j);
+	struct collected *c = replay_ok(f->dir, NULL);
+	const char *want[] = {"deferred", "plain", "deferred again"};
+	assert_bodies(c, want, 3);
+	collected_free(c);
+}
+
 static void test_everysec_appends_between_lead_calls_still_go_to_the_writer_thread(void **state)
 {
 	struct fixture *f = *state;
@@ -1353,6 +1453,9 @@ int main(void)
 	    T(test_records_appended_while_another_thread_syncs_are_left_to_that_sync),
 	    T(test_a_leader_whose_sync_fails_leaves_the_retry_to_the_writer_thread),
 	    T(test_everysec_appends_between_lead_calls_still_go_to_the_writer_thread),
+	    T(test_deferred_records_wait_for_the_record_that_is_waited_on),
+	    T(test_deferred_records_nobody_waits_for_are_written_at_the_deadline),
+	    T(test_deferred_records_go_with_the_next_write_or_a_waiter),
 	    T(test_oversized_body_is_refused),
 	    T(test_fsync_policy_names_parse_and_print),
 	    T(test_torn_tail_at_every_offset_of_the_last_two_records_is_cut),

@@ -361,6 +361,9 @@ static void msg_fill(struct proto_msg *m, enum proto_type type)
 		m->u.submit =
 		    (struct proto_submit){.as_batch = true, .jobs_count = 2, .jobs = SPECS};
 		break;
+	case PROTO_SUBMIT_WAIT:
+		m->u.submit_wait = (struct proto_submit_wait){.timeout_ms = 30000, .job = SPECS[1]};
+		break;
 	case PROTO_SUBMITTED:
 		m->u.submitted = (struct proto_submitted){.batch_id = 0x500000001ull,
 		                                          .ids_count = 3,
@@ -592,6 +595,20 @@ static void schedule_info_equal(const struct proto_schedule_info *a,
 }
 
 /* Compares every field of the decoded message got with the fixed want. */
+static void job_spec_equal(const struct proto_job_spec *a, const struct proto_job_spec *b)
+{
+	EQ_NAME(attrs.queue);
+	EQ_NAME(attrs.type);
+	EQ_BYTES(payload);
+	EQ(attrs.priority);
+	EQ(attrs.max_attempts);
+	EQ(delay_ms);
+	EQ(attrs.timeout_ms);
+	EQ_BYTES(key);
+	EQ(run_at_us);
+	EQ_NAME(attrs.group);
+}
+
 static void msg_equal(const struct proto_msg *want, const struct proto_msg *got)
 {
 	assert_int_equal(got->version, PROTO_VERSION);
@@ -607,21 +624,14 @@ static void msg_equal(const struct proto_msg *want, const struct proto_msg *got)
 		const struct proto_submit *s = &want->u.submit, *t = &got->u.submit;
 		assert_true(s->as_batch == t->as_batch);
 		assert_int_equal(s->jobs_count, t->jobs_count);
-		for (uint32_t i = 0; i < s->jobs_count; i++) {
-			const struct proto_job_spec *a = &s->jobs[i], *b = &t->jobs[i];
-			EQ_NAME(attrs.queue);
-			EQ_NAME(attrs.type);
-			EQ_BYTES(payload);
-			EQ(attrs.priority);
-			EQ(attrs.max_attempts);
-			EQ(delay_ms);
-			EQ(attrs.timeout_ms);
-			EQ_BYTES(key);
-			EQ(run_at_us);
-			EQ_NAME(attrs.group);
-		}
+		for (uint32_t i = 0; i < s->jobs_count; i++)
+			job_spec_equal(&s->jobs[i], &t->jobs[i]);
 		break;
 	}
+	case PROTO_SUBMIT_WAIT:
+		assert_int_equal(want->u.submit_wait.timeout_ms, got->u.submit_wait.timeout_ms);
+		job_spec_equal(&want->u.submit_wait.job, &got->u.submit_wait.job);
+		break;
 	case PROTO_SUBMITTED: {
 		const struct proto_submitted *a = &want->u.submitted, *b = &got->u.submitted;
 		EQ(batch_id);

@@ -166,6 +166,15 @@ int jm_client_result(jm_client *client, uint64_t job_id, jm_job_info *out);
  * without polling: the broker answers when the job finishes. On timeout
  * returns JM_ETIMEDOUT with *out holding the latest state. */
 int jm_client_wait(jm_client *client, uint64_t job_id, uint32_t timeout_ms, jm_job_info *out);
+/* Enqueues one job and waits for it as jm_client_wait does, in one round
+ * trip: the broker answers once the job finished (or timeout_ms passed),
+ * and one journal sync covers both the job's admission and its outcome
+ * when the job is short. out->id is the job's id (the earlier job's when
+ * its idempotency key matched one). On timeout returns JM_ETIMEDOUT with
+ * *out holding the latest state. JM_ETRANSPORT with out->id 0: the
+ * broker did not answer, and the job may or may not have been enqueued. */
+int jm_client_submit_wait(jm_client *client, const jm_job_spec *job, uint32_t timeout_ms,
+                          jm_job_info *out);
 
 typedef struct jm_queue_stats {
 	char name[65];

@@ -14,7 +14,9 @@
  *   fill   submit N jobs 100 per call (before drain)    jobs_per_s
  *   drain  drain the N queued jobs, concurrency 4       jobs_per_s
  *   w3     submit one job and wait for it, --rounds     p50_us p99_us
- *          times, with a worker of concurrency 1
+ *          times, with a worker of concurrency 1, in one call
+ *          (jm_client_submit_wait; --w3-calls 2: jm_client_submit, then
+ *          jm_client_wait)
  * Exits 1 when the counts do not add up. */
 #include <stdint.h>
 #include <stdio.h>
@@ -44,7 +46,7 @@ static void expect_count(const char *what, uint64_t got, uint64_t want)
 int main(int argc, char **argv)
 {
 	const char *url = NULL, *workload = NULL;
-	int jobs = 100000, rounds = 2000, in_flight = W1B_IN_FLIGHT;
+	int jobs = 100000, rounds = 2000, in_flight = W1B_IN_FLIGHT, w3_calls = 1;
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (strcmp(argv[i], "--url") == 0)
 			url = argv[i + 1];
@@ -56,13 +58,15 @@ int main(int argc, char **argv)
 			rounds = atoi(argv[i + 1]);
 		else if (strcmp(argv[i], "--in-flight") == 0)
 			in_flight = atoi(argv[i + 1]);
+		else if (strcmp(argv[i], "--w3-calls") == 0)
+			w3_calls = atoi(argv[i + 1]);
 	}
 	jobs = jobs / SDK_LOAD_BATCH * SDK_LOAD_BATCH;
 	if (url == NULL || workload == NULL || jobs <= 0 || rounds <= 0 || in_flight < 1 ||
-	    in_flight > 64) {
+	    in_flight > 64 || w3_calls < 1 || w3_calls > 2) {
 		fprintf(stderr, "usage: peer_jobmesh --url URL --workload "
 		                "w1|w1b|w1x32|fill|drain|w3 [--jobs N>=100] [--rounds N>=1] "
-		                "[--in-flight 1..64]\n");
+		                "[--in-flight 1..64] [--w3-calls 1|2]\n");
 		return 2;
 	}
 	sdk_load_init("peer_jobmesh", url);
@@ -77,7 +81,7 @@ int main(int argc, char **argv)
 			sdk_load_die("calloc", JM_ENOMEM);
 		struct sdk_load_worker w;
 		sdk_load_worker_start(&w, QUEUE, 1, "peer-w3");
-		sdk_load_round_trips(client, QUEUE, rounds, rtt);
+		sdk_load_round_trips(client, QUEUE, rounds, w3_calls == 2, rtt);
 		sdk_load_worker_stop(&w);
 		expect_count("w3 completed", sdk_load_queue_stats(client, QUEUE).completed,
 		             (uint64_t)rounds);
