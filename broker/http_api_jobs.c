@@ -61,9 +61,22 @@ static void submitted_cb(struct http_call *call, const struct proto_msg *reply)
 	free(text);
 }
 
-/* Fills a SUBMIT from jobs (an array) or one job object. queue: from the
- * URL, or NULL when each job names its own. */
-static void submit_jobs(struct http_call *call, json_t *root, const char *queue, bool as_batch)
+static void job_cb(struct http_call *call, const struct proto_msg *reply);
+
+/* SUBMIT_WAIT's answer is a JOB, as a WAIT's: from here on the call is a
+ * GET /v1/jobs/{id}/result?wait=, re-parking until its deadline. */
+static void submit_wait_cb(struct http_call *call, const struct proto_msg *reply)
+{
+	call->job_id = reply->u.job.job_id;
+	call->with_result = true;
+	job_cb(call, reply);
+}
+
+/* Fills a SUBMIT from jobs (an array) or one job object, or with wait_s a
+ * SUBMIT_WAIT of the one job. queue: from the URL, or NULL when each job
+ * names its own. */
+static void submit_jobs(struct http_call *call, json_t *root, const char *queue, bool as_batch,
+                        uint64_t wait_s)
 {
 	bool many = json_is_array(root);
 	size_t count = many ? json_array_size(root) : 1;
@@ -95,6 +108,15 @@ static void submit_jobs(struct http_call *call, json_t *root, const char *queue,
 			return;
 		}
 		delayed += specs[i].delay_ms > 0 || specs[i].run_at_us > jm_wall_us();
+	}
+	if (wait_s > 0) {
+		call->deadline_us = jm_wall_us() + wait_s * 1000000;
+		call->what = "submit-wait";
+		call->req.msg.type = PROTO_SUBMIT_WAIT;
+		call->req.msg.u.submit_wait.timeout_ms = (uint32_t)(wait_s * 1000);
+		call->req.msg.u.submit_wait.job = specs[0];
+		http_call_core(call, submit_wait_cb);
+		return;
 	}
 	call->with_result = many && !as_batch; /* reply shape, see submitted_cb */
 	call->limit = delayed;                 /* one job: its state */
@@ -150,20 +172,28 @@ static bool idempotency_header(struct http_call *call)
 
 void http_api_submit(struct http_call *call)
 {
-	static const char *const none[] = {NULL};
+	static const char *const allowed[] = {"wait", NULL};
 	const char *queue = call->segments[2];
+	uint64_t wait_s;
 	if (!http_queue_name_ok(call, queue))
 		return;
-	if (!http_query_only(call, none) || !body_json(call))
+	if (!http_query_only(call, allowed) ||
+	    !http_query_u64(call, "wait", 0, HTTP_WAIT_MAX_S, 0, &wait_s) || !body_json(call))
 		return;
 	if (!json_is_object(call->body_json) && !json_is_array(call->body_json)) {
 		http_reply_error(call, 400, "field_type",
 		                 "body must be a job object or an array of them");
 		return;
 	}
+	if (wait_s > 0 && !json_is_object(call->body_json)) {
+		http_reply_error(call, 400, "wait_one_job",
+		                 "?wait= waits for one job: send a job object, not an array "
+		                 "(for many, submit them and wait for each, or use a batch)");
+		return;
+	}
 	if (!idempotency_header(call))
 		return;
-	submit_jobs(call, call->body_json, queue, false);
+	submit_jobs(call, call->body_json, queue, false, wait_s);
 }
 
 void http_api_batch_submit(struct http_call *call)
@@ -194,7 +224,7 @@ void http_api_batch_submit(struct http_call *call)
 		    "field \"jobs\" must be an array of job objects, each with its queue");
 		return;
 	}
-	submit_jobs(call, jobs, NULL, true);
+	submit_jobs(call, jobs, NULL, true, 0);
 }
 
 /* ---- GET /v1/jobs/{id}, /v1/jobs/{id}/result ------------------------------ */
@@ -210,8 +240,6 @@ static bool path_id(struct http_call *call, uint32_t segment, const char *what, 
 	}
 	return true;
 }
-
-static void job_cb(struct http_call *call, const struct proto_msg *reply);
 
 static void ask_job(struct http_call *call)
 {

@@ -336,6 +336,35 @@ class HttpApi(unittest.TestCase):
         self.assertGreaterEqual(took, 0.9)
         self.assertLess(took, 10)
 
+    def test_submit_with_wait_answers_with_the_finished_job_or_its_state_when_the_time_is_up(self):
+        self.b.worker("sw", ["echo=printf 'done:'; cat"])
+        status, headers, body = self.b.post("/v1/queues/sw/jobs?wait=30",
+                                            {"type": "echo", "payload": "hi"})
+        self.assertEqual(status, 200, body)
+        self.assertEqual((body["state"], body["result"]), ("completed", "done:hi"))
+        self.assertEqual(self.b.job(body["id"])["state"], "completed")
+        # An idempotency key waits for the job it matched: one run only.
+        first = self.b.post("/v1/queues/sw/jobs?wait=30", {"type": "echo", "payload": "once"},
+                            headers={"Idempotency-Key": "k-1"})[2]
+        again = self.b.post("/v1/queues/sw/jobs?wait=30", {"type": "echo", "payload": "twice"},
+                            headers={"Idempotency-Key": "k-1"})[2]
+        self.assertEqual((again["id"], again["result"]), (first["id"], "done:once"))
+        # Nobody serves "idle": the job's state when the time is up, kept.
+        t0 = time.monotonic()
+        status, _, body = self.b.post("/v1/queues/idle/jobs?wait=1", {"type": "t"})
+        self.assertEqual((status, body["state"]), (202, "pending"))
+        self.assertGreaterEqual(time.monotonic() - t0, 0.9)
+        self.assertEqual(self.b.job(body["id"])["state"], "pending")
+        for query, body, code in [("?wait=61", {"type": "t"}, "parameter_invalid"),
+                                  ("?wait=x", {"type": "t"}, "parameter_invalid"),
+                                  ("?wait=5", [{"type": "t"}], "wait_one_job"),
+                                  ("?timeout=5", {"type": "t"}, "unknown_parameter")]:
+            with self.subTest(query=query):
+                status, _, got = self.b.post("/v1/queues/idle/jobs" + query, body)
+                self.assertEqual((status, got["error"]["code"]), (400, code), got)
+        idle = [q for q in self.b.get("/v1/queues")[2]["queues"] if q["name"] == "idle"][0]
+        self.assertEqual(idle["counts"]["pending"], 1, "a refused request must store nothing")
+
     def test_job_reads_refuse_bad_ids_unknown_jobs_and_bad_waits(self):
         for path, status, code in [
                 ("/v1/jobs/0", 400, "id_invalid"), ("/v1/jobs/abc", 400, "id_invalid"),
