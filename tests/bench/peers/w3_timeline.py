@@ -9,6 +9,7 @@ import sys
 # Sizes of the message bodies (a field added to SUBMIT or the job info
 # moves them by a byte or two; each set holds the sizes seen so far).
 SUBMIT_BODY, WAIT_BODY, SETTLE_BODY = {0x82, 0x83}, {0xF}, {0x2B}
+SUBMIT_WAIT_BODY = {0x84, 0x85}  # one call a round (jm_client_submit_wait)
 DELIVERY_BODY, SUBMITTED_BODY, INFO_BODY = {0x8D}, {0xE}, {0x39, 0x3A}
 
 events = []
@@ -31,7 +32,8 @@ for t, pid, tid, name, fd, val in events:
     if pid == driver and tid == driver and name == "sys_enter_sendmsg":
         last_send = t
         continue
-    if pid == broker and name == "sys_exit_readv" and val in SUBMIT_BODY and last_send:
+    if (pid == broker and name == "sys_exit_readv" and last_send and
+            (val in SUBMIT_BODY or val in SUBMIT_WAIT_BODY)):
         if cur:
             rounds.append(cur)
         cur = {"t0": last_send}
@@ -42,6 +44,8 @@ for t, pid, tid, name, fd, val in events:
     if pid == broker:
         if name == "sys_exit_readv" and val in SUBMIT_BODY:
             steps.append(("broker reads the SUBMIT", at))
+        elif name == "sys_exit_readv" and val in SUBMIT_WAIT_BODY:
+            steps.append(("broker reads the SUBMIT_WAIT", at))
         elif name == "sys_exit_readv" and val in SETTLE_BODY:
             steps.append(("broker reads the SETTLE", at))
         elif name == "sys_exit_readv" and val in WAIT_BODY:
