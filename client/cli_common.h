@@ -137,6 +137,11 @@ int cli_status_run(struct cli *cli, const struct cli_command *self, int argc, ch
 int cli_result_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
                    int first);
 int cli_wait_run(struct cli *cli, const struct cli_command *self, int argc, char **argv, int first);
+/* What wait and submit --wait print for a job they waited for (rc 0 or
+ * JM_ETIMEDOUT from the SDK, else an error): its state line or, with
+ * json, the job with its result; returns the exit code by its state, 12
+ * when timeout_ms passed first. Frees *job. */
+int cli_report_waited(const char *what, jm_job_info *job, int rc, bool json, uint64_t timeout_ms);
 int cli_stats_run(struct cli *cli, const struct cli_command *self, int argc, char **argv,
                   int first);
 

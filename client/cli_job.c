@@ -245,22 +245,31 @@ int cli_wait_run(struct cli *cli, const struct cli_command *self, int argc, char
 		}
 		jm_job_info_fini(&job);
 	}
-	if (rc != 0 && rc != JM_ETIMEDOUT) {
+	if (rc == JM_ENOTFOUND) {
 		jm_job_info_fini(&job);
-		return rc == JM_ENOTFOUND ? cli_fail_not_found("wait", "job", job_id)
-		                          : cli_fail_sdk(rc);
+		return cli_fail_not_found("wait", "job", job_id);
 	}
-	if (opts.common.json)
-		code = job_print_json("wait", &job, true);
+	return cli_report_waited("wait", &job, rc, opts.common.json, opts.timeout_ms);
+}
+
+int cli_report_waited(const char *what, jm_job_info *job, int rc, bool json, uint64_t timeout_ms)
+{
+	if (rc != 0 && rc != JM_ETIMEDOUT) {
+		jm_job_info_fini(job);
+		return cli_fail_sdk(rc);
+	}
+	int code = CLI_EXIT_OK;
+	if (json)
+		code = job_print_json(what, job, true);
 	else
-		cli_print_job_state_line(stdout, &job);
+		cli_print_job_state_line(stdout, job);
 	if (code == CLI_EXIT_OK) {
-		code = cli_exit_for_state(job.state);
+		code = cli_exit_for_state(job->state);
 		if (rc == JM_ETIMEDOUT)
-			code = cli_fail(CLI_EXIT_NOT_FINISHED, "wait",
-			                "job %" PRIu64 " is still %s after %" PRIu64 " s", job.id,
-			                jm_job_state_name(job.state), opts.timeout_ms / 1000);
+			code = cli_fail(CLI_EXIT_NOT_FINISHED, what,
+			                "job %" PRIu64 " is still %s after %" PRIu64 " s", job->id,
+			                jm_job_state_name(job->state), timeout_ms / 1000);
 	}
-	jm_job_info_fini(&job);
+	jm_job_info_fini(job);
 	return code;
 }

@@ -27,6 +27,8 @@ struct submit_opts {
 	const char *payload_file;
 	int payload_sources;
 	bool stdin_lines;
+	bool wait;
+	uint64_t wait_ms;
 };
 
 static int submit_set_queue(void *ctx, const char *value, struct jm_err *err)
@@ -63,6 +65,18 @@ static int submit_set_stdin_lines(void *ctx, const char *value, struct jm_err *e
 {
 	((struct submit_opts *)ctx)->stdin_lines = true;
 	return 0;
+}
+
+static int submit_set_wait(void *ctx, const char *value, struct jm_err *err)
+{
+	struct submit_opts *opts = ctx;
+	unsigned long long seconds;
+	int rc = jm_parse_u64("wait", value, 0, CLI_WAIT_SEC_MAX, &seconds, err);
+	if (rc == 0) {
+		opts->wait = true;
+		opts->wait_ms = seconds * 1000;
+	}
+	return rc;
 }
 
 static int submit_set_priority(void *ctx, const char *value, struct jm_err *err)
@@ -144,6 +158,11 @@ const struct jm_flag cli_submit_flags[] = {
      "fair tenants: the job's group (e.g. tenant-42); within the queue the groups with ready "
      "jobs take turns (1-64 of A-Z a-z 0-9 . _ -)",
      submit_set_group},
+    {"wait", "SEC",
+     "wait up to SEC seconds for the job to finish, in the same request (one round trip): "
+     "prints its final state line as wait does (--json: the job with its result) and exits "
+     "by its state, or 12 when SEC passed first",
+     submit_set_wait},
     CLI_FLAG_JSON,
     CLI_FLAG_HELP,
     {NULL, NULL, NULL, NULL},
@@ -215,6 +234,9 @@ int cli_submit_run(struct cli *cli, const struct cli_command *self, int argc, ch
 		return cli_fail(CLI_EXIT_USAGE, "submit", "--type T is required");
 
 	if (opts.stdin_lines) {
+		if (opts.wait)
+			return cli_fail(CLI_EXIT_USAGE, "submit",
+			                "--wait waits for one job: not with --stdin-lines");
 		if (opts.payload_sources > 0)
 			return cli_fail(CLI_EXIT_USAGE, "submit",
 			                "--stdin-lines takes each payload from a line of stdin: "
@@ -231,6 +253,12 @@ int cli_submit_run(struct cli *cli, const struct cli_command *self, int argc, ch
 	jm_client *client = cli_client(cli, "submit", &code);
 	if (client == NULL)
 		goto done_free_payload;
+	if (opts.wait) {
+		jm_job_info job;
+		int rc = jm_client_submit_wait(client, &opts.spec, (uint32_t)opts.wait_ms, &job);
+		code = cli_report_waited("submit", &job, rc, opts.common.json, opts.wait_ms);
+		goto done_free_payload;
+	}
 	uint64_t job_id = 0;
 	int rc = jm_client_submit(client, &opts.spec, &job_id);
 	if (rc != 0) {

@@ -7,6 +7,7 @@
 #include "jm_test.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jobmesh/client.h>
@@ -163,6 +164,33 @@ static void test_a_bad_job_is_refused_with_what_is_wrong_and_nothing_is_stored(v
 	rpc_reply_fini(&reply);
 }
 
+static void test_the_cli_submits_and_waits_with_exit_codes_by_state(void **state)
+{
+	struct stack *f = stack_open(state, "submit_wait_cli", NULL, NULL, 0);
+	fixture_worker_start(&f->h, "w-cli", QUEUE, "1", "echo=printf 'done:'; cat");
+	char *out = NULL, *errs = NULL;
+	const char *done[] = {"submit", "--queue", QUEUE, "--type", "echo", "--payload",
+	                      "hi",     "--wait",  "10",  "--json", NULL};
+	assert_int_equal(stack_run_cli(f, done, &out, &errs), 0);
+	assert_non_null(strstr(out, "\"state\": \"completed\""));
+	assert_non_null(strstr(out, "\"result\": \"done:hi\""));
+	free(out);
+	free(errs);
+	/* Nobody serves "idle": 12, the job's state, and the job stays. */
+	const char *idle[] = {"submit", "--queue", "idle", "--type", "t", "--wait", "1", NULL};
+	assert_int_equal(stack_run_cli(f, idle, &out, &errs), 12);
+	assert_non_null(strstr(out, "pending"));
+	assert_non_null(strstr(errs, "is still pending after 1 s"));
+	free(out);
+	free(errs);
+	const char *lines[] = {"submit",        "--queue", QUEUE, "--type", "echo",
+	                       "--stdin-lines", "--wait",  "1",   NULL};
+	assert_int_equal(stack_run_cli(f, lines, &out, &errs), 2);
+	assert_non_null(strstr(errs, "--wait waits for one job"));
+	free(out);
+	free(errs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -174,6 +202,8 @@ int main(void)
 	                              stack_close),
 	    cmocka_unit_test_teardown(
 	        test_a_bad_job_is_refused_with_what_is_wrong_and_nothing_is_stored, stack_close),
+	    cmocka_unit_test_teardown(test_the_cli_submits_and_waits_with_exit_codes_by_state,
+	                              stack_close),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
