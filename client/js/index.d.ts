@@ -173,6 +173,8 @@ export class Client {
   constructor(options?: ClientOptions);
   readonly urls: string[];
   submit(queue: string, type: string, payload?: string | Uint8Array | unknown, options?: JobOptions): Promise<string>;
+  /** Submits one job and waits for it in one request; resolves and rejects as wait() (timeout: ms, default 60,000). */
+  submitAndWait(queue: string, type: string, payload?: string | Uint8Array | unknown, options?: JobOptions & { timeout?: number }): Promise<string | null>;
   submitMany(queue: string, jobs: JobSpec[], options?: CallOptions): Promise<string[]>;
   submitBatch(jobs: (JobSpec & { queue: string })[], options?: CallOptions): Promise<{ id: string; jobIds: string[] }>;
   get(id: string, options?: CallOptions & { wait?: number }): Promise<JobInfo>;

@@ -157,6 +157,27 @@ class ClientTest(unittest.TestCase):
         with self.assertRaises(jobmesh.JobCancelledError):
             self.jm.wait(parked, timeout=30)
 
+    def test_submit_and_wait_returns_the_result_in_one_request_and_raises_as_wait(self):
+        result = json.loads(self.jm.submit_and_wait("q", "echo", "hi", timeout=30))
+        self.assertEqual((result["payload"], result["attempt"]), ("hi", 1))
+        with self.assertRaises(jobmesh.JobFailedError) as cm:
+            self.jm.submit_and_wait("q", "fail", "", max_attempts=1, timeout=30)
+        self.assertIn("refused for good", str(cm.exception))
+        # Not finished in time: TimeoutError names the job, which stays queued.
+        with self.assertRaises(TimeoutError) as cm:
+            self.jm.submit_and_wait("q", "echo", "later", delay_ms=60000, timeout=1.5)
+        job_id = str(cm.exception).split()[1]
+        self.assertEqual(self.jm.get(job_id)["state"], "delayed")
+        self.jm.cancel(job_id)
+
+        async def main():
+            async with jobmesh.AsyncClient(self.stack.url, timeout=20) as jm:
+                got = json.loads(await jm.submit_and_wait("q", "echo", "async hi", timeout=30))
+                self.assertEqual(got["payload"], "async hi")
+                with self.assertRaises(jobmesh.JobFailedError):
+                    await jm.submit_and_wait("q", "fail", "", max_attempts=1, timeout=30)
+        asyncio.run(main())
+
     def test_a_list_of_urls_skips_one_that_does_not_answer(self):
         jm = jobmesh.Client(["http://127.0.0.1:9", self.stack.url], timeout=10)
         job_id = jm.submit("q", "echo", "failover")

@@ -12,6 +12,7 @@ const DEFAULT_URL = 'http://127.0.0.1:7480';
 // broker leads, every URL refuses, and a call waits FOLLOW_PAUSE_MS between
 // rounds until its deadline or FOLLOW_ROUNDS_MAX rounds.
 const FOLLOW_PAUSE_MS = 200;
+const HTTP_WAIT_MAX_S = 60; // the longest ?wait= the broker takes
 const FOLLOW_ROUNDS_MAX = 300;
 const URLS_MAX = 16;
 
@@ -235,6 +236,28 @@ export class Client {
     const { signal, ...rest } = opts;
     const { body } = await this.#request('POST', `/v1/queues/${seg(queue)}/jobs`, jobBody(type, payload, rest), { signal });
     return String(body.id);
+  }
+
+  /**
+   * Submits one job and waits for it in the same request (the broker
+   * answers once the job finished; for a short job one journal sync covers
+   * its admission and its outcome); resolves with its result text as
+   * wait() does and rejects as wait() does (JobFailedError,
+   * JobCancelledError, TimeoutError naming the job, which stays queued).
+   * timeout in ms (default 60,000); past 60 s it goes on with wait().
+   */
+  async submitAndWait(queue, type, payload, opts = {}) {
+    const { signal, timeout = 60000, ...rest } = opts;
+    const deadline = Date.now() + timeout;
+    const waitS = Math.max(0, Math.min(Math.floor(timeout / 1000), HTTP_WAIT_MAX_S));
+    if (waitS === 0) return this.wait(await this.submit(queue, type, payload, { signal, ...rest }), { timeout, signal });
+    const { status, body } = await this.#request('POST', `/v1/queues/${seg(queue)}/jobs?wait=${waitS}`, jobBody(type, payload, rest),
+      { signal, timeout: waitS * 1000 + this.timeout });
+    const id = String(body.id);
+    if (status === 202) return this.wait(id, { timeout: Math.max(1, deadline - Date.now()), signal });
+    if (body?.state === 'failed') throw new JobFailedError(id, body.last_error || 'failed', body);
+    if (body?.state === 'cancelled') throw new JobCancelledError(id, body);
+    return resultText(body);
   }
 
   /** Enqueues several jobs on one queue in one request; resolves with their ids. */

@@ -111,6 +111,20 @@ test('wait throws JobFailedError, TimeoutError and JobCancelledError', async () 
   await assert.rejects(jm.wait(parked, { timeout: 30000 }), JobCancelledError);
 });
 
+test('submitAndWait resolves with the result in one request and rejects as wait', async () => {
+  const result = JSON.parse(await jm.submitAndWait('q', 'echo', 'hi', { timeout: 30000 }));
+  assert.equal(result.payload, 'hi');
+  await assert.rejects(jm.submitAndWait('q', 'fail', '', { maxAttempts: 1, timeout: 30000 }),
+    (e) => e instanceof JobFailedError && e.message.includes('refused for good'));
+  let timedOut;
+  await assert.rejects(jm.submitAndWait('q', 'echo', 'later', { delayMs: 60000, timeout: 1500 }),
+    (e) => { timedOut = e; return e instanceof TimeoutError; });
+  const id = timedOut.message.match(/job (\d+)/)?.[1];
+  assert.ok(id, timedOut.message);
+  assert.equal((await jm.get(id)).state, 'delayed');
+  await jm.cancel(id);
+});
+
 test('a list of URLs skips one that does not answer', async () => {
   const c = new Client({ urls: ['http://127.0.0.1:9', stack.url] });
   const id = await c.submit('q', 'echo', 'failover');

@@ -262,6 +262,16 @@ def jobs_query(queue: Optional[str], state: Optional[str], batch: Any, limit: Op
     return "/v1/jobs" + ("?" + urlencode(q) if q else "")
 
 
+# The longest ?wait= the broker takes, in seconds.
+HTTP_WAIT_MAX_S = 60
+
+
+def submit_wait_seconds(timeout: float) -> int:
+    """The ?wait= of a submit that waits up to timeout seconds: whole
+    seconds, at most HTTP_WAIT_MAX_S; a longer wait goes on with wait()."""
+    return max(0, min(int(timeout), HTTP_WAIT_MAX_S))
+
+
 def result_text(body: Any) -> Optional[str]:
     if isinstance(body, dict):
         r = body.get("result")

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from . import _common as c
 from ._common import Event, SseParser
-from .client import _raise_unfinished
+from .client import _raise_unfinished, _remaining
 from .errors import ConnectionError, JobCancelledError, JobFailedError, error_for
 
 __all__ = ["AsyncClient"]
@@ -217,6 +217,24 @@ class AsyncClient:
         _, body = await self._request("POST", f"/v1/queues/{c.seg(queue)}/jobs",
                                       c.job_body(type, payload, data, **opts))
         return str(body["id"])
+
+    async def submit_and_wait(self, queue: str, type: str, payload: Any = None, *,
+                              data: Any = None, timeout: float = 60.0,
+                              **opts: Any) -> Optional[str]:
+        deadline = time.monotonic() + timeout
+        wait_s = c.submit_wait_seconds(timeout)
+        if wait_s == 0:
+            job_id = await self.submit(queue, type, payload, data=data, **opts)
+            return await self.wait(job_id, timeout)
+        status, body = await self._request("POST",
+                                           f"/v1/queues/{c.seg(queue)}/jobs?wait={wait_s}",
+                                           c.job_body(type, payload, data, **opts),
+                                           timeout=wait_s + self.timeout)
+        job_id = str(body["id"])
+        if status == 202:
+            return await self.wait(job_id, _remaining(deadline, job_id))
+        _raise_unfinished(job_id, body)
+        return c.result_text(body)
 
     async def submit_many(self, queue: str, jobs: Sequence[Mapping[str, Any]]) -> List[str]:
         _, body = await self._request("POST", f"/v1/queues/{c.seg(queue)}/jobs",

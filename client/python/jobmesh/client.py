@@ -249,6 +249,27 @@ class Client:
                                 c.job_body(type, payload, data, **opts))
         return str(body["id"])
 
+    def submit_and_wait(self, queue: str, type: str, payload: Any = None, *, data: Any = None,
+                        timeout: float = 60.0, **opts: Any) -> Optional[str]:
+        """Submits one job and waits for it in the same request (the broker
+        answers once the job finished; for a short job one journal sync
+        covers its admission and its outcome) and returns its result text
+        as wait() does, raising as wait() does: JobFailedError,
+        JobCancelledError, or TimeoutError naming the job, which stays
+        queued. Past 60 s it goes on with wait(). opts: as submit."""
+        deadline = time.monotonic() + timeout
+        wait_s = c.submit_wait_seconds(timeout)
+        if wait_s == 0:
+            return self.wait(self.submit(queue, type, payload, data=data, **opts), timeout)
+        status, body = self._request("POST", f"/v1/queues/{c.seg(queue)}/jobs?wait={wait_s}",
+                                     c.job_body(type, payload, data, **opts),
+                                     timeout=wait_s + self.timeout)
+        job_id = str(body["id"])
+        if status == 202:
+            return self.wait(job_id, _remaining(deadline, job_id))
+        _raise_unfinished(job_id, body)
+        return c.result_text(body)
+
     def submit_many(self, queue: str, jobs: Sequence[Mapping[str, Any]]) -> List[str]:
         """Enqueues several jobs on one queue in one request (each a dict with
         type and payload or data, and the options of submit)."""
