@@ -34,15 +34,20 @@ int cli_set_json(void *ctx, const char *value, struct jm_err *err)
 	return 0;
 }
 
+int cli_parse_wait_seconds(const char *flag, const char *value, uint64_t *ms, struct jm_err *err)
+{
+	unsigned long long seconds;
+	int rc = jm_parse_u64(flag, value, 0, CLI_WAIT_SEC_MAX, &seconds, err);
+	if (rc == 0)
+		*ms = seconds * 1000;
+	return rc;
+}
+
 int cli_set_timeout(void *ctx, const char *value, struct jm_err *err)
 {
 	struct cli_timeout_opts *opts = ctx;
-	unsigned long long seconds;
-	int rc = jm_parse_u64("timeout", value, 0, CLI_WAIT_SEC_MAX, &seconds, err);
-	if (rc == 0) {
-		opts->has_timeout = true;
-		opts->timeout_ms = seconds * 1000;
-	}
+	int rc = cli_parse_wait_seconds("timeout", value, &opts->timeout_ms, err);
+	opts->has_timeout = opts->has_timeout || rc == 0;
 	return rc;
 }
 

@@ -59,6 +59,9 @@ struct cli_timeout_opts {
 	uint64_t timeout_ms;
 };
 int cli_set_timeout(void *ctx, const char *value, struct jm_err *err);
+/* SEC of --timeout and --wait (0..CLI_WAIT_SEC_MAX) into *ms; flag names it
+ * in the error. */
+int cli_parse_wait_seconds(const char *flag, const char *value, uint64_t *ms, struct jm_err *err);
 
 #define CLI_FLAG_HELP                                                                              \
 	{                                                                                          \

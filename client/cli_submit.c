@@ -70,12 +70,8 @@ static int submit_set_stdin_lines(void *ctx, const char *value, struct jm_err *e
 static int submit_set_wait(void *ctx, const char *value, struct jm_err *err)
 {
 	struct submit_opts *opts = ctx;
-	unsigned long long seconds;
-	int rc = jm_parse_u64("wait", value, 0, CLI_WAIT_SEC_MAX, &seconds, err);
-	if (rc == 0) {
-		opts->wait = true;
-		opts->wait_ms = seconds * 1000;
-	}
+	int rc = cli_parse_wait_seconds("wait", value, &opts->wait_ms, err);
+	opts->wait = opts->wait || rc == 0;
 	return rc;
 }
 
