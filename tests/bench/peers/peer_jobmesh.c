@@ -13,13 +13,21 @@
  *   w1x32  submit N jobs one per call, 32 threads       jobs_per_s
  *   fill   submit N jobs 100 per call (before drain)    jobs_per_s
  *   drain  drain the N queued jobs, concurrency 4       jobs_per_s
+ *   drain-sub  what a subscriber costs W2: drains the   jobs_per_s
+ *          N queued jobs, then N more (queued untimed) with   without_sub
+ *          a subscriber (the SDK's, to every topic) reading   events
+ *          every event, then N more without; jobs_per_s is
+ *          the drain with it, without_sub the mean of the
+ *          two without, on the same server
  *   w3     submit one job and wait for it, --rounds     p50_us p99_us
  *          times, with a worker of concurrency 1, in one call
  *          (jm_client_submit_wait; --w3-calls 2: jm_client_submit, then
  *          jm_client_wait)
  * Exits 1 when the counts do not add up. */
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,6 +42,15 @@
  * calls (docs/performance.md, "Benchmarks against beanstalkd and BullMQ"). */
 #define W1B_IN_FLIGHT 4
 
+static atomic_ullong events_seen;
+
+static void count_event(const jm_event *ev, void *arg)
+{
+	(void)ev;
+	(void)arg;
+	atomic_fetch_add(&events_seen, 1);
+}
+
 static void expect_count(const char *what, uint64_t got, uint64_t want)
 {
 	if (got != want) {
@@ -41,6 +58,19 @@ static void expect_count(const char *what, uint64_t got, uint64_t want)
 		        (unsigned long long)got, (unsigned long long)want);
 		exit(1);
 	}
+}
+
+/* Drains the jobs queued in queue with concurrency 4 and checks that the
+ * broker counts each completed and this process ran each; jobs/s. */
+static double drain_checked(jm_client *client, const char *queue, int jobs)
+{
+	uint64_t handled = sdk_load_handled();
+	uint64_t completed;
+	double rate = sdk_load_drain(client, queue, jobs, 4, "peer-drain", &completed);
+	expect_count("drain completed", completed, (uint64_t)jobs);
+	expect_count("drain handled", sdk_load_handled() - handled, (uint64_t)jobs);
+	expect_count("drain pending", sdk_load_queue_stats(client, queue).pending, 0);
+	return rate;
 }
 
 int main(int argc, char **argv)
@@ -64,9 +94,10 @@ int main(int argc, char **argv)
 	jobs = jobs / SDK_LOAD_BATCH * SDK_LOAD_BATCH;
 	if (url == NULL || workload == NULL || jobs <= 0 || rounds <= 0 || in_flight < 1 ||
 	    in_flight > 64 || w3_calls < 1 || w3_calls > 2) {
-		fprintf(stderr, "usage: peer_jobmesh --url URL --workload "
-		                "w1|w1b|w1x32|fill|drain|w3 [--jobs N>=100] [--rounds N>=1] "
-		                "[--in-flight 1..64] [--w3-calls 1|2]\n");
+		fprintf(stderr,
+		        "usage: peer_jobmesh --url URL --workload "
+		        "w1|w1b|w1x32|fill|drain|drain-sub|w3 [--jobs N>=100] [--rounds N>=1] "
+		        "[--in-flight 1..64] [--w3-calls 1|2]\n");
 		return 2;
 	}
 	sdk_load_init("peer_jobmesh", url);
@@ -90,12 +121,30 @@ int main(int argc, char **argv)
 		       (unsigned long long)rtt[(size_t)rounds * 99 / 100]);
 		free(rtt);
 	} else if (strcmp(workload, "drain") == 0) {
-		uint64_t completed;
-		double rate = sdk_load_drain(client, QUEUE, jobs, 4, "peer-drain", &completed);
-		expect_count("drain completed", completed, (uint64_t)jobs);
-		expect_count("drain handled", sdk_load_handled(), (uint64_t)jobs);
-		expect_count("drain pending", sdk_load_queue_stats(client, QUEUE).pending, 0);
-		printf("jobs_per_s=%.0f\n", rate);
+		printf("jobs_per_s=%.0f\n", drain_checked(client, QUEUE, jobs));
+	} else if (strcmp(workload, "drain-sub") == 0) {
+		/* Each drain its own queue: a queue keeps 100,000 finished jobs,
+		 * and the drain counts the queue's completed ones. */
+		double before = drain_checked(client, QUEUE, jobs);
+		sdk_load_enqueue(client, QUEUE "-sub", jobs, 1, SDK_LOAD_BATCH);
+		jm_subscription *sub = NULL;
+		/* "" matches every topic: each job event is delivered once per
+		 * topic it carries (job/, queue/). */
+		rc = jm_client_subscribe(client, "", false, count_event, NULL, &sub);
+		if (rc != 0)
+			sdk_load_die("subscribe", rc);
+		struct timespec settle = {0, 300 * 1000 * 1000}; /* its dial is async */
+		nanosleep(&settle, NULL);
+		double with_sub = drain_checked(client, QUEUE "-sub", jobs);
+		jm_subscription_close(sub);
+		if (atomic_load(&events_seen) == 0) {
+			fprintf(stderr, "peer_jobmesh: drain-sub: the subscriber saw no event\n");
+			return 1;
+		}
+		sdk_load_enqueue(client, QUEUE "-again", jobs, 1, SDK_LOAD_BATCH);
+		double after = drain_checked(client, QUEUE "-again", jobs);
+		printf("jobs_per_s=%.0f without_sub=%.0f events=%llu\n", with_sub,
+		       (before + after) / 2, (unsigned long long)atomic_load(&events_seen));
 	} else if (strcmp(workload, "w1b") == 0 && in_flight > 1) {
 		double rate = sdk_load_enqueue_pipelined(client, QUEUE, jobs, (unsigned)in_flight);
 		expect_count("queued", sdk_load_queue_stats(client, QUEUE).pending, (uint64_t)jobs);

@@ -75,6 +75,14 @@ const rows = [
     (c) => (['bs-f0', 'bull-always', 'jm-always'].includes(c) ? num(get(c, 'w1')) : ''),
     get('jm-always', 'w1') / get('bs-f0', 'w1'), get('jm-always', 'w1') / get('bull-always', 'w1'),
     '(report; ratios: jobmesh always ÷ beanstalkd -f0, ÷ BullMQ always)'],
+  ['W2 with a subscriber reading every event, jobs/s (jobmesh: without one, same server: the target column)',
+    (c) => (c === 'jm-batch' ? num(get(c, 'drain_sub')) : ''),
+    undefined, undefined,
+    (() => {
+      const cost = 1 - jm('drain_sub') / jm('drain_nosub');
+      return `a subscriber costs ≤ 10 % of W2: ${(100 * cost).toFixed(1)} % ` +
+        `(${num(jm('drain_sub'))} against ${num(jm('drain_nosub'))} jobs/s) ${verdict(cost <= 0.1)}`;
+    })()],
   ['server memory per queued job, bytes', (c) => num(get(c, 'mem_per_job')),
     jm('mem_per_job') / get('bs', 'mem_per_job'), jm('mem_per_job') / get('bull-everysec', 'mem_per_job'),
     `≤ 250 B: ${verdict(jm('mem_per_job') <= 250)}`],
