@@ -6,6 +6,7 @@
 #include <jobmesh/error.h>
 
 #include "codec.h"
+#include "direct_read.h"
 #include "msg_fields.h"
 
 int proto_event_frame_start(struct jm_buf *out)
@@ -165,12 +166,53 @@ int proto_event_item_read(const uint8_t *frame, size_t len, size_t *pos,
 	return 1;
 }
 
+/* The decoding side of encode_job_state, for the subscriber that reads
+ * every event (issue 12: the generic decoder, a pre-scan, msgpack-c's
+ * object tree, the field walker and its checks, was most of a reading
+ * subscriber's CPU in a drain). True with *out filled as proto_decode
+ * fills it, for exactly the bytes encode_job_state writes for an event
+ * is_plain_job_state accepts, in any integer form msgpack-c reads; false
+ * for anything else, which proto_decode then decodes or refuses with its
+ * words (test_event_frame compares the two). */
+static bool decode_job_state(const uint8_t *event, size_t len, struct proto_msg *out)
+{
+	struct rd r = {.p = event, .end = event + len};
+	struct proto_event *ev = &out->u.event;
+	uint32_t items, fields;
+	uint64_t version, type, kind, state, attempt;
+	const uint8_t *message;
+	uint32_t message_len;
+	memset(out, 0, sizeof *out);
+	if (!rd_array(&r, &items) || items != 3 || !rd_u64(&r, &version) ||
+	    version != PROTO_VERSION || !rd_u64(&r, &type) || type != PROTO_EVENT ||
+	    !rd_array(&r, &fields) || fields != EVENT_FIELDS || !rd_u64(&r, &kind) ||
+	    kind != PROTO_EVENT_JOB_STATE || !rd_u64(&r, &ev->at_us) || !rd_u64(&r, &ev->job_id) ||
+	    !rd_u64(&r, &ev->batch_id) || !rd_name(&r, true, ev->queue) ||
+	    !rd_name(&r, true, ev->type) || !rd_u64(&r, &state) || state < PROTO_STATE_PENDING ||
+	    state > PROTO_STATE_CANCELLED || !rd_u64(&r, &attempt) || attempt > UINT32_MAX ||
+	    !rd_u64(&r, &ev->done) || !rd_u64(&r, &ev->total) || !rd_u64(&r, &ev->failed) ||
+	    !rd_bytes(&r, false, &message, &message_len) || message_len != 0 ||
+	    !rd_name(&r, true, ev->worker_id) || r.p != r.end ||
+	    msg_event_fields.count != EVENT_FIELDS) {
+		memset(out, 0, sizeof *out);
+		return false;
+	}
+	out->version = PROTO_VERSION;
+	out->type = PROTO_EVENT;
+	ev->kind = (uint32_t)kind;
+	ev->state = (uint32_t)state;
+	ev->attempt = (uint32_t)attempt;
+	return true;
+}
+
 int proto_event_item_decode(const struct proto_event_item *item, struct proto_msg *out,
                             struct jm_err *err)
 {
 	struct jm_err scratch;
 	if (err == NULL)
 		err = &scratch;
+	if (decode_job_state(item->event, item->event_len, out))
+		return 0;
 	int rc = proto_decode(item->event, item->event_len, out, err);
 	if (rc != 0)
 		return rc;

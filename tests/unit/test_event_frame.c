@@ -179,6 +179,24 @@ static void generic_item(const struct proto_event *ev, const char *const *topics
 	out->data[len_at + 3] = (uint8_t)len;
 }
 
+static void events_equal(const struct proto_msg *a, const struct proto_msg *b)
+{
+	assert_int_equal(a->type, b->type);
+	assert_int_equal(a->version, b->version);
+	const struct proto_event *x = &a->u.event, *y = &b->u.event;
+	assert_int_equal(x->kind, y->kind);
+	assert_true(x->at_us == y->at_us && x->job_id == y->job_id && x->batch_id == y->batch_id);
+	assert_string_equal(x->queue, y->queue);
+	assert_string_equal(x->type, y->type);
+	assert_int_equal(x->state, y->state);
+	assert_int_equal(x->attempt, y->attempt);
+	assert_true(x->done == y->done && x->total == y->total && x->failed == y->failed);
+	assert_int_equal(x->message.len, y->message.len);
+	if (x->message.len)
+		assert_memory_equal(x->message.ptr, y->message.ptr, x->message.len);
+	assert_string_equal(x->worker_id, y->worker_id);
+}
+
 static void test_job_state_events_encode_to_the_generic_encoders_bytes(void **state)
 {
 	(void)state;
@@ -230,6 +248,11 @@ static void test_job_state_events_encode_to_the_generic_encoders_bytes(void **st
 			assert_jm_ok(proto_event_item_decode(&item, &back, NULL));
 			assert_int_equal(back.u.event.job_id, ev.job_id);
 			assert_string_equal(back.u.event.worker_id, ev.worker_id);
+			/* The direct decoder's reading is the generic one's. */
+			struct proto_msg generic;
+			assert_jm_ok(proto_decode(item.event, item.event_len, &generic, NULL));
+			events_equal(&generic, &back);
+			proto_msg_fini(&generic);
 			proto_msg_fini(&back);
 			jm_buf_fini(&want);
 			jm_buf_fini(&got);
@@ -260,6 +283,69 @@ static void test_job_state_events_the_codec_would_refuse_are_still_refused(void 
 	}
 }
 
+/* Events the direct decoder leaves to the generic one read the same
+ * through proto_event_item_decode, and bytes the generic one refuses are
+ * refused whichever path reads them. */
+static void test_events_off_the_direct_path_decode_or_are_refused_as_the_codec_says(void **state)
+{
+	(void)state;
+	const char *topics[] = {"job/6"};
+	struct proto_event others[3];
+	others[0] = sample_event(6);
+	others[0].message = (struct proto_bytes){(const uint8_t *)"boom", 4}; /* an error text */
+	others[1] = sample_event(6);
+	others[1].kind = PROTO_EVENT_JOB_PROGRESS;
+	others[1].done = 1;
+	others[1].total = 2;
+	others[2] = (struct proto_event){.kind = PROTO_EVENT_WORKER_LOST, .at_us = 9};
+	snprintf(others[2].worker_id, sizeof others[2].worker_id, "w1");
+	for (int i = 0; i < 3; i++) {
+		struct jm_buf buf;
+		jm_buf_init(&buf);
+		assert_jm_ok(proto_event_item_encode(&others[i], topics, 1, &buf));
+		size_t pos = 0;
+		struct proto_event_item item;
+		assert_int_equal(proto_event_item_read(buf.data, buf.len, &pos, &item, NULL), 1);
+		struct proto_msg back, generic;
+		assert_jm_ok(proto_event_item_decode(&item, &back, NULL));
+		assert_jm_ok(proto_decode(item.event, item.event_len, &generic, NULL));
+		events_equal(&generic, &back);
+		proto_msg_fini(&generic);
+		proto_msg_fini(&back);
+		jm_buf_fini(&buf);
+	}
+	/* A plain job_state event with one-byte fields: [3, 2, 31, [1, at, job,
+	 * batch, "q", "t", state, ...]]; byte 12 is its state, byte 9 the
+	 * queue's one character. */
+	struct proto_event ev = {.kind = PROTO_EVENT_JOB_STATE,
+	                         .at_us = 5,
+	                         .job_id = 6,
+	                         .batch_id = 7,
+	                         .state = PROTO_STATE_ACTIVE,
+	                         .attempt = 1};
+	snprintf(ev.queue, sizeof ev.queue, "q");
+	snprintf(ev.type, sizeof ev.type, "t");
+	struct {
+		size_t at;
+		uint8_t value;
+	} cuts[] = {{12, 0}, {12, PROTO_STATE_CANCELLED + 1}, {9, ' '}, {4, 0}, {3, 0x9c}};
+	for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+		struct jm_buf buf;
+		jm_buf_init(&buf);
+		assert_jm_ok(proto_event_item_encode(&ev, topics, 1, &buf));
+		size_t pos = 0;
+		struct proto_event_item item;
+		assert_int_equal(proto_event_item_read(buf.data, buf.len, &pos, &item, NULL), 1);
+		assert_int_equal(item.event[12], PROTO_STATE_ACTIVE);
+		((uint8_t *)item.event)[cuts[i].at] = cuts[i].value;
+		struct proto_msg out;
+		struct jm_err err = {0};
+		assert_int_not_equal(proto_event_item_decode(&item, &out, &err), 0);
+		assert_int_not_equal(proto_decode(item.event, item.event_len, &out, NULL), 0);
+		jm_buf_fini(&buf);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -270,6 +356,8 @@ int main(void)
 	    cmocka_unit_test(test_an_item_whose_event_is_another_message_is_refused),
 	    cmocka_unit_test(test_job_state_events_encode_to_the_generic_encoders_bytes),
 	    cmocka_unit_test(test_job_state_events_the_codec_would_refuse_are_still_refused),
+	    cmocka_unit_test(
+	        test_events_off_the_direct_path_decode_or_are_refused_as_the_codec_says),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

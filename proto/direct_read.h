@@ -1,0 +1,151 @@
+/* Direct readers of msgpack values (proto/'s internal header, like
+ * codec.h), for the decoders that read the shapes nearly every message
+ * has without msgpack-c's object tree (submit_decode.c, event_frame.c).
+ * Each checks every length against the bytes left before it reads, reads
+ * values in the forms msgpack-c accepts for them, and returns false for
+ * anything else: its caller then declines, and the generic path words the
+ * error. Static inline: they run per field of per job. */
+#ifndef JM_PROTO_DIRECT_READ_H
+#define JM_PROTO_DIRECT_READ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "codec.h"
+#include "message.h"
+
+struct rd {
+	const uint8_t *p;
+	const uint8_t *end;
+};
+
+/* An integer of any msgpack form, as msgpack-c reads it: neg says a
+ * negative value (in i), else the value is u. */
+struct rd_int {
+	bool neg;
+	uint64_t u;
+	int64_t i;
+};
+
+static inline bool rd_take(struct rd *r, size_t bytes, const uint8_t **at)
+{
+	if ((size_t)(r->end - r->p) < bytes)
+		return false;
+	*at = r->p;
+	r->p += bytes;
+	return true;
+}
+
+static inline bool rd_array(struct rd *r, uint32_t *count)
+{
+	const uint8_t *at;
+	if (!rd_take(r, 1, &at))
+		return false;
+	uint8_t tag = at[0];
+	if (tag >= 0x90 && tag <= 0x9f) {
+		*count = tag & 0x0f;
+		return true;
+	}
+	unsigned bytes = tag == 0xdc ? 2 : tag == 0xdd ? 4 : 0;
+	if (bytes == 0 || !rd_take(r, bytes, &at))
+		return false;
+	*count = (uint32_t)codec_read_be(at, bytes);
+	return true;
+}
+
+static inline bool rd_int(struct rd *r, struct rd_int *v)
+{
+	const uint8_t *at;
+	if (!rd_take(r, 1, &at))
+		return false;
+	uint8_t tag = at[0];
+	v->neg = false;
+	if (tag <= 0x7f) {
+		v->u = tag;
+		return true;
+	}
+	if (tag >= 0xe0) {
+		v->neg = true;
+		v->i = (int8_t)tag;
+		return true;
+	}
+	unsigned bytes;
+	bool is_signed = tag >= 0xd0 && tag <= 0xd3;
+	if (tag >= 0xcc && tag <= 0xcf)
+		bytes = 1u << (tag - 0xcc);
+	else if (is_signed)
+		bytes = 1u << (tag - 0xd0);
+	else
+		return false;
+	if (!rd_take(r, bytes, &at))
+		return false;
+	uint64_t raw = codec_read_be(at, bytes);
+	if (!is_signed) {
+		v->u = raw;
+		return true;
+	}
+	/* Sign-extend; msgpack-c calls a non-negative signed value positive. */
+	int64_t s =
+	    bytes == 8 ? (int64_t)raw : (int64_t)(raw << (64 - 8 * bytes)) >> (64 - 8 * bytes);
+	if (s >= 0) {
+		v->u = (uint64_t)s;
+		return true;
+	}
+	v->neg = true;
+	v->i = s;
+	return true;
+}
+
+static inline bool rd_u64(struct rd *r, uint64_t *out)
+{
+	struct rd_int v;
+	if (!rd_int(r, &v) || v.neg)
+		return false;
+	*out = v.u;
+	return true;
+}
+
+/* A str (or, with bin_ok, a bin) of len bytes at *ptr. */
+static inline bool rd_bytes(struct rd *r, bool bin_ok, const uint8_t **ptr, uint32_t *len)
+{
+	const uint8_t *at;
+	if (!rd_take(r, 1, &at))
+		return false;
+	uint8_t tag = at[0];
+	uint64_t n;
+	if (tag >= 0xa0 && tag <= 0xbf) {
+		n = tag & 0x1f;
+	} else {
+		unsigned bytes = 0;
+		if (tag == 0xd9 || (bin_ok && tag == 0xc4))
+			bytes = 1;
+		else if (tag == 0xda || (bin_ok && tag == 0xc5))
+			bytes = 2;
+		else if (tag == 0xdb || (bin_ok && tag == 0xc6))
+			bytes = 4;
+		if (bytes == 0 || !rd_take(r, bytes, &at))
+			return false;
+		n = codec_read_be(at, bytes);
+	}
+	if (!rd_take(r, (size_t)n, ptr))
+		return false;
+	*len = (uint32_t)n;
+	return true;
+}
+
+/* A name into out: PROTO_NAME_RULE, or "" when empty_ok. */
+static inline bool rd_name(struct rd *r, bool empty_ok, proto_name out)
+{
+	const uint8_t *ptr;
+	uint32_t len;
+	if (!rd_bytes(r, false, &ptr, &len))
+		return false;
+	if (!(len == 0 && empty_ok) && !proto_name_is_valid((const char *)ptr, len))
+		return false;
+	memcpy(out, ptr, len); /* len <= PROTO_NAME_MAX; out is zeroed */
+	return true;
+}
+
+#endif
