@@ -132,10 +132,14 @@ int main(int argc, char **argv)
 	struct harness h;
 	if (harness_init(&h, "bench") != 0)
 		return 1;
-	const char *args[] = {"--fsync", fsync, "--listen",
-	                      strcmp(transport, "tcp") == 0 ? "tcp://127.0.0.1:0" : NULL, NULL};
-	if (args[3] == NULL)
-		args[2] = NULL;
+	/* Every completed job kept: a drain counts its queue's completed jobs,
+	 * which a queue otherwise caps at 100,000 (--jobs above that would
+	 * never see its drain end). */
+	const char *listen = strcmp(transport, "tcp") == 0 ? "tcp://127.0.0.1:0" : NULL;
+	const char *args[] = {"--fsync", fsync, "--keep-completed", "unlimited", "--listen",
+	                      listen,    NULL};
+	if (listen == NULL)
+		args[4] = NULL; /* ipc: the harness's own --listen */
 	struct harness_proc broker;
 	if (harness_broker_start(&h, args, &broker) != 0)
 		return 1;
