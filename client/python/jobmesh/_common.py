@@ -4,6 +4,7 @@ URLs. No I/O here."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
@@ -111,14 +112,20 @@ def not_leader(status: int, body: Any) -> Optional[str]:
     return leader if isinstance(leader, str) else ""
 
 
+def no_broker_text(urls: List[str], last_error: Optional[BaseException]) -> str:
+    """What a call says when no URL of the walk answered."""
+    return f"no jobmesh broker answered at {', '.join(urls)}: {last_error}"
+
+
 class LeaderWalk:
     """One call's walk over the broker URLs: the preferred one first, the
     leader a refusal names next, every URL once a round; rounds go on
     (after a pause) only while some broker refused as a standby."""
 
-    def __init__(self, urls: List[str], preferred: int):
+    def __init__(self, urls: List[str], preferred: int, deadline: float):
         self.urls = urls  # the client's list: leaders named are added to it
         self.preferred = preferred
+        self.deadline = deadline  # time.monotonic() the call ends at
         self.refused = False
         self._start_round()
 
@@ -156,8 +163,9 @@ class LeaderWalk:
 
     def again(self) -> bool:
         """After a round: whether to pause FOLLOW_PAUSE_S and try another
-        (some broker refused as a standby: a failover is under way)."""
-        if not self.refused:
+        (some broker refused as a standby: a failover is under way, and
+        the call's deadline leaves time for it)."""
+        if not self.refused or time.monotonic() + FOLLOW_PAUSE_S >= self.deadline:
             return False
         self.refused = False
         self._start_round()

@@ -112,20 +112,18 @@ class AsyncClient:
                     extra: Optional[Mapping[str, str]], timeout: float) -> _Response:
         last_error: Optional[BaseException] = None
         refusal: Optional[_Response] = None
-        walk = c.LeaderWalk(self.urls, self._preferred)
-        deadline = time.monotonic() + timeout
+        walk = c.LeaderWalk(self.urls, self._preferred, time.monotonic() + timeout)
         while True:
             index = walk.next()
             if index is None:
                 # Every broker refused as a standby or was down: a failover
                 # under way, tried again within the call's timeout.
-                if time.monotonic() + c.FOLLOW_PAUSE_S < deadline and walk.again():
+                if walk.again():
                     await asyncio.sleep(c.FOLLOW_PAUSE_S)
                     continue
                 if refusal is not None:
                     return refusal
-                raise ConnectionError(f"no jobmesh broker answered at {', '.join(self.urls)}: "
-                                      f"{last_error}")
+                raise ConnectionError(c.no_broker_text(self.urls, last_error))
             parts = urlsplit(self.urls[index])
             tls = parts.scheme == "https"
             host, port = parts.hostname or "", parts.port or (443 if tls else 80)

@@ -121,20 +121,19 @@ class Client:
         self._local.conns = conns
         last_error: Optional[BaseException] = None
         refusal: Optional[Tuple[int, Any]] = None
-        walk = c.LeaderWalk(self.urls, self._preferred)
-        deadline = time.monotonic() + (timeout or self.timeout)
+        walk = c.LeaderWalk(self.urls, self._preferred,
+                            time.monotonic() + (timeout or self.timeout))
         while True:
             index = walk.next()
             if index is None:
                 # Every broker refused as a standby or was down: a failover
                 # under way, tried again within the call's timeout.
-                if time.monotonic() + c.FOLLOW_PAUSE_S < deadline and walk.again():
+                if walk.again():
                     time.sleep(c.FOLLOW_PAUSE_S)
                     continue
                 if refusal is not None:
                     raise error_for(*refusal)
-                raise ConnectionError(f"no jobmesh broker answered at {', '.join(self.urls)}: "
-                                      f"{last_error}")
+                raise ConnectionError(c.no_broker_text(self.urls, last_error))
             prefix = urlsplit(self.urls[index]).path
             for fresh in (False, True):
                 conn = conns.get(index)
@@ -184,18 +183,17 @@ class Client:
             extra["Last-Event-ID"] = str(last_id)
         last_error: Optional[BaseException] = None
         refusal: Optional[Tuple[int, Any]] = None
-        walk = c.LeaderWalk(self.urls, self._preferred)
-        deadline = time.monotonic() + (timeout if timeout else self.timeout)
+        walk = c.LeaderWalk(self.urls, self._preferred,
+                            time.monotonic() + (timeout or self.timeout))
         while True:
             index = walk.next()
             if index is None:
-                if time.monotonic() + c.FOLLOW_PAUSE_S < deadline and walk.again():
+                if walk.again():
                     time.sleep(c.FOLLOW_PAUSE_S)
                     continue
                 if refusal is not None:
                     raise error_for(*refusal)
-                raise ConnectionError(f"no jobmesh broker answered at {', '.join(self.urls)}: "
-                                      f"{last_error}")
+                raise ConnectionError(c.no_broker_text(self.urls, last_error))
             conn = self._connect(self.urls[index], timeout if timeout else self.timeout)
             try:
                 conn.request("GET", urlsplit(self.urls[index]).path + path,
