@@ -356,12 +356,12 @@ static void submit_and_answer(struct core *core, struct request *req,
 		 * for its admission's records yet: the completion's sync will
 		 * cover them too (journal_lead_defer). */
 		struct job *job = jobtable_find(&s->jobs, job_id);
-		if (job != NULL && core_wait_for_job(core, req, job, *wait_ms, out))
-			journal_lead_defer(core->journal);
-		else if (job == NULL)
+		if (job == NULL) /* a key matched a job whose retention ran out */
 			core_reply_errorf(core, req, out, JM_ENOTFOUND,
 			                  "%s: job %llu is gone already: its retention ran out",
 			                  what, (unsigned long long)job_id);
+		else if (core_wait_for_job(core, req, job, *wait_ms, out))
+			journal_lead_defer(core->journal);
 		return;
 	}
 	struct proto_msg msg = {.type = PROTO_SUBMITTED};
