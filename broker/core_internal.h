@@ -24,6 +24,7 @@
 
 #include "core.h"
 #include "dispatch.h"
+#include "token_pool.h"
 
 struct events;
 
@@ -51,6 +52,7 @@ struct core {
 	bool committed;        /* a record was appended since the last
 	                          compactor_consider */
 	uint64_t random_state;
+	struct token_pool lease_tokens;
 	struct deadline retention_timer;
 	struct events *events; /* NULL until attached (and during replay) */
 

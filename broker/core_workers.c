@@ -12,12 +12,10 @@
  * leases) only once that process is gone (worker_is_gone). */
 #include "core_internal.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "backoff.h"
 #include "clock.h"
@@ -139,25 +137,13 @@ static int settle_released(struct core *core, struct job *job, struct jm_err *er
 	return core_commit(core, &rec, err);
 }
 
-/* A lease token: 64 bits from the kernel's CSPRNG, never 0 (0 marks a
- * lease from a version 1 journal, which nobody may settle). */
-static int lease_token_draw(uint64_t *token, struct jm_err *err)
-{
-	do {
-		if (getrandom(token, sizeof *token, 0) != (ssize_t)sizeof *token)
-			return jm_err_set(err, JM_EIO, "drawing a lease token: getrandom: %s",
-			                  strerror(errno));
-	} while (*token == 0);
-	return 0;
-}
-
 /* The LEASE record that leases job to worker w's current instance under a
  * fresh token. */
 static int lease_record(struct core *core, struct job *job, const struct worker *w,
                         struct proto_record *rec, struct jm_err *err)
 {
 	*rec = (struct proto_record){.version = PROTO_RECORD_VERSION, .type = PROTO_REC_LEASE};
-	int rc = lease_token_draw(&rec->u.lease.token, err);
+	int rc = token_pool_draw(&core->lease_tokens, &rec->u.lease.token, err);
 	if (rc != 0)
 		return rc;
 	/* The lease's fields live in the job's rarely used part: allocated
