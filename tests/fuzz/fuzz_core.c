@@ -92,9 +92,11 @@ static bool is_request(enum proto_type type)
 	case PROTO_BATCH_STATUS:
 	case PROTO_WORKERS:
 	case PROTO_JOB_QUERY:
-		return true;
+	case PROTO_WAIT:
+	case PROTO_SUBMIT_WAIT:
+		return true; /* they park for at most wait_max_ms, 1 ms here */
 	default:
-		return false; /* WAIT parks for up to a second; replies are not asked */
+		return false; /* replies are not asked */
 	}
 }
 
