@@ -8,10 +8,11 @@
  * them as a frame item (proto/event_frame.h), and sends up to
  * EVENTS_FRAME_BYTES of items as one frame: one NNG message per publish
  * round, not one per event and topic. The SSE listener is handed the
- * events as they are, not decoded again. When the front is not durable,
- * the publisher asks the journal to call events_durable_cb at that lsn and
- * sleeps on the condition variable until then. No polling: the journal's
- * callback wakes it. */
+ * events as they are, not decoded again. The push that starts a round
+ * (into an empty queue) asks the journal to call events_durable_cb once
+ * its lsn is durable; the publisher sleeps on the condition variable until
+ * that callback wakes it, and asks again itself for what remains queued
+ * after a round. No polling, and one wake-up per round. */
 #include "events.h"
 
 #include <pthread.h>
@@ -443,10 +444,23 @@ fail_dropped:
  * durable (the journal's callback wakes it then): only an event into an
  * empty queue changes what it waits for. Waking it for each event cost
  * more than the event. Called under the lock after queue_event. */
-static void wake_publisher(struct events *ev)
+/* Under ev->lock, after an event at lsn was queued: is it the front of a
+ * new round? Then the pusher asks the journal, after unlocking, to wake
+ * the publisher once that lsn is durable (ask_durable): the publisher
+ * wakes once per round, when there is something to publish, instead of
+ * once to register that callback itself and once more when it fires. */
+static bool starts_round(struct events *ev, uint64_t lsn)
 {
-	if (ev->queued.count == 1)
-		pthread_cond_signal(&ev->wake);
+	if (ev->queued.count != 1)
+		return false;
+	ev->waiting_for_lsn = lsn;
+	return true;
+}
+
+/* Not under ev->lock (events_durable_cb may run at once, on this thread). */
+static void ask_durable(struct events *ev, uint64_t lsn)
+{
+	journal_when_durable(ev->journal, lsn, events_durable_cb, ev);
 }
 
 void events_push_job(struct events *ev, const struct proto_event *event, uint64_t job_id,
@@ -454,6 +468,7 @@ void events_push_job(struct events *ev, const struct proto_event *event, uint64_
 {
 	if (ev == NULL || !listened_to(ev))
 		return;
+	bool first = false;
 	pthread_mutex_lock(&ev->lock);
 	struct queued_event *e = queue_event(ev, event, lsn);
 	if (e) {
@@ -461,9 +476,11 @@ void events_push_job(struct events *ev, const struct proto_event *event, uint64_
 		e->job_id = job_id;
 		e->batch_id = batch_id;
 		memcpy(e->queue, queue, sizeof e->queue);
-		wake_publisher(ev);
+		first = starts_round(ev, lsn);
 	}
 	pthread_mutex_unlock(&ev->lock);
+	if (first)
+		ask_durable(ev, lsn);
 }
 
 void events_push(struct events *ev, const char *topic, const struct proto_event *event,
@@ -473,6 +490,7 @@ void events_push(struct events *ev, const char *topic, const struct proto_event 
 		return;
 	size_t topic_len = strlen(topic);
 	struct queued_event *e = NULL;
+	bool first = false;
 	pthread_mutex_lock(&ev->lock);
 	if (topic_len > 0 && topic_len < sizeof e->topic)
 		e = queue_event(ev, event, lsn);
@@ -482,9 +500,11 @@ void events_push(struct events *ev, const char *topic, const struct proto_event 
 	if (e) {
 		e->job_topics = false;
 		memcpy(e->topic, topic, topic_len + 1);
-		wake_publisher(ev);
+		first = starts_round(ev, lsn);
 	}
 	pthread_mutex_unlock(&ev->lock);
+	if (first)
+		ask_durable(ev, lsn);
 }
 
 void events_set_listener(struct events *ev, events_listener_fn fn, void *arg)
