@@ -16,15 +16,17 @@
  *   drain-sub  what a subscriber costs W2: drains the   jobs_per_s
  *          N queued jobs, then N more (queued untimed) with   without_sub
  *          a subscriber (the SDK's, to every topic) reading   events
- *          every event, then N more without; jobs_per_s is
- *          the drain with it, without_sub the mean of the
- *          two without, on the same server
+ *          every event, then N more without, and so on:       with_each
+ *          3 drains with it, 4 without, alternating, on the   without_each
+ *          same server; jobs_per_s is the median with it,
+ *          without_sub the median without
  *   w3     submit one job and wait for it, --rounds     p50_us p99_us
  *          times, with a worker of concurrency 1, in one call
  *          (jm_client_submit_wait; --w3-calls 2: jm_client_submit, then
  *          jm_client_wait)
  * Exits 1 when the counts do not add up. */
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <time.h>
@@ -41,6 +43,8 @@
  * unanswered so the broker's sync and the round trip overlap the next
  * calls (docs/performance.md, "Benchmarks against beanstalkd and BullMQ"). */
 #define W1B_IN_FLIGHT 4
+/* drain-sub's drains with a subscriber; one more without. */
+#define DRAIN_SUB_PAIRS 3
 
 static atomic_ullong events_seen;
 
@@ -71,6 +75,74 @@ static double drain_checked(jm_client *client, const char *queue, int jobs)
 	expect_count("drain handled", sdk_load_handled() - handled, (uint64_t)jobs);
 	expect_count("drain pending", sdk_load_queue_stats(client, queue).pending, 0);
 	return rate;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* One drain of jobs with or without a subscriber (the SDK's, to every
+ * topic: each job event is delivered once per topic it carries, job/ and
+ * queue/) reading every event. Drain i has its own queue: a queue keeps
+ * 100,000 finished jobs, and a drain counts its queue's completed ones;
+ * the first one's jobs were queued by the caller (the fill). */
+static double drain_sub_once(jm_client *client, int i, bool subscribed, int jobs)
+{
+	char queue[32] = QUEUE;
+	if (i > 0) {
+		snprintf(queue, sizeof queue, QUEUE "-%d", i);
+		sdk_load_enqueue(client, queue, jobs, 1, SDK_LOAD_BATCH);
+	}
+	jm_subscription *sub = NULL;
+	unsigned long long seen = atomic_load(&events_seen);
+	if (subscribed) {
+		int rc = jm_client_subscribe(client, "", false, count_event, NULL, &sub);
+		if (rc != 0)
+			sdk_load_die("subscribe", rc);
+		struct timespec settle = {0, 300 * 1000 * 1000}; /* its dial is async */
+		nanosleep(&settle, NULL);
+	}
+	double rate = drain_checked(client, queue, jobs);
+	if (subscribed) {
+		jm_subscription_close(sub);
+		if (atomic_load(&events_seen) == seen) {
+			fprintf(stderr, "peer_jobmesh: drain-sub: the subscriber saw no event\n");
+			exit(1);
+		}
+	}
+	return rate;
+}
+
+/* What a subscriber costs W2, on one server: DRAIN_SUB_PAIRS drains with a
+ * subscriber, each between two without (a single pair's cost ranged
+ * 0.4-23 % across runs of one build: a drain lasts half a second on two
+ * shared cores). Prints the median rate with and without, and each. */
+static void drain_sub(jm_client *client, int jobs)
+{
+	double with[DRAIN_SUB_PAIRS], without[DRAIN_SUB_PAIRS + 1];
+	char with_list[DRAIN_SUB_PAIRS * 12] = "", without_list[(DRAIN_SUB_PAIRS + 1) * 12] = "";
+	for (int i = 0; i <= 2 * DRAIN_SUB_PAIRS; i++) {
+		bool subscribed = i % 2 == 1;
+		double rate = drain_sub_once(client, i, subscribed, jobs);
+		char *list = subscribed ? with_list : without_list;
+		size_t used = strlen(list);
+		snprintf(list + used, 12, "%s%.0f", used ? "," : "", rate);
+		if (subscribed)
+			with[i / 2] = rate;
+		else
+			without[i / 2] = rate;
+	}
+	printf("jobs_per_s=%.0f without_sub=%.0f events=%llu with_each=%s without_each=%s\n",
+	       median(with, DRAIN_SUB_PAIRS), median(without, DRAIN_SUB_PAIRS + 1),
+	       (unsigned long long)atomic_load(&events_seen), with_list, without_list);
 }
 
 int main(int argc, char **argv)
@@ -123,28 +195,7 @@ int main(int argc, char **argv)
 	} else if (strcmp(workload, "drain") == 0) {
 		printf("jobs_per_s=%.0f\n", drain_checked(client, QUEUE, jobs));
 	} else if (strcmp(workload, "drain-sub") == 0) {
-		/* Each drain its own queue: a queue keeps 100,000 finished jobs,
-		 * and the drain counts the queue's completed ones. */
-		double before = drain_checked(client, QUEUE, jobs);
-		sdk_load_enqueue(client, QUEUE "-sub", jobs, 1, SDK_LOAD_BATCH);
-		jm_subscription *sub = NULL;
-		/* "" matches every topic: each job event is delivered once per
-		 * topic it carries (job/, queue/). */
-		rc = jm_client_subscribe(client, "", false, count_event, NULL, &sub);
-		if (rc != 0)
-			sdk_load_die("subscribe", rc);
-		struct timespec settle = {0, 300 * 1000 * 1000}; /* its dial is async */
-		nanosleep(&settle, NULL);
-		double with_sub = drain_checked(client, QUEUE "-sub", jobs);
-		jm_subscription_close(sub);
-		if (atomic_load(&events_seen) == 0) {
-			fprintf(stderr, "peer_jobmesh: drain-sub: the subscriber saw no event\n");
-			return 1;
-		}
-		sdk_load_enqueue(client, QUEUE "-again", jobs, 1, SDK_LOAD_BATCH);
-		double after = drain_checked(client, QUEUE "-again", jobs);
-		printf("jobs_per_s=%.0f without_sub=%.0f events=%llu\n", with_sub,
-		       (before + after) / 2, (unsigned long long)atomic_load(&events_seen));
+		drain_sub(client, jobs);
 	} else if (strcmp(workload, "w1b") == 0 && in_flight > 1) {
 		double rate = sdk_load_enqueue_pipelined(client, QUEUE, jobs, (unsigned)in_flight);
 		expect_count("queued", sdk_load_queue_stats(client, QUEUE).pending, (uint64_t)jobs);

@@ -75,7 +75,7 @@ const rows = [
     (c) => (['bs-f0', 'bull-always', 'jm-always'].includes(c) ? num(get(c, 'w1')) : ''),
     get('jm-always', 'w1') / get('bs-f0', 'w1'), get('jm-always', 'w1') / get('bull-always', 'w1'),
     '(report; ratios: jobmesh always ÷ beanstalkd -f0, ÷ BullMQ always)'],
-  ['W2 with a subscriber reading every event, jobs/s (jobmesh: without one, same server: the target column)',
+  ['W2 with a subscriber reading every event, jobs/s (jobmesh: median of 3 drains with one; without one, the median of 4 on the same server, alternating: the target column)',
     (c) => (c === 'jm-batch' ? num(get(c, 'drain_sub')) : ''),
     undefined, undefined,
     (() => {
