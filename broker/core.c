@@ -508,11 +508,7 @@ int core_open(struct core **out, const struct core_config *config, struct journa
 	deadline_init(&core->retention_timer, DEADLINE_RETENTION);
 	pthread_mutex_init(&core->lock, NULL);
 	/* The timer sleeps until a monotonic deadline (deadline.h). */
-	pthread_condattr_t timer_attr;
-	pthread_condattr_init(&timer_attr);
-	pthread_condattr_setclock(&timer_attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&core->timer_wake, &timer_attr);
-	pthread_condattr_destroy(&timer_attr);
+	jm_cond_init_monotonic(&core->timer_wake);
 	pthread_cond_init(&core->compactor_wake, NULL);
 	pthread_cond_init(&core->flushes_done, NULL);
 	int rc = state_init(&core->state, &config->state);

@@ -365,11 +365,7 @@ int events_open_secure(struct events **out, const char *url, struct journal *jou
 	jm_buf_init(&ev->frame);
 	pthread_mutex_init(&ev->lock, NULL);
 	/* The publisher's timed waits measure CLOCK_MONOTONIC. */
-	pthread_condattr_t wake_attr;
-	pthread_condattr_init(&wake_attr);
-	pthread_condattr_setclock(&wake_attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&ev->wake, &wake_attr);
-	pthread_condattr_destroy(&wake_attr);
+	jm_cond_init_monotonic(&ev->wake);
 	pthread_cond_init(&ev->drained, NULL);
 	int rv = pipes_open(&ev->pipes, max_subscribers, 0, "events") != 0
 	             ? NNG_ENOMEM

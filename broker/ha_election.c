@@ -354,11 +354,7 @@ int ha_election_start(struct ha_election **out, const struct ha_election_config 
 		return rc;
 	}
 	pthread_mutex_init(&e->mu, NULL);
-	pthread_condattr_t attr;
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&e->wake, &attr);
-	pthread_condattr_destroy(&attr);
+	jm_cond_init_monotonic(&e->wake);
 	if (pthread_create(&e->thread, NULL, election_main, e) != 0) {
 		ha_etcd_close(e->etcd);
 		pthread_cond_destroy(&e->wake);

@@ -234,11 +234,7 @@ int ha_replica_start(struct ha_replica **out, struct journal *journal, struct ha
 	if (secret != NULL)
 		r->secret = *secret;
 	pthread_mutex_init(&r->mu, NULL);
-	pthread_condattr_t attr;
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&r->cv, &attr);
-	pthread_condattr_destroy(&attr);
+	jm_cond_init_monotonic(&r->cv);
 	if (pthread_create(&r->thread, NULL, replica_main, r) != 0) {
 		pthread_cond_destroy(&r->cv);
 		pthread_mutex_destroy(&r->mu);

@@ -651,11 +651,7 @@ int ha_ship_start(struct ha_ship **out, const struct ha_ship_config *c, struct j
 		s->secret = *c->secret;
 	s->etcd_in_sync = true; /* until this leader wrote otherwise */
 	pthread_mutex_init(&s->mu, NULL);
-	pthread_condattr_t attr;
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&s->cv, &attr);
-	pthread_condattr_destroy(&attr);
+	jm_cond_init_monotonic(&s->cv);
 	int rv = nng_req0_open(&s->sock);
 	int rc = 0;
 	if (rv != 0) {

@@ -170,11 +170,7 @@ int ipc_guard_start(struct ipc_guard **out, const char *url, uint16_t peer_proto
 	g->arg = arg;
 	g->pid = getpid();
 	pthread_mutex_init(&g->lock, NULL);
-	pthread_condattr_t attr;
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&g->wake, &attr);
-	pthread_condattr_destroy(&attr);
+	jm_cond_init_monotonic(&g->wake);
 	if (pthread_create(&g->thread, NULL, guard_main, g) != 0) {
 		pthread_cond_destroy(&g->wake);
 		pthread_mutex_destroy(&g->lock);

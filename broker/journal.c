@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 
 static ssize_t default_write(int fd, const void *buf, size_t len)
@@ -206,13 +207,9 @@ int journal_open(struct journal **out, const struct journal_options *opts, struc
 	if (rc != 0)
 		goto fail_free_journal;
 
-	pthread_condattr_t attr;
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_mutex_init(&j->mu, NULL);
-	pthread_cond_init(&j->writer_cv, &attr);
-	pthread_cond_init(&j->state_cv, &attr);
-	pthread_condattr_destroy(&attr);
+	jm_cond_init_monotonic(&j->writer_cv);
+	jm_cond_init_monotonic(&j->state_cv);
 	*out = j;
 	return 0;
 

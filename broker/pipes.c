@@ -59,11 +59,7 @@ int pipes_open(struct pipes **out, uint32_t max, uint32_t idle_ms, const char *w
 	if (p == NULL)
 		return JM_ENOMEM;
 	pthread_mutex_init(&p->lock, NULL);
-	pthread_condattr_t attr;
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&p->wake, &attr);
-	pthread_condattr_destroy(&attr);
+	jm_cond_init_monotonic(&p->wake);
 	p->max = max;
 	p->idle_ms = idle_ms;
 	p->what = what;

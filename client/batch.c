@@ -221,11 +221,7 @@ int jm_client_wait_batch(jm_client *client, uint64_t batch_id, uint32_t timeout_
 
 	struct batch_waiter waiter = {.events_seen = 0};
 	pthread_mutex_init(&waiter.lock, NULL);
-	pthread_condattr_t attr;
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&waiter.changed, &attr);
-	pthread_condattr_destroy(&attr);
+	jm_cond_init_monotonic(&waiter.changed);
 
 	/* Without events (none published, or the address unreachable) the
 	 * bounded re-check alone still finishes the wait. */

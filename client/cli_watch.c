@@ -327,11 +327,7 @@ int cli_watch_run(struct cli *cli, const struct cli_command *self, int argc, cha
 
 	struct watch_waiter waiter = {.events_seen = 0};
 	pthread_mutex_init(&waiter.lock, NULL);
-	pthread_condattr_t attr;
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&waiter.changed, &attr);
-	pthread_condattr_destroy(&attr);
+	jm_cond_init_monotonic(&waiter.changed);
 	/* Without events the bounded re-check alone still follows the state. */
 	char topic[40];
 	snprintf(topic, sizeof topic, "%s/%" PRIu64, w->is_batch ? "batch" : "job", w->id);

@@ -56,3 +56,12 @@ struct timespec jm_timespec_of_us(uint64_t us)
 	return (struct timespec){.tv_sec = (time_t)(us / 1000000u),
 	                         .tv_nsec = (long)(us % 1000000u) * 1000};
 }
+
+void jm_cond_init_monotonic(pthread_cond_t *cv)
+{
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(cv, &attr);
+	pthread_condattr_destroy(&attr);
+}

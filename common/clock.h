@@ -7,6 +7,7 @@
 #ifndef JM_COMMON_CLOCK_H
 #define JM_COMMON_CLOCK_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -23,6 +24,10 @@ uint64_t jm_wall_us(void);
 struct timespec jm_timespec_after_ms(clockid_t clock, uint64_t ms);
 /* The same, for a delay in microseconds. */
 struct timespec jm_timespec_after_us(clockid_t clock, uint64_t us);
+/* Initialises cv (default attributes otherwise) to measure
+ * CLOCK_MONOTONIC: its timed waits take jm_timespec_after_*(CLOCK_MONOTONIC,
+ * ...), which a step of the wall clock does not move. */
+void jm_cond_init_monotonic(pthread_cond_t *cv);
 /* us microseconds as a timespec: an absolute time read as jm_mono_us() or
  * jm_wall_us() read it, or a duration for nanosleep. */
 struct timespec jm_timespec_of_us(uint64_t us);

@@ -346,11 +346,8 @@ int rpc_pool_open(struct rpc *rpc, unsigned contexts, struct rpc_pool **out, str
 	pool->slots = slots;
 	pthread_mutex_init(&pool->lock, NULL);
 	pthread_cond_init(&pool->changed, NULL);
-	pthread_condattr_t attr; /* retry_wake times out on CLOCK_MONOTONIC */
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&pool->retry_wake, &attr);
-	pthread_condattr_destroy(&attr);
+	/* retry_wake times out on CLOCK_MONOTONIC */
+	jm_cond_init_monotonic(&pool->retry_wake);
 	for (unsigned i = 0; i < contexts; i++) {
 		struct rpc_slot *slot = &slots[i];
 		slot->pool = pool;

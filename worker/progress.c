@@ -25,11 +25,7 @@ void progress_board_init(struct progress_board *board)
 {
 	memset(board, 0, sizeof *board);
 	pthread_mutex_init(&board->lock, NULL);
-	pthread_condattr_t attr;
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&board->cond, &attr);
-	pthread_condattr_destroy(&attr);
+	jm_cond_init_monotonic(&board->cond);
 }
 
 void progress_board_fini(struct progress_board *board)

@@ -1302,11 +1302,7 @@ int jm_worker_new(jm_worker **out, const jm_worker_options *opts)
 	atomic_init(&w->settle_cutoff_ms, 0);
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_mutex_init(&w->job_cache_lock, NULL);
-	pthread_condattr_t attr;
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&w->cond, &attr);
-	pthread_condattr_destroy(&attr);
+	jm_cond_init_monotonic(&w->cond);
 	*out = w;
 	return 0;
 
