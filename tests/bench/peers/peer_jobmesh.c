@@ -35,6 +35,7 @@
 
 #include <jobmesh/client.h>
 
+#include "clock.h"
 #include "sdk_load.h"
 
 #define QUEUE "bench"
@@ -112,6 +113,14 @@ static double drain_sub_once(jm_client *client, int i, bool subscribed, int jobs
 	}
 	double rate = drain_checked(client, queue, jobs);
 	if (subscribed) {
+		/* The drain ends when the broker counts every job completed;
+		 * the last publish round reaches the subscriber up to a round
+		 * later (broker/events.c). Each job makes two events under two
+		 * topics each. */
+		uint64_t until = jm_mono_us() + 2000000;
+		struct timespec step = {0, 1000 * 1000};
+		while (atomic_load(&events_seen) - seen < 4ull * (unsigned)jobs && jm_mono_us() < until)
+			nanosleep(&step, NULL);
 		jm_subscription_close(sub);
 		if (atomic_load(&events_seen) == seen) {
 			fprintf(stderr, "peer_jobmesh: drain-sub: the subscriber saw no event\n");
