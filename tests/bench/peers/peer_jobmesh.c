@@ -119,7 +119,8 @@ static double drain_sub_once(jm_client *client, int i, bool subscribed, int jobs
 		 * topics each. */
 		uint64_t until = jm_mono_us() + 2000000;
 		struct timespec step = {0, 1000 * 1000};
-		while (atomic_load(&events_seen) - seen < 4ull * (unsigned)jobs && jm_mono_us() < until)
+		while (atomic_load(&events_seen) - seen < 4ull * (unsigned)jobs &&
+		       jm_mono_us() < until)
 			nanosleep(&step, NULL);
 		jm_subscription_close(sub);
 		if (atomic_load(&events_seen) == seen) {
