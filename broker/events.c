@@ -48,9 +48,9 @@
  * coming, unless this many (about three frames) are queued. Each round
  * costs a wake-up and a TCP send per subscriber at both ends whatever it
  * carries; a drain syncs every ~300 µs. One round per 3 ms took a reading
- * subscriber's cost in a drain from ~14.7 % to ~9.5 % of W2
- * (docs/performance.md); an event waits at most that long, and one after
- * a quiet spell not at all. */
+ * subscriber's cost in a drain from 12-15 % to ~9 % of W2 (medians,
+ * docs/performance.md); an event waits at most that long, and one after a
+ * quiet spell not at all. */
 #define EVENTS_ROUND_US 3000u
 #define EVENTS_ROUND_EVENTS 2048u
 
