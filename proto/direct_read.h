@@ -1,6 +1,7 @@
 /* Direct readers of msgpack values (proto/'s internal header, like
  * codec.h), for the decoders that read the shapes nearly every message
- * has without msgpack-c's object tree (submit_decode.c, event_frame.c).
+ * has without msgpack-c's object tree (submit_decode.c, jobs_decode.c,
+ * event_frame.c).
  * Each checks every length against the bytes left before it reads, reads
  * values in the forms msgpack-c accepts for them, and returns false for
  * anything else: its caller then declines, and the generic path words the
@@ -15,6 +16,7 @@
 
 #include "codec.h"
 #include "message.h"
+#include "proto_limits.h"
 
 struct rd {
 	const uint8_t *p;
@@ -135,6 +137,19 @@ static inline bool rd_bytes(struct rd *r, bool bin_ok, const uint8_t **ptr, uint
 	return true;
 }
 
+/* Opaque bytes (a payload, a key): a str or a bin, as codec_bytes reads
+ * them (a pointer into the message, NULL when empty). */
+static inline bool rd_opaque(struct rd *r, struct proto_bytes *out)
+{
+	const uint8_t *ptr;
+	uint32_t len;
+	if (!rd_bytes(r, true, &ptr, &len))
+		return false;
+	out->ptr = len > 0 ? ptr : NULL;
+	out->len = len;
+	return true;
+}
+
 /* A name into out: PROTO_NAME_RULE, or "" when empty_ok. */
 static inline bool rd_name(struct rd *r, bool empty_ok, proto_name out)
 {
@@ -146,6 +161,44 @@ static inline bool rd_name(struct rd *r, bool empty_ok, proto_name out)
 		return false;
 	memcpy(out, ptr, len); /* len <= PROTO_NAME_MAX; out is zeroed */
 	return true;
+}
+
+/* A zeroed array of count items of size bytes in a new zone, *zone (which
+ * rd_direct frees if the message is then declined); NULL when out of
+ * memory. */
+static inline void *rd_zone_array(msgpack_zone **zone, uint32_t count, size_t size)
+{
+	size_t bytes = (size_t)count * size;
+	*zone = msgpack_zone_new(bytes + 64);
+	void *items = *zone ? msgpack_zone_malloc(*zone, bytes) : NULL;
+	if (items != NULL)
+		memset(items, 0, bytes);
+	return items;
+}
+
+/* What every direct decoder shares: a message that starts [PROTO_VERSION,
+ * type, ...] in fix forms is read whole by read_message (from its first
+ * byte), which fills out and may make a zone. 1 with out owning that zone
+ * (proto_msg_fini frees it); 0 when read_message declines or the bytes are
+ * not such a message at a glance, with out zeroed and nothing held. */
+static inline int rd_direct(const void *buf, size_t len, uint8_t type, struct proto_msg *out,
+                            bool (*read_message)(struct rd *, struct proto_msg *, msgpack_zone **))
+{
+	memset(out, 0, sizeof *out);
+	const uint8_t *b = buf;
+	if (len < 4 || len > PROTO_MESSAGE_MAX || b[0] != 0x93 || b[1] != PROTO_VERSION ||
+	    b[2] != type)
+		return 0;
+	struct rd r = {.p = b, .end = b + len};
+	msgpack_zone *zone = NULL;
+	if (!read_message(&r, out, &zone)) {
+		if (zone != NULL)
+			msgpack_zone_free(zone);
+		memset(out, 0, sizeof *out);
+		return 0;
+	}
+	out->zone_ = zone;
+	return 1;
 }
 
 #endif

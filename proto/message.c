@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "jobs_decode.h"
 #include "msg_fields.h"
 #include "submit_decode.h"
 
@@ -137,10 +138,12 @@ int proto_decode_generic(const void *buf, size_t len, struct proto_msg *out, str
 
 int proto_decode(const void *buf, size_t len, struct proto_msg *out, struct jm_err *err)
 {
-	/* A SUBMIT, the most frequent large request, is read in one pass
-	 * when it can be; anything else, or anything that pass declines,
-	 * takes the generic path, which words the errors. */
-	if (buf != NULL && submit_decode_direct(buf, len, out)) {
+	/* A SUBMIT, the most frequent large request, and a JOBS, the reply
+	 * to every FETCH, are read in one pass when they can be; anything
+	 * else, or anything that pass declines, takes the generic path,
+	 * which words the errors. */
+	if (buf != NULL &&
+	    (submit_decode_direct(buf, len, out) || jobs_decode_direct(buf, len, out))) {
 		if (err != NULL)
 			jm_err_clear(err);
 		return 0;

@@ -27,17 +27,6 @@
 #define SPEC_FIELDS_MIN 7  /* an older client's spec */
 #define SPEC_FIELDS_MAX 10 /* ... key, run_at_us, group */
 
-static bool rd_opaque(struct rd *r, struct proto_bytes *out)
-{
-	const uint8_t *ptr;
-	uint32_t len;
-	if (!rd_bytes(r, true, &ptr, &len))
-		return false;
-	out->ptr = len > 0 ? ptr : NULL;
-	out->len = len;
-	return true;
-}
-
 /* One job spec into j (zeroed), with the checks of job_spec_field and
  * job_spec_fields' rules (msg_jobs.c). */
 static bool rd_spec(struct rd *r, struct proto_job_spec *j)
@@ -79,12 +68,9 @@ static bool rd_submit(struct rd *r, struct proto_msg *out, msgpack_zone **zone)
 	    (flag[0] != 0xc2 && flag[0] != 0xc3) || !rd_array(r, &count) || count < 1 ||
 	    count > PROTO_JOBS_PER_MESSAGE_MAX || count > (size_t)(r->end - r->p) / 8)
 		return false;
-	size_t bytes = (size_t)count * sizeof(struct proto_job_spec);
-	*zone = msgpack_zone_new(bytes + 64);
-	struct proto_job_spec *jobs = *zone ? msgpack_zone_malloc(*zone, bytes) : NULL;
+	struct proto_job_spec *jobs = rd_zone_array(zone, count, sizeof *jobs);
 	if (jobs == NULL)
 		return false;
-	memset(jobs, 0, bytes);
 	for (uint32_t i = 0; i < count; i++)
 		if (!rd_spec(r, &jobs[i]))
 			return false;
@@ -100,20 +86,5 @@ static bool rd_submit(struct rd *r, struct proto_msg *out, msgpack_zone **zone)
 
 int submit_decode_direct(const void *buf, size_t len, struct proto_msg *out)
 {
-	memset(out, 0, sizeof *out);
-	/* Not a SUBMIT at a glance: [2, 2, ...] in fix forms. */
-	const uint8_t *b = buf;
-	if (len < 4 || len > PROTO_MESSAGE_MAX || b[0] != 0x93 || b[1] != PROTO_VERSION ||
-	    b[2] != PROTO_SUBMIT)
-		return 0;
-	struct rd r = {.p = b, .end = b + len};
-	msgpack_zone *zone = NULL;
-	if (!rd_submit(&r, out, &zone)) {
-		if (zone != NULL)
-			msgpack_zone_free(zone);
-		memset(out, 0, sizeof *out);
-		return 0;
-	}
-	out->zone_ = zone;
-	return 1;
+	return rd_direct(buf, len, PROTO_SUBMIT, out, rd_submit);
 }

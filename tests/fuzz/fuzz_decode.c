@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "event_frame.h"
+#include "jobs_decode.h"
 #include "message.h"
 #include "record.h"
 #include "repl_msg.h"
@@ -35,11 +36,29 @@ static void fuzz_submit_direct(const uint8_t *data, size_t size)
 	proto_msg_fini(&direct);
 }
 
+/* The same for a JOBS message's direct decoder (proto/jobs_decode.c). */
+static void fuzz_jobs_direct(const uint8_t *data, size_t size)
+{
+	struct proto_msg direct, generic;
+	struct jm_err err;
+	if (!jobs_decode_direct(data, size, &direct))
+		return;
+	if (proto_decode_generic(data, size, &generic, &err) != 0)
+		abort();
+	const struct proto_jobs *d = &direct.u.jobs, *g = &generic.u.jobs;
+	if (generic.type != PROTO_JOBS || d->jobs_count != g->jobs_count ||
+	    memcmp(d->jobs, g->jobs, sizeof d->jobs[0] * d->jobs_count) != 0)
+		abort();
+	proto_msg_fini(&generic);
+	proto_msg_fini(&direct);
+}
+
 static void fuzz_message(const uint8_t *data, size_t size)
 {
 	struct proto_msg msg;
 	struct jm_err err;
 	fuzz_submit_direct(data, size);
+	fuzz_jobs_direct(data, size);
 	int rc = proto_decode(data, size, &msg, &err);
 	if (rc != 0) {
 		/* A refusal always says why. */

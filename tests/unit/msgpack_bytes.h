@@ -1,0 +1,85 @@
+/* Writing msgpack byte by byte, in a chosen form for each value, for the
+ * tests that hold a direct decoder against the generic path
+ * (test_proto_submit_decode.c, test_proto_jobs_decode.c). Include after
+ * jm_test.h. */
+#ifndef JM_TESTS_MSGPACK_BYTES_H
+#define JM_TESTS_MSGPACK_BYTES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+
+static inline void put(struct jm_buf *b, uint8_t v)
+{
+	assert_jm_ok(jm_buf_append(b, &v, 1));
+}
+
+static inline void put_be(struct jm_buf *b, uint64_t v, int bytes)
+{
+	for (int i = bytes - 1; i >= 0; i--)
+		put(b, (uint8_t)(v >> (8 * i)));
+}
+
+/* An integer in the form named by tag (0: fixint when it fits). */
+static inline void put_int(struct jm_buf *b, int64_t v, uint8_t tag)
+{
+	if (tag == 0) {
+		assert_true(v >= -32 && v < 128);
+		put(b, (uint8_t)v);
+		return;
+	}
+	put(b, tag);
+	int bytes = tag >= 0xd0 ? 1 << (tag - 0xd0) : 1 << (tag - 0xcc);
+	put_be(b, (uint64_t)v, bytes);
+}
+
+/* A str (0xa0: fixstr, 0xd9, 0xda, 0xdb) or bin (0xc4..0xc6) of s. */
+static inline void put_bytes(struct jm_buf *b, const char *s, size_t n, uint8_t tag)
+{
+	if (tag == 0xa0) {
+		put(b, (uint8_t)(0xa0 | n));
+	} else {
+		put(b, tag);
+		int bytes = tag == 0xd9 || tag == 0xc4 ? 1 : tag == 0xda || tag == 0xc5 ? 2 : 4;
+		put_be(b, n, bytes);
+	}
+	if (n > 0)
+		assert_jm_ok(jm_buf_append(b, s, n));
+}
+
+/* Holds a direct decoder to its promise on msg (len bytes, taken whole):
+ * agrees(data, len) decodes both ways and fails the test on any
+ * disagreement, returning whether the direct decoder took the bytes. No
+ * truncation and no trailing byte may be taken; msg with each byte
+ * changed to each value that matters to msgpack (tags, bounds) is decoded
+ * both ways; msg itself must still be taken at the end. */
+static inline void hold_to_the_generic_path(uint8_t *msg, size_t len,
+                                            bool (*agrees)(const uint8_t *, size_t))
+{
+	for (size_t cut = 0; cut < len; cut++)
+		assert_false(agrees(msg, cut));
+	uint8_t *longer = malloc(len + 1);
+	assert_non_null(longer);
+	memcpy(longer, msg, len);
+	longer[len] = 0xc0;
+	assert_false(agrees(longer, len + 1));
+	free(longer);
+	static const uint8_t values[] = {0x00, 0x01, 0x02, 0x05, 0x0a, 0x20, 0x7f, 0x80,
+	                                 0x90, 0x91, 0x93, 0x97, 0x9f, 0xa0, 0xbf, 0xc0,
+	                                 0xc1, 0xc2, 0xc3, 0xc4, 0xcc, 0xcf, 0xd0, 0xd3,
+	                                 0xd9, 0xdb, 0xdc, 0xdd, 0xde, 0xe0, 0xff};
+	for (size_t at = 0; at < len; at++) {
+		uint8_t was = msg[at];
+		for (size_t v = 0; v < sizeof values; v++) {
+			msg[at] = values[v];
+			(void)agrees(msg, len);
+		}
+		msg[at] = was;
+	}
+	assert_true(agrees(msg, len));
+}
+
+#endif
