@@ -463,15 +463,13 @@ fail_dropped:
 	return NULL;
 }
 
-/* The publisher sleeps for an empty queue or for its front to become
- * durable (the journal's callback wakes it then): only an event into an
- * empty queue changes what it waits for. Waking it for each event cost
- * more than the event. Called under the lock after queue_event. */
-/* Under ev->lock, after an event at lsn was queued: is it the front of a
- * new round? Then the pusher asks the journal, after unlocking, to wake
- * the publisher once that lsn is durable (ask_durable): the publisher
- * wakes once per round, when there is something to publish, instead of
- * once to register that callback itself and once more when it fires. */
+/* Under ev->lock, after queue_event put an event at lsn: is it the front
+ * of a new round (the queue was empty)? Then the pusher asks the journal,
+ * after unlocking, to wake the publisher once that lsn is durable
+ * (ask_durable): only an event into an empty queue changes what the
+ * publisher waits for, and it wakes when there is something to publish,
+ * not once to register that callback itself and once more when it fires
+ * (waking it for each event cost more than the event). */
 static bool starts_round(struct events *ev, uint64_t lsn)
 {
 	if (ev->queued.count != 1)
