@@ -13,9 +13,14 @@ static int pool_refill(struct token_pool *pool, struct jm_err *err)
 		ssize_t n = getrandom(pool->tokens, sizeof pool->tokens, 0);
 		if (n >= (ssize_t)sizeof pool->tokens[0]) {
 			uint32_t got = (uint32_t)((size_t)n / sizeof pool->tokens[0]);
-			/* Unused tokens sit at the end: move what came there. */
-			memmove(pool->tokens + TOKEN_POOL_SIZE - got, pool->tokens,
-			        got * sizeof pool->tokens[0]);
+			/* Unused tokens sit at the end: move what came there,
+			 * and leave no copy of them before it. */
+			if (got < TOKEN_POOL_SIZE) {
+				memmove(pool->tokens + TOKEN_POOL_SIZE - got, pool->tokens,
+				        got * sizeof pool->tokens[0]);
+				memset(pool->tokens, 0,
+				       (TOKEN_POOL_SIZE - got) * sizeof pool->tokens[0]);
+			}
 			pool->left = got;
 			return 0;
 		}
