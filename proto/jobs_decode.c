@@ -9,7 +9,7 @@
  * unusual makes it decline and the generic path accept or refuse with its
  * words. Every length is checked against the bytes left before it is
  * used, and the array it reserves is bounded by the input: one
- * struct proto_delivery per 8 bytes left (a delivery takes at least 12)
+ * struct proto_delivery per 8 bytes left (a delivery takes at least 10)
  * and at most PROTO_JOBS_PER_MESSAGE_MAX. */
 #include "jobs_decode.h"
 
