@@ -163,12 +163,17 @@ static inline bool rd_name(struct rd *r, bool empty_ok, proto_name out)
 	return true;
 }
 
-/* A zeroed array of count items of size bytes in a new zone, *zone (which
- * rd_direct frees if the message is then declined); NULL when out of
- * memory. */
-static inline void *rd_zone_array(msgpack_zone **zone, uint32_t count, size_t size)
+/* A message's list of jobs (a SUBMIT's specs, a JOBS's deliveries): its
+ * count, 1 to PROTO_JOBS_PER_MESSAGE_MAX and at most one per 8 bytes left
+ * (each takes more), into *count, and a zeroed array of that many items of
+ * size bytes in a new zone, *zone (which rd_direct frees if the message is
+ * then declined). NULL for any other count, or out of memory. */
+static inline void *rd_job_list(struct rd *r, msgpack_zone **zone, size_t size, uint32_t *count)
 {
-	size_t bytes = (size_t)count * size;
+	if (!rd_array(r, count) || *count < 1 || *count > PROTO_JOBS_PER_MESSAGE_MAX ||
+	    *count > (size_t)(r->end - r->p) / 8)
+		return NULL;
+	size_t bytes = (size_t)*count * size;
 	*zone = msgpack_zone_new(bytes + 64);
 	void *items = *zone ? msgpack_zone_malloc(*zone, bytes) : NULL;
 	if (items != NULL)
@@ -176,27 +181,30 @@ static inline void *rd_zone_array(msgpack_zone **zone, uint32_t count, size_t si
 	return items;
 }
 
-/* What every direct decoder shares: a message that starts [PROTO_VERSION,
- * type, ...] in fix forms is read whole by read_message (from its first
- * byte), which fills out and may make a zone. 1 with out owning that zone
- * (proto_msg_fini frees it); 0 when read_message declines or the bytes are
- * not such a message at a glance, with out zeroed and nothing held. */
+/* What every direct decoder shares: a message [PROTO_VERSION, type, body]
+ * whose first three bytes are in fix forms (as the encoders write them) has
+ * its body read by read_body into out->u, which may make a zone, and the
+ * body must end the bytes. 1 with out filled and owning that zone
+ * (proto_msg_fini frees it); 0 when read_body declines or the bytes are not
+ * such a message, with out zeroed and nothing held. */
 static inline int rd_direct(const void *buf, size_t len, uint8_t type, struct proto_msg *out,
-                            bool (*read_message)(struct rd *, struct proto_msg *, msgpack_zone **))
+                            bool (*read_body)(struct rd *, struct proto_msg *, msgpack_zone **))
 {
 	memset(out, 0, sizeof *out);
 	const uint8_t *b = buf;
 	if (len < 4 || len > PROTO_MESSAGE_MAX || b[0] != 0x93 || b[1] != PROTO_VERSION ||
 	    b[2] != type)
 		return 0;
-	struct rd r = {.p = b, .end = b + len};
+	struct rd r = {.p = b + 3, .end = b + len};
 	msgpack_zone *zone = NULL;
-	if (!read_message(&r, out, &zone)) {
+	if (!read_body(&r, out, &zone) || r.p != r.end) {
 		if (zone != NULL)
 			msgpack_zone_free(zone);
 		memset(out, 0, sizeof *out);
 		return 0;
 	}
+	out->version = PROTO_VERSION;
+	out->type = type;
 	out->zone_ = zone;
 	return 1;
 }

@@ -13,11 +13,6 @@
  * and at most PROTO_JOBS_PER_MESSAGE_MAX. */
 #include "jobs_decode.h"
 
-#include <string.h>
-
-#include <msgpack.h>
-
-#include "codec.h"
 #include "direct_read.h"
 #include "proto_limits.h"
 
@@ -38,26 +33,18 @@ static bool rd_delivery(struct rd *r, struct proto_delivery *d)
 	return true;
 }
 
-/* [version, type, [[delivery...]]] with exactly these items. */
+/* The body [[delivery...]], exactly. */
 static bool rd_jobs(struct rd *r, struct proto_msg *out, msgpack_zone **zone)
 {
 	uint32_t items, count;
-	uint64_t version, type;
-	if (!rd_array(r, &items) || items != 3 || !rd_u64(r, &version) ||
-	    version != PROTO_VERSION || !rd_u64(r, &type) || type != PROTO_JOBS ||
-	    !rd_array(r, &items) || items != 1 || !rd_array(r, &count) || count < 1 ||
-	    count > PROTO_JOBS_PER_MESSAGE_MAX || count > (size_t)(r->end - r->p) / 8)
+	if (!rd_array(r, &items) || items != 1)
 		return false;
-	struct proto_delivery *jobs = rd_zone_array(zone, count, sizeof *jobs);
+	struct proto_delivery *jobs = rd_job_list(r, zone, sizeof *jobs, &count);
 	if (jobs == NULL)
 		return false;
 	for (uint32_t i = 0; i < count; i++)
 		if (!rd_delivery(r, &jobs[i]))
 			return false;
-	if (r->p != r->end)
-		return false;
-	out->version = PROTO_VERSION;
-	out->type = PROTO_JOBS;
 	out->u.jobs.jobs_count = count;
 	out->u.jobs.jobs = jobs;
 	return true;

@@ -15,11 +15,6 @@
  * most PROTO_JOBS_PER_MESSAGE_MAX. */
 #include "submit_decode.h"
 
-#include <string.h>
-
-#include <msgpack.h>
-
-#include "codec.h"
 #include "direct_read.h"
 #include "job_spec.h"
 #include "proto_limits.h"
@@ -56,28 +51,20 @@ static bool rd_spec(struct rd *r, struct proto_job_spec *j)
 	return proto_idempotency_key_check(j->key.ptr, j->key.len, &unused) == 0;
 }
 
-/* [version, type, [as_batch, [job_spec...]]] with exactly these items. */
+/* The body [as_batch, [job_spec...]], exactly. */
 static bool rd_submit(struct rd *r, struct proto_msg *out, msgpack_zone **zone)
 {
 	uint32_t items, count;
-	uint64_t version, type;
 	const uint8_t *flag;
-	if (!rd_array(r, &items) || items != 3 || !rd_u64(r, &version) ||
-	    version != PROTO_VERSION || !rd_u64(r, &type) || type != PROTO_SUBMIT ||
-	    !rd_array(r, &items) || items != 2 || !rd_take(r, 1, &flag) ||
-	    (flag[0] != 0xc2 && flag[0] != 0xc3) || !rd_array(r, &count) || count < 1 ||
-	    count > PROTO_JOBS_PER_MESSAGE_MAX || count > (size_t)(r->end - r->p) / 8)
+	if (!rd_array(r, &items) || items != 2 || !rd_take(r, 1, &flag) ||
+	    (flag[0] != 0xc2 && flag[0] != 0xc3))
 		return false;
-	struct proto_job_spec *jobs = rd_zone_array(zone, count, sizeof *jobs);
+	struct proto_job_spec *jobs = rd_job_list(r, zone, sizeof *jobs, &count);
 	if (jobs == NULL)
 		return false;
 	for (uint32_t i = 0; i < count; i++)
 		if (!rd_spec(r, &jobs[i]))
 			return false;
-	if (r->p != r->end)
-		return false;
-	out->version = PROTO_VERSION;
-	out->type = PROTO_SUBMIT;
 	out->u.submit.as_batch = flag[0] == 0xc3;
 	out->u.submit.jobs_count = count;
 	out->u.submit.jobs = jobs;
