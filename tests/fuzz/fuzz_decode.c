@@ -17,37 +17,34 @@
 #include "repl_msg.h"
 #include "submit_decode.h"
 
-/* A SUBMIT's direct decoder (proto/submit_decode.c) takes nothing the
- * generic path refuses, and decodes what it takes to the same struct. */
-static void fuzz_submit_direct(const uint8_t *data, size_t size)
+static bool same_submit(const struct proto_msg *direct, const struct proto_msg *generic)
 {
-	struct proto_msg direct, generic;
-	struct jm_err err;
-	if (!submit_decode_direct(data, size, &direct))
-		return;
-	if (proto_decode_generic(data, size, &generic, &err) != 0)
-		abort();
-	const struct proto_submit *d = &direct.u.submit, *g = &generic.u.submit;
-	if (generic.type != PROTO_SUBMIT || d->as_batch != g->as_batch ||
-	    d->jobs_count != g->jobs_count ||
-	    memcmp(d->jobs, g->jobs, sizeof d->jobs[0] * d->jobs_count) != 0)
-		abort();
-	proto_msg_fini(&generic);
-	proto_msg_fini(&direct);
+	const struct proto_submit *d = &direct->u.submit, *g = &generic->u.submit;
+	return d->as_batch == g->as_batch && d->jobs_count == g->jobs_count &&
+	       memcmp(d->jobs, g->jobs, sizeof d->jobs[0] * d->jobs_count) == 0;
 }
 
-/* The same for a JOBS message's direct decoder (proto/jobs_decode.c). */
-static void fuzz_jobs_direct(const uint8_t *data, size_t size)
+static bool same_jobs(const struct proto_msg *direct, const struct proto_msg *generic)
+{
+	const struct proto_jobs *d = &direct->u.jobs, *g = &generic->u.jobs;
+	return d->jobs_count == g->jobs_count &&
+	       memcmp(d->jobs, g->jobs, sizeof d->jobs[0] * d->jobs_count) == 0;
+}
+
+/* A direct decoder (proto/submit_decode.c, proto/jobs_decode.c) takes
+ * nothing the generic path refuses, and decodes what it takes to the same
+ * message: its type and, by same, its fields. */
+static void fuzz_direct(const uint8_t *data, size_t size,
+                        int (*decode)(const void *, size_t, struct proto_msg *),
+                        bool (*same)(const struct proto_msg *, const struct proto_msg *))
 {
 	struct proto_msg direct, generic;
 	struct jm_err err;
-	if (!jobs_decode_direct(data, size, &direct))
+	if (!decode(data, size, &direct))
 		return;
 	if (proto_decode_generic(data, size, &generic, &err) != 0)
 		abort();
-	const struct proto_jobs *d = &direct.u.jobs, *g = &generic.u.jobs;
-	if (generic.type != PROTO_JOBS || d->jobs_count != g->jobs_count ||
-	    memcmp(d->jobs, g->jobs, sizeof d->jobs[0] * d->jobs_count) != 0)
+	if (generic.type != direct.type || !same(&direct, &generic))
 		abort();
 	proto_msg_fini(&generic);
 	proto_msg_fini(&direct);
@@ -57,8 +54,8 @@ static void fuzz_message(const uint8_t *data, size_t size)
 {
 	struct proto_msg msg;
 	struct jm_err err;
-	fuzz_submit_direct(data, size);
-	fuzz_jobs_direct(data, size);
+	fuzz_direct(data, size, submit_decode_direct, same_submit);
+	fuzz_direct(data, size, jobs_decode_direct, same_jobs);
 	int rc = proto_decode(data, size, &msg, &err);
 	if (rc != 0) {
 		/* A refusal always says why. */

@@ -1,7 +1,7 @@
-/* Writing msgpack byte by byte, in a chosen form for each value, for the
- * tests that hold a direct decoder against the generic path
- * (test_proto_submit_decode.c, test_proto_jobs_decode.c). Include after
- * jm_test.h. */
+/* For the tests that hold a direct decoder against the generic path
+ * (test_proto_submit_decode.c, test_proto_jobs_decode.c): msgpack written
+ * byte by byte, in a chosen form for each value, and the checks both make.
+ * Include after jm_test.h. */
 #ifndef JM_TESTS_MSGPACK_BYTES_H
 #define JM_TESTS_MSGPACK_BYTES_H
 
@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include "buf.h"
+#include "message.h"
+#include "submit_decode.h"
 
 static inline void put(struct jm_buf *b, uint8_t v)
 {
@@ -48,6 +50,45 @@ static inline void put_bytes(struct jm_buf *b, const char *s, size_t n, uint8_t 
 	}
 	if (n > 0)
 		assert_jm_ok(jm_buf_append(b, s, n));
+}
+
+/* Asserts that what a direct decoder took (direct) is what the generic
+ * path made of the same bytes (generic): the message's own fields. */
+typedef void (*same_message_fn)(const struct proto_msg *direct, const struct proto_msg *generic);
+
+/* Decodes data with decode and with the generic path, from an exact-size
+ * copy (so ASan sees any overread): when decode accepts, the generic path
+ * must accept, with the same type, version and, by same, fields; when it
+ * declines, it must leave its message zeroed. Returns whether decode
+ * accepted. */
+static inline bool direct_agrees_with(const uint8_t *data, size_t len,
+                                      int (*decode)(const void *, size_t, struct proto_msg *),
+                                      same_message_fn same)
+{
+	uint8_t *copy = malloc(len > 0 ? len : 1);
+	assert_non_null(copy);
+	if (len > 0)
+		memcpy(copy, data, len);
+	struct proto_msg direct, generic;
+	struct jm_err err;
+	int taken = decode(copy, len, &direct);
+	int rc = proto_decode_generic(copy, len, &generic, &err);
+	if (taken) {
+		if (rc != 0)
+			fail_msg("the direct decoder took what the generic path refuses: %s",
+			         jm_err_text(&err));
+		assert_int_equal(direct.type, generic.type);
+		assert_int_equal(direct.version, generic.version);
+		same(&direct, &generic);
+	} else {
+		static const struct proto_msg zeroed;
+		assert_memory_equal(&direct, &zeroed, sizeof direct);
+	}
+	proto_msg_fini(&direct);
+	if (rc == 0)
+		proto_msg_fini(&generic);
+	free(copy);
+	return taken;
 }
 
 /* Holds a direct decoder to its promise on msg (len bytes, taken whole):
