@@ -29,9 +29,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <time.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jobmesh/client.h>
 
@@ -131,6 +131,15 @@ static double drain_sub_once(jm_client *client, int i, bool subscribed, int jobs
 	return rate;
 }
 
+/* rates[0..n) as "r1,r2,...", whole jobs/s, into out (cap bytes). */
+static void format_rates(const double *rates, int n, char *out, size_t cap)
+{
+	size_t used = 0;
+	out[0] = '\0';
+	for (int i = 0; i < n && used < cap; i++)
+		used += (size_t)snprintf(out + used, cap - used, "%s%.0f", i ? "," : "", rates[i]);
+}
+
 /* What a subscriber costs W2, on one server: DRAIN_SUB_PAIRS drains with a
  * subscriber, each between two without (a single pair's cost ranged
  * 0.4-23 % across runs of one build: a drain lasts half a second on two
@@ -138,21 +147,21 @@ static double drain_sub_once(jm_client *client, int i, bool subscribed, int jobs
 static void drain_sub(jm_client *client, int jobs)
 {
 	double with[DRAIN_SUB_PAIRS], without[DRAIN_SUB_PAIRS + 1];
-	char with_list[DRAIN_SUB_PAIRS * 12] = "", without_list[(DRAIN_SUB_PAIRS + 1) * 12] = "";
 	for (int i = 0; i <= 2 * DRAIN_SUB_PAIRS; i++) {
 		bool subscribed = i % 2 == 1;
 		double rate = drain_sub_once(client, i, subscribed, jobs);
-		char *list = subscribed ? with_list : without_list;
-		size_t used = strlen(list);
-		snprintf(list + used, 12, "%s%.0f", used ? "," : "", rate);
 		if (subscribed)
 			with[i / 2] = rate;
 		else
 			without[i / 2] = rate;
 	}
+	/* In drain order, before median sorts them. */
+	char with_each[DRAIN_SUB_PAIRS * 12], without_each[(DRAIN_SUB_PAIRS + 1) * 12];
+	format_rates(with, DRAIN_SUB_PAIRS, with_each, sizeof with_each);
+	format_rates(without, DRAIN_SUB_PAIRS + 1, without_each, sizeof without_each);
 	printf("jobs_per_s=%.0f without_sub=%.0f events=%llu with_each=%s without_each=%s\n",
 	       median(with, DRAIN_SUB_PAIRS), median(without, DRAIN_SUB_PAIRS + 1),
-	       (unsigned long long)atomic_load(&events_seen), with_list, without_list);
+	       (unsigned long long)atomic_load(&events_seen), with_each, without_each);
 }
 
 int main(int argc, char **argv)
