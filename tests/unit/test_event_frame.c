@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "event_frame.h"
+#include "proto_asserts.h"
 
 static struct proto_event sample_event(uint64_t job_id)
 {
@@ -183,18 +184,7 @@ static void events_equal(const struct proto_msg *a, const struct proto_msg *b)
 {
 	assert_int_equal(a->type, b->type);
 	assert_int_equal(a->version, b->version);
-	const struct proto_event *x = &a->u.event, *y = &b->u.event;
-	assert_int_equal(x->kind, y->kind);
-	assert_true(x->at_us == y->at_us && x->job_id == y->job_id && x->batch_id == y->batch_id);
-	assert_string_equal(x->queue, y->queue);
-	assert_string_equal(x->type, y->type);
-	assert_int_equal(x->state, y->state);
-	assert_int_equal(x->attempt, y->attempt);
-	assert_true(x->done == y->done && x->total == y->total && x->failed == y->failed);
-	assert_int_equal(x->message.len, y->message.len);
-	if (x->message.len)
-		assert_memory_equal(x->message.ptr, y->message.ptr, x->message.len);
-	assert_string_equal(x->worker_id, y->worker_id);
+	assert_event_equal(&a->u.event, &b->u.event);
 }
 
 static void test_job_state_events_encode_to_the_generic_encoders_bytes(void **state)

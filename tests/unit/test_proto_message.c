@@ -13,6 +13,7 @@
 
 #include "buf.h"
 #include "message.h"
+#include "proto_asserts.h"
 
 /* A tiny msgpack writer, independent of proto/, for building bad input. */
 
@@ -295,15 +296,6 @@ static struct proto_bytes text(const char *s)
 	size_t len = strlen(s);
 	return (struct proto_bytes){.ptr = len > 0 ? (const uint8_t *)s : NULL,
 	                            .len = (uint32_t)len};
-}
-
-static void assert_bytes_equal(struct proto_bytes a, struct proto_bytes b)
-{
-	assert_int_equal(a.len, b.len);
-	if (a.len > 0)
-		assert_memory_equal(a.ptr, b.ptr, a.len);
-	else
-		assert_null(b.ptr);
 }
 
 /* Encodes in, decodes into out; out borrows from wire until fini. */
@@ -1166,19 +1158,6 @@ static void test_revive_and_revived_round_trip(void **state)
 	assert_int_equal(out.u.revived.ids_count, 3);
 	assert_memory_equal(out.u.revived.ids, ids, sizeof ids);
 	finish(&out, &wire);
-}
-
-static void assert_event_equal(const struct proto_event *a, const struct proto_event *o)
-{
-	assert_int_equal(a->kind, o->kind);
-	assert_true(a->at_us == o->at_us && a->job_id == o->job_id && a->batch_id == o->batch_id);
-	assert_string_equal(a->queue, o->queue);
-	assert_string_equal(a->type, o->type);
-	assert_int_equal(a->state, o->state);
-	assert_int_equal(a->attempt, o->attempt);
-	assert_true(a->done == o->done && a->total == o->total && a->failed == o->failed);
-	assert_bytes_equal(a->message, o->message);
-	assert_string_equal(a->worker_id, o->worker_id);
 }
 
 static void test_event_round_trips_with_every_field_set(void **state)
