@@ -718,6 +718,10 @@ static void worker_restarted(struct core *core, struct worker *w, uint64_t insta
 	answer_parked_fetches_of(core, w, out);
 	core_publish_worker(core, w, PROTO_EVENT_WORKER_LOST, error);
 	w->announced = false; /* the new process gets its joined event */
+	/* Draining is what the old process said of itself: the new one
+	 * fetches until it says so (its fetches would otherwise be answered
+	 * "no jobs" until its first heartbeat, and it would back off). */
+	w->draining = false;
 }
 
 void handle_progress(struct core *core, struct request *req, struct outbox *out)

@@ -108,19 +108,26 @@ static uint64_t submit(struct fixture *f, const char *queue, uint32_t payload_le
 	return id;
 }
 
-static struct core_call *fetch(struct fixture *f, const char *worker, uint32_t slot,
-                               uint32_t wait_ms)
+/* A FETCH of one job from queue q by worker's process instance. */
+static struct core_call *fetch_as(struct fixture *f, const char *worker, uint64_t instance,
+                                  uint32_t slot, uint32_t wait_ms)
 {
 	static proto_name queue = "q";
 	struct proto_msg msg = {.type = PROTO_FETCH};
 	snprintf(msg.u.fetch.worker_id, sizeof msg.u.fetch.worker_id, "%s", worker);
-	msg.u.fetch.instance = 1;
+	msg.u.fetch.instance = instance;
 	msg.u.fetch.slot = slot;
 	msg.u.fetch.queues_count = 1;
 	msg.u.fetch.queues = &queue;
 	msg.u.fetch.max_jobs = 1;
 	msg.u.fetch.wait_ms = wait_ms;
 	return send_msg(f, &msg);
+}
+
+static struct core_call *fetch(struct fixture *f, const char *worker, uint32_t slot,
+                               uint32_t wait_ms)
+{
+	return fetch_as(f, worker, 1, slot, wait_ms);
 }
 
 /* Fetches one job at once; returns its lease. */
@@ -260,17 +267,24 @@ static int call_code(struct fixture *f, const struct proto_msg *msg, enum proto_
 	return 0;
 }
 
-/* A heartbeat of w1 as process instance, listing no lease. */
-static int heartbeat_as(struct fixture *f, uint64_t instance)
+/* A heartbeat of w1 as process instance, listing no lease, draining or
+ * not. */
+static int heartbeat_draining_as(struct fixture *f, uint64_t instance, bool draining)
 {
 	struct proto_msg msg = {.type = PROTO_HEARTBEAT};
 	snprintf(msg.u.heartbeat.worker_id, sizeof msg.u.heartbeat.worker_id, "w1");
 	msg.u.heartbeat.instance = instance;
 	msg.u.heartbeat.concurrency = 1;
+	msg.u.heartbeat.draining = draining;
 	struct proto_msg reply;
 	int code = call_code(f, &msg, PROTO_HEARTBEAT_REPLY, &reply);
 	proto_msg_fini(&reply);
 	return code;
+}
+
+static int heartbeat_as(struct fixture *f, uint64_t instance)
+{
+	return heartbeat_draining_as(f, instance, false);
 }
 
 /* A SETTLE completed of job_id under lease by w1 as instance: its code. */
@@ -324,6 +338,26 @@ static void test_a_new_instance_takes_the_id_over_once_the_old_connection_closed
 	assert_int_equal(v.attempt, 1); /* the lost process's attempt counts */
 	assert_non_null(strstr(v.last_error, "restarted"));
 	assert_int_equal(settle_as(f, 1, id, lease), JM_ESTALE);
+}
+
+/* Draining is what a process said of itself: a new process under the id of
+ * one that drained and exited fetches at once, before its first heartbeat
+ * (it used to be answered "no jobs" until then, and its SDK backed off). */
+static void test_a_new_instance_does_not_inherit_the_old_ones_draining(void **state)
+{
+	struct fixture *f = *state;
+	core_fixture_start(&f->c);
+	uint64_t id = submit(f, "q", 10);
+	assert_int_equal(heartbeat_draining_as(f, 1, true), 0);
+	struct proto_msg reply;
+	reply_of(fetch_as(f, "w1", 1, 0, 0), PROTO_JOBS, &reply);
+	assert_int_equal(reply.u.jobs.jobs_count, 0); /* draining: nothing for it */
+	proto_msg_fini(&reply);
+	core_pipe_gone(f->c.core, 1); /* every call of this fixture came on pipe 1 */
+	reply_of(fetch_as(f, "w1", 2, 0, 0), PROTO_JOBS, &reply);
+	assert_int_equal(reply.u.jobs.jobs_count, 1);
+	assert_int_equal(reply.u.jobs.jobs[0].job_id, id);
+	proto_msg_fini(&reply);
 }
 
 /* ---- pump ----------------------------------------------------------------- */
@@ -587,6 +621,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_a_new_instance_takes_the_id_over_once_the_old_connection_closed, setup,
 	        teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_a_new_instance_does_not_inherit_the_old_ones_draining, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_parked_fetch_is_served_by_a_later_submit, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(
