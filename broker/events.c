@@ -198,46 +198,45 @@ static void publish(struct events *ev)
 }
 
 /* Moves the first count events of ev->queued into ev->taken (under the
- * lock). */
+ * lock). The two queues swap, and the events past count (not yet durable:
+ * in a drain, those pushed since the last sync, a tenth of a round) move
+ * back into the emptied one. Copying the durable front out and moving the
+ * rest down instead was ~18 % of the publisher's time in a drain. */
 static void take_events(struct events *ev, uint32_t count)
 {
-	struct event_queue *from = &ev->queued, *to = &ev->taken;
+	struct event_queue swap = ev->taken;
+	ev->taken = ev->queued;
+	ev->queued = swap;
+	struct event_queue *from = &ev->taken, *to = &ev->queued;
 	to->count = 0;
 	jm_buf_reset(&to->texts);
-	if (count == from->count) {
-		struct event_queue swap = *to;
-		*to = *from;
-		*from = swap;
+	uint32_t rest = from->count - count;
+	if (rest == 0)
 		return;
-	}
-	/* A part: copy it, and move the rest down. (No memcpy of 0 bytes
-	 * from an array never allocated: UBSan refuses NULL there.) */
-	const struct queued_event *rest = &from->events[count];
-	size_t texts_end = rest->text_at;
-	if (to->cap < count) {
-		struct queued_event *events = realloc(to->events, count * sizeof *events);
+	size_t texts_at = from->events[count].text_at;
+	if (to->cap < rest) {
+		struct queued_event *events = realloc(to->events, rest * sizeof *events);
 		if (events == NULL)
-			count = 0; /* out of memory: these are dropped */
+			rest = 0; /* out of memory: these are dropped */
 		else {
 			to->events = events;
-			to->cap = count;
+			to->cap = rest;
 		}
 	}
-	if (count && texts_end && jm_buf_append(&to->texts, from->texts.data, texts_end) != 0)
-		count = 0;
-	if (count)
-		memcpy(to->events, from->events, count * sizeof *to->events);
-	to->count = count;
-	uint32_t taken = (uint32_t)(rest - from->events);
-	from->count -= taken;
-	memmove(from->events, rest, from->count * sizeof *from->events);
-	if (texts_end) {
-		memmove(from->texts.data, from->texts.data + texts_end,
-		        from->texts.len - texts_end);
-		from->texts.len -= texts_end;
-		for (uint32_t i = 0; i < from->count; i++)
-			from->events[i].text_at -= texts_end;
+	size_t texts_len = from->texts.len - texts_at;
+	if (rest && texts_len &&
+	    jm_buf_append(&to->texts, from->texts.data + texts_at, texts_len) != 0)
+		rest = 0;
+	if (rest) {
+		memcpy(to->events, &from->events[count], rest * sizeof *to->events);
+		to->count = rest;
+		for (uint32_t i = 0; i < rest; i++)
+			to->events[i].text_at -= texts_at;
+	} else if (ev->dropped++ % 1000 == 0) {
+		jm_warn("events: dropped %u events: out of memory", from->count - count);
 	}
+	from->count = count;
+	from->texts.len = texts_at;
 }
 
 static void *publisher_main(void *arg)

@@ -21,39 +21,77 @@ int proto_event_frame_start(struct jm_buf *out)
  * makes two per job; issue 12: a subscriber reading them all cost ~30 %
  * of the broker's CPU in a drain, most of it the generic field codec).
  * Does ev pass every check proto_encode's field table would make of it?
- * Then encode_job_state writes the same bytes (test_event_frame compares
+ * Then write_job_state writes the same bytes (test_event_frame compares
  * the two); otherwise the generic path encodes or refuses it. */
-static bool is_plain_job_state(const struct proto_event *ev)
+
+/* The length of name if it is empty or a valid name, else -1: what
+ * codec_check_name(name, ..., true, ...) accepts, and the length
+ * codec_put_name would measure again. */
+static int plain_name_len(const char *name)
 {
-	struct jm_err err;
-	return ev->kind == PROTO_EVENT_JOB_STATE && ev->message.len == 0 &&
-	       ev->state >= PROTO_STATE_PENDING && ev->state <= PROTO_STATE_CANCELLED &&
-	       msg_event_fields.count == EVENT_FIELDS &&
-	       codec_check_name(ev->queue, "queue name", true, &err) == 0 &&
-	       codec_check_name(ev->type, "type name", true, &err) == 0 &&
-	       codec_check_name(ev->worker_id, "worker id", true, &err) == 0;
+	size_t len = strnlen(name, sizeof(proto_name));
+	if (len == sizeof(proto_name) || (len != 0 && !proto_name_is_valid(name, len)))
+		return -1;
+	return (int)len;
 }
 
-/* proto_encode of an EVENT message holding ev, without the field table. */
-static void encode_job_state(struct codec_writer *w, const struct proto_event *ev)
+/* Fills lens with the lengths of ev's queue, type and worker id when ev
+ * takes the direct path. */
+static bool is_plain_job_state(const struct proto_event *ev, int lens[3])
 {
-	codec_put_array(w, 3);
-	codec_put_uint(w, PROTO_VERSION);
-	codec_put_uint(w, PROTO_EVENT);
-	codec_put_array(w, EVENT_FIELDS);
-	codec_put_uint(w, ev->kind);
-	codec_put_uint(w, ev->at_us);
-	codec_put_uint(w, ev->job_id);
-	codec_put_uint(w, ev->batch_id);
-	codec_put_name(w, ev->queue);
-	codec_put_name(w, ev->type);
-	codec_put_uint(w, ev->state);
-	codec_put_uint(w, ev->attempt);
-	codec_put_uint(w, ev->done);
-	codec_put_uint(w, ev->total);
-	codec_put_uint(w, ev->failed);
-	codec_put_text(w, &ev->message);
-	codec_put_name(w, ev->worker_id);
+	if (ev->kind != PROTO_EVENT_JOB_STATE || ev->message.len != 0 ||
+	    ev->state < PROTO_STATE_PENDING || ev->state > PROTO_STATE_CANCELLED ||
+	    msg_event_fields.count != EVENT_FIELDS)
+		return false;
+	lens[0] = plain_name_len(ev->queue);
+	lens[1] = plain_name_len(ev->type);
+	lens[2] = plain_name_len(ev->worker_id);
+	return lens[0] >= 0 && lens[1] >= 0 && lens[2] >= 0;
+}
+
+/* The most bytes write_job_state writes: two fixarray heads, eleven
+ * integers (version and type included), three names and the empty text's
+ * head, each at its widest. */
+#define JOB_STATE_BYTES_MAX                                                                        \
+	(2 + 11 * CODEC_RAW_UINT_MAX + 3 * (CODEC_RAW_UINT_MAX + PROTO_NAME_MAX) + 1)
+
+static size_t write_name(uint8_t *at, const char *name, int len)
+{
+	return codec_raw_with_body(at, codec_raw_str_head(at, (size_t)len), name, (size_t)len);
+}
+
+/* proto_encode of an EVENT message holding ev, without the field table,
+ * into at (room for JOB_STATE_BYTES_MAX); the bytes written. lens: from
+ * is_plain_job_state. */
+static size_t write_job_state(uint8_t *at, const struct proto_event *ev, const int lens[3])
+{
+	uint8_t *p = at;
+	p += codec_raw_array(p, 3);
+	p += codec_raw_uint(p, PROTO_VERSION);
+	p += codec_raw_uint(p, PROTO_EVENT);
+	p += codec_raw_array(p, EVENT_FIELDS);
+	p += codec_raw_uint(p, ev->kind);
+	p += codec_raw_uint(p, ev->at_us);
+	p += codec_raw_uint(p, ev->job_id);
+	p += codec_raw_uint(p, ev->batch_id);
+	p += write_name(p, ev->queue, lens[0]);
+	p += write_name(p, ev->type, lens[1]);
+	p += codec_raw_uint(p, ev->state);
+	p += codec_raw_uint(p, ev->attempt);
+	p += codec_raw_uint(p, ev->done);
+	p += codec_raw_uint(p, ev->total);
+	p += codec_raw_uint(p, ev->failed);
+	p += codec_raw_str_head(p, 0); /* the message: empty */
+	p += write_name(p, ev->worker_id, lens[2]);
+	return (size_t)(p - at);
+}
+
+static void put_be32(uint8_t *p, size_t value)
+{
+	p[0] = (uint8_t)(value >> 24);
+	p[1] = (uint8_t)(value >> 16);
+	p[2] = (uint8_t)(value >> 8);
+	p[3] = (uint8_t)value;
 }
 
 int proto_event_item_encode(const struct proto_event *ev, const char *const *topics,
@@ -62,40 +100,44 @@ int proto_event_item_encode(const struct proto_event *ev, const char *const *top
 	if (ev == NULL || topics == NULL || topics_count == 0 ||
 	    topics_count > PROTO_EVENT_TOPICS_MAX)
 		return JM_EINVAL;
+	size_t topic_lens[PROTO_EVENT_TOPICS_MAX], topics_bytes = 1;
+	for (uint32_t i = 0; i < topics_count; i++) {
+		topic_lens[i] = topics[i] ? strnlen(topics[i], PROTO_EVENT_TOPIC_MAX + 1) : 0;
+		if (topic_lens[i] == 0 || topic_lens[i] > PROTO_EVENT_TOPIC_MAX)
+			return JM_EINVAL;
+		topics_bytes += topic_lens[i] + 1;
+	}
+	int lens[3] = {0};
+	bool plain = is_plain_job_state(ev, lens);
+	/* The count, the topics, the event's length: then the event. */
+	int rc = jm_buf_reserve(out, topics_bytes + 4 + (plain ? JOB_STATE_BYTES_MAX : 0));
+	if (rc != 0)
+		return rc;
 	size_t start_len = out->len;
-	uint8_t count = (uint8_t)topics_count;
-	int rc = jm_buf_append(out, &count, 1);
-	for (uint32_t i = 0; rc == 0 && i < topics_count; i++) {
-		size_t topic_len = topics[i] ? strnlen(topics[i], PROTO_EVENT_TOPIC_MAX + 1) : 0;
-		if (topic_len == 0 || topic_len > PROTO_EVENT_TOPIC_MAX)
-			rc = JM_EINVAL;
-		else
-			rc = jm_buf_append(out, topics[i], topic_len + 1);
+	uint8_t *p = out->data + out->len;
+	*p++ = (uint8_t)topics_count;
+	for (uint32_t i = 0; i < topics_count; i++) {
+		memcpy(p, topics[i], topic_lens[i] + 1);
+		p += topic_lens[i] + 1;
 	}
-	size_t len_at = out->len;
-	if (rc == 0)
-		rc = jm_buf_append(out, "\0\0\0\0", 4);
-	if (rc == 0 && is_plain_job_state(ev)) {
-		struct codec_writer w;
-		codec_writer_init(&w, out);
-		encode_job_state(&w, ev);
-		rc = codec_writer_finish(&w);
-	} else if (rc == 0) {
-		/* A copy of the event: only for the shapes the fast path leaves. */
-		struct proto_msg msg = {.type = PROTO_EVENT};
-		msg.u.event = *ev;
-		rc = proto_encode(&msg, out);
+	uint8_t *len_at = p;
+	out->len += topics_bytes + 4;
+	if (plain) {
+		size_t event_len = write_job_state(len_at + 4, ev, lens);
+		out->len += event_len;
+		put_be32(len_at, event_len);
+		return 0;
 	}
+	/* A copy of the event: only for the shapes the fast path leaves. */
+	struct proto_msg msg = {.type = PROTO_EVENT};
+	msg.u.event = *ev;
+	rc = proto_encode(&msg, out);
 	if (rc != 0) {
 		out->len = start_len;
 		return rc;
 	}
-	size_t event_len = out->len - len_at - 4;
-	uint8_t *p = out->data + len_at;
-	p[0] = (uint8_t)(event_len >> 24);
-	p[1] = (uint8_t)(event_len >> 16);
-	p[2] = (uint8_t)(event_len >> 8);
-	p[3] = (uint8_t)event_len;
+	/* proto_encode may have moved the buffer. */
+	put_be32(out->data + start_len + topics_bytes, out->len - start_len - topics_bytes - 4);
 	return 0;
 }
 
