@@ -51,13 +51,21 @@
 #define TOPIC_MAX (PROTO_NAME_MAX + 16)
 #define EVENT_TOPICS_MAX 3
 
+/* A ring slot: the event as published, and its SSE frame once a feed or a
+ * resume has wanted it. Formatting is most of what an event costs the hub,
+ * and with no client whose filter takes it (clients watching one job or
+ * queue while others drain, or none for a minute after the last left) an
+ * event is kept but never formatted. */
 struct frame {
 	uint64_t seq;
 	char topics[EVENT_TOPICS_MAX][TOPIC_MAX];
 	uint32_t topics_count;
-	proto_name queue; /* the job's queue; "" for batch and worker events */
-	char *text;       /* the whole SSE frame, malloc'd (cap bytes, reused) */
-	size_t len;
+	proto_name queue;      /* the job's queue; "" for batch and worker events */
+	struct proto_event ev; /* ev.message.ptr is message */
+	char *message;         /* malloc'd (message_cap bytes, reused) */
+	size_t message_cap;
+	char *text; /* the whole SSE frame, malloc'd (cap bytes, reused) */
+	size_t len; /* 0: not formatted yet */
 	size_t cap;
 };
 
@@ -65,6 +73,10 @@ struct frame {
 struct sse_filter {
 	char topics[HTTP_SSE_TOPICS_MAX][TOPIC_MAX]; /* sorted, each once */
 	uint32_t topics_count;
+	/* The event kinds it takes (?kind=), a bit per enum proto_event_kind;
+	 * 0: every kind. A wait for a batch asks for its batch events only,
+	 * not the two or three of each of its jobs. */
+	uint32_t kinds;
 	/* With --auth and a token that is not admin: only job events of the
 	 * token's queues (batch and worker events name no queue). */
 	bool restricted;
@@ -239,6 +251,8 @@ static uint64_t client_backlog(const struct sse_client *c)
 
 static bool filter_wants(const struct sse_filter *w, const struct frame *f)
 {
+	if (w->kinds != 0 && (f->ev.kind >= 32 || (w->kinds & (1u << f->ev.kind)) == 0))
+		return false;
 	if (w->restricted && (f->queue[0] == '\0' || !auth_queue_visible(&w->identity, f->queue)))
 		return false;
 	if (w->topics_count == 0)
@@ -256,7 +270,8 @@ static bool filter_wants(const struct sse_filter *w, const struct frame *f)
 
 static bool filter_equal(const struct sse_filter *a, const struct sse_filter *b)
 {
-	if (a->topics_count != b->topics_count || a->restricted != b->restricted)
+	if (a->topics_count != b->topics_count || a->kinds != b->kinds ||
+	    a->restricted != b->restricted)
 		return false;
 	for (uint32_t i = 0; i < a->topics_count; i++)
 		if (strcmp(a->topics[i], b->topics[i]) != 0)
@@ -342,91 +357,126 @@ static void topic_of_id(char *out, const char *prefix, uint64_t id)
 	out[len] = '\0';
 }
 
+/* Grows *buf (of *cap bytes) to at least len; false when out of memory
+ * (the buffer is left as it was). */
+static bool slot_buffer(char **buf, size_t *cap, size_t len)
+{
+	if (*cap >= len)
+		return true;
+	char *bigger = malloc(len);
+	if (bigger == NULL)
+		return false;
+	free(*buf);
+	*buf = bigger;
+	*cap = len;
+	return true;
+}
+
+/* f's SSE frame, "id: SEQ\nevent: KIND\ndata: JSON\n\n", formatted the
+ * first time it is wanted (under the hub's lock); false when out of
+ * memory. */
+static bool frame_format(struct frame *f)
+{
+	if (f->len != 0)
+		return true;
+	const char *kind = "job_state";
+	char fast[512];
+	char *json = NULL;
+	if (http_json_job_state_text(&f->ev, fast, sizeof fast) != 0) {
+		json = fast;
+	} else {
+		json_t *data = http_json_event(&f->ev, &kind);
+		json = data ? http_json_dump(data, NULL) : NULL;
+		json_decref(data);
+	}
+	if (json == NULL)
+		return false;
+	char seq_text[24];
+	size_t seq_len = jm_decimal_u64(seq_text, f->seq);
+	size_t json_len = strlen(json), kind_len = strlen(kind);
+	size_t len = 4 + seq_len + 8 + kind_len + 7 + json_len + 2;
+	bool ok = slot_buffer(&f->text, &f->cap, len);
+	if (ok) {
+		char *at = f->text;
+		at = append(at, "id: ", 4);
+		at = append(at, seq_text, seq_len);
+		at = append(at, "\nevent: ", 8);
+		at = append(at, kind, kind_len);
+		at = append(at, "\ndata: ", 7);
+		at = append(at, json, json_len);
+		at = append(at, "\n\n", 2);
+		f->len = (size_t)(at - f->text);
+	}
+	if (json != fast)
+		free(json);
+	return ok;
+}
+
+/* An event the hub could not keep: the sequence still moves on, so a
+ * resume across it sees the gap and gets a snapshot. Under the lock. */
+static void event_lost(struct http_sse *hub)
+{
+	uint64_t seq = hub->next_seq++;
+	hub->ring_start = hub->next_seq;
+	if (hub->dropped++ % 1000 == 0)
+		jm_warn("http events: out of memory: event %llu lost; resumes get a snapshot",
+		        (unsigned long long)seq);
+}
+
 static void event_cb(void *arg, const char *topic, const struct proto_event *ev)
 {
 	struct http_sse *hub = arg;
 	if (!is_primary(topic, ev))
 		return;
-	struct frame f = {0};
+	pthread_mutex_lock(&hub->lock);
+	struct frame *slot = &hub->ring[hub->next_seq % HTTP_SSE_RING];
+	if (!slot_buffer(&slot->message, &slot->message_cap, ev->message.len)) {
+		event_lost(hub);
+		pthread_mutex_unlock(&hub->lock);
+		return;
+	}
+	slot->seq = hub->next_seq++;
+	if (hub->next_seq - hub->ring_start > HTTP_SSE_RING)
+		hub->ring_start = hub->next_seq - HTTP_SSE_RING;
+	slot->ev = *ev;
+	if (ev->message.len)
+		memcpy(slot->message, ev->message.ptr, ev->message.len);
+	slot->ev.message.ptr = (const uint8_t *)slot->message;
+	slot->len = 0;
+	slot->topics_count = 0;
+	slot->queue[0] = '\0';
 	switch (ev->kind) {
 	case PROTO_EVENT_JOB_STATE:
 	case PROTO_EVENT_JOB_PROGRESS:
-		topic_of_id(f.topics[f.topics_count++], "job/", ev->job_id);
+		topic_of_id(slot->topics[slot->topics_count++], "job/", ev->job_id);
 		if (ev->queue[0])
-			snprintf(f.topics[f.topics_count++], TOPIC_MAX, "queue/%s", ev->queue);
-		memcpy(f.queue, ev->queue, sizeof f.queue);
+			snprintf(slot->topics[slot->topics_count++], TOPIC_MAX, "queue/%s",
+			         ev->queue);
+		memcpy(slot->queue, ev->queue, sizeof slot->queue);
 		if (ev->batch_id)
-			topic_of_id(f.topics[f.topics_count++], "batch/", ev->batch_id);
+			topic_of_id(slot->topics[slot->topics_count++], "batch/", ev->batch_id);
 		break;
 	case PROTO_EVENT_BATCH:
-		topic_of_id(f.topics[f.topics_count++], "batch/", ev->batch_id);
+		topic_of_id(slot->topics[slot->topics_count++], "batch/", ev->batch_id);
 		break;
 	default:
-		snprintf(f.topics[f.topics_count++], TOPIC_MAX, "worker/%s", ev->worker_id);
+		snprintf(slot->topics[slot->topics_count++], TOPIC_MAX, "worker/%s", ev->worker_id);
 		break;
 	}
-	const char *kind = "job_state";
-	char fast[512];
-	char *json = NULL;
-	if (http_json_job_state_text(ev, fast, sizeof fast) != 0) {
-		json = fast;
-	} else {
-		json_t *data = http_json_event(ev, &kind);
-		json = data ? http_json_dump(data, NULL) : NULL;
-		json_decref(data);
-	}
-	size_t json_len = json ? strlen(json) : 0;
-	size_t kind_len = strlen(kind);
-	pthread_mutex_lock(&hub->lock);
-	f.seq = hub->next_seq;
-	char seq_text[24];
-	size_t seq_len = jm_decimal_u64(seq_text, f.seq);
-	/* "id: SEQ\nevent: KIND\ndata: JSON\n\n", in the slot's buffer when
-	 * it is large enough (it held an event as large before, mostly). */
-	size_t len = 4 + seq_len + 8 + kind_len + 7 + json_len + 2;
-	struct frame *slot = &hub->ring[f.seq % HTTP_SSE_RING];
-	f.text = slot->text;
-	f.cap = slot->cap;
-	if (json == NULL || f.cap < len) {
-		char *text = json ? malloc(len) : NULL;
-		if (text == NULL) {
-			/* The sequence still moves on, so a resume sees the gap. */
-			hub->next_seq++;
-			hub->ring_start = hub->next_seq;
-			pthread_mutex_unlock(&hub->lock);
-			if (json != fast)
-				free(json);
-			jm_warn("http events: out of memory: event %llu lost; resumes get a "
-			        "snapshot",
-			        (unsigned long long)f.seq);
-			return;
-		}
-		free(f.text);
-		f.text = text;
-		f.cap = len;
-	}
-	char *at = f.text;
-	at = append(at, "id: ", 4);
-	at = append(at, seq_text, seq_len);
-	at = append(at, "\nevent: ", 8);
-	at = append(at, kind, kind_len);
-	at = append(at, "\ndata: ", 7);
-	at = append(at, json, json_len);
-	at = append(at, "\n\n", 2);
-	f.len = (size_t)(at - f.text);
-	if (json != fast)
-		free(json);
-	*slot = f;
-	hub->next_seq++;
-	if (hub->next_seq - hub->ring_start > HTTP_SSE_RING)
-		hub->ring_start = hub->next_seq - HTTP_SSE_RING;
 	/* Once per feed, not per client: its clients read the same bytes. */
 	bool wanted = false;
-	for (struct sse_feed *feed = hub->feeds; feed; feed = feed->next)
-		if (feed->clients && filter_wants(&feed->filter, slot)) {
-			feed_append(hub, feed, slot->text, slot->len, true);
-			wanted = true;
+	for (struct sse_feed *feed = hub->feeds; feed; feed = feed->next) {
+		if (!feed->clients || !filter_wants(&feed->filter, slot))
+			continue;
+		if (!frame_format(slot)) {
+			/* Out of memory: every client of the feed misses it; say so. */
+			for (struct sse_client *c = feed->clients; c; c = c->next)
+				client_lag(hub, c);
+			continue;
 		}
+		feed_append(hub, feed, slot->text, slot->len, true);
+		wanted = true;
+	}
 	/* Writes start on the hub thread, so a burst of events leaves in a
 	 * few writes per client rather than one each (100 clients watching a
 	 * busy batch halved its drain when every event was its own write). */
@@ -563,8 +613,10 @@ void http_sse_free(struct http_sse *hub)
 {
 	if (hub == NULL)
 		return;
-	for (uint32_t i = 0; i < HTTP_SSE_RING; i++)
+	for (uint32_t i = 0; i < HTTP_SSE_RING; i++) {
 		free(hub->ring[i].text);
+		free(hub->ring[i].message);
+	}
 	free(hub->ring);
 	feeds_trim(hub); /* every client was reaped: frees them all */
 	pthread_cond_destroy(&hub->wake);
@@ -595,6 +647,28 @@ static bool topic_is_valid(const char *t)
 		}
 	}
 	return false;
+}
+
+/* The kinds a stream may ask for, by the names its frames carry
+ * ("event: NAME"). */
+static const struct {
+	const char *name;
+	uint32_t kind;
+} event_kinds[] = {
+    {"job_state", PROTO_EVENT_JOB_STATE},
+    {"job_progress", PROTO_EVENT_JOB_PROGRESS},
+    {"batch", PROTO_EVENT_BATCH},
+    {"worker_joined", PROTO_EVENT_WORKER_JOINED},
+    {"worker_lost", PROTO_EVENT_WORKER_LOST},
+};
+
+/* The kind named name as a filter bit, or 0 for no such kind. */
+static uint32_t kind_bit(const char *name)
+{
+	for (size_t i = 0; i < sizeof event_kinds / sizeof event_kinds[0]; i++)
+		if (strcmp(name, event_kinds[i].name) == 0)
+			return 1u << event_kinds[i].kind;
+	return 0;
 }
 
 static int topic_compare(const void *a, const void *b)
@@ -643,7 +717,8 @@ static void feed_free(struct sse_feed *feed)
 
 void http_api_events(struct http_call *call)
 {
-	static const char *const allowed[] = {"topic", "last_event_id", "access_token", NULL};
+	static const char *const allowed[] = {"topic", "kind", "last_event_id", "access_token",
+	                                      NULL};
 	if (!http_query_only(call, allowed))
 		return;
 	/* A standby publishes nothing: a stream opened on it would stay
@@ -687,6 +762,23 @@ void http_api_events(struct http_call *call)
 		memcpy(filter->topics[filter->topics_count++], topic, strlen(topic) + 1);
 	}
 	filter_normalize(filter);
+	char kind[32];
+	pos = 0;
+	while (http_query_next(call, "kind", &pos, kind, sizeof kind)) {
+		uint32_t bit = kind_bit(kind);
+		if (bit == 0) {
+			free(c);
+			feed_free(spare);
+			http_reply_error(
+			    call, 400, "kind_invalid",
+			    "kind \"%.40s\" is invalid: use job_state, job_progress, batch, "
+			    "worker_joined or worker_lost (repeat kind= for several; "
+			    "none: every kind)",
+			    kind);
+			return;
+		}
+		filter->kinds |= bit;
+	}
 	/* A browser's EventSource resends the header; the query parameter is
 	 * for clients that cannot set headers on the first connect. */
 	const char *last_text = http_call_header(call, "Last-Event-ID");
@@ -726,10 +818,11 @@ void http_api_events(struct http_call *call)
 		if (resume && last + 1 >= hub->ring_start && last >= hub->resume_floor &&
 		    last < hub->next_seq) {
 			for (uint64_t s = last + 1; s < hub->next_seq; s++) {
-				const struct frame *f = &hub->ring[s % HTTP_SSE_RING];
+				struct frame *f = &hub->ring[s % HTTP_SSE_RING];
 				if (!filter_wants(&c->feed->filter, f))
 					continue;
-				if (c->own.len + f->len > HTTP_SSE_CLIENT_BUFFER ||
+				if (!frame_format(f) ||
+				    c->own.len + f->len > HTTP_SSE_CLIENT_BUFFER ||
 				    jm_buf_append(&c->own, f->text, f->len) != 0) {
 					/* Too much missed: a snapshot, then the feed. */
 					client_lag(hub, c);

@@ -86,6 +86,8 @@ export interface EventsOptions {
   worker?: string | string[];
   /** Raw topics, e.g. "job/42". */
   topics?: string[];
+  /** Only these kinds (job_state, job_progress, batch, worker_joined, worker_lost); default every kind. */
+  kinds?: string[];
   /** Resume after this event id. */
   lastEventId?: string | null;
   signal?: AbortSignal;

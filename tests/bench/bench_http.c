@@ -9,10 +9,13 @@
  *       jobs/s of the drain, and the events each client got
  *   H4  a W2-like drain (issue 12): a batch of 10,000 jobs of 100 bytes
  *       submitted through the C SDK, drained by an in-process SDK worker of
- *       concurrency 4 with a no-op handler, with 0, then 100, then 0 SSE
- *       clients on the batch: jobs/s and the broker's CPU per job
+ *       concurrency 4 with a no-op handler, with 0 SSE clients, with 100 on
+ *       the batch reading every event, and with 100 on the batch asking for
+ *       its progress only (kind=batch, as the SDKs' batch waits do): jobs/s
+ *       and the broker's CPU per job; --h4-rounds N repeats the three and
+ *       prints the median of each and what the clients cost
  *
- * usage: bench_http [--fsync POLICY] [--seconds N] [--only-h4]
+ * usage: bench_http [--fsync POLICY] [--seconds N] [--only-h4] [--h4-rounds N]
  * A benchmark: it prints figures and asserts only that counts add up. */
 #define _GNU_SOURCE /* strcasestr */
 #include <arpa/inet.h>
@@ -42,6 +45,7 @@ static int http_port;
 static const char *fsync_policy = "batch";
 static int seconds = 3;
 static bool only_h4;
+static int h4_round_count = 1;
 
 static void die(const char *what)
 {
@@ -179,6 +183,8 @@ struct sse_reader {
 	int fd;
 	atomic_ulong events;
 	atomic_bool answered; /* the response has started */
+	atomic_bool
+	    saw_completed; /* a "completed" state: on a kind=batch stream, the batch's end */
 };
 
 static void *sse_main(void *arg)
@@ -193,6 +199,8 @@ static void *sse_main(void *arg)
 		for (ssize_t i = 0; i + 3 < n; i++)
 			if (memcmp(buf + i, "id: ", 4) == 0)
 				atomic_fetch_add(&r->events, 1);
+		if (memmem(buf, (size_t)n, "\"state\":\"completed\"", 19))
+			atomic_store(&r->saw_completed, true);
 	}
 	return NULL;
 }
@@ -270,7 +278,10 @@ static void h3(struct harness *h, int clients, const char *queue)
 
 #define H4_JOBS 10000 /* a batch's most (PROTO_JOBS_PER_MESSAGE_MAX) */
 
-static void h4(struct harness *h, const struct harness_proc *broker, int clients, const char *queue)
+/* One H4 drain with clients SSE readers on the batch, each asking for
+ * kind (NULL: every kind); jobs/s. */
+static double h4(struct harness *h, const struct harness_proc *broker, int clients,
+                 const char *kind, const char *queue)
 {
 	jm_client *client;
 	if (jm_client_open(&client, h->broker_url) != 0)
@@ -288,10 +299,12 @@ static void h4(struct harness *h, const struct harness_proc *broker, int clients
 		readers[i].fd = dial();
 		atomic_store(&readers[i].events, 0);
 		atomic_store(&readers[i].answered, false);
+		atomic_store(&readers[i].saw_completed, false);
 		char req[256];
-		int rl = snprintf(req, sizeof req,
-		                  "GET /v1/events?topic=batch/%llu HTTP/1.1\r\nHost: b\r\n\r\n",
-		                  (unsigned long long)batch_id);
+		int rl =
+		    snprintf(req, sizeof req,
+		             "GET /v1/events?topic=batch/%llu%s%s HTTP/1.1\r\nHost: b\r\n\r\n",
+		             (unsigned long long)batch_id, kind ? "&kind=" : "", kind ? kind : "");
 		if (write(readers[i].fd, req, (size_t)rl) != rl)
 			die("write failed");
 		pthread_create(&readers[i].thread, NULL, sse_main, &readers[i]);
@@ -313,6 +326,15 @@ static void h4(struct harness *h, const struct harness_proc *broker, int clients
 	broker_proc_cpu_split_ms(broker->pid, &user_end_ms, &system_end_ms);
 	double user_us = (user_end_ms - user_ms) * 1000.0 / H4_JOBS;
 	double system_us = (system_end_ms - system_ms) * 1000.0 / H4_JOBS;
+	/* Untimed: a progress-only client has the batch's final event a
+	 * publish round after the drain (bounded). */
+	int saw_end = 0;
+	until = jm_mono_us() + 5 * 1000000ull;
+	for (int i = 0; kind && i < clients; i++) {
+		while (!atomic_load(&readers[i].saw_completed) && jm_mono_us() < until)
+			usleep(1000);
+		saw_end += atomic_load(&readers[i].saw_completed);
+	}
 	unsigned long events = 0;
 	for (int i = 0; i < clients; i++) {
 		shutdown(readers[i].fd, SHUT_RDWR);
@@ -321,12 +343,54 @@ static void h4(struct harness *h, const struct harness_proc *broker, int clients
 		events += atomic_load(&readers[i].events);
 	}
 	jm_client_close(client);
-	printf("H4 W2-like drain of a %d-job batch (SDK worker, concurrency 4), %3d SSE clients: "
+	printf("H4 W2-like drain of a %d-job batch (SDK worker, concurrency 4), %3d SSE clients%s: "
 	       "%6.0f jobs/s, broker %.1f us CPU/job (user %.1f, system %.1f)",
-	       H4_JOBS, clients, rate, user_us + system_us, user_us, system_us);
+	       H4_JOBS, clients, kind ? " (kind=batch)" : "", rate, user_us + system_us, user_us,
+	       system_us);
 	if (clients)
 		printf(" (%lu events per client)", events / (unsigned long)clients);
+	if (kind)
+		printf(" (%d of %d saw the batch complete)", saw_end, clients);
 	printf("\n");
+	return rate;
+}
+
+static int compare_doubles(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static double median(double *values, int n)
+{
+	qsort(values, (size_t)n, sizeof *values, compare_doubles);
+	return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
+#define H4_ROUNDS_MAX 20
+
+/* rounds of H4's three drains, each on its own queue (a queue keeps its
+ * finished jobs); with more than one, the medians and the cost of each
+ * kind of client against none. */
+static void h4_rounds(struct harness *h, const struct harness_proc *broker, int rounds)
+{
+	double none[H4_ROUNDS_MAX], all[H4_ROUNDS_MAX], progress[H4_ROUNDS_MAX];
+	for (int r = 0; r < rounds; r++) {
+		char queue[32];
+		snprintf(queue, sizeof queue, "w2-sse0-%d", r);
+		none[r] = h4(h, broker, 0, NULL, queue);
+		snprintf(queue, sizeof queue, "w2-sse100-%d", r);
+		all[r] = h4(h, broker, SSE_CLIENTS, NULL, queue);
+		snprintf(queue, sizeof queue, "w2-sse100-batch-%d", r);
+		progress[r] = h4(h, broker, SSE_CLIENTS, "batch", queue);
+	}
+	if (rounds < 2)
+		return;
+	double n = median(none, rounds), a = median(all, rounds), p = median(progress, rounds);
+	printf(
+	    "H4 medians of %d rounds: 0 clients %.0f jobs/s; 100 reading every event %.0f "
+	    "(they cost %.1f %%); 100 asking for the batch's progress %.0f (they cost %.1f %%)\n",
+	    rounds, n, a, 100.0 * (1 - a / n), p, 100.0 * (1 - p / n));
 }
 
 int main(int argc, char **argv)
@@ -338,8 +402,15 @@ int main(int argc, char **argv)
 			seconds = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--only-h4") == 0)
 			only_h4 = true;
+		else if (strcmp(argv[i], "--h4-rounds") == 0 && i + 1 < argc)
+			h4_round_count = atoi(argv[++i]);
 		else
-			die("usage: bench_http [--fsync POLICY] [--seconds N] [--only-h4]");
+			die("usage: bench_http [--fsync POLICY] [--seconds N] [--only-h4] "
+			    "[--h4-rounds N]");
+	}
+	if (h4_round_count < 1 || h4_round_count > H4_ROUNDS_MAX) {
+		fprintf(stderr, "bench_http: --h4-rounds takes 1 to %d\n", H4_ROUNDS_MAX);
+		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	struct harness h;
@@ -368,9 +439,7 @@ int main(int argc, char **argv)
 	h3(&h, 0, "drain0");
 	h3(&h, SSE_CLIENTS, "drain100");
 h4_runs:
-	h4(&h, &broker, 0, "w2-sse0");
-	h4(&h, &broker, SSE_CLIENTS, "w2-sse100");
-	h4(&h, &broker, 0, "w2-sse0-again");
+	h4_rounds(&h, &broker, h4_round_count);
 	harness_stop(&broker, SIGTERM, 10000, NULL);
 	harness_fini(&h);
 	return 0;

@@ -100,6 +100,20 @@ class ClientTest(unittest.TestCase):
         for job_id in batch["job_ids"]:
             self.assertEqual(self.jm.get(job_id)["state"], "completed")
 
+    def test_a_stream_asked_for_one_kind_carries_only_that_kind(self):
+        queue = "kinds"
+        self.stack_worker_for(queue)
+        with self.jm.subscribe(batch="", kinds=["batch"]) as stream:
+            batch = self.jm.submit_batch([{"queue": queue, "type": "echo", "payload": "k"}] * 5)
+            kinds = []
+            for _ in range(100):  # a few progress events, then the final one
+                ev = stream.next(timeout=30)
+                self.assertIsNotNone(ev, "the stream ended")
+                kinds.append(ev.kind)
+                if ev["batch_id"] == batch["id"] and ev["state"] == "completed":
+                    break
+        self.assertEqual(set(kinds), {"batch"}, "no job events on a batch-only stream")
+
     def test_events_resume_after_a_dropped_stream_without_a_gap(self):
         queue = "resume"
         self.stack_worker_for(queue)

@@ -93,6 +93,41 @@ class HttpEvents(unittest.TestCase):
         watching.close()
         self.assertIn("jobmesh_events_total 1\n", self.b.get("/metrics")[2])
 
+    def test_events_no_stream_wanted_are_kept_whole_for_a_resume_that_wants_them(self):
+        # A client on another queue keeps the hub fed; the events of queue
+        # "lz" are wanted by no stream when they happen (the hub keeps them
+        # unformatted), then a resume from before them wants them all,
+        # error texts included.
+        other = EventStream(self.b, "topic=queue/other")
+        self.b.submit("other", {"type": "t"})
+        mark = other.next_event()
+        self.assertEqual((mark["event"], mark["data"]["queue"]), ("job_state", "other"))
+        ids = [self.b.submit("lz", {"type": "boom", "max_attempts": 1})["id"] for _ in range(3)]
+        self.b.worker("lz", ["boom=false"])
+        wait_for(lambda: all(self.b.job(i)["state"] == "failed" for i in ids), 30,
+                 "the 3 jobs to fail")
+        errors = {i: self.b.job(i)["last_error"] for i in ids}
+        for i in ids:
+            self.assertTrue(errors[i], "job %s has no error text" % i)
+        resumed = EventStream(self.b, "topic=queue/lz", last_event_id=mark["id"])
+        failed = lambda evs: sum(e["data"].get("state") == "failed" for e in evs) == 3
+        events = self.read_until(resumed, failed, limit=20)
+        resumed.close()
+        other.close()
+        self.assertNotIn("snapshot", [e["event"] for e in events])
+        seqs = [int(e["id"]) for e in events]
+        self.assertEqual(seqs, sorted(set(seqs)))
+        self.assertGreater(seqs[0], int(mark["id"]))
+        states = collections.defaultdict(list)
+        for e in events:
+            self.assertEqual(e["data"]["queue"], "lz")
+            states[e["data"]["job_id"]].append(e["data"]["state"])
+            if e["data"]["state"] == "failed":
+                self.assertEqual(e["data"]["error"], errors[e["data"]["job_id"]])
+            else:
+                self.assertIsNone(e["data"]["error"])
+        self.assertEqual(dict(states), {i: ["pending", "active", "failed"] for i in ids})
+
     def test_a_resume_from_an_unknown_id_starts_with_a_snapshot(self):
         # Events are sequenced while a client watches (and a minute after).
         watching = EventStream(self.b, "topic=queue/s")
@@ -126,6 +161,33 @@ class HttpEvents(unittest.TestCase):
             status, _, body = self.b.get("/v1/events?" + query)
             self.assertEqual(status, 400, query)
             self.assertIn(body["error"]["code"], ("topic_invalid", "unknown_parameter"))
+
+    def test_a_kind_filter_takes_a_batchs_progress_without_its_jobs_events(self):
+        progress = EventStream(self.b, "topic=batch/&kind=batch")
+        both = EventStream(self.b, "topic=batch/&kind=batch&kind=job_state")
+        _, _, batch = self.b.post("/v1/batches", {"jobs": [
+            {"queue": "kb", "type": "echo", "payload": str(i)} for i in range(50)]})
+        self.b.worker("kb", ["echo=cat"], concurrency=4)
+        finished = lambda evs: any(e["event"] == "batch" and e["data"]["state"] == "completed"
+                                   for e in evs)
+        only = self.read_until(progress, finished, limit=1000)
+        mixed = self.read_until(both, finished, limit=1000)
+        progress.close()
+        both.close()
+        self.assertEqual({e["event"] for e in only}, {"batch"})
+        self.assertEqual(only[-1]["data"]["completed"], 50)
+        self.assertEqual({e["event"] for e in mixed}, {"batch", "job_state"})
+        job_ids = {e["data"]["job_id"] for e in mixed if e["event"] == "job_state"}
+        self.assertEqual(job_ids, set(batch["job_ids"]))
+        # The batch events both streams saw are the same ones, by id.
+        self.assertEqual([e["id"] for e in only],
+                         [e["id"] for e in mixed if e["event"] == "batch"])
+        for query in ["kind=jobs", "kind=", "kind=batch&kind=Batch"]:
+            status, _, body = self.b.get("/v1/events?" + query)
+            self.assertEqual(status, 400, query)
+            self.assertEqual(body["error"]["code"], "kind_invalid", query)
+            self.assertIn("job_state, job_progress, batch, worker_joined or worker_lost",
+                          body["error"]["message"])
 
     def test_an_idle_stream_is_pinged_and_a_closed_one_is_dropped(self):
         stream = EventStream(self.b, "topic=job/1", timeout_s=25)

@@ -116,13 +116,14 @@ function deadlineSignal(signal, ms) {
   };
 }
 
-function eventsPath({ job, batch, queue, worker, topics = [] } = {}) {
+function eventsPath({ job, batch, queue, worker, topics = [], kinds = [] } = {}) {
   const params = new URLSearchParams();
   for (const [prefix, value] of [['job', job], ['batch', batch], ['queue', queue], ['worker', worker]]) {
     if (value === undefined || value === null) continue;
     for (const v of Array.isArray(value) ? value : [value]) params.append('topic', `${prefix}/${v}`);
   }
   for (const t of topics) params.append('topic', t);
+  for (const k of kinds) params.append('kind', k);
   const q = params.toString();
   return `/v1/events${q ? `?${q}` : ''}`;
 }
@@ -384,8 +385,8 @@ export class Client {
    * onOpen() is called each time the broker has subscribed the stream
    * (submit after it, and nothing is missed).
    */
-  async* events({ job, batch, queue, worker, topics, lastEventId = null, signal, reconnect = true, maxRetries = 8, onOpen } = {}) {
-    const path = eventsPath({ job, batch, queue, worker, topics });
+  async* events({ job, batch, queue, worker, topics, kinds, lastEventId = null, signal, reconnect = true, maxRetries = 8, onOpen } = {}) {
+    const path = eventsPath({ job, batch, queue, worker, topics, kinds });
     let last = lastEventId;
     let failures = 0;
     for (;;) {
@@ -468,7 +469,8 @@ export class Client {
   async waitBatch(id, { timeout, signal, onProgress } = {}) {
     id = String(id);
     const d = deadlineSignal(signal, timeout);
-    const path = eventsPath({ batch: id });
+    // Its batch events only: not the two or three of each of its jobs.
+    const path = eventsPath({ batch: id, kinds: ['batch'] });
     let last = null;
     try {
       for (;;) {

@@ -252,7 +252,8 @@ def seg(value: Any) -> str:
 
 
 def events_query(job: Any = None, batch: Any = None, queue: Optional[str] = None,
-                 worker: Optional[str] = None, topics: Iterable[str] = ()) -> str:
+                 worker: Optional[str] = None, topics: Iterable[str] = (),
+                 kinds: Iterable[str] = ()) -> str:
     pairs: List[Tuple[str, str]] = []
     for prefix, value in (("job", job), ("batch", batch), ("queue", queue), ("worker", worker)):
         if value is None:
@@ -260,6 +261,7 @@ def events_query(job: Any = None, batch: Any = None, queue: Optional[str] = None
         values = value if isinstance(value, (list, tuple, set)) else [value]
         pairs += [("topic", f"{prefix}/{v}") for v in values]
     pairs += [("topic", t) for t in topics]
+    pairs += [("kind", k) for k in kinds]
     return "/v1/events" + ("?" + urlencode(pairs) if pairs else "")
 
 

@@ -13,8 +13,8 @@ import asyncio
 import json
 import ssl
 import time
-from typing import (Any, AsyncIterator, Awaitable, Callable, Dict, List, Mapping, Optional,
-                    Sequence, Tuple, Union)
+from typing import (Any, AsyncIterator, Awaitable, Callable, Dict, Iterable, List, Mapping,
+                    Optional, Sequence, Tuple, Union)
 from urllib.parse import urlsplit
 
 from . import _common as c
@@ -332,11 +332,12 @@ class AsyncClient:
         return resp
 
     async def events(self, *, job: Any = None, batch: Any = None, queue: Optional[str] = None,
-                     worker: Optional[str] = None, last_event_id: Optional[str] = None,
+                     worker: Optional[str] = None, kinds: Iterable[str] = (),
+                     last_event_id: Optional[str] = None,
                      reconnect: bool = True, max_retries: int = 8) -> AsyncIterator[Event]:
         """Async-iterates live events, reopening a dropped stream with
         Last-Event-ID (see Client.events)."""
-        path = c.events_query(job, batch, queue, worker)
+        path = c.events_query(job, batch, queue, worker, kinds=kinds)
         last = last_event_id
         failures = 0
         while True:
@@ -429,7 +430,8 @@ class AsyncClient:
 
     async def _wait_batch(self, batch_id: str,
                           on_progress: Optional[Callable[[Dict[str, Any]], Any]]) -> Dict[str, Any]:
-        path = c.events_query(batch=batch_id)
+        # Its batch events only: not the two or three of each of its jobs.
+        path = c.events_query(batch=batch_id, kinds=("batch",))
         last: Optional[str] = None
         while True:
             resp = await self._open_events(path, last)

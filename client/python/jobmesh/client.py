@@ -16,8 +16,8 @@ import socket
 import ssl
 import threading
 import time
-from typing import (Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple,
-                    Union)
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence,
+                    Tuple, Union)
 from urllib.parse import urlsplit
 
 from . import _common as c
@@ -363,24 +363,28 @@ class Client:
     # ---- events and waiting -----------------------------------------------
 
     def subscribe(self, *, job: Any = None, batch: Any = None, queue: Optional[str] = None,
-                  worker: Optional[str] = None, last_event_id: Optional[str] = None,
+                  worker: Optional[str] = None, kinds: Iterable[str] = (),
+                  last_event_id: Optional[str] = None,
                   timeout: Optional[float] = None) -> EventStream:
         """Opens one event stream and returns once the broker subscribed it,
         so what happens next is on it (submit after this, or read state
         after this, and nothing is missed). Iterate it, or call
         .next(timeout) for one event; .last_id resumes a later subscribe.
-        No reconnecting: see events() for that."""
-        return self._open_stream(c.events_query(job, batch, queue, worker), last_event_id,
-                                 timeout)
+        No reconnecting: see events() for that. kinds: only events of these
+        kinds (job_state, job_progress, batch, worker_joined, worker_lost);
+        none: every kind."""
+        return self._open_stream(c.events_query(job, batch, queue, worker, kinds=kinds),
+                                 last_event_id, timeout)
 
     def events(self, *, job: Any = None, batch: Any = None, queue: Optional[str] = None,
-               worker: Optional[str] = None, last_event_id: Optional[str] = None,
+               worker: Optional[str] = None, kinds: Iterable[str] = (),
+               last_event_id: Optional[str] = None,
                reconnect: bool = True, max_retries: int = 8) -> Iterator[Event]:
         """Iterates live events (no filter: all of them). A dropped stream
         is reopened with Last-Event-ID, so nothing is missed (when the
         broker no longer has the gap it sends a "snapshot" event first).
-        Stop by breaking out of the loop."""
-        path = c.events_query(job, batch, queue, worker)
+        Stop by breaking out of the loop. kinds: as for subscribe()."""
+        path = c.events_query(job, batch, queue, worker, kinds=kinds)
         last = last_event_id
         failures = 0
         while True:
@@ -466,7 +470,8 @@ class Client:
         (completed, failed, total, state, current_operation)."""
         batch_id = str(batch_id)
         deadline = None if timeout is None else time.monotonic() + timeout
-        path = c.events_query(batch=batch_id)
+        # Its batch events only: not the two or three of each of its jobs.
+        path = c.events_query(batch=batch_id, kinds=("batch",))
         last: Optional[str] = None
         while True:
             stream = self._open_stream(path, last, _remaining(deadline, f"batch {batch_id}"))
