@@ -17,16 +17,9 @@ int proto_event_frame_start(struct jm_buf *out)
 /* The fields of an EVENT body, in wire order (msg_views.c). */
 #define EVENT_FIELDS 13
 
-/* A job_state event without an error text is nearly every event (a drain
- * makes two per job; issue 12: a subscriber reading them all cost ~30 %
- * of the broker's CPU in a drain, most of it the generic field codec).
- * Does ev pass every check proto_encode's field table would make of it?
- * Then write_job_state writes the same bytes (test_event_frame compares
- * the two); otherwise the generic path encodes or refuses it. */
-
 /* The length of name if it is empty or a valid name, else -1: what
- * codec_check_name(name, ..., true, ...) accepts, and the length
- * codec_put_name would measure again. */
+ * codec_check_name(name, ..., true, ...) accepts, measured once for the
+ * check and the write. */
 static int plain_name_len(const char *name)
 {
 	size_t len = strnlen(name, sizeof(proto_name));
@@ -35,8 +28,13 @@ static int plain_name_len(const char *name)
 	return (int)len;
 }
 
-/* Fills lens with the lengths of ev's queue, type and worker id when ev
- * takes the direct path. */
+/* A job_state event without an error text is nearly every event (a drain
+ * makes two per job; issue 12: a subscriber reading them all cost ~30 %
+ * of the broker's CPU in a drain, most of it the generic field codec).
+ * Does ev pass every check proto_encode's field table would make of it?
+ * Then write_job_state writes the same bytes (test_event_frame compares
+ * the two), given the lengths of ev's queue, type and worker id this
+ * fills in lens; otherwise the generic path encodes or refuses it. */
 static bool is_plain_job_state(const struct proto_event *ev, int lens[3])
 {
 	if (ev->kind != PROTO_EVENT_JOB_STATE || ev->message.len != 0 ||
