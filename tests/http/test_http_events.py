@@ -252,7 +252,8 @@ class HttpEvents(unittest.TestCase):
             data = bytearray(stream.buf)
             seen = data.count(b"\nevent: ")
             for _ in range(100000):  # bounded: each pass reads (60 s socket timeout)
-                if seen >= jobs:
+                # Every event, the last one whole (a read can end inside it).
+                if seen >= jobs and data.endswith(b"\n\n"):
                     break
                 chunk = stream.sock.recv(1 << 20)
                 self.assertTrue(chunk, "the stream closed early")
