@@ -10,14 +10,6 @@
 #include "clock.h"
 #include "events.h"
 
-/* Publishes ev under each topic of a job: job/<id>, queue/<name> and, in a
- * batch, batch/<id>; sent once for all of them. */
-void core_publish_for_job(struct core *core, const struct job *job, const struct proto_event *ev,
-                          uint64_t lsn)
-{
-	events_push_job(core->events, ev, job->id, job->queue->name, job_batch_id(job), lsn);
-}
-
 void core_publish_batch(struct core *core, struct batch *b)
 {
 	struct proto_event ev = {.kind = PROTO_EVENT_BATCH, .at_us = jm_wall_us()};
@@ -73,7 +65,7 @@ void core_publish_job_state(struct core *core, const struct job *job)
 	if (last_error && (job->state == PROTO_STATE_FAILED || job->state == PROTO_STATE_DELAYED))
 		ev.message =
 		    (struct proto_bytes){(const uint8_t *)last_error, (uint32_t)strlen(last_error)};
-	core_publish_for_job(core, job, &ev, core->last_lsn);
+	events_push_job(core->events, &ev, core->last_lsn);
 }
 
 void core_publish_worker(struct core *core, const struct worker *w, uint32_t kind, const char *why)

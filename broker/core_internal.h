@@ -122,8 +122,6 @@ uint64_t core_random(struct core *core);
 
 /* ---- core_events.c ------------------------------------------------------ */
 
-void core_publish_for_job(struct core *core, const struct job *job, const struct proto_event *ev,
-                          uint64_t lsn);
 void core_publish_job_state(struct core *core, const struct job *job);
 void core_publish_batch(struct core *core, struct batch *b);
 void core_batch_touched(struct core *core, struct batch *b);

@@ -19,6 +19,7 @@
 
 #include "backoff.h"
 #include "clock.h"
+#include "events.h"
 #include "heap.h"
 #include "log.h"
 
@@ -768,7 +769,7 @@ void handle_progress(struct core *core, struct request *req, struct outbox *out)
 			ev.total = p->total;
 			ev.message = p->message;
 			memcpy(ev.worker_id, w->id, sizeof ev.worker_id);
-			core_publish_for_job(core, job, &ev, 0);
+			events_push_job(core->events, &ev, 0);
 		}
 		if (job->batch) {
 			if (p->message.len)

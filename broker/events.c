@@ -60,10 +60,8 @@ struct queued_event {
 	uint64_t lsn;
 	struct proto_event ev;
 	size_t text_at;
-	bool job_topics; /* job/<job_id>, queue/<queue>, batch/<batch_id> if any */
-	uint64_t job_id, batch_id;
-	proto_name queue;
-	char topic[80]; /* otherwise its one topic */
+	bool job_topics; /* job/, queue/ and batch/ (if any) of ev's fields */
+	char topic[80];  /* otherwise its one topic */
 };
 
 /* Queued events and their texts. */
@@ -169,16 +167,16 @@ static void publish(struct events *ev)
 		const char *topics[3] = {q->topic};
 		uint32_t count = 1;
 		if (q->job_topics) {
-			format_id_topic(job_topic, "job/", q->job_id);
-			size_t queue_len = strnlen(q->queue, PROTO_NAME_MAX);
+			format_id_topic(job_topic, "job/", q->ev.job_id);
+			size_t queue_len = strnlen(q->ev.queue, PROTO_NAME_MAX);
 			memcpy(queue_topic, "queue/", 6);
-			memcpy(queue_topic + 6, q->queue, queue_len);
+			memcpy(queue_topic + 6, q->ev.queue, queue_len);
 			queue_topic[6 + queue_len] = '\0';
 			topics[0] = job_topic;
 			topics[1] = queue_topic;
 			count = 2;
-			if (q->batch_id) {
-				format_id_topic(batch_topic, "batch/", q->batch_id);
+			if (q->ev.batch_id) {
+				format_id_topic(batch_topic, "batch/", q->ev.batch_id);
 				topics[count++] = batch_topic;
 			}
 		}
@@ -483,8 +481,7 @@ static void ask_durable(struct events *ev, uint64_t lsn)
 	journal_when_durable(ev->journal, lsn, events_durable_cb, ev);
 }
 
-void events_push_job(struct events *ev, const struct proto_event *event, uint64_t job_id,
-                     const char *queue, uint64_t batch_id, uint64_t lsn)
+void events_push_job(struct events *ev, const struct proto_event *event, uint64_t lsn)
 {
 	if (ev == NULL || !listened_to(ev))
 		return;
@@ -493,9 +490,6 @@ void events_push_job(struct events *ev, const struct proto_event *event, uint64_
 	struct queued_event *e = queue_event(ev, event, lsn);
 	if (e) {
 		e->job_topics = true;
-		e->job_id = job_id;
-		e->batch_id = batch_id;
-		memcpy(e->queue, queue, sizeof e->queue);
 		first = starts_round(ev, lsn);
 	}
 	pthread_mutex_unlock(&ev->lock);

@@ -38,12 +38,11 @@ void events_advertise(struct events *ev, const char *url);
  * allocate drops the event (logged). */
 void events_push(struct events *ev, const char *topic, const struct proto_event *event,
                  uint64_t lsn);
-/* events_push of a job's event under each of its topics: job/<job_id>,
- * queue/<queue> (a proto_name) and, with a batch_id, batch/<batch_id>. It is sent once
- * for all of them (event_frame.h); the topics are formatted on the
- * publisher's thread, not the caller's. */
-void events_push_job(struct events *ev, const struct proto_event *event, uint64_t job_id,
-                     const char *queue, uint64_t batch_id, uint64_t lsn);
+/* events_push of a job's event under each of its topics, named by the
+ * event's own fields: job/<job_id>, queue/<queue> and, with a batch_id,
+ * batch/<batch_id>. It is sent once for all of them (event_frame.h); the
+ * topics are formatted on the publisher's thread, not the caller's. */
+void events_push_job(struct events *ev, const struct proto_event *event, uint64_t lsn);
 /* Whether an event pushed now would go anywhere (a PUB subscriber, or the
  * listener wants events): a caller may skip building one when not. A
  * subscriber arriving just after the answer misses that event, as it
