@@ -426,8 +426,8 @@ static void test_serve_fast_decoder_agrees_with_jansson(void **state)
 	    "{\"op\":7,\"id\":\"9\"}",
 	    "{\"op\":\"error\",\"id\":\"9\",\"message\":\"a\\u0000b\"}",
 	    "{\"id\":\"9\"}",
-	    "{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5,\"f\":6,\"g\":7,\"h\":8,\"i\":9,\"j\":0,"
-	    "\"k\":1,\"l\":2,\"m\":3,\"n\":4,\"o\":5,\"p\":6,\"op\":\"result\",\"id\":\"1\"}",
+	    ("{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5,\"f\":6,\"g\":7,\"h\":8,\"i\":9,\"j\":0,"
+	     "\"k\":1,\"l\":2,\"m\":3,\"n\":4,\"o\":5,\"p\":6,\"op\":\"result\",\"id\":\"1\"}"),
 	};
 	for (size_t i = 0; i < sizeof other / sizeof other[0]; i++)
 		same_reply(other[i], strlen(other[i]), false);
@@ -450,8 +450,8 @@ static void test_serve_fast_decoder_agrees_with_jansson_on_mutated_lines(void **
 	    "{\"op\":\"hello\",\"pipeline\":32,\"batch\":true}",
 	    "{\"op\":\"results\",\"ids\":[\"42\",\"43\",\"44\"]}",
 	    "{\"op\":\"result\",\"id\":\"42\",\"result\":\"\"}",
-	    "{\"op\":\"result\",\"id\":\"7\",\"result\":\"\\u00e9\\u20ac\\ud83d\\ude00 "
-	    "\\/\\b\\n\"}",
+	    ("{\"op\":\"result\",\"id\":\"7\",\"result\":\"\\u00e9\\u20ac\\ud83d\\ude00 "
+	     "\\/\\b\\n\"}"),
 	    "{\"op\":\"result\",\"id\":\"7\",\"result\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}",
 	    "{\"op\":\"progress\",\"id\":\"9\",\"done\":3,\"total\":10,\"message\":\"parsing\"}",
 	    "{\"op\":\"error\",\"id\":\"9\",\"message\":\"Error: full\",\"permanent\":false}",

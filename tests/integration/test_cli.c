@@ -266,8 +266,9 @@ test_submit_stdin_lines_submits_one_job_per_line_and_prints_ids_in_input_order(v
 		jm_job_info info = {0};
 		assert_jm_ok(jm_client_wait(client, ids[i], 30000, &info));
 		assert_int_equal(info.state, JM_STATE_COMPLETED);
-		char want[16];
-		snprintf(want, sizeof want, i == 7 ? "" : "line %d", i);
+		char want[16] = ""; /* line 7 was empty */
+		if (i != 7)
+			snprintf(want, sizeof want, "line %d", i);
 		assert_int_equal(info.result_len, strlen(want));
 		assert_memory_equal(info.result, want, strlen(want));
 		jm_job_info_fini(&info);

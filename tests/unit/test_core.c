@@ -87,7 +87,8 @@ static void reply_of(struct core_call *c, enum proto_type type, struct proto_msg
 	struct jm_err err = {0};
 	assert_jm_ok_err(proto_decode(c->req.reply.data, c->req.reply.len, out, &err), &err);
 	if (out->type == PROTO_ERROR)
-		fail_msg("error reply %d: %s", out->u.error.code, out->u.error.message);
+		fail_msg("error reply %d: %.*s", out->u.error.code, (int)out->u.error.message.len,
+		         (const char *)out->u.error.message.ptr);
 	assert_int_equal(out->type, type);
 }
 

@@ -201,8 +201,8 @@ static void test_job_state_events_encode_to_the_generic_encoders_bytes(void **st
 	                                    "emails.send-2_x",
 	                                    "abcdefghijklmnopqrstuvwxyz01234",  /* 31 */
 	                                    "abcdefghijklmnopqrstuvwxyz012345", /* 32 */
-	                                    "0123456789012345678901234567890123456789012345678901"
-	                                    "234567890123"}; /* 64 */
+	                                    ("0123456789012345678901234567890123456789012345678901"
+	                                     "234567890123")}; /* 64 */
 	const size_t numbers_count = sizeof numbers / sizeof numbers[0];
 	const size_t names_count = sizeof names / sizeof names[0];
 	const char *topics[] = {"job/1", "queue/q", "batch/7"};

@@ -26,7 +26,7 @@
 #define MSG_BYTES 100
 #define RECORD_BYTES 200
 
-static void fail(const char *what, int rc)
+static _Noreturn void fail(const char *what, int rc)
 {
 	fprintf(stderr, "peer_floor: %s: %s\n", what, rc ? nng_strerror(rc) : "failed");
 	exit(1);
