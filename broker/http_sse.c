@@ -123,7 +123,8 @@ struct http_sse {
 	struct sse_feed *feeds;
 	struct sse_client *reap;
 	uint64_t clients_count;
-	uint64_t dropped;
+	uint64_t dropped; /* frames skipped for lagging clients (the metric) */
+	uint64_t lost;    /* events not kept for want of memory */
 	uint64_t last_ping_us;
 	bool kick_due; /* events were queued: the hub thread starts writes */
 	/* Fed: the events listener is on (events_listener_wanted). It is on
@@ -418,9 +419,10 @@ static void event_lost(struct http_sse *hub)
 {
 	uint64_t seq = hub->next_seq++;
 	hub->ring_start = hub->next_seq;
-	if (hub->dropped++ % 1000 == 0)
-		jm_warn("http events: out of memory: event %llu lost; resumes get a snapshot",
-		        (unsigned long long)seq);
+	if (hub->lost++ % 1000 == 0)
+		jm_warn("http events: out of memory: event %llu lost (%llu so far); resumes "
+		        "across it get a snapshot",
+		        (unsigned long long)seq, (unsigned long long)hub->lost);
 }
 
 static void event_cb(void *arg, const char *topic, const struct proto_event *ev)
