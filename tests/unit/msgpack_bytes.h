@@ -38,6 +38,13 @@ static inline void put_int(struct jm_buf *b, int64_t v, uint8_t tag)
 	put_be(b, (uint64_t)v, bytes);
 }
 
+/* Every form a direct decoder's test writes each kind of value in: an
+ * integer (put_int), a name (put_bytes: str, and bin, which a name may not
+ * be) and bytes (put_bytes: str or bin). */
+static const uint8_t msgpack_int_tags[] = {0, 0xcc, 0xcd, 0xce, 0xcf, 0xd0, 0xd1, 0xd2, 0xd3};
+static const uint8_t msgpack_name_tags[] = {0xa0, 0xd9, 0xda, 0xdb, 0xc4};
+static const uint8_t msgpack_bytes_tags[] = {0xa0, 0xd9, 0xda, 0xdb, 0xc4, 0xc5, 0xc6};
+
 /* A str (0xa0: fixstr, 0xd9, 0xda, 0xdb) or bin (0xc4..0xc6) of s. */
 static inline void put_bytes(struct jm_buf *b, const char *s, size_t n, uint8_t tag)
 {

@@ -121,18 +121,15 @@ static void test_the_direct_decoder_takes_what_the_sdk_sends(void **state)
 static void test_every_msgpack_form_of_a_value_decodes_as_the_generic_path_does(void **state)
 {
 	(void)state;
-	static const uint8_t int_tags[] = {0, 0xcc, 0xcd, 0xce, 0xcf, 0xd0, 0xd1, 0xd2, 0xd3};
-	static const uint8_t name_tags[] = {0xa0, 0xd9, 0xda, 0xdb, 0xc4};
-	static const uint8_t bytes_tags[] = {0xa0, 0xd9, 0xda, 0xdb, 0xc4, 0xc5, 0xc6};
 	for (int fields = 6; fields <= 11; fields++)
-		for (size_t i = 0; i < sizeof int_tags; i++)
-			for (size_t n = 0; n < sizeof name_tags; n++)
-				for (size_t k = 0; k < sizeof bytes_tags; k++) {
+		for (size_t i = 0; i < sizeof msgpack_int_tags; i++)
+			for (size_t n = 0; n < sizeof msgpack_name_tags; n++)
+				for (size_t k = 0; k < sizeof msgpack_bytes_tags; k++) {
 					struct spec_form f = plain;
 					f.fields = fields;
-					f.int_tag = int_tags[i];
-					f.name_tag = name_tags[n];
-					f.bytes_tag = bytes_tags[k];
+					f.int_tag = msgpack_int_tags[i];
+					f.name_tag = msgpack_name_tags[n];
+					f.bytes_tag = msgpack_bytes_tags[k];
 					f.key = "k-1";
 					f.group = fields == 10 ? "g" : "";
 					struct jm_buf b;
@@ -140,8 +137,8 @@ static void test_every_msgpack_form_of_a_value_decodes_as_the_generic_path_does(
 					put_submit(&b, k % 2 == 0, &f, 3);
 					bool taken = direct_agrees(b.data, b.len);
 					/* Forms it knows, in the fields it knows. */
-					bool known =
-					    fields >= 7 && fields <= 10 && name_tags[n] != 0xc4;
+					bool known = fields >= 7 && fields <= 10 &&
+					             msgpack_name_tags[n] != 0xc4;
 					assert_int_equal(taken, known);
 					jm_buf_fini(&b);
 				}
