@@ -355,18 +355,6 @@ static double h4(struct harness *h, const struct harness_proc *broker, int clien
 	return rate;
 }
 
-static int compare_doubles(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double median(double *values, int n)
-{
-	qsort(values, (size_t)n, sizeof *values, compare_doubles);
-	return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
-}
-
 #define H4_ROUNDS_MAX 20
 
 /* rounds of H4's three drains, each on its own queue (a queue keeps its
@@ -386,7 +374,8 @@ static void h4_rounds(struct harness *h, const struct harness_proc *broker, int 
 	}
 	if (rounds < 2)
 		return;
-	double n = median(none, rounds), a = median(all, rounds), p = median(progress, rounds);
+	double n = sdk_load_median(none, rounds), a = sdk_load_median(all, rounds),
+	       p = sdk_load_median(progress, rounds);
 	printf(
 	    "H4 medians of %d rounds: 0 clients %.0f jobs/s; 100 reading every event %.0f "
 	    "(they cost %.1f %%); 100 asking for the batch's progress %.0f (they cost %.1f %%)\n",

@@ -237,3 +237,15 @@ void sdk_load_round_trips(jm_client *client, const char *queue, int count, bool 
 	}
 	qsort(rtt_us, (size_t)count, sizeof rtt_us[0], sdk_load_compare_u64);
 }
+
+static int sdk_load_compare_doubles(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+double sdk_load_median(double *values, int n)
+{
+	qsort(values, (size_t)n, sizeof *values, sdk_load_compare_doubles);
+	return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}

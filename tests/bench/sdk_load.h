@@ -77,4 +77,7 @@ double sdk_load_drain(jm_client *client, const char *queue, int jobs, unsigned c
 void sdk_load_round_trips(jm_client *client, const char *queue, int count, bool two_calls,
                           uint64_t *rtt_us);
 
+/* The median of values[0..n) (n > 0; sorts them in place). */
+double sdk_load_median(double *values, int n);
+
 #endif

@@ -78,18 +78,6 @@ static double drain_checked(jm_client *client, const char *queue, int jobs)
 	return rate;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof *v, cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 /* One drain of jobs with or without a subscriber (the SDK's, to every
  * topic: each job event is delivered once per topic it carries, job/ and
  * queue/) reading every event. Drain i has its own queue: a queue keeps
@@ -160,7 +148,8 @@ static void drain_sub(jm_client *client, int jobs)
 	format_rates(with, DRAIN_SUB_PAIRS, with_each, sizeof with_each);
 	format_rates(without, DRAIN_SUB_PAIRS + 1, without_each, sizeof without_each);
 	printf("jobs_per_s=%.0f without_sub=%.0f events=%llu with_each=%s without_each=%s\n",
-	       median(with, DRAIN_SUB_PAIRS), median(without, DRAIN_SUB_PAIRS + 1),
+	       sdk_load_median(with, DRAIN_SUB_PAIRS),
+	       sdk_load_median(without, DRAIN_SUB_PAIRS + 1),
 	       (unsigned long long)atomic_load(&events_seen), with_each, without_each);
 }
 
