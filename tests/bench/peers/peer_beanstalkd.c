@@ -6,8 +6,11 @@
  * of key=value figures on stdout.
  *
  * usage: peer_beanstalkd --port P --workload W [--jobs N] [--rounds N]
+ *                        [--in-flight N]
  *   w1     put N jobs one by one, one connection        jobs_per_s
- *   w1b    put N jobs 100 per write (pipelined)         jobs_per_s
+ *   w1b    put N jobs 100 per write (pipelined), --in-flight writes
+ *          (1..64, default 1) sent before their replies are read
+ *                                                       jobs_per_s
  *   w1x32  put N jobs one by one from 32 connections    jobs_per_s
  *   fill   as w1b (queues jobs for drain)               jobs_per_s
  *   drain  4 connections reserve+delete until empty     jobs_per_s
@@ -33,6 +36,9 @@
 #define BATCH 100
 #define PRODUCERS 32
 #define DRAINERS 4
+/* The most W1b writes unanswered at once: their replies, ~15 bytes a put,
+ * must fit in the socket buffers (see producer_main). */
+#define IN_FLIGHT_MAX 64
 
 static int port;
 static char body[BODY_BYTES + 1];
@@ -213,6 +219,7 @@ struct producer {
 	pthread_t thread;
 	int jobs;
 	int per_write;
+	int in_flight; /* writes sent before their replies are read */
 };
 
 static void *producer_main(void *arg)
@@ -223,11 +230,17 @@ static void *producer_main(void *arg)
 	if (c == NULL)
 		fail("malloc", NULL);
 	conn_open(c);
-	for (int done = 0; done < p->jobs; done += p->per_write) {
-		size_t len = 0;
-		for (int i = 0; i < p->per_write; i++)
-			len += put_command(out + len, sizeof out - len, body, BODY_BYTES);
-		conn_write(c, out, len);
+	/* Up to in_flight writes unanswered: the replies (~15 bytes a put)
+	 * of all of them fit in the socket buffers, so writing ahead before
+	 * reading cannot block both ends. */
+	int writes = p->jobs / p->per_write, sent = 0;
+	for (int answered = 0; answered < writes; answered++) {
+		for (; sent < writes && sent - answered < p->in_flight; sent++) {
+			size_t len = 0;
+			for (int i = 0; i < p->per_write; i++)
+				len += put_command(out + len, sizeof out - len, body, BODY_BYTES);
+			conn_write(c, out, len);
+		}
 		for (int i = 0; i < p->per_write; i++)
 			expect_inserted(c);
 	}
@@ -236,8 +249,9 @@ static void *producer_main(void *arg)
 	return NULL;
 }
 
-/* Puts jobs jobs from threads connections, per_write per write; jobs/s. */
-static double put_jobs(int jobs, int threads, int per_write)
+/* Puts jobs jobs from threads connections, per_write per write, in_flight
+ * writes unanswered at once on each; jobs/s. */
+static double put_jobs(int jobs, int threads, int per_write, int in_flight)
 {
 	struct producer producers[PRODUCERS];
 	int writes = jobs / per_write;
@@ -245,6 +259,7 @@ static double put_jobs(int jobs, int threads, int per_write)
 	for (int t = 0; t < threads; t++) {
 		producers[t].jobs = (writes / threads + (t < writes % threads)) * per_write;
 		producers[t].per_write = per_write;
+		producers[t].in_flight = in_flight;
 		if (pthread_create(&producers[t].thread, NULL, producer_main, &producers[t]) != 0)
 			fail("pthread_create", NULL);
 	}
@@ -388,7 +403,7 @@ static void round_trips(int rounds)
 int main(int argc, char **argv)
 {
 	const char *workload = NULL;
-	int jobs = 100000, rounds = 2000;
+	int jobs = 100000, rounds = 2000, in_flight = 1;
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (strcmp(argv[i], "--port") == 0)
 			port = atoi(argv[i + 1]);
@@ -398,20 +413,28 @@ int main(int argc, char **argv)
 			jobs = atoi(argv[i + 1]);
 		else if (strcmp(argv[i], "--rounds") == 0)
 			rounds = atoi(argv[i + 1]);
+		else if (strcmp(argv[i], "--in-flight") == 0)
+			in_flight = atoi(argv[i + 1]);
 	}
 	jobs = jobs / BATCH * BATCH;
-	if (port <= 0 || port > 65535 || workload == NULL || jobs <= 0 || rounds <= 0) {
-		fprintf(stderr, "usage: peer_beanstalkd --port P --workload "
-		                "w1|w1b|w1x32|fill|drain|w3 [--jobs N>=100] [--rounds N>=1]\n");
+	if (port <= 0 || port > 65535 || workload == NULL || jobs <= 0 || rounds <= 0 ||
+	    in_flight < 1 || in_flight > IN_FLIGHT_MAX) {
+		fprintf(stderr,
+		        "usage: peer_beanstalkd --port P --workload "
+		        "w1|w1b|w1x32|fill|drain|w3 [--jobs N>=100] [--rounds N>=1] "
+		        "[--in-flight 1..%d]\n",
+		        IN_FLIGHT_MAX);
 		return 2;
 	}
 	memset(body, 'x', BODY_BYTES);
 	if (strcmp(workload, "w1") == 0)
-		printf("jobs_per_s=%.0f\n", put_jobs(jobs, 1, 1));
-	else if (strcmp(workload, "w1b") == 0 || strcmp(workload, "fill") == 0)
-		printf("jobs_per_s=%.0f\n", put_jobs(jobs, 1, BATCH));
+		printf("jobs_per_s=%.0f\n", put_jobs(jobs, 1, 1, 1));
+	else if (strcmp(workload, "w1b") == 0)
+		printf("jobs_per_s=%.0f\n", put_jobs(jobs, 1, BATCH, in_flight));
+	else if (strcmp(workload, "fill") == 0)
+		printf("jobs_per_s=%.0f\n", put_jobs(jobs, 1, BATCH, 1));
 	else if (strcmp(workload, "w1x32") == 0)
-		printf("jobs_per_s=%.0f\n", put_jobs(jobs, PRODUCERS, 1));
+		printf("jobs_per_s=%.0f\n", put_jobs(jobs, PRODUCERS, 1, 1));
 	else if (strcmp(workload, "drain") == 0)
 		printf("jobs_per_s=%.0f\n", drain(jobs));
 	else if (strcmp(workload, "w3") == 0)

@@ -8,8 +8,9 @@
  *                     [--in-flight N]
  *   w1     submit N jobs one per call, one thread       jobs_per_s
  *   w1b    submit N jobs 100 per call, one thread, with   jobs_per_s
- *          --in-flight calls unanswered at once (default 4; 1: each call
- *          waits for its reply)
+ *          --in-flight calls unanswered at once (default 1: each call
+ *          waits for its reply; tests/bench/peers/run gives every
+ *          system's driver the same depth)
  *   w1x32  submit N jobs one per call, 32 threads       jobs_per_s
  *   fill   submit N jobs 100 per call (before drain)    jobs_per_s
  *   drain  drain the N queued jobs, concurrency 4       jobs_per_s
@@ -39,11 +40,6 @@
 #include "sdk_load.h"
 
 #define QUEUE "bench"
-/* W1b's calls in flight from its one thread: beanstalkd's driver writes
- * 100 puts before reading their replies; this keeps a few such calls
- * unanswered so the broker's sync and the round trip overlap the next
- * calls (docs/performance.md, "Benchmarks against beanstalkd and BullMQ"). */
-#define W1B_IN_FLIGHT 4
 /* drain-sub's drains with a subscriber; one more without. */
 #define DRAIN_SUB_PAIRS 3
 
@@ -156,7 +152,7 @@ static void drain_sub(jm_client *client, int jobs)
 int main(int argc, char **argv)
 {
 	const char *url = NULL, *workload = NULL;
-	int jobs = 100000, rounds = 2000, in_flight = W1B_IN_FLIGHT, w3_calls = 1;
+	int jobs = 100000, rounds = 2000, in_flight = 1, w3_calls = 1;
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (strcmp(argv[i], "--url") == 0)
 			url = argv[i + 1];

@@ -52,7 +52,7 @@ const rows = [
       const x = (1e6 / jm('w1')) / floorUs;
       return `durable within 1.3× of floor (${num(floorRate)} jobs/s): ${x.toFixed(2)}× ${verdict(x <= 1.3)}`;
     })()],
-  ['W1b 100 per call (jobmesh: 4 calls in flight), jobs/s', rate('w1b'),
+  [`W1b 100 per call, ${meta.w1b_in_flight} calls in flight (every system), jobs/s`, rate('w1b'),
     jm('w1b') / get('bs', 'w1b'), jm('w1b') / get('bull-everysec', 'w1b'),
     `≥ 3× beanstalkd: ${verdict(jm('w1b') / get('bs', 'w1b') >= 3)}`],
   ['W1x32 one by one, 32 producers, jobs/s', rate('w1x32'),

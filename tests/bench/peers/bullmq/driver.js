@@ -4,8 +4,10 @@
 // prints one line of key=value figures on stdout.
 //
 // usage: node driver.js --port P --workload W [--jobs N] [--rounds N]
+//                       [--in-flight N]
 //   w1     Queue.add N jobs one at a time                     jobs_per_s
-//   w1b    Queue.addBulk 100 jobs per call                    jobs_per_s
+//   w1b    Queue.addBulk 100 jobs per call, --in-flight calls (1..64,
+//          default 1) awaited at once on the one connection   jobs_per_s
 //   w1x32  Queue.add from 32 concurrent producers             jobs_per_s
 //   fill   as w1b (queues jobs for drain)                     jobs_per_s
 //   drain  Worker concurrency 4, no-op processor, until done  jobs_per_s
@@ -22,15 +24,17 @@ const QUEUE = 'bench';
 const payload = 'x'.repeat(100);
 
 function args() {
-  const a = { jobs: 100000, rounds: 2000 };
+  const a = { jobs: 100000, rounds: 2000, 'in-flight': 1 };
   for (let i = 2; i + 1 < process.argv.length; i += 2) {
     const k = process.argv[i].replace(/^--/, '');
     a[k] = k === 'workload' ? process.argv[i + 1] : Number(process.argv[i + 1]);
   }
   a.jobs = Math.floor(a.jobs / BATCH) * BATCH;
-  if (!(a.port > 0) || !a.workload || !(a.jobs > 0) || !(a.rounds > 0)) {
+  const inFlight = a['in-flight'];
+  if (!(a.port > 0) || !a.workload || !(a.jobs > 0) || !(a.rounds > 0) ||
+      !Number.isInteger(inFlight) || inFlight < 1 || inFlight > 64) {
     console.error('usage: node driver.js --port P --workload w1|w1b|w1x32|fill|drain|w3 ' +
-                  '[--jobs N>=100] [--rounds N>=1]');
+                  '[--jobs N>=100] [--rounds N>=1] [--in-flight 1..64]');
     process.exit(2);
   }
   return a;
@@ -115,7 +119,7 @@ async function main() {
   let line;
   switch (a.workload) {
   case 'w1': line = `jobs_per_s=${(await put(queue, a.jobs, 1, 1)).toFixed(0)}`; break;
-  case 'w1b':
+  case 'w1b': line = `jobs_per_s=${(await put(queue, a.jobs, a['in-flight'], BATCH)).toFixed(0)}`; break;
   case 'fill': line = `jobs_per_s=${(await put(queue, a.jobs, 1, BATCH)).toFixed(0)}`; break;
   case 'w1x32': line = `jobs_per_s=${(await put(queue, a.jobs, PRODUCERS, 1)).toFixed(0)}`; break;
   case 'drain': line = `jobs_per_s=${(await drain(connection, queue, a.jobs)).toFixed(0)}`; break;
