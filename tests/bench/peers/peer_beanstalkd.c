@@ -36,8 +36,8 @@
 #define BATCH 100
 #define PRODUCERS 32
 #define DRAINERS 4
-/* The most W1b writes unanswered at once: their replies, ~15 bytes a put,
- * must fit in the socket buffers (see producer_main). */
+/* The most W1b writes unanswered at once: their replies, ~17 bytes a put,
+ * must fit in the socket buffers (see conn_open and producer_main). */
 #define IN_FLIGHT_MAX 64
 
 static int port;
@@ -69,7 +69,12 @@ static void conn_open(struct conn *c)
 	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	int one = 1;
+	/* Room for the replies of IN_FLIGHT_MAX writes ahead (~110 KB), set
+	 * before connect so that the window is sized for it. */
+	int rcvbuf = 1 << 20;
 	c->fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (c->fd >= 0)
+		setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
 	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&addr, sizeof addr) != 0)
 		fail("connect to 127.0.0.1", NULL);
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -230,7 +235,7 @@ static void *producer_main(void *arg)
 	if (c == NULL)
 		fail("malloc", NULL);
 	conn_open(c);
-	/* Up to in_flight writes unanswered: the replies (~15 bytes a put)
+	/* Up to in_flight writes unanswered: the replies (~17 bytes a put)
 	 * of all of them fit in the socket buffers, so writing ahead before
 	 * reading cannot block both ends. */
 	int writes = p->jobs / p->per_write, sent = 0;
