@@ -4,8 +4,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "listen_ports.h"
 #include "tls.h"
 
+/* host: without [ ] around a v6 address (listen_hostport_split). */
 static bool host_is_local(const char *host, size_t len)
 {
 	char h[256];
@@ -13,10 +15,6 @@ static bool host_is_local(const char *host, size_t len)
 		return false;
 	memcpy(h, host, len);
 	h[len] = '\0';
-	if (h[0] == '[' && len >= 2 && h[len - 1] == ']') {
-		memmove(h, h + 1, len - 2);
-		h[len - 2] = '\0';
-	}
 	if (strcmp(h, "localhost") == 0 || strcmp(h, "::1") == 0)
 		return true;
 	/* 127.0.0.0/8: four dotted numbers, the first 127. */
@@ -26,15 +24,14 @@ static bool host_is_local(const char *host, size_t len)
 	       c < 256 && d < 256;
 }
 
-/* host:port with an optional [v6] host; the host part's length. */
+/* host:port with an optional [v6] host. */
 static bool hostport_is_local(const char *hp, size_t len)
 {
-	const char *colon = NULL;
-	const char *bracket = memchr(hp, ']', len);
-	for (const char *p = bracket ? bracket : hp; p < hp + len; p++)
-		if (*p == ':')
-			colon = p;
-	return host_is_local(hp, colon ? (size_t)(colon - hp) : len);
+	const char *host;
+	size_t host_len;
+	long port;
+	listen_hostport_split(hp, len, &host, &host_len, &port);
+	return host_is_local(host, host_len);
 }
 
 bool exposure_url_is_local(const char *url)

@@ -27,6 +27,7 @@
 #include "ha_secret.h"
 #include "ha_ship.h"
 #include "http_server.h"
+#include "listen_ports.h"
 #include "journal.h"
 #include "log.h"
 #include "options.h"
@@ -259,13 +260,26 @@ static int broker_main(struct broker_options *opts, int argc, char **argv)
 	char default_events_url[600];
 	events_default_url(o.listen_url, default_events_url, sizeof default_events_url);
 	const char *events_at = o.events_url ? o.events_url : default_events_url;
+	/* Two listeners on one port: refused here, naming both (listen_ports.h). */
+	const char *events_flag = o.events_url ? "--events" : "--events (derived from --listen)";
+	struct listen_addr listeners[4] = {{"--listen", o.listen_url, false},
+	                                   {events_flag, events_at, false}};
+	size_t listeners_count = 2;
+	if (o.http_addr)
+		listeners[listeners_count++] = (struct listen_addr){"--http", o.http_addr, true};
+	if (o.ha.replication_url && o.ha.replication_url[0] != '\0')
+		listeners[listeners_count++] =
+		    (struct listen_addr){"--replication-listen", o.ha.replication_url, false};
+	if (listen_ports_check(listeners, listeners_count, &err) != 0) {
+		fprintf(stderr, "jobmesh-broker: %s\n", jm_err_text(&err));
+		return EXIT_USAGE;
+	}
 	struct exposure x = {.auth = o.auth_path != NULL,
 	                     .mtls = o.tls.ca != NULL,
 	                     .insecure = o.insecure_listen,
 	                     .repl_secret = o.replication_token_file != NULL};
 	if (exposure_check(&x, "--listen", o.listen_url, false, false, &err) != 0 ||
-	    exposure_check(&x, o.events_url ? "--events" : "--events (derived from --listen)",
-	                   events_at, false, true, &err) != 0 ||
+	    exposure_check(&x, events_flag, events_at, false, true, &err) != 0 ||
 	    (o.http_addr && exposure_check(&x, "--http", o.http_addr, true, false, &err) != 0) ||
 	    (o.ha.replication_url &&
 	     exposure_check_replication(&x, o.ha.replication_url, &err) != 0)) {

@@ -123,6 +123,17 @@ class HaReplicationAuth(unittest.TestCase):
             self.assertIn(want, p.stderr)
             self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
 
+    def test_a_replication_address_on_the_events_port_is_refused_at_start(self):
+        # --listen on P derives the events address on P + 1: a replication
+        # address there used to fail only once this broker was elected.
+        p = self.run_broker("--listen", "tcp://127.0.0.1:17410",
+                            "--replication-listen", "tcp://127.0.0.1:17411")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("--events (derived from --listen) tcp://127.0.0.1:17411 and "
+                      "--replication-listen tcp://127.0.0.1:17411 both listen on port 17411: "
+                      "give each its own port", p.stderr)
+        self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
+
     def test_a_secret_lets_the_replication_socket_off_loopback(self):
         # Another broker leads, so this one stands by and never binds its
         # replication address: the start-up check alone is under test.

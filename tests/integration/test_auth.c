@@ -606,6 +606,36 @@ static void test_without_auth_a_broker_refuses_a_wildcard_address(void **state)
 	harness_fini(&h);
 }
 
+/* Two listeners on one port are refused at start, naming both, before
+ * anything binds or is written: here --http on the port the events
+ * address takes by default (--listen's port + 1). */
+static void test_two_listeners_on_one_port_are_refused_naming_both(void **state)
+{
+	(void)state;
+	struct harness h;
+	assert_jm_ok(harness_init(&h, "test_auth_ports"));
+	const char *data = harness_path(&h, "data");
+	char *argv[] = {(char *)harness_bin("jobmesh-broker"),
+	                "--listen",
+	                "tcp://127.0.0.1:17400",
+	                "--http",
+	                "127.0.0.1:17401",
+	                "--data",
+	                (char *)data,
+	                NULL};
+	char *err_text = NULL;
+	int code = -1;
+	assert_jm_ok(harness_run_capture(&h, argv, 10000, NULL, &err_text, &code));
+	assert_int_equal(code, 2);
+	assert_contains(err_text, "--events (derived from --listen) tcp://127.0.0.1:17401 and "
+	                          "--http 127.0.0.1:17401 both listen on port 17401: give each "
+	                          "its own port");
+	free(err_text);
+	struct stat st;
+	assert_int_not_equal(stat(data, &st), 0); /* nothing was created */
+	harness_fini(&h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -634,6 +664,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_with_auth_an_open_events_address_needs_mutual_tls,
 	                                    auth_setup, auth_teardown),
 	    cmocka_unit_test(test_without_auth_a_broker_refuses_a_wildcard_address),
+	    cmocka_unit_test(test_two_listeners_on_one_port_are_refused_naming_both),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
