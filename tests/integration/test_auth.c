@@ -539,6 +539,19 @@ static void test_a_handler_sees_neither_the_workers_token_nor_its_flag(void **st
 	assert_int_equal(status, 0);
 }
 
+/* Runs the broker with argv (whose --data is data), which must refuse to
+ * start: exit 2, nothing created. Returns its stderr; the caller frees it. */
+static char *refused_start(struct harness *h, char **argv, const char *data)
+{
+	char *err_text = NULL;
+	int code = -1;
+	assert_jm_ok(harness_run_capture(h, argv, 10000, NULL, &err_text, &code));
+	assert_int_equal(code, 2);
+	struct stat st;
+	assert_int_not_equal(stat(data, &st), 0); /* nothing was created */
+	return err_text;
+}
+
 /* With --auth, the events socket (PUB: it cannot ask for a token) off
  * loopback without mutual TLS is refused at start, naming the way out. */
 static void test_with_auth_an_open_events_address_needs_mutual_tls(void **state)
@@ -557,17 +570,12 @@ static void test_with_auth_an_open_events_address_needs_mutual_tls(void **state)
 	                "--data",
 	                (char *)data,
 	                NULL};
-	char *err_text = NULL;
-	int code = -1;
-	assert_jm_ok(harness_run_capture(&f->h, argv, 10000, NULL, &err_text, &code));
-	assert_int_equal(code, 2);
+	char *err_text = refused_start(&f->h, argv, data);
 	assert_contains(err_text, "--events tcp://0.0.0.0:0: the events socket cannot ask "
 	                          "subscribers for a token");
 	assert_contains(err_text, "with --tls-ca");
 	assert_contains(err_text, "--insecure-listen");
 	free(err_text);
-	struct stat st;
-	assert_int_not_equal(stat(data, &st), 0); /* nothing was created */
 }
 
 static void test_without_auth_a_broker_refuses_a_wildcard_address(void **state)
@@ -584,10 +592,7 @@ static void test_without_auth_a_broker_refuses_a_wildcard_address(void **state)
 	                "--data",
 	                (char *)data,
 	                NULL};
-	char *err_text = NULL;
-	int code = -1;
-	assert_jm_ok(harness_run_capture(&h, argv, 10000, NULL, &err_text, &code));
-	assert_int_equal(code, 2);
+	char *err_text = refused_start(&h, argv, data);
 	assert_contains(err_text, "--listen tcp://0.0.0.0:0: without --auth");
 	assert_contains(err_text, "--insecure-listen");
 	free(err_text);
@@ -597,12 +602,9 @@ static void test_without_auth_a_broker_refuses_a_wildcard_address(void **state)
 	                     "--data",
 	                     (char *)data,
 	                     NULL};
-	assert_jm_ok(harness_run_capture(&h, http_argv, 10000, NULL, &err_text, &code));
-	assert_int_equal(code, 2);
+	err_text = refused_start(&h, http_argv, data);
 	assert_contains(err_text, "--http 0.0.0.0:0");
 	free(err_text);
-	struct stat st;
-	assert_int_not_equal(stat(data, &st), 0); /* nothing was created */
 	harness_fini(&h);
 }
 
@@ -623,16 +625,11 @@ static void test_two_listeners_on_one_port_are_refused_naming_both(void **state)
 	                "--data",
 	                (char *)data,
 	                NULL};
-	char *err_text = NULL;
-	int code = -1;
-	assert_jm_ok(harness_run_capture(&h, argv, 10000, NULL, &err_text, &code));
-	assert_int_equal(code, 2);
+	char *err_text = refused_start(&h, argv, data);
 	assert_contains(err_text, "--events (derived from --listen) tcp://127.0.0.1:17401 and "
 	                          "--http 127.0.0.1:17401 both listen on port 17401: give each "
 	                          "its own port");
 	free(err_text);
-	struct stat st;
-	assert_int_not_equal(stat(data, &st), 0); /* nothing was created */
 	harness_fini(&h);
 }
 
