@@ -34,6 +34,7 @@
 #include "decimal.h"
 #include "event_frame.h"
 #include "ipc_guard.h"
+#include "listen_ports.h"
 #include "log.h"
 #include "pipes.h"
 #include "sock_close.h"
@@ -302,14 +303,15 @@ void events_default_url(const char *url, char *out, size_t out_size)
 	if (sep && strncmp(url, "ipc://", 6) != 0 && strncmp(url, "inproc://", 9) != 0) {
 		const char *host = sep + 3;
 		const char *path = host + strcspn(host, "/");
-		const char *bracket = memchr(host, ']', (size_t)(path - host));
-		const char *colon = NULL;
-		for (const char *p = bracket ? bracket : host; p < path; p++)
-			if (*p == ':')
-				colon = p;
-		char *end = NULL;
-		long port = colon ? strtol(colon + 1, &end, 10) : -1;
-		if (colon && end == path && end > colon + 1 && port >= 0 && port < 65535) {
+		const char *name;
+		size_t name_len;
+		long port;
+		listen_hostport_split(host, (size_t)(path - host), &name, &name_len, &port);
+		if (port >= 0 && port < 65535) {
+			/* A port was found: it follows the span's last colon. */
+			const char *colon = path;
+			while (*--colon != ':')
+				;
 			snprintf(out, out_size, "%.*s:%ld%s", (int)(colon - url), url,
 			         port ? port + 1 : 0, path);
 			return;

@@ -16,13 +16,14 @@ void listen_hostport_split(const char *hp, size_t len, const char **host, size_t
 	size_t hlen = colon ? (size_t)(colon - hp) : len;
 	*port = -1;
 	if (colon && (size_t)(colon + 1 - hp) < len) {
-		char digits[8];
+		char digits[32];
 		size_t n = len - (size_t)(colon + 1 - hp);
-		if (n < sizeof digits && strspn(colon + 1, "0123456789") >= n) {
+		if (n < sizeof digits) {
 			memcpy(digits, colon + 1, n);
 			digits[n] = '\0';
-			long v = strtol(digits, NULL, 10);
-			if (v <= 65535)
+			char *end;
+			long v = strtol(digits, &end, 10);
+			if (end > digits && *end == '\0' && v >= 0 && v <= 65535)
 				*port = v;
 		}
 	}

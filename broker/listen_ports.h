@@ -23,7 +23,8 @@ struct listen_addr {
 
 /* Splits HOST:PORT (the host may be [v6]): *host and *host_len the host
  * without brackets (length 0 when empty), *port the port, or -1 when
- * there is none or it is not a number from 0 to 65535. */
+ * there is none or it is not a number from 0 to 65535 (all that follows
+ * the last colon, read by strtol, as NNG reads it: "+7400" is 7400). */
 void listen_hostport_split(const char *hp, size_t len, const char **host, size_t *host_len,
                            long *port);
 
